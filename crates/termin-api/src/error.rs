@@ -1,0 +1,78 @@
+//! Errors as HTTP responses: a status and an OperationOutcome, always.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use termin_domain::DomainError;
+use termin_fhir::{Issue, IssueCode, OperationOutcome};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub outcome: OperationOutcome,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, issue: Issue) -> Self {
+        ApiError {
+            status,
+            outcome: OperationOutcome::single(issue),
+        }
+    }
+
+    pub fn bad_request(issue: Issue) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, issue)
+    }
+
+    pub fn not_found(diagnostics: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, Issue::error(IssueCode::NotFound, diagnostics))
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        let (status, outcome) = match e {
+            DomainError::Invalid(outcome) => (StatusCode::BAD_REQUEST, outcome),
+            DomainError::NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                OperationOutcome::single(Issue::error(IssueCode::NotFound, format!("{what} is not known"))),
+            ),
+            DomainError::Gone(what) => (
+                StatusCode::GONE,
+                OperationOutcome::single(Issue::error(IssueCode::Deleted, format!("{what} has been deleted"))),
+            ),
+            DomainError::PreconditionFailed(outcome) => (StatusCode::PRECONDITION_FAILED, outcome),
+            DomainError::NotAllowed(why) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                OperationOutcome::single(Issue::error(IssueCode::NotSupported, why)),
+            ),
+            DomainError::Unavailable(why) => {
+                tracing::error!(%why, "storage unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    OperationOutcome::single(Issue::error(
+                        IssueCode::Exception,
+                        "The database is unavailable; try again later",
+                    )),
+                )
+            }
+            DomainError::Internal(why) => {
+                tracing::error!(%why, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    OperationOutcome::single(Issue::error(
+                        IssueCode::Exception,
+                        "Internal server error; the request id in X-Request-Id identifies it in the server log",
+                    )),
+                )
+            }
+        };
+        ApiError { status, outcome }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.outcome.to_json().to_string();
+        (self.status, [(header::CONTENT_TYPE, crate::format::FHIR_JSON)], body).into_response()
+    }
+}

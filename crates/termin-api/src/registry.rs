@@ -1,0 +1,82 @@
+//! The one registry of REST interactions: the router is built from it and the
+//! CapabilityStatement describes it, so the two cannot disagree.
+
+use crate::SharedState;
+use crate::routes::{history, instance, search, system, type_level};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{MethodRouter, delete, get, post, put};
+
+/// FHIR `type-restful-interaction` codes Termin implements for every served type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interaction {
+    Read,
+    Vread,
+    Update,
+    Delete,
+    HistoryInstance,
+    HistoryType,
+    Create,
+    SearchType,
+}
+
+impl Interaction {
+    pub const ALL: [Interaction; 8] = [
+        Interaction::Read,
+        Interaction::Vread,
+        Interaction::Update,
+        Interaction::Delete,
+        Interaction::HistoryInstance,
+        Interaction::HistoryType,
+        Interaction::Create,
+        Interaction::SearchType,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Interaction::Read => "read",
+            Interaction::Vread => "vread",
+            Interaction::Update => "update",
+            Interaction::Delete => "delete",
+            Interaction::HistoryInstance => "history-instance",
+            Interaction::HistoryType => "history-type",
+            Interaction::Create => "create",
+            Interaction::SearchType => "search-type",
+        }
+    }
+
+    /// The routes that implement this interaction. Update includes conditional update
+    /// (`PUT [type]?criteria`) and create includes conditional create (`If-None-Exist`).
+    fn routes(self) -> Vec<(&'static str, MethodRouter<SharedState>)> {
+        match self {
+            Interaction::Read => vec![("/fhir/{type}/{id}", get(instance::read))],
+            Interaction::Vread => vec![("/fhir/{type}/{id}/_history/{vid}", get(instance::vread))],
+            Interaction::Update => vec![
+                ("/fhir/{type}/{id}", put(instance::update)),
+                ("/fhir/{type}", put(type_level::conditional_update)),
+            ],
+            Interaction::Delete => vec![("/fhir/{type}/{id}", delete(instance::delete))],
+            Interaction::HistoryInstance => vec![("/fhir/{type}/{id}/_history", get(history::instance_history))],
+            Interaction::HistoryType => vec![("/fhir/{type}/_history", get(history::type_history))],
+            Interaction::Create => vec![("/fhir/{type}", post(type_level::create))],
+            Interaction::SearchType => vec![("/fhir/{type}", get(search::search))],
+        }
+    }
+}
+
+pub fn router() -> Router<SharedState> {
+    let mut router = Router::new()
+        .route("/health", get(system::health))
+        .route("/ready", get(system::ready))
+        .route("/fhir/metadata", get(system::metadata));
+    for interaction in Interaction::ALL {
+        for (path, method_router) in interaction.routes() {
+            router = router.route(path, method_router);
+        }
+    }
+    router
+        .fallback(system::unknown_path)
+        .method_not_allowed_fallback(system::method_not_allowed)
+        // The format layer enforces the configured limit with an OperationOutcome.
+        .layer(DefaultBodyLimit::disable())
+}

@@ -1,0 +1,113 @@
+//! Instance-level interactions: read, vread, update, delete.
+
+use super::{BaseUrl, if_match, resource_type};
+use crate::context::Ctx;
+use crate::error::ApiError;
+use crate::format::{FhirBody, FhirResponse, ResponseFormat};
+use crate::prefer::{ReturnPreference, return_preference};
+use crate::SharedState;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use termin_domain::{WriteOutcome, WriteStatus};
+use termin_fhir::OperationOutcome;
+use termin_fhir::instant::format_http_date;
+use termin_store::ResourceVersion;
+
+/// A response carrying one resource version with its ETag and Last-Modified.
+pub fn resource_response(status: StatusCode, format: ResponseFormat, version: &ResourceVersion) -> FhirResponse {
+    let response = FhirResponse::new(status, format)
+        .header(header::ETAG, &format!("W/\"{}\"", version.version))
+        .header(header::LAST_MODIFIED, &format_http_date(version.last_updated));
+    match &version.body {
+        Some(body) => response.stored(body.clone()),
+        None => response,
+    }
+}
+
+/// The answer to a create or update, shaped by the client's `Prefer: return=`.
+pub fn write_response(
+    outcome: WriteOutcome,
+    headers: &HeaderMap,
+    format: ResponseFormat,
+    base: &BaseUrl,
+) -> FhirResponse {
+    let v = &outcome.version;
+    let status = match outcome.status {
+        WriteStatus::Created => StatusCode::CREATED,
+        WriteStatus::Updated | WriteStatus::Unchanged | WriteStatus::AlreadyExists => StatusCode::OK,
+    };
+    let mut response = resource_response(status, format, v);
+    if outcome.status == WriteStatus::Created {
+        let location = format!("{}/{}/{}/_history/{}", base.0, v.resource_type, v.id, v.version);
+        response = response.header(header::LOCATION, &location);
+    }
+    match return_preference(headers) {
+        ReturnPreference::Representation => response,
+        ReturnPreference::Minimal => {
+            response.payload = None;
+            response
+        }
+        ReturnPreference::OperationOutcome => {
+            let message = match outcome.status {
+                WriteStatus::Created => format!("Created {}/{} version {}", v.resource_type, v.id, v.version),
+                WriteStatus::Updated => format!("Updated {}/{} to version {}", v.resource_type, v.id, v.version),
+                WriteStatus::Unchanged => format!("{}/{} is unchanged at version {}", v.resource_type, v.id, v.version),
+                WriteStatus::AlreadyExists => format!("{}/{} already matches the condition", v.resource_type, v.id),
+            };
+            response.json(OperationOutcome::success(message).to_json())
+        }
+    }
+}
+
+pub async fn read(
+    State(state): State<SharedState>,
+    Ctx(ctx): Ctx,
+    Path((type_name, id)): Path<(String, String)>,
+    format: ResponseFormat,
+) -> Result<FhirResponse, ApiError> {
+    let resource_type = resource_type(&type_name)?;
+    let version = state.service.read(&ctx, resource_type, &id).await?;
+    Ok(resource_response(StatusCode::OK, format, &version))
+}
+
+pub async fn vread(
+    State(state): State<SharedState>,
+    Ctx(ctx): Ctx,
+    Path((type_name, id, version_id)): Path<(String, String, String)>,
+    format: ResponseFormat,
+) -> Result<FhirResponse, ApiError> {
+    let resource_type = resource_type(&type_name)?;
+    let Ok(number) = version_id.parse::<u64>() else {
+        return Err(ApiError::not_found(format!("{type_name}/{id} has no version {version_id:?}")));
+    };
+    let version = state.service.vread(&ctx, resource_type, &id, number).await?;
+    Ok(resource_response(StatusCode::OK, format, &version))
+}
+
+pub async fn update(
+    State(state): State<SharedState>,
+    Ctx(ctx): Ctx,
+    Path((type_name, id)): Path<(String, String)>,
+    format: ResponseFormat,
+    base: BaseUrl,
+    headers: HeaderMap,
+    FhirBody(body): FhirBody,
+) -> Result<FhirResponse, ApiError> {
+    let resource_type = resource_type(&type_name)?;
+    let expected = if_match(&headers)?;
+    let outcome = state.service.update(&ctx, resource_type, &id, body, expected).await?;
+    Ok(write_response(outcome, &headers, format, &base))
+}
+
+pub async fn delete(
+    State(state): State<SharedState>,
+    Ctx(ctx): Ctx,
+    Path((type_name, id)): Path<(String, String)>,
+    format: ResponseFormat,
+    headers: HeaderMap,
+) -> Result<FhirResponse, ApiError> {
+    let resource_type = resource_type(&type_name)?;
+    let expected = if_match(&headers)?;
+    state.service.delete(&ctx, resource_type, &id, expected).await?;
+    Ok(FhirResponse::new(StatusCode::NO_CONTENT, format))
+}

@@ -1,0 +1,42 @@
+//! Server-level endpoints: liveness, readiness, the CapabilityStatement, and the answers
+//! for unknown paths and methods.
+
+use super::BaseUrl;
+use crate::capability::capability_statement;
+use crate::error::ApiError;
+use crate::format::{FhirResponse, ResponseFormat};
+use crate::SharedState;
+use axum::extract::{OriginalUri, State};
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+use termin_fhir::{Issue, IssueCode};
+
+/// Liveness: the process answers HTTP.
+pub async fn health(format: ResponseFormat) -> FhirResponse {
+    FhirResponse::new(StatusCode::OK, format).json(json!({"status": "up"}))
+}
+
+/// Readiness: the database answers too.
+pub async fn ready(State(state): State<SharedState>, format: ResponseFormat) -> Result<FhirResponse, ApiError> {
+    state.service.ready().await?;
+    Ok(FhirResponse::new(StatusCode::OK, format).json(json!({"status": "ready"})))
+}
+
+pub async fn metadata(
+    State(state): State<SharedState>,
+    format: ResponseFormat,
+    base: BaseUrl,
+) -> FhirResponse {
+    FhirResponse::new(StatusCode::OK, format).json(capability_statement(&base.0, &state.service.config().clone()))
+}
+
+pub async fn unknown_path(OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::not_found(format!("There is no FHIR endpoint at {}", uri.path()))
+}
+
+pub async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Issue::error(IssueCode::NotSupported, format!("{method} is not supported on {}", uri.path())),
+    )
+}

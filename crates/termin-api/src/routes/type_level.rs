@@ -1,0 +1,71 @@
+//! Type-level writes: create (optionally conditional) and conditional update.
+
+use super::instance::write_response;
+use super::{BaseUrl, if_match, resource_type};
+use crate::context::Ctx;
+use crate::error::ApiError;
+use crate::format::{FhirBody, FhirResponse, ResponseFormat};
+use crate::query::{is_result_parameter, query_pairs};
+use crate::SharedState;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::HeaderMap;
+use termin_fhir::{Issue, IssueCode};
+use termin_search::parse_conditions;
+use termin_store::Condition;
+
+/// Parses search criteria (a query string) used as a write condition.
+pub fn criteria(query: Option<&str>, what: &str) -> Result<Vec<Condition>, ApiError> {
+    let pairs: Vec<_> = query_pairs(query)
+        .filter(|(name, _)| !is_result_parameter(name))
+        .collect();
+    if pairs.is_empty() {
+        return Err(ApiError::bad_request(Issue::error(
+            IssueCode::Required,
+            format!("{what} needs search criteria, e.g. identifier=system|value"),
+        )));
+    }
+    parse_conditions(pairs.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))).map_err(|e| {
+        ApiError::bad_request(Issue::error(IssueCode::NotSupported, format!("{what}: {}", e.message)))
+    })
+}
+
+pub async fn create(
+    State(state): State<SharedState>,
+    Ctx(ctx): Ctx,
+    Path(type_name): Path<String>,
+    format: ResponseFormat,
+    base: BaseUrl,
+    headers: HeaderMap,
+    FhirBody(body): FhirBody,
+) -> Result<FhirResponse, ApiError> {
+    let resource_type = resource_type(&type_name)?;
+    let condition = match headers.get("if-none-exist") {
+        None => None,
+        Some(value) => Some(criteria(Some(value.to_str().unwrap_or_default()), "If-None-Exist")?),
+    };
+    let outcome = state
+        .service
+        .create(&ctx, resource_type, body, condition.as_deref())
+        .await?;
+    Ok(write_response(outcome, &headers, format, &base))
+}
+
+pub async fn conditional_update(
+    State(state): State<SharedState>,
+    Ctx(ctx): Ctx,
+    Path(type_name): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    format: ResponseFormat,
+    base: BaseUrl,
+    headers: HeaderMap,
+    FhirBody(body): FhirBody,
+) -> Result<FhirResponse, ApiError> {
+    let resource_type = resource_type(&type_name)?;
+    let conditions = criteria(uri.query(), "A conditional update")?;
+    let expected = if_match(&headers)?;
+    let outcome = state
+        .service
+        .conditional_update(&ctx, resource_type, &conditions, body, expected)
+        .await?;
+    Ok(write_response(outcome, &headers, format, &base))
+}

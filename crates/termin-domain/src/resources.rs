@@ -1,0 +1,434 @@
+//! The FHIR resource lifecycle: create, read, update, delete, conditional variants and
+//! history, with server-managed `meta.versionId` / `meta.lastUpdated`.
+
+use crate::{Clock, DomainError};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use termin_fhir::resource::with_identity;
+use termin_fhir::{Issue, IssueCode, ResourceType, instant::format_instant, is_valid_id};
+use termin_search::index_entries;
+use termin_store::{
+    ChangeKind, Condition, HistoryPage, HistoryRequest, NewVersion, RequestContext, ResourceStore,
+    ResourceVersion, SearchPage, SearchRequest, WriteTx,
+};
+
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Whether `PUT` to an unknown id creates the resource with that client-chosen id.
+    pub update_create: bool,
+}
+
+/// How a write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteStatus {
+    Created,
+    Updated,
+    /// The update carried no change; no version was created.
+    Unchanged,
+    /// A conditional create found this existing resource; nothing was written.
+    AlreadyExists,
+}
+
+#[derive(Debug, Clone)]
+pub struct WriteOutcome {
+    pub status: WriteStatus,
+    pub version: ResourceVersion,
+}
+
+pub struct ResourceService {
+    store: Arc<dyn ResourceStore>,
+    clock: Arc<dyn Clock>,
+    config: ServiceConfig,
+}
+
+fn label(resource_type: ResourceType, id: &str) -> String {
+    format!("{resource_type}/{id}")
+}
+
+impl ResourceService {
+    pub fn new(store: Arc<dyn ResourceStore>, clock: Arc<dyn Clock>, config: ServiceConfig) -> Self {
+        ResourceService {
+            store,
+            clock,
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    pub async fn ready(&self) -> Result<(), DomainError> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// The current version; 404 if it never existed, 410 if deleted.
+    pub async fn read(
+        &self,
+        ctx: &RequestContext,
+        resource_type: ResourceType,
+        id: &str,
+    ) -> Result<ResourceVersion, DomainError> {
+        match self.store.read_current(ctx, resource_type, id).await? {
+            None => Err(DomainError::NotFound(label(resource_type, id))),
+            Some(v) if v.is_deleted() => Err(DomainError::Gone(label(resource_type, id))),
+            Some(v) => Ok(v),
+        }
+    }
+
+    pub async fn vread(
+        &self,
+        ctx: &RequestContext,
+        resource_type: ResourceType,
+        id: &str,
+        version: u64,
+    ) -> Result<ResourceVersion, DomainError> {
+        let name = || format!("{}/_history/{version}", label(resource_type, id));
+        match self.store.read_version(ctx, resource_type, id, version).await? {
+            None => Err(DomainError::NotFound(name())),
+            Some(v) if v.is_deleted() => Err(DomainError::Gone(name())),
+            Some(v) => Ok(v),
+        }
+    }
+
+    pub async fn search(&self, ctx: &RequestContext, request: &SearchRequest) -> Result<SearchPage, DomainError> {
+        Ok(self.store.search(ctx, request).await?)
+    }
+
+    pub async fn history(&self, ctx: &RequestContext, request: &HistoryRequest) -> Result<HistoryPage, DomainError> {
+        Ok(self.store.history(ctx, request).await?)
+    }
+
+    /// Creates a resource with a server-assigned id. With `if_none_exist`, an existing single
+    /// match is returned instead (several matches: 412).
+    pub async fn create(
+        &self,
+        ctx: &RequestContext,
+        resource_type: ResourceType,
+        body: Map<String, Value>,
+        if_none_exist: Option<&[Condition]>,
+    ) -> Result<WriteOutcome, DomainError> {
+        check_type(resource_type, &body)?;
+        let mut tx = self.store.begin_write(ctx).await?;
+        if let Some(conditions) = if_none_exist {
+            let ids = tx.find_ids(resource_type, conditions, 2).await?;
+            match ids.as_slice() {
+                [] => {}
+                [id] => {
+                    let existing = tx
+                        .read_current(resource_type, id)
+                        .await?
+                        .ok_or_else(|| DomainError::Internal(format!("{} vanished", label(resource_type, id))))?;
+                    return Ok(WriteOutcome {
+                        status: WriteStatus::AlreadyExists,
+                        version: existing,
+                    });
+                }
+                _ => {
+                    return Err(DomainError::precondition(
+                        IssueCode::MultipleMatches,
+                        format!("If-None-Exist matches more than one {resource_type}"),
+                    ));
+                }
+            }
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        self.write_new_version(tx, resource_type, &id, body, None).await
+    }
+
+    /// Updates (or, if allowed, creates) the resource with a client-known id.
+    pub async fn update(
+        &self,
+        ctx: &RequestContext,
+        resource_type: ResourceType,
+        id: &str,
+        body: Map<String, Value>,
+        if_match: Option<u64>,
+    ) -> Result<WriteOutcome, DomainError> {
+        check_type(resource_type, &body)?;
+        match body.get("id") {
+            Some(Value::String(body_id)) if body_id == id => {}
+            Some(Value::String(body_id)) => {
+                return Err(DomainError::invalid(
+                    Issue::error(
+                        IssueCode::Value,
+                        format!("The resource id {body_id:?} does not match the id {id:?} in the URL"),
+                    )
+                    .at(format!("{resource_type}.id")),
+                ));
+            }
+            _ => {
+                return Err(DomainError::invalid(
+                    Issue::error(IssueCode::Required, "An update must carry the resource id, equal to the id in the URL")
+                        .at(format!("{resource_type}.id")),
+                ));
+            }
+        }
+        let tx = self.store.begin_write(ctx).await?;
+        self.update_in(tx, resource_type, id, body, if_match).await
+    }
+
+    /// `PUT Type?criteria`: create when nothing matches, update the one match, 412 for several.
+    pub async fn conditional_update(
+        &self,
+        ctx: &RequestContext,
+        resource_type: ResourceType,
+        conditions: &[Condition],
+        body: Map<String, Value>,
+        if_match: Option<u64>,
+    ) -> Result<WriteOutcome, DomainError> {
+        check_type(resource_type, &body)?;
+        let body_id = match body.get("id") {
+            None => None,
+            Some(Value::String(id)) => Some(id.clone()),
+            Some(_) => {
+                return Err(DomainError::invalid(
+                    Issue::error(IssueCode::Structure, "id must be a string").at(format!("{resource_type}.id")),
+                ));
+            }
+        };
+        let mut tx = self.store.begin_write(ctx).await?;
+        let ids = tx.find_ids(resource_type, conditions, 2).await?;
+        match ids.as_slice() {
+            [] => match body_id {
+                None => {
+                    let id = uuid::Uuid::new_v4().to_string();
+                    self.write_new_version(tx, resource_type, &id, body, None).await
+                }
+                Some(id) => {
+                    check_id(resource_type, &id)?;
+                    if tx.read_current(resource_type, &id).await?.is_some() {
+                        return Err(DomainError::invalid(
+                            Issue::error(
+                                IssueCode::Duplicate,
+                                format!(
+                                    "No resource matches the criteria, but {} exists and does not match them",
+                                    label(resource_type, &id)
+                                ),
+                            )
+                            .at(format!("{resource_type}.id")),
+                        ));
+                    }
+                    self.update_in(tx, resource_type, &id, body, if_match).await
+                }
+            },
+            [id] => {
+                if body_id.as_ref().is_some_and(|b| b != id) {
+                    return Err(DomainError::invalid(
+                        Issue::error(
+                            IssueCode::Value,
+                            format!("The criteria match {} but the body carries another id", label(resource_type, id)),
+                        )
+                        .at(format!("{resource_type}.id")),
+                    ));
+                }
+                let id = id.clone();
+                self.update_in(tx, resource_type, &id, body, if_match).await
+            }
+            _ => Err(DomainError::precondition(
+                IssueCode::MultipleMatches,
+                format!("The criteria match more than one {resource_type}"),
+            )),
+        }
+    }
+
+    /// Deletes a resource. Deleting something absent or already deleted succeeds and changes nothing.
+    pub async fn delete(
+        &self,
+        ctx: &RequestContext,
+        resource_type: ResourceType,
+        id: &str,
+        if_match: Option<u64>,
+    ) -> Result<(), DomainError> {
+        let mut tx = self.store.begin_write(ctx).await?;
+        let current = tx.read_current(resource_type, id).await?;
+        check_if_match(resource_type, id, current.as_ref(), if_match)?;
+        let Some(current) = current.filter(|c| !c.is_deleted()) else {
+            return Ok(());
+        };
+        tx.write(NewVersion {
+            version: ResourceVersion {
+                resource_type,
+                id: id.to_owned(),
+                version: current.version + 1,
+                last_updated: self.clock.now(),
+                body: None,
+            },
+            change: ChangeKind::Delete,
+            index: Default::default(),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn update_in(
+        &self,
+        mut tx: Box<dyn WriteTx>,
+        resource_type: ResourceType,
+        id: &str,
+        body: Map<String, Value>,
+        if_match: Option<u64>,
+    ) -> Result<WriteOutcome, DomainError> {
+        check_id(resource_type, id)?;
+        let current = tx.read_current(resource_type, id).await?;
+        check_if_match(resource_type, id, current.as_ref(), if_match)?;
+        match current {
+            None if !self.config.update_create => Err(DomainError::NotAllowed(format!(
+                "{} does not exist and this server does not create resources with client-assigned ids (update-create is off)",
+                label(resource_type, id)
+            ))),
+            None => self.write_new_version(tx, resource_type, id, body, None).await,
+            Some(current) => {
+                if let Some(stored) = &current.body
+                    && same_content(stored, &body)?
+                {
+                    return Ok(WriteOutcome {
+                        status: WriteStatus::Unchanged,
+                        version: current,
+                    });
+                }
+                self.write_new_version(tx, resource_type, id, body, Some(&current)).await
+            }
+        }
+    }
+
+    async fn write_new_version(
+        &self,
+        mut tx: Box<dyn WriteTx>,
+        resource_type: ResourceType,
+        id: &str,
+        mut body: Map<String, Value>,
+        previous: Option<&ResourceVersion>,
+    ) -> Result<WriteOutcome, DomainError> {
+        let version = previous.map_or(1, |p| p.version + 1);
+        let last_updated = self.clock.now();
+        let mut meta = match body.shift_remove("meta") {
+            None => Map::new(),
+            Some(Value::Object(meta)) => meta,
+            Some(_) => {
+                return Err(DomainError::invalid(
+                    Issue::error(IssueCode::Structure, "meta must be an object").at(format!("{resource_type}.meta")),
+                ));
+            }
+        };
+        meta.shift_remove("versionId");
+        meta.shift_remove("lastUpdated");
+        let mut managed = Map::with_capacity(meta.len() + 2);
+        managed.insert("versionId".into(), Value::String(version.to_string()));
+        managed.insert("lastUpdated".into(), Value::String(format_instant(last_updated)));
+        managed.extend(meta);
+        let resource = with_identity(body, id, managed);
+        let index = index_entries(resource.as_object().expect("with_identity returns an object"));
+        let text = serde_json::to_string(&resource).map_err(|e| DomainError::Internal(e.to_string()))?;
+        let new = ResourceVersion {
+            resource_type,
+            id: id.to_owned(),
+            version,
+            last_updated,
+            body: Some(text),
+        };
+        // A deleted resource that is written again counts as re-created.
+        let change = match previous {
+            Some(p) if !p.is_deleted() => ChangeKind::Update,
+            _ => ChangeKind::Create,
+        };
+        tx.write(NewVersion {
+            version: new.clone(),
+            change,
+            index,
+        })
+        .await?;
+        tx.commit().await?;
+        tracing::debug!(resource = %label(resource_type, id), version, "stored");
+        Ok(WriteOutcome {
+            status: if change == ChangeKind::Create {
+                WriteStatus::Created
+            } else {
+                WriteStatus::Updated
+            },
+            version: new,
+        })
+    }
+}
+
+fn check_type(resource_type: ResourceType, body: &Map<String, Value>) -> Result<(), DomainError> {
+    match body.get("resourceType").and_then(Value::as_str) {
+        Some(t) if t == resource_type.as_str() => Ok(()),
+        other => Err(DomainError::invalid(
+            Issue::error(
+                IssueCode::Invalid,
+                format!(
+                    "The body is a {} but the URL addresses {resource_type}",
+                    other.unwrap_or("resource without resourceType")
+                ),
+            )
+            .at("resourceType"),
+        )),
+    }
+}
+
+fn check_id(resource_type: ResourceType, id: &str) -> Result<(), DomainError> {
+    if is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(
+            Issue::error(
+                IssueCode::Value,
+                format!("{id:?} is not a valid FHIR id (1-64 characters of A-Z, a-z, 0-9, '-' and '.')"),
+            )
+            .at(format!("{resource_type}.id")),
+        ))
+    }
+}
+
+fn check_if_match(
+    resource_type: ResourceType,
+    id: &str,
+    current: Option<&ResourceVersion>,
+    if_match: Option<u64>,
+) -> Result<(), DomainError> {
+    let Some(expected) = if_match else {
+        return Ok(());
+    };
+    match current {
+        Some(c) if c.version == expected && !c.is_deleted() => Ok(()),
+        Some(c) => Err(DomainError::precondition(
+            IssueCode::Conflict,
+            format!(
+                "If-Match expects version {expected} of {} but the current version is {}{}",
+                label(resource_type, id),
+                c.version,
+                if c.is_deleted() { " (deleted)" } else { "" }
+            ),
+        )),
+        None => Err(DomainError::precondition(
+            IssueCode::NotFound,
+            format!("If-Match expects version {expected} of {}, which does not exist", label(resource_type, id)),
+        )),
+    }
+}
+
+/// Whether a new body says the same as the stored one, ignoring the server-managed meta.
+fn same_content(stored: &str, incoming: &Map<String, Value>) -> Result<bool, DomainError> {
+    let Value::Object(stored) = serde_json::from_str::<Value>(stored)
+        .map_err(|e| DomainError::Internal(format!("stored resource is not JSON: {e}")))?
+    else {
+        return Err(DomainError::Internal("stored resource is not a JSON object".into()));
+    };
+    Ok(without_managed_meta(stored) == without_managed_meta(incoming.clone()))
+}
+
+fn without_managed_meta(mut resource: Map<String, Value>) -> Map<String, Value> {
+    if let Some(Value::Object(meta)) = resource.get_mut("meta") {
+        meta.shift_remove("versionId");
+        meta.shift_remove("lastUpdated");
+        if meta.is_empty() {
+            resource.shift_remove("meta");
+        }
+    }
+    resource
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,113 @@
+use super::*;
+use crate::SystemClock;
+use serde_json::json;
+use termin_store::{SystemMatch, TokenMatch};
+use termin_store_sqlite::SqliteStore;
+
+fn ctx() -> RequestContext {
+    RequestContext::anonymous("test")
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    let Value::Object(map) = value else { panic!("not an object") };
+    map
+}
+
+async fn service(dir: &tempfile::TempDir, update_create: bool) -> ResourceService {
+    let store = SqliteStore::open(&dir.path().join("t.db"), 2).await.unwrap();
+    ResourceService::new(Arc::new(store), Arc::new(SystemClock), ServiceConfig { update_create })
+}
+
+fn body_of(outcome: &WriteOutcome) -> Value {
+    serde_json::from_str(outcome.version.body.as_deref().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn unchanged_update_creates_no_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(&dir, true).await;
+    let patient = json!({"resourceType": "Patient", "id": "p", "meta": {"profile": ["urn:x"]}, "active": true});
+    let first = svc.update(&ctx(), ResourceType::Patient, "p", object(patient.clone()), None).await.unwrap();
+    assert_eq!(first.status, WriteStatus::Created);
+    let mut again = patient.clone();
+    again["meta"]["versionId"] = json!("99");
+    let second = svc.update(&ctx(), ResourceType::Patient, "p", object(again), None).await.unwrap();
+    assert_eq!(second.status, WriteStatus::Unchanged);
+    assert_eq!(second.version.version, 1);
+    let mut changed = patient;
+    changed["active"] = json!(false);
+    let third = svc.update(&ctx(), ResourceType::Patient, "p", object(changed), None).await.unwrap();
+    assert_eq!(third.version.version, 2);
+    assert_eq!(body_of(&third)["meta"]["profile"][0], "urn:x");
+    assert_eq!(body_of(&third)["meta"]["versionId"], "2");
+}
+
+#[tokio::test]
+async fn stale_if_match_is_rejected_without_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(&dir, true).await;
+    let p = json!({"resourceType": "Patient", "id": "p"});
+    svc.update(&ctx(), ResourceType::Patient, "p", object(p), None).await.unwrap();
+    let changed = json!({"resourceType": "Patient", "id": "p", "active": true});
+    let err = svc
+        .update(&ctx(), ResourceType::Patient, "p", object(changed.clone()), Some(7))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DomainError::PreconditionFailed(_)));
+    assert_eq!(svc.read(&ctx(), ResourceType::Patient, "p").await.unwrap().version, 1);
+    let ok = svc.update(&ctx(), ResourceType::Patient, "p", object(changed), Some(1)).await.unwrap();
+    assert_eq!(ok.version.version, 2);
+}
+
+#[tokio::test]
+async fn conditional_create_returns_the_existing_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(&dir, true).await;
+    let p = json!({"resourceType": "Patient", "identifier": [{"system": "urn:s", "value": "1"}]});
+    let by_identifier = [Condition::TokenAny {
+        param: "identifier".into(),
+        alternatives: vec![TokenMatch { system: SystemMatch::Exactly("urn:s".into()), code: Some("1".into()) }],
+    }];
+    let first = svc.create(&ctx(), ResourceType::Patient, object(p.clone()), Some(&by_identifier)).await.unwrap();
+    let second = svc.create(&ctx(), ResourceType::Patient, object(p.clone()), Some(&by_identifier)).await.unwrap();
+    assert_eq!(first.status, WriteStatus::Created);
+    assert_eq!(second.status, WriteStatus::AlreadyExists);
+    assert_eq!(first.version.id, second.version.id);
+    svc.create(&ctx(), ResourceType::Patient, object(p.clone()), None).await.unwrap();
+    let third = svc.create(&ctx(), ResourceType::Patient, object(p), Some(&by_identifier)).await;
+    assert!(matches!(third, Err(DomainError::PreconditionFailed(_))));
+}
+
+#[tokio::test]
+async fn update_create_can_be_switched_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(&dir, false).await;
+    let p = json!({"resourceType": "Patient", "id": "p"});
+    let err = svc.update(&ctx(), ResourceType::Patient, "p", object(p), None).await.unwrap_err();
+    assert!(matches!(err, DomainError::NotAllowed(_)));
+}
+
+#[tokio::test]
+async fn delete_then_read_is_gone_and_recreate_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(&dir, true).await;
+    let p = json!({"resourceType": "Patient", "id": "p"});
+    svc.update(&ctx(), ResourceType::Patient, "p", object(p.clone()), None).await.unwrap();
+    svc.delete(&ctx(), ResourceType::Patient, "p", None).await.unwrap();
+    assert!(matches!(svc.read(&ctx(), ResourceType::Patient, "p").await, Err(DomainError::Gone(_))));
+    assert!(matches!(svc.vread(&ctx(), ResourceType::Patient, "p", 2).await, Err(DomainError::Gone(_))));
+    svc.delete(&ctx(), ResourceType::Patient, "p", None).await.unwrap();
+    let again = svc.update(&ctx(), ResourceType::Patient, "p", object(p), None).await.unwrap();
+    assert_eq!((again.status, again.version.version), (WriteStatus::Created, 3));
+}
+
+#[tokio::test]
+async fn wrong_resource_type_is_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(&dir, true).await;
+    let err = svc
+        .create(&ctx(), ResourceType::Slot, object(json!({"resourceType": "Patient"})), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DomainError::Invalid(_)));
+}

@@ -1,0 +1,27 @@
+//! FHIR `instant` values written by the server (meta.lastUpdated and friends).
+
+use jiff::Timestamp;
+
+/// Formats a timestamp as a FHIR instant in UTC with millisecond precision.
+///
+/// Fixed width and UTC make stored instants sort lexically in time order.
+pub fn format_instant(ts: Timestamp) -> String {
+    ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Formats a timestamp as an HTTP date (RFC 9110 IMF-fixdate) for `Last-Modified`.
+pub fn format_http_date(ts: Timestamp) -> String {
+    ts.strftime("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_fixed_width_utc() {
+        let ts: Timestamp = "2026-03-29T01:00:00.5+01:00".parse().unwrap();
+        assert_eq!(format_instant(ts), "2026-03-29T00:00:00.500Z");
+        assert_eq!(format_http_date(ts), "Sun, 29 Mar 2026 00:00:00 GMT");
+    }
+}

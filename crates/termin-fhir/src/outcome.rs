@@ -1,0 +1,184 @@
+//! OperationOutcome: how every error and warning reaches a client.
+
+use serde_json::{Map, Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Fatal,
+    Error,
+    Warning,
+    Information,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Fatal => "fatal",
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Information => "information",
+        }
+    }
+}
+
+/// The subset of the R5 `issue-type` code system Termin emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueCode {
+    Invalid,
+    Structure,
+    Required,
+    Value,
+    Invariant,
+    Processing,
+    NotSupported,
+    Duplicate,
+    MultipleMatches,
+    NotFound,
+    Deleted,
+    TooLong,
+    CodeInvalid,
+    BusinessRule,
+    Conflict,
+    Exception,
+    Informational,
+    Security,
+    TooCostly,
+}
+
+impl IssueCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssueCode::Invalid => "invalid",
+            IssueCode::Structure => "structure",
+            IssueCode::Required => "required",
+            IssueCode::Value => "value",
+            IssueCode::Invariant => "invariant",
+            IssueCode::Processing => "processing",
+            IssueCode::NotSupported => "not-supported",
+            IssueCode::Duplicate => "duplicate",
+            IssueCode::MultipleMatches => "multiple-matches",
+            IssueCode::NotFound => "not-found",
+            IssueCode::Deleted => "deleted",
+            IssueCode::TooLong => "too-long",
+            IssueCode::CodeInvalid => "code-invalid",
+            IssueCode::BusinessRule => "business-rule",
+            IssueCode::Conflict => "conflict",
+            IssueCode::Exception => "exception",
+            IssueCode::Informational => "informational",
+            IssueCode::Security => "security",
+            IssueCode::TooCostly => "too-costly",
+        }
+    }
+}
+
+/// One OperationOutcome issue. `expression` holds FHIRPath locations of the fault.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issue {
+    pub severity: Severity,
+    pub code: IssueCode,
+    pub diagnostics: String,
+    pub expression: Vec<String>,
+}
+
+impl Issue {
+    pub fn error(code: IssueCode, diagnostics: impl Into<String>) -> Self {
+        Issue {
+            severity: Severity::Error,
+            code,
+            diagnostics: diagnostics.into(),
+            expression: Vec::new(),
+        }
+    }
+
+    pub fn warning(code: IssueCode, diagnostics: impl Into<String>) -> Self {
+        Issue {
+            severity: Severity::Warning,
+            ..Issue::error(code, diagnostics)
+        }
+    }
+
+    pub fn information(diagnostics: impl Into<String>) -> Self {
+        Issue {
+            severity: Severity::Information,
+            ..Issue::error(IssueCode::Informational, diagnostics)
+        }
+    }
+
+    pub fn at(mut self, expression: impl Into<String>) -> Self {
+        self.expression.push(expression.into());
+        self
+    }
+
+    fn to_json(&self) -> Value {
+        let mut issue = Map::new();
+        issue.insert("severity".into(), json!(self.severity.as_str()));
+        issue.insert("code".into(), json!(self.code.as_str()));
+        issue.insert("diagnostics".into(), json!(self.diagnostics));
+        if !self.expression.is_empty() {
+            issue.insert("expression".into(), json!(self.expression));
+        }
+        Value::Object(issue)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OperationOutcome {
+    pub issues: Vec<Issue>,
+}
+
+impl OperationOutcome {
+    pub fn new(issues: Vec<Issue>) -> Self {
+        OperationOutcome { issues }
+    }
+
+    pub fn single(issue: Issue) -> Self {
+        OperationOutcome {
+            issues: vec![issue],
+        }
+    }
+
+    /// An outcome that says all went well, for `Prefer: return=OperationOutcome`.
+    pub fn success(diagnostics: impl Into<String>) -> Self {
+        Self::single(Issue::information(diagnostics))
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.issues
+            .iter()
+            .any(|i| matches!(i.severity, Severity::Error | Severity::Fatal))
+    }
+
+    pub fn to_json(&self) -> Value {
+        // FHIR requires at least one issue.
+        let issues: Vec<Value> = if self.issues.is_empty() {
+            vec![Issue::information("All OK").to_json()]
+        } else {
+            self.issues.iter().map(Issue::to_json).collect()
+        };
+        json!({"resourceType": "OperationOutcome", "issue": issues})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_issue_with_expression() {
+        let oo = OperationOutcome::single(
+            Issue::error(IssueCode::Value, "id does not match the URL").at("Patient.id"),
+        );
+        let v = oo.to_json();
+        assert_eq!(v["resourceType"], "OperationOutcome");
+        assert_eq!(v["issue"][0]["severity"], "error");
+        assert_eq!(v["issue"][0]["code"], "value");
+        assert_eq!(v["issue"][0]["expression"][0], "Patient.id");
+        assert!(oo.has_errors());
+    }
+
+    #[test]
+    fn empty_outcome_still_has_an_issue() {
+        let v = OperationOutcome::default().to_json();
+        assert_eq!(v["issue"][0]["severity"], "information");
+    }
+}

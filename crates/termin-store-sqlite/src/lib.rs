@@ -1,0 +1,335 @@
+//! SQLite backend: the embedded default store.
+//!
+//! Durability: WAL journal with `synchronous=FULL`, so a transaction is on disk (WAL fsynced)
+//! before the commit returns — an acknowledged write survives power loss. Writes go through a
+//! single-connection pool, which serializes units of work in the process; `BEGIN IMMEDIATE`
+//! takes SQLite's write lock up front so that even another process on the same file cannot
+//! interleave. Reads use a separate pool and see the last committed state (WAL snapshots).
+
+mod migrations;
+mod query;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use std::path::Path;
+use std::time::Duration;
+use termin_fhir::ResourceType;
+use termin_store::{
+    ChangeKind, Condition, HistoryEntry, HistoryPage, HistoryRequest, NewVersion, RequestContext,
+    ResourceStore, ResourceVersion, SearchPage, SearchRequest, StoreError, StoreResult, WriteTx,
+};
+
+/// How long a connection waits for SQLite's lock held by another process before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct SqliteStore {
+    readers: SqlitePool,
+    writer: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file and brings its schema up to date.
+    pub async fn open(path: &Path, read_connections: u32) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+        {
+            let mut conn = writer.acquire().await.map_err(db_error)?;
+            migrations::migrate(&mut conn).await?;
+        }
+        let readers = SqlitePoolOptions::new()
+            .max_connections(read_connections.max(1))
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+        Ok(SqliteStore { readers, writer })
+    }
+}
+
+pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        other => StoreError::Database(other.to_string()),
+    }
+}
+
+fn change_name(change: ChangeKind) -> &'static str {
+    match change {
+        ChangeKind::Create => "create",
+        ChangeKind::Update => "update",
+        ChangeKind::Delete => "delete",
+    }
+}
+
+fn parse_change(name: &str) -> StoreResult<ChangeKind> {
+    match name {
+        "create" => Ok(ChangeKind::Create),
+        "update" => Ok(ChangeKind::Update),
+        "delete" => Ok(ChangeKind::Delete),
+        other => Err(StoreError::Corrupt(format!("unknown change kind {other:?}"))),
+    }
+}
+
+/// Decodes `res_type, res_id, version, last_updated, body` columns.
+fn decode_version(row: &SqliteRow) -> StoreResult<ResourceVersion> {
+    let res_type: String = row.try_get("res_type").map_err(db_error)?;
+    let resource_type = res_type
+        .parse::<ResourceType>()
+        .map_err(|_| StoreError::Corrupt(format!("unknown resource type {res_type:?}")))?;
+    let version: i64 = row.try_get("version").map_err(db_error)?;
+    let last_updated: String = row.try_get("last_updated").map_err(db_error)?;
+    Ok(ResourceVersion {
+        resource_type,
+        id: row.try_get("res_id").map_err(db_error)?,
+        version: u64::try_from(version)
+            .map_err(|_| StoreError::Corrupt(format!("negative version {version}")))?,
+        last_updated: last_updated
+            .parse::<Timestamp>()
+            .map_err(|e| StoreError::Corrupt(format!("bad last_updated {last_updated:?}: {e}")))?,
+        body: row.try_get("body").map_err(db_error)?,
+    })
+}
+
+async fn read_current_on<'c, E>(
+    executor: E,
+    resource_type: ResourceType,
+    id: &str,
+) -> StoreResult<Option<ResourceVersion>>
+where
+    E: sqlx::Executor<'c, Database = Sqlite>,
+{
+    let row = sqlx::query(
+        "SELECT res_type, res_id, version, last_updated, body FROM resource WHERE res_type = ? AND res_id = ?",
+    )
+    .bind(resource_type.as_str())
+    .bind(id)
+    .fetch_optional(executor)
+    .await
+    .map_err(db_error)?;
+    row.as_ref().map(decode_version).transpose()
+}
+
+#[async_trait]
+impl ResourceStore for SqliteStore {
+    async fn read_current(
+        &self,
+        _ctx: &RequestContext,
+        resource_type: ResourceType,
+        id: &str,
+    ) -> StoreResult<Option<ResourceVersion>> {
+        read_current_on(&self.readers, resource_type, id).await
+    }
+
+    async fn read_version(
+        &self,
+        _ctx: &RequestContext,
+        resource_type: ResourceType,
+        id: &str,
+        version: u64,
+    ) -> StoreResult<Option<ResourceVersion>> {
+        let row = sqlx::query(
+            "SELECT res_type, res_id, version, last_updated, body FROM resource_history \
+             WHERE res_type = ? AND res_id = ? AND version = ?",
+        )
+        .bind(resource_type.as_str())
+        .bind(id)
+        .bind(i64::try_from(version).unwrap_or(i64::MAX))
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(decode_version).transpose()
+    }
+
+    async fn search(&self, _ctx: &RequestContext, request: &SearchRequest) -> StoreResult<SearchPage> {
+        let mut page_query = query::select_current(request.resource_type, &request.conditions);
+        if let Some(after) = &request.after_id {
+            page_query.push(" AND r.res_id > ").push_bind(after.clone());
+        }
+        page_query
+            .push(" ORDER BY r.res_id LIMIT ")
+            .push_bind(i64::try_from(request.count + 1).unwrap_or(i64::MAX));
+        let rows = page_query.build().fetch_all(&self.readers).await.map_err(db_error)?;
+        let mut matches = rows.iter().map(decode_version).collect::<StoreResult<Vec<_>>>()?;
+        let next_after_id = if matches.len() > request.count {
+            matches.truncate(request.count);
+            matches.last().map(|m| m.id.clone())
+        } else {
+            None
+        };
+        let total: i64 = query::count_current(request.resource_type, &request.conditions)
+            .build_query_scalar()
+            .fetch_one(&self.readers)
+            .await
+            .map_err(db_error)?;
+        Ok(SearchPage {
+            matches,
+            total: u64::try_from(total).unwrap_or(0),
+            next_after_id,
+        })
+    }
+
+    async fn history(&self, _ctx: &RequestContext, request: &HistoryRequest) -> StoreResult<HistoryPage> {
+        let mut page_query = query::select_history(request);
+        if let Some(before) = request.before {
+            page_query
+                .push(" AND seq < ")
+                .push_bind(i64::try_from(before).unwrap_or(i64::MAX));
+        }
+        page_query
+            .push(" ORDER BY seq DESC LIMIT ")
+            .push_bind(i64::try_from(request.count + 1).unwrap_or(i64::MAX));
+        let rows = page_query.build().fetch_all(&self.readers).await.map_err(db_error)?;
+        let mut entries = Vec::with_capacity(rows.len());
+        let mut positions = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let change: String = row.try_get("change").map_err(db_error)?;
+            let seq: i64 = row.try_get("seq").map_err(db_error)?;
+            entries.push(HistoryEntry {
+                version: decode_version(row)?,
+                change: parse_change(&change)?,
+            });
+            positions.push(seq);
+        }
+        let next_before = if entries.len() > request.count {
+            entries.truncate(request.count);
+            positions.get(request.count - 1).map(|s| *s as u64)
+        } else {
+            None
+        };
+        let total: i64 = query::count_history(request)
+            .build_query_scalar()
+            .fetch_one(&self.readers)
+            .await
+            .map_err(db_error)?;
+        Ok(HistoryPage {
+            entries,
+            total: u64::try_from(total).unwrap_or(0),
+            next_before,
+        })
+    }
+
+    async fn begin_write(&self, _ctx: &RequestContext) -> StoreResult<Box<dyn WriteTx>> {
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
+        Ok(Box::new(SqliteWriteTx { tx }))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.readers)
+            .await
+            .map(|_| ())
+            .map_err(db_error)
+    }
+}
+
+struct SqliteWriteTx {
+    tx: Transaction<'static, Sqlite>,
+}
+
+#[async_trait]
+impl WriteTx for SqliteWriteTx {
+    async fn read_current(
+        &mut self,
+        resource_type: ResourceType,
+        id: &str,
+    ) -> StoreResult<Option<ResourceVersion>> {
+        read_current_on(&mut *self.tx, resource_type, id).await
+    }
+
+    async fn find_ids(
+        &mut self,
+        resource_type: ResourceType,
+        conditions: &[Condition],
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        let mut ids_query = query::select_current_ids(resource_type, conditions);
+        ids_query
+            .push(" ORDER BY r.res_id LIMIT ")
+            .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        ids_query
+            .build_query_scalar()
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn write(&mut self, new: NewVersion) -> StoreResult<()> {
+        let v = &new.version;
+        let res_type = v.resource_type.as_str();
+        let version = i64::try_from(v.version)
+            .map_err(|_| StoreError::Database(format!("version {} out of range", v.version)))?;
+        let last_updated = termin_fhir::instant::format_instant(v.last_updated);
+        sqlx::query(
+            "INSERT INTO resource (res_type, res_id, version, last_updated, body) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (res_type, res_id) DO UPDATE SET \
+             version = excluded.version, last_updated = excluded.last_updated, body = excluded.body",
+        )
+        .bind(res_type)
+        .bind(&v.id)
+        .bind(version)
+        .bind(&last_updated)
+        .bind(&v.body)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query(
+            "INSERT INTO resource_history (res_type, res_id, version, last_updated, change, body) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(res_type)
+        .bind(&v.id)
+        .bind(version)
+        .bind(&last_updated)
+        .bind(change_name(new.change))
+        .bind(&v.body)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(format!(
+                "{res_type}/{} version {} was written concurrently",
+                v.id, v.version
+            )),
+            _ => db_error(e),
+        })?;
+        sqlx::query("DELETE FROM search_token WHERE res_type = ? AND res_id = ?")
+            .bind(res_type)
+            .bind(&v.id)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_error)?;
+        for token in &new.index.tokens {
+            sqlx::query(
+                "INSERT INTO search_token (res_type, res_id, param, system, code) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(res_type)
+            .bind(&v.id)
+            .bind(&token.param)
+            .bind(&token.system)
+            .bind(&token.code)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_error)?;
+        }
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.tx.commit().await.map_err(db_error)
+    }
+}
+
+#[cfg(test)]
+mod tests;

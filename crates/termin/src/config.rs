@@ -1,0 +1,181 @@
+//! Configuration: command-line flags, `TERMIN_*` environment variables and an optional TOML
+//! file. Precedence: flag, then environment, then file, then the built-in default.
+
+use clap::Args;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE: &str = "termin.db";
+pub const DEFAULT_LOG: &str = "info";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_PAGE_SIZE: usize = 20;
+pub const DEFAULT_MAX_PAGE_SIZE: usize = 500;
+pub const DEFAULT_READ_CONNECTIONS: u32 = 4;
+
+/// Flags of `termin serve`. Every flag has an environment variable; neither has a default
+/// here so that a config file value can fill the gap before the built-in default does.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file; its keys are the flag names with '_' for '-'
+    #[arg(long, env = "TERMIN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address and port to listen on; port 0 picks a free port [default: 127.0.0.1:8080]
+    #[arg(long, env = "TERMIN_BIND", value_name = "ADDR")]
+    pub bind: Option<SocketAddr>,
+
+    /// Public FHIR base URL used in links and Location headers, e.g. https://termin.example.at/fhir
+    /// [default: http://<Host header>/fhir]
+    #[arg(long, env = "TERMIN_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// SQLite database file, created if missing [default: termin.db]
+    #[arg(long, env = "TERMIN_DATABASE", value_name = "PATH")]
+    pub database: Option<PathBuf>,
+
+    /// Log filter: a level (error, warn, info, debug, trace) or per-module directives
+    /// such as "info,termin_api=debug" [default: info]
+    #[arg(long, env = "TERMIN_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+
+    /// Largest request body accepted, in bytes; larger bodies get 413 [default: 1048576]
+    #[arg(long, env = "TERMIN_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+
+    /// Whether PUT to an unknown id creates the resource with that id [default: true]
+    #[arg(long, env = "TERMIN_UPDATE_CREATE", value_name = "BOOL")]
+    pub update_create: Option<bool>,
+
+    /// Search and history page size when the client sends no _count [default: 20]
+    #[arg(long, env = "TERMIN_DEFAULT_PAGE_SIZE", value_name = "N")]
+    pub default_page_size: Option<usize>,
+
+    /// Largest _count a client may ask for; larger values are capped [default: 500]
+    #[arg(long, env = "TERMIN_MAX_PAGE_SIZE", value_name = "N")]
+    pub max_page_size: Option<usize>,
+
+    /// SQLite read connections (writes always use one connection) [default: 4]
+    #[arg(long, env = "TERMIN_READ_CONNECTIONS", value_name = "N")]
+    pub read_connections: Option<u32>,
+
+    /// Load the example resources of the FHIR packages in --packages at start-up
+    /// (the AT Scheduling IG examples, for trying the API)
+    #[arg(long, env = "TERMIN_DEMO")]
+    pub demo: bool,
+
+    /// Directory of FHIR packages in package-cache layout (<name>#<version>/package/);
+    /// repeat for several [default: none]
+    #[arg(long = "packages", env = "TERMIN_PACKAGES", value_name = "DIR", value_delimiter = ',')]
+    pub packages: Vec<PathBuf>,
+}
+
+/// The config file: same names as the flags, with '_' instead of '-'.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    bind: Option<SocketAddr>,
+    base_url: Option<String>,
+    database: Option<PathBuf>,
+    log: Option<String>,
+    max_body_bytes: Option<usize>,
+    update_create: Option<bool>,
+    default_page_size: Option<usize>,
+    max_page_size: Option<usize>,
+    read_connections: Option<u32>,
+    demo: Option<bool>,
+    packages: Option<Vec<PathBuf>>,
+}
+
+/// The effective configuration of `termin serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub bind: SocketAddr,
+    pub base_url: Option<String>,
+    pub database: PathBuf,
+    pub log: String,
+    pub max_body_bytes: usize,
+    pub update_create: bool,
+    pub default_page_size: usize,
+    pub max_page_size: usize,
+    pub read_connections: u32,
+    pub demo: bool,
+    pub packages: Vec<PathBuf>,
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+}
+
+impl ServeArgs {
+    pub fn resolve(self) -> Result<ServeConfig, String> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let default_page_size = self.default_page_size.or(file.default_page_size).unwrap_or(DEFAULT_PAGE_SIZE);
+        let max_page_size = self.max_page_size.or(file.max_page_size).unwrap_or(DEFAULT_MAX_PAGE_SIZE);
+        if default_page_size == 0 || max_page_size < default_page_size {
+            return Err(format!(
+                "page sizes must satisfy 0 < default-page-size ({default_page_size}) <= max-page-size ({max_page_size})"
+            ));
+        }
+        Ok(ServeConfig {
+            bind: self
+                .bind
+                .or(file.bind)
+                .unwrap_or_else(|| DEFAULT_BIND.parse().expect("default bind address parses")),
+            base_url: self.base_url.or(file.base_url),
+            database: self.database.or(file.database).unwrap_or_else(|| DEFAULT_DATABASE.into()),
+            log: self.log.or(file.log).unwrap_or_else(|| DEFAULT_LOG.into()),
+            max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            update_create: self.update_create.or(file.update_create).unwrap_or(true),
+            default_page_size,
+            max_page_size,
+            read_connections: self.read_connections.or(file.read_connections).unwrap_or(DEFAULT_READ_CONNECTIONS),
+            demo: self.demo || file.demo.unwrap_or(false),
+            packages: if self.packages.is_empty() { file.packages.unwrap_or_default() } else { self.packages },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> ServeArgs {
+        Cli::parse_from(std::iter::once("termin").chain(args.iter().copied())).serve
+    }
+
+    #[test]
+    fn flags_beat_file_and_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("termin.toml");
+        std::fs::write(&file, "bind = \"127.0.0.1:9999\"\nmax_body_bytes = 10\nupdate_create = false\n").unwrap();
+        let config = parse(&["--config", file.to_str().unwrap(), "--max-body-bytes", "20"])
+            .resolve()
+            .unwrap();
+        assert_eq!(config.bind.port(), 9999);
+        assert_eq!(config.max_body_bytes, 20);
+        assert!(!config.update_create);
+        assert_eq!(config.default_page_size, DEFAULT_PAGE_SIZE);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("termin.toml");
+        std::fs::write(&file, "bnid = \"x\"\n").unwrap();
+        let err = parse(&["--config", file.to_str().unwrap()]).resolve().unwrap_err();
+        assert!(err.contains("bnid"), "{err}");
+    }
+}

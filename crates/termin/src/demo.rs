@@ -1,0 +1,66 @@
+//! `--demo`: load the example instances shipped in FHIR packages (the AT Scheduling IG
+//! examples) so the API can be tried at once. Loading is idempotent: an example that is
+//! already stored unchanged creates no new version.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use termin_domain::ResourceService;
+use termin_fhir::ResourceType;
+use termin_store::RequestContext;
+
+pub async fn load_examples(service: &ResourceService, package_dirs: &[PathBuf]) -> Result<(), String> {
+    if package_dirs.is_empty() {
+        return Err("--demo needs at least one --packages directory holding the example resources".into());
+    }
+    let ctx = RequestContext::anonymous("demo-load");
+    let mut loaded = 0usize;
+    for file in example_files(package_dirs)? {
+        let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let Ok(Value::Object(resource)) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        let Some(resource_type) = resource
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse::<ResourceType>().ok())
+        else {
+            continue;
+        };
+        let Some(id) = resource.get("id").and_then(Value::as_str).map(str::to_owned) else {
+            continue;
+        };
+        service
+            .update(&ctx, resource_type, &id, resource, None)
+            .await
+            .map_err(|e| format!("loading {}: {e:?}", file.display()))?;
+        loaded += 1;
+    }
+    tracing::info!(loaded, "loaded demo resources");
+    Ok(())
+}
+
+/// JSON files in `<dir>/<package>/package/`, sorted for a deterministic load order.
+fn example_files(package_dirs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    for dir in package_dirs {
+        let packages = std::fs::read_dir(dir).map_err(|e| format!("package directory {}: {e}", dir.display()))?;
+        for package in packages.flatten() {
+            let content = package.path().join("package");
+            let Ok(entries) = std::fs::read_dir(&content) else {
+                continue;
+            };
+            files.extend(
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "json") && !is_package_manifest(p)),
+            );
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn is_package_manifest(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| n == "package.json" || n == ".index.json")
+}

@@ -1,0 +1,43 @@
+//! The `termin` command: run the FHIR scheduling server and its tools.
+
+mod config;
+mod demo;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Termin — a FHIR R5 appointment-scheduling server for the HL7 Austria
+/// "Austrian Appointment Scheduling (R5)" implementation guide.
+///
+/// Start the server with `termin serve`; the FHIR API is then at http://127.0.0.1:8080/fhir
+/// (try `curl http://127.0.0.1:8080/fhir/metadata`). Every option of `serve` can also be set
+/// with a TERMIN_* environment variable or in a TOML file given with --config.
+#[derive(Parser)]
+#[command(name = "termin", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the FHIR server (SQLite database file by default)
+    Serve(config::ServeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = match args.resolve() {
+                Ok(config) => config,
+                Err(message) => {
+                    eprintln!("termin: {message}");
+                    return ExitCode::from(2);
+                }
+            };
+            serve::run(config)
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! `termin serve`: open the store, build the API and serve until a shutdown signal.
+
+use crate::config::ServeConfig;
+use std::process::ExitCode;
+use std::sync::Arc;
+use termin_api::{ApiConfig, AppState};
+use termin_domain::{ResourceService, ServiceConfig, SystemClock};
+use termin_store_sqlite::SqliteStore;
+use tracing_subscriber::EnvFilter;
+
+pub fn run(config: ServeConfig) -> ExitCode {
+    let filter = match EnvFilter::try_new(&config.log) {
+        Ok(filter) => filter,
+        Err(e) => {
+            eprintln!("termin: invalid log filter {:?}: {e}", config.log);
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(true)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("termin: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!(%message, "termin stopped");
+            eprintln!("termin: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: ServeConfig) -> Result<(), String> {
+    let store = SqliteStore::open(&config.database, config.read_connections)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(database = %config.database.display(), "opened SQLite store");
+    let service = ResourceService::new(
+        Arc::new(store),
+        Arc::new(SystemClock),
+        ServiceConfig {
+            update_create: config.update_create,
+        },
+    );
+    if config.demo {
+        crate::demo::load_examples(&service, &config.packages).await?;
+    }
+    let app = termin_api::app(AppState {
+        service,
+        config: ApiConfig {
+            base_url: config.base_url.clone(),
+            max_body_bytes: config.max_body_bytes,
+            default_count: config.default_page_size,
+            max_count: config.max_page_size,
+        },
+    });
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%address, "listening");
+    // Tests and scripts read this line to learn the port when binding to port 0.
+    println!("termin listening on http://{address}");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return interrupt.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await.unwrap_or(());
+    tracing::info!("shutting down");
+}
