@@ -41,6 +41,8 @@ impl From<DomainError> for ApiError {
                 OperationOutcome::single(Issue::error(IssueCode::Deleted, format!("{what} has been deleted"))),
             ),
             DomainError::PreconditionFailed(outcome) => (StatusCode::PRECONDITION_FAILED, outcome),
+            DomainError::Conflict(outcome) => (StatusCode::CONFLICT, outcome),
+            DomainError::Unprocessable(outcome) => (StatusCode::UNPROCESSABLE_ENTITY, outcome),
             DomainError::NotAllowed(why) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 OperationOutcome::single(Issue::error(IssueCode::NotSupported, why)),
@@ -70,9 +72,22 @@ impl From<DomainError> for ApiError {
     }
 }
 
+/// The OperationOutcome of an error response, kept so the format layer can re-render it.
+#[derive(Clone)]
+pub struct ErrorOutcome(pub serde_json::Value);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = self.outcome.to_json().to_string();
-        (self.status, [(header::CONTENT_TYPE, crate::format::FHIR_JSON)], body).into_response()
+        let outcome = self.outcome.to_json();
+        let mut response =
+            (self.status, [(header::CONTENT_TYPE, crate::format::FHIR_JSON)], outcome.to_string()).into_response();
+        response.extensions_mut().insert(ErrorOutcome(outcome));
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the oversized body stays unread, so the connection cannot be reused.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        }
+        response
     }
 }

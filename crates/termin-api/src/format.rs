@@ -48,7 +48,8 @@ impl ResponseFormat {
             }
         }
         if let Some(asked) = explicit_format {
-            let media = asked.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+            // An unencoded '+' in `_format=application/fhir+json` arrives as a space.
+            let media = asked.split(';').next().unwrap_or_default().trim().replace(' ', "+").to_ascii_lowercase();
             return if is_json_media(&media) { Ok(format) } else { Err(not_acceptable(&asked)) };
         }
         let accept: Vec<&str> = headers
@@ -72,6 +73,21 @@ impl ResponseFormat {
             value.to_string()
         }
     }
+}
+
+/// Middleware: renders error OperationOutcomes in the format the request asked for, so that
+/// errors raised before a handler ran (extractors, routing) honour `_pretty` too.
+pub async fn render_errors(request: Request, next: axum::middleware::Next) -> Response {
+    let pretty = ResponseFormat::negotiate(request.uri().query(), request.headers())
+        .map(|f| f.pretty)
+        .unwrap_or(false);
+    let mut response = next.run(request).await;
+    if pretty && let Some(outcome) = response.extensions_mut().remove::<crate::error::ErrorOutcome>() {
+        let body = ResponseFormat { pretty }.render(&outcome.0);
+        *response.body_mut() = Body::from(body);
+        response.headers_mut().remove(header::CONTENT_LENGTH);
+    }
+    response
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ResponseFormat {

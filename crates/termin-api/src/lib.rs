@@ -49,6 +49,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn app(state: AppState) -> Router {
     registry::router()
         .with_state(Arc::new(state))
+        .layer(axum::middleware::from_fn(format::render_errors))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(context::request_span))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

@@ -17,6 +17,12 @@ pub enum DomainError {
     /// A precondition such as If-Match or a conditional match failed (412).
     #[error("precondition failed")]
     PreconditionFailed(OperationOutcome),
+    /// The request conflicts with the current state, e.g. a slot already taken (409).
+    #[error("conflict")]
+    Conflict(OperationOutcome),
+    /// The request is well-formed but breaks a business rule (422).
+    #[error("unprocessable")]
+    Unprocessable(OperationOutcome),
     /// The interaction is switched off by configuration (405).
     #[error("not allowed: {0}")]
     NotAllowed(String),
@@ -33,6 +39,14 @@ impl DomainError {
         DomainError::Invalid(OperationOutcome::single(issue))
     }
 
+    pub fn conflict(issue: Issue) -> Self {
+        DomainError::Conflict(OperationOutcome::single(issue))
+    }
+
+    pub fn unprocessable(issue: Issue) -> Self {
+        DomainError::Unprocessable(OperationOutcome::single(issue))
+    }
+
     pub fn precondition(code: IssueCode, diagnostics: impl Into<String>) -> Self {
         DomainError::PreconditionFailed(OperationOutcome::single(Issue::error(code, diagnostics)))
     }
@@ -42,6 +56,7 @@ impl From<StoreError> for DomainError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(m) => DomainError::Unavailable(m),
+            StoreError::Conflict(m) => DomainError::conflict(Issue::error(IssueCode::Conflict, m)),
             other => DomainError::Internal(other.to_string()),
         }
     }

@@ -17,8 +17,8 @@ use std::path::Path;
 use std::time::Duration;
 use termin_fhir::ResourceType;
 use termin_store::{
-    ChangeKind, Condition, HistoryEntry, HistoryPage, HistoryRequest, NewVersion, RequestContext,
-    ResourceStore, ResourceVersion, SearchPage, SearchRequest, StoreError, StoreResult, WriteTx,
+    ChangeKind, Condition, DomainEvent, HistoryEntry, HistoryPage, HistoryRequest, NewVersion, RequestContext,
+    ResourceStore, ResourceVersion, SearchPage, SearchRequest, SlotHold, StoreError, StoreResult, WriteTx,
 };
 
 /// How long a connection waits for SQLite's lock held by another process before failing.
@@ -101,6 +101,40 @@ fn decode_version(row: &SqliteRow) -> StoreResult<ResourceVersion> {
             .map_err(|e| StoreError::Corrupt(format!("bad last_updated {last_updated:?}: {e}")))?,
         body: row.try_get("body").map_err(db_error)?,
     })
+}
+
+fn decode_hold(row: &SqliteRow) -> StoreResult<SlotHold> {
+    let held_until: String = row.try_get("held_until").map_err(db_error)?;
+    Ok(SlotHold {
+        slot_id: row.try_get("slot_id").map_err(db_error)?,
+        holder: row.try_get("holder").map_err(db_error)?,
+        token: row.try_get("token").map_err(db_error)?,
+        held_until: held_until
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("bad held_until {held_until:?}: {e}")))?,
+    })
+}
+
+fn decode_event(row: &SqliteRow) -> StoreResult<(u64, DomainEvent)> {
+    let seq: i64 = row.try_get("seq").map_err(db_error)?;
+    let res_type: String = row.try_get("res_type").map_err(db_error)?;
+    let version: i64 = row.try_get("version").map_err(db_error)?;
+    let occurred_at: String = row.try_get("occurred_at").map_err(db_error)?;
+    Ok((
+        seq as u64,
+        DomainEvent {
+            kind: row.try_get("kind").map_err(db_error)?,
+            resource_type: res_type
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("unknown resource type {res_type:?}")))?,
+            resource_id: row.try_get("res_id").map_err(db_error)?,
+            version: version as u64,
+            occurred_at: occurred_at
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("bad occurred_at {occurred_at:?}: {e}")))?,
+            detail: row.try_get("detail").map_err(db_error)?,
+        },
+    ))
 }
 
 async fn read_current_on<'c, E>(
@@ -233,6 +267,48 @@ impl ResourceStore for SqliteStore {
             .map(|_| ())
             .map_err(db_error)
     }
+
+    async fn holds(&self, _ctx: &RequestContext, slot_ids: &[String]) -> StoreResult<Vec<SlotHold>> {
+        if slot_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+            "SELECT slot_id, holder, token, held_until FROM slot_hold WHERE slot_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for id in slot_ids {
+            list.push_bind(id.clone());
+        }
+        q.push(")");
+        let rows = q.build().fetch_all(&self.readers).await.map_err(db_error)?;
+        rows.iter().map(decode_hold).collect()
+    }
+
+    async fn expired_holds(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<SlotHold>> {
+        let rows = sqlx::query(
+            "SELECT slot_id, holder, token, held_until FROM slot_hold WHERE held_until <= ? \
+             ORDER BY held_until LIMIT ?",
+        )
+        .bind(termin_fhir::instant::format_instant(now))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(decode_hold).collect()
+    }
+
+    async fn events(&self, after: u64, limit: usize) -> StoreResult<Vec<(u64, DomainEvent)>> {
+        let rows = sqlx::query(
+            "SELECT seq, kind, res_type, res_id, version, occurred_at, detail FROM outbox \
+             WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(decode_event).collect()
+    }
 }
 
 struct SqliteWriteTx {
@@ -324,6 +400,88 @@ impl WriteTx for SqliteWriteTx {
             .map_err(db_error)?;
         }
         Ok(())
+    }
+
+    async fn hold(&mut self, slot_id: &str) -> StoreResult<Option<SlotHold>> {
+        let row = sqlx::query("SELECT slot_id, holder, token, held_until FROM slot_hold WHERE slot_id = ?")
+            .bind(slot_id)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_error)?;
+        row.as_ref().map(decode_hold).transpose()
+    }
+
+    async fn put_hold(&mut self, hold: &SlotHold) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO slot_hold (slot_id, holder, token, held_until) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (slot_id) DO UPDATE SET holder = excluded.holder, token = excluded.token, \
+             held_until = excluded.held_until",
+        )
+        .bind(&hold.slot_id)
+        .bind(&hold.holder)
+        .bind(&hold.token)
+        .bind(termin_fhir::instant::format_instant(hold.held_until))
+        .execute(&mut *self.tx)
+        .await
+        .map(|_| ())
+        .map_err(db_error)
+    }
+
+    async fn delete_hold(&mut self, slot_id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM slot_hold WHERE slot_id = ?")
+            .bind(slot_id)
+            .execute(&mut *self.tx)
+            .await
+            .map(|_| ())
+            .map_err(db_error)
+    }
+
+    async fn slot_booking(&mut self, slot_id: &str) -> StoreResult<Option<String>> {
+        sqlx::query_scalar("SELECT appointment_id FROM slot_booking WHERE slot_id = ?")
+            .bind(slot_id)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn put_slot_booking(&mut self, slot_id: &str, appointment_id: &str) -> StoreResult<()> {
+        sqlx::query("INSERT INTO slot_booking (slot_id, appointment_id) VALUES (?, ?)")
+            .bind(slot_id)
+            .bind(appointment_id)
+            .execute(&mut *self.tx)
+            .await
+            .map(|_| ())
+            .map_err(|e| match &e {
+                sqlx::Error::Database(db) if db.is_unique_violation() => {
+                    StoreError::Conflict(format!("Slot/{slot_id} is already booked"))
+                }
+                _ => db_error(e),
+            })
+    }
+
+    async fn delete_slot_booking(&mut self, slot_id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM slot_booking WHERE slot_id = ?")
+            .bind(slot_id)
+            .execute(&mut *self.tx)
+            .await
+            .map(|_| ())
+            .map_err(db_error)
+    }
+
+    async fn append_event(&mut self, event: &DomainEvent) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO outbox (kind, res_type, res_id, version, occurred_at, detail) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&event.kind)
+        .bind(event.resource_type.as_str())
+        .bind(&event.resource_id)
+        .bind(i64::try_from(event.version).unwrap_or(i64::MAX))
+        .bind(termin_fhir::instant::format_instant(event.occurred_at))
+        .bind(&event.detail)
+        .execute(&mut *self.tx)
+        .await
+        .map(|_| ())
+        .map_err(db_error)
     }
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {

@@ -6,8 +6,9 @@ use termin_store::{StoreError, StoreResult};
 use crate::db_error;
 
 /// Each entry is applied once, in order; never edit an entry that has shipped.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
     r#"
 CREATE TABLE resource (
     res_type     TEXT    NOT NULL,
@@ -41,7 +42,37 @@ CREATE TABLE search_token (
 CREATE INDEX search_token_by_code ON search_token (res_type, param, code, system);
 CREATE INDEX search_token_by_resource ON search_token (res_type, res_id);
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+CREATE TABLE slot_hold (
+    slot_id    TEXT NOT NULL PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    token      TEXT NOT NULL,
+    held_until TEXT NOT NULL
+);
+CREATE INDEX slot_hold_by_expiry ON slot_hold (held_until);
+
+-- One row per slot occupied by an active Appointment: the primary key makes two active
+-- bookings of one slot impossible in the database itself.
+CREATE TABLE slot_booking (
+    slot_id        TEXT NOT NULL PRIMARY KEY,
+    appointment_id TEXT NOT NULL
+);
+
+CREATE TABLE outbox (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind          TEXT    NOT NULL,
+    res_type      TEXT    NOT NULL,
+    res_id        TEXT    NOT NULL,
+    version       INTEGER NOT NULL,
+    occurred_at   TEXT    NOT NULL,
+    detail        TEXT    NOT NULL
+);
+"#,
+    ),
+];
 
 pub async fn migrate(conn: &mut SqliteConnection) -> StoreResult<()> {
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;

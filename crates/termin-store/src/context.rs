@@ -5,6 +5,8 @@
 pub enum Principal {
     /// No authentication configured or presented.
     Anonymous,
+    /// The server itself (background jobs such as hold expiry, demo loading).
+    System,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +15,8 @@ pub struct RequestContext {
     pub principal: Principal,
     /// SMART scopes granted to the request (empty while authorization is off).
     pub scopes: Vec<String>,
+    /// Slot-hold token the caller presents to prove it owns a hold (from `$hold`).
+    pub hold_token: Option<String>,
 }
 
 impl RequestContext {
@@ -21,6 +25,19 @@ impl RequestContext {
             request_id: request_id.into(),
             principal: Principal::Anonymous,
             scopes: Vec::new(),
+            hold_token: None,
         }
+    }
+
+    pub fn system(job: impl Into<String>) -> Self {
+        RequestContext {
+            principal: Principal::System,
+            ..Self::anonymous(job)
+        }
+    }
+
+    pub fn with_hold_token(mut self, token: Option<String>) -> Self {
+        self.hold_token = token;
+        self
     }
 }

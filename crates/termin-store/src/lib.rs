@@ -129,6 +129,31 @@ pub struct HistoryPage {
     pub next_before: Option<u64>,
 }
 
+/// A hold on a slot: who holds it, the token that proves it, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotHold {
+    pub slot_id: String,
+    /// The principal that placed the hold (for anonymous callers, the token itself).
+    pub holder: String,
+    /// Secret handed to the holder; presenting it proves ownership of the hold.
+    pub token: String,
+    pub held_until: Timestamp,
+}
+
+/// A domain event recorded in the outbox in the same transaction as the change it reports,
+/// so that notifications can later be delivered exactly once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainEvent {
+    /// What happened, e.g. `appointment-booked`, `slot-hold-expired`.
+    pub kind: String,
+    pub resource_type: ResourceType,
+    pub resource_id: String,
+    pub version: u64,
+    pub occurred_at: Timestamp,
+    /// Event details as JSON text.
+    pub detail: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the database is unavailable: {0}")]
@@ -172,6 +197,15 @@ pub trait ResourceStore: Send + Sync {
 
     /// Checks that the database answers (for readiness).
     async fn ping(&self) -> StoreResult<()>;
+
+    /// The holds recorded for these slots (live or expired).
+    async fn holds(&self, ctx: &RequestContext, slot_ids: &[String]) -> StoreResult<Vec<SlotHold>>;
+
+    /// Holds that expired at or before `now`, oldest first, at most `limit`.
+    async fn expired_holds(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<SlotHold>>;
+
+    /// Outbox events in the order they were recorded, after position `after`, at most `limit`.
+    async fn events(&self, after: u64, limit: usize) -> StoreResult<Vec<(u64, DomainEvent)>>;
 }
 
 /// A unit of work. Dropping it without [`WriteTx::commit`] discards every write.
@@ -192,6 +226,25 @@ pub trait WriteTx: Send {
     ) -> StoreResult<Vec<String>>;
 
     async fn write(&mut self, new: NewVersion) -> StoreResult<()>;
+
+    async fn hold(&mut self, slot_id: &str) -> StoreResult<Option<SlotHold>>;
+
+    /// Records or replaces the hold on a slot.
+    async fn put_hold(&mut self, hold: &SlotHold) -> StoreResult<()>;
+
+    async fn delete_hold(&mut self, slot_id: &str) -> StoreResult<()>;
+
+    /// The active Appointment that has booked this slot, if any.
+    async fn slot_booking(&mut self, slot_id: &str) -> StoreResult<Option<String>>;
+
+    /// Records that an active Appointment occupies a slot. The store rejects a second
+    /// booking of one slot with [`StoreError::Conflict`] (a database constraint, not only
+    /// a check in process memory).
+    async fn put_slot_booking(&mut self, slot_id: &str, appointment_id: &str) -> StoreResult<()>;
+
+    async fn delete_slot_booking(&mut self, slot_id: &str) -> StoreResult<()>;
+
+    async fn append_event(&mut self, event: &DomainEvent) -> StoreResult<()>;
 
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }

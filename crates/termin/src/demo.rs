@@ -12,7 +12,7 @@ pub async fn load_examples(service: &ResourceService, package_dirs: &[PathBuf]) 
     if package_dirs.is_empty() {
         return Err("--demo needs at least one --packages directory holding the example resources".into());
     }
-    let ctx = RequestContext::anonymous("demo-load");
+    let ctx = RequestContext::system("demo-load");
     let mut loaded = 0usize;
     for file in example_files(package_dirs)? {
         let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
