@@ -36,13 +36,21 @@ pub fn links(self_url: String, next_url: Option<String>) -> Value {
 }
 
 pub fn searchset(total: u64, links: Value, entries: Vec<Value>) -> Value {
-    json!({
+    bundle("searchset", total, links, entries)
+}
+
+fn bundle(kind: &str, total: u64, links: Value, entries: Vec<Value>) -> Value {
+    let mut bundle = json!({
         "resourceType": "Bundle",
-        "type": "searchset",
+        "type": kind,
         "total": total,
         "link": links,
-        "entry": entries,
-    })
+    });
+    // FHIR JSON has no empty arrays: an empty page has no `entry` at all.
+    if !entries.is_empty() {
+        bundle["entry"] = Value::Array(entries);
+    }
+    bundle
 }
 
 pub fn search_entry(base: &str, version: &ResourceVersion) -> Result<Value, ApiError> {
@@ -54,13 +62,7 @@ pub fn search_entry(base: &str, version: &ResourceVersion) -> Result<Value, ApiE
 }
 
 pub fn history(total: u64, links: Value, entries: Vec<Value>) -> Value {
-    json!({
-        "resourceType": "Bundle",
-        "type": "history",
-        "total": total,
-        "link": links,
-        "entry": entries,
-    })
+    bundle("history", total, links, entries)
 }
 
 pub fn history_entry(base: &str, entry: &HistoryEntry) -> Result<Value, ApiError> {

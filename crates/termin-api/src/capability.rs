@@ -1,5 +1,6 @@
 //! The CapabilityStatement, generated from the interaction registry and the search registry.
 
+use crate::operations::OPERATIONS;
 use crate::registry::Interaction;
 use serde_json::{Value, json};
 use termin_domain::ServiceConfig;
@@ -16,7 +17,12 @@ pub fn capability_statement(base: &str, config: &ServiceConfig) -> Value {
     let resources: Vec<Value> = ResourceType::ALL
         .iter()
         .map(|t| {
-            json!({
+            let operations: Vec<Value> = OPERATIONS
+                .iter()
+                .filter(|op| op.resource == *t)
+                .map(|op| json!({"name": op.code, "definition": op.url()}))
+                .collect();
+            let mut resource = json!({
                 "type": t.as_str(),
                 "interaction": interactions,
                 "versioning": "versioned-update",
@@ -27,7 +33,12 @@ pub fn capability_statement(base: &str, config: &ServiceConfig) -> Value {
                 "conditionalUpdate": true,
                 "conditionalDelete": "not-supported",
                 "searchParam": search_params,
-            })
+            });
+            // FHIR JSON has no empty arrays.
+            if !operations.is_empty() {
+                resource["operation"] = Value::Array(operations);
+            }
+            resource
         })
         .collect();
     json!({

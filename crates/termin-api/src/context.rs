@@ -7,6 +7,9 @@ use axum::http::request::Parts;
 use std::convert::Infallible;
 use termin_store::RequestContext;
 
+/// Header carrying slot-hold tokens from `$hold`, for bookings and postponements by PUT.
+pub const HOLD_TOKEN: &str = "x-hold-token";
+
 /// Extracts the [`RequestContext`]. Authentication will fill in the principal here.
 pub struct Ctx(pub RequestContext);
 
@@ -19,7 +22,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .get(&REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        Ok(Ctx(RequestContext::anonymous(request_id)))
+        let hold_tokens = parts
+            .headers
+            .get_all(HOLD_TOKEN)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty());
+        Ok(Ctx(RequestContext::anonymous(request_id).with_hold_tokens(hold_tokens)))
     }
 }
 

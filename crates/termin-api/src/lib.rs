@@ -8,6 +8,7 @@ mod capability;
 mod context;
 mod error;
 mod format;
+mod operations;
 mod prefer;
 mod query;
 mod registry;
@@ -37,7 +38,7 @@ pub struct ApiConfig {
 }
 
 pub struct AppState {
-    pub service: ResourceService,
+    pub service: Arc<ResourceService>,
     pub config: ApiConfig,
 }
 

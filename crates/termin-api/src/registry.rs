@@ -2,7 +2,7 @@
 //! CapabilityStatement describes it, so the two cannot disagree.
 
 use crate::SharedState;
-use crate::routes::{history, instance, search, system, type_level};
+use crate::routes::{history, instance, operations, search, system, type_level};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{MethodRouter, delete, get, post, put};
@@ -68,7 +68,12 @@ pub fn router() -> Router<SharedState> {
     let mut router = Router::new()
         .route("/health", get(system::health))
         .route("/ready", get(system::ready))
-        .route("/fhir/metadata", get(system::metadata));
+        .route("/fhir/metadata", get(system::metadata))
+        .route("/fhir/OperationDefinition/{id}", get(operations::operation_definition))
+        // Operations share the shape of instance and history paths; their handlers dispatch
+        // on the `$name` segment using the operation registry.
+        .route("/fhir/{type}/{id}", post(operations::type_operation))
+        .route("/fhir/{type}/{id}/{operation}", post(operations::instance_operation));
     for interaction in Interaction::ALL {
         for (path, method_router) in interaction.routes() {
             router = router.route(path, method_router);

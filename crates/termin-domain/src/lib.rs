@@ -4,7 +4,9 @@
 mod clock;
 mod error;
 mod resources;
+mod scheduling;
 
 pub use clock::{Clock, SystemClock};
 pub use error::DomainError;
 pub use resources::{ResourceService, ServiceConfig, WriteOutcome, WriteStatus};
+pub use scheduling::{BookingOutcome, BookingStatus, HoldOutcome, MANUAL_CONFIRMATION_URL, SlotSelector};

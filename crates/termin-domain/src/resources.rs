@@ -1,7 +1,9 @@
 //! The FHIR resource lifecycle: create, read, update, delete, conditional variants and
 //! history, with server-managed `meta.versionId` / `meta.lastUpdated`.
 
+use crate::scheduling::{self, guard_write, model};
 use crate::{Clock, DomainError};
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use termin_fhir::resource::with_identity;
@@ -16,6 +18,8 @@ use termin_store::{
 pub struct ServiceConfig {
     /// Whether `PUT` to an unknown id creates the resource with that client-chosen id.
     pub update_create: bool,
+    /// How long `$hold` keeps a slot for its holder.
+    pub hold_duration: SignedDuration,
 }
 
 /// How a write ended.
@@ -58,6 +62,36 @@ impl ResourceService {
         &self.config
     }
 
+    pub(crate) fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    pub(crate) fn store(&self) -> &dyn ResourceStore {
+        self.store.as_ref()
+    }
+
+    /// Shows a Slot whose hold has expired as free, whether or not the sweeper has run.
+    async fn present(&self, ctx: &RequestContext, mut versions: Vec<ResourceVersion>) -> Result<Vec<ResourceVersion>, DomainError> {
+        let tentative: Vec<String> = versions
+            .iter()
+            .filter(|v| v.resource_type == ResourceType::Slot)
+            .filter(|v| v.body.as_deref().is_some_and(|b| b.contains("busy-tentative")))
+            .map(|v| v.id.clone())
+            .collect();
+        if tentative.is_empty() {
+            return Ok(versions);
+        }
+        let holds = self.store.holds(ctx, &tentative).await?;
+        let now = self.clock.now();
+        for version in versions.iter_mut().filter(|v| tentative.contains(&v.id)) {
+            let hold = holds.iter().find(|h| h.slot_id == version.id);
+            if let Some(shown) = version.body.as_deref().and_then(|b| scheduling::present_slot(b, hold, now)) {
+                version.body = Some(shown);
+            }
+        }
+        Ok(versions)
+    }
+
     pub async fn ready(&self) -> Result<(), DomainError> {
         Ok(self.store.ping().await?)
     }
@@ -72,7 +106,7 @@ impl ResourceService {
         match self.store.read_current(ctx, resource_type, id).await? {
             None => Err(DomainError::NotFound(label(resource_type, id))),
             Some(v) if v.is_deleted() => Err(DomainError::Gone(label(resource_type, id))),
-            Some(v) => Ok(v),
+            Some(v) => Ok(self.present(ctx, vec![v]).await?.remove(0)),
         }
     }
 
@@ -92,7 +126,9 @@ impl ResourceService {
     }
 
     pub async fn search(&self, ctx: &RequestContext, request: &SearchRequest) -> Result<SearchPage, DomainError> {
-        Ok(self.store.search(ctx, request).await?)
+        let mut page = self.store.search(ctx, request).await?;
+        page.matches = self.present(ctx, page.matches).await?;
+        Ok(page)
     }
 
     pub async fn history(&self, ctx: &RequestContext, request: &HistoryRequest) -> Result<HistoryPage, DomainError> {
@@ -133,7 +169,7 @@ impl ResourceService {
             }
         }
         let id = uuid::Uuid::new_v4().to_string();
-        self.write_new_version(tx, resource_type, &id, body, None).await
+        self.write_in(ctx, tx, resource_type, &id, body, None).await
     }
 
     /// Updates (or, if allowed, creates) the resource with a client-known id.
@@ -165,7 +201,7 @@ impl ResourceService {
             }
         }
         let tx = self.store.begin_write(ctx).await?;
-        self.update_in(tx, resource_type, id, body, if_match).await
+        self.update_in(ctx, tx, resource_type, id, body, if_match).await
     }
 
     /// `PUT Type?criteria`: create when nothing matches, update the one match, 412 for several.
@@ -193,7 +229,7 @@ impl ResourceService {
             [] => match body_id {
                 None => {
                     let id = uuid::Uuid::new_v4().to_string();
-                    self.write_new_version(tx, resource_type, &id, body, None).await
+                    self.write_in(ctx, tx, resource_type, &id, body, None).await
                 }
                 Some(id) => {
                     check_id(resource_type, &id)?;
@@ -209,7 +245,7 @@ impl ResourceService {
                             .at(format!("{resource_type}.id")),
                         ));
                     }
-                    self.update_in(tx, resource_type, &id, body, if_match).await
+                    self.update_in(ctx, tx, resource_type, &id, body, if_match).await
                 }
             },
             [id] => {
@@ -223,7 +259,7 @@ impl ResourceService {
                     ));
                 }
                 let id = id.clone();
-                self.update_in(tx, resource_type, &id, body, if_match).await
+                self.update_in(ctx, tx, resource_type, &id, body, if_match).await
             }
             _ => Err(DomainError::precondition(
                 IssueCode::MultipleMatches,
@@ -246,12 +282,15 @@ impl ResourceService {
         let Some(current) = current.filter(|c| !c.is_deleted()) else {
             return Ok(());
         };
+        let now = self.clock.now();
+        let previous = current.body.as_deref().and_then(model::parse_object);
+        guard_write(&mut *tx, ctx, now, resource_type, id, current.version + 1, previous.as_ref(), None).await?;
         tx.write(NewVersion {
             version: ResourceVersion {
                 resource_type,
                 id: id.to_owned(),
                 version: current.version + 1,
-                last_updated: self.clock.now(),
+                last_updated: now,
                 body: None,
             },
             change: ChangeKind::Delete,
@@ -264,6 +303,7 @@ impl ResourceService {
 
     async fn update_in(
         &self,
+        ctx: &RequestContext,
         mut tx: Box<dyn WriteTx>,
         resource_type: ResourceType,
         id: &str,
@@ -278,7 +318,7 @@ impl ResourceService {
                 "{} does not exist and this server does not create resources with client-assigned ids (update-create is off)",
                 label(resource_type, id)
             ))),
-            None => self.write_new_version(tx, resource_type, id, body, None).await,
+            None => self.write_in(ctx, tx, resource_type, id, body, None).await,
             Some(current) => {
                 if let Some(stored) = &current.body
                     && same_content(stored, &body)?
@@ -288,68 +328,83 @@ impl ResourceService {
                         version: current,
                     });
                 }
-                self.write_new_version(tx, resource_type, id, body, Some(&current)).await
+                self.write_in(ctx, tx, resource_type, id, body, Some(&current)).await
             }
         }
     }
 
-    async fn write_new_version(
+    /// Writes the next version inside `tx` (after the scheduling rules) and commits.
+    pub(crate) async fn write_in(
         &self,
+        ctx: &RequestContext,
         mut tx: Box<dyn WriteTx>,
         resource_type: ResourceType,
         id: &str,
         mut body: Map<String, Value>,
         previous: Option<&ResourceVersion>,
     ) -> Result<WriteOutcome, DomainError> {
+        let now = self.clock.now();
         let version = previous.map_or(1, |p| p.version + 1);
-        let last_updated = self.clock.now();
-        let mut meta = match body.shift_remove("meta") {
-            None => Map::new(),
-            Some(Value::Object(meta)) => meta,
-            Some(_) => {
-                return Err(DomainError::invalid(
-                    Issue::error(IssueCode::Structure, "meta must be an object").at(format!("{resource_type}.meta")),
-                ));
-            }
+        let previous_body = previous.and_then(|p| p.body.as_deref()).and_then(model::parse_object);
+        guard_write(&mut *tx, ctx, now, resource_type, id, version, previous_body.as_ref(), Some(&mut body)).await?;
+        let new = new_version(resource_type, id, body, previous, now)?;
+        let status = if new.change == ChangeKind::Create {
+            WriteStatus::Created
+        } else {
+            WriteStatus::Updated
         };
-        meta.shift_remove("versionId");
-        meta.shift_remove("lastUpdated");
-        let mut managed = Map::with_capacity(meta.len() + 2);
-        managed.insert("versionId".into(), Value::String(version.to_string()));
-        managed.insert("lastUpdated".into(), Value::String(format_instant(last_updated)));
-        managed.extend(meta);
-        let resource = with_identity(body, id, managed);
-        let index = index_entries(resource.as_object().expect("with_identity returns an object"));
-        let text = serde_json::to_string(&resource).map_err(|e| DomainError::Internal(e.to_string()))?;
-        let new = ResourceVersion {
+        let written = new.version.clone();
+        tx.write(new).await?;
+        tx.commit().await?;
+        tracing::debug!(resource = %label(resource_type, id), version, "stored");
+        Ok(WriteOutcome { status, version: written })
+    }
+}
+
+/// Builds the next version of a resource: server-managed `meta.versionId` and
+/// `meta.lastUpdated` (other meta kept), identity elements first, and its index rows.
+pub(crate) fn new_version(
+    resource_type: ResourceType,
+    id: &str,
+    mut body: Map<String, Value>,
+    previous: Option<&ResourceVersion>,
+    now: Timestamp,
+) -> Result<NewVersion, DomainError> {
+    let version = previous.map_or(1, |p| p.version + 1);
+    let mut meta = match body.shift_remove("meta") {
+        None => Map::new(),
+        Some(Value::Object(meta)) => meta,
+        Some(_) => {
+            return Err(DomainError::invalid(
+                Issue::error(IssueCode::Structure, "meta must be an object").at(format!("{resource_type}.meta")),
+            ));
+        }
+    };
+    meta.shift_remove("versionId");
+    meta.shift_remove("lastUpdated");
+    let mut managed = Map::with_capacity(meta.len() + 2);
+    managed.insert("versionId".into(), Value::String(version.to_string()));
+    managed.insert("lastUpdated".into(), Value::String(format_instant(now)));
+    managed.extend(meta);
+    let resource = with_identity(body, id, managed);
+    let index = index_entries(resource.as_object().expect("with_identity returns an object"));
+    let text = serde_json::to_string(&resource).map_err(|e| DomainError::Internal(e.to_string()))?;
+    // A deleted resource that is written again counts as re-created.
+    let change = match previous {
+        Some(p) if !p.is_deleted() => ChangeKind::Update,
+        _ => ChangeKind::Create,
+    };
+    Ok(NewVersion {
+        version: ResourceVersion {
             resource_type,
             id: id.to_owned(),
             version,
-            last_updated,
+            last_updated: now,
             body: Some(text),
-        };
-        // A deleted resource that is written again counts as re-created.
-        let change = match previous {
-            Some(p) if !p.is_deleted() => ChangeKind::Update,
-            _ => ChangeKind::Create,
-        };
-        tx.write(NewVersion {
-            version: new.clone(),
-            change,
-            index,
-        })
-        .await?;
-        tx.commit().await?;
-        tracing::debug!(resource = %label(resource_type, id), version, "stored");
-        Ok(WriteOutcome {
-            status: if change == ChangeKind::Create {
-                WriteStatus::Created
-            } else {
-                WriteStatus::Updated
-            },
-            version: new,
-        })
-    }
+        },
+        change,
+        index,
+    })
 }
 
 fn check_type(resource_type: ResourceType, body: &Map<String, Value>) -> Result<(), DomainError> {

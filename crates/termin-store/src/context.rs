@@ -15,8 +15,8 @@ pub struct RequestContext {
     pub principal: Principal,
     /// SMART scopes granted to the request (empty while authorization is off).
     pub scopes: Vec<String>,
-    /// Slot-hold token the caller presents to prove it owns a hold (from `$hold`).
-    pub hold_token: Option<String>,
+    /// Slot-hold tokens the caller presents to prove it owns holds (from `$hold`).
+    pub hold_tokens: Vec<String>,
 }
 
 impl RequestContext {
@@ -25,7 +25,7 @@ impl RequestContext {
             request_id: request_id.into(),
             principal: Principal::Anonymous,
             scopes: Vec::new(),
-            hold_token: None,
+            hold_tokens: Vec::new(),
         }
     }
 
@@ -36,8 +36,8 @@ impl RequestContext {
         }
     }
 
-    pub fn with_hold_token(mut self, token: Option<String>) -> Self {
-        self.hold_token = token;
+    pub fn with_hold_tokens(mut self, tokens: impl IntoIterator<Item = String>) -> Self {
+        self.hold_tokens.extend(tokens);
         self
     }
 }

@@ -2,6 +2,7 @@
 //! file. Precedence: flag, then environment, then file, then the built-in default.
 
 use clap::Args;
+use jiff::SignedDuration;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_PAGE_SIZE: usize = 20;
 pub const DEFAULT_MAX_PAGE_SIZE: usize = 500;
 pub const DEFAULT_READ_CONNECTIONS: u32 = 4;
+pub const DEFAULT_HOLD_DURATION: &str = "10m";
+pub const DEFAULT_HOLD_SWEEP_INTERVAL: &str = "30s";
 
 /// Flags of `termin serve`. Every flag has an environment variable; neither has a default
 /// here so that a config file value can fill the gap before the built-in default does.
@@ -60,6 +63,15 @@ pub struct ServeArgs {
     #[arg(long, env = "TERMIN_READ_CONNECTIONS", value_name = "N")]
     pub read_connections: Option<u32>,
 
+    /// How long $hold keeps a slot for its holder, e.g. "10m", "90s", "PT15M" [default: 10m]
+    #[arg(long, env = "TERMIN_HOLD_DURATION", value_name = "DURATION")]
+    pub hold_duration: Option<SignedDuration>,
+
+    /// How often expired holds are released in storage (reads treat them as free at once)
+    /// [default: 30s]
+    #[arg(long, env = "TERMIN_HOLD_SWEEP_INTERVAL", value_name = "DURATION")]
+    pub hold_sweep_interval: Option<SignedDuration>,
+
     /// Load the example resources of the FHIR packages in --packages at start-up
     /// (the AT Scheduling IG examples, for trying the API)
     #[arg(long, env = "TERMIN_DEMO")]
@@ -84,6 +96,8 @@ struct FileConfig {
     default_page_size: Option<usize>,
     max_page_size: Option<usize>,
     read_connections: Option<u32>,
+    hold_duration: Option<String>,
+    hold_sweep_interval: Option<String>,
     demo: Option<bool>,
     packages: Option<Vec<PathBuf>>,
 }
@@ -100,6 +114,8 @@ pub struct ServeConfig {
     pub default_page_size: usize,
     pub max_page_size: usize,
     pub read_connections: u32,
+    pub hold_duration: SignedDuration,
+    pub hold_sweep_interval: SignedDuration,
     pub demo: bool,
     pub packages: Vec<PathBuf>,
 }
@@ -107,6 +123,22 @@ pub struct ServeConfig {
 fn read_file(path: &Path) -> Result<FileConfig, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+}
+
+fn duration(name: &str, flag: Option<SignedDuration>, file: Option<String>, default: &str) -> Result<SignedDuration, String> {
+    if let Some(value) = flag {
+        return Ok(value);
+    }
+    let text = file.unwrap_or_else(|| default.to_owned());
+    let value: SignedDuration = text.parse().map_err(|e| format!("{name} {text:?} is not a duration: {e}"))?;
+    if value.is_negative() {
+        return Err(format!("{name} must not be negative"));
+    }
+    Ok(value)
+}
+
+fn positive(name: &str, value: SignedDuration) -> Result<SignedDuration, String> {
+    if value.is_positive() { Ok(value) } else { Err(format!("{name} must be longer than zero")) }
 }
 
 impl ServeArgs {
@@ -135,6 +167,16 @@ impl ServeArgs {
             default_page_size,
             max_page_size,
             read_connections: self.read_connections.or(file.read_connections).unwrap_or(DEFAULT_READ_CONNECTIONS),
+            hold_duration: duration("hold_duration", self.hold_duration, file.hold_duration, DEFAULT_HOLD_DURATION)?,
+            hold_sweep_interval: positive(
+                "hold_sweep_interval",
+                duration(
+                    "hold_sweep_interval",
+                    self.hold_sweep_interval,
+                    file.hold_sweep_interval,
+                    DEFAULT_HOLD_SWEEP_INTERVAL,
+                )?,
+            )?,
             demo: self.demo || file.demo.unwrap_or(false),
             packages: if self.packages.is_empty() { file.packages.unwrap_or_default() } else { self.packages },
         })

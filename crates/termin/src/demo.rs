@@ -8,12 +8,26 @@ use termin_domain::ResourceService;
 use termin_fhir::ResourceType;
 use termin_store::RequestContext;
 
+const LOAD_ORDER: [ResourceType; 10] = [
+    ResourceType::Organization,
+    ResourceType::Location,
+    ResourceType::Practitioner,
+    ResourceType::HealthcareService,
+    ResourceType::PractitionerRole,
+    ResourceType::Patient,
+    ResourceType::RelatedPerson,
+    ResourceType::Schedule,
+    ResourceType::Slot,
+    ResourceType::Appointment,
+];
+
 pub async fn load_examples(service: &ResourceService, package_dirs: &[PathBuf]) -> Result<(), String> {
     if package_dirs.is_empty() {
         return Err("--demo needs at least one --packages directory holding the example resources".into());
     }
     let ctx = RequestContext::system("demo-load");
     let mut loaded = 0usize;
+    let mut examples = Vec::new();
     for file in example_files(package_dirs)? {
         let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
         let Ok(Value::Object(resource)) = serde_json::from_str::<Value>(&text) else {
@@ -29,6 +43,15 @@ pub async fn load_examples(service: &ResourceService, package_dirs: &[PathBuf]) 
         let Some(id) = resource.get("id").and_then(Value::as_str).map(str::to_owned) else {
             continue;
         };
+        examples.push((resource_type, id, resource, file));
+    }
+    // Referenced resources first, so that an example Appointment finds its Slot to book.
+    examples.sort_by_key(|(resource_type, ..)| LOAD_ORDER.iter().position(|t| t == resource_type));
+    for (resource_type, id, resource, file) in examples {
+        // Examples already present (possibly changed since, e.g. a slot booked) stay as they are.
+        if service.read(&ctx, resource_type, &id).await.is_ok() {
+            continue;
+        }
         service
             .update(&ctx, resource_type, &id, resource, None)
             .await

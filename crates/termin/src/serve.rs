@@ -49,11 +49,14 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         Arc::new(SystemClock),
         ServiceConfig {
             update_create: config.update_create,
+            hold_duration: config.hold_duration,
         },
     );
     if config.demo {
         crate::demo::load_examples(&service, &config.packages).await?;
     }
+    let service = Arc::new(service);
+    tokio::spawn(sweep_expired_holds(service.clone(), config.hold_sweep_interval));
     let app = termin_api::app(AppState {
         service,
         config: ApiConfig {
@@ -74,6 +77,21 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))
+}
+
+/// Periodically stores the release of expired holds (reads already treat them as free).
+async fn sweep_expired_holds(service: Arc<ResourceService>, every: jiff::SignedDuration) {
+    let period = std::time::Duration::try_from(every).unwrap_or(std::time::Duration::from_secs(30));
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match service.release_expired_holds(500).await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, "released expired slot holds"),
+            Err(e) => tracing::warn!(error = ?e, "releasing expired holds failed; will retry"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

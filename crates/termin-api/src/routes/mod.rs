@@ -2,6 +2,7 @@
 
 pub mod history;
 pub mod instance;
+pub mod operations;
 pub mod search;
 pub mod system;
 pub mod type_level;

@@ -1,4 +1,5 @@
 use super::*;
+
 use crate::SystemClock;
 use serde_json::json;
 use termin_store::{SystemMatch, TokenMatch};
@@ -15,7 +16,7 @@ fn object(value: Value) -> Map<String, Value> {
 
 async fn service(dir: &tempfile::TempDir, update_create: bool) -> ResourceService {
     let store = SqliteStore::open(&dir.path().join("t.db"), 2).await.unwrap();
-    ResourceService::new(Arc::new(store), Arc::new(SystemClock), ServiceConfig { update_create })
+    ResourceService::new(Arc::new(store), Arc::new(SystemClock), ServiceConfig { update_create, hold_duration: SignedDuration::from_mins(10) })
 }
 
 fn body_of(outcome: &WriteOutcome) -> Value {

@@ -1,0 +1,306 @@
+//! `Appointment/$book`: book a `proposed` Appointment on the slots it names.
+
+use super::guard::slot_unavailability;
+use super::{MANUAL_CONFIRMATION_URL, model, read_live};
+use crate::{DomainError, ResourceService};
+use jiff::Timestamp;
+use serde_json::{Map, Value, json};
+use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
+use termin_store::{Condition, RequestContext, ResourceVersion, SystemMatch, TokenMatch, WriteTx};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BookingStatus {
+    Booked,
+    /// Stored, waiting for staff to confirm (`booked`) or reject (`cancelled`).
+    Pending,
+    /// An earlier booking with the same Appointment.identifier, returned again.
+    AlreadyBooked,
+    /// Not stored: a slot was taken; the appointment is returned as `cancelled`.
+    Rejected,
+}
+
+#[derive(Debug, Clone)]
+pub struct BookingOutcome {
+    pub status: BookingStatus,
+    pub appointment: Map<String, Value>,
+    /// The stored version, for every status but `Rejected`.
+    pub version: Option<ResourceVersion>,
+    pub outcome: OperationOutcome,
+}
+
+fn precondition_failed(code: IssueCode, message: String, path: &str) -> DomainError {
+    DomainError::unprocessable(Issue::error(code, message).at(path))
+}
+
+fn token(system: Option<&str>, value: &str) -> Condition {
+    Condition::TokenAny {
+        param: "identifier".into(),
+        alternatives: vec![TokenMatch {
+            system: system.map_or(SystemMatch::Any, |s| SystemMatch::Exactly(s.to_owned())),
+            code: Some(value.to_owned()),
+        }],
+    }
+}
+
+fn has_manual_confirmation(resource: &Map<String, Value>) -> bool {
+    resource
+        .get("extension")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|e| {
+            e.get("url").and_then(Value::as_str) == Some(MANUAL_CONFIRMATION_URL)
+                && e.get("valueBoolean").and_then(Value::as_bool) == Some(true)
+        })
+}
+
+impl ResourceService {
+    pub async fn book(&self, ctx: &RequestContext, mut appointment: Map<String, Value>) -> Result<BookingOutcome, DomainError> {
+        if appointment.get("resourceType").and_then(Value::as_str) != Some("Appointment") {
+            return Err(DomainError::invalid(
+                Issue::error(IssueCode::Invalid, "appointment-resource must be an Appointment").at("Appointment"),
+            ));
+        }
+        if model::status(&appointment) != Some("proposed") {
+            return Err(precondition_failed(
+                IssueCode::BusinessRule,
+                "$book takes an Appointment with status proposed".into(),
+                "Appointment.status",
+            ));
+        }
+        let now = self.clock().now();
+        let mut tx = self.store().begin_write(ctx).await?;
+        if let Some(earlier) = self.earlier_booking(&mut *tx, &appointment).await? {
+            let (version, body) = earlier;
+            return Ok(BookingOutcome {
+                status: BookingStatus::AlreadyBooked,
+                appointment: body,
+                outcome: OperationOutcome::success(format!(
+                    "Appointment/{} with this identifier was booked before; returning that booking",
+                    version.id
+                )),
+                version: Some(version),
+            });
+        }
+        self.resolve_subject(&mut *tx, &mut appointment).await?;
+        let service = self.check_services(&mut *tx, &appointment).await?;
+        let slots = self.check_slots(&mut *tx, &mut appointment).await?;
+        for (index, (slot_id, _)) in slots.iter().enumerate() {
+            if let Some(reason) = slot_unavailability(&mut *tx, ctx, now, slot_id, None).await? {
+                drop(tx);
+                let mut rejected = appointment;
+                rejected.insert("status".into(), json!("cancelled"));
+                rejected.insert("cancellationDate".into(), json!(termin_fhir::instant::format_instant(now)));
+                return Ok(BookingOutcome {
+                    status: BookingStatus::Rejected,
+                    appointment: rejected,
+                    version: None,
+                    outcome: OperationOutcome::single(Issue::error(IssueCode::Conflict, reason).at(format!("Appointment.slot[{index}]"))),
+                });
+            }
+        }
+        let mut confirmation_needed = service.iter().any(has_manual_confirmation);
+        for (_, slot) in &slots {
+            if let Some(schedule_id) = model::schedule_id(slot)
+                && let Some((_, schedule)) = read_live(&mut *tx, ResourceType::Schedule, &schedule_id).await?
+            {
+                confirmation_needed |= has_manual_confirmation(&schedule);
+            }
+        }
+        let status = if confirmation_needed { BookingStatus::Pending } else { BookingStatus::Booked };
+        appointment.insert(
+            "status".into(),
+            json!(if confirmation_needed { "pending" } else { "booked" }),
+        );
+        let id = uuid::Uuid::new_v4().to_string();
+        let written = self.write_in(ctx, tx, ResourceType::Appointment, &id, appointment, None).await?;
+        let body = model::parse_object(written.version.body.as_deref().unwrap_or_default())
+            .ok_or_else(|| DomainError::Internal("booked appointment has no body".into()))?;
+        let message = if confirmation_needed {
+            "The appointment is pending: staff will confirm or decline it; its slots are reserved meanwhile"
+        } else {
+            "The appointment was booked successfully"
+        };
+        Ok(BookingOutcome {
+            status,
+            appointment: body,
+            version: Some(written.version),
+            outcome: OperationOutcome::success(message),
+        })
+    }
+
+    /// An active Appointment with one of the request's identifiers (idempotent retries).
+    async fn earlier_booking(
+        &self,
+        tx: &mut dyn WriteTx,
+        appointment: &Map<String, Value>,
+    ) -> Result<Option<(ResourceVersion, Map<String, Value>)>, DomainError> {
+        for identifier in appointment.get("identifier").and_then(Value::as_array).into_iter().flatten() {
+            let Some(value) = identifier.get("value").and_then(Value::as_str) else {
+                continue;
+            };
+            let system = identifier.get("system").and_then(Value::as_str);
+            for id in tx.find_ids(ResourceType::Appointment, &[token(system, value)], 10).await? {
+                if let Some((version, body)) = read_live(tx, ResourceType::Appointment, &id).await?
+                    && model::occupies_slots(&body)
+                {
+                    return Ok(Some((version, body)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The subject Patient must exist here, named by literal reference or by identifier
+    /// (e.g. the social security number); an identifier-only subject gains the reference.
+    async fn resolve_subject(&self, tx: &mut dyn WriteTx, appointment: &mut Map<String, Value>) -> Result<(), DomainError> {
+        let Some(subject) = appointment.get_mut("subject").and_then(Value::as_object_mut) else {
+            return Err(precondition_failed(
+                IssueCode::Required,
+                "The Appointment needs a subject: the Patient it is for".into(),
+                "Appointment.subject",
+            ));
+        };
+        if let Some(reference) = subject.get("reference").and_then(Value::as_str) {
+            let id = model::reference_id(reference, ResourceType::Patient).ok_or_else(|| {
+                precondition_failed(
+                    IssueCode::Value,
+                    format!("subject {reference:?} is not a reference to a Patient"),
+                    "Appointment.subject.reference",
+                )
+            })?;
+            return match read_live(tx, ResourceType::Patient, &id).await? {
+                Some(_) => Ok(()),
+                None => Err(precondition_failed(
+                    IssueCode::NotFound,
+                    format!("Patient/{id} is not known to this server; create the Patient first"),
+                    "Appointment.subject",
+                )),
+            };
+        }
+        let Some(value) = subject.get("identifier").and_then(|i| i.get("value")).and_then(Value::as_str) else {
+            return Err(precondition_failed(
+                IssueCode::Required,
+                "The subject needs a reference or an identifier of the Patient".into(),
+                "Appointment.subject",
+            ));
+        };
+        let system = subject.get("identifier").and_then(|i| i.get("system")).and_then(Value::as_str);
+        let ids = tx.find_ids(ResourceType::Patient, &[token(system, value)], 2).await?;
+        match ids.as_slice() {
+            [id] => {
+                subject.insert("reference".into(), json!(format!("Patient/{id}")));
+                Ok(())
+            }
+            [] => Err(precondition_failed(
+                IssueCode::NotFound,
+                format!("No Patient with identifier {}|{value} is known to this server", system.unwrap_or_default()),
+                "Appointment.subject.identifier",
+            )),
+            _ => Err(precondition_failed(
+                IssueCode::MultipleMatches,
+                format!("More than one Patient has identifier {}|{value}", system.unwrap_or_default()),
+                "Appointment.subject.identifier",
+            )),
+        }
+    }
+
+    /// Every HealthcareService in `serviceType.reference` exists and is active.
+    async fn check_services(&self, tx: &mut dyn WriteTx, appointment: &Map<String, Value>) -> Result<Vec<Map<String, Value>>, DomainError> {
+        let mut services = Vec::new();
+        let service_types = appointment.get("serviceType").and_then(Value::as_array).into_iter().flatten();
+        for (index, service_type) in service_types.enumerate() {
+            let Some(reference) = service_type.get("reference").and_then(|r| r.get("reference")).and_then(Value::as_str) else {
+                continue;
+            };
+            let path = format!("Appointment.serviceType[{index}].reference");
+            let id = model::reference_id(reference, ResourceType::HealthcareService).ok_or_else(|| {
+                precondition_failed(IssueCode::Value, format!("{reference:?} is not a HealthcareService reference"), &path)
+            })?;
+            match read_live(tx, ResourceType::HealthcareService, &id).await? {
+                Some((_, service)) if model::is_active(&service) => services.push(service),
+                Some(_) => {
+                    return Err(precondition_failed(
+                        IssueCode::BusinessRule,
+                        format!("HealthcareService/{id} is not active"),
+                        &path,
+                    ));
+                }
+                None => {
+                    return Err(precondition_failed(
+                        IssueCode::NotFound,
+                        format!("HealthcareService/{id} is not known to this server"),
+                        &path,
+                    ));
+                }
+            }
+        }
+        Ok(services)
+    }
+
+    /// Every slot exists and belongs to an active Schedule, and the Appointment's start and
+    /// end agree with the slots (they are filled in from the slots when absent).
+    async fn check_slots(
+        &self,
+        tx: &mut dyn WriteTx,
+        appointment: &mut Map<String, Value>,
+    ) -> Result<Vec<(String, Map<String, Value>)>, DomainError> {
+        let ids = model::slot_ids(appointment);
+        if ids.is_empty() {
+            return Err(precondition_failed(
+                IssueCode::Required,
+                "$book needs the Slot(s) to book in Appointment.slot".into(),
+                "Appointment.slot",
+            ));
+        }
+        let mut slots = Vec::with_capacity(ids.len());
+        let mut earliest: Option<(Timestamp, Value)> = None;
+        let mut latest: Option<(Timestamp, Value)> = None;
+        for (index, id) in ids.iter().enumerate() {
+            let path = format!("Appointment.slot[{index}]");
+            let Some((_, slot)) = read_live(tx, ResourceType::Slot, id).await? else {
+                return Err(precondition_failed(IssueCode::NotFound, format!("Slot/{id} is not known to this server"), &path));
+            };
+            let schedule = match model::schedule_id(&slot) {
+                Some(schedule_id) => read_live(tx, ResourceType::Schedule, &schedule_id).await?,
+                None => None,
+            };
+            if !schedule.as_ref().is_some_and(|(_, s)| model::is_active(s)) {
+                return Err(precondition_failed(
+                    IssueCode::BusinessRule,
+                    format!("Slot/{id} does not belong to an active Schedule"),
+                    &path,
+                ));
+            }
+            let (Some(start), Some(end)) = (model::instant(&slot, "start"), model::instant(&slot, "end")) else {
+                return Err(DomainError::Internal(format!("Slot/{id} has no valid start/end")));
+            };
+            if earliest.as_ref().is_none_or(|(t, _)| start < *t) {
+                earliest = Some((start, slot["start"].clone()));
+            }
+            if latest.as_ref().is_none_or(|(t, _)| end > *t) {
+                latest = Some((end, slot["end"].clone()));
+            }
+            slots.push((id.clone(), slot));
+        }
+        let (Some((start, start_text)), Some((end, end_text))) = (earliest, latest) else {
+            return Ok(slots);
+        };
+        for (element, expected, text) in [("start", start, start_text), ("end", end, end_text)] {
+            match appointment.get(element) {
+                None => {
+                    appointment.insert(element.into(), text);
+                }
+                Some(_) if model::instant(appointment, element) == Some(expected) => {}
+                Some(given) => {
+                    return Err(precondition_failed(
+                        IssueCode::BusinessRule,
+                        format!("Appointment.{element} {given} does not agree with its slots ({text})"),
+                        &format!("Appointment.{element}"),
+                    ));
+                }
+            }
+        }
+        Ok(slots)
+    }
+}

@@ -1,0 +1,271 @@
+//! Scheduling rules for generic writes of Appointments and Slots.
+
+use super::model::{self, is_cancelled, occupies_slots, slot_ids};
+use super::{effective_status, hold_is_live, owns_hold, read_live, record_event, set_slot_status};
+use crate::DomainError;
+use jiff::Timestamp;
+use serde_json::{Map, Value, json};
+use termin_fhir::instant::format_instant;
+use termin_fhir::{Issue, IssueCode, ResourceType};
+use termin_store::{RequestContext, WriteTx};
+
+/// Applies the scheduling rules to a write inside its unit of work: checks it, adjusts the
+/// new body where the server owns an element, moves Slot states along, and records events.
+/// `new` is `None` for a deletion; `version` is the version being written.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn guard_write(
+    tx: &mut dyn WriteTx,
+    ctx: &RequestContext,
+    now: Timestamp,
+    resource_type: ResourceType,
+    id: &str,
+    version: u64,
+    previous: Option<&Map<String, Value>>,
+    new: Option<&mut Map<String, Value>>,
+) -> Result<(), DomainError> {
+    match resource_type {
+        ResourceType::Appointment => guard_appointment(tx, ctx, now, id, version, previous, new).await,
+        ResourceType::Slot => guard_slot(tx, now, id, previous, new.map(|n| &*n)).await,
+        _ => Ok(()),
+    }
+}
+
+async fn guard_appointment(
+    tx: &mut dyn WriteTx,
+    ctx: &RequestContext,
+    now: Timestamp,
+    id: &str,
+    version: u64,
+    previous: Option<&Map<String, Value>>,
+    mut new: Option<&mut Map<String, Value>>,
+) -> Result<(), DomainError> {
+    if let (Some(previous), Some(new)) = (previous, new.as_deref()) {
+        check_unchangeable(previous, new)?;
+    }
+    let was_cancelled = previous.is_some_and(is_cancelled);
+    if let Some(new) = new.as_deref_mut()
+        && is_cancelled(new)
+        && !was_cancelled
+    {
+        // The server records when the cancellation happened.
+        new.insert("cancellationDate".into(), json!(format_instant(now)));
+    }
+    let held: Vec<String> = previous.filter(|p| occupies_slots(p)).map(slot_ids).unwrap_or_default();
+    let wanted: Vec<String> = new.as_deref().filter(|n| occupies_slots(n)).map(slot_ids).unwrap_or_default();
+    let released: Vec<&String> = held.iter().filter(|s| !wanted.contains(s)).collect();
+    let taken: Vec<&String> = wanted.iter().filter(|s| !held.contains(s)).collect();
+    // Take the new slots first: if one is unavailable nothing has been released yet, and the
+    // whole unit of work is dropped.
+    for slot_id in &taken {
+        take_slot(tx, ctx, now, slot_id, id).await?;
+    }
+    for slot_id in &released {
+        release_slot(tx, now, slot_id, id).await?;
+    }
+    let kind = appointment_event(previous, new.as_deref(), !taken.is_empty() && !held.is_empty());
+    let detail = json!({
+        "status": new.as_deref().and_then(model::status),
+        "previousStatus": previous.and_then(model::status),
+        "slotsTaken": taken,
+        "slotsReleased": released,
+    });
+    record_event(tx, kind, ResourceType::Appointment, id, version, now, detail).await
+}
+
+fn appointment_event(previous: Option<&Map<String, Value>>, new: Option<&Map<String, Value>>, moved: bool) -> &'static str {
+    match (previous, new) {
+        (_, None) => "appointment-deleted",
+        (None, Some(_)) => "appointment-created",
+        (Some(p), Some(n)) if is_cancelled(n) && !is_cancelled(p) => "appointment-cancelled",
+        (Some(p), Some(n)) if model::status(p) == Some("pending") && model::status(n) == Some("booked") => {
+            "appointment-confirmed"
+        }
+        (Some(p), Some(n))
+            if moved || model::instant(p, "start") != model::instant(n, "start") || model::instant(p, "end") != model::instant(n, "end") =>
+        {
+            "appointment-postponed"
+        }
+        _ => "appointment-updated",
+    }
+}
+
+/// The patient, the subject and the service of an Appointment never change (IG rule).
+fn check_unchangeable(previous: &Map<String, Value>, new: &Map<String, Value>) -> Result<(), DomainError> {
+    if is_cancelled(previous) {
+        return Err(DomainError::unprocessable(
+            Issue::error(IssueCode::BusinessRule, "A cancelled Appointment cannot be changed").at("Appointment.status"),
+        ));
+    }
+    let fixed = [
+        ("subject", "Appointment.subject", "the subject (patient)"),
+        ("serviceType", "Appointment.serviceType", "the service type"),
+    ];
+    for (element, path, what) in fixed {
+        if previous.get(element) != new.get(element) {
+            return Err(DomainError::unprocessable(
+                Issue::error(IssueCode::BusinessRule, format!("An Appointment's {what} cannot be changed")).at(path),
+            ));
+        }
+    }
+    if model::patient_participants(previous) != model::patient_participants(new) {
+        return Err(DomainError::unprocessable(
+            Issue::error(IssueCode::BusinessRule, "The participating Patient of an Appointment cannot be changed")
+                .at("Appointment.participant.actor"),
+        ));
+    }
+    Ok(())
+}
+
+/// Why a slot cannot be taken, or `None` if the caller may take it.
+pub(super) async fn slot_unavailability(
+    tx: &mut dyn WriteTx,
+    ctx: &RequestContext,
+    now: Timestamp,
+    slot_id: &str,
+    appointment_id: Option<&str>,
+) -> Result<Option<String>, DomainError> {
+    let Some((_, slot)) = read_live(tx, ResourceType::Slot, slot_id).await? else {
+        return Ok(Some(format!("Slot/{slot_id} does not exist")));
+    };
+    if let Some(holder) = tx.slot_booking(slot_id).await?
+        && Some(holder.as_str()) != appointment_id
+    {
+        return Ok(Some(format!("Slot/{slot_id} is already booked")));
+    }
+    let hold = tx.hold(slot_id).await?;
+    if let Some(hold) = hold.as_ref().filter(|h| hold_is_live(h, now))
+        && !owns_hold(ctx, hold)
+    {
+        return Ok(Some(format!(
+            "Slot/{slot_id} is held by another client until {}",
+            format_instant(hold.held_until)
+        )));
+    }
+    match effective_status(&slot, hold.as_ref(), now) {
+        "free" | "busy-tentative" => Ok(None),
+        other => Ok(Some(format!("Slot/{slot_id} is {other}"))),
+    }
+}
+
+async fn take_slot(
+    tx: &mut dyn WriteTx,
+    ctx: &RequestContext,
+    now: Timestamp,
+    slot_id: &str,
+    appointment_id: &str,
+) -> Result<(), DomainError> {
+    if let Some(reason) = slot_unavailability(tx, ctx, now, slot_id, Some(appointment_id)).await? {
+        return Err(DomainError::conflict(Issue::error(IssueCode::Conflict, reason).at("Appointment.slot")));
+    }
+    let (slot, body) = read_live(tx, ResourceType::Slot, slot_id)
+        .await?
+        .ok_or_else(|| DomainError::Internal(format!("Slot/{slot_id} vanished")))?;
+    if tx.slot_booking(slot_id).await?.is_none() {
+        tx.put_slot_booking(slot_id, appointment_id).await?;
+    }
+    tx.delete_hold(slot_id).await?;
+    if model::status(&body) != Some("busy") {
+        set_slot_status(tx, &slot, body, "busy", now).await?;
+    }
+    Ok(())
+}
+
+async fn release_slot(tx: &mut dyn WriteTx, now: Timestamp, slot_id: &str, appointment_id: &str) -> Result<(), DomainError> {
+    if tx.slot_booking(slot_id).await?.as_deref() != Some(appointment_id) {
+        return Ok(());
+    }
+    tx.delete_slot_booking(slot_id).await?;
+    if let Some((slot, body)) = read_live(tx, ResourceType::Slot, slot_id).await?
+        && model::status(&body) == Some("busy")
+    {
+        let version = slot.version + 1;
+        set_slot_status(tx, &slot, body, "free", now).await?;
+        record_event(
+            tx,
+            "slot-freed",
+            ResourceType::Slot,
+            slot_id,
+            version,
+            now,
+            json!({"appointment": format!("Appointment/{appointment_id}")}),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Direct writes of a Slot may not contradict its booking or hold.
+async fn guard_slot(
+    tx: &mut dyn WriteTx,
+    now: Timestamp,
+    id: &str,
+    previous: Option<&Map<String, Value>>,
+    new: Option<&Map<String, Value>>,
+) -> Result<(), DomainError> {
+    let booking = tx.slot_booking(id).await?;
+    let hold = tx.hold(id).await?;
+    let live_hold = hold.as_ref().filter(|h| hold_is_live(h, now));
+    let Some(new) = new else {
+        if let Some(appointment) = booking {
+            return Err(DomainError::conflict(
+                Issue::error(
+                    IssueCode::Conflict,
+                    format!("Slot/{id} is booked by Appointment/{appointment}; cancel the appointment first"),
+                )
+                .at("Slot"),
+            ));
+        }
+        if hold.is_some() {
+            tx.delete_hold(id).await?;
+        }
+        return Ok(());
+    };
+    let status = model::status(new).unwrap_or_default();
+    if let Some(appointment) = booking {
+        let same = |element: &str| previous.and_then(|p| p.get(element)) == new.get(element);
+        if status != "busy" || !same("start") || !same("end") || !same("schedule") {
+            return Err(DomainError::conflict(
+                Issue::error(
+                    IssueCode::Conflict,
+                    format!(
+                        "Slot/{id} is booked by Appointment/{appointment}: its status must stay busy and its \
+                         schedule, start and end cannot change while the booking stands"
+                    ),
+                )
+                .at("Slot.status"),
+            ));
+        }
+        return Ok(());
+    }
+    if let Some(hold) = live_hold {
+        if status != "busy-tentative" {
+            return Err(DomainError::conflict(
+                Issue::error(
+                    IssueCode::Conflict,
+                    format!(
+                        "Slot/{id} is held until {}; the holder releases it with $hold (slot-status free)",
+                        format_instant(hold.held_until)
+                    ),
+                )
+                .at("Slot.status"),
+            ));
+        }
+        return Ok(());
+    }
+    if matches!(status, "busy" | "busy-tentative") {
+        return Err(DomainError::unprocessable(
+            Issue::error(
+                IssueCode::BusinessRule,
+                format!(
+                    "A Slot becomes {status} only through scheduling: $hold places holds and booking an \
+                     Appointment makes slots busy; staff block time with busy-unavailable"
+                ),
+            )
+            .at("Slot.status"),
+        ));
+    }
+    if hold.is_some() {
+        tx.delete_hold(id).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! Persisting the release of expired holds. Reads already treat an expired hold as free;
+//! the sweeper makes the stored Slot agree and records the event.
+
+use super::{hold_is_live, model, read_live, record_event, set_slot_status};
+use crate::{DomainError, ResourceService};
+use serde_json::json;
+use termin_fhir::ResourceType;
+use termin_fhir::instant::format_instant;
+use termin_store::RequestContext;
+
+impl ResourceService {
+    /// Releases up to `limit` expired holds; returns how many it released.
+    pub async fn release_expired_holds(&self, limit: usize) -> Result<usize, DomainError> {
+        let ctx = RequestContext::system("hold-expiry");
+        let now = self.clock().now();
+        let expired = self.store().expired_holds(now, limit).await?;
+        let mut released = 0;
+        for candidate in expired {
+            let mut tx = self.store().begin_write(&ctx).await?;
+            // Re-check inside the unit of work: the holder may have renewed or booked meanwhile.
+            let Some(hold) = tx.hold(&candidate.slot_id).await? else {
+                continue;
+            };
+            if hold_is_live(&hold, now) {
+                continue;
+            }
+            tx.delete_hold(&hold.slot_id).await?;
+            if let Some((slot, body)) = read_live(&mut *tx, ResourceType::Slot, &hold.slot_id).await?
+                && model::status(&body) == Some("busy-tentative")
+                && tx.slot_booking(&hold.slot_id).await?.is_none()
+            {
+                let version = slot.version + 1;
+                set_slot_status(&mut *tx, &slot, body, "free", now).await?;
+                record_event(
+                    &mut *tx,
+                    "slot-hold-expired",
+                    ResourceType::Slot,
+                    &hold.slot_id,
+                    version,
+                    now,
+                    json!({"heldUntil": format_instant(hold.held_until)}),
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            released += 1;
+        }
+        Ok(released)
+    }
+}

@@ -1,0 +1,276 @@
+use crate::{
+    BookingStatus, Clock, DomainError, HoldOutcome, ResourceService, ServiceConfig, SlotSelector, MANUAL_CONFIRMATION_URL,
+};
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Map, Value, json};
+use std::sync::{Arc, Mutex};
+use termin_fhir::ResourceType;
+use termin_store::{RequestContext, ResourceStore};
+use termin_store_sqlite::SqliteStore;
+
+/// A clock the test moves by hand.
+struct ManualClock(Mutex<Timestamp>);
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().unwrap()
+    }
+}
+
+impl ManualClock {
+    fn advance(&self, by: SignedDuration) {
+        let mut now = self.0.lock().unwrap();
+        *now += by;
+    }
+}
+
+struct World {
+    service: ResourceService,
+    store: Arc<SqliteStore>,
+    clock: Arc<ManualClock>,
+    _dir: tempfile::TempDir,
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    let Value::Object(map) = value else { panic!("not an object") };
+    map
+}
+
+fn client() -> RequestContext {
+    RequestContext::anonymous("client")
+}
+
+fn holder(token: &str) -> RequestContext {
+    client().with_hold_tokens([token.to_owned()])
+}
+
+const HOLD: SignedDuration = SignedDuration::from_mins(10);
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("t.db"), 2).await.unwrap());
+    let clock = Arc::new(ManualClock(Mutex::new("2026-03-02T08:00:00Z".parse().unwrap())));
+    let service = ResourceService::new(
+        store.clone(),
+        clock.clone(),
+        ServiceConfig { update_create: true, hold_duration: HOLD },
+    );
+    let ctx = RequestContext::system("setup");
+    let put = |resource: Value| {
+        let id = resource["id"].as_str().unwrap().to_owned();
+        let rt: ResourceType = resource["resourceType"].as_str().unwrap().parse().unwrap();
+        (rt, id, object(resource))
+    };
+    let setup = [
+        put(json!({"resourceType": "Patient", "id": "anna",
+            "identifier": [{"system": "urn:oid:1.2.40.0.10.1.4.3.1", "value": "1234010180"}]})),
+        put(json!({"resourceType": "Patient", "id": "bert"})),
+        put(json!({"resourceType": "HealthcareService", "id": "physio", "active": true})),
+        put(json!({"resourceType": "Schedule", "id": "s1", "active": true, "actor": [{"reference": "Practitioner/p"}]})),
+        put(json!({"resourceType": "Schedule", "id": "confirm", "active": true, "actor": [{"reference": "Practitioner/p"}],
+            "extension": [{"url": MANUAL_CONFIRMATION_URL, "valueBoolean": true}]})),
+    ];
+    for (rt, id, body) in setup {
+        service.update(&ctx, rt, &id, body, None).await.unwrap();
+    }
+    for hour in 8..12 {
+        for schedule in ["s1", "confirm"] {
+            let slot = json!({"resourceType": "Slot", "id": format!("{schedule}-{hour}"),
+                "schedule": {"reference": format!("Schedule/{schedule}")}, "status": "free",
+                "start": format!("2026-03-10T{hour:02}:00:00Z"), "end": format!("2026-03-10T{hour:02}:30:00Z")});
+            service.update(&ctx, ResourceType::Slot, slot["id"].as_str().unwrap(), object(slot.clone()), None).await.unwrap();
+        }
+    }
+    World { service, store, clock, _dir: dir }
+}
+
+fn appointment(slots: &[&str]) -> Map<String, Value> {
+    object(json!({
+        "resourceType": "Appointment",
+        "status": "proposed",
+        "subject": {"reference": "Patient/anna"},
+        "participant": [{"actor": {"reference": "Patient/anna"}, "status": "accepted"}],
+        "slot": slots.iter().map(|s| json!({"reference": format!("Slot/{s}")})).collect::<Vec<_>>(),
+    }))
+}
+
+async fn slot_status(w: &World, id: &str) -> String {
+    let v = w.service.read(&client(), ResourceType::Slot, id).await.unwrap();
+    let body: Value = serde_json::from_str(v.body.as_deref().unwrap()).unwrap();
+    body["status"].as_str().unwrap().to_owned()
+}
+
+async fn hold(w: &World, ctx: &RequestContext, slot: &str) -> HoldOutcome {
+    w.service.hold_slot(ctx, &SlotSelector::Id(slot.into()), true).await.unwrap()
+}
+
+fn token_of(outcome: HoldOutcome) -> String {
+    match outcome {
+        HoldOutcome::Held { token, .. } => token,
+        other => panic!("expected a hold, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn hold_then_book_with_the_token() {
+    let w = world().await;
+    let token = token_of(hold(&w, &client(), "s1-8").await);
+    assert_eq!(slot_status(&w, "s1-8").await, "busy-tentative");
+    assert!(matches!(hold(&w, &client(), "s1-8").await, HoldOutcome::Rejected { .. }));
+    let stranger = w.service.book(&client(), appointment(&["s1-8"])).await.unwrap();
+    assert_eq!(stranger.status, BookingStatus::Rejected);
+    assert_eq!(stranger.appointment["status"], "cancelled");
+    let booked = w.service.book(&holder(&token), appointment(&["s1-8"])).await.unwrap();
+    assert_eq!(booked.status, BookingStatus::Booked);
+    assert_eq!(booked.appointment["start"], "2026-03-10T08:00:00Z");
+    assert_eq!(slot_status(&w, "s1-8").await, "busy");
+    let release = w.service.hold_slot(&holder(&token), &SlotSelector::Id("s1-8".into()), false).await.unwrap();
+    assert!(matches!(release, HoldOutcome::Rejected { .. }), "{release:?}");
+}
+
+#[tokio::test]
+async fn expired_hold_reads_free_and_the_sweeper_persists_it() {
+    let w = world().await;
+    token_of(hold(&w, &client(), "s1-9").await);
+    w.clock.advance(HOLD + SignedDuration::from_secs(1));
+    assert_eq!(slot_status(&w, "s1-9").await, "free");
+    let stored = w.store.read_current(&client(), ResourceType::Slot, "s1-9").await.unwrap().unwrap();
+    assert!(stored.body.unwrap().contains("busy-tentative"), "not yet swept");
+    // Another client may book the slot before the sweeper ran.
+    let booked = w.service.book(&client(), appointment(&["s1-9"])).await.unwrap();
+    assert_eq!(booked.status, BookingStatus::Booked);
+
+    token_of(hold(&w, &client(), "s1-10").await);
+    w.clock.advance(HOLD + SignedDuration::from_secs(1));
+    assert_eq!(w.service.release_expired_holds(100).await.unwrap(), 1);
+    let stored = w.store.read_current(&client(), ResourceType::Slot, "s1-10").await.unwrap().unwrap();
+    assert!(stored.body.unwrap().contains("\"free\""));
+    let events = w.store.events(0, 100).await.unwrap();
+    assert!(events.iter().any(|(_, e)| e.kind == "slot-hold-expired" && e.resource_id == "s1-10"));
+}
+
+#[tokio::test]
+async fn racing_bookings_of_one_slot_book_it_once() {
+    let w = Arc::new(world().await);
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let w = w.clone();
+        tasks.push(tokio::spawn(async move { w.service.book(&client(), appointment(&["s1-11"])).await.unwrap().status }));
+    }
+    let mut booked = 0;
+    for task in tasks {
+        if task.await.unwrap() == BookingStatus::Booked {
+            booked += 1;
+        }
+    }
+    assert_eq!(booked, 1);
+}
+
+#[tokio::test]
+async fn cancel_postpone_and_fixed_elements() {
+    let w = world().await;
+    let booked = w.service.book(&client(), appointment(&["s1-8"])).await.unwrap();
+    let id = booked.version.as_ref().unwrap().id.clone();
+    let mut moved = booked.appointment.clone();
+    moved.insert("slot".into(), json!([{"reference": "Slot/s1-9"}]));
+    moved.insert("start".into(), json!("2026-03-10T09:00:00Z"));
+    moved.insert("end".into(), json!("2026-03-10T09:30:00Z"));
+    w.service.update(&client(), ResourceType::Appointment, &id, moved.clone(), None).await.unwrap();
+    assert_eq!(slot_status(&w, "s1-8").await, "free");
+    assert_eq!(slot_status(&w, "s1-9").await, "busy");
+
+    // Postponing onto a taken slot changes nothing.
+    w.service.book(&client(), appointment(&["s1-10"])).await.unwrap();
+    let mut clash = moved.clone();
+    clash.insert("slot".into(), json!([{"reference": "Slot/s1-10"}]));
+    let err = w.service.update(&client(), ResourceType::Appointment, &id, clash, None).await.unwrap_err();
+    assert!(matches!(err, DomainError::Conflict(_)), "{err:?}");
+    assert_eq!(slot_status(&w, "s1-9").await, "busy");
+
+    let mut other_patient = moved.clone();
+    other_patient.insert("subject".into(), json!({"reference": "Patient/bert"}));
+    let err = w.service.update(&client(), ResourceType::Appointment, &id, other_patient, None).await.unwrap_err();
+    let DomainError::Unprocessable(outcome) = err else { panic!("{err:?}") };
+    assert_eq!(outcome.issues[0].expression, ["Appointment.subject"]);
+
+    let mut cancelled = moved;
+    cancelled.insert("status".into(), json!("cancelled"));
+    let done = w.service.update(&client(), ResourceType::Appointment, &id, cancelled.clone(), None).await.unwrap();
+    assert!(done.version.body.unwrap().contains("cancellationDate"));
+    assert_eq!(slot_status(&w, "s1-9").await, "free");
+    cancelled.insert("description".into(), json!("too late"));
+    let err = w.service.update(&client(), ResourceType::Appointment, &id, cancelled, None).await.unwrap_err();
+    assert!(matches!(err, DomainError::Unprocessable(_)));
+}
+
+#[tokio::test]
+async fn slot_writes_cannot_contradict_a_booking() {
+    let w = world().await;
+    w.service.book(&client(), appointment(&["s1-8"])).await.unwrap();
+    let current = w.service.read(&client(), ResourceType::Slot, "s1-8").await.unwrap();
+    let mut slot: Map<String, Value> = serde_json::from_str(current.body.as_deref().unwrap()).unwrap();
+    slot.insert("status".into(), json!("free"));
+    let err = w.service.update(&client(), ResourceType::Slot, "s1-8", slot, None).await.unwrap_err();
+    assert!(matches!(err, DomainError::Conflict(_)));
+    let err = w.service.delete(&client(), ResourceType::Slot, "s1-8", None).await.unwrap_err();
+    assert!(matches!(err, DomainError::Conflict(_)));
+    let fresh = json!({"resourceType": "Slot", "id": "s1-9", "schedule": {"reference": "Schedule/s1"},
+        "status": "busy", "start": "2026-03-10T09:00:00Z", "end": "2026-03-10T09:30:00Z"});
+    let err = w.service.update(&client(), ResourceType::Slot, "s1-9", object(fresh), None).await.unwrap_err();
+    assert!(matches!(err, DomainError::Unprocessable(_)));
+}
+
+#[tokio::test]
+async fn manual_confirmation_makes_bookings_pending_until_staff_decide() {
+    let w = world().await;
+    let pending = w.service.book(&client(), appointment(&["confirm-8"])).await.unwrap();
+    assert_eq!(pending.status, BookingStatus::Pending);
+    assert_eq!(slot_status(&w, "confirm-8").await, "busy");
+    let id = pending.version.unwrap().id;
+    let mut confirmed = pending.appointment.clone();
+    confirmed.insert("status".into(), json!("booked"));
+    w.service.update(&client(), ResourceType::Appointment, &id, confirmed, None).await.unwrap();
+    let events = w.store.events(0, 100).await.unwrap();
+    assert!(events.iter().any(|(_, e)| e.kind == "appointment-confirmed"));
+
+    let declined = w.service.book(&client(), appointment(&["confirm-9"])).await.unwrap();
+    let id = declined.version.unwrap().id;
+    let mut cancelled = declined.appointment;
+    cancelled.insert("status".into(), json!("cancelled"));
+    w.service.update(&client(), ResourceType::Appointment, &id, cancelled, None).await.unwrap();
+    assert_eq!(slot_status(&w, "confirm-9").await, "free");
+}
+
+#[tokio::test]
+async fn rebooking_with_the_same_identifier_returns_the_first_booking() {
+    let w = world().await;
+    let mut request = appointment(&["s1-8"]);
+    request.insert("identifier".into(), json!([{"system": "urn:app", "value": "req-1"}]));
+    let first = w.service.book(&client(), request.clone()).await.unwrap();
+    let again = w.service.book(&client(), request).await.unwrap();
+    assert_eq!(again.status, BookingStatus::AlreadyBooked);
+    assert_eq!(again.version.unwrap().id, first.version.unwrap().id);
+}
+
+#[tokio::test]
+async fn subject_by_social_security_number_and_preconditions() {
+    let w = world().await;
+    let mut by_svnr = appointment(&["s1-8"]);
+    by_svnr.insert(
+        "subject".into(),
+        json!({"identifier": {"system": "urn:oid:1.2.40.0.10.1.4.3.1", "value": "1234010180"}}),
+    );
+    let booked = w.service.book(&client(), by_svnr).await.unwrap();
+    assert_eq!(booked.appointment["subject"]["reference"], "Patient/anna");
+
+    let mut unknown = appointment(&["s1-9"]);
+    unknown.insert("subject".into(), json!({"reference": "Patient/nobody"}));
+    assert!(matches!(w.service.book(&client(), unknown).await, Err(DomainError::Unprocessable(_))));
+    let mut wrong_time = appointment(&["s1-9"]);
+    wrong_time.insert("start".into(), json!("2026-03-10T09:00:00+01:00"));
+    assert!(matches!(w.service.book(&client(), wrong_time).await, Err(DomainError::Unprocessable(_))));
+    let mut same_instant = appointment(&["s1-9"]);
+    same_instant.insert("start".into(), json!("2026-03-10T10:00:00+01:00"));
+    same_instant.insert("end".into(), json!("2026-03-10T10:30:00+01:00"));
+    assert_eq!(w.service.book(&client(), same_instant).await.unwrap().status, BookingStatus::Booked);
+}
