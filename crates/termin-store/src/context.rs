@@ -36,6 +36,16 @@ impl RequestContext {
         }
     }
 
+    /// Whether patient-facing rules (e.g. cancellation deadlines) apply to this caller.
+    /// Without authorization every outside caller is treated as a patient's client; staff
+    /// and internal jobs act as [`Principal::System`].
+    pub fn acts_for_patient(&self) -> bool {
+        match self.principal {
+            Principal::Anonymous => true,
+            Principal::System => false,
+        }
+    }
+
     pub fn with_hold_tokens(mut self, tokens: impl IntoIterator<Item = String>) -> Self {
         self.hold_tokens.extend(tokens);
         self

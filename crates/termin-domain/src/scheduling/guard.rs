@@ -43,6 +43,13 @@ async fn guard_appointment(
         check_unchangeable(previous, new)?;
     }
     let was_cancelled = previous.is_some_and(is_cancelled);
+    if let (Some(previous), Some(new)) = (previous, new.as_deref())
+        && model::status(new) == Some("cancelled")
+        && !was_cancelled
+        && ctx.acts_for_patient()
+    {
+        super::policy::check_cancellation_deadline(tx, now, previous).await?;
+    }
     if let Some(new) = new.as_deref_mut()
         && is_cancelled(new)
         && !was_cancelled

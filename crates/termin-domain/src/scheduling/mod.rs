@@ -13,6 +13,7 @@
 mod book;
 mod guard;
 mod hold;
+pub(crate) mod policy;
 pub(crate) mod model;
 mod sweep;
 

@@ -274,3 +274,38 @@ async fn subject_by_social_security_number_and_preconditions() {
     same_instant.insert("end".into(), json!("2026-03-10T10:30:00+01:00"));
     assert_eq!(w.service.book(&client(), same_instant).await.unwrap().status, BookingStatus::Booked);
 }
+
+#[tokio::test]
+async fn late_cancellation_by_a_patient_breaks_the_policy_but_staff_may() {
+    let w = world().await;
+    let policy = json!([{
+        "url": super::policy::CANCELLATION_POLICY_URL,
+        "extension": [{"url": "cancelUntil", "valueDuration": {"value": 24, "system": "http://unitsofmeasure.org", "code": "h"}}]
+    }]);
+    for slot_id in ["s1-8", "s1-9"] {
+        let current = w.service.read(&client(), ResourceType::Slot, slot_id).await.unwrap();
+        let mut slot: Map<String, Value> = serde_json::from_str(current.body.as_deref().unwrap()).unwrap();
+        slot.insert("extension".into(), policy.clone());
+        w.service.update(&client(), ResourceType::Slot, slot_id, slot, None).await.unwrap();
+    }
+    let early = w.service.book(&client(), appointment(&["s1-8"])).await.unwrap();
+    let late = w.service.book(&client(), appointment(&["s1-9"])).await.unwrap();
+    let cancel = |outcome: &crate::BookingOutcome| {
+        let mut body = outcome.appointment.clone();
+        body.insert("status".into(), json!("cancelled"));
+        (outcome.version.as_ref().unwrap().id.clone(), body)
+    };
+    let (id, body) = cancel(&early);
+    w.service.update(&client(), ResourceType::Appointment, &id, body, None).await.unwrap();
+
+    // 2026-03-10T08:00Z is less than 24 h before the 09:00 appointment.
+    w.clock.advance(SignedDuration::from_hours(8 * 24));
+    let (id, body) = cancel(&late);
+    let err = w.service.update(&client(), ResourceType::Appointment, &id, body.clone(), None).await.unwrap_err();
+    let DomainError::Unprocessable(outcome) = err else { panic!("{err:?}") };
+    assert!(outcome.issues[0].diagnostics.contains("24 h"), "{}", outcome.issues[0].diagnostics);
+    assert_eq!(slot_status(&w, "s1-9").await, "busy");
+    let staff = RequestContext::system("staff");
+    w.service.update(&staff, ResourceType::Appointment, &id, body, None).await.unwrap();
+    assert_eq!(slot_status(&w, "s1-9").await, "free");
+}
