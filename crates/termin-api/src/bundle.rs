@@ -28,24 +28,35 @@ pub fn full_url(base: &str, version: &ResourceVersion) -> String {
 
 /// `self` and (when more follows) `next` links.
 pub fn links(self_url: String, next_url: Option<String>) -> Value {
+    paging_links(self_url, next_url, None)
+}
+
+/// `self`, and `next`/`previous` where those pages exist.
+pub fn paging_links(self_url: String, next_url: Option<String>, previous_url: Option<String>) -> Value {
     let mut links = vec![json!({"relation": "self", "url": self_url})];
     if let Some(next) = next_url {
         links.push(json!({"relation": "next", "url": next}));
     }
+    if let Some(previous) = previous_url {
+        links.push(json!({"relation": "previous", "url": previous}));
+    }
     Value::Array(links)
 }
 
-pub fn searchset(total: u64, links: Value, entries: Vec<Value>) -> Value {
+/// A searchset Bundle; `total` is left out when the client asked for `_total=none`.
+pub fn searchset(total: Option<u64>, links: Value, entries: Vec<Value>) -> Value {
     bundle("searchset", total, links, entries)
 }
 
-fn bundle(kind: &str, total: u64, links: Value, entries: Vec<Value>) -> Value {
+fn bundle(kind: &str, total: Option<u64>, links: Value, entries: Vec<Value>) -> Value {
     let mut bundle = json!({
         "resourceType": "Bundle",
         "type": kind,
-        "total": total,
-        "link": links,
     });
+    if let Some(total) = total {
+        bundle["total"] = json!(total);
+    }
+    bundle["link"] = links;
     // FHIR JSON has no empty arrays: an empty page has no `entry` at all.
     if !entries.is_empty() {
         bundle["entry"] = Value::Array(entries);
@@ -53,16 +64,41 @@ fn bundle(kind: &str, total: u64, links: Value, entries: Vec<Value>) -> Value {
     bundle
 }
 
-pub fn search_entry(base: &str, version: &ResourceVersion) -> Result<Value, ApiError> {
+/// Which part of a search result an entry is (`Bundle.entry.search.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchMode {
+    Match,
+    Include,
+}
+
+/// A match or an included resource; `shape` may trim the resource (`_elements`).
+pub fn search_entry(
+    base: &str,
+    version: &ResourceVersion,
+    mode: SearchMode,
+    shape: impl FnOnce(Value) -> Value,
+) -> Result<Value, ApiError> {
+    let mode = match mode {
+        SearchMode::Match => "match",
+        SearchMode::Include => "include",
+    };
     Ok(json!({
         "fullUrl": full_url(base, version),
-        "resource": stored_json(version)?,
-        "search": {"mode": "match"},
+        "resource": stored_json(version)?.map(shape),
+        "search": {"mode": mode},
     }))
 }
 
+/// The entry that tells how the search was read (ignored or leniently read parameters).
+pub fn outcome_entry(outcome: Value) -> Value {
+    json!({
+        "resource": outcome,
+        "search": {"mode": "outcome"},
+    })
+}
+
 pub fn history(total: u64, links: Value, entries: Vec<Value>) -> Value {
-    bundle("history", total, links, entries)
+    bundle("history", Some(total), links, entries)
 }
 
 pub fn history_entry(base: &str, entry: &HistoryEntry) -> Result<Value, ApiError> {

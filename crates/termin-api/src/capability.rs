@@ -3,23 +3,20 @@
 use crate::operations::OPERATIONS;
 use crate::registry::Interaction;
 use serde_json::{Value, json};
-use termin_domain::ServiceConfig;
+use termin_domain::{ResourceValidator, ServiceConfig};
 use termin_fhir::ResourceType;
 use termin_fhir::instant::format_instant;
-use termin_search::SEARCH_PARAMS;
+use termin_search::SearchParameters;
 
-pub fn capability_statement(base: &str, config: &ServiceConfig) -> Value {
+pub fn capability_statement(base: &str, config: &ServiceConfig, validator: Option<&dyn ResourceValidator>) -> Value {
     let interactions: Vec<Value> = Interaction::ALL.iter().map(|i| json!({"code": i.code()})).collect();
-    let search_params: Vec<Value> = SEARCH_PARAMS
-        .iter()
-        .map(|(name, kind)| json!({"name": name, "type": kind}))
-        .collect();
+    let search = termin_search::registry();
     let resources: Vec<Value> = ResourceType::ALL
         .iter()
         .map(|t| {
             let operations: Vec<Value> = OPERATIONS
                 .iter()
-                .filter(|op| op.resource == *t)
+                .filter(|op| op.resources.contains(t) && (validator.is_some() || !op.needs_validator))
                 .map(|op| json!({"name": op.code, "definition": op.url()}))
                 .collect();
             let mut resource = json!({
@@ -32,8 +29,19 @@ pub fn capability_statement(base: &str, config: &ServiceConfig) -> Value {
                 "conditionalRead": "not-supported",
                 "conditionalUpdate": true,
                 "conditionalDelete": "not-supported",
-                "searchParam": search_params,
+                "searchParam": search_params(search, *t),
             });
+            let includes = search.includes(*t);
+            if !includes.is_empty() {
+                resource["searchInclude"] = json!(includes);
+            }
+            let revincludes = search.revincludes(*t);
+            if !revincludes.is_empty() {
+                resource["searchRevInclude"] = json!(revincludes);
+            }
+            if let Some(profile) = validator.and_then(|v| v.enforced_profile(*t)) {
+                resource["supportedProfile"] = json!([profile]);
+            }
             // FHIR JSON has no empty arrays.
             if !operations.is_empty() {
                 resource["operation"] = Value::Array(operations);
@@ -56,4 +64,21 @@ pub fn capability_statement(base: &str, config: &ServiceConfig) -> Value {
             "resource": resources,
         }],
     })
+}
+
+/// Exactly the parameters the search registry serves for a type, each with its definition
+/// and the modifiers Termin supports on it.
+fn search_params(search: &SearchParameters, resource_type: ResourceType) -> Vec<Value> {
+    search
+        .params(resource_type)
+        .iter()
+        .map(|param| {
+            let mut entry = json!({"name": param.code, "definition": param.url, "type": param.kind.code()});
+            let modifiers = param.modifiers();
+            if !modifiers.is_empty() {
+                entry["documentation"] = json!(format!("Supported modifiers: {}", modifiers.join(", ")));
+            }
+            entry
+        })
+        .collect()
 }

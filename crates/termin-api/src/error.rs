@@ -42,7 +42,9 @@ impl From<DomainError> for ApiError {
             ),
             DomainError::PreconditionFailed(outcome) => (StatusCode::PRECONDITION_FAILED, outcome),
             DomainError::Conflict(outcome) => (StatusCode::CONFLICT, outcome),
-            DomainError::Unprocessable(outcome) => (StatusCode::UNPROCESSABLE_ENTITY, outcome),
+            DomainError::Unprocessable(outcome) | DomainError::NotConformant(outcome) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, outcome)
+            }
             DomainError::NotAllowed(why) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 OperationOutcome::single(Issue::error(IssueCode::NotSupported, why)),

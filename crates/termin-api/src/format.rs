@@ -105,13 +105,32 @@ impl FromRequest<SharedState> for FhirBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &SharedState) -> Result<Self, Self::Rejection> {
-        let bytes = read_body(request, state.config.max_body_bytes).await?;
+        let bytes = read_body(request, state.config.max_body_bytes, FHIR_JSON_TYPES).await?;
         parse_resource(&bytes).map(FhirBody).map_err(ApiError::bad_request)
     }
 }
 
+const FHIR_JSON_TYPES: &[&str] = &["application/fhir+json", "application/json", "application/json+fhir"];
+
+/// A request body holding a JSON Patch document (`application/json-patch+json`).
+pub struct JsonPatchBody(pub Value);
+
+impl FromRequest<SharedState> for JsonPatchBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &SharedState) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(request, state.config.max_body_bytes, &["application/json-patch+json"]).await?;
+        serde_json::from_slice(&bytes).map(JsonPatchBody).map_err(|e| {
+            ApiError::bad_request(Issue::error(
+                IssueCode::Structure,
+                format!("The body is not valid JSON: line {} column {}", e.line(), e.column()),
+            ))
+        })
+    }
+}
+
 /// Checks the content type and reads the body within the configured size limit.
-pub async fn read_body(request: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+pub async fn read_body(request: Request, limit: usize, accepted: &[&str]) -> Result<axum::body::Bytes, ApiError> {
     if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
         let media = content_type
             .to_str()
@@ -121,16 +140,21 @@ pub async fn read_body(request: Request, limit: usize) -> Result<axum::body::Byt
             .unwrap_or_default()
             .trim()
             .to_ascii_lowercase();
-        if !matches!(media.as_str(), "application/fhir+json" | "application/json" | "application/json+fhir") {
+        if !accepted.contains(&media.as_str()) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 Issue::error(
                     IssueCode::NotSupported,
-                    format!("Content-Type {media:?} is not supported; send application/fhir+json"),
+                    format!("Content-Type {media:?} is not supported here; send {}", accepted[0]),
                 ),
             ));
         }
     }
+    read_limited(request, limit).await
+}
+
+/// Reads the body within the size limit, whatever its content type.
+pub async fn read_limited(request: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -4,8 +4,6 @@
 use serde_json::{Value, json};
 use termin_fhir::ResourceType;
 
-/// Canonical base of the AT Scheduling IG (compiled package).
-const IG_BASE: &str = "https://fhir.hl7.at/tc/wg/scheduling/r5/OperationDefinition";
 /// Canonical base of Termin's own definitions (derived from the IG's, with Termin's extras).
 const TERMIN_BASE: &str = "https://termin.at/fhir/OperationDefinition";
 
@@ -14,8 +12,13 @@ pub struct Operation {
     pub id: &'static str,
     /// The name after `$` in URLs.
     pub code: &'static str,
-    pub resource: ResourceType,
+    /// The types it is invoked on (`[type]/$code`).
+    pub resources: &'static [ResourceType],
     pub instance: bool,
+    /// The definition it is derived from (its `base`).
+    pub base: &'static str,
+    /// Only offered when resources are validated (`--packages`).
+    pub needs_validator: bool,
     pub description: &'static str,
     pub parameters: fn() -> Value,
 }
@@ -35,9 +38,9 @@ impl Operation {
             "status": "active",
             "kind": "operation",
             "description": self.description,
-            "base": format!("{IG_BASE}/{}", self.id),
+            "base": self.base,
             "code": self.code,
-            "resource": [self.resource.as_str()],
+            "resource": self.resources.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
             "system": false,
             "type": true,
             "instance": self.instance,
@@ -80,12 +83,45 @@ fn book_parameters() -> Value {
     ])
 }
 
+fn validate_parameters() -> Value {
+    json!([
+        parameter("resource", "in", 0, "1", "Resource",
+            "The resource to validate; the request body may also be the resource itself."),
+        parameter("mode", "in", 0, "1", "code",
+            "Accepted for compatibility; Termin validates the content in every mode."),
+        parameter("profile", "in", 0, "1", "canonical",
+            "A profile to validate against as well as R5 and the profile the server enforces for the type (also as ?profile=)."),
+        parameter("return", "out", 1, "1", "OperationOutcome",
+            "One issue per problem (errors, warnings), or a single information issue when there is none."),
+    ])
+}
+
+fn find_hsp_parameters() -> Value {
+    json!([
+        parameter("healthcareService-reference", "in", 0, "1", "Reference",
+            "The HealthcareService (a reference, or the resource inline as `resource`); it SHALL be active."),
+        parameter("healthcareService-category", "in", 0, "1", "string", "Category code as system|code."),
+        parameter("healthcareService-type", "in", 0, "1", "string",
+            "Type code as system|code (the IG example's `healthcareService-type=system|code` form is read too)."),
+        parameter("healthcareService-specialty", "in", 0, "1", "string", "Specialty code as system|code."),
+        parameter("healthcareService-location", "in", 0, "*", "Reference", "Wanted Location (reference or identifier)."),
+        parameter("healthcareService-zipCodeArea", "in", 0, "*", "string",
+            "Wanted zip code area; a prefix covers the area (53 covers 5300-5399)."),
+        parameter("healthcareService-availability", "in", 0, "*", "Availability", "Wanted times (POST only)."),
+        parameter("return", "out", 1, "1", "Bundle",
+            "searchset: matching HealthcareServices (match), their providers (include) and an OperationOutcome \
+             (outcome) naming each provider's earliest free slot in the wanted time."),
+    ])
+}
+
 pub const OPERATIONS: &[Operation] = &[
     Operation {
         id: "slot-hold",
         code: "hold",
-        resource: ResourceType::Slot,
+        resources: &[ResourceType::Slot],
         instance: true,
+        base: "https://fhir.hl7.at/tc/wg/scheduling/r5/OperationDefinition/slot-hold",
+        needs_validator: false,
         description: "Places a hold on a Slot (busy-tentative) until held-until, or releases it (free). \
             A hold belongs to the caller that placed it, proven by the returned hold-token.",
         parameters: hold_parameters,
@@ -93,18 +129,43 @@ pub const OPERATIONS: &[Operation] = &[
     Operation {
         id: "appointment-book",
         code: "book",
-        resource: ResourceType::Appointment,
+        resources: &[ResourceType::Appointment],
         instance: false,
+        base: "https://fhir.hl7.at/tc/wg/scheduling/r5/OperationDefinition/appointment-book",
+        needs_validator: false,
         description: "Books a proposed Appointment on the Slots it names: 201 booked, 202 pending \
             (manual confirmation), 409 rejected with the Appointment as cancelled.",
         parameters: book_parameters,
+    },
+    Operation {
+        id: "healthcareService-provider-find",
+        code: "findHSP",
+        resources: &[ResourceType::HealthcareService],
+        instance: false,
+        base: "https://fhir.hl7.at/tc/wg/scheduling/r5/OperationDefinition/healthcareService-provider-find",
+        needs_validator: false,
+        description: "Finds the providers (Organization, PractitionerRole, Practitioner) of the active \
+            HealthcareServices matching the wanted codes, near the wanted place, at the wanted time; GET or POST.",
+        parameters: find_hsp_parameters,
+    },
+    Operation {
+        id: "resource-validate",
+        code: "validate",
+        resources: &ResourceType::ALL,
+        instance: true,
+        base: "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+        needs_validator: true,
+        description: "Validates a resource against FHIR R5, the profile the server enforces for its type \
+            and an optional profile, and returns the OperationOutcome (200 also when it has errors); \
+            nothing is stored.",
+        parameters: validate_parameters,
     },
 ];
 
 pub fn find(resource: ResourceType, code: &str, instance: bool) -> Option<&'static Operation> {
     OPERATIONS
         .iter()
-        .find(|op| op.resource == resource && op.code == code && (op.instance || !instance))
+        .find(|op| op.resources.contains(&resource) && op.code == code && (op.instance || !instance))
 }
 
 #[cfg(test)]
@@ -112,13 +173,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn definitions_name_their_ig_base() {
+    fn definitions_name_their_base() {
         for op in OPERATIONS {
             let definition = op.definition();
             assert_eq!(definition["code"], op.code);
-            assert!(definition["base"].as_str().unwrap().ends_with(op.id));
+            assert!(definition["base"].as_str().unwrap().to_lowercase().ends_with(&op.id.to_lowercase()));
         }
         assert!(find(ResourceType::Slot, "hold", true).is_some());
         assert!(find(ResourceType::Appointment, "book", true).is_none());
+        assert!(find(ResourceType::Location, "validate", true).is_some());
     }
 }

@@ -24,6 +24,19 @@ pub fn return_preference(headers: &HeaderMap) -> ReturnPreference {
     ReturnPreference::default()
 }
 
+/// `Prefer: handling=strict` rejects searches with unknown or unsupported parameters;
+/// `handling=lenient` (the default) ignores them.
+pub fn search_handling(headers: &HeaderMap) -> termin_search::Handling {
+    for value in prefer_tokens(headers) {
+        match value.as_str() {
+            "handling=strict" => return termin_search::Handling::Strict,
+            "handling=lenient" => return termin_search::Handling::Lenient,
+            _ => {}
+        }
+    }
+    termin_search::Handling::default()
+}
+
 /// Lower-cased `name=value` tokens of every `Prefer` header, quotes removed.
 fn prefer_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
     headers
@@ -50,5 +63,13 @@ mod tests {
         assert_eq!(prefer("respond-async, return=OperationOutcome"), ReturnPreference::OperationOutcome);
         assert_eq!(prefer("return=\"representation\""), ReturnPreference::Representation);
         assert_eq!(return_preference(&HeaderMap::new()), ReturnPreference::Representation);
+    }
+
+    #[test]
+    fn reads_search_handling() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(search_handling(&headers), termin_search::Handling::Lenient);
+        headers.insert("prefer", "return=minimal, handling=strict".parse().unwrap());
+        assert_eq!(search_handling(&headers), termin_search::Handling::Strict);
     }
 }

@@ -5,7 +5,7 @@ use crate::SharedState;
 use crate::routes::{history, instance, operations, search, system, type_level};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{MethodRouter, delete, get, post, put};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 
 /// FHIR `type-restful-interaction` codes Termin implements for every served type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +13,7 @@ pub enum Interaction {
     Read,
     Vread,
     Update,
+    Patch,
     Delete,
     HistoryInstance,
     HistoryType,
@@ -21,10 +22,11 @@ pub enum Interaction {
 }
 
 impl Interaction {
-    pub const ALL: [Interaction; 8] = [
+    pub const ALL: [Interaction; 9] = [
         Interaction::Read,
         Interaction::Vread,
         Interaction::Update,
+        Interaction::Patch,
         Interaction::Delete,
         Interaction::HistoryInstance,
         Interaction::HistoryType,
@@ -37,6 +39,7 @@ impl Interaction {
             Interaction::Read => "read",
             Interaction::Vread => "vread",
             Interaction::Update => "update",
+            Interaction::Patch => "patch",
             Interaction::Delete => "delete",
             Interaction::HistoryInstance => "history-instance",
             Interaction::HistoryType => "history-type",
@@ -55,11 +58,15 @@ impl Interaction {
                 ("/fhir/{type}/{id}", put(instance::update)),
                 ("/fhir/{type}", put(type_level::conditional_update)),
             ],
+            Interaction::Patch => vec![("/fhir/{type}/{id}", patch(instance::patch))],
             Interaction::Delete => vec![("/fhir/{type}/{id}", delete(instance::delete))],
             Interaction::HistoryInstance => vec![("/fhir/{type}/{id}/_history", get(history::instance_history))],
             Interaction::HistoryType => vec![("/fhir/{type}/_history", get(history::type_history))],
             Interaction::Create => vec![("/fhir/{type}", post(type_level::create))],
-            Interaction::SearchType => vec![("/fhir/{type}", get(search::search))],
+            Interaction::SearchType => vec![
+                ("/fhir/{type}", get(search::search)),
+                ("/fhir/{type}/_search", post(search::search_post)),
+            ],
         }
     }
 }

@@ -23,6 +23,10 @@ pub enum DomainError {
     /// The request is well-formed but breaks a business rule (422).
     #[error("unprocessable")]
     Unprocessable(OperationOutcome),
+    /// The resource does not conform to FHIR R5 or its enforced profile (422); the outcome
+    /// has one issue per problem.
+    #[error("resource does not conform to its profile")]
+    NotConformant(OperationOutcome),
     /// The interaction is switched off by configuration (405).
     #[error("not allowed: {0}")]
     NotAllowed(String),

@@ -3,10 +3,14 @@
 
 mod clock;
 mod error;
+mod providers;
 mod resources;
 mod scheduling;
+mod validation;
 
 pub use clock::{Clock, SystemClock};
 pub use error::DomainError;
+pub use providers::{LocationSelector, ProviderMatches, ProviderQuery, ServiceMatch};
 pub use resources::{ResourceService, ServiceConfig, WriteOutcome, WriteStatus};
+pub use validation::ResourceValidator;
 pub use scheduling::{BookingOutcome, BookingStatus, HoldOutcome, MANUAL_CONFIRMATION_URL, SlotSelector};

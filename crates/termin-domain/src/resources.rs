@@ -2,6 +2,7 @@
 //! history, with server-managed `meta.versionId` / `meta.lastUpdated`.
 
 use crate::scheduling::{self, guard_write, model};
+use crate::validation::{ResourceValidator, conform};
 use crate::{Clock, DomainError};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
@@ -10,7 +11,7 @@ use termin_fhir::resource::with_identity;
 use termin_fhir::{Issue, IssueCode, ResourceType, instant::format_instant, is_valid_id};
 use termin_search::index_entries;
 use termin_store::{
-    ChangeKind, Condition, HistoryPage, HistoryRequest, NewVersion, RequestContext, ResourceStore,
+    ChangeKind, Condition, Filter, HistoryPage, HistoryRequest, NewVersion, RequestContext, ResourceStore,
     ResourceVersion, SearchPage, SearchRequest, WriteTx,
 };
 
@@ -37,12 +38,30 @@ pub enum WriteStatus {
 pub struct WriteOutcome {
     pub status: WriteStatus,
     pub version: ResourceVersion,
+    /// Validation warnings about the written resource (they did not block the write).
+    pub warnings: Vec<Issue>,
+}
+
+impl WriteOutcome {
+    fn new(status: WriteStatus, version: ResourceVersion) -> Self {
+        WriteOutcome {
+            status,
+            version,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn with_warnings(mut self, warnings: Vec<Issue>) -> Self {
+        self.warnings = warnings;
+        self
+    }
 }
 
 pub struct ResourceService {
     store: Arc<dyn ResourceStore>,
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
+    validator: Option<Arc<dyn ResourceValidator>>,
 }
 
 fn label(resource_type: ResourceType, id: &str) -> String {
@@ -55,6 +74,31 @@ impl ResourceService {
             store,
             clock,
             config,
+            validator: None,
+        }
+    }
+
+    /// Validates every created, updated or booked resource with `validator` before anything
+    /// is written; a resource with errors is rejected (422).
+    pub fn with_validator(mut self, validator: Arc<dyn ResourceValidator>) -> Self {
+        self.validator = Some(validator);
+        self
+    }
+
+    pub fn validator(&self) -> Option<&dyn ResourceValidator> {
+        self.validator.as_deref()
+    }
+
+    /// Validates incoming content (when a validator is configured): the body to write, tagged
+    /// with its enforced profile, and the warnings.
+    pub(crate) fn conform(
+        &self,
+        resource_type: ResourceType,
+        body: Map<String, Value>,
+    ) -> Result<(Map<String, Value>, Vec<Issue>), DomainError> {
+        match &self.validator {
+            Some(validator) => conform(validator.as_ref(), resource_type, body),
+            None => Ok((body, Vec::new())),
         }
     }
 
@@ -125,10 +169,59 @@ impl ResourceService {
         }
     }
 
+    /// Runs a search; index rows with a validity window (Slot holds) are judged at the
+    /// domain clock's now.
     pub async fn search(&self, ctx: &RequestContext, request: &SearchRequest) -> Result<SearchPage, DomainError> {
-        let mut page = self.store.search(ctx, request).await?;
+        let mut request = request.clone();
+        request.filter.now = self.clock.now();
+        let mut page = self.store.search(ctx, &request).await?;
         page.matches = self.present(ctx, page.matches).await?;
+        page.included = self.present(ctx, page.included).await?;
         Ok(page)
+    }
+
+    /// Conditional-write criteria, judged at the domain clock's now.
+    fn criteria(&self, conditions: &[Condition]) -> Filter {
+        Filter {
+            conditions: conditions.to_vec(),
+            now: self.clock.now(),
+            server_base: None,
+        }
+    }
+
+    /// Rebuilds the search index when it was built for other search parameters (or never,
+    /// e.g. right after an upgrade). Runs at start-up, before requests are served; returns how
+    /// many resources were indexed.
+    pub async fn refresh_search_index(&self) -> Result<usize, DomainError> {
+        const BATCH: usize = 500;
+        let fingerprint = termin_search::registry().fingerprint();
+        if self.store.search_index_fingerprint().await?.as_deref() == Some(fingerprint) {
+            return Ok(0);
+        }
+        let ctx = RequestContext::system("search-index-rebuild");
+        let mut after = None;
+        let mut indexed = 0;
+        loop {
+            let mut tx = self.store.begin_write(&ctx).await?;
+            let batch = tx.current_after(after.take(), BATCH).await?;
+            for version in &batch {
+                let body = version.body.as_deref().and_then(model::parse_object).ok_or_else(|| {
+                    DomainError::Internal(format!("stored {} is not a JSON object", label(version.resource_type, &version.id)))
+                })?;
+                tx.replace_index(version.resource_type, &version.id, &index_entries(&body)).await?;
+            }
+            indexed += batch.len();
+            let done = batch.len() < BATCH;
+            after = batch.last().map(|v| (v.resource_type, v.id.clone()));
+            if done {
+                tx.set_search_index_fingerprint(fingerprint).await?;
+            }
+            tx.commit().await?;
+            if done {
+                tracing::info!(indexed, %fingerprint, "search index rebuilt");
+                return Ok(indexed);
+            }
+        }
     }
 
     pub async fn history(&self, ctx: &RequestContext, request: &HistoryRequest) -> Result<HistoryPage, DomainError> {
@@ -145,9 +238,20 @@ impl ResourceService {
         if_none_exist: Option<&[Condition]>,
     ) -> Result<WriteOutcome, DomainError> {
         check_type(resource_type, &body)?;
+        let (body, warnings) = self.conform(resource_type, body)?;
+        Ok(self.create_conformant(ctx, resource_type, body, if_none_exist).await?.with_warnings(warnings))
+    }
+
+    async fn create_conformant(
+        &self,
+        ctx: &RequestContext,
+        resource_type: ResourceType,
+        body: Map<String, Value>,
+        if_none_exist: Option<&[Condition]>,
+    ) -> Result<WriteOutcome, DomainError> {
         let mut tx = self.store.begin_write(ctx).await?;
         if let Some(conditions) = if_none_exist {
-            let ids = tx.find_ids(resource_type, conditions, 2).await?;
+            let ids = tx.find_matching_ids(resource_type, &self.criteria(conditions), 2).await?;
             match ids.as_slice() {
                 [] => {}
                 [id] => {
@@ -155,10 +259,7 @@ impl ResourceService {
                         .read_current(resource_type, id)
                         .await?
                         .ok_or_else(|| DomainError::Internal(format!("{} vanished", label(resource_type, id))))?;
-                    return Ok(WriteOutcome {
-                        status: WriteStatus::AlreadyExists,
-                        version: existing,
-                    });
+                    return Ok(WriteOutcome::new(WriteStatus::AlreadyExists, existing));
                 }
                 _ => {
                     return Err(DomainError::precondition(
@@ -200,8 +301,9 @@ impl ResourceService {
                 ));
             }
         }
+        let (body, warnings) = self.conform(resource_type, body)?;
         let tx = self.store.begin_write(ctx).await?;
-        self.update_in(ctx, tx, resource_type, id, body, if_match).await
+        Ok(self.update_in(ctx, tx, resource_type, id, body, if_match).await?.with_warnings(warnings))
     }
 
     /// `PUT Type?criteria`: create when nothing matches, update the one match, 412 for several.
@@ -214,6 +316,21 @@ impl ResourceService {
         if_match: Option<u64>,
     ) -> Result<WriteOutcome, DomainError> {
         check_type(resource_type, &body)?;
+        let (body, warnings) = self.conform(resource_type, body)?;
+        Ok(self
+            .conditional_update_conformant(ctx, resource_type, conditions, body, if_match)
+            .await?
+            .with_warnings(warnings))
+    }
+
+    async fn conditional_update_conformant(
+        &self,
+        ctx: &RequestContext,
+        resource_type: ResourceType,
+        conditions: &[Condition],
+        body: Map<String, Value>,
+        if_match: Option<u64>,
+    ) -> Result<WriteOutcome, DomainError> {
         let body_id = match body.get("id") {
             None => None,
             Some(Value::String(id)) => Some(id.clone()),
@@ -224,7 +341,7 @@ impl ResourceService {
             }
         };
         let mut tx = self.store.begin_write(ctx).await?;
-        let ids = tx.find_ids(resource_type, conditions, 2).await?;
+        let ids = tx.find_matching_ids(resource_type, &self.criteria(conditions), 2).await?;
         match ids.as_slice() {
             [] => match body_id {
                 None => {
@@ -266,6 +383,48 @@ impl ResourceService {
                 format!("The criteria match more than one {resource_type}"),
             )),
         }
+    }
+
+    /// Applies a JSON Patch (RFC 6902) to the current version; the result goes through the same
+    /// rules as an update (If-Match, no-op detection, scheduling).
+    pub async fn patch(
+        &self,
+        ctx: &RequestContext,
+        resource_type: ResourceType,
+        id: &str,
+        operations: Value,
+        if_match: Option<u64>,
+    ) -> Result<WriteOutcome, DomainError> {
+        let patch: json_patch::Patch = serde_json::from_value(operations).map_err(|e| {
+            DomainError::invalid(Issue::error(IssueCode::Structure, format!("The body is not a JSON Patch document: {e}")))
+        })?;
+        let mut tx = self.store.begin_write(ctx).await?;
+        let current = match tx.read_current(resource_type, id).await? {
+            None => return Err(DomainError::NotFound(label(resource_type, id))),
+            Some(c) if c.is_deleted() => return Err(DomainError::Gone(label(resource_type, id))),
+            Some(c) => c,
+        };
+        check_if_match(resource_type, id, Some(&current), if_match)?;
+        let mut document: Value = serde_json::from_str(current.body.as_deref().unwrap_or_default())
+            .map_err(|e| DomainError::Internal(format!("stored resource is not JSON: {e}")))?;
+        json_patch::patch(&mut document, &patch.0).map_err(|e| {
+            DomainError::unprocessable(Issue::error(IssueCode::Processing, format!("The patch cannot be applied: {e}")))
+        })?;
+        let Value::Object(body) = document else {
+            return Err(DomainError::unprocessable(Issue::error(
+                IssueCode::Processing,
+                "The patch must leave a resource (a JSON object)",
+            )));
+        };
+        if body.get("resourceType").and_then(Value::as_str) != Some(resource_type.as_str())
+            || body.get("id").and_then(Value::as_str) != Some(id)
+        {
+            return Err(DomainError::unprocessable(
+                Issue::error(IssueCode::Processing, "A patch cannot change resourceType or id").at(format!("{resource_type}.id")),
+            ));
+        }
+        let (body, warnings) = self.conform(resource_type, body)?;
+        Ok(self.update_in(ctx, tx, resource_type, id, body, if_match).await?.with_warnings(warnings))
     }
 
     /// Deletes a resource. Deleting something absent or already deleted succeeds and changes nothing.
@@ -323,10 +482,7 @@ impl ResourceService {
                 if let Some(stored) = &current.body
                     && same_content(stored, &body)?
                 {
-                    return Ok(WriteOutcome {
-                        status: WriteStatus::Unchanged,
-                        version: current,
-                    });
+                    return Ok(WriteOutcome::new(WriteStatus::Unchanged, current));
                 }
                 self.write_in(ctx, tx, resource_type, id, body, Some(&current)).await
             }
@@ -347,7 +503,10 @@ impl ResourceService {
         let version = previous.map_or(1, |p| p.version + 1);
         let previous_body = previous.and_then(|p| p.body.as_deref()).and_then(model::parse_object);
         guard_write(&mut *tx, ctx, now, resource_type, id, version, previous_body.as_ref(), Some(&mut body)).await?;
-        let new = new_version(resource_type, id, body, previous, now)?;
+        let mut new = new_version(resource_type, id, body, previous, now)?;
+        if resource_type == ResourceType::Slot {
+            scheduling::apply_hold_window(&mut *tx, id, &mut new.index).await?;
+        }
         let status = if new.change == ChangeKind::Create {
             WriteStatus::Created
         } else {
@@ -357,7 +516,7 @@ impl ResourceService {
         tx.write(new).await?;
         tx.commit().await?;
         tracing::debug!(resource = %label(resource_type, id), version, "stored");
-        Ok(WriteOutcome { status, version: written })
+        Ok(WriteOutcome::new(status, written))
     }
 }
 

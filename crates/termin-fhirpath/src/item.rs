@@ -84,6 +84,25 @@ impl<'a> Item<'a> {
         })
     }
 
+    /// A node for JSON the caller has already located and typed, such as a validator walking
+    /// a resource: `value` is the JSON (`None` for a primitive that only has an extension),
+    /// `primitive_element` its `_name` sibling, `fhir_type` as a [`TypeModel`] names it
+    /// (`HumanName`, `code`, `Patient.contact`). The node has no location.
+    ///
+    /// [`TypeModel`]: crate::TypeModel
+    pub fn typed_node(
+        value: Option<&'a Value>,
+        primitive_element: Option<&'a Value>,
+        fhir_type: &'a str,
+    ) -> Item<'a> {
+        Item::Node(Node {
+            value,
+            element: primitive_element,
+            fhir_type: Some(Cow::Borrowed(fhir_type)),
+            location: None,
+        })
+    }
+
     /// The node's JSON value; `None` for computed values and for primitives that have only
     /// an extension.
     pub fn json(&self) -> Option<&'a Value> {

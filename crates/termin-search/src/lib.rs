@@ -1,15 +1,35 @@
-//! FHIR search: turning query parameters into storage conditions, and resources into the
-//! index rows those conditions match.
+//! FHIR search, driven by the official R5 SearchParameter definitions
+//! (`hl7.fhir.r5.core#5.0.0`): which parameters each served type has, the index rows a resource
+//! gets (each parameter's FHIRPath expression evaluated over the resource), and the translation
+//! of query parameters into a backend-neutral [`termin_store::SearchRequest`]. No SQL, no HTTP.
 //!
-//! Supported so far: `_id` and `identifier` (token) on every served type, which is what
-//! conditional create/update need. OR with commas, AND by repeating a parameter.
+//! Supported: every R5 parameter of the served types of type token, reference, date, string,
+//! uri, number and quantity (plus `_id`, `_lastUpdated`, `_profile`, `_tag`, `_security`,
+//! `_source`, `_language`); prefixes with precision-as-range semantics; the modifiers listed by
+//! [`SearchParam::modifiers`]; chains (any depth), `_has`, `_include`/`_revinclude` (with
+//! `:iterate`), `_sort`, `_count`, `_total`, `_summary=count`, `_elements` and keyset cursors.
+//! Not supported: composite and special parameters (`near`, `contains`, `_text`, `_content`,
+//! `_filter`, `_list`, `_query`, `_type`) and `_in` (membership in List/Group/CareTeam, which
+//! are not served).
 
-mod index;
-mod params;
+mod cursor;
+mod definitions;
+mod extract;
+mod model;
+mod query;
+mod reference;
+mod registry;
+mod temporal;
+mod text;
+mod windows;
 
-pub use index::index_entries;
-pub use params::{ParamError, parse_conditions};
-
-/// The search parameters every served type supports, with their FHIR search type.
-/// The CapabilityStatement is generated from this list.
-pub const SEARCH_PARAMS: &[(&str, &str)] = &[("_id", "token"), ("identifier", "token")];
+pub use cursor::{decode_cursor, encode_cursor};
+pub use definitions::{CORE_PACKAGE, LoadError, ParamType, find_core_package};
+pub use query::{CURSOR_PARAM, Handling, NoteSeverity, ParsedSearch, SearchError, SearchNote, SearchOptions, TotalMode};
+pub use reference::{LiteralReference, parse_literal};
+pub use registry::{
+    DEFAULT_TIME_ZONE, SearchParam, SearchParameters, default_package_cache, index_entries, install, registry,
+};
+pub use temporal::{InstantRange, parse_range};
+pub use text::normalize;
+pub use windows::token_changes_at;

@@ -6,8 +6,10 @@
 //! takes SQLite's write lock up front so that even another process on the same file cannot
 //! interleave. Reads use a separate pool and see the last committed state (WAL snapshots).
 
+mod index;
 mod migrations;
 mod query;
+mod search;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -17,9 +19,13 @@ use std::path::Path;
 use std::time::Duration;
 use termin_fhir::ResourceType;
 use termin_store::{
-    ChangeKind, Condition, DomainEvent, HistoryEntry, HistoryPage, HistoryRequest, NewVersion, RequestContext,
-    ResourceStore, ResourceVersion, SearchPage, SearchRequest, SlotHold, StoreError, StoreResult, WriteTx,
+    ChangeKind, DomainEvent, Filter, HistoryEntry, HistoryPage, HistoryRequest, IndexEntries, NewVersion,
+    RequestContext, ResourceStore, ResourceVersion, SearchPage, SearchRequest, SlotHold, StoreError, StoreResult,
+    WriteTx,
 };
+
+/// Page cache per connection, in KiB.
+const CACHE_KIB: u32 = 64 * 1024;
 
 /// How long a connection waits for SQLite's lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,7 +44,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Searches probe index pages all over the file; SQLite's default 2 MB page cache
+            // per connection is far too small for that.
+            .pragma("cache_size", format!("-{}", CACHE_KIB));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -54,6 +63,39 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
         Ok(SqliteStore { readers, writer })
+    }
+}
+
+impl SqliteStore {
+    /// SQLite's plan for the page query of a search (`EXPLAIN QUERY PLAN`), one line per step,
+    /// indented by depth: for checking that searches use the indexes.
+    pub async fn explain_search(&self, request: &SearchRequest) -> StoreResult<Vec<String>> {
+        let mut q = query::SearchSql::new(&request.filter).build(
+            request.resource_type,
+            &query::Select::Page {
+                sort: &request.sort,
+                after: request.page.as_ref(),
+                limit: request.count + 1,
+            },
+        );
+        let sql = format!("EXPLAIN QUERY PLAN {}", q.sql().as_str());
+        let mut page_query = q.build();
+        let arguments = sqlx::Execute::take_arguments(&mut page_query).map_err(|e| StoreError::Database(e.to_string()))?;
+        let rows = sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments.unwrap_or_default())
+            .fetch_all(&self.readers)
+            .await
+            .map_err(db_error)?;
+        let mut depth: Vec<(i64, usize)> = Vec::new();
+        let mut lines = Vec::new();
+        for row in rows {
+            let id: i64 = row.try_get("id").map_err(db_error)?;
+            let parent: i64 = row.try_get("parent").map_err(db_error)?;
+            let detail: String = row.try_get("detail").map_err(db_error)?;
+            let level = depth.iter().find(|(node, _)| *node == parent).map_or(0, |(_, level)| level + 1);
+            depth.push((id, level));
+            lines.push(format!("{}{detail}", "  ".repeat(level)));
+        }
+        Ok(lines)
     }
 }
 
@@ -188,31 +230,18 @@ impl ResourceStore for SqliteStore {
     }
 
     async fn search(&self, _ctx: &RequestContext, request: &SearchRequest) -> StoreResult<SearchPage> {
-        let mut page_query = query::select_current(request.resource_type, &request.conditions);
-        if let Some(after) = &request.after_id {
-            page_query.push(" AND r.res_id > ").push_bind(after.clone());
-        }
-        page_query
-            .push(" ORDER BY r.res_id LIMIT ")
-            .push_bind(i64::try_from(request.count + 1).unwrap_or(i64::MAX));
-        let rows = page_query.build().fetch_all(&self.readers).await.map_err(db_error)?;
-        let mut matches = rows.iter().map(decode_version).collect::<StoreResult<Vec<_>>>()?;
-        let next_after_id = if matches.len() > request.count {
-            matches.truncate(request.count);
-            matches.last().map(|m| m.id.clone())
-        } else {
-            None
-        };
-        let total: i64 = query::count_current(request.resource_type, &request.conditions)
-            .build_query_scalar()
-            .fetch_one(&self.readers)
+        // One read transaction: the page, the total and the includes see the same snapshot.
+        let mut tx = self.readers.begin().await.map_err(db_error)?;
+        let page = search::run(&mut tx, request).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(page)
+    }
+
+    async fn search_index_fingerprint(&self) -> StoreResult<Option<String>> {
+        sqlx::query_scalar("SELECT fingerprint FROM search_index_state")
+            .fetch_optional(&self.readers)
             .await
-            .map_err(db_error)?;
-        Ok(SearchPage {
-            matches,
-            total: u64::try_from(total).unwrap_or(0),
-            next_after_id,
-        })
+            .map_err(db_error)
     }
 
     async fn history(&self, _ctx: &RequestContext, request: &HistoryRequest) -> StoreResult<HistoryPage> {
@@ -325,20 +354,53 @@ impl WriteTx for SqliteWriteTx {
         read_current_on(&mut *self.tx, resource_type, id).await
     }
 
-    async fn find_ids(
+    async fn find_matching_ids(
         &mut self,
         resource_type: ResourceType,
-        conditions: &[Condition],
+        filter: &Filter,
         limit: usize,
     ) -> StoreResult<Vec<String>> {
-        let mut ids_query = query::select_current_ids(resource_type, conditions);
-        ids_query
-            .push(" ORDER BY r.res_id LIMIT ")
-            .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
-        ids_query
+        query::SearchSql::new(filter)
+            .build(resource_type, &query::Select::Ids { limit })
             .build_query_scalar()
             .fetch_all(&mut *self.tx)
             .await
+            .map_err(db_error)
+    }
+
+    async fn current_after(
+        &mut self,
+        after: Option<(ResourceType, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<ResourceVersion>> {
+        let (after_type, after_id) = after.map_or((String::new(), String::new()), |(t, id)| (t.as_str().to_owned(), id));
+        let rows = sqlx::query(
+            "SELECT res_type, res_id, version, last_updated, body FROM resource \
+             WHERE body IS NOT NULL AND (res_type, res_id) > (?, ?) ORDER BY res_type, res_id LIMIT ?",
+        )
+        .bind(after_type)
+        .bind(after_id)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(decode_version).collect()
+    }
+
+    async fn replace_index(&mut self, resource_type: ResourceType, id: &str, entries: &IndexEntries) -> StoreResult<()> {
+        index::replace(&mut self.tx, resource_type.as_str(), id, entries).await
+    }
+
+    async fn set_search_index_fingerprint(&mut self, fingerprint: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM search_index_state")
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("INSERT INTO search_index_state (fingerprint) VALUES (?)")
+            .bind(fingerprint)
+            .execute(&mut *self.tx)
+            .await
+            .map(|_| ())
             .map_err(db_error)
     }
 
@@ -380,26 +442,7 @@ impl WriteTx for SqliteWriteTx {
             )),
             _ => db_error(e),
         })?;
-        sqlx::query("DELETE FROM search_token WHERE res_type = ? AND res_id = ?")
-            .bind(res_type)
-            .bind(&v.id)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db_error)?;
-        for token in &new.index.tokens {
-            sqlx::query(
-                "INSERT INTO search_token (res_type, res_id, param, system, code) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(res_type)
-            .bind(&v.id)
-            .bind(&token.param)
-            .bind(&token.system)
-            .bind(&token.code)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db_error)?;
-        }
-        Ok(())
+        index::replace(&mut self.tx, res_type, &v.id, &new.index).await
     }
 
     async fn hold(&mut self, slot_id: &str) -> StoreResult<Option<SlotHold>> {

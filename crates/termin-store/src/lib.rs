@@ -5,8 +5,10 @@
 //! state) and write in one atomic step. Backends live in their own crates.
 
 mod context;
+mod search;
 
 pub use context::{Principal, RequestContext};
+pub use search::*;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -44,70 +46,12 @@ pub struct HistoryEntry {
     pub change: ChangeKind,
 }
 
-/// A token search-index row: `system|code` of an element a search parameter points at.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TokenIndex {
-    pub param: String,
-    pub system: Option<String>,
-    pub code: String,
-}
-
-/// Everything a backend needs to index a resource version for search.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct IndexEntries {
-    pub tokens: Vec<TokenIndex>,
-}
-
 /// A new version to write; the backend stores it and replaces the current version.
 #[derive(Debug, Clone)]
 pub struct NewVersion {
     pub version: ResourceVersion,
     pub change: ChangeKind,
     pub index: IndexEntries,
-}
-
-/// A condition on the current (non-deleted) resources of one type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Condition {
-    /// Logical id is one of these.
-    IdIn(Vec<String>),
-    /// At least one token index row of `param` matches one of the alternatives.
-    TokenAny {
-        param: String,
-        alternatives: Vec<TokenMatch>,
-    },
-}
-
-/// A token alternative: `system|code`, `|code` (no system), `system|` or `code`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenMatch {
-    pub system: SystemMatch,
-    pub code: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SystemMatch {
-    Any,
-    None,
-    Exactly(String),
-}
-
-/// A page request over current resources of one type, ordered by id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SearchRequest {
-    pub resource_type: ResourceType,
-    pub conditions: Vec<Condition>,
-    pub count: usize,
-    /// Resume after this id (keyset paging: stable while others write).
-    pub after_id: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SearchPage {
-    pub matches: Vec<ResourceVersion>,
-    pub total: u64,
-    /// Set when more matches follow: the last id of this page.
-    pub next_after_id: Option<String>,
 }
 
 /// Which history to list, newest first.
@@ -190,6 +134,10 @@ pub trait ResourceStore: Send + Sync {
 
     async fn search(&self, ctx: &RequestContext, request: &SearchRequest) -> StoreResult<SearchPage>;
 
+    /// The fingerprint of the search-parameter set the stored index rows were built with
+    /// (`None`: never recorded); when it differs from the current one, the index is rebuilt.
+    async fn search_index_fingerprint(&self) -> StoreResult<Option<String>>;
+
     async fn history(&self, ctx: &RequestContext, request: &HistoryRequest) -> StoreResult<HistoryPage>;
 
     /// Starts a unit of work. Units of work are serializable: no other write interleaves.
@@ -217,13 +165,57 @@ pub trait WriteTx: Send {
         id: &str,
     ) -> StoreResult<Option<ResourceVersion>>;
 
-    /// Ids of current resources matching every condition, at most `limit` of them.
+    /// Like [`WriteTx::read_current`], for a resource the unit of work only checks and does not
+    /// write (the Schedule or HealthcareService of a booking): it cannot change before commit,
+    /// yet other units of work may check it at the same time. Backends that serialize units of
+    /// work need nothing beyond `read_current`.
+    async fn read_current_shared(
+        &mut self,
+        resource_type: ResourceType,
+        id: &str,
+    ) -> StoreResult<Option<ResourceVersion>> {
+        self.read_current(resource_type, id).await
+    }
+
+    /// Ids of current resources matching the filter, in id order, at most `limit` of them.
+    async fn find_matching_ids(
+        &mut self,
+        resource_type: ResourceType,
+        filter: &Filter,
+        limit: usize,
+    ) -> StoreResult<Vec<String>>;
+
+    /// Ids of current resources matching every condition, at most `limit` of them. Index rows
+    /// with a validity window are evaluated at the wall-clock time: use
+    /// [`WriteTx::find_matching_ids`] with the domain clock when the conditions can meet them
+    /// (Slot `status`).
     async fn find_ids(
         &mut self,
         resource_type: ResourceType,
         conditions: &[Condition],
         limit: usize,
-    ) -> StoreResult<Vec<String>>;
+    ) -> StoreResult<Vec<String>> {
+        let filter = Filter {
+            conditions: conditions.to_vec(),
+            now: Timestamp::now(),
+            server_base: None,
+        };
+        self.find_matching_ids(resource_type, &filter, limit).await
+    }
+
+    /// Current (non-deleted) resources after `after` in (type, id) order, at most `limit`:
+    /// the walk that rebuilds the search index.
+    async fn current_after(
+        &mut self,
+        after: Option<(ResourceType, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<ResourceVersion>>;
+
+    /// Replaces the index rows of a current resource (index rebuild).
+    async fn replace_index(&mut self, resource_type: ResourceType, id: &str, index: &IndexEntries) -> StoreResult<()>;
+
+    /// Records the fingerprint the index now corresponds to.
+    async fn set_search_index_fingerprint(&mut self, fingerprint: &str) -> StoreResult<()>;
 
     async fn write(&mut self, new: NewVersion) -> StoreResult<()>;
 

@@ -6,6 +6,7 @@ use jiff::SignedDuration;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use termin_fhir::ResourceType;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE: &str = "termin.db";
@@ -78,9 +79,23 @@ pub struct ServeArgs {
     pub demo: bool,
 
     /// Directory of FHIR packages in package-cache layout (<name>#<version>/package/);
-    /// repeat for several [default: none]
+    /// repeat for several. The R5 core package (hl7.fhir.r5.core#5.0.0, whose SearchParameters
+    /// drive search) is looked up here and then in the FHIR package cache
+    /// $TERMIN_FHIR_PACKAGES, else $HOME/.fhir/packages (scripts/fhir-packages installs it there)
+    /// [default: none]
     #[arg(long = "packages", env = "TERMIN_PACKAGES", value_name = "DIR", value_delimiter = ',')]
     pub packages: Vec<PathBuf>,
+
+    /// IANA time zone in which search dates without an offset (date=2026-04-07) and stored
+    /// dates without one are read [default: Europe/Vienna]
+    #[arg(long, env = "TERMIN_TIME_ZONE", value_name = "ZONE")]
+    pub time_zone: Option<String>,
+
+    /// Profile a resource type must conform to, as Type=canonical-URL (Type=none: R5 only);
+    /// repeat or comma-separate. Applies when --packages is set; types not named keep the
+    /// default (the AT Core / AT Scheduling profile, when its package is loaded)
+    #[arg(long = "profiles", env = "TERMIN_PROFILES", value_name = "TYPE=URL", value_delimiter = ',')]
+    pub profiles: Vec<String>,
 }
 
 /// The config file: same names as the flags, with '_' instead of '-'.
@@ -100,6 +115,8 @@ struct FileConfig {
     hold_sweep_interval: Option<String>,
     demo: Option<bool>,
     packages: Option<Vec<PathBuf>>,
+    time_zone: Option<String>,
+    profiles: Option<Vec<String>>,
 }
 
 /// The effective configuration of `termin serve`.
@@ -118,6 +135,20 @@ pub struct ServeConfig {
     pub hold_sweep_interval: SignedDuration,
     pub demo: bool,
     pub packages: Vec<PathBuf>,
+    pub time_zone: String,
+    /// Enforced profiles that differ from the default: `None` enforces R5 only.
+    pub profiles: Vec<(ResourceType, Option<String>)>,
+}
+
+impl ServeConfig {
+    /// Where the search-parameter package is looked up: `--packages`, then the FHIR package cache.
+    pub fn search_package_dirs(&self) -> Vec<PathBuf> {
+        self.packages
+            .iter()
+            .cloned()
+            .chain(termin_search::default_package_cache())
+            .collect()
+    }
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
@@ -179,8 +210,30 @@ impl ServeArgs {
             )?,
             demo: self.demo || file.demo.unwrap_or(false),
             packages: if self.packages.is_empty() { file.packages.unwrap_or_default() } else { self.packages },
+            time_zone: self
+                .time_zone
+                .or(file.time_zone)
+                .unwrap_or_else(|| termin_search::DEFAULT_TIME_ZONE.into()),
+            profiles: parse_profiles(if self.profiles.is_empty() { file.profiles.unwrap_or_default() } else { self.profiles })?,
         })
     }
+}
+
+/// `Type=URL` (or `Type=none`) pairs of `--profiles`.
+fn parse_profiles(entries: Vec<String>) -> Result<Vec<(ResourceType, Option<String>)>, String> {
+    entries
+        .iter()
+        .map(|entry| {
+            let (type_name, url) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("profiles entry {entry:?} is not Type=URL (or Type=none)"))?;
+            let resource_type = type_name.trim().parse::<ResourceType>().map_err(|_| {
+                format!("profiles entry {entry:?}: {type_name:?} is not a served type ({})", ResourceType::supported_list())
+            })?;
+            let url = url.trim();
+            Ok((resource_type, (url != "none" && !url.is_empty()).then(|| url.to_owned())))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -210,6 +263,17 @@ mod tests {
         assert_eq!(config.max_body_bytes, 20);
         assert!(!config.update_create);
         assert_eq!(config.default_page_size, DEFAULT_PAGE_SIZE);
+    }
+
+    #[test]
+    fn profiles_are_type_url_pairs() {
+        let config = parse(&["--profiles", "Patient=http://example.org/p,Location=none"]).resolve().unwrap();
+        assert_eq!(
+            config.profiles,
+            vec![(ResourceType::Patient, Some("http://example.org/p".into())), (ResourceType::Location, None)]
+        );
+        assert!(parse(&["--profiles", "Patient"]).resolve().is_err());
+        assert!(parse(&["--profiles", "Bundle=x"]).resolve().is_err());
     }
 
     #[test]

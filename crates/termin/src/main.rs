@@ -3,6 +3,7 @@
 mod config;
 mod demo;
 mod serve;
+mod validation;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

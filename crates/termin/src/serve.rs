@@ -44,7 +44,17 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!(database = %config.database.display(), "opened SQLite store");
-    let service = ResourceService::new(
+    let loading = std::time::Instant::now();
+    let search = termin_search::SearchParameters::load(&config.search_package_dirs(), &config.time_zone)
+        .map_err(|e| e.to_string())?;
+    tracing::info!(
+        fingerprint = search.fingerprint(),
+        time_zone = search.time_zone_name(),
+        millis = loading.elapsed().as_millis() as u64,
+        "loaded search parameters"
+    );
+    termin_search::install(search).map_err(|_| "the search parameters were loaded twice".to_string())?;
+    let mut service = ResourceService::new(
         Arc::new(store),
         Arc::new(SystemClock),
         ServiceConfig {
@@ -52,6 +62,13 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             hold_duration: config.hold_duration,
         },
     );
+    if let Some(validator) = crate::validation::load(&config)? {
+        service = service.with_validator(validator);
+    }
+    service
+        .refresh_search_index()
+        .await
+        .map_err(|e| format!("cannot rebuild the search index: {e:?}"))?;
     if config.demo {
         crate::demo::load_examples(&service, &config.packages).await?;
     }

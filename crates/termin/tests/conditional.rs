@@ -94,11 +94,25 @@ async fn conditional_create_token_forms_and_id() {
 #[tokio::test]
 async fn conditional_create_with_unsupported_parameter_is_400_and_creates_nothing() {
     let s = TestServer::start().await;
-    for cond in ["name=Mustermann", "family=Mustermann", "birthdate=1980-02-29", "foo=bar"] {
+    // Unlike a search (lenient by default), criteria that cannot be fully understood never
+    // select a resource: unknown parameters, unsupported modifiers and special parameters.
+    for cond in ["foo=bar", "family:fuzzy=Mustermann", "_text=Mustermann", "_sort=family", "birthdate=tomorrow"] {
         let r = create_if_none_exist(&s, &simple_patient("Unerlaubt"), cond).await;
         r.outcome(400);
     }
     assert_eq!(s.type_history_len("Patient").await, 0);
+}
+
+#[tokio::test]
+async fn conditional_create_accepts_every_search_parameter() {
+    let s = TestServer::start().await;
+    let existing = s.create(&patient(SYS, "4545", "Mustermann")).await;
+    for cond in ["family=mustermann", "name=MUSTER&birthdate=1980-02-29", "gender=unknown&active=true"] {
+        let r = create_if_none_exist(&s, &simple_patient("Doppelt"), cond).await;
+        assert_eq!(r.code(), 200, "If-None-Exist: {cond}: {}", r.text());
+        assert_eq!(id_of(&r.json()), id_of(&existing), "If-None-Exist: {cond}");
+    }
+    assert_eq!(s.type_history_len("Patient").await, 1);
 }
 
 #[tokio::test]
@@ -233,8 +247,8 @@ async fn conditional_update_with_several_matches_is_412() {
 async fn conditional_update_with_unsupported_parameter_is_400() {
     let s = TestServer::start().await;
     let a = s.create(&patient(SYS, "9999", "Name")).await;
-    s.put("Patient?family=Name", &patient(SYS, "9999", "Name2")).await.outcome(400);
-    s.put("Patient?name=Name", &patient(SYS, "9999", "Name2")).await.outcome(400);
+    s.put("Patient?shoe-size=42", &patient(SYS, "9999", "Name2")).await.outcome(400);
+    s.put("Patient?name:phonetic=Name", &patient(SYS, "9999", "Name2")).await.outcome(400);
     assert_eq!(s.read("Patient", &id_of(&a)).await, a);
     assert_eq!(s.type_history_len("Patient").await, 1);
 }

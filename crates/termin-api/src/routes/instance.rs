@@ -3,10 +3,10 @@
 use super::{BaseUrl, if_match, resource_type};
 use crate::context::Ctx;
 use crate::error::ApiError;
-use crate::format::{FhirBody, FhirResponse, ResponseFormat};
+use crate::format::{FhirBody, FhirResponse, JsonPatchBody, ResponseFormat};
 use crate::prefer::{ReturnPreference, return_preference};
 use crate::SharedState;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use termin_domain::{WriteOutcome, WriteStatus};
 use termin_fhir::OperationOutcome;
@@ -31,6 +31,7 @@ pub fn write_response(
     format: ResponseFormat,
     base: &BaseUrl,
 ) -> FhirResponse {
+    let warnings = outcome.warnings;
     let v = &outcome.version;
     let status = match outcome.status {
         WriteStatus::Created => StatusCode::CREATED,
@@ -54,7 +55,9 @@ pub fn write_response(
                 WriteStatus::Unchanged => format!("{}/{} is unchanged at version {}", v.resource_type, v.id, v.version),
                 WriteStatus::AlreadyExists => format!("{}/{} already matches the condition", v.resource_type, v.id),
             };
-            response.json(OperationOutcome::success(message).to_json())
+            let mut outcome = OperationOutcome::success(message);
+            outcome.issues.extend(warnings);
+            response.json(outcome.to_json())
         }
     }
 }
@@ -63,8 +66,14 @@ pub async fn read(
     State(state): State<SharedState>,
     Ctx(ctx): Ctx,
     Path((type_name, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
     format: ResponseFormat,
+    base: BaseUrl,
 ) -> Result<FhirResponse, ApiError> {
+    // `GET [type]/$operation` shares this path shape.
+    if id.starts_with('$') {
+        return super::operations::get_operation(&state, ctx, &type_name, &id, query.as_deref(), format, &base).await;
+    }
     let resource_type = resource_type(&type_name)?;
     let version = state.service.read(&ctx, resource_type, &id).await?;
     Ok(resource_response(StatusCode::OK, format, &version))
@@ -96,6 +105,21 @@ pub async fn update(
     let resource_type = resource_type(&type_name)?;
     let expected = if_match(&headers)?;
     let outcome = state.service.update(&ctx, resource_type, &id, body, expected).await?;
+    Ok(write_response(outcome, &headers, format, &base))
+}
+
+pub async fn patch(
+    State(state): State<SharedState>,
+    Ctx(ctx): Ctx,
+    Path((type_name, id)): Path<(String, String)>,
+    format: ResponseFormat,
+    base: BaseUrl,
+    headers: HeaderMap,
+    JsonPatchBody(operations): JsonPatchBody,
+) -> Result<FhirResponse, ApiError> {
+    let resource_type = resource_type(&type_name)?;
+    let expected = if_match(&headers)?;
+    let outcome = state.service.patch(&ctx, resource_type, &id, operations, expected).await?;
     Ok(write_response(outcome, &headers, format, &base))
 }
 

@@ -1,5 +1,6 @@
 //! Request handlers, grouped by interaction family.
 
+pub mod find_hsp;
 pub mod history;
 pub mod instance;
 pub mod operations;

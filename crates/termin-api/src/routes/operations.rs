@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::format::{FhirBody, FhirResponse, ResponseFormat};
 use crate::operations::{OPERATIONS, find};
 use crate::SharedState;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use serde_json::{Map, Value, json};
 use termin_domain::{BookingStatus, HoldOutcome, SlotSelector};
@@ -18,22 +18,48 @@ pub async fn type_operation(
     State(state): State<SharedState>,
     Ctx(ctx): Ctx,
     Path((type_name, operation)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
     format: ResponseFormat,
     base: BaseUrl,
     FhirBody(body): FhirBody,
 ) -> Result<FhirResponse, ApiError> {
-    run(&state, ctx, &type_name, None, &operation, format, &base, body).await
+    run(&state, ctx, &type_name, None, &operation, query.as_deref(), format, &base, body).await
 }
 
 pub async fn instance_operation(
     State(state): State<SharedState>,
     Ctx(ctx): Ctx,
     Path((type_name, id, operation)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
     format: ResponseFormat,
     base: BaseUrl,
     FhirBody(body): FhirBody,
 ) -> Result<FhirResponse, ApiError> {
-    run(&state, ctx, &type_name, Some(id), &operation, format, &base, body).await
+    run(&state, ctx, &type_name, Some(id), &operation, query.as_deref(), format, &base, body).await
+}
+
+/// Operations that change nothing may also be invoked with GET and query parameters.
+pub async fn get_operation(
+    state: &SharedState,
+    ctx: RequestContext,
+    type_name: &str,
+    operation: &str,
+    query: Option<&str>,
+    format: ResponseFormat,
+    base: &BaseUrl,
+) -> Result<FhirResponse, ApiError> {
+    let resource_type = resource_type(type_name)?;
+    let op = operation
+        .strip_prefix('$')
+        .and_then(|code| find(resource_type, code, false))
+        .ok_or_else(|| ApiError::not_found(format!("{operation} is not an operation on {resource_type}")))?;
+    match op.code {
+        "findHSP" => super::find_hsp::find_hsp(state, &ctx, query, None, format, base).await,
+        other => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Issue::error(IssueCode::NotSupported, format!("${other} changes state; invoke it with POST")),
+        )),
+    }
 }
 
 pub async fn operation_definition(Path(id): Path<String>, format: ResponseFormat) -> Result<FhirResponse, ApiError> {
@@ -51,6 +77,7 @@ async fn run(
     type_name: &str,
     id: Option<String>,
     operation: &str,
+    query: Option<&str>,
     format: ResponseFormat,
     base: &BaseUrl,
     body: Map<String, Value>,
@@ -64,7 +91,13 @@ async fn run(
     };
     let code = operation.strip_prefix('$').ok_or_else(unknown)?;
     let op = find(resource_type, code, id.is_some()).ok_or_else(unknown)?;
-    let input = Input::parse(body, op.resource)?;
+    if op.code == "validate" {
+        return validate(state, resource_type, id.as_deref(), body, query, format);
+    }
+    if op.code == "findHSP" {
+        return super::find_hsp::find_hsp(state, &ctx, query, Some(body), format, base).await;
+    }
+    let input = Input::parse(body, resource_type)?;
     let ctx = ctx.with_hold_tokens(input.strings("hold-token"));
     match op.code {
         "hold" => hold(state, &ctx, id, input, format).await,
@@ -137,6 +170,73 @@ impl Input {
                 .find_map(|key| p.get(*key).and_then(Value::as_str))
         })
     }
+}
+
+/// `$validate`: the outcome of validating the posted resource (the Parameters `resource`, or
+/// the body itself), answered with 200 whatever it says. Nothing is stored.
+fn validate(
+    state: &SharedState,
+    resource_type: ResourceType,
+    id: Option<&str>,
+    body: Map<String, Value>,
+    query: Option<&str>,
+    format: ResponseFormat,
+) -> Result<FhirResponse, ApiError> {
+    let validator = state.service.validator().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            Issue::error(
+                IssueCode::NotSupported,
+                "Validation is off on this server: it validates once started with --packages",
+            ),
+        )
+    })?;
+    let (resource, mut profile) = if body.get("resourceType").and_then(Value::as_str) == Some("Parameters") {
+        let input = Input::parse(body, resource_type)?;
+        let resource = input
+            .named("resource")
+            .find_map(|p| p.get("resource").cloned())
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    Issue::error(IssueCode::Required, "The resource parameter with the resource to validate is required")
+                        .at(param_path("resource")),
+                )
+            })?;
+        let profile = input.named("profile").find_map(|p| {
+            ["valueCanonical", "valueUri", "valueString"]
+                .iter()
+                .find_map(|key| p.get(*key).and_then(Value::as_str))
+                .map(str::to_owned)
+        });
+        (resource, profile)
+    } else {
+        (Value::Object(body), None)
+    };
+    if profile.is_none() {
+        profile = crate::query::query_pairs(query)
+            .find(|(name, _)| name == "profile")
+            .map(|(_, value)| value.into_owned());
+    }
+    if resource.get("resourceType").and_then(Value::as_str) != Some(resource_type.as_str()) {
+        return Err(ApiError::bad_request(
+            Issue::error(IssueCode::Invalid, format!("$validate on {resource_type} takes a {resource_type}")).at("resourceType"),
+        ));
+    }
+    if let (Some(id), Some(body_id)) = (id, resource.get("id").and_then(Value::as_str))
+        && id != body_id
+    {
+        return Err(ApiError::bad_request(
+            Issue::error(IssueCode::Value, format!("The resource id {body_id:?} does not match the id {id:?} in the URL"))
+                .at(format!("{resource_type}.id")),
+        ));
+    }
+    let outcome = match profile {
+        Some(profile) => validator
+            .validate_against(&resource, &profile)
+            .map_err(|why| ApiError::bad_request(Issue::error(IssueCode::NotSupported, why)))?,
+        None => validator.validate(&resource),
+    };
+    Ok(FhirResponse::new(StatusCode::OK, format).json(outcome.to_json()))
 }
 
 fn parameters(entries: Vec<Value>) -> Value {

@@ -1,17 +1,19 @@
-//! Type-level search with keyset paging.
+//! Type-level search (`GET [type]?...`, `POST [type]/_search`) with keyset paging.
 
-use super::type_level::criteria;
 use super::{BaseUrl, resource_type};
-use crate::bundle;
+use crate::SharedState;
+use crate::bundle::{self, SearchMode};
 use crate::context::Ctx;
 use crate::error::ApiError;
-use crate::format::{FhirResponse, ResponseFormat};
-use crate::query::{encode, is_result_parameter, query_pairs};
-use crate::SharedState;
-use axum::extract::{OriginalUri, Path, State};
-use axum::http::StatusCode;
-use termin_fhir::{Issue, IssueCode};
-use termin_store::SearchRequest;
+use crate::format::{FhirResponse, ResponseFormat, read_limited};
+use crate::prefer::search_handling;
+use crate::query::{encode, query_pairs};
+use axum::extract::{OriginalUri, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde_json::{Map, Value, json};
+use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
+use termin_search::{CURSOR_PARAM, NoteSeverity, ParsedSearch, SearchError, SearchOptions, TotalMode, encode_cursor};
+use termin_store::{Keyset, RequestContext};
 
 /// Reads `_count`: absent gives the default, larger than the maximum is capped.
 pub fn page_size(query: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
@@ -28,17 +30,18 @@ pub fn page_size(query: Option<&str>, default: usize, max: usize) -> Result<usiz
 
 /// The query pairs that identify a page sequence: everything but the cursor.
 pub fn paging_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    query_pairs(query)
-        .filter(|(name, _)| name != "_cursor")
-        .map(|(n, v)| (n.into_owned(), v.into_owned()))
-        .collect()
+    owned_pairs(query).into_iter().filter(|(name, _)| name != CURSOR_PARAM).collect()
+}
+
+fn owned_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query_pairs(query).map(|(n, v)| (n.into_owned(), v.into_owned())).collect()
 }
 
 /// A page link: the stable query plus an optional cursor.
 pub fn page_url(endpoint: &str, pairs: &[(String, String)], cursor: Option<String>) -> String {
     let mut all = pairs.to_vec();
     if let Some(cursor) = cursor {
-        all.push(("_cursor".into(), cursor));
+        all.push((CURSOR_PARAM.into(), cursor));
     }
     if all.is_empty() { endpoint.to_owned() } else { format!("{endpoint}?{}", encode(&all)) }
 }
@@ -50,37 +53,140 @@ pub async fn search(
     OriginalUri(uri): OriginalUri,
     format: ResponseFormat,
     base: BaseUrl,
+    headers: HeaderMap,
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
-    let query = uri.query();
-    let has_criteria = query_pairs(query).any(|(name, _)| !is_result_parameter(&name));
-    let conditions = if has_criteria { criteria(query, "Search")? } else { Vec::new() };
-    let count = page_size(query, state.config.default_count, state.config.max_count)?;
-    let after_id = query_pairs(query)
-        .find(|(name, _)| name == "_cursor")
-        .map(|(_, v)| v.into_owned());
-    let page = state
-        .service
-        .search(
-            &ctx,
-            &SearchRequest {
-                resource_type,
-                conditions,
-                count,
-                after_id: after_id.clone(),
-            },
-        )
-        .await?;
+    run(&state, &ctx, resource_type, owned_pairs(uri.query()), &headers, format, &base).await
+}
+
+/// `POST [type]/_search`: the parameters come form-encoded in the body (and possibly the URL).
+pub async fn search_post(
+    State(state): State<SharedState>,
+    Ctx(ctx): Ctx,
+    Path(type_name): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    format: ResponseFormat,
+    base: BaseUrl,
+    request: Request,
+) -> Result<FhirResponse, ApiError> {
+    let resource_type = resource_type(&type_name)?;
+    let headers = request.headers().clone();
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase());
+    if media.as_deref().is_some_and(|m| m != "application/x-www-form-urlencoded") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Issue::error(
+                IssueCode::NotSupported,
+                "POST _search takes its parameters as application/x-www-form-urlencoded",
+            ),
+        ));
+    }
+    let body = read_limited(request, state.config.max_body_bytes).await?;
+    let mut pairs = owned_pairs(uri.query());
+    pairs.extend(form_urlencoded::parse(&body).map(|(n, v)| (n.into_owned(), v.into_owned())));
+    run(&state, &ctx, resource_type, pairs, &headers, format, &base).await
+}
+
+async fn run(
+    state: &SharedState,
+    ctx: &RequestContext,
+    resource_type: ResourceType,
+    pairs: Vec<(String, String)>,
+    headers: &HeaderMap,
+    format: ResponseFormat,
+    base: &BaseUrl,
+) -> Result<FhirResponse, ApiError> {
+    let options = SearchOptions {
+        server_base: Some(&base.0),
+        now: jiff::Timestamp::now(),
+        default_count: state.config.default_count,
+        max_count: state.config.max_count,
+        handling: search_handling(headers),
+    };
+    let parsed = termin_search::registry()
+        .parse_search(resource_type, &pairs, &options)
+        .map_err(search_error)?;
+    let page = state.service.search(ctx, &parsed.request).await?;
     let endpoint = format!("{}/{resource_type}", base.0);
-    let pairs = paging_pairs(query);
-    let links = bundle::links(
-        page_url(&endpoint, &pairs, after_id),
-        page.next_after_id.map(|next| page_url(&endpoint, &pairs, Some(next))),
+    let stable: Vec<(String, String)> = pairs.iter().filter(|(name, _)| name != CURSOR_PARAM).cloned().collect();
+    let link = |keyset: &Keyset| page_url(&endpoint, &stable, Some(encode_cursor(keyset)));
+    let links = bundle::paging_links(
+        page_url(&endpoint, &pairs, None),
+        page.next.as_ref().map(link),
+        page.previous.as_ref().map(link),
     );
-    let entries = page
-        .matches
+    let mut entries = Vec::new();
+    if let Some(outcome) = notes_outcome(&parsed) {
+        entries.push(bundle::outcome_entry(outcome));
+    }
+    for version in &page.matches {
+        entries.push(bundle::search_entry(&base.0, version, SearchMode::Match, |resource| {
+            match &parsed.elements {
+                Some(elements) => subset(resource, elements),
+                None => resource,
+            }
+        })?);
+    }
+    for version in &page.included {
+        entries.push(bundle::search_entry(&base.0, version, SearchMode::Include, |resource| resource)?);
+    }
+    let total = page.total.filter(|_| parsed.total != TotalMode::None);
+    Ok(FhirResponse::new(StatusCode::OK, format).json(bundle::searchset(total, links, entries)))
+}
+
+fn search_error(error: SearchError) -> ApiError {
+    let code = if error.unsupported { IssueCode::NotSupported } else { IssueCode::Invalid };
+    let issue = Issue::error(code, error.message);
+    ApiError::bad_request(if error.param.is_empty() { issue } else { issue.at(error.param) })
+}
+
+/// Ignored and leniently read parameters, as an OperationOutcome for the `outcome` entry.
+fn notes_outcome(parsed: &ParsedSearch) -> Option<Value> {
+    if parsed.notes.is_empty() {
+        return None;
+    }
+    let issues = parsed
+        .notes
         .iter()
-        .map(|m| bundle::search_entry(&base.0, m))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(FhirResponse::new(StatusCode::OK, format).json(bundle::searchset(page.total, links, entries)))
+        .map(|note| {
+            let issue = match note.severity {
+                NoteSeverity::Warning => Issue::warning(IssueCode::NotSupported, note.message.clone()),
+                NoteSeverity::Information => Issue::information(note.message.clone()),
+            };
+            issue.at(note.param.clone())
+        })
+        .collect();
+    Some(OperationOutcome::new(issues).to_json())
+}
+
+/// `_elements`: the named top-level elements plus what every resource keeps, tagged SUBSETTED
+/// as FHIR asks so nobody mistakes it for the whole resource.
+fn subset(resource: Value, elements: &[String]) -> Value {
+    let Value::Object(full) = resource else {
+        return resource;
+    };
+    let mut out = Map::new();
+    for (name, value) in full {
+        // A primitive's `_name` sibling (its extensions) goes with it.
+        let bare = name.strip_prefix('_').unwrap_or(&name);
+        let wanted = elements.iter().any(|e| e == bare);
+        if matches!(name.as_str(), "resourceType" | "id" | "meta") || wanted {
+            out.insert(name, value);
+        }
+    }
+    let meta = out.entry("meta").or_insert_with(|| json!({}));
+    if let Some(meta) = meta.as_object_mut() {
+        let tags = meta.entry("tag").or_insert_with(|| json!([]));
+        if let Some(tags) = tags.as_array_mut() {
+            tags.push(json!({
+                "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+                "code": "SUBSETTED",
+            }));
+        }
+    }
+    Value::Object(out)
 }

@@ -27,7 +27,7 @@ pub async fn metadata(
     format: ResponseFormat,
     base: BaseUrl,
 ) -> FhirResponse {
-    FhirResponse::new(StatusCode::OK, format).json(capability_statement(&base.0, &state.service.config().clone()))
+    FhirResponse::new(StatusCode::OK, format).json(capability_statement(&base.0, state.service.config(), state.service.validator()))
 }
 
 pub async fn unknown_path(OriginalUri(uri): OriginalUri) -> ApiError {

@@ -9,14 +9,20 @@ use crate::query::{is_result_parameter, query_pairs};
 use crate::SharedState;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::HeaderMap;
-use termin_fhir::{Issue, IssueCode};
-use termin_search::parse_conditions;
+use termin_fhir::{Issue, IssueCode, ResourceType};
 use termin_store::Condition;
 
-/// Parses search criteria (a query string) used as a write condition.
-pub fn criteria(query: Option<&str>, what: &str) -> Result<Vec<Condition>, ApiError> {
-    let pairs: Vec<_> = query_pairs(query)
+/// Parses search criteria (a query string) used as a write condition. Unlike a search,
+/// every parameter must be understood: an ignored criterion could select the wrong resource.
+pub fn criteria(
+    resource_type: ResourceType,
+    query: Option<&str>,
+    what: &str,
+    base: &BaseUrl,
+) -> Result<Vec<Condition>, ApiError> {
+    let pairs: Vec<(String, String)> = query_pairs(query)
         .filter(|(name, _)| !is_result_parameter(name))
+        .map(|(n, v)| (n.into_owned(), v.into_owned()))
         .collect();
     if pairs.is_empty() {
         return Err(ApiError::bad_request(Issue::error(
@@ -24,9 +30,13 @@ pub fn criteria(query: Option<&str>, what: &str) -> Result<Vec<Condition>, ApiEr
             format!("{what} needs search criteria, e.g. identifier=system|value"),
         )));
     }
-    parse_conditions(pairs.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))).map_err(|e| {
-        ApiError::bad_request(Issue::error(IssueCode::NotSupported, format!("{what}: {}", e.message)))
-    })
+    termin_search::registry()
+        .parse_criteria(resource_type, &pairs, Some(&base.0), jiff::Timestamp::now())
+        .map_err(|e| {
+            let code = if e.unsupported { IssueCode::NotSupported } else { IssueCode::Invalid };
+            let issue = Issue::error(code, format!("{what}: {}", e.message));
+            ApiError::bad_request(if e.param.is_empty() { issue } else { issue.at(e.param) })
+        })
 }
 
 pub async fn create(
@@ -41,7 +51,7 @@ pub async fn create(
     let resource_type = resource_type(&type_name)?;
     let condition = match headers.get("if-none-exist") {
         None => None,
-        Some(value) => Some(criteria(Some(value.to_str().unwrap_or_default()), "If-None-Exist")?),
+        Some(value) => Some(criteria(resource_type, Some(value.to_str().unwrap_or_default()), "If-None-Exist", &base)?),
     };
     let outcome = state
         .service
@@ -61,7 +71,7 @@ pub async fn conditional_update(
     FhirBody(body): FhirBody,
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
-    let conditions = criteria(uri.query(), "A conditional update")?;
+    let conditions = criteria(resource_type, uri.query(), "A conditional update", &base)?;
     let expected = if_match(&headers)?;
     let outcome = state
         .service

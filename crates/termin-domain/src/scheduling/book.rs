@@ -3,10 +3,13 @@
 use super::guard::slot_unavailability;
 use super::{MANUAL_CONFIRMATION_URL, model, read_live};
 use crate::{DomainError, ResourceService};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
-use termin_store::{Condition, RequestContext, ResourceVersion, SystemMatch, TokenMatch, WriteTx};
+use termin_store::{
+    Comparison, Condition, Filter, IndexKind, RangeEnd, RangePoint, RangeTest, ReferenceMatch, RequestContext, ResourceVersion,
+    SearchRequest, SortKey, SortParam, SystemMatch, TokenMatch, WriteTx,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BookingStatus {
@@ -27,6 +30,9 @@ pub struct BookingOutcome {
     pub version: Option<ResourceVersion>,
     pub outcome: OperationOutcome,
 }
+
+/// How many free alternative slots a rejection suggests.
+const ALTERNATIVES: usize = 5;
 
 fn precondition_failed(code: IssueCode, message: String, path: &str) -> DomainError {
     DomainError::unprocessable(Issue::error(code, message).at(path))
@@ -55,12 +61,19 @@ fn has_manual_confirmation(resource: &Map<String, Value>) -> bool {
 }
 
 impl ResourceService {
-    pub async fn book(&self, ctx: &RequestContext, mut appointment: Map<String, Value>) -> Result<BookingOutcome, DomainError> {
+    pub async fn book(&self, ctx: &RequestContext, appointment: Map<String, Value>) -> Result<BookingOutcome, DomainError> {
         if appointment.get("resourceType").and_then(Value::as_str) != Some("Appointment") {
             return Err(DomainError::invalid(
                 Issue::error(IssueCode::Invalid, "appointment-resource must be an Appointment").at("Appointment"),
             ));
         }
+        let (appointment, warnings) = self.conform(ResourceType::Appointment, appointment)?;
+        let mut booking = self.book_conformant(ctx, appointment).await?;
+        booking.outcome.issues.extend(warnings);
+        Ok(booking)
+    }
+
+    async fn book_conformant(&self, ctx: &RequestContext, mut appointment: Map<String, Value>) -> Result<BookingOutcome, DomainError> {
         if model::status(&appointment) != Some("proposed") {
             return Err(precondition_failed(
                 IssueCode::BusinessRule,
@@ -85,9 +98,18 @@ impl ResourceService {
         self.resolve_subject(&mut *tx, &mut appointment).await?;
         let service = self.check_services(&mut *tx, &appointment).await?;
         let slots = self.check_slots(&mut *tx, &mut appointment).await?;
-        for (index, (slot_id, _)) in slots.iter().enumerate() {
+        for (index, (slot_id, slot)) in slots.iter().enumerate() {
             if let Some(reason) = slot_unavailability(&mut *tx, ctx, now, slot_id, None).await? {
                 drop(tx);
+                let mut issues = vec![Issue::error(IssueCode::Conflict, reason).at(format!("Appointment.slot[{index}]"))];
+                let blocked: Vec<&String> = slots.iter().map(|(id, _)| id).collect();
+                let alternatives = self.free_alternatives(ctx, slot, &blocked).await?;
+                if !alternatives.is_empty() {
+                    issues.push(Issue::information(format!(
+                        "Free alternatives on the same schedule: {}",
+                        alternatives.join(", ")
+                    )));
+                }
                 let mut rejected = appointment;
                 rejected.insert("status".into(), json!("cancelled"));
                 rejected.insert("cancellationDate".into(), json!(termin_fhir::instant::format_instant(now)));
@@ -95,7 +117,7 @@ impl ResourceService {
                     status: BookingStatus::Rejected,
                     appointment: rejected,
                     version: None,
-                    outcome: OperationOutcome::single(Issue::error(IssueCode::Conflict, reason).at(format!("Appointment.slot[{index}]"))),
+                    outcome: OperationOutcome::new(issues),
                 });
             }
         }
@@ -127,6 +149,75 @@ impl ResourceService {
             version: Some(written.version),
             outcome: OperationOutcome::success(message),
         })
+    }
+
+    /// Up to [`ALTERNATIVES`] free slots of the blocked slot's Schedule, nearest to its start
+    /// first, as `Slot/id (start)`.
+    async fn free_alternatives(
+        &self,
+        ctx: &RequestContext,
+        blocked_slot: &Map<String, Value>,
+        exclude: &[&String],
+    ) -> Result<Vec<String>, DomainError> {
+        let (Some(schedule_id), Some(wanted)) = (model::schedule_id(blocked_slot), model::instant(blocked_slot, "start")) else {
+            return Ok(Vec::new());
+        };
+        let now = self.clock().now();
+        let mut candidates: Vec<(SignedDuration, String, String)> = Vec::new();
+        for (comparison, descending) in [(Comparison::GreaterOrEqual, false), (Comparison::Less, true)] {
+            let request = SearchRequest {
+                resource_type: ResourceType::Slot,
+                filter: Filter {
+                    conditions: vec![
+                        Condition::ReferenceAny {
+                            param: "schedule".into(),
+                            alternatives: vec![ReferenceMatch::Local {
+                                target_type: Some("Schedule".into()),
+                                id: schedule_id.clone(),
+                                version: None,
+                            }],
+                        },
+                        Condition::TokenAny {
+                            param: "status".into(),
+                            alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("free".into()) }],
+                        },
+                        Condition::RangeAny {
+                            param: "start".into(),
+                            kind: IndexKind::Date,
+                            alternatives: vec![RangeTest::Bound {
+                                end: RangeEnd::Low,
+                                comparison,
+                                point: RangePoint::Instant(Some(wanted)),
+                            }],
+                        },
+                    ],
+                    now,
+                    server_base: None,
+                },
+                sort: vec![SortKey { param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date }, descending }],
+                count: ALTERNATIVES + exclude.len(),
+                page: None,
+                total: false,
+                includes: Vec::new(),
+                revincludes: Vec::new(),
+            };
+            for slot in self.search(ctx, &request).await?.matches {
+                if exclude.contains(&&slot.id) || candidates.iter().any(|(_, id, _)| *id == slot.id) {
+                    continue;
+                }
+                let Some(body) = slot.body.as_deref().and_then(model::parse_object) else { continue };
+                let Some(start) = model::instant(&body, "start") else { continue };
+                let distance = if start >= wanted { start.duration_since(wanted) } else { wanted.duration_since(start) };
+                let text = body.get("start").and_then(Value::as_str).unwrap_or_default().to_owned();
+                candidates.push((distance, slot.id, text));
+            }
+        }
+        candidates.sort();
+        Ok(candidates
+            .into_iter()
+            .take(ALTERNATIVES)
+            .map(|(_, id, start)| format!("Slot/{id} ({start})"))
+            .collect())
     }
 
     /// An active Appointment with one of the request's identifiers (idempotent retries).

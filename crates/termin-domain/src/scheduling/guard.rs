@@ -69,6 +69,12 @@ async fn guard_appointment(
     for slot_id in &released {
         release_slot(tx, now, slot_id, id).await?;
     }
+    if let (Some(previous), Some(new)) = (previous, new.as_deref_mut())
+        && occupies_slots(new)
+        && moves(previous, new)
+    {
+        align_times_with_slots(tx, previous, new, &wanted).await?;
+    }
     let kind = appointment_event(previous, new.as_deref(), !taken.is_empty() && !held.is_empty());
     let detail = json!({
         "status": new.as_deref().and_then(model::status),
@@ -94,6 +100,69 @@ fn appointment_event(previous: Option<&Map<String, Value>>, new: Option<&Map<Str
         }
         _ => "appointment-updated",
     }
+}
+
+/// Whether an update moves the appointment: other slots or other times.
+fn moves(previous: &Map<String, Value>, new: &Map<String, Value>) -> bool {
+    slot_ids(previous) != slot_ids(new)
+        || model::instant(previous, "start") != model::instant(new, "start")
+        || model::instant(previous, "end") != model::instant(new, "end")
+}
+
+/// A moved appointment's start and end must span its slots exactly, so that times and slots
+/// cannot drift apart. When only the slots change, the times follow them; times changed
+/// without the slots to match are refused. Imported appointments are taken as written.
+async fn align_times_with_slots(
+    tx: &mut dyn WriteTx,
+    previous: &Map<String, Value>,
+    appointment: &mut Map<String, Value>,
+    slots: &[String],
+) -> Result<(), DomainError> {
+    let mut span: Option<((Timestamp, Value), (Timestamp, Value))> = None;
+    for slot_id in slots {
+        let Some((_, slot)) = read_live(tx, ResourceType::Slot, slot_id).await? else {
+            continue;
+        };
+        let (Some(start), Some(end)) = (model::instant(&slot, "start"), model::instant(&slot, "end")) else {
+            continue;
+        };
+        let (first, last) = span.get_or_insert_with(|| ((start, slot["start"].clone()), (end, slot["end"].clone())));
+        if start < first.0 {
+            *first = (start, slot["start"].clone());
+        }
+        if end > last.0 {
+            *last = (end, slot["end"].clone());
+        }
+    }
+    let Some(((start, start_text), (end, end_text))) = span else {
+        return Ok(());
+    };
+    let times_kept = model::instant(previous, "start") == model::instant(appointment, "start")
+        && model::instant(previous, "end") == model::instant(appointment, "end");
+    if times_kept && slot_ids(previous) != slot_ids(appointment) {
+        appointment.insert("start".into(), start_text);
+        appointment.insert("end".into(), end_text);
+        if appointment.contains_key("minutesDuration") {
+            appointment.insert("minutesDuration".into(), json!((end - start).as_mins()));
+        }
+        return Ok(());
+    }
+    for (element, expected) in [("start", start), ("end", end)] {
+        if model::instant(appointment, element) != Some(expected) {
+            return Err(DomainError::unprocessable(
+                Issue::error(
+                    IssueCode::BusinessRule,
+                    format!(
+                        "Appointment.{element} must be {} to agree with its slots; to move the appointment, \
+                         change its slots (the times follow) or both together",
+                        format_instant(expected)
+                    ),
+                )
+                .at(format!("Appointment.{element}")),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The patient, the subject and the service of an Appointment never change (IG rule).

@@ -110,6 +110,10 @@ impl ResourceService {
             })
             .await?;
             let (slot_body, version) = if model::status(&body) == Some("busy-tentative") {
+                // No new version: only the moment the status index turns free moves.
+                let mut index = termin_search::index_entries(&body);
+                super::apply_hold_window(&mut *tx, &slot_id, &mut index).await?;
+                tx.replace_index(ResourceType::Slot, &slot_id, &index).await?;
                 (body, slot.version)
             } else {
                 (set_slot_status(&mut *tx, &slot, body, "busy-tentative", now).await?, slot.version + 1)

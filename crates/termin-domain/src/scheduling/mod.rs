@@ -25,7 +25,7 @@ use crate::DomainError;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use termin_fhir::ResourceType;
-use termin_store::{DomainEvent, RequestContext, ResourceVersion, SlotHold, WriteTx};
+use termin_store::{DomainEvent, IndexEntries, RequestContext, ResourceVersion, SlotHold, WriteTx};
 
 /// Extension (valueBoolean) on a Schedule or HealthcareService: bookings need a staff
 /// confirmation, so `$book` answers `pending` instead of `booked`.
@@ -70,13 +70,19 @@ async fn record_event(
     Ok(())
 }
 
-/// Reads a current, non-deleted resource inside a unit of work.
+/// Reads a current, non-deleted resource inside a unit of work. Scheduling writes only Slots
+/// and Appointments; everything else it reads (Schedule, HealthcareService, Patient) is only
+/// checked, so concurrent bookings may check it together instead of queueing behind it.
 async fn read_live(
     tx: &mut dyn WriteTx,
     resource_type: ResourceType,
     id: &str,
 ) -> Result<Option<(ResourceVersion, Map<String, Value>)>, DomainError> {
-    let Some(version) = tx.read_current(resource_type, id).await? else {
+    let current = match resource_type {
+        ResourceType::Slot | ResourceType::Appointment => tx.read_current(resource_type, id).await?,
+        _ => tx.read_current_shared(resource_type, id).await?,
+    };
+    let Some(version) = current else {
         return Ok(None);
     };
     let Some(body) = version.body.as_deref() else {
@@ -96,11 +102,26 @@ async fn set_slot_status(
     now: Timestamp,
 ) -> Result<Map<String, Value>, DomainError> {
     body.insert("status".into(), json!(status));
-    let new = crate::resources::new_version(ResourceType::Slot, &slot.id, body, Some(slot), now)?;
+    let mut new = crate::resources::new_version(ResourceType::Slot, &slot.id, body, Some(slot), now)?;
+    apply_hold_window(tx, &slot.id, &mut new.index).await?;
     let written = model::parse_object(new.version.body.as_deref().unwrap_or_default())
         .ok_or_else(|| DomainError::Internal("slot body vanished".into()))?;
     tx.write(new).await?;
     Ok(written)
+}
+
+/// Makes a held Slot's `status` index row turn from `busy-tentative` to `free` when its hold
+/// expires, so searches see the expiry at once, before the sweeper stores it.
+pub(crate) async fn apply_hold_window(
+    tx: &mut dyn WriteTx,
+    slot_id: &str,
+    index: &mut IndexEntries,
+) -> Result<(), DomainError> {
+    // Also for a hold that has already expired: its rows then read free from the start.
+    if let Some(hold) = tx.hold(slot_id).await? {
+        termin_search::token_changes_at(index, "status", hold.held_until, "free");
+    }
+    Ok(())
 }
 
 /// Rewrites the stored status of Slots whose hold has expired, for reads and searches.

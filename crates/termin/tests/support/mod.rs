@@ -12,6 +12,9 @@
 //!   value (and whose [`Storage`] drops it again).
 //! * Shared IG material is located through `TERMIN_SHARED_DIR`, by default
 //!   `<CARGO_MANIFEST_DIR>/../../../shared`.
+//! * The server finds the R5 core package (search parameters) in the FHIR package cache:
+//!   `TERMIN_FHIR_PACKAGES` is passed through, else `$HOME/.fhir/packages`; `scripts/test`
+//!   installs it there first.
 //!
 //! Nothing here sleeps to synchronise: start-up waits on the listening line (or on the process
 //! exiting); the time limits below only stop a hung test from hanging CI forever.
@@ -185,6 +188,13 @@ impl ServerOptions {
 
     pub fn max_body_bytes(self, n: usize) -> Self {
         self.flag("--max-body-bytes", n.to_string())
+    }
+
+    /// Passes `--packages <shared>/fhir-packages`: validation on, with the AT Core and AT
+    /// Scheduling profiles enforced (the R5 core package comes from the FHIR package cache).
+    /// Servers start without it by default, so tests may post minimal resources.
+    pub fn validation(self) -> Self {
+        self.flag("--packages", shared_dir().join("fhir-packages").to_string_lossy().into_owned())
     }
 }
 
@@ -566,7 +576,8 @@ fn build_command(options: &ServerOptions, storage: &Storage, dir: &Path) -> Comm
         cmd.arg(a.replace("{dir}", &dir_s).replace("{database}", &storage.database));
     }
     for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("TERMIN_") {
+        // The FHIR package cache is the machine's, not a test setting: it stays.
+        if k.to_string_lossy().starts_with("TERMIN_") && k != "TERMIN_FHIR_PACKAGES" {
             cmd.env_remove(&k);
         }
     }
@@ -829,6 +840,15 @@ pub fn without_id_and_server_meta(resource: &Value) -> Value {
 
 pub fn entries(bundle: &Value) -> Vec<Value> {
     bundle["entry"].as_array().cloned().unwrap_or_default()
+}
+
+/// Ids of a searchset's `search.mode=match` entries, in order.
+pub fn match_ids(bundle: &Value) -> Vec<String> {
+    entries(bundle)
+        .iter()
+        .filter(|e| e["search"]["mode"] == "match")
+        .map(|e| id_of(&e["resource"]))
+        .collect()
 }
 
 /// The URL of the bundle link with the given relation.

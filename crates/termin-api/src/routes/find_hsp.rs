@@ -1,0 +1,211 @@
+//! `HealthcareService/$findHSP` over HTTP: inputs from the query string (GET) or a Parameters
+//! body (POST), the answer as a paged searchset Bundle.
+
+use super::BaseUrl;
+use super::search::{page_size, page_url, paging_pairs};
+use crate::bundle::{self, SearchMode};
+use crate::error::ApiError;
+use crate::format::{FhirResponse, ResponseFormat};
+use crate::query::query_pairs;
+use crate::SharedState;
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value};
+use termin_domain::{LocationSelector, ProviderQuery};
+use termin_fhir::{Issue, IssueCode, OperationOutcome};
+use termin_store::{RequestContext, SystemMatch, TokenMatch};
+
+/// Carries a POSTed Parameters body in `next` links, so later pages work as GETs on any node.
+const PARAMETERS_IN_LINK: &str = "_parameters";
+
+fn bad(parameter: &str, message: String) -> ApiError {
+    ApiError::bad_request(
+        Issue::error(IssueCode::Invalid, message).at(format!("Parameters.parameter.where(name = '{parameter}')")),
+    )
+}
+
+/// `system|code`; the IG example's `healthcareService-type=system|code` form is read leniently.
+fn token(parameter: &str, value: &str) -> Result<TokenMatch, ApiError> {
+    let value = value.strip_prefix(&format!("{parameter}=")).unwrap_or(value);
+    match value.split_once('|') {
+        Some((system, code)) if !system.is_empty() && !code.is_empty() => Ok(TokenMatch {
+            system: SystemMatch::Exactly(system.to_owned()),
+            code: Some(code.to_owned()),
+        }),
+        _ => Err(bad(parameter, format!("{parameter} must be system|code (both parts), got {value:?}"))),
+    }
+}
+
+fn location(value: &str) -> LocationSelector {
+    match value.rsplit_once('/') {
+        Some((_, id)) if value.contains("Location/") => LocationSelector::Id(id.to_owned()),
+        _ => match value.split_once('|') {
+            Some((system, code)) => LocationSelector::Identifier {
+                system: (!system.is_empty()).then(|| system.to_owned()),
+                value: code.to_owned(),
+            },
+            None => LocationSelector::Id(value.to_owned()),
+        },
+    }
+}
+
+/// Reads one `name = value` input into the query.
+fn add_text(query: &mut ProviderQuery, name: &str, value: &str) -> Result<(), ApiError> {
+    match name {
+        "healthcareService-reference" => query.service_reference = Some(value.to_owned()),
+        "healthcareService-category" => query.categories.push(token(name, value)?),
+        "healthcareService-type" => query.types.push(token(name, value)?),
+        "healthcareService-specialty" => query.specialties.push(token(name, value)?),
+        "healthcareService-location" => query.locations.push(location(value)),
+        "healthcareService-zipCodeArea" => query.zip_areas.push(value.trim().to_owned()),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn from_parameters(parameters: &Map<String, Value>) -> Result<ProviderQuery, ApiError> {
+    if parameters.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
+        return Err(ApiError::bad_request(
+            Issue::error(IssueCode::Invalid, "$findHSP takes a Parameters resource").at("resourceType"),
+        ));
+    }
+    let mut query = ProviderQuery::default();
+    for parameter in parameters.get("parameter").and_then(Value::as_array).into_iter().flatten() {
+        let name = parameter["name"].as_str().unwrap_or_default();
+        match name {
+            "healthcareService-reference" => {
+                if let Some(resource) = parameter["resource"].as_object() {
+                    query.service_resource = Some(resource.clone());
+                } else if let Some(reference) = parameter["valueReference"]["reference"].as_str() {
+                    query.service_reference = Some(reference.to_owned());
+                }
+            }
+            "healthcareService-location" => {
+                let value = &parameter["valueReference"];
+                if let Some(reference) = value["reference"].as_str() {
+                    query.locations.push(location(reference));
+                } else if let Some(identifier) = value["identifier"]["value"].as_str() {
+                    query.locations.push(LocationSelector::Identifier {
+                        system: value["identifier"]["system"].as_str().map(str::to_owned),
+                        value: identifier.to_owned(),
+                    });
+                }
+            }
+            "healthcareService-availability" => {
+                if let Some(availability) = parameter.get("valueAvailability") {
+                    query.availability.push(availability.clone());
+                }
+            }
+            _ => {
+                if let Some(text) = parameter["valueString"].as_str().or(parameter["valueCode"].as_str()) {
+                    add_text(&mut query, name, text)?;
+                }
+            }
+        }
+    }
+    Ok(query)
+}
+
+/// The inputs and their re-usable form for `next` links.
+fn read_inputs(raw_query: Option<&str>, body: Option<Map<String, Value>>) -> Result<(ProviderQuery, Vec<(String, String)>), ApiError> {
+    let carried = query_pairs(raw_query).find(|(name, _)| name == PARAMETERS_IN_LINK).map(|(_, v)| v.into_owned());
+    let body = match (body, carried) {
+        (Some(body), _) => Some(body),
+        (None, Some(encoded)) => {
+            let bytes = URL_SAFE_NO_PAD
+                .decode(encoded.as_bytes())
+                .map_err(|_| bad(PARAMETERS_IN_LINK, "the _parameters value is not a link this server made".into()))?;
+            match serde_json::from_slice::<Value>(&bytes) {
+                Ok(Value::Object(map)) => Some(map),
+                _ => return Err(bad(PARAMETERS_IN_LINK, "the _parameters value is not a link this server made".into())),
+            }
+        }
+        (None, None) => None,
+    };
+    let mut pairs: Vec<(String, String)> = paging_pairs(raw_query)
+        .into_iter()
+        .filter(|(name, _)| name != PARAMETERS_IN_LINK)
+        .collect();
+    let query = match body {
+        Some(body) => {
+            pairs.push((PARAMETERS_IN_LINK.into(), URL_SAFE_NO_PAD.encode(Value::Object(body.clone()).to_string())));
+            from_parameters(&body)?
+        }
+        None => {
+            let mut query = ProviderQuery::default();
+            for (name, value) in query_pairs(raw_query) {
+                add_text(&mut query, &name, &value)?;
+            }
+            query
+        }
+    };
+    Ok((query, pairs))
+}
+
+pub async fn find_hsp(
+    state: &SharedState,
+    ctx: &RequestContext,
+    raw_query: Option<&str>,
+    body: Option<Map<String, Value>>,
+    format: ResponseFormat,
+    base: &BaseUrl,
+) -> Result<FhirResponse, ApiError> {
+    let (query, pairs) = read_inputs(raw_query, body)?;
+    let count = page_size(raw_query, state.config.default_count, state.config.max_count)?;
+    let after = query_pairs(raw_query).find(|(name, _)| name == "_cursor").map(|(_, v)| v.into_owned());
+    let found = state.service.find_providers(ctx, &query).await?;
+    let total = found.services.len() as u64;
+    let remaining: Vec<_> = found
+        .services
+        .into_iter()
+        .filter(|m| after.as_ref().is_none_or(|a| m.rank.as_str() > a.as_str()))
+        .collect();
+    let more = remaining.len() > count;
+    let page = &remaining[..remaining.len().min(count)];
+    let mut entries = Vec::new();
+    let mut included: Vec<(String, String)> = Vec::new();
+    for service_match in page {
+        entries.push(bundle::search_entry(&base.0, &service_match.service, SearchMode::Match, |v| v)?);
+        for provider in &service_match.providers {
+            let key = (provider.resource_type.to_string(), provider.id.clone());
+            if !included.contains(&key) {
+                entries.push(bundle::search_entry(&base.0, provider, SearchMode::Include, |v| v)?);
+                included.push(key);
+            }
+        }
+    }
+    let mut notes = found.notes;
+    if notes.is_empty() {
+        notes.push(Issue::information(format!("{total} HealthcareService(s) matched")));
+    }
+    entries.push(bundle::outcome_entry(OperationOutcome::new(notes).to_json()));
+    let endpoint = format!("{}/HealthcareService/$findHSP", base.0);
+    let next = more.then(|| page_url(&endpoint, &pairs, page.last().map(|m| m.rank.clone())));
+    let links = bundle::links(page_url(&endpoint, &pairs, after), next);
+    Ok(FhirResponse::new(StatusCode::OK, format).json(bundle::searchset(Some(total), links, entries)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_the_ig_example_token_form() {
+        let t = token("healthcareService-type", "healthcareService-type=urn:vs|65").unwrap();
+        assert_eq!(t.system, SystemMatch::Exactly("urn:vs".into()));
+        assert_eq!(t.code.as_deref(), Some("65"));
+        assert!(token("healthcareService-type", "65").is_err());
+    }
+
+    #[test]
+    fn posted_parameters_travel_in_next_links() {
+        let Value::Object(body) = json!({"resourceType": "Parameters", "parameter": [
+            {"name": "healthcareService-zipCodeArea", "valueString": "53"}]}) else { unreachable!() };
+        let (_, pairs) = read_inputs(None, Some(body)).unwrap();
+        let link = format!("{}={}", pairs[0].0, pairs[0].1);
+        let (again, _) = read_inputs(Some(&link), None).unwrap();
+        assert_eq!(again.zip_areas, ["53"]);
+    }
+}

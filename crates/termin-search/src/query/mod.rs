@@ -1,0 +1,258 @@
+//! Query parameters → a backend-neutral [`SearchRequest`].
+
+mod filter;
+mod prefix;
+mod results;
+mod values;
+
+pub use results::TotalMode;
+
+use crate::cursor::decode_cursor;
+use crate::registry::SearchParameters;
+use filter::{FilterParser, Filtered};
+use jiff::Timestamp;
+use termin_fhir::ResourceType;
+use termin_store::{Condition, Filter, SearchRequest, SystemMatch, TokenMatch};
+
+/// How unknown or unsupported parameters are treated (`Prefer: handling=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Handling {
+    /// Ignore them and say so in the result.
+    #[default]
+    Lenient,
+    /// Reject the search.
+    Strict,
+}
+
+/// What a search is parsed against.
+#[derive(Debug, Clone)]
+pub struct SearchOptions<'a> {
+    /// This server's public FHIR base: references under it are local.
+    pub server_base: Option<&'a str>,
+    pub now: Timestamp,
+    pub default_count: usize,
+    pub max_count: usize,
+    pub handling: Handling,
+}
+
+/// Why a search cannot run: the parameter at fault and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchError {
+    pub param: String,
+    pub message: String,
+    /// `true`: the parameter is not supported (rather than malformed).
+    pub unsupported: bool,
+}
+
+impl SearchError {
+    pub(crate) fn invalid(param: &str, message: impl Into<String>) -> Self {
+        SearchError {
+            param: param.to_owned(),
+            message: message.into(),
+            unsupported: false,
+        }
+    }
+
+    fn unsupported(param: &str, message: String) -> Self {
+        SearchError {
+            param: param.to_owned(),
+            message,
+            unsupported: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoteSeverity {
+    /// A parameter was ignored.
+    Warning,
+    /// A parameter was read leniently.
+    Information,
+}
+
+/// Something the client should know about how its search was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchNote {
+    pub param: String,
+    pub message: String,
+    pub severity: NoteSeverity,
+}
+
+impl SearchNote {
+    pub(crate) fn information(param: &str, message: impl Into<String>) -> Self {
+        SearchNote {
+            param: param.to_owned(),
+            message: message.into(),
+            severity: NoteSeverity::Information,
+        }
+    }
+}
+
+/// A parsed search: the request for the store plus what shapes the response.
+#[derive(Debug, Clone)]
+pub struct ParsedSearch {
+    pub request: SearchRequest,
+    pub total: TotalMode,
+    /// `_summary=count`: only the total.
+    pub summary_count: bool,
+    /// `_elements`: the top-level elements to return.
+    pub elements: Option<Vec<String>>,
+    pub notes: Vec<SearchNote>,
+}
+
+/// Parameters the format layer handles.
+const FORMAT_PARAMS: [&str; 2] = ["_format", "_pretty"];
+/// The paging cursor Termin puts into `next`/`previous` links.
+pub const CURSOR_PARAM: &str = "_cursor";
+
+impl SearchParameters {
+    /// Parses a type-level search (query string or `_search` form pairs, decoded, in order).
+    pub fn parse_search(
+        &self,
+        resource_type: ResourceType,
+        pairs: &[(String, String)],
+        options: &SearchOptions<'_>,
+    ) -> Result<ParsedSearch, SearchError> {
+        let parser = FilterParser {
+            registry: self,
+            server_base: options.server_base,
+            now: options.now,
+        };
+        let mut notes = Vec::new();
+        let mut conditions = Vec::new();
+        let mut sort = Vec::new();
+        let mut count = options.default_count;
+        let mut cursor = None;
+        let mut total = TotalMode::Accurate;
+        let mut summary_count = false;
+        let mut elements = None;
+        let mut includes = Vec::new();
+        let mut revincludes = Vec::new();
+        let mut filters_active = false;
+        let ignore = |param: &str, message: String, notes: &mut Vec<SearchNote>| match options.handling {
+            Handling::Strict => Err(SearchError::unsupported(param, message)),
+            Handling::Lenient => {
+                notes.push(SearchNote {
+                    param: param.to_owned(),
+                    message: format!("{message}; the parameter was ignored"),
+                    severity: NoteSeverity::Warning,
+                });
+                Ok(())
+            }
+        };
+        for (name, value) in pairs {
+            let name = name.as_str();
+            let value = value.as_str();
+            match name {
+                _ if FORMAT_PARAMS.contains(&name) => {}
+                CURSOR_PARAM => cursor = Some(value),
+                "_count" => {
+                    count = value
+                        .parse::<usize>()
+                        .map_err(|_| SearchError::invalid("_count", format!("_count must be a non-negative integer, got {value:?}")))?
+                        .min(options.max_count);
+                }
+                "_sort" => sort = results::parse_sort(self, resource_type, value)?,
+                "_total" => total = results::parse_total(value)?,
+                "_summary" => match value {
+                    "count" => summary_count = true,
+                    "false" => {}
+                    other => ignore(name, format!("_summary={other} is not supported (only count and false)"), &mut notes)?,
+                },
+                "_elements" => elements = Some(results::parse_elements(value)?),
+                "_include" | "_include:iterate" | "_include:recurse" => {
+                    includes.push(results::parse_include(self, resource_type, name, value, false, name != "_include")?);
+                }
+                "_revinclude" | "_revinclude:iterate" | "_revinclude:recurse" => {
+                    revincludes.push(results::parse_include(self, resource_type, name, value, true, name != "_revinclude")?);
+                }
+                _ => {
+                    if name.split([':', '.']).next() == Some("active") {
+                        filters_active = true;
+                    }
+                    match parser.parse(resource_type, name, value, &mut notes)? {
+                        Filtered::Condition(condition) => conditions.push(condition),
+                        Filtered::Unsupported(message) => ignore(name, message, &mut notes)?,
+                    }
+                }
+            }
+        }
+        if active_by_default(resource_type) && !filters_active && self.param(resource_type, "active").is_some() {
+            conditions.push(inactive_excluded());
+        }
+        let page = match cursor {
+            None => None,
+            Some(text) => Some(decode_cursor(text, &sort).ok_or_else(|| {
+                SearchError::invalid(CURSOR_PARAM, "the _cursor does not belong to this search; follow the Bundle's links")
+            })?),
+        };
+        notes.dedup();
+        Ok(ParsedSearch {
+            request: SearchRequest {
+                resource_type,
+                filter: Filter {
+                    conditions,
+                    now: options.now,
+                    server_base: options.server_base.map(str::to_owned),
+                },
+                sort,
+                count: if summary_count { 0 } else { count },
+                page,
+                total: total != TotalMode::None || summary_count,
+                includes,
+                revincludes,
+            },
+            total: if summary_count { TotalMode::Accurate } else { total },
+            summary_count,
+            elements,
+            notes,
+        })
+    }
+
+    /// Parses the criteria of a conditional write (`If-None-Exist`, `PUT Type?criteria`):
+    /// filters only, every parameter must be understood.
+    pub fn parse_criteria(
+        &self,
+        resource_type: ResourceType,
+        pairs: &[(String, String)],
+        server_base: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<Condition>, SearchError> {
+        let parser = FilterParser {
+            registry: self,
+            server_base,
+            now,
+        };
+        let mut notes = Vec::new();
+        let mut conditions = Vec::new();
+        for (name, value) in pairs {
+            if FORMAT_PARAMS.contains(&name.as_str()) {
+                continue;
+            }
+            match parser.parse(resource_type, name, value, &mut notes)? {
+                Filtered::Condition(condition) => conditions.push(condition),
+                Filtered::Unsupported(message) => return Err(SearchError::unsupported(name, message)),
+            }
+        }
+        if conditions.is_empty() {
+            return Err(SearchError::invalid("", "search criteria are needed, e.g. identifier=system|value"));
+        }
+        Ok(conditions)
+    }
+}
+
+/// The AT Scheduling IG: searches for these types without an `active` filter return only
+/// resources whose `active` is true or absent.
+fn active_by_default(resource_type: ResourceType) -> bool {
+    matches!(resource_type, ResourceType::HealthcareService | ResourceType::Schedule)
+}
+
+fn inactive_excluded() -> Condition {
+    Condition::Not(Box::new(Condition::TokenAny {
+        param: "active".into(),
+        alternatives: vec![TokenMatch {
+            system: SystemMatch::Any,
+            code: Some("false".into()),
+        }],
+    }))
+}

@@ -1,0 +1,121 @@
+//! Result parameters: `_sort`, `_include`, `_revinclude`, `_total`, `_elements`.
+
+use super::SearchError;
+use super::values::split_unescaped;
+use crate::definitions::ParamType;
+use crate::registry::SearchParameters;
+use termin_fhir::ResourceType;
+use termin_store::{Include, SortKey, SortParam};
+
+/// How `Bundle.total` is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TotalMode {
+    None,
+    Estimate,
+    Accurate,
+}
+
+pub(crate) fn parse_total(value: &str) -> Result<TotalMode, SearchError> {
+    match value {
+        "none" => Ok(TotalMode::None),
+        "estimate" => Ok(TotalMode::Estimate),
+        "accurate" => Ok(TotalMode::Accurate),
+        other => Err(SearchError::invalid("_total", format!("_total takes none, estimate or accurate, not {other:?}"))),
+    }
+}
+
+/// `_sort=a,-b`: any parameter with an index, `_id` and `_lastUpdated`.
+pub(crate) fn parse_sort(
+    registry: &SearchParameters,
+    resource_type: ResourceType,
+    value: &str,
+) -> Result<Vec<SortKey>, SearchError> {
+    let mut keys = Vec::new();
+    for item in split_unescaped(value, ',') {
+        let (descending, code) = match item.strip_prefix('-') {
+            Some(code) => (true, code),
+            None => (false, item),
+        };
+        let param = if code == "_id" {
+            SortParam::Id
+        } else {
+            let kind = registry
+                .param(resource_type, code)
+                .and_then(|p| p.index_kind())
+                .ok_or_else(|| {
+                    SearchError::invalid("_sort", format!("{resource_type} cannot be sorted by {code:?}: no such parameter"))
+                })?;
+            SortParam::Indexed {
+                param: code.to_owned(),
+                kind,
+            }
+        };
+        keys.push(SortKey { param, descending });
+    }
+    Ok(keys)
+}
+
+/// `Source:param[:Target]` or `Source:*`, for `_include` (`reverse` false) and `_revinclude`.
+pub(crate) fn parse_include(
+    registry: &SearchParameters,
+    searched: ResourceType,
+    name: &str,
+    value: &str,
+    reverse: bool,
+    iterate: bool,
+) -> Result<Include, SearchError> {
+    let error = |message: String| SearchError::invalid(name, message);
+    let mut parts = value.split(':');
+    let (Some(source), Some(code)) = (parts.next(), parts.next()) else {
+        return Err(error(format!("{name} takes Type:parameter[:TargetType], not {value:?}")));
+    };
+    let target = parts.next();
+    if parts.next().is_some() {
+        return Err(error(format!("{name} takes Type:parameter[:TargetType], not {value:?}")));
+    }
+    let source_type: ResourceType = source
+        .parse()
+        .map_err(|_| error(format!("{source} is not a type served here")))?;
+    let param = if code == "*" {
+        None
+    } else {
+        let param = registry
+            .param(source_type, code)
+            .filter(|p| p.kind == ParamType::Reference)
+            .ok_or_else(|| error(format!("{source} has no reference parameter {code}")))?;
+        Some(param.code.clone())
+    };
+    let target_type = match target {
+        None => None,
+        Some(t) => Some(
+            t.parse::<ResourceType>()
+                .map_err(|_| error(format!("{t} is not a type served here")))?,
+        ),
+    };
+    if !iterate {
+        let anchored = if reverse { target_type.is_none_or(|t| t == searched) } else { source_type == searched };
+        if !anchored {
+            return Err(error(format!(
+                "{name}={value} does not start from {searched}; use {name}:iterate to follow included resources"
+            )));
+        }
+    }
+    Ok(Include {
+        source_type,
+        param,
+        target_type,
+        iterate,
+    })
+}
+
+/// `_elements=a,b`: top-level element names.
+pub(crate) fn parse_elements(value: &str) -> Result<Vec<String>, SearchError> {
+    let names: Vec<String> = value.split(',').map(|n| n.trim().to_owned()).collect();
+    if names.iter().any(|n| n.is_empty() || n.contains('.')) {
+        return Err(SearchError::invalid(
+            "_elements",
+            "_elements takes a comma-separated list of top-level element names",
+        ));
+    }
+    Ok(names)
+}

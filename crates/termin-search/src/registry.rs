@@ -1,0 +1,289 @@
+//! The search parameters of the served types, loaded from the official R5 definitions.
+
+use crate::definitions::{CORE_PACKAGE, LoadError, ParamType, expression_for, find_core_package, load_definitions};
+use crate::extract;
+use crate::model::ElementModel;
+use jiff::tz::TimeZone;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use termin_fhir::ResourceType;
+use termin_fhirpath::{EvalContext, Expression};
+use termin_store::{IndexEntries, IndexKind};
+
+/// The time zone dates without an offset are read in, unless configured otherwise.
+pub const DEFAULT_TIME_ZONE: &str = "Europe/Vienna";
+
+/// Bumped whenever the rows extracted for the same definitions change, so stored indexes are
+/// rebuilt at start-up.
+const INDEX_FORMAT: u32 = 1;
+
+/// Parameters whose type is supported but whose meaning is not a value of the resource:
+/// `_in` asks for membership in a List, Group or CareTeam, none of which is served here.
+const MEMBERSHIP_PARAMS: [&str; 1] = ["_in"];
+
+/// One search parameter as it applies to one resource type.
+#[derive(Debug)]
+pub struct SearchParam {
+    pub code: String,
+    /// The canonical URL of the SearchParameter definition.
+    pub url: String,
+    pub kind: ParamType,
+    /// Resource types a reference parameter may point to.
+    pub targets: Vec<String>,
+    /// The official expression, restricted to the union terms that apply to this type.
+    pub expression_text: String,
+    expression: Expression,
+}
+
+impl SearchParam {
+    pub(crate) fn expression(&self) -> Option<&Expression> {
+        // `_id` is matched on the logical id itself; it needs no index rows.
+        (self.code != "_id").then_some(&self.expression)
+    }
+
+    /// The index table its rows live in.
+    pub fn index_kind(&self) -> Option<IndexKind> {
+        index_kind(self.kind)
+    }
+
+    /// The modifiers Termin supports on this parameter (the CapabilityStatement lists them).
+    pub fn modifiers(&self) -> &'static [&'static str] {
+        if self.code == "_id" {
+            return &[];
+        }
+        match self.kind {
+            ParamType::Token => &["missing", "not", "text", "of-type"],
+            ParamType::String => &["missing", "exact", "contains"],
+            ParamType::Reference => &["missing", "identifier", "[type]"],
+            ParamType::Uri => &["missing", "below", "above"],
+            ParamType::Date | ParamType::Number | ParamType::Quantity => &["missing"],
+            ParamType::Composite | ParamType::Special => &[],
+        }
+    }
+
+    /// Whether `|` in a value separates a canonical URL from its version (otherwise a
+    /// reference value `system|value` is read as an identifier).
+    pub(crate) fn targets_canonical_resources(&self) -> bool {
+        const CANONICAL: [&str; 8] = [
+            "StructureDefinition",
+            "ValueSet",
+            "CodeSystem",
+            "ConceptMap",
+            "SearchParameter",
+            "OperationDefinition",
+            "Questionnaire",
+            "ImplementationGuide",
+        ];
+        self.targets.iter().any(|t| CANONICAL.contains(&t.as_str()))
+    }
+
+    /// Served types a reference parameter may point to.
+    pub fn served_targets(&self) -> Vec<ResourceType> {
+        self.targets.iter().filter_map(|t| t.parse().ok()).collect()
+    }
+}
+
+pub(crate) fn index_kind(kind: ParamType) -> Option<IndexKind> {
+    Some(match kind {
+        ParamType::Token => IndexKind::Token,
+        ParamType::String => IndexKind::String,
+        ParamType::Date => IndexKind::Date,
+        ParamType::Number => IndexKind::Number,
+        ParamType::Quantity => IndexKind::Quantity,
+        ParamType::Reference => IndexKind::Reference,
+        ParamType::Uri => IndexKind::Uri,
+        ParamType::Composite | ParamType::Special => return None,
+    })
+}
+
+/// The search parameters of every served type, the element model their expressions are
+/// evaluated with, and the time zone for dates without offset.
+pub struct SearchParameters {
+    params: HashMap<ResourceType, Vec<SearchParam>>,
+    model: ElementModel,
+    time_zone: TimeZone,
+    time_zone_name: String,
+    fingerprint: String,
+}
+
+impl std::fmt::Debug for SearchParameters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchParameters")
+            .field("time_zone", &self.time_zone_name)
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SearchParameters {
+    /// Loads the R5 core package from the first of `package_dirs` (FHIR package-cache layout)
+    /// that holds it. Only definitions whose base is a served type (or Resource/DomainResource)
+    /// are kept.
+    pub fn load(package_dirs: &[PathBuf], time_zone: &str) -> Result<SearchParameters, LoadError> {
+        let zone = TimeZone::get(time_zone).map_err(|_| LoadError::TimeZone(time_zone.to_owned()))?;
+        let package = find_core_package(package_dirs)?;
+        let roots: Vec<&str> = ResourceType::ALL.iter().map(|t| t.as_str()).collect();
+        let model = ElementModel::load(&package, &roots)?;
+        let mut params: HashMap<ResourceType, Vec<SearchParam>> = HashMap::new();
+        for definition in load_definitions(&package)? {
+            let supported = index_kind(definition.kind).is_some() && !MEMBERSHIP_PARAMS.contains(&definition.code.as_str());
+            let Some(expression) = definition.expression.as_deref().filter(|_| supported) else {
+                continue;
+            };
+            for resource_type in definition.served_bases() {
+                let Some(text) = expression_for(expression, resource_type) else {
+                    continue;
+                };
+                let compiled = Expression::parse(&text).map_err(|e| LoadError::Expression {
+                    url: definition.url.clone(),
+                    message: e.to_string(),
+                })?;
+                params.entry(resource_type).or_default().push(SearchParam {
+                    code: definition.code.clone(),
+                    url: definition.url.clone(),
+                    kind: definition.kind,
+                    targets: definition.target.clone(),
+                    expression_text: text,
+                    expression: compiled,
+                });
+            }
+        }
+        for list in params.values_mut() {
+            list.sort_by(|a, b| a.code.cmp(&b.code));
+            list.dedup_by(|a, b| a.code == b.code);
+        }
+        let fingerprint = fingerprint(&params, time_zone);
+        Ok(SearchParameters {
+            params,
+            model,
+            time_zone: zone,
+            time_zone_name: time_zone.to_owned(),
+            fingerprint,
+        })
+    }
+
+    /// The supported parameters of a type, ordered by code.
+    pub fn params(&self, resource_type: ResourceType) -> &[SearchParam] {
+        self.params.get(&resource_type).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn param(&self, resource_type: ResourceType, code: &str) -> Option<&SearchParam> {
+        let params = self.params(resource_type);
+        params
+            .binary_search_by(|p| p.code.as_str().cmp(code))
+            .ok()
+            .map(|i| &params[i])
+    }
+
+    pub fn time_zone(&self) -> &TimeZone {
+        &self.time_zone
+    }
+
+    pub fn time_zone_name(&self) -> &str {
+        &self.time_zone_name
+    }
+
+    /// Changes whenever the same resource would get other index rows: other definitions,
+    /// another extraction format, another time zone.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The index rows of a resource (its `resourceType` decides the parameters).
+    pub fn index_entries(&self, resource: &Map<String, Value>) -> IndexEntries {
+        let Some(resource_type) = resource
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse::<ResourceType>().ok())
+        else {
+            return IndexEntries::default();
+        };
+        // The evaluator reads a JSON value; the map is wrapped once per resource.
+        let value = Value::Object(resource.clone());
+        let context = EvalContext::new().with_model(&self.model);
+        extract::index_entries(self.params(resource_type), &value, &context, &self.time_zone)
+    }
+
+    /// `_include` values a type supports: each of its reference parameters.
+    pub fn includes(&self, resource_type: ResourceType) -> Vec<String> {
+        self.params(resource_type)
+            .iter()
+            .filter(|p| p.kind == ParamType::Reference)
+            .map(|p| format!("{resource_type}:{}", p.code))
+            .collect()
+    }
+
+    /// `_revinclude` values a type supports: reference parameters of served types that may
+    /// point at it.
+    pub fn revincludes(&self, resource_type: ResourceType) -> Vec<String> {
+        let mut out = Vec::new();
+        for source in ResourceType::ALL {
+            for param in self.params(source) {
+                if param.kind == ParamType::Reference && param.targets.iter().any(|t| t == resource_type.as_str()) {
+                    out.push(format!("{source}:{}", param.code));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn fingerprint(params: &HashMap<ResourceType, Vec<SearchParam>>, time_zone: &str) -> String {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |text: &str| {
+        for byte in text.bytes().chain(std::iter::once(0)) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    feed(CORE_PACKAGE);
+    feed(&INDEX_FORMAT.to_string());
+    feed(time_zone);
+    for resource_type in ResourceType::ALL {
+        for param in params.get(&resource_type).into_iter().flatten() {
+            feed(resource_type.as_str());
+            feed(&param.code);
+            feed(param.kind.code());
+            feed(&param.expression_text);
+        }
+    }
+    format!("{CORE_PACKAGE}/{INDEX_FORMAT}/{hash:016x}")
+}
+
+/// The FHIR package cache Termin looks in after the configured package directories:
+/// `$TERMIN_FHIR_PACKAGES`, else `$HOME/.fhir/packages` (where `scripts/fhir-packages` installs).
+pub fn default_package_cache() -> Option<PathBuf> {
+    match std::env::var_os("TERMIN_FHIR_PACKAGES") {
+        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
+        _ => std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".fhir").join("packages")),
+    }
+}
+
+static INSTALLED: OnceLock<SearchParameters> = OnceLock::new();
+
+/// Makes `params` the process-wide search registry. Start-up calls this once, before any
+/// request; a second call returns the parameters back as the error.
+pub fn install(params: SearchParameters) -> Result<&'static SearchParameters, Box<SearchParameters>> {
+    INSTALLED.set(params).map_err(Box::new)?;
+    Ok(INSTALLED.get().expect("just installed"))
+}
+
+/// The process-wide search registry: the installed one, or (in tests and tools that install
+/// none) the R5 core package from the default package cache with the default time zone.
+pub fn registry() -> &'static SearchParameters {
+    INSTALLED.get_or_init(|| {
+        let dirs: Vec<PathBuf> = default_package_cache().into_iter().collect();
+        SearchParameters::load(&dirs, DEFAULT_TIME_ZONE).unwrap_or_else(|e| panic!("search registry: {e}"))
+    })
+}
+
+/// The index rows of a resource under the process-wide registry.
+pub fn index_entries(resource: &Map<String, Value>) -> IndexEntries {
+    registry().index_entries(resource)
+}
+
+#[cfg(test)]
+mod tests;

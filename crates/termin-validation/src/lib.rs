@@ -1,0 +1,57 @@
+//! Validation of FHIR R5 resources, driven by StructureDefinition snapshots loaded from FHIR
+//! packages — no rule here is written for a particular resource type.
+//!
+//! ```no_run
+//! use std::path::{Path, PathBuf};
+//! use termin_validation::{Definitions, Validator, default_profiles};
+//!
+//! let definitions = Definitions::load(
+//!     &[PathBuf::from("../shared/fhir-packages")],
+//!     Some(Path::new("/root/.fhir/packages")),
+//! )
+//! .unwrap();
+//! let profiles = default_profiles(&definitions);
+//! let (validator, _problems) = Validator::new(definitions, profiles).unwrap();
+//! let outcome = validator.validate(&serde_json::json!({"resourceType": "Patient", "gender": "x"}));
+//! assert!(outcome.has_errors());
+//! ```
+//!
+//! # What is checked
+//! Walking the instance along the snapshot of the enforced profile (or the R5 base
+//! definition), with elements the profile leaves alone walked along their type's definition
+//! or type profile:
+//! - cardinality (`min`/`max`, also of slices), JSON shape (arrays, objects, `_name` siblings),
+//!   unknown elements, choice types (`deceasedBoolean` must be an allowed type);
+//! - primitive formats ([`primitive`](crate::primitive): dates, date-times and instants with
+//!   offsets, ids, codes, URIs, OIDs, UUIDs, base64, integer ranges), `maxLength`;
+//! - `fixed[x]` (exact) and `pattern[x]` (subset) values;
+//! - bindings: a code outside a required value set is an error, outside an extensible one a
+//!   warning; a required binding to a value set in no loaded package is a warning;
+//! - extensions: the definition their `url` names, its context, unknown modifier extensions;
+//! - slicing by value, pattern, type, profile and exists discriminators, `resolve()` on
+//!   references (contained resources; other references by the type in their URL), closed and
+//!   ordered slicing; reslices (`a/b`) are not evaluated;
+//! - reference targets: a literal reference names a type its target profiles allow;
+//! - invariants: every constraint with a FHIRPath expression, evaluated by `termin-fhirpath`
+//!   with the instance as focus, `%resource`, `%rootResource` and a type model from the R5
+//!   definitions. Only a `false` result fails (an empty one passes); `warning` constraints
+//!   yield warnings.
+//!
+//! Definitions are indexed at load (URLs only) and compiled on first use;
+//! [`Validator::new`] compiles those the enforced profiles reach.
+
+mod definitions;
+mod package;
+mod path;
+mod primitive;
+mod slicing;
+mod structure;
+mod terminology;
+mod validator;
+mod walk;
+
+pub use definitions::Definitions;
+pub use package::{LoadError, PackageInfo, R5_CORE};
+pub use validator::{
+    AT_CORE_BASE, AT_SCHEDULING_BASE, AT_SCHEDULING_LEGACY_BASE, Validator, canonical, default_profiles,
+};
