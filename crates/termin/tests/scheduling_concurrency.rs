@@ -306,7 +306,7 @@ fn booking_code(slots: &[&str]) -> u16 {
 async fn storm_client(s: Arc<TestServer>, slots: Arc<Vec<String>>, task: usize, barrier: Arc<Barrier>) -> ClientView {
     let mut rng = Lcg::new(SEED.wrapping_add(task as u64));
     let mut me = ClientView::default();
-    let patient = if task % 2 == 0 { "pat-anna" } else { "pat-bert" };
+    let patient = if task.is_multiple_of(2) { "pat-anna" } else { "pat-bert" };
     barrier.wait().await;
     for _ in 0..OPS_PER_TASK {
         let roll = rng.below(100);

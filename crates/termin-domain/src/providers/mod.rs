@@ -491,7 +491,7 @@ impl ResourceService {
             let slot_body = body(&slot);
             let start = crate::scheduling::model::instant(&slot_body, "start")?;
             let end = crate::scheduling::model::instant(&slot_body, "end")?;
-            availability::contains(wanted, start, end).then(|| (start, slot.id))
+            availability::contains(wanted, start, end).then_some((start, slot.id))
         }))
     }
 }
