@@ -259,11 +259,12 @@ impl ResourceService {
                     continue;
                 }
                 let practitioner = references(&role_body, "practitioner", ResourceType::Practitioner);
-                let mut actors = vec![refers_to("actor", ResourceType::PractitionerRole, std::slice::from_ref(&role.id))];
-                if !practitioner.is_empty() {
-                    actors.push(refers_to("actor", ResourceType::Practitioner, &practitioner));
-                }
-                let schedules = self.schedules_for(ctx, actors).await?;
+                let schedules = self
+                    .schedules_for(ctx, &[
+                        ("actor", ResourceType::PractitionerRole, std::slice::from_ref(&role.id)),
+                        ("actor", ResourceType::Practitioner, &practitioner),
+                    ])
+                    .await?;
                 let free = self.earliest_free_slot(ctx, &schedules, &wanted, now, until).await?;
                 if !time_fits(&service_body, Some(&role_body), free.as_ref(), query, &wanted, now, until, &zone) {
                     continue;
@@ -283,10 +284,11 @@ impl ResourceService {
                 && let Some(org_id) = service_orgs.first()
                 && let Some(org) = self.read_live(ctx, ResourceType::Organization, org_id).await
             {
+                let this_service = std::slice::from_ref(&service.id);
                 let schedules = self
-                    .schedules_for(ctx, vec![
-                        refers_to("actor", ResourceType::HealthcareService, std::slice::from_ref(&service.id)),
-                        refers_to("service-type-reference", ResourceType::HealthcareService, std::slice::from_ref(&service.id)),
+                    .schedules_for(ctx, &[
+                        ("actor", ResourceType::HealthcareService, this_service),
+                        ("service-type-reference", ResourceType::HealthcareService, this_service),
                     ])
                     .await?;
                 let free = self.earliest_free_slot(ctx, &schedules, &wanted, now, until).await?;
@@ -436,11 +438,28 @@ impl ResourceService {
         Ok(Some(wanted))
     }
 
-    async fn schedules_for(&self, ctx: &RequestContext, any_of: Vec<Condition>) -> Result<Vec<String>, DomainError> {
-        let schedules = self
-            .find(ctx, ResourceType::Schedule, vec![Condition::Any(any_of), active_only()], Vec::new(), BATCH)
-            .await?;
-        Ok(schedules.into_iter().map(|s| s.id).collect())
+    /// Active Schedules referring through `param` to any of the targets; one search per
+    /// parameter, so that each is driven by its reference index.
+    async fn schedules_for(
+        &self,
+        ctx: &RequestContext,
+        by: &[(&str, ResourceType, &[String])],
+    ) -> Result<Vec<String>, DomainError> {
+        let mut ids: Vec<String> = Vec::new();
+        for (param, target, targets) in by {
+            if targets.is_empty() {
+                continue;
+            }
+            let schedules = self
+                .find(ctx, ResourceType::Schedule, vec![refers_to(param, *target, targets), active_only()], Vec::new(), BATCH)
+                .await?;
+            for schedule in schedules {
+                if !ids.contains(&schedule.id) {
+                    ids.push(schedule.id);
+                }
+            }
+        }
+        Ok(ids)
     }
 
     /// The first free slot of these schedules inside the wanted time: `(start, slot id)`.
