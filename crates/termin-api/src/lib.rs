@@ -8,6 +8,7 @@ mod capability;
 mod context;
 mod error;
 mod format;
+pub mod metrics;
 mod operations;
 mod prefer;
 mod query;
@@ -40,6 +41,7 @@ pub struct ApiConfig {
 pub struct AppState {
     pub service: Arc<ResourceService>,
     pub config: ApiConfig,
+    pub metrics: crate::metrics::Metrics,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -51,6 +53,8 @@ pub fn app(state: AppState) -> Router {
     registry::router()
         .with_state(Arc::new(state))
         .layer(axum::middleware::from_fn(format::render_errors))
+        // Outside the error rendering, so it counts the status the client gets.
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(context::request_span))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

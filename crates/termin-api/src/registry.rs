@@ -75,6 +75,7 @@ pub fn router() -> Router<SharedState> {
     let mut router = Router::new()
         .route("/health", get(system::health))
         .route("/ready", get(system::ready))
+        .route("/metrics", get(crate::metrics::endpoint))
         .route("/fhir/metadata", get(system::metadata))
         .route("/fhir/OperationDefinition/{id}", get(operations::operation_definition))
         // Operations share the shape of instance and history paths; their handlers dispatch

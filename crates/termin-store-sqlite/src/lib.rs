@@ -19,10 +19,11 @@ use std::path::Path;
 use std::time::Duration;
 use termin_fhir::ResourceType;
 use termin_store::{
-    ChangeKind, DomainEvent, Filter, HistoryEntry, HistoryPage, HistoryRequest, IndexEntries, NewVersion,
+    DomainEvent, Filter, HistoryEntry, HistoryPage, HistoryRequest, IndexEntries, NewVersion,
     RequestContext, ResourceStore, ResourceVersion, SearchPage, SearchRequest, SlotHold, StoreError, StoreResult,
     WriteTx,
 };
+use termin_store_sql::{change_name, parse_change};
 
 /// Page cache per connection, in KiB.
 const CACHE_KIB: u32 = 64 * 1024;
@@ -105,23 +106,6 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
             StoreError::Unavailable(e.to_string())
         }
         other => StoreError::Database(other.to_string()),
-    }
-}
-
-fn change_name(change: ChangeKind) -> &'static str {
-    match change {
-        ChangeKind::Create => "create",
-        ChangeKind::Update => "update",
-        ChangeKind::Delete => "delete",
-    }
-}
-
-fn parse_change(name: &str) -> StoreResult<ChangeKind> {
-    match name {
-        "create" => Ok(ChangeKind::Create),
-        "update" => Ok(ChangeKind::Update),
-        "delete" => Ok(ChangeKind::Delete),
-        other => Err(StoreError::Corrupt(format!("unknown change kind {other:?}"))),
     }
 }
 
@@ -245,7 +229,7 @@ impl ResourceStore for SqliteStore {
     }
 
     async fn history(&self, _ctx: &RequestContext, request: &HistoryRequest) -> StoreResult<HistoryPage> {
-        let mut page_query = query::select_history(request);
+        let mut page_query = query::select_history::<Sqlite>(request);
         if let Some(before) = request.before {
             page_query
                 .push(" AND seq < ")
@@ -272,7 +256,7 @@ impl ResourceStore for SqliteStore {
         } else {
             None
         };
-        let total: i64 = query::count_history(request)
+        let total: i64 = query::count_history::<Sqlite>(request)
             .build_query_scalar()
             .fetch_one(&self.readers)
             .await

@@ -1,6 +1,6 @@
 use super::*;
 use termin_store::{
-    Comparison, Condition, DateIndex, Include, IndexEntries, IndexKind, Keyset, RangeEnd, RangePoint, RangeTest,
+    ChangeKind, Comparison, Condition, DateIndex, Include, IndexEntries, IndexKind, Keyset, RangeEnd, RangePoint, RangeTest,
     ReferenceIndex, ReferenceMatch, SortKey, SortParam, SystemMatch, TokenIndex, TokenMatch,
 };
 

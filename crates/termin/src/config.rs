@@ -15,6 +15,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_PAGE_SIZE: usize = 20;
 pub const DEFAULT_MAX_PAGE_SIZE: usize = 500;
 pub const DEFAULT_READ_CONNECTIONS: u32 = 4;
+pub const DEFAULT_POOL_SIZE: u32 = 10;
 pub const DEFAULT_HOLD_DURATION: &str = "10m";
 pub const DEFAULT_HOLD_SWEEP_INTERVAL: &str = "30s";
 
@@ -35,8 +36,10 @@ pub struct ServeArgs {
     #[arg(long, env = "TERMIN_BASE_URL", value_name = "URL")]
     pub base_url: Option<String>,
 
-    /// SQLite database file, created if missing [default: termin.db]
-    #[arg(long, env = "TERMIN_DATABASE", value_name = "PATH")]
+    /// SQLite database file, created if missing, or a PostgreSQL URL
+    /// (postgres://user:password@host:port/database) that any number of nodes may share
+    /// [default: termin.db]
+    #[arg(long, env = "TERMIN_DATABASE", value_name = "PATH|URL")]
     pub database: Option<PathBuf>,
 
     /// Log filter: a level (error, warn, info, debug, trace) or per-module directives
@@ -63,6 +66,11 @@ pub struct ServeArgs {
     /// SQLite read connections (writes always use one connection) [default: 4]
     #[arg(long, env = "TERMIN_READ_CONNECTIONS", value_name = "N")]
     pub read_connections: Option<u32>,
+
+    /// PostgreSQL connections of this node; a request holds at most one while it runs. Keep
+    /// the sum over all nodes below the server's max_connections [default: 10]
+    #[arg(long, env = "TERMIN_POOL_SIZE", value_name = "N")]
+    pub pool_size: Option<u32>,
 
     /// How long $hold keeps a slot for its holder, e.g. "10m", "90s", "PT15M" [default: 10m]
     #[arg(long, env = "TERMIN_HOLD_DURATION", value_name = "DURATION")]
@@ -111,6 +119,7 @@ struct FileConfig {
     default_page_size: Option<usize>,
     max_page_size: Option<usize>,
     read_connections: Option<u32>,
+    pool_size: Option<u32>,
     hold_duration: Option<String>,
     hold_sweep_interval: Option<String>,
     demo: Option<bool>,
@@ -119,18 +128,58 @@ struct FileConfig {
     profiles: Option<Vec<String>>,
 }
 
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Database {
+    /// A SQLite file of this node's own.
+    Sqlite(PathBuf),
+    /// A PostgreSQL server, as a `postgres://` or `postgresql://` URL.
+    Postgres(String),
+}
+
+impl From<PathBuf> for Database {
+    fn from(value: PathBuf) -> Self {
+        match value.to_str() {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Database::Postgres(url.to_owned())
+            }
+            _ => Database::Sqlite(value),
+        }
+    }
+}
+
+impl std::fmt::Display for Database {
+    /// The path, or the URL without its password (for logs).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(url) => {
+                let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+                match rest.split_once('@') {
+                    Some((user_info, host)) if user_info.contains(':') => {
+                        let user = user_info.split(':').next().unwrap_or_default();
+                        write!(f, "{scheme}://{user}:***@{host}")
+                    }
+                    _ => write!(f, "{url}"),
+                }
+            }
+        }
+    }
+}
+
 /// The effective configuration of `termin serve`.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub bind: SocketAddr,
     pub base_url: Option<String>,
-    pub database: PathBuf,
+    pub database: Database,
     pub log: String,
     pub max_body_bytes: usize,
     pub update_create: bool,
     pub default_page_size: usize,
     pub max_page_size: usize,
     pub read_connections: u32,
+    pub pool_size: u32,
     pub hold_duration: SignedDuration,
     pub hold_sweep_interval: SignedDuration,
     pub demo: bool,
@@ -191,13 +240,14 @@ impl ServeArgs {
                 .or(file.bind)
                 .unwrap_or_else(|| DEFAULT_BIND.parse().expect("default bind address parses")),
             base_url: self.base_url.or(file.base_url),
-            database: self.database.or(file.database).unwrap_or_else(|| DEFAULT_DATABASE.into()),
+            database: Database::from(self.database.or(file.database).unwrap_or_else(|| DEFAULT_DATABASE.into())),
             log: self.log.or(file.log).unwrap_or_else(|| DEFAULT_LOG.into()),
             max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(DEFAULT_MAX_BODY_BYTES),
             update_create: self.update_create.or(file.update_create).unwrap_or(true),
             default_page_size,
             max_page_size,
             read_connections: self.read_connections.or(file.read_connections).unwrap_or(DEFAULT_READ_CONNECTIONS),
+            pool_size: self.pool_size.or(file.pool_size).unwrap_or(DEFAULT_POOL_SIZE),
             hold_duration: duration("hold_duration", self.hold_duration, file.hold_duration, DEFAULT_HOLD_DURATION)?,
             hold_sweep_interval: positive(
                 "hold_sweep_interval",
@@ -274,6 +324,16 @@ mod tests {
         );
         assert!(parse(&["--profiles", "Patient"]).resolve().is_err());
         assert!(parse(&["--profiles", "Bundle=x"]).resolve().is_err());
+    }
+
+    #[test]
+    fn postgres_urls_select_postgres_and_anything_else_is_a_sqlite_file() {
+        let config = parse(&["--database", "postgres://termin:secret@db:5432/termin"]).resolve().unwrap();
+        assert_eq!(config.database, Database::Postgres("postgres://termin:secret@db:5432/termin".into()));
+        assert_eq!(config.database.to_string(), "postgres://termin:***@db:5432/termin");
+        let config = parse(&["--database", "data/termin.db", "--pool-size", "25"]).resolve().unwrap();
+        assert_eq!(config.database, Database::Sqlite("data/termin.db".into()));
+        assert_eq!(config.pool_size, 25);
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! `termin serve`: open the store, build the API and serve until a shutdown signal.
 
-use crate::config::ServeConfig;
+use crate::config::{Database, ServeConfig};
 use std::process::ExitCode;
 use std::sync::Arc;
+use termin_api::metrics::Metrics;
 use termin_api::{ApiConfig, AppState};
 use termin_domain::{ResourceService, ServiceConfig, SystemClock};
+use termin_store::ResourceStore;
+use termin_store_postgres::PostgresStore;
 use termin_store_sqlite::SqliteStore;
 use tracing_subscriber::EnvFilter;
 
@@ -40,10 +43,21 @@ pub fn run(config: ServeConfig) -> ExitCode {
 }
 
 async fn serve(config: ServeConfig) -> Result<(), String> {
-    let store = SqliteStore::open(&config.database, config.read_connections)
-        .await
-        .map_err(|e| e.to_string())?;
-    tracing::info!(database = %config.database.display(), "opened SQLite store");
+    let mut metrics = Metrics::install()?;
+    let store: Arc<dyn ResourceStore> = match &config.database {
+        Database::Sqlite(path) => Arc::new(
+            SqliteStore::open(path, config.read_connections)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        Database::Postgres(url) => {
+            let store = Arc::new(PostgresStore::open(url, config.pool_size).await.map_err(|e| e.to_string())?);
+            let sampled = store.clone();
+            metrics = metrics.sample_on_scrape(move || sampled.record_pool_metrics());
+            store
+        }
+    };
+    tracing::info!(database = %config.database, "opened the store");
     let loading = std::time::Instant::now();
     let search = termin_search::SearchParameters::load(&config.search_package_dirs(), &config.time_zone)
         .map_err(|e| e.to_string())?;
@@ -55,7 +69,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     );
     termin_search::install(search).map_err(|_| "the search parameters were loaded twice".to_string())?;
     let mut service = ResourceService::new(
-        Arc::new(store),
+        store,
         Arc::new(SystemClock),
         ServiceConfig {
             update_create: config.update_create,
@@ -74,8 +88,10 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     }
     let service = Arc::new(service);
     tokio::spawn(sweep_expired_holds(service.clone(), config.hold_sweep_interval));
+    tokio::spawn(metrics.upkeep());
     let app = termin_api::app(AppState {
         service,
+        metrics,
         config: ApiConfig {
             base_url: config.base_url.clone(),
             max_body_bytes: config.max_body_bytes,
@@ -96,7 +112,9 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         .map_err(|e| format!("server error: {e}"))
 }
 
-/// Periodically stores the release of expired holds (reads already treat them as free).
+/// Periodically stores the release of expired holds (reads already treat them as free). Every
+/// node sweeps: each release re-checks its hold under the Slot's lock in its own unit of work,
+/// so a hold is released exactly once however many nodes try.
 async fn sweep_expired_holds(service: Arc<ResourceService>, every: jiff::SignedDuration) {
     let period = std::time::Duration::try_from(every).unwrap_or(std::time::Duration::from_secs(30));
     let mut ticks = tokio::time::interval(period);
@@ -105,7 +123,10 @@ async fn sweep_expired_holds(service: Arc<ResourceService>, every: jiff::SignedD
         ticks.tick().await;
         match service.release_expired_holds(500).await {
             Ok(0) => {}
-            Ok(released) => tracing::info!(released, "released expired slot holds"),
+            Ok(released) => {
+                metrics::counter!("termin_hold_expiries_total").increment(released as u64);
+                tracing::info!(released, "released expired slot holds");
+            }
             Err(e) => tracing::warn!(error = ?e, "releasing expired holds failed; will retry"),
         }
     }

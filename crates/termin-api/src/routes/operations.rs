@@ -275,6 +275,12 @@ async fn hold(
     };
     let selector = slot_selector(path_id, &input)?;
     let outcome = state.service.hold_slot(ctx, &selector, want_hold).await?;
+    let counted = match &outcome {
+        HoldOutcome::Held { .. } => "held",
+        HoldOutcome::Released { .. } => "released",
+        HoldOutcome::Rejected { .. } => "rejected",
+    };
+    metrics::counter!("termin_holds_total", "outcome" => counted).increment(1);
     let (status, entries) = match outcome {
         HoldOutcome::Held { slot, held_until, token } => (
             StatusCode::OK,
@@ -360,12 +366,13 @@ async fn book(
             )
         })?;
     let booking = state.service.book(ctx, appointment).await?;
-    let status = match booking.status {
-        BookingStatus::Booked => StatusCode::CREATED,
-        BookingStatus::Pending => StatusCode::ACCEPTED,
-        BookingStatus::AlreadyBooked => StatusCode::OK,
-        BookingStatus::Rejected => StatusCode::CONFLICT,
+    let (status, counted) = match booking.status {
+        BookingStatus::Booked => (StatusCode::CREATED, "booked"),
+        BookingStatus::Pending => (StatusCode::ACCEPTED, "pending"),
+        BookingStatus::AlreadyBooked => (StatusCode::OK, "repeated"),
+        BookingStatus::Rejected => (StatusCode::CONFLICT, "rejected"),
     };
+    metrics::counter!("termin_bookings_total", "outcome" => counted).increment(1);
     let mut response = FhirResponse::new(status, format).json(parameters(vec![
         resource_param("appointment", Value::Object(booking.appointment)),
         resource_param("outcome", booking.outcome.to_json()),

@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 
 use super::support::*;
 
+pub mod storm;
+
 /// Extension (valueBoolean) on a Schedule or HealthcareService that makes bookings `pending`.
 pub const MANUAL_CONFIRMATION: &str = "https://termin.at/fhir/StructureDefinition/manual-confirmation";
 /// Header carrying hold tokens (comma-separated for several).

@@ -6,10 +6,12 @@
 //!   prints on stdout once it is ready (`termin listening on http://127.0.0.1:<port>`).
 //! * The child is killed (and reaped) when the `TestServer` is dropped; [`TestServer::restart`]
 //!   kills it and starts a new process on the same database.
-//! * The storage backend is chosen with `TERMIN_TEST_BACKEND` (only `sqlite`, the default, exists
-//!   today). A PostgreSQL backend plugs in by adding a [`Backend`] variant whose
-//!   [`Backend::provision`] creates a scratch database and returns its URL as the `--database`
-//!   value (and whose [`Storage`] drops it again).
+//! * The storage backend is chosen with `TERMIN_TEST_BACKEND`: `sqlite` (the default) or
+//!   `postgres`, for which [`Backend::provision`] creates a uniquely named scratch database on the
+//!   server named by `TERMIN_TEST_POSTGRES_URL` (default
+//!   `postgres://postgres@127.0.0.1:5432/postgres`); the [`Storage`] drops it again.
+//! * [`TestServer::another_node`] starts a further process on the same storage: the nodes of a
+//!   cluster on one database.
 //! * Shared IG material is located through `TERMIN_SHARED_DIR`, by default
 //!   `<CARGO_MANIFEST_DIR>/../../../shared`.
 //! * The server finds the R5 core package (search parameters) in the FHIR package cache:
@@ -31,6 +33,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
+use termin_store_postgres::scratch::ScratchDatabase;
 
 /// The ten resource types the server supports (contract of the foundation issue).
 pub const SUPPORTED_TYPES: [&str; 10] = [
@@ -63,8 +66,8 @@ const MAX_PAGES: usize = 10_000;
 pub enum Backend {
     /// A SQLite file `termin.db` in the test's temporary directory.
     Sqlite,
-    // Postgres: provision() would create a uniquely named database on the server named by e.g.
-    // TERMIN_TEST_POSTGRES_URL and return its URL; Storage::drop would drop it.
+    /// A scratch database of its own on a PostgreSQL server.
+    Postgres,
 }
 
 impl Backend {
@@ -73,8 +76,9 @@ impl Backend {
         match std::env::var("TERMIN_TEST_BACKEND") {
             Err(_) => Backend::Sqlite,
             Ok(v) if v.is_empty() || v.eq_ignore_ascii_case("sqlite") => Backend::Sqlite,
+            Ok(v) if v.eq_ignore_ascii_case("postgres") => Backend::Postgres,
             Ok(other) => panic!(
-                "TERMIN_TEST_BACKEND={other:?} is not supported by the test harness (only `sqlite`)"
+                "TERMIN_TEST_BACKEND={other:?} is not supported by the test harness (`sqlite` or `postgres`)"
             ),
         }
     }
@@ -85,9 +89,33 @@ impl Backend {
             Backend::Sqlite => Storage {
                 backend: self,
                 database: dir.join("termin.db").to_string_lossy().into_owned(),
+                scratch: None,
             },
+            Backend::Postgres => {
+                let scratch = on_own_runtime(ScratchDatabase::create("termin_itest"))
+                    .unwrap_or_else(|reason| panic!("TERMIN_TEST_BACKEND=postgres: {reason}"));
+                Storage {
+                    backend: self,
+                    database: scratch.url.clone(),
+                    scratch: Some(scratch),
+                }
+            }
         }
     }
+}
+
+/// Runs a future on a runtime of its own: provisioning is synchronous and may be called from
+/// inside a test's runtime.
+fn on_own_runtime<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("build a runtime")
+            .block_on(future)
+    })
+    .join()
+    .expect("the provisioning thread panicked")
 }
 
 /// The storage one test server (and its restarts) uses.
@@ -96,6 +124,18 @@ pub struct Storage {
     pub backend: Backend,
     /// The value passed as `--database` / `TERMIN_DATABASE` / `database = ...`.
     pub database: String,
+    /// The PostgreSQL database to drop with the storage.
+    scratch: Option<ScratchDatabase>,
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        if let Some(scratch) = self.scratch.take()
+            && let Err(reason) = on_own_runtime(scratch.drop_database())
+        {
+            eprintln!("{reason}");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -215,7 +255,8 @@ pub struct TestServer {
     addr: String,
     client: reqwest::Client,
     options: ServerOptions,
-    storage: Storage,
+    /// Shared by the nodes of a cluster ([`TestServer::another_node`]); the last one drops it.
+    storage: Arc<Storage>,
     dir: TempDir,
     /// stdout/stderr of processes already stopped (for diagnostics and log assertions).
     past_stdout: Vec<String>,
@@ -233,7 +274,22 @@ impl TestServer {
             .prefix("termin-itest-")
             .tempdir()
             .expect("create temp dir");
-        let storage = Backend::from_env().provision(dir.path());
+        let storage = Arc::new(Backend::from_env().provision(dir.path()));
+        Self::start_on(storage, dir, options).await
+    }
+
+    /// Another process with `options` on this server's storage (the PostgreSQL database, or the
+    /// SQLite file, which lives in this server's temp dir and so only as long as this server),
+    /// with a temp dir of its own: a second node of a cluster.
+    pub async fn another_node(&self, options: ServerOptions) -> TestServer {
+        let dir = tempfile::Builder::new()
+            .prefix("termin-itest-node-")
+            .tempdir()
+            .expect("create temp dir");
+        Self::start_on(self.storage.clone(), dir, options).await
+    }
+
+    async fn start_on(storage: Arc<Storage>, dir: TempDir, options: ServerOptions) -> TestServer {
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(REQUEST_LIMIT)

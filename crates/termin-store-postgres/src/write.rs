@@ -1,0 +1,555 @@
+//! Units of work at READ COMMITTED that lock what they read, and their replay after a deadlock.
+//!
+//! Locks: [`WriteTx::read_current`] takes the row `FOR UPDATE` (a resource that does not exist
+//! yet: an advisory lock on its id, so two creators of one id take turns), shared reads take it
+//! `FOR SHARE`; a search inside a unit of work first takes its type's advisory lock; holds and
+//! bookings of a slot are read and written under the Slot's row lock. Every statement after a
+//! lock wait sees what the previous holder committed.
+//!
+//! Replay: PostgreSQL resolves a deadlock by aborting one of the transactions. Every call of
+//! the unit of work is journaled with what it returned; after an abort the journal is replayed
+//! in a new transaction, and the interrupted call is run again, only if every replayed call
+//! returns exactly what the domain saw before. The domain's decisions rest on nothing else, so
+//! the replayed unit of work is one it could have run from the start. When anything differs,
+//! or after [`MAX_REPLAYS`] aborts, the unit of work fails with [`StoreError::Conflict`] and
+//! nothing is written.
+
+use crate::locks::AdvisoryLock;
+use crate::query::{SearchSql, Select};
+use crate::{
+    SELECT_HOLD, Tx, db_error, decode_hold, decode_version, index, is_contention,
+    is_unique_violation, select_current, to_i64,
+};
+use async_trait::async_trait;
+use sqlx::{PgConnection, PgPool, QueryBuilder};
+use std::collections::HashSet;
+use termin_fhir::ResourceType;
+use termin_fhir::instant::format_instant;
+use termin_store::{
+    DomainEvent, Filter, IndexEntries, NewVersion, ResourceVersion, SlotHold, StoreError, StoreResult, WriteTx,
+};
+use termin_store_sql::change_name;
+
+/// Aborts (deadlocks) a unit of work survives by replay before its conflict is reported.
+const MAX_REPLAYS: u32 = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowLock {
+    Update,
+    Share,
+}
+
+/// One call of the unit of work, journaled for replay.
+#[derive(Debug)]
+enum Step {
+    ReadCurrent {
+        resource_type: ResourceType,
+        id: String,
+        lock: RowLock,
+    },
+    FindMatchingIds {
+        resource_type: ResourceType,
+        filter: Filter,
+        limit: usize,
+    },
+    CurrentAfter {
+        after: Option<(ResourceType, String)>,
+        limit: usize,
+    },
+    ReplaceIndex {
+        resource_type: ResourceType,
+        id: String,
+        index: IndexEntries,
+    },
+    SetFingerprint(String),
+    Write(NewVersion),
+    Hold(String),
+    PutHold(SlotHold),
+    DeleteHold(String),
+    SlotBooking(String),
+    PutSlotBooking {
+        slot_id: String,
+        appointment_id: String,
+    },
+    DeleteSlotBooking(String),
+}
+
+/// What a step returned; its replay must return the same.
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Done,
+    Version(Option<ResourceVersion>),
+    Versions(Vec<ResourceVersion>),
+    Ids(Vec<String>),
+    Hold(Option<SlotHold>),
+    Booking(Option<String>),
+}
+
+enum Failure {
+    /// The transaction was aborted by a deadlock or serialization failure.
+    Aborted(String),
+    Store(StoreError),
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(e: sqlx::Error) -> Self {
+        if is_contention(&e) {
+            Failure::Aborted(e.to_string())
+        } else {
+            Failure::Store(db_error(e))
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Store(e)
+    }
+}
+
+fn replays(outcome: &'static str) {
+    metrics::counter!("termin_db_replays_total", "outcome" => outcome).increment(1);
+}
+
+pub struct PostgresWriteTx {
+    pool: PgPool,
+    /// `None` once an aborted transaction is rolled back and no new one could be begun.
+    tx: Option<Tx>,
+    journal: Vec<(Step, Seen)>,
+    /// Resource types whose advisory lock the transaction holds.
+    locked_types: HashSet<ResourceType>,
+    /// Slots whose row the transaction holds `FOR UPDATE`.
+    locked_slots: HashSet<String>,
+    /// Appended to the outbox at commit, in this order.
+    events: Vec<DomainEvent>,
+}
+
+async fn begin(pool: &PgPool) -> StoreResult<Tx> {
+    // Explicit: the locking above relies on READ COMMITTED whatever the database's default.
+    pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+        .await
+        .map_err(db_error)
+}
+
+impl PostgresWriteTx {
+    pub async fn begin(pool: PgPool) -> StoreResult<Self> {
+        let tx = begin(&pool).await?;
+        Ok(PostgresWriteTx {
+            pool,
+            tx: Some(tx),
+            journal: Vec::new(),
+            locked_types: HashSet::new(),
+            locked_slots: HashSet::new(),
+            events: Vec::new(),
+        })
+    }
+
+    fn conn(&mut self) -> Result<&mut PgConnection, Failure> {
+        match self.tx.as_mut() {
+            Some(tx) => Ok(&mut **tx),
+            None => Err(Failure::Store(StoreError::Unavailable(
+                "the unit of work was rolled back and could not be resumed".into(),
+            ))),
+        }
+    }
+
+    /// Runs a step, replaying the journal first whenever the transaction is aborted.
+    async fn perform(&mut self, step: Step) -> StoreResult<Seen> {
+        let mut aborts = 0;
+        loop {
+            match self.execute(&step).await {
+                Ok(seen) => {
+                    self.journal.push((step, seen.clone()));
+                    return Ok(seen);
+                }
+                Err(Failure::Store(e)) => return Err(e),
+                Err(Failure::Aborted(why)) => {
+                    aborts += 1;
+                    self.resume(&mut aborts, why).await?;
+                }
+            }
+        }
+    }
+
+    /// Rolls the aborted transaction back and replays the journal in a new one.
+    pub(crate) async fn resume(&mut self, aborts: &mut u32, mut why: String) -> StoreResult<()> {
+        let journal = std::mem::take(&mut self.journal);
+        loop {
+            if *aborts > MAX_REPLAYS {
+                replays("exhausted");
+                return Err(StoreError::Conflict(format!("the unit of work kept colliding with others: {why}")));
+            }
+            if let Some(aborted) = self.tx.take() {
+                aborted.rollback().await.map_err(db_error)?;
+            }
+            self.tx = Some(begin(&self.pool).await?);
+            self.locked_types.clear();
+            self.locked_slots.clear();
+            let mut replayed = 0;
+            for (step, seen) in &journal {
+                match self.execute(step).await {
+                    Ok(again) if again == *seen => replayed += 1,
+                    Ok(_) => {
+                        replays("diverged");
+                        return Err(StoreError::Conflict(format!(
+                            "a concurrent change intervened after a deadlock ({why})"
+                        )));
+                    }
+                    Err(Failure::Store(e)) => return Err(e),
+                    Err(Failure::Aborted(again)) => {
+                        why = again;
+                        break;
+                    }
+                }
+            }
+            if replayed == journal.len() {
+                replays("resumed");
+                self.journal = journal;
+                return Ok(());
+            }
+            *aborts += 1;
+        }
+    }
+
+    async fn execute(&mut self, step: &Step) -> Result<Seen, Failure> {
+        match step {
+            Step::ReadCurrent { resource_type, id, lock } => self.read(*resource_type, id, *lock).await.map(Seen::Version),
+            Step::FindMatchingIds {
+                resource_type,
+                filter,
+                limit,
+            } => {
+                // A conditional write must not race another that searches the same type: both
+                // would find nothing and both create.
+                if self.locked_types.insert(*resource_type) {
+                    AdvisoryLock::ResourceType(*resource_type).acquire(self.conn()?).await?;
+                }
+                let ids = SearchSql::new(filter)
+                    .build(*resource_type, &Select::Ids { limit: *limit })
+                    .build_query_scalar()
+                    .fetch_all(self.conn()?)
+                    .await?;
+                Ok(Seen::Ids(ids))
+            }
+            Step::CurrentAfter { after, limit } => {
+                let (after_type, after_id) = after
+                    .as_ref()
+                    .map_or((String::new(), String::new()), |(t, id)| (t.as_str().to_owned(), id.clone()));
+                // Locked, so that a write on another node cannot slip in between reading a
+                // resource and re-indexing it.
+                let rows = sqlx::query(
+                    "SELECT res_type, res_id, version, last_updated, body FROM resource \
+                     WHERE body IS NOT NULL AND (res_type, res_id) > ($1, $2) ORDER BY res_type, res_id LIMIT $3 \
+                     FOR UPDATE",
+                )
+                .bind(after_type)
+                .bind(after_id)
+                .bind(i64::try_from(*limit).unwrap_or(i64::MAX))
+                .fetch_all(self.conn()?)
+                .await?;
+                Ok(Seen::Versions(rows.iter().map(decode_version).collect::<StoreResult<_>>()?))
+            }
+            Step::ReplaceIndex {
+                resource_type,
+                id,
+                index: entries,
+            } => {
+                index::replace(self.conn()?, resource_type.as_str(), id, entries).await?;
+                Ok(Seen::Done)
+            }
+            Step::SetFingerprint(fingerprint) => {
+                sqlx::query(
+                    "INSERT INTO search_index_state (fingerprint) VALUES ($1) \
+                     ON CONFLICT (singleton) DO UPDATE SET fingerprint = excluded.fingerprint",
+                )
+                .bind(fingerprint)
+                .execute(self.conn()?)
+                .await?;
+                Ok(Seen::Done)
+            }
+            Step::Write(new) => self.write_version(new).await.map(|()| Seen::Done),
+            Step::Hold(slot_id) => {
+                self.lock_slot(slot_id).await?;
+                let row = sqlx::query(SELECT_HOLD).bind(slot_id).fetch_optional(self.conn()?).await?;
+                Ok(Seen::Hold(row.as_ref().map(decode_hold).transpose()?))
+            }
+            Step::PutHold(hold) => {
+                self.lock_slot(&hold.slot_id).await?;
+                sqlx::query(
+                    "INSERT INTO slot_hold (slot_id, holder, token, held_until) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (slot_id) DO UPDATE SET holder = excluded.holder, token = excluded.token, \
+                     held_until = excluded.held_until",
+                )
+                .bind(&hold.slot_id)
+                .bind(&hold.holder)
+                .bind(&hold.token)
+                .bind(format_instant(hold.held_until))
+                .execute(self.conn()?)
+                .await?;
+                Ok(Seen::Done)
+            }
+            Step::DeleteHold(slot_id) => {
+                self.lock_slot(slot_id).await?;
+                sqlx::query("DELETE FROM slot_hold WHERE slot_id = $1")
+                    .bind(slot_id)
+                    .execute(self.conn()?)
+                    .await?;
+                Ok(Seen::Done)
+            }
+            Step::SlotBooking(slot_id) => {
+                self.lock_slot(slot_id).await?;
+                let booking = sqlx::query_scalar("SELECT appointment_id FROM slot_booking WHERE slot_id = $1")
+                    .bind(slot_id)
+                    .fetch_optional(self.conn()?)
+                    .await?;
+                Ok(Seen::Booking(booking))
+            }
+            Step::PutSlotBooking { slot_id, appointment_id } => {
+                self.lock_slot(slot_id).await?;
+                let inserted = sqlx::query("INSERT INTO slot_booking (slot_id, appointment_id) VALUES ($1, $2)")
+                    .bind(slot_id)
+                    .bind(appointment_id)
+                    .execute(self.conn()?)
+                    .await;
+                match inserted {
+                    Ok(_) => Ok(Seen::Done),
+                    Err(e) if is_unique_violation(&e) => Err(Failure::Store(StoreError::Conflict(format!(
+                        "Slot/{slot_id} is already booked"
+                    )))),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Step::DeleteSlotBooking(slot_id) => {
+                self.lock_slot(slot_id).await?;
+                sqlx::query("DELETE FROM slot_booking WHERE slot_id = $1")
+                    .bind(slot_id)
+                    .execute(self.conn()?)
+                    .await?;
+                Ok(Seen::Done)
+            }
+        }
+    }
+
+    async fn read(&mut self, resource_type: ResourceType, id: &str, lock: RowLock) -> Result<Option<ResourceVersion>, Failure> {
+        let sql = match lock {
+            RowLock::Update => concat!(select_current!(), " FOR UPDATE"),
+            RowLock::Share => concat!(select_current!(), " FOR SHARE"),
+        };
+        let mut row = sqlx::query(sql)
+            .bind(resource_type.as_str())
+            .bind(id)
+            .fetch_optional(self.conn()?)
+            .await?;
+        if row.is_none() && lock == RowLock::Update {
+            // No row to lock yet: creators of this id take turns, and the later one finds the
+            // earlier one's resource.
+            AdvisoryLock::NewResource(resource_type, id).acquire(self.conn()?).await?;
+            row = sqlx::query(sql)
+                .bind(resource_type.as_str())
+                .bind(id)
+                .fetch_optional(self.conn()?)
+                .await?;
+        }
+        let version = row.as_ref().map(decode_version).transpose()?;
+        if resource_type == ResourceType::Slot && lock == RowLock::Update && version.is_some() {
+            self.locked_slots.insert(id.to_owned());
+        }
+        Ok(version)
+    }
+
+    /// Takes the Slot's row lock (once per transaction), under which its hold and booking are
+    /// read and written.
+    async fn lock_slot(&mut self, slot_id: &str) -> Result<(), Failure> {
+        if self.locked_slots.contains(slot_id) {
+            return Ok(());
+        }
+        let found = sqlx::query("SELECT 1 FROM resource WHERE res_type = 'Slot' AND res_id = $1 FOR UPDATE")
+            .bind(slot_id)
+            .fetch_optional(self.conn()?)
+            .await?;
+        if found.is_some() {
+            self.locked_slots.insert(slot_id.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn write_version(&mut self, new: &NewVersion) -> Result<(), Failure> {
+        let v = &new.version;
+        let res_type = v.resource_type.as_str();
+        let version = to_i64(v.version);
+        let last_updated = format_instant(v.last_updated);
+        let conn = self.conn()?;
+        sqlx::query(
+            "INSERT INTO resource (res_type, res_id, version, last_updated, body) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (res_type, res_id) DO UPDATE SET \
+             version = excluded.version, last_updated = excluded.last_updated, body = excluded.body",
+        )
+        .bind(res_type)
+        .bind(&v.id)
+        .bind(version)
+        .bind(&last_updated)
+        .bind(&v.body)
+        .execute(&mut *conn)
+        .await?;
+        let history = sqlx::query(
+            "INSERT INTO resource_history (res_type, res_id, version, last_updated, change, body) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(res_type)
+        .bind(&v.id)
+        .bind(version)
+        .bind(&last_updated)
+        .bind(change_name(new.change))
+        .bind(&v.body)
+        .execute(&mut *conn)
+        .await;
+        match history {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(Failure::Store(StoreError::Conflict(format!(
+                    "{res_type}/{} version {} was written concurrently",
+                    v.id, v.version
+                ))));
+            }
+            other => other?,
+        };
+        index::replace(conn, res_type, &v.id, &new.index).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl WriteTx for PostgresWriteTx {
+    async fn read_current(&mut self, resource_type: ResourceType, id: &str) -> StoreResult<Option<ResourceVersion>> {
+        let step = Step::ReadCurrent {
+            resource_type,
+            id: id.to_owned(),
+            lock: RowLock::Update,
+        };
+        match self.perform(step).await? {
+            Seen::Version(version) => Ok(version),
+            other => unreachable!("a read returned {other:?}"),
+        }
+    }
+
+    async fn read_current_shared(
+        &mut self,
+        resource_type: ResourceType,
+        id: &str,
+    ) -> StoreResult<Option<ResourceVersion>> {
+        let step = Step::ReadCurrent {
+            resource_type,
+            id: id.to_owned(),
+            lock: RowLock::Share,
+        };
+        match self.perform(step).await? {
+            Seen::Version(version) => Ok(version),
+            other => unreachable!("a read returned {other:?}"),
+        }
+    }
+
+    async fn find_matching_ids(
+        &mut self,
+        resource_type: ResourceType,
+        filter: &Filter,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        let step = Step::FindMatchingIds {
+            resource_type,
+            filter: filter.clone(),
+            limit,
+        };
+        match self.perform(step).await? {
+            Seen::Ids(ids) => Ok(ids),
+            other => unreachable!("a search returned {other:?}"),
+        }
+    }
+
+    async fn current_after(
+        &mut self,
+        after: Option<(ResourceType, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<ResourceVersion>> {
+        match self.perform(Step::CurrentAfter { after, limit }).await? {
+            Seen::Versions(versions) => Ok(versions),
+            other => unreachable!("a walk returned {other:?}"),
+        }
+    }
+
+    async fn replace_index(&mut self, resource_type: ResourceType, id: &str, index: &IndexEntries) -> StoreResult<()> {
+        let step = Step::ReplaceIndex {
+            resource_type,
+            id: id.to_owned(),
+            index: index.clone(),
+        };
+        self.perform(step).await.map(drop)
+    }
+
+    async fn set_search_index_fingerprint(&mut self, fingerprint: &str) -> StoreResult<()> {
+        self.perform(Step::SetFingerprint(fingerprint.to_owned())).await.map(drop)
+    }
+
+    async fn write(&mut self, new: NewVersion) -> StoreResult<()> {
+        self.perform(Step::Write(new)).await.map(drop)
+    }
+
+    async fn hold(&mut self, slot_id: &str) -> StoreResult<Option<SlotHold>> {
+        match self.perform(Step::Hold(slot_id.to_owned())).await? {
+            Seen::Hold(hold) => Ok(hold),
+            other => unreachable!("a hold lookup returned {other:?}"),
+        }
+    }
+
+    async fn put_hold(&mut self, hold: &SlotHold) -> StoreResult<()> {
+        self.perform(Step::PutHold(hold.clone())).await.map(drop)
+    }
+
+    async fn delete_hold(&mut self, slot_id: &str) -> StoreResult<()> {
+        self.perform(Step::DeleteHold(slot_id.to_owned())).await.map(drop)
+    }
+
+    async fn slot_booking(&mut self, slot_id: &str) -> StoreResult<Option<String>> {
+        match self.perform(Step::SlotBooking(slot_id.to_owned())).await? {
+            Seen::Booking(booking) => Ok(booking),
+            other => unreachable!("a booking lookup returned {other:?}"),
+        }
+    }
+
+    async fn put_slot_booking(&mut self, slot_id: &str, appointment_id: &str) -> StoreResult<()> {
+        let step = Step::PutSlotBooking {
+            slot_id: slot_id.to_owned(),
+            appointment_id: appointment_id.to_owned(),
+        };
+        self.perform(step).await.map(drop)
+    }
+
+    async fn delete_slot_booking(&mut self, slot_id: &str) -> StoreResult<()> {
+        self.perform(Step::DeleteSlotBooking(slot_id.to_owned())).await.map(drop)
+    }
+
+    async fn append_event(&mut self, event: &DomainEvent) -> StoreResult<()> {
+        self.events.push(event.clone());
+        Ok(())
+    }
+
+    /// Appends the events under the outbox lock, the last lock the transaction takes and held
+    /// only until this commit, so sequence numbers are handed out in commit order.
+    async fn commit(mut self: Box<Self>) -> StoreResult<()> {
+        let Some(mut tx) = self.tx.take() else {
+            return Err(StoreError::Unavailable("the unit of work was rolled back".into()));
+        };
+        if !self.events.is_empty() {
+            AdvisoryLock::Outbox.acquire(&mut tx).await.map_err(db_error)?;
+            let mut insert = QueryBuilder::new("INSERT INTO outbox (kind, res_type, res_id, version, occurred_at, detail) ");
+            insert.push_values(&self.events, |mut row, event| {
+                row.push_bind(event.kind.clone())
+                    .push_bind(event.resource_type.as_str())
+                    .push_bind(event.resource_id.clone())
+                    .push_bind(to_i64(event.version))
+                    .push_bind(format_instant(event.occurred_at))
+                    .push_bind(event.detail.clone());
+            });
+            insert.build().execute(&mut *tx).await.map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+}

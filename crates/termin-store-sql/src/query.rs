@@ -1,0 +1,817 @@
+//! SQL for searches over current resources and history, built with bound parameters, in the
+//! dialect of either backend ([`Dialect`]).
+//!
+//! Every search condition becomes a correlated `EXISTS` probe on an index table, except one
+//! selective condition (an id, a reference, an identifier, a string prefix) that "drives" the
+//! query as `r.res_id IN (subquery)`, so the database starts from the few candidate rows instead
+//! of scanning the type. Without such a condition the type is walked in sort order and the probes
+//! stop as soon as a page is full.
+
+use crate::{Dialect, PushValue};
+use sqlx::QueryBuilder;
+use std::marker::PhantomData;
+use termin_fhir::ResourceType;
+use termin_store::{
+    Comparison, Condition, Filter, HistoryRequest, IndexKind, Keyset, QuantityMatch, RangeEnd, RangePoint, RangeTest,
+    ReferenceMatch, SortKey, SortParam, SortValue, StringMatch, SystemMatch, TokenMatch, UriMatch,
+};
+
+const CURRENT_COLUMNS: &str = "r.res_type, r.res_id, r.version, r.last_updated, r.body";
+
+/// Text that sorts after every stored text (stored texts are valid UTF-8 below U+10FFFF).
+const TEXT_MAX: &str = "\u{10FFFF}";
+
+pub fn micros(timestamp: Option<jiff::Timestamp>, unbounded: i64) -> i64 {
+    timestamp.map_or(unbounded, |t| t.as_microsecond())
+}
+
+fn table(kind: IndexKind) -> &'static str {
+    match kind {
+        IndexKind::Token => "search_token",
+        IndexKind::String => "search_string",
+        IndexKind::Date => "search_date",
+        IndexKind::Number => "search_number",
+        IndexKind::Quantity => "search_quantity",
+        IndexKind::Reference => "search_reference",
+        IndexKind::Uri => "search_uri",
+    }
+}
+
+/// The table and, where the dialect needs it forced, its per-resource index: correlated probes
+/// look up one resource's rows, and without statistics SQLite may otherwise pick a value index
+/// and scan a range of it for every candidate.
+fn rows_of<D: Dialect>(kind: IndexKind, alias: &str) -> String {
+    let table = table(kind);
+    format!("{table} {alias}{}", D::index_hint(&format!("{table}_by_resource")))
+}
+
+/// Builds the SQL of one search; aliases are numbered so conditions can nest (chains, `_has`).
+pub struct SearchSql<'f, D> {
+    filter: &'f Filter,
+    next_alias: usize,
+    dialect: PhantomData<D>,
+}
+
+/// How a query selects its rows: the page, the total, or ids only.
+pub enum Select<'s> {
+    Page {
+        sort: &'s [SortKey],
+        after: Option<&'s Keyset>,
+        limit: usize,
+    },
+    Count,
+    Ids {
+        limit: usize,
+    },
+}
+
+impl<'f, D: Dialect> SearchSql<'f, D> {
+    pub fn new(filter: &'f Filter) -> Self {
+        SearchSql {
+            filter,
+            next_alias: 0,
+            dialect: PhantomData,
+        }
+    }
+
+    fn alias(&mut self, prefix: &str) -> String {
+        self.next_alias += 1;
+        format!("{prefix}{}", self.next_alias)
+    }
+
+    /// The complete query over the current resources of `resource_type`.
+    pub fn build(&mut self, resource_type: ResourceType, select: &Select<'_>) -> QueryBuilder<D> {
+        let conditions = &self.filter.conditions;
+        let driver = choose_driver(conditions);
+        // A driver made of index rows yields only current resources (a deletion removes its
+        // rows), so candidates can be filtered and ordered on the indexes alone; the resource
+        // rows, bodies and all, are read for the page only.
+        let index_driver = driver.filter(|&i| !matches!(conditions[i], Condition::IdIn(_) | Condition::ReferencedBy { .. }));
+        let mut q = D::builder("SELECT ");
+        match (select, index_driver) {
+            (Select::Count, Some(driver)) => {
+                q.push("count(*) FROM (");
+                self.push_candidates(&mut q, resource_type, driver, None);
+                // PostgreSQL wants every subquery in FROM named.
+                q.push(") candidates");
+                return q;
+            }
+            (Select::Page { sort, after, limit }, Some(driver)) => {
+                self.push_page_columns(&mut q, resource_type, sort);
+                q.push(" FROM resource r WHERE r.res_type = ");
+                q.push_value(resource_type.as_str());
+                // The candidates carry their sort values along; IN wants the id alone.
+                q.push(" AND r.res_id IN (SELECT res_id FROM (");
+                self.push_candidates(&mut q, resource_type, driver, Some((sort, *after, *limit)));
+                q.push(") page)");
+                self.push_order(&mut q, sort, *after, *limit, "r.res_id");
+                return q;
+            }
+            (Select::Page { sort, .. }, None) => self.push_page_columns(&mut q, resource_type, sort),
+            (Select::Count, None) => {
+                q.push("count(*)");
+            }
+            (Select::Ids { .. }, _) => {
+                q.push("r.res_id");
+            }
+        }
+        q.push(" FROM resource r WHERE r.res_type = ");
+        q.push_value(resource_type.as_str()).push(" AND r.body IS NOT NULL");
+        for (i, condition) in conditions.iter().enumerate() {
+            q.push(" AND ");
+            if Some(i) == driver {
+                q.push("r.res_id IN (");
+                self.push_ids(&mut q, resource_type, condition);
+                q.push(")");
+            } else {
+                self.push_condition(&mut q, resource_type, "r.res_id", condition);
+            }
+        }
+        match select {
+            Select::Page { sort, after, limit } => {
+                if let Some(after) = after {
+                    q.push(" AND ");
+                    self.push_keyset(&mut q, resource_type, "r.res_id", sort, after);
+                }
+                self.push_order(&mut q, sort, *after, *limit, "r.res_id");
+            }
+            Select::Count => {}
+            Select::Ids { limit } => {
+                q.push(" ORDER BY r.res_id LIMIT ");
+                q.push_value(i64::try_from(*limit).unwrap_or(i64::MAX));
+            }
+        }
+        q
+    }
+
+    fn push_page_columns(&mut self, q: &mut QueryBuilder<D>, resource_type: ResourceType, sort: &[SortKey]) {
+        q.push(CURRENT_COLUMNS);
+        for (i, key) in sort.iter().enumerate() {
+            q.push(", ");
+            self.push_sort_value(q, resource_type, "r.res_id", key);
+            q.push(format!(" AS k{i}"));
+        }
+    }
+
+    /// `ORDER BY k0, k1, ..., id LIMIT n` over selected sort columns `k<i>`.
+    fn push_order(&self, q: &mut QueryBuilder<D>, sort: &[SortKey], after: Option<&Keyset>, limit: usize, id: &str) {
+        let backwards = after.is_some_and(|a| a.backwards);
+        q.push(" ORDER BY ");
+        for (i, key) in sort.iter().enumerate() {
+            q.push(format!("k{i} {}, ", direction(key.descending != backwards)));
+        }
+        q.push(format!("{id} {} LIMIT ", direction(backwards)));
+        q.push_value(i64::try_from(limit).unwrap_or(i64::MAX));
+    }
+
+    /// The distinct ids the driver yields that satisfy every other condition; with a page,
+    /// only that page's ids, in page order.
+    fn push_candidates(
+        &mut self,
+        q: &mut QueryBuilder<D>,
+        resource_type: ResourceType,
+        driver: usize,
+        page: Option<(&[SortKey], Option<&Keyset>, usize)>,
+    ) {
+        let conditions = &self.filter.conditions;
+        q.push("SELECT DISTINCT c.res_id");
+        if let Some((sort, _, _)) = page {
+            for (i, key) in sort.iter().enumerate() {
+                q.push(", ");
+                self.push_sort_value(q, resource_type, "c.res_id", key);
+                q.push(format!(" AS k{i}"));
+            }
+        }
+        q.push(" FROM (");
+        self.push_ids(q, resource_type, &conditions[driver]);
+        q.push(") c WHERE 1 = 1");
+        for (i, condition) in conditions.iter().enumerate() {
+            if i != driver {
+                q.push(" AND ");
+                self.push_condition(q, resource_type, "c.res_id", condition);
+            }
+        }
+        if let Some((sort, after, limit)) = page {
+            if let Some(after) = after {
+                q.push(" AND ");
+                self.push_keyset(q, resource_type, "c.res_id", sort, after);
+            }
+            self.push_order(q, sort, after, limit, "c.res_id");
+        }
+    }
+
+    /// `(k0, k1, ..., id)` strictly after (or before, going backwards) the keyset, spelled out
+    /// because keys may sort in different directions.
+    fn push_keyset(
+        &mut self,
+        q: &mut QueryBuilder<D>,
+        resource_type: ResourceType,
+        id: &str,
+        sort: &[SortKey],
+        at: &Keyset,
+    ) {
+        q.push("(");
+        for (i, key) in sort.iter().enumerate() {
+            let beyond = if key.descending != at.backwards { " < " } else { " > " };
+            q.push("(");
+            self.push_sort_value(q, resource_type, id, key);
+            q.push(beyond);
+            push_sort_bind(q, &at.values[i]);
+            q.push(") OR (");
+            self.push_sort_value(q, resource_type, id, key);
+            q.push(" = ");
+            push_sort_bind(q, &at.values[i]);
+            q.push(" AND ");
+        }
+        q.push(format!("{id} {} ", if at.backwards { "<" } else { ">" }));
+        q.push_value(at.id.clone());
+        q.push(")".repeat(sort.len() + 1));
+    }
+
+    /// A sort key's value for the resource whose id is `id`: lowest ascending, highest
+    /// descending; resources without a value get a sentinel that sorts last.
+    fn push_sort_value(&mut self, q: &mut QueryBuilder<D>, resource_type: ResourceType, id: &str, key: &SortKey) {
+        let (param, kind) = match &key.param {
+            SortParam::Id => {
+                q.push(id.to_owned());
+                return;
+            }
+            SortParam::Indexed { param, kind } => (param, *kind),
+        };
+        let alias = self.alias("s");
+        let aggregate = if key.descending { "max" } else { "min" };
+        let column = match kind {
+            IndexKind::Token => format!("{alias}.code"),
+            IndexKind::String => format!("{alias}.normalized"),
+            IndexKind::Date | IndexKind::Number | IndexKind::Quantity => {
+                format!("{alias}.{}", if key.descending { "high" } else { "low" })
+            }
+            IndexKind::Reference => format!(
+                "coalesce({alias}.target_type || '/' || {alias}.target_id, {alias}.url, {alias}.identifier_value)"
+            ),
+            IndexKind::Uri => format!("{alias}.uri"),
+        };
+        q.push(format!("coalesce((SELECT {aggregate}({column}) FROM {} WHERE ", rows_of::<D>(kind, &alias)));
+        self.push_row_owner(q, &alias, resource_type, id, param);
+        if kind == IndexKind::Token {
+            self.push_valid_now(q, &alias);
+        }
+        q.push("), ");
+        match (kind, key.descending) {
+            (IndexKind::Date, false) => q.push_value(i64::MAX),
+            (IndexKind::Date, true) => q.push_value(i64::MIN),
+            (IndexKind::Number | IndexKind::Quantity, false) => q.push_value(f64::MAX),
+            (IndexKind::Number | IndexKind::Quantity, true) => q.push_value(f64::MIN),
+            (_, false) => q.push_value(TEXT_MAX),
+            (_, true) => q.push_value(""),
+        };
+        q.push(")");
+    }
+
+    /// `alias.res_type = ? AND alias.res_id = <id> AND alias.param = ?`
+    fn push_row_owner(
+        &self,
+        q: &mut QueryBuilder<D>,
+        alias: &str,
+        resource_type: ResourceType,
+        id: &str,
+        param: &str,
+    ) {
+        q.push(format!("{alias}.res_type = "));
+        q.push_value(resource_type.as_str());
+        q.push(format!(" AND {alias}.res_id = {id} AND {alias}.param = "));
+        q.push_value(param.to_owned());
+    }
+
+    /// Token rows with a validity window count only inside it.
+    fn push_valid_now(&self, q: &mut QueryBuilder<D>, alias: &str) {
+        let now = self.filter.now.as_microsecond();
+        q.push(format!(" AND ({alias}.valid_from IS NULL OR {alias}.valid_from <= "));
+        q.push_value(now);
+        q.push(format!(") AND ({alias}.valid_until IS NULL OR {alias}.valid_until > "));
+        q.push_value(now);
+        q.push(")");
+    }
+
+    /// A reference row that points at this server: relative, or under the server base.
+    fn push_local(&self, q: &mut QueryBuilder<D>, alias: &str) {
+        q.push(format!("({alias}.base IS NULL"));
+        if let Some(base) = &self.filter.server_base {
+            q.push(format!(" OR {alias}.base = "));
+            q.push_value(base.trim_end_matches('/').to_owned());
+        }
+        q.push(")");
+    }
+
+    /// The condition as a predicate on the resource whose id is `id`.
+    fn push_condition(&mut self, q: &mut QueryBuilder<D>, resource_type: ResourceType, id: &str, condition: &Condition) {
+        match condition {
+            Condition::IdIn(ids) => {
+                q.push(format!("{id} IN ("));
+                push_list(q, ids);
+                q.push(")");
+            }
+            Condition::Not(inner) => {
+                q.push("NOT (");
+                self.push_condition(q, resource_type, id, inner);
+                q.push(")");
+            }
+            Condition::Any(alternatives) => {
+                q.push("(");
+                for (i, alternative) in alternatives.iter().enumerate() {
+                    if i > 0 {
+                        q.push(" OR ");
+                    }
+                    self.push_condition(q, resource_type, id, alternative);
+                }
+                q.push(")");
+            }
+            Condition::Missing { param, kind, missing } => {
+                let alias = self.alias("m");
+                q.push(if *missing { "NOT EXISTS (SELECT 1 FROM " } else { "EXISTS (SELECT 1 FROM " });
+                q.push(format!("{} WHERE ", rows_of::<D>(*kind, &alias)));
+                self.push_row_owner(q, &alias, resource_type, id, param);
+                if *kind == IndexKind::Token {
+                    self.push_valid_now(q, &alias);
+                }
+                q.push(")");
+            }
+            Condition::Chain {
+                param,
+                target_type,
+                condition,
+            } => {
+                let link = self.alias("c");
+                let target = self.alias("t");
+                q.push(format!(
+                    "EXISTS (SELECT 1 FROM search_reference {link}{} \
+                     JOIN resource {target} ON {target}.res_type = {link}.target_type AND {target}.res_id = {link}.target_id WHERE ",
+                    D::index_hint("search_reference_by_resource")
+                ));
+                self.push_row_owner(q, &link, resource_type, id, param);
+                q.push(format!(" AND {link}.target_type = "));
+                q.push_value(target_type.as_str());
+                q.push(" AND ");
+                self.push_local(q, &link);
+                q.push(format!(" AND {target}.body IS NOT NULL AND "));
+                self.push_condition(q, *target_type, &format!("{target}.res_id"), condition);
+                q.push(")");
+            }
+            Condition::ReferencedBy {
+                source_type,
+                param,
+                condition,
+            } => {
+                let link = self.alias("h");
+                let source = self.alias("t");
+                q.push(format!(
+                    "EXISTS (SELECT 1 FROM search_reference {link}{} \
+                     JOIN resource {source} ON {source}.res_type = {link}.res_type AND {source}.res_id = {link}.res_id \
+                     WHERE {link}.target_type = ",
+                    D::index_hint("search_reference_to_target")
+                ));
+                q.push_value(resource_type.as_str());
+                q.push(format!(" AND {link}.target_id = {id} AND {link}.res_type = "));
+                q.push_value(source_type.as_str());
+                q.push(format!(" AND {link}.param = "));
+                q.push_value(param.clone());
+                q.push(" AND ");
+                self.push_local(q, &link);
+                q.push(format!(" AND {source}.body IS NOT NULL AND "));
+                self.push_condition(q, *source_type, &format!("{source}.res_id"), condition);
+                q.push(")");
+            }
+            _ => {
+                let (param, kind) = indexed(condition);
+                let alias = self.alias("x");
+                q.push(format!("EXISTS (SELECT 1 FROM {} WHERE ", rows_of::<D>(kind, &alias)));
+                self.push_row_owner(q, &alias, resource_type, id, param);
+                q.push(" AND ");
+                self.push_row_match(q, &alias, condition);
+                q.push(")");
+            }
+        }
+    }
+
+    /// The ids of current `resource_type` resources that satisfy a drivable condition (see
+    /// [`choose_driver`]), as a standalone subquery.
+    fn push_ids(&mut self, q: &mut QueryBuilder<D>, resource_type: ResourceType, condition: &Condition) {
+        match condition {
+            Condition::IdIn(ids) => {
+                q.push("VALUES ");
+                for (i, id) in ids.iter().enumerate() {
+                    if i > 0 {
+                        q.push(", ");
+                    }
+                    q.push("(");
+                    q.push_value(id.clone());
+                    q.push(")");
+                }
+            }
+            Condition::Chain {
+                param,
+                target_type,
+                condition,
+            } => {
+                let link = self.alias("c");
+                q.push(format!("SELECT {link}.res_id"));
+                self.push_links(q, &link, resource_type, param, *target_type);
+                let target = self.alias("t");
+                q.push(format!(
+                    " AND EXISTS (SELECT 1 FROM resource {target} WHERE {target}.res_type = {link}.target_type \
+                     AND {target}.res_id = {link}.target_id AND {target}.body IS NOT NULL) AND {link}.target_id IN ("
+                ));
+                self.push_ids(q, *target_type, condition);
+                q.push(")");
+            }
+            Condition::ReferencedBy {
+                source_type,
+                param,
+                condition,
+            } => {
+                let link = self.alias("h");
+                q.push(format!("SELECT {link}.target_id AS res_id"));
+                self.push_links(q, &link, *source_type, param, resource_type);
+                q.push(format!(" AND {link}.res_id IN ("));
+                self.push_ids(q, *source_type, condition);
+                q.push(")");
+            }
+            Condition::ReferenceAny { param, alternatives } => {
+                // One subquery per alternative, so each uses its own index.
+                for (i, alternative) in alternatives.iter().enumerate() {
+                    if i > 0 {
+                        q.push(" UNION ");
+                    }
+                    self.push_reference_ids(q, resource_type, param, alternative);
+                }
+            }
+            _ => {
+                let (param, kind) = indexed(condition);
+                let alias = self.alias("x");
+                q.push(format!("SELECT {alias}.res_id FROM {} {alias} WHERE {alias}.res_type = ", table(kind)));
+                q.push_value(resource_type.as_str());
+                q.push(format!(" AND {alias}.param = "));
+                q.push_value(param.to_owned());
+                q.push(" AND ");
+                self.push_row_match(q, &alias, condition);
+            }
+        }
+    }
+
+    /// ` FROM` the local references of `source` resources through `param` to `target` ones.
+    fn push_links(&self, q: &mut QueryBuilder<D>, link: &str, source: ResourceType, param: &str, target: ResourceType) {
+        q.push(format!(" FROM search_reference {link} WHERE {link}.res_type = "));
+        q.push_value(source.as_str());
+        q.push(format!(" AND {link}.param = "));
+        q.push_value(param.to_owned());
+        q.push(format!(" AND {link}.target_type = "));
+        q.push_value(target.as_str());
+        q.push(" AND ");
+        self.push_local(q, link);
+    }
+
+    fn push_reference_ids(
+        &mut self,
+        q: &mut QueryBuilder<D>,
+        resource_type: ResourceType,
+        param: &str,
+        alternative: &ReferenceMatch,
+    ) {
+        let alias = self.alias("x");
+        let owner = |q: &mut QueryBuilder<D>| {
+            q.push(format!(" {alias}.res_type = "));
+            q.push_value(resource_type.as_str());
+            q.push(format!(" AND {alias}.param = "));
+            q.push_value(param.to_owned());
+        };
+        match alternative {
+            ReferenceMatch::Identifier { system, value } => {
+                // Either the reference carries the identifier, or it points at a local resource
+                // that has it.
+                q.push(format!("SELECT {alias}.res_id FROM search_reference {alias} WHERE"));
+                owner(q);
+                q.push(format!(" AND {alias}.identifier_value = "));
+                q.push_value(value.clone());
+                push_system(q, &format!("{alias}.identifier_system"), system);
+                let token = self.alias("i");
+                // From the few resources with the identifier to the references to them, never the
+                // other way round (a join order SQLite has to be told).
+                q.push(format!(
+                    " UNION SELECT {alias}.res_id FROM search_token {token} {} search_reference {alias}{} \
+                     ON {alias}.target_type = {token}.res_type \
+                     AND {alias}.target_id = {token}.res_id WHERE {token}.res_type IN (",
+                    D::ORDERED_JOIN,
+                    D::index_hint("search_reference_to_target")
+                ));
+                push_list(q, ResourceType::ALL.iter().map(|t| t.as_str().to_owned()));
+                q.push(format!(") AND {token}.param = 'identifier' AND {token}.code = "));
+                q.push_value(value.clone());
+                push_system(q, &format!("{token}.system"), system);
+                q.push(" AND");
+                owner(q);
+                q.push(" AND ");
+                self.push_local(q, &alias);
+            }
+            _ => {
+                q.push(format!("SELECT {alias}.res_id FROM search_reference {alias} WHERE"));
+                owner(q);
+                q.push(" AND ");
+                self.push_reference_match(q, &alias, alternative);
+            }
+        }
+    }
+
+    /// The predicate one index row must satisfy for a value condition.
+    fn push_row_match(&mut self, q: &mut QueryBuilder<D>, alias: &str, condition: &Condition) {
+        q.push("(");
+        match condition {
+            Condition::TokenAny { alternatives, .. } => {
+                push_any(q, alternatives, |q, token| push_token(q, alias, token));
+                self.push_valid_now(q, alias);
+            }
+            Condition::TokenText { alternatives, .. } => {
+                push_any(q, alternatives, |q, text| push_prefix(q, &format!("{alias}.text"), text));
+                self.push_valid_now(q, alias);
+            }
+            Condition::TokenOfType { alternatives, .. } => {
+                push_any(q, alternatives, |q, typed| {
+                    q.push(format!("{alias}.type_system = "));
+                    q.push_value(typed.type_system.clone());
+                    q.push(format!(" AND {alias}.type_code = "));
+                    q.push_value(typed.type_code.clone());
+                    q.push(format!(" AND {alias}.code = "));
+                    q.push_value(typed.value.clone());
+                });
+                self.push_valid_now(q, alias);
+            }
+            Condition::StringAny { alternatives, .. } => push_any(q, alternatives, |q, text| match text {
+                StringMatch::StartsWith(prefix) => push_prefix(q, &format!("{alias}.normalized"), prefix),
+                StringMatch::Contains(part) => {
+                    q.push(format!("{}({alias}.normalized, ", D::POSITION));
+                    q.push_value(part.clone());
+                    q.push(") > 0");
+                }
+                StringMatch::Exact(value) => {
+                    q.push(format!("{alias}.value = "));
+                    q.push_value(value.clone());
+                }
+            }),
+            Condition::RangeAny { alternatives, .. } => push_any(q, alternatives, |q, test| push_range(q, alias, test)),
+            Condition::QuantityAny { alternatives, .. } => {
+                push_any(q, alternatives, |q, quantity| push_quantity(q, alias, quantity))
+            }
+            Condition::ReferenceAny { alternatives, .. } => {
+                for (i, alternative) in alternatives.iter().enumerate() {
+                    if i > 0 {
+                        q.push(" OR ");
+                    }
+                    q.push("(");
+                    self.push_reference_match(q, alias, alternative);
+                    q.push(")");
+                }
+            }
+            Condition::UriAny { alternatives, .. } => push_any(q, alternatives, |q, uri| match uri {
+                UriMatch::Exact(value) => {
+                    q.push(format!("{alias}.uri = "));
+                    q.push_value(value.clone());
+                }
+                UriMatch::Below(value) => push_prefix(q, &format!("{alias}.uri"), value),
+                UriMatch::Above(value) => {
+                    q.push(format!("{}(", D::POSITION));
+                    q.push_value(value.clone());
+                    q.push(format!(", {alias}.uri) = 1"));
+                }
+            }),
+            other => unreachable!("not a value condition: {other:?}"),
+        }
+        q.push(")");
+    }
+
+    fn push_reference_match(&mut self, q: &mut QueryBuilder<D>, alias: &str, alternative: &ReferenceMatch) {
+        match alternative {
+            ReferenceMatch::Local {
+                target_type,
+                id,
+                version,
+            } => {
+                q.push(format!("{alias}.target_id = "));
+                q.push_value(id.clone());
+                if let Some(target_type) = target_type {
+                    q.push(format!(" AND {alias}.target_type = "));
+                    q.push_value(target_type.clone());
+                }
+                if let Some(version) = version {
+                    q.push(format!(" AND {alias}.version = "));
+                    q.push_value(version.clone());
+                }
+                q.push(" AND ");
+                self.push_local(q, alias);
+            }
+            ReferenceMatch::Url { url, version } => {
+                q.push(format!("{alias}.url = "));
+                q.push_value(url.clone());
+                if let Some(version) = version {
+                    q.push(format!(" AND {alias}.version = "));
+                    q.push_value(version.clone());
+                }
+            }
+            ReferenceMatch::Identifier { system, value } => {
+                q.push(format!("({alias}.identifier_value = "));
+                q.push_value(value.clone());
+                push_system(q, &format!("{alias}.identifier_system"), system);
+                let token = self.alias("i");
+                q.push(format!(
+                    ") OR ({alias}.target_id IS NOT NULL AND EXISTS (SELECT 1 FROM search_token {token}{} \
+                     WHERE {token}.res_type = {alias}.target_type AND {token}.res_id = {alias}.target_id \
+                     AND {token}.param = 'identifier' AND {token}.code = ",
+                    D::index_hint("search_token_by_resource")
+                ));
+                q.push_value(value.clone());
+                push_system(q, &format!("{token}.system"), system);
+                q.push(") AND ");
+                self.push_local(q, alias);
+                q.push(")");
+            }
+        }
+    }
+}
+
+fn direction(descending: bool) -> &'static str {
+    if descending { "DESC" } else { "ASC" }
+}
+
+fn push_sort_bind<D: Dialect>(q: &mut QueryBuilder<D>, value: &SortValue) {
+    match value {
+        SortValue::Integer(i) => q.push_value(*i),
+        SortValue::Real(r) => q.push_value(*r),
+        SortValue::Text(t) => q.push_value(t.clone()),
+    };
+}
+
+pub(crate) fn push_list<D: Dialect>(q: &mut QueryBuilder<D>, values: impl IntoIterator<Item = impl Into<String>>) {
+    for (i, value) in values.into_iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.push_value(value.into());
+    }
+}
+
+fn push_any<D: Dialect, T>(q: &mut QueryBuilder<D>, alternatives: &[T], mut each: impl FnMut(&mut QueryBuilder<D>, &T)) {
+    q.push("(");
+    for (i, alternative) in alternatives.iter().enumerate() {
+        if i > 0 {
+            q.push(" OR ");
+        }
+        q.push("(");
+        each(q, alternative);
+        q.push(")");
+    }
+    q.push(")");
+}
+
+fn push_system<D: Dialect>(q: &mut QueryBuilder<D>, column: &str, system: &SystemMatch) {
+    match system {
+        SystemMatch::Any => {}
+        SystemMatch::None => {
+            q.push(format!(" AND {column} IS NULL"));
+        }
+        SystemMatch::Exactly(system) => {
+            q.push(format!(" AND {column} = "));
+            q.push_value(system.clone());
+        }
+    }
+}
+
+fn push_token<D: Dialect>(q: &mut QueryBuilder<D>, alias: &str, token: &TokenMatch) {
+    match &token.code {
+        Some(code) => {
+            q.push(format!("{alias}.code = "));
+            q.push_value(code.clone());
+        }
+        None => {
+            q.push(format!("{alias}.code IS NOT NULL"));
+        }
+    }
+    push_system(q, &format!("{alias}.system"), &token.system);
+}
+
+/// `column` starts with `prefix`, as an index range.
+fn push_prefix<D: Dialect>(q: &mut QueryBuilder<D>, column: &str, prefix: &str) {
+    q.push(format!("{column} >= "));
+    q.push_value(prefix.to_owned());
+    q.push(format!(" AND {column} < "));
+    q.push_value(format!("{prefix}{TEXT_MAX}"));
+}
+
+fn push_range<D: Dialect>(q: &mut QueryBuilder<D>, alias: &str, test: &RangeTest) {
+    match test {
+        RangeTest::Bound { end, comparison, point } => {
+            let column = match end {
+                RangeEnd::Low => "low",
+                RangeEnd::High => "high",
+            };
+            let operator = match comparison {
+                Comparison::Less => "<",
+                Comparison::LessOrEqual => "<=",
+                Comparison::Greater => ">",
+                Comparison::GreaterOrEqual => ">=",
+            };
+            q.push(format!("{alias}.{column} {operator} "));
+            match point {
+                RangePoint::Instant(instant) => q.push_value(micros(*instant, i64::MAX)),
+                RangePoint::Number(number) => q.push_value(*number),
+            };
+        }
+        RangeTest::All(tests) | RangeTest::AnyOf(tests) => {
+            let joiner = if matches!(test, RangeTest::All(_)) { " AND " } else { " OR " };
+            q.push("(");
+            for (i, inner) in tests.iter().enumerate() {
+                if i > 0 {
+                    q.push(joiner);
+                }
+                push_range(q, alias, inner);
+            }
+            q.push(")");
+        }
+        RangeTest::Not(inner) => {
+            q.push("NOT ");
+            push_range(q, alias, inner);
+        }
+    }
+}
+
+fn push_quantity<D: Dialect>(q: &mut QueryBuilder<D>, alias: &str, quantity: &QuantityMatch) {
+    push_range(q, alias, &quantity.test);
+    if let Some(system) = &quantity.system {
+        q.push(format!(" AND {alias}.system = "));
+        q.push_value(system.clone());
+    }
+    if let Some(code) = &quantity.code {
+        q.push(format!(" AND coalesce({alias}.code, {alias}.unit) = "));
+        q.push_value(code.clone());
+    }
+}
+
+/// The parameter and index table of a value condition.
+fn indexed(condition: &Condition) -> (&str, IndexKind) {
+    match condition {
+        Condition::TokenAny { param, .. } | Condition::TokenText { param, .. } | Condition::TokenOfType { param, .. } => {
+            (param, IndexKind::Token)
+        }
+        Condition::StringAny { param, .. } => (param, IndexKind::String),
+        Condition::RangeAny { param, kind, .. } => (param, *kind),
+        Condition::QuantityAny { param, .. } => (param, IndexKind::Quantity),
+        Condition::ReferenceAny { param, .. } => (param, IndexKind::Reference),
+        Condition::UriAny { param, .. } => (param, IndexKind::Uri),
+        other => unreachable!("not a value condition: {other:?}"),
+    }
+}
+
+/// How few rows a condition is likely to select when it drives the query (lower: fewer);
+/// `None` when it cannot drive (negations, `:missing`, `:contains`, one-sided ranges).
+fn selectivity(condition: &Condition) -> Option<u8> {
+    match condition {
+        Condition::IdIn(_) => Some(0),
+        Condition::ReferenceAny { .. } | Condition::TokenOfType { .. } => Some(1),
+        Condition::TokenAny { param, alternatives } => {
+            let all_codes = alternatives.iter().all(|a| a.code.is_some());
+            // Identifiers are (nearly) unique; other tokens (status, gender) are not.
+            (all_codes && param.ends_with("identifier")).then_some(1)
+        }
+        Condition::StringAny { alternatives, .. } => alternatives
+            .iter()
+            .all(|a| !matches!(a, StringMatch::Contains(_)))
+            .then_some(2),
+        Condition::UriAny { alternatives, .. } => alternatives.iter().all(|a| matches!(a, UriMatch::Exact(_))).then_some(1),
+        Condition::Chain { condition, .. } | Condition::ReferencedBy { condition, .. } => selectivity(condition),
+        _ => None,
+    }
+}
+
+/// The most selective drivable condition, if any.
+fn choose_driver(conditions: &[Condition]) -> Option<usize> {
+    conditions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| selectivity(c).map(|s| (s, i)))
+        .min()
+        .map(|(_, i)| i)
+}
+
+pub fn select_history<D: Dialect>(request: &HistoryRequest) -> QueryBuilder<D> {
+    history_with("seq, change, res_type, res_id, version, last_updated, body", request)
+}
+
+pub fn count_history<D: Dialect>(request: &HistoryRequest) -> QueryBuilder<D> {
+    history_with("count(*)", request)
+}
+
+fn history_with<D: Dialect>(columns: &str, request: &HistoryRequest) -> QueryBuilder<D> {
+    let mut q = D::builder(format!("SELECT {columns} FROM resource_history WHERE res_type = "));
+    q.push_value(request.resource_type.as_str());
+    if let Some(id) = &request.id {
+        q.push(" AND res_id = ").push_value(id.clone());
+    }
+    q
+}

@@ -1,0 +1,230 @@
+//! Running a search: one page in keyset order, the total, and `_include`/`_revinclude`. The
+//! steps are the same on either backend; a backend only executes the statements and decodes
+//! their rows ([`SearchExecutor`]).
+
+use crate::query::{SearchSql, Select, push_list};
+use crate::{Dialect, PushValue};
+use async_trait::async_trait;
+use sqlx::QueryBuilder;
+use std::collections::HashSet;
+use termin_fhir::ResourceType;
+use termin_store::{
+    Include, IndexKind, Keyset, ResourceVersion, SearchPage, SearchRequest, SortKey, SortParam, SortValue, StoreResult,
+};
+
+/// Includes stop after this many resources, and iteration after this many rounds, so a
+/// reference cycle or a huge fan-out cannot make a page unbounded.
+const MAX_INCLUDED: usize = 1000;
+const MAX_INCLUDE_ROUNDS: usize = 8;
+
+/// Runs the statements of a search, all in one snapshot of the database.
+#[async_trait]
+pub trait SearchExecutor<D: Dialect>: Send {
+    /// Rows of `res_type, res_id, version, last_updated, body`, and the sort columns `k0, k1, …`
+    /// of `sort`.
+    async fn versions(&mut self, query: QueryBuilder<D>, sort: &[SortKey]) -> StoreResult<Vec<(ResourceVersion, Vec<SortValue>)>>;
+
+    /// The single integer the query selects.
+    async fn count(&mut self, query: QueryBuilder<D>) -> StoreResult<i64>;
+
+    /// Rows of two text columns: a resource type and an id.
+    async fn keys(&mut self, query: QueryBuilder<D>) -> StoreResult<Vec<(String, String)>>;
+}
+
+/// How the sort column `k<i>` of a sort key is decoded.
+pub enum SortColumn {
+    Integer,
+    Real,
+    Text,
+}
+
+/// The sort columns of a page query (`k0`, `k1`, …) and how to decode each.
+pub fn sort_columns(sort: &[SortKey]) -> impl Iterator<Item = (String, SortColumn)> + '_ {
+    sort.iter().enumerate().map(|(i, key)| {
+        let column = match &key.param {
+            SortParam::Indexed { kind: IndexKind::Date, .. } => SortColumn::Integer,
+            SortParam::Indexed {
+                kind: IndexKind::Number | IndexKind::Quantity,
+                ..
+            } => SortColumn::Real,
+            _ => SortColumn::Text,
+        };
+        (format!("k{i}"), column)
+    })
+}
+
+pub async fn run<D: Dialect>(executor: &mut impl SearchExecutor<D>, request: &SearchRequest) -> StoreResult<SearchPage> {
+    let mut page = SearchPage {
+        matches: Vec::new(),
+        included: Vec::new(),
+        total: None,
+        next: None,
+        previous: None,
+    };
+    if request.count > 0 {
+        let backwards = request.page.as_ref().is_some_and(|p| p.backwards);
+        let query = SearchSql::<D>::new(&request.filter).build(
+            request.resource_type,
+            &Select::Page {
+                sort: &request.sort,
+                after: request.page.as_ref(),
+                limit: request.count + 1,
+            },
+        );
+        let mut rows = executor.versions(query, &request.sort).await?;
+        let more = rows.len() > request.count;
+        rows.truncate(request.count);
+        if backwards {
+            rows.reverse();
+        }
+        let position = |(version, values): &(ResourceVersion, Vec<SortValue>), backwards: bool| Keyset {
+            values: values.clone(),
+            id: version.id.clone(),
+            backwards,
+        };
+        let first = rows.first().map(|r| position(r, true));
+        let last = rows.last().map(|r| position(r, false));
+        // A page reached through a cursor has rows on the side it came from.
+        let came_from_cursor = request.page.is_some();
+        (page.previous, page.next) = if backwards {
+            (first.filter(|_| more), last.filter(|_| came_from_cursor))
+        } else {
+            (first.filter(|_| came_from_cursor), last.filter(|_| more))
+        };
+        page.matches = rows.into_iter().map(|(version, _)| version).collect();
+    }
+    if request.total {
+        let total = executor
+            .count(SearchSql::<D>::new(&request.filter).build(request.resource_type, &Select::Count))
+            .await?;
+        page.total = Some(u64::try_from(total).unwrap_or(0));
+    }
+    if !request.includes.is_empty() || !request.revincludes.is_empty() {
+        page.included = includes(executor, request, &page.matches).await?;
+    }
+    Ok(page)
+}
+
+type Key = (ResourceType, String);
+
+/// Follows `_include` and `_revinclude` from the matches, and `:iterate` ones from what they
+/// add, until nothing new comes (or the limits are reached).
+async fn includes<D: Dialect>(
+    executor: &mut impl SearchExecutor<D>,
+    request: &SearchRequest,
+    matches: &[ResourceVersion],
+) -> StoreResult<Vec<ResourceVersion>> {
+    let server_base = request.filter.server_base.as_deref();
+    let mut seen: HashSet<Key> = matches.iter().map(|m| (m.resource_type, m.id.clone())).collect();
+    let mut frontier: Vec<Key> = seen.iter().cloned().collect();
+    let mut included = Vec::new();
+    for round in 0..MAX_INCLUDE_ROUNDS {
+        let mut found: Vec<Key> = Vec::new();
+        for spec in request.includes.iter().filter(|s| round == 0 || s.iterate) {
+            if let Some(query) = referenced::<D>(spec, &frontier, server_base) {
+                found.extend(parse_keys(executor.keys(query).await?));
+            }
+        }
+        for spec in request.revincludes.iter().filter(|s| round == 0 || s.iterate) {
+            for query in referencing::<D>(spec, &frontier, server_base) {
+                found.extend(parse_keys(executor.keys(query).await?));
+            }
+        }
+        found.retain(|key| seen.insert(key.clone()));
+        found.truncate(MAX_INCLUDED.saturating_sub(included.len()));
+        if found.is_empty() {
+            break;
+        }
+        for query in load::<D>(&found) {
+            included.extend(executor.versions(query, &[]).await?.into_iter().map(|(version, _)| version));
+        }
+        frontier = found;
+    }
+    Ok(included)
+}
+
+/// Keys of served types (references to other types are not followed).
+fn parse_keys(rows: Vec<(String, String)>) -> Vec<Key> {
+    rows.into_iter()
+        .filter_map(|(resource_type, id)| Some((resource_type.parse().ok()?, id)))
+        .collect()
+}
+
+fn ids_of(keys: &[Key], resource_type: ResourceType) -> Vec<String> {
+    keys.iter().filter(|(t, _)| *t == resource_type).map(|(_, id)| id.clone()).collect()
+}
+
+fn push_local<D: Dialect>(q: &mut QueryBuilder<D>, server_base: Option<&str>) {
+    q.push(" AND (x.base IS NULL");
+    if let Some(base) = server_base {
+        q.push(" OR x.base = ").push_value(base.trim_end_matches('/'));
+    }
+    q.push(")");
+}
+
+/// Resources that the `source_type` resources in `from` refer to through the parameter.
+fn referenced<D: Dialect>(spec: &Include, from: &[Key], server_base: Option<&str>) -> Option<QueryBuilder<D>> {
+    let ids = ids_of(from, spec.source_type);
+    if ids.is_empty() {
+        return None;
+    }
+    let mut q = D::builder("SELECT DISTINCT x.target_type, x.target_id FROM search_reference x WHERE x.res_type = ");
+    q.push_value(spec.source_type.as_str());
+    q.push(" AND x.res_id IN (");
+    push_list(&mut q, ids);
+    q.push(") AND x.target_type IS NOT NULL AND x.target_id IS NOT NULL");
+    if let Some(param) = &spec.param {
+        q.push(" AND x.param = ").push_value(param.as_str());
+    }
+    if let Some(target) = spec.target_type {
+        q.push(" AND x.target_type = ").push_value(target.as_str());
+    }
+    push_local(&mut q, server_base);
+    Some(q)
+}
+
+/// `source_type` resources whose parameter refers to one of `to`: one query per target type.
+fn referencing<D: Dialect>(spec: &Include, to: &[Key], server_base: Option<&str>) -> Vec<QueryBuilder<D>> {
+    ResourceType::ALL
+        .into_iter()
+        .filter(|target_type| spec.target_type.is_none_or(|t| t == *target_type))
+        .filter_map(|target_type| {
+            let ids = ids_of(to, target_type);
+            if ids.is_empty() {
+                return None;
+            }
+            let mut q = D::builder("SELECT DISTINCT x.res_type, x.res_id FROM search_reference x WHERE x.target_type = ");
+            q.push_value(target_type.as_str());
+            q.push(" AND x.target_id IN (");
+            push_list(&mut q, ids);
+            q.push(") AND x.res_type = ").push_value(spec.source_type.as_str());
+            if let Some(param) = &spec.param {
+                q.push(" AND x.param = ").push_value(param.as_str());
+            }
+            push_local(&mut q, server_base);
+            Some(q)
+        })
+        .collect()
+}
+
+/// The current versions of these resources (deleted or missing ones are skipped): one query
+/// per type.
+fn load<D: Dialect>(keys: &[Key]) -> Vec<QueryBuilder<D>> {
+    ResourceType::ALL
+        .into_iter()
+        .filter_map(|resource_type| {
+            let ids = ids_of(keys, resource_type);
+            if ids.is_empty() {
+                return None;
+            }
+            let mut q = D::builder(
+                "SELECT res_type, res_id, version, last_updated, body FROM resource WHERE body IS NOT NULL AND res_type = ",
+            );
+            q.push_value(resource_type.as_str());
+            q.push(" AND res_id IN (");
+            push_list(&mut q, ids);
+            q.push(") ORDER BY res_id");
+            Some(q)
+        })
+        .collect()
+}
