@@ -5,9 +5,13 @@
 //! ```sh
 //! cargo run --release -p termin-domain --example find_hsp_benchmark
 //! ```
+//!
+//! Building the dataset takes minutes. With `FIND_HSP_BENCHMARK_DB=<file>` it is kept in that
+//! file and reused by later runs on the same day (the slots lie in the coming week).
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use termin_domain::{ProviderQuery, ResourceService, ServiceConfig, SystemClock};
@@ -49,24 +53,15 @@ async fn put(service: &ResourceService, ctx: &RequestContext, resource: Value) {
     service.update(ctx, resource_type, &id, object(resource), None).await.expect("write");
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(&dir.path().join("find-hsp.db"), 4).await.expect("store");
-    let service = ResourceService::new(
-        Arc::new(store),
-        Arc::new(SystemClock),
-        ServiceConfig { update_create: true, hold_duration: SignedDuration::from_mins(10) },
-    );
-    let ctx = RequestContext::system("benchmark");
+async fn build_dataset(service: &ResourceService, ctx: &RequestContext) {
     let building = Instant::now();
     for o in 0..ORGANIZATIONS {
         let (zip, city) = TOWNS[o % TOWNS.len()];
-        put(&service, &ctx, json!({"resourceType": "Organization", "id": format!("org-{o}"), "name": format!("Praxis {o}"),
+        put(service, ctx, json!({"resourceType": "Organization", "id": format!("org-{o}"), "name": format!("Praxis {o}"),
             "contact": [{"address": {"postalCode": zip, "city": city, "country": "AUT"}}]})).await;
     }
     for s in 0..SERVICES {
-        put(&service, &ctx, json!({"resourceType": "HealthcareService", "id": format!("svc-{s}"), "active": true,
+        put(service, ctx, json!({"resourceType": "HealthcareService", "id": format!("svc-{s}"), "active": true,
             "name": format!("Service {s}"), "providedBy": {"reference": format!("Organization/org-{}", s % ORGANIZATIONS)},
             "type": [{"coding": [{"system": SERVICE_TYPE_SYSTEM, "code": (s % SERVICE_TYPES).to_string()}]}]})).await;
     }
@@ -75,21 +70,21 @@ async fn main() {
         let s = r % SERVICES;
         // Half the roles work mornings, half afternoons.
         let (from, to) = if r % 2 == 0 { ("08:00:00", "12:00:00") } else { ("13:00:00", "17:00:00") };
-        put(&service, &ctx, json!({"resourceType": "Practitioner", "id": format!("pr-{r}"), "name": [{"family": format!("Arzt {r}")}]})).await;
-        put(&service, &ctx, json!({"resourceType": "PractitionerRole", "id": format!("role-{r}"), "active": true,
+        put(service, ctx, json!({"resourceType": "Practitioner", "id": format!("pr-{r}"), "name": [{"family": format!("Arzt {r}")}]})).await;
+        put(service, ctx, json!({"resourceType": "PractitionerRole", "id": format!("role-{r}"), "active": true,
             "practitioner": {"reference": format!("Practitioner/pr-{r}")},
             "organization": {"reference": format!("Organization/org-{}", s % ORGANIZATIONS)},
             "healthcareService": [{"reference": format!("HealthcareService/svc-{s}")}],
             "availability": [{"availableTime": [{"daysOfWeek": ["mon", "tue", "wed", "thu", "fri"],
                 "availableStartTime": from, "availableEndTime": to}]}]})).await;
-        put(&service, &ctx, json!({"resourceType": "Schedule", "id": format!("sched-{r}"), "active": true,
+        put(service, ctx, json!({"resourceType": "Schedule", "id": format!("sched-{r}"), "active": true,
             "actor": [{"reference": format!("PractitionerRole/role-{r}")}]})).await;
         for k in 0..SLOTS_PER_ROLE {
             let day = monday.checked_add(jiff::Span::new().days((k % 5 + 1) as i64)).unwrap();
             let hour = if r % 2 == 0 { 8 + (k % 4) } else { 13 + (k % 4) };
             let start = format!("{day}T{hour:02}:00:00+01:00");
             let end = format!("{day}T{hour:02}:30:00+01:00");
-            put(&service, &ctx, json!({"resourceType": "Slot", "id": format!("slot-{r}-{k}"), "status": "free",
+            put(service, ctx, json!({"resourceType": "Slot", "id": format!("slot-{r}-{k}"), "status": "free",
                 "schedule": {"reference": format!("Schedule/sched-{r}")}, "start": start, "end": end})).await;
         }
     }
@@ -98,6 +93,23 @@ async fn main() {
         ROLES * SLOTS_PER_ROLE,
         building.elapsed()
     );
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = std::env::var_os("FIND_HSP_BENCHMARK_DB").map_or_else(|| dir.path().join("find-hsp.db"), PathBuf::from);
+    let reuse = path.exists();
+    let store = SqliteStore::open(&path, 4).await.expect("store");
+    let service = ResourceService::new(
+        Arc::new(store),
+        Arc::new(SystemClock),
+        ServiceConfig { update_create: true, hold_duration: SignedDuration::from_mins(10) },
+    );
+    let ctx = RequestContext::system("benchmark");
+    if !reuse {
+        build_dataset(&service, &ctx).await;
+    }
     let query = |code: usize| ProviderQuery {
         types: vec![TokenMatch { system: SystemMatch::Exactly(SERVICE_TYPE_SYSTEM.into()), code: Some(code.to_string()) }],
         zip_areas: vec!["53".into()],

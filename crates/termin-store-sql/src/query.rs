@@ -437,12 +437,19 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                 q.push(")");
             }
             Condition::ReferenceAny { param, alternatives } => {
-                // One subquery per alternative, so each uses its own index.
-                for (i, alternative) in alternatives.iter().enumerate() {
+                // Local ids of one target type share a subquery (one index range per id, and a
+                // statement that stays small for hundreds of ids); every other alternative gets
+                // its own, so each uses its own index.
+                let grouped = local_ids_by_type(alternatives);
+                let others = alternatives.iter().filter(|a| !is_plain_local(a));
+                for (i, subquery) in grouped.iter().map(Ok).chain(others.map(Err)).enumerate() {
                     if i > 0 {
                         q.push(" UNION ");
                     }
-                    self.push_reference_ids(q, resource_type, param, alternative);
+                    match subquery {
+                        Ok((target_type, ids)) => self.push_local_ids(q, resource_type, param, *target_type, ids),
+                        Err(alternative) => self.push_reference_ids(q, resource_type, param, alternative),
+                    }
                 }
             }
             _ => {
@@ -468,6 +475,31 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
         q.push_value(target.as_str());
         q.push(" AND ");
         self.push_local(q, link);
+    }
+
+    /// The resources whose `param` refers locally to one of `ids` (of `target_type`, if given).
+    fn push_local_ids(
+        &mut self,
+        q: &mut QueryBuilder<D>,
+        resource_type: ResourceType,
+        param: &str,
+        target_type: Option<&str>,
+        ids: &[&str],
+    ) {
+        let alias = self.alias("x");
+        q.push(format!("SELECT {alias}.res_id FROM search_reference {alias} WHERE {alias}.res_type = "));
+        q.push_value(resource_type.as_str());
+        q.push(format!(" AND {alias}.param = "));
+        q.push_value(param.to_owned());
+        q.push(format!(" AND {alias}.target_id IN ("));
+        push_list(q, ids.iter().copied());
+        q.push(")");
+        if let Some(target_type) = target_type {
+            q.push(format!(" AND {alias}.target_type = "));
+            q.push_value(target_type.to_owned());
+        }
+        q.push(" AND ");
+        self.push_local(q, &alias);
     }
 
     fn push_reference_ids(
@@ -655,6 +687,26 @@ pub(crate) fn push_list<D: Dialect>(q: &mut QueryBuilder<D>, values: impl IntoIt
         }
         q.push_value(value.into());
     }
+}
+
+/// A local reference without a version: `id` or `Type/id`.
+fn is_plain_local(alternative: &ReferenceMatch) -> bool {
+    matches!(alternative, ReferenceMatch::Local { version: None, .. })
+}
+
+/// The ids of the plain local alternatives, by target type, in order of appearance.
+fn local_ids_by_type(alternatives: &[ReferenceMatch]) -> Vec<(Option<&str>, Vec<&str>)> {
+    let mut groups: Vec<(Option<&str>, Vec<&str>)> = Vec::new();
+    for alternative in alternatives {
+        if let ReferenceMatch::Local { target_type, id, version: None } = alternative {
+            let target_type = target_type.as_deref();
+            match groups.iter_mut().find(|(t, _)| *t == target_type) {
+                Some((_, ids)) => ids.push(id),
+                None => groups.push((target_type, vec![id])),
+            }
+        }
+    }
+    groups
 }
 
 fn push_any<D: Dialect, T>(q: &mut QueryBuilder<D>, alternatives: &[T], mut each: impl FnMut(&mut QueryBuilder<D>, &T)) {

@@ -29,19 +29,23 @@ use crate::{DomainError, ResourceService};
 use availability::Interval;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, ResourceType};
 use termin_store::{
-    Condition, Filter, IndexKind, RangeEnd, RangePoint, RangeTest, ReferenceMatch, RequestContext, ResourceVersion,
-    SearchRequest, SortKey, SortParam, StringMatch, SystemMatch, TokenMatch,
+    Comparison, Condition, Filter, IndexKind, Keyset, RangeEnd, RangePoint, RangeTest, ReferenceMatch, RequestContext,
+    ResourceVersion, SearchPage, SearchRequest, SortKey, SortParam, StringMatch, SystemMatch, TokenMatch,
 };
 
 /// How far ahead availability and free slots are looked at.
 pub const PLANNING_HORIZON_DAYS: i64 = 28;
-/// Resources read per internal search (services, roles, schedules of one provider).
+/// Resources read per page of an internal search.
 const BATCH: usize = 1000;
-/// Free slots examined per provider when looking for one inside the wanted time.
-const SLOTS_EXAMINED: usize = 200;
+/// Ids named as alternatives in one internal search, each a bound parameter: well within the
+/// databases' limits on parameters per statement.
+const IDS_PER_SEARCH: usize = 500;
+/// Free slots read per page while looking for each schedule's earliest one.
+const SLOTS_PER_PAGE: usize = 500;
 
 /// A Location named by id or by identifier.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,17 +109,32 @@ fn body(version: &ResourceVersion) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
-fn references(resource: &Map<String, Value>, element: &str, target: ResourceType) -> Vec<String> {
-    let values: Vec<&Value> = match resource.get(element) {
+/// The values of an element that may repeat.
+fn listed<'a>(resource: &'a Map<String, Value>, element: &str) -> Vec<&'a Value> {
+    match resource.get(element) {
         Some(Value::Array(items)) => items.iter().collect(),
         Some(single) => vec![single],
         None => Vec::new(),
-    };
-    values
+    }
+}
+
+fn references(resource: &Map<String, Value>, element: &str, target: ResourceType) -> Vec<String> {
+    listed(resource, element)
         .into_iter()
         .filter_map(|r| r.get("reference").and_then(Value::as_str))
         .filter_map(|r| crate::scheduling::model::reference_id(r, target))
         .collect()
+}
+
+/// The resources on this server that References point at, as the search index sees them: only
+/// relative literal references, since the internal searches name no server base. Used to tell
+/// which of the ids a batched search asked for a found resource refers to.
+fn local_targets<'a>(references: Vec<&'a Value>) -> impl Iterator<Item = (ResourceType, String)> + 'a {
+    references.into_iter().filter_map(|r| {
+        let literal = termin_search::parse_literal(r.get("reference")?.as_str()?)?;
+        let target = literal.resource_type.parse().ok()?;
+        literal.base.is_none().then(|| (target, literal.id.to_owned()))
+    })
 }
 
 fn active_only() -> Condition {
@@ -125,14 +144,98 @@ fn active_only() -> Condition {
     }))
 }
 
+fn local_reference(target: ResourceType, id: &str) -> ReferenceMatch {
+    ReferenceMatch::Local { target_type: Some(target.as_str().into()), id: id.into(), version: None }
+}
+
 fn refers_to(param: &str, target: ResourceType, ids: &[String]) -> Condition {
     Condition::ReferenceAny {
         param: param.into(),
-        alternatives: ids
-            .iter()
-            .map(|id| ReferenceMatch::Local { target_type: Some(target.as_str().into()), id: id.clone(), version: None })
-            .collect(),
+        alternatives: ids.iter().map(|id| local_reference(target, id)).collect(),
     }
+}
+
+/// A Schedule reference parameter that ties a Schedule to a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ScheduleParam {
+    Actor,
+    ServiceTypeReference,
+}
+
+impl ScheduleParam {
+    fn name(self) -> &'static str {
+        match self {
+            ScheduleParam::Actor => "actor",
+            ScheduleParam::ServiceTypeReference => "service-type-reference",
+        }
+    }
+
+    /// The References of a Schedule the parameter indexes.
+    fn references(self, schedule: &Map<String, Value>) -> Vec<&Value> {
+        match self {
+            ScheduleParam::Actor => listed(schedule, "actor"),
+            ScheduleParam::ServiceTypeReference => {
+                listed(schedule, "serviceType").into_iter().filter_map(|concept| concept.get("reference")).collect()
+            }
+        }
+    }
+}
+
+/// A provider's Schedules are those that refer to `target/id` through `param`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ScheduleLink {
+    param: ScheduleParam,
+    target: ResourceType,
+    id: String,
+}
+
+/// The Schedules of a service's own Organization: the service's, or ones offering it.
+fn operator_schedule_links(service_id: &str) -> Vec<ScheduleLink> {
+    [ScheduleParam::Actor, ScheduleParam::ServiceTypeReference]
+        .map(|param| ScheduleLink { param, target: ResourceType::HealthcareService, id: service_id.into() })
+        .into()
+}
+
+/// A free slot: its start and id.
+type FreeSlot = (Timestamp, String);
+
+/// A role offering a matching service at a wanted place.
+struct RoleCandidate {
+    role: ResourceVersion,
+    body: Map<String, Value>,
+    practitioners: Vec<String>,
+    organizations: Vec<String>,
+}
+
+impl RoleCandidate {
+    /// The role's Schedules, and its Practitioner's.
+    fn schedule_links(&self) -> Vec<ScheduleLink> {
+        let role = ScheduleLink { param: ScheduleParam::Actor, target: ResourceType::PractitionerRole, id: self.role.id.clone() };
+        let practitioners = self.practitioners.iter().map(|id| ScheduleLink {
+            param: ScheduleParam::Actor,
+            target: ResourceType::Practitioner,
+            id: id.clone(),
+        });
+        std::iter::once(role).chain(practitioners).collect()
+    }
+}
+
+/// A matching service and its providers at a wanted place, before time is looked at.
+struct ServiceCandidate {
+    service: ResourceVersion,
+    body: Map<String, Value>,
+    roles: Vec<RoleCandidate>,
+    /// The id of the service's own Organization, when the service is at a wanted place.
+    operator: Option<String>,
+}
+
+/// A matching service's providers that serve at the wanted place and time, with their
+/// earliest free slots.
+struct Serving {
+    service: ResourceVersion,
+    body: Map<String, Value>,
+    roles: Vec<(RoleCandidate, Option<FreeSlot>)>,
+    operator: Option<(String, Option<FreeSlot>)>,
 }
 
 /// The AT service-type ValueSet's canonical URLs, which the IG's `$findHSP` example uses as if
@@ -171,6 +274,28 @@ fn codings_of(resource: &Map<String, Value>, element: &str) -> Vec<TokenMatch> {
 }
 
 impl ResourceService {
+    async fn find_page(
+        &self,
+        ctx: &RequestContext,
+        resource_type: ResourceType,
+        conditions: Vec<Condition>,
+        sort: Vec<SortKey>,
+        count: usize,
+        after: Option<Keyset>,
+    ) -> Result<SearchPage, DomainError> {
+        let request = SearchRequest {
+            resource_type,
+            filter: Filter { conditions, now: self.clock().now(), server_base: None },
+            sort,
+            count,
+            page: after,
+            total: false,
+            includes: Vec::new(),
+            revincludes: Vec::new(),
+        };
+        self.search(ctx, &request).await
+    }
+
     async fn find(
         &self,
         ctx: &RequestContext,
@@ -179,24 +304,51 @@ impl ResourceService {
         sort: Vec<SortKey>,
         count: usize,
     ) -> Result<Vec<ResourceVersion>, DomainError> {
-        let request = SearchRequest {
-            resource_type,
-            filter: Filter { conditions, now: self.clock().now(), server_base: None },
-            sort,
-            count,
-            page: None,
-            total: false,
-            includes: Vec::new(),
-            revincludes: Vec::new(),
-        };
-        Ok(self.search(ctx, &request).await?.matches)
+        Ok(self.find_page(ctx, resource_type, conditions, sort, count, None).await?.matches)
+    }
+
+    /// Every match, in id order, read page by page.
+    async fn find_all(
+        &self,
+        ctx: &RequestContext,
+        resource_type: ResourceType,
+        conditions: Vec<Condition>,
+    ) -> Result<Vec<ResourceVersion>, DomainError> {
+        let mut found = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.find_page(ctx, resource_type, conditions.clone(), Vec::new(), BATCH, after).await?;
+            found.extend(page.matches);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(found),
+            }
+        }
     }
 
     async fn read_live(&self, ctx: &RequestContext, resource_type: ResourceType, id: &str) -> Option<ResourceVersion> {
         self.read(ctx, resource_type, id).await.ok()
     }
 
-    /// Answers `$findHSP`.
+    /// The current resources with these ids, by id; unknown and deleted ones are left out.
+    async fn read_all(
+        &self,
+        ctx: &RequestContext,
+        resource_type: ResourceType,
+        ids: BTreeSet<String>,
+    ) -> Result<HashMap<String, ResourceVersion>, DomainError> {
+        let ids: Vec<String> = ids.into_iter().collect();
+        let mut found = HashMap::new();
+        for chunk in ids.chunks(IDS_PER_SEARCH) {
+            for version in self.find_all(ctx, resource_type, vec![Condition::IdIn(chunk.to_vec())]).await? {
+                found.insert(version.id.clone(), version);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Answers `$findHSP`. The providers of all matching services are looked at together, a
+    /// few searches in all rather than several per provider.
     pub async fn find_providers(&self, ctx: &RequestContext, query: &ProviderQuery) -> Result<ProviderMatches, DomainError> {
         if !query.names_a_service() {
             return Err(DomainError::invalid(
@@ -219,85 +371,78 @@ impl ResourceService {
         let mut notes = Vec::new();
         let services = self.matching_services(ctx, query).await?;
         let places = self.wanted_locations(ctx, query, &mut notes).await?;
-        let mut matches = Vec::new();
-        for service in services {
-            let service_body = body(&service);
-            let service_places: Vec<String> = references(&service_body, "location", ResourceType::Location)
-                .into_iter()
-                .chain(references(&service_body, "coverageArea", ResourceType::Location))
-                .collect();
-            let service_orgs = references(&service_body, "providedBy", ResourceType::Organization);
-            let in_place = |locations: &[String], organizations: &[String]| match &places {
-                None => true,
-                Some(wanted) => {
-                    locations.iter().any(|l| wanted.locations.contains(l))
-                        || organizations.iter().any(|o| wanted.organizations.contains(o))
-                }
+        let candidates = self.placed_providers(ctx, services, places.as_ref()).await?;
+
+        let links: Vec<ScheduleLink> = candidates
+            .iter()
+            .flat_map(|candidate| {
+                let role_links = candidate.roles.iter().flat_map(RoleCandidate::schedule_links);
+                let operator_links = candidate.operator.iter().flat_map(|_| operator_schedule_links(&candidate.service.id));
+                role_links.chain(operator_links)
+            })
+            .collect();
+        let schedules = self.schedules_linked(ctx, &links).await?;
+        let schedule_ids: Vec<String> = schedules.values().flatten().cloned().collect::<BTreeSet<_>>().into_iter().collect();
+        let earliest_by_schedule = self.earliest_free_slots(ctx, &schedule_ids, &wanted, until).await?;
+        let earliest_free = |links: &[ScheduleLink]| -> Option<FreeSlot> {
+            links
+                .iter()
+                .filter_map(|link| schedules.get(link))
+                .flatten()
+                .filter_map(|schedule| earliest_by_schedule.get(schedule))
+                .min()
+                .cloned()
+        };
+
+        let mut serving = Vec::new();
+        for candidate in candidates {
+            let fits = |role: Option<&Map<String, Value>>, free: Option<&FreeSlot>| {
+                time_fits(&candidate.body, role, free, query, &wanted, now, until, &zone)
             };
-            let service_in_place = in_place(&service_places, &service_orgs);
+            let roles: Vec<(RoleCandidate, Option<FreeSlot>)> = candidate
+                .roles
+                .into_iter()
+                .map(|role| {
+                    let free = earliest_free(&role.schedule_links());
+                    (role, free)
+                })
+                .filter(|(role, free)| fits(Some(&role.body), free.as_ref()))
+                .collect();
+            let operator = candidate.operator.and_then(|organization| {
+                let free = earliest_free(&operator_schedule_links(&candidate.service.id));
+                // The operator of a service whose roles serve at the wanted time serves then too.
+                (!roles.is_empty() || fits(None, free.as_ref())).then_some((organization, free))
+            });
+            serving.push(Serving { service: candidate.service, body: candidate.body, roles, operator });
+        }
+
+        let mut practitioner_ids = BTreeSet::new();
+        let mut organization_ids = BTreeSet::new();
+        for providers in &serving {
+            for (role, _) in &providers.roles {
+                practitioner_ids.extend(role.practitioners.iter().cloned());
+                organization_ids.extend(role.organizations.iter().cloned());
+            }
+            organization_ids.extend(providers.operator.iter().map(|(id, _)| id.clone()));
+        }
+        let practitioners = self.read_all(ctx, ResourceType::Practitioner, practitioner_ids).await?;
+        let organizations = self.read_all(ctx, ResourceType::Organization, organization_ids).await?;
+
+        let mut matches = Vec::new();
+        for Serving { service, body: service_body, roles, operator } in serving {
             let mut providers: Vec<(Option<Timestamp>, Vec<ResourceVersion>)> = Vec::new();
-            // The PractitionerRoles offering the service.
-            let roles = self
-                .find(
-                    ctx,
-                    ResourceType::PractitionerRole,
-                    vec![refers_to("service", ResourceType::HealthcareService, std::slice::from_ref(&service.id)), active_only()],
-                    Vec::new(),
-                    BATCH,
-                )
-                .await?;
-            for role in roles {
-                let role_body = body(&role);
-                let role_places = references(&role_body, "location", ResourceType::Location);
-                let role_orgs = references(&role_body, "organization", ResourceType::Organization);
-                let place_ok = if role_places.is_empty() && role_orgs.is_empty() {
-                    service_in_place
-                } else {
-                    in_place(&role_places, &role_orgs)
-                };
-                if !place_ok {
-                    continue;
-                }
-                let practitioner = references(&role_body, "practitioner", ResourceType::Practitioner);
-                let schedules = self
-                    .schedules_for(ctx, &[
-                        ("actor", ResourceType::PractitionerRole, std::slice::from_ref(&role.id)),
-                        ("actor", ResourceType::Practitioner, &practitioner),
-                    ])
-                    .await?;
-                let free = self.earliest_free_slot(ctx, &schedules, &wanted, now, until).await?;
-                if !time_fits(&service_body, Some(&role_body), free.as_ref(), query, &wanted, now, until, &zone) {
-                    continue;
-                }
-                note_free(&mut notes, &format!("PractitionerRole/{}", role.id), free.as_ref());
-                let mut group = vec![role];
-                for id in practitioner {
-                    group.extend(self.read_live(ctx, ResourceType::Practitioner, &id).await);
-                }
-                for id in role_orgs {
-                    group.extend(self.read_live(ctx, ResourceType::Organization, &id).await);
-                }
+            for (role, free) in roles {
+                note_free(&mut notes, &format!("PractitionerRole/{}", role.role.id), free.as_ref());
+                let mut group = vec![role.role];
+                group.extend(role.practitioners.iter().filter_map(|id| practitioners.get(id).cloned()));
+                group.extend(role.organizations.iter().filter_map(|id| organizations.get(id).cloned()));
                 providers.push((free.map(|f| f.0), group));
             }
-            // The service's own Organization.
-            if service_in_place
-                && let Some(org_id) = service_orgs.first()
-                && let Some(org) = self.read_live(ctx, ResourceType::Organization, org_id).await
+            if let Some((organization, free)) = operator
+                && let Some(org) = organizations.get(&organization)
             {
-                let this_service = std::slice::from_ref(&service.id);
-                let schedules = self
-                    .schedules_for(ctx, &[
-                        ("actor", ResourceType::HealthcareService, this_service),
-                        ("service-type-reference", ResourceType::HealthcareService, this_service),
-                    ])
-                    .await?;
-                let free = self.earliest_free_slot(ctx, &schedules, &wanted, now, until).await?;
-                // The operator of a service whose roles serve at the wanted time serves then too.
-                let roles_fit = !providers.is_empty();
-                if roles_fit || time_fits(&service_body, None, free.as_ref(), query, &wanted, now, until, &zone) {
-                    note_free(&mut notes, &format!("Organization/{}", org.id), free.as_ref());
-                    providers.push((free.as_ref().map(|f| f.0), vec![org]));
-                }
+                note_free(&mut notes, &format!("Organization/{}", org.id), free.as_ref());
+                providers.push((free.map(|f| f.0), vec![org.clone()]));
             }
             if providers.is_empty() {
                 continue;
@@ -438,80 +583,170 @@ impl ResourceService {
         Ok(Some(wanted))
     }
 
-    /// Active Schedules referring through `param` to any of the targets; one search per
-    /// parameter, so that each is driven by its reference index.
-    async fn schedules_for(
+    /// The roles of the services (and the services' own Organizations) that are at a wanted
+    /// place.
+    async fn placed_providers(
         &self,
         ctx: &RequestContext,
-        by: &[(&str, ResourceType, &[String])],
-    ) -> Result<Vec<String>, DomainError> {
-        let mut ids: Vec<String> = Vec::new();
-        for (param, target, targets) in by {
-            if targets.is_empty() {
-                continue;
+        services: Vec<ResourceVersion>,
+        places: Option<&Places>,
+    ) -> Result<Vec<ServiceCandidate>, DomainError> {
+        let in_place = |locations: &[String], organizations: &[String]| match places {
+            None => true,
+            Some(wanted) => {
+                locations.iter().any(|l| wanted.locations.contains(l))
+                    || organizations.iter().any(|o| wanted.organizations.contains(o))
             }
-            let schedules = self
-                .find(ctx, ResourceType::Schedule, vec![refers_to(param, *target, targets), active_only()], Vec::new(), BATCH)
-                .await?;
-            for schedule in schedules {
-                if !ids.contains(&schedule.id) {
-                    ids.push(schedule.id);
+        };
+        let service_ids: Vec<String> = services.iter().map(|s| s.id.clone()).collect();
+        let mut roles_of = self.roles_offering(ctx, &service_ids).await?;
+        let mut candidates = Vec::with_capacity(services.len());
+        for service in services {
+            let service_body = body(&service);
+            let service_places: Vec<String> = references(&service_body, "location", ResourceType::Location)
+                .into_iter()
+                .chain(references(&service_body, "coverageArea", ResourceType::Location))
+                .collect();
+            let service_orgs = references(&service_body, "providedBy", ResourceType::Organization);
+            let service_in_place = in_place(&service_places, &service_orgs);
+            let mut roles = Vec::new();
+            for role in roles_of.remove(&service.id).unwrap_or_default() {
+                let role_body = body(&role);
+                let role_places = references(&role_body, "location", ResourceType::Location);
+                let organizations = references(&role_body, "organization", ResourceType::Organization);
+                let place_ok = if role_places.is_empty() && organizations.is_empty() {
+                    service_in_place
+                } else {
+                    in_place(&role_places, &organizations)
+                };
+                if place_ok {
+                    let practitioners = references(&role_body, "practitioner", ResourceType::Practitioner);
+                    roles.push(RoleCandidate { role, body: role_body, practitioners, organizations });
+                }
+            }
+            let operator = service_orgs.into_iter().next().filter(|_| service_in_place);
+            candidates.push(ServiceCandidate { service, body: service_body, roles, operator });
+        }
+        Ok(candidates)
+    }
+
+    /// The active PractitionerRoles offering each of these services, in id order.
+    async fn roles_offering(
+        &self,
+        ctx: &RequestContext,
+        services: &[String],
+    ) -> Result<HashMap<String, Vec<ResourceVersion>>, DomainError> {
+        let mut roles_of: HashMap<String, Vec<ResourceVersion>> = HashMap::new();
+        for chunk in services.chunks(IDS_PER_SEARCH) {
+            let offering = refers_to("service", ResourceType::HealthcareService, chunk);
+            for role in self.find_all(ctx, ResourceType::PractitionerRole, vec![offering, active_only()]).await? {
+                let offered: BTreeSet<String> = local_targets(listed(&body(&role), "healthcareService"))
+                    .filter(|(target, id)| *target == ResourceType::HealthcareService && chunk.contains(id))
+                    .map(|(_, id)| id)
+                    .collect();
+                for service in offered {
+                    roles_of.entry(service).or_default().push(role.clone());
                 }
             }
         }
-        Ok(ids)
+        Ok(roles_of)
     }
 
-    /// The first free slot of these schedules inside the wanted time: `(start, slot id)`.
-    async fn earliest_free_slot(
+    /// The active Schedules referring to each link's target through its parameter. Each
+    /// parameter gets its own searches, so that its reference index drives them.
+    async fn schedules_linked(
+        &self,
+        ctx: &RequestContext,
+        links: &[ScheduleLink],
+    ) -> Result<HashMap<ScheduleLink, Vec<String>>, DomainError> {
+        let mut schedules: HashMap<ScheduleLink, Vec<String>> = HashMap::new();
+        for param in [ScheduleParam::Actor, ScheduleParam::ServiceTypeReference] {
+            let targets: Vec<&ScheduleLink> =
+                links.iter().filter(|link| link.param == param).collect::<HashSet<_>>().into_iter().collect();
+            for chunk in targets.chunks(IDS_PER_SEARCH) {
+                let wanted: HashSet<&ScheduleLink> = chunk.iter().copied().collect();
+                let referring = Condition::ReferenceAny {
+                    param: param.name().into(),
+                    alternatives: chunk.iter().map(|link| local_reference(link.target, &link.id)).collect(),
+                };
+                for schedule in self.find_all(ctx, ResourceType::Schedule, vec![referring, active_only()]).await? {
+                    let named: BTreeSet<(ResourceType, String)> = local_targets(param.references(&body(&schedule))).collect();
+                    for (target, id) in named {
+                        let link = ScheduleLink { param, target, id };
+                        if wanted.contains(&link) {
+                            schedules.entry(link).or_default().push(schedule.id.clone());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(schedules)
+    }
+
+    /// The earliest free slot inside the wanted time of each of these schedules.
+    async fn earliest_free_slots(
         &self,
         ctx: &RequestContext,
         schedules: &[String],
         wanted: &[Interval],
-        now: Timestamp,
         until: Timestamp,
-    ) -> Result<Option<(Timestamp, String)>, DomainError> {
-        if schedules.is_empty() {
-            return Ok(None);
+    ) -> Result<HashMap<String, FreeSlot>, DomainError> {
+        let mut earliest: HashMap<String, FreeSlot> = HashMap::new();
+        if wanted.is_empty() {
+            return Ok(earliest);
         }
-        let starts_within = Condition::RangeAny {
+        let bound = |comparison, instant| RangeTest::Bound {
+            end: RangeEnd::Low,
+            comparison,
+            point: RangePoint::Instant(Some(instant)),
+        };
+        // Only a slot starting inside a wanted interval can lie inside it (the intervals lie
+        // within the horizon); its end, and the horizon's open end, are checked below.
+        let starts_when_wanted = Condition::RangeAny {
             param: "start".into(),
             kind: IndexKind::Date,
-            alternatives: vec![RangeTest::All(vec![
-                RangeTest::Bound {
-                    end: RangeEnd::Low,
-                    comparison: termin_store::Comparison::GreaterOrEqual,
-                    point: RangePoint::Instant(Some(now)),
-                },
-                RangeTest::Bound {
-                    end: RangeEnd::Low,
-                    comparison: termin_store::Comparison::Less,
-                    point: RangePoint::Instant(Some(until)),
-                },
-            ])],
+            alternatives: wanted
+                .iter()
+                .map(|&(from, to)| RangeTest::All(vec![bound(Comparison::GreaterOrEqual, from), bound(Comparison::LessOrEqual, to)]))
+                .collect(),
         };
-        let slots = self
-            .find(
-                ctx,
-                ResourceType::Slot,
-                vec![
-                    refers_to("schedule", ResourceType::Schedule, schedules),
-                    Condition::TokenAny {
-                        param: "status".into(),
-                        alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("free".into()) }],
-                    },
-                    starts_within,
-                ],
-                vec![SortKey { param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date }, descending: false }],
-                SLOTS_EXAMINED,
-            )
-            .await?;
-        Ok(slots.into_iter().find_map(|slot| {
-            let slot_body = body(&slot);
-            let start = crate::scheduling::model::instant(&slot_body, "start")?;
-            let end = crate::scheduling::model::instant(&slot_body, "end")?;
-            availability::contains(wanted, start, end).then_some((start, slot.id))
-        }))
+        let free = Condition::TokenAny {
+            param: "status".into(),
+            alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("free".into()) }],
+        };
+        let by_start = SortKey { param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date }, descending: false };
+        for chunk in schedules.chunks(IDS_PER_SEARCH) {
+            let mut open: Vec<String> = chunk.to_vec();
+            let mut after = None;
+            // In start order, a schedule's first slot that fits is its earliest; the schedules
+            // that have one leave the search, so the pages after it read only the others' slots.
+            while !open.is_empty() {
+                // The start test first: it rules out more slots than the status test.
+                let conditions = vec![
+                    refers_to("schedule", ResourceType::Schedule, &open),
+                    starts_when_wanted.clone(),
+                    free.clone(),
+                ];
+                let page =
+                    self.find_page(ctx, ResourceType::Slot, conditions, vec![by_start.clone()], SLOTS_PER_PAGE, after).await?;
+                for slot in page.matches {
+                    let slot_body = body(&slot);
+                    let Some((_, schedule)) = local_targets(listed(&slot_body, "schedule")).next() else { continue };
+                    let start = crate::scheduling::model::instant(&slot_body, "start");
+                    let end = crate::scheduling::model::instant(&slot_body, "end");
+                    if let (Some(start), Some(end)) = (start, end)
+                        && start < until
+                        && availability::contains(wanted, start, end)
+                    {
+                        earliest.entry(schedule).or_insert((start, slot.id));
+                    }
+                }
+                let Some(next) = page.next else { break };
+                after = Some(next);
+                open.retain(|id| !earliest.contains_key(id));
+            }
+        }
+        Ok(earliest)
     }
 }
 
@@ -521,7 +756,7 @@ impl ResourceService {
 fn time_fits(
     service: &Map<String, Value>,
     role: Option<&Map<String, Value>>,
-    free: Option<&(Timestamp, String)>,
+    free: Option<&FreeSlot>,
     query: &ProviderQuery,
     wanted: &[Interval],
     now: Timestamp,
@@ -541,7 +776,7 @@ fn time_fits(
     }
 }
 
-fn note_free(notes: &mut Vec<Issue>, provider: &str, free: Option<&(Timestamp, String)>) {
+fn note_free(notes: &mut Vec<Issue>, provider: &str, free: Option<&FreeSlot>) {
     if let Some((start, slot)) = free {
         notes.push(Issue::information(format!(
             "{provider}: earliest free slot Slot/{slot} at {}",
@@ -549,3 +784,6 @@ fn note_free(notes: &mut Vec<Issue>, provider: &str, free: Option<&(Timestamp, S
         )));
     }
 }
+
+#[cfg(test)]
+mod tests;
