@@ -1,7 +1,18 @@
 //! A client for the Scheduling Client actor of the AT Scheduling IG: create the patient,
-//! search services, schedules, slots and appointments (with paging), hold a slot, book,
-//! and cancel, postpone or update an appointment. Failures carry the server's
-//! OperationOutcome.
+//! search services, schedules, slots and appointments (with paging and typed queries, see
+//! [`SearchQuery`]), find healthcare service providers (`$findHSP`), hold a slot, book, and
+//! cancel, postpone or update an appointment. Failures carry the server's OperationOutcome.
+//!
+//! One [`Client`] holds one `reqwest::Client`, whose connection pool every clone shares:
+//! create it once and clone it into tasks.
+
+mod providers;
+mod query;
+mod resources;
+
+pub use providers::ProviderSearch;
+pub use query::{AppointmentQuery, ScheduleQuery, SearchQuery, ServiceQuery, SlotQuery};
+pub use resources::{austrian_patient, proposed_appointment};
 
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
@@ -67,25 +78,86 @@ impl Booking {
     }
 }
 
+/// A connection to one FHIR base. Cheap to clone: clones share the connection pool.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
 }
 
-fn parameter(parameters: &Value, name: &str) -> Option<Value> {
+/// Moves the `resource` of the named parameter out of a Parameters body (Null if absent).
+fn take_resource_parameter(parameters: &mut Value, name: &str) -> Value {
+    parameters
+        .get_mut("parameter")
+        .and_then(Value::as_array_mut)
+        .and_then(|all| all.iter_mut().find(|p| p["name"] == name))
+        .and_then(|p| p.get_mut("resource"))
+        .map(Value::take)
+        .unwrap_or_default()
+}
+
+/// The `key` value (e.g. `valueString`) of the named parameter.
+fn text_parameter(parameters: &Value, name: &str, key: &str) -> Option<String> {
     parameters["parameter"]
         .as_array()?
         .iter()
         .find(|p| p["name"] == name)
-        .cloned()
+        .and_then(|p| p[key].as_str())
+        .map(str::to_owned)
+}
+
+fn status_error(status: StatusCode, body: Value) -> ClientError {
+    ClientError::Status {
+        status,
+        outcome: (body["resourceType"] == "OperationOutcome").then_some(body),
+    }
+}
+
+/// `path?name=value&...`, form-encoded.
+fn with_query<N: AsRef<str>, V: AsRef<str>>(path: &str, pairs: impl IntoIterator<Item = (N, V)>) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        query.append_pair(name.as_ref(), value.as_ref());
+    }
+    format!("{path}?{}", query.finish())
+}
+
+fn next_link(bundle: &Value) -> Option<String> {
+    bundle["link"]
+        .as_array()?
+        .iter()
+        .find(|l| l["relation"] == "next")
+        .and_then(|l| l["url"].as_str())
+        .map(str::to_owned)
+}
+
+/// Moves the entries out of a Bundle.
+fn take_entries(bundle: &mut Value) -> Vec<Value> {
+    match bundle.get_mut("entry").map(Value::take) {
+        Some(Value::Array(entries)) => entries,
+        _ => Vec::new(),
+    }
+}
+
+fn search_mode(entry: &Value) -> &str {
+    entry["search"]["mode"].as_str().unwrap_or("match")
+}
+
+/// `Type/id` → `id`, so both spellings of an id work.
+fn bare_id<'a>(resource_type: &str, id: &'a str) -> &'a str {
+    id.strip_prefix(resource_type).and_then(|rest| rest.strip_prefix('/')).unwrap_or(id)
 }
 
 impl Client {
     /// `base` is the FHIR base URL, e.g. `http://127.0.0.1:8080/fhir`.
     pub fn new(base: impl Into<String>) -> Self {
+        Self::with_http(base, reqwest::Client::new())
+    }
+
+    /// Like [`Client::new`], over a configured `reqwest::Client` (timeouts, pool size, ...).
+    pub fn with_http(base: impl Into<String>, http: reqwest::Client) -> Self {
         Client {
-            http: reqwest::Client::new(),
+            http,
             base: base.into().trim_end_matches('/').to_owned(),
         }
     }
@@ -120,11 +192,13 @@ impl Client {
             .get("etag")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim_start_matches("W/").trim_matches('"').parse().ok());
-        let text = response.text().await?;
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).map_err(|e| ClientError::Unexpected(format!("body is not JSON: {e}")))?
+        let bytes = response.bytes().await?;
+        let body = match serde_json::from_slice(&bytes) {
+            _ if bytes.is_empty() => Value::Null,
+            Ok(body) => body,
+            // An error page not written by a FHIR server (a proxy's 502): the status says enough.
+            Err(_) if !status.is_success() => Value::Null,
+            Err(e) => return Err(ClientError::Unexpected(format!("body is not JSON: {e}"))),
         };
         Ok(Response { status, version, body })
     }
@@ -134,11 +208,13 @@ impl Client {
         if response.status.is_success() {
             Ok(response)
         } else {
-            Err(ClientError::Status {
-                status: response.status,
-                outcome: (response.body["resourceType"] == "OperationOutcome").then_some(response.body),
-            })
+            Err(status_error(response.status, response.body))
         }
+    }
+
+    /// GETs a path under the base, or an absolute URL (a paging link), as JSON.
+    async fn get(&self, path: &str) -> ClientResult<Value> {
+        Ok(self.expect_success(self.request(Method::GET, path), None).await?.body)
     }
 
     pub async fn create(&self, resource: &Value) -> ClientResult<Response> {
@@ -156,7 +232,9 @@ impl Client {
         Ok(self.expect_success(request, Some(patient)).await?.body)
     }
 
+    /// `id` may also be written `Type/id`.
     pub async fn read(&self, resource_type: &str, id: &str) -> ClientResult<Response> {
+        let id = bare_id(resource_type, id);
         self.expect_success(self.request(Method::GET, &format!("{resource_type}/{id}")), None).await
     }
 
@@ -174,48 +252,106 @@ impl Client {
 
     /// One page of a search; follow [`Client::next_page`] for more.
     pub async fn search(&self, resource_type: &str, params: &[(&str, &str)]) -> ClientResult<Value> {
-        let mut query = form_urlencoded::Serializer::new(String::new());
-        for (name, value) in params {
-            query.append_pair(name, value);
-        }
-        let path = format!("{resource_type}?{}", query.finish());
-        Ok(self.expect_success(self.request(Method::GET, &path), None).await?.body)
+        self.get(&with_query(resource_type, params.iter().copied())).await
+    }
+
+    /// One page of a typed search, e.g. a [`SlotQuery`].
+    pub async fn search_with<Q: SearchQuery>(&self, query: &Q) -> ClientResult<Value> {
+        self.get(&with_query(Q::RESOURCE_TYPE, query.pairs())).await
     }
 
     /// The page after `bundle`, if its `next` link says there is one.
     pub async fn next_page(&self, bundle: &Value) -> ClientResult<Option<Value>> {
-        let next = bundle["link"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|l| l["relation"] == "next")
-            .and_then(|l| l["url"].as_str());
-        match next {
+        match next_link(bundle) {
             None => Ok(None),
-            Some(url) => Ok(Some(self.expect_success(self.request(Method::GET, url), None).await?.body)),
+            Some(url) => Ok(Some(self.get(&url).await?)),
         }
     }
 
     /// Every match of a search, following `next` links.
     pub async fn search_all(&self, resource_type: &str, params: &[(&str, &str)]) -> ClientResult<Vec<Value>> {
-        let mut page = Some(self.search(resource_type, params).await?);
+        let first = self.search(resource_type, params).await?;
+        self.matches_on_every_page(first).await
+    }
+
+    /// Every match of a typed search, following `next` links.
+    pub async fn search_all_with<Q: SearchQuery>(&self, query: &Q) -> ClientResult<Vec<Value>> {
+        let first = self.search_with(query).await?;
+        self.matches_on_every_page(first).await
+    }
+
+    async fn matches_on_every_page(&self, first: Value) -> ClientResult<Vec<Value>> {
+        let mut page = Some(first);
         let mut matches = Vec::new();
-        while let Some(bundle) = page {
+        while let Some(mut bundle) = page {
+            let next = next_link(&bundle);
             matches.extend(
-                bundle["entry"]
-                    .as_array()
+                take_entries(&mut bundle)
                     .into_iter()
-                    .flatten()
-                    .filter(|e| e["search"]["mode"] != "outcome" && e["search"]["mode"] != "include")
-                    .map(|e| e["resource"].clone()),
+                    .filter(|e| search_mode(e) == "match")
+                    .filter_map(|mut e| e.get_mut("resource").map(Value::take)),
             );
-            page = self.next_page(&bundle).await?;
+            page = match next {
+                Some(url) => Some(self.get(&url).await?),
+                None => None,
+            };
         }
         Ok(matches)
     }
 
+    /// `first` with the entries of every later page appended (matches and includes; the
+    /// outcome entry of the first page stands for all) and its paging links removed: one
+    /// Bundle holding the whole answer.
+    pub async fn all_pages(&self, mut first: Value) -> ClientResult<Value> {
+        let mut next = next_link(&first);
+        let mut entries = take_entries(&mut first);
+        while let Some(url) = next {
+            let mut page = self.get(&url).await?;
+            next = next_link(&page);
+            entries.extend(take_entries(&mut page).into_iter().filter(|e| search_mode(e) != "outcome"));
+        }
+        let Some(bundle) = first.as_object_mut() else {
+            return Err(ClientError::Unexpected("a search answer that is not a Bundle".into()));
+        };
+        bundle.remove("link");
+        bundle.insert("entry".into(), Value::Array(entries));
+        Ok(first)
+    }
+
+    /// `HealthcareService/$findHSP`: the matching services with their providers (Organization,
+    /// Practitioner, PractitionerRole as `include` entries) and an outcome entry, as the first
+    /// page of a searchset Bundle (more with [`Client::next_page`] or [`Client::all_pages`]).
+    /// A GET unless the search carries availability windows, which need a POSTed Parameters.
+    pub async fn find_hsp(&self, search: &ProviderSearch) -> ClientResult<Value> {
+        const FIND_HSP: &str = "HealthcareService/$findHSP";
+        let response = if search.needs_post() {
+            let path = match search.count {
+                Some(count) => format!("{FIND_HSP}?_count={count}"),
+                None => FIND_HSP.to_owned(),
+            };
+            self.expect_success(self.request(Method::POST, &path), Some(&search.to_parameters())).await?
+        } else {
+            self.expect_success(self.request(Method::GET, &with_query(FIND_HSP, search.pairs())), None).await?
+        };
+        Ok(response.body)
+    }
+
+    /// The appointments of the patient with this social security number ("Find existing
+    /// Appointments"), every page; `dates` are `date` values with prefixes (ANDed, e.g.
+    /// `["ge2026-04-07", "le2026-04-14"]`), `status` e.g. `booked`.
+    pub async fn find_appointments(&self, svnr: &str, dates: &[&str], status: Option<&str>) -> ClientResult<Vec<Value>> {
+        let query = AppointmentQuery {
+            dates: dates.iter().map(|d| (*d).to_owned()).collect(),
+            status: status.map(str::to_owned),
+            ..AppointmentQuery::for_patient(svnr)
+        };
+        self.search_all_with(&query).await
+    }
+
     /// `Slot/$hold`: place a hold (`hold = true`) or release it; `token` proves an earlier hold.
+    /// `slot_id` may be written `id` or `Slot/id`.
     pub async fn hold(&self, slot_id: &str, hold: bool, token: Option<&str>) -> ClientResult<Hold> {
+        let slot_id = bare_id("Slot", slot_id);
         let mut parameters = vec![
             json!({"name": "slot-reference", "valueReference": {"reference": format!("Slot/{slot_id}")}}),
             json!({"name": "slot-status", "valueCode": if hold { "busy-tentative" } else { "free" }}),
@@ -224,25 +360,19 @@ impl Client {
             parameters.push(json!({"name": "hold-token", "valueString": token}));
         }
         let body = json!({"resourceType": "Parameters", "parameter": parameters});
-        let response = self.send(self.request(Method::POST, "Slot/$hold"), Some(&body)).await?;
-        let slot = parameter(&response.body, "slot").map(|p| p["resource"].clone()).unwrap_or_default();
-        match response.status {
+        let Response { status, mut body, .. } = self.send(self.request(Method::POST, "Slot/$hold"), Some(&body)).await?;
+        match status {
             StatusCode::OK if hold => Ok(Hold::Held {
-                slot,
-                held_until: parameter(&response.body, "held-until")
-                    .and_then(|p| p["valueDateTime"].as_str().map(str::to_owned))
-                    .unwrap_or_default(),
-                token: parameter(&response.body, "hold-token").and_then(|p| p["valueString"].as_str().map(str::to_owned)),
+                held_until: text_parameter(&body, "held-until", "valueDateTime").unwrap_or_default(),
+                token: text_parameter(&body, "hold-token", "valueString"),
+                slot: take_resource_parameter(&mut body, "slot"),
             }),
-            StatusCode::OK => Ok(Hold::Released { slot }),
+            StatusCode::OK => Ok(Hold::Released { slot: take_resource_parameter(&mut body, "slot") }),
             StatusCode::CONFLICT => Ok(Hold::Rejected {
-                slot,
-                outcome: parameter(&response.body, "outcome").map(|p| p["resource"].clone()).unwrap_or_default(),
+                slot: take_resource_parameter(&mut body, "slot"),
+                outcome: take_resource_parameter(&mut body, "outcome"),
             }),
-            status => Err(ClientError::Status {
-                status,
-                outcome: (response.body["resourceType"] == "OperationOutcome").then_some(response.body),
-            }),
+            status => Err(status_error(status, body)),
         }
     }
 
@@ -252,46 +382,69 @@ impl Client {
         let mut parameters = vec![json!({"name": "appointment-resource", "resource": appointment})];
         parameters.extend(tokens.iter().map(|t| json!({"name": "hold-token", "valueString": t})));
         let body = json!({"resourceType": "Parameters", "parameter": parameters});
-        let response = self.send(self.request(Method::POST, "Appointment/$book"), Some(&body)).await?;
-        match response.status {
+        let Response { status, mut body, .. } = self.send(self.request(Method::POST, "Appointment/$book"), Some(&body)).await?;
+        match status {
             StatusCode::OK | StatusCode::CREATED | StatusCode::ACCEPTED | StatusCode::CONFLICT => Ok(Booking {
-                status: response.status,
-                appointment: parameter(&response.body, "appointment").map(|p| p["resource"].clone()).unwrap_or_default(),
-                outcome: parameter(&response.body, "outcome").map(|p| p["resource"].clone()).unwrap_or_default(),
-            }),
-            status => Err(ClientError::Status {
                 status,
-                outcome: (response.body["resourceType"] == "OperationOutcome").then_some(response.body),
+                appointment: take_resource_parameter(&mut body, "appointment"),
+                outcome: take_resource_parameter(&mut body, "outcome"),
             }),
+            status => Err(status_error(status, body)),
         }
+    }
+
+    /// Books one slot for `patient` (`Patient/id`): reads the slot and its Schedule, builds the
+    /// [`proposed_appointment`] and calls `$book` with the hold `tokens`. `slot_id` may be
+    /// written `id` or `Slot/id`.
+    pub async fn book_slot(&self, slot_id: &str, patient: &str, tokens: &[&str]) -> ClientResult<Booking> {
+        let slot = self.read("Slot", slot_id).await?.body;
+        let schedule = match slot["schedule"]["reference"].as_str() {
+            Some(reference) => self.get(reference).await?,
+            None => return Err(ClientError::Unexpected(format!("Slot/{slot_id} names no schedule"))),
+        };
+        self.book(&proposed_appointment(patient, &slot, &schedule), tokens).await
+    }
+
+    /// Changes an appointment's information ("Update Appointment": description, notes,
+    /// non-patient participants, ...): reads it, applies `change`, writes it back guarded by
+    /// If-Match, so a concurrent change makes this fail with 412 instead of being overwritten.
+    /// Timing and patient changes belong to [`Client::postpone`] and [`Client::cancel`].
+    pub async fn update_appointment(&self, appointment_id: &str, change: impl FnOnce(&mut Value)) -> ClientResult<Value> {
+        self.amend_appointment(appointment_id, &[], change).await
     }
 
     /// Cancels an appointment (reads it, sets `cancelled`, writes it back guarded by If-Match).
     pub async fn cancel(&self, appointment_id: &str) -> ClientResult<Value> {
-        let current = self.read("Appointment", appointment_id).await?;
-        let mut appointment = current.body;
-        appointment["status"] = json!("cancelled");
-        Ok(self.update(&appointment, current.version).await?.body)
+        self.amend_appointment(appointment_id, &[], |appointment| appointment["status"] = json!("cancelled"))
+            .await
     }
 
     /// Moves an appointment onto other slots (held with `tokens`, or free), with their times.
     pub async fn postpone(&self, appointment_id: &str, slots: &[Value], tokens: &[&str]) -> ClientResult<Value> {
-        let current = self.read("Appointment", appointment_id).await?;
-        let mut appointment = current.body;
         let start = slots.iter().filter_map(|s| s["start"].as_str()).min();
         let end = slots.iter().filter_map(|s| s["end"].as_str()).max();
-        appointment["slot"] = json!(
-            slots
-                .iter()
-                .map(|s| json!({"reference": format!("Slot/{}", s["id"].as_str().unwrap_or_default())}))
-                .collect::<Vec<_>>()
-        );
-        appointment["start"] = json!(start);
-        appointment["end"] = json!(end);
-        let (Some(resource_type), Some(id)) = (appointment["resourceType"].as_str(), appointment["id"].as_str()) else {
-            return Err(ClientError::Unexpected("appointment without id".into()));
-        };
-        let mut request = self.request(Method::PUT, &format!("{resource_type}/{id}"));
+        let references: Vec<Value> = slots
+            .iter()
+            .map(|s| json!({"reference": format!("Slot/{}", s["id"].as_str().unwrap_or_default())}))
+            .collect();
+        self.amend_appointment(appointment_id, tokens, |appointment| {
+            appointment["slot"] = Value::Array(references);
+            appointment["start"] = json!(start);
+            appointment["end"] = json!(end);
+        })
+        .await
+    }
+
+    /// Read, change, PUT with If-Match (and the hold tokens of newly referenced slots).
+    async fn amend_appointment(&self, appointment_id: &str, tokens: &[&str], change: impl FnOnce(&mut Value)) -> ClientResult<Value> {
+        let appointment_id = bare_id("Appointment", appointment_id);
+        let current = self.read("Appointment", appointment_id).await?;
+        let mut appointment = current.body;
+        if !appointment.is_object() {
+            return Err(ClientError::Unexpected(format!("Appointment/{appointment_id} is not a JSON object")));
+        }
+        change(&mut appointment);
+        let mut request = self.request(Method::PUT, &format!("Appointment/{appointment_id}"));
         if let Some(version) = current.version {
             request = request.header("If-Match", format!("W/\"{version}\""));
         }
@@ -299,5 +452,46 @@ impl Client {
             request = request.header("X-Hold-Token", tokens.join(","));
         }
         Ok(self.expect_success(request, Some(&appointment)).await?.body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_may_be_written_with_their_type() {
+        assert_eq!(bare_id("Slot", "Slot/a"), "a");
+        assert_eq!(bare_id("Slot", "a"), "a");
+        assert_eq!(bare_id("Slot", "Slotted"), "Slotted");
+    }
+
+    #[test]
+    fn all_but_outcome_and_include_entries_are_matches() {
+        let mut bundle = json!({"entry": [
+            {"resource": {"id": "m"}, "search": {"mode": "match"}},
+            {"resource": {"id": "i"}, "search": {"mode": "include"}},
+            {"resource": {"id": "plain"}}]});
+        let modes: Vec<&str> = bundle["entry"].as_array().unwrap().iter().map(search_mode).collect();
+        assert_eq!(modes, ["match", "include", "match"]);
+        assert_eq!(take_entries(&mut bundle).len(), 3);
+        assert!(take_entries(&mut bundle).is_empty(), "the entries were moved out");
+    }
+
+    #[test]
+    fn parameters_are_read_by_name() {
+        let mut held = json!({"resourceType": "Parameters", "parameter": [
+            {"name": "slot", "resource": {"resourceType": "Slot"}},
+            {"name": "hold-token", "valueString": "t"}]});
+        assert_eq!(text_parameter(&held, "hold-token", "valueString").as_deref(), Some("t"));
+        assert_eq!(text_parameter(&held, "held-until", "valueDateTime"), None);
+        assert_eq!(take_resource_parameter(&mut held, "slot")["resourceType"], "Slot");
+        assert_eq!(take_resource_parameter(&mut held, "outcome"), Value::Null);
+    }
+
+    #[test]
+    fn query_strings_are_form_encoded() {
+        let path = with_query("Appointment", [("actor:identifier", "urn:oid:1.2.40.0.10.1.4.3.1|1234010180")]);
+        assert_eq!(path, "Appointment?actor%3Aidentifier=urn%3Aoid%3A1.2.40.0.10.1.4.3.1%7C1234010180");
     }
 }

@@ -11,6 +11,6 @@ mod validation;
 pub use clock::{Clock, SystemClock};
 pub use error::DomainError;
 pub use providers::{LocationSelector, ProviderMatches, ProviderQuery, ServiceMatch};
-pub use resources::{ResourceService, ServiceConfig, WriteOutcome, WriteStatus};
+pub use resources::{ImportSummary, ResourceService, ServiceConfig, WriteOutcome, WriteStatus};
 pub use validation::ResourceValidator;
 pub use scheduling::{BookingOutcome, BookingStatus, HoldOutcome, MANUAL_CONFIRMATION_URL, SlotSelector};

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use termin_fhir::ResourceType;
+use termin_seed::Scale;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE: &str = "termin.db";
@@ -18,6 +19,7 @@ pub const DEFAULT_READ_CONNECTIONS: u32 = 4;
 pub const DEFAULT_POOL_SIZE: u32 = 10;
 pub const DEFAULT_HOLD_DURATION: &str = "10m";
 pub const DEFAULT_HOLD_SWEEP_INTERVAL: &str = "30s";
+pub const DEFAULT_DEMO_SCALE: &str = "small";
 
 /// Flags of `termin serve`. Every flag has an environment variable; neither has a default
 /// here so that a config file value can fill the gap before the built-in default does.
@@ -81,10 +83,15 @@ pub struct ServeArgs {
     #[arg(long, env = "TERMIN_HOLD_SWEEP_INTERVAL", value_name = "DURATION")]
     pub hold_sweep_interval: Option<SignedDuration>,
 
-    /// Load the example resources of the FHIR packages in --packages at start-up
-    /// (the AT Scheduling IG examples, for trying the API)
+    /// Load demo data at start-up: the example resources of the FHIR packages in --packages
+    /// (the AT Scheduling IG examples) and the seeded Austrian dataset of --demo-scale
     #[arg(long, env = "TERMIN_DEMO")]
     pub demo: bool,
+
+    /// Size of the seeded dataset --demo loads: none, tiny, small (about 10,000 slots from the
+    /// Monday of the current week), medium or large; see `termin seed` [default: small]
+    #[arg(long, env = "TERMIN_DEMO_SCALE", value_name = "SCALE")]
+    pub demo_scale: Option<String>,
 
     /// Directory of FHIR packages in package-cache layout (<name>#<version>/package/);
     /// repeat for several. The R5 core package (hl7.fhir.r5.core#5.0.0, whose SearchParameters
@@ -123,6 +130,7 @@ struct FileConfig {
     hold_duration: Option<String>,
     hold_sweep_interval: Option<String>,
     demo: Option<bool>,
+    demo_scale: Option<String>,
     packages: Option<Vec<PathBuf>>,
     time_zone: Option<String>,
     profiles: Option<Vec<String>>,
@@ -183,21 +191,12 @@ pub struct ServeConfig {
     pub hold_duration: SignedDuration,
     pub hold_sweep_interval: SignedDuration,
     pub demo: bool,
+    /// The seeded dataset `--demo` loads, if any.
+    pub demo_scale: Option<Scale>,
     pub packages: Vec<PathBuf>,
     pub time_zone: String,
     /// Enforced profiles that differ from the default: `None` enforces R5 only.
     pub profiles: Vec<(ResourceType, Option<String>)>,
-}
-
-impl ServeConfig {
-    /// Where the search-parameter package is looked up: `--packages`, then the FHIR package cache.
-    pub fn search_package_dirs(&self) -> Vec<PathBuf> {
-        self.packages
-            .iter()
-            .cloned()
-            .chain(termin_search::default_package_cache())
-            .collect()
-    }
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
@@ -259,6 +258,7 @@ impl ServeArgs {
                 )?,
             )?,
             demo: self.demo || file.demo.unwrap_or(false),
+            demo_scale: parse_demo_scale(self.demo_scale.or(file.demo_scale).as_deref().unwrap_or(DEFAULT_DEMO_SCALE))?,
             packages: if self.packages.is_empty() { file.packages.unwrap_or_default() } else { self.packages },
             time_zone: self
                 .time_zone
@@ -266,6 +266,13 @@ impl ServeArgs {
                 .unwrap_or_else(|| termin_search::DEFAULT_TIME_ZONE.into()),
             profiles: parse_profiles(if self.profiles.is_empty() { file.profiles.unwrap_or_default() } else { self.profiles })?,
         })
+    }
+}
+
+fn parse_demo_scale(text: &str) -> Result<Option<Scale>, String> {
+    match text {
+        "none" => Ok(None),
+        other => other.parse().map(Some).map_err(|e| format!("demo_scale: {e}, or none")),
     }
 }
 

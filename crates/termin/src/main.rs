@@ -1,8 +1,12 @@
 //! The `termin` command: run the FHIR scheduling server and its tools.
 
+mod bench;
+mod client_cli;
 mod config;
 mod demo;
+mod seed;
 mod serve;
+mod setup;
 mod validation;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +29,12 @@ struct Cli {
 enum Command {
     /// Run the FHIR server (SQLite database file by default)
     Serve(config::ServeArgs),
+    /// Write a deterministic Austrian dataset (organizations to appointments) into a database
+    Seed(seed::SeedArgs),
+    /// Talk to a FHIR scheduling server as a Scheduling Client (patient, search, hold, book, ...)
+    Client(client_cli::ClientArgs),
+    /// Measure a server under load: slot search, the patient flow, contended booking, SVNR search
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,5 +50,8 @@ fn main() -> ExitCode {
             };
             serve::run(config)
         }
+        Command::Seed(args) => seed::run(args),
+        Command::Client(args) => client_cli::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }

@@ -1,14 +1,12 @@
 //! `termin serve`: open the store, build the API and serve until a shutdown signal.
 
-use crate::config::{Database, ServeConfig};
+use crate::config::ServeConfig;
+use crate::setup;
 use std::process::ExitCode;
 use std::sync::Arc;
 use termin_api::metrics::Metrics;
 use termin_api::{ApiConfig, AppState};
-use termin_domain::{ResourceService, ServiceConfig, SystemClock};
-use termin_store::ResourceStore;
-use termin_store_postgres::PostgresStore;
-use termin_store_sqlite::SqliteStore;
+use termin_domain::{ResourceService, ServiceConfig};
 use tracing_subscriber::EnvFilter;
 
 pub fn run(config: ServeConfig) -> ExitCode {
@@ -25,12 +23,8 @@ pub fn run(config: ServeConfig) -> ExitCode {
         .with_current_span(true)
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("termin: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = setup::runtime("serve", true) else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -44,47 +38,21 @@ pub fn run(config: ServeConfig) -> ExitCode {
 
 async fn serve(config: ServeConfig) -> Result<(), String> {
     let mut metrics = Metrics::install()?;
-    let store: Arc<dyn ResourceStore> = match &config.database {
-        Database::Sqlite(path) => Arc::new(
-            SqliteStore::open(path, config.read_connections)
-                .await
-                .map_err(|e| e.to_string())?,
-        ),
-        Database::Postgres(url) => {
-            let store = Arc::new(PostgresStore::open(url, config.pool_size).await.map_err(|e| e.to_string())?);
-            let sampled = store.clone();
-            metrics = metrics.sample_on_scrape(move || sampled.record_pool_metrics());
-            store
-        }
-    };
-    tracing::info!(database = %config.database, "opened the store");
-    let loading = std::time::Instant::now();
-    let search = termin_search::SearchParameters::load(&config.search_package_dirs(), &config.time_zone)
-        .map_err(|e| e.to_string())?;
-    tracing::info!(
-        fingerprint = search.fingerprint(),
-        time_zone = search.time_zone_name(),
-        millis = loading.elapsed().as_millis() as u64,
-        "loaded search parameters"
-    );
-    termin_search::install(search).map_err(|_| "the search parameters were loaded twice".to_string())?;
-    let mut service = ResourceService::new(
-        store,
-        Arc::new(SystemClock),
-        ServiceConfig {
-            update_create: config.update_create,
-            hold_duration: config.hold_duration,
-        },
-    );
-    if let Some(validator) = crate::validation::load(&config)? {
-        service = service.with_validator(validator);
+    let opened = setup::open_store(&config.database, config.read_connections, config.pool_size).await?;
+    if let Some(postgres) = opened.postgres {
+        metrics = metrics.sample_on_scrape(move || postgres.record_pool_metrics());
     }
-    service
-        .refresh_search_index()
-        .await
-        .map_err(|e| format!("cannot rebuild the search index: {e:?}"))?;
+    setup::install_search_parameters(&config.packages, &config.time_zone)?;
+    let service_config = ServiceConfig {
+        update_create: config.update_create,
+        hold_duration: config.hold_duration,
+    };
+    let service = setup::service(opened.store, service_config, &config.packages, &config.profiles).await?;
     if config.demo {
         crate::demo::load_examples(&service, &config.packages).await?;
+        if let Some(scale) = config.demo_scale {
+            crate::seed::load_demo(&service, scale).await?;
+        }
     }
     let service = Arc::new(service);
     tokio::spawn(sweep_expired_holds(service.clone(), config.hold_sweep_interval));

@@ -1,8 +1,8 @@
 //! Validation at start-up: loads the FHIR packages, builds the validator with the configured
 //! profile enforcement, and hands it to the domain through its `ResourceValidator` port.
 
-use crate::config::ServeConfig;
 use serde_json::Value;
+use std::path::PathBuf;
 use std::sync::Arc;
 use termin_domain::ResourceValidator;
 use termin_fhir::{OperationOutcome, ResourceType};
@@ -26,16 +26,19 @@ impl ResourceValidator for PackageValidator {
 }
 
 /// The validator when `--packages` is configured (writes are then validated), else `None`.
-pub fn load(config: &ServeConfig) -> Result<Option<Arc<dyn ResourceValidator>>, String> {
-    if config.packages.is_empty() {
+pub fn load(
+    packages: &[PathBuf],
+    enforced_profiles: &[(ResourceType, Option<String>)],
+) -> Result<Option<Arc<dyn ResourceValidator>>, String> {
+    if packages.is_empty() {
         tracing::info!("validation is off: no --packages configured");
         return Ok(None);
     }
     let started = std::time::Instant::now();
     let cache = termin_search::default_package_cache();
-    let definitions = Definitions::load(&config.packages, cache.as_deref()).map_err(|e| e.to_string())?;
+    let definitions = Definitions::load(packages, cache.as_deref()).map_err(|e| e.to_string())?;
     let mut profiles = default_profiles(&definitions);
-    for (resource_type, profile) in &config.profiles {
+    for (resource_type, profile) in enforced_profiles {
         match profile {
             Some(url) => profiles.insert(*resource_type, url.clone()),
             None => profiles.remove(resource_type),

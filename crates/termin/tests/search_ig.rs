@@ -108,7 +108,9 @@ fn ig_example_searches() -> Vec<String> {
 
 async fn ig_server() -> TestServer {
     let packages = shared_dir().join("fhir-packages");
-    TestServer::start_with(ServerOptions::new().arg("--demo").flag("--packages", packages.to_string_lossy())).await
+    // The IG examples only, as the IG pages search them.
+    let options = ServerOptions::new().arg("--demo").flag("--demo-scale", "none");
+    TestServer::start_with(options.flag("--packages", packages.to_string_lossy())).await
 }
 
 #[tokio::test]

@@ -112,3 +112,51 @@ async fn wrong_resource_type_is_invalid() {
         .unwrap_err();
     assert!(matches!(err, DomainError::Invalid(_)));
 }
+
+fn slot(id: &str) -> Map<String, Value> {
+    object(json!({
+        "resourceType": "Slot", "id": id, "schedule": {"reference": "Schedule/s"}, "status": "free",
+        "start": "2026-12-01T09:00:00+01:00", "end": "2026-12-01T09:30:00+01:00"
+    }))
+}
+
+#[tokio::test]
+async fn import_applies_booking_rules_and_keeps_what_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(&dir, true).await;
+    let appointment = object(json!({
+        "resourceType": "Appointment", "id": "a", "status": "booked", "slot": [{"reference": "Slot/s1"}],
+        "start": "2026-12-01T09:00:00+01:00", "end": "2026-12-01T09:30:00+01:00",
+        "participant": [{"actor": {"reference": "Patient/p"}, "status": "accepted"}]
+    }));
+    let batch = vec![slot("s1"), slot("s2"), appointment];
+    let first = svc.import(&ctx(), batch.clone()).await.unwrap();
+    assert_eq!(first, ImportSummary { created: 3, existing: 0 });
+    // The booked appointment took its slot, as a PUT would have.
+    let s1: Value = serde_json::from_str(svc.read(&ctx(), ResourceType::Slot, "s1").await.unwrap().body.as_deref().unwrap()).unwrap();
+    assert_eq!(s1["status"], "busy");
+    // Loading again leaves what is stored alone, even where it changed since (s1 is busy now).
+    let again = svc.import(&ctx(), batch).await.unwrap();
+    assert_eq!(again, ImportSummary { created: 0, existing: 3 });
+    assert_eq!(svc.read(&ctx(), ResourceType::Slot, "s1").await.unwrap().version, 2);
+}
+
+#[tokio::test]
+async fn import_writes_nothing_when_one_resource_is_bad() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(&dir, true).await;
+    let nameless = object(json!({"resourceType": "Slot", "status": "free"}));
+    let err = svc.import(&ctx(), vec![slot("s1"), nameless]).await.unwrap_err();
+    assert!(matches!(err, DomainError::Invalid(_)), "{err:?}");
+    assert!(matches!(svc.read(&ctx(), ResourceType::Slot, "s1").await, Err(DomainError::NotFound(_))));
+    // A conflict found while writing (the slot is booked already) also rolls back the batch.
+    let booking = |id: &str| {
+        object(json!({
+            "resourceType": "Appointment", "id": id, "status": "booked", "slot": [{"reference": "Slot/s1"}],
+            "start": "2026-12-01T09:00:00+01:00", "end": "2026-12-01T09:30:00+01:00"
+        }))
+    };
+    let err = svc.import(&ctx(), vec![slot("s1"), booking("a"), booking("b")]).await.unwrap_err();
+    assert!(matches!(err, DomainError::Conflict(_)), "{err:?}");
+    assert!(matches!(svc.read(&ctx(), ResourceType::Slot, "s1").await, Err(DomainError::NotFound(_))));
+}

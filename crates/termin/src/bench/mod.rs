@@ -1,0 +1,165 @@
+//! `termin bench`: a load generator speaking to a Termin server through `termin-client`, as
+//! many patients' apps would. It seeds a database (once), starts `termin serve` on it as a
+//! child process, runs the scenarios one after the other for a fixed time each, and prints
+//! throughput, latency percentiles, errors, conflicts and the server's memory.
+
+mod report;
+mod scenarios;
+mod server;
+
+use crate::config::Database;
+use crate::seed::{ScaleArg, this_monday};
+use crate::setup;
+use clap::{Args, ValueEnum};
+use jiff::SignedDuration;
+use report::Row;
+use scenarios::Dataset;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+use termin_domain::ServiceConfig;
+use termin_seed::{Scale, SeedOptions};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScenarioArg {
+    /// Every scenario, in the order below
+    All,
+    /// Free slots of one schedule in one week
+    SlotSearch,
+    /// The patient flow: find service, $findHSP, schedules and slots, $hold, $book
+    Flow,
+    /// Many clients racing for a few slots, then a check for double bookings
+    Contended,
+    /// Appointments of a patient found by social security number
+    Svnr,
+}
+
+/// Flags of `termin bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Which scenario to run
+    #[arg(long, value_enum, default_value = "all")]
+    pub scenario: ScenarioArg,
+
+    /// Dataset size, seeded into --database unless it holds that dataset already
+    #[arg(long, value_enum, default_value = "small")]
+    pub scale: ScaleArg,
+
+    /// Random seed of the dataset
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// SQLite file or PostgreSQL URL to seed and serve; the scenarios book into it, so a
+    /// database used before has fewer free slots [default: termin-bench-<scale>.db]
+    #[arg(long, value_name = "PATH|URL")]
+    pub database: Option<PathBuf>,
+
+    /// Benchmark this running server instead (its FHIR base URL); it must hold a seeded
+    /// dataset. The server's memory is then not reported.
+    #[arg(long, value_name = "URL", conflicts_with = "database")]
+    pub url: Option<String>,
+
+    /// How long each scenario runs, e.g. "20s"
+    #[arg(long, default_value = "20s")]
+    pub duration: SignedDuration,
+
+    /// Concurrent clients
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+
+    /// Slots the clients of the contended scenario race for in each round
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub contended_slots: u32,
+
+    /// FHIR package directories for the server it starts (turns validation on), as for `termin serve`
+    #[arg(long = "packages", value_name = "DIR", value_delimiter = ',')]
+    pub packages: Vec<PathBuf>,
+}
+
+pub fn run(args: BenchArgs) -> ExitCode {
+    let Some(runtime) = setup::runtime("bench", true) else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(bench(args)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("termin bench: double bookings found");
+            ExitCode::FAILURE
+        }
+        Err(message) => {
+            eprintln!("termin bench: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the chosen scenarios; `Ok(false)` when a slot was booked twice.
+async fn bench(args: BenchArgs) -> Result<bool, String> {
+    let scale: Scale = args.scale.into();
+    let duration = std::time::Duration::try_from(args.duration).map_err(|e| format!("--duration: {e}"))?;
+    let mut server = None;
+    let url = match &args.url {
+        Some(url) => url.clone(),
+        None => {
+            let database = args
+                .database
+                .clone()
+                .unwrap_or_else(|| format!("termin-bench-{scale}.db").into());
+            seed_unless_present(&Database::from(database.clone()), scale, args.seed).await?;
+            let started = server::Server::start(&database, &args.packages).await?;
+            let url = started.base_url();
+            eprintln!("server started in {:.0?} at {url}", started.start_up);
+            server = Some(started);
+            url
+        }
+    };
+    let client = termin_client::Client::new(url);
+    let dataset = std::sync::Arc::new(Dataset::discover(&client).await?);
+    eprintln!("{dataset}");
+    let selected = |s: ScenarioArg| args.scenario == ScenarioArg::All || args.scenario == s;
+    let concurrency = args.concurrency as usize;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut double_bookings = 0;
+    if selected(ScenarioArg::SlotSearch) {
+        rows.push(scenarios::slot_search(&client, &dataset, concurrency, duration).await);
+        rows.last_mut().expect("pushed").server_rss = server.as_ref().and_then(server::Server::memory);
+    }
+    if selected(ScenarioArg::Flow) {
+        rows.push(scenarios::patient_flow(&client, &dataset, concurrency, duration).await);
+        rows.last_mut().expect("pushed").server_rss = server.as_ref().and_then(server::Server::memory);
+    }
+    if selected(ScenarioArg::Contended) {
+        let slots = args.contended_slots as usize;
+        let (row, doubles) = scenarios::contended_booking(&client, &dataset, concurrency, slots, duration).await?;
+        double_bookings = doubles;
+        rows.push(row);
+        rows.last_mut().expect("pushed").server_rss = server.as_ref().and_then(server::Server::memory);
+    }
+    if selected(ScenarioArg::Svnr) {
+        rows.push(scenarios::appointments_by_svnr(&client, &dataset, concurrency, duration).await);
+        rows.last_mut().expect("pushed").server_rss = server.as_ref().and_then(server::Server::memory);
+    }
+    println!("{}", report::table(&rows, scale, concurrency));
+    println!("double bookings: {double_bookings}");
+    Ok(double_bookings == 0)
+}
+
+/// Seeds the dataset unless its first resource is there already (the bench then reuses it).
+async fn seed_unless_present(database: &Database, scale: Scale, seed: u64) -> Result<(), String> {
+    let options = SeedOptions::new(scale, seed, this_monday());
+    let opened = setup::open_store(database, 1, 2).await?;
+    setup::install_search_parameters(&[], termin_search::DEFAULT_TIME_ZONE)?;
+    let config = ServiceConfig {
+        update_create: true,
+        hold_duration: SignedDuration::from_mins(10),
+    };
+    let service = setup::service(opened.store, config, &[], &[]).await?;
+    if crate::seed::is_loaded(&service, &options).await? {
+        eprintln!("{database} holds the {scale} dataset already");
+        return Ok(());
+    }
+    let started = Instant::now();
+    let summary = crate::seed::load(&service, &options, 2000).await?;
+    eprintln!("seeded {} resources into {database} in {:.1?}", summary.created, started.elapsed());
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! `termin seed`: writes the deterministic Austrian dataset of `termin-seed` into a database
+//! (through the domain service, so the index, the slot bookings and validation are exactly
+//! those of the server), or into an NDJSON file.
+
+use crate::config::{DEFAULT_DATABASE, Database};
+use crate::setup;
+use clap::{Args, ValueEnum};
+use jiff::ToSpan;
+use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Map, Value};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+use termin_domain::{ResourceService, ServiceConfig};
+use termin_seed::{Scale, SeedOptions};
+use termin_store::RequestContext;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ScaleArg {
+    /// A few hundred slots, for tests and smoke runs
+    Tiny,
+    /// About 10,000 slots (the demo dataset)
+    Small,
+    /// About 100,000 slots
+    Medium,
+    /// About 1,000,000 slots
+    Large,
+}
+
+impl From<ScaleArg> for Scale {
+    fn from(value: ScaleArg) -> Self {
+        match value {
+            ScaleArg::Tiny => Scale::Tiny,
+            ScaleArg::Small => Scale::Small,
+            ScaleArg::Medium => Scale::Medium,
+            ScaleArg::Large => Scale::Large,
+        }
+    }
+}
+
+/// Flags of `termin seed`.
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// How much data: tiny, small (~10k slots), medium (~100k), large (~1M)
+    #[arg(long, value_enum, default_value = "small")]
+    pub scale: ScaleArg,
+
+    /// Random seed; the same seed, scale and start give the same resources
+    #[arg(long, env = "TERMIN_SEED", default_value_t = 1)]
+    pub seed: u64,
+
+    /// First day with slots (YYYY-MM-DD) [default: Monday of the current week, Europe/Vienna]
+    #[arg(long, value_name = "DATE")]
+    pub start: Option<Date>,
+
+    /// SQLite database file or PostgreSQL URL to load into, as for `termin serve` [default: termin.db]
+    #[arg(long, env = "TERMIN_DATABASE", value_name = "PATH|URL")]
+    pub database: Option<PathBuf>,
+
+    /// Write the resources as NDJSON (one per line) to this file instead of a database
+    #[arg(long, value_name = "FILE", conflicts_with = "database")]
+    pub ndjson: Option<PathBuf>,
+
+    /// FHIR package directories, as for `termin serve`; when given, every resource is
+    /// validated against the enforced profiles while loading
+    #[arg(long = "packages", env = "TERMIN_PACKAGES", value_name = "DIR", value_delimiter = ',')]
+    pub packages: Vec<PathBuf>,
+
+    /// IANA time zone for dates without an offset, as for `termin serve` [default: Europe/Vienna]
+    #[arg(long, env = "TERMIN_TIME_ZONE", value_name = "ZONE")]
+    pub time_zone: Option<String>,
+
+    /// Resources written per transaction
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+}
+
+pub fn run(args: SeedArgs) -> ExitCode {
+    let Some(runtime) = setup::runtime("seed", false) else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(seed(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("termin seed: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The Monday of the current week in Europe/Vienna: demo slots start "now-ish".
+pub fn this_monday() -> Date {
+    let vienna = jiff::tz::TimeZone::get(termin_search::DEFAULT_TIME_ZONE).unwrap_or(jiff::tz::TimeZone::UTC);
+    let today = Timestamp::now().to_zoned_datetime(vienna).date();
+    today
+        .checked_sub(i64::from(today.weekday().to_monday_zero_offset()).days())
+        .unwrap_or(today)
+}
+
+async fn seed(args: SeedArgs) -> Result<(), String> {
+    let options = SeedOptions::new(args.scale.into(), args.seed, args.start.unwrap_or_else(this_monday));
+    let started = Instant::now();
+    if let Some(path) = &args.ndjson {
+        let written = write_ndjson(path, &options)?;
+        println!("wrote {written} resources to {} in {:.1?}", path.display(), started.elapsed());
+        return Ok(());
+    }
+    let database = Database::from(args.database.unwrap_or_else(|| DEFAULT_DATABASE.into()));
+    let opened = setup::open_store(&database, 1, 2).await?;
+    setup::install_search_parameters(&args.packages, args.time_zone.as_deref().unwrap_or(termin_search::DEFAULT_TIME_ZONE))?;
+    let service = setup::service(opened.store, import_config(), &args.packages, &[]).await?;
+    let summary = load(&service, &options, args.batch as usize).await?;
+    println!(
+        "{database}: {} created, {} existing left as they were, in {:.1?} (scale {}, seed {}, start {})",
+        summary.created,
+        summary.existing,
+        started.elapsed(),
+        options.scale,
+        options.seed,
+        options.start
+    );
+    Ok(())
+}
+
+/// Imports create resources with their own ids; holds are not involved.
+fn import_config() -> ServiceConfig {
+    ServiceConfig {
+        update_create: true,
+        hold_duration: SignedDuration::from_mins(10),
+    }
+}
+
+/// Streams the dataset into the service in batches of `batch` resources.
+pub async fn load(service: &ResourceService, options: &SeedOptions, batch: usize) -> Result<termin_domain::ImportSummary, String> {
+    let ctx = RequestContext::system("seed");
+    let mut total = termin_domain::ImportSummary::default();
+    let mut resources = termin_seed::generate(options).peekable();
+    while resources.peek().is_some() {
+        let chunk: Vec<Map<String, Value>> = resources.by_ref().take(batch).map(as_loadable).collect();
+        let first = describe(&chunk[0]);
+        let summary = service
+            .import(&ctx, chunk)
+            .await
+            .map_err(|e| format!("loading the batch starting at {first}: {e:?}"))?;
+        total.created += summary.created;
+        total.existing += summary.existing;
+    }
+    Ok(total)
+}
+
+/// Whether the dataset of `options` is loaded already: its first resource exists.
+pub async fn is_loaded(service: &ResourceService, options: &SeedOptions) -> Result<bool, String> {
+    let Some(first) = termin_seed::generate(options).next() else {
+        return Ok(true);
+    };
+    let (Some(resource_type), Some(id)) = (
+        first.get("resourceType").and_then(Value::as_str).and_then(|t| t.parse().ok()),
+        first.get("id").and_then(Value::as_str),
+    ) else {
+        return Err("the dataset's first resource has no type or id".into());
+    };
+    Ok(service.read(&RequestContext::system("seed"), resource_type, id).await.is_ok())
+}
+
+/// Loads the dataset for `serve --demo` unless it is loaded already: a demo database keeps
+/// the bookings made in it across restarts.
+pub async fn load_demo(service: &ResourceService, scale: Scale) -> Result<(), String> {
+    let options = SeedOptions::new(scale, 1, this_monday());
+    if is_loaded(service, &options).await? {
+        tracing::info!("the demo dataset is loaded already");
+        return Ok(());
+    }
+    let started = Instant::now();
+    let summary = load(service, &options, 2000).await?;
+    tracing::info!(created = summary.created, millis = started.elapsed().as_millis() as u64, start = %options.start, "loaded the demo dataset");
+    Ok(())
+}
+
+/// The dataset records booked slots as `busy`; this server makes a slot busy only by booking
+/// it, so such a slot is loaded free and the booked Appointment that follows it takes it.
+fn as_loadable(mut resource: Map<String, Value>) -> Map<String, Value> {
+    if resource.get("resourceType").and_then(Value::as_str) == Some("Slot")
+        && resource.get("status").and_then(Value::as_str) == Some("busy")
+    {
+        resource.insert("status".into(), Value::String("free".into()));
+    }
+    resource
+}
+
+fn describe(resource: &Map<String, Value>) -> String {
+    format!(
+        "{}/{}",
+        resource.get("resourceType").and_then(Value::as_str).unwrap_or("?"),
+        resource.get("id").and_then(Value::as_str).unwrap_or("?")
+    )
+}
+
+fn write_ndjson(path: &PathBuf, options: &SeedOptions) -> Result<usize, String> {
+    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let mut written = 0;
+    for resource in termin_seed::generate(options) {
+        serde_json::to_writer(&mut out, &resource).map_err(|e| e.to_string())?;
+        out.write_all(b"\n").map_err(|e| e.to_string())?;
+        written += 1;
+    }
+    out.flush().map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(written)
+}

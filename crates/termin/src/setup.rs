@@ -1,0 +1,84 @@
+//! What `serve`, `seed` and `bench` share: opening the store, installing the search
+//! parameters and building the domain service with its validator.
+
+use crate::config::Database;
+use std::path::PathBuf;
+use std::sync::Arc;
+use termin_domain::{ResourceService, ServiceConfig, SystemClock};
+use termin_fhir::ResourceType;
+use termin_store::ResourceStore;
+use termin_store_postgres::PostgresStore;
+use termin_store_sqlite::SqliteStore;
+
+/// The async runtime of a `termin` command (several worker threads, or just this thread);
+/// `None`, after saying why on stderr, if it cannot start.
+pub fn runtime(command: &str, multi_thread: bool) -> Option<tokio::runtime::Runtime> {
+    let built = if multi_thread {
+        tokio::runtime::Runtime::new()
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    };
+    built
+        .map_err(|e| eprintln!("termin {command}: cannot start the async runtime: {e}"))
+        .ok()
+}
+
+/// The opened store; `postgres` is the same store when it is PostgreSQL (for pool metrics).
+pub struct OpenedStore {
+    pub store: Arc<dyn ResourceStore>,
+    pub postgres: Option<Arc<PostgresStore>>,
+}
+
+pub async fn open_store(database: &Database, read_connections: u32, pool_size: u32) -> Result<OpenedStore, String> {
+    let opened = match database {
+        Database::Sqlite(path) => OpenedStore {
+            store: Arc::new(SqliteStore::open(path, read_connections).await.map_err(|e| e.to_string())?),
+            postgres: None,
+        },
+        Database::Postgres(url) => {
+            let store = Arc::new(PostgresStore::open(url, pool_size).await.map_err(|e| e.to_string())?);
+            OpenedStore {
+                store: store.clone(),
+                postgres: Some(store),
+            }
+        }
+    };
+    tracing::info!(database = %database, "opened the store");
+    Ok(opened)
+}
+
+/// Loads the R5 SearchParameters (from `--packages`, then the FHIR package cache) and makes
+/// them the process-wide registry.
+pub fn install_search_parameters(packages: &[PathBuf], time_zone: &str) -> Result<(), String> {
+    let loading = std::time::Instant::now();
+    let dirs: Vec<PathBuf> = packages.iter().cloned().chain(termin_search::default_package_cache()).collect();
+    let search = termin_search::SearchParameters::load(&dirs, time_zone).map_err(|e| e.to_string())?;
+    tracing::info!(
+        fingerprint = search.fingerprint(),
+        time_zone = search.time_zone_name(),
+        millis = loading.elapsed().as_millis() as u64,
+        "loaded search parameters"
+    );
+    termin_search::install(search)
+        .map(|_| ())
+        .map_err(|_| "the search parameters were loaded twice".to_string())
+}
+
+/// The domain service over `store`, validating writes when `packages` are given, with its
+/// search index brought up to date with the installed search parameters.
+pub async fn service(
+    store: Arc<dyn ResourceStore>,
+    config: ServiceConfig,
+    packages: &[PathBuf],
+    profiles: &[(ResourceType, Option<String>)],
+) -> Result<ResourceService, String> {
+    let mut service = ResourceService::new(store, Arc::new(SystemClock), config);
+    if let Some(validator) = crate::validation::load(packages, profiles)? {
+        service = service.with_validator(validator);
+    }
+    service
+        .refresh_search_index()
+        .await
+        .map_err(|e| format!("cannot rebuild the search index: {e:?}"))?;
+    Ok(service)
+}
