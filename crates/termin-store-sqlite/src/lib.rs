@@ -25,8 +25,10 @@ use termin_store::{
 };
 use termin_store_sql::{change_name, parse_change};
 
-/// Page cache per connection, in KiB.
-const CACHE_KIB: u32 = 64 * 1024;
+/// Page cache per connection, in KiB. Each connection keeps its own, so five connections at
+/// 64 MiB held over 500 MB on a 100,000-slot database (measured with `termin bench`); the
+/// operating system's file cache serves the rest of the hot pages to all connections at once.
+const CACHE_KIB: u32 = 16 * 1024;
 
 /// How long a connection waits for SQLite's lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
