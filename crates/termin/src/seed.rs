@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
-use termin_domain::{ResourceService, ServiceConfig};
+use termin_domain::{ImportSummary, ResourceService, ServiceConfig};
 use termin_seed::{Scale, SeedOptions};
 use termin_store::RequestContext;
 
@@ -108,10 +108,9 @@ async fn seed(args: SeedArgs) -> Result<(), String> {
         return Ok(());
     }
     let database = Database::from(args.database.unwrap_or_else(|| DEFAULT_DATABASE.into()));
-    let opened = setup::open_store(&database, 1, 2).await?;
-    setup::install_search_parameters(&args.packages, args.time_zone.as_deref().unwrap_or(termin_search::DEFAULT_TIME_ZONE))?;
-    let service = setup::service(opened.store, import_config(), &args.packages, &[]).await?;
-    let summary = load(&service, &options, args.batch as usize).await?;
+    let time_zone = args.time_zone.as_deref().unwrap_or(termin_search::DEFAULT_TIME_ZONE);
+    let target = Target { database: &database, packages: &args.packages, time_zone };
+    let summary = seed_database(&target, &options, args.batch as usize, false).await?.unwrap_or_default();
     println!(
         "{database}: {} created, {} existing left as they were, in {:.1?} (scale {}, seed {}, start {})",
         summary.created,
@@ -124,6 +123,35 @@ async fn seed(args: SeedArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Where [`seed_database`] loads: the database, and the packages (validation) and time zone
+/// (search index) of the server that will serve it.
+pub struct Target<'a> {
+    pub database: &'a Database,
+    pub packages: &'a [PathBuf],
+    pub time_zone: &'a str,
+}
+
+/// Loads the dataset into `target.database`, then refreshes PostgreSQL's planner statistics.
+/// With `unless_loaded`, a database already holding the dataset is left alone (`None`).
+pub async fn seed_database(
+    target: &Target<'_>,
+    options: &SeedOptions,
+    batch: usize,
+    unless_loaded: bool,
+) -> Result<Option<ImportSummary>, String> {
+    let opened = setup::open_store(target.database, 1, 2).await?;
+    setup::install_search_parameters(target.packages, target.time_zone)?;
+    let service = setup::service(opened.store, import_config(), target.packages, &[]).await?;
+    if unless_loaded && is_loaded(&service, options).await? {
+        return Ok(None);
+    }
+    let summary = load(&service, options, batch).await?;
+    if let Some(postgres) = opened.postgres {
+        postgres.analyze().await.map_err(|e| e.to_string())?;
+    }
+    Ok(Some(summary))
+}
+
 /// Imports create resources with their own ids; holds are not involved.
 fn import_config() -> ServiceConfig {
     ServiceConfig {
@@ -133,9 +161,9 @@ fn import_config() -> ServiceConfig {
 }
 
 /// Streams the dataset into the service in batches of `batch` resources.
-pub async fn load(service: &ResourceService, options: &SeedOptions, batch: usize) -> Result<termin_domain::ImportSummary, String> {
+pub async fn load(service: &ResourceService, options: &SeedOptions, batch: usize) -> Result<ImportSummary, String> {
     let ctx = RequestContext::system("seed");
-    let mut total = termin_domain::ImportSummary::default();
+    let mut total = ImportSummary::default();
     let mut resources = termin_seed::generate(options).peekable();
     while resources.peek().is_some() {
         let chunk: Vec<Map<String, Value>> = resources.by_ref().take(batch).map(as_loadable).collect();

@@ -8,7 +8,7 @@ mod scenarios;
 mod server;
 
 use crate::config::Database;
-use crate::seed::{ScaleArg, this_monday};
+use crate::seed::{ScaleArg, Target, seed_database, this_monday};
 use crate::setup;
 use clap::{Args, ValueEnum};
 use jiff::SignedDuration;
@@ -17,7 +17,6 @@ use scenarios::Dataset;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
-use termin_domain::ServiceConfig;
 use termin_seed::{Scale, SeedOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -144,22 +143,14 @@ async fn bench(args: BenchArgs) -> Result<bool, String> {
     Ok(double_bookings == 0)
 }
 
-/// Seeds the dataset unless its first resource is there already (the bench then reuses it).
+/// Seeds the dataset unless it is there already (the bench then reuses it).
 async fn seed_unless_present(database: &Database, scale: Scale, seed: u64) -> Result<(), String> {
     let options = SeedOptions::new(scale, seed, this_monday());
-    let opened = setup::open_store(database, 1, 2).await?;
-    setup::install_search_parameters(&[], termin_search::DEFAULT_TIME_ZONE)?;
-    let config = ServiceConfig {
-        update_create: true,
-        hold_duration: SignedDuration::from_mins(10),
-    };
-    let service = setup::service(opened.store, config, &[], &[]).await?;
-    if crate::seed::is_loaded(&service, &options).await? {
-        eprintln!("{database} holds the {scale} dataset already");
-        return Ok(());
-    }
+    let target = Target { database, packages: &[], time_zone: termin_search::DEFAULT_TIME_ZONE };
     let started = Instant::now();
-    let summary = crate::seed::load(&service, &options, 2000).await?;
-    eprintln!("seeded {} resources into {database} in {:.1?}", summary.created, started.elapsed());
+    match seed_database(&target, &options, 2000, true).await? {
+        None => eprintln!("{database} holds the {scale} dataset already"),
+        Some(summary) => eprintln!("seeded {} resources into {database} in {:.1?}", summary.created, started.elapsed()),
+    }
     Ok(())
 }

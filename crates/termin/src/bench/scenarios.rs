@@ -24,16 +24,19 @@ pub struct Dataset {
     service_types: Vec<String>,
     /// (Patient id, SVNR) pairs.
     patients: Vec<(String, String)>,
+    /// Two-digit postal code areas of the Locations: "near me" in the flow's `$findHSP`.
+    zip_areas: Vec<String>,
 }
 
 impl fmt::Display for Dataset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "dataset: {} schedules, {} service types, {} patients sampled; first week {}",
+            "dataset: {} schedules, {} service types, {} patients, {} zip areas sampled; first week {}",
             self.schedules.len(),
             self.service_types.len(),
             self.patients.len(),
+            self.zip_areas.len(),
             self.week_start
         )
     }
@@ -93,12 +96,23 @@ impl Dataset {
                 Some((patient["id"].as_str()?.to_owned(), svnr.to_owned()))
             })
             .collect();
-        if schedules.is_empty() || service_types.is_empty() || patients.is_empty() {
+        let locations = client
+            .search("Location", &[("_count", DISCOVERY_PAGE)])
+            .await
+            .map_err(|e| failed("locations", e))?;
+        let mut zip_areas: Vec<String> = resources(&locations)
+            .filter_map(|location| location["address"]["postalCode"].as_str()?.get(..2).map(str::to_owned))
+            .collect();
+        zip_areas.sort();
+        zip_areas.dedup();
+        if schedules.is_empty() || service_types.is_empty() || patients.is_empty() || zip_areas.is_empty() {
             return Err(format!(
-                "the dataset lacks schedules ({}), service types ({}) or patients with an SVNR ({}): seed it first",
+                "the dataset lacks schedules ({}), service types ({}), patients with an SVNR ({}) or located \
+                 providers ({}): seed it first",
                 schedules.len(),
                 service_types.len(),
-                patients.len()
+                patients.len(),
+                zip_areas.len()
             ));
         }
         Ok(Dataset {
@@ -107,6 +121,7 @@ impl Dataset {
             week_start,
             service_types,
             patients,
+            zip_areas,
         })
     }
 }
@@ -229,8 +244,9 @@ fn now_param() -> String {
     format!("ge{}", Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ"))
 }
 
-/// (b) The patient flow: search services by type, `$findHSP` for that type, a provider's
-/// schedule and its next free slots, `$hold` one, `$book` it. One operation is the flow.
+/// (b) The patient flow: search services by type, `$findHSP` for that type near a place (a
+/// postal code area of the dataset), a provider's schedule and its next free slots, `$hold`
+/// one, `$book` it. One operation is the flow.
 pub async fn patient_flow(client: &Client, dataset: &Arc<Dataset>, concurrency: usize, duration: Duration) -> Row {
     let (client, data) = (client.clone(), dataset.clone());
     let (tally, elapsed) = run_clients(concurrency, duration, move |number, iteration| {
@@ -249,15 +265,19 @@ pub async fn patient_flow(client: &Client, dataset: &Arc<Dataset>, concurrency: 
 async fn flow_once(client: &Client, data: &Dataset, number: usize, iteration: usize) -> Result<Outcome, ClientError> {
     let service_type = pick(&data.service_types, number, iteration);
     client.search("HealthcareService", &[("service-type", service_type), ("_count", "10")]).await?;
+    let zip_area = pick(&data.zip_areas, number, iteration);
     let providers = client
-        .search("HealthcareService/$findHSP", &[("healthcareService-type", service_type), ("_count", "10")])
+        .search(
+            "HealthcareService/$findHSP",
+            &[("healthcareService-type", service_type), ("healthcareService-zipCodeArea", zip_area), ("_count", "10")],
+        )
         .await?;
     let roles: Vec<String> = resources(&providers)
         .filter(|r| r["resourceType"] == "PractitionerRole")
         .filter_map(|r| r["id"].as_str().map(str::to_owned))
         .collect();
     if roles.is_empty() {
-        return Ok(Outcome::Failed(format!("$findHSP found no PractitionerRole for {service_type}")));
+        return Ok(Outcome::Failed(format!("$findHSP found no PractitionerRole for {service_type} in {zip_area}")));
     }
     let role = pick(&roles, number, iteration);
     let schedules = client
