@@ -6,6 +6,7 @@
 //! with `--brief` as one tab-separated line per resource. Failures print the server's
 //! OperationOutcome to stderr and exit with status 1.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
@@ -219,13 +220,13 @@ pub fn run(args: ClientArgs) -> ExitCode {
     let client = Client::new(args.url);
     match runtime.block_on(execute(&client, args.command)) {
         Ok(result) => {
-            if args.brief {
-                for line in brief_lines(&result) {
-                    println!("{line}");
-                }
+            let text = if args.brief {
+                brief_lines(&result).into_iter().map(|line| line + "\n").collect()
             } else {
-                println!("{}", serde_json::to_string_pretty(&result).unwrap_or_default());
-            }
+                serde_json::to_string_pretty(&result).unwrap_or_default() + "\n"
+            };
+            // A closed pipe (`| head`) is the reader's choice, not a failure worth a panic.
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
             ExitCode::SUCCESS
         }
         Err(failure) => {
