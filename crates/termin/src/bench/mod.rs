@@ -119,26 +119,27 @@ async fn bench(args: BenchArgs) -> Result<bool, String> {
     let concurrency = args.concurrency as usize;
     let mut rows: Vec<Row> = Vec::new();
     let mut double_bookings = 0;
+    let with_memory = |mut row: Row| {
+        row.server_rss = server.as_ref().and_then(server::Server::memory);
+        row
+    };
     if selected(ScenarioArg::SlotSearch) {
-        rows.push(scenarios::slot_search(&client, &dataset, concurrency, duration).await);
-        rows.last_mut().expect("pushed").server_rss = server.as_ref().and_then(server::Server::memory);
+        rows.push(with_memory(scenarios::slot_search(&client, &dataset, concurrency, duration).await));
     }
     if selected(ScenarioArg::Flow) {
-        rows.push(scenarios::patient_flow(&client, &dataset, concurrency, duration).await);
-        rows.last_mut().expect("pushed").server_rss = server.as_ref().and_then(server::Server::memory);
+        rows.push(with_memory(scenarios::patient_flow(&client, &dataset, concurrency, duration).await));
     }
     if selected(ScenarioArg::Contended) {
         let slots = args.contended_slots as usize;
         let (row, doubles) = scenarios::contended_booking(&client, &dataset, concurrency, slots, duration).await?;
         double_bookings = doubles;
-        rows.push(row);
-        rows.last_mut().expect("pushed").server_rss = server.as_ref().and_then(server::Server::memory);
+        rows.push(with_memory(row));
     }
     if selected(ScenarioArg::Svnr) {
-        rows.push(scenarios::appointments_by_svnr(&client, &dataset, concurrency, duration).await);
-        rows.last_mut().expect("pushed").server_rss = server.as_ref().and_then(server::Server::memory);
+        rows.push(with_memory(scenarios::appointments_by_svnr(&client, &dataset, concurrency, duration).await));
     }
-    println!("{}", report::table(&rows, scale, concurrency));
+    // A server given by --url holds whatever data it holds: no scale to name.
+    println!("{}", report::table(&rows, args.url.is_none().then_some(scale), concurrency));
     println!("double bookings: {double_bookings}");
     Ok(double_bookings == 0)
 }

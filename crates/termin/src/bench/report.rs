@@ -81,9 +81,16 @@ fn millis(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
 
-pub fn table(rows: &[Row], scale: Scale, concurrency: usize) -> String {
+pub fn table(rows: &[Row], scale: Option<Scale>, concurrency: usize) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "scale {scale}, {concurrency} concurrent clients");
+    match scale {
+        Some(scale) => {
+            let _ = writeln!(out, "scale {scale}, {concurrency} concurrent clients");
+        }
+        None => {
+            let _ = writeln!(out, "{concurrency} concurrent clients");
+        }
+    }
     let _ = writeln!(
         out,
         "| scenario | operation | ops | ops/s | p50 ms | p95 ms | p99 ms | errors | conflicts | server RSS (peak) MiB |"
