@@ -61,6 +61,8 @@ pub async fn run<D: Dialect>(executor: &mut impl SearchExecutor<D>, request: &Se
         next: None,
         previous: None,
     };
+    // The number of all matches, when the first page holds them all.
+    let mut everything_on_page = None;
     if request.count > 0 {
         let backwards = request.page.as_ref().is_some_and(|p| p.backwards);
         let query = SearchSql::<D>::new(&request.filter).build(
@@ -91,12 +93,22 @@ pub async fn run<D: Dialect>(executor: &mut impl SearchExecutor<D>, request: &Se
         } else {
             (first.filter(|_| came_from_cursor), last.filter(|_| more))
         };
+        if !came_from_cursor && !more {
+            everything_on_page = Some(rows.len());
+        }
         page.matches = rows.into_iter().map(|(version, _)| version).collect();
     }
     if request.total {
-        let total = executor
-            .count(SearchSql::<D>::new(&request.filter).build(request.resource_type, &Select::Count))
-            .await?;
+        // A first page that is not full is every match: counting again would only repeat
+        // the page's query.
+        let total = match everything_on_page {
+            Some(total) => total as i64,
+            None => {
+                executor
+                    .count(SearchSql::<D>::new(&request.filter).build(request.resource_type, &Select::Count))
+                    .await?
+            }
+        };
         page.total = Some(u64::try_from(total).unwrap_or(0));
     }
     if !request.includes.is_empty() || !request.revincludes.is_empty() {
