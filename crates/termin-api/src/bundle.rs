@@ -11,7 +11,7 @@ pub fn stored_json(version: &ResourceVersion) -> Result<Option<Value>, ApiError>
     version
         .body
         .as_deref()
-        .map(serde_json::from_str)
+        .map(termin_fhir::json::parse_stored)
         .transpose()
         .map_err(|e| {
             tracing::error!(id = %version.id, error = %e, "stored resource is not JSON");
@@ -82,11 +82,14 @@ pub fn search_entry(
         SearchMode::Match => "match",
         SearchMode::Include => "include",
     };
-    Ok(json!({
-        "fullUrl": full_url(base, version),
-        "resource": stored_json(version)?.map(shape),
-        "search": {"mode": mode},
-    }))
+    // Inserted, not embedded with `json!`, which would rewrite number texts.
+    let mut entry = Map::new();
+    entry.insert("fullUrl".into(), json!(full_url(base, version)));
+    if let Some(resource) = stored_json(version)? {
+        entry.insert("resource".into(), shape(resource));
+    }
+    entry.insert("search".into(), json!({"mode": mode}));
+    Ok(Value::Object(entry))
 }
 
 /// The entry that tells how the search was read (ignored or leniently read parameters).

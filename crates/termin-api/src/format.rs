@@ -9,7 +9,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
-use termin_fhir::{Issue, IssueCode, json::parse_resource};
+use termin_fhir::json::{parse_resource, parse_value};
+use termin_fhir::{Issue, IssueCode};
 
 pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
 
@@ -105,8 +106,18 @@ impl FromRequest<SharedState> for FhirBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &SharedState) -> Result<Self, Self::Rejection> {
+        /// Larger bodies are parsed on a blocking thread: a megabyte of JSON takes milliseconds
+        /// of CPU that the async workers owe to other requests.
+        const PARSE_INLINE_BYTES: usize = 64 * 1024;
         let bytes = read_body(request, state.config.max_body_bytes, FHIR_JSON_TYPES).await?;
-        parse_resource(&bytes).map(FhirBody).map_err(ApiError::bad_request)
+        let parsed = if bytes.len() <= PARSE_INLINE_BYTES {
+            parse_resource(&bytes)
+        } else {
+            tokio::task::spawn_blocking(move || parse_resource(&bytes)).await.map_err(|e| {
+                ApiError::from(termin_domain::DomainError::Internal(format!("parsing the body failed: {e}")))
+            })?
+        };
+        parsed.map(FhirBody).map_err(ApiError::bad_request)
     }
 }
 
@@ -120,12 +131,7 @@ impl FromRequest<SharedState> for JsonPatchBody {
 
     async fn from_request(request: Request, state: &SharedState) -> Result<Self, Self::Rejection> {
         let bytes = read_body(request, state.config.max_body_bytes, &["application/json-patch+json"]).await?;
-        serde_json::from_slice(&bytes).map(JsonPatchBody).map_err(|e| {
-            ApiError::bad_request(Issue::error(
-                IssueCode::Structure,
-                format!("The body is not valid JSON: line {} column {}", e.line(), e.column()),
-            ))
-        })
+        parse_value(&bytes).map(JsonPatchBody).map_err(ApiError::bad_request)
     }
 }
 
@@ -228,7 +234,7 @@ impl IntoResponse for FhirResponse {
             None => None,
             Some(Payload::Json(value)) => Some(self.format.render(&value)),
             Some(Payload::Stored(text)) if !self.format.pretty => Some(text),
-            Some(Payload::Stored(text)) => match serde_json::from_str::<Value>(&text) {
+            Some(Payload::Stored(text)) => match termin_fhir::json::parse_stored(&text) {
                 Ok(value) => Some(self.format.render(&value)),
                 Err(_) => Some(text),
             },

@@ -9,7 +9,7 @@
 //! Building the dataset takes minutes. With `FIND_HSP_BENCHMARK_DB=<file>` it is kept in that
 //! file and reused by later runs on the same day (the slots lie in the coming week).
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -104,7 +104,7 @@ async fn main() {
     let service = ResourceService::new(
         Arc::new(store),
         Arc::new(SystemClock),
-        ServiceConfig { update_create: true, hold_duration: SignedDuration::from_mins(10) },
+        ServiceConfig::default(),
     );
     let ctx = RequestContext::system("benchmark");
     if !reuse {

@@ -2,13 +2,14 @@
 //! history, with server-managed `meta.versionId` / `meta.lastUpdated`.
 
 use crate::scheduling::{self, guard_write, model};
+use crate::cpu::CpuWork;
 use crate::validation::{ResourceValidator, conform};
 use crate::{Clock, DomainError};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use termin_fhir::resource::with_identity;
-use termin_fhir::{Issue, IssueCode, ResourceType, instant::format_instant, is_valid_id};
+use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType, instant::format_instant, is_valid_id};
 use termin_search::index_entries;
 use termin_store::{
     ChangeKind, Condition, Filter, HistoryPage, HistoryRequest, NewVersion, RequestContext, ResourceStore,
@@ -21,6 +22,20 @@ pub struct ServiceConfig {
     pub update_create: bool,
     /// How long `$hold` keeps a slot for its holder.
     pub hold_duration: SignedDuration,
+    /// The largest resource stored, in bytes of compact JSON with `meta`: the request body
+    /// limit, enforced again on what PATCH and the scheduling rules build.
+    pub max_resource_bytes: usize,
+}
+
+impl Default for ServiceConfig {
+    /// The server's defaults (`termin serve --help`).
+    fn default() -> Self {
+        ServiceConfig {
+            update_create: true,
+            hold_duration: SignedDuration::from_mins(10),
+            max_resource_bytes: 1 << 20,
+        }
+    }
 }
 
 /// How a write ended.
@@ -62,6 +77,7 @@ pub struct ResourceService {
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
     validator: Option<Arc<dyn ResourceValidator>>,
+    cpu: CpuWork,
 }
 
 fn label(resource_type: ResourceType, id: &str) -> String {
@@ -75,6 +91,7 @@ impl ResourceService {
             clock,
             config,
             validator: None,
+            cpu: CpuWork::new(),
         }
     }
 
@@ -89,17 +106,44 @@ impl ResourceService {
         self.validator.as_deref()
     }
 
-    /// Validates incoming content (when a validator is configured): the body to write, tagged
-    /// with its enforced profile, and the warnings.
-    pub(crate) fn conform(
+    /// Checks incoming content — every write path passes here: the content limits every stored
+    /// resource keeps (a PATCH result or an import did not pass the request parser), then
+    /// validation when a validator is configured. Answers the body to write, tagged with its
+    /// enforced profile, and the warnings.
+    pub(crate) async fn conform(
         &self,
         resource_type: ResourceType,
         body: Map<String, Value>,
     ) -> Result<(Map<String, Value>, Vec<Issue>), DomainError> {
+        termin_fhir::json::check_content(&body).map_err(DomainError::unprocessable)?;
         match &self.validator {
-            Some(validator) => conform(validator.as_ref(), resource_type, body),
+            Some(validator) => {
+                let validator = validator.clone();
+                self.cpu.run(move || conform(validator.as_ref(), resource_type, body)).await?
+            }
             None => Ok((body, Vec::new())),
         }
+    }
+
+    /// `$validate`: the outcome of checking `resource` (also against `profile`, when given),
+    /// off the async workers like every validation. `None` when validation is off; the inner
+    /// `Err` says the profile is not known.
+    pub async fn validate(
+        &self,
+        resource: Value,
+        profile: Option<String>,
+    ) -> Result<Option<Result<OperationOutcome, String>>, DomainError> {
+        let Some(validator) = self.validator.clone() else {
+            return Ok(None);
+        };
+        let outcome = self
+            .cpu
+            .run(move || match profile {
+                Some(profile) => validator.validate_against(&resource, &profile),
+                None => Ok(validator.validate(&resource)),
+            })
+            .await?;
+        Ok(Some(outcome))
     }
 
     pub fn config(&self) -> &ServiceConfig {
@@ -238,7 +282,7 @@ impl ResourceService {
         if_none_exist: Option<&[Condition]>,
     ) -> Result<WriteOutcome, DomainError> {
         check_type(resource_type, &body)?;
-        let (body, warnings) = self.conform(resource_type, body)?;
+        let (body, warnings) = self.conform(resource_type, body).await?;
         Ok(self.create_conformant(ctx, resource_type, body, if_none_exist).await?.with_warnings(warnings))
     }
 
@@ -301,7 +345,7 @@ impl ResourceService {
                 ));
             }
         }
-        let (body, warnings) = self.conform(resource_type, body)?;
+        let (body, warnings) = self.conform(resource_type, body).await?;
         let tx = self.store.begin_write(ctx).await?;
         Ok(self.update_in(ctx, tx, resource_type, id, body, if_match).await?.with_warnings(warnings))
     }
@@ -316,7 +360,7 @@ impl ResourceService {
         if_match: Option<u64>,
     ) -> Result<WriteOutcome, DomainError> {
         check_type(resource_type, &body)?;
-        let (body, warnings) = self.conform(resource_type, body)?;
+        let (body, warnings) = self.conform(resource_type, body).await?;
         Ok(self
             .conditional_update_conformant(ctx, resource_type, conditions, body, if_match)
             .await?
@@ -395,36 +439,46 @@ impl ResourceService {
         operations: Value,
         if_match: Option<u64>,
     ) -> Result<WriteOutcome, DomainError> {
-        let patch: json_patch::Patch = serde_json::from_value(operations).map_err(|e| {
+        /// Concurrent writers that may overtake one patch before it gives up (409).
+        const ATTEMPTS: usize = 3;
+        let written_values: Vec<Option<Value>> = operations
+            .as_array()
+            .map(|ops| ops.iter().map(|op| op.get("value").cloned()).collect())
+            .unwrap_or_default();
+        let mut patch: json_patch::Patch = serde_json::from_value(operations).map_err(|e| {
             DomainError::invalid(Issue::error(IssueCode::Structure, format!("The body is not a JSON Patch document: {e}")))
         })?;
-        let mut tx = self.store.begin_write(ctx).await?;
-        let current = match tx.read_current(resource_type, id).await? {
-            None => return Err(DomainError::NotFound(label(resource_type, id))),
-            Some(c) if c.is_deleted() => return Err(DomainError::Gone(label(resource_type, id))),
-            Some(c) => c,
-        };
-        check_if_match(resource_type, id, Some(&current), if_match)?;
-        let mut document: Value = serde_json::from_str(current.body.as_deref().unwrap_or_default())
-            .map_err(|e| DomainError::Internal(format!("stored resource is not JSON: {e}")))?;
-        json_patch::patch(&mut document, &patch.0).map_err(|e| {
-            DomainError::unprocessable(Issue::error(IssueCode::Processing, format!("The patch cannot be applied: {e}")))
-        })?;
-        let Value::Object(body) = document else {
-            return Err(DomainError::unprocessable(Issue::error(
-                IssueCode::Processing,
-                "The patch must leave a resource (a JSON object)",
-            )));
-        };
-        if body.get("resourceType").and_then(Value::as_str) != Some(resource_type.as_str())
-            || body.get("id").and_then(Value::as_str) != Some(id)
-        {
-            return Err(DomainError::unprocessable(
-                Issue::error(IssueCode::Processing, "A patch cannot change resourceType or id").at(format!("{resource_type}.id")),
-            ));
+        // Deserializing rewrites number texts (`3E2` → `3e+2`); the values go in as written.
+        for (operation, written) in patch.0.iter_mut().zip(written_values) {
+            match (operation, written) {
+                (json_patch::PatchOperation::Add(op), Some(value)) => op.value = value,
+                (json_patch::PatchOperation::Replace(op), Some(value)) => op.value = value,
+                (json_patch::PatchOperation::Test(op), Some(value)) => op.value = value,
+                _ => {}
+            }
         }
-        let (body, warnings) = self.conform(resource_type, body)?;
-        Ok(self.update_in(ctx, tx, resource_type, id, body, if_match).await?.with_warnings(warnings))
+        // The result is validated outside the unit of work, which holds the write lock (on
+        // SQLite, of the whole database): it is written only if the version it was built from
+        // is still current, else the patch is applied again to the newer version.
+        for _ in 0..ATTEMPTS {
+            let current = match self.store.read_current(ctx, resource_type, id).await? {
+                None => return Err(DomainError::NotFound(label(resource_type, id))),
+                Some(c) if c.is_deleted() => return Err(DomainError::Gone(label(resource_type, id))),
+                Some(c) => c,
+            };
+            check_if_match(resource_type, id, Some(&current), if_match)?;
+            let body = apply_patch(resource_type, id, &current, &patch)?;
+            let (body, warnings) = self.conform(resource_type, body).await?;
+            let mut tx = self.store.begin_write(ctx).await?;
+            let still_current = tx.read_current(resource_type, id).await?.is_some_and(|c| c.version == current.version);
+            if still_current {
+                return Ok(self.update_in(ctx, tx, resource_type, id, body, if_match).await?.with_warnings(warnings));
+            }
+        }
+        Err(DomainError::conflict(Issue::error(
+            IssueCode::Conflict,
+            format!("{} changed while the patch was applied; send it again", label(resource_type, id)),
+        )))
     }
 
     /// Deletes a resource. Deleting something absent or already deleted succeeds and changes nothing.
@@ -520,6 +574,16 @@ impl ResourceService {
         let previous_body = previous.and_then(|p| p.body.as_deref()).and_then(model::parse_object);
         guard_write(tx, ctx, now, resource_type, id, version, previous_body.as_ref(), Some(&mut body)).await?;
         let mut new = new_version(resource_type, id, body, previous, now)?;
+        let size = new.version.body.as_deref().map_or(0, str::len);
+        if size > self.config.max_resource_bytes {
+            return Err(DomainError::unprocessable(Issue::error(
+                IssueCode::TooLong,
+                format!(
+                    "The resource would take {size} bytes, more than the limit of {} bytes",
+                    self.config.max_resource_bytes
+                ),
+            )));
+        }
         if resource_type == ResourceType::Slot {
             scheduling::apply_hold_window(tx, id, &mut new.index).await?;
         }
@@ -562,7 +626,7 @@ impl ResourceService {
                 }
             };
             check_id(resource_type, &id)?;
-            let (body, _warnings) = self.conform(resource_type, body)?;
+            let (body, _warnings) = self.conform(resource_type, body).await?;
             staged.push((resource_type, id, body));
         }
         let mut summary = ImportSummary::default();
@@ -579,6 +643,34 @@ impl ResourceService {
         tx.commit().await?;
         Ok(summary)
     }
+}
+
+/// The resource a JSON Patch makes of `current`; it must stay the same resource.
+fn apply_patch(
+    resource_type: ResourceType,
+    id: &str,
+    current: &ResourceVersion,
+    patch: &json_patch::Patch,
+) -> Result<Map<String, Value>, DomainError> {
+    let mut document: Value = termin_fhir::json::parse_stored(current.body.as_deref().unwrap_or_default())
+        .map_err(|e| DomainError::Internal(format!("stored resource is not JSON: {e}")))?;
+    json_patch::patch(&mut document, &patch.0).map_err(|e| {
+        DomainError::unprocessable(Issue::error(IssueCode::Processing, format!("The patch cannot be applied: {e}")))
+    })?;
+    let Value::Object(body) = document else {
+        return Err(DomainError::unprocessable(Issue::error(
+            IssueCode::Processing,
+            "The patch must leave a resource (a JSON object)",
+        )));
+    };
+    if body.get("resourceType").and_then(Value::as_str) != Some(resource_type.as_str())
+        || body.get("id").and_then(Value::as_str) != Some(id)
+    {
+        return Err(DomainError::unprocessable(
+            Issue::error(IssueCode::Processing, "A patch cannot change resourceType or id").at(format!("{resource_type}.id")),
+        ));
+    }
+    Ok(body)
 }
 
 /// What [`ResourceService::import`] did.
@@ -694,7 +786,7 @@ fn check_if_match(
 
 /// Whether a new body says the same as the stored one, ignoring the server-managed meta.
 fn same_content(stored: &str, incoming: &Map<String, Value>) -> Result<bool, DomainError> {
-    let Value::Object(stored) = serde_json::from_str::<Value>(stored)
+    let Value::Object(stored) = termin_fhir::json::parse_stored(stored)
         .map_err(|e| DomainError::Internal(format!("stored resource is not JSON: {e}")))?
     else {
         return Err(DomainError::Internal("stored resource is not a JSON object".into()));

@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
+/// Declared most severe first: rendering orders issues by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
     Fatal,
@@ -121,6 +122,10 @@ impl Issue {
     }
 }
 
+/// An OperationOutcome lists at most this many issues; a client cannot act on more, and a
+/// response listing every fault of a huge resource would itself be huge.
+pub const MAX_RENDERED_ISSUES: usize = 100;
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OperationOutcome {
     pub issues: Vec<Issue>,
@@ -148,12 +153,22 @@ impl OperationOutcome {
             .any(|i| matches!(i.severity, Severity::Error | Severity::Fatal))
     }
 
+    /// The resource; at most [`MAX_RENDERED_ISSUES`] issues, the most severe first, then one
+    /// saying how many more there were.
     pub fn to_json(&self) -> Value {
         // FHIR requires at least one issue.
         let issues: Vec<Value> = if self.issues.is_empty() {
             vec![Issue::information("All OK").to_json()]
-        } else {
+        } else if self.issues.len() <= MAX_RENDERED_ISSUES {
             self.issues.iter().map(Issue::to_json).collect()
+        } else {
+            let mut shown: Vec<&Issue> = self.issues.iter().collect();
+            shown.sort_by_key(|issue| issue.severity as u8);
+            let more = shown.len() - MAX_RENDERED_ISSUES;
+            shown.truncate(MAX_RENDERED_ISSUES);
+            let mut issues: Vec<Value> = shown.into_iter().map(Issue::to_json).collect();
+            issues.push(Issue::information(format!("… and {more} more issues not listed")).to_json());
+            issues
         };
         json!({"resourceType": "OperationOutcome", "issue": issues})
     }
@@ -174,6 +189,17 @@ mod tests {
         assert_eq!(v["issue"][0]["code"], "value");
         assert_eq!(v["issue"][0]["expression"][0], "Patient.id");
         assert!(oo.has_errors());
+    }
+
+    #[test]
+    fn lists_at_most_the_limit_errors_first() {
+        let mut issues = vec![Issue::warning(IssueCode::Value, "w"); 150];
+        issues.push(Issue::error(IssueCode::Value, "e"));
+        let v = OperationOutcome::new(issues).to_json();
+        let rendered = v["issue"].as_array().unwrap();
+        assert_eq!(rendered.len(), MAX_RENDERED_ISSUES + 1);
+        assert_eq!(rendered[0]["severity"], "error");
+        assert_eq!(rendered[MAX_RENDERED_ISSUES]["diagnostics"], "… and 51 more issues not listed");
     }
 
     #[test]

@@ -53,5 +53,6 @@ mod walk;
 pub use definitions::Definitions;
 pub use package::{LoadError, PackageInfo, R5_CORE};
 pub use validator::{
-    AT_CORE_BASE, AT_SCHEDULING_BASE, AT_SCHEDULING_LEGACY_BASE, Validator, canonical, default_profiles,
+    AT_CORE_BASE, AT_SCHEDULING_BASE, AT_SCHEDULING_LEGACY_BASE, DEFAULT_TIME_LIMIT, Validator, canonical,
+    default_profiles,
 };

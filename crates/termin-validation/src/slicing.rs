@@ -296,6 +296,7 @@ fn conforms<'a>(
                 return false;
             };
             let mut check = Run::new(run.defs, resource);
+            check.deadline = run.deadline;
             if resolves {
                 let Some(reference) = target.get("reference").and_then(Value::as_str) else {
                     return false;

@@ -4,10 +4,11 @@
 use crate::definitions::{CORE_BASE, Definitions};
 use crate::structure::Kind;
 use crate::path::Path;
-use crate::walk::Run;
+use crate::walk::{MAX_ISSUES, Run, Stop};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
 
 /// Canonical base of the HL7 AT Core R5 profiles.
@@ -50,9 +51,15 @@ pub fn canonical(url: &str) -> Cow<'_, str> {
     }
 }
 
+/// How long one validation may take before it stops and rejects the resource. Resources of
+/// the served types validate in milliseconds; only pathological ones (hundreds of thousands of
+/// elements) come near it.
+pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(5);
+
 pub struct Validator {
     definitions: Definitions,
     enforced: BTreeMap<ResourceType, String>,
+    time_limit: Duration,
 }
 
 impl Validator {
@@ -90,9 +97,16 @@ impl Validator {
             Validator {
                 definitions,
                 enforced: canonical_profiles,
+                time_limit: DEFAULT_TIME_LIMIT,
             },
             problems,
         ))
+    }
+
+    /// Stops each validation after `limit`; the resource is then rejected (`too-costly`).
+    pub fn with_time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = limit;
+        self
     }
 
     pub fn definitions(&self) -> &Definitions {
@@ -122,6 +136,7 @@ impl Validator {
 
     fn run(&self, resource: &Value, requested: Option<&str>) -> OperationOutcome {
         let mut run = Run::new(&self.definitions, resource);
+        run.deadline = Some(Instant::now() + self.time_limit);
         let Some(type_name) = resource.get("resourceType").and_then(Value::as_str) else {
             run.error(IssueCode::Structure, "resourceType", "The resource has no resourceType".into());
             return OperationOutcome::new(run.issues);
@@ -175,7 +190,25 @@ impl Validator {
                 None => {}
             }
         }
-        OperationOutcome::new(deduplicated(run.issues))
+        let mut issues = deduplicated(run.issues);
+        match run.stopped {
+            None => {}
+            Some(Stop::EnoughErrors) => issues.push(Issue::information(format!(
+                "Validation stopped after the first {MAX_ISSUES} errors; correct these and validate again"
+            ))),
+            Some(Stop::OutOfTime) => issues.push(
+                Issue::error(
+                    IssueCode::TooCostly,
+                    format!(
+                        "Validation took longer than the limit of {} s and was stopped; the resource is too \
+                         large or complex to accept",
+                        self.time_limit.as_secs_f64()
+                    ),
+                )
+                .at(type_name),
+            ),
+        }
+        OperationOutcome::new(issues)
     }
 }
 

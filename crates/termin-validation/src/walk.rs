@@ -95,15 +95,35 @@ impl<'s> Host<'s> {
     }
 }
 
+/// A run stops collecting issues of a severity after this many: a resource with thousands of
+/// faults (an array of 100,000 empty elements) costs no more to reject than one with a hundred.
+pub(crate) const MAX_ISSUES: usize = 100;
+
+/// Why a run stopped before walking the whole resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// [`MAX_ISSUES`] errors found: the resource is rejected whatever follows.
+    EnoughErrors,
+    /// The deadline passed.
+    OutOfTime,
+}
+
 pub(crate) struct Run<'a> {
     pub defs: &'a Definitions,
     /// The resource being validated (`%rootResource`).
     root: &'a Value,
     context: EvalContext<'a>,
     pub issues: Vec<Issue>,
+    errors: usize,
+    warnings: usize,
     /// `(node, constraint expression)` pairs already evaluated (a few dozen per resource, so
     /// a list beats a hash set).
     evaluated: Vec<(usize, &'a str)>,
+    /// The run stops walking at this moment.
+    pub deadline: Option<std::time::Instant>,
+    /// Elements walked, to look at the clock only now and then.
+    steps: u32,
+    pub stopped: Option<Stop>,
 }
 
 impl<'a> Run<'a> {
@@ -113,16 +133,44 @@ impl<'a> Run<'a> {
             root,
             context: EvalContext::new().with_model(defs).with_root_resource(root),
             issues: Vec::new(),
+            errors: 0,
+            warnings: 0,
             evaluated: Vec::new(),
+            deadline: None,
+            steps: 0,
+            stopped: None,
         }
     }
 
     pub fn error(&mut self, code: IssueCode, at: impl std::fmt::Display, message: String) {
-        self.issues.push(Issue::error(code, message).at(at.to_string()));
+        self.errors += 1;
+        if self.errors <= MAX_ISSUES {
+            self.issues.push(Issue::error(code, message).at(at.to_string()));
+        }
     }
 
     pub fn warning(&mut self, code: IssueCode, at: impl std::fmt::Display, message: String) {
-        self.issues.push(Issue::warning(code, message).at(at.to_string()));
+        self.warnings += 1;
+        if self.warnings <= MAX_ISSUES {
+            self.issues.push(Issue::warning(code, message).at(at.to_string()));
+        }
+    }
+
+    /// Whether the run must stop walking: enough errors to reject, or out of time.
+    fn exhausted(&mut self) -> bool {
+        if self.stopped.is_some() {
+            return true;
+        }
+        if self.errors >= MAX_ISSUES {
+            self.stopped = Some(Stop::EnoughErrors);
+            return true;
+        }
+        self.steps = self.steps.wrapping_add(1);
+        if self.steps.is_multiple_of(64) && self.deadline.is_some_and(|d| std::time::Instant::now() > d) {
+            self.stopped = Some(Stop::OutOfTime);
+            return true;
+        }
+        false
     }
 
     /// Validates a resource (the root or a contained one) against a resource definition.
@@ -388,6 +436,9 @@ impl<'a> Run<'a> {
         host: &Host,
         resource: &'a Value,
     ) {
+        if self.exhausted() {
+            return;
+        }
         let definition = &structure.elements[index];
         let type_ref = choice.or_else(|| definition.types.first());
         let has_children = !structure.children(index).is_empty();

@@ -7,7 +7,7 @@ use crate::setup;
 use clap::{Args, ValueEnum};
 use jiff::ToSpan;
 use jiff::civil::Date;
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde_json::{Map, Value};
 use std::io::Write;
 use std::path::PathBuf;
@@ -141,7 +141,7 @@ pub async fn seed_database(
 ) -> Result<Option<ImportSummary>, String> {
     let opened = setup::open_store(target.database, 1, 2).await?;
     setup::install_search_parameters(target.packages, target.time_zone)?;
-    let service = setup::service(opened.store, import_config(), target.packages, &[]).await?;
+    let service = setup::service(opened.store, ServiceConfig::default(), target.packages, &[]).await?;
     if unless_loaded && is_loaded(&service, options).await? {
         return Ok(None);
     }
@@ -150,14 +150,6 @@ pub async fn seed_database(
         postgres.analyze().await.map_err(|e| e.to_string())?;
     }
     Ok(Some(summary))
-}
-
-/// Imports create resources with their own ids; holds are not involved.
-fn import_config() -> ServiceConfig {
-    ServiceConfig {
-        update_create: true,
-        hold_duration: SignedDuration::from_mins(10),
-    }
 }
 
 /// Streams the dataset into the service in batches of `batch` resources.

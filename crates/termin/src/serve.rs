@@ -46,6 +46,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     let service_config = ServiceConfig {
         update_create: config.update_create,
         hold_duration: config.hold_duration,
+        max_resource_bytes: config.max_body_bytes,
     };
     let service = setup::service(opened.store, service_config, &config.packages, &config.profiles).await?;
     if config.demo {

@@ -92,7 +92,7 @@ async fn run(
     let code = operation.strip_prefix('$').ok_or_else(unknown)?;
     let op = find(resource_type, code, id.is_some()).ok_or_else(unknown)?;
     if op.code == "validate" {
-        return validate(state, resource_type, id.as_deref(), body, query, format);
+        return validate(state, resource_type, id.as_deref(), body, query, format).await;
     }
     if op.code == "findHSP" {
         return super::find_hsp::find_hsp(state, &ctx, query, Some(body), format, base).await;
@@ -174,7 +174,7 @@ impl Input {
 
 /// `$validate`: the outcome of validating the posted resource (the Parameters `resource`, or
 /// the body itself), answered with 200 whatever it says. Nothing is stored.
-fn validate(
+async fn validate(
     state: &SharedState,
     resource_type: ResourceType,
     id: Option<&str>,
@@ -182,15 +182,6 @@ fn validate(
     query: Option<&str>,
     format: ResponseFormat,
 ) -> Result<FhirResponse, ApiError> {
-    let validator = state.service.validator().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            Issue::error(
-                IssueCode::NotSupported,
-                "Validation is off on this server: it validates once started with --packages",
-            ),
-        )
-    })?;
     let (resource, mut profile) = if body.get("resourceType").and_then(Value::as_str) == Some("Parameters") {
         let input = Input::parse(body, resource_type)?;
         let resource = input
@@ -230,12 +221,20 @@ fn validate(
                 .at(format!("{resource_type}.id")),
         ));
     }
-    let outcome = match profile {
-        Some(profile) => validator
-            .validate_against(&resource, &profile)
-            .map_err(|why| ApiError::bad_request(Issue::error(IssueCode::NotSupported, why)))?,
-        None => validator.validate(&resource),
-    };
+    let outcome = state
+        .service
+        .validate(resource, profile)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                Issue::error(
+                    IssueCode::NotSupported,
+                    "Validation is off on this server: it validates once started with --packages",
+                ),
+            )
+        })?
+        .map_err(|why| ApiError::bad_request(Issue::error(IssueCode::NotSupported, why)))?;
     Ok(FhirResponse::new(StatusCode::OK, format).json(outcome.to_json()))
 }
 
@@ -244,7 +243,11 @@ fn parameters(entries: Vec<Value>) -> Value {
 }
 
 fn resource_param(name: &str, resource: Value) -> Value {
-    json!({"name": name, "resource": resource})
+    // Inserted, not embedded with `json!`, which would rewrite number texts.
+    let mut param = Map::new();
+    param.insert("name".into(), json!(name));
+    param.insert("resource".into(), resource);
+    Value::Object(param)
 }
 
 async fn hold(

@@ -33,7 +33,7 @@ impl World {
         let service = ResourceService::new(
             Arc::new(store),
             clock.clone(),
-            ServiceConfig { update_create: true, hold_duration: HOLD },
+            ServiceConfig { hold_duration: HOLD, ..ServiceConfig::default() },
         );
         World { service, clock, _dir: dir }
     }

@@ -16,7 +16,7 @@ fn object(value: Value) -> Map<String, Value> {
 
 async fn service(dir: &tempfile::TempDir, update_create: bool) -> ResourceService {
     let store = SqliteStore::open(&dir.path().join("t.db"), 2).await.unwrap();
-    ResourceService::new(Arc::new(store), Arc::new(SystemClock), ServiceConfig { update_create, hold_duration: SignedDuration::from_mins(10) })
+    ResourceService::new(Arc::new(store), Arc::new(SystemClock), ServiceConfig { update_create, ..ServiceConfig::default() })
 }
 
 fn body_of(outcome: &WriteOutcome) -> Value {

@@ -67,7 +67,7 @@ impl ResourceService {
                 Issue::error(IssueCode::Invalid, "appointment-resource must be an Appointment").at("Appointment"),
             ));
         }
-        let (appointment, warnings) = self.conform(ResourceType::Appointment, appointment)?;
+        let (appointment, warnings) = self.conform(ResourceType::Appointment, appointment).await?;
         let mut booking = self.book_conformant(ctx, appointment).await?;
         booking.outcome.issues.extend(warnings);
         Ok(booking)

@@ -87,10 +87,7 @@ pub fn patient_participants(appointment: &Map<String, Value>) -> Vec<Value> {
 }
 
 pub fn parse_object(text: &str) -> Option<Map<String, Value>> {
-    match serde_json::from_str(text) {
-        Ok(Value::Object(map)) => Some(map),
-        _ => None,
-    }
+    termin_fhir::json::parse_stored_object(text)
 }
 
 #[cfg(test)]

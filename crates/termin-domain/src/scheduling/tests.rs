@@ -53,7 +53,7 @@ async fn world() -> World {
     let service = ResourceService::new(
         store.clone(),
         clock.clone(),
-        ServiceConfig { update_create: true, hold_duration: HOLD },
+        ServiceConfig { hold_duration: HOLD, ..ServiceConfig::default() },
     );
     let ctx = RequestContext::system("setup");
     let put = |resource: Value| {
