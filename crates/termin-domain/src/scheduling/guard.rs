@@ -25,7 +25,16 @@ pub(crate) async fn guard_write(
 ) -> Result<(), DomainError> {
     match resource_type {
         ResourceType::Appointment => guard_appointment(tx, ctx, now, id, version, previous, new).await,
-        ResourceType::Slot => guard_slot(tx, now, id, previous, new.map(|n| &*n)).await,
+        ResourceType::Slot => {
+            if let Some(new) = new.as_deref() {
+                super::policy::check_policy_values(resource_type, new)?;
+            }
+            guard_slot(tx, now, id, previous, new.map(|n| &*n)).await
+        }
+        ResourceType::HealthcareService => match new {
+            Some(new) => super::policy::check_policy_values(resource_type, new),
+            None => Ok(()),
+        },
         _ => Ok(()),
     }
 }

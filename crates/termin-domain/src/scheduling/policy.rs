@@ -15,38 +15,100 @@ pub const CANCELLATION_POLICY_URL: &str =
 const CANCELLATION_POLICY_URL_OLD: &str =
     "http://hl7.at/fhir/TC-FHIR-AG-Scheduling-R5/R5/StructureDefinition/at-scheduling-ext-cancellationPolicy";
 
-/// A UCUM time Duration as a signed duration; calendar units are not fixed lengths and are
-/// not accepted (`mo`, `a`).
-fn duration(value: &Value) -> Option<(SignedDuration, String)> {
-    let amount = value.get("value")?.as_f64()?;
-    let unit = value.get("code").or_else(|| value.get("unit")).and_then(Value::as_str)?;
-    let seconds = match unit {
-        "s" => 1.0,
-        "min" => 60.0,
-        "h" => 3600.0,
-        "d" => 86_400.0,
-        "wk" => 604_800.0,
-        _ => return None,
+/// The longest `cancelUntil` a policy may state: a year before the start.
+pub const MAX_CANCEL_UNTIL: SignedDuration = SignedDuration::from_hours(365 * 24);
+
+/// Seconds per UCUM time unit; calendar units (`mo`, `a`) are not fixed lengths and are not
+/// accepted.
+fn unit_seconds(unit: &str) -> Option<f64> {
+    match unit {
+        "s" => Some(1.0),
+        "min" => Some(60.0),
+        "h" => Some(3600.0),
+        "d" => Some(86_400.0),
+        "wk" => Some(604_800.0),
+        _ => None,
+    }
+}
+
+/// The amount and unit of a Duration as written, the amount only when it is a finite number.
+fn amount_and_unit(value: &Value) -> (Option<f64>, Option<&str>) {
+    let amount = value.get("value").and_then(Value::as_f64).filter(|a| a.is_finite());
+    let unit = value.get("code").or_else(|| value.get("unit")).and_then(Value::as_str);
+    (amount, unit)
+}
+
+/// Why a written `cancelUntil` Duration cannot be enforced, or `None` when it is fine.
+fn duration_problem(value: &Value) -> Option<String> {
+    let (amount, unit) = amount_and_unit(value);
+    let Some(seconds) = unit.and_then(unit_seconds) else {
+        return Some("cancelUntil needs a fixed time unit: s, min, h, d or wk".into());
     };
-    let text = format!("{} {unit}", value.get("value")?);
-    Some((SignedDuration::from_secs_f64(amount * seconds), text))
+    let Some(amount) = amount else {
+        return Some("cancelUntil needs a numeric value".into());
+    };
+    if amount < 0.0 {
+        return Some("cancelUntil cannot be negative".into());
+    }
+    if amount * seconds > MAX_CANCEL_UNTIL.as_secs_f64() {
+        return Some("cancelUntil can be at most 365 d (one year) before the start".into());
+    }
+    None
+}
+
+/// A stored `cancelUntil` as a duration, read safely whatever was stored before values were
+/// checked on write: negative values count as zero, values too large for a duration as the
+/// largest one. Units that are not fixed lengths are ignored.
+fn duration(value: &Value) -> Option<(SignedDuration, String)> {
+    let (amount, unit) = amount_and_unit(value);
+    let (amount, unit) = (amount?, unit?);
+    let seconds = amount.max(0.0) * unit_seconds(unit)?;
+    let before = SignedDuration::try_from_secs_f64(seconds).unwrap_or(SignedDuration::MAX);
+    Some((before, format!("{} {unit}", value.get("value")?)))
+}
+
+/// The `cancelUntil` Durations a resource declares, with their FHIRPath location.
+fn cancel_until_values(resource: &Map<String, Value>) -> Vec<(String, &Value)> {
+    let mut found = Vec::new();
+    let extensions = resource.get("extension").and_then(Value::as_array).into_iter().flatten();
+    for (i, policy) in extensions.enumerate() {
+        let url = policy.get("url").and_then(Value::as_str);
+        if url != Some(CANCELLATION_POLICY_URL) && url != Some(CANCELLATION_POLICY_URL_OLD) {
+            continue;
+        }
+        let parts = policy.get("extension").and_then(Value::as_array).into_iter().flatten();
+        for (j, part) in parts.enumerate() {
+            if part.get("url").and_then(Value::as_str) == Some("cancelUntil")
+                && let Some(value) = part.get("valueDuration")
+            {
+                found.push((format!("extension[{i}].extension[{j}].valueDuration"), value));
+            }
+        }
+    }
+    found
 }
 
 /// The `cancelUntil` durations a resource declares.
 fn cancel_until(resource: &Map<String, Value>) -> Vec<(SignedDuration, String)> {
-    resource
-        .get("extension")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|e| {
-            let url = e.get("url").and_then(Value::as_str);
-            url == Some(CANCELLATION_POLICY_URL) || url == Some(CANCELLATION_POLICY_URL_OLD)
-        })
-        .flat_map(|e| e.get("extension").and_then(Value::as_array).into_iter().flatten())
-        .filter(|e| e.get("url").and_then(Value::as_str) == Some("cancelUntil"))
-        .filter_map(|e| e.get("valueDuration").and_then(duration))
-        .collect()
+    cancel_until_values(resource).into_iter().filter_map(|(_, value)| duration(value)).collect()
+}
+
+/// Rejects a written cancellation policy that cannot be enforced as stated (422).
+pub fn check_policy_values(resource_type: ResourceType, resource: &Map<String, Value>) -> Result<(), DomainError> {
+    for (path, value) in cancel_until_values(resource) {
+        if let Some(problem) = duration_problem(value) {
+            return Err(DomainError::unprocessable(
+                Issue::error(IssueCode::Value, format!("{problem}; got {value}")).at(format!("{resource_type}.{path}")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The last moment a cancellation is allowed, `before` ahead of `start`; a deadline before
+/// the earliest representable instant clamps to it (no cancellation is then in time).
+fn deadline(start: Timestamp, before: SignedDuration) -> Timestamp {
+    start.checked_sub(before).unwrap_or(Timestamp::MIN)
 }
 
 /// Rejects a cancellation after the strictest applicable deadline.
@@ -74,7 +136,7 @@ pub async fn check_cancellation_deadline(
     }
     let strictest = policies.into_iter().max_by_key(|((before, _), _)| *before);
     if let Some(((before, text), source)) = strictest {
-        let deadline = start - before;
+        let deadline = deadline(start, before);
         if now > deadline {
             return Err(DomainError::unprocessable(
                 Issue::error(
@@ -109,5 +171,44 @@ mod tests {
         assert_eq!(policies[0].0, SignedDuration::from_hours(24));
         assert_eq!(policies[0].1, "24 h");
         assert!(duration(&json!({"value": 1, "code": "mo"})).is_none());
+    }
+
+    #[test]
+    fn written_values_out_of_range_are_refused() {
+        for bad in [
+            json!({"value": 99999999999999999_u64, "code": "wk"}),
+            json!({"value": 1e300, "code": "s"}),
+            json!({"value": 1e18, "code": "s"}),
+            json!({"value": -1, "code": "h"}),
+            json!({"value": "NaN", "code": "h"}),
+            json!({"value": 366, "code": "d"}),
+            json!({"value": 1, "code": "mo"}),
+            json!({"value": 1}),
+        ] {
+            assert!(duration_problem(&bad).is_some(), "{bad} accepted");
+        }
+        for good in [json!({"value": 0, "code": "s"}), json!({"value": 365, "code": "d"}), json!({"value": 1.5, "unit": "h"})] {
+            assert_eq!(duration_problem(&good), None, "{good}");
+        }
+        let Value::Object(slot) = json!({"extension": [{"url": "urn:other"}, {
+            "url": CANCELLATION_POLICY_URL,
+            "extension": [{"url": "note", "valueString": "x"}, {"url": "cancelUntil", "valueDuration": {"value": -3, "code": "d"}}]
+        }]}) else { unreachable!() };
+        let DomainError::Unprocessable(outcome) = check_policy_values(ResourceType::Slot, &slot).unwrap_err() else {
+            panic!("not a 422")
+        };
+        assert_eq!(outcome.issues[0].expression, ["Slot.extension[1].extension[1].valueDuration"]);
+    }
+
+    #[test]
+    fn stored_values_out_of_range_read_safely() {
+        let start: Timestamp = "2026-03-10T09:00:00Z".parse().unwrap();
+        for huge in [json!({"value": 99999999999999999_u64, "code": "wk"}), json!({"value": 1e300, "code": "s"}), json!({"value": 1e18, "code": "s"})] {
+            let (before, _) = duration(&huge).unwrap();
+            assert_eq!(deadline(start, before), Timestamp::MIN, "{huge}");
+        }
+        let (before, text) = duration(&json!({"value": -5, "code": "h"})).unwrap();
+        assert_eq!((before, text.as_str()), (SignedDuration::ZERO, "-5 h"));
+        assert_eq!(deadline(start, before), start);
     }
 }
