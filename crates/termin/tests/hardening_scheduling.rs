@@ -84,3 +84,39 @@ async fn cancellation_policy_values_out_of_range_are_refused_on_every_write() {
     let cancelled = s.put(&format!("Appointment/{}", id_of(&appt)), &cancel).await.expect_status(200).json();
     assert_eq!(cancelled["status"], "cancelled");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 7: `$book` idempotency only for true repeats
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn book_identifier_of_another_booking_is_a_conflict_and_leaks_nothing() {
+    let s = TestServer::start().await;
+    let w = setup(&s, 3).await;
+    let identifier = json!([{"system": "urn:termin:test:booking", "value": "req-1"}]);
+    let mut request = appointment(&w.anna, &[&w.slots[0]]);
+    request["identifier"] = identifier.clone();
+    let first = book_ok(&s, &request, &[]).await;
+    let first_id = id_of(&first);
+
+    // The same request again (subject by identifier this time) is a repeat.
+    let mut repeat = request.clone();
+    repeat["subject"] = json!({"identifier": {"system": SVNR_SYSTEM, "value": "1234010180"}});
+    let again = book(&s, &repeat, &[]).await.expect_status(200).json();
+    assert_eq!(id_of(&param_resource(&again, "appointment")), first_id);
+
+    let mut other_patient = appointment(&w.bert, &[&w.slots[1]]);
+    other_patient["identifier"] = identifier.clone();
+    let mut other_slots = appointment(&w.anna, &[&w.slots[2]]);
+    other_slots["identifier"] = identifier;
+    for clash in [other_patient, other_slots] {
+        let r = book(&s, &clash, &[]).await;
+        let outcome = r.outcome(409);
+        assert_eq!(expressions(&outcome), ["Appointment.identifier"], "{outcome}");
+        let text = r.text();
+        assert!(!text.contains(&first_id) && !text.contains(&w.anna), "the answer leaks the other booking: {text}");
+    }
+    assert_eq!(slot_status(&s, &w.slots[1]).await, "free");
+    assert_eq!(slot_status(&s, &w.slots[2]).await, "free");
+    assert_eq!(all_of_type(&s, "Appointment").await.len(), 1);
+}

@@ -48,6 +48,23 @@ fn token(system: Option<&str>, value: &str) -> Condition {
     }
 }
 
+/// Whether a `$book` request repeats an earlier booking with its identifier: the same subject
+/// Patient (both resolved to references) and the same slots.
+fn is_repeat(request: &Map<String, Value>, earlier: &Map<String, Value>) -> bool {
+    let subject = |a: &Map<String, Value>| {
+        a.get("subject")
+            .and_then(|s| s.get("reference"))
+            .and_then(Value::as_str)
+            .and_then(|r| model::reference_id(r, ResourceType::Patient))
+    };
+    let slots = |a: &Map<String, Value>| {
+        let mut ids = model::slot_ids(a);
+        ids.sort();
+        ids
+    };
+    subject(request).is_some() && subject(request) == subject(earlier) && slots(request) == slots(earlier)
+}
+
 fn has_manual_confirmation(resource: &Map<String, Value>) -> bool {
     resource
         .get("extension")
@@ -83,8 +100,21 @@ impl ResourceService {
         }
         let now = self.clock().now();
         let mut tx = self.store().begin_write(ctx).await?;
+        self.resolve_subject(&mut *tx, &mut appointment).await?;
         if let Some(earlier) = self.earlier_booking(&mut *tx, &appointment).await? {
             let (version, body) = earlier;
+            if !is_repeat(&appointment, &body) {
+                // Say nothing about the other booking: it may be another patient's.
+                return Err(DomainError::conflict(
+                    Issue::error(
+                        IssueCode::Duplicate,
+                        "Appointment.identifier is already used by another booking (another patient or other \
+                         slots); a repeated $book must name the same subject and slots, a new booking needs a \
+                         new identifier",
+                    )
+                    .at("Appointment.identifier"),
+                ));
+            }
             return Ok(BookingOutcome {
                 status: BookingStatus::AlreadyBooked,
                 appointment: body,
@@ -95,7 +125,6 @@ impl ResourceService {
                 version: Some(version),
             });
         }
-        self.resolve_subject(&mut *tx, &mut appointment).await?;
         let service = self.check_services(&mut *tx, &appointment).await?;
         let slots = self.check_slots(&mut *tx, &mut appointment).await?;
         for (index, (slot_id, slot)) in slots.iter().enumerate() {

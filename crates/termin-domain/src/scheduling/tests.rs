@@ -247,9 +247,29 @@ async fn rebooking_with_the_same_identifier_returns_the_first_booking() {
     let mut request = appointment(&["s1-8"]);
     request.insert("identifier".into(), json!([{"system": "urn:app", "value": "req-1"}]));
     let first = w.service.book(&client(), request.clone()).await.unwrap();
-    let again = w.service.book(&client(), request).await.unwrap();
+    let again = w.service.book(&client(), request.clone()).await.unwrap();
     assert_eq!(again.status, BookingStatus::AlreadyBooked);
     assert_eq!(again.version.unwrap().id, first.version.unwrap().id);
+
+    // The same subject named by identifier is still a repeat.
+    let mut by_svnr = request.clone();
+    by_svnr.insert(
+        "subject".into(),
+        json!({"identifier": {"system": "urn:oid:1.2.40.0.10.1.4.3.1", "value": "1234010180"}}),
+    );
+    assert_eq!(w.service.book(&client(), by_svnr).await.unwrap().status, BookingStatus::AlreadyBooked);
+
+    // Another patient or other slots with that identifier are no repeat.
+    let mut other_patient = request.clone();
+    other_patient.insert("subject".into(), json!({"reference": "Patient/bert"}));
+    let mut other_slots = appointment(&["s1-9"]);
+    other_slots.insert("identifier".into(), request["identifier"].clone());
+    for clash in [other_patient, other_slots] {
+        let err = w.service.book(&client(), clash).await.unwrap_err();
+        let DomainError::Conflict(outcome) = err else { panic!("{err:?}") };
+        assert_eq!(outcome.issues[0].expression, ["Appointment.identifier"]);
+    }
+    assert_eq!(slot_status(&w, "s1-9").await, "free");
 }
 
 #[tokio::test]
