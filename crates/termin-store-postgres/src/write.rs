@@ -3,8 +3,11 @@
 //! Locks: [`WriteTx::read_current`] takes the row `FOR UPDATE` (a resource that does not exist
 //! yet: an advisory lock on its id, so two creators of one id take turns), shared reads take it
 //! `FOR SHARE`; a search inside a unit of work first takes its type's advisory lock; holds and
-//! bookings of a slot are read and written under the Slot's row lock. Every statement after a
-//! lock wait sees what the previous holder committed.
+//! bookings of a slot are read and written under the Slot's row lock. A Slot write that checks
+//! for overlapping Slots first reads its Schedule with `read_current` (`FOR UPDATE`, or the
+//! advisory lock of a Schedule id not stored yet), so writers of one Schedule's Slots take
+//! turns and each one's overlap query sees the Slots the previous one committed. Every
+//! statement after a lock wait sees what the previous holder committed.
 //!
 //! Replay: PostgreSQL resolves a deadlock by aborting one of the transactions. Every call of
 //! the unit of work is journaled with what it returned; after an abort the journal is replayed
@@ -21,7 +24,8 @@ use crate::{
     is_unique_violation, select_current, to_i64,
 };
 use async_trait::async_trait;
-use sqlx::{PgConnection, PgPool, QueryBuilder};
+use jiff::Timestamp;
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use std::collections::HashSet;
 use termin_fhir::ResourceType;
 use termin_fhir::instant::format_instant;
@@ -50,6 +54,13 @@ enum Step {
     FindMatchingIds {
         resource_type: ResourceType,
         filter: Filter,
+        limit: usize,
+    },
+    Overlapping {
+        resource_type: ResourceType,
+        param: String,
+        period: (Timestamp, Timestamp),
+        exclude_id: String,
         limit: usize,
     },
     CurrentAfter {
@@ -226,6 +237,19 @@ impl PostgresWriteTx {
                 }
                 let ids = SearchSql::new(filter)
                     .build(*resource_type, &Select::Ids { limit: *limit })
+                    .build_query_scalar()
+                    .fetch_all(self.conn()?)
+                    .await?;
+                Ok(Seen::Ids(ids))
+            }
+            Step::Overlapping {
+                resource_type,
+                param,
+                period,
+                exclude_id,
+                limit,
+            } => {
+                let ids = termin_store_sql::overlapping::<Postgres>(resource_type.as_str(), param, *period, exclude_id, *limit)
                     .build_query_scalar()
                     .fetch_all(self.conn()?)
                     .await?;
@@ -461,6 +485,27 @@ impl WriteTx for PostgresWriteTx {
         match self.perform(step).await? {
             Seen::Ids(ids) => Ok(ids),
             other => unreachable!("a search returned {other:?}"),
+        }
+    }
+
+    async fn overlapping(
+        &mut self,
+        resource_type: ResourceType,
+        param: &str,
+        period: (Timestamp, Timestamp),
+        exclude_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        let step = Step::Overlapping {
+            resource_type,
+            param: param.to_owned(),
+            period,
+            exclude_id: exclude_id.to_owned(),
+            limit,
+        };
+        match self.perform(step).await? {
+            Seen::Ids(ids) => Ok(ids),
+            other => unreachable!("an overlap query returned {other:?}"),
         }
     }
 

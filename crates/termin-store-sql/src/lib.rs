@@ -6,7 +6,7 @@
 mod query;
 mod search;
 
-pub use query::{SearchSql, Select, count_history, micros, select_history};
+pub use query::{SearchSql, Select, count_history, micros, overlapping, select_history};
 pub use search::{SearchExecutor, SortColumn, run as run_search, sort_columns};
 
 use sqlx::{Postgres, QueryBuilder, Sqlite};

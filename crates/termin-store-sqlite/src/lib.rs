@@ -354,6 +354,21 @@ impl WriteTx for SqliteWriteTx {
             .map_err(db_error)
     }
 
+    async fn overlapping(
+        &mut self,
+        resource_type: ResourceType,
+        param: &str,
+        period: (Timestamp, Timestamp),
+        exclude_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        termin_store_sql::overlapping::<Sqlite>(resource_type.as_str(), param, period, exclude_id, limit)
+            .build_query_scalar()
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(db_error)
+    }
+
     async fn current_after(
         &mut self,
         after: Option<(ResourceType, String)>,

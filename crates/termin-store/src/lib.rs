@@ -203,6 +203,19 @@ pub trait WriteTx: Send {
         self.find_matching_ids(resource_type, &filter, limit).await
     }
 
+    /// Ids of current resources of the type, other than `exclude_id`, with a date index row of
+    /// `param` whose `[low, high)` overlaps `[start, end)`; at most `limit`, in no particular
+    /// order. Reads one range of the date index by `param`, so `param` should be selective (the
+    /// periods of one Schedule's Slots).
+    async fn overlapping(
+        &mut self,
+        resource_type: ResourceType,
+        param: &str,
+        period: (Timestamp, Timestamp),
+        exclude_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<String>>;
+
     /// Current (non-deleted) resources after `after` in (type, id) order, at most `limit`:
     /// the walk that rebuilds the search index.
     async fn current_after(

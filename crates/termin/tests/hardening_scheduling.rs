@@ -5,6 +5,7 @@
 mod scheduling_support;
 mod support;
 
+use jiff::{SignedDuration, Timestamp};
 use reqwest::Method;
 use scheduling_support::*;
 use serde_json::{Value, json};
@@ -119,4 +120,114 @@ async fn book_identifier_of_another_booking_is_a_conflict_and_leaks_nothing() {
     assert_eq!(slot_status(&s, &w.slots[1]).await, "free");
     assert_eq!(slot_status(&s, &w.slots[2]).await, "free");
     assert_eq!(all_of_type(&s, "Appointment").await.len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 8: the slots of a booking, and overlapping Slots
+// ---------------------------------------------------------------------------------------------
+
+/// A free Slot of `schedule` from `start` for `minutes` minutes (PUT by id).
+async fn put_slot(s: &TestServer, id: &str, schedule: &str, start: Timestamp, minutes: i64) -> Resp {
+    let slot = json!({"resourceType": "Slot", "id": id, "schedule": {"reference": format!("Schedule/{schedule}")},
+        "status": "free", "start": start.to_string(), "end": (start + SignedDuration::from_mins(minutes)).to_string()});
+    s.put(&format!("Slot/{id}"), &slot).await
+}
+
+/// Asserts a 422 whose expression is `Appointment.slot[position]`.
+#[track_caller]
+fn assert_slot_refused(r: &Resp, position: usize) {
+    let outcome = r.outcome(422);
+    assert_eq!(expressions(&outcome), [format!("Appointment.slot[{position}]")], "{outcome}");
+}
+
+#[tokio::test]
+async fn book_refuses_past_started_foreign_distant_and_repeated_slots() {
+    let s = TestServer::start().await;
+    let w = setup(&s, 3).await;
+    put_resource(&s, &schedule_resource("sch-other", true, false)).await;
+    let now = Timestamp::now();
+    put_slot(&s, "past", &w.schedule, "2025-03-03T08:00:00Z".parse().unwrap(), 30).await.expect_status(201);
+    put_slot(&s, "started", &w.schedule, now - SignedDuration::from_mins(30), 60).await.expect_status(201);
+    put_slot(&s, "other-schedule", "sch-other", "2030-01-07T00:30:00Z".parse().unwrap(), 30).await.expect_status(201);
+    put_slot(&s, "week-later", &w.schedule, "2030-01-14T00:30:00Z".parse().unwrap(), 30).await.expect_status(201);
+    let before = all_of_type(&s, "Slot").await;
+    let first = w.slots[0].as_str();
+    for (slots, position) in [
+        (vec!["past"], 0),
+        (vec!["started"], 0),
+        (vec![first, "other-schedule"], 1),
+        (vec![first, "week-later"], 1),
+        (vec![first, first], 1),
+        (vec![w.slots[2].as_str(), first], 0),
+    ] {
+        assert_slot_refused(&book(&s, &appointment(&w.anna, &slots), &[]).await, position);
+    }
+    assert_eq!(all_of_type(&s, "Slot").await, before, "a refused booking changed a slot");
+    assert!(all_of_type(&s, "Appointment").await.is_empty());
+    // Contiguous slots of one schedule, in any order, still book together.
+    let booked = book_ok(&s, &appointment(&w.anna, &[&w.slots[1], first]), &[]).await;
+    assert_eq!(booked["start"], slot_times(0).0.as_str());
+    assert_eq!(booked["end"], slot_times(1).1.as_str());
+
+    // Postponing by PUT or PATCH keeps to the same rules.
+    let id = id_of(&booked);
+    let mut to_past = booked.clone();
+    to_past["slot"] = json!([{"reference": "Slot/past"}]);
+    assert_slot_refused(&s.put(&format!("Appointment/{id}"), &to_past).await, 0);
+    let spread = json!([{"op": "replace", "path": "/slot", "value": [{"reference": "Slot/week-later"}, {"reference": format!("Slot/{first}")}]}]);
+    assert_slot_refused(&patch(&s, &format!("Appointment/{id}"), &spread).await, 0);
+    assert_eq!(s.read("Appointment", &id).await, booked);
+}
+
+#[tokio::test]
+async fn overlapping_bookable_slots_of_one_schedule_are_refused() {
+    let s = TestServer::start().await;
+    let w = setup(&s, 2).await;
+    let (start, _) = slot_times(0);
+    let start: Timestamp = start.parse().unwrap();
+    // The same time again, and periods reaching into it, on the same schedule.
+    for (id, from, minutes) in [("dup", start, 30), ("early", start - SignedDuration::from_mins(15), 30), ("long", start - SignedDuration::from_mins(60), 300)] {
+        let outcome = put_slot(&s, id, &w.schedule, from, minutes).await.outcome(409);
+        assert!(diagnostics(&outcome).contains(&w.slots[0]) || diagnostics(&outcome).contains(&w.slots[1]), "{outcome}");
+    }
+    let mut posted = slot_resource("ignored", &w.schedule, 0, "free");
+    posted.as_object_mut().unwrap().remove("id");
+    s.post("Slot", &posted).await.outcome(409);
+    // Moving a slot onto another by PATCH.
+    let onto = json!([{"op": "replace", "path": "/start", "value": slot_times(0).0}, {"op": "replace", "path": "/end", "value": slot_times(0).1}]);
+    patch(&s, &format!("Slot/{}", w.slots[1]), &onto).await.outcome(409);
+    // Another schedule, the next half hour, and a staff block may share the time.
+    put_resource(&s, &schedule_resource("sch-other", true, false)).await;
+    put_slot(&s, "elsewhere", "sch-other", start, 30).await.expect_status(201);
+    put_slot(&s, "next", &w.schedule, start + SignedDuration::from_mins(60), 30).await.expect_status(201);
+    let mut block = slot_resource("block", &w.schedule, 0, "busy-unavailable");
+    block["end"] = json!(slot_times(1).1);
+    put_resource(&s, &block).await;
+    // ... but it cannot then become bookable.
+    block["status"] = json!("free");
+    s.put("Slot/block", &block).await.outcome(409);
+    let slots = all_of_type(&s, "Slot").await;
+    assert_eq!(slots.len(), 5, "{:?}", slots.keys());
+}
+
+#[tokio::test]
+async fn concurrent_creates_of_one_time_store_one_slot() {
+    let s = TestServer::start().await;
+    let w = setup(&s, 0).await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let client = s.client().clone();
+        let url = s.url(&format!("Slot/race-{i}"));
+        let body = slot_resource(&format!("race-{i}"), &w.schedule, 5, "free");
+        tasks.push(tokio::spawn(async move {
+            client.put(url).header("Content-Type", "application/fhir+json").json(&body).send().await.unwrap().status().as_u16()
+        }));
+    }
+    let mut codes = Vec::new();
+    for task in tasks {
+        codes.push(task.await.unwrap());
+    }
+    codes.sort();
+    assert_eq!(codes, [201, 409, 409, 409, 409, 409, 409, 409], "exactly one of the racing slots is stored");
+    assert_eq!(all_of_type(&s, "Slot").await.len(), 1);
 }

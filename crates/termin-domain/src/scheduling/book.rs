@@ -1,6 +1,7 @@
 //! `Appointment/$book`: book a `proposed` Appointment on the slots it names.
 
 use super::guard::slot_unavailability;
+use super::sequence::{NamedSlot, check_sequence, slot_positions};
 use super::{MANUAL_CONFIRMATION_URL, model, read_live};
 use crate::{DomainError, ResourceService};
 use jiff::{SignedDuration, Timestamp};
@@ -126,7 +127,7 @@ impl ResourceService {
             });
         }
         let service = self.check_services(&mut *tx, &appointment).await?;
-        let slots = self.check_slots(&mut *tx, &mut appointment).await?;
+        let slots = self.check_slots(&mut *tx, ctx, now, &mut appointment).await?;
         for (index, (slot_id, slot)) in slots.iter().enumerate() {
             if let Some(reason) = slot_unavailability(&mut *tx, ctx, now, slot_id, None).await? {
                 drop(tx);
@@ -358,14 +359,17 @@ impl ResourceService {
         Ok(services)
     }
 
-    /// Every slot exists and belongs to an active Schedule, and the Appointment's start and
-    /// end agree with the slots (they are filled in from the slots when absent).
+    /// Every slot exists and belongs to an active Schedule, the slots form one sequence
+    /// ([`check_sequence`]; started slots only for staff), and the Appointment's start and end
+    /// agree with the slots (they are filled in from the slots when absent).
     async fn check_slots(
         &self,
         tx: &mut dyn WriteTx,
+        ctx: &RequestContext,
+        now: Timestamp,
         appointment: &mut Map<String, Value>,
     ) -> Result<Vec<(String, Map<String, Value>)>, DomainError> {
-        let ids = model::slot_ids(appointment);
+        let ids = slot_positions(appointment)?;
         if ids.is_empty() {
             return Err(precondition_failed(
                 IssueCode::Required,
@@ -376,8 +380,8 @@ impl ResourceService {
         let mut slots = Vec::with_capacity(ids.len());
         let mut earliest: Option<(Timestamp, Value)> = None;
         let mut latest: Option<(Timestamp, Value)> = None;
-        for (index, id) in ids.iter().enumerate() {
-            let path = format!("Appointment.slot[{index}]");
+        for (position, id) in &ids {
+            let path = format!("Appointment.slot[{position}]");
             let Some((_, slot)) = read_live(tx, ResourceType::Slot, id).await? else {
                 return Err(precondition_failed(IssueCode::NotFound, format!("Slot/{id} is not known to this server"), &path));
             };
@@ -403,6 +407,14 @@ impl ResourceService {
             }
             slots.push((id.clone(), slot));
         }
+        let named: Vec<NamedSlot<'_>> = ids
+            .iter()
+            .zip(&slots)
+            .map(|((position, id), (_, body))| NamedSlot { position: *position, id, body })
+            .collect();
+        let not_started: Vec<&str> =
+            if ctx.acts_for_patient() { ids.iter().map(|(_, id)| id.as_str()).collect() } else { Vec::new() };
+        check_sequence(&named, &not_started, now)?;
         let (Some((start, start_text)), Some((end, end_text))) = (earliest, latest) else {
             return Ok(slots);
         };

@@ -1,6 +1,7 @@
 //! Scheduling rules for generic writes of Appointments and Slots.
 
 use super::model::{self, is_cancelled, occupies_slots, slot_ids};
+use super::sequence::{NamedSlot, check_sequence, slot_positions};
 use super::{effective_status, hold_is_live, owns_hold, read_live, record_event, set_slot_status};
 use crate::DomainError;
 use jiff::Timestamp;
@@ -70,6 +71,12 @@ async fn guard_appointment(
     let wanted: Vec<String> = new.as_deref().filter(|n| occupies_slots(n)).map(slot_ids).unwrap_or_default();
     let released: Vec<&String> = held.iter().filter(|s| !wanted.contains(s)).collect();
     let taken: Vec<&String> = wanted.iter().filter(|s| !held.contains(s)).collect();
+    if previous.is_some()
+        && !taken.is_empty()
+        && let Some(new) = new.as_deref()
+    {
+        check_move(tx, ctx, now, new, &taken).await?;
+    }
     // Take the new slots first: if one is unavailable nothing has been released yet, and the
     // whole unit of work is dropped.
     for slot_id in &taken {
@@ -92,6 +99,29 @@ async fn guard_appointment(
         "slotsReleased": released,
     });
     record_event(tx, kind, ResourceType::Appointment, id, version, now, detail).await
+}
+
+/// An Appointment moved to other slots keeps to the rules of `$book`: its slots are named
+/// once, of one Schedule and contiguous, and a patient's client takes no slot that has started.
+/// (Creating an Appointment with slots, as imports do, is taken as written.)
+async fn check_move(
+    tx: &mut dyn WriteTx,
+    ctx: &RequestContext,
+    now: Timestamp,
+    new: &Map<String, Value>,
+    taken: &[&String],
+) -> Result<(), DomainError> {
+    let positions = slot_positions(new)?;
+    let mut bodies = Vec::with_capacity(positions.len());
+    for (position, id) in &positions {
+        // A slot that does not exist is reported when it is taken.
+        if let Some((_, body)) = read_live(tx, ResourceType::Slot, id).await? {
+            bodies.push((*position, id.as_str(), body));
+        }
+    }
+    let named: Vec<NamedSlot<'_>> = bodies.iter().map(|(position, id, body)| NamedSlot { position: *position, id, body }).collect();
+    let not_started: Vec<&str> = if ctx.acts_for_patient() { taken.iter().map(|id| id.as_str()).collect() } else { Vec::new() };
+    check_sequence(&named, &not_started, now)
 }
 
 fn appointment_event(previous: Option<&Map<String, Value>>, new: Option<&Map<String, Value>>, moved: bool) -> &'static str {
@@ -279,6 +309,52 @@ async fn release_slot(tx: &mut dyn WriteTx, now: Timestamp, slot_id: &str, appoi
     Ok(())
 }
 
+/// A Slot does not end before it starts, and a bookable Slot that has not ended may not overlap another
+/// bookable Slot of its Schedule (409), or two patients could book one provider at one time.
+/// Checked when the period, Schedule or bookability changes, so that Slots stored before the
+/// rule (or ended ones) can still be edited.
+async fn check_period(
+    tx: &mut dyn WriteTx,
+    now: Timestamp,
+    id: &str,
+    previous: Option<&Map<String, Value>>,
+    new: &Map<String, Value>,
+) -> Result<(), DomainError> {
+    if let (Some(start), Some(end)) = (model::instant(new, "start"), model::instant(new, "end"))
+        && end < start
+    {
+        return Err(DomainError::unprocessable(
+            Issue::error(IssueCode::BusinessRule, "Slot.end cannot be before Slot.start").at("Slot.end"),
+        ));
+    }
+    let Some(period) = termin_search::slot_period(new) else {
+        return Ok(());
+    };
+    if period.2 <= now || previous.and_then(termin_search::slot_period).as_ref() == Some(&period) {
+        return Ok(());
+    }
+    // The Schedule's row lock makes writers of its Slots take turns (PostgreSQL, several nodes).
+    if let Some(schedule_id) = model::schedule_id(new) {
+        tx.read_current(ResourceType::Schedule, &schedule_id).await?;
+    }
+    let (param, start, end) = period;
+    if let Some(other) = tx.overlapping(ResourceType::Slot, &param, (start, end), id, 1).await?.first() {
+        return Err(DomainError::conflict(
+            Issue::error(
+                IssueCode::Conflict,
+                format!(
+                    "The Slot ({} to {}) overlaps Slot/{other} of the same Schedule; bookable Slots of one \
+                     Schedule may not overlap (staff block time with busy-unavailable)",
+                    format_instant(start),
+                    format_instant(end)
+                ),
+            )
+            .at("Slot.start"),
+        ));
+    }
+    Ok(())
+}
+
 /// Direct writes of a Slot may not contradict its booking or hold.
 async fn guard_slot(
     tx: &mut dyn WriteTx,
@@ -287,6 +363,9 @@ async fn guard_slot(
     previous: Option<&Map<String, Value>>,
     new: Option<&Map<String, Value>>,
 ) -> Result<(), DomainError> {
+    if let Some(new) = new {
+        check_period(tx, now, id, previous, new).await?;
+    }
     let booking = tx.slot_booking(id).await?;
     let hold = tx.hold(id).await?;
     let live_hold = hold.as_ref().filter(|h| hold_is_live(h, now));
