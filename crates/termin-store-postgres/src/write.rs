@@ -81,7 +81,9 @@ enum Step {
     PutSlotBooking {
         slot_id: String,
         appointment_id: String,
+        cancel_deadline: Option<Timestamp>,
     },
+    BookingCancelDeadline(String),
     DeleteSlotBooking(String),
 }
 
@@ -94,6 +96,7 @@ enum Seen {
     Ids(Vec<String>),
     Hold(Option<SlotHold>),
     Booking(Option<String>),
+    Instant(Option<Timestamp>),
 }
 
 enum Failure {
@@ -328,12 +331,18 @@ impl PostgresWriteTx {
                     .await?;
                 Ok(Seen::Booking(booking))
             }
-            Step::PutSlotBooking { slot_id, appointment_id } => {
+            Step::PutSlotBooking {
+                slot_id,
+                appointment_id,
+                cancel_deadline,
+            } => {
                 self.lock_slot(slot_id).await?;
-                let inserted = sqlx::query("INSERT INTO slot_booking (slot_id, appointment_id) VALUES ($1, $2)")
-                    .bind(slot_id)
-                    .bind(appointment_id)
-                    .execute(self.conn()?)
+                let inserted =
+                    sqlx::query("INSERT INTO slot_booking (slot_id, appointment_id, cancel_deadline) VALUES ($1, $2, $3)")
+                        .bind(slot_id)
+                        .bind(appointment_id)
+                        .bind(cancel_deadline.map(format_instant))
+                        .execute(self.conn()?)
                     .await;
                 match inserted {
                     Ok(_) => Ok(Seen::Done),
@@ -342,6 +351,15 @@ impl PostgresWriteTx {
                     )))),
                     Err(e) => Err(e.into()),
                 }
+            }
+            Step::BookingCancelDeadline(slot_id) => {
+                self.lock_slot(slot_id).await?;
+                let deadline: Option<Option<String>> =
+                    sqlx::query_scalar("SELECT cancel_deadline FROM slot_booking WHERE slot_id = $1")
+                        .bind(slot_id)
+                        .fetch_optional(self.conn()?)
+                        .await?;
+                Ok(Seen::Instant(termin_store_sql::parse_instant_column(deadline.flatten())?))
             }
             Step::DeleteSlotBooking(slot_id) => {
                 self.lock_slot(slot_id).await?;
@@ -559,12 +577,25 @@ impl WriteTx for PostgresWriteTx {
         }
     }
 
-    async fn put_slot_booking(&mut self, slot_id: &str, appointment_id: &str) -> StoreResult<()> {
+    async fn put_slot_booking(
+        &mut self,
+        slot_id: &str,
+        appointment_id: &str,
+        cancel_deadline: Option<Timestamp>,
+    ) -> StoreResult<()> {
         let step = Step::PutSlotBooking {
             slot_id: slot_id.to_owned(),
             appointment_id: appointment_id.to_owned(),
+            cancel_deadline,
         };
         self.perform(step).await.map(drop)
+    }
+
+    async fn booking_cancel_deadline(&mut self, slot_id: &str) -> StoreResult<Option<Timestamp>> {
+        match self.perform(Step::BookingCancelDeadline(slot_id.to_owned())).await? {
+            Seen::Instant(deadline) => Ok(deadline),
+            other => unreachable!("a booking's deadline read returned {other:?}"),
+        }
     }
 
     async fn delete_slot_booking(&mut self, slot_id: &str) -> StoreResult<()> {

@@ -30,6 +30,12 @@ pub fn parse_change(name: &str) -> StoreResult<ChangeKind> {
     }
 }
 
+/// An optional instant stored as text (`format_instant`), e.g. `slot_booking.cancel_deadline`.
+pub fn parse_instant_column(text: Option<String>) -> StoreResult<Option<jiff::Timestamp>> {
+    text.map(|t| t.parse().map_err(|e| StoreError::Corrupt(format!("bad instant {t:?}: {e}"))))
+        .transpose()
+}
+
 /// A value bound to a placeholder (`?` on SQLite, `$n` on PostgreSQL).
 pub enum Value {
     Text(String),

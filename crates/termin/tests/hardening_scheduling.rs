@@ -231,3 +231,44 @@ async fn concurrent_creates_of_one_time_store_one_slot() {
     assert_eq!(codes, [201, 409, 409, 409, 409, 409, 409, 409], "exactly one of the racing slots is stored");
     assert_eq!(all_of_type(&s, "Slot").await.len(), 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 5: no way around the cancellation policy for a patient's client
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn cancellation_policy_binds_entered_in_error_delete_move_and_a_removed_policy() {
+    let s = TestServer::start().await;
+    let w = setup(&s, 2).await;
+    // A slot starting within the hour under a one-day policy: too late from the start.
+    let start = Timestamp::now() + SignedDuration::from_mins(60);
+    put_slot(&s, "soon", &w.schedule, start, 30).await.expect_status(201);
+    let mut slot = s.read("Slot", "soon").await;
+    slot["extension"] = cancellation_policy(json!(1), "d");
+    s.put("Slot/soon", &slot).await.expect_status(200);
+    let booked = book_ok(&s, &appointment(&w.anna, &["soon"]), &[]).await;
+    let id = id_of(&booked);
+    let path = format!("Appointment/{id}");
+
+    // The policy is removed from the booked slot (and the service has none): still bound.
+    let mut slot = s.read("Slot", "soon").await;
+    slot.as_object_mut().unwrap().remove("extension");
+    s.put("Slot/soon", &slot).await.expect_status(200);
+
+    for status in ["cancelled", "entered-in-error"] {
+        let mut body = booked.clone();
+        body["status"] = json!(status);
+        let outcome = s.put(&path, &body).await.outcome(422);
+        assert!(diagnostics(&outcome).contains("was booked"), "{status}: {outcome}");
+    }
+    let mut moved = booked.clone();
+    moved["slot"] = json!([{"reference": format!("Slot/{}", w.slots[0])}]);
+    s.put(&path, &moved).await.outcome(422);
+    let to_other = json!([{"op": "replace", "path": "/slot/0/reference", "value": format!("Slot/{}", w.slots[1])}]);
+    patch(&s, &path, &to_other).await.outcome(422);
+    s.delete(&path).await.outcome(422);
+
+    assert_eq!(s.read("Appointment", &id).await, booked, "nothing changed");
+    assert_eq!(slot_status(&s, "soon").await, "busy");
+    assert_eq!(slot_status(&s, &w.slots[0]).await, "free");
+}

@@ -1,6 +1,7 @@
 //! Scheduling rules for generic writes of Appointments and Slots.
 
 use super::model::{self, is_cancelled, occupies_slots, slot_ids};
+use super::policy::{Release, booking_deadline, check_cancellation_deadline};
 use super::sequence::{NamedSlot, check_sequence, slot_positions};
 use super::{effective_status, hold_is_live, owns_hold, read_live, record_event, set_slot_status};
 use crate::DomainError;
@@ -53,12 +54,22 @@ async fn guard_appointment(
         check_unchangeable(previous, new)?;
     }
     let was_cancelled = previous.is_some_and(is_cancelled);
-    if let (Some(previous), Some(new)) = (previous, new.as_deref())
-        && model::status(new) == Some("cancelled")
-        && !was_cancelled
+    // A patient's client frees booked time only before the cancellation deadline, whether it
+    // cancels (`cancelled` or `entered-in-error`), deletes, or moves the Appointment.
+    if let Some(previous) = previous.filter(|p| occupies_slots(p))
         && ctx.acts_for_patient()
     {
-        super::policy::check_cancellation_deadline(tx, now, previous).await?;
+        let release = match new.as_deref() {
+            None => Some(Release::Delete),
+            Some(new) if is_cancelled(new) => Some(Release::Cancel),
+            Some(new) if occupies_slots(new) && slot_ids(previous).iter().any(|s| !slot_ids(new).contains(s)) => {
+                Some(Release::Move)
+            }
+            Some(_) => None,
+        };
+        if let Some(release) = release {
+            check_cancellation_deadline(tx, now, id, previous, release).await?;
+        }
     }
     if let Some(new) = new.as_deref_mut()
         && is_cancelled(new)
@@ -79,8 +90,12 @@ async fn guard_appointment(
     }
     // Take the new slots first: if one is unavailable nothing has been released yet, and the
     // whole unit of work is dropped.
+    let deadline = match (&taken[..], new.as_deref()) {
+        ([], _) | (_, None) => None,
+        (_, Some(new)) => booking_deadline(tx, new, &wanted).await?,
+    };
     for slot_id in &taken {
-        take_slot(tx, ctx, now, slot_id, id).await?;
+        take_slot(tx, ctx, now, slot_id, id, deadline).await?;
     }
     for slot_id in &released {
         release_slot(tx, now, slot_id, id).await?;
@@ -262,12 +277,14 @@ pub(super) async fn slot_unavailability(
     }
 }
 
+/// Books the slot for the Appointment, recording the cancellation deadline of its policy.
 async fn take_slot(
     tx: &mut dyn WriteTx,
     ctx: &RequestContext,
     now: Timestamp,
     slot_id: &str,
     appointment_id: &str,
+    cancel_deadline: Option<Timestamp>,
 ) -> Result<(), DomainError> {
     if let Some(reason) = slot_unavailability(tx, ctx, now, slot_id, Some(appointment_id)).await? {
         return Err(DomainError::conflict(Issue::error(IssueCode::Conflict, reason).at("Appointment.slot")));
@@ -276,7 +293,7 @@ async fn take_slot(
         .await?
         .ok_or_else(|| DomainError::Internal(format!("Slot/{slot_id} vanished")))?;
     if tx.slot_booking(slot_id).await?.is_none() {
-        tx.put_slot_booking(slot_id, appointment_id).await?;
+        tx.put_slot_booking(slot_id, appointment_id, cancel_deadline).await?;
     }
     tx.delete_hold(slot_id).await?;
     if model::status(&body) != Some("busy") {

@@ -111,18 +111,16 @@ fn deadline(start: Timestamp, before: SignedDuration) -> Timestamp {
     start.checked_sub(before).unwrap_or(Timestamp::MIN)
 }
 
-/// Rejects a cancellation after the strictest applicable deadline.
-pub async fn check_cancellation_deadline(
+/// The strictest `cancelUntil` the current policies of the slots and of the Appointment's
+/// HealthcareServices state, with where it comes from.
+async fn strictest_policy(
     tx: &mut dyn WriteTx,
-    now: Timestamp,
     appointment: &Map<String, Value>,
-) -> Result<(), DomainError> {
-    let Some(start) = model::instant(appointment, "start") else {
-        return Ok(());
-    };
+    slot_ids: &[String],
+) -> Result<Option<((SignedDuration, String), String)>, DomainError> {
     let mut policies = Vec::new();
-    for slot_id in model::slot_ids(appointment) {
-        if let Some((_, slot)) = read_live(tx, ResourceType::Slot, &slot_id).await? {
+    for slot_id in slot_ids {
+        if let Some((_, slot)) = read_live(tx, ResourceType::Slot, slot_id).await? {
             policies.extend(cancel_until(&slot).into_iter().map(|p| (p, format!("Slot/{slot_id}"))));
         }
     }
@@ -134,25 +132,101 @@ pub async fn check_cancellation_deadline(
             policies.extend(cancel_until(&service).into_iter().map(|p| (p, format!("HealthcareService/{id}"))));
         }
     }
-    let strictest = policies.into_iter().max_by_key(|((before, _), _)| *before);
-    if let Some(((before, text), source)) = strictest {
-        let deadline = deadline(start, before);
-        if now > deadline {
-            return Err(DomainError::unprocessable(
-                Issue::error(
-                    IssueCode::BusinessRule,
-                    format!(
-                        "The cancellation policy of {source} allows cancelling until {text} before the start \
-                         ({}); that was {}",
-                        format_instant(start),
-                        format_instant(deadline)
-                    ),
-                )
-                .at("Appointment.status"),
-            ));
+    Ok(policies.into_iter().max_by_key(|((before, _), _)| *before))
+}
+
+/// The cancellation deadline to record when an Appointment books `slot_ids`: the strictest
+/// current policy, counted back from the earliest slot start.
+pub async fn booking_deadline(
+    tx: &mut dyn WriteTx,
+    appointment: &Map<String, Value>,
+    slot_ids: &[String],
+) -> Result<Option<Timestamp>, DomainError> {
+    let mut start = None;
+    for slot_id in slot_ids {
+        if let Some((_, slot)) = read_live(tx, ResourceType::Slot, slot_id).await?
+            && let Some(slot_start) = model::instant(&slot, "start")
+        {
+            start = Some(start.map_or(slot_start, |s: Timestamp| s.min(slot_start)));
         }
     }
-    Ok(())
+    let Some(start) = start.or_else(|| model::instant(appointment, "start")) else {
+        return Ok(None);
+    };
+    let policy = strictest_policy(tx, appointment, slot_ids).await?;
+    Ok(policy.map(|((before, _), _)| deadline(start, before)))
+}
+
+/// What a patient's client does to a booked Appointment that the cancellation policy governs:
+/// each frees the booked time, as a cancellation does.
+#[derive(Debug, Clone, Copy)]
+pub enum Release {
+    Cancel,
+    Delete,
+    Move,
+}
+
+impl Release {
+    fn verb(self) -> &'static str {
+        match self {
+            Release::Cancel => "cancelling",
+            Release::Delete => "deleting",
+            Release::Move => "moving",
+        }
+    }
+
+    fn expression(self) -> &'static str {
+        match self {
+            Release::Cancel => "Appointment.status",
+            Release::Delete => "Appointment",
+            Release::Move => "Appointment.slot",
+        }
+    }
+}
+
+/// Rejects releasing the booked Appointment `appointment_id` (its stored body `appointment`)
+/// after the strictest deadline: the one recorded when its slots were booked, or the one its
+/// current policies set, whichever is earlier (a policy changed or removed since booking
+/// cannot loosen it).
+pub async fn check_cancellation_deadline(
+    tx: &mut dyn WriteTx,
+    now: Timestamp,
+    appointment_id: &str,
+    appointment: &Map<String, Value>,
+    release: Release,
+) -> Result<(), DomainError> {
+    let slot_ids = model::slot_ids(appointment);
+    let mut strictest: Option<(Timestamp, String)> = None;
+    let mut consider = |deadline: Timestamp, why: String| {
+        if strictest.as_ref().is_none_or(|(known, _)| deadline < *known) {
+            strictest = Some((deadline, why));
+        }
+    };
+    if let Some(start) = model::instant(appointment, "start")
+        && let Some(((before, text), source)) = strictest_policy(tx, appointment, &slot_ids).await?
+    {
+        consider(
+            deadline(start, before),
+            format!("The cancellation policy of {source} allows {} until {text} before the start ({})", release.verb(), format_instant(start)),
+        );
+    }
+    for slot_id in &slot_ids {
+        if tx.slot_booking(slot_id).await?.as_deref() == Some(appointment_id)
+            && let Some(recorded) = tx.booking_cancel_deadline(slot_id).await?
+        {
+            consider(
+                recorded,
+                format!("The cancellation policy in force when Slot/{slot_id} was booked allows {} until then", release.verb()),
+            );
+        }
+    }
+    match strictest {
+        Some((deadline, why)) if now > deadline => Err(DomainError::unprocessable(
+            Issue::error(IssueCode::BusinessRule, format!("{why}; the deadline was {}", format_instant(deadline)))
+                .at(release.expression()),
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

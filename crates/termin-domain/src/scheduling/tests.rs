@@ -414,3 +414,41 @@ async fn bookable_slots_of_one_schedule_do_not_overlap() {
     w.clock.advance(SignedDuration::from_hours(10 * 24));
     put(slot("old", "s1", "08:00", "08:30", "free")).await.unwrap();
 }
+
+#[tokio::test]
+async fn the_policy_recorded_at_booking_binds_every_way_of_freeing_the_slot() {
+    let w = world().await;
+    let policy = json!([{
+        "url": super::policy::CANCELLATION_POLICY_URL,
+        "extension": [{"url": "cancelUntil", "valueDuration": {"value": 24, "system": "http://unitsofmeasure.org", "code": "h"}}]
+    }]);
+    let current = w.service.read(&client(), ResourceType::Slot, "s1-9").await.unwrap();
+    let mut slot: Map<String, Value> = serde_json::from_str(current.body.as_deref().unwrap()).unwrap();
+    slot.insert("extension".into(), policy);
+    w.service.update(&client(), ResourceType::Slot, "s1-9", slot.clone(), None).await.unwrap();
+    let booked = w.service.book(&client(), appointment(&["s1-9"])).await.unwrap();
+    let id = booked.version.as_ref().unwrap().id.clone();
+    // The policy is removed from the booked slot afterwards: the recorded deadline still holds.
+    slot.shift_remove("extension");
+    slot.insert("status".into(), json!("busy"));
+    w.service.update(&client(), ResourceType::Slot, "s1-9", slot, None).await.unwrap();
+    w.clock.advance(SignedDuration::from_hours(8 * 24)); // 2026-03-10T08:00Z, an hour before
+    let with_status = |status: &str| {
+        let mut body = booked.appointment.clone();
+        body.insert("status".into(), json!(status));
+        body
+    };
+    let mut moved = booked.appointment.clone();
+    moved.insert("slot".into(), json!([{"reference": "Slot/s1-11"}]));
+    for body in [with_status("cancelled"), with_status("entered-in-error"), moved] {
+        let err = w.service.update(&client(), ResourceType::Appointment, &id, body, None).await.unwrap_err();
+        let DomainError::Unprocessable(outcome) = err else { panic!("{err:?}") };
+        assert!(outcome.issues[0].diagnostics.contains("when Slot/s1-9 was booked"), "{outcome:?}");
+    }
+    let err = w.service.delete(&client(), ResourceType::Appointment, &id, None).await.unwrap_err();
+    assert!(matches!(err, DomainError::Unprocessable(_)), "{err:?}");
+    assert_eq!(slot_status(&w, "s1-9").await, "busy");
+    let staff = RequestContext::system("staff");
+    w.service.delete(&staff, ResourceType::Appointment, &id, None).await.unwrap();
+    assert_eq!(slot_status(&w, "s1-9").await, "free");
+}
