@@ -272,3 +272,23 @@ async fn cancellation_policy_binds_entered_in_error_delete_move_and_a_removed_po
     assert_eq!(slot_status(&s, "soon").await, "busy");
     assert_eq!(slot_status(&s, &w.slots[0]).await, "free");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 6 (part): held and booked slots cannot be deleted by clients
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn held_or_booked_slots_cannot_be_deleted() {
+    let s = TestServer::start().await;
+    let w = setup(&s, 2).await;
+    let token = hold_ok(&s, &w.slots[0]).await;
+    book_ok(&s, &appointment(&w.anna, &[&w.slots[1]]), &[]).await;
+    for slot in &w.slots {
+        s.delete(&format!("Slot/{slot}")).await.outcome(409);
+    }
+    assert_eq!(slot_status(&s, &w.slots[0]).await, "busy-tentative");
+    assert_eq!(slot_status(&s, &w.slots[1]).await, "busy");
+    // Released, the slot can go.
+    release(&s, &w.slots[0], Some(&token)).await.expect_status(200);
+    s.delete(&format!("Slot/{}", w.slots[0])).await.expect_status(204);
+}

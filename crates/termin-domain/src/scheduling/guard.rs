@@ -31,7 +31,7 @@ pub(crate) async fn guard_write(
             if let Some(new) = new.as_deref() {
                 super::policy::check_policy_values(resource_type, new)?;
             }
-            guard_slot(tx, now, id, previous, new.map(|n| &*n)).await
+            guard_slot(tx, ctx, now, id, previous, new.map(|n| &*n)).await
         }
         ResourceType::HealthcareService => match new {
             Some(new) => super::policy::check_policy_values(resource_type, new),
@@ -375,6 +375,7 @@ async fn check_period(
 /// Direct writes of a Slot may not contradict its booking or hold.
 async fn guard_slot(
     tx: &mut dyn WriteTx,
+    ctx: &RequestContext,
     now: Timestamp,
     id: &str,
     previous: Option<&Map<String, Value>>,
@@ -392,6 +393,18 @@ async fn guard_slot(
                 Issue::error(
                     IssueCode::Conflict,
                     format!("Slot/{id} is booked by Appointment/{appointment}; cancel the appointment first"),
+                )
+                .at("Slot"),
+            ));
+        }
+        // Only staff (the system principal) may delete a slot someone holds.
+        if let Some(hold) = live_hold
+            && ctx.acts_for_patient()
+        {
+            return Err(DomainError::conflict(
+                Issue::error(
+                    IssueCode::Conflict,
+                    format!("Slot/{id} is held until {}; it cannot be deleted while the hold lasts", format_instant(hold.held_until)),
                 )
                 .at("Slot"),
             ));
