@@ -19,6 +19,7 @@ mod model;
 mod query;
 mod reference;
 mod registry;
+mod slot_period;
 mod temporal;
 mod text;
 mod windows;
@@ -31,5 +32,6 @@ pub use registry::{
     DEFAULT_TIME_ZONE, SearchParam, SearchParameters, default_package_cache, index_entries, install, registry,
 };
 pub use temporal::{InstantRange, parse_range};
+pub use slot_period::{slot_period, slot_period_param};
 pub use text::normalize;
 pub use windows::token_changes_at;

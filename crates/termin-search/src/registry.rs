@@ -17,7 +17,7 @@ pub const DEFAULT_TIME_ZONE: &str = "Europe/Vienna";
 
 /// Bumped whenever the rows extracted for the same definitions change, so stored indexes are
 /// rebuilt at start-up.
-const INDEX_FORMAT: u32 = 1;
+const INDEX_FORMAT: u32 = 2;
 
 /// Parameters whose type is supported but whose meaning is not a value of the resource:
 /// `_in` asks for membership in a List, Group or CareTeam, none of which is served here.
@@ -203,7 +203,11 @@ impl SearchParameters {
         // The evaluator reads a JSON value; the map is wrapped once per resource.
         let value = Value::Object(resource.clone());
         let context = EvalContext::new().with_model(&self.model);
-        extract::index_entries(self.params(resource_type), &value, &context, &self.time_zone)
+        let mut entries = extract::index_entries(self.params(resource_type), &value, &context, &self.time_zone);
+        if resource_type == ResourceType::Slot {
+            entries.dates.extend(crate::slot_period::slot_period_row(resource));
+        }
+        entries
     }
 
     /// `_include` values a type supports: each of its reference parameters.

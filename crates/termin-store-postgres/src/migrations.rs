@@ -160,6 +160,13 @@ CREATE TABLE search_index_state (
     fingerprint text NOT NULL
 );
 "#,
+), (
+    2,
+    r#"
+-- The cancellation deadline (an instant) the policy set when the slot was booked; NULL when
+-- no policy applied. Later policy changes cannot loosen it.
+ALTER TABLE slot_booking ADD COLUMN cancel_deadline text;
+"#,
 )];
 
 pub async fn migrate(pool: &PgPool) -> StoreResult<()> {

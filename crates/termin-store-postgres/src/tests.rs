@@ -161,7 +161,7 @@ async fn nodes_starting_together_migrate_once() {
         .fetch_one(&db.store.pool)
         .await
         .unwrap();
-    assert_eq!(applied, 1);
+    assert_eq!(applied, 2, "each of the two migrations once");
     db.close().await;
 }
 
@@ -258,13 +258,13 @@ async fn a_slot_is_booked_once_and_its_hold_is_read_under_its_lock() {
         (booked, hold)
     });
     until_someone_waits_for_a_lock(&db.url()).await;
-    first.put_slot_booking("s1", "a1").await.unwrap();
+    first.put_slot_booking("s1", "a1", None).await.unwrap();
     first.commit().await.unwrap();
     assert_eq!(second.await.unwrap(), (Some("a1".to_string()), None));
 
     // The primary key rejects a second booking even when nothing was read first.
     let mut tx = db.store.begin_write(&ctx()).await.unwrap();
-    let err = tx.put_slot_booking("s1", "a2").await.unwrap_err();
+    let err = tx.put_slot_booking("s1", "a2", None).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     drop(tx);
     db.close().await;

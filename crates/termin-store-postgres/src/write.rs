@@ -3,8 +3,11 @@
 //! Locks: [`WriteTx::read_current`] takes the row `FOR UPDATE` (a resource that does not exist
 //! yet: an advisory lock on its id, so two creators of one id take turns), shared reads take it
 //! `FOR SHARE`; a search inside a unit of work first takes its type's advisory lock; holds and
-//! bookings of a slot are read and written under the Slot's row lock. Every statement after a
-//! lock wait sees what the previous holder committed.
+//! bookings of a slot are read and written under the Slot's row lock. A Slot write that checks
+//! for overlapping Slots first reads its Schedule with `read_current` (`FOR UPDATE`, or the
+//! advisory lock of a Schedule id not stored yet), so writers of one Schedule's Slots take
+//! turns and each one's overlap query sees the Slots the previous one committed. Every
+//! statement after a lock wait sees what the previous holder committed.
 //!
 //! Replay: PostgreSQL resolves a deadlock by aborting one of the transactions. Every call of
 //! the unit of work is journaled with what it returned; after an abort the journal is replayed
@@ -21,7 +24,8 @@ use crate::{
     is_unique_violation, select_current, to_i64,
 };
 use async_trait::async_trait;
-use sqlx::{PgConnection, PgPool, QueryBuilder};
+use jiff::Timestamp;
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use std::collections::HashSet;
 use termin_fhir::ResourceType;
 use termin_fhir::instant::format_instant;
@@ -52,6 +56,13 @@ enum Step {
         filter: Filter,
         limit: usize,
     },
+    Overlapping {
+        resource_type: ResourceType,
+        param: String,
+        period: (Timestamp, Timestamp),
+        exclude_id: String,
+        limit: usize,
+    },
     CurrentAfter {
         after: Option<(ResourceType, String)>,
         limit: usize,
@@ -70,7 +81,9 @@ enum Step {
     PutSlotBooking {
         slot_id: String,
         appointment_id: String,
+        cancel_deadline: Option<Timestamp>,
     },
+    BookingCancelDeadline(String),
     DeleteSlotBooking(String),
 }
 
@@ -83,6 +96,7 @@ enum Seen {
     Ids(Vec<String>),
     Hold(Option<SlotHold>),
     Booking(Option<String>),
+    Instant(Option<Timestamp>),
 }
 
 enum Failure {
@@ -231,6 +245,19 @@ impl PostgresWriteTx {
                     .await?;
                 Ok(Seen::Ids(ids))
             }
+            Step::Overlapping {
+                resource_type,
+                param,
+                period,
+                exclude_id,
+                limit,
+            } => {
+                let ids = termin_store_sql::overlapping::<Postgres>(resource_type.as_str(), param, *period, exclude_id, *limit)
+                    .build_query_scalar()
+                    .fetch_all(self.conn()?)
+                    .await?;
+                Ok(Seen::Ids(ids))
+            }
             Step::CurrentAfter { after, limit } => {
                 let (after_type, after_id) = after
                     .as_ref()
@@ -304,12 +331,18 @@ impl PostgresWriteTx {
                     .await?;
                 Ok(Seen::Booking(booking))
             }
-            Step::PutSlotBooking { slot_id, appointment_id } => {
+            Step::PutSlotBooking {
+                slot_id,
+                appointment_id,
+                cancel_deadline,
+            } => {
                 self.lock_slot(slot_id).await?;
-                let inserted = sqlx::query("INSERT INTO slot_booking (slot_id, appointment_id) VALUES ($1, $2)")
-                    .bind(slot_id)
-                    .bind(appointment_id)
-                    .execute(self.conn()?)
+                let inserted =
+                    sqlx::query("INSERT INTO slot_booking (slot_id, appointment_id, cancel_deadline) VALUES ($1, $2, $3)")
+                        .bind(slot_id)
+                        .bind(appointment_id)
+                        .bind(cancel_deadline.map(format_instant))
+                        .execute(self.conn()?)
                     .await;
                 match inserted {
                     Ok(_) => Ok(Seen::Done),
@@ -318,6 +351,15 @@ impl PostgresWriteTx {
                     )))),
                     Err(e) => Err(e.into()),
                 }
+            }
+            Step::BookingCancelDeadline(slot_id) => {
+                self.lock_slot(slot_id).await?;
+                let deadline: Option<Option<String>> =
+                    sqlx::query_scalar("SELECT cancel_deadline FROM slot_booking WHERE slot_id = $1")
+                        .bind(slot_id)
+                        .fetch_optional(self.conn()?)
+                        .await?;
+                Ok(Seen::Instant(termin_store_sql::parse_instant_column(deadline.flatten())?))
             }
             Step::DeleteSlotBooking(slot_id) => {
                 self.lock_slot(slot_id).await?;
@@ -464,6 +506,27 @@ impl WriteTx for PostgresWriteTx {
         }
     }
 
+    async fn overlapping(
+        &mut self,
+        resource_type: ResourceType,
+        param: &str,
+        period: (Timestamp, Timestamp),
+        exclude_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        let step = Step::Overlapping {
+            resource_type,
+            param: param.to_owned(),
+            period,
+            exclude_id: exclude_id.to_owned(),
+            limit,
+        };
+        match self.perform(step).await? {
+            Seen::Ids(ids) => Ok(ids),
+            other => unreachable!("an overlap query returned {other:?}"),
+        }
+    }
+
     async fn current_after(
         &mut self,
         after: Option<(ResourceType, String)>,
@@ -514,12 +577,25 @@ impl WriteTx for PostgresWriteTx {
         }
     }
 
-    async fn put_slot_booking(&mut self, slot_id: &str, appointment_id: &str) -> StoreResult<()> {
+    async fn put_slot_booking(
+        &mut self,
+        slot_id: &str,
+        appointment_id: &str,
+        cancel_deadline: Option<Timestamp>,
+    ) -> StoreResult<()> {
         let step = Step::PutSlotBooking {
             slot_id: slot_id.to_owned(),
             appointment_id: appointment_id.to_owned(),
+            cancel_deadline,
         };
         self.perform(step).await.map(drop)
+    }
+
+    async fn booking_cancel_deadline(&mut self, slot_id: &str) -> StoreResult<Option<Timestamp>> {
+        match self.perform(Step::BookingCancelDeadline(slot_id.to_owned())).await? {
+            Seen::Instant(deadline) => Ok(deadline),
+            other => unreachable!("a booking's deadline read returned {other:?}"),
+        }
     }
 
     async fn delete_slot_booking(&mut self, slot_id: &str) -> StoreResult<()> {

@@ -6,7 +6,7 @@
 mod query;
 mod search;
 
-pub use query::{SearchSql, Select, count_history, micros, select_history};
+pub use query::{SearchSql, Select, count_history, micros, overlapping, select_history};
 pub use search::{SearchExecutor, SortColumn, run as run_search, sort_columns};
 
 use sqlx::{Postgres, QueryBuilder, Sqlite};
@@ -28,6 +28,12 @@ pub fn parse_change(name: &str) -> StoreResult<ChangeKind> {
         "delete" => Ok(ChangeKind::Delete),
         other => Err(StoreError::Corrupt(format!("unknown change kind {other:?}"))),
     }
+}
+
+/// An optional instant stored as text (`format_instant`), e.g. `slot_booking.cancel_deadline`.
+pub fn parse_instant_column(text: Option<String>) -> StoreResult<Option<jiff::Timestamp>> {
+    text.map(|t| t.parse().map_err(|e| StoreError::Corrupt(format!("bad instant {t:?}: {e}"))))
+        .transpose()
 }
 
 /// A value bound to a placeholder (`?` on SQLite, `$n` on PostgreSQL).

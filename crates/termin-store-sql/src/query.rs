@@ -25,6 +25,25 @@ pub fn micros(timestamp: Option<jiff::Timestamp>, unbounded: i64) -> i64 {
     timestamp.map_or(unbounded, |t| t.as_microsecond())
 }
 
+/// Ids of resources other than `exclude_id` with a date row of `param` overlapping
+/// `[start, end)`: one range of `search_date_by_high` (rows of `param` ending after `start`).
+pub fn overlapping<D: Dialect>(
+    resource_type: &str,
+    param: &str,
+    (start, end): (jiff::Timestamp, jiff::Timestamp),
+    exclude_id: &str,
+    limit: usize,
+) -> QueryBuilder<D> {
+    let mut q = D::builder(format!("SELECT res_id FROM search_date{} WHERE res_type = ", D::index_hint("search_date_by_high")));
+    q.push_value(resource_type);
+    q.push(" AND param = ").push_value(param);
+    q.push(" AND high > ").push_value(start.as_microsecond());
+    q.push(" AND low < ").push_value(end.as_microsecond());
+    q.push(" AND res_id <> ").push_value(exclude_id);
+    q.push(" LIMIT ").push_value(i64::try_from(limit).unwrap_or(i64::MAX));
+    q
+}
+
 fn table(kind: IndexKind) -> &'static str {
     match kind {
         IndexKind::Token => "search_token",

@@ -354,6 +354,21 @@ impl WriteTx for SqliteWriteTx {
             .map_err(db_error)
     }
 
+    async fn overlapping(
+        &mut self,
+        resource_type: ResourceType,
+        param: &str,
+        period: (Timestamp, Timestamp),
+        exclude_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        termin_store_sql::overlapping::<Sqlite>(resource_type.as_str(), param, period, exclude_id, limit)
+            .build_query_scalar()
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(db_error)
+    }
+
     async fn current_after(
         &mut self,
         after: Option<(ResourceType, String)>,
@@ -473,10 +488,16 @@ impl WriteTx for SqliteWriteTx {
             .map_err(db_error)
     }
 
-    async fn put_slot_booking(&mut self, slot_id: &str, appointment_id: &str) -> StoreResult<()> {
-        sqlx::query("INSERT INTO slot_booking (slot_id, appointment_id) VALUES (?, ?)")
+    async fn put_slot_booking(
+        &mut self,
+        slot_id: &str,
+        appointment_id: &str,
+        cancel_deadline: Option<Timestamp>,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO slot_booking (slot_id, appointment_id, cancel_deadline) VALUES (?, ?, ?)")
             .bind(slot_id)
             .bind(appointment_id)
+            .bind(cancel_deadline.map(termin_fhir::instant::format_instant))
             .execute(&mut *self.tx)
             .await
             .map(|_| ())
@@ -486,6 +507,15 @@ impl WriteTx for SqliteWriteTx {
                 }
                 _ => db_error(e),
             })
+    }
+
+    async fn booking_cancel_deadline(&mut self, slot_id: &str) -> StoreResult<Option<Timestamp>> {
+        let deadline: Option<Option<String>> = sqlx::query_scalar("SELECT cancel_deadline FROM slot_booking WHERE slot_id = ?")
+            .bind(slot_id)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_error)?;
+        termin_store_sql::parse_instant_column(deadline.flatten())
     }
 
     async fn delete_slot_booking(&mut self, slot_id: &str) -> StoreResult<()> {

@@ -203,6 +203,19 @@ pub trait WriteTx: Send {
         self.find_matching_ids(resource_type, &filter, limit).await
     }
 
+    /// Ids of current resources of the type, other than `exclude_id`, with a date index row of
+    /// `param` whose `[low, high)` overlaps `[start, end)`; at most `limit`, in no particular
+    /// order. Reads one range of the date index by `param`, so `param` should be selective (the
+    /// periods of one Schedule's Slots).
+    async fn overlapping(
+        &mut self,
+        resource_type: ResourceType,
+        param: &str,
+        period: (Timestamp, Timestamp),
+        exclude_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<String>>;
+
     /// Current (non-deleted) resources after `after` in (type, id) order, at most `limit`:
     /// the walk that rebuilds the search index.
     async fn current_after(
@@ -229,10 +242,19 @@ pub trait WriteTx: Send {
     /// The active Appointment that has booked this slot, if any.
     async fn slot_booking(&mut self, slot_id: &str) -> StoreResult<Option<String>>;
 
-    /// Records that an active Appointment occupies a slot. The store rejects a second
-    /// booking of one slot with [`StoreError::Conflict`] (a database constraint, not only
-    /// a check in process memory).
-    async fn put_slot_booking(&mut self, slot_id: &str, appointment_id: &str) -> StoreResult<()>;
+    /// Records that an active Appointment occupies a slot, with the cancellation deadline its
+    /// policy set at booking time (`None`: no policy). The store rejects a second booking of
+    /// one slot with [`StoreError::Conflict`] (a database constraint, not only a check in
+    /// process memory).
+    async fn put_slot_booking(
+        &mut self,
+        slot_id: &str,
+        appointment_id: &str,
+        cancel_deadline: Option<Timestamp>,
+    ) -> StoreResult<()>;
+
+    /// The cancellation deadline recorded with the slot's booking, if any.
+    async fn booking_cancel_deadline(&mut self, slot_id: &str) -> StoreResult<Option<Timestamp>>;
 
     async fn delete_slot_booking(&mut self, slot_id: &str) -> StoreResult<()>;
 

@@ -85,6 +85,14 @@ async fn register_hold_book_find_postpone_and_cancel() {
     assert_eq!(again["id"], patient["id"], "creating the patient is idempotent by SVNR");
     let patient_ref = format!("Patient/{}", patient["id"].as_str().unwrap());
 
+    // The example slots are variants of one past hour; only slots that have not started can
+    // be booked (issue 12), so the free ones move to hours of their own in the future.
+    for (hour, id) in [(8, "HL7ATSchedulingSlotExample02-VirtualVisit"), (9, "HL7ATSchedulingSlotExample03-selectable-encounterClass"), (10, "HL7ATSchedulingSlotExample04-external-booking-URL")] {
+        let mut slot = s.read("Slot", id).await;
+        slot["start"] = format!("2030-09-16T{hour:02}:00:00Z").into();
+        slot["end"] = format!("2030-09-16T{:02}:00:00Z", hour + 1).into();
+        s.put(&format!("Slot/{id}"), &slot).await.expect_status(200);
+    }
     // Slot 01 is taken by the example Appointment; the other example slots are free.
     let free = slots(&s, "free").await;
     let free_ids: Vec<&str> = free.iter().map(|(id, _)| id.as_str()).collect();
@@ -106,7 +114,7 @@ async fn register_hold_book_find_postpone_and_cancel() {
     let appointment = client(&s, &["book", "--slot", &slot, "--patient", &patient_ref, "--token", &token]).await.json();
     assert_eq!(appointment["resourceType"], "Appointment");
     assert_eq!(appointment["status"], "booked");
-    assert_eq!((appointment["start"].as_str(), appointment["end"].as_str()), (Some("2025-09-15T08:00:00Z"), Some("2025-09-15T09:00:00Z")));
+    assert_eq!((appointment["start"].as_str(), appointment["end"].as_str()), (Some("2030-09-16T08:00:00Z"), Some("2030-09-16T09:00:00Z")));
     let actors: Vec<&str> = appointment["participant"].as_array().unwrap().iter().filter_map(|p| p["actor"]["reference"].as_str()).collect();
     assert_eq!(actors, [patient_ref.as_str(), "Practitioner/HL7ATCorePractitionerExample01"], "patient and the schedule's actor");
     let appointment_id = appointment["id"].as_str().unwrap().to_owned();

@@ -12,9 +12,9 @@ async fn seed(s: &TestServer) {
     for resource in [
         json!({"resourceType": "Schedule", "id": "sched", "active": true, "actor": [{"reference": "Practitioner/p"}]}),
         json!({"resourceType": "Slot", "id": "a", "schedule": {"reference": "Schedule/sched"}, "status": "free",
-               "start": "2026-04-07T08:00:00+02:00", "end": "2026-04-07T08:30:00+02:00"}),
+               "start": "2030-04-09T08:00:00+02:00", "end": "2030-04-09T08:30:00+02:00"}),
         json!({"resourceType": "Slot", "id": "b", "schedule": {"reference": "Schedule/sched"}, "status": "free",
-               "start": "2026-04-07T09:00:00+02:00", "end": "2026-04-07T09:30:00+02:00"}),
+               "start": "2030-04-09T09:00:00+02:00", "end": "2030-04-09T09:30:00+02:00"}),
     ] {
         let path = format!("{}/{}", resource["resourceType"].as_str().unwrap(), resource["id"].as_str().unwrap());
         s.put(&path, &resource).await.expect_status(201);
@@ -55,7 +55,7 @@ async fn patient_flow_through_the_client() {
 
     let slot_b = client.read("Slot", "b").await.unwrap().body;
     let moved = client.postpone(&id, &[slot_b], &[]).await.unwrap();
-    assert_eq!(moved["start"], "2026-04-07T09:00:00+02:00");
+    assert_eq!(moved["start"], "2030-04-09T09:00:00+02:00");
     let slots = client.search_all("Slot", &[]).await.unwrap();
     assert_eq!((slot_status(&slots, "a"), slot_status(&slots, "b")), ("free".into(), "busy".into()));
 
@@ -94,24 +94,24 @@ async fn typed_searches_booking_by_slot_and_updates() {
     let later = SlotQuery {
         schedule: Some("Schedule/sched".into()),
         status: Some("free".into()),
-        start_from: Some("2026-04-07T08:30:00+02:00".into()),
+        start_from: Some("2030-04-09T08:30:00+02:00".into()),
         ..SlotQuery::default()
     };
     assert_eq!(ids(client.search_all_with(&later).await.unwrap()), ["b"]);
-    let earlier = SlotQuery { start_from: None, start_to: Some("2026-04-07T08:30:00+02:00".into()), ..later.clone() };
+    let earlier = SlotQuery { start_from: None, start_to: Some("2030-04-09T08:30:00+02:00".into()), ..later.clone() };
     assert_eq!(ids(client.search_all_with(&earlier).await.unwrap()), ["a"]);
 
     let booking = client.book_slot("Slot/b", &patient_ref, &[]).await.unwrap();
     assert!(booking.accepted(), "{:?}", booking.outcome);
     let appointment = booking.appointment;
-    assert_eq!((&appointment["start"], &appointment["end"]), (&json!("2026-04-07T09:00:00+02:00"), &json!("2026-04-07T09:30:00+02:00")));
+    assert_eq!((&appointment["start"], &appointment["end"]), (&json!("2030-04-09T09:00:00+02:00"), &json!("2030-04-09T09:30:00+02:00")));
     assert_eq!(appointment["participant"][1]["actor"]["reference"], "Practitioner/p", "the schedule's actor takes part");
     let id = appointment["id"].as_str().unwrap().to_owned();
     assert_eq!(ids(client.search_all_with(&later).await.unwrap()), Vec::<String>::new(), "the booked slot is no longer free");
 
-    let that_day = client.find_appointments("1234010180", &["ge2026-04-07", "le2026-04-07"], Some("booked")).await.unwrap();
+    let that_day = client.find_appointments("1234010180", &["ge2030-04-09", "le2030-04-09"], Some("booked")).await.unwrap();
     assert_eq!(ids(that_day), [id.as_str()]);
-    assert!(client.find_appointments("1234010180", &["ge2026-04-08"], None).await.unwrap().is_empty());
+    assert!(client.find_appointments("1234010180", &["ge2030-04-10"], None).await.unwrap().is_empty());
     assert!(client.find_appointments("9999999999", &[], None).await.unwrap().is_empty());
 
     let updated = client

@@ -56,6 +56,13 @@ async fn ig_example_flow_hold_book_postpone_cancel() {
         .filter(|r| r["resourceType"].as_str().is_some_and(|t| wanted.contains(&t)))
         .collect();
     examples.sort_by_key(|r| wanted.iter().position(|t| r["resourceType"] == *t));
+    // The example Slots are variants of one past hour (2025-09-15T08:00Z); only slots that
+    // have not started can be booked, and bookable Slots of one Schedule may not overlap, so
+    // each moves to an hour of its own in the future.
+    for (hour, r) in (8..).zip(examples.iter_mut().filter(|r| r["resourceType"] == "Slot")) {
+        r["start"] = json!(format!("2030-09-16T{hour:02}:00:00Z"));
+        r["end"] = json!(format!("2030-09-16T{:02}:00:00Z", hour + 1));
+    }
     for r in &examples {
         put_resource(&s, r).await;
     }
@@ -94,7 +101,7 @@ async fn ig_example_flow_hold_book_postpone_cancel() {
 
     // 2. Book the IG Appointment example through the hold. The example is `booked` and its
     // times (2025-06-01T09:00+02:00 .. 09:30) disagree with the slot it references
-    // (2025-09-15T08:00Z .. 09:00Z), which the server rightly rejects (422, checked below); so
+    // (moved to 2030-09-16T08:00Z .. 09:00Z above), which the server rightly rejects (422, checked below); so
     // the request is the example with status `proposed` and start/end/minutesDuration taken
     // from Slot 01, as examples/Appointment-operationBook-request.md intends.
     let slot1_res = s.read("Slot", slot1).await;
@@ -118,7 +125,7 @@ async fn ig_example_flow_hold_book_postpone_cancel() {
     assert!(r.require_header("location").contains(&format!("Appointment/{id}")));
     assert_eq!(slot_status(&s, slot1).await, "busy");
 
-    // 3. Postpone to Slot 02 (same time, virtual visit): hold it first, then PUT the
+    // 3. Postpone to Slot 02 (virtual visit, here an hour later): hold it first, then PUT the
     // Appointment with the new slot and the hold token.
     let token2 = hold_ok(&s, slot2).await;
     let mut moved = s.read("Appointment", &id).await;
@@ -324,7 +331,7 @@ async fn postpone_onto_a_taken_slot_is_409_and_changes_nothing() {
     book_ok(&s, &appointment(&w.bert, &[&w.slots[2]]), &[]).await;
     put_resource(&s, &slot_resource(&w.slots[3], &w.schedule, 3, "busy-unavailable")).await;
     let before = slot_states(&s, &w.slots).await;
-    for target in [vec![1], vec![2], vec![3], vec![0, 1], vec![0, 2]] {
+    for target in [vec![1], vec![2], vec![3], vec![0, 1], vec![1, 2]] {
         let mut moved = appt.clone();
         moved["slot"] = json!(target.iter().map(|i| json!({"reference": format!("Slot/{}", w.slots[*i])})).collect::<Vec<_>>());
         let o = s.put(&format!("Appointment/{id}"), &moved).await.outcome(409);

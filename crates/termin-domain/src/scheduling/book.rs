@@ -1,6 +1,7 @@
 //! `Appointment/$book`: book a `proposed` Appointment on the slots it names.
 
 use super::guard::slot_unavailability;
+use super::sequence::{NamedSlot, check_sequence, slot_positions};
 use super::{MANUAL_CONFIRMATION_URL, model, read_live};
 use crate::{DomainError, ResourceService};
 use jiff::{SignedDuration, Timestamp};
@@ -48,6 +49,23 @@ fn token(system: Option<&str>, value: &str) -> Condition {
     }
 }
 
+/// Whether a `$book` request repeats an earlier booking with its identifier: the same subject
+/// Patient (both resolved to references) and the same slots.
+fn is_repeat(request: &Map<String, Value>, earlier: &Map<String, Value>) -> bool {
+    let subject = |a: &Map<String, Value>| {
+        a.get("subject")
+            .and_then(|s| s.get("reference"))
+            .and_then(Value::as_str)
+            .and_then(|r| model::reference_id(r, ResourceType::Patient))
+    };
+    let slots = |a: &Map<String, Value>| {
+        let mut ids = model::slot_ids(a);
+        ids.sort();
+        ids
+    };
+    subject(request).is_some() && subject(request) == subject(earlier) && slots(request) == slots(earlier)
+}
+
 fn has_manual_confirmation(resource: &Map<String, Value>) -> bool {
     resource
         .get("extension")
@@ -83,8 +101,21 @@ impl ResourceService {
         }
         let now = self.clock().now();
         let mut tx = self.store().begin_write(ctx).await?;
+        self.resolve_subject(&mut *tx, &mut appointment).await?;
         if let Some(earlier) = self.earlier_booking(&mut *tx, &appointment).await? {
             let (version, body) = earlier;
+            if !is_repeat(&appointment, &body) {
+                // Say nothing about the other booking: it may be another patient's.
+                return Err(DomainError::conflict(
+                    Issue::error(
+                        IssueCode::Duplicate,
+                        "Appointment.identifier is already used by another booking (another patient or other \
+                         slots); a repeated $book must name the same subject and slots, a new booking needs a \
+                         new identifier",
+                    )
+                    .at("Appointment.identifier"),
+                ));
+            }
             return Ok(BookingOutcome {
                 status: BookingStatus::AlreadyBooked,
                 appointment: body,
@@ -95,9 +126,8 @@ impl ResourceService {
                 version: Some(version),
             });
         }
-        self.resolve_subject(&mut *tx, &mut appointment).await?;
         let service = self.check_services(&mut *tx, &appointment).await?;
-        let slots = self.check_slots(&mut *tx, &mut appointment).await?;
+        let slots = self.check_slots(&mut *tx, ctx, now, &mut appointment).await?;
         for (index, (slot_id, slot)) in slots.iter().enumerate() {
             if let Some(reason) = slot_unavailability(&mut *tx, ctx, now, slot_id, None).await? {
                 drop(tx);
@@ -329,14 +359,17 @@ impl ResourceService {
         Ok(services)
     }
 
-    /// Every slot exists and belongs to an active Schedule, and the Appointment's start and
-    /// end agree with the slots (they are filled in from the slots when absent).
+    /// Every slot exists and belongs to an active Schedule, the slots form one sequence
+    /// ([`check_sequence`]; started slots only for staff), and the Appointment's start and end
+    /// agree with the slots (they are filled in from the slots when absent).
     async fn check_slots(
         &self,
         tx: &mut dyn WriteTx,
+        ctx: &RequestContext,
+        now: Timestamp,
         appointment: &mut Map<String, Value>,
     ) -> Result<Vec<(String, Map<String, Value>)>, DomainError> {
-        let ids = model::slot_ids(appointment);
+        let ids = slot_positions(appointment)?;
         if ids.is_empty() {
             return Err(precondition_failed(
                 IssueCode::Required,
@@ -347,8 +380,8 @@ impl ResourceService {
         let mut slots = Vec::with_capacity(ids.len());
         let mut earliest: Option<(Timestamp, Value)> = None;
         let mut latest: Option<(Timestamp, Value)> = None;
-        for (index, id) in ids.iter().enumerate() {
-            let path = format!("Appointment.slot[{index}]");
+        for (position, id) in &ids {
+            let path = format!("Appointment.slot[{position}]");
             let Some((_, slot)) = read_live(tx, ResourceType::Slot, id).await? else {
                 return Err(precondition_failed(IssueCode::NotFound, format!("Slot/{id} is not known to this server"), &path));
             };
@@ -374,6 +407,14 @@ impl ResourceService {
             }
             slots.push((id.clone(), slot));
         }
+        let named: Vec<NamedSlot<'_>> = ids
+            .iter()
+            .zip(&slots)
+            .map(|((position, id), (_, body))| NamedSlot { position: *position, id, body })
+            .collect();
+        let not_started: Vec<&str> =
+            if ctx.acts_for_patient() { ids.iter().map(|(_, id)| id.as_str()).collect() } else { Vec::new() };
+        check_sequence(&named, &not_started, now)?;
         let (Some((start, start_text)), Some((end, end_text))) = (earliest, latest) else {
             return Ok(slots);
         };

@@ -1,6 +1,8 @@
 //! Scheduling rules for generic writes of Appointments and Slots.
 
 use super::model::{self, is_cancelled, occupies_slots, slot_ids};
+use super::policy::{Release, booking_deadline, check_cancellation_deadline};
+use super::sequence::{NamedSlot, check_sequence, slot_positions};
 use super::{effective_status, hold_is_live, owns_hold, read_live, record_event, set_slot_status};
 use crate::DomainError;
 use jiff::Timestamp;
@@ -25,7 +27,16 @@ pub(crate) async fn guard_write(
 ) -> Result<(), DomainError> {
     match resource_type {
         ResourceType::Appointment => guard_appointment(tx, ctx, now, id, version, previous, new).await,
-        ResourceType::Slot => guard_slot(tx, now, id, previous, new.map(|n| &*n)).await,
+        ResourceType::Slot => {
+            if let Some(new) = new.as_deref() {
+                super::policy::check_policy_values(resource_type, new)?;
+            }
+            guard_slot(tx, ctx, now, id, previous, new.map(|n| &*n)).await
+        }
+        ResourceType::HealthcareService => match new {
+            Some(new) => super::policy::check_policy_values(resource_type, new),
+            None => Ok(()),
+        },
         _ => Ok(()),
     }
 }
@@ -43,12 +54,22 @@ async fn guard_appointment(
         check_unchangeable(previous, new)?;
     }
     let was_cancelled = previous.is_some_and(is_cancelled);
-    if let (Some(previous), Some(new)) = (previous, new.as_deref())
-        && model::status(new) == Some("cancelled")
-        && !was_cancelled
+    // A patient's client frees booked time only before the cancellation deadline, whether it
+    // cancels (`cancelled` or `entered-in-error`), deletes, or moves the Appointment.
+    if let Some(previous) = previous.filter(|p| occupies_slots(p))
         && ctx.acts_for_patient()
     {
-        super::policy::check_cancellation_deadline(tx, now, previous).await?;
+        let release = match new.as_deref() {
+            None => Some(Release::Delete),
+            Some(new) if is_cancelled(new) => Some(Release::Cancel),
+            Some(new) if occupies_slots(new) && slot_ids(previous).iter().any(|s| !slot_ids(new).contains(s)) => {
+                Some(Release::Move)
+            }
+            Some(_) => None,
+        };
+        if let Some(release) = release {
+            check_cancellation_deadline(tx, now, id, previous, release).await?;
+        }
     }
     if let Some(new) = new.as_deref_mut()
         && is_cancelled(new)
@@ -61,10 +82,20 @@ async fn guard_appointment(
     let wanted: Vec<String> = new.as_deref().filter(|n| occupies_slots(n)).map(slot_ids).unwrap_or_default();
     let released: Vec<&String> = held.iter().filter(|s| !wanted.contains(s)).collect();
     let taken: Vec<&String> = wanted.iter().filter(|s| !held.contains(s)).collect();
+    if previous.is_some()
+        && !taken.is_empty()
+        && let Some(new) = new.as_deref()
+    {
+        check_move(tx, ctx, now, new, &taken).await?;
+    }
     // Take the new slots first: if one is unavailable nothing has been released yet, and the
     // whole unit of work is dropped.
+    let deadline = match (&taken[..], new.as_deref()) {
+        ([], _) | (_, None) => None,
+        (_, Some(new)) => booking_deadline(tx, new, &wanted).await?,
+    };
     for slot_id in &taken {
-        take_slot(tx, ctx, now, slot_id, id).await?;
+        take_slot(tx, ctx, now, slot_id, id, deadline).await?;
     }
     for slot_id in &released {
         release_slot(tx, now, slot_id, id).await?;
@@ -83,6 +114,29 @@ async fn guard_appointment(
         "slotsReleased": released,
     });
     record_event(tx, kind, ResourceType::Appointment, id, version, now, detail).await
+}
+
+/// An Appointment moved to other slots keeps to the rules of `$book`: its slots are named
+/// once, of one Schedule and contiguous, and a patient's client takes no slot that has started.
+/// (Creating an Appointment with slots, as imports do, is taken as written.)
+async fn check_move(
+    tx: &mut dyn WriteTx,
+    ctx: &RequestContext,
+    now: Timestamp,
+    new: &Map<String, Value>,
+    taken: &[&String],
+) -> Result<(), DomainError> {
+    let positions = slot_positions(new)?;
+    let mut bodies = Vec::with_capacity(positions.len());
+    for (position, id) in &positions {
+        // A slot that does not exist is reported when it is taken.
+        if let Some((_, body)) = read_live(tx, ResourceType::Slot, id).await? {
+            bodies.push((*position, id.as_str(), body));
+        }
+    }
+    let named: Vec<NamedSlot<'_>> = bodies.iter().map(|(position, id, body)| NamedSlot { position: *position, id, body }).collect();
+    let not_started: Vec<&str> = if ctx.acts_for_patient() { taken.iter().map(|id| id.as_str()).collect() } else { Vec::new() };
+    check_sequence(&named, &not_started, now)
 }
 
 fn appointment_event(previous: Option<&Map<String, Value>>, new: Option<&Map<String, Value>>, moved: bool) -> &'static str {
@@ -223,12 +277,14 @@ pub(super) async fn slot_unavailability(
     }
 }
 
+/// Books the slot for the Appointment, recording the cancellation deadline of its policy.
 async fn take_slot(
     tx: &mut dyn WriteTx,
     ctx: &RequestContext,
     now: Timestamp,
     slot_id: &str,
     appointment_id: &str,
+    cancel_deadline: Option<Timestamp>,
 ) -> Result<(), DomainError> {
     if let Some(reason) = slot_unavailability(tx, ctx, now, slot_id, Some(appointment_id)).await? {
         return Err(DomainError::conflict(Issue::error(IssueCode::Conflict, reason).at("Appointment.slot")));
@@ -237,7 +293,7 @@ async fn take_slot(
         .await?
         .ok_or_else(|| DomainError::Internal(format!("Slot/{slot_id} vanished")))?;
     if tx.slot_booking(slot_id).await?.is_none() {
-        tx.put_slot_booking(slot_id, appointment_id).await?;
+        tx.put_slot_booking(slot_id, appointment_id, cancel_deadline).await?;
     }
     tx.delete_hold(slot_id).await?;
     if model::status(&body) != Some("busy") {
@@ -270,14 +326,64 @@ async fn release_slot(tx: &mut dyn WriteTx, now: Timestamp, slot_id: &str, appoi
     Ok(())
 }
 
+/// A Slot does not end before it starts, and a bookable Slot that has not ended may not overlap another
+/// bookable Slot of its Schedule (409), or two patients could book one provider at one time.
+/// Checked when the period, Schedule or bookability changes, so that Slots stored before the
+/// rule (or ended ones) can still be edited.
+async fn check_period(
+    tx: &mut dyn WriteTx,
+    now: Timestamp,
+    id: &str,
+    previous: Option<&Map<String, Value>>,
+    new: &Map<String, Value>,
+) -> Result<(), DomainError> {
+    if let (Some(start), Some(end)) = (model::instant(new, "start"), model::instant(new, "end"))
+        && end < start
+    {
+        return Err(DomainError::unprocessable(
+            Issue::error(IssueCode::BusinessRule, "Slot.end cannot be before Slot.start").at("Slot.end"),
+        ));
+    }
+    let Some(period) = termin_search::slot_period(new) else {
+        return Ok(());
+    };
+    if period.2 <= now || previous.and_then(termin_search::slot_period).as_ref() == Some(&period) {
+        return Ok(());
+    }
+    // The Schedule's row lock makes writers of its Slots take turns (PostgreSQL, several nodes).
+    if let Some(schedule_id) = model::schedule_id(new) {
+        tx.read_current(ResourceType::Schedule, &schedule_id).await?;
+    }
+    let (param, start, end) = period;
+    if let Some(other) = tx.overlapping(ResourceType::Slot, &param, (start, end), id, 1).await?.first() {
+        return Err(DomainError::conflict(
+            Issue::error(
+                IssueCode::Conflict,
+                format!(
+                    "The Slot ({} to {}) overlaps Slot/{other} of the same Schedule; bookable Slots of one \
+                     Schedule may not overlap (staff block time with busy-unavailable)",
+                    format_instant(start),
+                    format_instant(end)
+                ),
+            )
+            .at("Slot.start"),
+        ));
+    }
+    Ok(())
+}
+
 /// Direct writes of a Slot may not contradict its booking or hold.
 async fn guard_slot(
     tx: &mut dyn WriteTx,
+    ctx: &RequestContext,
     now: Timestamp,
     id: &str,
     previous: Option<&Map<String, Value>>,
     new: Option<&Map<String, Value>>,
 ) -> Result<(), DomainError> {
+    if let Some(new) = new {
+        check_period(tx, now, id, previous, new).await?;
+    }
     let booking = tx.slot_booking(id).await?;
     let hold = tx.hold(id).await?;
     let live_hold = hold.as_ref().filter(|h| hold_is_live(h, now));
@@ -287,6 +393,18 @@ async fn guard_slot(
                 Issue::error(
                     IssueCode::Conflict,
                     format!("Slot/{id} is booked by Appointment/{appointment}; cancel the appointment first"),
+                )
+                .at("Slot"),
+            ));
+        }
+        // Only staff (the system principal) may delete a slot someone holds.
+        if let Some(hold) = live_hold
+            && ctx.acts_for_patient()
+        {
+            return Err(DomainError::conflict(
+                Issue::error(
+                    IssueCode::Conflict,
+                    format!("Slot/{id} is held until {}; it cannot be deleted while the hold lasts", format_instant(hold.held_until)),
                 )
                 .at("Slot"),
             ));

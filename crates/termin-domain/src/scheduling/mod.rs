@@ -15,6 +15,7 @@ mod guard;
 mod hold;
 pub(crate) mod policy;
 pub(crate) mod model;
+mod sequence;
 mod sweep;
 
 pub use book::{BookingOutcome, BookingStatus};

@@ -247,9 +247,29 @@ async fn rebooking_with_the_same_identifier_returns_the_first_booking() {
     let mut request = appointment(&["s1-8"]);
     request.insert("identifier".into(), json!([{"system": "urn:app", "value": "req-1"}]));
     let first = w.service.book(&client(), request.clone()).await.unwrap();
-    let again = w.service.book(&client(), request).await.unwrap();
+    let again = w.service.book(&client(), request.clone()).await.unwrap();
     assert_eq!(again.status, BookingStatus::AlreadyBooked);
     assert_eq!(again.version.unwrap().id, first.version.unwrap().id);
+
+    // The same subject named by identifier is still a repeat.
+    let mut by_svnr = request.clone();
+    by_svnr.insert(
+        "subject".into(),
+        json!({"identifier": {"system": "urn:oid:1.2.40.0.10.1.4.3.1", "value": "1234010180"}}),
+    );
+    assert_eq!(w.service.book(&client(), by_svnr).await.unwrap().status, BookingStatus::AlreadyBooked);
+
+    // Another patient or other slots with that identifier are no repeat.
+    let mut other_patient = request.clone();
+    other_patient.insert("subject".into(), json!({"reference": "Patient/bert"}));
+    let mut other_slots = appointment(&["s1-9"]);
+    other_slots.insert("identifier".into(), request["identifier"].clone());
+    for clash in [other_patient, other_slots] {
+        let err = w.service.book(&client(), clash).await.unwrap_err();
+        let DomainError::Conflict(outcome) = err else { panic!("{err:?}") };
+        assert_eq!(outcome.issues[0].expression, ["Appointment.identifier"]);
+    }
+    assert_eq!(slot_status(&w, "s1-9").await, "free");
 }
 
 #[tokio::test]
@@ -307,5 +327,128 @@ async fn late_cancellation_by_a_patient_breaks_the_policy_but_staff_may() {
     assert_eq!(slot_status(&w, "s1-9").await, "busy");
     let staff = RequestContext::system("staff");
     w.service.update(&staff, ResourceType::Appointment, &id, body, None).await.unwrap();
+    assert_eq!(slot_status(&w, "s1-9").await, "free");
+}
+
+#[tokio::test]
+async fn book_takes_only_one_schedules_contiguous_slots_that_have_not_started() {
+    let w = world().await;
+    let ctx = RequestContext::system("setup");
+    for (id, start, end) in [("s1-830", "08:30", "09:00"), ("s1-7", "07:00", "07:30")] {
+        let slot = json!({"resourceType": "Slot", "id": id, "schedule": {"reference": "Schedule/s1"}, "status": "free",
+            "start": format!("2026-03-10T{start}:00Z"), "end": format!("2026-03-10T{end}:00Z")});
+        w.service.update(&ctx, ResourceType::Slot, id, object(slot), None).await.unwrap();
+    }
+    let refused = |slots: &[&str]| {
+        let request = appointment(slots);
+        async { w.service.book(&client(), request).await.unwrap_err() }
+    };
+    for (slots, position) in [
+        (&["s1-8", "s1-8"][..], 1),
+        (&["s1-8", "confirm-8"][..], 1),
+        (&["s1-8", "s1-10"][..], 1),
+        (&["s1-10", "s1-8"][..], 0),
+    ] {
+        let DomainError::Unprocessable(outcome) = refused(slots).await else { panic!("{slots:?}") };
+        assert_eq!(outcome.issues[0].expression, [format!("Appointment.slot[{position}]")], "{slots:?}: {outcome:?}");
+    }
+    // Listed in any order, contiguous slots book together.
+    let booked = w.service.book(&client(), appointment(&["s1-830", "s1-8"])).await.unwrap();
+    assert_eq!((&booked.appointment["start"], &booked.appointment["end"]), (&json!("2026-03-10T08:00:00Z"), &json!("2026-03-10T09:00:00Z")));
+
+    w.clock.advance(SignedDuration::from_hours(8 * 24 - 1)); // 2026-03-10T07:00Z
+    let DomainError::Unprocessable(outcome) = refused(&["s1-7"]).await else { panic!("a started slot was booked") };
+    assert!(outcome.issues[0].diagnostics.contains("started"), "{outcome:?}");
+    let staff = w.service.book(&ctx, appointment(&["s1-7"])).await.unwrap();
+    assert_eq!(staff.status, BookingStatus::Booked, "staff may book a walk-in");
+}
+
+#[tokio::test]
+async fn postponing_keeps_to_the_booking_rules() {
+    let w = world().await;
+    let booked = w.service.book(&client(), appointment(&["s1-10"])).await.unwrap();
+    let id = booked.version.as_ref().unwrap().id.clone();
+    let move_to = |slots: &[&str]| {
+        let mut moved = booked.appointment.clone();
+        moved.insert("slot".into(), json!(slots.iter().map(|s| json!({"reference": format!("Slot/{s}")})).collect::<Vec<_>>()));
+        moved
+    };
+    for slots in [&["s1-8", "s1-9"][..], &["s1-8", "confirm-9"][..], &["s1-9", "s1-9"][..]] {
+        let err = w.service.update(&client(), ResourceType::Appointment, &id, move_to(slots), None).await.unwrap_err();
+        assert!(matches!(err, DomainError::Unprocessable(_)), "{slots:?}: {err:?}");
+    }
+    w.clock.advance(SignedDuration::from_hours(8 * 24 + 1)); // 2026-03-10T09:00Z
+    let err = w.service.update(&client(), ResourceType::Appointment, &id, move_to(&["s1-9"]), None).await.unwrap_err();
+    assert!(matches!(err, DomainError::Unprocessable(_)), "{err:?}");
+    w.service.update(&client(), ResourceType::Appointment, &id, move_to(&["s1-11"]), None).await.unwrap();
+    assert_eq!(slot_status(&w, "s1-10").await, "free");
+}
+
+#[tokio::test]
+async fn bookable_slots_of_one_schedule_do_not_overlap() {
+    let w = world().await;
+    let slot = |id: &str, schedule: &str, start: &str, end: &str, status: &str| {
+        object(json!({"resourceType": "Slot", "id": id, "schedule": {"reference": format!("Schedule/{schedule}")},
+            "status": status, "start": format!("2026-03-10T{start}:00Z"), "end": format!("2026-03-10T{end}:00Z")}))
+    };
+    let service = &w.service;
+    let put = |body: Map<String, Value>| {
+        let id = body["id"].as_str().unwrap().to_owned();
+        async move { service.update(&client(), ResourceType::Slot, &id, body, None).await }
+    };
+    for (start, end) in [("08:00", "08:30"), ("08:15", "08:45"), ("07:45", "08:15"), ("07:00", "12:00")] {
+        let err = put(slot("x", "s1", start, end, "free")).await.unwrap_err();
+        assert!(matches!(err, DomainError::Conflict(_)), "{start}-{end}: {err:?}");
+    }
+    put(slot("x", "s1", "08:30", "09:00", "free")).await.unwrap();
+    put(slot("y", "s2", "08:00", "08:30", "free")).await.unwrap();
+    put(slot("block", "s1", "07:00", "12:00", "busy-unavailable")).await.unwrap();
+    let err = put(slot("block", "s1", "07:00", "12:00", "free")).await.unwrap_err();
+    assert!(matches!(err, DomainError::Conflict(_)), "{err:?}");
+    let err = put(slot("z", "s1", "13:00", "12:59", "free")).await.unwrap_err();
+    assert!(matches!(err, DomainError::Unprocessable(_)), "{err:?}");
+    // A deleted or moved slot frees its time.
+    w.service.delete(&client(), ResourceType::Slot, "x", None).await.unwrap();
+    put(slot("x2", "s1", "08:30", "09:00", "free")).await.unwrap();
+    // Slots that have ended are history and are not checked.
+    w.clock.advance(SignedDuration::from_hours(10 * 24));
+    put(slot("old", "s1", "08:00", "08:30", "free")).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_policy_recorded_at_booking_binds_every_way_of_freeing_the_slot() {
+    let w = world().await;
+    let policy = json!([{
+        "url": super::policy::CANCELLATION_POLICY_URL,
+        "extension": [{"url": "cancelUntil", "valueDuration": {"value": 24, "system": "http://unitsofmeasure.org", "code": "h"}}]
+    }]);
+    let current = w.service.read(&client(), ResourceType::Slot, "s1-9").await.unwrap();
+    let mut slot: Map<String, Value> = serde_json::from_str(current.body.as_deref().unwrap()).unwrap();
+    slot.insert("extension".into(), policy);
+    w.service.update(&client(), ResourceType::Slot, "s1-9", slot.clone(), None).await.unwrap();
+    let booked = w.service.book(&client(), appointment(&["s1-9"])).await.unwrap();
+    let id = booked.version.as_ref().unwrap().id.clone();
+    // The policy is removed from the booked slot afterwards: the recorded deadline still holds.
+    slot.shift_remove("extension");
+    slot.insert("status".into(), json!("busy"));
+    w.service.update(&client(), ResourceType::Slot, "s1-9", slot, None).await.unwrap();
+    w.clock.advance(SignedDuration::from_hours(8 * 24)); // 2026-03-10T08:00Z, an hour before
+    let with_status = |status: &str| {
+        let mut body = booked.appointment.clone();
+        body.insert("status".into(), json!(status));
+        body
+    };
+    let mut moved = booked.appointment.clone();
+    moved.insert("slot".into(), json!([{"reference": "Slot/s1-11"}]));
+    for body in [with_status("cancelled"), with_status("entered-in-error"), moved] {
+        let err = w.service.update(&client(), ResourceType::Appointment, &id, body, None).await.unwrap_err();
+        let DomainError::Unprocessable(outcome) = err else { panic!("{err:?}") };
+        assert!(outcome.issues[0].diagnostics.contains("when Slot/s1-9 was booked"), "{outcome:?}");
+    }
+    let err = w.service.delete(&client(), ResourceType::Appointment, &id, None).await.unwrap_err();
+    assert!(matches!(err, DomainError::Unprocessable(_)), "{err:?}");
+    assert_eq!(slot_status(&w, "s1-9").await, "busy");
+    let staff = RequestContext::system("staff");
+    w.service.delete(&staff, ResourceType::Appointment, &id, None).await.unwrap();
     assert_eq!(slot_status(&w, "s1-9").await, "free");
 }

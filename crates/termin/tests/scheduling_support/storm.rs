@@ -169,7 +169,8 @@ pub async fn storm_client(
             39..=62 => {
                 let mut wanted = vec![random_slot.clone()];
                 let pos = slots.iter().position(|x| *x == random_slot).unwrap();
-                if rng.chance(20) && pos + 1 < slots.len() {
+                // Two slots of one booking are of one schedule (issue 12).
+                if rng.chance(20) && pos + 1 < slots.len() && is_confirm_slot(&slots[pos + 1]) == is_confirm_slot(&random_slot) {
                     wanted.push(slots[pos + 1].clone());
                 }
                 let refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
