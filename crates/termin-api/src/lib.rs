@@ -64,6 +64,7 @@ fn with_layers(router: Router) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(context::request_span))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::map_request(context::keep_acceptable_request_id))
 }
 
 #[cfg(test)]
