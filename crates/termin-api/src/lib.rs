@@ -6,6 +6,7 @@
 mod bundle;
 mod capability;
 mod context;
+mod cors;
 mod error;
 mod format;
 pub mod metrics;
@@ -15,6 +16,7 @@ mod query;
 mod registry;
 mod routes;
 
+pub use cors::CorsOrigins;
 pub use error::ApiError;
 pub use format::FhirResponse;
 
@@ -37,6 +39,8 @@ pub struct ApiConfig {
     pub default_count: usize,
     /// Largest page size a client may ask for.
     pub max_count: usize,
+    /// Browser origins allowed to call cross-origin.
+    pub cors_allowed_origins: CorsOrigins,
 }
 
 pub struct AppState {
@@ -51,14 +55,19 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Builds the complete HTTP application.
 pub fn app(state: AppState) -> Router {
-    with_layers(registry::router().with_state(Arc::new(state)))
+    let cors = state.config.cors_allowed_origins.clone();
+    with_layers(registry::router().with_state(Arc::new(state)), &cors)
 }
 
 /// The layers every request passes through (the last one added is the outermost).
-fn with_layers(router: Router) -> Router {
-    router
+fn with_layers(router: Router, cors: &CorsOrigins) -> Router {
+    let mut router = router
         .layer(axum::middleware::from_fn(format::render_errors))
-        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(CatchPanicLayer::custom(error::panic_response));
+    if let Some(cors_layer) = cors.layer() {
+        router = router.layer(cors_layer).layer(axum::middleware::from_fn(cors::finish_answer));
+    }
+    router
         // Outside the error rendering and the panic catcher, so it counts the status the client gets.
         .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -82,7 +91,7 @@ mod tests {
     }
 
     fn panicking_router() -> Router {
-        with_layers(Router::new().route("/panic", get(buggy_handler)))
+        with_layers(Router::new().route("/panic", get(buggy_handler)), &CorsOrigins::None)
     }
 
     #[test]

@@ -6,6 +6,7 @@ use jiff::SignedDuration;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use termin_api::CorsOrigins;
 use termin_fhir::ResourceType;
 use termin_seed::Scale;
 
@@ -111,6 +112,11 @@ pub struct ServeArgs {
     /// default (the AT Core / AT Scheduling profile, when its package is loaded)
     #[arg(long = "profiles", env = "TERMIN_PROFILES", value_name = "TYPE=URL", value_delimiter = ',')]
     pub profiles: Vec<String>,
+
+    /// Browser origins (https://booking.example.at) allowed to call the API cross-origin, or *
+    /// for any; repeat or comma-separate. Without it no CORS headers are sent [default: none]
+    #[arg(long = "cors-allowed-origins", env = "TERMIN_CORS_ALLOWED_ORIGINS", value_name = "ORIGIN", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// The config file: same names as the flags, with '_' instead of '-'.
@@ -134,6 +140,7 @@ struct FileConfig {
     packages: Option<Vec<PathBuf>>,
     time_zone: Option<String>,
     profiles: Option<Vec<String>>,
+    cors_allowed_origins: Option<Vec<String>>,
 }
 
 /// Where the data lives.
@@ -197,6 +204,7 @@ pub struct ServeConfig {
     pub time_zone: String,
     /// Enforced profiles that differ from the default: `None` enforces R5 only.
     pub profiles: Vec<(ResourceType, Option<String>)>,
+    pub cors_allowed_origins: CorsOrigins,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
@@ -265,6 +273,11 @@ impl ServeArgs {
                 .or(file.time_zone)
                 .unwrap_or_else(|| termin_search::DEFAULT_TIME_ZONE.into()),
             profiles: parse_profiles(if self.profiles.is_empty() { file.profiles.unwrap_or_default() } else { self.profiles })?,
+            cors_allowed_origins: CorsOrigins::parse(&if self.cors_allowed_origins.is_empty() {
+                file.cors_allowed_origins.unwrap_or_default()
+            } else {
+                self.cors_allowed_origins
+            })?,
         })
     }
 }
@@ -341,6 +354,20 @@ mod tests {
         let config = parse(&["--database", "data/termin.db", "--pool-size", "25"]).resolve().unwrap();
         assert_eq!(config.database, Database::Sqlite("data/termin.db".into()));
         assert_eq!(config.pool_size, 25);
+    }
+
+    #[test]
+    fn cors_origins_are_a_list_or_a_star() {
+        assert_eq!(parse(&[]).resolve().unwrap().cors_allowed_origins, CorsOrigins::None);
+        assert_eq!(parse(&["--cors-allowed-origins", "*"]).resolve().unwrap().cors_allowed_origins, CorsOrigins::Any);
+        let config = parse(&["--cors-allowed-origins", "https://a.example,http://localhost:3000"]).resolve().unwrap();
+        assert!(matches!(config.cors_allowed_origins, CorsOrigins::Only(origins) if origins.len() == 2));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("termin.toml");
+        std::fs::write(&file, "cors_allowed_origins = [\"https://a.example\"]\n").unwrap();
+        let config = parse(&["--config", file.to_str().unwrap()]).resolve().unwrap();
+        assert!(matches!(config.cors_allowed_origins, CorsOrigins::Only(origins) if origins.len() == 1));
+        assert!(parse(&["--cors-allowed-origins", "a.example"]).resolve().is_err());
     }
 
     #[test]

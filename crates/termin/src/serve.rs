@@ -65,6 +65,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             max_body_bytes: config.max_body_bytes,
             default_count: config.default_page_size,
             max_count: config.max_page_size,
+            cors_allowed_origins: config.cors_allowed_origins.clone(),
         },
     });
     let listener = tokio::net::TcpListener::bind(config.bind)

@@ -78,3 +78,102 @@ async fn everything_a_client_puts_into_a_search_link_is_percent_encoded() {
     let bundle = s.get("Patient?family=a%22b%3Cc%20d&_count=1").await.expect_status(200).json();
     assert_eq!(link(&bundle, "self").unwrap(), format!("{}/Patient?family=a%22b%3Cc+d&_count=1", s.base()));
 }
+
+const BOOKING_PAGE: &str = "https://booking.example.at";
+
+fn cors_headers(r: &Resp) -> Vec<String> {
+    r.headers
+        .keys()
+        .map(|name| name.as_str().to_string())
+        .filter(|name| name.starts_with("access-control-"))
+        .collect()
+}
+
+fn lower_list(value: &str) -> Vec<String> {
+    value.split(',').map(|v| v.trim().to_ascii_lowercase()).collect()
+}
+
+#[tokio::test]
+async fn cors_preflight_and_requests_from_an_allowed_origin() {
+    let s = TestServer::start_with(
+        ServerOptions::new().flag("--cors-allowed-origins", format!("{BOOKING_PAGE},http://localhost:3000")),
+    )
+    .await;
+    let preflight = s
+        .send(
+            s.request(Method::OPTIONS, "Slot/some-slot/$hold")
+                .header("origin", BOOKING_PAGE)
+                .header("access-control-request-method", "POST")
+                .header("access-control-request-headers", "content-type,x-hold-token,authorization"),
+        )
+        .await
+        .expect_status(204);
+    assert_eq!(preflight.require_header("access-control-allow-origin"), BOOKING_PAGE);
+    let methods = lower_list(&preflight.require_header("access-control-allow-methods"));
+    for method in ["get", "post", "put", "patch", "delete"] {
+        assert!(methods.contains(&method.to_string()), "{methods:?}");
+    }
+    let headers = lower_list(&preflight.require_header("access-control-allow-headers"));
+    for header in [
+        "authorization",
+        "content-type",
+        "if-match",
+        "if-none-exist",
+        "if-none-match",
+        "prefer",
+        "x-request-id",
+        "x-hold-token",
+    ] {
+        assert!(headers.contains(&header.to_string()), "{headers:?}");
+    }
+
+    let created = s
+        .send(json_body(s.request(Method::POST, "Patient"), &simple_patient("Cors")).header("origin", BOOKING_PAGE))
+        .await
+        .expect_status(201);
+    assert_eq!(created.require_header("access-control-allow-origin"), BOOKING_PAGE);
+    let exposed = lower_list(&created.require_header("access-control-expose-headers"));
+    for header in ["etag", "location", "content-location", "last-modified", "x-request-id"] {
+        assert!(exposed.contains(&header.to_string()), "{exposed:?}");
+    }
+    // Error answers carry the CORS headers too, so the page can read the OperationOutcome.
+    let missing = s.send(s.request(Method::GET, "Patient/none").header("origin", BOOKING_PAGE)).await;
+    missing.outcome(404);
+    assert_eq!(missing.require_header("access-control-allow-origin"), BOOKING_PAGE);
+}
+
+#[tokio::test]
+async fn an_origin_not_allowed_gets_no_cors_headers() {
+    let s = TestServer::start_with(ServerOptions::new().flag("--cors-allowed-origins", BOOKING_PAGE)).await;
+    let preflight = s
+        .send(
+            s.request(Method::OPTIONS, "Patient")
+                .header("origin", "https://evil.example")
+                .header("access-control-request-method", "POST"),
+        )
+        .await;
+    assert_eq!(cors_headers(&preflight), Vec::<String>::new());
+    let read = s.send(s.request(Method::GET, "metadata").header("origin", "https://evil.example")).await.expect_status(200);
+    assert_eq!(cors_headers(&read), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn cors_for_any_origin_and_none_by_default() {
+    let s = TestServer::start_with(ServerOptions::new().env("TERMIN_CORS_ALLOWED_ORIGINS", "*")).await;
+    let read = s.send(s.request(Method::GET, "metadata").header("origin", "https://any.example")).await.expect_status(200);
+    assert_eq!(read.require_header("access-control-allow-origin"), "*");
+
+    let s = TestServer::start().await;
+    let read = s.send(s.request(Method::GET, "metadata").header("origin", BOOKING_PAGE)).await.expect_status(200);
+    assert_eq!(cors_headers(&read), Vec::<String>::new());
+    // Without CORS an OPTIONS request is not served.
+    let preflight = s
+        .send(
+            s.request(Method::OPTIONS, "Patient")
+                .header("origin", BOOKING_PAGE)
+                .header("access-control-request-method", "POST"),
+        )
+        .await;
+    preflight.outcome(405);
+    assert_eq!(cors_headers(&preflight), Vec::<String>::new());
+}

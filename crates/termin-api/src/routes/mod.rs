@@ -53,7 +53,7 @@ impl FromRequestParts<SharedState> for BaseUrl {
 /// IPv6 address in brackets, then an optional decimal port. Stricter than RFC 3986's reg-name:
 /// percent-encoding and sub-delimiters have no use in a server's name and would carry markup
 /// and quotes into links.
-fn is_plain_authority(authority: &str) -> bool {
+pub(crate) fn is_plain_authority(authority: &str) -> bool {
     let (host_ok, port) = match authority.strip_prefix('[') {
         Some(bracketed) => match bracketed.split_once(']') {
             Some((address, port)) => (address.parse::<std::net::Ipv6Addr>().is_ok(), port),
