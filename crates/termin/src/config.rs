@@ -20,6 +20,8 @@ pub const DEFAULT_READ_CONNECTIONS: u32 = 4;
 pub const DEFAULT_POOL_SIZE: u32 = 10;
 pub const DEFAULT_HOLD_DURATION: &str = "10m";
 pub const DEFAULT_HOLD_SWEEP_INTERVAL: &str = "30s";
+pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
+pub const DEFAULT_IDLE_TIMEOUT: &str = "60s";
 pub const DEFAULT_DEMO_SCALE: &str = "small";
 
 /// Flags of `termin serve`. Every flag has an environment variable; neither has a default
@@ -84,6 +86,17 @@ pub struct ServeArgs {
     #[arg(long, env = "TERMIN_HOLD_SWEEP_INTERVAL", value_name = "DURATION")]
     pub hold_sweep_interval: Option<SignedDuration>,
 
+    /// How long a client may take to send a request's head (request line and headers) once it
+    /// has begun; then the connection is closed [default: 10s]
+    #[arg(long, env = "TERMIN_HEADER_READ_TIMEOUT", value_name = "DURATION")]
+    pub header_read_timeout: Option<SignedDuration>,
+
+    /// How long a connection may stay without traffic while no request is being handled (after
+    /// connecting, between keep-alive requests, or while the client reads no response); then it
+    /// is closed [default: 60s]
+    #[arg(long, env = "TERMIN_IDLE_TIMEOUT", value_name = "DURATION")]
+    pub idle_timeout: Option<SignedDuration>,
+
     /// Load demo data at start-up: the example resources of the FHIR packages in --packages
     /// (the AT Scheduling IG examples) and the seeded Austrian dataset of --demo-scale
     #[arg(long, env = "TERMIN_DEMO")]
@@ -135,6 +148,8 @@ struct FileConfig {
     pool_size: Option<u32>,
     hold_duration: Option<String>,
     hold_sweep_interval: Option<String>,
+    header_read_timeout: Option<String>,
+    idle_timeout: Option<String>,
     demo: Option<bool>,
     demo_scale: Option<String>,
     packages: Option<Vec<PathBuf>>,
@@ -197,6 +212,8 @@ pub struct ServeConfig {
     pub pool_size: u32,
     pub hold_duration: SignedDuration,
     pub hold_sweep_interval: SignedDuration,
+    pub header_read_timeout: std::time::Duration,
+    pub idle_timeout: std::time::Duration,
     pub demo: bool,
     /// The seeded dataset `--demo` loads, if any.
     pub demo_scale: Option<Scale>,
@@ -226,6 +243,11 @@ fn duration(name: &str, flag: Option<SignedDuration>, file: Option<String>, defa
 
 fn positive(name: &str, value: SignedDuration) -> Result<SignedDuration, String> {
     if value.is_positive() { Ok(value) } else { Err(format!("{name} must be longer than zero")) }
+}
+
+/// A positive duration as the standard library's type, for the network timeouts.
+fn timeout(name: &str, value: SignedDuration) -> Result<std::time::Duration, String> {
+    std::time::Duration::try_from(positive(name, value)?).map_err(|e| format!("{name}: {e}"))
 }
 
 impl ServeArgs {
@@ -264,6 +286,19 @@ impl ServeArgs {
                     file.hold_sweep_interval,
                     DEFAULT_HOLD_SWEEP_INTERVAL,
                 )?,
+            )?,
+            header_read_timeout: timeout(
+                "header_read_timeout",
+                duration(
+                    "header_read_timeout",
+                    self.header_read_timeout,
+                    file.header_read_timeout,
+                    DEFAULT_HEADER_READ_TIMEOUT,
+                )?,
+            )?,
+            idle_timeout: timeout(
+                "idle_timeout",
+                duration("idle_timeout", self.idle_timeout, file.idle_timeout, DEFAULT_IDLE_TIMEOUT)?,
             )?,
             demo: self.demo || file.demo.unwrap_or(false),
             demo_scale: parse_demo_scale(self.demo_scale.or(file.demo_scale).as_deref().unwrap_or(DEFAULT_DEMO_SCALE))?,

@@ -5,7 +5,10 @@
 mod support;
 
 use reqwest::Method;
+use std::time::{Duration, Instant};
 use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 const REQUEST_ID: &str = "x-request-id";
 
@@ -176,4 +179,55 @@ async fn cors_for_any_origin_and_none_by_default() {
         .await;
     preflight.outcome(405);
     assert_eq!(cors_headers(&preflight), Vec::<String>::new());
+}
+
+/// Hang guard for reading a raw connection: only stops a broken server from hanging the test.
+const CLOSE_LIMIT: Duration = Duration::from_secs(120);
+
+/// Reads until the server closes the connection; returns everything it sent.
+async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(CLOSE_LIMIT, async {
+        let mut chunk = [0u8; 4096];
+        // A reset counts as closed, like the end of the stream.
+        while let Ok(n @ 1..) = stream.read(&mut chunk).await {
+            received.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the server did not close the connection within {CLOSE_LIMIT:?}");
+    received
+}
+
+#[tokio::test]
+async fn a_request_head_that_does_not_arrive_in_time_closes_the_connection() {
+    let s = TestServer::start_with(
+        ServerOptions::new().flag("--header-read-timeout", "1s").flag("--idle-timeout", "10m"),
+    )
+    .await;
+    let started = Instant::now();
+    let mut trickling = TcpStream::connect(s.addr()).await.unwrap();
+    trickling.write_all(b"GET /fhir/metadata HT").await.unwrap();
+    read_until_closed(&mut trickling).await;
+    // Generous: far below the idle timeout, so it was the header-read timeout that closed it.
+    assert!(started.elapsed() < Duration::from_secs(60), "closed after {:?}", started.elapsed());
+    // The server still serves others.
+    s.get_root("health").await.expect_status(200);
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let s = TestServer::start_with(
+        ServerOptions::new().flag("--idle-timeout", "1s").flag("--header-read-timeout", "10m"),
+    )
+    .await;
+    let started = Instant::now();
+    let mut idle = TcpStream::connect(s.addr()).await.unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let received = String::from_utf8_lossy(&read_until_closed(&mut idle).await).into_owned();
+    assert!(received.starts_with("HTTP/1.1 200"), "{received}");
+    assert!(started.elapsed() < Duration::from_secs(60), "closed after {:?}", started.elapsed());
+    // A connection that never sends anything is idle too.
+    let mut silent = TcpStream::connect(s.addr()).await.unwrap();
+    assert!(read_until_closed(&mut silent).await.is_empty());
 }
