@@ -9,6 +9,7 @@ mod context;
 mod cors;
 mod error;
 mod format;
+pub mod limits;
 pub mod metrics;
 mod operations;
 mod prefer;
@@ -63,7 +64,8 @@ pub fn app(state: AppState) -> Router {
 fn with_layers(router: Router, cors: &CorsOrigins) -> Router {
     let mut router = router
         .layer(axum::middleware::from_fn(format::render_errors))
-        .layer(CatchPanicLayer::custom(error::panic_response));
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(axum::middleware::from_fn(limits::check_head));
     if let Some(cors_layer) = cors.layer() {
         router = router.layer(cors_layer).layer(axum::middleware::from_fn(cors::finish_answer));
     }

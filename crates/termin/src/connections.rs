@@ -24,6 +24,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
+/// More header fields than this hyper refuses by itself, with a bare 431. Well above the API's
+/// limit, so that a request with too many headers gets the API's OperationOutcome.
+const PARSER_MAX_HEADERS: usize = 4 * termin_api::limits::MAX_HEADERS;
+
 /// How long a connection may wait for its client.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
@@ -74,6 +78,7 @@ pub async fn serve(listener: TcpListener, app: Router, timeouts: Timeouts, shutd
         let connection = http1::Builder::new()
             // The timeouts are this module's; hyper's own would also close idle keep-alive connections.
             .header_read_timeout(None)
+            .max_headers(PARSER_MAX_HEADERS)
             .serve_connection(io, service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

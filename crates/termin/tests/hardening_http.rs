@@ -231,3 +231,25 @@ async fn an_idle_keep_alive_connection_is_closed() {
     let mut silent = TcpStream::connect(s.addr()).await.unwrap();
     assert!(read_until_closed(&mut silent).await.is_empty());
 }
+
+#[tokio::test]
+async fn oversized_and_garbled_request_heads_get_an_operation_outcome() {
+    let s = TestServer::start().await;
+    let long_uri = format!("Patient?name={}", "a".repeat(10 * 1024));
+    let oo = s.get(&long_uri).await.outcome(414);
+    assert!(diagnostics(&oo).contains("POST"), "{oo}");
+
+    let big_header = s.send(s.request(Method::GET, "Patient").header("x-big", "a".repeat(50 * 1024))).await;
+    big_header.outcome(431);
+    let mut many = s.request(Method::GET, "Patient");
+    for i in 0..150 {
+        many = many.header(format!("x-field-{i}"), "1");
+    }
+    s.send(many).await.outcome(431);
+
+    let binary = reqwest::header::HeaderValue::from_bytes(b"return=\xffminimal").unwrap();
+    let create = json_body(s.request(Method::POST, "Patient"), &simple_patient("Binary")).header("prefer", binary);
+    let oo = s.send(create).await.outcome(400);
+    assert!(diagnostics(&oo).contains("prefer"), "{oo}");
+    assert_eq!(s.type_history_len("Patient").await, 0, "a refused create stores nothing");
+}
