@@ -1,6 +1,7 @@
 //! The request context every handler passes to the domain.
 
 use crate::REQUEST_ID;
+use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::http::Request;
 use axum::http::request::Parts;
@@ -34,6 +35,32 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     }
 }
 
+/// Longest `X-Request-Id` a client may send and have kept.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Whether a client's `X-Request-Id` is kept: 1 to 128 characters of `[A-Za-z0-9._:-]`, which
+/// are safe as they are in logs, headers and HTML. Anything else is replaced by a generated id.
+fn is_acceptable_request_id(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
+        && id.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Middleware in front of the request id layer: keeps the client's first `X-Request-Id` only
+/// when it is acceptable, so that otherwise a new one is generated and used everywhere (response
+/// header, log span, [`RequestContext`]).
+pub async fn keep_acceptable_request_id(mut request: Request<Body>) -> Request<Body> {
+    let headers = request.headers_mut();
+    let kept = headers
+        .get(&REQUEST_ID)
+        .filter(|id| is_acceptable_request_id(id.as_bytes()))
+        .cloned();
+    headers.remove(&REQUEST_ID);
+    if let Some(id) = kept {
+        headers.insert(&REQUEST_ID, id);
+    }
+    request
+}
+
 /// The tracing span of a request: every log line inside carries the request id.
 pub fn request_span<B>(request: &Request<B>) -> tracing::Span {
     let request_id = request
@@ -42,4 +69,19 @@ pub fn request_span<B>(request: &Request<B>) -> tracing::Span {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_short_tokens() {
+        for kept in ["a", "3f2b9c1e-8d4a-4c5e-9f00-123456789abc", "node-1:req.42_x", &"x".repeat(128)] {
+            assert!(is_acceptable_request_id(kept.as_bytes()), "{kept:?}");
+        }
+        for replaced in ["", "<script>", "a b", "id\"", "ä", "a/b", &"x".repeat(129)] {
+            assert!(!is_acceptable_request_id(replaced.as_bytes()), "{replaced:?}");
+        }
+    }
 }

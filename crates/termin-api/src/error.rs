@@ -2,6 +2,7 @@
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::any::Any;
 use termin_domain::DomainError;
 use termin_fhir::{Issue, IssueCode, OperationOutcome};
 
@@ -25,6 +26,17 @@ impl ApiError {
 
     pub fn not_found(diagnostics: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, Issue::error(IssueCode::NotFound, diagnostics))
+    }
+
+    /// A 500 whose cause is in the server log only; the caller logs it.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Issue::error(
+                IssueCode::Exception,
+                "Internal server error; the request id in X-Request-Id identifies it in the server log",
+            ),
+        )
     }
 }
 
@@ -61,13 +73,7 @@ impl From<DomainError> for ApiError {
             }
             DomainError::Internal(why) => {
                 tracing::error!(%why, "internal error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    OperationOutcome::single(Issue::error(
-                        IssueCode::Exception,
-                        "Internal server error; the request id in X-Request-Id identifies it in the server log",
-                    )),
-                )
+                return ApiError::internal();
             }
         };
         ApiError { status, outcome }
@@ -92,4 +98,18 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The answer to a handler that panicked: a 500 OperationOutcome, so the client gets a
+/// response and keeps its connection. Logged (inside the request's span, so with its request
+/// id) and counted in `termin_http_panics_total`.
+pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    tracing::error!(panic = message, "request handler panicked");
+    metrics::counter!("termin_http_panics_total").increment(1);
+    ApiError::internal().into_response()
 }

@@ -6,8 +6,10 @@
 mod bundle;
 mod capability;
 mod context;
+mod cors;
 mod error;
 mod format;
+pub mod limits;
 pub mod metrics;
 mod operations;
 mod prefer;
@@ -15,6 +17,7 @@ mod query;
 mod registry;
 mod routes;
 
+pub use cors::CorsOrigins;
 pub use error::ApiError;
 pub use format::FhirResponse;
 
@@ -22,6 +25,7 @@ use axum::Router;
 use axum::http::HeaderName;
 use std::sync::Arc;
 use termin_domain::ResourceService;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -36,6 +40,8 @@ pub struct ApiConfig {
     pub default_count: usize,
     /// Largest page size a client may ask for.
     pub max_count: usize,
+    /// Browser origins allowed to call cross-origin.
+    pub cors_allowed_origins: CorsOrigins,
 }
 
 pub struct AppState {
@@ -50,12 +56,64 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Builds the complete HTTP application.
 pub fn app(state: AppState) -> Router {
-    registry::router()
-        .with_state(Arc::new(state))
+    let cors = state.config.cors_allowed_origins.clone();
+    with_layers(registry::router().with_state(Arc::new(state)), &cors)
+}
+
+/// The layers every request passes through (the last one added is the outermost).
+fn with_layers(router: Router, cors: &CorsOrigins) -> Router {
+    let mut router = router
         .layer(axum::middleware::from_fn(format::render_errors))
-        // Outside the error rendering, so it counts the status the client gets.
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(axum::middleware::from_fn(limits::check_head));
+    if let Some(cors_layer) = cors.layer() {
+        router = router.layer(cors_layer).layer(axum::middleware::from_fn(cors::finish_answer));
+    }
+    router
+        // Outside the error rendering and the panic catcher, so it counts the status the client gets.
         .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(context::request_span))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::map_request(context::keep_acceptable_request_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
+    use axum::routing::get;
+    use http_body_util::BodyExt;
+    use metrics_exporter_prometheus::PrometheusBuilder;
+    use tower::ServiceExt;
+
+    async fn buggy_handler() -> String {
+        panic!("a handler bug")
+    }
+
+    fn panicking_router() -> Router {
+        with_layers(Router::new().route("/panic", get(buggy_handler)), &CorsOrigins::None)
+    }
+
+    #[test]
+    fn a_panicking_handler_answers_500_with_an_operation_outcome_and_is_counted() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let metrics = recorder.handle();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let response = ::metrics::with_local_recorder(&recorder, || {
+            runtime.block_on(panicking_router().oneshot(Request::get("/panic").body(Body::empty()).unwrap()))
+        })
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], format::FHIR_JSON);
+        assert!(response.headers().contains_key(&REQUEST_ID));
+        let body = runtime.block_on(response.into_body().collect()).unwrap().to_bytes();
+        let outcome: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(outcome["resourceType"], "OperationOutcome");
+        assert_eq!(outcome["issue"][0]["code"], "exception");
+        let rendered = metrics.render();
+        assert!(rendered.contains("termin_http_panics_total 1"), "{rendered}");
+        assert!(rendered.contains(r#"termin_http_requests_total{interaction="other",status="500"} 1"#), "{rendered}");
+    }
 }

@@ -6,6 +6,7 @@ use jiff::SignedDuration;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use termin_api::CorsOrigins;
 use termin_fhir::ResourceType;
 use termin_seed::Scale;
 
@@ -19,6 +20,8 @@ pub const DEFAULT_READ_CONNECTIONS: u32 = 4;
 pub const DEFAULT_POOL_SIZE: u32 = 10;
 pub const DEFAULT_HOLD_DURATION: &str = "10m";
 pub const DEFAULT_HOLD_SWEEP_INTERVAL: &str = "30s";
+pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
+pub const DEFAULT_IDLE_TIMEOUT: &str = "60s";
 pub const DEFAULT_DEMO_SCALE: &str = "small";
 
 /// Flags of `termin serve`. Every flag has an environment variable; neither has a default
@@ -83,6 +86,17 @@ pub struct ServeArgs {
     #[arg(long, env = "TERMIN_HOLD_SWEEP_INTERVAL", value_name = "DURATION")]
     pub hold_sweep_interval: Option<SignedDuration>,
 
+    /// How long a client may take to send a request's head (request line and headers) once it
+    /// has begun; then the connection is closed [default: 10s]
+    #[arg(long, env = "TERMIN_HEADER_READ_TIMEOUT", value_name = "DURATION")]
+    pub header_read_timeout: Option<SignedDuration>,
+
+    /// How long a connection may stay without traffic while no request is being handled (after
+    /// connecting, between keep-alive requests, or while the client reads no response); then it
+    /// is closed [default: 60s]
+    #[arg(long, env = "TERMIN_IDLE_TIMEOUT", value_name = "DURATION")]
+    pub idle_timeout: Option<SignedDuration>,
+
     /// Load demo data at start-up: the example resources of the FHIR packages in --packages
     /// (the AT Scheduling IG examples) and the seeded Austrian dataset of --demo-scale
     #[arg(long, env = "TERMIN_DEMO")]
@@ -111,6 +125,11 @@ pub struct ServeArgs {
     /// default (the AT Core / AT Scheduling profile, when its package is loaded)
     #[arg(long = "profiles", env = "TERMIN_PROFILES", value_name = "TYPE=URL", value_delimiter = ',')]
     pub profiles: Vec<String>,
+
+    /// Browser origins (https://booking.example.at) allowed to call the API cross-origin, or *
+    /// for any; repeat or comma-separate. Without it no CORS headers are sent [default: none]
+    #[arg(long = "cors-allowed-origins", env = "TERMIN_CORS_ALLOWED_ORIGINS", value_name = "ORIGIN", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// The config file: same names as the flags, with '_' instead of '-'.
@@ -129,11 +148,14 @@ struct FileConfig {
     pool_size: Option<u32>,
     hold_duration: Option<String>,
     hold_sweep_interval: Option<String>,
+    header_read_timeout: Option<String>,
+    idle_timeout: Option<String>,
     demo: Option<bool>,
     demo_scale: Option<String>,
     packages: Option<Vec<PathBuf>>,
     time_zone: Option<String>,
     profiles: Option<Vec<String>>,
+    cors_allowed_origins: Option<Vec<String>>,
 }
 
 /// Where the data lives.
@@ -190,6 +212,8 @@ pub struct ServeConfig {
     pub pool_size: u32,
     pub hold_duration: SignedDuration,
     pub hold_sweep_interval: SignedDuration,
+    pub header_read_timeout: std::time::Duration,
+    pub idle_timeout: std::time::Duration,
     pub demo: bool,
     /// The seeded dataset `--demo` loads, if any.
     pub demo_scale: Option<Scale>,
@@ -197,6 +221,7 @@ pub struct ServeConfig {
     pub time_zone: String,
     /// Enforced profiles that differ from the default: `None` enforces R5 only.
     pub profiles: Vec<(ResourceType, Option<String>)>,
+    pub cors_allowed_origins: CorsOrigins,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
@@ -218,6 +243,11 @@ fn duration(name: &str, flag: Option<SignedDuration>, file: Option<String>, defa
 
 fn positive(name: &str, value: SignedDuration) -> Result<SignedDuration, String> {
     if value.is_positive() { Ok(value) } else { Err(format!("{name} must be longer than zero")) }
+}
+
+/// A positive duration as the standard library's type, for the network timeouts.
+fn timeout(name: &str, value: SignedDuration) -> Result<std::time::Duration, String> {
+    std::time::Duration::try_from(positive(name, value)?).map_err(|e| format!("{name}: {e}"))
 }
 
 impl ServeArgs {
@@ -257,6 +287,19 @@ impl ServeArgs {
                     DEFAULT_HOLD_SWEEP_INTERVAL,
                 )?,
             )?,
+            header_read_timeout: timeout(
+                "header_read_timeout",
+                duration(
+                    "header_read_timeout",
+                    self.header_read_timeout,
+                    file.header_read_timeout,
+                    DEFAULT_HEADER_READ_TIMEOUT,
+                )?,
+            )?,
+            idle_timeout: timeout(
+                "idle_timeout",
+                duration("idle_timeout", self.idle_timeout, file.idle_timeout, DEFAULT_IDLE_TIMEOUT)?,
+            )?,
             demo: self.demo || file.demo.unwrap_or(false),
             demo_scale: parse_demo_scale(self.demo_scale.or(file.demo_scale).as_deref().unwrap_or(DEFAULT_DEMO_SCALE))?,
             packages: if self.packages.is_empty() { file.packages.unwrap_or_default() } else { self.packages },
@@ -265,6 +308,11 @@ impl ServeArgs {
                 .or(file.time_zone)
                 .unwrap_or_else(|| termin_search::DEFAULT_TIME_ZONE.into()),
             profiles: parse_profiles(if self.profiles.is_empty() { file.profiles.unwrap_or_default() } else { self.profiles })?,
+            cors_allowed_origins: CorsOrigins::parse(&if self.cors_allowed_origins.is_empty() {
+                file.cors_allowed_origins.unwrap_or_default()
+            } else {
+                self.cors_allowed_origins
+            })?,
         })
     }
 }
@@ -341,6 +389,20 @@ mod tests {
         let config = parse(&["--database", "data/termin.db", "--pool-size", "25"]).resolve().unwrap();
         assert_eq!(config.database, Database::Sqlite("data/termin.db".into()));
         assert_eq!(config.pool_size, 25);
+    }
+
+    #[test]
+    fn cors_origins_are_a_list_or_a_star() {
+        assert_eq!(parse(&[]).resolve().unwrap().cors_allowed_origins, CorsOrigins::None);
+        assert_eq!(parse(&["--cors-allowed-origins", "*"]).resolve().unwrap().cors_allowed_origins, CorsOrigins::Any);
+        let config = parse(&["--cors-allowed-origins", "https://a.example,http://localhost:3000"]).resolve().unwrap();
+        assert!(matches!(config.cors_allowed_origins, CorsOrigins::Only(origins) if origins.len() == 2));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("termin.toml");
+        std::fs::write(&file, "cors_allowed_origins = [\"https://a.example\"]\n").unwrap();
+        let config = parse(&["--config", file.to_str().unwrap()]).resolve().unwrap();
+        assert!(matches!(config.cors_allowed_origins, CorsOrigins::Only(origins) if origins.len() == 1));
+        assert!(parse(&["--cors-allowed-origins", "a.example"]).resolve().is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod bench;
 mod client_cli;
 mod config;
+mod connections;
 mod demo;
 mod seed;
 mod serve;
@@ -28,7 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the FHIR server (SQLite database file by default)
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Write a deterministic Austrian dataset (organizations to appointments) into a database
     Seed(seed::SeedArgs),
     /// Talk to a FHIR scheduling server as a Scheduling Client (patient, search, hold, book, ...)
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            let config = match args.resolve() {
+            let config = match (*args).resolve() {
                 Ok(config) => config,
                 Err(message) => {
                     eprintln!("termin: {message}");

@@ -1,6 +1,7 @@
 //! `termin serve`: open the store, build the API and serve until a shutdown signal.
 
 use crate::config::ServeConfig;
+use crate::connections::{self, Timeouts};
 use crate::setup;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -66,6 +67,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             max_body_bytes: config.max_body_bytes,
             default_count: config.default_page_size,
             max_count: config.max_page_size,
+            cors_allowed_origins: config.cors_allowed_origins.clone(),
         },
     });
     let listener = tokio::net::TcpListener::bind(config.bind)
@@ -75,10 +77,12 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     tracing::info!(%address, "listening");
     // Tests and scripts read this line to learn the port when binding to port 0.
     println!("termin listening on http://{address}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))
+    let timeouts = Timeouts {
+        header_read: config.header_read_timeout,
+        idle: config.idle_timeout,
+    };
+    connections::serve(listener, app, timeouts, shutdown_signal()).await;
+    Ok(())
 }
 
 /// Periodically stores the release of expired holds (reads already treat them as free). Every

@@ -34,14 +34,47 @@ impl FromRequestParts<SharedState> for BaseUrl {
         if let Some(base) = &state.config.base_url {
             return Ok(BaseUrl(base.trim_end_matches('/').to_owned()));
         }
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-            .unwrap_or("localhost");
+        let host = match parts.headers.get(header::HOST) {
+            Some(value) => value.to_str().unwrap_or_default(),
+            None => parts.uri.authority().map_or("localhost", |a| a.as_str()),
+        };
+        if !is_plain_authority(host) {
+            return Err(ApiError::bad_request(Issue::error(
+                IssueCode::Invalid,
+                "The Host header must be host[:port] (a DNS name, an IPv4 address or an [IPv6] address); \
+                 it becomes the base of links and Location",
+            )));
+        }
         Ok(BaseUrl(format!("http://{host}/fhir")))
     }
+}
+
+/// Whether a `Host` value is a plain `host[:port]`: a DNS-style name, an IPv4 address or an
+/// IPv6 address in brackets, then an optional decimal port. Stricter than RFC 3986's reg-name:
+/// percent-encoding and sub-delimiters have no use in a server's name and would carry markup
+/// and quotes into links.
+pub(crate) fn is_plain_authority(authority: &str) -> bool {
+    let (host_ok, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((address, port)) => (address.parse::<std::net::Ipv6Addr>().is_ok(), port),
+            None => return false,
+        },
+        None => {
+            let (name, port) = authority.split_at(authority.find(':').unwrap_or(authority.len()));
+            let name_ok = (1..=253).contains(&name.len())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+            (name_ok, port)
+        }
+    };
+    let port_ok = match port.strip_prefix(':') {
+        None => port.is_empty(),
+        Some(digits) => {
+            (1..=5).contains(&digits.len())
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && digits.parse::<u32>().is_ok_and(|p| p <= 65535)
+        }
+    };
+    host_ok && port_ok
 }
 
 /// Parses `If-Match: W/"3"` (or `"3"`); a malformed value is 400.
@@ -71,6 +104,31 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::IF_MATCH, value.parse().unwrap());
         if_match(&headers)
+    }
+
+    #[test]
+    fn host_headers_are_plain_host_and_port() {
+        for plain in ["localhost", "termin.example.at", "127.0.0.1:8080", "[::1]", "[2001:db8::7]:443", "my_host:1"] {
+            assert!(is_plain_authority(plain), "{plain:?}");
+        }
+        for bad in [
+            "",
+            ":80",
+            "evil.example\"><script>",
+            "user@host",
+            "host:",
+            "host:http",
+            "host:65536",
+            "host:8080:1",
+            "host/path",
+            "ex%41mple",
+            "[::1",
+            "[not-v6]:80",
+            "[::1]x",
+            &"a".repeat(254),
+        ] {
+            assert!(!is_plain_authority(bad), "{bad:?}");
+        }
     }
 
     #[test]
