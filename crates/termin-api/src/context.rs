@@ -2,7 +2,8 @@
 
 use crate::REQUEST_ID;
 use axum::body::Body;
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use std::net::SocketAddr;
 use axum::http::Request;
 use axum::http::request::Parts;
 use std::convert::Infallible;
@@ -31,7 +32,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .flat_map(|v| v.split(','))
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty());
-        Ok(Ctx(RequestContext::anonymous(request_id).with_hold_tokens(hold_tokens)))
+        let ctx = RequestContext::anonymous(request_id).with_hold_tokens(hold_tokens);
+        Ok(Ctx(match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+            Some(ConnectInfo(peer)) => ctx.with_client_address(peer.ip().to_string()),
+            None => ctx,
+        }))
     }
 }
 

@@ -22,6 +22,10 @@ pub struct ServiceConfig {
     pub update_create: bool,
     /// How long `$hold` keeps a slot for its holder.
     pub hold_duration: SignedDuration,
+    /// Live holds one holder may have at a time (0: no limit).
+    pub max_holds_per_holder: usize,
+    /// The longest a hold may last from its first placement, renewals included.
+    pub max_hold_time: SignedDuration,
     /// The largest resource stored, in bytes of compact JSON with `meta`: the request body
     /// limit, enforced again on what PATCH and the scheduling rules build.
     pub max_resource_bytes: usize,
@@ -33,6 +37,8 @@ impl Default for ServiceConfig {
         ServiceConfig {
             update_create: true,
             hold_duration: SignedDuration::from_mins(10),
+            max_holds_per_holder: 3,
+            max_hold_time: SignedDuration::from_mins(30),
             max_resource_bytes: 1 << 20,
         }
     }

@@ -150,11 +150,13 @@ fn decode_version(row: &PgRow) -> StoreResult<ResourceVersion> {
 
 fn decode_hold(row: &PgRow) -> StoreResult<SlotHold> {
     let held_until: String = row.try_get("held_until").map_err(db_error)?;
+    let placed_at: String = row.try_get("placed_at").map_err(db_error)?;
     Ok(SlotHold {
         slot_id: row.try_get("slot_id").map_err(db_error)?,
         holder: row.try_get("holder").map_err(db_error)?,
         token: row.try_get("token").map_err(db_error)?,
         held_until: parse_instant("held_until", &held_until)?,
+        placed_at: parse_instant("placed_at", &placed_at)?,
     })
 }
 
@@ -183,7 +185,7 @@ macro_rules! select_current {
 }
 pub(crate) use select_current;
 
-const SELECT_HOLD: &str = "SELECT slot_id, holder, token, held_until FROM slot_hold WHERE slot_id = $1";
+const SELECT_HOLD: &str = "SELECT slot_id, holder, token, held_until, placed_at FROM slot_hold WHERE slot_id = $1";
 
 #[async_trait]
 impl ResourceStore for PostgresStore {
@@ -297,7 +299,7 @@ impl ResourceStore for PostgresStore {
         if slot_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query("SELECT slot_id, holder, token, held_until FROM slot_hold WHERE slot_id = ANY($1)")
+        let rows = sqlx::query("SELECT slot_id, holder, token, held_until, placed_at FROM slot_hold WHERE slot_id = ANY($1)")
             .bind(slot_ids)
             .fetch_all(&self.pool)
             .await
@@ -310,7 +312,7 @@ impl ResourceStore for PostgresStore {
     /// released once however many nodes sweep.
     async fn expired_holds(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<SlotHold>> {
         let rows = sqlx::query(
-            "SELECT slot_id, holder, token, held_until FROM slot_hold WHERE held_until <= $1 \
+            "SELECT slot_id, holder, token, held_until, placed_at FROM slot_hold WHERE held_until <= $1 \
              ORDER BY held_until LIMIT $2",
         )
         .bind(termin_fhir::instant::format_instant(now))

@@ -15,6 +15,8 @@ pub enum AdvisoryLock<'a> {
     ResourceType(ResourceType),
     /// A resource id that does not exist yet: units of work creating one id take turns.
     NewResource(ResourceType, &'a str),
+    /// The holder of slot holds whose live holds are counted against its limit.
+    Holder(&'a str),
 }
 
 impl AdvisoryLock<'_> {
@@ -25,6 +27,7 @@ impl AdvisoryLock<'_> {
             AdvisoryLock::Outbox => TER + 1,
             AdvisoryLock::ResourceType(_) => TER + 2,
             AdvisoryLock::NewResource(..) => TER + 3,
+            AdvisoryLock::Holder(_) => TER + 4,
         }
     }
 
@@ -35,6 +38,7 @@ impl AdvisoryLock<'_> {
             AdvisoryLock::Migration | AdvisoryLock::Outbox => String::new(),
             AdvisoryLock::ResourceType(resource_type) => resource_type.as_str().to_owned(),
             AdvisoryLock::NewResource(resource_type, id) => format!("{resource_type}/{id}"),
+            AdvisoryLock::Holder(holder) => (*holder).to_owned(),
         }
     }
 

@@ -161,7 +161,7 @@ async fn nodes_starting_together_migrate_once() {
         .fetch_one(&db.store.pool)
         .await
         .unwrap();
-    assert_eq!(applied, 2, "each of the two migrations once");
+    assert_eq!(applied, 3, "each of the three migrations once");
     db.close().await;
 }
 

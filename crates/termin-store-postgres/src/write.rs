@@ -6,7 +6,9 @@
 //! bookings of a slot are read and written under the Slot's row lock. A Slot write that checks
 //! for overlapping Slots first reads its Schedule with `read_current` (`FOR UPDATE`, or the
 //! advisory lock of a Schedule id not stored yet), so writers of one Schedule's Slots take
-//! turns and each one's overlap query sees the Slots the previous one committed. Every
+//! turns and each one's overlap query sees the Slots the previous one committed. A unit of
+//! work that counts a holder's live holds first takes the holder's advisory lock, so two
+//! holds of one holder cannot both pass its limit. Every
 //! statement after a lock wait sees what the previous holder committed.
 //!
 //! Replay: PostgreSQL resolves a deadlock by aborting one of the transactions. Every call of
@@ -75,6 +77,10 @@ enum Step {
     SetFingerprint(String),
     Write(NewVersion),
     Hold(String),
+    LiveHoldsOf {
+        holder: String,
+        now: Timestamp,
+    },
     PutHold(SlotHold),
     DeleteHold(String),
     SlotBooking(String),
@@ -95,6 +101,7 @@ enum Seen {
     Versions(Vec<ResourceVersion>),
     Ids(Vec<String>),
     Hold(Option<SlotHold>),
+    Holds(Vec<SlotHold>),
     Booking(Option<String>),
     Instant(Option<Timestamp>),
 }
@@ -300,17 +307,31 @@ impl PostgresWriteTx {
                 let row = sqlx::query(SELECT_HOLD).bind(slot_id).fetch_optional(self.conn()?).await?;
                 Ok(Seen::Hold(row.as_ref().map(decode_hold).transpose()?))
             }
+            Step::LiveHoldsOf { holder, now } => {
+                AdvisoryLock::Holder(holder).acquire(self.conn()?).await?;
+                let rows = sqlx::query(
+                    "SELECT slot_id, holder, token, held_until, placed_at FROM slot_hold \
+                     WHERE holder = $1 AND held_until > $2 ORDER BY held_until",
+                )
+                .bind(holder)
+                .bind(format_instant(*now))
+                .fetch_all(self.conn()?)
+                .await?;
+                let holds = rows.iter().map(decode_hold).collect::<StoreResult<Vec<_>>>()?;
+                Ok(Seen::Holds(holds))
+            }
             Step::PutHold(hold) => {
                 self.lock_slot(&hold.slot_id).await?;
                 sqlx::query(
-                    "INSERT INTO slot_hold (slot_id, holder, token, held_until) VALUES ($1, $2, $3, $4) \
+                    "INSERT INTO slot_hold (slot_id, holder, token, held_until, placed_at) VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT (slot_id) DO UPDATE SET holder = excluded.holder, token = excluded.token, \
-                     held_until = excluded.held_until",
+                     held_until = excluded.held_until, placed_at = excluded.placed_at",
                 )
                 .bind(&hold.slot_id)
                 .bind(&hold.holder)
                 .bind(&hold.token)
                 .bind(format_instant(hold.held_until))
+                .bind(format_instant(hold.placed_at))
                 .execute(self.conn()?)
                 .await?;
                 Ok(Seen::Done)
@@ -559,6 +580,13 @@ impl WriteTx for PostgresWriteTx {
         match self.perform(Step::Hold(slot_id.to_owned())).await? {
             Seen::Hold(hold) => Ok(hold),
             other => unreachable!("a hold lookup returned {other:?}"),
+        }
+    }
+
+    async fn live_holds_of(&mut self, holder: &str, now: Timestamp) -> StoreResult<Vec<SlotHold>> {
+        match self.perform(Step::LiveHoldsOf { holder: holder.to_owned(), now }).await? {
+            Seen::Holds(holds) => Ok(holds),
+            other => unreachable!("a holder's holds lookup returned {other:?}"),
         }
     }
 

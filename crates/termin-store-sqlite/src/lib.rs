@@ -133,6 +133,7 @@ fn decode_version(row: &SqliteRow) -> StoreResult<ResourceVersion> {
 
 fn decode_hold(row: &SqliteRow) -> StoreResult<SlotHold> {
     let held_until: String = row.try_get("held_until").map_err(db_error)?;
+    let placed_at: String = row.try_get("placed_at").map_err(db_error)?;
     Ok(SlotHold {
         slot_id: row.try_get("slot_id").map_err(db_error)?,
         holder: row.try_get("holder").map_err(db_error)?,
@@ -140,6 +141,9 @@ fn decode_hold(row: &SqliteRow) -> StoreResult<SlotHold> {
         held_until: held_until
             .parse()
             .map_err(|e| StoreError::Corrupt(format!("bad held_until {held_until:?}: {e}")))?,
+        placed_at: placed_at
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("bad placed_at {placed_at:?}: {e}")))?,
     })
 }
 
@@ -288,7 +292,7 @@ impl ResourceStore for SqliteStore {
             return Ok(Vec::new());
         }
         let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-            "SELECT slot_id, holder, token, held_until FROM slot_hold WHERE slot_id IN (",
+            "SELECT slot_id, holder, token, held_until, placed_at FROM slot_hold WHERE slot_id IN (",
         );
         let mut list = q.separated(", ");
         for id in slot_ids {
@@ -301,7 +305,7 @@ impl ResourceStore for SqliteStore {
 
     async fn expired_holds(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<SlotHold>> {
         let rows = sqlx::query(
-            "SELECT slot_id, holder, token, held_until FROM slot_hold WHERE held_until <= ? \
+            "SELECT slot_id, holder, token, held_until, placed_at FROM slot_hold WHERE held_until <= ? \
              ORDER BY held_until LIMIT ?",
         )
         .bind(termin_fhir::instant::format_instant(now))
@@ -447,7 +451,7 @@ impl WriteTx for SqliteWriteTx {
     }
 
     async fn hold(&mut self, slot_id: &str) -> StoreResult<Option<SlotHold>> {
-        let row = sqlx::query("SELECT slot_id, holder, token, held_until FROM slot_hold WHERE slot_id = ?")
+        let row = sqlx::query("SELECT slot_id, holder, token, held_until, placed_at FROM slot_hold WHERE slot_id = ?")
             .bind(slot_id)
             .fetch_optional(&mut *self.tx)
             .await
@@ -457,18 +461,33 @@ impl WriteTx for SqliteWriteTx {
 
     async fn put_hold(&mut self, hold: &SlotHold) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO slot_hold (slot_id, holder, token, held_until) VALUES (?, ?, ?, ?) \
+            "INSERT INTO slot_hold (slot_id, holder, token, held_until, placed_at) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (slot_id) DO UPDATE SET holder = excluded.holder, token = excluded.token, \
-             held_until = excluded.held_until",
+             held_until = excluded.held_until, placed_at = excluded.placed_at",
         )
         .bind(&hold.slot_id)
         .bind(&hold.holder)
         .bind(&hold.token)
         .bind(termin_fhir::instant::format_instant(hold.held_until))
+        .bind(termin_fhir::instant::format_instant(hold.placed_at))
         .execute(&mut *self.tx)
         .await
         .map(|_| ())
         .map_err(db_error)
+    }
+
+    async fn live_holds_of(&mut self, holder: &str, now: Timestamp) -> StoreResult<Vec<SlotHold>> {
+        // Units of work are serialized on SQLite: nothing more is needed for the count to hold.
+        let rows = sqlx::query(
+            "SELECT slot_id, holder, token, held_until, placed_at FROM slot_hold \
+             WHERE holder = ? AND held_until > ? ORDER BY held_until",
+        )
+        .bind(holder)
+        .bind(termin_fhir::instant::format_instant(now))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(decode_hold).collect()
     }
 
     async fn delete_hold(&mut self, slot_id: &str) -> StoreResult<()> {

@@ -17,6 +17,8 @@ pub struct RequestContext {
     pub scopes: Vec<String>,
     /// Slot-hold tokens the caller presents to prove it owns holds (from `$hold`).
     pub hold_tokens: Vec<String>,
+    /// The network address the request came from, when known.
+    pub client_address: Option<String>,
 }
 
 impl RequestContext {
@@ -26,6 +28,7 @@ impl RequestContext {
             principal: Principal::Anonymous,
             scopes: Vec::new(),
             hold_tokens: Vec::new(),
+            client_address: None,
         }
     }
 
@@ -44,6 +47,11 @@ impl RequestContext {
             Principal::Anonymous => true,
             Principal::System => false,
         }
+    }
+
+    pub fn with_client_address(mut self, address: impl Into<String>) -> Self {
+        self.client_address = Some(address.into());
+        self
     }
 
     pub fn with_hold_tokens(mut self, tokens: impl IntoIterator<Item = String>) -> Self {

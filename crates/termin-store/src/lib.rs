@@ -77,11 +77,14 @@ pub struct HistoryPage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotHold {
     pub slot_id: String,
-    /// The principal that placed the hold (for anonymous callers, the token itself).
+    /// Who placed the hold: the key its holder's limit of live holds is counted under (see the
+    /// domain's scheduling rules).
     pub holder: String,
     /// Secret handed to the holder; presenting it proves ownership of the hold.
     pub token: String,
     pub held_until: Timestamp,
+    /// When the hold was first placed; renewals keep it, so a hold cannot be renewed forever.
+    pub placed_at: Timestamp,
 }
 
 /// A domain event recorded in the outbox in the same transaction as the change it reports,
@@ -233,6 +236,11 @@ pub trait WriteTx: Send {
     async fn write(&mut self, new: NewVersion) -> StoreResult<()>;
 
     async fn hold(&mut self, slot_id: &str) -> StoreResult<Option<SlotHold>>;
+
+    /// The holds of `holder` still live at `now`. Units of work of one holder that ask this
+    /// take turns until they end (a backend shared by several nodes locks the holder), so a
+    /// limit on live holds checked with it cannot be overrun by concurrent requests.
+    async fn live_holds_of(&mut self, holder: &str, now: Timestamp) -> StoreResult<Vec<SlotHold>>;
 
     /// Records or replaces the hold on a slot.
     async fn put_hold(&mut self, hold: &SlotHold) -> StoreResult<()>;

@@ -20,6 +20,8 @@ pub const DEFAULT_READ_CONNECTIONS: u32 = 4;
 pub const DEFAULT_POOL_SIZE: u32 = 10;
 pub const DEFAULT_HOLD_DURATION: &str = "10m";
 pub const DEFAULT_HOLD_SWEEP_INTERVAL: &str = "30s";
+pub const DEFAULT_MAX_HOLDS_PER_HOLDER: usize = 3;
+pub const DEFAULT_MAX_HOLD_TIME: &str = "30m";
 pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
 pub const DEFAULT_IDLE_TIMEOUT: &str = "60s";
 pub const DEFAULT_DEMO_SCALE: &str = "small";
@@ -86,6 +88,16 @@ pub struct ServeArgs {
     #[arg(long, env = "TERMIN_HOLD_SWEEP_INTERVAL", value_name = "DURATION")]
     pub hold_sweep_interval: Option<SignedDuration>,
 
+    /// Live holds one client may have at a time; 0 for no limit. While authorization is off a
+    /// client is its network address, so behind a reverse proxy all clients count as one
+    /// [default: 3]
+    #[arg(long, env = "TERMIN_MAX_HOLDS_PER_HOLDER", value_name = "N")]
+    pub max_holds_per_holder: Option<usize>,
+
+    /// The longest a hold may last from when it was placed, renewals included [default: 30m]
+    #[arg(long, env = "TERMIN_MAX_HOLD_TIME", value_name = "DURATION")]
+    pub max_hold_time: Option<SignedDuration>,
+
     /// How long a client may take to send a request's head (request line and headers) once it
     /// has begun; then the connection is closed [default: 10s]
     #[arg(long, env = "TERMIN_HEADER_READ_TIMEOUT", value_name = "DURATION")]
@@ -148,6 +160,8 @@ struct FileConfig {
     pool_size: Option<u32>,
     hold_duration: Option<String>,
     hold_sweep_interval: Option<String>,
+    max_holds_per_holder: Option<usize>,
+    max_hold_time: Option<String>,
     header_read_timeout: Option<String>,
     idle_timeout: Option<String>,
     demo: Option<bool>,
@@ -212,6 +226,8 @@ pub struct ServeConfig {
     pub pool_size: u32,
     pub hold_duration: SignedDuration,
     pub hold_sweep_interval: SignedDuration,
+    pub max_holds_per_holder: usize,
+    pub max_hold_time: SignedDuration,
     pub header_read_timeout: std::time::Duration,
     pub idle_timeout: std::time::Duration,
     pub demo: bool,
@@ -286,6 +302,14 @@ impl ServeArgs {
                     file.hold_sweep_interval,
                     DEFAULT_HOLD_SWEEP_INTERVAL,
                 )?,
+            )?,
+            max_holds_per_holder: self
+                .max_holds_per_holder
+                .or(file.max_holds_per_holder)
+                .unwrap_or(DEFAULT_MAX_HOLDS_PER_HOLDER),
+            max_hold_time: positive(
+                "max_hold_time",
+                duration("max_hold_time", self.max_hold_time, file.max_hold_time, DEFAULT_MAX_HOLD_TIME)?,
             )?,
             header_read_timeout: timeout(
                 "header_read_timeout",

@@ -47,6 +47,8 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     let service_config = ServiceConfig {
         update_create: config.update_create,
         hold_duration: config.hold_duration,
+        max_holds_per_holder: config.max_holds_per_holder,
+        max_hold_time: config.max_hold_time,
         max_resource_bytes: config.max_body_bytes,
     };
     let service = setup::service(opened.store, service_config, &config.packages, &config.profiles).await?;

@@ -292,3 +292,36 @@ async fn held_or_booked_slots_cannot_be_deleted() {
     release(&s, &w.slots[0], Some(&token)).await.expect_status(200);
     s.delete(&format!("Slot/{}", w.slots[0])).await.expect_status(204);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 6: a client holds few slots, and no hold is renewed forever
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn one_client_holds_at_most_three_slots_by_default() {
+    let s = TestServer::start_with(ServerOptions::new().hold_limit(None)).await;
+    let w = setup(&s, 4).await;
+    // A new token with every hold does not make the client another holder.
+    let tokens = [hold_ok(&s, &w.slots[0]).await, hold_ok(&s, &w.slots[1]).await, hold_ok(&s, &w.slots[2]).await];
+    let outcome = hold(&s, &w.slots[3]).await.outcome(409);
+    assert!(diagnostics(&outcome).contains("holds 3 slots already"), "{outcome}");
+    assert_eq!(slot_status(&s, &w.slots[3]).await, "free");
+    // Releasing one makes room; booking a held slot ends its hold too.
+    release(&s, &w.slots[0], Some(&tokens[0])).await.expect_status(200);
+    let fourth = hold_ok(&s, &w.slots[3]).await;
+    book_ok(&s, &appointment(&w.anna, &[&w.slots[3]]), &[&fourth]).await;
+    hold_ok(&s, &w.slots[0]).await;
+}
+
+#[tokio::test]
+async fn renewing_a_hold_never_extends_it_past_the_maximum_hold_time() {
+    let options = ServerOptions::new().flag("--hold-duration", "20m").flag("--max-hold-time", "20m");
+    let s = TestServer::start_with(options).await;
+    let w = setup(&s, 1).await;
+    let first = hold(&s, &w.slots[0]).await.expect_status(200).json();
+    let token = token_of(&first);
+    let renewed = s.post("Slot/$hold", &with_token(hold_request(&w.slots[0], "busy-tentative"), &token)).await;
+    let renewed = renewed.expect_status(200).json();
+    assert_eq!(token_of(&renewed), token);
+    assert_eq!(held_until_of(&renewed), held_until_of(&first), "the renewal ends when the first hold did");
+}

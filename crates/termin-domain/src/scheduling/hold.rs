@@ -5,7 +5,8 @@ use crate::{DomainError, ResourceService};
 use serde_json::{Map, Value, json};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
-use termin_store::{Condition, RequestContext, SlotHold, SystemMatch, TokenMatch};
+use jiff::Timestamp;
+use termin_store::{Condition, RequestContext, SlotHold, SystemMatch, TokenMatch, WriteTx};
 
 /// How the caller names the slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +33,66 @@ pub enum HoldOutcome {
     },
 }
 
+/// The key a caller's live holds are counted under: while authorization is off, its network
+/// address (a client asking for a new token with every hold is still one holder). Without an
+/// address (in-process callers) every hold counts as its own holder.
+fn holder_key(ctx: &RequestContext, token: &str) -> String {
+    match &ctx.client_address {
+        Some(address) => format!("address:{address}"),
+        None => format!("token:{token}"),
+    }
+}
+
 impl ResourceService {
+    /// A new hold of `slot_id` for the caller, within its limit of live holds.
+    async fn new_hold(
+        &self,
+        tx: &mut dyn WriteTx,
+        ctx: &RequestContext,
+        slot_id: &str,
+        now: Timestamp,
+    ) -> Result<SlotHold, DomainError> {
+        let token = uuid::Uuid::new_v4().to_string();
+        let holder = holder_key(ctx, &token);
+        let limit = self.config().max_holds_per_holder;
+        if limit > 0 {
+            let live = tx.live_holds_of(&holder, now).await?;
+            if live.len() >= limit {
+                let until = live.iter().map(|h| h.held_until).min().map(format_instant).unwrap_or_default();
+                return Err(DomainError::conflict(
+                    Issue::error(
+                        IssueCode::BusinessRule,
+                        format!(
+                            "This client holds {} slots already, the most one client may hold at a time; \
+                             book or release one (the first hold ends at {until})",
+                            live.len()
+                        ),
+                    )
+                    .at("Parameters.parameter.where(name = 'slot-status')"),
+                ));
+            }
+        }
+        let held_for = self.config().hold_duration.min(self.config().max_hold_time);
+        Ok(SlotHold {
+            slot_id: slot_id.to_owned(),
+            holder,
+            token,
+            held_until: now.checked_add(held_for).unwrap_or(Timestamp::MAX),
+            placed_at: now,
+        })
+    }
+
+    /// The caller's live hold, renewed by the hold duration but never past the maximum hold
+    /// time from when it was first placed: then it ends, and the slot is open to everyone.
+    fn renewal(&self, hold: &SlotHold, now: Timestamp) -> SlotHold {
+        let last_moment = hold.placed_at.checked_add(self.config().max_hold_time).unwrap_or(Timestamp::MAX);
+        let extended = now.checked_add(self.config().hold_duration).unwrap_or(Timestamp::MAX);
+        SlotHold {
+            held_until: extended.min(last_moment),
+            ..hold.clone()
+        }
+    }
+
     async fn resolve_slot(&self, tx: &mut dyn termin_store::WriteTx, selector: &SlotSelector) -> Result<String, DomainError> {
         match selector {
             SlotSelector::Id(id) => Ok(id.clone()),
@@ -100,15 +160,13 @@ impl ResourceService {
                     return rejected(format!("Slot/{slot_id} belongs to Schedule/{schedule_id}, which is not active"));
                 }
             }
-            let token = live_hold.map_or_else(|| uuid::Uuid::new_v4().to_string(), |h| h.token.clone());
-            let held_until = now + self.config().hold_duration;
-            tx.put_hold(&SlotHold {
-                slot_id: slot_id.clone(),
-                holder: token.clone(),
-                token: token.clone(),
-                held_until,
-            })
-            .await?;
+            let placed = match live_hold {
+                Some(renewed) => self.renewal(renewed, now),
+                None => self.new_hold(&mut *tx, ctx, &slot_id, now).await?,
+            };
+            let held_until = placed.held_until;
+            let token = placed.token.clone();
+            tx.put_hold(&placed).await?;
             let (slot_body, version) = if model::status(&body) == Some("busy-tentative") {
                 // No new version: only the moment the status index turns free moves.
                 let mut index = termin_search::index_entries(&body);

@@ -452,3 +452,47 @@ async fn the_policy_recorded_at_booking_binds_every_way_of_freeing_the_slot() {
     w.service.delete(&staff, ResourceType::Appointment, &id, None).await.unwrap();
     assert_eq!(slot_status(&w, "s1-9").await, "free");
 }
+
+fn at_address(address: &str) -> RequestContext {
+    client().with_client_address(address)
+}
+
+#[tokio::test]
+async fn one_client_holds_at_most_its_limit_of_slots() {
+    let w = world().await;
+    let mallory = at_address("203.0.113.7");
+    for slot in ["s1-8", "s1-9", "s1-10"] {
+        token_of(hold(&w, &mallory, slot).await);
+    }
+    let refused = w.service.hold_slot(&mallory, &SlotSelector::Id("s1-11".into()), true).await.unwrap_err();
+    let DomainError::Conflict(outcome) = refused else { panic!("expected a conflict, got {refused:?}") };
+    assert!(outcome.issues[0].diagnostics.contains("holds 3 slots already"), "{outcome:?}");
+    assert_eq!(slot_status(&w, "s1-11").await, "free");
+    // Another client is not affected, and an expired hold no longer counts.
+    token_of(hold(&w, &at_address("198.51.100.1"), "s1-11").await);
+    w.clock.advance(HOLD);
+    token_of(hold(&w, &mallory, "confirm-8").await);
+}
+
+#[tokio::test]
+async fn a_hold_is_renewed_only_up_to_the_maximum_hold_time() {
+    let w = world().await;
+    let placed = w.clock.now();
+    let token = token_of(hold(&w, &client(), "s1-8").await);
+    let owner = holder(&token);
+    // Renewed after 25 minutes, it ends 30 minutes after it was placed, not 10 after renewal.
+    w.clock.advance(SignedDuration::from_mins(9));
+    token_of(hold(&w, &owner, "s1-8").await);
+    w.clock.advance(SignedDuration::from_mins(9));
+    token_of(hold(&w, &owner, "s1-8").await);
+    w.clock.advance(SignedDuration::from_mins(7));
+    match hold(&w, &owner, "s1-8").await {
+        HoldOutcome::Held { held_until, .. } => assert_eq!(held_until, placed + SignedDuration::from_mins(30)),
+        other => panic!("expected a hold, got {other:?}"),
+    }
+    w.clock.advance(SignedDuration::from_mins(5));
+    // Then it has run out: the slot is free for anyone, and the old token proves nothing.
+    assert_eq!(slot_status(&w, "s1-8").await, "free");
+    let other = token_of(hold(&w, &client(), "s1-8").await);
+    assert_ne!(other, token);
+}

@@ -27,7 +27,9 @@ impl Server {
         let executable = std::env::current_exe().map_err(|e| format!("cannot find the termin executable: {e}"))?;
         let mut command = Command::new(executable);
         command
-            .args(["serve", "--bind", "127.0.0.1:0", "--log", "warn", "--database"])
+            .args(["serve", "--bind", "127.0.0.1:0", "--log", "warn"])
+            // Every simulated patient connects from this machine's address.
+            .args(["--max-holds-per-holder", "0", "--database"])
             .arg(database)
             .env_remove("TERMIN_CONFIG")
             .stdout(Stdio::piped())

@@ -143,8 +143,10 @@ impl Drop for Storage {
 // ---------------------------------------------------------------------------------------------
 
 /// How to start the server. In args, env values and config file contents, `{dir}` is replaced
-/// by the test's temp dir and `{database}` by the storage's database value. By default: `termin serve --bind 127.0.0.1:0 --database <storage>`
-/// with every inherited `TERMIN_*` variable removed from the child's environment.
+/// by the test's temp dir and `{database}` by the storage's database value. By default: `termin serve --bind 127.0.0.1:0 --database <storage>
+/// --max-holds-per-holder 0` with every inherited `TERMIN_*` variable removed from the child's
+/// environment. The hold limit is lifted because every test client comes from one address while
+/// playing many patients; [`ServerOptions::hold_limit`] sets one.
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
     pub args: Vec<String>,
@@ -155,6 +157,8 @@ pub struct ServerOptions {
     pub files: Vec<(String, String)>,
     /// The public FHIR base the server is expected to use in links, if not the bound address.
     pub public_base: Option<String>,
+    /// `--max-holds-per-holder`; `None` leaves it to the server's configuration.
+    pub hold_limit: Option<usize>,
 }
 
 impl Default for ServerOptions {
@@ -166,6 +170,7 @@ impl Default for ServerOptions {
             database_flag: true,
             files: Vec::new(),
             public_base: None,
+            hold_limit: Some(0),
         }
     }
 }
@@ -224,6 +229,13 @@ impl ServerOptions {
 
     pub fn update_create(self, enabled: bool) -> Self {
         self.flag("--update-create", if enabled { "true" } else { "false" })
+    }
+
+    /// Live holds per client (`Some(0)`: no limit, the harness default; `None`: the server's
+    /// own configuration decides).
+    pub fn hold_limit(mut self, limit: Option<usize>) -> Self {
+        self.hold_limit = limit;
+        self
     }
 
     pub fn max_body_bytes(self, n: usize) -> Self {
@@ -627,6 +639,9 @@ fn build_command(options: &ServerOptions, storage: &Storage, dir: &Path) -> Comm
     }
     if options.database_flag {
         cmd.arg("--database").arg(&storage.database);
+    }
+    if let Some(limit) = options.hold_limit {
+        cmd.arg("--max-holds-per-holder").arg(limit.to_string());
     }
     for a in &options.args {
         cmd.arg(a.replace("{dir}", &dir_s).replace("{database}", &storage.database));
