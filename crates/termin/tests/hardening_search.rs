@@ -1,0 +1,172 @@
+//! Searches cannot stall a node (issue 12, item 2): complexity limits answer `400` at once, the
+//! largest searches within the limits still run (SQLite's statement limits included), and a
+//! statement that runs longer than `--query-timeout` answers `503`. Also `_history?_since`
+//! (item 9).
+
+mod support;
+
+use reqwest::Method;
+use reqwest::header::CONTENT_TYPE;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use support::*;
+
+/// The acceptance bound of the issue for refusing an over-complex search (generous: the limits
+/// are checked before anything touches the database).
+const REFUSED_WITHIN: Duration = Duration::from_secs(1);
+
+fn pairs_of<N: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (N, V)>) -> Vec<(String, String)> {
+    pairs.into_iter().map(|(n, v)| (n.into(), v.into())).collect()
+}
+
+/// Pairs as a query string (or form body).
+fn encode(pairs: &[(String, String)]) -> String {
+    let mut url = reqwest::Url::parse("http://termin.invalid/").unwrap();
+    url.query_pairs_mut().extend_pairs(pairs);
+    url.query().unwrap_or_default().to_owned()
+}
+
+/// `n` comma-separated values `prefix0,prefix1,…`.
+fn values(prefix: &str, n: usize) -> String {
+    (0..n).map(|i| format!("{prefix}{i}")).collect::<Vec<_>>().join(",")
+}
+
+/// The search as `POST [type]/_search` (form body), and also as `GET` when its URL is short
+/// enough for any server (long query strings are the body's business).
+async fn search_both_ways(s: &TestServer, resource_type: &str, pairs: &[(String, String)]) -> Vec<(Resp, Duration)> {
+    let query = encode(pairs);
+    let mut answers = Vec::new();
+    let started = Instant::now();
+    let post = s
+        .send(
+            s.request(Method::POST, &format!("{resource_type}/_search"))
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(query.clone()),
+        )
+        .await;
+    answers.push((post, started.elapsed()));
+    if query.len() <= 4000 {
+        let started = Instant::now();
+        let get = s.get(&format!("{resource_type}?{query}")).await;
+        answers.push((get, started.elapsed()));
+    }
+    answers
+}
+
+/// Asserts that the search is refused with `400`, code `too-costly`, the parameter as
+/// `expression` and a diagnostic naming the limit, within [`REFUSED_WITHIN`].
+async fn assert_refused(s: &TestServer, resource_type: &str, pairs: &[(String, String)], param: &str, limit: &str) {
+    for (answer, took) in search_both_ways(s, resource_type, pairs).await {
+        let outcome = answer.outcome(400);
+        assert_eq!(outcome["issue"][0]["code"], "too-costly", "{}: {outcome}", answer.what());
+        assert_eq!(expressions(&outcome), vec![param.to_owned()], "{}: {outcome}", answer.what());
+        assert!(diagnostics(&outcome).contains(limit), "{}: {outcome}", answer.what());
+        assert!(took < REFUSED_WITHIN, "{} took {took:?}", answer.what());
+    }
+}
+
+/// Asserts that the search runs: `200` with a searchset Bundle.
+async fn assert_runs(s: &TestServer, resource_type: &str, pairs: &[(String, String)]) -> Value {
+    let mut bundle = Value::Null;
+    for (answer, _) in search_both_ways(s, resource_type, pairs).await {
+        bundle = answer.expect_status(200).json();
+        assert_eq!(bundle["type"], "searchset", "{bundle}");
+    }
+    bundle
+}
+
+#[tokio::test]
+async fn the_issues_blow_up_searches_answer_400_at_once() {
+    let s = TestServer::start().await;
+    s.create(&patient(ID_SYSTEM, "1001", "Huber")).await;
+    for n in [50, 200, 400, 931] {
+        let names = pairs_of((0..n).map(|i| ("name", format!("a{i}"))));
+        assert_refused(&s, "Patient", &names, "name", "at most 30 parameters").await;
+    }
+    let starts = pairs_of((0..140).map(|i| ("start", format!("ge2026-04-{:02}", i % 28 + 1))));
+    assert_refused(&s, "Slot", &starts, "start", "at most 30 parameters").await;
+    assert_refused(&s, "Patient", &pairs_of([("name", values("a", 993))]), "name", "has 993 values").await;
+    let chain = format!("{}name", "partof.".repeat(29));
+    assert_refused(&s, "Organization", &pairs_of([(chain.as_str(), "x")]), &chain, "chains 29 references").await;
+    let has = format!("{}name", "_has:Organization:partof:".repeat(28));
+    assert_refused(&s, "Organization", &pairs_of([(has.as_str(), "x")]), &has, "nests _has 28 deep").await;
+    // The same limits hold for the criteria of a conditional write, which then changes nothing.
+    let names = pairs_of((0..50).map(|i| ("name", format!("a{i}"))));
+    let outcome = s
+        .put(&format!("Patient?{}", encode(&names)), &simple_patient("Neu"))
+        .await
+        .outcome(400);
+    assert_eq!(outcome["issue"][0]["code"], "too-costly", "{outcome}");
+    assert_eq!(s.type_history_len("Patient").await, 1);
+}
+
+/// `n` date values with `prefix`, on days of April 2026.
+fn dates(prefix: &str, n: usize) -> String {
+    (0..n).map(|i| format!("{prefix}2026-04-{:02}", i % 28 + 1)).collect::<Vec<_>>().join(",")
+}
+
+#[tokio::test]
+async fn the_largest_searches_within_the_limits_run() {
+    let s = TestServer::start().await;
+    let organization = s.create(&minimal("Organization")).await;
+    s.create(&patient(ID_SYSTEM, "1001", "Huber")).await;
+    let hundred = |prefix: &str| values(prefix, 100);
+    let deepest = |leaf: &str| format!("{}partof.partof.partof.partof.{leaf}", "_has:Organization:partof:".repeat(3));
+    let searches: Vec<(&str, Vec<(String, String)>)> = vec![
+        // Two parameters of 100 values each, of every kind of OR list.
+        ("Patient", pairs_of([("name", hundred("a")), ("family:contains", hundred("b"))])),
+        ("Patient", pairs_of([("identifier", hundred("urn:x|")), ("gender:not", hundred("g"))])),
+        ("Patient", pairs_of([("_id", hundred("p")), ("organization", hundred("Organization/o"))])),
+        ("Slot", pairs_of([("start", dates("ne", 100)), ("schedule:identifier", hundred("urn:x|s"))])),
+        ("Appointment", pairs_of([("actor:identifier", hundred("urn:x|a")), ("date", dates("ge", 100))])),
+        // Thirty parameters with 200 values between them, none of them selective.
+        (
+            "Patient",
+            pairs_of((0..30).map(|i| {
+                let name = if i % 2 == 0 { "gender:not" } else { "name:contains" };
+                (name, values(&format!("v{i}x"), if i < 20 { 7 } else { 6 }))
+            })),
+        ),
+        // A chain to ten types, 20 values each.
+        ("Appointment", pairs_of([("supporting-info._id", values("r", 20))])),
+        // The deepest chains inside the deepest _has, twice, with all sort keys and includes.
+        (
+            "Organization",
+            pairs_of(
+                [
+                    (deepest("name"), hundred("n")),
+                    (deepest("_id"), hundred("i")),
+                    ("_sort".to_owned(), "name,-_lastUpdated,identifier,-type,_id".to_owned()),
+                ]
+                .into_iter()
+                .chain((0..10).map(|i| {
+                    let name = if i % 2 == 0 { "_include:iterate" } else { "_revinclude:iterate" };
+                    (name.to_owned(), "Organization:partof".to_owned())
+                })),
+            ),
+        ),
+    ];
+    for (resource_type, pairs) in &searches {
+        assert_runs(&s, resource_type, pairs).await;
+        // `_summary=count` runs the count query instead of the page query.
+        let mut counted = pairs.clone();
+        counted.truncate(29);
+        counted.push(("_summary".into(), "count".into()));
+        assert_runs(&s, resource_type, &counted).await;
+    }
+    // With a match, so that the includes run too.
+    let matching = pairs_of([
+        ("_id", format!("{},{}", id_of(&organization), values("o", 99))),
+        ("name:contains", format!("test,{}", values("x", 99))),
+        ("_include:iterate", "Organization:partof".into()),
+        ("_revinclude:iterate", "Organization:partof".into()),
+        ("_sort", "name,-_lastUpdated,identifier,-type,_id".into()),
+    ]);
+    let found = assert_runs(&s, "Organization", &matching).await;
+    assert_eq!(match_ids(&found), vec![id_of(&organization)], "{found}");
+    // As the criteria of a conditional update (a statement of its own): no match, so a create.
+    let criteria = pairs_of([("identifier", format!("{ID_SYSTEM}|1002,{}", values("urn:x|", 99))), ("name", hundred("h"))]);
+    s.put(&format!("Patient?{}", encode(&criteria)), &patient(ID_SYSTEM, "1002", "Gruber"))
+        .await
+        .expect_status(201);
+}
