@@ -302,7 +302,7 @@ async fn a_deadlocked_unit_of_work_is_replayed_and_both_commit() {
 #[tokio::test]
 async fn a_replay_that_would_see_something_else_is_a_conflict() {
     let Some(db) = Scratch::open().await else { return };
-    let mut tx = write::PostgresWriteTx::begin(db.store.pool.clone()).await.unwrap();
+    let mut tx = write::PostgresWriteTx::begin(db.store.pool.clone(), None).await.unwrap();
     let found = tx.find_matching_ids(ResourceType::Patient, &identifier_filter("X2"), 2).await.unwrap();
     assert!(found.is_empty());
     // A plain create does not wait for conditional writers, so it lands in between.

@@ -19,6 +19,7 @@ pub const DEFAULT_READ_CONNECTIONS: u32 = 4;
 pub const DEFAULT_POOL_SIZE: u32 = 10;
 pub const DEFAULT_HOLD_DURATION: &str = "10m";
 pub const DEFAULT_HOLD_SWEEP_INTERVAL: &str = "30s";
+pub const DEFAULT_QUERY_TIMEOUT: &str = "5s";
 pub const DEFAULT_DEMO_SCALE: &str = "small";
 
 /// Flags of `termin serve`. Every flag has an environment variable; neither has a default
@@ -83,6 +84,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TERMIN_HOLD_SWEEP_INTERVAL", value_name = "DURATION")]
     pub hold_sweep_interval: Option<SignedDuration>,
 
+    /// How long a statement of a search (its page, count and includes), a history page or the
+    /// criteria of a conditional write may run before it is stopped and the request answers 503,
+    /// e.g. "5s", "500ms" [default: 5s]
+    #[arg(long, env = "TERMIN_QUERY_TIMEOUT", value_name = "DURATION")]
+    pub query_timeout: Option<SignedDuration>,
+
     /// Load demo data at start-up: the example resources of the FHIR packages in --packages
     /// (the AT Scheduling IG examples) and the seeded Austrian dataset of --demo-scale
     #[arg(long, env = "TERMIN_DEMO")]
@@ -129,6 +136,7 @@ struct FileConfig {
     pool_size: Option<u32>,
     hold_duration: Option<String>,
     hold_sweep_interval: Option<String>,
+    query_timeout: Option<String>,
     demo: Option<bool>,
     demo_scale: Option<String>,
     packages: Option<Vec<PathBuf>>,
@@ -190,6 +198,7 @@ pub struct ServeConfig {
     pub pool_size: u32,
     pub hold_duration: SignedDuration,
     pub hold_sweep_interval: SignedDuration,
+    pub query_timeout: std::time::Duration,
     pub demo: bool,
     /// The seeded dataset `--demo` loads, if any.
     pub demo_scale: Option<Scale>,
@@ -257,6 +266,11 @@ impl ServeArgs {
                     DEFAULT_HOLD_SWEEP_INTERVAL,
                 )?,
             )?,
+            query_timeout: std::time::Duration::try_from(positive(
+                "query_timeout",
+                duration("query_timeout", self.query_timeout, file.query_timeout, DEFAULT_QUERY_TIMEOUT)?,
+            )?)
+            .map_err(|e| format!("query_timeout: {e}"))?,
             demo: self.demo || file.demo.unwrap_or(false),
             demo_scale: parse_demo_scale(self.demo_scale.or(file.demo_scale).as_deref().unwrap_or(DEFAULT_DEMO_SCALE))?,
             packages: if self.packages.is_empty() { file.packages.unwrap_or_default() } else { self.packages },
@@ -341,6 +355,21 @@ mod tests {
         let config = parse(&["--database", "data/termin.db", "--pool-size", "25"]).resolve().unwrap();
         assert_eq!(config.database, Database::Sqlite("data/termin.db".into()));
         assert_eq!(config.pool_size, 25);
+    }
+
+    #[test]
+    fn query_timeout_is_a_positive_duration() {
+        assert_eq!(parse(&[]).resolve().unwrap().query_timeout, std::time::Duration::from_secs(5));
+        let config = parse(&["--query-timeout", "250ms"]).resolve().unwrap();
+        assert_eq!(config.query_timeout, std::time::Duration::from_millis(250));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("termin.toml");
+        std::fs::write(&file, "query_timeout = \"PT2S\"\n").unwrap();
+        let config = parse(&["--config", file.to_str().unwrap()]).resolve().unwrap();
+        assert_eq!(config.query_timeout, std::time::Duration::from_secs(2));
+        assert!(parse(&["--query-timeout", "0s"]).resolve().is_err());
+        std::fs::write(&file, "query_timeout = \"soon\"\n").unwrap();
+        assert!(parse(&["--config", file.to_str().unwrap()]).resolve().is_err());
     }
 
     #[test]

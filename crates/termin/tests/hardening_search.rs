@@ -170,3 +170,43 @@ async fn the_largest_searches_within_the_limits_run() {
         .await
         .expect_status(201);
 }
+
+/// A search over every Slot of the tiny demo dataset with 27 negations and five sort keys: about
+/// a tenth of a second on either backend, far beyond the 1 ms limit the test sets.
+fn costly_slot_search() -> Vec<(String, String)> {
+    let mut pairs = pairs_of([
+        ("_total", "accurate".to_owned()),
+        ("_count", "1".to_owned()),
+        ("_sort", "-start,status,schedule,_lastUpdated,-identifier".to_owned()),
+    ]);
+    pairs.extend((0..27).map(|i| ("status:not".to_owned(), values(&format!("s{i}x"), 7))));
+    pairs
+}
+
+#[tokio::test]
+async fn statements_beyond_the_query_timeout_are_stopped_with_503() {
+    let s = TestServer::start_with(
+        ServerOptions::new()
+            .arg("--demo")
+            .flag("--demo-scale", "tiny")
+            .flag("--query-timeout", "1ms"),
+    )
+    .await;
+    for (answer, _) in search_both_ways(&s, "Slot", &costly_slot_search()).await {
+        let outcome = answer.outcome(503);
+        assert_eq!(outcome["issue"][0]["code"], "too-costly", "{}: {outcome}", answer.what());
+        assert!(diagnostics(&outcome).contains("time limit"), "{outcome}");
+    }
+    // The criteria of a conditional write run on the write connection: stopped as well, and
+    // nothing is written.
+    let before = s.type_history_len("Patient").await;
+    let criteria = encode(&costly_slot_search()[3..]);
+    s.put(&format!("Slot?{criteria}"), &minimal("Slot")).await.outcome(503);
+    s.put(&format!("Patient?{}", criteria.replace("status", "gender")), &simple_patient("Neu"))
+        .await
+        .outcome(503);
+    assert_eq!(s.type_history_len("Patient").await, before);
+    // Reads and writes by id are not limited, and the connections serve on.
+    let created = s.create(&simple_patient("Danach")).await;
+    s.read("Patient", &id_of(&created)).await;
+}
