@@ -131,6 +131,7 @@ async fn writes_are_visible_after_commit_only_and_history_pages() {
         id: Some("p1".into()),
         count: 2,
         before: None,
+        since: None,
     };
     let first = store.history(&ctx(), &request).await.unwrap();
     assert_eq!(first.total, 5);

@@ -9,7 +9,9 @@
 
 use crate::{Dialect, PushValue};
 use sqlx::QueryBuilder;
+use jiff::{RoundMode, TimestampRound, Unit};
 use std::marker::PhantomData;
+use termin_fhir::instant::format_instant;
 use termin_fhir::ResourceType;
 use termin_store::{
     Comparison, Condition, Filter, HistoryRequest, IndexKind, Keyset, QuantityMatch, RangeEnd, RangePoint, RangeTest,
@@ -859,6 +861,11 @@ fn history_with<D: Dialect>(columns: &str, request: &HistoryRequest) -> QueryBui
     q.push_value(request.resource_type.as_str());
     if let Some(id) = &request.id {
         q.push(" AND res_id = ").push_value(id.clone());
+    }
+    if let Some(since) = request.since {
+        // Stored instants have whole milliseconds: the first one not before `since`.
+        let since = since.round(TimestampRound::new().smallest(Unit::Millisecond).mode(RoundMode::Ceil)).unwrap_or(since);
+        q.push(" AND last_updated >= ").push_value(format_instant(since));
     }
     q
 }

@@ -63,6 +63,8 @@ pub struct HistoryRequest {
     pub count: usize,
     /// Resume before this history position (keyset paging).
     pub before: Option<u64>,
+    /// Only entries last updated at or after this instant (`_since`).
+    pub since: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -210,3 +210,48 @@ async fn statements_beyond_the_query_timeout_are_stopped_with_503() {
     let created = s.create(&simple_patient("Danach")).await;
     s.read("Patient", &id_of(&created)).await;
 }
+
+/// `meta.lastUpdated` of the resources in a history Bundle (deletions have none).
+fn last_updated(bundle: &Value) -> Vec<jiff::Timestamp> {
+    entries(bundle)
+        .iter()
+        .map(|e| e["response"]["lastModified"].as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn history_since_keeps_what_changed_from_then_on_and_refuses_garbage() {
+    let s = TestServer::start().await;
+    s.create(&simple_patient("Andere")).await;
+    let v1 = s.create(&simple_patient("Erste")).await;
+    let path = format!("Patient/{}", id_of(&v1));
+    let mut body = v1.clone();
+    body["name"][0]["family"] = "Zweite".into();
+    let v2 = s.put(&path, &body).await.expect_status(200).json();
+    let v2_at: jiff::Timestamp = v2["meta"]["lastUpdated"].as_str().unwrap().parse().unwrap();
+
+    for history in [format!("{path}/_history"), "Patient/_history".to_owned()] {
+        let all = s.get(&history).await.expect_status(200).json();
+        let since = |at: jiff::Timestamp| format!("{history}?_since={}", at.to_string().replace('+', "%2B"));
+        // From v2 on: v2 and whatever is as new, nothing older.
+        let from_v2 = s.get(&since(v2_at)).await.expect_status(200).json();
+        assert!(from_v2["entry"][0]["resource"] == v2, "{from_v2}");
+        assert!(last_updated(&from_v2).iter().all(|at| *at >= v2_at), "{from_v2}");
+        assert_eq!(from_v2["total"], entries(&from_v2).len(), "{from_v2}");
+        // Half a millisecond after v2: v2 is not included.
+        let after_v2 = s.get(&since(v2_at + jiff::SignedDuration::from_micros(500))).await.expect_status(200).json();
+        assert!(last_updated(&after_v2).iter().all(|at| *at > v2_at), "{after_v2}");
+        // In the future: nothing, yet the instance is known (200, not 404).
+        let later = s.get(&since(v2_at + jiff::SignedDuration::from_hours(1))).await.expect_status(200).json();
+        assert_eq!(entries(&later).len(), 0, "{later}");
+        // Long ago: everything, with offsets and fractions of any precision.
+        let long_ago = s.get(&format!("{history}?_since=2000-01-01T01:00:00.123456%2B01:00")).await.expect_status(200).json();
+        assert_eq!(entries(&long_ago).len(), entries(&all).len(), "{long_ago}");
+
+        for garbage in ["garbage", "2026-01-01", "2026-13-01T00:00:00Z", "2026-01-01T00:00:00", ""] {
+            let outcome = s.get(&format!("{history}?_since={garbage}")).await.outcome(400);
+            assert_eq!(expressions(&outcome), vec!["_since".to_owned()], "{garbage:?}: {outcome}");
+        }
+    }
+    s.get("Patient/unknown/_history?_since=2000-01-01T00:00:00Z").await.outcome(404);
+}
