@@ -71,6 +71,16 @@ impl From<DomainError> for ApiError {
                     )),
                 )
             }
+            DomainError::Timeout(why) => {
+                tracing::warn!(%why, "query stopped at the time limit");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    OperationOutcome::single(Issue::error(
+                        IssueCode::TooCostly,
+                        "The query took longer than the server's time limit and was stopped; narrow the search",
+                    )),
+                )
+            }
             DomainError::Internal(why) => {
                 tracing::error!(%why, "internal error");
                 return ApiError::internal();

@@ -33,6 +33,9 @@ pub enum DomainError {
     /// The store is unreachable (503).
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// A statement ran longer than the store's time limit (503).
+    #[error("the query took too long: {0}")]
+    Timeout(String),
     /// Anything else went wrong on the server side (500).
     #[error("internal error: {0}")]
     Internal(String),
@@ -60,6 +63,7 @@ impl From<StoreError> for DomainError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(m) => DomainError::Unavailable(m),
+            StoreError::Timeout(m) => DomainError::Timeout(m),
             StoreError::Conflict(m) => DomainError::conflict(Issue::error(IssueCode::Conflict, m)),
             other => DomainError::Internal(other.to_string()),
         }

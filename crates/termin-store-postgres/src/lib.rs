@@ -29,7 +29,7 @@ mod write;
 use async_trait::async_trait;
 use jiff::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Postgres, Row};
+use sqlx::{AssertSqlSafe, PgPool, Postgres, Row};
 use std::str::FromStr;
 use std::time::Duration;
 use termin_fhir::ResourceType;
@@ -48,6 +48,8 @@ const PING_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// How long a search's statements may run (`None`: as the server's `statement_timeout` says).
+    query_timeout: Option<Duration>,
 }
 
 impl PostgresStore {
@@ -68,7 +70,20 @@ impl PostgresStore {
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
         migrations::migrate(&pool).await?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            query_timeout: None,
+        })
+    }
+
+    /// Stops each statement of a search (its page, count and includes), of a history page and
+    /// of the criteria of a conditional write once it has run for `timeout`
+    /// (`statement_timeout`, set for the transaction).
+    pub fn with_query_timeout(self, timeout: Duration) -> Self {
+        PostgresStore {
+            query_timeout: Some(timeout),
+            ..self
+        }
     }
 
     /// Refreshes the planner's statistics, as after a bulk load (autovacuum may be off, or
@@ -99,6 +114,10 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
     if is_contention(&e) {
         return StoreError::Conflict(e.to_string());
     }
+    // query_canceled: the statement_timeout of a search has passed.
+    if matches!(&e, sqlx::Error::Database(db) if db.code().as_deref() == Some("57014")) {
+        return StoreError::Timeout(e.to_string());
+    }
     match &e {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
             StoreError::Unavailable(e.to_string())
@@ -111,6 +130,22 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
         }
         _ => StoreError::Database(e.to_string()),
     }
+}
+
+/// `SET LOCAL statement_timeout = <ms>` for the rest of the transaction (PostgreSQL counts in
+/// whole milliseconds; 0 would mean no limit).
+fn set_statement_timeout(timeout: Duration) -> String {
+    format!("SET LOCAL statement_timeout = {}", timeout.as_millis().max(1))
+}
+
+/// A read-only transaction on one snapshot whose statements stop after `timeout`.
+async fn begin_read(pool: &PgPool, timeout: Option<Duration>) -> StoreResult<Tx> {
+    let begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+    let statement = match timeout {
+        Some(timeout) => format!("{begin}; {}", set_statement_timeout(timeout)),
+        None => begin.to_owned(),
+    };
+    pool.begin_with(AssertSqlSafe(statement)).await.map_err(db_error)
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -226,11 +261,7 @@ impl ResourceStore for PostgresStore {
 
     async fn search(&self, _ctx: &RequestContext, request: &SearchRequest) -> StoreResult<SearchPage> {
         // One snapshot for the page, the total and the includes.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .map_err(db_error)?;
+        let mut tx = begin_read(&self.pool, self.query_timeout).await?;
         let page = search::run(&mut tx, request).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(page)
@@ -244,6 +275,8 @@ impl ResourceStore for PostgresStore {
     }
 
     async fn history(&self, _ctx: &RequestContext, request: &HistoryRequest) -> StoreResult<HistoryPage> {
+        // One snapshot for the page and the total.
+        let mut tx = begin_read(&self.pool, self.query_timeout).await?;
         let mut page_query = query::select_history::<Postgres>(request);
         if let Some(before) = request.before {
             page_query.push(" AND seq < ").push_bind(to_i64(before));
@@ -251,7 +284,7 @@ impl ResourceStore for PostgresStore {
         page_query
             .push(" ORDER BY seq DESC LIMIT ")
             .push_bind(i64::try_from(request.count + 1).unwrap_or(i64::MAX));
-        let rows = page_query.build().fetch_all(&self.pool).await.map_err(db_error)?;
+        let rows = page_query.build().fetch_all(&mut *tx).await.map_err(db_error)?;
         let mut entries = Vec::with_capacity(rows.len());
         let mut positions = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -270,9 +303,10 @@ impl ResourceStore for PostgresStore {
         };
         let total: i64 = query::count_history::<Postgres>(request)
             .build_query_scalar()
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await
             .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
         Ok(HistoryPage {
             entries,
             total: u64::try_from(total).unwrap_or(0),
@@ -281,7 +315,7 @@ impl ResourceStore for PostgresStore {
     }
 
     async fn begin_write(&self, _ctx: &RequestContext) -> StoreResult<Box<dyn WriteTx>> {
-        Ok(Box::new(write::PostgresWriteTx::begin(self.pool.clone()).await?))
+        Ok(Box::new(write::PostgresWriteTx::begin(self.pool.clone(), self.query_timeout).await?))
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -131,6 +131,7 @@ async fn writes_are_visible_after_commit_only_and_history_pages() {
         id: Some("p1".into()),
         count: 2,
         before: None,
+        since: None,
     };
     let first = store.history(&ctx(), &request).await.unwrap();
     assert_eq!(first.total, 5);
@@ -302,7 +303,7 @@ async fn a_deadlocked_unit_of_work_is_replayed_and_both_commit() {
 #[tokio::test]
 async fn a_replay_that_would_see_something_else_is_a_conflict() {
     let Some(db) = Scratch::open().await else { return };
-    let mut tx = write::PostgresWriteTx::begin(db.store.pool.clone()).await.unwrap();
+    let mut tx = write::PostgresWriteTx::begin(db.store.pool.clone(), None).await.unwrap();
     let found = tx.find_matching_ids(ResourceType::Patient, &identifier_filter("X2"), 2).await.unwrap();
     assert!(found.is_empty());
     // A plain create does not wait for conditional writers, so it lands in between.

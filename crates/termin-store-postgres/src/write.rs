@@ -23,12 +23,13 @@ use crate::locks::AdvisoryLock;
 use crate::query::{SearchSql, Select};
 use crate::{
     SELECT_HOLD, Tx, db_error, decode_hold, decode_version, index, is_contention,
-    is_unique_violation, select_current, to_i64,
+    is_unique_violation, select_current, set_statement_timeout, to_i64,
 };
 use async_trait::async_trait;
 use jiff::Timestamp;
-use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, QueryBuilder};
 use std::collections::HashSet;
+use std::time::Duration;
 use termin_fhir::ResourceType;
 use termin_fhir::instant::format_instant;
 use termin_store::{
@@ -134,6 +135,8 @@ fn replays(outcome: &'static str) {
 
 pub struct PostgresWriteTx {
     pool: PgPool,
+    /// How long the statement of a search inside the unit of work may run.
+    query_timeout: Option<Duration>,
     /// `None` once an aborted transaction is rolled back and no new one could be begun.
     tx: Option<Tx>,
     journal: Vec<(Step, Seen)>,
@@ -153,10 +156,11 @@ async fn begin(pool: &PgPool) -> StoreResult<Tx> {
 }
 
 impl PostgresWriteTx {
-    pub async fn begin(pool: PgPool) -> StoreResult<Self> {
+    pub async fn begin(pool: PgPool, query_timeout: Option<Duration>) -> StoreResult<Self> {
         let tx = begin(&pool).await?;
         Ok(PostgresWriteTx {
             pool,
+            query_timeout,
             tx: Some(tx),
             journal: Vec::new(),
             locked_types: HashSet::new(),
@@ -245,11 +249,18 @@ impl PostgresWriteTx {
                 if self.locked_types.insert(*resource_type) {
                     AdvisoryLock::ResourceType(*resource_type).acquire(self.conn()?).await?;
                 }
+                // Only the search is limited in time, not the lock waits around it.
+                if let Some(timeout) = self.query_timeout {
+                    sqlx::query(AssertSqlSafe(set_statement_timeout(timeout))).execute(self.conn()?).await?;
+                }
                 let ids = SearchSql::new(filter)
                     .build(*resource_type, &Select::Ids { limit: *limit })
                     .build_query_scalar()
                     .fetch_all(self.conn()?)
                     .await?;
+                if self.query_timeout.is_some() {
+                    sqlx::query("SET LOCAL statement_timeout TO DEFAULT").execute(self.conn()?).await?;
+                }
                 Ok(Seen::Ids(ids))
             }
             Step::Overlapping {

@@ -9,7 +9,9 @@
 
 use crate::{Dialect, PushValue};
 use sqlx::QueryBuilder;
+use jiff::{RoundMode, TimestampRound, Unit};
 use std::marker::PhantomData;
+use termin_fhir::instant::format_instant;
 use termin_fhir::ResourceType;
 use termin_store::{
     Comparison, Condition, Filter, HistoryRequest, IndexKind, Keyset, QuantityMatch, RangeEnd, RangePoint, RangeTest,
@@ -336,14 +338,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                 q.push(")");
             }
             Condition::Any(alternatives) => {
-                q.push("(");
-                for (i, alternative) in alternatives.iter().enumerate() {
-                    if i > 0 {
-                        q.push(" OR ");
-                    }
-                    self.push_condition(q, resource_type, id, alternative);
-                }
-                q.push(")");
+                push_any(q, alternatives, |q, alternative| self.push_condition(q, resource_type, id, alternative));
             }
             Condition::Missing { param, kind, missing } => {
                 let alias = self.alias("m");
@@ -612,14 +607,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                 push_any(q, alternatives, |q, quantity| push_quantity(q, alias, quantity))
             }
             Condition::ReferenceAny { alternatives, .. } => {
-                for (i, alternative) in alternatives.iter().enumerate() {
-                    if i > 0 {
-                        q.push(" OR ");
-                    }
-                    q.push("(");
-                    self.push_reference_match(q, alias, alternative);
-                    q.push(")");
-                }
+                push_any(q, alternatives, |q, alternative| self.push_reference_match(q, alias, alternative));
             }
             Condition::UriAny { alternatives, .. } => push_any(q, alternatives, |q, uri| match uri {
                 UriMatch::Exact(value) => {
@@ -728,17 +716,26 @@ fn local_ids_by_type(alternatives: &[ReferenceMatch]) -> Vec<(Option<&str>, Vec<
     groups
 }
 
+/// `((a) OR (b)) OR ((c) OR (d))`: the alternatives as a balanced tree. SQLite limits the depth
+/// of an expression (1000) and counts the expressions enclosing a subquery again for each level
+/// of nesting, so a chain `a OR b OR …` of 100 alternatives (as deep as it is long) inside a few
+/// levels of chains and `_has` would exceed the limit; a balanced tree is 7 levels deep.
 fn push_any<D: Dialect, T>(q: &mut QueryBuilder<D>, alternatives: &[T], mut each: impl FnMut(&mut QueryBuilder<D>, &T)) {
-    q.push("(");
-    for (i, alternative) in alternatives.iter().enumerate() {
-        if i > 0 {
-            q.push(" OR ");
-        }
+    fn balanced<D: Dialect, T>(q: &mut QueryBuilder<D>, items: &[T], each: &mut impl FnMut(&mut QueryBuilder<D>, &T)) {
         q.push("(");
-        each(q, alternative);
+        match items {
+            [] => {}
+            [one] => each(q, one),
+            _ => {
+                let (left, right) = items.split_at(items.len() / 2);
+                balanced(q, left, each);
+                q.push(" OR ");
+                balanced(q, right, each);
+            }
+        }
         q.push(")");
     }
-    q.push(")");
+    balanced(q, alternatives, &mut each);
 }
 
 fn push_system<D: Dialect>(q: &mut QueryBuilder<D>, column: &str, system: &SystemMatch) {
@@ -883,6 +880,11 @@ fn history_with<D: Dialect>(columns: &str, request: &HistoryRequest) -> QueryBui
     q.push_value(request.resource_type.as_str());
     if let Some(id) = &request.id {
         q.push(" AND res_id = ").push_value(id.clone());
+    }
+    if let Some(since) = request.since {
+        // Stored instants have whole milliseconds: the first one not before `since`.
+        let since = since.round(TimestampRound::new().smallest(Unit::Millisecond).mode(RoundMode::Ceil)).unwrap_or(since);
+        q.push(" AND last_updated >= ").push_value(format_instant(since));
     }
     q
 }

@@ -7,6 +7,7 @@
 //! interleave. Reads use a separate pool and see the last committed state (WAL snapshots).
 
 mod index;
+mod limit;
 mod migrations;
 mod query;
 mod search;
@@ -14,7 +15,8 @@ mod search;
 use async_trait::async_trait;
 use jiff::Timestamp;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use limit::{Limit, TimedRead};
+use sqlx::{Connection, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use std::path::Path;
 use std::time::Duration;
 use termin_fhir::ResourceType;
@@ -36,6 +38,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct SqliteStore {
     readers: SqlitePool,
     writer: SqlitePool,
+    /// How long a search's statements may run (`None`: unlimited).
+    query_timeout: Option<Duration>,
 }
 
 impl SqliteStore {
@@ -65,7 +69,20 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
-        Ok(SqliteStore { readers, writer })
+        Ok(SqliteStore {
+            readers,
+            writer,
+            query_timeout: None,
+        })
+    }
+
+    /// Stops the statements of a search (with its count and includes), of a history page and
+    /// of the criteria of a conditional write once they have run for `timeout`.
+    pub fn with_query_timeout(self, timeout: Duration) -> Self {
+        SqliteStore {
+            query_timeout: Some(timeout),
+            ..self
+        }
     }
 }
 
@@ -107,6 +124,8 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
             StoreError::Unavailable(e.to_string())
         }
+        // SQLITE_INTERRUPT: only the progress handler of the time limit interrupts statements.
+        sqlx::Error::Database(ref db) if db.code().as_deref() == Some("9") => StoreError::Timeout(e.to_string()),
         other => StoreError::Database(other.to_string()),
     }
 }
@@ -188,6 +207,47 @@ where
     row.as_ref().map(decode_version).transpose()
 }
 
+/// A page of history and the number of all its entries.
+async fn history(conn: &mut SqliteConnection, request: &HistoryRequest) -> StoreResult<HistoryPage> {
+    let mut page_query = query::select_history::<Sqlite>(request);
+    if let Some(before) = request.before {
+        page_query
+            .push(" AND seq < ")
+            .push_bind(i64::try_from(before).unwrap_or(i64::MAX));
+    }
+    page_query
+        .push(" ORDER BY seq DESC LIMIT ")
+        .push_bind(i64::try_from(request.count + 1).unwrap_or(i64::MAX));
+    let rows = page_query.build().fetch_all(&mut *conn).await.map_err(db_error)?;
+    let mut entries = Vec::with_capacity(rows.len());
+    let mut positions = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let change: String = row.try_get("change").map_err(db_error)?;
+        let seq: i64 = row.try_get("seq").map_err(db_error)?;
+        entries.push(HistoryEntry {
+            version: decode_version(row)?,
+            change: parse_change(&change)?,
+        });
+        positions.push(seq);
+    }
+    let next_before = if entries.len() > request.count {
+        entries.truncate(request.count);
+        positions.get(request.count - 1).map(|s| *s as u64)
+    } else {
+        None
+    };
+    let total: i64 = query::count_history::<Sqlite>(request)
+        .build_query_scalar()
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    Ok(HistoryPage {
+        entries,
+        total: u64::try_from(total).unwrap_or(0),
+        next_before,
+    })
+}
+
 #[async_trait]
 impl ResourceStore for SqliteStore {
     async fn read_current(
@@ -220,11 +280,17 @@ impl ResourceStore for SqliteStore {
     }
 
     async fn search(&self, _ctx: &RequestContext, request: &SearchRequest) -> StoreResult<SearchPage> {
-        // One read transaction: the page, the total and the includes see the same snapshot.
-        let mut tx = self.readers.begin().await.map_err(db_error)?;
-        let page = search::run(&mut tx, request).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(page)
+        let mut read = TimedRead::acquire(&self.readers, self.query_timeout).await?;
+        let page = async {
+            // One read transaction: the page, the total and the includes see the same snapshot.
+            let mut tx = read.begin().await.map_err(db_error)?;
+            let page = search::run(&mut tx, request).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(page)
+        }
+        .await;
+        read.finish();
+        page
     }
 
     async fn search_index_fingerprint(&self) -> StoreResult<Option<String>> {
@@ -235,48 +301,21 @@ impl ResourceStore for SqliteStore {
     }
 
     async fn history(&self, _ctx: &RequestContext, request: &HistoryRequest) -> StoreResult<HistoryPage> {
-        let mut page_query = query::select_history::<Sqlite>(request);
-        if let Some(before) = request.before {
-            page_query
-                .push(" AND seq < ")
-                .push_bind(i64::try_from(before).unwrap_or(i64::MAX));
-        }
-        page_query
-            .push(" ORDER BY seq DESC LIMIT ")
-            .push_bind(i64::try_from(request.count + 1).unwrap_or(i64::MAX));
-        let rows = page_query.build().fetch_all(&self.readers).await.map_err(db_error)?;
-        let mut entries = Vec::with_capacity(rows.len());
-        let mut positions = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let change: String = row.try_get("change").map_err(db_error)?;
-            let seq: i64 = row.try_get("seq").map_err(db_error)?;
-            entries.push(HistoryEntry {
-                version: decode_version(row)?,
-                change: parse_change(&change)?,
-            });
-            positions.push(seq);
-        }
-        let next_before = if entries.len() > request.count {
-            entries.truncate(request.count);
-            positions.get(request.count - 1).map(|s| *s as u64)
-        } else {
-            None
-        };
-        let total: i64 = query::count_history::<Sqlite>(request)
-            .build_query_scalar()
-            .fetch_one(&self.readers)
-            .await
-            .map_err(db_error)?;
-        Ok(HistoryPage {
-            entries,
-            total: u64::try_from(total).unwrap_or(0),
-            next_before,
-        })
+        let mut read = TimedRead::acquire(&self.readers, self.query_timeout).await?;
+        let page = history(&mut read, request).await;
+        read.finish();
+        page
     }
 
     async fn begin_write(&self, _ctx: &RequestContext) -> StoreResult<Box<dyn WriteTx>> {
-        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
-        Ok(Box::new(SqliteWriteTx { tx }))
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
+        // A handler of this unit's own: an earlier unit's may still say stop.
+        let limit = Limit::install(&mut tx).await?;
+        Ok(Box::new(SqliteWriteTx {
+            tx,
+            limit,
+            query_timeout: self.query_timeout,
+        }))
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -332,6 +371,8 @@ impl ResourceStore for SqliteStore {
 
 struct SqliteWriteTx {
     tx: Transaction<'static, Sqlite>,
+    limit: Limit,
+    query_timeout: Option<Duration>,
 }
 
 #[async_trait]
@@ -350,12 +391,15 @@ impl WriteTx for SqliteWriteTx {
         filter: &Filter,
         limit: usize,
     ) -> StoreResult<Vec<String>> {
-        query::SearchSql::new(filter)
+        let timed = self.limit.timed(self.query_timeout);
+        let ids = query::SearchSql::new(filter)
             .build(resource_type, &query::Select::Ids { limit })
             .build_query_scalar()
             .fetch_all(&mut *self.tx)
             .await
-            .map_err(db_error)
+            .map_err(db_error);
+        timed.done();
+        ids
     }
 
     async fn overlapping(

@@ -4,18 +4,17 @@
 use crate::{db_error, decode_version};
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use termin_store::{ResourceVersion, SearchPage, SearchRequest, SortKey, SortValue, StoreResult};
 use termin_store_sql::{SearchExecutor, SortColumn, sort_columns};
 
-type Tx = Transaction<'static, Sqlite>;
-
-pub async fn run(tx: &mut Tx, request: &SearchRequest) -> StoreResult<SearchPage> {
-    termin_store_sql::run_search(&mut Executor(tx), request).await
+/// Runs a search on `conn`, in its read transaction.
+pub async fn run(conn: &mut SqliteConnection, request: &SearchRequest) -> StoreResult<SearchPage> {
+    termin_store_sql::run_search(&mut Executor(conn), request).await
 }
 
 /// Runs a search's statements in its read transaction.
-struct Executor<'t>(&'t mut Tx);
+struct Executor<'t>(&'t mut SqliteConnection);
 
 #[async_trait]
 impl SearchExecutor<Sqlite> for Executor<'_> {
@@ -24,18 +23,18 @@ impl SearchExecutor<Sqlite> for Executor<'_> {
         mut query: QueryBuilder<Sqlite>,
         sort: &[SortKey],
     ) -> StoreResult<Vec<(ResourceVersion, Vec<SortValue>)>> {
-        let rows = query.build().fetch_all(&mut **self.0).await.map_err(db_error)?;
+        let rows = query.build().fetch_all(&mut *self.0).await.map_err(db_error)?;
         rows.iter()
             .map(|row| Ok((decode_version(row)?, sort_values(row, sort)?)))
             .collect()
     }
 
     async fn count(&mut self, mut query: QueryBuilder<Sqlite>) -> StoreResult<i64> {
-        query.build_query_scalar().fetch_one(&mut **self.0).await.map_err(db_error)
+        query.build_query_scalar().fetch_one(&mut *self.0).await.map_err(db_error)
     }
 
     async fn keys(&mut self, mut query: QueryBuilder<Sqlite>) -> StoreResult<Vec<(String, String)>> {
-        query.build_query_as().fetch_all(&mut **self.0).await.map_err(db_error)
+        query.build_query_as().fetch_all(&mut *self.0).await.map_err(db_error)
     }
 }
 

@@ -63,6 +63,7 @@ async fn history_pages_newest_first_and_survives_reopen() {
         id: Some("p1".into()),
         count: 2,
         before: None,
+        since: None,
     };
     let mut versions = Vec::new();
     loop {

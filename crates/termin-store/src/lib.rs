@@ -63,6 +63,8 @@ pub struct HistoryRequest {
     pub count: usize,
     /// Resume before this history position (keyset paging).
     pub before: Option<u64>,
+    /// Only entries last updated at or after this instant (`_since`).
+    pub since: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -105,6 +107,9 @@ pub struct DomainEvent {
 pub enum StoreError {
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// A statement ran longer than the store's time limit and was stopped.
+    #[error("a statement exceeded the time limit: {0}")]
+    Timeout(String),
     #[error("the write conflicted with a concurrent transaction: {0}")]
     Conflict(String),
     #[error("database error: {0}")]

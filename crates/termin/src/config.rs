@@ -24,6 +24,7 @@ pub const DEFAULT_MAX_HOLDS_PER_HOLDER: usize = 3;
 pub const DEFAULT_MAX_HOLD_TIME: &str = "30m";
 pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
 pub const DEFAULT_IDLE_TIMEOUT: &str = "60s";
+pub const DEFAULT_QUERY_TIMEOUT: &str = "5s";
 pub const DEFAULT_DEMO_SCALE: &str = "small";
 
 /// Flags of `termin serve`. Every flag has an environment variable; neither has a default
@@ -109,6 +110,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TERMIN_IDLE_TIMEOUT", value_name = "DURATION")]
     pub idle_timeout: Option<SignedDuration>,
 
+    /// How long a statement of a search (its page, count and includes), a history page or the
+    /// criteria of a conditional write may run before it is stopped and the request answers 503,
+    /// e.g. "5s", "500ms" [default: 5s]
+    #[arg(long, env = "TERMIN_QUERY_TIMEOUT", value_name = "DURATION")]
+    pub query_timeout: Option<SignedDuration>,
+
     /// Load demo data at start-up: the example resources of the FHIR packages in --packages
     /// (the AT Scheduling IG examples) and the seeded Austrian dataset of --demo-scale
     #[arg(long, env = "TERMIN_DEMO")]
@@ -164,6 +171,7 @@ struct FileConfig {
     max_hold_time: Option<String>,
     header_read_timeout: Option<String>,
     idle_timeout: Option<String>,
+    query_timeout: Option<String>,
     demo: Option<bool>,
     demo_scale: Option<String>,
     packages: Option<Vec<PathBuf>>,
@@ -230,6 +238,7 @@ pub struct ServeConfig {
     pub max_hold_time: SignedDuration,
     pub header_read_timeout: std::time::Duration,
     pub idle_timeout: std::time::Duration,
+    pub query_timeout: std::time::Duration,
     pub demo: bool,
     /// The seeded dataset `--demo` loads, if any.
     pub demo_scale: Option<Scale>,
@@ -323,6 +332,10 @@ impl ServeArgs {
             idle_timeout: timeout(
                 "idle_timeout",
                 duration("idle_timeout", self.idle_timeout, file.idle_timeout, DEFAULT_IDLE_TIMEOUT)?,
+            )?,
+            query_timeout: timeout(
+                "query_timeout",
+                duration("query_timeout", self.query_timeout, file.query_timeout, DEFAULT_QUERY_TIMEOUT)?,
             )?,
             demo: self.demo || file.demo.unwrap_or(false),
             demo_scale: parse_demo_scale(self.demo_scale.or(file.demo_scale).as_deref().unwrap_or(DEFAULT_DEMO_SCALE))?,
@@ -427,6 +440,21 @@ mod tests {
         let config = parse(&["--config", file.to_str().unwrap()]).resolve().unwrap();
         assert!(matches!(config.cors_allowed_origins, CorsOrigins::Only(origins) if origins.len() == 1));
         assert!(parse(&["--cors-allowed-origins", "a.example"]).resolve().is_err());
+    }
+
+    #[test]
+    fn query_timeout_is_a_positive_duration() {
+        assert_eq!(parse(&[]).resolve().unwrap().query_timeout, std::time::Duration::from_secs(5));
+        let config = parse(&["--query-timeout", "250ms"]).resolve().unwrap();
+        assert_eq!(config.query_timeout, std::time::Duration::from_millis(250));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("termin.toml");
+        std::fs::write(&file, "query_timeout = \"PT2S\"\n").unwrap();
+        let config = parse(&["--config", file.to_str().unwrap()]).resolve().unwrap();
+        assert_eq!(config.query_timeout, std::time::Duration::from_secs(2));
+        assert!(parse(&["--query-timeout", "0s"]).resolve().is_err());
+        std::fs::write(&file, "query_timeout = \"soon\"\n").unwrap();
+        assert!(parse(&["--config", file.to_str().unwrap()]).resolve().is_err());
     }
 
     #[test]

@@ -139,7 +139,8 @@ pub async fn seed_database(
     batch: usize,
     unless_loaded: bool,
 ) -> Result<Option<ImportSummary>, String> {
-    let opened = setup::open_store(target.database, 1, 2).await?;
+    // Seeding answers no request: its searches run as long as they need.
+    let opened = setup::open_store(target.database, 1, 2, None).await?;
     setup::install_search_parameters(target.packages, target.time_zone)?;
     let service = setup::service(opened.store, ServiceConfig::default(), target.packages, &[]).await?;
     if unless_loaded && is_loaded(&service, options).await? {

@@ -39,7 +39,13 @@ pub fn run(config: ServeConfig) -> ExitCode {
 
 async fn serve(config: ServeConfig) -> Result<(), String> {
     let mut metrics = Metrics::install()?;
-    let opened = setup::open_store(&config.database, config.read_connections, config.pool_size).await?;
+    let opened = setup::open_store(
+        &config.database,
+        config.read_connections,
+        config.pool_size,
+        Some(config.query_timeout),
+    )
+    .await?;
     if let Some(postgres) = opened.postgres {
         metrics = metrics.sample_on_scrape(move || postgres.record_pool_metrics());
     }

@@ -4,6 +4,7 @@
 use crate::config::Database;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use termin_domain::{ResourceService, ServiceConfig, SystemClock};
 use termin_fhir::ResourceType;
 use termin_store::ResourceStore;
@@ -29,14 +30,30 @@ pub struct OpenedStore {
     pub postgres: Option<Arc<PostgresStore>>,
 }
 
-pub async fn open_store(database: &Database, read_connections: u32, pool_size: u32) -> Result<OpenedStore, String> {
+/// Opens the store; with `query_timeout`, the statements of searches stop after it.
+pub async fn open_store(
+    database: &Database,
+    read_connections: u32,
+    pool_size: u32,
+    query_timeout: Option<Duration>,
+) -> Result<OpenedStore, String> {
     let opened = match database {
-        Database::Sqlite(path) => OpenedStore {
-            store: Arc::new(SqliteStore::open(path, read_connections).await.map_err(|e| e.to_string())?),
-            postgres: None,
-        },
+        Database::Sqlite(path) => {
+            let mut store = SqliteStore::open(path, read_connections).await.map_err(|e| e.to_string())?;
+            if let Some(timeout) = query_timeout {
+                store = store.with_query_timeout(timeout);
+            }
+            OpenedStore {
+                store: Arc::new(store),
+                postgres: None,
+            }
+        }
         Database::Postgres(url) => {
-            let store = Arc::new(PostgresStore::open(url, pool_size).await.map_err(|e| e.to_string())?);
+            let mut store = PostgresStore::open(url, pool_size).await.map_err(|e| e.to_string())?;
+            if let Some(timeout) = query_timeout {
+                store = store.with_query_timeout(timeout);
+            }
+            let store = Arc::new(store);
             OpenedStore {
                 store: store.clone(),
                 postgres: Some(store),

@@ -10,6 +10,7 @@ use crate::query::query_pairs;
 use crate::SharedState;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
+use termin_domain::DomainError;
 use termin_fhir::{Issue, IssueCode, ResourceType};
 use termin_store::{HistoryRequest, RequestContext};
 
@@ -53,6 +54,18 @@ async fn history(
             ApiError::bad_request(Issue::error(IssueCode::Invalid, "_cursor is not a history position").at("_cursor"))
         })?),
     };
+    let since = match query_pairs(query).find(|(name, _)| name == "_since") {
+        None => None,
+        Some((_, value)) => Some(value.parse::<jiff::Timestamp>().map_err(|_| {
+            ApiError::bad_request(
+                Issue::error(
+                    IssueCode::Invalid,
+                    format!("_since must be an instant with a time zone, e.g. 2026-04-07T08:00:00+02:00, not {value:?}"),
+                )
+                .at("_since"),
+            )
+        })?),
+    };
     let page = state
         .service
         .history(
@@ -62,13 +75,23 @@ async fn history(
                 id: id.clone(),
                 count,
                 before,
+                since,
             },
         )
         .await?;
     if let Some(id) = &id
         && page.total == 0
     {
-        return Err(ApiError::not_found(format!("{resource_type}/{id} is not known")));
+        let unknown = || ApiError::not_found(format!("{resource_type}/{id} is not known"));
+        match since {
+            None => return Err(unknown()),
+            // Every resource has a first version, even one older than `_since`.
+            Some(_) => match state.service.vread(ctx, resource_type, id, 1).await {
+                Ok(_) => {}
+                Err(DomainError::NotFound(_)) => return Err(unknown()),
+                Err(other) => return Err(other.into()),
+            },
+        }
     }
     let endpoint = match &id {
         Some(id) => format!("{}/{resource_type}/{id}/_history", base.0),

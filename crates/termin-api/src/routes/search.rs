@@ -12,7 +12,9 @@ use axum::extract::{OriginalUri, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Map, Value, json};
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
-use termin_search::{CURSOR_PARAM, NoteSeverity, ParsedSearch, SearchError, SearchOptions, TotalMode, encode_cursor};
+use termin_search::{
+    CURSOR_PARAM, NoteSeverity, ParsedSearch, SearchError, SearchErrorKind, SearchOptions, TotalMode, encode_cursor,
+};
 use termin_store::{Keyset, RequestContext};
 
 /// Reads `_count`: absent gives the default, larger than the maximum is capped.
@@ -139,9 +141,16 @@ async fn run(
 }
 
 fn search_error(error: SearchError) -> ApiError {
-    let code = if error.unsupported { IssueCode::NotSupported } else { IssueCode::Invalid };
-    let issue = Issue::error(code, error.message);
+    let issue = Issue::error(issue_code(&error), error.message);
     ApiError::bad_request(if error.param.is_empty() { issue } else { issue.at(error.param) })
+}
+
+pub(crate) fn issue_code(error: &SearchError) -> IssueCode {
+    match error.kind {
+        SearchErrorKind::Invalid => IssueCode::Invalid,
+        SearchErrorKind::Unsupported => IssueCode::NotSupported,
+        SearchErrorKind::TooCostly => IssueCode::TooCostly,
+    }
 }
 
 /// Ignored and leniently read parameters, as an OperationOutcome for the `outcome` entry.

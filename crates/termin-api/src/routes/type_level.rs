@@ -33,8 +33,7 @@ pub fn criteria(
     termin_search::registry()
         .parse_criteria(resource_type, &pairs, Some(&base.0), jiff::Timestamp::now())
         .map_err(|e| {
-            let code = if e.unsupported { IssueCode::NotSupported } else { IssueCode::Invalid };
-            let issue = Issue::error(code, format!("{what}: {}", e.message));
+            let issue = Issue::error(super::search::issue_code(&e), format!("{what}: {}", e.message));
             ApiError::bad_request(if e.param.is_empty() { issue } else { issue.at(e.param) })
         })
 }

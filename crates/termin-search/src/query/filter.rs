@@ -1,5 +1,6 @@
 //! Filter parameters: `name[:modifier][.chain]=value[,value]`, and `_has`.
 
+use super::limits::ValueBudget;
 use super::prefix::{Prefix, date_test, number_test, parse_decimal, split_prefix};
 use super::values::{parse_token, split_unescaped, unescape};
 use super::{SearchError, SearchNote};
@@ -26,6 +27,8 @@ pub(crate) struct FilterParser<'a> {
     pub registry: &'a SearchParameters,
     pub server_base: Option<&'a str>,
     pub now: Timestamp,
+    /// The values all parameters of the search may still have.
+    pub budget: ValueBudget,
 }
 
 impl FilterParser<'_> {
@@ -51,6 +54,23 @@ impl FilterParser<'_> {
         if let Some(chain) = chain {
             return self.parse_chain(resource_type, name, code, modifier, chain, value, notes);
         }
+        let filtered = self.parse_value(resource_type, name, code, modifier, value, notes)?;
+        if let Filtered::Condition(condition) = &filtered {
+            self.budget.spend(name, condition)?;
+        }
+        Ok(filtered)
+    }
+
+    /// Parses a parameter that is neither chained nor `_has`.
+    fn parse_value(
+        &self,
+        resource_type: ResourceType,
+        name: &str,
+        code: &str,
+        modifier: Option<&str>,
+        value: &str,
+        notes: &mut Vec<SearchNote>,
+    ) -> Result<Filtered, SearchError> {
         if value.is_empty() {
             return Ok(Filtered::Unsupported(format!("the search parameter {name} has no value")));
         }

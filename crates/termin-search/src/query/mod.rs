@@ -1,6 +1,7 @@
 //! Query parameters → a backend-neutral [`SearchRequest`].
 
 mod filter;
+mod limits;
 mod prefix;
 mod results;
 mod values;
@@ -10,6 +11,7 @@ pub use results::TotalMode;
 use crate::cursor::decode_cursor;
 use crate::registry::SearchParameters;
 use filter::{FilterParser, Filtered};
+use limits::ValueBudget;
 use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_store::{Condition, Filter, SearchRequest, SystemMatch, TokenMatch};
@@ -40,24 +42,48 @@ pub struct SearchOptions<'a> {
 pub struct SearchError {
     pub param: String,
     pub message: String,
-    /// `true`: the parameter is not supported (rather than malformed).
-    pub unsupported: bool,
+    pub kind: SearchErrorKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchErrorKind {
+    /// The parameter is malformed.
+    Invalid,
+    /// The parameter is not supported.
+    Unsupported,
+    /// The search exceeds one of the limits on its complexity.
+    TooCostly,
 }
 
 impl SearchError {
     pub(crate) fn invalid(param: &str, message: impl Into<String>) -> Self {
-        SearchError {
-            param: param.to_owned(),
-            message: message.into(),
-            unsupported: false,
-        }
+        Self::new(param, message.into(), SearchErrorKind::Invalid)
     }
 
     fn unsupported(param: &str, message: String) -> Self {
+        Self::new(param, message, SearchErrorKind::Unsupported)
+    }
+
+    pub(crate) fn too_costly(param: &str, message: String) -> Self {
+        Self::new(param, message, SearchErrorKind::TooCostly)
+    }
+
+    fn new(param: &str, message: String, kind: SearchErrorKind) -> Self {
         SearchError {
             param: param.to_owned(),
             message,
-            unsupported: true,
+            kind,
+        }
+    }
+
+    /// A limit exceeded inside a chain or `_has` is the whole parameter's.
+    fn of_parameter(self, name: &str) -> Self {
+        match self.kind {
+            SearchErrorKind::TooCostly => SearchError {
+                param: name.to_owned(),
+                ..self
+            },
+            _ => self,
         }
     }
 }
@@ -113,10 +139,17 @@ impl SearchParameters {
         pairs: &[(String, String)],
         options: &SearchOptions<'_>,
     ) -> Result<ParsedSearch, SearchError> {
+        limits::check_shape(
+            pairs
+                .iter()
+                .filter(|(name, _)| !FORMAT_PARAMS.contains(&name.as_str()) && name != CURSOR_PARAM)
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        )?;
         let parser = FilterParser {
             registry: self,
             server_base: options.server_base,
             now: options.now,
+            budget: ValueBudget::new(),
         };
         let mut notes = Vec::new();
         let mut conditions = Vec::new();
@@ -170,7 +203,7 @@ impl SearchParameters {
                     if name.split([':', '.']).next() == Some("active") {
                         filters_active = true;
                     }
-                    match parser.parse(resource_type, name, value, &mut notes)? {
+                    match parser.parse(resource_type, name, value, &mut notes).map_err(|e| e.of_parameter(name))? {
                         Filtered::Condition(condition) => conditions.push(condition),
                         Filtered::Unsupported(message) => ignore(name, message, &mut notes)?,
                     }
@@ -218,18 +251,22 @@ impl SearchParameters {
         server_base: Option<&str>,
         now: Timestamp,
     ) -> Result<Vec<Condition>, SearchError> {
+        let pairs: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .filter(|(name, _)| !FORMAT_PARAMS.contains(name))
+            .collect();
+        limits::check_shape(pairs.iter().copied())?;
         let parser = FilterParser {
             registry: self,
             server_base,
             now,
+            budget: ValueBudget::new(),
         };
         let mut notes = Vec::new();
         let mut conditions = Vec::new();
         for (name, value) in pairs {
-            if FORMAT_PARAMS.contains(&name.as_str()) {
-                continue;
-            }
-            match parser.parse(resource_type, name, value, &mut notes)? {
+            match parser.parse(resource_type, name, value, &mut notes).map_err(|e| e.of_parameter(name))? {
                 Filtered::Condition(condition) => conditions.push(condition),
                 Filtered::Unsupported(message) => return Err(SearchError::unsupported(name, message)),
             }
