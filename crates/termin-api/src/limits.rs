@@ -1,4 +1,5 @@
-//! Limits on the request head, answered with an OperationOutcome. The HTTP parser refuses
+//! Limits on the request head (and a query string holding U+0000), answered with an
+//! OperationOutcome. The HTTP parser refuses
 //! far larger heads by itself with a bare status and no body; these limits sit well below its
 //! own, so that an oversized or garbled request a real client sends gets a readable answer.
 
@@ -51,6 +52,13 @@ fn head_error(request: &Request) -> Option<ApiError> {
                 ),
             ),
         ));
+    }
+    if request.uri().query().is_some_and(|q| q.to_ascii_lowercase().contains("%00")) {
+        // No FHIR value holds U+0000, and PostgreSQL refuses it in a statement's parameters.
+        return Some(ApiError::bad_request(Issue::error(
+            IssueCode::Invalid,
+            "The query string contains %00 (U+0000), which no FHIR value holds",
+        )));
     }
     let headers = request.headers();
     if headers.len() > MAX_HEADERS {

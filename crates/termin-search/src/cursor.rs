@@ -27,6 +27,7 @@ pub fn decode_cursor(text: &str, sort: &[SortKey]) -> Option<Keyset> {
     let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
     let value: Value = serde_json::from_slice(&bytes).ok()?;
     let values = value.get("v")?.as_array()?;
+    let id = value.get("i")?.as_str().filter(|id| !id.contains('\0'))?;
     if values.len() != sort.len() {
         return None;
     }
@@ -36,12 +37,13 @@ pub fn decode_cursor(text: &str, sort: &[SortKey]) -> Option<Keyset> {
         .map(|(value, key)| match sort_column(key) {
             SortColumn::Integer => value.as_i64().map(SortValue::Integer),
             SortColumn::Real => value.as_f64().map(SortValue::Real),
-            SortColumn::Text => value.as_str().map(|t| SortValue::Text(t.to_owned())),
+            // No stored value holds U+0000 (and PostgreSQL refuses it as a parameter).
+            SortColumn::Text => value.as_str().filter(|t| !t.contains('\0')).map(|t| SortValue::Text(t.to_owned())),
         })
         .collect::<Option<Vec<_>>>()?;
     Some(Keyset {
         values,
-        id: value.get("i")?.as_str()?.to_owned(),
+        id: id.to_owned(),
         backwards: value.get("b")?.as_bool()?,
     })
 }

@@ -255,3 +255,16 @@ async fn history_since_keeps_what_changed_from_then_on_and_refuses_garbage() {
     }
     s.get("Patient/unknown/_history?_since=2000-01-01T00:00:00Z").await.outcome(404);
 }
+
+/// U+0000 in a search value (found by the robustness suite) once answered 500 on PostgreSQL.
+#[tokio::test]
+async fn control_characters_in_search_values_answer_400() {
+    let s = TestServer::start().await;
+    for value in ["\u{0}M\u{fc}ller", "a\u{1}b"] {
+        for (answer, _) in search_both_ways(&s, "Patient", &pairs_of([("_id", value)])).await {
+            let outcome = answer.outcome(400);
+            assert!(diagnostics(&outcome).contains("U+00"), "{}: {outcome}", answer.what());
+        }
+    }
+    s.get("HealthcareService/$findHSP?healthcareService-type=x%00y").await.outcome(400);
+}

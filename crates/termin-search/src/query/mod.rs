@@ -55,6 +55,23 @@ pub enum SearchErrorKind {
     TooCostly,
 }
 
+/// No FHIR value holds a control character below U+0020 other than tab, carriage return and
+/// line feed, so a search for one cannot match; PostgreSQL would also refuse a U+0000 in a
+/// statement's parameters.
+fn refuse_control_characters<'p>(pairs: impl IntoIterator<Item = (&'p str, &'p str)>) -> Result<(), SearchError> {
+    for (name, value) in pairs {
+        let forbidden = |text: &str| text.chars().find(|c| (*c as u32) < 0x20 && !matches!(c, '\t' | '\r' | '\n'));
+        if let Some(c) = forbidden(name).or_else(|| forbidden(value)) {
+            let shown = name.escape_default().to_string();
+            return Err(SearchError::invalid(
+                &shown,
+                format!("{shown} contains the control character U+{:04X}, which no FHIR value holds", c as u32),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl SearchError {
     pub(crate) fn invalid(param: &str, message: impl Into<String>) -> Self {
         Self::new(param, message.into(), SearchErrorKind::Invalid)
@@ -139,6 +156,7 @@ impl SearchParameters {
         pairs: &[(String, String)],
         options: &SearchOptions<'_>,
     ) -> Result<ParsedSearch, SearchError> {
+        refuse_control_characters(pairs.iter().map(|(name, value)| (name.as_str(), value.as_str())))?;
         limits::check_shape(
             pairs
                 .iter()
@@ -256,6 +274,7 @@ impl SearchParameters {
             .map(|(name, value)| (name.as_str(), value.as_str()))
             .filter(|(name, _)| !FORMAT_PARAMS.contains(name))
             .collect();
+        refuse_control_characters(pairs.iter().copied())?;
         limits::check_shape(pairs.iter().copied())?;
         let parser = FilterParser {
             registry: self,
