@@ -100,8 +100,8 @@ impl IntoResponse for ApiError {
         let mut response =
             (self.status, [(header::CONTENT_TYPE, crate::format::FHIR_JSON)], outcome.to_string()).into_response();
         response.extensions_mut().insert(ErrorOutcome(outcome));
-        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
-            // The rest of the oversized body stays unread, so the connection cannot be reused.
+        if matches!(self.status, StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT) {
+            // The rest of the body stays unread, so the connection cannot be reused.
             response
                 .headers_mut()
                 .insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));

@@ -2,7 +2,7 @@
 //! negotiation (`Accept`, `_format`, `_pretty`) and rendering. XML will plug in here.
 
 use crate::error::ApiError;
-use crate::{SharedState, query::query_pairs};
+use crate::{ApiConfig, SharedState, query::query_pairs};
 use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -109,7 +109,7 @@ impl FromRequest<SharedState> for FhirBody {
         /// Larger bodies are parsed on a blocking thread: a megabyte of JSON takes milliseconds
         /// of CPU that the async workers owe to other requests.
         const PARSE_INLINE_BYTES: usize = 64 * 1024;
-        let bytes = read_body(request, state.config.max_body_bytes, FHIR_JSON_TYPES).await?;
+        let bytes = read_body(request, &state.config, FHIR_JSON_TYPES).await?;
         let parsed = if bytes.len() <= PARSE_INLINE_BYTES {
             parse_resource(&bytes)
         } else {
@@ -130,13 +130,13 @@ impl FromRequest<SharedState> for JsonPatchBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &SharedState) -> Result<Self, Self::Rejection> {
-        let bytes = read_body(request, state.config.max_body_bytes, &["application/json-patch+json"]).await?;
+        let bytes = read_body(request, &state.config, &["application/json-patch+json"]).await?;
         parse_value(&bytes).map(JsonPatchBody).map_err(ApiError::bad_request)
     }
 }
 
 /// Checks the content type and reads the body within the configured size limit.
-pub async fn read_body(request: Request, limit: usize, accepted: &[&str]) -> Result<axum::body::Bytes, ApiError> {
+pub async fn read_body(request: Request, config: &ApiConfig, accepted: &[&str]) -> Result<axum::body::Bytes, ApiError> {
     if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
         let media = content_type
             .to_str()
@@ -156,11 +156,12 @@ pub async fn read_body(request: Request, limit: usize, accepted: &[&str]) -> Res
             ));
         }
     }
-    read_limited(request, limit).await
+    read_limited(request, config).await
 }
 
-/// Reads the body within the size limit, whatever its content type.
-pub async fn read_limited(request: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+/// Reads the body within the size limit and the body read timeout, whatever its content type.
+pub async fn read_limited(request: Request, config: &ApiConfig) -> Result<axum::body::Bytes, ApiError> {
+    let limit = config.max_body_bytes;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -175,7 +176,17 @@ pub async fn read_limited(request: Request, limit: usize) -> Result<axum::body::
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large());
     }
-    axum::body::to_bytes(request.into_body(), limit).await.map_err(|e| {
+    let reading = axum::body::to_bytes(request.into_body(), limit);
+    let read = tokio::time::timeout(config.body_read_timeout, reading).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            Issue::error(
+                IssueCode::Timeout,
+                format!("The request body did not arrive within {} s", config.body_read_timeout.as_secs_f64()),
+            ),
+        )
+    })?;
+    read.map_err(|e| {
         let is_limit = std::error::Error::source(&e)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if is_limit {

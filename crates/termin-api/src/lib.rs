@@ -42,6 +42,8 @@ pub struct ApiConfig {
     pub max_count: usize,
     /// Browser origins allowed to call cross-origin.
     pub cors_allowed_origins: CorsOrigins,
+    /// How long a request body may take to arrive once its head is read (then `408`).
+    pub body_read_timeout: std::time::Duration,
 }
 
 pub struct AppState {

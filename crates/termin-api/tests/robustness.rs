@@ -115,6 +115,7 @@ impl World {
                 default_count: 20,
                 max_count: 100,
                 cors_allowed_origins: Default::default(),
+                body_read_timeout: std::time::Duration::from_secs(30),
             },
         });
         let world = World { runtime, app, storage: Some(storage) };

@@ -44,6 +44,7 @@ pub enum IssueCode {
     Informational,
     Security,
     TooCostly,
+    Timeout,
 }
 
 impl IssueCode {
@@ -68,6 +69,7 @@ impl IssueCode {
             IssueCode::Informational => "informational",
             IssueCode::Security => "security",
             IssueCode::TooCostly => "too-costly",
+            IssueCode::Timeout => "timeout",
         }
     }
 }

@@ -24,6 +24,7 @@ pub const DEFAULT_MAX_HOLDS_PER_HOLDER: usize = 3;
 pub const DEFAULT_MAX_HOLD_TIME: &str = "30m";
 pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
 pub const DEFAULT_IDLE_TIMEOUT: &str = "60s";
+pub const DEFAULT_BODY_READ_TIMEOUT: &str = "30s";
 pub const DEFAULT_QUERY_TIMEOUT: &str = "5s";
 pub const DEFAULT_DEMO_SCALE: &str = "small";
 
@@ -110,6 +111,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TERMIN_IDLE_TIMEOUT", value_name = "DURATION")]
     pub idle_timeout: Option<SignedDuration>,
 
+    /// How long a request body may take to arrive once the request head is read; then the
+    /// request answers 408 and the connection is closed [default: 30s]
+    #[arg(long, env = "TERMIN_BODY_READ_TIMEOUT", value_name = "DURATION")]
+    pub body_read_timeout: Option<SignedDuration>,
+
     /// How long a statement of a search (its page, count and includes), a history page or the
     /// criteria of a conditional write may run before it is stopped and the request answers 503,
     /// e.g. "5s", "500ms" [default: 5s]
@@ -171,6 +177,7 @@ struct FileConfig {
     max_hold_time: Option<String>,
     header_read_timeout: Option<String>,
     idle_timeout: Option<String>,
+    body_read_timeout: Option<String>,
     query_timeout: Option<String>,
     demo: Option<bool>,
     demo_scale: Option<String>,
@@ -238,6 +245,7 @@ pub struct ServeConfig {
     pub max_hold_time: SignedDuration,
     pub header_read_timeout: std::time::Duration,
     pub idle_timeout: std::time::Duration,
+    pub body_read_timeout: std::time::Duration,
     pub query_timeout: std::time::Duration,
     pub demo: bool,
     /// The seeded dataset `--demo` loads, if any.
@@ -332,6 +340,10 @@ impl ServeArgs {
             idle_timeout: timeout(
                 "idle_timeout",
                 duration("idle_timeout", self.idle_timeout, file.idle_timeout, DEFAULT_IDLE_TIMEOUT)?,
+            )?,
+            body_read_timeout: timeout(
+                "body_read_timeout",
+                duration("body_read_timeout", self.body_read_timeout, file.body_read_timeout, DEFAULT_BODY_READ_TIMEOUT)?,
             )?,
             query_timeout: timeout(
                 "query_timeout",

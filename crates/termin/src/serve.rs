@@ -76,6 +76,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             default_count: config.default_page_size,
             max_count: config.max_page_size,
             cors_allowed_origins: config.cors_allowed_origins.clone(),
+            body_read_timeout: config.body_read_timeout,
         },
     });
     let listener = tokio::net::TcpListener::bind(config.bind)

@@ -216,6 +216,19 @@ async fn a_request_head_that_does_not_arrive_in_time_closes_the_connection() {
 }
 
 #[tokio::test]
+async fn a_request_body_that_does_not_arrive_in_time_answers_408_and_closes() {
+    let s = TestServer::start_with(ServerOptions::new().flag("--body-read-timeout", "1s")).await;
+    let mut trickling = TcpStream::connect(s.addr()).await.unwrap();
+    let head = "POST /fhir/Patient HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/fhir+json\r\n\
+                Content-Length: 100\r\n\r\n{\"resourceType\":";
+    trickling.write_all(head.as_bytes()).await.unwrap();
+    let received = String::from_utf8_lossy(&read_until_closed(&mut trickling).await).into_owned();
+    assert!(received.starts_with("HTTP/1.1 408"), "{received}");
+    assert!(received.contains("OperationOutcome") && received.contains("did not arrive"), "{received}");
+    assert_eq!(s.get("Patient").await.expect_status(200).json()["total"], 0);
+}
+
+#[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
     let s = TestServer::start_with(
         ServerOptions::new().flag("--idle-timeout", "1s").flag("--header-read-timeout", "10m"),

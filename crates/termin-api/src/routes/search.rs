@@ -87,7 +87,7 @@ pub async fn search_post(
             ),
         ));
     }
-    let body = read_limited(request, state.config.max_body_bytes).await?;
+    let body = read_limited(request, &state.config).await?;
     let mut pairs = owned_pairs(uri.query());
     pairs.extend(form_urlencoded::parse(&body).map(|(n, v)| (n.into_owned(), v.into_owned())));
     run(&state, &ctx, resource_type, pairs, &headers, format, &base).await
