@@ -26,8 +26,8 @@ pub struct ServiceConfig {
     pub max_holds_per_holder: usize,
     /// The longest a hold may last from its first placement, renewals included.
     pub max_hold_time: SignedDuration,
-    /// The largest resource stored, in bytes of compact JSON with `meta`: the request body
-    /// limit, enforced again on what PATCH and the scheduling rules build.
+    /// The largest resource stored, in bytes of compact JSON, plus 1 KiB for the id and `meta`
+    /// the server adds: the request body limit, enforced again on what PATCH builds.
     pub max_resource_bytes: usize,
 }
 
@@ -43,6 +43,10 @@ impl Default for ServiceConfig {
         }
     }
 }
+
+/// Room beyond [`ServiceConfig::max_resource_bytes`] for what the server adds to a body that
+/// was within the request limit: its id and `meta` (version, time, the enforced profile).
+const SERVER_ELEMENTS_ALLOWANCE: usize = 1024;
 
 /// How a write ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -581,13 +585,11 @@ impl ResourceService {
         guard_write(tx, ctx, now, resource_type, id, version, previous_body.as_ref(), Some(&mut body)).await?;
         let mut new = new_version(resource_type, id, body, previous, now)?;
         let size = new.version.body.as_deref().map_or(0, str::len);
-        if size > self.config.max_resource_bytes {
+        let limit = self.config.max_resource_bytes.saturating_add(SERVER_ELEMENTS_ALLOWANCE);
+        if size > limit {
             return Err(DomainError::unprocessable(Issue::error(
                 IssueCode::TooLong,
-                format!(
-                    "The resource would take {size} bytes, more than the limit of {} bytes",
-                    self.config.max_resource_bytes
-                ),
+                format!("The resource would take {size} bytes, more than the limit of {limit} bytes"),
             )));
         }
         if resource_type == ResourceType::Slot {

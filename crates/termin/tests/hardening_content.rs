@@ -76,7 +76,7 @@ async fn a_patch_cannot_grow_a_resource_past_the_body_limit() {
     let text = "x".repeat(12_000);
     patch(&server, &path, &json!([{"op": "add", "path": "/name/0/given", "value": [text]}])).await.expect_status(200);
     let refused = patch(&server, &path, &json!([{"op": "add", "path": "/name/0/given/-", "value": text}])).await;
-    assert!(diagnostics(&refused.outcome(422)).contains("more than the limit of 20000 bytes"));
+    assert!(diagnostics(&refused.outcome(422)).contains("more than the limit of 21024 bytes"));
     assert_eq!(version_id(&server.get(&path).await.expect_status(200).json()), "2");
 }
 
