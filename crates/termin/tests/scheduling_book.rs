@@ -275,9 +275,15 @@ async fn unmet_preconditions_are_422_and_change_nothing() {
         ),
         (
             "subject is not a Patient",
-            with(&|a| a["subject"] = json!({"reference": "Group/g1"})),
+            with(&|a| a["subject"] = json!({"reference": "Practitioner/prac-melanie"})),
             "Appointment.subject",
             "value",
+        ),
+        (
+            "subject is a Group (the profile allows it; not served)",
+            with(&|a| a["subject"] = json!({"reference": "Group/g1"})),
+            "Appointment.subject",
+            "not-supported",
         ),
         (
             "no subject",
@@ -311,7 +317,16 @@ async fn unmet_preconditions_are_422_and_change_nothing() {
             "Appointment.slot[1]",
             "not-found",
         ),
-        ("no slot", with(&|a| a["slot"] = json!([])), "Appointment.slot", "required"),
+        // Without slots a $book is a booking request (ig_second_pass_book.rs); one to no service:
+        (
+            "no slot and no HealthcareService",
+            with(&|a| {
+                a["slot"] = json!([]);
+                a.as_object_mut().unwrap().remove("serviceType");
+            }),
+            "Appointment.slot",
+            "required",
+        ),
         (
             "slot of an inactive schedule",
             with(&|a| a["slot"] = json!([{"reference": "Slot/slot-closed"}])),

@@ -13,6 +13,7 @@
 mod book;
 mod guard;
 mod hold;
+mod offer;
 pub(crate) mod policy;
 pub(crate) mod model;
 mod sequence;
@@ -31,6 +32,10 @@ use termin_store::{DomainEvent, IndexEntries, RequestContext, ResourceVersion, S
 /// Extension (valueBoolean) on a Schedule or HealthcareService: bookings need a staff
 /// confirmation, so `$book` answers `pending` instead of `booked`.
 pub const MANUAL_CONFIRMATION_URL: &str = "https://termin.at/fhir/StructureDefinition/manual-confirmation";
+
+/// Extension (valueBoolean) on a HealthcareService: `false` refuses booking requests, `$book`
+/// without `Appointment.slot`, which are otherwise stored `pending` for staff to give a slot.
+pub const BOOKING_REQUESTS_URL: &str = "https://termin.at/fhir/StructureDefinition/booking-requests";
 
 fn hold_is_live(hold: &SlotHold, now: Timestamp) -> bool {
     hold.held_until > now
