@@ -14,4 +14,4 @@ pub use error::DomainError;
 pub use providers::{LocationSelector, ProviderMatches, ProviderQuery, ServiceMatch};
 pub use resources::{ImportSummary, ResourceService, ServiceConfig, WriteOutcome, WriteStatus};
 pub use validation::ResourceValidator;
-pub use scheduling::{BookingOutcome, BookingStatus, HoldOutcome, MANUAL_CONFIRMATION_URL, SlotSelector};
+pub use scheduling::{BOOKING_REQUESTS_URL, BookingOutcome, BookingStatus, HoldOutcome, MANUAL_CONFIRMATION_URL, SlotSelector};

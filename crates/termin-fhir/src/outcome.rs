@@ -42,6 +42,7 @@ pub enum IssueCode {
     Conflict,
     Exception,
     Informational,
+    Success,
     Security,
     TooCostly,
     Timeout,
@@ -67,6 +68,7 @@ impl IssueCode {
             IssueCode::Conflict => "conflict",
             IssueCode::Exception => "exception",
             IssueCode::Informational => "informational",
+            IssueCode::Success => "success",
             IssueCode::Security => "security",
             IssueCode::TooCostly => "too-costly",
             IssueCode::Timeout => "timeout",
@@ -144,9 +146,13 @@ impl OperationOutcome {
         }
     }
 
-    /// An outcome that says all went well, for `Prefer: return=OperationOutcome`.
+    /// An outcome that says all went well (R5 issue type `success`), for
+    /// `Prefer: return=OperationOutcome` and the outcomes of operations.
     pub fn success(diagnostics: impl Into<String>) -> Self {
-        Self::single(Issue::information(diagnostics))
+        Self::single(Issue {
+            code: IssueCode::Success,
+            ..Issue::information(diagnostics)
+        })
     }
 
     pub fn has_errors(&self) -> bool {

@@ -43,7 +43,8 @@ async fn patient_flow_through_the_client() {
     let Hold::Held { token: Some(token), .. } = client.hold("a", true, None).await.unwrap() else {
         panic!("hold failed")
     };
-    assert!(matches!(client.hold("a", true, None).await.unwrap(), Hold::Rejected { .. }));
+    // Another client (presenting a token of its own) cannot take the held slot.
+    assert!(matches!(client.hold("a", true, Some("someone-else")).await.unwrap(), Hold::Rejected { .. }));
     let appointment = json!({"resourceType": "Appointment", "status": "proposed",
         "subject": {"reference": format!("Patient/{patient_id}")},
         "participant": [{"actor": {"reference": format!("Patient/{patient_id}")}, "status": "accepted"}],

@@ -122,8 +122,8 @@ async fn a_held_slot_is_booked_only_with_the_holders_token() {
     let slot = &w.slots[0];
     let token = hold_ok(&s, slot).await;
     let before = slot_versions(&s).await;
-    // Others: no token, a wrong token (parameter and header).
-    assert_book_rejected(&book(&s, &appointment(&w.bert, &[slot]), &[]).await, slot, 0);
+    // Others: another token (parameter and header).
+    assert_book_rejected(&book(&s, &appointment(&w.bert, &[slot]), &[OTHER_CLIENT]).await, slot, 0);
     assert_book_rejected(&book(&s, &appointment(&w.bert, &[slot]), &["forged"]).await, slot, 0);
     let r = post_with_tokens(&s, "Appointment/$book", &book_request(&appointment(&w.bert, &[slot]), &[]), &["forged"]).await;
     assert_book_rejected(&r, slot, 0);
@@ -200,7 +200,7 @@ async fn multi_slot_booking_is_all_or_nothing() {
     // c is held by someone else: the whole booking fails, a and b stay free.
     let token_c = hold_ok(&s, c).await;
     let before = slot_versions(&s).await;
-    assert_book_rejected(&book(&s, &appointment(&w.anna, &[a, b, c]), &[]).await, c, 2);
+    assert_book_rejected(&book(&s, &appointment(&w.anna, &[a, b, c]), &[OTHER_CLIENT]).await, c, 2);
     assert_eq!(slot_versions(&s).await, before, "a failed multi-slot booking changed a slot");
     assert_eq!(appointment_count(&s).await, 0);
     // b is booked by someone else: same.
@@ -275,9 +275,15 @@ async fn unmet_preconditions_are_422_and_change_nothing() {
         ),
         (
             "subject is not a Patient",
-            with(&|a| a["subject"] = json!({"reference": "Group/g1"})),
+            with(&|a| a["subject"] = json!({"reference": "Practitioner/prac-melanie"})),
             "Appointment.subject",
             "value",
+        ),
+        (
+            "subject is a Group (the profile allows it; not served)",
+            with(&|a| a["subject"] = json!({"reference": "Group/g1"})),
+            "Appointment.subject",
+            "not-supported",
         ),
         (
             "no subject",
@@ -311,7 +317,16 @@ async fn unmet_preconditions_are_422_and_change_nothing() {
             "Appointment.slot[1]",
             "not-found",
         ),
-        ("no slot", with(&|a| a["slot"] = json!([])), "Appointment.slot", "required"),
+        // Without slots a $book is a booking request (ig_second_pass_book.rs); one to no service:
+        (
+            "no slot and no HealthcareService",
+            with(&|a| {
+                a["slot"] = json!([]);
+                a.as_object_mut().unwrap().remove("serviceType");
+            }),
+            "Appointment.slot",
+            "required",
+        ),
         (
             "slot of an inactive schedule",
             with(&|a| a["slot"] = json!([{"reference": "Slot/slot-closed"}])),

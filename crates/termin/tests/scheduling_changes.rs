@@ -89,7 +89,7 @@ async fn ig_example_flow_hold_book_postpone_cancel() {
         .expect_status(200);
     let token1 = token_of(&r.json());
     assert_eq!(slot_status(&s, slot1).await, "busy-tentative");
-    // Another client cannot book the held slot.
+    // Another client (presenting another token) cannot book the held slot.
     let stranger = {
         let mut a = appointment_example.clone();
         a["status"] = json!("proposed");
@@ -97,7 +97,7 @@ async fn ig_example_flow_hold_book_postpone_cancel() {
         a.as_object_mut().unwrap().remove("end");
         a
     };
-    assert_eq!(book(&s, &stranger, &[]).await.code(), 409);
+    assert_eq!(book(&s, &stranger, &[OTHER_CLIENT]).await.code(), 409);
 
     // 2. Book the IG Appointment example through the hold. The example is `booked` and its
     // times (2025-06-01T09:00+02:00 .. 09:30) disagree with the slot it references
@@ -334,7 +334,8 @@ async fn postpone_onto_a_taken_slot_is_409_and_changes_nothing() {
     for target in [vec![1], vec![2], vec![3], vec![0, 1], vec![1, 2]] {
         let mut moved = appt.clone();
         moved["slot"] = json!(target.iter().map(|i| json!({"reference": format!("Slot/{}", w.slots[*i])})).collect::<Vec<_>>());
-        let o = s.put(&format!("Appointment/{id}"), &moved).await.outcome(409);
+        // The mover is another client than the holder of slot-1: it presents another token.
+        let o = put_with_tokens(&s, &format!("Appointment/{id}"), &moved, &[OTHER_CLIENT]).await.outcome(409);
         assert_issue_code(&o, "conflict");
         assert!(expressions(&o).iter().any(|e| e.starts_with("Appointment.slot")), "{target:?}: {o}");
         assert_eq!(s.read("Appointment", &id).await, appt, "{target:?}: the appointment changed");
@@ -473,11 +474,11 @@ async fn plain_create_and_update_of_appointments_cannot_bypass_scheduling() {
     a["id"] = json!("appt-by-put");
     s.put("Appointment/appt-by-put", &a).await.outcome(409);
     s.get("Appointment/appt-by-put").await.outcome(404);
-    // On a held slot without the token: 409; with it: 201.
+    // On a held slot by another client: 409; with the holder's token: 201.
     let token = hold_ok(&s, &w.slots[1]).await;
     let mut a = booked_appt(&[&w.slots[1]]);
     a["id"] = json!("appt-held");
-    s.put("Appointment/appt-held", &a).await.outcome(409);
+    put_with_tokens(&s, "Appointment/appt-held", &a, &[OTHER_CLIENT]).await.outcome(409);
     put_with_tokens(&s, "Appointment/appt-held", &a, &[&token]).await.expect_status(201);
     assert_eq!(slot_status(&s, &w.slots[1]).await, "busy");
     // A proposed Appointment stored by POST does not occupy its slot.

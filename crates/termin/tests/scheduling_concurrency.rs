@@ -103,7 +103,9 @@ async fn racing_holds_of_one_slot_have_one_winner_who_alone_can_book() {
         let (s, barrier, slot) = (s.clone(), barrier.clone(), slot.clone());
         set.spawn(async move {
             barrier.wait().await;
-            let r = hold(&s, &slot).await;
+            // Each racer is its own client: it presents a token of its own.
+            let me = format!("racer-{i}");
+            let r = post_with_tokens(&s, "Slot/$hold", &hold_request(&slot, "busy-tentative"), &[&me]).await;
             (i, r)
         });
     }

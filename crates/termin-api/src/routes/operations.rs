@@ -250,6 +250,28 @@ fn resource_param(name: &str, resource: Value) -> Value {
     Value::Object(param)
 }
 
+/// The `outcome` of `$hold` and `$book`. Each issue's text is also its `details.text`, where
+/// the IG's examples put it, and the OperationOutcome's narrative lists them all, so a generic
+/// client that shows an outcome's text shows why a request was refused (409) as well.
+fn outcome_resource(outcome: &OperationOutcome) -> Value {
+    let mut resource = outcome.to_json();
+    let mut paragraphs = String::new();
+    for issue in resource["issue"].as_array_mut().into_iter().flatten() {
+        let text = issue["diagnostics"].as_str().unwrap_or_default().to_owned();
+        paragraphs.push_str(&format!("<p>{}</p>", escape_xhtml(&text)));
+        issue["details"] = json!({"text": text});
+    }
+    resource["text"] = json!({
+        "status": "generated",
+        "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">{paragraphs}</div>"),
+    });
+    resource
+}
+
+fn escape_xhtml(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
 async fn hold(
     state: &SharedState,
     ctx: &RequestContext,
@@ -289,7 +311,7 @@ async fn hold(
             StatusCode::OK,
             vec![
                 resource_param("slot", Value::Object(slot)),
-                resource_param("outcome", OperationOutcome::success("Slot hold completed successfully").to_json()),
+                resource_param("outcome", outcome_resource(&OperationOutcome::success("Slot hold completed successfully"))),
                 json!({"name": "held-until", "valueDateTime": format_instant(held_until)}),
                 json!({"name": "hold-token", "valueString": token}),
             ],
@@ -298,12 +320,12 @@ async fn hold(
             StatusCode::OK,
             vec![
                 resource_param("slot", Value::Object(slot)),
-                resource_param("outcome", OperationOutcome::success("Slot hold released").to_json()),
+                resource_param("outcome", outcome_resource(&OperationOutcome::success("Slot hold released successfully"))),
             ],
         ),
         HoldOutcome::Rejected { slot, outcome } => (
             StatusCode::CONFLICT,
-            vec![resource_param("slot", Value::Object(slot)), resource_param("outcome", outcome.to_json())],
+            vec![resource_param("slot", Value::Object(slot)), resource_param("outcome", outcome_resource(&outcome))],
         ),
     };
     Ok(FhirResponse::new(status, format).json(parameters(entries)))
@@ -378,7 +400,7 @@ async fn book(
     metrics::counter!("termin_bookings_total", "outcome" => counted).increment(1);
     let mut response = FhirResponse::new(status, format).json(parameters(vec![
         resource_param("appointment", Value::Object(booking.appointment)),
-        resource_param("outcome", booking.outcome.to_json()),
+        resource_param("outcome", outcome_resource(&booking.outcome)),
     ]));
     if let Some(version) = &booking.version {
         let location = format!("{}/Appointment/{}/_history/{}", base.0, version.id, version.version);
@@ -399,5 +421,17 @@ mod tests {
         assert_eq!(slot_reference_id("http://h/fhir/Slot/a").as_deref(), Some("a"));
         assert_eq!(slot_reference_id("Slt/a").as_deref(), Some("a"));
         assert_eq!(slot_reference_id("Appointment/a"), None);
+    }
+
+    #[test]
+    fn outcomes_carry_their_text_as_details_and_narrative() {
+        let outcome = OperationOutcome::single(Issue::error(IssueCode::Conflict, "Slot/a is held <until> 10:00"));
+        let resource = outcome_resource(&outcome);
+        assert_eq!(resource["issue"][0]["diagnostics"], "Slot/a is held <until> 10:00");
+        assert_eq!(resource["issue"][0]["details"]["text"], "Slot/a is held <until> 10:00");
+        assert_eq!(
+            resource["text"]["div"],
+            "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>Slot/a is held &lt;until&gt; 10:00</p></div>"
+        );
     }
 }

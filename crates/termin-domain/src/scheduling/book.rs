@@ -1,8 +1,9 @@
 //! `Appointment/$book`: book a `proposed` Appointment on the slots it names.
 
 use super::guard::slot_unavailability;
+use super::offer::{Declared, Offer, check_offered, concept_codings, most_specific, service_references, service_type_codings};
 use super::sequence::{NamedSlot, check_sequence, slot_positions};
-use super::{MANUAL_CONFIRMATION_URL, model, read_live};
+use super::{BOOKING_REQUESTS_URL, MANUAL_CONFIRMATION_URL, model, read_live};
 use crate::{DomainError, ResourceService};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
@@ -66,16 +67,149 @@ fn is_repeat(request: &Map<String, Value>, earlier: &Map<String, Value>) -> bool
     subject(request).is_some() && subject(request) == subject(earlier) && slots(request) == slots(earlier)
 }
 
-fn has_manual_confirmation(resource: &Map<String, Value>) -> bool {
+/// The `valueBoolean` of the resource's extension `url`, if it has one.
+fn flag(resource: &Map<String, Value>, url: &str) -> Option<bool> {
     resource
         .get("extension")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .any(|e| {
-            e.get("url").and_then(Value::as_str) == Some(MANUAL_CONFIRMATION_URL)
-                && e.get("valueBoolean").and_then(Value::as_bool) == Some(true)
-        })
+        .find(|e| e.get("url").and_then(Value::as_str) == Some(url))
+        .and_then(|e| e.get("valueBoolean"))
+        .and_then(Value::as_bool)
+}
+
+fn has_manual_confirmation(resource: &Map<String, Value>) -> bool {
+    flag(resource, MANUAL_CONFIRMATION_URL) == Some(true)
+}
+
+/// Whether the Appointment names slots at all; one that does not is a booking request.
+fn names_slots(appointment: &Map<String, Value>) -> bool {
+    appointment.get("slot").and_then(Value::as_array).is_some_and(|slots| !slots.is_empty())
+}
+
+fn id_of(resource: &Map<String, Value>) -> String {
+    resource.get("id").and_then(Value::as_str).unwrap_or_default().to_owned()
+}
+
+/// Names HealthcareServices (their ids) for messages.
+fn service_names(services: &[Map<String, Value>]) -> String {
+    services.iter().map(|s| format!("HealthcareService/{}", id_of(s))).collect::<Vec<_>>().join(", ")
+}
+
+/// Gives an identifier-only Reference (`{"identifier": …}`) the literal reference of the one
+/// `target` resource with that identifier (the IG prefers business identifiers).
+async fn resolve_identifier(tx: &mut dyn WriteTx, reference: &mut Value, target: ResourceType, path: &str) -> Result<(), DomainError> {
+    let Some(reference) = reference.as_object_mut() else {
+        return Ok(());
+    };
+    if reference.contains_key("reference") {
+        return Ok(());
+    }
+    let Some(identifier) = reference.get("identifier") else {
+        return match target {
+            ResourceType::Slot => Err(precondition_failed(
+                IssueCode::Required,
+                format!("{path} names no Slot: give its reference or its identifier"),
+                path,
+            )),
+            _ => Ok(()),
+        };
+    };
+    let Some(value) = identifier.get("value").and_then(Value::as_str) else {
+        return Err(precondition_failed(
+            IssueCode::Required,
+            format!("{path}.identifier needs a value"),
+            &format!("{path}.identifier"),
+        ));
+    };
+    let system = identifier.get("system").and_then(Value::as_str);
+    let ids = tx.find_ids(target, &[token(system, value)], 2).await?;
+    let shown = format!("{}|{value}", system.unwrap_or_default());
+    match ids.as_slice() {
+        [id] => {
+            reference.insert("reference".into(), json!(format!("{target}/{id}")));
+            Ok(())
+        }
+        [] => Err(precondition_failed(
+            IssueCode::NotFound,
+            format!("No {target} with identifier {shown} is known to this server"),
+            &format!("{path}.identifier"),
+        )),
+        _ => Err(precondition_failed(
+            IssueCode::MultipleMatches,
+            format!("More than one {target} has identifier {shown}"),
+            &format!("{path}.identifier"),
+        )),
+    }
+}
+
+/// `Appointment.slot` and `serviceType.reference` given by identifier gain their references.
+async fn resolve_identifiers(tx: &mut dyn WriteTx, appointment: &mut Map<String, Value>) -> Result<(), DomainError> {
+    if let Some(slots) = appointment.get_mut("slot").and_then(Value::as_array_mut) {
+        for (index, slot) in slots.iter_mut().enumerate() {
+            resolve_identifier(tx, slot, ResourceType::Slot, &format!("Appointment.slot[{index}]")).await?;
+        }
+    }
+    if let Some(service_types) = appointment.get_mut("serviceType").and_then(Value::as_array_mut) {
+        for (index, service_type) in service_types.iter_mut().enumerate() {
+            if let Some(reference) = service_type.get_mut("reference") {
+                let path = format!("Appointment.serviceType[{index}].reference");
+                resolve_identifier(tx, reference, ResourceType::HealthcareService, &path).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the booked slots offer: the Slots' own service types and specialties, else their
+/// Schedule's, else those of the HealthcareServices the Slots or Schedule name (when they
+/// name none, those the Appointment names).
+async fn offer_of(
+    tx: &mut dyn WriteTx,
+    slots: &[(String, Map<String, Value>)],
+    appointment_services: &[Map<String, Value>],
+) -> Result<Offer, DomainError> {
+    let schedule = match slots.first().and_then(|(_, slot)| model::schedule_id(slot)) {
+        Some(id) => read_live(tx, ResourceType::Schedule, &id).await?.map(|(_, body)| (id, body)),
+        None => None,
+    };
+    let mut services: Vec<String> = Vec::new();
+    let named = slots.iter().map(|(_, slot)| slot).chain(schedule.iter().map(|(_, body)| body));
+    for id in named.flat_map(service_references) {
+        if !services.contains(&id) {
+            services.push(id);
+        }
+    }
+    let mut declaring = Vec::new();
+    for id in &services {
+        if let Some((_, body)) = read_live(tx, ResourceType::HealthcareService, id).await? {
+            declaring.push(body);
+        }
+    }
+    if services.is_empty() {
+        declaring = appointment_services.to_vec();
+    }
+    let slot_names = slots.iter().map(|(id, _)| format!("Slot/{id}")).collect::<Vec<_>>().join(", ");
+    let schedule_name = schedule.as_ref().map(|(id, _)| format!("Schedule/{id}")).unwrap_or_default();
+    let declarations = |slot_codings: Vec<(Option<String>, String)>, schedule_codings, service_codings| {
+        most_specific([
+            Declared { by: slot_names.clone(), codings: slot_codings },
+            Declared { by: schedule_name.clone(), codings: schedule_codings },
+            Declared { by: service_names(&declaring), codings: service_codings },
+        ])
+    };
+    let service_types = declarations(
+        slots.iter().flat_map(|(_, slot)| service_type_codings(slot)).collect(),
+        schedule.as_ref().map(|(_, s)| service_type_codings(s)).unwrap_or_default(),
+        declaring.iter().flat_map(|s| concept_codings(s, "type")).collect(),
+    );
+    let specialties = declarations(
+        slots.iter().flat_map(|(_, slot)| concept_codings(slot, "specialty")).collect(),
+        schedule.as_ref().map(|(_, s)| concept_codings(s, "specialty")).unwrap_or_default(),
+        declaring.iter().flat_map(|s| concept_codings(s, "specialty")).collect(),
+    );
+    Ok(Offer { service_types, specialties, services })
 }
 
 impl ResourceService {
@@ -102,6 +236,7 @@ impl ResourceService {
         let now = self.clock().now();
         let mut tx = self.store().begin_write(ctx).await?;
         self.resolve_subject(&mut *tx, &mut appointment).await?;
+        resolve_identifiers(&mut *tx, &mut appointment).await?;
         if let Some(earlier) = self.earlier_booking(&mut *tx, &appointment).await? {
             let (version, body) = earlier;
             if !is_repeat(&appointment, &body) {
@@ -127,7 +262,11 @@ impl ResourceService {
             });
         }
         let service = self.check_services(&mut *tx, &appointment).await?;
+        if !names_slots(&appointment) {
+            return self.store_booking_request(ctx, tx, appointment, &service).await;
+        }
         let slots = self.check_slots(&mut *tx, ctx, now, &mut appointment).await?;
+        check_offered(&appointment, &offer_of(&mut *tx, &slots, &service).await?)?;
         for (index, (slot_id, slot)) in slots.iter().enumerate() {
             if let Some(reason) = slot_unavailability(&mut *tx, ctx, now, slot_id, None).await? {
                 drop(tx);
@@ -178,6 +317,67 @@ impl ResourceService {
             appointment: body,
             version: Some(written.version),
             outcome: OperationOutcome::success(message),
+        })
+    }
+
+    /// A `$book` without slots: a booking request to the HealthcareService(s) it names, stored
+    /// `pending` for staff to give it a slot (a PUT adding `slot`, as for a postponement) or to
+    /// decline it (`cancelled`). A service with the extension [`BOOKING_REQUESTS_URL`] `false`
+    /// refuses requests.
+    async fn store_booking_request(
+        &self,
+        ctx: &RequestContext,
+        tx: Box<dyn WriteTx>,
+        mut appointment: Map<String, Value>,
+        services: &[Map<String, Value>],
+    ) -> Result<BookingOutcome, DomainError> {
+        if services.is_empty() {
+            return Err(precondition_failed(
+                IssueCode::Required,
+                "A $book without Appointment.slot is a booking request: name the HealthcareService it asks for in \
+                 Appointment.serviceType.reference (by reference or identifier) so that staff can give it a slot, \
+                 or book a free Slot in Appointment.slot"
+                    .into(),
+                "Appointment.slot",
+            ));
+        }
+        if let Some(refusing) = services.iter().find(|s| flag(s, BOOKING_REQUESTS_URL) == Some(false)) {
+            return Err(precondition_failed(
+                IssueCode::BusinessRule,
+                format!(
+                    "HealthcareService/{} takes no booking requests without a slot: choose a free Slot of it \
+                     (Slot search or $findHSP, then $hold) and name it in Appointment.slot",
+                    id_of(refusing)
+                ),
+                "Appointment.slot",
+            ));
+        }
+        let offer = Offer {
+            service_types: Declared {
+                by: service_names(services),
+                codings: services.iter().flat_map(|s| concept_codings(s, "type")).collect(),
+            },
+            specialties: Declared {
+                by: service_names(services),
+                codings: services.iter().flat_map(|s| concept_codings(s, "specialty")).collect(),
+            },
+            services: Vec::new(),
+        };
+        check_offered(&appointment, &offer)?;
+        appointment.insert("status".into(), json!("pending"));
+        let id = uuid::Uuid::new_v4().to_string();
+        let written = self.write_in(ctx, tx, ResourceType::Appointment, &id, appointment, None).await?;
+        let body = model::parse_object(written.version.body.as_deref().unwrap_or_default())
+            .ok_or_else(|| DomainError::Internal("stored booking request has no body".into()))?;
+        Ok(BookingOutcome {
+            status: BookingStatus::Pending,
+            appointment: body,
+            version: Some(written.version),
+            outcome: OperationOutcome::success(format!(
+                "The booking request is pending: staff of {} will give it a slot (it then reads booked) or \
+                 decline it (cancelled)",
+                service_names(services)
+            )),
         })
     }
 
@@ -282,7 +482,22 @@ impl ResourceService {
                 "Appointment.subject",
             ));
         };
-        if let Some(reference) = subject.get("reference").and_then(Value::as_str) {
+        let reference = subject.get("reference").and_then(Value::as_str);
+        let is_group = subject.get("type").and_then(Value::as_str) == Some("Group")
+            || reference.is_some_and(|r| r.starts_with("Group/") || r.contains("/Group/"));
+        if is_group {
+            // The profile allows a Group subject, but Termin serves no Group resources: a group
+            // session is one Slot per participant, each booked for that participant's Patient.
+            return Err(precondition_failed(
+                IssueCode::NotSupported,
+                "Appointment.subject is a Group: this server books appointments for one Patient each \
+                 (it serves no Group resources); book a slot for each member of the group with the member's \
+                 Patient as subject"
+                    .into(),
+                "Appointment.subject",
+            ));
+        }
+        if let Some(reference) = reference {
             let id = model::reference_id(reference, ResourceType::Patient).ok_or_else(|| {
                 precondition_failed(
                     IssueCode::Value,
@@ -373,7 +588,7 @@ impl ResourceService {
         if ids.is_empty() {
             return Err(precondition_failed(
                 IssueCode::Required,
-                "$book needs the Slot(s) to book in Appointment.slot".into(),
+                "Appointment.slot names no Slot: give Slot references (Slot/[id]) or Slot identifiers".into(),
                 "Appointment.slot",
             ));
         }
@@ -418,20 +633,55 @@ impl ResourceService {
         let (Some((start, start_text)), Some((end, end_text))) = (earliest, latest) else {
             return Ok(slots);
         };
+        let one = slots.len() == 1;
+        let booked = format!(
+            "the booked {} {}",
+            if one { "slot" } else { "slots" },
+            slots.iter().map(|(id, _)| format!("Slot/{id}")).collect::<Vec<_>>().join(", ")
+        );
+        let span = format!(
+            "from {} to {}",
+            start_text.as_str().unwrap_or_default(),
+            end_text.as_str().unwrap_or_default()
+        );
+        let minutes = (end - start).as_mins();
+        let mut disagreements = Vec::new();
         for (element, expected, text) in [("start", start, start_text), ("end", end, end_text)] {
             match appointment.get(element) {
                 None => {
                     appointment.insert(element.into(), text);
                 }
                 Some(_) if model::instant(appointment, element) == Some(expected) => {}
-                Some(given) => {
-                    return Err(precondition_failed(
+                Some(given) => disagreements.push(
+                    Issue::error(
                         IssueCode::BusinessRule,
-                        format!("Appointment.{element} {given} does not agree with its slots ({text})"),
-                        &format!("Appointment.{element}"),
-                    ));
-                }
+                        format!(
+                            "Appointment.{element} is {} but {booked} {}{} at {} (they run {span}): give the \
+                             slots' times, or leave start and end out to have them taken from the slots",
+                            given.as_str().unwrap_or_default(),
+                            element,
+                            if one { "s" } else { "" },
+                            text.as_str().unwrap_or_default()
+                        ),
+                    )
+                    .at(format!("Appointment.{element}")),
+                ),
             }
+        }
+        if let Some(given) = appointment.get("minutesDuration").and_then(Value::as_i64)
+            && given != minutes
+            && !disagreements.is_empty()
+        {
+            disagreements.push(
+                Issue::error(
+                    IssueCode::BusinessRule,
+                    format!("Appointment.minutesDuration is {given} but {booked} last {minutes} minutes ({span})"),
+                )
+                .at("Appointment.minutesDuration"),
+            );
+        }
+        if !disagreements.is_empty() {
+            return Err(DomainError::Unprocessable(OperationOutcome::new(disagreements)));
         }
         Ok(slots)
     }

@@ -36,7 +36,7 @@ pub enum HoldOutcome {
 /// The key a caller's live holds are counted under: while authorization is off, its network
 /// address (a client asking for a new token with every hold is still one holder). Without an
 /// address (in-process callers) every hold counts as its own holder.
-fn holder_key(ctx: &RequestContext, token: &str) -> String {
+pub(super) fn holder_key(ctx: &RequestContext, token: &str) -> String {
     match &ctx.client_address {
         Some(address) => format!("address:{address}"),
         None => format!("token:{token}"),

@@ -13,6 +13,7 @@
 mod book;
 mod guard;
 mod hold;
+mod offer;
 pub(crate) mod policy;
 pub(crate) mod model;
 mod sequence;
@@ -32,13 +33,25 @@ use termin_store::{DomainEvent, IndexEntries, RequestContext, ResourceVersion, S
 /// confirmation, so `$book` answers `pending` instead of `booked`.
 pub const MANUAL_CONFIRMATION_URL: &str = "https://termin.at/fhir/StructureDefinition/manual-confirmation";
 
+/// Extension (valueBoolean) on a HealthcareService: `false` refuses booking requests, `$book`
+/// without `Appointment.slot`, which are otherwise stored `pending` for staff to give a slot.
+pub const BOOKING_REQUESTS_URL: &str = "https://termin.at/fhir/StructureDefinition/booking-requests";
+
 fn hold_is_live(hold: &SlotHold, now: Timestamp) -> bool {
     hold.held_until > now
 }
 
-/// Whether the caller owns the hold: it presents the hold's token.
+/// Whether the caller owns the hold: it presents the hold's token, or it presents no token at
+/// all and is the holder that placed the hold (IG clients know nothing of hold tokens). While
+/// authorization is off the holder is the client's network address, so behind a reverse proxy
+/// every client owns every token-less caller's holds; a caller presenting another token never
+/// does.
 fn owns_hold(ctx: &RequestContext, hold: &SlotHold) -> bool {
-    ctx.hold_tokens.contains(&hold.token)
+    if ctx.hold_tokens.is_empty() {
+        ctx.client_address.is_some() && hold.holder == hold::holder_key(ctx, &hold.token)
+    } else {
+        ctx.hold_tokens.contains(&hold.token)
+    }
 }
 
 /// The status a Slot has right now: a stored `busy-tentative` whose hold has expired is free.

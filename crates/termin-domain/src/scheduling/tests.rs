@@ -496,3 +496,22 @@ async fn a_hold_is_renewed_only_up_to_the_maximum_hold_time() {
     let other = token_of(hold(&w, &client(), "s1-8").await);
     assert_ne!(other, token);
 }
+
+#[tokio::test]
+async fn a_token_less_caller_owns_the_holds_of_its_address() {
+    let w = world().await;
+    let here = at_address("192.0.2.10");
+    token_of(hold(&w, &here, "s1-8").await);
+    token_of(hold(&w, &here, "s1-9").await);
+    // Another address, or the same address presenting another token, does not own the hold.
+    assert!(matches!(hold(&w, &at_address("192.0.2.11"), "s1-8").await, HoldOutcome::Rejected { .. }));
+    let other_token = at_address("192.0.2.10").with_hold_tokens(["someone-else".to_owned()]);
+    let refused = w.service.book(&other_token, appointment(&["s1-8"])).await.unwrap();
+    assert_eq!(refused.status, BookingStatus::Rejected);
+    // The holder books one and releases the other without presenting any token.
+    let booked = w.service.book(&here, appointment(&["s1-8"])).await.unwrap();
+    assert_eq!(booked.status, BookingStatus::Booked);
+    let released = w.service.hold_slot(&here, &SlotSelector::Id("s1-9".into()), false).await.unwrap();
+    assert!(matches!(released, HoldOutcome::Released { .. }), "{released:?}");
+    assert_eq!(slot_status(&w, "s1-9").await, "free");
+}

@@ -95,6 +95,17 @@ pub fn with_token(mut params: Value, token: &str) -> Value {
     params
 }
 
+/// A hold token no hold has, presented to act as another client. While authorization is off,
+/// a token-less request owns the holds a token-less request from its network address placed
+/// (IG clients know nothing of tokens), and every test request comes from one address; so a
+/// test showing that a hold is protected presents this token rather than none.
+pub const OTHER_CLIENT: &str = "someone-else";
+
+/// `POST Slot/$hold` with slot-status busy-tentative as another client ([`OTHER_CLIENT`]).
+pub async fn hold_as_other(s: &TestServer, slot_id: &str) -> Resp {
+    post_with_tokens(s, "Slot/$hold", &hold_request(slot_id, "busy-tentative"), &[OTHER_CLIENT]).await
+}
+
 /// POST with the hold tokens in the `X-Hold-Token` header (comma-separated).
 pub async fn post_with_tokens(s: &TestServer, path: &str, body: &Value, tokens: &[&str]) -> Resp {
     let mut rb = json_body(s.request(Method::POST, path), body);

@@ -89,6 +89,9 @@ pub async fn storm_client(
     let mut rng = Lcg::new(seed.wrapping_add(task as u64));
     let mut me = ClientView::default();
     let patient = if task.is_multiple_of(2) { "pat-anna" } else { "pat-bert" };
+    // Every request comes from the test's one address; a client that shows none of its hold
+    // tokens presents this one of its own, so it is not taken for the holder of others' holds.
+    let me_token = format!("storm-client-{task}");
     barrier.wait().await;
     for _ in 0..ops {
         let roll = rng.below(100);
@@ -109,9 +112,9 @@ pub async fn storm_client(
             r => r,
         };
         let (op, code): (&'static str, u16) = match roll {
-            // Hold a random slot, no token: won or lost.
+            // Hold a random slot: won or lost.
             0..=19 => {
-                let r = hold(&s, &random_slot).await;
+                let r = post_with_tokens(&s, "Slot/$hold", &hold_request(&random_slot, "busy-tentative"), &[&me_token]).await;
                 expect_code("hold", &r, &[200, 409]);
                 if r.code() == 200 {
                     let token = token_of(&r.json());
@@ -140,10 +143,10 @@ pub async fn storm_client(
                 me.holds.remove(&slot);
                 ("release", 200)
             }
-            // Release a random slot without a token: a no-op on a free slot, else rejected.
+            // Release a random slot without its hold token: a no-op on a free slot, else rejected.
             34..=38 => {
-                let r = release(&s, &random_slot, None).await;
-                expect_code("release without token", &r, &[200, 409]);
+                let r = release(&s, &random_slot, Some(&me_token)).await;
+                expect_code("release without hold token", &r, &[200, 409]);
                 if r.code() == 200 {
                     assert_eq!(param_resource(&r.json(), "slot")["status"], "free");
                 }
@@ -165,7 +168,7 @@ pub async fn storm_client(
                 me.active.insert(id_of(&appt), appt);
                 ("book-held", expected)
             }
-            // Book a random slot (sometimes two adjacent ones) without a token.
+            // Book a random slot (sometimes two adjacent ones) without a hold token.
             39..=62 => {
                 let mut wanted = vec![random_slot.clone()];
                 let pos = slots.iter().position(|x| *x == random_slot).unwrap();
@@ -174,7 +177,7 @@ pub async fn storm_client(
                     wanted.push(slots[pos + 1].clone());
                 }
                 let refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
-                let r = book(&s, &appointment(patient, &refs), &[]).await;
+                let r = book(&s, &appointment(patient, &refs), &[&me_token]).await;
                 let expected = booking_code(&refs);
                 expect_code("book", &r, &[expected, 409]);
                 let appt = param_resource(&r.json(), "appointment");
@@ -219,7 +222,7 @@ pub async fn storm_client(
                 me.active.insert(id, r.json());
                 ("postpone-held", 200)
             }
-            // Postpone to a random slot without a token: moved, or nothing changes (409).
+            // Postpone to a random slot without a hold token: moved, or nothing changes (409).
             75..=89 if own_appt.is_some() => {
                 let (id, mut body) = own_appt.unwrap();
                 if slot_ids(&body).contains(&random_slot) || me.holds.contains_key(&random_slot) {
@@ -229,7 +232,7 @@ pub async fn storm_client(
                     ("read-appointment", 200)
                 } else {
                     move_to(&mut body, &random_slot);
-                    let r = s.put(&format!("Appointment/{id}"), &body).await;
+                    let r = put_with_tokens(&s, &format!("Appointment/{id}"), &body, &[&me_token]).await;
                     expect_code("postpone", &r, &[200, 409]);
                     if r.code() == 200 {
                         me.active.insert(id, r.json());
@@ -311,7 +314,7 @@ pub async fn check_storm_end_state(s: &TestServer, slots: &[String], views: &[Cl
     // 4. The holds really are live and owned: a stranger cannot take a held slot, while a
     //    free one can still be held.
     for sid in &live_holds {
-        assert_eq!(hold(s, sid).await.code(), 409, "Slot/{sid} should be held");
+        assert_eq!(hold_as_other(s, sid).await.code(), 409, "Slot/{sid} should be held");
     }
     if let Some(free) = db_slots.iter().find(|(_, v)| v["status"] == "free").map(|(k, _)| k.clone()) {
         hold(s, &free).await.expect_status(200);
