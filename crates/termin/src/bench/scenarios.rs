@@ -224,7 +224,10 @@ pub async fn appointments_by_svnr(client: &Client, dataset: &Arc<Dataset>, concu
 /// Holds `slot` of `schedule` and books it for `patient` (a Patient id).
 async fn hold_and_book(client: &Client, slot: &Value, schedule: &Value, patient: &str) -> Outcome {
     let slot_id = slot["id"].as_str().unwrap_or_default();
-    let token = match client.hold(slot_id, true, None).await {
+    // All simulated patients connect from one address, which would make a token-less caller
+    // the owner of every other client's hold: each presents a token of its own instead.
+    let own_token = format!("bench-{patient}");
+    let token = match client.hold(slot_id, true, Some(&own_token)).await {
         Ok(Hold::Held { token, .. }) => token,
         Ok(Hold::Rejected { .. }) => return Outcome::Conflict,
         Ok(Hold::Released { .. }) => return Outcome::Failed("a hold request released the slot".into()),
