@@ -1,11 +1,14 @@
 //! Issue 15 (AT Scheduling IG, second pass): searches as the IG means them (Schedule `date`,
-//! `_elements` keeping the mandatory elements, `_id:not`).
+//! `_elements` keeping the mandatory elements, `_id:not`), the small REST points the IG
+//! clients found (`If-None-Match: *`, a create with a query string, `GET [base]`), and the
+//! CapabilityStatement naming the IG.
 
 mod support;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use reqwest::Method;
 use serde_json::{Value, json};
 use support::*;
 use termin_validation::{Definitions, Validator};
@@ -198,7 +201,7 @@ async fn id_not_excludes_the_named_ids() {
     }
     // Still unsupported modifiers on _id are reported, or refused when strict.
     let strict = s
-        .send(s.request(reqwest::Method::GET, "Patient?_id:exact=p1").header("Prefer", "handling=strict"))
+        .send(s.request(Method::GET, "Patient?_id:exact=p1").header("Prefer", "handling=strict"))
         .await;
     strict.outcome(400);
     // The CapabilityStatement says which modifiers _id takes.
@@ -207,4 +210,82 @@ async fn id_not_excludes_the_named_ids() {
     let id_param = patient["searchParam"].as_array().unwrap().iter().find(|p| p["name"] == "_id").unwrap().clone();
     assert_eq!(id_param["type"], "token", "{id_param}");
     assert!(id_param["documentation"].as_str().is_some_and(|d| d.contains("not")), "{id_param}");
+}
+
+fn put_if_none_match(s: &TestServer, path: &str, resource: &Value, value: &str) -> reqwest::RequestBuilder {
+    json_body(s.request(Method::PUT, path), resource).header("If-None-Match", value)
+}
+
+#[tokio::test]
+async fn put_with_if_none_match_star_creates_only_what_does_not_exist() {
+    let s = TestServer::start().await;
+    let patient = json!({"resourceType": "Patient", "id": "anna", "gender": "female"});
+    let created = s.send(put_if_none_match(&s, "Patient/anna", &patient, "*")).await.expect_status(201);
+    assert_eq!(created.etag_version(), "1");
+    let mut changed = patient.clone();
+    changed["gender"] = json!("other");
+    let refused = s.send(put_if_none_match(&s, "Patient/anna", &changed, "*")).await;
+    let outcome = refused.outcome(412);
+    assert!(diagnostics(&outcome).contains("exists"), "{outcome}");
+    let stored = s.read("Patient", "anna").await;
+    assert_eq!(stored["gender"], "female", "a refused create changes nothing");
+    assert_eq!(s.history_len("Patient", "anna").await, 1);
+    // A deleted resource has no current version: creating it again is what was asked.
+    s.delete("Patient/anna").await.expect_status(204);
+    let again = s.send(put_if_none_match(&s, "Patient/anna", &changed, "*")).await;
+    assert!(matches!(again.code(), 200 | 201), "{}", again.text());
+    assert_eq!(s.read("Patient", "anna").await["gender"], "other");
+    // Without the header an update is an update.
+    s.put("Patient/anna", &patient).await.expect_status(200);
+    // Only * is understood, and not together with If-Match.
+    s.send(put_if_none_match(&s, "Patient/anna", &patient, "W/\"1\"")).await.outcome(400);
+    let both = put_if_none_match(&s, "Patient/anna", &patient, "*").header("If-Match", "W/\"4\"");
+    s.send(both).await.outcome(400);
+    let bert = json!({"resourceType": "Patient", "id": "bert", "gender": "male"});
+    s.send(put_if_none_match(&s, "Patient/other-id", &bert, "*")).await.outcome(400);
+    s.send(put_if_none_match(&s, "Patient/bert", &bert, "*")).await.expect_status(201);
+}
+
+#[tokio::test]
+async fn a_create_with_search_parameters_in_the_url_is_refused_pointing_to_if_none_exist() {
+    let s = TestServer::start().await;
+    let identifier = "urn:oid:1.2.40.0.10.1.4.3.1|1234010180";
+    let patient = patient("urn:oid:1.2.40.0.10.1.4.3.1", "1234010180", "Huber");
+    // What fhirpy's get_or_create sends: twice the same create with the criteria in the query.
+    for _ in 0..2 {
+        let r = s.post(&format!("Patient?identifier={identifier}"), &patient).await;
+        let outcome = r.outcome(400);
+        let text = diagnostics(&outcome);
+        assert!(text.contains("If-None-Exist") && text.contains(identifier), "{outcome}");
+        assert_eq!(expressions(&outcome), ["identifier"], "{outcome}");
+    }
+    let found = s.get(&format!("Patient?identifier={identifier}")).await.expect_status(200).json();
+    assert!(match_ids(&found).is_empty(), "nothing was created: {found}");
+    // The header the outcome names does what the client meant.
+    for expected in [201, 200] {
+        let rb = json_body(s.request(Method::POST, "Patient"), &patient).header("If-None-Exist", format!("identifier={identifier}"));
+        s.send(rb).await.expect_status(expected);
+    }
+    // _format and _pretty shape the response and are no criteria.
+    s.post("Patient?_format=json&_pretty=true", &simple_patient("Berger")).await.expect_status(201);
+}
+
+#[tokio::test]
+async fn the_base_url_answers_the_capability_statement() {
+    let s = TestServer::start().await;
+    let metadata = s.get("metadata").await.expect_status(200).json();
+    for path in ["", "/", "?_format=json", "?_pretty=true"] {
+        let r = s.send(s.client().get(format!("{}{path}", s.base()))).await.expect_status(200);
+        r.assert_fhir_json();
+        let cs = r.json();
+        assert_eq!(cs["resourceType"], "CapabilityStatement", "GET [base]{path}: {cs}");
+        assert_eq!(cs["rest"], metadata["rest"], "GET [base]{path} is the CapabilityStatement of /metadata");
+    }
+    // A query there would be a search across all types, which is not served.
+    let r = s.send(s.client().get(format!("{}?_type=Patient", s.base()))).await;
+    let outcome = r.outcome(400);
+    assert_eq!(expressions(&outcome), ["_type"], "{outcome}");
+    // Writes to the base (batch, transaction) are not served.
+    let r = s.send(json_body(s.client().post(s.base()), &json!({"resourceType": "Bundle", "type": "batch"}))).await;
+    r.outcome(405);
 }
