@@ -289,3 +289,61 @@ async fn the_base_url_answers_the_capability_statement() {
     let r = s.send(json_body(s.client().post(s.base()), &json!({"resourceType": "Bundle", "type": "batch"}))).await;
     r.outcome(405);
 }
+
+/// The IG package's resources of one type.
+fn ig_package(resource_type: &str) -> Vec<Value> {
+    package_resources()
+        .into_iter()
+        .map(|(_, resource)| resource)
+        .filter(|r| r["resourceType"] == resource_type && r["url"].as_str().is_some_and(|u| u.contains("/scheduling/")))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_capability_statement_names_the_ig_and_its_operation_definitions() {
+    let s = TestServer::start().await;
+    let cs = s.get("metadata").await.expect_status(200).json();
+    let guides = ig_package("ImplementationGuide");
+    assert_eq!(guides.len(), 1, "one ImplementationGuide in the IG package");
+    assert_eq!(cs["implementationGuide"], json!([guides[0]["url"]]), "{}", cs["implementationGuide"]);
+    assert_eq!(cs["patchFormat"], json!(["application/json-patch+json"]));
+    let resources = cs["rest"][0]["resource"].as_array().unwrap().clone();
+    let definitions = ig_package("OperationDefinition");
+    assert_eq!(definitions.len(), 3, "$hold, $book, $findHSP");
+    for ig in &definitions {
+        let code = ig["code"].as_str().unwrap();
+        for ty in ig["resource"].as_array().unwrap() {
+            let resource = resources.iter().find(|r| r["type"] == *ty).unwrap_or_else(|| panic!("{ty} not served"));
+            let listed = resource["operation"]
+                .as_array()
+                .and_then(|ops| ops.iter().find(|op| op["name"] == code))
+                .unwrap_or_else(|| panic!("{ty} does not list ${code}: {resource}"));
+            assert_eq!(listed["definition"], ig["url"], "${code} names the IG's canonical: {listed}");
+            // What Termin adds is described in its served OperationDefinition, which it links.
+            let documentation = listed["documentation"].as_str().unwrap_or_default();
+            let id = ig["id"].as_str().unwrap();
+            assert!(documentation.contains(&format!("/fhir/OperationDefinition/{id}")), "{listed}");
+            let served = s.get(&format!("OperationDefinition/{id}")).await.expect_status(200).json();
+            assert_eq!(served["base"], ig["url"], "{served}");
+            assert_eq!(served["code"], code);
+            let ig_inputs: Vec<&Value> = ig["parameter"].as_array().unwrap().iter().filter(|p| p["use"] == "in").map(|p| &p["name"]).collect();
+            let description = served["description"].as_str().unwrap_or_default();
+            for parameter in served["parameter"].as_array().unwrap().iter().filter(|p| p["use"] == "in") {
+                if ig_inputs.contains(&&parameter["name"]) {
+                    continue;
+                }
+                let name = parameter["name"].as_str().unwrap();
+                assert!(
+                    parameter["documentation"].as_str().is_some_and(|d| d.starts_with("Termin: ")),
+                    "${code}: {name} is Termin's addition and documented so: {parameter}"
+                );
+                assert!(description.contains(&format!("{name} (in)")), "${code}: the description names {name}: {description}");
+                assert!(documentation.contains(&format!("{name} (in)")), "${code}: {listed}");
+            }
+        }
+    }
+    // The search parameters keep their R5 definitions.
+    let slot = resources.iter().find(|r| r["type"] == "Slot").unwrap();
+    let start = slot["searchParam"].as_array().unwrap().iter().find(|p| p["name"] == "start").unwrap();
+    assert_eq!(start["definition"], "http://hl7.org/fhir/SearchParameter/Slot-start");
+}
