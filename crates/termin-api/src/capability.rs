@@ -1,5 +1,6 @@
 //! The CapabilityStatement, generated from the interaction registry and the search registry.
 
+use crate::format::JSON_PATCH;
 use crate::operations::OPERATIONS;
 use crate::registry::Interaction;
 use serde_json::{Value, json};
@@ -7,6 +8,10 @@ use termin_domain::{ResourceValidator, ServiceConfig};
 use termin_fhir::ResourceType;
 use termin_fhir::instant::format_instant;
 use termin_search::SearchParameters;
+
+/// The AT Scheduling IG's canonical, as in its package's ImplementationGuide resource.
+pub const AT_SCHEDULING_IG: &str =
+    "https://fhir.hl7.at/tc/wg/scheduling/r5/ImplementationGuide/hl7.at.fhir.tc.wg.scheduling.r5";
 
 pub fn capability_statement(base: &str, config: &ServiceConfig, validator: Option<&dyn ResourceValidator>) -> Value {
     let interactions: Vec<Value> = Interaction::ALL.iter().map(|i| json!({"code": i.code()})).collect();
@@ -17,7 +22,19 @@ pub fn capability_statement(base: &str, config: &ServiceConfig, validator: Optio
             let operations: Vec<Value> = OPERATIONS
                 .iter()
                 .filter(|op| op.resources.contains(t) && (validator.is_some() || !op.needs_validator))
-                .map(|op| json!({"name": op.code, "definition": op.url()}))
+                .map(|op| {
+                    // Testers match on the IG's canonical; what Termin adds is in its own definition.
+                    json!({
+                        "name": op.code,
+                        "definition": op.base,
+                        "documentation": format!(
+                            "{}; as implemented here: {base}/OperationDefinition/{} ({})",
+                            op.additions(),
+                            op.id,
+                            op.url()
+                        ),
+                    })
+                })
                 .collect();
             let mut resource = json!({
                 "type": t.as_str(),
@@ -59,6 +76,8 @@ pub fn capability_statement(base: &str, config: &ServiceConfig, validator: Optio
         "implementation": {"description": "Termin FHIR R5 appointment scheduling server", "url": base},
         "fhirVersion": "5.0.0",
         "format": ["application/fhir+json", "json"],
+        "patchFormat": [JSON_PATCH],
+        "implementationGuide": [AT_SCHEDULING_IG],
         "rest": [{
             "mode": "server",
             "resource": resources,

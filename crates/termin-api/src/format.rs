@@ -123,6 +123,9 @@ impl FromRequest<SharedState> for FhirBody {
 
 const FHIR_JSON_TYPES: &[&str] = &["application/fhir+json", "application/json", "application/json+fhir"];
 
+/// The media type of the patch documents `PATCH` takes (the CapabilityStatement's `patchFormat`).
+pub const JSON_PATCH: &str = "application/json-patch+json";
+
 /// A request body holding a JSON Patch document (`application/json-patch+json`).
 pub struct JsonPatchBody(pub Value);
 
@@ -130,7 +133,7 @@ impl FromRequest<SharedState> for JsonPatchBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &SharedState) -> Result<Self, Self::Rejection> {
-        let bytes = read_body(request, &state.config, &["application/json-patch+json"]).await?;
+        let bytes = read_body(request, &state.config, &[JSON_PATCH]).await?;
         parse_value(&bytes).map(JsonPatchBody).map_err(ApiError::bad_request)
     }
 }

@@ -7,6 +7,9 @@ use termin_fhir::ResourceType;
 /// Canonical base of Termin's own definitions (derived from the IG's, with Termin's extras).
 const TERMIN_BASE: &str = "https://termin.at/fhir/OperationDefinition";
 
+/// How the documentation of a parameter Termin adds to the definition it derives from starts.
+const TERMIN_PARAMETER: &str = "Termin: ";
+
 pub struct Operation {
     /// The OperationDefinition id, as served at `/fhir/OperationDefinition/[id]`.
     pub id: &'static str,
@@ -15,7 +18,8 @@ pub struct Operation {
     /// The types it is invoked on (`[type]/$code`).
     pub resources: &'static [ResourceType],
     pub instance: bool,
-    /// The definition it is derived from (its `base`).
+    /// The definition it is derived from (its `base`): the AT Scheduling IG's own canonical
+    /// (R5's for `$validate`), which the CapabilityStatement names as the definition.
     pub base: &'static str,
     /// Only offered when resources are validated (`--packages`).
     pub needs_validator: bool,
@@ -28,6 +32,29 @@ impl Operation {
         format!("{TERMIN_BASE}/{}", self.id)
     }
 
+    /// The parameters Termin adds to the definition it derives from (`name (use)`).
+    pub fn termin_parameters(&self) -> Vec<String> {
+        let parameters = (self.parameters)();
+        parameters
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["documentation"].as_str().is_some_and(|d| d.starts_with(TERMIN_PARAMETER)))
+            .map(|p| format!("{} ({})", p["name"].as_str().unwrap_or_default(), p["use"].as_str().unwrap_or_default()))
+            .collect()
+    }
+
+    /// What Termin adds to the base definition, for the served definition and the
+    /// CapabilityStatement.
+    pub fn additions(&self) -> String {
+        let added = self.termin_parameters();
+        if added.is_empty() {
+            format!("Implements {} as defined", self.base)
+        } else {
+            format!("Implements {} and adds the parameters {}", self.base, added.join(", "))
+        }
+    }
+
     pub fn definition(&self) -> Value {
         json!({
             "resourceType": "OperationDefinition",
@@ -37,7 +64,7 @@ impl Operation {
             "title": format!("${} as implemented by Termin", self.code),
             "status": "active",
             "kind": "operation",
-            "description": self.description,
+            "description": format!("{} {}.", self.description, self.additions()),
             "base": self.base,
             "code": self.code,
             "resource": self.resources.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
@@ -182,5 +209,14 @@ mod tests {
         assert!(find(ResourceType::Slot, "hold", true).is_some());
         assert!(find(ResourceType::Appointment, "book", true).is_none());
         assert!(find(ResourceType::Location, "validate", true).is_some());
+    }
+
+    #[test]
+    fn termin_additions_are_named() {
+        let hold = find(ResourceType::Slot, "hold", false).unwrap();
+        assert_eq!(hold.termin_parameters(), ["hold-token (in)", "hold-token (out)"]);
+        assert!(hold.definition()["description"].as_str().unwrap().contains("adds the parameters hold-token (in)"));
+        let find_hsp = find(ResourceType::HealthcareService, "findHSP", false).unwrap();
+        assert!(find_hsp.termin_parameters().is_empty());
     }
 }

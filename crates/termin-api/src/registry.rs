@@ -76,6 +76,8 @@ pub fn router() -> Router<SharedState> {
         .route("/health", get(system::health))
         .route("/ready", get(system::ready))
         .route("/metrics", get(crate::metrics::endpoint))
+        .route("/fhir", get(system::base_endpoint))
+        .route("/fhir/", get(system::base_endpoint))
         .route("/fhir/metadata", get(system::metadata))
         .route("/fhir/OperationDefinition/{id}", get(operations::operation_definition))
         // Operations share the shape of instance and history paths; their handlers dispatch

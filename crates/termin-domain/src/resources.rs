@@ -337,27 +337,36 @@ impl ResourceService {
         if_match: Option<u64>,
     ) -> Result<WriteOutcome, DomainError> {
         check_type(resource_type, &body)?;
-        match body.get("id") {
-            Some(Value::String(body_id)) if body_id == id => {}
-            Some(Value::String(body_id)) => {
-                return Err(DomainError::invalid(
-                    Issue::error(
-                        IssueCode::Value,
-                        format!("The resource id {body_id:?} does not match the id {id:?} in the URL"),
-                    )
-                    .at(format!("{resource_type}.id")),
-                ));
-            }
-            _ => {
-                return Err(DomainError::invalid(
-                    Issue::error(IssueCode::Required, "An update must carry the resource id, equal to the id in the URL")
-                        .at(format!("{resource_type}.id")),
-                ));
-            }
-        }
+        check_url_id(resource_type, id, &body)?;
         let (body, warnings) = self.conform(resource_type, body).await?;
         let tx = self.store.begin_write(ctx).await?;
         Ok(self.update_in(ctx, tx, resource_type, id, body, if_match).await?.with_warnings(warnings))
+    }
+
+    /// `PUT` with `If-None-Match: *`: creates the resource with a client-known id only when it
+    /// has no current version (never written, or deleted); otherwise 412 and nothing changes.
+    pub async fn create_with_id(
+        &self,
+        ctx: &RequestContext,
+        resource_type: ResourceType,
+        id: &str,
+        body: Map<String, Value>,
+    ) -> Result<WriteOutcome, DomainError> {
+        check_type(resource_type, &body)?;
+        check_url_id(resource_type, id, &body)?;
+        let (body, warnings) = self.conform(resource_type, body).await?;
+        let mut tx = self.store.begin_write(ctx).await?;
+        if let Some(current) = tx.read_current(resource_type, id).await?.filter(|c| !c.is_deleted()) {
+            return Err(DomainError::precondition(
+                IssueCode::Duplicate,
+                format!(
+                    "If-None-Match: * asks to create {} only if it does not exist, but it exists (version {})",
+                    label(resource_type, id),
+                    current.version
+                ),
+            ));
+        }
+        Ok(self.update_in(ctx, tx, resource_type, id, body, None).await?.with_warnings(warnings))
     }
 
     /// `PUT Type?criteria`: create when nothing matches, update the one match, 412 for several.
@@ -762,6 +771,21 @@ fn check_id(resource_type: ResourceType, id: &str) -> Result<(), DomainError> {
             )
             .at(format!("{resource_type}.id")),
         ))
+    }
+}
+
+/// An update's body carries the id of its URL.
+fn check_url_id(resource_type: ResourceType, id: &str, body: &Map<String, Value>) -> Result<(), DomainError> {
+    match body.get("id") {
+        Some(Value::String(body_id)) if body_id == id => Ok(()),
+        Some(Value::String(body_id)) => Err(DomainError::invalid(
+            Issue::error(IssueCode::Value, format!("The resource id {body_id:?} does not match the id {id:?} in the URL"))
+                .at(format!("{resource_type}.id")),
+        )),
+        _ => Err(DomainError::invalid(
+            Issue::error(IssueCode::Required, "An update must carry the resource id, equal to the id in the URL")
+                .at(format!("{resource_type}.id")),
+        )),
     }
 }
 

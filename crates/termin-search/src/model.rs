@@ -1,5 +1,6 @@
 //! Element types from the R5 StructureDefinitions, so FHIRPath results know whether they are
-//! a `Coding`, an `Identifier` or a `ContactPoint` (which share JSON shapes) or a `date`.
+//! a `Coding`, an `Identifier` or a `ContactPoint` (which share JSON shapes) or a `date`, and
+//! the mandatory top-level elements of the served types, which `_elements` always keeps.
 
 use crate::definitions::LoadError;
 use serde::Deserialize;
@@ -13,6 +14,8 @@ use termin_fhirpath::TypeModel;
 #[derive(Debug, Default)]
 pub(crate) struct ElementModel {
     children: HashMap<String, HashMap<String, String>>,
+    /// `resource type → its top-level elements with min ≥ 1`, in definition order.
+    mandatory: HashMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -32,6 +35,8 @@ struct ElementDefinition {
     types: Vec<TypeRef>,
     #[serde(rename = "contentReference")]
     content_reference: Option<String>,
+    #[serde(default)]
+    min: u32,
 }
 
 #[derive(Deserialize)]
@@ -62,6 +67,9 @@ impl ElementModel {
                 let Some((parent, name)) = element.path.rsplit_once('.') else {
                     continue;
                 };
+                if element.min >= 1 && parent == type_name && roots.contains(&parent) {
+                    model.mandatory.entry(parent.to_owned()).or_default().push(name.to_owned());
+                }
                 let Some(child_type) = element_type(&element) else {
                     continue;
                 };
@@ -77,6 +85,11 @@ impl ElementModel {
             }
         }
         Ok(model)
+    }
+
+    /// The top-level elements every instance of `resource_type` has (min ≥ 1 in its definition).
+    pub fn mandatory_elements(&self, resource_type: &str) -> &[String] {
+        self.mandatory.get(resource_type).map_or(&[], Vec::as_slice)
     }
 }
 

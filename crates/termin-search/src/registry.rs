@@ -51,7 +51,7 @@ impl SearchParam {
     /// The modifiers Termin supports on this parameter (the CapabilityStatement lists them).
     pub fn modifiers(&self) -> &'static [&'static str] {
         if self.code == "_id" {
-            return &[];
+            return &["not"];
         }
         match self.kind {
             ParamType::Token => &["missing", "not", "text", "of-type"],
@@ -175,6 +175,12 @@ impl SearchParameters {
             .binary_search_by(|p| p.code.as_str().cmp(code))
             .ok()
             .map(|i| &params[i])
+    }
+
+    /// The top-level elements the R5 definition of the type makes mandatory (min ≥ 1), e.g.
+    /// Slot `schedule`, `status`, `start`, `end`: `_elements` keeps them, as R5 search asks.
+    pub fn mandatory_elements(&self, resource_type: ResourceType) -> &[String] {
+        self.model.mandatory_elements(resource_type.as_str())
     }
 
     pub fn time_zone(&self) -> &TimeZone {

@@ -162,8 +162,9 @@ async fn ig_example_searches_find_the_ig_examples_in_their_time_window() {
             &["HL7ATSchedulingAppointmentExample01"],
         ),
         (
+            // The IG's reading of Schedule date: the planning horizon (May to September) includes June.
             "Schedule?service-type-reference=http://hl7.at/fhir/TC-FHIR-AG-Scheduling-R5/R5/ValueSet/AtSchedulingServiceType|65&actor=Practitioner/HL7ATCorePractitionerExample01&date=eq2025-06",
-            &[],
+            &["HL7ATSchedulingScheduleExample01"],
         ),
         (
             "Schedule?service-type=65&actor=Practitioner/HL7ATCorePractitionerExample01&date=ge2025-06-01&date=le2025-06-30",

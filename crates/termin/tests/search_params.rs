@@ -244,9 +244,14 @@ async fn periods_and_partial_dates_match_as_ranges() {
     put(&s, schedule("spring", json!({"start": "2026-04-01T08:00:00+02:00", "end": "2026-04-30T17:00:00+02:00"}))).await;
     put(&s, schedule("open-ended", json!({"start": "2026-05-01"}))).await;
     put(&s, schedule("until-march", json!({"end": "2026-03-31"}))).await;
+    let role = |id: &str, period: Value| json!({"resourceType": "PractitionerRole", "id": id, "period": period});
+    put(&s, role("april", json!({"start": "2026-04-01T08:00:00+02:00", "end": "2026-04-30T17:00:00+02:00"}))).await;
+    put(&s, role("spring", json!({"start": "2026-03-01", "end": "2026-06-30"}))).await;
     patients(&s).await;
     let cases: &[(&str, &[&str])] = &[
-        ("Schedule?date=2026-04", &["spring"]),
+        // R5's eq: the period lies within the searched range. (Schedule date=[eq] follows the
+        // AT Scheduling IG instead: ig_second_pass_search.rs.)
+        ("PractitionerRole?date=2026-04", &["april"]),
         ("Schedule?date=ge2026-04-15", &["spring", "open-ended"]),
         ("Schedule?date=le2026-04-15", &["spring", "until-march"]),
         ("Schedule?date=gt2027-01-01", &["open-ended"]),

@@ -9,7 +9,7 @@ use crate::SharedState;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use termin_domain::{WriteOutcome, WriteStatus};
-use termin_fhir::OperationOutcome;
+use termin_fhir::{Issue, IssueCode, OperationOutcome};
 use termin_fhir::instant::format_http_date;
 use termin_store::ResourceVersion;
 
@@ -104,8 +104,34 @@ pub async fn update(
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
     let expected = if_match(&headers)?;
-    let outcome = state.service.update(&ctx, resource_type, &id, body, expected).await?;
+    let outcome = if create_only(&headers)? {
+        if expected.is_some() {
+            return Err(ApiError::bad_request(Issue::error(
+                IssueCode::Invalid,
+                "If-Match (update that version) and If-None-Match: * (create only) contradict each other",
+            )));
+        }
+        state.service.create_with_id(&ctx, resource_type, &id, body).await?
+    } else {
+        state.service.update(&ctx, resource_type, &id, body, expected).await?
+    };
     Ok(write_response(outcome, &headers, format, &base))
+}
+
+/// `If-None-Match: *` on a PUT: create the resource only if it does not exist (RFC 9110). An
+/// entity tag there would ask for an update unless the resource is at that version, which FHIR
+/// does not define: 400.
+fn create_only(headers: &HeaderMap) -> Result<bool, ApiError> {
+    let Some(value) = headers.get(header::IF_NONE_MATCH) else {
+        return Ok(false);
+    };
+    match value.to_str().unwrap_or_default().trim() {
+        "*" => Ok(true),
+        other => Err(ApiError::bad_request(Issue::error(
+            IssueCode::NotSupported,
+            format!("If-None-Match on an update takes only * (create only if the resource does not exist), not {other:?}"),
+        ))),
+    }
 }
 
 pub async fn patch(

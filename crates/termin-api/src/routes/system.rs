@@ -6,6 +6,7 @@ use crate::capability::capability_statement;
 use crate::error::ApiError;
 use crate::format::{FhirResponse, ResponseFormat};
 use crate::SharedState;
+use crate::query::query_pairs;
 use axum::extract::{OriginalUri, State};
 use axum::http::{Method, StatusCode};
 use serde_json::json;
@@ -28,6 +29,27 @@ pub async fn metadata(
     base: BaseUrl,
 ) -> FhirResponse {
     FhirResponse::new(StatusCode::OK, format).json(capability_statement(&base.0, state.service.config(), state.service.validator()))
+}
+
+/// `GET [base]` (also with a trailing `/`): the CapabilityStatement, as at `[base]/metadata`, so
+/// a client pointed at the base learns what the server does. A query there other than `_format`
+/// and `_pretty` would be a search across all types, which is not served.
+pub async fn base_endpoint(
+    State(state): State<SharedState>,
+    OriginalUri(uri): OriginalUri,
+    format: ResponseFormat,
+    base: BaseUrl,
+) -> Result<FhirResponse, ApiError> {
+    if let Some((name, _)) = query_pairs(uri.query()).find(|(name, _)| !matches!(name.as_ref(), "_format" | "_pretty")) {
+        return Err(ApiError::bad_request(
+            Issue::error(
+                IssueCode::NotSupported,
+                "A search across all types (GET [base]?...) is not supported; search one type: GET [base]/[type]?...",
+            )
+            .at(name.into_owned()),
+        ));
+    }
+    Ok(metadata(State(state), format, base).await)
 }
 
 pub async fn unknown_path(OriginalUri(uri): OriginalUri) -> ApiError {

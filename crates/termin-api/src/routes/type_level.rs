@@ -38,16 +38,21 @@ pub fn criteria(
         })
 }
 
+/// Parameters of a create's URL that shape the response rather than the write.
+const CREATE_URL_PARAMS: [&str; 2] = ["_format", "_pretty"];
+
 pub async fn create(
     State(state): State<SharedState>,
     Ctx(ctx): Ctx,
     Path(type_name): Path<String>,
+    OriginalUri(uri): OriginalUri,
     format: ResponseFormat,
     base: BaseUrl,
     headers: HeaderMap,
     FhirBody(body): FhirBody,
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
+    refuse_criteria_in_url(resource_type, uri.query())?;
     let condition = match headers.get("if-none-exist") {
         None => None,
         Some(value) => Some(criteria(resource_type, Some(value.to_str().unwrap_or_default()), "If-None-Exist", &base)?),
@@ -57,6 +62,32 @@ pub async fn create(
         .create(&ctx, resource_type, body, condition.as_deref())
         .await?;
     Ok(write_response(outcome, &headers, format, &base))
+}
+
+/// `POST [type]?identifier=...` (fhirpy's `get_or_create` sends it): FHIR defines no query on a
+/// create, and ignoring it would create a duplicate where the client meant a conditional create,
+/// so it is refused with the header that does what was meant.
+fn refuse_criteria_in_url(resource_type: ResourceType, query: Option<&str>) -> Result<(), ApiError> {
+    let criteria: Vec<(String, String)> = query_pairs(query)
+        .filter(|(name, _)| !CREATE_URL_PARAMS.contains(&name.as_ref()))
+        .map(|(n, v)| (n.into_owned(), v.into_owned()))
+        .collect();
+    let Some((first, _)) = criteria.first() else {
+        return Ok(());
+    };
+    let written: Vec<String> = criteria.iter().map(|(name, value)| format!("{name}={value}")).collect();
+    Err(ApiError::bad_request(
+        Issue::error(
+            IssueCode::NotSupported,
+            format!(
+                "A create takes no search parameters in the URL, and Termin does not guess that they are a \
+                 condition. To create the {resource_type} only if none matches, send the criteria in the \
+                 If-None-Exist header: If-None-Exist: {} (one match answers 200 with it and creates nothing)",
+                written.join("&")
+            ),
+        )
+        .at(first.clone()),
+    ))
 }
 
 pub async fn conditional_update(

@@ -1,7 +1,7 @@
 //! Filter parameters: `name[:modifier][.chain]=value[,value]`, and `_has`.
 
 use super::limits::ValueBudget;
-use super::prefix::{Prefix, date_test, number_test, parse_decimal, split_prefix};
+use super::prefix::{Prefix, date_test, number_test, overlap_test, parse_decimal, split_prefix};
 use super::values::{parse_token, split_unescaped, unescape};
 use super::{SearchError, SearchNote};
 use crate::definitions::ParamType;
@@ -75,8 +75,10 @@ impl FilterParser<'_> {
             return Ok(Filtered::Unsupported(format!("the search parameter {name} has no value")));
         }
         if code == "_id" {
+            let ids = || Condition::IdIn(alternatives(value).map(unescape).collect());
             return Ok(match modifier {
-                None => Filtered::Condition(Condition::IdIn(alternatives(value).map(unescape).collect())),
+                None => Filtered::Condition(ids()),
+                Some("not") => Filtered::Condition(Condition::Not(Box::new(ids()))),
                 Some(modifier) => Filtered::Unsupported(format!("the modifier :{modifier} is not supported on _id")),
             });
         }
@@ -165,10 +167,27 @@ impl FilterParser<'_> {
                 if let Some(other) = modifier {
                     return unsupported(other);
                 }
+                let horizon_reading = resource_type == ResourceType::Schedule && code == "date";
+                let mut read_as_overlap = false;
                 let mut tests = Vec::new();
                 for alternative in alternatives(value) {
                     let (prefix, text) = split_prefix(alternative);
-                    tests.push(self.range_test(param.kind, prefix, text).map_err(error)?);
+                    if horizon_reading && prefix == Prefix::Eq {
+                        let (low, high) = self.date_range(text).map_err(error)?;
+                        tests.push(overlap_test(low, high));
+                        read_as_overlap = true;
+                    } else {
+                        tests.push(self.range_test(param.kind, prefix, text).map_err(error)?);
+                    }
+                }
+                if read_as_overlap {
+                    notes.push(SearchNote::information(
+                        name,
+                        format!(
+                            "{name}={value}: Schedules whose planningHorizon overlaps the date or range \
+                             (the AT Scheduling IG's reading; R5's eq would need the whole horizon inside it)"
+                        ),
+                    ));
                 }
                 Condition::RangeAny {
                     param: code,
@@ -251,12 +270,17 @@ impl FilterParser<'_> {
         Ok(Filtered::Condition(condition))
     }
 
+    /// The instants a date search value covers (its precision).
+    fn date_range(&self, text: &str) -> Result<(Timestamp, Timestamp), String> {
+        let range = parse_range(text, self.registry.time_zone())
+            .ok_or_else(|| format!("{text:?} is not a date (YYYY, YYYY-MM, YYYY-MM-DD or a date-time)"))?;
+        Ok(range.low.zip(range.high).expect("parsed dates are bounded"))
+    }
+
     /// A date or number value with its prefix as a test on index ranges.
     fn range_test(&self, kind: ParamType, prefix: Prefix, text: &str) -> Result<RangeTest, String> {
         if kind == ParamType::Date {
-            let range = parse_range(text, self.registry.time_zone())
-                .ok_or_else(|| format!("{text:?} is not a date (YYYY, YYYY-MM, YYYY-MM-DD or a date-time)"))?;
-            let (low, high) = range.low.zip(range.high).expect("parsed dates are bounded");
+            let (low, high) = self.date_range(text)?;
             Ok(date_test(prefix, low, high, self.now))
         } else {
             let (number, half) = parse_decimal(text).ok_or_else(|| format!("{text:?} is not a number"))?;

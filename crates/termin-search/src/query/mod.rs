@@ -138,7 +138,7 @@ pub struct ParsedSearch {
     pub total: TotalMode,
     /// `_summary=count`: only the total.
     pub summary_count: bool,
-    /// `_elements`: the top-level elements to return.
+    /// `_elements`: the top-level elements to return, the asked ones and the mandatory ones.
     pub elements: Option<Vec<String>>,
     pub notes: Vec<SearchNote>,
 }
@@ -210,7 +210,15 @@ impl SearchParameters {
                     "false" => {}
                     other => ignore(name, format!("_summary={other} is not supported (only count and false)"), &mut notes)?,
                 },
-                "_elements" => elements = Some(results::parse_elements(value)?),
+                "_elements" => {
+                    let mut names = results::parse_elements(value)?;
+                    for mandatory in self.mandatory_elements(resource_type) {
+                        if !names.contains(mandatory) {
+                            names.push(mandatory.clone());
+                        }
+                    }
+                    elements = Some(names);
+                }
                 "_include" | "_include:iterate" | "_include:recurse" => {
                     includes.push(results::parse_include(self, resource_type, name, value, false, name != "_include")?);
                 }

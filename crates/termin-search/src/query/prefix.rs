@@ -86,6 +86,15 @@ pub(crate) fn date_test(prefix: Prefix, low: Timestamp, high: Timestamp, now: Ti
     }
 }
 
+/// T overlaps S = [low, high): the AT Scheduling IG's reading of `eq` on a Schedule's `date`
+/// (its planning horizon "contains this date").
+pub(crate) fn overlap_test(low: Timestamp, high: Timestamp) -> RangeTest {
+    RangeTest::All(vec![
+        bound(RangeEnd::Low, Comparison::Less, instant(high)),
+        bound(RangeEnd::High, Comparison::Greater, instant(low)),
+    ])
+}
+
 /// The test for a number written as `value`, whose precision covers `[value - half, value + half)`.
 pub(crate) fn number_test(prefix: Prefix, value: f64, half: f64) -> RangeTest {
     use Comparison::*;

@@ -131,3 +131,11 @@ fn indexes_periods_as_ranges() {
     assert!(index.references.iter().any(|r| r.param == "actor" && r.identifier_value.as_deref() == Some("42")));
     assert!(index.tokens.iter().any(|t| t.param == "active" && t.code.as_deref() == Some("true")));
 }
+
+#[test]
+fn mandatory_elements_come_from_the_r5_definitions() {
+    assert_eq!(params().mandatory_elements(ResourceType::Slot), ["schedule", "status", "start", "end"]);
+    assert_eq!(params().mandatory_elements(ResourceType::Schedule), ["actor"]);
+    assert_eq!(params().mandatory_elements(ResourceType::Appointment), ["status", "participant"]);
+    assert!(params().mandatory_elements(ResourceType::Patient).is_empty());
+}
