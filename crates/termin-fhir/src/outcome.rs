@@ -43,6 +43,10 @@ pub enum IssueCode {
     Exception,
     Informational,
     Security,
+    /// The request needs (valid) credentials: 401.
+    Login,
+    /// The credentials do not allow the request: 403.
+    Forbidden,
     TooCostly,
     Timeout,
 }
@@ -68,6 +72,8 @@ impl IssueCode {
             IssueCode::Exception => "exception",
             IssueCode::Informational => "informational",
             IssueCode::Security => "security",
+            IssueCode::Login => "login",
+            IssueCode::Forbidden => "forbidden",
             IssueCode::TooCostly => "too-costly",
             IssueCode::Timeout => "timeout",
         }
