@@ -1,5 +1,6 @@
 //! The CapabilityStatement, generated from the interaction registry and the search registry.
 
+use crate::auth::Authorization;
 use crate::format::JSON_PATCH;
 use crate::operations::OPERATIONS;
 use crate::registry::Interaction;
@@ -13,7 +14,12 @@ use termin_search::SearchParameters;
 pub const AT_SCHEDULING_IG: &str =
     "https://fhir.hl7.at/tc/wg/scheduling/r5/ImplementationGuide/hl7.at.fhir.tc.wg.scheduling.r5";
 
-pub fn capability_statement(base: &str, config: &ServiceConfig, validator: Option<&dyn ResourceValidator>) -> Value {
+pub fn capability_statement(
+    base: &str,
+    config: &ServiceConfig,
+    validator: Option<&dyn ResourceValidator>,
+    auth: Option<&Authorization>,
+) -> Value {
     let interactions: Vec<Value> = Interaction::ALL.iter().map(|i| json!({"code": i.code()})).collect();
     let search = termin_search::registry();
     let resources: Vec<Value> = ResourceType::ALL
@@ -80,8 +86,39 @@ pub fn capability_statement(base: &str, config: &ServiceConfig, validator: Optio
         "implementationGuide": [AT_SCHEDULING_IG],
         "rest": [{
             "mode": "server",
+            "security": security(auth),
             "resource": resources,
         }],
+    })
+}
+
+/// `rest.security`: SMART on FHIR when authorization is configured; otherwise a plain
+/// statement that anyone may do anything.
+fn security(auth: Option<&Authorization>) -> Value {
+    let Some(auth) = auth else {
+        return json!({
+            "description": "Authorization is OFF: this server accepts every request without a token; every caller may \
+                read and change all data. For development and demonstrations only; start it with --auth-issuer \
+                and --auth-audience to require SMART on FHIR access tokens.",
+        });
+    };
+    let directory = if auth.public_read {
+        "HealthcareService, Schedule, Slot, Practitioner, PractitionerRole, Organization, Location and $findHSP \
+         can be read and searched without a token (public directory); everything else"
+    } else {
+        "Every request for data"
+    };
+    json!({
+        "service": [{
+            "coding": [{"system": "http://hl7.org/fhir/restful-security-service", "code": "SMART-on-FHIR"}],
+            "text": "OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)",
+        }],
+        "description": format!(
+            "SMART on FHIR v2 resource server: tokens issued by {} (see .well-known/smart-configuration). {directory} \
+             needs a bearer token whose scopes (patient|user|system/Type.cruds, or the v1 read/write forms) grant the \
+             interaction on the type; $hold needs Slot update, $book Appointment create.",
+            auth.authenticator.issuer()
+        ),
     })
 }
 

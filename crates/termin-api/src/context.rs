@@ -1,6 +1,7 @@
 //! The request context every handler passes to the domain.
 
 use crate::REQUEST_ID;
+use crate::auth::Caller;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use std::net::SocketAddr;
@@ -12,7 +13,7 @@ use termin_store::RequestContext;
 /// Header carrying slot-hold tokens from `$hold`, for bookings and postponements by PUT.
 pub const HOLD_TOKEN: &str = "x-hold-token";
 
-/// Extracts the [`RequestContext`]. Authentication will fill in the principal here.
+/// Extracts the [`RequestContext`], with the caller [`crate::auth::authorize`] found in the token.
 pub struct Ctx(pub RequestContext);
 
 impl<S: Send + Sync> FromRequestParts<S> for Ctx {
@@ -32,7 +33,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .flat_map(|v| v.split(','))
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty());
-        let ctx = RequestContext::anonymous(request_id).with_hold_tokens(hold_tokens);
+        let mut ctx = RequestContext::anonymous(request_id).with_hold_tokens(hold_tokens);
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            ctx = ctx.with_token(caller.principal.clone(), caller.scopes.clone());
+        }
         Ok(Ctx(match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
             Some(ConnectInfo(peer)) => ctx.with_client_address(peer.ip().to_string()),
             None => ctx,

@@ -3,6 +3,7 @@
 //! Format handling (content types, `_format`, `_pretty`, body limits, JSON parse errors) is
 //! the [`format`] layer; handlers only see parsed resources and return [`FhirResponse`]s.
 
+pub mod auth;
 mod bundle;
 mod capability;
 mod context;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub service: Arc<ResourceService>,
     pub config: ApiConfig,
     pub metrics: crate::metrics::Metrics,
+    /// `None`: no authorization configured, every caller is anonymous.
+    pub auth: Option<auth::Authorization>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -59,7 +62,11 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Builds the complete HTTP application.
 pub fn app(state: AppState) -> Router {
     let cors = state.config.cors_allowed_origins.clone();
-    with_layers(registry::router().with_state(Arc::new(state)), &cors)
+    let state = Arc::new(state);
+    let router = registry::router()
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authorize))
+        .with_state(state);
+    with_layers(router, &cors)
 }
 
 /// The layers every request passes through (the last one added is the outermost).

@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 use termin_fhir::ResourceType;
+use termin_store::Permission;
 
 /// Canonical base of Termin's own definitions (derived from the IG's, with Termin's extras).
 const TERMIN_BASE: &str = "https://termin.at/fhir/OperationDefinition";
@@ -23,6 +24,8 @@ pub struct Operation {
     pub base: &'static str,
     /// Only offered when resources are validated (`--packages`).
     pub needs_validator: bool,
+    /// The SMART permission a caller needs; `None`: any valid token (it touches no data).
+    pub needs: Option<(ResourceType, Permission)>,
     pub description: &'static str,
     pub parameters: fn() -> Value,
 }
@@ -149,6 +152,7 @@ pub const OPERATIONS: &[Operation] = &[
         instance: true,
         base: "https://fhir.hl7.at/tc/wg/scheduling/r5/OperationDefinition/slot-hold",
         needs_validator: false,
+        needs: Some((ResourceType::Slot, Permission::Update)),
         description: "Places a hold on a Slot (busy-tentative) until held-until, or releases it (free). \
             A hold belongs to the caller that placed it, proven by the returned hold-token.",
         parameters: hold_parameters,
@@ -160,6 +164,7 @@ pub const OPERATIONS: &[Operation] = &[
         instance: false,
         base: "https://fhir.hl7.at/tc/wg/scheduling/r5/OperationDefinition/appointment-book",
         needs_validator: false,
+        needs: Some((ResourceType::Appointment, Permission::Create)),
         description: "Books a proposed Appointment on the Slots it names: 201 booked, 202 pending \
             (manual confirmation), 409 rejected with the Appointment as cancelled.",
         parameters: book_parameters,
@@ -171,6 +176,7 @@ pub const OPERATIONS: &[Operation] = &[
         instance: false,
         base: "https://fhir.hl7.at/tc/wg/scheduling/r5/OperationDefinition/healthcareService-provider-find",
         needs_validator: false,
+        needs: Some((ResourceType::HealthcareService, Permission::Read)),
         description: "Finds the providers (Organization, PractitionerRole, Practitioner) of the active \
             HealthcareServices matching the wanted codes, near the wanted place, at the wanted time; GET or POST.",
         parameters: find_hsp_parameters,
@@ -182,6 +188,7 @@ pub const OPERATIONS: &[Operation] = &[
         instance: true,
         base: "http://hl7.org/fhir/OperationDefinition/Resource-validate",
         needs_validator: true,
+        needs: None,
         description: "Validates a resource against FHIR R5, the profile the server enforces for its type \
             and an optional profile, and returns the OperationOutcome (200 also when it has errors); \
             nothing is stored.",

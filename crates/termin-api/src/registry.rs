@@ -5,7 +5,9 @@ use crate::SharedState;
 use crate::routes::{history, instance, operations, search, system, type_level};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
+use termin_store::Permission;
 
 /// FHIR `type-restful-interaction` codes Termin implements for every served type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +50,38 @@ impl Interaction {
         }
     }
 
+    /// The SMART permission the interaction needs on its type: history reads like a read
+    /// (instance) or a search (type); patch is an update.
+    pub fn permission(self) -> Permission {
+        match self {
+            Interaction::Read | Interaction::Vread | Interaction::HistoryInstance => Permission::Read,
+            Interaction::SearchType | Interaction::HistoryType => Permission::Search,
+            Interaction::Create => Permission::Create,
+            Interaction::Update | Interaction::Patch => Permission::Update,
+            Interaction::Delete => Permission::Delete,
+        }
+    }
+
+    /// The interaction a routed request (its method and matched route path) is.
+    pub fn of(method: &Method, path: &str) -> Option<Interaction> {
+        Interaction::ALL.into_iter().find(|i| i.endpoints().contains(&(method.clone(), path)))
+    }
+
+    /// The method and path of each route of [`Self::routes`], in the same order.
+    fn endpoints(self) -> Vec<(Method, &'static str)> {
+        match self {
+            Interaction::Read => vec![(Method::GET, "/fhir/{type}/{id}")],
+            Interaction::Vread => vec![(Method::GET, "/fhir/{type}/{id}/_history/{vid}")],
+            Interaction::Update => vec![(Method::PUT, "/fhir/{type}/{id}"), (Method::PUT, "/fhir/{type}")],
+            Interaction::Patch => vec![(Method::PATCH, "/fhir/{type}/{id}")],
+            Interaction::Delete => vec![(Method::DELETE, "/fhir/{type}/{id}")],
+            Interaction::HistoryInstance => vec![(Method::GET, "/fhir/{type}/{id}/_history")],
+            Interaction::HistoryType => vec![(Method::GET, "/fhir/{type}/_history")],
+            Interaction::Create => vec![(Method::POST, "/fhir/{type}")],
+            Interaction::SearchType => vec![(Method::GET, "/fhir/{type}"), (Method::POST, "/fhir/{type}/_search")],
+        }
+    }
+
     /// The routes that implement this interaction. Update includes conditional update
     /// (`PUT [type]?criteria`) and create includes conditional create (`If-None-Exist`).
     fn routes(self) -> Vec<(&'static str, MethodRouter<SharedState>)> {
@@ -79,13 +113,20 @@ pub fn router() -> Router<SharedState> {
         .route("/fhir", get(system::base_endpoint))
         .route("/fhir/", get(system::base_endpoint))
         .route("/fhir/metadata", get(system::metadata))
+        .route("/fhir/.well-known/smart-configuration", get(system::smart_configuration))
         .route("/fhir/OperationDefinition/{id}", get(operations::operation_definition))
         // Operations share the shape of instance and history paths; their handlers dispatch
         // on the `$name` segment using the operation registry.
         .route("/fhir/{type}/{id}", post(operations::type_operation))
         .route("/fhir/{type}/{id}/{operation}", post(operations::instance_operation));
     for interaction in Interaction::ALL {
-        for (path, method_router) in interaction.routes() {
+        let routes = interaction.routes();
+        debug_assert_eq!(
+            routes.iter().map(|(path, _)| *path).collect::<Vec<_>>(),
+            interaction.endpoints().iter().map(|(_, path)| *path).collect::<Vec<_>>(),
+            "{interaction:?}: endpoints() lists the paths of routes()"
+        );
+        for (path, method_router) in routes {
             router = router.route(path, method_router);
         }
     }

@@ -109,6 +109,7 @@ impl World {
         let app = termin_api::app(AppState {
             service: Arc::new(service),
             metrics: Metrics::install().expect("the only metrics recorder of this process"),
+            auth: None,
             config: ApiConfig {
                 base_url: None,
                 max_body_bytes: MAX_BODY_BYTES,

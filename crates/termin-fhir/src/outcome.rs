@@ -44,6 +44,10 @@ pub enum IssueCode {
     Informational,
     Success,
     Security,
+    /// The request needs (valid) credentials: 401.
+    Login,
+    /// The credentials do not allow the request: 403.
+    Forbidden,
     TooCostly,
     Timeout,
 }
@@ -70,6 +74,8 @@ impl IssueCode {
             IssueCode::Informational => "informational",
             IssueCode::Success => "success",
             IssueCode::Security => "security",
+            IssueCode::Login => "login",
+            IssueCode::Forbidden => "forbidden",
             IssueCode::TooCostly => "too-costly",
             IssueCode::Timeout => "timeout",
         }

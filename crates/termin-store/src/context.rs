@@ -1,5 +1,8 @@
 //! Who is asking: carried by every request through the domain into storage.
 
+use crate::scope::{Permission, Scope, ScopeLevel};
+use termin_fhir::ResourceType;
+
 /// The authenticated party behind a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
@@ -7,14 +10,29 @@ pub enum Principal {
     Anonymous,
     /// The server itself (background jobs such as hold expiry, demo loading).
     System,
+    /// The holder of a valid access token.
+    Token(Box<TokenPrincipal>),
+}
+
+/// Who a valid access token speaks for, from its claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenPrincipal {
+    /// `sub`: the user, or the client itself for client-credentials tokens.
+    pub subject: String,
+    /// `client_id` (or `azp`): the application using the token.
+    pub client_id: Option<String>,
+    /// `patient`: the launch context patient's id.
+    pub patient: Option<String>,
+    /// `fhirUser`: a reference to the user's Practitioner, PractitionerRole, Patient or RelatedPerson.
+    pub fhir_user: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestContext {
     pub request_id: String,
     pub principal: Principal,
-    /// SMART scopes granted to the request (empty while authorization is off).
-    pub scopes: Vec<String>,
+    /// The SMART resource scopes granted to the request (empty while authorization is off).
+    pub scopes: Vec<Scope>,
     /// Slot-hold tokens the caller presents to prove it owns holds (from `$hold`).
     pub hold_tokens: Vec<String>,
     /// The network address the request came from, when known.
@@ -39,14 +57,28 @@ impl RequestContext {
         }
     }
 
+    /// A request carrying a valid token with its scopes.
+    pub fn with_token(mut self, principal: TokenPrincipal, scopes: Vec<Scope>) -> Self {
+        self.principal = Principal::Token(Box::new(principal));
+        self.scopes = scopes;
+        self
+    }
+
     /// Whether patient-facing rules (e.g. cancellation deadlines) apply to this caller.
     /// Without authorization every outside caller is treated as a patient's client; staff
-    /// and internal jobs act as [`Principal::System`].
+    /// and internal jobs act as [`Principal::System`]. A token acts for a patient unless it
+    /// holds a `user/` or `system/` scope (staff and integrations).
     pub fn acts_for_patient(&self) -> bool {
         match self.principal {
             Principal::Anonymous => true,
             Principal::System => false,
+            Principal::Token(_) => self.scopes.iter().all(|s| s.level == ScopeLevel::Patient),
         }
+    }
+
+    /// Whether the request's scopes allow `permission` on `resource`.
+    pub fn may(&self, resource: ResourceType, permission: Permission) -> bool {
+        self.scopes.iter().any(|s| s.grants(resource, permission))
     }
 
     pub fn with_client_address(mut self, address: impl Into<String>) -> Self {
@@ -57,5 +89,39 @@ impl RequestContext {
     pub fn with_hold_tokens(mut self, tokens: impl IntoIterator<Item = String>) -> Self {
         self.hold_tokens.extend(tokens);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(scopes: &str) -> RequestContext {
+        let principal = TokenPrincipal {
+            subject: "u1".into(),
+            client_id: None,
+            patient: None,
+            fhir_user: None,
+        };
+        RequestContext::anonymous("r").with_token(principal, Scope::parse_all(scopes))
+    }
+
+    #[test]
+    fn patient_tokens_act_for_patients_staff_and_system_tokens_do_not() {
+        assert!(RequestContext::anonymous("r").acts_for_patient());
+        assert!(!RequestContext::system("job").acts_for_patient());
+        assert!(token("patient/Appointment.cruds patient/Slot.rs").acts_for_patient());
+        assert!(!token("user/Appointment.cruds").acts_for_patient());
+        assert!(!token("system/*.cruds").acts_for_patient());
+        assert!(!token("patient/Slot.rs user/Appointment.r").acts_for_patient());
+    }
+
+    #[test]
+    fn scopes_decide_what_a_token_may_do() {
+        let ctx = token("user/Slot.rs patient/Appointment.c");
+        assert!(ctx.may(ResourceType::Slot, Permission::Read));
+        assert!(!ctx.may(ResourceType::Slot, Permission::Update));
+        assert!(ctx.may(ResourceType::Appointment, Permission::Create));
+        assert!(!RequestContext::anonymous("r").may(ResourceType::Slot, Permission::Read));
     }
 }

@@ -5,9 +5,11 @@
 //! state) and write in one atomic step. Backends live in their own crates.
 
 mod context;
+mod scope;
 mod search;
 
-pub use context::{Principal, RequestContext};
+pub use context::{Principal, RequestContext, TokenPrincipal};
+pub use scope::{Permission, Scope, ScopeLevel};
 pub use search::*;
 
 use async_trait::async_trait;

@@ -155,6 +155,29 @@ pub struct ServeArgs {
     /// for any; repeat or comma-separate. Without it no CORS headers are sent [default: none]
     #[arg(long = "cors-allowed-origins", env = "TERMIN_CORS_ALLOWED_ORIGINS", value_name = "ORIGIN", value_delimiter = ',')]
     pub cors_allowed_origins: Vec<String>,
+
+    /// OpenID Connect issuer whose access tokens Termin accepts (the required `iss`), e.g.
+    /// https://login.example.at/realms/termin. Its keys are found by OpenID discovery unless
+    /// --auth-jwks is given. Without it authorization is off: every caller may do everything
+    /// [default: none]
+    #[arg(long, env = "TERMIN_AUTH_ISSUER", value_name = "URL")]
+    pub auth_issuer: Option<String>,
+
+    /// The audience access tokens must be issued for (the required `aud`); required with
+    /// --auth-issuer [default: none]
+    #[arg(long, env = "TERMIN_AUTH_AUDIENCE", value_name = "AUDIENCE")]
+    pub auth_audience: Option<String>,
+
+    /// JWKS file with the issuer's public signing keys, instead of OpenID discovery (offline
+    /// setups, tests) [default: none]
+    #[arg(long, env = "TERMIN_AUTH_JWKS", value_name = "FILE")]
+    pub auth_jwks: Option<PathBuf>,
+
+    /// With authorization on: whether HealthcareService, Schedule, Slot, Practitioner,
+    /// PractitionerRole, Organization, Location and $findHSP can be read and searched without a
+    /// token (the public directory booking portals show) [default: true]
+    #[arg(long, env = "TERMIN_PUBLIC_READ", value_name = "BOOL")]
+    pub public_read: Option<bool>,
 }
 
 /// The config file: same names as the flags, with '_' instead of '-'.
@@ -185,6 +208,10 @@ struct FileConfig {
     time_zone: Option<String>,
     profiles: Option<Vec<String>>,
     cors_allowed_origins: Option<Vec<String>>,
+    auth_issuer: Option<String>,
+    auth_audience: Option<String>,
+    auth_jwks: Option<PathBuf>,
+    public_read: Option<bool>,
 }
 
 /// Where the data lives.
@@ -255,6 +282,32 @@ pub struct ServeConfig {
     /// Enforced profiles that differ from the default: `None` enforces R5 only.
     pub profiles: Vec<(ResourceType, Option<String>)>,
     pub cors_allowed_origins: CorsOrigins,
+    /// `None`: authorization is off.
+    pub auth: Option<AuthSettings>,
+    pub public_read: bool,
+}
+
+/// Where access tokens come from and whom they must be for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthSettings {
+    pub issuer: String,
+    pub audience: String,
+    /// Keys from this file instead of OpenID discovery.
+    pub jwks: Option<PathBuf>,
+}
+
+fn auth_settings(issuer: Option<String>, audience: Option<String>, jwks: Option<PathBuf>) -> Result<Option<AuthSettings>, String> {
+    match (issuer, audience) {
+        (None, None) if jwks.is_none() => Ok(None),
+        (None, _) => Err("auth_audience and auth_jwks need auth_issuer (the issuer tokens must name)".into()),
+        (Some(_), None) => Err("auth_issuer needs auth_audience (the audience tokens must be issued for)".into()),
+        (Some(issuer), Some(audience)) => {
+            if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+                return Err(format!("auth_issuer {issuer:?} must be an http(s) URL"));
+            }
+            Ok(Some(AuthSettings { issuer, audience, jwks }))
+        }
+    }
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
@@ -362,6 +415,12 @@ impl ServeArgs {
             } else {
                 self.cors_allowed_origins
             })?,
+            auth: auth_settings(
+                self.auth_issuer.or(file.auth_issuer),
+                self.auth_audience.or(file.auth_audience),
+                self.auth_jwks.or(file.auth_jwks),
+            )?,
+            public_read: self.public_read.or(file.public_read).unwrap_or(true),
         })
     }
 }
@@ -438,6 +497,28 @@ mod tests {
         let config = parse(&["--database", "data/termin.db", "--pool-size", "25"]).resolve().unwrap();
         assert_eq!(config.database, Database::Sqlite("data/termin.db".into()));
         assert_eq!(config.pool_size, 25);
+    }
+
+    #[test]
+    fn authorization_needs_issuer_and_audience_together() {
+        let config = parse(&[]).resolve().unwrap();
+        assert_eq!(config.auth, None);
+        assert!(config.public_read);
+        let config = parse(&["--auth-issuer", "https://idp.example/realms/t", "--auth-audience", "termin"])
+            .resolve()
+            .unwrap();
+        let auth = config.auth.unwrap();
+        assert_eq!((auth.issuer.as_str(), auth.audience.as_str(), auth.jwks), ("https://idp.example/realms/t", "termin", None));
+        assert!(parse(&["--auth-issuer", "https://idp.example"]).resolve().is_err());
+        assert!(parse(&["--auth-audience", "termin"]).resolve().is_err());
+        assert!(parse(&["--auth-jwks", "keys.json"]).resolve().is_err());
+        assert!(parse(&["--auth-issuer", "idp.example", "--auth-audience", "t"]).resolve().is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("termin.toml");
+        std::fs::write(&file, "auth_issuer = \"http://idp\"\nauth_audience = \"a\"\nauth_jwks = \"k.json\"\npublic_read = false\n").unwrap();
+        let config = parse(&["--config", file.to_str().unwrap()]).resolve().unwrap();
+        assert_eq!(config.auth.unwrap().jwks, Some(PathBuf::from("k.json")));
+        assert!(!config.public_read);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::setup;
 use std::process::ExitCode;
 use std::sync::Arc;
 use termin_api::metrics::Metrics;
+use termin_api::auth::{Authenticator, Authorization, Discovery, KeySource};
 use termin_api::{ApiConfig, AppState};
 use termin_domain::{ResourceService, ServiceConfig};
 use tracing_subscriber::EnvFilter;
@@ -67,9 +68,11 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     let service = Arc::new(service);
     tokio::spawn(sweep_expired_holds(service.clone(), config.hold_sweep_interval));
     tokio::spawn(metrics.upkeep());
+    let auth = authorization(&config).await?;
     let app = termin_api::app(AppState {
         service,
         metrics,
+        auth,
         config: ApiConfig {
             base_url: config.base_url.clone(),
             max_body_bytes: config.max_body_bytes,
@@ -92,6 +95,30 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     };
     connections::serve(listener, app, timeouts, shutdown_signal()).await;
     Ok(())
+}
+
+/// The token checks of `--auth-issuer`; `None` (with a warning) when authorization is off.
+async fn authorization(config: &ServeConfig) -> Result<Option<Authorization>, String> {
+    let Some(settings) = &config.auth else {
+        tracing::warn!(
+            "authorization is OFF (no --auth-issuer): every caller may read and change all data; \
+             use this for development and demos only"
+        );
+        return Ok(None);
+    };
+    let keys = match &settings.jwks {
+        Some(path) => KeySource::from_file(path)?,
+        None => {
+            let discovery = Discovery::new(&settings.issuer)?;
+            discovery.prefetch().await;
+            KeySource::Discovery(Box::new(discovery))
+        }
+    };
+    tracing::info!(issuer = %settings.issuer, audience = %settings.audience, public_read = config.public_read, "authorization on");
+    Ok(Some(Authorization {
+        authenticator: Authenticator::new(settings.issuer.clone(), settings.audience.clone(), keys),
+        public_read: config.public_read,
+    }))
 }
 
 /// Periodically stores the release of expired holds (reads already treat them as free). Every

@@ -15,7 +15,7 @@ use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
 use termin_search::{
     CURSOR_PARAM, NoteSeverity, ParsedSearch, SearchError, SearchErrorKind, SearchOptions, TotalMode, encode_cursor,
 };
-use termin_store::{Keyset, RequestContext};
+use termin_store::{Keyset, Permission, RequestContext};
 
 /// Reads `_count`: absent gives the default, larger than the maximum is capped.
 pub fn page_size(query: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
@@ -112,7 +112,19 @@ async fn run(
     let parsed = termin_search::registry()
         .parse_search(resource_type, &pairs, &options)
         .map_err(search_error)?;
-    let page = state.service.search(ctx, &parsed.request).await?;
+    if let Some(auth) = &state.auth {
+        crate::auth::check_reach(auth, ctx, &parsed.request.filter.conditions)?;
+    }
+    let mut page = state.service.search(ctx, &parsed.request).await?;
+    let mut withheld = 0;
+    if let Some(auth) = &state.auth {
+        // Includes of types the caller may not read are left out, and said so.
+        page.included.retain(|version| {
+            let readable = auth.may(ctx, version.resource_type, Permission::Read);
+            withheld += usize::from(!readable);
+            readable
+        });
+    }
     let endpoint = format!("{}/{resource_type}", base.0);
     let stable: Vec<(String, String)> = pairs.iter().filter(|(name, _)| name != CURSOR_PARAM).cloned().collect();
     let link = |keyset: &Keyset| page_url(&endpoint, &stable, Some(encode_cursor(keyset)));
@@ -122,7 +134,7 @@ async fn run(
         page.previous.as_ref().map(link),
     );
     let mut entries = Vec::new();
-    if let Some(outcome) = notes_outcome(&parsed) {
+    if let Some(outcome) = notes_outcome(&parsed, withheld) {
         entries.push(bundle::outcome_entry(outcome));
     }
     for version in &page.matches {
@@ -154,11 +166,11 @@ pub(crate) fn issue_code(error: &SearchError) -> IssueCode {
 }
 
 /// Ignored and leniently read parameters, as an OperationOutcome for the `outcome` entry.
-fn notes_outcome(parsed: &ParsedSearch) -> Option<Value> {
-    if parsed.notes.is_empty() {
+fn notes_outcome(parsed: &ParsedSearch, withheld: usize) -> Option<Value> {
+    if parsed.notes.is_empty() && withheld == 0 {
         return None;
     }
-    let issues = parsed
+    let mut issues: Vec<Issue> = parsed
         .notes
         .iter()
         .map(|note| {
@@ -169,6 +181,12 @@ fn notes_outcome(parsed: &ParsedSearch) -> Option<Value> {
             issue.at(note.param.clone())
         })
         .collect();
+    if withheld > 0 {
+        issues.push(Issue::warning(
+            IssueCode::Forbidden,
+            format!("{withheld} included resources were left out: the access token does not allow reading their type"),
+        ));
+    }
     Some(OperationOutcome::new(issues).to_json())
 }
 

@@ -8,7 +8,8 @@ use crate::format::{FhirResponse, ResponseFormat};
 use crate::SharedState;
 use crate::query::query_pairs;
 use axum::extract::{OriginalUri, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use termin_fhir::{Issue, IssueCode};
 
@@ -28,7 +29,41 @@ pub async fn metadata(
     format: ResponseFormat,
     base: BaseUrl,
 ) -> FhirResponse {
-    FhirResponse::new(StatusCode::OK, format).json(capability_statement(&base.0, state.service.config(), state.service.validator()))
+    let statement = capability_statement(&base.0, state.service.config(), state.service.validator(), state.auth.as_ref());
+    FhirResponse::new(StatusCode::OK, format).json(statement)
+}
+
+/// `GET /fhir/.well-known/smart-configuration`: how clients get tokens for this server (the
+/// provider's endpoints, as found by OpenID discovery) and what Termin understands.
+pub async fn smart_configuration(State(state): State<SharedState>) -> Result<Response, ApiError> {
+    let Some(auth) = &state.auth else {
+        return Err(ApiError::not_found(
+            "Authorization is not configured on this server (no --auth-issuer): it needs no tokens",
+        ));
+    };
+    let mut configuration = json!({
+        "issuer": auth.authenticator.issuer(),
+        "grant_types_supported": ["authorization_code", "client_credentials"],
+        "scopes_supported": crate::auth::SCOPES_SUPPORTED,
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
+        "capabilities": crate::auth::CAPABILITIES,
+    });
+    if let Some(provider) = auth.authenticator.keys().metadata().await {
+        let endpoints = [
+            ("jwks_uri", Some(provider.jwks_uri)),
+            ("authorization_endpoint", provider.authorization_endpoint),
+            ("token_endpoint", provider.token_endpoint),
+            ("introspection_endpoint", provider.introspection_endpoint),
+            ("revocation_endpoint", provider.revocation_endpoint),
+        ];
+        for (name, url) in endpoints {
+            if let Some(url) = url {
+                configuration[name] = json!(url);
+            }
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "application/json")], configuration.to_string()).into_response())
 }
 
 /// `GET [base]` (also with a trailing `/`): the CapabilityStatement, as at `[base]/metadata`, so

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
 use jiff::Timestamp;
-use termin_store::{Condition, RequestContext, SlotHold, SystemMatch, TokenMatch, WriteTx};
+use termin_store::{Condition, Principal, RequestContext, SlotHold, SystemMatch, TokenMatch, WriteTx};
 
 /// How the caller names the slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,10 +33,13 @@ pub enum HoldOutcome {
     },
 }
 
-/// The key a caller's live holds are counted under: while authorization is off, its network
-/// address (a client asking for a new token with every hold is still one holder). Without an
-/// address (in-process callers) every hold counts as its own holder.
+/// The key a caller's live holds are counted under: a token's subject and client; without a
+/// token, its network address (a client asking for a new hold-token with every hold is still
+/// one holder). Without an address (in-process callers) every hold counts as its own holder.
 pub(super) fn holder_key(ctx: &RequestContext, token: &str) -> String {
+    if let Principal::Token(principal) = &ctx.principal {
+        return format!("principal:{}|{}", principal.client_id.as_deref().unwrap_or_default(), principal.subject);
+    }
     match &ctx.client_address {
         Some(address) => format!("address:{address}"),
         None => format!("token:{token}"),

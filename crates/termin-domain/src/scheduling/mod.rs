@@ -27,7 +27,7 @@ use crate::DomainError;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use termin_fhir::ResourceType;
-use termin_store::{DomainEvent, IndexEntries, RequestContext, ResourceVersion, SlotHold, WriteTx};
+use termin_store::{DomainEvent, IndexEntries, Principal, RequestContext, ResourceVersion, SlotHold, WriteTx};
 
 /// Extension (valueBoolean) on a Schedule or HealthcareService: bookings need a staff
 /// confirmation, so `$book` answers `pending` instead of `booked`.
@@ -42,13 +42,16 @@ fn hold_is_live(hold: &SlotHold, now: Timestamp) -> bool {
 }
 
 /// Whether the caller owns the hold: it presents the hold's token, or it presents no token at
-/// all and is the holder that placed the hold (IG clients know nothing of hold tokens). While
-/// authorization is off the holder is the client's network address, so behind a reverse proxy
-/// every client owns every token-less caller's holds; a caller presenting another token never
-/// does.
+/// all and is the holder that placed the hold (IG clients know nothing of hold tokens): the
+/// principal of its access token, or, without one, its network address — so behind a reverse
+/// proxy, anonymous clients own each other's token-less holds; a caller presenting another
+/// token never does.
 fn owns_hold(ctx: &RequestContext, hold: &SlotHold) -> bool {
     if ctx.hold_tokens.is_empty() {
-        ctx.client_address.is_some() && hold.holder == hold::holder_key(ctx, &hold.token)
+        // A holder known by its principal or address owns its holds without a token (an IG
+        // client knows nothing of hold-tokens); without either, nothing identifies it.
+        let identified = matches!(ctx.principal, Principal::Token(_)) || ctx.client_address.is_some();
+        identified && hold.holder == hold::holder_key(ctx, &hold.token)
     } else {
         ctx.hold_tokens.contains(&hold.token)
     }

@@ -1,0 +1,238 @@
+//! Authorization: Termin as a SMART on FHIR resource server. Every routed request passes
+//! [`authorize`], which maps it to the permission it needs (type and `c r u d s`) in one
+//! place, checks the bearer token and its scopes, and hands the caller on to the handlers
+//! through the [`RequestContext`](termin_store::RequestContext).
+
+mod keys;
+mod token;
+
+pub use keys::{Discovery, KeySource};
+pub use token::{Authenticator, Caller};
+
+use crate::SharedState;
+use crate::error::ApiError;
+use crate::operations;
+use crate::registry::Interaction;
+use axum::RequestExt;
+use axum::extract::{MatchedPath, RawPathParams, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use termin_fhir::{Issue, IssueCode, ResourceType};
+use termin_store::{Condition, Permission, RequestContext};
+
+/// The types of the public directory (`--public-read`): what booking portals show anyone.
+pub const DIRECTORY: [ResourceType; 7] = [
+    ResourceType::HealthcareService,
+    ResourceType::Schedule,
+    ResourceType::Slot,
+    ResourceType::Practitioner,
+    ResourceType::PractitionerRole,
+    ResourceType::Organization,
+    ResourceType::Location,
+];
+
+/// The scopes `.well-known/smart-configuration` lists: the context and identity scopes and
+/// the resource scopes at every level (narrower ones, per type and permission, work as well).
+pub const SCOPES_SUPPORTED: [&str; 7] = [
+    "openid",
+    "fhirUser",
+    "launch/patient",
+    "offline_access",
+    "patient/*.cruds",
+    "user/*.cruds",
+    "system/*.cruds",
+];
+
+/// What Termin as a resource server supports of SMART App Launch (clients and launch are
+/// the identity provider's business).
+pub const CAPABILITIES: [&str; 5] =
+    ["launch-standalone", "permission-v1", "permission-v2", "permission-user", "sso-openid-connect"];
+
+/// Authorization settings; absent, the server runs unauthenticated.
+pub struct Authorization {
+    pub authenticator: Authenticator,
+    /// Whether the directory types (and `$findHSP`) are readable without a token.
+    pub public_read: bool,
+}
+
+impl Authorization {
+    fn is_public(&self, resource: ResourceType, permission: Permission) -> bool {
+        self.public_read && matches!(permission, Permission::Read | Permission::Search) && DIRECTORY.contains(&resource)
+    }
+
+    /// Whether the caller may see resources of `resource` (for resources a search adds or
+    /// reaches through other types: includes, chains, `_has`).
+    pub fn may(&self, ctx: &RequestContext, resource: ResourceType, permission: Permission) -> bool {
+        self.is_public(resource, permission) || ctx.may(resource, permission)
+    }
+}
+
+/// A search that reaches other types through chains or `_has` needs to be allowed to search
+/// them too: otherwise it could probe, say, whether a patient has appointments. `Err` names
+/// the first type it may not search.
+pub fn check_reach(auth: &Authorization, ctx: &RequestContext, conditions: &[Condition]) -> Result<(), ApiError> {
+    for condition in conditions {
+        let (reached, inner) = match condition {
+            Condition::Chain { target_type, condition, .. } => (Some(*target_type), std::slice::from_ref(&**condition)),
+            Condition::ReferencedBy { source_type, condition, .. } => (Some(*source_type), std::slice::from_ref(&**condition)),
+            Condition::Not(condition) => (None, std::slice::from_ref(&**condition)),
+            Condition::Any(conditions) => (None, conditions.as_slice()),
+            _ => (None, &[][..]),
+        };
+        if let Some(resource) = reached
+            && !auth.may(ctx, resource, Permission::Search)
+        {
+            return Err(forbidden_error(resource, Permission::Search));
+        }
+        check_reach(auth, ctx, inner)?;
+    }
+    Ok(())
+}
+
+/// What a request needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Nothing: server metadata and health; tokens are not even looked at.
+    Nothing,
+    /// A valid token, whatever its scopes (the handler answers: unknown type or operation,
+    /// `$validate`, which touches no data).
+    Token,
+    /// A scope granting the permission on the type (or the public directory).
+    Access(ResourceType, Permission),
+}
+
+/// The one map from routes to permissions: interactions by the registry, operations by
+/// their definitions.
+fn need(method: &Method, path: &str, params: &RawPathParams) -> Need {
+    let param = |name: &str| params.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
+    let Some(type_name) = param("type") else {
+        return Need::Nothing;
+    };
+    let Ok(resource_type) = type_name.parse::<ResourceType>() else {
+        return Need::Token;
+    };
+    let id = param("id").unwrap_or_default();
+    let operation = match (method, path) {
+        (&Method::GET | &Method::POST, "/fhir/{type}/{id}") if id.starts_with('$') => Some((id, false)),
+        (&Method::POST, "/fhir/{type}/{id}/{operation}") => Some((param("operation").unwrap_or_default(), true)),
+        _ => None,
+    };
+    match operation {
+        Some((name, instance)) => name
+            .strip_prefix('$')
+            .and_then(|code| operations::find(resource_type, code, instance))
+            .and_then(|op| op.needs)
+            .map_or(Need::Token, |(resource, permission)| Need::Access(resource, permission)),
+        None => match Interaction::of(method, path) {
+            Some(interaction) => Need::Access(resource_type, interaction.permission()),
+            None => Need::Nothing,
+        },
+    }
+}
+
+/// `Authorization: Bearer <token>`: `Ok(None)` without the header.
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, String> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| "the Authorization header is not ASCII".to_owned())?;
+    match text.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(Some(token.trim()))
+        }
+        _ => Err("the Authorization header must be \"Bearer <access token>\"".to_owned()),
+    }
+}
+
+/// Middleware on every routed request (see the module documentation).
+pub async fn authorize(State(state): State<SharedState>, mut request: Request, next: Next) -> Response {
+    let Some(auth) = &state.auth else {
+        return next.run(request).await;
+    };
+    let path = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    let need = match request.extract_parts::<RawPathParams>().await {
+        Ok(params) => need(request.method(), &path, &params),
+        // Undecodable path segments: the handler answers 400 whoever asks.
+        Err(_) => Need::Nothing,
+    };
+    if need == Need::Nothing {
+        return next.run(request).await;
+    }
+    let caller = match bearer(request.headers()) {
+        Ok(None) => None,
+        Ok(Some(token)) => match auth.authenticator.validate(token).await {
+            Ok(caller) => Some(caller),
+            Err(why) => {
+                tracing::info!(%why, "access token refused");
+                return unauthorized(&format!("The access token was refused: {why}"));
+            }
+        },
+        Err(why) => return unauthorized(&why),
+    };
+    match (need, caller) {
+        (Need::Access(resource, permission), None) if auth.is_public(resource, permission) => next.run(request).await,
+        (_, None) => unauthorized("This request needs an access token (Authorization: Bearer <token>)"),
+        (Need::Access(resource, permission), Some(caller))
+            if !auth.is_public(resource, permission) && !caller.scopes.iter().any(|s| s.grants(resource, permission)) =>
+        {
+            forbidden(resource, permission)
+        }
+        (_, Some(caller)) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+    }
+}
+
+/// 401 with the `WWW-Authenticate` challenge of RFC 6750.
+fn unauthorized(why: &str) -> Response {
+    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, Issue::error(IssueCode::Login, why)).into_response();
+    let challenge = format!(
+        "Bearer realm=\"termin\", error=\"invalid_token\", error_description=\"{}\"",
+        why.replace(['"', '\\'], "'")
+    );
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+fn forbidden_error(resource: ResourceType, permission: Permission) -> ApiError {
+    let scope = format!("{resource}.{}", permission.letter());
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        Issue::error(
+            IssueCode::Forbidden,
+            format!("This needs an access token with a scope granting {scope} (e.g. user/{scope})"),
+        ),
+    )
+}
+
+fn forbidden(resource: ResourceType, permission: Permission) -> Response {
+    let scope = format!("{resource}.{}", permission.letter());
+    let mut response = forbidden_error(resource, permission).into_response();
+    if let Ok(value) = HeaderValue::from_str(&format!("Bearer realm=\"termin\", error=\"insufficient_scope\", scope=\"user/{scope}\"")) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_bearer_headers() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer(&headers), Ok(None));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc.def.ghi"));
+        assert_eq!(bearer(&headers), Ok(Some("abc.def.ghi")));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer  x "));
+        assert_eq!(bearer(&headers), Ok(Some("x")));
+        for bad in ["Basic dXNlcjpwdw==", "Bearer", "Bearer ", "abc"] {
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_static(bad));
+            assert!(bearer(&headers).is_err(), "{bad}");
+        }
+    }
+}

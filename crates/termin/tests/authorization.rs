@@ -1,0 +1,386 @@
+//! Authorization (issue 14, first slice): bearer tokens checked against a JWKS file or keys
+//! found by OpenID discovery, SMART scopes per type and interaction, the public directory,
+//! SMART discovery and `CapabilityStatement.rest.security`. The tests sign their own tokens
+//! with the test keys in `tests/auth_keys`.
+
+mod support;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::Method;
+use reqwest::header::AUTHORIZATION;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use support::*;
+
+const ISSUER: &str = "https://idp.termin.test/realms/termin";
+const AUDIENCE: &str = "termin-api";
+const RSA_PRIVATE: &str = include_str!("auth_keys/rsa-private.pem");
+const RSA_PUBLIC: &str = include_str!("auth_keys/rsa-public.pem");
+const EC_PRIVATE: &str = include_str!("auth_keys/ec-private.pem");
+const OTHER_RSA_PRIVATE: &str = include_str!("auth_keys/other-rsa-private.pem");
+const JWKS: &str = include_str!("auth_keys/jwks.json");
+const OTHER_RSA_JWK: &str = include_str!("auth_keys/other-rsa-jwk.json");
+
+fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+/// Valid claims for `scope`, issued by [`ISSUER`] for [`AUDIENCE`].
+fn claims(scope: &str) -> Value {
+    json!({
+        "iss": ISSUER, "aud": AUDIENCE, "sub": "user-1", "client_id": "booking-app",
+        "iat": now(), "exp": now() + 300, "scope": scope,
+    })
+}
+
+fn sign_with(alg: Algorithm, kid: &str, pem: &str, claims: &Value) -> String {
+    let mut header = Header::new(alg);
+    header.kid = Some(kid.to_owned());
+    let key = match alg {
+        Algorithm::ES256 => EncodingKey::from_ec_pem(pem.as_bytes()),
+        Algorithm::HS256 => Ok(EncodingKey::from_secret(pem.as_bytes())),
+        _ => EncodingKey::from_rsa_pem(pem.as_bytes()),
+    }
+    .expect("test key");
+    jsonwebtoken::encode(&header, claims, &key).expect("sign")
+}
+
+/// An RS256 token for `scope`.
+fn token(scope: &str) -> String {
+    sign_with(Algorithm::RS256, "test-rsa", RSA_PRIVATE, &claims(scope))
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+async fn start_with_jwks(extra: &[&str]) -> TestServer {
+    let mut options = ServerOptions::new()
+        .flag("--auth-issuer", ISSUER)
+        .flag("--auth-audience", AUDIENCE)
+        .flag("--auth-jwks", "{dir}/jwks.json");
+    options.files.push(("jwks.json".into(), JWKS.into()));
+    for arg in extra {
+        options = options.arg(*arg);
+    }
+    TestServer::start_with(options).await
+}
+
+async fn call(s: &TestServer, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Resp {
+    let mut request = s.request(method, path);
+    if let Some(token) = token {
+        request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+    }
+    if let Some(body) = body {
+        request = json_body(request, body);
+    }
+    s.send(request).await
+}
+
+fn assert_unauthorized(r: &Resp, what: &str) {
+    assert_eq!(r.code(), 401, "{what}: {}", r.what());
+    let challenge = r.header("www-authenticate").unwrap_or_default();
+    assert!(challenge.starts_with("Bearer ") && challenge.contains("error=\"invalid_token\""), "{what}: {challenge}");
+    let outcome = r.outcome(401);
+    assert_eq!(outcome["issue"][0]["code"], "login", "{what}: {outcome}");
+}
+
+fn assert_forbidden(r: &Resp, what: &str) {
+    assert_eq!(r.code(), 403, "{what}: {}", r.what());
+    assert_eq!(r.outcome(403)["issue"][0]["code"], "forbidden", "{what}");
+}
+
+#[tokio::test]
+async fn tokens_are_checked_against_the_jwks_file() {
+    let s = start_with_jwks(&[]).await;
+    let scope = "openid fhirUser user/Patient.rs";
+
+    assert_unauthorized(&call(&s, Method::GET, "Patient", None, None).await, "no token");
+    let rs256 = token(scope);
+    call(&s, Method::GET, "Patient", Some(&rs256), None).await.expect_status(200);
+    let es256 = sign_with(Algorithm::ES256, "test-ec", EC_PRIVATE, &claims(scope));
+    call(&s, Method::GET, "Patient", Some(&es256), None).await.expect_status(200);
+    // No kid: the keys that fit the algorithm are tried.
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = None;
+    let no_kid =
+        jsonwebtoken::encode(&header, &claims(scope), &EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap()).unwrap();
+    call(&s, Method::GET, "Patient", Some(&no_kid), None).await.expect_status(200);
+
+    let with = |change: &dyn Fn(&mut Value)| {
+        let mut c = claims(scope);
+        change(&mut c);
+        token_from(&c)
+    };
+    fn token_from(c: &Value) -> String {
+        sign_with(Algorithm::RS256, "test-rsa", RSA_PRIVATE, c)
+    }
+    let payload = b64(serde_json::to_string(&claims(scope)).unwrap().as_bytes());
+    let none = format!("{}.{payload}.", b64(br#"{"alg":"none","typ":"JWT"}"#));
+    let hs256_public_key = sign_with(Algorithm::HS256, "test-rsa", RSA_PUBLIC, &claims(scope));
+    let hs256_no_kid = {
+        let key = EncodingKey::from_secret(RSA_PUBLIC.as_bytes());
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims(scope), &key).unwrap()
+    };
+    let tampered = {
+        let parts: Vec<&str> = rs256.split('.').collect();
+        let mut c = claims(scope);
+        c["scope"] = json!("system/*.cruds");
+        format!("{}.{}.{}", parts[0], b64(c.to_string().as_bytes()), parts[2])
+    };
+    let refused = [
+        ("expired", with(&|c| c["exp"] = json!(now() - 600))),
+        ("not yet valid", with(&|c| c["nbf"] = json!(now() + 600))),
+        ("wrong audience", with(&|c| c["aud"] = json!("another-api"))),
+        ("wrong issuer", with(&|c| c["iss"] = json!("https://evil.test/realms/termin"))),
+        ("no subject", with(&|c| {
+            c.as_object_mut().unwrap().remove("sub");
+        })),
+        ("no expiry", with(&|c| {
+            c.as_object_mut().unwrap().remove("exp");
+        })),
+        ("unknown kid", sign_with(Algorithm::RS256, "who-knows", RSA_PRIVATE, &claims(scope))),
+        ("signed by another key", sign_with(Algorithm::RS256, "test-rsa", OTHER_RSA_PRIVATE, &claims(scope))),
+        ("RSA kid with ES256", sign_with(Algorithm::ES256, "test-rsa", EC_PRIVATE, &claims(scope))),
+        ("alg none", none),
+        ("HS256 with the public key as secret", hs256_public_key),
+        ("HS256 without kid", hs256_no_kid),
+        ("tampered payload", tampered),
+        ("not a JWT", "not-a-token".to_owned()),
+    ];
+    for (what, bad) in &refused {
+        assert_unauthorized(&call(&s, Method::GET, "Patient", Some(bad), None).await, what);
+        // A bad token is refused on the public directory as well.
+        assert_unauthorized(&call(&s, Method::GET, "Slot", Some(bad), None).await, what);
+    }
+    let basic = s.send(s.request(Method::GET, "Patient").header(AUTHORIZATION, "Basic dXNlcjpwdw==")).await;
+    assert_unauthorized(&basic, "Basic credentials");
+    // Server metadata needs no token and ignores bad ones.
+    s.send(s.request(Method::GET, "metadata").header(AUTHORIZATION, "Bearer garbage")).await.expect_status(200);
+}
+
+#[tokio::test]
+async fn scopes_decide_each_interaction_per_type() {
+    let s = start_with_jwks(&[]).await;
+    let admin = token("system/*.cruds");
+    let created = call(&s, Method::POST, "Patient", Some(&admin), Some(&simple_patient("Huber"))).await.expect_status(201).json();
+    let id = id_of(&created);
+    let path = format!("Patient/{id}");
+
+    let reader = token("user/Patient.r");
+    call(&s, Method::GET, &path, Some(&reader), None).await.expect_status(200);
+    call(&s, Method::GET, &format!("{path}/_history"), Some(&reader), None).await.expect_status(200);
+    assert_forbidden(&call(&s, Method::GET, "Patient", Some(&reader), None).await, "search with r only");
+    assert_forbidden(&call(&s, Method::GET, "Patient/_history", Some(&reader), None).await, "type history with r only");
+    assert_forbidden(&call(&s, Method::PUT, &path, Some(&reader), Some(&created)).await, "update with r only");
+    assert_forbidden(&call(&s, Method::DELETE, &path, Some(&reader), None).await, "delete with r only");
+    assert_forbidden(&call(&s, Method::GET, "Appointment", Some(&reader), None).await, "another type");
+    let refused = call(&s, Method::POST, "Patient", Some(&reader), Some(&simple_patient("Berger"))).await;
+    assert_forbidden(&refused, "create with r only");
+    assert!(refused.header("www-authenticate").unwrap_or_default().contains("insufficient_scope"));
+
+    // SMART v1 forms map onto v2.
+    let v1_reader = token("user/*.read");
+    call(&s, Method::GET, "Patient", Some(&v1_reader), None).await.expect_status(200);
+    call(&s, Method::GET, "Appointment", Some(&v1_reader), None).await.expect_status(200);
+    assert_forbidden(&call(&s, Method::DELETE, &path, Some(&v1_reader), None).await, "v1 read deletes");
+    let v1_writer = token("user/Patient.write");
+    let mut changed = created.clone();
+    changed["gender"] = json!("female");
+    call(&s, Method::PUT, &path, Some(&v1_writer), Some(&changed)).await.expect_status(200);
+    assert_forbidden(&call(&s, Method::GET, &path, Some(&v1_writer), None).await, "v1 write reads");
+
+    // A restricted scope is not enforced yet, so it grants nothing rather than everything.
+    let restricted = token("user/Patient.rs?gender=female");
+    assert_forbidden(&call(&s, Method::GET, &path, Some(&restricted), None).await, "restricted scope");
+
+    // A refused write changed nothing.
+    assert_eq!(history_len(&s, &path, &admin).await, 2);
+    call(&s, Method::DELETE, &path, Some(&token("user/Patient.d")), None).await.expect_status(204);
+}
+
+async fn history_len(s: &TestServer, path: &str, token: &str) -> usize {
+    let bundle = call(s, Method::GET, &format!("{path}/_history"), Some(token), None).await.expect_status(200).json();
+    entries(&bundle).len()
+}
+
+/// A Schedule with one free Slot, a HealthcareService and a booked Appointment on another slot.
+async fn directory(s: &TestServer, admin: &str) {
+    let resources = [
+        json!({"resourceType": "Schedule", "id": "sch-1", "active": true, "actor": [{"reference": "Practitioner/prac-1"}]}),
+        json!({"resourceType": "Practitioner", "id": "prac-1", "name": [{"family": "Musterärztin"}]}),
+        json!({"resourceType": "HealthcareService", "id": "hcs-1", "active": true,
+               "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/service-type", "code": "65"}]}]}),
+        json!({"resourceType": "Slot", "id": "slot-1", "schedule": {"reference": "Schedule/sch-1"}, "status": "free",
+               "start": "2030-01-07T09:00:00+01:00", "end": "2030-01-07T09:30:00+01:00"}),
+        json!({"resourceType": "Patient", "id": "pat-1", "name": [{"family": "Huber"}]}),
+        json!({"resourceType": "Appointment", "id": "app-1", "status": "booked",
+               "subject": {"reference": "Patient/pat-1"},
+               "participant": [{"actor": {"reference": "Patient/pat-1"}, "status": "accepted"}],
+               "slot": [{"reference": "Slot/slot-1"}]}),
+    ];
+    for resource in &resources {
+        let path = format!("{}/{}", resource["resourceType"].as_str().unwrap(), resource["id"].as_str().unwrap());
+        let r = call(s, Method::PUT, &path, Some(admin), Some(resource)).await;
+        assert!(matches!(r.code(), 200 | 201), "{}", r.what());
+    }
+}
+
+#[tokio::test]
+async fn the_public_directory_is_readable_without_a_token() {
+    let s = start_with_jwks(&[]).await;
+    let admin = token("system/*.cruds");
+    directory(&s, &admin).await;
+
+    for path in ["Slot?status=busy", "Schedule", "Slot/slot-1", "Schedule/sch-1/_history", "Practitioner", "Location",
+        "Organization", "PractitionerRole", "HealthcareService",
+        "HealthcareService/$findHSP?healthcareService-type=http://terminology.hl7.org/CodeSystem/service-type|65"]
+    {
+        call(&s, Method::GET, path, None, None).await.expect_status(200);
+    }
+    for path in ["Patient", "Patient/pat-1", "Appointment", "Appointment/app-1", "RelatedPerson"] {
+        assert_unauthorized(&call(&s, Method::GET, path, None, None).await, path);
+    }
+    // Writes and $hold/$book always need a token.
+    let slot = call(&s, Method::GET, "Slot/slot-1", None, None).await.json();
+    assert_unauthorized(&call(&s, Method::PUT, "Slot/slot-1", None, Some(&slot)).await, "PUT Slot");
+    assert_unauthorized(&call(&s, Method::DELETE, "Schedule/sch-1", None, None).await, "DELETE Schedule");
+    let hold = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "slot-reference", "valueReference": {"reference": "Slot/slot-1"}},
+        {"name": "slot-status", "valueCode": "busy-tentative"}]});
+    assert_unauthorized(&call(&s, Method::POST, "Slot/$hold", None, Some(&hold)).await, "$hold");
+    assert_unauthorized(&call(&s, Method::POST, "Appointment/$book", None, Some(&json!({"resourceType": "Parameters"}))).await, "$book");
+    // With a token, $hold needs Slot update and $book Appointment create.
+    assert_forbidden(&call(&s, Method::POST, "Slot/$hold", Some(&token("patient/Slot.rs")), Some(&hold)).await, "$hold r");
+    let held = call(&s, Method::POST, "Slot/$hold", Some(&token("patient/Slot.u")), Some(&hold)).await;
+    assert_eq!(held.code(), 409, "the booked slot cannot be held, but the token may try: {}", held.what());
+    assert_forbidden(
+        &call(&s, Method::POST, "Appointment/$book", Some(&token("patient/Appointment.r")), Some(&json!({"resourceType": "Parameters"}))).await,
+        "$book r",
+    );
+    call(&s, Method::POST, "Appointment/$book", Some(&token("patient/Appointment.c")), Some(&json!({"resourceType": "Parameters"})))
+        .await
+        .expect_status(400);
+
+    // Anonymous searches cannot reach patient data through includes, _has or chains.
+    let bundle = call(&s, Method::GET, "Slot?_revinclude=Appointment:slot", None, None).await.expect_status(200).json();
+    let types: Vec<Value> = entries(&bundle).iter().map(|e| e["resource"]["resourceType"].clone()).collect();
+    assert!(!types.contains(&json!("Appointment")), "{bundle}");
+    assert!(bundle.to_string().contains("included resources were left out"), "{bundle}");
+    let with_scope = call(&s, Method::GET, "Slot?_revinclude=Appointment:slot", Some(&token("user/Appointment.r")), None).await;
+    assert!(with_scope.expect_status(200).text().contains("\"app-1\""));
+    assert_forbidden(&call(&s, Method::GET, "Slot?_has:Appointment:slot:patient=Patient/pat-1", None, None).await, "_has");
+    assert_forbidden(&call(&s, Method::GET, "Schedule?actor:Patient.name=Huber", None, None).await, "chain to Patient");
+}
+
+#[tokio::test]
+async fn without_public_read_every_request_needs_a_token() {
+    let s = start_with_jwks(&["--public-read", "false"]).await;
+    assert_unauthorized(&call(&s, Method::GET, "Slot", None, None).await, "Slot");
+    assert_unauthorized(&call(&s, Method::GET, "HealthcareService/$findHSP?healthcareService-type=a|b", None, None).await, "$findHSP");
+    call(&s, Method::GET, "Slot", Some(&token("user/Slot.s")), None).await.expect_status(200);
+    assert_forbidden(&call(&s, Method::GET, "Slot", Some(&token("user/Schedule.s")), None).await, "Slot with Schedule scope");
+}
+
+#[tokio::test]
+async fn capability_statement_and_smart_configuration_describe_the_security() {
+    let s = start_with_jwks(&[]).await;
+    let statement = s.get("metadata").await.expect_status(200).json();
+    let security = &statement["rest"][0]["security"];
+    assert_eq!(security["service"][0]["coding"][0]["code"], "SMART-on-FHIR", "{security}");
+    assert!(security["description"].as_str().unwrap().contains(ISSUER));
+    let smart = s.get(".well-known/smart-configuration").await.expect_status(200);
+    assert!(smart.header("content-type").unwrap().starts_with("application/json"));
+    let smart = smart.json();
+    assert_eq!(smart["issuer"], ISSUER);
+    assert!(smart["capabilities"].as_array().unwrap().contains(&json!("permission-v2")));
+    assert!(smart["scopes_supported"].as_array().unwrap().contains(&json!("system/*.cruds")));
+
+    let open = TestServer::start().await;
+    let security = &open.get("metadata").await.expect_status(200).json()["rest"][0]["security"];
+    assert!(security["description"].as_str().unwrap().contains("Authorization is OFF"), "{security}");
+    assert!(security.get("service").is_none());
+    open.get(".well-known/smart-configuration").await.expect_status(404);
+    assert!(
+        open.stderr_lines().iter().any(|l| l.contains("authorization is OFF")),
+        "a start-up warning says authorization is off"
+    );
+    open.get("Patient").await.expect_status(200);
+}
+
+/// A stand-in identity provider serving OpenID discovery and a JWKS that the test can change
+/// or take down.
+struct Provider {
+    issuer: String,
+    keys: Arc<Mutex<Value>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+async fn provider() -> Provider {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let keys = Arc::new(Mutex::new(serde_json::from_str::<Value>(JWKS).unwrap()));
+    let configuration = json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/protocol/openid-connect/certs"),
+        "authorization_endpoint": format!("{issuer}/protocol/openid-connect/auth"),
+        "token_endpoint": format!("{issuer}/protocol/openid-connect/token"),
+    });
+    let served_keys = keys.clone();
+    let json = |value: Value| ([(axum::http::header::CONTENT_TYPE, "application/json")], value.to_string());
+    let app = axum::Router::new()
+        .route("/.well-known/openid-configuration", get(move || async move { json(configuration) }))
+        .route(
+            "/protocol/openid-connect/certs",
+            get(move || {
+                let keys = served_keys.lock().unwrap().clone();
+                async move { json(keys) }
+            }),
+        );
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    Provider { issuer, keys, server }
+}
+
+#[tokio::test]
+async fn keys_are_found_by_openid_discovery_refreshed_for_new_keys_and_kept_while_the_provider_is_down() {
+    let idp = provider().await;
+    let s = TestServer::start_with(
+        ServerOptions::new().flag("--auth-issuer", &idp.issuer).flag("--auth-audience", AUDIENCE),
+    )
+    .await;
+    let signed = |kid: &str, pem: &str| {
+        let mut c = claims("user/Patient.rs");
+        c["iss"] = json!(idp.issuer);
+        sign_with(Algorithm::RS256, kid, pem, &c)
+    };
+    call(&s, Method::GET, "Patient", Some(&signed("test-rsa", RSA_PRIVATE)), None).await.expect_status(200);
+    let rotated = signed("rotated-rsa", OTHER_RSA_PRIVATE);
+    let mut wrong_issuer = claims("user/Patient.rs");
+    wrong_issuer["iss"] = json!(ISSUER);
+    assert_unauthorized(
+        &call(&s, Method::GET, "Patient", Some(&sign_with(Algorithm::RS256, "test-rsa", RSA_PRIVATE, &wrong_issuer)), None).await,
+        "another issuer",
+    );
+
+    // The provider rotates in a new key: a token naming it makes Termin fetch the keys again.
+    idp.keys.lock().unwrap()["keys"].as_array_mut().unwrap().push(serde_json::from_str(OTHER_RSA_JWK).unwrap());
+    call(&s, Method::GET, "Patient", Some(&rotated), None).await.expect_status(200);
+
+    let smart = s.get(".well-known/smart-configuration").await.expect_status(200).json();
+    assert_eq!(smart["token_endpoint"], format!("{}/protocol/openid-connect/token", idp.issuer));
+    assert_eq!(smart["jwks_uri"], format!("{}/protocol/openid-connect/certs", idp.issuer));
+
+    // The provider goes down: the cached keys still verify tokens.
+    idp.server.abort();
+    let _ = idp.server.await;
+    call(&s, Method::GET, "Patient", Some(&signed("test-rsa", RSA_PRIVATE)), None).await.expect_status(200);
+    call(&s, Method::GET, "Patient", Some(&rotated), None).await.expect_status(200);
+    assert_unauthorized(
+        &call(&s, Method::GET, "Patient", Some(&signed("unknown", RSA_PRIVATE)), None).await,
+        "unknown kid while the provider is down",
+    );
+}
