@@ -23,20 +23,7 @@ const BOOKING_REQUESTS: &str = "https://termin.at/fhir/StructureDefinition/booki
 /// Slot 01 to [`SLOT_01_START`].
 async fn ig_server() -> TestServer {
     let s = TestServer::start_with(ServerOptions::new().validation()).await;
-    let wanted = ["Organization", "Patient", "Practitioner", "PractitionerRole", "HealthcareService", "Schedule", "Slot"];
-    let mut examples: Vec<Value> = package_resources()
-        .into_iter()
-        .map(|(_, r)| r)
-        .filter(|r| r["resourceType"].as_str().is_some_and(|t| wanted.contains(&t)))
-        .collect();
-    examples.sort_by_key(|r| wanted.iter().position(|t| r["resourceType"] == *t));
-    for (hour, r) in (8..).zip(examples.iter_mut().filter(|r| r["resourceType"] == "Slot")) {
-        r["start"] = json!(format!("2030-09-16T{hour:02}:00:00Z"));
-        r["end"] = json!(format!("2030-09-16T{:02}:00:00Z", hour + 1));
-    }
-    for r in &examples {
-        put_resource(&s, r).await;
-    }
+    load_ig_examples_with_future_slots(&s).await;
     let slot = s.read("Slot", SLOT_01).await;
     assert_eq!((slot["start"].as_str(), slot["end"].as_str()), (Some(SLOT_01_START), Some(SLOT_01_END)));
     s

@@ -13,19 +13,6 @@ use serde_json::{Value, json};
 use support::*;
 use termin_validation::{Definitions, Validator};
 
-fn matches(bundle: &Value) -> Vec<String> {
-    let mut ids = match_ids(bundle);
-    ids.sort();
-    ids
-}
-
-fn issues(bundle: &Value) -> Vec<Value> {
-    entries(bundle)
-        .iter()
-        .filter(|e| e["search"]["mode"] == "outcome")
-        .flat_map(|e| e["resource"]["issue"].as_array().cloned().unwrap_or_default())
-        .collect()
-}
 
 async fn put(s: &TestServer, resource: &Value) {
     let path = format!("{}/{}", resource["resourceType"].as_str().unwrap(), id_of(resource));

@@ -47,25 +47,8 @@ async fn slot_states(s: &TestServer, ids: &[String]) -> Vec<(String, String)> {
 #[tokio::test]
 async fn ig_example_flow_hold_book_postpone_cancel() {
     let s = TestServer::start().await;
-    // Load the IG examples the flow needs, by PUT with their own ids (the Appointment example
-    // is not loaded: it is stored as `booked` and would occupy Slot 01 itself).
-    let wanted = ["Organization", "Patient", "Practitioner", "PractitionerRole", "HealthcareService", "Schedule", "Slot"];
-    let mut examples: Vec<Value> = package_resources()
-        .into_iter()
-        .map(|(_, r)| r)
-        .filter(|r| r["resourceType"].as_str().is_some_and(|t| wanted.contains(&t)))
-        .collect();
-    examples.sort_by_key(|r| wanted.iter().position(|t| r["resourceType"] == *t));
-    // The example Slots are variants of one past hour (2025-09-15T08:00Z); only slots that
-    // have not started can be booked, and bookable Slots of one Schedule may not overlap, so
-    // each moves to an hour of its own in the future.
-    for (hour, r) in (8..).zip(examples.iter_mut().filter(|r| r["resourceType"] == "Slot")) {
-        r["start"] = json!(format!("2030-09-16T{hour:02}:00:00Z"));
-        r["end"] = json!(format!("2030-09-16T{:02}:00:00Z", hour + 1));
-    }
-    for r in &examples {
-        put_resource(&s, r).await;
-    }
+    // The Appointment example is not loaded: it is stored as `booked` and would occupy Slot 01.
+    load_ig_examples_with_future_slots(&s).await;
     let appointment_example = package_resources()
         .into_iter()
         .map(|(_, r)| r)

@@ -174,6 +174,27 @@ pub async fn slot_status(s: &TestServer, id: &str) -> String {
 }
 
 /// PUTs a resource under its own id (asserting 200 or 201); returns the stored resource.
+/// Stores the IG package's examples a booking flow needs (no Appointment), by PUT with their own
+/// ids. The example Slots are variants of one past hour (2025-09-15T08:00Z); only slots that have
+/// not started can be booked, and bookable Slots of one Schedule may not overlap, so each moves
+/// to an hour of its own from 2030-09-16T08:00Z on, in the order of the package's files.
+pub async fn load_ig_examples_with_future_slots(s: &TestServer) {
+    let wanted = ["Organization", "Patient", "Practitioner", "PractitionerRole", "HealthcareService", "Schedule", "Slot"];
+    let mut examples: Vec<Value> = package_resources()
+        .into_iter()
+        .map(|(_, r)| r)
+        .filter(|r| r["resourceType"].as_str().is_some_and(|t| wanted.contains(&t)))
+        .collect();
+    examples.sort_by_key(|r| wanted.iter().position(|t| r["resourceType"] == *t));
+    for (hour, r) in (8..).zip(examples.iter_mut().filter(|r| r["resourceType"] == "Slot")) {
+        r["start"] = json!(format!("2030-09-16T{hour:02}:00:00Z"));
+        r["end"] = json!(format!("2030-09-16T{:02}:00:00Z", hour + 1));
+    }
+    for r in &examples {
+        put_resource(s, r).await;
+    }
+}
+
 pub async fn put_resource(s: &TestServer, resource: &Value) -> Value {
     let ty = resource["resourceType"].as_str().expect("resourceType");
     let id = resource["id"].as_str().expect("id");

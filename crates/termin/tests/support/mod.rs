@@ -914,6 +914,22 @@ pub fn entries(bundle: &Value) -> Vec<Value> {
 }
 
 /// Ids of a searchset's `search.mode=match` entries, in order.
+/// The ids of the `match` entries, sorted.
+pub fn matches(bundle: &Value) -> Vec<String> {
+    let mut ids = match_ids(bundle);
+    ids.sort();
+    ids
+}
+
+/// The issues of the OperationOutcome entries (`search.mode` `outcome`) of a searchset.
+pub fn issues(bundle: &Value) -> Vec<Value> {
+    entries(bundle)
+        .iter()
+        .filter(|e| e["search"]["mode"] == "outcome")
+        .flat_map(|e| e["resource"]["issue"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
 pub fn match_ids(bundle: &Value) -> Vec<String> {
     entries(bundle)
         .iter()
