@@ -54,6 +54,7 @@ impl From<DomainError> for ApiError {
             ),
             DomainError::PreconditionFailed(outcome) => (StatusCode::PRECONDITION_FAILED, outcome),
             DomainError::Conflict(outcome) => (StatusCode::CONFLICT, outcome),
+            DomainError::Forbidden(outcome) => (StatusCode::FORBIDDEN, outcome),
             DomainError::Unprocessable(outcome) | DomainError::NotConformant(outcome) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, outcome)
             }

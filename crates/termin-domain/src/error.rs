@@ -27,6 +27,9 @@ pub enum DomainError {
     /// has one issue per problem.
     #[error("resource does not conform to its profile")]
     NotConformant(OperationOutcome),
+    /// The caller may not do this to these resources, e.g. another patient's (403).
+    #[error("forbidden")]
+    Forbidden(OperationOutcome),
     /// The interaction is switched off by configuration (405).
     #[error("not allowed: {0}")]
     NotAllowed(String),
@@ -48,6 +51,10 @@ impl DomainError {
 
     pub fn conflict(issue: Issue) -> Self {
         DomainError::Conflict(OperationOutcome::single(issue))
+    }
+
+    pub fn forbidden(diagnostics: impl Into<String>) -> Self {
+        DomainError::Forbidden(OperationOutcome::single(Issue::error(IssueCode::Forbidden, diagnostics)))
     }
 
     pub fn unprocessable(issue: Issue) -> Self {

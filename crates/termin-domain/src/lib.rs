@@ -2,6 +2,7 @@
 //! port and independent of HTTP and SQL.
 
 mod clock;
+mod compartment;
 mod cpu;
 mod error;
 mod providers;

@@ -1,6 +1,7 @@
 //! The FHIR resource lifecycle: create, read, update, delete, conditional variants and
 //! history, with server-managed `meta.versionId` / `meta.lastUpdated`.
 
+use crate::compartment;
 use crate::scheduling::{self, guard_write, model};
 use crate::cpu::CpuWork;
 use crate::validation::{ResourceValidator, conform};
@@ -12,9 +13,13 @@ use termin_fhir::resource::with_identity;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType, instant::format_instant, is_valid_id};
 use termin_search::index_entries;
 use termin_store::{
-    ChangeKind, Condition, Filter, HistoryPage, HistoryRequest, NewVersion, RequestContext, ResourceStore,
+    ChangeKind, Condition, Filter, HistoryPage, HistoryRequest, NewVersion, Permission, RequestContext, ResourceStore,
     ResourceVersion, SearchPage, SearchRequest, WriteTx,
 };
+
+/// The most resources of one patient's compartment a type history lists (the history of each
+/// is still readable one by one).
+const COMPARTMENT_HISTORY_LIMIT: usize = 1000;
 
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -201,6 +206,7 @@ impl ResourceService {
         resource_type: ResourceType,
         id: &str,
     ) -> Result<ResourceVersion, DomainError> {
+        self.check_visible(ctx, resource_type, id).await?;
         match self.store.read_current(ctx, resource_type, id).await? {
             None => Err(DomainError::NotFound(label(resource_type, id))),
             Some(v) if v.is_deleted() => Err(DomainError::Gone(label(resource_type, id))),
@@ -215,6 +221,7 @@ impl ResourceService {
         id: &str,
         version: u64,
     ) -> Result<ResourceVersion, DomainError> {
+        self.check_visible(ctx, resource_type, id).await?;
         let name = || format!("{}/_history/{version}", label(resource_type, id));
         match self.store.read_version(ctx, resource_type, id, version).await? {
             None => Err(DomainError::NotFound(name())),
@@ -223,24 +230,71 @@ impl ResourceService {
         }
     }
 
+    /// 403 or 404 unless the caller may see `resource_type/id`: a caller confined to a
+    /// patient's compartment reads only its own Patient (another id answers 403: the request
+    /// names another patient) and Appointments and RelatedPersons in the compartment (others
+    /// answer 404, as if they did not exist).
+    async fn check_visible(&self, ctx: &RequestContext, resource_type: ResourceType, id: &str) -> Result<(), DomainError> {
+        let Some(patient) = compartment::confined_to(ctx, resource_type, Permission::Read)? else {
+            return Ok(());
+        };
+        if resource_type == ResourceType::Patient {
+            return match id == patient {
+                true => Ok(()),
+                false => Err(compartment::other_patient(resource_type, patient)),
+            };
+        }
+        // The patients of an Appointment cannot change, so its last content decides, also
+        // once it is deleted.
+        let last_content = match self.store.read_current(ctx, resource_type, id).await? {
+            Some(v) if v.is_deleted() && v.version > 1 => self.store.read_version(ctx, resource_type, id, v.version - 1).await?,
+            other => other,
+        };
+        let visible = last_content
+            .and_then(|v| v.body)
+            .and_then(|body| model::parse_object(&body))
+            .is_some_and(|body| compartment::belongs(resource_type, id, &body, patient));
+        match visible {
+            true => Ok(()),
+            false => Err(DomainError::NotFound(label(resource_type, id))),
+        }
+    }
+
     /// Runs a search; index rows with a validity window (Slot holds) are judged at the
-    /// domain clock's now.
+    /// domain clock's now. A caller confined to a patient's compartment finds only what is in
+    /// it, also through chains, `_has` and `_include`/`_revinclude`.
     pub async fn search(&self, ctx: &RequestContext, request: &SearchRequest) -> Result<SearchPage, DomainError> {
         let mut request = request.clone();
-        request.filter.now = self.clock.now();
+        request.filter = self.confined(ctx, request.resource_type, Permission::Search, &request.filter.conditions)?;
         let mut page = self.store.search(ctx, &request).await?;
+        page.included.retain(|version| compartment::may_see(ctx, version));
         page.matches = self.present(ctx, page.matches).await?;
         page.included = self.present(ctx, page.included).await?;
         Ok(page)
     }
 
-    /// Conditional-write criteria, judged at the domain clock's now.
-    fn criteria(&self, conditions: &[Condition]) -> Filter {
-        Filter {
-            conditions: conditions.to_vec(),
+    /// Search or conditional-write criteria, judged at the domain clock's now, confined to the
+    /// caller's patient compartment (403 when they name another patient).
+    fn confined(
+        &self,
+        ctx: &RequestContext,
+        resource_type: ResourceType,
+        permission: Permission,
+        conditions: &[Condition],
+    ) -> Result<Filter, DomainError> {
+        let mut conditions = conditions
+            .iter()
+            .map(|c| compartment::confine_reach(ctx, c.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(patient) = compartment::confined_to(ctx, resource_type, permission)? {
+            compartment::check_named_patients(resource_type, &conditions, patient)?;
+            conditions.push(compartment::condition(resource_type, patient));
+        }
+        Ok(Filter {
+            conditions,
             now: self.clock.now(),
             server_base: None,
-        }
+        })
     }
 
     /// Rebuilds the search index when it was built for other search parameters (or never,
@@ -278,8 +332,48 @@ impl ResourceService {
         }
     }
 
+    /// A history; a caller confined to a patient's compartment sees only the history of
+    /// resources in it.
     pub async fn history(&self, ctx: &RequestContext, request: &HistoryRequest) -> Result<HistoryPage, DomainError> {
-        Ok(self.store.history(ctx, request).await?)
+        let mut request = request.clone();
+        match &request.id {
+            Some(id) => self.check_visible(ctx, request.resource_type, id).await?,
+            None => {
+                if let Some(patient) = compartment::confined_to(ctx, request.resource_type, Permission::Search)? {
+                    request.only_ids = Some(self.compartment_ids(ctx, request.resource_type, patient).await?);
+                }
+            }
+        }
+        Ok(self.store.history(ctx, &request).await?)
+    }
+
+    /// The ids of the current resources of `patient`'s compartment of one type.
+    async fn compartment_ids(&self, ctx: &RequestContext, resource_type: ResourceType, patient: &str) -> Result<Vec<String>, DomainError> {
+        let request = SearchRequest {
+            resource_type,
+            filter: Filter {
+                conditions: vec![compartment::condition(resource_type, patient)],
+                now: self.clock.now(),
+                server_base: None,
+            },
+            sort: Vec::new(),
+            count: COMPARTMENT_HISTORY_LIMIT,
+            page: None,
+            total: false,
+            includes: Vec::new(),
+            revincludes: Vec::new(),
+        };
+        let page = self.store.search(ctx, &request).await?;
+        if page.next.is_some() {
+            return Err(DomainError::invalid(Issue::error(
+                IssueCode::TooCostly,
+                format!(
+                    "The {resource_type} history of a patient lists at most {COMPARTMENT_HISTORY_LIMIT} resources; \
+                     read the history of each {resource_type} instead"
+                ),
+            )));
+        }
+        Ok(page.matches.into_iter().map(|v| v.id).collect())
     }
 
     /// Creates a resource with a server-assigned id. With `if_none_exist`, an existing single
@@ -305,7 +399,8 @@ impl ResourceService {
     ) -> Result<WriteOutcome, DomainError> {
         let mut tx = self.store.begin_write(ctx).await?;
         if let Some(conditions) = if_none_exist {
-            let ids = tx.find_matching_ids(resource_type, &self.criteria(conditions), 2).await?;
+            let criteria = self.confined(ctx, resource_type, Permission::Create, conditions)?;
+            let ids = tx.find_matching_ids(resource_type, &criteria, 2).await?;
             match ids.as_slice() {
                 [] => {}
                 [id] => {
@@ -403,8 +498,9 @@ impl ResourceService {
                 ));
             }
         };
+        let criteria = self.confined(ctx, resource_type, Permission::Update, conditions)?;
         let mut tx = self.store.begin_write(ctx).await?;
-        let ids = tx.find_matching_ids(resource_type, &self.criteria(conditions), 2).await?;
+        let ids = tx.find_matching_ids(resource_type, &criteria, 2).await?;
         match ids.as_slice() {
             [] => match body_id {
                 None => {

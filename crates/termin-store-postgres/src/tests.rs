@@ -129,6 +129,7 @@ async fn writes_are_visible_after_commit_only_and_history_pages() {
     let request = HistoryRequest {
         resource_type: ResourceType::Patient,
         id: Some("p1".into()),
+        only_ids: None,
         count: 2,
         before: None,
         since: None,

@@ -881,6 +881,17 @@ fn history_with<D: Dialect>(columns: &str, request: &HistoryRequest) -> QueryBui
     if let Some(id) = &request.id {
         q.push(" AND res_id = ").push_value(id.clone());
     }
+    match request.only_ids.as_deref() {
+        None => {}
+        Some([]) => {
+            q.push(" AND 1 = 0");
+        }
+        Some(ids) => {
+            q.push(" AND res_id IN (");
+            push_list(&mut q, ids);
+            q.push(")");
+        }
+    }
     if let Some(since) = request.since {
         // Stored instants have whole milliseconds: the first one not before `since`.
         let since = since.round(TimestampRound::new().smallest(Unit::Millisecond).mode(RoundMode::Ceil)).unwrap_or(since);

@@ -61,6 +61,7 @@ async fn history_pages_newest_first_and_survives_reopen() {
     let mut request = HistoryRequest {
         resource_type: ResourceType::Patient,
         id: Some("p1".into()),
+        only_ids: None,
         count: 2,
         before: None,
         since: None,

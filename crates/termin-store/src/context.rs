@@ -27,6 +27,21 @@ pub struct TokenPrincipal {
     pub fhir_user: Option<String>,
 }
 
+/// The types of the patient compartment Termin serves: a `patient/` scope reaches only the
+/// context patient's resources of these types.
+pub const COMPARTMENT_TYPES: [ResourceType; 3] = [ResourceType::Patient, ResourceType::Appointment, ResourceType::RelatedPerson];
+
+/// Whose resources of a compartment type a request may reach with one permission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatientReach<'a> {
+    /// Every patient's: no authorization, a `user/` or `system/` scope, or the server itself.
+    All,
+    /// Only this patient's compartment: only `patient/` scopes grant the access.
+    Only(&'a str),
+    /// No patient's: only `patient/` scopes grant the access, but the token names no patient.
+    None,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestContext {
     pub request_id: String,
@@ -81,6 +96,26 @@ impl RequestContext {
         self.scopes.iter().any(|s| s.grants(resource, permission))
     }
 
+    /// How far `permission` on `resource` reaches for this request: a grant by a `user/` or
+    /// `system/` scope reaches every patient, one by `patient/` scopes alone only the token's
+    /// `patient` (SMART: patient-level scopes are bound to the launch context patient).
+    pub fn patient_reach(&self, resource: ResourceType, permission: Permission) -> PatientReach<'_> {
+        let Principal::Token(principal) = &self.principal else {
+            return PatientReach::All;
+        };
+        let beyond_patients = self
+            .scopes
+            .iter()
+            .any(|s| s.level != ScopeLevel::Patient && s.grants(resource, permission));
+        if !COMPARTMENT_TYPES.contains(&resource) || beyond_patients {
+            return PatientReach::All;
+        }
+        match &principal.patient {
+            Some(patient) => PatientReach::Only(patient),
+            None => PatientReach::None,
+        }
+    }
+
     pub fn with_client_address(mut self, address: impl Into<String>) -> Self {
         self.client_address = Some(address.into());
         self
@@ -114,6 +149,28 @@ mod tests {
         assert!(!token("user/Appointment.cruds").acts_for_patient());
         assert!(!token("system/*.cruds").acts_for_patient());
         assert!(!token("patient/Slot.rs user/Appointment.r").acts_for_patient());
+    }
+
+    #[test]
+    fn patient_scopes_reach_only_the_context_patient() {
+        let with_patient = |scopes: &str, patient: Option<&str>| {
+            let principal = TokenPrincipal {
+                subject: "u1".into(),
+                client_id: None,
+                patient: patient.map(str::to_owned),
+                fhir_user: None,
+            };
+            RequestContext::anonymous("r").with_token(principal, Scope::parse_all(scopes))
+        };
+        let patient = with_patient("patient/Appointment.cruds patient/Slot.rs user/Patient.r", Some("p1"));
+        assert_eq!(patient.patient_reach(ResourceType::Appointment, Permission::Read), PatientReach::Only("p1"));
+        assert_eq!(patient.patient_reach(ResourceType::Patient, Permission::Read), PatientReach::All);
+        assert_eq!(patient.patient_reach(ResourceType::Patient, Permission::Search), PatientReach::Only("p1"));
+        assert_eq!(patient.patient_reach(ResourceType::Slot, Permission::Read), PatientReach::All);
+        let no_context = with_patient("patient/*.cruds", None);
+        assert_eq!(no_context.patient_reach(ResourceType::RelatedPerson, Permission::Read), PatientReach::None);
+        assert_eq!(with_patient("system/*.cruds", Some("p1")).patient_reach(ResourceType::Patient, Permission::Update), PatientReach::All);
+        assert_eq!(RequestContext::anonymous("r").patient_reach(ResourceType::Patient, Permission::Read), PatientReach::All);
     }
 
     #[test]

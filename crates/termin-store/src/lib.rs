@@ -8,7 +8,7 @@ mod context;
 mod scope;
 mod search;
 
-pub use context::{Principal, RequestContext, TokenPrincipal};
+pub use context::{COMPARTMENT_TYPES, PatientReach, Principal, RequestContext, TokenPrincipal};
 pub use scope::{Permission, Scope, ScopeLevel};
 pub use search::*;
 
@@ -62,6 +62,8 @@ pub struct HistoryRequest {
     pub resource_type: ResourceType,
     /// `None` lists the history of the whole type.
     pub id: Option<String>,
+    /// Lists only the history of these resources (a type history limited to a compartment).
+    pub only_ids: Option<Vec<String>>,
     pub count: usize,
     /// Resume before this history position (keyset paging).
     pub before: Option<u64>,

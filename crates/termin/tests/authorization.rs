@@ -384,3 +384,170 @@ async fn keys_are_found_by_openid_discovery_refreshed_for_new_keys_and_kept_whil
         "unknown kid while the provider is down",
     );
 }
+
+/// A token for a patients' app launched for `patient` (`patient` claim, `patient/` scopes).
+fn patient_token(patient: Option<&str>) -> String {
+    let mut c = claims(
+        "openid launch/patient patient/Patient.rs patient/Appointment.cruds patient/RelatedPerson.rs \
+         patient/Slot.rus patient/Schedule.rs",
+    );
+    if let Some(patient) = patient {
+        c["patient"] = json!(patient);
+        c["sub"] = json!(format!("user-{patient}"));
+    }
+    sign_with(Algorithm::RS256, "test-rsa", RSA_PRIVATE, &c)
+}
+
+/// Two patients, each with an Appointment booked on a slot and a RelatedPerson, and two free slots.
+async fn two_patients(s: &TestServer, admin: &str) {
+    let slot = |id: &str, hour: u32| {
+        json!({"resourceType": "Slot", "id": id, "schedule": {"reference": "Schedule/sch-1"}, "status": "free",
+               "start": format!("2030-01-07T{hour:02}:00:00+01:00"), "end": format!("2030-01-07T{hour:02}:30:00+01:00")})
+    };
+    let mut resources = vec![
+        json!({"resourceType": "Schedule", "id": "sch-1", "active": true, "actor": [{"reference": "Practitioner/prac-1"}]}),
+        json!({"resourceType": "Practitioner", "id": "prac-1", "name": [{"family": "Musterärztin"}]}),
+    ];
+    for (i, id) in ["slot-1", "slot-2", "slot-3", "slot-4"].into_iter().enumerate() {
+        resources.push(slot(id, 9 + i as u32));
+    }
+    for (n, patient) in [(1, "pat-1"), (2, "pat-2")] {
+        resources.push(json!({"resourceType": "Patient", "id": patient, "name": [{"family": format!("Huber{n}")}]}));
+        resources.push(json!({"resourceType": "RelatedPerson", "id": format!("rp-{n}"), "patient": {"reference": format!("Patient/{patient}")}}));
+        resources.push(json!({"resourceType": "Appointment", "id": format!("app-{n}"), "status": "booked",
+            "subject": {"reference": format!("Patient/{patient}")},
+            "participant": [{"actor": {"reference": format!("Patient/{patient}")}, "status": "accepted"},
+                            {"actor": {"reference": "Practitioner/prac-1"}, "status": "accepted"}],
+            "slot": [{"reference": format!("Slot/slot-{n}")}]}));
+    }
+    for resource in &resources {
+        let path = format!("{}/{}", resource["resourceType"].as_str().unwrap(), resource["id"].as_str().unwrap());
+        let r = call(s, Method::PUT, &path, Some(admin), Some(resource)).await;
+        assert!(matches!(r.code(), 200 | 201), "{}", r.what());
+    }
+}
+
+/// The ids of a searchset's entries in `mode` (`match` or `include`), sorted.
+fn ids_in(bundle: &Value, mode: &str) -> Vec<String> {
+    let mut ids: Vec<String> = entries(bundle)
+        .iter()
+        .filter(|e| e["search"]["mode"] == mode)
+        .map(|e| format!("{}/{}", e["resource"]["resourceType"].as_str().unwrap(), e["resource"]["id"].as_str().unwrap()))
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn found(s: &TestServer, token: &str, path: &str) -> Value {
+    call(s, Method::GET, path, Some(token), None).await.expect_status(200).json()
+}
+
+fn booking(patient: &str, slot: &str) -> Value {
+    json!({"resourceType": "Parameters", "parameter": [{"name": "appointment-resource", "resource": {
+        "resourceType": "Appointment", "status": "proposed",
+        "subject": {"reference": format!("Patient/{patient}")},
+        "participant": [{"actor": {"reference": format!("Patient/{patient}")}, "status": "accepted"}],
+        "slot": [{"reference": format!("Slot/{slot}")}]}}]})
+}
+
+#[tokio::test]
+async fn a_patient_token_reaches_only_its_own_compartment() {
+    let s = start_with_jwks(&[]).await;
+    let admin = token("system/*.cruds");
+    two_patients(&s, &admin).await;
+    let me = patient_token(Some("pat-1"));
+    let get = |path: &'static str| call(&s, Method::GET, path, Some(&me), None);
+
+    // Reads: own data 200; another patient's Appointment or RelatedPerson 404 as if unknown,
+    // another Patient (named by the request itself) 403.
+    for own in ["Patient/pat-1", "Appointment/app-1", "RelatedPerson/rp-1", "Appointment/app-1/_history/1", "Appointment/app-1/_history"] {
+        get(own).await.expect_status(200);
+    }
+    for hidden in ["Appointment/app-2", "RelatedPerson/rp-2", "Appointment/app-2/_history/1", "Appointment/app-2/_history"] {
+        let r = get(hidden).await;
+        assert_eq!(r.code(), 404, "{hidden}: {}", r.what());
+        assert_eq!(r.outcome(404)["issue"][0]["code"], "not-found", "{hidden}");
+    }
+    assert_forbidden(&get("Patient/pat-2").await, "another Patient");
+
+    // Searches return only the compartment, also through includes, _has and history.
+    assert_eq!(ids_in(&found(&s, &me, "Appointment").await, "match"), ["Appointment/app-1"]);
+    assert_eq!(ids_in(&found(&s, &me, "Patient").await, "match"), ["Patient/pat-1"]);
+    assert_eq!(ids_in(&found(&s, &me, "RelatedPerson").await, "match"), ["RelatedPerson/rp-1"]);
+    assert_eq!(ids_in(&found(&s, &me, "Appointment?patient=pat-1").await, "match"), ["Appointment/app-1"]);
+    let slots = found(&s, &me, "Slot?_id=slot-1,slot-2&_revinclude=Appointment:slot").await;
+    assert_eq!(ids_in(&slots, "match"), ["Slot/slot-1", "Slot/slot-2"]);
+    assert_eq!(ids_in(&slots, "include"), ["Appointment/app-1"]);
+    let included = found(&s, &me, "Appointment?_include=Appointment:actor&_revinclude=RelatedPerson:patient").await;
+    assert_eq!(ids_in(&included, "include"), ["Patient/pat-1", "Practitioner/prac-1"]);
+    let patients = found(&s, &me, "Patient?_revinclude=Appointment:patient&_revinclude=RelatedPerson:patient").await;
+    assert_eq!(ids_in(&patients, "include"), ["Appointment/app-1", "RelatedPerson/rp-1"]);
+    assert_eq!(ids_in(&found(&s, &me, "Slot?_has:Appointment:slot:status=booked").await, "match"), ["Slot/slot-1"]);
+    assert!(ids_in(&found(&s, &me, "Slot?_has:Appointment:slot:patient=pat-2").await, "match").is_empty());
+    assert!(ids_in(&found(&s, &me, "Appointment?patient.name=Huber2").await, "match").is_empty());
+    let history = found(&s, &me, "Appointment/_history").await;
+    assert!(!entries(&history).is_empty() && entries(&history).iter().all(|e| e["resource"]["id"] == "app-1"), "{history}");
+    assert_eq!(entries(&found(&s, &me, "Patient/_history").await).len(), 1);
+    for naming_another in ["Appointment?patient=pat-2", "Appointment?actor=Patient/pat-2", "Patient?_id=pat-1,pat-2", "RelatedPerson?patient=pat-2"] {
+        assert_forbidden(&get(naming_another).await, naming_another);
+    }
+
+    // Patient scopes without a patient claim reach no patient's data.
+    let no_context = patient_token(None);
+    assert_forbidden(&call(&s, Method::GET, "Appointment", Some(&no_context), None).await, "no patient claim");
+    assert_forbidden(&call(&s, Method::GET, "Appointment/app-1", Some(&no_context), None).await, "no patient claim");
+    // The directory stays readable.
+    call(&s, Method::GET, "Slot", Some(&no_context), None).await.expect_status(200);
+}
+
+#[tokio::test]
+async fn a_patient_token_books_and_cancels_only_for_itself() {
+    let s = start_with_jwks(&[]).await;
+    let admin = token("system/*.cruds");
+    two_patients(&s, &admin).await;
+    let me = patient_token(Some("pat-1"));
+
+    // Hold → book by the patient's token, without a hold-token.
+    let hold = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "slot-reference", "valueReference": {"reference": "Slot/slot-3"}}, {"name": "slot-status", "valueCode": "busy-tentative"}]});
+    call(&s, Method::POST, "Slot/$hold", Some(&me), Some(&hold)).await.expect_status(200);
+    let booked = call(&s, Method::POST, "Appointment/$book", Some(&me), Some(&booking("pat-1", "slot-3"))).await;
+    assert_eq!(booked.code(), 201, "{}", booked.what());
+    let slot = call(&s, Method::GET, "Slot/slot-3", Some(&me), None).await.expect_status(200).json();
+    assert_eq!(slot["status"], "busy");
+    assert_eq!(ids_in(&call(&s, Method::GET, "Appointment", Some(&me), None).await.json(), "match").len(), 2);
+
+    // Booking or creating for another patient: 403, the slot stays free.
+    assert_forbidden(&call(&s, Method::POST, "Appointment/$book", Some(&me), Some(&booking("pat-2", "slot-4"))).await, "$book other");
+    let mut shared = booking("pat-1", "slot-4");
+    let participants = shared["parameter"][0]["resource"]["participant"].as_array_mut().unwrap();
+    participants.push(json!({"actor": {"reference": "Patient/pat-2"}, "status": "accepted"}));
+    assert_forbidden(&call(&s, Method::POST, "Appointment/$book", Some(&me), Some(&shared)).await, "$book with another patient");
+    let other_appointment = booking("pat-2", "slot-4")["parameter"][0]["resource"].clone();
+    assert_forbidden(&call(&s, Method::POST, "Appointment", Some(&me), Some(&other_appointment)).await, "create other");
+    assert_eq!(call(&s, Method::GET, "Slot/slot-4", Some(&me), None).await.json()["status"], "free");
+
+    // Cancelling another patient's Appointment (PUT, PATCH, DELETE): 403, nothing changes.
+    let mut theirs = call(&s, Method::GET, "Appointment/app-2", Some(&admin), None).await.expect_status(200).json();
+    theirs["status"] = json!("cancelled");
+    assert_forbidden(&call(&s, Method::PUT, "Appointment/app-2", Some(&me), Some(&theirs)).await, "cancel other by PUT");
+    let patch = json!([{"op": "replace", "path": "/status", "value": "cancelled"}]);
+    let r = s
+        .send(
+            s.request(Method::PATCH, "Appointment/app-2")
+                .header(AUTHORIZATION, format!("Bearer {me}"))
+                .header("content-type", "application/json-patch+json")
+                .body(patch.to_string()),
+        )
+        .await;
+    assert_forbidden(&r, "cancel other by PATCH");
+    assert_forbidden(&call(&s, Method::DELETE, "Appointment/app-2", Some(&me), None).await, "delete other");
+    assert_eq!(history_len(&s, "Appointment/app-2", &admin).await, 1);
+    assert_eq!(call(&s, Method::GET, "Slot/slot-2", Some(&admin), None).await.json()["status"], "busy");
+
+    // Cancelling its own: 200, the slot is free again.
+    let mut mine = call(&s, Method::GET, "Appointment/app-1", Some(&me), None).await.expect_status(200).json();
+    mine["status"] = json!("cancelled");
+    call(&s, Method::PUT, "Appointment/app-1", Some(&me), Some(&mine)).await.expect_status(200);
+    assert_eq!(call(&s, Method::GET, "Slot/slot-1", Some(&admin), None).await.json()["status"], "free");
+}

@@ -73,6 +73,7 @@ async fn history(
             &HistoryRequest {
                 resource_type,
                 id: id.clone(),
+                only_ids: None,
                 count,
                 before,
                 since,

@@ -237,6 +237,8 @@ impl ResourceService {
         let mut tx = self.store().begin_write(ctx).await?;
         self.resolve_subject(&mut *tx, &mut appointment).await?;
         resolve_identifiers(&mut *tx, &mut appointment).await?;
+        // Before an earlier booking with the same identifier is looked up and returned.
+        crate::compartment::check_write(ctx, ResourceType::Appointment, "", None, Some(&appointment))?;
         if let Some(earlier) = self.earlier_booking(&mut *tx, &appointment).await? {
             let (version, body) = earlier;
             if !is_repeat(&appointment, &body) {

@@ -25,6 +25,7 @@ pub(crate) async fn guard_write(
     previous: Option<&Map<String, Value>>,
     new: Option<&mut Map<String, Value>>,
 ) -> Result<(), DomainError> {
+    crate::compartment::check_write(ctx, resource_type, id, previous, new.as_deref())?;
     match resource_type {
         ResourceType::Appointment => guard_appointment(tx, ctx, now, id, version, previous, new).await,
         ResourceType::Slot => {
