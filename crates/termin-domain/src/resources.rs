@@ -265,7 +265,10 @@ impl ResourceService {
     /// it, also through chains, `_has` and `_include`/`_revinclude`.
     pub async fn search(&self, ctx: &RequestContext, request: &SearchRequest) -> Result<SearchPage, DomainError> {
         let mut request = request.clone();
+        let server_base = request.filter.server_base.take();
         request.filter = self.confined(ctx, request.resource_type, Permission::Search, &request.filter.conditions)?;
+        // Absolute references under the server's own base match as local ones.
+        request.filter.server_base = server_base;
         let mut page = self.store.search(ctx, &request).await?;
         page.included.retain(|version| compartment::may_see(ctx, version));
         page.matches = self.present(ctx, page.matches).await?;
