@@ -83,6 +83,8 @@ impl Booking {
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    /// Access token sent as `Authorization: Bearer` with every request.
+    bearer: Option<String>,
 }
 
 /// Moves the `resource` of the named parameter out of a Parameters body (Null if absent).
@@ -159,7 +161,15 @@ impl Client {
         Client {
             http,
             base: base.into().trim_end_matches('/').to_owned(),
+            bearer: None,
         }
+    }
+
+    /// Sends `token` (an OAuth access token from the server's identity provider) with every
+    /// request, for a server with authorization on.
+    pub fn with_bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.bearer = Some(token.into());
+        self
     }
 
     pub fn base(&self) -> &str {
@@ -172,10 +182,15 @@ impl Client {
         } else {
             format!("{}/{}", self.base, path.trim_start_matches('/'))
         };
-        self.http
+        let request = self
+            .http
             .request(method, url)
             .header("Accept", "application/fhir+json")
-            .header("Prefer", "return=representation")
+            .header("Prefer", "return=representation");
+        match &self.bearer {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     async fn send(&self, request: RequestBuilder, body: Option<&Value>) -> ClientResult<Response> {

@@ -21,6 +21,9 @@ pub struct ClientArgs {
     /// FHIR base URL of the scheduling server
     #[arg(long, env = "TERMIN_URL", default_value = "http://127.0.0.1:8080/fhir", global = true)]
     url: String,
+    /// Access token for a server with authorization on, sent as `Authorization: Bearer`
+    #[arg(long, env = "TERMIN_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
     /// Print one tab-separated line per resource instead of pretty JSON
     #[arg(long, global = true)]
     brief: bool,
@@ -217,7 +220,10 @@ pub fn run(args: ClientArgs) -> ExitCode {
     let Some(runtime) = crate::setup::runtime("client", false) else {
         return ExitCode::FAILURE;
     };
-    let client = Client::new(args.url);
+    let client = match args.token {
+        Some(token) => Client::new(args.url).with_bearer_token(token),
+        None => Client::new(args.url),
+    };
     match runtime.block_on(execute(&client, args.command)) {
         Ok(result) => {
             let text = if args.brief {

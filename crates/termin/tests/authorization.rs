@@ -551,3 +551,22 @@ async fn a_patient_token_books_and_cancels_only_for_itself() {
     call(&s, Method::PUT, "Appointment/app-1", Some(&me), Some(&mine)).await.expect_status(200);
     assert_eq!(call(&s, Method::GET, "Slot/slot-1", Some(&admin), None).await.json()["status"], "free");
 }
+
+/// `termin client --token` sends the token; without it the same command is refused.
+#[tokio::test]
+async fn the_command_line_client_sends_its_token() {
+    let s = start_with_jwks(&["--public-read", "false"]).await;
+    let run = |token: Option<String>| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_termin"));
+        command.args(["client", "--url", &s.base(), "--brief", "services"]).env_remove("TERMIN_TOKEN");
+        if let Some(token) = token {
+            command.args(["--token", &token]);
+        }
+        command.output()
+    };
+    let refused = run(None).await.expect("run termin client");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("401"), "{}", String::from_utf8_lossy(&refused.stderr));
+    let allowed = run(Some(token("user/HealthcareService.rs"))).await.expect("run termin client");
+    assert!(allowed.status.success(), "{}", String::from_utf8_lossy(&allowed.stderr));
+}
