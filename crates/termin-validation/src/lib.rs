@@ -51,7 +51,7 @@ mod validator;
 mod walk;
 
 pub use definitions::Definitions;
-pub use package::{LoadError, PackageInfo, R5_CORE};
+pub use package::{EmbeddedPackage, LoadError, PackageInfo, R5_CORE};
 pub use validator::{
     AT_CORE_BASE, AT_SCHEDULING_BASE, AT_SCHEDULING_LEGACY_BASE, DEFAULT_TIME_LIMIT, Validator, canonical,
     default_profiles,
