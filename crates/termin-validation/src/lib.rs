@@ -6,7 +6,7 @@
 //! use termin_validation::{Definitions, Validator, default_profiles};
 //!
 //! let definitions = Definitions::load(
-//!     &[PathBuf::from("../shared/fhir-packages")],
+//!     &[PathBuf::from("packages")],
 //!     Some(Path::new("/root/.fhir/packages")),
 //! )
 //! .unwrap();
