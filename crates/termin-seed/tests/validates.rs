@@ -7,13 +7,6 @@ use std::path::{Path, PathBuf};
 use termin_seed::{Scale, SeedOptions, generate};
 use termin_validation::{Definitions, Validator, default_profiles};
 
-/// `TERMIN_SHARED_DIR`, else `<CARGO_MANIFEST_DIR>/../../../shared`.
-fn shared_dir() -> PathBuf {
-    match std::env::var_os("TERMIN_SHARED_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
-}
 
 /// `TERMIN_FHIR_PACKAGES`, else `$HOME/.fhir/packages`: where the R5 core package is installed.
 fn package_cache() -> Option<PathBuf> {
@@ -25,23 +18,9 @@ fn package_cache() -> Option<PathBuf> {
     }
 }
 
-/// The validator with the default profiles, or `None` (after saying why) when the IG packages
-/// are not there outside CI.
-fn validator() -> Option<Validator> {
-    let packages = shared_dir().join("fhir-packages");
-    if !packages.is_dir() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "{} is missing in CI",
-            packages.display()
-        );
-        eprintln!(
-            "skipped: no FHIR packages at {} (set TERMIN_SHARED_DIR)",
-            packages.display()
-        );
-        return None;
-    }
+/// The validator with the default profiles over the repository's AT packages (`packages/`).
+fn validator() -> Validator {
+    let packages = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packages");
     let definitions =
         Definitions::load(&[packages], package_cache().as_deref()).expect("the FHIR packages load");
     let profiles = default_profiles(&definitions);
@@ -53,12 +32,12 @@ fn validator() -> Option<Validator> {
     }
     let (validator, _partly_enforced) =
         Validator::new(definitions, profiles).expect("the validator builds");
-    Some(validator)
+    validator
 }
 
 #[test]
 fn tiny_and_small_datasets_conform_to_the_enforced_profiles() {
-    let Some(validator) = validator() else { return };
+    let validator = validator();
     for scale in [Scale::Tiny, Scale::Small] {
         let options = SeedOptions::new(scale, 2027, date(2027, 3, 22));
         let (mut checked, mut failures) = (0, Vec::new());

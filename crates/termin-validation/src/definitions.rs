@@ -2,7 +2,7 @@
 //! canonical URL, compiled on first use. Also the FHIRPath type model derived from the base
 //! StructureDefinitions.
 
-use crate::package::{LoadError, PackageIndex, PackageInfo};
+use crate::package::{EmbeddedPackage, LoadError, PackageIndex, PackageInfo};
 use crate::structure::{Kind, Structure};
 use crate::terminology::{CodeSystemDef, Terminology, ValueSetDef};
 use std::path::{Path, PathBuf};
@@ -22,7 +22,17 @@ impl Definitions {
     /// R5 core package and all their dependencies, looked up in `package_dirs` and then in the
     /// FHIR package cache `cache`.
     pub fn load(package_dirs: &[PathBuf], cache: Option<&Path>) -> Result<Definitions, LoadError> {
-        let index = PackageIndex::load(package_dirs, cache)?;
+        Self::load_with(&[], package_dirs, cache)
+    }
+
+    /// Like [`load`](Self::load), with packages compiled into the program besides; a package
+    /// in `package_dirs` with the same `name#version` as an embedded one is used instead of it.
+    pub fn load_with(
+        embedded: &[EmbeddedPackage],
+        package_dirs: &[PathBuf],
+        cache: Option<&Path>,
+    ) -> Result<Definitions, LoadError> {
+        let index = PackageIndex::load(embedded, package_dirs, cache)?;
         let core_types = index
             .structures
             .keys()

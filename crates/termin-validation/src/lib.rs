@@ -6,7 +6,7 @@
 //! use termin_validation::{Definitions, Validator, default_profiles};
 //!
 //! let definitions = Definitions::load(
-//!     &[PathBuf::from("../shared/fhir-packages")],
+//!     &[PathBuf::from("packages")],
 //!     Some(Path::new("/root/.fhir/packages")),
 //! )
 //! .unwrap();
@@ -51,7 +51,7 @@ mod validator;
 mod walk;
 
 pub use definitions::Definitions;
-pub use package::{LoadError, PackageInfo, R5_CORE};
+pub use package::{EmbeddedPackage, LoadError, PackageInfo, R5_CORE};
 pub use validator::{
     AT_CORE_BASE, AT_SCHEDULING_BASE, AT_SCHEDULING_LEGACY_BASE, DEFAULT_TIME_LIMIT, Validator, canonical,
     default_profiles,

@@ -29,7 +29,7 @@ fn many_faults_yield_at_most_a_hundred_errors_and_a_note() {
 
 #[test]
 fn a_validation_past_its_time_limit_rejects_the_resource() {
-    let definitions = Definitions::load(&[shared_packages()], Some(&package_cache())).unwrap();
+    let definitions = Definitions::load(&[at_packages()], Some(&package_cache())).unwrap();
     let validator = Validator::new(definitions, BTreeMap::new()).unwrap().0.with_time_limit(Duration::ZERO);
     let names = vec![json!({"family": "Huber", "given": ["Anna"]}); 1_000];
     let outcome = validator.validate(&patient_with_names(names.clone()));

@@ -122,8 +122,8 @@ pub struct ServeArgs {
     #[arg(long, env = "TERMIN_QUERY_TIMEOUT", value_name = "DURATION")]
     pub query_timeout: Option<SignedDuration>,
 
-    /// Load demo data at start-up: the example resources of the FHIR packages in --packages
-    /// (the AT Scheduling IG examples) and the seeded Austrian dataset of --demo-scale
+    /// Load demo data at start-up: the example resources of the AT packages shipped with Termin
+    /// and of the FHIR packages in --packages, and the seeded Austrian dataset of --demo-scale
     #[arg(long, env = "TERMIN_DEMO")]
     pub demo: bool,
 
@@ -132,7 +132,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TERMIN_DEMO_SCALE", value_name = "SCALE")]
     pub demo_scale: Option<String>,
 
-    /// Directory of FHIR packages in package-cache layout (<name>#<version>/package/);
+    /// Validation of writes against R5 and the enforced profiles: on or off [default: on]
+    #[arg(long, env = "TERMIN_VALIDATION", value_name = "on|off")]
+    pub validation: Option<String>,
+
+    /// Directory of FHIR packages in package-cache layout (<name>#<version>/package/) to
+    /// validate against besides the AT Core and AT Scheduling packages shipped with Termin;
     /// repeat for several. The R5 core package (hl7.fhir.r5.core#5.0.0, whose SearchParameters
     /// drive search) is looked up here and then in the FHIR package cache
     /// $TERMIN_FHIR_PACKAGES, else $HOME/.fhir/packages (scripts/fhir-packages installs it there)
@@ -146,7 +151,7 @@ pub struct ServeArgs {
     pub time_zone: Option<String>,
 
     /// Profile a resource type must conform to, as Type=canonical-URL (Type=none: R5 only);
-    /// repeat or comma-separate. Applies when --packages is set; types not named keep the
+    /// repeat or comma-separate. Applies when validation is on; types not named keep the
     /// default (the AT Core / AT Scheduling profile, when its package is loaded)
     #[arg(long = "profiles", env = "TERMIN_PROFILES", value_name = "TYPE=URL", value_delimiter = ',')]
     pub profiles: Vec<String>,
@@ -204,6 +209,7 @@ struct FileConfig {
     query_timeout: Option<String>,
     demo: Option<bool>,
     demo_scale: Option<String>,
+    validation: Option<String>,
     packages: Option<Vec<PathBuf>>,
     time_zone: Option<String>,
     profiles: Option<Vec<String>>,
@@ -277,6 +283,8 @@ pub struct ServeConfig {
     pub demo: bool,
     /// The seeded dataset `--demo` loads, if any.
     pub demo_scale: Option<Scale>,
+    /// Whether writes are validated.
+    pub validation: bool,
     pub packages: Vec<PathBuf>,
     pub time_zone: String,
     /// Enforced profiles that differ from the default: `None` enforces R5 only.
@@ -404,6 +412,7 @@ impl ServeArgs {
             )?,
             demo: self.demo || file.demo.unwrap_or(false),
             demo_scale: parse_demo_scale(self.demo_scale.or(file.demo_scale).as_deref().unwrap_or(DEFAULT_DEMO_SCALE))?,
+            validation: parse_switch("validation", self.validation.or(file.validation).as_deref().unwrap_or("on"))?,
             packages: if self.packages.is_empty() { file.packages.unwrap_or_default() } else { self.packages },
             time_zone: self
                 .time_zone
@@ -422,6 +431,14 @@ impl ServeArgs {
             )?,
             public_read: self.public_read.or(file.public_read).unwrap_or(true),
         })
+    }
+}
+
+fn parse_switch(name: &str, text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("{name}: {other:?} is neither on nor off")),
     }
 }
 
@@ -487,6 +504,13 @@ mod tests {
         );
         assert!(parse(&["--profiles", "Patient"]).resolve().is_err());
         assert!(parse(&["--profiles", "Bundle=x"]).resolve().is_err());
+    }
+
+    #[test]
+    fn validation_is_on_unless_switched_off() {
+        assert!(parse(&[]).resolve().unwrap().validation);
+        assert!(!parse(&["--validation", "off"]).resolve().unwrap().validation);
+        assert!(parse(&["--validation", "no"]).resolve().is_err());
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! `--demo`, first part: load the example instances shipped in FHIR packages (the AT Scheduling IG
-//! examples) so the API can be tried at once. Loading is idempotent: an example that is
+//! `--demo`, first part: load the example instances of the FHIR packages (the AT Core and AT
+//! Scheduling IG examples compiled into `termin`, and those in `--packages`) so the API can be
+//! tried at once. Loading is idempotent: an example that is
 //! already stored unchanged creates no new version.
 
 use serde_json::Value;
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use termin_domain::ResourceService;
 use termin_fhir::ResourceType;
@@ -22,16 +24,24 @@ const LOAD_ORDER: [ResourceType; 10] = [
 ];
 
 pub async fn load_examples(service: &ResourceService, package_dirs: &[PathBuf]) -> Result<(), String> {
-    if package_dirs.is_empty() {
-        tracing::info!("no --packages: the IG example resources are not loaded");
-        return Ok(());
-    }
     let ctx = RequestContext::system("demo-load");
     let mut loaded = 0usize;
     let mut examples = Vec::new();
+    let embedded = crate::packages::embedded().into_iter().flat_map(|package| {
+        let id = package.id;
+        package
+            .files
+            .into_iter()
+            .filter(|(name, _)| !is_package_manifest(Path::new(name)))
+            .map(move |(name, bytes)| (format!("{id}/package/{name}"), Cow::Borrowed(bytes)))
+    });
+    let mut on_disk = Vec::new();
     for file in example_files(package_dirs)? {
-        let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let Ok(Value::Object(resource)) = serde_json::from_str::<Value>(&text) else {
+        let text = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        on_disk.push((file.display().to_string(), Cow::Owned(text)));
+    }
+    for (file, text) in embedded.chain(on_disk) {
+        let Ok(Value::Object(resource)) = serde_json::from_slice::<Value>(&text) else {
             continue;
         };
         let Some(resource_type) = resource
@@ -56,7 +66,7 @@ pub async fn load_examples(service: &ResourceService, package_dirs: &[PathBuf]) 
         service
             .update(&ctx, resource_type, &id, resource, None)
             .await
-            .map_err(|e| format!("loading {}: {e:?}", file.display()))?;
+            .map_err(|e| format!("loading {file}: {e:?}"))?;
         loaded += 1;
     }
     tracing::info!(loaded, "loaded demo resources");

@@ -5,6 +5,7 @@ mod client_cli;
 mod config;
 mod connections;
 mod demo;
+mod packages;
 mod seed;
 mod serve;
 mod setup;

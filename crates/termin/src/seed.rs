@@ -4,6 +4,7 @@
 
 use crate::config::{DEFAULT_DATABASE, Database};
 use crate::setup;
+use crate::validation::Packages;
 use clap::{Args, ValueEnum};
 use jiff::ToSpan;
 use jiff::civil::Date;
@@ -142,7 +143,7 @@ pub async fn seed_database(
     // Seeding answers no request: its searches run as long as they need.
     let opened = setup::open_store(target.database, 1, 2, None).await?;
     setup::install_search_parameters(target.packages, target.time_zone)?;
-    let service = setup::service(opened.store, ServiceConfig::default(), target.packages, &[]).await?;
+    let service = setup::service(opened.store, ServiceConfig::default(), Packages::Configured(target.packages), &[]).await?;
     if unless_loaded && is_loaded(&service, options).await? {
         return Ok(None);
     }

@@ -3,6 +3,7 @@
 use crate::config::ServeConfig;
 use crate::connections::{self, Timeouts};
 use crate::setup;
+use crate::validation::Packages;
 use std::process::ExitCode;
 use std::sync::Arc;
 use termin_api::metrics::Metrics;
@@ -58,7 +59,8 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         max_hold_time: config.max_hold_time,
         max_resource_bytes: config.max_body_bytes,
     };
-    let service = setup::service(opened.store, service_config, &config.packages, &config.profiles).await?;
+    let packages = if config.validation { Packages::Shipped(&config.packages) } else { Packages::Off };
+    let service = setup::service(opened.store, service_config, packages, &config.profiles).await?;
     if config.demo {
         crate::demo::load_examples(&service, &config.packages).await?;
         if let Some(scale) = config.demo_scale {

@@ -2,6 +2,7 @@
 //! parameters and building the domain service with its validator.
 
 use crate::config::Database;
+use crate::validation::Packages;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,12 +82,12 @@ pub fn install_search_parameters(packages: &[PathBuf], time_zone: &str) -> Resul
         .map_err(|_| "the search parameters were loaded twice".to_string())
 }
 
-/// The domain service over `store`, validating writes when `packages` are given, with its
-/// search index brought up to date with the installed search parameters.
+/// The domain service over `store`, validating writes against `packages` when there are any,
+/// with its search index brought up to date with the installed search parameters.
 pub async fn service(
     store: Arc<dyn ResourceStore>,
     config: ServiceConfig,
-    packages: &[PathBuf],
+    packages: Packages<'_>,
     profiles: &[(ResourceType, Option<String>)],
 ) -> Result<ResourceService, String> {
     let mut service = ResourceService::new(store, Arc::new(SystemClock), config);

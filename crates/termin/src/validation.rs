@@ -25,18 +25,36 @@ impl ResourceValidator for PackageValidator {
     }
 }
 
-/// The validator when `--packages` is configured (writes are then validated), else `None`.
+/// Which packages validation loads besides the R5 core package.
+pub enum Packages<'a> {
+    /// The AT packages compiled into `termin`, and those in these directories.
+    Shipped(&'a [PathBuf]),
+    /// Only those in these directories; none: validation is off.
+    Configured(&'a [PathBuf]),
+    /// Validation is switched off.
+    Off,
+}
+
+/// The validator over `packages`, or `None` when there are none to load.
 pub fn load(
-    packages: &[PathBuf],
+    packages: Packages,
     enforced_profiles: &[(ResourceType, Option<String>)],
 ) -> Result<Option<Arc<dyn ResourceValidator>>, String> {
-    if packages.is_empty() {
-        tracing::info!("validation is off: no --packages configured");
-        return Ok(None);
-    }
+    let (embedded, dirs) = match packages {
+        Packages::Shipped(dirs) => (crate::packages::embedded(), dirs),
+        Packages::Configured([]) => {
+            tracing::info!("validation is off: no --packages configured");
+            return Ok(None);
+        }
+        Packages::Configured(dirs) => (Vec::new(), dirs),
+        Packages::Off => {
+            tracing::info!("validation is off (--validation off)");
+            return Ok(None);
+        }
+    };
     let started = std::time::Instant::now();
     let cache = termin_search::default_package_cache();
-    let definitions = Definitions::load(packages, cache.as_deref()).map_err(|e| e.to_string())?;
+    let definitions = Definitions::load_with(&embedded, dirs, cache.as_deref()).map_err(|e| e.to_string())?;
     let mut profiles = default_profiles(&definitions);
     for (resource_type, profile) in enforced_profiles {
         match profile {
@@ -48,7 +66,15 @@ pub fn load(
     for problem in problems {
         tracing::warn!(%problem, "a definition in use is only partly enforced");
     }
-    let packages: Vec<&str> = validator.definitions().packages().iter().map(|p| p.id.as_str()).collect();
+    let packages: Vec<String> = validator
+        .definitions()
+        .packages()
+        .iter()
+        .map(|p| match &p.path {
+            Some(path) => format!("{} ({})", p.id, path.display()),
+            None => format!("{} (built in)", p.id),
+        })
+        .collect();
     let enforced: Vec<String> = ResourceType::ALL
         .iter()
         .map(|t| format!("{t}={}", validator.enforced_profile(*t).unwrap_or("R5")))

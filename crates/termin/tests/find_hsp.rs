@@ -3,12 +3,12 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{TestServer, shared_dir};
+use support::{TestServer, packages_root};
 
 const SERVICE_TYPE: &str = "http://terminology.hl7.org/CodeSystem/service-type";
 
 fn example(package: &str, file: &str) -> Value {
-    let path = shared_dir().join("fhir-packages").join(package).join("package").join(file);
+    let path = packages_root().join(package).join("package").join(file);
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
 }
 

@@ -1,4 +1,4 @@
-//! The example instances shipped in the IG packages (`<shared>/fhir-packages/*/package/`) can be
+//! The example instances shipped in the IG packages (the repository's `packages/*/package/`) can be
 //! stored with their own ids and read back unchanged apart from server meta.
 
 mod support;
@@ -30,13 +30,13 @@ fn examples() -> Vec<(PathBuf, Value)> {
         let t = v["resourceType"].as_str().unwrap();
         (EXAMPLE_TYPES.iter().position(|x| *x == t).unwrap(), p.clone())
     });
-    assert!(!ex.is_empty(), "no IG examples found under {}", shared_dir().display());
+    assert!(!ex.is_empty(), "no IG examples found under {}", packages_root().display());
     // Every package that has examples contributes; both known packages must be present.
     for pkg in ["hl7.at.fhir.core.r5", "hl7.at.fhir.tc.wg.scheduling.r5"] {
         assert!(
             ex.iter().any(|(p, _)| p.to_string_lossy().contains(pkg)),
             "no examples from {pkg} under {}",
-            shared_dir().display()
+            packages_root().display()
         );
     }
     ex
@@ -44,7 +44,7 @@ fn examples() -> Vec<(PathBuf, Value)> {
 
 fn show(p: &Path) -> String {
     let s = p.to_string_lossy();
-    s.rsplit("fhir-packages/").next().unwrap_or(&s).to_string()
+    s.rsplit("packages/").next().unwrap_or(&s).to_string()
 }
 
 #[tokio::test]

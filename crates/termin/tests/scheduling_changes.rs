@@ -1,6 +1,6 @@
 //! Cancel, postpone and update of Appointments by PUT (and the other generic routes), direct
 //! Slot writes that would contradict scheduling, and the IG example flow hold → book →
-//! postpone → cancel built from the example resources in `<shared>/fhir-packages` (issue 4).
+//! postpone → cancel built from the example resources in the repository's `packages/` (issue 4).
 
 mod scheduling_support;
 mod support;

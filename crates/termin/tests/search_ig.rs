@@ -94,10 +94,9 @@ fn ig_example_searches() -> Vec<String> {
 }
 
 async fn ig_server() -> TestServer {
-    let packages = shared_dir().join("fhir-packages");
-    // The IG examples only, as the IG pages search them.
-    let options = ServerOptions::new().arg("--demo").flag("--demo-scale", "none");
-    TestServer::start_with(options.flag("--packages", packages.to_string_lossy())).await
+    // The IG examples only (those built into termin), as the IG pages search them.
+    let options = ServerOptions::new().validation().arg("--demo").flag("--demo-scale", "none");
+    TestServer::start_with(options).await
 }
 
 #[tokio::test]

@@ -30,7 +30,7 @@ fn stdout(output: &Output) -> String {
 }
 
 fn packages() -> String {
-    shared_dir().join("fhir-packages").to_string_lossy().into_owned()
+    packages_root().to_string_lossy().into_owned()
 }
 
 #[test]

@@ -187,11 +187,27 @@ async fn capability_statement_names_the_enforced_profiles_and_validate() {
     assert_eq!(definition["code"], "validate");
     let log = s.stderr_lines().join("\n");
     assert!(log.contains("loaded FHIR packages for validation"), "{log}");
-    assert!(log.contains("hl7.at.fhir.core.r5#2.0.0") && log.contains("hl7.fhir.r5.core#5.0.0"), "{log}");
+    assert!(log.contains("hl7.at.fhir.core.r5#2.0.0 (built in)") && log.contains("hl7.fhir.r5.core#5.0.0"), "{log}");
+}
+
+/// Issue 15: with no validation flags at all, AT Core is enforced — from the packages built into
+/// the binary, not from any directory beside it.
+#[tokio::test]
+async fn a_server_started_without_flags_rejects_a_patient_without_gender() {
+    let s = validating_server().await;
+    let mut patient = at_patient();
+    patient.as_object_mut().unwrap().remove("gender");
+    let outcome = s.post("Patient", &patient).await.outcome(422);
+    assert!(diagnostics(&outcome).contains("gender"), "{outcome}");
+    s.get("Patient?_summary=count").await.expect_status(200).json()["total"]
+        .as_u64()
+        .filter(|total| *total == 0)
+        .expect("the rejected Patient is not stored");
+    s.post("Patient", &at_patient()).await.expect_status(201);
 }
 
 #[tokio::test]
-async fn without_packages_nothing_is_validated_and_validate_is_not_offered() {
+async fn with_validation_off_nothing_is_validated_and_validate_is_not_offered() {
     let s = TestServer::start().await;
     // R5 would reject the unknown element; with validation off it is stored as received.
     let lenient = json!({"resourceType": "Patient", "name": [{"family": "Frei"}], "nickname": "F"});

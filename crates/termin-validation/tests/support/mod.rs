@@ -1,7 +1,6 @@
 //! Where the test packages are, and validators built from them once per test binary.
 //!
-//! The AT packages come from `<shared>/fhir-packages` (`TERMIN_SHARED_DIR`, by default
-//! `../shared` beside the repository); the R5 core and examples packages from the FHIR package
+//! The AT packages come from the repository's `packages/`; the R5 core and examples packages from the FHIR package
 //! cache (`TERMIN_FHIR_PACKAGES`, by default `$HOME/.fhir/packages`), where
 //! `scripts/fhir-packages` installs them. A missing package fails the test with that hint.
 
@@ -29,18 +28,9 @@ pub const EXAMPLE_TYPES: [&str; 9] = [
     "Location",
 ];
 
-pub fn shared_packages() -> PathBuf {
-    let shared = match std::env::var_os("TERMIN_SHARED_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    };
-    let packages = shared.join("fhir-packages");
-    assert!(
-        packages.is_dir(),
-        "{} is missing: set TERMIN_SHARED_DIR to the shared/ directory with the AT packages",
-        packages.display()
-    );
-    packages
+/// The repository's AT packages (AT Core, AT Scheduling) in package-cache layout.
+pub fn at_packages() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packages")
 }
 
 pub fn package_cache() -> PathBuf {
@@ -59,7 +49,7 @@ pub fn package_cache() -> PathBuf {
 }
 
 fn definitions() -> Definitions {
-    Definitions::load(&[shared_packages()], Some(&package_cache())).unwrap_or_else(|e| panic!("{e}"))
+    Definitions::load(&[at_packages()], Some(&package_cache())).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Enforces the AT profiles (the server's default).
@@ -103,8 +93,9 @@ fn json_files(dir: &Path) -> Vec<(String, Value)> {
 /// The example instances of [`EXAMPLE_TYPES`] in the AT packages: (package/file, resource).
 pub fn at_examples() -> Vec<(String, Value)> {
     let mut examples = Vec::new();
-    let root = shared_packages();
-    let mut packages: Vec<PathBuf> = std::fs::read_dir(&root).unwrap().flatten().map(|e| e.path()).collect();
+    let root = at_packages();
+    let mut packages: Vec<PathBuf> =
+        std::fs::read_dir(&root).unwrap().flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
     packages.sort();
     for package in packages {
         let name = package.file_name().unwrap().to_string_lossy().into_owned();

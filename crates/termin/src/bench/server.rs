@@ -35,6 +35,9 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
+        if packages.is_empty() {
+            command.args(["--validation", "off"]);
+        }
         for dir in packages {
             command.arg("--packages").arg(dir);
         }

@@ -12,7 +12,8 @@
 //!   `postgres://postgres@127.0.0.1:5432/postgres`); the [`Storage`] drops it again.
 //! * [`TestServer::another_node`] starts a further process on the same storage: the nodes of a
 //!   cluster on one database.
-//! * Shared IG material is located through `TERMIN_SHARED_DIR`, by default
+//! * The IG packages (profiles, examples) are the repository's `packages/` ([`packages_root`]);
+//!   the IG pages are located through `TERMIN_SHARED_DIR`, by default
 //!   `<CARGO_MANIFEST_DIR>/../../../shared`.
 //! * The server finds the R5 core package (search parameters) in the FHIR package cache:
 //!   `TERMIN_FHIR_PACKAGES` is passed through, else `$HOME/.fhir/packages`; `scripts/test`
@@ -144,9 +145,10 @@ impl Drop for Storage {
 
 /// How to start the server. In args, env values and config file contents, `{dir}` is replaced
 /// by the test's temp dir and `{database}` by the storage's database value. By default: `termin serve --bind 127.0.0.1:0 --database <storage>
-/// --max-holds-per-holder 0` with every inherited `TERMIN_*` variable removed from the child's
-/// environment. The hold limit is lifted because every test client comes from one address while
-/// playing many patients; [`ServerOptions::hold_limit`] sets one.
+/// --max-holds-per-holder 0 --validation off` with every inherited `TERMIN_*` variable removed
+/// from the child's environment. The hold limit is lifted because every test client comes from
+/// one address while playing many patients; [`ServerOptions::hold_limit`] sets one. Validation
+/// is off so that tests may post minimal resources; [`ServerOptions::validation`] leaves it on.
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
     pub args: Vec<String>,
@@ -159,6 +161,8 @@ pub struct ServerOptions {
     pub public_base: Option<String>,
     /// `--max-holds-per-holder`; `None` leaves it to the server's configuration.
     pub hold_limit: Option<usize>,
+    /// `false` passes `--validation off`; `true` leaves validation to the server's configuration.
+    pub validation: bool,
 }
 
 impl Default for ServerOptions {
@@ -171,6 +175,7 @@ impl Default for ServerOptions {
             files: Vec::new(),
             public_base: None,
             hold_limit: Some(0),
+            validation: false,
         }
     }
 }
@@ -242,11 +247,13 @@ impl ServerOptions {
         self.flag("--max-body-bytes", n.to_string())
     }
 
-    /// Passes `--packages <shared>/fhir-packages`: validation on, with the AT Core and AT
-    /// Scheduling profiles enforced (the R5 core package comes from the FHIR package cache).
-    /// Servers start without it by default, so tests may post minimal resources.
-    pub fn validation(self) -> Self {
-        self.flag("--packages", shared_dir().join("fhir-packages").to_string_lossy().into_owned())
+    /// Does not pass `--validation off`: validation as the server does it by default, with the AT
+    /// Core and AT Scheduling profiles built into it enforced (the R5 core package comes from
+    /// the FHIR package cache). Servers start without validation otherwise, so tests may post
+    /// minimal resources.
+    pub fn validation(mut self) -> Self {
+        self.validation = true;
+        self
     }
 }
 
@@ -642,6 +649,9 @@ fn build_command(options: &ServerOptions, storage: &Storage, dir: &Path) -> Comm
     }
     if let Some(limit) = options.hold_limit {
         cmd.arg("--max-holds-per-holder").arg(limit.to_string());
+    }
+    if !options.validation {
+        cmd.args(["--validation", "off"]);
     }
     for a in &options.args {
         cmd.arg(a.replace("{dir}", &dir_s).replace("{database}", &storage.database));
@@ -1052,7 +1062,7 @@ pub fn minimal(ty: &str) -> Value {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Shared IG material
+// IG material
 // ---------------------------------------------------------------------------------------------
 
 /// `TERMIN_SHARED_DIR`, else `<CARGO_MANIFEST_DIR>/../../../shared`.
@@ -1063,15 +1073,16 @@ pub fn shared_dir() -> PathBuf {
     }
 }
 
-/// `<shared>/fhir-packages/*/package/` directories, sorted.
+/// The repository's FHIR packages (AT Core, AT Scheduling) in package-cache layout, the ones
+/// `termin` has built in.
+pub fn packages_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packages")
+}
+
+/// `<packages_root>/*/package/` directories, sorted.
 pub fn package_dirs() -> Vec<PathBuf> {
-    let root = shared_dir().join("fhir-packages");
-    let rd = std::fs::read_dir(&root).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {} ({e}); set TERMIN_SHARED_DIR to the shared/ directory",
-            root.display()
-        )
-    });
+    let root = packages_root();
+    let rd = std::fs::read_dir(&root).unwrap_or_else(|e| panic!("cannot read {} ({e})", root.display()));
     let mut dirs: Vec<PathBuf> = rd
         .filter_map(|e| e.ok())
         .map(|e| e.path().join("package"))
