@@ -102,11 +102,12 @@ impl ProviderQuery {
     }
 }
 
-/// Where the client wants the service.
+/// Where the client wants the service: sets, as a near search or a wide zip area can want
+/// thousands of Locations, each looked up per provider.
 #[derive(Debug, Clone, Default)]
 struct Places {
-    locations: Vec<String>,
-    organizations: Vec<String>,
+    locations: HashSet<String>,
+    organizations: HashSet<String>,
     /// Of the wanted Locations found near a point, their distance from it in km.
     distances: HashMap<String, f64>,
 }
@@ -656,7 +657,7 @@ impl ResourceService {
             for location in self.find_all(ctx, ResourceType::Location, Vec::new()).await? {
                 if let Some(distance) = near::position(&body(&location)).and_then(|at| near::nearest(&centres, at)) {
                     wanted.distances.insert(location.id.clone(), distance);
-                    wanted.locations.push(location.id);
+                    wanted.locations.insert(location.id);
                 }
             }
             if query.near.is_some() && wanted.distances.is_empty() {
