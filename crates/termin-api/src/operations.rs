@@ -129,7 +129,8 @@ fn validate_parameters() -> Value {
 fn find_hsp_parameters() -> Value {
     json!([
         parameter("healthcareService-reference", "in", 0, "1", "Reference",
-            "The HealthcareService (a reference, or the resource inline as `resource`); it SHALL be active."),
+            "The HealthcareService (a reference, a logical reference by identifier — `system|value` in a GET — \
+             or the resource inline as `resource`); it SHALL be active."),
         parameter("healthcareService-category", "in", 0, "1", "string", "Category code as system|code."),
         parameter("healthcareService-type", "in", 0, "1", "string",
             "Type code as system|code (the IG example's `healthcareService-type=system|code` form is read too)."),
@@ -138,6 +139,16 @@ fn find_hsp_parameters() -> Value {
         parameter("healthcareService-zipCodeArea", "in", 0, "*", "string",
             "Wanted zip code area; a prefix covers the area (53 covers 5300-5399)."),
         parameter("healthcareService-availability", "in", 0, "*", "Availability", "Wanted times (POST only)."),
+        parameter("availability-until", "in", 0, "1", "dateTime",
+            "Termin: how far ahead availability and free slots are looked at (a date includes that day); \
+             default 28 days, at most 90 days ahead (else 400)."),
+        parameter("near", "in", 0, "1", "string",
+            "Termin: latitude|longitude|distance|unit as R5's `near` (unit km, m or [mi_i], default km; distance \
+             default near-distance, else 10 km): providers at Locations whose position lies within the distance, \
+             nearest first."),
+        parameter("near-distance", "in", 0, "1", "string",
+            "Termin: distance|unit around `near` (when it names none) and around each healthcareService-location \
+             that has a position (default 10 km): Locations within it are wanted places too, nearest first."),
         parameter("return", "out", 1, "1", "Bundle",
             "searchset: matching HealthcareServices (match), their providers (include) and an OperationOutcome \
              (outcome) naming each provider's earliest free slot in the wanted time."),
@@ -224,6 +235,6 @@ mod tests {
         assert_eq!(hold.termin_parameters(), ["hold-token (in)", "hold-token (out)"]);
         assert!(hold.definition()["description"].as_str().unwrap().contains("adds the parameters hold-token (in)"));
         let find_hsp = find(ResourceType::HealthcareService, "findHSP", false).unwrap();
-        assert!(find_hsp.termin_parameters().is_empty());
+        assert_eq!(find_hsp.termin_parameters(), ["availability-until (in)", "near (in)", "near-distance (in)"]);
     }
 }

@@ -12,7 +12,8 @@ mod validation;
 
 pub use clock::{Clock, SystemClock};
 pub use error::DomainError;
-pub use providers::{LocationSelector, ProviderMatches, ProviderQuery, ServiceMatch};
+pub use providers::near::Point;
+pub use providers::{BusinessIdentifier, LocationSelector, ProviderMatches, ProviderQuery, ServiceMatch};
 pub use resources::{ImportSummary, ResourceService, ServiceConfig, WriteOutcome, WriteStatus};
 pub use validation::ResourceValidator;
 pub use scheduling::{BOOKING_REQUESTS_URL, BookingOutcome, BookingStatus, HoldOutcome, MANUAL_CONFIRMATION_URL, SlotSelector};

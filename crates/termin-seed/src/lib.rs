@@ -24,7 +24,8 @@
 //!
 //! # How the data is made
 //! - Each organization (an outpatient physiotherapy centre, every fifth a hospital with a
-//!   KANR) has a VPNR, one Location at a real Austrian postal code, and two
+//!   KANR) has a VPNR, one Location at a real Austrian postal code (its `position` the town
+//!   centre, so `$findHSP`'s near search works on the data), and two
 //!   HealthcareServices, all coded `65` Physiotherapy (the one code of the IG's service-type
 //!   value set) and told apart by name.
 //! - Each PractitionerRole works one of five weekly patterns of opening hours

@@ -129,17 +129,19 @@ pub fn organization(plan: &Plan, index: usize) -> Map<String, Value> {
     }))
 }
 
-/// Each organization has one site, at its own address.
+/// Each organization has one site, at its own address, positioned at its town's centre.
 pub fn location(plan: &Plan, index: usize) -> Map<String, Value> {
     let organization = &plan.organizations[index];
+    let place = &PLACES[organization.address.place];
     object(json!({
         "resourceType": "Location",
         "id": location_id(index),
         "status": "active",
-        "name": format!("{} – {}", organization.name, PLACES[organization.address.place].city),
+        "name": format!("{} – {}", organization.name, place.city),
         "mode": "instance",
         "contact": [{"telecom": [{"system": "phone", "value": organization_phone(plan, index), "use": "work"}]}],
         "address": address(&organization.address, "work"),
+        "position": {"latitude": place.latitude, "longitude": place.longitude},
         "managingOrganization": reference("Organization", organization_id(index), organization.name.as_str()),
     }))
 }

@@ -169,3 +169,120 @@ fn next_weekday_date(day: jiff::civil::Weekday) -> String {
     }
     date.to_string()
 }
+
+/// `availability-until` (Termin's input) moves the horizon beyond the default 28 days, up to 90
+/// days; further, or not a date, is 400 naming the input.
+#[tokio::test]
+async fn availability_until_moves_the_horizon() {
+    let s = TestServer::start().await;
+    ig_world(&s).await;
+    put(&s, &json!({"resourceType": "Schedule", "id": "role-schedule", "active": true,
+        "actor": [{"reference": "PractitionerRole/HL7ATCorePractitionerRoleExample01"}]})).await;
+    let (in_six_weeks, slot_end) = (hours_ahead(24 * 42), hours_ahead(24 * 42 + 1));
+    put(&s, &json!({"resourceType": "Slot", "id": "later-slot", "status": "free",
+        "schedule": {"reference": "Schedule/role-schedule"}, "start": in_six_weeks, "end": slot_end})).await;
+    let physio = format!("healthcareService-type={SERVICE_TYPE}%7C65");
+    let default = s.get(&format!("HealthcareService/$findHSP?{physio}")).await.expect_status(200).json();
+    assert!(!outcome_text(&default).contains("Slot/later-slot"), "{}", outcome_text(&default));
+
+    let in_seven_weeks = hours_ahead(24 * 49);
+    let request = parameters(json!([
+        {"name": "healthcareService-type", "valueString": format!("{SERVICE_TYPE}|65")},
+        {"name": "availability-until", "valueDateTime": in_seven_weeks}
+    ]));
+    let further = s.post("HealthcareService/$findHSP", &request).await.expect_status(200).json();
+    assert!(outcome_text(&further).contains("Slot/later-slot"), "{}", outcome_text(&further));
+
+    let too_far = hours_ahead(24 * 91);
+    for refused in [too_far.as_str(), "soon"] {
+        let outcome = s
+            .get(&format!("HealthcareService/$findHSP?{physio}&availability-until={}", refused.replace('+', "%2B")))
+            .await
+            .outcome(400);
+        assert!(outcome.to_string().contains("availability-until"), "{outcome}");
+    }
+}
+
+/// An instant this many hours from now, to the second.
+fn hours_ahead(hours: i64) -> String {
+    jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + hours * 3600).unwrap().to_string()
+}
+
+/// `healthcareService-reference` by business identifier (POST `valueReference.identifier`, GET
+/// `system|value`): one match is used, none or several are 422 naming the input.
+#[tokio::test]
+async fn a_service_reference_by_identifier() {
+    let s = TestServer::start().await;
+    ig_world(&s).await;
+    let system = "https://termin.example/services";
+    let mut service =
+        example("hl7.at.fhir.tc.wg.scheduling.r5#0.2.0", "HealthcareService-HL7ATSchedulingHealthcareServiceExample01.json");
+    service["identifier"] = json!([{"system": system, "value": "physio-1"}]);
+    put(&s, &service).await;
+    let by_identifier = |value: &str| {
+        parameters(json!([{"name": "healthcareService-reference",
+            "valueReference": {"identifier": {"system": system, "value": value}}}]))
+    };
+    let found = s.post("HealthcareService/$findHSP", &by_identifier("physio-1")).await.expect_status(200).json();
+    assert_eq!(ids(&found, "match"), ["HealthcareService/HL7ATSchedulingHealthcareServiceExample01"]);
+    let got = s
+        .get(&format!("HealthcareService/$findHSP?healthcareService-reference={system}%7Cphysio-1"))
+        .await
+        .expect_status(200)
+        .json();
+    assert_eq!(ids(&got, "match"), ids(&found, "match"));
+
+    let unknown = s.post("HealthcareService/$findHSP", &by_identifier("nobody")).await.outcome(422);
+    assert!(unknown.to_string().contains("healthcareService-reference") && unknown.to_string().contains("nobody"), "{unknown}");
+    service["id"] = json!("twin");
+    put(&s, &service).await;
+    let several = s.post("HealthcareService/$findHSP", &by_identifier("physio-1")).await.outcome(422);
+    assert!(several.to_string().contains("Several"), "{several}");
+}
+
+/// `near` (Termin's input, as R5's `near` search parameter) and `near-distance` around a wanted
+/// Location with a position: providers within the distance, nearest first; bad values are 400.
+#[tokio::test]
+async fn near_a_point_or_a_location() {
+    let s = TestServer::start().await;
+    for (id, latitude, longitude) in [("wolfgang", 47.7394, 13.4478), ("ischl", 47.7111, 13.6197)] {
+        put(&s, &json!({"resourceType": "Location", "id": id, "position": {"latitude": latitude, "longitude": longitude}})).await;
+        put(&s, &json!({"resourceType": "Organization", "id": format!("org-{id}")})).await;
+        put(&s, &json!({"resourceType": "HealthcareService", "id": format!("physio-{id}"), "active": true,
+            "location": [{"reference": format!("Location/{id}")}], "providedBy": {"reference": format!("Organization/org-{id}")},
+            "type": [{"coding": [{"system": SERVICE_TYPE, "code": "65"}]}]}))
+            .await;
+    }
+    put(&s, &json!({"resourceType": "Location", "id": "unplaced"})).await;
+    put(&s, &json!({"resourceType": "Organization", "id": "org-unplaced"})).await;
+    put(&s, &json!({"resourceType": "HealthcareService", "id": "physio-unplaced", "active": true,
+        "location": [{"reference": "Location/unplaced"}], "providedBy": {"reference": "Organization/org-unplaced"}, "type": [{"coding": [{"system": SERVICE_TYPE, "code": "65"}]}]}))
+        .await;
+    let find = |query: String| {
+        let s = &s;
+        async move { s.get(&format!("HealthcareService/$findHSP?healthcareService-type={SERVICE_TYPE}%7C65&{query}")).await }
+    };
+    // Bad Ischl is about 13 km from St. Wolfgang.
+    let near_ischl = find("near=47.7111%7C13.6197%7C20%7Ckm".into()).await.expect_status(200).json();
+    assert_eq!(ids(&near_ischl, "match"), ["HealthcareService/physio-ischl", "HealthcareService/physio-wolfgang"]);
+    let in_metres = find("near=47.7394%7C13.4478%7C5000%7Cm".into()).await.expect_status(200).json();
+    assert_eq!(ids(&in_metres, "match"), ["HealthcareService/physio-wolfgang"]);
+    let in_miles = find("near=47.7394%7C13.4478%7C10%7C%5Bmi_i%5D".into()).await.expect_status(200).json();
+    assert_eq!(ids(&in_miles, "match"), ["HealthcareService/physio-wolfgang", "HealthcareService/physio-ischl"]);
+
+    let around_location = parameters(json!([
+        {"name": "healthcareService-type", "valueString": format!("{SERVICE_TYPE}|65")},
+        {"name": "healthcareService-location", "valueReference": {"reference": "Location/wolfgang"}},
+        {"name": "near-distance", "valueString": "15|km"}
+    ]));
+    let around = s.post("HealthcareService/$findHSP", &around_location).await.expect_status(200).json();
+    assert_eq!(ids(&around, "match"), ["HealthcareService/physio-wolfgang", "HealthcareService/physio-ischl"]);
+    // Without a distance, the default 10 km leaves Bad Ischl out.
+    let exact = find("healthcareService-location=Location/wolfgang".into()).await.expect_status(200).json();
+    assert_eq!(ids(&exact, "match"), ["HealthcareService/physio-wolfgang"]);
+
+    for refused in ["near=91%7C13", "near=47.7%7C13.4%7C10%7Cyards", "near=47.7%7C13.4%7C-1", "near-distance=far"] {
+        let outcome = find(refused.into()).await.outcome(400);
+        assert!(outcome.to_string().contains("near"), "{refused}: {outcome}");
+    }
+}

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
-use termin_domain::{LocationSelector, ProviderQuery};
+use termin_domain::{BusinessIdentifier, LocationSelector, Point, ProviderQuery};
 use termin_fhir::{Issue, IssueCode, OperationOutcome};
 use termin_store::{RequestContext, SystemMatch, TokenMatch};
 
@@ -50,15 +50,80 @@ fn location(value: &str) -> LocationSelector {
     }
 }
 
+fn business_identifier(identifier: &Map<String, Value>) -> Result<BusinessIdentifier, ApiError> {
+    match identifier.get("value").and_then(Value::as_str) {
+        Some(value) if !value.is_empty() => Ok(BusinessIdentifier {
+            system: identifier.get("system").and_then(Value::as_str).map(str::to_owned),
+            value: value.to_owned(),
+        }),
+        _ => Err(bad("healthcareService-reference", "the reference's identifier has no value".into())),
+    }
+}
+
+/// A distance in km from a number and a UCUM unit (`km`, `m`, `[mi_i]`; none: km).
+fn kilometres(parameter: &str, distance: &str, unit: &str) -> Result<f64, ApiError> {
+    let per_unit = match unit.trim() {
+        "" | "km" => 1.0,
+        "m" => 0.001,
+        "[mi_i]" => 1.609_344,
+        other => return Err(bad(parameter, format!("{parameter}: unit {other:?} is not km, m or [mi_i]"))),
+    };
+    match distance.trim().parse::<f64>() {
+        Ok(d) if d.is_finite() && d >= 0.0 => Ok(d * per_unit),
+        _ => Err(bad(parameter, format!("{parameter}: distance {distance:?} is not a number of at least 0"))),
+    }
+}
+
+/// `near` as in R5 search: `latitude|longitude|distance|unit`, the distance optional.
+fn near(value: &str) -> Result<(Point, Option<f64>), ApiError> {
+    let parts: Vec<&str> = value.split('|').collect();
+    let coordinate = |text: &str, limit: f64| text.trim().parse::<f64>().ok().filter(|c| c.is_finite() && c.abs() <= limit);
+    let (Some(latitude), Some(longitude)) = (
+        parts.first().and_then(|t| coordinate(t, 90.0)),
+        parts.get(1).and_then(|t| coordinate(t, 180.0)),
+    ) else {
+        return Err(bad("near", format!("near must be latitude|longitude|distance|unit (degrees, distance optional), got {value:?}")));
+    };
+    let radius = match parts.get(2).copied() {
+        Some(distance) if parts.len() <= 4 && !distance.trim().is_empty() => {
+            Some(kilometres("near", distance, parts.get(3).copied().unwrap_or(""))?)
+        }
+        _ if parts.len() <= 4 => None,
+        _ => return Err(bad("near", format!("near has more than four parts: {value:?}"))),
+    };
+    Ok((Point { latitude, longitude }, radius))
+}
+
 /// Reads one `name = value` input into the query.
 fn add_text(query: &mut ProviderQuery, name: &str, value: &str) -> Result<(), ApiError> {
     match name {
-        "healthcareService-reference" => query.service_reference = Some(value.to_owned()),
+        // A reference has no `|`: `system|value` names the service by identifier.
+        "healthcareService-reference" => match value.split_once('|') {
+            Some((system, identifier)) => {
+                query.service_identifier = Some(BusinessIdentifier {
+                    system: (!system.is_empty()).then(|| system.to_owned()),
+                    value: identifier.to_owned(),
+                });
+            }
+            None => query.service_reference = Some(value.to_owned()),
+        },
         "healthcareService-category" => query.categories.push(token(name, value)?),
         "healthcareService-type" => query.types.push(token(name, value)?),
         "healthcareService-specialty" => query.specialties.push(token(name, value)?),
         "healthcareService-location" => query.locations.push(location(value)),
         "healthcareService-zipCodeArea" => query.zip_areas.push(value.trim().to_owned()),
+        "availability-until" => query.until = Some(value.to_owned()),
+        "near" => {
+            let (centre, radius) = near(value)?;
+            query.near = Some(centre);
+            query.radius_km = radius.or(query.radius_km);
+        }
+        "near-distance" => {
+            let (distance, unit) = value.split_once('|').unwrap_or((value, ""));
+            // The distance inside `near` wins.
+            let radius = kilometres(name, distance, unit)?;
+            query.radius_km = query.radius_km.or(Some(radius));
+        }
         _ => {}
     }
     Ok(())
@@ -79,6 +144,8 @@ fn from_parameters(parameters: &Map<String, Value>) -> Result<ProviderQuery, Api
                     query.service_resource = Some(resource.clone());
                 } else if let Some(reference) = parameter["valueReference"]["reference"].as_str() {
                     query.service_reference = Some(reference.to_owned());
+                } else if let Some(identifier) = parameter["valueReference"]["identifier"].as_object() {
+                    query.service_identifier = Some(business_identifier(identifier)?);
                 }
             }
             "healthcareService-location" => {
@@ -98,7 +165,8 @@ fn from_parameters(parameters: &Map<String, Value>) -> Result<ProviderQuery, Api
                 }
             }
             _ => {
-                if let Some(text) = parameter["valueString"].as_str().or(parameter["valueCode"].as_str()) {
+                let text = ["valueString", "valueCode", "valueDate", "valueDateTime"].iter().find_map(|v| parameter[*v].as_str());
+                if let Some(text) = text {
                     add_text(&mut query, name, text)?;
                 }
             }

@@ -29,7 +29,7 @@ fn local_instant(date: Date, time: Time, zone: &TimeZone) -> Option<Timestamp> {
 
 /// A FHIR date or dateTime as an instant (dates and offset-less times read in `zone`);
 /// `end` reads a bare date as the end of that day.
-fn period_bound(text: &str, zone: &TimeZone, end: bool) -> Option<Timestamp> {
+pub fn period_bound(text: &str, zone: &TimeZone, end: bool) -> Option<Timestamp> {
     if let Ok(ts) = text.parse::<Timestamp>() {
         return Some(ts);
     }

@@ -4,7 +4,8 @@
 //! earliest free slot each provider has in the wanted time.
 //!
 //! What is matched:
-//! - services: `healthcareService-reference` (must exist and be active), an inline
+//! - services: `healthcareService-reference` (by id or business identifier; must exist, be the
+//!   only one with that identifier, and be active), an inline
 //!   HealthcareService (its `type`, `category` and `specialty` codings), or the codes given;
 //!   `active` true or absent;
 //! - place: wanted places are the given Locations (reference or identifier), plus, for each
@@ -12,21 +13,27 @@
 //!   `contact.address.postalCode` start with it (`53` covers 5300–5399). The service's own
 //!   Organization matches when the service's `location`/`coverageArea` or that Organization is
 //!   a wanted place; a role matches when one of its `location`s or its `organization` is, and a
-//!   role naming neither inherits the service's match;
-//! - time: wanted `Availability` values are expanded over the next [`PLANNING_HORIZON_DAYS`]
-//!   days in the server's time zone; a provider matches when its declared `availability` (the
+//!   role naming neither inherits the service's match. Near a point (`near`) or a wanted
+//!   Location that has a `position`, every Location whose `position` lies within the radius
+//!   (great-circle distance) is a wanted place too;
+//! - time: wanted `Availability` values are expanded up to the horizon — `availability-until`
+//!   when given (at most [`MAX_PLANNING_HORIZON_DAYS`] ahead), else the next
+//!   [`PLANNING_HORIZON_DAYS`] days — in the server's time zone; a provider matches when its declared `availability` (the
 //!   role's, else the service's) overlaps them, or — declared or not — when it has a free slot
 //!   inside them;
 //! - free slots: Slots with status free (expired holds count as free) of active Schedules whose
 //!   `actor` is the role or its Practitioner (for the Organization: the HealthcareService, or
 //!   Schedules whose `serviceType` references it), starting within the horizon.
 //!
-//! Order: services by their providers' earliest free slot (none last), then name, then id.
+//! Order: services by their nearest matching provider's distance when a near search gives one
+//! (none last), then by their providers' earliest free slot (none last), then name, then id.
 
 pub mod availability;
+pub mod near;
 
 use crate::{DomainError, ResourceService};
 use availability::Interval;
+use near::{Near, Point};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -37,8 +44,11 @@ use termin_store::{
     ResourceVersion, SearchPage, SearchRequest, SortKey, SortParam, StringMatch, SystemMatch, TokenMatch,
 };
 
-/// How far ahead availability and free slots are looked at.
+/// How far ahead availability and free slots are looked at unless the client says.
 pub const PLANNING_HORIZON_DAYS: i64 = 28;
+/// The furthest ahead a client may ask to look (`availability-until`): the expanded weekly
+/// patterns and the slot searches grow with it.
+pub const MAX_PLANNING_HORIZON_DAYS: i64 = 90;
 /// Resources read per page of an internal search.
 const BATCH: usize = 1000;
 /// Ids named as alternatives in one internal search, each a bound parameter: well within the
@@ -54,9 +64,17 @@ pub enum LocationSelector {
     Identifier { system: Option<String>, value: String },
 }
 
+/// A business identifier, as a Reference's `identifier` names a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusinessIdentifier {
+    pub system: Option<String>,
+    pub value: String,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ProviderQuery {
     pub service_reference: Option<String>,
+    pub service_identifier: Option<BusinessIdentifier>,
     pub service_resource: Option<Map<String, Value>>,
     pub categories: Vec<TokenMatch>,
     pub types: Vec<TokenMatch>,
@@ -64,11 +82,19 @@ pub struct ProviderQuery {
     pub locations: Vec<LocationSelector>,
     pub zip_areas: Vec<String>,
     pub availability: Vec<Value>,
+    /// Termin's `availability-until`: a date or dateTime ending the search, as given.
+    pub until: Option<String>,
+    /// Termin's `near`: the point providers should be near.
+    pub near: Option<Point>,
+    /// How far from `near` and from the wanted Locations' positions counts as near; by default
+    /// [`near::DEFAULT_RADIUS_KM`].
+    pub radius_km: Option<f64>,
 }
 
 impl ProviderQuery {
     fn names_a_service(&self) -> bool {
         self.service_reference.is_some()
+            || self.service_identifier.is_some()
             || self.service_resource.is_some()
             || !self.categories.is_empty()
             || !self.types.is_empty()
@@ -76,11 +102,21 @@ impl ProviderQuery {
     }
 }
 
-/// Where the client wants the service.
+/// Where the client wants the service: sets, as a near search or a wide zip area can want
+/// thousands of Locations, each looked up per provider.
 #[derive(Debug, Clone, Default)]
 struct Places {
-    locations: Vec<String>,
-    organizations: Vec<String>,
+    locations: HashSet<String>,
+    organizations: HashSet<String>,
+    /// Of the wanted Locations found near a point, their distance from it in km.
+    distances: HashMap<String, f64>,
+}
+
+impl Places {
+    /// The distance of the nearest of these Locations, when a near search measured one.
+    fn distance(&self, locations: &[String]) -> Option<f64> {
+        locations.iter().filter_map(|l| self.distances.get(l)).copied().min_by(f64::total_cmp)
+    }
 }
 
 /// One matching service and its matching providers, in order.
@@ -205,6 +241,8 @@ struct RoleCandidate {
     body: Map<String, Value>,
     practitioners: Vec<String>,
     organizations: Vec<String>,
+    /// Its distance from the point of a near search.
+    distance: Option<f64>,
 }
 
 impl RoleCandidate {
@@ -225,8 +263,9 @@ struct ServiceCandidate {
     service: ResourceVersion,
     body: Map<String, Value>,
     roles: Vec<RoleCandidate>,
-    /// The id of the service's own Organization, when the service is at a wanted place.
-    operator: Option<String>,
+    /// The id of the service's own Organization and the distance of the service's Locations,
+    /// when the service is at a wanted place.
+    operator: Option<(String, Option<f64>)>,
 }
 
 /// A matching service's providers that serve at the wanted place and time, with their
@@ -235,7 +274,7 @@ struct Serving {
     service: ResourceVersion,
     body: Map<String, Value>,
     roles: Vec<(RoleCandidate, Option<FreeSlot>)>,
-    operator: Option<(String, Option<FreeSlot>)>,
+    operator: Option<(String, Option<f64>, Option<FreeSlot>)>,
 }
 
 /// The AT service-type ValueSet's canonical URLs, which the IG's `$findHSP` example uses as if
@@ -362,7 +401,7 @@ impl ResourceService {
         }
         let zone = termin_search::registry().time_zone().clone();
         let now = self.clock().now();
-        let until = now + SignedDuration::from_hours(24 * PLANNING_HORIZON_DAYS);
+        let until = horizon(query.until.as_deref(), now, &zone)?;
         let wanted: Vec<Interval> = if query.availability.is_empty() {
             vec![(now, until)]
         } else {
@@ -408,10 +447,10 @@ impl ResourceService {
                 })
                 .filter(|(role, free)| fits(Some(&role.body), free.as_ref()))
                 .collect();
-            let operator = candidate.operator.and_then(|organization| {
+            let operator = candidate.operator.and_then(|(organization, distance)| {
                 let free = earliest_free(&operator_schedule_links(&candidate.service.id));
                 // The operator of a service whose roles serve at the wanted time serves then too.
-                (!roles.is_empty() || fits(None, free.as_ref())).then_some((organization, free))
+                (!roles.is_empty() || fits(None, free.as_ref())).then_some((organization, distance, free))
             });
             serving.push(Serving { service: candidate.service, body: candidate.body, roles, operator });
         }
@@ -423,41 +462,46 @@ impl ResourceService {
                 practitioner_ids.extend(role.practitioners.iter().cloned());
                 organization_ids.extend(role.organizations.iter().cloned());
             }
-            organization_ids.extend(providers.operator.iter().map(|(id, _)| id.clone()));
+            organization_ids.extend(providers.operator.iter().map(|(id, ..)| id.clone()));
         }
         let practitioners = self.read_all(ctx, ResourceType::Practitioner, practitioner_ids).await?;
         let organizations = self.read_all(ctx, ResourceType::Organization, organization_ids).await?;
 
         let mut matches = Vec::new();
         for Serving { service, body: service_body, roles, operator } in serving {
-            let mut providers: Vec<(Option<Timestamp>, Vec<ResourceVersion>)> = Vec::new();
+            let mut providers: Vec<(Option<u64>, Option<Timestamp>, Vec<ResourceVersion>)> = Vec::new();
             for (role, free) in roles {
                 note_free(&mut notes, &format!("PractitionerRole/{}", role.role.id), free.as_ref());
                 let mut group = vec![role.role];
                 group.extend(role.practitioners.iter().filter_map(|id| practitioners.get(id).cloned()));
                 group.extend(role.organizations.iter().filter_map(|id| organizations.get(id).cloned()));
-                providers.push((free.map(|f| f.0), group));
+                providers.push((role.distance.map(metres), free.map(|f| f.0), group));
             }
-            if let Some((organization, free)) = operator
+            if let Some((organization, distance, free)) = operator
                 && let Some(org) = organizations.get(&organization)
             {
                 note_free(&mut notes, &format!("Organization/{}", org.id), free.as_ref());
-                providers.push((free.map(|f| f.0), vec![org.clone()]));
+                providers.push((distance.map(metres), free.map(|f| f.0), vec![org.clone()]));
             }
             if providers.is_empty() {
                 continue;
             }
-            providers.sort_by_key(|(free, group)| (free.is_none(), *free, group[0].id.clone()));
-            let earliest_free = providers.iter().filter_map(|(free, _)| *free).min();
+            providers.sort_by_key(|(distance, free, group)| {
+                (distance.is_none(), *distance, free.is_none(), *free, group[0].id.clone())
+            });
+            let nearest = providers.iter().filter_map(|(distance, ..)| *distance).min();
+            let earliest_free = providers.iter().filter_map(|(_, free, _)| *free).min();
             let mut flat: Vec<ResourceVersion> = Vec::new();
-            for resource in providers.into_iter().flat_map(|(_, group)| group) {
+            for resource in providers.into_iter().flat_map(|(.., group)| group) {
                 if !flat.iter().any(|r| r.resource_type == resource.resource_type && r.id == resource.id) {
                     flat.push(resource);
                 }
             }
             let name = service_body.get("name").and_then(Value::as_str).unwrap_or_default().to_lowercase();
             let rank = format!(
-                "{}|{}|{name}|{}",
+                "{}|{:09}|{}|{}|{name}|{}",
+                u8::from(nearest.is_none()),
+                nearest.unwrap_or_default(),
                 u8::from(earliest_free.is_none()),
                 earliest_free.map(format_instant).unwrap_or_default(),
                 service.id
@@ -472,6 +516,9 @@ impl ResourceService {
     }
 
     async fn matching_services(&self, ctx: &RequestContext, query: &ProviderQuery) -> Result<Vec<ResourceVersion>, DomainError> {
+        if let Some(identifier) = &query.service_identifier {
+            return self.service_by_identifier(ctx, identifier).await.and_then(active_service);
+        }
         let referenced = match (&query.service_reference, &query.service_resource) {
             (Some(reference), _) => Some(reference.clone()),
             (None, Some(inline)) => inline
@@ -487,19 +534,13 @@ impl ResourceService {
                 None => None,
             };
             match found {
-                Some(service) if crate::scheduling::model::is_active(&body(&service)) => return Ok(vec![service]),
-                Some(service) => {
-                    return Err(DomainError::unprocessable(
-                        Issue::error(IssueCode::BusinessRule, format!("HealthcareService/{} is not active", service.id))
-                            .at("Parameters.parameter.where(name = 'healthcareService-reference')"),
-                    ));
-                }
+                Some(service) => return active_service(service),
                 // An inline resource unknown here is matched by its codes below.
                 None if query.service_resource.is_some() && query.service_reference.is_none() => {}
                 None => {
                     return Err(DomainError::unprocessable(
                         Issue::error(IssueCode::NotFound, format!("{reference} is not known to this server"))
-                            .at("Parameters.parameter.where(name = 'healthcareService-reference')"),
+                            .at(SERVICE_REFERENCE_INPUT),
                     ));
                 }
             }
@@ -522,10 +563,38 @@ impl ResourceService {
         if conditions.len() == 1 {
             return Err(DomainError::invalid(
                 Issue::error(IssueCode::Required, "The inline HealthcareService carries no type, category or specialty code")
-                    .at("Parameters.parameter.where(name = 'healthcareService-reference')"),
+                    .at(SERVICE_REFERENCE_INPUT),
             ));
         }
         self.find(ctx, ResourceType::HealthcareService, conditions, Vec::new(), BATCH).await
+    }
+
+    /// The one HealthcareService with this business identifier.
+    async fn service_by_identifier(
+        &self,
+        ctx: &RequestContext,
+        identifier: &BusinessIdentifier,
+    ) -> Result<ResourceVersion, DomainError> {
+        let token = TokenMatch {
+            system: identifier.system.clone().map_or(SystemMatch::Any, SystemMatch::Exactly),
+            code: Some(identifier.value.clone()),
+        };
+        let condition = Condition::TokenAny { param: "identifier".into(), alternatives: vec![token] };
+        // Two tell "several" from "one".
+        let mut found = self.find(ctx, ResourceType::HealthcareService, vec![condition], Vec::new(), 2).await?;
+        let named = match &identifier.system {
+            Some(system) => format!("{system}|{}", identifier.value),
+            None => identifier.value.clone(),
+        };
+        let problem = match found.len() {
+            1 => return Ok(found.remove(0)),
+            0 => Issue::error(IssueCode::NotFound, format!("No HealthcareService has the identifier {named}")),
+            _ => Issue::error(
+                IssueCode::MultipleMatches,
+                format!("Several HealthcareServices have the identifier {named}; name one by reference"),
+            ),
+        };
+        Err(DomainError::unprocessable(problem.at(SERVICE_REFERENCE_INPUT)))
     }
 
     /// The wanted places, or `None` when place does not matter.
@@ -535,9 +604,11 @@ impl ResourceService {
         query: &ProviderQuery,
         notes: &mut Vec<Issue>,
     ) -> Result<Option<Places>, DomainError> {
-        if query.locations.is_empty() && query.zip_areas.is_empty() {
+        if query.locations.is_empty() && query.zip_areas.is_empty() && query.near.is_none() {
             return Ok(None);
         }
+        let radius_km = query.radius_km.unwrap_or(near::DEFAULT_RADIUS_KM);
+        let mut centres: Vec<Near> = query.near.iter().map(|&centre| Near { centre, radius_km }).collect();
         let mut wanted = Places::default();
         for selector in &query.locations {
             let found = match selector {
@@ -560,6 +631,7 @@ impl ResourceService {
             if found.is_empty() {
                 notes.push(Issue::warning(IssueCode::NotFound, format!("Location {selector:?} is not known here")));
             }
+            centres.extend(found.iter().filter_map(|l| near::position(&body(l))).map(|centre| Near { centre, radius_km }));
             wanted.locations.extend(found.into_iter().map(|l| l.id));
         }
         for zip in &query.zip_areas {
@@ -579,6 +651,21 @@ impl ResourceService {
             }
             wanted.locations.extend(locations.into_iter().map(|l| l.id));
             wanted.organizations.extend(organizations.into_iter().map(|o| o.id));
+        }
+        if !centres.is_empty() {
+            // No index knows positions: every Location is looked at.
+            for location in self.find_all(ctx, ResourceType::Location, Vec::new()).await? {
+                if let Some(distance) = near::position(&body(&location)).and_then(|at| near::nearest(&centres, at)) {
+                    wanted.distances.insert(location.id.clone(), distance);
+                    wanted.locations.insert(location.id);
+                }
+            }
+            if query.near.is_some() && wanted.distances.is_empty() {
+                notes.push(Issue::warning(
+                    IssueCode::NotFound,
+                    format!("No Location with a position lies within {radius_km} km"),
+                ));
+            }
         }
         Ok(Some(wanted))
     }
@@ -614,17 +701,19 @@ impl ResourceService {
                 let role_body = body(&role);
                 let role_places = references(&role_body, "location", ResourceType::Location);
                 let organizations = references(&role_body, "organization", ResourceType::Organization);
-                let place_ok = if role_places.is_empty() && organizations.is_empty() {
-                    service_in_place
-                } else {
-                    in_place(&role_places, &organizations)
-                };
+                let inherits = role_places.is_empty() && organizations.is_empty();
+                let place_ok = if inherits { service_in_place } else { in_place(&role_places, &organizations) };
                 if place_ok {
                     let practitioners = references(&role_body, "practitioner", ResourceType::Practitioner);
-                    roles.push(RoleCandidate { role, body: role_body, practitioners, organizations });
+                    let distance = places.and_then(|p| p.distance(if inherits { &service_places } else { &role_places }));
+                    roles.push(RoleCandidate { role, body: role_body, practitioners, organizations, distance });
                 }
             }
-            let operator = service_orgs.into_iter().next().filter(|_| service_in_place);
+            let operator = service_orgs
+                .into_iter()
+                .next()
+                .filter(|_| service_in_place)
+                .map(|organization| (organization, places.and_then(|p| p.distance(&service_places))));
             candidates.push(ServiceCandidate { service, body: service_body, roles, operator });
         }
         Ok(candidates)
@@ -774,6 +863,54 @@ fn time_fits(
         Some(declared) => availability::overlaps(&availability::expand(declared, now, until, zone), wanted),
         None => false,
     }
+}
+
+const SERVICE_REFERENCE_INPUT: &str = "Parameters.parameter.where(name = 'healthcareService-reference')";
+
+/// A service named by the client must be active.
+fn active_service(service: ResourceVersion) -> Result<Vec<ResourceVersion>, DomainError> {
+    if crate::scheduling::model::is_active(&body(&service)) {
+        return Ok(vec![service]);
+    }
+    Err(DomainError::unprocessable(
+        Issue::error(IssueCode::BusinessRule, format!("HealthcareService/{} is not active", service.id))
+            .at(SERVICE_REFERENCE_INPUT),
+    ))
+}
+
+/// A distance in whole metres, for ordering and the paging cursor.
+fn metres(km: f64) -> u64 {
+    (km * 1000.0).round() as u64
+}
+
+/// The end of the time looked at: `availability-until` (a date ends with that day), or the
+/// default horizon.
+fn horizon(until: Option<&str>, now: Timestamp, zone: &jiff::tz::TimeZone) -> Result<Timestamp, DomainError> {
+    let Some(text) = until else {
+        return Ok(now + SignedDuration::from_hours(24 * PLANNING_HORIZON_DAYS));
+    };
+    let at_input = "Parameters.parameter.where(name = 'availability-until')";
+    let Some(end) = availability::period_bound(text.trim(), zone, true) else {
+        return Err(DomainError::invalid(
+            Issue::error(IssueCode::Invalid, format!("availability-until must be a FHIR date or dateTime, got {text:?}"))
+                .at(at_input),
+        ));
+    };
+    if end <= now {
+        return Err(DomainError::invalid(
+            Issue::error(IssueCode::Invalid, format!("availability-until {text} is not in the future")).at(at_input),
+        ));
+    }
+    if end > now + SignedDuration::from_hours(24 * MAX_PLANNING_HORIZON_DAYS) {
+        return Err(DomainError::invalid(
+            Issue::error(
+                IssueCode::TooCostly,
+                format!("availability-until {text} is more than {MAX_PLANNING_HORIZON_DAYS} days ahead, the furthest this server looks"),
+            )
+            .at(at_input),
+        ));
+    }
+    Ok(end)
 }
 
 fn note_free(notes: &mut Vec<Issue>, provider: &str, free: Option<&FreeSlot>) {

@@ -1,4 +1,5 @@
-use super::{IDS_PER_SEARCH, ProviderMatches, ProviderQuery, SLOTS_PER_PAGE};
+use super::near::Point;
+use super::{BusinessIdentifier, IDS_PER_SEARCH, ProviderMatches, ProviderQuery, SLOTS_PER_PAGE};
 use crate::{Clock, HoldOutcome, ResourceService, ServiceConfig, SlotSelector};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
@@ -226,4 +227,157 @@ async fn many_providers_are_searched_in_chunks_and_pages() {
     }
     let notes = note_texts(&answer);
     assert!((0..count).all(|i| notes.iter().any(|n| n.contains(&format!("PractitionerRole/r-{i:03}: earliest free slot Slot/fits-{i:03}")))));
+}
+
+/// Physiotherapy on Tuesday mornings, looking ahead until the given date or dateTime.
+fn tuesdays_until(until: Option<&str>) -> ProviderQuery {
+    ProviderQuery {
+        types: vec![TokenMatch { system: SystemMatch::Exactly(SERVICE_TYPE.into()), code: Some("65".into()) }],
+        availability: vec![json!({"availableTime": [{"daysOfWeek": ["tue"],
+            "availableStartTime": "08:00:00", "availableEndTime": "12:00:00"}]})],
+        until: until.map(str::to_owned),
+        ..ProviderQuery::default()
+    }
+}
+
+/// The horizon is 28 days unless `availability-until` moves it, up to 90 days ahead.
+#[tokio::test]
+async fn availability_until_sets_how_far_ahead_to_look() {
+    let w = World::new().await;
+    w.put(organization("org-a", "5350")).await;
+    w.put(json!({"resourceType": "HealthcareService", "id": "physio", "active": true, "name": "Physio",
+        "type": [{"coding": [{"system": SERVICE_TYPE, "code": "65"}]}]}))
+        .await;
+    w.put(json!({"resourceType": "PractitionerRole", "id": "r1", "active": true,
+        "organization": {"reference": "Organization/org-a"},
+        "healthcareService": [{"reference": "HealthcareService/physio"}]}))
+        .await;
+    w.put(json!({"resourceType": "Schedule", "id": "s-r1", "active": true, "actor": [{"reference": "PractitionerRole/r1"}]})).await;
+    // Tuesday 2026-04-07, 36 days after the clock's Monday.
+    w.slot("in-april", "s-r1", "free", "2026-04-07T08:00:00Z", "2026-04-07T08:30:00Z").await;
+    let ctx = RequestContext::anonymous("client");
+
+    let default = w.service.find_providers(&ctx, &tuesdays_until(None)).await.unwrap();
+    assert!(default.services.is_empty(), "{:?}", labels(&default));
+    let day_before = w.service.find_providers(&ctx, &tuesdays_until(Some("2026-04-06"))).await.unwrap();
+    assert!(day_before.services.is_empty(), "{:?}", labels(&day_before));
+    // A date includes its whole day.
+    let that_day = w.service.find_providers(&ctx, &tuesdays_until(Some("2026-04-07"))).await.unwrap();
+    assert_eq!(labels(&that_day), [("physio".to_owned(), vec!["PractitionerRole/r1".to_owned(), "Organization/org-a".into()])]);
+    assert_eq!(that_day.services[0].earliest_free, Some("2026-04-07T08:00:00Z".parse().unwrap()));
+
+    for refused in ["2026-06-01", "2026-03-01", "next week"] {
+        let err = w.service.find_providers(&ctx, &tuesdays_until(Some(refused))).await.unwrap_err();
+        assert!(matches!(err, crate::DomainError::Invalid(_)), "{refused}: {err:?}");
+        assert!(format!("{err:?}").contains("availability-until"), "{refused}: {err:?}");
+    }
+    // The end of 2026-05-30 lies just within 90 days of the clock.
+    assert!(w.service.find_providers(&ctx, &tuesdays_until(Some("2026-05-30"))).await.is_ok());
+}
+
+/// A service named by business identifier: the one with it, else 422 (none, several, inactive).
+#[tokio::test]
+async fn a_service_is_found_by_its_identifier() {
+    let w = World::new().await;
+    let with_identifier = |id: &str, value: &str, active: bool| {
+        json!({"resourceType": "HealthcareService", "id": id, "active": active,
+            "identifier": [{"system": "urn:services", "value": value}],
+            "providedBy": {"reference": "Organization/org-a"},
+            "type": [{"coding": [{"system": SERVICE_TYPE, "code": "65"}]}]})
+    };
+    w.put(organization("org-a", "5350")).await;
+    w.put(with_identifier("physio", "p-1", true)).await;
+    w.put(with_identifier("twin-a", "twin", true)).await;
+    w.put(with_identifier("twin-b", "twin", true)).await;
+    w.put(with_identifier("closed", "c-1", false)).await;
+    let ctx = RequestContext::anonymous("client");
+    let by = |system: Option<&str>, value: &str| ProviderQuery {
+        service_identifier: Some(BusinessIdentifier { system: system.map(str::to_owned), value: value.into() }),
+        ..ProviderQuery::default()
+    };
+
+    for query in [by(Some("urn:services"), "p-1"), by(None, "p-1")] {
+        let found = w.service.find_providers(&ctx, &query).await.unwrap();
+        assert_eq!(found.services.iter().map(|m| m.service.id.as_str()).collect::<Vec<_>>(), ["physio"]);
+    }
+    for (query, says) in [
+        (by(Some("urn:other"), "p-1"), "No HealthcareService has the identifier urn:other|p-1"),
+        (by(Some("urn:services"), "twin"), "Several HealthcareServices"),
+        (by(Some("urn:services"), "c-1"), "HealthcareService/closed is not active"),
+    ] {
+        let err = w.service.find_providers(&ctx, &query).await.unwrap_err();
+        assert!(matches!(err, crate::DomainError::Unprocessable(_)), "{err:?}");
+        let text = format!("{err:?}");
+        assert!(text.contains(says) && text.contains("healthcareService-reference"), "{text}");
+    }
+}
+
+/// Near a point: providers at Locations within the radius, nearest first (before earlier free
+/// slots); Locations without a position never match; a wanted Location with a position is a
+/// centre too.
+#[tokio::test]
+async fn near_finds_providers_within_the_distance_nearest_first() {
+    let w = World::new().await;
+    let place = |id: &str, position: Option<(f64, f64)>| {
+        let mut location = json!({"resourceType": "Location", "id": id});
+        if let Some((latitude, longitude)) = position {
+            location["position"] = json!({"latitude": latitude, "longitude": longitude});
+        }
+        location
+    };
+    w.put(place("st-wolfgang", Some((47.7394, 13.4478)))).await;
+    w.put(place("bad-ischl", Some((47.7111, 13.6197)))).await;
+    w.put(place("vienna", Some((48.2082, 16.3738)))).await;
+    w.put(place("nowhere", None)).await;
+    for (service, location) in [("at-ischl", "bad-ischl"), ("at-wolfgang", "st-wolfgang"), ("at-vienna", "vienna"), ("unplaced", "nowhere")] {
+        w.put(json!({"resourceType": "HealthcareService", "id": service, "active": true, "name": service,
+            "location": [{"reference": format!("Location/{location}")}],
+            "type": [{"coding": [{"system": SERVICE_TYPE, "code": "65"}]}]}))
+            .await;
+        w.put(json!({"resourceType": "PractitionerRole", "id": format!("r-{service}"), "active": true,
+            "location": [{"reference": format!("Location/{location}")}],
+            "healthcareService": [{"reference": format!("HealthcareService/{service}")}]}))
+            .await;
+        w.put(json!({"resourceType": "Schedule", "id": format!("s-{service}"), "active": true,
+            "actor": [{"reference": format!("PractitionerRole/r-{service}")}]}))
+            .await;
+    }
+    // Bad Ischl has the earlier slot, yet St. Wolfgang is nearer.
+    w.slot("ischl-early", "s-at-ischl", "free", "2026-03-03T08:00:00Z", "2026-03-03T08:30:00Z").await;
+    w.slot("wolfgang-late", "s-at-wolfgang", "free", "2026-03-10T08:00:00Z", "2026-03-10T08:30:00Z").await;
+    let ctx = RequestContext::anonymous("client");
+    let physio = vec![TokenMatch { system: SystemMatch::Exactly(SERVICE_TYPE.into()), code: Some("65".into()) }];
+    let services = |answer: &ProviderMatches| answer.services.iter().map(|m| m.service.id.clone()).collect::<Vec<_>>();
+
+    let near_wolfgang = |radius_km: Option<f64>| ProviderQuery {
+        types: physio.clone(),
+        near: Some(Point { latitude: 47.74, longitude: 13.45 }),
+        radius_km,
+        ..ProviderQuery::default()
+    };
+    let within_20 = w.service.find_providers(&ctx, &near_wolfgang(Some(20.0))).await.unwrap();
+    assert_eq!(services(&within_20), ["at-wolfgang", "at-ischl"]);
+    assert_eq!(within_20.services[0].providers[0].id, "r-at-wolfgang");
+    // The default radius, 10 km, leaves Bad Ischl (about 13 km) out.
+    let within_default = w.service.find_providers(&ctx, &near_wolfgang(None)).await.unwrap();
+    assert_eq!(services(&within_default), ["at-wolfgang"]);
+    let within_300 = w.service.find_providers(&ctx, &near_wolfgang(Some(300.0))).await.unwrap();
+    assert_eq!(services(&within_300), ["at-wolfgang", "at-ischl", "at-vienna"]);
+
+    // A wanted Location with a position: itself and what lies within the radius around it.
+    let around_ischl = ProviderQuery {
+        types: physio.clone(),
+        locations: vec![super::LocationSelector::Id("bad-ischl".into())],
+        radius_km: Some(20.0),
+        ..ProviderQuery::default()
+    };
+    let found = w.service.find_providers(&ctx, &around_ischl).await.unwrap();
+    assert_eq!(services(&found), ["at-ischl", "at-wolfgang"]);
+    // A wanted Location without a position matches only itself.
+    let at_nowhere = ProviderQuery {
+        types: physio,
+        locations: vec![super::LocationSelector::Id("nowhere".into())],
+        ..ProviderQuery::default()
+    };
+    assert_eq!(services(&w.service.find_providers(&ctx, &at_nowhere).await.unwrap()), ["unplaced"]);
 }
