@@ -46,6 +46,19 @@ impl World {
         self.service.update(&RequestContext::system("setup"), resource_type, &id, body, None).await.unwrap();
     }
 
+    /// Organization org-a (5350) offering physio (type 65) through role r1 with Schedule s-r1.
+    async fn one_physiotherapist(&self) {
+    self.put(organization("org-a", "5350")).await;
+    self.put(json!({"resourceType": "HealthcareService", "id": "physio", "active": true, "name": "Physio",
+        "type": [{"coding": [{"system": SERVICE_TYPE, "code": "65"}]}]}))
+        .await;
+    self.put(json!({"resourceType": "PractitionerRole", "id": "r1", "active": true,
+        "organization": {"reference": "Organization/org-a"},
+        "healthcareService": [{"reference": "HealthcareService/physio"}]}))
+        .await;
+    self.put(json!({"resourceType": "Schedule", "id": "s-r1", "active": true, "actor": [{"reference": "PractitionerRole/r1"}]})).await;
+    }
+
     async fn slot(&self, id: &str, schedule: &str, status: &str, start: &str, end: &str) {
         self.put(json!({"resourceType": "Slot", "id": id, "status": status,
             "schedule": {"reference": format!("Schedule/{schedule}")}, "start": start, "end": end}))
@@ -170,15 +183,7 @@ async fn each_service_gets_its_own_providers_and_earliest_slots() {
 #[tokio::test]
 async fn a_slot_whose_hold_expired_counts_as_free() {
     let w = World::new().await;
-    w.put(organization("org-a", "5350")).await;
-    w.put(json!({"resourceType": "HealthcareService", "id": "physio", "active": true, "name": "Physio",
-        "type": [{"coding": [{"system": SERVICE_TYPE, "code": "65"}]}]}))
-        .await;
-    w.put(json!({"resourceType": "PractitionerRole", "id": "r1", "active": true,
-        "organization": {"reference": "Organization/org-a"},
-        "healthcareService": [{"reference": "HealthcareService/physio"}]}))
-        .await;
-    w.put(json!({"resourceType": "Schedule", "id": "s-r1", "active": true, "actor": [{"reference": "PractitionerRole/r1"}]})).await;
+    w.one_physiotherapist().await;
     w.slot("tuesday", "s-r1", "free", "2026-03-03T08:00:00Z", "2026-03-03T08:30:00Z").await;
     let held = w.service.hold_slot(&RequestContext::anonymous("client"), &SlotSelector::Id("tuesday".into()), true).await.unwrap();
     assert!(matches!(held, HoldOutcome::Held { .. }), "{held:?}");
@@ -244,15 +249,7 @@ fn tuesdays_until(until: Option<&str>) -> ProviderQuery {
 #[tokio::test]
 async fn availability_until_sets_how_far_ahead_to_look() {
     let w = World::new().await;
-    w.put(organization("org-a", "5350")).await;
-    w.put(json!({"resourceType": "HealthcareService", "id": "physio", "active": true, "name": "Physio",
-        "type": [{"coding": [{"system": SERVICE_TYPE, "code": "65"}]}]}))
-        .await;
-    w.put(json!({"resourceType": "PractitionerRole", "id": "r1", "active": true,
-        "organization": {"reference": "Organization/org-a"},
-        "healthcareService": [{"reference": "HealthcareService/physio"}]}))
-        .await;
-    w.put(json!({"resourceType": "Schedule", "id": "s-r1", "active": true, "actor": [{"reference": "PractitionerRole/r1"}]})).await;
+    w.one_physiotherapist().await;
     // Tuesday 2026-04-07, 36 days after the clock's Monday.
     w.slot("in-april", "s-r1", "free", "2026-04-07T08:00:00Z", "2026-04-07T08:30:00Z").await;
     let ctx = RequestContext::anonymous("client");
