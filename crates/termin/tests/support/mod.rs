@@ -13,8 +13,7 @@
 //! * [`TestServer::another_node`] starts a further process on the same storage: the nodes of a
 //!   cluster on one database.
 //! * The IG packages (profiles, examples) are the repository's `packages/` ([`packages_root`]);
-//!   the IG pages are located through `TERMIN_SHARED_DIR`, by default
-//!   `<CARGO_MANIFEST_DIR>/../../../shared`.
+//!   the IG pages the tests replay are copies in `tests/ig_pages/` ([`ig_pages`]).
 //! * The server finds the R5 core package (search parameters) in the FHIR package cache:
 //!   `TERMIN_FHIR_PACKAGES` is passed through, else `$HOME/.fhir/packages`; `scripts/test`
 //!   installs it there first.
@@ -1065,12 +1064,9 @@ pub fn minimal(ty: &str) -> Value {
 // IG material
 // ---------------------------------------------------------------------------------------------
 
-/// `TERMIN_SHARED_DIR`, else `<CARGO_MANIFEST_DIR>/../../../shared`.
-pub fn shared_dir() -> PathBuf {
-    match std::env::var_os("TERMIN_SHARED_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
+/// The IG pages the tests replay (copies, see `tests/ig_pages/README.md`).
+pub fn ig_pages() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ig_pages")
 }
 
 /// The repository's FHIR packages (AT Core, AT Scheduling) in package-cache layout, the ones
