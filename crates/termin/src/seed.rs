@@ -64,8 +64,13 @@ pub struct SeedArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "database")]
     pub ndjson: Option<PathBuf>,
 
-    /// FHIR package directories, as for `termin serve`; when given, every resource is
-    /// validated against the enforced profiles while loading
+    /// Validate every resource while loading, as `termin serve` does its writes: against R5 and
+    /// the AT profiles shipped with Termin (and those of --packages)
+    #[arg(long, env = "TERMIN_VALIDATION", value_name = "on|off", default_value = "on",
+          value_parser = clap::builder::PossibleValuesParser::new(["on", "off"]))]
+    pub validation: String,
+
+    /// FHIR package directories to validate against besides the shipped ones, as for `termin serve`
     #[arg(long = "packages", env = "TERMIN_PACKAGES", value_name = "DIR", value_delimiter = ',')]
     pub packages: Vec<PathBuf>,
 
@@ -110,7 +115,7 @@ async fn seed(args: SeedArgs) -> Result<(), String> {
     }
     let database = Database::from(args.database.unwrap_or_else(|| DEFAULT_DATABASE.into()));
     let time_zone = args.time_zone.as_deref().unwrap_or(termin_search::DEFAULT_TIME_ZONE);
-    let target = Target { database: &database, packages: &args.packages, time_zone };
+    let target = Target { database: &database, validation: args.validation == "on", packages: &args.packages, time_zone };
     let summary = seed_database(&target, &options, args.batch as usize, false).await?.unwrap_or_default();
     println!(
         "{database}: {} created, {} existing left as they were, in {:.1?} (scale {}, seed {}, start {})",
@@ -124,10 +129,12 @@ async fn seed(args: SeedArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Where [`seed_database`] loads: the database, and the packages (validation) and time zone
-/// (search index) of the server that will serve it.
+/// Where [`seed_database`] loads: the database, and the validation and time zone (search
+/// index) of the server that will serve it.
 pub struct Target<'a> {
     pub database: &'a Database,
+    /// Validate against R5, the shipped AT packages and `packages`.
+    pub validation: bool,
     pub packages: &'a [PathBuf],
     pub time_zone: &'a str,
 }
@@ -143,7 +150,8 @@ pub async fn seed_database(
     // Seeding answers no request: its searches run as long as they need.
     let opened = setup::open_store(target.database, 1, 2, None).await?;
     setup::install_search_parameters(target.packages, target.time_zone)?;
-    let service = setup::service(opened.store, ServiceConfig::default(), Packages::Configured(target.packages), &[]).await?;
+    let packages = if target.validation { Packages::Shipped(target.packages) } else { Packages::Off };
+    let service = setup::service(opened.store, ServiceConfig::default(), packages, &[]).await?;
     if unless_loaded && is_loaded(&service, options).await? {
         return Ok(None);
     }

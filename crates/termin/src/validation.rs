@@ -29,24 +29,17 @@ impl ResourceValidator for PackageValidator {
 pub enum Packages<'a> {
     /// The AT packages compiled into `termin`, and those in these directories.
     Shipped(&'a [PathBuf]),
-    /// Only those in these directories; none: validation is off.
-    Configured(&'a [PathBuf]),
     /// Validation is switched off.
     Off,
 }
 
-/// The validator over `packages`, or `None` when there are none to load.
+/// The validator over `packages`, or `None` when validation is off.
 pub fn load(
     packages: Packages,
     enforced_profiles: &[(ResourceType, Option<String>)],
 ) -> Result<Option<Arc<dyn ResourceValidator>>, String> {
     let (embedded, dirs) = match packages {
         Packages::Shipped(dirs) => (crate::packages::embedded(), dirs),
-        Packages::Configured([]) => {
-            tracing::info!("validation is off: no --packages configured");
-            return Ok(None);
-        }
-        Packages::Configured(dirs) => (Vec::new(), dirs),
         Packages::Off => {
             tracing::info!("validation is off (--validation off)");
             return Ok(None);
