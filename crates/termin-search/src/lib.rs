@@ -17,7 +17,6 @@ mod definitions;
 mod extract;
 mod model;
 mod query;
-mod reference;
 mod registry;
 mod slot_period;
 mod temporal;
@@ -29,7 +28,8 @@ pub use definitions::{CORE_PACKAGE, LoadError, ParamType, find_core_package};
 pub use query::{
     CURSOR_PARAM, Handling, NoteSeverity, ParsedSearch, SearchError, SearchErrorKind, SearchNote, SearchOptions, TotalMode,
 };
-pub use reference::{LiteralReference, parse_literal};
+// The domain still imports the reference parser from here; it lives in termin-fhir.
+pub use termin_fhir::parse_literal;
 pub use registry::{
     DEFAULT_TIME_ZONE, SearchParam, SearchParameters, default_package_cache, index_entries, install, registry,
 };
