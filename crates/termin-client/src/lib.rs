@@ -4,7 +4,8 @@
 //! cancel, postpone or update an appointment. Failures carry the server's OperationOutcome.
 //!
 //! One [`Client`] holds one `reqwest::Client`, whose connection pool every clone shares:
-//! create it once and clone it into tasks.
+//! create it once and clone it into tasks. Of the other Termin crates it uses only
+//! `termin-fhir` (its reader of Parameters and references), never the server's.
 
 mod providers;
 mod query;

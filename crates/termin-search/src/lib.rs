@@ -1,7 +1,8 @@
 //! FHIR search, driven by the official R5 SearchParameter definitions
 //! (`hl7.fhir.r5.core#5.0.0`): which parameters each served type has, the index rows a resource
 //! gets (each parameter's FHIRPath expression evaluated over the resource), and the translation
-//! of query parameters into a backend-neutral [`termin_store::SearchRequest`]. No SQL, no HTTP.
+//! of query parameters into a backend-neutral [`termin_store::SearchRequest`]. No SQL, no HTTP;
+//! references are taken apart by `termin-fhir`'s parser.
 //!
 //! Supported: every R5 parameter of the served types of type token, reference, date, string,
 //! uri, number and quantity (plus `_id`, `_lastUpdated`, `_profile`, `_tag`, `_security`,
