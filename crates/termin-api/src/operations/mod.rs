@@ -129,10 +129,7 @@ impl Operation {
 
     /// Runs the handler once the type is known to be one the operation is defined on.
     async fn invoke(&'static self, state: SharedState, type_name: &str, call: Call) -> Answer {
-        let resource_type = resource_type(type_name)?;
-        if !self.resources.contains(&resource_type) {
-            return Err(not_an_operation(&format!("${}", self.code), resource_type, call.id.is_some()));
-        }
+        let resource_type = self.defined_on(type_name, call.id.is_some())?;
         let invocation = Invocation {
             ctx: call.ctx,
             resource_type,
@@ -143,6 +140,26 @@ impl Operation {
             body: call.body,
         };
         (self.handler)(state, invocation).await
+    }
+
+    /// The `[type]` of the URL, if the operation is defined on it.
+    fn defined_on(&self, type_name: &str, instance: bool) -> Result<ResourceType, ApiError> {
+        let resource_type = resource_type(type_name)?;
+        if !self.resources.contains(&resource_type) {
+            return Err(not_an_operation(&format!("${}", self.code), resource_type, instance));
+        }
+        Ok(resource_type)
+    }
+
+    /// GET of an operation that changes state: 405, once the type is known to have it.
+    fn refuse_get(&self, type_name: &str) -> ApiError {
+        match self.defined_on(type_name, false) {
+            Ok(_) => ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                Issue::error(IssueCode::NotSupported, format!("${} changes state; invoke it with POST", self.code)),
+            ),
+            Err(not_here) => not_here,
+        }
     }
 }
 
@@ -221,7 +238,7 @@ pub fn routes() -> Vec<(String, MethodRouter<SharedState>)> {
                 },
             )
         } else {
-            type_level.get(move || async move { Err::<FhirResponse, _>(changes_state(op)) })
+            type_level.get(move |Path(type_name): Path<String>| async move { op.refuse_get(&type_name) })
         };
         routes.push((op.type_path(), type_level));
         if op.instance {
@@ -243,13 +260,6 @@ pub fn routes() -> Vec<(String, MethodRouter<SharedState>)> {
     routes.push((UNKNOWN_TYPE_LEVEL.to_owned(), post(unknown_type_operation)));
     routes.push((UNKNOWN_INSTANCE_LEVEL.to_owned(), post(unknown_instance_operation)));
     routes
-}
-
-fn changes_state(op: &Operation) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        Issue::error(IssueCode::NotSupported, format!("${} changes state; invoke it with POST", op.code)),
-    )
 }
 
 fn not_an_operation(name: &str, resource_type: ResourceType, instance: bool) -> ApiError {
