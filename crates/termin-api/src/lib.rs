@@ -1,6 +1,11 @@
-//! The FHIR REST API: HTTP in, domain calls, FHIR out.
+//! The FHIR REST API: HTTP in, domain calls, FHIR out. It owns routing, content negotiation,
+//! authorization (SMART scopes), the CapabilityStatement and the operations; it depends on the
+//! domain (and, for the caller context and search criteria the domain's signatures still
+//! name, on `termin-store` and `termin-search`), never on a storage backend or on SQL.
 //!
-//! Format handling (content types, `_format`, `_pretty`, body limits, JSON parse errors) is
+//! The REST interactions are listed in [`registry`], the operations in [`operations`], one
+//! module each; the router, the CapabilityStatement and authorization are built from those
+//! two lists. Format handling (content types, `_format`, `_pretty`, body limits, JSON parse errors) is
 //! the [`format`] layer; handlers only see parsed resources and return [`FhirResponse`]s.
 
 pub mod auth;

@@ -1,5 +1,6 @@
 //! Validation of FHIR R5 resources, driven by StructureDefinition snapshots loaded from FHIR
-//! packages — no rule here is written for a particular resource type.
+//! packages — no rule here is written for a particular resource type. References are read with
+//! `termin-fhir`'s parser.
 //!
 //! ```no_run
 //! use std::path::{Path, PathBuf};

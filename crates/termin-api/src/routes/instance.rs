@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::format::{FhirBody, FhirResponse, JsonPatchBody, ResponseFormat};
 use crate::prefer::{ReturnPreference, return_preference};
 use crate::SharedState;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use termin_domain::{WriteOutcome, WriteStatus};
 use termin_fhir::{Issue, IssueCode, OperationOutcome};
@@ -66,14 +66,8 @@ pub async fn read(
     State(state): State<SharedState>,
     Ctx(ctx): Ctx,
     Path((type_name, id)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
     format: ResponseFormat,
-    base: BaseUrl,
 ) -> Result<FhirResponse, ApiError> {
-    // `GET [type]/$operation` shares this path shape.
-    if id.starts_with('$') {
-        return super::operations::get_operation(&state, ctx, &type_name, &id, query.as_deref(), format, &base).await;
-    }
     let resource_type = resource_type(&type_name)?;
     let version = state.service.read(&ctx, resource_type, &id).await?;
     Ok(resource_response(StatusCode::OK, format, &version))

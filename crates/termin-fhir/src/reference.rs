@@ -1,4 +1,7 @@
-//! Literal references: `Type/id`, `[base]/Type/id`, with an optional `/_history/version`.
+//! References: the one parser of literal references (`Type/id`, `[base]/Type/id`, with an
+//! optional `/_history/version`) and of canonicals (`url|version`) that every Termin crate uses.
+
+use crate::ResourceType;
 
 /// A literal reference taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,12 +30,20 @@ pub fn parse_literal(reference: &str) -> Option<LiteralReference<'_>> {
     if base.is_some() && !is_absolute {
         return None;
     }
-    (is_resource_type_name(resource_type) && termin_fhir::is_valid_id(id)).then_some(LiteralReference {
+    (is_resource_type_name(resource_type) && crate::is_valid_id(id)).then_some(LiteralReference {
         base,
         resource_type,
         id,
         version,
     })
+}
+
+/// The id of a literal reference to `expected` (relative, absolute or versioned); `None` for
+/// other types and for what is not a literal reference.
+pub fn reference_id(reference: &str, expected: ResourceType) -> Option<&str> {
+    parse_literal(reference)
+        .filter(|literal| literal.resource_type == expected.as_str())
+        .map(|literal| literal.id)
 }
 
 /// `Patient`, `PractitionerRole`: an upper-case ASCII letter followed by letters.
@@ -70,6 +81,8 @@ mod tests {
         for not_literal in ["#c", "urn:uuid:123", "p-1", "a/b/Patient/1", "https://x.org", "patient/1"] {
             assert_eq!(parse_literal(not_literal), None, "{not_literal}");
         }
+        assert_eq!(reference_id("http://x.org/fhir/Slot/s/_history/3", ResourceType::Slot), Some("s"));
+        assert_eq!(reference_id("Schedule/s", ResourceType::Slot), None);
         assert_eq!(split_canonical("http://a/SD/x|1.0"), ("http://a/SD/x", Some("1.0")));
     }
 }

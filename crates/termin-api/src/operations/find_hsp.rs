@@ -1,28 +1,70 @@
-//! `HealthcareService/$findHSP` over HTTP: inputs from the query string (GET) or a Parameters
-//! body (POST), the answer as a paged searchset Bundle.
+//! `HealthcareService/$findHSP`: inputs from the query string (GET) or a Parameters body
+//! (POST), the answer as a paged searchset Bundle.
 
-use super::BaseUrl;
-use super::search::{page_size, page_url, paging_pairs};
+use super::{Answer, Invocation, Operation, param_path, parameter};
+use crate::SharedState;
 use crate::bundle::{self, SearchMode};
 use crate::error::ApiError;
-use crate::format::{FhirResponse, ResponseFormat};
+use crate::format::FhirResponse;
 use crate::query::query_pairs;
-use crate::SharedState;
+use crate::routes::search::{page_size, page_url, paging_pairs};
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use termin_domain::{BusinessIdentifier, LocationSelector, Point, ProviderQuery};
-use termin_fhir::{Issue, IssueCode, OperationOutcome};
-use termin_store::{RequestContext, SystemMatch, TokenMatch};
+use termin_fhir::{Issue, IssueCode, OperationOutcome, Parameters, ResourceType};
+use termin_store::{Permission, SystemMatch, TokenMatch};
+
+pub const FIND_HSP: Operation = Operation {
+    id: "healthcareService-provider-find",
+    code: "findHSP",
+    resources: &[ResourceType::HealthcareService],
+    instance: false,
+    safe: true,
+    base: "https://fhir.hl7.at/tc/wg/scheduling/r5/OperationDefinition/healthcareService-provider-find",
+    needs_validator: false,
+    needs: Some((ResourceType::HealthcareService, Permission::Read)),
+    description: "Finds the providers (Organization, PractitionerRole, Practitioner) of the active \
+        HealthcareServices matching the wanted codes, near the wanted place, at the wanted time; GET or POST.",
+    parameters: definition_parameters,
+    handler: |state, call| Box::pin(find_hsp(state, call)),
+};
+
+fn definition_parameters() -> Value {
+    json!([
+        parameter("healthcareService-reference", "in", 0, "1", "Reference",
+            "The HealthcareService (a reference, a logical reference by identifier — `system|value` in a GET — \
+             or the resource inline as `resource`); it SHALL be active."),
+        parameter("healthcareService-category", "in", 0, "1", "string", "Category code as system|code."),
+        parameter("healthcareService-type", "in", 0, "1", "string",
+            "Type code as system|code (the IG example's `healthcareService-type=system|code` form is read too)."),
+        parameter("healthcareService-specialty", "in", 0, "1", "string", "Specialty code as system|code."),
+        parameter("healthcareService-location", "in", 0, "*", "Reference", "Wanted Location (reference or identifier)."),
+        parameter("healthcareService-zipCodeArea", "in", 0, "*", "string",
+            "Wanted zip code area; a prefix covers the area (53 covers 5300-5399)."),
+        parameter("healthcareService-availability", "in", 0, "*", "Availability", "Wanted times (POST only)."),
+        parameter("availability-until", "in", 0, "1", "dateTime",
+            "Termin: how far ahead availability and free slots are looked at (a date includes that day); \
+             default 28 days, at most 90 days ahead (else 400)."),
+        parameter("near", "in", 0, "1", "string",
+            "Termin: latitude|longitude|distance|unit as R5's `near` (unit km, m or [mi_i], default km; distance \
+             default near-distance, else 10 km): providers at Locations whose position lies within the distance, \
+             nearest first."),
+        parameter("near-distance", "in", 0, "1", "string",
+            "Termin: distance|unit around `near` (when it names none) and around each healthcareService-location \
+             that has a position (default 10 km): Locations within it are wanted places too, nearest first."),
+        parameter("return", "out", 1, "1", "Bundle",
+            "searchset: matching HealthcareServices (match), their providers (include) and an OperationOutcome \
+             (outcome) naming each provider's earliest free slot in the wanted time."),
+    ])
+}
 
 /// Carries a POSTed Parameters body in `next` links, so later pages work as GETs on any node.
 const PARAMETERS_IN_LINK: &str = "_parameters";
 
 fn bad(parameter: &str, message: String) -> ApiError {
-    ApiError::bad_request(
-        Issue::error(IssueCode::Invalid, message).at(format!("Parameters.parameter.where(name = '{parameter}')")),
-    )
+    ApiError::bad_request(Issue::error(IssueCode::Invalid, message).at(param_path(parameter)))
 }
 
 /// `system|code`; the IG example's `healthcareService-type=system|code` form is read leniently.
@@ -37,10 +79,11 @@ fn token(parameter: &str, value: &str) -> Result<TokenMatch, ApiError> {
     }
 }
 
+/// A Location reference, `system|value` (by identifier), or a bare id.
 fn location(value: &str) -> LocationSelector {
-    match value.rsplit_once('/') {
-        Some((_, id)) if value.contains("Location/") => LocationSelector::Id(id.to_owned()),
-        _ => match value.split_once('|') {
+    match termin_fhir::reference_id(value, ResourceType::Location) {
+        Some(id) => LocationSelector::Id(id.to_owned()),
+        None => match value.split_once('|') {
             Some((system, code)) => LocationSelector::Identifier {
                 system: (!system.is_empty()).then(|| system.to_owned()),
                 value: code.to_owned(),
@@ -129,27 +172,25 @@ fn add_text(query: &mut ProviderQuery, name: &str, value: &str) -> Result<(), Ap
     Ok(())
 }
 
-fn from_parameters(parameters: &Map<String, Value>) -> Result<ProviderQuery, ApiError> {
-    if parameters.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
-        return Err(ApiError::bad_request(
-            Issue::error(IssueCode::Invalid, "$findHSP takes a Parameters resource").at("resourceType"),
-        ));
-    }
+fn from_parameters(body: &Map<String, Value>) -> Result<ProviderQuery, ApiError> {
+    let parameters = Parameters::read(body).ok_or_else(|| {
+        ApiError::bad_request(Issue::error(IssueCode::Invalid, "$findHSP takes a Parameters resource").at("resourceType"))
+    })?;
     let mut query = ProviderQuery::default();
-    for parameter in parameters.get("parameter").and_then(Value::as_array).into_iter().flatten() {
-        let name = parameter["name"].as_str().unwrap_or_default();
+    for (name, parameter) in parameters.all() {
         match name {
             "healthcareService-reference" => {
-                if let Some(resource) = parameter["resource"].as_object() {
+                let reference = parameter.get("valueReference");
+                if let Some(resource) = parameter.get("resource").and_then(Value::as_object) {
                     query.service_resource = Some(resource.clone());
-                } else if let Some(reference) = parameter["valueReference"]["reference"].as_str() {
+                } else if let Some(reference) = reference.and_then(|r| r["reference"].as_str()) {
                     query.service_reference = Some(reference.to_owned());
-                } else if let Some(identifier) = parameter["valueReference"]["identifier"].as_object() {
+                } else if let Some(identifier) = reference.and_then(|r| r["identifier"].as_object()) {
                     query.service_identifier = Some(business_identifier(identifier)?);
                 }
             }
             "healthcareService-location" => {
-                let value = &parameter["valueReference"];
+                let value = parameter.get("valueReference").unwrap_or(&Value::Null);
                 if let Some(reference) = value["reference"].as_str() {
                     query.locations.push(location(reference));
                 } else if let Some(identifier) = value["identifier"]["value"].as_str() {
@@ -165,7 +206,9 @@ fn from_parameters(parameters: &Map<String, Value>) -> Result<ProviderQuery, Api
                 }
             }
             _ => {
-                let text = ["valueString", "valueCode", "valueDate", "valueDateTime"].iter().find_map(|v| parameter[*v].as_str());
+                let text = ["valueString", "valueCode", "valueDate", "valueDateTime"]
+                    .iter()
+                    .find_map(|key| parameter.get(*key).and_then(Value::as_str));
                 if let Some(text) = text {
                     add_text(&mut query, name, text)?;
                 }
@@ -211,18 +254,13 @@ fn read_inputs(raw_query: Option<&str>, body: Option<Map<String, Value>>) -> Res
     Ok((query, pairs))
 }
 
-pub async fn find_hsp(
-    state: &SharedState,
-    ctx: &RequestContext,
-    raw_query: Option<&str>,
-    body: Option<Map<String, Value>>,
-    format: ResponseFormat,
-    base: &BaseUrl,
-) -> Result<FhirResponse, ApiError> {
-    let (query, pairs) = read_inputs(raw_query, body)?;
+async fn find_hsp(state: SharedState, call: Invocation) -> Answer {
+    let raw_query = call.query.as_deref();
+    let base = &call.base;
+    let (query, pairs) = read_inputs(raw_query, call.body)?;
     let count = page_size(raw_query, state.config.default_count, state.config.max_count)?;
     let after = query_pairs(raw_query).find(|(name, _)| name == "_cursor").map(|(_, v)| v.into_owned());
-    let found = state.service.find_providers(ctx, &query).await?;
+    let found = state.service.find_providers(&call.ctx, &query).await?;
     let total = found.services.len() as u64;
     let remaining: Vec<_> = found
         .services
@@ -251,7 +289,7 @@ pub async fn find_hsp(
     let endpoint = format!("{}/HealthcareService/$findHSP", base.0);
     let next = more.then(|| page_url(&endpoint, &pairs, page.last().map(|m| m.rank.clone())));
     let links = bundle::links(page_url(&endpoint, &pairs, after), next);
-    Ok(FhirResponse::new(StatusCode::OK, format).json(bundle::searchset(Some(total), links, entries)))
+    Ok(FhirResponse::new(StatusCode::OK, call.format).json(bundle::searchset(Some(total), links, entries)))
 }
 
 #[cfg(test)]
