@@ -8,6 +8,7 @@ mod error;
 mod providers;
 mod resources;
 mod scheduling;
+mod unit_of_work;
 mod validation;
 
 pub use clock::{Clock, SystemClock};

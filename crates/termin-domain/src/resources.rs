@@ -14,8 +14,9 @@ use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType, instant::for
 use termin_search::index_entries;
 use termin_store::{
     ChangeKind, Condition, Filter, HistoryPage, HistoryRequest, NewVersion, Permission, RequestContext, ResourceStore,
-    ResourceVersion, SearchPage, SearchRequest, WriteTx,
+    ResourceVersion, SearchPage, SearchRequest,
 };
+use crate::unit_of_work::UnitOfWork;
 
 /// The most resources of one patient's compartment a type history lists (the history of each
 /// is still readable one by one).
@@ -313,7 +314,7 @@ impl ResourceService {
         let mut after = None;
         let mut indexed = 0;
         loop {
-            let mut tx = self.store.begin_write(&ctx).await?;
+            let mut tx = UnitOfWork::begin(self.store.as_ref(), &ctx).await?;
             let batch = tx.current_after(after.take(), BATCH).await?;
             for version in &batch {
                 let body = version.body.as_deref().and_then(model::parse_object).ok_or_else(|| {
@@ -400,7 +401,7 @@ impl ResourceService {
         body: Map<String, Value>,
         if_none_exist: Option<&[Condition]>,
     ) -> Result<WriteOutcome, DomainError> {
-        let mut tx = self.store.begin_write(ctx).await?;
+        let mut tx = UnitOfWork::begin(self.store.as_ref(), ctx).await?;
         if let Some(conditions) = if_none_exist {
             let criteria = self.confined(ctx, resource_type, Permission::Create, conditions)?;
             let ids = tx.find_matching_ids(resource_type, &criteria, 2).await?;
@@ -437,7 +438,7 @@ impl ResourceService {
         check_type(resource_type, &body)?;
         check_url_id(resource_type, id, &body)?;
         let (body, warnings) = self.conform(resource_type, body).await?;
-        let tx = self.store.begin_write(ctx).await?;
+        let tx = UnitOfWork::begin(self.store.as_ref(), ctx).await?;
         Ok(self.update_in(ctx, tx, resource_type, id, body, if_match).await?.with_warnings(warnings))
     }
 
@@ -453,7 +454,7 @@ impl ResourceService {
         check_type(resource_type, &body)?;
         check_url_id(resource_type, id, &body)?;
         let (body, warnings) = self.conform(resource_type, body).await?;
-        let mut tx = self.store.begin_write(ctx).await?;
+        let mut tx = UnitOfWork::begin(self.store.as_ref(), ctx).await?;
         if let Some(current) = tx.read_current(resource_type, id).await?.filter(|c| !c.is_deleted()) {
             return Err(DomainError::precondition(
                 IssueCode::Duplicate,
@@ -502,7 +503,7 @@ impl ResourceService {
             }
         };
         let criteria = self.confined(ctx, resource_type, Permission::Update, conditions)?;
-        let mut tx = self.store.begin_write(ctx).await?;
+        let mut tx = UnitOfWork::begin(self.store.as_ref(), ctx).await?;
         let ids = tx.find_matching_ids(resource_type, &criteria, 2).await?;
         match ids.as_slice() {
             [] => match body_id {
@@ -587,7 +588,7 @@ impl ResourceService {
             check_if_match(resource_type, id, Some(&current), if_match)?;
             let body = apply_patch(resource_type, id, &current, &patch)?;
             let (body, warnings) = self.conform(resource_type, body).await?;
-            let mut tx = self.store.begin_write(ctx).await?;
+            let mut tx = UnitOfWork::begin(self.store.as_ref(), ctx).await?;
             let still_current = tx.read_current(resource_type, id).await?.is_some_and(|c| c.version == current.version);
             if still_current {
                 return Ok(self.update_in(ctx, tx, resource_type, id, body, if_match).await?.with_warnings(warnings));
@@ -607,7 +608,7 @@ impl ResourceService {
         id: &str,
         if_match: Option<u64>,
     ) -> Result<(), DomainError> {
-        let mut tx = self.store.begin_write(ctx).await?;
+        let mut tx = UnitOfWork::begin(self.store.as_ref(), ctx).await?;
         let current = tx.read_current(resource_type, id).await?;
         check_if_match(resource_type, id, current.as_ref(), if_match)?;
         let Some(current) = current.filter(|c| !c.is_deleted()) else {
@@ -615,7 +616,7 @@ impl ResourceService {
         };
         let now = self.clock.now();
         let previous = current.body.as_deref().and_then(model::parse_object);
-        guard_write(&mut *tx, ctx, now, resource_type, id, current.version + 1, previous.as_ref(), None).await?;
+        guard_write(&mut tx, ctx, now, resource_type, id, current.version + 1, previous.as_ref(), None).await?;
         tx.write(NewVersion {
             version: ResourceVersion {
                 resource_type,
@@ -626,7 +627,7 @@ impl ResourceService {
             },
             change: ChangeKind::Delete,
             index: Default::default(),
-        })
+        }, None)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -635,7 +636,7 @@ impl ResourceService {
     async fn update_in(
         &self,
         ctx: &RequestContext,
-        mut tx: Box<dyn WriteTx>,
+        mut tx: UnitOfWork,
         resource_type: ResourceType,
         id: &str,
         body: Map<String, Value>,
@@ -665,13 +666,13 @@ impl ResourceService {
     pub(crate) async fn write_in(
         &self,
         ctx: &RequestContext,
-        mut tx: Box<dyn WriteTx>,
+        mut tx: UnitOfWork,
         resource_type: ResourceType,
         id: &str,
         body: Map<String, Value>,
         previous: Option<&ResourceVersion>,
     ) -> Result<WriteOutcome, DomainError> {
-        let outcome = self.stage_in(ctx, &mut *tx, resource_type, id, body, previous).await?;
+        let outcome = self.stage_in(ctx, &mut tx, resource_type, id, body, previous).await?;
         tx.commit().await?;
         tracing::debug!(resource = %label(resource_type, id), version = outcome.version.version, "stored");
         Ok(outcome)
@@ -681,7 +682,7 @@ impl ResourceService {
     async fn stage_in(
         &self,
         ctx: &RequestContext,
-        tx: &mut dyn WriteTx,
+        tx: &mut UnitOfWork,
         resource_type: ResourceType,
         id: &str,
         mut body: Map<String, Value>,
@@ -691,7 +692,7 @@ impl ResourceService {
         let version = previous.map_or(1, |p| p.version + 1);
         let previous_body = previous.and_then(|p| p.body.as_deref()).and_then(model::parse_object);
         guard_write(tx, ctx, now, resource_type, id, version, previous_body.as_ref(), Some(&mut body)).await?;
-        let mut new = new_version(resource_type, id, body, previous, now)?;
+        let (mut new, written_body) = new_version(resource_type, id, body, previous, now)?;
         let size = new.version.body.as_deref().map_or(0, str::len);
         let limit = self.config.max_resource_bytes.saturating_add(SERVER_ELEMENTS_ALLOWANCE);
         if size > limit {
@@ -709,7 +710,7 @@ impl ResourceService {
             WriteStatus::Updated
         };
         let written = new.version.clone();
-        tx.write(new).await?;
+        tx.write(new, Some(written_body)).await?;
         Ok(WriteOutcome::new(status, written))
     }
 
@@ -746,14 +747,14 @@ impl ResourceService {
             staged.push((resource_type, id, body));
         }
         let mut summary = ImportSummary::default();
-        let mut tx = self.store.begin_write(ctx).await?;
+        let mut tx = UnitOfWork::begin(self.store.as_ref(), ctx).await?;
         for (resource_type, id, body) in staged {
             let current = tx.read_current(resource_type, &id).await?;
             if current.as_ref().is_some_and(|c| !c.is_deleted()) {
                 summary.existing += 1;
                 continue;
             }
-            self.stage_in(ctx, &mut *tx, resource_type, &id, body, current.as_ref()).await?;
+            self.stage_in(ctx, &mut tx, resource_type, &id, body, current.as_ref()).await?;
             summary.created += 1;
         }
         tx.commit().await?;
@@ -805,7 +806,7 @@ pub(crate) fn new_version(
     mut body: Map<String, Value>,
     previous: Option<&ResourceVersion>,
     now: Timestamp,
-) -> Result<NewVersion, DomainError> {
+) -> Result<(NewVersion, Map<String, Value>), DomainError> {
     let version = previous.map_or(1, |p| p.version + 1);
     let mut meta = match body.shift_remove("meta") {
         None => Map::new(),
@@ -822,15 +823,17 @@ pub(crate) fn new_version(
     managed.insert("versionId".into(), Value::String(version.to_string()));
     managed.insert("lastUpdated".into(), Value::String(format_instant(now)));
     managed.extend(meta);
-    let resource = with_identity(body, id, managed);
-    let index = index_entries(resource.as_object().expect("with_identity returns an object"));
+    let Value::Object(resource) = with_identity(body, id, managed) else {
+        return Err(DomainError::Internal("with_identity did not answer an object".into()));
+    };
+    let index = index_entries(&resource);
     let text = serde_json::to_string(&resource).map_err(|e| DomainError::Internal(e.to_string()))?;
     // A deleted resource that is written again counts as re-created.
     let change = match previous {
         Some(p) if !p.is_deleted() => ChangeKind::Update,
         _ => ChangeKind::Create,
     };
-    Ok(NewVersion {
+    let new = NewVersion {
         version: ResourceVersion {
             resource_type,
             id: id.to_owned(),
@@ -840,7 +843,8 @@ pub(crate) fn new_version(
         },
         change,
         index,
-    })
+    };
+    Ok((new, resource))
 }
 
 fn check_type(resource_type: ResourceType, body: &Map<String, Value>) -> Result<(), DomainError> {

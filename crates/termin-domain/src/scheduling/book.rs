@@ -3,14 +3,15 @@
 use super::guard::slot_unavailability;
 use super::offer::{Declared, Offer, check_offered, concept_codings, most_specific, service_references, service_type_codings};
 use super::sequence::{NamedSlot, check_sequence, slot_positions};
-use super::{BOOKING_REQUESTS_URL, MANUAL_CONFIRMATION_URL, model, read_live};
+use super::{BOOKING_REQUESTS_URL, MANUAL_CONFIRMATION_URL, model};
+use crate::unit_of_work::UnitOfWork;
 use crate::{DomainError, ResourceService};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
 use termin_store::{
     Comparison, Condition, Filter, IndexKind, RangeEnd, RangePoint, RangeTest, ReferenceMatch, RequestContext, ResourceVersion,
-    SearchRequest, SortKey, SortParam, SystemMatch, TokenMatch, WriteTx,
+    SearchRequest, SortKey, SortParam, SystemMatch, TokenMatch,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +100,7 @@ fn service_names(services: &[Map<String, Value>]) -> String {
 
 /// Gives an identifier-only Reference (`{"identifier": …}`) the literal reference of the one
 /// `target` resource with that identifier (the IG prefers business identifiers).
-async fn resolve_identifier(tx: &mut dyn WriteTx, reference: &mut Value, target: ResourceType, path: &str) -> Result<(), DomainError> {
+async fn resolve_identifier(tx: &mut UnitOfWork, reference: &mut Value, target: ResourceType, path: &str) -> Result<(), DomainError> {
     let Some(reference) = reference.as_object_mut() else {
         return Ok(());
     };
@@ -145,7 +146,7 @@ async fn resolve_identifier(tx: &mut dyn WriteTx, reference: &mut Value, target:
 }
 
 /// `Appointment.slot` and `serviceType.reference` given by identifier gain their references.
-async fn resolve_identifiers(tx: &mut dyn WriteTx, appointment: &mut Map<String, Value>) -> Result<(), DomainError> {
+async fn resolve_identifiers(tx: &mut UnitOfWork, appointment: &mut Map<String, Value>) -> Result<(), DomainError> {
     if let Some(slots) = appointment.get_mut("slot").and_then(Value::as_array_mut) {
         for (index, slot) in slots.iter_mut().enumerate() {
             resolve_identifier(tx, slot, ResourceType::Slot, &format!("Appointment.slot[{index}]")).await?;
@@ -166,12 +167,12 @@ async fn resolve_identifiers(tx: &mut dyn WriteTx, appointment: &mut Map<String,
 /// Schedule's, else those of the HealthcareServices the Slots or Schedule name (when they
 /// name none, those the Appointment names).
 async fn offer_of(
-    tx: &mut dyn WriteTx,
+    tx: &mut UnitOfWork,
     slots: &[(String, Map<String, Value>)],
     appointment_services: &[Map<String, Value>],
 ) -> Result<Offer, DomainError> {
     let schedule = match slots.first().and_then(|(_, slot)| model::schedule_id(slot)) {
-        Some(id) => read_live(tx, ResourceType::Schedule, &id).await?.map(|(_, body)| (id, body)),
+        Some(id) => tx.read_live(ResourceType::Schedule, &id).await?.map(|(_, body)| (id, body)),
         None => None,
     };
     let mut services: Vec<String> = Vec::new();
@@ -183,7 +184,7 @@ async fn offer_of(
     }
     let mut declaring = Vec::new();
     for id in &services {
-        if let Some((_, body)) = read_live(tx, ResourceType::HealthcareService, id).await? {
+        if let Some((_, body)) = tx.read_live(ResourceType::HealthcareService, id).await? {
             declaring.push(body);
         }
     }
@@ -234,12 +235,12 @@ impl ResourceService {
             ));
         }
         let now = self.clock().now();
-        let mut tx = self.store().begin_write(ctx).await?;
-        self.resolve_subject(&mut *tx, &mut appointment).await?;
-        resolve_identifiers(&mut *tx, &mut appointment).await?;
+        let mut tx = UnitOfWork::begin(self.store(), ctx).await?;
+        self.resolve_subject(&mut tx, &mut appointment).await?;
+        resolve_identifiers(&mut tx, &mut appointment).await?;
         // Before an earlier booking with the same identifier is looked up and returned.
         crate::compartment::check_write(ctx, ResourceType::Appointment, "", None, Some(&appointment))?;
-        if let Some(earlier) = self.earlier_booking(&mut *tx, &appointment).await? {
+        if let Some(earlier) = self.earlier_booking(&mut tx, &appointment).await? {
             let (version, body) = earlier;
             if !is_repeat(&appointment, &body) {
                 // Say nothing about the other booking: it may be another patient's.
@@ -263,14 +264,14 @@ impl ResourceService {
                 version: Some(version),
             });
         }
-        let service = self.check_services(&mut *tx, &appointment).await?;
+        let service = self.check_services(&mut tx, &appointment).await?;
         if !names_slots(&appointment) {
             return self.store_booking_request(ctx, tx, appointment, &service).await;
         }
-        let slots = self.check_slots(&mut *tx, ctx, now, &mut appointment).await?;
-        check_offered(&appointment, &offer_of(&mut *tx, &slots, &service).await?)?;
+        let slots = self.check_slots(&mut tx, ctx, now, &mut appointment).await?;
+        check_offered(&appointment, &offer_of(&mut tx, &slots, &service).await?)?;
         for (index, (slot_id, slot)) in slots.iter().enumerate() {
-            if let Some(reason) = slot_unavailability(&mut *tx, ctx, now, slot_id, None).await? {
+            if let Some(reason) = slot_unavailability(&mut tx, ctx, now, slot_id, None).await? {
                 drop(tx);
                 let mut issues = vec![Issue::error(IssueCode::Conflict, reason).at(format!("Appointment.slot[{index}]"))];
                 let blocked: Vec<&String> = slots.iter().map(|(id, _)| id).collect();
@@ -295,7 +296,7 @@ impl ResourceService {
         let mut confirmation_needed = service.iter().any(has_manual_confirmation);
         for (_, slot) in &slots {
             if let Some(schedule_id) = model::schedule_id(slot)
-                && let Some((_, schedule)) = read_live(&mut *tx, ResourceType::Schedule, &schedule_id).await?
+                && let Some((_, schedule)) = tx.read_live(ResourceType::Schedule, &schedule_id).await?
             {
                 confirmation_needed |= has_manual_confirmation(&schedule);
             }
@@ -329,7 +330,7 @@ impl ResourceService {
     async fn store_booking_request(
         &self,
         ctx: &RequestContext,
-        tx: Box<dyn WriteTx>,
+        tx: UnitOfWork,
         mut appointment: Map<String, Value>,
         services: &[Map<String, Value>],
     ) -> Result<BookingOutcome, DomainError> {
@@ -455,7 +456,7 @@ impl ResourceService {
     /// An active Appointment with one of the request's identifiers (idempotent retries).
     async fn earlier_booking(
         &self,
-        tx: &mut dyn WriteTx,
+        tx: &mut UnitOfWork,
         appointment: &Map<String, Value>,
     ) -> Result<Option<(ResourceVersion, Map<String, Value>)>, DomainError> {
         for identifier in appointment.get("identifier").and_then(Value::as_array).into_iter().flatten() {
@@ -464,7 +465,7 @@ impl ResourceService {
             };
             let system = identifier.get("system").and_then(Value::as_str);
             for id in tx.find_ids(ResourceType::Appointment, &[token(system, value)], 10).await? {
-                if let Some((version, body)) = read_live(tx, ResourceType::Appointment, &id).await?
+                if let Some((version, body)) = tx.read_live(ResourceType::Appointment, &id).await?
                     && model::occupies_slots(&body)
                 {
                     return Ok(Some((version, body)));
@@ -476,7 +477,7 @@ impl ResourceService {
 
     /// The subject Patient must exist here, named by literal reference or by identifier
     /// (e.g. the social security number); an identifier-only subject gains the reference.
-    async fn resolve_subject(&self, tx: &mut dyn WriteTx, appointment: &mut Map<String, Value>) -> Result<(), DomainError> {
+    async fn resolve_subject(&self, tx: &mut UnitOfWork, appointment: &mut Map<String, Value>) -> Result<(), DomainError> {
         let Some(subject) = appointment.get_mut("subject").and_then(Value::as_object_mut) else {
             return Err(precondition_failed(
                 IssueCode::Required,
@@ -507,7 +508,7 @@ impl ResourceService {
                     "Appointment.subject.reference",
                 )
             })?;
-            return match read_live(tx, ResourceType::Patient, &id).await? {
+            return match tx.read_live(ResourceType::Patient, &id).await? {
                 Some(_) => Ok(()),
                 None => Err(precondition_failed(
                     IssueCode::NotFound,
@@ -544,7 +545,7 @@ impl ResourceService {
     }
 
     /// Every HealthcareService in `serviceType.reference` exists and is active.
-    async fn check_services(&self, tx: &mut dyn WriteTx, appointment: &Map<String, Value>) -> Result<Vec<Map<String, Value>>, DomainError> {
+    async fn check_services(&self, tx: &mut UnitOfWork, appointment: &Map<String, Value>) -> Result<Vec<Map<String, Value>>, DomainError> {
         let mut services = Vec::new();
         let service_types = appointment.get("serviceType").and_then(Value::as_array).into_iter().flatten();
         for (index, service_type) in service_types.enumerate() {
@@ -555,7 +556,7 @@ impl ResourceService {
             let id = model::reference_id(reference, ResourceType::HealthcareService).ok_or_else(|| {
                 precondition_failed(IssueCode::Value, format!("{reference:?} is not a HealthcareService reference"), &path)
             })?;
-            match read_live(tx, ResourceType::HealthcareService, &id).await? {
+            match tx.read_live(ResourceType::HealthcareService, &id).await? {
                 Some((_, service)) if model::is_active(&service) => services.push(service),
                 Some(_) => {
                     return Err(precondition_failed(
@@ -581,7 +582,7 @@ impl ResourceService {
     /// agree with the slots (they are filled in from the slots when absent).
     async fn check_slots(
         &self,
-        tx: &mut dyn WriteTx,
+        tx: &mut UnitOfWork,
         ctx: &RequestContext,
         now: Timestamp,
         appointment: &mut Map<String, Value>,
@@ -599,11 +600,11 @@ impl ResourceService {
         let mut latest: Option<(Timestamp, Value)> = None;
         for (position, id) in &ids {
             let path = format!("Appointment.slot[{position}]");
-            let Some((_, slot)) = read_live(tx, ResourceType::Slot, id).await? else {
+            let Some((_, slot)) = tx.read_live(ResourceType::Slot, id).await? else {
                 return Err(precondition_failed(IssueCode::NotFound, format!("Slot/{id} is not known to this server"), &path));
             };
             let schedule = match model::schedule_id(&slot) {
-                Some(schedule_id) => read_live(tx, ResourceType::Schedule, &schedule_id).await?,
+                Some(schedule_id) => tx.read_live(ResourceType::Schedule, &schedule_id).await?,
                 None => None,
             };
             if !schedule.as_ref().is_some_and(|(_, s)| model::is_active(s)) {

@@ -3,20 +3,21 @@
 use super::model::{self, is_cancelled, occupies_slots, slot_ids};
 use super::policy::{Release, booking_deadline, check_cancellation_deadline};
 use super::sequence::{NamedSlot, check_sequence, slot_positions};
-use super::{effective_status, hold_is_live, owns_hold, read_live, record_event, set_slot_status};
+use super::{effective_status, hold_is_live, owns_hold, record_event, set_slot_status};
 use crate::DomainError;
+use crate::unit_of_work::UnitOfWork;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, ResourceType};
-use termin_store::{RequestContext, WriteTx};
+use termin_store::{RequestContext};
 
 /// Applies the scheduling rules to a write inside its unit of work: checks it, adjusts the
 /// new body where the server owns an element, moves Slot states along, and records events.
 /// `new` is `None` for a deletion; `version` is the version being written.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn guard_write(
-    tx: &mut dyn WriteTx,
+    tx: &mut UnitOfWork,
     ctx: &RequestContext,
     now: Timestamp,
     resource_type: ResourceType,
@@ -43,7 +44,7 @@ pub(crate) async fn guard_write(
 }
 
 async fn guard_appointment(
-    tx: &mut dyn WriteTx,
+    tx: &mut UnitOfWork,
     ctx: &RequestContext,
     now: Timestamp,
     id: &str,
@@ -121,7 +122,7 @@ async fn guard_appointment(
 /// once, of one Schedule and contiguous, and a patient's client takes no slot that has started.
 /// (Creating an Appointment with slots, as imports do, is taken as written.)
 async fn check_move(
-    tx: &mut dyn WriteTx,
+    tx: &mut UnitOfWork,
     ctx: &RequestContext,
     now: Timestamp,
     new: &Map<String, Value>,
@@ -131,7 +132,7 @@ async fn check_move(
     let mut bodies = Vec::with_capacity(positions.len());
     for (position, id) in &positions {
         // A slot that does not exist is reported when it is taken.
-        if let Some((_, body)) = read_live(tx, ResourceType::Slot, id).await? {
+        if let Some((_, body)) = tx.read_live(ResourceType::Slot, id).await? {
             bodies.push((*position, id.as_str(), body));
         }
     }
@@ -168,14 +169,14 @@ fn moves(previous: &Map<String, Value>, new: &Map<String, Value>) -> bool {
 /// cannot drift apart. When only the slots change, the times follow them; times changed
 /// without the slots to match are refused. Imported appointments are taken as written.
 async fn align_times_with_slots(
-    tx: &mut dyn WriteTx,
+    tx: &mut UnitOfWork,
     previous: &Map<String, Value>,
     appointment: &mut Map<String, Value>,
     slots: &[String],
 ) -> Result<(), DomainError> {
     let mut span: Option<((Timestamp, Value), (Timestamp, Value))> = None;
     for slot_id in slots {
-        let Some((_, slot)) = read_live(tx, ResourceType::Slot, slot_id).await? else {
+        let Some((_, slot)) = tx.read_live(ResourceType::Slot, slot_id).await? else {
             continue;
         };
         let (Some(start), Some(end)) = (model::instant(&slot, "start"), model::instant(&slot, "end")) else {
@@ -249,13 +250,13 @@ fn check_unchangeable(previous: &Map<String, Value>, new: &Map<String, Value>) -
 
 /// Why a slot cannot be taken, or `None` if the caller may take it.
 pub(super) async fn slot_unavailability(
-    tx: &mut dyn WriteTx,
+    tx: &mut UnitOfWork,
     ctx: &RequestContext,
     now: Timestamp,
     slot_id: &str,
     appointment_id: Option<&str>,
 ) -> Result<Option<String>, DomainError> {
-    let Some((_, slot)) = read_live(tx, ResourceType::Slot, slot_id).await? else {
+    let Some((_, slot)) = tx.read_live(ResourceType::Slot, slot_id).await? else {
         return Ok(Some(format!("Slot/{slot_id} does not exist")));
     };
     if let Some(holder) = tx.slot_booking(slot_id).await?
@@ -280,7 +281,7 @@ pub(super) async fn slot_unavailability(
 
 /// Books the slot for the Appointment, recording the cancellation deadline of its policy.
 async fn take_slot(
-    tx: &mut dyn WriteTx,
+    tx: &mut UnitOfWork,
     ctx: &RequestContext,
     now: Timestamp,
     slot_id: &str,
@@ -290,7 +291,7 @@ async fn take_slot(
     if let Some(reason) = slot_unavailability(tx, ctx, now, slot_id, Some(appointment_id)).await? {
         return Err(DomainError::conflict(Issue::error(IssueCode::Conflict, reason).at("Appointment.slot")));
     }
-    let (slot, body) = read_live(tx, ResourceType::Slot, slot_id)
+    let (slot, body) = tx.read_live(ResourceType::Slot, slot_id)
         .await?
         .ok_or_else(|| DomainError::Internal(format!("Slot/{slot_id} vanished")))?;
     if tx.slot_booking(slot_id).await?.is_none() {
@@ -303,12 +304,12 @@ async fn take_slot(
     Ok(())
 }
 
-async fn release_slot(tx: &mut dyn WriteTx, now: Timestamp, slot_id: &str, appointment_id: &str) -> Result<(), DomainError> {
+async fn release_slot(tx: &mut UnitOfWork, now: Timestamp, slot_id: &str, appointment_id: &str) -> Result<(), DomainError> {
     if tx.slot_booking(slot_id).await?.as_deref() != Some(appointment_id) {
         return Ok(());
     }
     tx.delete_slot_booking(slot_id).await?;
-    if let Some((slot, body)) = read_live(tx, ResourceType::Slot, slot_id).await?
+    if let Some((slot, body)) = tx.read_live(ResourceType::Slot, slot_id).await?
         && model::status(&body) == Some("busy")
     {
         let version = slot.version + 1;
@@ -332,7 +333,7 @@ async fn release_slot(tx: &mut dyn WriteTx, now: Timestamp, slot_id: &str, appoi
 /// Checked when the period, Schedule or bookability changes, so that Slots stored before the
 /// rule (or ended ones) can still be edited.
 async fn check_period(
-    tx: &mut dyn WriteTx,
+    tx: &mut UnitOfWork,
     now: Timestamp,
     id: &str,
     previous: Option<&Map<String, Value>>,
@@ -375,7 +376,7 @@ async fn check_period(
 
 /// Direct writes of a Slot may not contradict its booking or hold.
 async fn guard_slot(
-    tx: &mut dyn WriteTx,
+    tx: &mut UnitOfWork,
     ctx: &RequestContext,
     now: Timestamp,
     id: &str,

@@ -1,12 +1,13 @@
 //! `Slot/$hold`: place a hold on a slot (`busy-tentative`) or release it (`free`).
 
-use super::{effective_status, hold_is_live, model, owns_hold, read_live, record_event, set_slot_status};
+use super::{effective_status, hold_is_live, model, owns_hold, record_event, set_slot_status};
+use crate::unit_of_work::UnitOfWork;
 use crate::{DomainError, ResourceService};
 use serde_json::{Map, Value, json};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
 use jiff::Timestamp;
-use termin_store::{Condition, Principal, RequestContext, SlotHold, SystemMatch, TokenMatch, WriteTx};
+use termin_store::{Condition, Principal, RequestContext, SlotHold, SystemMatch, TokenMatch};
 
 /// How the caller names the slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +51,7 @@ impl ResourceService {
     /// A new hold of `slot_id` for the caller, within its limit of live holds.
     async fn new_hold(
         &self,
-        tx: &mut dyn WriteTx,
+        tx: &mut UnitOfWork,
         ctx: &RequestContext,
         slot_id: &str,
         now: Timestamp,
@@ -96,7 +97,7 @@ impl ResourceService {
         }
     }
 
-    async fn resolve_slot(&self, tx: &mut dyn termin_store::WriteTx, selector: &SlotSelector) -> Result<String, DomainError> {
+    async fn resolve_slot(&self, tx: &mut UnitOfWork, selector: &SlotSelector) -> Result<String, DomainError> {
         match selector {
             SlotSelector::Id(id) => Ok(id.clone()),
             SlotSelector::Identifiers(identifiers) => {
@@ -129,9 +130,9 @@ impl ResourceService {
     /// Places a hold (`hold = true`) or releases one the caller owns.
     pub async fn hold_slot(&self, ctx: &RequestContext, selector: &SlotSelector, hold: bool) -> Result<HoldOutcome, DomainError> {
         let now = self.clock().now();
-        let mut tx = self.store().begin_write(ctx).await?;
-        let slot_id = self.resolve_slot(&mut *tx, selector).await?;
-        let Some((slot, body)) = read_live(&mut *tx, ResourceType::Slot, &slot_id).await? else {
+        let mut tx = UnitOfWork::begin(self.store(), ctx).await?;
+        let slot_id = self.resolve_slot(&mut tx, selector).await?;
+        let Some((slot, body)) = tx.read_live(ResourceType::Slot, &slot_id).await? else {
             return Err(DomainError::NotFound(format!("Slot/{slot_id}")));
         };
         let booked = tx.slot_booking(&slot_id).await?.is_some();
@@ -158,14 +159,14 @@ impl ResourceService {
                 return rejected(format!("Slot/{slot_id} is {status} and cannot be held"));
             }
             if let Some(schedule_id) = model::schedule_id(&body) {
-                let schedule = read_live(&mut *tx, ResourceType::Schedule, &schedule_id).await?;
+                let schedule = tx.read_live(ResourceType::Schedule, &schedule_id).await?;
                 if !schedule.as_ref().is_some_and(|(_, s)| model::is_active(s)) {
                     return rejected(format!("Slot/{slot_id} belongs to Schedule/{schedule_id}, which is not active"));
                 }
             }
             let placed = match live_hold {
                 Some(renewed) => self.renewal(renewed, now),
-                None => self.new_hold(&mut *tx, ctx, &slot_id, now).await?,
+                None => self.new_hold(&mut tx, ctx, &slot_id, now).await?,
             };
             let held_until = placed.held_until;
             let token = placed.token.clone();
@@ -173,14 +174,14 @@ impl ResourceService {
             let (slot_body, version) = if model::status(&body) == Some("busy-tentative") {
                 // No new version: only the moment the status index turns free moves.
                 let mut index = termin_search::index_entries(&body);
-                super::apply_hold_window(&mut *tx, &slot_id, &mut index).await?;
+                super::apply_hold_window(&mut tx, &slot_id, &mut index).await?;
                 tx.replace_index(ResourceType::Slot, &slot_id, &index).await?;
                 (body, slot.version)
             } else {
-                (set_slot_status(&mut *tx, &slot, body, "busy-tentative", now).await?, slot.version + 1)
+                (set_slot_status(&mut tx, &slot, body, "busy-tentative", now).await?, slot.version + 1)
             };
             record_event(
-                &mut *tx,
+                &mut tx,
                 "slot-held",
                 ResourceType::Slot,
                 &slot_id,
@@ -207,8 +208,8 @@ impl ResourceService {
             tx.delete_hold(&slot_id).await?;
         }
         let slot_body = if model::status(&body) == Some("busy-tentative") {
-            let released = set_slot_status(&mut *tx, &slot, body, "free", now).await?;
-            record_event(&mut *tx, "slot-released", ResourceType::Slot, &slot_id, slot.version + 1, now, json!({})).await?;
+            let released = set_slot_status(&mut tx, &slot, body, "free", now).await?;
+            record_event(&mut tx, "slot-released", ResourceType::Slot, &slot_id, slot.version + 1, now, json!({})).await?;
             released
         } else {
             body

@@ -27,7 +27,8 @@ use crate::DomainError;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use termin_fhir::ResourceType;
-use termin_store::{DomainEvent, IndexEntries, Principal, RequestContext, ResourceVersion, SlotHold, WriteTx};
+use crate::unit_of_work::UnitOfWork;
+use termin_store::{DomainEvent, IndexEntries, Principal, RequestContext, ResourceVersion, SlotHold};
 
 /// Extension (valueBoolean) on a Schedule or HealthcareService: bookings need a staff
 /// confirmation, so `$book` answers `pending` instead of `booked`.
@@ -67,7 +68,7 @@ fn effective_status<'a>(slot: &'a Map<String, Value>, hold: Option<&SlotHold>, n
 }
 
 async fn record_event(
-    tx: &mut dyn WriteTx,
+    tx: &mut UnitOfWork,
     kind: &str,
     resource_type: ResourceType,
     id: &str,
@@ -87,50 +88,25 @@ async fn record_event(
     Ok(())
 }
 
-/// Reads a current, non-deleted resource inside a unit of work. Scheduling writes only Slots
-/// and Appointments; everything else it reads (Schedule, HealthcareService, Patient) is only
-/// checked, so concurrent bookings may check it together instead of queueing behind it.
-async fn read_live(
-    tx: &mut dyn WriteTx,
-    resource_type: ResourceType,
-    id: &str,
-) -> Result<Option<(ResourceVersion, Map<String, Value>)>, DomainError> {
-    let current = match resource_type {
-        ResourceType::Slot | ResourceType::Appointment => tx.read_current(resource_type, id).await?,
-        _ => tx.read_current_shared(resource_type, id).await?,
-    };
-    let Some(version) = current else {
-        return Ok(None);
-    };
-    let Some(body) = version.body.as_deref() else {
-        return Ok(None);
-    };
-    let map = model::parse_object(body)
-        .ok_or_else(|| DomainError::Internal(format!("stored {resource_type}/{id} is not a JSON object")))?;
-    Ok(Some((version, map)))
-}
-
 /// Writes a new version of a Slot with another status.
 async fn set_slot_status(
-    tx: &mut dyn WriteTx,
+    tx: &mut UnitOfWork,
     slot: &ResourceVersion,
     mut body: Map<String, Value>,
     status: &str,
     now: Timestamp,
 ) -> Result<Map<String, Value>, DomainError> {
     body.insert("status".into(), json!(status));
-    let mut new = crate::resources::new_version(ResourceType::Slot, &slot.id, body, Some(slot), now)?;
+    let (mut new, written) = crate::resources::new_version(ResourceType::Slot, &slot.id, body, Some(slot), now)?;
     apply_hold_window(tx, &slot.id, &mut new.index).await?;
-    let written = model::parse_object(new.version.body.as_deref().unwrap_or_default())
-        .ok_or_else(|| DomainError::Internal("slot body vanished".into()))?;
-    tx.write(new).await?;
+    tx.write(new, Some(written.clone())).await?;
     Ok(written)
 }
 
 /// Makes a held Slot's `status` index row turn from `busy-tentative` to `free` when its hold
 /// expires, so searches see the expiry at once, before the sweeper stores it.
 pub(crate) async fn apply_hold_window(
-    tx: &mut dyn WriteTx,
+    tx: &mut UnitOfWork,
     slot_id: &str,
     index: &mut IndexEntries,
 ) -> Result<(), DomainError> {

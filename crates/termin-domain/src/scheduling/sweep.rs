@@ -1,7 +1,8 @@
 //! Persisting the release of expired holds. Reads already treat an expired hold as free;
 //! the sweeper makes the stored Slot agree and records the event.
 
-use super::{hold_is_live, model, read_live, record_event, set_slot_status};
+use super::{hold_is_live, model, record_event, set_slot_status};
+use crate::unit_of_work::UnitOfWork;
 use crate::{DomainError, ResourceService};
 use serde_json::json;
 use termin_fhir::ResourceType;
@@ -16,7 +17,7 @@ impl ResourceService {
         let expired = self.store().expired_holds(now, limit).await?;
         let mut released = 0;
         for candidate in expired {
-            let mut tx = self.store().begin_write(&ctx).await?;
+            let mut tx = UnitOfWork::begin(self.store(), &ctx).await?;
             // Re-check inside the unit of work: the holder may have renewed or booked meanwhile.
             let Some(hold) = tx.hold(&candidate.slot_id).await? else {
                 continue;
@@ -25,14 +26,14 @@ impl ResourceService {
                 continue;
             }
             tx.delete_hold(&hold.slot_id).await?;
-            if let Some((slot, body)) = read_live(&mut *tx, ResourceType::Slot, &hold.slot_id).await?
+            if let Some((slot, body)) = tx.read_live(ResourceType::Slot, &hold.slot_id).await?
                 && model::status(&body) == Some("busy-tentative")
                 && tx.slot_booking(&hold.slot_id).await?.is_none()
             {
                 let version = slot.version + 1;
-                set_slot_status(&mut *tx, &slot, body, "free", now).await?;
+                set_slot_status(&mut tx, &slot, body, "free", now).await?;
                 record_event(
-                    &mut *tx,
+                    &mut tx,
                     "slot-hold-expired",
                     ResourceType::Slot,
                     &hold.slot_id,
