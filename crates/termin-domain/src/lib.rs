@@ -9,6 +9,8 @@ mod providers;
 mod resources;
 mod scheduling;
 mod unit_of_work;
+#[cfg(test)]
+mod test_support;
 mod validation;
 
 pub use clock::{Clock, SystemClock};

@@ -365,8 +365,14 @@ impl ResourceService {
         }
     }
 
-    async fn read_live(&self, ctx: &RequestContext, resource_type: ResourceType, id: &str) -> Option<ResourceVersion> {
-        self.read(ctx, resource_type, id).await.ok()
+    /// The current resource, `None` when it is unknown, deleted or not the caller's to see;
+    /// a storage failure is an error, not an absence.
+    async fn read_live(&self, ctx: &RequestContext, resource_type: ResourceType, id: &str) -> Result<Option<ResourceVersion>, DomainError> {
+        match self.read(ctx, resource_type, id).await {
+            Ok(version) => Ok(Some(version)),
+            Err(DomainError::NotFound(_) | DomainError::Gone(_) | DomainError::Forbidden(_)) => Ok(None),
+            Err(other) => Err(other),
+        }
     }
 
     /// The current resources with these ids, by id; unknown and deleted ones are left out.
@@ -530,7 +536,7 @@ impl ResourceService {
         if let Some(reference) = referenced {
             let known = crate::scheduling::model::reference_id(&reference, ResourceType::HealthcareService);
             let found = match &known {
-                Some(id) => self.read_live(ctx, ResourceType::HealthcareService, id).await,
+                Some(id) => self.read_live(ctx, ResourceType::HealthcareService, id).await?,
                 None => None,
             };
             match found {
@@ -612,7 +618,7 @@ impl ResourceService {
         let mut wanted = Places::default();
         for selector in &query.locations {
             let found = match selector {
-                LocationSelector::Id(id) => self.read_live(ctx, ResourceType::Location, id).await.into_iter().collect(),
+                LocationSelector::Id(id) => self.read_live(ctx, ResourceType::Location, id).await?.into_iter().collect(),
                 LocationSelector::Identifier { system, value } => {
                     let token = TokenMatch {
                         system: system.clone().map_or(SystemMatch::Any, SystemMatch::Exactly),

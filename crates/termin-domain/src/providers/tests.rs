@@ -378,3 +378,25 @@ async fn near_finds_providers_within_the_distance_nearest_first() {
     };
     assert_eq!(services(&w.service.find_providers(&ctx, &at_nowhere).await.unwrap()), ["unplaced"]);
 }
+
+#[tokio::test]
+async fn a_storage_failure_is_an_error_not_an_unknown_service_or_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("t.db"), 2).await.unwrap());
+    let probe = Arc::new(crate::test_support::ProbeStore::new(store));
+    let service = ResourceService::new(probe.clone(), Arc::new(crate::SystemClock), ServiceConfig::default());
+    let ctx = RequestContext::anonymous("client");
+    let by_reference = ProviderQuery { service_reference: Some("HealthcareService/physio".into()), ..ProviderQuery::default() };
+    let by_location = ProviderQuery {
+        types: vec![TokenMatch { system: SystemMatch::Exactly(SERVICE_TYPE.into()), code: Some("65".into()) }],
+        locations: vec![super::LocationSelector::Id("vienna".into())],
+        ..ProviderQuery::default()
+    };
+    // Unknown here (an empty store): a 422 for the service, a note for the Location.
+    assert!(matches!(service.find_providers(&ctx, &by_reference).await, Err(crate::DomainError::Unprocessable(_))));
+    assert!(service.find_providers(&ctx, &by_location).await.is_ok());
+    probe.fail_reads_of(ResourceType::HealthcareService);
+    assert!(matches!(service.find_providers(&ctx, &by_reference).await, Err(crate::DomainError::Unavailable(_))));
+    probe.fail_reads_of(ResourceType::Location);
+    assert!(matches!(service.find_providers(&ctx, &by_location).await, Err(crate::DomainError::Unavailable(_))));
+}

@@ -515,3 +515,18 @@ async fn a_token_less_caller_owns_the_holds_of_its_address() {
     assert!(matches!(released, HoldOutcome::Released { .. }), "{released:?}");
     assert_eq!(slot_status(&w, "s1-9").await, "free");
 }
+
+#[tokio::test]
+async fn a_one_slot_booking_reads_each_resource_hold_and_booking_once() {
+    let w = world().await;
+    let probe = Arc::new(crate::test_support::ProbeStore::new(w.store.clone()));
+    let service = ResourceService::new(probe.clone(), w.clock.clone(), ServiceConfig { hold_duration: HOLD, ..ServiceConfig::default() });
+    let token = token_of(service.hold_slot(&client(), &SlotSelector::Id("s1-8".into()), true).await.unwrap());
+    probe.take_reads();
+    let booked = service.book(&holder(&token), appointment(&["s1-8"])).await.unwrap();
+    assert_eq!(booked.status, BookingStatus::Booked);
+    let reads = probe.take_reads();
+    for what in ["read Slot/s1-8", "read Schedule/s1", "read Patient/anna", "hold s1-8", "booking s1-8"] {
+        assert_eq!(reads.iter().filter(|r| *r == what).count(), 1, "{what} in {reads:?}");
+    }
+}
