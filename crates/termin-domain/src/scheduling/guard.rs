@@ -3,7 +3,8 @@
 use super::model::{self, is_cancelled, occupies_slots, slot_ids};
 use super::policy::{Release, booking_deadline, check_cancellation_deadline};
 use super::sequence::{NamedSlot, check_sequence, slot_positions};
-use super::{effective_status, hold_is_live, owns_hold, record_event, set_slot_status};
+use super::state::{self, SlotState};
+use super::{owns_hold, record_event, set_slot_status};
 use crate::DomainError;
 use crate::unit_of_work::UnitOfWork;
 use jiff::Timestamp;
@@ -259,13 +260,11 @@ pub(super) async fn slot_unavailability(
     let Some((_, slot)) = tx.read_live(ResourceType::Slot, slot_id).await? else {
         return Ok(Some(format!("Slot/{slot_id} does not exist")));
     };
-    if let Some(holder) = tx.slot_booking(slot_id).await?
-        && Some(holder.as_str()) != appointment_id
-    {
+    let slot_state = SlotState::read(tx, slot_id, model::status(&slot), now).await?;
+    if slot_state.booking().is_some_and(|holder| Some(holder) != appointment_id) {
         return Ok(Some(format!("Slot/{slot_id} is already booked")));
     }
-    let hold = tx.hold(slot_id).await?;
-    if let Some(hold) = hold.as_ref().filter(|h| hold_is_live(h, now))
+    if let Some(hold) = slot_state.live_hold()
         && !owns_hold(ctx, hold)
     {
         return Ok(Some(format!(
@@ -273,9 +272,9 @@ pub(super) async fn slot_unavailability(
             format_instant(hold.held_until)
         )));
     }
-    match effective_status(&slot, hold.as_ref(), now) {
-        "free" | "busy-tentative" => Ok(None),
-        other => Ok(Some(format!("Slot/{slot_id} is {other}"))),
+    match slot_state.is_open() {
+        true => Ok(None),
+        false => Ok(Some(format!("Slot/{slot_id} is {}", slot_state.status()))),
     }
 }
 
@@ -298,8 +297,8 @@ async fn take_slot(
         tx.put_slot_booking(slot_id, appointment_id, cancel_deadline).await?;
     }
     tx.delete_hold(slot_id).await?;
-    if model::status(&body) != Some("busy") {
-        set_slot_status(tx, &slot, body, "busy", now).await?;
+    if model::status(&body) != Some(state::BOOKED) {
+        set_slot_status(tx, &slot, body, state::BOOKED, now).await?;
     }
     Ok(())
 }
@@ -310,10 +309,10 @@ async fn release_slot(tx: &mut UnitOfWork, now: Timestamp, slot_id: &str, appoin
     }
     tx.delete_slot_booking(slot_id).await?;
     if let Some((slot, body)) = tx.read_live(ResourceType::Slot, slot_id).await?
-        && model::status(&body) == Some("busy")
+        && model::status(&body) == Some(state::BOOKED)
     {
         let version = slot.version + 1;
-        set_slot_status(tx, &slot, body, "free", now).await?;
+        set_slot_status(tx, &slot, body, state::FREE, now).await?;
         record_event(
             tx,
             "slot-freed",
@@ -386,11 +385,10 @@ async fn guard_slot(
     if let Some(new) = new {
         check_period(tx, now, id, previous, new).await?;
     }
-    let booking = tx.slot_booking(id).await?;
-    let hold = tx.hold(id).await?;
-    let live_hold = hold.as_ref().filter(|h| hold_is_live(h, now));
+    let slot_state = SlotState::read(tx, id, previous.and_then(model::status), now).await?;
+    let live_hold = slot_state.live_hold();
     let Some(new) = new else {
-        if let Some(appointment) = booking {
+        if let Some(appointment) = slot_state.booking() {
             return Err(DomainError::conflict(
                 Issue::error(
                     IssueCode::Conflict,
@@ -411,15 +409,15 @@ async fn guard_slot(
                 .at("Slot"),
             ));
         }
-        if hold.is_some() {
+        if slot_state.recorded_hold().is_some() {
             tx.delete_hold(id).await?;
         }
         return Ok(());
     };
     let status = model::status(new).unwrap_or_default();
-    if let Some(appointment) = booking {
+    if let Some(appointment) = slot_state.booking() {
         let same = |element: &str| previous.and_then(|p| p.get(element)) == new.get(element);
-        if status != "busy" || !same("start") || !same("end") || !same("schedule") {
+        if status != state::BOOKED || !same("start") || !same("end") || !same("schedule") {
             return Err(DomainError::conflict(
                 Issue::error(
                     IssueCode::Conflict,
@@ -434,7 +432,7 @@ async fn guard_slot(
         return Ok(());
     }
     if let Some(hold) = live_hold {
-        if status != "busy-tentative" {
+        if status != state::HELD {
             return Err(DomainError::conflict(
                 Issue::error(
                     IssueCode::Conflict,
@@ -448,7 +446,7 @@ async fn guard_slot(
         }
         return Ok(());
     }
-    if matches!(status, "busy" | "busy-tentative") {
+    if matches!(status, state::BOOKED | state::HELD) {
         return Err(DomainError::unprocessable(
             Issue::error(
                 IssueCode::BusinessRule,
@@ -460,7 +458,7 @@ async fn guard_slot(
             .at("Slot.status"),
         ));
     }
-    if hold.is_some() {
+    if slot_state.recorded_hold().is_some() {
         tx.delete_hold(id).await?;
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! `Slot/$hold`: place a hold on a slot (`busy-tentative`) or release it (`free`).
 
-use super::{effective_status, hold_is_live, model, owns_hold, record_event, set_slot_status};
+use super::state::{self, SlotState};
+use super::{model, owns_hold, record_event, set_slot_status};
 use crate::unit_of_work::UnitOfWork;
 use crate::{DomainError, ResourceService};
 use serde_json::{Map, Value, json};
@@ -135,9 +136,8 @@ impl ResourceService {
         let Some((slot, body)) = tx.read_live(ResourceType::Slot, &slot_id).await? else {
             return Err(DomainError::NotFound(format!("Slot/{slot_id}")));
         };
-        let booked = tx.slot_booking(&slot_id).await?.is_some();
-        let existing = tx.hold(&slot_id).await?;
-        let live_hold = existing.as_ref().filter(|h| hold_is_live(h, now));
+        let slot_state = SlotState::read(&mut tx, &slot_id, model::status(&body), now).await?;
+        let live_hold = slot_state.live_hold();
         let held_by_other = live_hold.is_some_and(|h| !owns_hold(ctx, h));
         let rejected = |reason: String| {
             let mut view = body.clone();
@@ -147,15 +147,15 @@ impl ResourceService {
                 outcome: OperationOutcome::single(Issue::error(IssueCode::Conflict, reason)),
             })
         };
-        if booked {
+        if slot_state.booking().is_some() {
             return rejected(format!("Slot/{slot_id} is already booked"));
         }
         if held_by_other {
             return rejected(format!("Slot/{slot_id} is held by another client"));
         }
-        let status = effective_status(&body, existing.as_ref(), now).to_owned();
+        let status = slot_state.status().to_owned();
         if hold {
-            if !matches!(status.as_str(), "free" | "busy-tentative") {
+            if !slot_state.is_open() {
                 return rejected(format!("Slot/{slot_id} is {status} and cannot be held"));
             }
             if let Some(schedule_id) = model::schedule_id(&body) {
@@ -171,14 +171,14 @@ impl ResourceService {
             let held_until = placed.held_until;
             let token = placed.token.clone();
             tx.put_hold(&placed).await?;
-            let (slot_body, version) = if model::status(&body) == Some("busy-tentative") {
+            let (slot_body, version) = if slot_state.stored() == Some(state::HELD) {
                 // No new version: only the moment the status index turns free moves.
                 let mut index = termin_search::index_entries(&body);
                 super::apply_hold_window(&mut tx, &slot_id, &mut index).await?;
                 tx.replace_index(ResourceType::Slot, &slot_id, &index).await?;
                 (body, slot.version)
             } else {
-                (set_slot_status(&mut tx, &slot, body, "busy-tentative", now).await?, slot.version + 1)
+                (set_slot_status(&mut tx, &slot, body, state::HELD, now).await?, slot.version + 1)
             };
             record_event(
                 &mut tx,
@@ -198,17 +198,17 @@ impl ResourceService {
             });
         }
         // Release: the owner's live hold, or a slot that is free already (nothing to do).
-        if status != "free" && live_hold.is_none() {
+        if status != state::FREE && live_hold.is_none() {
             return Err(DomainError::conflict(
                 Issue::error(IssueCode::Conflict, format!("Slot/{slot_id} is {status}; there is no hold to release"))
                     .at("Parameters.parameter.where(name = 'slot-status')"),
             ));
         }
-        if existing.is_some() {
+        if slot_state.recorded_hold().is_some() {
             tx.delete_hold(&slot_id).await?;
         }
-        let slot_body = if model::status(&body) == Some("busy-tentative") {
-            let released = set_slot_status(&mut tx, &slot, body, "free", now).await?;
+        let slot_body = if slot_state.stored() == Some(state::HELD) {
+            let released = set_slot_status(&mut tx, &slot, body, state::FREE, now).await?;
             record_event(&mut tx, "slot-released", ResourceType::Slot, &slot_id, slot.version + 1, now, json!({})).await?;
             released
         } else {

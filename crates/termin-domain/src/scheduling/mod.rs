@@ -17,6 +17,7 @@ mod offer;
 pub(crate) mod policy;
 pub(crate) mod model;
 mod sequence;
+mod state;
 mod sweep;
 
 pub use book::{BookingOutcome, BookingStatus};
@@ -28,6 +29,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use termin_fhir::ResourceType;
 use crate::unit_of_work::UnitOfWork;
+use state::SlotState;
 use termin_store::{DomainEvent, IndexEntries, Principal, RequestContext, ResourceVersion, SlotHold};
 
 /// Extension (valueBoolean) on a Schedule or HealthcareService: bookings need a staff
@@ -55,15 +57,6 @@ fn owns_hold(ctx: &RequestContext, hold: &SlotHold) -> bool {
         identified && hold.holder == hold::holder_key(ctx, &hold.token)
     } else {
         ctx.hold_tokens.contains(&hold.token)
-    }
-}
-
-/// The status a Slot has right now: a stored `busy-tentative` whose hold has expired is free.
-fn effective_status<'a>(slot: &'a Map<String, Value>, hold: Option<&SlotHold>, now: Timestamp) -> &'a str {
-    match model::status(slot) {
-        Some("busy-tentative") if !hold.is_some_and(|h| hold_is_live(h, now)) => "free",
-        Some(status) => status,
-        None => "free",
     }
 }
 
@@ -120,10 +113,10 @@ pub(crate) async fn apply_hold_window(
 /// Rewrites the stored status of Slots whose hold has expired, for reads and searches.
 pub(crate) fn present_slot(body: &str, hold: Option<&SlotHold>, now: Timestamp) -> Option<String> {
     let mut slot = model::parse_object(body)?;
-    if model::status(&slot) != Some("busy-tentative") || effective_status(&slot, hold, now) != "free" {
+    if !SlotState::shown(model::status(&slot), hold, now).hold_expired_unswept() {
         return None;
     }
-    slot.insert("status".into(), json!("free"));
+    slot.insert("status".into(), json!(state::FREE));
     serde_json::to_string(&slot).ok()
 }
 #[cfg(test)]

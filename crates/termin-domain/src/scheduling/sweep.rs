@@ -1,6 +1,7 @@
 //! Persisting the release of expired holds. Reads already treat an expired hold as free;
 //! the sweeper makes the stored Slot agree and records the event.
 
+use super::state;
 use super::{hold_is_live, model, record_event, set_slot_status};
 use crate::unit_of_work::UnitOfWork;
 use crate::{DomainError, ResourceService};
@@ -27,11 +28,11 @@ impl ResourceService {
             }
             tx.delete_hold(&hold.slot_id).await?;
             if let Some((slot, body)) = tx.read_live(ResourceType::Slot, &hold.slot_id).await?
-                && model::status(&body) == Some("busy-tentative")
+                && model::status(&body) == Some(state::HELD)
                 && tx.slot_booking(&hold.slot_id).await?.is_none()
             {
                 let version = slot.version + 1;
-                set_slot_status(&mut tx, &slot, body, "free", now).await?;
+                set_slot_status(&mut tx, &slot, body, state::FREE, now).await?;
                 record_event(
                     &mut tx,
                     "slot-hold-expired",
