@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
-use termin_domain::{ProviderQuery, ResourceService, ServiceConfig, SystemClock};
+use termin_domain::{Domain, ProviderQuery, ResourceService, ServiceConfig, SystemClock};
 use termin_fhir::ResourceType;
 use termin_store::{RequestContext, SystemMatch, TokenMatch};
 use termin_store_sqlite::SqliteStore;
@@ -101,14 +101,10 @@ async fn main() {
     let path = std::env::var_os("FIND_HSP_BENCHMARK_DB").map_or_else(|| dir.path().join("find-hsp.db"), PathBuf::from);
     let reuse = path.exists();
     let store = SqliteStore::open(&path, 4).await.expect("store");
-    let service = ResourceService::new(
-        Arc::new(store),
-        Arc::new(SystemClock),
-        ServiceConfig::default(),
-    );
+    let domain = Domain::new(Arc::new(store), Arc::new(SystemClock), ServiceConfig::default(), termin_search::registry());
     let ctx = RequestContext::system("benchmark");
     if !reuse {
-        build_dataset(&service, &ctx).await;
+        build_dataset(&domain.resources, &ctx).await;
     }
     let query = |code: usize| ProviderQuery {
         types: vec![TokenMatch { system: SystemMatch::Exactly(SERVICE_TYPE_SYSTEM.into()), code: Some(code.to_string()) }],
@@ -121,7 +117,7 @@ async fn main() {
     let mut found = 0;
     for run in 0..RUNS {
         let started = Instant::now();
-        let answer = service.find_providers(&ctx, &query(run % SERVICE_TYPES)).await.expect("findHSP");
+        let answer = domain.providers.find_providers(&ctx, &query(run % SERVICE_TYPES)).await.expect("findHSP");
         timings.push(started.elapsed());
         found += answer.services.iter().map(|m| m.providers.len()).sum::<usize>();
     }

@@ -4,8 +4,9 @@
 //! them without reading again.
 
 use crate::DomainError;
-use crate::scheduling::model;
+use crate::model;
 use std::collections::HashMap;
+use termin_search::SearchParameters;
 use termin_fhir::ResourceType;
 use termin_store::{
     Condition, DomainEvent, Filter, IndexEntries, NewVersion, RequestContext, ResourceStore, ResourceVersion, SlotHold, WriteTx,
@@ -30,23 +31,27 @@ pub(crate) type Live = (ResourceVersion, Map<String, Value>);
 
 pub(crate) struct UnitOfWork {
     tx: Box<dyn WriteTx>,
+    search: &'static SearchParameters,
     resources: HashMap<(ResourceType, String), Known>,
     holds: HashMap<String, Option<SlotHold>>,
     bookings: HashMap<String, Option<String>>,
 }
 
 impl UnitOfWork {
-    pub async fn begin(store: &dyn ResourceStore, ctx: &RequestContext) -> Result<Self, DomainError> {
-        Ok(UnitOfWork::over(store.begin_write(ctx).await?))
-    }
-
-    fn over(tx: Box<dyn WriteTx>) -> Self {
-        UnitOfWork {
-            tx,
+    /// Begins a unit of work whose index rows are built with `search`.
+    pub async fn begin(store: &dyn ResourceStore, ctx: &RequestContext, search: &'static SearchParameters) -> Result<Self, DomainError> {
+        Ok(UnitOfWork {
+            tx: store.begin_write(ctx).await?,
+            search,
             resources: HashMap::new(),
             holds: HashMap::new(),
             bookings: HashMap::new(),
-        }
+        })
+    }
+
+    /// The search parameters the index rows of what it writes are built with.
+    pub fn search_parameters(&self) -> &'static SearchParameters {
+        self.search
     }
 
     /// The current version, the row now the unit of work's to write.

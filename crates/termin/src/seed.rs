@@ -142,12 +142,13 @@ pub async fn seed_database(
 ) -> Result<Option<ImportSummary>, String> {
     // Seeding answers no request: its searches run as long as they need.
     let opened = setup::open_store(target.database, 1, 2, None).await?;
-    setup::install_search_parameters(target.packages, target.time_zone)?;
-    let service = setup::service(opened.store, ServiceConfig::default(), Packages::Configured(target.packages), &[]).await?;
-    if unless_loaded && is_loaded(&service, options).await? {
+    let search = setup::install_search_parameters(target.packages, target.time_zone)?;
+    let domain = setup::domain(opened.store, ServiceConfig::default(), search, Packages::Configured(target.packages), &[]).await?;
+    let service = &domain.resources;
+    if unless_loaded && is_loaded(service, options).await? {
         return Ok(None);
     }
-    let summary = load(&service, options, batch).await?;
+    let summary = load(service, options, batch).await?;
     if let Some(postgres) = opened.postgres {
         postgres.analyze().await.map_err(|e| e.to_string())?;
     }

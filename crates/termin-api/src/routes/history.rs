@@ -67,7 +67,8 @@ async fn history(
         })?),
     };
     let page = state
-        .service
+        .domain
+        .resources
         .history(
             ctx,
             &HistoryRequest {
@@ -87,7 +88,7 @@ async fn history(
         match since {
             None => return Err(unknown()),
             // Every resource has a first version, even one older than `_since`.
-            Some(_) => match state.service.vread(ctx, resource_type, id, 1).await {
+            Some(_) => match state.domain.resources.vread(ctx, resource_type, id, 1).await {
                 Ok(_) => {}
                 Err(DomainError::NotFound(_)) => return Err(unknown()),
                 Err(other) => return Err(other.into()),

@@ -222,7 +222,8 @@ async fn validate(
         ));
     }
     let outcome = state
-        .service
+        .domain
+        .resources
         .validate(resource, profile)
         .await?
         .ok_or_else(|| {
@@ -299,7 +300,7 @@ async fn hold(
         }
     };
     let selector = slot_selector(path_id, &input)?;
-    let outcome = state.service.hold_slot(ctx, &selector, want_hold).await?;
+    let outcome = state.domain.scheduling.hold_slot(ctx, &selector, want_hold).await?;
     let counted = match &outcome {
         HoldOutcome::Held { .. } => "held",
         HoldOutcome::Released { .. } => "released",
@@ -390,7 +391,7 @@ async fn book(
                     .at(param_path("appointment-resource")),
             )
         })?;
-    let booking = state.service.book(ctx, appointment).await?;
+    let booking = state.domain.scheduling.book(ctx, appointment).await?;
     let (status, counted) = match booking.status {
         BookingStatus::Booked => (StatusCode::CREATED, "booked"),
         BookingStatus::Pending => (StatusCode::ACCEPTED, "pending"),

@@ -115,7 +115,7 @@ async fn run(
     if let Some(auth) = &state.auth {
         crate::auth::check_reach(auth, ctx, &parsed.request.filter.conditions)?;
     }
-    let mut page = state.service.search(ctx, &parsed.request).await?;
+    let mut page = state.domain.resources.search(ctx, &parsed.request).await?;
     let mut withheld = 0;
     if let Some(auth) = &state.auth {
         // Includes of types the caller may not read are left out, and said so.

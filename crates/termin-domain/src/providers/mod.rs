@@ -31,7 +31,9 @@
 pub mod availability;
 pub mod near;
 
-use crate::{DomainError, ResourceService};
+use crate::DomainError;
+use crate::kernel::Kernel;
+use std::sync::Arc;
 use availability::Interval;
 use near::{Near, Point};
 use jiff::{SignedDuration, Timestamp};
@@ -141,7 +143,7 @@ fn body(version: &ResourceVersion) -> Map<String, Value> {
     version
         .body
         .as_deref()
-        .and_then(crate::scheduling::model::parse_object)
+        .and_then(crate::model::parse_object)
         .unwrap_or_default()
 }
 
@@ -158,7 +160,7 @@ fn references(resource: &Map<String, Value>, element: &str, target: ResourceType
     listed(resource, element)
         .into_iter()
         .filter_map(|r| r.get("reference").and_then(Value::as_str))
-        .filter_map(|r| crate::scheduling::model::reference_id(r, target))
+        .filter_map(|r| crate::model::reference_id(r, target))
         .collect()
 }
 
@@ -312,7 +314,16 @@ fn codings_of(resource: &Map<String, Value>, element: &str) -> Vec<TokenMatch> {
         .collect()
 }
 
-impl ResourceService {
+/// `$findHSP`: which providers offer a service, where and when.
+pub struct ProviderService {
+    kernel: Arc<Kernel>,
+}
+
+impl ProviderService {
+    pub(crate) fn over(kernel: Arc<Kernel>) -> Self {
+        ProviderService { kernel }
+    }
+
     async fn find_page(
         &self,
         ctx: &RequestContext,
@@ -324,7 +335,7 @@ impl ResourceService {
     ) -> Result<SearchPage, DomainError> {
         let request = SearchRequest {
             resource_type,
-            filter: Filter { conditions, now: self.clock().now(), server_base: None },
+            filter: Filter { conditions, now: self.kernel.clock.now(), server_base: None },
             sort,
             count,
             page: after,
@@ -332,7 +343,7 @@ impl ResourceService {
             includes: Vec::new(),
             revincludes: Vec::new(),
         };
-        self.search(ctx, &request).await
+        self.kernel.search(ctx, &request).await
     }
 
     async fn find(
@@ -368,7 +379,7 @@ impl ResourceService {
     /// The current resource, `None` when it is unknown, deleted or not the caller's to see;
     /// a storage failure is an error, not an absence.
     async fn read_live(&self, ctx: &RequestContext, resource_type: ResourceType, id: &str) -> Result<Option<ResourceVersion>, DomainError> {
-        match self.read(ctx, resource_type, id).await {
+        match self.kernel.read(ctx, resource_type, id).await {
             Ok(version) => Ok(Some(version)),
             Err(DomainError::NotFound(_) | DomainError::Gone(_) | DomainError::Forbidden(_)) => Ok(None),
             Err(other) => Err(other),
@@ -405,8 +416,8 @@ impl ResourceService {
                 .at("Parameters.parameter"),
             ));
         }
-        let zone = termin_search::registry().time_zone().clone();
-        let now = self.clock().now();
+        let zone = self.kernel.search.time_zone().clone();
+        let now = self.kernel.clock.now();
         let until = horizon(query.until.as_deref(), now, &zone)?;
         let wanted: Vec<Interval> = if query.availability.is_empty() {
             vec![(now, until)]
@@ -534,7 +545,7 @@ impl ResourceService {
             _ => None,
         };
         if let Some(reference) = referenced {
-            let known = crate::scheduling::model::reference_id(&reference, ResourceType::HealthcareService);
+            let known = crate::model::reference_id(&reference, ResourceType::HealthcareService);
             let found = match &known {
                 Some(id) => self.read_live(ctx, ResourceType::HealthcareService, id).await?,
                 None => None,
@@ -827,8 +838,8 @@ impl ResourceService {
                 for slot in page.matches {
                     let slot_body = body(&slot);
                     let Some((_, schedule)) = local_targets(listed(&slot_body, "schedule")).next() else { continue };
-                    let start = crate::scheduling::model::instant(&slot_body, "start");
-                    let end = crate::scheduling::model::instant(&slot_body, "end");
+                    let start = crate::model::instant(&slot_body, "start");
+                    let end = crate::model::instant(&slot_body, "end");
                     if let (Some(start), Some(end)) = (start, end)
                         && start < until
                         && availability::contains(wanted, start, end)
@@ -875,7 +886,7 @@ const SERVICE_REFERENCE_INPUT: &str = "Parameters.parameter.where(name = 'health
 
 /// A service named by the client must be active.
 fn active_service(service: ResourceVersion) -> Result<Vec<ResourceVersion>, DomainError> {
-    if crate::scheduling::model::is_active(&body(&service)) {
+    if crate::model::is_active(&body(&service)) {
         return Ok(vec![service]);
     }
     Err(DomainError::unprocessable(

@@ -1,6 +1,6 @@
 use super::*;
 
-use crate::SystemClock;
+use crate::{ServiceConfig, SystemClock};
 use serde_json::json;
 use termin_store::{SystemMatch, TokenMatch};
 use termin_store_sqlite::SqliteStore;
@@ -16,7 +16,8 @@ fn object(value: Value) -> Map<String, Value> {
 
 async fn service(dir: &tempfile::TempDir, update_create: bool) -> ResourceService {
     let store = SqliteStore::open(&dir.path().join("t.db"), 2).await.unwrap();
-    ResourceService::new(Arc::new(store), Arc::new(SystemClock), ServiceConfig { update_create, ..ServiceConfig::default() })
+    let config = ServiceConfig { update_create, ..ServiceConfig::default() };
+    crate::Domain::new(Arc::new(store), Arc::new(SystemClock), config, termin_search::registry()).resources
 }
 
 fn body_of(outcome: &WriteOutcome) -> Value {

@@ -1,11 +1,13 @@
 //! `Appointment/$book`: book a `proposed` Appointment on the slots it names.
 
-use super::guard::slot_unavailability;
-use super::offer::{Declared, Offer, check_offered, concept_codings, most_specific, service_references, service_type_codings};
-use super::sequence::{NamedSlot, check_sequence, slot_positions};
-use super::{BOOKING_REQUESTS_URL, MANUAL_CONFIRMATION_URL, model};
+use crate::rules::guard::slot_unavailability;
+use crate::rules::offer::{Declared, Offer, check_offered, concept_codings, most_specific, service_references, service_type_codings};
+use crate::rules::sequence::{NamedSlot, check_sequence, slot_positions};
+use crate::model;
+use crate::rules::{BOOKING_REQUESTS_URL, MANUAL_CONFIRMATION_URL};
 use crate::unit_of_work::UnitOfWork;
-use crate::{DomainError, ResourceService};
+use super::SchedulingService;
+use crate::DomainError;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
@@ -213,14 +215,14 @@ async fn offer_of(
     Ok(Offer { service_types, specialties, services })
 }
 
-impl ResourceService {
+impl SchedulingService {
     pub async fn book(&self, ctx: &RequestContext, appointment: Map<String, Value>) -> Result<BookingOutcome, DomainError> {
         if appointment.get("resourceType").and_then(Value::as_str) != Some("Appointment") {
             return Err(DomainError::invalid(
                 Issue::error(IssueCode::Invalid, "appointment-resource must be an Appointment").at("Appointment"),
             ));
         }
-        let (appointment, warnings) = self.conform(ResourceType::Appointment, appointment).await?;
+        let (appointment, warnings) = self.kernel.conform(ResourceType::Appointment, appointment).await?;
         let mut booking = self.book_conformant(ctx, appointment).await?;
         booking.outcome.issues.extend(warnings);
         Ok(booking)
@@ -234,8 +236,8 @@ impl ResourceService {
                 "Appointment.status",
             ));
         }
-        let now = self.clock().now();
-        let mut tx = UnitOfWork::begin(self.store(), ctx).await?;
+        let now = self.kernel.clock().now();
+        let mut tx = self.kernel.begin(ctx).await?;
         self.resolve_subject(&mut tx, &mut appointment).await?;
         resolve_identifiers(&mut tx, &mut appointment).await?;
         // Before an earlier booking with the same identifier is looked up and returned.
@@ -307,7 +309,7 @@ impl ResourceService {
             json!(if confirmation_needed { "pending" } else { "booked" }),
         );
         let id = uuid::Uuid::new_v4().to_string();
-        let written = self.write_in(ctx, tx, ResourceType::Appointment, &id, appointment, None).await?;
+        let written = self.kernel.write_in(ctx, tx, ResourceType::Appointment, &id, appointment, None).await?;
         let body = model::parse_object(written.version.body.as_deref().unwrap_or_default())
             .ok_or_else(|| DomainError::Internal("booked appointment has no body".into()))?;
         let message = if confirmation_needed {
@@ -369,7 +371,7 @@ impl ResourceService {
         check_offered(&appointment, &offer)?;
         appointment.insert("status".into(), json!("pending"));
         let id = uuid::Uuid::new_v4().to_string();
-        let written = self.write_in(ctx, tx, ResourceType::Appointment, &id, appointment, None).await?;
+        let written = self.kernel.write_in(ctx, tx, ResourceType::Appointment, &id, appointment, None).await?;
         let body = model::parse_object(written.version.body.as_deref().unwrap_or_default())
             .ok_or_else(|| DomainError::Internal("stored booking request has no body".into()))?;
         Ok(BookingOutcome {
@@ -395,7 +397,7 @@ impl ResourceService {
         let (Some(schedule_id), Some(wanted)) = (model::schedule_id(blocked_slot), model::instant(blocked_slot, "start")) else {
             return Ok(Vec::new());
         };
-        let now = self.clock().now();
+        let now = self.kernel.clock().now();
         let mut candidates: Vec<(SignedDuration, String, String)> = Vec::new();
         for (comparison, descending) in [(Comparison::GreaterOrEqual, false), (Comparison::Less, true)] {
             let request = SearchRequest {
@@ -434,7 +436,7 @@ impl ResourceService {
                 includes: Vec::new(),
                 revincludes: Vec::new(),
             };
-            for slot in self.search(ctx, &request).await?.matches {
+            for slot in self.kernel.search(ctx, &request).await?.matches {
                 if exclude.contains(&&slot.id) || candidates.iter().any(|(_, id, _)| *id == slot.id) {
                     continue;
                 }

@@ -1,14 +1,16 @@
 //! `Slot/$hold`: place a hold on a slot (`busy-tentative`) or release it (`free`).
 
-use super::state::{self, SlotState};
-use super::{model, owns_hold, record_event, set_slot_status};
+use crate::rules::state::{self, SlotState};
+use crate::model;
+use crate::rules::{owns_hold, record_event, set_slot_status, holder_key};
 use crate::unit_of_work::UnitOfWork;
-use crate::{DomainError, ResourceService};
+use super::SchedulingService;
+use crate::DomainError;
 use serde_json::{Map, Value, json};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
 use jiff::Timestamp;
-use termin_store::{Condition, Principal, RequestContext, SlotHold, SystemMatch, TokenMatch};
+use termin_store::{Condition, RequestContext, SlotHold, SystemMatch, TokenMatch};
 
 /// How the caller names the slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,20 +37,8 @@ pub enum HoldOutcome {
     },
 }
 
-/// The key a caller's live holds are counted under: a token's subject and client; without a
-/// token, its network address (a client asking for a new hold-token with every hold is still
-/// one holder). Without an address (in-process callers) every hold counts as its own holder.
-pub(super) fn holder_key(ctx: &RequestContext, token: &str) -> String {
-    if let Principal::Token(principal) = &ctx.principal {
-        return format!("principal:{}|{}", principal.client_id.as_deref().unwrap_or_default(), principal.subject);
-    }
-    match &ctx.client_address {
-        Some(address) => format!("address:{address}"),
-        None => format!("token:{token}"),
-    }
-}
 
-impl ResourceService {
+impl SchedulingService {
     /// A new hold of `slot_id` for the caller, within its limit of live holds.
     async fn new_hold(
         &self,
@@ -59,7 +49,7 @@ impl ResourceService {
     ) -> Result<SlotHold, DomainError> {
         let token = uuid::Uuid::new_v4().to_string();
         let holder = holder_key(ctx, &token);
-        let limit = self.config().max_holds_per_holder;
+        let limit = self.kernel.config().max_holds_per_holder;
         if limit > 0 {
             let live = tx.live_holds_of(&holder, now).await?;
             if live.len() >= limit {
@@ -77,7 +67,7 @@ impl ResourceService {
                 ));
             }
         }
-        let held_for = self.config().hold_duration.min(self.config().max_hold_time);
+        let held_for = self.kernel.config().hold_duration.min(self.kernel.config().max_hold_time);
         Ok(SlotHold {
             slot_id: slot_id.to_owned(),
             holder,
@@ -90,8 +80,8 @@ impl ResourceService {
     /// The caller's live hold, renewed by the hold duration but never past the maximum hold
     /// time from when it was first placed: then it ends, and the slot is open to everyone.
     fn renewal(&self, hold: &SlotHold, now: Timestamp) -> SlotHold {
-        let last_moment = hold.placed_at.checked_add(self.config().max_hold_time).unwrap_or(Timestamp::MAX);
-        let extended = now.checked_add(self.config().hold_duration).unwrap_or(Timestamp::MAX);
+        let last_moment = hold.placed_at.checked_add(self.kernel.config().max_hold_time).unwrap_or(Timestamp::MAX);
+        let extended = now.checked_add(self.kernel.config().hold_duration).unwrap_or(Timestamp::MAX);
         SlotHold {
             held_until: extended.min(last_moment),
             ..hold.clone()
@@ -130,8 +120,8 @@ impl ResourceService {
 
     /// Places a hold (`hold = true`) or releases one the caller owns.
     pub async fn hold_slot(&self, ctx: &RequestContext, selector: &SlotSelector, hold: bool) -> Result<HoldOutcome, DomainError> {
-        let now = self.clock().now();
-        let mut tx = UnitOfWork::begin(self.store(), ctx).await?;
+        let now = self.kernel.clock().now();
+        let mut tx = self.kernel.begin(ctx).await?;
         let slot_id = self.resolve_slot(&mut tx, selector).await?;
         let Some((slot, body)) = tx.read_live(ResourceType::Slot, &slot_id).await? else {
             return Err(DomainError::NotFound(format!("Slot/{slot_id}")));
@@ -173,8 +163,8 @@ impl ResourceService {
             tx.put_hold(&placed).await?;
             let (slot_body, version) = if slot_state.stored() == Some(state::HELD) {
                 // No new version: only the moment the status index turns free moves.
-                let mut index = termin_search::index_entries(&body);
-                super::apply_hold_window(&mut tx, &slot_id, &mut index).await?;
+                let mut index = tx.search_parameters().index_entries(&body);
+                crate::rules::apply_hold_window(&mut tx, &slot_id, &mut index).await?;
                 tx.replace_index(ResourceType::Slot, &slot_id, &index).await?;
                 (body, slot.version)
             } else {

@@ -1,24 +1,25 @@
 //! Persisting the release of expired holds. Reads already treat an expired hold as free;
 //! the sweeper makes the stored Slot agree and records the event.
 
-use super::state;
-use super::{hold_is_live, model, record_event, set_slot_status};
-use crate::unit_of_work::UnitOfWork;
-use crate::{DomainError, ResourceService};
+use crate::rules::state;
+use crate::model;
+use crate::rules::{hold_is_live, record_event, set_slot_status};
+use super::SchedulingService;
+use crate::DomainError;
 use serde_json::json;
 use termin_fhir::ResourceType;
 use termin_fhir::instant::format_instant;
 use termin_store::RequestContext;
 
-impl ResourceService {
+impl SchedulingService {
     /// Releases up to `limit` expired holds; returns how many it released.
     pub async fn release_expired_holds(&self, limit: usize) -> Result<usize, DomainError> {
         let ctx = RequestContext::system("hold-expiry");
-        let now = self.clock().now();
-        let expired = self.store().expired_holds(now, limit).await?;
+        let now = self.kernel.clock().now();
+        let expired = self.kernel.store().expired_holds(now, limit).await?;
         let mut released = 0;
         for candidate in expired {
-            let mut tx = UnitOfWork::begin(self.store(), &ctx).await?;
+            let mut tx = self.kernel.begin(&ctx).await?;
             // Re-check inside the unit of work: the holder may have renewed or booked meanwhile.
             let Some(hold) = tx.hold(&candidate.slot_id).await? else {
                 continue;

@@ -1,7 +1,7 @@
 //! The AT cancellation policy: `cancelUntil` (a Duration before the appointment's start) on
 //! the Slot or the HealthcareService, enforced for patients' clients.
 
-use super::{model};
+use crate::model;
 use crate::DomainError;
 use crate::unit_of_work::UnitOfWork;
 use jiff::{SignedDuration, Timestamp};

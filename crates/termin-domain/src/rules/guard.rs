@@ -1,6 +1,6 @@
 //! Scheduling rules for generic writes of Appointments and Slots.
 
-use super::model::{self, is_cancelled, occupies_slots, slot_ids};
+use crate::model::{self, is_cancelled, occupies_slots, slot_ids};
 use super::policy::{Release, booking_deadline, check_cancellation_deadline};
 use super::sequence::{NamedSlot, check_sequence, slot_positions};
 use super::state::{self, SlotState};
@@ -250,7 +250,7 @@ fn check_unchangeable(previous: &Map<String, Value>, new: &Map<String, Value>) -
 }
 
 /// Why a slot cannot be taken, or `None` if the caller may take it.
-pub(super) async fn slot_unavailability(
+pub(crate) async fn slot_unavailability(
     tx: &mut UnitOfWork,
     ctx: &RequestContext,
     now: Timestamp,
