@@ -14,9 +14,9 @@ use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
-use termin_domain::{Domain, ProviderQuery, ResourceService, ServiceConfig, SystemClock};
+use termin_domain::{Caller, Domain, ProviderQuery, ResourceService, ServiceConfig, SystemClock};
 use termin_fhir::ResourceType;
-use termin_store::{RequestContext, SystemMatch, TokenMatch};
+use termin_store::{SystemMatch, TokenMatch};
 use termin_store_sqlite::SqliteStore;
 
 const ORGANIZATIONS: usize = 100;
@@ -47,13 +47,13 @@ fn object(value: Value) -> Map<String, Value> {
     }
 }
 
-async fn put(service: &ResourceService, ctx: &RequestContext, resource: Value) {
+async fn put(service: &ResourceService, ctx: &Caller, resource: Value) {
     let resource_type: ResourceType = resource["resourceType"].as_str().unwrap().parse().unwrap();
     let id = resource["id"].as_str().unwrap().to_owned();
     service.update(ctx, resource_type, &id, object(resource), None).await.expect("write");
 }
 
-async fn build_dataset(service: &ResourceService, ctx: &RequestContext) {
+async fn build_dataset(service: &ResourceService, ctx: &Caller) {
     let building = Instant::now();
     for o in 0..ORGANIZATIONS {
         let (zip, city) = TOWNS[o % TOWNS.len()];
@@ -102,7 +102,7 @@ async fn main() {
     let reuse = path.exists();
     let store = SqliteStore::open(&path, 4).await.expect("store");
     let domain = Domain::new(Arc::new(store), Arc::new(SystemClock), ServiceConfig::default(), termin_search::registry());
-    let ctx = RequestContext::system("benchmark");
+    let ctx = Caller::system("benchmark");
     if !reuse {
         build_dataset(&domain.resources, &ctx).await;
     }

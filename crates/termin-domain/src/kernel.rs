@@ -2,6 +2,7 @@
 //! search parameters, the compartment-aware reads, and the write pipeline every change passes
 //! (content checks and validation, the scheduling rules, server-managed `meta`, index rows).
 
+use crate::caller::Caller;
 use crate::compartment;
 use crate::cpu::CpuWork;
 use crate::model;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use termin_fhir::{Issue, IssueCode, ResourceType};
 use termin_search::SearchParameters;
 use termin_store::{
-    ChangeKind, Condition, Filter, Permission, RequestContext, ResourceStore, ResourceVersion, SearchPage, SearchRequest,
+    ChangeKind, Condition, Filter, Permission, ResourceStore, ResourceVersion, SearchPage, SearchRequest,
 };
 
 #[derive(Debug, Clone)]
@@ -103,7 +104,7 @@ pub(crate) struct Kernel {
 
 impl Kernel {
     /// Begins a unit of work for `ctx`.
-    pub(crate) async fn begin(&self, ctx: &RequestContext) -> Result<UnitOfWork, DomainError> {
+    pub(crate) async fn begin(&self, ctx: &Caller) -> Result<UnitOfWork, DomainError> {
         UnitOfWork::begin(self.store.as_ref(), ctx, self.search).await
     }
 
@@ -155,7 +156,7 @@ impl Kernel {
     }
 
     /// Shows a Slot whose hold has expired as free, whether or not the sweeper has run.
-    pub(crate) async fn present(&self, ctx: &RequestContext, mut versions: Vec<ResourceVersion>) -> Result<Vec<ResourceVersion>, DomainError> {
+    pub(crate) async fn present(&self, ctx: &Caller, mut versions: Vec<ResourceVersion>) -> Result<Vec<ResourceVersion>, DomainError> {
         let tentative: Vec<String> = versions
             .iter()
             .filter(|v| v.resource_type == ResourceType::Slot)
@@ -165,7 +166,7 @@ impl Kernel {
         if tentative.is_empty() {
             return Ok(versions);
         }
-        let holds = self.store.holds(ctx, &tentative).await?;
+        let holds = self.store.holds(ctx.context(), &tentative).await?;
         let now = self.clock.now();
         for version in versions.iter_mut().filter(|v| tentative.contains(&v.id)) {
             let hold = holds.iter().find(|h| h.slot_id == version.id);
@@ -179,12 +180,12 @@ impl Kernel {
     /// The current version; 404 if it never existed, 410 if deleted.
     pub(crate) async fn read(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         id: &str,
     ) -> Result<ResourceVersion, DomainError> {
         self.check_visible(ctx, resource_type, id).await?;
-        match self.store.read_current(ctx, resource_type, id).await? {
+        match self.store.read_current(ctx.context(), resource_type, id).await? {
             None => Err(DomainError::NotFound(label(resource_type, id))),
             Some(v) if v.is_deleted() => Err(DomainError::Gone(label(resource_type, id))),
             Some(v) => Ok(self.present(ctx, vec![v]).await?.remove(0)),
@@ -195,8 +196,8 @@ impl Kernel {
     /// patient's compartment reads only its own Patient (another id answers 403: the request
     /// names another patient) and Appointments and RelatedPersons in the compartment (others
     /// answer 404, as if they did not exist).
-    pub(crate) async fn check_visible(&self, ctx: &RequestContext, resource_type: ResourceType, id: &str) -> Result<(), DomainError> {
-        let Some(patient) = compartment::confined_to(ctx, resource_type, Permission::Read)? else {
+    pub(crate) async fn check_visible(&self, ctx: &Caller, resource_type: ResourceType, id: &str) -> Result<(), DomainError> {
+        let Some(patient) = compartment::confined_to(ctx.context(), resource_type, Permission::Read)? else {
             return Ok(());
         };
         if resource_type == ResourceType::Patient {
@@ -207,8 +208,8 @@ impl Kernel {
         }
         // The patients of an Appointment cannot change, so its last content decides, also
         // once it is deleted.
-        let last_content = match self.store.read_current(ctx, resource_type, id).await? {
-            Some(v) if v.is_deleted() && v.version > 1 => self.store.read_version(ctx, resource_type, id, v.version - 1).await?,
+        let last_content = match self.store.read_current(ctx.context(), resource_type, id).await? {
+            Some(v) if v.is_deleted() && v.version > 1 => self.store.read_version(ctx.context(), resource_type, id, v.version - 1).await?,
             other => other,
         };
         let visible = last_content
@@ -224,14 +225,14 @@ impl Kernel {
     /// Runs a search; index rows with a validity window (Slot holds) are judged at the
     /// domain clock's now. A caller confined to a patient's compartment finds only what is in
     /// it, also through chains, `_has` and `_include`/`_revinclude`.
-    pub(crate) async fn search(&self, ctx: &RequestContext, request: &SearchRequest) -> Result<SearchPage, DomainError> {
+    pub(crate) async fn search(&self, ctx: &Caller, request: &SearchRequest) -> Result<SearchPage, DomainError> {
         let mut request = request.clone();
         let server_base = request.filter.server_base.take();
         request.filter = self.confined(ctx, request.resource_type, Permission::Search, &request.filter.conditions)?;
         // Absolute references under the server's own base match as local ones.
         request.filter.server_base = server_base;
-        let mut page = self.store.search(ctx, &request).await?;
-        page.included.retain(|version| compartment::may_see(ctx, version));
+        let mut page = self.store.search(ctx.context(), &request).await?;
+        page.included.retain(|version| compartment::may_see(ctx.context(), version));
         page.matches = self.present(ctx, page.matches).await?;
         page.included = self.present(ctx, page.included).await?;
         Ok(page)
@@ -241,16 +242,16 @@ impl Kernel {
     /// caller's patient compartment (403 when they name another patient).
     pub(crate) fn confined(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         permission: Permission,
         conditions: &[Condition],
     ) -> Result<Filter, DomainError> {
         let mut conditions = conditions
             .iter()
-            .map(|c| compartment::confine_reach(ctx, c.clone()))
+            .map(|c| compartment::confine_reach(ctx.context(), c.clone()))
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(patient) = compartment::confined_to(ctx, resource_type, permission)? {
+        if let Some(patient) = compartment::confined_to(ctx.context(), resource_type, permission)? {
             compartment::check_named_patients(resource_type, &conditions, patient)?;
             conditions.push(compartment::condition(resource_type, patient));
         }
@@ -264,7 +265,7 @@ impl Kernel {
     /// Writes the next version inside `tx` (after the scheduling rules) and commits.
     pub(crate) async fn write_in(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         mut tx: UnitOfWork,
         resource_type: ResourceType,
         id: &str,
@@ -280,7 +281,7 @@ impl Kernel {
     /// Writes the next version inside `tx` after the scheduling rules, without committing.
     pub(crate) async fn stage_in(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         tx: &mut UnitOfWork,
         resource_type: ResourceType,
         id: &str,

@@ -11,6 +11,7 @@
 //! Must not depend on: HTTP (axum, `termin-api`), SQL or a particular store backend (only the
 //! `termin-store` traits), process-wide state (the search parameters are passed in).
 
+mod caller;
 mod clock;
 mod compartment;
 mod cpu;
@@ -28,6 +29,7 @@ mod unit_of_work;
 mod validation;
 mod version;
 
+pub use caller::Caller;
 pub use clock::{Clock, SystemClock};
 pub use domain::Domain;
 pub use error::DomainError;

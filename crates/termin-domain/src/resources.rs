@@ -1,6 +1,7 @@
 //! The FHIR resource lifecycle: create, read, update, delete, conditional variants and
 //! history, with server-managed `meta.versionId` / `meta.lastUpdated`.
 
+use crate::caller::Caller;
 use crate::compartment;
 use crate::kernel::{Kernel, WriteOutcome, WriteStatus, label};
 use crate::model;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType, is_valid_id};
 use termin_store::{
     Filter,
-    ChangeKind, Condition, HistoryPage, HistoryRequest, NewVersion, Permission, RequestContext, ResourceVersion, SearchPage,
+    ChangeKind, Condition, HistoryPage, HistoryRequest, NewVersion, Permission, ResourceVersion, SearchPage,
     SearchRequest,
 };
 use crate::unit_of_work::UnitOfWork;
@@ -31,14 +32,14 @@ impl ResourceService {
     }
 
     /// The current version; 404 if it never existed, 410 if deleted.
-    pub async fn read(&self, ctx: &RequestContext, resource_type: ResourceType, id: &str) -> Result<ResourceVersion, DomainError> {
+    pub async fn read(&self, ctx: &Caller, resource_type: ResourceType, id: &str) -> Result<ResourceVersion, DomainError> {
         self.kernel.read(ctx, resource_type, id).await
     }
 
     /// Runs a search; index rows with a validity window (Slot holds) are judged at the
     /// domain clock's now. A caller confined to a patient's compartment finds only what is in
     /// it, also through chains, `_has` and `_include`/`_revinclude`.
-    pub async fn search(&self, ctx: &RequestContext, request: &SearchRequest) -> Result<SearchPage, DomainError> {
+    pub async fn search(&self, ctx: &Caller, request: &SearchRequest) -> Result<SearchPage, DomainError> {
         self.kernel.search(ctx, request).await
     }
 
@@ -70,14 +71,14 @@ impl ResourceService {
 
     pub async fn vread(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         id: &str,
         version: u64,
     ) -> Result<ResourceVersion, DomainError> {
         self.kernel.check_visible(ctx, resource_type, id).await?;
         let name = || format!("{}/_history/{version}", label(resource_type, id));
-        match self.kernel.store.read_version(ctx, resource_type, id, version).await? {
+        match self.kernel.store.read_version(ctx.context(), resource_type, id, version).await? {
             None => Err(DomainError::NotFound(name())),
             Some(v) if v.is_deleted() => Err(DomainError::Gone(name())),
             Some(v) => Ok(v),
@@ -93,7 +94,7 @@ impl ResourceService {
         if self.kernel.store.search_index_fingerprint().await?.as_deref() == Some(fingerprint) {
             return Ok(0);
         }
-        let ctx = RequestContext::system("search-index-rebuild");
+        let ctx = Caller::system("search-index-rebuild");
         let mut after = None;
         let mut indexed = 0;
         loop {
@@ -121,21 +122,21 @@ impl ResourceService {
 
     /// A history; a caller confined to a patient's compartment sees only the history of
     /// resources in it.
-    pub async fn history(&self, ctx: &RequestContext, request: &HistoryRequest) -> Result<HistoryPage, DomainError> {
+    pub async fn history(&self, ctx: &Caller, request: &HistoryRequest) -> Result<HistoryPage, DomainError> {
         let mut request = request.clone();
         match &request.id {
             Some(id) => self.kernel.check_visible(ctx, request.resource_type, id).await?,
             None => {
-                if let Some(patient) = compartment::confined_to(ctx, request.resource_type, Permission::Search)? {
+                if let Some(patient) = compartment::confined_to(ctx.context(), request.resource_type, Permission::Search)? {
                     request.only_ids = Some(self.compartment_ids(ctx, request.resource_type, patient).await?);
                 }
             }
         }
-        Ok(self.kernel.store.history(ctx, &request).await?)
+        Ok(self.kernel.store.history(ctx.context(), &request).await?)
     }
 
     /// The ids of the current resources of `patient`'s compartment of one type.
-    async fn compartment_ids(&self, ctx: &RequestContext, resource_type: ResourceType, patient: &str) -> Result<Vec<String>, DomainError> {
+    async fn compartment_ids(&self, ctx: &Caller, resource_type: ResourceType, patient: &str) -> Result<Vec<String>, DomainError> {
         let request = SearchRequest {
             resource_type,
             filter: Filter {
@@ -150,7 +151,7 @@ impl ResourceService {
             includes: Vec::new(),
             revincludes: Vec::new(),
         };
-        let page = self.kernel.store.search(ctx, &request).await?;
+        let page = self.kernel.store.search(ctx.context(), &request).await?;
         if page.next.is_some() {
             return Err(DomainError::invalid(Issue::error(
                 IssueCode::TooCostly,
@@ -167,7 +168,7 @@ impl ResourceService {
     /// match is returned instead (several matches: 412).
     pub async fn create(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         body: Map<String, Value>,
         if_none_exist: Option<&[Condition]>,
@@ -179,7 +180,7 @@ impl ResourceService {
 
     async fn create_conformant(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         body: Map<String, Value>,
         if_none_exist: Option<&[Condition]>,
@@ -212,7 +213,7 @@ impl ResourceService {
     /// Updates (or, if allowed, creates) the resource with a client-known id.
     pub async fn update(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         id: &str,
         body: Map<String, Value>,
@@ -229,7 +230,7 @@ impl ResourceService {
     /// has no current version (never written, or deleted); otherwise 412 and nothing changes.
     pub async fn create_with_id(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         id: &str,
         body: Map<String, Value>,
@@ -254,7 +255,7 @@ impl ResourceService {
     /// `PUT Type?criteria`: create when nothing matches, update the one match, 412 for several.
     pub async fn conditional_update(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         conditions: &[Condition],
         body: Map<String, Value>,
@@ -270,7 +271,7 @@ impl ResourceService {
 
     async fn conditional_update_conformant(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         conditions: &[Condition],
         body: Map<String, Value>,
@@ -335,7 +336,7 @@ impl ResourceService {
     /// rules as an update (If-Match, no-op detection, scheduling).
     pub async fn patch(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         id: &str,
         operations: Value,
@@ -363,7 +364,7 @@ impl ResourceService {
         // SQLite, of the whole database): it is written only if the version it was built from
         // is still current, else the patch is applied again to the newer version.
         for _ in 0..ATTEMPTS {
-            let current = match self.kernel.store.read_current(ctx, resource_type, id).await? {
+            let current = match self.kernel.store.read_current(ctx.context(), resource_type, id).await? {
                 None => return Err(DomainError::NotFound(label(resource_type, id))),
                 Some(c) if c.is_deleted() => return Err(DomainError::Gone(label(resource_type, id))),
                 Some(c) => c,
@@ -386,7 +387,7 @@ impl ResourceService {
     /// Deletes a resource. Deleting something absent or already deleted succeeds and changes nothing.
     pub async fn delete(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         id: &str,
         if_match: Option<u64>,
@@ -418,7 +419,7 @@ impl ResourceService {
 
     async fn update_in(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         mut tx: UnitOfWork,
         resource_type: ResourceType,
         id: &str,
@@ -453,7 +454,7 @@ impl ResourceService {
     /// invalid resource fails the whole batch and nothing is written.
     pub async fn import(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resources: Vec<Map<String, Value>>,
     ) -> Result<ImportSummary, DomainError> {
         let mut staged = Vec::with_capacity(resources.len());

@@ -3,13 +3,14 @@
 //! per unit of work; writes through it keep what it remembers current, so later rules see
 //! them without reading again.
 
+use crate::caller::Caller;
 use crate::DomainError;
 use crate::model;
 use std::collections::HashMap;
 use termin_search::SearchParameters;
 use termin_fhir::ResourceType;
 use termin_store::{
-    Condition, DomainEvent, Filter, IndexEntries, NewVersion, RequestContext, ResourceStore, ResourceVersion, SlotHold, WriteTx,
+    Condition, DomainEvent, Filter, IndexEntries, NewVersion, ResourceStore, ResourceVersion, SlotHold, WriteTx,
 };
 use jiff::Timestamp;
 use serde_json::{Map, Value};
@@ -39,9 +40,9 @@ pub(crate) struct UnitOfWork {
 
 impl UnitOfWork {
     /// Begins a unit of work whose index rows are built with `search`.
-    pub async fn begin(store: &dyn ResourceStore, ctx: &RequestContext, search: &'static SearchParameters) -> Result<Self, DomainError> {
+    pub async fn begin(store: &dyn ResourceStore, ctx: &Caller, search: &'static SearchParameters) -> Result<Self, DomainError> {
         Ok(UnitOfWork {
-            tx: store.begin_write(ctx).await?,
+            tx: store.begin_write(ctx.context()).await?,
             search,
             resources: HashMap::new(),
             holds: HashMap::new(),

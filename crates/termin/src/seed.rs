@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 use termin_domain::{ImportSummary, ResourceService, ServiceConfig};
 use termin_seed::{Scale, SeedOptions};
-use termin_store::RequestContext;
+use termin_domain::Caller;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ScaleArg {
@@ -157,7 +157,7 @@ pub async fn seed_database(
 
 /// Streams the dataset into the service in batches of `batch` resources.
 pub async fn load(service: &ResourceService, options: &SeedOptions, batch: usize) -> Result<ImportSummary, String> {
-    let ctx = RequestContext::system("seed");
+    let ctx = Caller::system("seed");
     let mut total = ImportSummary::default();
     let mut resources = termin_seed::generate(options).peekable();
     while resources.peek().is_some() {
@@ -184,7 +184,7 @@ pub async fn is_loaded(service: &ResourceService, options: &SeedOptions) -> Resu
     ) else {
         return Err("the dataset's first resource has no type or id".into());
     };
-    Ok(service.read(&RequestContext::system("seed"), resource_type, id).await.is_ok())
+    Ok(service.read(&Caller::system("seed"), resource_type, id).await.is_ok())
 }
 
 /// Loads the dataset for `serve --demo` unless it is loaded already: a demo database keeps

@@ -14,7 +14,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 use termin_domain::{BusinessIdentifier, LocationSelector, Point, ProviderQuery};
 use termin_fhir::{Issue, IssueCode, OperationOutcome};
-use termin_store::{RequestContext, SystemMatch, TokenMatch};
+use termin_store::{SystemMatch, TokenMatch};
+use termin_domain::Caller;
 
 /// Carries a POSTed Parameters body in `next` links, so later pages work as GETs on any node.
 const PARAMETERS_IN_LINK: &str = "_parameters";
@@ -213,7 +214,7 @@ fn read_inputs(raw_query: Option<&str>, body: Option<Map<String, Value>>) -> Res
 
 pub async fn find_hsp(
     state: &SharedState,
-    ctx: &RequestContext,
+    ctx: &Caller,
     raw_query: Option<&str>,
     body: Option<Map<String, Value>>,
     format: ResponseFormat,

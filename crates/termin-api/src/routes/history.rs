@@ -12,7 +12,8 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
 use termin_domain::DomainError;
 use termin_fhir::{Issue, IssueCode, ResourceType};
-use termin_store::{HistoryRequest, RequestContext};
+use termin_store::{HistoryRequest};
+use termin_domain::Caller;
 
 pub async fn instance_history(
     State(state): State<SharedState>,
@@ -40,7 +41,7 @@ pub async fn type_history(
 
 async fn history(
     state: &SharedState,
-    ctx: &RequestContext,
+    ctx: &Caller,
     resource_type: ResourceType,
     id: Option<String>,
     query: Option<&str>,

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use termin_domain::{BookingStatus, HoldOutcome, SlotSelector};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
-use termin_store::RequestContext;
+use termin_domain::Caller;
 
 pub async fn type_operation(
     State(state): State<SharedState>,
@@ -41,7 +41,7 @@ pub async fn instance_operation(
 /// Operations that change nothing may also be invoked with GET and query parameters.
 pub async fn get_operation(
     state: &SharedState,
-    ctx: RequestContext,
+    ctx: Caller,
     type_name: &str,
     operation: &str,
     query: Option<&str>,
@@ -73,7 +73,7 @@ pub async fn operation_definition(Path(id): Path<String>, format: ResponseFormat
 #[allow(clippy::too_many_arguments)]
 async fn run(
     state: &SharedState,
-    ctx: RequestContext,
+    ctx: Caller,
     type_name: &str,
     id: Option<String>,
     operation: &str,
@@ -275,7 +275,7 @@ fn escape_xhtml(text: &str) -> String {
 
 async fn hold(
     state: &SharedState,
-    ctx: &RequestContext,
+    ctx: &Caller,
     path_id: Option<String>,
     input: Input,
     format: ResponseFormat,
@@ -377,7 +377,7 @@ fn slot_reference_id(reference: &str) -> Option<String> {
 
 async fn book(
     state: &SharedState,
-    ctx: &RequestContext,
+    ctx: &Caller,
     input: Input,
     format: ResponseFormat,
     base: &BaseUrl,

@@ -31,6 +31,7 @@
 pub mod availability;
 pub mod near;
 
+use crate::caller::Caller;
 use crate::DomainError;
 use crate::kernel::Kernel;
 use std::sync::Arc;
@@ -42,7 +43,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, ResourceType};
 use termin_store::{
-    Comparison, Condition, Filter, IndexKind, Keyset, RangeEnd, RangePoint, RangeTest, ReferenceMatch, RequestContext,
+    Comparison, Condition, Filter, IndexKind, Keyset, RangeEnd, RangePoint, RangeTest, ReferenceMatch,
     ResourceVersion, SearchPage, SearchRequest, SortKey, SortParam, StringMatch, SystemMatch, TokenMatch,
 };
 
@@ -326,7 +327,7 @@ impl ProviderService {
 
     async fn find_page(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         conditions: Vec<Condition>,
         sort: Vec<SortKey>,
@@ -348,7 +349,7 @@ impl ProviderService {
 
     async fn find(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         conditions: Vec<Condition>,
         sort: Vec<SortKey>,
@@ -360,7 +361,7 @@ impl ProviderService {
     /// Every match, in id order, read page by page.
     async fn find_all(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         conditions: Vec<Condition>,
     ) -> Result<Vec<ResourceVersion>, DomainError> {
@@ -378,7 +379,7 @@ impl ProviderService {
 
     /// The current resource, `None` when it is unknown, deleted or not the caller's to see;
     /// a storage failure is an error, not an absence.
-    async fn read_live(&self, ctx: &RequestContext, resource_type: ResourceType, id: &str) -> Result<Option<ResourceVersion>, DomainError> {
+    async fn read_live(&self, ctx: &Caller, resource_type: ResourceType, id: &str) -> Result<Option<ResourceVersion>, DomainError> {
         match self.kernel.read(ctx, resource_type, id).await {
             Ok(version) => Ok(Some(version)),
             Err(DomainError::NotFound(_) | DomainError::Gone(_) | DomainError::Forbidden(_)) => Ok(None),
@@ -389,7 +390,7 @@ impl ProviderService {
     /// The current resources with these ids, by id; unknown and deleted ones are left out.
     async fn read_all(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         ids: BTreeSet<String>,
     ) -> Result<HashMap<String, ResourceVersion>, DomainError> {
@@ -405,7 +406,7 @@ impl ProviderService {
 
     /// Answers `$findHSP`. The providers of all matching services are looked at together, a
     /// few searches in all rather than several per provider.
-    pub async fn find_providers(&self, ctx: &RequestContext, query: &ProviderQuery) -> Result<ProviderMatches, DomainError> {
+    pub async fn find_providers(&self, ctx: &Caller, query: &ProviderQuery) -> Result<ProviderMatches, DomainError> {
         if !query.names_a_service() {
             return Err(DomainError::invalid(
                 Issue::error(
@@ -532,7 +533,7 @@ impl ProviderService {
         Ok(ProviderMatches { services: matches, notes })
     }
 
-    async fn matching_services(&self, ctx: &RequestContext, query: &ProviderQuery) -> Result<Vec<ResourceVersion>, DomainError> {
+    async fn matching_services(&self, ctx: &Caller, query: &ProviderQuery) -> Result<Vec<ResourceVersion>, DomainError> {
         if let Some(identifier) = &query.service_identifier {
             return self.service_by_identifier(ctx, identifier).await.and_then(active_service);
         }
@@ -589,7 +590,7 @@ impl ProviderService {
     /// The one HealthcareService with this business identifier.
     async fn service_by_identifier(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         identifier: &BusinessIdentifier,
     ) -> Result<ResourceVersion, DomainError> {
         let token = TokenMatch {
@@ -617,7 +618,7 @@ impl ProviderService {
     /// The wanted places, or `None` when place does not matter.
     async fn wanted_locations(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         query: &ProviderQuery,
         notes: &mut Vec<Issue>,
     ) -> Result<Option<Places>, DomainError> {
@@ -691,7 +692,7 @@ impl ProviderService {
     /// place.
     async fn placed_providers(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         services: Vec<ResourceVersion>,
         places: Option<&Places>,
     ) -> Result<Vec<ServiceCandidate>, DomainError> {
@@ -739,7 +740,7 @@ impl ProviderService {
     /// The active PractitionerRoles offering each of these services, in id order.
     async fn roles_offering(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         services: &[String],
     ) -> Result<HashMap<String, Vec<ResourceVersion>>, DomainError> {
         let mut roles_of: HashMap<String, Vec<ResourceVersion>> = HashMap::new();
@@ -762,7 +763,7 @@ impl ProviderService {
     /// parameter gets its own searches, so that its reference index drives them.
     async fn schedules_linked(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         links: &[ScheduleLink],
     ) -> Result<HashMap<ScheduleLink, Vec<String>>, DomainError> {
         let mut schedules: HashMap<ScheduleLink, Vec<String>> = HashMap::new();
@@ -792,7 +793,7 @@ impl ProviderService {
     /// The earliest free slot inside the wanted time of each of these schedules.
     async fn earliest_free_slots(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         schedules: &[String],
         wanted: &[Interval],
         until: Timestamp,

@@ -5,7 +5,8 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use termin_fhir::ResourceType;
-use termin_store::{RequestContext, SystemMatch, TokenMatch};
+use crate::Caller;
+use termin_store::{SystemMatch, TokenMatch};
 use termin_store_sqlite::SqliteStore;
 
 const SERVICE_TYPE: &str = "http://terminology.hl7.org/CodeSystem/service-type";
@@ -44,7 +45,7 @@ impl World {
         let resource_type: ResourceType = resource["resourceType"].as_str().unwrap().parse().unwrap();
         let id = resource["id"].as_str().unwrap().to_owned();
         let Value::Object(body) = resource else { panic!("not an object") };
-        self.service.resources.update(&RequestContext::system("setup"), resource_type, &id, body, None).await.unwrap();
+        self.service.resources.update(&Caller::system("setup"), resource_type, &id, body, None).await.unwrap();
     }
 
     /// Organization org-a (5350) offering physio (type 65) through role r1 with Schedule s-r1.
@@ -75,7 +76,7 @@ impl World {
                 "availableStartTime": "08:00:00", "availableEndTime": "12:00:00"}]})],
             ..ProviderQuery::default()
         };
-        self.service.providers.find_providers(&RequestContext::anonymous("client"), &query).await.unwrap()
+        self.service.providers.find_providers(&Caller::anonymous("client"), &query).await.unwrap()
     }
 }
 
@@ -186,7 +187,7 @@ async fn a_slot_whose_hold_expired_counts_as_free() {
     let w = World::new().await;
     w.one_physiotherapist().await;
     w.slot("tuesday", "s-r1", "free", "2026-03-03T08:00:00Z", "2026-03-03T08:30:00Z").await;
-    let held = w.service.scheduling.hold_slot(&RequestContext::anonymous("client"), &SlotSelector::Id("tuesday".into()), true).await.unwrap();
+    let held = w.service.scheduling.hold_slot(&Caller::anonymous("client"), &SlotSelector::Id("tuesday".into()), true).await.unwrap();
     assert!(matches!(held, HoldOutcome::Held { .. }), "{held:?}");
 
     assert!(w.find(&["tue"]).await.services.is_empty());
@@ -253,7 +254,7 @@ async fn availability_until_sets_how_far_ahead_to_look() {
     w.one_physiotherapist().await;
     // Tuesday 2026-04-07, 36 days after the clock's Monday.
     w.slot("in-april", "s-r1", "free", "2026-04-07T08:00:00Z", "2026-04-07T08:30:00Z").await;
-    let ctx = RequestContext::anonymous("client");
+    let ctx = Caller::anonymous("client");
 
     let default = w.service.providers.find_providers(&ctx, &tuesdays_until(None)).await.unwrap();
     assert!(default.services.is_empty(), "{:?}", labels(&default));
@@ -288,7 +289,7 @@ async fn a_service_is_found_by_its_identifier() {
     w.put(with_identifier("twin-a", "twin", true)).await;
     w.put(with_identifier("twin-b", "twin", true)).await;
     w.put(with_identifier("closed", "c-1", false)).await;
-    let ctx = RequestContext::anonymous("client");
+    let ctx = Caller::anonymous("client");
     let by = |system: Option<&str>, value: &str| ProviderQuery {
         service_identifier: Some(BusinessIdentifier { system: system.map(str::to_owned), value: value.into() }),
         ..ProviderQuery::default()
@@ -343,7 +344,7 @@ async fn near_finds_providers_within_the_distance_nearest_first() {
     // Bad Ischl has the earlier slot, yet St. Wolfgang is nearer.
     w.slot("ischl-early", "s-at-ischl", "free", "2026-03-03T08:00:00Z", "2026-03-03T08:30:00Z").await;
     w.slot("wolfgang-late", "s-at-wolfgang", "free", "2026-03-10T08:00:00Z", "2026-03-10T08:30:00Z").await;
-    let ctx = RequestContext::anonymous("client");
+    let ctx = Caller::anonymous("client");
     let physio = vec![TokenMatch { system: SystemMatch::Exactly(SERVICE_TYPE.into()), code: Some("65".into()) }];
     let services = |answer: &ProviderMatches| answer.services.iter().map(|m| m.service.id.clone()).collect::<Vec<_>>();
 
@@ -386,7 +387,7 @@ async fn a_storage_failure_is_an_error_not_an_unknown_service_or_location() {
     let store = Arc::new(SqliteStore::open(&dir.path().join("t.db"), 2).await.unwrap());
     let probe = Arc::new(crate::test_support::ProbeStore::new(store));
     let service = Domain::new(probe.clone(), Arc::new(crate::SystemClock), ServiceConfig::default(), termin_search::registry());
-    let ctx = RequestContext::anonymous("client");
+    let ctx = Caller::anonymous("client");
     let by_reference = ProviderQuery { service_reference: Some("HealthcareService/physio".into()), ..ProviderQuery::default() };
     let by_location = ProviderQuery {
         types: vec![TokenMatch { system: SystemMatch::Exactly(SERVICE_TYPE.into()), code: Some("65".into()) }],

@@ -2,11 +2,12 @@ use super::*;
 
 use crate::{ServiceConfig, SystemClock};
 use serde_json::json;
+use crate::Caller;
 use termin_store::{SystemMatch, TokenMatch};
 use termin_store_sqlite::SqliteStore;
 
-fn ctx() -> RequestContext {
-    RequestContext::anonymous("test")
+fn ctx() -> Caller {
+    Caller::anonymous("test")
 }
 
 fn object(value: Value) -> Map<String, Value> {

@@ -1,17 +1,17 @@
 //! Scheduling rules for generic writes of Appointments and Slots.
 
+use crate::caller::Caller;
 use crate::model::{self, is_cancelled, occupies_slots, slot_ids};
 use super::policy::{Release, booking_deadline, check_cancellation_deadline};
 use super::sequence::{NamedSlot, check_sequence, slot_positions};
 use super::state::{self, SlotState};
-use super::{owns_hold, record_event, set_slot_status};
+use super::{record_event, set_slot_status};
 use crate::DomainError;
 use crate::unit_of_work::UnitOfWork;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, ResourceType};
-use termin_store::{RequestContext};
 
 /// Applies the scheduling rules to a write inside its unit of work: checks it, adjusts the
 /// new body where the server owns an element, moves Slot states along, and records events.
@@ -19,7 +19,7 @@ use termin_store::{RequestContext};
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn guard_write(
     tx: &mut UnitOfWork,
-    ctx: &RequestContext,
+    ctx: &Caller,
     now: Timestamp,
     resource_type: ResourceType,
     id: &str,
@@ -27,7 +27,7 @@ pub(crate) async fn guard_write(
     previous: Option<&Map<String, Value>>,
     new: Option<&mut Map<String, Value>>,
 ) -> Result<(), DomainError> {
-    crate::compartment::check_write(ctx, resource_type, id, previous, new.as_deref())?;
+    crate::compartment::check_write(ctx.context(), resource_type, id, previous, new.as_deref())?;
     match resource_type {
         ResourceType::Appointment => guard_appointment(tx, ctx, now, id, version, previous, new).await,
         ResourceType::Slot => {
@@ -46,7 +46,7 @@ pub(crate) async fn guard_write(
 
 async fn guard_appointment(
     tx: &mut UnitOfWork,
-    ctx: &RequestContext,
+    ctx: &Caller,
     now: Timestamp,
     id: &str,
     version: u64,
@@ -124,7 +124,7 @@ async fn guard_appointment(
 /// (Creating an Appointment with slots, as imports do, is taken as written.)
 async fn check_move(
     tx: &mut UnitOfWork,
-    ctx: &RequestContext,
+    ctx: &Caller,
     now: Timestamp,
     new: &Map<String, Value>,
     taken: &[&String],
@@ -252,7 +252,7 @@ fn check_unchangeable(previous: &Map<String, Value>, new: &Map<String, Value>) -
 /// Why a slot cannot be taken, or `None` if the caller may take it.
 pub(crate) async fn slot_unavailability(
     tx: &mut UnitOfWork,
-    ctx: &RequestContext,
+    ctx: &Caller,
     now: Timestamp,
     slot_id: &str,
     appointment_id: Option<&str>,
@@ -265,7 +265,7 @@ pub(crate) async fn slot_unavailability(
         return Ok(Some(format!("Slot/{slot_id} is already booked")));
     }
     if let Some(hold) = slot_state.live_hold()
-        && !owns_hold(ctx, hold)
+        && !ctx.owns_hold(hold)
     {
         return Ok(Some(format!(
             "Slot/{slot_id} is held by another client until {}",
@@ -281,7 +281,7 @@ pub(crate) async fn slot_unavailability(
 /// Books the slot for the Appointment, recording the cancellation deadline of its policy.
 async fn take_slot(
     tx: &mut UnitOfWork,
-    ctx: &RequestContext,
+    ctx: &Caller,
     now: Timestamp,
     slot_id: &str,
     appointment_id: &str,
@@ -376,7 +376,7 @@ async fn check_period(
 /// Direct writes of a Slot may not contradict its booking or hold.
 async fn guard_slot(
     tx: &mut UnitOfWork,
-    ctx: &RequestContext,
+    ctx: &Caller,
     now: Timestamp,
     id: &str,
     previous: Option<&Map<String, Value>>,

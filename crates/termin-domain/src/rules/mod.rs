@@ -25,7 +25,7 @@ use termin_fhir::ResourceType;
 use crate::unit_of_work::UnitOfWork;
 use state::SlotState;
 use crate::model;
-use termin_store::{DomainEvent, IndexEntries, Principal, RequestContext, ResourceVersion, SlotHold};
+use termin_store::{DomainEvent, IndexEntries, ResourceVersion, SlotHold};
 
 /// Extension (valueBoolean) on a Schedule or HealthcareService: bookings need a staff
 /// confirmation, so `$book` answers `pending` instead of `booked`.
@@ -39,21 +39,6 @@ pub(crate) fn hold_is_live(hold: &SlotHold, now: Timestamp) -> bool {
     hold.held_until > now
 }
 
-/// Whether the caller owns the hold: it presents the hold's token, or it presents no token at
-/// all and is the holder that placed the hold (IG clients know nothing of hold tokens): the
-/// principal of its access token, or, without one, its network address — so behind a reverse
-/// proxy, anonymous clients own each other's token-less holds; a caller presenting another
-/// token never does.
-pub(crate) fn owns_hold(ctx: &RequestContext, hold: &SlotHold) -> bool {
-    if ctx.hold_tokens.is_empty() {
-        // A holder known by its principal or address owns its holds without a token (an IG
-        // client knows nothing of hold-tokens); without either, nothing identifies it.
-        let identified = matches!(ctx.principal, Principal::Token(_)) || ctx.client_address.is_some();
-        identified && hold.holder == holder_key(ctx, &hold.token)
-    } else {
-        ctx.hold_tokens.contains(&hold.token)
-    }
-}
 
 pub(crate) async fn record_event(
     tx: &mut UnitOfWork,
@@ -115,15 +100,3 @@ pub(crate) fn present_slot(body: &str, hold: Option<&SlotHold>, now: Timestamp) 
     serde_json::to_string(&slot).ok()
 }
 
-/// The key a caller's live holds are counted under: a token's subject and client; without a
-/// token, its network address (a client asking for a new hold-token with every hold is still
-/// one holder). Without an address (in-process callers) every hold counts as its own holder.
-pub(crate) fn holder_key(ctx: &RequestContext, token: &str) -> String {
-    if let Principal::Token(principal) = &ctx.principal {
-        return format!("principal:{}|{}", principal.client_id.as_deref().unwrap_or_default(), principal.subject);
-    }
-    match &ctx.client_address {
-        Some(address) => format!("address:{address}"),
-        None => format!("token:{token}"),
-    }
-}

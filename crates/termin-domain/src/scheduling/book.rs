@@ -1,5 +1,6 @@
 //! `Appointment/$book`: book a `proposed` Appointment on the slots it names.
 
+use crate::caller::Caller;
 use crate::rules::guard::slot_unavailability;
 use crate::rules::offer::{Declared, Offer, check_offered, concept_codings, most_specific, service_references, service_type_codings};
 use crate::rules::sequence::{NamedSlot, check_sequence, slot_positions};
@@ -12,7 +13,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
 use termin_store::{
-    Comparison, Condition, Filter, IndexKind, RangeEnd, RangePoint, RangeTest, ReferenceMatch, RequestContext, ResourceVersion,
+    Comparison, Condition, Filter, IndexKind, RangeEnd, RangePoint, RangeTest, ReferenceMatch, ResourceVersion,
     SearchRequest, SortKey, SortParam, SystemMatch, TokenMatch,
 };
 
@@ -216,7 +217,7 @@ async fn offer_of(
 }
 
 impl SchedulingService {
-    pub async fn book(&self, ctx: &RequestContext, appointment: Map<String, Value>) -> Result<BookingOutcome, DomainError> {
+    pub async fn book(&self, ctx: &Caller, appointment: Map<String, Value>) -> Result<BookingOutcome, DomainError> {
         if appointment.get("resourceType").and_then(Value::as_str) != Some("Appointment") {
             return Err(DomainError::invalid(
                 Issue::error(IssueCode::Invalid, "appointment-resource must be an Appointment").at("Appointment"),
@@ -228,7 +229,7 @@ impl SchedulingService {
         Ok(booking)
     }
 
-    async fn book_conformant(&self, ctx: &RequestContext, mut appointment: Map<String, Value>) -> Result<BookingOutcome, DomainError> {
+    async fn book_conformant(&self, ctx: &Caller, mut appointment: Map<String, Value>) -> Result<BookingOutcome, DomainError> {
         if model::status(&appointment) != Some("proposed") {
             return Err(precondition_failed(
                 IssueCode::BusinessRule,
@@ -241,7 +242,7 @@ impl SchedulingService {
         self.resolve_subject(&mut tx, &mut appointment).await?;
         resolve_identifiers(&mut tx, &mut appointment).await?;
         // Before an earlier booking with the same identifier is looked up and returned.
-        crate::compartment::check_write(ctx, ResourceType::Appointment, "", None, Some(&appointment))?;
+        crate::compartment::check_write(ctx.context(), ResourceType::Appointment, "", None, Some(&appointment))?;
         if let Some(earlier) = self.earlier_booking(&mut tx, &appointment).await? {
             let (version, body) = earlier;
             if !is_repeat(&appointment, &body) {
@@ -331,7 +332,7 @@ impl SchedulingService {
     /// refuses requests.
     async fn store_booking_request(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         tx: UnitOfWork,
         mut appointment: Map<String, Value>,
         services: &[Map<String, Value>],
@@ -390,7 +391,7 @@ impl SchedulingService {
     /// first, as `Slot/id (start)`.
     async fn free_alternatives(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         blocked_slot: &Map<String, Value>,
         exclude: &[&String],
     ) -> Result<Vec<String>, DomainError> {
@@ -585,7 +586,7 @@ impl SchedulingService {
     async fn check_slots(
         &self,
         tx: &mut UnitOfWork,
-        ctx: &RequestContext,
+        ctx: &Caller,
         now: Timestamp,
         appointment: &mut Map<String, Value>,
     ) -> Result<Vec<(String, Map<String, Value>)>, DomainError> {

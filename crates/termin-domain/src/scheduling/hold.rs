@@ -1,8 +1,9 @@
 //! `Slot/$hold`: place a hold on a slot (`busy-tentative`) or release it (`free`).
 
+use crate::caller::Caller;
 use crate::rules::state::{self, SlotState};
 use crate::model;
-use crate::rules::{owns_hold, record_event, set_slot_status, holder_key};
+use crate::rules::{record_event, set_slot_status};
 use crate::unit_of_work::UnitOfWork;
 use super::SchedulingService;
 use crate::DomainError;
@@ -10,7 +11,7 @@ use serde_json::{Map, Value, json};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
 use jiff::Timestamp;
-use termin_store::{Condition, RequestContext, SlotHold, SystemMatch, TokenMatch};
+use termin_store::{Condition, SlotHold, SystemMatch, TokenMatch};
 
 /// How the caller names the slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,12 +44,12 @@ impl SchedulingService {
     async fn new_hold(
         &self,
         tx: &mut UnitOfWork,
-        ctx: &RequestContext,
+        ctx: &Caller,
         slot_id: &str,
         now: Timestamp,
     ) -> Result<SlotHold, DomainError> {
         let token = uuid::Uuid::new_v4().to_string();
-        let holder = holder_key(ctx, &token);
+        let holder = ctx.holder_key(&token);
         let limit = self.kernel.config().max_holds_per_holder;
         if limit > 0 {
             let live = tx.live_holds_of(&holder, now).await?;
@@ -119,7 +120,7 @@ impl SchedulingService {
     }
 
     /// Places a hold (`hold = true`) or releases one the caller owns.
-    pub async fn hold_slot(&self, ctx: &RequestContext, selector: &SlotSelector, hold: bool) -> Result<HoldOutcome, DomainError> {
+    pub async fn hold_slot(&self, ctx: &Caller, selector: &SlotSelector, hold: bool) -> Result<HoldOutcome, DomainError> {
         let now = self.kernel.clock().now();
         let mut tx = self.kernel.begin(ctx).await?;
         let slot_id = self.resolve_slot(&mut tx, selector).await?;
@@ -128,7 +129,7 @@ impl SchedulingService {
         };
         let slot_state = SlotState::read(&mut tx, &slot_id, model::status(&body), now).await?;
         let live_hold = slot_state.live_hold();
-        let held_by_other = live_hold.is_some_and(|h| !owns_hold(ctx, h));
+        let held_by_other = live_hold.is_some_and(|h| !ctx.owns_hold(h));
         let rejected = |reason: String| {
             let mut view = body.clone();
             view.insert("status".into(), json!("busy-unavailable"));

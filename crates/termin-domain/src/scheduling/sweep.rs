@@ -1,6 +1,7 @@
 //! Persisting the release of expired holds. Reads already treat an expired hold as free;
 //! the sweeper makes the stored Slot agree and records the event.
 
+use crate::caller::Caller;
 use crate::rules::state;
 use crate::model;
 use crate::rules::{hold_is_live, record_event, set_slot_status};
@@ -9,12 +10,11 @@ use crate::DomainError;
 use serde_json::json;
 use termin_fhir::ResourceType;
 use termin_fhir::instant::format_instant;
-use termin_store::RequestContext;
 
 impl SchedulingService {
     /// Releases up to `limit` expired holds; returns how many it released.
     pub async fn release_expired_holds(&self, limit: usize) -> Result<usize, DomainError> {
-        let ctx = RequestContext::system("hold-expiry");
+        let ctx = Caller::system("hold-expiry");
         let now = self.kernel.clock().now();
         let expired = self.kernel.store().expired_holds(now, limit).await?;
         let mut released = 0;

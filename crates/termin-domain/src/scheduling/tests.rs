@@ -1,11 +1,11 @@
 use crate::{
-    BookingStatus, Clock, DomainError, HoldOutcome, Domain, ServiceConfig, SlotSelector, MANUAL_CONFIRMATION_URL,
+    Caller,     BookingStatus, Clock, DomainError, HoldOutcome, Domain, ServiceConfig, SlotSelector, MANUAL_CONFIRMATION_URL,
 };
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 use std::sync::{Arc, Mutex};
 use termin_fhir::ResourceType;
-use termin_store::{RequestContext, ResourceStore};
+use termin_store::ResourceStore;
 use termin_store_sqlite::SqliteStore;
 
 /// A clock the test moves by hand.
@@ -36,11 +36,11 @@ fn object(value: Value) -> Map<String, Value> {
     map
 }
 
-fn client() -> RequestContext {
-    RequestContext::anonymous("client")
+fn client() -> Caller {
+    Caller::anonymous("client")
 }
 
-fn holder(token: &str) -> RequestContext {
+fn holder(token: &str) -> Caller {
     client().with_hold_tokens([token.to_owned()])
 }
 
@@ -56,7 +56,7 @@ async fn world() -> World {
         ServiceConfig { hold_duration: HOLD, ..ServiceConfig::default() },
         termin_search::registry(),
     );
-    let ctx = RequestContext::system("setup");
+    let ctx = Caller::system("setup");
     let put = |resource: Value| {
         let id = resource["id"].as_str().unwrap().to_owned();
         let rt: ResourceType = resource["resourceType"].as_str().unwrap().parse().unwrap();
@@ -101,7 +101,7 @@ async fn slot_status(w: &World, id: &str) -> String {
     body["status"].as_str().unwrap().to_owned()
 }
 
-async fn hold(w: &World, ctx: &RequestContext, slot: &str) -> HoldOutcome {
+async fn hold(w: &World, ctx: &Caller, slot: &str) -> HoldOutcome {
     w.service.scheduling.hold_slot(ctx, &SlotSelector::Id(slot.into()), true).await.unwrap()
 }
 
@@ -135,7 +135,7 @@ async fn expired_hold_reads_free_and_the_sweeper_persists_it() {
     token_of(hold(&w, &client(), "s1-9").await);
     w.clock.advance(HOLD + SignedDuration::from_secs(1));
     assert_eq!(slot_status(&w, "s1-9").await, "free");
-    let stored = w.store.read_current(&client(), ResourceType::Slot, "s1-9").await.unwrap().unwrap();
+    let stored = w.store.read_current(client().context(), ResourceType::Slot, "s1-9").await.unwrap().unwrap();
     assert!(stored.body.unwrap().contains("busy-tentative"), "not yet swept");
     // Another client may book the slot before the sweeper ran.
     let booked = w.service.scheduling.book(&client(), appointment(&["s1-9"])).await.unwrap();
@@ -144,7 +144,7 @@ async fn expired_hold_reads_free_and_the_sweeper_persists_it() {
     token_of(hold(&w, &client(), "s1-10").await);
     w.clock.advance(HOLD + SignedDuration::from_secs(1));
     assert_eq!(w.service.scheduling.release_expired_holds(100).await.unwrap(), 1);
-    let stored = w.store.read_current(&client(), ResourceType::Slot, "s1-10").await.unwrap().unwrap();
+    let stored = w.store.read_current(client().context(), ResourceType::Slot, "s1-10").await.unwrap().unwrap();
     assert!(stored.body.unwrap().contains("\"free\""));
     let events = w.store.events(0, 100).await.unwrap();
     assert!(events.iter().any(|(_, e)| e.kind == "slot-hold-expired" && e.resource_id == "s1-10"));
@@ -326,7 +326,7 @@ async fn late_cancellation_by_a_patient_breaks_the_policy_but_staff_may() {
     let DomainError::Unprocessable(outcome) = err else { panic!("{err:?}") };
     assert!(outcome.issues[0].diagnostics.contains("24 h"), "{}", outcome.issues[0].diagnostics);
     assert_eq!(slot_status(&w, "s1-9").await, "busy");
-    let staff = RequestContext::system("staff");
+    let staff = Caller::system("staff");
     w.service.resources.update(&staff, ResourceType::Appointment, &id, body, None).await.unwrap();
     assert_eq!(slot_status(&w, "s1-9").await, "free");
 }
@@ -334,7 +334,7 @@ async fn late_cancellation_by_a_patient_breaks_the_policy_but_staff_may() {
 #[tokio::test]
 async fn book_takes_only_one_schedules_contiguous_slots_that_have_not_started() {
     let w = world().await;
-    let ctx = RequestContext::system("setup");
+    let ctx = Caller::system("setup");
     for (id, start, end) in [("s1-830", "08:30", "09:00"), ("s1-7", "07:00", "07:30")] {
         let slot = json!({"resourceType": "Slot", "id": id, "schedule": {"reference": "Schedule/s1"}, "status": "free",
             "start": format!("2026-03-10T{start}:00Z"), "end": format!("2026-03-10T{end}:00Z")});
@@ -449,12 +449,12 @@ async fn the_policy_recorded_at_booking_binds_every_way_of_freeing_the_slot() {
     let err = w.service.resources.delete(&client(), ResourceType::Appointment, &id, None).await.unwrap_err();
     assert!(matches!(err, DomainError::Unprocessable(_)), "{err:?}");
     assert_eq!(slot_status(&w, "s1-9").await, "busy");
-    let staff = RequestContext::system("staff");
+    let staff = Caller::system("staff");
     w.service.resources.delete(&staff, ResourceType::Appointment, &id, None).await.unwrap();
     assert_eq!(slot_status(&w, "s1-9").await, "free");
 }
 
-fn at_address(address: &str) -> RequestContext {
+fn at_address(address: &str) -> Caller {
     client().with_client_address(address)
 }
 
