@@ -5,7 +5,7 @@
 
 use crate::caller::Caller;
 use crate::DomainError;
-use crate::model;
+use crate::model::{self, AppointmentId};
 use std::collections::HashMap;
 use termin_search::SearchParameters;
 use termin_fhir::ResourceType;
@@ -132,14 +132,15 @@ impl UnitOfWork {
         Ok(booking)
     }
 
+    /// Records that `appointment` booked the slot, with its policy's cancellation deadline.
     pub async fn put_slot_booking(
         &mut self,
         slot_id: &str,
-        appointment_id: &str,
+        appointment: AppointmentId<'_>,
         cancel_deadline: Option<Timestamp>,
     ) -> Result<(), DomainError> {
-        self.tx.put_slot_booking(slot_id, appointment_id, cancel_deadline).await?;
-        self.bookings.insert(slot_id.to_owned(), Some(appointment_id.to_owned()));
+        self.tx.put_slot_booking(slot_id, appointment.0, cancel_deadline).await?;
+        self.bookings.insert(slot_id.to_owned(), Some(appointment.0.to_owned()));
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! Scheduling rules for generic writes of Appointments and Slots.
 
 use crate::caller::Caller;
-use crate::model::{self, is_cancelled, occupies_slots, slot_ids};
+use crate::model::{self, AppointmentId, is_cancelled, occupies_slots, slot_ids};
 use super::policy::{Release, booking_deadline, check_cancellation_deadline};
 use super::sequence::{NamedSlot, check_sequence, slot_positions};
 use super::state::{self, SlotState};
@@ -98,10 +98,10 @@ async fn guard_appointment(
         (_, Some(new)) => booking_deadline(tx, new, &wanted).await?,
     };
     for slot_id in &taken {
-        take_slot(tx, ctx, now, slot_id, id, deadline).await?;
+        take_slot(tx, ctx, now, slot_id, AppointmentId(id), deadline).await?;
     }
     for slot_id in &released {
-        release_slot(tx, now, slot_id, id).await?;
+        release_slot(tx, now, slot_id, AppointmentId(id)).await?;
     }
     if let (Some(previous), Some(new)) = (previous, new.as_deref_mut())
         && occupies_slots(new)
@@ -255,13 +255,13 @@ pub(crate) async fn slot_unavailability(
     ctx: &Caller,
     now: Timestamp,
     slot_id: &str,
-    appointment_id: Option<&str>,
+    booking_for: Option<AppointmentId<'_>>,
 ) -> Result<Option<String>, DomainError> {
     let Some((_, slot)) = tx.read_live(ResourceType::Slot, slot_id).await? else {
         return Ok(Some(format!("Slot/{slot_id} does not exist")));
     };
     let slot_state = SlotState::read(tx, slot_id, model::status(&slot), now).await?;
-    if slot_state.booking().is_some_and(|holder| Some(holder) != appointment_id) {
+    if slot_state.booking().is_some_and(|holder| Some(holder) != booking_for.map(|a| a.0)) {
         return Ok(Some(format!("Slot/{slot_id} is already booked")));
     }
     if let Some(hold) = slot_state.live_hold()
@@ -284,17 +284,17 @@ async fn take_slot(
     ctx: &Caller,
     now: Timestamp,
     slot_id: &str,
-    appointment_id: &str,
+    appointment: AppointmentId<'_>,
     cancel_deadline: Option<Timestamp>,
 ) -> Result<(), DomainError> {
-    if let Some(reason) = slot_unavailability(tx, ctx, now, slot_id, Some(appointment_id)).await? {
+    if let Some(reason) = slot_unavailability(tx, ctx, now, slot_id, Some(appointment)).await? {
         return Err(DomainError::conflict(Issue::error(IssueCode::Conflict, reason).at("Appointment.slot")));
     }
     let (slot, body) = tx.read_live(ResourceType::Slot, slot_id)
         .await?
         .ok_or_else(|| DomainError::Internal(format!("Slot/{slot_id} vanished")))?;
     if tx.slot_booking(slot_id).await?.is_none() {
-        tx.put_slot_booking(slot_id, appointment_id, cancel_deadline).await?;
+        tx.put_slot_booking(slot_id, appointment, cancel_deadline).await?;
     }
     tx.delete_hold(slot_id).await?;
     if model::status(&body) != Some(state::BOOKED) {
@@ -303,8 +303,8 @@ async fn take_slot(
     Ok(())
 }
 
-async fn release_slot(tx: &mut UnitOfWork, now: Timestamp, slot_id: &str, appointment_id: &str) -> Result<(), DomainError> {
-    if tx.slot_booking(slot_id).await?.as_deref() != Some(appointment_id) {
+async fn release_slot(tx: &mut UnitOfWork, now: Timestamp, slot_id: &str, appointment: AppointmentId<'_>) -> Result<(), DomainError> {
+    if tx.slot_booking(slot_id).await?.as_deref() != Some(appointment.0) {
         return Ok(());
     }
     tx.delete_slot_booking(slot_id).await?;
@@ -320,7 +320,7 @@ async fn release_slot(tx: &mut UnitOfWork, now: Timestamp, slot_id: &str, appoin
             slot_id,
             version,
             now,
-            json!({"appointment": format!("Appointment/{appointment_id}")}),
+            json!({"appointment": format!("Appointment/{}", appointment.0)}),
         )
         .await?;
     }
