@@ -30,7 +30,7 @@ pub use format::FhirResponse;
 use axum::Router;
 use axum::http::HeaderName;
 use std::sync::Arc;
-use termin_domain::ResourceService;
+use termin_domain::Domain;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -53,7 +53,7 @@ pub struct ApiConfig {
 }
 
 pub struct AppState {
-    pub service: Arc<ResourceService>,
+    pub domain: Arc<Domain>,
     pub config: ApiConfig,
     pub metrics: crate::metrics::Metrics,
     /// `None`: no authorization configured, every caller is anonymous.

@@ -25,7 +25,7 @@ use std::fmt;
 use std::sync::Arc;
 use termin_api::metrics::Metrics;
 use termin_api::{ApiConfig, AppState};
-use termin_domain::{ResourceService, ResourceValidator, ServiceConfig, SystemClock};
+use termin_domain::{Domain, ResourceValidator, ServiceConfig, SystemClock};
 use termin_fhir::{OperationOutcome, ResourceType};
 use termin_store::ResourceStore;
 use termin_store_postgres::PostgresStore;
@@ -103,11 +103,11 @@ impl World {
             }
         });
         let config = ServiceConfig { max_resource_bytes: MAX_BODY_BYTES, ..ServiceConfig::default() };
-        let service =
-            ResourceService::new(store, Arc::new(SystemClock), config).with_validator(Arc::new(R5Validator(validator)));
-        runtime.block_on(service.refresh_search_index()).expect("index the search parameters");
+        let domain = Domain::new(store, Arc::new(SystemClock), config, termin_search::registry())
+            .with_validator(Arc::new(R5Validator(validator)));
+        runtime.block_on(domain.resources.refresh_search_index()).expect("index the search parameters");
         let app = termin_api::app(AppState {
-            service: Arc::new(service),
+            domain: Arc::new(domain),
             metrics: Metrics::install().expect("the only metrics recorder of this process"),
             auth: None,
             config: ApiConfig {

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 use termin_domain::{ImportSummary, ResourceService, ServiceConfig};
 use termin_seed::{Scale, SeedOptions};
-use termin_store::RequestContext;
+use termin_domain::Caller;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ScaleArg {
@@ -149,13 +149,14 @@ pub async fn seed_database(
 ) -> Result<Option<ImportSummary>, String> {
     // Seeding answers no request: its searches run as long as they need.
     let opened = setup::open_store(target.database, 1, 2, None).await?;
-    setup::install_search_parameters(target.packages, target.time_zone)?;
+    let search = setup::install_search_parameters(target.packages, target.time_zone)?;
     let packages = if target.validation { Packages::Shipped(target.packages) } else { Packages::Off };
-    let service = setup::service(opened.store, ServiceConfig::default(), packages, &[]).await?;
-    if unless_loaded && is_loaded(&service, options).await? {
+    let domain = setup::domain(opened.store, ServiceConfig::default(), search, packages, &[]).await?;
+    let service = &domain.resources;
+    if unless_loaded && is_loaded(service, options).await? {
         return Ok(None);
     }
-    let summary = load(&service, options, batch).await?;
+    let summary = load(service, options, batch).await?;
     if let Some(postgres) = opened.postgres {
         postgres.analyze().await.map_err(|e| e.to_string())?;
     }
@@ -164,7 +165,7 @@ pub async fn seed_database(
 
 /// Streams the dataset into the service in batches of `batch` resources.
 pub async fn load(service: &ResourceService, options: &SeedOptions, batch: usize) -> Result<ImportSummary, String> {
-    let ctx = RequestContext::system("seed");
+    let ctx = Caller::system("seed");
     let mut total = ImportSummary::default();
     let mut resources = termin_seed::generate(options).peekable();
     while resources.peek().is_some() {
@@ -191,7 +192,7 @@ pub async fn is_loaded(service: &ResourceService, options: &SeedOptions) -> Resu
     ) else {
         return Err("the dataset's first resource has no type or id".into());
     };
-    Ok(service.read(&RequestContext::system("seed"), resource_type, id).await.is_ok())
+    Ok(service.read(&Caller::system("seed"), resource_type, id).await.is_ok())
 }
 
 /// Loads the dataset for `serve --demo` unless it is loaded already: a demo database keeps

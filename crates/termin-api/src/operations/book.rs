@@ -55,7 +55,7 @@ async fn book(state: SharedState, call: Invocation) -> Answer {
         )
     })?;
     let ctx = input.context(call.ctx);
-    let booking = state.service.book(&ctx, appointment).await?;
+    let booking = state.domain.scheduling.book(&ctx, appointment).await?;
     let (status, counted) = match booking.status {
         BookingStatus::Booked => (StatusCode::CREATED, "booked"),
         BookingStatus::Pending => (StatusCode::ACCEPTED, "pending"),

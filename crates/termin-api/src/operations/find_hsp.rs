@@ -260,7 +260,7 @@ async fn find_hsp(state: SharedState, call: Invocation) -> Answer {
     let (query, pairs) = read_inputs(raw_query, call.body)?;
     let count = page_size(raw_query, state.config.default_count, state.config.max_count)?;
     let after = query_pairs(raw_query).find(|(name, _)| name == "_cursor").map(|(_, v)| v.into_owned());
-    let found = state.service.find_providers(&call.ctx, &query).await?;
+    let found = state.domain.providers.find_providers(&call.ctx, &query).await?;
     let total = found.services.len() as u64;
     let remaining: Vec<_> = found
         .services

@@ -50,7 +50,7 @@ async fn hold(state: SharedState, call: Invocation) -> Answer {
     let ctx = input.context(call.ctx);
     let want_hold = wants_hold(input.parameters())?;
     let selector = slot_selector(call.id, input.parameters())?;
-    let outcome = state.service.hold_slot(&ctx, &selector, want_hold).await?;
+    let outcome = state.domain.scheduling.hold_slot(&ctx, &selector, want_hold).await?;
     let counted = match &outcome {
         HoldOutcome::Held { .. } => "held",
         HoldOutcome::Released { .. } => "released",

@@ -18,7 +18,8 @@ use axum::routing::{MethodRouter, post};
 use serde_json::{Map, Value, json};
 use std::future::Future;
 use std::pin::Pin;
-use termin_store::{Permission, RequestContext};
+use termin_domain::Caller;
+use termin_store::Permission;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
 
 /// Canonical base of Termin's own definitions (derived from the IG's, with Termin's extras).
@@ -32,7 +33,7 @@ pub const OPERATIONS: &[&Operation] = &[&hold::HOLD, &book::BOOK, &find_hsp::FIN
 
 /// One invocation of an operation, as its handler receives it.
 pub struct Invocation {
-    pub ctx: RequestContext,
+    pub ctx: Caller,
     /// The `[type]` of the URL; always one of the operation's `resources`.
     pub resource_type: ResourceType,
     /// The `[id]` of an instance-level invocation.
@@ -165,7 +166,7 @@ impl Operation {
 
 /// What the route handlers extract before the type is checked.
 struct Call {
-    ctx: RequestContext,
+    ctx: Caller,
     id: Option<String>,
     query: Option<String>,
     format: ResponseFormat,
@@ -367,7 +368,7 @@ impl<'a> StateChangeInput<'a> {
     }
 
     /// The caller's context with the hold tokens the input carries.
-    fn context(&self, ctx: RequestContext) -> RequestContext {
+    fn context(&self, ctx: Caller) -> Caller {
         match self {
             StateChangeInput::Parameters(parameters) => {
                 ctx.with_hold_tokens(parameters.strings("hold-token").into_iter().map(str::to_owned))

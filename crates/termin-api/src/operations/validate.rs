@@ -75,7 +75,8 @@ async fn validate(state: SharedState, call: Invocation) -> Answer {
         ));
     }
     let outcome = state
-        .service
+        .domain
+        .resources
         .validate(resource, profile)
         .await?
         .ok_or_else(|| {

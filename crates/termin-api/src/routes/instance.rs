@@ -69,7 +69,7 @@ pub async fn read(
     format: ResponseFormat,
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
-    let version = state.service.read(&ctx, resource_type, &id).await?;
+    let version = state.domain.resources.read(&ctx, resource_type, &id).await?;
     Ok(resource_response(StatusCode::OK, format, &version))
 }
 
@@ -83,7 +83,7 @@ pub async fn vread(
     let Ok(number) = version_id.parse::<u64>() else {
         return Err(ApiError::not_found(format!("{type_name}/{id} has no version {version_id:?}")));
     };
-    let version = state.service.vread(&ctx, resource_type, &id, number).await?;
+    let version = state.domain.resources.vread(&ctx, resource_type, &id, number).await?;
     Ok(resource_response(StatusCode::OK, format, &version))
 }
 
@@ -105,9 +105,9 @@ pub async fn update(
                 "If-Match (update that version) and If-None-Match: * (create only) contradict each other",
             )));
         }
-        state.service.create_with_id(&ctx, resource_type, &id, body).await?
+        state.domain.resources.create_with_id(&ctx, resource_type, &id, body).await?
     } else {
-        state.service.update(&ctx, resource_type, &id, body, expected).await?
+        state.domain.resources.update(&ctx, resource_type, &id, body, expected).await?
     };
     Ok(write_response(outcome, &headers, format, &base))
 }
@@ -139,7 +139,7 @@ pub async fn patch(
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
     let expected = if_match(&headers)?;
-    let outcome = state.service.patch(&ctx, resource_type, &id, operations, expected).await?;
+    let outcome = state.domain.resources.patch(&ctx, resource_type, &id, operations, expected).await?;
     Ok(write_response(outcome, &headers, format, &base))
 }
 
@@ -152,6 +152,6 @@ pub async fn delete(
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
     let expected = if_match(&headers)?;
-    state.service.delete(&ctx, resource_type, &id, expected).await?;
+    state.domain.resources.delete(&ctx, resource_type, &id, expected).await?;
     Ok(FhirResponse::new(StatusCode::NO_CONTENT, format))
 }

@@ -58,7 +58,8 @@ pub async fn create(
         Some(value) => Some(criteria(resource_type, Some(value.to_str().unwrap_or_default()), "If-None-Exist", &base)?),
     };
     let outcome = state
-        .service
+        .domain
+        .resources
         .create(&ctx, resource_type, body, condition.as_deref())
         .await?;
     Ok(write_response(outcome, &headers, format, &base))
@@ -104,7 +105,8 @@ pub async fn conditional_update(
     let conditions = criteria(resource_type, uri.query(), "A conditional update", &base)?;
     let expected = if_match(&headers)?;
     let outcome = state
-        .service
+        .domain
+        .resources
         .conditional_update(&ctx, resource_type, &conditions, body, expected)
         .await?;
     Ok(write_response(outcome, &headers, format, &base))

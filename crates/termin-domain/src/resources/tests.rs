@@ -1,12 +1,13 @@
 use super::*;
 
-use crate::SystemClock;
+use crate::{ServiceConfig, SystemClock};
 use serde_json::json;
+use crate::Caller;
 use termin_store::{SystemMatch, TokenMatch};
 use termin_store_sqlite::SqliteStore;
 
-fn ctx() -> RequestContext {
-    RequestContext::anonymous("test")
+fn ctx() -> Caller {
+    Caller::anonymous("test")
 }
 
 fn object(value: Value) -> Map<String, Value> {
@@ -16,7 +17,8 @@ fn object(value: Value) -> Map<String, Value> {
 
 async fn service(dir: &tempfile::TempDir, update_create: bool) -> ResourceService {
     let store = SqliteStore::open(&dir.path().join("t.db"), 2).await.unwrap();
-    ResourceService::new(Arc::new(store), Arc::new(SystemClock), ServiceConfig { update_create, ..ServiceConfig::default() })
+    let config = ServiceConfig { update_create, ..ServiceConfig::default() };
+    crate::Domain::new(Arc::new(store), Arc::new(SystemClock), config, termin_search::registry()).resources
 }
 
 fn body_of(outcome: &WriteOutcome) -> Value {

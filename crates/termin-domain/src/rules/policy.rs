@@ -1,13 +1,13 @@
 //! The AT cancellation policy: `cancelUntil` (a Duration before the appointment's start) on
 //! the Slot or the HealthcareService, enforced for patients' clients.
 
-use super::{model, read_live};
+use crate::model;
 use crate::DomainError;
+use crate::unit_of_work::UnitOfWork;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, ResourceType};
-use termin_store::WriteTx;
 
 pub const CANCELLATION_POLICY_URL: &str =
     "https://fhir.hl7.at/tc/wg/scheduling/r5/StructureDefinition/at-scheduling-ext-cancellationPolicy";
@@ -114,20 +114,20 @@ fn deadline(start: Timestamp, before: SignedDuration) -> Timestamp {
 /// The strictest `cancelUntil` the current policies of the slots and of the Appointment's
 /// HealthcareServices state, with where it comes from.
 async fn strictest_policy(
-    tx: &mut dyn WriteTx,
+    tx: &mut UnitOfWork,
     appointment: &Map<String, Value>,
     slot_ids: &[String],
 ) -> Result<Option<((SignedDuration, String), String)>, DomainError> {
     let mut policies = Vec::new();
     for slot_id in slot_ids {
-        if let Some((_, slot)) = read_live(tx, ResourceType::Slot, slot_id).await? {
+        if let Some((_, slot)) = tx.read_live(ResourceType::Slot, slot_id).await? {
             policies.extend(cancel_until(&slot).into_iter().map(|p| (p, format!("Slot/{slot_id}"))));
         }
     }
     let services = appointment.get("serviceType").and_then(Value::as_array).into_iter().flatten();
     for reference in services.filter_map(|s| s.get("reference")?.get("reference")?.as_str()) {
         if let Some(id) = model::reference_id(reference, ResourceType::HealthcareService)
-            && let Some((_, service)) = read_live(tx, ResourceType::HealthcareService, &id).await?
+            && let Some((_, service)) = tx.read_live(ResourceType::HealthcareService, &id).await?
         {
             policies.extend(cancel_until(&service).into_iter().map(|p| (p, format!("HealthcareService/{id}"))));
         }
@@ -138,13 +138,13 @@ async fn strictest_policy(
 /// The cancellation deadline to record when an Appointment books `slot_ids`: the strictest
 /// current policy, counted back from the earliest slot start.
 pub async fn booking_deadline(
-    tx: &mut dyn WriteTx,
+    tx: &mut UnitOfWork,
     appointment: &Map<String, Value>,
     slot_ids: &[String],
 ) -> Result<Option<Timestamp>, DomainError> {
     let mut start = None;
     for slot_id in slot_ids {
-        if let Some((_, slot)) = read_live(tx, ResourceType::Slot, slot_id).await?
+        if let Some((_, slot)) = tx.read_live(ResourceType::Slot, slot_id).await?
             && let Some(slot_start) = model::instant(&slot, "start")
         {
             start = Some(start.map_or(slot_start, |s: Timestamp| s.min(slot_start)));
@@ -189,7 +189,7 @@ impl Release {
 /// current policies set, whichever is earlier (a policy changed or removed since booking
 /// cannot loosen it).
 pub async fn check_cancellation_deadline(
-    tx: &mut dyn WriteTx,
+    tx: &mut UnitOfWork,
     now: Timestamp,
     appointment_id: &str,
     appointment: &Map<String, Value>,

@@ -1,23 +1,25 @@
 //! Scheduling rules for generic writes of Appointments and Slots.
 
-use super::model::{self, is_cancelled, occupies_slots, slot_ids};
+use crate::caller::Caller;
+use crate::model::{self, AppointmentId, is_cancelled, occupies_slots, slot_ids};
 use super::policy::{Release, booking_deadline, check_cancellation_deadline};
 use super::sequence::{NamedSlot, check_sequence, slot_positions};
-use super::{effective_status, hold_is_live, owns_hold, read_live, record_event, set_slot_status};
+use super::state::{self, SlotState};
+use super::{record_event, set_slot_status};
 use crate::DomainError;
+use crate::unit_of_work::UnitOfWork;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, ResourceType};
-use termin_store::{RequestContext, WriteTx};
 
 /// Applies the scheduling rules to a write inside its unit of work: checks it, adjusts the
 /// new body where the server owns an element, moves Slot states along, and records events.
 /// `new` is `None` for a deletion; `version` is the version being written.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn guard_write(
-    tx: &mut dyn WriteTx,
-    ctx: &RequestContext,
+    tx: &mut UnitOfWork,
+    ctx: &Caller,
     now: Timestamp,
     resource_type: ResourceType,
     id: &str,
@@ -25,7 +27,7 @@ pub(crate) async fn guard_write(
     previous: Option<&Map<String, Value>>,
     new: Option<&mut Map<String, Value>>,
 ) -> Result<(), DomainError> {
-    crate::compartment::check_write(ctx, resource_type, id, previous, new.as_deref())?;
+    crate::compartment::check_write(ctx.context(), resource_type, id, previous, new.as_deref())?;
     match resource_type {
         ResourceType::Appointment => guard_appointment(tx, ctx, now, id, version, previous, new).await,
         ResourceType::Slot => {
@@ -43,8 +45,8 @@ pub(crate) async fn guard_write(
 }
 
 async fn guard_appointment(
-    tx: &mut dyn WriteTx,
-    ctx: &RequestContext,
+    tx: &mut UnitOfWork,
+    ctx: &Caller,
     now: Timestamp,
     id: &str,
     version: u64,
@@ -96,10 +98,10 @@ async fn guard_appointment(
         (_, Some(new)) => booking_deadline(tx, new, &wanted).await?,
     };
     for slot_id in &taken {
-        take_slot(tx, ctx, now, slot_id, id, deadline).await?;
+        take_slot(tx, ctx, now, slot_id, AppointmentId(id), deadline).await?;
     }
     for slot_id in &released {
-        release_slot(tx, now, slot_id, id).await?;
+        release_slot(tx, now, slot_id, AppointmentId(id)).await?;
     }
     if let (Some(previous), Some(new)) = (previous, new.as_deref_mut())
         && occupies_slots(new)
@@ -121,8 +123,8 @@ async fn guard_appointment(
 /// once, of one Schedule and contiguous, and a patient's client takes no slot that has started.
 /// (Creating an Appointment with slots, as imports do, is taken as written.)
 async fn check_move(
-    tx: &mut dyn WriteTx,
-    ctx: &RequestContext,
+    tx: &mut UnitOfWork,
+    ctx: &Caller,
     now: Timestamp,
     new: &Map<String, Value>,
     taken: &[&String],
@@ -131,7 +133,7 @@ async fn check_move(
     let mut bodies = Vec::with_capacity(positions.len());
     for (position, id) in &positions {
         // A slot that does not exist is reported when it is taken.
-        if let Some((_, body)) = read_live(tx, ResourceType::Slot, id).await? {
+        if let Some((_, body)) = tx.read_live(ResourceType::Slot, id).await? {
             bodies.push((*position, id.as_str(), body));
         }
     }
@@ -168,14 +170,14 @@ fn moves(previous: &Map<String, Value>, new: &Map<String, Value>) -> bool {
 /// cannot drift apart. When only the slots change, the times follow them; times changed
 /// without the slots to match are refused. Imported appointments are taken as written.
 async fn align_times_with_slots(
-    tx: &mut dyn WriteTx,
+    tx: &mut UnitOfWork,
     previous: &Map<String, Value>,
     appointment: &mut Map<String, Value>,
     slots: &[String],
 ) -> Result<(), DomainError> {
     let mut span: Option<((Timestamp, Value), (Timestamp, Value))> = None;
     for slot_id in slots {
-        let Some((_, slot)) = read_live(tx, ResourceType::Slot, slot_id).await? else {
+        let Some((_, slot)) = tx.read_live(ResourceType::Slot, slot_id).await? else {
             continue;
         };
         let (Some(start), Some(end)) = (model::instant(&slot, "start"), model::instant(&slot, "end")) else {
@@ -248,71 +250,69 @@ fn check_unchangeable(previous: &Map<String, Value>, new: &Map<String, Value>) -
 }
 
 /// Why a slot cannot be taken, or `None` if the caller may take it.
-pub(super) async fn slot_unavailability(
-    tx: &mut dyn WriteTx,
-    ctx: &RequestContext,
+pub(crate) async fn slot_unavailability(
+    tx: &mut UnitOfWork,
+    ctx: &Caller,
     now: Timestamp,
     slot_id: &str,
-    appointment_id: Option<&str>,
+    booking_for: Option<AppointmentId<'_>>,
 ) -> Result<Option<String>, DomainError> {
-    let Some((_, slot)) = read_live(tx, ResourceType::Slot, slot_id).await? else {
+    let Some((_, slot)) = tx.read_live(ResourceType::Slot, slot_id).await? else {
         return Ok(Some(format!("Slot/{slot_id} does not exist")));
     };
-    if let Some(holder) = tx.slot_booking(slot_id).await?
-        && Some(holder.as_str()) != appointment_id
-    {
+    let slot_state = SlotState::read(tx, slot_id, model::status(&slot), now).await?;
+    if slot_state.booking().is_some_and(|holder| Some(holder) != booking_for.map(|a| a.0)) {
         return Ok(Some(format!("Slot/{slot_id} is already booked")));
     }
-    let hold = tx.hold(slot_id).await?;
-    if let Some(hold) = hold.as_ref().filter(|h| hold_is_live(h, now))
-        && !owns_hold(ctx, hold)
+    if let Some(hold) = slot_state.live_hold()
+        && !ctx.owns_hold(hold)
     {
         return Ok(Some(format!(
             "Slot/{slot_id} is held by another client until {}",
             format_instant(hold.held_until)
         )));
     }
-    match effective_status(&slot, hold.as_ref(), now) {
-        "free" | "busy-tentative" => Ok(None),
-        other => Ok(Some(format!("Slot/{slot_id} is {other}"))),
+    match slot_state.is_open() {
+        true => Ok(None),
+        false => Ok(Some(format!("Slot/{slot_id} is {}", slot_state.status()))),
     }
 }
 
 /// Books the slot for the Appointment, recording the cancellation deadline of its policy.
 async fn take_slot(
-    tx: &mut dyn WriteTx,
-    ctx: &RequestContext,
+    tx: &mut UnitOfWork,
+    ctx: &Caller,
     now: Timestamp,
     slot_id: &str,
-    appointment_id: &str,
+    appointment: AppointmentId<'_>,
     cancel_deadline: Option<Timestamp>,
 ) -> Result<(), DomainError> {
-    if let Some(reason) = slot_unavailability(tx, ctx, now, slot_id, Some(appointment_id)).await? {
+    if let Some(reason) = slot_unavailability(tx, ctx, now, slot_id, Some(appointment)).await? {
         return Err(DomainError::conflict(Issue::error(IssueCode::Conflict, reason).at("Appointment.slot")));
     }
-    let (slot, body) = read_live(tx, ResourceType::Slot, slot_id)
+    let (slot, body) = tx.read_live(ResourceType::Slot, slot_id)
         .await?
         .ok_or_else(|| DomainError::Internal(format!("Slot/{slot_id} vanished")))?;
     if tx.slot_booking(slot_id).await?.is_none() {
-        tx.put_slot_booking(slot_id, appointment_id, cancel_deadline).await?;
+        tx.put_slot_booking(slot_id, appointment, cancel_deadline).await?;
     }
     tx.delete_hold(slot_id).await?;
-    if model::status(&body) != Some("busy") {
-        set_slot_status(tx, &slot, body, "busy", now).await?;
+    if model::status(&body) != Some(state::BOOKED) {
+        set_slot_status(tx, &slot, body, state::BOOKED, now).await?;
     }
     Ok(())
 }
 
-async fn release_slot(tx: &mut dyn WriteTx, now: Timestamp, slot_id: &str, appointment_id: &str) -> Result<(), DomainError> {
-    if tx.slot_booking(slot_id).await?.as_deref() != Some(appointment_id) {
+async fn release_slot(tx: &mut UnitOfWork, now: Timestamp, slot_id: &str, appointment: AppointmentId<'_>) -> Result<(), DomainError> {
+    if tx.slot_booking(slot_id).await?.as_deref() != Some(appointment.0) {
         return Ok(());
     }
     tx.delete_slot_booking(slot_id).await?;
-    if let Some((slot, body)) = read_live(tx, ResourceType::Slot, slot_id).await?
-        && model::status(&body) == Some("busy")
+    if let Some((slot, body)) = tx.read_live(ResourceType::Slot, slot_id).await?
+        && model::status(&body) == Some(state::BOOKED)
     {
         let version = slot.version + 1;
-        set_slot_status(tx, &slot, body, "free", now).await?;
+        set_slot_status(tx, &slot, body, state::FREE, now).await?;
         record_event(
             tx,
             "slot-freed",
@@ -320,7 +320,7 @@ async fn release_slot(tx: &mut dyn WriteTx, now: Timestamp, slot_id: &str, appoi
             slot_id,
             version,
             now,
-            json!({"appointment": format!("Appointment/{appointment_id}")}),
+            json!({"appointment": format!("Appointment/{}", appointment.0)}),
         )
         .await?;
     }
@@ -332,7 +332,7 @@ async fn release_slot(tx: &mut dyn WriteTx, now: Timestamp, slot_id: &str, appoi
 /// Checked when the period, Schedule or bookability changes, so that Slots stored before the
 /// rule (or ended ones) can still be edited.
 async fn check_period(
-    tx: &mut dyn WriteTx,
+    tx: &mut UnitOfWork,
     now: Timestamp,
     id: &str,
     previous: Option<&Map<String, Value>>,
@@ -375,8 +375,8 @@ async fn check_period(
 
 /// Direct writes of a Slot may not contradict its booking or hold.
 async fn guard_slot(
-    tx: &mut dyn WriteTx,
-    ctx: &RequestContext,
+    tx: &mut UnitOfWork,
+    ctx: &Caller,
     now: Timestamp,
     id: &str,
     previous: Option<&Map<String, Value>>,
@@ -385,11 +385,10 @@ async fn guard_slot(
     if let Some(new) = new {
         check_period(tx, now, id, previous, new).await?;
     }
-    let booking = tx.slot_booking(id).await?;
-    let hold = tx.hold(id).await?;
-    let live_hold = hold.as_ref().filter(|h| hold_is_live(h, now));
+    let slot_state = SlotState::read(tx, id, previous.and_then(model::status), now).await?;
+    let live_hold = slot_state.live_hold();
     let Some(new) = new else {
-        if let Some(appointment) = booking {
+        if let Some(appointment) = slot_state.booking() {
             return Err(DomainError::conflict(
                 Issue::error(
                     IssueCode::Conflict,
@@ -410,15 +409,15 @@ async fn guard_slot(
                 .at("Slot"),
             ));
         }
-        if hold.is_some() {
+        if slot_state.recorded_hold().is_some() {
             tx.delete_hold(id).await?;
         }
         return Ok(());
     };
     let status = model::status(new).unwrap_or_default();
-    if let Some(appointment) = booking {
+    if let Some(appointment) = slot_state.booking() {
         let same = |element: &str| previous.and_then(|p| p.get(element)) == new.get(element);
-        if status != "busy" || !same("start") || !same("end") || !same("schedule") {
+        if status != state::BOOKED || !same("start") || !same("end") || !same("schedule") {
             return Err(DomainError::conflict(
                 Issue::error(
                     IssueCode::Conflict,
@@ -433,7 +432,7 @@ async fn guard_slot(
         return Ok(());
     }
     if let Some(hold) = live_hold {
-        if status != "busy-tentative" {
+        if status != state::HELD {
             return Err(DomainError::conflict(
                 Issue::error(
                     IssueCode::Conflict,
@@ -447,7 +446,7 @@ async fn guard_slot(
         }
         return Ok(());
     }
-    if matches!(status, "busy" | "busy-tentative") {
+    if matches!(status, state::BOOKED | state::HELD) {
         return Err(DomainError::unprocessable(
             Issue::error(
                 IssueCode::BusinessRule,
@@ -459,7 +458,7 @@ async fn guard_slot(
             .at("Slot.status"),
         ));
     }
-    if hold.is_some() {
+    if slot_state.recorded_hold().is_some() {
         tx.delete_hold(id).await?;
     }
     Ok(())

@@ -3,14 +3,14 @@
 //! Appointment asking for a `serviceType` or `specialty` the booked time does not offer (the
 //! IG's "HealthcareService supported" precondition).
 
-use super::model;
+use crate::model;
 use crate::DomainError;
 use serde_json::{Map, Value};
 use termin_fhir::{Issue, IssueCode, ResourceType};
 
 /// One declaration of what is offered: who declares it (for messages) and its codings.
 #[derive(Debug, Default, Clone)]
-pub(super) struct Declared {
+pub(crate) struct Declared {
     pub by: String,
     pub codings: Vec<(Option<String>, String)>,
 }
@@ -19,7 +19,7 @@ pub(super) struct Declared {
 /// Slots' own, else their Schedule's, else the HealthcareServices'. `services` are the ids of
 /// the HealthcareServices the Slots or Schedule name (empty: any).
 #[derive(Debug, Default)]
-pub(super) struct Offer {
+pub(crate) struct Offer {
     pub service_types: Declared,
     pub specialties: Declared,
     pub services: Vec<String>,
@@ -40,17 +40,17 @@ fn codings(concept: &Value) -> Vec<(Option<String>, String)> {
 }
 
 /// Codings of `serviceType[].concept` (CodeableReference) of a Slot, Schedule or Appointment.
-pub(super) fn service_type_codings(resource: &Map<String, Value>) -> Vec<(Option<String>, String)> {
+pub(crate) fn service_type_codings(resource: &Map<String, Value>) -> Vec<(Option<String>, String)> {
     list(resource, "serviceType").filter_map(|st| st.get("concept")).flat_map(codings).collect()
 }
 
 /// Codings of `element[]` (a list of CodeableConcepts, e.g. `specialty`, HealthcareService `type`).
-pub(super) fn concept_codings(resource: &Map<String, Value>, element: &str) -> Vec<(Option<String>, String)> {
+pub(crate) fn concept_codings(resource: &Map<String, Value>, element: &str) -> Vec<(Option<String>, String)> {
     list(resource, element).flat_map(codings).collect()
 }
 
 /// Ids of the HealthcareServices in `serviceType[].reference.reference`.
-pub(super) fn service_references(resource: &Map<String, Value>) -> Vec<String> {
+pub(crate) fn service_references(resource: &Map<String, Value>) -> Vec<String> {
     list(resource, "serviceType")
         .filter_map(|st| st.get("reference")?.get("reference")?.as_str())
         .filter_map(|r| model::reference_id(r, ResourceType::HealthcareService))
@@ -62,7 +62,7 @@ fn list<'a>(resource: &'a Map<String, Value>, element: &str) -> impl Iterator<It
 }
 
 /// The first declaration that lists any coding.
-pub(super) fn most_specific(declarations: impl IntoIterator<Item = Declared>) -> Declared {
+pub(crate) fn most_specific(declarations: impl IntoIterator<Item = Declared>) -> Declared {
     declarations.into_iter().find(|d| !d.codings.is_empty()).unwrap_or_default()
 }
 
@@ -90,7 +90,7 @@ fn refused(path: String, message: String) -> DomainError {
 
 /// Each `serviceType` and `specialty` of the Appointment that names codes must share one with
 /// what is offered, and each HealthcareService it names must be one the booked time offers.
-pub(super) fn check_offered(appointment: &Map<String, Value>, offer: &Offer) -> Result<(), DomainError> {
+pub(crate) fn check_offered(appointment: &Map<String, Value>, offer: &Offer) -> Result<(), DomainError> {
     for (index, service_type) in list(appointment, "serviceType").enumerate() {
         if let Some(reference) = service_type.get("reference").and_then(|r| r.get("reference")).and_then(Value::as_str)
             && let Some(id) = model::reference_id(reference, ResourceType::HealthcareService)

@@ -1,7 +1,7 @@
 //! Which slots one Appointment may occupy: each slot once, all of one Schedule, contiguous,
 //! and, for patients' clients, none that has started.
 
-use super::model;
+use crate::model;
 use crate::DomainError;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
@@ -9,7 +9,7 @@ use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, ResourceType};
 
 /// A slot named by an Appointment: its position in `Appointment.slot`, id and body.
-pub(super) struct NamedSlot<'a> {
+pub(crate) struct NamedSlot<'a> {
     pub position: usize,
     pub id: &'a str,
     pub body: &'a Map<String, Value>,
@@ -21,7 +21,7 @@ fn refused(position: usize, message: String) -> DomainError {
 
 /// The positions in `Appointment.slot` of the slot ids [`model::slot_ids`] lists, in its order;
 /// refuses a slot named twice.
-pub(super) fn slot_positions(appointment: &Map<String, Value>) -> Result<Vec<(usize, String)>, DomainError> {
+pub(crate) fn slot_positions(appointment: &Map<String, Value>) -> Result<Vec<(usize, String)>, DomainError> {
     let mut positions: Vec<(usize, String)> = Vec::new();
     for (position, slot) in appointment.get("slot").and_then(Value::as_array).into_iter().flatten().enumerate() {
         let Some(id) = slot
@@ -42,7 +42,7 @@ pub(super) fn slot_positions(appointment: &Map<String, Value>) -> Result<Vec<(us
 /// Checks that the slots are of one Schedule and follow each other without gaps (sorted by
 /// start, each ends where the next starts), and that none in `not_started` (ids) has started
 /// at `now`.
-pub(super) fn check_sequence(slots: &[NamedSlot<'_>], not_started: &[&str], now: Timestamp) -> Result<(), DomainError> {
+pub(crate) fn check_sequence(slots: &[NamedSlot<'_>], not_started: &[&str], now: Timestamp) -> Result<(), DomainError> {
     let mut timed = Vec::with_capacity(slots.len());
     let schedule = slots.first().and_then(|s| model::schedule_id(s.body));
     for slot in slots {
