@@ -20,22 +20,17 @@
 //! nothing is written.
 
 use crate::locks::AdvisoryLock;
-use crate::query::{SearchSql, Select};
-use crate::{
-    SELECT_HOLD, Tx, db_error, decode_hold, decode_version, index, is_contention,
-    is_unique_violation, select_current, set_statement_timeout, to_i64,
-};
+use crate::{Tx, db_error, set_statement_timeout};
 use async_trait::async_trait;
 use jiff::Timestamp;
-use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, QueryBuilder};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres};
 use std::collections::HashSet;
 use std::time::Duration;
 use termin_fhir::ResourceType;
-use termin_fhir::instant::format_instant;
 use termin_store::{
     DomainEvent, Filter, IndexEntries, NewVersion, ResourceVersion, SlotHold, StoreError, StoreResult, WriteTx,
 };
-use termin_store_sql::change_name;
+use termin_store_sql::{self as sql, Dialect, is_contention};
 
 /// Aborts (deadlocks) a unit of work survives by replay before its conflict is reported.
 const MAX_REPLAYS: u32 = 3;
@@ -126,6 +121,15 @@ impl From<sqlx::Error> for Failure {
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         Failure::Store(e)
+    }
+}
+
+impl From<sql::Failure<Postgres>> for Failure {
+    fn from(failure: sql::Failure<Postgres>) -> Self {
+        match failure {
+            sql::Failure::Sql(e, _) => e.into(),
+            sql::Failure::Store(e) => Failure::Store(e),
+        }
     }
 }
 
@@ -253,11 +257,7 @@ impl PostgresWriteTx {
                 if let Some(timeout) = self.query_timeout {
                     sqlx::query(AssertSqlSafe(set_statement_timeout(timeout))).execute(self.conn()?).await?;
                 }
-                let ids = SearchSql::new(filter)
-                    .build(*resource_type, &Select::Ids { limit: *limit })
-                    .build_query_scalar()
-                    .fetch_all(self.conn()?)
-                    .await?;
+                let ids = sql::find_matching_ids::<Postgres>(self.conn()?, *resource_type, filter, *limit).await?;
                 if self.query_timeout.is_some() {
                     sqlx::query("SET LOCAL statement_timeout TO DEFAULT").execute(self.conn()?).await?;
                 }
@@ -270,36 +270,21 @@ impl PostgresWriteTx {
                 exclude_id,
                 limit,
             } => {
-                let ids = termin_store_sql::overlapping::<Postgres>(resource_type.as_str(), param, *period, exclude_id, *limit)
-                    .build_query_scalar()
-                    .fetch_all(self.conn()?)
-                    .await?;
+                let ids =
+                    sql::overlapping::<Postgres>(self.conn()?, *resource_type, param, *period, exclude_id, *limit).await?;
                 Ok(Seen::Ids(ids))
             }
             Step::CurrentAfter { after, limit } => {
-                let (after_type, after_id) = after
-                    .as_ref()
-                    .map_or((String::new(), String::new()), |(t, id)| (t.as_str().to_owned(), id.clone()));
                 // Locked, so that a write on another node cannot slip in between reading a
                 // resource and re-indexing it.
-                let rows = sqlx::query(
-                    "SELECT res_type, res_id, version, last_updated, body FROM resource \
-                     WHERE body IS NOT NULL AND (res_type, res_id) > ($1, $2) ORDER BY res_type, res_id LIMIT $3 \
-                     FOR UPDATE",
-                )
-                .bind(after_type)
-                .bind(after_id)
-                .bind(i64::try_from(*limit).unwrap_or(i64::MAX))
-                .fetch_all(self.conn()?)
-                .await?;
-                Ok(Seen::Versions(rows.iter().map(decode_version).collect::<StoreResult<_>>()?))
+                Ok(Seen::Versions(sql::current_after::<Postgres>(self.conn()?, after.as_ref(), *limit).await?))
             }
             Step::ReplaceIndex {
                 resource_type,
                 id,
                 index: entries,
             } => {
-                index::replace(self.conn()?, resource_type.as_str(), id, entries).await?;
+                sql::replace_index::<Postgres>(self.conn()?, resource_type.as_str(), id, entries).await?;
                 Ok(Seen::Done)
             }
             Step::SetFingerprint(fingerprint) => {
@@ -312,56 +297,31 @@ impl PostgresWriteTx {
                 .await?;
                 Ok(Seen::Done)
             }
-            Step::Write(new) => self.write_version(new).await.map(|()| Seen::Done),
+            Step::Write(new) => {
+                sql::write_version::<Postgres>(self.conn()?, new).await?;
+                Ok(Seen::Done)
+            }
             Step::Hold(slot_id) => {
                 self.lock_slot(slot_id).await?;
-                let row = sqlx::query(SELECT_HOLD).bind(slot_id).fetch_optional(self.conn()?).await?;
-                Ok(Seen::Hold(row.as_ref().map(decode_hold).transpose()?))
+                Ok(Seen::Hold(sql::hold::<Postgres>(self.conn()?, slot_id).await?))
             }
             Step::LiveHoldsOf { holder, now } => {
                 AdvisoryLock::Holder(holder).acquire(self.conn()?).await?;
-                let rows = sqlx::query(
-                    "SELECT slot_id, holder, token, held_until, placed_at FROM slot_hold \
-                     WHERE holder = $1 AND held_until > $2 ORDER BY held_until",
-                )
-                .bind(holder)
-                .bind(format_instant(*now))
-                .fetch_all(self.conn()?)
-                .await?;
-                let holds = rows.iter().map(decode_hold).collect::<StoreResult<Vec<_>>>()?;
-                Ok(Seen::Holds(holds))
+                Ok(Seen::Holds(sql::live_holds_of::<Postgres>(self.conn()?, holder, *now).await?))
             }
             Step::PutHold(hold) => {
                 self.lock_slot(&hold.slot_id).await?;
-                sqlx::query(
-                    "INSERT INTO slot_hold (slot_id, holder, token, held_until, placed_at) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (slot_id) DO UPDATE SET holder = excluded.holder, token = excluded.token, \
-                     held_until = excluded.held_until, placed_at = excluded.placed_at",
-                )
-                .bind(&hold.slot_id)
-                .bind(&hold.holder)
-                .bind(&hold.token)
-                .bind(format_instant(hold.held_until))
-                .bind(format_instant(hold.placed_at))
-                .execute(self.conn()?)
-                .await?;
+                sql::put_hold::<Postgres>(self.conn()?, hold).await?;
                 Ok(Seen::Done)
             }
             Step::DeleteHold(slot_id) => {
                 self.lock_slot(slot_id).await?;
-                sqlx::query("DELETE FROM slot_hold WHERE slot_id = $1")
-                    .bind(slot_id)
-                    .execute(self.conn()?)
-                    .await?;
+                sql::delete_hold::<Postgres>(self.conn()?, slot_id).await?;
                 Ok(Seen::Done)
             }
             Step::SlotBooking(slot_id) => {
                 self.lock_slot(slot_id).await?;
-                let booking = sqlx::query_scalar("SELECT appointment_id FROM slot_booking WHERE slot_id = $1")
-                    .bind(slot_id)
-                    .fetch_optional(self.conn()?)
-                    .await?;
-                Ok(Seen::Booking(booking))
+                Ok(Seen::Booking(sql::slot_booking::<Postgres>(self.conn()?, slot_id).await?))
             }
             Step::PutSlotBooking {
                 slot_id,
@@ -369,62 +329,38 @@ impl PostgresWriteTx {
                 cancel_deadline,
             } => {
                 self.lock_slot(slot_id).await?;
-                let inserted =
-                    sqlx::query("INSERT INTO slot_booking (slot_id, appointment_id, cancel_deadline) VALUES ($1, $2, $3)")
-                        .bind(slot_id)
-                        .bind(appointment_id)
-                        .bind(cancel_deadline.map(format_instant))
-                        .execute(self.conn()?)
-                    .await;
-                match inserted {
-                    Ok(_) => Ok(Seen::Done),
-                    Err(e) if is_unique_violation(&e) => Err(Failure::Store(StoreError::Conflict(format!(
-                        "Slot/{slot_id} is already booked"
-                    )))),
-                    Err(e) => Err(e.into()),
-                }
+                sql::put_slot_booking::<Postgres>(self.conn()?, slot_id, appointment_id, *cancel_deadline).await?;
+                Ok(Seen::Done)
             }
             Step::BookingCancelDeadline(slot_id) => {
                 self.lock_slot(slot_id).await?;
-                let deadline: Option<Option<String>> =
-                    sqlx::query_scalar("SELECT cancel_deadline FROM slot_booking WHERE slot_id = $1")
-                        .bind(slot_id)
-                        .fetch_optional(self.conn()?)
-                        .await?;
-                Ok(Seen::Instant(termin_store_sql::parse_instant_column(deadline.flatten())?))
+                Ok(Seen::Instant(sql::booking_cancel_deadline::<Postgres>(self.conn()?, slot_id).await?))
             }
             Step::DeleteSlotBooking(slot_id) => {
                 self.lock_slot(slot_id).await?;
-                sqlx::query("DELETE FROM slot_booking WHERE slot_id = $1")
-                    .bind(slot_id)
-                    .execute(self.conn()?)
-                    .await?;
+                sql::delete_slot_booking::<Postgres>(self.conn()?, slot_id).await?;
                 Ok(Seen::Done)
             }
         }
     }
 
     async fn read(&mut self, resource_type: ResourceType, id: &str, lock: RowLock) -> Result<Option<ResourceVersion>, Failure> {
-        let sql = match lock {
-            RowLock::Update => concat!(select_current!(), " FOR UPDATE"),
-            RowLock::Share => concat!(select_current!(), " FOR SHARE"),
+        let locked_select = || {
+            let mut q = sql::select_current::<Postgres>(resource_type, id);
+            q.push(match lock {
+                RowLock::Update => " FOR UPDATE",
+                RowLock::Share => " FOR SHARE",
+            });
+            q
         };
-        let mut row = sqlx::query(sql)
-            .bind(resource_type.as_str())
-            .bind(id)
-            .fetch_optional(self.conn()?)
-            .await?;
+        let mut row = Postgres::fetch_optional(self.conn()?, locked_select()).await?;
         if row.is_none() && lock == RowLock::Update {
             // No row to lock yet: creators of this id take turns, and the later one finds the
             // earlier one's resource.
             AdvisoryLock::NewResource(resource_type, id).acquire(self.conn()?).await?;
-            row = sqlx::query(sql)
-                .bind(resource_type.as_str())
-                .bind(id)
-                .fetch_optional(self.conn()?)
-                .await?;
+            row = Postgres::fetch_optional(self.conn()?, locked_select()).await?;
         }
-        let version = row.as_ref().map(decode_version).transpose()?;
+        let version = row.as_ref().map(sql::decode_version::<Postgres>).transpose()?;
         if resource_type == ResourceType::Slot && lock == RowLock::Update && version.is_some() {
             self.locked_slots.insert(id.to_owned());
         }
@@ -444,49 +380,6 @@ impl PostgresWriteTx {
         if found.is_some() {
             self.locked_slots.insert(slot_id.to_owned());
         }
-        Ok(())
-    }
-
-    async fn write_version(&mut self, new: &NewVersion) -> Result<(), Failure> {
-        let v = &new.version;
-        let res_type = v.resource_type.as_str();
-        let version = to_i64(v.version);
-        let last_updated = format_instant(v.last_updated);
-        let conn = self.conn()?;
-        sqlx::query(
-            "INSERT INTO resource (res_type, res_id, version, last_updated, body) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (res_type, res_id) DO UPDATE SET \
-             version = excluded.version, last_updated = excluded.last_updated, body = excluded.body",
-        )
-        .bind(res_type)
-        .bind(&v.id)
-        .bind(version)
-        .bind(&last_updated)
-        .bind(&v.body)
-        .execute(&mut *conn)
-        .await?;
-        let history = sqlx::query(
-            "INSERT INTO resource_history (res_type, res_id, version, last_updated, change, body) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(res_type)
-        .bind(&v.id)
-        .bind(version)
-        .bind(&last_updated)
-        .bind(change_name(new.change))
-        .bind(&v.body)
-        .execute(&mut *conn)
-        .await;
-        match history {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(Failure::Store(StoreError::Conflict(format!(
-                    "{res_type}/{} version {} was written concurrently",
-                    v.id, v.version
-                ))));
-            }
-            other => other?,
-        };
-        index::replace(conn, res_type, &v.id, &new.index).await?;
         Ok(())
     }
 }
@@ -654,16 +547,7 @@ impl WriteTx for PostgresWriteTx {
         };
         if !self.events.is_empty() {
             AdvisoryLock::Outbox.acquire(&mut tx).await.map_err(db_error)?;
-            let mut insert = QueryBuilder::new("INSERT INTO outbox (kind, res_type, res_id, version, occurred_at, detail) ");
-            insert.push_values(&self.events, |mut row, event| {
-                row.push_bind(event.kind.clone())
-                    .push_bind(event.resource_type.as_str())
-                    .push_bind(event.resource_id.clone())
-                    .push_bind(to_i64(event.version))
-                    .push_bind(format_instant(event.occurred_at))
-                    .push_bind(event.detail.clone());
-            });
-            insert.build().execute(&mut *tx).await.map_err(db_error)?;
+            sql::append_events::<Postgres>(&mut tx, &self.events).await?;
         }
         tx.commit().await.map_err(db_error)
     }
