@@ -17,7 +17,7 @@ const INDEX_TABLES: [&str; 7] = [
 
 /// Text as the dialect can store it: where text cannot hold NUL, a NUL inside an indexed value
 /// (which JSON allows) is dropped rather than failing the write. No search can ask for one.
-fn text<D: Dialect>(value: &str) -> Value {
+pub(crate) fn text<D: Dialect>(value: &str) -> Value {
     if !D::TEXT_HOLDS_NUL && value.contains('\0') {
         Value::Text(value.replace('\0', ""))
     } else {
@@ -41,7 +41,7 @@ fn push_clear<D: Dialect>(q: &mut sqlx::QueryBuilder<D>, table: &str, res_type: 
 }
 
 /// The statements that delete the resource's rows from every index table.
-fn clear<D: Dialect>(res_type: &str, res_id: &str) -> Vec<sqlx::QueryBuilder<D>> {
+pub(crate) fn clear<D: Dialect>(res_type: &str, res_id: &str) -> Vec<sqlx::QueryBuilder<D>> {
     if D::DATA_MODIFYING_CTES {
         let (last, others) = INDEX_TABLES.split_last().expect("index tables");
         let mut q = D::builder("WITH ");

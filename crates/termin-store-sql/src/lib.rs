@@ -3,12 +3,16 @@
 //! for either database by the same code. Both backends keep the same tables and columns; only a few
 //! spellings differ, and [`Dialect`] names them.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod index;
 mod migrate;
 mod query;
 mod rows;
 mod search;
 mod statements;
+#[cfg(test)]
+mod tests;
 
 pub use index::replace_index;
 pub use migrate::{Migration, migrate};

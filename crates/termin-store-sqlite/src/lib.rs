@@ -8,6 +8,8 @@
 
 mod limit;
 mod migrations;
+#[cfg(any(test, feature = "temporary"))]
+pub mod temporary;
 
 use async_trait::async_trait;
 use jiff::Timestamp;

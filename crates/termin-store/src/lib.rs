@@ -279,3 +279,30 @@ pub trait WriteTx: Send {
 
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_without_a_body_is_a_deletion() {
+        let mut version = ResourceVersion {
+            resource_type: ResourceType::Slot,
+            id: "s1".into(),
+            version: 2,
+            last_updated: Timestamp::UNIX_EPOCH,
+            body: Some(r#"{"resourceType":"Slot"}"#.into()),
+        };
+        assert!(!version.is_deleted());
+        version.body = None;
+        assert!(version.is_deleted());
+    }
+
+    #[test]
+    fn a_plain_token_row_holds_at_every_instant() {
+        let row = TokenIndex::code("status", None, "free");
+        assert_eq!((row.param.as_str(), row.code.as_deref()), ("status", Some("free")));
+        assert_eq!((row.valid_from, row.valid_until), (None, None));
+        assert_eq!((row.text, row.type_system, row.type_code), (None, None, None));
+    }
+}
