@@ -23,17 +23,13 @@ mod migrations;
 pub mod scratch;
 mod write;
 
-use async_trait::async_trait;
-use jiff::Timestamp;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool, Postgres};
 use std::str::FromStr;
 use std::time::Duration;
-use termin_fhir::ResourceType;
 use termin_store::{
-    DomainEvent, HistoryPage, HistoryRequest, RequestContext, ResourceStore, ResourceVersion, SearchPage,
-    SearchRequest, SlotHold, StoreError, StoreResult, WriteTx,
+    HistoryPage, HistoryRequest, RequestContext, SearchPage, SearchRequest, StoreError, StoreResult, WriteTx,
 };
 use termin_store_sql::{self as sql, Dialect};
 
@@ -124,42 +120,18 @@ async fn begin_read(pool: &PgPool, timeout: Option<Duration>) -> StoreResult<Tx>
 }
 
 impl PostgresStore {
-    async fn connection(&self) -> StoreResult<PoolConnection<Postgres>> {
+    async fn reader(&self) -> StoreResult<PoolConnection<Postgres>> {
         self.pool.acquire().await.map_err(db_error)
     }
 }
 
-#[async_trait]
-impl ResourceStore for PostgresStore {
-    async fn read_current(
-        &self,
-        _ctx: &RequestContext,
-        resource_type: ResourceType,
-        id: &str,
-    ) -> StoreResult<Option<ResourceVersion>> {
-        Ok(sql::read_current::<Postgres>(&mut *self.connection().await?, resource_type, id).await?)
-    }
-
-    async fn read_version(
-        &self,
-        _ctx: &RequestContext,
-        resource_type: ResourceType,
-        id: &str,
-        version: u64,
-    ) -> StoreResult<Option<ResourceVersion>> {
-        Ok(sql::read_version::<Postgres>(&mut *self.connection().await?, resource_type, id, version).await?)
-    }
-
+sql::resource_store!(PostgresStore, Postgres, {
     async fn search(&self, _ctx: &RequestContext, request: &SearchRequest) -> StoreResult<SearchPage> {
         // One snapshot for the page, the total and the includes.
         let mut tx = begin_read(&self.pool, self.query_timeout).await?;
         let page = sql::run_search::<Postgres>(&mut tx, request).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(page)
-    }
-
-    async fn search_index_fingerprint(&self) -> StoreResult<Option<String>> {
-        Ok(sql::search_index_fingerprint::<Postgres>(&mut *self.connection().await?).await?)
     }
 
     async fn history(&self, _ctx: &RequestContext, request: &HistoryRequest) -> StoreResult<HistoryPage> {
@@ -184,22 +156,7 @@ impl ResourceStore for PostgresStore {
             ))),
         }
     }
-
-    async fn holds(&self, _ctx: &RequestContext, slot_ids: &[String]) -> StoreResult<Vec<SlotHold>> {
-        Ok(sql::holds::<Postgres>(&mut *self.connection().await?, slot_ids).await?)
-    }
-
-    /// Candidates only: every node's sweeper may list the same holds, and each release
-    /// re-checks the hold under the Slot's row lock in its own unit of work, so a hold is
-    /// released once however many nodes sweep.
-    async fn expired_holds(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<SlotHold>> {
-        Ok(sql::expired_holds::<Postgres>(&mut *self.connection().await?, now, limit).await?)
-    }
-
-    async fn events(&self, after: u64, limit: usize) -> StoreResult<Vec<(u64, DomainEvent)>> {
-        Ok(sql::events::<Postgres>(&mut *self.connection().await?, after, limit).await?)
-    }
-}
+});
 
 /// The `Postgres` executor type every module binds its queries to.
 type Tx = sqlx::Transaction<'static, Postgres>;

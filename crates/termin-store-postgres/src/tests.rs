@@ -8,7 +8,12 @@ use super::*;
 use crate::scratch::ScratchDatabase;
 use sqlx::Connection;
 use std::sync::Arc;
-use termin_store::{ChangeKind, Condition, Filter, IndexEntries, NewVersion, SystemMatch, TokenMatch};
+use jiff::Timestamp;
+use termin_fhir::ResourceType;
+use termin_store::{
+    ChangeKind, Condition, DomainEvent, Filter, IndexEntries, NewVersion, ResourceStore, ResourceVersion, SystemMatch,
+    TokenMatch,
+};
 use termin_store_sql::conformance::{Fixture, ctx, patient};
 
 /// A store on a fresh database, dropped with it.

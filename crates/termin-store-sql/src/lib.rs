@@ -5,6 +5,7 @@
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod resource_store;
 mod index;
 mod migrate;
 mod query;
@@ -17,6 +18,7 @@ mod tests;
 pub use index::replace_index;
 pub use migrate::{Migration, migrate};
 pub use query::{SearchSql, Select, micros};
+pub use resource_store::support;
 pub use rows::decode_version;
 pub use search::run as run_search;
 pub use statements::*;

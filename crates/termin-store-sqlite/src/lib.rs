@@ -22,7 +22,7 @@ use std::time::Duration;
 use termin_fhir::ResourceType;
 use termin_store::{
     DomainEvent, Filter, HistoryPage, HistoryRequest, IndexEntries, NewVersion,
-    RequestContext, ResourceStore, ResourceVersion, SearchPage, SearchRequest, SlotHold, StoreError, StoreResult,
+    RequestContext, ResourceVersion, SearchPage, SearchRequest, SlotHold, StoreError, StoreResult,
     WriteTx,
 };
 use termin_store_sql::{self as sql, Dialect};
@@ -129,27 +129,7 @@ impl SqliteStore {
     }
 }
 
-#[async_trait]
-impl ResourceStore for SqliteStore {
-    async fn read_current(
-        &self,
-        _ctx: &RequestContext,
-        resource_type: ResourceType,
-        id: &str,
-    ) -> StoreResult<Option<ResourceVersion>> {
-        Ok(sql::read_current::<Sqlite>(&mut *self.reader().await?, resource_type, id).await?)
-    }
-
-    async fn read_version(
-        &self,
-        _ctx: &RequestContext,
-        resource_type: ResourceType,
-        id: &str,
-        version: u64,
-    ) -> StoreResult<Option<ResourceVersion>> {
-        Ok(sql::read_version::<Sqlite>(&mut *self.reader().await?, resource_type, id, version).await?)
-    }
-
+sql::resource_store!(SqliteStore, Sqlite, {
     async fn search(&self, _ctx: &RequestContext, request: &SearchRequest) -> StoreResult<SearchPage> {
         let mut read = TimedRead::acquire(&self.readers, self.query_timeout).await?;
         let page = async {
@@ -162,10 +142,6 @@ impl ResourceStore for SqliteStore {
         .await;
         read.finish();
         page
-    }
-
-    async fn search_index_fingerprint(&self) -> StoreResult<Option<String>> {
-        Ok(sql::search_index_fingerprint::<Sqlite>(&mut *self.reader().await?).await?)
     }
 
     async fn history(&self, _ctx: &RequestContext, request: &HistoryRequest) -> StoreResult<HistoryPage> {
@@ -193,19 +169,7 @@ impl ResourceStore for SqliteStore {
             .map(|_| ())
             .map_err(db_error)
     }
-
-    async fn holds(&self, _ctx: &RequestContext, slot_ids: &[String]) -> StoreResult<Vec<SlotHold>> {
-        Ok(sql::holds::<Sqlite>(&mut *self.reader().await?, slot_ids).await?)
-    }
-
-    async fn expired_holds(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<SlotHold>> {
-        Ok(sql::expired_holds::<Sqlite>(&mut *self.reader().await?, now, limit).await?)
-    }
-
-    async fn events(&self, after: u64, limit: usize) -> StoreResult<Vec<(u64, DomainEvent)>> {
-        Ok(sql::events::<Sqlite>(&mut *self.reader().await?, after, limit).await?)
-    }
-}
+});
 
 struct SqliteWriteTx {
     tx: Transaction<'static, Sqlite>,
