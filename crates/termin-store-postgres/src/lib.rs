@@ -1,4 +1,8 @@
 //! PostgreSQL backend: the production store, shared by any number of stateless `termin` nodes.
+//! It owns the pool, the transactions and everything they lock, the replay of units of work
+//! (`write`), its schema (`migrations/*.sql`) and scratch databases for tests (feature
+//! `scratch`); every statement on the shared tables comes from `termin-store-sql`. Must not
+//! depend on the domain, HTTP or the other backend.
 //!
 //! Everything that must hold across nodes is enforced by the database, never in process memory:
 //! - Units of work run at READ COMMITTED and lock what they read (`SELECT … FOR UPDATE`, or
@@ -143,7 +147,7 @@ sql::resource_store!(PostgresStore, Postgres, {
     }
 
     async fn begin_write(&self, _ctx: &RequestContext) -> StoreResult<Box<dyn WriteTx>> {
-        Ok(Box::new(write::PostgresWriteTx::begin(self.pool.clone(), self.query_timeout).await?))
+        Ok(Box::new(sql::Steps(write::PostgresWriteTx::begin(self.pool.clone(), self.query_timeout).await?)))
     }
 
     async fn ping(&self) -> StoreResult<()> {

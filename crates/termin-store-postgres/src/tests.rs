@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_store::{
     ChangeKind, Condition, DomainEvent, Filter, IndexEntries, NewVersion, ResourceStore, ResourceVersion, SystemMatch,
-    TokenMatch,
+    TokenMatch, WriteTx,
 };
 use termin_store_sql::conformance::{Fixture, ctx, patient};
 
@@ -273,12 +273,12 @@ async fn a_deadlocked_unit_of_work_is_replayed_and_both_commit() {
 #[tokio::test]
 async fn a_replay_that_would_see_something_else_is_a_conflict() {
     let Some(db) = Scratch::open().await else { return };
-    let mut tx = write::PostgresWriteTx::begin(db.store.pool.clone(), None).await.unwrap();
+    let mut tx = termin_store_sql::Steps(write::PostgresWriteTx::begin(db.store.pool.clone(), None).await.unwrap());
     let found = tx.find_matching_ids(ResourceType::Patient, &identifier_filter("X2"), 2).await.unwrap();
     assert!(found.is_empty());
     // A plain create does not wait for conditional writers, so it lands in between.
     write_committed(&db.store, patient("p", 1, Some("X2"))).await;
-    let err = tx.resume(&mut 1, "a simulated abort".into()).await.unwrap_err();
+    let err = tx.0.resume(&mut 1, "a simulated abort".into()).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     drop(tx);
     db.close().await;

@@ -1,7 +1,14 @@
-//! The SQL Termin's two backends share: searches over the current resources (conditions,
-//! chains, `_has`, sorting, keyset pages, totals, includes) and history listings, built and run
-//! for either database by the same code. Both backends keep the same tables and columns; only a few
-//! spellings differ, and [`Dialect`] names them.
+//! The SQL Termin's backends share, written once and generic over the [`Dialect`]: every
+//! statement on the shared tables (reads, writes with their history and index rows, holds,
+//! bookings, the outbox), row decoding, the history pager, searches (conditions, chains, `_has`,
+//! sorting, keyset pages, totals, includes), the migration runner, the `ResourceStore` reads by
+//! key ([`resource_store!`]) and the store conformance kit (feature `conformance`).
+//!
+//! Both backends keep the same tables and columns; what differs — placeholders, index hints,
+//! join order, row locks, NUL in text, how errors read — is named once in [`Dialect`], with
+//! its reason. Connections, transactions and locking stay with the backends, which run these
+//! statements on the connection they hand in. Depends on the storage port (`termin-store`) and
+//! sqlx; never on a backend crate, the domain or HTTP.
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -14,6 +21,7 @@ mod search;
 mod statements;
 #[cfg(test)]
 mod tests;
+mod unit;
 
 pub use index::replace_index;
 pub use migrate::{Migration, migrate};
@@ -22,6 +30,7 @@ pub use resource_store::support;
 pub use rows::decode_version;
 pub use search::run as run_search;
 pub use statements::*;
+pub use unit::{RowLock, Seen, Step, Steps, UnitOfWork, execute};
 
 use std::marker::PhantomData;
 use sqlx::{Postgres, QueryBuilder, Sqlite};
@@ -104,8 +113,11 @@ pub trait Dialect: sqlx::Database {
     const POSITION: &'static str;
     /// A join whose written order the planner keeps.
     const ORDERED_JOIN: &'static str;
-    /// Appended to a unit of work's reads of the rows it is about to rewrite (a re-index walk).
+    /// Appended to a unit of work's reads of rows it may rewrite, and of rows it only checks.
     const LOCK_FOR_UPDATE: &'static str;
+    const LOCK_FOR_SHARE: &'static str;
+    /// Whether `search_index_state` has a key (its one row is upserted) or is rewritten.
+    const INDEX_STATE_HAS_KEY: bool;
     /// Whether text columns can hold NUL (JSON strings can contain it).
     const TEXT_HOLDS_NUL: bool;
     /// The type of `termin_schema_version.version`, as the first schema created it.
@@ -227,11 +239,14 @@ macro_rules! concrete_sqlx {
 /// SQLite plans without statistics (no `ANALYZE` is run), so probes name their index and the
 /// identifier join is written as a `CROSS JOIN`, which SQLite never reorders. Units of work
 /// are serialized (one writer, `BEGIN IMMEDIATE`), so reads take no row locks. SQLite has no
-/// data-modifying CTEs: each index table is cleared by its own statement.
+/// data-modifying CTEs: each index table is cleared by its own statement. Its
+/// `search_index_state` was created without a key (one process rebuilds at a time).
 impl Dialect for Sqlite {
     const POSITION: &'static str = "instr";
     const ORDERED_JOIN: &'static str = "CROSS JOIN";
     const LOCK_FOR_UPDATE: &'static str = "";
+    const LOCK_FOR_SHARE: &'static str = "";
+    const INDEX_STATE_HAS_KEY: bool = false;
     const TEXT_HOLDS_NUL: bool = true;
     const VERSION_COLUMN: &'static str = "INTEGER";
     const DATA_MODIFYING_CTES: bool = false;
@@ -255,13 +270,15 @@ impl Dialect for Sqlite {
 }
 
 /// PostgreSQL's planner chooses indexes and join orders from its statistics (kept by
-/// autovacuum) and takes no hints. Several nodes write at once, so a re-index walk locks the
-/// rows it reads; data-modifying CTEs clear every index table in one round trip; text cannot
-/// hold NUL.
+/// autovacuum) and takes no hints. Several nodes write at once, so units of work lock the rows
+/// they read; data-modifying CTEs clear every index table in one round trip; text cannot hold
+/// NUL; `search_index_state` has a singleton key, so nodes rebuilding at once upsert its row.
 impl Dialect for Postgres {
     const POSITION: &'static str = "strpos";
     const ORDERED_JOIN: &'static str = "JOIN";
     const LOCK_FOR_UPDATE: &'static str = " FOR UPDATE";
+    const LOCK_FOR_SHARE: &'static str = " FOR SHARE";
+    const INDEX_STATE_HAS_KEY: bool = true;
     const TEXT_HOLDS_NUL: bool = false;
     const VERSION_COLUMN: &'static str = "bigint";
     const DATA_MODIFYING_CTES: bool = true;

@@ -1,4 +1,7 @@
-//! SQLite backend: the embedded default store.
+//! SQLite backend: the embedded default store. It owns the connections (one writer, a pool of
+//! readers), the statement time limit (`limit`), its schema (`migrations/*.sql`) and the
+//! temporary store for tests (feature `temporary`); every statement on the shared tables
+//! comes from `termin-store-sql`. Must not depend on the domain, HTTP or the other backend.
 //!
 //! Durability: WAL journal with `synchronous=FULL`, so a transaction is on disk (WAL fsynced)
 //! before the commit returns — an acknowledged write survives power loss. Writes go through a
@@ -12,20 +15,16 @@ mod migrations;
 pub mod temporary;
 
 use async_trait::async_trait;
-use jiff::Timestamp;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use limit::{Limit, TimedRead};
 use sqlx::{Connection, Row, Sqlite, SqlitePool, Transaction};
 use std::path::Path;
 use std::time::Duration;
-use termin_fhir::ResourceType;
 use termin_store::{
-    DomainEvent, Filter, HistoryPage, HistoryRequest, IndexEntries, NewVersion,
-    RequestContext, ResourceVersion, SearchPage, SearchRequest, SlotHold, StoreError, StoreResult,
-    WriteTx,
+    DomainEvent, HistoryPage, HistoryRequest, RequestContext, SearchPage, SearchRequest, StoreError, StoreResult, WriteTx,
 };
-use termin_store_sql::{self as sql, Dialect};
+use termin_store_sql::{self as sql, Dialect, Seen, Step, UnitOfWork};
 
 /// Page cache per connection, in KiB. Each connection keeps its own, so five connections at
 /// 64 MiB held over 500 MB on a 100,000-slot database (measured with `termin bench`); the
@@ -155,11 +154,11 @@ sql::resource_store!(SqliteStore, Sqlite, {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
         // A handler of this unit's own: an earlier unit's may still say stop.
         let limit = Limit::install(&mut tx).await?;
-        Ok(Box::new(SqliteWriteTx {
+        Ok(Box::new(sql::Steps(SqliteWriteTx {
             tx,
             limit,
             query_timeout: self.query_timeout,
-        }))
+        })))
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -178,111 +177,24 @@ struct SqliteWriteTx {
 }
 
 /// Units of work are serialized on SQLite (one writer connection, `BEGIN IMMEDIATE`): what a
-/// unit reads cannot change before it commits, so nothing is locked row by row.
+/// unit reads cannot change before it commits, so each step runs as it comes, unlocked.
 #[async_trait]
-impl WriteTx for SqliteWriteTx {
-    async fn read_current(
-        &mut self,
-        resource_type: ResourceType,
-        id: &str,
-    ) -> StoreResult<Option<ResourceVersion>> {
-        Ok(sql::read_current::<Sqlite>(&mut self.tx, resource_type, id).await?)
-    }
-
-    async fn find_matching_ids(
-        &mut self,
-        resource_type: ResourceType,
-        filter: &Filter,
-        limit: usize,
-    ) -> StoreResult<Vec<String>> {
-        let timed = self.limit.timed(self.query_timeout);
-        let ids = sql::find_matching_ids::<Sqlite>(&mut self.tx, resource_type, filter, limit).await;
-        timed.done();
-        Ok(ids?)
-    }
-
-    async fn overlapping(
-        &mut self,
-        resource_type: ResourceType,
-        param: &str,
-        period: (Timestamp, Timestamp),
-        exclude_id: &str,
-        limit: usize,
-    ) -> StoreResult<Vec<String>> {
-        Ok(sql::overlapping::<Sqlite>(&mut self.tx, resource_type, param, period, exclude_id, limit).await?)
-    }
-
-    async fn current_after(
-        &mut self,
-        after: Option<(ResourceType, String)>,
-        limit: usize,
-    ) -> StoreResult<Vec<ResourceVersion>> {
-        Ok(sql::current_after::<Sqlite>(&mut self.tx, after.as_ref(), limit).await?)
-    }
-
-    async fn replace_index(&mut self, resource_type: ResourceType, id: &str, entries: &IndexEntries) -> StoreResult<()> {
-        Ok(sql::replace_index::<Sqlite>(&mut self.tx, resource_type.as_str(), id, entries).await?)
-    }
-
-    async fn set_search_index_fingerprint(&mut self, fingerprint: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM search_index_state")
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db_error)?;
-        sqlx::query("INSERT INTO search_index_state (fingerprint) VALUES (?)")
-            .bind(fingerprint)
-            .execute(&mut *self.tx)
-            .await
-            .map(|_| ())
-            .map_err(db_error)
-    }
-
-    async fn write(&mut self, new: NewVersion) -> StoreResult<()> {
-        Ok(sql::write_version::<Sqlite>(&mut self.tx, &new).await?)
-    }
-
-    async fn hold(&mut self, slot_id: &str) -> StoreResult<Option<SlotHold>> {
-        Ok(sql::hold::<Sqlite>(&mut self.tx, slot_id).await?)
-    }
-
-    async fn put_hold(&mut self, hold: &SlotHold) -> StoreResult<()> {
-        Ok(sql::put_hold::<Sqlite>(&mut self.tx, hold).await?)
-    }
-
-    async fn live_holds_of(&mut self, holder: &str, now: Timestamp) -> StoreResult<Vec<SlotHold>> {
-        Ok(sql::live_holds_of::<Sqlite>(&mut self.tx, holder, now).await?)
-    }
-
-    async fn delete_hold(&mut self, slot_id: &str) -> StoreResult<()> {
-        Ok(sql::delete_hold::<Sqlite>(&mut self.tx, slot_id).await?)
-    }
-
-    async fn slot_booking(&mut self, slot_id: &str) -> StoreResult<Option<String>> {
-        Ok(sql::slot_booking::<Sqlite>(&mut self.tx, slot_id).await?)
-    }
-
-    async fn put_slot_booking(
-        &mut self,
-        slot_id: &str,
-        appointment_id: &str,
-        cancel_deadline: Option<Timestamp>,
-    ) -> StoreResult<()> {
-        Ok(sql::put_slot_booking::<Sqlite>(&mut self.tx, slot_id, appointment_id, cancel_deadline).await?)
-    }
-
-    async fn booking_cancel_deadline(&mut self, slot_id: &str) -> StoreResult<Option<Timestamp>> {
-        Ok(sql::booking_cancel_deadline::<Sqlite>(&mut self.tx, slot_id).await?)
-    }
-
-    async fn delete_slot_booking(&mut self, slot_id: &str) -> StoreResult<()> {
-        Ok(sql::delete_slot_booking::<Sqlite>(&mut self.tx, slot_id).await?)
+impl UnitOfWork for SqliteWriteTx {
+    async fn perform(&mut self, step: Step) -> StoreResult<Seen> {
+        // Of a unit of work's statements, only a conditional write's search is limited in time.
+        let timed = matches!(step, Step::FindMatchingIds { .. }).then(|| self.limit.timed(self.query_timeout));
+        let seen = sql::execute::<Sqlite>(&mut self.tx, &step).await;
+        if let Some(timed) = timed {
+            timed.done();
+        }
+        Ok(seen?)
     }
 
     async fn append_event(&mut self, event: &DomainEvent) -> StoreResult<()> {
         Ok(sql::append_events::<Sqlite>(&mut self.tx, std::slice::from_ref(event)).await?)
     }
 
-    async fn commit(self: Box<Self>) -> StoreResult<()> {
+    async fn commit(self) -> StoreResult<()> {
         self.tx.commit().await.map_err(db_error)
     }
 }

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::temporary::TemporaryStore;
+use termin_fhir::ResourceType;
 use termin_store::ResourceStore;
 use termin_store_sql::conformance::{ctx, patient};
 

@@ -2,7 +2,8 @@
 //!
 //! Reads go through [`ResourceStore`]; every change goes through a [`WriteTx`] unit of work
 //! so the domain can check preconditions (versions, conditional matches, and later slot
-//! state) and write in one atomic step. Backends live in their own crates.
+//! state) and write in one atomic step. Backends live in their own crates; this crate knows
+//! no SQL (no sqlx) and, of the workspace, depends only on `termin-fhir`.
 
 mod context;
 mod scope;
