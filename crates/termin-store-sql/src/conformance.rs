@@ -1,4 +1,5 @@
-//! The store conformance kit: one suite of store-level tests that every backend must pass,
+//! The store conformance kit: one suite of store-level tests that every backend must pass
+//! (always compiled, so that the backends' tests and the server's build the same crate),
 //! written against the `termin-store` traits only. A backend runs it with
 //! [`store_conformance!`](crate::store_conformance) and a [`Fixture`] that opens a store on an
 //! empty database (or says why it cannot here, and the test is skipped).
@@ -27,7 +28,7 @@ pub trait Fixture: Sized {
 #[macro_export]
 macro_rules! store_conformance {
     ($fixture:ty) => {
-        $crate::store_conformance!(@cases $fixture; history_pages_newest_first, versions_stay_readable, a_version_is_written_once, holds_are_placed_renewed_listed_and_released, a_slot_is_booked_once, outbox_events_follow_their_append_order, overlapping_periods_are_found, writes_are_visible_after_commit_only, token_conditions_match_system_and_code, keyset_pages_follow_the_sort_both_ways, chains_references_dates_and_has, token_rows_hold_only_inside_their_validity_window, includes_follow_references_and_iterate, absolute_references_are_local_only_under_the_server_base, the_index_can_be_rebuilt_resource_by_resource, backwards_cursor_from_the_first_row_finds_nothing_before, driven_searches_page_in_sort_order);
+        $crate::store_conformance!(@cases $fixture; history_pages_newest_first, versions_stay_readable, a_version_is_written_once, a_resource_may_index_many_rows, holds_are_placed_renewed_listed_and_released, a_slot_is_booked_once, outbox_events_follow_their_append_order, overlapping_periods_are_found, writes_are_visible_after_commit_only, token_conditions_match_system_and_code, keyset_pages_follow_the_sort_both_ways, chains_references_dates_and_has, token_rows_hold_only_inside_their_validity_window, includes_follow_references_and_iterate, absolute_references_are_local_only_under_the_server_base, the_index_can_be_rebuilt_resource_by_resource, backwards_cursor_from_the_first_row_finds_nothing_before, driven_searches_page_in_sort_order);
     };
     (@cases $fixture:ty; $($case:ident),*) => {
         $(
@@ -214,6 +215,28 @@ pub async fn a_version_is_written_once(store: &dyn ResourceStore) {
     let mut tx = store.begin_write(&ctx()).await.unwrap();
     let again = tx.write(patient("p1", 1, None)).await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+}
+
+/// More index rows than one statement could bind on either backend.
+pub async fn a_resource_may_index_many_rows(store: &dyn ResourceStore) {
+    let tokens = (0..5000).map(|i| TokenIndex::code("identifier", Some("urn:sys".into()), format!("{i}"))).collect();
+    let mut many = patient("many", 1, None);
+    many.index = IndexEntries { tokens, ..IndexEntries::default() };
+    write_all(store, vec![many]).await;
+    let find = |code: &str| {
+        request(
+            ResourceType::Patient,
+            vec![Condition::TokenAny {
+                param: "identifier".into(),
+                alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some(code.into()) }],
+            }],
+        )
+    };
+    assert_eq!(ids(&store.search(&ctx(), &find("4999")).await.unwrap()), ["many"]);
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    tx.replace_index(ResourceType::Patient, "many", &IndexEntries::default()).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(store.search(&ctx(), &find("0")).await.unwrap().matches.is_empty());
 }
 
 fn hold(slot_id: &str, holder: &str, until: &str) -> SlotHold {

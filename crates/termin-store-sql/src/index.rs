@@ -65,7 +65,12 @@ pub(crate) fn clear<D: Dialect>(res_type: &str, res_id: &str) -> Vec<sqlx::Query
     }
 }
 
-/// `INSERT INTO table (res_type, res_id, columns...) VALUES ...` for `rows`, `None` if empty.
+/// Rows per INSERT: at most 10 values a row stays far below the bound parameters a statement
+/// may have (32,766 on SQLite, 65,535 on PostgreSQL), however many rows a resource indexes.
+const ROWS_PER_INSERT: usize = 1000;
+
+/// `INSERT INTO table (res_type, res_id, columns...) VALUES ...` for `rows`, one statement per
+/// [`ROWS_PER_INSERT`] of them.
 fn insert<D: Dialect, T>(
     table: &str,
     columns: &str,
@@ -73,22 +78,23 @@ fn insert<D: Dialect, T>(
     res_id: &str,
     rows: &[T],
     values: impl Fn(&T) -> Vec<Value>,
-) -> Option<sqlx::QueryBuilder<D>> {
-    if rows.is_empty() {
-        return None;
-    }
-    let mut q = D::builder(format!("INSERT INTO {table} (res_type, res_id, {columns}) VALUES "));
-    for (i, row) in rows.iter().enumerate() {
-        q.push(if i == 0 { "(" } else { ", (" })
-            .push_value(res_type)
-            .push(", ")
-            .push_value(res_id);
-        for value in values(row) {
-            q.push(", ").push_value(value);
-        }
-        q.push(")");
-    }
-    Some(q)
+) -> Vec<sqlx::QueryBuilder<D>> {
+    rows.chunks(ROWS_PER_INSERT)
+        .map(|chunk| {
+            let mut q = D::builder(format!("INSERT INTO {table} (res_type, res_id, {columns}) VALUES "));
+            for (i, row) in chunk.iter().enumerate() {
+                q.push(if i == 0 { "(" } else { ", (" })
+                    .push_value(res_type)
+                    .push(", ")
+                    .push_value(res_id);
+                for value in values(row) {
+                    q.push(", ").push_value(value);
+                }
+                q.push(")");
+            }
+            q
+        })
+        .collect()
 }
 
 /// Replaces the resource's search-index rows with `entries`.

@@ -2,7 +2,7 @@
 //! statement on the shared tables (reads, writes with their history and index rows, holds,
 //! bookings, the outbox), row decoding, the history pager, searches (conditions, chains, `_has`,
 //! sorting, keyset pages, totals, includes), the migration runner, the `ResourceStore` reads by
-//! key ([`resource_store!`]) and the store conformance kit (feature `conformance`).
+//! key ([`resource_store!`]) and the store conformance kit ([`conformance`]).
 //!
 //! Both backends keep the same tables and columns; what differs — placeholders, index hints,
 //! join order, row locks, NUL in text, how errors read — is named once in [`Dialect`], with
@@ -10,7 +10,6 @@
 //! statements on the connection they hand in. Depends on the storage port (`termin-store`) and
 //! sqlx; never on a backend crate, the domain or HTTP.
 
-#[cfg(feature = "conformance")]
 pub mod conformance;
 mod resource_store;
 mod index;
