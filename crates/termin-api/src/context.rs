@@ -34,15 +34,24 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .flat_map(|v| v.split(','))
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty());
+        let address = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip().to_string());
+        let caller = Ctx::of(request_id.to_owned(), parts.extensions.get::<Caller>(), address.as_deref());
+        Ok(Ctx(caller.with_hold_tokens(hold_tokens)))
+    }
+}
+
+impl Ctx {
+    /// The domain's caller: the request, the principal of its accepted token, its address.
+    pub fn of(request_id: String, token: Option<&Caller>, address: Option<&str>) -> DomainCaller {
         let mut ctx = RequestContext::anonymous(request_id);
-        if let Some(caller) = parts.extensions.get::<Caller>() {
+        if let Some(caller) = token {
             ctx = ctx.with_token(caller.principal.clone(), caller.scopes.clone());
         }
-        let ctx = DomainCaller::new(ctx).with_hold_tokens(hold_tokens);
-        Ok(Ctx(match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
-            Some(ConnectInfo(peer)) => ctx.with_client_address(peer.ip().to_string()),
+        let ctx = DomainCaller::new(ctx);
+        match address {
+            Some(address) => ctx.with_client_address(address),
             None => ctx,
-        }))
+        }
     }
 }
 

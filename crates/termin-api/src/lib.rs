@@ -8,6 +8,7 @@
 //! two lists. Format handling (content types, `_format`, `_pretty`, body limits, JSON parse errors) is
 //! the [`format`] layer; handlers only see parsed resources and return [`FhirResponse`]s.
 
+mod audit;
 pub mod auth;
 mod bundle;
 mod capability;
@@ -69,7 +70,9 @@ pub fn app(state: AppState) -> Router {
     let cors = state.config.cors_allowed_origins.clone();
     let state = Arc::new(state);
     let router = registry::router()
+        .route_layer(axum::middleware::from_fn(audit::read_only_audit_events))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authorize))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), audit::record_denials))
         .with_state(state);
     with_layers(router, &cors)
 }

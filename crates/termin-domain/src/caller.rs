@@ -37,6 +37,11 @@ impl Caller {
         self
     }
 
+    /// The network address the request came from, when known.
+    pub fn client_address(&self) -> Option<&str> {
+        self.client_address.as_deref()
+    }
+
     /// What the store is told of the caller.
     pub fn context(&self) -> &RequestContext {
         &self.context

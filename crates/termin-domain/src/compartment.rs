@@ -1,4 +1,4 @@
-//! The patient compartment: the Patient, Appointments and RelatedPersons of one patient. A
+//! The patient compartment: the Patient, Appointments, RelatedPersons and AuditEvents of one patient. A
 //! token whose access to these types comes from `patient/` scopes alone reaches only its
 //! `patient`'s (see [`RequestContext::patient_reach`]): reads outside answer 404 (existence is
 //! not revealed), a request naming another patient answers 403, searches and type histories
@@ -12,7 +12,7 @@ use termin_store::{COMPARTMENT_TYPES, Condition, PatientReach, Permission, Refer
 
 /// The patient ids a resource of a compartment type refers to as its patient (a Patient is
 /// its own, by `id`, which a body being created may not carry yet).
-fn patients_of(resource_type: ResourceType, id: &str, body: &Map<String, Value>) -> Vec<String> {
+pub(crate) fn patients_of(resource_type: ResourceType, id: &str, body: &Map<String, Value>) -> Vec<String> {
     let reference = |value: Option<&Value>| {
         value
             .and_then(|r| r.get("reference"))
@@ -26,6 +26,10 @@ fn patients_of(resource_type: ResourceType, id: &str, body: &Map<String, Value>)
             reference(body.get("subject")).into_iter().chain(participants.filter_map(|p| reference(p.get("actor")))).collect()
         }
         ResourceType::RelatedPerson => reference(body.get("patient")).into_iter().collect(),
+        ResourceType::AuditEvent => {
+            let entities = body.get("entity").and_then(Value::as_array).into_iter().flatten();
+            reference(body.get("patient")).into_iter().chain(entities.filter_map(|e| reference(e.get("what")))).collect()
+        }
         _ => Vec::new(),
     }
 }
@@ -87,7 +91,7 @@ pub(crate) fn condition(resource_type: ResourceType, patient: &str) -> Condition
     };
     match resource_type {
         ResourceType::Appointment => Condition::Any(vec![refers("subject"), refers("actor")]),
-        ResourceType::RelatedPerson => refers("patient"),
+        ResourceType::RelatedPerson | ResourceType::AuditEvent => refers("patient"),
         _ => Condition::IdIn(vec![patient.to_owned()]),
     }
 }
@@ -138,7 +142,8 @@ pub(crate) fn check_named_patients(
         Condition::ReferenceAny { param, alternatives } => {
             let patient_param = matches!(
                 (resource_type, param.as_str()),
-                (ResourceType::Appointment, "patient" | "subject" | "actor") | (ResourceType::RelatedPerson, "patient")
+                (ResourceType::Appointment, "patient" | "subject" | "actor")
+                    | (ResourceType::RelatedPerson | ResourceType::AuditEvent, "patient")
             );
             patient_param
                 && alternatives.iter().any(|alternative| match alternative {

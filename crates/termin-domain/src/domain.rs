@@ -1,7 +1,7 @@
 //! The domain services, built together over one kernel.
 
 use crate::kernel::Kernel;
-use crate::{Clock, ProviderService, ResourceService, ResourceValidator, SchedulingService, ServiceConfig};
+use crate::{AuditRecord, AuditTrail, Caller, Clock, ProviderService, ResourceService, ResourceValidator, SchedulingService, ServiceConfig};
 use std::sync::Arc;
 use termin_search::SearchParameters;
 use termin_store::ResourceStore;
@@ -37,6 +37,27 @@ impl Domain {
         let mut kernel = (*self.kernel).clone();
         kernel.validator = Some(validator);
         Domain::over(kernel)
+    }
+
+    /// Records every access to patient data: writes in their own transaction, reads and
+    /// denials through `trail`.
+    pub fn with_audit(self, trail: AuditTrail) -> Self {
+        let mut kernel = (*self.kernel).clone();
+        kernel.audit = Some(trail);
+        Domain::over(kernel)
+    }
+
+    /// The queue of read and denial events, when auditing is on.
+    pub fn audit(&self) -> Option<&AuditTrail> {
+        self.kernel.audit.as_ref()
+    }
+
+    /// Records a refused request (401, 403) by `ctx`.
+    pub async fn audit_denied(&self, ctx: &Caller, mut record: AuditRecord, status: u16) {
+        record.denied = Some(status);
+        if let Some(trail) = &self.kernel.audit {
+            trail.record(crate::audit::audit_event(ctx, &record, self.kernel.clock.now())).await;
+        }
     }
 
     pub fn config(&self) -> &ServiceConfig {

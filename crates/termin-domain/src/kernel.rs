@@ -2,6 +2,7 @@
 //! search parameters, the compartment-aware reads, and the write pipeline every change passes
 //! (content checks and validation, the scheduling rules, server-managed `meta`, index rows).
 
+use crate::audit::{AuditRecord, AuditTrail, audit_event};
 use crate::caller::Caller;
 use crate::compartment;
 use crate::cpu::CpuWork;
@@ -100,12 +101,14 @@ pub(crate) struct Kernel {
     pub search: &'static SearchParameters,
     pub validator: Option<Arc<dyn ResourceValidator>>,
     pub cpu: Arc<CpuWork>,
+    /// Where reads and denials are recorded; `None`: not audited (tools such as `termin seed`).
+    pub audit: Option<AuditTrail>,
 }
 
 impl Kernel {
     /// Begins a unit of work for `ctx`.
     pub(crate) async fn begin(&self, ctx: &Caller) -> Result<UnitOfWork, DomainError> {
-        UnitOfWork::begin(self.store.as_ref(), ctx, self.search).await
+        UnitOfWork::begin(self.store.as_ref(), ctx, self.search, self.clock.now()).await
     }
 
     pub(crate) fn new(
@@ -121,6 +124,16 @@ impl Kernel {
             search,
             validator: None,
             cpu: Arc::new(CpuWork::new()),
+            audit: None,
+        }
+    }
+
+    /// Queues the audit event of a read or search by `ctx` when it reached patient data.
+    pub(crate) async fn audit_read(&self, ctx: &Caller, record: AuditRecord) {
+        if let Some(trail) = &self.audit
+            && record.concerns_patients()
+        {
+            trail.record(audit_event(ctx, &record, self.clock.now())).await;
         }
     }
 
@@ -288,6 +301,9 @@ impl Kernel {
         mut body: Map<String, Value>,
         previous: Option<&ResourceVersion>,
     ) -> Result<WriteOutcome, DomainError> {
+        if resource_type == ResourceType::AuditEvent {
+            return Err(DomainError::NotAllowed("AuditEvents are recorded by the server and cannot be written".into()));
+        }
         let now = self.clock.now();
         let version = previous.map_or(1, |p| p.version + 1);
         let previous_body = previous.and_then(|p| p.body.as_deref()).and_then(model::parse_object);

@@ -11,6 +11,7 @@
 //! Must not depend on: HTTP (axum, `termin-api`), SQL or a particular store backend (only the
 //! `termin-store` traits), process-wide state (the search parameters are passed in).
 
+mod audit;
 mod caller;
 mod clock;
 mod compartment;
@@ -29,6 +30,7 @@ mod unit_of_work;
 mod validation;
 mod version;
 
+pub use audit::{AuditAction, AuditRecord, AuditTrail};
 pub use caller::Caller;
 pub use clock::{Clock, SystemClock};
 pub use domain::Domain;

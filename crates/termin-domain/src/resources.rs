@@ -1,6 +1,7 @@
 //! The FHIR resource lifecycle: create, read, update, delete, conditional variants and
 //! history, with server-managed `meta.versionId` / `meta.lastUpdated`.
 
+use crate::audit::{AuditAction, AuditRecord};
 use crate::caller::Caller;
 use crate::compartment;
 use crate::kernel::{Kernel, WriteOutcome, WriteStatus, label};
@@ -33,14 +34,28 @@ impl ResourceService {
 
     /// The current version; 404 if it never existed, 410 if deleted.
     pub async fn read(&self, ctx: &Caller, resource_type: ResourceType, id: &str) -> Result<ResourceVersion, DomainError> {
-        self.kernel.read(ctx, resource_type, id).await
+        let version = self.kernel.read(ctx, resource_type, id).await?;
+        self.audit_reads(ctx, "read", std::slice::from_ref(&version)).await;
+        Ok(version)
+    }
+
+    /// Records that `ctx` saw `versions` (when they include patient data).
+    async fn audit_reads(&self, ctx: &Caller, interaction: &str, versions: &[ResourceVersion]) {
+        let mut record = AuditRecord::new(AuditAction::Read, interaction);
+        for version in versions {
+            record.reached_version(version);
+        }
+        self.kernel.audit_read(ctx, record).await;
     }
 
     /// Runs a search; index rows with a validity window (Slot holds) are judged at the
     /// domain clock's now. A caller confined to a patient's compartment finds only what is in
     /// it, also through chains, `_has` and `_include`/`_revinclude`.
     pub async fn search(&self, ctx: &Caller, request: &SearchRequest) -> Result<SearchPage, DomainError> {
-        self.kernel.search(ctx, request).await
+        let page = self.kernel.search(ctx, request).await?;
+        let returned: Vec<ResourceVersion> = page.matches.iter().chain(&page.included).cloned().collect();
+        self.audit_reads(ctx, "search-type", &returned).await;
+        Ok(page)
     }
 
     /// `$validate`: the outcome of checking `resource` (also against `profile`, when given),
@@ -81,7 +96,10 @@ impl ResourceService {
         match self.kernel.store.read_version(ctx.context(), resource_type, id, version).await? {
             None => Err(DomainError::NotFound(name())),
             Some(v) if v.is_deleted() => Err(DomainError::Gone(name())),
-            Some(v) => Ok(v),
+            Some(v) => {
+                self.audit_reads(ctx, "vread", std::slice::from_ref(&v)).await;
+                Ok(v)
+            }
         }
     }
 
@@ -132,7 +150,11 @@ impl ResourceService {
                 }
             }
         }
-        Ok(self.kernel.store.history(ctx.context(), &request).await?)
+        let page = self.kernel.store.history(ctx.context(), &request).await?;
+        let versions: Vec<ResourceVersion> = page.entries.iter().map(|e| e.version.clone()).collect();
+        let interaction = if request.id.is_some() { "history-instance" } else { "history-type" };
+        self.audit_reads(ctx, interaction, &versions).await;
+        Ok(page)
     }
 
     /// The ids of the current resources of `patient`'s compartment of one type.

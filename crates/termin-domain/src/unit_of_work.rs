@@ -3,7 +3,9 @@
 //! per unit of work; writes through it keep what it remembers current, so later rules see
 //! them without reading again.
 
+use crate::audit::{AuditAction, AuditRecord, audit_event};
 use crate::caller::Caller;
+use crate::version::new_version;
 use crate::DomainError;
 use crate::model::{self, AppointmentId};
 use std::collections::HashMap;
@@ -36,18 +38,68 @@ pub(crate) struct UnitOfWork {
     resources: HashMap<(ResourceType, String), Known>,
     holds: HashMap<String, Option<SlotHold>>,
     bookings: HashMap<String, Option<String>>,
+    caller: Caller,
+    /// When the unit of work began: the time of its audit event.
+    began: Timestamp,
+    /// The access committing records; `None` until something is written.
+    audit: Option<AuditRecord>,
+    /// Record the access even when it reaches no patient data (`$hold`, `$book`).
+    audit_always: bool,
 }
 
 impl UnitOfWork {
     /// Begins a unit of work whose index rows are built with `search`.
-    pub async fn begin(store: &dyn ResourceStore, ctx: &Caller, search: &'static SearchParameters) -> Result<Self, DomainError> {
+    pub async fn begin(
+        store: &dyn ResourceStore,
+        ctx: &Caller,
+        search: &'static SearchParameters,
+        now: Timestamp,
+    ) -> Result<Self, DomainError> {
         Ok(UnitOfWork {
             tx: store.begin_write(ctx.context()).await?,
             search,
             resources: HashMap::new(),
             holds: HashMap::new(),
             bookings: HashMap::new(),
+            caller: ctx.clone(),
+            began: now,
+            audit: None,
+            audit_always: false,
         })
+    }
+
+    /// Names the access the commit records (an operation such as `$book`); it is recorded even
+    /// when it reaches no patient's data.
+    pub fn audit_as(&mut self, action: AuditAction, interaction: &str) {
+        let record = self.audit.get_or_insert_with(|| AuditRecord::new(action, interaction));
+        record.action = action;
+        record.interaction = interaction.to_owned();
+        self.audit_always = true;
+    }
+
+    /// Notes a written version in the access the commit records.
+    fn audit_write(&mut self, new: &NewVersion, body: Option<&Map<String, Value>>) {
+        let (action, interaction) = match (new.version.is_deleted(), new.change) {
+            (true, _) => (AuditAction::Delete, "delete"),
+            (false, termin_store::ChangeKind::Create) => (AuditAction::Create, "create"),
+            (false, _) => (AuditAction::Update, "update"),
+        };
+        let record = self.audit.get_or_insert_with(|| AuditRecord::new(action, interaction));
+        // The first write of patient data names the access (a cancellation may free its Slot
+        // first); an operation named with `audit_as` keeps its name.
+        if !self.audit_always && !record.concerns_patients() {
+            record.action = action;
+            record.interaction = interaction.to_owned();
+        }
+        let parsed;
+        let body = match body {
+            Some(body) => Some(body),
+            None => {
+                parsed = new.version.body.as_deref().and_then(model::parse_object);
+                parsed.as_ref()
+            }
+        };
+        record.reached(new.version.resource_type, &new.version.id, body);
     }
 
     /// The search parameters the index rows of what it writes are built with.
@@ -95,6 +147,15 @@ impl UnitOfWork {
     pub async fn write(&mut self, new: NewVersion, body: Option<Map<String, Value>>) -> Result<(), DomainError> {
         let key = (new.version.resource_type, new.version.id.clone());
         let version = new.version.clone();
+        // The patients of a deleted resource are those of its last content.
+        let last_content = match version.is_deleted() {
+            true => self.resources.get(&key).and_then(|known| {
+                let stored = || known.version.as_ref().and_then(|v| v.body.as_deref()).and_then(model::parse_object);
+                known.body.clone().or_else(stored)
+            }),
+            false => None,
+        };
+        self.audit_write(&new, body.as_ref().or(last_content.as_ref()));
         self.tx.write(new).await?;
         let body = body.filter(|_| !version.is_deleted());
         self.resources.insert(key, Known { version: Some(version), body, exclusive: true });
@@ -193,7 +254,17 @@ impl UnitOfWork {
         Ok(self.tx.append_event(event).await?)
     }
 
-    pub async fn commit(self) -> Result<(), DomainError> {
+    /// Commits, with the audit event of the access when it reached patient data (or was named
+    /// with [`Self::audit_as`]).
+    pub async fn commit(mut self) -> Result<(), DomainError> {
+        // The server's own jobs (demo loading, seeding, hold expiry) are no one's access.
+        let someone = self.caller.context().principal != termin_store::Principal::System;
+        if let Some(record) = self.audit.take().filter(|r| someone && (self.audit_always || r.concerns_patients())) {
+            let body = audit_event(&self.caller, &record, self.began);
+            let id = uuid::Uuid::new_v4().to_string();
+            let (new, _) = new_version(self.search, ResourceType::AuditEvent, &id, body, None, self.began)?;
+            self.tx.write(new).await?;
+        }
         Ok(self.tx.commit().await?)
     }
 }

@@ -10,6 +10,7 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ResourceType {
     Appointment,
+    AuditEvent,
     HealthcareService,
     Location,
     Organization,
@@ -23,8 +24,9 @@ pub enum ResourceType {
 
 impl ResourceType {
     /// Every served type, in alphabetical order (the order of the CapabilityStatement).
-    pub const ALL: [ResourceType; 10] = [
+    pub const ALL: [ResourceType; 11] = [
         ResourceType::Appointment,
+        ResourceType::AuditEvent,
         ResourceType::HealthcareService,
         ResourceType::Location,
         ResourceType::Organization,
@@ -39,6 +41,7 @@ impl ResourceType {
     pub fn as_str(self) -> &'static str {
         match self {
             ResourceType::Appointment => "Appointment",
+            ResourceType::AuditEvent => "AuditEvent",
             ResourceType::HealthcareService => "HealthcareService",
             ResourceType::Location => "Location",
             ResourceType::Organization => "Organization",

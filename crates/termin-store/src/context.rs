@@ -28,8 +28,9 @@ pub struct TokenPrincipal {
 }
 
 /// The types of the patient compartment Termin serves: a `patient/` scope reaches only the
-/// context patient's resources of these types.
-pub const COMPARTMENT_TYPES: [ResourceType; 3] = [ResourceType::Patient, ResourceType::Appointment, ResourceType::RelatedPerson];
+/// context patient's resources of these types (AuditEvents: the accesses to its data).
+pub const COMPARTMENT_TYPES: [ResourceType; 4] =
+    [ResourceType::Patient, ResourceType::Appointment, ResourceType::RelatedPerson, ResourceType::AuditEvent];
 
 /// Whose resources of a compartment type a request may reach with one permission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use termin_api::metrics::Metrics;
 use termin_api::auth::{Authenticator, Authorization, Discovery, KeySource};
 use termin_api::{ApiConfig, AppState};
-use termin_domain::{Domain, ServiceConfig};
+use termin_domain::{AuditTrail, Domain, ServiceConfig};
 use tracing_subscriber::EnvFilter;
 
 pub fn run(config: ServeConfig) -> ExitCode {
@@ -60,7 +60,8 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         max_resource_bytes: config.max_body_bytes,
     };
     let packages = if config.validation { Packages::Shipped(&config.packages) } else { Packages::Off };
-    let domain = setup::domain(opened.store, service_config, search, packages, &config.profiles).await?;
+    let audit = AuditTrail::start(opened.store.clone(), search);
+    let domain = setup::domain(opened.store, service_config, search, packages, &config.profiles).await?.with_audit(audit.clone());
     if config.demo {
         crate::demo::load_examples(&domain.resources, &config.packages).await?;
         if let Some(scale) = config.demo_scale {
@@ -96,6 +97,8 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         idle: config.idle_timeout,
     };
     connections::serve(listener, app, timeouts, shutdown_signal()).await;
+    // Every answered read's audit event is stored before the process ends.
+    audit.drain().await;
     Ok(())
 }
 

@@ -170,11 +170,16 @@ pub async fn authorize(State(state): State<SharedState>, mut request: Request, n
         (Need::Access(resource, permission), Some(caller))
             if !auth.is_public(resource, permission) && !caller.scopes.iter().any(|s| s.grants(resource, permission)) =>
         {
-            forbidden(resource, permission)
+            // The audit trail records who was refused.
+            let mut response = forbidden(resource, permission);
+            response.extensions_mut().insert(caller);
+            response
         }
         (_, Some(caller)) => {
-            request.extensions_mut().insert(caller);
-            next.run(request).await
+            request.extensions_mut().insert(caller.clone());
+            let mut response = next.run(request).await;
+            response.extensions_mut().insert(caller);
+            response
         }
     }
 }

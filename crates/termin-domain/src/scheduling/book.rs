@@ -1,5 +1,6 @@
 //! `Appointment/$book`: book a `proposed` Appointment on the slots it names.
 
+use crate::audit::AuditAction;
 use crate::caller::Caller;
 use crate::rules::guard::slot_unavailability;
 use crate::rules::offer::{Declared, Offer, check_offered, concept_codings, most_specific, service_references, service_type_codings};
@@ -239,6 +240,7 @@ impl SchedulingService {
         }
         let now = self.kernel.clock().now();
         let mut tx = self.kernel.begin(ctx).await?;
+        tx.audit_as(AuditAction::Execute, "$book");
         self.resolve_subject(&mut tx, &mut appointment).await?;
         resolve_identifiers(&mut tx, &mut appointment).await?;
         // Before an earlier booking with the same identifier is looked up and returned.

@@ -1,5 +1,6 @@
 //! `Slot/$hold`: place a hold on a slot (`busy-tentative`) or release it (`free`).
 
+use crate::audit::AuditAction;
 use crate::caller::Caller;
 use crate::rules::state::{self, SlotState};
 use crate::model;
@@ -123,6 +124,7 @@ impl SchedulingService {
     pub async fn hold_slot(&self, ctx: &Caller, selector: &SlotSelector, hold: bool) -> Result<HoldOutcome, DomainError> {
         let now = self.kernel.clock().now();
         let mut tx = self.kernel.begin(ctx).await?;
+        tx.audit_as(AuditAction::Execute, if hold { "$hold" } else { "$release" });
         let slot_id = self.resolve_slot(&mut tx, selector).await?;
         let Some((slot, body)) = tx.read_live(ResourceType::Slot, &slot_id).await? else {
             return Err(DomainError::NotFound(format!("Slot/{slot_id}")));

@@ -423,6 +423,15 @@ impl TestServer {
         }
     }
 
+    /// Stops the process with SIGTERM (a clean shutdown) and waits for it to exit.
+    pub fn terminate(&mut self) {
+        if let Some(r) = &mut self.running {
+            let _ = std::process::Command::new("kill").arg("-TERM").arg(r.child.id().to_string()).status();
+            let _ = r.child.wait();
+        }
+        self.collect_output();
+    }
+
     /// Kills the process (SIGKILL, no graceful shutdown) and waits for it to exit.
     pub fn kill(&mut self) {
         self.collect_output();
@@ -441,6 +450,11 @@ impl TestServer {
         self.kill();
         self.options = options;
         self.launch().await;
+    }
+
+    /// The options the server was started with.
+    pub fn options(&self) -> &ServerOptions {
+        &self.options
     }
 
     /// `host:port` the server announced.

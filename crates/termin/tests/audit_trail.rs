@@ -1,0 +1,290 @@
+//! The audit trail (issue 14): one AuditEvent per access to patient data — reads, searches,
+//! writes, `$hold`, `$book`, cancellations and refused attempts — with the right agent and
+//! patient; AuditEvents are read-only over the API, searchable by staff and system and by a
+//! patient for its own data; read events survive a clean shutdown; old ones are swept.
+
+mod support;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::Method;
+use reqwest::header::AUTHORIZATION;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use support::*;
+
+const ISSUER: &str = "https://idp.termin.test/realms/termin";
+const AUDIENCE: &str = "termin-api";
+
+/// A token of `subject` (using the app `audit-test-app`) with `scope`, for `patient` when given.
+fn bearer(subject: &str, scope: &str, patient: Option<&str>, fhir_user: Option<&str>) -> String {
+    let now = jiff::Timestamp::now().as_second();
+    let mut claims = json!({"iss": ISSUER, "aud": AUDIENCE, "sub": subject, "client_id": "audit-test-app",
+                            "iat": now, "exp": now + 600, "scope": scope});
+    if let Some(patient) = patient {
+        claims["patient"] = json!(patient);
+    }
+    if let Some(fhir_user) = fhir_user {
+        claims["fhirUser"] = json!(fhir_user);
+    }
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("test-rsa".into());
+    let key = EncodingKey::from_rsa_pem(include_bytes!("auth_keys/rsa-private.pem")).expect("test key");
+    jsonwebtoken::encode(&header, &claims, &key).expect("sign")
+}
+
+async fn start(extra: &[&str]) -> TestServer {
+    let mut options = ServerOptions::new()
+        .flag("--auth-issuer", ISSUER)
+        .flag("--auth-audience", AUDIENCE)
+        .flag("--auth-jwks", "{dir}/jwks.json");
+    options.files.push(("jwks.json".into(), include_str!("auth_keys/jwks.json").into()));
+    for arg in extra {
+        options = options.arg(*arg);
+    }
+    TestServer::start_with(options).await
+}
+
+/// Sends a request with `X-Request-Id: request_id`, by which its AuditEvent is found.
+async fn call(s: &TestServer, method: Method, path: &str, token: Option<&str>, body: Option<&Value>, request_id: &str) -> Resp {
+    let mut request = s.request(method, path).header("x-request-id", request_id);
+    if let Some(token) = token {
+        request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+    }
+    if let Some(body) = body {
+        request = json_body(request, body);
+    }
+    s.send(request).await
+}
+
+/// The request id an AuditEvent records.
+fn request_id_of(event: &Value) -> Option<&str> {
+    event["entity"].as_array()?.iter().find_map(|e| e["what"]["identifier"]["value"].as_str())
+}
+
+/// Every AuditEvent, as `token` finds them.
+async fn audit_events(s: &TestServer, token: &str, query: &str) -> Vec<Value> {
+    let r = call(s, Method::GET, &format!("AuditEvent?_count=500&{query}"), Some(token), None, "audit-search").await.expect_status(200);
+    entries(&r.json()).into_iter().map(|e| e["resource"].clone()).collect()
+}
+
+/// The AuditEvents of request `request_id`, once at least one is stored (read events are
+/// written in the background), within a deadline.
+async fn events_of(s: &TestServer, auditor: &str, request_id: &str) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found: Vec<Value> =
+            audit_events(s, auditor, "").await.into_iter().filter(|e| request_id_of(e) == Some(request_id)).collect();
+        if !found.is_empty() || Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The patient references an AuditEvent names in its entities, sorted.
+fn patients_named(event: &Value) -> Vec<String> {
+    let mut patients: Vec<String> = event["entity"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["role"]["code"] == "1")
+        .filter_map(|e| e["what"]["reference"].as_str().map(str::to_owned))
+        .collect();
+    patients.sort();
+    patients
+}
+
+/// Two patients with an Appointment each, a Schedule and free Slots, written by `admin`.
+async fn two_patients(s: &TestServer, admin: &str) {
+    let mut resources = vec![
+        json!({"resourceType": "Schedule", "id": "sch-1", "active": true, "actor": [{"reference": "Practitioner/prac-1"}]}),
+        json!({"resourceType": "Practitioner", "id": "prac-1", "name": [{"family": "Musterärztin"}]}),
+    ];
+    for (i, id) in ["slot-1", "slot-2", "slot-3"].into_iter().enumerate() {
+        resources.push(json!({"resourceType": "Slot", "id": id, "schedule": {"reference": "Schedule/sch-1"}, "status": "free",
+            "start": format!("2030-01-07T{:02}:00:00+01:00", 9 + i), "end": format!("2030-01-07T{:02}:30:00+01:00", 9 + i)}));
+    }
+    for n in [1, 2] {
+        resources.push(json!({"resourceType": "Patient", "id": format!("pat-{n}"), "name": [{"family": format!("Huber{n}")}]}));
+        resources.push(json!({"resourceType": "Appointment", "id": format!("app-{n}"), "status": "booked",
+            "subject": {"reference": format!("Patient/pat-{n}")},
+            "participant": [{"actor": {"reference": format!("Patient/pat-{n}")}, "status": "accepted"}],
+            "slot": [{"reference": format!("Slot/slot-{n}")}]}));
+    }
+    for resource in &resources {
+        let path = format!("{}/{}", resource["resourceType"].as_str().unwrap(), resource["id"].as_str().unwrap());
+        let r = call(s, Method::PUT, &path, Some(admin), Some(resource), "setup").await;
+        assert!(matches!(r.code(), 200 | 201), "{}", r.what());
+    }
+}
+
+/// The one AuditEvent of `request_id`, checked for its action, code, outcome, agent and patients.
+async fn assert_audited(s: &TestServer, auditor: &str, request_id: &str, action: &str, code: &str, subject: &str, patients: &[&str]) -> Value {
+    let events = events_of(s, auditor, request_id).await;
+    assert_eq!(events.len(), 1, "{request_id}: exactly one AuditEvent, found {events:#?}");
+    let event = events.into_iter().next().unwrap();
+    assert_eq!(event["action"], action, "{request_id}: {event:#}");
+    assert_eq!(event["code"]["coding"][0]["code"], code, "{request_id}: {event:#}");
+    assert_eq!(event["agent"][0]["who"]["identifier"]["value"], subject, "{request_id}: {event:#}");
+    assert_eq!(event["agent"][0]["requestor"], true, "{request_id}");
+    assert_eq!(event["agent"][1]["who"]["identifier"]["value"], "audit-test-app", "{request_id}: the client");
+    assert_eq!(event["source"]["observer"]["display"], "Termin");
+    let expected: Vec<String> = patients.iter().map(|p| format!("Patient/{p}")).collect();
+    assert_eq!(patients_named(&event), expected, "{request_id}: {event:#}");
+    event
+}
+
+#[tokio::test]
+async fn every_access_to_patient_data_is_audited_once_with_its_agent_and_patients() {
+    let s = start(&[]).await;
+    let admin = bearer("admin", "system/*.cruds", None, None);
+    two_patients(&s, &admin).await;
+    let me = bearer(
+        "user-pat-1",
+        "launch/patient patient/Patient.rs patient/Appointment.cruds patient/Slot.rus patient/Schedule.rs",
+        Some("pat-1"),
+        Some("Patient/pat-1"),
+    );
+    let ok = |r: Resp, code: u16| r.expect_status(code);
+
+    // Reads, searches and history: one event each, naming every patient whose data came back.
+    ok(call(&s, Method::GET, "Patient/pat-1", Some(&me), None, "read-patient").await, 200);
+    ok(call(&s, Method::GET, "Appointment/app-1/_history/1", Some(&me), None, "vread-appointment").await, 200);
+    ok(call(&s, Method::GET, "Appointment?status=booked", Some(&me), None, "search-mine").await, 200);
+    let both = call(&s, Method::GET, "Appointment?_include=Appointment:patient", Some(&admin), None, "search-all").await;
+    assert_eq!(entries(&both.expect_status(200).json()).len(), 4);
+    // The public directory is no patient's data.
+    ok(call(&s, Method::GET, "Slot", Some(&me), None, "search-slots").await, 200);
+
+    // $hold, $book and a cancellation by the patient's token; an update by staff.
+    let hold = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "slot-reference", "valueReference": {"reference": "Slot/slot-3"}}, {"name": "slot-status", "valueCode": "busy-tentative"}]});
+    ok(call(&s, Method::POST, "Slot/$hold", Some(&me), Some(&hold), "hold").await, 200);
+    let book = json!({"resourceType": "Parameters", "parameter": [{"name": "appointment-resource", "resource": {
+        "resourceType": "Appointment", "status": "proposed", "subject": {"reference": "Patient/pat-1"},
+        "participant": [{"actor": {"reference": "Patient/pat-1"}, "status": "accepted"}],
+        "slot": [{"reference": "Slot/slot-3"}]}}]});
+    ok(call(&s, Method::POST, "Appointment/$book", Some(&me), Some(&book), "book").await, 201);
+    let mut mine = call(&s, Method::GET, "Appointment/app-1", Some(&admin), None, "admin-read").await.expect_status(200).json();
+    mine["status"] = json!("cancelled");
+    ok(call(&s, Method::PUT, "Appointment/app-1", Some(&me), Some(&mine), "cancel").await, 200);
+    ok(call(&s, Method::DELETE, "Appointment/app-2", Some(&admin), None, "delete").await, 204);
+
+    // Refused attempts: no token (401), another patient (403 by the compartment), a scope the
+    // token lacks (403).
+    assert_eq!(call(&s, Method::GET, "Patient/pat-2", None, None, "no-token").await.code(), 401);
+    assert_eq!(call(&s, Method::GET, "Patient/pat-2", Some(&me), None, "other-patient").await.code(), 403);
+    assert_eq!(call(&s, Method::DELETE, "Schedule/sch-1", Some(&me), None, "no-scope").await.code(), 403);
+
+    assert_audited(&s, &admin, "read-patient", "R", "read", "user-pat-1", &["pat-1"]).await;
+    assert_audited(&s, &admin, "vread-appointment", "R", "vread", "user-pat-1", &["pat-1"]).await;
+    assert_audited(&s, &admin, "search-mine", "R", "search-type", "user-pat-1", &["pat-1"]).await;
+    assert_audited(&s, &admin, "search-all", "R", "search-type", "admin", &["pat-1", "pat-2"]).await;
+    assert_audited(&s, &admin, "hold", "E", "$hold", "user-pat-1", &[]).await;
+    let booked = assert_audited(&s, &admin, "book", "E", "$book", "user-pat-1", &["pat-1"]).await;
+    assert_eq!(booked["patient"]["reference"], "Patient/pat-1");
+    assert_eq!(booked["agent"][0]["who"]["reference"], "Patient/pat-1", "the fhirUser");
+    assert_audited(&s, &admin, "cancel", "U", "update", "user-pat-1", &["pat-1"]).await;
+    assert_audited(&s, &admin, "delete", "D", "delete", "admin", &["pat-2"]).await;
+    assert_audited(&s, &admin, "other-patient", "R", "read", "user-pat-1", &["pat-2"]).await;
+    assert_audited(&s, &admin, "no-scope", "D", "delete", "user-pat-1", &[]).await;
+    let anonymous = events_of(&s, &admin, "no-token").await;
+    assert_eq!(anonymous.len(), 1, "{anonymous:#?}");
+    assert_eq!(anonymous[0]["agent"][0]["who"]["display"], "anonymous");
+    assert!(anonymous[0]["agent"][0]["network"]["address"].is_string(), "{:#}", anonymous[0]);
+    for denied in ["no-token", "other-patient", "no-scope"] {
+        let event = &events_of(&s, &admin, denied).await[0];
+        assert_eq!(event["outcome"]["code"]["code"], "4", "{denied}: {event:#}");
+    }
+    for unaudited in ["search-slots"] {
+        let all = audit_events(&s, &admin, "").await;
+        assert!(all.iter().all(|e| request_id_of(e) != Some(unaudited)), "{unaudited} is no patient's data");
+    }
+
+    // Search by patient, agent, action and date; a patient sees only the accesses to its data.
+    let by = |query: &'static str| audit_events(&s, &admin, query);
+    assert!(by("patient=pat-2").await.iter().all(|e| patients_named(e).contains(&"Patient/pat-2".to_owned())));
+    assert_eq!(by("patient=pat-2&action=D").await.len(), 1);
+    assert!(by("agent=Patient/pat-1").await.len() >= 5);
+    assert!(by("date=lt2000-01-01").await.is_empty());
+    assert!(!by("date=ge2020-01-01&action=R").await.is_empty());
+    let reader = bearer("user-pat-2", "patient/AuditEvent.rs", Some("pat-2"), None);
+    let theirs = audit_events(&s, &reader, "").await;
+    assert!(!theirs.is_empty());
+    assert!(theirs.iter().all(|e| patients_named(e).contains(&"Patient/pat-2".to_owned())), "{theirs:#?}");
+    let r = call(&s, Method::GET, "AuditEvent?patient=pat-1", Some(&reader), None, "probe").await;
+    assert_eq!(r.code(), 403, "{}", r.what());
+}
+
+#[tokio::test]
+async fn audit_events_cannot_be_changed_through_the_api() {
+    let s = start(&[]).await;
+    let admin = bearer("admin", "system/*.cruds", None, None);
+    call(&s, Method::PUT, "Patient/pat-1", Some(&admin), Some(&json!({"resourceType": "Patient", "id": "pat-1"})), "create")
+        .await
+        .expect_status(201);
+    let event = events_of(&s, &admin, "create").await.remove(0);
+    let id = event["id"].as_str().unwrap().to_owned();
+    let mut changed = event.clone();
+    changed["action"] = json!("R");
+    let path = format!("AuditEvent/{id}");
+    let patch = json!([{"op": "replace", "path": "/action", "value": "R"}]);
+    for (method, path, body) in [
+        (Method::PUT, path.as_str(), Some(&changed)),
+        (Method::DELETE, path.as_str(), None),
+        (Method::POST, "AuditEvent", Some(&changed)),
+        (Method::PUT, "AuditEvent?action=C", Some(&changed)),
+    ] {
+        let r = call(&s, method, path, Some(&admin), body, "tamper").await;
+        r.outcome(405);
+    }
+    let r = s
+        .send(
+            s.request(Method::PATCH, &path)
+                .header(AUTHORIZATION, format!("Bearer {admin}"))
+                .header("content-type", "application/json-patch+json")
+                .body(patch.to_string()),
+        )
+        .await;
+    r.outcome(405);
+    let now = call(&s, Method::GET, &path, Some(&admin), None, "reread").await.expect_status(200).json();
+    assert_eq!(now, event);
+}
+
+#[tokio::test]
+async fn without_authorization_accesses_are_recorded_with_the_client_address() {
+    let s = TestServer::start().await;
+    s.put("Patient/pat-1", &json!({"resourceType": "Patient", "id": "pat-1"})).await.expect_status(201);
+    call(&s, Method::GET, "Patient/pat-1", None, None, "anonymous-read").await.expect_status(200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let event = loop {
+        let found = s.all_entries("AuditEvent?action=R").await;
+        if let Some(entry) = found.iter().find(|e| request_id_of(&e["resource"]) == Some("anonymous-read")) {
+            break entry["resource"].clone();
+        }
+        assert!(Instant::now() < deadline, "no AuditEvent for the read");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(event["agent"][0]["who"]["display"], "anonymous");
+    assert_eq!(event["agent"][0]["network"]["address"], "127.0.0.1");
+    assert_eq!(event["patient"]["reference"], "Patient/pat-1");
+}
+
+#[tokio::test]
+async fn read_events_survive_a_clean_shutdown() {
+    let mut s = start(&[]).await;
+    let admin = bearer("admin", "system/*.cruds", None, None);
+    call(&s, Method::PUT, "Patient/pat-1", Some(&admin), Some(&json!({"resourceType": "Patient", "id": "pat-1"})), "create")
+        .await
+        .expect_status(201);
+    let reads: Vec<String> = (0..50).map(|n| format!("read-{n}")).collect();
+    for id in &reads {
+        call(&s, Method::GET, "Patient/pat-1", Some(&admin), None, id).await.expect_status(200);
+    }
+    s.terminate();
+    s.restart().await;
+    let stored = audit_events(&s, &admin, "action=R").await;
+    for id in &reads {
+        assert_eq!(stored.iter().filter(|e| request_id_of(e) == Some(id)).count(), 1, "{id}");
+    }
+}
