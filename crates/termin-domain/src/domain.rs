@@ -60,6 +60,23 @@ impl Domain {
         }
     }
 
+    /// Deletes for good the AuditEvents recorded before `before` (the retention of the audit
+    /// trail), in batches of one transaction each; answers how many.
+    pub async fn sweep_audit_events(&self, before: jiff::Timestamp) -> Result<usize, crate::DomainError> {
+        const BATCH: usize = 500;
+        let caller = Caller::system("audit-retention");
+        let mut swept = 0;
+        loop {
+            let mut tx = self.kernel.begin(&caller).await?;
+            let purged = tx.purge_older_than(termin_fhir::ResourceType::AuditEvent, before, BATCH).await?.len();
+            tx.commit().await?;
+            swept += purged;
+            if purged < BATCH {
+                return Ok(swept);
+            }
+        }
+    }
+
     pub fn config(&self) -> &ServiceConfig {
         &self.kernel.config
     }

@@ -195,6 +195,10 @@ impl WriteTx for ProbeTx {
         self.inner.append_event(event).await
     }
 
+    async fn purge_older_than(&mut self, resource_type: ResourceType, before: jiff::Timestamp, limit: usize) -> StoreResult<Vec<String>> {
+        self.inner.purge_older_than(resource_type, before, limit).await
+    }
+
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         self.inner.commit().await
     }

@@ -254,6 +254,10 @@ impl UnitOfWork {
         Ok(self.tx.append_event(event).await?)
     }
 
+    pub async fn purge_older_than(&mut self, resource_type: ResourceType, before: Timestamp, limit: usize) -> Result<Vec<String>, DomainError> {
+        Ok(self.tx.purge_older_than(resource_type, before, limit).await?)
+    }
+
     /// Commits, with the audit event of the access when it reached patient data (or was named
     /// with [`Self::audit_as`]).
     pub async fn commit(mut self) -> Result<(), DomainError> {

@@ -364,3 +364,33 @@ pub async fn search_index_fingerprint<D: Dialect>(conn: &mut D::Connection) -> S
     let row = D::fetch_optional(conn, D::builder("SELECT fingerprint FROM search_index_state")).await?;
     Ok(row.map(|row| D::text(&row, "fingerprint".into())).transpose()?)
 }
+
+/// Deletes at most `limit` resources of `resource_type` last changed before `before`, with
+/// their history and index rows; answers their ids. `last_updated` is a fixed-width UTC instant,
+/// so text order is time order.
+pub async fn purge_older_than<D: Dialect>(
+    conn: &mut D::Connection,
+    resource_type: ResourceType,
+    before: Timestamp,
+    limit: usize,
+) -> SqlResult<Vec<String>, D> {
+    let res_type = resource_type.as_str();
+    let mut old = D::builder("SELECT res_id FROM resource WHERE res_type = ");
+    old.push_value(res_type)
+        .push(" AND last_updated < ")
+        .push_value(format_instant(before))
+        .push(" ORDER BY last_updated LIMIT ")
+        .push_value(i64::try_from(limit).unwrap_or(i64::MAX));
+    let ids = first_texts(conn, old).await?;
+    for id in &ids {
+        for statement in crate::index::clear::<D>(res_type, id) {
+            D::execute(conn, statement).await?;
+        }
+        for table in ["resource_history", "resource"] {
+            let mut delete = D::builder(format!("DELETE FROM {table} WHERE res_type = "));
+            delete.push_value(res_type).push(" AND res_id = ").push_value(id.as_str());
+            D::execute(conn, delete).await?;
+        }
+    }
+    Ok(ids)
+}

@@ -64,6 +64,11 @@ pub enum Step {
     },
     BookingCancelDeadline(String),
     DeleteSlotBooking(String),
+    PurgeOlderThan {
+        resource_type: ResourceType,
+        before: Timestamp,
+        limit: usize,
+    },
 }
 
 /// What a step returned (a replay must return the same).
@@ -159,6 +164,9 @@ pub async fn execute<D: Dialect>(conn: &mut D::Connection, step: &Step) -> SqlRe
         Step::DeleteSlotBooking(slot_id) => {
             crate::delete_slot_booking::<D>(conn, slot_id).await?;
             Seen::Done
+        }
+        Step::PurgeOlderThan { resource_type, before, limit } => {
+            Seen::Ids(crate::purge_older_than::<D>(conn, *resource_type, *before, *limit).await?)
         }
     })
 }
@@ -332,6 +340,13 @@ impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
 
     async fn append_event(&mut self, event: &DomainEvent) -> StoreResult<()> {
         self.0.append_event(event).await
+    }
+
+    async fn purge_older_than(&mut self, resource_type: ResourceType, before: Timestamp, limit: usize) -> StoreResult<Vec<String>> {
+        match self.0.perform(Step::PurgeOlderThan { resource_type, before, limit }).await? {
+            Seen::Ids(ids) => Ok(ids),
+            other => unreachable!("a purge returned {other:?}"),
+        }
     }
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {

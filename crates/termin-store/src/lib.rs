@@ -278,6 +278,11 @@ pub trait WriteTx: Send {
 
     async fn append_event(&mut self, event: &DomainEvent) -> StoreResult<()>;
 
+    /// Removes for good, with their history and index rows, at most `limit` resources of
+    /// `resource_type` last changed before `before` (the audit trail's retention); answers
+    /// their ids.
+    async fn purge_older_than(&mut self, resource_type: ResourceType, before: Timestamp, limit: usize) -> StoreResult<Vec<String>>;
+
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
 

@@ -183,6 +183,11 @@ pub struct ServeArgs {
     /// token (the public directory booking portals show) [default: true]
     #[arg(long, env = "TERMIN_PUBLIC_READ", value_name = "BOOL")]
     pub public_read: Option<bool>,
+
+    /// Days AuditEvents are kept; older ones are deleted for good by an hourly sweep (and one
+    /// at start-up) [default: kept forever]
+    #[arg(long, env = "TERMIN_AUDIT_RETENTION", value_name = "DAYS")]
+    pub audit_retention: Option<u32>,
 }
 
 /// The config file: same names as the flags, with '_' instead of '-'.
@@ -218,6 +223,7 @@ struct FileConfig {
     auth_audience: Option<String>,
     auth_jwks: Option<PathBuf>,
     public_read: Option<bool>,
+    audit_retention: Option<u32>,
 }
 
 /// Where the data lives.
@@ -293,6 +299,8 @@ pub struct ServeConfig {
     /// `None`: authorization is off.
     pub auth: Option<AuthSettings>,
     pub public_read: bool,
+    /// Days AuditEvents are kept; `None`: forever.
+    pub audit_retention: Option<u32>,
 }
 
 /// Where access tokens come from and whom they must be for.
@@ -430,6 +438,7 @@ impl ServeArgs {
                 self.auth_jwks.or(file.auth_jwks),
             )?,
             public_read: self.public_read.or(file.public_read).unwrap_or(true),
+            audit_retention: self.audit_retention.or(file.audit_retention),
         })
     }
 }

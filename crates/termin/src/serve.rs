@@ -71,6 +71,9 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     let domain = Arc::new(domain);
     tokio::spawn(sweep_expired_holds(domain.clone(), config.hold_sweep_interval));
     tokio::spawn(metrics.upkeep());
+    if let Some(days) = config.audit_retention {
+        tokio::spawn(sweep_audit_events(domain.clone(), days));
+    }
     let auth = authorization(&config).await?;
     let app = termin_api::app(AppState {
         domain,
@@ -142,6 +145,23 @@ async fn sweep_expired_holds(domain: Arc<Domain>, every: jiff::SignedDuration) {
                 tracing::info!(released, "released expired slot holds");
             }
             Err(e) => tracing::warn!(error = ?e, "releasing expired holds failed; will retry"),
+        }
+    }
+}
+
+/// Deletes the AuditEvents older than the retention (`--audit-retention`), at start-up and then
+/// hourly.
+async fn sweep_audit_events(domain: Arc<Domain>, days: u32) {
+    let retention = jiff::SignedDuration::from_hours(24 * i64::from(days));
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(3600));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let before = jiff::Timestamp::now().saturating_sub(retention).unwrap_or(jiff::Timestamp::MIN);
+        match domain.sweep_audit_events(before).await {
+            Ok(0) => {}
+            Ok(swept) => tracing::info!(swept, days, "deleted AuditEvents past their retention"),
+            Err(e) => tracing::warn!(error = ?e, "deleting old AuditEvents failed; will retry"),
         }
     }
 }

@@ -288,3 +288,22 @@ async fn read_events_survive_a_clean_shutdown() {
         assert_eq!(stored.iter().filter(|e| request_id_of(e) == Some(id)).count(), 1, "{id}");
     }
 }
+#[tokio::test]
+async fn the_retention_sweep_deletes_old_audit_events() {
+    let mut s = start(&[]).await;
+    let admin = bearer("admin", "system/*.cruds", None, None);
+    call(&s, Method::PUT, "Patient/pat-1", Some(&admin), Some(&json!({"resourceType": "Patient", "id": "pat-1"})), "old")
+        .await
+        .expect_status(201);
+    assert_eq!(events_of(&s, &admin, "old").await.len(), 1);
+    // Kept for 0 days: everything recorded before the start is past its retention.
+    let options = s.options().clone().flag("--audit-retention", "0");
+    s.restart_with(options).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while audit_events(&s, &admin, "").await.iter().any(|e| request_id_of(e) == Some("old")) {
+        assert!(Instant::now() < deadline, "the old AuditEvent was not swept");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let patient = call(&s, Method::GET, "Patient/pat-1", Some(&admin), None, "new").await;
+    patient.expect_status(200);
+}
