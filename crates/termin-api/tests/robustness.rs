@@ -449,6 +449,8 @@ fn seeded_id(resource_type: ResourceType) -> &'static str {
         ResourceType::Slot => "slot-3",
         ResourceType::Appointment => "booked",
         ResourceType::RelatedPerson => "related",
+        // The server records AuditEvents; none is seeded.
+        ResourceType::AuditEvent => "audit-event",
     }
 }
 
