@@ -25,14 +25,12 @@ async fn target(request: &mut Request) -> (Option<ResourceType>, Option<String>,
     (param("type").and_then(|t| t.parse().ok()), param("id"), path)
 }
 
-/// 405 for anything but reading and searching AuditEvents.
+/// 405 for any change of an AuditEvent (operations are answered by their own resource lists).
 pub async fn read_only_audit_events(mut request: Request, next: Next) -> Response {
     let (resource_type, _, path) = target(&mut request).await;
-    let reads = matches!(
-        Interaction::of(request.method(), &path),
-        Some(Interaction::Read | Interaction::Vread | Interaction::SearchType | Interaction::HistoryInstance | Interaction::HistoryType)
-    );
-    if resource_type == Some(ResourceType::AuditEvent) && !reads {
+    let refused = Interaction::of(request.method(), &path)
+        .is_some_and(|i| !Interaction::served_for(ResourceType::AuditEvent).contains(&i));
+    if resource_type == Some(ResourceType::AuditEvent) && refused {
         let why = format!("AuditEvents are recorded by the server and read-only: {} is not allowed", request.method());
         return ApiError::new(StatusCode::METHOD_NOT_ALLOWED, Issue::error(IssueCode::NotSupported, why)).into_response();
     }

@@ -20,7 +20,6 @@ pub fn capability_statement(
     validator: Option<&dyn ResourceValidator>,
     auth: Option<&Authorization>,
 ) -> Value {
-    let interactions: Vec<Value> = Interaction::ALL.iter().map(|i| json!({"code": i.code()})).collect();
     let search = termin_search::registry();
     let resources: Vec<Value> = ResourceType::ALL
         .iter()
@@ -42,15 +41,17 @@ pub fn capability_statement(
                     })
                 })
                 .collect();
+            let interactions: Vec<Value> = Interaction::served_for(*t).iter().map(|i| json!({"code": i.code()})).collect();
+            let writable = *t != ResourceType::AuditEvent;
             let mut resource = json!({
                 "type": t.as_str(),
                 "interaction": interactions,
                 "versioning": "versioned-update",
                 "readHistory": true,
-                "updateCreate": config.update_create,
-                "conditionalCreate": true,
+                "updateCreate": writable && config.update_create,
+                "conditionalCreate": writable,
                 "conditionalRead": "not-supported",
-                "conditionalUpdate": true,
+                "conditionalUpdate": writable,
                 "conditionalDelete": "not-supported",
                 "searchParam": search_params(search, *t),
             });

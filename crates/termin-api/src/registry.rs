@@ -9,6 +9,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
+use termin_fhir::ResourceType;
 use termin_store::Permission;
 
 /// FHIR `type-restful-interaction` codes Termin implements for every served type.
@@ -62,6 +63,17 @@ impl Interaction {
             Interaction::Update | Interaction::Patch => Permission::Update,
             Interaction::Delete => Permission::Delete,
         }
+    }
+
+    /// Whether the interaction changes data (create, update, patch, delete).
+    pub fn changes(self) -> bool {
+        matches!(self, Interaction::Create | Interaction::Update | Interaction::Patch | Interaction::Delete)
+    }
+
+    /// The interactions served for `resource_type`: AuditEvents are recorded by the server
+    /// and only read.
+    pub fn served_for(resource_type: ResourceType) -> Vec<Interaction> {
+        Interaction::ALL.into_iter().filter(|i| resource_type != ResourceType::AuditEvent || !i.changes()).collect()
     }
 
     /// The interaction a routed request (its method and matched route path) is.

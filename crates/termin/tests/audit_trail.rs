@@ -118,6 +118,12 @@ async fn two_patients(s: &TestServer, admin: &str) {
     }
 }
 
+/// Creates Patient/pat-1 as `admin` in request `request_id`.
+async fn create_patient(s: &TestServer, admin: &str, request_id: &str) {
+    let patient = json!({"resourceType": "Patient", "id": "pat-1"});
+    call(s, Method::PUT, "Patient/pat-1", Some(admin), Some(&patient), request_id).await.expect_status(201);
+}
+
 /// The one AuditEvent of `request_id`, checked for its action, code, outcome, agent and patients.
 async fn assert_audited(s: &TestServer, auditor: &str, request_id: &str, action: &str, code: &str, subject: &str, patients: &[&str]) -> Value {
     let events = events_of(s, auditor, request_id).await;
@@ -220,9 +226,7 @@ async fn every_access_to_patient_data_is_audited_once_with_its_agent_and_patient
 async fn audit_events_cannot_be_changed_through_the_api() {
     let s = start(&[]).await;
     let admin = bearer("admin", "system/*.cruds", None, None);
-    call(&s, Method::PUT, "Patient/pat-1", Some(&admin), Some(&json!({"resourceType": "Patient", "id": "pat-1"})), "create")
-        .await
-        .expect_status(201);
+    create_patient(&s, &admin, "create").await;
     let event = events_of(&s, &admin, "create").await.remove(0);
     let id = event["id"].as_str().unwrap().to_owned();
     let mut changed = event.clone();
@@ -274,9 +278,7 @@ async fn without_authorization_accesses_are_recorded_with_the_client_address() {
 async fn read_events_survive_a_clean_shutdown() {
     let mut s = start(&[]).await;
     let admin = bearer("admin", "system/*.cruds", None, None);
-    call(&s, Method::PUT, "Patient/pat-1", Some(&admin), Some(&json!({"resourceType": "Patient", "id": "pat-1"})), "create")
-        .await
-        .expect_status(201);
+    create_patient(&s, &admin, "create").await;
     let reads: Vec<String> = (0..50).map(|n| format!("read-{n}")).collect();
     for id in &reads {
         call(&s, Method::GET, "Patient/pat-1", Some(&admin), None, id).await.expect_status(200);
@@ -292,9 +294,7 @@ async fn read_events_survive_a_clean_shutdown() {
 async fn the_retention_sweep_deletes_old_audit_events() {
     let mut s = start(&[]).await;
     let admin = bearer("admin", "system/*.cruds", None, None);
-    call(&s, Method::PUT, "Patient/pat-1", Some(&admin), Some(&json!({"resourceType": "Patient", "id": "pat-1"})), "old")
-        .await
-        .expect_status(201);
+    create_patient(&s, &admin, "old").await;
     assert_eq!(events_of(&s, &admin, "old").await.len(), 1);
     // Kept for 0 days: everything recorded before the start is past its retention.
     let options = s.options().clone().flag("--audit-retention", "0");

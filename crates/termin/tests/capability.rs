@@ -31,20 +31,31 @@ fn check_capability_statement(cs: &Value, update_create: bool) {
     assert_eq!(rest[0]["mode"], "server");
     let resources = rest[0]["resource"].as_array().expect("rest[0].resource[]");
     let types: Vec<&str> = resources.iter().map(|r| r["type"].as_str().unwrap_or("?")).collect();
-    assert_eq!(types.len(), SUPPORTED_TYPES.len(), "one rest.resource per supported type: {types:?}");
+    assert_eq!(types.len(), SUPPORTED_TYPES.len() + 1, "one rest.resource per served type: {types:?}");
     assert_eq!(
         types.iter().copied().collect::<BTreeSet<_>>(),
-        SUPPORTED_TYPES.iter().copied().collect::<BTreeSet<_>>(),
+        SUPPORTED_TYPES.iter().copied().chain([RECORDED_TYPE]).collect::<BTreeSet<_>>(),
         "rest.resource types"
     );
-    for r in resources {
+    let codes_of = |r: &Value| -> BTreeSet<String> {
         let ty = r["type"].as_str().unwrap();
-        let codes: BTreeSet<&str> = r["interaction"]
+        r["interaction"]
             .as_array()
             .unwrap_or_else(|| panic!("{ty}: no interaction[]"))
             .iter()
-            .filter_map(|i| i["code"].as_str())
-            .collect();
+            .filter_map(|i| i["code"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let recorded = resources.iter().find(|r| r["type"] == RECORDED_TYPE).expect("AuditEvent");
+    let reads: BTreeSet<String> =
+        ["read", "vread", "history-instance", "history-type", "search-type"].map(str::to_owned).into();
+    assert_eq!(codes_of(recorded), reads, "AuditEvents are only read");
+    assert_eq!(recorded["conditionalCreate"], false);
+    assert_eq!(recorded["conditionalUpdate"], false);
+    assert_eq!(recorded["updateCreate"], false);
+    for r in resources.iter().filter(|r| r["type"] != RECORDED_TYPE) {
+        let ty = r["type"].as_str().unwrap();
+        let codes = codes_of(r);
         for c in INTERACTIONS {
             assert!(codes.contains(c), "{ty}: interaction {c} missing from {codes:?}");
         }

@@ -35,7 +35,10 @@ use serde_json::{Map, Value, json};
 use tempfile::TempDir;
 use termin_store_postgres::scratch::ScratchDatabase;
 
-/// The ten resource types the server supports (contract of the foundation issue).
+/// The server's read-only type: AuditEvents are recorded by the server itself.
+pub const RECORDED_TYPE: &str = "AuditEvent";
+
+/// The ten resource types clients read and write (contract of the foundation issue).
 pub const SUPPORTED_TYPES: [&str; 10] = [
     "Patient",
     "Practitioner",
