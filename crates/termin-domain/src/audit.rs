@@ -96,7 +96,7 @@ fn coding(system: &str, code: &str, display: &str) -> Value {
 /// The agents of the IHE pattern: the user (token subject, `fhirUser`) as requestor, and the
 /// client application (client id, network address). Without a token the user is `anonymous`.
 fn agents(caller: &Caller) -> Vec<Value> {
-    let network = caller.client_address().map(|address| json!({"address": address}));
+    let network = caller.client_address().map(|address| json!(address));
     let user_type = json!({"coding": [coding("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "IRCP", "information recipient")]});
     let app_type = json!({"coding": [coding("http://dicom.nema.org/resources/ontology/DCM", "110150", "Application")]});
     let mut user = match &caller.context().principal {
@@ -109,7 +109,7 @@ fn agents(caller: &Caller) -> Vec<Value> {
             if let Some(client) = &principal.client_id {
                 let mut app = json!({"type": app_type, "who": {"identifier": {"value": client}}, "requestor": false});
                 if let Some(network) = &network {
-                    app["network"] = network.clone();
+                    app["networkString"] = network.clone();
                 }
                 return vec![user, app];
             }
@@ -119,7 +119,7 @@ fn agents(caller: &Caller) -> Vec<Value> {
         Principal::System => json!({"type": app_type, "who": {"display": "Termin"}, "requestor": true}),
     };
     if let Some(network) = network {
-        user["network"] = network;
+        user["networkString"] = network;
     }
     vec![user]
 }
@@ -133,14 +133,14 @@ pub(crate) fn audit_event(caller: &Caller, record: &AuditRecord, now: Timestamp)
     let mut entities: Vec<Value> = record
         .patients
         .iter()
-        .map(|p| json!({"what": {"reference": format!("Patient/{p}")}, "role": coding("http://terminology.hl7.org/CodeSystem/object-role", "1", "Patient")}))
+        .map(|p| json!({"what": {"reference": format!("Patient/{p}")}, "role": {"coding": [coding("http://terminology.hl7.org/CodeSystem/object-role", "1", "Patient")]}}))
         .collect();
     entities.extend(
         record
             .resources
             .iter()
             .filter(|r| !record.patients.iter().any(|p| **r == format!("Patient/{p}")))
-            .map(|r| json!({"what": {"reference": r}, "role": coding("http://terminology.hl7.org/CodeSystem/object-role", "4", "Domain Resource")})),
+            .map(|r| json!({"what": {"reference": r}, "role": {"coding": [coding("http://terminology.hl7.org/CodeSystem/object-role", "4", "Domain Resource")]}})),
     );
     let request_id = &caller.context().request_id;
     if !request_id.is_empty() {
@@ -159,7 +159,7 @@ pub(crate) fn audit_event(caller: &Caller, record: &AuditRecord, now: Timestamp)
         "agent": agents(caller),
         "source": {
             "observer": {"display": "Termin"},
-            "type": [coding("http://terminology.hl7.org/CodeSystem/security-source-type", "4", "Application Server")],
+            "type": [{"coding": [coding("http://terminology.hl7.org/CodeSystem/security-source-type", "4", "Application Server")]}],
         },
         "entity": entities,
     });

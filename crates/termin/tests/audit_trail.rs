@@ -87,7 +87,7 @@ fn patients_named(event: &Value) -> Vec<String> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|e| e["role"]["code"] == "1")
+        .filter(|e| e["role"]["coding"][0]["code"] == "1")
         .filter_map(|e| e["what"]["reference"].as_str().map(str::to_owned))
         .collect();
     patients.sort();
@@ -197,7 +197,7 @@ async fn every_access_to_patient_data_is_audited_once_with_its_agent_and_patient
     let anonymous = events_of(&s, &admin, "no-token").await;
     assert_eq!(anonymous.len(), 1, "{anonymous:#?}");
     assert_eq!(anonymous[0]["agent"][0]["who"]["display"], "anonymous");
-    assert!(anonymous[0]["agent"][0]["network"]["address"].is_string(), "{:#}", anonymous[0]);
+    assert!(anonymous[0]["agent"][0]["networkString"].is_string(), "{:#}", anonymous[0]);
     for denied in ["no-token", "other-patient", "no-scope"] {
         let event = &events_of(&s, &admin, denied).await[0];
         assert_eq!(event["outcome"]["code"]["code"], "4", "{denied}: {event:#}");
@@ -256,7 +256,7 @@ async fn audit_events_cannot_be_changed_through_the_api() {
 }
 
 #[tokio::test]
-async fn without_authorization_accesses_are_recorded_with_the_client_address() {
+async fn without_authorization_accesses_are_recorded_with_the_client_address_in_valid_audit_events() {
     let s = TestServer::start().await;
     s.put("Patient/pat-1", &json!({"resourceType": "Patient", "id": "pat-1"})).await.expect_status(201);
     call(&s, Method::GET, "Patient/pat-1", None, None, "anonymous-read").await.expect_status(200);
@@ -270,8 +270,14 @@ async fn without_authorization_accesses_are_recorded_with_the_client_address() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(event["agent"][0]["who"]["display"], "anonymous");
-    assert_eq!(event["agent"][0]["network"]["address"], "127.0.0.1");
+    assert_eq!(event["agent"][0]["networkString"], "127.0.0.1");
     assert_eq!(event["patient"]["reference"], "Patient/pat-1");
+
+    // The recorded event conforms to R5 AuditEvent.
+    let validating = TestServer::start_with(ServerOptions::new().validation()).await;
+    let outcome = validating.post("AuditEvent/$validate", &event).await.expect_status(200).json();
+    let errors: Vec<&Value> = outcome["issue"].as_array().unwrap().iter().filter(|i| i["severity"] == "error").collect();
+    assert!(errors.is_empty(), "{errors:#?}");
 }
 
 #[tokio::test]
