@@ -83,11 +83,6 @@ impl World {
             .build()
             .expect("start a runtime");
         let cache = termin_search::default_package_cache();
-        let packages: Vec<_> = cache.iter().cloned().collect();
-        let search = termin_search::SearchParameters::load(&packages, "Europe/Vienna")
-            .expect("the R5 package is in the FHIR package cache (run ./scripts/fhir-packages)");
-        // Only this test installs them in this process.
-        let _ = termin_search::install(search);
         let definitions = Definitions::load(&[], cache.as_deref()).expect("load the R5 definitions");
         let profiles = default_profiles(&definitions);
         let (validator, _) = Validator::new(definitions, profiles).expect("build the validator");

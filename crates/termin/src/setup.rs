@@ -66,8 +66,8 @@ pub async fn open_store(
     Ok(opened)
 }
 
-/// Loads the R5 SearchParameters (from `--packages`, then the FHIR package cache) and makes
-/// them the process-wide registry (the API's search parsing reads it); answers them for the domain.
+/// Loads the R5 SearchParameters (from `--packages`, then the FHIR package cache) for the
+/// domain, which indexes with them and hands them to the API's search parsing.
 pub fn install_search_parameters(packages: &[PathBuf], time_zone: &str) -> Result<&'static SearchParameters, String> {
     let loading = std::time::Instant::now();
     let dirs: Vec<PathBuf> = packages.iter().cloned().chain(termin_search::default_package_cache()).collect();
@@ -78,8 +78,8 @@ pub fn install_search_parameters(packages: &[PathBuf], time_zone: &str) -> Resul
         millis = loading.elapsed().as_millis() as u64,
         "loaded search parameters"
     );
-    termin_search::install(search)
-        .map_err(|_| "the search parameters were loaded twice".to_string())
+    // Loaded once per command and needed until the process ends.
+    Ok(Box::leak(Box::new(search)))
 }
 
 /// The domain services over `store`, validating writes against `packages` when there are any,
