@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use termin_fhir::ResourceType;
 use termin_store::ResourceStore;
 use termin_store_sqlite::SqliteStore;
+use termin_store_sqlite::temporary::TemporaryStore;
 
 /// A clock the test moves by hand.
 struct ManualClock(Mutex<Timestamp>);
@@ -28,7 +29,7 @@ struct World {
     service: Domain,
     store: Arc<SqliteStore>,
     clock: Arc<ManualClock>,
-    _dir: tempfile::TempDir,
+    _db: TemporaryStore,
 }
 
 fn object(value: Value) -> Map<String, Value> {
@@ -47,8 +48,8 @@ fn holder(token: &str) -> Caller {
 const HOLD: SignedDuration = SignedDuration::from_mins(10);
 
 async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("t.db"), 2).await.unwrap());
+    let db = TemporaryStore::open().await.unwrap();
+    let store = db.store.clone();
     let clock = Arc::new(ManualClock(Mutex::new("2026-03-02T08:00:00Z".parse().unwrap())));
     let service = Domain::new(
         store.clone(),
@@ -82,7 +83,7 @@ async fn world() -> World {
             service.resources.update(&ctx, ResourceType::Slot, slot["id"].as_str().unwrap(), object(slot.clone()), None).await.unwrap();
         }
     }
-    World { service, store, clock, _dir: dir }
+    World { service, store, clock, _db: db }
 }
 
 fn appointment(slots: &[&str]) -> Map<String, Value> {
