@@ -66,10 +66,34 @@ function search() {
     h('input', { id: 'zip', name: 'zip', inputmode: 'numeric', pattern: '[0-9]{1,4}', autocomplete: 'postal-code',
       'aria-describedby': 'zip-hint', value: state.choice?.zip || '' }),
     h('p', { id: 'zip-hint', class: 'hint' }, t('search.zip.hint')),
+    h('fieldset', {},
+      h('legend', {}, t('search.when')),
+      WEEKDAYS.map((day) => h('label', { class: 'inline' },
+        h('input', { type: 'checkbox', name: 'day', value: day, checked: state.choice?.days?.includes(day) }), ` ${t(`day.${day}`)}`)),
+      h('label', { for: 'daytime' }, t('search.daytime')),
+      h('select', { id: 'daytime', name: 'daytime' },
+        Object.keys(DAYTIMES).map((key) => h('option', { value: key, selected: state.choice?.daytime === key }, t(`daytime.${key}`))))),
     h('div', { class: 'actions' },
       h('button', { type: 'submit' }, t('search.submit')),
       'geolocation' in navigator && h('button', { type: 'button', class: 'secondary', onclick: () => nearMe(new FormData(form)) }, t('search.near'))));
-  return h('section', {}, heading(t('search.heading')), form);
+  return h('section', {}, heading(t('search.heading')), form,
+    h('p', {}, h('a', { href: '/?manage' }, t('search.manage'))));
+}
+
+const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+/** Times of day a patient may prefer, as R5 Availability start and end times. */
+const DAYTIMES = { any: null, morning: ['07:00:00', '12:00:00'], afternoon: ['12:00:00', '20:00:00'] };
+
+/** The preferred weekdays and time of day as `healthcareService-availability`, or none. */
+function wantedAvailability(days, daytime) {
+  const hours = DAYTIMES[daytime];
+  if (!days.length && !hours) return null;
+  return {
+    availableTime: [{
+      ...(days.length ? { daysOfWeek: days } : {}),
+      ...(hours ? { availableStartTime: hours[0], availableEndTime: hours[1] } : { allDay: true }),
+    }],
+  };
 }
 
 function nearMe(data) {
@@ -83,11 +107,20 @@ function nearMe(data) {
 function findProviders(data, near) {
   const service = state.services[Number(data.get('service'))];
   const zip = String(data.get('zip') || '').trim();
+  const days = data.getAll('day');
+  const daytime = String(data.get('daytime') || 'any');
   attempt(async () => {
-    const query = new URLSearchParams({ 'healthcareService-type': `${service.system}|${service.code}`, _count: '50' });
-    if (zip) query.set('healthcareService-zipCodeArea', zip);
-    if (near) query.set('near', near);
-    const bundle = await get(`HealthcareService/$findHSP?${query}`);
+    const inputs = [['healthcareService-type', `${service.system}|${service.code}`], ['_count', '50']];
+    if (zip) inputs.push(['healthcareService-zipCodeArea', zip]);
+    if (near) inputs.push(['near', near]);
+    // Preferred times travel as an R5 Availability, which only a POST can carry.
+    const availability = wantedAvailability(days, daytime);
+    const bundle = availability
+      ? (await request('POST', 'HealthcareService/$findHSP', { body: { resourceType: 'Parameters', parameter: [
+        ...inputs.map(([name, value]) => ({ name, valueString: value })),
+        { name: 'healthcareService-availability', valueAvailability: availability },
+      ] } })).body
+      : await get(`HealthcareService/$findHSP?${new URLSearchParams(inputs)}`);
     const all = resources(bundle);
     const byReference = new Map(all.map((r) => [`${r.resourceType}/${r.id}`, r]));
     const services = new Set(bundle.entry.filter((e) => e.search?.mode === 'match' && (e.resource.type?.[0]?.text || e.resource.name) === service.name)
@@ -109,7 +142,7 @@ function findProviders(data, near) {
       .sort((a, b) => (a.earliest || '9').localeCompare(b.earliest || '9') || a.name.localeCompare(b.name));
     const warnings = all.filter((r) => r.resourceType === 'OperationOutcome').flatMap((o) => o.issue || [])
       .filter((i) => i.severity === 'warning').map((i) => i.diagnostics);
-    show({ step: 'providers', choice: { service, zip }, providers,
+    show({ step: 'providers', choice: { service, zip, days, daytime }, providers,
       message: warnings.length ? notice(warnings.join(' '), 'warning') : null });
   });
 }

@@ -133,7 +133,7 @@ function blockForm() {
   const form = h('form', { class: 'panel', 'aria-labelledby': 'block-heading', onsubmit: (e) => { e.preventDefault(); block(new FormData(form)); } },
     h('h3', { id: 'block-heading' }, t('staff.block.heading')),
     h('div', { class: 'toolbar' },
-      h('div', {}, h('label', { for: 'block-date' }, t('staff.date')), h('input', { id: 'block-date', name: 'date', type: 'date', required: true, value: state.date })),
+      h('div', {}, h('label', { for: 'block-date' }, t('staff.block.date')), h('input', { id: 'block-date', name: 'date', type: 'date', required: true, value: state.date })),
       h('div', {}, h('label', { for: 'block-from' }, t('staff.block.from')), h('input', { id: 'block-from', name: 'from', type: 'time', required: true, value: '13:00' })),
       h('div', {}, h('label', { for: 'block-to' }, t('staff.block.to')), h('input', { id: 'block-to', name: 'to', type: 'time', required: true, value: '18:00' })),
       h('div', {}, h('button', { type: 'submit' }, t('staff.block.submit')))));

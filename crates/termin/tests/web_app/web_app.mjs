@@ -84,12 +84,15 @@ async function newPage(browser, viewport = DESKTOP) {
   return page;
 }
 
-/** Search → providers → the week of the wanted provider. */
-async function openWeek(page, provider) {
+/** Search (optionally with preferred weekdays and time of day) → providers → the week of the wanted provider. */
+async function openWeek(page, provider, preferred = { days: [], daytime: 'egal' }, shot = null) {
   await page.goto(`${root}/`);
   await page.getByLabel('Leistung').selectOption({ label: provider.service });
   await page.getByLabel('Postleitzahl (oder ihr Anfang)').fill(provider.zip);
+  for (const day of preferred.days) await page.getByLabel(day, { exact: true }).check();
+  await page.getByLabel('Tageszeit').selectOption({ label: preferred.daytime });
   await accessible(page, 'the search form');
+  if (shot) await screenshot(page, shot);
   await page.getByRole('button', { name: 'Anbieter suchen' }).click();
   await page.getByRole('heading', { name: `Anbieter für ${provider.service}` }).waitFor();
   await accessible(page, 'the providers');
@@ -132,7 +135,7 @@ async function booking(browser) {
   const provider = await seededProvider();
   const slot = await freeSlot(provider.schedule);
   const page = await newPage(browser);
-  await openWeek(page, provider);
+  await openWeek(page, provider, undefined, 'booking-search-desktop');
   await accessible(page, 'the week view');
   await screenshot(page, 'booking-week-desktop');
   await (await slotButton(page, slot)).click();
@@ -194,7 +197,7 @@ async function booking(browser) {
   check((await fhir('GET', `Appointment/${pending.id}`)).status === 'booked', 'the pending booking is confirmed');
 
   // Block the afternoon of that day: its free slots from 13:00 become busy-unavailable.
-  await staff.getByLabel('Datum').last().fill(day);
+  await staff.getByLabel('Tag der Sperre').fill(day);
   await staff.getByLabel('Von').fill('13:00');
   await staff.getByLabel('Bis').fill('18:00');
   await staff.getByRole('button', { name: 'Zeitraum sperren' }).click();
@@ -210,6 +213,17 @@ async function booking(browser) {
   await staff.getByLabel('Ansicht').selectOption('day');
   await screenshot(staff, 'staff-day-phone');
 
+  // The patient finds the appointment by SVNR and birth date.
+  const lookup = await newPage(browser, PHONE);
+  await lookup.goto(`${root}/`);
+  await lookup.getByRole('link', { name: /Termin finden oder absagen/ }).click();
+  await lookup.getByLabel('Sozialversicherungsnummer').fill(ANNA.svnr);
+  await lookup.getByLabel('Geburtsdatum').fill(ANNA.birthDate);
+  await lookup.getByRole('button', { name: 'Termine suchen' }).click();
+  await lookup.getByRole('link', { name: 'Öffnen' }).waitFor();
+  check(await lookup.getByRole('link', { name: 'Öffnen' }).count() === 1, 'one upcoming appointment is found');
+  await accessible(lookup, 'the appointment lookup');
+
   // The patient cancels with the link from the confirmation.
   await page.getByRole('link', { name: 'Termin absagen' }).click();
   await page.getByRole('heading', { name: 'Ihr Termin' }).waitFor();
@@ -221,12 +235,12 @@ async function booking(browser) {
 
   // English, at phone width.
   const phone = await newPage(browser, PHONE);
-  await openWeek(phone, provider);
+  await openWeek(phone, provider, { days: ['Mi', 'Do'], daytime: 'vormittags' });
   await phone.getByRole('button', { name: 'English' }).click();
   await phone.getByRole('heading', { name: /^Free slots with/ }).waitFor();
   await accessible(phone, 'the English week at phone width');
   await screenshot(phone, 'booking-week-phone');
-  for (const p of [page, staff, phone]) check(!p.scriptErrors.length, `script errors: ${p.scriptErrors.join('; ')}`);
+  for (const p of [page, staff, phone, lookup]) check(!p.scriptErrors.length, `script errors: ${p.scriptErrors.join('; ')}`);
 }
 
 async function race(browser) {
