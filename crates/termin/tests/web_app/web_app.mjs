@@ -147,8 +147,8 @@ async function booking(browser) {
   await accessible(page, 'the details form');
   await page.getByRole('button', { name: 'Verbindlich buchen' }).click();
   await page.getByRole('alert').getByText('Die Sozialversicherungsnummer ist ungültig (Prüfziffer).').waitFor();
-  await page.getByLabel('Sozialversicherungsnummer').fill(ANNA.svnr);
   await screenshot(page, 'booking-details-desktop');
+  await page.getByLabel('Sozialversicherungsnummer').fill(ANNA.svnr);
   await page.getByRole('button', { name: 'Verbindlich buchen' }).click();
 
   // Confirmation, with the .ics and the cancel link.
