@@ -3,7 +3,7 @@
 // (what is free, who may hold or book, the cancellation policy) is the server's: the page shows
 // what the FHIR API answers.
 
-import { FhirError, SVNR_SYSTEM, get, hold, idOf, outcomeText, parameter, request, resources, update } from './fhir.js';
+import { FhirError, SVNR_SYSTEM, get, hold, parameter, request, resources, update } from './fhir.js';
 import { addDays, dayLabel, formatDateTime, formatTime, h, languageSwitch, monday, notice, personName, t, viennaDate } from './ui.js';
 import './texts.js';
 
@@ -280,7 +280,7 @@ function alternatives() {
 }
 
 /** The Austrian social security number's check digit (its fourth digit): weights 3 7 9 _ 5 8 4 2 1 6, modulo 11. */
-export function validSvnr(svnr) {
+function validSvnr(svnr) {
   if (!/^[1-9][0-9]{9}$/.test(svnr)) return false;
   const weights = [3, 7, 9, 0, 5, 8, 4, 2, 1, 6];
   const sum = [...svnr].reduce((total, digit, i) => total + Number(digit) * weights[i], 0);

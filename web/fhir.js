@@ -44,7 +44,7 @@ export function parameter(parameters, name) {
   return key ? found[key] : undefined;
 }
 
-export function outcomeOf(body) {
+function outcomeOf(body) {
   if (body?.resourceType === 'OperationOutcome') return body;
   if (body?.resourceType === 'Parameters') return parameter(body, 'outcome');
   return undefined;

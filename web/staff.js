@@ -12,14 +12,14 @@ const ENDED = ['cancelled', 'entered-in-error', 'noshow'];
 /** How often the calendar reloads while visible, for changes made elsewhere. */
 const REFRESH_MS = 30000;
 
-const state = { view: 'day', date: viennaDate(Date.now()), schedules: [], slots: [], selected: null, message: null };
+const state = { authorization: undefined, view: 'day', date: viennaDate(Date.now()), schedules: [], slots: [], selected: null, message: null };
 
 function render() {
   document.querySelector('header nav').replaceChildren(languageSwitch(render));
   document.title = t('staff.title');
   main.replaceChildren(...[
     h('h2', {}, t('staff.title')),
-    notice(t('staff.demo')),
+    state.authorization !== undefined && notice(state.authorization ? t('staff.no-login') : t('staff.demo'), state.authorization ? 'warning' : 'info'),
     state.message,
     toolbar(),
     legend(),
@@ -180,6 +180,8 @@ async function load() {
 }
 
 async function start() {
+  // The server publishes a SMART configuration only when authorization is on.
+  state.authorization = await get('.well-known/smart-configuration').then(() => true, (error) => !(error instanceof FhirError && error.status === 404));
   render();
   const params = new URLSearchParams(location.search);
   try {

@@ -103,6 +103,7 @@ defineTexts({
   'staff.day': { de: 'Tag', en: 'Day' },
   'staff.week': { de: 'Woche', en: 'Week' },
   'staff.demo': { de: 'Demo-Modus: ohne Anmeldung (Autorisierung ist am Server ausgeschaltet).', en: 'Demo mode: no login (authorization is off on the server).' },
+  'staff.no-login': { de: 'Am Server ist die Autorisierung eingeschaltet; dieser Kalender hat noch keine Anmeldung, Änderungen werden abgelehnt.', en: 'Authorization is on at the server; this calendar has no login yet, so changes are refused.' },
   'staff.previous': { de: '← Zurück', en: '← Earlier' },
   'staff.next': { de: 'Weiter →', en: 'Later →' },
   'staff.legend': { de: 'Legende', en: 'Legend' },
