@@ -23,7 +23,7 @@ function show(changes) {
 function render() {
   document.querySelector('header nav').replaceChildren(languageSwitch(render));
   document.title = t('booking.title');
-  const views = { search, providers, week, details, done, manage };
+  const views = { search, providers, week, details, moveConfirm, done, manage };
   const view = views[state.step]();
   main.replaceChildren(...[state.message, view].flat().filter(Boolean));
   main.querySelector('h2')?.focus();
@@ -184,14 +184,14 @@ async function loadWeek({ provider, schedule, weekStart }, message = null) {
 function week() {
   const { provider, weekStart, slots } = state;
   const days = [...Array(7).keys()].map((i) => addDays(weekStart, i));
-  const move = (days) => attempt(() => loadWeek({ ...state, weekStart: addDays(weekStart, days) }));
+  const turn = (days) => attempt(() => loadWeek({ ...state, weekStart: addDays(weekStart, days) }));
   return h('section', {},
-    heading(t('week.heading', provider.name)),
-    back('providers'),
+    heading(t(state.moving ? 'move.heading' : 'week.heading', provider.name)),
+    back(state.moving ? 'manage' : 'providers'),
     h('div', { class: 'week-nav' },
-      h('button', { type: 'button', class: 'secondary', onclick: () => move(-7), disabled: weekStart <= monday(viennaDate(Date.now())) }, t('week.previous')),
+      h('button', { type: 'button', class: 'secondary', onclick: () => turn(-7), disabled: weekStart <= monday(viennaDate(Date.now())) }, t('week.previous')),
       h('p', { 'aria-live': 'polite' }, t('week.of', dayLabel(weekStart), dayLabel(days[6]))),
-      h('button', { type: 'button', class: 'secondary', onclick: () => move(7) }, t('week.next'))),
+      h('button', { type: 'button', class: 'secondary', onclick: () => turn(7) }, t('week.next'))),
     h('div', { class: 'week' }, days.map((day) => {
       const daySlots = slots.filter((s) => viennaDate(s.start) === day);
       return h('div', { class: 'day', role: 'group', 'aria-label': dayLabel(day) },
@@ -211,7 +211,7 @@ function holdSlot(slot) {
     await releaseHold();
     try {
       const { body } = await hold(slot.id, 'busy-tentative', [tabToken]);
-      show({ step: 'details', message: null, alternatives: null,
+      show({ step: state.moving ? 'moveConfirm' : 'details', message: null, alternatives: null,
         held: { slot, token: parameter(body, 'hold-token'), until: parameter(body, 'held-until') } });
     } catch (error) {
       if (!(error instanceof FhirError) || error.status !== 409) throw error;
@@ -249,6 +249,16 @@ function details() {
     h('div', { class: 'actions' },
       h('button', { type: 'submit' }, t('details.submit')),
       h('button', { type: 'button', class: 'secondary', onclick: () => attempt(async () => { await releaseHold(); await loadWeek(state); }) }, t('details.other'))));
+  return h('section', {},
+    heading(t('details.heading')),
+    h('p', { class: 'chosen' }, t('details.slot', formatDateTime(held.slot.start), state.provider.name)),
+    countdownTimer(held),
+    state.alternatives && alternatives(),
+    form);
+}
+
+/** The time left on the hold, counting down to `held-until`. */
+function countdownTimer(held) {
   const timer = h('p', { class: 'countdown', role: 'timer', 'aria-live': 'off' });
   clearInterval(countdown);
   const tick = () => {
@@ -261,12 +271,7 @@ function details() {
   };
   tick();
   countdown = setInterval(tick, 1000);
-  return h('section', {},
-    heading(t('details.heading')),
-    h('p', { class: 'chosen' }, t('details.slot', formatDateTime(held.slot.start), state.provider.name)),
-    timer,
-    state.alternatives && alternatives(),
-    form);
+  return timer;
 }
 
 /** The free slots the server proposed when the chosen one was taken. */
@@ -408,11 +413,48 @@ function manage() {
   return h('section', {},
     heading(t('manage.heading')),
     a ? appointmentSummary(a) : null,
-    cancellable && h('div', { class: 'actions' }, h('button', { type: 'button', class: 'danger', onclick: () => cancel(a) }, t('manage.cancel'))),
+    cancellable && h('div', { class: 'actions' },
+      a.slot?.length && h('button', { type: 'button', class: 'secondary', onclick: () => startMove(a) }, t('manage.move')),
+      h('button', { type: 'button', class: 'danger', onclick: () => cancel(a) }, t('manage.cancel'))),
     state.found && h('ul', { class: 'cards' }, state.found.map((f) => h('li', {}, appointmentSummary(f),
       h('a', { class: 'button secondary', href: `/?appointment=${encodeURIComponent(f.id)}` }, t('manage.open'))))),
     !a && lookup,
     h('p', {}, h('a', { href: '/' }, t('manage.new'))));
+}
+
+/** Moving: a week of the same schedule's free slots, a hold on the new one, then a PUT with it. */
+function startMove(appointment) {
+  attempt(async () => {
+    const slot = await get(appointment.slot[0].reference);
+    const schedule = await get(slot.schedule.reference);
+    const role = schedule.actor.find((actor) => actor.reference.startsWith('PractitionerRole/'));
+    const name = appointment.participant?.find((p) => p.actor?.reference === role?.reference)?.actor?.display || role?.display || '';
+    state.moving = appointment;
+    await loadWeek({ provider: { role: { id: role?.reference.split('/')[1] }, name }, schedule, weekStart: monday(viennaDate(slot.start)) });
+  });
+}
+
+function moveConfirm() {
+  const { held, moving } = state;
+  return h('section', {},
+    heading(t('move.confirm.heading')),
+    appointmentSummary(moving),
+    h('p', { class: 'chosen' }, t('move.to', formatDateTime(held.slot.start))),
+    countdownTimer(held),
+    h('div', { class: 'actions' },
+      h('button', { type: 'button', onclick: () => move(moving, held) }, t('move.submit')),
+      h('button', { type: 'button', class: 'secondary', onclick: () => attempt(async () => { await releaseHold(); await loadWeek(state); }) }, t('details.other'))));
+}
+
+/** The server moves the appointment when only its slots change (times follow), taking the held slot. */
+function move(appointment, held) {
+  attempt(async () => {
+    const moved = await update({ ...appointment, slot: [{ reference: `Slot/${held.slot.id}` }] }, { 'X-Hold-Token': [tabToken, held.token].join(',') });
+    clearInterval(countdown);
+    state.held = null;
+    state.moving = null;
+    show({ step: 'manage', appointment: moved, message: notice(t('move.done'), 'success') });
+  });
 }
 
 function cancel(appointment) {

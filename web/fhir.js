@@ -61,9 +61,9 @@ export function outcomeText(outcome) {
 export const idOf = (reference) => reference?.reference?.split('/').pop();
 
 /** `PUT` of a changed copy of a resource, guarded by the version it was read at. */
-export async function update(resource) {
-  const headers = resource.meta?.versionId ? { 'If-Match': `W/"${resource.meta.versionId}"` } : {};
-  return (await request('PUT', `${resource.resourceType}/${resource.id}`, { body: resource, headers })).body;
+export async function update(resource, headers = {}) {
+  const guard = resource.meta?.versionId ? { 'If-Match': `W/"${resource.meta.versionId}"` } : {};
+  return (await request('PUT', `${resource.resourceType}/${resource.id}`, { body: resource, headers: { ...guard, ...headers } })).body;
 }
 
 /** `Slot/$hold` (`busy-tentative`) or its release (`free`), presenting the caller's hold tokens. */

@@ -73,8 +73,8 @@ defineTexts({
   'done.booked': { de: 'Ihr Termin ist gebucht', en: 'Your appointment is booked' },
   'done.pending': { de: 'Ihre Anfrage ist eingegangen; die Praxis bestätigt sie.', en: 'Your request was received; the practice will confirm it.' },
   'done.ics': { de: 'In den Kalender (.ics)', en: 'Add to calendar (.ics)' },
-  'done.manage': { de: 'Termin absagen', en: 'Cancel the appointment' },
-  'done.keep': { de: 'Mit diesem Link können Sie den Termin später absagen: {0}', en: 'With this link you can cancel the appointment later: {0}' },
+  'done.manage': { de: 'Termin verschieben oder absagen', en: 'Move or cancel the appointment' },
+  'done.keep': { de: 'Mit diesem Link können Sie den Termin später verschieben oder absagen: {0}', en: 'With this link you can move or cancel the appointment later: {0}' },
 
   'summary.when': { de: 'Wann', en: 'When' },
   'summary.what': { de: 'Was', en: 'What' },
@@ -90,6 +90,12 @@ defineTexts({
   'status.entered-in-error': { de: 'irrtümlich angelegt', en: 'entered in error' },
 
   'manage.heading': { de: 'Ihr Termin', en: 'Your appointment' },
+  'manage.move': { de: 'Termin verschieben', en: 'Move the appointment' },
+  'move.heading': { de: 'Neuen Termin bei {0} wählen', en: 'Choose a new slot with {0}' },
+  'move.confirm.heading': { de: 'Termin verschieben', en: 'Move the appointment' },
+  'move.to': { de: 'Neuer Termin: {0}', en: 'New time: {0}' },
+  'move.submit': { de: 'Verschiebung bestätigen', en: 'Confirm the move' },
+  'move.done': { de: 'Der Termin ist verschoben.', en: 'The appointment is moved.' },
   'manage.cancel': { de: 'Termin absagen', en: 'Cancel the appointment' },
   'manage.cancelled': { de: 'Der Termin ist abgesagt.', en: 'The appointment is cancelled.' },
   'manage.find': { de: 'Termine suchen', en: 'Find appointments' },

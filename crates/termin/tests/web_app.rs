@@ -62,7 +62,8 @@ async fn run_scenario(server: &TestServer, scenario: &str) {
 
 /// A patient books (search → hold → details with the SVNR check → book → confirmation with
 /// .ics); the staff calendar shows the booking, confirms a pending one and blocks an
-/// afternoon; the patient cancels by the link; the page in English at phone width.
+/// afternoon; the patient finds the booking by SVNR and birth date, moves and cancels it by
+/// the link; the page in English at phone width.
 #[tokio::test]
 async fn a_patient_books_and_cancels_and_the_practice_runs_its_calendar() {
     let server = demo_server(ServerOptions::new()).await;

@@ -2,7 +2,7 @@
 // running `termin serve --demo --demo-scale tiny`. Run by crates/termin/tests/web_app.rs:
 //   node web_app.mjs <scenario> <server root URL> <screenshot directory>
 // Scenarios: `booking` (a patient books, the staff calendar shows it, confirms a pending booking
-// and blocks an afternoon, the patient cancels) and `race` (two patients want the same slot: the
+// and blocks an afternoon, the patient moves and cancels) and `race` (two patients want the same slot: the
 // one whose reservation lapsed is offered the alternatives the server proposes, and books one).
 // Every page state is checked with axe-core. Waiting is Playwright's auto-waiting on locators
 // and polling for conditions, never a fixed sleep. Exits non-zero with the reason on failure.
@@ -224,14 +224,24 @@ async function booking(browser) {
   check(await lookup.getByRole('link', { name: 'Öffnen' }).count() === 1, 'one upcoming appointment is found');
   await accessible(lookup, 'the appointment lookup');
 
-  // The patient cancels with the link from the confirmation.
-  await page.getByRole('link', { name: 'Termin absagen' }).click();
+  // With the link from the confirmation the patient moves the appointment to a later slot of
+  // the same schedule, then cancels it.
+  const later = await freeSlot(provider.schedule, Date.parse(slot.start));
+  await page.getByRole('link', { name: 'Termin verschieben oder absagen' }).click();
   await page.getByRole('heading', { name: 'Ihr Termin' }).waitFor();
+  await page.getByRole('button', { name: 'Termin verschieben' }).click();
+  await page.getByRole('heading', { name: /^Neuen Termin bei/ }).waitFor();
+  await (await slotButton(page, later)).click();
+  await page.getByRole('button', { name: 'Verschiebung bestätigen' }).click();
+  await page.getByRole('status').getByText('Der Termin ist verschoben.').waitFor();
+  const moved = await fhir('GET', `Appointment/${appointment.id}`);
+  check(moved.slot[0].reference === `Slot/${later.id}` && moved.start === later.start, `moved to the later slot: ${JSON.stringify(moved.slot)} ${moved.start}`);
+  check((await fhir('GET', `Slot/${slot.id}`)).status === 'free', 'the first slot is free again');
   await page.getByRole('button', { name: 'Termin absagen' }).click();
   await page.getByRole('status').getByText('Der Termin ist abgesagt.').waitFor();
   await accessible(page, 'the cancellation');
   check((await fhir('GET', `Appointment/${appointment.id}`)).status === 'cancelled', 'the appointment is cancelled');
-  check((await fhir('GET', `Slot/${slot.id}`)).status === 'free', 'its slot is free again');
+  check((await fhir('GET', `Slot/${later.id}`)).status === 'free', 'its slot is free again');
 
   // English, at phone width.
   const phone = await newPage(browser, PHONE);
