@@ -26,6 +26,7 @@ function render() {
     calendar(),
     state.selected && detailsPanel(),
     blockForm(),
+    patientSearch(),
   ].filter(Boolean));
 }
 
@@ -157,6 +158,43 @@ function block(data) {
       count = 1;
     }
   }).then(() => { if (count) state.message = notice(t('staff.block.done', count), 'success'); render(); });
+}
+
+/** Patients by SVNR (ten digits) or name, each with their appointments. */
+function patientSearch() {
+  const form = h('form', { class: 'panel', 'aria-labelledby': 'patients-heading', onsubmit: (e) => { e.preventDefault(); findPatients(new FormData(form).get('who')); } },
+    h('h3', { id: 'patients-heading' }, t('staff.patients.heading')),
+    h('div', { class: 'toolbar' },
+      h('div', {}, h('label', { for: 'who' }, t('staff.patients.who')), h('input', { id: 'who', name: 'who', required: true, value: state.who || '' })),
+      h('div', {}, h('button', { type: 'submit', class: 'secondary' }, t('staff.patients.find')))),
+    state.patients && (state.patients.length
+      ? h('ul', { class: 'cards' }, state.patients.map(({ patient, appointments }) => h('li', {},
+        h('h4', {}, personName(patient), ' · ', patient.birthDate || '',
+          ' · ', patient.identifier?.find((i) => i.system === SVNR_SYSTEM)?.value || ''),
+        appointments.length
+          ? h('ul', {}, appointments.map((a) => h('li', {}, `${a.start ? formatDateTime(a.start) : '–'}: ${t(`status.${a.status}`)}`)))
+          : h('p', { class: 'hint' }, t('staff.patients.none')))))
+      : h('p', { role: 'status' }, t('staff.patients.nobody'))));
+  return form;
+}
+
+async function findPatients(who) {
+  const text = String(who).trim();
+  state.who = text;
+  const query = new URLSearchParams({ _revinclude: 'Appointment:patient', _count: '20' });
+  if (/^[0-9]{10}$/.test(text)) query.set('identifier', `${SVNR_SYSTEM}|${text}`);
+  else query.set('name', text);
+  try {
+    const all = resources(await get(`Patient?${query}`));
+    state.patients = all.filter((r) => r.resourceType === 'Patient').map((patient) => ({
+      patient,
+      appointments: all.filter((r) => r.resourceType === 'Appointment' && r.subject?.reference === `Patient/${patient.id}`)
+        .sort((a, b) => (b.start || '').localeCompare(a.start || '')),
+    }));
+  } catch (error) {
+    state.message = notice(error instanceof FhirError ? error.message : t('error.network'), 'error');
+  }
+  render();
 }
 
 /** The shown days' slots of the schedule with the Appointments occupying them. */

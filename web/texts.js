@@ -134,5 +134,10 @@ defineTexts({
   'staff.block.to': { de: 'Bis', en: 'To' },
   'staff.block.submit': { de: 'Zeitraum sperren', en: 'Block this time' },
   'staff.block.done': { de: '{0} Slot(s) gesperrt.', en: '{0} slot(s) blocked.' },
+  'staff.patients.heading': { de: 'Patient/in suchen', en: 'Find a patient' },
+  'staff.patients.who': { de: 'Name oder Sozialversicherungsnummer', en: 'Name or social security number' },
+  'staff.patients.find': { de: 'Suchen', en: 'Search' },
+  'staff.patients.none': { de: 'Keine Termine', en: 'No appointments' },
+  'staff.patients.nobody': { de: 'Niemand gefunden.', en: 'Nobody found.' },
   'staff.done': { de: 'Gespeichert.', en: 'Saved.' },
 });

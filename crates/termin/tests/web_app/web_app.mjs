@@ -173,6 +173,11 @@ async function booking(browser) {
   await staff.getByRole('heading', { name: /^Details:/ }).waitFor();
   await staff.getByText(ANNA.svnr).waitFor();
   await accessible(staff, 'the staff calendar with details');
+  await staff.getByLabel('Name oder Sozialversicherungsnummer').fill('Huber');
+  await staff.getByRole('button', { name: 'Suchen' }).click();
+  const card = staff.getByRole('listitem').filter({ has: staff.getByRole('heading', { name: `Anna Huber · ${ANNA.birthDate} · ${ANNA.svnr}` }) });
+  await card.getByText(/: gebucht$/).waitFor();
+  await accessible(staff, 'the patient search');
 
   // A pending booking (its schedule wants manual confirmation), confirmed by staff.
   const pendingSchedule = 'seed-schedule-2';
