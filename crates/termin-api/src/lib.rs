@@ -66,11 +66,19 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Builds the complete HTTP application.
 pub fn app(state: AppState) -> Router {
+    app_with_pages(state, Router::new())
+}
+
+/// The HTTP application plus `pages`: routes outside the FHIR API (the binary's web app),
+/// which pass through the same request-id, tracing, metrics and head-limit layers. They are
+/// public: the pages only call the FHIR API, where authorization applies.
+pub fn app_with_pages(state: AppState, pages: Router) -> Router {
     let cors = state.config.cors_allowed_origins.clone();
     let state = Arc::new(state);
     let router = registry::router()
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authorize))
-        .with_state(state);
+        .with_state(state)
+        .merge(pages);
     with_layers(router, &cors)
 }
 

@@ -71,7 +71,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     tokio::spawn(sweep_expired_holds(domain.clone(), config.hold_sweep_interval));
     tokio::spawn(metrics.upkeep());
     let auth = authorization(&config).await?;
-    let app = termin_api::app(AppState {
+    let app = termin_api::app_with_pages(AppState {
         domain,
         metrics,
         auth,
@@ -83,7 +83,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             cors_allowed_origins: config.cors_allowed_origins.clone(),
             body_read_timeout: config.body_read_timeout,
         },
-    });
+    }, crate::web::router());
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
