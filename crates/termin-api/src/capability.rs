@@ -81,7 +81,7 @@ pub fn capability_statement(
         "software": {"name": "Termin", "version": env!("CARGO_PKG_VERSION")},
         "implementation": {"description": "Termin FHIR R5 appointment scheduling server", "url": base},
         "fhirVersion": "5.0.0",
-        "format": ["application/fhir+json", "json"],
+        "format": crate::format::offered_formats(),
         "patchFormat": [JSON_PATCH],
         "implementationGuide": [AT_SCHEDULING_IG],
         "rest": [{

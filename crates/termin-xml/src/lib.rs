@@ -31,7 +31,7 @@ mod write;
 
 use serde_json::{Map, Value};
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use termin_fhir::Issue;
 use termin_validation::{Definitions, LoadError};
 
@@ -42,18 +42,19 @@ pub const XHTML_NAMESPACE: &str = "http://www.w3.org/1999/xhtml";
 
 /// Converts resources between FHIR JSON and XML with the layout of the loaded definitions.
 pub struct XmlConverter {
-    definitions: Definitions,
+    definitions: Arc<Definitions>,
 }
 
 impl XmlConverter {
-    /// A converter over already loaded definitions (the R5 core package must be among them).
-    pub fn new(definitions: Definitions) -> Self {
+    /// A converter over already loaded definitions (the R5 core package must be among them),
+    /// such as validation's ([`termin_validation::Validator::shared_definitions`]).
+    pub fn new(definitions: Arc<Definitions>) -> Self {
         XmlConverter { definitions }
     }
 
     /// A converter over the R5 core package in the FHIR package cache `cache`.
     pub fn load(cache: Option<&Path>) -> Result<Self, LoadError> {
-        Ok(Self::new(Definitions::load(&[], cache)?))
+        Ok(Self::new(Arc::new(Definitions::load(&[], cache)?)))
     }
 
     /// The resource as FHIR XML; `pretty` indents it. Fails (with the place) for JSON that has
@@ -85,4 +86,95 @@ pub fn installed() -> Option<&'static XmlConverter> {
 /// A structural fault at `path` (a FHIRPath location).
 pub(crate) fn fault(message: impl Into<String>, path: impl Into<String>) -> Issue {
     Issue::error(termin_fhir::IssueCode::Structure, message).at(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn converter() -> &'static XmlConverter {
+        static CONVERTER: OnceLock<XmlConverter> = OnceLock::new();
+        CONVERTER.get_or_init(|| {
+            let cache = termin_search::default_package_cache();
+            XmlConverter::load(cache.as_deref()).expect("the R5 core package (scripts/fhir-packages)")
+        })
+    }
+
+    fn round_trip(json: &Value) -> String {
+        let xml = converter().to_xml(json, false).unwrap();
+        let back = converter().from_xml(xml.as_bytes()).unwrap();
+        assert_eq!(Value::Object(back), *json, "{xml}");
+        xml
+    }
+
+    #[test]
+    fn primitive_arrays_keep_ids_and_extensions_by_position() {
+        let patient = json!({"resourceType": "Patient", "name": [{
+            "given": ["Anna", null, "Eva"],
+            "_given": [null, {"extension": [{"url": "http://x/e", "valueCode": "masked"}]}, {"id": "g3"}]
+        }]});
+        let xml = round_trip(&patient);
+        assert!(
+            xml.contains(r#"<given value="Anna"/><given><extension url="http://x/e"><valueCode value="masked"/></extension></given><given id="g3" value="Eva"/>"#),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn numbers_keep_their_text_and_types_follow_the_definitions() {
+        let text = r#"{"resourceType":"Location","position":{"longitude":16.3600,"latitude":4.82E1}}"#;
+        let location = termin_fhir::json::parse_stored(text).unwrap();
+        let xml = round_trip(&location);
+        assert!(xml.contains(r#"<longitude value="16.3600"/><latitude value="4.82E1"/>"#), "{xml}");
+        let back = converter().from_xml(xml.as_bytes()).unwrap();
+        assert_eq!(Value::Object(back).to_string(), text);
+        // integer64 is a JSON string, positiveInt a number, boolean a boolean.
+        let read = converter()
+            .from_xml(br#"<Parameters xmlns="http://hl7.org/fhir"><parameter><name value="a"/><valueInteger64 value="9007199254740993"/></parameter><parameter><name value="b"/><valuePositiveInt value="7"/></parameter><parameter><name value="c"/><valueBoolean value="false"/></parameter></Parameters>"#)
+            .unwrap();
+        let parameters = Value::Object(read);
+        assert_eq!(parameters["parameter"][0]["valueInteger64"], "9007199254740993");
+        assert_eq!(parameters["parameter"][1]["valuePositiveInt"], 7);
+        assert_eq!(parameters["parameter"][2]["valueBoolean"], false);
+    }
+
+    #[test]
+    fn attribute_values_keep_line_breaks_and_markup() {
+        let patient = json!({"resourceType": "Patient", "id": "p1",
+            "name": [{"text": "line 1\nline 2\r\n\t<b>&\"quoted\"'"}]});
+        let xml = round_trip(&patient);
+        assert!(xml.contains("line 1&#10;line 2&#13;&#10;&#9;&lt;b&gt;&amp;&quot;quoted&quot;'"), "{xml}");
+    }
+
+    #[test]
+    fn json_without_an_xml_form_is_refused_with_its_place() {
+        let refused = |json: Value| converter().to_xml(&json, false).unwrap_err();
+        let issue = refused(json!({"resourceType": "Patient", "colour": "red"}));
+        assert_eq!(issue.expression, ["Patient.colour"]);
+        let issue = refused(json!({"resourceType": "Patient", "text": {"status": "generated", "div": "<p>no div</p>"}}));
+        assert!(issue.diagnostics.contains("not XHTML"), "{issue:?}");
+        let issue = refused(json!({"resourceType": "Patient", "gender": {"code": "x"}}));
+        assert_eq!(issue.expression, ["Patient.gender"]);
+        let issue = refused(json!({"resourceType": "Patient", "deceasedBoolean": true, "deceasedDateTime": "2020"}));
+        assert!(issue.diagnostics.contains("more than one type"), "{issue:?}");
+        refused(json!({"resourceType": "Flower"}));
+    }
+
+    #[test]
+    fn a_narrative_that_inherits_the_xhtml_namespace_gets_the_declaration() {
+        let xml = br#"<x:Patient xmlns:x="http://hl7.org/fhir" xmlns="http://www.w3.org/1999/xhtml"><x:text><x:status value="generated"/><div><p>Hi</p></div></x:text></x:Patient>"#;
+        let patient = Value::Object(converter().from_xml(xml).unwrap());
+        assert_eq!(patient["text"]["div"], r#"<div xmlns="http://www.w3.org/1999/xhtml"><p>Hi</p></div>"#);
+    }
+
+    #[test]
+    fn nesting_is_limited() {
+        let mut xml = String::from(r#"<Patient xmlns="http://hl7.org/fhir">"#);
+        for _ in 0..200 {
+            xml.push_str(r#"<extension url="http://x/e">"#);
+        }
+        let issue = converter().from_xml(xml.as_bytes()).unwrap_err();
+        assert_eq!(issue.code, termin_fhir::IssueCode::TooLong, "{issue:?}");
+    }
 }

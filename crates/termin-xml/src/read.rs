@@ -69,6 +69,14 @@ fn outside_fhir(name: &str, path: &str) -> Issue {
     fault(format!("<{name}> is not in the FHIR namespace {FHIR_NAMESPACE}"), path)
 }
 
+/// A child element's start tag, where it begins in the document, and whether it is empty (`<a/>`).
+struct Child<'a> {
+    namespace: Space,
+    start: BytesStart<'a>,
+    empty: bool,
+    offset: usize,
+}
+
 /// The primitives of a repeating element read so far: values and `_name` objects by position.
 struct PrimitiveList {
     name: String,
@@ -88,6 +96,25 @@ impl<'a> XmlReader<'a> {
         match self.reader.read_resolved_event() {
             Ok((namespace, event)) => Ok((space(&namespace), event)),
             Err(e) => Err(self.refuse(format!("The body is not well-formed XML: {e}"))),
+        }
+    }
+
+    /// The next child element of the element `path`, `None` at its end tag. Comments,
+    /// processing instructions and whitespace between elements are skipped.
+    fn next_child(&mut self, path: &str) -> Result<Option<Child<'a>>, Issue> {
+        loop {
+            let offset = self.reader.buffer_position() as usize;
+            let (namespace, event) = self.next()?;
+            let (start, empty) = match event {
+                Event::End(_) => return Ok(None),
+                Event::Start(start) => (start, false),
+                Event::Empty(start) => (start, true),
+                Event::Comment(_) | Event::PI(_) => continue,
+                Event::Text(text) if is_blank(&text) => continue,
+                Event::Eof => return Err(self.refuse(format!("The body is not well-formed XML: it ends inside {path}"))),
+                _ => return Err(fault("Text is not allowed here: FHIR XML holds values in value attributes", path)),
+            };
+            return Ok(Some(Child { namespace, start, empty, offset }));
         }
     }
 
@@ -120,13 +147,7 @@ impl<'a> XmlReader<'a> {
         path: &str,
         depth: usize,
     ) -> Result<Map<String, Value>, Issue> {
-        if depth > MAX_DEPTH {
-            return Err(Issue::error(
-                IssueCode::TooLong,
-                format!("The resource nests elements deeper than the limit of {MAX_DEPTH}"),
-            )
-            .at(path));
-        }
+        check_depth(depth, path)?;
         let mut object = Map::new();
         if layout.is_resource() {
             object.insert("resourceType".into(), Value::String(layout.type_name().to_owned()));
@@ -156,18 +177,7 @@ impl<'a> XmlReader<'a> {
     /// The child elements of a complex element, up to its end tag.
     fn children(&mut self, layout: TypeLayout<'a>, object: &mut Map<String, Value>, path: &str, depth: usize) -> Result<(), Issue> {
         let mut lists: Vec<PrimitiveList> = Vec::new();
-        loop {
-            let before = self.reader.buffer_position() as usize;
-            let (namespace, event) = self.next()?;
-            let (start, empty) = match event {
-                Event::End(_) => break,
-                Event::Start(start) => (start, false),
-                Event::Empty(start) => (start, true),
-                Event::Comment(_) | Event::PI(_) => continue,
-                Event::Text(text) if is_blank(&text) => continue,
-                Event::Eof => return Err(self.refuse(format!("The document ends inside {path}"))),
-                _ => return Err(fault("Text is not allowed here: FHIR XML holds values in value attributes", path)),
-            };
+        while let Some(Child { namespace, start, empty, offset: before }) = self.next_child(path)? {
             let name = start.local_name().as_ref().to_owned();
             let child_path = format!("{path}.{name}");
             let Some((element, choice)) = layout.element(&name) else {
@@ -251,13 +261,7 @@ impl<'a> XmlReader<'a> {
     /// `"x": "a"`, children as an object) so that validation judges it as it judges JSON: the
     /// reader is no stricter than the JSON parser (operations read parameters leniently).
     fn unknown(&mut self, start: &BytesStart, empty: bool, path: &str, depth: usize) -> Result<Value, Issue> {
-        if depth > MAX_DEPTH {
-            return Err(Issue::error(
-                IssueCode::TooLong,
-                format!("The resource nests elements deeper than the limit of {MAX_DEPTH}"),
-            )
-            .at(path));
-        }
+        check_depth(depth, path)?;
         let mut object = Map::new();
         for attribute in start.attributes() {
             let attribute = attribute.map_err(|e| self.refuse(format!("The body is not well-formed XML: {e}")))?;
@@ -270,23 +274,13 @@ impl<'a> XmlReader<'a> {
             object.insert(attribute.key.local_name().as_ref().to_owned(), Value::String(value.into_owned()));
         }
         if !empty {
-            loop {
-                let (namespace, event) = self.next()?;
-                let (inner, inner_empty) = match event {
-                    Event::End(_) => break,
-                    Event::Start(inner) => (inner, false),
-                    Event::Empty(inner) => (inner, true),
-                    Event::Comment(_) | Event::PI(_) => continue,
-                    Event::Text(text) if is_blank(&text) => continue,
-                    Event::Eof => return Err(self.refuse(format!("The document ends inside {path}"))),
-                    _ => return Err(fault("Text is not allowed here: FHIR XML holds values in value attributes", path)),
-                };
-                let name = inner.local_name().as_ref().to_owned();
+            while let Some(inner) = self.next_child(path)? {
+                let name = inner.start.local_name().as_ref().to_owned();
                 let inner_path = format!("{path}.{name}");
-                if namespace != Space::Fhir {
-                    return Err(outside_fhir(inner.name().as_ref(), &inner_path));
+                if inner.namespace != Space::Fhir {
+                    return Err(outside_fhir(inner.start.name().as_ref(), &inner_path));
                 }
-                let item = self.unknown(&inner, inner_empty, &inner_path, depth + 1)?;
+                let item = self.unknown(&inner.start, inner.empty, &inner_path, depth + 1)?;
                 append(&mut object, name, item);
             }
         }
@@ -327,23 +321,14 @@ impl<'a> XmlReader<'a> {
             return Err(holds_nothing());
         }
         let mut resource = None;
-        loop {
-            let (namespace, event) = self.next()?;
-            match event {
-                Event::End(_) => break,
-                Event::Start(inner) | Event::Empty(inner) if namespace != Space::Fhir => {
-                    return Err(outside_fhir(inner.name().as_ref(), path));
-                }
-                Event::Start(_) | Event::Empty(_) if resource.is_some() => {
-                    return Err(fault("holds more than one resource", path));
-                }
-                Event::Start(inner) => resource = Some(self.resource(&inner, false, path, depth)?),
-                Event::Empty(inner) => resource = Some(self.resource(&inner, true, path, depth)?),
-                Event::Comment(_) | Event::PI(_) => {}
-                Event::Text(text) if is_blank(&text) => {}
-                Event::Eof => return Err(self.refuse(format!("The document ends inside {path}"))),
-                _ => return Err(fault("Text is not allowed here", path)),
+        while let Some(inner) = self.next_child(path)? {
+            if inner.namespace != Space::Fhir {
+                return Err(outside_fhir(inner.start.name().as_ref(), path));
             }
+            if resource.is_some() {
+                return Err(fault("holds more than one resource", path));
+            }
+            resource = Some(self.resource(&inner.start, inner.empty, path, depth)?);
         }
         resource.ok_or_else(holds_nothing)
     }
@@ -373,6 +358,14 @@ impl<'a> XmlReader<'a> {
             format!("{} xmlns=\"{XHTML_NAMESPACE}\"{}", &text[..name_end], &text[name_end..])
         })
     }
+}
+
+fn check_depth(depth: usize, path: &str) -> Result<(), Issue> {
+    if depth > MAX_DEPTH {
+        let message = format!("The resource nests elements deeper than the limit of {MAX_DEPTH}");
+        return Err(Issue::error(IssueCode::TooLong, message).at(path));
+    }
+    Ok(())
 }
 
 /// Adds `item` under `name`; a name met again becomes an array.

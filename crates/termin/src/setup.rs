@@ -82,6 +82,18 @@ pub fn install_search_parameters(packages: &[PathBuf], time_zone: &str) -> Resul
         .map_err(|_| "the search parameters were loaded twice".to_string())
 }
 
+/// Makes FHIR XML available. With validation on, it already shares validation's definitions;
+/// otherwise the R5 core package is loaded for it alone.
+pub fn install_xml() -> Result<(), String> {
+    if termin_xml::installed().is_some() {
+        return Ok(());
+    }
+    let cache = termin_search::default_package_cache();
+    let converter = termin_xml::XmlConverter::load(cache.as_deref()).map_err(|e| format!("FHIR XML: {e}"))?;
+    let _already_installed = termin_xml::install(converter);
+    Ok(())
+}
+
 /// The domain service over `store`, validating writes against `packages` when there are any,
 /// with its search index brought up to date with the installed search parameters.
 pub async fn service(
