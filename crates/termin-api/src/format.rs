@@ -31,7 +31,7 @@ fn syntax_of(media: &str) -> Option<Syntax> {
     match media {
         "json" | "application/json" | "application/fhir+json" | "application/json+fhir" => Some(Syntax::Json),
         "xml" | "text/xml" | "application/xml" | "application/fhir+xml" | "application/xml+fhir"
-            if termin_xml::installed().is_some() =>
+            if termin_xml::offered() =>
         {
             Some(Syntax::Xml)
         }
@@ -42,7 +42,7 @@ fn syntax_of(media: &str) -> Option<Syntax> {
 /// The CapabilityStatement's `format`: what [`syntax_of`] accepts, by media type and short name.
 pub fn offered_formats() -> Vec<&'static str> {
     let mut formats = vec!["application/fhir+json", "json"];
-    if termin_xml::installed().is_some() {
+    if termin_xml::offered() {
         formats.extend(["application/fhir+xml", "xml"]);
     }
     formats
@@ -67,7 +67,7 @@ pub struct ResponseFormat {
 }
 
 fn not_acceptable(asked: &str) -> ApiError {
-    let offered = if termin_xml::installed().is_some() {
+    let offered = if termin_xml::offered() {
         "FHIR JSON (application/fhir+json) and FHIR XML (application/fhir+xml)"
     } else {
         "FHIR JSON (application/fhir+json)"
@@ -141,7 +141,12 @@ impl ResponseFormat {
             Syntax::Json if self.pretty => Ok((serde_json::to_string_pretty(value).unwrap_or_default(), FHIR_JSON)),
             Syntax::Json => Ok((value.to_string(), FHIR_JSON)),
             Syntax::Xml => {
-                let converter = termin_xml::installed().ok_or_else(|| not_acceptable("XML"))?;
+                let converter = termin_xml::installed().map_err(|why| {
+                    ApiError::new(
+                        StatusCode::NOT_ACCEPTABLE,
+                        Issue::error(IssueCode::NotSupported, format!("FHIR XML is not available: {why}")),
+                    )
+                })?;
                 let xml = converter.to_xml(value, self.pretty).map_err(|issue| {
                     ApiError::new(
                         StatusCode::NOT_ACCEPTABLE,
@@ -197,14 +202,14 @@ impl FromRequest<SharedState> for FhirBody {
         let declared = match content_media(request.headers()) {
             None => None,
             Some(media) => Some(syntax_of(&media).ok_or_else(|| {
-                let xml = if termin_xml::installed().is_some() { " or application/fhir+xml" } else { "" };
+                let xml = if termin_xml::offered() { " or application/fhir+xml" } else { "" };
                 unsupported_media(&media, &format!("application/fhir+json{xml}"))
             })?),
         };
         let bytes = read_limited(request, &state.config).await?;
         let syntax = declared.unwrap_or_else(|| {
             let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-            if first == Some(&b'<') && termin_xml::installed().is_some() { Syntax::Xml } else { Syntax::Json }
+            if first == Some(&b'<') && termin_xml::offered() { Syntax::Xml } else { Syntax::Json }
         });
         let inline = bytes.len() <= PARSE_INLINE_BYTES;
         let parse = move || match syntax {
@@ -225,7 +230,7 @@ impl FromRequest<SharedState> for FhirBody {
 /// One FHIR resource from an XML body, within the content limits JSON bodies keep.
 fn parse_xml_resource(bytes: &[u8]) -> Result<Map<String, Value>, Issue> {
     let converter = termin_xml::installed()
-        .ok_or_else(|| Issue::error(IssueCode::NotSupported, "This server does not read FHIR XML"))?;
+        .map_err(|why| Issue::error(IssueCode::NotSupported, format!("FHIR XML is not available: {why}")))?;
     let resource = converter.from_xml(bytes)?;
     check_content(&resource)?;
     Ok(resource)
@@ -377,10 +382,10 @@ mod tests {
 
     /// XML is offered once a converter is installed (the server installs one at start-up).
     fn offer_xml() {
-        if termin_xml::installed().is_none() {
+        termin_xml::install_on_first_use(|| {
             let cache = termin_search::default_package_cache();
-            let _already_installed = termin_xml::install(termin_xml::XmlConverter::load(cache.as_deref()).unwrap());
-        }
+            termin_xml::XmlConverter::load(cache.as_deref()).map_err(|e| e.to_string())
+        });
     }
 
     fn negotiate_with(query: Option<&str>, accept: Option<&str>, content_type: Option<&str>) -> Result<Syntax, StatusCode> {

@@ -31,7 +31,7 @@ mod write;
 
 use serde_json::{Map, Value};
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use termin_fhir::Issue;
 use termin_validation::{Definitions, LoadError};
 
@@ -69,18 +69,40 @@ impl XmlConverter {
     }
 }
 
-static INSTALLED: OnceLock<XmlConverter> = OnceLock::new();
+/// A converter loaded when first needed.
+type Loader = Box<dyn FnOnce() -> Result<XmlConverter, String> + Send>;
 
-/// Makes `converter` the process-wide one that [`installed`] returns. Start-up calls this once;
-/// a second call hands the converter back.
-pub fn install(converter: XmlConverter) -> Result<&'static XmlConverter, Box<XmlConverter>> {
-    INSTALLED.set(converter).map_err(Box::new)?;
-    Ok(INSTALLED.get().expect("just installed"))
+static INSTALLED: OnceLock<Result<XmlConverter, String>> = OnceLock::new();
+static LOADER: OnceLock<Mutex<Option<Loader>>> = OnceLock::new();
+
+/// Makes `converter` the process-wide one that [`installed`] returns. Start-up calls this (or
+/// [`install_on_first_use`]) once; whether it was installed (not when one already was).
+pub fn install(converter: XmlConverter) -> bool {
+    INSTALLED.set(Ok(converter)).is_ok()
 }
 
-/// The process-wide converter; `None` when none was installed (XML is then not offered).
-pub fn installed() -> Option<&'static XmlConverter> {
-    INSTALLED.get()
+/// Makes the converter `load` returns the process-wide one, loaded by the first call of
+/// [`installed`] (which waits for it): a server that is never asked for XML never loads it.
+pub fn install_on_first_use(load: impl FnOnce() -> Result<XmlConverter, String> + Send + 'static) {
+    let _already_offered = LOADER.set(Mutex::new(Some(Box::new(load))));
+}
+
+/// Whether XML is offered: a converter is installed, or will be on first use.
+pub fn offered() -> bool {
+    INSTALLED.get().is_some_and(Result::is_ok) || LOADER.get().is_some()
+}
+
+/// The process-wide converter, loading it if it was installed for first use; why there is
+/// none otherwise (none installed, or loading failed).
+pub fn installed() -> Result<&'static XmlConverter, &'static str> {
+    if INSTALLED.get().is_none() && LOADER.get().is_none() {
+        return Err("no FHIR XML converter is installed");
+    }
+    let result = INSTALLED.get_or_init(|| {
+        let load = LOADER.get().and_then(|loader| loader.lock().ok()?.take());
+        load.map_or_else(|| Err("no FHIR XML converter is installed".to_owned()), |load| load())
+    });
+    result.as_ref().map_err(String::as_str)
 }
 
 /// A structural fault at `path` (a FHIRPath location).

@@ -61,7 +61,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     };
     let packages = if config.validation { Packages::Shipped(&config.packages) } else { Packages::Off };
     let service = setup::service(opened.store, service_config, packages, &config.profiles).await?;
-    setup::install_xml()?;
+    setup::install_xml();
     if config.demo {
         crate::demo::load_examples(&service, &config.packages).await?;
         if let Some(scale) = config.demo_scale {

@@ -86,6 +86,6 @@ pub fn load(
         "loaded FHIR packages for validation"
     );
     // FHIR XML lays resources out by the same definitions (their base types): loaded once.
-    let _already_installed = termin_xml::install(termin_xml::XmlConverter::new(validator.shared_definitions()));
+    termin_xml::install(termin_xml::XmlConverter::new(validator.shared_definitions()));
     Ok(Some(Arc::new(PackageValidator(validator))))
 }
