@@ -49,7 +49,7 @@ pub fn capability_statement(
                 "readHistory": true,
                 "updateCreate": config.update_create,
                 "conditionalCreate": true,
-                "conditionalRead": "not-supported",
+                "conditionalRead": "full-support",
                 "conditionalUpdate": true,
                 "conditionalDelete": "not-supported",
                 "searchParam": search_params(search, *t),

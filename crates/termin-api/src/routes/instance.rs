@@ -10,7 +10,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use termin_domain::{WriteOutcome, WriteStatus};
 use termin_fhir::{Issue, IssueCode, OperationOutcome};
-use termin_fhir::instant::format_http_date;
+use termin_fhir::instant::{format_http_date, parse_http_date};
 use termin_store::ResourceVersion;
 
 /// A response carrying one resource version with its ETag and Last-Modified.
@@ -69,6 +69,7 @@ pub async fn read(
     RawQuery(query): RawQuery,
     format: ResponseFormat,
     base: BaseUrl,
+    headers: HeaderMap,
 ) -> Result<FhirResponse, ApiError> {
     // `GET [type]/$operation` shares this path shape.
     if id.starts_with('$') {
@@ -76,7 +77,29 @@ pub async fn read(
     }
     let resource_type = resource_type(&type_name)?;
     let version = state.service.read(&ctx, resource_type, &id).await?;
-    Ok(resource_response(StatusCode::OK, format, &version))
+    Ok(conditional_read_response(&headers, format, &version))
+}
+
+/// A read's answer: `304 Not Modified` (validators, no body) when the client already holds this
+/// version, by `If-None-Match` (`W/"n"`, a list, or `*`) or, without that, by
+/// `If-Modified-Since` (RFC 9110 §13.1.2–3); the resource otherwise.
+fn conditional_read_response(headers: &HeaderMap, format: ResponseFormat, version: &ResourceVersion) -> FhirResponse {
+    let current = match headers.get(header::IF_NONE_MATCH) {
+        Some(tags) => tags.to_str().unwrap_or_default().split(',').map(str::trim).any(|tag| {
+            let opaque = tag.strip_prefix("W/").unwrap_or(tag);
+            tag == "*" || opaque.strip_prefix('"').and_then(|t| t.strip_suffix('"')) == Some(&version.version.to_string())
+        }),
+        None => headers
+            .get(header::IF_MODIFIED_SINCE)
+            .and_then(|since| parse_http_date(since.to_str().ok()?))
+            .is_some_and(|since| version.last_updated.as_second() <= since.as_second()),
+    };
+    let mut response = resource_response(StatusCode::OK, format, version);
+    if current {
+        response.status = StatusCode::NOT_MODIFIED;
+        response.payload = None;
+    }
+    response
 }
 
 pub async fn vread(
@@ -84,13 +107,14 @@ pub async fn vread(
     Ctx(ctx): Ctx,
     Path((type_name, id, version_id)): Path<(String, String, String)>,
     format: ResponseFormat,
+    headers: HeaderMap,
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
     let Ok(number) = version_id.parse::<u64>() else {
         return Err(ApiError::not_found(format!("{type_name}/{id} has no version {version_id:?}")));
     };
     let version = state.service.vread(&ctx, resource_type, &id, number).await?;
-    Ok(resource_response(StatusCode::OK, format, &version))
+    Ok(conditional_read_response(&headers, format, &version))
 }
 
 pub async fn update(
