@@ -348,8 +348,30 @@ impl FhirResponse {
     }
 }
 
+/// The `Link` header (RFC 8288) mirroring a Bundle's `link`s (`self`, `next`, `previous`), for
+/// clients that page by the header.
+fn link_header(value: &Value) -> Option<HeaderValue> {
+    if value.get("resourceType")? != "Bundle" {
+        return None;
+    }
+    let links: Vec<String> = value
+        .get("link")?
+        .as_array()?
+        .iter()
+        .filter_map(|link| Some(format!("<{}>; rel=\"{}\"", link.get("url")?.as_str()?, link.get("relation")?.as_str()?)))
+        .collect();
+    if links.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&links.join(", ")).ok()
+}
+
 impl IntoResponse for FhirResponse {
     fn into_response(self) -> Response {
+        let link = match &self.payload {
+            Some(Payload::Json(value)) => link_header(value),
+            _ => None,
+        };
         let rendered = match self.payload {
             None => None,
             Some(Payload::Json(value)) => Some(self.format.render(&value)),
@@ -371,6 +393,9 @@ impl IntoResponse for FhirResponse {
             None => Response::new(Body::empty()),
         };
         *response.status_mut() = self.status;
+        if let Some(link) = link {
+            response.headers_mut().insert(header::LINK, link);
+        }
         response.headers_mut().extend(self.headers);
         response
     }
