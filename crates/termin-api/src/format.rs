@@ -211,7 +211,8 @@ impl FromRequest<SharedState> for FhirBody {
             let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
             if first == Some(&b'<') && termin_xml::offered() { Syntax::Xml } else { Syntax::Json }
         });
-        let inline = bytes.len() <= PARSE_INLINE_BYTES;
+        // XML always goes to a blocking thread: its first use may load the R5 definitions.
+        let inline = syntax == Syntax::Json && bytes.len() <= PARSE_INLINE_BYTES;
         let parse = move || match syntax {
             Syntax::Json => parse_resource(&bytes),
             Syntax::Xml => parse_xml_resource(&bytes),
