@@ -48,7 +48,7 @@ pub fn capability_statement(
                 "readHistory": true,
                 "updateCreate": domain.config().update_create,
                 "conditionalCreate": true,
-                "conditionalRead": "not-supported",
+                "conditionalRead": "full-support",
                 "conditionalUpdate": true,
                 "conditionalDelete": "not-supported",
                 "searchParam": search_params(search, *t),
@@ -80,7 +80,7 @@ pub fn capability_statement(
         "software": {"name": "Termin", "version": env!("CARGO_PKG_VERSION")},
         "implementation": {"description": "Termin FHIR R5 appointment scheduling server", "url": base},
         "fhirVersion": "5.0.0",
-        "format": ["application/fhir+json", "json"],
+        "format": crate::format::offered_formats(),
         "patchFormat": [JSON_PATCH],
         "implementationGuide": [AT_SCHEDULING_IG],
         "rest": [{

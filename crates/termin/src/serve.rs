@@ -61,6 +61,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     };
     let packages = if config.validation { Packages::Shipped(&config.packages) } else { Packages::Off };
     let domain = setup::domain(opened.store, service_config, search, packages, &config.profiles).await?;
+    setup::install_xml();
     if config.demo {
         crate::demo::load_examples(&domain.resources, &config.packages).await?;
         if let Some(scale) = config.demo_scale {

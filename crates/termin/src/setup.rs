@@ -82,6 +82,21 @@ pub fn install_search_parameters(packages: &[PathBuf], time_zone: &str) -> Resul
     Ok(Box::leak(Box::new(search)))
 }
 
+/// Makes FHIR XML available. With validation on, it already shares validation's definitions;
+/// otherwise the R5 core package is loaded for it when XML is first asked for.
+pub fn install_xml() {
+    if termin_xml::installed().is_ok() {
+        return;
+    }
+    termin_xml::install_on_first_use(|| {
+        let cache = termin_search::default_package_cache();
+        termin_xml::XmlConverter::load(cache.as_deref()).map_err(|e| {
+            tracing::error!(error = %e, "FHIR XML is not available");
+            format!("the R5 core package cannot be loaded: {e}")
+        })
+    });
+}
+
 /// The domain services over `store`, validating writes against `packages` when there are any,
 /// with the search index brought up to date with `search`.
 pub async fn domain(
