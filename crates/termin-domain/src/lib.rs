@@ -19,6 +19,7 @@ mod domain;
 mod error;
 mod kernel;
 mod model;
+mod organisation;
 mod providers;
 mod resources;
 mod rules;
