@@ -664,6 +664,10 @@ async fn roles_reach_own_data_and_not_other_patients_or_organisations() {
         assert_eq!(ids_in(&found(&s, who, "Appointment").await, "match"), expected);
         assert_eq!(ids_in(&found(&s, who, "Slot?_id=slot-a1,slot-b1&_revinclude=Appointment:slot").await, "include"), expected);
     }
+    // A Slot search cannot probe the other organisation's bookings through _has.
+    let probe = "Slot?_id=slot-a1,slot-b1&_has:Appointment:slot:patient=pat-2";
+    assert!(ids_in(&found(&s, &staff_role, probe).await, "match").is_empty());
+    assert_eq!(ids_in(&found(&s, &system, probe).await, "match"), ["Slot/slot-b1"]);
     let history = found(&s, &staff_role, "Appointment/_history").await;
     assert!(entries(&history).iter().all(|e| e["resource"]["id"] == "app-a"), "{history}");
     assert_unauthorized(&call(&s, Method::GET, "Appointment/app-a", None, None).await, "anonymous read");
