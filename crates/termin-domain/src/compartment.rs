@@ -180,11 +180,7 @@ pub(crate) fn check_write(
     if !COMPARTMENT_TYPES.contains(&resource_type) {
         return Ok(());
     }
-    let permission = match (previous, new) {
-        (None, _) => Permission::Create,
-        (Some(_), None) => Permission::Delete,
-        (Some(_), Some(_)) => Permission::Update,
-    };
+    let permission = crate::model::write_permission(previous, new);
     let Some(patient) = confined_to(ctx, resource_type, permission)? else {
         return Ok(());
     };

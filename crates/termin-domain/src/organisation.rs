@@ -134,11 +134,7 @@ pub(crate) async fn check_write(
     previous: Option<&Map<String, Value>>,
     new: Option<&Map<String, Value>>,
 ) -> Result<(), DomainError> {
-    let permission = match (previous, new) {
-        (None, _) => Permission::Create,
-        (Some(_), None) => Permission::Delete,
-        (Some(_), Some(_)) => Permission::Update,
-    };
+    let permission = crate::model::write_permission(previous, new);
     let member = match ctx.organisation_reach(resource_type, permission) {
         OrganisationReach::All => return Ok(()),
         OrganisationReach::None => return Err(other_organisation(resource_type)),

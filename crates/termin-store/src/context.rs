@@ -166,27 +166,23 @@ impl TokenPrincipal {
 mod tests {
     use super::*;
 
-    fn token(scopes: &str) -> RequestContext {
+    fn token_for(scopes: &str, patient: Option<&str>, fhir_user: Option<&str>) -> RequestContext {
         let principal = TokenPrincipal {
             subject: "u1".into(),
             client_id: None,
-            patient: None,
-            fhir_user: None,
+            patient: patient.map(str::to_owned),
+            fhir_user: fhir_user.map(str::to_owned),
         };
         RequestContext::anonymous("r").with_token(principal, Scope::parse_all(scopes))
     }
 
+    fn token(scopes: &str) -> RequestContext {
+        token_for(scopes, None, None)
+    }
+
     #[test]
     fn patient_scopes_reach_only_the_context_patient() {
-        let with_patient = |scopes: &str, patient: Option<&str>| {
-            let principal = TokenPrincipal {
-                subject: "u1".into(),
-                client_id: None,
-                patient: patient.map(str::to_owned),
-                fhir_user: None,
-            };
-            RequestContext::anonymous("r").with_token(principal, Scope::parse_all(scopes))
-        };
+        let with_patient = |scopes: &str, patient: Option<&str>| token_for(scopes, patient, None);
         let patient = with_patient("patient/Appointment.cruds patient/Slot.rs user/Patient.r", Some("p1"));
         assert_eq!(patient.patient_reach(ResourceType::Appointment, Permission::Read), PatientReach::Only("p1"));
         assert_eq!(patient.patient_reach(ResourceType::Patient, Permission::Read), PatientReach::All);
@@ -200,15 +196,7 @@ mod tests {
 
     #[test]
     fn user_scopes_reach_only_the_organisations_of_the_staff_member() {
-        let with = |scopes: &str, fhir_user: Option<&str>| {
-            let principal = TokenPrincipal {
-                subject: "u1".into(),
-                client_id: None,
-                patient: None,
-                fhir_user: fhir_user.map(str::to_owned),
-            };
-            RequestContext::anonymous("r").with_token(principal, Scope::parse_all(scopes))
-        };
+        let with = |scopes: &str, fhir_user: Option<&str>| token_for(scopes, None, fhir_user);
         let role = with("user/*.cruds", Some("https://x.test/fhir/PractitionerRole/r1"));
         assert_eq!(role.organisation_reach(ResourceType::Slot, Permission::Update), OrganisationReach::StaffOf(StaffMember::PractitionerRole("r1")));
         assert_eq!(role.organisation_reach(ResourceType::Patient, Permission::Read), OrganisationReach::All);

@@ -246,9 +246,7 @@ async fn the_public_directory_is_readable_without_a_token() {
     let slot = call(&s, Method::GET, "Slot/slot-1", None, None).await.json();
     assert_unauthorized(&call(&s, Method::PUT, "Slot/slot-1", None, Some(&slot)).await, "PUT Slot");
     assert_unauthorized(&call(&s, Method::DELETE, "Schedule/sch-1", None, None).await, "DELETE Schedule");
-    let hold = json!({"resourceType": "Parameters", "parameter": [
-        {"name": "slot-reference", "valueReference": {"reference": "Slot/slot-1"}},
-        {"name": "slot-status", "valueCode": "busy-tentative"}]});
+    let hold = hold_of("slot-1");
     assert_unauthorized(&call(&s, Method::POST, "Slot/$hold", None, Some(&hold)).await, "$hold");
     assert_unauthorized(&call(&s, Method::POST, "Appointment/$book", None, Some(&json!({"resourceType": "Parameters"}))).await, "$book");
     // With a token, $hold needs Slot update and $book Appointment create.
@@ -508,8 +506,7 @@ async fn a_patient_token_books_and_cancels_only_for_itself() {
     let me = patient_token(Some("pat-1"));
 
     // Hold → book by the patient's token, without a hold-token.
-    let hold = json!({"resourceType": "Parameters", "parameter": [
-        {"name": "slot-reference", "valueReference": {"reference": "Slot/slot-3"}}, {"name": "slot-status", "valueCode": "busy-tentative"}]});
+    let hold = hold_of("slot-3");
     call(&s, Method::POST, "Slot/$hold", Some(&me), Some(&hold)).await.expect_status(200);
     let booked = call(&s, Method::POST, "Appointment/$book", Some(&me), Some(&booking("pat-1", "slot-3"))).await;
     assert_eq!(booked.code(), 201, "{}", booked.what());
