@@ -115,7 +115,10 @@ fn security(auth: Option<&Authorization>) -> Value {
         "description": format!(
             "SMART on FHIR v2 resource server: tokens issued by {} (see .well-known/smart-configuration). {directory} \
              needs a bearer token whose scopes (patient|user|system/Type.cruds, or the v1 read/write forms) grant the \
-             interaction on the type; $hold needs Slot update, $book Appointment create.",
+             interaction on the type; $hold needs Slot update, $book Appointment create. patient/ scopes reach only \
+             the patient compartment of the token's patient claim; user/ scopes (staff) change only the resources of \
+             the Organizations their fhirUser (Practitioner or PractitionerRole) works for and read only their \
+             Appointments; system/ scopes are bound by their scopes alone.",
             auth.authenticator.issuer()
         ),
     })

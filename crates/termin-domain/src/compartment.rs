@@ -97,15 +97,22 @@ fn both(a: Condition, b: Condition) -> Condition {
     Condition::Not(Box::new(Condition::Any(vec![Condition::Not(Box::new(a)), Condition::Not(Box::new(b))])))
 }
 
-/// Narrows chains and `_has` that reach compartment types to what the caller may search there,
-/// so that, say, a search of Slots cannot probe which patient booked them.
+/// Narrows chains and `_has` that reach compartment types to what the caller may search there
+/// (its patient's compartment; for staff, their organisations' Appointments), so that, say, a
+/// search of Slots cannot probe which patient booked them.
 pub(crate) fn confine_reach(ctx: &RequestContext, searched: Condition) -> Result<Condition, DomainError> {
     let confine_to = |reached: ResourceType, inner: Condition| -> Result<Condition, DomainError> {
-        let inner = confine_reach(ctx, inner)?;
-        Ok(match confined_to(ctx, reached, Permission::Search)? {
-            Some(patient) => both(inner, condition(reached, patient)),
-            None => inner,
-        })
+        let mut inner = confine_reach(ctx, inner)?;
+        if let Some(patient) = confined_to(ctx, reached, Permission::Search)? {
+            inner = both(inner, condition(reached, patient));
+        }
+        // Staff reach only their organisations' Appointments (the directory types are public).
+        if reached == ResourceType::Appointment
+            && let Some(confinement) = crate::organisation::confinement(ctx, reached, Permission::Search)
+        {
+            inner = both(inner, confinement);
+        }
+        Ok(inner)
     };
     Ok(match searched {
         Condition::Chain { param, target_type, condition } => Condition::Chain {
@@ -173,11 +180,7 @@ pub(crate) fn check_write(
     if !COMPARTMENT_TYPES.contains(&resource_type) {
         return Ok(());
     }
-    let permission = match (previous, new) {
-        (None, _) => Permission::Create,
-        (Some(_), None) => Permission::Delete,
-        (Some(_), Some(_)) => Permission::Update,
-    };
+    let permission = crate::model::write_permission(previous, new);
     let Some(patient) = confined_to(ctx, resource_type, permission)? else {
         return Ok(());
     };

@@ -6,7 +6,8 @@
 //! and [`ProviderService`] (`$findHSP`) — built together as a [`Domain`] over one kernel
 //! (store, clock, configuration, validator, search parameters); the unit of work every change
 //! runs in, which reads and parses each resource once; the scheduling rules and the slot state
-//! machine that every write of Slots and Appointments passes; the patient compartment.
+//! machine that every write of Slots and Appointments passes; the patient compartment and the
+//! organisations staff tokens are confined to.
 //!
 //! Must not depend on: HTTP (axum, `termin-api`), SQL or a particular store backend (only the
 //! `termin-store` traits), process-wide state (the search parameters are passed in).
@@ -19,6 +20,7 @@ mod domain;
 mod error;
 mod kernel;
 mod model;
+mod organisation;
 mod providers;
 mod resources;
 mod rules;

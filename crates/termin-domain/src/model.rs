@@ -29,6 +29,16 @@ pub fn reference_id(reference: &str, expected: ResourceType) -> Option<String> {
     termin_fhir::reference_id(reference, expected).map(str::to_owned)
 }
 
+/// The permission a write needs: it creates (nothing before), deletes (nothing after) or updates.
+pub(crate) fn write_permission(previous: Option<&Map<String, Value>>, new: Option<&Map<String, Value>>) -> termin_store::Permission {
+    use termin_store::Permission;
+    match (previous, new) {
+        (None, _) => Permission::Create,
+        (Some(_), None) => Permission::Delete,
+        (Some(_), Some(_)) => Permission::Update,
+    }
+}
+
 /// Ids of the slots an Appointment lists, in order, without repeats.
 pub fn slot_ids(appointment: &Map<String, Value>) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();

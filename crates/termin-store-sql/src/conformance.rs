@@ -438,6 +438,11 @@ pub async fn chains_references_dates_and_has(store: &dyn ResourceStore) {
         .await
         .unwrap();
     assert_eq!(ids(&page), ["s0"]);
+    // No id at all matches nothing, alone or inside a chain.
+    let nothing = Condition::Chain { param: "schedule".into(), target_type: ResourceType::Schedule, condition: Box::new(Condition::IdIn(Vec::new())) };
+    for conditions in [vec![Condition::IdIn(Vec::new())], vec![nothing]] {
+        assert!(ids(&store.search(&ctx(), &request(ResourceType::Slot, conditions)).await.unwrap()).is_empty());
+    }
     let has_busy = Condition::ReferencedBy {
         source_type: ResourceType::Slot,
         param: "schedule".into(),

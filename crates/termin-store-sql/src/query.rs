@@ -327,6 +327,10 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
     /// The condition as a predicate on the resource whose id is `id`.
     fn push_condition(&mut self, q: &mut QueryBuilder<D>, resource_type: ResourceType, id: &str, condition: &Condition) {
         match condition {
+            // No id: nothing matches (`IN ()` is no SQL).
+            Condition::IdIn(ids) if ids.is_empty() => {
+                q.push("1 = 0");
+            }
             Condition::IdIn(ids) => {
                 q.push(format!("{id} IN ("));
                 push_list(q, ids);
@@ -840,7 +844,7 @@ fn indexed(condition: &Condition) -> (&str, IndexKind) {
 /// `None` when it cannot drive (negations, `:missing`, `:contains`, one-sided ranges).
 fn selectivity(condition: &Condition) -> Option<u8> {
     match condition {
-        Condition::IdIn(_) => Some(0),
+        Condition::IdIn(ids) if !ids.is_empty() => Some(0),
         Condition::ReferenceAny { .. } | Condition::TokenOfType { .. } => Some(1),
         Condition::TokenAny { param, alternatives } => {
             let all_codes = alternatives.iter().all(|a| a.code.is_some());

@@ -9,7 +9,9 @@ mod context;
 mod scope;
 mod search;
 
-pub use context::{COMPARTMENT_TYPES, PatientReach, Principal, RequestContext, TokenPrincipal};
+pub use context::{
+    COMPARTMENT_TYPES, ORGANISATION_TYPES, OrganisationReach, PatientReach, Principal, RequestContext, StaffMember, TokenPrincipal,
+};
 pub use scope::{Permission, Scope, ScopeLevel};
 pub use search::*;
 

@@ -244,6 +244,25 @@ async fn manual_confirmation_makes_bookings_pending_until_staff_decide() {
 }
 
 #[tokio::test]
+async fn a_patient_token_declines_but_does_not_confirm_its_pending_booking() {
+    let w = world().await;
+    let principal = termin_store::TokenPrincipal { subject: "anna".into(), client_id: None, patient: Some("anna".into()), fhir_user: None };
+    let anna = Caller::new(
+        termin_store::RequestContext::anonymous("r").with_token(principal, termin_store::Scope::parse_all("patient/Appointment.cruds")),
+    );
+    let pending = w.service.scheduling.book(&anna, appointment(&["confirm-8"])).await.unwrap();
+    let id = pending.version.unwrap().id;
+    let mut confirmed = pending.appointment.clone();
+    confirmed.insert("status".into(), json!("booked"));
+    let refused = w.service.resources.update(&anna, ResourceType::Appointment, &id, confirmed, None).await.unwrap_err();
+    assert!(matches!(refused, DomainError::Forbidden(_)), "{refused:?}");
+    let mut declined = pending.appointment;
+    declined.insert("status".into(), json!("cancelled"));
+    w.service.resources.update(&anna, ResourceType::Appointment, &id, declined, None).await.unwrap();
+    assert_eq!(slot_status(&w, "confirm-8").await, "free");
+}
+
+#[tokio::test]
 async fn rebooking_with_the_same_identifier_returns_the_first_booking() {
     let w = world().await;
     let mut request = appointment(&["s1-8"]);
