@@ -118,6 +118,19 @@ fn reference(param: &str, target: &str, base: Option<&str>) -> ReferenceIndex {
     }
 }
 
+/// Slots whose `start` is at or after `instant`.
+fn starts_from(instant: &str) -> Condition {
+    Condition::RangeAny {
+        param: "start".into(),
+        kind: IndexKind::Date,
+        alternatives: vec![RangeTest::Bound {
+            end: RangeEnd::Low,
+            comparison: Comparison::GreaterOrEqual,
+            point: RangePoint::Instant(Some(at(instant))),
+        }],
+    }
+}
+
 /// Writes `versions` in one unit of work.
 pub async fn write_all(store: &dyn ResourceStore, versions: Vec<NewVersion>) {
     let mut tx = store.begin_write(&ctx()).await.unwrap();
@@ -421,15 +434,7 @@ pub async fn chains_references_dates_and_has(store: &dyn ResourceStore) {
             alternatives: vec![ReferenceMatch::Local { target_type: Some("Practitioner".into()), id: "p".into(), version: None }],
         }),
     };
-    let after_noon = Condition::RangeAny {
-        param: "start".into(),
-        kind: IndexKind::Date,
-        alternatives: vec![RangeTest::Bound {
-            end: RangeEnd::Low,
-            comparison: Comparison::GreaterOrEqual,
-            point: RangePoint::Instant(Some(at("2026-04-07T12:00:00Z"))),
-        }],
-    };
+    let after_noon = starts_from("2026-04-07T12:00:00Z");
     let page = store.search(&ctx(), &request(ResourceType::Slot, vec![by_actor.clone(), after_noon])).await.unwrap();
     assert_eq!(ids(&page), ["s4", "s6", "s8"]);
     // The same chain as a plain predicate (another condition drives).
@@ -612,15 +617,7 @@ pub async fn reference_and_date_searches_page_through_the_projection(store: &dyn
         param: "schedule".into(),
         alternatives: vec![ReferenceMatch::Local { target_type: Some("Schedule".into()), id: "a".into(), version: None }],
     };
-    let from_nine = Condition::RangeAny {
-        param: "start".into(),
-        kind: IndexKind::Date,
-        alternatives: vec![RangeTest::Bound {
-            end: RangeEnd::Low,
-            comparison: Comparison::GreaterOrEqual,
-            point: RangePoint::Instant(Some(at("2026-04-07T09:00:00Z"))),
-        }],
-    };
+    let from_nine = starts_from("2026-04-07T09:00:00Z");
     let free = Condition::TokenAny {
         param: "status".into(),
         alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("free".into()) }],

@@ -98,6 +98,18 @@ fn insert<D: Dialect, T>(
         .collect()
 }
 
+/// `param, target_type, target_id, version, base` of a reference row: the columns
+/// `search_reference` and `search_reference_date` share.
+fn reference_target<D: Dialect>(reference: &ReferenceIndex) -> Vec<Value> {
+    vec![
+        text::<D>(&reference.param),
+        optional_text::<D>(reference.target_type.as_deref()),
+        optional_text::<D>(reference.target_id.as_deref()),
+        optional_text::<D>(reference.version.as_deref()),
+        optional_text::<D>(reference.base.as_deref().map(|b| b.trim_end_matches('/'))),
+    ]
+}
+
 /// The rows of the scheduling projection: each literal reference of a paired parameter with
 /// each date of its paired date parameter ([`REFERENCE_DATE_PAIRS`]).
 fn reference_dates<'e>(res_type: &str, entries: &'e IndexEntries) -> Vec<(&'e ReferenceIndex, &'e DateIndex)> {
@@ -183,16 +195,13 @@ pub async fn replace_index<D: Dialect>(
             res_id,
             &entries.references,
             |reference| {
-                vec![
-                    text::<D>(&reference.param),
-                    optional_text::<D>(reference.target_type.as_deref()),
-                    optional_text::<D>(reference.target_id.as_deref()),
-                    optional_text::<D>(reference.version.as_deref()),
-                    optional_text::<D>(reference.base.as_deref().map(|b| b.trim_end_matches('/'))),
+                let mut values = reference_target::<D>(reference);
+                values.extend([
                     optional_text::<D>(reference.url.as_deref()),
                     optional_text::<D>(reference.identifier_system.as_deref()),
                     optional_text::<D>(reference.identifier_value.as_deref()),
-                ]
+                ]);
+                values
             },
         ),
         insert::<D, _>("search_uri", "param, uri", res_type, res_id, &entries.uris, |uri| {
@@ -205,16 +214,13 @@ pub async fn replace_index<D: Dialect>(
             res_id,
             &reference_dates(res_type, entries),
             |(reference, date)| {
-                vec![
-                    text::<D>(&reference.param),
-                    optional_text::<D>(reference.target_type.as_deref()),
-                    optional_text::<D>(reference.target_id.as_deref()),
-                    optional_text::<D>(reference.version.as_deref()),
-                    optional_text::<D>(reference.base.as_deref().map(|b| b.trim_end_matches('/'))),
+                let mut values = reference_target::<D>(reference);
+                values.extend([
                     text::<D>(&date.param),
                     micros(date.low, i64::MIN).into(),
                     micros(date.high, i64::MAX).into(),
-                ]
+                ]);
+                values
             },
         ),
     ];
