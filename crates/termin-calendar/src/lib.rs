@@ -19,4 +19,4 @@ mod zone;
 
 pub use availability::{Availability, AvailableTime, Closure, SlotPattern};
 pub use holidays::public_holidays;
-pub use zone::{day_code, local_text, vienna, zone};
+pub use zone::{day_code, local_text, vienna, weekday, zone};

@@ -33,7 +33,8 @@ pub fn day_code(day: Weekday) -> &'static str {
     }
 }
 
-pub(crate) fn weekday(code: &str) -> Option<Weekday> {
+/// The weekday of a FHIR `daysOfWeek` code.
+pub fn weekday(code: &str) -> Option<Weekday> {
     Some(match code {
         "mon" => Weekday::Monday,
         "tue" => Weekday::Tuesday,

@@ -217,3 +217,35 @@ async fn concurrent_generation_and_booking_lose_no_booking() {
     let (_, _, removed, conflicts) = counts(&summary);
     assert_eq!(removed + conflicts, 8, "every old slot is either removed or a conflict: {summary}");
 }
+
+/// The extension's StructureDefinition is served, and with validation on a Schedule whose rules
+/// break it is refused (422) while a correct one is stored.
+#[tokio::test]
+async fn the_extension_is_served_and_validated() {
+    let s = TestServer::start_with(ServerOptions::new().validation()).await;
+    let definition = s.get("StructureDefinition/slot-generation").await.expect_status(200).json();
+    assert_eq!(definition["url"], SLOT_GENERATION);
+    assert_eq!(definition["context"][0]["expression"], "Schedule");
+    s.get("StructureDefinition/nothing-here").await.expect_status(404);
+
+    let schedule = |duration: Value| {
+        json!({
+            "resourceType": "Schedule",
+            "active": true,
+            "extension": [{"url": SLOT_GENERATION, "extension": [{"url": "slot-duration", "valueDuration": duration}]}],
+            "actor": [{"reference": "Practitioner/nobody"}]
+        })
+    };
+    let wrong_type = json!({"resourceType": "Schedule", "active": true,
+        "extension": [{"url": SLOT_GENERATION, "extension": [{"url": "slot-duration", "valueString": "30 minutes"}]}],
+        "actor": [{"reference": "Practitioner/nobody"}]});
+    let refused = s.post("Schedule", &wrong_type).await;
+    assert_eq!(refused.code(), 422, "{}", refused.text());
+    let unknown_rule = json!({"resourceType": "Schedule", "active": true,
+        "extension": [{"url": SLOT_GENERATION, "extension": [{"url": "lunch-break", "valueBoolean": true}]}],
+        "actor": [{"reference": "Practitioner/nobody"}]});
+    let refused = s.post("Schedule", &unknown_rule).await;
+    assert_eq!(refused.code(), 422, "{}", refused.text());
+    let stored = s.post("Schedule", &schedule(json!({"value": 30, "system": "http://unitsofmeasure.org", "code": "min"}))).await;
+    assert_eq!(stored.code(), 201, "{}", stored.text());
+}
