@@ -76,8 +76,19 @@ impl SchedulingService {
         check_window(request.first, request.last)?;
         let now = self.kernel.clock().now();
         let mut tx = self.kernel.begin(ctx).await?;
-        // The Schedule's row lock: generations of one Schedule take turns, and bookings of its
-        // Slots (which read it shared) wait for a generation in progress.
+        let param = termin_search::slot_period_param(schedule_id);
+        // Locks in `$book`'s order, Slots before their Schedule: a booking holding its Slot and
+        // waiting to read the Schedule must not wait for a generation waiting for that Slot.
+        // The days are not yet known as instants (the zone is the Schedule's), so a day more
+        // on either side.
+        let around = (utc_midnight(request.first.yesterday().unwrap_or(request.first)), utc_midnight(next_day(next_day(request.last)?)?));
+        let mut early = tx.overlapping(ResourceType::Slot, &param, around, "", MAX_EXISTING_SLOTS).await?;
+        early.sort();
+        for id in &early {
+            tx.read_current(ResourceType::Slot, id).await?;
+        }
+        // Then the Schedule's row lock: generations of one Schedule take turns, and bookings of
+        // its Slots (which read it shared) wait for a generation in progress.
         match tx.read_current(ResourceType::Schedule, schedule_id).await? {
             None => return Err(DomainError::NotFound(format!("Schedule/{schedule_id}"))),
             Some(version) if version.is_deleted() => return Err(DomainError::Gone(format!("Schedule/{schedule_id}"))),
@@ -97,7 +108,6 @@ impl SchedulingService {
             .collect();
 
         let window = (rules.local_midnight(request.first), rules.local_midnight(next_day(request.last)?));
-        let param = termin_search::slot_period_param(schedule_id);
         let existing = tx.overlapping(ResourceType::Slot, &param, window, "", MAX_EXISTING_SLOTS).await?;
         let mut summary = GenerationSummary::default();
         let mut to_create = wanted.clone();
@@ -157,6 +167,10 @@ fn check_window(first: Date, last: Date) -> Result<(), DomainError> {
         )));
     }
     Ok(())
+}
+
+fn utc_midnight(day: Date) -> Timestamp {
+    day.to_datetime(jiff::civil::Time::midnight()).to_zoned_datetime(jiff::tz::TimeZone::UTC).map_or(Timestamp::MAX, |zoned| zoned.timestamp())
 }
 
 fn next_day(day: Date) -> Result<Date, DomainError> {
