@@ -174,6 +174,19 @@ async fn staff_block_a_vacation_with_not_available_time() {
 }
 
 #[tokio::test]
+async fn a_slot_staff_blocked_stays_blocked() {
+    let s = TestServer::start().await;
+    world(&s, weekday_mornings(), true).await;
+    generate(&s, "2030-12-23", "2030-12-23").await;
+    let mut blocked = all_of_type(&s, "Slot").await.into_values().next().unwrap();
+    blocked["status"] = json!("busy-unavailable");
+    put_resource(&s, &blocked).await;
+    let summary = generate(&s, "2030-12-23", "2030-12-23").await;
+    assert_eq!(counts(&summary), (0, 2, 0, 0), "{summary}");
+    assert_eq!(s.read("Slot", blocked["id"].as_str().unwrap()).await["status"], "busy-unavailable");
+}
+
+#[tokio::test]
 async fn bad_input_is_refused_and_changes_nothing() {
     let s = TestServer::start().await;
     world(&s, weekday_mornings(), true).await;

@@ -141,19 +141,28 @@ impl SchedulingService {
         }
         to_create.retain(|_, (start, end)| !occupied.iter().any(|(s, e)| s < &*end && &*start < e));
         summary.removed = to_remove.len();
-        summary.created = to_create.len();
-        if request.dry_run {
-            return Ok(summary);
-        }
-        for id in &to_remove {
-            self.kernel.delete_in(ctx, &mut tx, ResourceType::Slot, id).await?;
+        if !request.dry_run {
+            for id in &to_remove {
+                self.kernel.delete_in(ctx, &mut tx, ResourceType::Slot, id).await?;
+            }
         }
         for (id, (start, end)) in to_create {
-            let body = generated_slot(schedule_id, &schedule, &rules, &id, start, end);
             let previous = tx.read_current(ResourceType::Slot, &id).await?;
-            self.kernel.stage_in(ctx, &mut tx, ResourceType::Slot, &id, body, previous.as_ref()).await?;
+            // A generated Slot staff have since taken out of booking (busy-unavailable,
+            // entered-in-error) stays as they left it.
+            if previous.as_ref().is_some_and(|p| !p.is_deleted()) && !to_remove.contains(&id) {
+                summary.kept += 1;
+                continue;
+            }
+            summary.created += 1;
+            if !request.dry_run {
+                let body = generated_slot(schedule_id, &schedule, &rules, &id, start, end);
+                self.kernel.stage_in(ctx, &mut tx, ResourceType::Slot, &id, body, previous.as_ref()).await?;
+            }
         }
-        tx.commit().await?;
+        if !request.dry_run {
+            tx.commit().await?;
+        }
         Ok(summary)
     }
 }
