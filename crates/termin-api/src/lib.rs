@@ -22,6 +22,7 @@ mod prefer;
 mod query;
 mod registry;
 mod routes;
+mod structure_definitions;
 
 pub use cors::CorsOrigins;
 pub use error::ApiError;

@@ -116,7 +116,8 @@ pub fn router() -> Router<SharedState> {
         .route("/fhir/", get(system::base_endpoint))
         .route("/fhir/metadata", get(system::metadata))
         .route("/fhir/.well-known/smart-configuration", get(system::smart_configuration))
-        .route("/fhir/OperationDefinition/{id}", get(operations::operation_definition));
+        .route("/fhir/OperationDefinition/{id}", get(operations::operation_definition))
+        .route("/fhir/StructureDefinition/{id}", get(crate::structure_definitions::structure_definition));
     // `[type]/$code` is a path of its own, so it wins over `[type]/[id]`.
     for (path, method_router) in operations::routes() {
         router = router.route(&path, method_router);

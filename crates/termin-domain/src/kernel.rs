@@ -18,7 +18,7 @@ use std::sync::Arc;
 use termin_fhir::{Issue, IssueCode, ResourceType};
 use termin_search::SearchParameters;
 use termin_store::{
-    ChangeKind, Condition, Filter, Permission, ResourceStore, ResourceVersion, SearchPage, SearchRequest,
+    ChangeKind, Condition, NewVersion, Filter, Permission, ResourceStore, ResourceVersion, SearchPage, SearchRequest,
 };
 
 #[derive(Debug, Clone)]
@@ -337,6 +337,25 @@ impl Kernel {
         tx.commit().await?;
         tracing::debug!(resource = %label(resource_type, id), version = outcome.version.version, "stored");
         Ok(outcome)
+    }
+
+    /// Deletes the current version inside `tx` after the scheduling rules, without committing;
+    /// nothing when there is none.
+    pub(crate) async fn delete_in(&self, ctx: &Caller, tx: &mut UnitOfWork, resource_type: ResourceType, id: &str) -> Result<(), DomainError> {
+        let Some(current) = tx.read_current(resource_type, id).await?.filter(|c| !c.is_deleted()) else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        let previous = current.body.as_deref().and_then(model::parse_object);
+        guard_write(tx, ctx, now, resource_type, id, current.version + 1, previous.as_ref(), None).await?;
+        let tombstone = ResourceVersion {
+            resource_type,
+            id: id.to_owned(),
+            version: current.version + 1,
+            last_updated: now,
+            body: None,
+        };
+        tx.write(NewVersion { version: tombstone, change: ChangeKind::Delete, index: Default::default() }, None).await
     }
 
     /// Writes the next version inside `tx` after the scheduling rules, without committing.

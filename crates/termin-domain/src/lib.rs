@@ -2,7 +2,8 @@
 //! port (`termin-store`'s traits) and independent of HTTP and SQL.
 //!
 //! Owns: the services with one job each — [`ResourceService`] (CRUD, history, patch, import,
-//! search index rebuild, `$validate`), [`SchedulingService`] (`$hold`, `$book`, hold expiry)
+//! search index rebuild, `$validate`), [`SchedulingService`] (`$hold`, `$book`,
+//! `$generate-slots` from availability rules, hold expiry)
 //! and [`ProviderService`] (`$findHSP`) — built together as a [`Domain`] over one kernel
 //! (store, clock, configuration, validator, search parameters); the unit of work every change
 //! runs in, which reads and parses each resource once; the scheduling rules and the slot state
@@ -40,6 +41,8 @@ pub use providers::near::Point;
 pub use providers::{BusinessIdentifier, LocationSelector, ProviderMatches, ProviderQuery, ProviderService, ServiceMatch};
 pub use resources::{ImportSummary, ResourceService};
 pub use scheduling::{
-    BOOKING_REQUESTS_URL, BookingOutcome, BookingStatus, HoldOutcome, MANUAL_CONFIRMATION_URL, SchedulingService, SlotSelector,
+    BOOKING_REQUESTS_URL, BookingOutcome, BookingStatus, GENERATED_SLOT_SYSTEM, GenerationRequest, GenerationSummary,
+    HoldOutcome, MANUAL_CONFIRMATION_URL, MAX_GENERATION_DAYS, SLOT_GENERATION_URL, SchedulingService, SlotConflict,
+    SlotSelector, read_duration,
 };
 pub use validation::ResourceValidator;

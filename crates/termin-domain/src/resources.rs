@@ -6,13 +6,12 @@ use crate::compartment;
 use crate::kernel::{Kernel, WriteOutcome, WriteStatus, label};
 use crate::model;
 use crate::organisation;
-use crate::rules::guard_write;
 use crate::DomainError;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType, is_valid_id};
 use termin_store::{
-    ChangeKind, Condition, HistoryPage, HistoryRequest, NewVersion, Permission, ResourceVersion, SearchPage,
+    Condition, HistoryPage, HistoryRequest, Permission, ResourceVersion, SearchPage,
     SearchRequest,
 };
 use crate::unit_of_work::UnitOfWork;
@@ -390,24 +389,10 @@ impl ResourceService {
         let mut tx = self.kernel.begin(ctx).await?;
         let current = tx.read_current(resource_type, id).await?;
         check_if_match(resource_type, id, current.as_ref(), if_match)?;
-        let Some(current) = current.filter(|c| !c.is_deleted()) else {
+        if current.is_none_or(|c| c.is_deleted()) {
             return Ok(());
-        };
-        let now = self.kernel.clock.now();
-        let previous = current.body.as_deref().and_then(model::parse_object);
-        guard_write(&mut tx, ctx, now, resource_type, id, current.version + 1, previous.as_ref(), None).await?;
-        tx.write(NewVersion {
-            version: ResourceVersion {
-                resource_type,
-                id: id.to_owned(),
-                version: current.version + 1,
-                last_updated: now,
-                body: None,
-            },
-            change: ChangeKind::Delete,
-            index: Default::default(),
-        }, None)
-        .await?;
+        }
+        self.kernel.delete_in(ctx, &mut tx, resource_type, id).await?;
         tx.commit().await?;
         Ok(())
     }

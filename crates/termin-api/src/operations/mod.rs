@@ -4,6 +4,7 @@
 
 mod book;
 mod find_hsp;
+mod generate_slots;
 mod hold;
 mod validate;
 
@@ -29,7 +30,8 @@ const TERMIN_BASE: &str = "https://termin.at/fhir/OperationDefinition";
 const TERMIN_PARAMETER: &str = "Termin: ";
 
 /// Every operation Termin serves.
-pub const OPERATIONS: &[&Operation] = &[&hold::HOLD, &book::BOOK, &find_hsp::FIND_HSP, &validate::VALIDATE];
+pub const OPERATIONS: &[&Operation] =
+    &[&hold::HOLD, &book::BOOK, &find_hsp::FIND_HSP, &validate::VALIDATE, &generate_slots::GENERATE_SLOTS];
 
 /// One invocation of an operation, as its handler receives it.
 pub struct Invocation {
@@ -308,7 +310,7 @@ fn param_path(name: &str) -> String {
     format!("Parameters.parameter.where(name = '{name}')")
 }
 
-/// The answer of `$hold` and `$book`: a Parameters resource.
+/// The answer of `$hold`, `$book` and `$generate-slots`: a Parameters resource.
 fn parameters(entries: Vec<Value>) -> Value {
     json!({"resourceType": "Parameters", "parameter": entries})
 }
