@@ -53,6 +53,8 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// `None`: no authorization configured, every caller is anonymous.
     pub auth: Option<auth::Authorization>,
+    /// Subscription delivery records (`$status`, `$events`); `None`: delivery is off.
+    pub deliveries: Option<Arc<dyn termin_store::NotificationStore>>,
 }
 
 pub type SharedState = Arc<AppState>;

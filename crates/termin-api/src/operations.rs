@@ -155,6 +155,26 @@ fn find_hsp_parameters() -> Value {
     ])
 }
 
+fn subscription_status_parameters() -> Value {
+    json!([
+        parameter("return", "out", 1, "1", "Bundle",
+            "searchset with one SubscriptionStatus (type query-status): status, eventsSinceSubscriptionStart, \
+             topic and the last delivery error, if any."),
+    ])
+}
+
+fn subscription_events_parameters() -> Value {
+    json!([
+        parameter("eventsSinceNumber", "in", 0, "1", "integer64", "The first event number wanted (default 1)."),
+        parameter("eventsUntilNumber", "in", 0, "1", "integer64",
+            "The last event number wanted (default the latest); at most 100 events are returned per call."),
+        parameter("content", "in", 0, "1", "code", "empty, id-only or full-resource (default: the Subscription's)."),
+        parameter("return", "out", 1, "1", "Bundle",
+            "subscription-notification Bundle: a SubscriptionStatus (type query-event) with the events, then the \
+             focus resources for full-resource."),
+    ])
+}
+
 pub const OPERATIONS: &[Operation] = &[
     Operation {
         id: "slot-hold",
@@ -204,6 +224,29 @@ pub const OPERATIONS: &[Operation] = &[
             and an optional profile, and returns the OperationOutcome (200 also when it has errors); \
             nothing is stored.",
         parameters: validate_parameters,
+    },
+    Operation {
+        id: "Subscription-status",
+        code: "status",
+        resources: &[ResourceType::Subscription],
+        instance: true,
+        base: "http://hl7.org/fhir/OperationDefinition/Subscription-status",
+        needs_validator: false,
+        needs: Some((ResourceType::Subscription, Permission::Read)),
+        description: "The delivery status of a Subscription (GET or POST on Subscription/[id]).",
+        parameters: subscription_status_parameters,
+    },
+    Operation {
+        id: "Subscription-events",
+        code: "events",
+        resources: &[ResourceType::Subscription],
+        instance: true,
+        base: "http://hl7.org/fhir/OperationDefinition/Subscription-events",
+        needs_validator: false,
+        needs: Some((ResourceType::Subscription, Permission::Read)),
+        description: "Replays a Subscription's numbered events, e.g. those a receiver missed (GET or POST on \
+            Subscription/[id]).",
+        parameters: subscription_events_parameters,
     },
 ];
 

@@ -115,10 +115,15 @@ pub fn router() -> Router<SharedState> {
         .route("/fhir/metadata", get(system::metadata))
         .route("/fhir/.well-known/smart-configuration", get(system::smart_configuration))
         .route("/fhir/OperationDefinition/{id}", get(operations::operation_definition))
+        .route("/fhir/SubscriptionTopic", get(crate::routes::subscriptions::topics))
+        .route("/fhir/SubscriptionTopic/{id}", get(crate::routes::subscriptions::read_topic))
         // Operations share the shape of instance and history paths; their handlers dispatch
         // on the `$name` segment using the operation registry.
         .route("/fhir/{type}/{id}", post(operations::type_operation))
-        .route("/fhir/{type}/{id}/{operation}", post(operations::instance_operation));
+        .route(
+            "/fhir/{type}/{id}/{operation}",
+            post(operations::instance_operation).get(operations::instance_get_operation),
+        );
     for interaction in Interaction::ALL {
         let routes = interaction.routes();
         debug_assert_eq!(

@@ -8,6 +8,7 @@ mod error;
 mod providers;
 mod resources;
 mod scheduling;
+pub mod subscriptions;
 mod validation;
 
 pub use clock::{Clock, SystemClock};

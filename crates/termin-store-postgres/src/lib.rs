@@ -20,6 +20,7 @@
 mod index;
 mod locks;
 mod migrations;
+mod notify;
 mod query;
 #[cfg(any(test, feature = "scratch"))]
 pub mod scratch;

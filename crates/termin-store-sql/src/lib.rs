@@ -4,6 +4,7 @@
 //! spellings differ, and [`Dialect`] names them.
 
 mod query;
+pub mod notify;
 mod search;
 
 pub use query::{SearchSql, Select, count_history, micros, overlapping, select_history};

@@ -9,6 +9,7 @@
 mod index;
 mod limit;
 mod migrations;
+mod notify;
 mod query;
 mod search;
 

@@ -5,9 +5,11 @@
 //! state) and write in one atomic step. Backends live in their own crates.
 
 mod context;
+mod notify;
 mod scope;
 mod search;
 
+pub use notify::{AttemptRecord, DeliveryState, NewNotification, Notification, NotificationStore};
 pub use context::{COMPARTMENT_TYPES, PatientReach, Principal, RequestContext, TokenPrincipal};
 pub use scope::{Permission, Scope, ScopeLevel};
 pub use search::*;

@@ -115,7 +115,7 @@ fn need(method: &Method, path: &str, params: &RawPathParams) -> Need {
     let id = param("id").unwrap_or_default();
     let operation = match (method, path) {
         (&Method::GET | &Method::POST, "/fhir/{type}/{id}") if id.starts_with('$') => Some((id, false)),
-        (&Method::POST, "/fhir/{type}/{id}/{operation}") => Some((param("operation").unwrap_or_default(), true)),
+        (&Method::GET | &Method::POST, "/fhir/{type}/{id}/{operation}") => Some((param("operation").unwrap_or_default(), true)),
         _ => None,
     };
     match operation {

@@ -5,6 +5,7 @@ pub mod history;
 pub mod instance;
 pub mod operations;
 pub mod search;
+pub mod subscriptions;
 pub mod system;
 pub mod type_level;
 

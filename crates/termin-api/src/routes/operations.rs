@@ -38,6 +38,28 @@ pub async fn instance_operation(
     run(&state, ctx, &type_name, Some(id), &operation, query.as_deref(), format, &base, body).await
 }
 
+/// `GET [type]/[id]/$operation`: the instance operations that change nothing.
+pub async fn instance_get_operation(
+    State(state): State<SharedState>,
+    Ctx(ctx): Ctx,
+    Path((type_name, id, operation)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+    format: ResponseFormat,
+    base: BaseUrl,
+) -> Result<FhirResponse, ApiError> {
+    let resource_type = resource_type(&type_name)?;
+    match operation.strip_prefix('$').and_then(|code| find(resource_type, code, true)) {
+        Some(op) if matches!(op.code, "status" | "events") => {
+            super::subscriptions::operation(&state, &ctx, &id, op.code, query.as_deref(), &Map::new(), format, &base).await
+        }
+        Some(op) => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Issue::error(IssueCode::NotSupported, format!("${} changes state; invoke it with POST", op.code)),
+        )),
+        None => Err(ApiError::not_found(format!("{operation} is not an operation on an instance of {resource_type}"))),
+    }
+}
+
 /// Operations that change nothing may also be invoked with GET and query parameters.
 pub async fn get_operation(
     state: &SharedState,
@@ -55,6 +77,10 @@ pub async fn get_operation(
         .ok_or_else(|| ApiError::not_found(format!("{operation} is not an operation on {resource_type}")))?;
     match op.code {
         "findHSP" => super::find_hsp::find_hsp(state, &ctx, query, None, format, base).await,
+        "status" | "events" => Err(ApiError::bad_request(Issue::error(
+            IssueCode::NotSupported,
+            format!("${} is invoked on Subscription/[id]", op.code),
+        ))),
         other => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             Issue::error(IssueCode::NotSupported, format!("${other} changes state; invoke it with POST")),
@@ -96,6 +122,10 @@ async fn run(
     }
     if op.code == "findHSP" {
         return super::find_hsp::find_hsp(state, &ctx, query, Some(body), format, base).await;
+    }
+    if matches!(op.code, "status" | "events") {
+        let id = id.ok_or_else(|| ApiError::bad_request(Issue::error(IssueCode::NotSupported, format!("${code} is invoked on Subscription/[id]"))))?;
+        return super::subscriptions::operation(state, &ctx, &id, op.code, query, &body, format, base).await;
     }
     let input = Input::parse(body, resource_type)?;
     let ctx = ctx.with_hold_tokens(input.strings("hold-token"));

@@ -36,8 +36,8 @@ use serde_json::{Map, Value, json};
 use tempfile::TempDir;
 use termin_store_postgres::scratch::ScratchDatabase;
 
-/// The ten resource types the server supports (contract of the foundation issue).
-pub const SUPPORTED_TYPES: [&str; 10] = [
+/// The resource types the server stores (the ten of the foundation issue, and Subscription).
+pub const SUPPORTED_TYPES: [&str; 11] = [
     "Patient",
     "Practitioner",
     "PractitionerRole",
@@ -48,6 +48,7 @@ pub const SUPPORTED_TYPES: [&str; 10] = [
     "Slot",
     "Appointment",
     "RelatedPerson",
+    "Subscription",
 ];
 
 pub const FHIR_JSON: &str = "application/fhir+json";
