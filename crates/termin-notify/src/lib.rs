@@ -140,10 +140,12 @@ impl Notifier {
         Ok(position)
     }
 
+    /// The lease covers one step (matching and a POST of at most `timeout`) with room to spare;
+    /// it is renewed before each step. After a crash, the Subscription waits this long for
+    /// another node (or the restarted one).
     fn lease_until(&self, now: Timestamp) -> Timestamp {
-        // Longer than any one step (a POST at most `timeout`), so a live owner never loses it.
-        let span = SignedDuration::try_from(self.config.timeout * 3).unwrap_or(SignedDuration::from_secs(90));
-        now.checked_add(span + SignedDuration::from_secs(30)).unwrap_or(now)
+        let span = SignedDuration::try_from(self.config.timeout * 2).unwrap_or(SignedDuration::from_secs(20));
+        now.checked_add(span + SignedDuration::from_secs(5)).unwrap_or(now)
     }
 
     /// Works on one Subscription while this node holds its lease: match the new outbox

@@ -203,7 +203,8 @@ async fn rest_hook_delivers_numbered_events_and_retries() {
 
 #[tokio::test]
 async fn nothing_is_lost_when_the_server_is_killed_during_delivery() {
-    let mut server = TestServer::start_with(fast_delivery().flag("--notify-batch", "1")).await;
+    // The dead process's lease (2 × --notify-timeout + 5 s) delays the restarted one.
+    let mut server = TestServer::start_with(fast_delivery().flag("--notify-batch", "1").flag("--notify-timeout", "2s")).await;
     let (endpoint, received) = start_receiver().await;
     let body = subscription(&server, "appointment-booked", &endpoint, json!([]));
     active_subscription(&server, &body, &received).await;
