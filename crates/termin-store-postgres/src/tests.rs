@@ -163,7 +163,7 @@ async fn nodes_starting_together_migrate_once() {
         .fetch_one(&db.store.pool)
         .await
         .unwrap();
-    assert_eq!(applied, 3, "each of the three migrations once");
+    assert_eq!(applied, 4, "each of the four migrations once");
     db.close().await;
 }
 

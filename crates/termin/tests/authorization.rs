@@ -389,7 +389,7 @@ async fn keys_are_found_by_openid_discovery_refreshed_for_new_keys_and_kept_whil
 fn patient_token(patient: Option<&str>) -> String {
     let mut c = claims(
         "openid launch/patient patient/Patient.rs patient/Appointment.cruds patient/RelatedPerson.rs \
-         patient/Slot.rus patient/Schedule.rs",
+         patient/Slot.rus patient/Schedule.rs patient/Subscription.cruds",
     );
     if let Some(patient) = patient {
         c["patient"] = json!(patient);
@@ -448,6 +448,31 @@ fn booking(patient: &str, slot: &str) -> Value {
         "subject": {"reference": format!("Patient/{patient}")},
         "participant": [{"actor": {"reference": format!("Patient/{patient}")}, "status": "accepted"}],
         "slot": [{"reference": format!("Slot/{slot}")}]}}]})
+}
+
+#[tokio::test]
+async fn a_patient_token_subscribes_only_to_its_own_appointments() {
+    let s = start_with_jwks(&[]).await;
+    let me = patient_token(Some("pat-1"));
+    let subscription = |topic: &str, filters: Value| {
+        json!({"resourceType": "Subscription", "status": "requested",
+            "topic": format!("{}/SubscriptionTopic/{topic}", s.base()), "filterBy": filters,
+            "channelType": {"system": "http://terminology.hl7.org/CodeSystem/subscription-channel-type", "code": "rest-hook"},
+            "endpoint": "http://127.0.0.1:9/hook"})
+    };
+    let own = subscription("appointment-cancelled", json!([{"filterParameter": "patient", "value": "Patient/pat-1"}]));
+    call(&s, Method::POST, "Subscription", Some(&me), Some(&own)).await.expect_status(201);
+    for others in [
+        json!([{"filterParameter": "patient", "value": "Patient/pat-2"}]),
+        json!([]),
+        json!([{"filterParameter": "patient", "value": "Patient/pat-1"}, {"filterParameter": "actor", "value": "Patient/pat-2"}]),
+    ] {
+        let r = call(&s, Method::POST, "Subscription", Some(&me), Some(&subscription("appointment-booked", others.clone()))).await;
+        assert_forbidden(&r, &others.to_string());
+    }
+    // Slot availability is nobody's personal data.
+    let slots = subscription("slot-availability", json!([]));
+    call(&s, Method::POST, "Subscription", Some(&me), Some(&slots)).await.expect_status(201);
 }
 
 #[tokio::test]

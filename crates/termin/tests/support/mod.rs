@@ -1058,6 +1058,11 @@ pub fn minimal(ty: &str) -> Value {
         "Slot" => json!({"resourceType": "Slot", "schedule": {"reference": "Schedule/s1"}, "status": "free", "start": "2025-09-15T08:00:00+02:00", "end": "2025-09-15T08:30:00+02:00"}),
         "Appointment" => json!({"resourceType": "Appointment", "status": "proposed", "participant": [{"actor": {"reference": "Patient/x"}, "status": "needs-action"}]}),
         "RelatedPerson" => json!({"resourceType": "RelatedPerson", "patient": {"reference": "Patient/x"}, "name": [{"family": "Angehörige"}]}),
+        // Nothing listens on port 9 (discard): delivery fails quietly in the background.
+        "Subscription" => json!({"resourceType": "Subscription", "status": "requested",
+            "topic": "http://localhost/fhir/SubscriptionTopic/appointment-booked",
+            "channelType": {"system": "http://terminology.hl7.org/CodeSystem/subscription-channel-type", "code": "rest-hook"},
+            "endpoint": "http://127.0.0.1:9/hook"}),
         other => panic!("no fixture for {other}"),
     }
 }
