@@ -4,37 +4,12 @@
 use crate::{PostgresStore, db_error};
 use async_trait::async_trait;
 use jiff::Timestamp;
-use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+use sqlx::{PgConnection, Postgres};
 use termin_fhir::ResourceType;
 use termin_store::{AttemptRecord, DeliveryState, DomainEvent, NewNotification, Notification, NotificationStore, StoreResult};
-use termin_store_sql::notify::{self, Cell, Column, NotifyExecutor};
+use termin_store_sql::notify;
 
-struct Executor<'c>(&'c mut PgConnection);
-
-#[async_trait]
-impl NotifyExecutor<Postgres> for Executor<'_> {
-    async fn execute(&mut self, mut query: QueryBuilder<Postgres>) -> StoreResult<u64> {
-        Ok(query.build().execute(&mut *self.0).await.map_err(db_error)?.rows_affected())
-    }
-
-    async fn rows(&mut self, mut query: QueryBuilder<Postgres>, columns: &[Column]) -> StoreResult<Vec<Vec<Cell>>> {
-        let rows = query.build().fetch_all(&mut *self.0).await.map_err(db_error)?;
-        rows.iter()
-            .map(|row| {
-                columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, column)| {
-                        Ok(match column {
-                            Column::Integer => row.try_get::<Option<i64>, _>(i).map_err(db_error)?.map_or(Cell::Null, Cell::Integer),
-                            Column::Text => row.try_get::<Option<String>, _>(i).map_err(db_error)?.map_or(Cell::Null, Cell::Text),
-                        })
-                    })
-                    .collect()
-            })
-            .collect()
-    }
-}
+termin_store_sql::notify_executor!(Postgres, PgConnection);
 
 #[async_trait]
 impl NotificationStore for PostgresStore {

@@ -40,6 +40,51 @@ pub trait NotifyExecutor<D: Dialect>: Send {
     async fn rows(&mut self, query: QueryBuilder<D>, columns: &[Column]) -> StoreResult<Vec<Vec<Cell>>>;
 }
 
+/// Defines `Executor<'c>`, the [`NotifyExecutor`] over a connection of the backend's `$database`
+/// (`$connection`); the invoking crate's `db_error` maps sqlx's errors. Decoding compiles only
+/// for a concrete database (as [`crate::Dialect::bind`]), so each backend expands it.
+#[macro_export]
+macro_rules! notify_executor {
+    ($database:ty, $connection:ty) => {
+        struct Executor<'c>(&'c mut $connection);
+
+        #[async_trait::async_trait]
+        impl $crate::notify::NotifyExecutor<$database> for Executor<'_> {
+            async fn execute(&mut self, mut query: sqlx::QueryBuilder<$database>) -> termin_store::StoreResult<u64> {
+                Ok(query.build().execute(&mut *self.0).await.map_err(db_error)?.rows_affected())
+            }
+
+            async fn rows(
+                &mut self,
+                mut query: sqlx::QueryBuilder<$database>,
+                columns: &[$crate::notify::Column],
+            ) -> termin_store::StoreResult<Vec<Vec<$crate::notify::Cell>>> {
+                use $crate::notify::{Cell, Column};
+                use sqlx::Row;
+                let rows = query.build().fetch_all(&mut *self.0).await.map_err(db_error)?;
+                rows.iter()
+                    .map(|row| {
+                        columns
+                            .iter()
+                            .enumerate()
+                            .map(|(i, column)| {
+                                Ok(match column {
+                                    Column::Integer => {
+                                        row.try_get::<Option<i64>, _>(i).map_err(db_error)?.map_or(Cell::Null, Cell::Integer)
+                                    }
+                                    Column::Text => {
+                                        row.try_get::<Option<String>, _>(i).map_err(db_error)?.map_or(Cell::Null, Cell::Text)
+                                    }
+                                })
+                            })
+                            .collect()
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
 const STATE_COLUMNS: &str =
     "sub_id, matched_through, events_total, delivered_through, failures, next_attempt, last_delivery, last_error";
 const STATE_KINDS: [Column; 8] = [

@@ -5,37 +5,12 @@ use crate::limit::Limit;
 use crate::{SqliteStore, db_error};
 use async_trait::async_trait;
 use jiff::Timestamp;
-use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::{Connection, Sqlite, SqliteConnection};
 use termin_fhir::ResourceType;
 use termin_store::{AttemptRecord, DeliveryState, DomainEvent, NewNotification, Notification, NotificationStore, StoreResult};
-use termin_store_sql::notify::{self, Cell, Column, NotifyExecutor};
+use termin_store_sql::notify;
 
-struct Executor<'c>(&'c mut SqliteConnection);
-
-#[async_trait]
-impl NotifyExecutor<Sqlite> for Executor<'_> {
-    async fn execute(&mut self, mut query: QueryBuilder<Sqlite>) -> StoreResult<u64> {
-        Ok(query.build().execute(&mut *self.0).await.map_err(db_error)?.rows_affected())
-    }
-
-    async fn rows(&mut self, mut query: QueryBuilder<Sqlite>, columns: &[Column]) -> StoreResult<Vec<Vec<Cell>>> {
-        let rows = query.build().fetch_all(&mut *self.0).await.map_err(db_error)?;
-        rows.iter()
-            .map(|row| {
-                columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, column)| {
-                        Ok(match column {
-                            Column::Integer => row.try_get::<Option<i64>, _>(i).map_err(db_error)?.map_or(Cell::Null, Cell::Integer),
-                            Column::Text => row.try_get::<Option<String>, _>(i).map_err(db_error)?.map_or(Cell::Null, Cell::Text),
-                        })
-                    })
-                    .collect()
-            })
-            .collect()
-    }
-}
+termin_store_sql::notify_executor!(Sqlite, SqliteConnection);
 
 impl SqliteStore {
     /// The writer connection, with a progress handler that stops nothing (an earlier unit of
