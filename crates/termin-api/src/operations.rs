@@ -175,6 +175,15 @@ fn subscription_events_parameters() -> Value {
     ])
 }
 
+fn ws_binding_token_parameters() -> Value {
+    json!([
+        parameter("token", "out", 1, "1", "string", "Send `bind-with-token <token>` on the websocket."),
+        parameter("expiration", "out", 1, "1", "dateTime", "The token is accepted until then (5 minutes)."),
+        parameter("subscription", "out", 0, "*", "string", "The Subscription the token binds to."),
+        parameter("websocket-url", "out", 1, "1", "url", "Where to connect: [server]/fhir/$subscription-ws."),
+    ])
+}
+
 pub const OPERATIONS: &[Operation] = &[
     Operation {
         id: "slot-hold",
@@ -247,6 +256,18 @@ pub const OPERATIONS: &[Operation] = &[
         description: "Replays a Subscription's numbered events, e.g. those a receiver missed (GET or POST on \
             Subscription/[id]).",
         parameters: subscription_events_parameters,
+    },
+    Operation {
+        id: "Subscription-get-ws-binding-token",
+        code: "get-ws-binding-token",
+        resources: &[ResourceType::Subscription],
+        instance: true,
+        base: "http://hl7.org/fhir/OperationDefinition/Subscription-get-ws-binding-token",
+        needs_validator: false,
+        needs: Some((ResourceType::Subscription, Permission::Read)),
+        description: "A token that binds a websocket to a websocket-channel Subscription (POST on \
+            Subscription/[id]); the token is valid on the node that issued it.",
+        parameters: ws_binding_token_parameters,
     },
 ];
 

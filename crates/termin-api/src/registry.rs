@@ -117,6 +117,7 @@ pub fn router() -> Router<SharedState> {
         .route("/fhir/OperationDefinition/{id}", get(operations::operation_definition))
         .route("/fhir/SubscriptionTopic", get(crate::routes::subscriptions::topics))
         .route("/fhir/SubscriptionTopic/{id}", get(crate::routes::subscriptions::read_topic))
+        .route(crate::routes::subscriptions::WEBSOCKET_PATH, get(crate::routes::subscriptions::websocket))
         // Operations share the shape of instance and history paths; their handlers dispatch
         // on the `$name` segment using the operation registry.
         .route("/fhir/{type}/{id}", post(operations::type_operation))

@@ -110,7 +110,7 @@ impl World {
             service: Arc::new(service),
             metrics: Metrics::install().expect("the only metrics recorder of this process"),
             auth: None,
-            deliveries: None,
+            notifications: None,
             config: ApiConfig {
                 base_url: None,
                 max_body_bytes: MAX_BODY_BYTES,

@@ -339,23 +339,24 @@ impl SubscriptionSpec {
         let channel_type = body.get("channelType");
         let channel = channel_type.and_then(|c| c.get("code")).and_then(Value::as_str).unwrap_or_default().to_owned();
         let system = channel_type.and_then(|c| c.get("system")).and_then(Value::as_str);
-        if channel != "rest-hook" || system.is_some_and(|s| s != CHANNEL_SYSTEM) {
+        if !matches!(channel.as_str(), "rest-hook" | "websocket") || system.is_some_and(|s| s != CHANNEL_SYSTEM) {
             issues.push(
                 Issue::error(
                     IssueCode::NotSupported,
-                    format!("channelType must be {CHANNEL_SYSTEM}#rest-hook (the channel this server delivers on)"),
+                    format!("channelType must be {CHANNEL_SYSTEM}#rest-hook or #websocket (the channels this server delivers on)"),
                 )
                 .at("Subscription.channelType"),
             );
         }
         let endpoint = text("endpoint").map(str::to_owned);
         match endpoint.as_deref() {
+            // A websocket client connects to the server; an endpoint would go unused.
+            _ if channel == "websocket" => {}
             Some(url) if url.starts_with("http://") || url.starts_with("https://") => {}
             Some(_) => issues.push(bad("Subscription.endpoint", "a rest-hook endpoint must be an http(s) URL")),
-            None if channel == "rest-hook" => {
+            None => {
                 issues.push(Issue::error(IssueCode::Required, "a rest-hook Subscription needs an endpoint").at("Subscription.endpoint"))
             }
-            None => {}
         }
         let mut headers = Vec::new();
         for (i, parameter) in body.get("parameter").and_then(Value::as_array).into_iter().flatten().enumerate() {
@@ -643,8 +644,12 @@ mod tests {
         .unwrap_err();
         assert_eq!(filter.issues.len(), 2);
         let mut websocket = subscription("appointment-booked", json!([]));
-        websocket.insert("channelType".into(), json!({"code": "email"}));
-        assert!(SubscriptionSpec::parse(&websocket).is_err());
+        websocket.insert("channelType".into(), json!({"code": "websocket"}));
+        websocket.remove("endpoint");
+        assert_eq!(SubscriptionSpec::parse(&websocket).unwrap().channel, "websocket");
+        let mut email = subscription("appointment-booked", json!([]));
+        email.insert("channelType".into(), json!({"code": "email"}));
+        assert!(SubscriptionSpec::parse(&email).is_err());
         let mut header = subscription("appointment-booked", json!([]));
         header.insert("parameter".into(), json!([{"name": "X-Bad", "value": "a\r\nInjected: 1"}]));
         assert!(SubscriptionSpec::parse(&header).is_err());

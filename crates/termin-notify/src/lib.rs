@@ -18,6 +18,7 @@
 //!   `active` again. A `requested` Subscription gets a handshake first.
 
 pub mod bundle;
+pub mod websocket;
 
 use bundle::{NotificationType, notification_bundle, subscription_status, with_focus};
 use jiff::{SignedDuration, Timestamp};
@@ -305,6 +306,11 @@ impl Notifier {
     async fn attempt(&self, id: &str, spec: &SubscriptionSpec, state: &DeliveryState) -> Result<Option<u64>, Failed> {
         let base = &self.config.base_url;
         let now = Timestamp::now();
+        if spec.channel == "websocket" {
+            // The node a client's websocket is bound to sends the events (see `websocket`); a
+            // requested Subscription is active at once, its handshake comes with each binding.
+            return Ok((spec.status == "requested").then_some(state.delivered_through));
+        }
         if spec.status == "requested" {
             let status = subscription_status(base, id, spec, NotificationType::Handshake, state.events_total, &[], None);
             self.post(spec, &notification_bundle(base, spec, status, &[], now)).await?;

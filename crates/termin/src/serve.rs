@@ -100,7 +100,10 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         service,
         metrics,
         auth,
-        deliveries: Some(opened.deliveries.clone()),
+        notifications: config
+            .notify
+            .as_ref()
+            .map(|settings| Arc::new(termin_notify::websocket::Hub::new(opened.deliveries.clone(), settings.interval))),
         config: ApiConfig {
             base_url: config.base_url.clone(),
             max_body_bytes: config.max_body_bytes,

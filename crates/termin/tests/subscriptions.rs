@@ -201,6 +201,62 @@ async fn rest_hook_delivers_numbered_events_and_retries() {
     server.get(&format!("/Subscription/{id}/$events?eventsSinceNumber=x")).await.outcome(400);
 }
 
+/// The next text message of a websocket, as JSON.
+async fn next_bundle<S>(socket: &mut S) -> Value
+where
+    S: futures::Stream<Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    use futures::StreamExt;
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), socket.next()).await.expect("a message in time").unwrap().unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            return serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_websocket_channel_streams_events_after_binding() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let server = TestServer::start_with(fast_delivery()).await;
+    let mut body = subscription(&server, "appointment-booked", "http://unused.invalid/", json!([]));
+    body["channelType"]["code"] = json!("websocket");
+    body.as_object_mut().unwrap().remove("endpoint");
+    let id = server.create(&body).await["id"].as_str().unwrap().to_owned();
+    until("status active", Duration::from_secs(30), async || status_of(&server, &id).await == "active").await;
+    // Only websocket Subscriptions get binding tokens.
+    let rest_hook = server.create(&subscription(&server, "appointment-booked", "http://127.0.0.1:9/", json!([]))).await;
+    let path = format!("/Subscription/{}/$get-ws-binding-token", rest_hook["id"].as_str().unwrap());
+    server.post(&path, &json!({"resourceType": "Parameters"})).await.outcome(400);
+
+    let parameters = server.post(&format!("/Subscription/{id}/$get-ws-binding-token"), &json!({"resourceType": "Parameters"})).await.expect_status(200).json();
+    let value = |name: &str| {
+        parameters["parameter"].as_array().unwrap().iter().find(|p| p["name"] == name).map(|p| {
+            p.as_object().unwrap().iter().find(|(k, _)| k.starts_with("value")).unwrap().1.as_str().unwrap().to_owned()
+        })
+    };
+    let (url, token) = (value("websocket-url").unwrap(), value("token").unwrap());
+    assert!(url.starts_with("ws://"), "{url}");
+    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("connect the websocket");
+    // A bad token is refused, the socket closed.
+    let (mut refused, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+    refused.send(Message::Text("bind-with-token nope".into())).await.unwrap();
+    let answer = refused.next().await.unwrap().unwrap();
+    assert!(answer.to_text().unwrap().starts_with("error:"), "{answer:?}");
+
+    socket.send(Message::Text(format!("bind-with-token {token}").into())).await.unwrap();
+    let handshake = next_bundle(&mut socket).await;
+    assert_eq!(handshake["entry"][0]["resource"]["type"], "handshake", "{handshake}");
+    let booked = server.create(&appointment("p1")).await;
+    let notification = next_bundle(&mut socket).await;
+    let status = &notification["entry"][0]["resource"];
+    assert_eq!(status["type"], "event-notification", "{notification}");
+    assert_eq!(status["notificationEvent"][0]["eventNumber"], "1");
+    assert!(status["notificationEvent"][0]["focus"]["reference"].as_str().unwrap().contains(booked["id"].as_str().unwrap()));
+    assert_eq!(notification["entry"][1]["resource"]["id"], booked["id"]);
+}
+
 #[tokio::test]
 async fn nothing_is_lost_when_the_server_is_killed_during_delivery() {
     // The dead process's lease (2 × --notify-timeout + 5 s) delays the restarted one.

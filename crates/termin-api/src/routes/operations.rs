@@ -77,7 +77,7 @@ pub async fn get_operation(
         .ok_or_else(|| ApiError::not_found(format!("{operation} is not an operation on {resource_type}")))?;
     match op.code {
         "findHSP" => super::find_hsp::find_hsp(state, &ctx, query, None, format, base).await,
-        "status" | "events" => Err(ApiError::bad_request(Issue::error(
+        "status" | "events" | "get-ws-binding-token" => Err(ApiError::bad_request(Issue::error(
             IssueCode::NotSupported,
             format!("${} is invoked on Subscription/[id]", op.code),
         ))),
@@ -123,7 +123,7 @@ async fn run(
     if op.code == "findHSP" {
         return super::find_hsp::find_hsp(state, &ctx, query, Some(body), format, base).await;
     }
-    if matches!(op.code, "status" | "events") {
+    if matches!(op.code, "status" | "events" | "get-ws-binding-token") {
         let id = id.ok_or_else(|| ApiError::bad_request(Issue::error(IssueCode::NotSupported, format!("${code} is invoked on Subscription/[id]"))))?;
         return super::subscriptions::operation(state, &ctx, &id, op.code, query, &body, format, base).await;
     }

@@ -12,6 +12,7 @@ use termin_domain::subscriptions::{Content, SubscriptionSpec, TOPICS, topic};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, ResourceType};
 use termin_notify::bundle::{NotificationType, notification_bundle, subscription_status, with_focus};
+use termin_notify::websocket::{Hub, Stream};
 use termin_store::RequestContext;
 
 /// Events one `$events` call returns at most.
@@ -78,7 +79,100 @@ fn inputs(query: Option<&str>, body: &Map<String, Value>) -> Vec<(String, String
     found
 }
 
-/// `$status` and `$events` on `Subscription/[id]`.
+fn hub(state: &SharedState) -> Result<&Hub, ApiError> {
+    state.notifications.as_deref().ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_IMPLEMENTED, Issue::error(IssueCode::NotSupported, "notifications are off on this server"))
+    })
+}
+
+/// `$get-ws-binding-token`: a token for `bind-with-token` on the websocket URL.
+fn binding_token(hub: &Hub, id: &str, spec: &SubscriptionSpec, format: ResponseFormat, base: &str) -> Result<FhirResponse, ApiError> {
+    if spec.channel != "websocket" {
+        return Err(ApiError::bad_request(Issue::error(
+            IssueCode::NotSupported,
+            format!("Subscription/{id} uses the {} channel, not websocket", spec.channel),
+        )));
+    }
+    let (token, expires) = hub.issue(id);
+    let websocket_url = format!("{}{WEBSOCKET_PATH}", base.replacen("http", "ws", 1).trim_end_matches("/fhir"));
+    Ok(FhirResponse::new(StatusCode::OK, format).json(json!({
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "token", "valueString": token},
+            {"name": "expiration", "valueDateTime": format_instant(expires)},
+            {"name": "subscription", "valueString": format!("{base}/Subscription/{id}")},
+            {"name": "websocket-url", "valueUrl": websocket_url},
+        ],
+    })))
+}
+
+/// Where websockets connect (R5 leaves the URL to the server).
+pub const WEBSOCKET_PATH: &str = "/fhir/$subscription-ws";
+
+/// The websocket channel: the client sends `bind-with-token <token>`; the server answers with
+/// a handshake Bundle, then sends the Subscription's new events and heartbeats as text
+/// messages. An unknown or expired token gets an error message and the socket is closed.
+pub async fn websocket(
+    axum::extract::State(state): axum::extract::State<SharedState>,
+    base: BaseUrl,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Result<axum::response::Response, ApiError> {
+    hub(&state)?;
+    Ok(upgrade.on_upgrade(move |socket| serve_socket(state, base.0, socket)))
+}
+
+async fn serve_socket(state: SharedState, base: String, mut socket: axum::extract::ws::WebSocket) {
+    use axum::extract::ws::Message;
+    let Some(hub) = state.notifications.clone() else { return };
+    let mut stream: Option<Stream> = None;
+    let mut ticks = tokio::time::interval(hub.interval);
+    loop {
+        tokio::select! {
+            message = socket.recv() => {
+                let text = match message {
+                    Some(Ok(Message::Text(text))) => text.to_string(),
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(_)) => continue,
+                };
+                let Some(token) = text.trim().strip_prefix("bind-with-token ") else {
+                    let _ = socket.send(Message::Text("error: expected bind-with-token <token>".into())).await;
+                    continue;
+                };
+                let bound = match hub.redeem(token.trim()) {
+                    Some(id) => Stream::bind(state.service.clone(), hub.deliveries.clone(), base.clone(), id).await,
+                    None => Err("the token is unknown or has expired".to_owned()),
+                };
+                match bound {
+                    Ok((bound, handshake)) => {
+                        if socket.send(Message::Text(handshake.to_string().into())).await.is_err() {
+                            return;
+                        }
+                        stream = Some(bound);
+                    }
+                    Err(reason) => {
+                        let _ = socket.send(Message::Text(format!("error: {reason}").into())).await;
+                        let _ = socket.send(Message::Close(None)).await;
+                        return;
+                    }
+                }
+            }
+            _ = ticks.tick() => {
+                let Some(bound) = stream.as_mut() else { continue };
+                match bound.next().await {
+                    Ok(Some(bundle)) => {
+                        if socket.send(Message::Text(bundle.to_string().into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(reason) => tracing::warn!(error = %reason, "websocket notifications failed; will retry"),
+                }
+            }
+        }
+    }
+}
+
+/// `$status`, `$events` and `$get-ws-binding-token` on `Subscription/[id]`.
 #[allow(clippy::too_many_arguments)]
 pub async fn operation(
     state: &SharedState,
@@ -97,9 +191,11 @@ pub async fn operation(
         .and_then(|b| serde_json::from_str(b).ok())
         .ok_or_else(ApiError::internal)?;
     let mut spec = SubscriptionSpec::parse(&subscription).map_err(|_| ApiError::internal())?;
-    let deliveries = state.deliveries.as_ref().ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_IMPLEMENTED, Issue::error(IssueCode::NotSupported, "notification delivery is off on this server"))
-    })?;
+    let hub = hub(state)?;
+    if code == "get-ws-binding-token" {
+        return binding_token(hub, id, &spec, format, &base.0);
+    }
+    let deliveries = &hub.deliveries;
     let delivery = deliveries.delivery_state(id).await.map_err(termin_domain::DomainError::from)?;
     let events_total = delivery.as_ref().map_or(0, |d| d.events_total);
     let base = &base.0;
