@@ -8,13 +8,14 @@ use std::net::SocketAddr;
 use axum::http::Request;
 use axum::http::request::Parts;
 use std::convert::Infallible;
+use termin_domain::Caller as DomainCaller;
 use termin_store::RequestContext;
 
 /// Header carrying slot-hold tokens from `$hold`, for bookings and postponements by PUT.
 pub const HOLD_TOKEN: &str = "x-hold-token";
 
-/// Extracts the [`RequestContext`], with the caller [`crate::auth::authorize`] found in the token.
-pub struct Ctx(pub RequestContext);
+/// Extracts the domain's caller, with the principal [`crate::auth::authorize`] found in the token.
+pub struct Ctx(pub DomainCaller);
 
 impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     type Rejection = Infallible;
@@ -33,10 +34,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .flat_map(|v| v.split(','))
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty());
-        let mut ctx = RequestContext::anonymous(request_id).with_hold_tokens(hold_tokens);
+        let mut ctx = RequestContext::anonymous(request_id);
         if let Some(caller) = parts.extensions.get::<Caller>() {
             ctx = ctx.with_token(caller.principal.clone(), caller.scopes.clone());
         }
+        let ctx = DomainCaller::new(ctx).with_hold_tokens(hold_tokens);
         Ok(Ctx(match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
             Some(ConnectInfo(peer)) => ctx.with_client_address(peer.ip().to_string()),
             None => ctx,

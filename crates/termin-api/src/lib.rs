@@ -1,6 +1,11 @@
-//! The FHIR REST API: HTTP in, domain calls, FHIR out.
+//! The FHIR REST API: HTTP in, domain calls, FHIR out. It owns routing, content negotiation,
+//! authorization (SMART scopes), the CapabilityStatement and the operations; it depends on the
+//! domain (and, for the caller context and search criteria the domain's signatures still
+//! name, on `termin-store` and `termin-search`), never on a storage backend or on SQL.
 //!
-//! Format handling (content types, `_format`, `_pretty`, body limits, JSON parse errors) is
+//! The REST interactions are listed in [`registry`], the operations in [`operations`], one
+//! module each; the router, the CapabilityStatement and authorization are built from those
+//! two lists. Format handling (content types, `_format`, `_pretty`, body limits, JSON parse errors) is
 //! the [`format`] layer; handlers only see parsed resources and return [`FhirResponse`]s.
 
 pub mod auth;
@@ -25,7 +30,7 @@ pub use format::FhirResponse;
 use axum::Router;
 use axum::http::HeaderName;
 use std::sync::Arc;
-use termin_domain::ResourceService;
+use termin_domain::Domain;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -48,7 +53,7 @@ pub struct ApiConfig {
 }
 
 pub struct AppState {
-    pub service: Arc<ResourceService>,
+    pub domain: Arc<Domain>,
     pub config: ApiConfig,
     pub metrics: crate::metrics::Metrics,
     /// `None`: no authorization configured, every caller is anonymous.
@@ -64,11 +69,19 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Builds the complete HTTP application.
 pub fn app(state: AppState) -> Router {
+    app_with_pages(state, Router::new())
+}
+
+/// The HTTP application plus `pages`: routes outside the FHIR API (the binary's web app),
+/// which pass through the same request-id, tracing, metrics and head-limit layers. They are
+/// public: the pages only call the FHIR API, where authorization applies.
+pub fn app_with_pages(state: AppState, pages: Router) -> Router {
     let cors = state.config.cors_allowed_origins.clone();
     let state = Arc::new(state);
     let router = registry::router()
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authorize))
-        .with_state(state);
+        .with_state(state)
+        .merge(pages);
     with_layers(router, &cors)
 }
 

@@ -1,8 +1,10 @@
-//! The one registry of REST interactions: the router is built from it and the
-//! CapabilityStatement describes it, so the two cannot disagree.
+//! The one registry of REST interactions: the router is built from it and from the operation
+//! list ([`crate::operations::OPERATIONS`]), and the CapabilityStatement describes both, so
+//! they cannot disagree.
 
 use crate::SharedState;
-use crate::routes::{history, instance, operations, search, system, type_level};
+use crate::operations;
+use crate::routes::{history, instance, search, system, type_level};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
@@ -117,14 +119,11 @@ pub fn router() -> Router<SharedState> {
         .route("/fhir/OperationDefinition/{id}", get(operations::operation_definition))
         .route("/fhir/SubscriptionTopic", get(crate::routes::subscriptions::topics))
         .route("/fhir/SubscriptionTopic/{id}", get(crate::routes::subscriptions::read_topic))
-        .route(crate::routes::subscriptions::WEBSOCKET_PATH, get(crate::routes::subscriptions::websocket))
-        // Operations share the shape of instance and history paths; their handlers dispatch
-        // on the `$name` segment using the operation registry.
-        .route("/fhir/{type}/{id}", post(operations::type_operation))
-        .route(
-            "/fhir/{type}/{id}/{operation}",
-            post(operations::instance_operation).get(operations::instance_get_operation),
-        );
+        .route(crate::routes::subscriptions::WEBSOCKET_PATH, get(crate::routes::subscriptions::websocket));
+    // `[type]/$code` is a path of its own, so it wins over `[type]/[id]`.
+    for (path, method_router) in operations::routes() {
+        router = router.route(&path, method_router);
+    }
     for interaction in Interaction::ALL {
         let routes = interaction.routes();
         debug_assert_eq!(

@@ -25,7 +25,7 @@ use std::fmt;
 use std::sync::Arc;
 use termin_api::metrics::Metrics;
 use termin_api::{ApiConfig, AppState};
-use termin_domain::{ResourceService, ResourceValidator, ServiceConfig, SystemClock};
+use termin_domain::{Domain, ResourceValidator, ServiceConfig, SystemClock};
 use termin_fhir::{OperationOutcome, ResourceType};
 use termin_store::ResourceStore;
 use termin_store_postgres::PostgresStore;
@@ -83,11 +83,6 @@ impl World {
             .build()
             .expect("start a runtime");
         let cache = termin_search::default_package_cache();
-        let packages: Vec<_> = cache.iter().cloned().collect();
-        let search = termin_search::SearchParameters::load(&packages, "Europe/Vienna")
-            .expect("the R5 package is in the FHIR package cache (run ./scripts/fhir-packages)");
-        // Only this test installs them in this process.
-        let _ = termin_search::install(search);
         let definitions = Definitions::load(&[], cache.as_deref()).expect("load the R5 definitions");
         let profiles = default_profiles(&definitions);
         let (validator, _) = Validator::new(definitions, profiles).expect("build the validator");
@@ -103,11 +98,11 @@ impl World {
             }
         });
         let config = ServiceConfig { max_resource_bytes: MAX_BODY_BYTES, ..ServiceConfig::default() };
-        let service =
-            ResourceService::new(store, Arc::new(SystemClock), config).with_validator(Arc::new(R5Validator(validator)));
-        runtime.block_on(service.refresh_search_index()).expect("index the search parameters");
+        let domain = Domain::new(store, Arc::new(SystemClock), config, termin_search::registry())
+            .with_validator(Arc::new(R5Validator(validator)));
+        runtime.block_on(domain.resources.refresh_search_index()).expect("index the search parameters");
         let app = termin_api::app(AppState {
-            service: Arc::new(service),
+            domain: Arc::new(domain),
             metrics: Metrics::install().expect("the only metrics recorder of this process"),
             auth: None,
             notifications: None,

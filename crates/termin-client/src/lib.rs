@@ -4,7 +4,8 @@
 //! cancel, postpone or update an appointment. Failures carry the server's OperationOutcome.
 //!
 //! One [`Client`] holds one `reqwest::Client`, whose connection pool every clone shares:
-//! create it once and clone it into tasks.
+//! create it once and clone it into tasks. Of the other Termin crates it uses only
+//! `termin-fhir` (its reader of Parameters and references), never the server's.
 
 mod providers;
 mod query;
@@ -16,6 +17,7 @@ pub use resources::{austrian_patient, proposed_appointment};
 
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
+use termin_fhir::Parameters;
 
 /// The social security number system (`urn:oid:1.2.40.0.10.1.4.3.1`) of Austrian patients.
 pub const SVNR_SYSTEM: &str = "urn:oid:1.2.40.0.10.1.4.3.1";
@@ -87,25 +89,17 @@ pub struct Client {
     bearer: Option<String>,
 }
 
-/// Moves the `resource` of the named parameter out of a Parameters body (Null if absent).
-fn take_resource_parameter(parameters: &mut Value, name: &str) -> Value {
-    parameters
-        .get_mut("parameter")
-        .and_then(Value::as_array_mut)
-        .and_then(|all| all.iter_mut().find(|p| p["name"] == name))
-        .and_then(|p| p.get_mut("resource"))
-        .map(Value::take)
+/// The `resource` of the named parameter of a Parameters body (Null if absent).
+fn resource_parameter(parameters: &Value, name: &str) -> Value {
+    Parameters::read_value(parameters)
+        .and_then(|p| p.resource(name))
+        .cloned()
         .unwrap_or_default()
 }
 
 /// The `key` value (e.g. `valueString`) of the named parameter.
 fn text_parameter(parameters: &Value, name: &str, key: &str) -> Option<String> {
-    parameters["parameter"]
-        .as_array()?
-        .iter()
-        .find(|p| p["name"] == name)
-        .and_then(|p| p[key].as_str())
-        .map(str::to_owned)
+    Parameters::read_value(parameters)?.text(name, &[key]).map(str::to_owned)
 }
 
 fn status_error(status: StatusCode, body: Value) -> ClientError {
@@ -147,7 +141,9 @@ fn search_mode(entry: &Value) -> &str {
 
 /// `Type/id` → `id`, so both spellings of an id work.
 fn bare_id<'a>(resource_type: &str, id: &'a str) -> &'a str {
-    id.strip_prefix(resource_type).and_then(|rest| rest.strip_prefix('/')).unwrap_or(id)
+    termin_fhir::parse_literal(id)
+        .filter(|literal| literal.resource_type == resource_type)
+        .map_or(id, |literal| literal.id)
 }
 
 impl Client {
@@ -375,17 +371,17 @@ impl Client {
             parameters.push(json!({"name": "hold-token", "valueString": token}));
         }
         let body = json!({"resourceType": "Parameters", "parameter": parameters});
-        let Response { status, mut body, .. } = self.send(self.request(Method::POST, "Slot/$hold"), Some(&body)).await?;
+        let Response { status, body, .. } = self.send(self.request(Method::POST, "Slot/$hold"), Some(&body)).await?;
         match status {
             StatusCode::OK if hold => Ok(Hold::Held {
                 held_until: text_parameter(&body, "held-until", "valueDateTime").unwrap_or_default(),
                 token: text_parameter(&body, "hold-token", "valueString"),
-                slot: take_resource_parameter(&mut body, "slot"),
+                slot: resource_parameter(&body, "slot"),
             }),
-            StatusCode::OK => Ok(Hold::Released { slot: take_resource_parameter(&mut body, "slot") }),
+            StatusCode::OK => Ok(Hold::Released { slot: resource_parameter(&body, "slot") }),
             StatusCode::CONFLICT => Ok(Hold::Rejected {
-                slot: take_resource_parameter(&mut body, "slot"),
-                outcome: take_resource_parameter(&mut body, "outcome"),
+                slot: resource_parameter(&body, "slot"),
+                outcome: resource_parameter(&body, "outcome"),
             }),
             status => Err(status_error(status, body)),
         }
@@ -397,12 +393,12 @@ impl Client {
         let mut parameters = vec![json!({"name": "appointment-resource", "resource": appointment})];
         parameters.extend(tokens.iter().map(|t| json!({"name": "hold-token", "valueString": t})));
         let body = json!({"resourceType": "Parameters", "parameter": parameters});
-        let Response { status, mut body, .. } = self.send(self.request(Method::POST, "Appointment/$book"), Some(&body)).await?;
+        let Response { status, body, .. } = self.send(self.request(Method::POST, "Appointment/$book"), Some(&body)).await?;
         match status {
             StatusCode::OK | StatusCode::CREATED | StatusCode::ACCEPTED | StatusCode::CONFLICT => Ok(Booking {
                 status,
-                appointment: take_resource_parameter(&mut body, "appointment"),
-                outcome: take_resource_parameter(&mut body, "outcome"),
+                appointment: resource_parameter(&body, "appointment"),
+                outcome: resource_parameter(&body, "outcome"),
             }),
             status => Err(status_error(status, body)),
         }
@@ -495,13 +491,13 @@ mod tests {
 
     #[test]
     fn parameters_are_read_by_name() {
-        let mut held = json!({"resourceType": "Parameters", "parameter": [
+        let held = json!({"resourceType": "Parameters", "parameter": [
             {"name": "slot", "resource": {"resourceType": "Slot"}},
             {"name": "hold-token", "valueString": "t"}]});
         assert_eq!(text_parameter(&held, "hold-token", "valueString").as_deref(), Some("t"));
         assert_eq!(text_parameter(&held, "held-until", "valueDateTime"), None);
-        assert_eq!(take_resource_parameter(&mut held, "slot")["resourceType"], "Slot");
-        assert_eq!(take_resource_parameter(&mut held, "outcome"), Value::Null);
+        assert_eq!(resource_parameter(&held, "slot")["resourceType"], "Slot");
+        assert_eq!(resource_parameter(&held, "outcome"), Value::Null);
     }
 
     #[test]

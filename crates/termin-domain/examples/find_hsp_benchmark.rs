@@ -14,9 +14,9 @@ use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
-use termin_domain::{ProviderQuery, ResourceService, ServiceConfig, SystemClock};
+use termin_domain::{Caller, Domain, ProviderQuery, ResourceService, ServiceConfig, SystemClock};
 use termin_fhir::ResourceType;
-use termin_store::{RequestContext, SystemMatch, TokenMatch};
+use termin_store::{SystemMatch, TokenMatch};
 use termin_store_sqlite::SqliteStore;
 
 const ORGANIZATIONS: usize = 100;
@@ -47,13 +47,13 @@ fn object(value: Value) -> Map<String, Value> {
     }
 }
 
-async fn put(service: &ResourceService, ctx: &RequestContext, resource: Value) {
+async fn put(service: &ResourceService, ctx: &Caller, resource: Value) {
     let resource_type: ResourceType = resource["resourceType"].as_str().unwrap().parse().unwrap();
     let id = resource["id"].as_str().unwrap().to_owned();
     service.update(ctx, resource_type, &id, object(resource), None).await.expect("write");
 }
 
-async fn build_dataset(service: &ResourceService, ctx: &RequestContext) {
+async fn build_dataset(service: &ResourceService, ctx: &Caller) {
     let building = Instant::now();
     for o in 0..ORGANIZATIONS {
         let (zip, city) = TOWNS[o % TOWNS.len()];
@@ -101,14 +101,10 @@ async fn main() {
     let path = std::env::var_os("FIND_HSP_BENCHMARK_DB").map_or_else(|| dir.path().join("find-hsp.db"), PathBuf::from);
     let reuse = path.exists();
     let store = SqliteStore::open(&path, 4).await.expect("store");
-    let service = ResourceService::new(
-        Arc::new(store),
-        Arc::new(SystemClock),
-        ServiceConfig::default(),
-    );
-    let ctx = RequestContext::system("benchmark");
+    let domain = Domain::new(Arc::new(store), Arc::new(SystemClock), ServiceConfig::default(), termin_search::registry());
+    let ctx = Caller::system("benchmark");
     if !reuse {
-        build_dataset(&service, &ctx).await;
+        build_dataset(&domain.resources, &ctx).await;
     }
     let query = |code: usize| ProviderQuery {
         types: vec![TokenMatch { system: SystemMatch::Exactly(SERVICE_TYPE_SYSTEM.into()), code: Some(code.to_string()) }],
@@ -121,7 +117,7 @@ async fn main() {
     let mut found = 0;
     for run in 0..RUNS {
         let started = Instant::now();
-        let answer = service.find_providers(&ctx, &query(run % SERVICE_TYPES)).await.expect("findHSP");
+        let answer = domain.providers.find_providers(&ctx, &query(run % SERVICE_TYPES)).await.expect("findHSP");
         timings.push(started.elapsed());
         found += answer.services.iter().map(|m| m.providers.len()).sum::<usize>();
     }

@@ -5,7 +5,7 @@
 //! are narrowed to the compartment, and writes must stay inside it.
 
 use crate::DomainError;
-use crate::scheduling::model::{parse_object, reference_id};
+use crate::model::{parse_object, reference_id};
 use serde_json::{Map, Value};
 use termin_fhir::ResourceType;
 use termin_store::{COMPARTMENT_TYPES, Condition, PatientReach, Permission, ReferenceMatch, RequestContext, ResourceVersion};

@@ -1,20 +1,44 @@
 //! The domain layer: every rule about how resources change lives here, behind the storage
-//! port and independent of HTTP and SQL.
+//! port (`termin-store`'s traits) and independent of HTTP and SQL.
+//!
+//! Owns: the services with one job each — [`ResourceService`] (CRUD, history, patch, import,
+//! search index rebuild, `$validate`), [`SchedulingService`] (`$hold`, `$book`, hold expiry)
+//! and [`ProviderService`] (`$findHSP`) — built together as a [`Domain`] over one kernel
+//! (store, clock, configuration, validator, search parameters); the unit of work every change
+//! runs in, which reads and parses each resource once; the scheduling rules and the slot state
+//! machine that every write of Slots and Appointments passes; the patient compartment.
+//!
+//! Must not depend on: HTTP (axum, `termin-api`), SQL or a particular store backend (only the
+//! `termin-store` traits), process-wide state (the search parameters are passed in).
 
+mod caller;
 mod clock;
 mod compartment;
 mod cpu;
+mod domain;
 mod error;
+mod kernel;
+mod model;
 mod providers;
 mod resources;
+mod rules;
 mod scheduling;
 pub mod subscriptions;
+#[cfg(test)]
+mod test_support;
+mod unit_of_work;
 mod validation;
+mod version;
 
+pub use caller::Caller;
 pub use clock::{Clock, SystemClock};
+pub use domain::Domain;
 pub use error::DomainError;
+pub use kernel::{ServiceConfig, WriteOutcome, WriteStatus};
 pub use providers::near::Point;
-pub use providers::{BusinessIdentifier, LocationSelector, ProviderMatches, ProviderQuery, ServiceMatch};
-pub use resources::{ImportSummary, ResourceService, ServiceConfig, WriteOutcome, WriteStatus};
+pub use providers::{BusinessIdentifier, LocationSelector, ProviderMatches, ProviderQuery, ProviderService, ServiceMatch};
+pub use resources::{ImportSummary, ResourceService};
+pub use scheduling::{
+    BOOKING_REQUESTS_URL, BookingOutcome, BookingStatus, HoldOutcome, MANUAL_CONFIRMATION_URL, SchedulingService, SlotSelector,
+};
 pub use validation::ResourceValidator;
-pub use scheduling::{BOOKING_REQUESTS_URL, BookingOutcome, BookingStatus, HoldOutcome, MANUAL_CONFIRMATION_URL, SlotSelector};

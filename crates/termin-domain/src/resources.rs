@@ -1,143 +1,46 @@
 //! The FHIR resource lifecycle: create, read, update, delete, conditional variants and
 //! history, with server-managed `meta.versionId` / `meta.lastUpdated`.
 
+use crate::caller::Caller;
 use crate::compartment;
-use crate::scheduling::{self, guard_write, model};
-use crate::cpu::CpuWork;
-use crate::validation::{ResourceValidator, conform};
-use crate::{Clock, DomainError};
-use jiff::{SignedDuration, Timestamp};
+use crate::kernel::{Kernel, WriteOutcome, WriteStatus, label};
+use crate::model;
+use crate::rules::guard_write;
+use crate::DomainError;
 use serde_json::{Map, Value};
 use std::sync::Arc;
-use termin_fhir::resource::with_identity;
-use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType, instant::format_instant, is_valid_id};
-use termin_search::index_entries;
+use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType, is_valid_id};
 use termin_store::{
-    ChangeKind, Condition, Filter, HistoryPage, HistoryRequest, NewVersion, Permission, RequestContext, ResourceStore,
-    ResourceVersion, SearchPage, SearchRequest, WriteTx,
+    Filter,
+    ChangeKind, Condition, HistoryPage, HistoryRequest, NewVersion, Permission, ResourceVersion, SearchPage,
+    SearchRequest,
 };
+use crate::unit_of_work::UnitOfWork;
 
 /// The most resources of one patient's compartment a type history lists (the history of each
 /// is still readable one by one).
 const COMPARTMENT_HISTORY_LIMIT: usize = 1000;
 
-#[derive(Debug, Clone)]
-pub struct ServiceConfig {
-    /// Whether `PUT` to an unknown id creates the resource with that client-chosen id.
-    pub update_create: bool,
-    /// How long `$hold` keeps a slot for its holder.
-    pub hold_duration: SignedDuration,
-    /// Live holds one holder may have at a time (0: no limit).
-    pub max_holds_per_holder: usize,
-    /// The longest a hold may last from its first placement, renewals included.
-    pub max_hold_time: SignedDuration,
-    /// The largest resource stored, in bytes of compact JSON, plus 1 KiB for the id and `meta`
-    /// the server adds: the request body limit, enforced again on what PATCH builds.
-    pub max_resource_bytes: usize,
-}
-
-impl Default for ServiceConfig {
-    /// The server's defaults (`termin serve --help`).
-    fn default() -> Self {
-        ServiceConfig {
-            update_create: true,
-            hold_duration: SignedDuration::from_mins(10),
-            max_holds_per_holder: 3,
-            max_hold_time: SignedDuration::from_mins(30),
-            max_resource_bytes: 1 << 20,
-        }
-    }
-}
-
-/// Room beyond [`ServiceConfig::max_resource_bytes`] for what the server adds to a body that
-/// was within the request limit: its id and `meta` (version, time, the enforced profile).
-const SERVER_ELEMENTS_ALLOWANCE: usize = 1024;
-
-/// How a write ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteStatus {
-    Created,
-    Updated,
-    /// The update carried no change; no version was created.
-    Unchanged,
-    /// A conditional create found this existing resource; nothing was written.
-    AlreadyExists,
-}
-
-#[derive(Debug, Clone)]
-pub struct WriteOutcome {
-    pub status: WriteStatus,
-    pub version: ResourceVersion,
-    /// Validation warnings about the written resource (they did not block the write).
-    pub warnings: Vec<Issue>,
-}
-
-impl WriteOutcome {
-    fn new(status: WriteStatus, version: ResourceVersion) -> Self {
-        WriteOutcome {
-            status,
-            version,
-            warnings: Vec::new(),
-        }
-    }
-
-    fn with_warnings(mut self, warnings: Vec<Issue>) -> Self {
-        self.warnings = warnings;
-        self
-    }
-}
-
+/// Resource CRUD, history, patch, import and the search index rebuild.
 pub struct ResourceService {
-    store: Arc<dyn ResourceStore>,
-    clock: Arc<dyn Clock>,
-    config: ServiceConfig,
-    validator: Option<Arc<dyn ResourceValidator>>,
-    cpu: CpuWork,
-}
-
-fn label(resource_type: ResourceType, id: &str) -> String {
-    format!("{resource_type}/{id}")
+    kernel: Arc<Kernel>,
 }
 
 impl ResourceService {
-    pub fn new(store: Arc<dyn ResourceStore>, clock: Arc<dyn Clock>, config: ServiceConfig) -> Self {
-        ResourceService {
-            store,
-            clock,
-            config,
-            validator: None,
-            cpu: CpuWork::new(),
-        }
+    pub(crate) fn over(kernel: Arc<Kernel>) -> Self {
+        ResourceService { kernel }
     }
 
-    /// Validates every created, updated or booked resource with `validator` before anything
-    /// is written; a resource with errors is rejected (422).
-    pub fn with_validator(mut self, validator: Arc<dyn ResourceValidator>) -> Self {
-        self.validator = Some(validator);
-        self
+    /// The current version; 404 if it never existed, 410 if deleted.
+    pub async fn read(&self, ctx: &Caller, resource_type: ResourceType, id: &str) -> Result<ResourceVersion, DomainError> {
+        self.kernel.read(ctx, resource_type, id).await
     }
 
-    pub fn validator(&self) -> Option<&dyn ResourceValidator> {
-        self.validator.as_deref()
-    }
-
-    /// Checks incoming content — every write path passes here: the content limits every stored
-    /// resource keeps (a PATCH result or an import did not pass the request parser), then
-    /// validation when a validator is configured. Answers the body to write, tagged with its
-    /// enforced profile, and the warnings.
-    pub(crate) async fn conform(
-        &self,
-        resource_type: ResourceType,
-        body: Map<String, Value>,
-    ) -> Result<(Map<String, Value>, Vec<Issue>), DomainError> {
-        termin_fhir::json::check_content(&body).map_err(DomainError::unprocessable)?;
-        match &self.validator {
-            Some(validator) => {
-                let validator = validator.clone();
-                self.cpu.run(move || conform(validator.as_ref(), resource_type, body)).await?
-            }
-            None => Ok((body, Vec::new())),
-        }
+    /// Runs a search; index rows with a validity window (Slot holds) are judged at the
+    /// domain clock's now. A caller confined to a patient's compartment finds only what is in
+    /// it, also through chains, `_has` and `_include`/`_revinclude`.
+    pub async fn search(&self, ctx: &Caller, request: &SearchRequest) -> Result<SearchPage, DomainError> {
+        self.kernel.search(ctx, request).await
     }
 
     /// `$validate`: the outcome of checking `resource` (also against `profile`, when given),
@@ -148,10 +51,11 @@ impl ResourceService {
         resource: Value,
         profile: Option<String>,
     ) -> Result<Option<Result<OperationOutcome, String>>, DomainError> {
-        let Some(validator) = self.validator.clone() else {
+        let Some(validator) = self.kernel.validator.clone() else {
             return Ok(None);
         };
         let outcome = self
+            .kernel
             .cpu
             .run(move || match profile {
                 Some(profile) => validator.validate_against(&resource, &profile),
@@ -161,143 +65,24 @@ impl ResourceService {
         Ok(Some(outcome))
     }
 
-    pub fn config(&self) -> &ServiceConfig {
-        &self.config
-    }
-
-    pub(crate) fn clock(&self) -> &dyn Clock {
-        self.clock.as_ref()
-    }
-
-    pub(crate) fn store(&self) -> &dyn ResourceStore {
-        self.store.as_ref()
-    }
-
-    /// Shows a Slot whose hold has expired as free, whether or not the sweeper has run.
-    async fn present(&self, ctx: &RequestContext, mut versions: Vec<ResourceVersion>) -> Result<Vec<ResourceVersion>, DomainError> {
-        let tentative: Vec<String> = versions
-            .iter()
-            .filter(|v| v.resource_type == ResourceType::Slot)
-            .filter(|v| v.body.as_deref().is_some_and(|b| b.contains("busy-tentative")))
-            .map(|v| v.id.clone())
-            .collect();
-        if tentative.is_empty() {
-            return Ok(versions);
-        }
-        let holds = self.store.holds(ctx, &tentative).await?;
-        let now = self.clock.now();
-        for version in versions.iter_mut().filter(|v| tentative.contains(&v.id)) {
-            let hold = holds.iter().find(|h| h.slot_id == version.id);
-            if let Some(shown) = version.body.as_deref().and_then(|b| scheduling::present_slot(b, hold, now)) {
-                version.body = Some(shown);
-            }
-        }
-        Ok(versions)
-    }
-
     pub async fn ready(&self) -> Result<(), DomainError> {
-        Ok(self.store.ping().await?)
-    }
-
-    /// The current version; 404 if it never existed, 410 if deleted.
-    pub async fn read(
-        &self,
-        ctx: &RequestContext,
-        resource_type: ResourceType,
-        id: &str,
-    ) -> Result<ResourceVersion, DomainError> {
-        self.check_visible(ctx, resource_type, id).await?;
-        match self.store.read_current(ctx, resource_type, id).await? {
-            None => Err(DomainError::NotFound(label(resource_type, id))),
-            Some(v) if v.is_deleted() => Err(DomainError::Gone(label(resource_type, id))),
-            Some(v) => Ok(self.present(ctx, vec![v]).await?.remove(0)),
-        }
+        Ok(self.kernel.store.ping().await?)
     }
 
     pub async fn vread(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         id: &str,
         version: u64,
     ) -> Result<ResourceVersion, DomainError> {
-        self.check_visible(ctx, resource_type, id).await?;
+        self.kernel.check_visible(ctx, resource_type, id).await?;
         let name = || format!("{}/_history/{version}", label(resource_type, id));
-        match self.store.read_version(ctx, resource_type, id, version).await? {
+        match self.kernel.store.read_version(ctx.context(), resource_type, id, version).await? {
             None => Err(DomainError::NotFound(name())),
             Some(v) if v.is_deleted() => Err(DomainError::Gone(name())),
             Some(v) => Ok(v),
         }
-    }
-
-    /// 403 or 404 unless the caller may see `resource_type/id`: a caller confined to a
-    /// patient's compartment reads only its own Patient (another id answers 403: the request
-    /// names another patient) and Appointments and RelatedPersons in the compartment (others
-    /// answer 404, as if they did not exist).
-    async fn check_visible(&self, ctx: &RequestContext, resource_type: ResourceType, id: &str) -> Result<(), DomainError> {
-        let Some(patient) = compartment::confined_to(ctx, resource_type, Permission::Read)? else {
-            return Ok(());
-        };
-        if resource_type == ResourceType::Patient {
-            return match id == patient {
-                true => Ok(()),
-                false => Err(compartment::other_patient(resource_type, patient)),
-            };
-        }
-        // The patients of an Appointment cannot change, so its last content decides, also
-        // once it is deleted.
-        let last_content = match self.store.read_current(ctx, resource_type, id).await? {
-            Some(v) if v.is_deleted() && v.version > 1 => self.store.read_version(ctx, resource_type, id, v.version - 1).await?,
-            other => other,
-        };
-        let visible = last_content
-            .and_then(|v| v.body)
-            .and_then(|body| model::parse_object(&body))
-            .is_some_and(|body| compartment::belongs(resource_type, id, &body, patient));
-        match visible {
-            true => Ok(()),
-            false => Err(DomainError::NotFound(label(resource_type, id))),
-        }
-    }
-
-    /// Runs a search; index rows with a validity window (Slot holds) are judged at the
-    /// domain clock's now. A caller confined to a patient's compartment finds only what is in
-    /// it, also through chains, `_has` and `_include`/`_revinclude`.
-    pub async fn search(&self, ctx: &RequestContext, request: &SearchRequest) -> Result<SearchPage, DomainError> {
-        let mut request = request.clone();
-        let server_base = request.filter.server_base.take();
-        request.filter = self.confined(ctx, request.resource_type, Permission::Search, &request.filter.conditions)?;
-        // Absolute references under the server's own base match as local ones.
-        request.filter.server_base = server_base;
-        let mut page = self.store.search(ctx, &request).await?;
-        page.included.retain(|version| compartment::may_see(ctx, version));
-        page.matches = self.present(ctx, page.matches).await?;
-        page.included = self.present(ctx, page.included).await?;
-        Ok(page)
-    }
-
-    /// Search or conditional-write criteria, judged at the domain clock's now, confined to the
-    /// caller's patient compartment (403 when they name another patient).
-    fn confined(
-        &self,
-        ctx: &RequestContext,
-        resource_type: ResourceType,
-        permission: Permission,
-        conditions: &[Condition],
-    ) -> Result<Filter, DomainError> {
-        let mut conditions = conditions
-            .iter()
-            .map(|c| compartment::confine_reach(ctx, c.clone()))
-            .collect::<Result<Vec<_>, _>>()?;
-        if let Some(patient) = compartment::confined_to(ctx, resource_type, permission)? {
-            compartment::check_named_patients(resource_type, &conditions, patient)?;
-            conditions.push(compartment::condition(resource_type, patient));
-        }
-        Ok(Filter {
-            conditions,
-            now: self.clock.now(),
-            server_base: None,
-        })
     }
 
     /// Rebuilds the search index when it was built for other search parameters (or never,
@@ -305,21 +90,21 @@ impl ResourceService {
     /// many resources were indexed.
     pub async fn refresh_search_index(&self) -> Result<usize, DomainError> {
         const BATCH: usize = 500;
-        let fingerprint = termin_search::registry().fingerprint();
-        if self.store.search_index_fingerprint().await?.as_deref() == Some(fingerprint) {
+        let fingerprint = self.kernel.search.fingerprint();
+        if self.kernel.store.search_index_fingerprint().await?.as_deref() == Some(fingerprint) {
             return Ok(0);
         }
-        let ctx = RequestContext::system("search-index-rebuild");
+        let ctx = Caller::system("search-index-rebuild");
         let mut after = None;
         let mut indexed = 0;
         loop {
-            let mut tx = self.store.begin_write(&ctx).await?;
+            let mut tx = self.kernel.begin(&ctx).await?;
             let batch = tx.current_after(after.take(), BATCH).await?;
             for version in &batch {
                 let body = version.body.as_deref().and_then(model::parse_object).ok_or_else(|| {
                     DomainError::Internal(format!("stored {} is not a JSON object", label(version.resource_type, &version.id)))
                 })?;
-                tx.replace_index(version.resource_type, &version.id, &index_entries(&body)).await?;
+                tx.replace_index(version.resource_type, &version.id, &self.kernel.search.index_entries(&body)).await?;
             }
             indexed += batch.len();
             let done = batch.len() < BATCH;
@@ -337,26 +122,26 @@ impl ResourceService {
 
     /// A history; a caller confined to a patient's compartment sees only the history of
     /// resources in it.
-    pub async fn history(&self, ctx: &RequestContext, request: &HistoryRequest) -> Result<HistoryPage, DomainError> {
+    pub async fn history(&self, ctx: &Caller, request: &HistoryRequest) -> Result<HistoryPage, DomainError> {
         let mut request = request.clone();
         match &request.id {
-            Some(id) => self.check_visible(ctx, request.resource_type, id).await?,
+            Some(id) => self.kernel.check_visible(ctx, request.resource_type, id).await?,
             None => {
-                if let Some(patient) = compartment::confined_to(ctx, request.resource_type, Permission::Search)? {
+                if let Some(patient) = compartment::confined_to(ctx.context(), request.resource_type, Permission::Search)? {
                     request.only_ids = Some(self.compartment_ids(ctx, request.resource_type, patient).await?);
                 }
             }
         }
-        Ok(self.store.history(ctx, &request).await?)
+        Ok(self.kernel.store.history(ctx.context(), &request).await?)
     }
 
     /// The ids of the current resources of `patient`'s compartment of one type.
-    async fn compartment_ids(&self, ctx: &RequestContext, resource_type: ResourceType, patient: &str) -> Result<Vec<String>, DomainError> {
+    async fn compartment_ids(&self, ctx: &Caller, resource_type: ResourceType, patient: &str) -> Result<Vec<String>, DomainError> {
         let request = SearchRequest {
             resource_type,
             filter: Filter {
                 conditions: vec![compartment::condition(resource_type, patient)],
-                now: self.clock.now(),
+                now: self.kernel.clock.now(),
                 server_base: None,
             },
             sort: Vec::new(),
@@ -366,7 +151,7 @@ impl ResourceService {
             includes: Vec::new(),
             revincludes: Vec::new(),
         };
-        let page = self.store.search(ctx, &request).await?;
+        let page = self.kernel.store.search(ctx.context(), &request).await?;
         if page.next.is_some() {
             return Err(DomainError::invalid(Issue::error(
                 IssueCode::TooCostly,
@@ -383,26 +168,26 @@ impl ResourceService {
     /// match is returned instead (several matches: 412).
     pub async fn create(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         body: Map<String, Value>,
         if_none_exist: Option<&[Condition]>,
     ) -> Result<WriteOutcome, DomainError> {
         check_type(resource_type, &body)?;
-        let (body, warnings) = self.conform(resource_type, body).await?;
+        let (body, warnings) = self.kernel.conform(resource_type, body).await?;
         Ok(self.create_conformant(ctx, resource_type, body, if_none_exist).await?.with_warnings(warnings))
     }
 
     async fn create_conformant(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         body: Map<String, Value>,
         if_none_exist: Option<&[Condition]>,
     ) -> Result<WriteOutcome, DomainError> {
-        let mut tx = self.store.begin_write(ctx).await?;
+        let mut tx = self.kernel.begin(ctx).await?;
         if let Some(conditions) = if_none_exist {
-            let criteria = self.confined(ctx, resource_type, Permission::Create, conditions)?;
+            let criteria = self.kernel.confined(ctx, resource_type, Permission::Create, conditions)?;
             let ids = tx.find_matching_ids(resource_type, &criteria, 2).await?;
             match ids.as_slice() {
                 [] => {}
@@ -422,13 +207,13 @@ impl ResourceService {
             }
         }
         let id = uuid::Uuid::new_v4().to_string();
-        self.write_in(ctx, tx, resource_type, &id, body, None).await
+        self.kernel.write_in(ctx, tx, resource_type, &id, body, None).await
     }
 
     /// Updates (or, if allowed, creates) the resource with a client-known id.
     pub async fn update(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         id: &str,
         body: Map<String, Value>,
@@ -436,8 +221,8 @@ impl ResourceService {
     ) -> Result<WriteOutcome, DomainError> {
         check_type(resource_type, &body)?;
         check_url_id(resource_type, id, &body)?;
-        let (body, warnings) = self.conform(resource_type, body).await?;
-        let tx = self.store.begin_write(ctx).await?;
+        let (body, warnings) = self.kernel.conform(resource_type, body).await?;
+        let tx = self.kernel.begin(ctx).await?;
         Ok(self.update_in(ctx, tx, resource_type, id, body, if_match).await?.with_warnings(warnings))
     }
 
@@ -445,15 +230,15 @@ impl ResourceService {
     /// has no current version (never written, or deleted); otherwise 412 and nothing changes.
     pub async fn create_with_id(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         id: &str,
         body: Map<String, Value>,
     ) -> Result<WriteOutcome, DomainError> {
         check_type(resource_type, &body)?;
         check_url_id(resource_type, id, &body)?;
-        let (body, warnings) = self.conform(resource_type, body).await?;
-        let mut tx = self.store.begin_write(ctx).await?;
+        let (body, warnings) = self.kernel.conform(resource_type, body).await?;
+        let mut tx = self.kernel.begin(ctx).await?;
         if let Some(current) = tx.read_current(resource_type, id).await?.filter(|c| !c.is_deleted()) {
             return Err(DomainError::precondition(
                 IssueCode::Duplicate,
@@ -470,14 +255,14 @@ impl ResourceService {
     /// `PUT Type?criteria`: create when nothing matches, update the one match, 412 for several.
     pub async fn conditional_update(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         conditions: &[Condition],
         body: Map<String, Value>,
         if_match: Option<u64>,
     ) -> Result<WriteOutcome, DomainError> {
         check_type(resource_type, &body)?;
-        let (body, warnings) = self.conform(resource_type, body).await?;
+        let (body, warnings) = self.kernel.conform(resource_type, body).await?;
         Ok(self
             .conditional_update_conformant(ctx, resource_type, conditions, body, if_match)
             .await?
@@ -486,7 +271,7 @@ impl ResourceService {
 
     async fn conditional_update_conformant(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         conditions: &[Condition],
         body: Map<String, Value>,
@@ -501,14 +286,14 @@ impl ResourceService {
                 ));
             }
         };
-        let criteria = self.confined(ctx, resource_type, Permission::Update, conditions)?;
-        let mut tx = self.store.begin_write(ctx).await?;
+        let criteria = self.kernel.confined(ctx, resource_type, Permission::Update, conditions)?;
+        let mut tx = self.kernel.begin(ctx).await?;
         let ids = tx.find_matching_ids(resource_type, &criteria, 2).await?;
         match ids.as_slice() {
             [] => match body_id {
                 None => {
                     let id = uuid::Uuid::new_v4().to_string();
-                    self.write_in(ctx, tx, resource_type, &id, body, None).await
+                    self.kernel.write_in(ctx, tx, resource_type, &id, body, None).await
                 }
                 Some(id) => {
                     check_id(resource_type, &id)?;
@@ -551,7 +336,7 @@ impl ResourceService {
     /// rules as an update (If-Match, no-op detection, scheduling).
     pub async fn patch(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         id: &str,
         operations: Value,
@@ -579,15 +364,15 @@ impl ResourceService {
         // SQLite, of the whole database): it is written only if the version it was built from
         // is still current, else the patch is applied again to the newer version.
         for _ in 0..ATTEMPTS {
-            let current = match self.store.read_current(ctx, resource_type, id).await? {
+            let current = match self.kernel.store.read_current(ctx.context(), resource_type, id).await? {
                 None => return Err(DomainError::NotFound(label(resource_type, id))),
                 Some(c) if c.is_deleted() => return Err(DomainError::Gone(label(resource_type, id))),
                 Some(c) => c,
             };
             check_if_match(resource_type, id, Some(&current), if_match)?;
             let body = apply_patch(resource_type, id, &current, &patch)?;
-            let (body, warnings) = self.conform(resource_type, body).await?;
-            let mut tx = self.store.begin_write(ctx).await?;
+            let (body, warnings) = self.kernel.conform(resource_type, body).await?;
+            let mut tx = self.kernel.begin(ctx).await?;
             let still_current = tx.read_current(resource_type, id).await?.is_some_and(|c| c.version == current.version);
             if still_current {
                 return Ok(self.update_in(ctx, tx, resource_type, id, body, if_match).await?.with_warnings(warnings));
@@ -602,20 +387,20 @@ impl ResourceService {
     /// Deletes a resource. Deleting something absent or already deleted succeeds and changes nothing.
     pub async fn delete(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         id: &str,
         if_match: Option<u64>,
     ) -> Result<(), DomainError> {
-        let mut tx = self.store.begin_write(ctx).await?;
+        let mut tx = self.kernel.begin(ctx).await?;
         let current = tx.read_current(resource_type, id).await?;
         check_if_match(resource_type, id, current.as_ref(), if_match)?;
         let Some(current) = current.filter(|c| !c.is_deleted()) else {
             return Ok(());
         };
-        let now = self.clock.now();
+        let now = self.kernel.clock.now();
         let previous = current.body.as_deref().and_then(model::parse_object);
-        guard_write(&mut *tx, ctx, now, resource_type, id, current.version + 1, previous.as_ref(), None).await?;
+        guard_write(&mut tx, ctx, now, resource_type, id, current.version + 1, previous.as_ref(), None).await?;
         tx.write(NewVersion {
             version: ResourceVersion {
                 resource_type,
@@ -626,7 +411,7 @@ impl ResourceService {
             },
             change: ChangeKind::Delete,
             index: Default::default(),
-        })
+        }, None)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -634,8 +419,8 @@ impl ResourceService {
 
     async fn update_in(
         &self,
-        ctx: &RequestContext,
-        mut tx: Box<dyn WriteTx>,
+        ctx: &Caller,
+        mut tx: UnitOfWork,
         resource_type: ResourceType,
         id: &str,
         body: Map<String, Value>,
@@ -645,72 +430,20 @@ impl ResourceService {
         let current = tx.read_current(resource_type, id).await?;
         check_if_match(resource_type, id, current.as_ref(), if_match)?;
         match current {
-            None if !self.config.update_create => Err(DomainError::NotAllowed(format!(
+            None if !self.kernel.config.update_create => Err(DomainError::NotAllowed(format!(
                 "{} does not exist and this server does not create resources with client-assigned ids (update-create is off)",
                 label(resource_type, id)
             ))),
-            None => self.write_in(ctx, tx, resource_type, id, body, None).await,
+            None => self.kernel.write_in(ctx, tx, resource_type, id, body, None).await,
             Some(current) => {
                 if let Some(stored) = &current.body
                     && same_content(stored, &body)?
                 {
                     return Ok(WriteOutcome::new(WriteStatus::Unchanged, current));
                 }
-                self.write_in(ctx, tx, resource_type, id, body, Some(&current)).await
+                self.kernel.write_in(ctx, tx, resource_type, id, body, Some(&current)).await
             }
         }
-    }
-
-    /// Writes the next version inside `tx` (after the scheduling rules) and commits.
-    pub(crate) async fn write_in(
-        &self,
-        ctx: &RequestContext,
-        mut tx: Box<dyn WriteTx>,
-        resource_type: ResourceType,
-        id: &str,
-        body: Map<String, Value>,
-        previous: Option<&ResourceVersion>,
-    ) -> Result<WriteOutcome, DomainError> {
-        let outcome = self.stage_in(ctx, &mut *tx, resource_type, id, body, previous).await?;
-        tx.commit().await?;
-        tracing::debug!(resource = %label(resource_type, id), version = outcome.version.version, "stored");
-        Ok(outcome)
-    }
-
-    /// Writes the next version inside `tx` after the scheduling rules, without committing.
-    async fn stage_in(
-        &self,
-        ctx: &RequestContext,
-        tx: &mut dyn WriteTx,
-        resource_type: ResourceType,
-        id: &str,
-        mut body: Map<String, Value>,
-        previous: Option<&ResourceVersion>,
-    ) -> Result<WriteOutcome, DomainError> {
-        let now = self.clock.now();
-        let version = previous.map_or(1, |p| p.version + 1);
-        let previous_body = previous.and_then(|p| p.body.as_deref()).and_then(model::parse_object);
-        guard_write(tx, ctx, now, resource_type, id, version, previous_body.as_ref(), Some(&mut body)).await?;
-        let mut new = new_version(resource_type, id, body, previous, now)?;
-        let size = new.version.body.as_deref().map_or(0, str::len);
-        let limit = self.config.max_resource_bytes.saturating_add(SERVER_ELEMENTS_ALLOWANCE);
-        if size > limit {
-            return Err(DomainError::unprocessable(Issue::error(
-                IssueCode::TooLong,
-                format!("The resource would take {size} bytes, more than the limit of {limit} bytes"),
-            )));
-        }
-        if resource_type == ResourceType::Slot {
-            scheduling::apply_hold_window(tx, id, &mut new.index).await?;
-        }
-        let status = if new.change == ChangeKind::Create {
-            WriteStatus::Created
-        } else {
-            WriteStatus::Updated
-        };
-        let written = new.version.clone();
-        tx.write(new).await?;
-        Ok(WriteOutcome::new(status, written))
     }
 
     /// Loads resources with their own ids in one unit of work, creating those not stored yet
@@ -721,7 +454,7 @@ impl ResourceService {
     /// invalid resource fails the whole batch and nothing is written.
     pub async fn import(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resources: Vec<Map<String, Value>>,
     ) -> Result<ImportSummary, DomainError> {
         let mut staged = Vec::with_capacity(resources.len());
@@ -742,18 +475,18 @@ impl ResourceService {
                 }
             };
             check_id(resource_type, &id)?;
-            let (body, _warnings) = self.conform(resource_type, body).await?;
+            let (body, _warnings) = self.kernel.conform(resource_type, body).await?;
             staged.push((resource_type, id, body));
         }
         let mut summary = ImportSummary::default();
-        let mut tx = self.store.begin_write(ctx).await?;
+        let mut tx = self.kernel.begin(ctx).await?;
         for (resource_type, id, body) in staged {
             let current = tx.read_current(resource_type, &id).await?;
             if current.as_ref().is_some_and(|c| !c.is_deleted()) {
                 summary.existing += 1;
                 continue;
             }
-            self.stage_in(ctx, &mut *tx, resource_type, &id, body, current.as_ref()).await?;
+            self.kernel.stage_in(ctx, &mut tx, resource_type, &id, body, current.as_ref()).await?;
             summary.created += 1;
         }
         tx.commit().await?;
@@ -797,51 +530,6 @@ pub struct ImportSummary {
     pub existing: usize,
 }
 
-/// Builds the next version of a resource: server-managed `meta.versionId` and
-/// `meta.lastUpdated` (other meta kept), identity elements first, and its index rows.
-pub(crate) fn new_version(
-    resource_type: ResourceType,
-    id: &str,
-    mut body: Map<String, Value>,
-    previous: Option<&ResourceVersion>,
-    now: Timestamp,
-) -> Result<NewVersion, DomainError> {
-    let version = previous.map_or(1, |p| p.version + 1);
-    let mut meta = match body.shift_remove("meta") {
-        None => Map::new(),
-        Some(Value::Object(meta)) => meta,
-        Some(_) => {
-            return Err(DomainError::invalid(
-                Issue::error(IssueCode::Structure, "meta must be an object").at(format!("{resource_type}.meta")),
-            ));
-        }
-    };
-    meta.shift_remove("versionId");
-    meta.shift_remove("lastUpdated");
-    let mut managed = Map::with_capacity(meta.len() + 2);
-    managed.insert("versionId".into(), Value::String(version.to_string()));
-    managed.insert("lastUpdated".into(), Value::String(format_instant(now)));
-    managed.extend(meta);
-    let resource = with_identity(body, id, managed);
-    let index = index_entries(resource.as_object().expect("with_identity returns an object"));
-    let text = serde_json::to_string(&resource).map_err(|e| DomainError::Internal(e.to_string()))?;
-    // A deleted resource that is written again counts as re-created.
-    let change = match previous {
-        Some(p) if !p.is_deleted() => ChangeKind::Update,
-        _ => ChangeKind::Create,
-    };
-    Ok(NewVersion {
-        version: ResourceVersion {
-            resource_type,
-            id: id.to_owned(),
-            version,
-            last_updated: now,
-            body: Some(text),
-        },
-        change,
-        index,
-    })
-}
 
 fn check_type(resource_type: ResourceType, body: &Map<String, Value>) -> Result<(), DomainError> {
     match body.get("resourceType").and_then(Value::as_str) {

@@ -7,12 +7,14 @@
 //! focus whenever a Slot turns free or taken (held, booked, released, expired, cancelled).
 
 use crate::compartment;
-use crate::scheduling::model::{self, reference_id};
+use crate::caller::Caller;
+use crate::model::{self, reference_id};
+use crate::unit_of_work::UnitOfWork;
 use crate::DomainError;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
-use termin_store::{DomainEvent, Permission, Principal, RequestContext, WriteTx};
+use termin_store::{DomainEvent, Permission, Principal, RequestContext};
 
 /// `Subscription.channelType` system.
 const CHANNEL_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/subscription-channel-type";
@@ -539,8 +541,8 @@ pub fn triggers(event: &DomainEvent) -> Vec<Trigger> {
 /// `off`, or `requested` to start again). Records the change in the outbox, where delivery
 /// learns of new Subscriptions.
 pub(crate) async fn guard_subscription(
-    tx: &mut dyn WriteTx,
-    ctx: &RequestContext,
+    tx: &mut UnitOfWork,
+    ctx: &Caller,
     now: Timestamp,
     id: &str,
     version: u64,
@@ -554,8 +556,8 @@ pub(crate) async fn guard_subscription(
     };
     if let Some(new) = new {
         let spec = SubscriptionSpec::parse(new).map_err(DomainError::Unprocessable)?;
-        check_access(ctx, &spec)?;
-        if ctx.principal != Principal::System {
+        check_access(ctx.context(), &spec)?;
+        if ctx.context().principal != Principal::System {
             let status = match (spec.status.as_str(), previous.and_then(model::status)) {
                 ("off", _) => "off",
                 ("requested", _) | (_, None | Some("off")) => "requested",
@@ -564,16 +566,7 @@ pub(crate) async fn guard_subscription(
             new.insert("status".into(), json!(status));
         }
     }
-    tx.append_event(&DomainEvent {
-        kind: kind.to_owned(),
-        resource_type: ResourceType::Subscription,
-        resource_id: id.to_owned(),
-        version,
-        occurred_at: now,
-        detail: "{}".to_owned(),
-    })
-    .await?;
-    Ok(())
+    crate::rules::record_event(tx, kind, ResourceType::Subscription, id, version, now, json!({})).await
 }
 
 /// A caller confined to one patient's appointments subscribes to appointment topics only with

@@ -1,4 +1,5 @@
-//! A FHIRPath evaluator that works directly on FHIR JSON (`serde_json::Value`).
+//! A FHIRPath evaluator that works directly on FHIR JSON (`serde_json::Value`). Of the other
+//! Termin crates it uses only `termin-fhir` (its reference parser, for `resolve()`).
 //!
 //! ```
 //! use termin_fhirpath::{evaluate, EvalContext, Expression};

@@ -15,20 +15,7 @@ pub trait ReferenceResolver: Send + Sync {
 /// The resource type named by a literal reference: the type segment of `Type/id`, possibly
 /// after a base URL and before `/_history/version`.
 pub(crate) fn referenced_type(reference: &str) -> Option<&str> {
-    let path = match reference.find("/_history/") {
-        Some(history) => &reference[..history],
-        None => reference,
-    };
-    let mut segments = path.rsplit('/');
-    let id = segments.next()?;
-    let resource_type = segments.next()?;
-    let valid_id = (1..=64).contains(&id.len())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-    let valid_type = resource_type.starts_with(|c: char| c.is_ascii_uppercase())
-        && resource_type.chars().all(|c| c.is_ascii_alphabetic());
-    (valid_id && valid_type).then_some(resource_type)
+    termin_fhir::parse_literal(reference).map(|literal| literal.resource_type)
 }
 
 /// A node standing for a resource known only by its type, so `resolve() is Patient` works

@@ -4,9 +4,9 @@
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use termin_domain::subscriptions::{Content, SubscriptionSpec};
-use termin_domain::{DomainError, ResourceService};
+use termin_domain::{Caller, DomainError, ResourceService};
 use termin_fhir::instant::format_instant;
-use termin_store::{DeliveryState, Notification, RequestContext, ResourceVersion};
+use termin_store::{DeliveryState, Notification, ResourceVersion};
 
 /// `SubscriptionStatus.type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +112,7 @@ pub async fn with_focus(
     service: &ResourceService,
     events: Vec<Notification>,
 ) -> Result<Vec<(Notification, Option<ResourceVersion>)>, DomainError> {
-    let ctx = RequestContext::system("notify");
+    let ctx = Caller::system("notify");
     let mut out = Vec::with_capacity(events.len());
     for notification in events {
         let event = &notification.event;

@@ -26,10 +26,10 @@ use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use termin_domain::subscriptions::{Facts, SubscriptionSpec, triggers};
-use termin_domain::{DomainError, ResourceService};
+use termin_domain::{Caller, Domain, DomainError};
 use termin_fhir::ResourceType;
 use termin_store::{
-    AttemptRecord, DeliveryState, DomainEvent, NewNotification, NotificationStore, RequestContext, ResourceStore,
+    AttemptRecord, DeliveryState, DomainEvent, NewNotification, NotificationStore, ResourceStore,
 };
 
 /// Outbox events matched per step, and new Subscriptions looked up per tick.
@@ -55,7 +55,7 @@ pub struct NotifyConfig {
 }
 
 pub struct Notifier {
-    service: Arc<ResourceService>,
+    domain: Arc<Domain>,
     store: Arc<dyn ResourceStore>,
     deliveries: Arc<dyn NotificationStore>,
     http: reqwest::Client,
@@ -69,7 +69,7 @@ struct Failed(String);
 
 impl Notifier {
     pub fn new(
-        service: Arc<ResourceService>,
+        domain: Arc<Domain>,
         store: Arc<dyn ResourceStore>,
         deliveries: Arc<dyn NotificationStore>,
         config: NotifyConfig,
@@ -81,7 +81,7 @@ impl Notifier {
             .build()
             .map_err(|e| format!("notifications: cannot build the HTTP client: {e}"))?;
         Ok(Notifier {
-            service,
+            domain,
             store,
             deliveries,
             http,
@@ -157,8 +157,8 @@ impl Notifier {
         else {
             return Ok(());
         };
-        let ctx = RequestContext::system("notify");
-        let (version, body) = match self.service.read(&ctx, ResourceType::Subscription, id).await {
+        let ctx = Caller::system("notify");
+        let (version, body) = match self.domain.resources.read(&ctx, ResourceType::Subscription, id).await {
             Ok(current) => match current.body.as_deref().and_then(|b| serde_json::from_str::<Map<String, Value>>(b).ok()) {
                 Some(body) => (current.version, body),
                 None => return self.deliveries.untrack(id).await.map_err(|e| e.to_string()),
@@ -262,7 +262,7 @@ impl Notifier {
     /// What the filters may ask of a focus, as it was at the event (a focus that is gone has
     /// nothing, so only a Subscription without filters hears of it).
     async fn facts(&self, resource_type: ResourceType, id: &str, version: Option<u64>) -> Result<Facts, DomainError> {
-        let ctx = RequestContext::system("notify");
+        let ctx = Caller::system("notify");
         let Some(body) = self.body(&ctx, resource_type, id, version).await? else {
             return Ok(Facts::default());
         };
@@ -284,14 +284,14 @@ impl Notifier {
 
     async fn body(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         id: &str,
         version: Option<u64>,
     ) -> Result<Option<Map<String, Value>>, DomainError> {
         let read = match version {
-            Some(version) => self.service.vread(ctx, resource_type, id, version).await,
-            None => self.service.read(ctx, resource_type, id).await,
+            Some(version) => self.domain.resources.vread(ctx, resource_type, id, version).await,
+            None => self.domain.resources.read(ctx, resource_type, id).await,
         };
         match read {
             Ok(found) => Ok(found.body.as_deref().and_then(|b| serde_json::from_str(b).ok())),
@@ -323,7 +323,7 @@ impl Notifier {
             .await
             .map_err(|e| Failed(e.to_string()))?;
         if let Some(last) = pending.last().map(|n| n.number) {
-            let events = with_focus(&self.service, pending).await.map_err(|e| Failed(e.to_string()))?;
+            let events = with_focus(&self.domain.resources, pending).await.map_err(|e| Failed(e.to_string()))?;
             let status = subscription_status(base, id, spec, NotificationType::EventNotification, state.events_total, &events, None);
             self.post(spec, &notification_bundle(base, spec, status, &events, now)).await?;
             return Ok(Some(last));
@@ -402,7 +402,7 @@ impl Notifier {
     #[allow(clippy::too_many_arguments)]
     async fn set_status(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         id: &str,
         version: u64,
         body: &Map<String, Value>,
@@ -421,7 +421,7 @@ impl Notifier {
         let mut body = body.clone();
         body.insert("status".into(), json!(wanted));
         // If-Match: a client's change since wins; the next attempt sets the status again.
-        match self.service.update(ctx, ResourceType::Subscription, id, body, Some(version)).await {
+        match self.domain.resources.update(ctx, ResourceType::Subscription, id, body, Some(version)).await {
             Ok(_) => tracing::info!(subscription = %id, status = wanted, "subscription status changed"),
             Err(e) => tracing::info!(subscription = %id, error = ?e, "subscription status not changed yet"),
         }

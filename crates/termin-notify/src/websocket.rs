@@ -12,10 +12,10 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use termin_domain::ResourceService;
+use termin_domain::{Caller, Domain};
 use termin_domain::subscriptions::SubscriptionSpec;
 use termin_fhir::ResourceType;
-use termin_store::{NotificationStore, RequestContext};
+use termin_store::{NotificationStore};
 
 /// How long a binding token may be presented.
 pub const TOKEN_LIFETIME: SignedDuration = SignedDuration::from_secs(300);
@@ -62,7 +62,7 @@ impl Hub {
 
 /// The notifications of one bound socket.
 pub struct Stream {
-    service: Arc<ResourceService>,
+    domain: Arc<Domain>,
     deliveries: Arc<dyn NotificationStore>,
     base: String,
     id: String,
@@ -71,9 +71,9 @@ pub struct Stream {
     last_message: Instant,
 }
 
-async fn spec_of(service: &ResourceService, id: &str) -> Result<SubscriptionSpec, String> {
-    let ctx = RequestContext::system("notify-websocket");
-    let stored = service.read(&ctx, ResourceType::Subscription, id).await.map_err(|e| e.to_string())?;
+async fn spec_of(domain: &Domain, id: &str) -> Result<SubscriptionSpec, String> {
+    let ctx = Caller::system("notify-websocket");
+    let stored = domain.resources.read(&ctx, ResourceType::Subscription, id).await.map_err(|e| e.to_string())?;
     let body: Map<String, Value> =
         stored.body.as_deref().and_then(|b| serde_json::from_str(b).ok()).ok_or("the Subscription has no body")?;
     let spec = SubscriptionSpec::parse(&body).map_err(|_| "the Subscription is not valid".to_owned())?;
@@ -86,17 +86,17 @@ async fn spec_of(service: &ResourceService, id: &str) -> Result<SubscriptionSpec
 impl Stream {
     /// Binds to the Subscription: the stream and its handshake Bundle.
     pub async fn bind(
-        service: Arc<ResourceService>,
+        domain: Arc<Domain>,
         deliveries: Arc<dyn NotificationStore>,
         base: String,
         id: String,
     ) -> Result<(Stream, Value), String> {
-        let spec = spec_of(&service, &id).await?;
+        let spec = spec_of(&domain, &id).await?;
         let events_total = deliveries.delivery_state(&id).await.map_err(|e| e.to_string())?.map_or(0, |s| s.events_total);
         let status = subscription_status(&base, &id, &spec, NotificationType::Handshake, events_total, &[], None);
         let handshake = notification_bundle(&base, &spec, status, &[], Timestamp::now());
         let stream = Stream {
-            service,
+            domain,
             deliveries,
             base,
             id,
@@ -126,7 +126,7 @@ impl Stream {
         } else {
             return Ok(None);
         };
-        let events = with_focus(&self.service, pending).await.map_err(|e| e.to_string())?;
+        let events = with_focus(&self.domain.resources, pending).await.map_err(|e| e.to_string())?;
         let status = subscription_status(&self.base, &self.id, &self.spec, kind, events_total, &events, None);
         self.sent_through = events_total;
         self.last_message = Instant::now();

@@ -2,7 +2,7 @@
 //! and each element becomes rows by its FHIR type (the spec's "search type × data type" table).
 
 use crate::definitions::ParamType;
-use crate::reference::{parse_literal, split_canonical};
+use termin_fhir::reference::{parse_literal, split_canonical};
 use crate::registry::SearchParam;
 use crate::temporal::{InstantRange, parse_range};
 use crate::text::normalize;

@@ -1,7 +1,8 @@
 //! FHIR search, driven by the official R5 SearchParameter definitions
 //! (`hl7.fhir.r5.core#5.0.0`): which parameters each served type has, the index rows a resource
 //! gets (each parameter's FHIRPath expression evaluated over the resource), and the translation
-//! of query parameters into a backend-neutral [`termin_store::SearchRequest`]. No SQL, no HTTP.
+//! of query parameters into a backend-neutral [`termin_store::SearchRequest`]. No SQL, no HTTP;
+//! references are taken apart by `termin-fhir`'s parser.
 //!
 //! Supported: every R5 parameter of the served types of type token, reference, date, string,
 //! uri, number and quantity (plus `_id`, `_lastUpdated`, `_profile`, `_tag`, `_security`,
@@ -17,7 +18,6 @@ mod definitions;
 mod extract;
 mod model;
 mod query;
-mod reference;
 mod registry;
 mod slot_period;
 mod temporal;
@@ -29,9 +29,8 @@ pub use definitions::{CORE_PACKAGE, LoadError, ParamType, find_core_package};
 pub use query::{
     CURSOR_PARAM, Handling, NoteSeverity, ParsedSearch, SearchError, SearchErrorKind, SearchNote, SearchOptions, TotalMode,
 };
-pub use reference::{LiteralReference, parse_literal};
 pub use registry::{
-    DEFAULT_TIME_ZONE, SearchParam, SearchParameters, default_package_cache, index_entries, install, registry,
+    DEFAULT_TIME_ZONE, SearchParam, SearchParameters, default_package_cache, registry,
 };
 pub use temporal::{InstantRange, parse_range};
 pub use slot_period::{slot_period, slot_period_param};

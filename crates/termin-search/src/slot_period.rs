@@ -3,7 +3,7 @@
 //! the date index (`search_date_by_high`), however many Slots other Schedules have. Clients
 //! cannot search it: the name is no search parameter.
 
-use crate::reference::parse_literal;
+use termin_fhir::reference::parse_literal;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 use termin_store::DateIndex;

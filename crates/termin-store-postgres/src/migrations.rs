@@ -1,243 +1,29 @@
-//! Versioned schema migrations, applied in order at start-up in one transaction. Nodes that
-//! start together take turns on an advisory lock: the first applies what is missing, the
-//! others find it applied. PostgreSQL's DDL is transactional, so a failed step leaves nothing.
+//! The PostgreSQL schema: the `migrations/*.sql` files, applied in order at start-up in one
+//! transaction. Nodes that start together take turns on an advisory lock: the first applies
+//! what is missing, the others find it applied. PostgreSQL's DDL is transactional, so a
+//! failed step leaves nothing.
 //!
 //! The schema mirrors the SQLite backend's, with two deliberate differences: every text column
 //! a query compares or orders is `COLLATE "C"` (byte order, as SQLite compares, whatever the
 //! database's locale), and `search_index_state` holds at most one row.
 
-use crate::locks::AdvisoryLock;
 use crate::db_error;
-use sqlx::PgPool;
-use termin_store::{StoreError, StoreResult};
+use crate::locks::AdvisoryLock;
+use sqlx::{PgPool, Postgres};
+use termin_store::StoreResult;
+use termin_store_sql::Migration;
 
-/// Each entry is applied once, in order; never edit an entry that has shipped.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
-CREATE TABLE resource (
-    res_type     text COLLATE "C" NOT NULL,
-    res_id       text COLLATE "C" NOT NULL,
-    version      bigint NOT NULL,
-    last_updated text COLLATE "C" NOT NULL,
-    body         text,
-    PRIMARY KEY (res_type, res_id)
-);
-
-CREATE TABLE resource_history (
-    seq          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    res_type     text COLLATE "C" NOT NULL,
-    res_id       text COLLATE "C" NOT NULL,
-    version      bigint NOT NULL,
-    last_updated text COLLATE "C" NOT NULL,
-    change       text NOT NULL,
-    body         text,
-    UNIQUE (res_type, res_id, version)
-);
-CREATE INDEX resource_history_by_type ON resource_history (res_type, seq);
-CREATE INDEX resource_history_by_resource ON resource_history (res_type, res_id, seq);
-
-CREATE TABLE slot_hold (
-    slot_id    text COLLATE "C" NOT NULL PRIMARY KEY,
-    holder     text NOT NULL,
-    token      text NOT NULL,
-    held_until text COLLATE "C" NOT NULL
-);
-CREATE INDEX slot_hold_by_expiry ON slot_hold (held_until);
-
--- One row per slot occupied by an active Appointment: the primary key makes two active
--- bookings of one slot impossible in the database itself, whichever node writes.
-CREATE TABLE slot_booking (
-    slot_id        text COLLATE "C" NOT NULL PRIMARY KEY,
-    appointment_id text NOT NULL
-);
-
-CREATE TABLE outbox (
-    seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    kind        text NOT NULL,
-    res_type    text NOT NULL,
-    res_id      text NOT NULL,
-    version     bigint NOT NULL,
-    occurred_at text NOT NULL,
-    detail      text NOT NULL
-);
-
--- Search indexes: derived data, rebuilt at start-up whenever search_index_state does not hold
--- the fingerprint of the running search-parameter set.
-CREATE TABLE search_token (
-    res_type    text COLLATE "C" NOT NULL,
-    res_id      text COLLATE "C" NOT NULL,
-    param       text COLLATE "C" NOT NULL,
-    system      text COLLATE "C",
-    code        text COLLATE "C",
-    text        text COLLATE "C",
-    type_system text COLLATE "C",
-    type_code   text COLLATE "C",
-    -- Validity window in microseconds since the epoch (NULL: unbounded), for rows that hold
-    -- only for a time (the status of a Slot whose hold expires).
-    valid_from  bigint,
-    valid_until bigint
-);
-CREATE INDEX search_token_by_code ON search_token (res_type, param, code, system, res_id);
-CREATE INDEX search_token_by_text ON search_token (res_type, param, text) WHERE text IS NOT NULL;
-CREATE INDEX search_token_by_resource ON search_token (res_type, res_id, param);
-
-CREATE TABLE search_string (
-    res_type   text COLLATE "C" NOT NULL,
-    res_id     text COLLATE "C" NOT NULL,
-    param      text COLLATE "C" NOT NULL,
-    value      text COLLATE "C" NOT NULL,
-    normalized text COLLATE "C" NOT NULL
-);
-CREATE INDEX search_string_by_value ON search_string (res_type, param, normalized, res_id);
-CREATE INDEX search_string_by_resource ON search_string (res_type, res_id, param);
-
--- [low, high) in microseconds since the epoch; unbounded ends are the bigint extremes.
-CREATE TABLE search_date (
-    res_type text COLLATE "C" NOT NULL,
-    res_id   text COLLATE "C" NOT NULL,
-    param    text COLLATE "C" NOT NULL,
-    low      bigint NOT NULL,
-    high     bigint NOT NULL
-);
-CREATE INDEX search_date_by_low ON search_date (res_type, param, low, high, res_id);
-CREATE INDEX search_date_by_high ON search_date (res_type, param, high, low, res_id);
-CREATE INDEX search_date_by_resource ON search_date (res_type, res_id, param, low, high);
-
-CREATE TABLE search_number (
-    res_type text COLLATE "C" NOT NULL,
-    res_id   text COLLATE "C" NOT NULL,
-    param    text COLLATE "C" NOT NULL,
-    low      double precision NOT NULL,
-    high     double precision NOT NULL
-);
-CREATE INDEX search_number_by_value ON search_number (res_type, param, low, res_id);
-CREATE INDEX search_number_by_resource ON search_number (res_type, res_id, param);
-
-CREATE TABLE search_quantity (
-    res_type text COLLATE "C" NOT NULL,
-    res_id   text COLLATE "C" NOT NULL,
-    param    text COLLATE "C" NOT NULL,
-    low      double precision NOT NULL,
-    high     double precision NOT NULL,
-    system   text COLLATE "C",
-    code     text COLLATE "C",
-    unit     text COLLATE "C"
-);
-CREATE INDEX search_quantity_by_value ON search_quantity (res_type, param, low, res_id);
-CREATE INDEX search_quantity_by_resource ON search_quantity (res_type, res_id, param);
-
-CREATE TABLE search_reference (
-    res_type          text COLLATE "C" NOT NULL,
-    res_id            text COLLATE "C" NOT NULL,
-    param             text COLLATE "C" NOT NULL,
-    target_type       text COLLATE "C",
-    target_id         text COLLATE "C",
-    version           text COLLATE "C",
-    base              text COLLATE "C",
-    url               text COLLATE "C",
-    identifier_system text COLLATE "C",
-    identifier_value  text COLLATE "C"
-);
-CREATE INDEX search_reference_by_target ON search_reference (res_type, param, target_id, target_type, res_id);
-CREATE INDEX search_reference_to_target ON search_reference (target_type, target_id, res_type, param, res_id);
-CREATE INDEX search_reference_by_url ON search_reference (res_type, param, url, res_id) WHERE url IS NOT NULL;
-CREATE INDEX search_reference_by_identifier ON search_reference (res_type, param, identifier_value, identifier_system, res_id)
-    WHERE identifier_value IS NOT NULL;
-CREATE INDEX search_reference_by_resource ON search_reference (res_type, res_id, param);
-
-CREATE TABLE search_uri (
-    res_type text COLLATE "C" NOT NULL,
-    res_id   text COLLATE "C" NOT NULL,
-    param    text COLLATE "C" NOT NULL,
-    uri      text COLLATE "C" NOT NULL
-);
-CREATE INDEX search_uri_by_value ON search_uri (res_type, param, uri, res_id);
-CREATE INDEX search_uri_by_resource ON search_uri (res_type, res_id, param);
-
-CREATE TABLE search_index_state (
-    singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    fingerprint text NOT NULL
-);
-"#,
-), (
-    2,
-    r#"
--- The cancellation deadline (an instant) the policy set when the slot was booked; NULL when
--- no policy applied. Later policy changes cannot loosen it.
-ALTER TABLE slot_booking ADD COLUMN cancel_deadline text;
-"#,
-), (
-    3,
-    r#"
--- When a hold was first placed (renewals keep it), and the holder's live holds by holder.
-ALTER TABLE slot_hold ADD COLUMN placed_at text COLLATE "C";
-UPDATE slot_hold SET placed_at = held_until;
-ALTER TABLE slot_hold ALTER COLUMN placed_at SET NOT NULL;
-CREATE INDEX slot_hold_by_holder ON slot_hold (holder, held_until);
-"#,
-), (
-    4,
-    r#"
--- Subscription delivery: per Subscription how far the outbox has been matched, its numbered
--- events, how far its endpoint acknowledged them, and the lease of the node delivering it.
--- Instants in microseconds since the epoch.
-CREATE TABLE subscription_delivery (
-    sub_id            text COLLATE "C" NOT NULL PRIMARY KEY,
-    matched_through   bigint NOT NULL,
-    events_total      bigint NOT NULL,
-    delivered_through bigint NOT NULL,
-    failures          bigint NOT NULL,
-    next_attempt      bigint NOT NULL,
-    last_delivery     bigint,
-    last_error        text,
-    lease_owner       text,
-    lease_until       bigint NOT NULL
-);
-CREATE INDEX subscription_delivery_by_due ON subscription_delivery (next_attempt);
-
-CREATE TABLE subscription_event (
-    sub_id        text COLLATE "C" NOT NULL,
-    number        bigint NOT NULL,
-    outbox_seq    bigint NOT NULL,
-    focus_type    text NOT NULL,
-    focus_id      text NOT NULL,
-    focus_version bigint,
-    occurred_at   bigint NOT NULL,
-    PRIMARY KEY (sub_id, number)
-);
-
--- Delivery finds new Subscriptions by their outbox events.
-CREATE INDEX outbox_by_type ON outbox (res_type, seq);
-"#,
-)];
+/// Never edit a file that has shipped: add the next one.
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, sql: include_str!("../migrations/0001_schema.sql") },
+    Migration { version: 2, sql: include_str!("../migrations/0002_booking_cancel_deadline.sql") },
+    Migration { version: 3, sql: include_str!("../migrations/0003_hold_placed_at.sql") },
+    Migration { version: 4, sql: include_str!("../migrations/0004_subscription_delivery.sql") },
+];
 
 pub async fn migrate(pool: &PgPool) -> StoreResult<()> {
     let mut tx = pool.begin().await.map_err(db_error)?;
     AdvisoryLock::Migration.acquire(&mut tx).await.map_err(db_error)?;
-    sqlx::query("CREATE TABLE IF NOT EXISTS termin_schema_version (version bigint NOT NULL)")
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-    let current: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM termin_schema_version")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_error)?;
-    let current = current.unwrap_or(0);
-    let newest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
-    if current > newest {
-        return Err(StoreError::Database(format!(
-            "the database schema is version {current}, newer than this Termin build knows ({newest}); upgrade Termin"
-        )));
-    }
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-        sqlx::raw_sql(*sql).execute(&mut *tx).await.map_err(db_error)?;
-        sqlx::query("INSERT INTO termin_schema_version (version) VALUES ($1)")
-            .bind(version)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        tracing::info!(version, "applied schema migration");
-    }
+    termin_store_sql::migrate::<Postgres>(&mut tx, MIGRATIONS).await?;
     tx.commit().await.map_err(db_error)
 }

@@ -1,5 +1,5 @@
-//! What this backend guarantees across connections (and so across nodes). Search behaviour is
-//! shared with SQLite and checked by the server's integration suite on both backends.
+//! What this backend guarantees across connections (and so across nodes), and the store
+//! conformance kit every backend runs (`termin_store_sql::conformance`).
 //!
 //! Each test runs on its own scratch database. Without a reachable PostgreSQL the tests are
 //! skipped with the reason printed, except under `CI=true`, where that is a failure.
@@ -8,11 +8,13 @@ use super::*;
 use crate::scratch::ScratchDatabase;
 use sqlx::Connection;
 use std::sync::Arc;
-use termin_store::{ChangeKind, Condition, Filter, IndexEntries, NewVersion, SystemMatch, TokenIndex, TokenMatch};
-
-fn ctx() -> RequestContext {
-    RequestContext::anonymous("test")
-}
+use jiff::Timestamp;
+use termin_fhir::ResourceType;
+use termin_store::{
+    ChangeKind, Condition, DomainEvent, Filter, IndexEntries, NewVersion, ResourceStore, ResourceVersion, SystemMatch,
+    TokenMatch, WriteTx,
+};
+use termin_store_sql::conformance::{Fixture, ctx, patient};
 
 /// A store on a fresh database, dropped with it.
 struct Scratch {
@@ -56,23 +58,24 @@ impl Scratch {
     }
 }
 
-fn patient(id: &str, version: u64, identifier: Option<&str>) -> NewVersion {
-    let tokens = identifier
-        .map(|code| TokenIndex::code("identifier", Some("urn:sys".into()), code))
-        .into_iter()
-        .collect();
-    NewVersion {
-        version: ResourceVersion {
-            resource_type: ResourceType::Patient,
-            id: id.into(),
-            version,
-            last_updated: Timestamp::now(),
-            body: Some(format!(r#"{{"resourceType":"Patient","id":"{id}","v":{version}}}"#)),
-        },
-        change: if version == 1 { ChangeKind::Create } else { ChangeKind::Update },
-        index: IndexEntries { tokens, ..IndexEntries::default() },
+impl Fixture for Scratch {
+    async fn open() -> Option<Self> {
+        Scratch::open().await
+    }
+
+    fn store(&self) -> &dyn ResourceStore {
+        &*self.store
+    }
+
+    async fn close(self) {
+        Scratch::close(self).await
     }
 }
+
+mod conformance {
+    termin_store_sql::store_conformance!(super::Scratch);
+}
+
 
 fn identifier_filter(code: &str) -> Filter {
     Filter {
@@ -111,40 +114,6 @@ async fn until_someone_waits_for_a_lock(url: &str) {
         }
         tokio::task::yield_now().await;
     }
-}
-
-#[tokio::test]
-async fn writes_are_visible_after_commit_only_and_history_pages() {
-    let Some(db) = Scratch::open().await else { return };
-    let store = &db.store;
-    let mut tx = store.begin_write(&ctx()).await.unwrap();
-    tx.write(patient("p1", 1, None)).await.unwrap();
-    drop(tx);
-    assert!(store.read_current(&ctx(), ResourceType::Patient, "p1").await.unwrap().is_none());
-    for v in 1..=5 {
-        write_committed(store, patient("p1", v, None)).await;
-    }
-    let read = store.read_current(&ctx(), ResourceType::Patient, "p1").await.unwrap().unwrap();
-    assert_eq!(read.version, 5);
-    let request = HistoryRequest {
-        resource_type: ResourceType::Patient,
-        id: Some("p1".into()),
-        only_ids: None,
-        count: 2,
-        before: None,
-        since: None,
-    };
-    let first = store.history(&ctx(), &request).await.unwrap();
-    assert_eq!(first.total, 5);
-    assert_eq!(first.entries.iter().map(|e| e.version.version).collect::<Vec<_>>(), vec![5, 4]);
-    let second = store
-        .history(&ctx(), &HistoryRequest { before: first.next_before, ..request })
-        .await
-        .unwrap();
-    assert_eq!(second.entries.iter().map(|e| e.version.version).collect::<Vec<_>>(), vec![3, 2]);
-    let v2 = store.read_version(&ctx(), ResourceType::Patient, "p1", 2).await.unwrap().unwrap();
-    assert!(v2.body.unwrap().contains(r#""v":2"#));
-    db.close().await;
 }
 
 #[tokio::test]
@@ -304,12 +273,12 @@ async fn a_deadlocked_unit_of_work_is_replayed_and_both_commit() {
 #[tokio::test]
 async fn a_replay_that_would_see_something_else_is_a_conflict() {
     let Some(db) = Scratch::open().await else { return };
-    let mut tx = write::PostgresWriteTx::begin(db.store.pool.clone(), None).await.unwrap();
+    let mut tx = termin_store_sql::Steps(write::PostgresWriteTx::begin(db.store.pool.clone(), None).await.unwrap());
     let found = tx.find_matching_ids(ResourceType::Patient, &identifier_filter("X2"), 2).await.unwrap();
     assert!(found.is_empty());
     // A plain create does not wait for conditional writers, so it lands in between.
     write_committed(&db.store, patient("p", 1, Some("X2"))).await;
-    let err = tx.resume(&mut 1, "a simulated abort".into()).await.unwrap_err();
+    let err = tx.0.resume(&mut 1, "a simulated abort".into()).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     drop(tx);
     db.close().await;

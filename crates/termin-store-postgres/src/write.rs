@@ -20,92 +20,17 @@
 //! nothing is written.
 
 use crate::locks::AdvisoryLock;
-use crate::query::{SearchSql, Select};
-use crate::{
-    SELECT_HOLD, Tx, db_error, decode_hold, decode_version, index, is_contention,
-    is_unique_violation, select_current, set_statement_timeout, to_i64,
-};
+use crate::{Tx, db_error, set_statement_timeout};
 use async_trait::async_trait;
-use jiff::Timestamp;
-use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, QueryBuilder};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres};
 use std::collections::HashSet;
 use std::time::Duration;
 use termin_fhir::ResourceType;
-use termin_fhir::instant::format_instant;
-use termin_store::{
-    DomainEvent, Filter, IndexEntries, NewVersion, ResourceVersion, SlotHold, StoreError, StoreResult, WriteTx,
-};
-use termin_store_sql::change_name;
+use termin_store::{DomainEvent, StoreError, StoreResult};
+use termin_store_sql::{self as sql, RowLock, Seen, Step, UnitOfWork, is_contention};
 
 /// Aborts (deadlocks) a unit of work survives by replay before its conflict is reported.
 const MAX_REPLAYS: u32 = 3;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RowLock {
-    Update,
-    Share,
-}
-
-/// One call of the unit of work, journaled for replay.
-#[derive(Debug)]
-enum Step {
-    ReadCurrent {
-        resource_type: ResourceType,
-        id: String,
-        lock: RowLock,
-    },
-    FindMatchingIds {
-        resource_type: ResourceType,
-        filter: Filter,
-        limit: usize,
-    },
-    Overlapping {
-        resource_type: ResourceType,
-        param: String,
-        period: (Timestamp, Timestamp),
-        exclude_id: String,
-        limit: usize,
-    },
-    CurrentAfter {
-        after: Option<(ResourceType, String)>,
-        limit: usize,
-    },
-    ReplaceIndex {
-        resource_type: ResourceType,
-        id: String,
-        index: IndexEntries,
-    },
-    SetFingerprint(String),
-    Write(NewVersion),
-    Hold(String),
-    LiveHoldsOf {
-        holder: String,
-        now: Timestamp,
-    },
-    PutHold(SlotHold),
-    DeleteHold(String),
-    SlotBooking(String),
-    PutSlotBooking {
-        slot_id: String,
-        appointment_id: String,
-        cancel_deadline: Option<Timestamp>,
-    },
-    BookingCancelDeadline(String),
-    DeleteSlotBooking(String),
-}
-
-/// What a step returned; its replay must return the same.
-#[derive(Debug, Clone, PartialEq)]
-enum Seen {
-    Done,
-    Version(Option<ResourceVersion>),
-    Versions(Vec<ResourceVersion>),
-    Ids(Vec<String>),
-    Hold(Option<SlotHold>),
-    Holds(Vec<SlotHold>),
-    Booking(Option<String>),
-    Instant(Option<Timestamp>),
-}
 
 enum Failure {
     /// The transaction was aborted by a deadlock or serialization failure.
@@ -126,6 +51,15 @@ impl From<sqlx::Error> for Failure {
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         Failure::Store(e)
+    }
+}
+
+impl From<sql::Failure<Postgres>> for Failure {
+    fn from(failure: sql::Failure<Postgres>) -> Self {
+        match failure {
+            sql::Failure::Sql(e, _) => e.into(),
+            sql::Failure::Store(e) => Failure::Store(e),
+        }
     }
 }
 
@@ -178,24 +112,6 @@ impl PostgresWriteTx {
         }
     }
 
-    /// Runs a step, replaying the journal first whenever the transaction is aborted.
-    async fn perform(&mut self, step: Step) -> StoreResult<Seen> {
-        let mut aborts = 0;
-        loop {
-            match self.execute(&step).await {
-                Ok(seen) => {
-                    self.journal.push((step, seen.clone()));
-                    return Ok(seen);
-                }
-                Err(Failure::Store(e)) => return Err(e),
-                Err(Failure::Aborted(why)) => {
-                    aborts += 1;
-                    self.resume(&mut aborts, why).await?;
-                }
-            }
-        }
-    }
-
     /// Rolls the aborted transaction back and replays the journal in a new one.
     pub(crate) async fn resume(&mut self, aborts: &mut u32, mut why: String) -> StoreResult<()> {
         let journal = std::mem::take(&mut self.journal);
@@ -236,14 +152,14 @@ impl PostgresWriteTx {
         }
     }
 
+    /// Takes the locks `step` needs, then runs its SQL.
     async fn execute(&mut self, step: &Step) -> Result<Seen, Failure> {
+        if let Some(slot_id) = step.slot() {
+            self.lock_slot(slot_id).await?;
+        }
         match step {
-            Step::ReadCurrent { resource_type, id, lock } => self.read(*resource_type, id, *lock).await.map(Seen::Version),
-            Step::FindMatchingIds {
-                resource_type,
-                filter,
-                limit,
-            } => {
+            Step::ReadCurrent { resource_type, id, lock } => self.read(*resource_type, id, *lock, step).await,
+            Step::FindMatchingIds { resource_type, .. } => {
                 // A conditional write must not race another that searches the same type: both
                 // would find nothing and both create.
                 if self.locked_types.insert(*resource_type) {
@@ -253,182 +169,36 @@ impl PostgresWriteTx {
                 if let Some(timeout) = self.query_timeout {
                     sqlx::query(AssertSqlSafe(set_statement_timeout(timeout))).execute(self.conn()?).await?;
                 }
-                let ids = SearchSql::new(filter)
-                    .build(*resource_type, &Select::Ids { limit: *limit })
-                    .build_query_scalar()
-                    .fetch_all(self.conn()?)
-                    .await?;
+                let ids = sql::execute::<Postgres>(self.conn()?, step).await?;
                 if self.query_timeout.is_some() {
                     sqlx::query("SET LOCAL statement_timeout TO DEFAULT").execute(self.conn()?).await?;
                 }
-                Ok(Seen::Ids(ids))
+                Ok(ids)
             }
-            Step::Overlapping {
-                resource_type,
-                param,
-                period,
-                exclude_id,
-                limit,
-            } => {
-                let ids = termin_store_sql::overlapping::<Postgres>(resource_type.as_str(), param, *period, exclude_id, *limit)
-                    .build_query_scalar()
-                    .fetch_all(self.conn()?)
-                    .await?;
-                Ok(Seen::Ids(ids))
-            }
-            Step::CurrentAfter { after, limit } => {
-                let (after_type, after_id) = after
-                    .as_ref()
-                    .map_or((String::new(), String::new()), |(t, id)| (t.as_str().to_owned(), id.clone()));
-                // Locked, so that a write on another node cannot slip in between reading a
-                // resource and re-indexing it.
-                let rows = sqlx::query(
-                    "SELECT res_type, res_id, version, last_updated, body FROM resource \
-                     WHERE body IS NOT NULL AND (res_type, res_id) > ($1, $2) ORDER BY res_type, res_id LIMIT $3 \
-                     FOR UPDATE",
-                )
-                .bind(after_type)
-                .bind(after_id)
-                .bind(i64::try_from(*limit).unwrap_or(i64::MAX))
-                .fetch_all(self.conn()?)
-                .await?;
-                Ok(Seen::Versions(rows.iter().map(decode_version).collect::<StoreResult<_>>()?))
-            }
-            Step::ReplaceIndex {
-                resource_type,
-                id,
-                index: entries,
-            } => {
-                index::replace(self.conn()?, resource_type.as_str(), id, entries).await?;
-                Ok(Seen::Done)
-            }
-            Step::SetFingerprint(fingerprint) => {
-                sqlx::query(
-                    "INSERT INTO search_index_state (fingerprint) VALUES ($1) \
-                     ON CONFLICT (singleton) DO UPDATE SET fingerprint = excluded.fingerprint",
-                )
-                .bind(fingerprint)
-                .execute(self.conn()?)
-                .await?;
-                Ok(Seen::Done)
-            }
-            Step::Write(new) => self.write_version(new).await.map(|()| Seen::Done),
-            Step::Hold(slot_id) => {
-                self.lock_slot(slot_id).await?;
-                let row = sqlx::query(SELECT_HOLD).bind(slot_id).fetch_optional(self.conn()?).await?;
-                Ok(Seen::Hold(row.as_ref().map(decode_hold).transpose()?))
-            }
-            Step::LiveHoldsOf { holder, now } => {
+            Step::LiveHoldsOf { holder, .. } => {
                 AdvisoryLock::Holder(holder).acquire(self.conn()?).await?;
-                let rows = sqlx::query(
-                    "SELECT slot_id, holder, token, held_until, placed_at FROM slot_hold \
-                     WHERE holder = $1 AND held_until > $2 ORDER BY held_until",
-                )
-                .bind(holder)
-                .bind(format_instant(*now))
-                .fetch_all(self.conn()?)
-                .await?;
-                let holds = rows.iter().map(decode_hold).collect::<StoreResult<Vec<_>>>()?;
-                Ok(Seen::Holds(holds))
+                Ok(sql::execute::<Postgres>(self.conn()?, step).await?)
             }
-            Step::PutHold(hold) => {
-                self.lock_slot(&hold.slot_id).await?;
-                sqlx::query(
-                    "INSERT INTO slot_hold (slot_id, holder, token, held_until, placed_at) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (slot_id) DO UPDATE SET holder = excluded.holder, token = excluded.token, \
-                     held_until = excluded.held_until, placed_at = excluded.placed_at",
-                )
-                .bind(&hold.slot_id)
-                .bind(&hold.holder)
-                .bind(&hold.token)
-                .bind(format_instant(hold.held_until))
-                .bind(format_instant(hold.placed_at))
-                .execute(self.conn()?)
-                .await?;
-                Ok(Seen::Done)
-            }
-            Step::DeleteHold(slot_id) => {
-                self.lock_slot(slot_id).await?;
-                sqlx::query("DELETE FROM slot_hold WHERE slot_id = $1")
-                    .bind(slot_id)
-                    .execute(self.conn()?)
-                    .await?;
-                Ok(Seen::Done)
-            }
-            Step::SlotBooking(slot_id) => {
-                self.lock_slot(slot_id).await?;
-                let booking = sqlx::query_scalar("SELECT appointment_id FROM slot_booking WHERE slot_id = $1")
-                    .bind(slot_id)
-                    .fetch_optional(self.conn()?)
-                    .await?;
-                Ok(Seen::Booking(booking))
-            }
-            Step::PutSlotBooking {
-                slot_id,
-                appointment_id,
-                cancel_deadline,
-            } => {
-                self.lock_slot(slot_id).await?;
-                let inserted =
-                    sqlx::query("INSERT INTO slot_booking (slot_id, appointment_id, cancel_deadline) VALUES ($1, $2, $3)")
-                        .bind(slot_id)
-                        .bind(appointment_id)
-                        .bind(cancel_deadline.map(format_instant))
-                        .execute(self.conn()?)
-                    .await;
-                match inserted {
-                    Ok(_) => Ok(Seen::Done),
-                    Err(e) if is_unique_violation(&e) => Err(Failure::Store(StoreError::Conflict(format!(
-                        "Slot/{slot_id} is already booked"
-                    )))),
-                    Err(e) => Err(e.into()),
-                }
-            }
-            Step::BookingCancelDeadline(slot_id) => {
-                self.lock_slot(slot_id).await?;
-                let deadline: Option<Option<String>> =
-                    sqlx::query_scalar("SELECT cancel_deadline FROM slot_booking WHERE slot_id = $1")
-                        .bind(slot_id)
-                        .fetch_optional(self.conn()?)
-                        .await?;
-                Ok(Seen::Instant(termin_store_sql::parse_instant_column(deadline.flatten())?))
-            }
-            Step::DeleteSlotBooking(slot_id) => {
-                self.lock_slot(slot_id).await?;
-                sqlx::query("DELETE FROM slot_booking WHERE slot_id = $1")
-                    .bind(slot_id)
-                    .execute(self.conn()?)
-                    .await?;
-                Ok(Seen::Done)
-            }
+            // Re-index walks read `FOR UPDATE`, so that a write on another node cannot slip in
+            // between reading a resource and re-indexing it.
+            _ => Ok(sql::execute::<Postgres>(self.conn()?, step).await?),
         }
     }
 
-    async fn read(&mut self, resource_type: ResourceType, id: &str, lock: RowLock) -> Result<Option<ResourceVersion>, Failure> {
-        let sql = match lock {
-            RowLock::Update => concat!(select_current!(), " FOR UPDATE"),
-            RowLock::Share => concat!(select_current!(), " FOR SHARE"),
-        };
-        let mut row = sqlx::query(sql)
-            .bind(resource_type.as_str())
-            .bind(id)
-            .fetch_optional(self.conn()?)
-            .await?;
-        if row.is_none() && lock == RowLock::Update {
+    /// Reads a resource under its row lock; a resource not stored yet under the advisory lock
+    /// of its id.
+    async fn read(&mut self, resource_type: ResourceType, id: &str, lock: RowLock, step: &Step) -> Result<Seen, Failure> {
+        let mut seen = sql::execute::<Postgres>(self.conn()?, step).await?;
+        if seen == Seen::Version(None) && lock == RowLock::Update {
             // No row to lock yet: creators of this id take turns, and the later one finds the
             // earlier one's resource.
             AdvisoryLock::NewResource(resource_type, id).acquire(self.conn()?).await?;
-            row = sqlx::query(sql)
-                .bind(resource_type.as_str())
-                .bind(id)
-                .fetch_optional(self.conn()?)
-                .await?;
+            seen = sql::execute::<Postgres>(self.conn()?, step).await?;
         }
-        let version = row.as_ref().map(decode_version).transpose()?;
-        if resource_type == ResourceType::Slot && lock == RowLock::Update && version.is_some() {
+        if resource_type == ResourceType::Slot && lock == RowLock::Update && matches!(seen, Seen::Version(Some(_))) {
             self.locked_slots.insert(id.to_owned());
         }
-        Ok(version)
+        Ok(seen)
     }
 
     /// Takes the Slot's row lock (once per transaction), under which its hold and booking are
@@ -446,199 +216,26 @@ impl PostgresWriteTx {
         }
         Ok(())
     }
-
-    async fn write_version(&mut self, new: &NewVersion) -> Result<(), Failure> {
-        let v = &new.version;
-        let res_type = v.resource_type.as_str();
-        let version = to_i64(v.version);
-        let last_updated = format_instant(v.last_updated);
-        let conn = self.conn()?;
-        sqlx::query(
-            "INSERT INTO resource (res_type, res_id, version, last_updated, body) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (res_type, res_id) DO UPDATE SET \
-             version = excluded.version, last_updated = excluded.last_updated, body = excluded.body",
-        )
-        .bind(res_type)
-        .bind(&v.id)
-        .bind(version)
-        .bind(&last_updated)
-        .bind(&v.body)
-        .execute(&mut *conn)
-        .await?;
-        let history = sqlx::query(
-            "INSERT INTO resource_history (res_type, res_id, version, last_updated, change, body) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(res_type)
-        .bind(&v.id)
-        .bind(version)
-        .bind(&last_updated)
-        .bind(change_name(new.change))
-        .bind(&v.body)
-        .execute(&mut *conn)
-        .await;
-        match history {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(Failure::Store(StoreError::Conflict(format!(
-                    "{res_type}/{} version {} was written concurrently",
-                    v.id, v.version
-                ))));
-            }
-            other => other?,
-        };
-        index::replace(conn, res_type, &v.id, &new.index).await?;
-        Ok(())
-    }
 }
 
 #[async_trait]
-impl WriteTx for PostgresWriteTx {
-    async fn read_current(&mut self, resource_type: ResourceType, id: &str) -> StoreResult<Option<ResourceVersion>> {
-        let step = Step::ReadCurrent {
-            resource_type,
-            id: id.to_owned(),
-            lock: RowLock::Update,
-        };
-        match self.perform(step).await? {
-            Seen::Version(version) => Ok(version),
-            other => unreachable!("a read returned {other:?}"),
+impl UnitOfWork for PostgresWriteTx {
+    /// Runs a step, replaying the journal first whenever the transaction is aborted.
+    async fn perform(&mut self, step: Step) -> StoreResult<Seen> {
+        let mut aborts = 0;
+        loop {
+            match self.execute(&step).await {
+                Ok(seen) => {
+                    self.journal.push((step, seen.clone()));
+                    return Ok(seen);
+                }
+                Err(Failure::Store(e)) => return Err(e),
+                Err(Failure::Aborted(why)) => {
+                    aborts += 1;
+                    self.resume(&mut aborts, why).await?;
+                }
+            }
         }
-    }
-
-    async fn read_current_shared(
-        &mut self,
-        resource_type: ResourceType,
-        id: &str,
-    ) -> StoreResult<Option<ResourceVersion>> {
-        let step = Step::ReadCurrent {
-            resource_type,
-            id: id.to_owned(),
-            lock: RowLock::Share,
-        };
-        match self.perform(step).await? {
-            Seen::Version(version) => Ok(version),
-            other => unreachable!("a read returned {other:?}"),
-        }
-    }
-
-    async fn find_matching_ids(
-        &mut self,
-        resource_type: ResourceType,
-        filter: &Filter,
-        limit: usize,
-    ) -> StoreResult<Vec<String>> {
-        let step = Step::FindMatchingIds {
-            resource_type,
-            filter: filter.clone(),
-            limit,
-        };
-        match self.perform(step).await? {
-            Seen::Ids(ids) => Ok(ids),
-            other => unreachable!("a search returned {other:?}"),
-        }
-    }
-
-    async fn overlapping(
-        &mut self,
-        resource_type: ResourceType,
-        param: &str,
-        period: (Timestamp, Timestamp),
-        exclude_id: &str,
-        limit: usize,
-    ) -> StoreResult<Vec<String>> {
-        let step = Step::Overlapping {
-            resource_type,
-            param: param.to_owned(),
-            period,
-            exclude_id: exclude_id.to_owned(),
-            limit,
-        };
-        match self.perform(step).await? {
-            Seen::Ids(ids) => Ok(ids),
-            other => unreachable!("an overlap query returned {other:?}"),
-        }
-    }
-
-    async fn current_after(
-        &mut self,
-        after: Option<(ResourceType, String)>,
-        limit: usize,
-    ) -> StoreResult<Vec<ResourceVersion>> {
-        match self.perform(Step::CurrentAfter { after, limit }).await? {
-            Seen::Versions(versions) => Ok(versions),
-            other => unreachable!("a walk returned {other:?}"),
-        }
-    }
-
-    async fn replace_index(&mut self, resource_type: ResourceType, id: &str, index: &IndexEntries) -> StoreResult<()> {
-        let step = Step::ReplaceIndex {
-            resource_type,
-            id: id.to_owned(),
-            index: index.clone(),
-        };
-        self.perform(step).await.map(drop)
-    }
-
-    async fn set_search_index_fingerprint(&mut self, fingerprint: &str) -> StoreResult<()> {
-        self.perform(Step::SetFingerprint(fingerprint.to_owned())).await.map(drop)
-    }
-
-    async fn write(&mut self, new: NewVersion) -> StoreResult<()> {
-        self.perform(Step::Write(new)).await.map(drop)
-    }
-
-    async fn hold(&mut self, slot_id: &str) -> StoreResult<Option<SlotHold>> {
-        match self.perform(Step::Hold(slot_id.to_owned())).await? {
-            Seen::Hold(hold) => Ok(hold),
-            other => unreachable!("a hold lookup returned {other:?}"),
-        }
-    }
-
-    async fn live_holds_of(&mut self, holder: &str, now: Timestamp) -> StoreResult<Vec<SlotHold>> {
-        match self.perform(Step::LiveHoldsOf { holder: holder.to_owned(), now }).await? {
-            Seen::Holds(holds) => Ok(holds),
-            other => unreachable!("a holder's holds lookup returned {other:?}"),
-        }
-    }
-
-    async fn put_hold(&mut self, hold: &SlotHold) -> StoreResult<()> {
-        self.perform(Step::PutHold(hold.clone())).await.map(drop)
-    }
-
-    async fn delete_hold(&mut self, slot_id: &str) -> StoreResult<()> {
-        self.perform(Step::DeleteHold(slot_id.to_owned())).await.map(drop)
-    }
-
-    async fn slot_booking(&mut self, slot_id: &str) -> StoreResult<Option<String>> {
-        match self.perform(Step::SlotBooking(slot_id.to_owned())).await? {
-            Seen::Booking(booking) => Ok(booking),
-            other => unreachable!("a booking lookup returned {other:?}"),
-        }
-    }
-
-    async fn put_slot_booking(
-        &mut self,
-        slot_id: &str,
-        appointment_id: &str,
-        cancel_deadline: Option<Timestamp>,
-    ) -> StoreResult<()> {
-        let step = Step::PutSlotBooking {
-            slot_id: slot_id.to_owned(),
-            appointment_id: appointment_id.to_owned(),
-            cancel_deadline,
-        };
-        self.perform(step).await.map(drop)
-    }
-
-    async fn booking_cancel_deadline(&mut self, slot_id: &str) -> StoreResult<Option<Timestamp>> {
-        match self.perform(Step::BookingCancelDeadline(slot_id.to_owned())).await? {
-            Seen::Instant(deadline) => Ok(deadline),
-            other => unreachable!("a booking's deadline read returned {other:?}"),
-        }
-    }
-
-    async fn delete_slot_booking(&mut self, slot_id: &str) -> StoreResult<()> {
-        self.perform(Step::DeleteSlotBooking(slot_id.to_owned())).await.map(drop)
     }
 
     async fn append_event(&mut self, event: &DomainEvent) -> StoreResult<()> {
@@ -648,22 +245,13 @@ impl WriteTx for PostgresWriteTx {
 
     /// Appends the events under the outbox lock, the last lock the transaction takes and held
     /// only until this commit, so sequence numbers are handed out in commit order.
-    async fn commit(mut self: Box<Self>) -> StoreResult<()> {
+    async fn commit(mut self) -> StoreResult<()> {
         let Some(mut tx) = self.tx.take() else {
             return Err(StoreError::Unavailable("the unit of work was rolled back".into()));
         };
         if !self.events.is_empty() {
             AdvisoryLock::Outbox.acquire(&mut tx).await.map_err(db_error)?;
-            let mut insert = QueryBuilder::new("INSERT INTO outbox (kind, res_type, res_id, version, occurred_at, detail) ");
-            insert.push_values(&self.events, |mut row, event| {
-                row.push_bind(event.kind.clone())
-                    .push_bind(event.resource_type.as_str())
-                    .push_bind(event.resource_id.clone())
-                    .push_bind(to_i64(event.version))
-                    .push_bind(format_instant(event.occurred_at))
-                    .push_bind(event.detail.clone());
-            });
-            insert.build().execute(&mut *tx).await.map_err(db_error)?;
+            sql::append_events::<Postgres>(&mut tx, &self.events).await?;
         }
         tx.commit().await.map_err(db_error)
     }

@@ -1,15 +1,38 @@
-//! The SQL Termin's two backends share: searches over the current resources (conditions,
-//! chains, `_has`, sorting, keyset pages, totals, includes) and history listings, built and run
-//! for either database by the same code. Both backends keep the same tables and columns; only a few
-//! spellings differ, and [`Dialect`] names them.
+//! The SQL Termin's backends share, written once and generic over the [`Dialect`]: every
+//! statement on the shared tables (reads, writes with their history and index rows, holds,
+//! bookings, the outbox), row decoding, the history pager, searches (conditions, chains, `_has`,
+//! sorting, keyset pages, totals, includes), the migration runner, the `ResourceStore` reads by
+//! key ([`resource_store!`]) and the store conformance kit ([`conformance`]).
+//!
+//! Both backends keep the same tables and columns; what differs — placeholders, index hints,
+//! join order, row locks, NUL in text, how errors read — is named once in [`Dialect`], with
+//! its reason. Connections, transactions and locking stay with the backends, which run these
+//! statements on the connection they hand in. Depends on the storage port (`termin-store`) and
+//! sqlx; never on a backend crate, the domain or HTTP.
 
+pub mod conformance;
+mod resource_store;
+mod index;
+mod migrate;
 mod query;
 pub mod notify;
+mod rows;
 mod search;
+mod statements;
+#[cfg(test)]
+mod tests;
+mod unit;
 
-pub use query::{SearchSql, Select, count_history, micros, overlapping, select_history};
-pub use search::{SearchExecutor, SortColumn, run as run_search, sort_columns};
+pub use index::replace_index;
+pub use migrate::{Migration, migrate};
+pub use query::{SearchSql, Select, micros};
+pub use resource_store::support;
+pub use rows::decode_version;
+pub use search::run as run_search;
+pub use statements::*;
+pub use unit::{RowLock, Seen, Step, Steps, UnitOfWork, execute};
 
+use std::marker::PhantomData;
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 use termin_store::{ChangeKind, StoreError, StoreResult};
 
@@ -40,8 +63,22 @@ pub fn parse_instant_column(text: Option<String>) -> StoreResult<Option<jiff::Ti
 /// A value bound to a placeholder (`?` on SQLite, `$n` on PostgreSQL).
 pub enum Value {
     Text(String),
+    OptionalText(Option<String>),
     Integer(i64),
+    OptionalInteger(Option<i64>),
     Real(f64),
+}
+
+impl From<Option<String>> for Value {
+    fn from(text: Option<String>) -> Self {
+        Value::OptionalText(text)
+    }
+}
+
+impl From<Option<i64>> for Value {
+    fn from(integer: Option<i64>) -> Self {
+        Value::OptionalInteger(integer)
+    }
 }
 
 impl From<String> for Value {
@@ -68,24 +105,66 @@ impl From<f64> for Value {
     }
 }
 
-/// What differs between the backends' SQL.
+/// What differs between the backends' SQL, and how each runs a statement. Everything else —
+/// the statements, their row decoding, the history pager, the search executor, the migration
+/// runner — is written once, generic over the dialect.
 pub trait Dialect: sqlx::Database {
     /// The function `f(haystack, needle)` that is the 1-based position of `needle` (0: absent).
     const POSITION: &'static str;
     /// A join whose written order the planner keeps.
     const ORDERED_JOIN: &'static str;
+    /// Appended to a unit of work's reads of rows it may rewrite, and of rows it only checks.
+    const LOCK_FOR_UPDATE: &'static str;
+    const LOCK_FOR_SHARE: &'static str;
+    /// Whether `search_index_state` has a key (its one row is upserted) or is rewritten.
+    const INDEX_STATE_HAS_KEY: bool;
+    /// Whether text columns can hold NUL (JSON strings can contain it).
+    const TEXT_HOLDS_NUL: bool;
+    /// The type of `termin_schema_version.version`, as the first schema created it.
+    const VERSION_COLUMN: &'static str;
 
     /// Makes a probe use `index` where the planner cannot be trusted to choose it.
     fn index_hint(index: &str) -> String;
 
+    /// Whether one statement can delete from several tables (data-modifying CTEs).
+    const DATA_MODIFYING_CTES: bool;
+
+    /// How the backend's failures read as store errors (unavailable, timeout, conflict, …).
+    fn store_error(e: sqlx::Error) -> StoreError;
+
     fn builder(init: impl Into<String>) -> QueryBuilder<Self>;
 
     fn bind(q: &mut QueryBuilder<Self>, value: Value);
+
+    fn fetch_all(
+        conn: &mut Self::Connection,
+        q: QueryBuilder<Self>,
+    ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send;
+
+    fn fetch_optional(
+        conn: &mut Self::Connection,
+        q: QueryBuilder<Self>,
+    ) -> impl Future<Output = Result<Option<Self::Row>, sqlx::Error>> + Send;
+
+    fn execute(conn: &mut Self::Connection, q: QueryBuilder<Self>) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// Runs several statements of static SQL (a migration), without parameters.
+    fn execute_script(conn: &mut Self::Connection, sql: &'static str) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    fn text(row: &Self::Row, column: Column<'_>) -> Result<String, sqlx::Error>;
+
+    fn optional_text(row: &Self::Row, column: Column<'_>) -> Result<Option<String>, sqlx::Error>;
+
+    fn integer(row: &Self::Row, column: Column<'_>) -> Result<i64, sqlx::Error>;
+
+    fn optional_integer(row: &Self::Row, column: Column<'_>) -> Result<Option<i64>, sqlx::Error>;
+
+    fn real(row: &Self::Row, column: Column<'_>) -> Result<f64, sqlx::Error>;
 }
 
-/// [`Dialect::builder`] and [`Dialect::bind`] read the same for every sqlx database but only
-/// compile for a concrete one (generic code could not carry sqlx's encoding bounds).
-macro_rules! concrete_binding {
+/// The [`Dialect`] methods that read the same for every sqlx database but only compile for a
+/// concrete one (generic code could not carry sqlx's encoding, decoding and executor bounds).
+macro_rules! concrete_sqlx {
     () => {
         fn builder(init: impl Into<String>) -> QueryBuilder<Self> {
             QueryBuilder::new(init)
@@ -94,36 +173,199 @@ macro_rules! concrete_binding {
         fn bind(q: &mut QueryBuilder<Self>, value: Value) {
             match value {
                 Value::Text(text) => q.push_bind(text),
+                Value::OptionalText(text) => q.push_bind(text),
                 Value::Integer(integer) => q.push_bind(integer),
+                Value::OptionalInteger(integer) => q.push_bind(integer),
                 Value::Real(real) => q.push_bind(real),
             };
+        }
+
+        async fn fetch_all(conn: &mut Self::Connection, mut q: QueryBuilder<Self>) -> Result<Vec<Self::Row>, sqlx::Error> {
+            q.build().fetch_all(conn).await
+        }
+
+        async fn fetch_optional(
+            conn: &mut Self::Connection,
+            mut q: QueryBuilder<Self>,
+        ) -> Result<Option<Self::Row>, sqlx::Error> {
+            q.build().fetch_optional(conn).await
+        }
+
+        async fn execute(conn: &mut Self::Connection, mut q: QueryBuilder<Self>) -> Result<(), sqlx::Error> {
+            q.build().execute(conn).await.map(drop)
+        }
+
+        async fn execute_script(conn: &mut Self::Connection, sql: &'static str) -> Result<(), sqlx::Error> {
+            sqlx::raw_sql(sql).execute(conn).await.map(drop)
+        }
+
+        fn text(row: &Self::Row, column: Column<'_>) -> Result<String, sqlx::Error> {
+            match column {
+                Column::Named(name) => sqlx::Row::try_get(row, name),
+                Column::At(position) => sqlx::Row::try_get(row, position),
+            }
+        }
+
+        fn optional_text(row: &Self::Row, column: Column<'_>) -> Result<Option<String>, sqlx::Error> {
+            match column {
+                Column::Named(name) => sqlx::Row::try_get(row, name),
+                Column::At(position) => sqlx::Row::try_get(row, position),
+            }
+        }
+
+        fn integer(row: &Self::Row, column: Column<'_>) -> Result<i64, sqlx::Error> {
+            match column {
+                Column::Named(name) => sqlx::Row::try_get(row, name),
+                Column::At(position) => sqlx::Row::try_get(row, position),
+            }
+        }
+
+        fn optional_integer(row: &Self::Row, column: Column<'_>) -> Result<Option<i64>, sqlx::Error> {
+            match column {
+                Column::Named(name) => sqlx::Row::try_get(row, name),
+                Column::At(position) => sqlx::Row::try_get(row, position),
+            }
+        }
+
+        fn real(row: &Self::Row, column: Column<'_>) -> Result<f64, sqlx::Error> {
+            match column {
+                Column::Named(name) => sqlx::Row::try_get(row, name),
+                Column::At(position) => sqlx::Row::try_get(row, position),
+            }
         }
     };
 }
 
 /// SQLite plans without statistics (no `ANALYZE` is run), so probes name their index and the
-/// identifier join is written as a `CROSS JOIN`, which SQLite never reorders.
+/// identifier join is written as a `CROSS JOIN`, which SQLite never reorders. Units of work
+/// are serialized (one writer, `BEGIN IMMEDIATE`), so reads take no row locks. SQLite has no
+/// data-modifying CTEs: each index table is cleared by its own statement. Its
+/// `search_index_state` was created without a key (one process rebuilds at a time).
 impl Dialect for Sqlite {
     const POSITION: &'static str = "instr";
     const ORDERED_JOIN: &'static str = "CROSS JOIN";
+    const LOCK_FOR_UPDATE: &'static str = "";
+    const LOCK_FOR_SHARE: &'static str = "";
+    const INDEX_STATE_HAS_KEY: bool = false;
+    const TEXT_HOLDS_NUL: bool = true;
+    const VERSION_COLUMN: &'static str = "INTEGER";
+    const DATA_MODIFYING_CTES: bool = false;
 
-    concrete_binding!();
+    concrete_sqlx!();
 
     fn index_hint(index: &str) -> String {
         format!(" INDEXED BY {index}")
     }
+
+    fn store_error(e: sqlx::Error) -> StoreError {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            // SQLITE_INTERRUPT: only the progress handler of the time limit interrupts statements.
+            sqlx::Error::Database(ref db) if db.code().as_deref() == Some("9") => StoreError::Timeout(e.to_string()),
+            other => StoreError::Database(other.to_string()),
+        }
+    }
 }
 
 /// PostgreSQL's planner chooses indexes and join orders from its statistics (kept by
-/// autovacuum) and takes no hints.
+/// autovacuum) and takes no hints. Several nodes write at once, so units of work lock the rows
+/// they read; data-modifying CTEs clear every index table in one round trip; text cannot hold
+/// NUL; `search_index_state` has a singleton key, so nodes rebuilding at once upsert its row.
 impl Dialect for Postgres {
     const POSITION: &'static str = "strpos";
     const ORDERED_JOIN: &'static str = "JOIN";
+    const LOCK_FOR_UPDATE: &'static str = " FOR UPDATE";
+    const LOCK_FOR_SHARE: &'static str = " FOR SHARE";
+    const INDEX_STATE_HAS_KEY: bool = true;
+    const TEXT_HOLDS_NUL: bool = false;
+    const VERSION_COLUMN: &'static str = "bigint";
+    const DATA_MODIFYING_CTES: bool = true;
 
-    concrete_binding!();
+    concrete_sqlx!();
 
     fn index_hint(_index: &str) -> String {
         String::new()
+    }
+
+    fn store_error(e: sqlx::Error) -> StoreError {
+        if is_contention(&e) {
+            return StoreError::Conflict(e.to_string());
+        }
+        // query_canceled: the statement_timeout of a search has passed.
+        if matches!(&e, sqlx::Error::Database(db) if db.code().as_deref() == Some("57014")) {
+            return StoreError::Timeout(e.to_string());
+        }
+        match &e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            // Connection exceptions, and the server shutting down or starting up.
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|code| code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")) =>
+            {
+                StoreError::Unavailable(e.to_string())
+            }
+            _ => StoreError::Database(e.to_string()),
+        }
+    }
+}
+
+/// A column of a row, by name or by position (from 0).
+#[derive(Debug, Clone, Copy)]
+pub enum Column<'a> {
+    Named(&'a str),
+    At(usize),
+}
+
+impl<'a> From<&'a str> for Column<'a> {
+    fn from(name: &'a str) -> Self {
+        Column::Named(name)
+    }
+}
+
+impl From<usize> for Column<'_> {
+    fn from(position: usize) -> Self {
+        Column::At(position)
+    }
+}
+
+/// PostgreSQL deadlocks and serialization failures: the transaction was rolled back and may
+/// be retried.
+pub fn is_contention(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")))
+}
+
+/// Why a shared statement failed: the database's error, read by the backend's dialect when it
+/// becomes a [`StoreError`] (PostgreSQL's units of work look at it first, to replay after a
+/// deadlock), or an error of the store's own (corrupt data, a conflict).
+#[derive(Debug)]
+pub enum Failure<D> {
+    Sql(sqlx::Error, PhantomData<D>),
+    Store(StoreError),
+}
+
+pub type SqlResult<T, D> = Result<T, Failure<D>>;
+
+impl<D> From<sqlx::Error> for Failure<D> {
+    fn from(e: sqlx::Error) -> Self {
+        Failure::Sql(e, PhantomData)
+    }
+}
+
+impl<D> From<StoreError> for Failure<D> {
+    fn from(e: StoreError) -> Self {
+        Failure::Store(e)
+    }
+}
+
+impl<D: Dialect> From<Failure<D>> for StoreError {
+    fn from(failure: Failure<D>) -> Self {
+        match failure {
+            Failure::Sql(e, _) => D::store_error(e),
+            Failure::Store(e) => e,
+        }
     }
 }
 

@@ -1,10 +1,8 @@
 //! Running a search: one page in keyset order, the total, and `_include`/`_revinclude`. The
-//! steps are the same on either backend; a backend only executes the statements and decodes
-//! their rows ([`SearchExecutor`]).
+//! steps and statements are the same on either backend; only the dialect differs.
 
 use crate::query::{SearchSql, Select, push_list};
-use crate::{Dialect, PushValue};
-use async_trait::async_trait;
+use crate::{Dialect, PushValue, SqlResult, decode_version};
 use sqlx::QueryBuilder;
 use std::collections::HashSet;
 use termin_fhir::ResourceType;
@@ -17,29 +15,55 @@ use termin_store::{
 const MAX_INCLUDED: usize = 1000;
 const MAX_INCLUDE_ROUNDS: usize = 8;
 
-/// Runs the statements of a search, all in one snapshot of the database.
-#[async_trait]
-pub trait SearchExecutor<D: Dialect>: Send {
-    /// Rows of `res_type, res_id, version, last_updated, body`, and the sort columns `k0, k1, …`
-    /// of `sort`.
-    async fn versions(&mut self, query: QueryBuilder<D>, sort: &[SortKey]) -> StoreResult<Vec<(ResourceVersion, Vec<SortValue>)>>;
+/// Rows of `res_type, res_id, version, last_updated, body`, and the sort columns `k0, k1, …`
+/// of `sort`.
+async fn versions<D: Dialect>(
+    conn: &mut D::Connection,
+    query: QueryBuilder<D>,
+    sort: &[SortKey],
+) -> StoreResult<Vec<(ResourceVersion, Vec<SortValue>)>> {
+    let rows = D::fetch_all(conn, query).await.map_err(D::store_error)?;
+    rows.iter()
+        .map(|row| Ok((decode_version::<D>(row)?, sort_values::<D>(row, sort)?)))
+        .collect()
+}
 
-    /// The single integer the query selects.
-    async fn count(&mut self, query: QueryBuilder<D>) -> StoreResult<i64>;
+fn sort_values<D: Dialect>(row: &D::Row, sort: &[SortKey]) -> SqlResult<Vec<SortValue>, D> {
+    sort_columns(sort)
+        .map(|(column, kind)| {
+            let column = column.as_str();
+            Ok(match kind {
+                SortColumn::Integer => SortValue::Integer(D::integer(row, column.into())?),
+                SortColumn::Real => SortValue::Real(D::real(row, column.into())?),
+                SortColumn::Text => SortValue::Text(D::text(row, column.into())?),
+            })
+        })
+        .collect()
+}
 
-    /// Rows of two text columns: a resource type and an id.
-    async fn keys(&mut self, query: QueryBuilder<D>) -> StoreResult<Vec<(String, String)>>;
+/// The single integer the query selects.
+async fn count<D: Dialect>(conn: &mut D::Connection, query: QueryBuilder<D>) -> SqlResult<i64, D> {
+    match D::fetch_optional(conn, query).await? {
+        Some(row) => Ok(D::integer(&row, 0.into())?),
+        None => Ok(0),
+    }
+}
+
+/// Rows of two text columns: a resource type and an id.
+async fn keys<D: Dialect>(conn: &mut D::Connection, query: QueryBuilder<D>) -> SqlResult<Vec<(String, String)>, D> {
+    let rows = D::fetch_all(conn, query).await?;
+    rows.iter().map(|row| Ok((D::text(row, 0.into())?, D::text(row, 1.into())?))).collect()
 }
 
 /// How the sort column `k<i>` of a sort key is decoded.
-pub enum SortColumn {
+enum SortColumn {
     Integer,
     Real,
     Text,
 }
 
 /// The sort columns of a page query (`k0`, `k1`, …) and how to decode each.
-pub fn sort_columns(sort: &[SortKey]) -> impl Iterator<Item = (String, SortColumn)> + '_ {
+fn sort_columns(sort: &[SortKey]) -> impl Iterator<Item = (String, SortColumn)> + '_ {
     sort.iter().enumerate().map(|(i, key)| {
         let column = match &key.param {
             SortParam::Indexed { kind: IndexKind::Date, .. } => SortColumn::Integer,
@@ -53,7 +77,8 @@ pub fn sort_columns(sort: &[SortKey]) -> impl Iterator<Item = (String, SortColum
     })
 }
 
-pub async fn run<D: Dialect>(executor: &mut impl SearchExecutor<D>, request: &SearchRequest) -> StoreResult<SearchPage> {
+/// Runs a search on `conn`, whose transaction gives all its statements one snapshot.
+pub async fn run<D: Dialect>(conn: &mut D::Connection, request: &SearchRequest) -> StoreResult<SearchPage> {
     let mut page = SearchPage {
         matches: Vec::new(),
         included: Vec::new(),
@@ -73,7 +98,7 @@ pub async fn run<D: Dialect>(executor: &mut impl SearchExecutor<D>, request: &Se
                 limit: request.count + 1,
             },
         );
-        let mut rows = executor.versions(query, &request.sort).await?;
+        let mut rows = versions(conn, query, &request.sort).await?;
         let more = rows.len() > request.count;
         rows.truncate(request.count);
         if backwards {
@@ -104,15 +129,13 @@ pub async fn run<D: Dialect>(executor: &mut impl SearchExecutor<D>, request: &Se
         let total = match everything_on_page {
             Some(total) => total as i64,
             None => {
-                executor
-                    .count(SearchSql::<D>::new(&request.filter).build(request.resource_type, &Select::Count))
-                    .await?
+                count(conn, SearchSql::<D>::new(&request.filter).build(request.resource_type, &Select::Count)).await?
             }
         };
         page.total = Some(u64::try_from(total).unwrap_or(0));
     }
     if !request.includes.is_empty() || !request.revincludes.is_empty() {
-        page.included = includes(executor, request, &page.matches).await?;
+        page.included = includes::<D>(conn, request, &page.matches).await?;
     }
     Ok(page)
 }
@@ -122,7 +145,7 @@ type Key = (ResourceType, String);
 /// Follows `_include` and `_revinclude` from the matches, and `:iterate` ones from what they
 /// add, until nothing new comes (or the limits are reached).
 async fn includes<D: Dialect>(
-    executor: &mut impl SearchExecutor<D>,
+    conn: &mut D::Connection,
     request: &SearchRequest,
     matches: &[ResourceVersion],
 ) -> StoreResult<Vec<ResourceVersion>> {
@@ -134,12 +157,12 @@ async fn includes<D: Dialect>(
         let mut found: Vec<Key> = Vec::new();
         for spec in request.includes.iter().filter(|s| round == 0 || s.iterate) {
             if let Some(query) = referenced::<D>(spec, &frontier, server_base) {
-                found.extend(parse_keys(executor.keys(query).await?));
+                found.extend(parse_keys(keys(conn, query).await?));
             }
         }
         for spec in request.revincludes.iter().filter(|s| round == 0 || s.iterate) {
             for query in referencing::<D>(spec, &frontier, server_base) {
-                found.extend(parse_keys(executor.keys(query).await?));
+                found.extend(parse_keys(keys(conn, query).await?));
             }
         }
         found.retain(|key| seen.insert(key.clone()));
@@ -148,7 +171,7 @@ async fn includes<D: Dialect>(
             break;
         }
         for query in load::<D>(&found) {
-            included.extend(executor.versions(query, &[]).await?.into_iter().map(|(version, _)| version));
+            included.extend(versions(conn, query, &[]).await?.into_iter().map(|(version, _)| version));
         }
         frontier = found;
     }

@@ -1,4 +1,7 @@
-//! SQLite backend: the embedded default store.
+//! SQLite backend: the embedded default store. It owns the connections (one writer, a pool of
+//! readers), the statement time limit (`limit`), its schema (`migrations/*.sql`) and the
+//! temporary store for tests (feature `temporary`); every statement on the shared tables
+//! comes from `termin-store-sql`. Must not depend on the domain, HTTP or the other backend.
 //!
 //! Durability: WAL journal with `synchronous=FULL`, so a transaction is on disk (WAL fsynced)
 //! before the commit returns — an acknowledged write survives power loss. Writes go through a
@@ -6,27 +9,23 @@
 //! takes SQLite's write lock up front so that even another process on the same file cannot
 //! interleave. Reads use a separate pool and see the last committed state (WAL snapshots).
 
-mod index;
 mod limit;
 mod migrations;
 mod notify;
-mod query;
-mod search;
+#[cfg(any(test, feature = "temporary"))]
+pub mod temporary;
 
 use async_trait::async_trait;
-use jiff::Timestamp;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use limit::{Limit, TimedRead};
-use sqlx::{Connection, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{Connection, Row, Sqlite, SqlitePool, Transaction};
 use std::path::Path;
 use std::time::Duration;
-use termin_fhir::ResourceType;
 use termin_store::{
-    DomainEvent, Filter, HistoryEntry, HistoryPage, HistoryRequest, IndexEntries, NewVersion,
-    RequestContext, ResourceStore, ResourceVersion, SearchPage, SearchRequest, SlotHold, StoreError, StoreResult,
-    WriteTx,
+    DomainEvent, HistoryPage, HistoryRequest, RequestContext, SearchPage, SearchRequest, StoreError, StoreResult, WriteTx,
 };
-use termin_store_sql::{change_name, parse_change};
+use termin_store_sql::{self as sql, Dialect, Seen, Step, UnitOfWork};
 
 /// Page cache per connection, in KiB. Each connection keeps its own, so five connections at
 /// 64 MiB held over 500 MB on a 100,000-slot database (measured with `termin bench`); the
@@ -91,9 +90,9 @@ impl SqliteStore {
     /// SQLite's plan for the page query of a search (`EXPLAIN QUERY PLAN`), one line per step,
     /// indented by depth: for checking that searches use the indexes.
     pub async fn explain_search(&self, request: &SearchRequest) -> StoreResult<Vec<String>> {
-        let mut q = query::SearchSql::new(&request.filter).build(
+        let mut q = sql::SearchSql::<Sqlite>::new(&request.filter).build(
             request.resource_type,
-            &query::Select::Page {
+            &sql::Select::Page {
                 sort: &request.sort,
                 after: request.page.as_ref(),
                 limit: request.count + 1,
@@ -121,171 +120,22 @@ impl SqliteStore {
 }
 
 pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
-    match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            StoreError::Unavailable(e.to_string())
-        }
-        // SQLITE_INTERRUPT: only the progress handler of the time limit interrupts statements.
-        sqlx::Error::Database(ref db) if db.code().as_deref() == Some("9") => StoreError::Timeout(e.to_string()),
-        other => StoreError::Database(other.to_string()),
+    Sqlite::store_error(e)
+}
+
+impl SqliteStore {
+    async fn reader(&self) -> StoreResult<PoolConnection<Sqlite>> {
+        self.readers.acquire().await.map_err(db_error)
     }
 }
 
-/// Decodes `res_type, res_id, version, last_updated, body` columns.
-fn decode_version(row: &SqliteRow) -> StoreResult<ResourceVersion> {
-    let res_type: String = row.try_get("res_type").map_err(db_error)?;
-    let resource_type = res_type
-        .parse::<ResourceType>()
-        .map_err(|_| StoreError::Corrupt(format!("unknown resource type {res_type:?}")))?;
-    let version: i64 = row.try_get("version").map_err(db_error)?;
-    let last_updated: String = row.try_get("last_updated").map_err(db_error)?;
-    Ok(ResourceVersion {
-        resource_type,
-        id: row.try_get("res_id").map_err(db_error)?,
-        version: u64::try_from(version)
-            .map_err(|_| StoreError::Corrupt(format!("negative version {version}")))?,
-        last_updated: last_updated
-            .parse::<Timestamp>()
-            .map_err(|e| StoreError::Corrupt(format!("bad last_updated {last_updated:?}: {e}")))?,
-        body: row.try_get("body").map_err(db_error)?,
-    })
-}
-
-fn decode_hold(row: &SqliteRow) -> StoreResult<SlotHold> {
-    let held_until: String = row.try_get("held_until").map_err(db_error)?;
-    let placed_at: String = row.try_get("placed_at").map_err(db_error)?;
-    Ok(SlotHold {
-        slot_id: row.try_get("slot_id").map_err(db_error)?,
-        holder: row.try_get("holder").map_err(db_error)?,
-        token: row.try_get("token").map_err(db_error)?,
-        held_until: held_until
-            .parse()
-            .map_err(|e| StoreError::Corrupt(format!("bad held_until {held_until:?}: {e}")))?,
-        placed_at: placed_at
-            .parse()
-            .map_err(|e| StoreError::Corrupt(format!("bad placed_at {placed_at:?}: {e}")))?,
-    })
-}
-
-fn decode_event(row: &SqliteRow) -> StoreResult<(u64, DomainEvent)> {
-    let seq: i64 = row.try_get("seq").map_err(db_error)?;
-    let res_type: String = row.try_get("res_type").map_err(db_error)?;
-    let version: i64 = row.try_get("version").map_err(db_error)?;
-    let occurred_at: String = row.try_get("occurred_at").map_err(db_error)?;
-    Ok((
-        seq as u64,
-        DomainEvent {
-            kind: row.try_get("kind").map_err(db_error)?,
-            resource_type: res_type
-                .parse()
-                .map_err(|_| StoreError::Corrupt(format!("unknown resource type {res_type:?}")))?,
-            resource_id: row.try_get("res_id").map_err(db_error)?,
-            version: version as u64,
-            occurred_at: occurred_at
-                .parse()
-                .map_err(|e| StoreError::Corrupt(format!("bad occurred_at {occurred_at:?}: {e}")))?,
-            detail: row.try_get("detail").map_err(db_error)?,
-        },
-    ))
-}
-
-async fn read_current_on<'c, E>(
-    executor: E,
-    resource_type: ResourceType,
-    id: &str,
-) -> StoreResult<Option<ResourceVersion>>
-where
-    E: sqlx::Executor<'c, Database = Sqlite>,
-{
-    let row = sqlx::query(
-        "SELECT res_type, res_id, version, last_updated, body FROM resource WHERE res_type = ? AND res_id = ?",
-    )
-    .bind(resource_type.as_str())
-    .bind(id)
-    .fetch_optional(executor)
-    .await
-    .map_err(db_error)?;
-    row.as_ref().map(decode_version).transpose()
-}
-
-/// A page of history and the number of all its entries.
-async fn history(conn: &mut SqliteConnection, request: &HistoryRequest) -> StoreResult<HistoryPage> {
-    let mut page_query = query::select_history::<Sqlite>(request);
-    if let Some(before) = request.before {
-        page_query
-            .push(" AND seq < ")
-            .push_bind(i64::try_from(before).unwrap_or(i64::MAX));
-    }
-    page_query
-        .push(" ORDER BY seq DESC LIMIT ")
-        .push_bind(i64::try_from(request.count + 1).unwrap_or(i64::MAX));
-    let rows = page_query.build().fetch_all(&mut *conn).await.map_err(db_error)?;
-    let mut entries = Vec::with_capacity(rows.len());
-    let mut positions = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let change: String = row.try_get("change").map_err(db_error)?;
-        let seq: i64 = row.try_get("seq").map_err(db_error)?;
-        entries.push(HistoryEntry {
-            version: decode_version(row)?,
-            change: parse_change(&change)?,
-        });
-        positions.push(seq);
-    }
-    let next_before = if entries.len() > request.count {
-        entries.truncate(request.count);
-        positions.get(request.count - 1).map(|s| *s as u64)
-    } else {
-        None
-    };
-    let total: i64 = query::count_history::<Sqlite>(request)
-        .build_query_scalar()
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db_error)?;
-    Ok(HistoryPage {
-        entries,
-        total: u64::try_from(total).unwrap_or(0),
-        next_before,
-    })
-}
-
-#[async_trait]
-impl ResourceStore for SqliteStore {
-    async fn read_current(
-        &self,
-        _ctx: &RequestContext,
-        resource_type: ResourceType,
-        id: &str,
-    ) -> StoreResult<Option<ResourceVersion>> {
-        read_current_on(&self.readers, resource_type, id).await
-    }
-
-    async fn read_version(
-        &self,
-        _ctx: &RequestContext,
-        resource_type: ResourceType,
-        id: &str,
-        version: u64,
-    ) -> StoreResult<Option<ResourceVersion>> {
-        let row = sqlx::query(
-            "SELECT res_type, res_id, version, last_updated, body FROM resource_history \
-             WHERE res_type = ? AND res_id = ? AND version = ?",
-        )
-        .bind(resource_type.as_str())
-        .bind(id)
-        .bind(i64::try_from(version).unwrap_or(i64::MAX))
-        .fetch_optional(&self.readers)
-        .await
-        .map_err(db_error)?;
-        row.as_ref().map(decode_version).transpose()
-    }
-
+sql::resource_store!(SqliteStore, Sqlite, {
     async fn search(&self, _ctx: &RequestContext, request: &SearchRequest) -> StoreResult<SearchPage> {
         let mut read = TimedRead::acquire(&self.readers, self.query_timeout).await?;
         let page = async {
             // One read transaction: the page, the total and the includes see the same snapshot.
             let mut tx = read.begin().await.map_err(db_error)?;
-            let page = search::run(&mut tx, request).await?;
+            let page = sql::run_search::<Sqlite>(&mut tx, request).await?;
             tx.commit().await.map_err(db_error)?;
             Ok(page)
         }
@@ -294,29 +144,22 @@ impl ResourceStore for SqliteStore {
         page
     }
 
-    async fn search_index_fingerprint(&self) -> StoreResult<Option<String>> {
-        sqlx::query_scalar("SELECT fingerprint FROM search_index_state")
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(db_error)
-    }
-
     async fn history(&self, _ctx: &RequestContext, request: &HistoryRequest) -> StoreResult<HistoryPage> {
         let mut read = TimedRead::acquire(&self.readers, self.query_timeout).await?;
-        let page = history(&mut read, request).await;
+        let page = sql::history::<Sqlite>(&mut read, request).await;
         read.finish();
-        page
+        Ok(page?)
     }
 
     async fn begin_write(&self, _ctx: &RequestContext) -> StoreResult<Box<dyn WriteTx>> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
         // A handler of this unit's own: an earlier unit's may still say stop.
         let limit = Limit::install(&mut tx).await?;
-        Ok(Box::new(SqliteWriteTx {
+        Ok(Box::new(sql::Steps(SqliteWriteTx {
             tx,
             limit,
             query_timeout: self.query_timeout,
-        }))
+        })))
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -326,49 +169,7 @@ impl ResourceStore for SqliteStore {
             .map(|_| ())
             .map_err(db_error)
     }
-
-    async fn holds(&self, _ctx: &RequestContext, slot_ids: &[String]) -> StoreResult<Vec<SlotHold>> {
-        if slot_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-            "SELECT slot_id, holder, token, held_until, placed_at FROM slot_hold WHERE slot_id IN (",
-        );
-        let mut list = q.separated(", ");
-        for id in slot_ids {
-            list.push_bind(id.clone());
-        }
-        q.push(")");
-        let rows = q.build().fetch_all(&self.readers).await.map_err(db_error)?;
-        rows.iter().map(decode_hold).collect()
-    }
-
-    async fn expired_holds(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<SlotHold>> {
-        let rows = sqlx::query(
-            "SELECT slot_id, holder, token, held_until, placed_at FROM slot_hold WHERE held_until <= ? \
-             ORDER BY held_until LIMIT ?",
-        )
-        .bind(termin_fhir::instant::format_instant(now))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.readers)
-        .await
-        .map_err(db_error)?;
-        rows.iter().map(decode_hold).collect()
-    }
-
-    async fn events(&self, after: u64, limit: usize) -> StoreResult<Vec<(u64, DomainEvent)>> {
-        let rows = sqlx::query(
-            "SELECT seq, kind, res_type, res_id, version, occurred_at, detail FROM outbox \
-             WHERE seq > ? ORDER BY seq LIMIT ?",
-        )
-        .bind(i64::try_from(after).unwrap_or(i64::MAX))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.readers)
-        .await
-        .map_err(db_error)?;
-        rows.iter().map(decode_event).collect()
-    }
-}
+});
 
 struct SqliteWriteTx {
     tx: Transaction<'static, Sqlite>,
@@ -376,238 +177,25 @@ struct SqliteWriteTx {
     query_timeout: Option<Duration>,
 }
 
+/// Units of work are serialized on SQLite (one writer connection, `BEGIN IMMEDIATE`): what a
+/// unit reads cannot change before it commits, so each step runs as it comes, unlocked.
 #[async_trait]
-impl WriteTx for SqliteWriteTx {
-    async fn read_current(
-        &mut self,
-        resource_type: ResourceType,
-        id: &str,
-    ) -> StoreResult<Option<ResourceVersion>> {
-        read_current_on(&mut *self.tx, resource_type, id).await
-    }
-
-    async fn find_matching_ids(
-        &mut self,
-        resource_type: ResourceType,
-        filter: &Filter,
-        limit: usize,
-    ) -> StoreResult<Vec<String>> {
-        let timed = self.limit.timed(self.query_timeout);
-        let ids = query::SearchSql::new(filter)
-            .build(resource_type, &query::Select::Ids { limit })
-            .build_query_scalar()
-            .fetch_all(&mut *self.tx)
-            .await
-            .map_err(db_error);
-        timed.done();
-        ids
-    }
-
-    async fn overlapping(
-        &mut self,
-        resource_type: ResourceType,
-        param: &str,
-        period: (Timestamp, Timestamp),
-        exclude_id: &str,
-        limit: usize,
-    ) -> StoreResult<Vec<String>> {
-        termin_store_sql::overlapping::<Sqlite>(resource_type.as_str(), param, period, exclude_id, limit)
-            .build_query_scalar()
-            .fetch_all(&mut *self.tx)
-            .await
-            .map_err(db_error)
-    }
-
-    async fn current_after(
-        &mut self,
-        after: Option<(ResourceType, String)>,
-        limit: usize,
-    ) -> StoreResult<Vec<ResourceVersion>> {
-        let (after_type, after_id) = after.map_or((String::new(), String::new()), |(t, id)| (t.as_str().to_owned(), id));
-        let rows = sqlx::query(
-            "SELECT res_type, res_id, version, last_updated, body FROM resource \
-             WHERE body IS NOT NULL AND (res_type, res_id) > (?, ?) ORDER BY res_type, res_id LIMIT ?",
-        )
-        .bind(after_type)
-        .bind(after_id)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(db_error)?;
-        rows.iter().map(decode_version).collect()
-    }
-
-    async fn replace_index(&mut self, resource_type: ResourceType, id: &str, entries: &IndexEntries) -> StoreResult<()> {
-        index::replace(&mut self.tx, resource_type.as_str(), id, entries).await
-    }
-
-    async fn set_search_index_fingerprint(&mut self, fingerprint: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM search_index_state")
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db_error)?;
-        sqlx::query("INSERT INTO search_index_state (fingerprint) VALUES (?)")
-            .bind(fingerprint)
-            .execute(&mut *self.tx)
-            .await
-            .map(|_| ())
-            .map_err(db_error)
-    }
-
-    async fn write(&mut self, new: NewVersion) -> StoreResult<()> {
-        let v = &new.version;
-        let res_type = v.resource_type.as_str();
-        let version = i64::try_from(v.version)
-            .map_err(|_| StoreError::Database(format!("version {} out of range", v.version)))?;
-        let last_updated = termin_fhir::instant::format_instant(v.last_updated);
-        sqlx::query(
-            "INSERT INTO resource (res_type, res_id, version, last_updated, body) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (res_type, res_id) DO UPDATE SET \
-             version = excluded.version, last_updated = excluded.last_updated, body = excluded.body",
-        )
-        .bind(res_type)
-        .bind(&v.id)
-        .bind(version)
-        .bind(&last_updated)
-        .bind(&v.body)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(db_error)?;
-        sqlx::query(
-            "INSERT INTO resource_history (res_type, res_id, version, last_updated, change, body) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(res_type)
-        .bind(&v.id)
-        .bind(version)
-        .bind(&last_updated)
-        .bind(change_name(new.change))
-        .bind(&v.body)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(format!(
-                "{res_type}/{} version {} was written concurrently",
-                v.id, v.version
-            )),
-            _ => db_error(e),
-        })?;
-        index::replace(&mut self.tx, res_type, &v.id, &new.index).await
-    }
-
-    async fn hold(&mut self, slot_id: &str) -> StoreResult<Option<SlotHold>> {
-        let row = sqlx::query("SELECT slot_id, holder, token, held_until, placed_at FROM slot_hold WHERE slot_id = ?")
-            .bind(slot_id)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(db_error)?;
-        row.as_ref().map(decode_hold).transpose()
-    }
-
-    async fn put_hold(&mut self, hold: &SlotHold) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO slot_hold (slot_id, holder, token, held_until, placed_at) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (slot_id) DO UPDATE SET holder = excluded.holder, token = excluded.token, \
-             held_until = excluded.held_until, placed_at = excluded.placed_at",
-        )
-        .bind(&hold.slot_id)
-        .bind(&hold.holder)
-        .bind(&hold.token)
-        .bind(termin_fhir::instant::format_instant(hold.held_until))
-        .bind(termin_fhir::instant::format_instant(hold.placed_at))
-        .execute(&mut *self.tx)
-        .await
-        .map(|_| ())
-        .map_err(db_error)
-    }
-
-    async fn live_holds_of(&mut self, holder: &str, now: Timestamp) -> StoreResult<Vec<SlotHold>> {
-        // Units of work are serialized on SQLite: nothing more is needed for the count to hold.
-        let rows = sqlx::query(
-            "SELECT slot_id, holder, token, held_until, placed_at FROM slot_hold \
-             WHERE holder = ? AND held_until > ? ORDER BY held_until",
-        )
-        .bind(holder)
-        .bind(termin_fhir::instant::format_instant(now))
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(db_error)?;
-        rows.iter().map(decode_hold).collect()
-    }
-
-    async fn delete_hold(&mut self, slot_id: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM slot_hold WHERE slot_id = ?")
-            .bind(slot_id)
-            .execute(&mut *self.tx)
-            .await
-            .map(|_| ())
-            .map_err(db_error)
-    }
-
-    async fn slot_booking(&mut self, slot_id: &str) -> StoreResult<Option<String>> {
-        sqlx::query_scalar("SELECT appointment_id FROM slot_booking WHERE slot_id = ?")
-            .bind(slot_id)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(db_error)
-    }
-
-    async fn put_slot_booking(
-        &mut self,
-        slot_id: &str,
-        appointment_id: &str,
-        cancel_deadline: Option<Timestamp>,
-    ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO slot_booking (slot_id, appointment_id, cancel_deadline) VALUES (?, ?, ?)")
-            .bind(slot_id)
-            .bind(appointment_id)
-            .bind(cancel_deadline.map(termin_fhir::instant::format_instant))
-            .execute(&mut *self.tx)
-            .await
-            .map(|_| ())
-            .map_err(|e| match &e {
-                sqlx::Error::Database(db) if db.is_unique_violation() => {
-                    StoreError::Conflict(format!("Slot/{slot_id} is already booked"))
-                }
-                _ => db_error(e),
-            })
-    }
-
-    async fn booking_cancel_deadline(&mut self, slot_id: &str) -> StoreResult<Option<Timestamp>> {
-        let deadline: Option<Option<String>> = sqlx::query_scalar("SELECT cancel_deadline FROM slot_booking WHERE slot_id = ?")
-            .bind(slot_id)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(db_error)?;
-        termin_store_sql::parse_instant_column(deadline.flatten())
-    }
-
-    async fn delete_slot_booking(&mut self, slot_id: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM slot_booking WHERE slot_id = ?")
-            .bind(slot_id)
-            .execute(&mut *self.tx)
-            .await
-            .map(|_| ())
-            .map_err(db_error)
+impl UnitOfWork for SqliteWriteTx {
+    async fn perform(&mut self, step: Step) -> StoreResult<Seen> {
+        // Of a unit of work's statements, only a conditional write's search is limited in time.
+        let timed = matches!(step, Step::FindMatchingIds { .. }).then(|| self.limit.timed(self.query_timeout));
+        let seen = sql::execute::<Sqlite>(&mut self.tx, &step).await;
+        if let Some(timed) = timed {
+            timed.done();
+        }
+        Ok(seen?)
     }
 
     async fn append_event(&mut self, event: &DomainEvent) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO outbox (kind, res_type, res_id, version, occurred_at, detail) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&event.kind)
-        .bind(event.resource_type.as_str())
-        .bind(&event.resource_id)
-        .bind(i64::try_from(event.version).unwrap_or(i64::MAX))
-        .bind(termin_fhir::instant::format_instant(event.occurred_at))
-        .bind(&event.detail)
-        .execute(&mut *self.tx)
-        .await
-        .map(|_| ())
-        .map_err(db_error)
+        Ok(sql::append_events::<Sqlite>(&mut self.tx, std::slice::from_ref(event)).await?)
     }
 
-    async fn commit(self: Box<Self>) -> StoreResult<()> {
+    async fn commit(self) -> StoreResult<()> {
         self.tx.commit().await.map_err(db_error)
     }
 }

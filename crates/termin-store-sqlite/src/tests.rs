@@ -1,114 +1,40 @@
+//! What only this backend promises (serialized units of work, a file that outlives the
+//! process), and the store conformance kit every backend runs.
+
 use super::*;
-use termin_store::{
-    ChangeKind, Comparison, Condition, DateIndex, Include, IndexEntries, IndexKind, Keyset, RangeEnd, RangePoint, RangeTest,
-    ReferenceIndex, ReferenceMatch, SortKey, SortParam, SystemMatch, TokenIndex, TokenMatch,
-};
+use crate::temporary::TemporaryStore;
+use termin_fhir::ResourceType;
+use termin_store::ResourceStore;
+use termin_store_sql::conformance::{ctx, patient};
 
-fn ctx() -> RequestContext {
-    RequestContext::anonymous("test")
-}
-
-async fn open(dir: &tempfile::TempDir) -> SqliteStore {
-    SqliteStore::open(&dir.path().join("t.db"), 2).await.unwrap()
-}
-
-fn patient(id: &str, version: u64, identifier: Option<&str>) -> NewVersion {
-    let tokens = identifier
-        .map(|code| TokenIndex::code("identifier", Some("urn:sys".into()), code))
-        .into_iter()
-        .collect();
-    NewVersion {
-        version: ResourceVersion {
-            resource_type: ResourceType::Patient,
-            id: id.into(),
-            version,
-            last_updated: Timestamp::now(),
-            body: Some(format!(r#"{{"resourceType":"Patient","id":"{id}"}}"#)),
-        },
-        change: if version == 1 { ChangeKind::Create } else { ChangeKind::Update },
-        index: IndexEntries { tokens, ..IndexEntries::default() },
-    }
+mod conformance {
+    termin_store_sql::store_conformance!(crate::temporary::TemporaryStore);
 }
 
 #[tokio::test]
-async fn writes_are_visible_after_commit_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
-    let mut tx = store.begin_write(&ctx()).await.unwrap();
-    tx.write(patient("p1", 1, None)).await.unwrap();
-    drop(tx);
-    assert!(store.read_current(&ctx(), ResourceType::Patient, "p1").await.unwrap().is_none());
-
-    let mut tx = store.begin_write(&ctx()).await.unwrap();
+async fn history_survives_reopen() {
+    let temporary = TemporaryStore::open().await.unwrap();
+    let mut tx = temporary.store.begin_write(&ctx()).await.unwrap();
     tx.write(patient("p1", 1, None)).await.unwrap();
     tx.commit().await.unwrap();
-    let read = store.read_current(&ctx(), ResourceType::Patient, "p1").await.unwrap().unwrap();
-    assert_eq!(read.version, 1);
-}
-
-#[tokio::test]
-async fn history_pages_newest_first_and_survives_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let store = open(&dir).await;
-        for v in 1..=5 {
-            let mut tx = store.begin_write(&ctx()).await.unwrap();
-            tx.write(patient("p1", v, None)).await.unwrap();
-            tx.commit().await.unwrap();
-        }
-    }
-    let store = open(&dir).await;
-    let mut request = HistoryRequest {
+    let path = temporary.path();
+    drop(temporary.store);
+    let store = SqliteStore::open(&path, 1).await.unwrap();
+    let request = HistoryRequest {
         resource_type: ResourceType::Patient,
         id: Some("p1".into()),
         only_ids: None,
-        count: 2,
+        count: 10,
         before: None,
         since: None,
     };
-    let mut versions = Vec::new();
-    loop {
-        let page = store.history(&ctx(), &request).await.unwrap();
-        assert_eq!(page.total, 5);
-        versions.extend(page.entries.iter().map(|e| e.version.version));
-        match page.next_before {
-            Some(before) => request.before = Some(before),
-            None => break,
-        }
-    }
-    assert_eq!(versions, [5, 4, 3, 2, 1]);
-}
-
-#[tokio::test]
-async fn token_conditions_match_system_and_code() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
-    let mut tx = store.begin_write(&ctx()).await.unwrap();
-    tx.write(patient("a", 1, Some("111"))).await.unwrap();
-    tx.write(patient("b", 1, Some("222"))).await.unwrap();
-    tx.commit().await.unwrap();
-    let find = |system: SystemMatch, code: Option<&str>| {
-        request(
-            ResourceType::Patient,
-            vec![Condition::TokenAny {
-                param: "identifier".into(),
-                alternatives: vec![TokenMatch { system, code: code.map(str::to_owned) }],
-            }],
-        )
-    };
-    let ids = |page: SearchPage| page.matches.into_iter().map(|m| m.id).collect::<Vec<_>>();
-    let exact = store.search(&ctx(), &find(SystemMatch::Exactly("urn:sys".into()), Some("222"))).await.unwrap();
-    assert_eq!(ids(exact), ["b"]);
-    let no_system = store.search(&ctx(), &find(SystemMatch::None, Some("222"))).await.unwrap();
-    assert!(no_system.matches.is_empty());
-    let any_code = store.search(&ctx(), &find(SystemMatch::Exactly("urn:sys".into()), None)).await.unwrap();
-    assert_eq!(any_code.total, Some(2));
+    assert_eq!(store.history(&ctx(), &request).await.unwrap().total, 1);
 }
 
 #[tokio::test]
 async fn concurrent_units_of_work_are_serialized() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = std::sync::Arc::new(open(&dir).await);
+    let temporary = TemporaryStore::open().await.unwrap();
+    let store = temporary.store.clone();
     let mut tasks = Vec::new();
     for _ in 0..10 {
         let store = store.clone();
@@ -128,316 +54,4 @@ async fn concurrent_units_of_work_are_serialized() {
     }
     let current = store.read_current(&ctx(), ResourceType::Patient, "counter").await.unwrap().unwrap();
     assert_eq!(current.version, 10);
-}
-
-fn request(resource_type: ResourceType, conditions: Vec<Condition>) -> SearchRequest {
-    SearchRequest {
-        resource_type,
-        filter: Filter {
-            conditions,
-            now: Timestamp::now(),
-            server_base: Some("http://termin.test/fhir".into()),
-        },
-        sort: Vec::new(),
-        count: 10,
-        page: None,
-        total: true,
-        includes: Vec::new(),
-        revincludes: Vec::new(),
-    }
-}
-
-fn version(resource_type: ResourceType, id: &str, index: IndexEntries) -> NewVersion {
-    NewVersion {
-        version: ResourceVersion {
-            resource_type,
-            id: id.into(),
-            version: 1,
-            last_updated: Timestamp::now(),
-            body: Some(format!(r#"{{"resourceType":"{resource_type}","id":"{id}"}}"#)),
-        },
-        change: ChangeKind::Create,
-        index,
-    }
-}
-
-fn at(text: &str) -> Timestamp {
-    text.parse().unwrap()
-}
-
-fn date(param: &str, low: &str, high: &str) -> DateIndex {
-    DateIndex { param: param.into(), low: Some(at(low)), high: Some(at(high)) }
-}
-
-fn reference(param: &str, target: &str, base: Option<&str>) -> ReferenceIndex {
-    let (target_type, target_id) = target.split_once('/').unwrap();
-    ReferenceIndex {
-        param: param.into(),
-        target_type: Some(target_type.into()),
-        target_id: Some(target_id.into()),
-        base: base.map(str::to_owned),
-        ..ReferenceIndex::default()
-    }
-}
-
-async fn write_all(store: &SqliteStore, versions: Vec<NewVersion>) {
-    let mut tx = store.begin_write(&ctx()).await.unwrap();
-    for v in versions {
-        tx.write(v).await.unwrap();
-    }
-    tx.commit().await.unwrap();
-}
-
-fn ids(page: &SearchPage) -> Vec<String> {
-    page.matches.iter().map(|m| m.id.clone()).collect()
-}
-
-/// Slots s0..s9 starting an hour apart, on schedules a (even) and b (odd).
-async fn slots(store: &SqliteStore) {
-    let mut versions = Vec::new();
-    for i in 0..10 {
-        let start = format!("2026-04-07T{:02}:00:00Z", 8 + i);
-        let end = format!("2026-04-07T{:02}:00:01Z", 8 + i);
-        let schedule = if i % 2 == 0 { "Schedule/a" } else { "Schedule/b" };
-        versions.push(version(
-            ResourceType::Slot,
-            &format!("s{i}"),
-            IndexEntries {
-                dates: vec![date("start", &start, &end)],
-                references: vec![reference("schedule", schedule, None)],
-                tokens: vec![TokenIndex::code("status", None, if i < 5 { "free" } else { "busy" })],
-                ..IndexEntries::default()
-            },
-        ));
-    }
-    versions.push(version(
-        ResourceType::Schedule,
-        "a",
-        IndexEntries {
-            references: vec![reference("actor", "Practitioner/p", None)],
-            ..IndexEntries::default()
-        },
-    ));
-    versions.push(version(ResourceType::Schedule, "b", IndexEntries::default()));
-    write_all(store, versions).await;
-}
-
-#[tokio::test]
-async fn keyset_pages_follow_the_sort_both_ways() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
-    slots(&store).await;
-    let mut req = request(ResourceType::Slot, Vec::new());
-    req.sort = vec![SortKey {
-        param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date },
-        descending: true,
-    }];
-    req.count = 4;
-    let first = store.search(&ctx(), &req).await.unwrap();
-    assert_eq!(ids(&first), ["s9", "s8", "s7", "s6"]);
-    assert!(first.previous.is_none());
-    req.page = first.next.clone();
-    let second = store.search(&ctx(), &req).await.unwrap();
-    assert_eq!(ids(&second), ["s5", "s4", "s3", "s2"]);
-    req.page = second.next.clone();
-    let third = store.search(&ctx(), &req).await.unwrap();
-    assert_eq!(ids(&third), ["s1", "s0"]);
-    assert!(third.next.is_none());
-    req.page = third.previous.clone();
-    let back = store.search(&ctx(), &req).await.unwrap();
-    assert_eq!(ids(&back), ["s5", "s4", "s3", "s2"]);
-    req.page = back.previous.clone();
-    let start = store.search(&ctx(), &req).await.unwrap();
-    assert_eq!(ids(&start), ["s9", "s8", "s7", "s6"]);
-    assert!(start.previous.is_none(), "{:?}", start.previous);
-    assert_eq!(start.total, Some(10));
-}
-
-#[tokio::test]
-async fn chains_references_dates_and_has() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
-    slots(&store).await;
-    let by_actor = Condition::Chain {
-        param: "schedule".into(),
-        target_type: ResourceType::Schedule,
-        condition: Box::new(Condition::ReferenceAny {
-            param: "actor".into(),
-            alternatives: vec![ReferenceMatch::Local { target_type: Some("Practitioner".into()), id: "p".into(), version: None }],
-        }),
-    };
-    let after_noon = Condition::RangeAny {
-        param: "start".into(),
-        kind: IndexKind::Date,
-        alternatives: vec![RangeTest::Bound {
-            end: RangeEnd::Low,
-            comparison: Comparison::GreaterOrEqual,
-            point: RangePoint::Instant(Some(at("2026-04-07T12:00:00Z"))),
-        }],
-    };
-    let page = store.search(&ctx(), &request(ResourceType::Slot, vec![by_actor.clone(), after_noon])).await.unwrap();
-    assert_eq!(ids(&page), ["s4", "s6", "s8"]);
-    // The same chain as a plain predicate (another condition drives).
-    let page = store
-        .search(&ctx(), &request(ResourceType::Slot, vec![Condition::IdIn(vec!["s0".into(), "s1".into()]), by_actor]))
-        .await
-        .unwrap();
-    assert_eq!(ids(&page), ["s0"]);
-    let has_busy = Condition::ReferencedBy {
-        source_type: ResourceType::Slot,
-        param: "schedule".into(),
-        condition: Box::new(Condition::TokenAny {
-            param: "status".into(),
-            alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("busy".into()) }],
-        }),
-    };
-    let page = store.search(&ctx(), &request(ResourceType::Schedule, vec![has_busy])).await.unwrap();
-    assert_eq!(ids(&page), ["a", "b"]);
-    let missing_actor = Condition::Missing { param: "actor".into(), kind: IndexKind::Reference, missing: true };
-    let page = store.search(&ctx(), &request(ResourceType::Schedule, vec![missing_actor])).await.unwrap();
-    assert_eq!(ids(&page), ["b"]);
-}
-
-#[tokio::test]
-async fn token_rows_hold_only_inside_their_validity_window() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
-    let held_until = at("2026-04-07T10:00:00Z");
-    let tokens = vec![
-        TokenIndex { valid_until: Some(held_until), ..TokenIndex::code("status", None, "busy-tentative") },
-        TokenIndex { valid_from: Some(held_until), ..TokenIndex::code("status", None, "free") },
-    ];
-    write_all(&store, vec![version(ResourceType::Slot, "held", IndexEntries { tokens, ..IndexEntries::default() })]).await;
-    let status = |code: &str, now: &str| {
-        let mut req = request(
-            ResourceType::Slot,
-            vec![Condition::TokenAny {
-                param: "status".into(),
-                alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some(code.into()) }],
-            }],
-        );
-        req.filter.now = at(now);
-        req
-    };
-    let found = |page: SearchPage| page.total.unwrap();
-    assert_eq!(found(store.search(&ctx(), &status("busy-tentative", "2026-04-07T09:59:59Z")).await.unwrap()), 1);
-    assert_eq!(found(store.search(&ctx(), &status("free", "2026-04-07T09:59:59Z")).await.unwrap()), 0);
-    assert_eq!(found(store.search(&ctx(), &status("busy-tentative", "2026-04-07T10:00:00Z")).await.unwrap()), 0);
-    assert_eq!(found(store.search(&ctx(), &status("free", "2026-04-07T10:00:00Z")).await.unwrap()), 1);
-    let mut tx = store.begin_write(&ctx()).await.unwrap();
-    let filter = status("free", "2026-04-07T11:00:00Z").filter;
-    assert_eq!(tx.find_matching_ids(ResourceType::Slot, &filter, 5).await.unwrap(), ["held"]);
-}
-
-#[tokio::test]
-async fn includes_follow_references_and_iterate() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
-    slots(&store).await;
-    let mut req = request(ResourceType::Slot, vec![Condition::IdIn(vec!["s0".into()])]);
-    req.includes = vec![
-        Include { source_type: ResourceType::Slot, param: Some("schedule".into()), target_type: None, iterate: false },
-        Include { source_type: ResourceType::Schedule, param: Some("actor".into()), target_type: None, iterate: true },
-    ];
-    let page = store.search(&ctx(), &req).await.unwrap();
-    let included: Vec<String> = page.included.iter().map(|v| format!("{}/{}", v.resource_type, v.id)).collect();
-    // Practitioner/p is referenced but not stored, so only the schedule comes.
-    assert_eq!(included, ["Schedule/a"]);
-    let mut req = request(ResourceType::Schedule, vec![Condition::IdIn(vec!["b".into()])]);
-    req.revincludes = vec![Include { source_type: ResourceType::Slot, param: Some("schedule".into()), target_type: None, iterate: false }];
-    let page = store.search(&ctx(), &req).await.unwrap();
-    let mut included: Vec<String> = page.included.iter().map(|v| v.id.clone()).collect();
-    included.sort();
-    assert_eq!(included, ["s1", "s3", "s5", "s7", "s9"]);
-}
-
-#[tokio::test]
-async fn absolute_references_are_local_only_under_the_server_base() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
-    write_all(
-        &store,
-        vec![
-            version(ResourceType::Slot, "here", IndexEntries {
-                references: vec![reference("schedule", "Schedule/a", Some("http://termin.test/fhir"))],
-                ..IndexEntries::default()
-            }),
-            version(ResourceType::Slot, "there", IndexEntries {
-                references: vec![reference("schedule", "Schedule/a", Some("http://elsewhere.test/fhir"))],
-                ..IndexEntries::default()
-            }),
-        ],
-    )
-    .await;
-    let local = Condition::ReferenceAny {
-        param: "schedule".into(),
-        alternatives: vec![ReferenceMatch::Local { target_type: Some("Schedule".into()), id: "a".into(), version: None }],
-    };
-    let page = store.search(&ctx(), &request(ResourceType::Slot, vec![local])).await.unwrap();
-    assert_eq!(ids(&page), ["here"]);
-}
-
-#[tokio::test]
-async fn the_index_can_be_rebuilt_resource_by_resource() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
-    assert_eq!(store.search_index_fingerprint().await.unwrap(), None);
-    write_all(&store, vec![patient("a", 1, Some("1")), patient("b", 1, None)]).await;
-    let mut tx = store.begin_write(&ctx()).await.unwrap();
-    let first = tx.current_after(None, 1).await.unwrap();
-    assert_eq!(first[0].id, "a");
-    let rest = tx.current_after(Some((ResourceType::Patient, "a".into())), 10).await.unwrap();
-    assert_eq!(rest.len(), 1);
-    tx.replace_index(ResourceType::Patient, "b", &patient("b", 1, Some("2")).index).await.unwrap();
-    tx.set_search_index_fingerprint("v2").await.unwrap();
-    tx.commit().await.unwrap();
-    assert_eq!(store.search_index_fingerprint().await.unwrap().as_deref(), Some("v2"));
-    let find_b = request(ResourceType::Patient, vec![Condition::TokenAny {
-        param: "identifier".into(),
-        alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("2".into()) }],
-    }]);
-    assert_eq!(ids(&store.search(&ctx(), &find_b).await.unwrap()), ["b"]);
-}
-
-#[tokio::test]
-async fn backwards_cursor_from_the_first_row_finds_nothing_before() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
-    slots(&store).await;
-    let mut req = request(ResourceType::Slot, Vec::new());
-    req.page = Some(Keyset { values: Vec::new(), id: "s0".into(), backwards: true });
-    let page = store.search(&ctx(), &req).await.unwrap();
-    assert!(page.matches.is_empty());
-    assert!(page.previous.is_none());
-}
-
-#[tokio::test]
-async fn driven_searches_page_in_sort_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
-    slots(&store).await;
-    let on_a = Condition::ReferenceAny {
-        param: "schedule".into(),
-        alternatives: vec![ReferenceMatch::Local { target_type: Some("Schedule".into()), id: "a".into(), version: None }],
-    };
-    let mut req = request(ResourceType::Slot, vec![on_a]);
-    req.sort = vec![SortKey {
-        param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date },
-        descending: true,
-    }];
-    req.count = 2;
-    let mut seen = Vec::new();
-    loop {
-        let page = store.search(&ctx(), &req).await.unwrap();
-        assert_eq!(page.total, Some(5));
-        seen.extend(ids(&page));
-        match page.next {
-            Some(next) => req.page = Some(next),
-            None => break,
-        }
-    }
-    assert_eq!(seen, ["s8", "s6", "s4", "s2", "s0"]);
-    req.sort = vec![SortKey { param: SortParam::Id, descending: true }];
-    req.page = None;
-    assert_eq!(ids(&store.search(&ctx(), &req).await.unwrap()), ["s8", "s6"]);
 }

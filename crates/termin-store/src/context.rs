@@ -48,10 +48,6 @@ pub struct RequestContext {
     pub principal: Principal,
     /// The SMART resource scopes granted to the request (empty while authorization is off).
     pub scopes: Vec<Scope>,
-    /// Slot-hold tokens the caller presents to prove it owns holds (from `$hold`).
-    pub hold_tokens: Vec<String>,
-    /// The network address the request came from, when known.
-    pub client_address: Option<String>,
 }
 
 impl RequestContext {
@@ -60,8 +56,6 @@ impl RequestContext {
             request_id: request_id.into(),
             principal: Principal::Anonymous,
             scopes: Vec::new(),
-            hold_tokens: Vec::new(),
-            client_address: None,
         }
     }
 
@@ -77,18 +71,6 @@ impl RequestContext {
         self.principal = Principal::Token(Box::new(principal));
         self.scopes = scopes;
         self
-    }
-
-    /// Whether patient-facing rules (e.g. cancellation deadlines) apply to this caller.
-    /// Without authorization every outside caller is treated as a patient's client; staff
-    /// and internal jobs act as [`Principal::System`]. A token acts for a patient unless it
-    /// holds a `user/` or `system/` scope (staff and integrations).
-    pub fn acts_for_patient(&self) -> bool {
-        match self.principal {
-            Principal::Anonymous => true,
-            Principal::System => false,
-            Principal::Token(_) => self.scopes.iter().all(|s| s.level == ScopeLevel::Patient),
-        }
     }
 
     /// Whether the request's scopes allow `permission` on `resource`.
@@ -116,15 +98,6 @@ impl RequestContext {
         }
     }
 
-    pub fn with_client_address(mut self, address: impl Into<String>) -> Self {
-        self.client_address = Some(address.into());
-        self
-    }
-
-    pub fn with_hold_tokens(mut self, tokens: impl IntoIterator<Item = String>) -> Self {
-        self.hold_tokens.extend(tokens);
-        self
-    }
 }
 
 #[cfg(test)]
@@ -139,16 +112,6 @@ mod tests {
             fhir_user: None,
         };
         RequestContext::anonymous("r").with_token(principal, Scope::parse_all(scopes))
-    }
-
-    #[test]
-    fn patient_tokens_act_for_patients_staff_and_system_tokens_do_not() {
-        assert!(RequestContext::anonymous("r").acts_for_patient());
-        assert!(!RequestContext::system("job").acts_for_patient());
-        assert!(token("patient/Appointment.cruds patient/Slot.rs").acts_for_patient());
-        assert!(!token("user/Appointment.cruds").acts_for_patient());
-        assert!(!token("system/*.cruds").acts_for_patient());
-        assert!(!token("patient/Slot.rs user/Appointment.r").acts_for_patient());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Reads go through [`ResourceStore`]; every change goes through a [`WriteTx`] unit of work
 //! so the domain can check preconditions (versions, conditional matches, and later slot
-//! state) and write in one atomic step. Backends live in their own crates.
+//! state) and write in one atomic step. Backends live in their own crates; this crate knows
+//! no SQL (no sqlx) and, of the workspace, depends only on `termin-fhir`.
 
 mod context;
 mod notify;
@@ -280,4 +281,31 @@ pub trait WriteTx: Send {
     async fn append_event(&mut self, event: &DomainEvent) -> StoreResult<()>;
 
     async fn commit(self: Box<Self>) -> StoreResult<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_without_a_body_is_a_deletion() {
+        let mut version = ResourceVersion {
+            resource_type: ResourceType::Slot,
+            id: "s1".into(),
+            version: 2,
+            last_updated: Timestamp::UNIX_EPOCH,
+            body: Some(r#"{"resourceType":"Slot"}"#.into()),
+        };
+        assert!(!version.is_deleted());
+        version.body = None;
+        assert!(version.is_deleted());
+    }
+
+    #[test]
+    fn a_plain_token_row_holds_at_every_instant() {
+        let row = TokenIndex::code("status", None, "free");
+        assert_eq!((row.param.as_str(), row.code.as_deref()), ("status", Some("free")));
+        assert_eq!((row.valid_from, row.valid_until), (None, None));
+        assert_eq!((row.text, row.type_system, row.type_code), (None, None, None));
+    }
 }

@@ -1,5 +1,6 @@
 //! Validation of FHIR R5 resources, driven by StructureDefinition snapshots loaded from FHIR
-//! packages — no rule here is written for a particular resource type.
+//! packages — no rule here is written for a particular resource type. References are read with
+//! `termin-fhir`'s parser.
 //!
 //! ```no_run
 //! use std::path::{Path, PathBuf};
@@ -37,10 +38,14 @@
 //!   definitions. Only a `false` result fails (an empty one passes); `warning` constraints
 //!   yield warnings.
 //!
+//! The same compiled definitions give format converters the element layout of the base types
+//! ([`Definitions::layout`]: element order, cardinality, types, XML attributes).
+//!
 //! Definitions are indexed at load (URLs only) and compiled on first use;
 //! [`Validator::new`] compiles those the enforced profiles reach.
 
 mod definitions;
+mod layout;
 mod package;
 mod path;
 mod primitive;
@@ -51,6 +56,7 @@ mod validator;
 mod walk;
 
 pub use definitions::Definitions;
+pub use layout::{ElementLayout, JsonKind, TypeLayout, is_primitive_type, primitive_json_kind};
 pub use package::{EmbeddedPackage, LoadError, PackageInfo, R5_CORE};
 pub use validator::{
     AT_CORE_BASE, AT_SCHEDULING_BASE, AT_SCHEDULING_LEGACY_BASE, DEFAULT_TIME_LIMIT, Validator, canonical,

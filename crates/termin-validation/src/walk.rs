@@ -962,12 +962,7 @@ pub(crate) fn referenced_type<'v>(reference: &'v str, resource: &'v Value) -> Op
             .get("resourceType")?
             .as_str();
     }
-    let path = reference.split("/_history/").next()?;
-    let mut segments = path.rsplit('/');
-    let _id = segments.next()?;
-    let type_name = segments.next()?;
-    let is_type = type_name.starts_with(|c: char| c.is_ascii_uppercase()) && type_name.chars().all(|c| c.is_ascii_alphabetic());
-    is_type.then_some(type_name)
+    termin_fhir::parse_literal(reference).map(|literal| literal.resource_type)
 }
 
 /// JSON equality where numbers compare by value (`1.0` = `1`).

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use termin_domain::ResourceService;
 use termin_fhir::ResourceType;
-use termin_store::RequestContext;
+use termin_domain::Caller;
 
 const LOAD_ORDER: [ResourceType; 10] = [
     ResourceType::Organization,
@@ -24,7 +24,7 @@ const LOAD_ORDER: [ResourceType; 10] = [
 ];
 
 pub async fn load_examples(service: &ResourceService, package_dirs: &[PathBuf]) -> Result<(), String> {
-    let ctx = RequestContext::system("demo-load");
+    let ctx = Caller::system("demo-load");
     let mut loaded = 0usize;
     let mut examples = Vec::new();
     let embedded = crate::packages::embedded().into_iter().flat_map(|package| {

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 use termin_domain::{ImportSummary, ResourceService, ServiceConfig};
 use termin_seed::{Scale, SeedOptions};
-use termin_store::RequestContext;
+use termin_domain::Caller;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ScaleArg {
@@ -64,8 +64,13 @@ pub struct SeedArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "database")]
     pub ndjson: Option<PathBuf>,
 
-    /// FHIR package directories, as for `termin serve`; when given, every resource is
-    /// validated against the enforced profiles while loading
+    /// Validate every resource while loading, as `termin serve` does its writes: against R5 and
+    /// the AT profiles shipped with Termin (and those of --packages)
+    #[arg(long, env = "TERMIN_VALIDATION", value_name = "on|off", default_value = "on",
+          value_parser = clap::builder::PossibleValuesParser::new(["on", "off"]))]
+    pub validation: String,
+
+    /// FHIR package directories to validate against besides the shipped ones, as for `termin serve`
     #[arg(long = "packages", env = "TERMIN_PACKAGES", value_name = "DIR", value_delimiter = ',')]
     pub packages: Vec<PathBuf>,
 
@@ -110,7 +115,7 @@ async fn seed(args: SeedArgs) -> Result<(), String> {
     }
     let database = Database::from(args.database.unwrap_or_else(|| DEFAULT_DATABASE.into()));
     let time_zone = args.time_zone.as_deref().unwrap_or(termin_search::DEFAULT_TIME_ZONE);
-    let target = Target { database: &database, packages: &args.packages, time_zone };
+    let target = Target { database: &database, validation: args.validation == "on", packages: &args.packages, time_zone };
     let summary = seed_database(&target, &options, args.batch as usize, false).await?.unwrap_or_default();
     println!(
         "{database}: {} created, {} existing left as they were, in {:.1?} (scale {}, seed {}, start {})",
@@ -124,10 +129,12 @@ async fn seed(args: SeedArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Where [`seed_database`] loads: the database, and the packages (validation) and time zone
-/// (search index) of the server that will serve it.
+/// Where [`seed_database`] loads: the database, and the validation and time zone (search
+/// index) of the server that will serve it.
 pub struct Target<'a> {
     pub database: &'a Database,
+    /// Validate against R5, the shipped AT packages and `packages`.
+    pub validation: bool,
     pub packages: &'a [PathBuf],
     pub time_zone: &'a str,
 }
@@ -142,12 +149,14 @@ pub async fn seed_database(
 ) -> Result<Option<ImportSummary>, String> {
     // Seeding answers no request: its searches run as long as they need.
     let opened = setup::open_store(target.database, 1, 2, None).await?;
-    setup::install_search_parameters(target.packages, target.time_zone)?;
-    let service = setup::service(opened.store, ServiceConfig::default(), Packages::Configured(target.packages), &[]).await?;
-    if unless_loaded && is_loaded(&service, options).await? {
+    let search = setup::install_search_parameters(target.packages, target.time_zone)?;
+    let packages = if target.validation { Packages::Shipped(target.packages) } else { Packages::Off };
+    let domain = setup::domain(opened.store, ServiceConfig::default(), search, packages, &[]).await?;
+    let service = &domain.resources;
+    if unless_loaded && is_loaded(service, options).await? {
         return Ok(None);
     }
-    let summary = load(&service, options, batch).await?;
+    let summary = load(service, options, batch).await?;
     if let Some(postgres) = opened.postgres {
         postgres.analyze().await.map_err(|e| e.to_string())?;
     }
@@ -156,7 +165,7 @@ pub async fn seed_database(
 
 /// Streams the dataset into the service in batches of `batch` resources.
 pub async fn load(service: &ResourceService, options: &SeedOptions, batch: usize) -> Result<ImportSummary, String> {
-    let ctx = RequestContext::system("seed");
+    let ctx = Caller::system("seed");
     let mut total = ImportSummary::default();
     let mut resources = termin_seed::generate(options).peekable();
     while resources.peek().is_some() {
@@ -183,7 +192,7 @@ pub async fn is_loaded(service: &ResourceService, options: &SeedOptions) -> Resu
     ) else {
         return Err("the dataset's first resource has no type or id".into());
     };
-    Ok(service.read(&RequestContext::system("seed"), resource_type, id).await.is_ok())
+    Ok(service.read(&Caller::system("seed"), resource_type, id).await.is_ok())
 }
 
 /// Loads the dataset for `serve --demo` unless it is loaded already: a demo database keeps

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use termin_api::metrics::Metrics;
 use termin_api::auth::{Authenticator, Authorization, Discovery, KeySource};
 use termin_api::{ApiConfig, AppState};
-use termin_domain::{ResourceService, ServiceConfig};
+use termin_domain::{Domain, ServiceConfig};
 use tracing_subscriber::EnvFilter;
 
 pub fn run(config: ServeConfig) -> ExitCode {
@@ -51,7 +51,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     if let Some(postgres) = opened.postgres {
         metrics = metrics.sample_on_scrape(move || postgres.record_pool_metrics());
     }
-    setup::install_search_parameters(&config.packages, &config.time_zone)?;
+    let search = setup::install_search_parameters(&config.packages, &config.time_zone)?;
     let service_config = ServiceConfig {
         update_create: config.update_create,
         hold_duration: config.hold_duration,
@@ -60,15 +60,16 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         max_resource_bytes: config.max_body_bytes,
     };
     let packages = if config.validation { Packages::Shipped(&config.packages) } else { Packages::Off };
-    let service = setup::service(opened.store.clone(), service_config, packages, &config.profiles).await?;
+    let domain = setup::domain(opened.store.clone(), service_config, search, packages, &config.profiles).await?;
+    setup::install_xml();
     if config.demo {
-        crate::demo::load_examples(&service, &config.packages).await?;
+        crate::demo::load_examples(&domain.resources, &config.packages).await?;
         if let Some(scale) = config.demo_scale {
-            crate::seed::load_demo(&service, scale).await?;
+            crate::seed::load_demo(&domain.resources, scale).await?;
         }
     }
-    let service = Arc::new(service);
-    tokio::spawn(sweep_expired_holds(service.clone(), config.hold_sweep_interval));
+    let domain = Arc::new(domain);
+    tokio::spawn(sweep_expired_holds(domain.clone(), config.hold_sweep_interval));
     tokio::spawn(metrics.upkeep());
     let auth = authorization(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.bind)
@@ -77,7 +78,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     if let Some(settings) = &config.notify {
         let notifier = termin_notify::Notifier::new(
-            service.clone(),
+            domain.clone(),
             opened.store.clone(),
             opened.deliveries.clone(),
             termin_notify::NotifyConfig {
@@ -96,8 +97,8 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         )?;
         tokio::spawn(notifier.run());
     }
-    let app = termin_api::app(AppState {
-        service,
+    let app = termin_api::app_with_pages(AppState {
+        domain,
         metrics,
         auth,
         notifications: config
@@ -112,7 +113,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             cors_allowed_origins: config.cors_allowed_origins.clone(),
             body_read_timeout: config.body_read_timeout,
         },
-    });
+    }, crate::web::router());
     tracing::info!(%address, "listening");
     // Tests and scripts read this line to learn the port when binding to port 0.
     println!("termin listening on http://{address}");
@@ -151,13 +152,13 @@ async fn authorization(config: &ServeConfig) -> Result<Option<Authorization>, St
 /// Periodically stores the release of expired holds (reads already treat them as free). Every
 /// node sweeps: each release re-checks its hold under the Slot's lock in its own unit of work,
 /// so a hold is released exactly once however many nodes try.
-async fn sweep_expired_holds(service: Arc<ResourceService>, every: jiff::SignedDuration) {
+async fn sweep_expired_holds(domain: Arc<Domain>, every: jiff::SignedDuration) {
     let period = std::time::Duration::try_from(every).unwrap_or(std::time::Duration::from_secs(30));
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match service.release_expired_holds(500).await {
+        match domain.scheduling.release_expired_holds(500).await {
             Ok(0) => {}
             Ok(released) => {
                 metrics::counter!("termin_hold_expiries_total").increment(released as u64);

@@ -6,7 +6,8 @@ use crate::validation::Packages;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use termin_domain::{ResourceService, ServiceConfig, SystemClock};
+use termin_domain::{Domain, ServiceConfig, SystemClock};
+use termin_search::SearchParameters;
 use termin_fhir::ResourceType;
 use termin_store::{NotificationStore, ResourceStore};
 use termin_store_postgres::PostgresStore;
@@ -70,9 +71,9 @@ pub async fn open_store(
     Ok(opened)
 }
 
-/// Loads the R5 SearchParameters (from `--packages`, then the FHIR package cache) and makes
-/// them the process-wide registry.
-pub fn install_search_parameters(packages: &[PathBuf], time_zone: &str) -> Result<(), String> {
+/// Loads the R5 SearchParameters (from `--packages`, then the FHIR package cache) for the
+/// domain, which indexes with them and hands them to the API's search parsing.
+pub fn install_search_parameters(packages: &[PathBuf], time_zone: &str) -> Result<&'static SearchParameters, String> {
     let loading = std::time::Instant::now();
     let dirs: Vec<PathBuf> = packages.iter().cloned().chain(termin_search::default_package_cache()).collect();
     let search = termin_search::SearchParameters::load(&dirs, time_zone).map_err(|e| e.to_string())?;
@@ -82,26 +83,42 @@ pub fn install_search_parameters(packages: &[PathBuf], time_zone: &str) -> Resul
         millis = loading.elapsed().as_millis() as u64,
         "loaded search parameters"
     );
-    termin_search::install(search)
-        .map(|_| ())
-        .map_err(|_| "the search parameters were loaded twice".to_string())
+    // Loaded once per command and needed until the process ends.
+    Ok(Box::leak(Box::new(search)))
 }
 
-/// The domain service over `store`, validating writes against `packages` when there are any,
-/// with its search index brought up to date with the installed search parameters.
-pub async fn service(
+/// Makes FHIR XML available. With validation on, it already shares validation's definitions;
+/// otherwise the R5 core package is loaded for it when XML is first asked for.
+pub fn install_xml() {
+    if termin_xml::installed().is_ok() {
+        return;
+    }
+    termin_xml::install_on_first_use(|| {
+        let cache = termin_search::default_package_cache();
+        termin_xml::XmlConverter::load(cache.as_deref()).map_err(|e| {
+            tracing::error!(error = %e, "FHIR XML is not available");
+            format!("the R5 core package cannot be loaded: {e}")
+        })
+    });
+}
+
+/// The domain services over `store`, validating writes against `packages` when there are any,
+/// with the search index brought up to date with `search`.
+pub async fn domain(
     store: Arc<dyn ResourceStore>,
     config: ServiceConfig,
+    search: &'static SearchParameters,
     packages: Packages<'_>,
     profiles: &[(ResourceType, Option<String>)],
-) -> Result<ResourceService, String> {
-    let mut service = ResourceService::new(store, Arc::new(SystemClock), config);
+) -> Result<Domain, String> {
+    let mut domain = Domain::new(store, Arc::new(SystemClock), config, search);
     if let Some(validator) = crate::validation::load(packages, profiles)? {
-        service = service.with_validator(validator);
+        domain = domain.with_validator(validator);
     }
-    service
+    domain
+        .resources
         .refresh_search_index()
         .await
         .map_err(|e| format!("cannot rebuild the search index: {e:?}"))?;
-    Ok(service)
+    Ok(domain)
 }

@@ -29,24 +29,17 @@ impl ResourceValidator for PackageValidator {
 pub enum Packages<'a> {
     /// The AT packages compiled into `termin`, and those in these directories.
     Shipped(&'a [PathBuf]),
-    /// Only those in these directories; none: validation is off.
-    Configured(&'a [PathBuf]),
     /// Validation is switched off.
     Off,
 }
 
-/// The validator over `packages`, or `None` when there are none to load.
+/// The validator over `packages`, or `None` when validation is off.
 pub fn load(
     packages: Packages,
     enforced_profiles: &[(ResourceType, Option<String>)],
 ) -> Result<Option<Arc<dyn ResourceValidator>>, String> {
     let (embedded, dirs) = match packages {
         Packages::Shipped(dirs) => (crate::packages::embedded(), dirs),
-        Packages::Configured([]) => {
-            tracing::info!("validation is off: no --packages configured");
-            return Ok(None);
-        }
-        Packages::Configured(dirs) => (Vec::new(), dirs),
         Packages::Off => {
             tracing::info!("validation is off (--validation off)");
             return Ok(None);
@@ -85,5 +78,7 @@ pub fn load(
         millis = started.elapsed().as_millis() as u64,
         "loaded FHIR packages for validation"
     );
+    // FHIR XML lays resources out by the same definitions (their base types): loaded once.
+    termin_xml::install(termin_xml::XmlConverter::new(validator.shared_definitions()));
     Ok(Some(Arc::new(PackageValidator(validator))))
 }

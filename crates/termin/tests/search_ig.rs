@@ -78,7 +78,7 @@ async fn appointments_of_a_patient_by_social_security_number() {
 
 /// The example search URLs of the IG's interaction pages, without their `https://example.com/R5/`.
 fn ig_example_searches() -> Vec<String> {
-    let dir = shared_dir().join("spec/ig-pages/interactions");
+    let dir = ig_pages().join("interactions");
     let mut urls = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
     files.sort();

@@ -11,7 +11,7 @@ pub use token::{Authenticator, Caller};
 
 use crate::SharedState;
 use crate::error::ApiError;
-use crate::operations;
+use crate::operations::{self, Routed};
 use crate::registry::Interaction;
 use axum::RequestExt;
 use axum::extract::{MatchedPath, RawPathParams, Request, State};
@@ -112,18 +112,12 @@ fn need(method: &Method, path: &str, params: &RawPathParams) -> Need {
     let Ok(resource_type) = type_name.parse::<ResourceType>() else {
         return Need::Token;
     };
-    let id = param("id").unwrap_or_default();
-    let operation = match (method, path) {
-        (&Method::GET | &Method::POST, "/fhir/{type}/{id}") if id.starts_with('$') => Some((id, false)),
-        (&Method::GET | &Method::POST, "/fhir/{type}/{id}/{operation}") => Some((param("operation").unwrap_or_default(), true)),
-        _ => None,
-    };
-    match operation {
-        Some((name, instance)) => name
-            .strip_prefix('$')
-            .and_then(|code| operations::find(resource_type, code, instance))
-            .and_then(|op| op.needs)
-            .map_or(Need::Token, |(resource, permission)| Need::Access(resource, permission)),
+    match operations::routed(method, path) {
+        Some(Routed::Operation(op)) if op.resources.contains(&resource_type) => {
+            op.needs.map_or(Need::Token, |(resource, permission)| Need::Access(resource, permission))
+        }
+        // The handler answers that there is no such operation.
+        Some(_) => Need::Token,
         None => match Interaction::of(method, path) {
             Some(interaction) => Need::Access(resource_type, interaction.permission()),
             None => Need::Nothing,

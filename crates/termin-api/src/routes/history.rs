@@ -12,7 +12,8 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
 use termin_domain::DomainError;
 use termin_fhir::{Issue, IssueCode, ResourceType};
-use termin_store::{HistoryRequest, RequestContext};
+use termin_store::{HistoryRequest};
+use termin_domain::Caller;
 
 pub async fn instance_history(
     State(state): State<SharedState>,
@@ -40,7 +41,7 @@ pub async fn type_history(
 
 async fn history(
     state: &SharedState,
-    ctx: &RequestContext,
+    ctx: &Caller,
     resource_type: ResourceType,
     id: Option<String>,
     query: Option<&str>,
@@ -67,7 +68,8 @@ async fn history(
         })?),
     };
     let page = state
-        .service
+        .domain
+        .resources
         .history(
             ctx,
             &HistoryRequest {
@@ -87,7 +89,7 @@ async fn history(
         match since {
             None => return Err(unknown()),
             // Every resource has a first version, even one older than `_since`.
-            Some(_) => match state.service.vread(ctx, resource_type, id, 1).await {
+            Some(_) => match state.domain.resources.vread(ctx, resource_type, id, 1).await {
                 Ok(_) => {}
                 Err(DomainError::NotFound(_)) => return Err(unknown()),
                 Err(other) => return Err(other.into()),

@@ -1,9 +1,8 @@
-//! Request handlers, grouped by interaction family.
+//! Request handlers of the REST interactions, grouped by interaction family (operations are
+//! in [`crate::operations`]).
 
-pub mod find_hsp;
 pub mod history;
 pub mod instance;
-pub mod operations;
 pub mod search;
 pub mod subscriptions;
 pub mod system;

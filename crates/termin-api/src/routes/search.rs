@@ -15,7 +15,8 @@ use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
 use termin_search::{
     CURSOR_PARAM, NoteSeverity, ParsedSearch, SearchError, SearchErrorKind, SearchOptions, TotalMode, encode_cursor,
 };
-use termin_store::{Keyset, Permission, RequestContext};
+use termin_store::{Keyset, Permission};
+use termin_domain::Caller;
 
 /// Reads `_count`: absent gives the default, larger than the maximum is capped.
 pub fn page_size(query: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
@@ -95,7 +96,7 @@ pub async fn search_post(
 
 async fn run(
     state: &SharedState,
-    ctx: &RequestContext,
+    ctx: &Caller,
     resource_type: ResourceType,
     pairs: Vec<(String, String)>,
     headers: &HeaderMap,
@@ -109,18 +110,20 @@ async fn run(
         max_count: state.config.max_count,
         handling: search_handling(headers),
     };
-    let parsed = termin_search::registry()
+    let parsed = state
+        .domain
+        .search_parameters()
         .parse_search(resource_type, &pairs, &options)
         .map_err(search_error)?;
     if let Some(auth) = &state.auth {
-        crate::auth::check_reach(auth, ctx, &parsed.request.filter.conditions)?;
+        crate::auth::check_reach(auth, ctx.context(), &parsed.request.filter.conditions)?;
     }
-    let mut page = state.service.search(ctx, &parsed.request).await?;
+    let mut page = state.domain.resources.search(ctx, &parsed.request).await?;
     let mut withheld = 0;
     if let Some(auth) = &state.auth {
         // Includes of types the caller may not read are left out, and said so.
         page.included.retain(|version| {
-            let readable = auth.may(ctx, version.resource_type, Permission::Read);
+            let readable = auth.may(ctx.context(), version.resource_type, Permission::Read);
             withheld += usize::from(!readable);
             readable
         });

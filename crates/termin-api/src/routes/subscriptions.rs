@@ -1,5 +1,5 @@
-//! The SubscriptionTopics Termin serves, and the Subscription operations `$status` and
-//! `$events` (R5), over the delivery records of `termin-notify`.
+//! The SubscriptionTopics Termin serves and the websocket channel of Subscriptions (R5); the
+//! Subscription operations are in [`crate::operations`].
 
 use super::BaseUrl;
 use crate::SharedState;
@@ -7,18 +7,14 @@ use crate::error::ApiError;
 use crate::format::{FhirResponse, ResponseFormat};
 use axum::extract::Path;
 use axum::http::StatusCode;
-use serde_json::{Map, Value, json};
-use termin_domain::subscriptions::{Content, SubscriptionSpec, TOPICS, topic};
+use serde_json::{Value, json};
+use termin_domain::subscriptions::{TOPICS, topic};
 use termin_fhir::instant::format_instant;
-use termin_fhir::{Issue, IssueCode, ResourceType};
-use termin_notify::bundle::{NotificationType, notification_bundle, subscription_status, with_focus};
+use termin_fhir::{Issue, IssueCode};
 use termin_notify::websocket::{Hub, Stream};
-use termin_store::RequestContext;
 
-/// Events one `$events` call returns at most.
-const MAX_EVENTS: u64 = 100;
-
-fn searchset(base: &str, resources: Vec<Value>) -> Value {
+/// A searchset Bundle of the given resources (all matches, one page).
+pub(crate) fn searchset(base: &str, resources: Vec<Value>) -> Value {
     let entries: Vec<Value> = resources
         .into_iter()
         .map(|resource| {
@@ -57,53 +53,11 @@ pub async fn read_topic(Path(id): Path<String>, base: BaseUrl, format: ResponseF
     Ok(FhirResponse::new(StatusCode::OK, format).json(topic.resource(&base.0)))
 }
 
-fn bad(name: &str, message: impl Into<String>) -> ApiError {
-    ApiError::bad_request(Issue::error(IssueCode::Invalid, message).at(name))
-}
-
-/// The inputs of `$events`, from the query or a Parameters body.
-fn inputs(query: Option<&str>, body: &Map<String, Value>) -> Vec<(String, String)> {
-    let mut found: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .map(|(n, v)| (n.into_owned(), v.into_owned()))
-        .collect();
-    for parameter in body.get("parameter").and_then(Value::as_array).into_iter().flatten() {
-        let name = parameter.get("name").and_then(Value::as_str).unwrap_or_default();
-        let value = ["valueInteger64", "valueInteger", "valueCode", "valueString"]
-            .iter()
-            .find_map(|key| parameter.get(*key))
-            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned));
-        if let Some(value) = value {
-            found.push((name.to_owned(), value));
-        }
-    }
-    found
-}
-
-fn hub(state: &SharedState) -> Result<&Hub, ApiError> {
+/// The delivery records and websocket bindings, or 501 when notifications are off.
+pub(crate) fn hub(state: &SharedState) -> Result<&Hub, ApiError> {
     state.notifications.as_deref().ok_or_else(|| {
         ApiError::new(StatusCode::NOT_IMPLEMENTED, Issue::error(IssueCode::NotSupported, "notifications are off on this server"))
     })
-}
-
-/// `$get-ws-binding-token`: a token for `bind-with-token` on the websocket URL.
-fn binding_token(hub: &Hub, id: &str, spec: &SubscriptionSpec, format: ResponseFormat, base: &str) -> Result<FhirResponse, ApiError> {
-    if spec.channel != "websocket" {
-        return Err(ApiError::bad_request(Issue::error(
-            IssueCode::NotSupported,
-            format!("Subscription/{id} uses the {} channel, not websocket", spec.channel),
-        )));
-    }
-    let (token, expires) = hub.issue(id);
-    let websocket_url = format!("{}{WEBSOCKET_PATH}", base.replacen("http", "ws", 1).trim_end_matches("/fhir"));
-    Ok(FhirResponse::new(StatusCode::OK, format).json(json!({
-        "resourceType": "Parameters",
-        "parameter": [
-            {"name": "token", "valueString": token},
-            {"name": "expiration", "valueDateTime": format_instant(expires)},
-            {"name": "subscription", "valueString": format!("{base}/Subscription/{id}")},
-            {"name": "websocket-url", "valueUrl": websocket_url},
-        ],
-    })))
 }
 
 /// Where websockets connect (R5 leaves the URL to the server).
@@ -139,7 +93,7 @@ async fn serve_socket(state: SharedState, base: String, mut socket: axum::extrac
                     continue;
                 };
                 let bound = match hub.redeem(token.trim()) {
-                    Some(id) => Stream::bind(state.service.clone(), hub.deliveries.clone(), base.clone(), id).await,
+                    Some(id) => Stream::bind(state.domain.clone(), hub.deliveries.clone(), base.clone(), id).await,
                     None => Err("the token is unknown or has expired".to_owned()),
                 };
                 match bound {
@@ -172,64 +126,3 @@ async fn serve_socket(state: SharedState, base: String, mut socket: axum::extrac
     }
 }
 
-/// `$status`, `$events` and `$get-ws-binding-token` on `Subscription/[id]`.
-#[allow(clippy::too_many_arguments)]
-pub async fn operation(
-    state: &SharedState,
-    ctx: &RequestContext,
-    id: &str,
-    code: &str,
-    query: Option<&str>,
-    body: &Map<String, Value>,
-    format: ResponseFormat,
-    base: &BaseUrl,
-) -> Result<FhirResponse, ApiError> {
-    let stored = state.service.read(ctx, ResourceType::Subscription, id).await?;
-    let subscription: Map<String, Value> = stored
-        .body
-        .as_deref()
-        .and_then(|b| serde_json::from_str(b).ok())
-        .ok_or_else(ApiError::internal)?;
-    let mut spec = SubscriptionSpec::parse(&subscription).map_err(|_| ApiError::internal())?;
-    let hub = hub(state)?;
-    if code == "get-ws-binding-token" {
-        return binding_token(hub, id, &spec, format, &base.0);
-    }
-    let deliveries = &hub.deliveries;
-    let delivery = deliveries.delivery_state(id).await.map_err(termin_domain::DomainError::from)?;
-    let events_total = delivery.as_ref().map_or(0, |d| d.events_total);
-    let base = &base.0;
-    match code {
-        "status" => {
-            let status = subscription_status(base, id, &spec, NotificationType::QueryStatus, events_total, &[], delivery.as_ref());
-            Ok(FhirResponse::new(StatusCode::OK, format).json(searchset(base, vec![status])))
-        }
-        _ => {
-            let mut since = 1;
-            let mut until = events_total;
-            for (name, value) in inputs(query, body) {
-                let number = || value.parse::<u64>().map_err(|_| bad(&name, format!("{name} must be a non-negative integer")));
-                match name.as_str() {
-                    "eventsSinceNumber" => since = number()?.max(1),
-                    "eventsUntilNumber" => until = number()?.min(events_total),
-                    "content" => {
-                        spec.content = Content::parse(&value)
-                            .ok_or_else(|| bad("content", "content must be empty, id-only or full-resource"))?
-                    }
-                    "_format" | "_pretty" => {}
-                    other => return Err(bad(other, format!("$events has no parameter {other}"))),
-                }
-            }
-            let until = until.min(since.saturating_add(MAX_EVENTS - 1));
-            let events = if since <= until {
-                deliveries.notifications(id, since, until, MAX_EVENTS as usize).await.map_err(termin_domain::DomainError::from)?
-            } else {
-                Vec::new()
-            };
-            let events = with_focus(&state.service, events).await?;
-            let status = subscription_status(base, id, &spec, NotificationType::QueryEvent, events_total, &events, None);
-            let bundle = notification_bundle(base, &spec, status, &events, jiff::Timestamp::now());
-            Ok(FhirResponse::new(StatusCode::OK, format).json(bundle))
-        }
-    }
-}

@@ -20,7 +20,7 @@ pub async fn health(format: ResponseFormat) -> FhirResponse {
 
 /// Readiness: the database answers too.
 pub async fn ready(State(state): State<SharedState>, format: ResponseFormat) -> Result<FhirResponse, ApiError> {
-    state.service.ready().await?;
+    state.domain.resources.ready().await?;
     Ok(FhirResponse::new(StatusCode::OK, format).json(json!({"status": "ready"})))
 }
 
@@ -29,7 +29,7 @@ pub async fn metadata(
     format: ResponseFormat,
     base: BaseUrl,
 ) -> FhirResponse {
-    let statement = capability_statement(&base.0, state.service.config(), state.service.validator(), state.auth.as_ref());
+    let statement = capability_statement(&base.0, &state.domain, state.auth.as_ref());
     FhirResponse::new(StatusCode::OK, format).json(statement)
 }
 

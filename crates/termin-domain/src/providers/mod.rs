@@ -31,7 +31,10 @@
 pub mod availability;
 pub mod near;
 
-use crate::{DomainError, ResourceService};
+use crate::caller::Caller;
+use crate::DomainError;
+use crate::kernel::Kernel;
+use std::sync::Arc;
 use availability::Interval;
 use near::{Near, Point};
 use jiff::{SignedDuration, Timestamp};
@@ -40,7 +43,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, ResourceType};
 use termin_store::{
-    Comparison, Condition, Filter, IndexKind, Keyset, RangeEnd, RangePoint, RangeTest, ReferenceMatch, RequestContext,
+    Comparison, Condition, Filter, IndexKind, Keyset, RangeEnd, RangePoint, RangeTest, ReferenceMatch,
     ResourceVersion, SearchPage, SearchRequest, SortKey, SortParam, StringMatch, SystemMatch, TokenMatch,
 };
 
@@ -141,7 +144,7 @@ fn body(version: &ResourceVersion) -> Map<String, Value> {
     version
         .body
         .as_deref()
-        .and_then(crate::scheduling::model::parse_object)
+        .and_then(crate::model::parse_object)
         .unwrap_or_default()
 }
 
@@ -158,7 +161,7 @@ fn references(resource: &Map<String, Value>, element: &str, target: ResourceType
     listed(resource, element)
         .into_iter()
         .filter_map(|r| r.get("reference").and_then(Value::as_str))
-        .filter_map(|r| crate::scheduling::model::reference_id(r, target))
+        .filter_map(|r| crate::model::reference_id(r, target))
         .collect()
 }
 
@@ -167,7 +170,7 @@ fn references(resource: &Map<String, Value>, element: &str, target: ResourceType
 /// which of the ids a batched search asked for a found resource refers to.
 fn local_targets<'a>(references: Vec<&'a Value>) -> impl Iterator<Item = (ResourceType, String)> + 'a {
     references.into_iter().filter_map(|r| {
-        let literal = termin_search::parse_literal(r.get("reference")?.as_str()?)?;
+        let literal = termin_fhir::parse_literal(r.get("reference")?.as_str()?)?;
         let target = literal.resource_type.parse().ok()?;
         literal.base.is_none().then(|| (target, literal.id.to_owned()))
     })
@@ -312,10 +315,19 @@ fn codings_of(resource: &Map<String, Value>, element: &str) -> Vec<TokenMatch> {
         .collect()
 }
 
-impl ResourceService {
+/// `$findHSP`: which providers offer a service, where and when.
+pub struct ProviderService {
+    kernel: Arc<Kernel>,
+}
+
+impl ProviderService {
+    pub(crate) fn over(kernel: Arc<Kernel>) -> Self {
+        ProviderService { kernel }
+    }
+
     async fn find_page(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         conditions: Vec<Condition>,
         sort: Vec<SortKey>,
@@ -324,7 +336,7 @@ impl ResourceService {
     ) -> Result<SearchPage, DomainError> {
         let request = SearchRequest {
             resource_type,
-            filter: Filter { conditions, now: self.clock().now(), server_base: None },
+            filter: Filter { conditions, now: self.kernel.clock.now(), server_base: None },
             sort,
             count,
             page: after,
@@ -332,12 +344,12 @@ impl ResourceService {
             includes: Vec::new(),
             revincludes: Vec::new(),
         };
-        self.search(ctx, &request).await
+        self.kernel.search(ctx, &request).await
     }
 
     async fn find(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         conditions: Vec<Condition>,
         sort: Vec<SortKey>,
@@ -349,7 +361,7 @@ impl ResourceService {
     /// Every match, in id order, read page by page.
     async fn find_all(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         conditions: Vec<Condition>,
     ) -> Result<Vec<ResourceVersion>, DomainError> {
@@ -365,14 +377,20 @@ impl ResourceService {
         }
     }
 
-    async fn read_live(&self, ctx: &RequestContext, resource_type: ResourceType, id: &str) -> Option<ResourceVersion> {
-        self.read(ctx, resource_type, id).await.ok()
+    /// The current resource, `None` when it is unknown, deleted or not the caller's to see;
+    /// a storage failure is an error, not an absence.
+    async fn read_live(&self, ctx: &Caller, resource_type: ResourceType, id: &str) -> Result<Option<ResourceVersion>, DomainError> {
+        match self.kernel.read(ctx, resource_type, id).await {
+            Ok(version) => Ok(Some(version)),
+            Err(DomainError::NotFound(_) | DomainError::Gone(_) | DomainError::Forbidden(_)) => Ok(None),
+            Err(other) => Err(other),
+        }
     }
 
     /// The current resources with these ids, by id; unknown and deleted ones are left out.
     async fn read_all(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         resource_type: ResourceType,
         ids: BTreeSet<String>,
     ) -> Result<HashMap<String, ResourceVersion>, DomainError> {
@@ -388,7 +406,7 @@ impl ResourceService {
 
     /// Answers `$findHSP`. The providers of all matching services are looked at together, a
     /// few searches in all rather than several per provider.
-    pub async fn find_providers(&self, ctx: &RequestContext, query: &ProviderQuery) -> Result<ProviderMatches, DomainError> {
+    pub async fn find_providers(&self, ctx: &Caller, query: &ProviderQuery) -> Result<ProviderMatches, DomainError> {
         if !query.names_a_service() {
             return Err(DomainError::invalid(
                 Issue::error(
@@ -399,8 +417,8 @@ impl ResourceService {
                 .at("Parameters.parameter"),
             ));
         }
-        let zone = termin_search::registry().time_zone().clone();
-        let now = self.clock().now();
+        let zone = self.kernel.search.time_zone().clone();
+        let now = self.kernel.clock.now();
         let until = horizon(query.until.as_deref(), now, &zone)?;
         let wanted: Vec<Interval> = if query.availability.is_empty() {
             vec![(now, until)]
@@ -515,7 +533,7 @@ impl ResourceService {
         Ok(ProviderMatches { services: matches, notes })
     }
 
-    async fn matching_services(&self, ctx: &RequestContext, query: &ProviderQuery) -> Result<Vec<ResourceVersion>, DomainError> {
+    async fn matching_services(&self, ctx: &Caller, query: &ProviderQuery) -> Result<Vec<ResourceVersion>, DomainError> {
         if let Some(identifier) = &query.service_identifier {
             return self.service_by_identifier(ctx, identifier).await.and_then(active_service);
         }
@@ -528,9 +546,9 @@ impl ResourceService {
             _ => None,
         };
         if let Some(reference) = referenced {
-            let known = crate::scheduling::model::reference_id(&reference, ResourceType::HealthcareService);
+            let known = crate::model::reference_id(&reference, ResourceType::HealthcareService);
             let found = match &known {
-                Some(id) => self.read_live(ctx, ResourceType::HealthcareService, id).await,
+                Some(id) => self.read_live(ctx, ResourceType::HealthcareService, id).await?,
                 None => None,
             };
             match found {
@@ -572,7 +590,7 @@ impl ResourceService {
     /// The one HealthcareService with this business identifier.
     async fn service_by_identifier(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         identifier: &BusinessIdentifier,
     ) -> Result<ResourceVersion, DomainError> {
         let token = TokenMatch {
@@ -600,7 +618,7 @@ impl ResourceService {
     /// The wanted places, or `None` when place does not matter.
     async fn wanted_locations(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         query: &ProviderQuery,
         notes: &mut Vec<Issue>,
     ) -> Result<Option<Places>, DomainError> {
@@ -612,7 +630,7 @@ impl ResourceService {
         let mut wanted = Places::default();
         for selector in &query.locations {
             let found = match selector {
-                LocationSelector::Id(id) => self.read_live(ctx, ResourceType::Location, id).await.into_iter().collect(),
+                LocationSelector::Id(id) => self.read_live(ctx, ResourceType::Location, id).await?.into_iter().collect(),
                 LocationSelector::Identifier { system, value } => {
                     let token = TokenMatch {
                         system: system.clone().map_or(SystemMatch::Any, SystemMatch::Exactly),
@@ -674,7 +692,7 @@ impl ResourceService {
     /// place.
     async fn placed_providers(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         services: Vec<ResourceVersion>,
         places: Option<&Places>,
     ) -> Result<Vec<ServiceCandidate>, DomainError> {
@@ -722,7 +740,7 @@ impl ResourceService {
     /// The active PractitionerRoles offering each of these services, in id order.
     async fn roles_offering(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         services: &[String],
     ) -> Result<HashMap<String, Vec<ResourceVersion>>, DomainError> {
         let mut roles_of: HashMap<String, Vec<ResourceVersion>> = HashMap::new();
@@ -745,7 +763,7 @@ impl ResourceService {
     /// parameter gets its own searches, so that its reference index drives them.
     async fn schedules_linked(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         links: &[ScheduleLink],
     ) -> Result<HashMap<ScheduleLink, Vec<String>>, DomainError> {
         let mut schedules: HashMap<ScheduleLink, Vec<String>> = HashMap::new();
@@ -775,7 +793,7 @@ impl ResourceService {
     /// The earliest free slot inside the wanted time of each of these schedules.
     async fn earliest_free_slots(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         schedules: &[String],
         wanted: &[Interval],
         until: Timestamp,
@@ -821,8 +839,8 @@ impl ResourceService {
                 for slot in page.matches {
                     let slot_body = body(&slot);
                     let Some((_, schedule)) = local_targets(listed(&slot_body, "schedule")).next() else { continue };
-                    let start = crate::scheduling::model::instant(&slot_body, "start");
-                    let end = crate::scheduling::model::instant(&slot_body, "end");
+                    let start = crate::model::instant(&slot_body, "start");
+                    let end = crate::model::instant(&slot_body, "end");
                     if let (Some(start), Some(end)) = (start, end)
                         && start < until
                         && availability::contains(wanted, start, end)
@@ -869,7 +887,7 @@ const SERVICE_REFERENCE_INPUT: &str = "Parameters.parameter.where(name = 'health
 
 /// A service named by the client must be active.
 fn active_service(service: ResourceVersion) -> Result<Vec<ResourceVersion>, DomainError> {
-    if crate::scheduling::model::is_active(&body(&service)) {
+    if crate::model::is_active(&body(&service)) {
         return Ok(vec![service]);
     }
     Err(DomainError::unprocessable(

@@ -1,12 +1,13 @@
 use super::near::Point;
 use super::{BusinessIdentifier, IDS_PER_SEARCH, ProviderMatches, ProviderQuery, SLOTS_PER_PAGE};
-use crate::{Clock, HoldOutcome, ResourceService, ServiceConfig, SlotSelector};
+use crate::{Clock, HoldOutcome, Domain, ServiceConfig, SlotSelector};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use termin_fhir::ResourceType;
-use termin_store::{RequestContext, SystemMatch, TokenMatch};
-use termin_store_sqlite::SqliteStore;
+use crate::Caller;
+use termin_store::{SystemMatch, TokenMatch};
+use termin_store_sqlite::temporary::TemporaryStore;
 
 const SERVICE_TYPE: &str = "http://terminology.hl7.org/CodeSystem/service-type";
 const HOLD: SignedDuration = SignedDuration::from_mins(10);
@@ -21,29 +22,29 @@ impl Clock for ManualClock {
 }
 
 struct World {
-    service: ResourceService,
+    service: Domain,
     clock: Arc<ManualClock>,
-    _dir: tempfile::TempDir,
+    _db: TemporaryStore,
 }
 
 impl World {
     async fn new() -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.db"), 2).await.unwrap();
+        let db = TemporaryStore::open().await.unwrap();
         let clock = Arc::new(ManualClock(Mutex::new("2026-03-02T08:00:00Z".parse().unwrap())));
-        let service = ResourceService::new(
-            Arc::new(store),
+        let service = Domain::new(
+            db.store.clone(),
             clock.clone(),
             ServiceConfig { hold_duration: HOLD, ..ServiceConfig::default() },
+            termin_search::registry(),
         );
-        World { service, clock, _dir: dir }
+        World { service, clock, _db: db }
     }
 
     async fn put(&self, resource: Value) {
         let resource_type: ResourceType = resource["resourceType"].as_str().unwrap().parse().unwrap();
         let id = resource["id"].as_str().unwrap().to_owned();
         let Value::Object(body) = resource else { panic!("not an object") };
-        self.service.update(&RequestContext::system("setup"), resource_type, &id, body, None).await.unwrap();
+        self.service.resources.update(&Caller::system("setup"), resource_type, &id, body, None).await.unwrap();
     }
 
     /// Organization org-a (5350) offering physio (type 65) through role r1 with Schedule s-r1.
@@ -74,7 +75,7 @@ impl World {
                 "availableStartTime": "08:00:00", "availableEndTime": "12:00:00"}]})],
             ..ProviderQuery::default()
         };
-        self.service.find_providers(&RequestContext::anonymous("client"), &query).await.unwrap()
+        self.service.providers.find_providers(&Caller::anonymous("client"), &query).await.unwrap()
     }
 }
 
@@ -185,7 +186,7 @@ async fn a_slot_whose_hold_expired_counts_as_free() {
     let w = World::new().await;
     w.one_physiotherapist().await;
     w.slot("tuesday", "s-r1", "free", "2026-03-03T08:00:00Z", "2026-03-03T08:30:00Z").await;
-    let held = w.service.hold_slot(&RequestContext::anonymous("client"), &SlotSelector::Id("tuesday".into()), true).await.unwrap();
+    let held = w.service.scheduling.hold_slot(&Caller::anonymous("client"), &SlotSelector::Id("tuesday".into()), true).await.unwrap();
     assert!(matches!(held, HoldOutcome::Held { .. }), "{held:?}");
 
     assert!(w.find(&["tue"]).await.services.is_empty());
@@ -252,24 +253,24 @@ async fn availability_until_sets_how_far_ahead_to_look() {
     w.one_physiotherapist().await;
     // Tuesday 2026-04-07, 36 days after the clock's Monday.
     w.slot("in-april", "s-r1", "free", "2026-04-07T08:00:00Z", "2026-04-07T08:30:00Z").await;
-    let ctx = RequestContext::anonymous("client");
+    let ctx = Caller::anonymous("client");
 
-    let default = w.service.find_providers(&ctx, &tuesdays_until(None)).await.unwrap();
+    let default = w.service.providers.find_providers(&ctx, &tuesdays_until(None)).await.unwrap();
     assert!(default.services.is_empty(), "{:?}", labels(&default));
-    let day_before = w.service.find_providers(&ctx, &tuesdays_until(Some("2026-04-06"))).await.unwrap();
+    let day_before = w.service.providers.find_providers(&ctx, &tuesdays_until(Some("2026-04-06"))).await.unwrap();
     assert!(day_before.services.is_empty(), "{:?}", labels(&day_before));
     // A date includes its whole day.
-    let that_day = w.service.find_providers(&ctx, &tuesdays_until(Some("2026-04-07"))).await.unwrap();
+    let that_day = w.service.providers.find_providers(&ctx, &tuesdays_until(Some("2026-04-07"))).await.unwrap();
     assert_eq!(labels(&that_day), [("physio".to_owned(), vec!["PractitionerRole/r1".to_owned(), "Organization/org-a".into()])]);
     assert_eq!(that_day.services[0].earliest_free, Some("2026-04-07T08:00:00Z".parse().unwrap()));
 
     for refused in ["2026-06-01", "2026-03-01", "next week"] {
-        let err = w.service.find_providers(&ctx, &tuesdays_until(Some(refused))).await.unwrap_err();
+        let err = w.service.providers.find_providers(&ctx, &tuesdays_until(Some(refused))).await.unwrap_err();
         assert!(matches!(err, crate::DomainError::Invalid(_)), "{refused}: {err:?}");
         assert!(format!("{err:?}").contains("availability-until"), "{refused}: {err:?}");
     }
     // The end of 2026-05-30 lies just within 90 days of the clock.
-    assert!(w.service.find_providers(&ctx, &tuesdays_until(Some("2026-05-30"))).await.is_ok());
+    assert!(w.service.providers.find_providers(&ctx, &tuesdays_until(Some("2026-05-30"))).await.is_ok());
 }
 
 /// A service named by business identifier: the one with it, else 422 (none, several, inactive).
@@ -287,14 +288,14 @@ async fn a_service_is_found_by_its_identifier() {
     w.put(with_identifier("twin-a", "twin", true)).await;
     w.put(with_identifier("twin-b", "twin", true)).await;
     w.put(with_identifier("closed", "c-1", false)).await;
-    let ctx = RequestContext::anonymous("client");
+    let ctx = Caller::anonymous("client");
     let by = |system: Option<&str>, value: &str| ProviderQuery {
         service_identifier: Some(BusinessIdentifier { system: system.map(str::to_owned), value: value.into() }),
         ..ProviderQuery::default()
     };
 
     for query in [by(Some("urn:services"), "p-1"), by(None, "p-1")] {
-        let found = w.service.find_providers(&ctx, &query).await.unwrap();
+        let found = w.service.providers.find_providers(&ctx, &query).await.unwrap();
         assert_eq!(found.services.iter().map(|m| m.service.id.as_str()).collect::<Vec<_>>(), ["physio"]);
     }
     for (query, says) in [
@@ -302,7 +303,7 @@ async fn a_service_is_found_by_its_identifier() {
         (by(Some("urn:services"), "twin"), "Several HealthcareServices"),
         (by(Some("urn:services"), "c-1"), "HealthcareService/closed is not active"),
     ] {
-        let err = w.service.find_providers(&ctx, &query).await.unwrap_err();
+        let err = w.service.providers.find_providers(&ctx, &query).await.unwrap_err();
         assert!(matches!(err, crate::DomainError::Unprocessable(_)), "{err:?}");
         let text = format!("{err:?}");
         assert!(text.contains(says) && text.contains("healthcareService-reference"), "{text}");
@@ -342,7 +343,7 @@ async fn near_finds_providers_within_the_distance_nearest_first() {
     // Bad Ischl has the earlier slot, yet St. Wolfgang is nearer.
     w.slot("ischl-early", "s-at-ischl", "free", "2026-03-03T08:00:00Z", "2026-03-03T08:30:00Z").await;
     w.slot("wolfgang-late", "s-at-wolfgang", "free", "2026-03-10T08:00:00Z", "2026-03-10T08:30:00Z").await;
-    let ctx = RequestContext::anonymous("client");
+    let ctx = Caller::anonymous("client");
     let physio = vec![TokenMatch { system: SystemMatch::Exactly(SERVICE_TYPE.into()), code: Some("65".into()) }];
     let services = |answer: &ProviderMatches| answer.services.iter().map(|m| m.service.id.clone()).collect::<Vec<_>>();
 
@@ -352,13 +353,13 @@ async fn near_finds_providers_within_the_distance_nearest_first() {
         radius_km,
         ..ProviderQuery::default()
     };
-    let within_20 = w.service.find_providers(&ctx, &near_wolfgang(Some(20.0))).await.unwrap();
+    let within_20 = w.service.providers.find_providers(&ctx, &near_wolfgang(Some(20.0))).await.unwrap();
     assert_eq!(services(&within_20), ["at-wolfgang", "at-ischl"]);
     assert_eq!(within_20.services[0].providers[0].id, "r-at-wolfgang");
     // The default radius, 10 km, leaves Bad Ischl (about 13 km) out.
-    let within_default = w.service.find_providers(&ctx, &near_wolfgang(None)).await.unwrap();
+    let within_default = w.service.providers.find_providers(&ctx, &near_wolfgang(None)).await.unwrap();
     assert_eq!(services(&within_default), ["at-wolfgang"]);
-    let within_300 = w.service.find_providers(&ctx, &near_wolfgang(Some(300.0))).await.unwrap();
+    let within_300 = w.service.providers.find_providers(&ctx, &near_wolfgang(Some(300.0))).await.unwrap();
     assert_eq!(services(&within_300), ["at-wolfgang", "at-ischl", "at-vienna"]);
 
     // A wanted Location with a position: itself and what lies within the radius around it.
@@ -368,7 +369,7 @@ async fn near_finds_providers_within_the_distance_nearest_first() {
         radius_km: Some(20.0),
         ..ProviderQuery::default()
     };
-    let found = w.service.find_providers(&ctx, &around_ischl).await.unwrap();
+    let found = w.service.providers.find_providers(&ctx, &around_ischl).await.unwrap();
     assert_eq!(services(&found), ["at-ischl", "at-wolfgang"]);
     // A wanted Location without a position matches only itself.
     let at_nowhere = ProviderQuery {
@@ -376,5 +377,26 @@ async fn near_finds_providers_within_the_distance_nearest_first() {
         locations: vec![super::LocationSelector::Id("nowhere".into())],
         ..ProviderQuery::default()
     };
-    assert_eq!(services(&w.service.find_providers(&ctx, &at_nowhere).await.unwrap()), ["unplaced"]);
+    assert_eq!(services(&w.service.providers.find_providers(&ctx, &at_nowhere).await.unwrap()), ["unplaced"]);
+}
+
+#[tokio::test]
+async fn a_storage_failure_is_an_error_not_an_unknown_service_or_location() {
+    let db = TemporaryStore::open().await.unwrap();
+    let probe = Arc::new(crate::test_support::ProbeStore::new(db.store.clone()));
+    let service = Domain::new(probe.clone(), Arc::new(crate::SystemClock), ServiceConfig::default(), termin_search::registry());
+    let ctx = Caller::anonymous("client");
+    let by_reference = ProviderQuery { service_reference: Some("HealthcareService/physio".into()), ..ProviderQuery::default() };
+    let by_location = ProviderQuery {
+        types: vec![TokenMatch { system: SystemMatch::Exactly(SERVICE_TYPE.into()), code: Some("65".into()) }],
+        locations: vec![super::LocationSelector::Id("vienna".into())],
+        ..ProviderQuery::default()
+    };
+    // Unknown here (an empty store): a 422 for the service, a note for the Location.
+    assert!(matches!(service.providers.find_providers(&ctx, &by_reference).await, Err(crate::DomainError::Unprocessable(_))));
+    assert!(service.providers.find_providers(&ctx, &by_location).await.is_ok());
+    probe.fail_reads_of(ResourceType::HealthcareService);
+    assert!(matches!(service.providers.find_providers(&ctx, &by_reference).await, Err(crate::DomainError::Unavailable(_))));
+    probe.fail_reads_of(ResourceType::Location);
+    assert!(matches!(service.providers.find_providers(&ctx, &by_location).await, Err(crate::DomainError::Unavailable(_))));
 }

@@ -1,16 +1,20 @@
 //! `Appointment/$book`: book a `proposed` Appointment on the slots it names.
 
-use super::guard::slot_unavailability;
-use super::offer::{Declared, Offer, check_offered, concept_codings, most_specific, service_references, service_type_codings};
-use super::sequence::{NamedSlot, check_sequence, slot_positions};
-use super::{BOOKING_REQUESTS_URL, MANUAL_CONFIRMATION_URL, model, read_live};
-use crate::{DomainError, ResourceService};
+use crate::caller::Caller;
+use crate::rules::guard::slot_unavailability;
+use crate::rules::offer::{Declared, Offer, check_offered, concept_codings, most_specific, service_references, service_type_codings};
+use crate::rules::sequence::{NamedSlot, check_sequence, slot_positions};
+use crate::model;
+use crate::rules::{BOOKING_REQUESTS_URL, MANUAL_CONFIRMATION_URL};
+use crate::unit_of_work::UnitOfWork;
+use super::SchedulingService;
+use crate::DomainError;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
 use termin_store::{
-    Comparison, Condition, Filter, IndexKind, RangeEnd, RangePoint, RangeTest, ReferenceMatch, RequestContext, ResourceVersion,
-    SearchRequest, SortKey, SortParam, SystemMatch, TokenMatch, WriteTx,
+    Comparison, Condition, Filter, IndexKind, RangeEnd, RangePoint, RangeTest, ReferenceMatch, ResourceVersion,
+    SearchRequest, SortKey, SortParam, SystemMatch, TokenMatch,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +103,7 @@ fn service_names(services: &[Map<String, Value>]) -> String {
 
 /// Gives an identifier-only Reference (`{"identifier": …}`) the literal reference of the one
 /// `target` resource with that identifier (the IG prefers business identifiers).
-async fn resolve_identifier(tx: &mut dyn WriteTx, reference: &mut Value, target: ResourceType, path: &str) -> Result<(), DomainError> {
+async fn resolve_identifier(tx: &mut UnitOfWork, reference: &mut Value, target: ResourceType, path: &str) -> Result<(), DomainError> {
     let Some(reference) = reference.as_object_mut() else {
         return Ok(());
     };
@@ -145,7 +149,7 @@ async fn resolve_identifier(tx: &mut dyn WriteTx, reference: &mut Value, target:
 }
 
 /// `Appointment.slot` and `serviceType.reference` given by identifier gain their references.
-async fn resolve_identifiers(tx: &mut dyn WriteTx, appointment: &mut Map<String, Value>) -> Result<(), DomainError> {
+async fn resolve_identifiers(tx: &mut UnitOfWork, appointment: &mut Map<String, Value>) -> Result<(), DomainError> {
     if let Some(slots) = appointment.get_mut("slot").and_then(Value::as_array_mut) {
         for (index, slot) in slots.iter_mut().enumerate() {
             resolve_identifier(tx, slot, ResourceType::Slot, &format!("Appointment.slot[{index}]")).await?;
@@ -166,12 +170,12 @@ async fn resolve_identifiers(tx: &mut dyn WriteTx, appointment: &mut Map<String,
 /// Schedule's, else those of the HealthcareServices the Slots or Schedule name (when they
 /// name none, those the Appointment names).
 async fn offer_of(
-    tx: &mut dyn WriteTx,
+    tx: &mut UnitOfWork,
     slots: &[(String, Map<String, Value>)],
     appointment_services: &[Map<String, Value>],
 ) -> Result<Offer, DomainError> {
     let schedule = match slots.first().and_then(|(_, slot)| model::schedule_id(slot)) {
-        Some(id) => read_live(tx, ResourceType::Schedule, &id).await?.map(|(_, body)| (id, body)),
+        Some(id) => tx.read_live(ResourceType::Schedule, &id).await?.map(|(_, body)| (id, body)),
         None => None,
     };
     let mut services: Vec<String> = Vec::new();
@@ -183,7 +187,7 @@ async fn offer_of(
     }
     let mut declaring = Vec::new();
     for id in &services {
-        if let Some((_, body)) = read_live(tx, ResourceType::HealthcareService, id).await? {
+        if let Some((_, body)) = tx.read_live(ResourceType::HealthcareService, id).await? {
             declaring.push(body);
         }
     }
@@ -212,20 +216,20 @@ async fn offer_of(
     Ok(Offer { service_types, specialties, services })
 }
 
-impl ResourceService {
-    pub async fn book(&self, ctx: &RequestContext, appointment: Map<String, Value>) -> Result<BookingOutcome, DomainError> {
+impl SchedulingService {
+    pub async fn book(&self, ctx: &Caller, appointment: Map<String, Value>) -> Result<BookingOutcome, DomainError> {
         if appointment.get("resourceType").and_then(Value::as_str) != Some("Appointment") {
             return Err(DomainError::invalid(
                 Issue::error(IssueCode::Invalid, "appointment-resource must be an Appointment").at("Appointment"),
             ));
         }
-        let (appointment, warnings) = self.conform(ResourceType::Appointment, appointment).await?;
+        let (appointment, warnings) = self.kernel.conform(ResourceType::Appointment, appointment).await?;
         let mut booking = self.book_conformant(ctx, appointment).await?;
         booking.outcome.issues.extend(warnings);
         Ok(booking)
     }
 
-    async fn book_conformant(&self, ctx: &RequestContext, mut appointment: Map<String, Value>) -> Result<BookingOutcome, DomainError> {
+    async fn book_conformant(&self, ctx: &Caller, mut appointment: Map<String, Value>) -> Result<BookingOutcome, DomainError> {
         if model::status(&appointment) != Some("proposed") {
             return Err(precondition_failed(
                 IssueCode::BusinessRule,
@@ -233,13 +237,13 @@ impl ResourceService {
                 "Appointment.status",
             ));
         }
-        let now = self.clock().now();
-        let mut tx = self.store().begin_write(ctx).await?;
-        self.resolve_subject(&mut *tx, &mut appointment).await?;
-        resolve_identifiers(&mut *tx, &mut appointment).await?;
+        let now = self.kernel.clock().now();
+        let mut tx = self.kernel.begin(ctx).await?;
+        self.resolve_subject(&mut tx, &mut appointment).await?;
+        resolve_identifiers(&mut tx, &mut appointment).await?;
         // Before an earlier booking with the same identifier is looked up and returned.
-        crate::compartment::check_write(ctx, ResourceType::Appointment, "", None, Some(&appointment))?;
-        if let Some(earlier) = self.earlier_booking(&mut *tx, &appointment).await? {
+        crate::compartment::check_write(ctx.context(), ResourceType::Appointment, "", None, Some(&appointment))?;
+        if let Some(earlier) = self.earlier_booking(&mut tx, &appointment).await? {
             let (version, body) = earlier;
             if !is_repeat(&appointment, &body) {
                 // Say nothing about the other booking: it may be another patient's.
@@ -263,14 +267,14 @@ impl ResourceService {
                 version: Some(version),
             });
         }
-        let service = self.check_services(&mut *tx, &appointment).await?;
+        let service = self.check_services(&mut tx, &appointment).await?;
         if !names_slots(&appointment) {
             return self.store_booking_request(ctx, tx, appointment, &service).await;
         }
-        let slots = self.check_slots(&mut *tx, ctx, now, &mut appointment).await?;
-        check_offered(&appointment, &offer_of(&mut *tx, &slots, &service).await?)?;
+        let slots = self.check_slots(&mut tx, ctx, now, &mut appointment).await?;
+        check_offered(&appointment, &offer_of(&mut tx, &slots, &service).await?)?;
         for (index, (slot_id, slot)) in slots.iter().enumerate() {
-            if let Some(reason) = slot_unavailability(&mut *tx, ctx, now, slot_id, None).await? {
+            if let Some(reason) = slot_unavailability(&mut tx, ctx, now, slot_id, None).await? {
                 drop(tx);
                 let mut issues = vec![Issue::error(IssueCode::Conflict, reason).at(format!("Appointment.slot[{index}]"))];
                 let blocked: Vec<&String> = slots.iter().map(|(id, _)| id).collect();
@@ -295,7 +299,7 @@ impl ResourceService {
         let mut confirmation_needed = service.iter().any(has_manual_confirmation);
         for (_, slot) in &slots {
             if let Some(schedule_id) = model::schedule_id(slot)
-                && let Some((_, schedule)) = read_live(&mut *tx, ResourceType::Schedule, &schedule_id).await?
+                && let Some((_, schedule)) = tx.read_live(ResourceType::Schedule, &schedule_id).await?
             {
                 confirmation_needed |= has_manual_confirmation(&schedule);
             }
@@ -306,7 +310,7 @@ impl ResourceService {
             json!(if confirmation_needed { "pending" } else { "booked" }),
         );
         let id = uuid::Uuid::new_v4().to_string();
-        let written = self.write_in(ctx, tx, ResourceType::Appointment, &id, appointment, None).await?;
+        let written = self.kernel.write_in(ctx, tx, ResourceType::Appointment, &id, appointment, None).await?;
         let body = model::parse_object(written.version.body.as_deref().unwrap_or_default())
             .ok_or_else(|| DomainError::Internal("booked appointment has no body".into()))?;
         let message = if confirmation_needed {
@@ -328,8 +332,8 @@ impl ResourceService {
     /// refuses requests.
     async fn store_booking_request(
         &self,
-        ctx: &RequestContext,
-        tx: Box<dyn WriteTx>,
+        ctx: &Caller,
+        tx: UnitOfWork,
         mut appointment: Map<String, Value>,
         services: &[Map<String, Value>],
     ) -> Result<BookingOutcome, DomainError> {
@@ -368,7 +372,7 @@ impl ResourceService {
         check_offered(&appointment, &offer)?;
         appointment.insert("status".into(), json!("pending"));
         let id = uuid::Uuid::new_v4().to_string();
-        let written = self.write_in(ctx, tx, ResourceType::Appointment, &id, appointment, None).await?;
+        let written = self.kernel.write_in(ctx, tx, ResourceType::Appointment, &id, appointment, None).await?;
         let body = model::parse_object(written.version.body.as_deref().unwrap_or_default())
             .ok_or_else(|| DomainError::Internal("stored booking request has no body".into()))?;
         Ok(BookingOutcome {
@@ -387,14 +391,14 @@ impl ResourceService {
     /// first, as `Slot/id (start)`.
     async fn free_alternatives(
         &self,
-        ctx: &RequestContext,
+        ctx: &Caller,
         blocked_slot: &Map<String, Value>,
         exclude: &[&String],
     ) -> Result<Vec<String>, DomainError> {
         let (Some(schedule_id), Some(wanted)) = (model::schedule_id(blocked_slot), model::instant(blocked_slot, "start")) else {
             return Ok(Vec::new());
         };
-        let now = self.clock().now();
+        let now = self.kernel.clock().now();
         let mut candidates: Vec<(SignedDuration, String, String)> = Vec::new();
         for (comparison, descending) in [(Comparison::GreaterOrEqual, false), (Comparison::Less, true)] {
             let request = SearchRequest {
@@ -433,7 +437,7 @@ impl ResourceService {
                 includes: Vec::new(),
                 revincludes: Vec::new(),
             };
-            for slot in self.search(ctx, &request).await?.matches {
+            for slot in self.kernel.search(ctx, &request).await?.matches {
                 if exclude.contains(&&slot.id) || candidates.iter().any(|(_, id, _)| *id == slot.id) {
                     continue;
                 }
@@ -455,7 +459,7 @@ impl ResourceService {
     /// An active Appointment with one of the request's identifiers (idempotent retries).
     async fn earlier_booking(
         &self,
-        tx: &mut dyn WriteTx,
+        tx: &mut UnitOfWork,
         appointment: &Map<String, Value>,
     ) -> Result<Option<(ResourceVersion, Map<String, Value>)>, DomainError> {
         for identifier in appointment.get("identifier").and_then(Value::as_array).into_iter().flatten() {
@@ -464,7 +468,7 @@ impl ResourceService {
             };
             let system = identifier.get("system").and_then(Value::as_str);
             for id in tx.find_ids(ResourceType::Appointment, &[token(system, value)], 10).await? {
-                if let Some((version, body)) = read_live(tx, ResourceType::Appointment, &id).await?
+                if let Some((version, body)) = tx.read_live(ResourceType::Appointment, &id).await?
                     && model::occupies_slots(&body)
                 {
                     return Ok(Some((version, body)));
@@ -476,7 +480,7 @@ impl ResourceService {
 
     /// The subject Patient must exist here, named by literal reference or by identifier
     /// (e.g. the social security number); an identifier-only subject gains the reference.
-    async fn resolve_subject(&self, tx: &mut dyn WriteTx, appointment: &mut Map<String, Value>) -> Result<(), DomainError> {
+    async fn resolve_subject(&self, tx: &mut UnitOfWork, appointment: &mut Map<String, Value>) -> Result<(), DomainError> {
         let Some(subject) = appointment.get_mut("subject").and_then(Value::as_object_mut) else {
             return Err(precondition_failed(
                 IssueCode::Required,
@@ -507,7 +511,7 @@ impl ResourceService {
                     "Appointment.subject.reference",
                 )
             })?;
-            return match read_live(tx, ResourceType::Patient, &id).await? {
+            return match tx.read_live(ResourceType::Patient, &id).await? {
                 Some(_) => Ok(()),
                 None => Err(precondition_failed(
                     IssueCode::NotFound,
@@ -544,7 +548,7 @@ impl ResourceService {
     }
 
     /// Every HealthcareService in `serviceType.reference` exists and is active.
-    async fn check_services(&self, tx: &mut dyn WriteTx, appointment: &Map<String, Value>) -> Result<Vec<Map<String, Value>>, DomainError> {
+    async fn check_services(&self, tx: &mut UnitOfWork, appointment: &Map<String, Value>) -> Result<Vec<Map<String, Value>>, DomainError> {
         let mut services = Vec::new();
         let service_types = appointment.get("serviceType").and_then(Value::as_array).into_iter().flatten();
         for (index, service_type) in service_types.enumerate() {
@@ -555,7 +559,7 @@ impl ResourceService {
             let id = model::reference_id(reference, ResourceType::HealthcareService).ok_or_else(|| {
                 precondition_failed(IssueCode::Value, format!("{reference:?} is not a HealthcareService reference"), &path)
             })?;
-            match read_live(tx, ResourceType::HealthcareService, &id).await? {
+            match tx.read_live(ResourceType::HealthcareService, &id).await? {
                 Some((_, service)) if model::is_active(&service) => services.push(service),
                 Some(_) => {
                     return Err(precondition_failed(
@@ -581,8 +585,8 @@ impl ResourceService {
     /// agree with the slots (they are filled in from the slots when absent).
     async fn check_slots(
         &self,
-        tx: &mut dyn WriteTx,
-        ctx: &RequestContext,
+        tx: &mut UnitOfWork,
+        ctx: &Caller,
         now: Timestamp,
         appointment: &mut Map<String, Value>,
     ) -> Result<Vec<(String, Map<String, Value>)>, DomainError> {
@@ -599,11 +603,11 @@ impl ResourceService {
         let mut latest: Option<(Timestamp, Value)> = None;
         for (position, id) in &ids {
             let path = format!("Appointment.slot[{position}]");
-            let Some((_, slot)) = read_live(tx, ResourceType::Slot, id).await? else {
+            let Some((_, slot)) = tx.read_live(ResourceType::Slot, id).await? else {
                 return Err(precondition_failed(IssueCode::NotFound, format!("Slot/{id} is not known to this server"), &path));
             };
             let schedule = match model::schedule_id(&slot) {
-                Some(schedule_id) => read_live(tx, ResourceType::Schedule, &schedule_id).await?,
+                Some(schedule_id) => tx.read_live(ResourceType::Schedule, &schedule_id).await?,
                 None => None,
             };
             if !schedule.as_ref().is_some_and(|(_, s)| model::is_active(s)) {

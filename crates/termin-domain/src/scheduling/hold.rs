@@ -1,12 +1,17 @@
 //! `Slot/$hold`: place a hold on a slot (`busy-tentative`) or release it (`free`).
 
-use super::{effective_status, hold_is_live, model, owns_hold, read_live, record_event, set_slot_status};
-use crate::{DomainError, ResourceService};
+use crate::caller::Caller;
+use crate::rules::state::{self, SlotState};
+use crate::model;
+use crate::rules::{record_event, set_slot_status};
+use crate::unit_of_work::UnitOfWork;
+use super::SchedulingService;
+use crate::DomainError;
 use serde_json::{Map, Value, json};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
 use jiff::Timestamp;
-use termin_store::{Condition, Principal, RequestContext, SlotHold, SystemMatch, TokenMatch, WriteTx};
+use termin_store::{Condition, SlotHold, SystemMatch, TokenMatch};
 
 /// How the caller names the slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,31 +38,19 @@ pub enum HoldOutcome {
     },
 }
 
-/// The key a caller's live holds are counted under: a token's subject and client; without a
-/// token, its network address (a client asking for a new hold-token with every hold is still
-/// one holder). Without an address (in-process callers) every hold counts as its own holder.
-pub(super) fn holder_key(ctx: &RequestContext, token: &str) -> String {
-    if let Principal::Token(principal) = &ctx.principal {
-        return format!("principal:{}|{}", principal.client_id.as_deref().unwrap_or_default(), principal.subject);
-    }
-    match &ctx.client_address {
-        Some(address) => format!("address:{address}"),
-        None => format!("token:{token}"),
-    }
-}
 
-impl ResourceService {
+impl SchedulingService {
     /// A new hold of `slot_id` for the caller, within its limit of live holds.
     async fn new_hold(
         &self,
-        tx: &mut dyn WriteTx,
-        ctx: &RequestContext,
+        tx: &mut UnitOfWork,
+        ctx: &Caller,
         slot_id: &str,
         now: Timestamp,
     ) -> Result<SlotHold, DomainError> {
         let token = uuid::Uuid::new_v4().to_string();
-        let holder = holder_key(ctx, &token);
-        let limit = self.config().max_holds_per_holder;
+        let holder = ctx.holder_key(&token);
+        let limit = self.kernel.config().max_holds_per_holder;
         if limit > 0 {
             let live = tx.live_holds_of(&holder, now).await?;
             if live.len() >= limit {
@@ -75,7 +68,7 @@ impl ResourceService {
                 ));
             }
         }
-        let held_for = self.config().hold_duration.min(self.config().max_hold_time);
+        let held_for = self.kernel.config().hold_duration.min(self.kernel.config().max_hold_time);
         Ok(SlotHold {
             slot_id: slot_id.to_owned(),
             holder,
@@ -88,15 +81,15 @@ impl ResourceService {
     /// The caller's live hold, renewed by the hold duration but never past the maximum hold
     /// time from when it was first placed: then it ends, and the slot is open to everyone.
     fn renewal(&self, hold: &SlotHold, now: Timestamp) -> SlotHold {
-        let last_moment = hold.placed_at.checked_add(self.config().max_hold_time).unwrap_or(Timestamp::MAX);
-        let extended = now.checked_add(self.config().hold_duration).unwrap_or(Timestamp::MAX);
+        let last_moment = hold.placed_at.checked_add(self.kernel.config().max_hold_time).unwrap_or(Timestamp::MAX);
+        let extended = now.checked_add(self.kernel.config().hold_duration).unwrap_or(Timestamp::MAX);
         SlotHold {
             held_until: extended.min(last_moment),
             ..hold.clone()
         }
     }
 
-    async fn resolve_slot(&self, tx: &mut dyn termin_store::WriteTx, selector: &SlotSelector) -> Result<String, DomainError> {
+    async fn resolve_slot(&self, tx: &mut UnitOfWork, selector: &SlotSelector) -> Result<String, DomainError> {
         match selector {
             SlotSelector::Id(id) => Ok(id.clone()),
             SlotSelector::Identifiers(identifiers) => {
@@ -127,17 +120,16 @@ impl ResourceService {
     }
 
     /// Places a hold (`hold = true`) or releases one the caller owns.
-    pub async fn hold_slot(&self, ctx: &RequestContext, selector: &SlotSelector, hold: bool) -> Result<HoldOutcome, DomainError> {
-        let now = self.clock().now();
-        let mut tx = self.store().begin_write(ctx).await?;
-        let slot_id = self.resolve_slot(&mut *tx, selector).await?;
-        let Some((slot, body)) = read_live(&mut *tx, ResourceType::Slot, &slot_id).await? else {
+    pub async fn hold_slot(&self, ctx: &Caller, selector: &SlotSelector, hold: bool) -> Result<HoldOutcome, DomainError> {
+        let now = self.kernel.clock().now();
+        let mut tx = self.kernel.begin(ctx).await?;
+        let slot_id = self.resolve_slot(&mut tx, selector).await?;
+        let Some((slot, body)) = tx.read_live(ResourceType::Slot, &slot_id).await? else {
             return Err(DomainError::NotFound(format!("Slot/{slot_id}")));
         };
-        let booked = tx.slot_booking(&slot_id).await?.is_some();
-        let existing = tx.hold(&slot_id).await?;
-        let live_hold = existing.as_ref().filter(|h| hold_is_live(h, now));
-        let held_by_other = live_hold.is_some_and(|h| !owns_hold(ctx, h));
+        let slot_state = SlotState::read(&mut tx, &slot_id, model::status(&body), now).await?;
+        let live_hold = slot_state.live_hold();
+        let held_by_other = live_hold.is_some_and(|h| !ctx.owns_hold(h));
         let rejected = |reason: String| {
             let mut view = body.clone();
             view.insert("status".into(), json!("busy-unavailable"));
@@ -146,41 +138,41 @@ impl ResourceService {
                 outcome: OperationOutcome::single(Issue::error(IssueCode::Conflict, reason)),
             })
         };
-        if booked {
+        if slot_state.booking().is_some() {
             return rejected(format!("Slot/{slot_id} is already booked"));
         }
         if held_by_other {
             return rejected(format!("Slot/{slot_id} is held by another client"));
         }
-        let status = effective_status(&body, existing.as_ref(), now).to_owned();
+        let status = slot_state.status().to_owned();
         if hold {
-            if !matches!(status.as_str(), "free" | "busy-tentative") {
+            if !slot_state.is_open() {
                 return rejected(format!("Slot/{slot_id} is {status} and cannot be held"));
             }
             if let Some(schedule_id) = model::schedule_id(&body) {
-                let schedule = read_live(&mut *tx, ResourceType::Schedule, &schedule_id).await?;
+                let schedule = tx.read_live(ResourceType::Schedule, &schedule_id).await?;
                 if !schedule.as_ref().is_some_and(|(_, s)| model::is_active(s)) {
                     return rejected(format!("Slot/{slot_id} belongs to Schedule/{schedule_id}, which is not active"));
                 }
             }
             let placed = match live_hold {
                 Some(renewed) => self.renewal(renewed, now),
-                None => self.new_hold(&mut *tx, ctx, &slot_id, now).await?,
+                None => self.new_hold(&mut tx, ctx, &slot_id, now).await?,
             };
             let held_until = placed.held_until;
             let token = placed.token.clone();
             tx.put_hold(&placed).await?;
-            let (slot_body, version) = if model::status(&body) == Some("busy-tentative") {
+            let (slot_body, version) = if slot_state.stored() == Some(state::HELD) {
                 // No new version: only the moment the status index turns free moves.
-                let mut index = termin_search::index_entries(&body);
-                super::apply_hold_window(&mut *tx, &slot_id, &mut index).await?;
+                let mut index = tx.search_parameters().index_entries(&body);
+                crate::rules::apply_hold_window(&mut tx, &slot_id, &mut index).await?;
                 tx.replace_index(ResourceType::Slot, &slot_id, &index).await?;
                 (body, slot.version)
             } else {
-                (set_slot_status(&mut *tx, &slot, body, "busy-tentative", now).await?, slot.version + 1)
+                (set_slot_status(&mut tx, &slot, body, state::HELD, now).await?, slot.version + 1)
             };
             record_event(
-                &mut *tx,
+                &mut tx,
                 "slot-held",
                 ResourceType::Slot,
                 &slot_id,
@@ -197,18 +189,18 @@ impl ResourceService {
             });
         }
         // Release: the owner's live hold, or a slot that is free already (nothing to do).
-        if status != "free" && live_hold.is_none() {
+        if status != state::FREE && live_hold.is_none() {
             return Err(DomainError::conflict(
                 Issue::error(IssueCode::Conflict, format!("Slot/{slot_id} is {status}; there is no hold to release"))
                     .at("Parameters.parameter.where(name = 'slot-status')"),
             ));
         }
-        if existing.is_some() {
+        if slot_state.recorded_hold().is_some() {
             tx.delete_hold(&slot_id).await?;
         }
-        let slot_body = if model::status(&body) == Some("busy-tentative") {
-            let released = set_slot_status(&mut *tx, &slot, body, "free", now).await?;
-            record_event(&mut *tx, "slot-released", ResourceType::Slot, &slot_id, slot.version + 1, now, json!({})).await?;
+        let slot_body = if slot_state.stored() == Some(state::HELD) {
+            let released = set_slot_status(&mut tx, &slot, body, state::FREE, now).await?;
+            record_event(&mut tx, "slot-released", ResourceType::Slot, &slot_id, slot.version + 1, now, json!({})).await?;
             released
         } else {
             body

@@ -1,154 +1,27 @@
-//! The scheduling workflow: the only place where Slot and Appointment states change
-//! together. Generic writes (POST, PUT, conditional update, delete) of Slots and
-//! Appointments pass through [`guard_write`]; the IG operations `$hold` and `$book` and the
-//! hold-expiry sweeper build on the same slot transitions, so no route can bypass them.
-//!
-//! Slot states as Termin keeps them:
-//! - `free`: no live hold, no booking;
-//! - `busy-tentative`: a live hold (table `slot_hold`); once `held-until` has passed the slot
-//!   is treated as free everywhere, whether or not the sweeper has stored that yet;
-//! - `busy`: occupied by exactly one active Appointment (table `slot_booking`);
-//! - `busy-unavailable`, `entered-in-error`: set by staff, never bookable.
+//! The scheduling service: `Slot/$hold`, `Appointment/$book` and the hold-expiry sweeper,
+//! over the scheduling rules ([`crate::rules`]) every write of Slots and Appointments keeps.
 
 mod book;
-mod guard;
 mod hold;
-mod offer;
-pub(crate) mod policy;
-pub(crate) mod model;
-mod sequence;
 mod sweep;
 
+pub use crate::rules::{BOOKING_REQUESTS_URL, MANUAL_CONFIRMATION_URL};
 pub use book::{BookingOutcome, BookingStatus};
 pub use hold::{HoldOutcome, SlotSelector};
-pub(crate) use guard::guard_write;
 
-use crate::DomainError;
-use jiff::Timestamp;
-use serde_json::{Map, Value, json};
-use termin_fhir::ResourceType;
-use termin_store::{DomainEvent, IndexEntries, Principal, RequestContext, ResourceVersion, SlotHold, WriteTx};
+use crate::kernel::Kernel;
+use std::sync::Arc;
 
-/// Extension (valueBoolean) on a Schedule or HealthcareService: bookings need a staff
-/// confirmation, so `$book` answers `pending` instead of `booked`.
-pub const MANUAL_CONFIRMATION_URL: &str = "https://termin.at/fhir/StructureDefinition/manual-confirmation";
-
-/// Extension (valueBoolean) on a HealthcareService: `false` refuses booking requests, `$book`
-/// without `Appointment.slot`, which are otherwise stored `pending` for staff to give a slot.
-pub const BOOKING_REQUESTS_URL: &str = "https://termin.at/fhir/StructureDefinition/booking-requests";
-
-fn hold_is_live(hold: &SlotHold, now: Timestamp) -> bool {
-    hold.held_until > now
+/// Holds, bookings and the release of expired holds.
+pub struct SchedulingService {
+    kernel: Arc<Kernel>,
 }
 
-/// Whether the caller owns the hold: it presents the hold's token, or it presents no token at
-/// all and is the holder that placed the hold (IG clients know nothing of hold tokens): the
-/// principal of its access token, or, without one, its network address — so behind a reverse
-/// proxy, anonymous clients own each other's token-less holds; a caller presenting another
-/// token never does.
-fn owns_hold(ctx: &RequestContext, hold: &SlotHold) -> bool {
-    if ctx.hold_tokens.is_empty() {
-        // A holder known by its principal or address owns its holds without a token (an IG
-        // client knows nothing of hold-tokens); without either, nothing identifies it.
-        let identified = matches!(ctx.principal, Principal::Token(_)) || ctx.client_address.is_some();
-        identified && hold.holder == hold::holder_key(ctx, &hold.token)
-    } else {
-        ctx.hold_tokens.contains(&hold.token)
+impl SchedulingService {
+    pub(crate) fn over(kernel: Arc<Kernel>) -> Self {
+        SchedulingService { kernel }
     }
 }
 
-/// The status a Slot has right now: a stored `busy-tentative` whose hold has expired is free.
-fn effective_status<'a>(slot: &'a Map<String, Value>, hold: Option<&SlotHold>, now: Timestamp) -> &'a str {
-    match model::status(slot) {
-        Some("busy-tentative") if !hold.is_some_and(|h| hold_is_live(h, now)) => "free",
-        Some(status) => status,
-        None => "free",
-    }
-}
-
-async fn record_event(
-    tx: &mut dyn WriteTx,
-    kind: &str,
-    resource_type: ResourceType,
-    id: &str,
-    version: u64,
-    now: Timestamp,
-    detail: Value,
-) -> Result<(), DomainError> {
-    tx.append_event(&DomainEvent {
-        kind: kind.to_owned(),
-        resource_type,
-        resource_id: id.to_owned(),
-        version,
-        occurred_at: now,
-        detail: detail.to_string(),
-    })
-    .await?;
-    Ok(())
-}
-
-/// Reads a current, non-deleted resource inside a unit of work. Scheduling writes only Slots
-/// and Appointments; everything else it reads (Schedule, HealthcareService, Patient) is only
-/// checked, so concurrent bookings may check it together instead of queueing behind it.
-async fn read_live(
-    tx: &mut dyn WriteTx,
-    resource_type: ResourceType,
-    id: &str,
-) -> Result<Option<(ResourceVersion, Map<String, Value>)>, DomainError> {
-    let current = match resource_type {
-        ResourceType::Slot | ResourceType::Appointment => tx.read_current(resource_type, id).await?,
-        _ => tx.read_current_shared(resource_type, id).await?,
-    };
-    let Some(version) = current else {
-        return Ok(None);
-    };
-    let Some(body) = version.body.as_deref() else {
-        return Ok(None);
-    };
-    let map = model::parse_object(body)
-        .ok_or_else(|| DomainError::Internal(format!("stored {resource_type}/{id} is not a JSON object")))?;
-    Ok(Some((version, map)))
-}
-
-/// Writes a new version of a Slot with another status.
-async fn set_slot_status(
-    tx: &mut dyn WriteTx,
-    slot: &ResourceVersion,
-    mut body: Map<String, Value>,
-    status: &str,
-    now: Timestamp,
-) -> Result<Map<String, Value>, DomainError> {
-    body.insert("status".into(), json!(status));
-    let mut new = crate::resources::new_version(ResourceType::Slot, &slot.id, body, Some(slot), now)?;
-    apply_hold_window(tx, &slot.id, &mut new.index).await?;
-    let written = model::parse_object(new.version.body.as_deref().unwrap_or_default())
-        .ok_or_else(|| DomainError::Internal("slot body vanished".into()))?;
-    tx.write(new).await?;
-    Ok(written)
-}
-
-/// Makes a held Slot's `status` index row turn from `busy-tentative` to `free` when its hold
-/// expires, so searches see the expiry at once, before the sweeper stores it.
-pub(crate) async fn apply_hold_window(
-    tx: &mut dyn WriteTx,
-    slot_id: &str,
-    index: &mut IndexEntries,
-) -> Result<(), DomainError> {
-    // Also for a hold that has already expired: its rows then read free from the start.
-    if let Some(hold) = tx.hold(slot_id).await? {
-        termin_search::token_changes_at(index, "status", hold.held_until, "free");
-    }
-    Ok(())
-}
-
-/// Rewrites the stored status of Slots whose hold has expired, for reads and searches.
-pub(crate) fn present_slot(body: &str, hold: Option<&SlotHold>, now: Timestamp) -> Option<String> {
-    let mut slot = model::parse_object(body)?;
-    if model::status(&slot) != Some("busy-tentative") || effective_status(&slot, hold, now) != "free" {
-        return None;
-    }
-    slot.insert("status".into(), json!("free"));
-    serde_json::to_string(&slot).ok()
-}
 #[cfg(test)]
 mod tests;

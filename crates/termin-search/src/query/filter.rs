@@ -5,7 +5,7 @@ use super::prefix::{Prefix, date_test, number_test, overlap_test, parse_decimal,
 use super::values::{parse_token, split_unescaped, unescape};
 use super::{SearchError, SearchNote};
 use crate::definitions::ParamType;
-use crate::reference::{is_resource_type_name, parse_literal, split_canonical};
+use termin_fhir::reference::{is_resource_type_name, parse_literal, split_canonical};
 use crate::registry::{SearchParam, SearchParameters};
 use crate::temporal::parse_range;
 use crate::text::normalize;

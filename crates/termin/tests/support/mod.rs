@@ -13,8 +13,7 @@
 //! * [`TestServer::another_node`] starts a further process on the same storage: the nodes of a
 //!   cluster on one database.
 //! * The IG packages (profiles, examples) are the repository's `packages/` ([`packages_root`]);
-//!   the IG pages are located through `TERMIN_SHARED_DIR`, by default
-//!   `<CARGO_MANIFEST_DIR>/../../../shared`.
+//!   the IG pages the tests replay are copies in `tests/ig_pages/` ([`ig_pages`]).
 //! * The server finds the R5 core package (search parameters) in the FHIR package cache:
 //!   `TERMIN_FHIR_PACKAGES` is passed through, else `$HOME/.fhir/packages`; `scripts/test`
 //!   installs it there first.
@@ -787,6 +786,19 @@ impl Resp {
         );
     }
 
+    /// Asserts `Content-Type: application/fhir+xml; charset=utf-8` and returns the body's JSON
+    /// form (read with the server's own converter, over the R5 core package).
+    #[track_caller]
+    pub fn fhir_xml(&self) -> Value {
+        let ct = self.require_header("content-type");
+        assert_eq!(ct.to_ascii_lowercase().replace(' ', ""), "application/fhir+xml;charset=utf-8", "{}", self.what());
+        assert!(self.text().starts_with('<'), "{}: not XML: {}", self.what(), self.text());
+        match xml_converter().from_xml(&self.body) {
+            Ok(resource) => Value::Object(resource),
+            Err(issue) => panic!("{}: the XML body cannot be read ({issue:?}): {}", self.what(), self.text()),
+        }
+    }
+
     /// Asserts `status` and that the body is a well-formed OperationOutcome (every issue has
     /// severity, code and non-empty diagnostics; at least one error/fatal issue). Returns it.
     #[track_caller]
@@ -803,6 +815,25 @@ impl Resp {
         assert_outcome(&body, &self.what());
         body
     }
+}
+
+/// FHIR XML ⇄ JSON over the R5 core package of the FHIR package cache, loaded once.
+pub fn xml_converter() -> &'static termin_xml::XmlConverter {
+    static CONVERTER: std::sync::OnceLock<termin_xml::XmlConverter> = std::sync::OnceLock::new();
+    CONVERTER.get_or_init(|| {
+        termin_xml::XmlConverter::load(termin_search::default_package_cache().as_deref()).expect("the R5 core package")
+    })
+}
+
+/// An XML example of the IG's pages (kept with the converter's tests, which say where from).
+pub fn ig_xml(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../termin-xml/tests/data/ig-examples").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `body` as FHIR XML.
+pub fn to_xml(body: &Value) -> String {
+    xml_converter().to_xml(body, false).unwrap_or_else(|issue| panic!("no XML form ({issue:?}): {body}"))
 }
 
 #[track_caller]
@@ -1071,12 +1102,9 @@ pub fn minimal(ty: &str) -> Value {
 // IG material
 // ---------------------------------------------------------------------------------------------
 
-/// `TERMIN_SHARED_DIR`, else `<CARGO_MANIFEST_DIR>/../../../shared`.
-pub fn shared_dir() -> PathBuf {
-    match std::env::var_os("TERMIN_SHARED_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
+/// The IG pages the tests replay (copies, see `tests/ig_pages/README.md`).
+pub fn ig_pages() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ig_pages")
 }
 
 /// The repository's FHIR packages (AT Core, AT Scheduling) in package-cache layout, the ones

@@ -1,0 +1,316 @@
+//! What every domain service builds on: the store, clock, configuration, validator and
+//! search parameters, the compartment-aware reads, and the write pipeline every change passes
+//! (content checks and validation, the scheduling rules, server-managed `meta`, index rows).
+
+use crate::caller::Caller;
+use crate::compartment;
+use crate::cpu::CpuWork;
+use crate::model;
+use crate::rules::{self, guard_write};
+use crate::version::new_version;
+use crate::unit_of_work::UnitOfWork;
+use crate::validation::{ResourceValidator, conform};
+use crate::{Clock, DomainError};
+use jiff::SignedDuration;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use termin_fhir::{Issue, IssueCode, ResourceType};
+use termin_search::SearchParameters;
+use termin_store::{
+    ChangeKind, Condition, Filter, Permission, ResourceStore, ResourceVersion, SearchPage, SearchRequest,
+};
+
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Whether `PUT` to an unknown id creates the resource with that client-chosen id.
+    pub update_create: bool,
+    /// How long `$hold` keeps a slot for its holder.
+    pub hold_duration: SignedDuration,
+    /// Live holds one holder may have at a time (0: no limit).
+    pub max_holds_per_holder: usize,
+    /// The longest a hold may last from its first placement, renewals included.
+    pub max_hold_time: SignedDuration,
+    /// The largest resource stored, in bytes of compact JSON, plus 1 KiB for the id and `meta`
+    /// the server adds: the request body limit, enforced again on what PATCH builds.
+    pub max_resource_bytes: usize,
+}
+
+impl Default for ServiceConfig {
+    /// The server's defaults (`termin serve --help`).
+    fn default() -> Self {
+        ServiceConfig {
+            update_create: true,
+            hold_duration: SignedDuration::from_mins(10),
+            max_holds_per_holder: 3,
+            max_hold_time: SignedDuration::from_mins(30),
+            max_resource_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Room beyond [`ServiceConfig::max_resource_bytes`] for what the server adds to a body that
+/// was within the request limit: its id and `meta` (version, time, the enforced profile).
+const SERVER_ELEMENTS_ALLOWANCE: usize = 1024;
+
+/// How a write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteStatus {
+    Created,
+    Updated,
+    /// The update carried no change; no version was created.
+    Unchanged,
+    /// A conditional create found this existing resource; nothing was written.
+    AlreadyExists,
+}
+
+#[derive(Debug, Clone)]
+pub struct WriteOutcome {
+    pub status: WriteStatus,
+    pub version: ResourceVersion,
+    /// Validation warnings about the written resource (they did not block the write).
+    pub warnings: Vec<Issue>,
+}
+
+impl WriteOutcome {
+    pub(crate) fn new(status: WriteStatus, version: ResourceVersion) -> Self {
+        WriteOutcome {
+            status,
+            version,
+            warnings: Vec::new(),
+        }
+    }
+
+    pub(crate) fn with_warnings(mut self, warnings: Vec<Issue>) -> Self {
+        self.warnings = warnings;
+        self
+    }
+}
+
+pub(crate) fn label(resource_type: ResourceType, id: &str) -> String {
+    format!("{resource_type}/{id}")
+}
+
+/// The shared part of the domain services.
+#[derive(Clone)]
+pub(crate) struct Kernel {
+    pub store: Arc<dyn ResourceStore>,
+    pub clock: Arc<dyn Clock>,
+    pub config: ServiceConfig,
+    /// The search parameters index rows are built with.
+    pub search: &'static SearchParameters,
+    pub validator: Option<Arc<dyn ResourceValidator>>,
+    pub cpu: Arc<CpuWork>,
+}
+
+impl Kernel {
+    /// Begins a unit of work for `ctx`.
+    pub(crate) async fn begin(&self, ctx: &Caller) -> Result<UnitOfWork, DomainError> {
+        UnitOfWork::begin(self.store.as_ref(), ctx, self.search).await
+    }
+
+    pub(crate) fn new(
+        store: Arc<dyn ResourceStore>,
+        clock: Arc<dyn Clock>,
+        config: ServiceConfig,
+        search: &'static SearchParameters,
+    ) -> Self {
+        Kernel {
+            store,
+            clock,
+            config,
+            search,
+            validator: None,
+            cpu: Arc::new(CpuWork::new()),
+        }
+    }
+
+    pub(crate) fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    pub(crate) fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    pub(crate) fn store(&self) -> &dyn ResourceStore {
+        self.store.as_ref()
+    }
+
+    /// Checks incoming content — every write path passes here: the content limits every stored
+    /// resource keeps (a PATCH result or an import did not pass the request parser), then
+    /// validation when a validator is configured. Answers the body to write, tagged with its
+    /// enforced profile, and the warnings.
+    pub(crate) async fn conform(
+        &self,
+        resource_type: ResourceType,
+        body: Map<String, Value>,
+    ) -> Result<(Map<String, Value>, Vec<Issue>), DomainError> {
+        termin_fhir::json::check_content(&body).map_err(DomainError::unprocessable)?;
+        match &self.validator {
+            Some(validator) => {
+                let validator = validator.clone();
+                self.cpu.run(move || conform(validator.as_ref(), resource_type, body)).await?
+            }
+            None => Ok((body, Vec::new())),
+        }
+    }
+
+    /// Shows a Slot whose hold has expired as free, whether or not the sweeper has run.
+    pub(crate) async fn present(&self, ctx: &Caller, mut versions: Vec<ResourceVersion>) -> Result<Vec<ResourceVersion>, DomainError> {
+        let tentative: Vec<String> = versions
+            .iter()
+            .filter(|v| v.resource_type == ResourceType::Slot)
+            .filter(|v| v.body.as_deref().is_some_and(|b| b.contains("busy-tentative")))
+            .map(|v| v.id.clone())
+            .collect();
+        if tentative.is_empty() {
+            return Ok(versions);
+        }
+        let holds = self.store.holds(ctx.context(), &tentative).await?;
+        let now = self.clock.now();
+        for version in versions.iter_mut().filter(|v| tentative.contains(&v.id)) {
+            let hold = holds.iter().find(|h| h.slot_id == version.id);
+            if let Some(shown) = version.body.as_deref().and_then(|b| rules::present_slot(b, hold, now)) {
+                version.body = Some(shown);
+            }
+        }
+        Ok(versions)
+    }
+
+    /// The current version; 404 if it never existed, 410 if deleted.
+    pub(crate) async fn read(
+        &self,
+        ctx: &Caller,
+        resource_type: ResourceType,
+        id: &str,
+    ) -> Result<ResourceVersion, DomainError> {
+        self.check_visible(ctx, resource_type, id).await?;
+        match self.store.read_current(ctx.context(), resource_type, id).await? {
+            None => Err(DomainError::NotFound(label(resource_type, id))),
+            Some(v) if v.is_deleted() => Err(DomainError::Gone(label(resource_type, id))),
+            Some(v) => Ok(self.present(ctx, vec![v]).await?.remove(0)),
+        }
+    }
+
+    /// 403 or 404 unless the caller may see `resource_type/id`: a caller confined to a
+    /// patient's compartment reads only its own Patient (another id answers 403: the request
+    /// names another patient) and Appointments and RelatedPersons in the compartment (others
+    /// answer 404, as if they did not exist).
+    pub(crate) async fn check_visible(&self, ctx: &Caller, resource_type: ResourceType, id: &str) -> Result<(), DomainError> {
+        let Some(patient) = compartment::confined_to(ctx.context(), resource_type, Permission::Read)? else {
+            return Ok(());
+        };
+        if resource_type == ResourceType::Patient {
+            return match id == patient {
+                true => Ok(()),
+                false => Err(compartment::other_patient(resource_type, patient)),
+            };
+        }
+        // The patients of an Appointment cannot change, so its last content decides, also
+        // once it is deleted.
+        let last_content = match self.store.read_current(ctx.context(), resource_type, id).await? {
+            Some(v) if v.is_deleted() && v.version > 1 => self.store.read_version(ctx.context(), resource_type, id, v.version - 1).await?,
+            other => other,
+        };
+        let visible = last_content
+            .and_then(|v| v.body)
+            .and_then(|body| model::parse_object(&body))
+            .is_some_and(|body| compartment::belongs(resource_type, id, &body, patient));
+        match visible {
+            true => Ok(()),
+            false => Err(DomainError::NotFound(label(resource_type, id))),
+        }
+    }
+
+    /// Runs a search; index rows with a validity window (Slot holds) are judged at the
+    /// domain clock's now. A caller confined to a patient's compartment finds only what is in
+    /// it, also through chains, `_has` and `_include`/`_revinclude`.
+    pub(crate) async fn search(&self, ctx: &Caller, request: &SearchRequest) -> Result<SearchPage, DomainError> {
+        let mut request = request.clone();
+        let server_base = request.filter.server_base.take();
+        request.filter = self.confined(ctx, request.resource_type, Permission::Search, &request.filter.conditions)?;
+        // Absolute references under the server's own base match as local ones.
+        request.filter.server_base = server_base;
+        let mut page = self.store.search(ctx.context(), &request).await?;
+        page.included.retain(|version| compartment::may_see(ctx.context(), version));
+        page.matches = self.present(ctx, page.matches).await?;
+        page.included = self.present(ctx, page.included).await?;
+        Ok(page)
+    }
+
+    /// Search or conditional-write criteria, judged at the domain clock's now, confined to the
+    /// caller's patient compartment (403 when they name another patient).
+    pub(crate) fn confined(
+        &self,
+        ctx: &Caller,
+        resource_type: ResourceType,
+        permission: Permission,
+        conditions: &[Condition],
+    ) -> Result<Filter, DomainError> {
+        let mut conditions = conditions
+            .iter()
+            .map(|c| compartment::confine_reach(ctx.context(), c.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(patient) = compartment::confined_to(ctx.context(), resource_type, permission)? {
+            compartment::check_named_patients(resource_type, &conditions, patient)?;
+            conditions.push(compartment::condition(resource_type, patient));
+        }
+        Ok(Filter {
+            conditions,
+            now: self.clock.now(),
+            server_base: None,
+        })
+    }
+
+    /// Writes the next version inside `tx` (after the scheduling rules) and commits.
+    pub(crate) async fn write_in(
+        &self,
+        ctx: &Caller,
+        mut tx: UnitOfWork,
+        resource_type: ResourceType,
+        id: &str,
+        body: Map<String, Value>,
+        previous: Option<&ResourceVersion>,
+    ) -> Result<WriteOutcome, DomainError> {
+        let outcome = self.stage_in(ctx, &mut tx, resource_type, id, body, previous).await?;
+        tx.commit().await?;
+        tracing::debug!(resource = %label(resource_type, id), version = outcome.version.version, "stored");
+        Ok(outcome)
+    }
+
+    /// Writes the next version inside `tx` after the scheduling rules, without committing.
+    pub(crate) async fn stage_in(
+        &self,
+        ctx: &Caller,
+        tx: &mut UnitOfWork,
+        resource_type: ResourceType,
+        id: &str,
+        mut body: Map<String, Value>,
+        previous: Option<&ResourceVersion>,
+    ) -> Result<WriteOutcome, DomainError> {
+        let now = self.clock.now();
+        let version = previous.map_or(1, |p| p.version + 1);
+        let previous_body = previous.and_then(|p| p.body.as_deref()).and_then(model::parse_object);
+        guard_write(tx, ctx, now, resource_type, id, version, previous_body.as_ref(), Some(&mut body)).await?;
+        let (mut new, written_body) = new_version(self.search, resource_type, id, body, previous, now)?;
+        let size = new.version.body.as_deref().map_or(0, str::len);
+        let limit = self.config.max_resource_bytes.saturating_add(SERVER_ELEMENTS_ALLOWANCE);
+        if size > limit {
+            return Err(DomainError::unprocessable(Issue::error(
+                IssueCode::TooLong,
+                format!("The resource would take {size} bytes, more than the limit of {limit} bytes"),
+            )));
+        }
+        if resource_type == ResourceType::Slot {
+            rules::apply_hold_window(tx, id, &mut new.index).await?;
+        }
+        let status = if new.change == ChangeKind::Create {
+            WriteStatus::Created
+        } else {
+            WriteStatus::Updated
+        };
+        let written = new.version.clone();
+        tx.write(new, Some(written_body)).await?;
+        Ok(WriteOutcome::new(status, written))
+    }
+}

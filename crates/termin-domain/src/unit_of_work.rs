@@ -1,0 +1,199 @@
+//! The unit of work every domain write runs in: the store's transaction plus what it has
+//! read so far. Each resource, hold and slot booking is read (and each resource parsed) once
+//! per unit of work; writes through it keep what it remembers current, so later rules see
+//! them without reading again.
+
+use crate::caller::Caller;
+use crate::DomainError;
+use crate::model::{self, AppointmentId};
+use std::collections::HashMap;
+use termin_search::SearchParameters;
+use termin_fhir::ResourceType;
+use termin_store::{
+    Condition, DomainEvent, Filter, IndexEntries, NewVersion, ResourceStore, ResourceVersion, SlotHold, WriteTx,
+};
+use jiff::Timestamp;
+use serde_json::{Map, Value};
+
+/// A current resource as the unit of work knows it.
+#[derive(Clone)]
+struct Known {
+    /// `None`: no version stored.
+    version: Option<ResourceVersion>,
+    /// The parsed body, once someone asked for it (`None` also for a deleted resource).
+    body: Option<Map<String, Value>>,
+    /// Read with [`WriteTx::read_current`] (the row is the unit of work's to write), not
+    /// only shared.
+    exclusive: bool,
+}
+
+/// A current, non-deleted resource: its version and its parsed body.
+pub(crate) type Live = (ResourceVersion, Map<String, Value>);
+
+pub(crate) struct UnitOfWork {
+    tx: Box<dyn WriteTx>,
+    search: &'static SearchParameters,
+    resources: HashMap<(ResourceType, String), Known>,
+    holds: HashMap<String, Option<SlotHold>>,
+    bookings: HashMap<String, Option<String>>,
+}
+
+impl UnitOfWork {
+    /// Begins a unit of work whose index rows are built with `search`.
+    pub async fn begin(store: &dyn ResourceStore, ctx: &Caller, search: &'static SearchParameters) -> Result<Self, DomainError> {
+        Ok(UnitOfWork {
+            tx: store.begin_write(ctx.context()).await?,
+            search,
+            resources: HashMap::new(),
+            holds: HashMap::new(),
+            bookings: HashMap::new(),
+        })
+    }
+
+    /// The search parameters the index rows of what it writes are built with.
+    pub fn search_parameters(&self) -> &'static SearchParameters {
+        self.search
+    }
+
+    /// The current version, the row now the unit of work's to write.
+    pub async fn read_current(&mut self, resource_type: ResourceType, id: &str) -> Result<Option<ResourceVersion>, DomainError> {
+        Ok(self.known(resource_type, id, true).await?.version.clone())
+    }
+
+    /// Reads a current, non-deleted resource. Scheduling writes only Slots and Appointments;
+    /// everything else it reads (Schedule, HealthcareService, Patient) is only checked, so
+    /// concurrent bookings may check it together instead of queueing behind it.
+    pub async fn read_live(&mut self, resource_type: ResourceType, id: &str) -> Result<Option<Live>, DomainError> {
+        let exclusive = matches!(resource_type, ResourceType::Slot | ResourceType::Appointment);
+        let known = self.known(resource_type, id, exclusive).await?;
+        let Some(version) = known.version.as_ref().filter(|v| !v.is_deleted()) else {
+            return Ok(None);
+        };
+        if known.body.is_none() {
+            let text = version.body.as_deref().unwrap_or_default();
+            let parsed = model::parse_object(text)
+                .ok_or_else(|| DomainError::Internal(format!("stored {resource_type}/{id} is not a JSON object")))?;
+            known.body = Some(parsed);
+        }
+        Ok(Some((version.clone(), known.body.clone().unwrap_or_default())))
+    }
+
+    async fn known(&mut self, resource_type: ResourceType, id: &str, exclusive: bool) -> Result<&mut Known, DomainError> {
+        let key = (resource_type, id.to_owned());
+        let stale = self.resources.get(&key).is_none_or(|k| exclusive && !k.exclusive);
+        if stale {
+            let version = match exclusive {
+                true => self.tx.read_current(resource_type, id).await?,
+                false => self.tx.read_current_shared(resource_type, id).await?,
+            };
+            self.resources.insert(key.clone(), Known { version, body: None, exclusive });
+        }
+        Ok(self.resources.get_mut(&key).expect("just read"))
+    }
+
+    /// Writes a version; `body` is its content when the caller has it parsed already.
+    pub async fn write(&mut self, new: NewVersion, body: Option<Map<String, Value>>) -> Result<(), DomainError> {
+        let key = (new.version.resource_type, new.version.id.clone());
+        let version = new.version.clone();
+        self.tx.write(new).await?;
+        let body = body.filter(|_| !version.is_deleted());
+        self.resources.insert(key, Known { version: Some(version), body, exclusive: true });
+        Ok(())
+    }
+
+    pub async fn hold(&mut self, slot_id: &str) -> Result<Option<SlotHold>, DomainError> {
+        if let Some(known) = self.holds.get(slot_id) {
+            return Ok(known.clone());
+        }
+        let hold = self.tx.hold(slot_id).await?;
+        self.holds.insert(slot_id.to_owned(), hold.clone());
+        Ok(hold)
+    }
+
+    pub async fn put_hold(&mut self, hold: &SlotHold) -> Result<(), DomainError> {
+        self.tx.put_hold(hold).await?;
+        self.holds.insert(hold.slot_id.clone(), Some(hold.clone()));
+        Ok(())
+    }
+
+    pub async fn delete_hold(&mut self, slot_id: &str) -> Result<(), DomainError> {
+        self.tx.delete_hold(slot_id).await?;
+        self.holds.insert(slot_id.to_owned(), None);
+        Ok(())
+    }
+
+    /// The id of the active Appointment that booked the slot.
+    pub async fn slot_booking(&mut self, slot_id: &str) -> Result<Option<String>, DomainError> {
+        if let Some(known) = self.bookings.get(slot_id) {
+            return Ok(known.clone());
+        }
+        let booking = self.tx.slot_booking(slot_id).await?;
+        self.bookings.insert(slot_id.to_owned(), booking.clone());
+        Ok(booking)
+    }
+
+    /// Records that `appointment` booked the slot, with its policy's cancellation deadline.
+    pub async fn put_slot_booking(
+        &mut self,
+        slot_id: &str,
+        appointment: AppointmentId<'_>,
+        cancel_deadline: Option<Timestamp>,
+    ) -> Result<(), DomainError> {
+        self.tx.put_slot_booking(slot_id, appointment.0, cancel_deadline).await?;
+        self.bookings.insert(slot_id.to_owned(), Some(appointment.0.to_owned()));
+        Ok(())
+    }
+
+    pub async fn delete_slot_booking(&mut self, slot_id: &str) -> Result<(), DomainError> {
+        self.tx.delete_slot_booking(slot_id).await?;
+        self.bookings.insert(slot_id.to_owned(), None);
+        Ok(())
+    }
+
+    pub async fn booking_cancel_deadline(&mut self, slot_id: &str) -> Result<Option<Timestamp>, DomainError> {
+        Ok(self.tx.booking_cancel_deadline(slot_id).await?)
+    }
+
+    pub async fn live_holds_of(&mut self, holder: &str, now: Timestamp) -> Result<Vec<SlotHold>, DomainError> {
+        Ok(self.tx.live_holds_of(holder, now).await?)
+    }
+
+    pub async fn find_matching_ids(&mut self, resource_type: ResourceType, filter: &Filter, limit: usize) -> Result<Vec<String>, DomainError> {
+        Ok(self.tx.find_matching_ids(resource_type, filter, limit).await?)
+    }
+
+    pub async fn find_ids(&mut self, resource_type: ResourceType, conditions: &[Condition], limit: usize) -> Result<Vec<String>, DomainError> {
+        Ok(self.tx.find_ids(resource_type, conditions, limit).await?)
+    }
+
+    pub async fn overlapping(
+        &mut self,
+        resource_type: ResourceType,
+        param: &str,
+        period: (Timestamp, Timestamp),
+        exclude_id: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, DomainError> {
+        Ok(self.tx.overlapping(resource_type, param, period, exclude_id, limit).await?)
+    }
+
+    pub async fn current_after(&mut self, after: Option<(ResourceType, String)>, limit: usize) -> Result<Vec<ResourceVersion>, DomainError> {
+        Ok(self.tx.current_after(after, limit).await?)
+    }
+
+    pub async fn replace_index(&mut self, resource_type: ResourceType, id: &str, index: &IndexEntries) -> Result<(), DomainError> {
+        Ok(self.tx.replace_index(resource_type, id, index).await?)
+    }
+
+    pub async fn set_search_index_fingerprint(&mut self, fingerprint: &str) -> Result<(), DomainError> {
+        Ok(self.tx.set_search_index_fingerprint(fingerprint).await?)
+    }
+
+    pub async fn append_event(&mut self, event: &DomainEvent) -> Result<(), DomainError> {
+        Ok(self.tx.append_event(event).await?)
+    }
+
+    pub async fn commit(self) -> Result<(), DomainError> {
+        Ok(self.tx.commit().await?)
+    }
+}

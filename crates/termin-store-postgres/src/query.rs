@@ -1,6 +1,0 @@
-//! The search and history SQL, shared with the SQLite backend (`termin-store-sql`), spoken in
-//! PostgreSQL's dialect.
-
-pub use termin_store_sql::{Select, count_history, micros, select_history};
-
-pub type SearchSql<'f> = termin_store_sql::SearchSql<'f, sqlx::Postgres>;

@@ -1,0 +1,580 @@
+//! The store conformance kit: one suite of store-level tests that every backend must pass
+//! (always compiled, so that the backends' tests and the server's build the same crate),
+//! written against the `termin-store` traits only. A backend runs it with
+//! [`store_conformance!`](crate::store_conformance) and a [`Fixture`] that opens a store on an
+//! empty database (or says why it cannot here, and the test is skipped).
+
+use jiff::Timestamp;
+use termin_fhir::ResourceType;
+use termin_store::{
+    ChangeKind, Comparison, Condition, DateIndex, DomainEvent, Filter, HistoryRequest, Include, IndexEntries, IndexKind,
+    Keyset, NewVersion, RangeEnd, RangePoint, RangeTest, ReferenceIndex, ReferenceMatch, RequestContext, ResourceStore,
+    ResourceVersion, SearchPage, SearchRequest, SlotHold, SortKey, SortParam, StoreError, SystemMatch, TokenIndex,
+    TokenMatch,
+};
+
+/// A store on an empty database, for one test.
+pub trait Fixture: Sized {
+    /// `None` when the backend cannot run here (the reason printed): the test is skipped.
+    fn open() -> impl Future<Output = Option<Self>>;
+
+    fn store(&self) -> &dyn ResourceStore;
+
+    /// Releases the database; every unit of work on it has been dropped.
+    fn close(self) -> impl Future<Output = ()>;
+}
+
+/// Generates one `#[tokio::test]` per case of the kit, each on a fresh `$fixture`.
+#[macro_export]
+macro_rules! store_conformance {
+    ($fixture:ty) => {
+        $crate::store_conformance!(@cases $fixture; history_pages_newest_first, versions_stay_readable, a_version_is_written_once, a_resource_may_index_many_rows, holds_are_placed_renewed_listed_and_released, a_slot_is_booked_once, outbox_events_follow_their_append_order, overlapping_periods_are_found, writes_are_visible_after_commit_only, token_conditions_match_system_and_code, keyset_pages_follow_the_sort_both_ways, chains_references_dates_and_has, token_rows_hold_only_inside_their_validity_window, includes_follow_references_and_iterate, absolute_references_are_local_only_under_the_server_base, the_index_can_be_rebuilt_resource_by_resource, backwards_cursor_from_the_first_row_finds_nothing_before, driven_searches_page_in_sort_order);
+    };
+    (@cases $fixture:ty; $($case:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let Some(fixture) = <$fixture as $crate::conformance::Fixture>::open().await else {
+                    return;
+                };
+                $crate::conformance::$case($crate::conformance::Fixture::store(&fixture)).await;
+                $crate::conformance::Fixture::close(fixture).await;
+            }
+        )*
+    };
+}
+
+/// The context of the kit's calls.
+pub fn ctx() -> RequestContext {
+    RequestContext::anonymous("test")
+}
+
+/// Version `version` of Patient `id`, its identifier `urn:sys|identifier` indexed.
+pub fn patient(id: &str, version: u64, identifier: Option<&str>) -> NewVersion {
+    let tokens = identifier
+        .map(|code| TokenIndex::code("identifier", Some("urn:sys".into()), code))
+        .into_iter()
+        .collect();
+    NewVersion {
+        version: ResourceVersion {
+            resource_type: ResourceType::Patient,
+            id: id.into(),
+            version,
+            last_updated: Timestamp::now(),
+            body: Some(format!(r#"{{"resourceType":"Patient","id":"{id}","v":{version}}}"#)),
+        },
+        change: if version == 1 { ChangeKind::Create } else { ChangeKind::Update },
+        index: IndexEntries { tokens, ..IndexEntries::default() },
+    }
+}
+
+pub fn request(resource_type: ResourceType, conditions: Vec<Condition>) -> SearchRequest {
+    SearchRequest {
+        resource_type,
+        filter: Filter {
+            conditions,
+            now: Timestamp::now(),
+            server_base: Some("http://termin.test/fhir".into()),
+        },
+        sort: Vec::new(),
+        count: 10,
+        page: None,
+        total: true,
+        includes: Vec::new(),
+        revincludes: Vec::new(),
+    }
+}
+
+pub fn version(resource_type: ResourceType, id: &str, index: IndexEntries) -> NewVersion {
+    NewVersion {
+        version: ResourceVersion {
+            resource_type,
+            id: id.into(),
+            version: 1,
+            last_updated: Timestamp::now(),
+            body: Some(format!(r#"{{"resourceType":"{resource_type}","id":"{id}"}}"#)),
+        },
+        change: ChangeKind::Create,
+        index,
+    }
+}
+
+pub fn at(text: &str) -> Timestamp {
+    text.parse().unwrap()
+}
+
+fn date(param: &str, low: &str, high: &str) -> DateIndex {
+    DateIndex { param: param.into(), low: Some(at(low)), high: Some(at(high)) }
+}
+
+fn reference(param: &str, target: &str, base: Option<&str>) -> ReferenceIndex {
+    let (target_type, target_id) = target.split_once('/').unwrap();
+    ReferenceIndex {
+        param: param.into(),
+        target_type: Some(target_type.into()),
+        target_id: Some(target_id.into()),
+        base: base.map(str::to_owned),
+        ..ReferenceIndex::default()
+    }
+}
+
+/// Writes `versions` in one unit of work.
+pub async fn write_all(store: &dyn ResourceStore, versions: Vec<NewVersion>) {
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    for v in versions {
+        tx.write(v).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+pub fn ids(page: &SearchPage) -> Vec<String> {
+    page.matches.iter().map(|m| m.id.clone()).collect()
+}
+
+/// Slots s0..s9 starting an hour apart, on schedules a (even) and b (odd).
+pub async fn slots(store: &dyn ResourceStore) {
+    let mut versions = Vec::new();
+    for i in 0..10 {
+        let start = format!("2026-04-07T{:02}:00:00Z", 8 + i);
+        let end = format!("2026-04-07T{:02}:00:01Z", 8 + i);
+        let schedule = if i % 2 == 0 { "Schedule/a" } else { "Schedule/b" };
+        versions.push(version(
+            ResourceType::Slot,
+            &format!("s{i}"),
+            IndexEntries {
+                dates: vec![date("start", &start, &end)],
+                references: vec![reference("schedule", schedule, None)],
+                tokens: vec![TokenIndex::code("status", None, if i < 5 { "free" } else { "busy" })],
+                ..IndexEntries::default()
+            },
+        ));
+    }
+    versions.push(version(
+        ResourceType::Schedule,
+        "a",
+        IndexEntries {
+            references: vec![reference("actor", "Practitioner/p", None)],
+            ..IndexEntries::default()
+        },
+    ));
+    versions.push(version(ResourceType::Schedule, "b", IndexEntries::default()));
+    write_all(store, versions).await;
+}
+
+
+pub async fn history_pages_newest_first(store: &dyn ResourceStore) {
+    for v in 1..=5 {
+        write_all(store, vec![patient("p1", v, None)]).await;
+    }
+    write_all(store, vec![patient("p2", 1, None)]).await;
+    let mut request = HistoryRequest {
+        resource_type: ResourceType::Patient,
+        id: Some("p1".into()),
+        only_ids: None,
+        count: 2,
+        before: None,
+        since: None,
+    };
+    let mut versions = Vec::new();
+    loop {
+        let page = store.history(&ctx(), &request).await.unwrap();
+        assert_eq!(page.total, 5);
+        versions.extend(page.entries.iter().map(|e| e.version.version));
+        match page.next_before {
+            Some(before) => request.before = Some(before),
+            None => break,
+        }
+    }
+    assert_eq!(versions, [5, 4, 3, 2, 1]);
+    request.id = None;
+    request.count = 10;
+    request.before = None;
+    let every = store.history(&ctx(), &request).await.unwrap();
+    assert_eq!(every.total, 6);
+    assert_eq!(every.entries[0].version.id, "p2");
+    assert_eq!(every.entries[0].change, ChangeKind::Create);
+    assert_eq!(every.entries[1].change, ChangeKind::Update);
+}
+
+pub async fn versions_stay_readable(store: &dyn ResourceStore) {
+    write_all(store, vec![patient("p1", 1, None)]).await;
+    write_all(store, vec![patient("p1", 2, None)]).await;
+    let first = store.read_version(&ctx(), ResourceType::Patient, "p1", 1).await.unwrap().unwrap();
+    assert_eq!((first.version, first.body), (1, patient("p1", 1, None).version.body));
+    assert!(store.read_version(&ctx(), ResourceType::Patient, "p1", 3).await.unwrap().is_none());
+    let mut deletion = patient("p1", 3, None);
+    deletion.version.body = None;
+    deletion.change = ChangeKind::Delete;
+    write_all(store, vec![deletion]).await;
+    let current = store.read_current(&ctx(), ResourceType::Patient, "p1").await.unwrap().unwrap();
+    assert_eq!((current.version, current.body), (3, None));
+}
+
+pub async fn a_version_is_written_once(store: &dyn ResourceStore) {
+    write_all(store, vec![patient("p1", 1, None)]).await;
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    let again = tx.write(patient("p1", 1, None)).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+}
+
+/// More index rows than one statement could bind on either backend.
+pub async fn a_resource_may_index_many_rows(store: &dyn ResourceStore) {
+    let tokens = (0..5000).map(|i| TokenIndex::code("identifier", Some("urn:sys".into()), format!("{i}"))).collect();
+    let mut many = patient("many", 1, None);
+    many.index = IndexEntries { tokens, ..IndexEntries::default() };
+    write_all(store, vec![many]).await;
+    let find = |code: &str| {
+        request(
+            ResourceType::Patient,
+            vec![Condition::TokenAny {
+                param: "identifier".into(),
+                alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some(code.into()) }],
+            }],
+        )
+    };
+    assert_eq!(ids(&store.search(&ctx(), &find("4999")).await.unwrap()), ["many"]);
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    tx.replace_index(ResourceType::Patient, "many", &IndexEntries::default()).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(store.search(&ctx(), &find("0")).await.unwrap().matches.is_empty());
+}
+
+fn hold(slot_id: &str, holder: &str, until: &str) -> SlotHold {
+    SlotHold {
+        slot_id: slot_id.into(),
+        holder: holder.into(),
+        token: format!("token-{slot_id}"),
+        held_until: at(until),
+        placed_at: at("2026-04-07T08:00:00Z"),
+    }
+}
+
+pub async fn holds_are_placed_renewed_listed_and_released(store: &dyn ResourceStore) {
+    slots(store).await;
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    tx.put_hold(&hold("s0", "alice", "2026-04-07T09:00:00Z")).await.unwrap();
+    tx.put_hold(&hold("s1", "alice", "2026-04-07T10:00:00Z")).await.unwrap();
+    tx.put_hold(&hold("s2", "bob", "2026-04-07T11:00:00Z")).await.unwrap();
+    // A renewal replaces the hold of its slot.
+    tx.put_hold(&hold("s0", "alice", "2026-04-07T12:00:00Z")).await.unwrap();
+    assert_eq!(tx.hold("s0").await.unwrap(), Some(hold("s0", "alice", "2026-04-07T12:00:00Z")));
+    assert_eq!(tx.hold("s3").await.unwrap(), None);
+    let live = tx.live_holds_of("alice", at("2026-04-07T09:30:00Z")).await.unwrap();
+    assert_eq!(live.iter().map(|h| h.slot_id.as_str()).collect::<Vec<_>>(), ["s1", "s0"]);
+    tx.commit().await.unwrap();
+
+    let listed = store.holds(&ctx(), &["s0".into(), "s2".into(), "s3".into()]).await.unwrap();
+    let mut listed: Vec<&str> = listed.iter().map(|h| h.slot_id.as_str()).collect();
+    listed.sort();
+    assert_eq!(listed, ["s0", "s2"]);
+    assert!(store.holds(&ctx(), &[]).await.unwrap().is_empty());
+    let expired = store.expired_holds(at("2026-04-07T11:00:00Z"), 10).await.unwrap();
+    assert_eq!(expired.iter().map(|h| h.slot_id.as_str()).collect::<Vec<_>>(), ["s1", "s2"]);
+    assert_eq!(store.expired_holds(at("2026-04-07T11:00:00Z"), 1).await.unwrap().len(), 1);
+
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    tx.delete_hold("s1").await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.expired_holds(at("2026-04-07T11:00:00Z"), 10).await.unwrap().len(), 1);
+}
+
+pub async fn a_slot_is_booked_once(store: &dyn ResourceStore) {
+    slots(store).await;
+    let deadline = at("2026-04-06T08:00:00Z");
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    assert_eq!(tx.slot_booking("s0").await.unwrap(), None);
+    tx.put_slot_booking("s0", "appointment-1", Some(deadline)).await.unwrap();
+    tx.put_slot_booking("s1", "appointment-1", None).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    assert_eq!(tx.slot_booking("s0").await.unwrap().as_deref(), Some("appointment-1"));
+    assert_eq!(tx.booking_cancel_deadline("s0").await.unwrap(), Some(deadline));
+    assert_eq!(tx.booking_cancel_deadline("s1").await.unwrap(), None);
+    let twice = tx.put_slot_booking("s0", "appointment-2", None).await;
+    assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
+    drop(tx);
+
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    tx.delete_slot_booking("s0").await.unwrap();
+    tx.put_slot_booking("s0", "appointment-2", None).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    assert_eq!(tx.slot_booking("s0").await.unwrap().as_deref(), Some("appointment-2"));
+}
+
+fn event(kind: &str, id: &str) -> DomainEvent {
+    DomainEvent {
+        kind: kind.into(),
+        resource_type: ResourceType::Appointment,
+        resource_id: id.into(),
+        version: 1,
+        occurred_at: at("2026-04-07T08:00:00Z"),
+        detail: format!(r#"{{"id":"{id}"}}"#),
+    }
+}
+
+pub async fn outbox_events_follow_their_append_order(store: &dyn ResourceStore) {
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    tx.append_event(&event("appointment-booked", "a1")).await.unwrap();
+    tx.append_event(&event("appointment-booked", "a2")).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    tx.append_event(&event("never-committed", "a3")).await.unwrap();
+    drop(tx);
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    tx.append_event(&event("appointment-cancelled", "a1")).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let events = store.events(0, 10).await.unwrap();
+    let kinds: Vec<(&str, &str)> = events.iter().map(|(_, e)| (e.kind.as_str(), e.resource_id.as_str())).collect();
+    assert_eq!(kinds, [("appointment-booked", "a1"), ("appointment-booked", "a2"), ("appointment-cancelled", "a1")]);
+    assert_eq!(events[0].1, event("appointment-booked", "a1"));
+    assert!(events.windows(2).all(|pair| pair[0].0 < pair[1].0));
+    let after_first = store.events(events[0].0, 1).await.unwrap();
+    assert_eq!(after_first.len(), 1);
+    assert_eq!(after_first[0].0, events[1].0);
+}
+
+pub async fn overlapping_periods_are_found(store: &dyn ResourceStore) {
+    slots(store).await;
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    let period = (at("2026-04-07T09:00:00Z"), at("2026-04-07T10:00:00Z"));
+    let mut found = tx.overlapping(ResourceType::Slot, "start", period, "s9", 10).await.unwrap();
+    found.sort();
+    // s1 starts at 09:00:00 and ends a second later; s2 starts when the period ends.
+    assert_eq!(found, ["s1"]);
+    assert!(tx.overlapping(ResourceType::Slot, "start", period, "s1", 10).await.unwrap().is_empty());
+}
+
+pub async fn writes_are_visible_after_commit_only(store: &dyn ResourceStore) {
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    tx.write(patient("p1", 1, None)).await.unwrap();
+    drop(tx);
+    assert!(store.read_current(&ctx(), ResourceType::Patient, "p1").await.unwrap().is_none());
+
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    tx.write(patient("p1", 1, None)).await.unwrap();
+    tx.commit().await.unwrap();
+    let read = store.read_current(&ctx(), ResourceType::Patient, "p1").await.unwrap().unwrap();
+    assert_eq!(read.version, 1);
+}
+
+pub async fn token_conditions_match_system_and_code(store: &dyn ResourceStore) {
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    tx.write(patient("a", 1, Some("111"))).await.unwrap();
+    tx.write(patient("b", 1, Some("222"))).await.unwrap();
+    tx.commit().await.unwrap();
+    let find = |system: SystemMatch, code: Option<&str>| {
+        request(
+            ResourceType::Patient,
+            vec![Condition::TokenAny {
+                param: "identifier".into(),
+                alternatives: vec![TokenMatch { system, code: code.map(str::to_owned) }],
+            }],
+        )
+    };
+    let ids = |page: SearchPage| page.matches.into_iter().map(|m| m.id).collect::<Vec<_>>();
+    let exact = store.search(&ctx(), &find(SystemMatch::Exactly("urn:sys".into()), Some("222"))).await.unwrap();
+    assert_eq!(ids(exact), ["b"]);
+    let no_system = store.search(&ctx(), &find(SystemMatch::None, Some("222"))).await.unwrap();
+    assert!(no_system.matches.is_empty());
+    let any_code = store.search(&ctx(), &find(SystemMatch::Exactly("urn:sys".into()), None)).await.unwrap();
+    assert_eq!(any_code.total, Some(2));
+}
+
+pub async fn keyset_pages_follow_the_sort_both_ways(store: &dyn ResourceStore) {
+    slots(store).await;
+    let mut req = request(ResourceType::Slot, Vec::new());
+    req.sort = vec![SortKey {
+        param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date },
+        descending: true,
+    }];
+    req.count = 4;
+    let first = store.search(&ctx(), &req).await.unwrap();
+    assert_eq!(ids(&first), ["s9", "s8", "s7", "s6"]);
+    assert!(first.previous.is_none());
+    req.page = first.next.clone();
+    let second = store.search(&ctx(), &req).await.unwrap();
+    assert_eq!(ids(&second), ["s5", "s4", "s3", "s2"]);
+    req.page = second.next.clone();
+    let third = store.search(&ctx(), &req).await.unwrap();
+    assert_eq!(ids(&third), ["s1", "s0"]);
+    assert!(third.next.is_none());
+    req.page = third.previous.clone();
+    let back = store.search(&ctx(), &req).await.unwrap();
+    assert_eq!(ids(&back), ["s5", "s4", "s3", "s2"]);
+    req.page = back.previous.clone();
+    let start = store.search(&ctx(), &req).await.unwrap();
+    assert_eq!(ids(&start), ["s9", "s8", "s7", "s6"]);
+    assert!(start.previous.is_none(), "{:?}", start.previous);
+    assert_eq!(start.total, Some(10));
+}
+
+pub async fn chains_references_dates_and_has(store: &dyn ResourceStore) {
+    slots(store).await;
+    let by_actor = Condition::Chain {
+        param: "schedule".into(),
+        target_type: ResourceType::Schedule,
+        condition: Box::new(Condition::ReferenceAny {
+            param: "actor".into(),
+            alternatives: vec![ReferenceMatch::Local { target_type: Some("Practitioner".into()), id: "p".into(), version: None }],
+        }),
+    };
+    let after_noon = Condition::RangeAny {
+        param: "start".into(),
+        kind: IndexKind::Date,
+        alternatives: vec![RangeTest::Bound {
+            end: RangeEnd::Low,
+            comparison: Comparison::GreaterOrEqual,
+            point: RangePoint::Instant(Some(at("2026-04-07T12:00:00Z"))),
+        }],
+    };
+    let page = store.search(&ctx(), &request(ResourceType::Slot, vec![by_actor.clone(), after_noon])).await.unwrap();
+    assert_eq!(ids(&page), ["s4", "s6", "s8"]);
+    // The same chain as a plain predicate (another condition drives).
+    let page = store
+        .search(&ctx(), &request(ResourceType::Slot, vec![Condition::IdIn(vec!["s0".into(), "s1".into()]), by_actor]))
+        .await
+        .unwrap();
+    assert_eq!(ids(&page), ["s0"]);
+    let has_busy = Condition::ReferencedBy {
+        source_type: ResourceType::Slot,
+        param: "schedule".into(),
+        condition: Box::new(Condition::TokenAny {
+            param: "status".into(),
+            alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("busy".into()) }],
+        }),
+    };
+    let page = store.search(&ctx(), &request(ResourceType::Schedule, vec![has_busy])).await.unwrap();
+    assert_eq!(ids(&page), ["a", "b"]);
+    let missing_actor = Condition::Missing { param: "actor".into(), kind: IndexKind::Reference, missing: true };
+    let page = store.search(&ctx(), &request(ResourceType::Schedule, vec![missing_actor])).await.unwrap();
+    assert_eq!(ids(&page), ["b"]);
+}
+
+pub async fn token_rows_hold_only_inside_their_validity_window(store: &dyn ResourceStore) {
+    let held_until = at("2026-04-07T10:00:00Z");
+    let tokens = vec![
+        TokenIndex { valid_until: Some(held_until), ..TokenIndex::code("status", None, "busy-tentative") },
+        TokenIndex { valid_from: Some(held_until), ..TokenIndex::code("status", None, "free") },
+    ];
+    write_all(store, vec![version(ResourceType::Slot, "held", IndexEntries { tokens, ..IndexEntries::default() })]).await;
+    let status = |code: &str, now: &str| {
+        let mut req = request(
+            ResourceType::Slot,
+            vec![Condition::TokenAny {
+                param: "status".into(),
+                alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some(code.into()) }],
+            }],
+        );
+        req.filter.now = at(now);
+        req
+    };
+    let found = |page: SearchPage| page.total.unwrap();
+    assert_eq!(found(store.search(&ctx(), &status("busy-tentative", "2026-04-07T09:59:59Z")).await.unwrap()), 1);
+    assert_eq!(found(store.search(&ctx(), &status("free", "2026-04-07T09:59:59Z")).await.unwrap()), 0);
+    assert_eq!(found(store.search(&ctx(), &status("busy-tentative", "2026-04-07T10:00:00Z")).await.unwrap()), 0);
+    assert_eq!(found(store.search(&ctx(), &status("free", "2026-04-07T10:00:00Z")).await.unwrap()), 1);
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    let filter = status("free", "2026-04-07T11:00:00Z").filter;
+    assert_eq!(tx.find_matching_ids(ResourceType::Slot, &filter, 5).await.unwrap(), ["held"]);
+}
+
+pub async fn includes_follow_references_and_iterate(store: &dyn ResourceStore) {
+    slots(store).await;
+    let mut req = request(ResourceType::Slot, vec![Condition::IdIn(vec!["s0".into()])]);
+    req.includes = vec![
+        Include { source_type: ResourceType::Slot, param: Some("schedule".into()), target_type: None, iterate: false },
+        Include { source_type: ResourceType::Schedule, param: Some("actor".into()), target_type: None, iterate: true },
+    ];
+    let page = store.search(&ctx(), &req).await.unwrap();
+    let included: Vec<String> = page.included.iter().map(|v| format!("{}/{}", v.resource_type, v.id)).collect();
+    // Practitioner/p is referenced but not stored, so only the schedule comes.
+    assert_eq!(included, ["Schedule/a"]);
+    let mut req = request(ResourceType::Schedule, vec![Condition::IdIn(vec!["b".into()])]);
+    req.revincludes = vec![Include { source_type: ResourceType::Slot, param: Some("schedule".into()), target_type: None, iterate: false }];
+    let page = store.search(&ctx(), &req).await.unwrap();
+    let mut included: Vec<String> = page.included.iter().map(|v| v.id.clone()).collect();
+    included.sort();
+    assert_eq!(included, ["s1", "s3", "s5", "s7", "s9"]);
+}
+
+pub async fn absolute_references_are_local_only_under_the_server_base(store: &dyn ResourceStore) {
+    write_all(
+        store,
+        vec![
+            version(ResourceType::Slot, "here", IndexEntries {
+                references: vec![reference("schedule", "Schedule/a", Some("http://termin.test/fhir"))],
+                ..IndexEntries::default()
+            }),
+            version(ResourceType::Slot, "there", IndexEntries {
+                references: vec![reference("schedule", "Schedule/a", Some("http://elsewhere.test/fhir"))],
+                ..IndexEntries::default()
+            }),
+        ],
+    )
+    .await;
+    let local = Condition::ReferenceAny {
+        param: "schedule".into(),
+        alternatives: vec![ReferenceMatch::Local { target_type: Some("Schedule".into()), id: "a".into(), version: None }],
+    };
+    let page = store.search(&ctx(), &request(ResourceType::Slot, vec![local])).await.unwrap();
+    assert_eq!(ids(&page), ["here"]);
+}
+
+pub async fn the_index_can_be_rebuilt_resource_by_resource(store: &dyn ResourceStore) {
+    assert_eq!(store.search_index_fingerprint().await.unwrap(), None);
+    write_all(store, vec![patient("a", 1, Some("1")), patient("b", 1, None)]).await;
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    let first = tx.current_after(None, 1).await.unwrap();
+    assert_eq!(first[0].id, "a");
+    let rest = tx.current_after(Some((ResourceType::Patient, "a".into())), 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    tx.replace_index(ResourceType::Patient, "b", &patient("b", 1, Some("2")).index).await.unwrap();
+    tx.set_search_index_fingerprint("v2").await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.search_index_fingerprint().await.unwrap().as_deref(), Some("v2"));
+    let find_b = request(ResourceType::Patient, vec![Condition::TokenAny {
+        param: "identifier".into(),
+        alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("2".into()) }],
+    }]);
+    assert_eq!(ids(&store.search(&ctx(), &find_b).await.unwrap()), ["b"]);
+}
+
+pub async fn backwards_cursor_from_the_first_row_finds_nothing_before(store: &dyn ResourceStore) {
+    slots(store).await;
+    let mut req = request(ResourceType::Slot, Vec::new());
+    req.page = Some(Keyset { values: Vec::new(), id: "s0".into(), backwards: true });
+    let page = store.search(&ctx(), &req).await.unwrap();
+    assert!(page.matches.is_empty());
+    assert!(page.previous.is_none());
+}
+
+pub async fn driven_searches_page_in_sort_order(store: &dyn ResourceStore) {
+    slots(store).await;
+    let on_a = Condition::ReferenceAny {
+        param: "schedule".into(),
+        alternatives: vec![ReferenceMatch::Local { target_type: Some("Schedule".into()), id: "a".into(), version: None }],
+    };
+    let mut req = request(ResourceType::Slot, vec![on_a]);
+    req.sort = vec![SortKey {
+        param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date },
+        descending: true,
+    }];
+    req.count = 2;
+    let mut seen = Vec::new();
+    loop {
+        let page = store.search(&ctx(), &req).await.unwrap();
+        assert_eq!(page.total, Some(5));
+        seen.extend(ids(&page));
+        match page.next {
+            Some(next) => req.page = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["s8", "s6", "s4", "s2", "s0"]);
+    req.sort = vec![SortKey { param: SortParam::Id, descending: true }];
+    req.page = None;
+    assert_eq!(ids(&store.search(&ctx(), &req).await.unwrap()), ["s8", "s6"]);
+}

@@ -1,0 +1,187 @@
+//! Writing a resource's search-index rows, in the transaction that writes the resource: its
+//! old rows are cleared, then one multi-row INSERT per index table that has rows.
+
+use crate::query::micros;
+use crate::{Dialect, PushValue, SqlResult, Value};
+use termin_store::IndexEntries;
+
+const INDEX_TABLES: [&str; 7] = [
+    "search_token",
+    "search_string",
+    "search_date",
+    "search_number",
+    "search_quantity",
+    "search_reference",
+    "search_uri",
+];
+
+/// Text as the dialect can store it: where text cannot hold NUL, a NUL inside an indexed value
+/// (which JSON allows) is dropped rather than failing the write. No search can ask for one.
+pub(crate) fn text<D: Dialect>(value: &str) -> Value {
+    if !D::TEXT_HOLDS_NUL && value.contains('\0') {
+        Value::Text(value.replace('\0', ""))
+    } else {
+        Value::Text(value.to_owned())
+    }
+}
+
+fn optional_text<D: Dialect>(value: Option<&str>) -> Value {
+    match value.map(text::<D>) {
+        Some(Value::Text(text)) => Value::OptionalText(Some(text)),
+        _ => Value::OptionalText(None),
+    }
+}
+
+/// `DELETE FROM table WHERE res_type = … AND res_id = …`, as a statement or a CTE.
+fn push_clear<D: Dialect>(q: &mut sqlx::QueryBuilder<D>, table: &str, res_type: &str, res_id: &str) {
+    q.push(format!("DELETE FROM {table} WHERE res_type = "))
+        .push_value(res_type)
+        .push(" AND res_id = ")
+        .push_value(res_id);
+}
+
+/// The statements that delete the resource's rows from every index table.
+pub(crate) fn clear<D: Dialect>(res_type: &str, res_id: &str) -> Vec<sqlx::QueryBuilder<D>> {
+    if D::DATA_MODIFYING_CTES {
+        let (last, others) = INDEX_TABLES.split_last().expect("index tables");
+        let mut q = D::builder("WITH ");
+        for (i, table) in others.iter().enumerate() {
+            q.push(if i == 0 { format!("t{i} AS (") } else { format!(", t{i} AS (") });
+            push_clear(&mut q, table, res_type, res_id);
+            q.push(")");
+        }
+        q.push(" ");
+        push_clear(&mut q, last, res_type, res_id);
+        vec![q]
+    } else {
+        INDEX_TABLES
+            .iter()
+            .map(|table| {
+                let mut q = D::builder("");
+                push_clear(&mut q, table, res_type, res_id);
+                q
+            })
+            .collect()
+    }
+}
+
+/// Rows per INSERT: at most 10 values a row stays far below the bound parameters a statement
+/// may have (32,766 on SQLite, 65,535 on PostgreSQL), however many rows a resource indexes.
+const ROWS_PER_INSERT: usize = 1000;
+
+/// `INSERT INTO table (res_type, res_id, columns...) VALUES ...` for `rows`, one statement per
+/// [`ROWS_PER_INSERT`] of them.
+fn insert<D: Dialect, T>(
+    table: &str,
+    columns: &str,
+    res_type: &str,
+    res_id: &str,
+    rows: &[T],
+    values: impl Fn(&T) -> Vec<Value>,
+) -> Vec<sqlx::QueryBuilder<D>> {
+    rows.chunks(ROWS_PER_INSERT)
+        .map(|chunk| {
+            let mut q = D::builder(format!("INSERT INTO {table} (res_type, res_id, {columns}) VALUES "));
+            for (i, row) in chunk.iter().enumerate() {
+                q.push(if i == 0 { "(" } else { ", (" })
+                    .push_value(res_type)
+                    .push(", ")
+                    .push_value(res_id);
+                for value in values(row) {
+                    q.push(", ").push_value(value);
+                }
+                q.push(")");
+            }
+            q
+        })
+        .collect()
+}
+
+/// Replaces the resource's search-index rows with `entries`.
+pub async fn replace_index<D: Dialect>(
+    conn: &mut D::Connection,
+    res_type: &str,
+    res_id: &str,
+    entries: &IndexEntries,
+) -> SqlResult<(), D> {
+    for statement in clear::<D>(res_type, res_id) {
+        D::execute(conn, statement).await?;
+    }
+    let statements = [
+        insert::<D, _>(
+            "search_token",
+            "param, system, code, text, type_system, type_code, valid_from, valid_until",
+            res_type,
+            res_id,
+            &entries.tokens,
+            |token| {
+                vec![
+                    text::<D>(&token.param),
+                    optional_text::<D>(token.system.as_deref()),
+                    optional_text::<D>(token.code.as_deref()),
+                    optional_text::<D>(token.text.as_deref()),
+                    optional_text::<D>(token.type_system.as_deref()),
+                    optional_text::<D>(token.type_code.as_deref()),
+                    token.valid_from.map(|t| t.as_microsecond()).into(),
+                    token.valid_until.map(|t| t.as_microsecond()).into(),
+                ]
+            },
+        ),
+        insert::<D, _>("search_string", "param, value, normalized", res_type, res_id, &entries.strings, |string| {
+            vec![text::<D>(&string.param), text::<D>(&string.value), text::<D>(&string.normalized)]
+        }),
+        insert::<D, _>("search_date", "param, low, high", res_type, res_id, &entries.dates, |date| {
+            vec![
+                text::<D>(&date.param),
+                micros(date.low, i64::MIN).into(),
+                micros(date.high, i64::MAX).into(),
+            ]
+        }),
+        insert::<D, _>("search_number", "param, low, high", res_type, res_id, &entries.numbers, |number| {
+            vec![text::<D>(&number.param), number.low.into(), number.high.into()]
+        }),
+        insert::<D, _>(
+            "search_quantity",
+            "param, low, high, system, code, unit",
+            res_type,
+            res_id,
+            &entries.quantities,
+            |quantity| {
+                vec![
+                    text::<D>(&quantity.param),
+                    quantity.low.into(),
+                    quantity.high.into(),
+                    optional_text::<D>(quantity.system.as_deref()),
+                    optional_text::<D>(quantity.code.as_deref()),
+                    optional_text::<D>(quantity.unit.as_deref()),
+                ]
+            },
+        ),
+        insert::<D, _>(
+            "search_reference",
+            "param, target_type, target_id, version, base, url, identifier_system, identifier_value",
+            res_type,
+            res_id,
+            &entries.references,
+            |reference| {
+                vec![
+                    text::<D>(&reference.param),
+                    optional_text::<D>(reference.target_type.as_deref()),
+                    optional_text::<D>(reference.target_id.as_deref()),
+                    optional_text::<D>(reference.version.as_deref()),
+                    optional_text::<D>(reference.base.as_deref().map(|b| b.trim_end_matches('/'))),
+                    optional_text::<D>(reference.url.as_deref()),
+                    optional_text::<D>(reference.identifier_system.as_deref()),
+                    optional_text::<D>(reference.identifier_value.as_deref()),
+                ]
+            },
+        ),
+        insert::<D, _>("search_uri", "param, uri", res_type, res_id, &entries.uris, |uri| {
+            vec![text::<D>(&uri.param), text::<D>(&uri.uri)]
+        }),
+    ];
+    for statement in statements.into_iter().flatten() {
+        D::execute(conn, statement).await?;
+    }
+    Ok(())
+}

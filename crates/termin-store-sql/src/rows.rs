@@ -1,0 +1,58 @@
+//! Decoding the rows of the shared tables into the store's types. Stored instants are text
+//! (`format_instant`) and counters are signed 64-bit integers on both backends.
+
+use crate::{Dialect, SqlResult};
+use jiff::Timestamp;
+use termin_fhir::ResourceType;
+use termin_store::{DomainEvent, ResourceVersion, SlotHold, StoreError};
+
+fn resource_type(name: &str) -> Result<ResourceType, StoreError> {
+    name.parse()
+        .map_err(|_| StoreError::Corrupt(format!("unknown resource type {name:?}")))
+}
+
+fn instant(column: &str, text: &str) -> Result<Timestamp, StoreError> {
+    text.parse()
+        .map_err(|e| StoreError::Corrupt(format!("bad {column} {text:?}: {e}")))
+}
+
+pub(crate) fn unsigned(column: &str, value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative {column} {value}")))
+}
+
+/// Decodes `res_type, res_id, version, last_updated, body` columns.
+pub fn decode_version<D: Dialect>(row: &D::Row) -> SqlResult<ResourceVersion, D> {
+    Ok(ResourceVersion {
+        resource_type: resource_type(&D::text(row, "res_type".into())?)?,
+        id: D::text(row, "res_id".into())?,
+        version: unsigned("version", D::integer(row, "version".into())?)?,
+        last_updated: instant("last_updated", &D::text(row, "last_updated".into())?)?,
+        body: D::optional_text(row, "body".into())?,
+    })
+}
+
+/// Decodes [`HOLD_COLUMNS`](crate::statements) of `slot_hold`.
+pub(crate) fn decode_hold<D: Dialect>(row: &D::Row) -> SqlResult<SlotHold, D> {
+    Ok(SlotHold {
+        slot_id: D::text(row, "slot_id".into())?,
+        holder: D::text(row, "holder".into())?,
+        token: D::text(row, "token".into())?,
+        held_until: instant("held_until", &D::text(row, "held_until".into())?)?,
+        placed_at: instant("placed_at", &D::text(row, "placed_at".into())?)?,
+    })
+}
+
+/// Decodes an `outbox` row: its sequence number and event.
+pub(crate) fn decode_event<D: Dialect>(row: &D::Row) -> SqlResult<(u64, DomainEvent), D> {
+    Ok((
+        unsigned("seq", D::integer(row, "seq".into())?)?,
+        DomainEvent {
+            kind: D::text(row, "kind".into())?,
+            resource_type: resource_type(&D::text(row, "res_type".into())?)?,
+            resource_id: D::text(row, "res_id".into())?,
+            version: unsigned("version", D::integer(row, "version".into())?)?,
+            occurred_at: instant("occurred_at", &D::text(row, "occurred_at".into())?)?,
+            detail: D::text(row, "detail".into())?,
+        },
+    ))
+}

@@ -1,0 +1,366 @@
+//! The statements both backends run on the shared tables, each executed on the connection (or
+//! transaction) the backend hands in. A backend adds only its locking around them.
+
+use crate::rows::{decode_event, decode_hold, decode_version, unsigned};
+use crate::query::{SearchSql, Select, push_list};
+use crate::{Dialect, PushValue, SqlResult, change_name, parse_change, parse_instant_column};
+use jiff::Timestamp;
+use termin_fhir::ResourceType;
+use termin_fhir::instant::format_instant;
+use termin_store::{
+    DomainEvent, Filter, HistoryEntry, HistoryPage, HistoryRequest, NewVersion, ResourceVersion, SlotHold, StoreError,
+};
+
+const VERSION_COLUMNS: &str = "res_type, res_id, version, last_updated, body";
+const HOLD_COLUMNS: &str = "slot_id, holder, token, held_until, placed_at";
+
+/// Counts and limits are bound as SQL integers; anything beyond `i64` means "no limit".
+fn integer(value: impl TryInto<i64>) -> i64 {
+    value.try_into().unwrap_or(i64::MAX)
+}
+
+/// `SELECT` of the current version of one resource; a unit of work may append its lock clause.
+pub fn select_current<D: Dialect>(resource_type: ResourceType, id: &str) -> sqlx::QueryBuilder<D> {
+    let mut q = D::builder(format!("SELECT {VERSION_COLUMNS} FROM resource WHERE res_type = "));
+    q.push_value(resource_type.as_str()).push(" AND res_id = ").push_value(id);
+    q
+}
+
+/// The current version of a resource (possibly a deletion), if it was ever written.
+pub async fn read_current<D: Dialect>(
+    conn: &mut D::Connection,
+    resource_type: ResourceType,
+    id: &str,
+) -> SqlResult<Option<ResourceVersion>, D> {
+    let row = D::fetch_optional(conn, select_current(resource_type, id)).await?;
+    row.as_ref().map(decode_version::<D>).transpose()
+}
+
+pub async fn read_version<D: Dialect>(
+    conn: &mut D::Connection,
+    resource_type: ResourceType,
+    id: &str,
+    version: u64,
+) -> SqlResult<Option<ResourceVersion>, D> {
+    let mut q = D::builder(format!("SELECT {VERSION_COLUMNS} FROM resource_history WHERE res_type = "));
+    q.push_value(resource_type.as_str())
+        .push(" AND res_id = ")
+        .push_value(id)
+        .push(" AND version = ")
+        .push_value(integer(version));
+    let row = D::fetch_optional(conn, q).await?;
+    row.as_ref().map(decode_version::<D>).transpose()
+}
+
+/// Current versions with a body, in `(res_type, res_id)` order after `after`: the walk of an
+/// index rebuild (rows locked where writers run concurrently, see [`Dialect::LOCK_FOR_UPDATE`]).
+pub async fn current_after<D: Dialect>(
+    conn: &mut D::Connection,
+    after: Option<&(ResourceType, String)>,
+    limit: usize,
+) -> SqlResult<Vec<ResourceVersion>, D> {
+    let (after_type, after_id) = after.map_or(("", ""), |(t, id)| (t.as_str(), id.as_str()));
+    let mut q = D::builder(format!(
+        "SELECT {VERSION_COLUMNS} FROM resource WHERE body IS NOT NULL AND (res_type, res_id) > ("
+    ));
+    q.push_value(after_type)
+        .push(", ")
+        .push_value(after_id)
+        .push(") ORDER BY res_type, res_id LIMIT ")
+        .push_value(integer(limit))
+        .push(D::LOCK_FOR_UPDATE);
+    let rows = D::fetch_all(conn, q).await?;
+    rows.iter().map(decode_version::<D>).collect()
+}
+
+/// Ids of current resources of `resource_type` that `filter` matches (conditional writes).
+pub async fn find_matching_ids<D: Dialect>(
+    conn: &mut D::Connection,
+    resource_type: ResourceType,
+    filter: &Filter,
+    limit: usize,
+) -> SqlResult<Vec<String>, D> {
+    let q = SearchSql::<D>::new(filter).build(resource_type, &Select::Ids { limit });
+    first_texts(conn, q).await
+}
+
+/// Ids of other resources whose `param` period overlaps `period` (see [`crate::overlapping`]).
+pub async fn overlapping<D: Dialect>(
+    conn: &mut D::Connection,
+    resource_type: ResourceType,
+    param: &str,
+    period: (Timestamp, Timestamp),
+    exclude_id: &str,
+    limit: usize,
+) -> SqlResult<Vec<String>, D> {
+    let q = crate::query::overlapping::<D>(resource_type.as_str(), param, period, exclude_id, limit);
+    first_texts(conn, q).await
+}
+
+/// The first column of every row, as text.
+async fn first_texts<D: Dialect>(conn: &mut D::Connection, q: sqlx::QueryBuilder<D>) -> SqlResult<Vec<String>, D> {
+    let rows = D::fetch_all(conn, q).await?;
+    rows.iter().map(|row| Ok(D::text(row, 0.into())?)).collect()
+}
+
+/// Writes a new version: the current row, its history entry and its search-index rows. A
+/// second writer of the same version (a lost race) gets [`StoreError::Conflict`].
+pub async fn write_version<D: Dialect>(conn: &mut D::Connection, new: &NewVersion) -> SqlResult<(), D> {
+    let v = &new.version;
+    let res_type = v.resource_type.as_str();
+    let version = i64::try_from(v.version)
+        .map_err(|_| StoreError::Database(format!("version {} out of range", v.version)))?;
+    let last_updated = format_instant(v.last_updated);
+    let mut current = D::builder("INSERT INTO resource (res_type, res_id, version, last_updated, body) VALUES (");
+    current
+        .push_value(res_type)
+        .push(", ")
+        .push_value(v.id.as_str())
+        .push(", ")
+        .push_value(version)
+        .push(", ")
+        .push_value(last_updated.as_str())
+        .push(", ")
+        .push_value(v.body.clone())
+        .push(
+            ") ON CONFLICT (res_type, res_id) DO UPDATE SET \
+             version = excluded.version, last_updated = excluded.last_updated, body = excluded.body",
+        );
+    D::execute(conn, current).await?;
+    let mut history =
+        D::builder("INSERT INTO resource_history (res_type, res_id, version, last_updated, change, body) VALUES (");
+    history
+        .push_value(res_type)
+        .push(", ")
+        .push_value(v.id.as_str())
+        .push(", ")
+        .push_value(version)
+        .push(", ")
+        .push_value(last_updated)
+        .push(", ")
+        .push_value(change_name(new.change))
+        .push(", ")
+        .push_value(v.body.clone())
+        .push(")");
+    match D::execute(conn, history).await {
+        Err(e) if is_unique_violation(&e) => {
+            return Err(StoreError::Conflict(format!(
+                "{res_type}/{} version {} was written concurrently",
+                v.id, v.version
+            ))
+            .into());
+        }
+        other => other?,
+    }
+    crate::replace_index(conn, res_type, &v.id, &new.index).await
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// A page of history (newest first) and the number of all its entries.
+pub async fn history<D: Dialect>(conn: &mut D::Connection, request: &HistoryRequest) -> SqlResult<HistoryPage, D> {
+    let mut page_query = crate::query::select_history::<D>(request);
+    if let Some(before) = request.before {
+        page_query.push(" AND seq < ").push_value(integer(before));
+    }
+    page_query
+        .push(" ORDER BY seq DESC LIMIT ")
+        .push_value(integer(request.count + 1));
+    let rows = D::fetch_all(conn, page_query).await?;
+    let mut entries = Vec::with_capacity(rows.len());
+    let mut positions = Vec::with_capacity(rows.len());
+    for row in &rows {
+        entries.push(HistoryEntry {
+            version: decode_version::<D>(row)?,
+            change: parse_change(&D::text(row, "change".into())?)?,
+        });
+        positions.push(unsigned("seq", D::integer(row, "seq".into())?)?);
+    }
+    let next_before = if entries.len() > request.count {
+        entries.truncate(request.count);
+        positions.get(request.count - 1).copied()
+    } else {
+        None
+    };
+    let total = match D::fetch_optional(conn, crate::query::count_history::<D>(request)).await? {
+        Some(row) => D::integer(&row, 0.into())?,
+        None => 0,
+    };
+    Ok(HistoryPage {
+        entries,
+        total: u64::try_from(total).unwrap_or(0),
+        next_before,
+    })
+}
+
+/// The holds of the given slots (those that have one).
+pub async fn holds<D: Dialect>(conn: &mut D::Connection, slot_ids: &[String]) -> SqlResult<Vec<SlotHold>, D> {
+    if slot_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = D::builder(format!("SELECT {HOLD_COLUMNS} FROM slot_hold WHERE slot_id IN ("));
+    push_list(&mut q, slot_ids);
+    q.push(")");
+    decode_holds(conn, q).await
+}
+
+/// Holds whose time ran out by `now`, the longest expired first.
+pub async fn expired_holds<D: Dialect>(
+    conn: &mut D::Connection,
+    now: Timestamp,
+    limit: usize,
+) -> SqlResult<Vec<SlotHold>, D> {
+    let mut q = D::builder(format!("SELECT {HOLD_COLUMNS} FROM slot_hold WHERE held_until <= "));
+    q.push_value(format_instant(now))
+        .push(" ORDER BY held_until LIMIT ")
+        .push_value(integer(limit));
+    decode_holds(conn, q).await
+}
+
+/// The holds of `holder` still live at `now`, the soonest to expire first.
+pub async fn live_holds_of<D: Dialect>(
+    conn: &mut D::Connection,
+    holder: &str,
+    now: Timestamp,
+) -> SqlResult<Vec<SlotHold>, D> {
+    let mut q = D::builder(format!("SELECT {HOLD_COLUMNS} FROM slot_hold WHERE holder = "));
+    q.push_value(holder)
+        .push(" AND held_until > ")
+        .push_value(format_instant(now))
+        .push(" ORDER BY held_until");
+    decode_holds(conn, q).await
+}
+
+async fn decode_holds<D: Dialect>(conn: &mut D::Connection, q: sqlx::QueryBuilder<D>) -> SqlResult<Vec<SlotHold>, D> {
+    let rows = D::fetch_all(conn, q).await?;
+    rows.iter().map(decode_hold::<D>).collect()
+}
+
+pub async fn hold<D: Dialect>(conn: &mut D::Connection, slot_id: &str) -> SqlResult<Option<SlotHold>, D> {
+    let mut q = D::builder(format!("SELECT {HOLD_COLUMNS} FROM slot_hold WHERE slot_id = "));
+    q.push_value(slot_id);
+    let row = D::fetch_optional(conn, q).await?;
+    row.as_ref().map(decode_hold::<D>).transpose()
+}
+
+/// Places or renews the hold of its slot.
+pub async fn put_hold<D: Dialect>(conn: &mut D::Connection, hold: &SlotHold) -> SqlResult<(), D> {
+    let mut q = D::builder(format!("INSERT INTO slot_hold ({HOLD_COLUMNS}) VALUES ("));
+    q.push_value(hold.slot_id.as_str())
+        .push(", ")
+        .push_value(hold.holder.as_str())
+        .push(", ")
+        .push_value(hold.token.as_str())
+        .push(", ")
+        .push_value(format_instant(hold.held_until))
+        .push(", ")
+        .push_value(format_instant(hold.placed_at))
+        .push(
+            ") ON CONFLICT (slot_id) DO UPDATE SET holder = excluded.holder, token = excluded.token, \
+             held_until = excluded.held_until, placed_at = excluded.placed_at",
+        );
+    Ok(D::execute(conn, q).await?)
+}
+
+pub async fn delete_hold<D: Dialect>(conn: &mut D::Connection, slot_id: &str) -> SqlResult<(), D> {
+    delete_by_slot(conn, "slot_hold", slot_id).await
+}
+
+/// The id of the Appointment that books the slot, if any.
+pub async fn slot_booking<D: Dialect>(conn: &mut D::Connection, slot_id: &str) -> SqlResult<Option<String>, D> {
+    let mut q = D::builder("SELECT appointment_id FROM slot_booking WHERE slot_id = ");
+    q.push_value(slot_id);
+    let row = D::fetch_optional(conn, q).await?;
+    Ok(row.map(|row| D::text(&row, "appointment_id".into())).transpose()?)
+}
+
+/// Records the slot's booking; a slot already booked gets [`StoreError::Conflict`].
+pub async fn put_slot_booking<D: Dialect>(
+    conn: &mut D::Connection,
+    slot_id: &str,
+    appointment_id: &str,
+    cancel_deadline: Option<Timestamp>,
+) -> SqlResult<(), D> {
+    let mut q = D::builder("INSERT INTO slot_booking (slot_id, appointment_id, cancel_deadline) VALUES (");
+    q.push_value(slot_id)
+        .push(", ")
+        .push_value(appointment_id)
+        .push(", ")
+        .push_value(cancel_deadline.map(format_instant))
+        .push(")");
+    match D::execute(conn, q).await {
+        Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("Slot/{slot_id} is already booked")).into()),
+        other => Ok(other?),
+    }
+}
+
+/// The cancellation deadline recorded with the slot's booking (`None`: no booking, or none set).
+pub async fn booking_cancel_deadline<D: Dialect>(
+    conn: &mut D::Connection,
+    slot_id: &str,
+) -> SqlResult<Option<Timestamp>, D> {
+    let mut q = D::builder("SELECT cancel_deadline FROM slot_booking WHERE slot_id = ");
+    q.push_value(slot_id);
+    let deadline = match D::fetch_optional(conn, q).await? {
+        Some(row) => D::optional_text(&row, "cancel_deadline".into())?,
+        None => None,
+    };
+    Ok(parse_instant_column(deadline)?)
+}
+
+pub async fn delete_slot_booking<D: Dialect>(conn: &mut D::Connection, slot_id: &str) -> SqlResult<(), D> {
+    delete_by_slot(conn, "slot_booking", slot_id).await
+}
+
+async fn delete_by_slot<D: Dialect>(conn: &mut D::Connection, table: &str, slot_id: &str) -> SqlResult<(), D> {
+    let mut q = D::builder(format!("DELETE FROM {table} WHERE slot_id = "));
+    q.push_value(slot_id);
+    Ok(D::execute(conn, q).await?)
+}
+
+/// Appends events to the outbox in one statement, in this order.
+pub async fn append_events<D: Dialect>(conn: &mut D::Connection, events: &[DomainEvent]) -> SqlResult<(), D> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut insert = D::builder("INSERT INTO outbox (kind, res_type, res_id, version, occurred_at, detail) VALUES ");
+    for (i, event) in events.iter().enumerate() {
+        insert
+            .push(if i == 0 { "(" } else { ", (" })
+            .push_value(event.kind.as_str())
+            .push(", ")
+            .push_value(event.resource_type.as_str())
+            .push(", ")
+            .push_value(event.resource_id.as_str())
+            .push(", ")
+            .push_value(integer(event.version))
+            .push(", ")
+            .push_value(format_instant(event.occurred_at))
+            .push(", ")
+            .push_value(event.detail.as_str())
+            .push(")");
+    }
+    Ok(D::execute(conn, insert).await?)
+}
+
+/// The outbox events after sequence number `after`, in order.
+pub async fn events<D: Dialect>(
+    conn: &mut D::Connection,
+    after: u64,
+    limit: usize,
+) -> SqlResult<Vec<(u64, DomainEvent)>, D> {
+    let mut q = D::builder("SELECT seq, kind, res_type, res_id, version, occurred_at, detail FROM outbox WHERE seq > ");
+    q.push_value(integer(after))
+        .push(" ORDER BY seq LIMIT ")
+        .push_value(integer(limit));
+    let rows = D::fetch_all(conn, q).await?;
+    rows.iter().map(decode_event::<D>).collect()
+}
+
+/// The fingerprint of the search-parameter set the index rows were built with.
+pub async fn search_index_fingerprint<D: Dialect>(conn: &mut D::Connection) -> SqlResult<Option<String>, D> {
+    let row = D::fetch_optional(conn, D::builder("SELECT fingerprint FROM search_index_state")).await?;
+    Ok(row.map(|row| D::text(&row, "fingerprint".into())).transpose()?)
+}

@@ -1,0 +1,340 @@
+//! A unit of work as a sequence of [`Step`]s: every [`WriteTx`] call becomes one step that the
+//! backend's [`UnitOfWork`] performs — SQLite runs it as it comes, PostgreSQL first takes the
+//! locks the step needs and journals what it saw, to replay it after a deadlock. The SQL of
+//! each step is the same on every backend ([`execute`]).
+
+use crate::{Dialect, PushValue, SqlResult};
+use async_trait::async_trait;
+use jiff::Timestamp;
+use termin_fhir::ResourceType;
+use termin_store::{
+    DomainEvent, Filter, IndexEntries, NewVersion, ResourceVersion, SlotHold, StoreResult, WriteTx,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a unit of work's read of a resource locks its row where writers run concurrently.
+pub enum RowLock {
+    Update,
+    Share,
+}
+
+/// One call of a unit of work (a [`WriteTx`] method), which a backend may journal for replay.
+#[derive(Debug)]
+pub enum Step {
+    ReadCurrent {
+        resource_type: ResourceType,
+        id: String,
+        lock: RowLock,
+    },
+    FindMatchingIds {
+        resource_type: ResourceType,
+        filter: Filter,
+        limit: usize,
+    },
+    Overlapping {
+        resource_type: ResourceType,
+        param: String,
+        period: (Timestamp, Timestamp),
+        exclude_id: String,
+        limit: usize,
+    },
+    CurrentAfter {
+        after: Option<(ResourceType, String)>,
+        limit: usize,
+    },
+    ReplaceIndex {
+        resource_type: ResourceType,
+        id: String,
+        index: IndexEntries,
+    },
+    SetFingerprint(String),
+    Write(NewVersion),
+    Hold(String),
+    LiveHoldsOf {
+        holder: String,
+        now: Timestamp,
+    },
+    PutHold(SlotHold),
+    DeleteHold(String),
+    SlotBooking(String),
+    PutSlotBooking {
+        slot_id: String,
+        appointment_id: String,
+        cancel_deadline: Option<Timestamp>,
+    },
+    BookingCancelDeadline(String),
+    DeleteSlotBooking(String),
+}
+
+/// What a step returned (a replay must return the same).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    Done,
+    Version(Option<ResourceVersion>),
+    Versions(Vec<ResourceVersion>),
+    Ids(Vec<String>),
+    Hold(Option<SlotHold>),
+    Holds(Vec<SlotHold>),
+    Booking(Option<String>),
+    Instant(Option<Timestamp>),
+}
+
+
+impl Step {
+    /// The slot whose hold or booking the step reads or writes.
+    pub fn slot(&self) -> Option<&str> {
+        match self {
+            Step::Hold(slot_id)
+            | Step::DeleteHold(slot_id)
+            | Step::SlotBooking(slot_id)
+            | Step::BookingCancelDeadline(slot_id)
+            | Step::DeleteSlotBooking(slot_id)
+            | Step::PutSlotBooking { slot_id, .. } => Some(slot_id),
+            Step::PutHold(hold) => Some(&hold.slot_id),
+            _ => None,
+        }
+    }
+}
+
+/// A backend's unit of work: one transaction and how it performs each step.
+#[async_trait]
+pub trait UnitOfWork: Send + Sized {
+    async fn perform(&mut self, step: Step) -> StoreResult<Seen>;
+
+    async fn append_event(&mut self, event: &DomainEvent) -> StoreResult<()>;
+
+    async fn commit(self) -> StoreResult<()>;
+}
+
+/// The [`WriteTx`] of a backend's [`UnitOfWork`]: each call is performed as its [`Step`].
+pub struct Steps<U>(pub U);
+
+/// Runs the SQL of `step` on `conn`, after whatever locks the backend took for it.
+pub async fn execute<D: Dialect>(conn: &mut D::Connection, step: &Step) -> SqlResult<Seen, D> {
+    Ok(match step {
+        Step::ReadCurrent { resource_type, id, lock } => {
+            let mut q = crate::select_current::<D>(*resource_type, id);
+            q.push(match lock {
+                RowLock::Update => D::LOCK_FOR_UPDATE,
+                RowLock::Share => D::LOCK_FOR_SHARE,
+            });
+            let row = D::fetch_optional(conn, q).await?;
+            Seen::Version(row.as_ref().map(crate::decode_version::<D>).transpose()?)
+        }
+        Step::FindMatchingIds { resource_type, filter, limit } => {
+            Seen::Ids(crate::find_matching_ids::<D>(conn, *resource_type, filter, *limit).await?)
+        }
+        Step::Overlapping { resource_type, param, period, exclude_id, limit } => {
+            Seen::Ids(crate::overlapping::<D>(conn, *resource_type, param, *period, exclude_id, *limit).await?)
+        }
+        Step::CurrentAfter { after, limit } => Seen::Versions(crate::current_after::<D>(conn, after.as_ref(), *limit).await?),
+        Step::ReplaceIndex { resource_type, id, index } => {
+            crate::replace_index::<D>(conn, resource_type.as_str(), id, index).await?;
+            Seen::Done
+        }
+        Step::SetFingerprint(fingerprint) => {
+            set_fingerprint::<D>(conn, fingerprint).await?;
+            Seen::Done
+        }
+        Step::Write(new) => {
+            crate::write_version::<D>(conn, new).await?;
+            Seen::Done
+        }
+        Step::Hold(slot_id) => Seen::Hold(crate::hold::<D>(conn, slot_id).await?),
+        Step::LiveHoldsOf { holder, now } => Seen::Holds(crate::live_holds_of::<D>(conn, holder, *now).await?),
+        Step::PutHold(hold) => {
+            crate::put_hold::<D>(conn, hold).await?;
+            Seen::Done
+        }
+        Step::DeleteHold(slot_id) => {
+            crate::delete_hold::<D>(conn, slot_id).await?;
+            Seen::Done
+        }
+        Step::SlotBooking(slot_id) => Seen::Booking(crate::slot_booking::<D>(conn, slot_id).await?),
+        Step::PutSlotBooking { slot_id, appointment_id, cancel_deadline } => {
+            crate::put_slot_booking::<D>(conn, slot_id, appointment_id, *cancel_deadline).await?;
+            Seen::Done
+        }
+        Step::BookingCancelDeadline(slot_id) => Seen::Instant(crate::booking_cancel_deadline::<D>(conn, slot_id).await?),
+        Step::DeleteSlotBooking(slot_id) => {
+            crate::delete_slot_booking::<D>(conn, slot_id).await?;
+            Seen::Done
+        }
+    })
+}
+
+/// Records the fingerprint of the search-parameter set the index rows were built with.
+async fn set_fingerprint<D: Dialect>(conn: &mut D::Connection, fingerprint: &str) -> SqlResult<(), D> {
+    if D::INDEX_STATE_HAS_KEY {
+        let mut upsert = D::builder("INSERT INTO search_index_state (fingerprint) VALUES (");
+        upsert
+            .push_value(fingerprint)
+            .push(") ON CONFLICT (singleton) DO UPDATE SET fingerprint = excluded.fingerprint");
+        D::execute(conn, upsert).await?;
+    } else {
+        D::execute(conn, D::builder("DELETE FROM search_index_state")).await?;
+        let mut insert = D::builder("INSERT INTO search_index_state (fingerprint) VALUES (");
+        insert.push_value(fingerprint).push(")");
+        D::execute(conn, insert).await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
+    async fn read_current(&mut self, resource_type: ResourceType, id: &str) -> StoreResult<Option<ResourceVersion>> {
+        let step = Step::ReadCurrent {
+            resource_type,
+            id: id.to_owned(),
+            lock: RowLock::Update,
+        };
+        match self.0.perform(step).await? {
+            Seen::Version(version) => Ok(version),
+            other => unreachable!("a read returned {other:?}"),
+        }
+    }
+
+    async fn read_current_shared(
+        &mut self,
+        resource_type: ResourceType,
+        id: &str,
+    ) -> StoreResult<Option<ResourceVersion>> {
+        let step = Step::ReadCurrent {
+            resource_type,
+            id: id.to_owned(),
+            lock: RowLock::Share,
+        };
+        match self.0.perform(step).await? {
+            Seen::Version(version) => Ok(version),
+            other => unreachable!("a read returned {other:?}"),
+        }
+    }
+
+    async fn find_matching_ids(
+        &mut self,
+        resource_type: ResourceType,
+        filter: &Filter,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        let step = Step::FindMatchingIds {
+            resource_type,
+            filter: filter.clone(),
+            limit,
+        };
+        match self.0.perform(step).await? {
+            Seen::Ids(ids) => Ok(ids),
+            other => unreachable!("a search returned {other:?}"),
+        }
+    }
+
+    async fn overlapping(
+        &mut self,
+        resource_type: ResourceType,
+        param: &str,
+        period: (Timestamp, Timestamp),
+        exclude_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        let step = Step::Overlapping {
+            resource_type,
+            param: param.to_owned(),
+            period,
+            exclude_id: exclude_id.to_owned(),
+            limit,
+        };
+        match self.0.perform(step).await? {
+            Seen::Ids(ids) => Ok(ids),
+            other => unreachable!("an overlap query returned {other:?}"),
+        }
+    }
+
+    async fn current_after(
+        &mut self,
+        after: Option<(ResourceType, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<ResourceVersion>> {
+        match self.0.perform(Step::CurrentAfter { after, limit }).await? {
+            Seen::Versions(versions) => Ok(versions),
+            other => unreachable!("a walk returned {other:?}"),
+        }
+    }
+
+    async fn replace_index(&mut self, resource_type: ResourceType, id: &str, index: &IndexEntries) -> StoreResult<()> {
+        let step = Step::ReplaceIndex {
+            resource_type,
+            id: id.to_owned(),
+            index: index.clone(),
+        };
+        self.0.perform(step).await.map(drop)
+    }
+
+    async fn set_search_index_fingerprint(&mut self, fingerprint: &str) -> StoreResult<()> {
+        self.0.perform(Step::SetFingerprint(fingerprint.to_owned())).await.map(drop)
+    }
+
+    async fn write(&mut self, new: NewVersion) -> StoreResult<()> {
+        self.0.perform(Step::Write(new)).await.map(drop)
+    }
+
+    async fn hold(&mut self, slot_id: &str) -> StoreResult<Option<SlotHold>> {
+        match self.0.perform(Step::Hold(slot_id.to_owned())).await? {
+            Seen::Hold(hold) => Ok(hold),
+            other => unreachable!("a hold lookup returned {other:?}"),
+        }
+    }
+
+    async fn live_holds_of(&mut self, holder: &str, now: Timestamp) -> StoreResult<Vec<SlotHold>> {
+        match self.0.perform(Step::LiveHoldsOf { holder: holder.to_owned(), now }).await? {
+            Seen::Holds(holds) => Ok(holds),
+            other => unreachable!("a holder's holds lookup returned {other:?}"),
+        }
+    }
+
+    async fn put_hold(&mut self, hold: &SlotHold) -> StoreResult<()> {
+        self.0.perform(Step::PutHold(hold.clone())).await.map(drop)
+    }
+
+    async fn delete_hold(&mut self, slot_id: &str) -> StoreResult<()> {
+        self.0.perform(Step::DeleteHold(slot_id.to_owned())).await.map(drop)
+    }
+
+    async fn slot_booking(&mut self, slot_id: &str) -> StoreResult<Option<String>> {
+        match self.0.perform(Step::SlotBooking(slot_id.to_owned())).await? {
+            Seen::Booking(booking) => Ok(booking),
+            other => unreachable!("a booking lookup returned {other:?}"),
+        }
+    }
+
+    async fn put_slot_booking(
+        &mut self,
+        slot_id: &str,
+        appointment_id: &str,
+        cancel_deadline: Option<Timestamp>,
+    ) -> StoreResult<()> {
+        let step = Step::PutSlotBooking {
+            slot_id: slot_id.to_owned(),
+            appointment_id: appointment_id.to_owned(),
+            cancel_deadline,
+        };
+        self.0.perform(step).await.map(drop)
+    }
+
+    async fn booking_cancel_deadline(&mut self, slot_id: &str) -> StoreResult<Option<Timestamp>> {
+        match self.0.perform(Step::BookingCancelDeadline(slot_id.to_owned())).await? {
+            Seen::Instant(deadline) => Ok(deadline),
+            other => unreachable!("a booking's deadline read returned {other:?}"),
+        }
+    }
+
+    async fn delete_slot_booking(&mut self, slot_id: &str) -> StoreResult<()> {
+        self.0.perform(Step::DeleteSlotBooking(slot_id.to_owned())).await.map(drop)
+    }
+
+    async fn append_event(&mut self, event: &DomainEvent) -> StoreResult<()> {
+        self.0.append_event(event).await
+    }
+
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.0.commit().await
+    }
+}
