@@ -569,6 +569,20 @@ pub(crate) async fn guard_subscription(
     crate::rules::record_event(tx, kind, ResourceType::Subscription, id, version, now, json!({})).await
 }
 
+/// The patients a Subscription's filters name (`patient`, or `actor` referring to a Patient),
+/// by id: the patient compartment it belongs to.
+pub(crate) fn filtered_patients(subscription: &Map<String, Value>) -> Vec<String> {
+    subscription
+        .get("filterBy")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|f| matches!(f.get("filterParameter").and_then(Value::as_str), Some("patient" | "actor")))
+        .filter_map(|f| f.get("value").and_then(Value::as_str))
+        .filter_map(|value| reference_id(value, ResourceType::Patient))
+        .collect()
+}
+
 /// A caller confined to one patient's appointments subscribes to appointment topics only with
 /// a `patient` filter naming that patient, and to no other patient's.
 fn check_access(ctx: &RequestContext, spec: &SubscriptionSpec) -> Result<(), DomainError> {
