@@ -59,6 +59,9 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// `None`: no authorization configured, every caller is anonymous.
     pub auth: Option<auth::Authorization>,
+    /// Subscription delivery records and websocket bindings (`$status`, `$events`,
+    /// `$get-ws-binding-token`); `None`: notifications are off.
+    pub notifications: Option<Arc<termin_notify::websocket::Hub>>,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -105,6 +105,7 @@ impl World {
             domain: Arc::new(domain),
             metrics: Metrics::install().expect("the only metrics recorder of this process"),
             auth: None,
+            notifications: None,
             config: ApiConfig {
                 base_url: None,
                 max_body_bytes: MAX_BODY_BYTES,
@@ -367,6 +368,11 @@ fn templates() -> Vec<Value> {
             "planningHorizon": {"start": "2030-01-01T00:00:00Z", "end": "2030-12-31T00:00:00Z"}}),
         json!({"resourceType": "RelatedPerson", "id": "related", "active": true,
             "patient": {"reference": "Patient/patient"}, "name": [{"family": "Huber"}]}),
+        json!({"resourceType": "Subscription", "id": "subscription", "status": "requested",
+            "topic": "http://localhost/fhir/SubscriptionTopic/appointment-booked",
+            "filterBy": [{"filterParameter": "patient", "value": "Patient/patient"}],
+            "channelType": {"system": "http://terminology.hl7.org/CodeSystem/subscription-channel-type", "code": "rest-hook"},
+            "endpoint": "http://127.0.0.1:9/hook", "content": "id-only"}),
         slot(0),
         booked_appointment(),
     ]
@@ -444,6 +450,7 @@ fn seeded_id(resource_type: ResourceType) -> &'static str {
         ResourceType::Slot => "slot-3",
         ResourceType::Appointment => "booked",
         ResourceType::RelatedPerson => "related",
+        ResourceType::Subscription => "subscription",
     }
 }
 

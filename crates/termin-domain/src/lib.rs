@@ -26,6 +26,7 @@ mod providers;
 mod resources;
 mod rules;
 mod scheduling;
+pub mod subscriptions;
 #[cfg(test)]
 mod test_support;
 mod unit_of_work;

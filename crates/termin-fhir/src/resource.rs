@@ -19,11 +19,12 @@ pub enum ResourceType {
     RelatedPerson,
     Schedule,
     Slot,
+    Subscription,
 }
 
 impl ResourceType {
     /// Every served type, in alphabetical order (the order of the CapabilityStatement).
-    pub const ALL: [ResourceType; 10] = [
+    pub const ALL: [ResourceType; 11] = [
         ResourceType::Appointment,
         ResourceType::HealthcareService,
         ResourceType::Location,
@@ -34,6 +35,7 @@ impl ResourceType {
         ResourceType::RelatedPerson,
         ResourceType::Schedule,
         ResourceType::Slot,
+        ResourceType::Subscription,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +50,7 @@ impl ResourceType {
             ResourceType::RelatedPerson => "RelatedPerson",
             ResourceType::Schedule => "Schedule",
             ResourceType::Slot => "Slot",
+            ResourceType::Subscription => "Subscription",
         }
     }
 

@@ -28,8 +28,10 @@ pub struct TokenPrincipal {
 }
 
 /// The types of the patient compartment Termin serves: a `patient/` scope reaches only the
-/// context patient's resources of these types.
-pub const COMPARTMENT_TYPES: [ResourceType; 3] = [ResourceType::Patient, ResourceType::Appointment, ResourceType::RelatedPerson];
+/// context patient's resources of these types. Subscriptions are Termin's addition (R5 puts
+/// them in no compartment): one filtered on a patient carries that patient's endpoint and secrets.
+pub const COMPARTMENT_TYPES: [ResourceType; 4] =
+    [ResourceType::Patient, ResourceType::Appointment, ResourceType::RelatedPerson, ResourceType::Subscription];
 
 /// The types whose resources belong to an Organization: staff (`user/` scopes) change them,
 /// and read Appointments, only for the organisations they work for.

@@ -6,9 +6,11 @@
 //! no SQL (no sqlx) and, of the workspace, depends only on `termin-fhir`.
 
 mod context;
+mod notify;
 mod scope;
 mod search;
 
+pub use notify::{AttemptRecord, DeliveryState, NewNotification, Notification, NotificationStore};
 pub use context::{
     COMPARTMENT_TYPES, ORGANISATION_TYPES, OrganisationReach, PatientReach, Principal, RequestContext, StaffMember, TokenPrincipal,
 };

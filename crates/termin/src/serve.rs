@@ -60,7 +60,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         max_resource_bytes: config.max_body_bytes,
     };
     let packages = if config.validation { Packages::Shipped(&config.packages) } else { Packages::Off };
-    let domain = setup::domain(opened.store, service_config, search, packages, &config.profiles).await?;
+    let domain = setup::domain(opened.store.clone(), service_config, search, packages, &config.profiles).await?;
     setup::install_xml();
     if config.demo {
         crate::demo::load_examples(&domain.resources, &config.packages).await?;
@@ -72,10 +72,39 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     tokio::spawn(sweep_expired_holds(domain.clone(), config.hold_sweep_interval));
     tokio::spawn(metrics.upkeep());
     let auth = authorization(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    if let Some(settings) = &config.notify {
+        let notifier = termin_notify::Notifier::new(
+            domain.clone(),
+            opened.store.clone(),
+            opened.deliveries.clone(),
+            termin_notify::NotifyConfig {
+                // Without --base-url, notifications name this node's address.
+                base_url: config
+                    .base_url
+                    .as_deref()
+                    .map_or_else(|| format!("http://{address}/fhir"), |b| b.trim_end_matches('/').to_owned()),
+                interval: settings.interval,
+                timeout: settings.timeout,
+                max_failures: settings.max_failures,
+                retry_base: settings.retry_base,
+                max_backoff: settings.max_backoff,
+                batch: settings.batch,
+            },
+        )?;
+        tokio::spawn(notifier.run());
+    }
     let app = termin_api::app_with_pages(AppState {
         domain,
         metrics,
         auth,
+        notifications: config
+            .notify
+            .as_ref()
+            .map(|settings| Arc::new(termin_notify::websocket::Hub::new(opened.deliveries.clone(), settings.interval))),
         config: ApiConfig {
             base_url: config.base_url.clone(),
             max_body_bytes: config.max_body_bytes,
@@ -85,10 +114,6 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             body_read_timeout: config.body_read_timeout,
         },
     }, crate::web::router());
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
-    let address = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%address, "listening");
     // Tests and scripts read this line to learn the port when binding to port 0.
     println!("termin listening on http://{address}");

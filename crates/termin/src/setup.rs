@@ -9,7 +9,7 @@ use std::time::Duration;
 use termin_domain::{Domain, ServiceConfig, SystemClock};
 use termin_search::SearchParameters;
 use termin_fhir::ResourceType;
-use termin_store::ResourceStore;
+use termin_store::{NotificationStore, ResourceStore};
 use termin_store_postgres::PostgresStore;
 use termin_store_sqlite::SqliteStore;
 
@@ -29,6 +29,8 @@ pub fn runtime(command: &str, multi_thread: bool) -> Option<tokio::runtime::Runt
 /// The opened store; `postgres` is the same store when it is PostgreSQL (for pool metrics).
 pub struct OpenedStore {
     pub store: Arc<dyn ResourceStore>,
+    /// The same store's Subscription delivery records.
+    pub deliveries: Arc<dyn NotificationStore>,
     pub postgres: Option<Arc<PostgresStore>>,
 }
 
@@ -45,8 +47,10 @@ pub async fn open_store(
             if let Some(timeout) = query_timeout {
                 store = store.with_query_timeout(timeout);
             }
+            let store = Arc::new(store);
             OpenedStore {
-                store: Arc::new(store),
+                store: store.clone(),
+                deliveries: store,
                 postgres: None,
             }
         }
@@ -58,6 +62,7 @@ pub async fn open_store(
             let store = Arc::new(store);
             OpenedStore {
                 store: store.clone(),
+                deliveries: store.clone(),
                 postgres: Some(store),
             }
         }

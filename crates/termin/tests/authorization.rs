@@ -387,7 +387,7 @@ async fn keys_are_found_by_openid_discovery_refreshed_for_new_keys_and_kept_whil
 fn patient_token(patient: Option<&str>) -> String {
     let mut c = claims(
         "openid launch/patient patient/Patient.rs patient/Appointment.cruds patient/RelatedPerson.rs \
-         patient/Slot.rus patient/Schedule.rs",
+         patient/Slot.rus patient/Schedule.rs patient/Subscription.cruds",
     );
     if let Some(patient) = patient {
         c["patient"] = json!(patient);
@@ -446,6 +446,70 @@ fn booking(patient: &str, slot: &str) -> Value {
         "subject": {"reference": format!("Patient/{patient}")},
         "participant": [{"actor": {"reference": format!("Patient/{patient}")}, "status": "accepted"}],
         "slot": [{"reference": format!("Slot/{slot}")}]}}]})
+}
+
+#[tokio::test]
+async fn a_patient_token_subscribes_only_to_its_own_appointments() {
+    let s = start_with_jwks(&[]).await;
+    let me = patient_token(Some("pat-1"));
+    let subscription = |topic: &str, filters: Value| {
+        json!({"resourceType": "Subscription", "status": "requested",
+            "topic": format!("{}/SubscriptionTopic/{topic}", s.base()), "filterBy": filters,
+            "channelType": {"system": "http://terminology.hl7.org/CodeSystem/subscription-channel-type", "code": "rest-hook"},
+            "endpoint": "http://127.0.0.1:9/hook"})
+    };
+    let own = subscription("appointment-cancelled", json!([{"filterParameter": "patient", "value": "Patient/pat-1"}]));
+    call(&s, Method::POST, "Subscription", Some(&me), Some(&own)).await.expect_status(201);
+    for others in [
+        json!([{"filterParameter": "patient", "value": "Patient/pat-2"}]),
+        json!([]),
+        json!([{"filterParameter": "patient", "value": "Patient/pat-1"}, {"filterParameter": "actor", "value": "Patient/pat-2"}]),
+    ] {
+        let r = call(&s, Method::POST, "Subscription", Some(&me), Some(&subscription("appointment-booked", others.clone()))).await;
+        assert_forbidden(&r, &others.to_string());
+    }
+    // Slot availability is nobody's personal data.
+    let slots = subscription("slot-availability", json!([]));
+    call(&s, Method::POST, "Subscription", Some(&me), Some(&slots)).await.expect_status(201);
+}
+
+#[tokio::test]
+async fn a_patient_token_sees_only_the_subscriptions_filtered_on_its_patient() {
+    let s = start_with_jwks(&[]).await;
+    let admin = token("system/*.cruds");
+    let me = patient_token(Some("pat-1"));
+    let subscription = |patient: &str| {
+        json!({"resourceType": "Subscription", "status": "requested",
+            "topic": format!("{}/SubscriptionTopic/appointment-booked", s.base()),
+            "filterBy": [{"filterParameter": "patient", "value": format!("Patient/{patient}")}],
+            "channelType": {"system": "http://terminology.hl7.org/CodeSystem/subscription-channel-type", "code": "rest-hook"},
+            "endpoint": format!("http://127.0.0.1:9/hook-of-{patient}"),
+            "parameter": [{"name": "Authorization", "value": format!("Bearer secret-of-{patient}")}]})
+    };
+    let create = |patient: &'static str| {
+        let body = subscription(patient);
+        let (s, admin) = (&s, &admin);
+        async move {
+            let created = call(s, Method::POST, "Subscription", Some(admin), Some(&body)).await.expect_status(201).json();
+            created["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let own = create("pat-1").await;
+    let other = create("pat-2").await;
+
+    call(&s, Method::GET, &format!("Subscription/{own}"), Some(&me), None).await.expect_status(200);
+    for hidden in [format!("Subscription/{other}"), format!("Subscription/{other}/_history/1"), format!("Subscription/{other}/$status")] {
+        let r = call(&s, Method::GET, &hidden, Some(&me), None).await;
+        assert_eq!(r.code(), 404, "{hidden}: {}", r.what());
+        assert!(!r.text().contains("secret-of-pat-2"), "{hidden}");
+    }
+    let mine = found(&s, &me, "Subscription").await;
+    assert_eq!(ids_in(&mine, "match"), [format!("Subscription/{own}")]);
+    assert!(!mine.to_string().contains("secret-of-pat-2"));
+    assert_eq!(ids_in(&found(&s, &me, "Subscription?status=requested,active").await, "match"), [format!("Subscription/{own}")]);
+    assert_forbidden(&call(&s, Method::DELETE, &format!("Subscription/{other}"), Some(&me), None).await, "another's Subscription");
+    // Staff see both.
+    assert_eq!(ids_in(&found(&s, &admin, "Subscription").await, "match").len(), 2);
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ mod book;
 mod find_hsp;
 mod generate_slots;
 mod hold;
+mod subscription;
 mod validate;
 
 use crate::SharedState;
@@ -30,8 +31,16 @@ const TERMIN_BASE: &str = "https://termin.at/fhir/OperationDefinition";
 const TERMIN_PARAMETER: &str = "Termin: ";
 
 /// Every operation Termin serves.
-pub const OPERATIONS: &[&Operation] =
-    &[&hold::HOLD, &book::BOOK, &find_hsp::FIND_HSP, &validate::VALIDATE, &generate_slots::GENERATE_SLOTS];
+pub const OPERATIONS: &[&Operation] = &[
+    &hold::HOLD,
+    &book::BOOK,
+    &find_hsp::FIND_HSP,
+    &validate::VALIDATE,
+    &generate_slots::GENERATE_SLOTS,
+    &subscription::STATUS,
+    &subscription::EVENTS,
+    &subscription::GET_WS_BINDING_TOKEN,
+];
 
 /// One invocation of an operation, as its handler receives it.
 pub struct Invocation {
@@ -257,6 +266,20 @@ pub fn routes() -> Vec<(String, MethodRouter<SharedState>)> {
                         .await
                 },
             );
+            let instance_level = if op.safe {
+                instance_level.get(
+                    move |State(state): State<SharedState>,
+                          Ctx(ctx): Ctx,
+                          Path((type_name, id)): Path<(String, String)>,
+                          RawQuery(query): RawQuery,
+                          format: ResponseFormat,
+                          base: BaseUrl| async move {
+                        op.invoke(state, &type_name, Call { ctx, id: Some(id), query, format, base, body: None }).await
+                    },
+                )
+            } else {
+                instance_level
+            };
             routes.push((op.instance_path(), instance_level));
         }
     }

@@ -41,6 +41,9 @@ pub(crate) async fn guard_write(
             Some(new) => super::policy::check_policy_values(resource_type, new),
             None => Ok(()),
         },
+        ResourceType::Subscription => {
+            crate::subscriptions::guard_subscription(tx, ctx, now, id, version, previous, new).await
+        }
         _ => Ok(()),
     }
 }

@@ -35,8 +35,8 @@ use serde_json::{Map, Value, json};
 use tempfile::TempDir;
 use termin_store_postgres::scratch::ScratchDatabase;
 
-/// The ten resource types the server supports (contract of the foundation issue).
-pub const SUPPORTED_TYPES: [&str; 10] = [
+/// The resource types the server stores (the ten of the foundation issue, and Subscription).
+pub const SUPPORTED_TYPES: [&str; 11] = [
     "Patient",
     "Practitioner",
     "PractitionerRole",
@@ -47,6 +47,7 @@ pub const SUPPORTED_TYPES: [&str; 10] = [
     "Slot",
     "Appointment",
     "RelatedPerson",
+    "Subscription",
 ];
 
 pub const FHIR_JSON: &str = "application/fhir+json";
@@ -1088,6 +1089,11 @@ pub fn minimal(ty: &str) -> Value {
         "Slot" => json!({"resourceType": "Slot", "schedule": {"reference": "Schedule/s1"}, "status": "free", "start": "2025-09-15T08:00:00+02:00", "end": "2025-09-15T08:30:00+02:00"}),
         "Appointment" => json!({"resourceType": "Appointment", "status": "proposed", "participant": [{"actor": {"reference": "Patient/x"}, "status": "needs-action"}]}),
         "RelatedPerson" => json!({"resourceType": "RelatedPerson", "patient": {"reference": "Patient/x"}, "name": [{"family": "Angehörige"}]}),
+        // Nothing listens on port 9 (discard): delivery fails quietly in the background.
+        "Subscription" => json!({"resourceType": "Subscription", "status": "requested",
+            "topic": "http://localhost/fhir/SubscriptionTopic/appointment-booked",
+            "channelType": {"system": "http://terminology.hl7.org/CodeSystem/subscription-channel-type", "code": "rest-hook"},
+            "endpoint": "http://127.0.0.1:9/hook"}),
         other => panic!("no fixture for {other}"),
     }
 }
