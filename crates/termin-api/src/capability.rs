@@ -5,7 +5,7 @@ use crate::format::JSON_PATCH;
 use crate::operations::OPERATIONS;
 use crate::registry::Interaction;
 use serde_json::{Value, json};
-use termin_domain::{ResourceValidator, ServiceConfig};
+use termin_domain::Domain;
 use termin_fhir::ResourceType;
 use termin_fhir::instant::format_instant;
 use termin_search::SearchParameters;
@@ -16,17 +16,16 @@ pub const AT_SCHEDULING_IG: &str =
 
 pub fn capability_statement(
     base: &str,
-    config: &ServiceConfig,
-    validator: Option<&dyn ResourceValidator>,
+    domain: &Domain,
     auth: Option<&Authorization>,
 ) -> Value {
-    let search = termin_search::registry();
+    let search = domain.search_parameters();
     let resources: Vec<Value> = ResourceType::ALL
         .iter()
         .map(|t| {
             let operations: Vec<Value> = OPERATIONS
                 .iter()
-                .filter(|op| op.resources.contains(t) && (validator.is_some() || !op.needs_validator))
+                .filter(|op| op.resources.contains(t) && (domain.validator().is_some() || !op.needs_validator))
                 .map(|op| {
                     // Testers match on the IG's canonical; what Termin adds is in its own definition.
                     json!({
@@ -48,9 +47,9 @@ pub fn capability_statement(
                 "interaction": interactions,
                 "versioning": "versioned-update",
                 "readHistory": true,
-                "updateCreate": writable && config.update_create,
+                "updateCreate": writable && domain.config().update_create,
                 "conditionalCreate": writable,
-                "conditionalRead": "not-supported",
+                "conditionalRead": "full-support",
                 "conditionalUpdate": writable,
                 "conditionalDelete": "not-supported",
                 "searchParam": search_params(search, *t),
@@ -63,7 +62,7 @@ pub fn capability_statement(
             if !revincludes.is_empty() {
                 resource["searchRevInclude"] = json!(revincludes);
             }
-            if let Some(profile) = validator.and_then(|v| v.enforced_profile(*t)) {
+            if let Some(profile) = domain.validator().and_then(|v| v.enforced_profile(*t)) {
                 resource["supportedProfile"] = json!([profile]);
             }
             // FHIR JSON has no empty arrays.
@@ -82,7 +81,7 @@ pub fn capability_statement(
         "software": {"name": "Termin", "version": env!("CARGO_PKG_VERSION")},
         "implementation": {"description": "Termin FHIR R5 appointment scheduling server", "url": base},
         "fhirVersion": "5.0.0",
-        "format": ["application/fhir+json", "json"],
+        "format": crate::format::offered_formats(),
         "patchFormat": [JSON_PATCH],
         "implementationGuide": [AT_SCHEDULING_IG],
         "rest": [{
@@ -117,7 +116,10 @@ fn security(auth: Option<&Authorization>) -> Value {
         "description": format!(
             "SMART on FHIR v2 resource server: tokens issued by {} (see .well-known/smart-configuration). {directory} \
              needs a bearer token whose scopes (patient|user|system/Type.cruds, or the v1 read/write forms) grant the \
-             interaction on the type; $hold needs Slot update, $book Appointment create.",
+             interaction on the type; $hold needs Slot update, $book Appointment create. patient/ scopes reach only \
+             the patient compartment of the token's patient claim; user/ scopes (staff) change only the resources of \
+             the Organizations their fhirUser (Practitioner or PractitionerRole) works for and read only their \
+             Appointments; system/ scopes are bound by their scopes alone.",
             auth.authenticator.issuer()
         ),
     })

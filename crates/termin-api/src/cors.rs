@@ -53,6 +53,7 @@ impl CorsOrigins {
                     header::AUTHORIZATION,
                     header::CONTENT_TYPE,
                     header::IF_MATCH,
+                    header::IF_MODIFIED_SINCE,
                     HeaderName::from_static("if-none-exist"),
                     header::IF_NONE_MATCH,
                     HeaderName::from_static("prefer"),

@@ -23,6 +23,7 @@ mod prefer;
 mod query;
 mod registry;
 mod routes;
+mod structure_definitions;
 
 pub use cors::CorsOrigins;
 pub use error::ApiError;
@@ -59,6 +60,9 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// `None`: no authorization configured, every caller is anonymous.
     pub auth: Option<auth::Authorization>,
+    /// Subscription delivery records and websocket bindings (`$status`, `$events`,
+    /// `$get-ws-binding-token`); `None`: notifications are off.
+    pub notifications: Option<Arc<termin_notify::websocket::Hub>>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -67,13 +71,21 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Builds the complete HTTP application.
 pub fn app(state: AppState) -> Router {
+    app_with_pages(state, Router::new())
+}
+
+/// The HTTP application plus `pages`: routes outside the FHIR API (the binary's web app),
+/// which pass through the same request-id, tracing, metrics and head-limit layers. They are
+/// public: the pages only call the FHIR API, where authorization applies.
+pub fn app_with_pages(state: AppState, pages: Router) -> Router {
     let cors = state.config.cors_allowed_origins.clone();
     let state = Arc::new(state);
     let router = registry::router()
         .route_layer(axum::middleware::from_fn(audit::read_only_audit_events))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authorize))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), audit::record_denials))
-        .with_state(state);
+        .with_state(state)
+        .merge(pages);
     with_layers(router, &cors)
 }
 

@@ -19,11 +19,12 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// The headers Termin interprets: their values must be ASCII text (an opaque non-ASCII value
 /// would otherwise be read as absent).
-static INTERPRETED: [HeaderName; 8] = [
+static INTERPRETED: [HeaderName; 9] = [
     header::ACCEPT,
     header::CONTENT_TYPE,
     header::HOST,
     header::IF_MATCH,
+    header::IF_MODIFIED_SINCE,
     header::IF_NONE_MATCH,
     HeaderName::from_static("if-none-exist"),
     HeaderName::from_static("prefer"),

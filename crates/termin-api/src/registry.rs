@@ -128,7 +128,11 @@ pub fn router() -> Router<SharedState> {
         .route("/fhir/", get(system::base_endpoint))
         .route("/fhir/metadata", get(system::metadata))
         .route("/fhir/.well-known/smart-configuration", get(system::smart_configuration))
-        .route("/fhir/OperationDefinition/{id}", get(operations::operation_definition));
+        .route("/fhir/OperationDefinition/{id}", get(operations::operation_definition))
+        .route("/fhir/StructureDefinition/{id}", get(crate::structure_definitions::structure_definition))
+        .route("/fhir/SubscriptionTopic", get(crate::routes::subscriptions::topics))
+        .route("/fhir/SubscriptionTopic/{id}", get(crate::routes::subscriptions::read_topic))
+        .route(crate::routes::subscriptions::WEBSOCKET_PATH, get(crate::routes::subscriptions::websocket));
     // `[type]/$code` is a path of its own, so it wins over `[type]/[id]`.
     for (path, method_router) in operations::routes() {
         router = router.route(&path, method_router);

@@ -83,11 +83,6 @@ impl World {
             .build()
             .expect("start a runtime");
         let cache = termin_search::default_package_cache();
-        let packages: Vec<_> = cache.iter().cloned().collect();
-        let search = termin_search::SearchParameters::load(&packages, "Europe/Vienna")
-            .expect("the R5 package is in the FHIR package cache (run ./scripts/fhir-packages)");
-        // Only this test installs them in this process.
-        let _ = termin_search::install(search);
         let definitions = Definitions::load(&[], cache.as_deref()).expect("load the R5 definitions");
         let profiles = default_profiles(&definitions);
         let (validator, _) = Validator::new(definitions, profiles).expect("build the validator");
@@ -110,6 +105,7 @@ impl World {
             domain: Arc::new(domain),
             metrics: Metrics::install().expect("the only metrics recorder of this process"),
             auth: None,
+            notifications: None,
             config: ApiConfig {
                 base_url: None,
                 max_body_bytes: MAX_BODY_BYTES,
@@ -372,6 +368,11 @@ fn templates() -> Vec<Value> {
             "planningHorizon": {"start": "2030-01-01T00:00:00Z", "end": "2030-12-31T00:00:00Z"}}),
         json!({"resourceType": "RelatedPerson", "id": "related", "active": true,
             "patient": {"reference": "Patient/patient"}, "name": [{"family": "Huber"}]}),
+        json!({"resourceType": "Subscription", "id": "subscription", "status": "requested",
+            "topic": "http://localhost/fhir/SubscriptionTopic/appointment-booked",
+            "filterBy": [{"filterParameter": "patient", "value": "Patient/patient"}],
+            "channelType": {"system": "http://terminology.hl7.org/CodeSystem/subscription-channel-type", "code": "rest-hook"},
+            "endpoint": "http://127.0.0.1:9/hook", "content": "id-only"}),
         slot(0),
         booked_appointment(),
     ]
@@ -451,6 +452,7 @@ fn seeded_id(resource_type: ResourceType) -> &'static str {
         ResourceType::RelatedPerson => "related",
         // The server records AuditEvents; none is seeded.
         ResourceType::AuditEvent => "audit-event",
+        ResourceType::Subscription => "subscription",
     }
 }
 

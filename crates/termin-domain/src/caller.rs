@@ -59,6 +59,12 @@ impl Caller {
         }
     }
 
+    /// Whether the caller holds an access token that acts for a patient (only `patient/`
+    /// scopes): such a caller does not do staff's work, such as confirming pending bookings.
+    pub fn is_patient_token(&self) -> bool {
+        matches!(self.context.principal, Principal::Token(_)) && self.acts_for_patient()
+    }
+
     /// The key a caller's live holds are counted under: a token's subject and client; without a
     /// token, its network address (a client asking for a new hold-token with every hold is still
     /// one holder). Without an address (in-process callers) every hold counts as its own holder.
@@ -112,5 +118,8 @@ mod tests {
         assert!(!token("user/Appointment.cruds").acts_for_patient());
         assert!(!token("system/*.cruds").acts_for_patient());
         assert!(!token("patient/Slot.rs user/Appointment.r").acts_for_patient());
+        assert!(token("patient/Appointment.cruds").is_patient_token());
+        assert!(!Caller::anonymous("r").is_patient_token());
+        assert!(!token("system/*.cruds").is_patient_token());
     }
 }

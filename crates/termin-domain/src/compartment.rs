@@ -1,4 +1,6 @@
-//! The patient compartment: the Patient, Appointments, RelatedPersons and AuditEvents of one patient. A
+//! The patient compartment: the Patient, Appointments, RelatedPersons and AuditEvents of one
+//! patient, and the Subscriptions filtered on that patient (their endpoints and header secrets
+//! are no other patient's business). A
 //! token whose access to these types comes from `patient/` scopes alone reaches only its
 //! `patient`'s (see [`RequestContext::patient_reach`]): reads outside answer 404 (existence is
 //! not revealed), a request naming another patient answers 403, searches and type histories
@@ -8,7 +10,9 @@ use crate::DomainError;
 use crate::model::{parse_object, reference_id};
 use serde_json::{Map, Value};
 use termin_fhir::ResourceType;
-use termin_store::{COMPARTMENT_TYPES, Condition, PatientReach, Permission, ReferenceMatch, RequestContext, ResourceVersion};
+use termin_store::{
+    COMPARTMENT_TYPES, Condition, PatientReach, Permission, ReferenceMatch, RequestContext, ResourceVersion, StringMatch,
+};
 
 /// The patient ids a resource of a compartment type refers to as its patient (a Patient is
 /// its own, by `id`, which a body being created may not carry yet).
@@ -30,6 +34,7 @@ pub(crate) fn patients_of(resource_type: ResourceType, id: &str, body: &Map<Stri
             let entities = body.get("entity").and_then(Value::as_array).into_iter().flatten();
             reference(body.get("patient")).into_iter().chain(entities.filter_map(|e| reference(e.get("what")))).collect()
         }
+        ResourceType::Subscription => crate::subscriptions::filtered_patients(body),
         _ => Vec::new(),
     }
 }
@@ -92,6 +97,11 @@ pub(crate) fn condition(resource_type: ResourceType, patient: &str) -> Condition
     match resource_type {
         ResourceType::Appointment => Condition::Any(vec![refers("subject"), refers("actor")]),
         ResourceType::RelatedPerson | ResourceType::AuditEvent => refers("patient"),
+        // R5's `filter-value` (every `filterBy.value`), as a patient's client writes its filter.
+        ResourceType::Subscription => Condition::StringAny {
+            param: "filter-value".to_owned(),
+            alternatives: vec![StringMatch::Exact(format!("Patient/{patient}"))],
+        },
         _ => Condition::IdIn(vec![patient.to_owned()]),
     }
 }
@@ -101,15 +111,22 @@ fn both(a: Condition, b: Condition) -> Condition {
     Condition::Not(Box::new(Condition::Any(vec![Condition::Not(Box::new(a)), Condition::Not(Box::new(b))])))
 }
 
-/// Narrows chains and `_has` that reach compartment types to what the caller may search there,
-/// so that, say, a search of Slots cannot probe which patient booked them.
+/// Narrows chains and `_has` that reach compartment types to what the caller may search there
+/// (its patient's compartment; for staff, their organisations' Appointments), so that, say, a
+/// search of Slots cannot probe which patient booked them.
 pub(crate) fn confine_reach(ctx: &RequestContext, searched: Condition) -> Result<Condition, DomainError> {
     let confine_to = |reached: ResourceType, inner: Condition| -> Result<Condition, DomainError> {
-        let inner = confine_reach(ctx, inner)?;
-        Ok(match confined_to(ctx, reached, Permission::Search)? {
-            Some(patient) => both(inner, condition(reached, patient)),
-            None => inner,
-        })
+        let mut inner = confine_reach(ctx, inner)?;
+        if let Some(patient) = confined_to(ctx, reached, Permission::Search)? {
+            inner = both(inner, condition(reached, patient));
+        }
+        // Staff reach only their organisations' Appointments (the directory types are public).
+        if reached == ResourceType::Appointment
+            && let Some(confinement) = crate::organisation::confinement(ctx, reached, Permission::Search)
+        {
+            inner = both(inner, confinement);
+        }
+        Ok(inner)
     };
     Ok(match searched {
         Condition::Chain { param, target_type, condition } => Condition::Chain {
@@ -178,18 +195,16 @@ pub(crate) fn check_write(
     if !COMPARTMENT_TYPES.contains(&resource_type) {
         return Ok(());
     }
-    let permission = match (previous, new) {
-        (None, _) => Permission::Create,
-        (Some(_), None) => Permission::Delete,
-        (Some(_), Some(_)) => Permission::Update,
-    };
+    let permission = crate::model::write_permission(previous, new);
     let Some(patient) = confined_to(ctx, resource_type, permission)? else {
         return Ok(());
     };
     let outside = previous.is_some_and(|p| !belongs(resource_type, id, p, patient));
     let foreign = new.is_some_and(|n| {
         let named = patients_of(resource_type, id, n);
-        named.is_empty() || named.iter().any(|p| p != patient)
+        // A Subscription may concern no patient (slot availability); which topics need a
+        // patient filter is `subscriptions::check_access`'s rule.
+        (named.is_empty() && resource_type != ResourceType::Subscription) || named.iter().any(|p| p != patient)
     });
     match outside || foreign {
         true => Err(other_patient(resource_type, patient)),
@@ -229,6 +244,23 @@ mod tests {
         assert!(!belongs(ResourceType::Appointment, "a", &appointment, "d"));
         assert!(belongs(ResourceType::Patient, "p1", &Map::new(), "p1"));
         assert!(!belongs(ResourceType::RelatedPerson, "r", &object(json!({"patient": {"reference": "Patient/p2"}})), "p1"));
+    }
+
+    #[test]
+    fn subscriptions_belong_to_the_patients_they_are_filtered_on() {
+        let filtered = |filters: Value| object(json!({"resourceType": "Subscription", "filterBy": filters}));
+        let own = filtered(json!([{"filterParameter": "patient", "value": "Patient/p1"}]));
+        let by_actor = filtered(json!([{"filterParameter": "actor", "value": "https://x.test/fhir/Patient/p1"}]));
+        let other = filtered(json!([{"filterParameter": "patient", "value": "Patient/p2"}]));
+        let slots = filtered(json!([{"filterParameter": "schedule", "value": "Schedule/p1"}]));
+        assert!(belongs(ResourceType::Subscription, "s", &own, "p1"));
+        assert!(belongs(ResourceType::Subscription, "s", &by_actor, "p1"));
+        assert!(!belongs(ResourceType::Subscription, "s", &other, "p1"));
+        assert!(!belongs(ResourceType::Subscription, "s", &slots, "p1"));
+        let ctx = patient_token("patient/Subscription.cruds");
+        assert!(check_write(&ctx, ResourceType::Subscription, "s", None, Some(&slots)).is_ok());
+        assert!(matches!(check_write(&ctx, ResourceType::Subscription, "s", None, Some(&other)), Err(DomainError::Forbidden(_))));
+        assert!(matches!(check_write(&ctx, ResourceType::Subscription, "s", Some(&other), None), Err(DomainError::Forbidden(_))));
     }
 
     #[test]

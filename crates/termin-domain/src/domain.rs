@@ -84,4 +84,9 @@ impl Domain {
     pub fn validator(&self) -> Option<&dyn ResourceValidator> {
         self.kernel.validator.as_deref()
     }
+
+    /// The search parameters the domain indexes with, which searches must be parsed with too.
+    pub fn search_parameters(&self) -> &'static SearchParameters {
+        self.kernel.search
+    }
 }

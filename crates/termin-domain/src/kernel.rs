@@ -5,6 +5,7 @@
 use crate::audit::{AuditRecord, AuditTrail, audit_event};
 use crate::caller::Caller;
 use crate::compartment;
+use crate::organisation;
 use crate::cpu::CpuWork;
 use crate::model;
 use crate::rules::{self, guard_write};
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use termin_fhir::{Issue, IssueCode, ResourceType};
 use termin_search::SearchParameters;
 use termin_store::{
-    ChangeKind, Condition, Filter, Permission, ResourceStore, ResourceVersion, SearchPage, SearchRequest,
+    ChangeKind, Condition, NewVersion, Filter, Permission, ResourceStore, ResourceVersion, SearchPage, SearchRequest,
 };
 
 #[derive(Debug, Clone)]
@@ -210,6 +211,7 @@ impl Kernel {
     /// names another patient) and Appointments and RelatedPersons in the compartment (others
     /// answer 404, as if they did not exist).
     pub(crate) async fn check_visible(&self, ctx: &Caller, resource_type: ResourceType, id: &str) -> Result<(), DomainError> {
+        self.check_organisation_visible(ctx, resource_type, id).await?;
         let Some(patient) = compartment::confined_to(ctx.context(), resource_type, Permission::Read)? else {
             return Ok(());
         };
@@ -235,6 +237,58 @@ impl Kernel {
         }
     }
 
+    /// 404 for an Appointment outside the organisations of staff (see [`organisation`]); a
+    /// deleted one has no index rows left and is not found either.
+    async fn check_organisation_visible(&self, ctx: &Caller, resource_type: ResourceType, id: &str) -> Result<(), DomainError> {
+        if resource_type != ResourceType::Appointment {
+            return Ok(());
+        }
+        let Some(confinement) = organisation::confinement(ctx.context(), resource_type, Permission::Read) else {
+            return Ok(());
+        };
+        match self.find_ids(ctx, resource_type, vec![Condition::IdIn(vec![id.to_owned()]), confinement], 1).await?.0.is_empty() {
+            true => Err(DomainError::NotFound(label(resource_type, id))),
+            false => Ok(()),
+        }
+    }
+
+    /// The ids of current resources meeting `conditions`, at most `limit`, and whether more meet them.
+    pub(crate) async fn find_ids(
+        &self,
+        ctx: &Caller,
+        resource_type: ResourceType,
+        conditions: Vec<Condition>,
+        limit: usize,
+    ) -> Result<(Vec<String>, bool), DomainError> {
+        let request = SearchRequest {
+            resource_type,
+            filter: Filter { conditions, now: self.clock.now(), server_base: None },
+            sort: Vec::new(),
+            count: limit,
+            page: None,
+            total: false,
+            includes: Vec::new(),
+            revincludes: Vec::new(),
+        };
+        let page = self.store.search(ctx.context(), &request).await?;
+        Ok((page.matches.into_iter().map(|v| v.id).collect(), page.next.is_some()))
+    }
+
+    /// Drops included Appointments outside the organisations of staff.
+    async fn retain_organisations(&self, ctx: &Caller, included: &mut Vec<ResourceVersion>) -> Result<(), DomainError> {
+        let Some(confinement) = organisation::confinement(ctx.context(), ResourceType::Appointment, Permission::Read) else {
+            return Ok(());
+        };
+        let ids: Vec<String> = included.iter().filter(|v| v.resource_type == ResourceType::Appointment).map(|v| v.id.clone()).collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let limit = ids.len();
+        let (visible, _) = self.find_ids(ctx, ResourceType::Appointment, vec![Condition::IdIn(ids), confinement], limit).await?;
+        included.retain(|v| v.resource_type != ResourceType::Appointment || visible.contains(&v.id));
+        Ok(())
+    }
+
     /// Runs a search; index rows with a validity window (Slot holds) are judged at the
     /// domain clock's now. A caller confined to a patient's compartment finds only what is in
     /// it, also through chains, `_has` and `_include`/`_revinclude`.
@@ -246,6 +300,7 @@ impl Kernel {
         request.filter.server_base = server_base;
         let mut page = self.store.search(ctx.context(), &request).await?;
         page.included.retain(|version| compartment::may_see(ctx.context(), version));
+        self.retain_organisations(ctx, &mut page.included).await?;
         page.matches = self.present(ctx, page.matches).await?;
         page.included = self.present(ctx, page.included).await?;
         Ok(page)
@@ -268,6 +323,12 @@ impl Kernel {
             compartment::check_named_patients(resource_type, &conditions, patient)?;
             conditions.push(compartment::condition(resource_type, patient));
         }
+        // Staff search the Appointments of their organisations; the directory types stay public.
+        if resource_type == ResourceType::Appointment
+            && let Some(confinement) = organisation::confinement(ctx.context(), resource_type, permission)
+        {
+            conditions.push(confinement);
+        }
         Ok(Filter {
             conditions,
             now: self.clock.now(),
@@ -289,6 +350,25 @@ impl Kernel {
         tx.commit().await?;
         tracing::debug!(resource = %label(resource_type, id), version = outcome.version.version, "stored");
         Ok(outcome)
+    }
+
+    /// Deletes the current version inside `tx` after the scheduling rules, without committing;
+    /// nothing when there is none.
+    pub(crate) async fn delete_in(&self, ctx: &Caller, tx: &mut UnitOfWork, resource_type: ResourceType, id: &str) -> Result<(), DomainError> {
+        let Some(current) = tx.read_current(resource_type, id).await?.filter(|c| !c.is_deleted()) else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        let previous = current.body.as_deref().and_then(model::parse_object);
+        guard_write(tx, ctx, now, resource_type, id, current.version + 1, previous.as_ref(), None).await?;
+        let tombstone = ResourceVersion {
+            resource_type,
+            id: id.to_owned(),
+            version: current.version + 1,
+            last_updated: now,
+            body: None,
+        };
+        tx.write(NewVersion { version: tombstone, change: ChangeKind::Delete, index: Default::default() }, None).await
     }
 
     /// Writes the next version inside `tx` after the scheduling rules, without committing.

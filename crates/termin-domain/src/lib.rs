@@ -2,11 +2,13 @@
 //! port (`termin-store`'s traits) and independent of HTTP and SQL.
 //!
 //! Owns: the services with one job each — [`ResourceService`] (CRUD, history, patch, import,
-//! search index rebuild, `$validate`), [`SchedulingService`] (`$hold`, `$book`, hold expiry)
+//! search index rebuild, `$validate`), [`SchedulingService`] (`$hold`, `$book`,
+//! `$generate-slots` from availability rules, hold expiry)
 //! and [`ProviderService`] (`$findHSP`) — built together as a [`Domain`] over one kernel
 //! (store, clock, configuration, validator, search parameters); the unit of work every change
 //! runs in, which reads and parses each resource once; the scheduling rules and the slot state
-//! machine that every write of Slots and Appointments passes; the patient compartment.
+//! machine that every write of Slots and Appointments passes; the patient compartment and the
+//! organisations staff tokens are confined to.
 //!
 //! Must not depend on: HTTP (axum, `termin-api`), SQL or a particular store backend (only the
 //! `termin-store` traits), process-wide state (the search parameters are passed in).
@@ -20,10 +22,12 @@ mod domain;
 mod error;
 mod kernel;
 mod model;
+mod organisation;
 mod providers;
 mod resources;
 mod rules;
 mod scheduling;
+pub mod subscriptions;
 #[cfg(test)]
 mod test_support;
 mod unit_of_work;
@@ -40,6 +44,8 @@ pub use providers::near::Point;
 pub use providers::{BusinessIdentifier, LocationSelector, ProviderMatches, ProviderQuery, ProviderService, ServiceMatch};
 pub use resources::{ImportSummary, ResourceService};
 pub use scheduling::{
-    BOOKING_REQUESTS_URL, BookingOutcome, BookingStatus, HoldOutcome, MANUAL_CONFIRMATION_URL, SchedulingService, SlotSelector,
+    BOOKING_REQUESTS_URL, BookingOutcome, BookingStatus, GENERATED_SLOT_SYSTEM, GenerationRequest, GenerationSummary,
+    HoldOutcome, MANUAL_CONFIRMATION_URL, MAX_GENERATION_DAYS, SLOT_GENERATION_URL, SchedulingService, SlotConflict,
+    SlotSelector, read_duration,
 };
 pub use validation::ResourceValidator;

@@ -24,17 +24,19 @@ pub fn is_cancelled(appointment: &Map<String, Value>) -> bool {
     matches!(status(appointment), Some("cancelled" | "entered-in-error"))
 }
 
-/// The logical id of a reference to `expected` (`Type/id`, an absolute URL ending in
-/// `Type/id`, optionally with `/_history/n`); `None` for other types or contained references.
+/// The logical id of a reference to `expected`, owned (see [`termin_fhir::reference_id`]).
 pub fn reference_id(reference: &str, expected: ResourceType) -> Option<String> {
-    let path = match reference.find("/_history/") {
-        Some(cut) => &reference[..cut],
-        None => reference,
-    };
-    let mut parts = path.rsplit('/');
-    let id = parts.next()?;
-    let type_name = parts.next()?;
-    (type_name == expected.as_str() && termin_fhir::is_valid_id(id)).then(|| id.to_owned())
+    termin_fhir::reference_id(reference, expected).map(str::to_owned)
+}
+
+/// The permission a write needs: it creates (nothing before), deletes (nothing after) or updates.
+pub(crate) fn write_permission(previous: Option<&Map<String, Value>>, new: Option<&Map<String, Value>>) -> termin_store::Permission {
+    use termin_store::Permission;
+    match (previous, new) {
+        (None, _) => Permission::Create,
+        (Some(_), None) => Permission::Delete,
+        (Some(_), Some(_)) => Permission::Update,
+    }
 }
 
 /// Ids of the slots an Appointment lists, in order, without repeats.

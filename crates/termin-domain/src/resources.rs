@@ -6,21 +6,20 @@ use crate::caller::Caller;
 use crate::compartment;
 use crate::kernel::{Kernel, WriteOutcome, WriteStatus, label};
 use crate::model;
-use crate::rules::guard_write;
+use crate::organisation;
 use crate::DomainError;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType, is_valid_id};
 use termin_store::{
-    Filter,
-    ChangeKind, Condition, HistoryPage, HistoryRequest, NewVersion, Permission, ResourceVersion, SearchPage,
+    Condition, HistoryPage, HistoryRequest, Permission, ResourceVersion, SearchPage,
     SearchRequest,
 };
 use crate::unit_of_work::UnitOfWork;
 
-/// The most resources of one patient's compartment a type history lists (the history of each
-/// is still readable one by one).
-const COMPARTMENT_HISTORY_LIMIT: usize = 1000;
+/// The most resources of one patient's compartment (or, for staff, of their organisations) a
+/// type history lists (the history of each is still readable one by one).
+const REACHABLE_HISTORY_LIMIT: usize = 1000;
 
 /// Resource CRUD, history, patch, import and the search index rebuild.
 pub struct ResourceService {
@@ -138,15 +137,24 @@ impl ResourceService {
         }
     }
 
-    /// A history; a caller confined to a patient's compartment sees only the history of
-    /// resources in it.
+    /// A history; a caller confined to a patient's compartment, or staff to their
+    /// organisations' Appointments, sees only the history of resources in them.
     pub async fn history(&self, ctx: &Caller, request: &HistoryRequest) -> Result<HistoryPage, DomainError> {
         let mut request = request.clone();
         match &request.id {
             Some(id) => self.kernel.check_visible(ctx, request.resource_type, id).await?,
             None => {
+                let mut conditions = Vec::new();
                 if let Some(patient) = compartment::confined_to(ctx.context(), request.resource_type, Permission::Search)? {
-                    request.only_ids = Some(self.compartment_ids(ctx, request.resource_type, patient).await?);
+                    conditions.push(compartment::condition(request.resource_type, patient));
+                }
+                if request.resource_type == ResourceType::Appointment
+                    && let Some(confinement) = organisation::confinement(ctx.context(), request.resource_type, Permission::Search)
+                {
+                    conditions.push(confinement);
+                }
+                if !conditions.is_empty() {
+                    request.only_ids = Some(self.reachable_ids(ctx, request.resource_type, conditions).await?);
                 }
             }
         }
@@ -157,33 +165,19 @@ impl ResourceService {
         Ok(page)
     }
 
-    /// The ids of the current resources of `patient`'s compartment of one type.
-    async fn compartment_ids(&self, ctx: &Caller, resource_type: ResourceType, patient: &str) -> Result<Vec<String>, DomainError> {
-        let request = SearchRequest {
-            resource_type,
-            filter: Filter {
-                conditions: vec![compartment::condition(resource_type, patient)],
-                now: self.kernel.clock.now(),
-                server_base: None,
-            },
-            sort: Vec::new(),
-            count: COMPARTMENT_HISTORY_LIMIT,
-            page: None,
-            total: false,
-            includes: Vec::new(),
-            revincludes: Vec::new(),
-        };
-        let page = self.kernel.store.search(ctx.context(), &request).await?;
-        if page.next.is_some() {
+    /// The ids of the current resources of one type the caller may reach (`conditions`).
+    async fn reachable_ids(&self, ctx: &Caller, resource_type: ResourceType, conditions: Vec<Condition>) -> Result<Vec<String>, DomainError> {
+        let (ids, more) = self.kernel.find_ids(ctx, resource_type, conditions, REACHABLE_HISTORY_LIMIT).await?;
+        if more {
             return Err(DomainError::invalid(Issue::error(
                 IssueCode::TooCostly,
                 format!(
-                    "The {resource_type} history of a patient lists at most {COMPARTMENT_HISTORY_LIMIT} resources; \
-                     read the history of each {resource_type} instead"
+                    "The {resource_type} history of a patient or an organisation lists at most {REACHABLE_HISTORY_LIMIT} \
+                     resources; read the history of each {resource_type} instead"
                 ),
             )));
         }
-        Ok(page.matches.into_iter().map(|v| v.id).collect())
+        Ok(ids)
     }
 
     /// Creates a resource with a server-assigned id. With `if_none_exist`, an existing single
@@ -417,24 +411,10 @@ impl ResourceService {
         let mut tx = self.kernel.begin(ctx).await?;
         let current = tx.read_current(resource_type, id).await?;
         check_if_match(resource_type, id, current.as_ref(), if_match)?;
-        let Some(current) = current.filter(|c| !c.is_deleted()) else {
+        if current.is_none_or(|c| c.is_deleted()) {
             return Ok(());
-        };
-        let now = self.kernel.clock.now();
-        let previous = current.body.as_deref().and_then(model::parse_object);
-        guard_write(&mut tx, ctx, now, resource_type, id, current.version + 1, previous.as_ref(), None).await?;
-        tx.write(NewVersion {
-            version: ResourceVersion {
-                resource_type,
-                id: id.to_owned(),
-                version: current.version + 1,
-                last_updated: now,
-                body: None,
-            },
-            change: ChangeKind::Delete,
-            index: Default::default(),
-        }, None)
-        .await?;
+        }
+        self.kernel.delete_in(ctx, &mut tx, resource_type, id).await?;
         tx.commit().await?;
         Ok(())
     }

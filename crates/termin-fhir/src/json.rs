@@ -210,6 +210,18 @@ fn restore_number_text(text: &[u8], value: &mut Value) {
     });
 }
 
+/// The JSON number written as `text`, keeping that exact text (`1.50`, `1E5`); `None` when
+/// `text` is not a JSON number. For formats that carry numbers as text (FHIR XML's `value`).
+pub fn number_from_text(text: &str) -> Option<Number> {
+    if text.trim() != text {
+        return None;
+    }
+    let number: Number = serde_json::from_str(text).ok()?;
+    // The text is a JSON number serde_json accepted; only an exponent's spelling may differ
+    // (see `restore_number_text`).
+    Some(if number.to_string() == text { number } else { Number::from_string_unchecked(text.to_owned()) })
+}
+
 /// Whether `text` has a number with an exponent that serde_json writes differently: `E`, or
 /// `e` directly followed by a digit. A cheap over-approximation (strings may match too).
 fn has_rewritten_exponent(text: &[u8]) -> bool {
@@ -298,6 +310,16 @@ mod tests {
         assert_eq!(serde_json::to_string(&map).unwrap(), text);
         assert_eq!(serde_json::to_string(&parse_stored(text).unwrap()).unwrap(), text);
         assert_eq!(map["a"].as_f64(), Some(100_000.0));
+    }
+
+    #[test]
+    fn numbers_from_text_keep_their_spelling() {
+        for text in ["1.50", "1E5", "-0.0e-3", "12345678901234567890.123"] {
+            assert_eq!(number_from_text(text).unwrap().to_string(), text);
+        }
+        for text in ["", " 1", "01", "+1", "1.", "NaN", "1e", "\"1\""] {
+            assert!(number_from_text(text).is_none(), "{text}");
+        }
     }
 
     #[test]

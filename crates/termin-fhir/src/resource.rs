@@ -20,11 +20,12 @@ pub enum ResourceType {
     RelatedPerson,
     Schedule,
     Slot,
+    Subscription,
 }
 
 impl ResourceType {
     /// Every served type, in alphabetical order (the order of the CapabilityStatement).
-    pub const ALL: [ResourceType; 11] = [
+    pub const ALL: [ResourceType; 12] = [
         ResourceType::Appointment,
         ResourceType::AuditEvent,
         ResourceType::HealthcareService,
@@ -36,6 +37,7 @@ impl ResourceType {
         ResourceType::RelatedPerson,
         ResourceType::Schedule,
         ResourceType::Slot,
+        ResourceType::Subscription,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +53,7 @@ impl ResourceType {
             ResourceType::RelatedPerson => "RelatedPerson",
             ResourceType::Schedule => "Schedule",
             ResourceType::Slot => "Slot",
+            ResourceType::Subscription => "Subscription",
         }
     }
 

@@ -29,10 +29,8 @@ pub use definitions::{CORE_PACKAGE, LoadError, ParamType, find_core_package};
 pub use query::{
     CURSOR_PARAM, Handling, NoteSeverity, ParsedSearch, SearchError, SearchErrorKind, SearchNote, SearchOptions, TotalMode,
 };
-// The domain still imports the reference parser from here; it lives in termin-fhir.
-pub use termin_fhir::parse_literal;
 pub use registry::{
-    DEFAULT_TIME_ZONE, SearchParam, SearchParameters, default_package_cache, index_entries, install, registry,
+    DEFAULT_TIME_ZONE, SearchParam, SearchParameters, default_package_cache, registry,
 };
 pub use temporal::{InstantRange, parse_range};
 pub use slot_period::{slot_period, slot_period_param};

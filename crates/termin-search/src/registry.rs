@@ -272,27 +272,15 @@ pub fn default_package_cache() -> Option<PathBuf> {
     }
 }
 
-static INSTALLED: OnceLock<SearchParameters> = OnceLock::new();
-
-/// Makes `params` the process-wide search registry. Start-up calls this once, before any
-/// request; a second call returns the parameters back as the error.
-pub fn install(params: SearchParameters) -> Result<&'static SearchParameters, Box<SearchParameters>> {
-    INSTALLED.set(params).map_err(Box::new)?;
-    Ok(INSTALLED.get().expect("just installed"))
-}
-
-/// The process-wide search registry: the installed one, or (in tests and tools that install
-/// none) the R5 core package from the default package cache with the default time zone.
+/// The R5 core package's search parameters from the default package cache with the default
+/// time zone, loaded once: for tests and tools. The server loads its own at start-up and
+/// passes them to the domain, which hands them to whoever parses searches.
 pub fn registry() -> &'static SearchParameters {
-    INSTALLED.get_or_init(|| {
+    static LOADED: OnceLock<SearchParameters> = OnceLock::new();
+    LOADED.get_or_init(|| {
         let dirs: Vec<PathBuf> = default_package_cache().into_iter().collect();
         SearchParameters::load(&dirs, DEFAULT_TIME_ZONE).unwrap_or_else(|e| panic!("search registry: {e}"))
     })
-}
-
-/// The index rows of a resource under the process-wide registry.
-pub fn index_entries(resource: &Map<String, Value>) -> IndexEntries {
-    registry().index_entries(resource)
 }
 
 #[cfg(test)]

@@ -156,11 +156,6 @@ pub struct Absence {
     pub last: Date,
 }
 
-impl Absence {
-    pub fn covers(&self, day: Date) -> bool {
-        self.first <= day && day <= self.last
-    }
-}
 
 pub struct Role {
     pub practitioner: usize,
@@ -201,7 +196,7 @@ impl Plan {
             .collect();
         let (first_day, last_day) = (days[0], days[days.len() - 1]);
         let holidays = (first_day.year()..=last_day.year())
-            .flat_map(calendar::public_holidays)
+            .flat_map(termin_calendar::public_holidays)
             .filter(|(day, _)| first_day <= *day && *day <= last_day)
             .map(|(day, name)| Absence {
                 description: name.to_owned(),
@@ -240,7 +235,7 @@ impl Plan {
         let patients = patients(options.seed, dimensions.patients, options.start);
         Arc::new(Plan {
             seed: options.seed,
-            zone: calendar::vienna(),
+            zone: termin_calendar::vienna(),
             days,
             holidays,
             organizations,
@@ -400,14 +395,17 @@ pub fn slots(plan: Arc<Plan>) -> impl Iterator<Item = SlotPlan> + Send {
     let walk = Arc::clone(&plan);
     (0..plan.roles.len())
         .flat_map(move |role| {
-            let plan = Arc::clone(&walk);
-            (0..plan.days.len()).flat_map(move |day| {
-                local_slot_starts(&plan, role, day).map(move |start| (role, start))
-            })
+            let availability = termin_calendar::Availability::read([&crate::resources::availability(&walk, role)])
+                .expect("the seed's opening hours are valid Availability");
+            let (first, last) = (walk.days[0], walk.days[walk.days.len() - 1]);
+            // The role lists the public holidays itself, as its notAvailableTime.
+            availability
+                .slots(&walk.zone, first, last, calendar::slot_pattern(), false)
+                .into_iter()
+                .map(move |(start, end)| (role, start, end))
         })
         .enumerate()
-        .map(move |(index, (role, local_start))| {
-            let start = calendar::instant(&plan.zone, local_start);
+        .map(move |(index, (role, start, end))| {
             let booking = bookings.random_bool(BOOKED_SHARE).then(|| {
                 booked += 1;
                 let hours_before = bookings.random_range(2..24 * 28);
@@ -421,31 +419,8 @@ pub fn slots(plan: Arc<Plan>) -> impl Iterator<Item = SlotPlan> + Send {
                 index,
                 role,
                 start,
-                end: start + calendar::SLOT_LENGTH,
+                end,
                 booking,
             }
         })
-}
-
-fn local_slot_starts(
-    plan: &Plan,
-    role: usize,
-    day: usize,
-) -> impl Iterator<Item = jiff::civil::DateTime> + use<> {
-    let day = plan.days[day];
-    let role = &plan.roles[role];
-    let closed = plan
-        .holidays
-        .iter()
-        .chain(&role.absences)
-        .any(|absence| absence.covers(day));
-    let windows: &'static [calendar::Window] = if closed {
-        &[]
-    } else {
-        WEEKLY_HOURS[role.weekly_hours]
-    };
-    windows
-        .iter()
-        .filter(move |window| window.days.contains(&day.weekday()))
-        .flat_map(move |window| calendar::slot_starts(day, window))
 }

@@ -1,6 +1,7 @@
 //! The FHIR JSON of each planned entity, shaped like the AT Core and AT Scheduling examples.
 
-use crate::calendar::{self, WEEKLY_HOURS, day_code};
+use crate::calendar::WEEKLY_HOURS;
+use termin_calendar::{day_code, local_text};
 use crate::data::{MOBILE_PREFIXES, PLACES, ascii_slug};
 use crate::plan::{Absence, Address, OrganizationKind, Plan, SlotPlan};
 use serde_json::{Map, Value, json};
@@ -199,7 +200,8 @@ fn not_available(absence: &Absence) -> Value {
     })
 }
 
-pub fn practitioner_role(plan: &Plan, index: usize) -> Map<String, Value> {
+/// A role's opening hours, public holidays and own absences, as `PractitionerRole.availability`.
+pub fn availability(plan: &Plan, index: usize) -> Value {
     let role = &plan.roles[index];
     let available: Vec<Value> = WEEKLY_HOURS[role.weekly_hours]
         .iter()
@@ -217,6 +219,11 @@ pub fn practitioner_role(plan: &Plan, index: usize) -> Map<String, Value> {
     if !absences.is_empty() {
         availability["notAvailableTime"] = absences.into_iter().map(not_available).collect();
     }
+    availability
+}
+
+pub fn practitioner_role(plan: &Plan, index: usize) -> Map<String, Value> {
+    let role = &plan.roles[index];
     object(json!({
         "resourceType": "PractitionerRole",
         "id": role_id(index),
@@ -227,7 +234,7 @@ pub fn practitioner_role(plan: &Plan, index: usize) -> Map<String, Value> {
         "code": [{"coding": [{"system": GDA_ROLES, "code": "205", "display": "Physiotherapeutin/Physiotherapeut"}]}],
         "location": [{"reference": format!("Location/{}", location_id(role.organization))}],
         "healthcareService": [reference("HealthcareService", service_id(role.service), plan.services[role.service].name)],
-        "availability": [availability],
+        "availability": [availability(plan, index)],
     }))
 }
 
@@ -246,8 +253,8 @@ pub fn schedule(plan: &Plan, index: usize) -> Map<String, Value> {
             reference("Practitioner", practitioner_id(role.practitioner), practitioner.as_str()),
         ],
         "planningHorizon": {
-            "start": calendar::vienna_text(&plan.zone, plan.horizon_start()),
-            "end": calendar::vienna_text(&plan.zone, plan.horizon_end()),
+            "start": local_text(&plan.zone, plan.horizon_start()),
+            "end": local_text(&plan.zone, plan.horizon_end()),
         },
         "name": format!("{} – {practitioner}", plan.services[role.service].name),
     }))
@@ -288,8 +295,8 @@ pub fn slot(plan: &Plan, slot: &SlotPlan) -> Map<String, Value> {
         "serviceType": service_type(plan, role.service),
         "schedule": {"reference": format!("Schedule/{}", schedule_id(slot.role))},
         "status": if slot.booking.is_some() { "busy" } else { "free" },
-        "start": calendar::vienna_text(&plan.zone, slot.start),
-        "end": calendar::vienna_text(&plan.zone, slot.end),
+        "start": local_text(&plan.zone, slot.start),
+        "end": local_text(&plan.zone, slot.end),
     }))
 }
 
@@ -299,7 +306,7 @@ pub fn appointment(plan: &Plan, slot: &SlotPlan) -> Option<Map<String, Value>> {
     let role = &plan.roles[slot.role];
     let patient = plan.patients[booking.patient].person.full_name();
     let patient_reference = reference("Patient", patient_id(booking.patient), patient.as_str());
-    let minutes = calendar::SLOT_LENGTH.as_mins();
+    let minutes = crate::calendar::SLOT_LENGTH.as_mins();
     Some(object(json!({
         "resourceType": "Appointment",
         "id": appointment_id(booking.index),
@@ -307,11 +314,11 @@ pub fn appointment(plan: &Plan, slot: &SlotPlan) -> Option<Map<String, Value>> {
         "status": "booked",
         "serviceType": service_type(plan, role.service),
         "description": format!("{} {minutes} Minuten", plan.services[role.service].name),
-        "start": calendar::vienna_text(&plan.zone, slot.start),
-        "end": calendar::vienna_text(&plan.zone, slot.end),
+        "start": local_text(&plan.zone, slot.start),
+        "end": local_text(&plan.zone, slot.end),
         "minutesDuration": minutes,
         "slot": [{"reference": format!("Slot/{}", slot_id(slot.index))}],
-        "created": calendar::vienna_text(&plan.zone, booking.created),
+        "created": local_text(&plan.zone, booking.created),
         "subject": patient_reference,
         "participant": [
             {"actor": patient_reference, "required": true, "status": "accepted"},

@@ -23,6 +23,7 @@
 
 mod locks;
 mod migrations;
+mod notify;
 #[cfg(any(test, feature = "scratch"))]
 pub mod scratch;
 mod write;

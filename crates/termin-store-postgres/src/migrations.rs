@@ -18,6 +18,8 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, sql: include_str!("../migrations/0001_schema.sql") },
     Migration { version: 2, sql: include_str!("../migrations/0002_booking_cancel_deadline.sql") },
     Migration { version: 3, sql: include_str!("../migrations/0003_hold_placed_at.sql") },
+    Migration { version: 4, sql: include_str!("../migrations/0004_search_reference_date.sql") },
+    Migration { version: 5, sql: include_str!("../migrations/0005_subscription_delivery.sql") },
 ];
 
 pub async fn migrate(pool: &PgPool) -> StoreResult<()> {

@@ -28,7 +28,7 @@ pub trait Fixture: Sized {
 #[macro_export]
 macro_rules! store_conformance {
     ($fixture:ty) => {
-        $crate::store_conformance!(@cases $fixture; history_pages_newest_first, versions_stay_readable, a_version_is_written_once, a_resource_may_index_many_rows, holds_are_placed_renewed_listed_and_released, a_slot_is_booked_once, outbox_events_follow_their_append_order, overlapping_periods_are_found, writes_are_visible_after_commit_only, token_conditions_match_system_and_code, keyset_pages_follow_the_sort_both_ways, chains_references_dates_and_has, token_rows_hold_only_inside_their_validity_window, includes_follow_references_and_iterate, absolute_references_are_local_only_under_the_server_base, the_index_can_be_rebuilt_resource_by_resource, backwards_cursor_from_the_first_row_finds_nothing_before, driven_searches_page_in_sort_order);
+        $crate::store_conformance!(@cases $fixture; history_pages_newest_first, versions_stay_readable, a_version_is_written_once, a_resource_may_index_many_rows, holds_are_placed_renewed_listed_and_released, a_slot_is_booked_once, outbox_events_follow_their_append_order, overlapping_periods_are_found, writes_are_visible_after_commit_only, token_conditions_match_system_and_code, keyset_pages_follow_the_sort_both_ways, chains_references_dates_and_has, token_rows_hold_only_inside_their_validity_window, includes_follow_references_and_iterate, absolute_references_are_local_only_under_the_server_base, the_index_can_be_rebuilt_resource_by_resource, backwards_cursor_from_the_first_row_finds_nothing_before, driven_searches_page_in_sort_order, reference_and_date_searches_page_through_the_projection);
     };
     (@cases $fixture:ty; $($case:ident),*) => {
         $(
@@ -115,6 +115,19 @@ fn reference(param: &str, target: &str, base: Option<&str>) -> ReferenceIndex {
         target_id: Some(target_id.into()),
         base: base.map(str::to_owned),
         ..ReferenceIndex::default()
+    }
+}
+
+/// Slots whose `start` is at or after `instant`.
+fn starts_from(instant: &str) -> Condition {
+    Condition::RangeAny {
+        param: "start".into(),
+        kind: IndexKind::Date,
+        alternatives: vec![RangeTest::Bound {
+            end: RangeEnd::Low,
+            comparison: Comparison::GreaterOrEqual,
+            point: RangePoint::Instant(Some(at(instant))),
+        }],
     }
 }
 
@@ -421,15 +434,7 @@ pub async fn chains_references_dates_and_has(store: &dyn ResourceStore) {
             alternatives: vec![ReferenceMatch::Local { target_type: Some("Practitioner".into()), id: "p".into(), version: None }],
         }),
     };
-    let after_noon = Condition::RangeAny {
-        param: "start".into(),
-        kind: IndexKind::Date,
-        alternatives: vec![RangeTest::Bound {
-            end: RangeEnd::Low,
-            comparison: Comparison::GreaterOrEqual,
-            point: RangePoint::Instant(Some(at("2026-04-07T12:00:00Z"))),
-        }],
-    };
+    let after_noon = starts_from("2026-04-07T12:00:00Z");
     let page = store.search(&ctx(), &request(ResourceType::Slot, vec![by_actor.clone(), after_noon])).await.unwrap();
     assert_eq!(ids(&page), ["s4", "s6", "s8"]);
     // The same chain as a plain predicate (another condition drives).
@@ -438,6 +443,11 @@ pub async fn chains_references_dates_and_has(store: &dyn ResourceStore) {
         .await
         .unwrap();
     assert_eq!(ids(&page), ["s0"]);
+    // No id at all matches nothing, alone or inside a chain.
+    let nothing = Condition::Chain { param: "schedule".into(), target_type: ResourceType::Schedule, condition: Box::new(Condition::IdIn(Vec::new())) };
+    for conditions in [vec![Condition::IdIn(Vec::new())], vec![nothing]] {
+        assert!(ids(&store.search(&ctx(), &request(ResourceType::Slot, conditions)).await.unwrap()).is_empty());
+    }
     let has_busy = Condition::ReferencedBy {
         source_type: ResourceType::Slot,
         param: "schedule".into(),
@@ -577,4 +587,62 @@ pub async fn driven_searches_page_in_sort_order(store: &dyn ResourceStore) {
     req.sort = vec![SortKey { param: SortParam::Id, descending: true }];
     req.page = None;
     assert_eq!(ids(&store.search(&ctx(), &req).await.unwrap()), ["s8", "s6"]);
+}
+
+/// A schedule's free slots from a start on, by start (the IG's slot search, answered by the
+/// scheduling projection): the other conditions still hold, an absolute reference under the
+/// server base counts, a rewritten slot leaves its old schedule, and pages go both ways.
+pub async fn reference_and_date_searches_page_through_the_projection(store: &dyn ResourceStore) {
+    slots(store).await;
+    let slot = |id: &str, version: u64, schedule: ReferenceIndex, start: &str| {
+        let mut slot = self::version(
+            ResourceType::Slot,
+            id,
+            IndexEntries {
+                dates: vec![date("start", start, start)],
+                references: vec![schedule],
+                tokens: vec![TokenIndex::code("status", None, "free")],
+                ..IndexEntries::default()
+            },
+        );
+        slot.version.version = version;
+        slot.change = if version == 1 { ChangeKind::Create } else { ChangeKind::Update };
+        slot
+    };
+    write_all(
+        store,
+        vec![
+            slot("absolute", 1, reference("schedule", "Schedule/a", Some("http://termin.test/fhir")), "2026-04-07T20:00:00Z"),
+            slot("elsewhere", 1, reference("schedule", "Schedule/a", Some("http://other.test/fhir")), "2026-04-07T21:00:00Z"),
+            slot("s4", 2, reference("schedule", "Schedule/b", None), "2026-04-07T12:00:00Z"),
+        ],
+    )
+    .await;
+    let on_a = Condition::ReferenceAny {
+        param: "schedule".into(),
+        alternatives: vec![ReferenceMatch::Local { target_type: Some("Schedule".into()), id: "a".into(), version: None }],
+    };
+    let from_nine = starts_from("2026-04-07T09:00:00Z");
+    let free = Condition::TokenAny {
+        param: "status".into(),
+        alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("free".into()) }],
+    };
+    let mut req = request(ResourceType::Slot, vec![on_a, free, from_nine]);
+    req.sort = vec![SortKey {
+        param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date },
+        descending: false,
+    }];
+    req.count = 1;
+    let first = store.search(&ctx(), &req).await.unwrap();
+    assert_eq!((ids(&first), first.total), (vec!["s2".to_owned()], Some(2)));
+    req.page = first.next.clone();
+    let second = store.search(&ctx(), &req).await.unwrap();
+    assert_eq!(ids(&second), ["absolute"]);
+    assert!(second.next.is_none());
+    req.page = second.previous.clone();
+    assert_eq!(ids(&store.search(&ctx(), &req).await.unwrap()), ["s2"]);
+    req.sort[0].descending = true;
+    req.page = None;
+    req.count = 10;
+    assert_eq!(ids(&store.search(&ctx(), &req).await.unwrap()), ["absolute", "s2"]);
 }

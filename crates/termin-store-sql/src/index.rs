@@ -1,11 +1,11 @@
 //! Writing a resource's search-index rows, in the transaction that writes the resource: its
 //! old rows are cleared, then one multi-row INSERT per index table that has rows.
 
-use crate::query::micros;
+use crate::query::{REFERENCE_DATE_PAIRS, micros};
 use crate::{Dialect, PushValue, SqlResult, Value};
-use termin_store::IndexEntries;
+use termin_store::{DateIndex, IndexEntries, ReferenceIndex};
 
-const INDEX_TABLES: [&str; 7] = [
+const INDEX_TABLES: [&str; 8] = [
     "search_token",
     "search_string",
     "search_date",
@@ -13,6 +13,7 @@ const INDEX_TABLES: [&str; 7] = [
     "search_quantity",
     "search_reference",
     "search_uri",
+    "search_reference_date",
 ];
 
 /// Text as the dialect can store it: where text cannot hold NUL, a NUL inside an indexed value
@@ -97,6 +98,36 @@ fn insert<D: Dialect, T>(
         .collect()
 }
 
+/// `param, target_type, target_id, version, base` of a reference row: the columns
+/// `search_reference` and `search_reference_date` share.
+fn reference_target<D: Dialect>(reference: &ReferenceIndex) -> Vec<Value> {
+    vec![
+        text::<D>(&reference.param),
+        optional_text::<D>(reference.target_type.as_deref()),
+        optional_text::<D>(reference.target_id.as_deref()),
+        optional_text::<D>(reference.version.as_deref()),
+        optional_text::<D>(reference.base.as_deref().map(|b| b.trim_end_matches('/'))),
+    ]
+}
+
+/// The rows of the scheduling projection: each literal reference of a paired parameter with
+/// each date of its paired date parameter ([`REFERENCE_DATE_PAIRS`]).
+fn reference_dates<'e>(res_type: &str, entries: &'e IndexEntries) -> Vec<(&'e ReferenceIndex, &'e DateIndex)> {
+    REFERENCE_DATE_PAIRS
+        .iter()
+        .filter(|(paired_type, _, _)| paired_type.as_str() == res_type)
+        .flat_map(|(_, reference_param, date_param)| {
+            let references = entries
+                .references
+                .iter()
+                .filter(move |r| r.param == *reference_param && r.target_type.is_some() && r.target_id.is_some());
+            references.flat_map(move |reference| {
+                entries.dates.iter().filter(move |d| d.param == *date_param).map(move |date| (reference, date))
+            })
+        })
+        .collect()
+}
+
 /// Replaces the resource's search-index rows with `entries`.
 pub async fn replace_index<D: Dialect>(
     conn: &mut D::Connection,
@@ -164,21 +195,34 @@ pub async fn replace_index<D: Dialect>(
             res_id,
             &entries.references,
             |reference| {
-                vec![
-                    text::<D>(&reference.param),
-                    optional_text::<D>(reference.target_type.as_deref()),
-                    optional_text::<D>(reference.target_id.as_deref()),
-                    optional_text::<D>(reference.version.as_deref()),
-                    optional_text::<D>(reference.base.as_deref().map(|b| b.trim_end_matches('/'))),
+                let mut values = reference_target::<D>(reference);
+                values.extend([
                     optional_text::<D>(reference.url.as_deref()),
                     optional_text::<D>(reference.identifier_system.as_deref()),
                     optional_text::<D>(reference.identifier_value.as_deref()),
-                ]
+                ]);
+                values
             },
         ),
         insert::<D, _>("search_uri", "param, uri", res_type, res_id, &entries.uris, |uri| {
             vec![text::<D>(&uri.param), text::<D>(&uri.uri)]
         }),
+        insert::<D, _>(
+            "search_reference_date",
+            "param, target_type, target_id, version, base, date_param, low, high",
+            res_type,
+            res_id,
+            &reference_dates(res_type, entries),
+            |(reference, date)| {
+                let mut values = reference_target::<D>(reference);
+                values.extend([
+                    text::<D>(&date.param),
+                    micros(date.low, i64::MIN).into(),
+                    micros(date.high, i64::MAX).into(),
+                ]);
+                values
+            },
+        ),
     ];
     for statement in statements.into_iter().flatten() {
         D::execute(conn, statement).await?;

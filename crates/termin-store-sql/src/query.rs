@@ -66,11 +66,59 @@ fn rows_of<D: Dialect>(kind: IndexKind, alias: &str) -> String {
     format!("{table} {alias}{}", D::index_hint(&format!("{table}_by_resource")))
 }
 
+/// The pairs of a reference and a date parameter of one resource type that the scheduling
+/// projection (`search_reference_date`) holds: the IG's slot and appointment searches. Each
+/// date parameter has at most one value per resource (`Slot.start` is 1..1, Appointment's
+/// `date` is `(start | requestedPeriod.start).first()`), so a projection row's `low` and `high`
+/// are the resource's sort values for that date.
+pub(crate) const REFERENCE_DATE_PAIRS: [(ResourceType, &str, &str); 2] =
+    [(ResourceType::Slot, "schedule", "start"), (ResourceType::Appointment, "actor", "date")];
+
 /// Builds the SQL of one search; aliases are numbered so conditions can nest (chains, `_has`).
 pub struct SearchSql<'f, D> {
     filter: &'f Filter,
     next_alias: usize,
+    /// While the candidates come from the projection: its date parameter, whose sort value is
+    /// the projection row's own `low`/`high`.
+    projected_date: Option<&'f str>,
     dialect: PhantomData<D>,
+}
+
+/// Where a search's candidates come from.
+#[derive(Clone, Copy)]
+enum Candidates {
+    /// The ids the driving condition (its index) yields.
+    Driver(usize),
+    /// One range of the scheduling projection, for a reference condition to one local
+    /// resource and a date condition of a pair in [`REFERENCE_DATE_PAIRS`].
+    Projection { reference: usize, date: usize },
+}
+
+impl Candidates {
+    fn covers(self, i: usize) -> bool {
+        match self {
+            Candidates::Driver(driver) => i == driver,
+            Candidates::Projection { reference, date } => i == reference || i == date,
+        }
+    }
+}
+
+/// The reference and date conditions the scheduling projection answers together, if the
+/// search has them: a reference to one local resource of a named type and a date condition.
+fn projection(resource_type: ResourceType, conditions: &[Condition]) -> Option<Candidates> {
+    REFERENCE_DATE_PAIRS
+        .iter()
+        .filter(|(paired_type, _, _)| *paired_type == resource_type)
+        .find_map(|(_, reference_param, date_param)| {
+            let reference = conditions.iter().position(|c| {
+                matches!(c, Condition::ReferenceAny { param, alternatives } if param == reference_param
+                    && matches!(alternatives.as_slice(), [ReferenceMatch::Local { target_type: Some(_), version: None, .. }]))
+            })?;
+            let date = conditions.iter().position(
+                |c| matches!(c, Condition::RangeAny { param, kind: IndexKind::Date, .. } if param == date_param),
+            )?;
+            Some(Candidates::Projection { reference, date })
+        })
 }
 
 /// How a query selects its rows: the page, the total, or ids only.
@@ -91,6 +139,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
         SearchSql {
             filter,
             next_alias: 0,
+            projected_date: None,
             dialect: PhantomData,
         }
     }
@@ -108,22 +157,23 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
         // rows), so candidates can be filtered and ordered on the indexes alone; the resource
         // rows, bodies and all, are read for the page only.
         let index_driver = driver.filter(|&i| !matches!(conditions[i], Condition::IdIn(_) | Condition::ReferencedBy { .. }));
+        let candidates = projection(resource_type, conditions).or(index_driver.map(Candidates::Driver));
         let mut q = D::builder("SELECT ");
-        match (select, index_driver) {
-            (Select::Count, Some(driver)) => {
+        match (select, candidates) {
+            (Select::Count, Some(candidates)) => {
                 q.push("count(*) FROM (");
-                self.push_candidates(&mut q, resource_type, driver, None);
+                self.push_candidates(&mut q, resource_type, candidates, None);
                 // PostgreSQL wants every subquery in FROM named.
                 q.push(") candidates");
                 return q;
             }
-            (Select::Page { sort, after, limit }, Some(driver)) => {
+            (Select::Page { sort, after, limit }, Some(candidates)) => {
                 self.push_page_columns(&mut q, resource_type, sort);
                 q.push(" FROM resource r WHERE r.res_type = ");
                 q.push_value(resource_type.as_str());
                 // The candidates carry their sort values along; IN wants the id alone.
                 q.push(" AND r.res_id IN (SELECT res_id FROM (");
-                self.push_candidates(&mut q, resource_type, driver, Some((sort, *after, *limit)));
+                self.push_candidates(&mut q, resource_type, candidates, Some((sort, *after, *limit)));
                 q.push(") page)");
                 self.push_order(&mut q, sort, *after, *limit, "r.res_id");
                 return q;
@@ -185,16 +235,20 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
         q.push_value(i64::try_from(limit).unwrap_or(i64::MAX));
     }
 
-    /// The distinct ids the driver yields that satisfy every other condition; with a page,
-    /// only that page's ids, in page order.
+    /// The distinct candidate ids that satisfy every other condition; with a page, only that
+    /// page's ids, in page order. From the projection, sorted by its date, the rows come in
+    /// index order and the statement stops when the page is full.
     fn push_candidates(
         &mut self,
         q: &mut QueryBuilder<D>,
         resource_type: ResourceType,
-        driver: usize,
+        candidates: Candidates,
         page: Option<(&[SortKey], Option<&Keyset>, usize)>,
     ) {
         let conditions = &self.filter.conditions;
+        if let Candidates::Projection { date, .. } = candidates {
+            self.projected_date = Some(indexed(&conditions[date]).0);
+        }
         q.push("SELECT DISTINCT c.res_id");
         if let Some((sort, _, _)) = page {
             for (i, key) in sort.iter().enumerate() {
@@ -203,11 +257,28 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                 q.push(format!(" AS k{i}"));
             }
         }
-        q.push(" FROM (");
-        self.push_ids(q, resource_type, &conditions[driver]);
-        q.push(") c WHERE 1 = 1");
+        match candidates {
+            Candidates::Driver(driver) => {
+                q.push(" FROM (");
+                self.push_ids(q, resource_type, &conditions[driver]);
+                q.push(") c WHERE 1 = 1");
+            }
+            Candidates::Projection { reference, date } => {
+                q.push(format!(
+                    " FROM search_reference_date c{} WHERE c.res_type = ",
+                    D::index_hint("search_reference_date_by_target")
+                ));
+                q.push_value(resource_type.as_str());
+                q.push(" AND c.param = ").push_value(indexed(&conditions[reference]).0.to_owned());
+                q.push(" AND c.date_param = ").push_value(indexed(&conditions[date]).0.to_owned());
+                q.push(" AND ");
+                self.push_row_match(q, "c", &conditions[reference]);
+                q.push(" AND ");
+                self.push_row_match(q, "c", &conditions[date]);
+            }
+        }
         for (i, condition) in conditions.iter().enumerate() {
-            if i != driver {
+            if !candidates.covers(i) {
                 q.push(" AND ");
                 self.push_condition(q, resource_type, "c.res_id", condition);
             }
@@ -219,6 +290,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
             }
             self.push_order(q, sort, after, limit, "c.res_id");
         }
+        self.projected_date = None;
     }
 
     /// `(k0, k1, ..., id)` strictly after (or before, going backwards) the keyset, spelled out
@@ -259,6 +331,10 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
             }
             SortParam::Indexed { param, kind } => (param, *kind),
         };
+        if id == "c.res_id" && kind == IndexKind::Date && self.projected_date == Some(param.as_str()) {
+            q.push(if key.descending { "c.high" } else { "c.low" });
+            return;
+        }
         let alias = self.alias("s");
         let aggregate = if key.descending { "max" } else { "min" };
         let column = match kind {
@@ -327,6 +403,10 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
     /// The condition as a predicate on the resource whose id is `id`.
     fn push_condition(&mut self, q: &mut QueryBuilder<D>, resource_type: ResourceType, id: &str, condition: &Condition) {
         match condition {
+            // No id: nothing matches (`IN ()` is no SQL).
+            Condition::IdIn(ids) if ids.is_empty() => {
+                q.push("1 = 0");
+            }
             Condition::IdIn(ids) => {
                 q.push(format!("{id} IN ("));
                 push_list(q, ids);
@@ -840,7 +920,7 @@ fn indexed(condition: &Condition) -> (&str, IndexKind) {
 /// `None` when it cannot drive (negations, `:missing`, `:contains`, one-sided ranges).
 fn selectivity(condition: &Condition) -> Option<u8> {
     match condition {
-        Condition::IdIn(_) => Some(0),
+        Condition::IdIn(ids) if !ids.is_empty() => Some(0),
         Condition::ReferenceAny { .. } | Condition::TokenOfType { .. } => Some(1),
         Condition::TokenAny { param, alternatives } => {
             let all_codes = alternatives.iter().all(|a| a.code.is_some());

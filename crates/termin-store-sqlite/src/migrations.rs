@@ -13,6 +13,8 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, sql: include_str!("../migrations/0003_search_indexes.sql") },
     Migration { version: 4, sql: include_str!("../migrations/0004_booking_cancel_deadline.sql") },
     Migration { version: 5, sql: include_str!("../migrations/0005_hold_placed_at.sql") },
+    Migration { version: 6, sql: include_str!("../migrations/0006_search_reference_date.sql") },
+    Migration { version: 7, sql: include_str!("../migrations/0007_subscription_delivery.sql") },
 ];
 
 pub async fn migrate(conn: &mut SqliteConnection) -> StoreResult<()> {

@@ -6,10 +6,14 @@
 //! no SQL (no sqlx) and, of the workspace, depends only on `termin-fhir`.
 
 mod context;
+mod notify;
 mod scope;
 mod search;
 
-pub use context::{COMPARTMENT_TYPES, PatientReach, Principal, RequestContext, TokenPrincipal};
+pub use notify::{AttemptRecord, DeliveryState, NewNotification, Notification, NotificationStore};
+pub use context::{
+    COMPARTMENT_TYPES, ORGANISATION_TYPES, OrganisationReach, PatientReach, Principal, RequestContext, StaffMember, TokenPrincipal,
+};
 pub use scope::{Permission, Scope, ScopeLevel};
 pub use search::*;
 

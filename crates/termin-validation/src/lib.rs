@@ -38,10 +38,14 @@
 //!   definitions. Only a `false` result fails (an empty one passes); `warning` constraints
 //!   yield warnings.
 //!
+//! The same compiled definitions give format converters the element layout of the base types
+//! ([`Definitions::layout`]: element order, cardinality, types, XML attributes).
+//!
 //! Definitions are indexed at load (URLs only) and compiled on first use;
 //! [`Validator::new`] compiles those the enforced profiles reach.
 
 mod definitions;
+mod layout;
 mod package;
 mod path;
 mod primitive;
@@ -52,6 +56,7 @@ mod validator;
 mod walk;
 
 pub use definitions::Definitions;
+pub use layout::{ElementLayout, JsonKind, TypeLayout, is_primitive_type, primitive_json_kind};
 pub use package::{EmbeddedPackage, LoadError, PackageInfo, R5_CORE};
 pub use validator::{
     AT_CORE_BASE, AT_SCHEDULING_BASE, AT_SCHEDULING_LEGACY_BASE, DEFAULT_TIME_LIMIT, Validator, canonical,

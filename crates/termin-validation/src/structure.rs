@@ -111,6 +111,9 @@ pub(crate) struct Element {
     pub max_length: Option<usize>,
     /// Index of the element a `contentReference` names; its children are this element's.
     pub content_reference: Option<usize>,
+    /// Whether XML holds the element as an attribute (`representation` `xmlAttr`: `id` of
+    /// elements, `Extension.url`, the `value` of primitives).
+    pub xml_attribute: bool,
     pub children: Vec<usize>,
     pub slices: Vec<usize>,
     /// Children by name, except choice elements (they are matched by prefix).
@@ -320,6 +323,10 @@ impl Structure {
             slicing,
             max_length: raw.get("maxLength").and_then(Value::as_u64).map(|n| n as usize),
             content_reference: None,
+            xml_attribute: raw
+                .get("representation")
+                .and_then(Value::as_array)
+                .is_some_and(|r| r.iter().any(|r| r == "xmlAttr")),
             children: Vec::new(),
             slices: Vec::new(),
             child_names: foldhash::HashMap::default(),

@@ -8,6 +8,7 @@ use crate::walk::{MAX_ISSUES, Run, Stop};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
 
@@ -57,7 +58,8 @@ pub fn canonical(url: &str) -> Cow<'_, str> {
 pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(5);
 
 pub struct Validator {
-    definitions: Definitions,
+    /// Shared with format conversion (FHIR XML), which lays resources out by the same definitions.
+    definitions: Arc<Definitions>,
     enforced: BTreeMap<ResourceType, String>,
     time_limit: Duration,
 }
@@ -95,7 +97,7 @@ impl Validator {
         problems.dedup();
         Ok((
             Validator {
-                definitions,
+                definitions: Arc::new(definitions),
                 enforced: canonical_profiles,
                 time_limit: DEFAULT_TIME_LIMIT,
             },
@@ -111,6 +113,11 @@ impl Validator {
 
     pub fn definitions(&self) -> &Definitions {
         &self.definitions
+    }
+
+    /// The definitions, to share with other users of the same packages (FHIR XML).
+    pub fn shared_definitions(&self) -> Arc<Definitions> {
+        self.definitions.clone()
     }
 
     /// The profile every resource of this type must conform to, if any.

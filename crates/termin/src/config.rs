@@ -27,11 +27,48 @@ pub const DEFAULT_IDLE_TIMEOUT: &str = "60s";
 pub const DEFAULT_BODY_READ_TIMEOUT: &str = "30s";
 pub const DEFAULT_QUERY_TIMEOUT: &str = "5s";
 pub const DEFAULT_DEMO_SCALE: &str = "small";
+pub const DEFAULT_NOTIFY_INTERVAL: &str = "1s";
+pub const DEFAULT_NOTIFY_TIMEOUT: &str = "10s";
+pub const DEFAULT_NOTIFY_MAX_FAILURES: u32 = 5;
+pub const DEFAULT_NOTIFY_RETRY_BASE: &str = "2s";
+pub const DEFAULT_NOTIFY_MAX_BACKOFF: &str = "10m";
+pub const DEFAULT_NOTIFY_BATCH: usize = 20;
 
 /// Flags of `termin serve`. Every flag has an environment variable; neither has a default
 /// here so that a config file value can fill the gap before the built-in default does.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// Whether this node delivers Subscription notifications (any number of nodes may)
+    /// [default: on]
+    #[arg(long, env = "TERMIN_NOTIFY", value_name = "on|off")]
+    pub notify: Option<String>,
+
+    /// How often a node looks for notifications to deliver [default: 1s]
+    #[arg(long, env = "TERMIN_NOTIFY_INTERVAL", value_name = "DURATION")]
+    pub notify_interval: Option<SignedDuration>,
+
+    /// The longest a rest-hook POST may take; a Subscription's timeout may shorten it
+    /// [default: 10s]
+    #[arg(long, env = "TERMIN_NOTIFY_TIMEOUT", value_name = "DURATION")]
+    pub notify_timeout: Option<SignedDuration>,
+
+    /// Failed deliveries in a row after which a Subscription's status becomes error [default: 5]
+    #[arg(long, env = "TERMIN_NOTIFY_MAX_FAILURES", value_name = "N")]
+    pub notify_max_failures: Option<u32>,
+
+    /// The first retry delay after a failed delivery; it doubles with each failure
+    /// [default: 2s]
+    #[arg(long, env = "TERMIN_NOTIFY_RETRY_BASE", value_name = "DURATION")]
+    pub notify_retry_base: Option<SignedDuration>,
+
+    /// The longest retry delay [default: 10m]
+    #[arg(long, env = "TERMIN_NOTIFY_MAX_BACKOFF", value_name = "DURATION")]
+    pub notify_max_backoff: Option<SignedDuration>,
+
+    /// Events per notification at most; a Subscription's maxCount may lower it [default: 20]
+    #[arg(long, env = "TERMIN_NOTIFY_BATCH", value_name = "N")]
+    pub notify_batch: Option<usize>,
+
     /// TOML configuration file; its keys are the flag names with '_' for '-'
     #[arg(long, env = "TERMIN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -224,6 +261,13 @@ struct FileConfig {
     auth_jwks: Option<PathBuf>,
     public_read: Option<bool>,
     audit_retention: Option<u32>,
+    notify: Option<String>,
+    notify_interval: Option<String>,
+    notify_timeout: Option<String>,
+    notify_max_failures: Option<u32>,
+    notify_retry_base: Option<String>,
+    notify_max_backoff: Option<String>,
+    notify_batch: Option<usize>,
 }
 
 /// Where the data lives.
@@ -301,6 +345,19 @@ pub struct ServeConfig {
     pub public_read: bool,
     /// Days AuditEvents are kept; `None`: forever.
     pub audit_retention: Option<u32>,
+    /// `None`: this node delivers no notifications.
+    pub notify: Option<NotifySettings>,
+}
+
+/// How this node delivers Subscription notifications (`--notify-*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifySettings {
+    pub interval: std::time::Duration,
+    pub timeout: std::time::Duration,
+    pub max_failures: u32,
+    pub retry_base: std::time::Duration,
+    pub max_backoff: std::time::Duration,
+    pub batch: usize,
 }
 
 /// Where access tokens come from and whom they must be for.
@@ -439,6 +496,34 @@ impl ServeArgs {
             )?,
             public_read: self.public_read.or(file.public_read).unwrap_or(true),
             audit_retention: self.audit_retention.or(file.audit_retention),
+            notify: if parse_switch("notify", self.notify.or(file.notify).as_deref().unwrap_or("on"))? {
+                Some(NotifySettings {
+                    interval: timeout(
+                        "notify_interval",
+                        duration("notify_interval", self.notify_interval, file.notify_interval, DEFAULT_NOTIFY_INTERVAL)?,
+                    )?,
+                    timeout: timeout(
+                        "notify_timeout",
+                        duration("notify_timeout", self.notify_timeout, file.notify_timeout, DEFAULT_NOTIFY_TIMEOUT)?,
+                    )?,
+                    max_failures: self
+                        .notify_max_failures
+                        .or(file.notify_max_failures)
+                        .unwrap_or(DEFAULT_NOTIFY_MAX_FAILURES)
+                        .max(1),
+                    retry_base: timeout(
+                        "notify_retry_base",
+                        duration("notify_retry_base", self.notify_retry_base, file.notify_retry_base, DEFAULT_NOTIFY_RETRY_BASE)?,
+                    )?,
+                    max_backoff: timeout(
+                        "notify_max_backoff",
+                        duration("notify_max_backoff", self.notify_max_backoff, file.notify_max_backoff, DEFAULT_NOTIFY_MAX_BACKOFF)?,
+                    )?,
+                    batch: self.notify_batch.or(file.notify_batch).unwrap_or(DEFAULT_NOTIFY_BATCH).max(1),
+                })
+            } else {
+                None
+            },
         })
     }
 }

@@ -13,7 +13,6 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::io;
 use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -40,7 +39,10 @@ pub struct Timeouts {
 /// Serves `app` on `listener` until `shutdown` completes, then lets open connections finish
 /// their requests.
 pub async fn serve(listener: TcpListener, app: Router, timeouts: Timeouts, shutdown: impl Future<Output = ()>) {
-    let graceful = GracefulShutdown::new();
+    // Shutdown tells every connection to finish its request and close; each connection task
+    // holds a clone of `open`, so `closed` ends when the last one has.
+    let (stop, _) = tokio::sync::watch::channel(());
+    let (open, mut closed) = tokio::sync::mpsc::channel::<()>(1);
     let mut shutdown = pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -67,8 +69,12 @@ pub async fn serve(listener: TcpListener, app: Router, timeouts: Timeouts, shutd
                 request.extensions_mut().insert(ConnectInfo(peer));
                 let handling = Handling::start(activity.clone());
                 let response = app.clone().oneshot(request);
+                let activity = activity.clone();
                 async move {
                     let response = response.await;
+                    if response.as_ref().is_ok_and(|r| r.status() == hyper::StatusCode::SWITCHING_PROTOCOLS) {
+                        lock(&activity).upgraded = true;
+                    }
                     drop(handling);
                     response
                 }
@@ -79,16 +85,30 @@ pub async fn serve(listener: TcpListener, app: Router, timeouts: Timeouts, shutd
             // The timeouts are this module's; hyper's own would also close idle keep-alive connections.
             .header_read_timeout(None)
             .max_headers(PARSER_MAX_HEADERS)
-            .serve_connection(io, service);
-        let connection = graceful.watch(connection);
+            .serve_connection(io, service)
+            // Websockets (the Subscription websocket channel) take the connection over.
+            .with_upgrades();
+        let mut stopping = stop.subscribe();
+        let open = open.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let _open = open;
+            let mut connection = pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = stopping.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection closed with an error");
             }
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = stop.send(());
+    drop(open);
+    let _ = closed.recv().await;
 }
 
 /// What a connection is doing, shared by its IO (bytes) and its service (requests).
@@ -103,6 +123,9 @@ struct Activity {
     /// A read waiting without a deadline while a handler runs: woken when it ends, so that the
     /// deadline starts.
     waiting_read: Option<Waker>,
+    /// A websocket took the connection over: its handler decides when it ends, not the
+    /// header-read and idle timeouts.
+    upgraded: bool,
 }
 
 impl Activity {
@@ -112,6 +135,7 @@ impl Activity {
             head_started: None,
             last: Instant::now(),
             waiting_read: None,
+            upgraded: false,
         }
     }
 
@@ -124,7 +148,7 @@ impl Activity {
 
     /// When the connection is closed if the client sends nothing more; `None` while handling.
     fn deadline(&self, timeouts: &Timeouts) -> Option<Instant> {
-        if self.handling > 0 {
+        if self.handling > 0 || self.upgraded {
             return None;
         }
         Some(match self.head_started {

@@ -10,6 +10,7 @@ mod seed;
 mod serve;
 mod setup;
 mod validation;
+mod web;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

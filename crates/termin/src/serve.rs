@@ -61,7 +61,9 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     };
     let packages = if config.validation { Packages::Shipped(&config.packages) } else { Packages::Off };
     let audit = AuditTrail::start(opened.store.clone(), search);
-    let domain = setup::domain(opened.store, service_config, search, packages, &config.profiles).await?.with_audit(audit.clone());
+    let domain =
+        setup::domain(opened.store.clone(), service_config, search, packages, &config.profiles).await?.with_audit(audit.clone());
+    setup::install_xml();
     if config.demo {
         crate::demo::load_examples(&domain.resources, &config.packages).await?;
         if let Some(scale) = config.demo_scale {
@@ -75,10 +77,39 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         tokio::spawn(sweep_audit_events(domain.clone(), days));
     }
     let auth = authorization(&config).await?;
-    let app = termin_api::app(AppState {
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    if let Some(settings) = &config.notify {
+        let notifier = termin_notify::Notifier::new(
+            domain.clone(),
+            opened.store.clone(),
+            opened.deliveries.clone(),
+            termin_notify::NotifyConfig {
+                // Without --base-url, notifications name this node's address.
+                base_url: config
+                    .base_url
+                    .as_deref()
+                    .map_or_else(|| format!("http://{address}/fhir"), |b| b.trim_end_matches('/').to_owned()),
+                interval: settings.interval,
+                timeout: settings.timeout,
+                max_failures: settings.max_failures,
+                retry_base: settings.retry_base,
+                max_backoff: settings.max_backoff,
+                batch: settings.batch,
+            },
+        )?;
+        tokio::spawn(notifier.run());
+    }
+    let app = termin_api::app_with_pages(AppState {
         domain,
         metrics,
         auth,
+        notifications: config
+            .notify
+            .as_ref()
+            .map(|settings| Arc::new(termin_notify::websocket::Hub::new(opened.deliveries.clone(), settings.interval))),
         config: ApiConfig {
             base_url: config.base_url.clone(),
             max_body_bytes: config.max_body_bytes,
@@ -87,11 +118,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             cors_allowed_origins: config.cors_allowed_origins.clone(),
             body_read_timeout: config.body_read_timeout,
         },
-    });
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
-    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    }, crate::web::router());
     tracing::info!(%address, "listening");
     // Tests and scripts read this line to learn the port when binding to port 0.
     println!("termin listening on http://{address}");

@@ -9,7 +9,7 @@ use std::time::Duration;
 use termin_domain::{Domain, ServiceConfig, SystemClock};
 use termin_search::SearchParameters;
 use termin_fhir::ResourceType;
-use termin_store::ResourceStore;
+use termin_store::{NotificationStore, ResourceStore};
 use termin_store_postgres::PostgresStore;
 use termin_store_sqlite::SqliteStore;
 
@@ -29,6 +29,8 @@ pub fn runtime(command: &str, multi_thread: bool) -> Option<tokio::runtime::Runt
 /// The opened store; `postgres` is the same store when it is PostgreSQL (for pool metrics).
 pub struct OpenedStore {
     pub store: Arc<dyn ResourceStore>,
+    /// The same store's Subscription delivery records.
+    pub deliveries: Arc<dyn NotificationStore>,
     pub postgres: Option<Arc<PostgresStore>>,
 }
 
@@ -45,8 +47,10 @@ pub async fn open_store(
             if let Some(timeout) = query_timeout {
                 store = store.with_query_timeout(timeout);
             }
+            let store = Arc::new(store);
             OpenedStore {
-                store: Arc::new(store),
+                store: store.clone(),
+                deliveries: store,
                 postgres: None,
             }
         }
@@ -58,6 +62,7 @@ pub async fn open_store(
             let store = Arc::new(store);
             OpenedStore {
                 store: store.clone(),
+                deliveries: store.clone(),
                 postgres: Some(store),
             }
         }
@@ -66,8 +71,8 @@ pub async fn open_store(
     Ok(opened)
 }
 
-/// Loads the R5 SearchParameters (from `--packages`, then the FHIR package cache) and makes
-/// them the process-wide registry (the API's search parsing reads it); answers them for the domain.
+/// Loads the R5 SearchParameters (from `--packages`, then the FHIR package cache) for the
+/// domain, which indexes with them and hands them to the API's search parsing.
 pub fn install_search_parameters(packages: &[PathBuf], time_zone: &str) -> Result<&'static SearchParameters, String> {
     let loading = std::time::Instant::now();
     let dirs: Vec<PathBuf> = packages.iter().cloned().chain(termin_search::default_package_cache()).collect();
@@ -78,8 +83,23 @@ pub fn install_search_parameters(packages: &[PathBuf], time_zone: &str) -> Resul
         millis = loading.elapsed().as_millis() as u64,
         "loaded search parameters"
     );
-    termin_search::install(search)
-        .map_err(|_| "the search parameters were loaded twice".to_string())
+    // Loaded once per command and needed until the process ends.
+    Ok(Box::leak(Box::new(search)))
+}
+
+/// Makes FHIR XML available. With validation on, it already shares validation's definitions;
+/// otherwise the R5 core package is loaded for it when XML is first asked for.
+pub fn install_xml() {
+    if termin_xml::installed().is_ok() {
+        return;
+    }
+    termin_xml::install_on_first_use(|| {
+        let cache = termin_search::default_package_cache();
+        termin_xml::XmlConverter::load(cache.as_deref()).map_err(|e| {
+            tracing::error!(error = %e, "FHIR XML is not available");
+            format!("the R5 core package cannot be loaded: {e}")
+        })
+    });
 }
 
 /// The domain services over `store`, validating writes against `packages` when there are any,

@@ -78,5 +78,7 @@ pub fn load(
         millis = started.elapsed().as_millis() as u64,
         "loaded FHIR packages for validation"
     );
+    // FHIR XML lays resources out by the same definitions (their base types): loaded once.
+    termin_xml::install(termin_xml::XmlConverter::new(validator.shared_definitions()));
     Ok(Some(Arc::new(PackageValidator(validator))))
 }

@@ -246,9 +246,7 @@ async fn the_public_directory_is_readable_without_a_token() {
     let slot = call(&s, Method::GET, "Slot/slot-1", None, None).await.json();
     assert_unauthorized(&call(&s, Method::PUT, "Slot/slot-1", None, Some(&slot)).await, "PUT Slot");
     assert_unauthorized(&call(&s, Method::DELETE, "Schedule/sch-1", None, None).await, "DELETE Schedule");
-    let hold = json!({"resourceType": "Parameters", "parameter": [
-        {"name": "slot-reference", "valueReference": {"reference": "Slot/slot-1"}},
-        {"name": "slot-status", "valueCode": "busy-tentative"}]});
+    let hold = hold_of("slot-1");
     assert_unauthorized(&call(&s, Method::POST, "Slot/$hold", None, Some(&hold)).await, "$hold");
     assert_unauthorized(&call(&s, Method::POST, "Appointment/$book", None, Some(&json!({"resourceType": "Parameters"}))).await, "$book");
     // With a token, $hold needs Slot update and $book Appointment create.
@@ -268,7 +266,7 @@ async fn the_public_directory_is_readable_without_a_token() {
     let types: Vec<Value> = entries(&bundle).iter().map(|e| e["resource"]["resourceType"].clone()).collect();
     assert!(!types.contains(&json!("Appointment")), "{bundle}");
     assert!(bundle.to_string().contains("included resources were left out"), "{bundle}");
-    let with_scope = call(&s, Method::GET, "Slot?_revinclude=Appointment:slot", Some(&token("user/Appointment.r")), None).await;
+    let with_scope = call(&s, Method::GET, "Slot?_revinclude=Appointment:slot", Some(&token("system/Appointment.r")), None).await;
     assert!(with_scope.expect_status(200).text().contains("\"app-1\""));
     assert_forbidden(&call(&s, Method::GET, "Slot?_has:Appointment:slot:patient=Patient/pat-1", None, None).await, "_has");
     assert_forbidden(&call(&s, Method::GET, "Schedule?actor:Patient.name=Huber", None, None).await, "chain to Patient");
@@ -389,7 +387,7 @@ async fn keys_are_found_by_openid_discovery_refreshed_for_new_keys_and_kept_whil
 fn patient_token(patient: Option<&str>) -> String {
     let mut c = claims(
         "openid launch/patient patient/Patient.rs patient/Appointment.cruds patient/RelatedPerson.rs \
-         patient/Slot.rus patient/Schedule.rs",
+         patient/Slot.rus patient/Schedule.rs patient/Subscription.cruds",
     );
     if let Some(patient) = patient {
         c["patient"] = json!(patient);
@@ -451,6 +449,70 @@ fn booking(patient: &str, slot: &str) -> Value {
 }
 
 #[tokio::test]
+async fn a_patient_token_subscribes_only_to_its_own_appointments() {
+    let s = start_with_jwks(&[]).await;
+    let me = patient_token(Some("pat-1"));
+    let subscription = |topic: &str, filters: Value| {
+        json!({"resourceType": "Subscription", "status": "requested",
+            "topic": format!("{}/SubscriptionTopic/{topic}", s.base()), "filterBy": filters,
+            "channelType": {"system": "http://terminology.hl7.org/CodeSystem/subscription-channel-type", "code": "rest-hook"},
+            "endpoint": "http://127.0.0.1:9/hook"})
+    };
+    let own = subscription("appointment-cancelled", json!([{"filterParameter": "patient", "value": "Patient/pat-1"}]));
+    call(&s, Method::POST, "Subscription", Some(&me), Some(&own)).await.expect_status(201);
+    for others in [
+        json!([{"filterParameter": "patient", "value": "Patient/pat-2"}]),
+        json!([]),
+        json!([{"filterParameter": "patient", "value": "Patient/pat-1"}, {"filterParameter": "actor", "value": "Patient/pat-2"}]),
+    ] {
+        let r = call(&s, Method::POST, "Subscription", Some(&me), Some(&subscription("appointment-booked", others.clone()))).await;
+        assert_forbidden(&r, &others.to_string());
+    }
+    // Slot availability is nobody's personal data.
+    let slots = subscription("slot-availability", json!([]));
+    call(&s, Method::POST, "Subscription", Some(&me), Some(&slots)).await.expect_status(201);
+}
+
+#[tokio::test]
+async fn a_patient_token_sees_only_the_subscriptions_filtered_on_its_patient() {
+    let s = start_with_jwks(&[]).await;
+    let admin = token("system/*.cruds");
+    let me = patient_token(Some("pat-1"));
+    let subscription = |patient: &str| {
+        json!({"resourceType": "Subscription", "status": "requested",
+            "topic": format!("{}/SubscriptionTopic/appointment-booked", s.base()),
+            "filterBy": [{"filterParameter": "patient", "value": format!("Patient/{patient}")}],
+            "channelType": {"system": "http://terminology.hl7.org/CodeSystem/subscription-channel-type", "code": "rest-hook"},
+            "endpoint": format!("http://127.0.0.1:9/hook-of-{patient}"),
+            "parameter": [{"name": "Authorization", "value": format!("Bearer secret-of-{patient}")}]})
+    };
+    let create = |patient: &'static str| {
+        let body = subscription(patient);
+        let (s, admin) = (&s, &admin);
+        async move {
+            let created = call(s, Method::POST, "Subscription", Some(admin), Some(&body)).await.expect_status(201).json();
+            created["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let own = create("pat-1").await;
+    let other = create("pat-2").await;
+
+    call(&s, Method::GET, &format!("Subscription/{own}"), Some(&me), None).await.expect_status(200);
+    for hidden in [format!("Subscription/{other}"), format!("Subscription/{other}/_history/1"), format!("Subscription/{other}/$status")] {
+        let r = call(&s, Method::GET, &hidden, Some(&me), None).await;
+        assert_eq!(r.code(), 404, "{hidden}: {}", r.what());
+        assert!(!r.text().contains("secret-of-pat-2"), "{hidden}");
+    }
+    let mine = found(&s, &me, "Subscription").await;
+    assert_eq!(ids_in(&mine, "match"), [format!("Subscription/{own}")]);
+    assert!(!mine.to_string().contains("secret-of-pat-2"));
+    assert_eq!(ids_in(&found(&s, &me, "Subscription?status=requested,active").await, "match"), [format!("Subscription/{own}")]);
+    assert_forbidden(&call(&s, Method::DELETE, &format!("Subscription/{other}"), Some(&me), None).await, "another's Subscription");
+    // Staff see both.
+    assert_eq!(ids_in(&found(&s, &admin, "Subscription").await, "match").len(), 2);
+}
+
+#[tokio::test]
 async fn a_patient_token_reaches_only_its_own_compartment() {
     let s = start_with_jwks(&[]).await;
     let admin = token("system/*.cruds");
@@ -508,8 +570,7 @@ async fn a_patient_token_books_and_cancels_only_for_itself() {
     let me = patient_token(Some("pat-1"));
 
     // Hold → book by the patient's token, without a hold-token.
-    let hold = json!({"resourceType": "Parameters", "parameter": [
-        {"name": "slot-reference", "valueReference": {"reference": "Slot/slot-3"}}, {"name": "slot-status", "valueCode": "busy-tentative"}]});
+    let hold = hold_of("slot-3");
     call(&s, Method::POST, "Slot/$hold", Some(&me), Some(&hold)).await.expect_status(200);
     let booked = call(&s, Method::POST, "Appointment/$book", Some(&me), Some(&booking("pat-1", "slot-3"))).await;
     assert_eq!(booked.code(), 201, "{}", booked.what());
@@ -569,4 +630,146 @@ async fn the_command_line_client_sends_its_token() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("401"), "{}", String::from_utf8_lossy(&refused.stderr));
     let allowed = run(Some(token("user/HealthcareService.rs"))).await.expect("run termin client");
     assert!(allowed.status.success(), "{}", String::from_utf8_lossy(&allowed.stderr));
+}
+
+/// A staff token: `user/` scopes for the member `fhir_user` names.
+fn staff_token(fhir_user: Option<&str>) -> String {
+    let mut c = claims("openid fhirUser user/*.cruds");
+    if let Some(fhir_user) = fhir_user {
+        c["fhirUser"] = json!(fhir_user);
+        c["sub"] = json!(format!("staff-{fhir_user}"));
+    }
+    sign_with(Algorithm::RS256, "test-rsa", RSA_PRIVATE, &c)
+}
+
+/// Organisations A and B, each with a PractitionerRole, a Schedule of that role and three free
+/// slots; Patient pat-1 booked on A's first slot (app-a), pat-2 on B's (app-b).
+async fn two_organisations(s: &TestServer, admin: &str) {
+    let mut resources = vec![];
+    for org in ["a", "b"] {
+        resources.push(json!({"resourceType": "Organization", "id": format!("org-{org}"), "name": format!("Praxis {org}")}));
+        resources.push(json!({"resourceType": "Practitioner", "id": format!("doc-{org}"), "name": [{"family": format!("Doc {org}")}]}));
+        resources.push(json!({"resourceType": "PractitionerRole", "id": format!("role-{org}"), "active": true,
+            "practitioner": {"reference": format!("Practitioner/doc-{org}")},
+            "organization": {"reference": format!("Organization/org-{org}")}}));
+        resources.push(json!({"resourceType": "Schedule", "id": format!("sch-{org}"), "active": true,
+            "actor": [{"reference": format!("PractitionerRole/role-{org}")}]}));
+        for n in 1..=3 {
+            resources.push(json!({"resourceType": "Slot", "id": format!("slot-{org}{n}"),
+                "schedule": {"reference": format!("Schedule/sch-{org}")}, "status": "free",
+                "start": format!("2030-01-07T{:02}:00:00+01:00", 8 + n), "end": format!("2030-01-07T{:02}:30:00+01:00", 8 + n)}));
+        }
+    }
+    for (org, patient) in [("a", "pat-1"), ("b", "pat-2")] {
+        resources.push(json!({"resourceType": "Patient", "id": patient, "name": [{"family": format!("Huber {patient}")}]}));
+        resources.push(json!({"resourceType": "Appointment", "id": format!("app-{org}"), "status": "booked",
+            "subject": {"reference": format!("Patient/{patient}")},
+            "participant": [{"actor": {"reference": format!("Patient/{patient}")}, "status": "accepted"}],
+            "slot": [{"reference": format!("Slot/slot-{org}1")}]}));
+    }
+    for resource in &resources {
+        let path = format!("{}/{}", resource["resourceType"].as_str().unwrap(), resource["id"].as_str().unwrap());
+        let r = call(s, Method::PUT, &path, Some(admin), Some(resource)).await;
+        assert!(matches!(r.code(), 200 | 201), "{}", r.what());
+    }
+}
+
+fn hold_of(slot: &str) -> Value {
+    json!({"resourceType": "Parameters", "parameter": [
+        {"name": "slot-reference", "valueReference": {"reference": format!("Slot/{slot}")}},
+        {"name": "slot-status", "valueCode": "busy-tentative"}]})
+}
+
+/// Issue 14's matrix: each role × each interaction on its own data, another patient's and
+/// another organisation's, with the answers the README's Authorization section gives.
+#[tokio::test]
+async fn roles_reach_own_data_and_not_other_patients_or_organisations() {
+    let s = start_with_jwks(&[]).await;
+    let system = token("system/*.cruds");
+    two_organisations(&s, &system).await;
+    let patient = patient_token(Some("pat-1"));
+    let staff_role = staff_token(Some("PractitionerRole/role-a"));
+    let staff_doctor = staff_token(Some("https://termin.test/fhir/Practitioner/doc-a"));
+    let staff_nobody = staff_token(None);
+    let read = |who: &str, path: &str| {
+        let (who, path) = (who.to_owned(), path.to_owned());
+        let s = &s;
+        async move { call(s, Method::GET, &path, Some(&who), None).await.code() }
+    };
+    let with_status = |resource: &Value, status: &str| {
+        let mut changed = resource.clone();
+        changed["status"] = json!(status);
+        changed
+    };
+    let app_a = call(&s, Method::GET, "Appointment/app-a", Some(&system), None).await.json();
+    let app_b = call(&s, Method::GET, "Appointment/app-b", Some(&system), None).await.json();
+    let slot_b2 = call(&s, Method::GET, "Slot/slot-b2", Some(&system), None).await.json();
+
+    // Reads: own 200; another patient's or organisation's Appointment 404 as if unknown.
+    let reads = [
+        (&patient, "Appointment/app-a", 200), (&patient, "Appointment/app-b", 404), (&patient, "Patient/pat-2", 403),
+        (&staff_role, "Appointment/app-a", 200), (&staff_role, "Appointment/app-b", 404),
+        (&staff_role, "Appointment/app-b/_history/1", 404), (&staff_role, "Appointment/app-a/_history", 200),
+        (&staff_doctor, "Appointment/app-a", 200), (&staff_doctor, "Appointment/app-b", 404),
+        (&staff_nobody, "Appointment/app-a", 404),
+        (&staff_role, "Patient/pat-2", 200), (&staff_role, "Schedule/sch-b", 200), (&staff_role, "Slot/slot-b1", 200),
+        (&system, "Appointment/app-a", 200), (&system, "Appointment/app-b", 200), (&system, "Patient/pat-1", 200),
+    ];
+    for (who, path, expected) in reads {
+        assert_eq!(read(who, path).await, expected, "GET {path}");
+    }
+    // Searches: only what the role reaches, also through includes and type history.
+    for (who, expected) in [(&patient, vec!["Appointment/app-a"]), (&staff_role, vec!["Appointment/app-a"]),
+        (&staff_doctor, vec!["Appointment/app-a"]), (&staff_nobody, vec![]), (&system, vec!["Appointment/app-a", "Appointment/app-b"])]
+    {
+        assert_eq!(ids_in(&found(&s, who, "Appointment").await, "match"), expected);
+        assert_eq!(ids_in(&found(&s, who, "Slot?_id=slot-a1,slot-b1&_revinclude=Appointment:slot").await, "include"), expected);
+    }
+    // A Slot search cannot probe the other organisation's bookings through _has.
+    let probe = "Slot?_id=slot-a1,slot-b1&_has:Appointment:slot:patient=pat-2";
+    assert!(ids_in(&found(&s, &staff_role, probe).await, "match").is_empty());
+    assert_eq!(ids_in(&found(&s, &system, probe).await, "match"), ["Slot/slot-b1"]);
+    let history = found(&s, &staff_role, "Appointment/_history").await;
+    assert!(entries(&history).iter().all(|e| e["resource"]["id"] == "app-a"), "{history}");
+    assert_unauthorized(&call(&s, Method::GET, "Appointment/app-a", None, None).await, "anonymous read");
+
+    // Writes on another organisation's schedules, slots and appointments: 403, nothing changes.
+    let new_slot = |schedule: &str| json!({"resourceType": "Slot", "schedule": {"reference": format!("Schedule/{schedule}")},
+        "status": "busy-unavailable", "start": "2030-01-08T09:00:00+01:00", "end": "2030-01-08T12:00:00+01:00"});
+    let new_schedule = |role: &str| json!({"resourceType": "Schedule", "active": true, "actor": [{"reference": format!("PractitionerRole/{role}")}]});
+    let writes = [
+        (&staff_role, Method::PUT, "Appointment/app-b", Some(with_status(&app_b, "cancelled")), 403),
+        (&staff_role, Method::PUT, "Slot/slot-b2", Some(with_status(&slot_b2, "busy-unavailable")), 403),
+        (&staff_role, Method::POST, "Slot", Some(new_slot("sch-b")), 403),
+        (&staff_role, Method::POST, "Schedule", Some(new_schedule("role-b")), 403),
+        (&staff_role, Method::DELETE, "Schedule/sch-b", None, 403),
+        (&staff_role, Method::POST, "Slot/$hold", Some(hold_of("slot-b2")), 403),
+        (&staff_role, Method::POST, "Appointment/$book", Some(booking("pat-2", "slot-b2")), 403),
+        (&staff_nobody, Method::POST, "Slot", Some(new_slot("sch-a")), 403),
+        (&patient, Method::PUT, "Appointment/app-b", Some(with_status(&app_b, "cancelled")), 403),
+        (&patient, Method::POST, "Appointment/$book", Some(booking("pat-2", "slot-b2")), 403),
+        // Own organisation: staff block time, manage schedules, cancel without the policy.
+        (&staff_role, Method::POST, "Slot", Some(new_slot("sch-a")), 201),
+        (&staff_doctor, Method::POST, "Schedule", Some(new_schedule("role-a")), 201),
+        (&staff_doctor, Method::PUT, "Appointment/app-a", Some(with_status(&app_a, "cancelled")), 200),
+    ];
+    for (who, method, path, body, expected) in writes {
+        let r = call(&s, method.clone(), path, Some(who), body.as_ref()).await;
+        assert_eq!(r.code(), expected, "{method} {path}: {}", r.what());
+    }
+    assert_eq!(history_len(&s, "Appointment/app-b", &system).await, 1);
+    assert_eq!(history_len(&s, "Schedule/sch-b", &system).await, 1);
+    assert_eq!(call(&s, Method::GET, "Slot/slot-b2", None, None).await.json()["status"], "free");
+
+    // Hold → book by a patient token without hold-token, by staff for their organisation,
+    // and by a system token on behalf of the patient it names as subject.
+    for (who, slot, for_patient) in [(&patient, "slot-a2", "pat-1"), (&staff_role, "slot-a3", "pat-2"), (&system, "slot-b3", "pat-2")] {
+        call(&s, Method::POST, "Slot/$hold", Some(who), Some(&hold_of(slot))).await.expect_status(200);
+        let booked = call(&s, Method::POST, "Appointment/$book", Some(who), Some(&booking(for_patient, slot))).await;
+        assert_eq!(booked.code(), 201, "{slot}: {}", booked.what());
+        assert_eq!(call(&s, Method::GET, &format!("Slot/{slot}"), None, None).await.json()["status"], "busy");
+    }
+    // The system token is not bound by the compartment: it reads what it booked for pat-2.
+    assert_eq!(ids_in(&found(&s, &system, "Appointment?patient=pat-2").await, "match").len(), 3);
+    assert_eq!(ids_in(&found(&s, &patient, "Appointment").await, "match").len(), 2);
 }

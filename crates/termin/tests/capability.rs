@@ -61,6 +61,7 @@ fn check_capability_statement(cs: &Value, update_create: bool) {
         }
         assert_eq!(r["conditionalCreate"], true, "{ty}.conditionalCreate");
         assert_eq!(r["conditionalUpdate"], true, "{ty}.conditionalUpdate");
+        assert_eq!(r["conditionalRead"], "full-support", "{ty}.conditionalRead");
         assert_eq!(r["updateCreate"], update_create, "{ty}.updateCreate");
         assert_eq!(r["versioning"], "versioned-update", "{ty}.versioning");
     }

@@ -4,7 +4,7 @@
 mod support;
 
 use reqwest::Method;
-use reqwest::header::CONTENT_TYPE;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::{Value, json};
 use support::*;
 
@@ -266,15 +266,16 @@ async fn unsupported_request_content_type_is_415_and_changes_nothing() {
     let mut put_body = v1.clone();
     put_body["name"][0]["family"] = json!("Neu");
     let put_body = serde_json::to_string(&put_body).unwrap();
-    for ct in [
-        "text/plain",
-        "application/xml",
-        "application/fhir+xml",
-        "text/html",
-        "application/x-www-form-urlencoded",
-    ] {
+    for ct in ["text/plain", "text/html", "application/x-www-form-urlencoded", "application/fhir+turtle"] {
         raw(&s, Method::POST, "Patient", ct, &body).await.outcome(415);
         raw(&s, Method::PUT, &format!("Patient/{id}"), ct, &put_body).await.outcome(415);
+    }
+    // JSON declared as XML is read as XML: not well-formed, 400.
+    for ct in ["application/xml", "application/fhir+xml"] {
+        let post = s.request(Method::POST, "Patient").header(CONTENT_TYPE, ct).header(ACCEPT, FHIR_JSON);
+        s.send(post.body(body.clone())).await.outcome(400);
+        let put = s.request(Method::PUT, &format!("Patient/{id}")).header(CONTENT_TYPE, ct).header(ACCEPT, FHIR_JSON);
+        s.send(put.body(put_body.clone())).await.outcome(400);
     }
     assert_eq!(snapshot(&s, &id).await, before);
 }

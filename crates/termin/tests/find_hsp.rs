@@ -3,7 +3,8 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{TestServer, packages_root};
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use support::{TestServer, ig_xml, packages_root};
 
 const SERVICE_TYPE: &str = "http://terminology.hl7.org/CodeSystem/service-type";
 
@@ -85,6 +86,14 @@ async fn the_ig_example_request_finds_the_ig_example_providers() {
     ] {
         assert!(included.contains(&provider.to_owned()), "{provider} missing from {included:?}");
     }
+    // The IG's example as published, in XML and answered in XML: the same providers.
+    let request = s
+        .request(reqwest::Method::POST, "HealthcareService/$findHSP")
+        .header(CONTENT_TYPE, "application/fhir+xml")
+        .header(ACCEPT, "application/fhir+xml")
+        .body(ig_xml("HealthcareService-operationFindHCP-request.xml"));
+    let in_xml = s.send(request).await.expect_status(200).fhir_xml();
+    assert_eq!((ids(&in_xml, "match"), ids(&in_xml, "include")), (ids(&posted, "match"), included));
     // The same without availability, as a GET (availability is POST-only).
     let got = s
         .get(&format!("HealthcareService/$findHSP?healthcareService-type={SERVICE_TYPE}%7C65&healthcareService-zipCodeArea=5350"))

@@ -1,4 +1,5 @@
-//! Content negotiation (Content-Type, Accept, _format, _pretty), Prefer, X-Request-Id.
+//! Content negotiation (Content-Type, Accept, _format, _pretty), Prefer, X-Request-Id. FHIR XML
+//! itself is tested in xml.rs.
 
 mod support;
 
@@ -64,13 +65,19 @@ async fn json_request_content_types_are_accepted() {
 }
 
 #[tokio::test]
-async fn accept_xml_only_is_406_and_json_accepts_work() {
+async fn accept_xml_answers_fhir_xml_and_json_accepts_work() {
     let s = TestServer::start().await;
     let id = id_of(&s.create(&simple_patient("Accept")).await);
     let path = format!("Patient/{id}");
-    for accept in ["application/xml", "application/fhir+xml", "text/xml"] {
+    for accept in ["application/xml", "application/fhir+xml", "text/xml", "text/html, application/fhir+xml;q=0.5"] {
+        let read = s.send(s.request(Method::GET, &path).header(ACCEPT, accept)).await.expect_status(200);
+        assert!(read.text().starts_with("<Patient xmlns=\"http://hl7.org/fhir\">"), "Accept {accept}: {}", read.text());
+        assert_eq!(id_of(&read.fhir_xml()), id);
+        let metadata = s.send(s.request(Method::GET, "metadata").header(ACCEPT, accept)).await.expect_status(200);
+        assert_eq!(metadata.fhir_xml()["resourceType"], "CapabilityStatement");
+    }
+    for accept in ["text/html", "image/png", "application/fhir+json;q=0"] {
         s.send(s.request(Method::GET, &path).header(ACCEPT, accept)).await.outcome(406);
-        s.send(s.request(Method::GET, "metadata").header(ACCEPT, accept)).await.outcome(406);
     }
     for accept in [
         "application/fhir+json",
@@ -78,7 +85,7 @@ async fn accept_xml_only_is_406_and_json_accepts_work() {
         "application/fhir+json; charset=utf-8",
         "*/*",
         "application/*",
-        "application/xml, application/fhir+json",
+        "application/xml;q=0.5, application/fhir+json",
     ] {
         let r = s.send(s.request(Method::GET, &path).header(ACCEPT, accept)).await;
         assert_eq!(r.code(), 200, "Accept: {accept}: {}", r.text());
@@ -88,20 +95,17 @@ async fn accept_xml_only_is_406_and_json_accepts_work() {
 }
 
 #[tokio::test]
-async fn accept_xml_only_on_create_is_406_and_creates_nothing() {
+async fn an_unacceptable_format_on_create_is_406_and_creates_nothing() {
     let s = TestServer::start().await;
-    s.send(
-        json_body(s.request(Method::POST, "Patient"), &simple_patient("Xml"))
-            .header(ACCEPT, "application/fhir+xml"),
-    )
-    .await
-    .outcome(406);
-    s.post("Patient?_format=xml", &simple_patient("Xml")).await.outcome(406);
+    s.send(json_body(s.request(Method::POST, "Patient"), &simple_patient("Html")).header(ACCEPT, "text/html"))
+        .await
+        .outcome(406);
+    s.post("Patient?_format=turtle", &simple_patient("Turtle")).await.outcome(406);
     assert_eq!(s.type_history_len("Patient").await, 0);
 }
 
 #[tokio::test]
-async fn format_parameter_json_accepted_xml_406() {
+async fn format_parameter_json_and_xml() {
     let s = TestServer::start().await;
     let id = id_of(&s.create(&simple_patient("FormatParam")).await);
     for f in ["json", "application%2Ffhir%2Bjson", "application/json", "application%2Fjson"] {
@@ -110,16 +114,23 @@ async fn format_parameter_json_accepted_xml_406() {
         r.assert_fhir_json();
         assert_eq!(id_of(&r.json()), id);
     }
-    // _format overrides an XML Accept header.
+    // _format overrides the Accept header.
     let r = s
         .send(s.request(Method::GET, &format!("Patient/{id}?_format=json")).header(ACCEPT, "application/fhir+xml"))
         .await;
     assert_eq!(r.code(), 200, "_format=json with Accept xml: {}", r.text());
-    for f in ["xml", "application/fhir+xml", "application%2Ffhir%2Bxml", "text/xml"] {
-        s.get(&format!("Patient/{id}?_format={f}")).await.outcome(406);
+    r.assert_fhir_json();
+    for f in ["xml", "application/fhir+xml", "application%2Ffhir%2Bxml", "text/xml", "application/xml"] {
+        let r = s
+            .send(s.request(Method::GET, &format!("Patient/{id}?_format={f}")).header(ACCEPT, "application/fhir+json"))
+            .await
+            .expect_status(200);
+        assert_eq!(id_of(&r.fhir_xml()), id, "_format={f}");
     }
-    s.get("metadata?_format=xml").await.outcome(406);
-    s.get(&format!("Patient?_id={id}&_format=xml")).await.outcome(406);
+    assert_eq!(s.get("metadata?_format=xml").await.expect_status(200).fhir_xml()["resourceType"], "CapabilityStatement");
+    let bundle = s.get(&format!("Patient?_id={id}&_format=xml")).await.expect_status(200).fhir_xml();
+    assert_eq!(id_of(&bundle["entry"][0]["resource"]), id);
+    s.get(&format!("Patient/{id}?_format=turtle")).await.outcome(406);
 }
 
 /// `_format=application/fhir+json` written literally, as in the contract and in the FHIR spec's
@@ -137,7 +148,8 @@ async fn format_parameter_with_a_literal_plus_is_accepted() {
         assert_eq!(r.code(), 200, "GET {p}: {}", r.text());
         r.assert_fhir_json();
     }
-    s.get(&format!("Patient/{id}?_format=application/fhir+xml")).await.outcome(406);
+    let r = s.get(&format!("Patient/{id}?_format=application/fhir+xml")).await.expect_status(200);
+    assert_eq!(id_of(&r.fhir_xml()), id);
 }
 
 #[tokio::test]

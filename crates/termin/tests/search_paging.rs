@@ -52,6 +52,21 @@ async fn next_and_previous_links_walk_both_ways() {
     for page in [&first, &second, &third, &last] {
         assert_eq!(page["total"], 20);
     }
+    // The Link header mirrors Bundle.link (RFC 8288), in JSON and XML answers alike.
+    let middle = s.local(&link(&first, "next").unwrap());
+    for path in [middle.clone(), format!("{middle}&_format=xml")] {
+        let r = s.get(&path).await.expect_status(200);
+        let header: BTreeSet<String> = r.require_header("link").split(", ").map(str::to_owned).collect();
+        let page = if path.ends_with("_format=xml") { r.fhir_xml() } else { r.json() };
+        let mirrored: BTreeSet<String> = page["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| format!("<{}>; rel=\"{}\"", l["url"].as_str().unwrap(), l["relation"].as_str().unwrap()))
+            .collect();
+        assert_eq!(header.len(), 3, "{header:?}");
+        assert_eq!(header, mirrored);
+    }
 }
 
 #[tokio::test]

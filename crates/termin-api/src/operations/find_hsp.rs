@@ -56,7 +56,9 @@ fn definition_parameters() -> Value {
              that has a position (default 10 km): Locations within it are wanted places too, nearest first."),
         parameter("return", "out", 1, "1", "Bundle",
             "searchset: matching HealthcareServices (match), their providers (include) and an OperationOutcome \
-             (outcome) naming each provider's earliest free slot in the wanted time."),
+             (outcome) naming each provider's earliest free slot in the wanted time. The IG's definition names \
+             this output `result` while its example answers with the Bundle itself; Termin answers with the \
+             Bundle itself, which FHIR spells as the single out parameter `return`."),
     ])
 }
 

@@ -4,7 +4,9 @@
 
 mod book;
 mod find_hsp;
+mod generate_slots;
 mod hold;
+mod subscription;
 mod validate;
 
 use crate::SharedState;
@@ -29,7 +31,16 @@ const TERMIN_BASE: &str = "https://termin.at/fhir/OperationDefinition";
 const TERMIN_PARAMETER: &str = "Termin: ";
 
 /// Every operation Termin serves.
-pub const OPERATIONS: &[&Operation] = &[&hold::HOLD, &book::BOOK, &find_hsp::FIND_HSP, &validate::VALIDATE];
+pub const OPERATIONS: &[&Operation] = &[
+    &hold::HOLD,
+    &book::BOOK,
+    &find_hsp::FIND_HSP,
+    &validate::VALIDATE,
+    &generate_slots::GENERATE_SLOTS,
+    &subscription::STATUS,
+    &subscription::EVENTS,
+    &subscription::GET_WS_BINDING_TOKEN,
+];
 
 /// One invocation of an operation, as its handler receives it.
 pub struct Invocation {
@@ -255,6 +266,20 @@ pub fn routes() -> Vec<(String, MethodRouter<SharedState>)> {
                         .await
                 },
             );
+            let instance_level = if op.safe {
+                instance_level.get(
+                    move |State(state): State<SharedState>,
+                          Ctx(ctx): Ctx,
+                          Path((type_name, id)): Path<(String, String)>,
+                          RawQuery(query): RawQuery,
+                          format: ResponseFormat,
+                          base: BaseUrl| async move {
+                        op.invoke(state, &type_name, Call { ctx, id: Some(id), query, format, base, body: None }).await
+                    },
+                )
+            } else {
+                instance_level
+            };
             routes.push((op.instance_path(), instance_level));
         }
     }
@@ -308,7 +333,7 @@ fn param_path(name: &str) -> String {
     format!("Parameters.parameter.where(name = '{name}')")
 }
 
-/// The answer of `$hold` and `$book`: a Parameters resource.
+/// The answer of `$hold`, `$book` and `$generate-slots`: a Parameters resource.
 fn parameters(entries: Vec<Value>) -> Value {
     json!({"resourceType": "Parameters", "parameter": entries})
 }

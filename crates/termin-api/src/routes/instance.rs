@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use termin_domain::{WriteOutcome, WriteStatus};
 use termin_fhir::{Issue, IssueCode, OperationOutcome};
-use termin_fhir::instant::format_http_date;
+use termin_fhir::instant::{format_http_date, parse_http_date};
 use termin_store::ResourceVersion;
 
 /// A response carrying one resource version with its ETag and Last-Modified.
@@ -67,10 +67,33 @@ pub async fn read(
     Ctx(ctx): Ctx,
     Path((type_name, id)): Path<(String, String)>,
     format: ResponseFormat,
+    headers: HeaderMap,
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
     let version = state.domain.resources.read(&ctx, resource_type, &id).await?;
-    Ok(resource_response(StatusCode::OK, format, &version))
+    Ok(conditional_read_response(&headers, format, &version))
+}
+
+/// A read's answer: `304 Not Modified` (validators, no body) when the client already holds this
+/// version, by `If-None-Match` (`W/"n"`, a list, or `*`) or, without that, by
+/// `If-Modified-Since` (RFC 9110 §13.1.2–3); the resource otherwise.
+fn conditional_read_response(headers: &HeaderMap, format: ResponseFormat, version: &ResourceVersion) -> FhirResponse {
+    let current = match headers.get(header::IF_NONE_MATCH) {
+        Some(tags) => tags.to_str().unwrap_or_default().split(',').map(str::trim).any(|tag| {
+            let opaque = tag.strip_prefix("W/").unwrap_or(tag);
+            tag == "*" || opaque.strip_prefix('"').and_then(|t| t.strip_suffix('"')) == Some(&version.version.to_string())
+        }),
+        None => headers
+            .get(header::IF_MODIFIED_SINCE)
+            .and_then(|since| parse_http_date(since.to_str().ok()?))
+            .is_some_and(|since| version.last_updated.as_second() <= since.as_second()),
+    };
+    let mut response = resource_response(StatusCode::OK, format, version);
+    if current {
+        response.status = StatusCode::NOT_MODIFIED;
+        response.payload = None;
+    }
+    response
 }
 
 pub async fn vread(
@@ -78,13 +101,14 @@ pub async fn vread(
     Ctx(ctx): Ctx,
     Path((type_name, id, version_id)): Path<(String, String, String)>,
     format: ResponseFormat,
+    headers: HeaderMap,
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
     let Ok(number) = version_id.parse::<u64>() else {
         return Err(ApiError::not_found(format!("{type_name}/{id} has no version {version_id:?}")));
     };
     let version = state.domain.resources.vread(&ctx, resource_type, &id, number).await?;
-    Ok(resource_response(StatusCode::OK, format, &version))
+    Ok(conditional_read_response(&headers, format, &version))
 }
 
 pub async fn update(

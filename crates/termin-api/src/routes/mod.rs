@@ -4,6 +4,7 @@
 pub mod history;
 pub mod instance;
 pub mod search;
+pub mod subscriptions;
 pub mod system;
 pub mod type_level;
 

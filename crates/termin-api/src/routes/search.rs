@@ -110,7 +110,9 @@ async fn run(
         max_count: state.config.max_count,
         handling: search_handling(headers),
     };
-    let parsed = termin_search::registry()
+    let parsed = state
+        .domain
+        .search_parameters()
         .parse_search(resource_type, &pairs, &options)
         .map_err(search_error)?;
     if let Some(auth) = &state.auth {

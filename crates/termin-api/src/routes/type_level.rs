@@ -10,11 +10,13 @@ use crate::SharedState;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::HeaderMap;
 use termin_fhir::{Issue, IssueCode, ResourceType};
+use termin_search::SearchParameters;
 use termin_store::Condition;
 
 /// Parses search criteria (a query string) used as a write condition. Unlike a search,
 /// every parameter must be understood: an ignored criterion could select the wrong resource.
 pub fn criteria(
+    search: &SearchParameters,
     resource_type: ResourceType,
     query: Option<&str>,
     what: &str,
@@ -30,7 +32,7 @@ pub fn criteria(
             format!("{what} needs search criteria, e.g. identifier=system|value"),
         )));
     }
-    termin_search::registry()
+    search
         .parse_criteria(resource_type, &pairs, Some(&base.0), jiff::Timestamp::now())
         .map_err(|e| {
             let issue = Issue::error(super::search::issue_code(&e), format!("{what}: {}", e.message));
@@ -55,7 +57,7 @@ pub async fn create(
     refuse_criteria_in_url(resource_type, uri.query())?;
     let condition = match headers.get("if-none-exist") {
         None => None,
-        Some(value) => Some(criteria(resource_type, Some(value.to_str().unwrap_or_default()), "If-None-Exist", &base)?),
+        Some(value) => Some(criteria(state.domain.search_parameters(), resource_type, Some(value.to_str().unwrap_or_default()), "If-None-Exist", &base)?),
     };
     let outcome = state
         .domain
@@ -102,7 +104,7 @@ pub async fn conditional_update(
     FhirBody(body): FhirBody,
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
-    let conditions = criteria(resource_type, uri.query(), "A conditional update", &base)?;
+    let conditions = criteria(state.domain.search_parameters(), resource_type, uri.query(), "A conditional update", &base)?;
     let expected = if_match(&headers)?;
     let outcome = state
         .domain

@@ -6,22 +6,10 @@ use jiff::civil::{Date, Time, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 use serde_json::Value;
+use termin_calendar::weekday;
 
 /// A half-open interval `[start, end)` of instants.
 pub type Interval = (Timestamp, Timestamp);
-
-fn weekday(code: &str) -> Option<Weekday> {
-    Some(match code {
-        "mon" => Weekday::Monday,
-        "tue" => Weekday::Tuesday,
-        "wed" => Weekday::Wednesday,
-        "thu" => Weekday::Thursday,
-        "fri" => Weekday::Friday,
-        "sat" => Weekday::Saturday,
-        "sun" => Weekday::Sunday,
-        _ => return None,
-    })
-}
 
 fn local_instant(date: Date, time: Time, zone: &TimeZone) -> Option<Timestamp> {
     date.to_datetime(time).to_zoned_datetime(zone.clone()).ok().map(|z| z.timestamp())

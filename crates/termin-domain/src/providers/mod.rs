@@ -170,7 +170,7 @@ fn references(resource: &Map<String, Value>, element: &str, target: ResourceType
 /// which of the ids a batched search asked for a found resource refers to.
 fn local_targets<'a>(references: Vec<&'a Value>) -> impl Iterator<Item = (ResourceType, String)> + 'a {
     references.into_iter().filter_map(|r| {
-        let literal = termin_search::parse_literal(r.get("reference")?.as_str()?)?;
+        let literal = termin_fhir::parse_literal(r.get("reference")?.as_str()?)?;
         let target = literal.resource_type.parse().ok()?;
         literal.base.is_none().then(|| (target, literal.id.to_owned()))
     })

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use termin_fhir::ResourceType;
 use crate::Caller;
 use termin_store::{SystemMatch, TokenMatch};
-use termin_store_sqlite::SqliteStore;
+use termin_store_sqlite::temporary::TemporaryStore;
 
 const SERVICE_TYPE: &str = "http://terminology.hl7.org/CodeSystem/service-type";
 const HOLD: SignedDuration = SignedDuration::from_mins(10);
@@ -24,21 +24,20 @@ impl Clock for ManualClock {
 struct World {
     service: Domain,
     clock: Arc<ManualClock>,
-    _dir: tempfile::TempDir,
+    _db: TemporaryStore,
 }
 
 impl World {
     async fn new() -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.db"), 2).await.unwrap();
+        let db = TemporaryStore::open().await.unwrap();
         let clock = Arc::new(ManualClock(Mutex::new("2026-03-02T08:00:00Z".parse().unwrap())));
         let service = Domain::new(
-            Arc::new(store),
+            db.store.clone(),
             clock.clone(),
             ServiceConfig { hold_duration: HOLD, ..ServiceConfig::default() },
             termin_search::registry(),
         );
-        World { service, clock, _dir: dir }
+        World { service, clock, _db: db }
     }
 
     async fn put(&self, resource: Value) {
@@ -383,9 +382,8 @@ async fn near_finds_providers_within_the_distance_nearest_first() {
 
 #[tokio::test]
 async fn a_storage_failure_is_an_error_not_an_unknown_service_or_location() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("t.db"), 2).await.unwrap());
-    let probe = Arc::new(crate::test_support::ProbeStore::new(store));
+    let db = TemporaryStore::open().await.unwrap();
+    let probe = Arc::new(crate::test_support::ProbeStore::new(db.store.clone()));
     let service = Domain::new(probe.clone(), Arc::new(crate::SystemClock), ServiceConfig::default(), termin_search::registry());
     let ctx = Caller::anonymous("client");
     let by_reference = ProviderQuery { service_reference: Some("HealthcareService/physio".into()), ..ProviderQuery::default() };

@@ -4,7 +4,7 @@ use crate::{ServiceConfig, SystemClock};
 use serde_json::json;
 use crate::Caller;
 use termin_store::{SystemMatch, TokenMatch};
-use termin_store_sqlite::SqliteStore;
+use termin_store_sqlite::temporary::TemporaryStore;
 
 fn ctx() -> Caller {
     Caller::anonymous("test")
@@ -15,10 +15,11 @@ fn object(value: Value) -> Map<String, Value> {
     map
 }
 
-async fn service(dir: &tempfile::TempDir, update_create: bool) -> ResourceService {
-    let store = SqliteStore::open(&dir.path().join("t.db"), 2).await.unwrap();
+/// The resource service over a fresh temporary store (kept alive by the second value).
+async fn service(update_create: bool) -> (ResourceService, TemporaryStore) {
+    let db = TemporaryStore::open().await.unwrap();
     let config = ServiceConfig { update_create, ..ServiceConfig::default() };
-    crate::Domain::new(Arc::new(store), Arc::new(SystemClock), config, termin_search::registry()).resources
+    (crate::Domain::new(db.store.clone(), Arc::new(SystemClock), config, termin_search::registry()).resources, db)
 }
 
 fn body_of(outcome: &WriteOutcome) -> Value {
@@ -27,8 +28,7 @@ fn body_of(outcome: &WriteOutcome) -> Value {
 
 #[tokio::test]
 async fn unchanged_update_creates_no_version() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = service(&dir, true).await;
+    let (svc, _db) = service(true).await;
     let patient = json!({"resourceType": "Patient", "id": "p", "meta": {"profile": ["urn:x"]}, "active": true});
     let first = svc.update(&ctx(), ResourceType::Patient, "p", object(patient.clone()), None).await.unwrap();
     assert_eq!(first.status, WriteStatus::Created);
@@ -47,8 +47,7 @@ async fn unchanged_update_creates_no_version() {
 
 #[tokio::test]
 async fn stale_if_match_is_rejected_without_change() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = service(&dir, true).await;
+    let (svc, _db) = service(true).await;
     let p = json!({"resourceType": "Patient", "id": "p"});
     svc.update(&ctx(), ResourceType::Patient, "p", object(p), None).await.unwrap();
     let changed = json!({"resourceType": "Patient", "id": "p", "active": true});
@@ -64,8 +63,7 @@ async fn stale_if_match_is_rejected_without_change() {
 
 #[tokio::test]
 async fn conditional_create_returns_the_existing_match() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = service(&dir, true).await;
+    let (svc, _db) = service(true).await;
     let p = json!({"resourceType": "Patient", "identifier": [{"system": "urn:s", "value": "1"}]});
     let by_identifier = [Condition::TokenAny {
         param: "identifier".into(),
@@ -83,8 +81,7 @@ async fn conditional_create_returns_the_existing_match() {
 
 #[tokio::test]
 async fn update_create_can_be_switched_off() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = service(&dir, false).await;
+    let (svc, _db) = service(false).await;
     let p = json!({"resourceType": "Patient", "id": "p"});
     let err = svc.update(&ctx(), ResourceType::Patient, "p", object(p), None).await.unwrap_err();
     assert!(matches!(err, DomainError::NotAllowed(_)));
@@ -92,8 +89,7 @@ async fn update_create_can_be_switched_off() {
 
 #[tokio::test]
 async fn delete_then_read_is_gone_and_recreate_works() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = service(&dir, true).await;
+    let (svc, _db) = service(true).await;
     let p = json!({"resourceType": "Patient", "id": "p"});
     svc.update(&ctx(), ResourceType::Patient, "p", object(p.clone()), None).await.unwrap();
     svc.delete(&ctx(), ResourceType::Patient, "p", None).await.unwrap();
@@ -106,8 +102,7 @@ async fn delete_then_read_is_gone_and_recreate_works() {
 
 #[tokio::test]
 async fn wrong_resource_type_is_invalid() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = service(&dir, true).await;
+    let (svc, _db) = service(true).await;
     let err = svc
         .create(&ctx(), ResourceType::Slot, object(json!({"resourceType": "Patient"})), None)
         .await
@@ -124,8 +119,7 @@ fn slot(id: &str) -> Map<String, Value> {
 
 #[tokio::test]
 async fn import_applies_booking_rules_and_keeps_what_is_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = service(&dir, true).await;
+    let (svc, _db) = service(true).await;
     let appointment = object(json!({
         "resourceType": "Appointment", "id": "a", "status": "booked", "slot": [{"reference": "Slot/s1"}],
         "start": "2026-12-01T09:00:00+01:00", "end": "2026-12-01T09:30:00+01:00",
@@ -145,8 +139,7 @@ async fn import_applies_booking_rules_and_keeps_what_is_stored() {
 
 #[tokio::test]
 async fn import_writes_nothing_when_one_resource_is_bad() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = service(&dir, true).await;
+    let (svc, _db) = service(true).await;
     let nameless = object(json!({"resourceType": "Slot", "status": "free"}));
     let err = svc.import(&ctx(), vec![slot("s1"), nameless]).await.unwrap_err();
     assert!(matches!(err, DomainError::Invalid(_)), "{err:?}");

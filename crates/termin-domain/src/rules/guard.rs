@@ -28,6 +28,7 @@ pub(crate) async fn guard_write(
     new: Option<&mut Map<String, Value>>,
 ) -> Result<(), DomainError> {
     crate::compartment::check_write(ctx.context(), resource_type, id, previous, new.as_deref())?;
+    crate::organisation::check_write(tx, ctx.context(), resource_type, id, previous, new.as_deref()).await?;
     match resource_type {
         ResourceType::Appointment => guard_appointment(tx, ctx, now, id, version, previous, new).await,
         ResourceType::Slot => {
@@ -40,6 +41,9 @@ pub(crate) async fn guard_write(
             Some(new) => super::policy::check_policy_values(resource_type, new),
             None => Ok(()),
         },
+        ResourceType::Subscription => {
+            crate::subscriptions::guard_subscription(tx, ctx, now, id, version, previous, new).await
+        }
         _ => Ok(()),
     }
 }
@@ -55,6 +59,16 @@ async fn guard_appointment(
 ) -> Result<(), DomainError> {
     if let (Some(previous), Some(new)) = (previous, new.as_deref()) {
         check_unchangeable(previous, new)?;
+    }
+    // Staff confirm pending bookings; a patient's token may only decline (cancel) its own.
+    if let (Some(previous), Some(new)) = (previous, new.as_deref())
+        && model::status(previous) == Some("pending")
+        && model::status(new) == Some("booked")
+        && ctx.is_patient_token()
+    {
+        return Err(DomainError::forbidden(
+            "A pending booking is confirmed by staff or an integration (user/ or system/ scopes), not by a patient's token",
+        ));
     }
     let was_cancelled = previous.is_some_and(is_cancelled);
     // A patient's client frees booked time only before the cancellation deadline, whether it

@@ -129,6 +129,8 @@ impl SchedulingService {
         let Some((slot, body)) = tx.read_live(ResourceType::Slot, &slot_id).await? else {
             return Err(DomainError::NotFound(format!("Slot/{slot_id}")));
         };
+        // Staff hold and release only their organisations' slots.
+        crate::organisation::check_write(&mut tx, ctx.context(), ResourceType::Slot, &slot_id, Some(&body), Some(&body)).await?;
         let slot_state = SlotState::read(&mut tx, &slot_id, model::status(&body), now).await?;
         let live_hold = slot_state.live_hold();
         let held_by_other = live_hold.is_some_and(|h| !ctx.owns_hold(h));

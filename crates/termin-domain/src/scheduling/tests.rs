@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use termin_fhir::ResourceType;
 use termin_store::ResourceStore;
 use termin_store_sqlite::SqliteStore;
+use termin_store_sqlite::temporary::TemporaryStore;
 
 /// A clock the test moves by hand.
 struct ManualClock(Mutex<Timestamp>);
@@ -28,7 +29,7 @@ struct World {
     service: Domain,
     store: Arc<SqliteStore>,
     clock: Arc<ManualClock>,
-    _dir: tempfile::TempDir,
+    _db: TemporaryStore,
 }
 
 fn object(value: Value) -> Map<String, Value> {
@@ -47,8 +48,8 @@ fn holder(token: &str) -> Caller {
 const HOLD: SignedDuration = SignedDuration::from_mins(10);
 
 async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("t.db"), 2).await.unwrap());
+    let db = TemporaryStore::open().await.unwrap();
+    let store = db.store.clone();
     let clock = Arc::new(ManualClock(Mutex::new("2026-03-02T08:00:00Z".parse().unwrap())));
     let service = Domain::new(
         store.clone(),
@@ -82,7 +83,7 @@ async fn world() -> World {
             service.resources.update(&ctx, ResourceType::Slot, slot["id"].as_str().unwrap(), object(slot.clone()), None).await.unwrap();
         }
     }
-    World { service, store, clock, _dir: dir }
+    World { service, store, clock, _db: db }
 }
 
 fn appointment(slots: &[&str]) -> Map<String, Value> {
@@ -240,6 +241,25 @@ async fn manual_confirmation_makes_bookings_pending_until_staff_decide() {
     cancelled.insert("status".into(), json!("cancelled"));
     w.service.resources.update(&client(), ResourceType::Appointment, &id, cancelled, None).await.unwrap();
     assert_eq!(slot_status(&w, "confirm-9").await, "free");
+}
+
+#[tokio::test]
+async fn a_patient_token_declines_but_does_not_confirm_its_pending_booking() {
+    let w = world().await;
+    let principal = termin_store::TokenPrincipal { subject: "anna".into(), client_id: None, patient: Some("anna".into()), fhir_user: None };
+    let anna = Caller::new(
+        termin_store::RequestContext::anonymous("r").with_token(principal, termin_store::Scope::parse_all("patient/Appointment.cruds")),
+    );
+    let pending = w.service.scheduling.book(&anna, appointment(&["confirm-8"])).await.unwrap();
+    let id = pending.version.unwrap().id;
+    let mut confirmed = pending.appointment.clone();
+    confirmed.insert("status".into(), json!("booked"));
+    let refused = w.service.resources.update(&anna, ResourceType::Appointment, &id, confirmed, None).await.unwrap_err();
+    assert!(matches!(refused, DomainError::Forbidden(_)), "{refused:?}");
+    let mut declined = pending.appointment;
+    declined.insert("status".into(), json!("cancelled"));
+    w.service.resources.update(&anna, ResourceType::Appointment, &id, declined, None).await.unwrap();
+    assert_eq!(slot_status(&w, "confirm-8").await, "free");
 }
 
 #[tokio::test]

@@ -210,16 +210,16 @@ mod tests {
     #[test]
     fn a_chain_to_several_types_counts_its_values_per_type() {
         // `supporting-info` may refer to any of the served types.
-        let served = ResourceType::ALL.len();
+        let types = ResourceType::ALL.len();
         let fanned_out = |n| vec![pair("supporting-info._id", values(n))];
-        search(ResourceType::Appointment, &fanned_out(MAX_VALUES / served)).unwrap();
+        search(ResourceType::Appointment, &fanned_out(MAX_VALUES / types)).unwrap();
         assert_too_costly(
-            search(ResourceType::Appointment, &fanned_out(MAX_VALUES / served + 1)),
+            search(ResourceType::Appointment, &fanned_out(MAX_VALUES / types + 1)),
             "supporting-info._id",
             "more than 200 values in all",
         );
         // Inside _has too, reported on the whole parameter.
-        let nested = [pair("_has:Appointment:patient:supporting-info._id", values(MAX_VALUES / served + 1))];
+        let nested = [pair("_has:Appointment:patient:supporting-info._id", values(MAX_VALUES / types + 1))];
         assert_too_costly(
             search(ResourceType::Patient, &nested),
             "_has:Appointment:patient:supporting-info._id",

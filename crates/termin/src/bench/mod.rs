@@ -70,7 +70,13 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     pub contended_slots: u32,
 
-    /// FHIR package directories for the server it starts (turns validation on), as for `termin serve`
+    /// Validation of writes by the server it starts, as for `termin serve` (on: R5 and the
+    /// shipped AT profiles, as in production)
+    #[arg(long, value_name = "on|off", default_value = "on",
+          value_parser = clap::builder::PossibleValuesParser::new(["on", "off"]))]
+    pub validation: String,
+
+    /// Further FHIR package directories for the server it starts, as for `termin serve`
     #[arg(long = "packages", value_name = "DIR", value_delimiter = ',')]
     pub packages: Vec<PathBuf>,
 }
@@ -105,7 +111,7 @@ async fn bench(args: BenchArgs) -> Result<bool, String> {
                 .clone()
                 .unwrap_or_else(|| format!("termin-bench-{scale}.db").into());
             seed_unless_present(&Database::from(database.clone()), scale, args.seed).await?;
-            let started = server::Server::start(&database, &args.packages).await?;
+            let started = server::Server::start(&database, &args.validation, &args.packages).await?;
             let url = started.base_url();
             eprintln!("server started in {:.0?} at {url}", started.start_up);
             server = Some(started);

@@ -23,7 +23,8 @@ pub struct Memory {
 }
 
 impl Server {
-    pub async fn start(database: &Path, packages: &[PathBuf]) -> Result<Server, String> {
+    /// `termin serve` on `database`, with `--validation` set to `validation` (on|off).
+    pub async fn start(database: &Path, validation: &str, packages: &[PathBuf]) -> Result<Server, String> {
         let executable = std::env::current_exe().map_err(|e| format!("cannot find the termin executable: {e}"))?;
         let mut command = Command::new(executable);
         command
@@ -35,9 +36,7 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
-        if packages.is_empty() {
-            command.args(["--validation", "off"]);
-        }
+        command.args(["--validation", validation]);
         for dir in packages {
             command.arg("--packages").arg(dir);
         }

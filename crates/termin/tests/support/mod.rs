@@ -38,8 +38,8 @@ use termin_store_postgres::scratch::ScratchDatabase;
 /// The server's read-only type: AuditEvents are recorded by the server itself.
 pub const RECORDED_TYPE: &str = "AuditEvent";
 
-/// The ten resource types clients read and write (contract of the foundation issue).
-pub const SUPPORTED_TYPES: [&str; 10] = [
+/// The resource types clients read and write (the ten of the foundation issue, and Subscription).
+pub const SUPPORTED_TYPES: [&str; 11] = [
     "Patient",
     "Practitioner",
     "PractitionerRole",
@@ -50,6 +50,7 @@ pub const SUPPORTED_TYPES: [&str; 10] = [
     "Slot",
     "Appointment",
     "RelatedPerson",
+    "Subscription",
 ];
 
 pub const FHIR_JSON: &str = "application/fhir+json";
@@ -802,6 +803,19 @@ impl Resp {
         );
     }
 
+    /// Asserts `Content-Type: application/fhir+xml; charset=utf-8` and returns the body's JSON
+    /// form (read with the server's own converter, over the R5 core package).
+    #[track_caller]
+    pub fn fhir_xml(&self) -> Value {
+        let ct = self.require_header("content-type");
+        assert_eq!(ct.to_ascii_lowercase().replace(' ', ""), "application/fhir+xml;charset=utf-8", "{}", self.what());
+        assert!(self.text().starts_with('<'), "{}: not XML: {}", self.what(), self.text());
+        match xml_converter().from_xml(&self.body) {
+            Ok(resource) => Value::Object(resource),
+            Err(issue) => panic!("{}: the XML body cannot be read ({issue:?}): {}", self.what(), self.text()),
+        }
+    }
+
     /// Asserts `status` and that the body is a well-formed OperationOutcome (every issue has
     /// severity, code and non-empty diagnostics; at least one error/fatal issue). Returns it.
     #[track_caller]
@@ -818,6 +832,25 @@ impl Resp {
         assert_outcome(&body, &self.what());
         body
     }
+}
+
+/// FHIR XML ⇄ JSON over the R5 core package of the FHIR package cache, loaded once.
+pub fn xml_converter() -> &'static termin_xml::XmlConverter {
+    static CONVERTER: std::sync::OnceLock<termin_xml::XmlConverter> = std::sync::OnceLock::new();
+    CONVERTER.get_or_init(|| {
+        termin_xml::XmlConverter::load(termin_search::default_package_cache().as_deref()).expect("the R5 core package")
+    })
+}
+
+/// An XML example of the IG's pages (kept with the converter's tests, which say where from).
+pub fn ig_xml(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../termin-xml/tests/data/ig-examples").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `body` as FHIR XML.
+pub fn to_xml(body: &Value) -> String {
+    xml_converter().to_xml(body, false).unwrap_or_else(|issue| panic!("no XML form ({issue:?}): {body}"))
 }
 
 #[track_caller]
@@ -1073,6 +1106,11 @@ pub fn minimal(ty: &str) -> Value {
         "Slot" => json!({"resourceType": "Slot", "schedule": {"reference": "Schedule/s1"}, "status": "free", "start": "2025-09-15T08:00:00+02:00", "end": "2025-09-15T08:30:00+02:00"}),
         "Appointment" => json!({"resourceType": "Appointment", "status": "proposed", "participant": [{"actor": {"reference": "Patient/x"}, "status": "needs-action"}]}),
         "RelatedPerson" => json!({"resourceType": "RelatedPerson", "patient": {"reference": "Patient/x"}, "name": [{"family": "Angehörige"}]}),
+        // Nothing listens on port 9 (discard): delivery fails quietly in the background.
+        "Subscription" => json!({"resourceType": "Subscription", "status": "requested",
+            "topic": "http://localhost/fhir/SubscriptionTopic/appointment-booked",
+            "channelType": {"system": "http://terminology.hl7.org/CodeSystem/subscription-channel-type", "code": "rest-hook"},
+            "endpoint": "http://127.0.0.1:9/hook"}),
         other => panic!("no fixture for {other}"),
     }
 }
