@@ -40,7 +40,7 @@ pub use clock::{Clock, SystemClock};
 pub use domain::Domain;
 pub use error::DomainError;
 pub use kernel::{ServiceConfig, WriteOutcome, WriteStatus};
-pub use providers::near::Point;
+pub use termin_fhir::geo::Point;
 pub use providers::{BusinessIdentifier, LocationSelector, ProviderMatches, ProviderQuery, ProviderService, ServiceMatch};
 pub use resources::{ImportSummary, ResourceService};
 pub use scheduling::{

@@ -54,14 +54,15 @@ enum SortColumn {
     Text,
 }
 
-/// How a backend represents a sort key's values: dates as integer instants, numbers as reals,
-/// everything else as text.
+/// How a backend represents a sort key's values: dates as integer instants, numbers and
+/// distances as reals, everything else as text.
 fn sort_column(key: &SortKey) -> SortColumn {
     match &key.param {
         SortParam::Id => SortColumn::Text,
+        SortParam::Distance { .. } => SortColumn::Real,
         SortParam::Indexed { kind, .. } => match kind {
             IndexKind::Date => SortColumn::Integer,
-            IndexKind::Number | IndexKind::Quantity => SortColumn::Real,
+            IndexKind::Number | IndexKind::Quantity | IndexKind::Position => SortColumn::Real,
             IndexKind::Token | IndexKind::String | IndexKind::Reference | IndexKind::Uri => SortColumn::Text,
         },
     }

@@ -2,6 +2,7 @@
 //! and each element becomes rows by its FHIR type (the spec's "search type × data type" table).
 
 use crate::definitions::ParamType;
+use termin_fhir::geo::Point;
 use termin_fhir::reference::{parse_literal, split_canonical};
 use crate::registry::SearchParam;
 use crate::temporal::{InstantRange, parse_range};
@@ -10,7 +11,8 @@ use jiff::tz::TimeZone;
 use serde_json::Value;
 use termin_fhirpath::{EvalContext, Item, SystemValue, evaluate};
 use termin_store::{
-    DateIndex, IndexEntries, NumberIndex, QuantityIndex, ReferenceIndex, StringIndex, TokenIndex, UriIndex,
+    DateIndex, IndexEntries, NumberIndex, PositionIndex, QuantityIndex, ReferenceIndex, StringIndex, TokenIndex,
+    UriIndex,
 };
 
 /// Evaluates every parameter of the resource's type and collects the rows.
@@ -89,7 +91,17 @@ fn push_item(param: &SearchParam, item: &Item<'_>, time_zone: &TimeZone, entries
                 entries.quantities.push(row);
             }
         }
-        ParamType::Composite | ParamType::Special => {}
+        // `near`, the one special parameter served: a `Location.position`.
+        ParamType::Special => {
+            let position = json.and_then(|j| Point::new(j.get("latitude")?.as_f64()?, j.get("longitude")?.as_f64()?));
+            if let Some(position) = position {
+                entries.positions.push(PositionIndex {
+                    param: code.to_owned(),
+                    position,
+                });
+            }
+        }
+        ParamType::Composite => {}
     }
 }
 

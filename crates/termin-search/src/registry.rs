@@ -17,11 +17,14 @@ pub const DEFAULT_TIME_ZONE: &str = "Europe/Vienna";
 
 /// Bumped whenever the rows extracted for the same definitions change, so stored indexes are
 /// rebuilt at start-up.
-const INDEX_FORMAT: u32 = 2;
+const INDEX_FORMAT: u32 = 3;
 
 /// Parameters whose type is supported but whose meaning is not a value of the resource:
 /// `_in` asks for membership in a List, Group or CareTeam, none of which is served here.
 const MEMBERSHIP_PARAMS: [&str; 1] = ["_in"];
+
+/// The special parameters Termin serves: `near` (Location.position), indexed as positions.
+const SPECIAL_PARAMS: [&str; 1] = ["near"];
 
 /// One search parameter as it applies to one resource type.
 #[derive(Debug)]
@@ -45,7 +48,7 @@ impl SearchParam {
 
     /// The index table its rows live in.
     pub fn index_kind(&self) -> Option<IndexKind> {
-        index_kind(self.kind)
+        index_kind(self.kind, &self.code)
     }
 
     /// The modifiers Termin supports on this parameter (the CapabilityStatement lists them).
@@ -58,8 +61,8 @@ impl SearchParam {
             ParamType::String => &["missing", "exact", "contains"],
             ParamType::Reference => &["missing", "identifier", "[type]"],
             ParamType::Uri => &["missing", "below", "above"],
-            ParamType::Date | ParamType::Number | ParamType::Quantity => &["missing"],
-            ParamType::Composite | ParamType::Special => &[],
+            ParamType::Date | ParamType::Number | ParamType::Quantity | ParamType::Special => &["missing"],
+            ParamType::Composite => &[],
         }
     }
 
@@ -85,7 +88,7 @@ impl SearchParam {
     }
 }
 
-pub(crate) fn index_kind(kind: ParamType) -> Option<IndexKind> {
+pub(crate) fn index_kind(kind: ParamType, code: &str) -> Option<IndexKind> {
     Some(match kind {
         ParamType::Token => IndexKind::Token,
         ParamType::String => IndexKind::String,
@@ -94,6 +97,7 @@ pub(crate) fn index_kind(kind: ParamType) -> Option<IndexKind> {
         ParamType::Quantity => IndexKind::Quantity,
         ParamType::Reference => IndexKind::Reference,
         ParamType::Uri => IndexKind::Uri,
+        ParamType::Special if SPECIAL_PARAMS.contains(&code) => IndexKind::Position,
         ParamType::Composite | ParamType::Special => return None,
     })
 }
@@ -128,7 +132,7 @@ impl SearchParameters {
         let model = ElementModel::load(&package, &roots)?;
         let mut params: HashMap<ResourceType, Vec<SearchParam>> = HashMap::new();
         for definition in load_definitions(&package)? {
-            let supported = index_kind(definition.kind).is_some() && !MEMBERSHIP_PARAMS.contains(&definition.code.as_str());
+            let supported = index_kind(definition.kind, &definition.code).is_some() && !MEMBERSHIP_PARAMS.contains(&definition.code.as_str());
             let Some(expression) = definition.expression.as_deref().filter(|_| supported) else {
                 continue;
             };

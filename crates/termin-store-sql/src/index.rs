@@ -5,7 +5,7 @@ use crate::query::{REFERENCE_DATE_PAIRS, micros};
 use crate::{Dialect, PushValue, SqlResult, Value};
 use termin_store::{DateIndex, IndexEntries, ReferenceIndex};
 
-const INDEX_TABLES: [&str; 8] = [
+const INDEX_TABLES: [&str; 9] = [
     "search_token",
     "search_string",
     "search_date",
@@ -14,6 +14,7 @@ const INDEX_TABLES: [&str; 8] = [
     "search_reference",
     "search_uri",
     "search_reference_date",
+    "search_position",
 ];
 
 /// Text as the dialect can store it: where text cannot hold NUL, a NUL inside an indexed value
@@ -221,6 +222,18 @@ pub async fn replace_index<D: Dialect>(
                     micros(date.high, i64::MAX).into(),
                 ]);
                 values
+            },
+        ),
+        insert::<D, _>(
+            "search_position",
+            "param, latitude, longitude, x, y, z",
+            res_type,
+            res_id,
+            &entries.positions,
+            |row| {
+                let [x, y, z] = row.position.unit_vector();
+                let coordinates = [row.position.latitude, row.position.longitude, x, y, z];
+                std::iter::once(text::<D>(&row.param)).chain(coordinates.map(Value::from)).collect()
             },
         ),
     ];

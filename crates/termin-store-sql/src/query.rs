@@ -13,6 +13,7 @@ use jiff::{RoundMode, TimestampRound, Unit};
 use std::marker::PhantomData;
 use termin_fhir::instant::format_instant;
 use termin_fhir::ResourceType;
+use termin_fhir::geo::Near;
 use termin_store::{
     Comparison, Condition, Filter, HistoryRequest, IndexKind, Keyset, QuantityMatch, RangeEnd, RangePoint, RangeTest,
     ReferenceMatch, SortKey, SortParam, SortValue, StringMatch, SystemMatch, TokenMatch, UriMatch,
@@ -55,6 +56,7 @@ fn table(kind: IndexKind) -> &'static str {
         IndexKind::Quantity => "search_quantity",
         IndexKind::Reference => "search_reference",
         IndexKind::Uri => "search_uri",
+        IndexKind::Position => "search_position",
     }
 }
 
@@ -330,6 +332,19 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                 return;
             }
             SortParam::Indexed { param, kind } => (param, *kind),
+            SortParam::Distance { param, from } => {
+                // The nearest position's chord (see `termin_fhir::geo`), which orders as the
+                // great-circle distance does.
+                let alias = self.alias("s");
+                q.push(format!("coalesce((SELECT {}(", if key.descending { "max" } else { "min" }));
+                push_chord_squared(q, &alias, from.unit_vector());
+                q.push(format!(") FROM {} WHERE ", rows_of::<D>(IndexKind::Position, &alias)));
+                self.push_row_owner(q, &alias, resource_type, id, param);
+                q.push("), ");
+                q.push_value(if key.descending { f64::MIN } else { f64::MAX });
+                q.push(")");
+                return;
+            }
         };
         if id == "c.res_id" && kind == IndexKind::Date && self.projected_date == Some(param.as_str()) {
             q.push(if key.descending { "c.high" } else { "c.low" });
@@ -347,6 +362,9 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                 "coalesce({alias}.target_type || '/' || {alias}.target_id, {alias}.url, {alias}.identifier_value)"
             ),
             IndexKind::Uri => format!("{alias}.uri"),
+            // Positions have no order of their own (distances are `SortParam::Distance`):
+            // south to north.
+            IndexKind::Position => format!("{alias}.latitude"),
         };
         q.push(format!("coalesce((SELECT {aggregate}({column}) FROM {} WHERE ", rows_of::<D>(kind, &alias)));
         self.push_row_owner(q, &alias, resource_type, id, param);
@@ -357,8 +375,8 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
         match (kind, key.descending) {
             (IndexKind::Date, false) => q.push_value(i64::MAX),
             (IndexKind::Date, true) => q.push_value(i64::MIN),
-            (IndexKind::Number | IndexKind::Quantity, false) => q.push_value(f64::MAX),
-            (IndexKind::Number | IndexKind::Quantity, true) => q.push_value(f64::MIN),
+            (IndexKind::Number | IndexKind::Quantity | IndexKind::Position, false) => q.push_value(f64::MAX),
+            (IndexKind::Number | IndexKind::Quantity | IndexKind::Position, true) => q.push_value(f64::MIN),
             (_, false) => q.push_value(TEXT_MAX),
             (_, true) => q.push_value(""),
         };
@@ -701,6 +719,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                     q.push(format!(", {alias}.uri) = 1"));
                 }
             }),
+            Condition::Near { area, .. } => push_near(q, alias, area),
             other => unreachable!("not a value condition: {other:?}"),
         }
         q.push(")");
@@ -901,6 +920,39 @@ fn push_quantity<D: Dialect>(q: &mut QueryBuilder<D>, alias: &str, quantity: &Qu
     }
 }
 
+/// The squared chord between a position row and a point of the unit sphere.
+fn push_chord_squared<D: Dialect>(q: &mut QueryBuilder<D>, alias: &str, [x, y, z]: [f64; 3]) {
+    q.push("(");
+    for (i, (column, value)) in [("x", x), ("y", y), ("z", z)].into_iter().enumerate() {
+        q.push(format!("{}({alias}.{column} - ", if i > 0 { " + " } else { "" }));
+        q.push_value(value);
+        q.push(format!(") * ({alias}.{column} - "));
+        q.push_value(value);
+        q.push(")");
+    }
+    q.push(")");
+}
+
+/// A position row within the area: inside its bounding box (an index range on latitude), then
+/// exactly, by the chord to the centre.
+fn push_near<D: Dialect>(q: &mut QueryBuilder<D>, alias: &str, area: &Near) {
+    let bounds = area.bounding_box();
+    q.push(format!("{alias}.latitude >= "));
+    q.push_value(bounds.latitudes.0);
+    q.push(format!(" AND {alias}.latitude <= "));
+    q.push_value(bounds.latitudes.1);
+    if let Some((west, east)) = bounds.longitudes {
+        q.push(format!(" AND {alias}.longitude >= "));
+        q.push_value(west);
+        q.push(format!(" AND {alias}.longitude <= "));
+        q.push_value(east);
+    }
+    q.push(" AND ");
+    push_chord_squared(q, alias, area.centre.unit_vector());
+    q.push(" <= ");
+    q.push_value(area.max_chord_squared());
+}
+
 /// The parameter and index table of a value condition.
 fn indexed(condition: &Condition) -> (&str, IndexKind) {
     match condition {
@@ -912,6 +964,7 @@ fn indexed(condition: &Condition) -> (&str, IndexKind) {
         Condition::QuantityAny { param, .. } => (param, IndexKind::Quantity),
         Condition::ReferenceAny { param, .. } => (param, IndexKind::Reference),
         Condition::UriAny { param, .. } => (param, IndexKind::Uri),
+        Condition::Near { param, .. } => (param, IndexKind::Position),
         other => unreachable!("not a value condition: {other:?}"),
     }
 }
@@ -932,6 +985,8 @@ fn selectivity(condition: &Condition) -> Option<u8> {
             .all(|a| !matches!(a, StringMatch::Contains(_)))
             .then_some(2),
         Condition::UriAny { alternatives, .. } => alternatives.iter().all(|a| matches!(a, UriMatch::Exact(_))).then_some(1),
+        // A latitude band of the position index.
+        Condition::Near { .. } => Some(2),
         Condition::Chain { condition, .. } | Condition::ReferencedBy { condition, .. } => selectivity(condition),
         _ => None,
     }

@@ -68,9 +68,10 @@ fn sort_columns(sort: &[SortKey]) -> impl Iterator<Item = (String, SortColumn)> 
         let column = match &key.param {
             SortParam::Indexed { kind: IndexKind::Date, .. } => SortColumn::Integer,
             SortParam::Indexed {
-                kind: IndexKind::Number | IndexKind::Quantity,
+                kind: IndexKind::Number | IndexKind::Quantity | IndexKind::Position,
                 ..
-            } => SortColumn::Real,
+            }
+            | SortParam::Distance { .. } => SortColumn::Real,
             _ => SortColumn::Text,
         };
         (format!("k{i}"), column)

@@ -5,6 +5,7 @@
 use crate::ResourceVersion;
 use jiff::Timestamp;
 use termin_fhir::ResourceType;
+use termin_fhir::geo::{Near, Point};
 
 /// A token index row: `system|code` of an element a search parameter points at, with the
 /// text `:text` searches and the identifier type `:of-type` searches.
@@ -102,6 +103,14 @@ pub struct UriIndex {
     pub uri: String,
 }
 
+/// A position index row (R5's special parameter `near` on `Location.position`): a WGS84 point
+/// in degrees.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PositionIndex {
+    pub param: String,
+    pub position: Point,
+}
+
 /// Everything a backend needs to index a resource version for search.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IndexEntries {
@@ -112,6 +121,7 @@ pub struct IndexEntries {
     pub quantities: Vec<QuantityIndex>,
     pub references: Vec<ReferenceIndex>,
     pub uris: Vec<UriIndex>,
+    pub positions: Vec<PositionIndex>,
 }
 
 /// The index table a parameter's rows live in.
@@ -124,6 +134,7 @@ pub enum IndexKind {
     Quantity,
     Reference,
     Uri,
+    Position,
 }
 
 /// A condition on the current (non-deleted) resources of one type.
@@ -166,6 +177,8 @@ pub enum Condition {
         param: String,
         alternatives: Vec<UriMatch>,
     },
+    /// A position row within the great-circle distance of the area's centre (`near`).
+    Near { param: String, area: Near },
     /// `:missing`: whether `param` has no index row at all.
     Missing {
         param: String,
@@ -306,16 +319,19 @@ pub struct Filter {
 
 /// A sort key: the parameter's lowest value ascending, its highest descending; resources
 /// without a value come last either way.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SortKey {
     pub param: SortParam,
     pub descending: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SortParam {
     Id,
     Indexed { param: String, kind: IndexKind },
+    /// The great-circle distance of the parameter's nearest position row from `from`
+    /// (ascending: nearest first).
+    Distance { param: String, from: Point },
 }
 
 /// One value of a sort key as the backend orders it. Missing values are represented by the

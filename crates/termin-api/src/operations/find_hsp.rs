@@ -12,7 +12,8 @@ use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
-use termin_domain::{BusinessIdentifier, LocationSelector, Point, ProviderQuery};
+use termin_domain::{BusinessIdentifier, LocationSelector, ProviderQuery};
+use termin_fhir::geo;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, Parameters, ResourceType};
 use termin_store::{Permission, SystemMatch, TokenMatch};
 
@@ -48,7 +49,7 @@ fn definition_parameters() -> Value {
             "Termin: how far ahead availability and free slots are looked at (a date includes that day); \
              default 28 days, at most 90 days ahead (else 400)."),
         parameter("near", "in", 0, "1", "string",
-            "Termin: latitude|longitude|distance|unit as R5's `near` (unit km, m or [mi_i], default km; distance \
+            "Termin: latitude|longitude|distance|unit as R5's `near` (unit km, m, [mi_i] or [mi_us], default km; distance \
              default near-distance, else 10 km): providers at Locations whose position lies within the distance, \
              nearest first."),
         parameter("near-distance", "in", 0, "1", "string",
@@ -105,38 +106,9 @@ fn business_identifier(identifier: &Map<String, Value>) -> Result<BusinessIdenti
     }
 }
 
-/// A distance in km from a number and a UCUM unit (`km`, `m`, `[mi_i]`; none: km).
+/// A distance in km from a number and a UCUM unit (see [`geo::DISTANCE_UNITS`]; none: km).
 fn kilometres(parameter: &str, distance: &str, unit: &str) -> Result<f64, ApiError> {
-    let per_unit = match unit.trim() {
-        "" | "km" => 1.0,
-        "m" => 0.001,
-        "[mi_i]" => 1.609_344,
-        other => return Err(bad(parameter, format!("{parameter}: unit {other:?} is not km, m or [mi_i]"))),
-    };
-    match distance.trim().parse::<f64>() {
-        Ok(d) if d.is_finite() && d >= 0.0 => Ok(d * per_unit),
-        _ => Err(bad(parameter, format!("{parameter}: distance {distance:?} is not a number of at least 0"))),
-    }
-}
-
-/// `near` as in R5 search: `latitude|longitude|distance|unit`, the distance optional.
-fn near(value: &str) -> Result<(Point, Option<f64>), ApiError> {
-    let parts: Vec<&str> = value.split('|').collect();
-    let coordinate = |text: &str, limit: f64| text.trim().parse::<f64>().ok().filter(|c| c.is_finite() && c.abs() <= limit);
-    let (Some(latitude), Some(longitude)) = (
-        parts.first().and_then(|t| coordinate(t, 90.0)),
-        parts.get(1).and_then(|t| coordinate(t, 180.0)),
-    ) else {
-        return Err(bad("near", format!("near must be latitude|longitude|distance|unit (degrees, distance optional), got {value:?}")));
-    };
-    let radius = match parts.get(2).copied() {
-        Some(distance) if parts.len() <= 4 && !distance.trim().is_empty() => {
-            Some(kilometres("near", distance, parts.get(3).copied().unwrap_or(""))?)
-        }
-        _ if parts.len() <= 4 => None,
-        _ => return Err(bad("near", format!("near has more than four parts: {value:?}"))),
-    };
-    Ok((Point { latitude, longitude }, radius))
+    geo::kilometres(distance, unit).map_err(|message| bad(parameter, format!("{parameter}: {message}")))
 }
 
 /// Reads one `name = value` input into the query.
@@ -159,7 +131,7 @@ fn add_text(query: &mut ProviderQuery, name: &str, value: &str) -> Result<(), Ap
         "healthcareService-zipCodeArea" => query.zip_areas.push(value.trim().to_owned()),
         "availability-until" => query.until = Some(value.to_owned()),
         "near" => {
-            let (centre, radius) = near(value)?;
+            let (centre, radius) = geo::parse_near(value).map_err(|message| bad("near", message))?;
             query.near = Some(centre);
             query.radius_km = radius.or(query.radius_km);
         }

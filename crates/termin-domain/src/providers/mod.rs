@@ -29,14 +29,13 @@
 //! (none last), then by their providers' earliest free slot (none last), then name, then id.
 
 pub mod availability;
-pub mod near;
 
 use crate::caller::Caller;
 use crate::DomainError;
 use crate::kernel::Kernel;
 use std::sync::Arc;
 use availability::Interval;
-use near::{Near, Point};
+use termin_fhir::geo::{self as near, Near, Point};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -90,7 +89,7 @@ pub struct ProviderQuery {
     /// Termin's `near`: the point providers should be near.
     pub near: Option<Point>,
     /// How far from `near` and from the wanted Locations' positions counts as near; by default
-    /// [`near::DEFAULT_RADIUS_KM`].
+    /// [`near::DEFAULT_NEAR_RADIUS_KM`].
     pub radius_km: Option<f64>,
 }
 
@@ -625,7 +624,7 @@ impl ProviderService {
         if query.locations.is_empty() && query.zip_areas.is_empty() && query.near.is_none() {
             return Ok(None);
         }
-        let radius_km = query.radius_km.unwrap_or(near::DEFAULT_RADIUS_KM);
+        let radius_km = query.radius_km.unwrap_or(near::DEFAULT_NEAR_RADIUS_KM);
         let mut centres: Vec<Near> = query.near.iter().map(|&centre| Near { centre, radius_km }).collect();
         let mut wanted = Places::default();
         for selector in &query.locations {
@@ -671,8 +670,10 @@ impl ProviderService {
             wanted.organizations.extend(organizations.into_iter().map(|o| o.id));
         }
         if !centres.is_empty() {
-            // No index knows positions: every Location is looked at.
-            for location in self.find_all(ctx, ResourceType::Location, Vec::new()).await? {
+            // The position index finds the Locations within some radius; the distance decides
+            // which centre each is nearest to.
+            let areas = centres.iter().map(|&area| Condition::Near { param: "near".into(), area }).collect();
+            for location in self.find_all(ctx, ResourceType::Location, vec![Condition::Any(areas)]).await? {
                 if let Some(distance) = near::position(&body(&location)).and_then(|at| near::nearest(&centres, at)) {
                     wanted.distances.insert(location.id.clone(), distance);
                     wanted.locations.insert(location.id);

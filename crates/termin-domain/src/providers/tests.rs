@@ -1,4 +1,4 @@
-use super::near::Point;
+use termin_fhir::geo::Point;
 use super::{BusinessIdentifier, IDS_PER_SEARCH, ProviderMatches, ProviderQuery, SLOTS_PER_PAGE};
 use crate::{Clock, HoldOutcome, Domain, ServiceConfig, SlotSelector};
 use jiff::{SignedDuration, Timestamp};

@@ -11,6 +11,7 @@ use crate::temporal::parse_range;
 use crate::text::normalize;
 use jiff::Timestamp;
 use termin_fhir::ResourceType;
+use termin_fhir::geo::{self, Near};
 use termin_store::{
     Condition, IdentifierOfType, QuantityMatch, RangeTest, ReferenceMatch, StringMatch, SystemMatch, TokenMatch,
     UriMatch,
@@ -263,7 +264,23 @@ impl FilterParser<'_> {
                     alternatives: alternatives(value).map(|a| make(unescape(a))).collect(),
                 }
             }
-            ParamType::Composite | ParamType::Special => {
+            // `near`, the one special parameter with an index.
+            ParamType::Special => {
+                if let Some(other) = modifier {
+                    return unsupported(other);
+                }
+                let mut areas = Vec::new();
+                for alternative in alternatives(value) {
+                    let (centre, radius_km) = geo::parse_near(alternative).map_err(error)?;
+                    let area = Near { centre, radius_km: radius_km.unwrap_or(geo::DEFAULT_NEAR_RADIUS_KM) };
+                    areas.push(Condition::Near { param: code.clone(), area });
+                }
+                match <[Condition; 1]>::try_from(areas) {
+                    Ok([one]) => one,
+                    Err(several) => Condition::Any(several),
+                }
+            }
+            ParamType::Composite => {
                 return Ok(Filtered::Unsupported(format!("{code} is a {} parameter", param.kind.code())));
             }
         };

@@ -120,7 +120,7 @@ fn values(condition: &Condition) -> usize {
         Condition::QuantityAny { alternatives, .. } => alternatives.len(),
         Condition::ReferenceAny { alternatives, .. } => alternatives.len(),
         Condition::UriAny { alternatives, .. } => alternatives.len(),
-        Condition::Missing { .. } => 1,
+        Condition::Missing { .. } | Condition::Near { .. } => 1,
         Condition::Not(inner) => values(inner),
         Condition::Any(conditions) => conditions.iter().map(values).sum(),
         Condition::Chain { condition, .. } | Condition::ReferencedBy { condition, .. } => values(condition),

@@ -171,7 +171,7 @@ impl SearchParameters {
         };
         let mut notes = Vec::new();
         let mut conditions = Vec::new();
-        let mut sort = Vec::new();
+        let mut sort = None;
         let mut count = options.default_count;
         let mut cursor = None;
         let mut total = TotalMode::Accurate;
@@ -203,7 +203,7 @@ impl SearchParameters {
                         .map_err(|_| SearchError::invalid("_count", format!("_count must be a non-negative integer, got {value:?}")))?
                         .min(options.max_count);
                 }
-                "_sort" => sort = results::parse_sort(self, resource_type, value)?,
+                "_sort" => sort = Some(results::parse_sort(self, resource_type, value)?),
                 "_total" => total = results::parse_total(value)?,
                 "_summary" => match value {
                     "count" => summary_count = true,
@@ -239,6 +239,7 @@ impl SearchParameters {
         if active_by_default(resource_type) && !filters_active && self.param(resource_type, "active").is_some() {
             conditions.push(inactive_excluded());
         }
+        let sort = sort.unwrap_or_else(|| results::default_sort(&conditions));
         let page = match cursor {
             None => None,
             Some(text) => Some(decode_cursor(text, &sort).ok_or_else(|| {

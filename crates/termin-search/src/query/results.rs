@@ -5,7 +5,7 @@ use super::values::split_unescaped;
 use crate::definitions::ParamType;
 use crate::registry::SearchParameters;
 use termin_fhir::ResourceType;
-use termin_store::{Include, SortKey, SortParam};
+use termin_store::{Condition, Include, IndexKind, SortKey, SortParam};
 
 /// How `Bundle.total` is reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +45,12 @@ pub(crate) fn parse_sort(
                 .ok_or_else(|| {
                     SearchError::invalid("_sort", format!("{resource_type} cannot be sorted by {code:?}: no such parameter"))
                 })?;
+            if kind == IndexKind::Position {
+                return Err(SearchError::invalid(
+                    "_sort",
+                    format!("{code} has no order of its own; a search with one {code} value and no _sort is sorted by distance"),
+                ));
+            }
             SortParam::Indexed {
                 param: code.to_owned(),
                 kind,
@@ -53,6 +59,21 @@ pub(crate) fn parse_sort(
         keys.push(SortKey { param, descending });
     }
     Ok(keys)
+}
+
+/// The order of a search without `_sort`: nearest first when it has a single `near` value.
+pub(crate) fn default_sort(conditions: &[Condition]) -> Vec<SortKey> {
+    let mut areas = conditions.iter().filter_map(|condition| match condition {
+        Condition::Near { param, area } => Some((param, area)),
+        _ => None,
+    });
+    match (areas.next(), areas.next()) {
+        (Some((param, area)), None) => vec![SortKey {
+            param: SortParam::Distance { param: param.clone(), from: area.centre },
+            descending: false,
+        }],
+        _ => Vec::new(),
+    }
 }
 
 /// `Source:param[:Target]` or `Source:*`, for `_include` (`reverse` false) and `_revinclude`.

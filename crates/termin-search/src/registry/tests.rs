@@ -29,7 +29,8 @@ fn loads_the_parameters_of_every_served_type() {
     }
     assert!(loaded.param(ResourceType::Appointment, "actor").is_some());
     assert!(loaded.param(ResourceType::Patient, "_in").is_none(), "_in needs List/Group membership");
-    assert!(loaded.param(ResourceType::Location, "near").is_none(), "special parameters are not served");
+    assert_eq!(loaded.param(ResourceType::Location, "near").unwrap().index_kind(), Some(IndexKind::Position));
+    assert!(loaded.param(ResourceType::Location, "contains").is_none(), "other special parameters are not served");
     assert_eq!(
         loaded.param(ResourceType::Appointment, "date").unwrap().expression_text,
         "(start | requestedPeriod.start).first()"
