@@ -6,10 +6,11 @@
 //!
 //! Supported: every R5 parameter of the served types of type token, reference, date, string,
 //! uri, number and quantity (plus `_id`, `_lastUpdated`, `_profile`, `_tag`, `_security`,
-//! `_source`, `_language`); prefixes with precision-as-range semantics; the modifiers listed by
+//! `_source`, `_language`), and the special parameter `near` on Location (position rows, a
+//! great-circle area, nearest first without `_sort`; geometry in `termin_fhir::geo`); prefixes with precision-as-range semantics; the modifiers listed by
 //! [`SearchParam::modifiers`]; chains and `_has` (within the limits of `query/limits.rs`), `_include`/`_revinclude` (with
 //! `:iterate`), `_sort`, `_count`, `_total`, `_summary=count`, `_elements` and keyset cursors.
-//! Not supported: composite and special parameters (`near`, `contains`, `_text`, `_content`,
+//! Not supported: composite and the other special parameters (`contains`, `_text`, `_content`,
 //! `_filter`, `_list`, `_query`, `_type`) and `_in` (membership in List/Group/CareTeam, which
 //! are not served).
 

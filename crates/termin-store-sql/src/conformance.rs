@@ -6,9 +6,10 @@
 
 use jiff::Timestamp;
 use termin_fhir::ResourceType;
+use termin_fhir::geo::{Near, Point};
 use termin_store::{
     ChangeKind, Comparison, Condition, DateIndex, DomainEvent, Filter, HistoryRequest, Include, IndexEntries, IndexKind,
-    Keyset, NewVersion, RangeEnd, RangePoint, RangeTest, ReferenceIndex, ReferenceMatch, RequestContext, ResourceStore,
+    Keyset, NewVersion, PositionIndex, RangeEnd, RangePoint, RangeTest, ReferenceIndex, ReferenceMatch, RequestContext, ResourceStore,
     ResourceVersion, SearchPage, SearchRequest, SlotHold, SortKey, SortParam, StoreError, SystemMatch, TokenIndex,
     TokenMatch,
 };
@@ -28,7 +29,7 @@ pub trait Fixture: Sized {
 #[macro_export]
 macro_rules! store_conformance {
     ($fixture:ty) => {
-        $crate::store_conformance!(@cases $fixture; history_pages_newest_first, versions_stay_readable, a_version_is_written_once, a_resource_may_index_many_rows, holds_are_placed_renewed_listed_and_released, a_slot_is_booked_once, outbox_events_follow_their_append_order, overlapping_periods_are_found, writes_are_visible_after_commit_only, token_conditions_match_system_and_code, keyset_pages_follow_the_sort_both_ways, chains_references_dates_and_has, token_rows_hold_only_inside_their_validity_window, includes_follow_references_and_iterate, absolute_references_are_local_only_under_the_server_base, the_index_can_be_rebuilt_resource_by_resource, backwards_cursor_from_the_first_row_finds_nothing_before, driven_searches_page_in_sort_order, reference_and_date_searches_page_through_the_projection);
+        $crate::store_conformance!(@cases $fixture; history_pages_newest_first, versions_stay_readable, a_version_is_written_once, a_resource_may_index_many_rows, holds_are_placed_renewed_listed_and_released, a_slot_is_booked_once, outbox_events_follow_their_append_order, overlapping_periods_are_found, writes_are_visible_after_commit_only, token_conditions_match_system_and_code, keyset_pages_follow_the_sort_both_ways, chains_references_dates_and_has, token_rows_hold_only_inside_their_validity_window, includes_follow_references_and_iterate, absolute_references_are_local_only_under_the_server_base, the_index_can_be_rebuilt_resource_by_resource, backwards_cursor_from_the_first_row_finds_nothing_before, driven_searches_page_in_sort_order, reference_and_date_searches_page_through_the_projection, positions_are_found_near_a_point_nearest_first);
     };
     (@cases $fixture:ty; $($case:ident),*) => {
         $(
@@ -645,4 +646,61 @@ pub async fn reference_and_date_searches_page_through_the_projection(store: &dyn
     req.page = None;
     req.count = 10;
     assert_eq!(ids(&store.search(&ctx(), &req).await.unwrap()), ["absolute", "s2"]);
+}
+
+/// Locations at Vienna, Floridsdorf (≈ 6 km north), Graz (≈ 145 km), Linz (≈ 155 km), on both
+/// sides of the antimeridian near Fiji, and one without a position.
+pub async fn positions_are_found_near_a_point_nearest_first(store: &dyn ResourceStore) {
+    let located = |id: &str, at: Option<(f64, f64)>| {
+        let positions = at
+            .map(|(latitude, longitude)| PositionIndex { param: "near".into(), position: Point { latitude, longitude } })
+            .into_iter()
+            .collect();
+        version(ResourceType::Location, id, IndexEntries { positions, ..IndexEntries::default() })
+    };
+    let places = [
+        ("linz", Some((48.3069, 14.2858))),
+        ("graz", Some((47.0707, 15.4395))),
+        ("floridsdorf", Some((48.2565, 16.3999))),
+        ("vienna", Some((48.2082, 16.3738))),
+        ("suva", Some((-18.1248, 178.4501))),
+        ("taveuni", Some((-16.85, -179.97))),
+        ("nowhere", None),
+    ];
+    write_all(store, places.iter().map(|(id, at)| located(id, *at)).collect()).await;
+    let vienna = Point { latitude: 48.2085, longitude: 16.3721 };
+    let near = |centre: Point, radius_km: f64| Condition::Near { param: "near".into(), area: Near { centre, radius_km } };
+    let by_distance = |from: Point| vec![SortKey { param: SortParam::Distance { param: "near".into(), from }, descending: false }];
+    let mut req = request(ResourceType::Location, vec![near(vienna, 150.0)]);
+    req.sort = by_distance(vienna);
+    assert_eq!(ids(&store.search(&ctx(), &req).await.unwrap()), ["vienna", "floridsdorf", "graz"]);
+    // Paged by distance, both ways; the Locations without a position come last.
+    req.filter.conditions.clear();
+    req.count = 3;
+    let first = store.search(&ctx(), &req).await.unwrap();
+    assert_eq!(ids(&first), ["vienna", "floridsdorf", "graz"]);
+    req.page = first.next.clone();
+    let second = store.search(&ctx(), &req).await.unwrap();
+    assert_eq!(ids(&second), ["linz", "taveuni", "suva"]);
+    req.page = second.next.clone();
+    assert_eq!(ids(&store.search(&ctx(), &req).await.unwrap()), ["nowhere"]);
+    req.page = second.previous.clone();
+    assert_eq!(ids(&store.search(&ctx(), &req).await.unwrap()), ["vienna", "floridsdorf", "graz"]);
+    // Not driving (an id list is more selective), and across the antimeridian (Suva to
+    // Taveuni ≈ 220 km).
+    let suva = Point { latitude: -18.1248, longitude: 178.4501 };
+    let ids_and_near = request(
+        ResourceType::Location,
+        vec![Condition::IdIn(vec!["suva".into(), "taveuni".into(), "vienna".into()]), near(suva, 250.0)],
+    );
+    assert_eq!(ids(&store.search(&ctx(), &ids_and_near).await.unwrap()), ["suva", "taveuni"]);
+    let missing = Condition::Missing { param: "near".into(), kind: IndexKind::Position, missing: true };
+    assert_eq!(ids(&store.search(&ctx(), &request(ResourceType::Location, vec![missing])).await.unwrap()), ["nowhere"]);
+    // A new version's rows replace the old ones.
+    let mut moved = located("vienna", None);
+    moved.version.version = 2;
+    moved.change = ChangeKind::Update;
+    write_all(store, vec![moved]).await;
+    let around_vienna = request(ResourceType::Location, vec![near(vienna, 10.0)]);
+    assert_eq!(ids(&store.search(&ctx(), &around_vienna).await.unwrap()), ["floridsdorf"]);
 }

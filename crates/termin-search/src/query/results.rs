@@ -140,3 +140,55 @@ pub(crate) fn parse_elements(value: &str) -> Result<Vec<String>, SearchError> {
     }
     Ok(names)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::query::{SearchErrorKind, SearchOptions};
+    use crate::registry;
+    use jiff::Timestamp;
+    use termin_fhir::ResourceType;
+    use termin_fhir::geo::{Near, Point};
+    use termin_store::{Condition, SortKey, SortParam};
+
+    fn search(pairs: &[(&str, &str)]) -> Result<crate::ParsedSearch, crate::SearchError> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        let options = SearchOptions {
+            server_base: None,
+            now: Timestamp::UNIX_EPOCH,
+            default_count: 20,
+            max_count: 500,
+            handling: Default::default(),
+        };
+        registry().parse_search(ResourceType::Location, &pairs, &options)
+    }
+
+    const VIENNA: Point = Point { latitude: 48.2, longitude: 16.37 };
+
+    #[test]
+    fn near_is_a_distance_around_a_point_sorted_nearest_first() {
+        let parsed = search(&[("near", "48.2|16.37|5|[mi_i]")]).unwrap();
+        let area = Near { centre: VIENNA, radius_km: 5.0 * 1.609_344 };
+        assert_eq!(parsed.request.filter.conditions, [Condition::Near { param: "near".into(), area }]);
+        let by_distance = SortKey { param: SortParam::Distance { param: "near".into(), from: VIENNA }, descending: false };
+        assert_eq!(parsed.request.sort, [by_distance]);
+        // Without a distance: the default radius; with _sort: that order.
+        let parsed = search(&[("near", "48.2|16.37"), ("_sort", "name")]).unwrap();
+        let area = Near { centre: VIENNA, radius_km: termin_fhir::geo::DEFAULT_NEAR_RADIUS_KM };
+        assert_eq!(parsed.request.filter.conditions, [Condition::Near { param: "near".into(), area }]);
+        assert!(matches!(&parsed.request.sort[..], [SortKey { param: SortParam::Indexed { .. }, .. }]));
+        // Two centres: either one, and no single distance to sort by.
+        let parsed = search(&[("near", "48.2|16.37|1,47|15|1")]).unwrap();
+        assert!(matches!(&parsed.request.filter.conditions[..], [Condition::Any(areas)] if areas.len() == 2));
+        assert!(parsed.request.sort.is_empty());
+    }
+
+    #[test]
+    fn bad_near_values_and_sorting_by_near_are_invalid() {
+        for value in ["abc", "91|0", "0|0|-2|km", "0|0|1|parsec"] {
+            let error = search(&[("near", value)]).unwrap_err();
+            assert_eq!((error.param.as_str(), error.kind), ("near", SearchErrorKind::Invalid), "{value}");
+        }
+        let error = search(&[("_sort", "near")]).unwrap_err();
+        assert_eq!((error.param.as_str(), error.kind), ("_sort", SearchErrorKind::Invalid));
+    }
+}

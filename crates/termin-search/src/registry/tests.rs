@@ -140,3 +140,14 @@ fn mandatory_elements_come_from_the_r5_definitions() {
     assert_eq!(params().mandatory_elements(ResourceType::Appointment), ["status", "participant"]);
     assert!(params().mandatory_elements(ResourceType::Patient).is_empty());
 }
+
+#[test]
+fn indexes_a_location_position_for_near() {
+    let index = entries(json!({"resourceType": "Location", "id": "l", "position": {"latitude": 48.2, "longitude": 16.37}}));
+    let position = termin_fhir::geo::Point { latitude: 48.2, longitude: 16.37 };
+    assert_eq!(index.positions, [termin_store::PositionIndex { param: "near".into(), position }]);
+    for without in [json!({}), json!({"latitude": 95, "longitude": 16}), json!({"latitude": "48", "longitude": 16})] {
+        let index = entries(json!({"resourceType": "Location", "id": "l", "position": without}));
+        assert!(index.positions.is_empty(), "{without}");
+    }
+}
