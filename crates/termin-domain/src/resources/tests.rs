@@ -3,7 +3,7 @@ use super::*;
 use crate::{ServiceConfig, SystemClock};
 use serde_json::json;
 use crate::Caller;
-use termin_store::{SystemMatch, TokenMatch};
+use termin_store::{IndexEntries, ResourceStore, SystemMatch, TokenMatch};
 use termin_store_sqlite::temporary::TemporaryStore;
 
 fn ctx() -> Caller {
@@ -154,4 +154,40 @@ async fn import_writes_nothing_when_one_resource_is_bad() {
     let err = svc.import(&ctx(), vec![slot("s1"), booking("a"), booking("b")]).await.unwrap_err();
     assert!(matches!(err, DomainError::Conflict(_)), "{err:?}");
     assert!(matches!(svc.read(&ctx(), ResourceType::Slot, "s1").await, Err(DomainError::NotFound(_))));
+}
+
+/// Locations stored before `near` was served have no position rows; the rebuild at start-up
+/// (the fingerprint changed with the parameter) gives them theirs.
+#[tokio::test]
+async fn the_index_rebuild_gives_older_locations_their_positions() {
+    let (svc, db) = service(true).await;
+    let location = json!({"resourceType": "Location", "id": "graz", "position": {"latitude": 47.07, "longitude": 15.44}});
+    svc.update(&ctx(), ResourceType::Location, "graz", object(location), None).await.unwrap();
+    let store = db.store.clone();
+    let mut tx = store.begin_write(&termin_store::RequestContext::anonymous("test")).await.unwrap();
+    tx.replace_index(ResourceType::Location, "graz", &IndexEntries::default()).await.unwrap();
+    tx.set_search_index_fingerprint("before near").await.unwrap();
+    tx.commit().await.unwrap();
+    let near_graz = within_20_km_of(termin_fhir::geo::Point { latitude: 47.0, longitude: 15.4 });
+    assert!(svc.search(&ctx(), &near_graz).await.unwrap().matches.is_empty());
+    assert_eq!(svc.refresh_search_index().await.unwrap(), 1);
+    assert_eq!(svc.search(&ctx(), &near_graz).await.unwrap().matches[0].id, "graz");
+}
+
+fn within_20_km_of(centre: termin_fhir::geo::Point) -> SearchRequest {
+    let area = termin_fhir::geo::Near { centre, radius_km: 20.0 };
+    SearchRequest {
+        resource_type: ResourceType::Location,
+        filter: termin_store::Filter {
+            conditions: vec![termin_store::Condition::Near { param: "near".into(), area }],
+            now: jiff::Timestamp::now(),
+            server_base: None,
+        },
+        sort: Vec::new(),
+        count: 10,
+        page: None,
+        total: false,
+        includes: Vec::new(),
+        revincludes: Vec::new(),
+    }
 }
