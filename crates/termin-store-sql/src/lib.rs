@@ -24,7 +24,7 @@ mod tests;
 mod unit;
 
 pub use index::replace_index;
-pub use migrate::{Migration, migrate};
+pub use migrate::{Migration, migrate, shared as shared_ddl};
 pub use query::{SearchSql, Select, micros};
 pub use resource_store::support;
 pub use rows::decode_version;
