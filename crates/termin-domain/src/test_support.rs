@@ -7,8 +7,9 @@ use jiff::Timestamp;
 use std::sync::{Arc, Mutex};
 use termin_fhir::ResourceType;
 use termin_store::{
-    AppointmentId, SlotId, Condition, DomainEvent, Filter, HistoryPage, HistoryRequest, IndexEntries, NewVersion, RequestContext, ResourceStore,
-    ResourceVersion, SearchPage, SearchRequest, SlotHold, StoreError, StoreResult, WriteTx,
+    AppointmentId, Condition, DomainEvent, Filter, HistoryPage, HistoryRequest, IndexEntries, NewVersion,
+    RequestContext, ResourceStore, ResourceVersion, SearchPage, SearchRequest, SlotHold, SlotId, StoreError,
+    StoreResult, WriteTx,
 };
 
 #[derive(Default)]

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_store::{
-    AppointmentId, SlotId, ChangeKind, Condition, DomainEvent, Filter, IndexEntries, NewVersion, ResourceStore, ResourceVersion, SystemMatch,
-    TokenMatch, WriteTx,
+    AppointmentId, ChangeKind, Condition, DomainEvent, Filter, IndexEntries, NewVersion, ResourceStore, ResourceVersion,
+    SlotId, SystemMatch, TokenMatch, WriteTx,
 };
 use termin_store_sql::conformance::{Fixture, ctx, patient};
 

@@ -7,10 +7,10 @@
 use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_store::{
-    AppointmentId, SlotId, ChangeKind, Comparison, Condition, DateIndex, DomainEvent, Filter, HistoryRequest, Include, IndexEntries, IndexKind,
-    Keyset, NewVersion, RangeEnd, RangePoint, RangeTest, ReferenceIndex, ReferenceMatch, RequestContext, ResourceStore,
-    ResourceVersion, SearchPage, SearchRequest, SlotHold, SortKey, SortParam, StoreError, SystemMatch, TokenIndex,
-    TokenMatch,
+    AppointmentId, ChangeKind, Comparison, Condition, DateIndex, DomainEvent, Filter, HistoryRequest, Include,
+    IndexEntries, IndexKind, Keyset, NewVersion, RangeEnd, RangePoint, RangeTest, ReferenceIndex, ReferenceMatch,
+    RequestContext, ResourceStore, ResourceVersion, SearchPage, SearchRequest, SlotHold, SlotId, SortKey, SortParam,
+    StoreError, SystemMatch, TokenIndex, TokenMatch,
 };
 
 /// A store on an empty database, for one test.

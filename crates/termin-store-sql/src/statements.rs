@@ -8,7 +8,8 @@ use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_fhir::instant::format_instant;
 use termin_store::{
-    AppointmentId, SlotId, DomainEvent, Filter, HistoryEntry, HistoryPage, HistoryRequest, NewVersion, ResourceVersion, SlotHold, StoreError,
+    AppointmentId, DomainEvent, Filter, HistoryEntry, HistoryPage, HistoryRequest, NewVersion, ResourceVersion,
+    SlotHold, SlotId, StoreError,
 };
 
 const VERSION_COLUMNS: &str = "res_type, res_id, version, last_updated, body";

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_store::{
-    AppointmentId, SlotId, DomainEvent, Filter, IndexEntries, NewVersion, ResourceVersion, SlotHold, StoreResult, WriteTx,
+    AppointmentId, DomainEvent, Filter, IndexEntries, NewVersion, ResourceVersion, SlotHold, SlotId, StoreResult,
+    WriteTx,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
