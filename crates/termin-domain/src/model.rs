@@ -7,10 +7,7 @@ use termin_fhir::ResourceType;
 /// Appointment statuses in which the appointment occupies its slots.
 const OCCUPYING: [&str; 6] = ["pending", "booked", "arrived", "checked-in", "fulfilled", "noshow"];
 
-/// The id of an Appointment where it sits beside a Slot's id (booking a slot, releasing it),
-/// so the two cannot be swapped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AppointmentId<'a>(pub &'a str);
+pub use termin_store::{AppointmentId, SlotId};
 
 pub fn status(resource: &Map<String, Value>) -> Option<&str> {
     resource.get("status").and_then(Value::as_str)

@@ -7,8 +7,9 @@ use jiff::Timestamp;
 use std::sync::{Arc, Mutex};
 use termin_fhir::ResourceType;
 use termin_store::{
-    Condition, DomainEvent, Filter, HistoryPage, HistoryRequest, IndexEntries, NewVersion, RequestContext, ResourceStore,
-    ResourceVersion, SearchPage, SearchRequest, SlotHold, StoreError, StoreResult, WriteTx,
+    AppointmentId, Condition, DomainEvent, Filter, HistoryPage, HistoryRequest, IndexEntries, NewVersion,
+    RequestContext, ResourceStore, ResourceVersion, SearchPage, SearchRequest, SlotHold, SlotId, StoreError,
+    StoreResult, WriteTx,
 };
 
 #[derive(Default)]
@@ -179,8 +180,8 @@ impl WriteTx for ProbeTx {
         self.inner.slot_booking(slot_id).await
     }
 
-    async fn put_slot_booking(&mut self, slot_id: &str, appointment_id: &str, cancel_deadline: Option<Timestamp>) -> StoreResult<()> {
-        self.inner.put_slot_booking(slot_id, appointment_id, cancel_deadline).await
+    async fn put_slot_booking(&mut self, slot: SlotId<'_>, appointment: AppointmentId<'_>, cancel_deadline: Option<Timestamp>) -> StoreResult<()> {
+        self.inner.put_slot_booking(slot, appointment, cancel_deadline).await
     }
 
     async fn booking_cancel_deadline(&mut self, slot_id: &str) -> StoreResult<Option<Timestamp>> {

@@ -7,7 +7,7 @@ use crate::audit::{AuditAction, AuditRecord, audit_event};
 use crate::caller::Caller;
 use crate::version::new_version;
 use crate::DomainError;
-use crate::model::{self, AppointmentId};
+use crate::model::{self, AppointmentId, SlotId};
 use std::collections::HashMap;
 use termin_search::SearchParameters;
 use termin_fhir::ResourceType;
@@ -196,12 +196,12 @@ impl UnitOfWork {
     /// Records that `appointment` booked the slot, with its policy's cancellation deadline.
     pub async fn put_slot_booking(
         &mut self,
-        slot_id: &str,
+        slot: SlotId<'_>,
         appointment: AppointmentId<'_>,
         cancel_deadline: Option<Timestamp>,
     ) -> Result<(), DomainError> {
-        self.tx.put_slot_booking(slot_id, appointment.0, cancel_deadline).await?;
-        self.bookings.insert(slot_id.to_owned(), Some(appointment.0.to_owned()));
+        self.tx.put_slot_booking(slot, appointment, cancel_deadline).await?;
+        self.bookings.insert(slot.0.to_owned(), Some(appointment.0.to_owned()));
         Ok(())
     }
 

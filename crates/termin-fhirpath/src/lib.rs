@@ -1,5 +1,6 @@
 //! A FHIRPath evaluator that works directly on FHIR JSON (`serde_json::Value`). Of the other
-//! Termin crates it uses only `termin-fhir` (its reference parser, for `resolve()`).
+//! Termin crates it uses only `termin-fhir` (its reference parser, for `resolve()`); it must
+//! not depend on search, validation, storage or HTTP, which all use it.
 //!
 //! ```
 //! use termin_fhirpath::{evaluate, EvalContext, Expression};

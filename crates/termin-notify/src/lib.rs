@@ -16,6 +16,9 @@
 //! - Failures back off exponentially; after `max_failures` in a row the Subscription's status
 //!   becomes `error` (attempts go on at the longest backoff), and the next success makes it
 //!   `active` again. A `requested` Subscription gets a handshake first.
+//!
+//! Depends on the domain (which events match) and the storage port; must not depend on HTTP
+//! routing (`termin-api`), SQL or a particular store backend.
 
 pub mod bundle;
 pub mod websocket;

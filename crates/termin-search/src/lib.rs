@@ -13,6 +13,9 @@
 //! Not supported: composite and the other special parameters (`contains`, `_text`, `_content`,
 //! `_filter`, `_list`, `_query`, `_type`) and `_in` (membership in List/Group/CareTeam, which
 //! are not served).
+//!
+//! Depends on `termin-fhir`, `termin-fhirpath` and the storage port's request types
+//! (`termin-store`); must not depend on a store backend, SQL, the domain or HTTP.
 
 mod cursor;
 mod definitions;

@@ -43,6 +43,9 @@
 //! Ids are assigned here (`seed-org-0`, `seed-slot-1234`, ...), so loading with PUT by id is
 //! idempotent. The same options give byte-identical resources: randomness comes from ChaCha8
 //! streams seeded by [`SeedOptions::seed`], and times from jiff's bundled time zone database.
+//!
+//! Depends only on `termin-calendar` (opening hours and holidays); must not depend on
+//! storage, the domain or HTTP: it makes JSON, and the `termin` command loads it.
 
 mod calendar;
 mod data;

@@ -17,8 +17,7 @@ CREATE TABLE resource_history (
     body         text,
     UNIQUE (res_type, res_id, version)
 );
-CREATE INDEX resource_history_by_type ON resource_history (res_type, seq);
-CREATE INDEX resource_history_by_resource ON resource_history (res_type, res_id, seq);
+-- Its indexes follow in termin-store-sql's migrations/history_indexes.sql.
 
 CREATE TABLE slot_hold (
     slot_id    text COLLATE "C" NOT NULL PRIMARY KEY,
@@ -47,6 +46,7 @@ CREATE TABLE outbox (
 
 -- Search indexes: derived data, rebuilt at start-up whenever search_index_state does not hold
 -- the fingerprint of the running search-parameter set.
+-- The indexes both dialects spell alike follow in termin-store-sql's migrations/search_indexes.sql.
 CREATE TABLE search_token (
     res_type    text COLLATE "C" NOT NULL,
     res_id      text COLLATE "C" NOT NULL,
@@ -61,8 +61,6 @@ CREATE TABLE search_token (
     valid_from  bigint,
     valid_until bigint
 );
-CREATE INDEX search_token_by_code ON search_token (res_type, param, code, system, res_id);
-CREATE INDEX search_token_by_text ON search_token (res_type, param, text) WHERE text IS NOT NULL;
 CREATE INDEX search_token_by_resource ON search_token (res_type, res_id, param);
 
 CREATE TABLE search_string (
@@ -72,8 +70,6 @@ CREATE TABLE search_string (
     value      text COLLATE "C" NOT NULL,
     normalized text COLLATE "C" NOT NULL
 );
-CREATE INDEX search_string_by_value ON search_string (res_type, param, normalized, res_id);
-CREATE INDEX search_string_by_resource ON search_string (res_type, res_id, param);
 
 -- [low, high) in microseconds since the epoch; unbounded ends are the bigint extremes.
 CREATE TABLE search_date (
@@ -83,9 +79,6 @@ CREATE TABLE search_date (
     low      bigint NOT NULL,
     high     bigint NOT NULL
 );
-CREATE INDEX search_date_by_low ON search_date (res_type, param, low, high, res_id);
-CREATE INDEX search_date_by_high ON search_date (res_type, param, high, low, res_id);
-CREATE INDEX search_date_by_resource ON search_date (res_type, res_id, param, low, high);
 
 CREATE TABLE search_number (
     res_type text COLLATE "C" NOT NULL,
@@ -94,8 +87,6 @@ CREATE TABLE search_number (
     low      double precision NOT NULL,
     high     double precision NOT NULL
 );
-CREATE INDEX search_number_by_value ON search_number (res_type, param, low, res_id);
-CREATE INDEX search_number_by_resource ON search_number (res_type, res_id, param);
 
 CREATE TABLE search_quantity (
     res_type text COLLATE "C" NOT NULL,
@@ -107,8 +98,6 @@ CREATE TABLE search_quantity (
     code     text COLLATE "C",
     unit     text COLLATE "C"
 );
-CREATE INDEX search_quantity_by_value ON search_quantity (res_type, param, low, res_id);
-CREATE INDEX search_quantity_by_resource ON search_quantity (res_type, res_id, param);
 
 CREATE TABLE search_reference (
     res_type          text COLLATE "C" NOT NULL,
@@ -122,12 +111,6 @@ CREATE TABLE search_reference (
     identifier_system text COLLATE "C",
     identifier_value  text COLLATE "C"
 );
-CREATE INDEX search_reference_by_target ON search_reference (res_type, param, target_id, target_type, res_id);
-CREATE INDEX search_reference_to_target ON search_reference (target_type, target_id, res_type, param, res_id);
-CREATE INDEX search_reference_by_url ON search_reference (res_type, param, url, res_id) WHERE url IS NOT NULL;
-CREATE INDEX search_reference_by_identifier ON search_reference (res_type, param, identifier_value, identifier_system, res_id)
-    WHERE identifier_value IS NOT NULL;
-CREATE INDEX search_reference_by_resource ON search_reference (res_type, res_id, param);
 
 CREATE TABLE search_uri (
     res_type text COLLATE "C" NOT NULL,
@@ -135,8 +118,6 @@ CREATE TABLE search_uri (
     param    text COLLATE "C" NOT NULL,
     uri      text COLLATE "C" NOT NULL
 );
-CREATE INDEX search_uri_by_value ON search_uri (res_type, param, uri, res_id);
-CREATE INDEX search_uri_by_resource ON search_uri (res_type, res_id, param);
 
 CREATE TABLE search_index_state (
     singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton),

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_store::{
-    ChangeKind, Condition, DomainEvent, Filter, IndexEntries, NewVersion, ResourceStore, ResourceVersion, SystemMatch,
-    TokenMatch, WriteTx,
+    AppointmentId, ChangeKind, Condition, DomainEvent, Filter, IndexEntries, NewVersion, ResourceStore, ResourceVersion,
+    SlotId, SystemMatch, TokenMatch, WriteTx,
 };
 use termin_store_sql::conformance::{Fixture, ctx, patient};
 
@@ -229,13 +229,13 @@ async fn a_slot_is_booked_once_and_its_hold_is_read_under_its_lock() {
         (booked, hold)
     });
     until_someone_waits_for_a_lock(&db.url()).await;
-    first.put_slot_booking("s1", "a1", None).await.unwrap();
+    first.put_slot_booking(SlotId("s1"), AppointmentId("a1"), None).await.unwrap();
     first.commit().await.unwrap();
     assert_eq!(second.await.unwrap(), (Some("a1".to_string()), None));
 
     // The primary key rejects a second booking even when nothing was read first.
     let mut tx = db.store.begin_write(&ctx()).await.unwrap();
-    let err = tx.put_slot_booking("s1", "a2", None).await.unwrap_err();
+    let err = tx.put_slot_booking(SlotId("s1"), AppointmentId("a2"), None).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     drop(tx);
     db.close().await;

@@ -8,10 +8,10 @@ use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_fhir::geo::{Near, Point};
 use termin_store::{
-    ChangeKind, Comparison, Condition, DateIndex, DomainEvent, Filter, HistoryRequest, Include, IndexEntries, IndexKind,
-    Keyset, NewVersion, PositionIndex, RangeEnd, RangePoint, RangeTest, ReferenceIndex, ReferenceMatch, RequestContext, ResourceStore,
-    ResourceVersion, SearchPage, SearchRequest, SlotHold, SortKey, SortParam, StoreError, SystemMatch, TokenIndex,
-    TokenMatch,
+    AppointmentId, ChangeKind, Comparison, Condition, DateIndex, DomainEvent, Filter, HistoryRequest, Include,
+    IndexEntries, IndexKind, Keyset, NewVersion, PositionIndex, RangeEnd, RangePoint, RangeTest, ReferenceIndex,
+    ReferenceMatch, RequestContext, ResourceStore, ResourceVersion, SearchPage, SearchRequest, SlotHold, SlotId,
+    SortKey, SortParam, StoreError, SystemMatch, TokenIndex, TokenMatch,
 };
 
 /// A store on an empty database, for one test.
@@ -297,21 +297,21 @@ pub async fn a_slot_is_booked_once(store: &dyn ResourceStore) {
     let deadline = at("2026-04-06T08:00:00Z");
     let mut tx = store.begin_write(&ctx()).await.unwrap();
     assert_eq!(tx.slot_booking("s0").await.unwrap(), None);
-    tx.put_slot_booking("s0", "appointment-1", Some(deadline)).await.unwrap();
-    tx.put_slot_booking("s1", "appointment-1", None).await.unwrap();
+    tx.put_slot_booking(SlotId("s0"), AppointmentId("appointment-1"), Some(deadline)).await.unwrap();
+    tx.put_slot_booking(SlotId("s1"), AppointmentId("appointment-1"), None).await.unwrap();
     tx.commit().await.unwrap();
 
     let mut tx = store.begin_write(&ctx()).await.unwrap();
     assert_eq!(tx.slot_booking("s0").await.unwrap().as_deref(), Some("appointment-1"));
     assert_eq!(tx.booking_cancel_deadline("s0").await.unwrap(), Some(deadline));
     assert_eq!(tx.booking_cancel_deadline("s1").await.unwrap(), None);
-    let twice = tx.put_slot_booking("s0", "appointment-2", None).await;
+    let twice = tx.put_slot_booking(SlotId("s0"), AppointmentId("appointment-2"), None).await;
     assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
     drop(tx);
 
     let mut tx = store.begin_write(&ctx()).await.unwrap();
     tx.delete_slot_booking("s0").await.unwrap();
-    tx.put_slot_booking("s0", "appointment-2", None).await.unwrap();
+    tx.put_slot_booking(SlotId("s0"), AppointmentId("appointment-2"), None).await.unwrap();
     tx.commit().await.unwrap();
     let mut tx = store.begin_write(&ctx()).await.unwrap();
     assert_eq!(tx.slot_booking("s0").await.unwrap().as_deref(), Some("appointment-2"));

@@ -1,8 +1,10 @@
 //! The SQL Termin's backends share, written once and generic over the [`Dialect`]: every
 //! statement on the shared tables (reads, writes with their history and index rows, holds,
 //! bookings, the outbox), row decoding, the history pager, searches (conditions, chains, `_has`,
-//! sorting, keyset pages, totals, includes), the migration runner, the `ResourceStore` reads by
-//! key ([`resource_store!`]) and the store conformance kit ([`conformance`]).
+//! sorting, keyset pages, totals, includes), the migration runner with the DDL both dialects
+//! spell alike ([`shared_ddl`]), the `ResourceStore` reads by key ([`resource_store!`]), the
+//! `NotificationStore` impl ([`notification_store!`]) and the store conformance kit
+//! ([`conformance`]).
 //!
 //! Both backends keep the same tables and columns; what differs — placeholders, index hints,
 //! join order, row locks, NUL in text, how errors read — is named once in [`Dialect`], with
@@ -24,7 +26,7 @@ mod tests;
 mod unit;
 
 pub use index::replace_index;
-pub use migrate::{Migration, migrate};
+pub use migrate::{Migration, migrate, shared as shared_ddl};
 pub use query::{SearchSql, Select, micros};
 pub use resource_store::support;
 pub use rows::decode_version;

@@ -1,15 +1,30 @@
 //! The schema migration runner both backends use. Each backend keeps its migrations as
-//! `.sql` files of its own dialect (`migrations/NNNN_name.sql`, embedded at build time); the
-//! versions applied are recorded in `termin_schema_version`, one row per version.
+//! `.sql` files of its own dialect (`migrations/NNNN_name.sql`, embedded at build time); DDL
+//! both dialects spell alike is kept once, in this crate's `migrations/` ([`shared`]), and
+//! named by the backends' steps that need it. The versions applied are recorded in
+//! `termin_schema_version`, one row per version (no checksum: a step's scripts may be
+//! rearranged as long as together they build the same schema).
 
 use crate::{Dialect, PushValue, SqlResult};
 use termin_store::StoreError;
 
-/// One step of a backend's schema. Never edit a step that has shipped: add a new one.
+/// One step of a backend's schema. Never change what a shipped step builds: add a new one.
 pub struct Migration {
     pub version: i64,
     /// Statements of the backend's dialect, run as one script.
     pub sql: &'static str,
+    /// Scripts of [`shared`] run after `sql`, in order, as part of the same step.
+    pub shared: &'static [&'static str],
+}
+
+/// The DDL both dialects spell alike, one copy for both backends.
+pub mod shared {
+    /// The indexes of `resource_history`.
+    pub const HISTORY_INDEXES: &str = include_str!("../migrations/history_indexes.sql");
+    /// The indexes of the search tables but `search_token_by_resource` (which differs).
+    pub const SEARCH_INDEXES: &str = include_str!("../migrations/search_indexes.sql");
+    /// The indexes of `search_reference_date` and its first fill from the other index rows.
+    pub const SEARCH_REFERENCE_DATE: &str = include_str!("../migrations/search_reference_date.sql");
 }
 
 /// Applies the migrations newer than the database's schema, in order, on `conn` — a
@@ -34,7 +49,9 @@ pub async fn migrate<D: Dialect>(conn: &mut D::Connection, migrations: &[Migrati
         .into());
     }
     for migration in migrations.iter().filter(|m| m.version > current) {
-        D::execute_script(conn, migration.sql).await?;
+        for script in std::iter::once(migration.sql).chain(migration.shared.iter().copied()) {
+            D::execute_script(conn, script).await?;
+        }
         let mut record = D::builder("INSERT INTO termin_schema_version (version) VALUES (");
         record.push_value(migration.version).push(")");
         D::execute(conn, record).await?;

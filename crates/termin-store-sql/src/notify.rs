@@ -1,6 +1,7 @@
 //! The SQL of Subscription delivery ([`termin_store::NotificationStore`]), the same on both
-//! backends: a backend runs the statements ([`NotifyExecutor`]) and wraps
-//! [`append_notifications`] in a transaction of its own.
+//! backends: [`notification_store!`](crate::notification_store) writes a backend's
+//! `impl NotificationStore`, which runs these statements ([`NotifyExecutor`]) on the
+//! connections and transactions the backend hands out.
 //!
 //! Tables (migration "subscription delivery" of each backend): `subscription_delivery`, one row
 //! per tracked Subscription with its lease (`lease_owner`, `lease_until`), and
@@ -82,6 +83,71 @@ macro_rules! notify_executor {
                     .collect()
             }
         }
+    };
+}
+
+/// `impl NotificationStore for $store` on the backend's `$database` (connection type
+/// `$connection`), with [`notify_executor!`](crate::notify_executor). The store provides
+/// `async fn reader(&self)` (listings) and `async fn delivery_writer(&self)` (changes), each a
+/// `StoreResult<PoolConnection<$database>>`, and
+/// `async fn begin_delivery(conn: &mut PoolConnection<$database>) -> StoreResult<Transaction<'_, $database>>`
+/// for the changes that must be atomic (`untrack`, `append_notifications`).
+#[macro_export]
+macro_rules! notification_store {
+    ($store:ty, $database:ty, $connection:ty) => {
+        $crate::notify_executor!($database, $connection);
+
+        const _: () = {
+            use $crate::notify;
+            use $crate::support::*;
+
+            #[async_trait]
+            impl NotificationStore for $store {
+                async fn events_of_type(&self, resource_type: ResourceType, after: u64, limit: usize) -> StoreResult<Vec<(u64, DomainEvent)>> {
+                    notify::events_of_type(&mut Executor(&mut *self.reader().await?), resource_type, after, limit).await
+                }
+
+                async fn track(&self, subscription_id: &str, from: u64, now: Timestamp) -> StoreResult<()> {
+                    notify::track(&mut Executor(&mut *self.delivery_writer().await?), subscription_id, from, now).await
+                }
+
+                async fn untrack(&self, subscription_id: &str) -> StoreResult<()> {
+                    let mut conn = self.delivery_writer().await?;
+                    let mut tx = Self::begin_delivery(&mut conn).await?;
+                    notify::untrack(&mut Executor(&mut tx), subscription_id).await?;
+                    tx.commit().await.map_err(db_error)
+                }
+
+                async fn due(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<String>> {
+                    notify::due(&mut Executor(&mut *self.reader().await?), now, limit).await
+                }
+
+                async fn claim(&self, subscription_id: &str, owner: &str, now: Timestamp, until: Timestamp) -> StoreResult<Option<DeliveryState>> {
+                    notify::claim(&mut Executor(&mut *self.delivery_writer().await?), subscription_id, owner, now, until).await
+                }
+
+                #[rustfmt::skip]
+                async fn append_notifications(&self, subscription_id: &str, owner: &str, matched_through: u64, events: &[NewNotification]) -> StoreResult<Option<DeliveryState>> {
+                    let mut conn = self.delivery_writer().await?;
+                    let mut tx = Self::begin_delivery(&mut conn).await?;
+                    let state = notify::append_notifications(&mut Executor(&mut tx), subscription_id, owner, matched_through, events).await?;
+                    tx.commit().await.map_err(db_error)?;
+                    Ok(state)
+                }
+
+                async fn notifications(&self, subscription_id: &str, from: u64, until: u64, limit: usize) -> StoreResult<Vec<Notification>> {
+                    notify::notifications(&mut Executor(&mut *self.reader().await?), subscription_id, from, until, limit).await
+                }
+
+                async fn finish(&self, subscription_id: &str, owner: &str, attempt: &AttemptRecord) -> StoreResult<()> {
+                    notify::finish(&mut Executor(&mut *self.delivery_writer().await?), subscription_id, owner, attempt).await
+                }
+
+                async fn delivery_state(&self, subscription_id: &str) -> StoreResult<Option<DeliveryState>> {
+                    notify::delivery_state(&mut Executor(&mut *self.reader().await?), subscription_id).await
+                }
+            }
+        };
     };
 }
 

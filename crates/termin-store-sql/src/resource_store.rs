@@ -4,13 +4,17 @@
 //! [`ResourceStore`]: termin_store::ResourceStore
 //! [`resource_store!`]: crate::resource_store
 
-/// What [`resource_store!`](crate::resource_store) names in the crate that invokes it.
+/// What [`resource_store!`](crate::resource_store) and
+/// [`notification_store!`](crate::notification_store) name in the crate that invokes them.
 #[doc(hidden)]
 pub mod support {
     pub use async_trait::async_trait;
     pub use jiff::Timestamp;
     pub use termin_fhir::ResourceType;
-    pub use termin_store::{DomainEvent, RequestContext, ResourceStore, ResourceVersion, SlotHold, StoreResult};
+    pub use termin_store::{
+        AttemptRecord, DeliveryState, DomainEvent, NewNotification, Notification, NotificationStore, RequestContext,
+        ResourceStore, ResourceVersion, SlotHold, StoreResult,
+    };
 }
 
 /// `impl ResourceStore for $store` (in dialect `$dialect`): reads of one resource or version,

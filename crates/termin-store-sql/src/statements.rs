@@ -8,7 +8,8 @@ use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_fhir::instant::format_instant;
 use termin_store::{
-    DomainEvent, Filter, HistoryEntry, HistoryPage, HistoryRequest, NewVersion, ResourceVersion, SlotHold, StoreError,
+    AppointmentId, DomainEvent, Filter, HistoryEntry, HistoryPage, HistoryRequest, NewVersion, ResourceVersion,
+    SlotHold, SlotId, StoreError,
 };
 
 const VERSION_COLUMNS: &str = "res_type, res_id, version, last_updated, body";
@@ -279,8 +280,8 @@ pub async fn slot_booking<D: Dialect>(conn: &mut D::Connection, slot_id: &str) -
 /// Records the slot's booking; a slot already booked gets [`StoreError::Conflict`].
 pub async fn put_slot_booking<D: Dialect>(
     conn: &mut D::Connection,
-    slot_id: &str,
-    appointment_id: &str,
+    SlotId(slot_id): SlotId<'_>,
+    AppointmentId(appointment_id): AppointmentId<'_>,
     cancel_deadline: Option<Timestamp>,
 ) -> SqlResult<(), D> {
     let mut q = D::builder("INSERT INTO slot_booking (slot_id, appointment_id, cancel_deadline) VALUES (");

@@ -71,8 +71,8 @@ fn failures_become_the_store_errors_of_their_backend() {
 }
 
 const STEPS: &[Migration] = &[
-    Migration { version: 1, sql: "CREATE TABLE first (a TEXT);" },
-    Migration { version: 2, sql: "CREATE TABLE second (b TEXT); INSERT INTO second VALUES ('x');" },
+    Migration { version: 1, sql: "CREATE TABLE first (a TEXT);", shared: &[] },
+    Migration { version: 2, sql: "CREATE TABLE second (b TEXT);", shared: &["INSERT INTO second VALUES ('x');"] },
 ];
 
 async fn applied(conn: &mut SqliteConnection) -> Vec<i64> {
@@ -91,7 +91,7 @@ async fn migrations_apply_once_in_order_and_a_newer_schema_is_refused() {
     migrate::<Sqlite>(&mut conn, STEPS).await.unwrap();
     assert_eq!(applied(&mut conn).await, [1, 2]);
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM second").fetch_one(&mut conn).await.unwrap();
-    assert_eq!(rows, 1, "the second step ran once");
+    assert_eq!(rows, 1, "the second step ran once, its shared script after its own");
     let older_build = migrate::<Sqlite>(&mut conn, &STEPS[..1]).await.map_err(StoreError::from);
     assert!(matches!(older_build, Err(StoreError::Database(message)) if message.contains("newer")));
 }

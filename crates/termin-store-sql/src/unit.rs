@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_store::{
-    DomainEvent, Filter, IndexEntries, NewVersion, ResourceVersion, SlotHold, StoreResult, WriteTx,
+    AppointmentId, DomainEvent, Filter, IndexEntries, NewVersion, ResourceVersion, SlotHold, SlotId, StoreResult,
+    WriteTx,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +158,7 @@ pub async fn execute<D: Dialect>(conn: &mut D::Connection, step: &Step) -> SqlRe
         }
         Step::SlotBooking(slot_id) => Seen::Booking(crate::slot_booking::<D>(conn, slot_id).await?),
         Step::PutSlotBooking { slot_id, appointment_id, cancel_deadline } => {
-            crate::put_slot_booking::<D>(conn, slot_id, appointment_id, *cancel_deadline).await?;
+            crate::put_slot_booking::<D>(conn, SlotId(slot_id), AppointmentId(appointment_id), *cancel_deadline).await?;
             Seen::Done
         }
         Step::BookingCancelDeadline(slot_id) => Seen::Instant(crate::booking_cancel_deadline::<D>(conn, slot_id).await?),
@@ -315,13 +316,13 @@ impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
 
     async fn put_slot_booking(
         &mut self,
-        slot_id: &str,
-        appointment_id: &str,
+        slot: SlotId<'_>,
+        appointment: AppointmentId<'_>,
         cancel_deadline: Option<Timestamp>,
     ) -> StoreResult<()> {
         let step = Step::PutSlotBooking {
-            slot_id: slot_id.to_owned(),
-            appointment_id: appointment_id.to_owned(),
+            slot_id: slot.0.to_owned(),
+            appointment_id: appointment.0.to_owned(),
             cancel_deadline,
         };
         self.0.perform(step).await.map(drop)

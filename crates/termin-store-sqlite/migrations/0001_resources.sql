@@ -17,8 +17,7 @@ CREATE TABLE resource_history (
     body         TEXT,
     UNIQUE (res_type, res_id, version)
 );
-CREATE INDEX resource_history_by_type ON resource_history (res_type, seq);
-CREATE INDEX resource_history_by_resource ON resource_history (res_type, res_id, seq);
+-- Its indexes follow in termin-store-sql's migrations/history_indexes.sql.
 
 CREATE TABLE search_token (
     res_type TEXT NOT NULL,

@@ -1,6 +1,7 @@
 -- Search indexes for every R5 search parameter type. The rows are derived data: they are
 -- rebuilt at start-up whenever search_index_state does not hold the fingerprint of the
 -- running search-parameter set (e.g. right after this migration).
+-- The indexes both dialects spell alike follow in termin-store-sql's migrations/search_indexes.sql.
 DROP TABLE search_token;
 
 CREATE TABLE search_token (
@@ -17,8 +18,6 @@ CREATE TABLE search_token (
     valid_from  INTEGER,
     valid_until INTEGER
 );
-CREATE INDEX search_token_by_code ON search_token (res_type, param, code, system, res_id);
-CREATE INDEX search_token_by_text ON search_token (res_type, param, text) WHERE text IS NOT NULL;
 -- Covering for the per-resource probes of plain token searches (code, system, validity).
 CREATE INDEX search_token_by_resource ON search_token (res_type, res_id, param, code, system, valid_from, valid_until);
 
@@ -29,8 +28,6 @@ CREATE TABLE search_string (
     value      TEXT NOT NULL,
     normalized TEXT NOT NULL
 );
-CREATE INDEX search_string_by_value ON search_string (res_type, param, normalized, res_id);
-CREATE INDEX search_string_by_resource ON search_string (res_type, res_id, param);
 
 -- [low, high) in microseconds since the epoch; unbounded ends are the INTEGER extremes.
 CREATE TABLE search_date (
@@ -40,9 +37,6 @@ CREATE TABLE search_date (
     low      INTEGER NOT NULL,
     high     INTEGER NOT NULL
 );
-CREATE INDEX search_date_by_low ON search_date (res_type, param, low, high, res_id);
-CREATE INDEX search_date_by_high ON search_date (res_type, param, high, low, res_id);
-CREATE INDEX search_date_by_resource ON search_date (res_type, res_id, param, low, high);
 
 CREATE TABLE search_number (
     res_type TEXT NOT NULL,
@@ -51,8 +45,6 @@ CREATE TABLE search_number (
     low      REAL NOT NULL,
     high     REAL NOT NULL
 );
-CREATE INDEX search_number_by_value ON search_number (res_type, param, low, res_id);
-CREATE INDEX search_number_by_resource ON search_number (res_type, res_id, param);
 
 CREATE TABLE search_quantity (
     res_type TEXT NOT NULL,
@@ -64,8 +56,6 @@ CREATE TABLE search_quantity (
     code     TEXT,
     unit     TEXT
 );
-CREATE INDEX search_quantity_by_value ON search_quantity (res_type, param, low, res_id);
-CREATE INDEX search_quantity_by_resource ON search_quantity (res_type, res_id, param);
 
 CREATE TABLE search_reference (
     res_type          TEXT NOT NULL,
@@ -79,12 +69,6 @@ CREATE TABLE search_reference (
     identifier_system TEXT,
     identifier_value  TEXT
 );
-CREATE INDEX search_reference_by_target ON search_reference (res_type, param, target_id, target_type, res_id);
-CREATE INDEX search_reference_to_target ON search_reference (target_type, target_id, res_type, param, res_id);
-CREATE INDEX search_reference_by_url ON search_reference (res_type, param, url, res_id) WHERE url IS NOT NULL;
-CREATE INDEX search_reference_by_identifier ON search_reference (res_type, param, identifier_value, identifier_system, res_id)
-    WHERE identifier_value IS NOT NULL;
-CREATE INDEX search_reference_by_resource ON search_reference (res_type, res_id, param);
 
 CREATE TABLE search_uri (
     res_type TEXT NOT NULL,
@@ -92,8 +76,6 @@ CREATE TABLE search_uri (
     param    TEXT NOT NULL,
     uri      TEXT NOT NULL
 );
-CREATE INDEX search_uri_by_value ON search_uri (res_type, param, uri, res_id);
-CREATE INDEX search_uri_by_resource ON search_uri (res_type, res_id, param);
 
 CREATE TABLE search_index_state (
     fingerprint TEXT NOT NULL

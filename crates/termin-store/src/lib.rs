@@ -21,6 +21,14 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use termin_fhir::ResourceType;
 
+/// The id of a Slot where it sits beside another id (a booking), so the two cannot be swapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotId<'a>(pub &'a str);
+
+/// The id of an Appointment where it sits beside a Slot's id (booking a slot, releasing it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppointmentId<'a>(pub &'a str);
+
 /// One stored version of a resource. Deleted versions carry no body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResourceVersion {
@@ -270,8 +278,8 @@ pub trait WriteTx: Send {
     /// process memory).
     async fn put_slot_booking(
         &mut self,
-        slot_id: &str,
-        appointment_id: &str,
+        slot: SlotId<'_>,
+        appointment: AppointmentId<'_>,
         cancel_deadline: Option<Timestamp>,
     ) -> StoreResult<()>;
 

@@ -43,6 +43,9 @@
 //!
 //! Definitions are indexed at load (URLs only) and compiled on first use;
 //! [`Validator::new`] compiles those the enforced profiles reach.
+//!
+//! Of the Termin crates it depends only on `termin-fhir` and `termin-fhirpath`; it must not
+//! depend on storage, search, the domain or HTTP (it judges one resource, not the database).
 
 mod definitions;
 mod layout;

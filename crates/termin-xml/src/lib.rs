@@ -25,6 +25,9 @@
 //!
 //! Writing refuses JSON that has no XML form (an unknown property, an object where a
 //! primitive belongs, a narrative that is not one XHTML `div`).
+//!
+//! Depends on `termin-fhir` and, for the element layout, `termin-validation`; must not depend
+//! on storage, the domain or HTTP (the API calls it for its `application/fhir+xml` bodies).
 
 mod read;
 mod write;

@@ -1,4 +1,9 @@
 //! The `termin` command: run the FHIR scheduling server and its tools.
+//!
+//! Owns the command line and configuration, start-up (the one place that picks a storage
+//! backend and wires store, domain, notifier and API together), the web app's pages, and
+//! the tools `seed`, `client` and `bench` (`bench/`, outside the server's path). The layers
+//! below must never depend on it.
 
 mod bench;
 mod client_cli;

@@ -7,7 +7,6 @@ mod support;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
-use reqwest::header::AUTHORIZATION;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::*;
@@ -46,14 +45,7 @@ async fn start(extra: &[&str]) -> TestServer {
 
 /// Sends a request with `X-Request-Id: request_id`, by which its AuditEvent is found.
 async fn call(s: &TestServer, method: Method, path: &str, token: Option<&str>, body: Option<&Value>, request_id: &str) -> Resp {
-    let mut request = s.request(method, path).header("x-request-id", request_id);
-    if let Some(token) = token {
-        request = request.header(AUTHORIZATION, format!("Bearer {token}"));
-    }
-    if let Some(body) = body {
-        request = json_body(request, body);
-    }
-    s.send(request).await
+    s.send(s.request_as(method, path, token, body).header("x-request-id", request_id)).await
 }
 
 /// The request id an AuditEvent records.
@@ -244,8 +236,7 @@ async fn audit_events_cannot_be_changed_through_the_api() {
     }
     let r = s
         .send(
-            s.request(Method::PATCH, &path)
-                .header(AUTHORIZATION, format!("Bearer {admin}"))
+            s.request_as(Method::PATCH, &path, Some(&admin), None)
                 .header("content-type", "application/json-patch+json")
                 .body(patch.to_string()),
         )

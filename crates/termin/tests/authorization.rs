@@ -67,17 +67,6 @@ async fn start_with_jwks(extra: &[&str]) -> TestServer {
     TestServer::start_with(options).await
 }
 
-async fn call(s: &TestServer, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Resp {
-    let mut request = s.request(method, path);
-    if let Some(token) = token {
-        request = request.header(AUTHORIZATION, format!("Bearer {token}"));
-    }
-    if let Some(body) = body {
-        request = json_body(request, body);
-    }
-    s.send(request).await
-}
-
 fn assert_unauthorized(r: &Resp, what: &str) {
     assert_eq!(r.code(), 401, "{what}: {}", r.what());
     let challenge = r.header("www-authenticate").unwrap_or_default();
@@ -595,8 +584,7 @@ async fn a_patient_token_books_and_cancels_only_for_itself() {
     let patch = json!([{"op": "replace", "path": "/status", "value": "cancelled"}]);
     let r = s
         .send(
-            s.request(Method::PATCH, "Appointment/app-2")
-                .header(AUTHORIZATION, format!("Bearer {me}"))
+            s.request_as(Method::PATCH, "Appointment/app-2", Some(&me), None)
                 .header("content-type", "application/json-patch+json")
                 .body(patch.to_string()),
         )

@@ -6,7 +6,6 @@ mod scheduling_support;
 mod support;
 
 use reqwest::Method;
-use reqwest::header::AUTHORIZATION;
 use scheduling_support::*;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -70,17 +69,6 @@ async fn client_credentials(provider: &Provider, client: (&str, &str), scope: &s
     assert_eq!(status, 200, "token request for {scope}: {body}");
     assert_eq!(body["token_type"], "Bearer");
     body["access_token"].as_str().expect("access_token").to_owned()
-}
-
-async fn call(s: &TestServer, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Resp {
-    let mut request = s.request(method, path);
-    if let Some(token) = token {
-        request = request.header(AUTHORIZATION, format!("Bearer {token}"));
-    }
-    if let Some(body) = body {
-        request = json_body(request, body);
-    }
-    s.send(request).await
 }
 
 async fn termin_for(provider: &Provider) -> TestServer {

@@ -1,7 +1,7 @@
 //! Scheduling rules for generic writes of Appointments and Slots.
 
 use crate::caller::Caller;
-use crate::model::{self, AppointmentId, is_cancelled, occupies_slots, slot_ids};
+use crate::model::{self, AppointmentId, SlotId, is_cancelled, occupies_slots, slot_ids};
 use super::policy::{Release, booking_deadline, check_cancellation_deadline};
 use super::sequence::{NamedSlot, check_sequence, slot_positions};
 use super::state::{self, SlotState};
@@ -308,7 +308,7 @@ async fn take_slot(
         .await?
         .ok_or_else(|| DomainError::Internal(format!("Slot/{slot_id} vanished")))?;
     if tx.slot_booking(slot_id).await?.is_none() {
-        tx.put_slot_booking(slot_id, appointment, cancel_deadline).await?;
+        tx.put_slot_booking(SlotId(slot_id), appointment, cancel_deadline).await?;
     }
     tx.delete_hold(slot_id).await?;
     if model::status(&body) != Some(state::BOOKED) {

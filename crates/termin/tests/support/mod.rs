@@ -29,7 +29,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
@@ -572,6 +572,18 @@ impl TestServer {
         send(rb).await
     }
 
+    /// `method path` as the holder of `token` (`None`: anonymous), with `body` as FHIR JSON.
+    pub fn request_as(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> RequestBuilder {
+        let mut request = self.request(method, path);
+        if let Some(token) = token {
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        match body {
+            Some(body) => json_body(request, body),
+            None => request,
+        }
+    }
+
     pub async fn get(&self, path: &str) -> Resp {
         self.send(self.request(Method::GET, path)).await
     }
@@ -706,6 +718,11 @@ pub struct Resp {
 pub fn json_body(rb: RequestBuilder, body: &Value) -> RequestBuilder {
     rb.header(CONTENT_TYPE, FHIR_JSON)
         .body(serde_json::to_vec(body).unwrap())
+}
+
+/// Sends [`TestServer::request_as`].
+pub async fn call(s: &TestServer, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Resp {
+    s.send(s.request_as(method, path, token, body)).await
 }
 
 pub async fn send(rb: RequestBuilder) -> Resp {
