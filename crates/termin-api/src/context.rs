@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use axum::http::Request;
 use axum::http::request::Parts;
 use std::convert::Infallible;
-use termin_domain::Caller as DomainCaller;
+use axum::http::Extensions;
+use termin_domain::{Caller as DomainCaller, PublicBooking};
 use termin_store::RequestContext;
 
 /// Header carrying slot-hold tokens from `$hold`, for bookings and postponements by PUT.
@@ -34,8 +35,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .flat_map(|v| v.split(','))
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty());
-        let address = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip().to_string());
-        let caller = Ctx::of(request_id.to_owned(), parts.extensions.get::<Caller>(), address.as_deref());
+        let address = client_address(&parts.extensions);
+        let mut caller = Ctx::of(request_id.to_owned(), parts.extensions.get::<Caller>(), address.as_deref());
+        if let Some(admitted) = parts.extensions.get::<PublicBooking>() {
+            caller = caller.with_public_booking(admitted.clone());
+        }
         Ok(Ctx(caller.with_hold_tokens(hold_tokens)))
     }
 }
@@ -53,6 +57,11 @@ impl Ctx {
             None => ctx,
         }
     }
+}
+
+/// The network address of the client: the TCP peer's.
+pub fn client_address(extensions: &Extensions) -> Option<String> {
+    extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip().to_string())
 }
 
 /// Longest `X-Request-Id` a client may send and have kept.

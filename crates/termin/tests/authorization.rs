@@ -773,3 +773,171 @@ async fn roles_reach_own_data_and_not_other_patients_or_organisations() {
     assert_eq!(ids_in(&found(&s, &system, "Appointment?patient=pat-2").await, "match").len(), 3);
     assert_eq!(ids_in(&found(&s, &patient, "Appointment").await, "match").len(), 2);
 }
+
+/// An anonymous request presenting an Appointment's access secret.
+async fn with_secret(s: &TestServer, method: Method, path: &str, secret: &str, body: Option<&Value>) -> Resp {
+    let mut request = s.request(method, path).header("x-access-secret", secret);
+    if let Some(body) = body {
+        request = json_body(request, body);
+    }
+    s.send(request).await
+}
+
+/// `$hold` of `slot` without a token: its hold-token.
+async fn anonymous_hold(s: &TestServer, slot: &str) -> String {
+    let held = call(s, Method::POST, "Slot/$hold", None, Some(&hold_of(slot))).await.expect_status(200).json();
+    let token = held["parameter"].as_array().unwrap().iter().find(|p| p["name"] == "hold-token").unwrap();
+    token["valueString"].as_str().unwrap().to_owned()
+}
+
+/// The output parameter `name` of an operation's answer.
+fn output<'a>(answer: &'a Value, name: &str) -> Option<&'a Value> {
+    answer["parameter"].as_array()?.iter().find(|p| p["name"] == name)
+}
+
+#[tokio::test]
+async fn without_public_booking_anonymous_holds_and_bookings_need_a_token() {
+    let s = start_with_jwks(&["--public-booking", "false"]).await;
+    let admin = token("system/*.cruds");
+    two_patients(&s, &admin).await;
+    assert_unauthorized(&call(&s, Method::POST, "Slot/$hold", None, Some(&hold_of("slot-3"))).await, "$hold");
+    assert_unauthorized(&call(&s, Method::POST, "Appointment/$book", None, Some(&booking("pat-1", "slot-3"))).await, "$book");
+    assert_unauthorized(&with_secret(&s, Method::GET, "Appointment/app-1", "anything", None).await, "read with a secret");
+    assert_eq!(call(&s, Method::GET, "Slot/slot-3", None, None).await.json()["status"], "free");
+}
+
+/// `--public-booking`: hold → book without a token; the booking is reached again only with its
+/// secret (never by search, nor by id without it), which reads and cancels it within the rules.
+#[tokio::test]
+async fn anonymous_bookings_are_reached_only_with_their_secret() {
+    let s = start_with_jwks(&["--public-booking", "true"]).await;
+    let admin = token("system/*.cruds");
+    two_patients(&s, &admin).await;
+
+    // The hold belongs to its hold-token: a $book without it does not get the slot.
+    let hold_token = anonymous_hold(&s, "slot-3").await;
+    let unheld = call(&s, Method::POST, "Appointment/$book", None, Some(&booking("pat-1", "slot-3"))).await;
+    assert_eq!(unheld.code(), 409, "{}", unheld.what());
+    assert!(output(&unheld.json(), "access-secret").is_none());
+    let mut with_token = booking("pat-1", "slot-3");
+    with_token["parameter"].as_array_mut().unwrap().push(json!({"name": "hold-token", "valueString": hold_token}));
+    let booked = call(&s, Method::POST, "Appointment/$book", None, Some(&with_token)).await;
+    assert_eq!(booked.code(), 201, "{}", booked.what());
+    let answer = booked.json();
+    let secret = output(&answer, "access-secret").and_then(|p| p["valueString"].as_str()).expect("access-secret").to_owned();
+    assert!(secret.len() >= 43, "at least 256 bits in base64url: {secret}");
+    let id = output(&answer, "appointment").unwrap()["resource"]["id"].as_str().unwrap().to_owned();
+    let path = format!("Appointment/{id}");
+    assert_eq!(call(&s, Method::GET, "Slot/slot-3", None, None).await.json()["status"], "busy");
+
+    // Stored as a digest only: staff see the Appointment without the secret.
+    let stored = call(&s, Method::GET, &path, Some(&admin), None).await.expect_status(200);
+    assert!(!stored.text().contains(&secret));
+    assert!(stored.text().contains("sha256:"), "{}", stored.text());
+
+    // Without the secret: 401 for the id and for searches; a wrong secret answers as an
+    // unknown Appointment does (404), and a secret does not open searches or other ids.
+    assert_unauthorized(&call(&s, Method::GET, &path, None, None).await, "read without secret");
+    assert_unauthorized(&call(&s, Method::GET, &format!("Appointment?_id={id}"), None, None).await, "search");
+    assert_unauthorized(&with_secret(&s, Method::GET, &format!("Appointment?_id={id}"), &secret, None).await, "search with secret");
+    let wrong = with_secret(&s, Method::GET, &path, "not-the-secret", None).await;
+    let unknown = with_secret(&s, Method::GET, "Appointment/no-such-appointment", &secret, None).await;
+    assert_eq!((wrong.code(), unknown.code()), (404, 404), "{} / {}", wrong.what(), unknown.what());
+    assert_eq!(wrong.outcome(404)["issue"][0]["code"], unknown.outcome(404)["issue"][0]["code"]);
+    assert_eq!(with_secret(&s, Method::GET, "Appointment/app-1", &secret, None).await.code(), 404, "another Appointment");
+    assert_unauthorized(&with_secret(&s, Method::DELETE, &path, &secret, None).await, "delete");
+    assert_unauthorized(&with_secret(&s, Method::GET, &format!("{path}/_history"), &secret, None).await, "history");
+
+    // With the secret: read; the Appointment stays its patient's, and the digest stays.
+    let mine = with_secret(&s, Method::GET, &path, &secret, None).await.expect_status(200).json();
+    assert_eq!(mine["id"], id.as_str());
+    let mut other_patient = mine.clone();
+    other_patient["subject"] = json!({"reference": "Patient/pat-2"});
+    other_patient["participant"][0]["actor"] = json!({"reference": "Patient/pat-2"});
+    let r = with_secret(&s, Method::PUT, &path, &secret, Some(&other_patient)).await;
+    assert_eq!(r.code(), 422, "another patient: {}", r.what());
+    let mut cancelled = mine.clone();
+    cancelled["status"] = json!("cancelled");
+    cancelled.as_object_mut().unwrap().remove("extension");
+    with_secret(&s, Method::PUT, &path, &secret, Some(&cancelled)).await.expect_status(200);
+    assert_eq!(call(&s, Method::GET, "Slot/slot-3", None, None).await.json()["status"], "free");
+    let read_back = with_secret(&s, Method::GET, &path, &secret, None).await.expect_status(200).json();
+    assert_eq!(read_back["status"], "cancelled", "the digest survived the update: the secret still opens it");
+
+    // A repeated anonymous $book returns no earlier booking, whatever it names.
+    let mut repeat = booking("pat-1", "slot-4");
+    repeat["parameter"][0]["resource"]["identifier"] = json!([{"system": "urn:test", "value": "anon-1"}]);
+    let hold_token = anonymous_hold(&s, "slot-4").await;
+    repeat["parameter"].as_array_mut().unwrap().push(json!({"name": "hold-token", "valueString": hold_token}));
+    call(&s, Method::POST, "Appointment/$book", None, Some(&repeat)).await.expect_status(201);
+    let again = call(&s, Method::POST, "Appointment/$book", None, Some(&repeat)).await;
+    assert_eq!(again.code(), 409, "{}", again.what());
+    assert!(!again.text().contains("\"Appointment\""), "{}", again.text());
+}
+
+/// The cancellation policy binds anonymous bookers as it binds patients.
+#[tokio::test]
+async fn anonymous_cancellations_keep_the_cancellation_policy() {
+    let s = start_with_jwks(&["--public-booking", "true"]).await;
+    let admin = token("system/*.cruds");
+    two_patients(&s, &admin).await;
+    let start = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2);
+    let soon = json!({"resourceType": "Slot", "id": "slot-soon", "schedule": {"reference": "Schedule/sch-1"}, "status": "free",
+        "start": start.to_string(), "end": (start + jiff::SignedDuration::from_mins(30)).to_string(),
+        "extension": [{"url": "https://fhir.hl7.at/tc/wg/scheduling/r5/StructureDefinition/at-scheduling-ext-cancellationPolicy",
+            "extension": [{"url": "cancelUntil", "valueDuration": {"value": 24, "system": "http://unitsofmeasure.org", "code": "h"}}]}]});
+    call(&s, Method::PUT, "Slot/slot-soon", Some(&admin), Some(&soon)).await.expect_status(201);
+    let hold_token = anonymous_hold(&s, "slot-soon").await;
+    let mut request = booking("pat-1", "slot-soon");
+    request["parameter"].as_array_mut().unwrap().push(json!({"name": "hold-token", "valueString": hold_token}));
+    let answer = call(&s, Method::POST, "Appointment/$book", None, Some(&request)).await.expect_status(201).json();
+    let secret = output(&answer, "access-secret").unwrap()["valueString"].as_str().unwrap().to_owned();
+    let id = output(&answer, "appointment").unwrap()["resource"]["id"].as_str().unwrap().to_owned();
+    let path = format!("Appointment/{id}");
+
+    let mut cancelled = with_secret(&s, Method::GET, &path, &secret, None).await.expect_status(200).json();
+    cancelled["status"] = json!("cancelled");
+    let late = with_secret(&s, Method::PUT, &path, &secret, Some(&cancelled)).await;
+    assert_eq!(late.code(), 422, "{}", late.what());
+    assert_eq!(late.outcome(422)["issue"][0]["code"], "business-rule");
+    let patch = json!([{"op": "replace", "path": "/status", "value": "cancelled"}]);
+    let r = s
+        .send(
+            s.request(Method::PATCH, &path)
+                .header("x-access-secret", &secret)
+                .header("content-type", "application/json-patch+json")
+                .body(patch.to_string()),
+        )
+        .await;
+    assert_eq!(r.code(), 422, "{}", r.what());
+    assert_eq!(call(&s, Method::GET, "Slot/slot-soon", None, None).await.json()["status"], "busy");
+    // Staff are not bound by it.
+    call(&s, Method::PUT, &path, Some(&admin), Some(&cancelled)).await.expect_status(200);
+}
+
+/// Anonymous holds and bookings are limited per client address (429 with Retry-After and an
+/// OperationOutcome); callers with a token are not.
+#[tokio::test]
+async fn anonymous_holds_and_bookings_are_rate_limited() {
+    let s = start_with_jwks(&["--public-booking", "true", "--public-booking-limit", "3"]).await;
+    let admin = token("system/*.cruds");
+    two_patients(&s, &admin).await;
+    let release = |slot: &str| {
+        json!({"resourceType": "Parameters", "parameter": [
+            {"name": "slot-reference", "valueReference": {"reference": format!("Slot/{slot}")}},
+            {"name": "slot-status", "valueCode": "free"}]})
+    };
+    let hold_token = anonymous_hold(&s, "slot-3").await;
+    let mut released = release("slot-3");
+    released["parameter"].as_array_mut().unwrap().push(json!({"name": "hold-token", "valueString": hold_token}));
+    call(&s, Method::POST, "Slot/$hold", None, Some(&released)).await.expect_status(200);
+    anonymous_hold(&s, "slot-4").await;
+    let throttled = call(&s, Method::POST, "Slot/$hold", None, Some(&hold_of("slot-3"))).await;
+    assert_eq!(throttled.code(), 429, "{}", throttled.what());
+    let retry_after: u64 = throttled.require_header("retry-after").parse().expect("Retry-After seconds");
+    assert!((1..=3600).contains(&retry_after), "{retry_after}");
+    assert_eq!(throttled.outcome(429)["issue"][0]["code"], "throttled");
+    assert_eq!(call(&s, Method::POST, "Appointment/$book", None, Some(&booking("pat-1", "slot-4"))).await.code(), 429);
+    assert_eq!(call(&s, Method::GET, "Slot/slot-3", None, None).await.json()["status"], "free", "nothing changed");
+    call(&s, Method::POST, "Slot/$hold", Some(&patient_token(Some("pat-1"))), Some(&hold_of("slot-3"))).await.expect_status(200);
+}
