@@ -941,3 +941,43 @@ async fn anonymous_holds_and_bookings_are_rate_limited() {
     assert_eq!(call(&s, Method::GET, "Slot/slot-3", None, None).await.json()["status"], "free", "nothing changed");
     call(&s, Method::POST, "Slot/$hold", Some(&patient_token(Some("pat-1"))), Some(&hold_of("slot-3"))).await.expect_status(200);
 }
+
+/// The resources an AuditEvent names in its entities.
+fn audited_resources(event: &Value) -> Vec<String> {
+    event["entity"].as_array().into_iter().flatten().filter_map(|e| e["what"]["reference"].as_str().map(str::to_owned)).collect()
+}
+
+/// Staff read the audit trail of their organisations only: the accesses to their Appointments
+/// and to the data of patients with such an Appointment.
+#[tokio::test]
+async fn staff_see_the_audit_events_of_their_organisations_only() {
+    let s = start_with_jwks(&[]).await;
+    let system = token("system/*.cruds");
+    two_organisations(&s, &system).await;
+    let events = |bundle: Value| entries(&bundle).into_iter().map(|e| e["resource"].clone()).collect::<Vec<_>>();
+    let named = |events: &[Value]| {
+        let mut named: Vec<String> = events.iter().flat_map(audited_resources).collect();
+        named.sort();
+        named.dedup();
+        named
+    };
+
+    let all = events(found(&s, &system, "AuditEvent?_count=500").await);
+    let org_a = ["Appointment/app-a", "Patient/pat-1", "Slot/slot-a1"];
+    let org_b = ["Appointment/app-b", "Patient/pat-2", "Slot/slot-b1"];
+    let mut both = [org_a, org_b].concat();
+    both.sort();
+    assert_eq!(named(&all), both);
+    let staff_a = staff_token(Some("PractitionerRole/role-a"));
+    assert_eq!(named(&events(found(&s, &staff_a, "AuditEvent?_count=500").await)), org_a);
+    let staff_b = staff_token(Some("Practitioner/doc-b"));
+    assert_eq!(named(&events(found(&s, &staff_b, "AuditEvent?_count=500").await)), org_b);
+    assert!(events(found(&s, &staff_token(None), "AuditEvent").await).is_empty(), "no organisation, no events");
+
+    // By id: another organisation's event is not found.
+    let of_b = all.iter().find(|e| audited_resources(e).contains(&"Appointment/app-b".to_owned())).unwrap();
+    let path = format!("AuditEvent/{}", of_b["id"].as_str().unwrap());
+    assert_eq!(call(&s, Method::GET, &path, Some(&staff_a), None).await.code(), 404);
+    call(&s, Method::GET, &path, Some(&staff_b), None).await.expect_status(200);
+    call(&s, Method::GET, &path, Some(&system), None).await.expect_status(200);
+}
