@@ -23,7 +23,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::time::Instant;
-use termin_domain::{AuditAction, AuditRecord, PublicBooking as Admitted};
+use termin_domain::{AuditRecord, PublicBooking as Admitted};
 use termin_fhir::{Issue, IssueCode, ResourceType};
 use termin_store::{Condition, Permission, RequestContext};
 
@@ -174,7 +174,9 @@ async fn admit_anonymous(state: &SharedState, public: &PublicBooking, route: Adm
                     // unknown Appointment.
                     let (mut parts, _) = request.into_parts();
                     let Ok(Ctx(caller)) = <Ctx as FromRequestParts<()>>::from_request_parts(&mut parts, &()).await;
-                    let mut record = AuditRecord::new(AuditAction::Read, "read".to_owned());
+                    let path = parts.extensions.get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
+                    let (action, interaction) = crate::audit::action(&parts.method, Interaction::of(&parts.method, &path));
+                    let mut record = AuditRecord::new(action, interaction);
                     record.resources.push(format!("Appointment/{id}"));
                     state.domain.audit_denied(&caller, record, StatusCode::NOT_FOUND.as_u16()).await;
                     return Err(public_booking::not_found(id));

@@ -54,7 +54,8 @@ impl PublicBooking {
         if buckets.len() >= MAX_TRACKED && !buckets.contains_key(address) {
             buckets.retain(|_, bucket| refilled(bucket) < capacity);
             if buckets.len() >= MAX_TRACKED {
-                // Every tracked client is busy: the oldest-looking state goes, rather than memory.
+                // Every tracked address is being limited right now: they all start afresh
+                // rather than memory growing without bound.
                 buckets.clear();
             }
         }

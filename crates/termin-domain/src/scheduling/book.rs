@@ -244,6 +244,9 @@ impl SchedulingService {
         booking.outcome.issues.extend(warnings);
         if matches!(booking.status, BookingStatus::Booked | BookingStatus::Pending) {
             booking.access_secret = secret;
+        } else if secret.is_some() {
+            // Nothing was stored: the digest of a secret never handed out means nothing.
+            access::set_digest(&mut booking.appointment, None);
         }
         Ok(booking)
     }
