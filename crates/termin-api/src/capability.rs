@@ -126,7 +126,7 @@ fn security(auth: Option<&Authorization>) -> Value {
              interaction on the type; $hold needs Slot update, $book Appointment create. patient/ scopes reach only \
              the patient compartment of the token's patient claim; user/ scopes (staff) change only the resources of \
              the Organizations their fhirUser (Practitioner or PractitionerRole) works for and read only their \
-             Appointments; system/ scopes are bound by their scopes alone.{booking}",
+             Appointments and the AuditEvents about them; system/ scopes are bound by their scopes alone.{booking}",
             auth.authenticator.issuer()
         ),
     })
