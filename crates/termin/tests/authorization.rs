@@ -848,7 +848,8 @@ async fn anonymous_bookings_are_reached_only_with_their_secret() {
     assert_unauthorized(&with_secret(&s, Method::DELETE, &path, &secret, None).await, "delete");
     assert_unauthorized(&with_secret(&s, Method::GET, &format!("{path}/_history"), &secret, None).await, "history");
 
-    // With the secret: read; the Appointment stays its patient's, and the digest stays.
+    // With the secret: read, move and cancel; the Appointment stays its patient's, and the
+    // digest stays whatever the client sends.
     let mine = with_secret(&s, Method::GET, &path, &secret, None).await.expect_status(200).json();
     assert_eq!(mine["id"], id.as_str());
     let mut other_patient = mine.clone();
@@ -856,18 +857,30 @@ async fn anonymous_bookings_are_reached_only_with_their_secret() {
     other_patient["participant"][0]["actor"] = json!({"reference": "Patient/pat-2"});
     let r = with_secret(&s, Method::PUT, &path, &secret, Some(&other_patient)).await;
     assert_eq!(r.code(), 422, "another patient: {}", r.what());
-    let mut cancelled = mine.clone();
+    // Move to another slot, held with its hold-token; then cancel.
+    let hold_token = anonymous_hold(&s, "slot-4").await;
+    let mut moved = mine.clone();
+    moved["slot"] = json!([{"reference": "Slot/slot-4"}]);
+    let r = s
+        .send(json_body(
+            s.request(Method::PUT, &path).header("x-access-secret", &secret).header("x-hold-token", &hold_token),
+            &moved,
+        ))
+        .await;
+    let mut cancelled = r.expect_status(200).json();
+    assert_eq!(call(&s, Method::GET, "Slot/slot-3", None, None).await.json()["status"], "free");
+    assert_eq!(call(&s, Method::GET, "Slot/slot-4", None, None).await.json()["status"], "busy");
     cancelled["status"] = json!("cancelled");
     cancelled.as_object_mut().unwrap().remove("extension");
     with_secret(&s, Method::PUT, &path, &secret, Some(&cancelled)).await.expect_status(200);
-    assert_eq!(call(&s, Method::GET, "Slot/slot-3", None, None).await.json()["status"], "free");
+    assert_eq!(call(&s, Method::GET, "Slot/slot-4", None, None).await.json()["status"], "free");
     let read_back = with_secret(&s, Method::GET, &path, &secret, None).await.expect_status(200).json();
     assert_eq!(read_back["status"], "cancelled", "the digest survived the update: the secret still opens it");
 
     // A repeated anonymous $book returns no earlier booking, whatever it names.
-    let mut repeat = booking("pat-1", "slot-4");
+    let mut repeat = booking("pat-1", "slot-3");
     repeat["parameter"][0]["resource"]["identifier"] = json!([{"system": "urn:test", "value": "anon-1"}]);
-    let hold_token = anonymous_hold(&s, "slot-4").await;
+    let hold_token = anonymous_hold(&s, "slot-3").await;
     repeat["parameter"].as_array_mut().unwrap().push(json!({"name": "hold-token", "valueString": hold_token}));
     call(&s, Method::POST, "Appointment/$book", None, Some(&repeat)).await.expect_status(201);
     let again = call(&s, Method::POST, "Appointment/$book", None, Some(&repeat)).await;
@@ -910,6 +923,16 @@ async fn anonymous_cancellations_keep_the_cancellation_policy() {
         )
         .await;
     assert_eq!(r.code(), 422, "{}", r.what());
+    let hold_token = anonymous_hold(&s, "slot-4").await;
+    let mut moved = with_secret(&s, Method::GET, &path, &secret, None).await.expect_status(200).json();
+    moved["slot"] = json!([{"reference": "Slot/slot-4"}]);
+    let r = s
+        .send(json_body(
+            s.request(Method::PUT, &path).header("x-access-secret", &secret).header("x-hold-token", &hold_token),
+            &moved,
+        ))
+        .await;
+    assert_eq!(r.code(), 422, "moving after the deadline: {}", r.what());
     assert_eq!(call(&s, Method::GET, "Slot/slot-soon", None, None).await.json()["status"], "busy");
     // Staff are not bound by it.
     call(&s, Method::PUT, &path, Some(&admin), Some(&cancelled)).await.expect_status(200);
