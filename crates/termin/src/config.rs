@@ -4,7 +4,7 @@
 use clap::Args;
 use jiff::SignedDuration;
 use serde::Deserialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use termin_api::CorsOrigins;
 use termin_fhir::ResourceType;
@@ -232,6 +232,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TERMIN_PUBLIC_BOOKING_LIMIT", value_name = "N")]
     pub public_booking_limit: Option<u32>,
 
+    /// Addresses of reverse proxies in front of Termin; repeat or comma-separate. A request from
+    /// one of them comes from the right-most X-Forwarded-For address that is not one of them
+    /// (for rate limits and the audit trail); otherwise the header is ignored [default: none]
+    #[arg(long = "trusted-proxies", env = "TERMIN_TRUSTED_PROXIES", value_name = "IP", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+
     /// Days AuditEvents are kept; older ones are deleted for good by an hourly sweep (and one
     /// at start-up) [default: kept forever]
     #[arg(long, env = "TERMIN_AUDIT_RETENTION", value_name = "DAYS")]
@@ -273,6 +279,7 @@ struct FileConfig {
     public_read: Option<bool>,
     public_booking: Option<bool>,
     public_booking_limit: Option<u32>,
+    trusted_proxies: Option<Vec<String>>,
     audit_retention: Option<u32>,
     notify: Option<String>,
     notify_interval: Option<String>,
@@ -359,6 +366,8 @@ pub struct ServeConfig {
     /// `Some`: anonymous `$hold`/`$book` (with authorization on), at most this many per client
     /// address and hour.
     pub public_booking: Option<u32>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
     /// Days AuditEvents are kept; `None`: forever.
     pub audit_retention: Option<u32>,
     /// `None`: this node delivers no notifications.
@@ -515,6 +524,11 @@ impl ServeArgs {
                 self.public_booking.or(file.public_booking).unwrap_or(false),
                 self.public_booking_limit.or(file.public_booking_limit),
             )?,
+            trusted_proxies: parse_trusted_proxies(if self.trusted_proxies.is_empty() {
+                file.trusted_proxies.unwrap_or_default()
+            } else {
+                self.trusted_proxies
+            })?,
             audit_retention: self.audit_retention.or(file.audit_retention),
             notify: if parse_switch("notify", self.notify.or(file.notify).as_deref().unwrap_or("on"))? {
                 Some(NotifySettings {
@@ -556,6 +570,13 @@ fn public_booking(on: bool, limit: Option<u32>) -> Result<Option<u32>, String> {
         (true, limit) => Ok(Some(limit.unwrap_or(termin_api::auth::public_booking::DEFAULT_LIMIT_PER_HOUR))),
         (false, _) => Ok(None),
     }
+}
+
+fn parse_trusted_proxies(entries: Vec<String>) -> Result<Vec<IpAddr>, String> {
+    entries
+        .iter()
+        .map(|entry| entry.trim().parse().map_err(|_| format!("trusted_proxies: {entry:?} is not an IP address")))
+        .collect()
 }
 
 fn parse_switch(name: &str, text: &str) -> Result<bool, String> {
@@ -680,6 +701,14 @@ mod tests {
         let file = dir.path().join("termin.toml");
         std::fs::write(&file, "public_booking = true\npublic_booking_limit = 7\n").unwrap();
         assert_eq!(parse(&["--config", file.to_str().unwrap()]).resolve().unwrap().public_booking, Some(7));
+    }
+
+    #[test]
+    fn trusted_proxies_are_ip_addresses() {
+        assert!(parse(&[]).resolve().unwrap().trusted_proxies.is_empty());
+        let config = parse(&["--trusted-proxies", "10.0.0.1, ::1"]).resolve().unwrap();
+        assert_eq!(config.trusted_proxies, ["10.0.0.1".parse::<IpAddr>().unwrap(), "::1".parse().unwrap()]);
+        assert!(parse(&["--trusted-proxies", "proxy.example"]).resolve().is_err());
     }
 
     #[test]

@@ -117,6 +117,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             max_count: config.max_page_size,
             cors_allowed_origins: config.cors_allowed_origins.clone(),
             body_read_timeout: config.body_read_timeout,
+            trusted_proxies: config.trusted_proxies.clone(),
         },
     }, crate::web::router());
     tracing::info!(%address, "listening");

@@ -1004,3 +1004,23 @@ async fn staff_see_the_audit_events_of_their_organisations_only() {
     call(&s, Method::GET, &path, Some(&staff_b), None).await.expect_status(200);
     call(&s, Method::GET, &path, Some(&system), None).await.expect_status(200);
 }
+
+/// Behind a trusted reverse proxy (`--trusted-proxies`) each client forwarded by it has its own
+/// rate limit; the header of anyone else is ignored.
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_is_limited_on_its_own() {
+    let hold_from = |s: &TestServer, forwarded_for: &str, slot: &str| {
+        json_body(s.request(Method::POST, "Slot/$hold").header("x-forwarded-for", forwarded_for), &hold_of(slot))
+    };
+    let s = start_with_jwks(&["--public-booking", "true", "--public-booking-limit", "1", "--trusted-proxies", "127.0.0.1"]).await;
+    let admin = token("system/*.cruds");
+    two_patients(&s, &admin).await;
+    s.send(hold_from(&s, "203.0.113.7", "slot-3")).await.expect_status(200);
+    assert_eq!(s.send(hold_from(&s, "198.51.100.1, 203.0.113.7", "slot-4")).await.code(), 429, "what the client wrote is not believed");
+    s.send(hold_from(&s, "203.0.113.8, 127.0.0.1", "slot-4")).await.expect_status(200);
+
+    let untrusted = start_with_jwks(&["--public-booking", "true", "--public-booking-limit", "1"]).await;
+    two_patients(&untrusted, &admin).await;
+    untrusted.send(hold_from(&untrusted, "203.0.113.7", "slot-3")).await.expect_status(200);
+    assert_eq!(untrusted.send(hold_from(&untrusted, "203.0.113.8", "slot-4")).await.code(), 429);
+}
