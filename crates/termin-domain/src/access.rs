@@ -48,19 +48,30 @@ pub(crate) fn opens(appointment: &Map<String, Value>, secret: &str) -> bool {
 }
 
 /// Sets the Appointment's digest extension to `digest` (`None`: removes it), whatever the
-/// client sent.
+/// client sent, keeping the order of everything else.
 pub(crate) fn set_digest(appointment: &mut Map<String, Value>, digest: Option<&str>) {
-    let mut extensions: Vec<Value> = match appointment.remove("extension") {
-        Some(Value::Array(extensions)) => extensions,
-        Some(other) => vec![other],
-        None => Vec::new(),
-    };
-    extensions.retain(|e| e.get("url").and_then(Value::as_str) != Some(ACCESS_DIGEST_URL));
-    if let Some(digest) = digest {
-        extensions.push(json!({"url": ACCESS_DIGEST_URL, "valueString": digest}));
-    }
-    if !extensions.is_empty() {
-        appointment.insert("extension".into(), Value::Array(extensions));
+    let ours = |e: &Value| e.get("url").and_then(Value::as_str) == Some(ACCESS_DIGEST_URL);
+    let entry = digest.map(|digest| json!({"url": ACCESS_DIGEST_URL, "valueString": digest}));
+    match appointment.get_mut("extension") {
+        Some(Value::Array(extensions)) => {
+            let had_ours = extensions.iter().any(ours);
+            extensions.retain(|e| !ours(e));
+            let now_empty = extensions.is_empty();
+            match entry {
+                Some(entry) => extensions.push(entry),
+                None if had_ours && now_empty => {
+                    appointment.shift_remove("extension");
+                }
+                None => {}
+            }
+        }
+        // Not an array: not FHIR, refused by validation; left for it to say so.
+        Some(_) => {}
+        None => {
+            if let Some(entry) = entry {
+                appointment.insert("extension".into(), Value::Array(vec![entry]));
+            }
+        }
     }
 }
 
@@ -97,8 +108,17 @@ mod tests {
         set_digest(&mut appointment, None);
         assert_eq!(stored_digest(&appointment), None);
         assert_eq!(appointment["extension"].as_array().unwrap().len(), 1);
-        let mut plain = Map::new();
+        let mut plain = json!({"id": "a", "status": "booked", "extension": []}).as_object().unwrap().clone();
+        set_digest(&mut plain, None);
+        assert_eq!(plain.keys().collect::<Vec<_>>(), ["id", "status", "extension"], "nothing moves");
+        set_digest(&mut plain, Some("sha256:x"));
         set_digest(&mut plain, None);
         assert!(!plain.contains_key("extension"));
+        let mut ordered = json!({"id": "a", "extension": [{"url": ACCESS_DIGEST_URL, "valueString": "d"}], "status": "booked"})
+            .as_object()
+            .unwrap()
+            .clone();
+        set_digest(&mut ordered, None);
+        assert_eq!(ordered.keys().collect::<Vec<_>>(), ["id", "status"]);
     }
 }
