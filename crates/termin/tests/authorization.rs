@@ -790,6 +790,14 @@ async fn anonymous_hold(s: &TestServer, slot: &str) -> String {
     token["valueString"].as_str().unwrap().to_owned()
 }
 
+/// Moves `appointment` at `path` to `slot` (held anonymously for it) with its access secret.
+async fn anonymous_move(s: &TestServer, path: &str, secret: &str, mut appointment: Value, slot: &str) -> Resp {
+    let hold_token = anonymous_hold(s, slot).await;
+    appointment["slot"] = json!([{"reference": format!("Slot/{slot}")}]);
+    let request = s.request(Method::PUT, path).header("x-access-secret", secret).header("x-hold-token", &hold_token);
+    s.send(json_body(request, &appointment)).await
+}
+
 /// The output parameter `name` of an operation's answer.
 fn output<'a>(answer: &'a Value, name: &str) -> Option<&'a Value> {
     answer["parameter"].as_array()?.iter().find(|p| p["name"] == name)
@@ -858,16 +866,7 @@ async fn anonymous_bookings_are_reached_only_with_their_secret() {
     let r = with_secret(&s, Method::PUT, &path, &secret, Some(&other_patient)).await;
     assert_eq!(r.code(), 422, "another patient: {}", r.what());
     // Move to another slot, held with its hold-token; then cancel.
-    let hold_token = anonymous_hold(&s, "slot-4").await;
-    let mut moved = mine.clone();
-    moved["slot"] = json!([{"reference": "Slot/slot-4"}]);
-    let r = s
-        .send(json_body(
-            s.request(Method::PUT, &path).header("x-access-secret", &secret).header("x-hold-token", &hold_token),
-            &moved,
-        ))
-        .await;
-    let mut cancelled = r.expect_status(200).json();
+    let mut cancelled = anonymous_move(&s, &path, &secret, mine.clone(), "slot-4").await.expect_status(200).json();
     assert_eq!(call(&s, Method::GET, "Slot/slot-3", None, None).await.json()["status"], "free");
     assert_eq!(call(&s, Method::GET, "Slot/slot-4", None, None).await.json()["status"], "busy");
     cancelled["status"] = json!("cancelled");
@@ -923,15 +922,8 @@ async fn anonymous_cancellations_keep_the_cancellation_policy() {
         )
         .await;
     assert_eq!(r.code(), 422, "{}", r.what());
-    let hold_token = anonymous_hold(&s, "slot-4").await;
-    let mut moved = with_secret(&s, Method::GET, &path, &secret, None).await.expect_status(200).json();
-    moved["slot"] = json!([{"reference": "Slot/slot-4"}]);
-    let r = s
-        .send(json_body(
-            s.request(Method::PUT, &path).header("x-access-secret", &secret).header("x-hold-token", &hold_token),
-            &moved,
-        ))
-        .await;
+    let current = with_secret(&s, Method::GET, &path, &secret, None).await.expect_status(200).json();
+    let r = anonymous_move(&s, &path, &secret, current, "slot-4").await;
     assert_eq!(r.code(), 422, "moving after the deadline: {}", r.what());
     assert_eq!(call(&s, Method::GET, "Slot/slot-soon", None, None).await.json()["status"], "busy");
     // Staff are not bound by it.
