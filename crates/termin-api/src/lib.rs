@@ -1,5 +1,6 @@
 //! The FHIR REST API: HTTP in, domain calls, FHIR out. It owns routing, content negotiation,
-//! authorization (SMART scopes), the CapabilityStatement and the operations; it depends on the
+//! authorization (SMART scopes, anonymous booking's rate limit and access secrets, the client
+//! address behind trusted proxies), the CapabilityStatement and the operations; it depends on the
 //! domain (and, for the caller context and search criteria the domain's signatures still
 //! name, on `termin-store` and `termin-search`), never on a storage backend or on SQL.
 //!
