@@ -37,7 +37,8 @@ pub async fn read_only_audit_events(mut request: Request, next: Next) -> Respons
     next.run(request).await
 }
 
-fn action(method: &Method, interaction: Option<Interaction>) -> (AuditAction, String) {
+/// The AuditEvent action and code of a request.
+pub(crate) fn action(method: &Method, interaction: Option<Interaction>) -> (AuditAction, String) {
     match interaction {
         Some(i) => {
             let action = match i {

@@ -108,6 +108,13 @@ fn security(auth: Option<&Authorization>) -> Value {
     } else {
         "Every request for data"
     };
+    let booking = if auth.public_booking.is_some() {
+        " Anonymous booking is on: $hold and $book work without a token (rate-limited per client address); an \
+         Appointment booked so is reached again only with the access-secret $book returns, sent as the \
+         X-Access-Secret header (read, update, patch)."
+    } else {
+        ""
+    };
     json!({
         "service": [{
             "coding": [{"system": "http://hl7.org/fhir/restful-security-service", "code": "SMART-on-FHIR"}],
@@ -119,7 +126,7 @@ fn security(auth: Option<&Authorization>) -> Value {
              interaction on the type; $hold needs Slot update, $book Appointment create. patient/ scopes reach only \
              the patient compartment of the token's patient claim; user/ scopes (staff) change only the resources of \
              the Organizations their fhirUser (Practitioner or PractitionerRole) works for and read only their \
-             Appointments; system/ scopes are bound by their scopes alone.",
+             Appointments and the AuditEvents about them; system/ scopes are bound by their scopes alone.{booking}",
             auth.authenticator.issuer()
         ),
     })

@@ -8,7 +8,11 @@ use std::net::SocketAddr;
 use axum::http::Request;
 use axum::http::request::Parts;
 use std::convert::Infallible;
-use termin_domain::Caller as DomainCaller;
+use axum::http::{Extensions, HeaderMap};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::net::IpAddr;
+use termin_domain::{Caller as DomainCaller, PublicBooking};
 use termin_store::RequestContext;
 
 /// Header carrying slot-hold tokens from `$hold`, for bookings and postponements by PUT.
@@ -34,8 +38,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .flat_map(|v| v.split(','))
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty());
-        let address = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip().to_string());
-        let caller = Ctx::of(request_id.to_owned(), parts.extensions.get::<Caller>(), address.as_deref());
+        let address = client_address(&parts.extensions);
+        let mut caller = Ctx::of(request_id.to_owned(), parts.extensions.get::<Caller>(), address.as_deref());
+        if let Some(admitted) = parts.extensions.get::<PublicBooking>() {
+            caller = caller.with_public_booking(admitted.clone());
+        }
         Ok(Ctx(caller.with_hold_tokens(hold_tokens)))
     }
 }
@@ -53,6 +60,57 @@ impl Ctx {
             None => ctx,
         }
     }
+}
+
+/// The client's address found behind a trusted proxy ([`resolve_client_address`]).
+#[derive(Debug, Clone, Copy)]
+struct ForwardedFor(IpAddr);
+
+/// The network address of the client: the TCP peer's, or behind a trusted proxy
+/// (`--trusted-proxies`) the one it forwarded.
+pub fn client_address(extensions: &Extensions) -> Option<String> {
+    match extensions.get::<ForwardedFor>() {
+        Some(ForwardedFor(client)) => Some(client.to_string()),
+        None => extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip().to_string()),
+    }
+}
+
+/// Middleware: a request whose TCP peer is a trusted proxy comes from the right-most
+/// `X-Forwarded-For` address that is not a trusted proxy itself (addresses further left were
+/// written by the client and could be forged). Without trusted proxies the header is ignored.
+pub async fn resolve_client_address(
+    axum::extract::State(state): axum::extract::State<crate::SharedState>,
+    mut request: Request<Body>,
+    next: Next,
+) -> Response {
+    let trusted = &state.config.trusted_proxies;
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip());
+    if let Some(peer) = peer
+        && trusted.contains(&peer)
+        && let Some(client) = forwarded_client(request.headers(), trusted)
+    {
+        request.extensions_mut().insert(ForwardedFor(client));
+    }
+    next.run(request).await
+}
+
+/// The right-most `X-Forwarded-For` address that is not a trusted proxy; `None` when there is
+/// none or the chain is garbled at that point.
+fn forwarded_client(headers: &HeaderMap, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in hops.iter().rev() {
+        let address = hop.parse::<IpAddr>().ok()?;
+        if !trusted.contains(&address) {
+            return Some(address);
+        }
+    }
+    None
 }
 
 /// Longest `X-Request-Id` a client may send and have kept.
@@ -94,6 +152,24 @@ pub fn request_span<B>(request: &Request<B>) -> tracing::Span {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_is_the_last_hop_before_the_trusted_proxies() {
+        let trusted: Vec<IpAddr> = vec!["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()];
+        let with = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append("x-forwarded-for", value.parse().unwrap());
+            }
+            forwarded_client(&headers, &trusted).map(|a| a.to_string())
+        };
+        assert_eq!(with(&["203.0.113.7"]).as_deref(), Some("203.0.113.7"));
+        assert_eq!(with(&["198.51.100.1, 203.0.113.7, 10.0.0.2"]).as_deref(), Some("203.0.113.7"), "the left is the client's word");
+        assert_eq!(with(&["198.51.100.1", "2001:db8::1"]).as_deref(), Some("2001:db8::1"));
+        assert_eq!(with(&["10.0.0.2"]), None);
+        assert_eq!(with(&["203.0.113.7, garbage"]), None);
+        assert_eq!(with(&[]), None);
+    }
 
     #[test]
     fn request_ids_are_short_tokens() {

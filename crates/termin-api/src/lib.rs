@@ -1,5 +1,6 @@
 //! The FHIR REST API: HTTP in, domain calls, FHIR out. It owns routing, content negotiation,
-//! authorization (SMART scopes), the CapabilityStatement and the operations; it depends on the
+//! authorization (SMART scopes, anonymous booking's rate limit and access secrets, the client
+//! address behind trusted proxies), the CapabilityStatement and the operations; it depends on the
 //! domain (and, for the caller context and search criteria the domain's signatures still
 //! name, on `termin-store` and `termin-search`), never on a storage backend or on SQL.
 //!
@@ -52,6 +53,8 @@ pub struct ApiConfig {
     pub cors_allowed_origins: CorsOrigins,
     /// How long a request body may take to arrive once its head is read (then `408`).
     pub body_read_timeout: std::time::Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`--trusted-proxies`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 pub struct AppState {
@@ -84,6 +87,7 @@ pub fn app_with_pages(state: AppState, pages: Router) -> Router {
         .route_layer(axum::middleware::from_fn(audit::read_only_audit_events))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authorize))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), audit::record_denials))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), context::resolve_client_address))
         .with_state(state)
         .merge(pages);
     with_layers(router, &cors)

@@ -1,8 +1,21 @@
 //! Who asks the domain: the request context the store sees (principal, scopes) and what the
 //! scheduling rules know of a caller beyond it — the hold tokens it presents, its network
-//! address, and whether patient-facing rules apply to it. Authorization extends this type.
+//! address, whether patient-facing rules apply to it, and what an anonymous caller may do
+//! under `--public-booking`. Authorization extends this type.
 
 use termin_store::{Principal, RequestContext, ScopeLevel, SlotHold};
+
+/// What an anonymous caller of a server with authorization and `--public-booking` was
+/// admitted for (the HTTP layer decides; the rules here follow from it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicBooking {
+    /// `$hold` and `$book` without a token: its holds belong to their hold-token alone, and a
+    /// booking is issued an access secret.
+    Book,
+    /// Reading, cancelling or moving the one Appointment (this id) whose access secret it
+    /// presented: its patients cannot change and it cannot confirm a pending booking.
+    Appointment(String),
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -11,11 +24,12 @@ pub struct Caller {
     hold_tokens: Vec<String>,
     /// The network address the request came from, when known.
     client_address: Option<String>,
+    public_booking: Option<PublicBooking>,
 }
 
 impl Caller {
     pub fn new(context: RequestContext) -> Self {
-        Caller { context, hold_tokens: Vec::new(), client_address: None }
+        Caller { context, hold_tokens: Vec::new(), client_address: None, public_booking: None }
     }
 
     pub fn anonymous(request_id: impl Into<String>) -> Self {
@@ -35,6 +49,17 @@ impl Caller {
     pub fn with_client_address(mut self, address: impl Into<String>) -> Self {
         self.client_address = Some(address.into());
         self
+    }
+
+    /// An anonymous caller admitted under `--public-booking` for `access`.
+    pub fn with_public_booking(mut self, access: PublicBooking) -> Self {
+        self.public_booking = Some(access);
+        self
+    }
+
+    /// What the caller was admitted for under `--public-booking`, if it was.
+    pub fn public_booking(&self) -> Option<&PublicBooking> {
+        self.public_booking.as_ref()
     }
 
     /// The network address the request came from, when known.
@@ -82,12 +107,14 @@ impl Caller {
     /// all and is the holder that placed the hold (IG clients know nothing of hold tokens): the
     /// principal of its access token, or, without one, its network address — so behind a reverse
     /// proxy, anonymous clients own each other's token-less holds; a caller presenting another
-    /// token never does.
+    /// token never does. Under `--public-booking` (authorization on) an anonymous caller owns a
+    /// hold only by its token: an address is shared by everyone behind one NAT or proxy.
     pub(crate) fn owns_hold(&self, hold: &SlotHold) -> bool {
         if self.hold_tokens.is_empty() {
             // A holder known by its principal or address owns its holds without a token (an IG
             // client knows nothing of hold-tokens); without either, nothing identifies it.
-            let identified = matches!(self.context.principal, Principal::Token(_)) || self.client_address.is_some();
+            let identified = matches!(self.context.principal, Principal::Token(_))
+                || (self.client_address.is_some() && self.public_booking.is_none());
             identified && hold.holder == self.holder_key(&hold.token)
         } else {
             self.hold_tokens.contains(&hold.token)
@@ -121,5 +148,21 @@ mod tests {
         assert!(token("patient/Appointment.cruds").is_patient_token());
         assert!(!Caller::anonymous("r").is_patient_token());
         assert!(!token("system/*.cruds").is_patient_token());
+    }
+
+    #[test]
+    fn public_bookers_own_holds_by_their_token_only() {
+        let hold = SlotHold {
+            slot_id: "s".into(),
+            token: "t".into(),
+            holder: "address:10.0.0.1".into(),
+            held_until: jiff::Timestamp::UNIX_EPOCH,
+            placed_at: jiff::Timestamp::UNIX_EPOCH,
+        };
+        let open = Caller::anonymous("r").with_client_address("10.0.0.1");
+        assert!(open.owns_hold(&hold), "without authorization the address owns it");
+        let public = open.clone().with_public_booking(PublicBooking::Book);
+        assert!(!public.owns_hold(&hold));
+        assert!(public.with_hold_tokens(["t".to_owned()]).owns_hold(&hold));
     }
 }

@@ -120,8 +120,9 @@ pub(crate) fn confine_reach(ctx: &RequestContext, searched: Condition) -> Result
         if let Some(patient) = confined_to(ctx, reached, Permission::Search)? {
             inner = both(inner, condition(reached, patient));
         }
-        // Staff reach only their organisations' Appointments (the directory types are public).
-        if reached == ResourceType::Appointment
+        // Staff reach only their organisations' Appointments and AuditEvents (the directory
+        // types are public).
+        if crate::organisation::READ_CONFINED.contains(&reached)
             && let Some(confinement) = crate::organisation::confinement(ctx, reached, Permission::Search)
         {
             inner = both(inner, confinement);

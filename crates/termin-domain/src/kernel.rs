@@ -237,10 +237,10 @@ impl Kernel {
         }
     }
 
-    /// 404 for an Appointment outside the organisations of staff (see [`organisation`]); a
-    /// deleted one has no index rows left and is not found either.
+    /// 404 for an Appointment or AuditEvent outside the organisations of staff (see
+    /// [`organisation`]); a deleted one has no index rows left and is not found either.
     async fn check_organisation_visible(&self, ctx: &Caller, resource_type: ResourceType, id: &str) -> Result<(), DomainError> {
-        if resource_type != ResourceType::Appointment {
+        if !organisation::READ_CONFINED.contains(&resource_type) {
             return Ok(());
         }
         let Some(confinement) = organisation::confinement(ctx.context(), resource_type, Permission::Read) else {
@@ -274,18 +274,20 @@ impl Kernel {
         Ok((page.matches.into_iter().map(|v| v.id).collect(), page.next.is_some()))
     }
 
-    /// Drops included Appointments outside the organisations of staff.
+    /// Drops included Appointments and AuditEvents outside the organisations of staff.
     async fn retain_organisations(&self, ctx: &Caller, included: &mut Vec<ResourceVersion>) -> Result<(), DomainError> {
-        let Some(confinement) = organisation::confinement(ctx.context(), ResourceType::Appointment, Permission::Read) else {
-            return Ok(());
-        };
-        let ids: Vec<String> = included.iter().filter(|v| v.resource_type == ResourceType::Appointment).map(|v| v.id.clone()).collect();
-        if ids.is_empty() {
-            return Ok(());
+        for resource_type in organisation::READ_CONFINED {
+            let Some(confinement) = organisation::confinement(ctx.context(), resource_type, Permission::Read) else {
+                continue;
+            };
+            let ids: Vec<String> = included.iter().filter(|v| v.resource_type == resource_type).map(|v| v.id.clone()).collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let limit = ids.len();
+            let (visible, _) = self.find_ids(ctx, resource_type, vec![Condition::IdIn(ids), confinement], limit).await?;
+            included.retain(|v| v.resource_type != resource_type || visible.contains(&v.id));
         }
-        let limit = ids.len();
-        let (visible, _) = self.find_ids(ctx, ResourceType::Appointment, vec![Condition::IdIn(ids), confinement], limit).await?;
-        included.retain(|v| v.resource_type != ResourceType::Appointment || visible.contains(&v.id));
         Ok(())
     }
 
@@ -323,8 +325,9 @@ impl Kernel {
             compartment::check_named_patients(resource_type, &conditions, patient)?;
             conditions.push(compartment::condition(resource_type, patient));
         }
-        // Staff search the Appointments of their organisations; the directory types stay public.
-        if resource_type == ResourceType::Appointment
+        // Staff search the Appointments and AuditEvents of their organisations; the directory
+        // types stay public.
+        if organisation::READ_CONFINED.contains(&resource_type)
             && let Some(confinement) = organisation::confinement(ctx.context(), resource_type, permission)
         {
             conditions.push(confinement);

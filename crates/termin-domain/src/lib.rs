@@ -8,11 +8,13 @@
 //! (store, clock, configuration, validator, search parameters); the unit of work every change
 //! runs in, which reads and parses each resource once; the scheduling rules and the slot state
 //! machine that every write of Slots and Appointments passes; the patient compartment and the
-//! organisations staff tokens are confined to.
+//! organisations staff tokens are confined to; the access secrets of anonymous bookings
+//! (`--public-booking`).
 //!
 //! Must not depend on: HTTP (axum, `termin-api`), SQL or a particular store backend (only the
 //! `termin-store` traits), process-wide state (the search parameters are passed in).
 
+mod access;
 mod audit;
 mod caller;
 mod clock;
@@ -35,7 +37,8 @@ mod validation;
 mod version;
 
 pub use audit::{AuditAction, AuditRecord, AuditTrail};
-pub use caller::Caller;
+pub use access::ACCESS_DIGEST_URL;
+pub use caller::{Caller, PublicBooking};
 pub use clock::{Clock, SystemClock};
 pub use domain::Domain;
 pub use error::DomainError;

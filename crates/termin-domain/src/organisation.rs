@@ -3,8 +3,9 @@
 //! of the Organizations its `fhirUser` works for — through `PractitionerRole.organization`:
 //! those Organizations, their PractitionerRoles and HealthcareServices, the Schedules whose
 //! actor is one of these or a Practitioner with a role there, those Schedules' Slots, and the
-//! Appointments taking such a Slot or naming such an actor. Writes outside answer 403; reads
-//! of Appointments outside answer 404 and searches find only the organisations' ones (the
+//! Appointments taking such a Slot or naming such an actor, and the AuditEvents about such an
+//! Appointment or about a patient with one. Writes outside answer 403; reads of Appointments
+//! and AuditEvents outside answer 404 and searches find only the organisations' ones (the
 //! directory types stay readable as the directory is).
 //!
 //! Every rule is a search [`Condition`] evaluated by the store, so nothing is resolved or
@@ -15,6 +16,10 @@ use crate::unit_of_work::UnitOfWork;
 use serde_json::{Map, Value};
 use termin_fhir::ResourceType;
 use termin_store::{Condition, OrganisationReach, Permission, ReferenceMatch, RequestContext, StaffMember};
+
+/// The organisation types staff also read only for their organisations (the others are the
+/// public directory).
+pub(crate) const READ_CONFINED: [ResourceType; 2] = [ResourceType::Appointment, ResourceType::AuditEvent];
 
 fn local(target: ResourceType, id: &str) -> ReferenceMatch {
     ReferenceMatch::Local { target_type: Some(target.as_str().to_owned()), id: id.to_owned(), version: None }
@@ -71,6 +76,19 @@ pub(crate) fn condition(resource_type: ResourceType, member: StaffMember<'_>) ->
             chain("slot", ResourceType::Slot, condition(ResourceType::Slot, member)),
             refers_to_actor("actor", member),
         ]),
+        // The accesses to the organisations' Appointments and to the data of their patients.
+        ResourceType::AuditEvent => {
+            let appointments = || condition(ResourceType::Appointment, member);
+            let their_patients = Condition::ReferencedBy {
+                source_type: ResourceType::Appointment,
+                param: "patient".to_owned(),
+                condition: Box::new(appointments()),
+            };
+            Condition::Any(vec![
+                chain("entity", ResourceType::Appointment, appointments()),
+                chain("entity", ResourceType::Patient, their_patients),
+            ])
+        }
         // Not an organisation type: nothing of it belongs to an organisation.
         _ => Condition::IdIn(Vec::new()),
     }

@@ -148,7 +148,7 @@ impl ResourceService {
                 if let Some(patient) = compartment::confined_to(ctx.context(), request.resource_type, Permission::Search)? {
                     conditions.push(compartment::condition(request.resource_type, patient));
                 }
-                if request.resource_type == ResourceType::Appointment
+                if organisation::READ_CONFINED.contains(&request.resource_type)
                     && let Some(confinement) = organisation::confinement(ctx.context(), request.resource_type, Permission::Search)
                 {
                     conditions.push(confinement);

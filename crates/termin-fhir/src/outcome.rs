@@ -49,6 +49,8 @@ pub enum IssueCode {
     /// The credentials do not allow the request: 403.
     Forbidden,
     TooCostly,
+    /// Too many requests from one client: 429.
+    Throttled,
     Timeout,
 }
 
@@ -77,6 +79,7 @@ impl IssueCode {
             IssueCode::Login => "login",
             IssueCode::Forbidden => "forbidden",
             IssueCode::TooCostly => "too-costly",
+            IssueCode::Throttled => "throttled",
             IssueCode::Timeout => "timeout",
         }
     }

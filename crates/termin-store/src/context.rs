@@ -40,14 +40,15 @@ pub const COMPARTMENT_TYPES: [ResourceType; 5] = [
 ];
 
 /// The types whose resources belong to an Organization: staff (`user/` scopes) change them,
-/// and read Appointments, only for the organisations they work for.
-pub const ORGANISATION_TYPES: [ResourceType; 6] = [
+/// and read Appointments and AuditEvents, only for the organisations they work for.
+pub const ORGANISATION_TYPES: [ResourceType; 7] = [
     ResourceType::Organization,
     ResourceType::PractitionerRole,
     ResourceType::HealthcareService,
     ResourceType::Schedule,
     ResourceType::Slot,
     ResourceType::Appointment,
+    ResourceType::AuditEvent,
 ];
 
 /// The staff member a token speaks for: its `fhirUser`, a Practitioner or a PractitionerRole.

@@ -4,7 +4,7 @@
 use clap::Args;
 use jiff::SignedDuration;
 use serde::Deserialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use termin_api::CorsOrigins;
 use termin_fhir::ResourceType;
@@ -221,6 +221,23 @@ pub struct ServeArgs {
     #[arg(long, env = "TERMIN_PUBLIC_READ", value_name = "BOOL")]
     pub public_read: Option<bool>,
 
+    /// With authorization on: whether $hold and $book work without a token (anonymous booking,
+    /// rate-limited per client address); such a booking is reached again only with the access
+    /// secret $book returns. Without authorization everyone may book anyway [default: false]
+    #[arg(long, env = "TERMIN_PUBLIC_BOOKING", value_name = "BOOL")]
+    pub public_booking: Option<bool>,
+
+    /// Anonymous $hold and $book requests a client address may make per hour (a burst of that
+    /// many, then refilled evenly) under --public-booking; more answer 429 [default: 60]
+    #[arg(long, env = "TERMIN_PUBLIC_BOOKING_LIMIT", value_name = "N")]
+    pub public_booking_limit: Option<u32>,
+
+    /// Addresses of reverse proxies in front of Termin; repeat or comma-separate. A request from
+    /// one of them comes from the right-most X-Forwarded-For address that is not one of them
+    /// (for rate limits and the audit trail); otherwise the header is ignored [default: none]
+    #[arg(long = "trusted-proxies", env = "TERMIN_TRUSTED_PROXIES", value_name = "IP", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+
     /// Days AuditEvents are kept; older ones are deleted for good by an hourly sweep (and one
     /// at start-up) [default: kept forever]
     #[arg(long, env = "TERMIN_AUDIT_RETENTION", value_name = "DAYS")]
@@ -260,6 +277,9 @@ struct FileConfig {
     auth_audience: Option<String>,
     auth_jwks: Option<PathBuf>,
     public_read: Option<bool>,
+    public_booking: Option<bool>,
+    public_booking_limit: Option<u32>,
+    trusted_proxies: Option<Vec<String>>,
     audit_retention: Option<u32>,
     notify: Option<String>,
     notify_interval: Option<String>,
@@ -343,6 +363,11 @@ pub struct ServeConfig {
     /// `None`: authorization is off.
     pub auth: Option<AuthSettings>,
     pub public_read: bool,
+    /// `Some`: anonymous `$hold`/`$book` (with authorization on), at most this many per client
+    /// address and hour.
+    pub public_booking: Option<u32>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
     /// Days AuditEvents are kept; `None`: forever.
     pub audit_retention: Option<u32>,
     /// `None`: this node delivers no notifications.
@@ -495,6 +520,15 @@ impl ServeArgs {
                 self.auth_jwks.or(file.auth_jwks),
             )?,
             public_read: self.public_read.or(file.public_read).unwrap_or(true),
+            public_booking: public_booking(
+                self.public_booking.or(file.public_booking).unwrap_or(false),
+                self.public_booking_limit.or(file.public_booking_limit),
+            )?,
+            trusted_proxies: parse_trusted_proxies(if self.trusted_proxies.is_empty() {
+                file.trusted_proxies.unwrap_or_default()
+            } else {
+                self.trusted_proxies
+            })?,
             audit_retention: self.audit_retention.or(file.audit_retention),
             notify: if parse_switch("notify", self.notify.or(file.notify).as_deref().unwrap_or("on"))? {
                 Some(NotifySettings {
@@ -526,6 +560,23 @@ impl ServeArgs {
             },
         })
     }
+}
+
+/// `--public-booking` with its limit (a limit of 0 would refuse every anonymous booking: use
+/// `--public-booking false` for that).
+fn public_booking(on: bool, limit: Option<u32>) -> Result<Option<u32>, String> {
+    match (on, limit) {
+        (_, Some(0)) => Err("public_booking_limit must be at least 1 (turn anonymous booking off with public_booking = false)".into()),
+        (true, limit) => Ok(Some(limit.unwrap_or(termin_api::auth::public_booking::DEFAULT_LIMIT_PER_HOUR))),
+        (false, _) => Ok(None),
+    }
+}
+
+fn parse_trusted_proxies(entries: Vec<String>) -> Result<Vec<IpAddr>, String> {
+    entries
+        .iter()
+        .map(|entry| entry.trim().parse().map_err(|_| format!("trusted_proxies: {entry:?} is not an IP address")))
+        .collect()
 }
 
 fn parse_switch(name: &str, text: &str) -> Result<bool, String> {
@@ -637,6 +688,27 @@ mod tests {
         let config = parse(&["--config", file.to_str().unwrap()]).resolve().unwrap();
         assert_eq!(config.auth.unwrap().jwks, Some(PathBuf::from("k.json")));
         assert!(!config.public_read);
+    }
+
+    #[test]
+    fn public_booking_is_off_unless_asked_for_with_a_positive_limit() {
+        assert_eq!(parse(&[]).resolve().unwrap().public_booking, None);
+        assert_eq!(parse(&["--public-booking", "true"]).resolve().unwrap().public_booking, Some(60));
+        let config = parse(&["--public-booking", "true", "--public-booking-limit", "5"]).resolve().unwrap();
+        assert_eq!(config.public_booking, Some(5));
+        assert!(parse(&["--public-booking", "true", "--public-booking-limit", "0"]).resolve().is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("termin.toml");
+        std::fs::write(&file, "public_booking = true\npublic_booking_limit = 7\n").unwrap();
+        assert_eq!(parse(&["--config", file.to_str().unwrap()]).resolve().unwrap().public_booking, Some(7));
+    }
+
+    #[test]
+    fn trusted_proxies_are_ip_addresses() {
+        assert!(parse(&[]).resolve().unwrap().trusted_proxies.is_empty());
+        let config = parse(&["--trusted-proxies", "10.0.0.1, ::1"]).resolve().unwrap();
+        assert_eq!(config.trusted_proxies, ["10.0.0.1".parse::<IpAddr>().unwrap(), "::1".parse().unwrap()]);
+        assert!(parse(&["--trusted-proxies", "proxy.example"]).resolve().is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::validation::Packages;
 use std::process::ExitCode;
 use std::sync::Arc;
 use termin_api::metrics::Metrics;
-use termin_api::auth::{Authenticator, Authorization, Discovery, KeySource};
+use termin_api::auth::{Authenticator, Authorization, Discovery, KeySource, PublicBooking};
 use termin_api::{ApiConfig, AppState};
 use termin_domain::{AuditTrail, Domain, ServiceConfig};
 use tracing_subscriber::EnvFilter;
@@ -117,6 +117,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             max_count: config.max_page_size,
             cors_allowed_origins: config.cors_allowed_origins.clone(),
             body_read_timeout: config.body_read_timeout,
+            trusted_proxies: config.trusted_proxies.clone(),
         },
     }, crate::web::router());
     tracing::info!(%address, "listening");
@@ -139,6 +140,9 @@ async fn authorization(config: &ServeConfig) -> Result<Option<Authorization>, St
             "authorization is OFF (no --auth-issuer): every caller may read and change all data; \
              use this for development and demos only"
         );
+        if config.public_booking.is_some() {
+            tracing::warn!("--public-booking has no effect without authorization: every caller may hold and book anyway");
+        }
         return Ok(None);
     };
     let keys = match &settings.jwks {
@@ -149,10 +153,17 @@ async fn authorization(config: &ServeConfig) -> Result<Option<Authorization>, St
             KeySource::Discovery(Box::new(discovery))
         }
     };
-    tracing::info!(issuer = %settings.issuer, audience = %settings.audience, public_read = config.public_read, "authorization on");
+    tracing::info!(
+        issuer = %settings.issuer,
+        audience = %settings.audience,
+        public_read = config.public_read,
+        public_booking_per_hour = config.public_booking,
+        "authorization on"
+    );
     Ok(Some(Authorization {
         authenticator: Authenticator::new(settings.issuer.clone(), settings.audience.clone(), keys),
         public_read: config.public_read,
+        public_booking: config.public_booking.map(PublicBooking::new),
     }))
 }
 

@@ -214,6 +214,48 @@ async fn every_access_to_patient_data_is_audited_once_with_its_agent_and_patient
     assert_eq!(r.code(), 403, "{}", r.what());
 }
 
+/// Anonymous booking (`--public-booking`): the hold, the booking, the read and cancellation
+/// with the access secret, and a wrong secret are recorded with the anonymous agent and the
+/// client's address.
+#[tokio::test]
+async fn anonymous_bookings_are_audited_with_the_client_address() {
+    let s = start(&["--public-booking", "true"]).await;
+    let admin = bearer("admin", "system/*.cruds", None, None);
+    two_patients(&s, &admin).await;
+    let hold = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "slot-reference", "valueReference": {"reference": "Slot/slot-3"}}, {"name": "slot-status", "valueCode": "busy-tentative"}]});
+    let held = call(&s, Method::POST, "Slot/$hold", None, Some(&hold), "anon-hold").await.expect_status(200).json();
+    let param = |answer: &Value, name: &str| answer["parameter"].as_array().unwrap().iter().find(|p| p["name"] == name).cloned().unwrap();
+    let hold_token = param(&held, "hold-token")["valueString"].clone();
+    let book = json!({"resourceType": "Parameters", "parameter": [{"name": "appointment-resource", "resource": {
+        "resourceType": "Appointment", "status": "proposed", "subject": {"reference": "Patient/pat-1"},
+        "participant": [{"actor": {"reference": "Patient/pat-1"}, "status": "accepted"}],
+        "slot": [{"reference": "Slot/slot-3"}]}}, {"name": "hold-token", "valueString": hold_token}]});
+    let booked = call(&s, Method::POST, "Appointment/$book", None, Some(&book), "anon-book").await.expect_status(201).json();
+    let secret = param(&booked, "access-secret")["valueString"].as_str().unwrap().to_owned();
+    let path = format!("Appointment/{}", param(&booked, "appointment")["resource"]["id"].as_str().unwrap());
+    let with_secret = |method: Method, secret: &str, request_id: &str| {
+        s.request(method, &path).header("x-access-secret", secret).header("x-request-id", request_id)
+    };
+    let mut mine = s.send(with_secret(Method::GET, &secret, "anon-read")).await.expect_status(200).json();
+    mine["status"] = json!("cancelled");
+    s.send(json_body(with_secret(Method::PUT, &secret, "anon-cancel"), &mine)).await.expect_status(200);
+    s.send(with_secret(Method::GET, "wrong", "anon-wrong")).await.expect_status(404);
+
+    for (request_id, action, outcome) in
+        [("anon-hold", "E", "0"), ("anon-book", "E", "0"), ("anon-read", "R", "0"), ("anon-cancel", "U", "0"), ("anon-wrong", "R", "4")]
+    {
+        let events = events_of(&s, &admin, request_id).await;
+        assert_eq!(events.len(), 1, "{request_id}: {events:#?}");
+        let event = &events[0];
+        assert_eq!(event["action"], action, "{request_id}: {event:#}");
+        assert_eq!(event["outcome"]["code"]["code"], outcome, "{request_id}: {event:#}");
+        assert_eq!(event["agent"][0]["who"]["display"], "anonymous", "{request_id}: {event:#}");
+        assert_eq!(event["agent"][0]["networkString"], "127.0.0.1", "{request_id}: {event:#}");
+    }
+    assert_eq!(patients_named(&events_of(&s, &admin, "anon-read").await[0]), ["Patient/pat-1"]);
+}
+
 #[tokio::test]
 async fn audit_events_cannot_be_changed_through_the_api() {
     let s = start(&[]).await;

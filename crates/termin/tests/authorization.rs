@@ -761,3 +761,246 @@ async fn roles_reach_own_data_and_not_other_patients_or_organisations() {
     assert_eq!(ids_in(&found(&s, &system, "Appointment?patient=pat-2").await, "match").len(), 3);
     assert_eq!(ids_in(&found(&s, &patient, "Appointment").await, "match").len(), 2);
 }
+
+/// An anonymous request presenting an Appointment's access secret.
+async fn with_secret(s: &TestServer, method: Method, path: &str, secret: &str, body: Option<&Value>) -> Resp {
+    let mut request = s.request(method, path).header("x-access-secret", secret);
+    if let Some(body) = body {
+        request = json_body(request, body);
+    }
+    s.send(request).await
+}
+
+/// `$hold` of `slot` without a token: its hold-token.
+async fn anonymous_hold(s: &TestServer, slot: &str) -> String {
+    let held = call(s, Method::POST, "Slot/$hold", None, Some(&hold_of(slot))).await.expect_status(200).json();
+    let token = held["parameter"].as_array().unwrap().iter().find(|p| p["name"] == "hold-token").unwrap();
+    token["valueString"].as_str().unwrap().to_owned()
+}
+
+/// Moves `appointment` at `path` to `slot` (held anonymously for it) with its access secret.
+async fn anonymous_move(s: &TestServer, path: &str, secret: &str, mut appointment: Value, slot: &str) -> Resp {
+    let hold_token = anonymous_hold(s, slot).await;
+    appointment["slot"] = json!([{"reference": format!("Slot/{slot}")}]);
+    let request = s.request(Method::PUT, path).header("x-access-secret", secret).header("x-hold-token", &hold_token);
+    s.send(json_body(request, &appointment)).await
+}
+
+/// The output parameter `name` of an operation's answer.
+fn output<'a>(answer: &'a Value, name: &str) -> Option<&'a Value> {
+    answer["parameter"].as_array()?.iter().find(|p| p["name"] == name)
+}
+
+#[tokio::test]
+async fn without_public_booking_anonymous_holds_and_bookings_need_a_token() {
+    let s = start_with_jwks(&["--public-booking", "false"]).await;
+    let admin = token("system/*.cruds");
+    two_patients(&s, &admin).await;
+    assert_unauthorized(&call(&s, Method::POST, "Slot/$hold", None, Some(&hold_of("slot-3"))).await, "$hold");
+    assert_unauthorized(&call(&s, Method::POST, "Appointment/$book", None, Some(&booking("pat-1", "slot-3"))).await, "$book");
+    assert_unauthorized(&with_secret(&s, Method::GET, "Appointment/app-1", "anything", None).await, "read with a secret");
+    assert_eq!(call(&s, Method::GET, "Slot/slot-3", None, None).await.json()["status"], "free");
+}
+
+/// `--public-booking`: hold → book without a token; the booking is reached again only with its
+/// secret (never by search, nor by id without it), which reads and cancels it within the rules.
+#[tokio::test]
+async fn anonymous_bookings_are_reached_only_with_their_secret() {
+    let s = start_with_jwks(&["--public-booking", "true"]).await;
+    let admin = token("system/*.cruds");
+    two_patients(&s, &admin).await;
+
+    // The hold belongs to its hold-token: a $book without it does not get the slot.
+    let hold_token = anonymous_hold(&s, "slot-3").await;
+    let unheld = call(&s, Method::POST, "Appointment/$book", None, Some(&booking("pat-1", "slot-3"))).await;
+    assert_eq!(unheld.code(), 409, "{}", unheld.what());
+    assert!(output(&unheld.json(), "access-secret").is_none());
+    let mut with_token = booking("pat-1", "slot-3");
+    with_token["parameter"].as_array_mut().unwrap().push(json!({"name": "hold-token", "valueString": hold_token}));
+    let booked = call(&s, Method::POST, "Appointment/$book", None, Some(&with_token)).await;
+    assert_eq!(booked.code(), 201, "{}", booked.what());
+    let answer = booked.json();
+    let secret = output(&answer, "access-secret").and_then(|p| p["valueString"].as_str()).expect("access-secret").to_owned();
+    assert!(secret.len() >= 43, "at least 256 bits in base64url: {secret}");
+    let id = output(&answer, "appointment").unwrap()["resource"]["id"].as_str().unwrap().to_owned();
+    let path = format!("Appointment/{id}");
+    assert_eq!(call(&s, Method::GET, "Slot/slot-3", None, None).await.json()["status"], "busy");
+
+    // Stored as a digest only: staff see the Appointment without the secret.
+    let stored = call(&s, Method::GET, &path, Some(&admin), None).await.expect_status(200);
+    assert!(!stored.text().contains(&secret));
+    assert!(stored.text().contains("sha256:"), "{}", stored.text());
+
+    // Without the secret: 401 for the id and for searches; a wrong secret answers as an
+    // unknown Appointment does (404), and a secret does not open searches or other ids.
+    assert_unauthorized(&call(&s, Method::GET, &path, None, None).await, "read without secret");
+    assert_unauthorized(&call(&s, Method::GET, &format!("Appointment?_id={id}"), None, None).await, "search");
+    assert_unauthorized(&with_secret(&s, Method::GET, &format!("Appointment?_id={id}"), &secret, None).await, "search with secret");
+    let wrong = with_secret(&s, Method::GET, &path, "not-the-secret", None).await;
+    let unknown = with_secret(&s, Method::GET, "Appointment/no-such-appointment", &secret, None).await;
+    assert_eq!((wrong.code(), unknown.code()), (404, 404), "{} / {}", wrong.what(), unknown.what());
+    assert_eq!(wrong.outcome(404)["issue"][0]["code"], unknown.outcome(404)["issue"][0]["code"]);
+    assert_eq!(with_secret(&s, Method::GET, "Appointment/app-1", &secret, None).await.code(), 404, "another Appointment");
+    assert_unauthorized(&with_secret(&s, Method::DELETE, &path, &secret, None).await, "delete");
+    assert_unauthorized(&with_secret(&s, Method::GET, &format!("{path}/_history"), &secret, None).await, "history");
+
+    // With the secret: read, move and cancel; the Appointment stays its patient's, and the
+    // digest stays whatever the client sends.
+    let mine = with_secret(&s, Method::GET, &path, &secret, None).await.expect_status(200).json();
+    assert_eq!(mine["id"], id.as_str());
+    let mut other_patient = mine.clone();
+    other_patient["subject"] = json!({"reference": "Patient/pat-2"});
+    other_patient["participant"][0]["actor"] = json!({"reference": "Patient/pat-2"});
+    let r = with_secret(&s, Method::PUT, &path, &secret, Some(&other_patient)).await;
+    assert_eq!(r.code(), 422, "another patient: {}", r.what());
+    // Move to another slot, held with its hold-token; then cancel.
+    let mut cancelled = anonymous_move(&s, &path, &secret, mine.clone(), "slot-4").await.expect_status(200).json();
+    assert_eq!(call(&s, Method::GET, "Slot/slot-3", None, None).await.json()["status"], "free");
+    assert_eq!(call(&s, Method::GET, "Slot/slot-4", None, None).await.json()["status"], "busy");
+    cancelled["status"] = json!("cancelled");
+    cancelled.as_object_mut().unwrap().remove("extension");
+    with_secret(&s, Method::PUT, &path, &secret, Some(&cancelled)).await.expect_status(200);
+    assert_eq!(call(&s, Method::GET, "Slot/slot-4", None, None).await.json()["status"], "free");
+    let read_back = with_secret(&s, Method::GET, &path, &secret, None).await.expect_status(200).json();
+    assert_eq!(read_back["status"], "cancelled", "the digest survived the update: the secret still opens it");
+
+    // A repeated anonymous $book returns no earlier booking, whatever it names.
+    let mut repeat = booking("pat-1", "slot-3");
+    repeat["parameter"][0]["resource"]["identifier"] = json!([{"system": "urn:test", "value": "anon-1"}]);
+    let hold_token = anonymous_hold(&s, "slot-3").await;
+    repeat["parameter"].as_array_mut().unwrap().push(json!({"name": "hold-token", "valueString": hold_token}));
+    call(&s, Method::POST, "Appointment/$book", None, Some(&repeat)).await.expect_status(201);
+    let again = call(&s, Method::POST, "Appointment/$book", None, Some(&repeat)).await;
+    assert_eq!(again.code(), 409, "{}", again.what());
+    assert!(!again.text().contains("\"Appointment\""), "{}", again.text());
+}
+
+/// The cancellation policy binds anonymous bookers as it binds patients.
+#[tokio::test]
+async fn anonymous_cancellations_keep_the_cancellation_policy() {
+    let s = start_with_jwks(&["--public-booking", "true"]).await;
+    let admin = token("system/*.cruds");
+    two_patients(&s, &admin).await;
+    let start = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2);
+    let soon = json!({"resourceType": "Slot", "id": "slot-soon", "schedule": {"reference": "Schedule/sch-1"}, "status": "free",
+        "start": start.to_string(), "end": (start + jiff::SignedDuration::from_mins(30)).to_string(),
+        "extension": [{"url": "https://fhir.hl7.at/tc/wg/scheduling/r5/StructureDefinition/at-scheduling-ext-cancellationPolicy",
+            "extension": [{"url": "cancelUntil", "valueDuration": {"value": 24, "system": "http://unitsofmeasure.org", "code": "h"}}]}]});
+    call(&s, Method::PUT, "Slot/slot-soon", Some(&admin), Some(&soon)).await.expect_status(201);
+    let hold_token = anonymous_hold(&s, "slot-soon").await;
+    let mut request = booking("pat-1", "slot-soon");
+    request["parameter"].as_array_mut().unwrap().push(json!({"name": "hold-token", "valueString": hold_token}));
+    let answer = call(&s, Method::POST, "Appointment/$book", None, Some(&request)).await.expect_status(201).json();
+    let secret = output(&answer, "access-secret").unwrap()["valueString"].as_str().unwrap().to_owned();
+    let id = output(&answer, "appointment").unwrap()["resource"]["id"].as_str().unwrap().to_owned();
+    let path = format!("Appointment/{id}");
+
+    let mut cancelled = with_secret(&s, Method::GET, &path, &secret, None).await.expect_status(200).json();
+    cancelled["status"] = json!("cancelled");
+    let late = with_secret(&s, Method::PUT, &path, &secret, Some(&cancelled)).await;
+    assert_eq!(late.code(), 422, "{}", late.what());
+    assert_eq!(late.outcome(422)["issue"][0]["code"], "business-rule");
+    let patch = json!([{"op": "replace", "path": "/status", "value": "cancelled"}]);
+    let r = s
+        .send(
+            s.request(Method::PATCH, &path)
+                .header("x-access-secret", &secret)
+                .header("content-type", "application/json-patch+json")
+                .body(patch.to_string()),
+        )
+        .await;
+    assert_eq!(r.code(), 422, "{}", r.what());
+    let current = with_secret(&s, Method::GET, &path, &secret, None).await.expect_status(200).json();
+    let r = anonymous_move(&s, &path, &secret, current, "slot-4").await;
+    assert_eq!(r.code(), 422, "moving after the deadline: {}", r.what());
+    assert_eq!(call(&s, Method::GET, "Slot/slot-soon", None, None).await.json()["status"], "busy");
+    // Staff are not bound by it.
+    call(&s, Method::PUT, &path, Some(&admin), Some(&cancelled)).await.expect_status(200);
+}
+
+/// Anonymous holds and bookings are limited per client address (429 with Retry-After and an
+/// OperationOutcome); callers with a token are not.
+#[tokio::test]
+async fn anonymous_holds_and_bookings_are_rate_limited() {
+    let s = start_with_jwks(&["--public-booking", "true", "--public-booking-limit", "3"]).await;
+    let admin = token("system/*.cruds");
+    two_patients(&s, &admin).await;
+    let release = |slot: &str| {
+        json!({"resourceType": "Parameters", "parameter": [
+            {"name": "slot-reference", "valueReference": {"reference": format!("Slot/{slot}")}},
+            {"name": "slot-status", "valueCode": "free"}]})
+    };
+    let hold_token = anonymous_hold(&s, "slot-3").await;
+    let mut released = release("slot-3");
+    released["parameter"].as_array_mut().unwrap().push(json!({"name": "hold-token", "valueString": hold_token}));
+    call(&s, Method::POST, "Slot/$hold", None, Some(&released)).await.expect_status(200);
+    anonymous_hold(&s, "slot-4").await;
+    let throttled = call(&s, Method::POST, "Slot/$hold", None, Some(&hold_of("slot-3"))).await;
+    assert_eq!(throttled.code(), 429, "{}", throttled.what());
+    let retry_after: u64 = throttled.require_header("retry-after").parse().expect("Retry-After seconds");
+    assert!((1..=3600).contains(&retry_after), "{retry_after}");
+    assert_eq!(throttled.outcome(429)["issue"][0]["code"], "throttled");
+    assert_eq!(call(&s, Method::POST, "Appointment/$book", None, Some(&booking("pat-1", "slot-4"))).await.code(), 429);
+    assert_eq!(call(&s, Method::GET, "Slot/slot-3", None, None).await.json()["status"], "free", "nothing changed");
+    call(&s, Method::POST, "Slot/$hold", Some(&patient_token(Some("pat-1"))), Some(&hold_of("slot-3"))).await.expect_status(200);
+}
+
+/// The resources an AuditEvent names in its entities.
+fn audited_resources(event: &Value) -> Vec<String> {
+    event["entity"].as_array().into_iter().flatten().filter_map(|e| e["what"]["reference"].as_str().map(str::to_owned)).collect()
+}
+
+/// Staff read the audit trail of their organisations only: the accesses to their Appointments
+/// and to the data of patients with such an Appointment.
+#[tokio::test]
+async fn staff_see_the_audit_events_of_their_organisations_only() {
+    let s = start_with_jwks(&[]).await;
+    let system = token("system/*.cruds");
+    two_organisations(&s, &system).await;
+    let events = |bundle: Value| entries(&bundle).into_iter().map(|e| e["resource"].clone()).collect::<Vec<_>>();
+    let named = |events: &[Value]| {
+        let mut named: Vec<String> = events.iter().flat_map(audited_resources).collect();
+        named.sort();
+        named.dedup();
+        named
+    };
+
+    let all = events(found(&s, &system, "AuditEvent?_count=500").await);
+    let org_a = ["Appointment/app-a", "Patient/pat-1", "Slot/slot-a1"];
+    let org_b = ["Appointment/app-b", "Patient/pat-2", "Slot/slot-b1"];
+    let mut both = [org_a, org_b].concat();
+    both.sort();
+    assert_eq!(named(&all), both);
+    let staff_a = staff_token(Some("PractitionerRole/role-a"));
+    assert_eq!(named(&events(found(&s, &staff_a, "AuditEvent?_count=500").await)), org_a);
+    let staff_b = staff_token(Some("Practitioner/doc-b"));
+    assert_eq!(named(&events(found(&s, &staff_b, "AuditEvent?_count=500").await)), org_b);
+    assert!(events(found(&s, &staff_token(None), "AuditEvent").await).is_empty(), "no organisation, no events");
+
+    // By id: another organisation's event is not found.
+    let of_b = all.iter().find(|e| audited_resources(e).contains(&"Appointment/app-b".to_owned())).unwrap();
+    let path = format!("AuditEvent/{}", of_b["id"].as_str().unwrap());
+    assert_eq!(call(&s, Method::GET, &path, Some(&staff_a), None).await.code(), 404);
+    call(&s, Method::GET, &path, Some(&staff_b), None).await.expect_status(200);
+    call(&s, Method::GET, &path, Some(&system), None).await.expect_status(200);
+}
+
+/// Behind a trusted reverse proxy (`--trusted-proxies`) each client forwarded by it has its own
+/// rate limit; the header of anyone else is ignored.
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_is_limited_on_its_own() {
+    let hold_from = |s: &TestServer, forwarded_for: &str, slot: &str| {
+        json_body(s.request(Method::POST, "Slot/$hold").header("x-forwarded-for", forwarded_for), &hold_of(slot))
+    };
+    let s = start_with_jwks(&["--public-booking", "true", "--public-booking-limit", "1", "--trusted-proxies", "127.0.0.1"]).await;
+    let admin = token("system/*.cruds");
+    two_patients(&s, &admin).await;
+    s.send(hold_from(&s, "203.0.113.7", "slot-3")).await.expect_status(200);
+    assert_eq!(s.send(hold_from(&s, "198.51.100.1, 203.0.113.7", "slot-4")).await.code(), 429, "what the client wrote is not believed");
+    s.send(hold_from(&s, "203.0.113.8, 127.0.0.1", "slot-4")).await.expect_status(200);
+
+    let untrusted = start_with_jwks(&["--public-booking", "true", "--public-booking-limit", "1"]).await;
+    two_patients(&untrusted, &admin).await;
+    untrusted.send(hold_from(&untrusted, "203.0.113.7", "slot-3")).await.expect_status(200);
+    assert_eq!(untrusted.send(hold_from(&untrusted, "203.0.113.8", "slot-4")).await.code(), 429);
+}

@@ -1,12 +1,15 @@
 //! Authorization: Termin as a SMART on FHIR resource server. Every routed request passes
 //! [`authorize`], which maps it to the permission it needs (type and `c r u d s`) in one
 //! place, checks the bearer token and its scopes, and hands the caller on to the handlers
-//! through the [`RequestContext`](termin_store::RequestContext).
+//! through the [`RequestContext`](termin_store::RequestContext). Anonymous booking
+//! (`--public-booking`) admits some requests without a token ([`public_booking`]).
 
 mod keys;
+pub mod public_booking;
 mod token;
 
 pub use keys::{Discovery, KeySource};
+pub use public_booking::PublicBooking;
 pub use token::{Authenticator, Caller};
 
 use crate::SharedState;
@@ -14,10 +17,13 @@ use crate::error::ApiError;
 use crate::operations::{self, Routed};
 use crate::registry::Interaction;
 use axum::RequestExt;
-use axum::extract::{MatchedPath, RawPathParams, Request, State};
+use crate::context::Ctx;
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::time::Instant;
+use termin_domain::{AuditRecord, PublicBooking as Admitted};
 use termin_fhir::{Issue, IssueCode, ResourceType};
 use termin_store::{Condition, Permission, RequestContext};
 
@@ -54,6 +60,8 @@ pub struct Authorization {
     pub authenticator: Authenticator,
     /// Whether the directory types (and `$findHSP`) are readable without a token.
     pub public_read: bool,
+    /// `Some`: `$hold` and `$book` work without a token, within this rate limit.
+    pub public_booking: Option<PublicBooking>,
 }
 
 impl Authorization {
@@ -125,6 +133,62 @@ fn need(method: &Method, path: &str, params: &RawPathParams) -> Need {
     }
 }
 
+/// What an anonymous request on this route could be admitted for under `--public-booking`:
+/// the booking operations, and read, update and PATCH of one Appointment (with its secret).
+fn public_booking_route(method: &Method, path: &str, params: &RawPathParams) -> Option<Admitted> {
+    let param = |name: &str| params.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
+    let resource_type = param("type")?.parse::<ResourceType>().ok()?;
+    match operations::routed(method, path) {
+        Some(Routed::Operation(op)) if operations::PUBLIC_BOOKING.contains(&op) && op.resources.contains(&resource_type) => {
+            Some(Admitted::Book)
+        }
+        Some(_) => None,
+        None => match Interaction::of(method, path)? {
+            Interaction::Read | Interaction::Update | Interaction::Patch if resource_type == ResourceType::Appointment => {
+                Some(Admitted::Appointment(param("id")?.to_owned()))
+            }
+            _ => None,
+        },
+    }
+}
+
+/// Admits an anonymous request under `--public-booking` (marked with what it was admitted
+/// for), or answers it: 429 over the rate limit, 401 without a secret, 404 with a wrong one.
+async fn admit_anonymous(state: &SharedState, public: &PublicBooking, route: Admitted, mut request: Request) -> Result<Request, Response> {
+    let address = crate::context::client_address(request.extensions());
+    match &route {
+        Admitted::Book => {
+            if let Err(retry_after) = public.admit(address.as_deref().unwrap_or_default(), Instant::now()) {
+                metrics::counter!("termin_public_booking_throttled_total").increment(1);
+                return Err(public_booking::too_many_requests(retry_after));
+            }
+        }
+        Admitted::Appointment(id) => {
+            let Some(secret) = public_booking::access_secret(request.headers()) else {
+                return Err(unauthorized("This request needs an access token (Authorization: Bearer <token>)"));
+            };
+            match state.domain.scheduling.opens_appointment(id, secret).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // A wrong secret is recorded like any refused attempt, and answered as an
+                    // unknown Appointment.
+                    let (mut parts, _) = request.into_parts();
+                    let Ok(Ctx(caller)) = <Ctx as FromRequestParts<()>>::from_request_parts(&mut parts, &()).await;
+                    let path = parts.extensions.get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
+                    let (action, interaction) = crate::audit::action(&parts.method, Interaction::of(&parts.method, &path));
+                    let mut record = AuditRecord::new(action, interaction);
+                    record.resources.push(format!("Appointment/{id}"));
+                    state.domain.audit_denied(&caller, record, StatusCode::NOT_FOUND.as_u16()).await;
+                    return Err(public_booking::not_found(id));
+                }
+                Err(e) => return Err(ApiError::from(e).into_response()),
+            }
+        }
+    }
+    request.extensions_mut().insert(route);
+    Ok(request)
+}
+
 /// `Authorization: Bearer <token>`: `Ok(None)` without the header.
 fn bearer(headers: &HeaderMap) -> Result<Option<&str>, String> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
@@ -145,10 +209,10 @@ pub async fn authorize(State(state): State<SharedState>, mut request: Request, n
         return next.run(request).await;
     };
     let path = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
-    let need = match request.extract_parts::<RawPathParams>().await {
-        Ok(params) => need(request.method(), &path, &params),
+    let (need, public_route) = match request.extract_parts::<RawPathParams>().await {
+        Ok(params) => (need(request.method(), &path, &params), public_booking_route(request.method(), &path, &params)),
         // Undecodable path segments: the handler answers 400 whoever asks.
-        Err(_) => Need::Nothing,
+        Err(_) => (Need::Nothing, None),
     };
     if need == Need::Nothing {
         return next.run(request).await;
@@ -166,7 +230,13 @@ pub async fn authorize(State(state): State<SharedState>, mut request: Request, n
     };
     match (need, caller) {
         (Need::Access(resource, permission), None) if auth.is_public(resource, permission) => next.run(request).await,
-        (_, None) => unauthorized("This request needs an access token (Authorization: Bearer <token>)"),
+        (_, None) => match (&auth.public_booking, public_route) {
+            (Some(public), Some(route)) => match admit_anonymous(&state, public, route, request).await {
+                Ok(request) => next.run(request).await,
+                Err(response) => response,
+            },
+            _ => unauthorized("This request needs an access token (Authorization: Bearer <token>)"),
+        },
         (Need::Access(resource, permission), Some(caller))
             if !auth.is_public(resource, permission) && !caller.scopes.iter().any(|s| s.grants(resource, permission)) =>
         {

@@ -34,6 +34,9 @@ fn definition_parameters() -> Value {
         parameter("appointment", "out", 1, "1", "Appointment",
             "The Appointment: booked, pending (awaiting confirmation) or cancelled (rejected, not stored)."),
         parameter("outcome", "out", 1, "1", "OperationOutcome", "What happened."),
+        parameter("access-secret", "out", 0, "1", "string",
+            "Termin: for a booking without an access token (--public-booking), the secret that alone reaches the \
+             Appointment again: send it as the X-Access-Secret header to read, cancel or move it. Returned once."),
     ])
 }
 
@@ -63,10 +66,14 @@ async fn book(state: SharedState, call: Invocation) -> Answer {
         BookingStatus::Rejected => (StatusCode::CONFLICT, "rejected"),
     };
     metrics::counter!("termin_bookings_total", "outcome" => counted).increment(1);
-    let mut response = FhirResponse::new(status, call.format).json(parameters(vec![
+    let mut entries = vec![
         resource_param("appointment", Value::Object(booking.appointment)),
         resource_param("outcome", outcome_resource(&booking.outcome)),
-    ]));
+    ];
+    if let Some(secret) = &booking.access_secret {
+        entries.push(json!({"name": "access-secret", "valueString": secret}));
+    }
+    let mut response = FhirResponse::new(status, call.format).json(parameters(entries));
     if let Some(version) = &booking.version {
         let location = format!("{}/Appointment/{}/_history/{}", call.base.0, version.id, version.version);
         response = response

@@ -42,6 +42,9 @@ pub const OPERATIONS: &[&Operation] = &[
     &subscription::GET_WS_BINDING_TOKEN,
 ];
 
+/// The operations anonymous callers may invoke under `--public-booking`.
+pub const PUBLIC_BOOKING: [&Operation; 2] = [&hold::HOLD, &book::BOOK];
+
 /// One invocation of an operation, as its handler receives it.
 pub struct Invocation {
     pub ctx: Caller,

@@ -1,6 +1,7 @@
 //! Scheduling rules for generic writes of Appointments and Slots.
 
-use crate::caller::Caller;
+use crate::access;
+use crate::caller::{Caller, PublicBooking};
 use crate::model::{self, AppointmentId, SlotId, is_cancelled, occupies_slots, slot_ids};
 use super::policy::{Release, booking_deadline, check_cancellation_deadline};
 use super::sequence::{NamedSlot, check_sequence, slot_positions};
@@ -48,6 +49,32 @@ pub(crate) async fn guard_write(
     }
 }
 
+/// The access digest of an anonymous booking is the server's: a write keeps the stored one
+/// (staff editing the Appointment do not cut its booker off), and only an anonymous `$book`
+/// brings a new one.
+fn keep_access_digest(ctx: &Caller, previous: Option<&Map<String, Value>>, new: Option<&mut Map<String, Value>>) {
+    let Some(new) = new else {
+        return;
+    };
+    let kept = match previous {
+        Some(previous) => access::stored_digest(previous).map(str::to_owned),
+        None if ctx.public_booking() == Some(&PublicBooking::Book) => access::stored_digest(new).map(str::to_owned),
+        None => None,
+    };
+    access::set_digest(new, kept.as_deref());
+}
+
+/// An anonymous caller holding an Appointment's access secret reads, cancels or moves that
+/// Appointment only (its patients are fixed for everyone: [`check_unchangeable`]).
+fn check_opened(id: &str, opened: &str, new: Option<&Map<String, Value>>) -> Result<(), DomainError> {
+    match new {
+        Some(_) if id == opened => Ok(()),
+        _ => Err(DomainError::forbidden(format!(
+            "The access secret opens Appointment/{opened} for reading, cancelling and moving only"
+        ))),
+    }
+}
+
 async fn guard_appointment(
     tx: &mut UnitOfWork,
     ctx: &Caller,
@@ -60,11 +87,16 @@ async fn guard_appointment(
     if let (Some(previous), Some(new)) = (previous, new.as_deref()) {
         check_unchangeable(previous, new)?;
     }
-    // Staff confirm pending bookings; a patient's token may only decline (cancel) its own.
+    if let Some(PublicBooking::Appointment(opened)) = ctx.public_booking() {
+        check_opened(id, opened, new.as_deref())?;
+    }
+    keep_access_digest(ctx, previous, new.as_deref_mut());
+    // Staff confirm pending bookings; a patient's token (or an anonymous booker) may only
+    // decline (cancel) its own.
     if let (Some(previous), Some(new)) = (previous, new.as_deref())
         && model::status(previous) == Some("pending")
         && model::status(new) == Some("booked")
-        && ctx.is_patient_token()
+        && (ctx.is_patient_token() || ctx.public_booking().is_some())
     {
         return Err(DomainError::forbidden(
             "A pending booking is confirmed by staff or an integration (user/ or system/ scopes), not by a patient's token",

@@ -1,7 +1,8 @@
 //! `Appointment/$book`: book a `proposed` Appointment on the slots it names.
 
 use crate::audit::AuditAction;
-use crate::caller::Caller;
+use crate::access;
+use crate::caller::{Caller, PublicBooking};
 use crate::rules::guard::slot_unavailability;
 use crate::rules::offer::{Declared, Offer, check_offered, concept_codings, most_specific, service_references, service_type_codings};
 use crate::rules::sequence::{NamedSlot, check_sequence, slot_positions};
@@ -36,6 +37,9 @@ pub struct BookingOutcome {
     /// The stored version, for every status but `Rejected`.
     pub version: Option<ResourceVersion>,
     pub outcome: OperationOutcome,
+    /// The access secret of an anonymous booking under `--public-booking` (stored and pending
+    /// ones): handed out once, kept only as its digest.
+    pub access_secret: Option<String>,
 }
 
 /// How many free alternative slots a rejection suggests.
@@ -224,9 +228,26 @@ impl SchedulingService {
                 Issue::error(IssueCode::Invalid, "appointment-resource must be an Appointment").at("Appointment"),
             ));
         }
-        let (appointment, warnings) = self.kernel.conform(ResourceType::Appointment, appointment).await?;
+        let (mut appointment, warnings) = self.kernel.conform(ResourceType::Appointment, appointment).await?;
+        // An anonymous booking's way back: only the digest is stored (the scheduling rules keep
+        // it on every later write).
+        let secret = match ctx.public_booking() {
+            Some(PublicBooking::Book) => {
+                let (secret, digest) = access::new_secret()
+                    .map_err(|e| DomainError::Internal(format!("no random bytes for an access secret: {e}")))?;
+                access::set_digest(&mut appointment, Some(&digest));
+                Some(secret)
+            }
+            _ => None,
+        };
         let mut booking = self.book_conformant(ctx, appointment).await?;
         booking.outcome.issues.extend(warnings);
+        if matches!(booking.status, BookingStatus::Booked | BookingStatus::Pending) {
+            booking.access_secret = secret;
+        } else if secret.is_some() {
+            // Nothing was stored: the digest of a secret never handed out means nothing.
+            access::set_digest(&mut booking.appointment, None);
+        }
         Ok(booking)
     }
 
@@ -247,7 +268,9 @@ impl SchedulingService {
         crate::compartment::check_write(ctx.context(), ResourceType::Appointment, "", None, Some(&appointment))?;
         if let Some(earlier) = self.earlier_booking(&mut tx, &appointment).await? {
             let (version, body) = earlier;
-            if !is_repeat(&appointment, &body) {
+            // An anonymous caller gets no earlier booking back: it would need that booking's
+            // secret, and its repeat would otherwise show anyone the Appointment.
+            if !is_repeat(&appointment, &body) || ctx.public_booking().is_some() {
                 // Say nothing about the other booking: it may be another patient's.
                 return Err(DomainError::conflict(
                     Issue::error(
@@ -267,6 +290,7 @@ impl SchedulingService {
                     version.id
                 )),
                 version: Some(version),
+                access_secret: None,
             });
         }
         let service = self.check_services(&mut tx, &appointment).await?;
@@ -295,6 +319,7 @@ impl SchedulingService {
                     appointment: rejected,
                     version: None,
                     outcome: OperationOutcome::new(issues),
+                    access_secret: None,
                 });
             }
         }
@@ -325,6 +350,7 @@ impl SchedulingService {
             appointment: body,
             version: Some(written.version),
             outcome: OperationOutcome::success(message),
+            access_secret: None,
         })
     }
 
@@ -386,6 +412,7 @@ impl SchedulingService {
                  decline it (cancelled)",
                 service_names(services)
             )),
+            access_secret: None,
         })
     }
 

@@ -15,8 +15,11 @@ pub use generate::{
 };
 pub use hold::{HoldOutcome, SlotSelector};
 
+use crate::DomainError;
 use crate::kernel::Kernel;
 use std::sync::Arc;
+use termin_fhir::ResourceType;
+use termin_store::RequestContext;
 
 /// Holds, bookings and the release of expired holds.
 pub struct SchedulingService {
@@ -26,6 +29,15 @@ pub struct SchedulingService {
 impl SchedulingService {
     pub(crate) fn over(kernel: Arc<Kernel>) -> Self {
         SchedulingService { kernel }
+    }
+
+    /// Whether `secret` is the access secret of the current Appointment `id` (an anonymous
+    /// booking's); `false` alike for a wrong secret and an unknown or deleted Appointment.
+    pub async fn opens_appointment(&self, id: &str, secret: &str) -> Result<bool, DomainError> {
+        let ctx = RequestContext::system("appointment access check");
+        let current = self.kernel.store().read_current(&ctx, ResourceType::Appointment, id).await?;
+        let body = current.and_then(|v| v.body).and_then(|b| crate::model::parse_object(&b));
+        Ok(body.is_some_and(|body| crate::access::opens(&body, secret)))
     }
 }
 
