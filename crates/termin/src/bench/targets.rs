@@ -64,57 +64,43 @@ fn slot_read(data: &Dataset, number: usize, iteration: usize) -> Request {
     }
 }
 
-/// The IG's main query: a schedule's next free slots from now, earliest first.
+/// A schedule's free slots within the `start` conditions, earliest first.
+fn free_slots(data: &Dataset, number: usize, iteration: usize, start: Vec<String>) -> Request {
+    let mut params = vec![
+        ("schedule", format!("Schedule/{}", pick(&data.schedules, number, iteration))),
+        ("status", "free".into()),
+    ];
+    params.extend(start.into_iter().map(|condition| ("start", condition)));
+    params.extend([("_sort", "start".into()), ("_count", PAGE.into())]);
+    Request::Search { path: "Slot", params }
+}
+
+/// The IG's main query: a schedule's next free slots from now.
 fn slot_main(data: &Dataset, number: usize, iteration: usize) -> Request {
-    Request::Search {
-        path: "Slot",
-        params: vec![
-            ("schedule", format!("Schedule/{}", pick(&data.schedules, number, iteration))),
-            ("status", "free".into()),
-            ("start", now_param()),
-            ("_sort", "start".into()),
-            ("_count", PAGE.into()),
-        ],
-    }
+    free_slots(data, number, iteration, vec![now_param()])
 }
 
 /// The same within the dataset's first week.
 fn slot_window(data: &Dataset, number: usize, iteration: usize) -> Request {
+    free_slots(data, number, iteration, vec![format!("ge{}", data.week_start), format!("lt{}", data.week_end)])
+}
+
+/// A patient's appointments from the dataset's first week on, the patient named by `actor`.
+fn appointments(data: &Dataset, actor: (&'static str, String)) -> Request {
     Request::Search {
-        path: "Slot",
-        params: vec![
-            ("schedule", format!("Schedule/{}", pick(&data.schedules, number, iteration))),
-            ("status", "free".into()),
-            ("start", format!("ge{}", data.week_start)),
-            ("start", format!("lt{}", data.week_end)),
-            ("_sort", "start".into()),
-            ("_count", PAGE.into()),
-        ],
+        path: "Appointment",
+        params: vec![actor, ("date", format!("ge{}", data.week_start)), ("_count", PAGE.into())],
     }
 }
 
 fn appointments_of_patient(data: &Dataset, number: usize, iteration: usize) -> Request {
     let (patient, _) = pick(&data.patients, number, iteration);
-    Request::Search {
-        path: "Appointment",
-        params: vec![
-            ("actor", format!("Patient/{patient}")),
-            ("date", format!("ge{}", data.week_start)),
-            ("_count", PAGE.into()),
-        ],
-    }
+    appointments(data, ("actor", format!("Patient/{patient}")))
 }
 
 fn appointments_by_svnr(data: &Dataset, number: usize, iteration: usize) -> Request {
     let (_, svnr) = pick(&data.patients, number, iteration);
-    Request::Search {
-        path: "Appointment",
-        params: vec![
-            ("actor:identifier", format!("{SVNR_SYSTEM}|{svnr}")),
-            ("date", format!("ge{}", data.week_start)),
-            ("_count", PAGE.into()),
-        ],
-    }
+    appointments(data, ("actor:identifier", format!("{SVNR_SYSTEM}|{svnr}")))
 }
 
 /// Providers of a service type in a postal code area, ranked by their earliest free slot.
