@@ -8,18 +8,7 @@ use termin_store::{ChangeKind, HistoryEntry, ResourceVersion};
 
 /// Parses a stored body for embedding in a Bundle.
 pub fn stored_json(version: &ResourceVersion) -> Result<Option<Value>, ApiError> {
-    version
-        .body
-        .as_deref()
-        .map(termin_fhir::json::parse_stored)
-        .transpose()
-        .map_err(|e| {
-            tracing::error!(id = %version.id, error = %e, "stored resource is not JSON");
-            ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                Issue::error(IssueCode::Exception, "A stored resource could not be read"),
-            )
-        })
+    version.body.as_deref().map(|text| parse_stored(text, &version.id)).transpose()
 }
 
 pub fn full_url(base: &str, version: &ResourceVersion) -> String {
@@ -43,9 +32,149 @@ pub fn paging_links(self_url: String, next_url: Option<String>, previous_url: Op
     Value::Array(links)
 }
 
-/// A searchset Bundle; `total` is left out when the client asked for `_total=none`.
-pub fn searchset(total: Option<u64>, links: Value, entries: Vec<Value>) -> Value {
-    bundle("searchset", total, links, entries)
+/// A searchset Bundle; `total` is left out when not known or not wanted. Its entries keep
+/// the stored text of their resources, so that a compact JSON answer splices that text in as
+/// it is instead of parsing and writing every resource again.
+#[derive(Debug)]
+pub struct Searchset {
+    pub total: Option<u64>,
+    pub links: Value,
+    pub entries: Vec<SearchEntry>,
+}
+
+/// One entry of a [`Searchset`].
+#[derive(Debug)]
+pub struct SearchEntry {
+    full_url: Option<String>,
+    resource: Option<EntryResource>,
+    mode: &'static str,
+}
+
+#[derive(Debug)]
+enum EntryResource {
+    /// Compact JSON text as stored (with `meta`).
+    Stored(String),
+    Built(Value),
+}
+
+pub fn searchset(total: Option<u64>, links: Value, entries: Vec<SearchEntry>) -> Searchset {
+    Searchset { total, links, entries }
+}
+
+impl Searchset {
+    /// The Bundle as a JSON value, for the answers that transform it (XML, pretty printing).
+    pub fn into_value(self) -> Result<Value, ApiError> {
+        let entries = self
+            .entries
+            .into_iter()
+            .map(SearchEntry::into_value)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(bundle("searchset", self.total, self.links, entries))
+    }
+
+    /// The Bundle as compact JSON text, byte for byte what `into_value()` would print, with
+    /// the stored resources copied in unparsed.
+    pub fn to_json_text(&self) -> String {
+        let stored: usize = self.entries.iter().map(SearchEntry::stored_len).sum();
+        let mut out = String::with_capacity(stored + 128 * (self.entries.len() + 2));
+        out.push_str(r#"{"resourceType":"Bundle","type":"searchset""#);
+        if let Some(total) = self.total {
+            out.push_str(",\"total\":");
+            out.push_str(&total.to_string());
+        }
+        out.push_str(",\"link\":");
+        out.push_str(&self.links.to_string());
+        // FHIR JSON has no empty arrays: an empty page has no `entry` at all.
+        if !self.entries.is_empty() {
+            out.push_str(",\"entry\":[");
+            for (i, entry) in self.entries.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                entry.write_json(&mut out);
+            }
+            out.push(']');
+        }
+        out.push('}');
+        out
+    }
+}
+
+impl SearchEntry {
+    /// Applies `shape` (e.g. `_elements`) to the resource, which then has to be parsed.
+    pub fn shaped(self, shape: impl FnOnce(Value) -> Value) -> Result<SearchEntry, ApiError> {
+        let resource = match self.resource {
+            Some(EntryResource::Stored(text)) => {
+                let about = self.full_url.as_deref().unwrap_or_default();
+                Some(EntryResource::Built(shape(parse_stored(&text, about)?)))
+            }
+            Some(EntryResource::Built(value)) => Some(EntryResource::Built(shape(value))),
+            None => None,
+        };
+        Ok(SearchEntry { resource, ..self })
+    }
+
+    fn stored_len(&self) -> usize {
+        match &self.resource {
+            Some(EntryResource::Stored(text)) => text.len(),
+            _ => 0,
+        }
+    }
+
+    fn into_value(self) -> Result<Value, ApiError> {
+        let about = self.full_url.as_deref().unwrap_or_default();
+        let resource = match self.resource {
+            Some(EntryResource::Stored(text)) => Some(parse_stored(&text, about)?),
+            Some(EntryResource::Built(value)) => Some(value),
+            None => None,
+        };
+        // Inserted, not embedded with `json!`, which would rewrite number texts.
+        let mut entry = Map::new();
+        if let Some(full_url) = self.full_url {
+            entry.insert("fullUrl".into(), Value::String(full_url));
+        }
+        if let Some(resource) = resource {
+            entry.insert("resource".into(), resource);
+        }
+        entry.insert("search".into(), json!({"mode": self.mode}));
+        Ok(Value::Object(entry))
+    }
+
+    fn write_json(&self, out: &mut String) {
+        out.push('{');
+        if let Some(full_url) = &self.full_url {
+            out.push_str("\"fullUrl\":");
+            out.push_str(&Value::String(full_url.clone()).to_string());
+            out.push(',');
+        }
+        match &self.resource {
+            Some(EntryResource::Stored(text)) => {
+                out.push_str("\"resource\":");
+                out.push_str(text);
+                out.push(',');
+            }
+            Some(EntryResource::Built(value)) => {
+                out.push_str("\"resource\":");
+                out.push_str(&value.to_string());
+                out.push(',');
+            }
+            None => {}
+        }
+        out.push_str("\"search\":{\"mode\":\"");
+        out.push_str(self.mode);
+        out.push_str("\"}}");
+    }
+}
+
+/// Parses stored resource text; `about` names the resource in the log.
+fn parse_stored(text: &str, about: &str) -> Result<Value, ApiError> {
+    termin_fhir::json::parse_stored(text).map_err(|e| {
+        tracing::error!(resource = about, error = %e, "stored resource is not JSON");
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            Issue::error(IssueCode::Exception, "A stored resource could not be read"),
+        )
+    })
 }
 
 fn bundle(kind: &str, total: Option<u64>, links: Value, entries: Vec<Value>) -> Value {
@@ -71,33 +200,25 @@ pub enum SearchMode {
     Include,
 }
 
-/// A match or an included resource; `shape` may trim the resource (`_elements`).
-pub fn search_entry(
-    base: &str,
-    version: &ResourceVersion,
-    mode: SearchMode,
-    shape: impl FnOnce(Value) -> Value,
-) -> Result<Value, ApiError> {
-    let mode = match mode {
-        SearchMode::Match => "match",
-        SearchMode::Include => "include",
-    };
-    // Inserted, not embedded with `json!`, which would rewrite number texts.
-    let mut entry = Map::new();
-    entry.insert("fullUrl".into(), json!(full_url(base, version)));
-    if let Some(resource) = stored_json(version)? {
-        entry.insert("resource".into(), shape(resource));
+/// A match or an included resource, its stored text kept as it is.
+pub fn search_entry(base: &str, version: &ResourceVersion, mode: SearchMode) -> SearchEntry {
+    SearchEntry {
+        full_url: Some(full_url(base, version)),
+        resource: version.body.clone().map(EntryResource::Stored),
+        mode: match mode {
+            SearchMode::Match => "match",
+            SearchMode::Include => "include",
+        },
     }
-    entry.insert("search".into(), json!({"mode": mode}));
-    Ok(Value::Object(entry))
 }
 
 /// The entry that tells how the search was read (ignored or leniently read parameters).
-pub fn outcome_entry(outcome: Value) -> Value {
-    json!({
-        "resource": outcome,
-        "search": {"mode": "outcome"},
-    })
+pub fn outcome_entry(outcome: Value) -> SearchEntry {
+    SearchEntry {
+        full_url: None,
+        resource: Some(EntryResource::Built(outcome)),
+        mode: "outcome",
+    }
 }
 
 pub fn history(total: u64, links: Value, entries: Vec<Value>) -> Value {
@@ -126,4 +247,55 @@ pub fn history_entry(base: &str, entry: &HistoryEntry) -> Result<Value, ApiError
         }),
     );
     Ok(Value::Object(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use termin_fhir::ResourceType;
+
+    fn version(id: &str, body: &str) -> ResourceVersion {
+        ResourceVersion {
+            resource_type: ResourceType::Slot,
+            id: id.into(),
+            version: 1,
+            last_updated: jiff::Timestamp::UNIX_EPOCH,
+            body: Some(body.into()),
+        }
+    }
+
+    #[test]
+    fn spliced_text_is_what_the_parsed_bundle_prints() {
+        // Exponents, escapes and non-ASCII text must come out as stored.
+        let first = version("a", r#"{"resourceType":"Slot","id":"a","meta":{"versionId":"1"},"comment":"Zä\"\n","x":1E5}"#);
+        let second = version("b", r#"{"resourceType":"Slot","id":"b","y":[1.50,-0.0]}"#);
+        let build = |entries: Vec<SearchEntry>| {
+            searchset(Some(7), paging_links("http://h/Slot?a=\"b\"".into(), Some("http://h/n".into()), None), entries)
+        };
+        let entries = || {
+            vec![
+                outcome_entry(json!({"resourceType": "OperationOutcome"})),
+                search_entry("http://h", &first, SearchMode::Match),
+                search_entry("http://h", &second, SearchMode::Include),
+            ]
+        };
+        let text = build(entries()).to_json_text();
+        assert_eq!(text, build(entries()).into_value().unwrap().to_string());
+        assert!(text.contains(r#""x":1E5"#) && text.contains(r#""y":[1.50,-0.0]"#), "{text}");
+        let empty = searchset(None, json!([]), Vec::new());
+        assert_eq!(empty.to_json_text(), r#"{"resourceType":"Bundle","type":"searchset","link":[]}"#);
+    }
+
+    #[test]
+    fn a_shaped_entry_is_parsed_and_rewritten() {
+        let stored = version("a", r#"{"resourceType":"Slot","id":"a","status":"free"}"#);
+        let entry = search_entry("http://h", &stored, SearchMode::Match)
+            .shaped(|mut resource| {
+                resource.as_object_mut().unwrap().remove("status");
+                resource
+            })
+            .unwrap();
+        let text = searchset(None, json!([]), vec![entry]).to_json_text();
+        assert!(text.contains(r#""resource":{"resourceType":"Slot","id":"a"}"#), "{text}");
+    }
 }

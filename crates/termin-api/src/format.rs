@@ -2,6 +2,7 @@
 //! negotiation (`Accept`, `_format`, `_pretty`) and rendering. FHIR XML is converted from and
 //! to FHIR JSON by `termin-xml` at this boundary; everything behind it sees JSON only.
 
+use crate::bundle::Searchset;
 use crate::error::ApiError;
 use crate::{ApiConfig, SharedState, query::query_pairs};
 use axum::body::Body;
@@ -312,6 +313,8 @@ pub enum Payload {
     Json(Value),
     /// A resource as stored (compact JSON text), sent without re-serializing when possible.
     Stored(String),
+    /// A searchset whose stored resources are spliced in unparsed when possible.
+    Searchset(Searchset),
 }
 
 pub struct FhirResponse {
@@ -341,6 +344,11 @@ impl FhirResponse {
         self
     }
 
+    pub fn searchset(mut self, bundle: Searchset) -> Self {
+        self.payload = Some(Payload::Searchset(bundle));
+        self
+    }
+
     pub fn header(mut self, name: header::HeaderName, value: &str) -> Self {
         if let Ok(value) = HeaderValue::from_str(value) {
             self.headers.insert(name, value);
@@ -355,8 +363,12 @@ fn link_header(value: &Value) -> Option<HeaderValue> {
     if value.get("resourceType")? != "Bundle" {
         return None;
     }
-    let links: Vec<String> = value
-        .get("link")?
+    link_header_of(value.get("link")?)
+}
+
+/// The `Link` header of a Bundle's `link` array.
+fn link_header_of(links: &Value) -> Option<HeaderValue> {
+    let links: Vec<String> = links
         .as_array()?
         .iter()
         .filter_map(|link| Some(format!("<{}>; rel=\"{}\"", link.get("url")?.as_str()?, link.get("relation")?.as_str()?)))
@@ -371,6 +383,7 @@ impl IntoResponse for FhirResponse {
     fn into_response(self) -> Response {
         let link = match &self.payload {
             Some(Payload::Json(value)) => link_header(value),
+            Some(Payload::Searchset(bundle)) => link_header_of(&bundle.links),
             _ => None,
         };
         let rendered = match self.payload {
@@ -381,6 +394,10 @@ impl IntoResponse for FhirResponse {
                 Ok(value) => Some(self.format.render(&value)),
                 Err(_) => Some(Ok((text, FHIR_JSON))),
             },
+            Some(Payload::Searchset(bundle)) if self.format == ResponseFormat::default() => {
+                Some(Ok((bundle.to_json_text(), FHIR_JSON)))
+            }
+            Some(Payload::Searchset(bundle)) => Some(bundle.into_value().and_then(|value| self.format.render(&value))),
         };
         let mut response = match rendered {
             Some(Ok((body, content_type))) => {

@@ -8,6 +8,8 @@
 //! module each; the router, the CapabilityStatement and authorization are built from those
 //! two lists. Format handling (content types, `_format`, `_pretty`, body limits, JSON parse errors) is
 //! the [`format`] layer; handlers only see parsed resources and return [`FhirResponse`]s.
+//! Resources go out as stored text where no transformation is needed: a read as it is, a
+//! searchset with the stored entries spliced into its JSON text (`bundle::Searchset`).
 
 mod audit;
 pub mod auth;

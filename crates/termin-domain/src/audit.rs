@@ -76,7 +76,13 @@ impl AuditRecord {
     }
 
     pub(crate) fn reached_version(&mut self, version: &ResourceVersion) {
-        let body = version.body.as_deref().and_then(parse_object);
+        // Only a patient compartment type's body can name patients: the others (a page of
+        // Slots) are not parsed.
+        let body = if COMPARTMENT_TYPES.contains(&version.resource_type) {
+            version.body.as_deref().and_then(parse_object)
+        } else {
+            None
+        };
         self.reached(version.resource_type, &version.id, body.as_ref());
     }
 

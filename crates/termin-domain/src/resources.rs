@@ -39,7 +39,7 @@ impl ResourceService {
     }
 
     /// Records that `ctx` saw `versions` (when they include patient data).
-    async fn audit_reads(&self, ctx: &Caller, interaction: &str, versions: &[ResourceVersion]) {
+    async fn audit_reads(&self, ctx: &Caller, interaction: &str, versions: impl IntoIterator<Item = &ResourceVersion>) {
         let mut record = AuditRecord::new(AuditAction::Read, interaction);
         for version in versions {
             record.reached_version(version);
@@ -52,8 +52,7 @@ impl ResourceService {
     /// it, also through chains, `_has` and `_include`/`_revinclude`.
     pub async fn search(&self, ctx: &Caller, request: &SearchRequest) -> Result<SearchPage, DomainError> {
         let page = self.kernel.search(ctx, request).await?;
-        let returned: Vec<ResourceVersion> = page.matches.iter().chain(&page.included).cloned().collect();
-        self.audit_reads(ctx, "search-type", &returned).await;
+        self.audit_reads(ctx, "search-type", page.matches.iter().chain(&page.included)).await;
         Ok(page)
     }
 
@@ -159,9 +158,8 @@ impl ResourceService {
             }
         }
         let page = self.kernel.store.history(ctx.context(), &request).await?;
-        let versions: Vec<ResourceVersion> = page.entries.iter().map(|e| e.version.clone()).collect();
         let interaction = if request.id.is_some() { "history-instance" } else { "history-type" };
-        self.audit_reads(ctx, interaction, &versions).await;
+        self.audit_reads(ctx, interaction, page.entries.iter().map(|e| &e.version)).await;
         Ok(page)
     }
 

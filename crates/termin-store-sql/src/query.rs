@@ -43,8 +43,16 @@ pub fn overlapping<D: Dialect>(
     q.push(" AND high > ").push_value(start.as_microsecond());
     q.push(" AND low < ").push_value(end.as_microsecond());
     q.push(" AND res_id <> ").push_value(exclude_id);
-    q.push(" LIMIT ").push_value(i64::try_from(limit).unwrap_or(i64::MAX));
+    push_limit(&mut q, limit);
     q
+}
+
+/// ` LIMIT n` with `n` written into the statement, not bound: SQLite reads a bound LIMIT while
+/// planning and then re-prepares the statement every time a value is bound to it (about half
+/// the instructions of a 20-entry slot page went there). Limits are page sizes, few distinct
+/// values, so the prepared-statement cache still holds every variant.
+fn push_limit<D: Dialect>(q: &mut QueryBuilder<D>, limit: usize) {
+    q.push(format!(" LIMIT {}", i64::try_from(limit).unwrap_or(i64::MAX)));
 }
 
 fn table(kind: IndexKind) -> &'static str {
@@ -210,8 +218,8 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
             }
             Select::Count => {}
             Select::Ids { limit } => {
-                q.push(" ORDER BY r.res_id LIMIT ");
-                q.push_value(i64::try_from(*limit).unwrap_or(i64::MAX));
+                q.push(" ORDER BY r.res_id");
+                push_limit(&mut q, *limit);
             }
         }
         q
@@ -233,8 +241,8 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
         for (i, key) in sort.iter().enumerate() {
             q.push(format!("k{i} {}, ", direction(key.descending != backwards)));
         }
-        q.push(format!("{id} {} LIMIT ", direction(backwards)));
-        q.push_value(i64::try_from(limit).unwrap_or(i64::MAX));
+        q.push(format!("{id} {}", direction(backwards)));
+        push_limit(q, limit);
     }
 
     /// The distinct candidate ids that satisfy every other condition; with a page, only that

@@ -124,15 +124,12 @@ pub async fn run<D: Dialect>(conn: &mut D::Connection, request: &SearchRequest) 
         }
         page.matches = rows.into_iter().map(|(version, _)| version).collect();
     }
-    if request.total {
-        // A first page that is not full is every match: counting again would only repeat
-        // the page's query.
-        let total = match everything_on_page {
-            Some(total) => total as i64,
-            None => {
-                count(conn, SearchSql::<D>::new(&request.filter).build(request.resource_type, &Select::Count)).await?
-            }
-        };
+    // A first page that is not full is every match: its size is the total, whether asked or
+    // not, and counting again would only repeat the page's query.
+    if let Some(total) = everything_on_page {
+        page.total = Some(total as u64);
+    } else if request.total {
+        let total = count(conn, SearchSql::<D>::new(&request.filter).build(request.resource_type, &Select::Count)).await?;
         page.total = Some(u64::try_from(total).unwrap_or(0));
     }
     if !request.includes.is_empty() || !request.revincludes.is_empty() {

@@ -374,7 +374,8 @@ pub struct SearchRequest {
     /// Page size; 0 returns no matches (e.g. `_summary=count`).
     pub count: usize,
     pub page: Option<Keyset>,
-    /// Whether to count all matches.
+    /// Whether to count all matches (a first page that holds every match gives its total
+    /// either way).
     pub total: bool,
     pub includes: Vec<Include>,
     pub revincludes: Vec<Include>,
@@ -385,6 +386,7 @@ pub struct SearchPage {
     pub matches: Vec<ResourceVersion>,
     /// Resources added by `_include`/`_revinclude` that are not matches themselves.
     pub included: Vec<ResourceVersion>,
+    /// The number of matches: counted when asked, or known from a first page that holds them all.
     pub total: Option<u64>,
     /// Where the next page starts, when more matches follow.
     pub next: Option<Keyset>,

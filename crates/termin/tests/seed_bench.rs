@@ -88,10 +88,11 @@ async fn demo_serves_the_seeded_dataset() {
     assert_eq!(entries(&page).len(), 1, "{page}");
 }
 
-/// Parses the bench's Markdown table: (scenario, ops, errors) per row.
+/// Parses the bench's first Markdown table: (scenario, ops, errors) per row.
 fn bench_rows(table: &str) -> Vec<(String, u64, u64)> {
     table
         .lines()
+        .take_while(|line| !line.starts_with("double bookings"))
         .filter(|line| line.starts_with("| ") && !line.starts_with("| scenario"))
         .map(|line| {
             let cells: Vec<&str> = line.split('|').map(str::trim).collect();
@@ -119,4 +120,16 @@ fn every_bench_scenario_runs_on_a_tiny_dataset() {
         }
     }
     assert!(table.contains("double bookings: 0"), "{table}");
+    // Then the issue 16 targets: every query answered without error, met or not.
+    let targets: Vec<Vec<&str>> = table
+        .lines()
+        .skip_while(|line| !line.starts_with("targets of issue 16"))
+        .filter(|line| line.starts_with("| ") && !line.starts_with("| query"))
+        .map(|line| line.split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(targets.len(), 6, "{table}");
+    for cells in &targets {
+        assert_eq!(cells[4], "0", "errors in {cells:?}: {table}");
+        assert!(matches!(cells[5], "yes" | "no"), "{cells:?}");
+    }
 }

@@ -246,11 +246,11 @@ async fn find_hsp(state: SharedState, call: Invocation) -> Answer {
     let mut entries = Vec::new();
     let mut included: Vec<(String, String)> = Vec::new();
     for service_match in page {
-        entries.push(bundle::search_entry(&base.0, &service_match.service, SearchMode::Match, |v| v)?);
+        entries.push(bundle::search_entry(&base.0, &service_match.service, SearchMode::Match));
         for provider in &service_match.providers {
             let key = (provider.resource_type.to_string(), provider.id.clone());
             if !included.contains(&key) {
-                entries.push(bundle::search_entry(&base.0, provider, SearchMode::Include, |v| v)?);
+                entries.push(bundle::search_entry(&base.0, provider, SearchMode::Include));
                 included.push(key);
             }
         }
@@ -263,7 +263,7 @@ async fn find_hsp(state: SharedState, call: Invocation) -> Answer {
     let endpoint = format!("{}/HealthcareService/$findHSP", base.0);
     let next = more.then(|| page_url(&endpoint, &pairs, page.last().map(|m| m.rank.clone())));
     let links = bundle::links(page_url(&endpoint, &pairs, after), next);
-    Ok(FhirResponse::new(StatusCode::OK, call.format).json(bundle::searchset(Some(total), links, entries)))
+    Ok(FhirResponse::new(StatusCode::OK, call.format).searchset(bundle::searchset(Some(total), links, entries)))
 }
 
 #[cfg(test)]

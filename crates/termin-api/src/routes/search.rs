@@ -141,18 +141,17 @@ async fn run(
         entries.push(bundle::outcome_entry(outcome));
     }
     for version in &page.matches {
-        entries.push(bundle::search_entry(&base.0, version, SearchMode::Match, |resource| {
-            match &parsed.elements {
-                Some(elements) => subset(resource, elements),
-                None => resource,
-            }
-        })?);
+        let entry = bundle::search_entry(&base.0, version, SearchMode::Match);
+        entries.push(match &parsed.elements {
+            Some(elements) => entry.shaped(|resource| subset(resource, elements))?,
+            None => entry,
+        });
     }
     for version in &page.included {
-        entries.push(bundle::search_entry(&base.0, version, SearchMode::Include, |resource| resource)?);
+        entries.push(bundle::search_entry(&base.0, version, SearchMode::Include));
     }
     let total = page.total.filter(|_| parsed.total != TotalMode::None);
-    Ok(FhirResponse::new(StatusCode::OK, format).json(bundle::searchset(total, links, entries)))
+    Ok(FhirResponse::new(StatusCode::OK, format).searchset(bundle::searchset(total, links, entries)))
 }
 
 fn search_error(error: SearchError) -> ApiError {

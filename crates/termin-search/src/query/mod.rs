@@ -174,7 +174,7 @@ impl SearchParameters {
         let mut sort = None;
         let mut count = options.default_count;
         let mut cursor = None;
-        let mut total = TotalMode::Accurate;
+        let mut total = TotalMode::WhenKnown;
         let mut summary_count = false;
         let mut elements = None;
         let mut includes = Vec::new();
@@ -258,7 +258,8 @@ impl SearchParameters {
                 sort,
                 count: if summary_count { 0 } else { count },
                 page,
-                total: total != TotalMode::None || summary_count,
+                // `_count=0` asks for no page, so only counting can give the total.
+                total: matches!(total, TotalMode::Estimate | TotalMode::Accurate) || summary_count || count == 0,
                 includes,
                 revincludes,
             },

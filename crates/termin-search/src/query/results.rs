@@ -13,6 +13,10 @@ pub enum TotalMode {
     None,
     Estimate,
     Accurate,
+    /// No `_total` asked (R5 leaves the choice to the server): the total only when it is known
+    /// without counting, i.e. the first page holds every match. Counting all matches costs
+    /// more than the page itself once they are many.
+    WhenKnown,
 }
 
 pub(crate) fn parse_total(value: &str) -> Result<TotalMode, SearchError> {

@@ -1,11 +1,13 @@
 //! `termin bench`: a load generator speaking to a Termin server through `termin-client`, as
 //! many patients' apps would. It seeds a database (once), starts `termin serve` on it as a
 //! child process, runs the scenarios one after the other for a fixed time each, and prints
-//! throughput, latency percentiles, errors, conflicts and the server's memory.
+//! throughput, latency percentiles, errors, conflicts and the server's memory, then the read
+//! targets of issue 16 and whether they are met.
 
 mod report;
 mod scenarios;
 mod server;
+mod targets;
 
 use crate::config::Database;
 use crate::seed::{ScaleArg, Target, seed_database, this_monday};
@@ -31,6 +33,9 @@ pub enum ScenarioArg {
     Contended,
     /// Appointments of a patient found by social security number
     Svnr,
+    /// Issue 16's read queries one by one (slot read, IG slot queries, appointments by actor
+    /// and by SVNR, $findHSP), each judged against its target
+    Targets,
 }
 
 /// Flags of `termin bench`.
@@ -144,9 +149,15 @@ async fn bench(args: BenchArgs) -> Result<bool, String> {
     if selected(ScenarioArg::Svnr) {
         rows.push(with_memory(scenarios::appointments_by_svnr(&client, &dataset, concurrency, duration).await));
     }
-    // A server given by --url holds whatever data it holds: no scale to name.
-    println!("{}", report::table(&rows, args.url.is_none().then_some(scale), concurrency));
-    println!("double bookings: {double_bookings}");
+    if !rows.is_empty() {
+        // A server given by --url holds whatever data it holds: no scale to name.
+        println!("{}", report::table(&rows, args.url.is_none().then_some(scale), concurrency));
+        println!("double bookings: {double_bookings}");
+    }
+    if selected(ScenarioArg::Targets) {
+        println!();
+        println!("{}", targets::run(&client, &dataset, scale, concurrency, duration).await);
+    }
     Ok(double_bookings == 0)
 }
 

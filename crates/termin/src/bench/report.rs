@@ -63,7 +63,7 @@ impl Row {
         }
     }
 
-    fn throughput(&self) -> f64 {
+    pub fn throughput(&self) -> f64 {
         self.tally.latencies.len() as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
     }
 }

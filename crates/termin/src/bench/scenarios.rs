@@ -16,16 +16,18 @@ const DISCOVERY_PAGE: &str = "500";
 
 /// What the scenarios draw from, read from the server before they start.
 pub struct Dataset {
-    schedules: Vec<String>,
+    pub(super) schedules: Vec<String>,
+    /// The earliest slots, to read.
+    pub(super) slots: Vec<String>,
     /// The first week with slots: [week_start, week_end).
-    week_start: Date,
-    week_end: Date,
+    pub(super) week_start: Date,
+    pub(super) week_end: Date,
     /// `system|code` of the services' types.
-    service_types: Vec<String>,
+    pub(super) service_types: Vec<String>,
     /// (Patient id, SVNR) pairs.
-    patients: Vec<(String, String)>,
+    pub(super) patients: Vec<(String, String)>,
     /// Two-digit postal code areas of the Locations: "near me" in the flow's `$findHSP`.
-    zip_areas: Vec<String>,
+    pub(super) zip_areas: Vec<String>,
 }
 
 impl fmt::Display for Dataset {
@@ -61,11 +63,11 @@ impl Dataset {
             .search("Schedule", &[("active", "true"), ("_count", DISCOVERY_PAGE)])
             .await
             .map_err(|e| failed("schedules", e))?);
-        let first_slot = client
-            .search("Slot", &[("_sort", "start"), ("_count", "1")])
+        let first_slots = client
+            .search("Slot", &[("_sort", "start"), ("_count", DISCOVERY_PAGE)])
             .await
             .map_err(|e| failed("slots", e))?;
-        let week_start: Date = resources(&first_slot)
+        let week_start: Date = resources(&first_slots)
             .next()
             .and_then(|slot| slot["start"].as_str())
             .and_then(|start| start.get(..10))
@@ -117,6 +119,7 @@ impl Dataset {
         }
         Ok(Dataset {
             schedules,
+            slots: ids(&first_slots),
             week_end: week_start.checked_add(7.days()).map_err(|e| e.to_string())?,
             week_start,
             service_types,
@@ -127,7 +130,7 @@ impl Dataset {
 }
 
 /// How one operation ended.
-enum Outcome {
+pub(super) enum Outcome {
     Done,
     /// Lost a race for a slot to another client.
     Conflict,
@@ -141,7 +144,7 @@ impl From<ClientError> for Outcome {
 }
 
 /// Runs `operation(client number, iteration)` on `concurrency` clients until `duration` ends.
-async fn run_clients<F, Fut>(concurrency: usize, duration: Duration, operation: F) -> (Tally, Duration)
+pub(super) async fn run_clients<F, Fut>(concurrency: usize, duration: Duration, operation: F) -> (Tally, Duration)
 where
     F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Outcome> + Send,
@@ -180,7 +183,7 @@ where
 }
 
 /// Picks the `k`-th element, spread so that clients do not walk in step.
-fn pick<T>(items: &[T], client: usize, iteration: usize) -> &T {
+pub(super) fn pick<T>(items: &[T], client: usize, iteration: usize) -> &T {
     &items[(client * 7919 + iteration * 104_729) % items.len()]
 }
 
@@ -243,7 +246,7 @@ async fn hold_and_book(client: &Client, slot: &Value, schedule: &Value, patient:
     }
 }
 
-fn now_param() -> String {
+pub(super) fn now_param() -> String {
     format!("ge{}", Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ"))
 }
 
