@@ -16,8 +16,11 @@
 //! - Failures back off exponentially; after `max_failures` in a row the Subscription's status
 //!   becomes `error` (attempts go on at the longest backoff), and the next success makes it
 //!   `active` again. A `requested` Subscription gets a handshake first.
+//!
+//! E-mail to people (patients, practices) comes from the same outbox: see [`mail`].
 
 pub mod bundle;
+pub mod mail;
 pub mod websocket;
 
 use bundle::{NotificationType, notification_bundle, subscription_status, with_focus};

@@ -132,7 +132,7 @@ async fn nodes_starting_together_migrate_once() {
         .fetch_one(&db.store.pool)
         .await
         .unwrap();
-    assert_eq!(applied, 5, "each of the five migrations once");
+    assert_eq!(applied, 6, "each of the six migrations once");
     db.close().await;
 }
 

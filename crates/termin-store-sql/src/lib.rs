@@ -15,6 +15,7 @@ mod resource_store;
 mod index;
 mod migrate;
 mod query;
+pub mod mail;
 pub mod notify;
 mod rows;
 mod search;
