@@ -128,7 +128,7 @@ async fn directory(server: &TestServer, token: Option<&str>, first_start: jiff::
                "communication": [{"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "en"}]}, "preferred": true}]}),
     ];
     for i in 0..slots {
-        let start = first_start + jiff::SignedDuration::from_hours(i as i64);
+        let start = slot_start(first_start, i);
         resources.push(json!({"resourceType": "Slot", "id": format!("slot-{i}"), "schedule": {"reference": "Schedule/sch-1"},
             "status": "free", "start": start.to_string(), "end": (start + jiff::SignedDuration::from_mins(30)).to_string()}));
     }
@@ -138,9 +138,22 @@ async fn directory(server: &TestServer, token: Option<&str>, first_start: jiff::
     }
 }
 
-fn appointment(patient: &str, slot: &str, status: &str) -> Value {
+async fn read_as(server: &TestServer, token: &str, path: &str) -> Value {
+    server.send(server.request(Method::GET, path).bearer_auth(token)).await.expect_status(200).json()
+}
+
+/// The start of slot `index` of [`directory`].
+fn slot_start(first_start: jiff::Timestamp, index: usize) -> jiff::Timestamp {
+    first_start + jiff::SignedDuration::from_hours(index as i64)
+}
+
+/// An Appointment of `patient` on slot `index` of [`directory`] (slots from `first_start`).
+fn appointment(patient: &str, first_start: jiff::Timestamp, index: usize, status: &str) -> Value {
+    let start = slot_start(first_start, index);
+    let slot = format!("slot-{index}");
     json!({
         "resourceType": "Appointment", "status": status,
+        "start": start.to_string(), "end": (start + jiff::SignedDuration::from_mins(30)).to_string(),
         "serviceType": [{"concept": {"text": "Physiotherapie"}}],
         "description": DIAGNOSIS,
         "reason": [{"concept": {"text": DIAGNOSIS}}],
@@ -228,19 +241,19 @@ async fn lifecycle_messages_in_german_and_english_with_calendar_entries() {
     directory(&server, Some(&staff), future(), 4).await;
 
     // Booked (by staff): the patient in German, the practice.
-    let booked = call(&server, Method::POST, "Appointment", Some(&staff), &appointment("pat-de", "slot-0", "booked"), 201).await;
+    let booked = call(&server, Method::POST, "Appointment", Some(&staff), &appointment("pat-de", future(), 0, "booked"), 201).await;
     let booked_id = booked["id"].as_str().unwrap().to_owned();
     // A request from the English-speaking patient, confirmed by staff, then cancelled by staff.
-    let request = call(&server, Method::POST, "Appointment", Some(&staff), &appointment("pat-en", "slot-1", "pending"), 201).await;
+    let request = call(&server, Method::POST, "Appointment", Some(&staff), &appointment("pat-en", future(), 1, "pending"), 201).await;
     let request_id = request["id"].as_str().unwrap().to_owned();
-    let mut confirmed = server.read("Appointment", &request_id).await;
+    let mut confirmed = read_as(&server, &staff, &format!("Appointment/{request_id}")).await;
     confirmed["status"] = json!("booked");
     let confirmed = call(&server, Method::PUT, &format!("Appointment/{request_id}"), Some(&staff), &confirmed, 200).await;
     let mut cancelled = confirmed.clone();
     cancelled["status"] = json!("cancelled");
     call(&server, Method::PUT, &format!("Appointment/{request_id}"), Some(&staff), &cancelled, 200).await;
     // The practice moves the German patient's appointment, and the patient cancels it herself.
-    let mut moved = server.read("Appointment", &booked_id).await;
+    let mut moved = read_as(&server, &staff, &format!("Appointment/{booked_id}")).await;
     moved["slot"] = json!([{"reference": "Slot/slot-2"}]);
     let moved = call(&server, Method::PUT, &format!("Appointment/{booked_id}"), Some(&staff), &moved, 200).await;
     let patient = bearer("user-pat-de", "launch/patient patient/Appointment.cruds patient/Slot.rus", Some("pat-de"));
@@ -252,7 +265,7 @@ async fn lifecycle_messages_in_german_and_english_with_calendar_entries() {
     receiver.wait_for_accepted(10).await;
     // One more event after them all: once its message is in, the ones before would have been
     // sent twice already, if they were.
-    call(&server, Method::POST, "Appointment", Some(&staff), &appointment("pat-en", "slot-3", "booked"), 201).await;
+    call(&server, Method::POST, "Appointment", Some(&staff), &appointment("pat-en", future(), 3, "booked"), 201).await;
     let messages = receiver.wait_for_accepted(12).await;
     assert_eq!(messages.len(), 12, "{messages:#?}");
     let ids: BTreeSet<&str> = messages.iter().map(|m| m["message_id"].as_str().unwrap()).collect();
@@ -312,7 +325,7 @@ async fn temporary_failures_are_retried_and_permanent_ones_given_up() {
     let receiver = Receiver::start(json!({"fail_first": 2, "reject": ["huber@patient.test"]}));
     let server = TestServer::start_with(mail_options(&receiver, "0s")).await;
     directory(&server, None, future(), 2).await;
-    server.create(&appointment("pat-de", "slot-0", "booked")).await;
+    server.create(&appointment("pat-de", future(), 0, "booked")).await;
     // The practice's message: 451 twice, then accepted; the patient's address: 550, given up.
     let accepted = receiver.wait_for_accepted(1).await;
     assert_eq!(accepted[0]["to"][0], PRACTICE_ADDRESS);
@@ -321,7 +334,7 @@ async fn temporary_failures_are_retried_and_permanent_ones_given_up() {
     until("the failure recorded", WAIT, async || metrics().await.contains("termin_mail_failed_total 1")).await;
     assert!(metrics().await.contains("termin_mail_retries_total 2"), "{}", metrics().await);
     // Later messages go out; the rejected one is not tried again.
-    server.create(&appointment("pat-en", "slot-1", "booked")).await;
+    server.create(&appointment("pat-en", future(), 1, "booked")).await;
     receiver.wait_for_accepted(3).await;
     assert_eq!(receiver.of_kind("rejected").len(), 1, "{:#?}", receiver.entries());
     assert_eq!(receiver.accepted().len(), 3);
@@ -333,7 +346,7 @@ async fn the_patient_is_reminded_once_before_the_appointment() {
     let server = TestServer::start_with(mail_options(&receiver, "24h")).await;
     let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2);
     directory(&server, None, soon, 1).await;
-    server.create(&appointment("pat-en", "slot-0", "booked")).await;
+    server.create(&appointment("pat-en", soon, 0, "booked")).await;
     // booked (patient, practice) and the reminder
     until("the reminder", WAIT, async || receiver.accepted().iter().any(|m| subject(m).starts_with("Appointment reminder"))).await;
     let reminder = receiver.accepted().into_iter().find(|m| subject(m).starts_with("Appointment reminder")).unwrap();
@@ -341,11 +354,11 @@ async fn the_patient_is_reminded_once_before_the_appointment() {
     assert!(reminder["text"].as_str().unwrap().contains("This is a reminder of your appointment."));
     assert_eq!(check_calendar(&reminder).0, "REQUEST");
     // A later event's messages come after further rounds of reminders: still one reminder.
-    let far = future();
-    call(&server, Method::PUT, "Slot/slot-far", None, &json!({"resourceType": "Slot", "id": "slot-far",
-        "schedule": {"reference": "Schedule/sch-1"}, "status": "free", "start": far.to_string(),
-        "end": (far + jiff::SignedDuration::from_mins(30)).to_string()}), 201).await;
-    server.create(&appointment("pat-de", "slot-far", "booked")).await;
+    let far = slot_start(future(), 1);
+    let far_slot = json!({"resourceType": "Slot", "id": "slot-1", "schedule": {"reference": "Schedule/sch-1"}, "status": "free",
+                          "start": far.to_string(), "end": (far + jiff::SignedDuration::from_mins(30)).to_string()});
+    call(&server, Method::PUT, "Slot/slot-1", None, &far_slot, 201).await;
+    server.create(&appointment("pat-de", future(), 1, "booked")).await;
     until("the far booking's message", WAIT, async || !receiver.accepted_to("huber@patient.test").is_empty()).await;
     let reminders = receiver.accepted().iter().filter(|m| subject(m).contains("reminder") || subject(m).contains("erinnerung")).count();
     assert_eq!(reminders, 1, "{:#?}", receiver.accepted());
@@ -354,7 +367,7 @@ async fn the_patient_is_reminded_once_before_the_appointment() {
 /// Bookings of `count` slots by the German patient (the practice is told as well).
 async fn bookings(server: &TestServer, count: usize) {
     for i in 0..count {
-        server.create(&appointment("pat-de", &format!("slot-{i}"), "booked")).await;
+        server.create(&appointment("pat-de", future(), i, "booked")).await;
     }
 }
 
@@ -381,7 +394,7 @@ async fn kill_9_while_sending_resends_at_most_the_message_in_flight() {
     server.restart().await;
     until("every message", WAIT, async || arrivals(&receiver).len() >= 30).await;
     // Once the next event's messages are in, any further resend would have happened.
-    server.create(&appointment("pat-en", "slot-15", "booked")).await;
+    server.create(&appointment("pat-en", future(), 15, "booked")).await;
     until("the last event's messages", WAIT, async || arrivals(&receiver).len() >= 32).await;
     let counts = arrivals(&receiver);
     assert_eq!(counts.len(), 32, "one message per event and recipient");
@@ -397,7 +410,7 @@ async fn two_nodes_send_each_message_once() {
     directory(&server, None, future(), 11).await;
     bookings(&server, 10).await;
     until("every message", WAIT, async || arrivals(&receiver).len() >= 20).await;
-    server.create(&appointment("pat-en", "slot-10", "booked")).await;
+    server.create(&appointment("pat-en", future(), 10, "booked")).await;
     until("the last event's messages", WAIT, async || arrivals(&receiver).len() >= 22).await;
     let counts = arrivals(&receiver);
     assert_eq!(counts.len(), 22);

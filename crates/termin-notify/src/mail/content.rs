@@ -87,9 +87,9 @@ const MONTHS_EN: [&str; 12] = [
 /// "Montag, 14.12.2026, 09:00–09:30 Uhr" or "Monday, 14 December 2026, 09:00–09:30", in the
 /// practice's time zone.
 pub fn when(language: Language, start: Timestamp, end: Option<Timestamp>, zone: &TimeZone) -> String {
-    let start = start.to_zoned(zone.clone());
+    let start = start.to_zoned_datetime(zone.clone());
     let weekday = usize::from(start.weekday().to_monday_zero_offset().unsigned_abs());
-    let until = end.map(|end| end.to_zoned(zone.clone())).map(|end| format!("–{:02}:{:02}", end.hour(), end.minute()));
+    let until = end.map(|end| end.to_zoned_datetime(zone.clone())).map(|end| format!("–{:02}:{:02}", end.hour(), end.minute()));
     let until = until.unwrap_or_default();
     match language {
         Language::German => format!(
