@@ -74,6 +74,14 @@ impl Fixture for Scratch {
 
 mod conformance {
     termin_store_sql::store_conformance!(super::Scratch);
+
+    #[tokio::test]
+    async fn mail_is_queued_once_and_sent_under_leases() {
+        let Some(scratch) = super::Scratch::open().await else { return };
+        let store = &*scratch.store;
+        termin_store_sql::conformance::mail_is_queued_once_and_sent_under_leases(store, store).await;
+        scratch.close().await;
+    }
 }
 
 
