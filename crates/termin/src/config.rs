@@ -678,6 +678,22 @@ mod tests {
     }
 
     #[test]
+    fn mail_needs_an_smtp_url_and_a_sender_together() {
+        assert_eq!(parse(&[]).resolve().unwrap().mail, None);
+        let config = parse(&["--smtp-url", "smtp://u:p@mail:587", "--smtp-from", "Praxis <t@example.org>"]).resolve().unwrap();
+        let mail = config.mail.unwrap();
+        assert_eq!(mail.starttls, termin_notify::mail::StartTls::Opportunistic);
+        assert_eq!(mail.reminder_before, Some(std::time::Duration::from_secs(24 * 3600)));
+        let off = parse(&["--smtp-url", "smtps://mail", "--smtp-from", "t@example.org", "--mail-reminder-before", "0s"]);
+        assert_eq!(off.resolve().unwrap().mail.unwrap().reminder_before, None);
+        assert!(parse(&["--smtp-url", "smtp://mail"]).resolve().is_err(), "no sender");
+        assert!(parse(&["--smtp-from", "t@example.org"]).resolve().is_err(), "no server");
+        assert!(parse(&["--smtp-url", "http://mail", "--smtp-from", "t@example.org"]).resolve().is_err());
+        let bad_tls = parse(&["--smtp-url", "smtp://mail", "--smtp-from", "t@example.org", "--smtp-starttls", "always"]);
+        assert!(bad_tls.resolve().is_err());
+    }
+
+    #[test]
     fn validation_is_on_unless_switched_off() {
         assert!(parse(&[]).resolve().unwrap().validation);
         assert!(!parse(&["--validation", "off"]).resolve().unwrap().validation);
