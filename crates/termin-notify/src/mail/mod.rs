@@ -479,15 +479,7 @@ impl Mailer {
     }
 
     async fn body(&self, ctx: &Caller, resource_type: ResourceType, id: &str, version: Option<u64>) -> Result<Option<Map<String, Value>>, DomainError> {
-        let read = match version {
-            Some(version) => self.domain.resources.vread(ctx, resource_type, id, version).await,
-            None => self.domain.resources.read(ctx, resource_type, id).await,
-        };
-        match read {
-            Ok(found) => Ok(found.body.as_deref().and_then(|b| serde_json::from_str(b).ok())),
-            Err(DomainError::NotFound(_) | DomainError::Gone(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
+        crate::read_body(&self.domain.resources, ctx, resource_type, id, version).await
     }
 }
 

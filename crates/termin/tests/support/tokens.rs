@@ -3,7 +3,7 @@
 
 use super::ServerOptions;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde_json::json;
+use serde_json::{Value, json};
 
 pub const ISSUER: &str = "https://idp.termin.test/realms/termin";
 pub const AUDIENCE: &str = "termin-api";
@@ -18,16 +18,26 @@ pub fn with_test_jwks(options: ServerOptions) -> ServerOptions {
     options
 }
 
-/// An RS256 token of `subject` with `scope`, launched for `patient` when given.
-pub fn bearer(subject: &str, scope: &str, patient: Option<&str>) -> String {
+/// Valid claims of `subject` with `scope` (app `test-app`, ten minutes).
+pub fn claims(subject: &str, scope: &str) -> Value {
     let now = jiff::Timestamp::now().as_second();
-    let mut claims = json!({"iss": ISSUER, "aud": AUDIENCE, "sub": subject, "client_id": "test-app",
-                            "iat": now, "exp": now + 600, "scope": scope});
-    if let Some(patient) = patient {
-        claims["patient"] = json!(patient);
-    }
+    json!({"iss": ISSUER, "aud": AUDIENCE, "sub": subject, "client_id": "test-app",
+           "iat": now, "exp": now + 600, "scope": scope})
+}
+
+/// `claims` signed with RS256 by the test key.
+pub fn sign(claims: &Value) -> String {
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some("test-rsa".into());
     let key = EncodingKey::from_rsa_pem(include_bytes!("../auth_keys/rsa-private.pem")).expect("test key");
-    jsonwebtoken::encode(&header, &claims, &key).expect("sign")
+    jsonwebtoken::encode(&header, claims, &key).expect("sign")
+}
+
+/// A token of `subject` with `scope`, launched for `patient` when given.
+pub fn bearer(subject: &str, scope: &str, patient: Option<&str>) -> String {
+    let mut claims = claims(subject, scope);
+    if let Some(patient) = patient {
+        claims["patient"] = json!(patient);
+    }
+    sign(&claims)
 }
