@@ -1,6 +1,6 @@
 //! The SQL Termin's backends share, written once and generic over the [`Dialect`]: every
 //! statement on the shared tables (reads, writes with their history and index rows, holds,
-//! bookings, the outbox), row decoding, the history pager, searches (conditions, chains, `_has`,
+//! bookings, the outbox, Subscription delivery ([`notify`]), the e-mail queue ([`mail`])), row decoding, the history pager, searches (conditions, chains, `_has`,
 //! sorting, keyset pages, totals, includes), the migration runner, the `ResourceStore` reads by
 //! key ([`resource_store!`]) and the store conformance kit ([`conformance`]).
 //!
