@@ -336,21 +336,15 @@ impl Mailer {
             Ok(envelope) => envelope,
             Err(error) => return MailOutcome::GaveUp { error },
         };
-        let outcome = match self.transport.send_raw(&envelope, claimed.mail.message.as_bytes()).await {
-            Ok(_) => MailOutcome::Sent,
-            Err(e) if e.is_permanent() => MailOutcome::GaveUp { error: e.to_string() },
-            Err(e) => {
-                let now = Timestamp::now();
-                let age = now.duration_since(claimed.queued_at);
-                let backoff = self.backoff(claimed.attempts + 1);
-                match SignedDuration::try_from(self.config.give_up_after) {
-                    Ok(limit) if age < limit => MailOutcome::Retry {
-                        at: now.checked_add(SignedDuration::try_from(backoff).unwrap_or(SignedDuration::from_secs(60))).unwrap_or(now),
-                        error: e.to_string(),
-                    },
-                    _ => MailOutcome::GaveUp { error: format!("still failing after {:?}: {e}", self.config.give_up_after) },
-                }
-            }
+        // lettre's timeout bounds each SMTP command; the whole conversation must end within the
+        // lease too, or another node could send the message meanwhile.
+        let conversation = self.config.timeout * 2;
+        let attempt = tokio::time::timeout(conversation, self.transport.send_raw(&envelope, claimed.mail.message.as_bytes())).await;
+        let outcome = match attempt {
+            Ok(Ok(_)) => MailOutcome::Sent,
+            Ok(Err(e)) if e.is_permanent() => MailOutcome::GaveUp { error: e.to_string() },
+            Ok(Err(e)) => self.retry(claimed, e.to_string()),
+            Err(_) => self.retry(claimed, format!("the SMTP conversation took longer than {conversation:?}")),
         };
         let (counter, detail) = match &outcome {
             MailOutcome::Sent => ("termin_mail_sent_total", None),
@@ -362,6 +356,17 @@ impl Mailer {
             tracing::info!(event = %claimed.mail.event_key, error = %error, "e-mail not sent");
         }
         outcome
+    }
+
+    /// A temporary failure: retried with backoff while the message is younger than `give_up_after`.
+    fn retry(&self, claimed: &ClaimedMail, error: String) -> MailOutcome {
+        let now = Timestamp::now();
+        let age = now.duration_since(claimed.queued_at);
+        let backoff = SignedDuration::try_from(self.backoff(claimed.attempts + 1)).unwrap_or(SignedDuration::from_secs(60));
+        match SignedDuration::try_from(self.config.give_up_after) {
+            Ok(limit) if age < limit => MailOutcome::Retry { at: now.checked_add(backoff).unwrap_or(now), error },
+            _ => MailOutcome::GaveUp { error: format!("still failing after {:?}: {error}", self.config.give_up_after) },
+        }
     }
 
     fn backoff(&self, failures: u32) -> Duration {
