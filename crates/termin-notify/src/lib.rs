@@ -19,8 +19,11 @@
 //!
 //! Depends on the domain (which events match) and the storage port; must not depend on HTTP
 //! routing (`termin-api`), SQL or a particular store backend.
+//!
+//! E-mail to people (patients, practices) comes from the same outbox: see [`mail`].
 
 pub mod bundle;
+pub mod mail;
 pub mod websocket;
 
 use bundle::{NotificationType, notification_bundle, subscription_status, with_focus};
@@ -29,7 +32,7 @@ use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use termin_domain::subscriptions::{Facts, SubscriptionSpec, triggers};
-use termin_domain::{Caller, Domain, DomainError};
+use termin_domain::{Caller, Domain, DomainError, ResourceService};
 use termin_fhir::ResourceType;
 use termin_store::{
     AttemptRecord, DeliveryState, DomainEvent, NewNotification, NotificationStore, ResourceStore,
@@ -266,14 +269,14 @@ impl Notifier {
     /// nothing, so only a Subscription without filters hears of it).
     async fn facts(&self, resource_type: ResourceType, id: &str, version: Option<u64>) -> Result<Facts, DomainError> {
         let ctx = Caller::system("notify");
-        let Some(body) = self.body(&ctx, resource_type, id, version).await? else {
+        let Some(body) = read_body(&self.domain.resources, &ctx, resource_type, id, version).await? else {
             return Ok(Facts::default());
         };
         Ok(match resource_type {
             ResourceType::Appointment => {
                 let mut schedules = Vec::new();
                 for slot in termin_domain::subscriptions::slot_ids(&body) {
-                    if let Some(slot) = self.body(&ctx, ResourceType::Slot, &slot, None).await?
+                    if let Some(slot) = read_body(&self.domain.resources, &ctx, ResourceType::Slot, &slot, None).await?
                         && let Some(schedule) = slot.get("schedule").and_then(|s| s.get("reference")).and_then(Value::as_str)
                     {
                         schedules.push(schedule.to_owned());
@@ -283,24 +286,6 @@ impl Notifier {
             }
             _ => Facts::of_slot(&body),
         })
-    }
-
-    async fn body(
-        &self,
-        ctx: &Caller,
-        resource_type: ResourceType,
-        id: &str,
-        version: Option<u64>,
-    ) -> Result<Option<Map<String, Value>>, DomainError> {
-        let read = match version {
-            Some(version) => self.domain.resources.vread(ctx, resource_type, id, version).await,
-            None => self.domain.resources.read(ctx, resource_type, id).await,
-        };
-        match read {
-            Ok(found) => Ok(found.body.as_deref().and_then(|b| serde_json::from_str(b).ok())),
-            Err(DomainError::NotFound(_) | DomainError::Gone(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 
     /// One POST: the handshake of a `requested` Subscription, else the next batch of pending
@@ -445,5 +430,25 @@ impl AttemptedState {
             Ok(None) => AttemptedState::NothingSent,
             Err(_) => AttemptedState::Failed(state.failures.saturating_add(1)),
         }
+    }
+}
+
+/// A resource's JSON body as of `version` (else the current one); `None` when it is gone or
+/// never was.
+pub(crate) async fn read_body(
+    resources: &ResourceService,
+    ctx: &Caller,
+    resource_type: ResourceType,
+    id: &str,
+    version: Option<u64>,
+) -> Result<Option<Map<String, Value>>, DomainError> {
+    let read = match version {
+        Some(version) => resources.vread(ctx, resource_type, id, version).await,
+        None => resources.read(ctx, resource_type, id).await,
+    };
+    match read {
+        Ok(found) => Ok(found.body.as_deref().and_then(|b| serde_json::from_str(b).ok())),
+        Err(DomainError::NotFound(_) | DomainError::Gone(_)) => Ok(None),
+        Err(e) => Err(e),
     }
 }

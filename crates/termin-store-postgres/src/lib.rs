@@ -23,6 +23,7 @@
 
 mod locks;
 mod migrations;
+mod mail;
 mod notify;
 #[cfg(any(test, feature = "scratch"))]
 pub mod scratch;

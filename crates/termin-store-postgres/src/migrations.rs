@@ -21,6 +21,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, sql: include_str!("../migrations/0004_search_reference_date.sql"), shared: &[shared_ddl::SEARCH_REFERENCE_DATE] },
     Migration { version: 5, sql: include_str!("../migrations/0005_subscription_delivery.sql"), shared: &[] },
     Migration { version: 6, sql: include_str!("../migrations/0006_near_search_position.sql"), shared: &[] },
+    Migration { version: 7, sql: include_str!("../migrations/0007_email_messages.sql"), shared: &[] },
 ];
 
 pub async fn migrate(pool: &PgPool) -> StoreResult<()> {

@@ -74,6 +74,14 @@ impl Fixture for Scratch {
 
 mod conformance {
     termin_store_sql::store_conformance!(super::Scratch);
+
+    #[tokio::test]
+    async fn mail_is_queued_once_and_sent_under_leases() {
+        let Some(scratch) = super::Scratch::open().await else { return };
+        let store = &*scratch.store;
+        termin_store_sql::conformance::mail_is_queued_once_and_sent_under_leases(store, store).await;
+        scratch.close().await;
+    }
 }
 
 
@@ -132,7 +140,7 @@ async fn nodes_starting_together_migrate_once() {
         .fetch_one(&db.store.pool)
         .await
         .unwrap();
-    assert_eq!(applied, 6, "each of the six migrations once");
+    assert_eq!(applied, 7, "each of the seven migrations once");
     db.close().await;
 }
 

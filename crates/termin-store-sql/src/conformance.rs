@@ -9,9 +9,10 @@ use termin_fhir::ResourceType;
 use termin_fhir::geo::{Near, Point};
 use termin_store::{
     AppointmentId, ChangeKind, Comparison, Condition, DateIndex, DomainEvent, Filter, HistoryRequest, Include,
-    IndexEntries, IndexKind, Keyset, NewVersion, PositionIndex, RangeEnd, RangePoint, RangeTest, ReferenceIndex,
-    ReferenceMatch, RequestContext, ResourceStore, ResourceVersion, SearchPage, SearchRequest, SlotHold, SlotId,
-    SortKey, SortParam, StoreError, SystemMatch, TokenIndex, TokenMatch,
+    IndexEntries, IndexKind, Keyset, MailOutcome, MailStore, NewVersion, OutgoingMail, PositionIndex, RangeEnd,
+    RangePoint, RangeTest, ReferenceIndex, ReferenceMatch, RequestContext, ResourceStore, ResourceVersion,
+    SearchPage, SearchRequest, SlotHold, SlotId, SortKey, SortParam, StoreError, SystemMatch, TokenIndex,
+    TokenMatch,
 };
 
 /// A store on an empty database, for one test.

@@ -1,8 +1,9 @@
 //! The SQL Termin's backends share, written once and generic over the [`Dialect`]: every
 //! statement on the shared tables (reads, writes with their history and index rows, holds,
-//! bookings, the outbox), row decoding, the history pager, searches (conditions, chains, `_has`,
-//! sorting, keyset pages, totals, includes), the migration runner with the DDL both dialects
-//! spell alike ([`shared_ddl`]), the `ResourceStore` reads by key ([`resource_store!`]), the
+//! bookings, the outbox, Subscription delivery ([`notify`]), the e-mail queue ([`mail`])), row
+//! decoding, the history pager, searches (conditions, chains, `_has`, sorting, keyset pages,
+//! totals, includes), the migration runner with the DDL both dialects spell alike
+//! ([`shared_ddl`]), the `ResourceStore` reads by key ([`resource_store!`]), the
 //! `NotificationStore` impl ([`notification_store!`]) and the store conformance kit
 //! ([`conformance`]).
 //!
@@ -17,6 +18,7 @@ mod resource_store;
 mod index;
 mod migrate;
 mod query;
+pub mod mail;
 pub mod notify;
 mod rows;
 mod search;

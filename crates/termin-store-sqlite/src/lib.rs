@@ -11,6 +11,7 @@
 
 mod limit;
 mod migrations;
+mod mail;
 mod notify;
 #[cfg(any(test, feature = "temporary"))]
 pub mod temporary;

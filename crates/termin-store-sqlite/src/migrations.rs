@@ -16,6 +16,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 6, sql: include_str!("../migrations/0006_search_reference_date.sql"), shared: &[shared_ddl::SEARCH_REFERENCE_DATE] },
     Migration { version: 7, sql: include_str!("../migrations/0007_subscription_delivery.sql"), shared: &[] },
     Migration { version: 8, sql: include_str!("../migrations/0008_near_search_position.sql"), shared: &[] },
+    Migration { version: 9, sql: include_str!("../migrations/0009_email_messages.sql"), shared: &[] },
 ];
 
 pub async fn migrate(conn: &mut SqliteConnection) -> StoreResult<()> {

@@ -13,7 +13,7 @@ termin_store_sql::notification_store!(SqliteStore, Sqlite, SqliteConnection);
 impl SqliteStore {
     /// The writer connection, with a progress handler that stops nothing (an earlier unit of
     /// work's time limit must not interrupt delivery's statements).
-    async fn delivery_writer(&self) -> StoreResult<PoolConnection<Sqlite>> {
+    pub(crate) async fn delivery_writer(&self) -> StoreResult<PoolConnection<Sqlite>> {
         let mut conn = self.writer.acquire().await.map_err(db_error)?;
         Limit::install(&mut conn).await?;
         Ok(conn)

@@ -9,6 +9,13 @@ use termin_store_sql::conformance::{ctx, patient};
 
 mod conformance {
     termin_store_sql::store_conformance!(crate::temporary::TemporaryStore);
+
+    #[tokio::test]
+    async fn mail_is_queued_once_and_sent_under_leases() {
+        let temporary = crate::temporary::TemporaryStore::open().await.unwrap();
+        let store = &*temporary.store;
+        termin_store_sql::conformance::mail_is_queued_once_and_sent_under_leases(store, store).await;
+    }
 }
 
 #[tokio::test]

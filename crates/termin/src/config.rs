@@ -33,6 +33,9 @@ pub const DEFAULT_NOTIFY_MAX_FAILURES: u32 = 5;
 pub const DEFAULT_NOTIFY_RETRY_BASE: &str = "2s";
 pub const DEFAULT_NOTIFY_MAX_BACKOFF: &str = "10m";
 pub const DEFAULT_NOTIFY_BATCH: usize = 20;
+pub const DEFAULT_MAIL_REMINDER_BEFORE: &str = "24h";
+/// Temporary SMTP failures are retried for this long, then the message is given up.
+pub const MAIL_GIVE_UP_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Flags of `termin serve`. Every flag has an environment variable; neither has a default
 /// here so that a config file value can fill the gap before the built-in default does.
@@ -68,6 +71,24 @@ pub struct ServeArgs {
     /// Events per notification at most; a Subscription's maxCount may lower it [default: 20]
     #[arg(long, env = "TERMIN_NOTIFY_BATCH", value_name = "N")]
     pub notify_batch: Option<usize>,
+
+    /// SMTP server for e-mail to patients and practices: smtp://user:pass@host:port, or
+    /// smtps://... for TLS from the start; without it no e-mail is sent
+    #[arg(long, env = "TERMIN_SMTP_URL", value_name = "URL")]
+    pub smtp_url: Option<String>,
+
+    /// The sender of e-mail, e.g. "Praxis <termine@example.org>" (needed with --smtp-url)
+    #[arg(long, env = "TERMIN_SMTP_FROM", value_name = "MAILBOX")]
+    pub smtp_from: Option<String>,
+
+    /// STARTTLS on an smtp:// connection [default: opportunistic]
+    #[arg(long, env = "TERMIN_SMTP_STARTTLS", value_name = "required|opportunistic|never")]
+    pub smtp_starttls: Option<String>,
+
+    /// How long before an appointment the patient is reminded by e-mail; 0s: no reminders
+    /// [default: 24h]
+    #[arg(long, env = "TERMIN_MAIL_REMINDER_BEFORE", value_name = "DURATION")]
+    pub mail_reminder_before: Option<SignedDuration>,
 
     /// TOML configuration file; its keys are the flag names with '_' for '-'
     #[arg(long, env = "TERMIN_CONFIG", value_name = "FILE")]
@@ -288,6 +309,10 @@ struct FileConfig {
     notify_retry_base: Option<String>,
     notify_max_backoff: Option<String>,
     notify_batch: Option<usize>,
+    smtp_url: Option<String>,
+    smtp_from: Option<String>,
+    smtp_starttls: Option<String>,
+    mail_reminder_before: Option<String>,
 }
 
 /// Where the data lives.
@@ -372,6 +397,47 @@ pub struct ServeConfig {
     pub audit_retention: Option<u32>,
     /// `None`: this node delivers no notifications.
     pub notify: Option<NotifySettings>,
+    /// `None`: no e-mail is sent (a node with notifications off sends none either).
+    pub mail: Option<MailSettings>,
+}
+
+/// Where and how e-mail is sent (`--smtp-*`, `--mail-*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailSettings {
+    pub smtp_url: String,
+    pub from: String,
+    pub starttls: termin_notify::mail::StartTls,
+    /// `None`: no reminders.
+    pub reminder_before: Option<std::time::Duration>,
+}
+
+fn mail_settings(
+    smtp_url: Option<String>,
+    from: Option<String>,
+    starttls: Option<String>,
+    reminder_before: SignedDuration,
+) -> Result<Option<MailSettings>, String> {
+    let Some(smtp_url) = smtp_url else {
+        return match from {
+            Some(_) => Err("smtp_from needs smtp_url (the server e-mail is sent through)".into()),
+            None => Ok(None),
+        };
+    };
+    if !(smtp_url.starts_with("smtp://") || smtp_url.starts_with("smtps://")) {
+        return Err("smtp_url must start with smtp:// or smtps://".into());
+    }
+    let from = from.ok_or("smtp_url needs smtp_from (the sender of e-mail)")?;
+    let starttls = match starttls.as_deref().unwrap_or("opportunistic") {
+        "required" => termin_notify::mail::StartTls::Required,
+        "opportunistic" => termin_notify::mail::StartTls::Opportunistic,
+        "never" => termin_notify::mail::StartTls::Never,
+        other => return Err(format!("smtp_starttls: {other:?} is none of required, opportunistic, never")),
+    };
+    let reminder_before = match reminder_before.is_zero() {
+        true => None,
+        false => Some(std::time::Duration::try_from(reminder_before).map_err(|e| format!("mail_reminder_before: {e}"))?),
+    };
+    Ok(Some(MailSettings { smtp_url, from, starttls, reminder_before }))
 }
 
 /// How this node delivers Subscription notifications (`--notify-*`).
@@ -558,6 +624,17 @@ impl ServeArgs {
             } else {
                 None
             },
+            mail: mail_settings(
+                self.smtp_url.or(file.smtp_url),
+                self.smtp_from.or(file.smtp_from),
+                self.smtp_starttls.or(file.smtp_starttls),
+                duration(
+                    "mail_reminder_before",
+                    self.mail_reminder_before,
+                    file.mail_reminder_before,
+                    DEFAULT_MAIL_REMINDER_BEFORE,
+                )?,
+            )?,
         })
     }
 }
@@ -649,6 +726,22 @@ mod tests {
         );
         assert!(parse(&["--profiles", "Patient"]).resolve().is_err());
         assert!(parse(&["--profiles", "Bundle=x"]).resolve().is_err());
+    }
+
+    #[test]
+    fn mail_needs_an_smtp_url_and_a_sender_together() {
+        assert_eq!(parse(&[]).resolve().unwrap().mail, None);
+        let config = parse(&["--smtp-url", "smtp://u:p@mail:587", "--smtp-from", "Praxis <t@example.org>"]).resolve().unwrap();
+        let mail = config.mail.unwrap();
+        assert_eq!(mail.starttls, termin_notify::mail::StartTls::Opportunistic);
+        assert_eq!(mail.reminder_before, Some(std::time::Duration::from_secs(24 * 3600)));
+        let off = parse(&["--smtp-url", "smtps://mail", "--smtp-from", "t@example.org", "--mail-reminder-before", "0s"]);
+        assert_eq!(off.resolve().unwrap().mail.unwrap().reminder_before, None);
+        assert!(parse(&["--smtp-url", "smtp://mail"]).resolve().is_err(), "no sender");
+        assert!(parse(&["--smtp-from", "t@example.org"]).resolve().is_err(), "no server");
+        assert!(parse(&["--smtp-url", "http://mail", "--smtp-from", "t@example.org"]).resolve().is_err());
+        let bad_tls = parse(&["--smtp-url", "smtp://mail", "--smtp-from", "t@example.org", "--smtp-starttls", "always"]);
+        assert!(bad_tls.resolve().is_err());
     }
 
     #[test]

@@ -87,11 +87,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             opened.store.clone(),
             opened.deliveries.clone(),
             termin_notify::NotifyConfig {
-                // Without --base-url, notifications name this node's address.
-                base_url: config
-                    .base_url
-                    .as_deref()
-                    .map_or_else(|| format!("http://{address}/fhir"), |b| b.trim_end_matches('/').to_owned()),
+                base_url: public_base(&config, address),
                 interval: settings.interval,
                 timeout: settings.timeout,
                 max_failures: settings.max_failures,
@@ -101,6 +97,29 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             },
         )?;
         tokio::spawn(notifier.run());
+        if let Some(mail) = &config.mail {
+            let mailer = termin_notify::mail::Mailer::new(
+                domain.clone(),
+                opened.store.clone(),
+                opened.mails.clone(),
+                termin_notify::mail::MailConfig {
+                    smtp_url: mail.smtp_url.clone(),
+                    starttls: mail.starttls,
+                    from: mail.from.clone(),
+                    base_url: public_base(&config, address),
+                    interval: settings.interval,
+                    timeout: settings.timeout,
+                    retry_base: settings.retry_base,
+                    max_backoff: settings.max_backoff,
+                    give_up_after: crate::config::MAIL_GIVE_UP_AFTER,
+                    reminder_before: mail.reminder_before,
+                    time_zone: jiff::tz::TimeZone::get(&config.time_zone)
+                        .map_err(|e| format!("time_zone {:?}: {e}", config.time_zone))?,
+                },
+            )
+            .await?;
+            tokio::spawn(mailer.run());
+        }
     }
     let app = termin_api::app_with_pages(AppState {
         domain,
@@ -220,4 +239,9 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     interrupt.await.unwrap_or(());
     tracing::info!("shutting down");
+}
+
+/// The FHIR base notifications and e-mail name: without --base-url, this node's address.
+fn public_base(config: &ServeConfig, address: std::net::SocketAddr) -> String {
+    config.base_url.as_deref().map_or_else(|| format!("http://{address}/fhir"), |b| b.trim_end_matches('/').to_owned())
 }

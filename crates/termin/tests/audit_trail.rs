@@ -5,38 +5,26 @@
 
 mod support;
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::*;
 
-const ISSUER: &str = "https://idp.termin.test/realms/termin";
-const AUDIENCE: &str = "termin-api";
-
 /// A token of `subject` (using the app `audit-test-app`) with `scope`, for `patient` when given.
 fn bearer(subject: &str, scope: &str, patient: Option<&str>, fhir_user: Option<&str>) -> String {
-    let now = jiff::Timestamp::now().as_second();
-    let mut claims = json!({"iss": ISSUER, "aud": AUDIENCE, "sub": subject, "client_id": "audit-test-app",
-                            "iat": now, "exp": now + 600, "scope": scope});
+    let mut claims = tokens::claims(subject, scope);
+    claims["client_id"] = json!("audit-test-app");
     if let Some(patient) = patient {
         claims["patient"] = json!(patient);
     }
     if let Some(fhir_user) = fhir_user {
         claims["fhirUser"] = json!(fhir_user);
     }
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some("test-rsa".into());
-    let key = EncodingKey::from_rsa_pem(include_bytes!("auth_keys/rsa-private.pem")).expect("test key");
-    jsonwebtoken::encode(&header, &claims, &key).expect("sign")
+    tokens::sign(&claims)
 }
 
 async fn start(extra: &[&str]) -> TestServer {
-    let mut options = ServerOptions::new()
-        .flag("--auth-issuer", ISSUER)
-        .flag("--auth-audience", AUDIENCE)
-        .flag("--auth-jwks", "{dir}/jwks.json");
-    options.files.push(("jwks.json".into(), include_str!("auth_keys/jwks.json").into()));
+    let mut options = tokens::with_test_jwks(ServerOptions::new());
     for arg in extra {
         options = options.arg(*arg);
     }

@@ -161,6 +161,8 @@ async fn guard_appointment(
         "previousStatus": previous.and_then(model::status),
         "slotsTaken": taken,
         "slotsReleased": released,
+        // Who made the change, for those told of it (e-mail says who cancelled).
+        "by": if ctx.acts_for_patient() { "patient" } else { "practice" },
     });
     record_event(tx, kind, ResourceType::Appointment, id, version, now, detail).await
 }

@@ -35,6 +35,17 @@ use serde_json::{Map, Value, json};
 use tempfile::TempDir;
 use termin_store_postgres::scratch::ScratchDatabase;
 
+pub mod tokens;
+
+/// Waits for `condition`, polling, and fails with `what` after `limit`.
+pub async fn until(what: &str, limit: Duration, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !condition().await {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The server's read-only type: AuditEvents are recorded by the server itself.
 pub const RECORDED_TYPE: &str = "AuditEvent";
 
