@@ -20,6 +20,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, sql: include_str!("../migrations/0003_hold_placed_at.sql") },
     Migration { version: 4, sql: include_str!("../migrations/0004_search_reference_date.sql") },
     Migration { version: 5, sql: include_str!("../migrations/0005_subscription_delivery.sql") },
+    Migration { version: 6, sql: include_str!("../migrations/0006_slotgen2_job_lease.sql") },
 ];
 
 pub async fn migrate(pool: &PgPool) -> StoreResult<()> {

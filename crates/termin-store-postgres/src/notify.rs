@@ -1,12 +1,15 @@
-//! [`NotificationStore`] on PostgreSQL: the shared statements of `termin_store_sql::notify` on
-//! the pool; the lease of `claim` is one conditional UPDATE, so of several nodes one wins.
+//! [`NotificationStore`] and [`LeaseStore`] on PostgreSQL: the shared statements of
+//! `termin_store_sql::notify` and `::lease` on the pool; the lease of `claim` (and of a job) is
+//! one conditional UPDATE, so of several nodes one wins.
 
 use crate::{PostgresStore, db_error};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use sqlx::{PgConnection, Postgres};
 use termin_fhir::ResourceType;
-use termin_store::{AttemptRecord, DeliveryState, DomainEvent, NewNotification, Notification, NotificationStore, StoreResult};
+use termin_store::{
+    AttemptRecord, DeliveryState, DomainEvent, LeaseStore, NewNotification, Notification, NotificationStore, StoreResult,
+};
 use termin_store_sql::notify;
 
 termin_store_sql::notify_executor!(Postgres, PgConnection);
@@ -67,5 +70,13 @@ impl NotificationStore for PostgresStore {
     async fn delivery_state(&self, subscription_id: &str) -> StoreResult<Option<DeliveryState>> {
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
         notify::delivery_state(&mut Executor(&mut conn), subscription_id).await
+    }
+}
+
+#[async_trait]
+impl LeaseStore for PostgresStore {
+    async fn claim_lease(&self, name: &str, owner: &str, now: Timestamp, until: Timestamp) -> StoreResult<bool> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        termin_store_sql::lease::claim_lease(&mut Executor(&mut conn), name, owner, now, until).await
     }
 }

@@ -117,6 +117,13 @@ async fn until_someone_waits_for_a_lock(url: &str) {
 }
 
 #[tokio::test]
+async fn job_leases_have_one_owner_at_a_time() {
+    let Some(db) = Scratch::open().await else { return };
+    termin_store_sql::lease::check_leases(&*db.store).await;
+    db.close().await;
+}
+
+#[tokio::test]
 async fn nodes_starting_together_migrate_once() {
     let Some(db) = Scratch::open().await else { return };
     let url = db.url();
@@ -132,7 +139,7 @@ async fn nodes_starting_together_migrate_once() {
         .fetch_one(&db.store.pool)
         .await
         .unwrap();
-    assert_eq!(applied, 5, "each of the five migrations once");
+    assert_eq!(applied, 6, "each of the six migrations once");
     db.close().await;
 }
 

@@ -1,6 +1,6 @@
 //! The SQL Termin's backends share, written once and generic over the [`Dialect`]: every
 //! statement on the shared tables (reads, writes with their history and index rows, holds,
-//! bookings, the outbox), row decoding, the history pager, searches (conditions, chains, `_has`,
+//! bookings, the outbox, job leases), row decoding, the history pager, searches (conditions, chains, `_has`,
 //! sorting, keyset pages, totals, includes), the migration runner, the `ResourceStore` reads by
 //! key ([`resource_store!`]) and the store conformance kit ([`conformance`]).
 //!
@@ -13,6 +13,7 @@
 pub mod conformance;
 mod resource_store;
 mod index;
+pub mod lease;
 mod migrate;
 mod query;
 pub mod notify;

@@ -15,6 +15,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, sql: include_str!("../migrations/0005_hold_placed_at.sql") },
     Migration { version: 6, sql: include_str!("../migrations/0006_search_reference_date.sql") },
     Migration { version: 7, sql: include_str!("../migrations/0007_subscription_delivery.sql") },
+    Migration { version: 8, sql: include_str!("../migrations/0008_slotgen2_job_lease.sql") },
 ];
 
 pub async fn migrate(conn: &mut SqliteConnection) -> StoreResult<()> {

@@ -1,5 +1,6 @@
-//! [`NotificationStore`] on SQLite: the shared statements of `termin_store_sql::notify`, run on
-//! the writer connection (changes) or a reader (listings).
+//! [`NotificationStore`] and [`LeaseStore`] on SQLite: the shared statements of
+//! `termin_store_sql::notify` and `::lease`, run on the writer connection (changes) or a
+//! reader (listings).
 
 use crate::limit::Limit;
 use crate::{SqliteStore, db_error};
@@ -7,7 +8,9 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use sqlx::{Connection, Sqlite, SqliteConnection};
 use termin_fhir::ResourceType;
-use termin_store::{AttemptRecord, DeliveryState, DomainEvent, NewNotification, Notification, NotificationStore, StoreResult};
+use termin_store::{
+    AttemptRecord, DeliveryState, DomainEvent, LeaseStore, NewNotification, Notification, NotificationStore, StoreResult,
+};
 use termin_store_sql::notify;
 
 termin_store_sql::notify_executor!(Sqlite, SqliteConnection);
@@ -78,5 +81,14 @@ impl NotificationStore for SqliteStore {
     async fn delivery_state(&self, subscription_id: &str) -> StoreResult<Option<DeliveryState>> {
         let mut conn = self.readers.acquire().await.map_err(db_error)?;
         notify::delivery_state(&mut Executor(&mut conn), subscription_id).await
+    }
+}
+
+/// On the writer connection: a claim waits for a write in progress, never for a lock of its own.
+#[async_trait]
+impl LeaseStore for SqliteStore {
+    async fn claim_lease(&self, name: &str, owner: &str, now: Timestamp, until: Timestamp) -> StoreResult<bool> {
+        let mut conn = self.delivery_writer().await?;
+        termin_store_sql::lease::claim_lease(&mut Executor(&mut conn), name, owner, now, until).await
     }
 }

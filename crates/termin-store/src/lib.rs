@@ -6,10 +6,12 @@
 //! no SQL (no sqlx) and, of the workspace, depends only on `termin-fhir`.
 
 mod context;
+mod lease;
 mod notify;
 mod scope;
 mod search;
 
+pub use lease::LeaseStore;
 pub use notify::{AttemptRecord, DeliveryState, NewNotification, Notification, NotificationStore};
 pub use context::{
     COMPARTMENT_TYPES, ORGANISATION_TYPES, OrganisationReach, PatientReach, Principal, RequestContext, StaffMember, TokenPrincipal,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use termin_domain::{Domain, ServiceConfig, SystemClock};
 use termin_search::SearchParameters;
 use termin_fhir::ResourceType;
-use termin_store::{NotificationStore, ResourceStore};
+use termin_store::{LeaseStore, NotificationStore, ResourceStore};
 use termin_store_postgres::PostgresStore;
 use termin_store_sqlite::SqliteStore;
 
@@ -31,6 +31,8 @@ pub struct OpenedStore {
     pub store: Arc<dyn ResourceStore>,
     /// The same store's Subscription delivery records.
     pub deliveries: Arc<dyn NotificationStore>,
+    /// The same store's job leases.
+    pub leases: Arc<dyn LeaseStore>,
     pub postgres: Option<Arc<PostgresStore>>,
 }
 
@@ -50,7 +52,8 @@ pub async fn open_store(
             let store = Arc::new(store);
             OpenedStore {
                 store: store.clone(),
-                deliveries: store,
+                deliveries: store.clone(),
+                leases: store,
                 postgres: None,
             }
         }
@@ -63,6 +66,7 @@ pub async fn open_store(
             OpenedStore {
                 store: store.clone(),
                 deliveries: store.clone(),
+                leases: store.clone(),
                 postgres: Some(store),
             }
         }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::{ServerOptions, TestServer};
 
 /// What the receiver was sent: the Authorization header and the Bundle of each POST.
@@ -75,15 +75,6 @@ async fn start_receiver() -> (String, Arc<Received>) {
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, received)
-}
-
-/// Waits for `condition`, failing with `what` after a deadline.
-async fn until(what: &str, limit: Duration, mut condition: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn fast_delivery() -> ServerOptions {

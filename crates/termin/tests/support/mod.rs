@@ -142,6 +142,16 @@ impl Drop for Storage {
     }
 }
 
+/// Waits for `condition`, polling, failing with `what` after `limit`: for what a server does
+/// in the background (deliveries, generation), with no sleep standing in for synchronisation.
+pub async fn until(what: &str, limit: Duration, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !condition().await {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Start-up options
 // ---------------------------------------------------------------------------------------------
