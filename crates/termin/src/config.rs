@@ -129,7 +129,7 @@ pub struct ServeArgs {
     pub hold_sweep_interval: Option<SignedDuration>,
 
     /// How often the background slot generation brings every Schedule with a horizon rule
-    /// (slot-generation extension) up to its horizon; one node of a cluster at a time. 0: off
+    /// (slot-generation extension) up to its horizon; one node of a cluster at a time. 0s: off
     /// [default: 1h]
     #[arg(long, env = "TERMIN_SLOT_GENERATION_INTERVAL", value_name = "DURATION")]
     pub slot_generation_interval: Option<SignedDuration>,
@@ -615,6 +615,14 @@ mod tests {
         );
         assert!(parse(&["--profiles", "Patient"]).resolve().is_err());
         assert!(parse(&["--profiles", "Bundle=x"]).resolve().is_err());
+    }
+
+    #[test]
+    fn slot_generation_runs_hourly_unless_switched_off_with_zero() {
+        assert_eq!(parse(&[]).resolve().unwrap().slot_generation_interval, Some(SignedDuration::from_hours(1)));
+        let every = parse(&["--slot-generation-interval", "15m"]).resolve().unwrap().slot_generation_interval;
+        assert_eq!(every, Some(SignedDuration::from_mins(15)));
+        assert_eq!(parse(&["--slot-generation-interval", "0s"]).resolve().unwrap().slot_generation_interval, None);
     }
 
     #[test]

@@ -21,12 +21,12 @@ use rules::GenerationRules;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use termin_calendar::{Availability, generated_slot_id, generated_slot_identifier, local_text};
-
-pub use termin_calendar::GENERATED_SLOT_SYSTEM;
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, ResourceType};
 
 pub use horizon::{KeptSchedules, MAX_KEPT_SCHEDULES};
+/// The identifier system of generated Slots (their identity is `termin-calendar`'s).
+pub use termin_calendar::GENERATED_SLOT_SYSTEM;
 pub use rules::{SLOT_GENERATION_URL, read_duration};
 
 /// The most days one generation covers (a year): larger windows are refused (400).
