@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{ServerOptions, TestServer};
+use support::{ServerOptions, TestServer, until};
 
 /// What the receiver was sent: the Authorization header and the Bundle of each POST.
 #[derive(Default)]

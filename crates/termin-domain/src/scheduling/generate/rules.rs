@@ -29,12 +29,7 @@ pub(super) struct GenerationRules {
 }
 
 fn extension(schedule: &Map<String, Value>) -> Option<&Value> {
-    schedule
-        .get("extension")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|e| e.get("url").and_then(Value::as_str) == Some(SLOT_GENERATION_URL))
+    crate::model::extension(schedule, SLOT_GENERATION_URL)
 }
 
 impl GenerationRules {
