@@ -5,8 +5,9 @@
 //!
 //! Owns: reading `Availability` JSON ([`Availability::read`]), the expansion
 //! ([`Availability::slots`]), Austria's public holidays ([`public_holidays`]) and time zone
-//! text ([`zone`], [`local_text`]). Depends on no other Termin crate: it knows JSON, not
-//! resources, storage or HTTP.
+//! text ([`zone`], [`local_text`]), and the identity of a generated slot
+//! ([`generated_slot_id`]), so that the seed data and the server's generation agree. Depends on
+//! no other Termin crate: it knows JSON, not resources, storage or HTTP.
 //!
 //! Daylight-saving changes: slots follow local opening hours. A start that the spring change
 //! skips (02:30 in Vienna on the last Sunday of March) gives no slot; a start that the autumn
@@ -15,8 +16,10 @@
 
 mod availability;
 mod holidays;
+mod identity;
 mod zone;
 
 pub use availability::{Availability, AvailableTime, Closure, SlotPattern};
 pub use holidays::public_holidays;
+pub use identity::{GENERATED_SLOT_SYSTEM, generated_slot_id, generated_slot_identifier};
 pub use zone::{day_code, local_text, vienna, weekday, zone};

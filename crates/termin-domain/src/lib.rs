@@ -3,7 +3,8 @@
 //!
 //! Owns: the services with one job each — [`ResourceService`] (CRUD, history, patch, import,
 //! search index rebuild, `$validate`), [`SchedulingService`] (`$hold`, `$book`,
-//! `$generate-slots` from availability rules, hold expiry)
+//! `$generate-slots` from availability rules and the background generation's pass to each
+//! Schedule's horizon, hold expiry)
 //! and [`ProviderService`] (`$findHSP`) — built together as a [`Domain`] over one kernel
 //! (store, clock, configuration, validator, search parameters); the unit of work every change
 //! runs in, which reads and parses each resource once; the scheduling rules and the slot state
@@ -48,7 +49,8 @@ pub use providers::{BusinessIdentifier, LocationSelector, ProviderMatches, Provi
 pub use resources::{ImportSummary, ResourceService};
 pub use scheduling::{
     BOOKING_REQUESTS_URL, BookingOutcome, BookingStatus, GENERATED_SLOT_SYSTEM, GenerationRequest, GenerationSummary,
-    HoldOutcome, MANUAL_CONFIRMATION_URL, MAX_GENERATION_DAYS, SLOT_GENERATION_URL, SchedulingService, SlotConflict,
+    HoldOutcome, KeptSchedules, MANUAL_CONFIRMATION_URL, MAX_GENERATION_DAYS, MAX_KEPT_SCHEDULES, SLOT_GENERATION_URL,
+    SchedulingService, SlotConflict,
     SlotSelector, read_duration,
 };
 pub use validation::ResourceValidator;

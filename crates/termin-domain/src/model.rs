@@ -106,3 +106,13 @@ mod tests {
         assert_eq!(reference_id("#contained", ResourceType::Slot), None);
     }
 }
+
+/// The resource's extension with `url`, if it has one.
+pub(crate) fn extension<'a>(resource: &'a Map<String, Value>, url: &str) -> Option<&'a Value> {
+    resource
+        .get("extension")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|e| e.get("url").and_then(Value::as_str) == Some(url))
+}

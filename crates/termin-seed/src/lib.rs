@@ -33,15 +33,19 @@
 //!   public holidays in the window and its own training days and holidays. One role in five
 //!   is a practitioner's second role, at another organization.
 //! - One Schedule per role (actors: the role and its practitioner; service type with a
-//!   reference to the role's HealthcareService), and 30-minute Slots from the opening hours on
-//!   each day the role works, from [`SeedOptions::start`] for the scale's weeks. Local opening
+//!   reference to the role's HealthcareService) with Termin's `slot-generation` extension
+//!   (30-minute slots; the role lists the public holidays itself), and the 30-minute Slots
+//!   those rules give on each day the role works, from [`SeedOptions::start`] for the scale's
+//!   weeks ([`SeedOptions::days`]): exactly what the server's slot generation makes of them,
+//!   with the same ids and identifiers (`termin_calendar::generated_slot_id`). `termin seed`
+//!   loads a database through that generation rather than from these Slots. Local opening
 //!   hours stay put across daylight-saving changes: start and end carry Vienna's offset of
 //!   that instant (`+01:00` or `+02:00`).
 //! - About 5% of the slots are `busy`, each followed by its `booked` Appointment (the patient
 //!   and the practitioner role as participants, start and end those of the slot).
 //!
-//! Ids are assigned here (`seed-org-0`, `seed-slot-1234`, ...), so loading with PUT by id is
-//! idempotent. The same options give byte-identical resources: randomness comes from ChaCha8
+//! Ids are assigned here (`seed-org-0`, `seed-appointment-12`, ...; a Slot's derives from its
+//! Schedule and start), so loading with PUT by id is idempotent. The same options give byte-identical resources: randomness comes from ChaCha8
 //! streams seeded by [`SeedOptions::seed`], and times from jiff's bundled time zone database.
 //!
 //! Depends only on `termin-calendar` (opening hours and holidays); must not depend on
@@ -143,6 +147,12 @@ pub struct SeedOptions {
 impl SeedOptions {
     pub fn new(scale: Scale, seed: u64, start: jiff::civil::Date) -> SeedOptions {
         SeedOptions { scale, seed, start }
+    }
+
+    /// The first and the last day with slots (the scale's weeks from the start).
+    pub fn days(&self) -> (jiff::civil::Date, jiff::civil::Date) {
+        let days = self.scale.dimensions().weeks as i64 * 7 - 1;
+        (self.start, self.start.checked_add(jiff::Span::new().days(days)).unwrap_or(self.start))
     }
 }
 

@@ -370,7 +370,6 @@ fn patients(seed: u64, count: usize, start: Date) -> Vec<Patient> {
 
 /// One slot of a role, and the booking that makes it busy.
 pub struct SlotPlan {
-    pub index: usize,
     pub role: usize,
     pub start: Timestamp,
     pub end: Timestamp,
@@ -404,8 +403,7 @@ pub fn slots(plan: Arc<Plan>) -> impl Iterator<Item = SlotPlan> + Send {
                 .into_iter()
                 .map(move |(start, end)| (role, start, end))
         })
-        .enumerate()
-        .map(move |(index, (role, start, end))| {
+        .map(move |(role, start, end)| {
             let booking = bookings.random_bool(BOOKED_SHARE).then(|| {
                 booked += 1;
                 let hours_before = bookings.random_range(2..24 * 28);
@@ -416,7 +414,6 @@ pub fn slots(plan: Arc<Plan>) -> impl Iterator<Item = SlotPlan> + Send {
                 }
             });
             SlotPlan {
-                index,
                 role,
                 start,
                 end,

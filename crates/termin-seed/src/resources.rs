@@ -1,13 +1,15 @@
 //! The FHIR JSON of each planned entity, shaped like the AT Core and AT Scheduling examples.
 
 use crate::calendar::WEEKLY_HOURS;
-use termin_calendar::{day_code, local_text};
+use termin_calendar::{GENERATED_SLOT_SYSTEM, day_code, generated_slot_id, generated_slot_identifier, local_text};
 use crate::data::{MOBILE_PREFIXES, PLACES, ascii_slug};
 use crate::plan::{Absence, Address, OrganizationKind, Plan, SlotPlan};
 use serde_json::{Map, Value, json};
 
 const AT_CORE: &str = "http://hl7.at/fhir/HL7ATCoreProfiles/5.0.0/StructureDefinition/";
 const AT_SCHEDULING: &str = "https://fhir.hl7.at/tc/wg/scheduling/r5/StructureDefinition/";
+/// Termin's Schedule extension with the rules its server generates Slots by.
+const SLOT_GENERATION: &str = "https://termin.at/fhir/StructureDefinition/slot-generation";
 
 const SVNR_SYSTEM: &str = "urn:oid:1.2.40.0.10.1.4.3.1";
 const VPNR_SYSTEM: &str = "urn:oid:1.2.40.0.10.1.4.3.2";
@@ -40,8 +42,9 @@ pub fn schedule_id(index: usize) -> String {
 pub fn patient_id(index: usize) -> String {
     format!("seed-patient-{index}")
 }
-pub fn slot_id(index: usize) -> String {
-    format!("seed-slot-{index}")
+/// The id the server's slot generation gives the slot of a role's Schedule at `start`.
+pub fn slot_id(role: usize, start: jiff::Timestamp) -> String {
+    generated_slot_id(&schedule_id(role), start)
 }
 pub fn appointment_id(index: usize) -> String {
     format!("seed-appointment-{index}")
@@ -257,6 +260,13 @@ pub fn schedule(plan: &Plan, index: usize) -> Map<String, Value> {
             "end": local_text(&plan.zone, plan.horizon_end()),
         },
         "name": format!("{} – {practitioner}", plan.services[role.service].name),
+        // The role's notAvailableTime lists the public holidays itself.
+        "extension": [{"url": SLOT_GENERATION, "extension": [
+            {"url": "slot-duration", "valueDuration": {
+                "value": crate::calendar::SLOT_LENGTH.as_mins(), "unit": "min", "system": "http://unitsofmeasure.org", "code": "min"
+            }},
+            {"url": "public-holidays", "valueBoolean": false},
+        ]}],
     }))
 }
 
@@ -286,7 +296,8 @@ pub fn slot(plan: &Plan, slot: &SlotPlan) -> Map<String, Value> {
     let role = &plan.roles[slot.role];
     object(json!({
         "resourceType": "Slot",
-        "id": slot_id(slot.index),
+        "id": slot_id(slot.role, slot.start),
+        "identifier": [{"system": GENERATED_SLOT_SYSTEM, "value": generated_slot_identifier(&schedule_id(slot.role), slot.start)}],
         "meta": meta(AT_SCHEDULING, "at-scheduling-slot"),
         "extension": [{
             "url": format!("{AT_SCHEDULING}slot-encounter-class"),
@@ -317,7 +328,7 @@ pub fn appointment(plan: &Plan, slot: &SlotPlan) -> Option<Map<String, Value>> {
         "start": local_text(&plan.zone, slot.start),
         "end": local_text(&plan.zone, slot.end),
         "minutesDuration": minutes,
-        "slot": [{"reference": format!("Slot/{}", slot_id(slot.index))}],
+        "slot": [{"reference": format!("Slot/{}", slot_id(slot.role, slot.start))}],
         "created": local_text(&plan.zone, booking.created),
         "subject": patient_reference,
         "participant": [

@@ -23,7 +23,6 @@
 
 mod locks;
 mod migrations;
-mod mail;
 mod notify;
 #[cfg(any(test, feature = "scratch"))]
 pub mod scratch;

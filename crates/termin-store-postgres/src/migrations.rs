@@ -22,6 +22,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, sql: include_str!("../migrations/0005_subscription_delivery.sql"), shared: &[] },
     Migration { version: 6, sql: include_str!("../migrations/0006_near_search_position.sql"), shared: &[] },
     Migration { version: 7, sql: include_str!("../migrations/0007_email_messages.sql"), shared: &[] },
+    Migration { version: 8, sql: include_str!("../migrations/0008_job_lease.sql"), shared: &[] },
 ];
 
 pub async fn migrate(pool: &PgPool) -> StoreResult<()> {

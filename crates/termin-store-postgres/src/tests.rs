@@ -125,6 +125,13 @@ async fn until_someone_waits_for_a_lock(url: &str) {
 }
 
 #[tokio::test]
+async fn job_leases_have_one_owner_at_a_time() {
+    let Some(db) = Scratch::open().await else { return };
+    termin_store_sql::lease::check_leases(&*db.store).await;
+    db.close().await;
+}
+
+#[tokio::test]
 async fn nodes_starting_together_migrate_once() {
     let Some(db) = Scratch::open().await else { return };
     let url = db.url();
@@ -140,7 +147,7 @@ async fn nodes_starting_together_migrate_once() {
         .fetch_one(&db.store.pool)
         .await
         .unwrap();
-    assert_eq!(applied, 7, "each of the seven migrations once");
+    assert_eq!(applied, 8, "each of the eight migrations once");
     db.close().await;
 }
 

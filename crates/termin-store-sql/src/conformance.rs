@@ -705,3 +705,44 @@ pub async fn positions_are_found_near_a_point_nearest_first(store: &dyn Resource
     let around_vienna = request(ResourceType::Location, vec![near(vienna, 10.0)]);
     assert_eq!(ids(&store.search(&ctx(), &around_vienna).await.unwrap()), ["floridsdorf"]);
 }
+
+/// E-mail ([`MailStore`]; not part of [`store_conformance!`], which knows only the
+/// `ResourceStore`): the outbox cursor starts at the outbox's end and is held by one owner at
+/// a time; a message is queued once per event and recipient, claimed by one owner, and its
+/// outcome decides whether it comes again.
+pub async fn mail_is_queued_once_and_sent_under_leases(store: &dyn ResourceStore, mails: &dyn MailStore) {
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    tx.append_event(&event("appointment-booked", "a1")).await.unwrap();
+    tx.commit().await.unwrap();
+    let end = store.events(0, 10).await.unwrap().last().unwrap().0;
+    let (t0, lease_end, retry_at) = (at("2026-01-01T00:00:00Z"), at("2026-01-01T00:01:00Z"), at("2026-01-01T00:05:00Z"));
+
+    assert_eq!(mails.claim_mail_cursor("a", t0, lease_end).await.unwrap(), Some(end), "starts at the outbox's end");
+    assert_eq!(mails.claim_mail_cursor("b", t0, lease_end).await.unwrap(), None, "held by a");
+    let mail = |recipient: &str| OutgoingMail { event_key: "outbox:2".into(), recipient: recipient.into(), message: "m".into() };
+    assert!(!mails.queue_mail("b", Some(end + 1), &[mail("p@test")], t0).await.unwrap(), "b holds no lease");
+    assert!(mails.queue_mail("a", Some(end + 1), &[mail("p@test"), mail("q@test")], t0).await.unwrap());
+    assert!(mails.queue_mail("a", None, &[mail("p@test")], t0).await.unwrap(), "queued again: a no-op");
+    let keys = ["outbox:2".to_owned(), "outbox:3".to_owned()];
+    assert_eq!(mails.known_mail_events(&keys).await.unwrap(), ["outbox:2"]);
+
+    let first = mails.claim_mail("a", t0, lease_end).await.unwrap().expect("a message for a");
+    let second = mails.claim_mail("b", t0, lease_end).await.unwrap().expect("the other for b");
+    assert_ne!(first.mail.recipient, second.mail.recipient);
+    assert_eq!((first.attempts, first.mail.message.as_str()), (0, "m"));
+    assert!(mails.claim_mail("c", t0, lease_end).await.unwrap().is_none(), "both are leased");
+    let (sent, retried) = (&first.mail, &second.mail);
+    mails.record_mail(&sent.event_key, &sent.recipient, "a", &MailOutcome::Sent, t0).await.unwrap();
+    let retry = MailOutcome::Retry { at: retry_at, error: "451".into() };
+    mails.record_mail(&retried.event_key, &retried.recipient, "c", &retry, t0).await.unwrap(); // not c's: ignored
+    assert!(mails.claim_mail("c", lease_end, retry_at).await.unwrap().is_some_and(|m| m.mail == *retried), "b's lease ran out");
+    mails.record_mail(&retried.event_key, &retried.recipient, "c", &retry, lease_end).await.unwrap();
+    assert!(mails.claim_mail("c", lease_end, retry_at).await.unwrap().is_none(), "not due before its retry");
+    let again = mails.claim_mail("c", retry_at, retry_at).await.unwrap().expect("due again");
+    assert_eq!(again.attempts, 1);
+    let gave_up = MailOutcome::GaveUp { error: "550".into() };
+    mails.record_mail(&retried.event_key, &retried.recipient, "c", &gave_up, retry_at).await.unwrap();
+    assert!(mails.claim_mail("c", at("2027-01-01T00:00:00Z"), at("2027-01-01T00:01:00Z")).await.unwrap().is_none(), "sent or given up");
+
+    assert_eq!(mails.claim_mail_cursor("b", lease_end, retry_at).await.unwrap(), Some(end + 1), "a's lease ran out");
+}

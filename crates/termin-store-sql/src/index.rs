@@ -139,6 +139,18 @@ pub async fn replace_index<D: Dialect>(
     for statement in clear::<D>(res_type, res_id) {
         D::execute(conn, statement).await?;
     }
+    insert_index(conn, res_type, res_id, entries).await
+}
+
+/// Writes the index rows of a resource that has none (its first version: every resource's
+/// rows go with its last version, by deletion or purge), without first clearing the eight
+/// tables: most of what a bulk creation such as slot generation would otherwise execute.
+pub(crate) async fn insert_index<D: Dialect>(
+    conn: &mut D::Connection,
+    res_type: &str,
+    res_id: &str,
+    entries: &IndexEntries,
+) -> SqlResult<(), D> {
     let statements = [
         insert::<D, _>(
             "search_token",

@@ -1,11 +1,11 @@
 //! The SQL Termin's backends share, written once and generic over the [`Dialect`]: every
 //! statement on the shared tables (reads, writes with their history and index rows, holds,
-//! bookings, the outbox, Subscription delivery ([`notify`]), the e-mail queue ([`mail`])), row
-//! decoding, the history pager, searches (conditions, chains, `_has`, sorting, keyset pages,
-//! totals, includes), the migration runner with the DDL both dialects spell alike
-//! ([`shared_ddl`]), the `ResourceStore` reads by key ([`resource_store!`]), the
-//! `NotificationStore` impl ([`notification_store!`]) and the store conformance kit
-//! ([`conformance`]).
+//! bookings, the outbox, job leases ([`lease`]), Subscription delivery ([`notify`]), the e-mail
+//! queue ([`mail`])), row decoding, the history pager, searches (conditions, chains, `_has`,
+//! sorting, keyset pages, totals, includes), the migration runner with the DDL both dialects
+//! spell alike ([`shared_ddl`]), the `ResourceStore` reads by key ([`resource_store!`]), the
+//! `NotificationStore`, `MailStore` and `LeaseStore` impls ([`notification_store!`]) and the
+//! store conformance kit ([`conformance`]).
 //!
 //! Both backends keep the same tables and columns; what differs — placeholders, index hints,
 //! join order, row locks, NUL in text, how errors read — is named once in [`Dialect`], with
@@ -16,6 +16,7 @@
 pub mod conformance;
 mod resource_store;
 mod index;
+pub mod lease;
 mod migrate;
 mod query;
 pub mod mail;

@@ -86,19 +86,21 @@ macro_rules! notify_executor {
     };
 }
 
-/// `impl NotificationStore for $store` on the backend's `$database` (connection type
+/// `impl NotificationStore`, [`MailStore`](termin_store::MailStore) and
+/// [`LeaseStore`](termin_store::LeaseStore) `for $store` — the delivery work of the notifier,
+/// the mailer and background jobs — on the backend's `$database` (connection type
 /// `$connection`), with [`notify_executor!`](crate::notify_executor). The store provides
 /// `async fn reader(&self)` (listings) and `async fn delivery_writer(&self)` (changes), each a
 /// `StoreResult<PoolConnection<$database>>`, and
 /// `async fn begin_delivery(conn: &mut PoolConnection<$database>) -> StoreResult<Transaction<'_, $database>>`
-/// for the changes that must be atomic (`untrack`, `append_notifications`).
+/// for the changes that must be atomic (`untrack`, `append_notifications`, `queue_mail`).
 #[macro_export]
 macro_rules! notification_store {
     ($store:ty, $database:ty, $connection:ty) => {
         $crate::notify_executor!($database, $connection);
 
         const _: () = {
-            use $crate::notify;
+            use $crate::{lease, mail, notify};
             use $crate::support::*;
 
             #[async_trait]
@@ -145,6 +147,42 @@ macro_rules! notification_store {
 
                 async fn delivery_state(&self, subscription_id: &str) -> StoreResult<Option<DeliveryState>> {
                     notify::delivery_state(&mut Executor(&mut *self.reader().await?), subscription_id).await
+                }
+            }
+
+            #[async_trait]
+            impl MailStore for $store {
+                async fn claim_mail_cursor(&self, owner: &str, now: Timestamp, until: Timestamp) -> StoreResult<Option<u64>> {
+                    mail::claim_mail_cursor(&mut Executor(&mut *self.delivery_writer().await?), owner, now, until).await
+                }
+
+                #[rustfmt::skip]
+                async fn queue_mail(&self, owner: &str, through: Option<u64>, mails: &[OutgoingMail], now: Timestamp) -> StoreResult<bool> {
+                    let mut conn = self.delivery_writer().await?;
+                    let mut tx = Self::begin_delivery(&mut conn).await?;
+                    let queued = mail::queue_mail(&mut Executor(&mut tx), owner, through, mails, now).await?;
+                    tx.commit().await.map_err(db_error)?;
+                    Ok(queued)
+                }
+
+                async fn known_mail_events(&self, event_keys: &[String]) -> StoreResult<Vec<String>> {
+                    mail::known_mail_events(&mut Executor(&mut *self.reader().await?), event_keys).await
+                }
+
+                async fn claim_mail(&self, owner: &str, now: Timestamp, until: Timestamp) -> StoreResult<Option<ClaimedMail>> {
+                    mail::claim_mail(&mut Executor(&mut *self.delivery_writer().await?), owner, now, until).await
+                }
+
+                #[rustfmt::skip]
+                async fn record_mail(&self, event_key: &str, recipient: &str, owner: &str, outcome: &MailOutcome, now: Timestamp) -> StoreResult<()> {
+                    mail::record_mail(&mut Executor(&mut *self.delivery_writer().await?), event_key, recipient, owner, outcome, now).await
+                }
+            }
+
+            #[async_trait]
+            impl LeaseStore for $store {
+                async fn claim_lease(&self, name: &str, owner: &str, now: Timestamp, until: Timestamp) -> StoreResult<bool> {
+                    lease::claim_lease(&mut Executor(&mut *self.delivery_writer().await?), name, owner, now, until).await
                 }
             }
         };

@@ -153,7 +153,11 @@ pub async fn write_version<D: Dialect>(conn: &mut D::Connection, new: &NewVersio
         }
         other => other?,
     }
-    crate::replace_index(conn, res_type, &v.id, &new.index).await
+    // Version 1 was just inserted into the history, so no earlier version left index rows.
+    match v.version {
+        1 => crate::index::insert_index(conn, res_type, &v.id, &new.index).await,
+        _ => crate::replace_index(conn, res_type, &v.id, &new.index).await,
+    }
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {

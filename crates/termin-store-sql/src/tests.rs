@@ -26,7 +26,7 @@ fn instant_columns_are_optional_and_checked() {
 #[test]
 fn sqlite_clears_each_index_table_by_itself() {
     let statements = clear::<Sqlite>("Slot", "s1");
-    assert_eq!(statements.len(), 8);
+    assert_eq!(statements.len(), 9);
     assert_eq!(statements[0].sql().as_str(), "DELETE FROM search_token WHERE res_type = ? AND res_id = ?");
 }
 
@@ -37,7 +37,7 @@ fn postgres_clears_every_index_table_in_one_statement() {
     let sql = statements[0].sql();
     let sql = sql.as_str();
     assert!(sql.starts_with("WITH t0 AS (DELETE FROM search_token WHERE res_type = $1 AND res_id = $2)"), "{sql}");
-    assert!(sql.ends_with("DELETE FROM search_reference_date WHERE res_type = $15 AND res_id = $16"), "{sql}");
+    assert!(sql.ends_with("DELETE FROM search_position WHERE res_type = $17 AND res_id = $18"), "{sql}");
 }
 
 #[test]

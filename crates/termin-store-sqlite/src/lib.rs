@@ -11,7 +11,6 @@
 
 mod limit;
 mod migrations;
-mod mail;
 mod notify;
 #[cfg(any(test, feature = "temporary"))]
 pub mod temporary;

@@ -17,6 +17,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 7, sql: include_str!("../migrations/0007_subscription_delivery.sql"), shared: &[] },
     Migration { version: 8, sql: include_str!("../migrations/0008_near_search_position.sql"), shared: &[] },
     Migration { version: 9, sql: include_str!("../migrations/0009_email_messages.sql"), shared: &[] },
+    Migration { version: 10, sql: include_str!("../migrations/0010_job_lease.sql"), shared: &[] },
 ];
 
 pub async fn migrate(conn: &mut SqliteConnection) -> StoreResult<()> {

@@ -19,6 +19,12 @@ mod conformance {
 }
 
 #[tokio::test]
+async fn job_leases_have_one_owner_at_a_time() {
+    let temporary = TemporaryStore::open().await.unwrap();
+    termin_store_sql::lease::check_leases(&*temporary.store).await;
+}
+
+#[tokio::test]
 async fn history_survives_reopen() {
     let temporary = TemporaryStore::open().await.unwrap();
     let mut tx = temporary.store.begin_write(&ctx()).await.unwrap();

@@ -6,11 +6,13 @@
 //! no SQL (no sqlx) and, of the workspace, depends only on `termin-fhir`.
 
 mod context;
+mod lease;
 mod mail;
 mod notify;
 mod scope;
 mod search;
 
+pub use lease::LeaseStore;
 pub use mail::{ClaimedMail, MailOutcome, MailStore, OutgoingMail};
 pub use notify::{AttemptRecord, DeliveryState, NewNotification, Notification, NotificationStore};
 pub use context::{

@@ -20,6 +20,7 @@ pub const DEFAULT_READ_CONNECTIONS: u32 = 4;
 pub const DEFAULT_POOL_SIZE: u32 = 10;
 pub const DEFAULT_HOLD_DURATION: &str = "10m";
 pub const DEFAULT_HOLD_SWEEP_INTERVAL: &str = "30s";
+pub const DEFAULT_SLOT_GENERATION_INTERVAL: &str = "1h";
 pub const DEFAULT_MAX_HOLDS_PER_HOLDER: usize = 3;
 pub const DEFAULT_MAX_HOLD_TIME: &str = "30m";
 pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
@@ -147,6 +148,12 @@ pub struct ServeArgs {
     /// [default: 30s]
     #[arg(long, env = "TERMIN_HOLD_SWEEP_INTERVAL", value_name = "DURATION")]
     pub hold_sweep_interval: Option<SignedDuration>,
+
+    /// How often the background slot generation brings every Schedule with a horizon rule
+    /// (slot-generation extension) up to its horizon; one node of a cluster at a time. 0s: off
+    /// [default: 1h]
+    #[arg(long, env = "TERMIN_SLOT_GENERATION_INTERVAL", value_name = "DURATION")]
+    pub slot_generation_interval: Option<SignedDuration>,
 
     /// Live holds one client may have at a time; 0 for no limit. While authorization is off a
     /// client is its network address, so behind a reverse proxy all clients count as one
@@ -281,6 +288,7 @@ struct FileConfig {
     pool_size: Option<u32>,
     hold_duration: Option<String>,
     hold_sweep_interval: Option<String>,
+    slot_generation_interval: Option<String>,
     max_holds_per_holder: Option<usize>,
     max_hold_time: Option<String>,
     header_read_timeout: Option<String>,
@@ -369,6 +377,8 @@ pub struct ServeConfig {
     pub pool_size: u32,
     pub hold_duration: SignedDuration,
     pub hold_sweep_interval: SignedDuration,
+    /// `None`: no background slot generation on this node.
+    pub slot_generation_interval: Option<SignedDuration>,
     pub max_holds_per_holder: usize,
     pub max_hold_time: SignedDuration,
     pub header_read_timeout: std::time::Duration,
@@ -537,6 +547,13 @@ impl ServeArgs {
                     DEFAULT_HOLD_SWEEP_INTERVAL,
                 )?,
             )?,
+            slot_generation_interval: Some(duration(
+                "slot_generation_interval",
+                self.slot_generation_interval,
+                file.slot_generation_interval,
+                DEFAULT_SLOT_GENERATION_INTERVAL,
+            )?)
+            .filter(|every| every.is_positive()),
             max_holds_per_holder: self
                 .max_holds_per_holder
                 .or(file.max_holds_per_holder)
@@ -742,6 +759,14 @@ mod tests {
         assert!(parse(&["--smtp-url", "http://mail", "--smtp-from", "t@example.org"]).resolve().is_err());
         let bad_tls = parse(&["--smtp-url", "smtp://mail", "--smtp-from", "t@example.org", "--smtp-starttls", "always"]);
         assert!(bad_tls.resolve().is_err());
+    }
+
+    #[test]
+    fn slot_generation_runs_hourly_unless_switched_off_with_zero() {
+        assert_eq!(parse(&[]).resolve().unwrap().slot_generation_interval, Some(SignedDuration::from_hours(1)));
+        let every = parse(&["--slot-generation-interval", "15m"]).resolve().unwrap().slot_generation_interval;
+        assert_eq!(every, Some(SignedDuration::from_mins(15)));
+        assert_eq!(parse(&["--slot-generation-interval", "0s"]).resolve().unwrap().slot_generation_interval, None);
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod packages;
 mod seed;
 mod serve;
 mod setup;
+mod slot_generation;
 mod validation;
 mod web;
 

@@ -1,6 +1,7 @@
 //! `termin seed`: writes the deterministic Austrian dataset of `termin-seed` into a database
 //! (through the domain service, so the index, the slot bookings and validation are exactly
-//! those of the server), or into an NDJSON file.
+//! those of the server, and the Slots come from the Schedules' rules through the server's slot
+//! generation), or into an NDJSON file.
 
 use crate::config::{DEFAULT_DATABASE, Database};
 use crate::setup;
@@ -14,7 +15,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
-use termin_domain::{ImportSummary, ResourceService, ServiceConfig};
+use termin_domain::{Domain, GenerationRequest, ImportSummary, ResourceService, ServiceConfig};
 use termin_seed::{Scale, SeedOptions};
 use termin_domain::Caller;
 
@@ -152,33 +153,88 @@ pub async fn seed_database(
     let search = setup::install_search_parameters(target.packages, target.time_zone)?;
     let packages = if target.validation { Packages::Shipped(target.packages) } else { Packages::Off };
     let domain = setup::domain(opened.store, ServiceConfig::default(), search, packages, &[]).await?;
-    let service = &domain.resources;
-    if unless_loaded && is_loaded(service, options).await? {
+    if unless_loaded && is_loaded(&domain.resources, options).await? {
         return Ok(None);
     }
-    let summary = load(service, options, batch).await?;
+    let summary = load(&domain, options, batch).await?;
     if let Some(postgres) = opened.postgres {
         postgres.analyze().await.map_err(|e| e.to_string())?;
     }
     Ok(Some(summary))
 }
 
-/// Streams the dataset into the service in batches of `batch` resources.
-pub async fn load(service: &ResourceService, options: &SeedOptions, batch: usize) -> Result<ImportSummary, String> {
+/// Loads the dataset in batches of `batch` resources, the way a practice's data comes about:
+/// the organisations, roles with their opening hours and Schedules with their generation rules
+/// are imported; the Slots are generated from those rules by the server's slot generation
+/// (`$generate-slots`, one unit of work per Schedule), not imported; the booked Appointments are
+/// imported and take their slots. A slot that has started already is not generated, so the
+/// Appointment of such a slot is left out.
+pub async fn load(domain: &Domain, options: &SeedOptions, batch: usize) -> Result<ImportSummary, String> {
     let ctx = Caller::system("seed");
     let mut total = ImportSummary::default();
-    let mut resources = termin_seed::generate(options).peekable();
-    while resources.peek().is_some() {
-        let chunk: Vec<Map<String, Value>> = resources.by_ref().take(batch).map(as_loadable).collect();
-        let first = describe(&chunk[0]);
-        let summary = service
-            .import(&ctx, chunk)
-            .await
-            .map_err(|e| format!("loading the batch starting at {first}: {e:?}"))?;
-        total.created += summary.created;
-        total.existing += summary.existing;
+    let mut pending: Vec<Map<String, Value>> = Vec::with_capacity(batch);
+    let mut schedules = Vec::new();
+    let mut slots_generated = false;
+    // Whether the Slot just passed (an Appointment follows its Slot) was generated.
+    let mut slot_exists = false;
+    let now = Timestamp::now();
+    for resource in termin_seed::generate(options) {
+        match resource.get("resourceType").and_then(Value::as_str) {
+            Some("Schedule") => {
+                schedules.push(resource.get("id").and_then(Value::as_str).unwrap_or_default().to_owned());
+            }
+            Some("Slot") => {
+                if !slots_generated {
+                    import(&domain.resources, &ctx, std::mem::take(&mut pending), &mut total).await?;
+                    generate_slots(domain, &ctx, options, &schedules, &mut total).await?;
+                    slots_generated = true;
+                }
+                let start = resource.get("start").and_then(Value::as_str).and_then(|start| start.parse::<Timestamp>().ok());
+                slot_exists = start.is_some_and(|start| start >= now);
+                continue;
+            }
+            Some("Appointment") if !slot_exists => continue,
+            _ => {}
+        }
+        pending.push(resource);
+        if pending.len() >= batch {
+            import(&domain.resources, &ctx, std::mem::take(&mut pending), &mut total).await?;
+        }
     }
+    import(&domain.resources, &ctx, pending, &mut total).await?;
     Ok(total)
+}
+
+async fn import(service: &ResourceService, ctx: &Caller, chunk: Vec<Map<String, Value>>, total: &mut ImportSummary) -> Result<(), String> {
+    let Some(first) = chunk.first().map(describe) else {
+        return Ok(());
+    };
+    let summary = service.import(ctx, chunk).await.map_err(|e| format!("loading the batch starting at {first}: {e:?}"))?;
+    total.created += summary.created;
+    total.existing += summary.existing;
+    Ok(())
+}
+
+/// Generates the Slots of every Schedule for the dataset's days.
+async fn generate_slots(
+    domain: &Domain,
+    ctx: &Caller,
+    options: &SeedOptions,
+    schedules: &[String],
+    total: &mut ImportSummary,
+) -> Result<(), String> {
+    let (first, last) = options.days();
+    let request = GenerationRequest { first, last, slot_length: None, dry_run: false };
+    for schedule in schedules {
+        let summary = domain
+            .scheduling
+            .generate_slots(ctx, schedule, &request)
+            .await
+            .map_err(|e| format!("generating the slots of Schedule/{schedule}: {e:?}"))?;
+        total.created += summary.created;
+        total.existing += summary.kept;
+    }
+    Ok(())
 }
 
 /// Whether the dataset of `options` is loaded already: its first resource exists.
@@ -197,27 +253,16 @@ pub async fn is_loaded(service: &ResourceService, options: &SeedOptions) -> Resu
 
 /// Loads the dataset for `serve --demo` unless it is loaded already: a demo database keeps
 /// the bookings made in it across restarts.
-pub async fn load_demo(service: &ResourceService, scale: Scale) -> Result<(), String> {
+pub async fn load_demo(domain: &Domain, scale: Scale) -> Result<(), String> {
     let options = SeedOptions::new(scale, 1, this_monday());
-    if is_loaded(service, &options).await? {
+    if is_loaded(&domain.resources, &options).await? {
         tracing::info!("the demo dataset is loaded already");
         return Ok(());
     }
     let started = Instant::now();
-    let summary = load(service, &options, 2000).await?;
+    let summary = load(domain, &options, 2000).await?;
     tracing::info!(created = summary.created, millis = started.elapsed().as_millis() as u64, start = %options.start, "loaded the demo dataset");
     Ok(())
-}
-
-/// The dataset records booked slots as `busy`; this server makes a slot busy only by booking
-/// it, so such a slot is loaded free and the booked Appointment that follows it takes it.
-fn as_loadable(mut resource: Map<String, Value>) -> Map<String, Value> {
-    if resource.get("resourceType").and_then(Value::as_str) == Some("Slot")
-        && resource.get("status").and_then(Value::as_str) == Some("busy")
-    {
-        resource.insert("status".into(), Value::String("free".into()));
-    }
-    resource
 }
 
 fn describe(resource: &Map<String, Value>) -> String {

@@ -67,11 +67,14 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     if config.demo {
         crate::demo::load_examples(&domain.resources, &config.packages).await?;
         if let Some(scale) = config.demo_scale {
-            crate::seed::load_demo(&domain.resources, scale).await?;
+            crate::seed::load_demo(&domain, scale).await?;
         }
     }
     let domain = Arc::new(domain);
     tokio::spawn(sweep_expired_holds(domain.clone(), config.hold_sweep_interval));
+    if let Some(every) = config.slot_generation_interval {
+        tokio::spawn(crate::slot_generation::SlotGeneration::new(domain.clone(), opened.leases.clone(), every).run());
+    }
     tokio::spawn(metrics.upkeep());
     if let Some(days) = config.audit_retention {
         tokio::spawn(sweep_audit_events(domain.clone(), days));

@@ -9,7 +9,7 @@ use std::time::Duration;
 use termin_domain::{Domain, ServiceConfig, SystemClock};
 use termin_search::SearchParameters;
 use termin_fhir::ResourceType;
-use termin_store::{MailStore, NotificationStore, ResourceStore};
+use termin_store::{LeaseStore, MailStore, NotificationStore, ResourceStore};
 use termin_store_postgres::PostgresStore;
 use termin_store_sqlite::SqliteStore;
 
@@ -33,6 +33,8 @@ pub struct OpenedStore {
     pub deliveries: Arc<dyn NotificationStore>,
     /// The same store's e-mail queue.
     pub mails: Arc<dyn MailStore>,
+    /// The same store's job leases.
+    pub leases: Arc<dyn LeaseStore>,
     pub postgres: Option<Arc<PostgresStore>>,
 }
 
@@ -53,7 +55,8 @@ pub async fn open_store(
             OpenedStore {
                 store: store.clone(),
                 deliveries: store.clone(),
-                mails: store,
+                mails: store.clone(),
+                leases: store,
                 postgres: None,
             }
         }
@@ -67,6 +70,7 @@ pub async fn open_store(
                 store: store.clone(),
                 deliveries: store.clone(),
                 mails: store.clone(),
+                leases: store.clone(),
                 postgres: Some(store),
             }
         }

@@ -1,12 +1,16 @@
 //! `Schedule/[id]/$generate-slots` over HTTP (issue 19): slots from a PractitionerRole's
 //! availability across daylight-saving changes and holidays, idempotent regeneration, narrowing
-//! rules around a booked slot, and generation racing bookings on the same Schedule.
+//! rules around a booked slot, and generation racing bookings on the same Schedule; the
+//! background generation (`--slot-generation-interval`) keeping a Schedule to its horizon
+//! without any request, on one node of two at a time.
 
 mod scheduling_support;
 mod support;
 
 use scheduling_support::*;
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::time::Duration;
 use support::*;
 
 const SLOT_GENERATION: &str = "https://termin.at/fhir/StructureDefinition/slot-generation";
@@ -14,6 +18,11 @@ const SLOT_GENERATION: &str = "https://termin.at/fhir/StructureDefinition/slot-g
 /// A PractitionerRole `role-gen` with these opening hours and a Schedule `sch-gen` generating
 /// 30-minute slots from it (after the patients, service and practitioner of [`setup`]).
 async fn world(s: &TestServer, available: Value, public_holidays: bool) {
+    world_with_rules(s, available, rules(public_holidays)).await;
+}
+
+/// [`world`] with the Schedule's slot-generation rules (sub-extensions) as given.
+async fn world_with_rules(s: &TestServer, available: Value, rules: Vec<Value>) {
     setup(s, 0).await;
     set_hours(s, available).await;
     put_resource(
@@ -22,14 +31,27 @@ async fn world(s: &TestServer, available: Value, public_holidays: bool) {
             "resourceType": "Schedule",
             "id": "sch-gen",
             "active": true,
-            "extension": [{"url": SLOT_GENERATION, "extension": [
-                {"url": "slot-duration", "valueDuration": {"value": 30, "system": "http://unitsofmeasure.org", "code": "min"}},
-                {"url": "public-holidays", "valueBoolean": public_holidays}
-            ]}],
+            "extension": [{"url": SLOT_GENERATION, "extension": rules}],
             "actor": [{"reference": "PractitionerRole/role-gen"}, {"reference": "Practitioner/prac-melanie"}]
         }),
     )
     .await;
+}
+
+/// 30-minute slots, with or without Austria's public holidays.
+fn rules(public_holidays: bool) -> Vec<Value> {
+    vec![
+        json!({"url": "slot-duration", "valueDuration": {"value": 30, "system": "http://unitsofmeasure.org", "code": "min"}}),
+        json!({"url": "public-holidays", "valueBoolean": public_holidays}),
+    ]
+}
+
+/// [`rules`] without holidays (the days ahead are whatever today is), kept `days` ahead by the
+/// background generation.
+fn rules_with_horizon(days: u32) -> Vec<Value> {
+    let mut rules = rules(false);
+    rules.push(json!({"url": "horizon", "valueDuration": {"value": days, "system": "http://unitsofmeasure.org", "code": "d"}}));
+    rules
 }
 
 async fn set_hours(s: &TestServer, available: Value) {
@@ -261,4 +283,68 @@ async fn the_extension_is_served_and_validated() {
     assert_eq!(refused.code(), 422, "{}", refused.text());
     let stored = s.post("Schedule", &schedule(json!({"value": 30, "system": "http://unitsofmeasure.org", "code": "min"}))).await;
     assert_eq!(stored.code(), 201, "{}", stored.text());
+}
+
+fn every_day(from: &str, to: &str) -> Value {
+    json!({"availableTime": [{"availableStartTime": from, "availableEndTime": to}]})
+}
+
+fn background_generation() -> ServerOptions {
+    ServerOptions::new().flag("--slot-generation-interval", "200ms")
+}
+
+/// Whether generating today to the horizon's last day would change nothing (a dry run): the
+/// background generation has been there.
+async fn horizon_settled(s: &TestServer, days: u32) -> bool {
+    let today = jiff::tz::TimeZone::get("Europe/Vienna").unwrap().to_datetime(jiff::Timestamp::now()).date();
+    let last = today.checked_add(jiff::Span::new().days(i64::from(days) - 1)).unwrap();
+    let dry = s.post("Schedule/sch-gen/$generate-slots", &generation(&today.to_string(), &last.to_string(), true)).await;
+    let dry = dry.expect_status(200).json();
+    let (created, kept, removed, conflicts) = counts(&dry);
+    created == 0 && removed == 0 && conflicts == 0 && kept > 0
+}
+
+/// The background generation makes a Schedule's Slots up to its horizon with no
+/// `$generate-slots` request, and follows a change of the opening hours by itself.
+#[tokio::test]
+async fn the_background_generation_keeps_the_horizon_without_a_request() {
+    let s = TestServer::start_with(background_generation()).await;
+    world_with_rules(&s, every_day("08:00:00", "09:00:00"), rules_with_horizon(3)).await;
+    until("the generated slots of three days", Duration::from_secs(60), async || slots(&s).await.len() >= 4).await;
+    until("the horizon generated completely", Duration::from_secs(60), async || horizon_settled(&s, 3).await).await;
+    let generated = slots(&s).await;
+    assert!(generated.len() <= 6, "two slots a day for three days at most: {generated:?}");
+    assert!(generated.iter().all(|(_, status)| status == "free"), "{generated:?}");
+
+    set_hours(&s, every_day("08:00:00", "10:00:00")).await;
+    until("the widened hours generated", Duration::from_secs(60), async || slots(&s).await.len() > generated.len()).await;
+    until("the widened horizon generated completely", Duration::from_secs(60), async || horizon_settled(&s, 3).await).await;
+}
+
+/// Two nodes on one database both run the background generation: one of them holds the job's
+/// lease and generates; the Slots exist once each, whichever node's rules change they follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_running_the_background_generation_do_not_duplicate_slots() {
+    let first = TestServer::start_with(background_generation()).await;
+    let second = first.another_node(background_generation()).await;
+    world_with_rules(&first, every_day("08:00:00", "09:00:00"), rules_with_horizon(3)).await;
+    until("the horizon generated completely", Duration::from_secs(60), async || horizon_settled(&second, 3).await).await;
+    set_hours(&second, every_day("07:00:00", "09:00:00")).await;
+    until("the widened hours generated", Duration::from_secs(60), async || {
+        slots(&first).await.iter().any(|(start, _)| start.contains("T07:00:00"))
+    })
+    .await;
+    until("the widened horizon generated completely", Duration::from_secs(60), async || horizon_settled(&first, 3).await).await;
+
+    let stored = slots(&second).await;
+    let starts: BTreeSet<&String> = stored.iter().map(|(start, _)| start).collect();
+    assert_eq!(starts.len(), stored.len(), "a start twice: {stored:?}");
+    let passes = |node: &TestServer| {
+        node.stderr_lines().iter().filter(|line| line.contains("generated slots to the schedules' horizons")).count()
+    };
+    let (by_first, by_second) = (passes(&first), passes(&second));
+    assert!(
+        (by_first == 0) != (by_second == 0),
+        "one node holds the lease and runs every pass: {by_first} passes on the first node, {by_second} on the second"
+    );
 }

@@ -78,12 +78,7 @@ fn is_repeat(request: &Map<String, Value>, earlier: &Map<String, Value>) -> bool
 
 /// The `valueBoolean` of the resource's extension `url`, if it has one.
 fn flag(resource: &Map<String, Value>, url: &str) -> Option<bool> {
-    resource
-        .get("extension")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|e| e.get("url").and_then(Value::as_str) == Some(url))
+    crate::model::extension(resource, url)
         .and_then(|e| e.get("valueBoolean"))
         .and_then(Value::as_bool)
 }

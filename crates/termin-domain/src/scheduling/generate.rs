@@ -6,6 +6,7 @@
 //! a concurrent `$book` or `$hold` either finishes first (and its slot is then kept and
 //! reported as a conflict) or waits for the generation.
 
+mod horizon;
 mod rules;
 
 use super::SchedulingService;
@@ -19,14 +20,14 @@ use jiff::{SignedDuration, Timestamp, ToSpan};
 use rules::GenerationRules;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use termin_calendar::{Availability, local_text};
+use termin_calendar::{Availability, generated_slot_id, generated_slot_identifier, local_text};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, ResourceType};
 
+pub use horizon::{KeptSchedules, MAX_KEPT_SCHEDULES};
+/// The identifier system of generated Slots (their identity is `termin-calendar`'s).
+pub use termin_calendar::GENERATED_SLOT_SYSTEM;
 pub use rules::{SLOT_GENERATION_URL, read_duration};
-
-/// The identifier system of generated Slots; the value is `Schedule/[id]/[start in UTC]`.
-pub const GENERATED_SLOT_SYSTEM: &str = "https://termin.at/fhir/sid/generated-slot";
 
 /// The most days one generation covers (a year): larger windows are refused (400).
 pub const MAX_GENERATION_DAYS: i32 = 366;
@@ -221,15 +222,6 @@ async fn actor_availability(
     })
 }
 
-/// Slot ids derive from the Schedule and the start, so that regeneration finds what it made.
-fn generated_slot_id(schedule_id: &str, start: Timestamp) -> String {
-    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, generated_identifier(schedule_id, start).as_bytes()).to_string()
-}
-
-fn generated_identifier(schedule_id: &str, start: Timestamp) -> String {
-    format!("Schedule/{schedule_id}/{}", format_instant(start))
-}
-
 fn is_generated(slot: &Map<String, Value>) -> bool {
     let identifiers = slot.get("identifier").and_then(Value::as_array).into_iter().flatten();
     identifiers.into_iter().any(|i| i.get("system").and_then(Value::as_str) == Some(GENERATED_SLOT_SYSTEM))
@@ -262,7 +254,7 @@ fn generated_slot(
     slot.insert("id".into(), json!(id));
     slot.insert(
         "identifier".into(),
-        json!([{"system": GENERATED_SLOT_SYSTEM, "value": generated_identifier(schedule_id, start)}]),
+        json!([{"system": GENERATED_SLOT_SYSTEM, "value": generated_slot_identifier(schedule_id, start)}]),
     );
     if let Some(service_type) = rules.service_type.as_ref().or_else(|| schedule.get("serviceType")) {
         slot.insert("serviceType".into(), service_type.clone());

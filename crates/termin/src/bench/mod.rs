@@ -2,8 +2,10 @@
 //! many patients' apps would. It seeds a database (once), starts `termin serve` on it as a
 //! child process, runs the scenarios one after the other for a fixed time each, and prints
 //! throughput, latency percentiles, errors, conflicts and the server's memory, then the read
-//! targets of issue 16 and whether they are met.
+//! targets of issue 16 and whether they are met. The `generation` scenario instead times the
+//! background slot generation in this process.
 
+mod generation;
 mod report;
 mod scenarios;
 mod server;
@@ -36,6 +38,9 @@ pub enum ScenarioArg {
     /// Issue 16's read queries one by one (slot read, IG slot queries, appointments by actor
     /// and by SVNR, $findHSP), each judged against its target
     Targets,
+    /// Not part of all: the background slot generation of --schedules Schedules to a horizon
+    /// of --weeks, timed in this process on a new database (--database)
+    Generation,
 }
 
 /// Flags of `termin bench`.
@@ -84,6 +89,14 @@ pub struct BenchArgs {
     /// Further FHIR package directories for the server it starts, as for `termin serve`
     #[arg(long = "packages", value_name = "DIR", value_delimiter = ',')]
     pub packages: Vec<PathBuf>,
+
+    /// Schedules the generation scenario generates
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub schedules: u32,
+
+    /// The horizon of the generation scenario's Schedules, in weeks
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=52))]
+    pub weeks: u32,
 }
 
 pub fn run(args: BenchArgs) -> ExitCode {
@@ -105,6 +118,15 @@ pub fn run(args: BenchArgs) -> ExitCode {
 
 /// Runs the chosen scenarios; `Ok(false)` when a slot was booked twice.
 async fn bench(args: BenchArgs) -> Result<bool, String> {
+    if args.scenario == ScenarioArg::Generation {
+        if args.url.is_some() {
+            return Err("the generation scenario runs in this process: give --database, not --url".into());
+        }
+        let database = args.database.clone().unwrap_or_else(|| "termin-bench-generation.db".into());
+        let run = generation::run(&Database::from(database), args.schedules as usize, args.weeks).await?;
+        println!("{run}");
+        return Ok(true);
+    }
     let scale: Scale = args.scale.into();
     let duration = std::time::Duration::try_from(args.duration).map_err(|e| format!("--duration: {e}"))?;
     let mut server = None;

@@ -37,15 +37,6 @@ use termin_store_postgres::scratch::ScratchDatabase;
 
 pub mod tokens;
 
-/// Waits for `condition`, polling, and fails with `what` after `limit`.
-pub async fn until(what: &str, limit: Duration, mut condition: impl AsyncFnMut() -> bool) {
-    let deadline = std::time::Instant::now() + limit;
-    while !condition().await {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The server's read-only type: AuditEvents are recorded by the server itself.
 pub const RECORDED_TYPE: &str = "AuditEvent";
 
@@ -150,6 +141,16 @@ impl Drop for Storage {
         {
             eprintln!("{reason}");
         }
+    }
+}
+
+/// Waits for `condition`, polling, failing with `what` after `limit`: for what a server does
+/// in the background (deliveries, generation), with no sleep standing in for synchronisation.
+pub async fn until(what: &str, limit: Duration, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !condition().await {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

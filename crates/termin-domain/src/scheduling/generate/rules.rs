@@ -1,5 +1,6 @@
-//! The Schedule's slot-generation extension: slot length, gap, service types, time zone and
-//! whether Austrian public holidays close the practice.
+//! The Schedule's slot-generation extension: slot length, gap, service types, time zone,
+//! whether Austrian public holidays close the practice, and the rolling horizon the background
+//! generation keeps generated.
 
 use crate::DomainError;
 use jiff::civil::{Date, Time};
@@ -10,7 +11,8 @@ use termin_calendar::SlotPattern;
 use termin_fhir::{Issue, IssueCode};
 
 /// Extension on a Schedule: how its Slots are generated from its actor's availability
-/// (sub-extensions `slot-duration`, `gap`, `service-type`, `time-zone`, `public-holidays`).
+/// (sub-extensions `slot-duration`, `gap`, `service-type`, `time-zone`, `public-holidays`,
+/// `horizon`).
 pub const SLOT_GENERATION_URL: &str = "https://termin.at/fhir/StructureDefinition/slot-generation";
 
 const DEFAULT_TIME_ZONE: &str = "Europe/Vienna";
@@ -21,17 +23,24 @@ pub(super) struct GenerationRules {
     pub zone: TimeZone,
     /// `Slot.serviceType` of generated Slots; `None`: the Schedule's.
     pub service_type: Option<Value>,
+    /// Whole days ahead of today the background generation keeps generated; `None`: the
+    /// Schedule is generated only on request.
+    pub horizon_days: Option<i32>,
+}
+
+fn extension(schedule: &Map<String, Value>) -> Option<&Value> {
+    crate::model::extension(schedule, SLOT_GENERATION_URL)
 }
 
 impl GenerationRules {
+    /// Whether the Schedule carries the slot-generation extension at all.
+    pub fn present(schedule: &Map<String, Value>) -> bool {
+        extension(schedule).is_some()
+    }
+
     /// The Schedule's rules; `slot_length` overrides its `slot-duration`.
     pub fn read(schedule: &Map<String, Value>, slot_length: Option<SignedDuration>) -> Result<Self, DomainError> {
-        let extension = schedule
-            .get("extension")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|e| e.get("url").and_then(Value::as_str) == Some(SLOT_GENERATION_URL));
+        let extension = extension(schedule);
         let parts: Vec<&Value> = extension
             .and_then(|e| e.get("extension"))
             .and_then(Value::as_array)
@@ -55,6 +64,10 @@ impl GenerationRules {
             })?,
         };
         let gap = duration_of("gap")?.unwrap_or(SignedDuration::ZERO);
+        let horizon_days = match duration_of("horizon")? {
+            None => None,
+            Some(horizon) => Some(horizon_days(horizon)?),
+        };
         let pattern = SlotPattern::new(length, gap)
             .ok_or_else(|| invalid_rule("slot-duration", "must be positive, and the gap not negative"))?;
         let zone_name = part("time-zone").next().and_then(|p| p.get("valueCode")).and_then(Value::as_str);
@@ -70,6 +83,7 @@ impl GenerationRules {
             public_holidays: public_holidays.unwrap_or(true),
             zone,
             service_type: (!service_types.is_empty()).then(|| Value::Array(service_types)),
+            horizon_days,
         })
     }
 
@@ -82,6 +96,18 @@ impl GenerationRules {
     }
 }
 
+/// A horizon of whole days, at least one and shorter than the longest generation.
+fn horizon_days(horizon: SignedDuration) -> Result<i32, DomainError> {
+    const DAY: i64 = 86_400;
+    let seconds = horizon.as_secs();
+    let days = seconds / DAY;
+    if seconds % DAY != 0 || days < 1 || days >= i64::from(super::MAX_GENERATION_DAYS) {
+        let most = super::MAX_GENERATION_DAYS - 1;
+        return Err(invalid_rule("horizon", &format!("must be whole days (d or wk), from 1 to {most} days")));
+    }
+    Ok(days as i32)
+}
+
 fn invalid_rule(part: &str, problem: &str) -> DomainError {
     DomainError::unprocessable(
         Issue::error(IssueCode::Value, format!("{SLOT_GENERATION_URL} {part} {problem}"))
@@ -89,7 +115,7 @@ fn invalid_rule(part: &str, problem: &str) -> DomainError {
     )
 }
 
-/// A FHIR Duration (UCUM `min`, `h` or `d`) of whole seconds.
+/// A FHIR Duration (UCUM `min`, `h`, `d` or `wk`) of whole seconds.
 pub fn read_duration(quantity: &Value) -> Option<SignedDuration> {
     let value = quantity.get("value")?.as_f64()?;
     let unit = quantity.get("code").or_else(|| quantity.get("unit")).and_then(Value::as_str)?;
@@ -97,6 +123,7 @@ pub fn read_duration(quantity: &Value) -> Option<SignedDuration> {
         "min" => 60.0,
         "h" => 3600.0,
         "d" => 86_400.0,
+        "wk" => 604_800.0,
         _ => return None,
     } * value;
     (seconds.is_finite() && seconds.fract() == 0.0 && seconds.abs() < 1e9).then(|| SignedDuration::from_secs(seconds as i64))
@@ -128,6 +155,20 @@ mod tests {
         assert_eq!(rules.pattern, SlotPattern::new(SignedDuration::from_mins(20), SignedDuration::from_mins(10)).unwrap());
         assert!(!rules.public_holidays);
         assert_eq!(rules.service_type, Some(json!([{"concept": {"text": "Massage"}}])));
+        assert_eq!(rules.horizon_days, None);
+    }
+
+    #[test]
+    fn reads_the_horizon_in_days_or_weeks() {
+        let with_horizon = |quantity: Value| {
+            let length = json!({"url": "slot-duration", "valueDuration": {"value": 30, "code": "min"}});
+            GenerationRules::read(&schedule(json!([length, {"url": "horizon", "valueDuration": quantity}])), None)
+        };
+        assert_eq!(with_horizon(json!({"value": 8, "code": "wk"})).unwrap().horizon_days, Some(56));
+        assert_eq!(with_horizon(json!({"value": 10, "code": "d"})).unwrap().horizon_days, Some(10));
+        for refused in [json!({"value": 36, "code": "h"}), json!({"value": 0, "code": "d"}), json!({"value": 60, "code": "wk"})] {
+            assert!(matches!(with_horizon(refused.clone()), Err(DomainError::Unprocessable(_))), "{refused}");
+        }
     }
 
     #[test]
