@@ -7,6 +7,8 @@
 //! module each; the router, the CapabilityStatement and authorization are built from those
 //! two lists. Format handling (content types, `_format`, `_pretty`, body limits, JSON parse errors) is
 //! the [`format`] layer; handlers only see parsed resources and return [`FhirResponse`]s.
+//! In central platform mode the [`platform`] middleware routes searches, `$findHSP` and requests
+//! for upstream resources to `termin-platform` before the handlers see them.
 
 mod audit;
 pub mod auth;
@@ -19,6 +21,7 @@ mod format;
 pub mod limits;
 pub mod metrics;
 mod operations;
+mod platform;
 mod prefer;
 mod query;
 mod registry;
@@ -63,6 +66,9 @@ pub struct AppState {
     /// Subscription delivery records and websocket bindings (`$status`, `$events`,
     /// `$get-ws-binding-token`); `None`: notifications are off.
     pub notifications: Option<Arc<termin_notify::websocket::Hub>>,
+    /// Upstream Scheduling Servers this server aggregates and relays to (central platform
+    /// mode, [`platform`]); `None`: a plain Scheduling Server.
+    pub platform: Option<Arc<termin_platform::Platform>>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -81,6 +87,8 @@ pub fn app_with_pages(state: AppState, pages: Router) -> Router {
     let cors = state.config.cors_allowed_origins.clone();
     let state = Arc::new(state);
     let router = registry::router()
+        // Innermost: it sees only authorized requests, and its own data's pages run the handlers.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), platform::route))
         .route_layer(axum::middleware::from_fn(audit::read_only_audit_events))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authorize))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), audit::record_denials))

@@ -225,6 +225,23 @@ pub struct ServeArgs {
     /// at start-up) [default: kept forever]
     #[arg(long, env = "TERMIN_AUDIT_RETENTION", value_name = "DAYS")]
     pub audit_retention: Option<u32>,
+
+    /// Central platform mode: an upstream Scheduling Server as NAME=URL (its FHIR base); repeat
+    /// or comma-separate. Its resources appear here as Type/NAME.id; searches and $findHSP fan
+    /// out to every upstream, and requests for its resources are relayed to it. Replaces the
+    /// config file's [[upstream]] tables, which also set auth and priority [default: none]
+    #[arg(long = "upstream", env = "TERMIN_UPSTREAM", value_name = "NAME=URL", value_delimiter = ',')]
+    pub upstreams: Vec<String>,
+
+    /// How long one request to an upstream may take; a slower upstream's results are left out
+    /// with a warning [default: 5s]
+    #[arg(long, env = "TERMIN_UPSTREAM_TIMEOUT", value_name = "DURATION")]
+    pub upstream_timeout: Option<SignedDuration>,
+
+    /// This platform's name in the X-Termin-Via chain of cascaded platforms, which refuses
+    /// loops; must differ between cascaded platforms [default: a random name per start]
+    #[arg(long, env = "TERMIN_PLATFORM_NAME", value_name = "NAME")]
+    pub platform_name: Option<String>,
 }
 
 /// The config file: same names as the flags, with '_' instead of '-'.
@@ -268,6 +285,9 @@ struct FileConfig {
     notify_retry_base: Option<String>,
     notify_max_backoff: Option<String>,
     notify_batch: Option<usize>,
+    upstream: Option<Vec<crate::upstreams::FileUpstream>>,
+    upstream_timeout: Option<String>,
+    platform_name: Option<String>,
 }
 
 /// Where the data lives.
@@ -347,6 +367,8 @@ pub struct ServeConfig {
     pub audit_retention: Option<u32>,
     /// `None`: this node delivers no notifications.
     pub notify: Option<NotifySettings>,
+    /// `None`: no upstreams, not a central platform.
+    pub platform: Option<termin_platform::PlatformConfig>,
 }
 
 /// How this node delivers Subscription notifications (`--notify-*`).
@@ -524,6 +546,12 @@ impl ServeArgs {
             } else {
                 None
             },
+            platform: crate::upstreams::platform_config(
+                self.upstreams,
+                file.upstream.unwrap_or_default(),
+                duration("upstream_timeout", self.upstream_timeout, file.upstream_timeout, crate::upstreams::DEFAULT_UPSTREAM_TIMEOUT)?,
+                self.platform_name.or(file.platform_name),
+            )?,
         })
     }
 }

@@ -9,6 +9,7 @@ mod packages;
 mod seed;
 mod serve;
 mod setup;
+mod upstreams;
 mod validation;
 mod web;
 
