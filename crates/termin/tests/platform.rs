@@ -176,6 +176,15 @@ async fn a_platform_aggregates_both_practices_and_reports_the_missing_ones() {
 
     // A cursor this platform did not make is refused.
     platform.get("Slot?_platform-cursor=bogus").await.expect_status(400);
+    // A request for an unreachable upstream's resource: 502, or 504 when it is too slow.
+    let refused = platform.get("Slot/down.slot-0").await.expect_status(502).json();
+    assert_issue_code(&refused, "exception");
+    let timed_out = platform.get("Slot/slow.slot-0").await.expect_status(504).json();
+    assert_issue_code(&timed_out, "timeout");
+    // The CapabilityStatement says what the platform aggregates.
+    let metadata = platform.get("metadata").await.expect_status(200).json();
+    let documentation = metadata["rest"][0]["documentation"].as_str().unwrap_or_default();
+    assert!(documentation.contains("Central scheduling platform \"central\"") && documentation.contains("a, b"), "{documentation}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,6 +199,13 @@ async fn a_booking_through_the_platform_lands_in_the_owning_practice() {
     let mut direct = patient(SVNR_SYSTEM, "2345020290", "Berger");
     direct["id"] = json!("pat-direct");
     put_resource(&a, &direct).await;
+
+    // With every upstream answering, the merged search has a total, in any format.
+    let all = platform.get("Slot?status=free&_count=2").await.expect_status(200).json();
+    assert_eq!(all["total"], 2 * SLOTS);
+    assert_eq!(match_resources(&all).len(), 2);
+    let xml = platform.get("Slot?status=free&_count=2&_format=xml").await.expect_status(200);
+    assert!(xml.text().contains("<Bundle xmlns=\"http://hl7.org/fhir\">"), "{}", xml.text());
 
     // $hold is relayed; its answer (held-until, hold-token) comes back as the practice gave it.
     let held = platform.post("Slot/$hold", &hold_request("a.slot-1", "busy-tentative")).await.expect_status(200).json();
