@@ -7,12 +7,13 @@
 //! platform id `NAME.id`), which sources a search goes to ([`Platform::plan`]), fetching and
 //! localizing upstream pages, merging pages with stateless cursors ([`merge`]), relaying
 //! requests and their answers ([`Platform::relay`]), matching a patient at the target server
-//! ([`Platform::patient_at`]) and loop detection ([`via`]). Nothing is cached: every search asks
-//! the upstreams, so free slots are never older than the request.
+//! ([`Platform::patient_at`]), loop detection ([`via`]) and the optional cache of upstream
+//! pages ([`cache`]: off by default, so free slots are never older than the request).
 //!
 //! Depends on `termin-fhir` only; the HTTP glue (which requests go where, the platform's own
 //! data as one more source) is `termin-api`'s.
 
+pub mod cache;
 pub mod ids;
 pub mod merge;
 pub mod upstream;
@@ -22,6 +23,7 @@ use merge::{Group, SourcePage};
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue, LOCATION};
 use serde_json::{Map, Value, json};
+use std::time::Duration;
 use termin_fhir::{Issue, IssueCode, ResourceType};
 pub use upstream::{Answer, Unreachable, Upstream, UpstreamAuth, UpstreamConfig, UpstreamRequest};
 
@@ -45,6 +47,11 @@ pub struct PlatformConfig {
     /// This platform's name in cascade chains ([`via`]); unique among cascaded platforms.
     pub name: String,
     pub upstreams: Vec<UpstreamConfig>,
+    /// How long upstream pages of directory searches are reused (zero: not cached).
+    pub directory_ttl: Duration,
+    /// How long upstream pages of Slot searches and `$findHSP` are reused (zero: not cached;
+    /// at most [`cache::MAX_SLOT_TTL`]).
+    pub slot_ttl: Duration,
 }
 
 pub struct Platform {
@@ -52,6 +59,9 @@ pub struct Platform {
     /// Highest priority first, then by name.
     upstreams: Vec<Upstream>,
     http: reqwest::Client,
+    cache: cache::PageCache,
+    directory_ttl: Duration,
+    slot_ttl: Duration,
 }
 
 /// Which sources a search goes to, each with its query.
@@ -70,6 +80,12 @@ pub enum RelayError {
 
 impl Platform {
     pub fn new(config: PlatformConfig) -> Result<Self, String> {
+        if config.slot_ttl > cache::MAX_SLOT_TTL {
+            return Err(format!(
+                "slot_cache_ttl must be at most {} s: free slots must not be kept beyond a short time",
+                cache::MAX_SLOT_TTL.as_secs()
+            ));
+        }
         let mut upstreams = Vec::new();
         for upstream in config.upstreams {
             let upstream = upstream.checked()?;
@@ -85,7 +101,14 @@ impl Platform {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the upstream HTTP client: {e}"))?;
-        Ok(Platform { name: config.name, upstreams, http })
+        Ok(Platform {
+            name: config.name,
+            upstreams,
+            http,
+            cache: cache::PageCache::new(),
+            directory_ttl: config.directory_ttl,
+            slot_ttl: config.slot_ttl,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -161,6 +184,11 @@ impl Platform {
         via: &[String],
         public_base: &str,
     ) -> Result<SourcePage, Value> {
+        let ttl = if resource_type == ResourceType::Slot { self.slot_ttl } else { self.directory_ttl };
+        let key = format!("{}\n{resource_type}\n{query}\n{public_base}", upstream.name());
+        if let Some(page) = self.cache.get(&key, ttl) {
+            return Ok(page);
+        }
         let request = UpstreamRequest {
             method: Method::GET,
             path: resource_type.as_str(),
@@ -171,12 +199,14 @@ impl Platform {
         };
         let bundle = self.fetch_bundle(upstream, request, public_base).await?;
         let (groups, issues) = merge::search_groups(&bundle);
-        Ok(SourcePage {
+        let page = SourcePage {
             groups,
             next_query: merge::next_query(&bundle),
             total: bundle.get("total").and_then(Value::as_u64),
             issues: named_issues(upstream.name(), issues),
-        })
+        };
+        self.cache.put(key, &page, ttl);
+        Ok(page)
     }
 
     /// One page of `$findHSP` at an upstream (GET with `query`, or POST of `parameters`),
@@ -189,6 +219,11 @@ impl Platform {
         via: &[String],
         public_base: &str,
     ) -> Result<SourcePage, Value> {
+        let body_text = parameters.map(Value::to_string).unwrap_or_default();
+        let key = format!("{}\n$findHSP\n{query}\n{body_text}\n{public_base}", upstream.name());
+        if let Some(page) = self.cache.get(&key, self.slot_ttl) {
+            return Ok(page);
+        }
         let mut body = parameters.cloned();
         if let Some(body) = body.as_mut() {
             ids::delocalize(body, upstream.name());
@@ -204,6 +239,7 @@ impl Platform {
         let bundle = self.fetch_bundle(upstream, request, public_base).await?;
         let mut page = find_hsp_page(&bundle, Some(upstream.name()));
         page.issues = named_issues(upstream.name(), page.issues);
+        self.cache.put(key, &page, self.slot_ttl);
         Ok(page)
     }
 
@@ -459,7 +495,6 @@ fn earliest_free_note(text: &str) -> Option<(&str, &str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn upstream(name: &str, priority: i32) -> UpstreamConfig {
         UpstreamConfig {
@@ -471,8 +506,12 @@ mod tests {
         }
     }
 
+    fn config(upstreams: Vec<UpstreamConfig>) -> PlatformConfig {
+        PlatformConfig { name: "central".into(), upstreams, directory_ttl: Duration::ZERO, slot_ttl: Duration::ZERO }
+    }
+
     fn platform() -> Platform {
-        Platform::new(PlatformConfig { name: "central".into(), upstreams: vec![upstream("a", 0), upstream("b", 5)] }).unwrap()
+        Platform::new(config(vec![upstream("a", 0), upstream("b", 5)])).unwrap()
     }
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -484,8 +523,10 @@ mod tests {
         let platform = platform();
         assert_eq!(platform.upstreams().iter().map(Upstream::name).collect::<Vec<_>>(), ["b", "a"]);
         assert_eq!(platform.upstream("a").unwrap().base(), "http://a.example/fhir");
-        assert!(Platform::new(PlatformConfig { name: "p".into(), upstreams: vec![upstream("a.b", 0)] }).is_err());
-        assert!(Platform::new(PlatformConfig { name: "p".into(), upstreams: vec![upstream("a", 0), upstream("a", 1)] }).is_err());
+        assert!(Platform::new(config(vec![upstream("a.b", 0)])).is_err());
+        assert!(Platform::new(config(vec![upstream("a", 0), upstream("a", 1)])).is_err());
+        let slots_kept_long = PlatformConfig { slot_ttl: Duration::from_secs(61), ..config(vec![upstream("a", 0)]) };
+        assert!(Platform::new(slots_kept_long).is_err());
         let (owner, id) = platform.owner("a.x.y").unwrap();
         assert_eq!((owner.name(), id), ("a", "x.y"));
         assert!(platform.owner("c.x").is_none());

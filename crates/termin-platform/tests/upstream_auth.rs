@@ -64,6 +64,8 @@ fn platform(url: &str, auth: UpstreamAuth) -> Platform {
             timeout: Duration::from_secs(5),
             priority: 0,
         }],
+        directory_ttl: Duration::ZERO,
+        slot_ttl: Duration::ZERO,
     })
     .unwrap()
 }

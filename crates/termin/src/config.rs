@@ -242,6 +242,17 @@ pub struct ServeArgs {
     /// loops; must differ between cascaded platforms [default: a random name per start]
     #[arg(long, env = "TERMIN_PLATFORM_NAME", value_name = "NAME")]
     pub platform_name: Option<String>,
+
+    /// How long a platform reuses an upstream's answer to a directory search (HealthcareService,
+    /// PractitionerRole, Practitioner, Organization, Location, Schedule); 0s: asks every time
+    /// [default: 0s]
+    #[arg(long, env = "TERMIN_DIRECTORY_CACHE_TTL", value_name = "DURATION")]
+    pub directory_cache_ttl: Option<SignedDuration>,
+
+    /// How long a platform reuses an upstream's answer to a Slot search or $findHSP (free
+    /// slots), at most 60s; 0s: asks every time [default: 0s]
+    #[arg(long, env = "TERMIN_SLOT_CACHE_TTL", value_name = "DURATION")]
+    pub slot_cache_ttl: Option<SignedDuration>,
 }
 
 /// The config file: same names as the flags, with '_' instead of '-'.
@@ -288,6 +299,8 @@ struct FileConfig {
     upstream: Option<Vec<crate::upstreams::FileUpstream>>,
     upstream_timeout: Option<String>,
     platform_name: Option<String>,
+    directory_cache_ttl: Option<String>,
+    slot_cache_ttl: Option<String>,
 }
 
 /// Where the data lives.
@@ -546,12 +559,14 @@ impl ServeArgs {
             } else {
                 None
             },
-            platform: crate::upstreams::platform_config(
-                self.upstreams,
-                file.upstream.unwrap_or_default(),
-                duration("upstream_timeout", self.upstream_timeout, file.upstream_timeout, crate::upstreams::DEFAULT_UPSTREAM_TIMEOUT)?,
-                self.platform_name.or(file.platform_name),
-            )?,
+            platform: crate::upstreams::platform_config(crate::upstreams::PlatformSettings {
+                flags: self.upstreams,
+                tables: file.upstream.unwrap_or_default(),
+                timeout: duration("upstream_timeout", self.upstream_timeout, file.upstream_timeout, crate::upstreams::DEFAULT_UPSTREAM_TIMEOUT)?,
+                name: self.platform_name.or(file.platform_name),
+                directory_ttl: duration("directory_cache_ttl", self.directory_cache_ttl, file.directory_cache_ttl, "0s")?,
+                slot_ttl: duration("slot_cache_ttl", self.slot_cache_ttl, file.slot_cache_ttl, "0s")?,
+            })?,
         })
     }
 }

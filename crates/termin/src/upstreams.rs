@@ -32,27 +32,42 @@ enum FileAuth {
     ClientCredentials { token_url: String, client_id: String, client_secret: String, scope: Option<String> },
 }
 
-/// The platform configuration; `None` without upstreams. Flags replace the file's tables.
-pub fn platform_config(
-    flags: Vec<String>,
-    tables: Vec<FileUpstream>,
-    timeout: SignedDuration,
-    name: Option<String>,
-) -> Result<Option<PlatformConfig>, String> {
-    let timeout = std::time::Duration::try_from(timeout).map_err(|e| format!("upstream_timeout: {e}"))?;
-    let upstreams = if flags.is_empty() {
-        tables.into_iter().map(|table| from_table(table, timeout)).collect::<Result<Vec<_>, _>>()?
+/// What the flags and the config file say about the platform.
+pub struct PlatformSettings {
+    /// `--upstream NAME=URL`; they replace the file's tables.
+    pub flags: Vec<String>,
+    pub tables: Vec<FileUpstream>,
+    pub timeout: SignedDuration,
+    pub name: Option<String>,
+    pub directory_ttl: SignedDuration,
+    pub slot_ttl: SignedDuration,
+}
+
+fn std_duration(name: &str, value: SignedDuration) -> Result<std::time::Duration, String> {
+    std::time::Duration::try_from(value).map_err(|e| format!("{name}: {e}"))
+}
+
+/// The platform configuration; `None` without upstreams.
+pub fn platform_config(settings: PlatformSettings) -> Result<Option<PlatformConfig>, String> {
+    let timeout = std_duration("upstream_timeout", settings.timeout)?;
+    let upstreams = if settings.flags.is_empty() {
+        settings.tables.into_iter().map(|table| from_table(table, timeout)).collect::<Result<Vec<_>, _>>()?
     } else {
-        flags.iter().map(|flag| from_flag(flag, timeout)).collect::<Result<Vec<_>, _>>()?
+        settings.flags.iter().map(|flag| from_flag(flag, timeout)).collect::<Result<Vec<_>, _>>()?
     };
     if upstreams.is_empty() {
         return Ok(None);
     }
-    let name = name.unwrap_or_else(|| format!("termin-{}", uuid::Uuid::new_v4().simple()));
+    let name = settings.name.unwrap_or_else(|| format!("termin-{}", uuid::Uuid::new_v4().simple()));
     if name.is_empty() || name.contains(',') || !name.is_ascii() {
         return Err(format!("platform_name {name:?} must be ASCII text without commas"));
     }
-    Ok(Some(PlatformConfig { name, upstreams }))
+    Ok(Some(PlatformConfig {
+        name,
+        upstreams,
+        directory_ttl: std_duration("directory_cache_ttl", settings.directory_ttl)?,
+        slot_ttl: std_duration("slot_cache_ttl", settings.slot_ttl)?,
+    }))
 }
 
 fn from_flag(flag: &str, timeout: std::time::Duration) -> Result<UpstreamConfig, String> {
@@ -84,21 +99,27 @@ fn from_table(table: FileUpstream, default_timeout: std::time::Duration) -> Resu
 mod tests {
     use super::*;
 
-    fn five_seconds() -> SignedDuration {
-        SignedDuration::from_secs(5)
+    fn settings(flags: &[&str], tables: Vec<FileUpstream>, name: Option<&str>) -> PlatformSettings {
+        PlatformSettings {
+            flags: flags.iter().map(|f| f.to_string()).collect(),
+            tables,
+            timeout: SignedDuration::from_secs(5),
+            name: name.map(str::to_owned),
+            directory_ttl: SignedDuration::from_mins(10),
+            slot_ttl: SignedDuration::ZERO,
+        }
     }
 
     #[test]
     fn flags_are_name_equals_url() {
-        let config = platform_config(vec!["a=http://a/fhir/".into()], Vec::new(), five_seconds(), Some("p".into()))
-            .unwrap()
-            .unwrap();
+        let config = platform_config(settings(&["a=http://a/fhir/"], Vec::new(), Some("p"))).unwrap().unwrap();
         assert_eq!(config.name, "p");
         assert_eq!(config.upstreams[0].url, "http://a/fhir");
         assert_eq!(config.upstreams[0].timeout, std::time::Duration::from_secs(5));
-        assert!(platform_config(vec!["a".into()], Vec::new(), five_seconds(), None).is_err());
-        assert!(platform_config(vec!["a.b=http://x".into()], Vec::new(), five_seconds(), None).is_err());
-        assert!(platform_config(Vec::new(), Vec::new(), five_seconds(), None).unwrap().is_none());
+        assert_eq!(config.directory_ttl, std::time::Duration::from_secs(600));
+        assert!(platform_config(settings(&["a"], Vec::new(), None)).is_err());
+        assert!(platform_config(settings(&["a.b=http://x"], Vec::new(), None)).is_err());
+        assert!(platform_config(settings(&[], Vec::new(), None)).unwrap().is_none());
     }
 
     #[test]
@@ -120,7 +141,7 @@ mod tests {
         )
         .unwrap();
         let tables = tables.into_values().next().unwrap();
-        let config = platform_config(Vec::new(), tables, five_seconds(), None).unwrap().unwrap();
+        let config = platform_config(settings(&[], tables, None)).unwrap().unwrap();
         assert!(config.name.starts_with("termin-"));
         assert_eq!(config.upstreams[0].priority, 3);
         assert_eq!(config.upstreams[0].timeout, std::time::Duration::from_secs(2));

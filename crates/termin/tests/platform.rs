@@ -291,3 +291,30 @@ async fn platforms_cascade_and_a_loop_is_refused() {
     assert_eq!(refused.code(), 508, "{}", refused.text());
     assert_issue_code(&refused.json(), "processing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_may_cache_the_directory_but_not_free_slots() {
+    let a = TestServer::start().await;
+    practice(&a, "A", 3).await;
+    let platform =
+        TestServer::start_with(platform_options("central", &[("a", a.base())]).flag("--directory-cache-ttl", "1h")).await;
+    let services = |bundle: Value| ids_of(&match_resources(&bundle));
+    assert_eq!(services(platform.get("HealthcareService").await.expect_status(200).json()), ["a.hcs"]);
+    assert_eq!(ids_of(&match_resources(&platform.get("Slot?status=free").await.expect_status(200).json())).len(), SLOTS);
+    // The practice changes its directory and books a slot.
+    put_resource(&a, &json!({"resourceType": "HealthcareService", "id": "hcs-new", "active": true, "name": "Neu"})).await;
+    let mut direct = patient(SVNR_SYSTEM, "2345020290", "Berger");
+    direct["id"] = json!("pat-direct");
+    put_resource(&a, &direct).await;
+    a.post("Appointment/$book", &book_request(&proposal("pat-direct", "slot-0", ""), &[])).await.expect_status(201);
+    // The directory search is answered from the cache; free slots are asked for again; reads
+    // are always relayed.
+    assert_eq!(services(platform.get("HealthcareService").await.expect_status(200).json()), ["a.hcs"]);
+    let free = ids_of(&match_resources(&platform.get("Slot?status=free").await.expect_status(200).json()));
+    assert_eq!(free.len(), SLOTS - 1, "{free:?}");
+    assert!(!free.contains(&"a.slot-0".to_owned()));
+    assert_eq!(platform.read("HealthcareService", "a.hcs-new").await["name"], "Neu");
+    // Another query is not cached yet: it sees the new service.
+    let fresh = services(platform.get("HealthcareService?_count=5").await.expect_status(200).json());
+    assert_eq!(fresh.len(), 2, "{fresh:?}");
+}
