@@ -184,10 +184,9 @@ impl Call {
         ResponseFormat::from_request_parts(&mut parts, &()).await
     }
 
-    /// A page of this server's own search or `$findHSP` (GET with `query`, or POST of `body`),
+    /// A page of this server's own search or `$findHSP` (GET of `uri`, or POST of `body`),
     /// run by the handler behind this middleware as the caller.
-    async fn local_page(next: Next, parts: &Parts, path: &str, query: &str, body: Option<Bytes>) -> Response {
-        let uri: Uri = format!("{path}?{query}").parse().unwrap_or_else(|_| Uri::from_static("/fhir"));
+    async fn local_page(next: Next, parts: &Parts, uri: Uri, body: Option<Bytes>) -> Response {
         let mut request = Request::new(Body::from(body.clone().unwrap_or_default()));
         *request.method_mut() = if body.is_some() { Method::POST } else { Method::GET };
         *request.uri_mut() = uri.clone();
@@ -227,8 +226,15 @@ impl Call {
     /// own data can match.
     fn positions(&self, resource_type: ResourceType, pairs: &[(String, String)]) -> Result<Option<Vec<Position>>, ApiError> {
         if let Some((_, cursor)) = pairs.iter().find(|(name, _)| name == CURSOR_PARAM) {
-            return merge::decode_cursor(cursor).map(Some).ok_or_else(|| {
-                ApiError::bad_request(Issue::error(IssueCode::Invalid, format!("{CURSOR_PARAM} is not a cursor this platform made")).at(CURSOR_PARAM))
+            // At most one position per source: a cursor cannot make the platform ask more.
+            let positions = merge::decode_cursor(cursor).filter(|positions| {
+                let sources: std::collections::HashSet<&str> = positions.iter().map(|p| p.source.as_str()).collect();
+                sources.len() == positions.len()
+            });
+            return positions.map(Some).ok_or_else(|| {
+                ApiError::bad_request(
+                    Issue::error(IssueCode::Invalid, format!("{CURSOR_PARAM} is not a cursor this platform made")).at(CURSOR_PARAM),
+                )
             });
         }
         let count = self.count(pairs)?;
@@ -277,9 +283,11 @@ impl Call {
             let parameters = parameters.cloned();
             tasks.spawn(async move {
                 let fetched: Result<Result<SourcePage, Value>, Response> = if position.source.is_empty() {
+                    let Ok(uri) = format!("{}?{}", kind.path(), position.query).parse::<Uri>() else {
+                        return (index, Ok(Err(unknown_source(&position.source))));
+                    };
                     let body = parameters.map(|p| Bytes::from(p.to_string()));
-                    let response = Self::local_page(next, &parts, &kind.path(), &position.query, body).await;
-                    local_source_page(response, kind).await
+                    local_source_page(Self::local_page(next, &parts, uri, body).await, kind).await
                 } else {
                     let Some(upstream) = platform.upstream(&position.source) else {
                         return (index, Ok(Err(unknown_source(&position.source))));
@@ -502,9 +510,11 @@ fn owned_pairs(query: Option<&str>) -> Vec<(String, String)> {
     crate::query::query_pairs(query).map(|(n, v)| (n.into_owned(), v.into_owned())).collect()
 }
 
+/// The issue for a cursor position this platform cannot ask (a source it does not have, or a
+/// query that is no URL query).
 fn unknown_source(name: &str) -> Value {
     json!({"severity": "warning", "code": "not-found",
-           "diagnostics": format!("The cursor names source {name:?}, which this platform does not have (any more)")})
+           "diagnostics": format!("The cursor's position at source {name:?} cannot be asked: this platform has no such source or it is not a page this platform made")})
 }
 
 /// This server's own page, or its refusal (the response, passed on as it is).

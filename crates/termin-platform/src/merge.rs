@@ -140,7 +140,8 @@ pub fn merge(pages: Vec<(Position, Result<SourcePage, Value>)>, count: usize, or
             }
         })
         .collect();
-    merged.next = (!positions.is_empty()).then_some(positions);
+    // `_count=0` shows nothing and so has nothing to continue.
+    merged.next = (count > 0 && !positions.is_empty()).then_some(positions);
     merged.total = total;
     merged.entries = dedupe_includes(std::mem::take(&mut merged.entries));
     merged
@@ -261,6 +262,9 @@ mod tests {
         assert_eq!(merged.total, None);
         assert!(merged.next.is_none());
         assert_eq!(merged.issues[0]["diagnostics"], "b is down");
+        let nothing = merge(vec![(at("a", 0), Ok(page(&[("a1", None)], None)))], 0, Order::Alternate);
+        assert!(nothing.entries.is_empty() && nothing.next.is_none(), "_count=0 pages nowhere");
+        assert_eq!(nothing.total, Some(1));
     }
 
     #[test]
