@@ -16,12 +16,12 @@
 use crate::SharedState;
 use crate::context::{Ctx, HOLD_TOKEN};
 use crate::error::ApiError;
-use crate::format::{FhirResponse, ResponseFormat, read_limited};
+use crate::format::{FhirBody, FhirResponse, JsonPatchBody, ResponseFormat, read_limited};
 use crate::query::encode;
 use crate::routes::BaseUrl;
 use crate::routes::search::page_size;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, OriginalUri, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
@@ -150,7 +150,7 @@ impl Call {
             Route::Hold => self.hold(incoming).await,
             Route::Book => self.book(incoming).await,
             Route::Relay { name, path } => {
-                let body = self.json_body(&incoming)?;
+                let body = self.json_body(&incoming).await?;
                 self.relay(&incoming, &name, &path, body).await
             }
             Route::Local => Ok(self.local(incoming).await),
@@ -162,16 +162,19 @@ impl Call {
         self.next.run(Request::from_parts(incoming.parts, Body::from(incoming.body))).await
     }
 
-    fn json_body(&self, incoming: &Incoming) -> Result<Option<Value>, ApiError> {
+    /// The body as JSON, read as the handlers read it: a resource in FHIR JSON or XML, or a
+    /// JSON Patch for PATCH.
+    async fn json_body(&self, incoming: &Incoming) -> Result<Option<Value>, ApiError> {
         if incoming.body.is_empty() {
             return Ok(None);
         }
-        termin_fhir::json::parse_value(&incoming.body).map(Some).map_err(|issue| {
-            ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                Issue { diagnostics: format!("Requests relayed to an upstream take FHIR JSON: {}", issue.diagnostics), ..issue },
-            )
-        })
+        let request = Request::from_parts(incoming.parts.clone(), Body::from(incoming.body.clone()));
+        if incoming.parts.method == Method::PATCH {
+            let JsonPatchBody(patch) = JsonPatchBody::from_request(request, &self.state).await?;
+            return Ok(Some(patch));
+        }
+        let FhirBody(resource) = FhirBody::from_request(request, &self.state).await?;
+        Ok(Some(Value::Object(resource)))
     }
 
     async fn base(&self, incoming: &Incoming) -> Result<String, ApiError> {
@@ -364,7 +367,7 @@ impl Call {
     async fn find_hsp(self, incoming: Incoming) -> Result<Response, ApiError> {
         let pairs = owned_pairs(incoming.parts.uri.query());
         let parameters = match incoming.parts.method {
-            Method::POST => self.json_body(&incoming)?,
+            Method::POST => self.json_body(&incoming).await?,
             _ => None,
         };
         let positions = match self.positions(ResourceType::HealthcareService, &pairs)? {
@@ -380,7 +383,8 @@ impl Call {
 
     /// `Slot/$hold` naming an upstream's slot by `slot-reference` is relayed; others are local.
     async fn hold(self, incoming: Incoming) -> Result<Response, ApiError> {
-        let body = self.json_body(&incoming)?;
+        // A body the handler cannot read either is the handler's to refuse.
+        let body = self.json_body(&incoming).await.ok().flatten();
         let owner = body
             .as_ref()
             .and_then(termin_fhir::Parameters::read_value)
@@ -398,7 +402,7 @@ impl Call {
     /// `$book` of an upstream's slots is relayed to it, with this server's patients matched or
     /// created there first; a booking of this server's own slots is local.
     async fn book(self, incoming: Incoming) -> Result<Response, ApiError> {
-        let Some(mut body) = self.json_body(&incoming)? else {
+        let Some(mut body) = self.json_body(&incoming).await.ok().flatten() else {
             return Ok(self.local(incoming).await);
         };
         let appointment = match body.get("resourceType").and_then(Value::as_str) {
@@ -480,8 +484,9 @@ impl Call {
             .iter()
             .filter_map(|&name| Some((header::HeaderName::from_static(name), incoming.parts.headers.get(name)?.clone())))
             .collect();
-        if let Some(content_type) = incoming.parts.headers.get(header::CONTENT_TYPE).filter(|_| body.is_some()) {
-            headers.push((header::CONTENT_TYPE, content_type.clone()));
+        // Bodies go upstream as FHIR JSON, whatever the client sent; a JSON Patch stays one.
+        if incoming.parts.method == Method::PATCH && body.is_some() {
+            headers.push((header::CONTENT_TYPE, HeaderValue::from_static(crate::format::JSON_PATCH)));
         }
         let request = UpstreamRequest {
             method: incoming.parts.method.clone(),

@@ -242,6 +242,20 @@ async fn a_booking_through_the_platform_lands_in_the_owning_practice() {
     assert_eq!(again.code(), 201, "{}", again.text());
     let second = param_resource(&again.json(), "appointment");
     assert_eq!(second["subject"], read["subject"], "the same patient record at the practice");
+    // A JSON Patch is relayed as one.
+    let second_id = second["id"].as_str().unwrap();
+    let patch = json!([{"op": "replace", "path": "/description", "value": "Physiotherapie, Knie"}]);
+    let patched = platform
+        .send(
+            platform
+                .request(Method::PATCH, &format!("Appointment/{second_id}"))
+                .header("Content-Type", "application/json-patch+json")
+                .body(patch.to_string()),
+        )
+        .await;
+    assert_eq!(patched.code(), 200, "{}", patched.text());
+    assert_eq!(patched.json()["id"], second_id);
+    assert_eq!(a.read("Appointment", second_id.trim_start_matches("a.")).await["description"], "Physiotherapie, Knie");
 
     // A direct client of the practice and a platform client race for one slot: booked once.
     for round in 0..3 {
