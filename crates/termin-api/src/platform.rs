@@ -32,6 +32,7 @@ use std::sync::Arc;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
 use termin_platform::merge::{self, CURSOR_PARAM, MergedPage, Order, Position, SourcePage};
 use termin_platform::{Platform, RelayError, UpstreamRequest, ids, via};
+use termin_store::Permission;
 use tokio::task::JoinSet;
 
 /// Headers of the client's request that a relay passes on.
@@ -349,8 +350,31 @@ impl Call {
             links.push(json!({"relation": "next", "url": link(Some(merge::encode_cursor(next)))}));
         }
         let mut entries = merged.entries;
-        if !merged.issues.is_empty() {
-            let outcome = json!({"resourceType": "OperationOutcome", "issue": merged.issues});
+        let mut issues = merged.issues;
+        if let Some(auth) = &self.state.auth {
+            // As in a local search: included resources of types the caller may not read are
+            // left out, and said so (the upstreams answered the platform, not the caller).
+            let mut parts = incoming.parts.clone();
+            let Ok(Ctx(ctx)) = Ctx::from_request_parts(&mut parts, &()).await;
+            let before = entries.len();
+            entries.retain(|entry| {
+                let readable = || {
+                    entry["resource"]["resourceType"]
+                        .as_str()
+                        .and_then(|t| t.parse::<ResourceType>().ok())
+                        .is_some_and(|t| auth.may(ctx.context(), t, Permission::Read))
+                };
+                entry["search"]["mode"] != "include" || readable()
+            });
+            if entries.len() < before {
+                issues.push(json!({"severity": "warning", "code": "forbidden", "diagnostics": format!(
+                    "{} included resources were left out: the access token does not allow reading their type",
+                    before - entries.len()
+                )}));
+            }
+        }
+        if !issues.is_empty() {
+            let outcome = json!({"resourceType": "OperationOutcome", "issue": issues});
             entries.push(json!({"resource": outcome, "search": {"mode": "outcome"}}));
         }
         let mut bundle = json!({"resourceType": "Bundle", "type": "searchset"});
