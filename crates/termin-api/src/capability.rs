@@ -18,6 +18,7 @@ pub fn capability_statement(
     base: &str,
     domain: &Domain,
     auth: Option<&Authorization>,
+    platform: Option<&termin_platform::Platform>,
 ) -> Value {
     let search = domain.search_parameters();
     let resources: Vec<Value> = ResourceType::ALL
@@ -72,6 +73,14 @@ pub fn capability_statement(
             resource
         })
         .collect();
+    let mut rest = json!({
+        "mode": "server",
+        "security": security(auth),
+        "resource": resources,
+    });
+    if let Some(platform) = platform {
+        rest["documentation"] = json!(platform_documentation(platform));
+    }
     json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -84,12 +93,23 @@ pub fn capability_statement(
         "format": crate::format::offered_formats(),
         "patchFormat": [JSON_PATCH],
         "implementationGuide": [AT_SCHEDULING_IG],
-        "rest": [{
-            "mode": "server",
-            "security": security(auth),
-            "resource": resources,
-        }],
+        "rest": [rest],
     })
+}
+
+/// `rest.documentation` of a central scheduling platform: what it aggregates and how ids work.
+fn platform_documentation(platform: &termin_platform::Platform) -> String {
+    let upstreams: Vec<&str> = platform.upstreams().iter().map(|u| u.name()).collect();
+    let aggregated: Vec<&str> = termin_platform::AGGREGATED.iter().map(|t| t.as_str()).collect();
+    format!(
+        "Central scheduling platform {:?} aggregating the Scheduling Servers {}. Their resources appear as \
+         Type/NAME.id (meta.source names the owning server). Searches of {} and $findHSP include every upstream \
+         (a failing one is named in a warning of the outcome entry); reads, changes, $hold and $book of an \
+         upstream's resources are relayed to it. Requests carry X-Termin-Via; a loop is refused with 508.",
+        platform.name(),
+        upstreams.join(", "),
+        aggregated.join(", "),
+    )
 }
 
 /// `rest.security`: SMART on FHIR when authorization is configured; otherwise a plain

@@ -10,6 +10,9 @@
 //! the [`format`] layer; handlers only see parsed resources and return [`FhirResponse`]s.
 //! Resources go out as stored text where no transformation is needed: a read as it is, a
 //! searchset with the stored entries spliced into its JSON text (`bundle::Searchset`).
+//!
+//! In central platform mode the [`platform`] middleware routes searches, `$findHSP` and requests
+//! for upstream resources to `termin-platform` before the handlers see them.
 
 mod audit;
 pub mod auth;
@@ -22,6 +25,7 @@ mod format;
 pub mod limits;
 pub mod metrics;
 mod operations;
+mod platform;
 mod prefer;
 mod query;
 mod registry;
@@ -68,6 +72,9 @@ pub struct AppState {
     /// Subscription delivery records and websocket bindings (`$status`, `$events`,
     /// `$get-ws-binding-token`); `None`: notifications are off.
     pub notifications: Option<Arc<termin_notify::websocket::Hub>>,
+    /// Upstream Scheduling Servers this server aggregates and relays to (central platform
+    /// mode, [`platform`]); `None`: a plain Scheduling Server.
+    pub platform: Option<Arc<termin_platform::Platform>>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -86,6 +93,8 @@ pub fn app_with_pages(state: AppState, pages: Router) -> Router {
     let cors = state.config.cors_allowed_origins.clone();
     let state = Arc::new(state);
     let router = registry::router()
+        // Innermost: it sees only authorized requests, and its own data's pages run the handlers.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), platform::route))
         .route_layer(axum::middleware::from_fn(audit::read_only_audit_events))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authorize))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), audit::record_denials))

@@ -106,6 +106,7 @@ impl World {
             metrics: Metrics::install().expect("the only metrics recorder of this process"),
             auth: None,
             notifications: None,
+            platform: None,
             config: ApiConfig {
                 base_url: None,
                 max_body_bytes: MAX_BODY_BYTES,

@@ -270,6 +270,34 @@ pub struct ServeArgs {
     /// at start-up) [default: kept forever]
     #[arg(long, env = "TERMIN_AUDIT_RETENTION", value_name = "DAYS")]
     pub audit_retention: Option<u32>,
+
+    /// Central platform mode: an upstream Scheduling Server as NAME=URL (its FHIR base); repeat
+    /// or comma-separate. Its resources appear here as Type/NAME.id; searches and $findHSP fan
+    /// out to every upstream, and requests for its resources are relayed to it. Replaces the
+    /// config file's [[upstream]] tables, which also set auth and priority [default: none]
+    #[arg(long = "upstream", env = "TERMIN_UPSTREAM", value_name = "NAME=URL", value_delimiter = ',')]
+    pub upstreams: Vec<String>,
+
+    /// How long one request to an upstream may take; a slower upstream's results are left out
+    /// with a warning [default: 5s]
+    #[arg(long, env = "TERMIN_UPSTREAM_TIMEOUT", value_name = "DURATION")]
+    pub upstream_timeout: Option<SignedDuration>,
+
+    /// This platform's name in the X-Termin-Via chain of cascaded platforms, which refuses
+    /// loops; must differ between cascaded platforms [default: a random name per start]
+    #[arg(long, env = "TERMIN_PLATFORM_NAME", value_name = "NAME")]
+    pub platform_name: Option<String>,
+
+    /// How long a platform reuses an upstream's answer to a directory search (HealthcareService,
+    /// PractitionerRole, Practitioner, Organization, Location, Schedule); 0s: asks every time
+    /// [default: 0s]
+    #[arg(long, env = "TERMIN_DIRECTORY_CACHE_TTL", value_name = "DURATION")]
+    pub directory_cache_ttl: Option<SignedDuration>,
+
+    /// How long a platform reuses an upstream's answer to a Slot search or $findHSP (free
+    /// slots), at most 60s; 0s: asks every time [default: 0s]
+    #[arg(long, env = "TERMIN_SLOT_CACHE_TTL", value_name = "DURATION")]
+    pub slot_cache_ttl: Option<SignedDuration>,
 }
 
 /// The config file: same names as the flags, with '_' instead of '-'.
@@ -321,6 +349,11 @@ struct FileConfig {
     smtp_from: Option<String>,
     smtp_starttls: Option<String>,
     mail_reminder_before: Option<String>,
+    upstream: Option<Vec<crate::upstreams::FileUpstream>>,
+    upstream_timeout: Option<String>,
+    platform_name: Option<String>,
+    directory_cache_ttl: Option<String>,
+    slot_cache_ttl: Option<String>,
 }
 
 /// Where the data lives.
@@ -409,6 +442,8 @@ pub struct ServeConfig {
     pub notify: Option<NotifySettings>,
     /// `None`: no e-mail is sent (a node with notifications off sends none either).
     pub mail: Option<MailSettings>,
+    /// `None`: no upstreams, not a central platform.
+    pub platform: Option<termin_platform::PlatformConfig>,
 }
 
 /// Where and how e-mail is sent (`--smtp-*`, `--mail-*`).
@@ -652,6 +687,14 @@ impl ServeArgs {
                     DEFAULT_MAIL_REMINDER_BEFORE,
                 )?,
             )?,
+            platform: crate::upstreams::platform_config(crate::upstreams::PlatformSettings {
+                flags: self.upstreams,
+                tables: file.upstream.unwrap_or_default(),
+                timeout: duration("upstream_timeout", self.upstream_timeout, file.upstream_timeout, crate::upstreams::DEFAULT_UPSTREAM_TIMEOUT)?,
+                name: self.platform_name.or(file.platform_name),
+                directory_ttl: duration("directory_cache_ttl", self.directory_cache_ttl, file.directory_cache_ttl, "0s")?,
+                slot_ttl: duration("slot_cache_ttl", self.slot_cache_ttl, file.slot_cache_ttl, "0s")?,
+            })?,
         })
     }
 }

@@ -15,6 +15,7 @@ mod seed;
 mod serve;
 mod setup;
 mod slot_generation;
+mod upstreams;
 mod validation;
 mod web;
 

@@ -80,6 +80,15 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         tokio::spawn(sweep_audit_events(domain.clone(), days));
     }
     let auth = authorization(&config).await?;
+    let platform = match &config.platform {
+        Some(settings) => {
+            let platform = termin_platform::Platform::new(settings.clone())?;
+            let upstreams: Vec<&str> = platform.upstreams().iter().map(|u| u.name()).collect();
+            tracing::info!(name = platform.name(), ?upstreams, "central platform mode");
+            Some(Arc::new(platform))
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
@@ -128,6 +137,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         domain,
         metrics,
         auth,
+        platform,
         notifications: config
             .notify
             .as_ref()
