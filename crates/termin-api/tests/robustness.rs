@@ -113,6 +113,7 @@ impl World {
                 max_count: 100,
                 cors_allowed_origins: Default::default(),
                 body_read_timeout: std::time::Duration::from_secs(30),
+                max_bundle_entries: 1000,
             },
         });
         let world = World { runtime, app, storage: Some(storage) };

@@ -2,7 +2,8 @@
 //! port (`termin-store`'s traits) and independent of HTTP and SQL.
 //!
 //! Owns: the services with one job each — [`ResourceService`] (CRUD, history, patch, import,
-//! search index rebuild, `$validate`), [`SchedulingService`] (`$hold`, `$book`,
+//! search index rebuild, `$validate`, and [`Transaction`]: several writes of a FHIR transaction
+//! Bundle in one unit of work), [`SchedulingService`] (`$hold`, `$book`,
 //! `$generate-slots` from availability rules, hold expiry)
 //! and [`ProviderService`] (`$findHSP`) — built together as a [`Domain`] over one kernel
 //! (store, clock, configuration, validator, search parameters); the unit of work every change
@@ -42,7 +43,7 @@ pub use error::DomainError;
 pub use kernel::{ServiceConfig, WriteOutcome, WriteStatus};
 pub use providers::near::Point;
 pub use providers::{BusinessIdentifier, LocationSelector, ProviderMatches, ProviderQuery, ProviderService, ServiceMatch};
-pub use resources::{ImportSummary, ResourceService};
+pub use resources::{CreateTarget, ImportSummary, ResourceService, Transaction, WriteTarget};
 pub use scheduling::{
     BOOKING_REQUESTS_URL, BookingOutcome, BookingStatus, GENERATED_SLOT_SYSTEM, GenerationRequest, GenerationSummary,
     HoldOutcome, MANUAL_CONFIRMATION_URL, MAX_GENERATION_DAYS, SLOT_GENERATION_URL, SchedulingService, SlotConflict,

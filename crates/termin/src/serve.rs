@@ -117,6 +117,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             max_count: config.max_page_size,
             cors_allowed_origins: config.cors_allowed_origins.clone(),
             body_read_timeout: config.body_read_timeout,
+            max_bundle_entries: config.max_bundle_entries,
         },
     }, crate::web::router());
     tracing::info!(%address, "listening");
