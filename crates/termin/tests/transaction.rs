@@ -282,6 +282,8 @@ async fn a_batch_runs_each_entry_on_its_own() {
     assert_outcome(&answers[1]["response"]["outcome"], "entry 1");
     assert_outcome(&answers[2]["response"]["outcome"], "entry 2");
     assert_eq!(answers[3]["resource"]["resourceType"], "Bundle");
+    let self_link = link(&answers[3]["resource"], "self").unwrap_or_default();
+    assert!(self_link.starts_with(&s.public_base()), "links are built on the request's base: {self_link}");
     assert_eq!(match_ids(&answers[3]["resource"]), [id_of(&answers[0]["resource"])]);
     assert_eq!(answers[5]["response"]["etag"], "W/\"1\"");
     assert_eq!(answers[5]["fullUrl"], format!("{}/Patient/pat-anna", s.public_base()));

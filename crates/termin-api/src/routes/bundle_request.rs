@@ -33,8 +33,9 @@ use tower::ServiceExt;
 /// The route of batches and transactions: the FHIR base.
 pub const PATH: &str = "/fhir";
 
-/// The headers of the Bundle's request that every entry's request carries too.
-const SHARED_HEADERS: [&str; 4] = ["authorization", "prefer", "x-request-id", crate::context::HOLD_TOKEN];
+/// The headers of the Bundle's request that every entry's request carries too (`host`: links
+/// and locations are built on it when no base URL is configured).
+const SHARED_HEADERS: [&str; 5] = ["host", "authorization", "prefer", "x-request-id", crate::context::HOLD_TOKEN];
 
 /// One `Bundle.entry` as a request.
 struct EntryRequest {
