@@ -345,3 +345,74 @@ async fn the_capability_statement_lists_batch_and_transaction() {
         statement["rest"][0]["interaction"].as_array().unwrap().iter().filter_map(|i| i["code"].as_str()).collect();
     assert_eq!(codes, ["transaction", "batch"]);
 }
+
+#[tokio::test]
+async fn patches_conditional_references_reads_and_refused_entries() {
+    let s = TestServer::start().await;
+    let w = setup(&s, 1).await;
+    let operations = json!([{"op": "add", "path": "/active", "value": false}]);
+    let patch = json!({
+        "resourceType": "Binary",
+        "contentType": "application/json-patch+json",
+        "data": base64_of(&operations.to_string())
+    });
+    let transaction = bundle(
+        "transaction",
+        vec![
+            entry(None, "GET", &format!("Patient/{}", w.anna), None),
+            entry(None, "PATCH", &format!("Patient/{}", w.anna), Some(patch)),
+            // A conditional reference: resolved to Bert.
+            entry(
+                None,
+                "POST",
+                "RelatedPerson",
+                Some(json!({"resourceType": "RelatedPerson", "patient": {"reference": "Patient?identifier=2345020290"}})),
+            ),
+        ],
+    );
+    let response = post_bundle(&s, &transaction).await.expect_status(200).json();
+    assert_eq!(statuses(&response), ["200 OK", "200 OK", "201 Created"]);
+    let answers = entries(&response);
+    assert_eq!(answers[0]["resource"]["active"], false, "reads run after the writes: {response}");
+    assert_eq!(answers[1]["response"]["etag"], "W/\"2\"");
+    assert_eq!(answers[2]["resource"]["patient"]["reference"], format!("Patient/{}", w.bert));
+
+    let refused = [
+        // A urn:uuid no entry has.
+        entry(None, "POST", "RelatedPerson", Some(json!({"resourceType": "RelatedPerson", "patient": {"reference": PATIENT_URN}}))),
+        // An operation.
+        entry(None, "POST", "Slot/$hold", Some(json!({"resourceType": "Parameters"}))),
+        // A conditional reference without a match.
+        entry(
+            None,
+            "POST",
+            "RelatedPerson",
+            Some(json!({"resourceType": "RelatedPerson", "patient": {"reference": "Patient?identifier=0000000000"}})),
+        ),
+    ];
+    for (refused, status) in refused.into_iter().zip([400, 400, 412]) {
+        let transaction = bundle(
+            "transaction",
+            vec![entry(None, "POST", "Patient", Some(patient(ID_SYSTEM, "8888888888", "Nie"))), refused],
+        );
+        let outcome = post_bundle(&s, &transaction).await.outcome(status);
+        assert!(diagnostics(&outcome).contains("Bundle.entry[1]"), "{outcome}");
+    }
+    // Two entries writing one resource.
+    let twice = bundle(
+        "transaction",
+        vec![
+            entry(None, "PUT", "Practitioner/twice", Some(json!({"resourceType": "Practitioner", "id": "twice"}))),
+            entry(None, "PUT", "Practitioner/twice", Some(json!({"resourceType": "Practitioner", "id": "twice", "active": true}))),
+        ],
+    );
+    post_bundle(&s, &twice).await.outcome(400);
+    assert_eq!(count(&s, &format!("Patient?identifier={ID_SYSTEM}|8888888888")).await, 0);
+    s.get("Practitioner/twice").await.outcome(404);
+    assert_eq!(s.read("Patient", &w.anna).await["active"], false);
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
