@@ -265,7 +265,7 @@ impl Dispatcher {
         Dispatcher {
             router: crate::fhir_api(state.clone()),
             shared,
-            client: extensions.get::<ConnectInfo<SocketAddr>>().cloned(),
+            client: extensions.get::<ConnectInfo<SocketAddr>>().copied(),
         }
     }
 
@@ -301,7 +301,7 @@ impl Dispatcher {
             ApiError::bad_request(Issue::error(IssueCode::Invalid, format!("request.url {:?} is not a valid URL", entry.url)))
         })?;
         if let Some(client) = &self.client {
-            request.extensions_mut().insert(client.clone());
+            request.extensions_mut().insert(*client);
         }
         Ok(request)
     }
