@@ -57,7 +57,8 @@ impl EntryRequest {
     }
 
     /// The error of this entry: its status, each issue saying which entry it is about.
-    fn error(&self, mut error: ApiError) -> ApiError {
+    fn error(&self, error: impl Into<ApiError>) -> ApiError {
+        let mut error = error.into();
         let name = self.name();
         for issue in &mut error.outcome.issues {
             issue.diagnostics = format!("{name}: {}", issue.diagnostics);
@@ -373,13 +374,16 @@ async fn run_transaction(
         if let Plan::Delete { resource_type, id, conditions } = plan {
             let found = match (id, conditions) {
                 (Some(id), _) => Some(id.clone()),
-                (None, conditions) => tx.resolve_one(*resource_type, Permission::Delete, conditions).await.map_err(|e| entry.error(e.into()))?,
+                (None, conditions) => {
+                    tx.resolve_one(*resource_type, Permission::Delete, conditions).await.map_err(|e| entry.error(e))?
+                }
             };
             if let Some(id) = found {
                 let if_match = super::if_match(&entry.headers).map_err(|e| entry.error(e))?;
-                tx.delete(*resource_type, &id, if_match).await.map_err(|e| entry.error(e.into()))?;
+                tx.delete(*resource_type, &id, if_match).await.map_err(|e| entry.error(e))?;
             }
-            answers[entry.index] = Some(FhirResponse::new(StatusCode::NO_CONTENT, ResponseFormat::default()).into_response());
+            let deleted = FhirResponse::new(StatusCode::NO_CONTENT, ResponseFormat::default());
+            answers[entry.index] = Some(deleted.into_response());
         }
     }
     // Where each create and update goes, so that references to their full URLs can be resolved.
@@ -389,13 +393,15 @@ async fn run_transaction(
     for (entry, plan) in entries.iter().zip(&plans) {
         let (resource_type, target) = match plan {
             Plan::Create { resource_type, if_none_exist } => {
-                let target = tx.resolve_create(*resource_type, if_none_exist.as_deref()).await.map_err(|e| entry.error(e.into()))?;
+                let target =
+                    tx.resolve_create(*resource_type, if_none_exist.as_deref()).await.map_err(|e| entry.error(e))?;
                 (*resource_type, Target::Create(target))
             }
             Plan::Update { resource_type, id: Some(id), .. } => (*resource_type, Target::Update(WriteTarget::Id(id.clone()))),
             Plan::Update { resource_type, id: None, conditions } => {
                 let body = entry.resource.as_ref().expect("planned with a resource");
-                let target = tx.resolve_conditional_update(*resource_type, conditions, body).await.map_err(|e| entry.error(e.into()))?;
+                let target =
+                    tx.resolve_conditional_update(*resource_type, conditions, body).await.map_err(|e| entry.error(e))?;
                 (*resource_type, Target::Update(target))
             }
             Plan::Patch { resource_type, id } => (*resource_type, Target::Update(WriteTarget::Id(id.clone()))),
@@ -417,7 +423,9 @@ async fn run_transaction(
         for index in write_order(entries, &plans, phase) {
             let (entry, plan) = (&entries[index], &plans[index]);
             let target = targets[entry.index].take().expect("every write has a target");
-            let outcome = write(&mut tx, state.domain.search_parameters(), base, entry, plan, target, &full_urls).await.map_err(|e| entry.error(e))?;
+            let search = state.domain.search_parameters();
+            let outcome =
+                write(&mut tx, search, base, entry, plan, target, &full_urls).await.map_err(|e| entry.error(e))?;
             answers[entry.index] = Some(write_response(outcome, headers, ResponseFormat::default(), base).into_response());
         }
     }
@@ -585,11 +593,17 @@ fn plan(state: &SharedState, base: &BaseUrl, entry: &EntryRequest) -> Result<Pla
     };
     let needs_resource = |what: &str| {
         entry.resource.as_ref().map(|_| ()).ok_or_else(|| {
-            ApiError::bad_request(Issue::error(IssueCode::Required, format!("A {what} entry needs a resource")).at(format!("Bundle.entry[{}].resource", entry.index)))
+            ApiError::bad_request(
+                Issue::error(IssueCode::Required, format!("A {what} entry needs a resource"))
+                    .at(format!("Bundle.entry[{}].resource", entry.index)),
+            )
         })
     };
-    let refuse_header = |name: HeaderName, what: &str| match entry.headers.contains_key(&name) {
-        true => Err(ApiError::bad_request(Issue::error(IssueCode::NotSupported, format!("{what} does not take request.{name}")))),
+    let refuse_if_none_match = |what: &str| match entry.headers.contains_key(header::IF_NONE_MATCH) {
+        true => Err(ApiError::bad_request(
+            Issue::error(IssueCode::NotSupported, format!("{what} does not take request.ifNoneMatch"))
+                .at(format!("Bundle.entry[{}].request.ifNoneMatch", entry.index)),
+        )),
         false => Ok(()),
     };
     match (&entry.method, id) {
@@ -607,7 +621,7 @@ fn plan(state: &SharedState, base: &BaseUrl, entry: &EntryRequest) -> Result<Pla
         }
         (&Method::PUT, None) => {
             needs_resource("conditional update")?;
-            refuse_header(header::IF_NONE_MATCH, "A conditional update")?;
+            refuse_if_none_match("A conditional update")?;
             let conditions = criteria(search, resource_type, query, "A conditional update", base)?;
             Ok(Plan::Update { resource_type, id: None, conditions })
         }
@@ -616,7 +630,7 @@ fn plan(state: &SharedState, base: &BaseUrl, entry: &EntryRequest) -> Result<Pla
             Ok(Plan::Patch { resource_type, id })
         }
         (&Method::DELETE, id) => {
-            refuse_header(header::IF_NONE_MATCH, "A delete")?;
+            refuse_if_none_match("A delete")?;
             let conditions = match &id {
                 Some(_) => Vec::new(),
                 None => criteria(search, resource_type, query, "A conditional delete", base)?,
