@@ -3,7 +3,7 @@
 use crate::auth::Authorization;
 use crate::format::JSON_PATCH;
 use crate::operations::OPERATIONS;
-use crate::registry::Interaction;
+use crate::registry::{Interaction, SystemInteraction};
 use serde_json::{Value, json};
 use termin_domain::Domain;
 use termin_fhir::ResourceType;
@@ -77,6 +77,10 @@ pub fn capability_statement(
         "mode": "server",
         "security": security(auth),
         "resource": resources,
+        "interaction": SystemInteraction::ALL
+            .iter()
+            .map(|i| json!({"code": i.code(), "documentation": i.documentation()}))
+            .collect::<Vec<_>>(),
     });
     if let Some(platform) = platform {
         rest["documentation"] = json!(platform_documentation(platform));

@@ -6,7 +6,8 @@
 //!
 //! The REST interactions are listed in [`registry`], the operations in [`operations`], one
 //! module each; the router, the CapabilityStatement and authorization are built from those
-//! two lists. Format handling (content types, `_format`, `_pretty`, body limits, JSON parse errors) is
+//! two lists; batch and transaction Bundles (`POST [base]`) are [`routes::bundle_request`].
+//! Format handling (content types, `_format`, `_pretty`, body limits, JSON parse errors) is
 //! the [`format`] layer; handlers only see parsed resources and return [`FhirResponse`]s.
 //! Resources go out as stored text where no transformation is needed: a read as it is, a
 //! searchset with the stored entries spliced into its JSON text (`bundle::Searchset`).
@@ -61,6 +62,8 @@ pub struct ApiConfig {
     pub body_read_timeout: std::time::Duration,
     /// Reverse proxies whose `X-Forwarded-For` names the client (`--trusted-proxies`).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The most entries a batch or transaction Bundle may have (more: `413`).
+    pub max_bundle_entries: usize,
 }
 
 pub struct AppState {
@@ -91,8 +94,14 @@ pub fn app(state: AppState) -> Router {
 /// public: the pages only call the FHIR API, where authorization applies.
 pub fn app_with_pages(state: AppState, pages: Router) -> Router {
     let cors = state.config.cors_allowed_origins.clone();
-    let state = Arc::new(state);
-    let router = registry::router()
+    let router = fhir_api(Arc::new(state)).merge(pages);
+    with_layers(router, &cors)
+}
+
+/// The FHIR API's routes with authorization and the audit of refusals: what each request, and
+/// each entry of a batch, passes.
+fn fhir_api(state: SharedState) -> Router {
+    registry::router()
         // Innermost: it sees only authorized requests, and its own data's pages run the handlers.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), platform::route))
         .route_layer(axum::middleware::from_fn(audit::read_only_audit_events))
@@ -100,8 +109,6 @@ pub fn app_with_pages(state: AppState, pages: Router) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), audit::record_denials))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), context::resolve_client_address))
         .with_state(state)
-        .merge(pages);
-    with_layers(router, &cors)
 }
 
 /// The layers every request passes through (the last one added is the outermost).

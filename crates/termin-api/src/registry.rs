@@ -4,7 +4,7 @@
 
 use crate::SharedState;
 use crate::operations;
-use crate::routes::{history, instance, search, system, type_level};
+use crate::routes::{bundle_request, history, instance, search, system, type_level};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
@@ -119,13 +119,44 @@ impl Interaction {
     }
 }
 
+/// FHIR `system-restful-interaction` codes Termin implements at the base, all served by
+/// [`crate::routes::bundle_request`] (`POST [base]` with a Bundle).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemInteraction {
+    Transaction,
+    Batch,
+}
+
+impl SystemInteraction {
+    pub const ALL: [SystemInteraction; 2] = [SystemInteraction::Transaction, SystemInteraction::Batch];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            SystemInteraction::Transaction => "transaction",
+            SystemInteraction::Batch => "batch",
+        }
+    }
+
+    pub fn documentation(self) -> &'static str {
+        match self {
+            SystemInteraction::Transaction => {
+                "All or nothing in one database transaction, in the order DELETE, POST, PUT, PATCH, then GET/HEAD \
+                 after the commit; urn:uuid/urn:oid fullUrls and conditional references resolved; ifNoneExist, \
+                 ifMatch, ifNoneMatch and conditional update/delete supported; the scheduling rules apply to \
+                 every entry. Operations ($hold, $book) are not run in transactions."
+            }
+            SystemInteraction::Batch => "Each entry processed on its own, as the request it describes, operations included.",
+        }
+    }
+}
+
 pub fn router() -> Router<SharedState> {
     let mut router = Router::new()
         .route("/health", get(system::health))
         .route("/ready", get(system::ready))
         .route("/metrics", get(crate::metrics::endpoint))
-        .route("/fhir", get(system::base_endpoint))
-        .route("/fhir/", get(system::base_endpoint))
+        .route(bundle_request::PATH, get(system::base_endpoint).post(bundle_request::process))
+        .route("/fhir/", get(system::base_endpoint).post(bundle_request::process))
         .route("/fhir/metadata", get(system::metadata))
         .route("/fhir/.well-known/smart-configuration", get(system::smart_configuration))
         .route("/fhir/OperationDefinition/{id}", get(operations::operation_definition))

@@ -115,6 +115,7 @@ impl World {
                 cors_allowed_origins: Default::default(),
                 body_read_timeout: std::time::Duration::from_secs(30),
                 trusted_proxies: Vec::new(),
+                max_bundle_entries: 1000,
             },
         });
         let world = World { runtime, app, storage: Some(storage) };

@@ -1,7 +1,8 @@
 //! A client for the Scheduling Client actor of the AT Scheduling IG: create the patient,
 //! search services, schedules, slots and appointments (with paging and typed queries, see
 //! [`SearchQuery`]), find healthcare service providers (`$findHSP`), hold a slot, book, and
-//! cancel, postpone or update an appointment. Failures carry the server's OperationOutcome.
+//! cancel, postpone or update an appointment, send batch and transaction Bundles. Failures
+//! carry the server's OperationOutcome.
 //!
 //! One [`Client`] holds one `reqwest::Client`, whose connection pool every clone shares:
 //! create it once and clone it into tasks. Of the other Termin crates it uses only
@@ -233,6 +234,13 @@ impl Client {
             .as_str()
             .ok_or_else(|| ClientError::Unexpected("resource without resourceType".into()))?;
         self.expect_success(self.request(Method::POST, resource_type), Some(resource)).await
+    }
+
+    /// Sends a `batch` or `transaction` Bundle to the base; answers the `batch-response` or
+    /// `transaction-response`. A transaction that fails is an error carrying the
+    /// OperationOutcome, which names the failing entry.
+    pub async fn send_bundle(&self, bundle: &Value) -> ClientResult<Value> {
+        Ok(self.expect_success(self.request(Method::POST, ""), Some(bundle)).await?.body)
     }
 
     /// Creates the patient unless one with the same social security number exists; returns it.

@@ -2,7 +2,8 @@
 //! port (`termin-store`'s traits) and independent of HTTP and SQL.
 //!
 //! Owns: the services with one job each — [`ResourceService`] (CRUD, history, patch, import,
-//! search index rebuild, `$validate`), [`SchedulingService`] (`$hold`, `$book`,
+//! search index rebuild, `$validate`, and [`Transaction`]: several writes of a FHIR transaction
+//! Bundle in one unit of work), [`SchedulingService`] (`$hold`, `$book`,
 //! `$generate-slots` from availability rules and the background generation's pass to each
 //! Schedule's horizon, hold expiry)
 //! and [`ProviderService`] (`$findHSP`) — built together as a [`Domain`] over one kernel
@@ -46,7 +47,7 @@ pub use error::DomainError;
 pub use kernel::{ServiceConfig, WriteOutcome, WriteStatus};
 pub use termin_fhir::geo::Point;
 pub use providers::{BusinessIdentifier, LocationSelector, ProviderMatches, ProviderQuery, ProviderService, ServiceMatch};
-pub use resources::{ImportSummary, ResourceService};
+pub use resources::{CreateTarget, ImportSummary, ResourceService, Transaction, WriteTarget};
 pub use scheduling::{
     BOOKING_REQUESTS_URL, BookingOutcome, BookingStatus, GENERATED_SLOT_SYSTEM, GenerationRequest, GenerationSummary,
     HoldOutcome, KeptSchedules, MANUAL_CONFIRMATION_URL, MAX_GENERATION_DAYS, MAX_KEPT_SCHEDULES, SLOT_GENERATION_URL,

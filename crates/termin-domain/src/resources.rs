@@ -200,6 +200,21 @@ impl ResourceService {
         if_none_exist: Option<&[Condition]>,
     ) -> Result<WriteOutcome, DomainError> {
         let mut tx = self.kernel.begin(ctx).await?;
+        let target = self.resolve_create(ctx, &mut tx, resource_type, if_none_exist).await?;
+        let outcome = self.create_staged(ctx, &mut tx, resource_type, target, body).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Where a create goes: with `if_none_exist`, an existing single match (several: 412);
+    /// otherwise a new server-assigned id.
+    async fn resolve_create(
+        &self,
+        ctx: &Caller,
+        tx: &mut UnitOfWork,
+        resource_type: ResourceType,
+        if_none_exist: Option<&[Condition]>,
+    ) -> Result<CreateTarget, DomainError> {
         if let Some(conditions) = if_none_exist {
             let criteria = self.kernel.confined(ctx, resource_type, Permission::Create, conditions)?;
             let ids = tx.find_matching_ids(resource_type, &criteria, 2).await?;
@@ -210,7 +225,7 @@ impl ResourceService {
                         .read_current(resource_type, id)
                         .await?
                         .ok_or_else(|| DomainError::Internal(format!("{} vanished", label(resource_type, id))))?;
-                    return Ok(WriteOutcome::new(WriteStatus::AlreadyExists, existing));
+                    return Ok(CreateTarget::Existing(existing));
                 }
                 _ => {
                     return Err(DomainError::precondition(
@@ -220,8 +235,22 @@ impl ResourceService {
                 }
             }
         }
-        let id = uuid::Uuid::new_v4().to_string();
-        self.kernel.write_in(ctx, tx, resource_type, &id, body, None).await
+        Ok(CreateTarget::New(uuid::Uuid::new_v4().to_string()))
+    }
+
+    /// Writes a create resolved by [`Self::resolve_create`] inside `tx`, without committing.
+    async fn create_staged(
+        &self,
+        ctx: &Caller,
+        tx: &mut UnitOfWork,
+        resource_type: ResourceType,
+        target: CreateTarget,
+        body: Map<String, Value>,
+    ) -> Result<WriteOutcome, DomainError> {
+        match target {
+            CreateTarget::Existing(existing) => Ok(WriteOutcome::new(WriteStatus::AlreadyExists, existing)),
+            CreateTarget::New(id) => self.kernel.stage_in(ctx, tx, resource_type, &id, body, None).await,
+        }
     }
 
     /// Updates (or, if allowed, creates) the resource with a client-known id.
@@ -253,16 +282,7 @@ impl ResourceService {
         check_url_id(resource_type, id, &body)?;
         let (body, warnings) = self.kernel.conform(resource_type, body).await?;
         let mut tx = self.kernel.begin(ctx).await?;
-        if let Some(current) = tx.read_current(resource_type, id).await?.filter(|c| !c.is_deleted()) {
-            return Err(DomainError::precondition(
-                IssueCode::Duplicate,
-                format!(
-                    "If-None-Match: * asks to create {} only if it does not exist, but it exists (version {})",
-                    label(resource_type, id),
-                    current.version
-                ),
-            ));
-        }
+        check_absent(&mut tx, resource_type, id).await?;
         Ok(self.update_in(ctx, tx, resource_type, id, body, None).await?.with_warnings(warnings))
     }
 
@@ -277,20 +297,23 @@ impl ResourceService {
     ) -> Result<WriteOutcome, DomainError> {
         check_type(resource_type, &body)?;
         let (body, warnings) = self.kernel.conform(resource_type, body).await?;
-        Ok(self
-            .conditional_update_conformant(ctx, resource_type, conditions, body, if_match)
-            .await?
-            .with_warnings(warnings))
+        let mut tx = self.kernel.begin(ctx).await?;
+        let target = self.resolve_conditional_update(ctx, &mut tx, resource_type, conditions, &body).await?;
+        let outcome = self.update_target_staged(ctx, &mut tx, resource_type, target, body, if_match).await?;
+        tx.commit().await?;
+        Ok(outcome.with_warnings(warnings))
     }
 
-    async fn conditional_update_conformant(
+    /// Which resource a conditional update writes: a new one when nothing matches (with the
+    /// body's id, when it carries one that is not taken), the one match, 412 for several.
+    async fn resolve_conditional_update(
         &self,
         ctx: &Caller,
+        tx: &mut UnitOfWork,
         resource_type: ResourceType,
         conditions: &[Condition],
-        body: Map<String, Value>,
-        if_match: Option<u64>,
-    ) -> Result<WriteOutcome, DomainError> {
+        body: &Map<String, Value>,
+    ) -> Result<WriteTarget, DomainError> {
         let body_id = match body.get("id") {
             None => None,
             Some(Value::String(id)) => Some(id.clone()),
@@ -301,14 +324,10 @@ impl ResourceService {
             }
         };
         let criteria = self.kernel.confined(ctx, resource_type, Permission::Update, conditions)?;
-        let mut tx = self.kernel.begin(ctx).await?;
         let ids = tx.find_matching_ids(resource_type, &criteria, 2).await?;
         match ids.as_slice() {
             [] => match body_id {
-                None => {
-                    let id = uuid::Uuid::new_v4().to_string();
-                    self.kernel.write_in(ctx, tx, resource_type, &id, body, None).await
-                }
+                None => Ok(WriteTarget::New(uuid::Uuid::new_v4().to_string())),
                 Some(id) => {
                     check_id(resource_type, &id)?;
                     if tx.read_current(resource_type, &id).await?.is_some() {
@@ -323,7 +342,7 @@ impl ResourceService {
                             .at(format!("{resource_type}.id")),
                         ));
                     }
-                    self.update_in(ctx, tx, resource_type, &id, body, if_match).await
+                    Ok(WriteTarget::Id(id))
                 }
             },
             [id] => {
@@ -336,13 +355,28 @@ impl ResourceService {
                         .at(format!("{resource_type}.id")),
                     ));
                 }
-                let id = id.clone();
-                self.update_in(ctx, tx, resource_type, &id, body, if_match).await
+                Ok(WriteTarget::Id(id.clone()))
             }
             _ => Err(DomainError::precondition(
                 IssueCode::MultipleMatches,
                 format!("The criteria match more than one {resource_type}"),
             )),
+        }
+    }
+
+    /// Writes a resolved update target inside `tx`, without committing.
+    async fn update_target_staged(
+        &self,
+        ctx: &Caller,
+        tx: &mut UnitOfWork,
+        resource_type: ResourceType,
+        target: WriteTarget,
+        body: Map<String, Value>,
+        if_match: Option<u64>,
+    ) -> Result<WriteOutcome, DomainError> {
+        match target {
+            WriteTarget::New(id) => self.kernel.stage_in(ctx, tx, resource_type, &id, body, None).await,
+            WriteTarget::Id(id) => self.update_staged(ctx, tx, resource_type, &id, body, if_match).await,
         }
     }
 
@@ -358,31 +392,12 @@ impl ResourceService {
     ) -> Result<WriteOutcome, DomainError> {
         /// Concurrent writers that may overtake one patch before it gives up (409).
         const ATTEMPTS: usize = 3;
-        let written_values: Vec<Option<Value>> = operations
-            .as_array()
-            .map(|ops| ops.iter().map(|op| op.get("value").cloned()).collect())
-            .unwrap_or_default();
-        let mut patch: json_patch::Patch = serde_json::from_value(operations).map_err(|e| {
-            DomainError::invalid(Issue::error(IssueCode::Structure, format!("The body is not a JSON Patch document: {e}")))
-        })?;
-        // Deserializing rewrites number texts (`3E2` → `3e+2`); the values go in as written.
-        for (operation, written) in patch.0.iter_mut().zip(written_values) {
-            match (operation, written) {
-                (json_patch::PatchOperation::Add(op), Some(value)) => op.value = value,
-                (json_patch::PatchOperation::Replace(op), Some(value)) => op.value = value,
-                (json_patch::PatchOperation::Test(op), Some(value)) => op.value = value,
-                _ => {}
-            }
-        }
+        let patch = parse_patch(operations)?;
         // The result is validated outside the unit of work, which holds the write lock (on
         // SQLite, of the whole database): it is written only if the version it was built from
         // is still current, else the patch is applied again to the newer version.
         for _ in 0..ATTEMPTS {
-            let current = match self.kernel.store.read_current(ctx.context(), resource_type, id).await? {
-                None => return Err(DomainError::NotFound(label(resource_type, id))),
-                Some(c) if c.is_deleted() => return Err(DomainError::Gone(label(resource_type, id))),
-                Some(c) => c,
-            };
+            let current = live(resource_type, id, self.kernel.store.read_current(ctx.context(), resource_type, id).await?)?;
             check_if_match(resource_type, id, Some(&current), if_match)?;
             let body = apply_patch(resource_type, id, &current, &patch)?;
             let (body, warnings) = self.kernel.conform(resource_type, body).await?;
@@ -407,20 +422,52 @@ impl ResourceService {
         if_match: Option<u64>,
     ) -> Result<(), DomainError> {
         let mut tx = self.kernel.begin(ctx).await?;
+        if self.delete_staged(ctx, &mut tx, resource_type, id, if_match).await? {
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes inside `tx` without committing; answers whether there was something to delete.
+    async fn delete_staged(
+        &self,
+        ctx: &Caller,
+        tx: &mut UnitOfWork,
+        resource_type: ResourceType,
+        id: &str,
+        if_match: Option<u64>,
+    ) -> Result<bool, DomainError> {
         let current = tx.read_current(resource_type, id).await?;
         check_if_match(resource_type, id, current.as_ref(), if_match)?;
         if current.is_none_or(|c| c.is_deleted()) {
-            return Ok(());
+            return Ok(false);
         }
-        self.kernel.delete_in(ctx, &mut tx, resource_type, id).await?;
-        tx.commit().await?;
-        Ok(())
+        self.kernel.delete_in(ctx, tx, resource_type, id).await?;
+        Ok(true)
     }
 
     async fn update_in(
         &self,
         ctx: &Caller,
         mut tx: UnitOfWork,
+        resource_type: ResourceType,
+        id: &str,
+        body: Map<String, Value>,
+        if_match: Option<u64>,
+    ) -> Result<WriteOutcome, DomainError> {
+        let outcome = self.update_staged(ctx, &mut tx, resource_type, id, body, if_match).await?;
+        if outcome.status != WriteStatus::Unchanged {
+            tx.commit().await?;
+            tracing::debug!(resource = %label(resource_type, id), version = outcome.version.version, "stored");
+        }
+        Ok(outcome)
+    }
+
+    /// Updates inside `tx` without committing; a body equal to the current one writes nothing.
+    async fn update_staged(
+        &self,
+        ctx: &Caller,
+        tx: &mut UnitOfWork,
         resource_type: ResourceType,
         id: &str,
         body: Map<String, Value>,
@@ -434,14 +481,14 @@ impl ResourceService {
                 "{} does not exist and this server does not create resources with client-assigned ids (update-create is off)",
                 label(resource_type, id)
             ))),
-            None => self.kernel.write_in(ctx, tx, resource_type, id, body, None).await,
+            None => self.kernel.stage_in(ctx, tx, resource_type, id, body, None).await,
             Some(current) => {
                 if let Some(stored) = &current.body
                     && same_content(stored, &body)?
                 {
                     return Ok(WriteOutcome::new(WriteStatus::Unchanged, current));
                 }
-                self.kernel.write_in(ctx, tx, resource_type, id, body, Some(&current)).await
+                self.kernel.stage_in(ctx, tx, resource_type, id, body, Some(&current)).await
             }
         }
     }
@@ -492,6 +539,86 @@ impl ResourceService {
         tx.commit().await?;
         Ok(summary)
     }
+}
+
+/// Where a create goes (see [`Transaction::resolve_create`]).
+#[derive(Debug, Clone)]
+pub enum CreateTarget {
+    /// A new resource with this server-assigned id.
+    New(String),
+    /// The one resource an `If-None-Exist` matched: nothing is written.
+    Existing(ResourceVersion),
+}
+
+impl CreateTarget {
+    pub fn id(&self) -> &str {
+        match self {
+            CreateTarget::New(id) => id,
+            CreateTarget::Existing(version) => &version.id,
+        }
+    }
+}
+
+/// Which resource an update writes (see [`Transaction::resolve_conditional_update`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteTarget {
+    /// A new resource with this server-assigned id.
+    New(String),
+    /// The resource with this id, created when absent as a `PUT` would.
+    Id(String),
+}
+
+impl WriteTarget {
+    pub fn id(&self) -> &str {
+        match self {
+            WriteTarget::New(id) | WriteTarget::Id(id) => id,
+        }
+    }
+}
+
+/// 412 unless `resource_type/id` has no current version (`If-None-Match: *`).
+async fn check_absent(tx: &mut UnitOfWork, resource_type: ResourceType, id: &str) -> Result<(), DomainError> {
+    match tx.read_current(resource_type, id).await?.filter(|c| !c.is_deleted()) {
+        None => Ok(()),
+        Some(current) => Err(DomainError::precondition(
+            IssueCode::Duplicate,
+            format!(
+                "If-None-Match: * asks to create {} only if it does not exist, but it exists (version {})",
+                label(resource_type, id),
+                current.version
+            ),
+        )),
+    }
+}
+
+/// The current version if it is not deleted; 404 or 410 otherwise.
+fn live(resource_type: ResourceType, id: &str, current: Option<ResourceVersion>) -> Result<ResourceVersion, DomainError> {
+    match current {
+        None => Err(DomainError::NotFound(label(resource_type, id))),
+        Some(c) if c.is_deleted() => Err(DomainError::Gone(label(resource_type, id))),
+        Some(c) => Ok(c),
+    }
+}
+
+/// A JSON Patch document, with its values as written.
+fn parse_patch(operations: Value) -> Result<json_patch::Patch, DomainError> {
+    let written_values: Vec<Option<Value>> = operations
+        .as_array()
+        .map(|ops| ops.iter().map(|op| op.get("value").cloned()).collect())
+        .unwrap_or_default();
+    let mut patch: json_patch::Patch = serde_json::from_value(operations).map_err(|e| {
+        DomainError::invalid(Issue::error(IssueCode::Structure, format!("The body is not a JSON Patch document: {e}")))
+    })?;
+    // Deserializing rewrites number texts (`3E2` → `3e+2`); the values go in as written.
+    for (operation, written) in patch.0.iter_mut().zip(written_values) {
+        match (operation, written) {
+            (json_patch::PatchOperation::Add(op), Some(value)) => op.value = value,
+            (json_patch::PatchOperation::Replace(op), Some(value)) => op.value = value,
+            (json_patch::PatchOperation::Test(op), Some(value)) => op.value = value,
+            _ => {}
+        }
+    }
+    Ok(patch)
 }
 
 /// The resource a JSON Patch makes of `current`; it must stay the same resource.
@@ -624,5 +751,8 @@ fn without_managed_meta(mut resource: Map<String, Value>) -> Map<String, Value> 
     resource
 }
 
+mod transaction;
 #[cfg(test)]
 mod tests;
+
+pub use transaction::Transaction;

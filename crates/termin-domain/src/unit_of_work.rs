@@ -43,6 +43,8 @@ pub(crate) struct UnitOfWork {
     began: Timestamp,
     /// The access committing records; `None` until something is written.
     audit: Option<AuditRecord>,
+    /// The accesses of earlier entries of a transaction Bundle, each recorded as if sent alone.
+    earlier_audits: Vec<AuditRecord>,
     /// Record the access even when it reaches no patient data (`$hold`, `$book`).
     audit_always: bool,
 }
@@ -64,6 +66,7 @@ impl UnitOfWork {
             caller: ctx.clone(),
             began: now,
             audit: None,
+            earlier_audits: Vec::new(),
             audit_always: false,
         })
     }
@@ -75,6 +78,14 @@ impl UnitOfWork {
         record.action = action;
         record.interaction = interaction.to_owned();
         self.audit_always = true;
+    }
+
+    /// Starts the access of the next entry of a transaction Bundle: what is written from now on
+    /// is recorded in an AuditEvent of its own, as a request of its own would be.
+    pub fn next_access(&mut self) {
+        if let Some(record) = self.audit.take() {
+            self.earlier_audits.push(record);
+        }
     }
 
     /// Notes a written version in the access the commit records.
@@ -263,7 +274,9 @@ impl UnitOfWork {
     pub async fn commit(mut self) -> Result<(), DomainError> {
         // The server's own jobs (demo loading, seeding, hold expiry) are no one's access.
         let someone = self.caller.context().principal != termin_store::Principal::System;
-        if let Some(record) = self.audit.take().filter(|r| someone && (self.audit_always || r.concerns_patients())) {
+        let always = self.audit_always;
+        let records = std::mem::take(&mut self.earlier_audits).into_iter().chain(self.audit.take());
+        for record in records.filter(|r| someone && (always || r.concerns_patients())) {
             let body = audit_event(&self.caller, &record, self.began);
             let id = uuid::Uuid::new_v4().to_string();
             let (new, _) = new_version(self.search, ResourceType::AuditEvent, &id, body, None, self.began)?;

@@ -1,6 +1,7 @@
 //! `termin client …`: the Scheduling Client side of the AT Scheduling IG from the command line,
 //! through `termin-client`: register a patient, find services, providers, schedules and free
-//! slots, hold, book, cancel or postpone, and list a patient's appointments.
+//! slots, hold, book, cancel or postpone, list a patient's appointments, and send batch or
+//! transaction Bundles.
 //!
 //! Results go to stdout as pretty JSON (searches: one searchset Bundle holding every page), or
 //! with `--brief` as one tab-separated line per resource. Failures print the server's
@@ -54,6 +55,8 @@ enum ClientCommand {
     Postpone(PostponeArgs),
     /// List the appointments of a patient by social security number
     Appointments(AppointmentsArgs),
+    /// Send a batch or transaction Bundle (FHIR JSON) to the base; prints the response Bundle
+    Bundle(BundleArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -203,6 +206,12 @@ struct AppointmentsArgs {
     status: Option<String>,
 }
 
+#[derive(Debug, Args)]
+struct BundleArgs {
+    /// The file holding the Bundle; `-` reads it from stdin
+    file: std::path::PathBuf,
+}
+
 /// Why a command did not succeed.
 enum Failure {
     Client(ClientError),
@@ -302,6 +311,16 @@ async fn execute(client: &Client, command: ClientCommand) -> Result<Value, Failu
             }
             let tokens: Vec<&str> = args.token.iter().map(String::as_str).collect();
             Ok(client.postpone(&args.appointment, &slots, &tokens).await?)
+        }
+        ClientCommand::Bundle(args) => {
+            let text = match args.file.to_str() {
+                Some("-") => std::io::read_to_string(std::io::stdin()),
+                _ => std::fs::read_to_string(&args.file),
+            }
+            .map_err(|e| ClientError::Unexpected(format!("cannot read {}: {e}", args.file.display())))?;
+            let bundle: Value = serde_json::from_str(&text)
+                .map_err(|e| ClientError::Unexpected(format!("{} is not JSON: {e}", args.file.display())))?;
+            Ok(client.send_bundle(&bundle).await?)
         }
         ClientCommand::Appointments(args) => {
             let query = AppointmentQuery {

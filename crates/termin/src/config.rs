@@ -14,6 +14,7 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE: &str = "termin.db";
 pub const DEFAULT_LOG: &str = "info";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_MAX_BUNDLE_ENTRIES: usize = 1000;
 pub const DEFAULT_PAGE_SIZE: usize = 20;
 pub const DEFAULT_MAX_PAGE_SIZE: usize = 500;
 pub const DEFAULT_READ_CONNECTIONS: u32 = 4;
@@ -118,6 +119,11 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes; larger bodies get 413 [default: 1048576]
     #[arg(long, env = "TERMIN_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
+
+    /// The most entries a batch or transaction Bundle (POST to the base) may have; larger
+    /// Bundles get 413 [default: 1000]
+    #[arg(long, env = "TERMIN_MAX_BUNDLE_ENTRIES", value_name = "N")]
+    pub max_bundle_entries: Option<usize>,
 
     /// Whether PUT to an unknown id creates the resource with that id [default: true]
     #[arg(long, env = "TERMIN_UPDATE_CREATE", value_name = "BOOL")]
@@ -309,6 +315,7 @@ struct FileConfig {
     database: Option<PathBuf>,
     log: Option<String>,
     max_body_bytes: Option<usize>,
+    max_bundle_entries: Option<usize>,
     update_create: Option<bool>,
     default_page_size: Option<usize>,
     max_page_size: Option<usize>,
@@ -403,6 +410,7 @@ pub struct ServeConfig {
     pub database: Database,
     pub log: String,
     pub max_body_bytes: usize,
+    pub max_bundle_entries: usize,
     pub update_create: bool,
     pub default_page_size: usize,
     pub max_page_size: usize,
@@ -567,6 +575,10 @@ impl ServeArgs {
             database: Database::from(self.database.or(file.database).unwrap_or_else(|| DEFAULT_DATABASE.into())),
             log: self.log.or(file.log).unwrap_or_else(|| DEFAULT_LOG.into()),
             max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            max_bundle_entries: self
+                .max_bundle_entries
+                .or(file.max_bundle_entries)
+                .unwrap_or(DEFAULT_MAX_BUNDLE_ENTRIES),
             update_create: self.update_create.or(file.update_create).unwrap_or(true),
             default_page_size,
             max_page_size,

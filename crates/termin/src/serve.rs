@@ -150,6 +150,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             cors_allowed_origins: config.cors_allowed_origins.clone(),
             body_read_timeout: config.body_read_timeout,
             trusted_proxies: config.trusted_proxies.clone(),
+            max_bundle_entries: config.max_bundle_entries,
         },
     }, crate::web::router());
     tracing::info!(%address, "listening");

@@ -334,3 +334,45 @@ async fn the_retention_sweep_deletes_old_audit_events() {
     let patient = call(&s, Method::GET, "Patient/pat-1", Some(&admin), None, "new").await;
     patient.expect_status(200);
 }
+
+#[tokio::test]
+async fn each_entry_of_a_bundle_is_authorised_and_audited_as_if_sent_alone() {
+    let s = start(&[]).await;
+    let admin = bearer("admin", "system/*.cruds", None, None);
+    let bundle = |kind: &str, entries: Vec<Value>| json!({"resourceType": "Bundle", "type": kind, "entry": entries});
+    let put = |ty: &str, id: &str| {
+        json!({"request": {"method": "PUT", "url": format!("{ty}/{id}")}, "resource": {"resourceType": ty, "id": id}})
+    };
+
+    // One AuditEvent per write, each naming its own patient.
+    let two = bundle("transaction", vec![put("Patient", "pat-a"), put("Patient", "pat-b")]);
+    call(&s, Method::POST, "", Some(&admin), Some(&two), "txn-two").await.expect_status(200);
+    let events = events_of(&s, &admin, "txn-two").await;
+    let mut named: Vec<Vec<String>> = events.iter().map(patients_named).collect();
+    named.sort();
+    assert_eq!(named, [vec!["Patient/pat-a".to_owned()], vec!["Patient/pat-b".to_owned()]], "{events:#?}");
+    assert!(events.iter().all(|e| e["action"] == "C" && e["agent"][0]["who"]["identifier"]["value"] == "admin"));
+
+    // A scope for Patients only: the Practitioner entry refuses the whole transaction.
+    let clerk = bearer("clerk", "user/Patient.cruds", None, None);
+    let mixed = bundle("transaction", vec![put("Patient", "pat-c"), put("Practitioner", "prac-x")]);
+    let outcome = call(&s, Method::POST, "", Some(&clerk), Some(&mixed), "txn-refused").await.outcome(403);
+    assert!(diagnostics(&outcome).contains("Bundle.entry[1]"), "{outcome}");
+    call(&s, Method::GET, "Patient/pat-c", Some(&admin), None, "check").await.expect_status(404);
+    let refused = events_of(&s, &admin, "txn-refused").await;
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert_eq!(refused[0]["outcome"]["code"]["code"], "4");
+    call(&s, Method::POST, "", None, Some(&mixed), "txn-anonymous").await.outcome(401);
+
+    // In a batch, each entry succeeds or is refused on its own.
+    let reads = bundle(
+        "batch",
+        vec![
+            json!({"request": {"method": "GET", "url": "Patient/pat-a"}}),
+            json!({"request": {"method": "GET", "url": "Appointment"}}),
+        ],
+    );
+    let response = call(&s, Method::POST, "", Some(&clerk), Some(&reads), "batch-reads").await.expect_status(200).json();
+    let statuses: Vec<String> = entries(&response).iter().map(|e| e["response"]["status"].as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(statuses, ["200 OK", "403 Forbidden"], "{response}");
+}

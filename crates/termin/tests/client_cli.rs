@@ -177,3 +177,28 @@ async fn failures_exit_non_zero_with_the_servers_diagnostics() {
     let nobody = client(&s, &["hold", "Slot/unknown"]).await;
     assert!(!nobody.success, "holding an unknown slot fails: {}", nobody.stdout);
 }
+
+#[tokio::test]
+async fn bundle_sends_a_transaction_from_a_file() {
+    let s = TestServer::start().await;
+    let transaction = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a", "request": {"method": "POST", "url": "Patient"},
+         "resource": {"resourceType": "Patient", "name": [{"family": "Kommandozeile"}]}},
+        {"request": {"method": "POST", "url": "RelatedPerson"},
+         "resource": {"resourceType": "RelatedPerson", "patient": {"reference": "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a"}}}
+    ]});
+    let file = s.dir().join("transaction.json");
+    std::fs::write(&file, transaction.to_string()).unwrap();
+    let response = client(&s, &["bundle", file.to_str().unwrap()]).await.json();
+    assert_eq!(response["type"], "transaction-response");
+    let patient = response["entry"][0]["resource"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(response["entry"][1]["resource"]["patient"]["reference"], format!("Patient/{patient}"));
+
+    let failing = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "PUT", "url": "Patient/x"}, "resource": {"resourceType": "Patient", "id": "y"}}
+    ]});
+    std::fs::write(&file, failing.to_string()).unwrap();
+    let refused = client(&s, &["bundle", file.to_str().unwrap()]).await;
+    assert!(!refused.success);
+    assert!(refused.stderr.contains("400") && refused.stderr.contains("Bundle.entry[0]"), "{}", refused.stderr);
+}

@@ -108,11 +108,17 @@ enum Need {
     Token,
     /// A scope granting the permission on the type (or the public directory).
     Access(ResourceType, Permission),
+    /// A batch or transaction Bundle: the token, when one is sent, must be valid; each entry
+    /// is then authorised as if sent alone ([`authorize_entry`]).
+    Entries,
 }
 
 /// The one map from routes to permissions: interactions by the registry, operations by
 /// their definitions.
 fn need(method: &Method, path: &str, params: &RawPathParams) -> Need {
+    if method == Method::POST && path.trim_end_matches('/') == crate::routes::bundle_request::PATH {
+        return Need::Entries;
+    }
     let param = |name: &str| params.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
     let Some(type_name) = param("type") else {
         return Need::Nothing;
@@ -230,6 +236,7 @@ pub async fn authorize(State(state): State<SharedState>, mut request: Request, n
     };
     match (need, caller) {
         (Need::Access(resource, permission), None) if auth.is_public(resource, permission) => next.run(request).await,
+        (Need::Entries, None) => next.run(request).await,
         (_, None) => match (&auth.public_booking, public_route) {
             (Some(public), Some(route)) => match admit_anonymous(&state, public, route, request).await {
                 Ok(request) => next.run(request).await,
@@ -251,6 +258,27 @@ pub async fn authorize(State(state): State<SharedState>, mut request: Request, n
             response.extensions_mut().insert(caller);
             response
         }
+    }
+}
+
+/// Authorises one entry of a batch or transaction Bundle as [`authorize`] would the same
+/// request sent alone: 401 without a token, 403 without a scope granting `permission`.
+pub fn authorize_entry(
+    auth: Option<&Authorization>,
+    ctx: &RequestContext,
+    resource: ResourceType,
+    permission: Permission,
+) -> Result<(), ApiError> {
+    let Some(auth) = auth else {
+        return Ok(());
+    };
+    match (auth.may(ctx, resource, permission), &ctx.principal) {
+        (true, _) => Ok(()),
+        (false, termin_store::Principal::Anonymous) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            Issue::error(IssueCode::Login, "This request needs an access token (Authorization: Bearer <token>)"),
+        )),
+        (false, _) => Err(forbidden_error(resource, permission)),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Request handlers of the REST interactions, grouped by interaction family (operations are
 //! in [`crate::operations`]).
 
+pub mod bundle_request;
 pub mod history;
 pub mod instance;
 pub mod search;
