@@ -41,10 +41,10 @@ pub use domain::Domain;
 pub use error::DomainError;
 pub use kernel::{ServiceConfig, WriteOutcome, WriteStatus};
 pub use providers::near::Point;
-pub use providers::{BusinessIdentifier, LocationSelector, ProviderMatches, ProviderQuery, ProviderService, ServiceMatch};
+pub use providers::{BusinessIdentifier, EarliestFreeSlot, LocationSelector, ProviderMatches, ProviderQuery, ProviderService, ServiceMatch};
 pub use resources::{ImportSummary, ResourceService};
 pub use scheduling::{
-    BOOKING_REQUESTS_URL, BookingOutcome, BookingStatus, GENERATED_SLOT_SYSTEM, GenerationRequest, GenerationSummary,
+    AlternativeSlot, BOOKING_REQUESTS_URL, BookingOutcome, BookingStatus, GENERATED_SLOT_SYSTEM, GenerationRequest, GenerationSummary,
     HoldOutcome, MANUAL_CONFIRMATION_URL, MAX_GENERATION_DAYS, SLOT_GENERATION_URL, SchedulingService, SlotConflict,
     SlotSelector, read_duration,
 };

@@ -34,6 +34,10 @@ fn definition_parameters() -> Value {
         parameter("appointment", "out", 1, "1", "Appointment",
             "The Appointment: booked, pending (awaiting confirmation) or cancelled (rejected, not stored)."),
         parameter("outcome", "out", 1, "1", "OperationOutcome", "What happened."),
+        parameter("alternative", "out", 0, "*", "",
+            "Termin: when the booking is rejected because a slot is taken, up to five free slots of the same \
+             Schedule to offer instead, nearest to the wanted start first; one per slot, with parts slot \
+             (Reference) and start (instant)."),
     ])
 }
 
@@ -63,10 +67,17 @@ async fn book(state: SharedState, call: Invocation) -> Answer {
         BookingStatus::Rejected => (StatusCode::CONFLICT, "rejected"),
     };
     metrics::counter!("termin_bookings_total", "outcome" => counted).increment(1);
-    let mut response = FhirResponse::new(status, call.format).json(parameters(vec![
+    let mut entries = vec![
         resource_param("appointment", Value::Object(booking.appointment)),
         resource_param("outcome", outcome_resource(&booking.outcome)),
-    ]));
+    ];
+    entries.extend(booking.alternatives.iter().map(|alternative| {
+        json!({"name": "alternative", "part": [
+            {"name": "slot", "valueReference": {"reference": format!("Slot/{}", alternative.id)}},
+            {"name": "start", "valueInstant": alternative.start},
+        ]})
+    }));
+    let mut response = FhirResponse::new(status, call.format).json(parameters(entries));
     if let Some(version) = &booking.version {
         let location = format!("{}/Appointment/{}/_history/{}", call.base.0, version.id, version.version);
         response = response

@@ -36,6 +36,17 @@ pub struct BookingOutcome {
     /// The stored version, for every status but `Rejected`.
     pub version: Option<ResourceVersion>,
     pub outcome: OperationOutcome,
+    /// For a `Rejected` booking: free slots of the same Schedule to offer instead, nearest to
+    /// the wanted start first.
+    pub alternatives: Vec<AlternativeSlot>,
+}
+
+/// A free Slot offered instead of a taken one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlternativeSlot {
+    pub id: String,
+    /// The Slot's `start` as stored.
+    pub start: String,
 }
 
 /// How many free alternative slots a rejection suggests.
@@ -267,6 +278,7 @@ impl SchedulingService {
                     version.id
                 )),
                 version: Some(version),
+                alternatives: Vec::new(),
             });
         }
         let service = self.check_services(&mut tx, &appointment).await?;
@@ -282,9 +294,10 @@ impl SchedulingService {
                 let blocked: Vec<&String> = slots.iter().map(|(id, _)| id).collect();
                 let alternatives = self.free_alternatives(ctx, slot, &blocked).await?;
                 if !alternatives.is_empty() {
+                    let named: Vec<String> = alternatives.iter().map(|a| format!("Slot/{} ({})", a.id, a.start)).collect();
                     issues.push(Issue::information(format!(
                         "Free alternatives on the same schedule: {}",
-                        alternatives.join(", ")
+                        named.join(", ")
                     )));
                 }
                 let mut rejected = appointment;
@@ -295,6 +308,7 @@ impl SchedulingService {
                     appointment: rejected,
                     version: None,
                     outcome: OperationOutcome::new(issues),
+                    alternatives,
                 });
             }
         }
@@ -325,6 +339,7 @@ impl SchedulingService {
             appointment: body,
             version: Some(written.version),
             outcome: OperationOutcome::success(message),
+            alternatives: Vec::new(),
         })
     }
 
@@ -386,17 +401,18 @@ impl SchedulingService {
                  decline it (cancelled)",
                 service_names(services)
             )),
+            alternatives: Vec::new(),
         })
     }
 
     /// Up to [`ALTERNATIVES`] free slots of the blocked slot's Schedule, nearest to its start
-    /// first, as `Slot/id (start)`.
+    /// first.
     async fn free_alternatives(
         &self,
         ctx: &Caller,
         blocked_slot: &Map<String, Value>,
         exclude: &[&String],
-    ) -> Result<Vec<String>, DomainError> {
+    ) -> Result<Vec<AlternativeSlot>, DomainError> {
         let (Some(schedule_id), Some(wanted)) = (model::schedule_id(blocked_slot), model::instant(blocked_slot, "start")) else {
             return Ok(Vec::new());
         };
@@ -454,7 +470,7 @@ impl SchedulingService {
         Ok(candidates
             .into_iter()
             .take(ALTERNATIVES)
-            .map(|(_, id, start)| format!("Slot/{id} ({start})"))
+            .map(|(_, id, start)| AlternativeSlot { id, start })
             .collect())
     }
 
