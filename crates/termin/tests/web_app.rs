@@ -79,6 +79,14 @@ async fn the_patient_who_loses_a_slot_is_offered_the_servers_alternatives() {
     run_scenario(&server, "race").await;
 }
 
+/// The practice moves a booking to a later free slot with a reason (kept as a note), and
+/// generates a week of slots from the opening hours after a dry-run preview.
+#[tokio::test]
+async fn the_practice_moves_a_booking_and_generates_slots() {
+    let server = demo_server(ServerOptions::new()).await;
+    run_scenario(&server, "staff").await;
+}
+
 #[tokio::test]
 async fn the_pages_and_their_assets_are_served_by_termin() {
     let server = TestServer::start().await;
