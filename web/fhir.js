@@ -17,11 +17,20 @@ export class FhirError extends Error {
   }
 }
 
+/** The SMART access token every request presents, once a login gave one (smart.js). */
+let accessToken = null;
+export const setAccessToken = (token) => { accessToken = token; };
+
 /** `GET`/`POST`/`PUT` with FHIR JSON; resolves to { status, body, etag }, throws FhirError on 4xx/5xx. */
 export async function request(method, path, { body, headers = {} } = {}) {
   const response = await fetch(path.startsWith('/') ? path : `${BASE}/${path}`, {
     method,
-    headers: { Accept: JSON_TYPE, ...(body ? { 'Content-Type': JSON_TYPE } : {}), ...headers },
+    headers: {
+      Accept: JSON_TYPE,
+      ...(body ? { 'Content-Type': JSON_TYPE } : {}),
+      ...(accessToken ? { Authorization: `Bearer ${accessToken}` } : {}),
+      ...headers,
+    },
     body: body ? JSON.stringify(body) : undefined,
   });
   const text = await response.text();

@@ -1,10 +1,12 @@
 // The practice calendar: a day or week of one schedule's slots (free, held, booked, pending,
 // blocked), an appointment's details with confirm / decline / cancel / move, blocking time
 // (`busy-unavailable`) and generating slots from the availability rules (`$generate-slots`,
-// previewed first). Demo mode: no login, which works while authorization is off.
+// previewed first). With authorization on, staff log in first (SMART on FHIR, user/ scopes);
+// without it the calendar opens in demo mode.
 
 import { FhirError, SVNR_SYSTEM, get, idOf, parameter, parameterParts, request, resources, update } from './fhir.js';
 import { addDays, dayLabel, formatDateTime, formatTime, h, languageSwitch, monday, notice, personName, t, viennaDate, viennaInstant } from './ui.js';
+import { login, logout, startSession } from './smart.js';
 import './texts.js';
 
 const main = document.querySelector('main');
@@ -13,14 +15,27 @@ const ENDED = ['cancelled', 'entered-in-error', 'noshow'];
 /** How often the calendar reloads while visible, for changes made elsewhere. */
 const REFRESH_MS = 30000;
 
-const state = { authorization: undefined, view: 'day', date: viennaDate(Date.now()), schedules: [], slots: [], selected: null, message: null };
+/** What staff ask the identity provider for: their own identity and the practice's data. */
+const STAFF_SCOPE = 'openid fhirUser user/*.cruds';
+
+const state = { configuration: undefined, signedIn: false, view: 'day', date: viennaDate(Date.now()), schedules: [], slots: [], selected: null, message: null };
 
 function render() {
-  document.querySelector('header nav').replaceChildren(languageSwitch(render));
+  const signOut = state.signedIn && h('button', { type: 'button', class: 'link', onclick: () => { logout(); location.reload(); } }, t('staff.logout'));
+  document.querySelector('header nav').replaceChildren(...[signOut, languageSwitch(render)].filter(Boolean));
   document.title = t('staff.title');
+  if (state.configuration && !state.signedIn) {
+    main.replaceChildren(...[
+      h('h2', {}, t('staff.title')),
+      state.message,
+      h('p', {}, t('staff.login.why')),
+      h('button', { type: 'button', onclick: () => login(state.configuration, STAFF_SCOPE) }, t('staff.login')),
+    ].filter(Boolean));
+    return;
+  }
   main.replaceChildren(...[
     h('h2', {}, t('staff.title')),
-    state.authorization !== undefined && notice(state.authorization ? t('staff.no-login') : t('staff.demo'), state.authorization ? 'warning' : 'info'),
+    state.configuration === null && notice(t('staff.demo')),
     state.message,
     toolbar(),
     legend(),
@@ -315,8 +330,16 @@ async function load() {
 
 async function start() {
   // The server publishes a SMART configuration only when authorization is on.
-  state.authorization = await get('.well-known/smart-configuration').then(() => true, (error) => !(error instanceof FhirError && error.status === 404));
+  try {
+    const { configuration, signedIn, loginError } = await startSession();
+    Object.assign(state, { configuration, signedIn, message: loginError && notice(`${t('staff.login.failed')} ${loginError}`, 'error') });
+  } catch (error) {
+    state.message = notice(error instanceof FhirError ? error.message : t('error.network'), 'error');
+    render();
+    return;
+  }
   render();
+  if (state.configuration && !state.signedIn) return;
   const params = new URLSearchParams(location.search);
   try {
     state.schedules = resources(await get('Schedule?_count=500&_elements=name,actor'))

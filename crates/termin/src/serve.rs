@@ -118,7 +118,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             cors_allowed_origins: config.cors_allowed_origins.clone(),
             body_read_timeout: config.body_read_timeout,
         },
-    }, crate::web::router());
+    }, crate::web::router(config.auth.as_ref().map(|settings| settings.issuer.as_str())));
     tracing::info!(%address, "listening");
     // Tests and scripts read this line to learn the port when binding to port 0.
     println!("termin listening on http://{address}");

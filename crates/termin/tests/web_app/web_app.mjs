@@ -4,7 +4,8 @@
 // Scenarios: `booking` (a patient books, the staff calendar shows it, confirms a pending booking
 // and blocks an afternoon, the patient moves and cancels), `race` (two patients want the same slot: the
 // one whose reservation lapsed is offered the alternatives the server proposes, and books one) and
-// `staff` (the practice moves a booking with a reason, and generates slots after a preview).
+// `staff` (the practice moves a booking with a reason, and generates slots after a preview) and
+// `login` (authorization on: staff log in by SMART on FHIR at the test's OpenID Connect provider).
 // Every page state is checked with axe-core. Waiting is Playwright's auto-waiting on locators
 // and polling for conditions, never a fixed sleep. Exits non-zero with the reason on failure.
 
@@ -358,7 +359,41 @@ async function staffScenario(browser) {
   check(!staff.scriptErrors.length, `script errors: ${staff.scriptErrors.join('; ')}`);
 }
 
-const scenarios = { booking, race, staff: staffScenario };
+/** Authorization is on: the calendar sends staff to the identity provider's login and back. */
+async function login(browser) {
+  const slot = await fhir('GET', 'Slot?status=free&_count=1').then((bundle) => found(bundle, 'Slot')[0]);
+  const unauthenticated = await fetch(`${root}/fhir/Slot/${slot.id}`, {
+    method: 'PUT', headers: { 'Content-Type': 'application/fhir+json' }, body: JSON.stringify({ ...slot, status: 'busy-unavailable' }),
+  });
+  check(unauthenticated.status === 401, `a change wants a token: ${unauthenticated.status}`);
+  const staff = await newPage(browser);
+  await staff.goto(`${root}/staff?schedule=seed-schedule-0&view=week`);
+  await staff.getByText('Der Kalender zeigt Patientendaten: bitte melden Sie sich an.').waitFor();
+  await accessible(staff, 'the login prompt');
+  await screenshot(staff, 'staff-login-desktop');
+  await staff.getByRole('button', { name: 'Anmelden' }).click();
+
+  // The provider's development login: any name and password, then consent.
+  await staff.locator('input[name=login]').fill('verena');
+  await staff.locator('input[name=password]').fill('geheim');
+  await staff.getByRole('button', { name: 'Sign-in' }).click();
+  await staff.getByRole('button', { name: 'Continue' }).click();
+
+  // Back in the calendar with a token: the schedules and slots load, the view asked for is kept.
+  await staff.waitForURL(`${root}/staff?schedule=seed-schedule-0&view=week`);
+  await staff.getByRole('button', { name: 'Abmelden' }).waitFor();
+  const free = staff.getByRole('button', { name: /frei$/ }).first();
+  await free.waitFor();
+  check(await staff.getByLabel('Kalender').locator('option').count() > 0, 'the schedules are listed');
+  check(await staff.getByLabel('Ansicht').inputValue() === 'week', 'the week view asked for is shown');
+  await free.click();
+  await staff.getByRole('button', { name: 'Sperren', exact: true }).click();
+  await staff.getByRole('status').getByText('Gespeichert.').waitFor();
+  await accessible(staff, 'the calendar after login');
+  check(!staff.scriptErrors.length, `script errors: ${staff.scriptErrors.join('; ')}`);
+}
+
+const scenarios = { booking, race, staff: staffScenario, login };
 mkdirSync(shots, { recursive: true });
 const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
 try {
