@@ -199,12 +199,15 @@ const failure = (error) => notice(error instanceof FhirError ? error.message : t
 /** Slot generation from the schedule's rules: a dry run shows what would change, then apply. */
 function generateForm() {
   const shown = state.generation;
+  // What was typed survives a re-render (a reload of the calendar meanwhile).
+  const draft = state.generationDraft || {};
+  const remember = (e) => { state.generationDraft = { ...state.generationDraft, [e.target.name]: e.target.value }; };
   const form = h('form', { class: 'panel', 'aria-labelledby': 'generate-heading', onsubmit: (e) => { e.preventDefault(); generate(new FormData(form), e.submitter?.value !== 'apply'); } },
     h('h3', { id: 'generate-heading' }, t('staff.generate.heading')),
     h('div', { class: 'toolbar' },
-      h('div', {}, h('label', { for: 'generate-start' }, t('staff.generate.start')), h('input', { id: 'generate-start', name: 'start', type: 'date', required: true, value: shown?.start || state.date })),
-      h('div', {}, h('label', { for: 'generate-end' }, t('staff.generate.end')), h('input', { id: 'generate-end', name: 'end', type: 'date', required: true, value: shown?.end || addDays(state.date, 6) })),
-      h('div', {}, h('label', { for: 'generate-minutes' }, t('staff.generate.minutes')), h('input', { id: 'generate-minutes', name: 'minutes', type: 'number', min: '5', max: '480', step: '5', value: shown?.minutes || '' })),
+      h('div', {}, h('label', { for: 'generate-start' }, t('staff.generate.start')), h('input', { id: 'generate-start', name: 'start', type: 'date', required: true, oninput: remember, value: draft.start ?? shown?.start ?? state.date })),
+      h('div', {}, h('label', { for: 'generate-end' }, t('staff.generate.end')), h('input', { id: 'generate-end', name: 'end', type: 'date', required: true, oninput: remember, value: draft.end ?? shown?.end ?? addDays(state.date, 6) })),
+      h('div', {}, h('label', { for: 'generate-minutes' }, t('staff.generate.minutes')), h('input', { id: 'generate-minutes', name: 'minutes', type: 'number', min: '5', max: '480', step: '5', oninput: remember, value: draft.minutes ?? shown?.minutes ?? '' })),
       h('div', { class: 'actions' },
         h('button', { type: 'submit', class: 'secondary', value: 'preview' }, t('staff.generate.preview')),
         shown?.dryRun && h('button', { type: 'submit', value: 'apply' }, t('staff.generate.apply')))),

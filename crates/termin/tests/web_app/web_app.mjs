@@ -342,6 +342,7 @@ async function staffScenario(browser) {
   const generated = async () => found(await fhir('GET', `Slot?schedule=Schedule/${provider.schedule}&start=ge${first}&start=le${last}T23:59:59&_count=500`), 'Slot');
   check((await generated()).length === 0, 'no slots in the window yet');
   await staff.reload();
+  await staff.getByRole('button', { name: /frei/ }).first().waitFor();
   await staff.getByLabel('Erster Tag').fill(first);
   await staff.getByLabel('Letzter Tag').fill(last);
   await staff.getByRole('button', { name: 'Vorschau' }).click();
@@ -351,7 +352,8 @@ async function staffScenario(browser) {
   check(wanted > 0, `the preview creates slots: ${await preview.textContent()}`);
   check((await generated()).length === 0, 'the preview changed nothing');
   await accessible(staff, 'the generation preview');
-  await screenshot(staff, 'staff-generate-desktop');
+  // The panel itself: it lies below the calendar.
+  await staff.locator('form[aria-labelledby=generate-heading]').screenshot({ path: join(shots, 'staff-generate-desktop.png') });
   await staff.getByRole('button', { name: 'Slots erzeugen' }).click();
   await staff.getByText(new RegExp(`^Erzeugt: ${wanted} neu`)).waitFor();
   const made = await generated();
