@@ -297,6 +297,8 @@ function validSvnr(svnr) {
 }
 
 function submitBooking(form) {
+  // A click while another slot is being held (the old view still shows) waits for that view.
+  if (!state.held) return;
   const data = Object.fromEntries(new FormData(form));
   state.form = data;
   const svnr = form.elements.svnr;

@@ -290,6 +290,8 @@ async function race(browser) {
   await accessible(late, 'the alternatives');
   await screenshot(late, 'booking-alternatives-desktop');
   await offered.first().click();
+  // The new hold replaces the view (and its alternatives) once the server granted it.
+  await late.locator('.alternatives').waitFor({ state: 'detached' });
   await late.getByRole('timer').waitFor();
   await late.getByRole('button', { name: 'Verbindlich buchen' }).click();
   await late.getByRole('heading', { name: 'Ihr Termin ist gebucht' }).waitFor();
