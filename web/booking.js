@@ -3,7 +3,7 @@
 // (what is free, who may hold or book, the cancellation policy) is the server's: the page shows
 // what the FHIR API answers.
 
-import { FhirError, SVNR_SYSTEM, get, hold, parameter, request, resources, update } from './fhir.js';
+import { FhirError, SVNR_SYSTEM, extensionParts, get, hold, idOf, parameter, parameterParts, request, resources, update } from './fhir.js';
 import { addDays, dayLabel, formatDateTime, formatTime, h, languageSwitch, monday, notice, personName, t, viennaDate } from './ui.js';
 import './texts.js';
 
@@ -103,7 +103,10 @@ function nearMe(data) {
   );
 }
 
-/** `$findHSP`; each provider (PractitionerRole) with its earliest free slot from the outcome. */
+/** The match entries' extension naming each provider's earliest free slot for that service. */
+const EARLIEST_FREE_SLOT = 'https://termin.at/fhir/StructureDefinition/earliest-free-slot';
+
+/** `$findHSP`; each provider (PractitionerRole) with its earliest free slot, as the server names it. */
 function findProviders(data, near) {
   const service = state.services[Number(data.get('service'))];
   const zip = String(data.get('zip') || '').trim();
@@ -123,12 +126,13 @@ function findProviders(data, near) {
       : await get(`HealthcareService/$findHSP?${new URLSearchParams(inputs)}`);
     const all = resources(bundle);
     const byReference = new Map(all.map((r) => [`${r.resourceType}/${r.id}`, r]));
-    const services = new Set(bundle.entry.filter((e) => e.search?.mode === 'match' && (e.resource.type?.[0]?.text || e.resource.name) === service.name)
-      .map((e) => `HealthcareService/${e.resource.id}`));
+    const matches = bundle.entry.filter((e) => e.search?.mode === 'match' && (e.resource.type?.[0]?.text || e.resource.name) === service.name);
+    const services = new Set(matches.map((e) => `HealthcareService/${e.resource.id}`));
+    // A role offering several of the matched services: its earliest slot over all of them.
     const earliest = new Map();
-    for (const issue of all.filter((r) => r.resourceType === 'OperationOutcome').flatMap((o) => o.issue || [])) {
-      const found = /^(PractitionerRole\/\S+): earliest free slot Slot\/\S+ at (\S+)$/.exec(issue.diagnostics || '');
-      if (found) earliest.set(found[1], found[2]);
+    for (const { provider, start } of matches.flatMap((e) => extensionParts(e, EARLIEST_FREE_SLOT))) {
+      const key = provider?.reference;
+      if (key && start && !(Date.parse(earliest.get(key)) <= Date.parse(start))) earliest.set(key, start);
     }
     const providers = all
       .filter((r) => r.resourceType === 'PractitionerRole' && (r.healthcareService || []).some((s) => services.has(s.reference)))
@@ -293,6 +297,8 @@ function validSvnr(svnr) {
 }
 
 function submitBooking(form) {
+  // A click while another slot is being held (the old view still shows) waits for that view.
+  if (!state.held) return;
   const data = Object.fromEntries(new FormData(form));
   state.form = data;
   const svnr = form.elements.svnr;
@@ -329,16 +335,15 @@ function submitBooking(form) {
       show({ step: 'done', appointment: parameter(body, 'appointment'), message: null, form: {} });
     } catch (error) {
       if (!(error instanceof FhirError) || error.status !== 409) throw error;
-      show({ message: notice(t('book.taken', error.message), 'error'), alternatives: proposedAlternatives(error.outcome) });
+      show({ message: notice(t('book.taken', error.message), 'error'), alternatives: proposedAlternatives(error.body) });
     }
   });
 }
 
-/** `Slot/<id> (<start>)` pairs from the information the server adds to a refused `$book`. */
-function proposedAlternatives(outcome) {
-  const text = (outcome?.issue || []).filter((i) => i.severity === 'information').map((i) => i.diagnostics).join(' ');
-  return [...text.matchAll(/Slot\/([A-Za-z0-9.-]+) \(([^)]+)\)/g)].map(([, id, start]) => ({ id, start }));
-}
+/** The free slots a refused `$book` proposes instead (its `alternative` parameters). */
+const proposedAlternatives = (answer) => parameterParts(answer, 'alternative')
+  .filter((a) => a.slot?.reference && a.start)
+  .map((a) => ({ id: idOf(a.slot), start: a.start }));
 
 /** The Patient with this SVNR (a conditional create makes it once). */
 async function findOrCreatePatient(data) {

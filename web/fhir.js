@@ -17,11 +17,20 @@ export class FhirError extends Error {
   }
 }
 
+/** The SMART access token every request presents, once a login gave one (smart.js). */
+let accessToken = null;
+export const setAccessToken = (token) => { accessToken = token; };
+
 /** `GET`/`POST`/`PUT` with FHIR JSON; resolves to { status, body, etag }, throws FhirError on 4xx/5xx. */
 export async function request(method, path, { body, headers = {} } = {}) {
   const response = await fetch(path.startsWith('/') ? path : `${BASE}/${path}`, {
     method,
-    headers: { Accept: JSON_TYPE, ...(body ? { 'Content-Type': JSON_TYPE } : {}), ...headers },
+    headers: {
+      Accept: JSON_TYPE,
+      ...(body ? { 'Content-Type': JSON_TYPE } : {}),
+      ...(accessToken ? { Authorization: `Bearer ${accessToken}` } : {}),
+      ...headers,
+    },
     body: body ? JSON.stringify(body) : undefined,
   });
   const text = await response.text();
@@ -35,14 +44,24 @@ export const get = async (path) => (await request('GET', path)).body;
 /** Every resource of a searchset page (matches and includes). */
 export const resources = (bundle) => (bundle.entry || []).map((entry) => entry.resource).filter(Boolean);
 
-/** A Parameters value by name: the resource, or the value[x]. */
-export function parameter(parameters, name) {
-  const found = (parameters?.parameter || []).find((p) => p.name === name);
-  if (!found) return undefined;
-  if (found.resource) return found.resource;
-  const key = Object.keys(found).find((k) => k.startsWith('value'));
-  return key ? found[key] : undefined;
+/** A Parameters parameter's (or an extension's) resource or value[x]. */
+function valueOf(element) {
+  if (!element) return undefined;
+  if (element.resource) return element.resource;
+  const key = Object.keys(element).find((k) => k.startsWith('value'));
+  return key ? element[key] : undefined;
 }
+
+/** A Parameters value by name: the resource, or the value[x]. */
+export const parameter = (parameters, name) => valueOf((parameters?.parameter || []).find((p) => p.name === name));
+
+/** Every Parameters parameter of this name, as an object of its parts' values by part name. */
+export const parameterParts = (parameters, name) => (parameters?.parameter || []).filter((p) => p.name === name)
+  .map((p) => Object.fromEntries((p.part || []).map((part) => [part.name, valueOf(part)])));
+
+/** Every complex extension with this URL on `element`, as an object of its sub-extensions' values by URL. */
+export const extensionParts = (element, url) => (element?.extension || []).filter((x) => x.url === url)
+  .map((x) => Object.fromEntries((x.extension || []).map((sub) => [sub.url, valueOf(sub)])));
 
 function outcomeOf(body) {
   if (body?.resourceType === 'OperationOutcome') return body;

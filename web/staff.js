@@ -1,9 +1,12 @@
 // The practice calendar: a day or week of one schedule's slots (free, held, booked, pending,
-// blocked), an appointment's details with confirm / decline / cancel, and blocking time
-// (`busy-unavailable`). Demo mode: no login, which works while authorization is off.
+// blocked), an appointment's details with confirm / decline / cancel / move, blocking time
+// (`busy-unavailable`) and generating slots from the availability rules (`$generate-slots`,
+// previewed first). With authorization on, staff log in first (SMART on FHIR, user/ scopes);
+// without it the calendar opens in demo mode.
 
-import { FhirError, SVNR_SYSTEM, get, idOf, request, resources, update } from './fhir.js';
+import { FhirError, SVNR_SYSTEM, get, idOf, parameter, parameterParts, request, resources, update } from './fhir.js';
 import { addDays, dayLabel, formatDateTime, formatTime, h, languageSwitch, monday, notice, personName, t, viennaDate, viennaInstant } from './ui.js';
+import { login, logout, startSession } from './smart.js';
 import './texts.js';
 
 const main = document.querySelector('main');
@@ -12,20 +15,35 @@ const ENDED = ['cancelled', 'entered-in-error', 'noshow'];
 /** How often the calendar reloads while visible, for changes made elsewhere. */
 const REFRESH_MS = 30000;
 
-const state = { authorization: undefined, view: 'day', date: viennaDate(Date.now()), schedules: [], slots: [], selected: null, message: null };
+/** What staff ask the identity provider for: their own identity and the practice's data. */
+const STAFF_SCOPE = 'openid fhirUser user/*.cruds';
+
+const state = { configuration: undefined, signedIn: false, view: 'day', date: viennaDate(Date.now()), schedules: [], slots: [], selected: null, message: null };
 
 function render() {
-  document.querySelector('header nav').replaceChildren(languageSwitch(render));
+  const signOut = state.signedIn && h('button', { type: 'button', class: 'link', onclick: () => { logout(); location.reload(); } }, t('staff.logout'));
+  document.querySelector('header nav').replaceChildren(...[signOut, languageSwitch(render)].filter(Boolean));
   document.title = t('staff.title');
+  if (state.configuration && !state.signedIn) {
+    main.replaceChildren(...[
+      h('h2', {}, t('staff.title')),
+      state.message,
+      h('p', {}, t('staff.login.why')),
+      h('button', { type: 'button', onclick: () => login(state.configuration, STAFF_SCOPE) }, t('staff.login')),
+    ].filter(Boolean));
+    return;
+  }
   main.replaceChildren(...[
     h('h2', {}, t('staff.title')),
-    state.authorization !== undefined && notice(state.authorization ? t('staff.no-login') : t('staff.demo'), state.authorization ? 'warning' : 'info'),
+    state.configuration === null && notice(t('staff.demo')),
     state.message,
     toolbar(),
     legend(),
     calendar(),
     state.selected && detailsPanel(),
+    state.moving && moveForm(),
     blockForm(),
+    generateForm(),
     patientSearch(),
   ].filter(Boolean));
 }
@@ -109,10 +127,56 @@ function detailsPanel() {
     h('div', { class: 'actions' },
       k === 'pending' && act(t('staff.confirm'), () => update({ ...a, status: 'booked' }), ''),
       k === 'pending' && act(t('staff.decline'), () => update({ ...a, status: 'cancelled' })),
+      (k === 'booked' || k === 'pending') && h('button', { type: 'button', class: 'secondary', onclick: () => startMove(slot) }, t('staff.move')),
       k === 'booked' && act(t('staff.cancel'), () => update({ ...a, status: 'cancelled' }), 'danger'),
       k === 'free' && act(t('staff.block.one'), () => update({ ...bare(slot), status: 'busy-unavailable' })),
       k === 'blocked' && act(t('staff.unblock'), () => update({ ...bare(slot), status: 'free' })),
       h('button', { type: 'button', class: 'link', onclick: () => { state.selected = null; render(); } }, t('staff.close'))));
+}
+
+/** How many free slots the move form offers. */
+const MOVE_CHOICES = 100;
+
+/** Moving: the schedule's free slots from the appointment's day (or today) on, to choose one. */
+async function startMove(slot) {
+  const from = [viennaDate(slot.start), viennaDate(Date.now())].sort()[1];
+  const query = new URLSearchParams({ schedule: `Schedule/${state.scheduleId}`, status: 'free', start: `ge${from}`, _sort: 'start', _count: String(MOVE_CHOICES) });
+  try {
+    const free = resources(await get(`Slot?${query}`)).filter((r) => r.resourceType === 'Slot' && Date.parse(r.start) > Date.now());
+    state.moving = { slot, free };
+    state.selected = null;
+  } catch (error) {
+    state.message = failure(error);
+  }
+  render();
+  document.getElementById('move-heading')?.focus();
+}
+
+/** The new slot and the reason; the server moves the times with the slot and frees the old one. */
+function moveForm() {
+  const { slot, free } = state.moving;
+  const a = slot.appointment;
+  const form = h('form', { class: 'panel', 'aria-labelledby': 'move-heading', onsubmit: (e) => { e.preventDefault(); move(a, new FormData(form)); } },
+    h('h3', { id: 'move-heading', tabindex: '-1' }, `${t('staff.move.heading')}: ${a.subject?.display || ''} · ${formatDateTime(slot.start)}`),
+    free.length
+      ? h('div', { class: 'toolbar' },
+        h('div', {}, h('label', { for: 'move-slot' }, t('staff.move.to')),
+          h('select', { id: 'move-slot', name: 'slot', required: true },
+            free.map((s) => h('option', { value: s.id }, `${formatDateTime(s.start)} – ${formatTime(s.end)}`)))),
+        h('div', {}, h('label', { for: 'move-reason' }, t('staff.move.reason')),
+          h('input', { id: 'move-reason', name: 'reason', required: true, maxlength: '500' })),
+        h('div', { class: 'actions' },
+          h('button', { type: 'submit' }, t('staff.move.submit')),
+          h('button', { type: 'button', class: 'link', onclick: () => { state.moving = null; render(); } }, t('staff.close'))))
+      : h('p', { role: 'status' }, t('staff.move.none')));
+  return form;
+}
+
+/** The reason is kept as a note on the Appointment (who reads it later sees why it moved). */
+function move(appointment, data) {
+  const note = { time: new Date().toISOString(), text: `${t('staff.move.note')}: ${String(data.get('reason')).trim()}` };
+  state.moving = null;
+  change(() => update({ ...appointment, slot: [{ reference: `Slot/${data.get('slot')}` }], note: [...(appointment.note || []), note] }), t('staff.move.done'));
 }
 
 /** A slot as stored (without the appointment the page attached). */
@@ -124,10 +188,60 @@ async function change(work, done = t('staff.done')) {
     await work();
     state.message = notice(done, 'success');
   } catch (error) {
-    state.message = notice(error instanceof FhirError ? error.message : t('error.network'), 'error');
+    state.message = failure(error);
   }
   state.selected = null;
   await load();
+}
+
+const failure = (error) => notice(error instanceof FhirError ? error.message : t('error.network'), 'error');
+
+/** Slot generation from the schedule's rules: a dry run shows what would change, then apply. */
+function generateForm() {
+  const shown = state.generation;
+  // What was typed survives a re-render (a reload of the calendar meanwhile).
+  const draft = state.generationDraft || {};
+  const remember = (e) => { state.generationDraft = { ...state.generationDraft, [e.target.name]: e.target.value }; };
+  const form = h('form', { class: 'panel', 'aria-labelledby': 'generate-heading', onsubmit: (e) => { e.preventDefault(); generate(new FormData(form), e.submitter?.value !== 'apply'); } },
+    h('h3', { id: 'generate-heading' }, t('staff.generate.heading')),
+    h('div', { class: 'toolbar' },
+      h('div', {}, h('label', { for: 'generate-start' }, t('staff.generate.start')), h('input', { id: 'generate-start', name: 'start', type: 'date', required: true, oninput: remember, value: draft.start ?? shown?.start ?? state.date })),
+      h('div', {}, h('label', { for: 'generate-end' }, t('staff.generate.end')), h('input', { id: 'generate-end', name: 'end', type: 'date', required: true, oninput: remember, value: draft.end ?? shown?.end ?? addDays(state.date, 6) })),
+      h('div', {}, h('label', { for: 'generate-minutes' }, t('staff.generate.minutes')), h('input', { id: 'generate-minutes', name: 'minutes', type: 'number', min: '5', max: '480', step: '5', oninput: remember, value: draft.minutes ?? shown?.minutes ?? '' })),
+      h('div', { class: 'actions' },
+        h('button', { type: 'submit', class: 'secondary', value: 'preview' }, t('staff.generate.preview')),
+        shown?.dryRun && h('button', { type: 'submit', value: 'apply' }, t('staff.generate.apply')))),
+    shown && generationSummary(shown));
+  return form;
+}
+
+function generationSummary({ dryRun, answer }) {
+  const count = (name) => parameter(answer, name) ?? 0;
+  return h('div', { role: 'status' },
+    h('p', {}, t(dryRun ? 'staff.generate.would' : 'staff.generate.did', count('created'), count('kept'), count('removed'), count('conflicts'))),
+    parameterParts(answer, 'conflict').length > 0 && h('ul', {}, parameterParts(answer, 'conflict').map((c) =>
+      h('li', {}, `${c.start ? formatDateTime(c.start) : idOf(c.slot)}: ${c.reason || ''}`))));
+}
+
+async function generate(data, dryRun) {
+  const inputs = { start: String(data.get('start')), end: String(data.get('end')), minutes: String(data.get('minutes') || '') };
+  const parameters = [
+    { name: 'start', valueDate: inputs.start },
+    { name: 'end', valueDate: inputs.end },
+    { name: 'dry-run', valueBoolean: dryRun },
+    ...(inputs.minutes ? [{ name: 'slot-duration', valueDuration: { value: Number(inputs.minutes), unit: 'min', system: 'http://unitsofmeasure.org', code: 'min' } }] : []),
+  ];
+  try {
+    const { body } = await request('POST', `Schedule/${state.scheduleId}/$generate-slots`, { body: { resourceType: 'Parameters', parameter: parameters } });
+    state.generation = { ...inputs, dryRun, answer: body };
+    state.message = null;
+  } catch (error) {
+    state.generation = null;
+    state.message = failure(error);
+  }
+  if (dryRun) render();
+  else await load();
+  document.getElementById('generate-heading')?.scrollIntoView();
 }
 
 function blockForm() {
@@ -192,7 +306,7 @@ async function findPatients(who) {
         .sort((a, b) => (b.start || '').localeCompare(a.start || '')),
     }));
   } catch (error) {
-    state.message = notice(error instanceof FhirError ? error.message : t('error.network'), 'error');
+    state.message = failure(error);
   }
   render();
 }
@@ -212,22 +326,30 @@ async function load() {
     state.slots = all.filter((r) => r.resourceType === 'Slot').map((s) => ({ ...s, appointment: bySlot.get(s.id) }));
     if (state.selected) state.selected = state.slots.find((s) => s.id === state.selected.id) || null;
   } catch (error) {
-    state.message = notice(error instanceof FhirError ? error.message : t('error.network'), 'error');
+    state.message = failure(error);
   }
   render();
 }
 
 async function start() {
   // The server publishes a SMART configuration only when authorization is on.
-  state.authorization = await get('.well-known/smart-configuration').then(() => true, (error) => !(error instanceof FhirError && error.status === 404));
+  try {
+    const { configuration, signedIn, loginError } = await startSession();
+    Object.assign(state, { configuration, signedIn, message: loginError && notice(`${t('staff.login.failed')} ${loginError}`, 'error') });
+  } catch (error) {
+    state.message = notice(error instanceof FhirError ? error.message : t('error.network'), 'error');
+    render();
+    return;
+  }
   render();
+  if (state.configuration && !state.signedIn) return;
   const params = new URLSearchParams(location.search);
   try {
     state.schedules = resources(await get('Schedule?_count=500&_elements=name,actor'))
       .filter((r) => r.resourceType === 'Schedule')
       .sort((a, b) => (a.name || a.id).localeCompare(b.name || b.id));
   } catch (error) {
-    state.message = notice(error instanceof FhirError ? error.message : t('error.network'), 'error');
+    state.message = failure(error);
   }
   state.scheduleId = params.get('schedule') || state.schedules[0]?.id;
   state.date = params.get('date') || state.date;

@@ -45,6 +45,9 @@ pub struct Searchset {
 /// One entry of a [`Searchset`].
 #[derive(Debug)]
 pub struct SearchEntry {
+    /// `Bundle.entry.extension`: what Termin adds about a match (e.g. `$findHSP`'s earliest
+    /// free slots); empty for most entries.
+    extensions: Vec<Value>,
     full_url: Option<String>,
     resource: Option<EntryResource>,
     mode: &'static str,
@@ -101,6 +104,11 @@ impl Searchset {
 }
 
 impl SearchEntry {
+    /// The entry with `extensions` as its `Bundle.entry.extension`.
+    pub fn with_extensions(self, extensions: Vec<Value>) -> SearchEntry {
+        SearchEntry { extensions, ..self }
+    }
+
     /// Applies `shape` (e.g. `_elements`) to the resource, which then has to be parsed.
     pub fn shaped(self, shape: impl FnOnce(Value) -> Value) -> Result<SearchEntry, ApiError> {
         let resource = match self.resource {
@@ -130,6 +138,9 @@ impl SearchEntry {
         };
         // Inserted, not embedded with `json!`, which would rewrite number texts.
         let mut entry = Map::new();
+        if !self.extensions.is_empty() {
+            entry.insert("extension".into(), Value::Array(self.extensions));
+        }
         if let Some(full_url) = self.full_url {
             entry.insert("fullUrl".into(), Value::String(full_url));
         }
@@ -142,6 +153,11 @@ impl SearchEntry {
 
     fn write_json(&self, out: &mut String) {
         out.push('{');
+        if !self.extensions.is_empty() {
+            out.push_str("\"extension\":");
+            out.push_str(&Value::Array(self.extensions.clone()).to_string());
+            out.push(',');
+        }
         if let Some(full_url) = &self.full_url {
             out.push_str("\"fullUrl\":");
             out.push_str(&Value::String(full_url.clone()).to_string());
@@ -203,6 +219,7 @@ pub enum SearchMode {
 /// A match or an included resource, its stored text kept as it is.
 pub fn search_entry(base: &str, version: &ResourceVersion, mode: SearchMode) -> SearchEntry {
     SearchEntry {
+        extensions: Vec::new(),
         full_url: Some(full_url(base, version)),
         resource: version.body.clone().map(EntryResource::Stored),
         mode: match mode {
@@ -215,6 +232,7 @@ pub fn search_entry(base: &str, version: &ResourceVersion, mode: SearchMode) -> 
 /// The entry that tells how the search was read (ignored or leniently read parameters).
 pub fn outcome_entry(outcome: Value) -> SearchEntry {
     SearchEntry {
+        extensions: Vec::new(),
         full_url: None,
         resource: Some(EntryResource::Built(outcome)),
         mode: "outcome",

@@ -46,10 +46,10 @@ pub use domain::Domain;
 pub use error::DomainError;
 pub use kernel::{ServiceConfig, WriteOutcome, WriteStatus};
 pub use termin_fhir::geo::Point;
-pub use providers::{BusinessIdentifier, LocationSelector, ProviderMatches, ProviderQuery, ProviderService, ServiceMatch};
+pub use providers::{BusinessIdentifier, EarliestFreeSlot, LocationSelector, ProviderMatches, ProviderQuery, ProviderService, ServiceMatch};
 pub use resources::{CreateTarget, ImportSummary, ResourceService, Transaction, WriteTarget};
 pub use scheduling::{
-    BOOKING_REQUESTS_URL, BookingOutcome, BookingStatus, GENERATED_SLOT_SYSTEM, GenerationRequest, GenerationSummary,
+    AlternativeSlot, BOOKING_REQUESTS_URL, BookingOutcome, BookingStatus, GENERATED_SLOT_SYSTEM, GenerationRequest, GenerationSummary,
     HoldOutcome, KeptSchedules, MANUAL_CONFIRMATION_URL, MAX_GENERATION_DAYS, MAX_KEPT_SCHEDULES, SLOT_GENERATION_URL,
     SchedulingService, SlotConflict,
     SlotSelector, read_duration,

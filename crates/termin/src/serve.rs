@@ -152,7 +152,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             trusted_proxies: config.trusted_proxies.clone(),
             max_bundle_entries: config.max_bundle_entries,
         },
-    }, crate::web::router());
+    }, crate::web::router(config.auth.as_ref().map(|settings| settings.issuer.as_str())));
     tracing::info!(%address, "listening");
     // Tests and scripts read this line to learn the port when binding to port 0.
     println!("termin listening on http://{address}");

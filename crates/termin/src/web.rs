@@ -2,6 +2,9 @@
 //! calendar (`/staff`) and their scripts and styles (`/app/...`), all from the repository's
 //! `web/` folder compiled into the binary. The pages are plain HTML, CSS and ES modules that
 //! call `/fhir` themselves, so there is nothing to build and nothing to fetch at run time.
+//! With authorization on, the pages log in by SMART on FHIR (authorization code with PKCE) at
+//! the identity provider, whose origin their Content-Security-Policy then lets them reach for
+//! the token exchange.
 
 use axum::Router;
 use axum::extract::Path;
@@ -14,22 +17,40 @@ use std::hash::{Hash, Hasher};
 static WEB: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../web");
 
 /// Scripts and styles may come from this server only (no CDN, no inline code); the FHIR API is
-/// on the same origin.
-const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// on the same origin, and the identity provider (when there is one) is reached for tokens.
+fn content_security_policy(identity_provider: Option<&str>) -> HeaderValue {
+    let connect = identity_provider.map(|origin| format!("; connect-src 'self' {origin}")).unwrap_or_default();
+    let policy = format!(
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'{connect}"
+    );
+    HeaderValue::from_str(&policy).unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"))
+}
 
-/// The routes of the web app.
-pub fn router() -> Router {
+/// The origin (`scheme://host[:port]`) of an issuer URL; `None` when it is not an http(s) URL
+/// or holds characters a header cannot carry.
+fn origin(issuer: &str) -> Option<String> {
+    let (scheme, rest) = issuer.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let valid = matches!(scheme, "http" | "https")
+        && !authority.is_empty()
+        && authority.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c));
+    valid.then(|| format!("{scheme}://{authority}"))
+}
+
+/// The routes of the web app; `issuer` is the `--auth-issuer` when authorization is on.
+pub fn router(issuer: Option<&str>) -> Router {
+    let policy = content_security_policy(issuer.and_then(origin).as_deref());
+    let (index, staff, assets) = (policy.clone(), policy.clone(), policy);
     Router::new()
-        .route("/", get(|headers: HeaderMap| async move { page("index.html", &headers) }))
-        .route("/staff", get(|headers: HeaderMap| async move { page("staff.html", &headers) }))
-        .route("/app/{*file}", get(|Path(file): Path<String>, headers: HeaderMap| async move { page(&file, &headers) }))
+        .route("/", get(|headers: HeaderMap| async move { page("index.html", &headers, &index) }))
+        .route("/staff", get(|headers: HeaderMap| async move { page("staff.html", &headers, &staff) }))
+        .route("/app/{*file}", get(|Path(file): Path<String>, headers: HeaderMap| async move { page(&file, &headers, &assets) }))
 }
 
 /// One embedded file, or `404`. Every answer is revalidated (`no-cache` with an `ETag`): file
 /// names carry no version, so a cached copy must never outlive an upgrade of the server, and
 /// an unchanged file costs a `304` without body.
-fn page(file: &str, headers: &HeaderMap) -> Response {
+fn page(file: &str, headers: &HeaderMap, policy: &HeaderValue) -> Response {
     let (Some(found), Some(content_type)) = (WEB.get_file(file), content_type(file)) else {
         return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "Not found\n").into_response();
     };
@@ -51,7 +72,7 @@ fn page(file: &str, headers: &HeaderMap) -> Response {
     answer.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     answer.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     if content_type.starts_with("text/html") {
-        answer.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+        answer.insert(header::CONTENT_SECURITY_POLICY, policy.clone());
     }
     response
 }
@@ -87,7 +108,18 @@ mod tests {
             request = request.header(header::IF_NONE_MATCH, tag);
         }
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        runtime.block_on(router().oneshot(request.body(Body::empty()).unwrap())).unwrap()
+        runtime.block_on(router(None).oneshot(request.body(Body::empty()).unwrap())).unwrap()
+    }
+
+    #[test]
+    fn the_identity_providers_origin_may_be_connected_to() {
+        assert_eq!(origin("https://login.example.at/realms/praxis").as_deref(), Some("https://login.example.at"));
+        assert_eq!(origin("http://127.0.0.1:8080").as_deref(), Some("http://127.0.0.1:8080"));
+        assert_eq!(origin("https://evil.example; script-src *"), None);
+        assert_eq!(origin("file:///etc"), None);
+        let policy = content_security_policy(Some("https://login.example.at"));
+        assert!(policy.to_str().unwrap().ends_with("; connect-src 'self' https://login.example.at"));
+        assert!(!content_security_policy(None).to_str().unwrap().contains("connect-src"));
     }
 
     #[test]

@@ -2,56 +2,17 @@
 //! `scripts/test-tools`): Termin finds the provider's keys by discovery alone, and access
 //! tokens it issues by the client-credentials grant are honoured by their SMART scopes.
 
+mod oidc_support;
 mod scheduling_support;
 mod support;
 
+use oidc_support::*;
 use reqwest::Method;
 use scheduling_support::*;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use support::*;
 
 const AUDIENCE: &str = "termin-api";
-
-/// A running provider process, stopped on drop.
-struct Provider {
-    issuer: String,
-    process: Child,
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
-/// Starts the provider with confidential clients `(client_id, secret, allowed scopes)`.
-fn start_provider(clients: &[(&str, &str, &str)]) -> Provider {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc_provider");
-    assert!(
-        dir.join("node_modules/oidc-provider").is_dir(),
-        "the OpenID Connect provider is not installed: run ./scripts/test-tools (./scripts/test does)"
-    );
-    let settings = json!({"clients": clients.iter().map(|(id, secret, scope)| json!({
-        "client_id": id, "client_secret": secret, "scope": scope,
-    })).collect::<Vec<_>>()});
-    let mut process = Command::new("node")
-        .arg("provider.mjs")
-        .arg(settings.to_string())
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start node provider.mjs");
-    // The provider prints its issuer once it listens; a failed start closes stdout.
-    let mut line = String::new();
-    BufReader::new(process.stdout.take().expect("stdout")).read_line(&mut line).expect("read provider output");
-    let issuer = line.trim().strip_prefix("issuer ").unwrap_or_else(|| panic!("provider did not start: {line:?}"));
-    Provider { issuer: issuer.to_owned(), process }
-}
 
 /// An access token for `client` by the client-credentials grant, asking for `scope`.
 async fn client_credentials(provider: &Provider, client: (&str, &str), scope: &str) -> String {

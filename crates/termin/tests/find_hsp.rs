@@ -168,6 +168,23 @@ async fn availability_windows_and_free_slots() {
     let sunday = s.post("HealthcareService/$findHSP", &wanted(&["sun"], "06:00:00", "12:00:00")).await.json();
     assert!(ids(&sunday, "include").contains(&"PractitionerRole/HL7ATCorePractitionerRoleExample01".to_owned()), "{sunday}");
     assert!(outcome_text(&sunday).contains("Slot/sunday-slot"), "{}", outcome_text(&sunday));
+    // The same, structured on the service's match entry for programs (the web app reads it).
+    let earliest: Vec<&Value> = sunday["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["search"]["mode"] == "match")
+        .flat_map(|e| e["extension"].as_array().into_iter().flatten())
+        .filter(|x| x["url"] == "https://termin.at/fhir/StructureDefinition/earliest-free-slot")
+        .collect();
+    let sub = |x: &Value, url: &str| x["extension"].as_array().unwrap().iter().find(|s| s["url"] == url).cloned().unwrap();
+    let named = earliest
+        .iter()
+        .find(|x| sub(x, "provider")["valueReference"]["reference"] == "PractitionerRole/HL7ATCorePractitionerRoleExample01")
+        .unwrap_or_else(|| panic!("no earliest-free-slot extension for the role: {sunday}"));
+    assert_eq!(sub(named, "slot")["valueReference"]["reference"], "Slot/sunday-slot");
+    let start: jiff::Timestamp = sub(named, "start")["valueInstant"].as_str().unwrap().parse().unwrap();
+    assert_eq!(start, format!("{next_sunday}T08:30:00+02:00").parse::<jiff::Timestamp>().unwrap());
 }
 
 fn next_weekday_date(day: jiff::civil::Weekday) -> String {

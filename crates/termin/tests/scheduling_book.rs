@@ -552,6 +552,23 @@ async fn rejection_lists_free_alternative_slots() {
         w.schedule,
         named.len()
     );
+    // The same alternatives as structured output: `alternative` with parts slot and start.
+    let structured: Vec<(String, String)> = r.json()["parameter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "alternative")
+        .map(|p| {
+            let part = |name: &str| p["part"].as_array().unwrap().iter().find(|q| q["name"] == name).cloned().unwrap();
+            (part("slot")["valueReference"]["reference"].as_str().unwrap().to_owned(), part("start")["valueInstant"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    assert_eq!(structured.len(), named.len(), "{text}");
+    for (reference, start) in &structured {
+        let id = reference.strip_prefix("Slot/").unwrap();
+        assert!(free.iter().any(|f| *f == id), "{reference} is one of the schedule's free slots");
+        assert_eq!(s.read("Slot", id).await["start"].as_str(), Some(start.as_str()));
+    }
 }
 
 #[tokio::test]

@@ -8,8 +8,10 @@
 //! Screenshots go to a temporary directory, or with `TERMIN_TEST_SCREENSHOTS=1` to
 //! `docs/screenshots/` (the README's pictures).
 
+mod oidc_support;
 mod support;
 
+use oidc_support::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use support::*;
@@ -77,6 +79,30 @@ async fn a_patient_books_and_cancels_and_the_practice_runs_its_calendar() {
 async fn the_patient_who_loses_a_slot_is_offered_the_servers_alternatives() {
     let server = demo_server(ServerOptions::new().flag("--hold-duration", "3s")).await;
     run_scenario(&server, "race").await;
+}
+
+/// The practice moves a booking to a later free slot with a reason (kept as a note), and
+/// generates a week of slots from the opening hours after a dry-run preview.
+#[tokio::test]
+async fn the_practice_moves_a_booking_and_generates_slots() {
+    let server = demo_server(ServerOptions::new()).await;
+    run_scenario(&server, "staff").await;
+}
+
+/// With authorization on, the calendar asks staff to log in: SMART on FHIR (authorization
+/// code with PKCE) at a real OpenID Connect provider, whose token (`user/*.cruds` with the
+/// practitioner role as `fhirUser`) then reads the calendar and blocks a slot.
+#[tokio::test]
+async fn staff_log_in_by_smart_on_fhir_when_authorization_is_on() {
+    // The demo's first practitioner role (of seed-schedule-0) is the one who logs in.
+    let provider = start_provider_with(
+        &[],
+        &[("termin-web", "http://127.0.0.1/staff", "openid fhirUser user/*.cruds")],
+        &[("verena", "PractitionerRole/seed-role-0")],
+    );
+    let options = ServerOptions::new().flag("--auth-issuer", &provider.issuer).flag("--auth-audience", "termin-api");
+    let server = demo_server(options).await;
+    run_scenario(&server, "login").await;
 }
 
 #[tokio::test]

@@ -37,6 +37,10 @@ fn definition_parameters() -> Value {
         parameter("access-secret", "out", 0, "1", "string",
             "Termin: for a booking without an access token (--public-booking), the secret that alone reaches the \
              Appointment again: send it as the X-Access-Secret header to read, cancel or move it. Returned once."),
+        parameter("alternative", "out", 0, "*", "",
+            "Termin: when the booking is rejected because a slot is taken, up to five free slots of the same \
+             Schedule to offer instead, nearest to the wanted start first; one per slot, with parts slot \
+             (Reference) and start (instant)."),
     ])
 }
 
@@ -73,6 +77,12 @@ async fn book(state: SharedState, call: Invocation) -> Answer {
     if let Some(secret) = &booking.access_secret {
         entries.push(json!({"name": "access-secret", "valueString": secret}));
     }
+    entries.extend(booking.alternatives.iter().map(|alternative| {
+        json!({"name": "alternative", "part": [
+            {"name": "slot", "valueReference": {"reference": format!("Slot/{}", alternative.id)}},
+            {"name": "start", "valueInstant": alternative.start},
+        ]})
+    }));
     let mut response = FhirResponse::new(status, call.format).json(parameters(entries));
     if let Some(version) = &booking.version {
         let location = format!("{}/Appointment/{}/_history/{}", call.base.0, version.id, version.version);

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
-use termin_domain::{BusinessIdentifier, LocationSelector, ProviderQuery};
+use termin_domain::{BusinessIdentifier, EarliestFreeSlot, LocationSelector, ProviderQuery};
 use termin_fhir::geo;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, Parameters, ResourceType};
 use termin_store::{Permission, SystemMatch, TokenMatch};
@@ -59,9 +59,15 @@ fn definition_parameters() -> Value {
             "searchset: matching HealthcareServices (match), their providers (include) and an OperationOutcome \
              (outcome) naming each provider's earliest free slot in the wanted time. The IG's definition names \
              this output `result` while its example answers with the Bundle itself; Termin answers with the \
-             Bundle itself, which FHIR spells as the single out parameter `return`."),
+             Bundle itself, which FHIR spells as the single out parameter `return`. Termin: each match entry \
+             (a HealthcareService) carries, per provider with a free slot, the entry extension \
+             https://termin.at/fhir/StructureDefinition/earliest-free-slot with the sub-extensions provider \
+             (valueReference), slot (valueReference) and start (valueInstant) — the same as the outcome's notes."),
     ])
 }
+
+/// The Bundle entry extension naming a provider's earliest free slot for the matched service.
+pub const EARLIEST_FREE_SLOT_URL: &str = "https://termin.at/fhir/StructureDefinition/earliest-free-slot";
 
 /// Carries a POSTed Parameters body in `next` links, so later pages work as GETs on any node.
 const PARAMETERS_IN_LINK: &str = "_parameters";
@@ -246,7 +252,8 @@ async fn find_hsp(state: SharedState, call: Invocation) -> Answer {
     let mut entries = Vec::new();
     let mut included: Vec<(String, String)> = Vec::new();
     for service_match in page {
-        entries.push(bundle::search_entry(&base.0, &service_match.service, SearchMode::Match));
+        let earliest = service_match.earliest_free_slots.iter().map(earliest_free_slot).collect();
+        entries.push(bundle::search_entry(&base.0, &service_match.service, SearchMode::Match).with_extensions(earliest));
         for provider in &service_match.providers {
             let key = (provider.resource_type.to_string(), provider.id.clone());
             if !included.contains(&key) {
@@ -264,6 +271,14 @@ async fn find_hsp(state: SharedState, call: Invocation) -> Answer {
     let next = more.then(|| page_url(&endpoint, &pairs, page.last().map(|m| m.rank.clone())));
     let links = bundle::links(page_url(&endpoint, &pairs, after), next);
     Ok(FhirResponse::new(StatusCode::OK, call.format).searchset(bundle::searchset(Some(total), links, entries)))
+}
+
+fn earliest_free_slot(earliest: &EarliestFreeSlot) -> Value {
+    json!({"url": EARLIEST_FREE_SLOT_URL, "extension": [
+        {"url": "provider", "valueReference": {"reference": earliest.provider}},
+        {"url": "slot", "valueReference": {"reference": format!("Slot/{}", earliest.slot_id)}},
+        {"url": "start", "valueInstant": termin_fhir::instant::format_instant(earliest.start)},
+    ]})
 }
 
 #[cfg(test)]

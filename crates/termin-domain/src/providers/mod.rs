@@ -128,6 +128,8 @@ pub struct ServiceMatch {
     /// Organization, PractitionerRole and Practitioner resources, without repeats.
     pub providers: Vec<ResourceVersion>,
     pub earliest_free: Option<Timestamp>,
+    /// Each provider's earliest free slot in the wanted time; providers without one are absent.
+    pub earliest_free_slots: Vec<EarliestFreeSlot>,
     /// The sort key: position-independent, so it can serve as a paging cursor.
     pub rank: String,
 }
@@ -137,6 +139,15 @@ pub struct ProviderMatches {
     pub services: Vec<ServiceMatch>,
     /// Information and warnings for the client (earliest free slots, unmatched zip codes).
     pub notes: Vec<Issue>,
+}
+
+/// A provider's earliest free Slot for one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarliestFreeSlot {
+    /// `PractitionerRole/id` or `Organization/id`.
+    pub provider: String,
+    pub slot_id: String,
+    pub start: Timestamp,
 }
 
 fn body(version: &ResourceVersion) -> Map<String, Value> {
@@ -487,8 +498,9 @@ impl ProviderService {
         let mut matches = Vec::new();
         for Serving { service, body: service_body, roles, operator } in serving {
             let mut providers: Vec<(Option<u64>, Option<Timestamp>, Vec<ResourceVersion>)> = Vec::new();
+            let mut earliest_free_slots = Vec::new();
             for (role, free) in roles {
-                note_free(&mut notes, &format!("PractitionerRole/{}", role.role.id), free.as_ref());
+                note_free(&mut notes, &mut earliest_free_slots, format!("PractitionerRole/{}", role.role.id), free.as_ref());
                 let mut group = vec![role.role];
                 group.extend(role.practitioners.iter().filter_map(|id| practitioners.get(id).cloned()));
                 group.extend(role.organizations.iter().filter_map(|id| organizations.get(id).cloned()));
@@ -497,7 +509,7 @@ impl ProviderService {
             if let Some((organization, distance, free)) = operator
                 && let Some(org) = organizations.get(&organization)
             {
-                note_free(&mut notes, &format!("Organization/{}", org.id), free.as_ref());
+                note_free(&mut notes, &mut earliest_free_slots, format!("Organization/{}", org.id), free.as_ref());
                 providers.push((distance.map(metres), free.map(|f| f.0), vec![org.clone()]));
             }
             if providers.is_empty() {
@@ -523,7 +535,7 @@ impl ProviderService {
                 earliest_free.map(format_instant).unwrap_or_default(),
                 service.id
             );
-            matches.push(ServiceMatch { service, providers: flat, earliest_free, rank });
+            matches.push(ServiceMatch { service, providers: flat, earliest_free, earliest_free_slots, rank });
         }
         matches.sort_by(|a, b| a.rank.cmp(&b.rank));
         if matches.is_empty() {
@@ -932,12 +944,14 @@ fn horizon(until: Option<&str>, now: Timestamp, zone: &jiff::tz::TimeZone) -> Re
     Ok(end)
 }
 
-fn note_free(notes: &mut Vec<Issue>, provider: &str, free: Option<&FreeSlot>) {
+/// Records a provider's earliest free slot, for people (a note) and programs (structured).
+fn note_free(notes: &mut Vec<Issue>, earliest: &mut Vec<EarliestFreeSlot>, provider: String, free: Option<&FreeSlot>) {
     if let Some((start, slot)) = free {
         notes.push(Issue::information(format!(
             "{provider}: earliest free slot Slot/{slot} at {}",
             format_instant(*start)
         )));
+        earliest.push(EarliestFreeSlot { provider, slot_id: slot.clone(), start: *start });
     }
 }
 

@@ -174,6 +174,11 @@ async fn each_service_gets_its_own_providers_and_earliest_slots() {
     let r1_notes = notes.iter().filter(|n| n.contains("PractitionerRole/r1: earliest free slot Slot/p1-tuesday")).count();
     assert_eq!(r1_notes, 2, "{notes:#?}");
     assert!(notes.iter().any(|n| n.contains("Organization/org-a: earliest free slot Slot/physio-tuesday")), "{notes:#?}");
+    // The same, structured per service.
+    let physio = answer.services.iter().find(|m| m.service.id == "physio").unwrap();
+    let earliest: Vec<(&str, &str)> = physio.earliest_free_slots.iter().map(|e| (e.provider.as_str(), e.slot_id.as_str())).collect();
+    assert!(earliest.contains(&("PractitionerRole/r1", "p1-tuesday")) && earliest.contains(&("Organization/org-a", "physio-tuesday")), "{earliest:?}");
+    assert_eq!(physio.earliest_free_slots.iter().map(|e| e.start).min(), physio.earliest_free, "the service's earliest is its providers' earliest");
 
     // On Mondays only r1's overlapping slot is near, and nobody declares Mondays.
     let mondays = w.find(&["mon"]).await;

@@ -40,6 +40,17 @@ pub struct BookingOutcome {
     /// The access secret of an anonymous booking under `--public-booking` (stored and pending
     /// ones): handed out once, kept only as its digest.
     pub access_secret: Option<String>,
+    /// For a `Rejected` booking: free slots of the same Schedule to offer instead, nearest to
+    /// the wanted start first.
+    pub alternatives: Vec<AlternativeSlot>,
+}
+
+/// A free Slot offered instead of a taken one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlternativeSlot {
+    pub id: String,
+    /// The Slot's `start` as stored.
+    pub start: String,
 }
 
 /// How many free alternative slots a rejection suggests.
@@ -286,6 +297,7 @@ impl SchedulingService {
                 )),
                 version: Some(version),
                 access_secret: None,
+                alternatives: Vec::new(),
             });
         }
         let service = self.check_services(&mut tx, &appointment).await?;
@@ -301,9 +313,10 @@ impl SchedulingService {
                 let blocked: Vec<&String> = slots.iter().map(|(id, _)| id).collect();
                 let alternatives = self.free_alternatives(ctx, slot, &blocked).await?;
                 if !alternatives.is_empty() {
+                    let named: Vec<String> = alternatives.iter().map(|a| format!("Slot/{} ({})", a.id, a.start)).collect();
                     issues.push(Issue::information(format!(
                         "Free alternatives on the same schedule: {}",
-                        alternatives.join(", ")
+                        named.join(", ")
                     )));
                 }
                 let mut rejected = appointment;
@@ -315,6 +328,7 @@ impl SchedulingService {
                     version: None,
                     outcome: OperationOutcome::new(issues),
                     access_secret: None,
+                    alternatives,
                 });
             }
         }
@@ -346,6 +360,7 @@ impl SchedulingService {
             version: Some(written.version),
             outcome: OperationOutcome::success(message),
             access_secret: None,
+            alternatives: Vec::new(),
         })
     }
 
@@ -408,17 +423,18 @@ impl SchedulingService {
                 service_names(services)
             )),
             access_secret: None,
+            alternatives: Vec::new(),
         })
     }
 
     /// Up to [`ALTERNATIVES`] free slots of the blocked slot's Schedule, nearest to its start
-    /// first, as `Slot/id (start)`.
+    /// first.
     async fn free_alternatives(
         &self,
         ctx: &Caller,
         blocked_slot: &Map<String, Value>,
         exclude: &[&String],
-    ) -> Result<Vec<String>, DomainError> {
+    ) -> Result<Vec<AlternativeSlot>, DomainError> {
         let (Some(schedule_id), Some(wanted)) = (model::schedule_id(blocked_slot), model::instant(blocked_slot, "start")) else {
             return Ok(Vec::new());
         };
@@ -476,7 +492,7 @@ impl SchedulingService {
         Ok(candidates
             .into_iter()
             .take(ALTERNATIVES)
-            .map(|(_, id, start)| format!("Slot/{id} ({start})"))
+            .map(|(_, id, start)| AlternativeSlot { id, start })
             .collect())
     }
 

@@ -8,7 +8,7 @@ mod hold;
 mod sweep;
 
 pub use crate::rules::{BOOKING_REQUESTS_URL, MANUAL_CONFIRMATION_URL};
-pub use book::{BookingOutcome, BookingStatus};
+pub use book::{AlternativeSlot, BookingOutcome, BookingStatus};
 pub use generate::{
     GENERATED_SLOT_SYSTEM, GenerationRequest, GenerationSummary, KeptSchedules, MAX_GENERATION_DAYS, MAX_KEPT_SCHEDULES,
     SLOT_GENERATION_URL, SlotConflict, read_duration,

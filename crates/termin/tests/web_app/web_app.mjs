@@ -2,8 +2,10 @@
 // running `termin serve --demo --demo-scale tiny`. Run by crates/termin/tests/web_app.rs:
 //   node web_app.mjs <scenario> <server root URL> <screenshot directory>
 // Scenarios: `booking` (a patient books, the staff calendar shows it, confirms a pending booking
-// and blocks an afternoon, the patient moves and cancels) and `race` (two patients want the same slot: the
-// one whose reservation lapsed is offered the alternatives the server proposes, and books one).
+// and blocks an afternoon, the patient moves and cancels), `race` (two patients want the same slot: the
+// one whose reservation lapsed is offered the alternatives the server proposes, and books one) and
+// `staff` (the practice moves a booking with a reason, and generates slots after a preview) and
+// `login` (authorization on: staff log in by SMART on FHIR at the test's OpenID Connect provider).
 // Every page state is checked with axe-core. Waiting is Playwright's auto-waiting on locators
 // and polling for conditions, never a fixed sleep. Exits non-zero with the reason on failure.
 
@@ -95,6 +97,8 @@ async function openWeek(page, provider, preferred = { days: [], daytime: 'egal' 
   if (shot) await screenshot(page, shot);
   await page.getByRole('button', { name: 'Anbieter suchen' }).click();
   await page.getByRole('heading', { name: `Anbieter für ${provider.service}` }).waitFor();
+  // The earliest free slot the server names for the provider (structured in its answer).
+  await page.getByText(/^Nächster freier Termin: /).first().waitFor();
   await accessible(page, 'the providers');
   await page.getByRole('button', { name: `Termine ansehen: ${provider.role.display.split(' – ')[0]}` }).first().click();
   await page.getByRole('heading', { name: /^Freie Termine bei/ }).waitFor();
@@ -286,6 +290,8 @@ async function race(browser) {
   await accessible(late, 'the alternatives');
   await screenshot(late, 'booking-alternatives-desktop');
   await offered.first().click();
+  // The new hold replaces the view (and its alternatives) once the server granted it.
+  await late.locator('.alternatives').waitFor({ state: 'detached' });
   await late.getByRole('timer').waitFor();
   await late.getByRole('button', { name: 'Verbindlich buchen' }).click();
   await late.getByRole('heading', { name: 'Ihr Termin ist gebucht' }).waitFor();
@@ -294,7 +300,104 @@ async function race(browser) {
   for (const p of [late, early]) check(!p.scriptErrors.length, `script errors: ${p.scriptErrors.join('; ')}`);
 }
 
-const scenarios = { booking, race };
+/** A booked appointment on a free slot of `schedule`, through the API. */
+async function bookThroughApi(schedule) {
+  const slot = await freeSlot(schedule);
+  const result = await fhir('POST', 'Appointment/$book', { resourceType: 'Parameters', parameter: [{ name: 'appointment-resource', resource: {
+    resourceType: 'Appointment', status: 'proposed', slot: [{ reference: `Slot/${slot.id}` }],
+    subject: { reference: 'Patient/seed-patient-1', display: 'Seed Patient' },
+    participant: [{ actor: { reference: 'Patient/seed-patient-1' }, status: 'accepted' }],
+  } }] });
+  return { slot, appointment: result.parameter.find((p) => p.name === 'appointment').resource };
+}
+
+async function staffScenario(browser) {
+  const provider = await seededProvider();
+  const { slot, appointment } = await bookThroughApi(provider.schedule);
+  check(appointment.status === 'booked', `booked: ${appointment.status}`);
+  const staff = await newPage(browser);
+
+  // Move the booking to a later free slot, with a reason.
+  const later = await freeSlot(provider.schedule, Date.parse(slot.start));
+  await staff.goto(`${root}/staff?schedule=${provider.schedule}&date=${viennaDate(slot.start)}`);
+  await staff.getByRole('button', { name: /gebucht Seed Patient/ }).click();
+  await staff.getByRole('button', { name: 'Verschieben' }).click();
+  await staff.getByRole('heading', { name: /^Termin verschieben/ }).waitFor();
+  await staff.getByLabel('Neuer Termin').selectOption(later.id);
+  await staff.getByLabel('Grund').fill('Ärztin auf Fortbildung');
+  await accessible(staff, 'the move form');
+  await screenshot(staff, 'staff-move-desktop');
+  await staff.getByRole('button', { name: 'Verschiebung speichern' }).click();
+  await staff.getByRole('status').getByText('Der Termin ist verschoben.').waitFor();
+  const moved = await fhir('GET', `Appointment/${appointment.id}`);
+  check(moved.slot[0].reference === `Slot/${later.id}` && moved.start === later.start, `moved: ${JSON.stringify(moved.slot)} ${moved.start}`);
+  check((moved.note || []).some((n) => n.text.includes('Ärztin auf Fortbildung')), `the reason is noted: ${JSON.stringify(moved.note)}`);
+  check((await fhir('GET', `Slot/${slot.id}`)).status === 'free', 'the old slot is free again');
+
+  // Generate a week of slots far beyond the demo's: the preview changes nothing, applying creates them.
+  const schedule = await fhir('GET', `Schedule/${provider.schedule}`);
+  schedule.extension = [...(schedule.extension || []), { url: 'https://termin.at/fhir/StructureDefinition/slot-generation', extension: [
+    { url: 'slot-duration', valueDuration: { value: 30, unit: 'min', system: 'http://unitsofmeasure.org', code: 'min' } }] }];
+  await fhir('PUT', `Schedule/${provider.schedule}`, schedule);
+  const first = viennaDate(Date.now() + 300 * 86400_000);
+  const last = viennaDate(Date.now() + 306 * 86400_000);
+  const generated = async () => found(await fhir('GET', `Slot?schedule=Schedule/${provider.schedule}&start=ge${first}&start=le${last}T23:59:59&_count=500`), 'Slot');
+  check((await generated()).length === 0, 'no slots in the window yet');
+  await staff.reload();
+  await staff.getByRole('button', { name: /frei/ }).first().waitFor();
+  await staff.getByLabel('Erster Tag').fill(first);
+  await staff.getByLabel('Letzter Tag').fill(last);
+  await staff.getByRole('button', { name: 'Vorschau' }).click();
+  const preview = staff.getByText(/^Vorschau: \d+ neu/);
+  await preview.waitFor();
+  const wanted = Number(/(\d+) neu/.exec(await preview.textContent())[1]);
+  check(wanted > 0, `the preview creates slots: ${await preview.textContent()}`);
+  check((await generated()).length === 0, 'the preview changed nothing');
+  await accessible(staff, 'the generation preview');
+  // The panel itself: it lies below the calendar.
+  await staff.locator('form[aria-labelledby=generate-heading]').screenshot({ path: join(shots, 'staff-generate-desktop.png') });
+  await staff.getByRole('button', { name: 'Slots erzeugen' }).click();
+  await staff.getByText(new RegExp(`^Erzeugt: ${wanted} neu`)).waitFor();
+  const made = await generated();
+  check(made.length === wanted && made.every((s) => s.status === 'free'), `${wanted} free slots generated: ${made.length}`);
+  check(!staff.scriptErrors.length, `script errors: ${staff.scriptErrors.join('; ')}`);
+}
+
+/** Authorization is on: the calendar sends staff to the identity provider's login and back. */
+async function login(browser) {
+  const slot = await fhir('GET', 'Slot?status=free&_count=1').then((bundle) => found(bundle, 'Slot')[0]);
+  const unauthenticated = await fetch(`${root}/fhir/Slot/${slot.id}`, {
+    method: 'PUT', headers: { 'Content-Type': 'application/fhir+json' }, body: JSON.stringify({ ...slot, status: 'busy-unavailable' }),
+  });
+  check(unauthenticated.status === 401, `a change wants a token: ${unauthenticated.status}`);
+  const staff = await newPage(browser);
+  await staff.goto(`${root}/staff?schedule=seed-schedule-0&view=week`);
+  await staff.getByText('Der Kalender zeigt Patientendaten: bitte melden Sie sich an.').waitFor();
+  await accessible(staff, 'the login prompt');
+  await screenshot(staff, 'staff-login-desktop');
+  await staff.getByRole('button', { name: 'Anmelden' }).click();
+
+  // The provider's development login: any name and password, then consent.
+  await staff.locator('input[name=login]').fill('verena');
+  await staff.locator('input[name=password]').fill('geheim');
+  await staff.getByRole('button', { name: 'Sign-in' }).click();
+  await staff.getByRole('button', { name: 'Continue' }).click();
+
+  // Back in the calendar with a token: the schedules and slots load, the view asked for is kept.
+  await staff.waitForURL(`${root}/staff?schedule=seed-schedule-0&view=week`);
+  await staff.getByRole('button', { name: 'Abmelden' }).waitFor();
+  const free = staff.getByRole('button', { name: /frei$/ }).first();
+  await free.waitFor();
+  check(await staff.getByLabel('Kalender').locator('option').count() > 0, 'the schedules are listed');
+  check(await staff.getByLabel('Ansicht').inputValue() === 'week', 'the week view asked for is shown');
+  await free.click();
+  await staff.getByRole('button', { name: 'Sperren', exact: true }).click();
+  await staff.getByRole('status').getByText('Gespeichert.').waitFor();
+  await accessible(staff, 'the calendar after login');
+  check(!staff.scriptErrors.length, `script errors: ${staff.scriptErrors.join('; ')}`);
+}
+
+const scenarios = { booking, race, staff: staffScenario, login };
 mkdirSync(shots, { recursive: true });
 const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
 try {
