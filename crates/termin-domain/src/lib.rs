@@ -39,7 +39,7 @@ pub use caller::Caller;
 pub use clock::{Clock, SystemClock};
 pub use domain::Domain;
 pub use error::DomainError;
-pub use kernel::{ServiceConfig, WriteOutcome, WriteStatus};
+pub use kernel::{ConditionalDelete, ServiceConfig, WriteOutcome, WriteStatus};
 pub use providers::near::Point;
 pub use providers::{BusinessIdentifier, LocationSelector, ProviderMatches, ProviderQuery, ProviderService, ServiceMatch};
 pub use resources::{ImportSummary, ResourceService};

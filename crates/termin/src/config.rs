@@ -7,6 +7,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use termin_api::CorsOrigins;
+use termin_domain::ConditionalDelete;
 use termin_fhir::ResourceType;
 use termin_seed::Scale;
 
@@ -100,6 +101,11 @@ pub struct ServeArgs {
     /// Whether PUT to an unknown id creates the resource with that id [default: true]
     #[arg(long, env = "TERMIN_UPDATE_CREATE", value_name = "BOOL")]
     pub update_create: Option<bool>,
+
+    /// What DELETE [type]?criteria may delete: off (405), single (412 when more than one
+    /// matches) or multiple (every match, at most 1000) [default: single]
+    #[arg(long, env = "TERMIN_CONDITIONAL_DELETE", value_name = "off|single|multiple")]
+    pub conditional_delete: Option<ConditionalDelete>,
 
     /// Search and history page size when the client sends no _count [default: 20]
     #[arg(long, env = "TERMIN_DEFAULT_PAGE_SIZE", value_name = "N")]
@@ -237,6 +243,7 @@ struct FileConfig {
     log: Option<String>,
     max_body_bytes: Option<usize>,
     update_create: Option<bool>,
+    conditional_delete: Option<String>,
     default_page_size: Option<usize>,
     max_page_size: Option<usize>,
     read_connections: Option<u32>,
@@ -318,6 +325,7 @@ pub struct ServeConfig {
     pub log: String,
     pub max_body_bytes: usize,
     pub update_create: bool,
+    pub conditional_delete: ConditionalDelete,
     pub default_page_size: usize,
     pub max_page_size: usize,
     pub read_connections: u32,
@@ -432,6 +440,11 @@ impl ServeArgs {
             log: self.log.or(file.log).unwrap_or_else(|| DEFAULT_LOG.into()),
             max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(DEFAULT_MAX_BODY_BYTES),
             update_create: self.update_create.or(file.update_create).unwrap_or(true),
+            conditional_delete: match (self.conditional_delete, file.conditional_delete) {
+                (Some(mode), _) => mode,
+                (None, Some(text)) => text.parse()?,
+                (None, None) => ConditionalDelete::Single,
+            },
             default_page_size,
             max_page_size,
             read_connections: self.read_connections.or(file.read_connections).unwrap_or(DEFAULT_READ_CONNECTIONS),
@@ -587,6 +600,20 @@ mod tests {
         assert_eq!(config.max_body_bytes, 20);
         assert!(!config.update_create);
         assert_eq!(config.default_page_size, DEFAULT_PAGE_SIZE);
+    }
+
+    #[test]
+    fn conditional_delete_comes_from_flag_over_file_and_defaults_to_single() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("termin.toml");
+        let config_flag = ["--config", file.to_str().unwrap()];
+        std::fs::write(&file, "conditional_delete = \"multiple\"\n").unwrap();
+        assert_eq!(parse(&config_flag).resolve().unwrap().conditional_delete, ConditionalDelete::Multiple);
+        let flagged = parse(&[config_flag[0], config_flag[1], "--conditional-delete", "off"]).resolve().unwrap();
+        assert_eq!(flagged.conditional_delete, ConditionalDelete::Off);
+        assert_eq!(parse(&[]).resolve().unwrap().conditional_delete, ConditionalDelete::Single);
+        std::fs::write(&file, "conditional_delete = \"all\"\n").unwrap();
+        assert!(parse(&config_flag).resolve().unwrap_err().contains("off, single or multiple"));
     }
 
     #[test]
