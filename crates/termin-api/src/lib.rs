@@ -24,6 +24,7 @@ mod query;
 mod registry;
 mod routes;
 mod structure_definitions;
+mod summary;
 
 pub use cors::CorsOrigins;
 pub use error::ApiError;
