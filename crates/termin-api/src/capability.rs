@@ -52,7 +52,7 @@ pub fn capability_statement(
                 "conditionalCreate": writable,
                 "conditionalRead": "full-support",
                 "conditionalUpdate": writable,
-                "conditionalDelete": "not-supported",
+                "conditionalDelete": if writable { domain.config().conditional_delete.code() } else { "not-supported" },
                 "searchParam": search_params(search, *t),
             });
             let includes = search.includes(*t);

@@ -32,6 +32,7 @@ mod query;
 mod registry;
 mod routes;
 mod structure_definitions;
+mod summary;
 
 pub use cors::CorsOrigins;
 pub use error::ApiError;

@@ -88,7 +88,7 @@ impl Interaction {
             Interaction::Vread => vec![(Method::GET, "/fhir/{type}/{id}/_history/{vid}")],
             Interaction::Update => vec![(Method::PUT, "/fhir/{type}/{id}"), (Method::PUT, "/fhir/{type}")],
             Interaction::Patch => vec![(Method::PATCH, "/fhir/{type}/{id}")],
-            Interaction::Delete => vec![(Method::DELETE, "/fhir/{type}/{id}")],
+            Interaction::Delete => vec![(Method::DELETE, "/fhir/{type}/{id}"), (Method::DELETE, "/fhir/{type}")],
             Interaction::HistoryInstance => vec![(Method::GET, "/fhir/{type}/{id}/_history")],
             Interaction::HistoryType => vec![(Method::GET, "/fhir/{type}/_history")],
             Interaction::Create => vec![(Method::POST, "/fhir/{type}")],
@@ -97,7 +97,8 @@ impl Interaction {
     }
 
     /// The routes that implement this interaction. Update includes conditional update
-    /// (`PUT [type]?criteria`) and create includes conditional create (`If-None-Exist`).
+    /// (`PUT [type]?criteria`), create conditional create (`If-None-Exist`) and delete
+    /// conditional delete (`DELETE [type]?criteria`).
     fn routes(self) -> Vec<(&'static str, MethodRouter<SharedState>)> {
         match self {
             Interaction::Read => vec![("/fhir/{type}/{id}", get(instance::read))],
@@ -107,7 +108,10 @@ impl Interaction {
                 ("/fhir/{type}", put(type_level::conditional_update)),
             ],
             Interaction::Patch => vec![("/fhir/{type}/{id}", patch(instance::patch))],
-            Interaction::Delete => vec![("/fhir/{type}/{id}", delete(instance::delete))],
+            Interaction::Delete => vec![
+                ("/fhir/{type}/{id}", delete(instance::delete)),
+                ("/fhir/{type}", delete(type_level::conditional_delete)),
+            ],
             Interaction::HistoryInstance => vec![("/fhir/{type}/{id}/_history", get(history::instance_history))],
             Interaction::HistoryType => vec![("/fhir/{type}/_history", get(history::type_history))],
             Interaction::Create => vec![("/fhir/{type}", post(type_level::create))],

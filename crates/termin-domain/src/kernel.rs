@@ -35,6 +35,48 @@ pub struct ServiceConfig {
     /// The largest resource stored, in bytes of compact JSON, plus 1 KiB for the id and `meta`
     /// the server adds: the request body limit, enforced again on what PATCH builds.
     pub max_resource_bytes: usize,
+    /// What `DELETE [type]?criteria` may delete.
+    pub conditional_delete: ConditionalDelete,
+}
+
+/// How many resources one conditional delete (`DELETE [type]?criteria`) may remove, as FHIR's
+/// `conditional-delete-status` codes name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConditionalDelete {
+    /// Refused (405).
+    Off,
+    /// One match at most; several are 412 (the criteria are not selective enough).
+    Single,
+    /// Every match, up to [`ConditionalDelete::MAX_MATCHES`], in one unit of work.
+    Multiple,
+}
+
+impl ConditionalDelete {
+    /// The most resources one multiple conditional delete removes; more matches are 412, so a
+    /// careless query cannot empty a table in one request.
+    pub const MAX_MATCHES: usize = 1000;
+
+    /// The CapabilityStatement's `conditionalDelete` code.
+    pub fn code(self) -> &'static str {
+        match self {
+            ConditionalDelete::Off => "not-supported",
+            ConditionalDelete::Single => "single",
+            ConditionalDelete::Multiple => "multiple",
+        }
+    }
+}
+
+impl std::str::FromStr for ConditionalDelete {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "off" => Ok(ConditionalDelete::Off),
+            "single" => Ok(ConditionalDelete::Single),
+            "multiple" => Ok(ConditionalDelete::Multiple),
+            other => Err(format!("conditional delete must be off, single or multiple, not {other:?}")),
+        }
+    }
 }
 
 impl Default for ServiceConfig {
@@ -46,6 +88,7 @@ impl Default for ServiceConfig {
             max_holds_per_holder: 3,
             max_hold_time: SignedDuration::from_mins(30),
             max_resource_bytes: 1 << 20,
+            conditional_delete: ConditionalDelete::Single,
         }
     }
 }

@@ -44,7 +44,7 @@ pub use caller::{Caller, PublicBooking};
 pub use clock::{Clock, SystemClock};
 pub use domain::Domain;
 pub use error::DomainError;
-pub use kernel::{ServiceConfig, WriteOutcome, WriteStatus};
+pub use kernel::{ConditionalDelete, ServiceConfig, WriteOutcome, WriteStatus};
 pub use termin_fhir::geo::Point;
 pub use providers::{BusinessIdentifier, EarliestFreeSlot, LocationSelector, ProviderMatches, ProviderQuery, ProviderService, ServiceMatch};
 pub use resources::{CreateTarget, ImportSummary, ResourceService, Transaction, WriteTarget};

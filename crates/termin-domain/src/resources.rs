@@ -4,7 +4,7 @@
 use crate::audit::{AuditAction, AuditRecord};
 use crate::caller::Caller;
 use crate::compartment;
-use crate::kernel::{Kernel, WriteOutcome, WriteStatus, label};
+use crate::kernel::{ConditionalDelete, Kernel, WriteOutcome, WriteStatus, label};
 use crate::model;
 use crate::organisation;
 use crate::DomainError;
@@ -444,6 +444,45 @@ impl ResourceService {
         }
         self.kernel.delete_in(ctx, tx, resource_type, id).await?;
         Ok(true)
+    }
+
+    /// `DELETE [type]?criteria`: deletes the matches the caller may delete, in one unit of work
+    /// (a match the scheduling rules protect, such as a held or booked Slot, fails the whole
+    /// request and nothing is deleted). Returns how many were deleted; none matching is no error.
+    pub async fn conditional_delete(
+        &self,
+        ctx: &Caller,
+        resource_type: ResourceType,
+        conditions: &[Condition],
+    ) -> Result<usize, DomainError> {
+        let mode = self.kernel.config.conditional_delete;
+        let limit = match mode {
+            ConditionalDelete::Off => {
+                return Err(DomainError::NotAllowed(
+                    "Conditional delete is off on this server (--conditional-delete); delete by id".into(),
+                ));
+            }
+            ConditionalDelete::Single => 1,
+            ConditionalDelete::Multiple => ConditionalDelete::MAX_MATCHES,
+        };
+        let criteria = self.kernel.confined(ctx, resource_type, Permission::Delete, conditions)?;
+        let mut tx = self.kernel.begin(ctx).await?;
+        let ids = tx.find_matching_ids(resource_type, &criteria, limit + 1).await?;
+        if ids.len() > limit {
+            let message = match mode {
+                ConditionalDelete::Single => format!(
+                    "The criteria match more than one {resource_type}; this server deletes one at a time \
+                     (--conditional-delete single)"
+                ),
+                _ => format!("The criteria match more than {limit} {resource_type}s, the most one conditional delete removes"),
+            };
+            return Err(DomainError::precondition(IssueCode::MultipleMatches, message));
+        }
+        for id in &ids {
+            self.kernel.delete_in(ctx, &mut tx, resource_type, id).await?;
+        }
+        tx.commit().await?;
+        Ok(ids.len())
     }
 
     async fn update_in(

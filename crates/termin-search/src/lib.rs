@@ -9,7 +9,7 @@
 //! `_source`, `_language`), and the special parameter `near` on Location (position rows, a
 //! great-circle area, nearest first without `_sort`; geometry in `termin_fhir::geo`); prefixes with precision-as-range semantics; the modifiers listed by
 //! [`SearchParam::modifiers`]; chains and `_has` (within the limits of `query/limits.rs`), `_include`/`_revinclude` (with
-//! `:iterate`), `_sort`, `_count`, `_total`, `_summary=count`, `_elements` and keyset cursors.
+//! `:iterate`), `_sort`, `_count`, `_total`, `_summary`, `_elements` and keyset cursors.
 //! Not supported: composite and the other special parameters (`contains`, `_text`, `_content`,
 //! `_filter`, `_list`, `_query`, `_type`) and `_in` (membership in List/Group/CareTeam, which
 //! are not served).
@@ -31,7 +31,8 @@ mod windows;
 pub use cursor::{decode_cursor, encode_cursor};
 pub use definitions::{CORE_PACKAGE, LoadError, ParamType, find_core_package};
 pub use query::{
-    CURSOR_PARAM, Handling, NoteSeverity, ParsedSearch, SearchError, SearchErrorKind, SearchNote, SearchOptions, TotalMode,
+    CURSOR_PARAM, Handling, NoteSeverity, ParsedSearch, SearchError, SearchErrorKind, SearchNote, SearchOptions, SummaryMode,
+    TotalMode,
 };
 pub use registry::{
     DEFAULT_TIME_ZONE, SearchParam, SearchParameters, default_package_cache, registry,

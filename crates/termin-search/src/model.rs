@@ -1,6 +1,7 @@
 //! Element types from the R5 StructureDefinitions, so FHIRPath results know whether they are
 //! a `Coding`, an `Identifier` or a `ContactPoint` (which share JSON shapes) or a `date`, and
-//! the mandatory top-level elements of the served types, which `_elements` always keeps.
+//! the mandatory top-level elements of the served types, which `_elements` always keeps, and
+//! their summary elements (`isSummary`), which `_summary=true` returns.
 
 use crate::definitions::LoadError;
 use serde::Deserialize;
@@ -16,6 +17,8 @@ pub(crate) struct ElementModel {
     children: HashMap<String, HashMap<String, String>>,
     /// `resource type → its top-level elements with min ≥ 1`, in definition order.
     mandatory: HashMap<String, Vec<String>>,
+    /// `resource type → its top-level elements marked isSummary`, in definition order.
+    summary: HashMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -37,6 +40,8 @@ struct ElementDefinition {
     content_reference: Option<String>,
     #[serde(default)]
     min: u32,
+    #[serde(default, rename = "isSummary")]
+    is_summary: bool,
 }
 
 #[derive(Deserialize)]
@@ -67,8 +72,13 @@ impl ElementModel {
                 let Some((parent, name)) = element.path.rsplit_once('.') else {
                     continue;
                 };
-                if element.min >= 1 && parent == type_name && roots.contains(&parent) {
-                    model.mandatory.entry(parent.to_owned()).or_default().push(name.to_owned());
+                if parent == type_name && roots.contains(&parent) {
+                    if element.min >= 1 {
+                        model.mandatory.entry(parent.to_owned()).or_default().push(name.to_owned());
+                    }
+                    if element.is_summary {
+                        model.summary.entry(parent.to_owned()).or_default().push(name.to_owned());
+                    }
                 }
                 let Some(child_type) = element_type(&element) else {
                     continue;
@@ -90,6 +100,12 @@ impl ElementModel {
     /// The top-level elements every instance of `resource_type` has (min ≥ 1 in its definition).
     pub fn mandatory_elements(&self, resource_type: &str) -> &[String] {
         self.mandatory.get(resource_type).map_or(&[], Vec::as_slice)
+    }
+
+    /// The top-level elements of `resource_type` its definition marks isSummary (choice
+    /// elements as `name[x]`).
+    pub fn summary_elements(&self, resource_type: &str) -> &[String] {
+        self.summary.get(resource_type).map_or(&[], Vec::as_slice)
     }
 }
 

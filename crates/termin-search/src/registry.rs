@@ -187,6 +187,12 @@ impl SearchParameters {
         self.model.mandatory_elements(resource_type.as_str())
     }
 
+    /// The top-level elements the R5 definition of the type marks isSummary (choice elements
+    /// as `name[x]`): what `_summary=true` returns besides the mandatory ones.
+    pub fn summary_elements(&self, resource_type: ResourceType) -> &[String] {
+        self.model.summary_elements(resource_type.as_str())
+    }
+
     pub fn time_zone(&self) -> &TimeZone {
         &self.time_zone
     }

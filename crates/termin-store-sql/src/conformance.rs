@@ -189,6 +189,7 @@ pub async fn history_pages_newest_first(store: &dyn ResourceStore) {
         count: 2,
         before: None,
         since: None,
+        at: None,
     };
     let mut versions = Vec::new();
     loop {

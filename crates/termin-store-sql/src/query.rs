@@ -1040,5 +1040,14 @@ fn history_with<D: Dialect>(columns: &str, request: &HistoryRequest) -> QueryBui
         let since = since.round(TimestampRound::new().smallest(Unit::Millisecond).mode(RoundMode::Ceil)).unwrap_or(since);
         q.push(" AND last_updated >= ").push_value(format_instant(since));
     }
+    if let Some((low, high)) = request.at {
+        q.push(" AND last_updated < ").push_value(format_instant(high));
+        q.push(
+            " AND NOT EXISTS (SELECT 1 FROM resource_history later WHERE later.res_type = resource_history.res_type \
+             AND later.res_id = resource_history.res_id AND later.version > resource_history.version \
+             AND later.last_updated <= ",
+        );
+        q.push_value(format_instant(low)).push(")");
+    }
     q
 }

@@ -40,6 +40,7 @@ async fn history_survives_reopen() {
         count: 10,
         before: None,
         since: None,
+        at: None,
     };
     assert_eq!(store.history(&ctx(), &request).await.unwrap().total, 1);
 }

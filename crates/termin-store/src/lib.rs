@@ -86,6 +86,9 @@ pub struct HistoryRequest {
     pub before: Option<u64>,
     /// Only entries last updated at or after this instant (`_since`).
     pub since: Option<Timestamp>,
+    /// Only versions current at some instant of `[low, high)` (`_at`): written before `high`
+    /// and not replaced by a later version at or before `low`.
+    pub at: Option<(Timestamp, Timestamp)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

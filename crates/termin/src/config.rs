@@ -7,6 +7,7 @@ use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use termin_api::CorsOrigins;
+use termin_domain::ConditionalDelete;
 use termin_fhir::ResourceType;
 use termin_seed::Scale;
 
@@ -128,6 +129,11 @@ pub struct ServeArgs {
     /// Whether PUT to an unknown id creates the resource with that id [default: true]
     #[arg(long, env = "TERMIN_UPDATE_CREATE", value_name = "BOOL")]
     pub update_create: Option<bool>,
+
+    /// What DELETE [type]?criteria may delete: off (405), single (412 when more than one
+    /// matches) or multiple (every match, at most 1000) [default: single]
+    #[arg(long, env = "TERMIN_CONDITIONAL_DELETE", value_name = "off|single|multiple")]
+    pub conditional_delete: Option<ConditionalDelete>,
 
     /// Search and history page size when the client sends no _count [default: 20]
     #[arg(long, env = "TERMIN_DEFAULT_PAGE_SIZE", value_name = "N")]
@@ -317,6 +323,7 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     max_bundle_entries: Option<usize>,
     update_create: Option<bool>,
+    conditional_delete: Option<String>,
     default_page_size: Option<usize>,
     max_page_size: Option<usize>,
     read_connections: Option<u32>,
@@ -412,6 +419,7 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     pub max_bundle_entries: usize,
     pub update_create: bool,
+    pub conditional_delete: ConditionalDelete,
     pub default_page_size: usize,
     pub max_page_size: usize,
     pub read_connections: u32,
@@ -580,6 +588,11 @@ impl ServeArgs {
                 .or(file.max_bundle_entries)
                 .unwrap_or(DEFAULT_MAX_BUNDLE_ENTRIES),
             update_create: self.update_create.or(file.update_create).unwrap_or(true),
+            conditional_delete: match (self.conditional_delete, file.conditional_delete) {
+                (Some(mode), _) => mode,
+                (None, Some(text)) => text.parse()?,
+                (None, None) => ConditionalDelete::Single,
+            },
             default_page_size,
             max_page_size,
             read_connections: self.read_connections.or(file.read_connections).unwrap_or(DEFAULT_READ_CONNECTIONS),
@@ -787,6 +800,20 @@ mod tests {
         assert_eq!(config.max_body_bytes, 20);
         assert!(!config.update_create);
         assert_eq!(config.default_page_size, DEFAULT_PAGE_SIZE);
+    }
+
+    #[test]
+    fn conditional_delete_comes_from_flag_over_file_and_defaults_to_single() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("termin.toml");
+        let config_flag = ["--config", file.to_str().unwrap()];
+        std::fs::write(&file, "conditional_delete = \"multiple\"\n").unwrap();
+        assert_eq!(parse(&config_flag).resolve().unwrap().conditional_delete, ConditionalDelete::Multiple);
+        let flagged = parse(&[config_flag[0], config_flag[1], "--conditional-delete", "off"]).resolve().unwrap();
+        assert_eq!(flagged.conditional_delete, ConditionalDelete::Off);
+        assert_eq!(parse(&[]).resolve().unwrap().conditional_delete, ConditionalDelete::Single);
+        std::fs::write(&file, "conditional_delete = \"all\"\n").unwrap();
+        assert!(parse(&config_flag).resolve().unwrap_err().contains("off, single or multiple"));
     }
 
     #[test]

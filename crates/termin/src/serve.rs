@@ -54,6 +54,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     let search = setup::install_search_parameters(&config.packages, &config.time_zone)?;
     let service_config = ServiceConfig {
         update_create: config.update_create,
+        conditional_delete: config.conditional_delete,
         hold_duration: config.hold_duration,
         max_holds_per_holder: config.max_holds_per_holder,
         max_hold_time: config.max_hold_time,

@@ -1004,3 +1004,26 @@ async fn behind_a_trusted_proxy_each_forwarded_client_is_limited_on_its_own() {
     untrusted.send(hold_from(&untrusted, "203.0.113.7", "slot-3")).await.expect_status(200);
     assert_eq!(untrusted.send(hold_from(&untrusted, "203.0.113.8", "slot-4")).await.code(), 429);
 }
+
+#[tokio::test]
+async fn a_patient_tokens_conditional_delete_reaches_only_its_own_compartment() {
+    let s = start_with_jwks(&["--conditional-delete", "multiple"]).await;
+    let admin = token("system/*.cruds");
+    let me = patient_token(Some("pat-1"));
+    let mut ids = Vec::new();
+    for patient in ["pat-1", "pat-2"] {
+        let body = json!({"resourceType": "Subscription", "status": "requested",
+            "topic": format!("{}/SubscriptionTopic/appointment-booked", s.base()),
+            "filterBy": [{"filterParameter": "patient", "value": format!("Patient/{patient}")}],
+            "channelType": {"system": "http://terminology.hl7.org/CodeSystem/subscription-channel-type", "code": "rest-hook"},
+            "endpoint": "http://127.0.0.1:9/hook"});
+        let created = call(&s, Method::POST, "Subscription", Some(&admin), Some(&body)).await.expect_status(201).json();
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    // Both match the criteria; the patient's token deletes only its own.
+    call(&s, Method::DELETE, "Subscription?status=requested", Some(&me), None).await.expect_status(204);
+    call(&s, Method::GET, &format!("Subscription/{}", ids[0]), Some(&admin), None).await.expect_status(410);
+    call(&s, Method::GET, &format!("Subscription/{}", ids[1]), Some(&admin), None).await.expect_status(200);
+    // Without the delete scope on the type: refused.
+    assert_forbidden(&call(&s, Method::DELETE, "Slot?status=free", Some(&me), None).await, "Slot conditional delete");
+}

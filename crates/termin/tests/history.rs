@@ -206,3 +206,57 @@ async fn history_paging_is_stable_when_writes_happen_between_pages() {
         assert!(seen.contains(&v.to_string()), "version {v} missing across pages: {seen:?}");
     }
 }
+
+/// Waits (polling the clock, with a deadline) until the wall clock is past `instant`, so the
+/// next write gets a later `lastUpdated` than the one just made.
+fn wait_until_after(instant: &str) {
+    let instant: jiff::Timestamp = instant.parse().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while jiff::Timestamp::now() <= instant + jiff::SignedDuration::from_millis(1) {
+        assert!(std::time::Instant::now() < deadline, "the clock does not advance");
+        std::thread::yield_now();
+    }
+}
+
+/// (versionId, is_delete) of the instance history entries `_at` selects.
+async fn versions_at(s: &TestServer, id: &str, at: &str) -> Vec<(String, bool)> {
+    let page = s.get(&format!("Patient/{id}/_history?_at={at}")).await.expect_status(200).json();
+    assert_history_bundle(&page);
+    let entries = page["entry"].as_array().cloned().unwrap_or_default();
+    entries.iter().map(key).map(|(_, version, gone)| (version, gone)).collect()
+}
+
+#[tokio::test]
+async fn history_at_lists_the_versions_current_then_including_deletes() {
+    let s = TestServer::start().await;
+    let created = s.create(&patient("urn:oid:1.2.40.0.10.1.4.3.1", "at-1", "Erst")).await;
+    let id = id_of(&created);
+    let first = created["meta"]["lastUpdated"].as_str().unwrap().to_owned();
+    wait_until_after(&first);
+    let mut changed = created.clone();
+    changed["name"][0]["family"] = json!("Zweit");
+    let second = s.put(&format!("Patient/{id}"), &changed).await.expect_status(200).json();
+    let second = second["meta"]["lastUpdated"].as_str().unwrap().to_owned();
+    wait_until_after(&second);
+    s.delete(&format!("Patient/{id}")).await.expect_status(204);
+
+    assert_eq!(versions_at(&s, &id, &first).await, [("1".to_owned(), false)]);
+    assert_eq!(versions_at(&s, &id, &second).await, [("2".to_owned(), false)]);
+    // A whole year: every version, the delete among them with its request and response.
+    let year = &first[..4];
+    assert_eq!(
+        versions_at(&s, &id, year).await,
+        [("3".to_owned(), true), ("2".to_owned(), false), ("1".to_owned(), false)]
+    );
+    let page = s.get(&format!("Patient/{id}/_history?_at={year}&_count=1")).await.expect_status(200).json();
+    assert_eq!(page["entry"][0]["request"]["method"], "DELETE", "{page}");
+    assert_eq!(page["total"], 3);
+    assert_eq!(s.all_entries(&format!("Patient/{id}/_history?_at={year}&_count=1")).await.len(), 3);
+    // Type level and before the resource existed.
+    let type_page = s.get(&format!("Patient/_history?_at={second}")).await.expect_status(200).json();
+    assert_eq!(type_page["entry"].as_array().unwrap().iter().map(key).collect::<Vec<_>>(), [(id.clone(), "2".to_owned(), false)]);
+    let before = s.get("Patient/_history?_at=2001").await.expect_status(200).json();
+    assert_eq!(before["total"], 0, "{before}");
+
+    s.get(&format!("Patient/{id}/_history?_at=banana")).await.outcome(400);
+}

@@ -67,6 +67,22 @@ async fn history(
             )
         })?),
     };
+    let at = match query_pairs(query).find(|(name, _)| name == "_at") {
+        None => None,
+        Some((_, value)) => {
+            let range = termin_search::parse_range(&value, state.domain.search_parameters().time_zone());
+            let bounds = range.and_then(|r| r.low.zip(r.high));
+            Some(bounds.ok_or_else(|| {
+                ApiError::bad_request(
+                    Issue::error(
+                        IssueCode::Invalid,
+                        format!("_at must be a date or dateTime, e.g. 2026-04-07 or 2026-04-07T08:00:00+02:00, not {value:?}"),
+                    )
+                    .at("_at"),
+                )
+            })?)
+        }
+    };
     let page = state
         .domain
         .resources
@@ -79,6 +95,7 @@ async fn history(
                 count,
                 before,
                 since,
+                at,
             },
         )
         .await?;
@@ -86,9 +103,9 @@ async fn history(
         && page.total == 0
     {
         let unknown = || ApiError::not_found(format!("{resource_type}/{id} is not known"));
-        match since {
+        match since.or(at.map(|(low, _)| low)) {
             None => return Err(unknown()),
-            // Every resource has a first version, even one older than `_since`.
+            // Every resource has a first version, even one outside `_since` or `_at`.
             Some(_) => match state.domain.resources.vread(ctx, resource_type, id, 1).await {
                 Ok(_) => {}
                 Err(DomainError::NotFound(_)) => return Err(unknown()),

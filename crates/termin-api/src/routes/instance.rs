@@ -3,14 +3,17 @@
 use super::{BaseUrl, if_match, resource_type};
 use crate::context::Ctx;
 use crate::error::ApiError;
-use crate::format::{FhirBody, FhirResponse, JsonPatchBody, ResponseFormat};
+use crate::bundle::stored_json;
+use crate::format::{FhirBody, FhirResponse, JsonPatchBody, Payload, ResponseFormat};
+use crate::summary::{read_summary, summarize};
 use crate::prefer::{ReturnPreference, return_preference};
 use crate::SharedState;
-use axum::extract::{Path, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use termin_domain::{WriteOutcome, WriteStatus};
 use termin_fhir::{Issue, IssueCode, OperationOutcome};
 use termin_fhir::instant::{format_http_date, parse_http_date};
+use termin_search::SummaryMode;
 use termin_store::ResourceVersion;
 
 /// A response carrying one resource version with its ETag and Last-Modified.
@@ -66,12 +69,31 @@ pub async fn read(
     State(state): State<SharedState>,
     Ctx(ctx): Ctx,
     Path((type_name, id)): Path<(String, String)>,
+    OriginalUri(uri): OriginalUri,
     format: ResponseFormat,
     headers: HeaderMap,
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
+    let summary = read_summary(uri.query())?;
     let version = state.domain.resources.read(&ctx, resource_type, &id).await?;
-    Ok(conditional_read_response(&headers, format, &version))
+    summarized(&state, conditional_read_response(&headers, format, &version), &version, summary)
+}
+
+/// A read's response with the resource cut to the `_summary` asked for.
+fn summarized(
+    state: &SharedState,
+    mut response: FhirResponse,
+    version: &ResourceVersion,
+    summary: Option<SummaryMode>,
+) -> Result<FhirResponse, ApiError> {
+    if let Some(mode) = summary
+        && response.payload.is_some()
+        && let Some(resource) = stored_json(version)?
+    {
+        let search = state.domain.search_parameters();
+        response.payload = Some(Payload::Json(summarize(search, version.resource_type, resource, mode)));
+    }
+    Ok(response)
 }
 
 /// A read's answer: `304 Not Modified` (validators, no body) when the client already holds this
@@ -100,15 +122,17 @@ pub async fn vread(
     State(state): State<SharedState>,
     Ctx(ctx): Ctx,
     Path((type_name, id, version_id)): Path<(String, String, String)>,
+    OriginalUri(uri): OriginalUri,
     format: ResponseFormat,
     headers: HeaderMap,
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
+    let summary = read_summary(uri.query())?;
     let Ok(number) = version_id.parse::<u64>() else {
         return Err(ApiError::not_found(format!("{type_name}/{id} has no version {version_id:?}")));
     };
     let version = state.domain.resources.vread(&ctx, resource_type, &id, number).await?;
-    Ok(conditional_read_response(&headers, format, &version))
+    summarized(&state, conditional_read_response(&headers, format, &version), &version, summary)
 }
 
 pub async fn update(

@@ -8,9 +8,10 @@ use crate::error::ApiError;
 use crate::format::{FhirResponse, ResponseFormat, read_limited};
 use crate::prefer::search_handling;
 use crate::query::{encode, query_pairs};
+use crate::summary;
 use axum::extract::{OriginalUri, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
 use termin_search::{
     CURSOR_PARAM, NoteSeverity, ParsedSearch, SearchError, SearchErrorKind, SearchOptions, TotalMode, encode_cursor,
@@ -140,15 +141,21 @@ async fn run(
     if let Some(outcome) = notes_outcome(&parsed, withheld) {
         entries.push(bundle::outcome_entry(outcome));
     }
+    let search = state.domain.search_parameters();
     for version in &page.matches {
         let entry = bundle::search_entry(&base.0, version, SearchMode::Match);
-        entries.push(match &parsed.elements {
-            Some(elements) => entry.shaped(|resource| subset(resource, elements))?,
-            None => entry,
+        entries.push(match (&parsed.elements, parsed.summary) {
+            (Some(elements), _) => entry.shaped(|resource| summary::elements(resource, elements))?,
+            (None, Some(mode)) => entry.shaped(|resource| summary::summarize(search, version.resource_type, resource, mode))?,
+            (None, None) => entry,
         });
     }
     for version in &page.included {
-        entries.push(bundle::search_entry(&base.0, version, SearchMode::Include));
+        let entry = bundle::search_entry(&base.0, version, SearchMode::Include);
+        entries.push(match parsed.summary {
+            Some(mode) => entry.shaped(|resource| summary::summarize(search, version.resource_type, resource, mode))?,
+            None => entry,
+        });
     }
     let total = page.total.filter(|_| parsed.total != TotalMode::None);
     Ok(FhirResponse::new(StatusCode::OK, format).searchset(bundle::searchset(total, links, entries)))
@@ -190,32 +197,4 @@ fn notes_outcome(parsed: &ParsedSearch, withheld: usize) -> Option<Value> {
         ));
     }
     Some(OperationOutcome::new(issues).to_json())
-}
-
-/// `_elements`: the named top-level elements plus what every resource keeps, tagged SUBSETTED
-/// as FHIR asks so nobody mistakes it for the whole resource.
-fn subset(resource: Value, elements: &[String]) -> Value {
-    let Value::Object(full) = resource else {
-        return resource;
-    };
-    let mut out = Map::new();
-    for (name, value) in full {
-        // A primitive's `_name` sibling (its extensions) goes with it.
-        let bare = name.strip_prefix('_').unwrap_or(&name);
-        let wanted = elements.iter().any(|e| e == bare);
-        if matches!(name.as_str(), "resourceType" | "id" | "meta") || wanted {
-            out.insert(name, value);
-        }
-    }
-    let meta = out.entry("meta").or_insert_with(|| json!({}));
-    if let Some(meta) = meta.as_object_mut() {
-        let tags = meta.entry("tag").or_insert_with(|| json!([]));
-        if let Some(tags) = tags.as_array_mut() {
-            tags.push(json!({
-                "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
-                "code": "SUBSETTED",
-            }));
-        }
-    }
-    Value::Object(out)
 }

@@ -1,4 +1,4 @@
-//! Type-level writes: create (optionally conditional) and conditional update.
+//! Type-level writes: create (optionally conditional), conditional update and conditional delete.
 
 use super::instance::write_response;
 use super::{BaseUrl, if_match, resource_type};
@@ -8,7 +8,7 @@ use crate::format::{FhirBody, FhirResponse, ResponseFormat};
 use crate::query::{is_result_parameter, query_pairs};
 use crate::SharedState;
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use termin_fhir::{Issue, IssueCode, ResourceType};
 use termin_search::SearchParameters;
 use termin_store::Condition;
@@ -112,4 +112,20 @@ pub async fn conditional_update(
         .conditional_update(&ctx, resource_type, &conditions, body, expected)
         .await?;
     Ok(write_response(outcome, &headers, format, &base))
+}
+
+/// `DELETE [type]?criteria`: deletes what matches, as many as `--conditional-delete` allows;
+/// 204 also when nothing matches (as deleting an absent id is).
+pub async fn conditional_delete(
+    State(state): State<SharedState>,
+    Ctx(ctx): Ctx,
+    Path(type_name): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    format: ResponseFormat,
+    base: BaseUrl,
+) -> Result<FhirResponse, ApiError> {
+    let resource_type = resource_type(&type_name)?;
+    let conditions = criteria(state.domain.search_parameters(), resource_type, uri.query(), "A conditional delete", &base)?;
+    state.domain.resources.conditional_delete(&ctx, resource_type, &conditions).await?;
+    Ok(FhirResponse::new(StatusCode::NO_CONTENT, format))
 }

@@ -138,9 +138,38 @@ pub struct ParsedSearch {
     pub total: TotalMode,
     /// `_summary=count`: only the total.
     pub summary_count: bool,
+    /// `_summary=true|text|data`: which part of each resource to return.
+    pub summary: Option<SummaryMode>,
     /// `_elements`: the top-level elements to return, the asked ones and the mandatory ones.
     pub elements: Option<Vec<String>>,
     pub notes: Vec<SearchNote>,
+}
+
+/// The subsets `_summary` asks for (`count` and `false` are not a subset of a resource).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SummaryMode {
+    /// The elements marked isSummary, and the mandatory ones.
+    True,
+    /// `text`, `id`, `meta` and the mandatory top-level elements.
+    Text,
+    /// Everything but `text`.
+    Data,
+}
+
+impl SummaryMode {
+    /// Reads a `_summary` value other than `count`: `None` for `false` (the whole resource).
+    pub fn parse(value: &str) -> Result<Option<SummaryMode>, SearchError> {
+        match value {
+            "true" => Ok(Some(SummaryMode::True)),
+            "text" => Ok(Some(SummaryMode::Text)),
+            "data" => Ok(Some(SummaryMode::Data)),
+            "false" => Ok(None),
+            other => Err(SearchError::invalid(
+                "_summary",
+                format!("_summary must be true, text, data, count or false, got {other:?}"),
+            )),
+        }
+    }
 }
 
 /// Parameters the format layer handles.
@@ -176,6 +205,7 @@ impl SearchParameters {
         let mut cursor = None;
         let mut total = TotalMode::WhenKnown;
         let mut summary_count = false;
+        let mut summary = None;
         let mut elements = None;
         let mut includes = Vec::new();
         let mut revincludes = Vec::new();
@@ -207,8 +237,7 @@ impl SearchParameters {
                 "_total" => total = results::parse_total(value)?,
                 "_summary" => match value {
                     "count" => summary_count = true,
-                    "false" => {}
-                    other => ignore(name, format!("_summary={other} is not supported (only count and false)"), &mut notes)?,
+                    other => summary = SummaryMode::parse(other)?,
                 },
                 "_elements" => {
                     let mut names = results::parse_elements(value)?;
@@ -235,6 +264,9 @@ impl SearchParameters {
                     }
                 }
             }
+        }
+        if summary.is_some() && elements.is_some() {
+            return Err(SearchError::invalid("_summary", "_summary and _elements each choose the elements returned: send one of them"));
         }
         if active_by_default(resource_type) && !filters_active && self.param(resource_type, "active").is_some() {
             conditions.push(inactive_excluded());
@@ -265,6 +297,7 @@ impl SearchParameters {
             },
             total: if summary_count { TotalMode::Accurate } else { total },
             summary_count,
+            summary,
             elements,
             notes,
         })
