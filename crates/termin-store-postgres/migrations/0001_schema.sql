@@ -123,3 +123,7 @@ CREATE TABLE search_index_state (
     singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     fingerprint text NOT NULL
 );
+
+-- Shared with the other backend (termin-store-sql/migrations):
+-- shared: history_indexes
+-- shared: search_indexes

@@ -15,12 +15,5 @@ CREATE TABLE mail_message (
     lease_until  bigint NOT NULL,
     PRIMARY KEY (event_key, recipient)
 );
-CREATE INDEX mail_message_by_due ON mail_message (state, next_attempt);
-
--- How far the outbox has been turned into messages, and the lease of the node doing it.
-CREATE TABLE mail_cursor (
-    id             bigint NOT NULL PRIMARY KEY CHECK (id = 1),
-    outbox_through bigint NOT NULL,
-    lease_owner    text,
-    lease_until    bigint NOT NULL
-);
+-- Its index and the outbox cursor are shared with the other backend:
+-- shared: mail_queue

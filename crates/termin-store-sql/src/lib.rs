@@ -29,7 +29,7 @@ mod tests;
 mod unit;
 
 pub use index::replace_index;
-pub use migrate::{Migration, migrate, shared as shared_ddl};
+pub use migrate::{Migration, migrate, shared as shared_ddl, steps as migration_steps};
 pub use query::{SearchSql, Select, micros};
 pub use resource_store::support;
 pub use rows::decode_version;

@@ -70,10 +70,12 @@ fn failures_become_the_store_errors_of_their_backend() {
     assert!(matches!(other, StoreError::Database(_)));
 }
 
-const STEPS: &[Migration] = &[
-    Migration { version: 1, sql: "CREATE TABLE first (a TEXT);", shared: &[] },
-    Migration { version: 2, sql: "CREATE TABLE second (b TEXT);", shared: &["INSERT INTO second VALUES ('x');"] },
-];
+fn steps() -> Vec<Migration> {
+    vec![
+        Migration { version: 1, sql: "CREATE TABLE first (a TEXT);", shared: vec![] },
+        Migration { version: 2, sql: "CREATE TABLE second (b TEXT);", shared: vec!["INSERT INTO second VALUES ('x');"] },
+    ]
+}
 
 async fn applied(conn: &mut SqliteConnection) -> Vec<i64> {
     sqlx::query_scalar("SELECT version FROM termin_schema_version ORDER BY version")
@@ -85,13 +87,37 @@ async fn applied(conn: &mut SqliteConnection) -> Vec<i64> {
 #[tokio::test]
 async fn migrations_apply_once_in_order_and_a_newer_schema_is_refused() {
     let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
-    migrate::<Sqlite>(&mut conn, &STEPS[..1]).await.unwrap();
+    let steps = steps();
+    migrate::<Sqlite>(&mut conn, &steps[..1]).await.unwrap();
     assert_eq!(applied(&mut conn).await, [1]);
-    migrate::<Sqlite>(&mut conn, STEPS).await.unwrap();
-    migrate::<Sqlite>(&mut conn, STEPS).await.unwrap();
+    migrate::<Sqlite>(&mut conn, &steps).await.unwrap();
+    migrate::<Sqlite>(&mut conn, &steps).await.unwrap();
     assert_eq!(applied(&mut conn).await, [1, 2]);
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM second").fetch_one(&mut conn).await.unwrap();
     assert_eq!(rows, 1, "the second step ran once, its shared script after its own");
-    let older_build = migrate::<Sqlite>(&mut conn, &STEPS[..1]).await.map_err(StoreError::from);
+    let older_build = migrate::<Sqlite>(&mut conn, &steps[..1]).await.map_err(StoreError::from);
     assert!(matches!(older_build, Err(StoreError::Database(message)) if message.contains("newer")));
+}
+
+#[test]
+fn migration_files_are_the_steps_numbered_without_gaps() {
+    use include_dir::{Dir, DirEntry, File};
+    static FILES: Dir = Dir::new(
+        "",
+        &[
+            DirEntry::File(File::new("0002_second.sql", b"CREATE TABLE b (x TEXT);\n-- shared: mail_queue\n")),
+            DirEntry::File(File::new("0001_first.sql", b"CREATE TABLE a (x TEXT);")),
+            DirEntry::File(File::new("README.md", b"not a step")),
+        ],
+    );
+    let steps = crate::migration_steps(&FILES).unwrap();
+    assert_eq!(steps.iter().map(|s| s.version).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(steps[1].shared, [crate::shared_ddl::MAIL_QUEUE]);
+
+    static GAP: Dir = Dir::new("", &[DirEntry::File(File::new("0002_second.sql", b""))]);
+    assert!(matches!(crate::migration_steps(&GAP), Err(StoreError::Database(m)) if m.contains("step 1")));
+    static UNKNOWN: Dir = Dir::new("", &[DirEntry::File(File::new("0001_a.sql", b"-- shared: nothing\n"))]);
+    assert!(crate::migration_steps(&UNKNOWN).is_err());
+    static UNNUMBERED: Dir = Dir::new("", &[DirEntry::File(File::new("first.sql", b""))]);
+    assert!(crate::migration_steps(&UNNUMBERED).is_err());
 }

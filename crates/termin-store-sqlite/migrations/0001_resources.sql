@@ -28,3 +28,6 @@ CREATE TABLE search_token (
 );
 CREATE INDEX search_token_by_code ON search_token (res_type, param, code, system);
 CREATE INDEX search_token_by_resource ON search_token (res_type, res_id);
+
+-- Shared with the other backend (termin-store-sql/migrations):
+-- shared: history_indexes

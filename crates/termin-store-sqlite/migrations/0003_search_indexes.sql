@@ -80,3 +80,6 @@ CREATE TABLE search_uri (
 CREATE TABLE search_index_state (
     fingerprint TEXT NOT NULL
 );
+
+-- Shared with the other backend (termin-store-sql/migrations):
+-- shared: search_indexes

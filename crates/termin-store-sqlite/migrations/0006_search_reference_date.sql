@@ -16,3 +16,6 @@ CREATE TABLE search_reference_date (
     low         INTEGER NOT NULL,
     high        INTEGER NOT NULL
 );
+
+-- Shared with the other backend (termin-store-sql/migrations):
+-- shared: search_reference_date

@@ -15,12 +15,5 @@ CREATE TABLE mail_message (
     lease_until  INTEGER NOT NULL,
     PRIMARY KEY (event_key, recipient)
 ) WITHOUT ROWID;
-CREATE INDEX mail_message_by_due ON mail_message (state, next_attempt);
-
--- How far the outbox has been turned into messages, and the lease of the node doing it.
-CREATE TABLE mail_cursor (
-    id             INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
-    outbox_through INTEGER NOT NULL,
-    lease_owner    TEXT,
-    lease_until    INTEGER NOT NULL
-);
+-- Its index and the outbox cursor are shared with the other backend:
+-- shared: mail_queue
