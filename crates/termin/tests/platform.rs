@@ -200,8 +200,9 @@ async fn a_booking_through_the_platform_lands_in_the_owning_practice() {
     direct["id"] = json!("pat-direct");
     put_resource(&a, &direct).await;
 
-    // With every upstream answering, the merged search has a total, in any format.
-    let all = platform.get("Slot?status=free&_count=2").await.expect_status(200).json();
+    // With every upstream answering (and counting, as `_total=accurate` asks), the merged
+    // search has a total, in any format.
+    let all = platform.get("Slot?status=free&_count=2&_total=accurate").await.expect_status(200).json();
     assert_eq!(all["total"], 2 * SLOTS);
     assert_eq!(match_resources(&all).len(), 2);
     let xml = platform.get("Slot?status=free&_count=2&_format=xml").await.expect_status(200);
