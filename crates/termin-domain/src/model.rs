@@ -94,6 +94,16 @@ pub fn parse_object(text: &str) -> Option<Map<String, Value>> {
     termin_fhir::json::parse_stored_object(text)
 }
 
+/// The resource's extension with `url`, if it has one.
+pub(crate) fn extension<'a>(resource: &'a Map<String, Value>, url: &str) -> Option<&'a Value> {
+    resource
+        .get("extension")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|e| e.get("url").and_then(Value::as_str) == Some(url))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,14 +115,4 @@ mod tests {
         assert_eq!(reference_id("Schedule/a", ResourceType::Slot), None);
         assert_eq!(reference_id("#contained", ResourceType::Slot), None);
     }
-}
-
-/// The resource's extension with `url`, if it has one.
-pub(crate) fn extension<'a>(resource: &'a Map<String, Value>, url: &str) -> Option<&'a Value> {
-    resource
-        .get("extension")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|e| e.get("url").and_then(Value::as_str) == Some(url))
 }
