@@ -32,7 +32,8 @@ pub async fn read_only_audit_events(mut request: Request, next: Next) -> Respons
         .is_some_and(|i| !Interaction::served_for(ResourceType::AuditEvent).contains(&i));
     if resource_type == Some(ResourceType::AuditEvent) && refused {
         let why = format!("AuditEvents are recorded by the server and read-only: {} is not allowed", request.method());
-        return ApiError::new(StatusCode::METHOD_NOT_ALLOWED, Issue::error(IssueCode::NotSupported, why)).into_response();
+        return ApiError::new(StatusCode::METHOD_NOT_ALLOWED, Issue::error(IssueCode::NotSupported, why))
+            .into_response();
     }
     next.run(request).await
 }
@@ -64,7 +65,9 @@ pub async fn record_denials(State(state): State<SharedState>, mut request: Reque
     let Ok(Ctx(anonymous)) = Ctx::from_request_parts(&mut parts, &()).await;
     let response = next.run(Request::from_parts(parts, body)).await;
     let status = response.status();
-    let Some(resource_type) = resource_type.filter(|_| matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)) else {
+    let Some(resource_type) =
+        resource_type.filter(|_| matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN))
+    else {
         return response;
     };
     let caller = match response.extensions().get::<Caller>() {

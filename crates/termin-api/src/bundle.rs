@@ -67,11 +67,7 @@ pub fn searchset(total: Option<u64>, links: Value, entries: Vec<SearchEntry>) ->
 impl Searchset {
     /// The Bundle as a JSON value, for the answers that transform it (XML, pretty printing).
     pub fn into_value(self) -> Result<Value, ApiError> {
-        let entries = self
-            .entries
-            .into_iter()
-            .map(SearchEntry::into_value)
-            .collect::<Result<Vec<_>, _>>()?;
+        let entries = self.entries.into_iter().map(SearchEntry::into_value).collect::<Result<Vec<_>, _>>()?;
         Ok(bundle("searchset", self.total, self.links, entries))
     }
 
@@ -285,7 +281,8 @@ mod tests {
     #[test]
     fn spliced_text_is_what_the_parsed_bundle_prints() {
         // Exponents, escapes and non-ASCII text must come out as stored.
-        let first = version("a", r#"{"resourceType":"Slot","id":"a","meta":{"versionId":"1"},"comment":"Zä\"\n","x":1E5}"#);
+        let first =
+            version("a", r#"{"resourceType":"Slot","id":"a","meta":{"versionId":"1"},"comment":"Zä\"\n","x":1E5}"#);
         let second = version("b", r#"{"resourceType":"Slot","id":"b","y":[1.50,-0.0]}"#);
         let build = |entries: Vec<SearchEntry>| {
             searchset(Some(7), paging_links("http://h/Slot?a=\"b\"".into(), Some("http://h/n".into()), None), entries)

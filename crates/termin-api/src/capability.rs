@@ -41,7 +41,8 @@ pub fn capability_statement(
                     })
                 })
                 .collect();
-            let interactions: Vec<Value> = Interaction::served_for(*t).iter().map(|i| json!({"code": i.code()})).collect();
+            let interactions: Vec<Value> =
+                Interaction::served_for(*t).iter().map(|i| json!({"code": i.code()})).collect();
             let writable = *t != ResourceType::AuditEvent;
             let mut resource = json!({
                 "type": t.as_str(),

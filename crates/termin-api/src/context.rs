@@ -4,14 +4,14 @@ use crate::REQUEST_ID;
 use crate::auth::Caller;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts};
-use std::net::SocketAddr;
 use axum::http::Request;
 use axum::http::request::Parts;
-use std::convert::Infallible;
 use axum::http::{Extensions, HeaderMap};
 use axum::middleware::Next;
 use axum::response::Response;
+use std::convert::Infallible;
 use std::net::IpAddr;
+use std::net::SocketAddr;
 use termin_domain::{Caller as DomainCaller, PublicBooking};
 use termin_store::RequestContext;
 
@@ -25,11 +25,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let request_id = parts
-            .headers
-            .get(&REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
+        let request_id = parts.headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
         let hold_tokens = parts
             .headers
             .get_all(HOLD_TOKEN)
@@ -128,10 +124,7 @@ fn is_acceptable_request_id(id: &[u8]) -> bool {
 /// header, log span, [`RequestContext`]).
 pub async fn keep_acceptable_request_id(mut request: Request<Body>) -> Request<Body> {
     let headers = request.headers_mut();
-    let kept = headers
-        .get(&REQUEST_ID)
-        .filter(|id| is_acceptable_request_id(id.as_bytes()))
-        .cloned();
+    let kept = headers.get(&REQUEST_ID).filter(|id| is_acceptable_request_id(id.as_bytes())).cloned();
     headers.remove(&REQUEST_ID);
     if let Some(id) = kept {
         headers.insert(&REQUEST_ID, id);
@@ -141,11 +134,7 @@ pub async fn keep_acceptable_request_id(mut request: Request<Body>) -> Request<B
 
 /// The tracing span of a request: every log line inside carries the request id.
 pub fn request_span<B>(request: &Request<B>) -> tracing::Span {
-    let request_id = request
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let request_id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
     tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id)
 }
 
@@ -164,7 +153,11 @@ mod tests {
             forwarded_client(&headers, &trusted).map(|a| a.to_string())
         };
         assert_eq!(with(&["203.0.113.7"]).as_deref(), Some("203.0.113.7"));
-        assert_eq!(with(&["198.51.100.1, 203.0.113.7, 10.0.0.2"]).as_deref(), Some("203.0.113.7"), "the left is the client's word");
+        assert_eq!(
+            with(&["198.51.100.1, 203.0.113.7, 10.0.0.2"]).as_deref(),
+            Some("203.0.113.7"),
+            "the left is the client's word"
+        );
         assert_eq!(with(&["198.51.100.1", "2001:db8::1"]).as_deref(), Some("2001:db8::1"));
         assert_eq!(with(&["10.0.0.2"]), None);
         assert_eq!(with(&["203.0.113.7, garbage"]), None);

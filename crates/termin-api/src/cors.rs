@@ -122,7 +122,9 @@ mod tests {
                 HeaderValue::from_static("http://localhost:3000"),
             ])
         );
-        for bad in ["*,https://a.example", "booking.example.at", "https://a.example/", "https://a.example/app", "https://"] {
+        for bad in
+            ["*,https://a.example", "booking.example.at", "https://a.example/", "https://a.example/app", "https://"]
+        {
             let entries: Vec<&str> = bad.split(',').collect();
             assert!(parse(&entries).is_err(), "{bad:?}");
         }

@@ -14,10 +14,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, issue: Issue) -> Self {
-        ApiError {
-            status,
-            outcome: OperationOutcome::single(issue),
-        }
+        ApiError { status, outcome: OperationOutcome::single(issue) }
     }
 
     pub fn bad_request(issue: Issue) -> Self {
@@ -58,10 +55,9 @@ impl From<DomainError> for ApiError {
             DomainError::Unprocessable(outcome) | DomainError::NotConformant(outcome) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, outcome)
             }
-            DomainError::NotAllowed(why) => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                OperationOutcome::single(Issue::error(IssueCode::NotSupported, why)),
-            ),
+            DomainError::NotAllowed(why) => {
+                (StatusCode::METHOD_NOT_ALLOWED, OperationOutcome::single(Issue::error(IssueCode::NotSupported, why)))
+            }
             DomainError::Unavailable(why) => {
                 tracing::error!(%why, "storage unavailable");
                 (
@@ -103,9 +99,7 @@ impl IntoResponse for ApiError {
         response.extensions_mut().insert(ErrorOutcome(outcome));
         if matches!(self.status, StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT) {
             // The rest of the body stays unread, so the connection cannot be reused.
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+            response.headers_mut().insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
         }
         response
     }

@@ -298,12 +298,14 @@ pub async fn read_limited(request: Request, config: &ApiConfig) -> Result<axum::
         )
     })?;
     read.map_err(|e| {
-        let is_limit = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        let is_limit = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if is_limit {
             too_large()
         } else {
-            ApiError::bad_request(Issue::error(IssueCode::Structure, format!("The request body could not be read: {e}")))
+            ApiError::bad_request(Issue::error(
+                IssueCode::Structure,
+                format!("The request body could not be read: {e}"),
+            ))
         }
     })
 }
@@ -326,12 +328,7 @@ pub struct FhirResponse {
 
 impl FhirResponse {
     pub fn new(status: StatusCode, format: ResponseFormat) -> Self {
-        FhirResponse {
-            status,
-            headers: HeaderMap::new(),
-            payload: None,
-            format,
-        }
+        FhirResponse { status, headers: HeaderMap::new(), payload: None, format }
     }
 
     pub fn json(mut self, value: Value) -> Self {
@@ -371,7 +368,9 @@ fn link_header_of(links: &Value) -> Option<HeaderValue> {
     let links: Vec<String> = links
         .as_array()?
         .iter()
-        .filter_map(|link| Some(format!("<{}>; rel=\"{}\"", link.get("url")?.as_str()?, link.get("relation")?.as_str()?)))
+        .filter_map(|link| {
+            Some(format!("<{}>; rel=\"{}\"", link.get("url")?.as_str()?, link.get("relation")?.as_str()?))
+        })
         .collect();
     if links.is_empty() {
         return None;
@@ -402,9 +401,7 @@ impl IntoResponse for FhirResponse {
         let mut response = match rendered {
             Some(Ok((body, content_type))) => {
                 let mut response = Response::new(Body::from(body));
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+                response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
                 response
             }
             Some(Err(error)) => return error.into_response(),
@@ -431,7 +428,11 @@ mod tests {
         });
     }
 
-    fn negotiate_with(query: Option<&str>, accept: Option<&str>, content_type: Option<&str>) -> Result<Syntax, StatusCode> {
+    fn negotiate_with(
+        query: Option<&str>,
+        accept: Option<&str>,
+        content_type: Option<&str>,
+    ) -> Result<Syntax, StatusCode> {
         offer_xml();
         let mut headers = HeaderMap::new();
         if let Some(accept) = accept {

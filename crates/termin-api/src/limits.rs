@@ -75,10 +75,7 @@ fn head_error(request: &Request) -> Option<ApiError> {
         )));
     }
     let not_text = INTERPRETED.iter().find(|name| headers.get_all(*name).iter().any(|v| v.to_str().is_err()))?;
-    Some(ApiError::bad_request(Issue::error(
-        IssueCode::Invalid,
-        format!("The {not_text} header must be ASCII text"),
-    )))
+    Some(ApiError::bad_request(Issue::error(IssueCode::Invalid, format!("The {not_text} header must be ASCII text"))))
 }
 
 fn too_large(diagnostics: String) -> ApiError {

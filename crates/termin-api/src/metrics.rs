@@ -39,10 +39,7 @@ impl Metrics {
             .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), &DURATION_BUCKETS)
             .and_then(|builder| builder.install_recorder())
             .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
-        Ok(Metrics {
-            handle,
-            samplers: Vec::new(),
-        })
+        Ok(Metrics { handle, samplers: Vec::new() })
     }
 
     /// Runs `sampler` before every scrape.
@@ -73,11 +70,7 @@ impl Metrics {
 
 /// `GET /metrics`
 pub async fn endpoint(State(state): State<SharedState>) -> Response {
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(),
-    )
-        .into_response()
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
 }
 
 /// Counts and times every request by interaction; 409s are also counted as conflicts.

@@ -93,7 +93,10 @@ enum Route {
     Hold,
     Book,
     /// To upstream `name`, at `path` below its base.
-    Relay { name: String, path: String },
+    Relay {
+        name: String,
+        path: String,
+    },
     Local,
 }
 
@@ -228,7 +231,11 @@ impl Call {
 
     /// Where each source's first page is, or the cursor's positions; `None`: only this server's
     /// own data can match.
-    fn positions(&self, resource_type: ResourceType, pairs: &[(String, String)]) -> Result<Option<Vec<Position>>, ApiError> {
+    fn positions(
+        &self,
+        resource_type: ResourceType,
+        pairs: &[(String, String)],
+    ) -> Result<Option<Vec<Position>>, ApiError> {
         if let Some((_, cursor)) = pairs.iter().find(|(name, _)| name == CURSOR_PARAM) {
             // At most one position per source: a cursor cannot make the platform ask more.
             let positions = merge::decode_cursor(cursor).filter(|positions| {
@@ -237,12 +244,14 @@ impl Call {
             });
             return positions.map(Some).ok_or_else(|| {
                 ApiError::bad_request(
-                    Issue::error(IssueCode::Invalid, format!("{CURSOR_PARAM} is not a cursor this platform made")).at(CURSOR_PARAM),
+                    Issue::error(IssueCode::Invalid, format!("{CURSOR_PARAM} is not a cursor this platform made"))
+                        .at(CURSOR_PARAM),
                 )
             });
         }
         let count = self.count(pairs)?;
-        let selecting: Vec<(String, String)> = pairs.iter().filter(|(name, _)| !is_page_parameter(name)).cloned().collect();
+        let selecting: Vec<(String, String)> =
+            pairs.iter().filter(|(name, _)| !is_page_parameter(name)).cloned().collect();
         let plan = self.platform.plan(resource_type, &selecting);
         if plan.upstreams.is_empty() {
             return Ok(None);
@@ -281,7 +290,8 @@ impl Call {
         let mut tasks = JoinSet::new();
         for (index, position) in positions.iter().enumerate() {
             let position = position.clone();
-            let (platform, via, base, next) = (self.platform.clone(), self.via.clone(), base.clone(), self.next.clone());
+            let (platform, via, base, next) =
+                (self.platform.clone(), self.via.clone(), base.clone(), self.next.clone());
             let parts = incoming.parts.clone();
             // Parameters are POSTed on the first page only; later pages are the sources' next links.
             let parameters = parameters.cloned();
@@ -332,7 +342,13 @@ impl Call {
 
     /// The merged page as a searchset: next link with the platform cursor, the sources' notes
     /// and failures in one OperationOutcome entry.
-    async fn searchset(&self, incoming: &Incoming, path: &str, pairs: Vec<(String, String)>, merged: MergedPage) -> Result<Response, ApiError> {
+    async fn searchset(
+        &self,
+        incoming: &Incoming,
+        path: &str,
+        pairs: Vec<(String, String)>,
+        merged: MergedPage,
+    ) -> Result<Response, ApiError> {
         let base = self.base(incoming).await?;
         let format = Self::format(incoming).await?;
         let endpoint = format!("{}{}", base, path.trim_start_matches("/fhir"));
@@ -413,7 +429,8 @@ impl Call {
             .as_ref()
             .and_then(termin_fhir::Parameters::read_value)
             .and_then(|p| {
-                p.named("slot-reference").find_map(|e| e.get("valueReference")?.get("reference")?.as_str().map(str::to_owned))
+                p.named("slot-reference")
+                    .find_map(|e| e.get("valueReference")?.get("reference")?.as_str().map(str::to_owned))
             })
             .and_then(|reference| termin_fhir::reference_id(&reference, ResourceType::Slot).map(str::to_owned))
             .and_then(|id| self.platform.owner(&id).map(|(u, _)| u.name().to_owned()));
@@ -452,8 +469,11 @@ impl Call {
         };
         if owners.iter().any(|o| *o != name) {
             return Err(ApiError::bad_request(
-                Issue::error(IssueCode::NotSupported, "The Appointment's slots belong to different servers; book them separately")
-                    .at("Appointment.slot"),
+                Issue::error(
+                    IssueCode::NotSupported,
+                    "The Appointment's slots belong to different servers; book them separately",
+                )
+                .at("Appointment.slot"),
             ));
         }
         self.patients_to(&incoming, &name, appointment).await?;
@@ -474,7 +494,8 @@ impl Call {
                 continue;
             }
             let patient = self.state.domain.resources.read(&ctx, ResourceType::Patient, id).await?;
-            let patient = crate::bundle::stored_json(&patient)?.and_then(|p| p.as_object().cloned()).unwrap_or_default();
+            let patient =
+                crate::bundle::stored_json(&patient)?.and_then(|p| p.as_object().cloned()).unwrap_or_default();
             let there = match self.platform.patient_at(upstream, &patient, &self.via).await {
                 Ok(there) => there,
                 Err(RelayError::Unreachable(failure)) => return Err(unreachable(failure)),
@@ -485,7 +506,11 @@ impl Call {
                         StatusCode::BAD_GATEWAY,
                         Issue::error(
                             IssueCode::Exception,
-                            format!("Upstream {name} did not accept {reference} ({}): {}", answer.status, told.join("; ")),
+                            format!(
+                                "Upstream {name} did not accept {reference} ({}): {}",
+                                answer.status,
+                                told.join("; ")
+                            ),
                         ),
                     ));
                 }
@@ -496,17 +521,27 @@ impl Call {
     }
 
     /// Relays the request to upstream `name` at `path` and answers with what it answered.
-    async fn relay(&self, incoming: &Incoming, name: &str, path: &str, body: Option<Value>) -> Result<Response, ApiError> {
+    async fn relay(
+        &self,
+        incoming: &Incoming,
+        name: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Response, ApiError> {
         let upstream = self.platform.upstream(name).ok_or_else(ApiError::internal)?;
         let base = self.base(incoming).await?;
         let format = Self::format(incoming).await?;
         // The answer's format is the platform's business; everything else is the upstream's.
-        let query: Vec<(String, String)> =
-            owned_pairs(incoming.parts.uri.query()).into_iter().filter(|(n, _)| n != "_format" && n != "_pretty").collect();
+        let query: Vec<(String, String)> = owned_pairs(incoming.parts.uri.query())
+            .into_iter()
+            .filter(|(n, _)| n != "_format" && n != "_pretty")
+            .collect();
         let query = encode(&query);
         let mut headers: Vec<(header::HeaderName, HeaderValue)> = RELAYED_REQUEST_HEADERS
             .iter()
-            .filter_map(|&name| Some((header::HeaderName::from_static(name), incoming.parts.headers.get(name)?.clone())))
+            .filter_map(|&name| {
+                Some((header::HeaderName::from_static(name), incoming.parts.headers.get(name)?.clone()))
+            })
             .collect();
         // Bodies go upstream as FHIR JSON, whatever the client sent; a JSON Patch stays one.
         if incoming.parts.method == Method::PATCH && body.is_some() {

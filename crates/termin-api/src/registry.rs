@@ -115,10 +115,9 @@ impl Interaction {
             Interaction::HistoryInstance => vec![("/fhir/{type}/{id}/_history", get(history::instance_history))],
             Interaction::HistoryType => vec![("/fhir/{type}/_history", get(history::type_history))],
             Interaction::Create => vec![("/fhir/{type}", post(type_level::create))],
-            Interaction::SearchType => vec![
-                ("/fhir/{type}", get(search::search)),
-                ("/fhir/{type}/_search", post(search::search_post)),
-            ],
+            Interaction::SearchType => {
+                vec![("/fhir/{type}", get(search::search)), ("/fhir/{type}/_search", post(search::search_post))]
+            }
         }
     }
 }
@@ -149,7 +148,9 @@ impl SystemInteraction {
                  ifMatch, ifNoneMatch and conditional update/delete supported; the scheduling rules apply to \
                  every entry. Operations ($hold, $book) are not run in transactions."
             }
-            SystemInteraction::Batch => "Each entry processed on its own, as the request it describes, operations included.",
+            SystemInteraction::Batch => {
+                "Each entry processed on its own, as the request it describes, operations included."
+            }
         }
     }
 }

@@ -14,7 +14,8 @@ pub fn read_summary(query: Option<&str>) -> Result<Option<SummaryMode>, ApiError
     let Some((_, value)) = query_pairs(query).find(|(name, _)| name == "_summary") else {
         return Ok(None);
     };
-    SummaryMode::parse(&value).map_err(|e| ApiError::bad_request(Issue::error(IssueCode::Invalid, e.message).at("_summary")))
+    SummaryMode::parse(&value)
+        .map_err(|e| ApiError::bad_request(Issue::error(IssueCode::Invalid, e.message).at("_summary")))
 }
 
 /// The part of `resource` that `mode` asks for.

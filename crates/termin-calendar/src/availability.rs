@@ -64,15 +64,19 @@ impl Availability {
         for element in elements {
             for (index, time) in array(element, "availableTime").enumerate() {
                 let at = |name: &str| format!("availableTime[{index}].{name}");
-                availability.available.push(available_time(time).map_err(|(name, problem)| format!("{}: {problem}", at(name)))?);
+                availability
+                    .available
+                    .push(available_time(time).map_err(|(name, problem)| format!("{}: {problem}", at(name)))?);
             }
             for (index, closure) in array(element, "notAvailableTime").enumerate() {
                 let during = closure.get("during").unwrap_or(&Value::Null);
-                let bound = |name: &str| match during.get(name).and_then(Value::as_str) {
+                let bound = |name: &str| {
+                    match during.get(name).and_then(Value::as_str) {
                     None => Ok(None),
                     Some(text) => moment(text)
                         .map(Some)
                         .ok_or_else(|| format!("notAvailableTime[{index}].during.{name}: {text:?} is neither a date nor a dateTime with a time zone")),
+                }
                 };
                 availability.closures.push(Closure { start: bound("start")?, end: bound("end")? });
             }
@@ -92,17 +96,11 @@ impl Availability {
         public_holidays: bool,
     ) -> Vec<(Timestamp, Timestamp)> {
         let holidays: BTreeSet<Date> = match public_holidays {
-            true => (first.year()..=last.year())
-                .flat_map(crate::public_holidays)
-                .map(|(day, _)| day)
-                .collect(),
+            true => (first.year()..=last.year()).flat_map(crate::public_holidays).map(|(day, _)| day).collect(),
             false => BTreeSet::new(),
         };
-        let closures: Vec<(Option<Timestamp>, Option<Timestamp>)> = self
-            .closures
-            .iter()
-            .map(|c| (c.start.map(|m| m.start(zone)), c.end.map(|m| m.end(zone))))
-            .collect();
+        let closures: Vec<(Option<Timestamp>, Option<Timestamp>)> =
+            self.closures.iter().map(|c| (c.start.map(|m| m.start(zone)), c.end.map(|m| m.end(zone)))).collect();
         let closed = |start: Timestamp, end: Timestamp| {
             closures
                 .iter()
@@ -149,7 +147,8 @@ fn array<'a>(element: &'a Value, name: &str) -> impl Iterator<Item = &'a Value> 
 fn available_time(time: &Value) -> Result<AvailableTime, (&'static str, String)> {
     let mut days = Vec::new();
     for code in array(time, "daysOfWeek") {
-        let day = code.as_str().and_then(weekday).ok_or(("daysOfWeek", format!("{code} is not a day code (mon … sun)")))?;
+        let day =
+            code.as_str().and_then(weekday).ok_or(("daysOfWeek", format!("{code} is not a day code (mon … sun)")))?;
         days.push(day);
     }
     let clock = |name: &'static str| match time.get(name).and_then(Value::as_str) {
@@ -193,9 +192,7 @@ impl Moment {
 }
 
 fn local_midnight(zone: &TimeZone, day: Date) -> Timestamp {
-    zone.to_ambiguous_timestamp(day.to_datetime(Time::midnight()))
-        .compatible()
-        .unwrap_or(Timestamp::MAX)
+    zone.to_ambiguous_timestamp(day.to_datetime(Time::midnight())).compatible().unwrap_or(Timestamp::MAX)
 }
 
 fn next_day(day: Date) -> Option<Date> {

@@ -60,10 +60,19 @@ pub struct Response {
 /// The answer to `$hold`.
 #[derive(Debug, Clone)]
 pub enum Hold {
-    Held { slot: Value, held_until: String, token: Option<String> },
-    Released { slot: Value },
+    Held {
+        slot: Value,
+        held_until: String,
+        token: Option<String>,
+    },
+    Released {
+        slot: Value,
+    },
     /// Someone else booked or holds it (409).
-    Rejected { slot: Value, outcome: Value },
+    Rejected {
+        slot: Value,
+        outcome: Value,
+    },
 }
 
 /// The answer to `$book`.
@@ -92,10 +101,7 @@ pub struct Client {
 
 /// The `resource` of the named parameter of a Parameters body (Null if absent).
 fn resource_parameter(parameters: &Value, name: &str) -> Value {
-    Parameters::read_value(parameters)
-        .and_then(|p| p.resource(name))
-        .cloned()
-        .unwrap_or_default()
+    Parameters::read_value(parameters).and_then(|p| p.resource(name)).cloned().unwrap_or_default()
 }
 
 /// The `key` value (e.g. `valueString`) of the named parameter.
@@ -104,10 +110,7 @@ fn text_parameter(parameters: &Value, name: &str, key: &str) -> Option<String> {
 }
 
 fn status_error(status: StatusCode, body: Value) -> ClientError {
-    ClientError::Status {
-        status,
-        outcome: (body["resourceType"] == "OperationOutcome").then_some(body),
-    }
+    ClientError::Status { status, outcome: (body["resourceType"] == "OperationOutcome").then_some(body) }
 }
 
 /// `path?name=value&...`, form-encoded.
@@ -155,11 +158,7 @@ impl Client {
 
     /// Like [`Client::new`], over a configured `reqwest::Client` (timeouts, pool size, ...).
     pub fn with_http(base: impl Into<String>, http: reqwest::Client) -> Self {
-        Client {
-            http,
-            base: base.into().trim_end_matches('/').to_owned(),
-            bearer: None,
-        }
+        Client { http, base: base.into().trim_end_matches('/').to_owned(), bearer: None }
     }
 
     /// Sends `token` (an OAuth access token from the server's identity provider) with every
@@ -192,9 +191,7 @@ impl Client {
 
     async fn send(&self, request: RequestBuilder, body: Option<&Value>) -> ClientResult<Response> {
         let request = match body {
-            Some(body) => request
-                .header("Content-Type", "application/fhir+json")
-                .body(body.to_string()),
+            Some(body) => request.header("Content-Type", "application/fhir+json").body(body.to_string()),
             None => request,
         };
         let response = request.send().await?;
@@ -217,11 +214,7 @@ impl Client {
 
     async fn expect_success(&self, request: RequestBuilder, body: Option<&Value>) -> ClientResult<Response> {
         let response = self.send(request, body).await?;
-        if response.status.is_success() {
-            Ok(response)
-        } else {
-            Err(status_error(response.status, response.body))
-        }
+        if response.status.is_success() { Ok(response) } else { Err(status_error(response.status, response.body)) }
     }
 
     /// GETs a path under the base, or an absolute URL (a paging link), as JSON.
@@ -245,9 +238,8 @@ impl Client {
 
     /// Creates the patient unless one with the same social security number exists; returns it.
     pub async fn ensure_patient(&self, patient: &Value, svnr: &str) -> ClientResult<Value> {
-        let request = self
-            .request(Method::POST, "Patient")
-            .header("If-None-Exist", format!("identifier={SVNR_SYSTEM}|{svnr}"));
+        let request =
+            self.request(Method::POST, "Patient").header("If-None-Exist", format!("identifier={SVNR_SYSTEM}|{svnr}"));
         Ok(self.expect_success(request, Some(patient)).await?.body)
     }
 
@@ -358,7 +350,12 @@ impl Client {
     /// The appointments of the patient with this social security number ("Find existing
     /// Appointments"), every page; `dates` are `date` values with prefixes (ANDed, e.g.
     /// `["ge2026-04-07", "le2026-04-14"]`), `status` e.g. `booked`.
-    pub async fn find_appointments(&self, svnr: &str, dates: &[&str], status: Option<&str>) -> ClientResult<Vec<Value>> {
+    pub async fn find_appointments(
+        &self,
+        svnr: &str,
+        dates: &[&str],
+        status: Option<&str>,
+    ) -> ClientResult<Vec<Value>> {
         let query = AppointmentQuery {
             dates: dates.iter().map(|d| (*d).to_owned()).collect(),
             status: status.map(str::to_owned),
@@ -401,7 +398,8 @@ impl Client {
         let mut parameters = vec![json!({"name": "appointment-resource", "resource": appointment})];
         parameters.extend(tokens.iter().map(|t| json!({"name": "hold-token", "valueString": t})));
         let body = json!({"resourceType": "Parameters", "parameter": parameters});
-        let Response { status, body, .. } = self.send(self.request(Method::POST, "Appointment/$book"), Some(&body)).await?;
+        let Response { status, body, .. } =
+            self.send(self.request(Method::POST, "Appointment/$book"), Some(&body)).await?;
         match status {
             StatusCode::OK | StatusCode::CREATED | StatusCode::ACCEPTED | StatusCode::CONFLICT => Ok(Booking {
                 status,
@@ -428,14 +426,17 @@ impl Client {
     /// non-patient participants, ...): reads it, applies `change`, writes it back guarded by
     /// If-Match, so a concurrent change makes this fail with 412 instead of being overwritten.
     /// Timing and patient changes belong to [`Client::postpone`] and [`Client::cancel`].
-    pub async fn update_appointment(&self, appointment_id: &str, change: impl FnOnce(&mut Value)) -> ClientResult<Value> {
+    pub async fn update_appointment(
+        &self,
+        appointment_id: &str,
+        change: impl FnOnce(&mut Value),
+    ) -> ClientResult<Value> {
         self.amend_appointment(appointment_id, &[], change).await
     }
 
     /// Cancels an appointment (reads it, sets `cancelled`, writes it back guarded by If-Match).
     pub async fn cancel(&self, appointment_id: &str) -> ClientResult<Value> {
-        self.amend_appointment(appointment_id, &[], |appointment| appointment["status"] = json!("cancelled"))
-            .await
+        self.amend_appointment(appointment_id, &[], |appointment| appointment["status"] = json!("cancelled")).await
     }
 
     /// Moves an appointment onto other slots (held with `tokens`, or free), with their times.
@@ -455,7 +456,12 @@ impl Client {
     }
 
     /// Read, change, PUT with If-Match (and the hold tokens of newly referenced slots).
-    async fn amend_appointment(&self, appointment_id: &str, tokens: &[&str], change: impl FnOnce(&mut Value)) -> ClientResult<Value> {
+    async fn amend_appointment(
+        &self,
+        appointment_id: &str,
+        tokens: &[&str],
+        change: impl FnOnce(&mut Value),
+    ) -> ClientResult<Value> {
         let appointment_id = bare_id("Appointment", appointment_id);
         let current = self.read("Appointment", appointment_id).await?;
         let mut appointment = current.body;

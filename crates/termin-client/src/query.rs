@@ -272,9 +272,11 @@ mod tests {
 
     #[test]
     fn service_and_schedule_queries_spell_active_as_a_boolean() {
-        let services = ServiceQuery { service_type: Some("urn:x|65".into()), active: Some(false), ..ServiceQuery::default() };
+        let services =
+            ServiceQuery { service_type: Some("urn:x|65".into()), active: Some(false), ..ServiceQuery::default() };
         assert_eq!(services.pairs(), [("service-type", "urn:x|65".to_owned()), ("active", "false".to_owned())]);
-        let schedules = ScheduleQuery { actor: Some("Practitioner/p".into()), active: Some(true), ..ScheduleQuery::default() };
+        let schedules =
+            ScheduleQuery { actor: Some("Practitioner/p".into()), active: Some(true), ..ScheduleQuery::default() };
         assert_eq!(schedules.pairs(), [("actor", "Practitioner/p".to_owned()), ("active", "true".to_owned())]);
     }
 }

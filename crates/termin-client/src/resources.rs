@@ -77,8 +77,17 @@ mod tests {
         assert_eq!(appointment["slot"], json!([{"reference": "Slot/s1"}]));
         assert_eq!(appointment["subject"], json!({"reference": "Patient/anna"}));
         let actors: Vec<&Value> = appointment["participant"].as_array().unwrap().iter().map(|p| &p["actor"]).collect();
-        assert_eq!(actors, [&json!({"reference": "Patient/anna"}), &json!({"reference": "Practitioner/p", "display": "Dr. P"})]);
-        assert!(appointment["participant"].as_array().unwrap().iter().all(|p| p["required"] == true && p["status"] == "accepted"));
+        assert_eq!(
+            actors,
+            [&json!({"reference": "Patient/anna"}), &json!({"reference": "Practitioner/p", "display": "Dr. P"})]
+        );
+        assert!(
+            appointment["participant"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|p| p["required"] == true && p["status"] == "accepted")
+        );
     }
 
     #[test]

@@ -57,8 +57,13 @@ async fn build_dataset(service: &ResourceService, ctx: &Caller) {
     let building = Instant::now();
     for o in 0..ORGANIZATIONS {
         let (zip, city) = TOWNS[o % TOWNS.len()];
-        put(service, ctx, json!({"resourceType": "Organization", "id": format!("org-{o}"), "name": format!("Praxis {o}"),
-            "contact": [{"address": {"postalCode": zip, "city": city, "country": "AUT"}}]})).await;
+        put(
+            service,
+            ctx,
+            json!({"resourceType": "Organization", "id": format!("org-{o}"), "name": format!("Praxis {o}"),
+            "contact": [{"address": {"postalCode": zip, "city": city, "country": "AUT"}}]}),
+        )
+        .await;
     }
     for s in 0..SERVICES {
         put(service, ctx, json!({"resourceType": "HealthcareService", "id": format!("svc-{s}"), "active": true,
@@ -70,22 +75,42 @@ async fn build_dataset(service: &ResourceService, ctx: &Caller) {
         let s = r % SERVICES;
         // Half the roles work mornings, half afternoons.
         let (from, to) = if r % 2 == 0 { ("08:00:00", "12:00:00") } else { ("13:00:00", "17:00:00") };
-        put(service, ctx, json!({"resourceType": "Practitioner", "id": format!("pr-{r}"), "name": [{"family": format!("Arzt {r}")}]})).await;
-        put(service, ctx, json!({"resourceType": "PractitionerRole", "id": format!("role-{r}"), "active": true,
+        put(
+            service,
+            ctx,
+            json!({"resourceType": "Practitioner", "id": format!("pr-{r}"), "name": [{"family": format!("Arzt {r}")}]}),
+        )
+        .await;
+        put(
+            service,
+            ctx,
+            json!({"resourceType": "PractitionerRole", "id": format!("role-{r}"), "active": true,
             "practitioner": {"reference": format!("Practitioner/pr-{r}")},
             "organization": {"reference": format!("Organization/org-{}", s % ORGANIZATIONS)},
             "healthcareService": [{"reference": format!("HealthcareService/svc-{s}")}],
             "availability": [{"availableTime": [{"daysOfWeek": ["mon", "tue", "wed", "thu", "fri"],
-                "availableStartTime": from, "availableEndTime": to}]}]})).await;
-        put(service, ctx, json!({"resourceType": "Schedule", "id": format!("sched-{r}"), "active": true,
-            "actor": [{"reference": format!("PractitionerRole/role-{r}")}]})).await;
+                "availableStartTime": from, "availableEndTime": to}]}]}),
+        )
+        .await;
+        put(
+            service,
+            ctx,
+            json!({"resourceType": "Schedule", "id": format!("sched-{r}"), "active": true,
+            "actor": [{"reference": format!("PractitionerRole/role-{r}")}]}),
+        )
+        .await;
         for k in 0..SLOTS_PER_ROLE {
             let day = monday.checked_add(jiff::Span::new().days((k % 5 + 1) as i64)).unwrap();
             let hour = if r % 2 == 0 { 8 + (k % 4) } else { 13 + (k % 4) };
             let start = format!("{day}T{hour:02}:00:00+01:00");
             let end = format!("{day}T{hour:02}:30:00+01:00");
-            put(service, ctx, json!({"resourceType": "Slot", "id": format!("slot-{r}-{k}"), "status": "free",
-                "schedule": {"reference": format!("Schedule/sched-{r}")}, "start": start, "end": end})).await;
+            put(
+                service,
+                ctx,
+                json!({"resourceType": "Slot", "id": format!("slot-{r}-{k}"), "status": "free",
+                "schedule": {"reference": format!("Schedule/sched-{r}")}, "start": start, "end": end}),
+            )
+            .await;
         }
     }
     println!(
@@ -101,13 +126,17 @@ async fn main() {
     let path = std::env::var_os("FIND_HSP_BENCHMARK_DB").map_or_else(|| dir.path().join("find-hsp.db"), PathBuf::from);
     let reuse = path.exists();
     let store = SqliteStore::open(&path, 4).await.expect("store");
-    let domain = Domain::new(Arc::new(store), Arc::new(SystemClock), ServiceConfig::default(), termin_search::registry());
+    let domain =
+        Domain::new(Arc::new(store), Arc::new(SystemClock), ServiceConfig::default(), termin_search::registry());
     let ctx = Caller::system("benchmark");
     if !reuse {
         build_dataset(&domain.resources, &ctx).await;
     }
     let query = |code: usize| ProviderQuery {
-        types: vec![TokenMatch { system: SystemMatch::Exactly(SERVICE_TYPE_SYSTEM.into()), code: Some(code.to_string()) }],
+        types: vec![TokenMatch {
+            system: SystemMatch::Exactly(SERVICE_TYPE_SYSTEM.into()),
+            code: Some(code.to_string()),
+        }],
         zip_areas: vec!["53".into()],
         availability: vec![json!({"availableTime": [{"daysOfWeek": ["mon", "tue"],
             "availableStartTime": "08:00:00", "availableEndTime": "12:00:00"}]})],

@@ -114,10 +114,11 @@ mod tests {
         set_digest(&mut plain, Some("sha256:x"));
         set_digest(&mut plain, None);
         assert!(!plain.contains_key("extension"));
-        let mut ordered = json!({"id": "a", "extension": [{"url": ACCESS_DIGEST_URL, "valueString": "d"}], "status": "booked"})
-            .as_object()
-            .unwrap()
-            .clone();
+        let mut ordered =
+            json!({"id": "a", "extension": [{"url": ACCESS_DIGEST_URL, "valueString": "d"}], "status": "booked"})
+                .as_object()
+                .unwrap()
+                .clone();
         set_digest(&mut ordered, None);
         assert_eq!(ordered.keys().collect::<Vec<_>>(), ["id", "status"]);
     }

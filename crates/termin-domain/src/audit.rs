@@ -3,11 +3,11 @@
 //! own unit of work; reads and denied attempts go through [`AuditTrail`], a bounded queue that a
 //! background writer empties in batches and drains at shutdown.
 
+use crate::DomainError;
 use crate::caller::Caller;
 use crate::compartment::patients_of;
 use crate::model::parse_object;
 use crate::version::new_version;
-use crate::DomainError;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -55,7 +55,13 @@ pub struct AuditRecord {
 
 impl AuditRecord {
     pub fn new(action: AuditAction, interaction: impl Into<String>) -> Self {
-        AuditRecord { action, interaction: interaction.into(), patients: Vec::new(), resources: Vec::new(), denied: None }
+        AuditRecord {
+            action,
+            interaction: interaction.into(),
+            patients: Vec::new(),
+            resources: Vec::new(),
+            denied: None,
+        }
     }
 
     /// Adds a resource reached and, when it is in a patient compartment, its patients. Reading
@@ -221,7 +227,11 @@ impl AuditTrail {
     }
 }
 
-async fn write_batches(store: Arc<dyn ResourceStore>, search: &'static SearchParameters, mut receiver: mpsc::Receiver<Message>) {
+async fn write_batches(
+    store: Arc<dyn ResourceStore>,
+    search: &'static SearchParameters,
+    mut receiver: mpsc::Receiver<Message>,
+) {
     let mut messages = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut messages, BATCH).await > 0 {
         let mut events = Vec::new();
@@ -244,15 +254,21 @@ async fn write_batches(store: Arc<dyn ResourceStore>, search: &'static SearchPar
     }
 }
 
-async fn store_events(store: &dyn ResourceStore, search: &'static SearchParameters, events: &[Map<String, Value>]) -> Result<(), DomainError> {
+async fn store_events(
+    store: &dyn ResourceStore,
+    search: &'static SearchParameters,
+    events: &[Map<String, Value>],
+) -> Result<(), DomainError> {
     if events.is_empty() {
         return Ok(());
     }
     let caller = Caller::system("audit");
     let mut tx = store.begin_write(caller.context()).await?;
     for body in events {
-        let now = body.get("recorded").and_then(Value::as_str).and_then(|t| t.parse().ok()).unwrap_or_else(Timestamp::now);
-        let (new, _) = new_version(search, ResourceType::AuditEvent, &uuid::Uuid::new_v4().to_string(), body.clone(), None, now)?;
+        let now =
+            body.get("recorded").and_then(Value::as_str).and_then(|t| t.parse().ok()).unwrap_or_else(Timestamp::now);
+        let (new, _) =
+            new_version(search, ResourceType::AuditEvent, &uuid::Uuid::new_v4().to_string(), body.clone(), None, now)?;
         tx.write(new).await?;
     }
     tx.commit().await?;

@@ -128,12 +128,7 @@ mod tests {
     use termin_store::{Scope, TokenPrincipal};
 
     fn token(scopes: &str) -> Caller {
-        let principal = TokenPrincipal {
-            subject: "u1".into(),
-            client_id: None,
-            patient: None,
-            fhir_user: None,
-        };
+        let principal = TokenPrincipal { subject: "u1".into(), client_id: None, patient: None, fhir_user: None };
         Caller::new(RequestContext::anonymous("r").with_token(principal, Scope::parse_all(scopes)))
     }
 

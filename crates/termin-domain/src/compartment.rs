@@ -11,7 +11,8 @@ use crate::model::{parse_object, reference_id};
 use serde_json::{Map, Value};
 use termin_fhir::ResourceType;
 use termin_store::{
-    COMPARTMENT_TYPES, Condition, PatientReach, Permission, ReferenceMatch, RequestContext, ResourceVersion, StringMatch,
+    COMPARTMENT_TYPES, Condition, PatientReach, Permission, ReferenceMatch, RequestContext, ResourceVersion,
+    StringMatch,
 };
 
 /// The patient ids a resource of a compartment type refers to as its patient (a Patient is
@@ -27,12 +28,18 @@ pub(crate) fn patients_of(resource_type: ResourceType, id: &str, body: &Map<Stri
         ResourceType::Patient => vec![id.to_owned()],
         ResourceType::Appointment => {
             let participants = body.get("participant").and_then(Value::as_array).into_iter().flatten();
-            reference(body.get("subject")).into_iter().chain(participants.filter_map(|p| reference(p.get("actor")))).collect()
+            reference(body.get("subject"))
+                .into_iter()
+                .chain(participants.filter_map(|p| reference(p.get("actor"))))
+                .collect()
         }
         ResourceType::RelatedPerson => reference(body.get("patient")).into_iter().collect(),
         ResourceType::AuditEvent => {
             let entities = body.get("entity").and_then(Value::as_array).into_iter().flatten();
-            reference(body.get("patient")).into_iter().chain(entities.filter_map(|e| reference(e.get("what")))).collect()
+            reference(body.get("patient"))
+                .into_iter()
+                .chain(entities.filter_map(|e| reference(e.get("what"))))
+                .collect()
         }
         ResourceType::Subscription => crate::subscriptions::filtered_patients(body),
         _ => Vec::new(),
@@ -130,16 +137,12 @@ pub(crate) fn confine_reach(ctx: &RequestContext, searched: Condition) -> Result
         Ok(inner)
     };
     Ok(match searched {
-        Condition::Chain { param, target_type, condition } => Condition::Chain {
-            param,
-            condition: Box::new(confine_to(target_type, *condition)?),
-            target_type,
-        },
-        Condition::ReferencedBy { source_type, param, condition } => Condition::ReferencedBy {
-            param,
-            condition: Box::new(confine_to(source_type, *condition)?),
-            source_type,
-        },
+        Condition::Chain { param, target_type, condition } => {
+            Condition::Chain { param, condition: Box::new(confine_to(target_type, *condition)?), target_type }
+        }
+        Condition::ReferencedBy { source_type, param, condition } => {
+            Condition::ReferencedBy { param, condition: Box::new(confine_to(source_type, *condition)?), source_type }
+        }
         Condition::Not(inner) => Condition::Not(Box::new(confine_reach(ctx, *inner)?)),
         Condition::Any(alternatives) => {
             Condition::Any(alternatives.into_iter().map(|c| confine_reach(ctx, c)).collect::<Result<_, _>>()?)
@@ -220,12 +223,8 @@ mod tests {
     use termin_store::{Scope, TokenPrincipal};
 
     fn patient_token(scopes: &str) -> RequestContext {
-        let principal = TokenPrincipal {
-            subject: "u1".into(),
-            client_id: None,
-            patient: Some("p1".into()),
-            fhir_user: None,
-        };
+        let principal =
+            TokenPrincipal { subject: "u1".into(), client_id: None, patient: Some("p1".into()), fhir_user: None };
         RequestContext::anonymous("r").with_token(principal, Scope::parse_all(scopes))
     }
 
@@ -244,7 +243,12 @@ mod tests {
         assert!(belongs(ResourceType::Appointment, "a", &appointment, "p2"));
         assert!(!belongs(ResourceType::Appointment, "a", &appointment, "d"));
         assert!(belongs(ResourceType::Patient, "p1", &Map::new(), "p1"));
-        assert!(!belongs(ResourceType::RelatedPerson, "r", &object(json!({"patient": {"reference": "Patient/p2"}})), "p1"));
+        assert!(!belongs(
+            ResourceType::RelatedPerson,
+            "r",
+            &object(json!({"patient": {"reference": "Patient/p2"}})),
+            "p1"
+        ));
     }
 
     #[test]
@@ -260,26 +264,44 @@ mod tests {
         assert!(!belongs(ResourceType::Subscription, "s", &slots, "p1"));
         let ctx = patient_token("patient/Subscription.cruds");
         assert!(check_write(&ctx, ResourceType::Subscription, "s", None, Some(&slots)).is_ok());
-        assert!(matches!(check_write(&ctx, ResourceType::Subscription, "s", None, Some(&other)), Err(DomainError::Forbidden(_))));
-        assert!(matches!(check_write(&ctx, ResourceType::Subscription, "s", Some(&other), None), Err(DomainError::Forbidden(_))));
+        assert!(matches!(
+            check_write(&ctx, ResourceType::Subscription, "s", None, Some(&other)),
+            Err(DomainError::Forbidden(_))
+        ));
+        assert!(matches!(
+            check_write(&ctx, ResourceType::Subscription, "s", Some(&other), None),
+            Err(DomainError::Forbidden(_))
+        ));
     }
 
     #[test]
     fn a_confined_write_stays_in_the_compartment() {
         let ctx = patient_token("patient/Appointment.cruds");
-        let own = object(json!({"subject": {"reference": "Patient/p1"}, "participant": [{"actor": {"reference": "Patient/p1"}}]}));
-        let shared = object(json!({"subject": {"reference": "Patient/p1"}, "participant": [{"actor": {"reference": "Patient/p2"}}]}));
+        let own = object(
+            json!({"subject": {"reference": "Patient/p1"}, "participant": [{"actor": {"reference": "Patient/p1"}}]}),
+        );
+        let shared = object(
+            json!({"subject": {"reference": "Patient/p1"}, "participant": [{"actor": {"reference": "Patient/p2"}}]}),
+        );
         let other = object(json!({"subject": {"reference": "Patient/p2"}}));
         let nobody = object(json!({"status": "proposed"}));
         assert!(check_write(&ctx, ResourceType::Appointment, "a", None, Some(&own)).is_ok());
         assert!(check_write(&ctx, ResourceType::Appointment, "a", Some(&own), None).is_ok());
-        for (previous, new) in [(None, Some(&shared)), (None, Some(&nobody)), (Some(&other), None), (Some(&other), Some(&own))] {
-            assert!(matches!(check_write(&ctx, ResourceType::Appointment, "a", previous, new), Err(DomainError::Forbidden(_))));
+        for (previous, new) in
+            [(None, Some(&shared)), (None, Some(&nobody)), (Some(&other), None), (Some(&other), Some(&own))]
+        {
+            assert!(matches!(
+                check_write(&ctx, ResourceType::Appointment, "a", previous, new),
+                Err(DomainError::Forbidden(_))
+            ));
         }
         let staff = patient_token("user/Appointment.cruds");
         assert!(check_write(&staff, ResourceType::Appointment, "a", Some(&other), Some(&shared)).is_ok());
         let patients = patient_token("patient/Patient.cruds");
-        assert!(matches!(check_write(&patients, ResourceType::Patient, "p2", None, Some(&nobody)), Err(DomainError::Forbidden(_))));
+        assert!(matches!(
+            check_write(&patients, ResourceType::Patient, "p2", None, Some(&nobody)),
+            Err(DomainError::Forbidden(_))
+        ));
         assert!(check_write(&patients, ResourceType::Patient, "p1", Some(&nobody), Some(&nobody)).is_ok());
     }
 
@@ -287,7 +309,11 @@ mod tests {
     fn searches_naming_another_patient_are_refused() {
         let refers = |param: &str, target: Option<&str>, id: &str| Condition::ReferenceAny {
             param: param.into(),
-            alternatives: vec![ReferenceMatch::Local { target_type: target.map(str::to_owned), id: id.into(), version: None }],
+            alternatives: vec![ReferenceMatch::Local {
+                target_type: target.map(str::to_owned),
+                id: id.into(),
+                version: None,
+            }],
         };
         let check = |t, c: Condition| check_named_patients(t, &[c], "p1").is_ok();
         assert!(check(ResourceType::Appointment, refers("patient", None, "p1")));

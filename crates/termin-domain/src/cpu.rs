@@ -14,21 +14,14 @@ pub(crate) struct CpuWork {
 impl CpuWork {
     pub fn new() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        CpuWork {
-            permits: Arc::new(Semaphore::new(cores)),
-        }
+        CpuWork { permits: Arc::new(Semaphore::new(cores)) }
     }
 
     /// Runs `job` on a blocking thread once a core is free. A panic inside it is an internal
     /// error of this request only.
     pub async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, DomainError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| DomainError::Internal("the CPU work queue is closed".into()))?;
-        tokio::task::spawn_blocking(job)
-            .await
-            .map_err(|e| DomainError::Internal(format!("CPU-bound work failed: {e}")))
+        let _permit =
+            self.permits.acquire().await.map_err(|_| DomainError::Internal("the CPU work queue is closed".into()))?;
+        tokio::task::spawn_blocking(job).await.map_err(|e| DomainError::Internal(format!("CPU-bound work failed: {e}")))
     }
 }

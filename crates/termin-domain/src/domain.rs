@@ -1,7 +1,10 @@
 //! The domain services, built together over one kernel.
 
 use crate::kernel::Kernel;
-use crate::{AuditRecord, AuditTrail, Caller, Clock, ProviderService, ResourceService, ResourceValidator, SchedulingService, ServiceConfig};
+use crate::{
+    AuditRecord, AuditTrail, Caller, Clock, ProviderService, ResourceService, ResourceValidator, SchedulingService,
+    ServiceConfig,
+};
 use std::sync::Arc;
 use termin_search::SearchParameters;
 use termin_store::ResourceStore;
@@ -17,7 +20,12 @@ pub struct Domain {
 
 impl Domain {
     /// The services over `store`, building index rows with `search`.
-    pub fn new(store: Arc<dyn ResourceStore>, clock: Arc<dyn Clock>, config: ServiceConfig, search: &'static SearchParameters) -> Self {
+    pub fn new(
+        store: Arc<dyn ResourceStore>,
+        clock: Arc<dyn Clock>,
+        config: ServiceConfig,
+        search: &'static SearchParameters,
+    ) -> Self {
         Domain::over(Kernel::new(store, clock, config, search))
     }
 

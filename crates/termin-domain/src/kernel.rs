@@ -5,13 +5,13 @@
 use crate::audit::{AuditRecord, AuditTrail, audit_event};
 use crate::caller::Caller;
 use crate::compartment;
-use crate::organisation;
 use crate::cpu::CpuWork;
 use crate::model;
+use crate::organisation;
 use crate::rules::{self, guard_write};
-use crate::version::new_version;
 use crate::unit_of_work::UnitOfWork;
 use crate::validation::{ResourceValidator, conform};
+use crate::version::new_version;
 use crate::{Clock, DomainError};
 use jiff::SignedDuration;
 use serde_json::{Map, Value};
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use termin_fhir::{Issue, IssueCode, ResourceType};
 use termin_search::SearchParameters;
 use termin_store::{
-    ChangeKind, Condition, NewVersion, Filter, Permission, ResourceStore, ResourceVersion, SearchPage, SearchRequest,
+    ChangeKind, Condition, Filter, NewVersion, Permission, ResourceStore, ResourceVersion, SearchPage, SearchRequest,
 };
 
 #[derive(Debug, Clone)]
@@ -118,11 +118,7 @@ pub struct WriteOutcome {
 
 impl WriteOutcome {
     pub(crate) fn new(status: WriteStatus, version: ResourceVersion) -> Self {
-        WriteOutcome {
-            status,
-            version,
-            warnings: Vec::new(),
-        }
+        WriteOutcome { status, version, warnings: Vec::new() }
     }
 
     pub(crate) fn with_warnings(mut self, warnings: Vec<Issue>) -> Self {
@@ -161,15 +157,7 @@ impl Kernel {
         config: ServiceConfig,
         search: &'static SearchParameters,
     ) -> Self {
-        Kernel {
-            store,
-            clock,
-            config,
-            search,
-            validator: None,
-            cpu: Arc::new(CpuWork::new()),
-            audit: None,
-        }
+        Kernel { store, clock, config, search, validator: None, cpu: Arc::new(CpuWork::new()), audit: None }
     }
 
     /// Queues the audit event of a read or search by `ctx` when it reached patient data.
@@ -213,7 +201,11 @@ impl Kernel {
     }
 
     /// Shows a Slot whose hold has expired as free, whether or not the sweeper has run.
-    pub(crate) async fn present(&self, ctx: &Caller, mut versions: Vec<ResourceVersion>) -> Result<Vec<ResourceVersion>, DomainError> {
+    pub(crate) async fn present(
+        &self,
+        ctx: &Caller,
+        mut versions: Vec<ResourceVersion>,
+    ) -> Result<Vec<ResourceVersion>, DomainError> {
         let tentative: Vec<String> = versions
             .iter()
             .filter(|v| v.resource_type == ResourceType::Slot)
@@ -253,7 +245,12 @@ impl Kernel {
     /// patient's compartment reads only its own Patient (another id answers 403: the request
     /// names another patient) and Appointments and RelatedPersons in the compartment (others
     /// answer 404, as if they did not exist).
-    pub(crate) async fn check_visible(&self, ctx: &Caller, resource_type: ResourceType, id: &str) -> Result<(), DomainError> {
+    pub(crate) async fn check_visible(
+        &self,
+        ctx: &Caller,
+        resource_type: ResourceType,
+        id: &str,
+    ) -> Result<(), DomainError> {
         self.check_organisation_visible(ctx, resource_type, id).await?;
         let Some(patient) = compartment::confined_to(ctx.context(), resource_type, Permission::Read)? else {
             return Ok(());
@@ -267,7 +264,9 @@ impl Kernel {
         // The patients of an Appointment cannot change, so its last content decides, also
         // once it is deleted.
         let last_content = match self.store.read_current(ctx.context(), resource_type, id).await? {
-            Some(v) if v.is_deleted() && v.version > 1 => self.store.read_version(ctx.context(), resource_type, id, v.version - 1).await?,
+            Some(v) if v.is_deleted() && v.version > 1 => {
+                self.store.read_version(ctx.context(), resource_type, id, v.version - 1).await?
+            }
             other => other,
         };
         let visible = last_content
@@ -282,14 +281,24 @@ impl Kernel {
 
     /// 404 for an Appointment or AuditEvent outside the organisations of staff (see
     /// [`organisation`]); a deleted one has no index rows left and is not found either.
-    async fn check_organisation_visible(&self, ctx: &Caller, resource_type: ResourceType, id: &str) -> Result<(), DomainError> {
+    async fn check_organisation_visible(
+        &self,
+        ctx: &Caller,
+        resource_type: ResourceType,
+        id: &str,
+    ) -> Result<(), DomainError> {
         if !organisation::READ_CONFINED.contains(&resource_type) {
             return Ok(());
         }
         let Some(confinement) = organisation::confinement(ctx.context(), resource_type, Permission::Read) else {
             return Ok(());
         };
-        match self.find_ids(ctx, resource_type, vec![Condition::IdIn(vec![id.to_owned()]), confinement], 1).await?.0.is_empty() {
+        match self
+            .find_ids(ctx, resource_type, vec![Condition::IdIn(vec![id.to_owned()]), confinement], 1)
+            .await?
+            .0
+            .is_empty()
+        {
             true => Err(DomainError::NotFound(label(resource_type, id))),
             false => Ok(()),
         }
@@ -323,12 +332,14 @@ impl Kernel {
             let Some(confinement) = organisation::confinement(ctx.context(), resource_type, Permission::Read) else {
                 continue;
             };
-            let ids: Vec<String> = included.iter().filter(|v| v.resource_type == resource_type).map(|v| v.id.clone()).collect();
+            let ids: Vec<String> =
+                included.iter().filter(|v| v.resource_type == resource_type).map(|v| v.id.clone()).collect();
             if ids.is_empty() {
                 continue;
             }
             let limit = ids.len();
-            let (visible, _) = self.find_ids(ctx, resource_type, vec![Condition::IdIn(ids), confinement], limit).await?;
+            let (visible, _) =
+                self.find_ids(ctx, resource_type, vec![Condition::IdIn(ids), confinement], limit).await?;
             included.retain(|v| v.resource_type != resource_type || visible.contains(&v.id));
         }
         Ok(())
@@ -375,11 +386,7 @@ impl Kernel {
         {
             conditions.push(confinement);
         }
-        Ok(Filter {
-            conditions,
-            now: self.clock.now(),
-            server_base: None,
-        })
+        Ok(Filter { conditions, now: self.clock.now(), server_base: None })
     }
 
     /// Writes the next version inside `tx` (after the scheduling rules) and commits.
@@ -400,7 +407,13 @@ impl Kernel {
 
     /// Deletes the current version inside `tx` after the scheduling rules, without committing;
     /// nothing when there is none.
-    pub(crate) async fn delete_in(&self, ctx: &Caller, tx: &mut UnitOfWork, resource_type: ResourceType, id: &str) -> Result<(), DomainError> {
+    pub(crate) async fn delete_in(
+        &self,
+        ctx: &Caller,
+        tx: &mut UnitOfWork,
+        resource_type: ResourceType,
+        id: &str,
+    ) -> Result<(), DomainError> {
         let Some(current) = tx.read_current(resource_type, id).await?.filter(|c| !c.is_deleted()) else {
             return Ok(());
         };
@@ -446,11 +459,7 @@ impl Kernel {
         if resource_type == ResourceType::Slot {
             rules::apply_hold_window(tx, id, &mut new.index).await?;
         }
-        let status = if new.change == ChangeKind::Create {
-            WriteStatus::Created
-        } else {
-            WriteStatus::Updated
-        };
+        let status = if new.change == ChangeKind::Create { WriteStatus::Created } else { WriteStatus::Updated };
         let written = new.version.clone();
         tx.write(new, Some(written_body)).await?;
         Ok(WriteOutcome::new(status, written))

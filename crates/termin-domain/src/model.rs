@@ -27,7 +27,10 @@ pub fn reference_id(reference: &str, expected: ResourceType) -> Option<String> {
 }
 
 /// The permission a write needs: it creates (nothing before), deletes (nothing after) or updates.
-pub(crate) fn write_permission(previous: Option<&Map<String, Value>>, new: Option<&Map<String, Value>>) -> termin_store::Permission {
+pub(crate) fn write_permission(
+    previous: Option<&Map<String, Value>>,
+    new: Option<&Map<String, Value>>,
+) -> termin_store::Permission {
     use termin_store::Permission;
     match (previous, new) {
         (None, _) => Permission::Create,
@@ -40,10 +43,8 @@ pub(crate) fn write_permission(previous: Option<&Map<String, Value>>, new: Optio
 pub fn slot_ids(appointment: &Map<String, Value>) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
     for slot in appointment.get("slot").and_then(Value::as_array).into_iter().flatten() {
-        if let Some(id) = slot
-            .get("reference")
-            .and_then(Value::as_str)
-            .and_then(|r| reference_id(r, ResourceType::Slot))
+        if let Some(id) =
+            slot.get("reference").and_then(Value::as_str).and_then(|r| reference_id(r, ResourceType::Slot))
             && !ids.contains(&id)
         {
             ids.push(id);

@@ -96,7 +96,11 @@ pub(crate) fn condition(resource_type: ResourceType, member: StaffMember<'_>) ->
 
 /// The search condition confining `permission` on `resource_type` to the caller's
 /// organisations: `None` when it reaches every organisation's resources.
-pub(crate) fn confinement(ctx: &RequestContext, resource_type: ResourceType, permission: Permission) -> Option<Condition> {
+pub(crate) fn confinement(
+    ctx: &RequestContext,
+    resource_type: ResourceType,
+    permission: Permission,
+) -> Option<Condition> {
     match ctx.organisation_reach(resource_type, permission) {
         OrganisationReach::All => None,
         OrganisationReach::StaffOf(member) => Some(condition(resource_type, member)),
@@ -120,10 +124,17 @@ fn placing_references(resource_type: ResourceType, id: &str, body: &Map<String, 
     let actors = [ResourceType::PractitionerRole, ResourceType::HealthcareService, ResourceType::Practitioner];
     match resource_type {
         ResourceType::Organization => vec![(ResourceType::Organization, id.to_owned())],
-        ResourceType::PractitionerRole => references(body.get("organization")).iter().filter_map(|r| typed(r, &[ResourceType::Organization])).collect(),
-        ResourceType::HealthcareService => references(body.get("providedBy")).iter().filter_map(|r| typed(r, &[ResourceType::Organization])).collect(),
+        ResourceType::PractitionerRole => references(body.get("organization"))
+            .iter()
+            .filter_map(|r| typed(r, &[ResourceType::Organization]))
+            .collect(),
+        ResourceType::HealthcareService => {
+            references(body.get("providedBy")).iter().filter_map(|r| typed(r, &[ResourceType::Organization])).collect()
+        }
         ResourceType::Schedule => references(body.get("actor")).iter().filter_map(|r| typed(r, &actors)).collect(),
-        ResourceType::Slot => references(body.get("schedule")).iter().filter_map(|r| typed(r, &[ResourceType::Schedule])).collect(),
+        ResourceType::Slot => {
+            references(body.get("schedule")).iter().filter_map(|r| typed(r, &[ResourceType::Schedule])).collect()
+        }
         ResourceType::Appointment => {
             let participants = body.get("participant").and_then(Value::as_array).into_iter().flatten();
             let slots = references(body.get("slot")).into_iter().filter_map(|r| typed(&r, &[ResourceType::Slot]));
@@ -159,7 +170,9 @@ pub(crate) async fn check_write(
         OrganisationReach::StaffOf(member) => member,
     };
     if previous.is_some() {
-        let stored = tx.find_ids(resource_type, &[Condition::IdIn(vec![id.to_owned()]), condition(resource_type, member)], 1).await?;
+        let stored = tx
+            .find_ids(resource_type, &[Condition::IdIn(vec![id.to_owned()]), condition(resource_type, member)], 1)
+            .await?;
         if stored.is_empty() {
             return Err(other_organisation(resource_type));
         }
@@ -200,7 +213,10 @@ mod tests {
             placing_references(ResourceType::HealthcareService, "h", service.as_object().unwrap()),
             vec![(ResourceType::Organization, "o1".to_owned())]
         );
-        assert_eq!(placing_references(ResourceType::Organization, "o2", &Map::new()), vec![(ResourceType::Organization, "o2".to_owned())]);
+        assert_eq!(
+            placing_references(ResourceType::Organization, "o2", &Map::new()),
+            vec![(ResourceType::Organization, "o2".to_owned())]
+        );
         assert!(placing_references(ResourceType::Slot, "s", &Map::new()).is_empty());
     }
 

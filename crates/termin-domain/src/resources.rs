@@ -1,21 +1,18 @@
 //! The FHIR resource lifecycle: create, read, update, delete, conditional variants and
 //! history, with server-managed `meta.versionId` / `meta.lastUpdated`.
 
+use crate::DomainError;
 use crate::audit::{AuditAction, AuditRecord};
 use crate::caller::Caller;
 use crate::compartment;
 use crate::kernel::{ConditionalDelete, Kernel, WriteOutcome, WriteStatus, label};
 use crate::model;
 use crate::organisation;
-use crate::DomainError;
+use crate::unit_of_work::UnitOfWork;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType, is_valid_id};
-use termin_store::{
-    Condition, HistoryPage, HistoryRequest, Permission, ResourceVersion, SearchPage,
-    SearchRequest,
-};
-use crate::unit_of_work::UnitOfWork;
+use termin_store::{Condition, HistoryPage, HistoryRequest, Permission, ResourceVersion, SearchPage, SearchRequest};
 
 /// The most resources of one patient's compartment (or, for staff, of their organisations) a
 /// type history lists (the history of each is still readable one by one).
@@ -32,7 +29,12 @@ impl ResourceService {
     }
 
     /// The current version; 404 if it never existed, 410 if deleted.
-    pub async fn read(&self, ctx: &Caller, resource_type: ResourceType, id: &str) -> Result<ResourceVersion, DomainError> {
+    pub async fn read(
+        &self,
+        ctx: &Caller,
+        resource_type: ResourceType,
+        id: &str,
+    ) -> Result<ResourceVersion, DomainError> {
         let version = self.kernel.read(ctx, resource_type, id).await?;
         self.audit_reads(ctx, "read", std::slice::from_ref(&version)).await;
         Ok(version)
@@ -118,7 +120,10 @@ impl ResourceService {
             let batch = tx.current_after(after.take(), BATCH).await?;
             for version in &batch {
                 let body = version.body.as_deref().and_then(model::parse_object).ok_or_else(|| {
-                    DomainError::Internal(format!("stored {} is not a JSON object", label(version.resource_type, &version.id)))
+                    DomainError::Internal(format!(
+                        "stored {} is not a JSON object",
+                        label(version.resource_type, &version.id)
+                    ))
                 })?;
                 tx.replace_index(version.resource_type, &version.id, &self.kernel.search.index_entries(&body)).await?;
             }
@@ -144,11 +149,14 @@ impl ResourceService {
             Some(id) => self.kernel.check_visible(ctx, request.resource_type, id).await?,
             None => {
                 let mut conditions = Vec::new();
-                if let Some(patient) = compartment::confined_to(ctx.context(), request.resource_type, Permission::Search)? {
+                if let Some(patient) =
+                    compartment::confined_to(ctx.context(), request.resource_type, Permission::Search)?
+                {
                     conditions.push(compartment::condition(request.resource_type, patient));
                 }
                 if organisation::READ_CONFINED.contains(&request.resource_type)
-                    && let Some(confinement) = organisation::confinement(ctx.context(), request.resource_type, Permission::Search)
+                    && let Some(confinement) =
+                        organisation::confinement(ctx.context(), request.resource_type, Permission::Search)
                 {
                     conditions.push(confinement);
                 }
@@ -164,7 +172,12 @@ impl ResourceService {
     }
 
     /// The ids of the current resources of one type the caller may reach (`conditions`).
-    async fn reachable_ids(&self, ctx: &Caller, resource_type: ResourceType, conditions: Vec<Condition>) -> Result<Vec<String>, DomainError> {
+    async fn reachable_ids(
+        &self,
+        ctx: &Caller,
+        resource_type: ResourceType,
+        conditions: Vec<Condition>,
+    ) -> Result<Vec<String>, DomainError> {
         let (ids, more) = self.kernel.find_ids(ctx, resource_type, conditions, REACHABLE_HISTORY_LIMIT).await?;
         if more {
             return Err(DomainError::invalid(Issue::error(
@@ -397,7 +410,8 @@ impl ResourceService {
         // SQLite, of the whole database): it is written only if the version it was built from
         // is still current, else the patch is applied again to the newer version.
         for _ in 0..ATTEMPTS {
-            let current = live(resource_type, id, self.kernel.store.read_current(ctx.context(), resource_type, id).await?)?;
+            let current =
+                live(resource_type, id, self.kernel.store.read_current(ctx.context(), resource_type, id).await?)?;
             check_if_match(resource_type, id, Some(&current), if_match)?;
             let body = apply_patch(resource_type, id, &current, &patch)?;
             let (body, warnings) = self.kernel.conform(resource_type, body).await?;
@@ -474,7 +488,9 @@ impl ResourceService {
                     "The criteria match more than one {resource_type}; this server deletes one at a time \
                      (--conditional-delete single)"
                 ),
-                _ => format!("The criteria match more than {limit} {resource_type}s, the most one conditional delete removes"),
+                _ => format!(
+                    "The criteria match more than {limit} {resource_type}s, the most one conditional delete removes"
+                ),
             };
             return Err(DomainError::precondition(IssueCode::MultipleMatches, message));
         }
@@ -538,11 +554,7 @@ impl ResourceService {
     /// batch, not per resource. A resource already stored is left as it is, changed since or
     /// not (a loaded slot may have been booked), so loading twice changes nothing. The first
     /// invalid resource fails the whole batch and nothing is written.
-    pub async fn import(
-        &self,
-        ctx: &Caller,
-        resources: Vec<Map<String, Value>>,
-    ) -> Result<ImportSummary, DomainError> {
+    pub async fn import(&self, ctx: &Caller, resources: Vec<Map<String, Value>>) -> Result<ImportSummary, DomainError> {
         let mut staged = Vec::with_capacity(resources.len());
         for body in resources {
             let resource_type = body
@@ -550,13 +562,17 @@ impl ResourceService {
                 .and_then(Value::as_str)
                 .and_then(|t| t.parse::<ResourceType>().ok())
                 .ok_or_else(|| {
-                    DomainError::invalid(Issue::error(IssueCode::Invalid, "An imported resource needs a supported resourceType"))
+                    DomainError::invalid(Issue::error(
+                        IssueCode::Invalid,
+                        "An imported resource needs a supported resourceType",
+                    ))
                 })?;
             let id = match body.get("id") {
                 Some(Value::String(id)) => id.clone(),
                 _ => {
                     return Err(DomainError::invalid(
-                        Issue::error(IssueCode::Required, "An imported resource must carry its id").at(format!("{resource_type}.id")),
+                        Issue::error(IssueCode::Required, "An imported resource must carry its id")
+                            .at(format!("{resource_type}.id")),
                     ));
                 }
             };
@@ -631,7 +647,11 @@ async fn check_absent(tx: &mut UnitOfWork, resource_type: ResourceType, id: &str
 }
 
 /// The current version if it is not deleted; 404 or 410 otherwise.
-fn live(resource_type: ResourceType, id: &str, current: Option<ResourceVersion>) -> Result<ResourceVersion, DomainError> {
+fn live(
+    resource_type: ResourceType,
+    id: &str,
+    current: Option<ResourceVersion>,
+) -> Result<ResourceVersion, DomainError> {
     match current {
         None => Err(DomainError::NotFound(label(resource_type, id))),
         Some(c) if c.is_deleted() => Err(DomainError::Gone(label(resource_type, id))),
@@ -641,10 +661,8 @@ fn live(resource_type: ResourceType, id: &str, current: Option<ResourceVersion>)
 
 /// A JSON Patch document, with its values as written.
 fn parse_patch(operations: Value) -> Result<json_patch::Patch, DomainError> {
-    let written_values: Vec<Option<Value>> = operations
-        .as_array()
-        .map(|ops| ops.iter().map(|op| op.get("value").cloned()).collect())
-        .unwrap_or_default();
+    let written_values: Vec<Option<Value>> =
+        operations.as_array().map(|ops| ops.iter().map(|op| op.get("value").cloned()).collect()).unwrap_or_default();
     let mut patch: json_patch::Patch = serde_json::from_value(operations).map_err(|e| {
         DomainError::invalid(Issue::error(IssueCode::Structure, format!("The body is not a JSON Patch document: {e}")))
     })?;
@@ -682,7 +700,8 @@ fn apply_patch(
         || body.get("id").and_then(Value::as_str) != Some(id)
     {
         return Err(DomainError::unprocessable(
-            Issue::error(IssueCode::Processing, "A patch cannot change resourceType or id").at(format!("{resource_type}.id")),
+            Issue::error(IssueCode::Processing, "A patch cannot change resourceType or id")
+                .at(format!("{resource_type}.id")),
         ));
     }
     Ok(body)
@@ -695,7 +714,6 @@ pub struct ImportSummary {
     /// Stored already, and left as they were.
     pub existing: usize,
 }
-
 
 fn check_type(resource_type: ResourceType, body: &Map<String, Value>) -> Result<(), DomainError> {
     match body.get("resourceType").and_then(Value::as_str) {
@@ -732,8 +750,11 @@ fn check_url_id(resource_type: ResourceType, id: &str, body: &Map<String, Value>
     match body.get("id") {
         Some(Value::String(body_id)) if body_id == id => Ok(()),
         Some(Value::String(body_id)) => Err(DomainError::invalid(
-            Issue::error(IssueCode::Value, format!("The resource id {body_id:?} does not match the id {id:?} in the URL"))
-                .at(format!("{resource_type}.id")),
+            Issue::error(
+                IssueCode::Value,
+                format!("The resource id {body_id:?} does not match the id {id:?} in the URL"),
+            )
+            .at(format!("{resource_type}.id")),
         )),
         _ => Err(DomainError::invalid(
             Issue::error(IssueCode::Required, "An update must carry the resource id, equal to the id in the URL")
@@ -790,8 +811,8 @@ fn without_managed_meta(mut resource: Map<String, Value>) -> Map<String, Value> 
     resource
 }
 
-mod transaction;
 #[cfg(test)]
 mod tests;
+mod transaction;
 
 pub use transaction::Transaction;

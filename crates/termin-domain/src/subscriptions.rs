@@ -6,11 +6,11 @@
 //! postponed, updated) with the Appointment as focus, and `slot-availability` with the Slot as
 //! focus whenever a Slot turns free or taken (held, booked, released, expired, cancelled).
 
-use crate::compartment;
+use crate::DomainError;
 use crate::caller::Caller;
+use crate::compartment;
 use crate::model::{self, reference_id};
 use crate::unit_of_work::UnitOfWork;
-use crate::DomainError;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
@@ -356,9 +356,10 @@ impl SubscriptionSpec {
             _ if channel == "websocket" => {}
             Some(url) if url.starts_with("http://") || url.starts_with("https://") => {}
             Some(_) => issues.push(bad("Subscription.endpoint", "a rest-hook endpoint must be an http(s) URL")),
-            None => {
-                issues.push(Issue::error(IssueCode::Required, "a rest-hook Subscription needs an endpoint").at("Subscription.endpoint"))
-            }
+            None => issues.push(
+                Issue::error(IssueCode::Required, "a rest-hook Subscription needs an endpoint")
+                    .at("Subscription.endpoint"),
+            ),
         }
         let mut headers = Vec::new();
         for (i, parameter) in body.get("parameter").and_then(Value::as_array).into_iter().flatten().enumerate() {
@@ -380,7 +381,10 @@ impl SubscriptionSpec {
             }),
         };
         if text("contentType").is_some_and(|t| t != "application/fhir+json" && t != "application/json") {
-            issues.push(Issue::error(IssueCode::NotSupported, "contentType must be application/fhir+json").at("Subscription.contentType"));
+            issues.push(
+                Issue::error(IssueCode::NotSupported, "contentType must be application/fhir+json")
+                    .at("Subscription.contentType"),
+            );
         }
         let heartbeat_seconds = unsigned(body, "heartbeatPeriod", &mut issues);
         let timeout_seconds = unsigned(body, "timeout", &mut issues);
@@ -421,7 +425,10 @@ fn normalized(value: &str) -> String {
     let path = value.split("/_history/").next().unwrap_or(value);
     let mut parts = path.rsplit('/');
     match (parts.next(), parts.next()) {
-        (Some(id), Some(type_name)) if type_name.parse::<ResourceType>().is_ok() || type_name.chars().next().is_some_and(char::is_uppercase) => {
+        (Some(id), Some(type_name))
+            if type_name.parse::<ResourceType>().is_ok()
+                || type_name.chars().next().is_some_and(char::is_uppercase) =>
+        {
             format!("{type_name}/{id}")
         }
         _ => value.to_owned(),
@@ -476,7 +483,10 @@ impl Facts {
         facts.add("status", model::status(slot));
         facts.add("schedule", slot.get("schedule").and_then(|s| s.get("reference")).and_then(Value::as_str));
         for service in slot.get("serviceType").and_then(Value::as_array).into_iter().flatten() {
-            facts.add("service-type-reference", service.get("reference").and_then(|r| r.get("reference")).and_then(Value::as_str));
+            facts.add(
+                "service-type-reference",
+                service.get("reference").and_then(|r| r.get("reference")).and_then(Value::as_str),
+            );
         }
         facts
     }
@@ -518,7 +528,9 @@ pub fn triggers(event: &DomainEvent) -> Vec<Trigger> {
                 _ => {}
             }
             // Slots a booking takes record no event of their own (the ones it frees do).
-            for slot in detail.get("slotsTaken").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+            for slot in
+                detail.get("slotsTaken").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str)
+            {
                 fired.push(Trigger {
                     topic: "slot-availability",
                     focus_type: ResourceType::Slot,

@@ -56,7 +56,12 @@ impl ProbeStore {
 
 #[async_trait]
 impl ResourceStore for ProbeStore {
-    async fn read_current(&self, ctx: &RequestContext, resource_type: ResourceType, id: &str) -> StoreResult<Option<ResourceVersion>> {
+    async fn read_current(
+        &self,
+        ctx: &RequestContext,
+        resource_type: ResourceType,
+        id: &str,
+    ) -> StoreResult<Option<ResourceVersion>> {
         self.probe.resource(resource_type, id)?;
         self.inner.read_current(ctx, resource_type, id).await
     }
@@ -118,16 +123,30 @@ impl WriteTx for ProbeTx {
         self.inner.read_current(resource_type, id).await
     }
 
-    async fn read_current_shared(&mut self, resource_type: ResourceType, id: &str) -> StoreResult<Option<ResourceVersion>> {
+    async fn read_current_shared(
+        &mut self,
+        resource_type: ResourceType,
+        id: &str,
+    ) -> StoreResult<Option<ResourceVersion>> {
         self.probe.resource(resource_type, id)?;
         self.inner.read_current_shared(resource_type, id).await
     }
 
-    async fn find_matching_ids(&mut self, resource_type: ResourceType, filter: &Filter, limit: usize) -> StoreResult<Vec<String>> {
+    async fn find_matching_ids(
+        &mut self,
+        resource_type: ResourceType,
+        filter: &Filter,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
         self.inner.find_matching_ids(resource_type, filter, limit).await
     }
 
-    async fn find_ids(&mut self, resource_type: ResourceType, conditions: &[Condition], limit: usize) -> StoreResult<Vec<String>> {
+    async fn find_ids(
+        &mut self,
+        resource_type: ResourceType,
+        conditions: &[Condition],
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
         self.inner.find_ids(resource_type, conditions, limit).await
     }
 
@@ -142,7 +161,11 @@ impl WriteTx for ProbeTx {
         self.inner.overlapping(resource_type, param, period, exclude_id, limit).await
     }
 
-    async fn current_after(&mut self, after: Option<(ResourceType, String)>, limit: usize) -> StoreResult<Vec<ResourceVersion>> {
+    async fn current_after(
+        &mut self,
+        after: Option<(ResourceType, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<ResourceVersion>> {
         self.inner.current_after(after, limit).await
     }
 
@@ -180,7 +203,12 @@ impl WriteTx for ProbeTx {
         self.inner.slot_booking(slot_id).await
     }
 
-    async fn put_slot_booking(&mut self, slot: SlotId<'_>, appointment: AppointmentId<'_>, cancel_deadline: Option<Timestamp>) -> StoreResult<()> {
+    async fn put_slot_booking(
+        &mut self,
+        slot: SlotId<'_>,
+        appointment: AppointmentId<'_>,
+        cancel_deadline: Option<Timestamp>,
+    ) -> StoreResult<()> {
         self.inner.put_slot_booking(slot, appointment, cancel_deadline).await
     }
 
@@ -196,7 +224,12 @@ impl WriteTx for ProbeTx {
         self.inner.append_event(event).await
     }
 
-    async fn purge_older_than(&mut self, resource_type: ResourceType, before: jiff::Timestamp, limit: usize) -> StoreResult<Vec<String>> {
+    async fn purge_older_than(
+        &mut self,
+        resource_type: ResourceType,
+        before: jiff::Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
         self.inner.purge_older_than(resource_type, before, limit).await
     }
 

@@ -3,19 +3,19 @@
 //! per unit of work; writes through it keep what it remembers current, so later rules see
 //! them without reading again.
 
+use crate::DomainError;
 use crate::audit::{AuditAction, AuditRecord, audit_event};
 use crate::caller::Caller;
-use crate::version::new_version;
-use crate::DomainError;
 use crate::model::{self, AppointmentId, SlotId};
+use crate::version::new_version;
+use jiff::Timestamp;
+use serde_json::{Map, Value};
 use std::collections::HashMap;
-use termin_search::SearchParameters;
 use termin_fhir::ResourceType;
+use termin_search::SearchParameters;
 use termin_store::{
     Condition, DomainEvent, Filter, IndexEntries, NewVersion, ResourceStore, ResourceVersion, SlotHold, WriteTx,
 };
-use jiff::Timestamp;
-use serde_json::{Map, Value};
 
 /// A current resource as the unit of work knows it.
 #[derive(Clone)]
@@ -119,7 +119,11 @@ impl UnitOfWork {
     }
 
     /// The current version, the row now the unit of work's to write.
-    pub async fn read_current(&mut self, resource_type: ResourceType, id: &str) -> Result<Option<ResourceVersion>, DomainError> {
+    pub async fn read_current(
+        &mut self,
+        resource_type: ResourceType,
+        id: &str,
+    ) -> Result<Option<ResourceVersion>, DomainError> {
         Ok(self.known(resource_type, id, true).await?.version.clone())
     }
 
@@ -141,7 +145,12 @@ impl UnitOfWork {
         Ok(Some((version.clone(), known.body.clone().unwrap_or_default())))
     }
 
-    async fn known(&mut self, resource_type: ResourceType, id: &str, exclusive: bool) -> Result<&mut Known, DomainError> {
+    async fn known(
+        &mut self,
+        resource_type: ResourceType,
+        id: &str,
+        exclusive: bool,
+    ) -> Result<&mut Known, DomainError> {
         let key = (resource_type, id.to_owned());
         let stale = self.resources.get(&key).is_none_or(|k| exclusive && !k.exclusive);
         if stale {
@@ -230,11 +239,21 @@ impl UnitOfWork {
         Ok(self.tx.live_holds_of(holder, now).await?)
     }
 
-    pub async fn find_matching_ids(&mut self, resource_type: ResourceType, filter: &Filter, limit: usize) -> Result<Vec<String>, DomainError> {
+    pub async fn find_matching_ids(
+        &mut self,
+        resource_type: ResourceType,
+        filter: &Filter,
+        limit: usize,
+    ) -> Result<Vec<String>, DomainError> {
         Ok(self.tx.find_matching_ids(resource_type, filter, limit).await?)
     }
 
-    pub async fn find_ids(&mut self, resource_type: ResourceType, conditions: &[Condition], limit: usize) -> Result<Vec<String>, DomainError> {
+    pub async fn find_ids(
+        &mut self,
+        resource_type: ResourceType,
+        conditions: &[Condition],
+        limit: usize,
+    ) -> Result<Vec<String>, DomainError> {
         Ok(self.tx.find_ids(resource_type, conditions, limit).await?)
     }
 
@@ -249,11 +268,20 @@ impl UnitOfWork {
         Ok(self.tx.overlapping(resource_type, param, period, exclude_id, limit).await?)
     }
 
-    pub async fn current_after(&mut self, after: Option<(ResourceType, String)>, limit: usize) -> Result<Vec<ResourceVersion>, DomainError> {
+    pub async fn current_after(
+        &mut self,
+        after: Option<(ResourceType, String)>,
+        limit: usize,
+    ) -> Result<Vec<ResourceVersion>, DomainError> {
         Ok(self.tx.current_after(after, limit).await?)
     }
 
-    pub async fn replace_index(&mut self, resource_type: ResourceType, id: &str, index: &IndexEntries) -> Result<(), DomainError> {
+    pub async fn replace_index(
+        &mut self,
+        resource_type: ResourceType,
+        id: &str,
+        index: &IndexEntries,
+    ) -> Result<(), DomainError> {
         Ok(self.tx.replace_index(resource_type, id, index).await?)
     }
 
@@ -265,7 +293,12 @@ impl UnitOfWork {
         Ok(self.tx.append_event(event).await?)
     }
 
-    pub async fn purge_older_than(&mut self, resource_type: ResourceType, before: Timestamp, limit: usize) -> Result<Vec<String>, DomainError> {
+    pub async fn purge_older_than(
+        &mut self,
+        resource_type: ResourceType,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<String>, DomainError> {
         Ok(self.tx.purge_older_than(resource_type, before, limit).await?)
     }
 

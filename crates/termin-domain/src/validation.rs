@@ -31,17 +31,11 @@ pub(crate) fn conform(
     if outcome.has_errors() {
         return Err(DomainError::NotConformant(outcome));
     }
-    let Value::Object(mut body) = resource else {
-        unreachable!("built from an object above")
-    };
+    let Value::Object(mut body) = resource else { unreachable!("built from an object above") };
     if let Some(profile) = validator.enforced_profile(resource_type) {
         claim_profile(&mut body, profile);
     }
-    let warnings = outcome
-        .issues
-        .into_iter()
-        .filter(|issue| issue.severity == Severity::Warning)
-        .collect();
+    let warnings = outcome.issues.into_iter().filter(|issue| issue.severity == Severity::Warning).collect();
     Ok((body, warnings))
 }
 

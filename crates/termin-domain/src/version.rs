@@ -45,13 +45,7 @@ pub(crate) fn new_version(
         _ => ChangeKind::Create,
     };
     let new = NewVersion {
-        version: ResourceVersion {
-            resource_type,
-            id: id.to_owned(),
-            version,
-            last_updated: now,
-            body: Some(text),
-        },
+        version: ResourceVersion { resource_type, id: id.to_owned(), version, last_updated: now, body: Some(text) },
         change,
         index,
     };

@@ -13,7 +13,8 @@ pub const DEFAULT_NEAR_RADIUS_KM: f64 = 10.0;
 
 /// The distance units a `near` value may name (UCUM), with their length in km. R5 asks for
 /// `km` (the default) and recommends `[mi_us]`.
-pub const DISTANCE_UNITS: [(&str, f64); 4] = [("km", 1.0), ("m", 0.001), ("[mi_i]", 1.609_344), ("[mi_us]", 1.609_347_218_694)];
+pub const DISTANCE_UNITS: [(&str, f64); 4] =
+    [("km", 1.0), ("m", 0.001), ("[mi_i]", 1.609_344), ("[mi_us]", 1.609_347_218_694)];
 
 /// A point on the Earth in degrees (WGS84, as `Location.position`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -149,7 +150,9 @@ pub fn parse_near(value: &str) -> Result<(Point, Option<f64>), String> {
         ));
     };
     let radius = match parts.get(2) {
-        Some(distance) if !distance.trim().is_empty() => Some(kilometres(distance, parts.get(3).copied().unwrap_or(""))?),
+        Some(distance) if !distance.trim().is_empty() => {
+            Some(kilometres(distance, parts.get(3).copied().unwrap_or(""))?)
+        }
         _ => None,
     };
     Ok((centre, radius))
@@ -187,7 +190,9 @@ mod tests {
     fn reads_only_valid_positions() {
         let Value::Object(ok) = json!({"position": {"latitude": 47.7, "longitude": 13.4}}) else { unreachable!() };
         assert_eq!(position(&ok), Some(Point { latitude: 47.7, longitude: 13.4 }));
-        for bad in [json!({}), json!({"position": {"latitude": 91, "longitude": 0}}), json!({"position": {"latitude": "47"}})] {
+        for bad in
+            [json!({}), json!({"position": {"latitude": 91, "longitude": 0}}), json!({"position": {"latitude": "47"}})]
+        {
             let Value::Object(bad) = bad else { unreachable!() };
             assert_eq!(position(&bad), None);
         }
@@ -195,12 +200,14 @@ mod tests {
 
     /// Points spread over the globe, poles and antimeridian included.
     fn grid() -> impl Iterator<Item = Point> {
-        (-18..=18).flat_map(|lat| (-36..=36).map(move |lon| Point::new(f64::from(lat) * 5.0, f64::from(lon) * 5.0).unwrap()))
+        (-18..=18)
+            .flat_map(|lat| (-36..=36).map(move |lon| Point::new(f64::from(lat) * 5.0, f64::from(lon) * 5.0).unwrap()))
     }
 
     #[test]
     fn the_chord_test_agrees_with_the_great_circle_distance() {
-        for centre in [VIENNA, Point { latitude: 89.0, longitude: 179.0 }, Point { latitude: -10.0, longitude: -179.5 }] {
+        for centre in [VIENNA, Point { latitude: 89.0, longitude: 179.0 }, Point { latitude: -10.0, longitude: -179.5 }]
+        {
             for radius_km in [0.0, 10.0, 600.0, 5_000.0, 30_000.0] {
                 let near = Near { centre, radius_km };
                 for point in grid().chain([centre, VIENNA, LINZ]) {
@@ -244,7 +251,8 @@ mod tests {
         assert_eq!(parse_near("48.2|16.37|500|m").unwrap().1, Some(0.5));
         assert!((parse_near("0|0|10|[mi_us]").unwrap().1.unwrap() - 16.093).abs() < 0.001);
         assert!((parse_near("0|0|10|[mi_i]").unwrap().1.unwrap() - 16.093).abs() < 0.001);
-        for bad in ["abc", "48.2", "91|0|1|km", "0|181", "0|0|-1|km", "0|0|1|furlong", "0|0|1|km|x", "NaN|0", "0|0|inf"] {
+        for bad in ["abc", "48.2", "91|0|1|km", "0|181", "0|0|-1|km", "0|0|1|furlong", "0|0|1|km|x", "NaN|0", "0|0|inf"]
+        {
             assert!(parse_near(bad).is_err(), "{bad}");
         }
     }

@@ -28,10 +28,7 @@ pub const MAX_DEPTH: usize = 64;
 /// Errors carry the parser's line and column so a client can find the fault.
 pub fn parse_resource(bytes: &[u8]) -> Result<Map<String, Value>, Issue> {
     let Value::Object(map) = parse_value(bytes)? else {
-        return Err(Issue::error(
-            IssueCode::Structure,
-            "The body must be a JSON object holding one FHIR resource",
-        ));
+        return Err(Issue::error(IssueCode::Structure, "The body must be a JSON object holding one FHIR resource"));
     };
     match map.get("resourceType") {
         Some(Value::String(_)) => {}

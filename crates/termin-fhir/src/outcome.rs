@@ -96,26 +96,15 @@ pub struct Issue {
 
 impl Issue {
     pub fn error(code: IssueCode, diagnostics: impl Into<String>) -> Self {
-        Issue {
-            severity: Severity::Error,
-            code,
-            diagnostics: diagnostics.into(),
-            expression: Vec::new(),
-        }
+        Issue { severity: Severity::Error, code, diagnostics: diagnostics.into(), expression: Vec::new() }
     }
 
     pub fn warning(code: IssueCode, diagnostics: impl Into<String>) -> Self {
-        Issue {
-            severity: Severity::Warning,
-            ..Issue::error(code, diagnostics)
-        }
+        Issue { severity: Severity::Warning, ..Issue::error(code, diagnostics) }
     }
 
     pub fn information(diagnostics: impl Into<String>) -> Self {
-        Issue {
-            severity: Severity::Information,
-            ..Issue::error(IssueCode::Informational, diagnostics)
-        }
+        Issue { severity: Severity::Information, ..Issue::error(IssueCode::Informational, diagnostics) }
     }
 
     pub fn at(mut self, expression: impl Into<String>) -> Self {
@@ -150,24 +139,17 @@ impl OperationOutcome {
     }
 
     pub fn single(issue: Issue) -> Self {
-        OperationOutcome {
-            issues: vec![issue],
-        }
+        OperationOutcome { issues: vec![issue] }
     }
 
     /// An outcome that says all went well (R5 issue type `success`), for
     /// `Prefer: return=OperationOutcome` and the outcomes of operations.
     pub fn success(diagnostics: impl Into<String>) -> Self {
-        Self::single(Issue {
-            code: IssueCode::Success,
-            ..Issue::information(diagnostics)
-        })
+        Self::single(Issue { code: IssueCode::Success, ..Issue::information(diagnostics) })
     }
 
     pub fn has_errors(&self) -> bool {
-        self.issues
-            .iter()
-            .any(|i| matches!(i.severity, Severity::Error | Severity::Fatal))
+        self.issues.iter().any(|i| matches!(i.severity, Severity::Error | Severity::Fatal))
     }
 
     /// The resource; at most [`MAX_RENDERED_ISSUES`] issues, the most severe first, then one
@@ -197,9 +179,7 @@ mod tests {
 
     #[test]
     fn renders_issue_with_expression() {
-        let oo = OperationOutcome::single(
-            Issue::error(IssueCode::Value, "id does not match the URL").at("Patient.id"),
-        );
+        let oo = OperationOutcome::single(Issue::error(IssueCode::Value, "id does not match the URL").at("Patient.id"));
         let v = oo.to_json();
         assert_eq!(v["resourceType"], "OperationOutcome");
         assert_eq!(v["issue"][0]["severity"], "error");

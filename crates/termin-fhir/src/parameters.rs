@@ -48,15 +48,12 @@ impl<'a> Parameters<'a> {
     /// The first text found under one of `keys` (`valueString`, `valueCode`, ...) in the
     /// entries named `name`, trying the keys in order within each entry.
     pub fn text(self, name: &str, keys: &[&str]) -> Option<&'a str> {
-        self.named(name)
-            .find_map(|entry| keys.iter().find_map(|key| entry.get(*key).and_then(Value::as_str)))
+        self.named(name).find_map(|entry| keys.iter().find_map(|key| entry.get(*key).and_then(Value::as_str)))
     }
 
     /// The `valueString` of every entry named `name`.
     pub fn strings(self, name: &str) -> Vec<&'a str> {
-        self.named(name)
-            .filter_map(|entry| entry.get("valueString").and_then(Value::as_str))
-            .collect()
+        self.named(name).filter_map(|entry| entry.get("valueString").and_then(Value::as_str)).collect()
     }
 }
 

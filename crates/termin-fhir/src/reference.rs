@@ -41,9 +41,7 @@ pub fn parse_literal(reference: &str) -> Option<LiteralReference<'_>> {
 /// The id of a literal reference to `expected` (relative, absolute or versioned); `None` for
 /// other types and for what is not a literal reference.
 pub fn reference_id(reference: &str, expected: ResourceType) -> Option<&str> {
-    parse_literal(reference)
-        .filter(|literal| literal.resource_type == expected.as_str())
-        .map(|literal| literal.id)
+    parse_literal(reference).filter(|literal| literal.resource_type == expected.as_str()).map(|literal| literal.id)
 }
 
 /// `Patient`, `PractitionerRole`: an upper-case ASCII letter followed by letters.

@@ -76,19 +76,13 @@ impl FromStr for ResourceType {
     type Err = UnsupportedType;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| UnsupportedType(s.to_owned()))
+        Self::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| UnsupportedType(s.to_owned()))
     }
 }
 
 /// FHIR `id`: 1 to 64 characters from `[A-Za-z0-9\-\.]`.
 pub fn is_valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 /// Rebuilds a resource object so that `resourceType`, `id` and `meta` come first,

@@ -220,10 +220,7 @@ const FUNCTIONS: [(&str, Function, usize, usize); 63] = {
 impl Function {
     /// The function a name denotes, with its minimum and maximum argument count.
     pub(crate) fn lookup(name: &str) -> Option<(Function, usize, usize)> {
-        FUNCTIONS
-            .iter()
-            .find(|(candidate, ..)| *candidate == name)
-            .map(|&(_, function, min, max)| (function, min, max))
+        FUNCTIONS.iter().find(|(candidate, ..)| *candidate == name).map(|&(_, function, min, max)| (function, min, max))
     }
 
     pub(crate) fn name(self) -> &'static str {

@@ -43,11 +43,7 @@ fn comparable_pair<'a>(a: &Item<'a>, b: &Item<'a>) -> (Comparable<'a>, Comparabl
     }
 }
 
-fn coerce_untyped<'a>(
-    value: SystemValue<'a>,
-    untyped: bool,
-    other: &SystemValue<'_>,
-) -> SystemValue<'a> {
+fn coerce_untyped<'a>(value: SystemValue<'a>, untyped: bool, other: &SystemValue<'_>) -> SystemValue<'a> {
     let SystemValue::String(text) = &value else {
         return value;
     };
@@ -72,17 +68,11 @@ fn as_decimal(value: &SystemValue<'_>) -> Option<Decimal> {
 }
 
 /// Date and DateTime compare with each other (a Date is a DateTime of day precision or less).
-fn temporal_compare(
-    a: &SystemValue<'_>,
-    b: &SystemValue<'_>,
-    default_offset_minutes: i32,
-) -> Option<Option<Ordering>> {
+fn temporal_compare(a: &SystemValue<'_>, b: &SystemValue<'_>, default_offset_minutes: i32) -> Option<Option<Ordering>> {
     use SystemValue::{Date, DateTime, Time};
     Some(match (a, b) {
         (Date(a), Date(b)) => a.partial_compare(b),
-        (Date(a), DateTime(b)) => {
-            temporal::DateTime::from(*a).partial_compare(b, default_offset_minutes)
-        }
+        (Date(a), DateTime(b)) => temporal::DateTime::from(*a).partial_compare(b, default_offset_minutes),
         (DateTime(a), Date(b)) => a.partial_compare(&(*b).into(), default_offset_minutes),
         (DateTime(a), DateTime(b)) => a.partial_compare(b, default_offset_minutes),
         (Time(a), Time(b)) => a.partial_compare(b),
@@ -90,11 +80,7 @@ fn temporal_compare(
     })
 }
 
-fn values_equal(
-    a: &SystemValue<'_>,
-    b: &SystemValue<'_>,
-    default_offset_minutes: i32,
-) -> Option<bool> {
+fn values_equal(a: &SystemValue<'_>, b: &SystemValue<'_>, default_offset_minutes: i32) -> Option<bool> {
     if let (Some(x), Some(y)) = (as_decimal(a), as_decimal(b)) {
         return Some(x == y);
     }
@@ -102,9 +88,7 @@ fn values_equal(
         return ordering.map(|ordering| ordering == Ordering::Equal);
     }
     match (a, b) {
-        (SystemValue::Quantity(x), SystemValue::Quantity(y)) => {
-            x.same_unit(y).then(|| x.value() == y.value())
-        }
+        (SystemValue::Quantity(x), SystemValue::Quantity(y)) => x.same_unit(y).then(|| x.value() == y.value()),
         _ => Some(a == b),
     }
 }
@@ -112,9 +96,7 @@ fn values_equal(
 /// `=` on two items.
 pub(crate) fn items_equal(a: &Item<'_>, b: &Item<'_>, default_offset_minutes: i32) -> Option<bool> {
     match comparable_pair(a, b) {
-        (Comparable::Value(x), Comparable::Value(y)) => {
-            values_equal(&x, &y, default_offset_minutes)
-        }
+        (Comparable::Value(x), Comparable::Value(y)) => values_equal(&x, &y, default_offset_minutes),
         (Comparable::Json(x), Comparable::Json(y)) => Some(x == y),
         (Comparable::Nothing, _) | (_, Comparable::Nothing) => None,
         _ => Some(false),
@@ -125,20 +107,14 @@ pub(crate) fn items_equal(a: &Item<'_>, b: &Item<'_>, default_offset_minutes: i3
 /// decimals compare at the lesser precision, dates of different precision differ.
 pub(crate) fn items_equivalent(a: &Item<'_>, b: &Item<'_>, default_offset_minutes: i32) -> bool {
     match comparable_pair(a, b) {
-        (Comparable::Value(x), Comparable::Value(y)) => {
-            values_equivalent(&x, &y, default_offset_minutes)
-        }
+        (Comparable::Value(x), Comparable::Value(y)) => values_equivalent(&x, &y, default_offset_minutes),
         (Comparable::Json(x), Comparable::Json(y)) => x == y,
         (Comparable::Nothing, Comparable::Nothing) => true,
         _ => false,
     }
 }
 
-fn values_equivalent(
-    a: &SystemValue<'_>,
-    b: &SystemValue<'_>,
-    default_offset_minutes: i32,
-) -> bool {
+fn values_equivalent(a: &SystemValue<'_>, b: &SystemValue<'_>, default_offset_minutes: i32) -> bool {
     use SystemValue::*;
     if let (Some(x), Some(y)) = (as_decimal(a), as_decimal(b)) {
         return x.equivalent(y);
@@ -150,9 +126,7 @@ fn values_equivalent(
         (Quantity(x), Quantity(y)) => return x.same_unit(y) && x.value().equivalent(y.value()),
         (Date(x), Date(y)) => temporal::same_precision_dates(x, y),
         (DateTime(x), DateTime(y)) => temporal::same_precision_date_times(x, y),
-        (Date(x), DateTime(y)) | (DateTime(y), Date(x)) => {
-            temporal::same_precision_date_times(&(*x).into(), y)
-        }
+        (Date(x), DateTime(y)) | (DateTime(y), Date(x)) => temporal::same_precision_date_times(&(*x).into(), y),
         (Time(x), Time(y)) => temporal::same_precision_times(x, y),
         _ => true,
     };
@@ -160,19 +134,12 @@ fn values_equivalent(
 }
 
 fn normalize_for_equivalence(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_whitespace() { ' ' } else { c })
-        .flat_map(char::to_lowercase)
-        .collect()
+    text.chars().map(|c| if c.is_whitespace() { ' ' } else { c }).flat_map(char::to_lowercase).collect()
 }
 
 /// `=` on collections: pairwise in order; empty when either side is empty or any pair is
 /// unknown (and none is known to differ).
-pub(crate) fn collections_equal(
-    left: &[Item<'_>],
-    right: &[Item<'_>],
-    default_offset_minutes: i32,
-) -> Option<bool> {
+pub(crate) fn collections_equal(left: &[Item<'_>], right: &[Item<'_>], default_offset_minutes: i32) -> Option<bool> {
     if left.is_empty() || right.is_empty() {
         return None;
     }
@@ -191,19 +158,16 @@ pub(crate) fn collections_equal(
 }
 
 /// `~` on collections: the same items in any order.
-pub(crate) fn collections_equivalent(
-    left: &[Item<'_>],
-    right: &[Item<'_>],
-    default_offset_minutes: i32,
-) -> bool {
+pub(crate) fn collections_equivalent(left: &[Item<'_>], right: &[Item<'_>], default_offset_minutes: i32) -> bool {
     if left.len() != right.len() {
         return false;
     }
     let mut matched = vec![false; right.len()];
     left.iter().all(|a| {
-        let partner = right.iter().enumerate().position(|(index, b)| {
-            !matched[index] && items_equivalent(a, b, default_offset_minutes)
-        });
+        let partner = right
+            .iter()
+            .enumerate()
+            .position(|(index, b)| !matched[index] && items_equivalent(a, b, default_offset_minutes));
         partner.map(|index| matched[index] = true).is_some()
     })
 }
@@ -215,9 +179,7 @@ pub(crate) fn items_compare(
     default_offset_minutes: i32,
 ) -> Result<Option<Ordering>, EvalError> {
     let (Comparable::Value(x), Comparable::Value(y)) = comparable_pair(a, b) else {
-        return Err(EvalError::Type(
-            "only primitive values can be compared with < > <= >=".to_string(),
-        ));
+        return Err(EvalError::Type("only primitive values can be compared with < > <= >=".to_string()));
     };
     if let (Some(x), Some(y)) = (as_decimal(&x), as_decimal(&y)) {
         return Ok(Some(x.cmp(&y)));
@@ -227,13 +189,7 @@ pub(crate) fn items_compare(
     }
     match (&x, &y) {
         (SystemValue::String(p), SystemValue::String(q)) => Ok(Some(p.cmp(q))),
-        (SystemValue::Quantity(p), SystemValue::Quantity(q)) => {
-            Ok(p.same_unit(q).then(|| p.value().cmp(&q.value())))
-        }
-        _ => Err(EvalError::Type(format!(
-            "cannot compare {} with {}",
-            x.type_name(),
-            y.type_name()
-        ))),
+        (SystemValue::Quantity(p), SystemValue::Quantity(q)) => Ok(p.same_unit(q).then(|| p.value().cmp(&q.value()))),
+        _ => Err(EvalError::Type(format!("cannot compare {} with {}", x.type_name(), y.type_name()))),
     }
 }

@@ -50,9 +50,7 @@ impl Decimal {
         }
         let mut mantissa: i128 = 0;
         for digit in whole.bytes().chain(fraction.bytes()) {
-            mantissa = mantissa
-                .checked_mul(10)?
-                .checked_add(i128::from(digit - b'0'))?;
+            mantissa = mantissa.checked_mul(10)?.checked_add(i128::from(digit - b'0'))?;
         }
         if negative {
             mantissa = -mantissa;
@@ -60,42 +58,27 @@ impl Decimal {
         let scale = i64::try_from(fraction.len()).ok()? - i64::from(exponent);
         if scale < 0 {
             let factor = power_of_ten(u32::try_from(-scale).ok()?)?;
-            return Some(Decimal {
-                mantissa: mantissa.checked_mul(factor)?,
-                scale: 0,
-            });
+            return Some(Decimal { mantissa: mantissa.checked_mul(factor)?, scale: 0 });
         }
-        let scale = u32::try_from(scale)
-            .ok()
-            .filter(|scale| *scale <= MAX_SCALE)?;
+        let scale = u32::try_from(scale).ok().filter(|scale| *scale <= MAX_SCALE)?;
         Some(Decimal { mantissa, scale })
     }
 
     pub(crate) fn from_integer(value: i64) -> Decimal {
-        Decimal {
-            mantissa: i128::from(value),
-            scale: 0,
-        }
+        Decimal { mantissa: i128::from(value), scale: 0 }
     }
 
     /// Both mantissas at the larger of the two scales.
     fn aligned(self, other: Decimal) -> Option<(i128, i128, u32)> {
         let scale = self.scale.max(other.scale);
-        let a = self
-            .mantissa
-            .checked_mul(power_of_ten(scale - self.scale)?)?;
-        let b = other
-            .mantissa
-            .checked_mul(power_of_ten(scale - other.scale)?)?;
+        let a = self.mantissa.checked_mul(power_of_ten(scale - self.scale)?)?;
+        let b = other.mantissa.checked_mul(power_of_ten(scale - other.scale)?)?;
         Some((a, b, scale))
     }
 
     pub(crate) fn checked_add(self, other: Decimal) -> Option<Decimal> {
         let (a, b, scale) = self.aligned(other)?;
-        Some(Decimal {
-            mantissa: a.checked_add(b)?,
-            scale,
-        })
+        Some(Decimal { mantissa: a.checked_add(b)?, scale })
     }
 
     pub(crate) fn checked_sub(self, other: Decimal) -> Option<Decimal> {
@@ -103,10 +86,7 @@ impl Decimal {
     }
 
     pub(crate) fn checked_mul(self, other: Decimal) -> Option<Decimal> {
-        let product = Decimal {
-            mantissa: self.mantissa.checked_mul(other.mantissa)?,
-            scale: self.scale + other.scale,
-        };
+        let product = Decimal { mantissa: self.mantissa.checked_mul(other.mantissa)?, scale: self.scale + other.scale };
         Some(product.rounded(MAX_SCALE))
     }
 
@@ -121,55 +101,31 @@ impl Decimal {
         let minimum = self.scale.saturating_sub(other.scale);
         for target in (minimum..=DIVISION_SCALE.max(self.scale)).rev() {
             let exponent = target + other.scale - self.scale;
-            let Some(dividend) = power_of_ten(exponent).and_then(|f| self.mantissa.checked_mul(f))
-            else {
+            let Some(dividend) = power_of_ten(exponent).and_then(|f| self.mantissa.checked_mul(f)) else {
                 continue;
             };
             let quotient = dividend / other.mantissa;
             let remainder = dividend % other.mantissa;
             let round_away = remainder.unsigned_abs() * 2 >= other.mantissa.unsigned_abs();
-            let sign = if (dividend < 0) != (other.mantissa < 0) {
-                -1
-            } else {
-                1
-            };
-            let mantissa = if round_away {
-                quotient + sign
-            } else {
-                quotient
-            };
-            return Some(
-                Decimal {
-                    mantissa,
-                    scale: target,
-                }
-                .normalized(),
-            );
+            let sign = if (dividend < 0) != (other.mantissa < 0) { -1 } else { 1 };
+            let mantissa = if round_away { quotient + sign } else { quotient };
+            return Some(Decimal { mantissa, scale: target }.normalized());
         }
         None
     }
 
     pub(crate) fn checked_rem(self, other: Decimal) -> Option<Decimal> {
         let (a, b, scale) = self.aligned(other)?;
-        Some(Decimal {
-            mantissa: a.checked_rem(b)?,
-            scale,
-        })
+        Some(Decimal { mantissa: a.checked_rem(b)?, scale })
     }
 
     /// The integer part (towards zero).
     pub(crate) fn truncated(self) -> Decimal {
-        Decimal {
-            mantissa: self.mantissa / power_of_ten(self.scale).unwrap_or(i128::MAX),
-            scale: 0,
-        }
+        Decimal { mantissa: self.mantissa / power_of_ten(self.scale).unwrap_or(i128::MAX), scale: 0 }
     }
 
     pub(crate) fn negated(self) -> Decimal {
-        Decimal {
-            mantissa: -self.mantissa,
-            scale: self.scale,
-        }
+        Decimal { mantissa: -self.mantissa, scale: self.scale }
     }
 
     pub(crate) fn is_zero(self) -> bool {
@@ -195,15 +151,9 @@ impl Decimal {
         };
         let quotient = self.mantissa / divisor;
         let remainder = self.mantissa % divisor;
-        let adjustment = if remainder.unsigned_abs() * 2 >= divisor.unsigned_abs() {
-            self.mantissa.signum()
-        } else {
-            0
-        };
-        Decimal {
-            mantissa: quotient + adjustment,
-            scale,
-        }
+        let adjustment =
+            if remainder.unsigned_abs() * 2 >= divisor.unsigned_abs() { self.mantissa.signum() } else { 0 };
+        Decimal { mantissa: quotient + adjustment, scale }
     }
 
     /// Without trailing fractional zeros.
@@ -222,9 +172,7 @@ impl Decimal {
     }
 
     pub(crate) fn to_json(self) -> Value {
-        serde_json::Number::from_str(&self.to_string())
-            .map(Value::Number)
-            .unwrap_or(Value::Null)
+        serde_json::Number::from_str(&self.to_string()).map(Value::Number).unwrap_or(Value::Null)
     }
 }
 
@@ -277,13 +225,7 @@ mod tests {
 
     #[test]
     fn parses_and_prints_with_the_written_scale() {
-        for text in [
-            "0",
-            "1.50",
-            "-0.05",
-            "123456789012345678",
-            "0.000000000000000001",
-        ] {
+        for text in ["0", "1.50", "-0.05", "123456789012345678", "0.000000000000000001"] {
             assert_eq!(d(text).to_string(), text);
         }
         assert_eq!(d("+2").to_string(), "2");
@@ -309,14 +251,8 @@ mod tests {
         assert_eq!(d("5").checked_sub(d("7.25")).unwrap().to_string(), "-2.25");
         assert_eq!(d("1.5").checked_mul(d("2")).unwrap().to_string(), "3.0");
         assert_eq!(d("7").checked_div(d("2")).unwrap().to_string(), "3.5");
-        assert_eq!(
-            d("1").checked_div(d("3")).unwrap().to_string(),
-            "0.33333333333333333333"
-        );
-        assert_eq!(
-            d("2").checked_div(d("3")).unwrap().to_string(),
-            "0.66666666666666666667"
-        );
+        assert_eq!(d("1").checked_div(d("3")).unwrap().to_string(), "0.33333333333333333333");
+        assert_eq!(d("2").checked_div(d("3")).unwrap().to_string(), "0.66666666666666666667");
         assert_eq!(d("-1").checked_div(d("8")).unwrap().to_string(), "-0.125");
         assert_eq!(d("1").checked_div(d("0")), None);
         assert_eq!(d("5.5").checked_rem(d("2")).unwrap().to_string(), "1.5");

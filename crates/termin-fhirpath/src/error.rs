@@ -11,10 +11,7 @@ pub struct ParseError {
 
 impl ParseError {
     pub(crate) fn new(position: usize, message: impl Into<String>) -> Self {
-        ParseError {
-            position,
-            message: message.into(),
-        }
+        ParseError { position, message: message.into() }
     }
 }
 
@@ -37,9 +34,6 @@ pub enum EvalError {
 
 impl EvalError {
     pub(crate) fn not_singleton(operation: impl Into<String>, count: usize) -> Self {
-        EvalError::NotSingleton {
-            operation: operation.into(),
-            count,
-        }
+        EvalError::NotSingleton { operation: operation.into(), count }
     }
 }

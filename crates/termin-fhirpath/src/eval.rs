@@ -26,10 +26,7 @@ pub struct Expression {
 
 impl Expression {
     pub fn parse(source: &str) -> Result<Expression, ParseError> {
-        Ok(Expression {
-            source: source.to_string(),
-            root: parser::parse(source)?,
-        })
+        Ok(Expression { source: source.to_string(), root: parser::parse(source)? })
     }
 
     /// The text the expression was parsed from.
@@ -121,9 +118,7 @@ pub fn evaluate<'a>(
         Value::Array(items) => items.iter().map(Item::from_json).collect(),
         single => vec![Item::from_json(single)],
     };
-    let resource = context
-        .resource
-        .or(Some(input).filter(|input| !input.is_array()));
+    let resource = context.resource.or(Some(input).filter(|input| !input.is_array()));
     evaluate_with(expression, context, focus, resource)
 }
 
@@ -198,11 +193,9 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                 Some(item) => vec![item.clone()],
                 None => focus.to_vec(),
             }),
-            Expr::Index => Ok(scope
-                .index
-                .map(|index| Item::Value(SystemValue::Integer(index as i64)))
-                .into_iter()
-                .collect()),
+            Expr::Index => {
+                Ok(scope.index.map(|index| Item::Value(SystemValue::Integer(index as i64))).into_iter().collect())
+            }
             Expr::Variable(name) => self.variable(name),
             Expr::Identifier(name) => {
                 let mut out = Vec::new();
@@ -223,11 +216,7 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                 Ok(out)
             }
             Expr::Call(call) => self.call(call, focus, scope),
-            Expr::TypeTest {
-                target,
-                operation,
-                type_specifier,
-            } => {
+            Expr::TypeTest { target, operation, type_specifier } => {
                 let input = match target {
                     Some(target) => self.eval(target, focus, scope)?,
                     None => focus.to_vec(),
@@ -243,11 +232,7 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                 let SystemValue::Integer(index) = index else {
                     return Err(EvalError::Type("an index must be an Integer".to_string()));
                 };
-                Ok(usize::try_from(index)
-                    .ok()
-                    .and_then(|index| items.into_iter().nth(index))
-                    .into_iter()
-                    .collect())
+                Ok(usize::try_from(index).ok().and_then(|index| items.into_iter().nth(index)).into_iter().collect())
             }
             Expr::Negate(operand) => {
                 let operand = self.eval(operand, focus, scope)?;
@@ -259,40 +244,25 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                     SystemValue::Decimal(value) => Some(SystemValue::Decimal(value.negated())),
                     SystemValue::Quantity(value) => Some(SystemValue::Quantity(value.negated())),
                     other => {
-                        return Err(EvalError::Type(format!(
-                            "cannot negate a {}",
-                            other.type_name()
-                        )));
+                        return Err(EvalError::Type(format!("cannot negate a {}", other.type_name())));
                     }
                 };
                 Ok(negated.map(Item::Value).into_iter().collect())
             }
-            Expr::Binary(operator, left, right) => {
-                self.binary(*operator, left, right, focus, scope)
-            }
+            Expr::Binary(operator, left, right) => self.binary(*operator, left, right, focus, scope),
         }
     }
 
     fn variable(&self, name: &str) -> Result<Collection<'a>, EvalError> {
-        let text =
-            |value: &'static str| Ok(vec![Item::Value(SystemValue::String(Cow::Borrowed(value)))]);
+        let text = |value: &'static str| Ok(vec![Item::Value(SystemValue::String(Cow::Borrowed(value)))]);
         match name {
             "context" => Ok(self.focus_items.to_vec()),
             "resource" => Ok(self.resource.map(Item::from_json).into_iter().collect()),
-            "rootResource" => Ok(self
-                .root_resource
-                .map(Item::from_json)
-                .into_iter()
-                .collect()),
+            "rootResource" => Ok(self.root_resource.map(Item::from_json).into_iter().collect()),
             "ucum" => text("http://unitsofmeasure.org"),
             "sct" => text("http://snomed.info/sct"),
             "loinc" => text("http://loinc.org"),
-            _ => self
-                .context
-                .constants
-                .get(name)
-                .cloned()
-                .ok_or_else(|| EvalError::UnknownVariable(name.to_string())),
+            _ => self.context.constants.get(name).cloned().ok_or_else(|| EvalError::UnknownVariable(name.to_string())),
         }
     }
 
@@ -312,10 +282,7 @@ impl<'c, 'a> Evaluator<'c, 'a> {
         let right = self.eval(right, focus, scope)?;
         let offset = self.default_offset_minutes;
         let boolean = |value: Option<bool>| -> Result<Collection<'a>, EvalError> {
-            Ok(value
-                .map(|value| Item::Value(SystemValue::Boolean(value)))
-                .into_iter()
-                .collect())
+            Ok(value.map(|value| Item::Value(SystemValue::Boolean(value))).into_iter().collect())
         };
         match operator {
             Union => {
@@ -326,18 +293,11 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                 Ok(out)
             }
             Equal => boolean(compare::collections_equal(&left, &right, offset)),
-            NotEqual => {
-                boolean(compare::collections_equal(&left, &right, offset).map(|equal| !equal))
-            }
+            NotEqual => boolean(compare::collections_equal(&left, &right, offset).map(|equal| !equal)),
             Equivalent => boolean(Some(compare::collections_equivalent(&left, &right, offset))),
-            NotEquivalent => boolean(Some(!compare::collections_equivalent(
-                &left, &right, offset,
-            ))),
+            NotEquivalent => boolean(Some(!compare::collections_equivalent(&left, &right, offset))),
             Less | Greater | LessOrEqual | GreaterOrEqual => {
-                let (Some(a), Some(b)) = (
-                    singleton(&left, "comparison")?,
-                    singleton(&right, "comparison")?,
-                ) else {
+                let (Some(a), Some(b)) = (singleton(&left, "comparison")?, singleton(&right, "comparison")?) else {
                     return Ok(Vec::new());
                 };
                 let ordering = compare::items_compare(a, b, offset)?;
@@ -364,16 +324,12 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                 Ok(vec![Item::Value(SystemValue::String(Cow::Owned(joined)))])
             }
             Add | Subtract | Multiply | Divide | Div | Mod => {
-                let (Some(a), Some(b)) = (
-                    singleton_value(&left, "arithmetic")?,
-                    singleton_value(&right, "arithmetic")?,
-                ) else {
+                let (Some(a), Some(b)) =
+                    (singleton_value(&left, "arithmetic")?, singleton_value(&right, "arithmetic")?)
+                else {
                     return Ok(Vec::new());
                 };
-                Ok(arithmetic(operator, a, b)?
-                    .map(Item::Value)
-                    .into_iter()
-                    .collect())
+                Ok(arithmetic(operator, a, b)?.map(Item::Value).into_iter().collect())
             }
             And | Or | Xor | Implies => unreachable!("handled by logical()"),
         }
@@ -426,10 +382,7 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                 }
             }
         };
-        Ok(result
-            .map(|value| Item::Value(SystemValue::Boolean(value)))
-            .into_iter()
-            .collect())
+        Ok(result.map(|value| Item::Value(SystemValue::Boolean(value))).into_iter().collect())
     }
 
     /// `element in collection` (and `collection contains element`, with sides swapped).
@@ -442,9 +395,9 @@ impl<'c, 'a> Evaluator<'c, 'a> {
         let Some(element) = singleton(element, operation)? else {
             return Ok(Vec::new());
         };
-        let found = collection.iter().any(|candidate| {
-            compare::items_equal(element, candidate, self.default_offset_minutes) == Some(true)
-        });
+        let found = collection
+            .iter()
+            .any(|candidate| compare::items_equal(element, candidate, self.default_offset_minutes) == Some(true));
         Ok(vec![Item::Value(SystemValue::Boolean(found))])
     }
 
@@ -464,9 +417,7 @@ impl<'c, 'a> Evaluator<'c, 'a> {
 /// on anything); type names are capitalised, element names never are.
 fn matches_type_name(item: &Item<'_>, name: &str) -> bool {
     name.starts_with(|c: char| c.is_ascii_uppercase())
-        && item
-            .model_type()
-            .is_some_and(|type_name| model::is_subtype(type_name, name))
+        && item.model_type().is_some_and(|type_name| model::is_subtype(type_name, name))
 }
 
 /// Whether `item` is of the specified type. `ofType` (`lenient`) also accepts FHIR primitives
@@ -484,9 +435,7 @@ pub(crate) fn is_of_type(item: &Item<'_>, type_specifier: &TypeSpecifier, lenien
                     || (lenient && model::system_type_of(type_name).is_some_and(&system_match))
             }
         },
-        None => item
-            .system_value()
-            .is_some_and(|value| system_match(value.type_name())),
+        None => item.system_value().is_some_and(|value| system_match(value.type_name())),
     }
 }
 
@@ -496,16 +445,9 @@ fn type_test<'a>(
     type_specifier: &TypeSpecifier,
 ) -> Result<Collection<'a>, EvalError> {
     match operation {
-        TypeOperation::OfType => Ok(input
-            .into_iter()
-            .filter(|item| is_of_type(item, type_specifier, true))
-            .collect()),
+        TypeOperation::OfType => Ok(input.into_iter().filter(|item| is_of_type(item, type_specifier, true)).collect()),
         TypeOperation::Is | TypeOperation::As => {
-            let name = if operation == TypeOperation::Is {
-                "is"
-            } else {
-                "as"
-            };
+            let name = if operation == TypeOperation::Is { "is" } else { "as" };
             let Some(item) = singleton(&input, name)? else {
                 return Ok(Vec::new());
             };
@@ -522,10 +464,7 @@ fn type_test<'a>(
 }
 
 /// The only item, `None` for an empty collection, an error for more than one.
-pub(crate) fn singleton<'i, 'a>(
-    items: &'i [Item<'a>],
-    operation: &str,
-) -> Result<Option<&'i Item<'a>>, EvalError> {
+pub(crate) fn singleton<'i, 'a>(items: &'i [Item<'a>], operation: &str) -> Result<Option<&'i Item<'a>>, EvalError> {
     match items {
         [] => Ok(None),
         [item] => Ok(Some(item)),
@@ -534,19 +473,14 @@ pub(crate) fn singleton<'i, 'a>(
 }
 
 /// The only item as a system value; an item without one (an object) is a type error.
-pub(crate) fn singleton_value<'a>(
-    items: &[Item<'a>],
-    operation: &str,
-) -> Result<Option<SystemValue<'a>>, EvalError> {
+pub(crate) fn singleton_value<'a>(items: &[Item<'a>], operation: &str) -> Result<Option<SystemValue<'a>>, EvalError> {
     match singleton(items, operation)? {
         None => Ok(None),
         Some(item) => match item.system_value() {
             Some(value) => Ok(Some(value)),
             // A primitive with only an extension has no value to compute with.
             None if item.json().is_none() => Ok(None),
-            None => Err(EvalError::Type(format!(
-                "{operation} needs a primitive value"
-            ))),
+            None => Err(EvalError::Type(format!("{operation} needs a primitive value"))),
         },
     }
 }
@@ -554,12 +488,10 @@ pub(crate) fn singleton_value<'a>(
 /// Singleton evaluation of collections as Boolean: empty is unknown, a single Boolean is
 /// itself, any other single item is true.
 pub(crate) fn to_boolean(items: &[Item<'_>], operation: &str) -> Result<Option<bool>, EvalError> {
-    Ok(
-        singleton(items, operation)?.map(|item| match item.system_value() {
-            Some(SystemValue::Boolean(value)) => value,
-            _ => true,
-        }),
-    )
+    Ok(singleton(items, operation)?.map(|item| match item.system_value() {
+        Some(SystemValue::Boolean(value)) => value,
+        _ => true,
+    }))
 }
 
 /// `+ - * / div mod` on two values; `Ok(None)` where FHIRPath yields empty (division by zero,
@@ -572,15 +504,8 @@ fn arithmetic<'a>(
     use BinaryOperator::*;
     use SystemValue::{Decimal as Dec, Integer, Quantity, String as Str};
     let unsupported = |a: &SystemValue, b: &SystemValue| {
-        let message = format!(
-            "cannot apply {operator:?} to {} and {}",
-            a.type_name(),
-            b.type_name()
-        );
-        if matches!(
-            a,
-            SystemValue::Date(_) | SystemValue::DateTime(_) | SystemValue::Time(_)
-        ) {
+        let message = format!("cannot apply {operator:?} to {} and {}", a.type_name(), b.type_name());
+        if matches!(a, SystemValue::Date(_) | SystemValue::DateTime(_) | SystemValue::Time(_)) {
             EvalError::Unsupported(format!("{message}: date/time arithmetic is not supported"))
         } else {
             EvalError::Type(message)
@@ -594,11 +519,8 @@ fn arithmetic<'a>(
         (Div, Integer(x), Integer(y)) => x.checked_div(*y).map(Integer),
         (Mod, Integer(x), Integer(y)) => x.checked_rem(*y).map(Integer),
         (Add | Subtract, Quantity(x), Quantity(y)) if x.same_unit(y) => {
-            let value = if operator == Add {
-                x.value().checked_add(y.value())
-            } else {
-                x.value().checked_sub(y.value())
-            };
+            let value =
+                if operator == Add { x.value().checked_add(y.value()) } else { x.value().checked_sub(y.value()) };
             value.map(|value| Quantity(x.with_value(value)))
         }
         _ => {

@@ -100,10 +100,7 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                 let count = self.count_argument(argument(0)?, name)?;
                 Ok(input.into_iter().take(count).collect())
             }
-            Single => Ok(singleton(&input, "single()")?
-                .cloned()
-                .into_iter()
-                .collect()),
+            Single => Ok(singleton(&input, "single()")?.cloned().into_iter().collect()),
             Union => {
                 let mut out = Vec::new();
                 for item in input.into_iter().chain(argument(0)?) {
@@ -124,18 +121,13 @@ impl<'c, 'a> Evaluator<'c, 'a> {
             }
             Exclude => {
                 let other = argument(0)?;
-                Ok(input
-                    .into_iter()
-                    .filter(|item| !self.contains_equal(&other, item))
-                    .collect())
+                Ok(input.into_iter().filter(|item| !self.contains_equal(&other, item)).collect())
             }
             Iif => self.iif(call, input),
             Not => one(to_boolean(&input, "not()")?.map(|value| SystemValue::Boolean(!value))),
             HasValue => boolean(match input.as_slice() {
                 [Item::Value(_)] => true,
-                [item] => item
-                    .json()
-                    .is_some_and(|value| !value.is_object() && !value.is_array()),
+                [item] => item.json().is_some_and(|value| !value.is_object() && !value.is_array()),
                 _ => false,
             }),
             Children => Ok(self.children(&input)),
@@ -156,26 +148,16 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                 };
                 let mut extensions = Vec::new();
                 for item in &input {
-                    navigation::push_children_named(
-                        item,
-                        "extension",
-                        self.model(),
-                        &mut extensions,
-                    );
+                    navigation::push_children_named(item, "extension", self.model(), &mut extensions);
                 }
                 extensions.retain(|extension| {
-                    extension
-                        .json()
-                        .and_then(|value| value.get("url"))
-                        .and_then(Value::as_str)
-                        == Some(url.as_ref())
+                    extension.json().and_then(|value| value.get("url")).and_then(Value::as_str) == Some(url.as_ref())
                 });
                 Ok(extensions)
             }
             Resolve => Ok(self.resolve(&input)),
             MemberOf => Err(EvalError::Unsupported(
-                "memberOf() needs a terminology service, which this evaluator does not have"
-                    .to_string(),
+                "memberOf() needs a terminology service, which this evaluator does not have".to_string(),
             )),
             // Narrative XHTML rules are checked (if at all) by the validator, not here.
             HtmlChecks => Ok(singleton(&input, "htmlChecks()")?
@@ -183,9 +165,7 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                 .into_iter()
                 .collect()),
             Today => one(Some(SystemValue::Date(Date::from_civil(self.now().date())))),
-            Now => one(Some(SystemValue::DateTime(DateTime::from_zoned(
-                self.now(),
-            )))),
+            Now => one(Some(SystemValue::DateTime(DateTime::from_zoned(self.now())))),
             ToString => one(singleton_value(&input, "toString()")?.map(|value| {
                 SystemValue::String(match value {
                     SystemValue::String(text) => text,
@@ -209,16 +189,8 @@ impl<'c, 'a> Evaluator<'c, 'a> {
     }
 
     /// Evaluates a per-item argument (`where`, `select`, ...) with `$this` and `$index` set.
-    fn for_item(
-        &self,
-        expression: &Expr,
-        item: &Item<'a>,
-        index: usize,
-    ) -> Result<Collection<'a>, EvalError> {
-        let scope = Scope {
-            this: Some(item),
-            index: Some(index),
-        };
+    fn for_item(&self, expression: &Expr, item: &Item<'a>, index: usize) -> Result<Collection<'a>, EvalError> {
+        let scope = Scope { this: Some(item), index: Some(index) };
         self.eval(expression, std::slice::from_ref(item), scope)
     }
 
@@ -234,11 +206,7 @@ impl<'c, 'a> Evaluator<'c, 'a> {
     }
 
     /// Applies `projection` to the input, then to what it produced, until nothing new appears.
-    fn repeat(
-        &self,
-        input: Collection<'a>,
-        projection: &Expr,
-    ) -> Result<Collection<'a>, EvalError> {
+    fn repeat(&self, input: Collection<'a>, projection: &Expr) -> Result<Collection<'a>, EvalError> {
         let mut out: Collection<'a> = Vec::new();
         let mut current = input;
         while !current.is_empty() {
@@ -266,9 +234,9 @@ impl<'c, 'a> Evaluator<'c, 'a> {
     }
 
     fn contains_equal(&self, collection: &[Item<'a>], item: &Item<'a>) -> bool {
-        collection.iter().any(|candidate| {
-            compare::items_equal(candidate, item, self.default_offset_minutes) == Some(true)
-        })
+        collection
+            .iter()
+            .any(|candidate| compare::items_equal(candidate, item, self.default_offset_minutes) == Some(true))
     }
 
     fn children(&self, input: &[Item<'a>]) -> Collection<'a> {
@@ -301,34 +269,23 @@ impl<'c, 'a> Evaluator<'c, 'a> {
         let mut out = Vec::new();
         for item in input {
             let reference = match item.json() {
-                Some(Value::Object(object)) => object
-                    .get("reference")
-                    .and_then(Value::as_str)
-                    .map(Cow::Borrowed),
+                Some(Value::Object(object)) => object.get("reference").and_then(Value::as_str).map(Cow::Borrowed),
                 _ => item.string_text(),
             };
             let Some(reference) = reference else {
                 continue;
             };
             if let Some(fragment) = reference.strip_prefix('#') {
-                out.extend(
-                    self.root_resource
-                        .and_then(|root| resolve_contained(root, fragment)),
-                );
+                out.extend(self.root_resource.and_then(|root| resolve_contained(root, fragment)));
                 continue;
             }
-            if let Some(resource) = self
-                .resolver()
-                .and_then(|resolver| resolver.resolve(&reference))
-            {
+            if let Some(resource) = self.resolver().and_then(|resolver| resolver.resolve(&reference)) {
                 out.push(Item::from_json(resource));
                 continue;
             }
             let resource_type = match reference {
                 Cow::Borrowed(reference) => referenced_type(reference).map(Cow::Borrowed),
-                Cow::Owned(reference) => {
-                    referenced_type(&reference).map(|name| Cow::Owned(name.to_string()))
-                }
+                Cow::Owned(reference) => referenced_type(&reference).map(|name| Cow::Owned(name.to_string())),
             };
             out.extend(resource_type.map(type_only_stub));
         }
@@ -338,32 +295,21 @@ impl<'c, 'a> Evaluator<'c, 'a> {
     fn count_argument(&self, argument: Collection<'a>, name: &str) -> Result<usize, EvalError> {
         match singleton_value(&argument, name)? {
             Some(SystemValue::Integer(count)) => Ok(usize::try_from(count).unwrap_or(0)),
-            _ => Err(EvalError::Type(format!(
-                "{name}() needs an Integer argument"
-            ))),
+            _ => Err(EvalError::Type(format!("{name}() needs an Integer argument"))),
         }
     }
 
-    fn string_argument(
-        &self,
-        argument: Collection<'a>,
-        name: &str,
-    ) -> Result<Option<Cow<'a, str>>, EvalError> {
+    fn string_argument(&self, argument: Collection<'a>, name: &str) -> Result<Option<Cow<'a, str>>, EvalError> {
         match singleton(&argument, name)? {
             None => Ok(None),
-            Some(item) => item
-                .string_text()
-                .map(Some)
-                .ok_or_else(|| EvalError::Type(format!("{name}() needs String arguments"))),
+            Some(item) => {
+                item.string_text().map(Some).ok_or_else(|| EvalError::Type(format!("{name}() needs String arguments")))
+            }
         }
     }
 
     /// `toInteger()` and friends: `None` where the value does not convert.
-    fn convert(
-        &self,
-        input: &[Item<'a>],
-        target: Function,
-    ) -> Result<Option<SystemValue<'a>>, EvalError> {
+    fn convert(&self, input: &[Item<'a>], target: Function) -> Result<Option<SystemValue<'a>>, EvalError> {
         let Some(value) = singleton_value(input, target.name())? else {
             return Ok(None);
         };
@@ -372,13 +318,11 @@ impl<'c, 'a> Evaluator<'c, 'a> {
             (Function::ToInteger, Integer(value)) => Some(Integer(value)),
             (Function::ToInteger, Boolean(value)) => Some(Integer(i64::from(value))),
             (Function::ToInteger, String(text)) => integer_text(&text).map(Integer),
-            (Function::ToDecimal, Integer(value)) => {
-                Some(Decimal(crate::decimal::Decimal::from_integer(value)))
-            }
+            (Function::ToDecimal, Integer(value)) => Some(Decimal(crate::decimal::Decimal::from_integer(value))),
             (Function::ToDecimal, Decimal(value)) => Some(Decimal(value)),
-            (Function::ToDecimal, Boolean(value)) => Some(Decimal(
-                crate::decimal::Decimal::from_integer(i64::from(value)),
-            )),
+            (Function::ToDecimal, Boolean(value)) => {
+                Some(Decimal(crate::decimal::Decimal::from_integer(i64::from(value))))
+            }
             (Function::ToDecimal, String(text)) => decimal_text(&text).map(Decimal),
             (Function::ToBoolean, Boolean(value)) => Some(Boolean(value)),
             (Function::ToBoolean, Integer(value)) => match value {
@@ -403,9 +347,7 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                 .map(Date),
             (Function::ToDateTime, DateTime(value)) => Some(DateTime(value)),
             (Function::ToDateTime, Date(value)) => Some(DateTime(value.into())),
-            (Function::ToDateTime, String(text)) => {
-                crate::temporal::DateTime::parse(&text).map(DateTime)
-            }
+            (Function::ToDateTime, String(text)) => crate::temporal::DateTime::parse(&text).map(DateTime),
             (Function::ToTime, Time(value)) => Some(Time(value)),
             (Function::ToTime, String(text)) => crate::temporal::Time::parse(&text).map(Time),
             _ => None,
@@ -453,13 +395,9 @@ impl<'c, 'a> Evaluator<'c, 'a> {
             ReplaceMatches => {
                 let regex = self.regex(call, text_arg!(0).as_ref())?;
                 let substitution = text_arg!(1);
-                vec![string(
-                    regex.replace_all(&text, substitution.as_ref()).into_owned(),
-                )]
+                vec![string(regex.replace_all(&text, substitution.as_ref()).into_owned())]
             }
-            Length => vec![Item::Value(SystemValue::Integer(
-                text.chars().count() as i64
-            ))],
+            Length => vec![Item::Value(SystemValue::Integer(text.chars().count() as i64))],
             Substring => {
                 let Some(start) = integer_argument(0)? else {
                     return Ok(Vec::new());
@@ -473,37 +411,27 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                     return Ok(Vec::new());
                 }
                 let taken = length.map_or(character_count, |length| length.max(0));
-                let part: String = text
-                    .chars()
-                    .skip(start as usize)
-                    .take(taken as usize)
-                    .collect();
+                let part: String = text.chars().skip(start as usize).take(taken as usize).collect();
                 vec![string(part)]
             }
             Upper => vec![string(text.to_uppercase())],
             Lower => vec![string(text.to_lowercase())],
             IndexOf => {
                 let needle = text_arg!(0);
-                let index = text
-                    .find(needle.as_ref())
-                    .map_or(-1, |byte| text[..byte].chars().count() as i64);
+                let index = text.find(needle.as_ref()).map_or(-1, |byte| text[..byte].chars().count() as i64);
                 vec![Item::Value(SystemValue::Integer(index))]
             }
             Replace => {
                 let pattern = text_arg!(0);
                 let substitution = text_arg!(1);
-                vec![string(
-                    text.replace(pattern.as_ref(), substitution.as_ref()),
-                )]
+                vec![string(text.replace(pattern.as_ref(), substitution.as_ref()))]
             }
             Split => {
                 let separator = text_arg!(0);
                 if separator.is_empty() {
                     text.chars().map(|c| string(c.to_string())).collect()
                 } else {
-                    text.split(separator.as_ref())
-                        .map(|part| string(part.to_string()))
-                        .collect()
+                    text.split(separator.as_ref()).map(|part| string(part.to_string())).collect()
                 }
             }
             Trim => vec![string(text.trim().to_string())],
@@ -521,16 +449,12 @@ impl<'c, 'a> Evaluator<'c, 'a> {
             return Ok(Vec::new());
         }
         let separator = match call.arguments.first() {
-            Some(_) => self
-                .string_argument(argument(0)?, "join")?
-                .unwrap_or_default(),
+            Some(_) => self.string_argument(argument(0)?, "join")?.unwrap_or_default(),
             None => Cow::Borrowed(""),
         };
         let mut parts = Vec::with_capacity(input.len());
         for item in input {
-            let text = item
-                .string_text()
-                .ok_or_else(|| EvalError::Type("join() needs String items".to_string()))?;
+            let text = item.string_text().ok_or_else(|| EvalError::Type("join() needs String items".to_string()))?;
             parts.push(text);
         }
         Ok(vec![string(parts.join(separator.as_ref()))])
@@ -539,9 +463,7 @@ impl<'c, 'a> Evaluator<'c, 'a> {
     fn regex<'r>(&self, call: &'r Call, pattern: &str) -> Result<Cow<'r, Regex>, EvalError> {
         match &call.literal_regex {
             Some(regex) => Ok(Cow::Borrowed(regex)),
-            None => compile_regex(pattern)
-                .map(Cow::Owned)
-                .map_err(EvalError::Type),
+            None => compile_regex(pattern).map(Cow::Owned).map_err(EvalError::Type),
         }
     }
 }
@@ -569,10 +491,9 @@ fn input_string<'a>(input: &[Item<'a>], name: &str) -> Result<Option<Cow<'a, str
         None => Ok(None),
         // A primitive with only an extension has no text.
         Some(item) if item.json().is_none() && matches!(item, Item::Node(_)) => Ok(None),
-        Some(item) => item
-            .string_text()
-            .map(Some)
-            .ok_or_else(|| EvalError::Type(format!("{name}() needs a String input"))),
+        Some(item) => {
+            item.string_text().map(Some).ok_or_else(|| EvalError::Type(format!("{name}() needs a String input")))
+        }
     }
 }
 

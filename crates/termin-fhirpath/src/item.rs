@@ -39,16 +39,8 @@ pub(crate) struct Location<'a> {
 }
 
 impl<'a> Location<'a> {
-    pub(crate) fn child(
-        parent: Option<&Arc<Location<'a>>>,
-        name: &'a str,
-        index: Option<usize>,
-    ) -> Arc<Location<'a>> {
-        Arc::new(Location {
-            parent: parent.cloned(),
-            name,
-            index,
-        })
+    pub(crate) fn child(parent: Option<&Arc<Location<'a>>>, name: &'a str, index: Option<usize>) -> Arc<Location<'a>> {
+        Arc::new(Location { parent: parent.cloned(), name, index })
     }
 
     fn render(&self) -> String {
@@ -90,11 +82,7 @@ impl<'a> Item<'a> {
     /// (`HumanName`, `code`, `Patient.contact`). The node has no location.
     ///
     /// [`TypeModel`]: crate::TypeModel
-    pub fn typed_node(
-        value: Option<&'a Value>,
-        primitive_element: Option<&'a Value>,
-        fhir_type: &'a str,
-    ) -> Item<'a> {
+    pub fn typed_node(value: Option<&'a Value>, primitive_element: Option<&'a Value>, fhir_type: &'a str) -> Item<'a> {
         Item::Node(Node {
             value,
             element: primitive_element,
@@ -125,13 +113,10 @@ impl<'a> Item<'a> {
     /// like `System.String` for `Resource.id`). `None` for computed values and untyped JSON.
     pub fn fhir_type(&self) -> Option<&str> {
         match self {
-            Item::Node(node) => node.fhir_type.as_deref().map(|name| {
-                if name.contains('.') && !name.starts_with("System.") {
-                    "BackboneElement"
-                } else {
-                    name
-                }
-            }),
+            Item::Node(node) => node
+                .fhir_type
+                .as_deref()
+                .map(|name| if name.contains('.') && !name.starts_with("System.") { "BackboneElement" } else { name }),
             Item::Value(_) => None,
         }
     }
@@ -144,9 +129,7 @@ impl<'a> Item<'a> {
             Item::Node(node) => match node.fhir_type.as_deref() {
                 Some(name) if name.starts_with("System.") => Some(name.to_string()),
                 Some(_) => self.fhir_type().map(|name| format!("FHIR.{name}")),
-                None => node
-                    .system_value()
-                    .map(|value| format!("System.{}", value.type_name())),
+                None => node.system_value().map(|value| format!("System.{}", value.type_name())),
             },
         }
     }
@@ -202,19 +185,14 @@ impl<'a> Item<'a> {
     pub(crate) fn string_text(&self) -> Option<Cow<'a, str>> {
         match self {
             Item::Value(SystemValue::String(text)) => Some(text.clone()),
-            Item::Node(Node {
-                value: Some(Value::String(text)),
-                ..
-            }) => Some(Cow::Borrowed(text.as_str())),
+            Item::Node(Node { value: Some(Value::String(text)), .. }) => Some(Cow::Borrowed(text.as_str())),
             _ => None,
         }
     }
 
     pub(crate) fn same_node(&self, other: &Item<'a>) -> bool {
         match (self, other) {
-            (Item::Node(a), Item::Node(b)) => {
-                opt_ptr_eq(a.value, b.value) && opt_ptr_eq(a.element, b.element)
-            }
+            (Item::Node(a), Item::Node(b)) => opt_ptr_eq(a.value, b.value) && opt_ptr_eq(a.element, b.element),
             _ => false,
         }
     }
@@ -241,12 +219,7 @@ impl<'a> Node<'a> {
         fhir_type: Option<Cow<'a, str>>,
         location: Option<Arc<Location<'a>>>,
     ) -> Node<'a> {
-        Node {
-            value,
-            element,
-            fhir_type,
-            location,
-        }
+        Node { value, element, fhir_type, location }
     }
 
     pub(crate) fn value(&self) -> Option<&'a Value> {
@@ -266,10 +239,7 @@ impl<'a> Node<'a> {
     }
 
     fn system_value(&self) -> Option<SystemValue<'a>> {
-        let fhir_type = self
-            .fhir_type
-            .as_deref()
-            .map(|name| name.trim_start_matches("System."));
+        let fhir_type = self.fhir_type.as_deref().map(|name| name.trim_start_matches("System."));
         match self.value? {
             Value::Bool(value) => Some(SystemValue::Boolean(*value)),
             Value::Number(number) => {
@@ -285,18 +255,13 @@ impl<'a> Node<'a> {
             }
             Value::String(text) => Some(string_as_system_value(text, fhir_type)),
             Value::Object(object) => {
-                let quantity_like =
-                    fhir_type.is_some_and(|name| model::system_type_of(name) == Some("Quantity"));
+                let quantity_like = fhir_type.is_some_and(|name| model::system_type_of(name) == Some("Quantity"));
                 if !quantity_like {
                     return None;
                 }
                 let value = object.get("value")?;
                 let value = Decimal::parse(&value.as_number()?.to_string())?;
-                let unit = object
-                    .get("code")
-                    .or_else(|| object.get("unit"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("1");
+                let unit = object.get("code").or_else(|| object.get("unit")).and_then(Value::as_str).unwrap_or("1");
                 Some(SystemValue::Quantity(Quantity::new(value, unit)))
             }
             _ => None,
@@ -309,9 +274,7 @@ impl<'a> Node<'a> {
 fn string_as_system_value<'a>(text: &'a str, fhir_type: Option<&str>) -> SystemValue<'a> {
     let parsed = match fhir_type {
         Some("date" | "Date") => Date::parse(text).map(SystemValue::Date),
-        Some("dateTime" | "instant" | "DateTime") => {
-            DateTime::parse(text).map(SystemValue::DateTime)
-        }
+        Some("dateTime" | "instant" | "DateTime") => DateTime::parse(text).map(SystemValue::DateTime),
         Some("time" | "Time") => Time::parse(text).map(SystemValue::Time),
         Some("integer64") => text.parse().ok().map(SystemValue::Integer),
         _ => None,

@@ -30,16 +30,11 @@ pub(crate) struct Spanned {
     pub position: usize,
 }
 
-const SYMBOLS: [&str; 22] = [
-    "!=", "!~", "<=", ">=", ".", "(", ")", "[", "]", "{", "}", ",", "+", "-", "*", "/", "&", "|",
-    "=", "~", "<", ">",
-];
+const SYMBOLS: [&str; 22] =
+    ["!=", "!~", "<=", ">=", ".", "(", ")", "[", "]", "{", "}", ",", "+", "-", "*", "/", "&", "|", "=", "~", "<", ">"];
 
 pub(crate) fn tokenize(source: &str) -> Result<Vec<Spanned>, ParseError> {
-    let mut lexer = Lexer {
-        chars: source.chars().collect(),
-        position: 0,
-    };
+    let mut lexer = Lexer { chars: source.chars().collect(), position: 0 };
     let mut tokens = Vec::new();
     loop {
         lexer.skip_whitespace_and_comments()?;
@@ -153,19 +148,14 @@ impl Lexer {
             }
             _ => {
                 for symbol in SYMBOLS {
-                    let matches = symbol
-                        .chars()
-                        .enumerate()
-                        .all(|(offset, expected)| self.peek_at(offset) == Some(expected));
+                    let matches =
+                        symbol.chars().enumerate().all(|(offset, expected)| self.peek_at(offset) == Some(expected));
                     if matches {
                         self.position += symbol.chars().count();
                         return Ok(Token::Symbol(symbol));
                     }
                 }
-                Err(ParseError::new(
-                    start,
-                    format!("unexpected character '{c}'"),
-                ))
+                Err(ParseError::new(start, format!("unexpected character '{c}'")))
             }
         }
     }
@@ -202,9 +192,8 @@ impl Lexer {
                 continue;
             }
             let escape_position = self.position - 1;
-            let escaped = self
-                .peek()
-                .ok_or_else(|| ParseError::new(escape_position, "unterminated escape sequence"))?;
+            let escaped =
+                self.peek().ok_or_else(|| ParseError::new(escape_position, "unterminated escape sequence"))?;
             self.position += 1;
             text.push(match escaped {
                 '\'' | '"' | '`' | '\\' | '/' => escaped,
@@ -214,10 +203,7 @@ impl Lexer {
                 't' => '\t',
                 'u' => self.unicode_escape(escape_position)?,
                 other => {
-                    return Err(ParseError::new(
-                        escape_position,
-                        format!("unknown escape sequence \\{other}"),
-                    ));
+                    return Err(ParseError::new(escape_position, format!("unknown escape sequence \\{other}")));
                 }
             });
         }
@@ -271,11 +257,7 @@ mod tests {
     use super::*;
 
     fn tokens(source: &str) -> Vec<Token> {
-        tokenize(source)
-            .unwrap()
-            .into_iter()
-            .map(|spanned| spanned.token)
-            .collect()
+        tokenize(source).unwrap().into_iter().map(|spanned| spanned.token).collect()
     }
 
     #[test]
@@ -312,11 +294,7 @@ mod tests {
         );
         assert_eq!(
             tokens("1.exists()")[..3],
-            [
-                Token::Number("1".into()),
-                Token::Symbol("."),
-                Token::Identifier("exists".into())
-            ]
+            [Token::Number("1".into()), Token::Symbol("."), Token::Identifier("exists".into())]
         );
     }
 

@@ -95,14 +95,10 @@ pub(crate) fn parent_type(name: &str) -> Option<&'static str> {
         "code" | "id" | "markdown" => "string",
         "canonical" | "oid" | "url" | "uuid" => "uri",
         "positiveInt" | "unsignedInt" => "integer",
-        "base64Binary" | "boolean" | "date" | "dateTime" | "decimal" | "instant" | "integer"
-        | "integer64" | "string" | "time" | "uri" => "PrimitiveType",
-        "Age" | "Count" | "Distance" | "Duration" | "MoneyQuantity" | "SimpleQuantity" => {
-            "Quantity"
-        }
-        "Dosage" | "ElementDefinition" | "MarketingStatus" | "ProductShelfLife" | "Timing" => {
-            "BackboneType"
-        }
+        "base64Binary" | "boolean" | "date" | "dateTime" | "decimal" | "instant" | "integer" | "integer64"
+        | "string" | "time" | "uri" => "PrimitiveType",
+        "Age" | "Count" | "Distance" | "Duration" | "MoneyQuantity" | "SimpleQuantity" => "Quantity",
+        "Dosage" | "ElementDefinition" | "MarketingStatus" | "ProductShelfLife" | "Timing" => "BackboneType",
         "Address"
         | "Annotation"
         | "Attachment"
@@ -158,15 +154,14 @@ pub(crate) fn is_subtype(name: &str, ancestor: &str) -> bool {
 pub(crate) fn system_type_of(fhir_type: &str) -> Option<&'static str> {
     Some(match fhir_type {
         "boolean" => "Boolean",
-        "string" | "code" | "id" | "markdown" | "uri" | "url" | "canonical" | "oid" | "uuid"
-        | "base64Binary" | "xhtml" => "String",
+        "string" | "code" | "id" | "markdown" | "uri" | "url" | "canonical" | "oid" | "uuid" | "base64Binary"
+        | "xhtml" => "String",
         "integer" | "positiveInt" | "unsignedInt" | "integer64" => "Integer",
         "decimal" => "Decimal",
         "date" => "Date",
         "dateTime" | "instant" => "DateTime",
         "time" => "Time",
-        "Quantity" | "Age" | "Count" | "Distance" | "Duration" | "MoneyQuantity"
-        | "SimpleQuantity" => "Quantity",
+        "Quantity" | "Age" | "Count" | "Distance" | "Duration" | "MoneyQuantity" | "SimpleQuantity" => "Quantity",
         _ => return None,
     })
 }
@@ -193,10 +188,7 @@ mod tests {
     #[test]
     fn choice_suffixes_map_to_type_names() {
         assert_eq!(choice_suffix_type("DateTime"), Some("dateTime"));
-        assert_eq!(
-            choice_suffix_type("CodeableConcept"),
-            Some("CodeableConcept")
-        );
+        assert_eq!(choice_suffix_type("CodeableConcept"), Some("CodeableConcept"));
         assert_eq!(choice_suffix_type("Set"), None);
     }
 }

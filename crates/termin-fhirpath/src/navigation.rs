@@ -60,14 +60,7 @@ pub(crate) fn push_children_named<'a>(
             continue;
         }
         let element = primitive_sibling(object, key, value);
-        push_property(
-            node,
-            element_name,
-            Some(value),
-            element,
-            choice_type.map(Cow::Borrowed),
-            out,
-        );
+        push_property(node, element_name, Some(value), element, choice_type.map(Cow::Borrowed), out);
         return;
     }
     if let Some((element_name, element, choice_type)) = extension_only {
@@ -82,11 +75,7 @@ pub(crate) fn push_children_named<'a>(
 /// Appends all children in property order. Without a model a property like `deceasedBoolean`
 /// keeps its JSON name, since only a model can tell a choice suffix from an element name that
 /// happens to end in a type name (`recordedDate`).
-pub(crate) fn push_all_children<'a>(
-    item: &Item<'a>,
-    model: Option<&'a dyn TypeModel>,
-    out: &mut Vec<Item<'a>>,
-) {
+pub(crate) fn push_all_children<'a>(item: &Item<'a>, model: Option<&'a dyn TypeModel>, out: &mut Vec<Item<'a>>) {
     let Some(node) = item.node() else {
         return;
     };
@@ -100,11 +89,7 @@ pub(crate) fn push_all_children<'a>(
         let (name, value, element) = match key.strip_prefix('_') {
             Some(bare) if object.contains_key(bare) => continue,
             Some(bare) => (bare, None, Some(value)),
-            None => (
-                key.as_str(),
-                Some(value),
-                primitive_sibling(object, key, value),
-            ),
+            None => (key.as_str(), Some(value), primitive_sibling(object, key, value)),
         };
         let (name, declared) = match declared_type(model, parent_type, name) {
             Some(declared) => (name, Some(declared)),
@@ -115,18 +100,12 @@ pub(crate) fn push_all_children<'a>(
 }
 
 /// Splits `deceasedBoolean` into (`deceased`, `boolean`) when a model is in use.
-fn split_choice<'a>(
-    model: Option<&'a dyn TypeModel>,
-    key: &'a str,
-) -> (&'a str, Option<Cow<'a, str>>) {
+fn split_choice<'a>(model: Option<&'a dyn TypeModel>, key: &'a str) -> (&'a str, Option<Cow<'a, str>>) {
     if model.is_some() {
-        let split = key
-            .char_indices()
-            .skip(1)
-            .filter(|(_, character)| character.is_ascii_uppercase())
-            .find_map(|(position, _)| {
-                choice_suffix_type(&key[position..]).map(|choice_type| (position, choice_type))
-            });
+        let split =
+            key.char_indices().skip(1).filter(|(_, character)| character.is_ascii_uppercase()).find_map(
+                |(position, _)| choice_suffix_type(&key[position..]).map(|choice_type| (position, choice_type)),
+            );
         if let Some((position, choice_type)) = split {
             return (&key[..position], Some(Cow::Borrowed(choice_type)));
         }
@@ -145,21 +124,13 @@ fn declared_type<'a>(
 
 /// The `_key` sibling of a primitive property; objects never have one, so the lookup (and its
 /// key allocation) is skipped for them.
-fn primitive_sibling<'a>(
-    object: &'a Map<String, Value>,
-    key: &str,
-    value: &Value,
-) -> Option<&'a Value> {
+fn primitive_sibling<'a>(object: &'a Map<String, Value>, key: &str, value: &Value) -> Option<&'a Value> {
     let may_be_primitive = match value {
         Value::Object(_) => false,
         Value::Array(items) => !items.iter().any(Value::is_object),
         _ => true,
     };
-    if may_be_primitive {
-        object.get(&format!("_{key}"))
-    } else {
-        None
-    }
+    if may_be_primitive { object.get(&format!("_{key}")) } else { None }
 }
 
 /// Pushes one node per array entry (pairing values with siblings by index), or one node for
@@ -187,14 +158,7 @@ fn push_property<'a>(
         let value = present(values.and_then(|items| items.get(index)));
         let element = present(elements.and_then(|items| items.get(index)));
         if value.is_some() || element.is_some() {
-            out.push(make_node(
-                parent,
-                name,
-                Some(index),
-                value,
-                element,
-                &declared,
-            ));
+            out.push(make_node(parent, name, Some(index), value, element, &declared));
         }
     }
 }
@@ -235,10 +199,7 @@ mod tests {
     #[test]
     fn extension_only_choice_elements_are_found() {
         let extension = json!({"url": "u", "_valueCode": {"extension": [{"url": "why", "valueString": "masked"}]}});
-        assert_eq!(
-            eval("value.extension.value", &extension),
-            vec![json!("masked")]
-        );
+        assert_eq!(eval("value.extension.value", &extension), vec![json!("masked")]);
         assert_eq!(eval("value.hasValue()", &extension), vec![json!(false)]);
         assert_eq!(eval("value is code", &extension), vec![json!(true)]);
     }
@@ -248,10 +209,7 @@ mod tests {
         let binding = json!({"valueSet": "http://example.org/vs", "valueQuantity": {"value": 1, "unit": "mg"}});
         assert_eq!(eval("value.unit", &binding), vec![json!("mg")]);
         assert_eq!(eval("value > 0.5 'mg'", &binding), vec![json!(true)]);
-        assert_eq!(
-            eval("valueSet", &binding),
-            vec![json!("http://example.org/vs")]
-        );
+        assert_eq!(eval("valueSet", &binding), vec![json!("http://example.org/vs")]);
     }
 
     #[test]
@@ -263,17 +221,8 @@ mod tests {
                 {"resource": {"resourceType": "Slot", "id": "s"}}
             ]
         });
-        assert_eq!(
-            eval("Bundle.entry.resource.ofType(Slot).id", &bundle),
-            vec![json!("s")]
-        );
-        assert_eq!(
-            eval("Bundle.entry.resource.where($this is Patient).id", &bundle),
-            vec![json!("p")]
-        );
-        assert_eq!(
-            eval("entry.resource.ofType(DomainResource).count()", &bundle),
-            vec![json!(2)]
-        );
+        assert_eq!(eval("Bundle.entry.resource.ofType(Slot).id", &bundle), vec![json!("s")]);
+        assert_eq!(eval("Bundle.entry.resource.where($this is Patient).id", &bundle), vec![json!("p")]);
+        assert_eq!(eval("entry.resource.ofType(DomainResource).count()", &bundle), vec![json!(2)]);
     }
 }

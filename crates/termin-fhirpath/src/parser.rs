@@ -16,10 +16,7 @@ use crate::temporal::{Date, DateTime, Time};
 use crate::value::{Quantity, SystemValue};
 
 pub(crate) fn parse(source: &str) -> Result<Expr, ParseError> {
-    let mut parser = Parser {
-        tokens: tokenize(source)?,
-        next: 0,
-    };
+    let mut parser = Parser { tokens: tokenize(source)?, next: 0 };
     let expression = parser.expression(0)?;
     match parser.peek() {
         Token::End => Ok(expression),
@@ -118,10 +115,7 @@ impl Parser {
             self.advance();
             Ok(())
         } else {
-            Err(self.error(format!(
-                "expected '{symbol}' but found {}",
-                describe(self.peek())
-            )))
+            Err(self.error(format!("expected '{symbol}' but found {}", describe(self.peek()))))
         }
     }
 
@@ -137,11 +131,7 @@ impl Parser {
                 Some(Infix::Type(operation)) if TYPE_PRECEDENCE >= min_precedence => {
                     self.advance();
                     let type_specifier = self.type_specifier()?;
-                    left = Expr::TypeTest {
-                        target: Some(Box::new(left)),
-                        operation,
-                        type_specifier,
-                    };
+                    left = Expr::TypeTest { target: Some(Box::new(left)), operation, type_specifier };
                 }
                 _ => return Ok(left),
             }
@@ -158,12 +148,8 @@ impl Parser {
             Token::Symbol("-") => {
                 self.advance();
                 Ok(match self.unary()? {
-                    Expr::Literal(SystemValue::Integer(value)) => {
-                        Expr::Literal(SystemValue::Integer(-value))
-                    }
-                    Expr::Literal(SystemValue::Decimal(value)) => {
-                        Expr::Literal(SystemValue::Decimal(value.negated()))
-                    }
+                    Expr::Literal(SystemValue::Integer(value)) => Expr::Literal(SystemValue::Integer(-value)),
+                    Expr::Literal(SystemValue::Decimal(value)) => Expr::Literal(SystemValue::Decimal(value.negated())),
                     Expr::Literal(SystemValue::Quantity(value)) => {
                         Expr::Literal(SystemValue::Quantity(value.negated()))
                     }
@@ -223,14 +209,8 @@ impl Parser {
             Token::Special(name) => match name.as_str() {
                 "this" => Ok(Expr::This),
                 "index" => Ok(Expr::Index),
-                "total" => Err(ParseError::new(
-                    position,
-                    "$total belongs to aggregate(), which is not supported",
-                )),
-                _ => Err(ParseError::new(
-                    position,
-                    format!("unknown special variable ${name}"),
-                )),
+                "total" => Err(ParseError::new(position, "$total belongs to aggregate(), which is not supported")),
+                _ => Err(ParseError::new(position, format!("unknown special variable ${name}"))),
             },
             Token::Symbol("(") => {
                 let inner = self.expression(0)?;
@@ -248,10 +228,7 @@ impl Parser {
                 _ => Ok(Expr::Identifier(name)),
             },
             Token::DelimitedIdentifier(name) => Ok(Expr::Identifier(name)),
-            token => Err(ParseError::new(
-                position,
-                format!("expected an expression but found {}", describe(&token)),
-            )),
+            token => Err(ParseError::new(position, format!("expected an expression but found {}", describe(&token)))),
         }
     }
 
@@ -264,10 +241,8 @@ impl Parser {
             }
             _ => None,
         };
-        let decimal = || {
-            Decimal::parse(text)
-                .ok_or_else(|| ParseError::new(position, format!("number {text} is out of range")))
-        };
+        let decimal =
+            || Decimal::parse(text).ok_or_else(|| ParseError::new(position, format!("number {text} is out of range")));
         if let Some((unit, calendar)) = unit {
             self.advance();
             let value = decimal()?;
@@ -308,12 +283,7 @@ impl Parser {
         }
     }
 
-    fn call(
-        &mut self,
-        target: Option<Expr>,
-        name: &str,
-        position: usize,
-    ) -> Result<Expr, ParseError> {
+    fn call(&mut self, target: Option<Expr>, name: &str, position: usize) -> Result<Expr, ParseError> {
         let type_operation = match name {
             "is" => Some(TypeOperation::Is),
             "as" => Some(TypeOperation::As),
@@ -324,44 +294,25 @@ impl Parser {
             self.expect_symbol("(")?;
             let type_specifier = self.type_specifier()?;
             self.expect_symbol(")")?;
-            return Ok(Expr::TypeTest {
-                target: target.map(Box::new),
-                operation,
-                type_specifier,
-            });
+            return Ok(Expr::TypeTest { target: target.map(Box::new), operation, type_specifier });
         }
-        let (function, min, max) = Function::lookup(name)
-            .ok_or_else(|| ParseError::new(position, format!("unknown function {name}()")))?;
+        let (function, min, max) =
+            Function::lookup(name).ok_or_else(|| ParseError::new(position, format!("unknown function {name}()")))?;
         let arguments = self.arguments()?;
         if arguments.len() < min || arguments.len() > max {
-            let expected = if min == max {
-                format!("{min}")
-            } else {
-                format!("{min} to {max}")
-            };
+            let expected = if min == max { format!("{min}") } else { format!("{min} to {max}") };
             return Err(ParseError::new(
                 position,
-                format!(
-                    "{name}() takes {expected} arguments, not {}",
-                    arguments.len()
-                ),
+                format!("{name}() takes {expected} arguments, not {}", arguments.len()),
             ));
         }
         let literal_regex = match (function, arguments.first()) {
-            (
-                Function::Matches | Function::ReplaceMatches,
-                Some(Expr::Literal(SystemValue::String(pattern))),
-            ) => {
+            (Function::Matches | Function::ReplaceMatches, Some(Expr::Literal(SystemValue::String(pattern)))) => {
                 Some(compile_regex(pattern).map_err(|message| ParseError::new(position, message))?)
             }
             _ => None,
         };
-        Ok(Expr::Call(Box::new(Call {
-            target,
-            function,
-            arguments,
-            literal_regex,
-        })))
+        Ok(Expr::Call(Box::new(Call { target, function, arguments, literal_regex })))
     }
 
     fn type_specifier(&mut self) -> Result<TypeSpecifier, ParseError> {
@@ -370,24 +321,15 @@ impl Parser {
         if *self.peek() == Token::Symbol(".") {
             self.advance();
             let name = self.type_name_part(self.position())?;
-            return Ok(TypeSpecifier {
-                namespace: Some(first),
-                name,
-            });
+            return Ok(TypeSpecifier { namespace: Some(first), name });
         }
-        Ok(TypeSpecifier {
-            namespace: None,
-            name: first,
-        })
+        Ok(TypeSpecifier { namespace: None, name: first })
     }
 
     fn type_name_part(&mut self, position: usize) -> Result<String, ParseError> {
         match self.advance() {
             Token::Identifier(name) | Token::DelimitedIdentifier(name) => Ok(name),
-            token => Err(ParseError::new(
-                position,
-                format!("expected a type name but found {}", describe(&token)),
-            )),
+            token => Err(ParseError::new(position, format!("expected a type name but found {}", describe(&token)))),
         }
     }
 }
@@ -398,15 +340,12 @@ fn temporal_literal(text: &str, position: usize) -> Result<Expr, ParseError> {
     } else {
         Date::parse(text).map(SystemValue::Date)
     };
-    literal
-        .map(Expr::Literal)
-        .ok_or_else(|| ParseError::new(position, format!("invalid date/time literal @{text}")))
+    literal.map(Expr::Literal).ok_or_else(|| ParseError::new(position, format!("invalid date/time literal @{text}")))
 }
 
 /// FHIRPath regular expressions run in single-line mode: `.` also matches newlines.
 pub(crate) fn compile_regex(pattern: &str) -> Result<Regex, String> {
-    Regex::new(&format!("(?s){pattern}"))
-        .map_err(|error| format!("invalid regular expression '{pattern}': {error}"))
+    Regex::new(&format!("(?s){pattern}")).map_err(|error| format!("invalid regular expression '{pattern}': {error}"))
 }
 
 #[cfg(test)]
@@ -425,28 +364,13 @@ mod tests {
             Expr::Member(target, name) => format!("{}.{name}", shape(target)),
             Expr::Call(call) => {
                 let arguments: Vec<String> = call.arguments.iter().map(shape).collect();
-                let target = call
-                    .target
-                    .as_ref()
-                    .map(|t| format!("{}.", shape(t)))
-                    .unwrap_or_default();
+                let target = call.target.as_ref().map(|t| format!("{}.", shape(t))).unwrap_or_default();
                 format!("{target}{:?}({})", call.function, arguments.join(", "))
             }
-            Expr::TypeTest {
-                target,
-                operation,
-                type_specifier,
-            } => {
+            Expr::TypeTest { target, operation, type_specifier } => {
                 let target = target.as_ref().map(|t| shape(t)).unwrap_or_default();
-                let namespace = type_specifier
-                    .namespace
-                    .as_ref()
-                    .map(|n| format!("{n}."))
-                    .unwrap_or_default();
-                format!(
-                    "({target} {operation:?} {namespace}{})",
-                    type_specifier.name
-                )
+                let namespace = type_specifier.namespace.as_ref().map(|n| format!("{n}.")).unwrap_or_default();
+                format!("({target} {operation:?} {namespace}{})", type_specifier.name)
             }
             Expr::Indexer(target, index) => format!("{}[{}]", shape(target), shape(index)),
             Expr::Negate(operand) => format!("-({})", shape(operand)),
@@ -462,21 +386,12 @@ mod tests {
 
     #[test]
     fn honours_operator_precedence() {
-        assert_eq!(
-            parsed("a or b and c implies d"),
-            "((a Or (b And c)) Implies d)"
-        );
+        assert_eq!(parsed("a or b and c implies d"), "((a Or (b And c)) Implies d)");
         assert_eq!(parsed("a = b | c"), "(a Equal (b Union c))");
         assert_eq!(parsed("a | b is T"), "(a Union (b Is T))");
-        assert_eq!(
-            parsed("1 + 2 * 3 - 4"),
-            "((1 Add (2 Multiply 3)) Subtract 4)"
-        );
+        assert_eq!(parsed("1 + 2 * 3 - 4"), "((1 Add (2 Multiply 3)) Subtract 4)");
         assert_eq!(parsed("a < b = c > d"), "((a Less b) Equal (c Greater d))");
-        assert_eq!(
-            parsed("x in y and z contains w"),
-            "((x In y) And (z Contains w))"
-        );
+        assert_eq!(parsed("x in y and z contains w"), "((x In y) And (z Contains w))");
         assert_eq!(parsed("a xor b or c"), "((a Xor b) Or c)");
         assert_eq!(parsed("'a' & 'b' + 'c'"), "((a Concatenate b) Add c)");
         assert_eq!(parsed("7 div 2 mod 3"), "((7 Div 2) Mod 3)");
@@ -491,28 +406,13 @@ mod tests {
 
     #[test]
     fn parses_invocations_indexers_and_type_operations() {
-        assert_eq!(
-            parsed("Patient.name[0].given.first()"),
-            "Patient.name[0].given.First()"
-        );
-        assert_eq!(
-            parsed("x.where(resolve() is Patient)"),
-            "x.Where((Resolve() Is Patient))"
-        );
-        assert_eq!(
-            parsed("x.as(FHIR.Period).ofType(`dateTime`)"),
-            "((x As FHIR.Period) OfType dateTime)"
-        );
+        assert_eq!(parsed("Patient.name[0].given.first()"), "Patient.name[0].given.First()");
+        assert_eq!(parsed("x.where(resolve() is Patient)"), "x.Where((Resolve() Is Patient))");
+        assert_eq!(parsed("x.as(FHIR.Period).ofType(`dateTime`)"), "((x As FHIR.Period) OfType dateTime)");
         assert_eq!(parsed("text.`div`.contains('x')"), "text.div.Contains(x)");
-        assert_eq!(
-            parsed("contains('x') and x.is(String)"),
-            "(Contains(x) And (x Is String))"
-        );
+        assert_eq!(parsed("contains('x') and x.is(String)"), "(Contains(x) And (x Is String))");
         assert_eq!(parsed("iif(a, {}, $this)"), "Iif(a, {}, $this)");
-        assert_eq!(
-            parsed("%resource.id | %`ext-url`"),
-            "(%resource.id Union %ext-url)"
-        );
+        assert_eq!(parsed("%resource.id | %`ext-url`"), "(%resource.id Union %ext-url)");
     }
 
     #[test]
@@ -521,10 +421,7 @@ mod tests {
         assert_eq!(parsed("1 day"), "1 day");
         assert_eq!(parsed("2.50 'mg'"), "2.50 'mg'");
         assert_eq!(parsed("@2026-01-01"), "2026-01-01");
-        assert_eq!(
-            parsed("@2026-01-01T10:00:00+01:00"),
-            "2026-01-01T10:00:00+01:00"
-        );
+        assert_eq!(parsed("@2026-01-01T10:00:00+01:00"), "2026-01-01T10:00:00+01:00");
         assert_eq!(parsed("@2026T"), "2026");
         assert_eq!(parsed("@T10:00"), "10:00");
         assert_eq!(parsed("'a\\tb'"), "a\tb");
@@ -535,10 +432,7 @@ mod tests {
     fn reports_errors_with_positions() {
         let error = |source: &str| parse(source).unwrap_err();
         assert_eq!(error("a.").position, 2);
-        assert_eq!(
-            error("a.frobnicate()").message,
-            "unknown function frobnicate()"
-        );
+        assert_eq!(error("a.frobnicate()").message, "unknown function frobnicate()");
         assert_eq!(error("a.frobnicate()").position, 2);
         assert_eq!(error("a.where()").position, 2);
         assert_eq!(error("(a").position, 2);

@@ -38,12 +38,7 @@ pub(crate) fn resolve_contained<'a>(container: &'a Value, fragment: &str) -> Opt
     let root = Location::child(None, container_type, None);
     let location = Location::child(Some(&root), "contained", Some(index));
     let resource_type = resource.get("resourceType").and_then(Value::as_str);
-    Some(Item::Node(Node::new(
-        Some(resource),
-        None,
-        resource_type.map(Cow::Borrowed),
-        Some(location),
-    )))
+    Some(Item::Node(Node::new(Some(resource), None, resource_type.map(Cow::Borrowed), Some(location))))
 }
 
 #[cfg(test)]
@@ -53,16 +48,10 @@ mod tests {
     #[test]
     fn finds_the_type_in_relative_absolute_and_versioned_references() {
         assert_eq!(referenced_type("Patient/123"), Some("Patient"));
-        assert_eq!(
-            referenced_type("http://example.org/fhir/Practitioner/a.b-c"),
-            Some("Practitioner")
-        );
+        assert_eq!(referenced_type("http://example.org/fhir/Practitioner/a.b-c"), Some("Practitioner"));
         assert_eq!(referenced_type("Location/1/_history/2"), Some("Location"));
         assert_eq!(referenced_type("#contained"), None);
-        assert_eq!(
-            referenced_type("urn:uuid:0f3c9b1e-1111-2222-3333-444455556666"),
-            None
-        );
+        assert_eq!(referenced_type("urn:uuid:0f3c9b1e-1111-2222-3333-444455556666"), None);
         assert_eq!(referenced_type("patient/123"), None);
         assert_eq!(referenced_type("123"), None);
     }

@@ -66,19 +66,11 @@ impl Date {
     }
 
     pub(crate) fn from_civil(date: jiff::civil::Date) -> Date {
-        Date {
-            year: date.year() as u16,
-            month: Some(date.month() as u8),
-            day: Some(date.day() as u8),
-        }
+        Date { year: date.year() as u16, month: Some(date.month() as u8), day: Some(date.day() as u8) }
     }
 
     fn components(&self) -> [Option<i64>; 3] {
-        [
-            Some(i64::from(self.year)),
-            self.month.map(i64::from),
-            self.day.map(i64::from),
-        ]
+        [Some(i64::from(self.year)), self.month.map(i64::from), self.day.map(i64::from)]
     }
 
     /// Orders two dates; `None` when their precisions differ and the shared part is equal.
@@ -104,26 +96,17 @@ impl Time {
             hour: time.hour() as u8,
             minute: Some(time.minute() as u8),
             second: Some(time.second() as u8),
-            fraction: Some(Fraction {
-                nanos: time.millisecond() as u32 * 1_000_000,
-                digits: 3,
-            }),
+            fraction: Some(Fraction { nanos: time.millisecond() as u32 * 1_000_000, digits: 3 }),
         }
     }
 
     fn components(&self) -> [Option<i64>; 3] {
-        [
-            Some(i64::from(self.hour)),
-            self.minute.map(i64::from),
-            self.second_nanos(),
-        ]
+        [Some(i64::from(self.hour)), self.minute.map(i64::from), self.second_nanos()]
     }
 
     /// Seconds and fractions are one precision in FHIRPath, so they compare as one number.
     fn second_nanos(&self) -> Option<i64> {
-        self.second.map(|second| {
-            i64::from(second) * 1_000_000_000 + i64::from(self.fraction.map_or(0, |f| f.nanos))
-        })
+        self.second.map(|second| i64::from(second) * 1_000_000_000 + i64::from(self.fraction.map_or(0, |f| f.nanos)))
     }
 
     /// Orders two times; `None` when their precisions differ and the shared part is equal.
@@ -178,9 +161,7 @@ impl DateTime {
         DateTime {
             date: Date::from_civil(now.date()),
             time: Some(Time::from_civil(now.time())),
-            zone: Some(TimeZone::OffsetMinutes(
-                (now.offset().seconds() / 60) as i16,
-            )),
+            zone: Some(TimeZone::OffsetMinutes((now.offset().seconds() / 60) as i16)),
         }
     }
 
@@ -191,9 +172,7 @@ impl DateTime {
         let Some(time) = self.time.filter(|_| shift_to_utc) else {
             return local;
         };
-        let offset = self
-            .zone
-            .map_or(default_offset_minutes, TimeZone::offset_minutes);
+        let offset = self.zone.map_or(default_offset_minutes, TimeZone::offset_minutes);
         let shifted = jiff::civil::DateTime::new(
             self.date.year as i16,
             self.date.month.unwrap_or(1) as i8,
@@ -231,11 +210,7 @@ impl DateTime {
 
     /// Orders two date-times, normalising timezones to UTC; `None` when their precisions
     /// differ and the shared part is equal.
-    pub fn partial_compare(
-        &self,
-        other: &DateTime,
-        default_offset_minutes: i32,
-    ) -> Option<Ordering> {
+    pub fn partial_compare(&self, other: &DateTime, default_offset_minutes: i32) -> Option<Ordering> {
         let shift = self.zone.is_some() || other.zone.is_some();
         compare_components(
             &self.components(shift, default_offset_minutes),
@@ -250,11 +225,7 @@ impl DateTime {
 
 impl From<Date> for DateTime {
     fn from(date: Date) -> Self {
-        DateTime {
-            date,
-            time: None,
-            zone: None,
-        }
+        DateTime { date, time: None, zone: None }
     }
 }
 
@@ -353,10 +324,7 @@ struct Cursor<'s> {
 
 impl<'s> Cursor<'s> {
     fn new(text: &'s str) -> Self {
-        Cursor {
-            bytes: text.as_bytes(),
-            position: 0,
-        }
+        Cursor { bytes: text.as_bytes(), position: 0 }
     }
 
     fn at_end(&self) -> bool {
@@ -379,26 +347,16 @@ impl<'s> Cursor<'s> {
             return None;
         }
         self.position = end;
-        Some(
-            slice
-                .iter()
-                .fold(0, |acc, d| acc * 10 + u32::from(d - b'0')),
-        )
+        Some(slice.iter().fold(0, |acc, d| acc * 10 + u32::from(d - b'0')))
     }
 
     fn ranged(&mut self, count: usize, range: std::ops::RangeInclusive<u32>) -> Option<u8> {
-        self.digits(count)
-            .filter(|value| range.contains(value))
-            .map(|value| value as u8)
+        self.digits(count).filter(|value| range.contains(value)).map(|value| value as u8)
     }
 
     fn date(&mut self) -> Option<Date> {
         let year = self.digits(4)? as u16;
-        let mut date = Date {
-            year,
-            month: None,
-            day: None,
-        };
+        let mut date = Date { year, month: None, day: None };
         if self.eat(b'-') {
             let month = self.ranged(2, 1..=12)?;
             date.month = Some(month);
@@ -411,12 +369,7 @@ impl<'s> Cursor<'s> {
     }
 
     fn time(&mut self) -> Option<Time> {
-        let mut time = Time {
-            hour: self.ranged(2, 0..=23)?,
-            minute: None,
-            second: None,
-            fraction: None,
-        };
+        let mut time = Time { hour: self.ranged(2, 0..=23)?, minute: None, second: None, fraction: None };
         if self.eat(b':') {
             time.minute = Some(self.ranged(2, 0..=59)?);
             if self.eat(b':') {
@@ -432,11 +385,7 @@ impl<'s> Cursor<'s> {
     /// Reads at least one digit; digits past nanoseconds are dropped.
     fn fraction(&mut self) -> Option<Fraction> {
         let start = self.position;
-        while self
-            .bytes
-            .get(self.position)
-            .is_some_and(u8::is_ascii_digit)
-        {
+        while self.bytes.get(self.position).is_some_and(u8::is_ascii_digit) {
             self.position += 1;
         }
         let digits = &self.bytes[start..self.position];
@@ -444,13 +393,8 @@ impl<'s> Cursor<'s> {
             return None;
         }
         let kept = &digits[..digits.len().min(9)];
-        let value = kept
-            .iter()
-            .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
-        Some(Fraction {
-            nanos: value * 10u32.pow(9 - kept.len() as u32),
-            digits: kept.len() as u8,
-        })
+        let value = kept.iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
+        Some(Fraction { nanos: value * 10u32.pow(9 - kept.len() as u32), digits: kept.len() as u8 })
     }
 
     fn zone(&mut self) -> Option<TimeZone> {
@@ -469,9 +413,7 @@ impl<'s> Cursor<'s> {
             return None;
         }
         let minutes = self.ranged(2, 0..=59)?;
-        Some(TimeZone::OffsetMinutes(
-            sign * (i16::from(hours) * 60 + i16::from(minutes)),
-        ))
+        Some(TimeZone::OffsetMinutes(sign * (i16::from(hours) * 60 + i16::from(minutes))))
     }
 }
 
@@ -516,19 +458,10 @@ mod tests {
     #[test]
     fn different_precision_is_unknown_unless_already_decided() {
         assert_eq!(dt("2020").partial_compare(&dt("2020-01"), 0), None);
-        assert_eq!(
-            dt("2019").partial_compare(&dt("2020-01"), 0),
-            Some(Ordering::Less)
-        );
-        assert_eq!(
-            dt("2020-01-01T10:30").partial_compare(&dt("2020-01-01T10:30:00"), 0),
-            None
-        );
+        assert_eq!(dt("2019").partial_compare(&dt("2020-01"), 0), Some(Ordering::Less));
+        assert_eq!(dt("2020-01-01T10:30").partial_compare(&dt("2020-01-01T10:30:00"), 0), None);
         let date = Date::parse("2020-01").unwrap();
-        assert_eq!(
-            date.partial_compare(&Date::parse("2020-01").unwrap()),
-            Some(Ordering::Equal)
-        );
+        assert_eq!(date.partial_compare(&Date::parse("2020-01").unwrap()), Some(Ordering::Equal));
     }
 
     #[test]
@@ -537,27 +470,15 @@ mod tests {
         let plus_one = dt("2020-01-01T11:00:00+01:00");
         assert_eq!(utc.partial_compare(&plus_one, 0), Some(Ordering::Equal));
         let next_day = dt("2020-01-02T00:30:00+01:00");
-        assert_eq!(
-            dt("2020-01-01T23:45:00Z").partial_compare(&next_day, 0),
-            Some(Ordering::Greater)
-        );
+        assert_eq!(dt("2020-01-01T23:45:00Z").partial_compare(&next_day, 0), Some(Ordering::Greater));
         // A value without zone is taken to be in the evaluation environment's zone.
-        assert_eq!(
-            dt("2020-01-01T11:00:00").partial_compare(&utc, 60),
-            Some(Ordering::Equal)
-        );
+        assert_eq!(dt("2020-01-01T11:00:00").partial_compare(&utc, 60), Some(Ordering::Equal));
     }
 
     #[test]
     fn seconds_and_fractions_are_one_precision() {
-        assert_eq!(
-            dt("2020-01-01T10:00:00").partial_compare(&dt("2020-01-01T10:00:00.000"), 0),
-            Some(Ordering::Equal)
-        );
+        assert_eq!(dt("2020-01-01T10:00:00").partial_compare(&dt("2020-01-01T10:00:00.000"), 0), Some(Ordering::Equal));
         let a = Time::parse("10:00:01").unwrap();
-        assert_eq!(
-            a.partial_compare(&Time::parse("10:00:00.999").unwrap()),
-            Some(Ordering::Greater)
-        );
+        assert_eq!(a.partial_compare(&Time::parse("10:00:00.999").unwrap()), Some(Ordering::Greater));
     }
 }

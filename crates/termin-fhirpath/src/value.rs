@@ -90,24 +90,17 @@ const CALENDAR_UNITS: [(&str, Option<&str>); 8] = [
 impl Quantity {
     /// A quantity with a UCUM unit code.
     pub fn new(value: Decimal, unit: impl Into<String>) -> Quantity {
-        Quantity {
-            value,
-            unit: unit.into(),
-            calendar: false,
-        }
+        Quantity { value, unit: unit.into(), calendar: false }
     }
 
     /// A quantity with a calendar duration keyword such as `days`; `None` for other words.
     pub fn calendar(value: Decimal, keyword: &str) -> Option<Quantity> {
         let singular = keyword.strip_suffix('s').unwrap_or(keyword);
-        CALENDAR_UNITS
-            .iter()
-            .any(|(name, _)| *name == singular)
-            .then(|| Quantity {
-                value,
-                unit: singular.to_string(),
-                calendar: true,
-            })
+        CALENDAR_UNITS.iter().any(|(name, _)| *name == singular).then(|| Quantity {
+            value,
+            unit: singular.to_string(),
+            calendar: true,
+        })
     }
 
     pub fn value(&self) -> Decimal {
@@ -124,21 +117,14 @@ impl Quantity {
 
     /// The same unit with another value.
     pub(crate) fn with_value(&self, value: Decimal) -> Quantity {
-        Quantity {
-            value,
-            ..self.clone()
-        }
+        Quantity { value, ..self.clone() }
     }
 
     /// The unit in a form where equal units compare equal: calendar keywords that have a
     /// UCUM counterpart become that code. Other unit conversions are not attempted.
     fn comparable_unit(&self) -> &str {
         if self.calendar {
-            CALENDAR_UNITS
-                .iter()
-                .find(|(name, _)| *name == self.unit)
-                .and_then(|(_, ucum)| *ucum)
-                .unwrap_or(&self.unit)
+            CALENDAR_UNITS.iter().find(|(name, _)| *name == self.unit).and_then(|(_, ucum)| *ucum).unwrap_or(&self.unit)
         } else {
             &self.unit
         }
@@ -152,11 +138,7 @@ impl Quantity {
 impl fmt::Display for Quantity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.calendar {
-            let plural = if self.value == Decimal::from_integer(1) {
-                ""
-            } else {
-                "s"
-            };
+            let plural = if self.value == Decimal::from_integer(1) { "" } else { "s" };
             write!(f, "{} {}{}", self.value, self.unit, plural)
         } else {
             write!(f, "{} '{}'", self.value, self.unit)

@@ -9,9 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde_json::{Map, Value};
-use termin_fhirpath::{
-    EvalContext, EvalError, Expression, Item, TypeModel, evaluate, evaluate_items,
-};
+use termin_fhirpath::{EvalContext, EvalError, Expression, Item, TypeModel, evaluate, evaluate_items};
 
 struct R5Model(HashMap<String, HashMap<String, String>>);
 
@@ -22,9 +20,7 @@ impl TypeModel for R5Model {
 }
 
 fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -41,9 +37,7 @@ fn load_model() -> R5Model {
                     .as_object()
                     .expect("elements are an object")
                     .iter()
-                    .map(|(name, type_name)| {
-                        (name.clone(), type_name.as_str().unwrap().to_string())
-                    })
+                    .map(|(name, type_name)| (name.clone(), type_name.as_str().unwrap().to_string()))
                     .collect();
                 (parent, elements)
             })
@@ -55,13 +49,9 @@ fn load_model() -> R5Model {
 fn same_json(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
-        }
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y)),
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(key, value)| y.get(key).is_some_and(|other| same_json(value, other)))
+            x.len() == y.len() && x.iter().all(|(key, value)| y.get(key).is_some_and(|other| same_json(value, other)))
         }
         _ => a == b,
     }
@@ -105,18 +95,11 @@ fn describe(items: &[Item<'_>]) -> String {
 }
 
 /// Checks one evaluation against the recorded outcome (`expected` items or an `error`).
-fn check(
-    actual: Result<Vec<Item<'_>>, EvalError>,
-    recorded: &Map<String, Value>,
-    ordered: bool,
-) -> Result<(), String> {
+fn check(actual: Result<Vec<Item<'_>>, EvalError>, recorded: &Map<String, Value>, ordered: bool) -> Result<(), String> {
     if let Some(error) = recorded.get("error") {
         return match actual {
             Err(_) => Ok(()),
-            Ok(items) => Err(format!(
-                "fhirpath.js failed ({error}) but we returned {}",
-                describe(&items)
-            )),
+            Ok(items) => Err(format!("fhirpath.js failed ({error}) but we returned {}", describe(&items))),
         };
     }
     let actual = actual.map_err(|error| format!("we failed: {error}"))?;
@@ -130,12 +113,7 @@ fn check(
         format!(
             "got {} expected {}",
             describe(&actual),
-            Value::from(
-                expected
-                    .iter()
-                    .map(|e| Value::Object((*e).clone()))
-                    .collect::<Vec<_>>()
-            )
+            Value::from(expected.iter().map(|e| Value::Object((*e).clone())).collect::<Vec<_>>())
         )
     };
     if actual.len() != expected.len() {
@@ -187,10 +165,7 @@ fn results_match_fhirpath_js() {
         for result in case["results"].as_array().expect("results") {
             let resource_name = result["resource"].as_str().unwrap();
             let resource = &resources[resource_name];
-            let context = EvalContext::new()
-                .with_model(&model)
-                .with_resource(resource)
-                .with_now(utc.clone());
+            let context = EvalContext::new().with_model(&model).with_resource(resource).with_now(utc.clone());
             let mut skip = |recorded: &Value| match recorded.get("skip").and_then(Value::as_str) {
                 Some(reason) => {
                     *skipped.entry(format!("{source}: {reason}")).or_default() += 1;
@@ -201,18 +176,13 @@ fn results_match_fhirpath_js() {
             let mut report = |location: &str, outcome: Result<(), String>| {
                 evaluations += 1;
                 if let Err(problem) = outcome {
-                    failures.push(format!(
-                        "{source} on {resource_name}{location}\n    {text}\n    {problem}"
-                    ));
+                    failures.push(format!("{source} on {resource_name}{location}\n    {text}\n    {problem}"));
                 }
             };
             let Some(contexts) = result.get("contexts").and_then(Value::as_array) else {
                 if !skip(result) {
-                    let outcome = check(
-                        evaluate(&expression, &context, resource),
-                        result.as_object().unwrap(),
-                        ordered,
-                    );
+                    let outcome =
+                        check(evaluate(&expression, &context, resource), result.as_object().unwrap(), ordered);
                     report("", outcome);
                 }
                 continue;
@@ -227,17 +197,11 @@ fn results_match_fhirpath_js() {
                 let focus = evaluate(&path, &context, resource).expect("locations evaluate");
                 let at = format!(" at {location}");
                 if focus.len() != 1 {
-                    report(
-                        &at,
-                        Err(format!("the location selects {}", describe(&focus))),
-                    );
+                    report(&at, Err(format!("the location selects {}", describe(&focus))));
                     continue;
                 }
-                let outcome = check(
-                    evaluate_items(&expression, &context, focus),
-                    recorded.as_object().unwrap(),
-                    ordered,
-                );
+                let outcome =
+                    check(evaluate_items(&expression, &context, focus), recorded.as_object().unwrap(), ordered);
                 report(&at, outcome);
             }
         }
@@ -246,20 +210,12 @@ fn results_match_fhirpath_js() {
     for (reason, count) in &skipped {
         println!("skipped {count}: {reason}");
     }
-    assert!(
-        evaluations > 8000,
-        "the fixture lost cases: only {evaluations} evaluations"
-    );
+    assert!(evaluations > 8000, "the fixture lost cases: only {evaluations} evaluations");
     assert!(
         failures.is_empty(),
         "{} of {evaluations} evaluations differ from fhirpath.js:\n{}",
         failures.len(),
-        failures
-            .iter()
-            .take(40)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
+        failures.iter().take(40).cloned().collect::<Vec<_>>().join("\n")
     );
 }
 
@@ -297,26 +253,13 @@ fn search_parameters_give_the_same_values_without_a_model() {
                     continue;
                 }
             };
-            let expected = sorted(
-                expected
-                    .iter()
-                    .map(|entry| entry["value"].clone())
-                    .collect(),
-                ordered,
-            );
-            let same = actual.len() == expected.len()
-                && actual.iter().zip(&expected).all(|(a, e)| same_json(a, e));
+            let expected = sorted(expected.iter().map(|entry| entry["value"].clone()).collect(), ordered);
+            let same = actual.len() == expected.len() && actual.iter().zip(&expected).all(|(a, e)| same_json(a, e));
             if !same {
-                failures.push(format!(
-                    "{source} on {}: got {actual:?} expected {expected:?}",
-                    result["resource"]
-                ));
+                failures.push(format!("{source} on {}: got {actual:?} expected {expected:?}", result["resource"]));
             }
         }
     }
-    assert!(
-        compared > 2500,
-        "the fixture lost search parameter cases: only {compared}"
-    );
+    assert!(compared > 2500, "the fixture lost search parameter cases: only {compared}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

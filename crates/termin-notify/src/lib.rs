@@ -34,9 +34,7 @@ use std::time::Duration;
 use termin_domain::subscriptions::{Facts, SubscriptionSpec, triggers};
 use termin_domain::{Caller, Domain, DomainError, ResourceService};
 use termin_fhir::ResourceType;
-use termin_store::{
-    AttemptRecord, DeliveryState, DomainEvent, NewNotification, NotificationStore, ResourceStore,
-};
+use termin_store::{AttemptRecord, DeliveryState, DomainEvent, NewNotification, NotificationStore, ResourceStore};
 
 /// Outbox events matched per step, and new Subscriptions looked up per tick.
 const OUTBOX_PAGE: usize = 500;
@@ -86,14 +84,7 @@ impl Notifier {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("notifications: cannot build the HTTP client: {e}"))?;
-        Ok(Notifier {
-            domain,
-            store,
-            deliveries,
-            http,
-            config,
-            owner: format!("node-{}", uuid::Uuid::new_v4()),
-        })
+        Ok(Notifier { domain, store, deliveries, http, config, owner: format!("node-{}", uuid::Uuid::new_v4()) })
     }
 
     /// Delivers until the process ends.
@@ -159,24 +150,28 @@ impl Notifier {
     /// events, then deliver until nothing is pending or an attempt fails.
     async fn work_on(&self, id: &str) -> Result<(), String> {
         let now = Timestamp::now();
-        let Some(mut state) = self.deliveries.claim(id, &self.owner, now, self.lease_until(now)).await.map_err(|e| e.to_string())?
+        let Some(mut state) =
+            self.deliveries.claim(id, &self.owner, now, self.lease_until(now)).await.map_err(|e| e.to_string())?
         else {
             return Ok(());
         };
         let ctx = Caller::system("notify");
         let (version, body) = match self.domain.resources.read(&ctx, ResourceType::Subscription, id).await {
-            Ok(current) => match current.body.as_deref().and_then(|b| serde_json::from_str::<Map<String, Value>>(b).ok()) {
-                Some(body) => (current.version, body),
-                None => return self.deliveries.untrack(id).await.map_err(|e| e.to_string()),
-            },
+            Ok(current) => {
+                match current.body.as_deref().and_then(|b| serde_json::from_str::<Map<String, Value>>(b).ok()) {
+                    Some(body) => (current.version, body),
+                    None => return self.deliveries.untrack(id).await.map_err(|e| e.to_string()),
+                }
+            }
             Err(DomainError::NotFound(_) | DomainError::Gone(_)) => {
                 return self.deliveries.untrack(id).await.map_err(|e| e.to_string());
             }
             Err(e) => return Err(e.to_string()),
         };
-        let spec = SubscriptionSpec::parse(&body).map_err(|_| format!("stored Subscription/{id} is no longer valid"))?;
-        let sending = matches!(spec.status.as_str(), "requested" | "active" | "error")
-            && spec.end.is_none_or(|end| end > now);
+        let spec =
+            SubscriptionSpec::parse(&body).map_err(|_| format!("stored Subscription/{id} is no longer valid"))?;
+        let sending =
+            matches!(spec.status.as_str(), "requested" | "active" | "error") && spec.end.is_none_or(|end| end > now);
         loop {
             state = match self.match_events(id, &state, &spec, sending).await? {
                 Some(state) => state,
@@ -196,7 +191,12 @@ impl Notifier {
             }
             // More events are pending: take the lease again (renewed) and go on.
             let now = Timestamp::now();
-            state = match self.deliveries.claim(id, &self.owner, now, self.lease_until(now)).await.map_err(|e| e.to_string())? {
+            state = match self
+                .deliveries
+                .claim(id, &self.owner, now, self.lease_until(now))
+                .await
+                .map_err(|e| e.to_string())?
+            {
                 Some(state) => state,
                 None => return Ok(()),
             };
@@ -245,7 +245,12 @@ impl Notifier {
 
     /// The notification events one outbox event makes for the Subscription: its topic fired
     /// and the focus passes the filters.
-    async fn notifications_of(&self, seq: u64, event: &DomainEvent, spec: &SubscriptionSpec) -> Result<Vec<NewNotification>, DomainError> {
+    async fn notifications_of(
+        &self,
+        seq: u64,
+        event: &DomainEvent,
+        spec: &SubscriptionSpec,
+    ) -> Result<Vec<NewNotification>, DomainError> {
         let mut out = Vec::new();
         for trigger in triggers(event).into_iter().filter(|t| t.topic == spec.topic.id) {
             if !spec.filters.is_empty() {
@@ -277,7 +282,8 @@ impl Notifier {
                 let mut schedules = Vec::new();
                 for slot in termin_domain::subscriptions::slot_ids(&body) {
                     if let Some(slot) = read_body(&self.domain.resources, &ctx, ResourceType::Slot, &slot, None).await?
-                        && let Some(schedule) = slot.get("schedule").and_then(|s| s.get("reference")).and_then(Value::as_str)
+                        && let Some(schedule) =
+                            slot.get("schedule").and_then(|s| s.get("reference")).and_then(Value::as_str)
                     {
                         schedules.push(schedule.to_owned());
                     }
@@ -300,11 +306,13 @@ impl Notifier {
             return Ok((spec.status == "requested").then_some(state.delivered_through));
         }
         if spec.status == "requested" {
-            let status = subscription_status(base, id, spec, NotificationType::Handshake, state.events_total, &[], None);
+            let status =
+                subscription_status(base, id, spec, NotificationType::Handshake, state.events_total, &[], None);
             self.post(spec, &notification_bundle(base, spec, status, &[], now)).await?;
             return Ok(Some(state.delivered_through));
         }
-        let batch = self.config.batch.min(spec.max_count.map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX)));
+        let batch =
+            self.config.batch.min(spec.max_count.map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX)));
         let pending = self
             .deliveries
             .notifications(id, state.delivered_through + 1, state.events_total, batch.max(1))
@@ -312,16 +320,27 @@ impl Notifier {
             .map_err(|e| Failed(e.to_string()))?;
         if let Some(last) = pending.last().map(|n| n.number) {
             let events = with_focus(&self.domain.resources, pending).await.map_err(|e| Failed(e.to_string()))?;
-            let status = subscription_status(base, id, spec, NotificationType::EventNotification, state.events_total, &events, None);
+            let status = subscription_status(
+                base,
+                id,
+                spec,
+                NotificationType::EventNotification,
+                state.events_total,
+                &events,
+                None,
+            );
             self.post(spec, &notification_bundle(base, spec, status, &events, now)).await?;
             return Ok(Some(last));
         }
         let heartbeat_due = spec.heartbeat_seconds.is_some_and(|period| {
             let since = state.last_delivery.unwrap_or(Timestamp::UNIX_EPOCH);
-            since.checked_add(SignedDuration::from_secs(i64::try_from(period).unwrap_or(i64::MAX))).is_ok_and(|due| due <= now)
+            since
+                .checked_add(SignedDuration::from_secs(i64::try_from(period).unwrap_or(i64::MAX)))
+                .is_ok_and(|due| due <= now)
         });
         if heartbeat_due {
-            let status = subscription_status(base, id, spec, NotificationType::Heartbeat, state.events_total, &[], None);
+            let status =
+                subscription_status(base, id, spec, NotificationType::Heartbeat, state.events_total, &[], None);
             self.post(spec, &notification_bundle(base, spec, status, &[], now)).await?;
             return Ok(Some(state.delivered_through));
         }
@@ -330,11 +349,8 @@ impl Notifier {
 
     async fn post(&self, spec: &SubscriptionSpec, bundle: &Value) -> Result<(), Failed> {
         let endpoint = spec.endpoint.as_deref().ok_or_else(|| Failed("the Subscription has no endpoint".into()))?;
-        let mut request = self
-            .http
-            .post(endpoint)
-            .header("Content-Type", "application/fhir+json")
-            .body(bundle.to_string());
+        let mut request =
+            self.http.post(endpoint).header("Content-Type", "application/fhir+json").body(bundle.to_string());
         for (name, value) in &spec.headers {
             request = request.header(name.as_str(), value.as_str());
         }
@@ -359,7 +375,13 @@ impl Notifier {
     }
 
     /// Records the attempt and gives the lease back.
-    async fn finish(&self, id: &str, state: &DeliveryState, attempt: Result<Option<u64>, Failed>, now: Timestamp) -> Result<(), String> {
+    async fn finish(
+        &self,
+        id: &str,
+        state: &DeliveryState,
+        attempt: Result<Option<u64>, Failed>,
+        now: Timestamp,
+    ) -> Result<(), String> {
         let record = match attempt {
             Ok(delivered) => AttemptRecord {
                 delivered_through: delivered.unwrap_or(state.delivered_through),
@@ -375,7 +397,9 @@ impl Notifier {
                     delivered_through: state.delivered_through,
                     failures,
                     next_attempt: now
-                        .checked_add(SignedDuration::try_from(self.backoff(failures)).unwrap_or(SignedDuration::from_secs(60)))
+                        .checked_add(
+                            SignedDuration::try_from(self.backoff(failures)).unwrap_or(SignedDuration::from_secs(60)),
+                        )
                         .unwrap_or(now),
                     last_delivery: state.last_delivery,
                     last_error: Some(reason),

@@ -12,10 +12,10 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use termin_domain::{Caller, Domain};
 use termin_domain::subscriptions::SubscriptionSpec;
+use termin_domain::{Caller, Domain};
 use termin_fhir::ResourceType;
-use termin_store::{NotificationStore};
+use termin_store::NotificationStore;
 
 /// How long a binding token may be presented.
 pub const TOKEN_LIFETIME: SignedDuration = SignedDuration::from_secs(300);
@@ -32,11 +32,7 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(deliveries: Arc<dyn NotificationStore>, interval: Duration) -> Self {
-        Hub {
-            deliveries,
-            interval,
-            tokens: Mutex::new(HashMap::new()),
-        }
+        Hub { deliveries, interval, tokens: Mutex::new(HashMap::new()) }
     }
 
     /// A token that binds a websocket to the Subscription until it expires.
@@ -53,10 +49,7 @@ impl Hub {
     /// The Subscription a live token was issued for.
     pub fn redeem(&self, token: &str) -> Option<String> {
         let tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
-        tokens
-            .get(token)
-            .filter(|(_, until)| *until > Timestamp::now())
-            .map(|(id, _)| id.clone())
+        tokens.get(token).filter(|(_, until)| *until > Timestamp::now()).map(|(id, _)| id.clone())
     }
 }
 
@@ -92,18 +85,12 @@ impl Stream {
         id: String,
     ) -> Result<(Stream, Value), String> {
         let spec = spec_of(&domain, &id).await?;
-        let events_total = deliveries.delivery_state(&id).await.map_err(|e| e.to_string())?.map_or(0, |s| s.events_total);
+        let events_total =
+            deliveries.delivery_state(&id).await.map_err(|e| e.to_string())?.map_or(0, |s| s.events_total);
         let status = subscription_status(&base, &id, &spec, NotificationType::Handshake, events_total, &[], None);
         let handshake = notification_bundle(&base, &spec, status, &[], Timestamp::now());
-        let stream = Stream {
-            domain,
-            deliveries,
-            base,
-            id,
-            spec,
-            sent_through: events_total,
-            last_message: Instant::now(),
-        };
+        let stream =
+            Stream { domain, deliveries, base, id, spec, sent_through: events_total, last_message: Instant::now() };
         Ok((stream, handshake))
     }
 

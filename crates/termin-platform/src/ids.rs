@@ -43,13 +43,9 @@ pub fn localize(value: &mut Value, name: &str, base: &str, public_base: &str) {
         };
         Some(relative)
     };
-    walk(
-        value,
-        false,
-        &|id| Some(scoped(name, id)),
-        &rewrite_reference,
-        &|full_url| rewrite_reference(full_url).map(|relative| format!("{public_base}/{relative}")),
-    );
+    walk(value, false, &|id| Some(scoped(name, id)), &rewrite_reference, &|full_url| {
+        rewrite_reference(full_url).map(|relative| format!("{public_base}/{relative}"))
+    });
 }
 
 /// The inverse of [`localize`] for what goes to upstream `name`: ids and references scoped by

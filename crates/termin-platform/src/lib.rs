@@ -253,7 +253,9 @@ impl Platform {
         let name = upstream.name().to_owned();
         let answer = upstream.send(&self.http, request).await.map_err(|failure| issue_json(&failure.issue))?;
         match answer.body {
-            Some(Value::Object(mut bundle)) if answer.status == 200 && bundle.get("resourceType") == Some(&json!("Bundle")) => {
+            Some(Value::Object(mut bundle))
+                if answer.status == 200 && bundle.get("resourceType") == Some(&json!("Bundle")) =>
+            {
                 localize_bundle(&mut bundle, upstream, public_base);
                 Ok(bundle)
             }
@@ -346,13 +348,15 @@ impl Platform {
                 headers.push((HeaderName::from_static("if-none-exist"), value));
             }
         }
-        let request = UpstreamRequest { method: Method::POST, path: "Patient", query: None, headers, body: Some(&body), via };
+        let request =
+            UpstreamRequest { method: Method::POST, path: "Patient", query: None, headers, body: Some(&body), via };
         let answer = upstream.send(&self.http, request).await.map_err(RelayError::Unreachable)?;
-        let id = answer.body.as_ref().and_then(|b| b.get("id")).and_then(Value::as_str).map(str::to_owned).or_else(|| {
-            let location = answer.headers.get(LOCATION)?.to_str().ok()?;
-            let literal = termin_fhir::parse_literal(location)?;
-            Some(literal.id.to_owned())
-        });
+        let id =
+            answer.body.as_ref().and_then(|b| b.get("id")).and_then(Value::as_str).map(str::to_owned).or_else(|| {
+                let location = answer.headers.get(LOCATION)?.to_str().ok()?;
+                let literal = termin_fhir::parse_literal(location)?;
+                Some(literal.id.to_owned())
+            });
         match id {
             Some(id) if matches!(answer.status, 200 | 201) => Ok(id),
             _ => Err(RelayError::Answered(answer)),
@@ -400,7 +404,8 @@ fn mark_source(resource: &mut Map<String, Value>, upstream: &Upstream) {
 /// A relayed Bundle's links (an instance history's pages) as the platform's URLs.
 fn localize_links(bundle: &mut Map<String, Value>, upstream: &Upstream, public_base: &str) {
     for link in bundle.get_mut("link").and_then(Value::as_array_mut).into_iter().flatten() {
-        if let Some(url) = link.get("url").and_then(Value::as_str).and_then(|u| localized_url(u, upstream, public_base)) {
+        if let Some(url) = link.get("url").and_then(Value::as_str).and_then(|u| localized_url(u, upstream, public_base))
+        {
             link["url"] = Value::String(url);
         }
     }
@@ -447,7 +452,8 @@ pub fn find_hsp_page(bundle: &Map<String, Value>, upstream: Option<&str>) -> Sou
             Some("outcome") => {
                 for mut issue in merge::outcome_issues(&entry["resource"]) {
                     let note = issue["diagnostics"].as_str().and_then(earliest_free_note);
-                    if let Some((provider, slot, at)) = note.map(|(p, s, a)| (p.to_owned(), s.to_owned(), a.to_owned())) {
+                    if let Some((provider, slot, at)) = note.map(|(p, s, a)| (p.to_owned(), s.to_owned(), a.to_owned()))
+                    {
                         let scope = |reference: &str| match (upstream, reference.split_once('/')) {
                             (Some(name), Some((t, id))) => format!("{t}/{}", ids::scoped(name, id)),
                             _ => reference.to_owned(),
@@ -476,14 +482,20 @@ pub fn find_hsp_page(bundle: &Map<String, Value>, upstream: Option<&str>) -> Sou
             .skip(1)
             .filter_map(|e| {
                 let resource = e.get("resource")?;
-                let reference = format!("{}/{}", resource.get("resourceType")?.as_str()?, resource.get("id")?.as_str()?);
+                let reference =
+                    format!("{}/{}", resource.get("resourceType")?.as_str()?, resource.get("id")?.as_str()?);
                 earliest.iter().find(|(provider, _)| *provider == reference).map(|(_, at)| at.clone())
             })
             .min();
         group.key = own.or_else(|| previous.clone());
         previous.clone_from(&group.key);
     }
-    SourcePage { groups, next_query: merge::next_query(bundle), total: bundle.get("total").and_then(Value::as_u64), issues }
+    SourcePage {
+        groups,
+        next_query: merge::next_query(bundle),
+        total: bundle.get("total").and_then(Value::as_u64),
+        issues,
+    }
 }
 
 fn earliest_free_note(text: &str) -> Option<(&str, &str, &str)> {
@@ -544,7 +556,10 @@ mod tests {
         assert_eq!(one.upstreams[0].1, pairs(&[("schedule", "Schedule/s1"), ("status", "free")]));
         let mixed = platform.plan(ResourceType::Appointment, &pairs(&[("_id", "a.x,b.y,z")]));
         assert_eq!(mixed.local.unwrap(), pairs(&[("_id", "z")]));
-        assert_eq!(mixed.upstreams.iter().map(|(u, p)| (u.name(), p[0].1.as_str())).collect::<Vec<_>>(), [("b", "y"), ("a", "x")]);
+        assert_eq!(
+            mixed.upstreams.iter().map(|(u, p)| (u.name(), p[0].1.as_str())).collect::<Vec<_>>(),
+            [("b", "y"), ("a", "x")]
+        );
         let own = platform.plan(ResourceType::Slot, &pairs(&[("schedule", "Schedule/mine")]));
         assert!(own.local.is_some() && own.upstreams.is_empty(), "an unscoped reference is the platform's own");
         let local = platform.plan(ResourceType::Appointment, &pairs(&[("status", "booked")]));
@@ -570,7 +585,10 @@ mod tests {
         let mut localized = bundle.clone();
         ids::localize(&mut localized, "a", "http://a/fhir", "http://p/fhir");
         let page = find_hsp_page(localized.as_object().unwrap(), Some("a"));
-        assert_eq!(page.issues[0]["diagnostics"], "Organization/a.o1: earliest free slot Slot/a.s9 at 2027-03-22T08:00:00Z");
+        assert_eq!(
+            page.issues[0]["diagnostics"],
+            "Organization/a.o1: earliest free slot Slot/a.s9 at 2027-03-22T08:00:00Z"
+        );
         assert_eq!(page.groups[0].key.as_deref(), Some("2027-03-22T08:00:00Z"));
     }
 }

@@ -29,7 +29,12 @@ pub enum UpstreamAuth {
     Bearer(String),
     /// OAuth 2.0 client credentials: tokens fetched from the token endpoint and kept until
     /// shortly before they expire.
-    ClientCredentials { token_url: String, client_id: String, client_secret: String, scope: Option<String> },
+    ClientCredentials {
+        token_url: String,
+        client_id: String,
+        client_secret: String,
+        scope: Option<String>,
+    },
 }
 
 /// Secrets stay out of logs and debug output.
@@ -39,7 +44,10 @@ impl std::fmt::Debug for UpstreamAuth {
             UpstreamAuth::None => write!(f, "None"),
             UpstreamAuth::Bearer(_) => write!(f, "Bearer(***)"),
             UpstreamAuth::ClientCredentials { token_url, client_id, scope, .. } => {
-                write!(f, "ClientCredentials {{ token_url: {token_url:?}, client_id: {client_id:?}, scope: {scope:?} }}")
+                write!(
+                    f,
+                    "ClientCredentials {{ token_url: {token_url:?}, client_id: {client_id:?}, scope: {scope:?} }}"
+                )
             }
         }
     }
@@ -185,11 +193,7 @@ impl Upstream {
 
     /// Sends one request to `{base}/{path}[?query]` with a JSON body, the cascade chain and
     /// `headers` (the ones relayed from the client).
-    pub async fn send(
-        &self,
-        http: &reqwest::Client,
-        request: UpstreamRequest<'_>,
-    ) -> Result<Answer, Unreachable> {
+    pub async fn send(&self, http: &reqwest::Client, request: UpstreamRequest<'_>) -> Result<Answer, Unreachable> {
         let mut url = format!("{}/{}", self.config.url, request.path);
         if let Some(query) = request.query.filter(|q| !q.is_empty()) {
             url = format!("{url}?{query}");

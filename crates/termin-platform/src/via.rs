@@ -20,7 +20,9 @@ pub enum Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refusal::Loop(chain) => write!(f, "Request loop: it already passed this platform (via {})", chain.join(", ")),
+            Refusal::Loop(chain) => {
+                write!(f, "Request loop: it already passed this platform (via {})", chain.join(", "))
+            }
             Refusal::TooDeep(depth) => {
                 write!(f, "The request passed {depth} platforms; at most {MAX_DEPTH} may be cascaded")
             }

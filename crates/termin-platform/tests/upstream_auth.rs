@@ -72,7 +72,9 @@ fn platform(url: &str, auth: UpstreamAuth) -> Platform {
 
 async fn slot_id(platform: &Platform) -> Result<String, Value> {
     let upstream = &platform.upstreams()[0];
-    let page = platform.search_page(upstream, ResourceType::Slot, "_count=1", &["test".into()], "http://platform/fhir").await?;
+    let page = platform
+        .search_page(upstream, ResourceType::Slot, "_count=1", &["test".into()], "http://platform/fhir")
+        .await?;
     Ok(page.groups[0].entries[0]["resource"]["id"].as_str().unwrap().to_owned())
 }
 

@@ -41,11 +41,7 @@ pub fn decode_cursor(text: &str, sort: &[SortKey]) -> Option<Keyset> {
             SortColumn::Text => value.as_str().filter(|t| !t.contains('\0')).map(|t| SortValue::Text(t.to_owned())),
         })
         .collect::<Option<Vec<_>>>()?;
-    Some(Keyset {
-        values,
-        id: id.to_owned(),
-        backwards: value.get("b")?.as_bool()?,
-    })
+    Some(Keyset { values, id: id.to_owned(), backwards: value.get("b")?.as_bool()? })
 }
 
 enum SortColumn {
@@ -75,20 +71,8 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_reject_other_sorts() {
         let sort = vec![
-            SortKey {
-                param: SortParam::Indexed {
-                    param: "start".into(),
-                    kind: IndexKind::Date,
-                },
-                descending: true,
-            },
-            SortKey {
-                param: SortParam::Indexed {
-                    param: "name".into(),
-                    kind: IndexKind::String,
-                },
-                descending: false,
-            },
+            SortKey { param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date }, descending: true },
+            SortKey { param: SortParam::Indexed { param: "name".into(), kind: IndexKind::String }, descending: false },
         ];
         let keyset = Keyset {
             values: vec![SortValue::Integer(-5), SortValue::Text("müller".into())],

@@ -24,10 +24,7 @@ pub enum LoadError {
 
 impl LoadError {
     pub(crate) fn file(path: &Path, message: impl ToString) -> Self {
-        LoadError::File {
-            path: path.to_owned(),
-            message: message.to_string(),
-        }
+        LoadError::File { path: path.to_owned(), message: message.to_string() }
     }
 }
 
@@ -37,9 +34,7 @@ pub fn find_core_package(package_dirs: &[PathBuf]) -> Result<PathBuf, LoadError>
         .iter()
         .map(|dir| dir.join(CORE_PACKAGE).join("package"))
         .find(|package| package.join("package.json").is_file())
-        .ok_or_else(|| LoadError::PackageMissing {
-            searched: package_dirs.to_vec(),
-        })
+        .ok_or_else(|| LoadError::PackageMissing { searched: package_dirs.to_vec() })
 }
 
 /// The FHIR search parameter types.

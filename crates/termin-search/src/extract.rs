@@ -2,13 +2,13 @@
 //! and each element becomes rows by its FHIR type (the spec's "search type × data type" table).
 
 use crate::definitions::ParamType;
-use termin_fhir::geo::Point;
-use termin_fhir::reference::{parse_literal, split_canonical};
 use crate::registry::SearchParam;
 use crate::temporal::{InstantRange, parse_range};
 use crate::text::normalize;
 use jiff::tz::TimeZone;
 use serde_json::Value;
+use termin_fhir::geo::Point;
+use termin_fhir::reference::{parse_literal, split_canonical};
 use termin_fhirpath::{EvalContext, Item, SystemValue, evaluate};
 use termin_store::{
     DateIndex, IndexEntries, NumberIndex, PositionIndex, QuantityIndex, ReferenceIndex, StringIndex, TokenIndex,
@@ -57,11 +57,7 @@ fn push_item(param: &SearchParam, item: &Item<'_>, time_zone: &TimeZone, entries
         }
         ParamType::Date => {
             if let Some(range) = date_range(kind, item, time_zone) {
-                entries.dates.push(DateIndex {
-                    param: code.to_owned(),
-                    low: range.low,
-                    high: range.high,
-                });
+                entries.dates.push(DateIndex { param: code.to_owned(), low: range.low, high: range.high });
             }
         }
         ParamType::Reference => {
@@ -71,19 +67,12 @@ fn push_item(param: &SearchParam, item: &Item<'_>, time_zone: &TimeZone, entries
         }
         ParamType::Uri => {
             if let Some(uri) = json.and_then(Value::as_str) {
-                entries.uris.push(UriIndex {
-                    param: code.to_owned(),
-                    uri: uri.to_owned(),
-                });
+                entries.uris.push(UriIndex { param: code.to_owned(), uri: uri.to_owned() });
             }
         }
         ParamType::Number => {
             if let Some(value) = json.and_then(number_value) {
-                entries.numbers.push(NumberIndex {
-                    param: code.to_owned(),
-                    low: value,
-                    high: value,
-                });
+                entries.numbers.push(NumberIndex { param: code.to_owned(), low: value, high: value });
             }
         }
         ParamType::Quantity => {
@@ -95,10 +84,7 @@ fn push_item(param: &SearchParam, item: &Item<'_>, time_zone: &TimeZone, entries
         ParamType::Special => {
             let position = json.and_then(|j| Point::new(j.get("latitude")?.as_f64()?, j.get("longitude")?.as_f64()?));
             if let Some(position) = position {
-                entries.positions.push(PositionIndex {
-                    param: code.to_owned(),
-                    position,
-                });
+                entries.positions.push(PositionIndex { param: code.to_owned(), position });
             }
         }
         ParamType::Composite => {}
@@ -229,11 +215,7 @@ fn codeable_concept_rows(param: &str, concept: Option<&Value>, out: &mut Vec<Tok
         out.extend(coding_row(param, Some(coding)));
     }
     if let Some(text) = text_of(concept.get("text")) {
-        out.push(TokenIndex {
-            code: None,
-            text: Some(text),
-            ..TokenIndex::code(param, None, String::new())
-        });
+        out.push(TokenIndex { code: None, text: Some(text), ..TokenIndex::code(param, None, String::new()) });
     }
 }
 
@@ -250,11 +232,7 @@ fn string_rows(param: &str, kind: &str, json: &Value, out: &mut Vec<StringIndex>
     let mut push = |text: &str| {
         let normalized = normalize(text);
         if !normalized.is_empty() {
-            out.push(StringIndex {
-                param: param.to_owned(),
-                value: text.to_owned(),
-                normalized,
-            });
+            out.push(StringIndex { param: param.to_owned(), value: text.to_owned(), normalized });
         }
     };
     if parts.is_empty() {
@@ -283,19 +261,12 @@ fn date_range(kind: &str, item: &Item<'_>, time_zone: &TimeZone) -> Option<Insta
             if start.is_none() && end.is_none() {
                 return None;
             }
-            Some(InstantRange {
-                low: start.and_then(|s| s.low),
-                high: end.and_then(|e| e.high),
-            })
+            Some(InstantRange { low: start.and_then(|s| s.low), high: end.and_then(|e| e.high) })
         }
         "Timing" => {
             let json = json?;
-            let events = json
-                .get("event")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|e| text_range(Some(e)));
+            let events =
+                json.get("event").and_then(Value::as_array).into_iter().flatten().filter_map(|e| text_range(Some(e)));
             let bounds = json.get("repeat").and_then(|r| r.get("boundsPeriod")).map(|period| InstantRange {
                 low: text_range(period.get("start")).and_then(|s| s.low),
                 high: text_range(period.get("end")).and_then(|e| e.high),
@@ -340,10 +311,7 @@ fn reference_rows(param: &str, kind: &str, json: &Value, out: &mut Vec<Reference
         _ => {
             // canonical, uri, url: the text itself.
             if let Some(text) = json.as_str().filter(|t| !t.is_empty()) {
-                let mut row = ReferenceIndex {
-                    param: param.to_owned(),
-                    ..ReferenceIndex::default()
-                };
+                let mut row = ReferenceIndex { param: param.to_owned(), ..ReferenceIndex::default() };
                 apply_reference_text(&mut row, text);
                 out.push(row);
             }
@@ -359,9 +327,7 @@ fn apply_reference_text(row: &mut ReferenceIndex, reference: &str) {
             row.version = literal.version.map(str::to_owned);
             row.base = literal.base.map(str::to_owned);
             // Absolute references are also found by their URL (without the version).
-            row.url = literal
-                .base
-                .map(|base| format!("{base}/{}/{}", literal.resource_type, literal.id));
+            row.url = literal.base.map(|base| format!("{base}/{}/{}", literal.resource_type, literal.id));
         }
         None => {
             let (url, version) = split_canonical(reference);

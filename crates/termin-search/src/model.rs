@@ -66,8 +66,7 @@ impl ElementModel {
             loaded.push(type_name.clone());
             let path = package.join(format!("StructureDefinition-{type_name}.json"));
             let text = std::fs::read_to_string(&path).map_err(|e| LoadError::file(&path, e))?;
-            let definition: StructureDefinition =
-                serde_json::from_str(&text).map_err(|e| LoadError::file(&path, e))?;
+            let definition: StructureDefinition = serde_json::from_str(&text).map_err(|e| LoadError::file(&path, e))?;
             for element in definition.snapshot.element {
                 let Some((parent, name)) = element.path.rsplit_once('.') else {
                     continue;
@@ -87,11 +86,7 @@ impl ElementModel {
                 if is_complex && !loaded.contains(&child_type) {
                     queue.push_back(child_type.clone());
                 }
-                model
-                    .children
-                    .entry(parent.to_owned())
-                    .or_default()
-                    .insert(name.to_owned(), child_type);
+                model.children.entry(parent.to_owned()).or_default().insert(name.to_owned(), child_type);
             }
         }
         Ok(model)

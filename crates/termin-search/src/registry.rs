@@ -132,7 +132,8 @@ impl SearchParameters {
         let model = ElementModel::load(&package, &roots)?;
         let mut params: HashMap<ResourceType, Vec<SearchParam>> = HashMap::new();
         for definition in load_definitions(&package)? {
-            let supported = index_kind(definition.kind, &definition.code).is_some() && !MEMBERSHIP_PARAMS.contains(&definition.code.as_str());
+            let supported = index_kind(definition.kind, &definition.code).is_some()
+                && !MEMBERSHIP_PARAMS.contains(&definition.code.as_str());
             let Some(expression) = definition.expression.as_deref().filter(|_| supported) else {
                 continue;
             };
@@ -140,10 +141,8 @@ impl SearchParameters {
                 let Some(text) = expression_for(expression, resource_type) else {
                     continue;
                 };
-                let compiled = Expression::parse(&text).map_err(|e| LoadError::Expression {
-                    url: definition.url.clone(),
-                    message: e.to_string(),
-                })?;
+                let compiled = Expression::parse(&text)
+                    .map_err(|e| LoadError::Expression { url: definition.url.clone(), message: e.to_string() })?;
                 params.entry(resource_type).or_default().push(SearchParam {
                     code: definition.code.clone(),
                     url: definition.url.clone(),
@@ -159,13 +158,7 @@ impl SearchParameters {
             list.dedup_by(|a, b| a.code == b.code);
         }
         let fingerprint = fingerprint(&params, time_zone);
-        Ok(SearchParameters {
-            params,
-            model,
-            time_zone: zone,
-            time_zone_name: time_zone.to_owned(),
-            fingerprint,
-        })
+        Ok(SearchParameters { params, model, time_zone: zone, time_zone_name: time_zone.to_owned(), fingerprint })
     }
 
     /// The supported parameters of a type, ordered by code.
@@ -175,10 +168,7 @@ impl SearchParameters {
 
     pub fn param(&self, resource_type: ResourceType, code: &str) -> Option<&SearchParam> {
         let params = self.params(resource_type);
-        params
-            .binary_search_by(|p| p.code.as_str().cmp(code))
-            .ok()
-            .map(|i| &params[i])
+        params.binary_search_by(|p| p.code.as_str().cmp(code)).ok().map(|i| &params[i])
     }
 
     /// The top-level elements the R5 definition of the type makes mandatory (min ≥ 1), e.g.
@@ -209,10 +199,8 @@ impl SearchParameters {
 
     /// The index rows of a resource (its `resourceType` decides the parameters).
     pub fn index_entries(&self, resource: &Map<String, Value>) -> IndexEntries {
-        let Some(resource_type) = resource
-            .get("resourceType")
-            .and_then(Value::as_str)
-            .and_then(|t| t.parse::<ResourceType>().ok())
+        let Some(resource_type) =
+            resource.get("resourceType").and_then(Value::as_str).and_then(|t| t.parse::<ResourceType>().ok())
         else {
             return IndexEntries::default();
         };

@@ -37,10 +37,7 @@ pub fn parse_range(text: &str, time_zone: &TimeZone) -> Option<InstantRange> {
         Some(offset) => offset.to_timestamp(civil).ok(),
         None => time_zone.to_timestamp(civil).ok(),
     };
-    Some(InstantRange {
-        low: Some(to_instant(start)?),
-        high: Some(to_instant(end)?),
-    })
+    Some(InstantRange { low: Some(to_instant(start)?), high: Some(to_instant(end)?) })
 }
 
 struct Parsed {
@@ -184,10 +181,7 @@ mod tests {
         assert_eq!(range("2026"), ("2025-12-31T23:00:00Z".into(), "2026-12-31T23:00:00Z".into()));
         assert_eq!(range("2026-02"), ("2026-01-31T23:00:00Z".into(), "2026-02-28T23:00:00Z".into()));
         assert_eq!(range("2026-04-07T10:00"), ("2026-04-07T08:00:00Z".into(), "2026-04-07T08:01:00Z".into()));
-        assert_eq!(
-            range("2025-09-15T08:00:00Z"),
-            ("2025-09-15T08:00:00Z".into(), "2025-09-15T08:00:01Z".into())
-        );
+        assert_eq!(range("2025-09-15T08:00:00Z"), ("2025-09-15T08:00:00Z".into(), "2025-09-15T08:00:01Z".into()));
         assert_eq!(
             range("2025-09-15T08:00:00.25+02:00"),
             ("2025-09-15T06:00:00.25Z".into(), "2025-09-15T06:00:00.26Z".into())

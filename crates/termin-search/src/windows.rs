@@ -11,10 +11,7 @@ pub fn token_changes_at(entries: &mut IndexEntries, param: &str, at: Timestamp, 
     for row in entries.tokens.iter_mut().filter(|row| row.param == param) {
         row.valid_until = Some(row.valid_until.map_or(at, |until| until.min(at)));
     }
-    entries.tokens.push(TokenIndex {
-        valid_from: Some(at),
-        ..TokenIndex::code(param, None, code)
-    });
+    entries.tokens.push(TokenIndex { valid_from: Some(at), ..TokenIndex::code(param, None, code) });
 }
 
 #[cfg(test)]

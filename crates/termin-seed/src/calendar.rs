@@ -26,11 +26,7 @@ use Weekday::{Friday as FRI, Monday as MON, Thursday as THU, Tuesday as TUE, Wed
 /// mix (30-minute slots per week: 64, 56, 66, 35, 73; mean 58.8).
 pub const WEEKLY_HOURS: [&[Window]; 5] = [
     &[
-        window(
-            &[MON, TUE, WED, THU, FRI],
-            time(8, 0, 0, 0),
-            time(12, 0, 0, 0),
-        ),
+        window(&[MON, TUE, WED, THU, FRI], time(8, 0, 0, 0), time(12, 0, 0, 0)),
         window(&[MON, TUE, THU], time(13, 0, 0, 0), time(17, 0, 0, 0)),
     ],
     &[
@@ -46,11 +42,7 @@ pub const WEEKLY_HOURS: [&[Window]; 5] = [
         window(&[WED], time(14, 0, 0, 0), time(18, 0, 0, 0)),
     ],
     &[
-        window(
-            &[MON, TUE, WED, THU, FRI],
-            time(7, 30, 0, 0),
-            time(12, 0, 0, 0),
-        ),
+        window(&[MON, TUE, WED, THU, FRI], time(7, 30, 0, 0), time(12, 0, 0, 0)),
         window(&[MON, TUE, WED, THU], time(13, 0, 0, 0), time(16, 30, 0, 0)),
     ],
 ];
@@ -63,9 +55,7 @@ pub fn slot_pattern() -> SlotPattern {
 /// The instant of a Vienna wall-clock time (a time skipped by the spring change is read as the
 /// later one, a repeated one as the earlier).
 pub fn instant(zone: &TimeZone, local: DateTime) -> Timestamp {
-    zone.to_ambiguous_timestamp(local)
-        .compatible()
-        .expect("opening hours are far from the ends of the supported range")
+    zone.to_ambiguous_timestamp(local).compatible().expect("opening hours are far from the ends of the supported range")
 }
 
 #[cfg(test)]

@@ -19,14 +19,7 @@ const fn place(
     area_code: &'static str,
     (latitude, longitude): (f64, f64),
 ) -> Place {
-    Place {
-        postal_code,
-        city,
-        state,
-        area_code,
-        latitude,
-        longitude,
-    }
+    Place { postal_code, city, state, area_code, latitude, longitude }
 }
 
 /// Places in all nine Bundesländer; Vienna by twelve of its districts, as it is the largest.

@@ -109,12 +109,7 @@ impl Scale {
         };
         // One patient per ten slots, capped: beyond that more patients add little to a test.
         let patients = (self.target_slots() / 10).min(50_000);
-        Dimensions {
-            organizations,
-            roles,
-            weeks,
-            patients,
-        }
+        Dimensions { organizations, roles, weeks, patients }
     }
 }
 
@@ -205,10 +200,7 @@ pub fn generate(options: &SeedOptions) -> impl Iterator<Item = Map<String, Value
     let structure = per_index(plan.organizations.len(), resources::organization)
         .chain(per_index(plan.organizations.len(), resources::location))
         .chain(per_index(plan.practitioners.len(), resources::practitioner))
-        .chain(per_index(
-            plan.services.len(),
-            resources::healthcare_service,
-        ))
+        .chain(per_index(plan.services.len(), resources::healthcare_service))
         .chain(per_index(plan.roles.len(), resources::practitioner_role))
         .chain(per_index(plan.roles.len(), resources::schedule))
         .chain(per_index(plan.patients.len(), resources::patient));

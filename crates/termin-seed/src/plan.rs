@@ -71,11 +71,7 @@ pub struct Person {
 
 impl Person {
     fn random(rng: &mut ChaCha8Rng) -> Person {
-        let gender = if rng.random_bool(0.5) {
-            Gender::Female
-        } else {
-            Gender::Male
-        };
+        let gender = if rng.random_bool(0.5) { Gender::Female } else { Gender::Male };
         let given = match gender {
             Gender::Female => FEMALE_GIVEN.choose(rng),
             Gender::Male => MALE_GIVEN.choose(rng),
@@ -156,7 +152,6 @@ pub struct Absence {
     pub last: Date,
 }
 
-
 pub struct Role {
     pub practitioner: usize,
     pub organization: usize,
@@ -191,32 +186,23 @@ impl Plan {
     pub fn new(options: &SeedOptions) -> Arc<Plan> {
         let dimensions = options.scale.dimensions();
         let mut rng = rng(options.seed, Stream::Structure);
-        let days: Vec<Date> = (0..dimensions.weeks * 7)
-            .map(|offset| add_days(options.start, offset as i64))
-            .collect();
+        let days: Vec<Date> = (0..dimensions.weeks * 7).map(|offset| add_days(options.start, offset as i64)).collect();
         let (first_day, last_day) = (days[0], days[days.len() - 1]);
         let holidays = (first_day.year()..=last_day.year())
             .flat_map(termin_calendar::public_holidays)
             .filter(|(day, _)| first_day <= *day && *day <= last_day)
-            .map(|(day, name)| Absence {
-                description: name.to_owned(),
-                first: day,
-                last: day,
-            })
+            .map(|(day, name)| Absence { description: name.to_owned(), first: day, last: day })
             .collect();
 
-        let organizations: Vec<Organization> = (0..dimensions.organizations)
-            .map(|index| organization(&mut rng, index))
-            .collect();
-        let practitioners: Vec<Practitioner> = (0..dimensions.practitioners())
-            .map(|_| practitioner(&mut rng))
-            .collect();
+        let organizations: Vec<Organization> =
+            (0..dimensions.organizations).map(|index| organization(&mut rng, index)).collect();
+        let practitioners: Vec<Practitioner> =
+            (0..dimensions.practitioners()).map(|_| practitioner(&mut rng)).collect();
         let per_organization = SERVICES_PER_ORGANIZATION;
         let services: Vec<Service> = (0..organizations.len() * per_organization)
             .map(|index| Service {
                 organization: index / per_organization,
-                name: SERVICES
-                    [(index / per_organization * 3 + index % per_organization) % SERVICES.len()],
+                name: SERVICES[(index / per_organization * 3 + index % per_organization) % SERVICES.len()],
             })
             .collect();
         let roles = (0..dimensions.roles)
@@ -225,8 +211,7 @@ impl Plan {
                 Role {
                     practitioner: index % practitioners.len(),
                     organization,
-                    service: organization * per_organization
-                        + (index / organizations.len()) % per_organization,
+                    service: organization * per_organization + (index / organizations.len()) % per_organization,
                     weekly_hours: index % WEEKLY_HOURS.len(),
                     absences: absences(&mut rng, &days),
                 }
@@ -248,10 +233,7 @@ impl Plan {
 
     /// The instant the planning horizon starts (the first day, 00:00 in Vienna).
     pub fn horizon_start(&self) -> Timestamp {
-        calendar::instant(
-            &self.zone,
-            self.days[0].to_datetime(jiff::civil::Time::midnight()),
-        )
+        calendar::instant(&self.zone, self.days[0].to_datetime(jiff::civil::Time::midnight()))
     }
 
     /// The instant the planning horizon ends (the day after the last, 00:00 in Vienna).
@@ -262,19 +244,14 @@ impl Plan {
 }
 
 pub fn add_days(day: Date, days: i64) -> Date {
-    day.checked_add(days.days())
-        .expect("generated dates stay within jiff's range")
+    day.checked_add(days.days()).expect("generated dates stay within jiff's range")
 }
 
 fn organization(rng: &mut ChaCha8Rng, index: usize) -> Organization {
     let place = rng.random_range(0..PLACES.len());
     let city = PLACES[place].city;
     // One in five is a hospital department, the rest are outpatient centres.
-    let kind = if index % 5 == 4 {
-        OrganizationKind::Hospital
-    } else {
-        OrganizationKind::Ambulatorium
-    };
+    let kind = if index % 5 == 4 { OrganizationKind::Hospital } else { OrganizationKind::Ambulatorium };
     let name = match kind {
         OrganizationKind::Hospital => format!("Klinikum {city}"),
         OrganizationKind::Ambulatorium => {
@@ -296,12 +273,7 @@ fn organization(rng: &mut ChaCha8Rng, index: usize) -> Organization {
 }
 
 fn practitioner(rng: &mut ChaCha8Rng) -> Practitioner {
-    const DEGREES: [Option<(&str, bool)>; 4] = [
-        None,
-        Some(("BSc", false)),
-        Some(("Mag.", true)),
-        Some(("MSc", false)),
-    ];
+    const DEGREES: [Option<(&str, bool)>; 4] = [None, Some(("BSc", false)), Some(("Mag.", true)), Some(("MSc", false))];
     Practitioner {
         person: Person::random(rng),
         degree: *DEGREES.choose(rng).expect("degree list is not empty"),
@@ -315,20 +287,12 @@ fn absences(rng: &mut ChaCha8Rng, days: &[Date]) -> Vec<Absence> {
     let mut absences = Vec::new();
     if rng.random_bool(1.0 / 3.0) {
         let day = days[rng.random_range(0..days.len())];
-        absences.push(Absence {
-            description: "Fortbildung".to_owned(),
-            first: day,
-            last: day,
-        });
+        absences.push(Absence { description: "Fortbildung".to_owned(), first: day, last: day });
     }
     let weeks = days.len() / 7;
     if weeks >= 4 && rng.random_bool(0.2) {
         let monday = days[7 * rng.random_range(0..weeks)];
-        absences.push(Absence {
-            description: "Urlaub".to_owned(),
-            first: monday,
-            last: add_days(monday, 4),
-        });
+        absences.push(Absence { description: "Urlaub".to_owned(), first: monday, last: add_days(monday, 4) });
     }
     absences.sort_by_key(|absence| absence.first);
     absences
@@ -353,17 +317,9 @@ fn patients(seed: u64, count: usize, start: Date) -> Vec<Patient> {
             };
             let place = rng.random_range(0..PLACES.len());
             let address = Address::random(&mut rng, place);
-            let mobile = (
-                rng.random_range(0..crate::data::MOBILE_PREFIXES.len()),
-                rng.random_range(1_000_000..10_000_000),
-            );
-            Patient {
-                person,
-                birth_date,
-                svnr,
-                address,
-                mobile,
-            }
+            let mobile =
+                (rng.random_range(0..crate::data::MOBILE_PREFIXES.len()), rng.random_range(1_000_000..10_000_000));
+            Patient { person, birth_date, svnr, address, mobile }
         })
         .collect()
 }
@@ -413,11 +369,6 @@ pub fn slots(plan: Arc<Plan>) -> impl Iterator<Item = SlotPlan> + Send {
                     created: start - SignedDuration::from_hours(hours_before),
                 }
             });
-            SlotPlan {
-                role,
-                start,
-                end,
-                booking,
-            }
+            SlotPlan { role, start, end, booking }
         })
 }

@@ -1,10 +1,10 @@
 //! The FHIR JSON of each planned entity, shaped like the AT Core and AT Scheduling examples.
 
 use crate::calendar::WEEKLY_HOURS;
-use termin_calendar::{GENERATED_SLOT_SYSTEM, day_code, generated_slot_id, generated_slot_identifier, local_text};
 use crate::data::{MOBILE_PREFIXES, PLACES, ascii_slug};
 use crate::plan::{Absence, Address, OrganizationKind, Plan, SlotPlan};
 use serde_json::{Map, Value, json};
+use termin_calendar::{GENERATED_SLOT_SYSTEM, day_code, generated_slot_id, generated_slot_identifier, local_text};
 
 const AT_CORE: &str = "http://hl7.at/fhir/HL7ATCoreProfiles/5.0.0/StructureDefinition/";
 const AT_SCHEDULING: &str = "https://fhir.hl7.at/tc/wg/scheduling/r5/StructureDefinition/";
@@ -108,7 +108,9 @@ pub fn organization(plan: &Plan, index: usize) -> Map<String, Value> {
         json!({"system": VPNR_SYSTEM, "value": organization.vpnr.to_string(), "assigner": {"display": SOCIAL_INSURANCE}}),
     ];
     if let Some(kanr) = organization.kanr {
-        identifiers.push(json!({"system": KANR_SYSTEM, "value": format!("K{kanr}"), "assigner": {"display": HEALTH_MINISTRY}}));
+        identifiers.push(
+            json!({"system": KANR_SYSTEM, "value": format!("K{kanr}"), "assigner": {"display": HEALTH_MINISTRY}}),
+        );
     }
     let (type_code, type_display) = match organization.kind {
         OrganizationKind::Hospital => ("300", "Allgemeine Krankenanstalt"),

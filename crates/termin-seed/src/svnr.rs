@@ -10,11 +10,7 @@ const WEIGHTS: [u32; 10] = [3, 7, 9, 0, 5, 8, 4, 2, 1, 6];
 /// serial numbers are not issued.
 pub fn check_digit(serial: u16, birth_date: Date) -> Option<u8> {
     let digits = digits(serial, 0, birth_date);
-    let sum: u32 = digits
-        .iter()
-        .zip(WEIGHTS)
-        .map(|(d, w)| u32::from(*d) * w)
-        .sum();
+    let sum: u32 = digits.iter().zip(WEIGHTS).map(|(d, w)| u32::from(*d) * w).sum();
     match (sum % 11) as u8 {
         10 => None,
         check => Some(check),
@@ -25,21 +21,12 @@ pub fn check_digit(serial: u16, birth_date: Date) -> Option<u8> {
 /// serial number is not issued for the date.
 pub fn svnr(serial: u16, birth_date: Date) -> Option<String> {
     let check = check_digit(serial, birth_date)?;
-    Some(
-        digits(serial, check, birth_date)
-            .iter()
-            .map(|d| char::from(b'0' + d))
-            .collect(),
-    )
+    Some(digits(serial, check, birth_date).iter().map(|d| char::from(b'0' + d)).collect())
 }
 
 fn digits(serial: u16, check: u8, birth_date: Date) -> [u8; 10] {
     let two = |n: i32| [(n / 10 % 10) as u8, (n % 10) as u8];
-    let [s1, s2, s3] = [
-        (serial / 100 % 10) as u8,
-        (serial / 10 % 10) as u8,
-        (serial % 10) as u8,
-    ];
+    let [s1, s2, s3] = [(serial / 100 % 10) as u8, (serial / 10 % 10) as u8, (serial % 10) as u8];
     let [day1, day2] = two(i32::from(birth_date.day()));
     let [month1, month2] = two(i32::from(birth_date.month()));
     let [year1, year2] = two(i32::from(birth_date.year()) % 100);
@@ -71,15 +58,7 @@ mod tests {
         for serial in 100..=999 {
             if let Some(number) = svnr(serial, birth_date) {
                 let d: Vec<u32> = number.bytes().map(|b| u32::from(b - b'0')).collect();
-                let sum = 3 * d[0]
-                    + 7 * d[1]
-                    + 9 * d[2]
-                    + 5 * d[4]
-                    + 8 * d[5]
-                    + 4 * d[6]
-                    + 2 * d[7]
-                    + d[8]
-                    + 6 * d[9];
+                let sum = 3 * d[0] + 7 * d[1] + 9 * d[2] + 5 * d[4] + 8 * d[5] + 4 * d[6] + 2 * d[7] + d[8] + 6 * d[9];
                 assert_eq!(sum % 11, d[3], "{number}");
                 assert!(number.ends_with("241261"), "{number}");
             }

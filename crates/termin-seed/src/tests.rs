@@ -7,9 +7,7 @@ fn options(scale: Scale, seed: u64) -> SeedOptions {
 }
 
 fn render(options: &SeedOptions) -> Vec<String> {
-    generate(options)
-        .map(|resource| Value::Object(resource).to_string())
-        .collect()
+    generate(options).map(|resource| Value::Object(resource).to_string()).collect()
 }
 
 #[test]
@@ -35,10 +33,7 @@ fn slot_counts_are_near_each_scales_target() {
                 .map(|(_, count)| count)
                 .expect("slots are counted");
             let target = scale.target_slots();
-            assert!(
-                slots.abs_diff(target) * 5 <= target,
-                "{scale} from {start}: {slots} slots, target {target} ± 20%"
-            );
+            assert!(slots.abs_diff(target) * 5 <= target, "{scale} from {start}: {slots} slots, target {target} ± 20%");
         }
     }
 }
@@ -48,18 +43,10 @@ fn counts_match_what_is_generated() {
     let options = options(Scale::Small, 3);
     let mut generated: Vec<(&str, usize)> = Vec::new();
     for resource in generate(&options) {
-        let resource_type = resource["resourceType"]
-            .as_str()
-            .expect("every resource has a type");
+        let resource_type = resource["resourceType"].as_str().expect("every resource has a type");
         match generated.iter_mut().find(|(t, _)| *t == resource_type) {
             Some((_, count)) => *count += 1,
-            None => generated.push((
-                LOAD_ORDER
-                    .into_iter()
-                    .find(|t| *t == resource_type)
-                    .expect("known type"),
-                1,
-            )),
+            None => generated.push((LOAD_ORDER.into_iter().find(|t| *t == resource_type).expect("known type"), 1)),
         }
     }
     assert_eq!(generated, counts(&options));
@@ -73,17 +60,9 @@ fn ids_are_unique_and_references_point_backwards() {
             let mut references = Vec::new();
             collect_references(&Value::Object(resource.clone()), &mut references);
             for reference in references {
-                assert!(
-                    seen.contains(&reference),
-                    "{} refers to {reference} before it is loaded",
-                    resource["id"]
-                );
+                assert!(seen.contains(&reference), "{} refers to {reference} before it is loaded", resource["id"]);
             }
-            let key = format!(
-                "{}/{}",
-                resource["resourceType"].as_str().unwrap(),
-                resource["id"].as_str().unwrap()
-            );
+            let key = format!("{}/{}", resource["resourceType"].as_str().unwrap(), resource["id"].as_str().unwrap());
             assert!(seen.insert(key.clone()), "{key} twice");
         }
     }
@@ -115,27 +94,15 @@ fn local_opening_hours_survive_the_spring_change() {
             continue;
         }
         if instant < change {
-            assert!(
-                text.ends_with("+01:00") && instant.to_string().ends_with("T07:00:00Z"),
-                "{text} = {instant}"
-            );
+            assert!(text.ends_with("+01:00") && instant.to_string().ends_with("T07:00:00Z"), "{text} = {instant}");
             before += 1;
         } else {
-            assert!(
-                text.ends_with("+02:00") && instant.to_string().ends_with("T06:00:00Z"),
-                "{text} = {instant}"
-            );
+            assert!(text.ends_with("+02:00") && instant.to_string().ends_with("T06:00:00Z"), "{text} = {instant}");
             after += 1;
         }
-        assert!(
-            !text.starts_with("2027-03-29"),
-            "{text}: Easter Monday is a public holiday"
-        );
+        assert!(!text.starts_with("2027-03-29"), "{text}: Easter Monday is a public holiday");
     }
-    assert!(
-        before > 0 && after > 0,
-        "08:00 slots before ({before}) and after ({after}) the change"
-    );
+    assert!(before > 0 && after > 0, "08:00 slots before ({before}) and after ({after}) the change");
 }
 
 #[test]
@@ -150,34 +117,15 @@ fn busy_slots_have_a_booked_appointment_at_the_same_time() {
         appointments += 1;
         assert_eq!(next["resourceType"], "Appointment");
         assert_eq!(next["status"], "booked");
-        assert_eq!(
-            next["slot"][0]["reference"],
-            format!("Slot/{}", slot["id"].as_str().unwrap())
-        );
-        assert_eq!(
-            (&next["start"], &next["end"]),
-            (&slot["start"], &slot["end"])
-        );
-        let actors: Vec<&str> = next["participant"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["actor"]["reference"].as_str().unwrap())
-            .collect();
-        assert!(
-            actors[0].starts_with("Patient/") && actors[1].starts_with("PractitionerRole/"),
-            "{actors:?}"
-        );
+        assert_eq!(next["slot"][0]["reference"], format!("Slot/{}", slot["id"].as_str().unwrap()));
+        assert_eq!((&next["start"], &next["end"]), (&slot["start"], &slot["end"]));
+        let actors: Vec<&str> =
+            next["participant"].as_array().unwrap().iter().map(|p| p["actor"]["reference"].as_str().unwrap()).collect();
+        assert!(actors[0].starts_with("Patient/") && actors[1].starts_with("PractitionerRole/"), "{actors:?}");
     }
-    let total = resources
-        .iter()
-        .filter(|r| r["resourceType"] == "Appointment")
-        .count();
+    let total = resources.iter().filter(|r| r["resourceType"] == "Appointment").count();
     assert_eq!(appointments, total);
-    assert!(
-        (300..700).contains(&total),
-        "{total} appointments for about 10,000 slots"
-    );
+    assert!((300..700).contains(&total), "{total} appointments for about 10,000 slots");
 }
 
 #[test]

@@ -69,20 +69,14 @@ impl PostgresStore {
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
         migrations::migrate(&pool).await?;
-        Ok(PostgresStore {
-            pool,
-            query_timeout: None,
-        })
+        Ok(PostgresStore { pool, query_timeout: None })
     }
 
     /// Stops each statement of a search (its page, count and includes), of a history page and
     /// of the criteria of a conditional write once it has run for `timeout`
     /// (`statement_timeout`, set for the transaction).
     pub fn with_query_timeout(self, timeout: Duration) -> Self {
-        PostgresStore {
-            query_timeout: Some(timeout),
-            ..self
-        }
+        PostgresStore { query_timeout: Some(timeout), ..self }
     }
 
     /// Refreshes the planner's statistics, as after a bulk load (autovacuum may be off, or
@@ -156,9 +150,7 @@ sql::resource_store!(PostgresStore, Postgres, {
         match answer {
             // Whatever keeps the database from answering makes the node unready.
             Ok(result) => result.map(|_| ()).map_err(|e| StoreError::Unavailable(e.to_string())),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "PostgreSQL did not answer within {PING_TIMEOUT:?}"
-            ))),
+            Err(_) => Err(StoreError::Unavailable(format!("PostgreSQL did not answer within {PING_TIMEOUT:?}"))),
         }
     }
 });

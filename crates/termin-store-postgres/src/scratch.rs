@@ -50,11 +50,7 @@ impl ScratchDatabase {
     pub async fn create(prefix: &str) -> Result<Self, String> {
         static CREATED: AtomicUsize = AtomicUsize::new(0);
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        let name = format!(
-            "{prefix}_{}_{}_{nanos}",
-            std::process::id(),
-            CREATED.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = format!("{prefix}_{}_{}_{nanos}", std::process::id(), CREATED.fetch_add(1, Ordering::Relaxed));
         let mut admin = connect_admin().await?;
         admin
             .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))

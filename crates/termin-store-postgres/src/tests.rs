@@ -6,13 +6,13 @@
 
 use super::*;
 use crate::scratch::ScratchDatabase;
+use jiff::Timestamp;
 use sqlx::Connection;
 use std::sync::Arc;
-use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_store::{
-    AppointmentId, ChangeKind, Condition, DomainEvent, Filter, IndexEntries, NewVersion, ResourceStore, ResourceVersion,
-    SlotId, SystemMatch, TokenMatch, WriteTx,
+    AppointmentId, ChangeKind, Condition, DomainEvent, Filter, IndexEntries, NewVersion, ResourceStore,
+    ResourceVersion, SlotId, SystemMatch, TokenMatch, WriteTx,
 };
 use termin_store_sql::conformance::{Fixture, ctx, patient};
 
@@ -35,10 +35,7 @@ impl Scratch {
             }
         };
         let store = PostgresStore::open(&database.url, 4).await.unwrap();
-        Some(Scratch {
-            store: Arc::new(store),
-            database: Some(database),
-        })
+        Some(Scratch { store: Arc::new(store), database: Some(database) })
     }
 
     async fn second_store(&self) -> PostgresStore {
@@ -84,15 +81,11 @@ mod conformance {
     }
 }
 
-
 fn identifier_filter(code: &str) -> Filter {
     Filter {
         conditions: vec![Condition::TokenAny {
             param: "identifier".into(),
-            alternatives: vec![TokenMatch {
-                system: SystemMatch::Exactly("urn:sys".into()),
-                code: Some(code.into()),
-            }],
+            alternatives: vec![TokenMatch { system: SystemMatch::Exactly("urn:sys".into()), code: Some(code.into()) }],
         }],
         now: Timestamp::now(),
         server_base: None,
@@ -135,18 +128,13 @@ async fn job_leases_have_one_owner_at_a_time() {
 async fn nodes_starting_together_migrate_once() {
     let Some(db) = Scratch::open().await else { return };
     let url = db.url();
-    let (a, b, c) = tokio::join!(
-        PostgresStore::open(&url, 2),
-        PostgresStore::open(&url, 2),
-        PostgresStore::open(&url, 2)
-    );
+    let (a, b, c) =
+        tokio::join!(PostgresStore::open(&url, 2), PostgresStore::open(&url, 2), PostgresStore::open(&url, 2));
     for store in [a, b, c] {
         store.unwrap().pool.close().await;
     }
-    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM termin_schema_version")
-        .fetch_one(&db.store.pool)
-        .await
-        .unwrap();
+    let applied: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM termin_schema_version").fetch_one(&db.store.pool).await.unwrap();
     assert_eq!(applied, 8, "each of the eight migrations once");
     db.close().await;
 }

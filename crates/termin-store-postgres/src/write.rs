@@ -40,11 +40,7 @@ enum Failure {
 
 impl From<sqlx::Error> for Failure {
     fn from(e: sqlx::Error) -> Self {
-        if is_contention(&e) {
-            Failure::Aborted(e.to_string())
-        } else {
-            Failure::Store(db_error(e))
-        }
+        if is_contention(&e) { Failure::Aborted(e.to_string()) } else { Failure::Store(db_error(e)) }
     }
 }
 
@@ -84,9 +80,7 @@ pub struct PostgresWriteTx {
 
 async fn begin(pool: &PgPool) -> StoreResult<Tx> {
     // Explicit: the locking above relies on READ COMMITTED whatever the database's default.
-    pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
-        .await
-        .map_err(db_error)
+    pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await.map_err(db_error)
 }
 
 impl PostgresWriteTx {
@@ -187,7 +181,13 @@ impl PostgresWriteTx {
 
     /// Reads a resource under its row lock; a resource not stored yet under the advisory lock
     /// of its id.
-    async fn read(&mut self, resource_type: ResourceType, id: &str, lock: RowLock, step: &Step) -> Result<Seen, Failure> {
+    async fn read(
+        &mut self,
+        resource_type: ResourceType,
+        id: &str,
+        lock: RowLock,
+        step: &Step,
+    ) -> Result<Seen, Failure> {
         let mut seen = sql::execute::<Postgres>(self.conn()?, step).await?;
         if seen == Seen::Version(None) && lock == RowLock::Update {
             // No row to lock yet: creators of this id take turns, and the later one finds the

@@ -10,9 +10,8 @@ use termin_fhir::geo::{Near, Point};
 use termin_store::{
     AppointmentId, ChangeKind, Comparison, Condition, DateIndex, DomainEvent, Filter, HistoryRequest, Include,
     IndexEntries, IndexKind, Keyset, MailOutcome, MailStore, NewVersion, OutgoingMail, PositionIndex, RangeEnd,
-    RangePoint, RangeTest, ReferenceIndex, ReferenceMatch, RequestContext, ResourceStore, ResourceVersion,
-    SearchPage, SearchRequest, SlotHold, SlotId, SortKey, SortParam, StoreError, SystemMatch, TokenIndex,
-    TokenMatch,
+    RangePoint, RangeTest, ReferenceIndex, ReferenceMatch, RequestContext, ResourceStore, ResourceVersion, SearchPage,
+    SearchRequest, SlotHold, SlotId, SortKey, SortParam, StoreError, SystemMatch, TokenIndex, TokenMatch,
 };
 
 /// A store on an empty database, for one test.
@@ -53,10 +52,8 @@ pub fn ctx() -> RequestContext {
 
 /// Version `version` of Patient `id`, its identifier `urn:sys|identifier` indexed.
 pub fn patient(id: &str, version: u64, identifier: Option<&str>) -> NewVersion {
-    let tokens = identifier
-        .map(|code| TokenIndex::code("identifier", Some("urn:sys".into()), code))
-        .into_iter()
-        .collect();
+    let tokens =
+        identifier.map(|code| TokenIndex::code("identifier", Some("urn:sys".into()), code)).into_iter().collect();
     NewVersion {
         version: ResourceVersion {
             resource_type: ResourceType::Patient,
@@ -73,11 +70,7 @@ pub fn patient(id: &str, version: u64, identifier: Option<&str>) -> NewVersion {
 pub fn request(resource_type: ResourceType, conditions: Vec<Condition>) -> SearchRequest {
     SearchRequest {
         resource_type,
-        filter: Filter {
-            conditions,
-            now: Timestamp::now(),
-            server_base: Some("http://termin.test/fhir".into()),
-        },
+        filter: Filter { conditions, now: Timestamp::now(), server_base: Some("http://termin.test/fhir".into()) },
         sort: Vec::new(),
         count: 10,
         page: None,
@@ -167,15 +160,11 @@ pub async fn slots(store: &dyn ResourceStore) {
     versions.push(version(
         ResourceType::Schedule,
         "a",
-        IndexEntries {
-            references: vec![reference("actor", "Practitioner/p", None)],
-            ..IndexEntries::default()
-        },
+        IndexEntries { references: vec![reference("actor", "Practitioner/p", None)], ..IndexEntries::default() },
     ));
     versions.push(version(ResourceType::Schedule, "b", IndexEntries::default()));
     write_all(store, versions).await;
 }
-
 
 pub async fn history_pages_newest_first(store: &dyn ResourceStore) {
     for v in 1..=5 {
@@ -402,10 +391,8 @@ pub async fn token_conditions_match_system_and_code(store: &dyn ResourceStore) {
 pub async fn keyset_pages_follow_the_sort_both_ways(store: &dyn ResourceStore) {
     slots(store).await;
     let mut req = request(ResourceType::Slot, Vec::new());
-    req.sort = vec![SortKey {
-        param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date },
-        descending: true,
-    }];
+    req.sort =
+        vec![SortKey { param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date }, descending: true }];
     req.count = 4;
     let first = store.search(&ctx(), &req).await.unwrap();
     assert_eq!(ids(&first), ["s9", "s8", "s7", "s6"]);
@@ -434,7 +421,11 @@ pub async fn chains_references_dates_and_has(store: &dyn ResourceStore) {
         target_type: ResourceType::Schedule,
         condition: Box::new(Condition::ReferenceAny {
             param: "actor".into(),
-            alternatives: vec![ReferenceMatch::Local { target_type: Some("Practitioner".into()), id: "p".into(), version: None }],
+            alternatives: vec![ReferenceMatch::Local {
+                target_type: Some("Practitioner".into()),
+                id: "p".into(),
+                version: None,
+            }],
         }),
     };
     let after_noon = starts_from("2026-04-07T12:00:00Z");
@@ -447,7 +438,11 @@ pub async fn chains_references_dates_and_has(store: &dyn ResourceStore) {
         .unwrap();
     assert_eq!(ids(&page), ["s0"]);
     // No id at all matches nothing, alone or inside a chain.
-    let nothing = Condition::Chain { param: "schedule".into(), target_type: ResourceType::Schedule, condition: Box::new(Condition::IdIn(Vec::new())) };
+    let nothing = Condition::Chain {
+        param: "schedule".into(),
+        target_type: ResourceType::Schedule,
+        condition: Box::new(Condition::IdIn(Vec::new())),
+    };
     for conditions in [vec![Condition::IdIn(Vec::new())], vec![nothing]] {
         assert!(ids(&store.search(&ctx(), &request(ResourceType::Slot, conditions)).await.unwrap()).is_empty());
     }
@@ -472,7 +467,8 @@ pub async fn token_rows_hold_only_inside_their_validity_window(store: &dyn Resou
         TokenIndex { valid_until: Some(held_until), ..TokenIndex::code("status", None, "busy-tentative") },
         TokenIndex { valid_from: Some(held_until), ..TokenIndex::code("status", None, "free") },
     ];
-    write_all(store, vec![version(ResourceType::Slot, "held", IndexEntries { tokens, ..IndexEntries::default() })]).await;
+    write_all(store, vec![version(ResourceType::Slot, "held", IndexEntries { tokens, ..IndexEntries::default() })])
+        .await;
     let status = |code: &str, now: &str| {
         let mut req = request(
             ResourceType::Slot,
@@ -506,7 +502,12 @@ pub async fn includes_follow_references_and_iterate(store: &dyn ResourceStore) {
     // Practitioner/p is referenced but not stored, so only the schedule comes.
     assert_eq!(included, ["Schedule/a"]);
     let mut req = request(ResourceType::Schedule, vec![Condition::IdIn(vec!["b".into()])]);
-    req.revincludes = vec![Include { source_type: ResourceType::Slot, param: Some("schedule".into()), target_type: None, iterate: false }];
+    req.revincludes = vec![Include {
+        source_type: ResourceType::Slot,
+        param: Some("schedule".into()),
+        target_type: None,
+        iterate: false,
+    }];
     let page = store.search(&ctx(), &req).await.unwrap();
     let mut included: Vec<String> = page.included.iter().map(|v| v.id.clone()).collect();
     included.sort();
@@ -517,20 +518,32 @@ pub async fn absolute_references_are_local_only_under_the_server_base(store: &dy
     write_all(
         store,
         vec![
-            version(ResourceType::Slot, "here", IndexEntries {
-                references: vec![reference("schedule", "Schedule/a", Some("http://termin.test/fhir"))],
-                ..IndexEntries::default()
-            }),
-            version(ResourceType::Slot, "there", IndexEntries {
-                references: vec![reference("schedule", "Schedule/a", Some("http://elsewhere.test/fhir"))],
-                ..IndexEntries::default()
-            }),
+            version(
+                ResourceType::Slot,
+                "here",
+                IndexEntries {
+                    references: vec![reference("schedule", "Schedule/a", Some("http://termin.test/fhir"))],
+                    ..IndexEntries::default()
+                },
+            ),
+            version(
+                ResourceType::Slot,
+                "there",
+                IndexEntries {
+                    references: vec![reference("schedule", "Schedule/a", Some("http://elsewhere.test/fhir"))],
+                    ..IndexEntries::default()
+                },
+            ),
         ],
     )
     .await;
     let local = Condition::ReferenceAny {
         param: "schedule".into(),
-        alternatives: vec![ReferenceMatch::Local { target_type: Some("Schedule".into()), id: "a".into(), version: None }],
+        alternatives: vec![ReferenceMatch::Local {
+            target_type: Some("Schedule".into()),
+            id: "a".into(),
+            version: None,
+        }],
     };
     let page = store.search(&ctx(), &request(ResourceType::Slot, vec![local])).await.unwrap();
     assert_eq!(ids(&page), ["here"]);
@@ -548,10 +561,13 @@ pub async fn the_index_can_be_rebuilt_resource_by_resource(store: &dyn ResourceS
     tx.set_search_index_fingerprint("v2").await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(store.search_index_fingerprint().await.unwrap().as_deref(), Some("v2"));
-    let find_b = request(ResourceType::Patient, vec![Condition::TokenAny {
-        param: "identifier".into(),
-        alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("2".into()) }],
-    }]);
+    let find_b = request(
+        ResourceType::Patient,
+        vec![Condition::TokenAny {
+            param: "identifier".into(),
+            alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("2".into()) }],
+        }],
+    );
     assert_eq!(ids(&store.search(&ctx(), &find_b).await.unwrap()), ["b"]);
 }
 
@@ -568,13 +584,15 @@ pub async fn driven_searches_page_in_sort_order(store: &dyn ResourceStore) {
     slots(store).await;
     let on_a = Condition::ReferenceAny {
         param: "schedule".into(),
-        alternatives: vec![ReferenceMatch::Local { target_type: Some("Schedule".into()), id: "a".into(), version: None }],
+        alternatives: vec![ReferenceMatch::Local {
+            target_type: Some("Schedule".into()),
+            id: "a".into(),
+            version: None,
+        }],
     };
     let mut req = request(ResourceType::Slot, vec![on_a]);
-    req.sort = vec![SortKey {
-        param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date },
-        descending: true,
-    }];
+    req.sort =
+        vec![SortKey { param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date }, descending: true }];
     req.count = 2;
     let mut seen = Vec::new();
     loop {
@@ -615,15 +633,29 @@ pub async fn reference_and_date_searches_page_through_the_projection(store: &dyn
     write_all(
         store,
         vec![
-            slot("absolute", 1, reference("schedule", "Schedule/a", Some("http://termin.test/fhir")), "2026-04-07T20:00:00Z"),
-            slot("elsewhere", 1, reference("schedule", "Schedule/a", Some("http://other.test/fhir")), "2026-04-07T21:00:00Z"),
+            slot(
+                "absolute",
+                1,
+                reference("schedule", "Schedule/a", Some("http://termin.test/fhir")),
+                "2026-04-07T20:00:00Z",
+            ),
+            slot(
+                "elsewhere",
+                1,
+                reference("schedule", "Schedule/a", Some("http://other.test/fhir")),
+                "2026-04-07T21:00:00Z",
+            ),
             slot("s4", 2, reference("schedule", "Schedule/b", None), "2026-04-07T12:00:00Z"),
         ],
     )
     .await;
     let on_a = Condition::ReferenceAny {
         param: "schedule".into(),
-        alternatives: vec![ReferenceMatch::Local { target_type: Some("Schedule".into()), id: "a".into(), version: None }],
+        alternatives: vec![ReferenceMatch::Local {
+            target_type: Some("Schedule".into()),
+            id: "a".into(),
+            version: None,
+        }],
     };
     let from_nine = starts_from("2026-04-07T09:00:00Z");
     let free = Condition::TokenAny {
@@ -631,10 +663,8 @@ pub async fn reference_and_date_searches_page_through_the_projection(store: &dyn
         alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("free".into()) }],
     };
     let mut req = request(ResourceType::Slot, vec![on_a, free, from_nine]);
-    req.sort = vec![SortKey {
-        param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date },
-        descending: false,
-    }];
+    req.sort =
+        vec![SortKey { param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date }, descending: false }];
     req.count = 1;
     let first = store.search(&ctx(), &req).await.unwrap();
     assert_eq!((ids(&first), first.total), (vec!["s2".to_owned()], Some(2)));
@@ -655,7 +685,10 @@ pub async fn reference_and_date_searches_page_through_the_projection(store: &dyn
 pub async fn positions_are_found_near_a_point_nearest_first(store: &dyn ResourceStore) {
     let located = |id: &str, at: Option<(f64, f64)>| {
         let positions = at
-            .map(|(latitude, longitude)| PositionIndex { param: "near".into(), position: Point { latitude, longitude } })
+            .map(|(latitude, longitude)| PositionIndex {
+                param: "near".into(),
+                position: Point { latitude, longitude },
+            })
             .into_iter()
             .collect();
         version(ResourceType::Location, id, IndexEntries { positions, ..IndexEntries::default() })
@@ -671,8 +704,10 @@ pub async fn positions_are_found_near_a_point_nearest_first(store: &dyn Resource
     ];
     write_all(store, places.iter().map(|(id, at)| located(id, *at)).collect()).await;
     let vienna = Point { latitude: 48.2085, longitude: 16.3721 };
-    let near = |centre: Point, radius_km: f64| Condition::Near { param: "near".into(), area: Near { centre, radius_km } };
-    let by_distance = |from: Point| vec![SortKey { param: SortParam::Distance { param: "near".into(), from }, descending: false }];
+    let near =
+        |centre: Point, radius_km: f64| Condition::Near { param: "near".into(), area: Near { centre, radius_km } };
+    let by_distance =
+        |from: Point| vec![SortKey { param: SortParam::Distance { param: "near".into(), from }, descending: false }];
     let mut req = request(ResourceType::Location, vec![near(vienna, 150.0)]);
     req.sort = by_distance(vienna);
     assert_eq!(ids(&store.search(&ctx(), &req).await.unwrap()), ["vienna", "floridsdorf", "graz"]);
@@ -716,11 +751,16 @@ pub async fn mail_is_queued_once_and_sent_under_leases(store: &dyn ResourceStore
     tx.append_event(&event("appointment-booked", "a1")).await.unwrap();
     tx.commit().await.unwrap();
     let end = store.events(0, 10).await.unwrap().last().unwrap().0;
-    let (t0, lease_end, retry_at) = (at("2026-01-01T00:00:00Z"), at("2026-01-01T00:01:00Z"), at("2026-01-01T00:05:00Z"));
+    let (t0, lease_end, retry_at) =
+        (at("2026-01-01T00:00:00Z"), at("2026-01-01T00:01:00Z"), at("2026-01-01T00:05:00Z"));
 
     assert_eq!(mails.claim_mail_cursor("a", t0, lease_end).await.unwrap(), Some(end), "starts at the outbox's end");
     assert_eq!(mails.claim_mail_cursor("b", t0, lease_end).await.unwrap(), None, "held by a");
-    let mail = |recipient: &str| OutgoingMail { event_key: "outbox:2".into(), recipient: recipient.into(), message: "m".into() };
+    let mail = |recipient: &str| OutgoingMail {
+        event_key: "outbox:2".into(),
+        recipient: recipient.into(),
+        message: "m".into(),
+    };
     assert!(!mails.queue_mail("b", Some(end + 1), &[mail("p@test")], t0).await.unwrap(), "b holds no lease");
     assert!(mails.queue_mail("a", Some(end + 1), &[mail("p@test"), mail("q@test")], t0).await.unwrap());
     assert!(mails.queue_mail("a", None, &[mail("p@test")], t0).await.unwrap(), "queued again: a no-op");
@@ -736,14 +776,20 @@ pub async fn mail_is_queued_once_and_sent_under_leases(store: &dyn ResourceStore
     mails.record_mail(&sent.event_key, &sent.recipient, "a", &MailOutcome::Sent, t0).await.unwrap();
     let retry = MailOutcome::Retry { at: retry_at, error: "451".into() };
     mails.record_mail(&retried.event_key, &retried.recipient, "c", &retry, t0).await.unwrap(); // not c's: ignored
-    assert!(mails.claim_mail("c", lease_end, retry_at).await.unwrap().is_some_and(|m| m.mail == *retried), "b's lease ran out");
+    assert!(
+        mails.claim_mail("c", lease_end, retry_at).await.unwrap().is_some_and(|m| m.mail == *retried),
+        "b's lease ran out"
+    );
     mails.record_mail(&retried.event_key, &retried.recipient, "c", &retry, lease_end).await.unwrap();
     assert!(mails.claim_mail("c", lease_end, retry_at).await.unwrap().is_none(), "not due before its retry");
     let again = mails.claim_mail("c", retry_at, retry_at).await.unwrap().expect("due again");
     assert_eq!(again.attempts, 1);
     let gave_up = MailOutcome::GaveUp { error: "550".into() };
     mails.record_mail(&retried.event_key, &retried.recipient, "c", &gave_up, retry_at).await.unwrap();
-    assert!(mails.claim_mail("c", at("2027-01-01T00:00:00Z"), at("2027-01-01T00:01:00Z")).await.unwrap().is_none(), "sent or given up");
+    assert!(
+        mails.claim_mail("c", at("2027-01-01T00:00:00Z"), at("2027-01-01T00:01:00Z")).await.unwrap().is_none(),
+        "sent or given up"
+    );
 
     assert_eq!(mails.claim_mail_cursor("b", lease_end, retry_at).await.unwrap(), Some(end + 1), "a's lease ran out");
 }

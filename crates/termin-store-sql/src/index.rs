@@ -85,10 +85,7 @@ fn insert<D: Dialect, T>(
         .map(|chunk| {
             let mut q = D::builder(format!("INSERT INTO {table} (res_type, res_id, {columns}) VALUES "));
             for (i, row) in chunk.iter().enumerate() {
-                q.push(if i == 0 { "(" } else { ", (" })
-                    .push_value(res_type)
-                    .push(", ")
-                    .push_value(res_id);
+                q.push(if i == 0 { "(" } else { ", (" }).push_value(res_type).push(", ").push_value(res_id);
                 for value in values(row) {
                     q.push(", ").push_value(value);
                 }
@@ -175,11 +172,7 @@ pub(crate) async fn insert_index<D: Dialect>(
             vec![text::<D>(&string.param), text::<D>(&string.value), text::<D>(&string.normalized)]
         }),
         insert::<D, _>("search_date", "param, low, high", res_type, res_id, &entries.dates, |date| {
-            vec![
-                text::<D>(&date.param),
-                micros(date.low, i64::MIN).into(),
-                micros(date.high, i64::MAX).into(),
-            ]
+            vec![text::<D>(&date.param), micros(date.low, i64::MIN).into(), micros(date.high, i64::MAX).into()]
         }),
         insert::<D, _>("search_number", "param, low, high", res_type, res_id, &entries.numbers, |number| {
             vec![text::<D>(&number.param), number.low.into(), number.high.into()]

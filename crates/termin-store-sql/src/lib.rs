@@ -14,13 +14,13 @@
 //! sqlx; never on a backend crate, the domain or HTTP.
 
 pub mod conformance;
-mod resource_store;
 mod index;
 pub mod lease;
-mod migrate;
-mod query;
 pub mod mail;
+mod migrate;
 pub mod notify;
+mod query;
+mod resource_store;
 mod rows;
 mod search;
 mod statements;
@@ -37,8 +37,8 @@ pub use search::run as run_search;
 pub use statements::*;
 pub use unit::{RowLock, Seen, Step, Steps, UnitOfWork, execute};
 
-use std::marker::PhantomData;
 use sqlx::{Postgres, QueryBuilder, Sqlite};
+use std::marker::PhantomData;
 use termin_store::{ChangeKind, StoreError, StoreResult};
 
 /// How `resource_history.change` stores a [`ChangeKind`].
@@ -61,8 +61,7 @@ pub fn parse_change(name: &str) -> StoreResult<ChangeKind> {
 
 /// An optional instant stored as text (`format_instant`), e.g. `slot_booking.cancel_deadline`.
 pub fn parse_instant_column(text: Option<String>) -> StoreResult<Option<jiff::Timestamp>> {
-    text.map(|t| t.parse().map_err(|e| StoreError::Corrupt(format!("bad instant {t:?}: {e}"))))
-        .transpose()
+    text.map(|t| t.parse().map_err(|e| StoreError::Corrupt(format!("bad instant {t:?}: {e}")))).transpose()
 }
 
 /// A value bound to a placeholder (`?` on SQLite, `$n` on PostgreSQL).
@@ -151,10 +150,16 @@ pub trait Dialect: sqlx::Database {
         q: QueryBuilder<Self>,
     ) -> impl Future<Output = Result<Option<Self::Row>, sqlx::Error>> + Send;
 
-    fn execute(conn: &mut Self::Connection, q: QueryBuilder<Self>) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    fn execute(
+        conn: &mut Self::Connection,
+        q: QueryBuilder<Self>,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 
     /// Runs several statements of static SQL (a migration), without parameters.
-    fn execute_script(conn: &mut Self::Connection, sql: &'static str) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    fn execute_script(
+        conn: &mut Self::Connection,
+        sql: &'static str,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 
     fn text(row: &Self::Row, column: Column<'_>) -> Result<String, sqlx::Error>;
 
@@ -185,7 +190,10 @@ macro_rules! concrete_sqlx {
             };
         }
 
-        async fn fetch_all(conn: &mut Self::Connection, mut q: QueryBuilder<Self>) -> Result<Vec<Self::Row>, sqlx::Error> {
+        async fn fetch_all(
+            conn: &mut Self::Connection,
+            mut q: QueryBuilder<Self>,
+        ) -> Result<Vec<Self::Row>, sqlx::Error> {
             q.build().fetch_all(conn).await
         }
 
@@ -308,7 +316,9 @@ impl Dialect for Postgres {
             }
             // Connection exceptions, and the server shutting down or starting up.
             sqlx::Error::Database(db)
-                if db.code().is_some_and(|code| code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")) =>
+                if db
+                    .code()
+                    .is_some_and(|code| code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")) =>
             {
                 StoreError::Unavailable(e.to_string())
             }

@@ -57,7 +57,8 @@ pub async fn claim_mail_cursor<D: Dialect>(
     if executor.execute(q).await? == 0 {
         return Ok(None);
     }
-    let rows = executor.rows(D::builder("SELECT outbox_through FROM mail_cursor WHERE id = 1"), &[Column::Integer]).await?;
+    let rows =
+        executor.rows(D::builder("SELECT outbox_through FROM mail_cursor WHERE id = 1"), &[Column::Integer]).await?;
     let through = rows.first().ok_or_else(|| corrupt("cursor"))?;
     Ok(Some(u64::try_from(integer(&through[0], "outbox_through")?).map_err(|_| corrupt("outbox_through"))?))
 }
@@ -92,7 +93,10 @@ pub async fn queue_mail<D: Dialect>(
     Ok(true)
 }
 
-pub async fn known_mail_events<D: Dialect>(executor: &mut impl NotifyExecutor<D>, event_keys: &[String]) -> StoreResult<Vec<String>> {
+pub async fn known_mail_events<D: Dialect>(
+    executor: &mut impl NotifyExecutor<D>,
+    event_keys: &[String],
+) -> StoreResult<Vec<String>> {
     if event_keys.is_empty() {
         return Ok(Vec::new());
     }
@@ -152,7 +156,8 @@ pub async fn record_mail<D: Dialect>(
     outcome: &MailOutcome,
     now: Timestamp,
 ) -> StoreResult<()> {
-    let mut q = D::builder("UPDATE mail_message SET attempts = attempts + 1, lease_owner = NULL, lease_until = 0, state = ");
+    let mut q =
+        D::builder("UPDATE mail_message SET attempts = attempts + 1, lease_owner = NULL, lease_until = 0, state = ");
     match outcome {
         MailOutcome::Sent => {
             q.push_value("sent").push(", done_at = ").push_value(now.as_microsecond()).push(", last_error = NULL");

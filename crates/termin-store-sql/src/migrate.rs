@@ -39,7 +39,9 @@ pub fn steps(dir: &'static Dir<'static>) -> Result<Vec<Migration>, StoreError> {
         let shared = sql
             .lines()
             .filter_map(|line| line.strip_prefix(SHARED_DIRECTIVE))
-            .map(|wanted| shared::named(wanted.trim()).ok_or_else(|| malformed(format!("{name}: no shared script {wanted:?}"))))
+            .map(|wanted| {
+                shared::named(wanted.trim()).ok_or_else(|| malformed(format!("{name}: no shared script {wanted:?}")))
+            })
             .collect::<Result<_, _>>()?;
         steps.push(Migration { version, sql, shared });
     }
@@ -77,10 +79,7 @@ pub mod shared {
 /// transaction the backend began and holds whatever lock keeps other migrators out. A
 /// database newer than `migrations` is refused.
 pub async fn migrate<D: Dialect>(conn: &mut D::Connection, migrations: &[Migration]) -> SqlResult<(), D> {
-    let create = format!(
-        "CREATE TABLE IF NOT EXISTS termin_schema_version (version {} NOT NULL)",
-        D::VERSION_COLUMN
-    );
+    let create = format!("CREATE TABLE IF NOT EXISTS termin_schema_version (version {} NOT NULL)", D::VERSION_COLUMN);
     D::execute(conn, D::builder(create)).await?;
     let row = D::fetch_optional(conn, D::builder("SELECT max(version) FROM termin_schema_version")).await?;
     let current = match row {

@@ -12,9 +12,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use sqlx::QueryBuilder;
 use termin_fhir::ResourceType;
-use termin_store::{
-    AttemptRecord, DeliveryState, DomainEvent, NewNotification, Notification, StoreError, StoreResult,
-};
+use termin_store::{AttemptRecord, DeliveryState, DomainEvent, NewNotification, Notification, StoreError, StoreResult};
 
 /// How a selected column is decoded.
 #[derive(Debug, Clone, Copy)]
@@ -60,8 +58,8 @@ macro_rules! notify_executor {
                 mut query: sqlx::QueryBuilder<$database>,
                 columns: &[$crate::notify::Column],
             ) -> termin_store::StoreResult<Vec<Vec<$crate::notify::Cell>>> {
-                use $crate::notify::{Cell, Column};
                 use sqlx::Row;
+                use $crate::notify::{Cell, Column};
                 let rows = query.build().fetch_all(&mut *self.0).await.map_err(db_error)?;
                 rows.iter()
                     .map(|row| {
@@ -70,12 +68,14 @@ macro_rules! notify_executor {
                             .enumerate()
                             .map(|(i, column)| {
                                 Ok(match column {
-                                    Column::Integer => {
-                                        row.try_get::<Option<i64>, _>(i).map_err(db_error)?.map_or(Cell::Null, Cell::Integer)
-                                    }
-                                    Column::Text => {
-                                        row.try_get::<Option<String>, _>(i).map_err(db_error)?.map_or(Cell::Null, Cell::Text)
-                                    }
+                                    Column::Integer => row
+                                        .try_get::<Option<i64>, _>(i)
+                                        .map_err(db_error)?
+                                        .map_or(Cell::Null, Cell::Integer),
+                                    Column::Text => row
+                                        .try_get::<Option<String>, _>(i)
+                                        .map_err(db_error)?
+                                        .map_or(Cell::Null, Cell::Text),
                                 })
                             })
                             .collect()
@@ -202,17 +202,11 @@ const STATE_KINDS: [Column; 8] = [
     Column::Text,
 ];
 const EVENT_COLUMNS: &str = "number, outbox_seq, focus_type, focus_id, focus_version, occurred_at";
-const EVENT_KINDS: [Column; 6] = [Column::Integer, Column::Integer, Column::Text, Column::Text, Column::Integer, Column::Integer];
+const EVENT_KINDS: [Column; 6] =
+    [Column::Integer, Column::Integer, Column::Text, Column::Text, Column::Integer, Column::Integer];
 const OUTBOX_COLUMNS: &str = "seq, kind, res_type, res_id, version, occurred_at, detail";
-const OUTBOX_KINDS: [Column; 7] = [
-    Column::Integer,
-    Column::Text,
-    Column::Text,
-    Column::Text,
-    Column::Integer,
-    Column::Text,
-    Column::Text,
-];
+const OUTBOX_KINDS: [Column; 7] =
+    [Column::Integer, Column::Text, Column::Text, Column::Text, Column::Integer, Column::Text, Column::Text];
 
 fn signed(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
@@ -304,7 +298,12 @@ pub async fn events_of_type<D: Dialect>(
     executor.rows(q, &OUTBOX_KINDS).await?.iter().map(|row| decode_outbox(row)).collect()
 }
 
-pub async fn track<D: Dialect>(executor: &mut impl NotifyExecutor<D>, id: &str, from: u64, now: Timestamp) -> StoreResult<()> {
+pub async fn track<D: Dialect>(
+    executor: &mut impl NotifyExecutor<D>,
+    id: &str,
+    from: u64,
+    now: Timestamp,
+) -> StoreResult<()> {
     let mut q = D::builder(
         "INSERT INTO subscription_delivery (sub_id, matched_through, events_total, delivered_through, failures, \
          next_attempt, lease_until) VALUES (",
@@ -323,7 +322,11 @@ pub async fn untrack<D: Dialect>(executor: &mut impl NotifyExecutor<D>, id: &str
     Ok(())
 }
 
-pub async fn due<D: Dialect>(executor: &mut impl NotifyExecutor<D>, now: Timestamp, limit: usize) -> StoreResult<Vec<String>> {
+pub async fn due<D: Dialect>(
+    executor: &mut impl NotifyExecutor<D>,
+    now: Timestamp,
+    limit: usize,
+) -> StoreResult<Vec<String>> {
     let mut q = D::builder("SELECT sub_id FROM subscription_delivery WHERE next_attempt <= ");
     q.push_value(now.as_microsecond());
     q.push(" AND lease_until <= ").push_value(now.as_microsecond());
@@ -345,7 +348,10 @@ async fn state_where<D: Dialect>(
     executor.rows(q, &STATE_KINDS).await?.first().map(|row| decode_state(row)).transpose()
 }
 
-pub async fn delivery_state<D: Dialect>(executor: &mut impl NotifyExecutor<D>, id: &str) -> StoreResult<Option<DeliveryState>> {
+pub async fn delivery_state<D: Dialect>(
+    executor: &mut impl NotifyExecutor<D>,
+    id: &str,
+) -> StoreResult<Option<DeliveryState>> {
     state_where(executor, id, None).await
 }
 

@@ -8,12 +8,12 @@
 //! stop as soon as a page is full.
 
 use crate::{Dialect, PushValue};
-use sqlx::QueryBuilder;
 use jiff::{RoundMode, TimestampRound, Unit};
+use sqlx::QueryBuilder;
 use std::marker::PhantomData;
-use termin_fhir::instant::format_instant;
 use termin_fhir::ResourceType;
 use termin_fhir::geo::Near;
+use termin_fhir::instant::format_instant;
 use termin_store::{
     Comparison, Condition, Filter, HistoryRequest, IndexKind, Keyset, QuantityMatch, RangeEnd, RangePoint, RangeTest,
     ReferenceMatch, SortKey, SortParam, SortValue, StringMatch, SystemMatch, TokenMatch, UriMatch,
@@ -37,7 +37,8 @@ pub fn overlapping<D: Dialect>(
     exclude_id: &str,
     limit: usize,
 ) -> QueryBuilder<D> {
-    let mut q = D::builder(format!("SELECT res_id FROM search_date{} WHERE res_type = ", D::index_hint("search_date_by_high")));
+    let mut q =
+        D::builder(format!("SELECT res_id FROM search_date{} WHERE res_type = ", D::index_hint("search_date_by_high")));
     q.push_value(resource_type);
     q.push(" AND param = ").push_value(param);
     q.push(" AND high > ").push_value(start.as_microsecond());
@@ -133,25 +134,14 @@ fn projection(resource_type: ResourceType, conditions: &[Condition]) -> Option<C
 
 /// How a query selects its rows: the page, the total, or ids only.
 pub enum Select<'s> {
-    Page {
-        sort: &'s [SortKey],
-        after: Option<&'s Keyset>,
-        limit: usize,
-    },
+    Page { sort: &'s [SortKey], after: Option<&'s Keyset>, limit: usize },
     Count,
-    Ids {
-        limit: usize,
-    },
+    Ids { limit: usize },
 }
 
 impl<'f, D: Dialect> SearchSql<'f, D> {
     pub fn new(filter: &'f Filter) -> Self {
-        SearchSql {
-            filter,
-            next_alias: 0,
-            projected_date: None,
-            dialect: PhantomData,
-        }
+        SearchSql { filter, next_alias: 0, projected_date: None, dialect: PhantomData }
     }
 
     fn alias(&mut self, prefix: &str) -> String {
@@ -166,7 +156,8 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
         // A driver made of index rows yields only current resources (a deletion removes its
         // rows), so candidates can be filtered and ordered on the indexes alone; the resource
         // rows, bodies and all, are read for the page only.
-        let index_driver = driver.filter(|&i| !matches!(conditions[i], Condition::IdIn(_) | Condition::ReferencedBy { .. }));
+        let index_driver =
+            driver.filter(|&i| !matches!(conditions[i], Condition::IdIn(_) | Condition::ReferencedBy { .. }));
         let candidates = projection(resource_type, conditions).or(index_driver.map(Candidates::Driver));
         let mut q = D::builder("SELECT ");
         match (select, candidates) {
@@ -392,14 +383,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
     }
 
     /// `alias.res_type = ? AND alias.res_id = <id> AND alias.param = ?`
-    fn push_row_owner(
-        &self,
-        q: &mut QueryBuilder<D>,
-        alias: &str,
-        resource_type: ResourceType,
-        id: &str,
-        param: &str,
-    ) {
+    fn push_row_owner(&self, q: &mut QueryBuilder<D>, alias: &str, resource_type: ResourceType, id: &str, param: &str) {
         q.push(format!("{alias}.res_type = "));
         q.push_value(resource_type.as_str());
         q.push(format!(" AND {alias}.res_id = {id} AND {alias}.param = "));
@@ -427,7 +411,13 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
     }
 
     /// The condition as a predicate on the resource whose id is `id`.
-    fn push_condition(&mut self, q: &mut QueryBuilder<D>, resource_type: ResourceType, id: &str, condition: &Condition) {
+    fn push_condition(
+        &mut self,
+        q: &mut QueryBuilder<D>,
+        resource_type: ResourceType,
+        id: &str,
+        condition: &Condition,
+    ) {
         match condition {
             // No id: nothing matches (`IN ()` is no SQL).
             Condition::IdIn(ids) if ids.is_empty() => {
@@ -456,11 +446,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                 }
                 q.push(")");
             }
-            Condition::Chain {
-                param,
-                target_type,
-                condition,
-            } => {
+            Condition::Chain { param, target_type, condition } => {
                 let link = self.alias("c");
                 let target = self.alias("t");
                 q.push(format!(
@@ -477,11 +463,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                 self.push_condition(q, *target_type, &format!("{target}.res_id"), condition);
                 q.push(")");
             }
-            Condition::ReferencedBy {
-                source_type,
-                param,
-                condition,
-            } => {
+            Condition::ReferencedBy { source_type, param, condition } => {
                 let link = self.alias("h");
                 let source = self.alias("t");
                 q.push(format!(
@@ -528,11 +510,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                     q.push(")");
                 }
             }
-            Condition::Chain {
-                param,
-                target_type,
-                condition,
-            } => {
+            Condition::Chain { param, target_type, condition } => {
                 let link = self.alias("c");
                 q.push(format!("SELECT {link}.res_id"));
                 self.push_links(q, &link, resource_type, param, *target_type);
@@ -544,11 +522,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                 self.push_ids(q, *target_type, condition);
                 q.push(")");
             }
-            Condition::ReferencedBy {
-                source_type,
-                param,
-                condition,
-            } => {
+            Condition::ReferencedBy { source_type, param, condition } => {
                 let link = self.alias("h");
                 q.push(format!("SELECT {link}.target_id AS res_id"));
                 self.push_links(q, &link, *source_type, param, resource_type);
@@ -735,11 +709,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
 
     fn push_reference_match(&mut self, q: &mut QueryBuilder<D>, alias: &str, alternative: &ReferenceMatch) {
         match alternative {
-            ReferenceMatch::Local {
-                target_type,
-                id,
-                version,
-            } => {
+            ReferenceMatch::Local { target_type, id, version } => {
                 q.push(format!("{alias}.target_id = "));
                 q.push_value(id.clone());
                 if let Some(target_type) = target_type {
@@ -827,7 +797,11 @@ fn local_ids_by_type(alternatives: &[ReferenceMatch]) -> Vec<(Option<&str>, Vec<
 /// of an expression (1000) and counts the expressions enclosing a subquery again for each level
 /// of nesting, so a chain `a OR b OR …` of 100 alternatives (as deep as it is long) inside a few
 /// levels of chains and `_has` would exceed the limit; a balanced tree is 7 levels deep.
-fn push_any<D: Dialect, T>(q: &mut QueryBuilder<D>, alternatives: &[T], mut each: impl FnMut(&mut QueryBuilder<D>, &T)) {
+fn push_any<D: Dialect, T>(
+    q: &mut QueryBuilder<D>,
+    alternatives: &[T],
+    mut each: impl FnMut(&mut QueryBuilder<D>, &T),
+) {
     fn balanced<D: Dialect, T>(q: &mut QueryBuilder<D>, items: &[T], each: &mut impl FnMut(&mut QueryBuilder<D>, &T)) {
         q.push("(");
         match items {
@@ -964,9 +938,9 @@ fn push_near<D: Dialect>(q: &mut QueryBuilder<D>, alias: &str, area: &Near) {
 /// The parameter and index table of a value condition.
 fn indexed(condition: &Condition) -> (&str, IndexKind) {
     match condition {
-        Condition::TokenAny { param, .. } | Condition::TokenText { param, .. } | Condition::TokenOfType { param, .. } => {
-            (param, IndexKind::Token)
-        }
+        Condition::TokenAny { param, .. }
+        | Condition::TokenText { param, .. }
+        | Condition::TokenOfType { param, .. } => (param, IndexKind::Token),
         Condition::StringAny { param, .. } => (param, IndexKind::String),
         Condition::RangeAny { param, kind, .. } => (param, *kind),
         Condition::QuantityAny { param, .. } => (param, IndexKind::Quantity),
@@ -988,11 +962,12 @@ fn selectivity(condition: &Condition) -> Option<u8> {
             // Identifiers are (nearly) unique; other tokens (status, gender) are not.
             (all_codes && param.ends_with("identifier")).then_some(1)
         }
-        Condition::StringAny { alternatives, .. } => alternatives
-            .iter()
-            .all(|a| !matches!(a, StringMatch::Contains(_)))
-            .then_some(2),
-        Condition::UriAny { alternatives, .. } => alternatives.iter().all(|a| matches!(a, UriMatch::Exact(_))).then_some(1),
+        Condition::StringAny { alternatives, .. } => {
+            alternatives.iter().all(|a| !matches!(a, StringMatch::Contains(_))).then_some(2)
+        }
+        Condition::UriAny { alternatives, .. } => {
+            alternatives.iter().all(|a| matches!(a, UriMatch::Exact(_))).then_some(1)
+        }
         // A latitude band of the position index.
         Condition::Near { .. } => Some(2),
         Condition::Chain { condition, .. } | Condition::ReferencedBy { condition, .. } => selectivity(condition),
@@ -1002,12 +977,7 @@ fn selectivity(condition: &Condition) -> Option<u8> {
 
 /// The most selective drivable condition, if any.
 fn choose_driver(conditions: &[Condition]) -> Option<usize> {
-    conditions
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| selectivity(c).map(|s| (s, i)))
-        .min()
-        .map(|(_, i)| i)
+    conditions.iter().enumerate().filter_map(|(i, c)| selectivity(c).map(|s| (s, i))).min().map(|(_, i)| i)
 }
 
 pub fn select_history<D: Dialect>(request: &HistoryRequest) -> QueryBuilder<D> {
@@ -1037,7 +1007,8 @@ fn history_with<D: Dialect>(columns: &str, request: &HistoryRequest) -> QueryBui
     }
     if let Some(since) = request.since {
         // Stored instants have whole milliseconds: the first one not before `since`.
-        let since = since.round(TimestampRound::new().smallest(Unit::Millisecond).mode(RoundMode::Ceil)).unwrap_or(since);
+        let since =
+            since.round(TimestampRound::new().smallest(Unit::Millisecond).mode(RoundMode::Ceil)).unwrap_or(since);
         q.push(" AND last_updated >= ").push_value(format_instant(since));
     }
     if let Some((low, high)) = request.at {

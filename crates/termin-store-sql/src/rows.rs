@@ -7,13 +7,11 @@ use termin_fhir::ResourceType;
 use termin_store::{DomainEvent, ResourceVersion, SlotHold, StoreError};
 
 fn resource_type(name: &str) -> Result<ResourceType, StoreError> {
-    name.parse()
-        .map_err(|_| StoreError::Corrupt(format!("unknown resource type {name:?}")))
+    name.parse().map_err(|_| StoreError::Corrupt(format!("unknown resource type {name:?}")))
 }
 
 fn instant(column: &str, text: &str) -> Result<Timestamp, StoreError> {
-    text.parse()
-        .map_err(|e| StoreError::Corrupt(format!("bad {column} {text:?}: {e}")))
+    text.parse().map_err(|e| StoreError::Corrupt(format!("bad {column} {text:?}: {e}")))
 }
 
 pub(crate) fn unsigned(column: &str, value: i64) -> Result<u64, StoreError> {

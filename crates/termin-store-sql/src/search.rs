@@ -23,9 +23,7 @@ async fn versions<D: Dialect>(
     sort: &[SortKey],
 ) -> StoreResult<Vec<(ResourceVersion, Vec<SortValue>)>> {
     let rows = D::fetch_all(conn, query).await.map_err(D::store_error)?;
-    rows.iter()
-        .map(|row| Ok((decode_version::<D>(row)?, sort_values::<D>(row, sort)?)))
-        .collect()
+    rows.iter().map(|row| Ok((decode_version::<D>(row)?, sort_values::<D>(row, sort)?))).collect()
 }
 
 fn sort_values<D: Dialect>(row: &D::Row, sort: &[SortKey]) -> SqlResult<Vec<SortValue>, D> {
@@ -67,10 +65,7 @@ fn sort_columns(sort: &[SortKey]) -> impl Iterator<Item = (String, SortColumn)> 
     sort.iter().enumerate().map(|(i, key)| {
         let column = match &key.param {
             SortParam::Indexed { kind: IndexKind::Date, .. } => SortColumn::Integer,
-            SortParam::Indexed {
-                kind: IndexKind::Number | IndexKind::Quantity | IndexKind::Position,
-                ..
-            }
+            SortParam::Indexed { kind: IndexKind::Number | IndexKind::Quantity | IndexKind::Position, .. }
             | SortParam::Distance { .. } => SortColumn::Real,
             _ => SortColumn::Text,
         };
@@ -80,24 +75,14 @@ fn sort_columns(sort: &[SortKey]) -> impl Iterator<Item = (String, SortColumn)> 
 
 /// Runs a search on `conn`, whose transaction gives all its statements one snapshot.
 pub async fn run<D: Dialect>(conn: &mut D::Connection, request: &SearchRequest) -> StoreResult<SearchPage> {
-    let mut page = SearchPage {
-        matches: Vec::new(),
-        included: Vec::new(),
-        total: None,
-        next: None,
-        previous: None,
-    };
+    let mut page = SearchPage { matches: Vec::new(), included: Vec::new(), total: None, next: None, previous: None };
     // The number of all matches, when the first page holds them all.
     let mut everything_on_page = None;
     if request.count > 0 {
         let backwards = request.page.as_ref().is_some_and(|p| p.backwards);
         let query = SearchSql::<D>::new(&request.filter).build(
             request.resource_type,
-            &Select::Page {
-                sort: &request.sort,
-                after: request.page.as_ref(),
-                limit: request.count + 1,
-            },
+            &Select::Page { sort: &request.sort, after: request.page.as_ref(), limit: request.count + 1 },
         );
         let mut rows = versions(conn, query, &request.sort).await?;
         let more = rows.len() > request.count;
@@ -129,7 +114,8 @@ pub async fn run<D: Dialect>(conn: &mut D::Connection, request: &SearchRequest) 
     if let Some(total) = everything_on_page {
         page.total = Some(total as u64);
     } else if request.total {
-        let total = count(conn, SearchSql::<D>::new(&request.filter).build(request.resource_type, &Select::Count)).await?;
+        let total =
+            count(conn, SearchSql::<D>::new(&request.filter).build(request.resource_type, &Select::Count)).await?;
         page.total = Some(u64::try_from(total).unwrap_or(0));
     }
     if !request.includes.is_empty() || !request.revincludes.is_empty() {
@@ -178,9 +164,7 @@ async fn includes<D: Dialect>(
 
 /// Keys of served types (references to other types are not followed).
 fn parse_keys(rows: Vec<(String, String)>) -> Vec<Key> {
-    rows.into_iter()
-        .filter_map(|(resource_type, id)| Some((resource_type.parse().ok()?, id)))
-        .collect()
+    rows.into_iter().filter_map(|(resource_type, id)| Some((resource_type.parse().ok()?, id))).collect()
 }
 
 fn ids_of(keys: &[Key], resource_type: ResourceType) -> Vec<String> {
@@ -226,7 +210,8 @@ fn referencing<D: Dialect>(spec: &Include, to: &[Key], server_base: Option<&str>
             if ids.is_empty() {
                 return None;
             }
-            let mut q = D::builder("SELECT DISTINCT x.res_type, x.res_id FROM search_reference x WHERE x.target_type = ");
+            let mut q =
+                D::builder("SELECT DISTINCT x.res_type, x.res_id FROM search_reference x WHERE x.target_type = ");
             q.push_value(target_type.as_str());
             q.push(" AND x.target_id IN (");
             push_list(&mut q, ids);

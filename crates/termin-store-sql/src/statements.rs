@@ -1,8 +1,8 @@
 //! The statements both backends run on the shared tables, each executed on the connection (or
 //! transaction) the backend hands in. A backend adds only its locking around them.
 
-use crate::rows::{decode_event, decode_hold, decode_version, unsigned};
 use crate::query::{SearchSql, Select, push_list};
+use crate::rows::{decode_event, decode_hold, decode_version, unsigned};
 use crate::{Dialect, PushValue, SqlResult, change_name, parse_change, parse_instant_column};
 use jiff::Timestamp;
 use termin_fhir::ResourceType;
@@ -61,9 +61,8 @@ pub async fn current_after<D: Dialect>(
     limit: usize,
 ) -> SqlResult<Vec<ResourceVersion>, D> {
     let (after_type, after_id) = after.map_or(("", ""), |(t, id)| (t.as_str(), id.as_str()));
-    let mut q = D::builder(format!(
-        "SELECT {VERSION_COLUMNS} FROM resource WHERE body IS NOT NULL AND (res_type, res_id) > ("
-    ));
+    let mut q =
+        D::builder(format!("SELECT {VERSION_COLUMNS} FROM resource WHERE body IS NOT NULL AND (res_type, res_id) > ("));
     q.push_value(after_type)
         .push(", ")
         .push_value(after_id)
@@ -109,8 +108,8 @@ async fn first_texts<D: Dialect>(conn: &mut D::Connection, q: sqlx::QueryBuilder
 pub async fn write_version<D: Dialect>(conn: &mut D::Connection, new: &NewVersion) -> SqlResult<(), D> {
     let v = &new.version;
     let res_type = v.resource_type.as_str();
-    let version = i64::try_from(v.version)
-        .map_err(|_| StoreError::Database(format!("version {} out of range", v.version)))?;
+    let version =
+        i64::try_from(v.version).map_err(|_| StoreError::Database(format!("version {} out of range", v.version)))?;
     let last_updated = format_instant(v.last_updated);
     let mut current = D::builder("INSERT INTO resource (res_type, res_id, version, last_updated, body) VALUES (");
     current
@@ -170,9 +169,7 @@ pub async fn history<D: Dialect>(conn: &mut D::Connection, request: &HistoryRequ
     if let Some(before) = request.before {
         page_query.push(" AND seq < ").push_value(integer(before));
     }
-    page_query
-        .push(" ORDER BY seq DESC LIMIT ")
-        .push_value(integer(request.count + 1));
+    page_query.push(" ORDER BY seq DESC LIMIT ").push_value(integer(request.count + 1));
     let rows = D::fetch_all(conn, page_query).await?;
     let mut entries = Vec::with_capacity(rows.len());
     let mut positions = Vec::with_capacity(rows.len());
@@ -193,11 +190,7 @@ pub async fn history<D: Dialect>(conn: &mut D::Connection, request: &HistoryRequ
         Some(row) => D::integer(&row, 0.into())?,
         None => 0,
     };
-    Ok(HistoryPage {
-        entries,
-        total: u64::try_from(total).unwrap_or(0),
-        next_before,
-    })
+    Ok(HistoryPage { entries, total: u64::try_from(total).unwrap_or(0), next_before })
 }
 
 /// The holds of the given slots (those that have one).
@@ -218,9 +211,7 @@ pub async fn expired_holds<D: Dialect>(
     limit: usize,
 ) -> SqlResult<Vec<SlotHold>, D> {
     let mut q = D::builder(format!("SELECT {HOLD_COLUMNS} FROM slot_hold WHERE held_until <= "));
-    q.push_value(format_instant(now))
-        .push(" ORDER BY held_until LIMIT ")
-        .push_value(integer(limit));
+    q.push_value(format_instant(now)).push(" ORDER BY held_until LIMIT ").push_value(integer(limit));
     decode_holds(conn, q).await
 }
 
@@ -231,10 +222,7 @@ pub async fn live_holds_of<D: Dialect>(
     now: Timestamp,
 ) -> SqlResult<Vec<SlotHold>, D> {
     let mut q = D::builder(format!("SELECT {HOLD_COLUMNS} FROM slot_hold WHERE holder = "));
-    q.push_value(holder)
-        .push(" AND held_until > ")
-        .push_value(format_instant(now))
-        .push(" ORDER BY held_until");
+    q.push_value(holder).push(" AND held_until > ").push_value(format_instant(now)).push(" ORDER BY held_until");
     decode_holds(conn, q).await
 }
 
@@ -296,7 +284,9 @@ pub async fn put_slot_booking<D: Dialect>(
         .push_value(cancel_deadline.map(format_instant))
         .push(")");
     match D::execute(conn, q).await {
-        Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("Slot/{slot_id} is already booked")).into()),
+        Err(e) if is_unique_violation(&e) => {
+            Err(StoreError::Conflict(format!("Slot/{slot_id} is already booked")).into())
+        }
         other => Ok(other?),
     }
 }
@@ -357,9 +347,7 @@ pub async fn events<D: Dialect>(
     limit: usize,
 ) -> SqlResult<Vec<(u64, DomainEvent)>, D> {
     let mut q = D::builder("SELECT seq, kind, res_type, res_id, version, occurred_at, detail FROM outbox WHERE seq > ");
-    q.push_value(integer(after))
-        .push(" ORDER BY seq LIMIT ")
-        .push_value(integer(limit));
+    q.push_value(integer(after)).push(" ORDER BY seq LIMIT ").push_value(integer(limit));
     let rows = D::fetch_all(conn, q).await?;
     rows.iter().map(decode_event::<D>).collect()
 }

@@ -73,15 +73,16 @@ fn failures_become_the_store_errors_of_their_backend() {
 fn steps() -> Vec<Migration> {
     vec![
         Migration { version: 1, sql: "CREATE TABLE first (a TEXT);", shared: vec![] },
-        Migration { version: 2, sql: "CREATE TABLE second (b TEXT);", shared: vec!["INSERT INTO second VALUES ('x');"] },
+        Migration {
+            version: 2,
+            sql: "CREATE TABLE second (b TEXT);",
+            shared: vec!["INSERT INTO second VALUES ('x');"],
+        },
     ]
 }
 
 async fn applied(conn: &mut SqliteConnection) -> Vec<i64> {
-    sqlx::query_scalar("SELECT version FROM termin_schema_version ORDER BY version")
-        .fetch_all(conn)
-        .await
-        .unwrap()
+    sqlx::query_scalar("SELECT version FROM termin_schema_version ORDER BY version").fetch_all(conn).await.unwrap()
 }
 
 #[tokio::test]

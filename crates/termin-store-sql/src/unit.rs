@@ -85,7 +85,6 @@ pub enum Seen {
     Instant(Option<Timestamp>),
 }
 
-
 impl Step {
     /// The slot whose hold or booking the step reads or writes.
     pub fn slot(&self) -> Option<&str> {
@@ -133,7 +132,9 @@ pub async fn execute<D: Dialect>(conn: &mut D::Connection, step: &Step) -> SqlRe
         Step::Overlapping { resource_type, param, period, exclude_id, limit } => {
             Seen::Ids(crate::overlapping::<D>(conn, *resource_type, param, *period, exclude_id, *limit).await?)
         }
-        Step::CurrentAfter { after, limit } => Seen::Versions(crate::current_after::<D>(conn, after.as_ref(), *limit).await?),
+        Step::CurrentAfter { after, limit } => {
+            Seen::Versions(crate::current_after::<D>(conn, after.as_ref(), *limit).await?)
+        }
         Step::ReplaceIndex { resource_type, id, index } => {
             crate::replace_index::<D>(conn, resource_type.as_str(), id, index).await?;
             Seen::Done
@@ -158,10 +159,13 @@ pub async fn execute<D: Dialect>(conn: &mut D::Connection, step: &Step) -> SqlRe
         }
         Step::SlotBooking(slot_id) => Seen::Booking(crate::slot_booking::<D>(conn, slot_id).await?),
         Step::PutSlotBooking { slot_id, appointment_id, cancel_deadline } => {
-            crate::put_slot_booking::<D>(conn, SlotId(slot_id), AppointmentId(appointment_id), *cancel_deadline).await?;
+            crate::put_slot_booking::<D>(conn, SlotId(slot_id), AppointmentId(appointment_id), *cancel_deadline)
+                .await?;
             Seen::Done
         }
-        Step::BookingCancelDeadline(slot_id) => Seen::Instant(crate::booking_cancel_deadline::<D>(conn, slot_id).await?),
+        Step::BookingCancelDeadline(slot_id) => {
+            Seen::Instant(crate::booking_cancel_deadline::<D>(conn, slot_id).await?)
+        }
         Step::DeleteSlotBooking(slot_id) => {
             crate::delete_slot_booking::<D>(conn, slot_id).await?;
             Seen::Done
@@ -192,11 +196,7 @@ async fn set_fingerprint<D: Dialect>(conn: &mut D::Connection, fingerprint: &str
 #[async_trait]
 impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
     async fn read_current(&mut self, resource_type: ResourceType, id: &str) -> StoreResult<Option<ResourceVersion>> {
-        let step = Step::ReadCurrent {
-            resource_type,
-            id: id.to_owned(),
-            lock: RowLock::Update,
-        };
+        let step = Step::ReadCurrent { resource_type, id: id.to_owned(), lock: RowLock::Update };
         match self.0.perform(step).await? {
             Seen::Version(version) => Ok(version),
             other => unreachable!("a read returned {other:?}"),
@@ -208,11 +208,7 @@ impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
         resource_type: ResourceType,
         id: &str,
     ) -> StoreResult<Option<ResourceVersion>> {
-        let step = Step::ReadCurrent {
-            resource_type,
-            id: id.to_owned(),
-            lock: RowLock::Share,
-        };
+        let step = Step::ReadCurrent { resource_type, id: id.to_owned(), lock: RowLock::Share };
         match self.0.perform(step).await? {
             Seen::Version(version) => Ok(version),
             other => unreachable!("a read returned {other:?}"),
@@ -225,11 +221,7 @@ impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
         filter: &Filter,
         limit: usize,
     ) -> StoreResult<Vec<String>> {
-        let step = Step::FindMatchingIds {
-            resource_type,
-            filter: filter.clone(),
-            limit,
-        };
+        let step = Step::FindMatchingIds { resource_type, filter: filter.clone(), limit };
         match self.0.perform(step).await? {
             Seen::Ids(ids) => Ok(ids),
             other => unreachable!("a search returned {other:?}"),
@@ -269,11 +261,7 @@ impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
     }
 
     async fn replace_index(&mut self, resource_type: ResourceType, id: &str, index: &IndexEntries) -> StoreResult<()> {
-        let step = Step::ReplaceIndex {
-            resource_type,
-            id: id.to_owned(),
-            index: index.clone(),
-        };
+        let step = Step::ReplaceIndex { resource_type, id: id.to_owned(), index: index.clone() };
         self.0.perform(step).await.map(drop)
     }
 
@@ -343,7 +331,12 @@ impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
         self.0.append_event(event).await
     }
 
-    async fn purge_older_than(&mut self, resource_type: ResourceType, before: Timestamp, limit: usize) -> StoreResult<Vec<String>> {
+    async fn purge_older_than(
+        &mut self,
+        resource_type: ResourceType,
+        before: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
         match self.0.perform(Step::PurgeOlderThan { resource_type, before, limit }).await? {
             Seen::Ids(ids) => Ok(ids),
             other => unreachable!("a purge returned {other:?}"),

@@ -14,9 +14,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 use termin_fhir::ResourceType;
 use termin_search::{SearchOptions, SearchParameters};
-use termin_store::{
-    ChangeKind, NewVersion, RequestContext, ResourceStore, ResourceVersion, SearchRequest,
-};
+use termin_store::{ChangeKind, NewVersion, RequestContext, ResourceStore, ResourceVersion, SearchRequest};
 use termin_store_sqlite::SqliteStore;
 
 const SLOTS_PER_SCHEDULE: usize = 1000;
@@ -46,12 +44,18 @@ async fn main() {
         assert_eq!(existing, 0, "{} holds another dataset; delete it first", path.display());
         build(&store, registry, schedules, slots).await;
     }
-    println!("dataset: {slots} slots on {schedules} schedules, {PATIENTS} patients, {} appointments\n", PATIENTS * APPOINTMENTS_PER_PATIENT);
+    println!(
+        "dataset: {slots} slots on {schedules} schedules, {PATIENTS} patients, {} appointments\n",
+        PATIENTS * APPOINTMENTS_PER_PATIENT
+    );
     let searches: Vec<(&str, QueryFor)> = vec![
         (
             "slots of a schedule by status and date window",
             Box::new(move |k| {
-                format!("Slot?schedule=Schedule/sch{}&status=free&start=ge2026-04-07&start=le2026-04-14&_count=50", k % schedules)
+                format!(
+                    "Slot?schedule=Schedule/sch{}&status=free&start=ge2026-04-07&start=le2026-04-14&_count=50",
+                    k % schedules
+                )
             }),
         ),
         (
@@ -75,7 +79,10 @@ async fn main() {
         (
             "schedules by actor and date",
             Box::new(move |k| {
-                format!("Schedule?actor=PractitionerRole/role{}&date=ge2026-04-07&date=le2026-04-14&_count=50", k % schedules)
+                format!(
+                    "Schedule?actor=PractitionerRole/role{}&date=ge2026-04-07&date=le2026-04-14&_count=50",
+                    k % schedules
+                )
             }),
         ),
     ];
@@ -140,7 +147,9 @@ async fn build(store: &SqliteStore, registry: &SearchParameters, schedules: usiz
     for i in 0..slots {
         // 20 slots of 30 minutes per working day, one schedule after the other.
         let index = i % SLOTS_PER_SCHEDULE;
-        let start = day_start + SignedDuration::from_hours(24 * (index / 20) as i64) + SignedDuration::from_mins(30 * (index % 20) as i64);
+        let start = day_start
+            + SignedDuration::from_hours(24 * (index / 20) as i64)
+            + SignedDuration::from_mins(30 * (index % 20) as i64);
         let end = start + SignedDuration::from_mins(30);
         batch.push(json!({"resourceType": "Slot", "id": format!("slot{i}"),
                           "schedule": {"reference": format!("Schedule/sch{}", i / SLOTS_PER_SCHEDULE)},

@@ -16,14 +16,15 @@ mod notify;
 pub mod temporary;
 
 use async_trait::async_trait;
+use limit::{Limit, TimedRead};
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use limit::{Limit, TimedRead};
 use sqlx::{Connection, Row, Sqlite, SqlitePool, Transaction};
 use std::path::Path;
 use std::time::Duration;
 use termin_store::{
-    DomainEvent, HistoryPage, HistoryRequest, RequestContext, SearchPage, SearchRequest, StoreError, StoreResult, WriteTx,
+    DomainEvent, HistoryPage, HistoryRequest, RequestContext, SearchPage, SearchRequest, StoreError, StoreResult,
+    WriteTx,
 };
 use termin_store_sql::{self as sql, Dialect, Seen, Step, UnitOfWork};
 
@@ -69,20 +70,13 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
-        Ok(SqliteStore {
-            readers,
-            writer,
-            query_timeout: None,
-        })
+        Ok(SqliteStore { readers, writer, query_timeout: None })
     }
 
     /// Stops the statements of a search (with its count and includes), of a history page and
     /// of the criteria of a conditional write once they have run for `timeout`.
     pub fn with_query_timeout(self, timeout: Duration) -> Self {
-        SqliteStore {
-            query_timeout: Some(timeout),
-            ..self
-        }
+        SqliteStore { query_timeout: Some(timeout), ..self }
     }
 }
 
@@ -92,15 +86,12 @@ impl SqliteStore {
     pub async fn explain_search(&self, request: &SearchRequest) -> StoreResult<Vec<String>> {
         let mut q = sql::SearchSql::<Sqlite>::new(&request.filter).build(
             request.resource_type,
-            &sql::Select::Page {
-                sort: &request.sort,
-                after: request.page.as_ref(),
-                limit: request.count + 1,
-            },
+            &sql::Select::Page { sort: &request.sort, after: request.page.as_ref(), limit: request.count + 1 },
         );
         let sql = format!("EXPLAIN QUERY PLAN {}", q.sql().as_str());
         let mut page_query = q.build();
-        let arguments = sqlx::Execute::take_arguments(&mut page_query).map_err(|e| StoreError::Database(e.to_string()))?;
+        let arguments =
+            sqlx::Execute::take_arguments(&mut page_query).map_err(|e| StoreError::Database(e.to_string()))?;
         let rows = sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments.unwrap_or_default())
             .fetch_all(&self.readers)
             .await
@@ -155,19 +146,11 @@ sql::resource_store!(SqliteStore, Sqlite, {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
         // A handler of this unit's own: an earlier unit's may still say stop.
         let limit = Limit::install(&mut tx).await?;
-        Ok(Box::new(sql::Steps(SqliteWriteTx {
-            tx,
-            limit,
-            query_timeout: self.query_timeout,
-        })))
+        Ok(Box::new(sql::Steps(SqliteWriteTx { tx, limit, query_timeout: self.query_timeout })))
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.readers)
-            .await
-            .map(|_| ())
-            .map_err(db_error)
+        sqlx::query("SELECT 1").execute(&self.readers).await.map(|_| ()).map_err(db_error)
     }
 });
 

@@ -35,16 +35,13 @@ impl Limit {
     pub async fn install(conn: &mut SqliteConnection) -> StoreResult<Limit> {
         let limit = Limit(Arc::new(Mutex::new(Rule::Unlimited)));
         let rule = limit.0.clone();
-        conn.lock_handle()
-            .await
-            .map_err(db_error)?
-            .set_progress_handler(PROGRESS_STEPS, move || {
-                match *rule.lock().unwrap_or_else(PoisonError::into_inner) {
-                    Rule::Unlimited => true,
-                    Rule::Until(deadline) => Instant::now() < deadline,
-                    Rule::Stop => false,
-                }
-            });
+        conn.lock_handle().await.map_err(db_error)?.set_progress_handler(PROGRESS_STEPS, move || {
+            match *rule.lock().unwrap_or_else(PoisonError::into_inner) {
+                Rule::Unlimited => true,
+                Rule::Until(deadline) => Instant::now() < deadline,
+                Rule::Stop => false,
+            }
+        });
         Ok(limit)
     }
 
@@ -112,11 +109,7 @@ impl TimedRead {
         let mut conn = pool.acquire().await.map_err(db_error)?;
         let limit = Limit::install(&mut conn).await?;
         limit.start(timeout);
-        Ok(TimedRead {
-            conn,
-            limit,
-            finished: false,
-        })
+        Ok(TimedRead { conn, limit, finished: false })
     }
 
     /// The reads are done: the connection goes back to the pool, without a limit.
@@ -175,7 +168,8 @@ mod tests {
         let timed = limit.timed(Some(Duration::from_millis(20)));
         assert!(matches!(run(&mut conn, ENDLESS).await, Err(StoreError::Timeout(_))));
         timed.done();
-        let counted = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) SELECT count(*) FROM c";
+        let counted =
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) SELECT count(*) FROM c";
         assert_eq!(run(&mut conn, counted).await.unwrap(), 100_000, "a lifted limit stops nothing");
 
         // Dropping the time limit unfinished (its request was abandoned) stops the statement

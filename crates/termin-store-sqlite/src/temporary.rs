@@ -15,12 +15,10 @@ pub struct TemporaryStore {
 impl TemporaryStore {
     /// An empty store with two read connections.
     pub async fn open() -> StoreResult<TemporaryStore> {
-        let directory = tempfile::tempdir().map_err(|e| StoreError::Unavailable(format!("temporary directory: {e}")))?;
+        let directory =
+            tempfile::tempdir().map_err(|e| StoreError::Unavailable(format!("temporary directory: {e}")))?;
         let store = SqliteStore::open(&directory.path().join("termin.db"), 2).await?;
-        Ok(TemporaryStore {
-            store: Arc::new(store),
-            directory,
-        })
+        Ok(TemporaryStore { store: Arc::new(store), directory })
     }
 
     /// The database file, to open it again (e.g. after dropping [`TemporaryStore::store`]).

@@ -54,11 +54,7 @@ async fn concurrent_units_of_work_are_serialized() {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             let mut tx = store.begin_write(&ctx()).await.unwrap();
-            let next = tx
-                .read_current(ResourceType::Patient, "counter")
-                .await
-                .unwrap()
-                .map_or(1, |c| c.version + 1);
+            let next = tx.read_current(ResourceType::Patient, "counter").await.unwrap().map_or(1, |c| c.version + 1);
             tx.write(patient("counter", next, None)).await.unwrap();
             tx.commit().await.unwrap();
         }));

@@ -91,18 +91,11 @@ pub struct RequestContext {
 
 impl RequestContext {
     pub fn anonymous(request_id: impl Into<String>) -> Self {
-        RequestContext {
-            request_id: request_id.into(),
-            principal: Principal::Anonymous,
-            scopes: Vec::new(),
-        }
+        RequestContext { request_id: request_id.into(), principal: Principal::Anonymous, scopes: Vec::new() }
     }
 
     pub fn system(job: impl Into<String>) -> Self {
-        RequestContext {
-            principal: Principal::System,
-            ..Self::anonymous(job)
-        }
+        RequestContext { principal: Principal::System, ..Self::anonymous(job) }
     }
 
     /// A request carrying a valid token with its scopes.
@@ -124,10 +117,8 @@ impl RequestContext {
         let Principal::Token(principal) = &self.principal else {
             return PatientReach::All;
         };
-        let beyond_patients = self
-            .scopes
-            .iter()
-            .any(|s| s.level != ScopeLevel::Patient && s.grants(resource, permission));
+        let beyond_patients =
+            self.scopes.iter().any(|s| s.level != ScopeLevel::Patient && s.grants(resource, permission));
         if !COMPARTMENT_TYPES.contains(&resource) || beyond_patients {
             return PatientReach::All;
         }
@@ -144,7 +135,8 @@ impl RequestContext {
         let Principal::Token(principal) = &self.principal else {
             return OrganisationReach::All;
         };
-        let granted_by = |level: ScopeLevel| self.scopes.iter().any(|s| s.level == level && s.grants(resource, permission));
+        let granted_by =
+            |level: ScopeLevel| self.scopes.iter().any(|s| s.level == level && s.grants(resource, permission));
         if !ORGANISATION_TYPES.contains(&resource) || granted_by(ScopeLevel::System) || !granted_by(ScopeLevel::User) {
             return OrganisationReach::All;
         }
@@ -199,23 +191,50 @@ mod tests {
         assert_eq!(patient.patient_reach(ResourceType::Slot, Permission::Read), PatientReach::All);
         let no_context = with_patient("patient/*.cruds", None);
         assert_eq!(no_context.patient_reach(ResourceType::RelatedPerson, Permission::Read), PatientReach::None);
-        assert_eq!(with_patient("system/*.cruds", Some("p1")).patient_reach(ResourceType::Patient, Permission::Update), PatientReach::All);
-        assert_eq!(RequestContext::anonymous("r").patient_reach(ResourceType::Patient, Permission::Read), PatientReach::All);
+        assert_eq!(
+            with_patient("system/*.cruds", Some("p1")).patient_reach(ResourceType::Patient, Permission::Update),
+            PatientReach::All
+        );
+        assert_eq!(
+            RequestContext::anonymous("r").patient_reach(ResourceType::Patient, Permission::Read),
+            PatientReach::All
+        );
     }
 
     #[test]
     fn user_scopes_reach_only_the_organisations_of_the_staff_member() {
         let with = |scopes: &str, fhir_user: Option<&str>| token_for(scopes, None, fhir_user);
         let role = with("user/*.cruds", Some("https://x.test/fhir/PractitionerRole/r1"));
-        assert_eq!(role.organisation_reach(ResourceType::Slot, Permission::Update), OrganisationReach::StaffOf(StaffMember::PractitionerRole("r1")));
+        assert_eq!(
+            role.organisation_reach(ResourceType::Slot, Permission::Update),
+            OrganisationReach::StaffOf(StaffMember::PractitionerRole("r1"))
+        );
         assert_eq!(role.organisation_reach(ResourceType::Patient, Permission::Read), OrganisationReach::All);
         let doctor = with("user/Appointment.rs", Some("Practitioner/d1"));
-        assert_eq!(doctor.organisation_reach(ResourceType::Appointment, Permission::Search), OrganisationReach::StaffOf(StaffMember::Practitioner("d1")));
-        assert_eq!(with("user/*.cruds", Some("Patient/p1")).organisation_reach(ResourceType::Schedule, Permission::Create), OrganisationReach::None);
-        assert_eq!(with("user/*.cruds", None).organisation_reach(ResourceType::Appointment, Permission::Read), OrganisationReach::None);
-        assert_eq!(with("user/*.cruds system/Slot.u", None).organisation_reach(ResourceType::Slot, Permission::Update), OrganisationReach::All);
-        assert_eq!(with("patient/*.cruds", None).organisation_reach(ResourceType::Appointment, Permission::Read), OrganisationReach::All);
-        assert_eq!(RequestContext::anonymous("r").organisation_reach(ResourceType::Slot, Permission::Update), OrganisationReach::All);
+        assert_eq!(
+            doctor.organisation_reach(ResourceType::Appointment, Permission::Search),
+            OrganisationReach::StaffOf(StaffMember::Practitioner("d1"))
+        );
+        assert_eq!(
+            with("user/*.cruds", Some("Patient/p1")).organisation_reach(ResourceType::Schedule, Permission::Create),
+            OrganisationReach::None
+        );
+        assert_eq!(
+            with("user/*.cruds", None).organisation_reach(ResourceType::Appointment, Permission::Read),
+            OrganisationReach::None
+        );
+        assert_eq!(
+            with("user/*.cruds system/Slot.u", None).organisation_reach(ResourceType::Slot, Permission::Update),
+            OrganisationReach::All
+        );
+        assert_eq!(
+            with("patient/*.cruds", None).organisation_reach(ResourceType::Appointment, Permission::Read),
+            OrganisationReach::All
+        );
+        assert_eq!(
+            RequestContext::anonymous("r").organisation_reach(ResourceType::Slot, Permission::Update),
+            OrganisationReach::All
+        );
     }
 
     #[test]

@@ -12,12 +12,13 @@ mod notify;
 mod scope;
 mod search;
 
+pub use context::{
+    COMPARTMENT_TYPES, ORGANISATION_TYPES, OrganisationReach, PatientReach, Principal, RequestContext, StaffMember,
+    TokenPrincipal,
+};
 pub use lease::LeaseStore;
 pub use mail::{ClaimedMail, MailOutcome, MailStore, OutgoingMail};
 pub use notify::{AttemptRecord, DeliveryState, NewNotification, Notification, NotificationStore};
-pub use context::{
-    COMPARTMENT_TYPES, ORGANISATION_TYPES, OrganisationReach, PatientReach, Principal, RequestContext, StaffMember, TokenPrincipal,
-};
 pub use scope::{Permission, Scope, ScopeLevel};
 pub use search::*;
 
@@ -191,11 +192,7 @@ pub trait ResourceStore: Send + Sync {
 /// A unit of work. Dropping it without [`WriteTx::commit`] discards every write.
 #[async_trait]
 pub trait WriteTx: Send {
-    async fn read_current(
-        &mut self,
-        resource_type: ResourceType,
-        id: &str,
-    ) -> StoreResult<Option<ResourceVersion>>;
+    async fn read_current(&mut self, resource_type: ResourceType, id: &str) -> StoreResult<Option<ResourceVersion>>;
 
     /// Like [`WriteTx::read_current`], for a resource the unit of work only checks and does not
     /// write (the Schedule or HealthcareService of a booking): it cannot change before commit,
@@ -227,11 +224,7 @@ pub trait WriteTx: Send {
         conditions: &[Condition],
         limit: usize,
     ) -> StoreResult<Vec<String>> {
-        let filter = Filter {
-            conditions: conditions.to_vec(),
-            now: Timestamp::now(),
-            server_base: None,
-        };
+        let filter = Filter { conditions: conditions.to_vec(), now: Timestamp::now(), server_base: None };
         self.find_matching_ids(resource_type, &filter, limit).await
     }
 
@@ -300,7 +293,12 @@ pub trait WriteTx: Send {
     /// Removes for good, with their history and index rows, at most `limit` resources of
     /// `resource_type` last changed before `before` (the audit trail's retention); answers
     /// their ids.
-    async fn purge_older_than(&mut self, resource_type: ResourceType, before: Timestamp, limit: usize) -> StoreResult<Vec<String>>;
+    async fn purge_older_than(
+        &mut self,
+        resource_type: ResourceType,
+        before: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<String>>;
 
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }

@@ -30,9 +30,14 @@ pub struct ClaimedMail {
 pub enum MailOutcome {
     Sent,
     /// A temporary failure: try again at `at`.
-    Retry { at: Timestamp, error: String },
+    Retry {
+        at: Timestamp,
+        error: String,
+    },
     /// A permanent failure: the message is not sent.
-    GaveUp { error: String },
+    GaveUp {
+        error: String,
+    },
 }
 
 #[async_trait]
@@ -45,7 +50,13 @@ pub trait MailStore: Send + Sync {
     /// Queues `mails` (those already queued stay as they are) and, with `through`, records
     /// that the outbox has been made into messages up to there, in one transaction and only
     /// while `owner` holds the cursor's lease; false when it was lost.
-    async fn queue_mail(&self, owner: &str, through: Option<u64>, mails: &[OutgoingMail], now: Timestamp) -> StoreResult<bool>;
+    async fn queue_mail(
+        &self,
+        owner: &str,
+        through: Option<u64>,
+        mails: &[OutgoingMail],
+        now: Timestamp,
+    ) -> StoreResult<bool>;
 
     /// Which of these event keys have messages queued (in any state).
     async fn known_mail_events(&self, event_keys: &[String]) -> StoreResult<Vec<String>>;

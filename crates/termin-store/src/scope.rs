@@ -160,6 +160,9 @@ mod tests {
             assert_eq!(Scope::parse(text), None, "{text}");
         }
         let scopes = Scope::parse_all("openid fhirUser  patient/Appointment.rs launch/patient user/Slot.write");
-        assert_eq!(scopes.iter().map(Scope::to_string).collect::<Vec<_>>(), ["patient/Appointment.rs", "user/Slot.cud"]);
+        assert_eq!(
+            scopes.iter().map(Scope::to_string).collect::<Vec<_>>(),
+            ["patient/Appointment.rs", "user/Slot.cud"]
+        );
     }
 }

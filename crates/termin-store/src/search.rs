@@ -148,7 +148,10 @@ pub enum Condition {
         alternatives: Vec<TokenMatch>,
     },
     /// A token row whose normalized text starts with one of the (normalized) alternatives.
-    TokenText { param: String, alternatives: Vec<String> },
+    TokenText {
+        param: String,
+        alternatives: Vec<String>,
+    },
     /// An identifier row of the given type (`:of-type`).
     TokenOfType {
         param: String,
@@ -178,7 +181,10 @@ pub enum Condition {
         alternatives: Vec<UriMatch>,
     },
     /// A position row within the great-circle distance of the area's centre (`near`).
-    Near { param: String, area: Near },
+    Near {
+        param: String,
+        area: Near,
+    },
     /// `:missing`: whether `param` has no index row at all.
     Missing {
         param: String,
@@ -328,10 +334,16 @@ pub struct SortKey {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SortParam {
     Id,
-    Indexed { param: String, kind: IndexKind },
+    Indexed {
+        param: String,
+        kind: IndexKind,
+    },
     /// The great-circle distance of the parameter's nearest position row from `from`
     /// (ascending: nearest first).
-    Distance { param: String, from: Point },
+    Distance {
+        param: String,
+        from: Point,
+    },
 }
 
 /// One value of a sort key as the backend orders it. Missing values are represented by the

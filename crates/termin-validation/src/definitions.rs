@@ -124,7 +124,9 @@ impl TypeModel for Definitions {
         match found.types.first() {
             Some(t) if t.code == "BackboneElement" || t.code == "Element" => Some(found.path.as_str()),
             Some(t) => Some(t.fhirpath_code.as_str()),
-            None if structure.kind == Kind::Resource || structure.kind == Kind::ComplexType => Some(found.path.as_str()),
+            None if structure.kind == Kind::Resource || structure.kind == Kind::ComplexType => {
+                Some(found.path.as_str())
+            }
             None => None,
         }
     }

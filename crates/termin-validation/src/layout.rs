@@ -40,10 +40,7 @@ impl Definitions {
     /// The layout of a base type (`Patient`, `HumanName`, `string`, `Resource`).
     pub fn layout(&self, type_name: &str) -> Option<TypeLayout<'_>> {
         let structure = self.base(type_name)?;
-        Some(TypeLayout {
-            structure,
-            element: structure.root(),
-        })
+        Some(TypeLayout { structure, element: structure.root() })
     }
 }
 
@@ -66,20 +63,14 @@ impl<'a> TypeLayout<'a> {
     /// The elements in definition order (which is the order of XML).
     pub fn elements(&self) -> impl Iterator<Item = ElementLayout<'a>> + 'a {
         let structure = self.structure;
-        structure
-            .children(self.element)
-            .iter()
-            .map(move |&index| ElementLayout { structure, index })
+        structure.children(self.element).iter().map(move |&index| ElementLayout { structure, index })
     }
 
     /// The element a JSON property or XML element name names (`deceasedBoolean` →
     /// `deceased[x]`), with the type a choice name's suffix selects.
     pub fn element(&self, name: &str) -> Option<(ElementLayout<'a>, Option<&'a str>)> {
         let (index, choice) = self.structure.child_named(self.element, name)?;
-        let element = ElementLayout {
-            structure: self.structure,
-            index,
-        };
+        let element = ElementLayout { structure: self.structure, index };
         match (element.is_choice(), choice) {
             (true, None) => None,
             (_, choice) => Some((element, choice.map(|t| t.code.as_str()))),
@@ -133,16 +124,10 @@ impl<'a> ElementLayout<'a> {
     pub fn content(&self, definitions: &'a Definitions, type_code: &str) -> Option<TypeLayout<'a>> {
         let definition = self.definition();
         if let Some(target) = definition.content_reference {
-            return Some(TypeLayout {
-                structure: self.structure,
-                element: target,
-            });
+            return Some(TypeLayout { structure: self.structure, element: target });
         }
         if !definition.children.is_empty() {
-            return Some(TypeLayout {
-                structure: self.structure,
-                element: self.index,
-            });
+            return Some(TypeLayout { structure: self.structure, element: self.index });
         }
         definitions.layout(type_code)
     }

@@ -19,21 +19,14 @@ pub enum LoadError {
         "the FHIR package {package} (needed by {needed_by}) is in none of {searched:?}; \
          install it with scripts/fhir-packages"
     )]
-    Missing {
-        package: String,
-        needed_by: String,
-        searched: Vec<PathBuf>,
-    },
+    Missing { package: String, needed_by: String, searched: Vec<PathBuf> },
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
 }
 
 impl LoadError {
     fn file(path: &Path, message: impl ToString) -> Self {
-        LoadError::File {
-            path: path.to_owned(),
-            message: message.to_string(),
-        }
+        LoadError::File { path: path.to_owned(), message: message.to_string() }
     }
 }
 
@@ -93,10 +86,7 @@ pub(crate) struct Lazy<T> {
 
 impl<T> Lazy<T> {
     fn new(source: Source) -> Self {
-        Lazy {
-            source,
-            compiled: OnceLock::new(),
-        }
+        Lazy { source, compiled: OnceLock::new() }
     }
 
     /// The compiled resource; a file that cannot be read or compiled is an error every time.
@@ -143,7 +133,11 @@ impl<S, V, C> PackageIndex<S, V, C> {
     /// the dependencies of all of them. Dependencies are looked up in `package_dirs`, among the
     /// embedded packages, then in `cache` (the FHIR package cache, where the R5 core package is
     /// installed); other packages in the cache are ignored.
-    pub fn load(embedded: &[EmbeddedPackage], package_dirs: &[PathBuf], cache: Option<&Path>) -> Result<Self, LoadError> {
+    pub fn load(
+        embedded: &[EmbeddedPackage],
+        package_dirs: &[PathBuf],
+        cache: Option<&Path>,
+    ) -> Result<Self, LoadError> {
         let mut searched: Vec<PathBuf> = package_dirs.to_vec();
         searched.extend(cache.map(Path::to_owned));
         let mut wanted: Vec<(String, String)> = Vec::new();
@@ -173,19 +167,16 @@ impl<S, V, C> PackageIndex<S, V, C> {
             if index.packages.iter().any(|p| p.id == id) {
                 continue;
             }
-            let on_disk = searched
-                .iter()
-                .map(|dir| dir.join(&id).join("package"))
-                .find(|p| p.join("package.json").is_file());
+            let on_disk =
+                searched.iter().map(|dir| dir.join(&id).join("package")).find(|p| p.join("package.json").is_file());
             let compiled_in = embedded.iter().find(|package| package.id == id);
             let (manifest, path, definitions) = match (on_disk, compiled_in) {
                 (Some(path), _) => {
                     let manifest_path = path.join("package.json");
-                    let manifest: Manifest = std::fs::read(&manifest_path)
-                        .map_err(|e| LoadError::file(&manifest_path, e))
-                        .and_then(|text| {
-                            serde_json::from_slice(&text).map_err(|e| LoadError::file(&manifest_path, e))
-                        })?;
+                    let manifest: Manifest =
+                        std::fs::read(&manifest_path).map_err(|e| LoadError::file(&manifest_path, e)).and_then(
+                            |text| serde_json::from_slice(&text).map_err(|e| LoadError::file(&manifest_path, e)),
+                        )?;
                     let definitions = index.add_directory(&path)?;
                     (manifest, Some(path), definitions)
                 }
@@ -195,19 +186,12 @@ impl<S, V, C> PackageIndex<S, V, C> {
                     (manifest, None, index.add_embedded(&id, package)?)
                 }
                 (None, None) => {
-                    return Err(LoadError::Missing {
-                        package: id,
-                        needed_by,
-                        searched,
-                    });
+                    return Err(LoadError::Missing { package: id, needed_by, searched });
                 }
             };
             let id = format!("{}#{}", manifest.name, manifest.version);
             wanted.extend(
-                manifest
-                    .dependencies
-                    .into_iter()
-                    .map(|(name, version)| (format!("{name}#{version}"), id.clone())),
+                manifest.dependencies.into_iter().map(|(name, version)| (format!("{name}#{version}"), id.clone())),
             );
             index.packages.push(PackageInfo { id, path, definitions });
         }
@@ -231,14 +215,12 @@ impl<S, V, C> PackageIndex<S, V, C> {
     }
 
     fn add_embedded(&mut self, id: &str, package: &EmbeddedPackage) -> Result<usize, LoadError> {
-        let mut files: Vec<&(&str, &[u8])> = package.files.iter().filter(|(name, _)| is_definition_file(name)).collect();
+        let mut files: Vec<&(&str, &[u8])> =
+            package.files.iter().filter(|(name, _)| is_definition_file(name)).collect();
         files.sort();
         let mut count = 0;
         for (name, bytes) in files {
-            let source = Source::Embedded {
-                name: format!("{id}/package/{name}"),
-                bytes,
-            };
+            let source = Source::Embedded { name: format!("{id}/package/{name}"), bytes };
             count += usize::from(self.add(bytes, source)?);
         }
         Ok(count)
@@ -261,9 +243,7 @@ impl<S, V, C> PackageIndex<S, V, C> {
 
 fn is_definition_file(name: &str) -> bool {
     name.ends_with(".json")
-        && ["StructureDefinition-", "ValueSet-", "CodeSystem-"]
-            .iter()
-            .any(|prefix| name.starts_with(prefix))
+        && ["StructureDefinition-", "ValueSet-", "CodeSystem-"].iter().any(|prefix| name.starts_with(prefix))
 }
 
 fn insert_new<T>(map: &mut HashMap<String, Lazy<T>>, url: String, source: Source) -> bool {

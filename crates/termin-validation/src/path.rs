@@ -15,37 +15,21 @@ pub(crate) struct Path<'p> {
 
 impl<'p> Path<'p> {
     pub fn root(name: &'p str) -> Self {
-        Path {
-            parent: None,
-            name,
-            index: None,
-            of_type: None,
-        }
+        Path { parent: None, name, index: None, of_type: None }
     }
 
     pub fn child(&'p self, name: &'p str, of_type: Option<&'p str>) -> Path<'p> {
-        Path {
-            parent: Some(self),
-            name,
-            index: None,
-            of_type,
-        }
+        Path { parent: Some(self), name, index: None, of_type }
     }
 
     /// The same element, item `index` of its array.
     pub fn at(&self, index: usize) -> Path<'p> {
-        Path {
-            index: Some(index),
-            ..*self
-        }
+        Path { index: Some(index), ..*self }
     }
 
     /// The same element, known to be of `type_name` (a contained resource).
     pub fn of_type(&self, type_name: &'p str) -> Path<'p> {
-        Path {
-            of_type: Some(type_name),
-            ..*self
-        }
+        Path { of_type: Some(type_name), ..*self }
     }
 }
 
@@ -75,6 +59,9 @@ mod tests {
         let identifier = root.child("identifier", None).at(0);
         assert_eq!(identifier.child("system", None).to_string(), "Patient.identifier[0].system");
         assert_eq!(root.child("deceased", Some("boolean")).to_string(), "Patient.deceased.ofType(boolean)");
-        assert_eq!(root.child("contained", None).at(1).of_type("Practitioner").to_string(), "Patient.contained[1].ofType(Practitioner)");
+        assert_eq!(
+            root.child("contained", None).at(1).of_type("Practitioner").to_string(),
+            "Patient.contained[1].ofType(Practitioner)"
+        );
     }
 }

@@ -99,9 +99,7 @@ fn date(text: &str) -> Result<bool, String> {
     let Some(day) = parts.next() else {
         return Ok(false);
     };
-    digits(day, 2)
-        .filter(|&d| d >= 1 && d <= days_in_month(year, month))
-        .ok_or_else(bad)?;
+    digits(day, 2).filter(|&d| d >= 1 && d <= days_in_month(year, month)).ok_or_else(bad)?;
     if parts.next().is_some() {
         return Err(bad());
     }
@@ -222,9 +220,7 @@ fn base64(text: &str) -> Result<(), String> {
     let padding = compact.iter().rev().take_while(|&&b| b == b'=').count();
     let valid = compact.len().is_multiple_of(4)
         && padding <= 2
-        && compact[..compact.len() - padding]
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/');
+        && compact[..compact.len() - padding].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/');
     expect(valid, "base64").map_err(|e| format!("the value {e}"))
 }
 

@@ -80,7 +80,10 @@ pub(crate) fn assign<'a>(
             run.error(
                 IssueCode::Structure,
                 shown,
-                format!("The slices of {} must appear in the order the profile defines ({})", definition.path, structure.url),
+                format!(
+                    "The slices of {} must appear in the order the profile defines ({})",
+                    definition.path, structure.url
+                ),
             );
         }
     }
@@ -113,9 +116,7 @@ fn matches<'a>(
                 }
                 DiscriminatorKind::Type => {
                     let expected = expected_types(run.defs, structure, slice, path);
-                    instance_types(candidate, path, resource)
-                        .iter()
-                        .any(|actual| expected.iter().any(|e| e == actual))
+                    instance_types(candidate, path, resource).iter().any(|actual| expected.iter().any(|e| e == actual))
                 }
                 DiscriminatorKind::Profile => conforms(run, structure, slice, path, candidate, resource),
                 DiscriminatorKind::Exists => {
@@ -146,10 +147,7 @@ fn find_descendant<'s>(structure: &'s Structure, slice: usize, path: &str) -> Op
     let mut current = slice;
     for segment in segments {
         let name = segment.strip_suffix("[x]").unwrap_or(segment);
-        current = *structure
-            .children(current)
-            .iter()
-            .find(|&&child| structure.elements[child].name == name)?;
+        current = *structure.children(current).iter().find(|&&child| structure.elements[child].name == name)?;
     }
     Some(&structure.elements[current])
 }
@@ -157,7 +155,12 @@ fn find_descendant<'s>(structure: &'s Structure, slice: usize, path: &str) -> Op
 /// The value a slice requires at a discriminator path: its fixed or pattern value, from the
 /// slice itself or its type profile. For extension slices whose definitions are not loaded,
 /// the `url` is the profile's canonical, or for a sub-extension the slice name.
-fn expectation<'s>(defs: &'s Definitions, structure: &'s Structure, slice: usize, path: &str) -> Option<Cow<'s, Value>> {
+fn expectation<'s>(
+    defs: &'s Definitions,
+    structure: &'s Structure,
+    slice: usize,
+    path: &str,
+) -> Option<Cow<'s, Value>> {
     let required = |element: &'s Element| element.fixed.as_ref().or(element.pattern.as_ref());
     if let Some(value) = find_descendant(structure, slice, path).and_then(required) {
         return Some(Cow::Borrowed(value));
@@ -174,7 +177,9 @@ fn expectation<'s>(defs: &'s Definitions, structure: &'s Structure, slice: usize
     }
     match profile {
         Some(url) => Some(Cow::Owned(Value::String(url.clone()))),
-        None if definition.name == "extension" => definition.slice_name.clone().map(|name| Cow::Owned(Value::String(name))),
+        None if definition.name == "extension" => {
+            definition.slice_name.clone().map(|name| Cow::Owned(Value::String(name)))
+        }
         None => None,
     }
 }
@@ -186,9 +191,7 @@ fn values_at<'a>(value: Option<&'a Value>, path: &str) -> Vec<&'a Value> {
     let mut current: Vec<&'a Value> = value.into_iter().collect();
     for segment in segments {
         let mut next = Vec::new();
-        let extension_url = segment
-            .strip_prefix("extension('")
-            .and_then(|rest| rest.strip_suffix("')"));
+        let extension_url = segment.strip_prefix("extension('").and_then(|rest| rest.strip_suffix("')"));
         for value in current {
             let Some(object) = value.as_object() else {
                 continue;
@@ -284,11 +287,8 @@ fn conforms<'a>(
     let Some(element) = find_descendant(structure, slice, path) else {
         return false;
     };
-    let profiles: Vec<&String> = element
-        .types
-        .iter()
-        .flat_map(|t| if resolves { &t.target_profiles } else { &t.profiles })
-        .collect();
+    let profiles: Vec<&String> =
+        element.types.iter().flat_map(|t| if resolves { &t.target_profiles } else { &t.profiles }).collect();
     let targets = values_at(candidate.node.value, &segments.join("."));
     targets.into_iter().any(|target| {
         profiles.iter().any(|profile| {
@@ -306,10 +306,7 @@ fn conforms<'a>(
                     None => return referenced_type(reference, resource) == Some(profiled.type_name.as_str()),
                 }
             } else {
-                let node = Node {
-                    value: Some(target),
-                    extension: None,
-                };
+                let node = Node { value: Some(target), extension: None };
                 check.type_root(profiled, node, &Path::root("$this"), resource);
             }
             !check.issues.iter().any(|issue| issue.severity == termin_fhir::Severity::Error)

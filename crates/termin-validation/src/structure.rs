@@ -1,8 +1,8 @@
 //! StructureDefinition snapshots compiled into element trees the validator walks.
 
 use crate::package::unversioned;
-use serde_json::Value;
 use foldhash::HashMap;
+use serde_json::Value;
 use termin_fhirpath::Expression;
 
 const FHIR_TYPE_EXTENSION: &str = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type";
@@ -186,9 +186,8 @@ impl Structure {
             }
             let (parent_id, is_slice) = parent_of(&element.id);
             if let Some(parent_id) = parent_id {
-                let parent = *by_id
-                    .get(parent_id)
-                    .ok_or_else(|| format!("element {} comes before its parent", element.id))?;
+                let parent =
+                    *by_id.get(parent_id).ok_or_else(|| format!("element {} comes before its parent", element.id))?;
                 if is_slice {
                     // Reslices (`a:b/c`) are not evaluated: their slice is `a:b` itself.
                     if !element.id.rsplit(':').next().unwrap_or_default().contains('/') {
@@ -213,14 +212,9 @@ impl Structure {
             structure.elements[index].content_reference = Some(target);
         }
         for index in 0..structure.elements.len() {
-            let (names, choices): (Vec<usize>, Vec<usize>) = structure.elements[index]
-                .children
-                .iter()
-                .partition(|&&child| !structure.elements[child].is_choice);
-            let names = names
-                .into_iter()
-                .map(|child| (structure.elements[child].name.clone(), child))
-                .collect();
+            let (names, choices): (Vec<usize>, Vec<usize>) =
+                structure.elements[index].children.iter().partition(|&&child| !structure.elements[child].is_choice);
+            let names = names.into_iter().map(|child| (structure.elements[child].name.clone(), child)).collect();
             let element = &mut structure.elements[index];
             element.child_names = names;
             element.choice_children = choices;
@@ -241,13 +235,7 @@ impl Structure {
             Some(n) => Some(n.parse().map_err(|_| format!("{id}: max {n:?}"))?),
         };
         let base_max = raw.pointer("/base/max").and_then(Value::as_str).unwrap_or("*");
-        let types = raw
-            .get("type")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(compile_type)
-            .collect();
+        let types = raw.get("type").and_then(Value::as_array).into_iter().flatten().filter_map(compile_type).collect();
         let mut fixed = None;
         let mut pattern = None;
         if let Value::Object(object) = raw {
@@ -301,10 +289,7 @@ impl Structure {
                         "exists" => DiscriminatorKind::Exists,
                         _ => return None,
                     };
-                    Some(Discriminator {
-                        kind,
-                        path: d.get("path")?.as_str()?.to_owned(),
-                    })
+                    Some(Discriminator { kind, path: d.get("path")?.as_str()?.to_owned() })
                 })
                 .collect(),
             ordered: s.get("ordered").and_then(Value::as_bool).unwrap_or(false),
@@ -411,12 +396,7 @@ fn compile_type(raw: &Value) -> Option<TypeRef> {
         }
         None => (code.to_owned(), code.to_owned()),
     };
-    Some(TypeRef {
-        code,
-        fhirpath_code,
-        profiles: canonicals("profile"),
-        target_profiles: canonicals("targetProfile"),
-    })
+    Some(TypeRef { code, fhirpath_code, profiles: canonicals("profile"), target_profiles: canonicals("targetProfile") })
 }
 
 /// Whether a FHIR type name is a primitive type (`string`, `dateTime`, ...).

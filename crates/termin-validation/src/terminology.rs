@@ -78,19 +78,14 @@ impl ValueSetDef {
             .map(|a| a.iter().collect())
             .unwrap_or_default();
         while let Some(entry) = pending.pop() {
-            if let (Some(system), Some(code)) = (
-                entry.get("system").and_then(Value::as_str),
-                entry.get("code").and_then(Value::as_str),
-            ) {
+            if let (Some(system), Some(code)) =
+                (entry.get("system").and_then(Value::as_str), entry.get("code").and_then(Value::as_str))
+            {
                 expansion.entry(system.to_owned()).or_default().insert(code.to_owned());
             }
             pending.extend(entry.get("contains").and_then(Value::as_array).into_iter().flatten());
         }
-        Ok(ValueSetDef {
-            includes: includes("include"),
-            excludes: includes("exclude"),
-            expansion,
-        })
+        Ok(ValueSetDef { includes: includes("include"), excludes: includes("exclude"), expansion })
     }
 
     /// Whether `code` (from `system`, when the element carries one) is in this value set.
@@ -134,10 +129,7 @@ fn compile_include(raw: &Value) -> Include {
     Include {
         system: text(raw, "system"),
         concepts: raw.get("concept").and_then(Value::as_array).map(|concepts| {
-            concepts
-                .iter()
-                .filter_map(|c| c.get("code").and_then(Value::as_str).map(str::to_owned))
-                .collect()
+            concepts.iter().filter_map(|c| c.get("code").and_then(Value::as_str).map(str::to_owned)).collect()
         }),
         filters: raw
             .get("filter")
@@ -145,11 +137,7 @@ fn compile_include(raw: &Value) -> Include {
             .into_iter()
             .flatten()
             .filter_map(|f| {
-                Some(Filter {
-                    property: text(f, "property")?,
-                    op: text(f, "op")?,
-                    value: text(f, "value")?,
-                })
+                Some(Filter { property: text(f, "property")?, op: text(f, "op")?, value: text(f, "value")? })
             })
             .collect(),
         value_sets: raw
@@ -206,13 +194,8 @@ impl Include {
 impl CodeSystemDef {
     pub fn compile(json: Value) -> Result<CodeSystemDef, String> {
         let mut parents: HashMap<String, Vec<String>> = HashMap::new();
-        let mut pending: Vec<(&Value, Option<&str>)> = json
-            .get("concept")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .map(|c| (c, None))
-            .collect();
+        let mut pending: Vec<(&Value, Option<&str>)> =
+            json.get("concept").and_then(Value::as_array).into_iter().flatten().map(|c| (c, None)).collect();
         while let Some((concept, parent)) = pending.pop() {
             let Some(code) = concept.get("code").and_then(Value::as_str) else {
                 continue;
@@ -228,18 +211,10 @@ impl CodeSystemDef {
                 }
             }
             pending.extend(
-                concept
-                    .get("concept")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .map(|child| (child, Some(code))),
+                concept.get("concept").and_then(Value::as_array).into_iter().flatten().map(|child| (child, Some(code))),
             );
         }
-        Ok(CodeSystemDef {
-            complete: json.get("content").and_then(Value::as_str) == Some("complete"),
-            parents,
-        })
+        Ok(CodeSystemDef { complete: json.get("content").and_then(Value::as_str) == Some("complete"), parents })
     }
 
     /// Whether `code` is `ancestor` or below it.
@@ -329,7 +304,8 @@ mod tests {
         assert_eq!(imported.contains(&t, Some("http://cs"), "a"), Membership::Member);
         assert_eq!(imported.contains(&t, Some("http://cs"), "b"), Membership::NotMember);
 
-        let external = ValueSetDef::compile(json!({"compose": {"include": [{"system": "http://snomed.info/sct"}]}})).unwrap();
+        let external =
+            ValueSetDef::compile(json!({"compose": {"include": [{"system": "http://snomed.info/sct"}]}})).unwrap();
         assert_eq!(external.contains(&t, Some("http://snomed.info/sct"), "123"), Membership::Unknown);
     }
 }

@@ -2,8 +2,8 @@
 //! the IG material uses, and the entry points.
 
 use crate::definitions::{CORE_BASE, Definitions};
-use crate::structure::Kind;
 use crate::path::Path;
+use crate::structure::Kind;
 use crate::walk::{MAX_ISSUES, Run, Stop};
 use serde_json::Value;
 use std::borrow::Cow;
@@ -80,10 +80,7 @@ impl Validator {
                 None => return Err(format!("the profile {url} for {resource_type} is in no loaded package")),
                 Some(Err(e)) => return Err(format!("the profile {url} for {resource_type} cannot be used: {e}")),
                 Some(Ok(structure)) if structure.type_name != resource_type.as_str() => {
-                    return Err(format!(
-                        "the profile {url} constrains {}, not {resource_type}",
-                        structure.type_name
-                    ));
+                    return Err(format!("the profile {url} constrains {}, not {resource_type}", structure.type_name));
                 }
                 Some(Ok(_)) => {}
             }
@@ -149,11 +146,7 @@ impl Validator {
             return OperationOutcome::new(run.issues);
         };
         let Some(base) = self.definitions.base(type_name).filter(|s| s.kind == Kind::Resource && !s.is_abstract) else {
-            run.error(
-                IssueCode::Structure,
-                "resourceType",
-                format!("{type_name:?} is not a FHIR R5 resource type"),
-            );
+            run.error(IssueCode::Structure, "resourceType", format!("{type_name:?} is not a FHIR R5 resource type"));
             return OperationOutcome::new(run.issues);
         };
         let mut profiles: Vec<Cow<str>> = Vec::new();
@@ -161,12 +154,8 @@ impl Validator {
             profiles.push(Cow::Borrowed(enforced));
         }
         profiles.extend(requested.map(Cow::Borrowed));
-        let claimed = resource
-            .pointer("/meta/profile")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str);
+        let claimed =
+            resource.pointer("/meta/profile").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str);
         for (index, claim) in claimed.enumerate() {
             let url = canonical(claim);
             if self.definitions.has_structure(&url) {
@@ -187,13 +176,17 @@ impl Validator {
         }
         for profile in &profiles {
             match self.definitions.structure(profile) {
-                Some(Ok(structure)) if structure.type_name == type_name => run.resource(structure, resource, &Path::root(type_name)),
+                Some(Ok(structure)) if structure.type_name == type_name => {
+                    run.resource(structure, resource, &Path::root(type_name))
+                }
                 Some(Ok(structure)) => run.error(
                     IssueCode::Structure,
                     type_name,
                     format!("The profile {profile} constrains {}, not {type_name}", structure.type_name),
                 ),
-                Some(Err(e)) => run.warning(IssueCode::NotSupported, type_name, format!("Profile {profile} cannot be used: {e}")),
+                Some(Err(e)) => {
+                    run.warning(IssueCode::NotSupported, type_name, format!("Profile {profile} cannot be used: {e}"))
+                }
                 None => {}
             }
         }
@@ -225,7 +218,14 @@ fn deduplicated(issues: Vec<Issue>) -> Vec<Issue> {
     let mut seen = HashSet::new();
     issues
         .into_iter()
-        .filter(|issue| seen.insert((issue.severity.as_str(), issue.code.as_str(), issue.diagnostics.clone(), issue.expression.clone())))
+        .filter(|issue| {
+            seen.insert((
+                issue.severity.as_str(),
+                issue.code.as_str(),
+                issue.diagnostics.clone(),
+                issue.expression.clone(),
+            ))
+        })
         .collect()
 }
 
@@ -239,6 +239,9 @@ mod tests {
             canonical("http://hl7.at/fhir/TC-FHIR-AG-Scheduling-R5/R5/StructureDefinition/at-scheduling-slot"),
             "https://fhir.hl7.at/tc/wg/scheduling/r5/StructureDefinition/at-scheduling-slot"
         );
-        assert_eq!(canonical("http://hl7.org/fhir/StructureDefinition/Patient|5.0.0"), "http://hl7.org/fhir/StructureDefinition/Patient");
+        assert_eq!(
+            canonical("http://hl7.org/fhir/StructureDefinition/Patient|5.0.0"),
+            "http://hl7.org/fhir/StructureDefinition/Patient"
+        );
     }
 }

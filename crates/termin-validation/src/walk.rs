@@ -47,10 +47,9 @@ impl TypePath<'_> {
     fn is(&self, text: &str) -> bool {
         match self.name {
             None => text == self.parent,
-            Some(name) => text
-                .strip_suffix(name)
-                .and_then(|rest| rest.strip_suffix('.'))
-                .is_some_and(|rest| rest == self.parent),
+            Some(name) => {
+                text.strip_suffix(name).and_then(|rest| rest.strip_suffix('.')).is_some_and(|rest| rest == self.parent)
+            }
         }
     }
 
@@ -83,10 +82,7 @@ impl<'s> Host<'s> {
     fn root(structure: &'s Structure, extension_url: Option<&'s str>, is_resource: bool) -> Self {
         Host {
             element_path: &structure.elements[structure.root()].path,
-            type_path: TypePath {
-                parent: &structure.type_name,
-                name: None,
-            },
+            type_path: TypePath { parent: &structure.type_name, name: None },
             type_base: &structure.type_name,
             type_name: &structure.type_name,
             extension_url,
@@ -179,10 +175,7 @@ impl<'a> Run<'a> {
             self.error(IssueCode::Structure, path, "A resource must be a JSON object".into());
             return;
         };
-        let node = Node {
-            value: Some(resource),
-            extension: None,
-        };
+        let node = Node { value: Some(resource), extension: None };
         let root = &structure.elements[structure.root()];
         self.constraints(root, node, &structure.type_name, path, resource);
         let host = Host::root(structure, None, true);
@@ -313,11 +306,7 @@ impl<'a> Run<'a> {
                 Some(slicing) if !definition.slices.is_empty() => {
                     let candidates: Vec<Candidate> = items
                         .iter()
-                        .map(|(node, index)| Candidate {
-                            node: *node,
-                            path: item_path(*index),
-                            choice,
-                        })
+                        .map(|(node, index)| Candidate { node: *node, path: item_path(*index), choice })
                         .collect();
                     slicing::assign(self, structure, child, slicing, &candidates, &shown, resource)
                 }
@@ -341,7 +330,12 @@ impl<'a> Run<'a> {
 
     /// The instances of one element (its property and `_name` sibling), with their paths
     /// (`element` is the path of the element itself). Wrong JSON shapes are reported and skipped.
-    fn items(&mut self, property: &Property<'a>, definition: &Element, element: &Path) -> Vec<(Node<'a>, Option<usize>)> {
+    fn items(
+        &mut self,
+        property: &Property<'a>,
+        definition: &Element,
+        element: &Path,
+    ) -> Vec<(Node<'a>, Option<usize>)> {
         let (value, extension, name) = (property.value, property.extension, property.name);
         let shown = |index: Option<usize>| match index {
             Some(index) => element.at(index),
@@ -349,11 +343,7 @@ impl<'a> Run<'a> {
         };
         if !definition.is_array {
             if value.is_some_and(Value::is_array) || extension.is_some_and(Value::is_array) {
-                self.error(
-                    IssueCode::Structure,
-                    shown(None),
-                    format!("{name} holds a single value, not an array"),
-                );
+                self.error(IssueCode::Structure, shown(None), format!("{name} holds a single value, not an array"));
                 return Vec::new();
             }
             if value.is_some_and(Value::is_null) {
@@ -406,10 +396,7 @@ impl<'a> Run<'a> {
             self.error(
                 IssueCode::Required,
                 shown,
-                format!(
-                    "{}{what} is required: at least {min} expected, {count} found ({profile})",
-                    definition.path
-                ),
+                format!("{}{what} is required: at least {min} expected, {count} found ({profile})", definition.path),
             );
         }
         if let Some(max) = definition.max
@@ -443,7 +430,9 @@ impl<'a> Run<'a> {
         let type_ref = choice.or_else(|| definition.types.first());
         let has_children = !structure.children(index).is_empty();
         let (type_code, fhirpath_type) = match type_ref {
-            Some(t) if t.code == "BackboneElement" || t.code == "Element" => (t.code.as_str(), definition.path.as_str()),
+            Some(t) if t.code == "BackboneElement" || t.code == "Element" => {
+                (t.code.as_str(), definition.path.as_str())
+            }
             Some(t) => (t.code.as_str(), t.fhirpath_code.as_str()),
             None if has_children => ("BackboneElement", definition.path.as_str()),
             None => return,
@@ -451,10 +440,7 @@ impl<'a> Run<'a> {
         let is_backbone = matches!(type_code, "BackboneElement" | "Element");
         let own_host = Host {
             element_path: &definition.path,
-            type_path: TypePath {
-                parent: host.type_base,
-                name: Some(&definition.name),
-            },
+            type_path: TypePath { parent: host.type_base, name: Some(&definition.name) },
             type_base: if is_backbone { &definition.path } else { type_code },
             type_name: type_code,
             extension_url: None,
@@ -499,7 +485,13 @@ impl<'a> Run<'a> {
     }
 
     /// The JSON object of a complex-typed instance; anything else is reported.
-    fn object(&mut self, definition: &Element, type_code: &str, node: Node<'a>, path: &Path) -> Option<&'a Map<String, Value>> {
+    fn object(
+        &mut self,
+        definition: &Element,
+        type_code: &str,
+        node: Node<'a>,
+        path: &Path,
+    ) -> Option<&'a Map<String, Value>> {
         if node.extension.is_some() {
             self.error(IssueCode::Structure, path, format!("_{} is only allowed for primitive types", definition.name));
         }
@@ -577,7 +569,9 @@ impl<'a> Run<'a> {
                     self.fixed_and_pattern(definition, value, path, &structure.url);
                     self.binding(definition, type_code, value, path, &structure.url);
                 }
-                Err(problem) => self.error(IssueCode::Value, path, format!("{} ({type_code}): {problem}", definition.path)),
+                Err(problem) => {
+                    self.error(IssueCode::Value, path, format!("{} ({type_code}): {problem}", definition.path))
+                }
             }
         }
         let Some(extension) = node.extension else {
@@ -619,11 +613,7 @@ impl<'a> Run<'a> {
             Some(structure) => {
                 self.resource(structure, value, &path.of_type(resource_type));
             }
-            None => self.error(
-                IssueCode::Structure,
-                path,
-                format!("{resource_type:?} is not a known resource type"),
-            ),
+            None => self.error(IssueCode::Structure, path, format!("{resource_type:?} is not a known resource type")),
         }
     }
 
@@ -744,14 +734,7 @@ impl<'a> Run<'a> {
             _ => return,
         };
         if let Some(concept) = concept {
-            codes.extend(
-                concept
-                    .get("coding")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(coding),
-            );
+            codes.extend(concept.get("coding").and_then(Value::as_array).into_iter().flatten().filter_map(coding));
         }
         let strength = if binding.strength == Strength::Required { "required" } else { "extensible" };
         let Some(value_set) = self.defs.value_set(&binding.value_set) else {
@@ -861,7 +844,14 @@ impl<'a> Run<'a> {
     }
 
     /// Evaluates the element's invariants with the instance as focus.
-    pub fn constraints(&mut self, definition: &'a Element, node: Node<'a>, fhirpath_type: &'a str, path: &Path, resource: &'a Value) {
+    pub fn constraints(
+        &mut self,
+        definition: &'a Element,
+        node: Node<'a>,
+        fhirpath_type: &'a str,
+        path: &Path,
+        resource: &'a Value,
+    ) {
         if definition.constraints.is_empty() {
             return;
         }
@@ -898,11 +888,9 @@ impl<'a> Run<'a> {
                         self.warning(IssueCode::Invariant, path, message());
                     }
                 }
-                Err(e) => self.warning(
-                    IssueCode::Invariant,
-                    path,
-                    format!("{} could not be evaluated: {e}", constraint.key),
-                ),
+                Err(e) => {
+                    self.warning(IssueCode::Invariant, path, format!("{} could not be evaluated: {e}", constraint.key))
+                }
             }
         }
     }
@@ -911,11 +899,7 @@ impl<'a> Run<'a> {
     pub fn contained_target(&self, reference: &str, resource: &'a Value) -> Option<&'a Value> {
         let id = reference.strip_prefix('#')?;
         let container = if resource.get("contained").is_some() { resource } else { self.root };
-        container
-            .get("contained")?
-            .as_array()?
-            .iter()
-            .find(|c| c.get("id").and_then(Value::as_str) == Some(id))
+        container.get("contained")?.as_array()?.iter().find(|c| c.get("id").and_then(Value::as_str) == Some(id))
     }
 }
 
@@ -926,7 +910,8 @@ const ELE_1: &str = "hasValue() or (children().count() > id.count())";
 
 /// `ele-1`: an element has a value, or children other than `id`.
 fn ele_1_holds(node: Node) -> bool {
-    let has_children = |value: Option<&Value>| value.and_then(Value::as_object).is_some_and(|o| o.keys().any(|k| k != "id"));
+    let has_children =
+        |value: Option<&Value>| value.and_then(Value::as_object).is_some_and(|o| o.keys().any(|k| k != "id"));
     match node.value {
         Some(Value::Object(_)) => has_children(node.value),
         Some(_) => true,
@@ -983,7 +968,9 @@ pub(crate) fn same_json(a: &Value, b: &Value) -> bool {
 /// some value item).
 pub(crate) fn matches_pattern(value: &Value, pattern: &Value) -> bool {
     match (value, pattern) {
-        (Value::Object(v), Value::Object(p)) => p.iter().all(|(k, pv)| v.get(k).is_some_and(|vv| matches_pattern(vv, pv))),
+        (Value::Object(v), Value::Object(p)) => {
+            p.iter().all(|(k, pv)| v.get(k).is_some_and(|vv| matches_pattern(vv, pv)))
+        }
         (Value::Array(v), Value::Array(p)) => p.iter().all(|pv| v.iter().any(|vv| matches_pattern(vv, pv))),
         // A pattern's single value may stand for an array element in the instance.
         (Value::Array(v), p) => v.iter().any(|vv| matches_pattern(vv, p)),
@@ -1020,14 +1007,12 @@ mod tests {
             (Some(json!("x")), Some(json!({"id": "a"}))),
         ];
         for (value, extension) in &cases {
-            let node = Node {
-                value: value.as_ref(),
-                extension: extension.as_ref(),
-            };
+            let node = Node { value: value.as_ref(), extension: extension.as_ref() };
             let type_name = if matches!(value, Some(Value::Object(_))) { "HumanName" } else { "string" };
             let focus = vec![Item::typed_node(node.value, node.extension, type_name)];
             let result = evaluate_items(&expression, &EvalContext::new(), focus).unwrap();
-            let by_fhirpath = matches!(result.as_slice(), [item] if matches!(item.system_value(), Some(SystemValue::Boolean(true))));
+            let by_fhirpath =
+                matches!(result.as_slice(), [item] if matches!(item.system_value(), Some(SystemValue::Boolean(true))));
             assert_eq!(ele_1_holds(node), by_fhirpath, "{value:?} / {extension:?}");
         }
     }

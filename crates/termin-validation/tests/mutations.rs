@@ -68,15 +68,10 @@ fn mutations(example: &Example) -> Vec<Mutation> {
     let type_name = type_of(resource);
     let object = resource.as_object().unwrap();
     let mut out = Vec::new();
-    let mut add = |what: String, resource: Value, code: &'static str, expression: String, mentions: Option<&'static str>| {
-        out.push(Mutation {
-            name: format!("{}: {what}", example.name),
-            resource,
-            code,
-            expression,
-            mentions,
-        });
-    };
+    let mut add =
+        |what: String, resource: Value, code: &'static str, expression: String, mentions: Option<&'static str>| {
+            out.push(Mutation { name: format!("{}: {what}", example.name), resource, code, expression, mentions });
+        };
 
     // Missing required elements.
     for element in required_elements(type_name, example.at) {
@@ -119,7 +114,11 @@ fn mutations(example: &Example) -> Vec<Mutation> {
     let mut broken = resource.clone();
     broken["unknownElement"] = json!(true);
     add("unknown root element".into(), broken, "structure", format!("{type_name}.unknownElement"), None);
-    if let Some(key) = object.iter().find(|(k, v)| v.is_object() && !k.starts_with('_') && *k != "text" && *k != "meta").map(|(k, _)| k) {
+    if let Some(key) = object
+        .iter()
+        .find(|(k, v)| v.is_object() && !k.starts_with('_') && *k != "text" && *k != "meta")
+        .map(|(k, _)| k)
+    {
         let mut broken = resource.clone();
         broken[key.as_str()]["madeUp"] = json!("x");
         add(format!("unknown element in {key}"), broken, "structure", format!("{type_name}.{key}.madeUp"), None);
@@ -130,7 +129,13 @@ fn mutations(example: &Example) -> Vec<Mutation> {
         if owner == type_name && object.get(element).is_some_and(Value::is_string) {
             let mut broken = resource.clone();
             broken[element] = json!("not-a-code");
-            add(format!("{element} outside its value set"), broken, "code-invalid", format!("{type_name}.{element}"), None);
+            add(
+                format!("{element} outside its value set"),
+                broken,
+                "code-invalid",
+                format!("{type_name}.{element}"),
+                None,
+            );
         }
     }
 
@@ -171,7 +176,13 @@ fn mutations(example: &Example) -> Vec<Mutation> {
         "valueString": "v",
         "extension": [{"url": "part", "valueString": "w"}]
     }));
-    add("extension with value and extensions".into(), broken, "invariant", format!("{type_name}.extension[{index}]"), Some("ext-1"));
+    add(
+        "extension with value and extensions".into(),
+        broken,
+        "invariant",
+        format!("{type_name}.extension[{index}]"),
+        Some("ext-1"),
+    );
 
     // An extension used outside its context (slot-encounter-class is for Slot only).
     if example.at && type_name != "Slot" {
@@ -182,7 +193,13 @@ fn mutations(example: &Example) -> Vec<Mutation> {
             "url": "https://fhir.hl7.at/tc/wg/scheduling/r5/StructureDefinition/slot-encounter-class",
             "valueCodeableConcept": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "VR"}]}
         }));
-        add("Slot extension on another type".into(), broken, "structure", format!("{type_name}.extension[{index}]"), Some("not allowed"));
+        add(
+            "Slot extension on another type".into(),
+            broken,
+            "structure",
+            format!("{type_name}.extension[{index}]"),
+            Some("not allowed"),
+        );
     }
 
     // pat-1: a contact without any details.
@@ -217,7 +234,13 @@ fn at_mutations(example: &Example, add: &mut impl FnMut(String, Value, &'static 
         // The social security number has a fixed system.
         let mut broken = resource.clone();
         broken["identifier"][index]["system"] = json!("urn:oid:1.2.40.0.10.1.4.3.9");
-        add("SVNR with another system".into(), broken, "value", format!("Patient.identifier[{index}].system"), Some("1.2.40.0.10.1.4.3.1"));
+        add(
+            "SVNR with another system".into(),
+            broken,
+            "value",
+            format!("Patient.identifier[{index}].system"),
+            Some("1.2.40.0.10.1.4.3.1"),
+        );
         // At most one social security number.
         let mut broken = resource.clone();
         let copy = identifiers[index].clone();
@@ -237,27 +260,59 @@ fn at_mutations(example: &Example, add: &mut impl FnMut(String, Value, &'static 
         let mut broken = resource.clone();
         broken["address"][index]["line"] = json!([null]);
         for key in ["at-addr-1", "at-addr-2", "at-addr-3"] {
-            add(format!("address line without text ({key})"), broken.clone(), "invariant", format!("{type_name}.address[{index}]"), Some(key));
+            add(
+                format!("address line without text ({key})"),
+                broken.clone(),
+                "invariant",
+                format!("{type_name}.address[{index}]"),
+                Some(key),
+            );
         }
         let mut broken = resource.clone();
         broken["address"][index]["district"] = json!("Innere Stadt");
-        add("district (excluded by at-core-address)".into(), broken, "structure", format!("{type_name}.address[{index}].district"), None);
+        add(
+            "district (excluded by at-core-address)".into(),
+            broken,
+            "structure",
+            format!("{type_name}.address[{index}].district"),
+            None,
+        );
     }
     // at-ext-gender-1: the gender addition needs gender "other".
     if resource.pointer("/_gender/extension").is_some() {
         let mut broken = resource.clone();
         broken["gender"] = json!("female");
-        add("gender addition without gender other".into(), broken, "invariant", "Patient.gender.extension[0].value.ofType(Coding)".into(), Some("at-ext-gender-1"));
+        add(
+            "gender addition without gender other".into(),
+            broken,
+            "invariant",
+            "Patient.gender.extension[0].value.ofType(Coding)".into(),
+            Some("at-ext-gender-1"),
+        );
     }
     // The Appointment must have a Patient participant (slice min 1).
     if type_name == "Appointment" {
         let mut broken = resource.clone();
         let participants = broken["participant"].as_array_mut().unwrap();
-        participants.retain(|p| !p.pointer("/actor/reference").and_then(Value::as_str).is_some_and(|r| r.starts_with("Patient/")));
-        add("no Patient participant".into(), broken, "required", "Appointment.participant".into(), Some("HL7ATCorePatient"));
+        participants.retain(|p| {
+            !p.pointer("/actor/reference").and_then(Value::as_str).is_some_and(|r| r.starts_with("Patient/"))
+        });
+        add(
+            "no Patient participant".into(),
+            broken,
+            "required",
+            "Appointment.participant".into(),
+            Some("HL7ATCorePatient"),
+        );
         let mut broken = resource.clone();
         broken["subject"] = json!({"reference": "Practitioner/x"});
-        add("subject is not a Patient or Group".into(), broken, "structure", "Appointment.subject".into(), Some("Practitioner"));
+        add(
+            "subject is not a Patient or Group".into(),
+            broken,
+            "structure",
+            "Appointment.subject".into(),
+            Some("Practitioner"),
+        );
     }
     // At most one booking URL on a Slot.
     if type_name == "Slot" {
@@ -278,7 +333,8 @@ fn valid_variants(example: &Example) -> Vec<(String, Value)> {
     let resource = &example.resource;
     let mut variants = Vec::new();
     let mut with_text = resource.clone();
-    with_text["text"] = json!({"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">Example</div>"});
+    with_text["text"] =
+        json!({"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">Example</div>"});
     variants.push(("with narrative".to_owned(), with_text));
     let mut with_language = resource.clone();
     with_language["language"] = json!("de-AT");
@@ -343,7 +399,8 @@ fn harmless_variants_stay_valid() {
 #[test]
 fn legacy_canonical_base_in_meta_profile_is_accepted() {
     let (_, mut slot) = at_examples().into_iter().find(|(n, _)| n.contains("Slot-")).unwrap();
-    slot["meta"]["profile"] = json!(["http://hl7.at/fhir/TC-FHIR-AG-Scheduling-R5/R5/StructureDefinition/at-scheduling-slot"]);
+    slot["meta"]["profile"] =
+        json!(["http://hl7.at/fhir/TC-FHIR-AG-Scheduling-R5/R5/StructureDefinition/at-scheduling-slot"]);
     let outcome = r5_validator().validate(&slot);
     assert!(errors(&outcome).is_empty(), "{:?}", errors(&outcome));
     assert!(!outcome.issues.iter().any(|i| i.diagnostics.contains("not known")), "{:?}", outcome.issues);

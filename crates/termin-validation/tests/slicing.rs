@@ -16,9 +16,8 @@ use termin_validation::{Definitions, Validator};
 const BASE: &str = "http://example.org/fhir/StructureDefinition/";
 
 fn core_snapshot(type_name: &str) -> Value {
-    let file = package_cache()
-        .join(termin_validation::R5_CORE)
-        .join(format!("package/StructureDefinition-{type_name}.json"));
+    let file =
+        package_cache().join(termin_validation::R5_CORE).join(format!("package/StructureDefinition-{type_name}.json"));
     serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
 }
 
@@ -39,7 +38,8 @@ fn test_package() -> PathBuf {
     });
     let patient = derived("Patient", "gp-patient", |elements| {
         let index = elements.iter().position(|e| e["id"] == "Patient.generalPractitioner").unwrap();
-        elements[index]["slicing"] = json!({"discriminator": [{"type": "profile", "path": "resolve()"}], "rules": "closed"});
+        elements[index]["slicing"] =
+            json!({"discriminator": [{"type": "profile", "path": "resolve()"}], "rules": "closed"});
         let mut slice = elements[index].clone();
         slice.as_object_mut().unwrap().remove("slicing");
         slice["id"] = json!("Patient.generalPractitioner:stated");
@@ -51,7 +51,8 @@ fn test_package() -> PathBuf {
     let root = std::env::temp_dir().join(format!("termin-validation-slicing-{}", std::process::id()));
     let package = root.join("example.slicing#1.0.0/package");
     std::fs::create_dir_all(&package).unwrap();
-    let manifest = json!({"name": "example.slicing", "version": "1.0.0", "dependencies": {"hl7.fhir.r5.core": "5.0.0"}});
+    let manifest =
+        json!({"name": "example.slicing", "version": "1.0.0", "dependencies": {"hl7.fhir.r5.core": "5.0.0"}});
     for (file, content) in [
         ("package.json", manifest),
         ("StructureDefinition-gender-practitioner.json", practitioner),
@@ -92,7 +93,9 @@ fn profile_discriminators_resolve_contained_references_and_closed_slicing_reject
     twice["generalPractitioner"] = json!([{"reference": "#gp"}, {"reference": "#gp"}]);
     let outcome = validator.validate(&twice);
     assert!(
-        errors(&outcome).iter().any(|e| e.starts_with("structure Patient.generalPractitioner ") && e.contains("stated")),
+        errors(&outcome)
+            .iter()
+            .any(|e| e.starts_with("structure Patient.generalPractitioner ") && e.contains("stated")),
         "{:?}",
         errors(&outcome)
     );

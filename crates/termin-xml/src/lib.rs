@@ -177,7 +177,8 @@ mod tests {
         let refused = |json: Value| converter().to_xml(&json, false).unwrap_err();
         let issue = refused(json!({"resourceType": "Patient", "colour": "red"}));
         assert_eq!(issue.expression, ["Patient.colour"]);
-        let issue = refused(json!({"resourceType": "Patient", "text": {"status": "generated", "div": "<p>no div</p>"}}));
+        let issue =
+            refused(json!({"resourceType": "Patient", "text": {"status": "generated", "div": "<p>no div</p>"}}));
         assert!(issue.diagnostics.contains("not XHTML"), "{issue:?}");
         let issue = refused(json!({"resourceType": "Patient", "gender": {"code": "x"}}));
         assert_eq!(issue.expression, ["Patient.gender"]);

@@ -14,11 +14,7 @@ pub(crate) fn resource_from_xml(definitions: &Definitions, bytes: &[u8]) -> Resu
     let text = std::str::from_utf8(bytes)
         .map_err(|e| Issue::error(IssueCode::Structure, format!("The XML body is not UTF-8 text: {e}")))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut reader = XmlReader {
-        definitions,
-        input: text,
-        reader: NsReader::from_str(text),
-    };
+    let mut reader = XmlReader { definitions, input: text, reader: NsReader::from_str(text) };
     let resource = loop {
         let (namespace, event) = reader.next()?;
         match event {
@@ -111,7 +107,9 @@ impl<'a> XmlReader<'a> {
                 Event::Empty(start) => (start, true),
                 Event::Comment(_) | Event::PI(_) => continue,
                 Event::Text(text) if is_blank(&text) => continue,
-                Event::Eof => return Err(self.refuse(format!("The body is not well-formed XML: it ends inside {path}"))),
+                Event::Eof => {
+                    return Err(self.refuse(format!("The body is not well-formed XML: it ends inside {path}")));
+                }
                 _ => return Err(fault("Text is not allowed here: FHIR XML holds values in value attributes", path)),
             };
             return Ok(Some(Child { namespace, start, empty, offset }));
@@ -127,7 +125,13 @@ impl<'a> XmlReader<'a> {
     }
 
     /// A resource element; `inside` is the path of the element holding it ("" for the root).
-    fn resource(&mut self, start: &BytesStart, empty: bool, inside: &str, depth: usize) -> Result<Map<String, Value>, Issue> {
+    fn resource(
+        &mut self,
+        start: &BytesStart,
+        empty: bool,
+        inside: &str,
+        depth: usize,
+    ) -> Result<Map<String, Value>, Issue> {
         let name = start.local_name().as_ref().to_owned();
         let layout = self
             .definitions
@@ -175,7 +179,13 @@ impl<'a> XmlReader<'a> {
     }
 
     /// The child elements of a complex element, up to its end tag.
-    fn children(&mut self, layout: TypeLayout<'a>, object: &mut Map<String, Value>, path: &str, depth: usize) -> Result<(), Issue> {
+    fn children(
+        &mut self,
+        layout: TypeLayout<'a>,
+        object: &mut Map<String, Value>,
+        path: &str,
+        depth: usize,
+    ) -> Result<(), Issue> {
         let mut lists: Vec<PrimitiveList> = Vec::new();
         while let Some(Child { namespace, start, empty, offset: before }) = self.next_child(path)? {
             let name = start.local_name().as_ref().to_owned();
@@ -194,7 +204,10 @@ impl<'a> XmlReader<'a> {
             let type_code = choice.or_else(|| element.type_codes().next()).unwrap_or_default();
             if type_code == "xhtml" {
                 if namespace != Space::Xhtml {
-                    return Err(fault(format!("<{name}> must be in the XHTML namespace {XHTML_NAMESPACE}"), child_path));
+                    return Err(fault(
+                        format!("<{name}> must be in the XHTML namespace {XHTML_NAMESPACE}"),
+                        child_path,
+                    ));
                 }
                 let text = self.xhtml(&start, empty, before, &child_path)?;
                 set_once(object, &name, Value::String(text), &child_path)?;
@@ -228,9 +241,9 @@ impl<'a> XmlReader<'a> {
                 }
                 continue;
             }
-            let content = element
-                .content(self.definitions, type_code)
-                .ok_or_else(|| fault(format!("no definition of the type {type_code:?} is loaded"), child_path.clone()))?;
+            let content = element.content(self.definitions, type_code).ok_or_else(|| {
+                fault(format!("no definition of the type {type_code:?} is loaded"), child_path.clone())
+            })?;
             let item = if content.is_resource() {
                 self.contained(empty, &child_path, depth + 1)?
             } else {
@@ -284,7 +297,9 @@ impl<'a> XmlReader<'a> {
                 append(&mut object, name, item);
             }
         }
-        if object.len() == 1 && let Some(Value::String(_)) = object.get("value") {
+        if object.len() == 1
+            && let Some(Value::String(_)) = object.get("value")
+        {
             return Ok(object.shift_remove("value").unwrap_or_default());
         }
         Ok(Value::Object(object))
@@ -343,13 +358,13 @@ impl<'a> XmlReader<'a> {
                 .map_err(|e| self.refuse(format!("The narrative is not well-formed XML: {e}")))?;
         }
         let after = self.reader.buffer_position() as usize;
-        let text = self
-            .input
-            .get(before..after)
-            .ok_or_else(|| fault("The narrative cannot be read", path))?;
+        let text = self.input.get(before..after).ok_or_else(|| fault("The narrative cannot be read", path))?;
         let declares = start.attributes().flatten().any(|a| a.key.as_ref() == "xmlns");
         if start.name().prefix().is_some() {
-            return Err(fault(format!("write the narrative as <div xmlns=\"{XHTML_NAMESPACE}\">, without a prefix"), path));
+            return Err(fault(
+                format!("write the narrative as <div xmlns=\"{XHTML_NAMESPACE}\">, without a prefix"),
+                path,
+            ));
         }
         Ok(if declares {
             text.to_owned()
@@ -393,9 +408,8 @@ fn set_once(object: &mut Map<String, Value>, key: &str, value: Value, path: &str
 
 /// A `value` attribute as the JSON value of its FHIR type.
 fn typed(type_code: &str, text: String, path: &str) -> Result<Value, Issue> {
-    let wrong = |what: &str| {
-        Issue::error(IssueCode::Value, format!("{text:?} is not a valid {type_code}: {what}")).at(path)
-    };
+    let wrong =
+        |what: &str| Issue::error(IssueCode::Value, format!("{text:?} is not a valid {type_code}: {what}")).at(path);
     match primitive_json_kind(type_code) {
         JsonKind::Boolean => match text.as_str() {
             "true" => Ok(Value::Bool(true)),

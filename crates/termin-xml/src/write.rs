@@ -41,9 +41,7 @@ struct XmlWriter<'a> {
 
 impl<'a> XmlWriter<'a> {
     fn emit<'e>(&mut self, event: impl Into<Event<'e>>) -> Result<(), Issue> {
-        self.out
-            .write_event(event)
-            .map_err(|e| Issue::error(IssueCode::Exception, format!("writing XML failed: {e}")))
+        self.out.write_event(event).map_err(|e| Issue::error(IssueCode::Exception, format!("writing XML failed: {e}")))
     }
 
     /// A resource; `inside` is the path of the element holding it (`None` for the document's root).
@@ -100,7 +98,12 @@ impl<'a> XmlWriter<'a> {
     }
 
     /// The object's properties grouped by element, in the order of the layout.
-    fn fields(&self, object: &'a Map<String, Value>, layout: TypeLayout<'a>, path: &str) -> Result<Vec<Field<'a>>, Issue> {
+    fn fields(
+        &self,
+        object: &'a Map<String, Value>,
+        layout: TypeLayout<'a>,
+        path: &str,
+    ) -> Result<Vec<Field<'a>>, Issue> {
         let elements: Vec<ElementLayout> = layout.elements().collect();
         let mut fields: Vec<Field> = Vec::new();
         for (key, value) in object {
@@ -177,7 +180,9 @@ impl<'a> XmlWriter<'a> {
             .content(self.definitions, type_code)
             .ok_or_else(|| fault(format!("no definition of the type {type_code:?} is loaded"), path.clone()))?;
         let items: Vec<(&Value, String)> = match field.value {
-            Some(Value::Array(items)) => items.iter().enumerate().map(|(i, item)| (item, format!("{path}[{i}]"))).collect(),
+            Some(Value::Array(items)) => {
+                items.iter().enumerate().map(|(i, item)| (item, format!("{path}[{i}]"))).collect()
+            }
             Some(item) => vec![(item, path.clone())],
             None => Vec::new(),
         };
@@ -198,7 +203,13 @@ impl<'a> XmlWriter<'a> {
     }
 
     /// A primitive: its value and id as attributes, its extensions as children.
-    fn primitive(&mut self, name: &str, value: Option<&'a Value>, extra: Option<&'a Value>, path: &str) -> Result<(), Issue> {
+    fn primitive(
+        &mut self,
+        name: &str,
+        value: Option<&'a Value>,
+        extra: Option<&'a Value>,
+        path: &str,
+    ) -> Result<(), Issue> {
         let mut start = BytesStart::new(name);
         let mut extensions: &[Value] = &[];
         match extra {
@@ -244,9 +255,7 @@ impl<'a> XmlWriter<'a> {
     /// The narrative, copied as it is once it is known to be one well-formed XHTML element.
     fn xhtml(&mut self, name: &str, text: &str, path: &str) -> Result<(), Issue> {
         check_xhtml(name, text).map_err(|why| fault(format!("The narrative is not XHTML XML: {why}"), path))?;
-        self.out
-            .write_indent()
-            .map_err(|e| Issue::error(IssueCode::Exception, format!("writing XML failed: {e}")))?;
+        self.out.write_indent().map_err(|e| Issue::error(IssueCode::Exception, format!("writing XML failed: {e}")))?;
         self.emit(Event::Text(BytesText::from_escaped(text)))
     }
 }
@@ -313,8 +322,5 @@ fn attribute<'n>(name: &'n str, value: &str) -> Attribute<'n> {
             c => escaped.push(c),
         }
     }
-    Attribute {
-        key: QName(name),
-        value: Cow::Owned(escaped),
-    }
+    Attribute { key: QName(name), value: Cow::Owned(escaped) }
 }

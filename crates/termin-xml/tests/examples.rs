@@ -70,10 +70,7 @@ fn every_example_of_the_served_types_round_trips_through_xml() {
     assert!(from_at_packages >= 15 && from_r5 >= 100, "too few examples: {from_at_packages} + {from_r5}");
     let mut failures = Vec::new();
     for (path, json) in &examples {
-        let back = converter
-            .to_xml(json, false)
-            .and_then(|xml| converter.from_xml(xml.as_bytes()))
-            .map(Value::Object);
+        let back = converter.to_xml(json, false).and_then(|xml| converter.from_xml(xml.as_bytes())).map(Value::Object);
         match back {
             // serde_json maps compare regardless of key order, numbers by their exact text.
             Ok(back) if back == *json => {}

@@ -216,7 +216,10 @@ struct BundleArgs {
 enum Failure {
     Client(ClientError),
     /// The server answered, but refused (a slot taken by someone else): its OperationOutcome.
-    Refused { what: String, outcome: Value },
+    Refused {
+        what: String,
+        outcome: Value,
+    },
 }
 
 impl From<ClientError> for Failure {
@@ -259,7 +262,8 @@ async fn execute(client: &Client, command: ClientCommand) -> Result<Value, Failu
             Ok(client.ensure_patient(&patient, &args.svnr).await?)
         }
         ClientCommand::Services(args) => {
-            let query = ServiceQuery { service_type: args.service_type, active: args.active, ..ServiceQuery::default() };
+            let query =
+                ServiceQuery { service_type: args.service_type, active: args.active, ..ServiceQuery::default() };
             every_match(client, &query).await
         }
         ClientCommand::FindHsp(args) => {
@@ -355,7 +359,9 @@ async fn hold(client: &Client, args: HoldArgs) -> Result<Value, Failure> {
             Ok(json!({"resourceType": "Parameters", "parameter": parameters}))
         }
         Hold::Released { slot } => Ok(slot),
-        Hold::Rejected { outcome, .. } => Err(Failure::Refused { what: format!("{} cannot be held", reference("Slot", &args.slot)), outcome }),
+        Hold::Rejected { outcome, .. } => {
+            Err(Failure::Refused { what: format!("{} cannot be held", reference("Slot", &args.slot)), outcome })
+        }
     }
 }
 

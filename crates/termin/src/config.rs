@@ -235,7 +235,12 @@ pub struct ServeArgs {
 
     /// Browser origins (https://booking.example.at) allowed to call the API cross-origin, or *
     /// for any; repeat or comma-separate. Without it no CORS headers are sent [default: none]
-    #[arg(long = "cors-allowed-origins", env = "TERMIN_CORS_ALLOWED_ORIGINS", value_name = "ORIGIN", value_delimiter = ',')]
+    #[arg(
+        long = "cors-allowed-origins",
+        env = "TERMIN_CORS_ALLOWED_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
     pub cors_allowed_origins: Vec<String>,
 
     /// OpenID Connect issuer whose access tokens Termin accepts (the required `iss`), e.g.
@@ -496,7 +501,9 @@ fn mail_settings(
     };
     let reminder_before = match reminder_before.is_zero() {
         true => None,
-        false => Some(std::time::Duration::try_from(reminder_before).map_err(|e| format!("mail_reminder_before: {e}"))?),
+        false => {
+            Some(std::time::Duration::try_from(reminder_before).map_err(|e| format!("mail_reminder_before: {e}"))?)
+        }
     };
     Ok(Some(MailSettings { smtp_url, from, starttls, reminder_before }))
 }
@@ -521,7 +528,11 @@ pub struct AuthSettings {
     pub jwks: Option<PathBuf>,
 }
 
-fn auth_settings(issuer: Option<String>, audience: Option<String>, jwks: Option<PathBuf>) -> Result<Option<AuthSettings>, String> {
+fn auth_settings(
+    issuer: Option<String>,
+    audience: Option<String>,
+    jwks: Option<PathBuf>,
+) -> Result<Option<AuthSettings>, String> {
     match (issuer, audience) {
         (None, None) if jwks.is_none() => Ok(None),
         (None, _) => Err("auth_audience and auth_jwks need auth_issuer (the issuer tokens must name)".into()),
@@ -540,7 +551,12 @@ fn read_file(path: &Path) -> Result<FileConfig, String> {
     toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
 }
 
-fn duration(name: &str, flag: Option<SignedDuration>, file: Option<String>, default: &str) -> Result<SignedDuration, String> {
+fn duration(
+    name: &str,
+    flag: Option<SignedDuration>,
+    file: Option<String>,
+    default: &str,
+) -> Result<SignedDuration, String> {
     if let Some(value) = flag {
         return Ok(value);
     }
@@ -575,10 +591,7 @@ impl ServeArgs {
             ));
         }
         Ok(ServeConfig {
-            bind: self
-                .bind
-                .or(file.bind)
-                .unwrap_or_else(|| DEFAULT_BIND.parse().expect("default bind address parses")),
+            bind: self.bind.or(file.bind).unwrap_or_else(|| DEFAULT_BIND.parse().expect("default bind address parses")),
             base_url: self.base_url.or(file.base_url),
             database: Database::from(self.database.or(file.database).unwrap_or_else(|| DEFAULT_DATABASE.into())),
             log: self.log.or(file.log).unwrap_or_else(|| DEFAULT_LOG.into()),
@@ -637,7 +650,12 @@ impl ServeArgs {
             )?,
             body_read_timeout: timeout(
                 "body_read_timeout",
-                duration("body_read_timeout", self.body_read_timeout, file.body_read_timeout, DEFAULT_BODY_READ_TIMEOUT)?,
+                duration(
+                    "body_read_timeout",
+                    self.body_read_timeout,
+                    file.body_read_timeout,
+                    DEFAULT_BODY_READ_TIMEOUT,
+                )?,
             )?,
             query_timeout: timeout(
                 "query_timeout",
@@ -647,11 +665,12 @@ impl ServeArgs {
             demo_scale: parse_demo_scale(self.demo_scale.or(file.demo_scale).as_deref().unwrap_or(DEFAULT_DEMO_SCALE))?,
             validation: parse_switch("validation", self.validation.or(file.validation).as_deref().unwrap_or("on"))?,
             packages: if self.packages.is_empty() { file.packages.unwrap_or_default() } else { self.packages },
-            time_zone: self
-                .time_zone
-                .or(file.time_zone)
-                .unwrap_or_else(|| termin_search::DEFAULT_TIME_ZONE.into()),
-            profiles: parse_profiles(if self.profiles.is_empty() { file.profiles.unwrap_or_default() } else { self.profiles })?,
+            time_zone: self.time_zone.or(file.time_zone).unwrap_or_else(|| termin_search::DEFAULT_TIME_ZONE.into()),
+            profiles: parse_profiles(if self.profiles.is_empty() {
+                file.profiles.unwrap_or_default()
+            } else {
+                self.profiles
+            })?,
             cors_allowed_origins: CorsOrigins::parse(&if self.cors_allowed_origins.is_empty() {
                 file.cors_allowed_origins.unwrap_or_default()
             } else {
@@ -677,7 +696,12 @@ impl ServeArgs {
                 Some(NotifySettings {
                     interval: timeout(
                         "notify_interval",
-                        duration("notify_interval", self.notify_interval, file.notify_interval, DEFAULT_NOTIFY_INTERVAL)?,
+                        duration(
+                            "notify_interval",
+                            self.notify_interval,
+                            file.notify_interval,
+                            DEFAULT_NOTIFY_INTERVAL,
+                        )?,
                     )?,
                     timeout: timeout(
                         "notify_timeout",
@@ -690,11 +714,21 @@ impl ServeArgs {
                         .max(1),
                     retry_base: timeout(
                         "notify_retry_base",
-                        duration("notify_retry_base", self.notify_retry_base, file.notify_retry_base, DEFAULT_NOTIFY_RETRY_BASE)?,
+                        duration(
+                            "notify_retry_base",
+                            self.notify_retry_base,
+                            file.notify_retry_base,
+                            DEFAULT_NOTIFY_RETRY_BASE,
+                        )?,
                     )?,
                     max_backoff: timeout(
                         "notify_max_backoff",
-                        duration("notify_max_backoff", self.notify_max_backoff, file.notify_max_backoff, DEFAULT_NOTIFY_MAX_BACKOFF)?,
+                        duration(
+                            "notify_max_backoff",
+                            self.notify_max_backoff,
+                            file.notify_max_backoff,
+                            DEFAULT_NOTIFY_MAX_BACKOFF,
+                        )?,
                     )?,
                     batch: self.notify_batch.or(file.notify_batch).unwrap_or(DEFAULT_NOTIFY_BATCH).max(1),
                 })
@@ -715,9 +749,19 @@ impl ServeArgs {
             platform: crate::upstreams::platform_config(crate::upstreams::PlatformSettings {
                 flags: self.upstreams,
                 tables: file.upstream.unwrap_or_default(),
-                timeout: duration("upstream_timeout", self.upstream_timeout, file.upstream_timeout, crate::upstreams::DEFAULT_UPSTREAM_TIMEOUT)?,
+                timeout: duration(
+                    "upstream_timeout",
+                    self.upstream_timeout,
+                    file.upstream_timeout,
+                    crate::upstreams::DEFAULT_UPSTREAM_TIMEOUT,
+                )?,
                 name: self.platform_name.or(file.platform_name),
-                directory_ttl: duration("directory_cache_ttl", self.directory_cache_ttl, file.directory_cache_ttl, "0s")?,
+                directory_ttl: duration(
+                    "directory_cache_ttl",
+                    self.directory_cache_ttl,
+                    file.directory_cache_ttl,
+                    "0s",
+                )?,
                 slot_ttl: duration("slot_cache_ttl", self.slot_cache_ttl, file.slot_cache_ttl, "0s")?,
             })?,
         })
@@ -728,7 +772,10 @@ impl ServeArgs {
 /// `--public-booking false` for that).
 fn public_booking(on: bool, limit: Option<u32>) -> Result<Option<u32>, String> {
     match (on, limit) {
-        (_, Some(0)) => Err("public_booking_limit must be at least 1 (turn anonymous booking off with public_booking = false)".into()),
+        (_, Some(0)) => {
+            Err("public_booking_limit must be at least 1 (turn anonymous booking off with public_booking = false)"
+                .into())
+        }
         (true, limit) => Ok(Some(limit.unwrap_or(termin_api::auth::public_booking::DEFAULT_LIMIT_PER_HOUR))),
         (false, _) => Ok(None),
     }
@@ -765,7 +812,10 @@ fn parse_profiles(entries: Vec<String>) -> Result<Vec<(ResourceType, Option<Stri
                 .split_once('=')
                 .ok_or_else(|| format!("profiles entry {entry:?} is not Type=URL (or Type=none)"))?;
             let resource_type = type_name.trim().parse::<ResourceType>().map_err(|_| {
-                format!("profiles entry {entry:?}: {type_name:?} is not a served type ({})", ResourceType::supported_list())
+                format!(
+                    "profiles entry {entry:?}: {type_name:?} is not a served type ({})",
+                    ResourceType::supported_list()
+                )
             })?;
             let url = url.trim();
             Ok((resource_type, (url != "none" && !url.is_empty()).then(|| url.to_owned())))
@@ -793,9 +843,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("termin.toml");
         std::fs::write(&file, "bind = \"127.0.0.1:9999\"\nmax_body_bytes = 10\nupdate_create = false\n").unwrap();
-        let config = parse(&["--config", file.to_str().unwrap(), "--max-body-bytes", "20"])
-            .resolve()
-            .unwrap();
+        let config = parse(&["--config", file.to_str().unwrap(), "--max-body-bytes", "20"]).resolve().unwrap();
         assert_eq!(config.bind.port(), 9999);
         assert_eq!(config.max_body_bytes, 20);
         assert!(!config.update_create);
@@ -830,16 +878,19 @@ mod tests {
     #[test]
     fn mail_needs_an_smtp_url_and_a_sender_together() {
         assert_eq!(parse(&[]).resolve().unwrap().mail, None);
-        let config = parse(&["--smtp-url", "smtp://u:p@mail:587", "--smtp-from", "Praxis <t@example.org>"]).resolve().unwrap();
+        let config =
+            parse(&["--smtp-url", "smtp://u:p@mail:587", "--smtp-from", "Praxis <t@example.org>"]).resolve().unwrap();
         let mail = config.mail.unwrap();
         assert_eq!(mail.starttls, termin_notify::mail::StartTls::Opportunistic);
         assert_eq!(mail.reminder_before, Some(std::time::Duration::from_secs(24 * 3600)));
-        let off = parse(&["--smtp-url", "smtps://mail", "--smtp-from", "t@example.org", "--mail-reminder-before", "0s"]);
+        let off =
+            parse(&["--smtp-url", "smtps://mail", "--smtp-from", "t@example.org", "--mail-reminder-before", "0s"]);
         assert_eq!(off.resolve().unwrap().mail.unwrap().reminder_before, None);
         assert!(parse(&["--smtp-url", "smtp://mail"]).resolve().is_err(), "no sender");
         assert!(parse(&["--smtp-from", "t@example.org"]).resolve().is_err(), "no server");
         assert!(parse(&["--smtp-url", "http://mail", "--smtp-from", "t@example.org"]).resolve().is_err());
-        let bad_tls = parse(&["--smtp-url", "smtp://mail", "--smtp-from", "t@example.org", "--smtp-starttls", "always"]);
+        let bad_tls =
+            parse(&["--smtp-url", "smtp://mail", "--smtp-from", "t@example.org", "--smtp-starttls", "always"]);
         assert!(bad_tls.resolve().is_err());
     }
 
@@ -873,18 +924,24 @@ mod tests {
         let config = parse(&[]).resolve().unwrap();
         assert_eq!(config.auth, None);
         assert!(config.public_read);
-        let config = parse(&["--auth-issuer", "https://idp.example/realms/t", "--auth-audience", "termin"])
-            .resolve()
-            .unwrap();
+        let config =
+            parse(&["--auth-issuer", "https://idp.example/realms/t", "--auth-audience", "termin"]).resolve().unwrap();
         let auth = config.auth.unwrap();
-        assert_eq!((auth.issuer.as_str(), auth.audience.as_str(), auth.jwks), ("https://idp.example/realms/t", "termin", None));
+        assert_eq!(
+            (auth.issuer.as_str(), auth.audience.as_str(), auth.jwks),
+            ("https://idp.example/realms/t", "termin", None)
+        );
         assert!(parse(&["--auth-issuer", "https://idp.example"]).resolve().is_err());
         assert!(parse(&["--auth-audience", "termin"]).resolve().is_err());
         assert!(parse(&["--auth-jwks", "keys.json"]).resolve().is_err());
         assert!(parse(&["--auth-issuer", "idp.example", "--auth-audience", "t"]).resolve().is_err());
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("termin.toml");
-        std::fs::write(&file, "auth_issuer = \"http://idp\"\nauth_audience = \"a\"\nauth_jwks = \"k.json\"\npublic_read = false\n").unwrap();
+        std::fs::write(
+            &file,
+            "auth_issuer = \"http://idp\"\nauth_audience = \"a\"\nauth_jwks = \"k.json\"\npublic_read = false\n",
+        )
+        .unwrap();
         let config = parse(&["--config", file.to_str().unwrap()]).resolve().unwrap();
         assert_eq!(config.auth.unwrap().jwks, Some(PathBuf::from("k.json")));
         assert!(!config.public_read);

@@ -130,13 +130,7 @@ struct Activity {
 
 impl Activity {
     fn new() -> Activity {
-        Activity {
-            handling: 0,
-            head_started: None,
-            last: Instant::now(),
-            waiting_read: None,
-            upgraded: false,
-        }
+        Activity { handling: 0, head_started: None, last: Instant::now(), waiting_read: None, upgraded: false }
     }
 
     fn received(&mut self, now: Instant) {
@@ -203,12 +197,7 @@ struct Watched {
 impl Watched {
     fn new(stream: TcpStream, activity: Arc<Mutex<Activity>>, timeouts: Timeouts) -> Watched {
         let timer = Box::pin(tokio::time::sleep(timeouts.idle));
-        Watched {
-            stream,
-            activity,
-            timeouts,
-            timer,
-        }
+        Watched { stream, activity, timeouts, timer }
     }
 
     fn sent(&self, bytes: usize) {
@@ -290,10 +279,8 @@ mod tests {
 
     #[tokio::test]
     async fn handlers_see_the_peer_address_and_shutdown_ends_serving() {
-        let app = Router::new().route(
-            "/peer",
-            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
-        );
+        let app = Router::new()
+            .route("/peer", get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -306,18 +293,12 @@ mod tests {
         server.await.unwrap();
     }
 
-    const TIMEOUTS: Timeouts = Timeouts {
-        header_read: Duration::from_secs(10),
-        idle: Duration::from_secs(60),
-    };
+    const TIMEOUTS: Timeouts = Timeouts { header_read: Duration::from_secs(10), idle: Duration::from_secs(60) };
 
     #[test]
     fn a_connection_waits_idle_then_for_the_head_and_not_while_handling() {
         let start = Instant::now();
-        let mut activity = Activity {
-            last: start,
-            ..Activity::new()
-        };
+        let mut activity = Activity { last: start, ..Activity::new() };
         assert_eq!(activity.deadline(&TIMEOUTS), Some(start + TIMEOUTS.idle));
         let first_byte = start + Duration::from_secs(5);
         activity.received(first_byte);

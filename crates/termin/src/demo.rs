@@ -6,9 +6,9 @@
 use serde_json::Value;
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use termin_domain::Caller;
 use termin_domain::ResourceService;
 use termin_fhir::ResourceType;
-use termin_domain::Caller;
 
 const LOAD_ORDER: [ResourceType; 10] = [
     ResourceType::Organization,
@@ -44,10 +44,8 @@ pub async fn load_examples(service: &ResourceService, package_dirs: &[PathBuf]) 
         let Ok(Value::Object(resource)) = serde_json::from_slice::<Value>(&text) else {
             continue;
         };
-        let Some(resource_type) = resource
-            .get("resourceType")
-            .and_then(Value::as_str)
-            .and_then(|t| t.parse::<ResourceType>().ok())
+        let Some(resource_type) =
+            resource.get("resourceType").and_then(Value::as_str).and_then(|t| t.parse::<ResourceType>().ok())
         else {
             continue;
         };
@@ -63,10 +61,7 @@ pub async fn load_examples(service: &ResourceService, package_dirs: &[PathBuf]) 
         if service.read(&ctx, resource_type, &id).await.is_ok() {
             continue;
         }
-        service
-            .update(&ctx, resource_type, &id, resource, None)
-            .await
-            .map_err(|e| format!("loading {file}: {e:?}"))?;
+        service.update(&ctx, resource_type, &id, resource, None).await.map_err(|e| format!("loading {file}: {e:?}"))?;
         loaded += 1;
     }
     tracing::info!(loaded, "loaded demo resources");

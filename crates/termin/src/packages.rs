@@ -18,10 +18,7 @@ pub fn embedded() -> Vec<EmbeddedPackage> {
                 .filter_map(|file| Some((file.path().file_name()?.to_str()?, file.contents())))
                 .collect();
             files.sort();
-            Some(EmbeddedPackage {
-                id: dir.path().file_name()?.to_str()?,
-                files,
-            })
+            Some(EmbeddedPackage { id: dir.path().file_name()?.to_str()?, files })
         })
         .collect();
     packages.sort_by_key(|package| package.id);

@@ -7,17 +7,17 @@ use crate::config::{DEFAULT_DATABASE, Database};
 use crate::setup;
 use crate::validation::Packages;
 use clap::{Args, ValueEnum};
+use jiff::Timestamp;
 use jiff::ToSpan;
 use jiff::civil::Date;
-use jiff::Timestamp;
 use serde_json::{Map, Value};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
+use termin_domain::Caller;
 use termin_domain::{Domain, GenerationRequest, ImportSummary, ResourceService, ServiceConfig};
 use termin_seed::{Scale, SeedOptions};
-use termin_domain::Caller;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ScaleArg {
@@ -101,9 +101,7 @@ pub fn run(args: SeedArgs) -> ExitCode {
 pub fn this_monday() -> Date {
     let vienna = jiff::tz::TimeZone::get(termin_search::DEFAULT_TIME_ZONE).unwrap_or(jiff::tz::TimeZone::UTC);
     let today = Timestamp::now().to_zoned_datetime(vienna).date();
-    today
-        .checked_sub(i64::from(today.weekday().to_monday_zero_offset()).days())
-        .unwrap_or(today)
+    today.checked_sub(i64::from(today.weekday().to_monday_zero_offset()).days()).unwrap_or(today)
 }
 
 async fn seed(args: SeedArgs) -> Result<(), String> {
@@ -116,7 +114,8 @@ async fn seed(args: SeedArgs) -> Result<(), String> {
     }
     let database = Database::from(args.database.unwrap_or_else(|| DEFAULT_DATABASE.into()));
     let time_zone = args.time_zone.as_deref().unwrap_or(termin_search::DEFAULT_TIME_ZONE);
-    let target = Target { database: &database, validation: args.validation == "on", packages: &args.packages, time_zone };
+    let target =
+        Target { database: &database, validation: args.validation == "on", packages: &args.packages, time_zone };
     let summary = seed_database(&target, &options, args.batch as usize, false).await?.unwrap_or_default();
     println!(
         "{database}: {} created, {} existing left as they were, in {:.1?} (scale {}, seed {}, start {})",
@@ -189,7 +188,8 @@ pub async fn load(domain: &Domain, options: &SeedOptions, batch: usize) -> Resul
                     generate_slots(domain, &ctx, options, &schedules, &mut total).await?;
                     slots_generated = true;
                 }
-                let start = resource.get("start").and_then(Value::as_str).and_then(|start| start.parse::<Timestamp>().ok());
+                let start =
+                    resource.get("start").and_then(Value::as_str).and_then(|start| start.parse::<Timestamp>().ok());
                 slot_exists = start.is_some_and(|start| start >= now);
                 continue;
             }
@@ -205,11 +205,17 @@ pub async fn load(domain: &Domain, options: &SeedOptions, batch: usize) -> Resul
     Ok(total)
 }
 
-async fn import(service: &ResourceService, ctx: &Caller, chunk: Vec<Map<String, Value>>, total: &mut ImportSummary) -> Result<(), String> {
+async fn import(
+    service: &ResourceService,
+    ctx: &Caller,
+    chunk: Vec<Map<String, Value>>,
+    total: &mut ImportSummary,
+) -> Result<(), String> {
     let Some(first) = chunk.first().map(describe) else {
         return Ok(());
     };
-    let summary = service.import(ctx, chunk).await.map_err(|e| format!("loading the batch starting at {first}: {e:?}"))?;
+    let summary =
+        service.import(ctx, chunk).await.map_err(|e| format!("loading the batch starting at {first}: {e:?}"))?;
     total.created += summary.created;
     total.existing += summary.existing;
     Ok(())

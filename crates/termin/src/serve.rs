@@ -6,8 +6,8 @@ use crate::setup;
 use crate::validation::Packages;
 use std::process::ExitCode;
 use std::sync::Arc;
-use termin_api::metrics::Metrics;
 use termin_api::auth::{Authenticator, Authorization, Discovery, KeySource, PublicBooking};
+use termin_api::metrics::Metrics;
 use termin_api::{ApiConfig, AppState};
 use termin_domain::{AuditTrail, Domain, ServiceConfig};
 use tracing_subscriber::EnvFilter;
@@ -41,13 +41,9 @@ pub fn run(config: ServeConfig) -> ExitCode {
 
 async fn serve(config: ServeConfig) -> Result<(), String> {
     let mut metrics = Metrics::install()?;
-    let opened = setup::open_store(
-        &config.database,
-        config.read_connections,
-        config.pool_size,
-        Some(config.query_timeout),
-    )
-    .await?;
+    let opened =
+        setup::open_store(&config.database, config.read_connections, config.pool_size, Some(config.query_timeout))
+            .await?;
     if let Some(postgres) = opened.postgres {
         metrics = metrics.sample_on_scrape(move || postgres.record_pool_metrics());
     }
@@ -62,8 +58,9 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     };
     let packages = if config.validation { Packages::Shipped(&config.packages) } else { Packages::Off };
     let audit = AuditTrail::start(opened.store.clone(), search);
-    let domain =
-        setup::domain(opened.store.clone(), service_config, search, packages, &config.profiles).await?.with_audit(audit.clone());
+    let domain = setup::domain(opened.store.clone(), service_config, search, packages, &config.profiles)
+        .await?
+        .with_audit(audit.clone());
     setup::install_xml();
     if config.demo {
         crate::demo::load_examples(&domain.resources, &config.packages).await?;
@@ -134,33 +131,32 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             tokio::spawn(mailer.run());
         }
     }
-    let app = termin_api::app_with_pages(AppState {
-        domain,
-        metrics,
-        auth,
-        platform,
-        notifications: config
-            .notify
-            .as_ref()
-            .map(|settings| Arc::new(termin_notify::websocket::Hub::new(opened.deliveries.clone(), settings.interval))),
-        config: ApiConfig {
-            base_url: config.base_url.clone(),
-            max_body_bytes: config.max_body_bytes,
-            default_count: config.default_page_size,
-            max_count: config.max_page_size,
-            cors_allowed_origins: config.cors_allowed_origins.clone(),
-            body_read_timeout: config.body_read_timeout,
-            trusted_proxies: config.trusted_proxies.clone(),
-            max_bundle_entries: config.max_bundle_entries,
+    let app = termin_api::app_with_pages(
+        AppState {
+            domain,
+            metrics,
+            auth,
+            platform,
+            notifications: config.notify.as_ref().map(|settings| {
+                Arc::new(termin_notify::websocket::Hub::new(opened.deliveries.clone(), settings.interval))
+            }),
+            config: ApiConfig {
+                base_url: config.base_url.clone(),
+                max_body_bytes: config.max_body_bytes,
+                default_count: config.default_page_size,
+                max_count: config.max_page_size,
+                cors_allowed_origins: config.cors_allowed_origins.clone(),
+                body_read_timeout: config.body_read_timeout,
+                trusted_proxies: config.trusted_proxies.clone(),
+                max_bundle_entries: config.max_bundle_entries,
+            },
         },
-    }, crate::web::router(config.auth.as_ref().map(|settings| settings.issuer.as_str())));
+        crate::web::router(config.auth.as_ref().map(|settings| settings.issuer.as_str())),
+    );
     tracing::info!(%address, "listening");
     // Tests and scripts read this line to learn the port when binding to port 0.
     println!("termin listening on http://{address}");
-    let timeouts = Timeouts {
-        header_read: config.header_read_timeout,
-        idle: config.idle_timeout,
-    };
+    let timeouts = Timeouts { header_read: config.header_read_timeout, idle: config.idle_timeout };
     connections::serve(listener, app, timeouts, shutdown_signal()).await;
     // Every answered read's audit event is stored before the process ends.
     audit.drain().await;
@@ -175,7 +171,9 @@ async fn authorization(config: &ServeConfig) -> Result<Option<Authorization>, St
              use this for development and demos only"
         );
         if config.public_booking.is_some() {
-            tracing::warn!("--public-booking has no effect without authorization: every caller may hold and book anyway");
+            tracing::warn!(
+                "--public-booking has no effect without authorization: every caller may hold and book anyway"
+            );
         }
         return Ok(None);
     };

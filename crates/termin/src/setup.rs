@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use termin_domain::{Domain, ServiceConfig, SystemClock};
-use termin_search::SearchParameters;
 use termin_fhir::ResourceType;
+use termin_search::SearchParameters;
 use termin_store::{LeaseStore, MailStore, NotificationStore, ResourceStore};
 use termin_store_postgres::PostgresStore;
 use termin_store_sqlite::SqliteStore;
@@ -21,9 +21,7 @@ pub fn runtime(command: &str, multi_thread: bool) -> Option<tokio::runtime::Runt
     } else {
         tokio::runtime::Builder::new_current_thread().enable_all().build()
     };
-    built
-        .map_err(|e| eprintln!("termin {command}: cannot start the async runtime: {e}"))
-        .ok()
+    built.map_err(|e| eprintln!("termin {command}: cannot start the async runtime: {e}")).ok()
 }
 
 /// The opened store; `postgres` is the same store when it is PostgreSQL (for pool metrics).
@@ -123,10 +121,6 @@ pub async fn domain(
     if let Some(validator) = crate::validation::load(packages, profiles)? {
         domain = domain.with_validator(validator);
     }
-    domain
-        .resources
-        .refresh_search_index()
-        .await
-        .map_err(|e| format!("cannot rebuild the search index: {e:?}"))?;
+    domain.resources.refresh_search_index().await.map_err(|e| format!("cannot rebuild the search index: {e:?}"))?;
     Ok(domain)
 }

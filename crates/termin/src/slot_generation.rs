@@ -82,7 +82,10 @@ impl SlotGeneration {
         let scheduling = &self.domain.scheduling;
         let kept = scheduling.schedules_to_keep(&ctx).await.map_err(|e| format!("listing the Schedules: {e:?}"))?;
         if kept.truncated {
-            tracing::warn!(limit = termin_domain::MAX_KEPT_SCHEDULES, "more Schedules than one slot generation pass looks at");
+            tracing::warn!(
+                limit = termin_domain::MAX_KEPT_SCHEDULES,
+                "more Schedules than one slot generation pass looks at"
+            );
         }
         let mut pass = Pass::default();
         for id in &kept.ids {

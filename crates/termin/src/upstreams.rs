@@ -28,8 +28,15 @@ pub struct FileUpstream {
 enum FileAuth {
     #[default]
     None,
-    Bearer { token: String },
-    ClientCredentials { token_url: String, client_id: String, client_secret: String, scope: Option<String> },
+    Bearer {
+        token: String,
+    },
+    ClientCredentials {
+        token_url: String,
+        client_id: String,
+        client_secret: String,
+        scope: Option<String>,
+    },
 }
 
 /// What the flags and the config file say about the platform.

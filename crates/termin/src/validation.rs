@@ -68,10 +68,8 @@ pub fn load(
             None => format!("{} (built in)", p.id),
         })
         .collect();
-    let enforced: Vec<String> = ResourceType::ALL
-        .iter()
-        .map(|t| format!("{t}={}", validator.enforced_profile(*t).unwrap_or("R5")))
-        .collect();
+    let enforced: Vec<String> =
+        ResourceType::ALL.iter().map(|t| format!("{t}={}", validator.enforced_profile(*t).unwrap_or("R5"))).collect();
     tracing::info!(
         packages = ?packages,
         enforced = ?enforced,

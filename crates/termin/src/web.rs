@@ -44,7 +44,10 @@ pub fn router(issuer: Option<&str>) -> Router {
     Router::new()
         .route("/", get(|headers: HeaderMap| async move { page("index.html", &headers, &index) }))
         .route("/staff", get(|headers: HeaderMap| async move { page("staff.html", &headers, &staff) }))
-        .route("/app/{*file}", get(|Path(file): Path<String>, headers: HeaderMap| async move { page(&file, &headers, &assets) }))
+        .route(
+            "/app/{*file}",
+            get(|Path(file): Path<String>, headers: HeaderMap| async move { page(&file, &headers, &assets) }),
+        )
 }
 
 /// One embedded file, or `404`. Every answer is revalidated (`no-cache` with an `ETag`): file
@@ -52,7 +55,8 @@ pub fn router(issuer: Option<&str>) -> Router {
 /// an unchanged file costs a `304` without body.
 fn page(file: &str, headers: &HeaderMap, policy: &HeaderValue) -> Response {
     let (Some(found), Some(content_type)) = (WEB.get_file(file), content_type(file)) else {
-        return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "Not found\n").into_response();
+        return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "Not found\n")
+            .into_response();
     };
     let etag = etag(found.contents());
     let fresh = headers
@@ -137,7 +141,9 @@ mod tests {
             let tag = response.headers()[header::ETAG].to_str().unwrap().to_owned();
             assert_eq!(get(path, Some(&tag)).status(), StatusCode::NOT_MODIFIED, "{path}");
         }
-        assert!(get("/", None).headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("default-src 'self'"));
+        assert!(
+            get("/", None).headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("default-src 'self'")
+        );
     }
 
     #[test]

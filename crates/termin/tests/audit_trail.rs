@@ -32,7 +32,14 @@ async fn start(extra: &[&str]) -> TestServer {
 }
 
 /// Sends a request with `X-Request-Id: request_id`, by which its AuditEvent is found.
-async fn call(s: &TestServer, method: Method, path: &str, token: Option<&str>, body: Option<&Value>, request_id: &str) -> Resp {
+async fn call(
+    s: &TestServer,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+    request_id: &str,
+) -> Resp {
     s.send(s.request_as(method, path, token, body).header("x-request-id", request_id)).await
 }
 
@@ -43,7 +50,9 @@ fn request_id_of(event: &Value) -> Option<&str> {
 
 /// Every AuditEvent, as `token` finds them.
 async fn audit_events(s: &TestServer, token: &str, query: &str) -> Vec<Value> {
-    let r = call(s, Method::GET, &format!("AuditEvent?_count=500&{query}"), Some(token), None, "audit-search").await.expect_status(200);
+    let r = call(s, Method::GET, &format!("AuditEvent?_count=500&{query}"), Some(token), None, "audit-search")
+        .await
+        .expect_status(200);
     entries(&r.json()).into_iter().map(|e| e["resource"].clone()).collect()
 }
 
@@ -85,7 +94,9 @@ async fn two_patients(s: &TestServer, admin: &str) {
             "start": format!("2030-01-07T{:02}:00:00+01:00", 9 + i), "end": format!("2030-01-07T{:02}:30:00+01:00", 9 + i)}));
     }
     for n in [1, 2] {
-        resources.push(json!({"resourceType": "Patient", "id": format!("pat-{n}"), "name": [{"family": format!("Huber{n}")}]}));
+        resources.push(
+            json!({"resourceType": "Patient", "id": format!("pat-{n}"), "name": [{"family": format!("Huber{n}")}]}),
+        );
         resources.push(json!({"resourceType": "Appointment", "id": format!("app-{n}"), "status": "booked",
             "subject": {"reference": format!("Patient/pat-{n}")},
             "participant": [{"actor": {"reference": format!("Patient/pat-{n}")}, "status": "accepted"}],
@@ -105,7 +116,15 @@ async fn create_patient(s: &TestServer, admin: &str, request_id: &str) {
 }
 
 /// The one AuditEvent of `request_id`, checked for its action, code, outcome, agent and patients.
-async fn assert_audited(s: &TestServer, auditor: &str, request_id: &str, action: &str, code: &str, subject: &str, patients: &[&str]) -> Value {
+async fn assert_audited(
+    s: &TestServer,
+    auditor: &str,
+    request_id: &str,
+    action: &str,
+    code: &str,
+    subject: &str,
+    patients: &[&str],
+) -> Value {
     let events = events_of(s, auditor, request_id).await;
     assert_eq!(events.len(), 1, "{request_id}: exactly one AuditEvent, found {events:#?}");
     let event = events.into_iter().next().unwrap();
@@ -137,7 +156,8 @@ async fn every_access_to_patient_data_is_audited_once_with_its_agent_and_patient
     ok(call(&s, Method::GET, "Patient/pat-1", Some(&me), None, "read-patient").await, 200);
     ok(call(&s, Method::GET, "Appointment/app-1/_history/1", Some(&me), None, "vread-appointment").await, 200);
     ok(call(&s, Method::GET, "Appointment?status=booked", Some(&me), None, "search-mine").await, 200);
-    let both = call(&s, Method::GET, "Appointment?_include=Appointment:patient", Some(&admin), None, "search-all").await;
+    let both =
+        call(&s, Method::GET, "Appointment?_include=Appointment:patient", Some(&admin), None, "search-all").await;
     assert_eq!(entries(&both.expect_status(200).json()).len(), 4);
     // The public directory is no patient's data.
     ok(call(&s, Method::GET, "Slot", Some(&me), None, "search-slots").await, 200);
@@ -151,7 +171,8 @@ async fn every_access_to_patient_data_is_audited_once_with_its_agent_and_patient
         "participant": [{"actor": {"reference": "Patient/pat-1"}, "status": "accepted"}],
         "slot": [{"reference": "Slot/slot-3"}]}}]});
     ok(call(&s, Method::POST, "Appointment/$book", Some(&me), Some(&book), "book").await, 201);
-    let mut mine = call(&s, Method::GET, "Appointment/app-1", Some(&admin), None, "admin-read").await.expect_status(200).json();
+    let mut mine =
+        call(&s, Method::GET, "Appointment/app-1", Some(&admin), None, "admin-read").await.expect_status(200).json();
     mine["status"] = json!("cancelled");
     ok(call(&s, Method::PUT, "Appointment/app-1", Some(&me), Some(&mine), "cancel").await, 200);
     ok(call(&s, Method::DELETE, "Appointment/app-2", Some(&admin), None, "delete").await, 204);
@@ -213,13 +234,16 @@ async fn anonymous_bookings_are_audited_with_the_client_address() {
     let hold = json!({"resourceType": "Parameters", "parameter": [
         {"name": "slot-reference", "valueReference": {"reference": "Slot/slot-3"}}, {"name": "slot-status", "valueCode": "busy-tentative"}]});
     let held = call(&s, Method::POST, "Slot/$hold", None, Some(&hold), "anon-hold").await.expect_status(200).json();
-    let param = |answer: &Value, name: &str| answer["parameter"].as_array().unwrap().iter().find(|p| p["name"] == name).cloned().unwrap();
+    let param = |answer: &Value, name: &str| {
+        answer["parameter"].as_array().unwrap().iter().find(|p| p["name"] == name).cloned().unwrap()
+    };
     let hold_token = param(&held, "hold-token")["valueString"].clone();
     let book = json!({"resourceType": "Parameters", "parameter": [{"name": "appointment-resource", "resource": {
         "resourceType": "Appointment", "status": "proposed", "subject": {"reference": "Patient/pat-1"},
         "participant": [{"actor": {"reference": "Patient/pat-1"}, "status": "accepted"}],
         "slot": [{"reference": "Slot/slot-3"}]}}, {"name": "hold-token", "valueString": hold_token}]});
-    let booked = call(&s, Method::POST, "Appointment/$book", None, Some(&book), "anon-book").await.expect_status(201).json();
+    let booked =
+        call(&s, Method::POST, "Appointment/$book", None, Some(&book), "anon-book").await.expect_status(201).json();
     let secret = param(&booked, "access-secret")["valueString"].as_str().unwrap().to_owned();
     let path = format!("Appointment/{}", param(&booked, "appointment")["resource"]["id"].as_str().unwrap());
     let with_secret = |method: Method, secret: &str, request_id: &str| {
@@ -230,9 +254,13 @@ async fn anonymous_bookings_are_audited_with_the_client_address() {
     s.send(json_body(with_secret(Method::PUT, &secret, "anon-cancel"), &mine)).await.expect_status(200);
     s.send(with_secret(Method::GET, "wrong", "anon-wrong")).await.expect_status(404);
 
-    for (request_id, action, outcome) in
-        [("anon-hold", "E", "0"), ("anon-book", "E", "0"), ("anon-read", "R", "0"), ("anon-cancel", "U", "0"), ("anon-wrong", "R", "4")]
-    {
+    for (request_id, action, outcome) in [
+        ("anon-hold", "E", "0"),
+        ("anon-book", "E", "0"),
+        ("anon-read", "R", "0"),
+        ("anon-cancel", "U", "0"),
+        ("anon-wrong", "R", "4"),
+    ] {
         let events = events_of(&s, &admin, request_id).await;
         assert_eq!(events.len(), 1, "{request_id}: {events:#?}");
         let event = &events[0];
@@ -297,7 +325,8 @@ async fn without_authorization_accesses_are_recorded_with_the_client_address_in_
     // The recorded event conforms to R5 AuditEvent.
     let validating = TestServer::start_with(ServerOptions::new().validation()).await;
     let outcome = validating.post("AuditEvent/$validate", &event).await.expect_status(200).json();
-    let errors: Vec<&Value> = outcome["issue"].as_array().unwrap().iter().filter(|i| i["severity"] == "error").collect();
+    let errors: Vec<&Value> =
+        outcome["issue"].as_array().unwrap().iter().filter(|i| i["severity"] == "error").collect();
     assert!(errors.is_empty(), "{errors:#?}");
 }
 
@@ -340,9 +369,7 @@ async fn each_entry_of_a_bundle_is_authorised_and_audited_as_if_sent_alone() {
     let s = start(&[]).await;
     let admin = bearer("admin", "system/*.cruds", None, None);
     let bundle = |kind: &str, entries: Vec<Value>| json!({"resourceType": "Bundle", "type": kind, "entry": entries});
-    let put = |ty: &str, id: &str| {
-        json!({"request": {"method": "PUT", "url": format!("{ty}/{id}")}, "resource": {"resourceType": ty, "id": id}})
-    };
+    let put = |ty: &str, id: &str| json!({"request": {"method": "PUT", "url": format!("{ty}/{id}")}, "resource": {"resourceType": ty, "id": id}});
 
     // One AuditEvent per write, each naming its own patient.
     let two = bundle("transaction", vec![put("Patient", "pat-a"), put("Patient", "pat-b")]);
@@ -372,7 +399,9 @@ async fn each_entry_of_a_bundle_is_authorised_and_audited_as_if_sent_alone() {
             json!({"request": {"method": "GET", "url": "Appointment"}}),
         ],
     );
-    let response = call(&s, Method::POST, "", Some(&clerk), Some(&reads), "batch-reads").await.expect_status(200).json();
-    let statuses: Vec<String> = entries(&response).iter().map(|e| e["response"]["status"].as_str().unwrap_or_default().to_owned()).collect();
+    let response =
+        call(&s, Method::POST, "", Some(&clerk), Some(&reads), "batch-reads").await.expect_status(200).json();
+    let statuses: Vec<String> =
+        entries(&response).iter().map(|e| e["response"]["status"].as_str().unwrap_or_default().to_owned()).collect();
     assert_eq!(statuses, ["200 OK", "403 Forbidden"], "{response}");
 }

@@ -94,7 +94,8 @@ async fn tokens_are_checked_against_the_jwks_file() {
     let mut header = Header::new(Algorithm::RS256);
     header.kid = None;
     let no_kid =
-        jsonwebtoken::encode(&header, &claims(scope), &EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap()).unwrap();
+        jsonwebtoken::encode(&header, &claims(scope), &EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap())
+            .unwrap();
     call(&s, Method::GET, "Patient", Some(&no_kid), None).await.expect_status(200);
 
     let with = |change: &dyn Fn(&mut Value)| {
@@ -123,12 +124,18 @@ async fn tokens_are_checked_against_the_jwks_file() {
         ("not yet valid", with(&|c| c["nbf"] = json!(now() + 600))),
         ("wrong audience", with(&|c| c["aud"] = json!("another-api"))),
         ("wrong issuer", with(&|c| c["iss"] = json!("https://evil.test/realms/termin"))),
-        ("no subject", with(&|c| {
-            c.as_object_mut().unwrap().remove("sub");
-        })),
-        ("no expiry", with(&|c| {
-            c.as_object_mut().unwrap().remove("exp");
-        })),
+        (
+            "no subject",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("sub");
+            }),
+        ),
+        (
+            "no expiry",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            }),
+        ),
         ("unknown kid", sign_with(Algorithm::RS256, "who-knows", RSA_PRIVATE, &claims(scope))),
         ("signed by another key", sign_with(Algorithm::RS256, "test-rsa", OTHER_RSA_PRIVATE, &claims(scope))),
         ("RSA kid with ES256", sign_with(Algorithm::ES256, "test-rsa", EC_PRIVATE, &claims(scope))),
@@ -153,7 +160,8 @@ async fn tokens_are_checked_against_the_jwks_file() {
 async fn scopes_decide_each_interaction_per_type() {
     let s = start_with_jwks(&[]).await;
     let admin = token("system/*.cruds");
-    let created = call(&s, Method::POST, "Patient", Some(&admin), Some(&simple_patient("Huber"))).await.expect_status(201).json();
+    let created =
+        call(&s, Method::POST, "Patient", Some(&admin), Some(&simple_patient("Huber"))).await.expect_status(201).json();
     let id = id_of(&created);
     let path = format!("Patient/{id}");
 
@@ -222,10 +230,18 @@ async fn the_public_directory_is_readable_without_a_token() {
     let admin = token("system/*.cruds");
     directory(&s, &admin).await;
 
-    for path in ["Slot?status=busy", "Schedule", "Slot/slot-1", "Schedule/sch-1/_history", "Practitioner", "Location",
-        "Organization", "PractitionerRole", "HealthcareService",
-        "HealthcareService/$findHSP?healthcareService-type=http://terminology.hl7.org/CodeSystem/service-type|65"]
-    {
+    for path in [
+        "Slot?status=busy",
+        "Schedule",
+        "Slot/slot-1",
+        "Schedule/sch-1/_history",
+        "Practitioner",
+        "Location",
+        "Organization",
+        "PractitionerRole",
+        "HealthcareService",
+        "HealthcareService/$findHSP?healthcareService-type=http://terminology.hl7.org/CodeSystem/service-type|65",
+    ] {
         call(&s, Method::GET, path, None, None).await.expect_status(200);
     }
     for path in ["Patient", "Patient/pat-1", "Appointment", "Appointment/app-1", "RelatedPerson"] {
@@ -237,27 +253,50 @@ async fn the_public_directory_is_readable_without_a_token() {
     assert_unauthorized(&call(&s, Method::DELETE, "Schedule/sch-1", None, None).await, "DELETE Schedule");
     let hold = hold_of("slot-1");
     assert_unauthorized(&call(&s, Method::POST, "Slot/$hold", None, Some(&hold)).await, "$hold");
-    assert_unauthorized(&call(&s, Method::POST, "Appointment/$book", None, Some(&json!({"resourceType": "Parameters"}))).await, "$book");
+    assert_unauthorized(
+        &call(&s, Method::POST, "Appointment/$book", None, Some(&json!({"resourceType": "Parameters"}))).await,
+        "$book",
+    );
     // With a token, $hold needs Slot update and $book Appointment create.
-    assert_forbidden(&call(&s, Method::POST, "Slot/$hold", Some(&token("patient/Slot.rs")), Some(&hold)).await, "$hold r");
+    assert_forbidden(
+        &call(&s, Method::POST, "Slot/$hold", Some(&token("patient/Slot.rs")), Some(&hold)).await,
+        "$hold r",
+    );
     let held = call(&s, Method::POST, "Slot/$hold", Some(&token("patient/Slot.u")), Some(&hold)).await;
     assert_eq!(held.code(), 409, "the booked slot cannot be held, but the token may try: {}", held.what());
     assert_forbidden(
-        &call(&s, Method::POST, "Appointment/$book", Some(&token("patient/Appointment.r")), Some(&json!({"resourceType": "Parameters"}))).await,
+        &call(
+            &s,
+            Method::POST,
+            "Appointment/$book",
+            Some(&token("patient/Appointment.r")),
+            Some(&json!({"resourceType": "Parameters"})),
+        )
+        .await,
         "$book r",
     );
-    call(&s, Method::POST, "Appointment/$book", Some(&token("patient/Appointment.c")), Some(&json!({"resourceType": "Parameters"})))
-        .await
-        .expect_status(400);
+    call(
+        &s,
+        Method::POST,
+        "Appointment/$book",
+        Some(&token("patient/Appointment.c")),
+        Some(&json!({"resourceType": "Parameters"})),
+    )
+    .await
+    .expect_status(400);
 
     // Anonymous searches cannot reach patient data through includes, _has or chains.
     let bundle = call(&s, Method::GET, "Slot?_revinclude=Appointment:slot", None, None).await.expect_status(200).json();
     let types: Vec<Value> = entries(&bundle).iter().map(|e| e["resource"]["resourceType"].clone()).collect();
     assert!(!types.contains(&json!("Appointment")), "{bundle}");
     assert!(bundle.to_string().contains("included resources were left out"), "{bundle}");
-    let with_scope = call(&s, Method::GET, "Slot?_revinclude=Appointment:slot", Some(&token("system/Appointment.r")), None).await;
+    let with_scope =
+        call(&s, Method::GET, "Slot?_revinclude=Appointment:slot", Some(&token("system/Appointment.r")), None).await;
     assert!(with_scope.expect_status(200).text().contains("\"app-1\""));
-    assert_forbidden(&call(&s, Method::GET, "Slot?_has:Appointment:slot:patient=Patient/pat-1", None, None).await, "_has");
+    assert_forbidden(
+        &call(&s, Method::GET, "Slot?_has:Appointment:slot:patient=Patient/pat-1", None, None).await,
+        "_has",
+    );
     assert_forbidden(&call(&s, Method::GET, "Schedule?actor:Patient.name=Huber", None, None).await, "chain to Patient");
 }
 
@@ -265,9 +304,15 @@ async fn the_public_directory_is_readable_without_a_token() {
 async fn without_public_read_every_request_needs_a_token() {
     let s = start_with_jwks(&["--public-read", "false"]).await;
     assert_unauthorized(&call(&s, Method::GET, "Slot", None, None).await, "Slot");
-    assert_unauthorized(&call(&s, Method::GET, "HealthcareService/$findHSP?healthcareService-type=a|b", None, None).await, "$findHSP");
+    assert_unauthorized(
+        &call(&s, Method::GET, "HealthcareService/$findHSP?healthcareService-type=a|b", None, None).await,
+        "$findHSP",
+    );
     call(&s, Method::GET, "Slot", Some(&token("user/Slot.s")), None).await.expect_status(200);
-    assert_forbidden(&call(&s, Method::GET, "Slot", Some(&token("user/Schedule.s")), None).await, "Slot with Schedule scope");
+    assert_forbidden(
+        &call(&s, Method::GET, "Slot", Some(&token("user/Schedule.s")), None).await,
+        "Slot with Schedule scope",
+    );
 }
 
 #[tokio::test]
@@ -349,7 +394,14 @@ async fn keys_are_found_by_openid_discovery_refreshed_for_new_keys_and_kept_whil
     let mut wrong_issuer = claims("user/Patient.rs");
     wrong_issuer["iss"] = json!(ISSUER);
     assert_unauthorized(
-        &call(&s, Method::GET, "Patient", Some(&sign_with(Algorithm::RS256, "test-rsa", RSA_PRIVATE, &wrong_issuer)), None).await,
+        &call(
+            &s,
+            Method::GET,
+            "Patient",
+            Some(&sign_with(Algorithm::RS256, "test-rsa", RSA_PRIVATE, &wrong_issuer)),
+            None,
+        )
+        .await,
         "another issuer",
     );
 
@@ -419,7 +471,9 @@ fn ids_in(bundle: &Value, mode: &str) -> Vec<String> {
     let mut ids: Vec<String> = entries(bundle)
         .iter()
         .filter(|e| e["search"]["mode"] == mode)
-        .map(|e| format!("{}/{}", e["resource"]["resourceType"].as_str().unwrap(), e["resource"]["id"].as_str().unwrap()))
+        .map(|e| {
+            format!("{}/{}", e["resource"]["resourceType"].as_str().unwrap(), e["resource"]["id"].as_str().unwrap())
+        })
         .collect();
     ids.sort();
     ids
@@ -454,7 +508,14 @@ async fn a_patient_token_subscribes_only_to_its_own_appointments() {
         json!([]),
         json!([{"filterParameter": "patient", "value": "Patient/pat-1"}, {"filterParameter": "actor", "value": "Patient/pat-2"}]),
     ] {
-        let r = call(&s, Method::POST, "Subscription", Some(&me), Some(&subscription("appointment-booked", others.clone()))).await;
+        let r = call(
+            &s,
+            Method::POST,
+            "Subscription",
+            Some(&me),
+            Some(&subscription("appointment-booked", others.clone())),
+        )
+        .await;
         assert_forbidden(&r, &others.to_string());
     }
     // Slot availability is nobody's personal data.
@@ -479,7 +540,8 @@ async fn a_patient_token_sees_only_the_subscriptions_filtered_on_its_patient() {
         let body = subscription(patient);
         let (s, admin) = (&s, &admin);
         async move {
-            let created = call(s, Method::POST, "Subscription", Some(admin), Some(&body)).await.expect_status(201).json();
+            let created =
+                call(s, Method::POST, "Subscription", Some(admin), Some(&body)).await.expect_status(201).json();
             created["id"].as_str().unwrap().to_owned()
         }
     };
@@ -487,7 +549,11 @@ async fn a_patient_token_sees_only_the_subscriptions_filtered_on_its_patient() {
     let other = create("pat-2").await;
 
     call(&s, Method::GET, &format!("Subscription/{own}"), Some(&me), None).await.expect_status(200);
-    for hidden in [format!("Subscription/{other}"), format!("Subscription/{other}/_history/1"), format!("Subscription/{other}/$status")] {
+    for hidden in [
+        format!("Subscription/{other}"),
+        format!("Subscription/{other}/_history/1"),
+        format!("Subscription/{other}/$status"),
+    ] {
         let r = call(&s, Method::GET, &hidden, Some(&me), None).await;
         assert_eq!(r.code(), 404, "{hidden}: {}", r.what());
         assert!(!r.text().contains("secret-of-pat-2"), "{hidden}");
@@ -495,8 +561,14 @@ async fn a_patient_token_sees_only_the_subscriptions_filtered_on_its_patient() {
     let mine = found(&s, &me, "Subscription").await;
     assert_eq!(ids_in(&mine, "match"), [format!("Subscription/{own}")]);
     assert!(!mine.to_string().contains("secret-of-pat-2"));
-    assert_eq!(ids_in(&found(&s, &me, "Subscription?status=requested,active").await, "match"), [format!("Subscription/{own}")]);
-    assert_forbidden(&call(&s, Method::DELETE, &format!("Subscription/{other}"), Some(&me), None).await, "another's Subscription");
+    assert_eq!(
+        ids_in(&found(&s, &me, "Subscription?status=requested,active").await, "match"),
+        [format!("Subscription/{own}")]
+    );
+    assert_forbidden(
+        &call(&s, Method::DELETE, &format!("Subscription/{other}"), Some(&me), None).await,
+        "another's Subscription",
+    );
     // Staff see both.
     assert_eq!(ids_in(&found(&s, &admin, "Subscription").await, "match").len(), 2);
 }
@@ -511,10 +583,18 @@ async fn a_patient_token_reaches_only_its_own_compartment() {
 
     // Reads: own data 200; another patient's Appointment or RelatedPerson 404 as if unknown,
     // another Patient (named by the request itself) 403.
-    for own in ["Patient/pat-1", "Appointment/app-1", "RelatedPerson/rp-1", "Appointment/app-1/_history/1", "Appointment/app-1/_history"] {
+    for own in [
+        "Patient/pat-1",
+        "Appointment/app-1",
+        "RelatedPerson/rp-1",
+        "Appointment/app-1/_history/1",
+        "Appointment/app-1/_history",
+    ] {
         get(own).await.expect_status(200);
     }
-    for hidden in ["Appointment/app-2", "RelatedPerson/rp-2", "Appointment/app-2/_history/1", "Appointment/app-2/_history"] {
+    for hidden in
+        ["Appointment/app-2", "RelatedPerson/rp-2", "Appointment/app-2/_history/1", "Appointment/app-2/_history"]
+    {
         let r = get(hidden).await;
         assert_eq!(r.code(), 404, "{hidden}: {}", r.what());
         assert_eq!(r.outcome(404)["issue"][0]["code"], "not-found", "{hidden}");
@@ -537,9 +617,17 @@ async fn a_patient_token_reaches_only_its_own_compartment() {
     assert!(ids_in(&found(&s, &me, "Slot?_has:Appointment:slot:patient=pat-2").await, "match").is_empty());
     assert!(ids_in(&found(&s, &me, "Appointment?patient.name=Huber2").await, "match").is_empty());
     let history = found(&s, &me, "Appointment/_history").await;
-    assert!(!entries(&history).is_empty() && entries(&history).iter().all(|e| e["resource"]["id"] == "app-1"), "{history}");
+    assert!(
+        !entries(&history).is_empty() && entries(&history).iter().all(|e| e["resource"]["id"] == "app-1"),
+        "{history}"
+    );
     assert_eq!(entries(&found(&s, &me, "Patient/_history").await).len(), 1);
-    for naming_another in ["Appointment?patient=pat-2", "Appointment?actor=Patient/pat-2", "Patient?_id=pat-1,pat-2", "RelatedPerson?patient=pat-2"] {
+    for naming_another in [
+        "Appointment?patient=pat-2",
+        "Appointment?actor=Patient/pat-2",
+        "Patient?_id=pat-1,pat-2",
+        "RelatedPerson?patient=pat-2",
+    ] {
         assert_forbidden(&get(naming_another).await, naming_another);
     }
 
@@ -568,11 +656,17 @@ async fn a_patient_token_books_and_cancels_only_for_itself() {
     assert_eq!(ids_in(&call(&s, Method::GET, "Appointment", Some(&me), None).await.json(), "match").len(), 2);
 
     // Booking or creating for another patient: 403, the slot stays free.
-    assert_forbidden(&call(&s, Method::POST, "Appointment/$book", Some(&me), Some(&booking("pat-2", "slot-4"))).await, "$book other");
+    assert_forbidden(
+        &call(&s, Method::POST, "Appointment/$book", Some(&me), Some(&booking("pat-2", "slot-4"))).await,
+        "$book other",
+    );
     let mut shared = booking("pat-1", "slot-4");
     let participants = shared["parameter"][0]["resource"]["participant"].as_array_mut().unwrap();
     participants.push(json!({"actor": {"reference": "Patient/pat-2"}, "status": "accepted"}));
-    assert_forbidden(&call(&s, Method::POST, "Appointment/$book", Some(&me), Some(&shared)).await, "$book with another patient");
+    assert_forbidden(
+        &call(&s, Method::POST, "Appointment/$book", Some(&me), Some(&shared)).await,
+        "$book with another patient",
+    );
     let other_appointment = booking("pat-2", "slot-4")["parameter"][0]["resource"].clone();
     assert_forbidden(&call(&s, Method::POST, "Appointment", Some(&me), Some(&other_appointment)).await, "create other");
     assert_eq!(call(&s, Method::GET, "Slot/slot-4", Some(&me), None).await.json()["status"], "free");
@@ -580,7 +674,10 @@ async fn a_patient_token_books_and_cancels_only_for_itself() {
     // Cancelling another patient's Appointment (PUT, PATCH, DELETE): 403, nothing changes.
     let mut theirs = call(&s, Method::GET, "Appointment/app-2", Some(&admin), None).await.expect_status(200).json();
     theirs["status"] = json!("cancelled");
-    assert_forbidden(&call(&s, Method::PUT, "Appointment/app-2", Some(&me), Some(&theirs)).await, "cancel other by PUT");
+    assert_forbidden(
+        &call(&s, Method::PUT, "Appointment/app-2", Some(&me), Some(&theirs)).await,
+        "cancel other by PUT",
+    );
     let patch = json!([{"op": "replace", "path": "/status", "value": "cancelled"}]);
     let r = s
         .send(
@@ -635,7 +732,8 @@ fn staff_token(fhir_user: Option<&str>) -> String {
 async fn two_organisations(s: &TestServer, admin: &str) {
     let mut resources = vec![];
     for org in ["a", "b"] {
-        resources.push(json!({"resourceType": "Organization", "id": format!("org-{org}"), "name": format!("Praxis {org}")}));
+        resources
+            .push(json!({"resourceType": "Organization", "id": format!("org-{org}"), "name": format!("Praxis {org}")}));
         resources.push(json!({"resourceType": "Practitioner", "id": format!("doc-{org}"), "name": [{"family": format!("Doc {org}")}]}));
         resources.push(json!({"resourceType": "PractitionerRole", "id": format!("role-{org}"), "active": true,
             "practitioner": {"reference": format!("Practitioner/doc-{org}")},
@@ -649,7 +747,8 @@ async fn two_organisations(s: &TestServer, admin: &str) {
         }
     }
     for (org, patient) in [("a", "pat-1"), ("b", "pat-2")] {
-        resources.push(json!({"resourceType": "Patient", "id": patient, "name": [{"family": format!("Huber {patient}")}]}));
+        resources
+            .push(json!({"resourceType": "Patient", "id": patient, "name": [{"family": format!("Huber {patient}")}]}));
         resources.push(json!({"resourceType": "Appointment", "id": format!("app-{org}"), "status": "booked",
             "subject": {"reference": format!("Patient/{patient}")},
             "participant": [{"actor": {"reference": format!("Patient/{patient}")}, "status": "accepted"}],
@@ -695,23 +794,39 @@ async fn roles_reach_own_data_and_not_other_patients_or_organisations() {
 
     // Reads: own 200; another patient's or organisation's Appointment 404 as if unknown.
     let reads = [
-        (&patient, "Appointment/app-a", 200), (&patient, "Appointment/app-b", 404), (&patient, "Patient/pat-2", 403),
-        (&staff_role, "Appointment/app-a", 200), (&staff_role, "Appointment/app-b", 404),
-        (&staff_role, "Appointment/app-b/_history/1", 404), (&staff_role, "Appointment/app-a/_history", 200),
-        (&staff_doctor, "Appointment/app-a", 200), (&staff_doctor, "Appointment/app-b", 404),
+        (&patient, "Appointment/app-a", 200),
+        (&patient, "Appointment/app-b", 404),
+        (&patient, "Patient/pat-2", 403),
+        (&staff_role, "Appointment/app-a", 200),
+        (&staff_role, "Appointment/app-b", 404),
+        (&staff_role, "Appointment/app-b/_history/1", 404),
+        (&staff_role, "Appointment/app-a/_history", 200),
+        (&staff_doctor, "Appointment/app-a", 200),
+        (&staff_doctor, "Appointment/app-b", 404),
         (&staff_nobody, "Appointment/app-a", 404),
-        (&staff_role, "Patient/pat-2", 200), (&staff_role, "Schedule/sch-b", 200), (&staff_role, "Slot/slot-b1", 200),
-        (&system, "Appointment/app-a", 200), (&system, "Appointment/app-b", 200), (&system, "Patient/pat-1", 200),
+        (&staff_role, "Patient/pat-2", 200),
+        (&staff_role, "Schedule/sch-b", 200),
+        (&staff_role, "Slot/slot-b1", 200),
+        (&system, "Appointment/app-a", 200),
+        (&system, "Appointment/app-b", 200),
+        (&system, "Patient/pat-1", 200),
     ];
     for (who, path, expected) in reads {
         assert_eq!(read(who, path).await, expected, "GET {path}");
     }
     // Searches: only what the role reaches, also through includes and type history.
-    for (who, expected) in [(&patient, vec!["Appointment/app-a"]), (&staff_role, vec!["Appointment/app-a"]),
-        (&staff_doctor, vec!["Appointment/app-a"]), (&staff_nobody, vec![]), (&system, vec!["Appointment/app-a", "Appointment/app-b"])]
-    {
+    for (who, expected) in [
+        (&patient, vec!["Appointment/app-a"]),
+        (&staff_role, vec!["Appointment/app-a"]),
+        (&staff_doctor, vec!["Appointment/app-a"]),
+        (&staff_nobody, vec![]),
+        (&system, vec!["Appointment/app-a", "Appointment/app-b"]),
+    ] {
         assert_eq!(ids_in(&found(&s, who, "Appointment").await, "match"), expected);
-        assert_eq!(ids_in(&found(&s, who, "Slot?_id=slot-a1,slot-b1&_revinclude=Appointment:slot").await, "include"), expected);
+        assert_eq!(
+            ids_in(&found(&s, who, "Slot?_id=slot-a1,slot-b1&_revinclude=Appointment:slot").await, "include"),
+            expected
+        );
     }
     // A Slot search cannot probe the other organisation's bookings through _has.
     let probe = "Slot?_id=slot-a1,slot-b1&_has:Appointment:slot:patient=pat-2";
@@ -722,8 +837,10 @@ async fn roles_reach_own_data_and_not_other_patients_or_organisations() {
     assert_unauthorized(&call(&s, Method::GET, "Appointment/app-a", None, None).await, "anonymous read");
 
     // Writes on another organisation's schedules, slots and appointments: 403, nothing changes.
-    let new_slot = |schedule: &str| json!({"resourceType": "Slot", "schedule": {"reference": format!("Schedule/{schedule}")},
-        "status": "busy-unavailable", "start": "2030-01-08T09:00:00+01:00", "end": "2030-01-08T12:00:00+01:00"});
+    let new_slot = |schedule: &str| {
+        json!({"resourceType": "Slot", "schedule": {"reference": format!("Schedule/{schedule}")},
+        "status": "busy-unavailable", "start": "2030-01-08T09:00:00+01:00", "end": "2030-01-08T12:00:00+01:00"})
+    };
     let new_schedule = |role: &str| json!({"resourceType": "Schedule", "active": true, "actor": [{"reference": format!("PractitionerRole/{role}")}]});
     let writes = [
         (&staff_role, Method::PUT, "Appointment/app-b", Some(with_status(&app_b, "cancelled")), 403),
@@ -751,7 +868,9 @@ async fn roles_reach_own_data_and_not_other_patients_or_organisations() {
 
     // Hold → book by a patient token without hold-token, by staff for their organisation,
     // and by a system token on behalf of the patient it names as subject.
-    for (who, slot, for_patient) in [(&patient, "slot-a2", "pat-1"), (&staff_role, "slot-a3", "pat-2"), (&system, "slot-b3", "pat-2")] {
+    for (who, slot, for_patient) in
+        [(&patient, "slot-a2", "pat-1"), (&staff_role, "slot-a3", "pat-2"), (&system, "slot-b3", "pat-2")]
+    {
         call(&s, Method::POST, "Slot/$hold", Some(who), Some(&hold_of(slot))).await.expect_status(200);
         let booked = call(&s, Method::POST, "Appointment/$book", Some(who), Some(&booking(for_patient, slot))).await;
         assert_eq!(booked.code(), 201, "{slot}: {}", booked.what());
@@ -797,8 +916,14 @@ async fn without_public_booking_anonymous_holds_and_bookings_need_a_token() {
     let admin = token("system/*.cruds");
     two_patients(&s, &admin).await;
     assert_unauthorized(&call(&s, Method::POST, "Slot/$hold", None, Some(&hold_of("slot-3"))).await, "$hold");
-    assert_unauthorized(&call(&s, Method::POST, "Appointment/$book", None, Some(&booking("pat-1", "slot-3"))).await, "$book");
-    assert_unauthorized(&with_secret(&s, Method::GET, "Appointment/app-1", "anything", None).await, "read with a secret");
+    assert_unauthorized(
+        &call(&s, Method::POST, "Appointment/$book", None, Some(&booking("pat-1", "slot-3"))).await,
+        "$book",
+    );
+    assert_unauthorized(
+        &with_secret(&s, Method::GET, "Appointment/app-1", "anything", None).await,
+        "read with a secret",
+    );
     assert_eq!(call(&s, Method::GET, "Slot/slot-3", None, None).await.json()["status"], "free");
 }
 
@@ -820,7 +945,8 @@ async fn anonymous_bookings_are_reached_only_with_their_secret() {
     let booked = call(&s, Method::POST, "Appointment/$book", None, Some(&with_token)).await;
     assert_eq!(booked.code(), 201, "{}", booked.what());
     let answer = booked.json();
-    let secret = output(&answer, "access-secret").and_then(|p| p["valueString"].as_str()).expect("access-secret").to_owned();
+    let secret =
+        output(&answer, "access-secret").and_then(|p| p["valueString"].as_str()).expect("access-secret").to_owned();
     assert!(secret.len() >= 43, "at least 256 bits in base64url: {secret}");
     let id = output(&answer, "appointment").unwrap()["resource"]["id"].as_str().unwrap().to_owned();
     let path = format!("Appointment/{id}");
@@ -835,12 +961,19 @@ async fn anonymous_bookings_are_reached_only_with_their_secret() {
     // unknown Appointment does (404), and a secret does not open searches or other ids.
     assert_unauthorized(&call(&s, Method::GET, &path, None, None).await, "read without secret");
     assert_unauthorized(&call(&s, Method::GET, &format!("Appointment?_id={id}"), None, None).await, "search");
-    assert_unauthorized(&with_secret(&s, Method::GET, &format!("Appointment?_id={id}"), &secret, None).await, "search with secret");
+    assert_unauthorized(
+        &with_secret(&s, Method::GET, &format!("Appointment?_id={id}"), &secret, None).await,
+        "search with secret",
+    );
     let wrong = with_secret(&s, Method::GET, &path, "not-the-secret", None).await;
     let unknown = with_secret(&s, Method::GET, "Appointment/no-such-appointment", &secret, None).await;
     assert_eq!((wrong.code(), unknown.code()), (404, 404), "{} / {}", wrong.what(), unknown.what());
     assert_eq!(wrong.outcome(404)["issue"][0]["code"], unknown.outcome(404)["issue"][0]["code"]);
-    assert_eq!(with_secret(&s, Method::GET, "Appointment/app-1", &secret, None).await.code(), 404, "another Appointment");
+    assert_eq!(
+        with_secret(&s, Method::GET, "Appointment/app-1", &secret, None).await.code(),
+        404,
+        "another Appointment"
+    );
     assert_unauthorized(&with_secret(&s, Method::DELETE, &path, &secret, None).await, "delete");
     assert_unauthorized(&with_secret(&s, Method::GET, &format!("{path}/_history"), &secret, None).await, "history");
 
@@ -942,12 +1075,19 @@ async fn anonymous_holds_and_bookings_are_rate_limited() {
     assert_eq!(throttled.outcome(429)["issue"][0]["code"], "throttled");
     assert_eq!(call(&s, Method::POST, "Appointment/$book", None, Some(&booking("pat-1", "slot-4"))).await.code(), 429);
     assert_eq!(call(&s, Method::GET, "Slot/slot-3", None, None).await.json()["status"], "free", "nothing changed");
-    call(&s, Method::POST, "Slot/$hold", Some(&patient_token(Some("pat-1"))), Some(&hold_of("slot-3"))).await.expect_status(200);
+    call(&s, Method::POST, "Slot/$hold", Some(&patient_token(Some("pat-1"))), Some(&hold_of("slot-3")))
+        .await
+        .expect_status(200);
 }
 
 /// The resources an AuditEvent names in its entities.
 fn audited_resources(event: &Value) -> Vec<String> {
-    event["entity"].as_array().into_iter().flatten().filter_map(|e| e["what"]["reference"].as_str().map(str::to_owned)).collect()
+    event["entity"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["what"]["reference"].as_str().map(str::to_owned))
+        .collect()
 }
 
 /// Staff read the audit trail of their organisations only: the accesses to their Appointments
@@ -992,11 +1132,17 @@ async fn behind_a_trusted_proxy_each_forwarded_client_is_limited_on_its_own() {
     let hold_from = |s: &TestServer, forwarded_for: &str, slot: &str| {
         json_body(s.request(Method::POST, "Slot/$hold").header("x-forwarded-for", forwarded_for), &hold_of(slot))
     };
-    let s = start_with_jwks(&["--public-booking", "true", "--public-booking-limit", "1", "--trusted-proxies", "127.0.0.1"]).await;
+    let s =
+        start_with_jwks(&["--public-booking", "true", "--public-booking-limit", "1", "--trusted-proxies", "127.0.0.1"])
+            .await;
     let admin = token("system/*.cruds");
     two_patients(&s, &admin).await;
     s.send(hold_from(&s, "203.0.113.7", "slot-3")).await.expect_status(200);
-    assert_eq!(s.send(hold_from(&s, "198.51.100.1, 203.0.113.7", "slot-4")).await.code(), 429, "what the client wrote is not believed");
+    assert_eq!(
+        s.send(hold_from(&s, "198.51.100.1, 203.0.113.7", "slot-4")).await.code(),
+        429,
+        "what the client wrote is not believed"
+    );
     s.send(hold_from(&s, "203.0.113.8, 127.0.0.1", "slot-4")).await.expect_status(200);
 
     let untrusted = start_with_jwks(&["--public-booking", "true", "--public-booking-limit", "1"]).await;

@@ -91,10 +91,16 @@ async fn tokens_of_a_real_provider_are_honoured_by_their_scopes() {
 
     // The integration holds and books the slot with its token alone, no hold-token.
     call(&s, Method::POST, "Slot/$hold", Some(&full), Some(&hold)).await.expect_status(200);
-    let booked = call(&s, Method::POST, "Appointment/$book", Some(&full), Some(&book_request(&appointment("pat-anna", &["slot-0"]), &[])))
-        .await
-        .expect_status(201)
-        .json();
+    let booked = call(
+        &s,
+        Method::POST,
+        "Appointment/$book",
+        Some(&full),
+        Some(&book_request(&appointment("pat-anna", &["slot-0"]), &[])),
+    )
+    .await
+    .expect_status(201)
+    .json();
     assert_eq!(param_resource(&booked, "appointment")["status"], "booked");
     assert_eq!(slot_status(&s, "slot-0").await, "busy");
 }

@@ -7,16 +7,8 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 use support::*;
 
-const INTERACTIONS: [&str; 8] = [
-    "read",
-    "vread",
-    "update",
-    "delete",
-    "create",
-    "history-instance",
-    "history-type",
-    "search-type",
-];
+const INTERACTIONS: [&str; 8] =
+    ["read", "vread", "update", "delete", "create", "history-instance", "history-type", "search-type"];
 
 #[track_caller]
 fn check_capability_statement(cs: &Value, update_create: bool) {

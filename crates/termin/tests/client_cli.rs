@@ -76,8 +76,20 @@ fn parameter<'a>(parameters: &'a Value, name: &str) -> &'a Value {
 #[tokio::test]
 async fn register_hold_book_find_postpone_and_cancel() {
     let s = demo_server().await;
-    let patient_args =
-        ["patient", "create", "--svnr", SVNR, "--family", "Huber", "--given", "Anna", "--birth-date", "1980-01-01", "--gender", "female"];
+    let patient_args = [
+        "patient",
+        "create",
+        "--svnr",
+        SVNR,
+        "--family",
+        "Huber",
+        "--given",
+        "Anna",
+        "--birth-date",
+        "1980-01-01",
+        "--gender",
+        "female",
+    ];
     let patient = client(&s, &patient_args).await.json();
     assert_eq!(patient["resourceType"], "Patient");
     assert_eq!(patient["identifier"][0]["value"], SVNR);
@@ -87,7 +99,11 @@ async fn register_hold_book_find_postpone_and_cancel() {
 
     // The example slots are variants of one past hour; only slots that have not started can
     // be booked (issue 12), so the free ones move to hours of their own in the future.
-    for (hour, id) in [(8, "HL7ATSchedulingSlotExample02-VirtualVisit"), (9, "HL7ATSchedulingSlotExample03-selectable-encounterClass"), (10, "HL7ATSchedulingSlotExample04-external-booking-URL")] {
+    for (hour, id) in [
+        (8, "HL7ATSchedulingSlotExample02-VirtualVisit"),
+        (9, "HL7ATSchedulingSlotExample03-selectable-encounterClass"),
+        (10, "HL7ATSchedulingSlotExample04-external-booking-URL"),
+    ] {
         let mut slot = s.read("Slot", id).await;
         slot["start"] = format!("2030-09-16T{hour:02}:00:00Z").into();
         slot["end"] = format!("2030-09-16T{:02}:00:00Z", hour + 1).into();
@@ -114,9 +130,21 @@ async fn register_hold_book_find_postpone_and_cancel() {
     let appointment = client(&s, &["book", "--slot", &slot, "--patient", &patient_ref, "--token", &token]).await.json();
     assert_eq!(appointment["resourceType"], "Appointment");
     assert_eq!(appointment["status"], "booked");
-    assert_eq!((appointment["start"].as_str(), appointment["end"].as_str()), (Some("2030-09-16T08:00:00Z"), Some("2030-09-16T09:00:00Z")));
-    let actors: Vec<&str> = appointment["participant"].as_array().unwrap().iter().filter_map(|p| p["actor"]["reference"].as_str()).collect();
-    assert_eq!(actors, [patient_ref.as_str(), "Practitioner/HL7ATCorePractitionerExample01"], "patient and the schedule's actor");
+    assert_eq!(
+        (appointment["start"].as_str(), appointment["end"].as_str()),
+        (Some("2030-09-16T08:00:00Z"), Some("2030-09-16T09:00:00Z"))
+    );
+    let actors: Vec<&str> = appointment["participant"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["actor"]["reference"].as_str())
+        .collect();
+    assert_eq!(
+        actors,
+        [patient_ref.as_str(), "Practitioner/HL7ATCorePractitionerExample01"],
+        "patient and the schedule's actor"
+    );
     let appointment_id = appointment["id"].as_str().unwrap().to_owned();
 
     let taken = client(&s, &["book", "--slot", &slot, "--patient", &patient_ref]).await;
@@ -132,7 +160,10 @@ async fn register_hold_book_find_postpone_and_cancel() {
     let moved = client(&s, &["postpone", &appointment_id, "--slot", &other_slot]).await.json();
     assert_eq!(moved["slot"][0]["reference"], other_slot.as_str());
     let states = slots(&s, "free,busy").await;
-    assert!(states.contains(&(slot.clone(), "free".into())) && states.contains(&(other_slot.clone(), "busy".into())), "{states:?}");
+    assert!(
+        states.contains(&(slot.clone(), "free".into())) && states.contains(&(other_slot.clone(), "busy".into())),
+        "{states:?}"
+    );
 
     let cancelled = client(&s, &["cancel", &format!("Appointment/{appointment_id}")]).await.json();
     assert_eq!(cancelled["status"], "cancelled");
@@ -153,11 +184,17 @@ async fn services_providers_and_schedules_of_the_ig_examples() {
 
     let providers = client(&s, &["find-hsp", "--type", PHYSIOTHERAPY, "--zip", "53"]).await.json();
     assert_eq!(providers["type"], "searchset");
-    let matched: Vec<&Value> =
-        providers["entry"].as_array().unwrap().iter().filter(|e| e["search"]["mode"] == "match").map(|e| &e["resource"]["id"]).collect();
+    let matched: Vec<&Value> = providers["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["search"]["mode"] == "match")
+        .map(|e| &e["resource"]["id"])
+        .collect();
     assert_eq!(matched, ["HL7ATSchedulingHealthcareServiceExample01"]);
 
-    let schedules = client(&s, &["--brief", "schedules", "--actor", "Practitioner/HL7ATCorePractitionerExample01"]).await.rows();
+    let schedules =
+        client(&s, &["--brief", "schedules", "--actor", "Practitioner/HL7ATCorePractitionerExample01"]).await.rows();
     let ids: Vec<&str> = schedules.iter().map(|row| row[0].as_str()).collect();
     assert_eq!(ids, [SCHEDULE]);
 }

@@ -80,16 +80,22 @@ async fn typed_searches_booking_by_slot_and_updates() {
     seed(&s).await;
     // $findHSP answers services together with a provider (here the service's Organization)
     // that serves at the wanted time (here every Monday).
-    s.put("Organization/practice", &json!({"resourceType": "Organization", "id": "practice", "name": "Praxis"})).await.expect_status(201);
-    s.put("HealthcareService/physio", &json!({"resourceType": "HealthcareService", "id": "physio", "active": true,
-        "providedBy": {"reference": "Organization/practice"},
-        "availability": [{"availableTime": [{"daysOfWeek": ["mon"], "allDay": true}]}],
-        "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/service-type", "code": "65"}]}]}))
+    s.put("Organization/practice", &json!({"resourceType": "Organization", "id": "practice", "name": "Praxis"}))
         .await
         .expect_status(201);
+    s.put(
+        "HealthcareService/physio",
+        &json!({"resourceType": "HealthcareService", "id": "physio", "active": true,
+        "providedBy": {"reference": "Organization/practice"},
+        "availability": [{"availableTime": [{"daysOfWeek": ["mon"], "allDay": true}]}],
+        "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/service-type", "code": "65"}]}]}),
+    )
+    .await
+    .expect_status(201);
     let client = Client::new(s.base());
     let patient = austrian_patient("1234010180", "Huber", &["Anna"], "1980-01-01", "female");
-    let patient_ref = format!("Patient/{}", client.ensure_patient(&patient, "1234010180").await.unwrap()["id"].as_str().unwrap());
+    let patient_ref =
+        format!("Patient/{}", client.ensure_patient(&patient, "1234010180").await.unwrap()["id"].as_str().unwrap());
 
     let ids = |slots: Vec<Value>| slots.iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
     let later = SlotQuery {
@@ -105,28 +111,41 @@ async fn typed_searches_booking_by_slot_and_updates() {
     let booking = client.book_slot("Slot/b", &patient_ref, &[]).await.unwrap();
     assert!(booking.accepted(), "{:?}", booking.outcome);
     let appointment = booking.appointment;
-    assert_eq!((&appointment["start"], &appointment["end"]), (&json!("2030-04-09T09:00:00+02:00"), &json!("2030-04-09T09:30:00+02:00")));
-    assert_eq!(appointment["participant"][1]["actor"]["reference"], "Practitioner/p", "the schedule's actor takes part");
+    assert_eq!(
+        (&appointment["start"], &appointment["end"]),
+        (&json!("2030-04-09T09:00:00+02:00"), &json!("2030-04-09T09:30:00+02:00"))
+    );
+    assert_eq!(
+        appointment["participant"][1]["actor"]["reference"], "Practitioner/p",
+        "the schedule's actor takes part"
+    );
     let id = appointment["id"].as_str().unwrap().to_owned();
-    assert_eq!(ids(client.search_all_with(&later).await.unwrap()), Vec::<String>::new(), "the booked slot is no longer free");
+    assert_eq!(
+        ids(client.search_all_with(&later).await.unwrap()),
+        Vec::<String>::new(),
+        "the booked slot is no longer free"
+    );
 
-    let that_day = client.find_appointments("1234010180", &["ge2030-04-09", "le2030-04-09"], Some("booked")).await.unwrap();
+    let that_day =
+        client.find_appointments("1234010180", &["ge2030-04-09", "le2030-04-09"], Some("booked")).await.unwrap();
     assert_eq!(ids(that_day), [id.as_str()]);
     assert!(client.find_appointments("1234010180", &["ge2030-04-10"], None).await.unwrap().is_empty());
     assert!(client.find_appointments("9999999999", &[], None).await.unwrap().is_empty());
 
-    let updated = client
-        .update_appointment(&id, |a| a["description"] = json!("Bitte Befunde mitbringen"))
-        .await
-        .unwrap();
+    let updated =
+        client.update_appointment(&id, |a| a["description"] = json!("Bitte Befunde mitbringen")).await.unwrap();
     assert_eq!(updated["description"], "Bitte Befunde mitbringen");
     assert_eq!(updated["meta"]["versionId"], "2");
 
-    let first = client.search_with(&SlotQuery { count: Some(1), sort: Some("start".into()), ..SlotQuery::default() }).await.unwrap();
+    let first = client
+        .search_with(&SlotQuery { count: Some(1), sort: Some("start".into()), ..SlotQuery::default() })
+        .await
+        .unwrap();
     assert!(client.next_page(&first).await.unwrap().is_some(), "one slot per page leaves a next page");
     let whole = client.all_pages(first).await.unwrap();
     assert!(whole.get("link").is_none(), "{whole}");
-    let slot_ids: Vec<&str> = whole["entry"].as_array().unwrap().iter().filter_map(|e| e["resource"]["id"].as_str()).collect();
+    let slot_ids: Vec<&str> =
+        whole["entry"].as_array().unwrap().iter().filter_map(|e| e["resource"]["id"].as_str()).collect();
     assert_eq!(slot_ids, ["a", "b"]);
 
     let physiotherapy = ProviderSearch {
@@ -143,7 +162,8 @@ async fn typed_searches_booking_by_slot_and_updates() {
     let sunday = ProviderSearch { availability: vec![wanted_days("sun")], ..physiotherapy };
     let nobody = client.find_hsp(&sunday).await.unwrap();
     assert!(nobody["entry"].as_array().unwrap().iter().all(|e| e["search"]["mode"] == "outcome"), "{nobody}");
-    let Err(ClientError::Status { status, outcome: Some(outcome) }) = client.find_hsp(&ProviderSearch::default()).await else {
+    let Err(ClientError::Status { status, outcome: Some(outcome) }) = client.find_hsp(&ProviderSearch::default()).await
+    else {
         panic!("$findHSP without a service must be refused with an OperationOutcome")
     };
     assert_eq!((status.as_u16(), &outcome["resourceType"]), (400, &json!("OperationOutcome")));

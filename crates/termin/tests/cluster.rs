@@ -133,7 +133,9 @@ async fn bookings_acknowledged_before_a_crash_survive_it() {
                     Err(_) => Answer::Unknown,
                 };
                 let gone = matches!(answer, Answer::Unknown);
-                if matches!(answer, Answer::Acknowledged(_)) && acknowledged.fetch_add(1, Ordering::SeqCst) + 1 == KILL_AFTER {
+                if matches!(answer, Answer::Acknowledged(_))
+                    && acknowledged.fetch_add(1, Ordering::SeqCst) + 1 == KILL_AFTER
+                {
                     enough.notify_one();
                 }
                 answers.push((slot, answer));

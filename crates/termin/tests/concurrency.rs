@@ -12,8 +12,7 @@ use tokio::task::JoinSet;
 const WRITERS: usize = 20;
 
 async fn put_if_match(s: &TestServer, path: &str, body: &Value, if_match: &str) -> Resp {
-    s.send(json_body(s.request(Method::PUT, path), body).header("If-Match", if_match))
-        .await
+    s.send(json_body(s.request(Method::PUT, path), body).header("If-Match", if_match)).await
 }
 
 #[tokio::test]
@@ -54,9 +53,7 @@ async fn if_match_malformed_is_400_and_changes_nothing() {
     body["name"][0]["family"] = json!("Banane2");
     for bad in ["banana", "W/1", "W/\"x\"", "\"\""] {
         put_if_match(&s, &format!("Patient/{id}"), &body, bad).await.outcome(400);
-        s.send(s.request(Method::DELETE, &format!("Patient/{id}")).header("If-Match", bad))
-            .await
-            .outcome(400);
+        s.send(s.request(Method::DELETE, &format!("Patient/{id}")).header("If-Match", bad)).await.outcome(400);
     }
     assert_eq!(s.read("Patient", &id).await, v1);
     assert_eq!(s.history_len("Patient", &id).await, 1);
@@ -70,14 +67,10 @@ async fn delete_with_stale_if_match_is_412_and_current_if_match_deletes() {
     let mut body = v1.clone();
     body["name"][0]["family"] = json!("Loeschbar2");
     let v2 = s.put(&format!("Patient/{id}"), &body).await.expect_status(200).json();
-    s.send(s.request(Method::DELETE, &format!("Patient/{id}")).header("If-Match", "W/\"1\""))
-        .await
-        .outcome(412);
+    s.send(s.request(Method::DELETE, &format!("Patient/{id}")).header("If-Match", "W/\"1\"")).await.outcome(412);
     assert_eq!(s.read("Patient", &id).await, v2, "stale conditional delete deleted");
     assert_eq!(s.history_len("Patient", &id).await, 2);
-    s.send(s.request(Method::DELETE, &format!("Patient/{id}")).header("If-Match", "W/\"2\""))
-        .await
-        .expect_status(204);
+    s.send(s.request(Method::DELETE, &format!("Patient/{id}")).header("If-Match", "W/\"2\"")).await.expect_status(204);
     s.get(&format!("Patient/{id}")).await.outcome(410);
 }
 
@@ -88,12 +81,13 @@ async fn concurrent_if_match_writers_lose_no_update() {
     const PER_WRITER: usize = 2;
     const MAX_ATTEMPTS: usize = 2_000;
     let s = TestServer::start().await;
-    let v1 = s.create(&json!({
-        "resourceType": "Patient",
-        "identifier": [{ "system": "urn:test:seed", "value": "seed" }],
-        "name": [{ "family": "Gemeinsam", "given": ["Start"] }]
-    }))
-    .await;
+    let v1 = s
+        .create(&json!({
+            "resourceType": "Patient",
+            "identifier": [{ "system": "urn:test:seed", "value": "seed" }],
+            "name": [{ "family": "Gemeinsam", "given": ["Start"] }]
+        }))
+        .await;
     let url = s.url(&format!("Patient/{}", id_of(&v1)));
 
     let mut tasks = JoinSet::new();
@@ -229,15 +223,9 @@ async fn concurrent_plain_puts_keep_every_acknowledged_write_as_a_version() {
         assert_eq!(r["name"][0]["family"], family.as_str(), "vread {v}");
     }
     let hist = s.all_entries(&format!("Patient/{id}/_history")).await;
-    assert_eq!(
-        hist.len(),
-        acked.len() + 1,
-        "history entries vs acknowledged writes + create (refused: {refused:?})"
-    );
-    let mut families: Vec<String> = hist
-        .iter()
-        .map(|e| e["resource"]["name"][0]["family"].as_str().unwrap_or("?").to_string())
-        .collect();
+    assert_eq!(hist.len(), acked.len() + 1, "history entries vs acknowledged writes + create (refused: {refused:?})");
+    let mut families: Vec<String> =
+        hist.iter().map(|e| e["resource"]["name"][0]["family"].as_str().unwrap_or("?").to_string()).collect();
     families.sort();
     let mut expected: Vec<String> = acked.iter().map(|(f, _, _)| f.clone()).collect();
     expected.push("Start".into());
@@ -277,8 +265,7 @@ async fn concurrent_conditional_creates_make_exactly_one_resource() {
         tasks.spawn(async move {
             let body = patient(ID_SYSTEM, "race-1", "Rennen");
             let r = send(
-                json_body(client.post(&url), &body)
-                    .header("If-None-Exist", format!("identifier={ID_SYSTEM}|race-1")),
+                json_body(client.post(&url), &body).header("If-None-Exist", format!("identifier={ID_SYSTEM}|race-1")),
             )
             .await;
             let code = r.code();
@@ -297,10 +284,6 @@ async fn concurrent_conditional_creates_make_exactly_one_resource() {
     }
     assert_eq!(created, 1, "concurrent conditional creates created {created} resources");
     assert_eq!(ids.len(), 1, "responses name different resources: {ids:?}");
-    let page = s
-        .get(&format!("Patient?identifier={ID_SYSTEM}|race-1"))
-        .await
-        .expect_status(200)
-        .json();
+    let page = s.get(&format!("Patient?identifier={ID_SYSTEM}|race-1")).await.expect_status(200).json();
     assert_eq!(page["total"], 1);
 }

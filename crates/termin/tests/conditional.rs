@@ -10,8 +10,7 @@ const SYS: &str = "urn:oid:1.2.40.0.10.1.4.3.1";
 const OTHER_SYS: &str = "urn:oid:1.2.40.0.10.2.1.1.149";
 
 async fn create_if_none_exist(s: &TestServer, body: &serde_json::Value, cond: &str) -> Resp {
-    s.send(json_body(s.request(Method::POST, "Patient"), body).header("If-None-Exist", cond))
-        .await
+    s.send(json_body(s.request(Method::POST, "Patient"), body).header("If-None-Exist", cond)).await
 }
 
 #[tokio::test]
@@ -22,10 +21,7 @@ async fn conditional_create_without_match_creates_201() {
     let r = create_if_none_exist(&s, &body, &format!("identifier={SYS}|1111")).await.expect_status(201);
     let created = r.json();
     let id = id_of(&created);
-    assert_eq!(
-        r.require_header("location"),
-        format!("{}/Patient/{id}/_history/1", s.public_base())
-    );
+    assert_eq!(r.require_header("location"), format!("{}/Patient/{id}/_history/1", s.public_base()));
     assert_eq!(r.etag_version(), "1");
     assert_eq!(without_id_and_server_meta(&created), body);
     assert_eq!(s.type_history_len("Patient").await, 2);
@@ -50,9 +46,7 @@ async fn conditional_create_with_several_matches_is_412_and_creates_nothing() {
     let s = TestServer::start().await;
     s.create(&patient(SYS, "3333", "Erster")).await;
     s.create(&patient(SYS, "3333", "Zweiter")).await;
-    create_if_none_exist(&s, &patient(SYS, "3333", "Dritter"), &format!("identifier={SYS}|3333"))
-        .await
-        .outcome(412);
+    create_if_none_exist(&s, &patient(SYS, "3333", "Dritter"), &format!("identifier={SYS}|3333")).await.outcome(412);
     assert_eq!(s.type_history_len("Patient").await, 2);
 }
 
@@ -145,10 +139,7 @@ async fn conditional_update_without_match_creates_201() {
     let r = s.put(&format!("Patient?identifier={SYS}|5555"), &body).await.expect_status(201);
     let created = r.json();
     let id = id_of(&created);
-    assert_eq!(
-        r.require_header("location"),
-        format!("{}/Patient/{id}/_history/1", s.public_base())
-    );
+    assert_eq!(r.require_header("location"), format!("{}/Patient/{id}/_history/1", s.public_base()));
     assert_eq!(version_id(&created), "1");
     assert_eq!(without_id_and_server_meta(&created), body);
     assert_eq!(s.read("Patient", &id).await, created);
@@ -235,9 +226,7 @@ async fn conditional_update_with_several_matches_is_412() {
     let s = TestServer::start().await;
     let a = s.create(&patient(SYS, "8888", "A")).await;
     let b = s.create(&patient(SYS, "8888", "B")).await;
-    s.put(&format!("Patient?identifier={SYS}|8888"), &patient(SYS, "8888", "C"))
-        .await
-        .outcome(412);
+    s.put(&format!("Patient?identifier={SYS}|8888"), &patient(SYS, "8888", "C")).await.outcome(412);
     assert_eq!(s.read("Patient", &id_of(&a)).await, a);
     assert_eq!(s.read("Patient", &id_of(&b)).await, b);
     assert_eq!(s.type_history_len("Patient").await, 2);

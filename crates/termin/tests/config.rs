@@ -90,18 +90,13 @@ async fn base_url_precedence_flag_over_env_over_file_over_default() {
     assert_eq!(location_base(&s).await, FILE, "file only");
     drop(s);
 
-    let s = TestServer::start_with(
-        ServerOptions::new().config_file("termin.toml", &file).env("TERMIN_BASE_URL", ENV),
-    )
-    .await;
+    let s = TestServer::start_with(ServerOptions::new().config_file("termin.toml", &file).env("TERMIN_BASE_URL", ENV))
+        .await;
     assert_eq!(location_base(&s).await, ENV, "env over file");
     drop(s);
 
     let s = TestServer::start_with(
-        ServerOptions::new()
-            .config_file("termin.toml", &file)
-            .env("TERMIN_BASE_URL", ENV)
-            .base_url(FLAG),
+        ServerOptions::new().config_file("termin.toml", &file).env("TERMIN_BASE_URL", ENV).base_url(FLAG),
     )
     .await;
     assert_eq!(location_base(&s).await, FLAG, "flag over env");
@@ -133,10 +128,7 @@ async fn update_create_precedence_flag_over_env_over_file() {
     drop(s);
 
     let s = TestServer::start_with(
-        ServerOptions::new()
-            .config_file("termin.toml", file)
-            .env("TERMIN_UPDATE_CREATE", "true")
-            .update_create(false),
+        ServerOptions::new().config_file("termin.toml", file).env("TERMIN_UPDATE_CREATE", "true").update_create(false),
     )
     .await;
     assert_eq!(put_new_status(&s, "g1").await, 405, "flag false over env true");
@@ -188,19 +180,15 @@ async fn bind_precedence_flag_over_env_over_file() {
     drop(s);
 
     let s = TestServer::start_with(
-        ServerOptions::new()
-            .without_bind_flag()
-            .config_file("termin.toml", file)
-            .env("TERMIN_BIND", "127.0.0.2:0"),
+        ServerOptions::new().without_bind_flag().config_file("termin.toml", file).env("TERMIN_BIND", "127.0.0.2:0"),
     )
     .await;
     assert_eq!(s.host(), "127.0.0.2", "env over file");
     drop(s);
 
-    let s = TestServer::start_with(
-        ServerOptions::new().config_file("termin.toml", file).env("TERMIN_BIND", "127.0.0.2:0"),
-    )
-    .await;
+    let s =
+        TestServer::start_with(ServerOptions::new().config_file("termin.toml", file).env("TERMIN_BIND", "127.0.0.2:0"))
+            .await;
     assert_eq!(s.host(), "127.0.0.1", "flag over env");
     s.get_root("/health").await.expect_status(200);
 }
@@ -208,10 +196,8 @@ async fn bind_precedence_flag_over_env_over_file() {
 #[tokio::test]
 async fn database_from_env_and_file_with_precedence() {
     // Phase 1: TERMIN_DATABASE alone.
-    let mut s = TestServer::start_with(
-        ServerOptions::new().without_database_flag().env("TERMIN_DATABASE", "{database}"),
-    )
-    .await;
+    let mut s =
+        TestServer::start_with(ServerOptions::new().without_database_flag().env("TERMIN_DATABASE", "{database}")).await;
     let a = s.create(&simple_patient("EnvDb")).await;
     let a_id = id_of(&a);
     if s.storage().backend == Backend::Sqlite {
@@ -220,8 +206,7 @@ async fn database_from_env_and_file_with_precedence() {
 
     // Phase 2: config file alone, same database: the data is there.
     let main_db_file = "database = \"{database}\"\n";
-    s.restart_with(ServerOptions::new().without_database_flag().config_file("termin.toml", main_db_file))
-        .await;
+    s.restart_with(ServerOptions::new().without_database_flag().config_file("termin.toml", main_db_file)).await;
     assert_eq!(s.read("Patient", &a_id).await, a, "database from config file");
 
     // Phase 3: env (other db) over file (main db): the resource is not visible.
@@ -241,8 +226,7 @@ async fn database_from_env_and_file_with_precedence() {
     s.get(&format!("Patient/{}", id_of(&b))).await.outcome(404);
 
     // Phase 5: the other db kept what was written to it.
-    s.restart_with(ServerOptions::new().without_database_flag().env("TERMIN_DATABASE", "{dir}/other.db"))
-        .await;
+    s.restart_with(ServerOptions::new().without_database_flag().env("TERMIN_DATABASE", "{dir}/other.db")).await;
     assert_eq!(s.read("Patient", &id_of(&b)).await, b);
 }
 

@@ -18,10 +18,7 @@ fn assert_version_headers(r: &Resp, version: &str) {
 fn assert_server_meta(resource: &Value, version: &str) {
     assert_eq!(resource["meta"]["versionId"], version, "meta.versionId in {resource}");
     let lu = resource["meta"]["lastUpdated"].as_str().unwrap_or("");
-    assert!(
-        is_instant_with_offset(lu),
-        "meta.lastUpdated {lu:?} is not an instant with offset in {resource}"
-    );
+    assert!(is_instant_with_offset(lu), "meta.lastUpdated {lu:?} is not an instant with offset in {resource}");
 }
 
 #[tokio::test]
@@ -32,11 +29,7 @@ async fn create_returns_201_with_location_etag_last_modified_and_meta() {
     let body = r.json();
     let id = id_of(&body);
     assert!(!id.is_empty());
-    assert_eq!(
-        r.require_header("location"),
-        format!("{}/Patient/{id}/_history/1", s.public_base()),
-        "Location header"
-    );
+    assert_eq!(r.require_header("location"), format!("{}/Patient/{id}/_history/1", s.public_base()), "Location header");
     assert_eq!(r.require_header("etag"), "W/\"1\"");
     assert_version_headers(&r, "1");
     assert_eq!(body["resourceType"], "Patient");
@@ -184,10 +177,7 @@ async fn update_without_id_in_body_is_400_and_changes_nothing() {
     body.as_object_mut().unwrap().remove("id");
     body["name"][0]["family"] = json!("Geaendert");
     let oo = s.put(&format!("Patient/{id}"), &body).await.outcome(400);
-    assert!(
-        expressions(&oo).iter().any(|e| e == "Patient.id"),
-        "expected issue.expression Patient.id, got {oo}"
-    );
+    assert!(expressions(&oo).iter().any(|e| e == "Patient.id"), "expected issue.expression Patient.id, got {oo}");
     assert_eq!(s.read("Patient", &id).await, v1, "rejected update changed the resource");
     assert_eq!(s.history_len("Patient", &id).await, 1);
 }
@@ -201,10 +191,7 @@ async fn update_with_different_id_in_body_is_400_and_changes_nothing() {
     body["id"] = json!("some-other-id");
     body["name"][0]["family"] = json!("Geaendert");
     let oo = s.put(&format!("Patient/{id}"), &body).await.outcome(400);
-    assert!(
-        expressions(&oo).iter().any(|e| e == "Patient.id"),
-        "expected issue.expression Patient.id, got {oo}"
-    );
+    assert!(expressions(&oo).iter().any(|e| e == "Patient.id"), "expected issue.expression Patient.id, got {oo}");
     assert_eq!(s.read("Patient", &id).await, v1);
     assert_eq!(s.history_len("Patient", &id).await, 1);
     s.get("Patient/some-other-id").await.outcome(404);
@@ -216,10 +203,7 @@ async fn update_of_nonexistent_id_creates_it_with_201() {
     let mut body = patient(ID_SYSTEM, "5001", "PerPut");
     body["id"] = json!("client-id-5001");
     let r = s.put("Patient/client-id-5001", &body).await.expect_status(201);
-    assert_eq!(
-        r.require_header("location"),
-        format!("{}/Patient/client-id-5001/_history/1", s.public_base())
-    );
+    assert_eq!(r.require_header("location"), format!("{}/Patient/client-id-5001/_history/1", s.public_base()));
     assert_version_headers(&r, "1");
     let created = r.json();
     assert_server_meta(&created, "1");

@@ -100,7 +100,14 @@ fn mail_options(receiver: &Receiver, reminder_before: &str) -> ServerOptions {
 const STAFF_SCOPE: &str = "system/*.cruds";
 
 /// Sends `body` with `method` to `path` as `token` (anonymous without).
-async fn call(server: &TestServer, method: Method, path: &str, token: Option<&str>, body: &Value, status: u16) -> Value {
+async fn call(
+    server: &TestServer,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: &Value,
+    status: u16,
+) -> Value {
     let mut request = json_body(server.request(method, path), body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -208,7 +215,9 @@ fn property<'a>(lines: &'a [(String, String)], name: &str) -> Option<&'a str> {
 fn check_calendar(message: &Value) -> (String, String, u64) {
     let ics = message["ics"].as_str().unwrap_or_else(|| panic!("no .ics: {message}"));
     let lines = calendar_lines(ics);
-    for required in ["VERSION", "PRODID", "METHOD", "UID", "DTSTAMP", "DTSTART", "DTEND", "SEQUENCE", "ORGANIZER", "SUMMARY"] {
+    for required in
+        ["VERSION", "PRODID", "METHOD", "UID", "DTSTAMP", "DTSTART", "DTEND", "SEQUENCE", "ORGANIZER", "SUMMARY"]
+    {
         assert!(property(&lines, required).is_some(), "{required} missing in {ics}");
     }
     assert_eq!(property(&lines, "VERSION"), Some("2.0"));
@@ -224,7 +233,10 @@ fn check_calendar(message: &Value) -> (String, String, u64) {
 fn no_clinical_text(messages: &[Value]) {
     for message in messages {
         for part in ["subject", "text", "html", "ics"] {
-            assert!(!message[part].as_str().unwrap_or_default().contains(DIAGNOSIS), "{part} carries the reason: {message}");
+            assert!(
+                !message[part].as_str().unwrap_or_default().contains(DIAGNOSIS),
+                "{part} carries the reason: {message}"
+            );
         }
     }
 }
@@ -241,14 +253,19 @@ async fn lifecycle_messages_in_german_and_english_with_calendar_entries() {
     directory(&server, Some(&staff), future(), 4).await;
 
     // Booked (by staff): the patient in German, the practice.
-    let booked = call(&server, Method::POST, "Appointment", Some(&staff), &appointment("pat-de", future(), 0, "booked"), 201).await;
+    let booked =
+        call(&server, Method::POST, "Appointment", Some(&staff), &appointment("pat-de", future(), 0, "booked"), 201)
+            .await;
     let booked_id = booked["id"].as_str().unwrap().to_owned();
     // A request from the English-speaking patient, confirmed by staff, then cancelled by staff.
-    let request = call(&server, Method::POST, "Appointment", Some(&staff), &appointment("pat-en", future(), 1, "pending"), 201).await;
+    let request =
+        call(&server, Method::POST, "Appointment", Some(&staff), &appointment("pat-en", future(), 1, "pending"), 201)
+            .await;
     let request_id = request["id"].as_str().unwrap().to_owned();
     let mut confirmed = read_as(&server, &staff, &format!("Appointment/{request_id}")).await;
     confirmed["status"] = json!("booked");
-    let confirmed = call(&server, Method::PUT, &format!("Appointment/{request_id}"), Some(&staff), &confirmed, 200).await;
+    let confirmed =
+        call(&server, Method::PUT, &format!("Appointment/{request_id}"), Some(&staff), &confirmed, 200).await;
     let mut cancelled = confirmed.clone();
     cancelled["status"] = json!("cancelled");
     call(&server, Method::PUT, &format!("Appointment/{request_id}"), Some(&staff), &cancelled, 200).await;
@@ -276,21 +293,35 @@ async fn lifecycle_messages_in_german_and_english_with_calendar_entries() {
     let german: Vec<&str> = german_messages.iter().map(subject).collect();
     assert_eq!(german.len(), 2, "booked and moved; not her own cancellation: {german:?}");
     assert!(german[0].starts_with("Termin gebucht: Physiotherapie, Montag, 07.01.2030, 09:00–09:30 Uhr"), "{german:?}");
-    assert!(german[1].starts_with("Termin verschoben: Physiotherapie, Montag, 07.01.2030, 11:00–11:30 Uhr"), "{german:?}");
+    assert!(
+        german[1].starts_with("Termin verschoben: Physiotherapie, Montag, 07.01.2030, 11:00–11:30 Uhr"),
+        "{german:?}"
+    );
     let booked_mail = &german_messages[0];
     let text = booked_mail["text"].as_str().unwrap();
-    for expected in ["Ihr Termin ist gebucht.", "Ort: Praxis am Ring, Ringstraße 1, 1010 Wien", "Tel. +43 1 2345", "sagen Sie ihn bitte rechtzeitig"] {
+    for expected in [
+        "Ihr Termin ist gebucht.",
+        "Ort: Praxis am Ring, Ringstraße 1, 1010 Wien",
+        "Tel. +43 1 2345",
+        "sagen Sie ihn bitte rechtzeitig",
+    ] {
         assert!(text.contains(expected), "{expected:?} missing in {text}");
     }
     assert!(booked_mail["html"].as_str().unwrap().contains("<html lang=\"de\">"));
     assert_eq!(booked_mail["mail_from"], "noreply@termin.test");
     let moved_text = german_messages[1]["text"].as_str().unwrap();
-    assert!(moved_text.contains("von der Ordination verschoben (bisher: Montag, 07.01.2030, 09:00 Uhr)"), "{moved_text}");
+    assert!(
+        moved_text.contains("von der Ordination verschoben (bisher: Montag, 07.01.2030, 09:00 Uhr)"),
+        "{moved_text}"
+    );
 
     let english = receiver.accepted_to("smith@patient.test");
     let english_subjects: Vec<&str> = english.iter().map(subject).collect();
     assert_eq!(english_subjects.len(), 4, "{english_subjects:?}");
-    assert!(english_subjects[0].starts_with("Appointment request received: Physiotherapie, Monday, 7 January 2030, 10:00–10:30"));
+    assert!(
+        english_subjects[0]
+            .starts_with("Appointment request received: Physiotherapie, Monday, 7 January 2030, 10:00–10:30")
+    );
     assert!(english_subjects[1].starts_with("Appointment confirmed"));
     assert!(english_subjects[2].starts_with("Appointment cancelled"));
     assert!(english[2]["text"].as_str().unwrap().contains("cancelled by the practice"), "{}", english[2]["text"]);
@@ -348,7 +379,10 @@ async fn the_patient_is_reminded_once_before_the_appointment() {
     directory(&server, None, soon, 1).await;
     server.create(&appointment("pat-en", soon, 0, "booked")).await;
     // booked (patient, practice) and the reminder
-    until("the reminder", WAIT, async || receiver.accepted().iter().any(|m| subject(m).starts_with("Appointment reminder"))).await;
+    until("the reminder", WAIT, async || {
+        receiver.accepted().iter().any(|m| subject(m).starts_with("Appointment reminder"))
+    })
+    .await;
     let reminder = receiver.accepted().into_iter().find(|m| subject(m).starts_with("Appointment reminder")).unwrap();
     assert_eq!(reminder["to"][0], "smith@patient.test");
     assert!(reminder["text"].as_str().unwrap().contains("This is a reminder of your appointment."));
@@ -360,7 +394,11 @@ async fn the_patient_is_reminded_once_before_the_appointment() {
     call(&server, Method::PUT, "Slot/slot-1", None, &far_slot, 201).await;
     server.create(&appointment("pat-de", future(), 1, "booked")).await;
     until("the far booking's message", WAIT, async || !receiver.accepted_to("huber@patient.test").is_empty()).await;
-    let reminders = receiver.accepted().iter().filter(|m| subject(m).contains("reminder") || subject(m).contains("erinnerung")).count();
+    let reminders = receiver
+        .accepted()
+        .iter()
+        .filter(|m| subject(m).contains("reminder") || subject(m).contains("erinnerung"))
+        .count();
     assert_eq!(reminders, 1, "{:#?}", receiver.accepted());
 }
 
@@ -400,7 +438,10 @@ async fn kill_9_while_sending_resends_at_most_the_message_in_flight() {
     assert_eq!(counts.len(), 32, "one message per event and recipient");
     let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
     eprintln!("{} of 30 messages sent before the kill; sent twice: {}", before_restart, twice.len());
-    assert!(twice.len() <= 1 && twice.iter().all(|(_, n)| **n == 2), "only the one in flight may come twice: {twice:?}");
+    assert!(
+        twice.len() <= 1 && twice.iter().all(|(_, n)| **n == 2),
+        "only the one in flight may come twice: {twice:?}"
+    );
 }
 
 #[tokio::test]

@@ -9,21 +9,12 @@ use serde_json::{Value, json};
 use support::*;
 
 async fn raw(s: &TestServer, method: Method, path: &str, content_type: &str, body: &str) -> Resp {
-    s.send(
-        s.request(method, path)
-            .header(CONTENT_TYPE, content_type)
-            .body(body.to_string()),
-    )
-    .await
+    s.send(s.request(method, path).header(CONTENT_TYPE, content_type).body(body.to_string())).await
 }
 
 /// Current state of a Patient plus its history length, to show nothing changed.
 async fn snapshot(s: &TestServer, id: &str) -> (Value, usize, usize) {
-    (
-        s.read("Patient", id).await,
-        s.history_len("Patient", id).await,
-        s.type_history_len("Patient").await,
-    )
+    (s.read("Patient", id).await, s.history_len("Patient", id).await, s.type_history_len("Patient").await)
 }
 
 const BROKEN: &str = "{\n  \"resourceType\": \"Patient\",\n  \"name\": [\n    {\"family\": \"X\",}\n  ]\n}\n";
@@ -47,10 +38,8 @@ async fn invalid_json_is_400_with_line_and_column() {
     let v1 = s.create(&simple_patient("Heil")).await;
     let id = id_of(&v1);
     let before = snapshot(&s, &id).await;
-    let broken_put = BROKEN.replace(
-        "\"resourceType\": \"Patient\",",
-        &format!("\"resourceType\": \"Patient\", \"id\": \"{id}\","),
-    );
+    let broken_put =
+        BROKEN.replace("\"resourceType\": \"Patient\",", &format!("\"resourceType\": \"Patient\", \"id\": \"{id}\","));
     let oo = raw(&s, Method::PUT, &format!("Patient/{id}"), FHIR_JSON, &broken_put).await.outcome(400);
     let d = diagnostics(&oo);
     assert!(d.contains("line") && d.contains("column"), "PUT diagnostics: {d:?}");
@@ -147,21 +136,13 @@ async fn connection_after_413_is_closed_announced_or_reusable() {
         )
         .into_bytes();
         first.extend_from_slice(&body);
-        let second = format!(
-            "GET /fhir/metadata HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            s.addr()
-        )
-        .into_bytes();
+        let second =
+            format!("GET /fhir/metadata HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", s.addr()).into_bytes();
         let addr = s.addr().to_string();
-        let (bytes, err) = tokio::task::spawn_blocking(move || raw_exchange(&addr, &[first, second]))
-            .await
-            .unwrap();
+        let (bytes, err) = tokio::task::spawn_blocking(move || raw_exchange(&addr, &[first, second])).await.unwrap();
         let responses = parse_responses(&bytes);
         let what = format!("body of {} bytes", body.len());
-        assert!(
-            !responses.is_empty(),
-            "{what}: no response at all before the connection ended ({err:?})"
-        );
+        assert!(!responses.is_empty(), "{what}: no response at all before the connection ended ({err:?})");
         let (status, headers) = &responses[0];
         assert_eq!(*status, 413, "{what}: first response");
         let announced_close = headers
@@ -212,11 +193,7 @@ fn parse_responses(mut bytes: &[u8]) -> Vec<(u16, Vec<(String, String)>)> {
     while let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
         let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
         let mut lines = head.split("\r\n");
-        let status: u16 = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
+        let status: u16 = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
         let headers: Vec<(String, String)> = lines
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))

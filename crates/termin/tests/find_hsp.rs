@@ -2,8 +2,8 @@
 
 mod support;
 
-use serde_json::{Value, json};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use serde_json::{Value, json};
 use support::{TestServer, ig_xml, packages_root};
 
 const SERVICE_TYPE: &str = "http://terminology.hl7.org/CodeSystem/service-type";
@@ -57,7 +57,9 @@ fn ids(bundle: &Value, mode: &str) -> Vec<String> {
         .into_iter()
         .flatten()
         .filter(|e| e["search"]["mode"] == mode && e["resource"]["resourceType"] != "OperationOutcome")
-        .map(|e| format!("{}/{}", e["resource"]["resourceType"].as_str().unwrap(), e["resource"]["id"].as_str().unwrap()))
+        .map(|e| {
+            format!("{}/{}", e["resource"]["resourceType"].as_str().unwrap(), e["resource"]["id"].as_str().unwrap())
+        })
         .collect()
 }
 
@@ -96,7 +98,9 @@ async fn the_ig_example_request_finds_the_ig_example_providers() {
     assert_eq!((ids(&in_xml, "match"), ids(&in_xml, "include")), (ids(&posted, "match"), included));
     // The same without availability, as a GET (availability is POST-only).
     let got = s
-        .get(&format!("HealthcareService/$findHSP?healthcareService-type={SERVICE_TYPE}%7C65&healthcareService-zipCodeArea=5350"))
+        .get(&format!(
+            "HealthcareService/$findHSP?healthcareService-type={SERVICE_TYPE}%7C65&healthcareService-zipCodeArea=5350"
+        ))
         .await
         .expect_status(200)
         .json();
@@ -121,7 +125,8 @@ async fn each_filter_narrows_the_answer() {
     assert!(ids(&elsewhere, "match").is_empty());
     assert!(outcome_text(&elsewhere).contains("9999"), "{}", outcome_text(&elsewhere));
     // By reference.
-    let by_reference = find("healthcareService-reference=HealthcareService/HL7ATSchedulingHealthcareServiceExample01").await;
+    let by_reference =
+        find("healthcareService-reference=HealthcareService/HL7ATSchedulingHealthcareServiceExample01").await;
     assert_eq!(ids(&by_reference, "match").len(), 1);
 }
 
@@ -130,7 +135,10 @@ async fn no_service_information_is_400_and_an_inactive_service_is_422() {
     let s = TestServer::start().await;
     ig_world(&s).await;
     s.get("HealthcareService/$findHSP?healthcareService-zipCodeArea=5350").await.outcome(400);
-    let mut inactive = example("hl7.at.fhir.tc.wg.scheduling.r5#0.2.0", "HealthcareService-HL7ATSchedulingHealthcareServiceExample01.json");
+    let mut inactive = example(
+        "hl7.at.fhir.tc.wg.scheduling.r5#0.2.0",
+        "HealthcareService-HL7ATSchedulingHealthcareServiceExample01.json",
+    );
     inactive["id"] = json!("closed");
     inactive["active"] = json!(false);
     put(&s, &inactive).await;
@@ -159,14 +167,25 @@ async fn availability_windows_and_free_slots() {
 
     // A schedule of the role with a free Sunday slot: now the role matches, and the outcome
     // names the slot.
-    put(&s, &json!({"resourceType": "Schedule", "id": "role-schedule", "active": true,
-        "actor": [{"reference": "PractitionerRole/HL7ATCorePractitionerRoleExample01"}]})).await;
+    put(
+        &s,
+        &json!({"resourceType": "Schedule", "id": "role-schedule", "active": true,
+        "actor": [{"reference": "PractitionerRole/HL7ATCorePractitionerRoleExample01"}]}),
+    )
+    .await;
     let next_sunday = next_weekday_date(jiff::civil::Weekday::Sunday);
-    put(&s, &json!({"resourceType": "Slot", "id": "sunday-slot", "status": "free",
+    put(
+        &s,
+        &json!({"resourceType": "Slot", "id": "sunday-slot", "status": "free",
         "schedule": {"reference": "Schedule/role-schedule"},
-        "start": format!("{next_sunday}T08:30:00+02:00"), "end": format!("{next_sunday}T09:00:00+02:00")})).await;
+        "start": format!("{next_sunday}T08:30:00+02:00"), "end": format!("{next_sunday}T09:00:00+02:00")}),
+    )
+    .await;
     let sunday = s.post("HealthcareService/$findHSP", &wanted(&["sun"], "06:00:00", "12:00:00")).await.json();
-    assert!(ids(&sunday, "include").contains(&"PractitionerRole/HL7ATCorePractitionerRoleExample01".to_owned()), "{sunday}");
+    assert!(
+        ids(&sunday, "include").contains(&"PractitionerRole/HL7ATCorePractitionerRoleExample01".to_owned()),
+        "{sunday}"
+    );
     assert!(outcome_text(&sunday).contains("Slot/sunday-slot"), "{}", outcome_text(&sunday));
     // The same, structured on the service's match entry for programs (the web app reads it).
     let earliest: Vec<&Value> = sunday["entry"]
@@ -177,10 +196,13 @@ async fn availability_windows_and_free_slots() {
         .flat_map(|e| e["extension"].as_array().into_iter().flatten())
         .filter(|x| x["url"] == "https://termin.at/fhir/StructureDefinition/earliest-free-slot")
         .collect();
-    let sub = |x: &Value, url: &str| x["extension"].as_array().unwrap().iter().find(|s| s["url"] == url).cloned().unwrap();
+    let sub =
+        |x: &Value, url: &str| x["extension"].as_array().unwrap().iter().find(|s| s["url"] == url).cloned().unwrap();
     let named = earliest
         .iter()
-        .find(|x| sub(x, "provider")["valueReference"]["reference"] == "PractitionerRole/HL7ATCorePractitionerRoleExample01")
+        .find(|x| {
+            sub(x, "provider")["valueReference"]["reference"] == "PractitionerRole/HL7ATCorePractitionerRoleExample01"
+        })
         .unwrap_or_else(|| panic!("no earliest-free-slot extension for the role: {sunday}"));
     assert_eq!(sub(named, "slot")["valueReference"]["reference"], "Slot/sunday-slot");
     let start: jiff::Timestamp = sub(named, "start")["valueInstant"].as_str().unwrap().parse().unwrap();
@@ -202,11 +224,19 @@ fn next_weekday_date(day: jiff::civil::Weekday) -> String {
 async fn availability_until_moves_the_horizon() {
     let s = TestServer::start().await;
     ig_world(&s).await;
-    put(&s, &json!({"resourceType": "Schedule", "id": "role-schedule", "active": true,
-        "actor": [{"reference": "PractitionerRole/HL7ATCorePractitionerRoleExample01"}]})).await;
+    put(
+        &s,
+        &json!({"resourceType": "Schedule", "id": "role-schedule", "active": true,
+        "actor": [{"reference": "PractitionerRole/HL7ATCorePractitionerRoleExample01"}]}),
+    )
+    .await;
     let (in_six_weeks, slot_end) = (hours_ahead(24 * 42), hours_ahead(24 * 42 + 1));
-    put(&s, &json!({"resourceType": "Slot", "id": "later-slot", "status": "free",
-        "schedule": {"reference": "Schedule/role-schedule"}, "start": in_six_weeks, "end": slot_end})).await;
+    put(
+        &s,
+        &json!({"resourceType": "Slot", "id": "later-slot", "status": "free",
+        "schedule": {"reference": "Schedule/role-schedule"}, "start": in_six_weeks, "end": slot_end}),
+    )
+    .await;
     let physio = format!("healthcareService-type={SERVICE_TYPE}%7C65");
     let default = s.get(&format!("HealthcareService/$findHSP?{physio}")).await.expect_status(200).json();
     assert!(!outcome_text(&default).contains("Slot/later-slot"), "{}", outcome_text(&default));
@@ -241,8 +271,10 @@ async fn a_service_reference_by_identifier() {
     let s = TestServer::start().await;
     ig_world(&s).await;
     let system = "https://termin.example/services";
-    let mut service =
-        example("hl7.at.fhir.tc.wg.scheduling.r5#0.2.0", "HealthcareService-HL7ATSchedulingHealthcareServiceExample01.json");
+    let mut service = example(
+        "hl7.at.fhir.tc.wg.scheduling.r5#0.2.0",
+        "HealthcareService-HL7ATSchedulingHealthcareServiceExample01.json",
+    );
     service["identifier"] = json!([{"system": system, "value": "physio-1"}]);
     put(&s, &service).await;
     let by_identifier = |value: &str| {
@@ -259,7 +291,10 @@ async fn a_service_reference_by_identifier() {
     assert_eq!(ids(&got, "match"), ids(&found, "match"));
 
     let unknown = s.post("HealthcareService/$findHSP", &by_identifier("nobody")).await.outcome(422);
-    assert!(unknown.to_string().contains("healthcareService-reference") && unknown.to_string().contains("nobody"), "{unknown}");
+    assert!(
+        unknown.to_string().contains("healthcareService-reference") && unknown.to_string().contains("nobody"),
+        "{unknown}"
+    );
     service["id"] = json!("twin");
     put(&s, &service).await;
     let several = s.post("HealthcareService/$findHSP", &by_identifier("physio-1")).await.outcome(422);
@@ -272,7 +307,11 @@ async fn a_service_reference_by_identifier() {
 async fn near_a_point_or_a_location() {
     let s = TestServer::start().await;
     for (id, latitude, longitude) in [("wolfgang", 47.7394, 13.4478), ("ischl", 47.7111, 13.6197)] {
-        put(&s, &json!({"resourceType": "Location", "id": id, "position": {"latitude": latitude, "longitude": longitude}})).await;
+        put(
+            &s,
+            &json!({"resourceType": "Location", "id": id, "position": {"latitude": latitude, "longitude": longitude}}),
+        )
+        .await;
         put(&s, &json!({"resourceType": "Organization", "id": format!("org-{id}")})).await;
         put(&s, &json!({"resourceType": "HealthcareService", "id": format!("physio-{id}"), "active": true,
             "location": [{"reference": format!("Location/{id}")}], "providedBy": {"reference": format!("Organization/org-{id}")},

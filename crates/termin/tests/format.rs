@@ -45,9 +45,7 @@ async fn json_request_content_types_are_accepted() {
         "application/fhir+json;charset=UTF-8",
         "application/json;charset=utf-8",
     ] {
-        let r = s
-            .send(s.request(Method::POST, "Patient").header(CONTENT_TYPE, ct).body(body.clone()))
-            .await;
+        let r = s.send(s.request(Method::POST, "Patient").header(CONTENT_TYPE, ct).body(body.clone())).await;
         assert_eq!(r.code(), 201, "Content-Type {ct}: {}", r.text());
         let created = r.json();
         let mut upd = created.clone();
@@ -127,7 +125,10 @@ async fn format_parameter_json_and_xml() {
             .expect_status(200);
         assert_eq!(id_of(&r.fhir_xml()), id, "_format={f}");
     }
-    assert_eq!(s.get("metadata?_format=xml").await.expect_status(200).fhir_xml()["resourceType"], "CapabilityStatement");
+    assert_eq!(
+        s.get("metadata?_format=xml").await.expect_status(200).fhir_xml()["resourceType"],
+        "CapabilityStatement"
+    );
     let bundle = s.get(&format!("Patient?_id={id}&_format=xml")).await.expect_status(200).fhir_xml();
     assert_eq!(id_of(&bundle["entry"][0]["resource"]), id);
     s.get(&format!("Patient/{id}?_format=turtle")).await.outcome(406);
@@ -210,10 +211,8 @@ async fn prefer_return_on_create() {
     assert_eq!(r.etag_version(), "1");
     let loc = r.require_header("location");
     assert!(loc.starts_with(&format!("{}/Patient/", s.public_base())), "Location {loc}");
-    let id = loc
-        .trim_start_matches(&format!("{}/Patient/", s.public_base()))
-        .trim_end_matches("/_history/1")
-        .to_string();
+    let id =
+        loc.trim_start_matches(&format!("{}/Patient/", s.public_base())).trim_end_matches("/_history/1").to_string();
     assert_eq!(without_id_and_server_meta(&s.read("Patient", &id).await), body);
 
     // OperationOutcome: an OperationOutcome body, still 201 and the headers.
@@ -268,10 +267,7 @@ async fn prefer_return_on_update() {
         .await
         .expect_status(201);
     assert!(r.body.is_empty());
-    assert_eq!(
-        r.require_header("location"),
-        format!("{}/Patient/prefer-new/_history/1", s.public_base())
-    );
+    assert_eq!(r.require_header("location"), format!("{}/Patient/prefer-new/_history/1", s.public_base()));
     assert_eq!(s.read("Patient", &id).await["name"][0]["family"], "Oo");
 }
 
@@ -301,8 +297,6 @@ async fn every_response_has_a_request_id_and_incoming_ids_are_echoed() {
         let r = s.send(s.request(method, path).header("X-Request-Id", mine.as_str())).await;
         assert_eq!(r.header("x-request-id").as_deref(), Some(mine.as_str()), "{}", r.what());
     }
-    let r = s
-        .send(s.client().get(s.root_url("/health")).header("X-Request-Id", "health-check-42"))
-        .await;
+    let r = s.send(s.client().get(s.root_url("/health")).header("X-Request-Id", "health-check-42")).await;
     assert_eq!(r.header("x-request-id").as_deref(), Some("health-check-42"));
 }

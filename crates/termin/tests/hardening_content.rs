@@ -84,9 +84,7 @@ async fn a_patch_cannot_grow_a_resource_past_the_body_limit() {
 async fn strings_with_control_characters_are_refused_on_every_write_path() {
     let server = TestServer::start().await;
     let body = r#"{"resourceType":"Patient","name":[{"family":"Hu\u0007ber"}]}"#;
-    let refused = server
-        .send(server.request(Method::POST, "Patient").header(CONTENT_TYPE, FHIR_JSON).body(body))
-        .await;
+    let refused = server.send(server.request(Method::POST, "Patient").header(CONTENT_TYPE, FHIR_JSON).body(body)).await;
     let outcome = refused.outcome(400);
     assert_eq!(expressions(&outcome), vec!["Patient.name[0].family"]);
     assert!(diagnostics(&outcome).contains("U+0007"), "{outcome}");

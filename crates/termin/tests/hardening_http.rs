@@ -54,10 +54,15 @@ async fn a_host_header_that_is_not_host_and_port_is_refused_and_never_reflected(
     assert_eq!(s.type_history_len("Patient").await, 0, "a refused create stores nothing");
 
     // A plain host[:port] becomes the base of links and Location.
-    let create = json_body(s.request(Method::POST, "Patient"), &simple_patient("Host")).header("host", "termin.example:8443");
+    let create =
+        json_body(s.request(Method::POST, "Patient"), &simple_patient("Host")).header("host", "termin.example:8443");
     let created = s.send(create).await.expect_status(201);
     assert!(created.require_header("location").starts_with("http://termin.example:8443/fhir/Patient/"));
-    let bundle = s.send(s.request(Method::GET, "Patient?family=Host").header("host", "[::1]:8080")).await.expect_status(200).json();
+    let bundle = s
+        .send(s.request(Method::GET, "Patient?family=Host").header("host", "[::1]:8080"))
+        .await
+        .expect_status(200)
+        .json();
     assert_eq!(link(&bundle, "self").unwrap(), "http://[::1]:8080/fhir/Patient?family=Host");
 }
 
@@ -85,11 +90,7 @@ async fn everything_a_client_puts_into_a_search_link_is_percent_encoded() {
 const BOOKING_PAGE: &str = "https://booking.example.at";
 
 fn cors_headers(r: &Resp) -> Vec<String> {
-    r.headers
-        .keys()
-        .map(|name| name.as_str().to_string())
-        .filter(|name| name.starts_with("access-control-"))
-        .collect()
+    r.headers.keys().map(|name| name.as_str().to_string()).filter(|name| name.starts_with("access-control-")).collect()
 }
 
 fn lower_list(value: &str) -> Vec<String> {
@@ -156,14 +157,16 @@ async fn an_origin_not_allowed_gets_no_cors_headers() {
         )
         .await;
     assert_eq!(cors_headers(&preflight), Vec::<String>::new());
-    let read = s.send(s.request(Method::GET, "metadata").header("origin", "https://evil.example")).await.expect_status(200);
+    let read =
+        s.send(s.request(Method::GET, "metadata").header("origin", "https://evil.example")).await.expect_status(200);
     assert_eq!(cors_headers(&read), Vec::<String>::new());
 }
 
 #[tokio::test]
 async fn cors_for_any_origin_and_none_by_default() {
     let s = TestServer::start_with(ServerOptions::new().env("TERMIN_CORS_ALLOWED_ORIGINS", "*")).await;
-    let read = s.send(s.request(Method::GET, "metadata").header("origin", "https://any.example")).await.expect_status(200);
+    let read =
+        s.send(s.request(Method::GET, "metadata").header("origin", "https://any.example")).await.expect_status(200);
     assert_eq!(read.require_header("access-control-allow-origin"), "*");
 
     let s = TestServer::start().await;
@@ -201,10 +204,9 @@ async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_request_head_that_does_not_arrive_in_time_closes_the_connection() {
-    let s = TestServer::start_with(
-        ServerOptions::new().flag("--header-read-timeout", "1s").flag("--idle-timeout", "10m"),
-    )
-    .await;
+    let s =
+        TestServer::start_with(ServerOptions::new().flag("--header-read-timeout", "1s").flag("--idle-timeout", "10m"))
+            .await;
     let started = Instant::now();
     let mut trickling = TcpStream::connect(s.addr()).await.unwrap();
     trickling.write_all(b"GET /fhir/metadata HT").await.unwrap();
@@ -230,10 +232,9 @@ async fn a_request_body_that_does_not_arrive_in_time_answers_408_and_closes() {
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
-    let s = TestServer::start_with(
-        ServerOptions::new().flag("--idle-timeout", "1s").flag("--header-read-timeout", "10m"),
-    )
-    .await;
+    let s =
+        TestServer::start_with(ServerOptions::new().flag("--idle-timeout", "1s").flag("--header-read-timeout", "10m"))
+            .await;
     let started = Instant::now();
     let mut idle = TcpStream::connect(s.addr()).await.unwrap();
     idle.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();

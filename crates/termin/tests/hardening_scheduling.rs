@@ -186,9 +186,16 @@ async fn overlapping_bookable_slots_of_one_schedule_are_refused() {
     let (start, _) = slot_times(0);
     let start: Timestamp = start.parse().unwrap();
     // The same time again, and periods reaching into it, on the same schedule.
-    for (id, from, minutes) in [("dup", start, 30), ("early", start - SignedDuration::from_mins(15), 30), ("long", start - SignedDuration::from_mins(60), 300)] {
+    for (id, from, minutes) in [
+        ("dup", start, 30),
+        ("early", start - SignedDuration::from_mins(15), 30),
+        ("long", start - SignedDuration::from_mins(60), 300),
+    ] {
         let outcome = put_slot(&s, id, &w.schedule, from, minutes).await.outcome(409);
-        assert!(diagnostics(&outcome).contains(&w.slots[0]) || diagnostics(&outcome).contains(&w.slots[1]), "{outcome}");
+        assert!(
+            diagnostics(&outcome).contains(&w.slots[0]) || diagnostics(&outcome).contains(&w.slots[1]),
+            "{outcome}"
+        );
     }
     let mut posted = slot_resource("ignored", &w.schedule, 0, "free");
     posted.as_object_mut().unwrap().remove("id");
@@ -220,7 +227,15 @@ async fn concurrent_creates_of_one_time_store_one_slot() {
         let url = s.url(&format!("Slot/race-{i}"));
         let body = slot_resource(&format!("race-{i}"), &w.schedule, 5, "free");
         tasks.push(tokio::spawn(async move {
-            client.put(url).header("Content-Type", "application/fhir+json").json(&body).send().await.unwrap().status().as_u16()
+            client
+                .put(url)
+                .header("Content-Type", "application/fhir+json")
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
         }));
     }
     let mut codes = Vec::new();

@@ -92,10 +92,7 @@ async fn the_issues_blow_up_searches_answer_400_at_once() {
     assert_refused(&s, "Organization", &pairs_of([(has.as_str(), "x")]), &has, "nests _has 28 deep").await;
     // The same limits hold for the criteria of a conditional write, which then changes nothing.
     let names = pairs_of((0..50).map(|i| ("name", format!("a{i}"))));
-    let outcome = s
-        .put(&format!("Patient?{}", encode(&names)), &simple_patient("Neu"))
-        .await
-        .outcome(400);
+    let outcome = s.put(&format!("Patient?{}", encode(&names)), &simple_patient("Neu")).await.outcome(400);
     assert_eq!(outcome["issue"][0]["code"], "too-costly", "{outcome}");
     assert_eq!(s.type_history_len("Patient").await, 1);
 }
@@ -165,10 +162,9 @@ async fn the_largest_searches_within_the_limits_run() {
     let found = assert_runs(&s, "Organization", &matching).await;
     assert_eq!(match_ids(&found), vec![id_of(&organization)], "{found}");
     // As the criteria of a conditional update (a statement of its own): no match, so a create.
-    let criteria = pairs_of([("identifier", format!("{ID_SYSTEM}|1002,{}", values("urn:x|", 99))), ("name", hundred("h"))]);
-    s.put(&format!("Patient?{}", encode(&criteria)), &patient(ID_SYSTEM, "1002", "Gruber"))
-        .await
-        .expect_status(201);
+    let criteria =
+        pairs_of([("identifier", format!("{ID_SYSTEM}|1002,{}", values("urn:x|", 99))), ("name", hundred("h"))]);
+    s.put(&format!("Patient?{}", encode(&criteria)), &patient(ID_SYSTEM, "1002", "Gruber")).await.expect_status(201);
 }
 
 /// A search over every Slot of the tiny demo dataset with 27 negations and five sort keys: about
@@ -186,10 +182,7 @@ fn costly_slot_search() -> Vec<(String, String)> {
 #[tokio::test]
 async fn statements_beyond_the_query_timeout_are_stopped_with_503() {
     let s = TestServer::start_with(
-        ServerOptions::new()
-            .arg("--demo")
-            .flag("--demo-scale", "tiny")
-            .flag("--query-timeout", "1ms"),
+        ServerOptions::new().arg("--demo").flag("--demo-scale", "tiny").flag("--query-timeout", "1ms"),
     )
     .await;
     for (answer, _) in search_both_ways(&s, "Slot", &costly_slot_search()).await {
@@ -204,9 +197,7 @@ async fn statements_beyond_the_query_timeout_are_stopped_with_503() {
     let before = observer.type_history_len("Patient").await;
     let criteria = encode(&costly_slot_search()[3..]);
     s.put(&format!("Slot?{criteria}"), &minimal("Slot")).await.outcome(503);
-    s.put(&format!("Patient?{}", criteria.replace("status", "gender")), &simple_patient("Neu"))
-        .await
-        .outcome(503);
+    s.put(&format!("Patient?{}", criteria.replace("status", "gender")), &simple_patient("Neu")).await.outcome(503);
     assert_eq!(observer.type_history_len("Patient").await, before);
     // Reads and writes by id are not limited, and the connections serve on.
     let created = s.create(&simple_patient("Danach")).await;
@@ -215,10 +206,7 @@ async fn statements_beyond_the_query_timeout_are_stopped_with_503() {
 
 /// `meta.lastUpdated` of the resources in a history Bundle (deletions have none).
 fn last_updated(bundle: &Value) -> Vec<jiff::Timestamp> {
-    entries(bundle)
-        .iter()
-        .map(|e| e["response"]["lastModified"].as_str().unwrap().parse().unwrap())
-        .collect()
+    entries(bundle).iter().map(|e| e["response"]["lastModified"].as_str().unwrap().parse().unwrap()).collect()
 }
 
 #[tokio::test]
@@ -247,7 +235,8 @@ async fn history_since_keeps_what_changed_from_then_on_and_refuses_garbage() {
         let later = s.get(&since(v2_at + jiff::SignedDuration::from_hours(1))).await.expect_status(200).json();
         assert_eq!(entries(&later).len(), 0, "{later}");
         // Long ago: everything, with offsets and fractions of any precision.
-        let long_ago = s.get(&format!("{history}?_since=2000-01-01T01:00:00.123456%2B01:00")).await.expect_status(200).json();
+        let long_ago =
+            s.get(&format!("{history}?_since=2000-01-01T01:00:00.123456%2B01:00")).await.expect_status(200).json();
         assert_eq!(entries(&long_ago).len(), entries(&all).len(), "{long_ago}");
 
         for garbage in ["garbage", "2026-01-01", "2026-13-01T00:00:00Z", "2026-01-01T00:00:00", ""] {

@@ -254,7 +254,10 @@ async fn history_at_lists_the_versions_current_then_including_deletes() {
     assert_eq!(s.all_entries(&format!("Patient/{id}/_history?_at={year}&_count=1")).await.len(), 3);
     // Type level and before the resource existed.
     let type_page = s.get(&format!("Patient/_history?_at={second}")).await.expect_status(200).json();
-    assert_eq!(type_page["entry"].as_array().unwrap().iter().map(key).collect::<Vec<_>>(), [(id.clone(), "2".to_owned(), false)]);
+    assert_eq!(
+        type_page["entry"].as_array().unwrap().iter().map(key).collect::<Vec<_>>(),
+        [(id.clone(), "2".to_owned(), false)]
+    );
     let before = s.get("Patient/_history?_at=2001").await.expect_status(200).json();
     assert_eq!(before["total"], 0, "{before}");
 

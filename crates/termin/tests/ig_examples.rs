@@ -89,7 +89,13 @@ async fn ig_examples_round_trip_through_put_with_their_own_ids() {
         }
         done += 1;
     }
-    assert!(failures.is_empty(), "{} of {} IG examples failed:\n{}", failures.len(), done + failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} IG examples failed:\n{}",
+        failures.len(),
+        done + failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[tokio::test]
@@ -149,11 +155,7 @@ async fn ig_examples_are_found_by_identifier_search() {
             continue;
         };
         checked += 1;
-        let q = format!(
-            "{ty}?identifier={}%7C{}",
-            encode(system),
-            encode(value)
-        );
+        let q = format!("{ty}?identifier={}%7C{}", encode(system), encode(value));
         let page = s.get(&q).await;
         if page.code() != 200 {
             failures.push(format!("{}: GET {q} -> {}: {}", show(&path), page.status, page.text()));

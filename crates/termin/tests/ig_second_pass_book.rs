@@ -78,7 +78,11 @@ fn ig_book_request() -> Value {
 fn assert_ig_success(params: &Value) {
     let outcome = param_resource(params, "outcome");
     let issue = &outcome["issue"][0];
-    assert_eq!((issue["severity"].as_str(), issue["code"].as_str()), (Some("information"), Some("success")), "{outcome}");
+    assert_eq!(
+        (issue["severity"].as_str(), issue["code"].as_str()),
+        (Some("information"), Some("success")),
+        "{outcome}"
+    );
     assert!(issue["details"]["text"].as_str().is_some_and(|t| !t.is_empty()), "{outcome}");
 }
 
@@ -143,16 +147,24 @@ async fn a_token_less_hold_is_not_another_token_holders() {
     hold(&s, slot).await.expect_status(200);
     // A caller presenting another token is another client: refused, with a text generic
     // clients show (issue diagnostics, details.text and the narrative).
-    let r = post_with_tokens(&s, "Appointment/$book", &book_request(&appointment(&w.bert, &[slot]), &[]), &[OTHER_CLIENT]).await;
+    let r =
+        post_with_tokens(&s, "Appointment/$book", &book_request(&appointment(&w.bert, &[slot]), &[]), &[OTHER_CLIENT])
+            .await;
     assert_eq!(r.code(), 409, "{}", r.text());
     let body = r.json();
     assert_eq!(body["resourceType"], "Parameters");
     let outcome = param_resource(&body, "outcome");
     let issue = &outcome["issue"][0];
-    assert!(issue["diagnostics"].as_str().is_some_and(|d| d.contains(&format!("Slot/{slot} is held by another client"))), "{outcome}");
+    assert!(
+        issue["diagnostics"].as_str().is_some_and(|d| d.contains(&format!("Slot/{slot} is held by another client"))),
+        "{outcome}"
+    );
     assert_eq!(issue["details"]["text"], issue["diagnostics"]);
     let div = outcome["text"]["div"].as_str().unwrap_or_default();
-    assert!(div.starts_with("<div xmlns=\"http://www.w3.org/1999/xhtml\">") && div.contains("is held by another client"), "{outcome}");
+    assert!(
+        div.starts_with("<div xmlns=\"http://www.w3.org/1999/xhtml\">") && div.contains("is held by another client"),
+        "{outcome}"
+    );
     // The holder books it without a token.
     book_ok(&s, &appointment(&w.anna, &[slot]), &[]).await;
     assert_eq!(slot_status(&s, slot).await, "busy");
@@ -212,7 +224,8 @@ async fn slot_and_service_may_be_named_by_business_identifier() {
     put_resource(&s, &service).await;
     let mut a = appointment(&w.anna, &[]);
     a["slot"] = json!([{"identifier": {"system": "urn:termin:test:slot", "value": w.slots[1]}}]);
-    a["serviceType"][0]["reference"] = json!({"identifier": {"system": "urn:termin:test:service", "value": "physio-1"}});
+    a["serviceType"][0]["reference"] =
+        json!({"identifier": {"system": "urn:termin:test:service", "value": "physio-1"}});
     let booked = book_ok(&s, &a, &[]).await;
     assert_eq!(booked["slot"][0]["reference"], format!("Slot/{}", w.slots[1]), "{booked}");
     assert_eq!(booked["serviceType"][0]["reference"]["reference"], format!("HealthcareService/{}", w.service));
@@ -223,7 +236,8 @@ async fn slot_and_service_may_be_named_by_business_identifier() {
     let o = book(&s, &unknown, &[]).await.outcome(422);
     assert_eq!(expressions(&o), ["Appointment.slot[0].identifier"], "{o}");
     let mut unknown = appointment(&w.bert, &[&w.slots[0]]);
-    unknown["serviceType"][0]["reference"] = json!({"identifier": {"system": "urn:termin:test:service", "value": "nope"}});
+    unknown["serviceType"][0]["reference"] =
+        json!({"identifier": {"system": "urn:termin:test:service", "value": "nope"}});
     let o = book(&s, &unknown, &[]).await.outcome(422);
     assert_eq!(expressions(&o), ["Appointment.serviceType[0].reference.identifier"], "{o}");
     assert_eq!(slot_status(&s, &w.slots[0]).await, "free");
@@ -236,7 +250,8 @@ async fn the_service_type_and_specialty_must_be_offered() {
     let physio = json!({"system": "http://terminology.hl7.org/CodeSystem/service-type", "code": "65"});
     let sports = json!({"system": "http://snomed.info/sct", "code": "394602003"});
     let mut slot = slot_resource(&w.slots[0], &w.schedule, 0, "free");
-    slot["serviceType"] = json!([{"concept": {"coding": [physio]}, "reference": {"reference": "HealthcareService/hcs-physio"}}]);
+    slot["serviceType"] =
+        json!([{"concept": {"coding": [physio]}, "reference": {"reference": "HealthcareService/hcs-physio"}}]);
     slot["specialty"] = json!([{"coding": [sports]}]);
     put_resource(&s, &slot).await;
     put_resource(&s, &service_resource("hcs-other", true, false)).await;

@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 use support::*;
 use termin_validation::{Definitions, Validator};
 
-
 async fn put(s: &TestServer, resource: &Value) {
     let path = format!("{}/{}", resource["resourceType"].as_str().unwrap(), id_of(resource));
     let r = s.put(&path, resource).await;
@@ -56,18 +55,23 @@ async fn schedule_date_finds_planning_horizons_that_include_the_date() {
     for (query, expected) in cases {
         let page = s.get(&format!("Schedule?{query}&_count=50")).await.expect_status(200).json();
         assert_eq!(matches(&page), *expected, "Schedule?{query}: {page}");
-        let reported = issues(&page)
-            .iter()
-            .any(|i| i["severity"] == "information" && i["expression"] == json!(["date"]));
+        let reported =
+            issues(&page).iter().any(|i| i["severity"] == "information" && i["expression"] == json!(["date"]));
         let reads_eq = !query.starts_with("date=ge") && !query.starts_with("date=sa") && !query.starts_with("date=ne");
         assert_eq!(reported, reads_eq, "Schedule?{query}: the IG's reading is reported as information: {page}");
     }
     // Through a chain as well: the Slots of the Schedules planned for that day.
-    put(&s, &json!({"resourceType": "Slot", "id": "in-may", "schedule": {"reference": "Schedule/may"},
-        "status": "busy-unavailable", "start": "2026-05-04T08:00:00+02:00", "end": "2026-05-04T09:00:00+02:00"}))
+    put(
+        &s,
+        &json!({"resourceType": "Slot", "id": "in-may", "schedule": {"reference": "Schedule/may"},
+        "status": "busy-unavailable", "start": "2026-05-04T08:00:00+02:00", "end": "2026-05-04T09:00:00+02:00"}),
+    )
     .await;
-    put(&s, &json!({"resourceType": "Slot", "id": "in-april", "schedule": {"reference": "Schedule/april"},
-        "status": "busy-unavailable", "start": "2026-04-08T08:00:00+02:00", "end": "2026-04-08T09:00:00+02:00"}))
+    put(
+        &s,
+        &json!({"resourceType": "Slot", "id": "in-april", "schedule": {"reference": "Schedule/april"},
+        "status": "busy-unavailable", "start": "2026-04-08T08:00:00+02:00", "end": "2026-04-08T09:00:00+02:00"}),
+    )
     .await;
     let page = s.get("Slot?schedule.date=2026-04-07").await.expect_status(200).json();
     assert_eq!(matches(&page), ["in-april"], "{page}");
@@ -76,8 +80,11 @@ async fn schedule_date_finds_planning_horizons_that_include_the_date() {
 #[tokio::test]
 async fn the_ig_schedule_example_search_finds_a_schedule_planned_for_that_day() {
     let s = TestServer::start().await;
-    put(&s, &json!({"resourceType": "Practitioner", "id": "doc",
-        "identifier": [{"system": "urn:oid:1.2.40.0.10.1.4.3.2", "value": "987654321"}]}))
+    put(
+        &s,
+        &json!({"resourceType": "Practitioner", "id": "doc",
+        "identifier": [{"system": "urn:oid:1.2.40.0.10.1.4.3.2", "value": "987654321"}]}),
+    )
     .await;
     let physiotherapy = json!([{"concept": {"coding": [
         {"system": "http://terminology.hl7.org/CodeSystem/service-type", "code": "65"}]}}]);
@@ -121,17 +128,26 @@ async fn elements_keeps_the_mandatory_elements_and_the_bundles_are_valid_r5() {
     put(&s, &json!({"resourceType": "Patient", "id": "anna", "name": [{"family": "Berger"}], "gender": "female"}))
         .await;
     put(&s, &schedule("cal", Some(("2026-04-01T00:00:00+02:00", "2026-04-30T23:59:59+02:00")))).await;
-    put(&s, &json!({"resourceType": "Slot", "id": "s1", "schedule": {"reference": "Schedule/cal"},
+    put(
+        &s,
+        &json!({"resourceType": "Slot", "id": "s1", "schedule": {"reference": "Schedule/cal"},
         "status": "busy-unavailable", "start": "2026-04-08T08:00:00+02:00", "end": "2026-04-08T09:00:00+02:00",
-        "comment": "left out by _elements"}))
+        "comment": "left out by _elements"}),
+    )
     .await;
-    put(&s, &json!({"resourceType": "Appointment", "id": "a1", "status": "proposed",
+    put(
+        &s,
+        &json!({"resourceType": "Appointment", "id": "a1", "status": "proposed",
         "description": "left out by _elements",
         "start": "2026-04-08T08:00:00+02:00", "end": "2026-04-08T09:00:00+02:00",
-        "participant": [{"actor": {"reference": "Patient/anna"}, "status": "needs-action"}]}))
+        "participant": [{"actor": {"reference": "Patient/anna"}, "status": "needs-action"}]}),
+    )
     .await;
-    put(&s, &json!({"resourceType": "RelatedPerson", "id": "mum", "patient": {"reference": "Patient/anna"},
-        "gender": "female"}))
+    put(
+        &s,
+        &json!({"resourceType": "RelatedPerson", "id": "mum", "patient": {"reference": "Patient/anna"},
+        "gender": "female"}),
+    )
     .await;
     let validator = r5_validator();
     // What the subsets used to be: a Slot without its mandatory elements is not valid R5, alone
@@ -187,13 +203,12 @@ async fn id_not_excludes_the_named_ids() {
         assert!(issues(&page).is_empty(), "Patient?{query}: nothing ignored: {page}");
     }
     // Still unsupported modifiers on _id are reported, or refused when strict.
-    let strict = s
-        .send(s.request(Method::GET, "Patient?_id:exact=p1").header("Prefer", "handling=strict"))
-        .await;
+    let strict = s.send(s.request(Method::GET, "Patient?_id:exact=p1").header("Prefer", "handling=strict")).await;
     strict.outcome(400);
     // The CapabilityStatement says which modifiers _id takes.
     let cs = s.get("metadata").await.expect_status(200).json();
-    let patient = cs["rest"][0]["resource"].as_array().unwrap().iter().find(|r| r["type"] == "Patient").unwrap().clone();
+    let patient =
+        cs["rest"][0]["resource"].as_array().unwrap().iter().find(|r| r["type"] == "Patient").unwrap().clone();
     let id_param = patient["searchParam"].as_array().unwrap().iter().find(|p| p["name"] == "_id").unwrap().clone();
     assert_eq!(id_param["type"], "token", "{id_param}");
     assert!(id_param["documentation"].as_str().is_some_and(|d| d.contains("not")), "{id_param}");
@@ -250,7 +265,8 @@ async fn a_create_with_search_parameters_in_the_url_is_refused_pointing_to_if_no
     assert!(match_ids(&found).is_empty(), "nothing was created: {found}");
     // The header the outcome names does what the client meant.
     for expected in [201, 200] {
-        let rb = json_body(s.request(Method::POST, "Patient"), &patient).header("If-None-Exist", format!("identifier={identifier}"));
+        let rb = json_body(s.request(Method::POST, "Patient"), &patient)
+            .header("If-None-Exist", format!("identifier={identifier}"));
         s.send(rb).await.expect_status(expected);
     }
     // _format and _pretty shape the response and are no criteria.
@@ -315,7 +331,8 @@ async fn the_capability_statement_names_the_ig_and_its_operation_definitions() {
             let served = s.get(&format!("OperationDefinition/{id}")).await.expect_status(200).json();
             assert_eq!(served["base"], ig["url"], "{served}");
             assert_eq!(served["code"], code);
-            let ig_inputs: Vec<&Value> = ig["parameter"].as_array().unwrap().iter().filter(|p| p["use"] == "in").map(|p| &p["name"]).collect();
+            let ig_inputs: Vec<&Value> =
+                ig["parameter"].as_array().unwrap().iter().filter(|p| p["use"] == "in").map(|p| &p["name"]).collect();
             let description = served["description"].as_str().unwrap_or_default();
             for parameter in served["parameter"].as_array().unwrap().iter().filter(|p| p["use"] == "in") {
                 if ig_inputs.contains(&&parameter["name"]) {
@@ -326,7 +343,10 @@ async fn the_capability_statement_names_the_ig_and_its_operation_definitions() {
                     parameter["documentation"].as_str().is_some_and(|d| d.starts_with("Termin: ")),
                     "${code}: {name} is Termin's addition and documented so: {parameter}"
                 );
-                assert!(description.contains(&format!("{name} (in)")), "${code}: the description names {name}: {description}");
+                assert!(
+                    description.contains(&format!("{name} (in)")),
+                    "${code}: the description names {name}: {description}"
+                );
                 assert!(documentation.contains(&format!("{name} (in)")), "${code}: {listed}");
             }
         }

@@ -9,9 +9,7 @@ use support::*;
 
 /// The value of the sample `name{labels}` in a Prometheus text exposition.
 fn sample(exposition: &str, name_and_labels: &str) -> Option<f64> {
-    exposition
-        .lines()
-        .find_map(|line| line.strip_prefix(name_and_labels)?.trim().parse().ok())
+    exposition.lines().find_map(|line| line.strip_prefix(name_and_labels)?.trim().parse().ok())
 }
 
 #[tokio::test]

@@ -95,7 +95,11 @@ fn match_resources(bundle: &Value) -> Vec<Value> {
 }
 
 fn outcome_text(bundle: &Value) -> String {
-    entries(bundle).into_iter().filter(|e| e["search"]["mode"] == "outcome").map(|e| e["resource"].to_string()).collect()
+    entries(bundle)
+        .into_iter()
+        .filter(|e| e["search"]["mode"] == "outcome")
+        .map(|e| e["resource"].to_string())
+        .collect()
 }
 
 fn ids_of(resources: &[Value]) -> Vec<String> {
@@ -109,7 +113,12 @@ async fn a_platform_aggregates_both_practices_and_reports_the_missing_ones() {
     let (silent, _silent_task) = silent_server().await;
     let platform = TestServer::start_with(platform_options(
         "central",
-        &[("a", a.base()), ("b", b.base()), ("down", format!("http://{}/fhir", refusing_address())), ("slow", format!("http://{silent}/fhir"))],
+        &[
+            ("a", a.base()),
+            ("b", b.base()),
+            ("down", format!("http://{}/fhir", refusing_address())),
+            ("slow", format!("http://{silent}/fhir")),
+        ],
     ))
     .await;
 
@@ -151,8 +160,11 @@ async fn a_platform_aggregates_both_practices_and_reports_the_missing_ones() {
 
     // The directory: both practices' services.
     let services = platform.all_entries("HealthcareService?_count=10").await;
-    let services: BTreeSet<String> =
-        services.iter().filter(|e| e["search"]["mode"] == "match").map(|e| e["resource"]["id"].as_str().unwrap().to_owned()).collect();
+    let services: BTreeSet<String> = services
+        .iter()
+        .filter(|e| e["search"]["mode"] == "match")
+        .map(|e| e["resource"]["id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(services, BTreeSet::from(["a.hcs".to_owned(), "b.hcs".to_owned()]));
 
     // $findHSP: both practices' providers, B first (its free slots are a day earlier).
@@ -165,7 +177,9 @@ async fn a_platform_aggregates_both_practices_and_reports_the_missing_ones() {
     let included: BTreeSet<String> = entries(&found)
         .into_iter()
         .filter(|e| e["search"]["mode"] == "include")
-        .map(|e| format!("{}/{}", e["resource"]["resourceType"].as_str().unwrap(), e["resource"]["id"].as_str().unwrap()))
+        .map(|e| {
+            format!("{}/{}", e["resource"]["resourceType"].as_str().unwrap(), e["resource"]["id"].as_str().unwrap())
+        })
         .collect();
     for provider in ["Organization/a.org", "PractitionerRole/a.role", "Organization/b.org", "PractitionerRole/b.role"] {
         assert!(included.contains(provider), "{provider} missing from {included:?}");
@@ -184,7 +198,10 @@ async fn a_platform_aggregates_both_practices_and_reports_the_missing_ones() {
     // The CapabilityStatement says what the platform aggregates.
     let metadata = platform.get("metadata").await.expect_status(200).json();
     let documentation = metadata["rest"][0]["documentation"].as_str().unwrap_or_default();
-    assert!(documentation.contains("Central scheduling platform \"central\"") && documentation.contains("a, b"), "{documentation}");
+    assert!(
+        documentation.contains("Central scheduling platform \"central\"") && documentation.contains("a, b"),
+        "{documentation}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,12 +280,21 @@ async fn a_booking_through_the_platform_lands_in_the_owning_practice() {
         let slot = format!("slot-{}", [0, 2, 4][round]);
         let direct_request = book_request(&proposal("pat-direct", &slot, ""), &[]);
         let platform_request = book_request(&proposal("pat-anna", &format!("a.{slot}"), "a."), &[]);
-        let (direct, relayed) =
-            tokio::join!(a.post("Appointment/$book", &direct_request), platform.post("Appointment/$book", &platform_request));
+        let (direct, relayed) = tokio::join!(
+            a.post("Appointment/$book", &direct_request),
+            platform.post("Appointment/$book", &platform_request)
+        );
         let codes = [direct.code(), relayed.code()];
-        assert_eq!(codes.iter().filter(|c| **c == 201).count(), 1, "{slot}: {codes:?} {} {}", direct.text(), relayed.text());
+        assert_eq!(
+            codes.iter().filter(|c| **c == 201).count(),
+            1,
+            "{slot}: {codes:?} {} {}",
+            direct.text(),
+            relayed.text()
+        );
         assert!(codes.contains(&409), "{slot}: the loser is told the slot is taken: {codes:?}");
-        let booked_there = a.get(&format!("Appointment?slot=Slot/{slot}&status=booked")).await.expect_status(200).json();
+        let booked_there =
+            a.get(&format!("Appointment?slot=Slot/{slot}&status=booked")).await.expect_status(200).json();
         assert_eq!(match_resources(&booked_there).len(), 1, "{slot} is booked once at the practice");
     }
 }
@@ -281,8 +307,11 @@ async fn platforms_cascade_and_a_loop_is_refused() {
     let outer = TestServer::start_with(platform_options("outer", &[("region", inner.base())])).await;
 
     let slots = outer.all_entries("Slot?status=free&_count=4").await;
-    let ids: BTreeSet<String> =
-        slots.iter().filter(|e| e["search"]["mode"] == "match").map(|e| e["resource"]["id"].as_str().unwrap().to_owned()).collect();
+    let ids: BTreeSet<String> = slots
+        .iter()
+        .filter(|e| e["search"]["mode"] == "match")
+        .map(|e| e["resource"]["id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(ids.len(), 2 * SLOTS, "{ids:?}");
     assert!(ids.contains("region.a.slot-0") && ids.contains("region.b.slot-4"), "{ids:?}");
     // The resource names its origin, not the platform in between.
@@ -296,7 +325,9 @@ async fn platforms_cascade_and_a_loop_is_refused() {
     // A platform that is its own upstream: the relayed request comes back and is refused.
     let port = refusing_address();
     let looped = TestServer::start_with(
-        platform_options("loop", &[("self", format!("http://{port}/fhir"))]).without_bind_flag().flag("--bind", port.clone()),
+        platform_options("loop", &[("self", format!("http://{port}/fhir"))])
+            .without_bind_flag()
+            .flag("--bind", port.clone()),
     )
     .await;
     let answer = looped.get("Slot?status=free").await.expect_status(200).json();
@@ -312,12 +343,17 @@ async fn a_platform_may_cache_the_directory_but_not_free_slots() {
     let a = TestServer::start().await;
     practice(&a, "A", 3).await;
     let platform =
-        TestServer::start_with(platform_options("central", &[("a", a.base())]).flag("--directory-cache-ttl", "1h")).await;
+        TestServer::start_with(platform_options("central", &[("a", a.base())]).flag("--directory-cache-ttl", "1h"))
+            .await;
     let services = |bundle: Value| ids_of(&match_resources(&bundle));
     assert_eq!(services(platform.get("HealthcareService").await.expect_status(200).json()), ["a.hcs"]);
-    assert_eq!(ids_of(&match_resources(&platform.get("Slot?status=free").await.expect_status(200).json())).len(), SLOTS);
+    assert_eq!(
+        ids_of(&match_resources(&platform.get("Slot?status=free").await.expect_status(200).json())).len(),
+        SLOTS
+    );
     // The practice changes its directory and books a slot.
-    put_resource(&a, &json!({"resourceType": "HealthcareService", "id": "hcs-new", "active": true, "name": "Neu"})).await;
+    put_resource(&a, &json!({"resourceType": "HealthcareService", "id": "hcs-new", "active": true, "name": "Neu"}))
+        .await;
     let mut direct = patient(SVNR_SYSTEM, "2345020290", "Berger");
     direct["id"] = json!("pat-direct");
     put_resource(&a, &direct).await;

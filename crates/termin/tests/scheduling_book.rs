@@ -78,10 +78,7 @@ async fn booking_a_free_slot_is_201_and_makes_it_busy() {
     assert_eq!(outcome["resourceType"], "OperationOutcome");
     assert!(outcome["issue"].as_array().unwrap().iter().all(|i| i["severity"] == "information"), "{outcome}");
     let location = r.require_header("location");
-    assert!(
-        location.contains(&format!("Appointment/{id}")),
-        "Location {location} does not name Appointment/{id}"
-    );
+    assert!(location.contains(&format!("Appointment/{id}")), "Location {location} does not name Appointment/{id}");
     assert_eq!(r.etag_version(), "1");
     // Start and end were filled in from the slot.
     let (start, end) = slot_times(0);
@@ -125,7 +122,8 @@ async fn a_held_slot_is_booked_only_with_the_holders_token() {
     // Others: another token (parameter and header).
     assert_book_rejected(&book(&s, &appointment(&w.bert, &[slot]), &[OTHER_CLIENT]).await, slot, 0);
     assert_book_rejected(&book(&s, &appointment(&w.bert, &[slot]), &["forged"]).await, slot, 0);
-    let r = post_with_tokens(&s, "Appointment/$book", &book_request(&appointment(&w.bert, &[slot]), &[]), &["forged"]).await;
+    let r = post_with_tokens(&s, "Appointment/$book", &book_request(&appointment(&w.bert, &[slot]), &[]), &["forged"])
+        .await;
     assert_book_rejected(&r, slot, 0);
     assert_eq!(slot_versions(&s).await, before, "a rejected booking changed a slot");
     assert_eq!(appointment_count(&s).await, 0, "a rejected booking was stored");
@@ -405,7 +403,10 @@ async fn malformed_book_requests_are_400() {
     s.post("Appointment/$book", &json!({"resourceType": "Patient"})).await.outcome(400);
     // Parameters without appointment-resource.
     let o = s
-        .post("Appointment/$book", &json!({"resourceType": "Parameters", "parameter": [{"name": "hold-token", "valueString": "x"}]}))
+        .post(
+            "Appointment/$book",
+            &json!({"resourceType": "Parameters", "parameter": [{"name": "hold-token", "valueString": "x"}]}),
+        )
         .await
         .outcome(400);
     assert!(expressions(&o).iter().any(|e| e.contains("appointment-resource")), "{o}");
@@ -449,7 +450,8 @@ async fn manual_confirmation_on_the_schedule_makes_bookings_pending() {
     assert_eq!(all_of_type(&s, "Appointment").await.len(), 1);
 
     // A second pending booking, declined by staff: the slot is free again.
-    let appt = param_resource(&book(&s, &appointment(&w.bert, &["c-1"]), &[]).await.expect_status(202).json(), "appointment");
+    let appt =
+        param_resource(&book(&s, &appointment(&w.bert, &["c-1"]), &[]).await.expect_status(202).json(), "appointment");
     assert_eq!(slot_status(&s, "c-1").await, "busy");
     let mut declined = appt.clone();
     declined["status"] = json!("cancelled");
@@ -487,7 +489,9 @@ async fn manual_confirmation_on_the_healthcare_service_makes_bookings_pending() 
 #[tokio::test]
 async fn operation_definitions_and_capability_statement() {
     let s = TestServer::start().await;
-    for (id, code, ty, instance) in [("slot-hold", "hold", "Slot", true), ("appointment-book", "book", "Appointment", false)] {
+    for (id, code, ty, instance) in
+        [("slot-hold", "hold", "Slot", true), ("appointment-book", "book", "Appointment", false)]
+    {
         let r = s.get(&format!("OperationDefinition/{id}")).await.expect_status(200);
         r.assert_fhir_json();
         let od = r.json();
@@ -544,8 +548,14 @@ async fn rejection_lists_free_alternative_slots() {
     assert_eq!(r.code(), 409, "{}", r.text());
     let text = r.text();
     let free: Vec<&String> = w.slots.iter().filter(|id| *id != slot).collect();
-    let named: Vec<&&String> = free.iter().filter(|id| text.contains(&format!("Slot/{id}\""))
-        || text.contains(&format!("Slot/{id} ")) || text.contains(&format!("Slot/{id},"))).collect();
+    let named: Vec<&&String> = free
+        .iter()
+        .filter(|id| {
+            text.contains(&format!("Slot/{id}\""))
+                || text.contains(&format!("Slot/{id} "))
+                || text.contains(&format!("Slot/{id},"))
+        })
+        .collect();
     assert!(
         !named.is_empty() && named.len() <= 5,
         "the 409 should name 1..=5 free alternative slots of Schedule/{}, named {}: {text}",
@@ -560,7 +570,10 @@ async fn rejection_lists_free_alternative_slots() {
         .filter(|p| p["name"] == "alternative")
         .map(|p| {
             let part = |name: &str| p["part"].as_array().unwrap().iter().find(|q| q["name"] == name).cloned().unwrap();
-            (part("slot")["valueReference"]["reference"].as_str().unwrap().to_owned(), part("start")["valueInstant"].as_str().unwrap().to_owned())
+            (
+                part("slot")["valueReference"]["reference"].as_str().unwrap().to_owned(),
+                part("start")["valueInstant"].as_str().unwrap().to_owned(),
+            )
         })
         .collect();
     assert_eq!(structured.len(), named.len(), "{text}");

@@ -56,7 +56,12 @@ async fn ig_example_flow_hold_book_postpone_cancel() {
         .expect("Appointment-HL7ATSchedulingAppointmentExample01.json in the scheduling package");
     let slot1 = "HL7ATSchedulingSlotExample01-free";
     let slot2 = "HL7ATSchedulingSlotExample02-VirtualVisit";
-    for id in [slot1, slot2, "HL7ATSchedulingSlotExample03-selectable-encounterClass", "HL7ATSchedulingSlotExample04-external-booking-URL"] {
+    for id in [
+        slot1,
+        slot2,
+        "HL7ATSchedulingSlotExample03-selectable-encounterClass",
+        "HL7ATSchedulingSlotExample04-external-booking-URL",
+    ] {
         assert_eq!(slot_status(&s, id).await, "free", "example Slot/{id} loads as free");
     }
 
@@ -289,7 +294,8 @@ async fn postpone_to_a_free_slot_moves_the_booking() {
     assert_eq!(slot_status(&s, &w.slots[2]).await, "busy");
     // Extending to two slots and shrinking back.
     let mut longer = stored.clone();
-    longer["slot"] = json!([{"reference": format!("Slot/{}", w.slots[1])}, {"reference": format!("Slot/{}", w.slots[2])}]);
+    longer["slot"] =
+        json!([{"reference": format!("Slot/{}", w.slots[1])}, {"reference": format!("Slot/{}", w.slots[2])}]);
     longer["start"] = json!(slot_times(1).0);
     let longer = s.put(&format!("Appointment/{id}"), &longer).await.expect_status(200).json();
     assert_eq!(slot_status(&s, &w.slots[1]).await, "busy");
@@ -316,7 +322,8 @@ async fn postpone_onto_a_taken_slot_is_409_and_changes_nothing() {
     let before = slot_states(&s, &w.slots).await;
     for target in [vec![1], vec![2], vec![3], vec![0, 1], vec![1, 2]] {
         let mut moved = appt.clone();
-        moved["slot"] = json!(target.iter().map(|i| json!({"reference": format!("Slot/{}", w.slots[*i])})).collect::<Vec<_>>());
+        moved["slot"] =
+            json!(target.iter().map(|i| json!({"reference": format!("Slot/{}", w.slots[*i])})).collect::<Vec<_>>());
         // The mover is another client than the holder of slot-1: it presents another token.
         let o = put_with_tokens(&s, &format!("Appointment/{id}"), &moved, &[OTHER_CLIENT]).await.outcome(409);
         assert_issue_code(&o, "conflict");
@@ -328,10 +335,8 @@ async fn postpone_onto_a_taken_slot_is_409_and_changes_nothing() {
     let mut moved = appt.clone();
     moved["slot"] = json!([{"reference": format!("Slot/{}", w.slots[1])}]);
     put_with_tokens(&s, &format!("Appointment/{id}"), &moved, &["forged"]).await.outcome(409);
-    let stored = put_with_tokens(&s, &format!("Appointment/{id}"), &moved, &[&foreign_token])
-        .await
-        .expect_status(200)
-        .json();
+    let stored =
+        put_with_tokens(&s, &format!("Appointment/{id}"), &moved, &[&foreign_token]).await.expect_status(200).json();
     assert_eq!(slot_ids(&stored), vec![w.slots[1].clone()]);
     assert_eq!(slot_status(&s, &w.slots[0]).await, "free");
     assert_eq!(slot_status(&s, &w.slots[1]).await, "busy");
@@ -346,7 +351,8 @@ async fn postpone_onto_a_taken_slot_is_409_and_changes_nothing() {
 async fn other_elements_change_freely_without_touching_slots() {
     let s = TestServer::start().await;
     let w = setup(&s, 1).await;
-    put_resource(&s, &json!({"resourceType": "Practitioner", "id": "prac-other", "name": [{"family": "Vertretung"}]})).await;
+    put_resource(&s, &json!({"resourceType": "Practitioner", "id": "prac-other", "name": [{"family": "Vertretung"}]}))
+        .await;
     let appt = booked(&s, &w, &[&w.slots[0]]).await;
     let id = id_of(&appt);
     let slot_before = slot_state(&s, &w.slots[0]).await;
@@ -354,9 +360,13 @@ async fn other_elements_change_freely_without_touching_slots() {
     u["description"] = json!("Physiotherapie - Doppelstunde");
     u["note"] = json!([{"text": "Bitte 10 Minuten früher kommen"}]);
     u["patientInstruction"] = json!([{"concept": {"text": "Bequeme Kleidung"}}]);
-    u["priority"] = json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActPriority", "code": "R"}]});
+    u["priority"] =
+        json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActPriority", "code": "R"}]});
     u["participant"][1]["actor"] = json!({"reference": "Practitioner/prac-other"});
-    u["participant"].as_array_mut().unwrap().push(json!({"actor": {"reference": "Practitioner/prac-melanie"}, "status": "tentative"}));
+    u["participant"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"actor": {"reference": "Practitioner/prac-melanie"}, "status": "tentative"}));
     let stored = s.put(&format!("Appointment/{id}"), &u).await.expect_status(200).json();
     assert_eq!(stored["status"], "booked");
     assert_eq!(stored["description"], u["description"]);
@@ -483,11 +493,7 @@ async fn conditional_update_cancels_like_put() {
     let mut c = appt.clone();
     c["status"] = json!("cancelled");
     c.as_object_mut().unwrap().remove("id");
-    let stored = s
-        .put("Appointment?identifier=urn:termin:test:booking|cond-1", &c)
-        .await
-        .expect_status(200)
-        .json();
+    let stored = s.put("Appointment?identifier=urn:termin:test:booking|cond-1", &c).await.expect_status(200).json();
     assert_eq!(id_of(&stored), id_of(&appt));
     assert_eq!(stored["status"], "cancelled");
     assert!(stored["cancellationDate"].is_string());

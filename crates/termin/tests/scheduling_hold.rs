@@ -111,10 +111,7 @@ async fn instance_level_hold_and_release() {
     assert_eq!(slot_state(&s, &w.slots[1]).await, ("free".to_string(), v));
 
     // Release on the instance URL with the token.
-    let r = s
-        .post(&format!("Slot/{slot}/$hold"), &with_token(only_status("free"), &token))
-        .await
-        .expect_status(200);
+    let r = s.post(&format!("Slot/{slot}/$hold"), &with_token(only_status("free"), &token)).await.expect_status(200);
     assert_eq!(param_resource(&r.json(), "slot")["status"], "free");
     assert_eq!(slot_status(&s, slot).await, "free");
 
@@ -168,10 +165,7 @@ async fn hold_by_identifier_must_name_exactly_one_slot() {
     // slot-0 and slot-1 share a second identifier; each has its own one as well.
     for i in 0..2 {
         let mut slot = slot_resource(&w.slots[i], &w.schedule, i, "free");
-        slot["identifier"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"system": "urn:termin:test:block", "value": "morning"}));
+        slot["identifier"].as_array_mut().unwrap().push(json!({"system": "urn:termin:test:block", "value": "morning"}));
         put_resource(&s, &slot).await;
     }
     let by_ids = |ids: &[(&str, &str)], status: &str| {
@@ -200,7 +194,8 @@ async fn hold_by_identifier_must_name_exactly_one_slot() {
     assert_eq!(versions(&all_of_type(&s, "Slot").await), before, "a failed $hold changed a slot");
 
     // Exactly one: by its own identifier, and by two identifiers that together pick slot-1.
-    let r = s.post("Slot/$hold", &by_ids(&[("urn:termin:test:slot", "slot-2")], "busy-tentative")).await.expect_status(200);
+    let r =
+        s.post("Slot/$hold", &by_ids(&[("urn:termin:test:slot", "slot-2")], "busy-tentative")).await.expect_status(200);
     assert_eq!(param_resource(&r.json(), "slot")["id"], "slot-2");
     let r = s
         .post(
@@ -297,10 +292,7 @@ async fn release_by_a_non_holder_is_409_and_changes_nothing() {
     let token = hold_ok(&s, slot).await;
     let held = slot_state(&s, slot).await;
     assert_hold_rejected(&release(&s, slot, Some(OTHER_CLIENT)).await, slot);
-    assert_hold_rejected(
-        &post_with_tokens(&s, "Slot/$hold", &hold_request(slot, "free"), &["forged"]).await,
-        slot,
-    );
+    assert_hold_rejected(&post_with_tokens(&s, "Slot/$hold", &hold_request(slot, "free"), &["forged"]).await, slot);
     assert_eq!(slot_state(&s, slot).await, held, "a rejected release changed the stored slot");
     // Still held: a third client cannot take it either.
     assert_hold_rejected(&hold_as_other(&s, slot).await, slot);
@@ -362,18 +354,14 @@ async fn renewal_by_the_holder_keeps_the_token() {
     let held = slot_state(&s, slot).await;
 
     // Renew with the token as a parameter, then as a header.
-    let r = s
-        .post("Slot/$hold", &with_token(hold_request(slot, "busy-tentative"), &token))
-        .await
-        .expect_status(200);
+    let r = s.post("Slot/$hold", &with_token(hold_request(slot, "busy-tentative"), &token)).await.expect_status(200);
     let second = r.json();
     assert_eq!(token_of(&second), token, "renewal must keep the token");
     assert_eq!(param_resource(&second, "slot")["status"], "busy-tentative");
     let until2 = ts(&held_until_of(&second));
     assert!(until2 >= until1, "renewal moved held-until backwards: {until1} -> {until2}");
-    let r = post_with_tokens(&s, "Slot/$hold", &hold_request(slot, "busy-tentative"), &[&token])
-        .await
-        .expect_status(200);
+    let r =
+        post_with_tokens(&s, "Slot/$hold", &hold_request(slot, "busy-tentative"), &[&token]).await.expect_status(200);
     assert_eq!(token_of(&r.json()), token);
     // Still the holder's: others are rejected, the stored status never left busy-tentative.
     assert_eq!(slot_state(&s, slot).await.0, "busy-tentative");
@@ -433,12 +421,9 @@ async fn staff_blocked_and_inactive_schedule_slots_cannot_be_held() {
 async fn expired_holds_read_search_hold_and_book_as_free() {
     // Every hold expires at once; the sweeper runs only hourly, so what the test sees is the
     // expiry enforced on access, not the sweeper's stored release.
-    let s = TestServer::start_with(
-        ServerOptions::new()
-            .flag("--hold-duration", "0s")
-            .flag("--hold-sweep-interval", "1h"),
-    )
-    .await;
+    let s =
+        TestServer::start_with(ServerOptions::new().flag("--hold-duration", "0s").flag("--hold-sweep-interval", "1h"))
+            .await;
     let w = setup(&s, 3).await;
     let slot = &w.slots[0];
     let r = hold(&s, slot).await.expect_status(200);
@@ -511,12 +496,17 @@ async fn status_searches_follow_hold_expiry() {
             .collect()
     };
     for (duration, held_status, other_status) in [("30m", "busy-tentative", "free"), ("0s", "free", "busy-tentative")] {
-        let s = TestServer::start_with(ServerOptions::new().flag("--hold-duration", duration).flag("--hold-sweep-interval", "1h")).await;
+        let s = TestServer::start_with(
+            ServerOptions::new().flag("--hold-duration", duration).flag("--hold-sweep-interval", "1h"),
+        )
+        .await;
         let w = setup(&s, 2).await;
         hold(&s, &w.slots[0]).await.expect_status(200);
-        let found = ids(s.get(&format!("Slot?status={held_status}&_id={}", w.slots[0])).await.expect_status(200).json());
+        let found =
+            ids(s.get(&format!("Slot?status={held_status}&_id={}", w.slots[0])).await.expect_status(200).json());
         assert_eq!(found, [w.slots[0].clone()], "hold {duration}: status={held_status}");
-        let found = ids(s.get(&format!("Slot?status={other_status}&_id={}", w.slots[0])).await.expect_status(200).json());
+        let found =
+            ids(s.get(&format!("Slot?status={other_status}&_id={}", w.slots[0])).await.expect_status(200).json());
         assert!(found.is_empty(), "hold {duration}: status={other_status} found {found:?}");
     }
 }

@@ -9,7 +9,6 @@ use support::*;
 
 const SVNR: &str = "urn:oid:1.2.40.0.10.1.4.3.1";
 
-
 async fn put(s: &TestServer, resource: Value) {
     let path = format!("{}/{}", resource["resourceType"].as_str().unwrap(), id_of(&resource));
     let r = s.put(&path, &resource).await;
@@ -52,8 +51,10 @@ async fn healthcare_services_and_schedules_are_active_unless_asked_otherwise() {
 #[tokio::test]
 async fn appointments_of_a_patient_by_social_security_number() {
     let s = TestServer::start().await;
-    put(&s, json!({"resourceType": "Patient", "id": "max", "identifier": [{"system": SVNR, "value": "1234010100"}]})).await;
-    put(&s, json!({"resourceType": "Patient", "id": "other", "identifier": [{"system": SVNR, "value": "9999010100"}]})).await;
+    put(&s, json!({"resourceType": "Patient", "id": "max", "identifier": [{"system": SVNR, "value": "1234010100"}]}))
+        .await;
+    put(&s, json!({"resourceType": "Patient", "id": "other", "identifier": [{"system": SVNR, "value": "9999010100"}]}))
+        .await;
     let appointment = |id: &str, patient: &str, start: &str| {
         json!({"resourceType": "Appointment", "id": id, "status": "proposed",
                "start": start, "end": start,
@@ -68,11 +69,7 @@ async fn appointments_of_a_patient_by_social_security_number() {
         .expect_status(200)
         .json();
     assert_eq!(matches(&page), ["in-week"]);
-    let page = s
-        .get(&format!("Appointment?patient:identifier={SVNR}|1234010100"))
-        .await
-        .expect_status(200)
-        .json();
+    let page = s.get(&format!("Appointment?patient:identifier={SVNR}|1234010100")).await.expect_status(200).json();
     assert_eq!(matches(&page), ["in-week", "later"]);
 }
 

@@ -72,7 +72,10 @@ async fn near_finds_the_locations_within_the_distance_nearest_first() {
     assert_eq!(found(&s, &near("47.26|11.39|100|km", "")).await, ["innsbruck"]);
     assert_eq!(found(&s, &near("47.26|11.39|150|km", "")).await, ["innsbruck", "salzburg"]);
     // An explicit _sort wins over the distance; other parameters combine as usual.
-    assert_eq!(found(&s, &near(&format!("{VIENNA}|200|km"), "&_sort=-name")).await, ["vienna", "linz", "graz", "floridsdorf"]);
+    assert_eq!(
+        found(&s, &near(&format!("{VIENNA}|200|km"), "&_sort=-name")).await,
+        ["vienna", "linz", "graz", "floridsdorf"]
+    );
     assert_eq!(found(&s, &near(&format!("{VIENNA}|200|km"), "&name=graz,linz")).await, ["graz", "linz"]);
     // Commas are OR: around Vienna or around Innsbruck.
     assert_eq!(
@@ -137,13 +140,10 @@ async fn bad_near_values_are_refused_with_an_outcome() {
 async fn the_capability_statement_lists_near_for_location() {
     let s = TestServer::start().await;
     let metadata = s.get("metadata").await.expect_status(200).json();
-    let location = metadata["rest"][0]["resource"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["type"] == "Location")
-        .unwrap();
-    let near = location["searchParam"].as_array().unwrap().iter().find(|p| p["name"] == "near").expect("near is listed");
+    let location =
+        metadata["rest"][0]["resource"].as_array().unwrap().iter().find(|r| r["type"] == "Location").unwrap();
+    let near =
+        location["searchParam"].as_array().unwrap().iter().find(|p| p["name"] == "near").expect("near is listed");
     assert_eq!(near["type"], "special");
     assert_eq!(near["definition"], "http://hl7.org/fhir/SearchParameter/Location-near");
 }

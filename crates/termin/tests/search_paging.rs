@@ -100,7 +100,11 @@ async fn paging_while_others_insert_and_delete_neither_skips_nor_repeats() {
         }
         let distinct: BTreeSet<String> = seen.iter().cloned().collect();
         assert_eq!(seen.len(), distinct.len(), "{query}: a match came twice: {seen:?}");
-        assert!(original.is_subset(&distinct), "{query}: skipped {:?}", original.difference(&distinct).collect::<Vec<_>>());
+        assert!(
+            original.is_subset(&distinct),
+            "{query}: skipped {:?}",
+            original.difference(&distinct).collect::<Vec<_>>()
+        );
     }
 }
 

@@ -65,12 +65,16 @@ async fn patients(s: &TestServer) {
         "address": [{"city": "Graz"}],
         "communication": [{"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "de-AT"}], "text": "Deutsch"}}]
     })).await;
-    put(s, json!({
-        "resourceType": "Patient", "id": "carla",
-        "name": [{"family": "Schmidt", "given": ["Carla"]}],
-        "gender": "female",
-        "deceasedDateTime": "2020-01-01T10:00:00+01:00"
-    })).await;
+    put(
+        s,
+        json!({
+            "resourceType": "Patient", "id": "carla",
+            "name": [{"family": "Schmidt", "given": ["Carla"]}],
+            "gender": "female",
+            "deceasedDateTime": "2020-01-01T10:00:00+01:00"
+        }),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -138,13 +142,35 @@ async fn strings_are_case_and_accent_insensitive_prefixes() {
 #[tokio::test]
 async fn references_by_id_type_url_identifier_and_type_modifier() {
     let s = TestServer::start().await;
-    put(&s, json!({"resourceType": "Patient", "id": "p1", "identifier": [{"system": SVNR, "value": "1111010180"}]})).await;
+    put(&s, json!({"resourceType": "Patient", "id": "p1", "identifier": [{"system": SVNR, "value": "1111010180"}]}))
+        .await;
     put(&s, json!({"resourceType": "Practitioner", "id": "doc", "identifier": [{"system": "urn:oid:1.2.40.0.10.1.4.3.2", "value": "987654321"}]})).await;
     let appointment = |id: &str, actors: Value| json!({"resourceType": "Appointment", "id": id, "status": "booked", "participant": actors});
     put(&s, appointment("a1", json!([{"actor": {"reference": "Patient/p1"}, "status": "accepted"}]))).await;
-    put(&s, appointment("a2", json!([{"actor": {"reference": format!("{}/Patient/p1", s.public_base())}, "status": "accepted"}]))).await;
-    put(&s, appointment("a3", json!([{"actor": {"reference": "https://elsewhere.example/fhir/Patient/p1"}, "status": "accepted"}]))).await;
-    put(&s, appointment("a4", json!([{"actor": {"identifier": {"system": SVNR, "value": "2222010180"}}, "status": "accepted"}]))).await;
+    put(
+        &s,
+        appointment(
+            "a2",
+            json!([{"actor": {"reference": format!("{}/Patient/p1", s.public_base())}, "status": "accepted"}]),
+        ),
+    )
+    .await;
+    put(
+        &s,
+        appointment(
+            "a3",
+            json!([{"actor": {"reference": "https://elsewhere.example/fhir/Patient/p1"}, "status": "accepted"}]),
+        ),
+    )
+    .await;
+    put(
+        &s,
+        appointment(
+            "a4",
+            json!([{"actor": {"identifier": {"system": SVNR, "value": "2222010180"}}, "status": "accepted"}]),
+        ),
+    )
+    .await;
     put(&s, appointment("a5", json!([{"actor": {"reference": "Practitioner/doc"}, "status": "accepted"}]))).await;
     let base = s.public_base();
     let cases: Vec<(String, &[&str])> = vec![
@@ -212,9 +238,7 @@ async fn dates_are_ranges_with_prefixes() {
 #[tokio::test]
 async fn dates_around_the_vienna_daylight_saving_changes() {
     let s = TestServer::start().await;
-    let slot = |id: &str, start: &str| {
-        json!({"resourceType": "Slot", "id": id, "schedule": {"reference": "Schedule/s"}, "status": "free", "start": start, "end": start})
-    };
+    let slot = |id: &str, start: &str| json!({"resourceType": "Slot", "id": id, "schedule": {"reference": "Schedule/s"}, "status": "free", "start": start, "end": start});
     // 2026-03-29: clocks jump from 02:00 CET to 03:00 CEST; the local day starts 23:00Z the day before.
     put(&s, slot("before", "2026-03-28T22:59:59Z")).await;
     put(&s, slot("midnight", "2026-03-28T23:00:00Z")).await;
@@ -241,7 +265,8 @@ async fn dates_around_the_vienna_daylight_saving_changes() {
 async fn periods_and_partial_dates_match_as_ranges() {
     let s = TestServer::start().await;
     let schedule = |id: &str, horizon: Value| json!({"resourceType": "Schedule", "id": id, "active": true, "planningHorizon": horizon});
-    put(&s, schedule("spring", json!({"start": "2026-04-01T08:00:00+02:00", "end": "2026-04-30T17:00:00+02:00"}))).await;
+    put(&s, schedule("spring", json!({"start": "2026-04-01T08:00:00+02:00", "end": "2026-04-30T17:00:00+02:00"})))
+        .await;
     put(&s, schedule("open-ended", json!({"start": "2026-05-01"}))).await;
     put(&s, schedule("until-march", json!({"end": "2026-03-31"}))).await;
     let role = |id: &str, period: Value| json!({"resourceType": "PractitionerRole", "id": id, "period": period});

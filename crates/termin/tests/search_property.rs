@@ -112,7 +112,8 @@ fn generate(rng: &mut Rng) -> Vec<Value> {
             patient["birthDate"] = json!(random_date(rng, false));
         }
         if rng.chance(40) {
-            patient["telecom"] = json!([{"system": rng.pick(&["email", "phone"]), "value": rng.pick(&["a@x.at", "b@x.at", "0664"])}]);
+            patient["telecom"] =
+                json!([{"system": rng.pick(&["email", "phone"]), "value": rng.pick(&["a@x.at", "b@x.at", "0664"])}]);
         }
         if rng.chance(40) {
             patient["address"] = json!([{"city": rng.pick(&CITIES)}]);
@@ -178,7 +179,9 @@ fn generate(rng: &mut Rng) -> Vec<Value> {
             participants.push(json!({"actor": actor, "status": "needs-action"}));
         }
         if rng.chance(50) {
-            participants.push(json!({"actor": {"reference": format!("Practitioner/doc{}", rng.below(3))}, "status": "accepted"}));
+            participants.push(
+                json!({"actor": {"reference": format!("Practitioner/doc{}", rng.below(3))}, "status": "accepted"}),
+            );
         }
         if participants.is_empty() {
             participants.push(json!({"type": [{"text": "somebody"}], "status": "needs-action"}));
@@ -218,7 +221,8 @@ fn official_definitions() -> BTreeMap<(String, String), (String, String)> {
         if sp["experimental"] == true {
             continue;
         }
-        let (Some(code), Some(kind), Some(expression)) = (sp["code"].as_str(), sp["type"].as_str(), sp["expression"].as_str())
+        let (Some(code), Some(kind), Some(expression)) =
+            (sp["code"].as_str(), sp["type"].as_str(), sp["expression"].as_str())
         else {
             continue;
         };
@@ -319,7 +323,11 @@ struct Oracle {
 }
 
 /// What a search parameter selects on a resource, as plain JSON values.
-fn selected(definitions: &BTreeMap<(String, String), (String, String)>, resource: &Value, code: &str) -> (String, Vec<Value>) {
+fn selected(
+    definitions: &BTreeMap<(String, String), (String, String)>,
+    resource: &Value,
+    code: &str,
+) -> (String, Vec<Value>) {
     let ty = resource["resourceType"].as_str().unwrap();
     let (kind, expression) = definitions
         .get(&(ty.to_owned(), code.to_owned()))
@@ -353,7 +361,10 @@ fn strings(value: &Value) -> Vec<String> {
         Value::String(s) => vec![s.clone()],
         Value::Object(o) => o
             .iter()
-            .filter(|(k, _)| ["family", "given", "prefix", "suffix", "text", "line", "city", "postalCode", "country"].contains(&k.as_str()))
+            .filter(|(k, _)| {
+                ["family", "given", "prefix", "suffix", "text", "line", "city", "postalCode", "country"]
+                    .contains(&k.as_str())
+            })
             .flat_map(|(_, v)| match v {
                 Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect::<Vec<_>>(),
                 Value::String(s) => vec![s.clone()],
@@ -440,13 +451,18 @@ impl Oracle {
                 values.iter().any(|reference| match modifier {
                     Some("identifier") => {
                         let (system, wanted) = a.split_once('|').unwrap();
-                        let own = reference["identifier"]["system"] == system && reference["identifier"]["value"] == wanted;
+                        let own =
+                            reference["identifier"]["system"] == system && reference["identifier"]["value"] == wanted;
                         let target_has = reference["reference"]
                             .as_str()
                             .and_then(|r| r.split_once('/'))
                             .and_then(|(ty, id)| self.find(ty, id))
                             .is_some_and(|target| {
-                                target["identifier"].as_array().into_iter().flatten().any(|i| i["system"] == system && i["value"] == wanted)
+                                target["identifier"]
+                                    .as_array()
+                                    .into_iter()
+                                    .flatten()
+                                    .any(|i| i["system"] == system && i["value"] == wanted)
                             });
                         own || target_has
                     }
@@ -519,7 +535,13 @@ fn random_pair(rng: &mut Rng, ty: &str) -> (String, String) {
     match (ty, rng.below(8)) {
         ("Patient", 0) => ("identifier".into(), random_token(rng, &identifiers)),
         ("Patient", 1) => (if rng.chance(30) { "gender:not" } else { "gender" }.into(), random_token(rng, &GENDERS)),
-        ("Patient", 2) => if rng.chance(30) { missing(rng, "active") } else { ("active".into(), rng.pick(&["true", "false"]).to_string()) },
+        ("Patient", 2) => {
+            if rng.chance(30) {
+                missing(rng, "active")
+            } else {
+                ("active".into(), rng.pick(&["true", "false"]).to_string())
+            }
+        }
         ("Patient", 3) => {
             let code = *rng.pick(&["family", "name", "given"]);
             string(rng, code, if code == "given" { &GIVENS } else { &FAMILIES })
@@ -569,14 +591,20 @@ async fn random_searches_agree_with_the_official_expressions() {
         let r = s.put(&path, resource).await;
         assert!(matches!(r.code(), 200 | 201), "PUT {path}: {}", r.text());
     }
-    let oracle = Oracle {
-        resources,
-        definitions: official_definitions(),
-    };
+    let oracle = Oracle { resources, definitions: official_definitions() };
     let mut hits = 0;
     let mut failures = Vec::new();
     for _ in 0..SEARCHES {
-        let ty = *rng.pick(&["Patient", "Patient", "Slot", "Slot", "Schedule", "Appointment", "Appointment", "Practitioner"]);
+        let ty = *rng.pick(&[
+            "Patient",
+            "Patient",
+            "Slot",
+            "Slot",
+            "Schedule",
+            "Appointment",
+            "Appointment",
+            "Practitioner",
+        ]);
         let mut pairs = vec![random_pair(&mut rng, ty)];
         if rng.chance(40) {
             pairs.push(random_pair(&mut rng, ty));
@@ -587,17 +615,19 @@ async fn random_searches_agree_with_the_official_expressions() {
         let decoded: Vec<(String, String)> = pairs.iter().map(|(n, v)| (n.clone(), v.replace("%2B", "+"))).collect();
         let expected = oracle.search(ty, &decoded);
         let page = s.get(&url).await.expect_status(200).json();
-        let got: BTreeSet<String> = entries(&page)
-            .iter()
-            .filter(|e| e["search"]["mode"] == "match")
-            .map(|e| id_of(&e["resource"]))
-            .collect();
+        let got: BTreeSet<String> =
+            entries(&page).iter().filter(|e| e["search"]["mode"] == "match").map(|e| id_of(&e["resource"])).collect();
         if got != expected {
             failures.push(format!("{url}\n  server: {got:?}\n  oracle: {expected:?}"));
         }
         hits += usize::from(!expected.is_empty());
     }
-    assert!(failures.is_empty(), "seed {seed:#x}: {} of {SEARCHES} searches disagree:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "seed {seed:#x}: {} of {SEARCHES} searches disagree:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     // The generator must produce searches that find something, or the test proves little.
     assert!(hits > SEARCHES / 3, "only {hits} of {SEARCHES} searches found anything");
 }

@@ -30,37 +30,57 @@ fn included(bundle: &Value) -> Vec<String> {
 }
 
 fn outcome_entries(bundle: &Value) -> Vec<Value> {
-    entries(bundle)
-        .into_iter()
-        .filter(|e| e["search"]["mode"] == "outcome")
-        .map(|e| e["resource"].clone())
-        .collect()
+    entries(bundle).into_iter().filter(|e| e["search"]["mode"] == "outcome").map(|e| e["resource"].clone()).collect()
 }
 
 /// Two practitioners with roles and schedules, slots on them, a patient and appointments.
 async fn practice(s: &TestServer) {
     put(s, json!({"resourceType": "Organization", "id": "org", "name": "Ordination", "active": true})).await;
     for (id, family) in [("doc1", "Gruber"), ("doc2", "Wagner")] {
-        put(s, json!({"resourceType": "Practitioner", "id": id, "name": [{"family": family}],
-                      "identifier": [{"system": "urn:oid:1.2.40.0.10.1.4.3.2", "value": format!("{id}-gda")}]})).await;
-        put(s, json!({"resourceType": "PractitionerRole", "id": format!("{id}-role"), "active": true,
+        put(
+            s,
+            json!({"resourceType": "Practitioner", "id": id, "name": [{"family": family}],
+                      "identifier": [{"system": "urn:oid:1.2.40.0.10.1.4.3.2", "value": format!("{id}-gda")}]}),
+        )
+        .await;
+        put(
+            s,
+            json!({"resourceType": "PractitionerRole", "id": format!("{id}-role"), "active": true,
                       "practitioner": {"reference": format!("Practitioner/{id}")},
-                      "organization": {"reference": "Organization/org"}})).await;
-        put(s, json!({"resourceType": "Schedule", "id": format!("{id}-schedule"), "active": true,
-                      "actor": [{"reference": format!("PractitionerRole/{id}-role")}]})).await;
+                      "organization": {"reference": "Organization/org"}}),
+        )
+        .await;
+        put(
+            s,
+            json!({"resourceType": "Schedule", "id": format!("{id}-schedule"), "active": true,
+                      "actor": [{"reference": format!("PractitionerRole/{id}-role")}]}),
+        )
+        .await;
     }
     for (i, doc) in ["doc1", "doc1", "doc1", "doc2", "doc2"].iter().enumerate() {
-        put(s, json!({"resourceType": "Slot", "id": format!("slot{i}"),
+        put(
+            s,
+            json!({"resourceType": "Slot", "id": format!("slot{i}"),
                       "schedule": {"reference": format!("Schedule/{doc}-schedule")},
                       "status": if i == 0 { "busy-unavailable" } else { "free" },
                       "start": format!("2026-04-{:02}T09:00:00+02:00", 7 + (4 - i)),
-                      "end": format!("2026-04-{:02}T09:30:00+02:00", 7 + (4 - i))})).await;
+                      "end": format!("2026-04-{:02}T09:30:00+02:00", 7 + (4 - i))}),
+        )
+        .await;
     }
-    put(s, json!({"resourceType": "Patient", "id": "pat",
-                  "identifier": [{"system": "urn:oid:1.2.40.0.10.1.4.3.1", "value": "1234010180"}]})).await;
-    put(s, json!({"resourceType": "Appointment", "id": "appt", "status": "proposed",
+    put(
+        s,
+        json!({"resourceType": "Patient", "id": "pat",
+                  "identifier": [{"system": "urn:oid:1.2.40.0.10.1.4.3.1", "value": "1234010180"}]}),
+    )
+    .await;
+    put(
+        s,
+        json!({"resourceType": "Appointment", "id": "appt", "status": "proposed",
                   "participant": [{"actor": {"reference": "Patient/pat"}, "status": "accepted"},
-                                  {"actor": {"reference": "PractitionerRole/doc1-role"}, "status": "accepted"}]})).await;
+                                  {"actor": {"reference": "PractitionerRole/doc1-role"}, "status": "accepted"}]}),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -187,10 +207,8 @@ async fn count_total_summary_and_elements() {
 
 #[tokio::test]
 async fn count_is_capped_and_defaults_are_configurable() {
-    let s = TestServer::start_with(
-        ServerOptions::new().flag("--default-page-size", "2").flag("--max-page-size", "3"),
-    )
-    .await;
+    let s = TestServer::start_with(ServerOptions::new().flag("--default-page-size", "2").flag("--max-page-size", "3"))
+        .await;
     practice(&s).await;
     assert_eq!(match_ids(&s.get("Slot").await.expect_status(200).json()).len(), 2);
     assert_eq!(match_ids(&s.get("Slot?_count=100").await.expect_status(200).json()).len(), 3);
@@ -263,7 +281,5 @@ async fn unknown_parameters_are_ignored_leniently_and_rejected_strictly() {
     assert_eq!(expressions(&strict), ["shoe-size"]);
     assert!(diagnostics(&strict).contains("shoe-size"), "{strict}");
     // Known parameters pass strict handling.
-    s.send(s.request(Method::GET, "Slot?status=free").header("Prefer", "handling=strict"))
-        .await
-        .expect_status(200);
+    s.send(s.request(Method::GET, "Slot?status=free").header("Prefer", "handling=strict")).await.expect_status(200);
 }

@@ -47,7 +47,17 @@ fn ndjson_output_is_deterministic() {
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, seed: &str| {
         let path = dir.path().join(name);
-        termin(&["seed", "--scale", "tiny", "--seed", seed, "--start", "2027-03-22", "--ndjson", path.to_str().unwrap()]);
+        termin(&[
+            "seed",
+            "--scale",
+            "tiny",
+            "--seed",
+            seed,
+            "--start",
+            "2027-03-22",
+            "--ndjson",
+            path.to_str().unwrap(),
+        ]);
         std::fs::read(path).unwrap()
     };
     let first = write("a.ndjson", "7");
@@ -106,7 +116,15 @@ fn every_bench_scenario_runs_on_a_tiny_dataset() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Backend::from_env().provision(dir.path());
     let output = termin(&[
-        "bench", "--scale", "tiny", "--duration", "1s", "--concurrency", "4", "--database", &storage.database,
+        "bench",
+        "--scale",
+        "tiny",
+        "--duration",
+        "1s",
+        "--concurrency",
+        "4",
+        "--database",
+        &storage.database,
     ]);
     let table = stdout(&output);
     let rows = bench_rows(&table);

@@ -50,7 +50,9 @@ fn rules(public_holidays: bool) -> Vec<Value> {
 /// background generation.
 fn rules_with_horizon(days: u32) -> Vec<Value> {
     let mut rules = rules(false);
-    rules.push(json!({"url": "horizon", "valueDuration": {"value": days, "system": "http://unitsofmeasure.org", "code": "d"}}));
+    rules.push(
+        json!({"url": "horizon", "valueDuration": {"value": days, "system": "http://unitsofmeasure.org", "code": "d"}}),
+    );
     rules
 }
 
@@ -130,7 +132,12 @@ async fn fall_back_gives_the_repeated_hour_once() {
     assert_eq!(counts(&summary), (4, 0, 0, 0), "{summary}");
     assert_eq!(
         starts(&s).await,
-        ["2030-10-27T01:30:00+02:00", "2030-10-27T02:00:00+02:00", "2030-10-27T02:30:00+02:00", "2030-10-27T03:00:00+01:00"]
+        [
+            "2030-10-27T01:30:00+02:00",
+            "2030-10-27T02:00:00+02:00",
+            "2030-10-27T02:30:00+02:00",
+            "2030-10-27T03:00:00+01:00"
+        ]
     );
 }
 
@@ -143,7 +150,11 @@ async fn public_holidays_close_the_practice_and_regeneration_is_a_no_op() {
     let s = TestServer::start().await;
     world(&s, weekday_mornings(), true).await;
     // Monday 2030-12-23 to Friday 2030-12-27; the 25th and 26th are public holidays.
-    let dry = s.post("Schedule/sch-gen/$generate-slots", &generation("2030-12-23", "2030-12-27", true)).await.expect_status(200).json();
+    let dry = s
+        .post("Schedule/sch-gen/$generate-slots", &generation("2030-12-23", "2030-12-27", true))
+        .await
+        .expect_status(200)
+        .json();
     assert_eq!(counts(&dry), (6, 0, 0, 0), "{dry}");
     assert!(starts(&s).await.is_empty(), "a dry run writes nothing");
     let first = generate(&s, "2030-12-23", "2030-12-27").await;
@@ -168,7 +179,11 @@ async fn narrowing_keeps_the_booked_slot_and_reports_it() {
 
     set_hours(&s, json!({"availableTime": [{"availableStartTime": "07:00:00", "availableEndTime": "08:00:00"}]})).await;
     let summary = generate(&s, "2030-12-23", "2030-12-23").await;
-    assert_eq!(counts(&summary), (2, 0, 1, 1), "07:00 and 07:30 added, free 08:00 removed, booked 08:30 kept: {summary}");
+    assert_eq!(
+        counts(&summary),
+        (2, 0, 1, 1),
+        "07:00 and 07:30 added, free 08:00 removed, booked 08:30 kept: {summary}"
+    );
     let conflict = param(&summary, "conflict").expect("the conflict is listed");
     assert_eq!(conflict["part"][0]["valueReference"]["reference"], format!("Slot/{late_id}"), "{summary}");
     assert!(conflict["part"][2]["valueString"].as_str().unwrap().starts_with("booked by Appointment/"), "{summary}");
@@ -188,7 +203,8 @@ async fn staff_block_a_vacation_with_not_available_time() {
     world(&s, weekday_mornings(), true).await;
     generate(&s, "2031-01-06", "2031-01-10").await;
     let mut hours = weekday_mornings();
-    hours["notAvailableTime"] = json!([{"description": "Urlaub", "during": {"start": "2031-01-07", "end": "2031-01-09"}}]);
+    hours["notAvailableTime"] =
+        json!([{"description": "Urlaub", "during": {"start": "2031-01-07", "end": "2031-01-09"}}]);
     set_hours(&s, hours).await;
     // Monday 2031-01-06 is Epiphany (a public holiday): 8 slots before, Friday's 2 after.
     let summary = generate(&s, "2031-01-06", "2031-01-10").await;
@@ -227,7 +243,8 @@ async fn bad_input_is_refused_and_changes_nothing() {
 #[tokio::test]
 async fn concurrent_generation_and_booking_lose_no_booking() {
     let s = TestServer::start().await;
-    world(&s, json!({"availableTime": [{"availableStartTime": "08:00:00", "availableEndTime": "12:00:00"}]}), false).await;
+    world(&s, json!({"availableTime": [{"availableStartTime": "08:00:00", "availableEndTime": "12:00:00"}]}), false)
+        .await;
     generate(&s, "2030-12-02", "2030-12-02").await;
     let ids: Vec<String> = all_of_type(&s, "Slot").await.into_keys().collect();
     assert_eq!(ids.len(), 8);
@@ -237,7 +254,8 @@ async fn concurrent_generation_and_booking_lose_no_booking() {
         let s = &s;
         async move { book(s, &appointment(if id.len() % 2 == 0 { "pat-anna" } else { "pat-bert" }, &[id]), &[]).await }
     });
-    let (results, summary) = tokio::join!(futures::future::join_all(bookings), generate(&s, "2030-12-02", "2030-12-02"));
+    let (results, summary) =
+        tokio::join!(futures::future::join_all(bookings), generate(&s, "2030-12-02", "2030-12-02"));
     let booked: Vec<&Resp> = results.iter().filter(|r| r.code() == 201).collect();
     for r in &results {
         assert!(r.code() == 201 || r.code() == 409 || r.code() == 404 || r.code() == 422, "{}: {}", r.what(), r.text());
@@ -246,7 +264,11 @@ async fn concurrent_generation_and_booking_lose_no_booking() {
     for r in &booked {
         let appointment = param_resource(&r.json(), "appointment");
         for slot in slot_ids(&appointment) {
-            assert_eq!(after.get(&slot).map(|s| s["status"].clone()), Some(json!("busy")), "booked Slot/{slot} lost: {summary}");
+            assert_eq!(
+                after.get(&slot).map(|s| s["status"].clone()),
+                Some(json!("busy")),
+                "booked Slot/{slot} lost: {summary}"
+            );
         }
     }
     let (_, _, removed, conflicts) = counts(&summary);
@@ -281,7 +303,8 @@ async fn the_extension_is_served_and_validated() {
         "actor": [{"reference": "Practitioner/nobody"}]});
     let refused = s.post("Schedule", &unknown_rule).await;
     assert_eq!(refused.code(), 422, "{}", refused.text());
-    let stored = s.post("Schedule", &schedule(json!({"value": 30, "system": "http://unitsofmeasure.org", "code": "min"}))).await;
+    let stored =
+        s.post("Schedule", &schedule(json!({"value": 30, "system": "http://unitsofmeasure.org", "code": "min"}))).await;
     assert_eq!(stored.code(), 201, "{}", stored.text());
 }
 
@@ -298,7 +321,8 @@ fn background_generation() -> ServerOptions {
 async fn horizon_settled(s: &TestServer, days: u32) -> bool {
     let today = jiff::tz::TimeZone::get("Europe/Vienna").unwrap().to_datetime(jiff::Timestamp::now()).date();
     let last = today.checked_add(jiff::Span::new().days(i64::from(days) - 1)).unwrap();
-    let dry = s.post("Schedule/sch-gen/$generate-slots", &generation(&today.to_string(), &last.to_string(), true)).await;
+    let dry =
+        s.post("Schedule/sch-gen/$generate-slots", &generation(&today.to_string(), &last.to_string(), true)).await;
     let dry = dry.expect_status(200).json();
     let (created, kept, removed, conflicts) = counts(&dry);
     created == 0 && removed == 0 && conflicts == 0 && kept > 0
@@ -317,8 +341,10 @@ async fn the_background_generation_keeps_the_horizon_without_a_request() {
     assert!(generated.iter().all(|(_, status)| status == "free"), "{generated:?}");
 
     set_hours(&s, every_day("08:00:00", "10:00:00")).await;
-    until("the widened hours generated", Duration::from_secs(60), async || slots(&s).await.len() > generated.len()).await;
-    until("the widened horizon generated completely", Duration::from_secs(60), async || horizon_settled(&s, 3).await).await;
+    until("the widened hours generated", Duration::from_secs(60), async || slots(&s).await.len() > generated.len())
+        .await;
+    until("the widened horizon generated completely", Duration::from_secs(60), async || horizon_settled(&s, 3).await)
+        .await;
 }
 
 /// Two nodes on one database both run the background generation: one of them holds the job's
@@ -328,13 +354,17 @@ async fn two_nodes_running_the_background_generation_do_not_duplicate_slots() {
     let first = TestServer::start_with(background_generation()).await;
     let second = first.another_node(background_generation()).await;
     world_with_rules(&first, every_day("08:00:00", "09:00:00"), rules_with_horizon(3)).await;
-    until("the horizon generated completely", Duration::from_secs(60), async || horizon_settled(&second, 3).await).await;
+    until("the horizon generated completely", Duration::from_secs(60), async || horizon_settled(&second, 3).await)
+        .await;
     set_hours(&second, every_day("07:00:00", "09:00:00")).await;
     until("the widened hours generated", Duration::from_secs(60), async || {
         slots(&first).await.iter().any(|(start, _)| start.contains("T07:00:00"))
     })
     .await;
-    until("the widened horizon generated completely", Duration::from_secs(60), async || horizon_settled(&first, 3).await).await;
+    until("the widened horizon generated completely", Duration::from_secs(60), async || {
+        horizon_settled(&first, 3).await
+    })
+    .await;
 
     let stored = slots(&second).await;
     let starts: BTreeSet<&String> = stored.iter().map(|(start, _)| start).collect();

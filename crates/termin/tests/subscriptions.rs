@@ -34,17 +34,14 @@ impl Received {
         self.bundles()
             .iter()
             .flat_map(|b| {
-                b["entry"][0]["resource"]["notificationEvent"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|e| {
+                b["entry"][0]["resource"]["notificationEvent"].as_array().cloned().unwrap_or_default().into_iter().map(
+                    |e| {
                         (
                             e["eventNumber"].as_str().unwrap().parse::<u64>().unwrap(),
                             e["focus"]["reference"].as_str().unwrap_or_default().to_owned(),
                         )
-                    })
+                    },
+                )
             })
             .collect()
     }
@@ -121,7 +118,8 @@ async fn active_subscription(server: &TestServer, body: &Value, received: &Recei
 async fn topics_are_served_and_subscriptions_validated() {
     let server = TestServer::start_with(fast_delivery()).await;
     let topics = server.get("/SubscriptionTopic").await.expect_status(200).json();
-    let ids: Vec<&str> = topics["entry"].as_array().unwrap().iter().map(|e| e["resource"]["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> =
+        topics["entry"].as_array().unwrap().iter().map(|e| e["resource"]["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&"appointment-cancelled") && ids.contains(&"slot-availability"), "{ids:?}");
     let booked = server.get("/SubscriptionTopic/appointment-booked").await.expect_status(200).json();
     assert_eq!(booked["url"], format!("{}/SubscriptionTopic/appointment-booked", server.base()));
@@ -132,7 +130,12 @@ async fn topics_are_served_and_subscriptions_validated() {
     let unknown_topic = subscription(&server, "nope", endpoint, json!([]));
     let outcome = server.post("/Subscription", &unknown_topic).await.outcome(422);
     assert!(support::expressions(&outcome).contains(&"Subscription.topic".to_owned()), "{outcome}");
-    let bad_filter = subscription(&server, "slot-availability", endpoint, json!([{"filterParameter": "patient", "value": "Patient/p1"}]));
+    let bad_filter = subscription(
+        &server,
+        "slot-availability",
+        endpoint,
+        json!([{"filterParameter": "patient", "value": "Patient/p1"}]),
+    );
     let outcome = server.post("/Subscription", &bad_filter).await.outcome(422);
     assert!(support::diagnostics(&outcome).contains("cannot filter by"), "{outcome}");
     let mut no_endpoint = subscription(&server, "appointment-booked", endpoint, json!([]));
@@ -146,7 +149,12 @@ async fn topics_are_served_and_subscriptions_validated() {
 async fn rest_hook_delivers_numbered_events_and_retries() {
     let server = TestServer::start_with(fast_delivery()).await;
     let (endpoint, received) = start_receiver().await;
-    let body = subscription(&server, "appointment-booked", &endpoint, json!([{"filterParameter": "patient", "value": "Patient/p1"}]));
+    let body = subscription(
+        &server,
+        "appointment-booked",
+        &endpoint,
+        json!([{"filterParameter": "patient", "value": "Patient/p1"}]),
+    );
     let id = active_subscription(&server, &body, &received).await;
 
     let first = server.create(&appointment("p1")).await;
@@ -157,7 +165,8 @@ async fn rest_hook_delivers_numbered_events_and_retries() {
     assert_eq!(events.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [1, 2]);
     assert!(events[0].1.ends_with(&format!("/Appointment/{}/_history/1", first["id"].as_str().unwrap())), "{events:?}");
     assert!(events[1].1.ends_with(&format!("/Appointment/{}/_history/1", second["id"].as_str().unwrap())));
-    let notification = received.bundles().into_iter().find(|b| b["entry"][0]["resource"]["type"] == "event-notification").unwrap();
+    let notification =
+        received.bundles().into_iter().find(|b| b["entry"][0]["resource"]["type"] == "event-notification").unwrap();
     assert_eq!(notification["type"], "subscription-notification");
     assert_eq!(notification["entry"][1]["resource"]["resourceType"], "Appointment", "full-resource carries the focus");
     assert!(received.posts.lock().unwrap().iter().all(|(auth, _)| auth.as_deref() == Some("Bearer receiver-secret")));
@@ -179,7 +188,11 @@ async fn rest_hook_delivers_numbered_events_and_retries() {
     assert!(events[2].1.contains(third["id"].as_str().unwrap()));
 
     // $events replays from a number on, id-only on request.
-    let replay = server.get(&format!("/Subscription/{id}/$events?eventsSinceNumber=2&content=id-only")).await.expect_status(200).json();
+    let replay = server
+        .get(&format!("/Subscription/{id}/$events?eventsSinceNumber=2&content=id-only"))
+        .await
+        .expect_status(200)
+        .json();
     assert_eq!(replay["type"], "subscription-notification");
     let numbers: Vec<&str> = replay["entry"][0]["resource"]["notificationEvent"]
         .as_array()
@@ -195,11 +208,16 @@ async fn rest_hook_delivers_numbered_events_and_retries() {
 /// The next text message of a websocket, as JSON.
 async fn next_bundle<S>(socket: &mut S) -> Value
 where
-    S: futures::Stream<Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+    S: futures::Stream<Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>>
+        + Unpin,
 {
     use futures::StreamExt;
     loop {
-        let message = tokio::time::timeout(Duration::from_secs(30), socket.next()).await.expect("a message in time").unwrap().unwrap();
+        let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
+            .await
+            .expect("a message in time")
+            .unwrap()
+            .unwrap();
         if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
             return serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
         }
@@ -221,7 +239,11 @@ async fn the_websocket_channel_streams_events_after_binding() {
     let path = format!("/Subscription/{}/$get-ws-binding-token", rest_hook["id"].as_str().unwrap());
     server.post(&path, &json!({"resourceType": "Parameters"})).await.outcome(400);
 
-    let parameters = server.post(&format!("/Subscription/{id}/$get-ws-binding-token"), &json!({"resourceType": "Parameters"})).await.expect_status(200).json();
+    let parameters = server
+        .post(&format!("/Subscription/{id}/$get-ws-binding-token"), &json!({"resourceType": "Parameters"}))
+        .await
+        .expect_status(200)
+        .json();
     let value = |name: &str| {
         parameters["parameter"].as_array().unwrap().iter().find(|p| p["name"] == name).map(|p| {
             p.as_object().unwrap().iter().find(|(k, _)| k.starts_with("value")).unwrap().1.as_str().unwrap().to_owned()
@@ -244,14 +266,17 @@ async fn the_websocket_channel_streams_events_after_binding() {
     let status = &notification["entry"][0]["resource"];
     assert_eq!(status["type"], "event-notification", "{notification}");
     assert_eq!(status["notificationEvent"][0]["eventNumber"], "1");
-    assert!(status["notificationEvent"][0]["focus"]["reference"].as_str().unwrap().contains(booked["id"].as_str().unwrap()));
+    assert!(
+        status["notificationEvent"][0]["focus"]["reference"].as_str().unwrap().contains(booked["id"].as_str().unwrap())
+    );
     assert_eq!(notification["entry"][1]["resource"]["id"], booked["id"]);
 }
 
 #[tokio::test]
 async fn nothing_is_lost_when_the_server_is_killed_during_delivery() {
     // The dead process's lease (2 × --notify-timeout + 5 s) delays the restarted one.
-    let mut server = TestServer::start_with(fast_delivery().flag("--notify-batch", "1").flag("--notify-timeout", "2s")).await;
+    let mut server =
+        TestServer::start_with(fast_delivery().flag("--notify-batch", "1").flag("--notify-timeout", "2s")).await;
     let (endpoint, received) = start_receiver().await;
     let body = subscription(&server, "appointment-booked", &endpoint, json!([]));
     active_subscription(&server, &body, &received).await;
@@ -297,7 +322,11 @@ async fn three_nodes_deliver_each_event_once_in_order() {
     // Let any duplicate delivery show up before counting.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let events = received.events();
-    assert_eq!(events.iter().map(|(n, _)| *n).collect::<Vec<_>>(), (1..=EVENTS as u64).collect::<Vec<_>>(), "once each, in order");
+    assert_eq!(
+        events.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        (1..=EVENTS as u64).collect::<Vec<_>>(),
+        "once each, in order"
+    );
     let focused: BTreeSet<String> = events
         .iter()
         .map(|(_, focus)| focus.split("/Appointment/").nth(1).unwrap().split('/').next().unwrap().to_owned())

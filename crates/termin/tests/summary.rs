@@ -74,7 +74,12 @@ async fn summary_modes_on_search_and_read() {
         let mut bare = subset.clone();
         bare.as_object_mut().unwrap().remove("id");
         let outcome = s.post("Patient/$validate", &bare).await.expect_status(200).json();
-        let errors: Vec<&Value> = outcome["issue"].as_array().unwrap().iter().filter(|i| i["severity"] == "error" && !from_at_profile(i)).collect();
+        let errors: Vec<&Value> = outcome["issue"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["severity"] == "error" && !from_at_profile(i))
+            .collect();
         assert!(errors.is_empty(), "{subset}: {outcome}");
     }
 

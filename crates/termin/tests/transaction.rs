@@ -87,11 +87,7 @@ async fn transaction_resolves_urn_uuid_references_everywhere_and_books() {
     let answers = entries(&response);
     let patient_id = id_of(&answers[1]["resource"]);
     let appointment_id = id_of(&answers[0]["resource"]);
-    assert_eq!(
-        answers[1]["response"]["location"],
-        format!("Patient/{patient_id}/_history/1"),
-        "{response}"
-    );
+    assert_eq!(answers[1]["response"]["location"], format!("Patient/{patient_id}/_history/1"), "{response}");
     assert_eq!(answers[0]["response"]["etag"], "W/\"1\"");
     assert!(is_instant_with_offset(answers[0]["response"]["lastModified"].as_str().unwrap_or_default()), "{response}");
     let stored = s.read("Appointment", &appointment_id).await;
@@ -188,7 +184,12 @@ async fn conditional_entries_create_update_and_delete_by_criteria() {
             // Conditional delete of Bert.
             entry(None, "DELETE", "Patient?identifier=2345020290", None),
             // Create only if absent: Practitioner prac-new does not exist.
-            entry(None, "PUT", "Practitioner/prac-new", Some(json!({"resourceType": "Practitioner", "id": "prac-new"}))),
+            entry(
+                None,
+                "PUT",
+                "Practitioner/prac-new",
+                Some(json!({"resourceType": "Practitioner", "id": "prac-new"})),
+            ),
         ],
     );
     transaction["entry"][0]["request"]["ifNoneExist"] = json!(format!("identifier={SVNR_SYSTEM}|{anna_svnr}"));
@@ -207,7 +208,12 @@ async fn conditional_entries_create_update_and_delete_by_criteria() {
         "transaction",
         vec![
             entry(None, "POST", "Patient", Some(patient(ID_SYSTEM, "4444444444", "Nie"))),
-            entry(None, "PUT", "Practitioner/prac-new", Some(json!({"resourceType": "Practitioner", "id": "prac-new", "active": true}))),
+            entry(
+                None,
+                "PUT",
+                "Practitioner/prac-new",
+                Some(json!({"resourceType": "Practitioner", "id": "prac-new", "active": true})),
+            ),
         ],
     );
     again["entry"][1]["request"]["ifNoneMatch"] = json!("*");
@@ -217,7 +223,12 @@ async fn conditional_entries_create_update_and_delete_by_criteria() {
     // ifMatch with the current version updates.
     let mut update = bundle(
         "transaction",
-        vec![entry(None, "PUT", "Practitioner/prac-new", Some(json!({"resourceType": "Practitioner", "id": "prac-new", "active": true})))],
+        vec![entry(
+            None,
+            "PUT",
+            "Practitioner/prac-new",
+            Some(json!({"resourceType": "Practitioner", "id": "prac-new", "active": true})),
+        )],
     );
     update["entry"][0]["request"]["ifMatch"] = json!("W/\"1\"");
     let response = post_bundle(&s, &update).await.expect_status(200).json();
@@ -301,7 +312,9 @@ async fn transactions_are_read_and_answered_in_xml() {
                 None,
                 "POST",
                 "RelatedPerson",
-                Some(json!({"resourceType": "RelatedPerson", "patient": {"reference": PATIENT_URN}, "name": [{"family": "Angehörig"}]})),
+                Some(
+                    json!({"resourceType": "RelatedPerson", "patient": {"reference": PATIENT_URN}, "name": [{"family": "Angehörig"}]}),
+                ),
             ),
         ],
     );
@@ -332,7 +345,8 @@ async fn bundles_beyond_the_entry_limit_and_other_bodies_are_refused() {
     post_bundle(&s, &patient(ID_SYSTEM, "1", "Kein Bundle")).await.outcome(400);
     let nested = bundle("transaction", vec![entry(None, "POST", "", Some(bundle("batch", vec![])))]);
     post_bundle(&s, &nested).await.outcome(400);
-    let no_request = json!({"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": simple_patient("X")}]});
+    let no_request =
+        json!({"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": simple_patient("X")}]});
     post_bundle(&s, &no_request).await.outcome(400);
     assert!(all_of_type(&s, "Patient").await.is_empty());
 }
@@ -366,7 +380,9 @@ async fn patches_conditional_references_reads_and_refused_entries() {
                 None,
                 "POST",
                 "RelatedPerson",
-                Some(json!({"resourceType": "RelatedPerson", "patient": {"reference": "Patient?identifier=2345020290"}})),
+                Some(
+                    json!({"resourceType": "RelatedPerson", "patient": {"reference": "Patient?identifier=2345020290"}}),
+                ),
             ),
         ],
     );
@@ -379,7 +395,12 @@ async fn patches_conditional_references_reads_and_refused_entries() {
 
     let refused = [
         // A urn:uuid no entry has.
-        entry(None, "POST", "RelatedPerson", Some(json!({"resourceType": "RelatedPerson", "patient": {"reference": PATIENT_URN}}))),
+        entry(
+            None,
+            "POST",
+            "RelatedPerson",
+            Some(json!({"resourceType": "RelatedPerson", "patient": {"reference": PATIENT_URN}})),
+        ),
         // An operation.
         entry(None, "POST", "Slot/$hold", Some(json!({"resourceType": "Parameters"}))),
         // A conditional reference without a match.
@@ -403,7 +424,12 @@ async fn patches_conditional_references_reads_and_refused_entries() {
         "transaction",
         vec![
             entry(None, "PUT", "Practitioner/twice", Some(json!({"resourceType": "Practitioner", "id": "twice"}))),
-            entry(None, "PUT", "Practitioner/twice", Some(json!({"resourceType": "Practitioner", "id": "twice", "active": true}))),
+            entry(
+                None,
+                "PUT",
+                "Practitioner/twice",
+                Some(json!({"resourceType": "Practitioner", "id": "twice", "active": true})),
+            ),
         ],
     );
     post_bundle(&s, &twice).await.outcome(400);

@@ -98,7 +98,8 @@ async fn conforming_resources_are_stored_with_their_enforced_profile() {
     let r = s.put(&format!("Patient/{}", id_of(&created)), &again).await.expect_status(200);
     assert_eq!(r.json()["meta"]["versionId"], "1");
     // Location has no AT profile: R5 only, nothing claimed.
-    let location = s.post("Location", &json!({"resourceType": "Location", "name": "Raum 1"})).await.expect_status(201).json();
+    let location =
+        s.post("Location", &json!({"resourceType": "Location", "name": "Raum 1"})).await.expect_status(201).json();
     assert!(location["meta"].get("profile").is_none(), "{location}");
 }
 
@@ -133,7 +134,8 @@ async fn book_rejects_a_nonconforming_appointment_before_anything_happens() {
         "start": "2025-09-15T08:00:00+02:00",
         "participant": [{"actor": {"reference": "Practitioner/p1"}, "status": "accepted"}]
     });
-    let parameters = json!({"resourceType": "Parameters", "parameter": [{"name": "appointment-resource", "resource": appointment}]});
+    let parameters =
+        json!({"resourceType": "Parameters", "parameter": [{"name": "appointment-resource", "resource": appointment}]});
     let outcome = s.post("Appointment/$book", &parameters).await.outcome(422);
     assert!(has_issue(&outcome, "error", "required", "Appointment.participant"), "{outcome}");
     assert!(has_issue(&outcome, "error", "invariant", "Appointment"), "app-2 (start without end): {outcome}");
@@ -170,13 +172,7 @@ async fn capability_statement_names_the_enforced_profiles_and_validate() {
     let s = validating_server().await;
     let capability = s.get("metadata").await.expect_status(200).json();
     let resource = |t: &str| {
-        capability["rest"][0]["resource"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["type"] == t)
-            .cloned()
-            .unwrap()
+        capability["rest"][0]["resource"].as_array().unwrap().iter().find(|r| r["type"] == t).cloned().unwrap()
     };
     assert_eq!(resource("Patient")["supportedProfile"], json!([AT_PATIENT]));
     assert_eq!(resource("Slot")["supportedProfile"], json!([AT_SLOT]));
@@ -214,7 +210,8 @@ async fn with_validation_off_nothing_is_validated_and_validate_is_not_offered() 
     s.post("Patient", &lenient).await.expect_status(201);
     s.post("Patient/$validate", &lenient).await.outcome(501);
     let capability = s.get("metadata").await.expect_status(200).json();
-    let patient = capability["rest"][0]["resource"].as_array().unwrap().iter().find(|r| r["type"] == "Patient").cloned().unwrap();
+    let patient =
+        capability["rest"][0]["resource"].as_array().unwrap().iter().find(|r| r["type"] == "Patient").cloned().unwrap();
     assert!(patient.get("supportedProfile").is_none());
     let offered = patient["operation"].as_array().cloned().unwrap_or_default();
     assert!(!offered.iter().any(|o| o["name"] == "validate"), "{offered:?}");

@@ -40,7 +40,8 @@ async fn the_ig_xml_request_examples_are_answered_in_xml() {
     assert_eq!(param_resource(&held, "outcome")["issue"][0]["code"], "success");
 
     // The release example, with its `code` for `valueCode` and `Slt/`, read as leniently as in JSON.
-    let released = post_xml(&s, "Slot/$hold", &ig_xml("Slot-operationHoldRelease-request.xml")).await.expect_status(200);
+    let released =
+        post_xml(&s, "Slot/$hold", &ig_xml("Slot-operationHoldRelease-request.xml")).await.expect_status(200);
     assert_eq!(param_resource(&released.fhir_xml(), "slot")["status"], "free");
     assert_eq!(slot_status(&s, slot).await, "free");
 
@@ -60,7 +61,6 @@ async fn the_ig_xml_request_examples_are_answered_in_xml() {
     assert_eq!(appointment["minutesDuration"], 60);
     assert_eq!(appointment["participant"][1]["actor"]["display"], "Melanie Musterärztin");
     assert_eq!(slot_status(&s, slot).await, "busy");
-
 }
 
 /// A Location in XML with what XML has to carry exactly: decimals with their precision, a
@@ -164,9 +164,18 @@ async fn bad_xml_is_400_in_xml_and_changes_nothing() {
         ("<Flower xmlns=\"http://hl7.org/fhir\"/>", "not a FHIR R5 resource type"),
         ("<!DOCTYPE x [<!ENTITY a \"b\">]><Location xmlns=\"http://hl7.org/fhir\"/>", "DTD"),
         ("<Location xmlns=\"http://hl7.org/fhir\"><status>active</status></Location>", "Text is not allowed"),
-        ("<Location xmlns=\"http://hl7.org/fhir\"><status value=\"active\"/><status value=\"active\"/></Location>", "only once"),
-        ("<Location xmlns=\"http://hl7.org/fhir\"><position><latitude value=\"north\"/></position></Location>", "not a valid decimal"),
-        ("<Location xmlns=\"http://hl7.org/fhir\"><status value=\"active\" colour=\"red\"/></Location>", "Unknown attribute"),
+        (
+            "<Location xmlns=\"http://hl7.org/fhir\"><status value=\"active\"/><status value=\"active\"/></Location>",
+            "only once",
+        ),
+        (
+            "<Location xmlns=\"http://hl7.org/fhir\"><position><latitude value=\"north\"/></position></Location>",
+            "not a valid decimal",
+        ),
+        (
+            "<Location xmlns=\"http://hl7.org/fhir\"><status value=\"active\" colour=\"red\"/></Location>",
+            "Unknown attribute",
+        ),
     ];
     for (xml, reason) in cases {
         let outcome = xml_outcome(&post_xml(&s, "Location", xml).await, 400);
@@ -187,7 +196,12 @@ async fn bad_xml_is_400_in_xml_and_changes_nothing() {
 #[tokio::test]
 async fn a_body_without_content_type_is_read_by_its_first_character() {
     let s = TestServer::start().await;
-    let r = s.send(s.request(Method::POST, "Location").body(LOCATION_XML.trim_start_matches("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"))).await;
+    let r = s
+        .send(
+            s.request(Method::POST, "Location")
+                .body(LOCATION_XML.trim_start_matches("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")),
+        )
+        .await;
     assert_eq!(r.code(), 201, "{}", r.text());
     let r = s.send(s.request(Method::POST, "Location").body(r#"{"resourceType":"Location","name":"Json"}"#)).await;
     assert_eq!(r.code(), 201, "{}", r.text());

@@ -37,7 +37,8 @@ pub enum KeySource {
 
 impl KeySource {
     pub fn from_file(path: &Path) -> Result<KeySource, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read auth-jwks {}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read auth-jwks {}: {e}", path.display()))?;
         let keys: JwkSet =
             serde_json::from_str(&text).map_err(|e| format!("auth-jwks {} is not a JWK set: {e}", path.display()))?;
         if keys.keys.is_empty() {
@@ -126,14 +127,12 @@ impl Discovery {
             }
             match self.fetch().await {
                 Ok((metadata, keys)) => {
-                    *self.cache.write().await = Some(Cached {
-                        keys,
-                        metadata,
-                        fetched: Instant::now(),
-                    });
+                    *self.cache.write().await = Some(Cached { keys, metadata, fetched: Instant::now() });
                 }
                 // The cached keys stay in use while the provider is down.
-                Err(error) => tracing::warn!(issuer = %self.issuer, %error, "cannot fetch the identity provider's keys"),
+                Err(error) => {
+                    tracing::warn!(issuer = %self.issuer, %error, "cannot fetch the identity provider's keys")
+                }
             }
         }
         self.cache.read().await.as_ref().map(|c| c.keys.clone())

@@ -13,11 +13,11 @@ pub use public_booking::PublicBooking;
 pub use token::{Authenticator, Caller};
 
 use crate::SharedState;
+use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::operations::{self, Routed};
 use crate::registry::Interaction;
 use axum::RequestExt;
-use crate::context::Ctx;
 use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -40,15 +40,8 @@ pub const DIRECTORY: [ResourceType; 7] = [
 
 /// The scopes `.well-known/smart-configuration` lists: the context and identity scopes and
 /// the resource scopes at every level (narrower ones, per type and permission, work as well).
-pub const SCOPES_SUPPORTED: [&str; 7] = [
-    "openid",
-    "fhirUser",
-    "launch/patient",
-    "offline_access",
-    "patient/*.cruds",
-    "user/*.cruds",
-    "system/*.cruds",
-];
+pub const SCOPES_SUPPORTED: [&str; 7] =
+    ["openid", "fhirUser", "launch/patient", "offline_access", "patient/*.cruds", "user/*.cruds", "system/*.cruds"];
 
 /// What Termin as a resource server supports of SMART App Launch (clients and launch are
 /// the identity provider's business).
@@ -83,7 +76,9 @@ pub fn check_reach(auth: &Authorization, ctx: &RequestContext, conditions: &[Con
     for condition in conditions {
         let (reached, inner) = match condition {
             Condition::Chain { target_type, condition, .. } => (Some(*target_type), std::slice::from_ref(&**condition)),
-            Condition::ReferencedBy { source_type, condition, .. } => (Some(*source_type), std::slice::from_ref(&**condition)),
+            Condition::ReferencedBy { source_type, condition, .. } => {
+                (Some(*source_type), std::slice::from_ref(&**condition))
+            }
             Condition::Not(condition) => (None, std::slice::from_ref(&**condition)),
             Condition::Any(conditions) => (None, conditions.as_slice()),
             _ => (None, &[][..]),
@@ -145,12 +140,16 @@ fn public_booking_route(method: &Method, path: &str, params: &RawPathParams) -> 
     let param = |name: &str| params.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
     let resource_type = param("type")?.parse::<ResourceType>().ok()?;
     match operations::routed(method, path) {
-        Some(Routed::Operation(op)) if operations::PUBLIC_BOOKING.contains(&op) && op.resources.contains(&resource_type) => {
+        Some(Routed::Operation(op))
+            if operations::PUBLIC_BOOKING.contains(&op) && op.resources.contains(&resource_type) =>
+        {
             Some(Admitted::Book)
         }
         Some(_) => None,
         None => match Interaction::of(method, path)? {
-            Interaction::Read | Interaction::Update | Interaction::Patch if resource_type == ResourceType::Appointment => {
+            Interaction::Read | Interaction::Update | Interaction::Patch
+                if resource_type == ResourceType::Appointment =>
+            {
                 Some(Admitted::Appointment(param("id")?.to_owned()))
             }
             _ => None,
@@ -160,7 +159,12 @@ fn public_booking_route(method: &Method, path: &str, params: &RawPathParams) -> 
 
 /// Admits an anonymous request under `--public-booking` (marked with what it was admitted
 /// for), or answers it: 429 over the rate limit, 401 without a secret, 404 with a wrong one.
-async fn admit_anonymous(state: &SharedState, public: &PublicBooking, route: Admitted, mut request: Request) -> Result<Request, Response> {
+async fn admit_anonymous(
+    state: &SharedState,
+    public: &PublicBooking,
+    route: Admitted,
+    mut request: Request,
+) -> Result<Request, Response> {
     let address = crate::context::client_address(request.extensions());
     match &route {
         Admitted::Book => {
@@ -181,7 +185,8 @@ async fn admit_anonymous(state: &SharedState, public: &PublicBooking, route: Adm
                     let (mut parts, _) = request.into_parts();
                     let Ok(Ctx(caller)) = <Ctx as FromRequestParts<()>>::from_request_parts(&mut parts, &()).await;
                     let path = parts.extensions.get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
-                    let (action, interaction) = crate::audit::action(&parts.method, Interaction::of(&parts.method, &path));
+                    let (action, interaction) =
+                        crate::audit::action(&parts.method, Interaction::of(&parts.method, &path));
                     let mut record = AuditRecord::new(action, interaction);
                     record.resources.push(format!("Appointment/{id}"));
                     state.domain.audit_denied(&caller, record, StatusCode::NOT_FOUND.as_u16()).await;
@@ -245,7 +250,8 @@ pub async fn authorize(State(state): State<SharedState>, mut request: Request, n
             _ => unauthorized("This request needs an access token (Authorization: Bearer <token>)"),
         },
         (Need::Access(resource, permission), Some(caller))
-            if !auth.is_public(resource, permission) && !caller.scopes.iter().any(|s| s.grants(resource, permission)) =>
+            if !auth.is_public(resource, permission)
+                && !caller.scopes.iter().any(|s| s.grants(resource, permission)) =>
         {
             // The audit trail records who was refused.
             let mut response = forbidden(resource, permission);
@@ -309,7 +315,9 @@ fn forbidden_error(resource: ResourceType, permission: Permission) -> ApiError {
 fn forbidden(resource: ResourceType, permission: Permission) -> Response {
     let scope = format!("{resource}.{}", permission.letter());
     let mut response = forbidden_error(resource, permission).into_response();
-    if let Ok(value) = HeaderValue::from_str(&format!("Bearer realm=\"termin\", error=\"insufficient_scope\", scope=\"user/{scope}\"")) {
+    if let Ok(value) =
+        HeaderValue::from_str(&format!("Bearer realm=\"termin\", error=\"insufficient_scope\", scope=\"user/{scope}\""))
+    {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
     }
     response

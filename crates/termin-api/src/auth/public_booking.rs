@@ -49,7 +49,9 @@ impl PublicBooking {
     pub fn admit(&self, address: &str, now: Instant) -> Result<(), Duration> {
         let capacity = f64::from(self.limit);
         let rate = self.per_second();
-        let refilled = |bucket: &Bucket| (bucket.tokens + now.saturating_duration_since(bucket.updated).as_secs_f64() * rate).min(capacity);
+        let refilled = |bucket: &Bucket| {
+            (bucket.tokens + now.saturating_duration_since(bucket.updated).as_secs_f64() * rate).min(capacity)
+        };
         let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if buckets.len() >= MAX_TRACKED && !buckets.contains_key(address) {
             buckets.retain(|_, bucket| refilled(bucket) < capacity);
@@ -82,7 +84,8 @@ pub fn too_many_requests(retry_after: Duration) -> Response {
     let why = format!(
         "Too many holds and bookings without an access token from this address; try again in {seconds} seconds"
     );
-    let mut response = ApiError::new(StatusCode::TOO_MANY_REQUESTS, Issue::error(IssueCode::Throttled, why)).into_response();
+    let mut response =
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, Issue::error(IssueCode::Throttled, why)).into_response();
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     response
 }

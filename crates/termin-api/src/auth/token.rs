@@ -153,7 +153,12 @@ fn fits(jwk: &Jwk, alg: Algorithm) -> bool {
     let kind_fits = match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => matches!(
             alg,
-            Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512
+            Algorithm::RS256
+                | Algorithm::RS384
+                | Algorithm::RS512
+                | Algorithm::PS256
+                | Algorithm::PS384
+                | Algorithm::PS512
         ),
         AlgorithmParameters::EllipticCurve(ec) => matches!(
             (&ec.curve, alg),

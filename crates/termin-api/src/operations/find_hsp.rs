@@ -34,35 +34,84 @@ pub const FIND_HSP: Operation = Operation {
 
 fn definition_parameters() -> Value {
     json!([
-        parameter("healthcareService-reference", "in", 0, "1", "Reference",
+        parameter(
+            "healthcareService-reference",
+            "in",
+            0,
+            "1",
+            "Reference",
             "The HealthcareService (a reference, a logical reference by identifier — `system|value` in a GET — \
-             or the resource inline as `resource`); it SHALL be active."),
+             or the resource inline as `resource`); it SHALL be active."
+        ),
         parameter("healthcareService-category", "in", 0, "1", "string", "Category code as system|code."),
-        parameter("healthcareService-type", "in", 0, "1", "string",
-            "Type code as system|code (the IG example's `healthcareService-type=system|code` form is read too)."),
+        parameter(
+            "healthcareService-type",
+            "in",
+            0,
+            "1",
+            "string",
+            "Type code as system|code (the IG example's `healthcareService-type=system|code` form is read too)."
+        ),
         parameter("healthcareService-specialty", "in", 0, "1", "string", "Specialty code as system|code."),
-        parameter("healthcareService-location", "in", 0, "*", "Reference", "Wanted Location (reference or identifier)."),
-        parameter("healthcareService-zipCodeArea", "in", 0, "*", "string",
-            "Wanted zip code area; a prefix covers the area (53 covers 5300-5399)."),
+        parameter(
+            "healthcareService-location",
+            "in",
+            0,
+            "*",
+            "Reference",
+            "Wanted Location (reference or identifier)."
+        ),
+        parameter(
+            "healthcareService-zipCodeArea",
+            "in",
+            0,
+            "*",
+            "string",
+            "Wanted zip code area; a prefix covers the area (53 covers 5300-5399)."
+        ),
         parameter("healthcareService-availability", "in", 0, "*", "Availability", "Wanted times (POST only)."),
-        parameter("availability-until", "in", 0, "1", "dateTime",
+        parameter(
+            "availability-until",
+            "in",
+            0,
+            "1",
+            "dateTime",
             "Termin: how far ahead availability and free slots are looked at (a date includes that day); \
-             default 28 days, at most 90 days ahead (else 400)."),
-        parameter("near", "in", 0, "1", "string",
+             default 28 days, at most 90 days ahead (else 400)."
+        ),
+        parameter(
+            "near",
+            "in",
+            0,
+            "1",
+            "string",
             "Termin: latitude|longitude|distance|unit as R5's `near` (unit km, m, [mi_i] or [mi_us], default km; distance \
              default near-distance, else 10 km): providers at Locations whose position lies within the distance, \
-             nearest first."),
-        parameter("near-distance", "in", 0, "1", "string",
+             nearest first."
+        ),
+        parameter(
+            "near-distance",
+            "in",
+            0,
+            "1",
+            "string",
             "Termin: distance|unit around `near` (when it names none) and around each healthcareService-location \
-             that has a position (default 10 km): Locations within it are wanted places too, nearest first."),
-        parameter("return", "out", 1, "1", "Bundle",
+             that has a position (default 10 km): Locations within it are wanted places too, nearest first."
+        ),
+        parameter(
+            "return",
+            "out",
+            1,
+            "1",
+            "Bundle",
             "searchset: matching HealthcareServices (match), their providers (include) and an OperationOutcome \
              (outcome) naming each provider's earliest free slot in the wanted time. The IG's definition names \
              this output `result` while its example answers with the Bundle itself; Termin answers with the \
              Bundle itself, which FHIR spells as the single out parameter `return`. Termin: each match entry \
              (a HealthcareService) carries, per provider with a free slot, the entry extension \
              https://termin.at/fhir/StructureDefinition/earliest-free-slot with the sub-extensions provider \
-             (valueReference), slot (valueReference) and start (valueInstant) — the same as the outcome's notes."),
+             (valueReference), slot (valueReference) and start (valueInstant) — the same as the outcome's notes."
+        ),
     ])
 }
 
@@ -80,10 +129,9 @@ fn bad(parameter: &str, message: String) -> ApiError {
 fn token(parameter: &str, value: &str) -> Result<TokenMatch, ApiError> {
     let value = value.strip_prefix(&format!("{parameter}=")).unwrap_or(value);
     match value.split_once('|') {
-        Some((system, code)) if !system.is_empty() && !code.is_empty() => Ok(TokenMatch {
-            system: SystemMatch::Exactly(system.to_owned()),
-            code: Some(code.to_owned()),
-        }),
+        Some((system, code)) if !system.is_empty() && !code.is_empty() => {
+            Ok(TokenMatch { system: SystemMatch::Exactly(system.to_owned()), code: Some(code.to_owned()) })
+        }
         _ => Err(bad(parameter, format!("{parameter} must be system|code (both parts), got {value:?}"))),
     }
 }
@@ -154,7 +202,9 @@ fn add_text(query: &mut ProviderQuery, name: &str, value: &str) -> Result<(), Ap
 
 fn from_parameters(body: &Map<String, Value>) -> Result<ProviderQuery, ApiError> {
     let parameters = Parameters::read(body).ok_or_else(|| {
-        ApiError::bad_request(Issue::error(IssueCode::Invalid, "$findHSP takes a Parameters resource").at("resourceType"))
+        ApiError::bad_request(
+            Issue::error(IssueCode::Invalid, "$findHSP takes a Parameters resource").at("resourceType"),
+        )
     })?;
     let mut query = ProviderQuery::default();
     for (name, parameter) in parameters.all() {
@@ -199,7 +249,10 @@ fn from_parameters(body: &Map<String, Value>) -> Result<ProviderQuery, ApiError>
 }
 
 /// The inputs and their re-usable form for `next` links.
-fn read_inputs(raw_query: Option<&str>, body: Option<Map<String, Value>>) -> Result<(ProviderQuery, Vec<(String, String)>), ApiError> {
+fn read_inputs(
+    raw_query: Option<&str>,
+    body: Option<Map<String, Value>>,
+) -> Result<(ProviderQuery, Vec<(String, String)>), ApiError> {
     let carried = query_pairs(raw_query).find(|(name, _)| name == PARAMETERS_IN_LINK).map(|(_, v)| v.into_owned());
     let body = match (body, carried) {
         (Some(body), _) => Some(body),
@@ -209,15 +262,15 @@ fn read_inputs(raw_query: Option<&str>, body: Option<Map<String, Value>>) -> Res
                 .map_err(|_| bad(PARAMETERS_IN_LINK, "the _parameters value is not a link this server made".into()))?;
             match serde_json::from_slice::<Value>(&bytes) {
                 Ok(Value::Object(map)) => Some(map),
-                _ => return Err(bad(PARAMETERS_IN_LINK, "the _parameters value is not a link this server made".into())),
+                _ => {
+                    return Err(bad(PARAMETERS_IN_LINK, "the _parameters value is not a link this server made".into()));
+                }
             }
         }
         (None, None) => None,
     };
-    let mut pairs: Vec<(String, String)> = paging_pairs(raw_query)
-        .into_iter()
-        .filter(|(name, _)| name != PARAMETERS_IN_LINK)
-        .collect();
+    let mut pairs: Vec<(String, String)> =
+        paging_pairs(raw_query).into_iter().filter(|(name, _)| name != PARAMETERS_IN_LINK).collect();
     let query = match body {
         Some(body) => {
             pairs.push((PARAMETERS_IN_LINK.into(), URL_SAFE_NO_PAD.encode(Value::Object(body.clone()).to_string())));
@@ -242,18 +295,16 @@ async fn find_hsp(state: SharedState, call: Invocation) -> Answer {
     let after = query_pairs(raw_query).find(|(name, _)| name == "_cursor").map(|(_, v)| v.into_owned());
     let found = state.domain.providers.find_providers(&call.ctx, &query).await?;
     let total = found.services.len() as u64;
-    let remaining: Vec<_> = found
-        .services
-        .into_iter()
-        .filter(|m| after.as_ref().is_none_or(|a| m.rank.as_str() > a.as_str()))
-        .collect();
+    let remaining: Vec<_> =
+        found.services.into_iter().filter(|m| after.as_ref().is_none_or(|a| m.rank.as_str() > a.as_str())).collect();
     let more = remaining.len() > count;
     let page = &remaining[..remaining.len().min(count)];
     let mut entries = Vec::new();
     let mut included: Vec<(String, String)> = Vec::new();
     for service_match in page {
         let earliest = service_match.earliest_free_slots.iter().map(earliest_free_slot).collect();
-        entries.push(bundle::search_entry(&base.0, &service_match.service, SearchMode::Match).with_extensions(earliest));
+        entries
+            .push(bundle::search_entry(&base.0, &service_match.service, SearchMode::Match).with_extensions(earliest));
         for provider in &service_match.providers {
             let key = (provider.resource_type.to_string(), provider.id.clone());
             if !included.contains(&key) {
@@ -297,7 +348,10 @@ mod tests {
     #[test]
     fn posted_parameters_travel_in_next_links() {
         let Value::Object(body) = json!({"resourceType": "Parameters", "parameter": [
-            {"name": "healthcareService-zipCodeArea", "valueString": "53"}]}) else { unreachable!() };
+            {"name": "healthcareService-zipCodeArea", "valueString": "53"}]})
+        else {
+            unreachable!()
+        };
         let (_, pairs) = read_inputs(None, Some(body)).unwrap();
         let link = format!("{}={}", pairs[0].0, pairs[0].1);
         let (again, _) = read_inputs(Some(&link), None).unwrap();

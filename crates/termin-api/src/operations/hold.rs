@@ -1,6 +1,9 @@
 //! `Slot/$hold` and `Slot/[id]/$hold`: place, renew or release a hold on a Slot.
 
-use super::{Answer, Invocation, Operation, StateChangeInput, outcome_resource, param_path, parameter, parameters, resource_param};
+use super::{
+    Answer, Invocation, Operation, StateChangeInput, outcome_resource, param_path, parameter, parameters,
+    resource_param,
+};
 use crate::SharedState;
 use crate::error::ApiError;
 use crate::format::FhirResponse;
@@ -28,19 +31,35 @@ pub const HOLD: Operation = Operation {
 
 fn definition_parameters() -> Value {
     json!([
-        parameter("slot-reference", "in", 0, "1", "Reference",
-            "The Slot to hold or release (Slot/[id] or an absolute URL on this server). Not needed on Slot/[id]/$hold."),
-        parameter("slot-identifier", "in", 0, "*", "Identifier",
-            "Identifiers that together name exactly one Slot."),
-        parameter("slot-status", "in", 1, "1", "code",
-            "busy-tentative to place a hold, free to release it."),
-        parameter("hold-token", "in", 0, "1", "string",
-            "Termin: the token of an earlier hold, to renew or release it (also accepted as the X-Hold-Token header)."),
+        parameter(
+            "slot-reference",
+            "in",
+            0,
+            "1",
+            "Reference",
+            "The Slot to hold or release (Slot/[id] or an absolute URL on this server). Not needed on Slot/[id]/$hold."
+        ),
+        parameter("slot-identifier", "in", 0, "*", "Identifier", "Identifiers that together name exactly one Slot."),
+        parameter("slot-status", "in", 1, "1", "code", "busy-tentative to place a hold, free to release it."),
+        parameter(
+            "hold-token",
+            "in",
+            0,
+            "1",
+            "string",
+            "Termin: the token of an earlier hold, to renew or release it (also accepted as the X-Hold-Token header)."
+        ),
         parameter("slot", "out", 1, "1", "Slot", "The Slot as it is now for the caller."),
         parameter("outcome", "out", 1, "1", "OperationOutcome", "What happened."),
         parameter("held-until", "out", 0, "1", "dateTime", "When the hold expires (holds only)."),
-        parameter("hold-token", "out", 0, "1", "string",
-            "Termin: proves ownership of the hold; pass it to $book (or as X-Hold-Token) to book the held slot."),
+        parameter(
+            "hold-token",
+            "out",
+            0,
+            "1",
+            "string",
+            "Termin: proves ownership of the hold; pass it to $book (or as X-Hold-Token) to book the held slot."
+        ),
     ])
 }
 
@@ -62,7 +81,10 @@ async fn hold(state: SharedState, call: Invocation) -> Answer {
             StatusCode::OK,
             vec![
                 resource_param("slot", Value::Object(slot)),
-                resource_param("outcome", outcome_resource(&OperationOutcome::success("Slot hold completed successfully"))),
+                resource_param(
+                    "outcome",
+                    outcome_resource(&OperationOutcome::success("Slot hold completed successfully")),
+                ),
                 json!({"name": "held-until", "valueDateTime": format_instant(held_until)}),
                 json!({"name": "hold-token", "valueString": token}),
             ],
@@ -71,7 +93,10 @@ async fn hold(state: SharedState, call: Invocation) -> Answer {
             StatusCode::OK,
             vec![
                 resource_param("slot", Value::Object(slot)),
-                resource_param("outcome", outcome_resource(&OperationOutcome::success("Slot hold released successfully"))),
+                resource_param(
+                    "outcome",
+                    outcome_resource(&OperationOutcome::success("Slot hold released successfully")),
+                ),
             ],
         ),
         HoldOutcome::Rejected { slot, outcome } => (

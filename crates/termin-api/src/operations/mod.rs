@@ -21,8 +21,8 @@ use serde_json::{Map, Value, json};
 use std::future::Future;
 use std::pin::Pin;
 use termin_domain::Caller;
-use termin_store::Permission;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
+use termin_store::Permission;
 
 /// Canonical base of Termin's own definitions (derived from the IG's, with Termin's extras).
 const TERMIN_BASE: &str = "https://termin.at/fhir/OperationDefinition";
@@ -216,12 +216,12 @@ const UNKNOWN_INSTANCE_LEVEL: &str = "/fhir/{type}/{id}/{operation}";
 /// The operation behind a matched route path, whatever the method; `None` for routes that
 /// are not operations.
 pub fn routed(method: &axum::http::Method, path: &str) -> Option<Routed> {
-    let operation = OPERATIONS
-        .iter()
-        .find(|op| op.type_path() == path || (op.instance && op.instance_path() == path));
+    let operation = OPERATIONS.iter().find(|op| op.type_path() == path || (op.instance && op.instance_path() == path));
     match (operation, path) {
         (Some(op), _) => Some(Routed::Operation(op)),
-        (None, UNKNOWN_TYPE_LEVEL | UNKNOWN_INSTANCE_LEVEL) if method == axum::http::Method::POST => Some(Routed::Unknown),
+        (None, UNKNOWN_TYPE_LEVEL | UNKNOWN_INSTANCE_LEVEL) if method == axum::http::Method::POST => {
+            Some(Routed::Unknown)
+        }
         _ => None,
     }
 }
@@ -441,8 +441,13 @@ mod tests {
     #[test]
     fn termin_additions_are_named() {
         assert_eq!(hold::HOLD.termin_parameters(), ["hold-token (in)", "hold-token (out)"]);
-        assert!(hold::HOLD.definition()["description"].as_str().unwrap().contains("adds the parameters hold-token (in)"));
-        assert_eq!(find_hsp::FIND_HSP.termin_parameters(), ["availability-until (in)", "near (in)", "near-distance (in)"]);
+        assert!(
+            hold::HOLD.definition()["description"].as_str().unwrap().contains("adds the parameters hold-token (in)")
+        );
+        assert_eq!(
+            find_hsp::FIND_HSP.termin_parameters(),
+            ["availability-until (in)", "near (in)", "near-distance (in)"]
+        );
     }
 
     #[test]

@@ -29,11 +29,15 @@ pub const STATUS: Operation = Operation {
     needs: Some((ResourceType::Subscription, Permission::Read)),
     description: "The delivery status of a Subscription (GET or POST on Subscription/[id]).",
     parameters: || {
-        json!([
-            parameter("return", "out", 1, "1", "Bundle",
-                "searchset with one SubscriptionStatus (type query-status): status, eventsSinceSubscriptionStart, \
-                 topic and the last delivery error, if any."),
-        ])
+        json!([parameter(
+            "return",
+            "out",
+            1,
+            "1",
+            "Bundle",
+            "searchset with one SubscriptionStatus (type query-status): status, eventsSinceSubscriptionStart, \
+                 topic and the last delivery error, if any."
+        ),])
     },
     handler: |state, call| Box::pin(status(state, call)),
 };
@@ -52,12 +56,31 @@ pub const EVENTS: Operation = Operation {
     parameters: || {
         json!([
             parameter("eventsSinceNumber", "in", 0, "1", "integer64", "The first event number wanted (default 1)."),
-            parameter("eventsUntilNumber", "in", 0, "1", "integer64",
-                "The last event number wanted (default the latest); at most 100 events are returned per call."),
-            parameter("content", "in", 0, "1", "code", "empty, id-only or full-resource (default: the Subscription's)."),
-            parameter("return", "out", 1, "1", "Bundle",
+            parameter(
+                "eventsUntilNumber",
+                "in",
+                0,
+                "1",
+                "integer64",
+                "The last event number wanted (default the latest); at most 100 events are returned per call."
+            ),
+            parameter(
+                "content",
+                "in",
+                0,
+                "1",
+                "code",
+                "empty, id-only or full-resource (default: the Subscription's)."
+            ),
+            parameter(
+                "return",
+                "out",
+                1,
+                "1",
+                "Bundle",
                 "subscription-notification Bundle: a SubscriptionStatus (type query-event) with the events, then the \
-                 focus resources for full-resource."),
+                 focus resources for full-resource."
+            ),
         ])
     },
     handler: |state, call| Box::pin(events(state, call)),
@@ -94,14 +117,14 @@ struct Target {
 impl Target {
     async fn read(state: &SharedState, call: &Invocation, code: &str) -> Result<Self, ApiError> {
         let id = call.id.clone().ok_or_else(|| {
-            ApiError::bad_request(Issue::error(IssueCode::NotSupported, format!("${code} is invoked on Subscription/[id]")))
+            ApiError::bad_request(Issue::error(
+                IssueCode::NotSupported,
+                format!("${code} is invoked on Subscription/[id]"),
+            ))
         })?;
         let stored = state.domain.resources.read(&call.ctx, ResourceType::Subscription, &id).await?;
-        let subscription: Map<String, Value> = stored
-            .body
-            .as_deref()
-            .and_then(|b| serde_json::from_str(b).ok())
-            .ok_or_else(ApiError::internal)?;
+        let subscription: Map<String, Value> =
+            stored.body.as_deref().and_then(|b| serde_json::from_str(b).ok()).ok_or_else(ApiError::internal)?;
         let spec = SubscriptionSpec::parse(&subscription).map_err(|_| ApiError::internal())?;
         Ok(Target { id, spec })
     }
@@ -161,7 +184,8 @@ async fn status(state: SharedState, call: Invocation) -> Answer {
     let delivery = deliveries.delivery_state(&id).await.map_err(termin_domain::DomainError::from)?;
     let events_total = delivery.as_ref().map_or(0, |d| d.events_total);
     let base = &call.base.0;
-    let status = subscription_status(base, &id, &spec, NotificationType::QueryStatus, events_total, &[], delivery.as_ref());
+    let status =
+        subscription_status(base, &id, &spec, NotificationType::QueryStatus, events_total, &[], delivery.as_ref());
     Ok(FhirResponse::new(StatusCode::OK, call.format).json(searchset(base, vec![status])))
 }
 
@@ -188,7 +212,10 @@ async fn events(state: SharedState, call: Invocation) -> Answer {
     }
     let until = until.min(since.saturating_add(MAX_EVENTS - 1));
     let events = if since <= until {
-        deliveries.notifications(&id, since, until, MAX_EVENTS as usize).await.map_err(termin_domain::DomainError::from)?
+        deliveries
+            .notifications(&id, since, until, MAX_EVENTS as usize)
+            .await
+            .map_err(termin_domain::DomainError::from)?
     } else {
         Vec::new()
     };

@@ -11,11 +11,11 @@
 use super::instance::write_response;
 use super::type_level::criteria;
 use super::{BaseUrl, resource_type};
+use crate::SharedState;
 use crate::auth::authorize_entry;
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::format::{FHIR_JSON, FhirBody, FhirResponse, JSON_PATCH, ResponseFormat};
-use crate::SharedState;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
@@ -123,7 +123,9 @@ pub async fn process(
     let entries = match bundle.get("entry") {
         None => Vec::new(),
         Some(Value::Array(entries)) => entries.clone(),
-        Some(_) => return Err(ApiError::bad_request(Issue::error(IssueCode::Structure, "Bundle.entry must be an array"))),
+        Some(_) => {
+            return Err(ApiError::bad_request(Issue::error(IssueCode::Structure, "Bundle.entry must be an array")));
+        }
     };
     let limit = state.config.max_bundle_entries;
     if entries.len() > limit {
@@ -181,9 +183,9 @@ fn parse_entry(index: usize, entry: &Value, base: &BaseUrl) -> Result<EntryReque
     let invalid = |message: String, at: &str| {
         ApiError::bad_request(Issue::error(IssueCode::Invalid, message).at(format!("Bundle.entry[{index}]{at}")))
     };
-    let request = entry.get("request").ok_or_else(|| {
-        invalid(format!("Bundle.entry[{index}] has no request (method and url)"), ".request")
-    })?;
+    let request = entry
+        .get("request")
+        .ok_or_else(|| invalid(format!("Bundle.entry[{index}] has no request (method and url)"), ".request"))?;
     let method = match request.get("method").and_then(Value::as_str) {
         Some("GET") => Method::GET,
         Some("HEAD") => Method::HEAD,
@@ -193,7 +195,9 @@ fn parse_entry(index: usize, entry: &Value, base: &BaseUrl) -> Result<EntryReque
         Some("DELETE") => Method::DELETE,
         other => {
             return Err(invalid(
-                format!("Bundle.entry[{index}].request.method must be GET, HEAD, POST, PUT, PATCH or DELETE, not {other:?}"),
+                format!(
+                    "Bundle.entry[{index}].request.method must be GET, HEAD, POST, PUT, PATCH or DELETE, not {other:?}"
+                ),
                 ".request.method",
             ));
         }
@@ -227,10 +231,9 @@ fn parse_entry(index: usize, entry: &Value, base: &BaseUrl) -> Result<EntryReque
         };
         // An instant in the Bundle, an HTTP date on the wire.
         let value = match element {
-            "ifModifiedSince" => value
-                .parse::<jiff::Timestamp>()
-                .map(format_http_date)
-                .map_err(|_| invalid(format!("ifModifiedSince must be an instant, not {value:?}"), ".request.ifModifiedSince"))?,
+            "ifModifiedSince" => value.parse::<jiff::Timestamp>().map(format_http_date).map_err(|_| {
+                invalid(format!("ifModifiedSince must be an instant, not {value:?}"), ".request.ifModifiedSince")
+            })?,
             _ => value.to_owned(),
         };
         let value = HeaderValue::from_str(&value)
@@ -299,7 +302,10 @@ impl Dispatcher {
             (_, None) => Body::empty(),
         };
         let mut request = request.body(body).map_err(|_| {
-            ApiError::bad_request(Issue::error(IssueCode::Invalid, format!("request.url {:?} is not a valid URL", entry.url)))
+            ApiError::bad_request(Issue::error(
+                IssueCode::Invalid,
+                format!("request.url {:?} is not a valid URL", entry.url),
+            ))
         })?;
         if let Some(client) = &self.client {
             request.extensions_mut().insert(*client);
@@ -397,11 +403,15 @@ async fn run_transaction(
                     tx.resolve_create(*resource_type, if_none_exist.as_deref()).await.map_err(|e| entry.error(e))?;
                 (*resource_type, Target::Create(target))
             }
-            Plan::Update { resource_type, id: Some(id), .. } => (*resource_type, Target::Update(WriteTarget::Id(id.clone()))),
+            Plan::Update { resource_type, id: Some(id), .. } => {
+                (*resource_type, Target::Update(WriteTarget::Id(id.clone())))
+            }
             Plan::Update { resource_type, id: None, conditions } => {
                 let body = entry.resource.as_ref().expect("planned with a resource");
-                let target =
-                    tx.resolve_conditional_update(*resource_type, conditions, body).await.map_err(|e| entry.error(e))?;
+                let target = tx
+                    .resolve_conditional_update(*resource_type, conditions, body)
+                    .await
+                    .map_err(|e| entry.error(e))?;
                 (*resource_type, Target::Update(target))
             }
             Plan::Patch { resource_type, id } => (*resource_type, Target::Update(WriteTarget::Id(id.clone()))),
@@ -426,7 +436,8 @@ async fn run_transaction(
             let search = state.domain.search_parameters();
             let outcome =
                 write(&mut tx, search, base, entry, plan, target, &full_urls).await.map_err(|e| entry.error(e))?;
-            answers[entry.index] = Some(write_response(outcome, headers, ResponseFormat::default(), base).into_response());
+            answers[entry.index] =
+                Some(write_response(outcome, headers, ResponseFormat::default(), base).into_response());
         }
     }
     tx.commit().await?;
@@ -506,12 +517,26 @@ async fn audit_refusal(
 
 /// A transaction entry, understood.
 enum Plan {
-    Create { resource_type: ResourceType, if_none_exist: Option<Vec<termin_store::Condition>> },
+    Create {
+        resource_type: ResourceType,
+        if_none_exist: Option<Vec<termin_store::Condition>>,
+    },
     /// `PUT Type/id` (`id`) or `PUT Type?criteria` (`conditions`).
-    Update { resource_type: ResourceType, id: Option<String>, conditions: Vec<termin_store::Condition> },
-    Patch { resource_type: ResourceType, id: String },
+    Update {
+        resource_type: ResourceType,
+        id: Option<String>,
+        conditions: Vec<termin_store::Condition>,
+    },
+    Patch {
+        resource_type: ResourceType,
+        id: String,
+    },
     /// `DELETE Type/id` (`id`) or `DELETE Type?criteria` (`conditions`).
-    Delete { resource_type: ResourceType, id: Option<String>, conditions: Vec<termin_store::Condition> },
+    Delete {
+        resource_type: ResourceType,
+        id: Option<String>,
+        conditions: Vec<termin_store::Condition>,
+    },
     /// GET or HEAD: sent through the router after the commit.
     Read,
 }
@@ -529,7 +554,9 @@ impl Plan {
     fn needs(&self) -> Option<(ResourceType, Permission)> {
         match self {
             Plan::Create { resource_type, .. } => Some((*resource_type, Permission::Create)),
-            Plan::Update { resource_type, .. } | Plan::Patch { resource_type, .. } => Some((*resource_type, Permission::Update)),
+            Plan::Update { resource_type, .. } | Plan::Patch { resource_type, .. } => {
+                Some((*resource_type, Permission::Update))
+            }
             Plan::Delete { resource_type, .. } => Some((*resource_type, Permission::Delete)),
             Plan::Read => None,
         }
@@ -658,7 +685,9 @@ async fn write(
     let mut resource = entry.resource.clone().unwrap_or_default();
     resolve_references(tx, search, base, &mut resource, full_urls).await?;
     let outcome = match (plan, target) {
-        (Plan::Create { resource_type, .. }, Target::Create(target)) => tx.create(*resource_type, target, resource).await?,
+        (Plan::Create { resource_type, .. }, Target::Create(target)) => {
+            tx.create(*resource_type, target, resource).await?
+        }
         (Plan::Update { resource_type, .. }, Target::Update(target)) => {
             let create_only = create_only(entry)?;
             if create_only && if_match.is_some() {
@@ -669,7 +698,9 @@ async fn write(
             }
             tx.update(*resource_type, target, resource, if_match, create_only).await?
         }
-        (Plan::Patch { resource_type, id }, _) => tx.patch(*resource_type, id, patch_document(&resource)?, if_match).await?,
+        (Plan::Patch { resource_type, id }, _) => {
+            tx.patch(*resource_type, id, patch_document(&resource)?, if_match).await?
+        }
         _ => return Err(ApiError::internal()),
     };
     Ok(outcome)
@@ -682,7 +713,9 @@ fn create_only(entry: &EntryRequest) -> Result<bool, ApiError> {
         Some("*") => Ok(true),
         Some(other) => Err(ApiError::bad_request(Issue::error(
             IssueCode::NotSupported,
-            format!("ifNoneMatch on an update takes only * (create only if the resource does not exist), not {other:?}"),
+            format!(
+                "ifNoneMatch on an update takes only * (create only if the resource does not exist), not {other:?}"
+            ),
         ))),
     }
 }
@@ -716,7 +749,10 @@ async fn resolve_references(
         let Some(id) = found else {
             return Err(ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
-                Issue::error(IssueCode::NotFound, format!("The conditional reference {reference:?} matches no {resource_type}")),
+                Issue::error(
+                    IssueCode::NotFound,
+                    format!("The conditional reference {reference:?} matches no {resource_type}"),
+                ),
             ));
         };
         resolved.insert(reference, format!("{resource_type}/{id}"));
@@ -740,12 +776,10 @@ fn replace_full_urls(
                 if let Some((resource_type, id)) = full_urls.get(text.as_str()) {
                     *text = format!("{resource_type}/{id}");
                 } else if is_local_identifier(text) {
-                    return Err(ApiError::bad_request(
-                        Issue::error(
-                            IssueCode::NotFound,
-                            format!("The reference {text:?} names no entry of the transaction (no entry has that fullUrl)"),
-                        ),
-                    ));
+                    return Err(ApiError::bad_request(Issue::error(
+                        IssueCode::NotFound,
+                        format!("The reference {text:?} names no entry of the transaction (no entry has that fullUrl)"),
+                    )));
                 } else if text.contains('?') && !text.contains("://") {
                     conditional.push(text.clone());
                 }
@@ -753,7 +787,8 @@ fn replace_full_urls(
             Value::String(text) if key == "div" => {
                 for (full_url, (resource_type, id)) in full_urls {
                     if text.contains(full_url.as_str()) {
-                        *text = text.replace(&format!("\"{full_url}\""), &format!("\"{}/{resource_type}/{id}\"", base.0));
+                        *text =
+                            text.replace(&format!("\"{full_url}\""), &format!("\"{}/{resource_type}/{id}\"", base.0));
                     }
                 }
             }

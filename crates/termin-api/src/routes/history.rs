@@ -2,18 +2,18 @@
 
 use super::search::{page_size, page_url, paging_pairs};
 use super::{BaseUrl, resource_type};
+use crate::SharedState;
 use crate::bundle;
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::format::{FhirResponse, ResponseFormat};
 use crate::query::query_pairs;
-use crate::SharedState;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
+use termin_domain::Caller;
 use termin_domain::DomainError;
 use termin_fhir::{Issue, IssueCode, ResourceType};
-use termin_store::{HistoryRequest};
-use termin_domain::Caller;
+use termin_store::HistoryRequest;
 
 pub async fn instance_history(
     State(state): State<SharedState>,
@@ -61,7 +61,9 @@ async fn history(
             ApiError::bad_request(
                 Issue::error(
                     IssueCode::Invalid,
-                    format!("_since must be an instant with a time zone, e.g. 2026-04-07T08:00:00+02:00, not {value:?}"),
+                    format!(
+                        "_since must be an instant with a time zone, e.g. 2026-04-07T08:00:00+02:00, not {value:?}"
+                    ),
                 )
                 .at("_since"),
             )
@@ -86,18 +88,7 @@ async fn history(
     let page = state
         .domain
         .resources
-        .history(
-            ctx,
-            &HistoryRequest {
-                resource_type,
-                id: id.clone(),
-                only_ids: None,
-                count,
-                before,
-                since,
-                at,
-            },
-        )
+        .history(ctx, &HistoryRequest { resource_type, id: id.clone(), only_ids: None, count, before, since, at })
         .await?;
     if let Some(id) = &id
         && page.total == 0
@@ -122,10 +113,6 @@ async fn history(
         page_url(&endpoint, &pairs, before.map(|b| b.to_string())),
         page.next_before.map(|next| page_url(&endpoint, &pairs, Some(next.to_string()))),
     );
-    let entries = page
-        .entries
-        .iter()
-        .map(|e| bundle::history_entry(&base.0, e))
-        .collect::<Result<Vec<_>, _>>()?;
+    let entries = page.entries.iter().map(|e| bundle::history_entry(&base.0, e)).collect::<Result<Vec<_>, _>>()?;
     Ok(FhirResponse::new(StatusCode::OK, format).json(bundle::history(page.total, links, entries)))
 }

@@ -1,18 +1,18 @@
 //! Instance-level interactions: read, vread, update, delete.
 
 use super::{BaseUrl, if_match, resource_type};
+use crate::SharedState;
+use crate::bundle::stored_json;
 use crate::context::Ctx;
 use crate::error::ApiError;
-use crate::bundle::stored_json;
 use crate::format::{FhirBody, FhirResponse, JsonPatchBody, Payload, ResponseFormat};
-use crate::summary::{read_summary, summarize};
 use crate::prefer::{ReturnPreference, return_preference};
-use crate::SharedState;
+use crate::summary::{read_summary, summarize};
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use termin_domain::{WriteOutcome, WriteStatus};
-use termin_fhir::{Issue, IssueCode, OperationOutcome};
 use termin_fhir::instant::{format_http_date, parse_http_date};
+use termin_fhir::{Issue, IssueCode, OperationOutcome};
 use termin_search::SummaryMode;
 use termin_store::ResourceVersion;
 
@@ -103,7 +103,8 @@ fn conditional_read_response(headers: &HeaderMap, format: ResponseFormat, versio
     let current = match headers.get(header::IF_NONE_MATCH) {
         Some(tags) => tags.to_str().unwrap_or_default().split(',').map(str::trim).any(|tag| {
             let opaque = tag.strip_prefix("W/").unwrap_or(tag);
-            tag == "*" || opaque.strip_prefix('"').and_then(|t| t.strip_suffix('"')) == Some(&version.version.to_string())
+            tag == "*"
+                || opaque.strip_prefix('"').and_then(|t| t.strip_suffix('"')) == Some(&version.version.to_string())
         }),
         None => headers
             .get(header::IF_MODIFIED_SINCE)
@@ -171,7 +172,9 @@ fn create_only(headers: &HeaderMap) -> Result<bool, ApiError> {
         "*" => Ok(true),
         other => Err(ApiError::bad_request(Issue::error(
             IssueCode::NotSupported,
-            format!("If-None-Match on an update takes only * (create only if the resource does not exist), not {other:?}"),
+            format!(
+                "If-None-Match on an update takes only * (create only if the resource does not exist), not {other:?}"
+            ),
         ))),
     }
 }

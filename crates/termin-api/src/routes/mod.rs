@@ -9,8 +9,8 @@ pub mod subscriptions;
 pub mod system;
 pub mod type_level;
 
-use crate::error::ApiError;
 use crate::SharedState;
+use crate::error::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::{HeaderMap, header, request::Parts};
 use termin_fhir::{Issue, IssueCode, ResourceType};
@@ -85,16 +85,14 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     };
     let text = value.to_str().unwrap_or_default().trim();
     let tag = text.strip_prefix("W/").unwrap_or(text);
-    tag.strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .and_then(|t| t.parse::<u64>().ok())
-        .map(Some)
-        .ok_or_else(|| {
+    tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')).and_then(|t| t.parse::<u64>().ok()).map(Some).ok_or_else(
+        || {
             ApiError::bad_request(Issue::error(
                 IssueCode::Invalid,
                 format!("If-Match must be a version ETag like W/\"3\", got {text:?}"),
             ))
-        })
+        },
+    )
 }
 
 #[cfg(test)]

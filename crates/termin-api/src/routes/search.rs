@@ -12,12 +12,12 @@ use crate::summary;
 use axum::extract::{OriginalUri, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
+use termin_domain::Caller;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
 use termin_search::{
     CURSOR_PARAM, NoteSeverity, ParsedSearch, SearchError, SearchErrorKind, SearchOptions, TotalMode, encode_cursor,
 };
 use termin_store::{Keyset, Permission};
-use termin_domain::Caller;
 
 /// Reads `_count`: absent gives the default, larger than the maximum is capped.
 pub fn page_size(query: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
@@ -111,11 +111,8 @@ async fn run(
         max_count: state.config.max_count,
         handling: search_handling(headers),
     };
-    let parsed = state
-        .domain
-        .search_parameters()
-        .parse_search(resource_type, &pairs, &options)
-        .map_err(search_error)?;
+    let parsed =
+        state.domain.search_parameters().parse_search(resource_type, &pairs, &options).map_err(search_error)?;
     if let Some(auth) = &state.auth {
         crate::auth::check_reach(auth, ctx.context(), &parsed.request.filter.conditions)?;
     }
@@ -146,7 +143,9 @@ async fn run(
         let entry = bundle::search_entry(&base.0, version, SearchMode::Match);
         entries.push(match (&parsed.elements, parsed.summary) {
             (Some(elements), _) => entry.shaped(|resource| summary::elements(resource, elements))?,
-            (None, Some(mode)) => entry.shaped(|resource| summary::summarize(search, version.resource_type, resource, mode))?,
+            (None, Some(mode)) => {
+                entry.shaped(|resource| summary::summarize(search, version.resource_type, resource, mode))?
+            }
             (None, None) => entry,
         });
     }

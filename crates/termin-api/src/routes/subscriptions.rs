@@ -35,7 +35,11 @@ pub(crate) fn searchset(base: &str, resources: Vec<Value>) -> Value {
 }
 
 /// `GET /fhir/SubscriptionTopic`: every topic (`url` narrows to one).
-pub async fn topics(base: BaseUrl, format: ResponseFormat, query: axum::extract::RawQuery) -> Result<FhirResponse, ApiError> {
+pub async fn topics(
+    base: BaseUrl,
+    format: ResponseFormat,
+    query: axum::extract::RawQuery,
+) -> Result<FhirResponse, ApiError> {
     let wanted_url = form_urlencoded::parse(query.0.unwrap_or_default().as_bytes())
         .find(|(name, _)| name == "url")
         .map(|(_, value)| value.into_owned());
@@ -48,7 +52,11 @@ pub async fn topics(base: BaseUrl, format: ResponseFormat, query: axum::extract:
 }
 
 /// `GET /fhir/SubscriptionTopic/[id]`.
-pub async fn read_topic(Path(id): Path<String>, base: BaseUrl, format: ResponseFormat) -> Result<FhirResponse, ApiError> {
+pub async fn read_topic(
+    Path(id): Path<String>,
+    base: BaseUrl,
+    format: ResponseFormat,
+) -> Result<FhirResponse, ApiError> {
     let topic = topic(&id).ok_or_else(|| ApiError::not_found(format!("SubscriptionTopic/{id} is not known")))?;
     Ok(FhirResponse::new(StatusCode::OK, format).json(topic.resource(&base.0)))
 }
@@ -56,7 +64,10 @@ pub async fn read_topic(Path(id): Path<String>, base: BaseUrl, format: ResponseF
 /// The delivery records and websocket bindings, or 501 when notifications are off.
 pub(crate) fn hub(state: &SharedState) -> Result<&Hub, ApiError> {
     state.notifications.as_deref().ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_IMPLEMENTED, Issue::error(IssueCode::NotSupported, "notifications are off on this server"))
+        ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            Issue::error(IssueCode::NotSupported, "notifications are off on this server"),
+        )
     })
 }
 
@@ -125,4 +136,3 @@ async fn serve_socket(state: SharedState, base: String, mut socket: axum::extrac
         }
     }
 }
-

@@ -2,10 +2,10 @@
 //! for unknown paths and methods.
 
 use super::BaseUrl;
+use crate::SharedState;
 use crate::capability::capability_statement;
 use crate::error::ApiError;
 use crate::format::{FhirResponse, ResponseFormat};
-use crate::SharedState;
 use crate::query::query_pairs;
 use axum::extract::{OriginalUri, State};
 use axum::http::{Method, StatusCode, header};
@@ -24,11 +24,7 @@ pub async fn ready(State(state): State<SharedState>, format: ResponseFormat) -> 
     Ok(FhirResponse::new(StatusCode::OK, format).json(json!({"status": "ready"})))
 }
 
-pub async fn metadata(
-    State(state): State<SharedState>,
-    format: ResponseFormat,
-    base: BaseUrl,
-) -> FhirResponse {
+pub async fn metadata(State(state): State<SharedState>, format: ResponseFormat, base: BaseUrl) -> FhirResponse {
     let statement = capability_statement(&base.0, &state.domain, state.auth.as_ref(), state.platform.as_deref());
     FhirResponse::new(StatusCode::OK, format).json(statement)
 }
@@ -75,7 +71,8 @@ pub async fn base_endpoint(
     format: ResponseFormat,
     base: BaseUrl,
 ) -> Result<FhirResponse, ApiError> {
-    if let Some((name, _)) = query_pairs(uri.query()).find(|(name, _)| !matches!(name.as_ref(), "_format" | "_pretty")) {
+    if let Some((name, _)) = query_pairs(uri.query()).find(|(name, _)| !matches!(name.as_ref(), "_format" | "_pretty"))
+    {
         return Err(ApiError::bad_request(
             Issue::error(
                 IssueCode::NotSupported,

@@ -2,11 +2,11 @@
 
 use super::instance::write_response;
 use super::{BaseUrl, if_match, resource_type};
+use crate::SharedState;
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::format::{FhirBody, FhirResponse, ResponseFormat};
 use crate::query::{is_result_parameter, query_pairs};
-use crate::SharedState;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use termin_fhir::{Issue, IssueCode, ResourceType};
@@ -32,12 +32,10 @@ pub fn criteria(
             format!("{what} needs search criteria, e.g. identifier=system|value"),
         )));
     }
-    search
-        .parse_criteria(resource_type, &pairs, Some(&base.0), jiff::Timestamp::now())
-        .map_err(|e| {
-            let issue = Issue::error(super::search::issue_code(&e), format!("{what}: {}", e.message));
-            ApiError::bad_request(if e.param.is_empty() { issue } else { issue.at(e.param) })
-        })
+    search.parse_criteria(resource_type, &pairs, Some(&base.0), jiff::Timestamp::now()).map_err(|e| {
+        let issue = Issue::error(super::search::issue_code(&e), format!("{what}: {}", e.message));
+        ApiError::bad_request(if e.param.is_empty() { issue } else { issue.at(e.param) })
+    })
 }
 
 /// Parameters of a create's URL that shape the response rather than the write.
@@ -57,13 +55,15 @@ pub async fn create(
     refuse_criteria_in_url(resource_type, uri.query())?;
     let condition = match headers.get("if-none-exist") {
         None => None,
-        Some(value) => Some(criteria(state.domain.search_parameters(), resource_type, Some(value.to_str().unwrap_or_default()), "If-None-Exist", &base)?),
+        Some(value) => Some(criteria(
+            state.domain.search_parameters(),
+            resource_type,
+            Some(value.to_str().unwrap_or_default()),
+            "If-None-Exist",
+            &base,
+        )?),
     };
-    let outcome = state
-        .domain
-        .resources
-        .create(&ctx, resource_type, body, condition.as_deref())
-        .await?;
+    let outcome = state.domain.resources.create(&ctx, resource_type, body, condition.as_deref()).await?;
     Ok(write_response(outcome, &headers, format, &base))
 }
 
@@ -104,13 +104,10 @@ pub async fn conditional_update(
     FhirBody(body): FhirBody,
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
-    let conditions = criteria(state.domain.search_parameters(), resource_type, uri.query(), "A conditional update", &base)?;
+    let conditions =
+        criteria(state.domain.search_parameters(), resource_type, uri.query(), "A conditional update", &base)?;
     let expected = if_match(&headers)?;
-    let outcome = state
-        .domain
-        .resources
-        .conditional_update(&ctx, resource_type, &conditions, body, expected)
-        .await?;
+    let outcome = state.domain.resources.conditional_update(&ctx, resource_type, &conditions, body, expected).await?;
     Ok(write_response(outcome, &headers, format, &base))
 }
 
@@ -125,7 +122,8 @@ pub async fn conditional_delete(
     base: BaseUrl,
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
-    let conditions = criteria(state.domain.search_parameters(), resource_type, uri.query(), "A conditional delete", &base)?;
+    let conditions =
+        criteria(state.domain.search_parameters(), resource_type, uri.query(), "A conditional delete", &base)?;
     state.domain.resources.conditional_delete(&ctx, resource_type, &conditions).await?;
     Ok(FhirResponse::new(StatusCode::NO_CONTENT, format))
 }

@@ -13,7 +13,10 @@ fn texts(slots: &[(Timestamp, Timestamp)]) -> Vec<String> {
 }
 
 fn night_hours() -> Availability {
-    Availability::read([&json!({"availableTime": [{"availableStartTime": "01:30:00", "availableEndTime": "03:30:00"}]})]).unwrap()
+    Availability::read([
+        &json!({"availableTime": [{"availableStartTime": "01:30:00", "availableEndTime": "03:30:00"}]}),
+    ])
+    .unwrap()
 }
 
 #[test]
@@ -29,7 +32,12 @@ fn the_autumn_change_gives_the_repeated_hour_once() {
     let slots = night_hours().slots(&vienna(), day, day, half_hours(), false);
     assert_eq!(
         texts(&slots),
-        ["2027-10-31T01:30:00+02:00", "2027-10-31T02:00:00+02:00", "2027-10-31T02:30:00+02:00", "2027-10-31T03:00:00+01:00"]
+        [
+            "2027-10-31T01:30:00+02:00",
+            "2027-10-31T02:00:00+02:00",
+            "2027-10-31T02:30:00+02:00",
+            "2027-10-31T03:00:00+01:00"
+        ]
     );
     assert!(slots.windows(2).all(|pair| pair[0].1 <= pair[1].0), "no overlaps");
 }
@@ -40,7 +48,12 @@ fn opening_hours_keep_their_local_time_across_the_change() {
     let slots = hours.slots(&vienna(), date(2027, 3, 26), date(2027, 3, 30), half_hours(), false);
     assert_eq!(
         texts(&slots),
-        ["2027-03-26T08:00:00+01:00", "2027-03-26T08:30:00+01:00", "2027-03-30T08:00:00+02:00", "2027-03-30T08:30:00+02:00"]
+        [
+            "2027-03-26T08:00:00+01:00",
+            "2027-03-26T08:30:00+01:00",
+            "2027-03-30T08:00:00+02:00",
+            "2027-03-30T08:30:00+02:00"
+        ]
     );
 }
 
@@ -66,7 +79,15 @@ fn gaps_and_all_day_hours() {
     let hours = Availability::read([&json!({"availableTime": [{"daysOfWeek": ["mon"], "allDay": true}]})]).unwrap();
     let pattern = SlotPattern::new(SignedDuration::from_hours(5), SignedDuration::from_hours(1)).unwrap();
     let slots = hours.slots(&vienna(), date(2027, 1, 4), date(2027, 1, 10), pattern, false);
-    assert_eq!(texts(&slots), ["2027-01-04T00:00:00+01:00", "2027-01-04T06:00:00+01:00", "2027-01-04T12:00:00+01:00", "2027-01-04T18:00:00+01:00"]);
+    assert_eq!(
+        texts(&slots),
+        [
+            "2027-01-04T00:00:00+01:00",
+            "2027-01-04T06:00:00+01:00",
+            "2027-01-04T12:00:00+01:00",
+            "2027-01-04T18:00:00+01:00"
+        ]
+    );
 }
 
 #[test]
@@ -85,8 +106,13 @@ fn overlapping_hours_give_no_overlapping_slots() {
 fn bad_rules_name_the_element() {
     let problem = |rules: Value| Availability::read([&rules]).unwrap_err();
     assert!(problem(json!({"availableTime": [{"daysOfWeek": ["monday"]}]})).starts_with("availableTime[0].daysOfWeek"));
-    assert!(problem(json!({"availableTime": [{"availableStartTime": "10:00:00", "availableEndTime": "09:00:00"}]}))
-        .starts_with("availableTime[0].availableEndTime"));
-    assert!(problem(json!({"notAvailableTime": [{"during": {"start": "2027-03"}}]})).starts_with("notAvailableTime[0].during.start"));
+    assert!(
+        problem(json!({"availableTime": [{"availableStartTime": "10:00:00", "availableEndTime": "09:00:00"}]}))
+            .starts_with("availableTime[0].availableEndTime")
+    );
+    assert!(
+        problem(json!({"notAvailableTime": [{"during": {"start": "2027-03"}}]}))
+            .starts_with("notAvailableTime[0].during.start")
+    );
     assert!(SlotPattern::new(SignedDuration::ZERO, SignedDuration::ZERO).is_none());
 }

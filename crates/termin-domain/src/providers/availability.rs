@@ -141,7 +141,8 @@ mod tests {
     fn mornings_follow_daylight_saving_time() {
         let mornings = json!([{"availableTime": [{"daysOfWeek": ["mon"], "availableStartTime": "08:00:00", "availableEndTime": "12:00:00"}]}]);
         // The week of the spring-forward (Sunday 2026-03-29).
-        let got = expand(mornings.as_array().unwrap(), ts("2026-03-23T00:00:00Z"), ts("2026-04-06T00:00:00Z"), &vienna());
+        let got =
+            expand(mornings.as_array().unwrap(), ts("2026-03-23T00:00:00Z"), ts("2026-04-06T00:00:00Z"), &vienna());
         assert_eq!(
             got,
             vec![
@@ -157,7 +158,8 @@ mod tests {
             "availableTime": [{"daysOfWeek": ["mon", "tue"], "allDay": true}],
             "notAvailableTime": [{"description": "Urlaub", "during": {"start": "2026-04-06", "end": "2026-04-06"}}]
         }]);
-        let got = expand(weekdays.as_array().unwrap(), ts("2026-04-06T00:00:00Z"), ts("2026-04-08T00:00:00Z"), &vienna());
+        let got =
+            expand(weekdays.as_array().unwrap(), ts("2026-04-06T00:00:00Z"), ts("2026-04-08T00:00:00Z"), &vienna());
         assert_eq!(got, vec![(ts("2026-04-06T22:00:00Z"), ts("2026-04-07T22:00:00Z"))]);
         let monday_morning = [(ts("2026-04-06T06:00:00Z"), ts("2026-04-06T10:00:00Z"))];
         assert!(!overlaps(&got, &monday_morning));

@@ -30,20 +30,20 @@
 
 pub mod availability;
 
-use crate::caller::Caller;
 use crate::DomainError;
+use crate::caller::Caller;
 use crate::kernel::Kernel;
-use std::sync::Arc;
 use availability::Interval;
-use termin_fhir::geo::{self as near, Near, Point};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use termin_fhir::geo::{self as near, Near, Point};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, ResourceType};
 use termin_store::{
-    Comparison, Condition, Filter, IndexKind, Keyset, RangeEnd, RangePoint, RangeTest, ReferenceMatch,
-    ResourceVersion, SearchPage, SearchRequest, SortKey, SortParam, StringMatch, SystemMatch, TokenMatch,
+    Comparison, Condition, Filter, IndexKind, Keyset, RangeEnd, RangePoint, RangeTest, ReferenceMatch, ResourceVersion,
+    SearchPage, SearchRequest, SortKey, SortParam, StringMatch, SystemMatch, TokenMatch,
 };
 
 /// How far ahead availability and free slots are looked at unless the client says.
@@ -151,11 +151,7 @@ pub struct EarliestFreeSlot {
 }
 
 fn body(version: &ResourceVersion) -> Map<String, Value> {
-    version
-        .body
-        .as_deref()
-        .and_then(crate::model::parse_object)
-        .unwrap_or_default()
+    version.body.as_deref().and_then(crate::model::parse_object).unwrap_or_default()
 }
 
 /// The values of an element that may repeat.
@@ -261,7 +257,11 @@ struct RoleCandidate {
 impl RoleCandidate {
     /// The role's Schedules, and its Practitioner's.
     fn schedule_links(&self) -> Vec<ScheduleLink> {
-        let role = ScheduleLink { param: ScheduleParam::Actor, target: ResourceType::PractitionerRole, id: self.role.id.clone() };
+        let role = ScheduleLink {
+            param: ScheduleParam::Actor,
+            target: ResourceType::PractitionerRole,
+            id: self.role.id.clone(),
+        };
         let practitioners = self.practitioners.iter().map(|id| ScheduleLink {
             param: ScheduleParam::Actor,
             target: ResourceType::Practitioner,
@@ -300,10 +300,9 @@ const SERVICE_TYPE_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/service
 
 fn lenient_service_type(token: &TokenMatch) -> TokenMatch {
     match &token.system {
-        SystemMatch::Exactly(system) if SERVICE_TYPE_VALUE_SETS.contains(&system.as_str()) => TokenMatch {
-            system: SystemMatch::Exactly(SERVICE_TYPE_SYSTEM.into()),
-            code: token.code.clone(),
-        },
+        SystemMatch::Exactly(system) if SERVICE_TYPE_VALUE_SETS.contains(&system.as_str()) => {
+            TokenMatch { system: SystemMatch::Exactly(SERVICE_TYPE_SYSTEM.into()), code: token.code.clone() }
+        }
         _ => token.clone(),
     }
 }
@@ -389,7 +388,12 @@ impl ProviderService {
 
     /// The current resource, `None` when it is unknown, deleted or not the caller's to see;
     /// a storage failure is an error, not an absence.
-    async fn read_live(&self, ctx: &Caller, resource_type: ResourceType, id: &str) -> Result<Option<ResourceVersion>, DomainError> {
+    async fn read_live(
+        &self,
+        ctx: &Caller,
+        resource_type: ResourceType,
+        id: &str,
+    ) -> Result<Option<ResourceVersion>, DomainError> {
         match self.kernel.read(ctx, resource_type, id).await {
             Ok(version) => Ok(Some(version)),
             Err(DomainError::NotFound(_) | DomainError::Gone(_) | DomainError::Forbidden(_)) => Ok(None),
@@ -444,12 +448,14 @@ impl ProviderService {
             .iter()
             .flat_map(|candidate| {
                 let role_links = candidate.roles.iter().flat_map(RoleCandidate::schedule_links);
-                let operator_links = candidate.operator.iter().flat_map(|_| operator_schedule_links(&candidate.service.id));
+                let operator_links =
+                    candidate.operator.iter().flat_map(|_| operator_schedule_links(&candidate.service.id));
                 role_links.chain(operator_links)
             })
             .collect();
         let schedules = self.schedules_linked(ctx, &links).await?;
-        let schedule_ids: Vec<String> = schedules.values().flatten().cloned().collect::<BTreeSet<_>>().into_iter().collect();
+        let schedule_ids: Vec<String> =
+            schedules.values().flatten().cloned().collect::<BTreeSet<_>>().into_iter().collect();
         let earliest_by_schedule = self.earliest_free_slots(ctx, &schedule_ids, &wanted, until).await?;
         let earliest_free = |links: &[ScheduleLink]| -> Option<FreeSlot> {
             links
@@ -500,7 +506,12 @@ impl ProviderService {
             let mut providers: Vec<(Option<u64>, Option<Timestamp>, Vec<ResourceVersion>)> = Vec::new();
             let mut earliest_free_slots = Vec::new();
             for (role, free) in roles {
-                note_free(&mut notes, &mut earliest_free_slots, format!("PractitionerRole/{}", role.role.id), free.as_ref());
+                note_free(
+                    &mut notes,
+                    &mut earliest_free_slots,
+                    format!("PractitionerRole/{}", role.role.id),
+                    free.as_ref(),
+                );
                 let mut group = vec![role.role];
                 group.extend(role.practitioners.iter().filter_map(|id| practitioners.get(id).cloned()));
                 group.extend(role.organizations.iter().filter_map(|id| organizations.get(id).cloned()));
@@ -539,21 +550,27 @@ impl ProviderService {
         }
         matches.sort_by(|a, b| a.rank.cmp(&b.rank));
         if matches.is_empty() {
-            notes.push(Issue::warning(IssueCode::NotFound, "No provider offers the service at the wanted place and time"));
+            notes.push(Issue::warning(
+                IssueCode::NotFound,
+                "No provider offers the service at the wanted place and time",
+            ));
         }
         Ok(ProviderMatches { services: matches, notes })
     }
 
-    async fn matching_services(&self, ctx: &Caller, query: &ProviderQuery) -> Result<Vec<ResourceVersion>, DomainError> {
+    async fn matching_services(
+        &self,
+        ctx: &Caller,
+        query: &ProviderQuery,
+    ) -> Result<Vec<ResourceVersion>, DomainError> {
         if let Some(identifier) = &query.service_identifier {
             return self.service_by_identifier(ctx, identifier).await.and_then(active_service);
         }
         let referenced = match (&query.service_reference, &query.service_resource) {
             (Some(reference), _) => Some(reference.clone()),
-            (None, Some(inline)) => inline
-                .get("id")
-                .and_then(Value::as_str)
-                .map(|id| format!("HealthcareService/{id}")),
+            (None, Some(inline)) => {
+                inline.get("id").and_then(Value::as_str).map(|id| format!("HealthcareService/{id}"))
+            }
             _ => None,
         };
         if let Some(reference) = referenced {
@@ -591,8 +608,11 @@ impl ProviderService {
         }
         if conditions.len() == 1 {
             return Err(DomainError::invalid(
-                Issue::error(IssueCode::Required, "The inline HealthcareService carries no type, category or specialty code")
-                    .at(SERVICE_REFERENCE_INPUT),
+                Issue::error(
+                    IssueCode::Required,
+                    "The inline HealthcareService carries no type, category or specialty code",
+                )
+                .at(SERVICE_REFERENCE_INPUT),
             ));
         }
         self.find(ctx, ResourceType::HealthcareService, conditions, Vec::new(), BATCH).await
@@ -641,7 +661,9 @@ impl ProviderService {
         let mut wanted = Places::default();
         for selector in &query.locations {
             let found = match selector {
-                LocationSelector::Id(id) => self.read_live(ctx, ResourceType::Location, id).await?.into_iter().collect(),
+                LocationSelector::Id(id) => {
+                    self.read_live(ctx, ResourceType::Location, id).await?.into_iter().collect()
+                }
                 LocationSelector::Identifier { system, value } => {
                     let token = TokenMatch {
                         system: system.clone().map_or(SystemMatch::Any, SystemMatch::Exactly),
@@ -660,7 +682,8 @@ impl ProviderService {
             if found.is_empty() {
                 notes.push(Issue::warning(IssueCode::NotFound, format!("Location {selector:?} is not known here")));
             }
-            centres.extend(found.iter().filter_map(|l| near::position(&body(l))).map(|centre| Near { centre, radius_km }));
+            centres
+                .extend(found.iter().filter_map(|l| near::position(&body(l))).map(|centre| Near { centre, radius_km }));
             wanted.locations.extend(found.into_iter().map(|l| l.id));
         }
         for zip in &query.zip_areas {
@@ -736,7 +759,8 @@ impl ProviderService {
                 let place_ok = if inherits { service_in_place } else { in_place(&role_places, &organizations) };
                 if place_ok {
                     let practitioners = references(&role_body, "practitioner", ResourceType::Practitioner);
-                    let distance = places.and_then(|p| p.distance(if inherits { &service_places } else { &role_places }));
+                    let distance =
+                        places.and_then(|p| p.distance(if inherits { &service_places } else { &role_places }));
                     roles.push(RoleCandidate { role, body: role_body, practitioners, organizations, distance });
                 }
             }
@@ -790,7 +814,8 @@ impl ProviderService {
                     alternatives: chunk.iter().map(|link| local_reference(link.target, &link.id)).collect(),
                 };
                 for schedule in self.find_all(ctx, ResourceType::Schedule, vec![referring, active_only()]).await? {
-                    let named: BTreeSet<(ResourceType, String)> = local_targets(param.references(&body(&schedule))).collect();
+                    let named: BTreeSet<(ResourceType, String)> =
+                        local_targets(param.references(&body(&schedule))).collect();
                     for (target, id) in named {
                         let link = ScheduleLink { param, target, id };
                         if wanted.contains(&link) {
@@ -827,14 +852,17 @@ impl ProviderService {
             kind: IndexKind::Date,
             alternatives: wanted
                 .iter()
-                .map(|&(from, to)| RangeTest::All(vec![bound(Comparison::GreaterOrEqual, from), bound(Comparison::LessOrEqual, to)]))
+                .map(|&(from, to)| {
+                    RangeTest::All(vec![bound(Comparison::GreaterOrEqual, from), bound(Comparison::LessOrEqual, to)])
+                })
                 .collect(),
         };
         let free = Condition::TokenAny {
             param: "status".into(),
             alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("free".into()) }],
         };
-        let by_start = SortKey { param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date }, descending: false };
+        let by_start =
+            SortKey { param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date }, descending: false };
         for chunk in schedules.chunks(IDS_PER_SEARCH) {
             let mut open: Vec<String> = chunk.to_vec();
             let mut after = None;
@@ -847,8 +875,9 @@ impl ProviderService {
                     starts_when_wanted.clone(),
                     free.clone(),
                 ];
-                let page =
-                    self.find_page(ctx, ResourceType::Slot, conditions, vec![by_start.clone()], SLOTS_PER_PAGE, after).await?;
+                let page = self
+                    .find_page(ctx, ResourceType::Slot, conditions, vec![by_start.clone()], SLOTS_PER_PAGE, after)
+                    .await?;
                 for slot in page.matches {
                     let slot_body = body(&slot);
                     let Some((_, schedule)) = local_targets(listed(&slot_body, "schedule")).next() else { continue };
@@ -886,10 +915,8 @@ fn time_fits(
     if query.availability.is_empty() || free.is_some() {
         return true;
     }
-    let declared = role
-        .and_then(|r| r.get("availability"))
-        .or_else(|| service.get("availability"))
-        .and_then(Value::as_array);
+    let declared =
+        role.and_then(|r| r.get("availability")).or_else(|| service.get("availability")).and_then(Value::as_array);
     match declared {
         Some(declared) => availability::overlaps(&availability::expand(declared, now, until, zone), wanted),
         None => false,
@@ -923,8 +950,11 @@ fn horizon(until: Option<&str>, now: Timestamp, zone: &jiff::tz::TimeZone) -> Re
     let at_input = "Parameters.parameter.where(name = 'availability-until')";
     let Some(end) = availability::period_bound(text.trim(), zone, true) else {
         return Err(DomainError::invalid(
-            Issue::error(IssueCode::Invalid, format!("availability-until must be a FHIR date or dateTime, got {text:?}"))
-                .at(at_input),
+            Issue::error(
+                IssueCode::Invalid,
+                format!("availability-until must be a FHIR date or dateTime, got {text:?}"),
+            )
+            .at(at_input),
         ));
     };
     if end <= now {

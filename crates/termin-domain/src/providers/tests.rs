@@ -1,11 +1,11 @@
-use termin_fhir::geo::Point;
 use super::{BusinessIdentifier, IDS_PER_SEARCH, ProviderMatches, ProviderQuery, SLOTS_PER_PAGE};
-use crate::{Clock, HoldOutcome, Domain, ServiceConfig, SlotSelector};
+use crate::Caller;
+use crate::{Clock, Domain, HoldOutcome, ServiceConfig, SlotSelector};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use termin_fhir::ResourceType;
-use crate::Caller;
+use termin_fhir::geo::Point;
 use termin_store::{SystemMatch, TokenMatch};
 use termin_store_sqlite::temporary::TemporaryStore;
 
@@ -49,15 +49,15 @@ impl World {
 
     /// Organization org-a (5350) offering physio (type 65) through role r1 with Schedule s-r1.
     async fn one_physiotherapist(&self) {
-    self.put(organization("org-a", "5350")).await;
-    self.put(json!({"resourceType": "HealthcareService", "id": "physio", "active": true, "name": "Physio",
+        self.put(organization("org-a", "5350")).await;
+        self.put(json!({"resourceType": "HealthcareService", "id": "physio", "active": true, "name": "Physio",
         "type": [{"coding": [{"system": SERVICE_TYPE, "code": "65"}]}]}))
-        .await;
-    self.put(json!({"resourceType": "PractitionerRole", "id": "r1", "active": true,
+            .await;
+        self.put(json!({"resourceType": "PractitionerRole", "id": "r1", "active": true,
         "organization": {"reference": "Organization/org-a"},
         "healthcareService": [{"reference": "HealthcareService/physio"}]}))
-        .await;
-    self.put(json!({"resourceType": "Schedule", "id": "s-r1", "active": true, "actor": [{"reference": "PractitionerRole/r1"}]})).await;
+            .await;
+        self.put(json!({"resourceType": "Schedule", "id": "s-r1", "active": true, "actor": [{"reference": "PractitionerRole/r1"}]})).await;
     }
 
     async fn slot(&self, id: &str, schedule: &str, status: &str, start: &str, end: &str) {
@@ -134,7 +134,10 @@ async fn each_service_gets_its_own_providers_and_earliest_slots() {
         "availability": [{"availableTime": [{"daysOfWeek": ["tue"], "availableStartTime": "08:00:00", "availableEndTime": "12:00:00"}]}]}))
         .await;
     w.put(json!({"resourceType": "Schedule", "id": "s-r1", "active": true, "actor": [{"reference": "PractitionerRole/r1"}]})).await;
-    w.put(json!({"resourceType": "Schedule", "id": "s-p1", "active": true, "actor": [{"reference": "Practitioner/p1"}]})).await;
+    w.put(
+        json!({"resourceType": "Schedule", "id": "s-p1", "active": true, "actor": [{"reference": "Practitioner/p1"}]}),
+    )
+    .await;
     w.put(json!({"resourceType": "Schedule", "id": "s-r2", "active": true, "actor": [{"reference": "PractitionerRole/r2"}]})).await;
     w.put(json!({"resourceType": "Schedule", "id": "s-physio", "active": true,
         "serviceType": [{"reference": {"reference": "HealthcareService/physio"}}]}))
@@ -145,7 +148,12 @@ async fn each_service_gets_its_own_providers_and_earliest_slots() {
         "actor": [{"reference": "https://elsewhere.example/fhir/PractitionerRole/r1"}]}))
         .await;
     // Tuesday 2026-03-03, 08:00–08:30 in Vienna: the earliest of all, but busy or not counting.
-    for (slot, schedule, status) in [("blocked", "s-r1", "busy-unavailable"), ("old", "s-old", "free"), ("elsewhere", "s-elsewhere", "free"), ("far", "s-r2", "free")] {
+    for (slot, schedule, status) in [
+        ("blocked", "s-r1", "busy-unavailable"),
+        ("old", "s-old", "free"),
+        ("elsewhere", "s-elsewhere", "free"),
+        ("far", "s-r2", "free"),
+    ] {
         w.slot(slot, schedule, status, "2026-03-03T07:00:00Z", "2026-03-03T07:30:00Z").await;
     }
     // Monday 11:45–12:15 overlaps the end of a wanted morning, so it is not inside it.
@@ -158,27 +166,46 @@ async fn each_service_gets_its_own_providers_and_earliest_slots() {
     assert_eq!(
         labels(&answer),
         [
-            ("massage".to_owned(), vec![
-                "PractitionerRole/r1".to_owned(),
-                "Practitioner/p1".into(),
-                "Organization/org-a".into(),
-                "PractitionerRole/r3".into(),
-                "Practitioner/p3".into(),
-            ]),
-            ("physio".to_owned(), vec!["PractitionerRole/r1".to_owned(), "Practitioner/p1".into(), "Organization/org-a".into()]),
+            (
+                "massage".to_owned(),
+                vec![
+                    "PractitionerRole/r1".to_owned(),
+                    "Practitioner/p1".into(),
+                    "Organization/org-a".into(),
+                    "PractitionerRole/r3".into(),
+                    "Practitioner/p3".into(),
+                ]
+            ),
+            (
+                "physio".to_owned(),
+                vec!["PractitionerRole/r1".to_owned(), "Practitioner/p1".into(), "Organization/org-a".into()]
+            ),
         ]
     );
     let tuesday: Timestamp = "2026-03-03T10:00:00Z".parse().unwrap();
     assert!(answer.services.iter().all(|m| m.earliest_free == Some(tuesday)));
     let notes = note_texts(&answer);
-    let r1_notes = notes.iter().filter(|n| n.contains("PractitionerRole/r1: earliest free slot Slot/p1-tuesday")).count();
+    let r1_notes =
+        notes.iter().filter(|n| n.contains("PractitionerRole/r1: earliest free slot Slot/p1-tuesday")).count();
     assert_eq!(r1_notes, 2, "{notes:#?}");
-    assert!(notes.iter().any(|n| n.contains("Organization/org-a: earliest free slot Slot/physio-tuesday")), "{notes:#?}");
+    assert!(
+        notes.iter().any(|n| n.contains("Organization/org-a: earliest free slot Slot/physio-tuesday")),
+        "{notes:#?}"
+    );
     // The same, structured per service.
     let physio = answer.services.iter().find(|m| m.service.id == "physio").unwrap();
-    let earliest: Vec<(&str, &str)> = physio.earliest_free_slots.iter().map(|e| (e.provider.as_str(), e.slot_id.as_str())).collect();
-    assert!(earliest.contains(&("PractitionerRole/r1", "p1-tuesday")) && earliest.contains(&("Organization/org-a", "physio-tuesday")), "{earliest:?}");
-    assert_eq!(physio.earliest_free_slots.iter().map(|e| e.start).min(), physio.earliest_free, "the service's earliest is its providers' earliest");
+    let earliest: Vec<(&str, &str)> =
+        physio.earliest_free_slots.iter().map(|e| (e.provider.as_str(), e.slot_id.as_str())).collect();
+    assert!(
+        earliest.contains(&("PractitionerRole/r1", "p1-tuesday"))
+            && earliest.contains(&("Organization/org-a", "physio-tuesday")),
+        "{earliest:?}"
+    );
+    assert_eq!(
+        physio.earliest_free_slots.iter().map(|e| e.start).min(),
+        physio.earliest_free,
+        "the service's earliest is its providers' earliest"
+    );
 
     // On Mondays only r1's overlapping slot is near, and nobody declares Mondays.
     let mondays = w.find(&["mon"]).await;
@@ -191,13 +218,21 @@ async fn a_slot_whose_hold_expired_counts_as_free() {
     let w = World::new().await;
     w.one_physiotherapist().await;
     w.slot("tuesday", "s-r1", "free", "2026-03-03T08:00:00Z", "2026-03-03T08:30:00Z").await;
-    let held = w.service.scheduling.hold_slot(&Caller::anonymous("client"), &SlotSelector::Id("tuesday".into()), true).await.unwrap();
+    let held = w
+        .service
+        .scheduling
+        .hold_slot(&Caller::anonymous("client"), &SlotSelector::Id("tuesday".into()), true)
+        .await
+        .unwrap();
     assert!(matches!(held, HoldOutcome::Held { .. }), "{held:?}");
 
     assert!(w.find(&["tue"]).await.services.is_empty());
     *w.clock.0.lock().unwrap() += HOLD + SignedDuration::from_secs(1);
     let answer = w.find(&["tue"]).await;
-    assert_eq!(labels(&answer), [("physio".to_owned(), vec!["PractitionerRole/r1".to_owned(), "Organization/org-a".into()])]);
+    assert_eq!(
+        labels(&answer),
+        [("physio".to_owned(), vec!["PractitionerRole/r1".to_owned(), "Organization/org-a".into()])]
+    );
     assert!(note_texts(&answer).iter().any(|n| n.contains("Slot/tuesday")), "{:?}", note_texts(&answer));
 }
 
@@ -232,12 +267,21 @@ async fn many_providers_are_searched_in_chunks_and_pages() {
     for (i, found) in labels(&answer).into_iter().enumerate() {
         assert_eq!(
             found,
-            (format!("svc-{i:03}"), vec![format!("PractitionerRole/r-{i:03}"), format!("Practitioner/p-{i:03}"), "Organization/org-a".into()])
+            (
+                format!("svc-{i:03}"),
+                vec![
+                    format!("PractitionerRole/r-{i:03}"),
+                    format!("Practitioner/p-{i:03}"),
+                    "Organization/org-a".into()
+                ]
+            )
         );
         assert_eq!(answer.services[i].earliest_free, Some(next_tuesday));
     }
     let notes = note_texts(&answer);
-    assert!((0..count).all(|i| notes.iter().any(|n| n.contains(&format!("PractitionerRole/r-{i:03}: earliest free slot Slot/fits-{i:03}")))));
+    assert!((0..count).all(|i| {
+        notes.iter().any(|n| n.contains(&format!("PractitionerRole/r-{i:03}: earliest free slot Slot/fits-{i:03}")))
+    }));
 }
 
 /// Physiotherapy on Tuesday mornings, looking ahead until the given date or dateTime.
@@ -266,7 +310,10 @@ async fn availability_until_sets_how_far_ahead_to_look() {
     assert!(day_before.services.is_empty(), "{:?}", labels(&day_before));
     // A date includes its whole day.
     let that_day = w.service.providers.find_providers(&ctx, &tuesdays_until(Some("2026-04-07"))).await.unwrap();
-    assert_eq!(labels(&that_day), [("physio".to_owned(), vec!["PractitionerRole/r1".to_owned(), "Organization/org-a".into()])]);
+    assert_eq!(
+        labels(&that_day),
+        [("physio".to_owned(), vec!["PractitionerRole/r1".to_owned(), "Organization/org-a".into()])]
+    );
     assert_eq!(that_day.services[0].earliest_free, Some("2026-04-07T08:00:00Z".parse().unwrap()));
 
     for refused in ["2026-06-01", "2026-03-01", "next week"] {
@@ -332,7 +379,9 @@ async fn near_finds_providers_within_the_distance_nearest_first() {
     w.put(place("bad-ischl", Some((47.7111, 13.6197)))).await;
     w.put(place("vienna", Some((48.2082, 16.3738)))).await;
     w.put(place("nowhere", None)).await;
-    for (service, location) in [("at-ischl", "bad-ischl"), ("at-wolfgang", "st-wolfgang"), ("at-vienna", "vienna"), ("unplaced", "nowhere")] {
+    for (service, location) in
+        [("at-ischl", "bad-ischl"), ("at-wolfgang", "st-wolfgang"), ("at-vienna", "vienna"), ("unplaced", "nowhere")]
+    {
         w.put(json!({"resourceType": "HealthcareService", "id": service, "active": true, "name": service,
             "location": [{"reference": format!("Location/{location}")}],
             "type": [{"coding": [{"system": SERVICE_TYPE, "code": "65"}]}]}))
@@ -389,19 +438,30 @@ async fn near_finds_providers_within_the_distance_nearest_first() {
 async fn a_storage_failure_is_an_error_not_an_unknown_service_or_location() {
     let db = TemporaryStore::open().await.unwrap();
     let probe = Arc::new(crate::test_support::ProbeStore::new(db.store.clone()));
-    let service = Domain::new(probe.clone(), Arc::new(crate::SystemClock), ServiceConfig::default(), termin_search::registry());
+    let service =
+        Domain::new(probe.clone(), Arc::new(crate::SystemClock), ServiceConfig::default(), termin_search::registry());
     let ctx = Caller::anonymous("client");
-    let by_reference = ProviderQuery { service_reference: Some("HealthcareService/physio".into()), ..ProviderQuery::default() };
+    let by_reference =
+        ProviderQuery { service_reference: Some("HealthcareService/physio".into()), ..ProviderQuery::default() };
     let by_location = ProviderQuery {
         types: vec![TokenMatch { system: SystemMatch::Exactly(SERVICE_TYPE.into()), code: Some("65".into()) }],
         locations: vec![super::LocationSelector::Id("vienna".into())],
         ..ProviderQuery::default()
     };
     // Unknown here (an empty store): a 422 for the service, a note for the Location.
-    assert!(matches!(service.providers.find_providers(&ctx, &by_reference).await, Err(crate::DomainError::Unprocessable(_))));
+    assert!(matches!(
+        service.providers.find_providers(&ctx, &by_reference).await,
+        Err(crate::DomainError::Unprocessable(_))
+    ));
     assert!(service.providers.find_providers(&ctx, &by_location).await.is_ok());
     probe.fail_reads_of(ResourceType::HealthcareService);
-    assert!(matches!(service.providers.find_providers(&ctx, &by_reference).await, Err(crate::DomainError::Unavailable(_))));
+    assert!(matches!(
+        service.providers.find_providers(&ctx, &by_reference).await,
+        Err(crate::DomainError::Unavailable(_))
+    ));
     probe.fail_reads_of(ResourceType::Location);
-    assert!(matches!(service.providers.find_providers(&ctx, &by_location).await, Err(crate::DomainError::Unavailable(_))));
+    assert!(matches!(
+        service.providers.find_providers(&ctx, &by_location).await,
+        Err(crate::DomainError::Unavailable(_))
+    ));
 }

@@ -1,8 +1,8 @@
 use super::*;
 
+use crate::Caller;
 use crate::{ServiceConfig, SystemClock};
 use serde_json::json;
-use crate::Caller;
 use termin_store::{IndexEntries, ResourceStore, SystemMatch, TokenMatch};
 use termin_store_sqlite::temporary::TemporaryStore;
 
@@ -51,10 +51,7 @@ async fn stale_if_match_is_rejected_without_change() {
     let p = json!({"resourceType": "Patient", "id": "p"});
     svc.update(&ctx(), ResourceType::Patient, "p", object(p), None).await.unwrap();
     let changed = json!({"resourceType": "Patient", "id": "p", "active": true});
-    let err = svc
-        .update(&ctx(), ResourceType::Patient, "p", object(changed.clone()), Some(7))
-        .await
-        .unwrap_err();
+    let err = svc.update(&ctx(), ResourceType::Patient, "p", object(changed.clone()), Some(7)).await.unwrap_err();
     assert!(matches!(err, DomainError::PreconditionFailed(_)));
     assert_eq!(svc.read(&ctx(), ResourceType::Patient, "p").await.unwrap().version, 1);
     let ok = svc.update(&ctx(), ResourceType::Patient, "p", object(changed), Some(1)).await.unwrap();
@@ -103,10 +100,8 @@ async fn delete_then_read_is_gone_and_recreate_works() {
 #[tokio::test]
 async fn wrong_resource_type_is_invalid() {
     let (svc, _db) = service(true).await;
-    let err = svc
-        .create(&ctx(), ResourceType::Slot, object(json!({"resourceType": "Patient"})), None)
-        .await
-        .unwrap_err();
+    let err =
+        svc.create(&ctx(), ResourceType::Slot, object(json!({"resourceType": "Patient"})), None).await.unwrap_err();
     assert!(matches!(err, DomainError::Invalid(_)));
 }
 
@@ -129,7 +124,9 @@ async fn import_applies_booking_rules_and_keeps_what_is_stored() {
     let first = svc.import(&ctx(), batch.clone()).await.unwrap();
     assert_eq!(first, ImportSummary { created: 3, existing: 0 });
     // The booked appointment took its slot, as a PUT would have.
-    let s1: Value = serde_json::from_str(svc.read(&ctx(), ResourceType::Slot, "s1").await.unwrap().body.as_deref().unwrap()).unwrap();
+    let s1: Value =
+        serde_json::from_str(svc.read(&ctx(), ResourceType::Slot, "s1").await.unwrap().body.as_deref().unwrap())
+            .unwrap();
     assert_eq!(s1["status"], "busy");
     // Loading again leaves what is stored alone, even where it changed since (s1 is busy now).
     let again = svc.import(&ctx(), batch).await.unwrap();
@@ -161,7 +158,8 @@ async fn import_writes_nothing_when_one_resource_is_bad() {
 #[tokio::test]
 async fn the_index_rebuild_gives_older_locations_their_positions() {
     let (svc, db) = service(true).await;
-    let location = json!({"resourceType": "Location", "id": "graz", "position": {"latitude": 47.07, "longitude": 15.44}});
+    let location =
+        json!({"resourceType": "Location", "id": "graz", "position": {"latitude": 47.07, "longitude": 15.44}});
     svc.update(&ctx(), ResourceType::Location, "graz", object(location), None).await.unwrap();
     let store = db.store.clone();
     let mut tx = store.begin_write(&termin_store::RequestContext::anonymous("test")).await.unwrap();

@@ -7,10 +7,10 @@ use super::{
     CreateTarget, ResourceService, WriteTarget, apply_patch, check_absent, check_id, check_if_match, check_type,
     check_url_id, live, parse_patch,
 };
+use crate::DomainError;
 use crate::caller::Caller;
 use crate::kernel::WriteOutcome;
 use crate::unit_of_work::UnitOfWork;
-use crate::DomainError;
 use serde_json::{Map, Value};
 use termin_fhir::{IssueCode, ResourceType};
 use termin_store::{Condition, Permission, ResourceVersion};
@@ -130,7 +130,12 @@ impl Transaction<'_> {
     }
 
     /// Deletes; something absent or deleted already is no error.
-    pub async fn delete(&mut self, resource_type: ResourceType, id: &str, if_match: Option<u64>) -> Result<(), DomainError> {
+    pub async fn delete(
+        &mut self,
+        resource_type: ResourceType,
+        id: &str,
+        if_match: Option<u64>,
+    ) -> Result<(), DomainError> {
         self.tx.next_access();
         check_id(resource_type, id)?;
         self.service.delete_staged(&self.ctx, &mut self.tx, resource_type, id, if_match).await?;
@@ -138,7 +143,11 @@ impl Transaction<'_> {
     }
 
     /// The current version as this transaction sees it (its own writes included).
-    pub async fn current(&mut self, resource_type: ResourceType, id: &str) -> Result<Option<ResourceVersion>, DomainError> {
+    pub async fn current(
+        &mut self,
+        resource_type: ResourceType,
+        id: &str,
+    ) -> Result<Option<ResourceVersion>, DomainError> {
         self.tx.read_current(resource_type, id).await
     }
 

@@ -1,13 +1,13 @@
 //! Scheduling rules for generic writes of Appointments and Slots.
 
-use crate::access;
-use crate::caller::{Caller, PublicBooking};
-use crate::model::{self, AppointmentId, SlotId, is_cancelled, occupies_slots, slot_ids};
 use super::policy::{Release, booking_deadline, check_cancellation_deadline};
 use super::sequence::{NamedSlot, check_sequence, slot_positions};
 use super::state::{self, SlotState};
 use super::{record_event, set_slot_status};
 use crate::DomainError;
+use crate::access;
+use crate::caller::{Caller, PublicBooking};
+use crate::model::{self, AppointmentId, SlotId, is_cancelled, occupies_slots, slot_ids};
 use crate::unit_of_work::UnitOfWork;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
@@ -185,12 +185,18 @@ async fn check_move(
             bodies.push((*position, id.as_str(), body));
         }
     }
-    let named: Vec<NamedSlot<'_>> = bodies.iter().map(|(position, id, body)| NamedSlot { position: *position, id, body }).collect();
-    let not_started: Vec<&str> = if ctx.acts_for_patient() { taken.iter().map(|id| id.as_str()).collect() } else { Vec::new() };
+    let named: Vec<NamedSlot<'_>> =
+        bodies.iter().map(|(position, id, body)| NamedSlot { position: *position, id, body }).collect();
+    let not_started: Vec<&str> =
+        if ctx.acts_for_patient() { taken.iter().map(|id| id.as_str()).collect() } else { Vec::new() };
     check_sequence(&named, &not_started, now)
 }
 
-fn appointment_event(previous: Option<&Map<String, Value>>, new: Option<&Map<String, Value>>, moved: bool) -> &'static str {
+fn appointment_event(
+    previous: Option<&Map<String, Value>>,
+    new: Option<&Map<String, Value>>,
+    moved: bool,
+) -> &'static str {
     match (previous, new) {
         (_, None) => "appointment-deleted",
         (None, Some(_)) => "appointment-created",
@@ -199,7 +205,9 @@ fn appointment_event(previous: Option<&Map<String, Value>>, new: Option<&Map<Str
             "appointment-confirmed"
         }
         (Some(p), Some(n))
-            if moved || model::instant(p, "start") != model::instant(n, "start") || model::instant(p, "end") != model::instant(n, "end") =>
+            if moved
+                || model::instant(p, "start") != model::instant(n, "start")
+                || model::instant(p, "end") != model::instant(n, "end") =>
         {
             "appointment-postponed"
         }
@@ -315,10 +323,7 @@ pub(crate) async fn slot_unavailability(
     if let Some(hold) = slot_state.live_hold()
         && !ctx.owns_hold(hold)
     {
-        return Ok(Some(format!(
-            "Slot/{slot_id} is held by another client until {}",
-            format_instant(hold.held_until)
-        )));
+        return Ok(Some(format!("Slot/{slot_id} is held by another client until {}", format_instant(hold.held_until))));
     }
     match slot_state.is_open() {
         true => Ok(None),
@@ -338,7 +343,8 @@ async fn take_slot(
     if let Some(reason) = slot_unavailability(tx, ctx, now, slot_id, Some(appointment)).await? {
         return Err(DomainError::conflict(Issue::error(IssueCode::Conflict, reason).at("Appointment.slot")));
     }
-    let (slot, body) = tx.read_live(ResourceType::Slot, slot_id)
+    let (slot, body) = tx
+        .read_live(ResourceType::Slot, slot_id)
         .await?
         .ok_or_else(|| DomainError::Internal(format!("Slot/{slot_id} vanished")))?;
     if tx.slot_booking(slot_id).await?.is_none() {
@@ -351,7 +357,12 @@ async fn take_slot(
     Ok(())
 }
 
-async fn release_slot(tx: &mut UnitOfWork, now: Timestamp, slot_id: &str, appointment: AppointmentId<'_>) -> Result<(), DomainError> {
+async fn release_slot(
+    tx: &mut UnitOfWork,
+    now: Timestamp,
+    slot_id: &str,
+    appointment: AppointmentId<'_>,
+) -> Result<(), DomainError> {
     if tx.slot_booking(slot_id).await?.as_deref() != Some(appointment.0) {
         return Ok(());
     }
@@ -452,7 +463,10 @@ async fn guard_slot(
             return Err(DomainError::conflict(
                 Issue::error(
                     IssueCode::Conflict,
-                    format!("Slot/{id} is held until {}; it cannot be deleted while the hold lasts", format_instant(hold.held_until)),
+                    format!(
+                        "Slot/{id} is held until {}; it cannot be deleted while the hold lasts",
+                        format_instant(hold.held_until)
+                    ),
                 )
                 .at("Slot"),
             ));

@@ -3,8 +3,8 @@
 //! Appointment asking for a `serviceType` or `specialty` the booked time does not offer (the
 //! IG's "HealthcareService supported" precondition).
 
-use crate::model;
 use crate::DomainError;
+use crate::model;
 use serde_json::{Map, Value};
 use termin_fhir::{Issue, IssueCode, ResourceType};
 
@@ -114,8 +114,16 @@ pub(crate) fn check_offered(appointment: &Map<String, Value>, offer: &Offer) -> 
     Ok(())
 }
 
-fn check_codes(asked: &[(Option<String>, String)], offered: &Declared, path: String, what: &str) -> Result<(), DomainError> {
-    if asked.is_empty() || offered.codings.is_empty() || asked.iter().any(|a| offered.codings.iter().any(|o| same_coding(a, o))) {
+fn check_codes(
+    asked: &[(Option<String>, String)],
+    offered: &Declared,
+    path: String,
+    what: &str,
+) -> Result<(), DomainError> {
+    if asked.is_empty()
+        || offered.codings.is_empty()
+        || asked.iter().any(|a| offered.codings.iter().any(|o| same_coding(a, o)))
+    {
         return Ok(());
     }
     Err(refused(

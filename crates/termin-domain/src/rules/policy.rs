@@ -1,8 +1,8 @@
 //! The AT cancellation policy: `cancelUntil` (a Duration before the appointment's start) on
 //! the Slot or the HealthcareService, enforced for patients' clients.
 
-use crate::model;
 use crate::DomainError;
+use crate::model;
 use crate::unit_of_work::UnitOfWork;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
@@ -207,7 +207,11 @@ pub async fn check_cancellation_deadline(
     {
         consider(
             deadline(start, before),
-            format!("The cancellation policy of {source} allows {} until {text} before the start ({})", release.verb(), format_instant(start)),
+            format!(
+                "The cancellation policy of {source} allows {} until {text} before the start ({})",
+                release.verb(),
+                format_instant(start)
+            ),
         );
     }
     for slot_id in &slot_ids {
@@ -216,7 +220,10 @@ pub async fn check_cancellation_deadline(
         {
             consider(
                 recorded,
-                format!("The cancellation policy in force when Slot/{slot_id} was booked allows {} until then", release.verb()),
+                format!(
+                    "The cancellation policy in force when Slot/{slot_id} was booked allows {} until then",
+                    release.verb()
+                ),
             );
         }
     }
@@ -239,7 +246,9 @@ mod tests {
         let Value::Object(slot) = json!({"extension": [{
             "url": CANCELLATION_POLICY_URL,
             "extension": [{"url": "cancelUntil", "valueDuration": {"value": 24, "unit": "h", "system": "http://unitsofmeasure.org", "code": "h"}}]
-        }]}) else { unreachable!() };
+        }]}) else {
+            unreachable!()
+        };
         let policies = cancel_until(&slot);
         assert_eq!(policies.len(), 1);
         assert_eq!(policies[0].0, SignedDuration::from_hours(24));
@@ -261,13 +270,17 @@ mod tests {
         ] {
             assert!(duration_problem(&bad).is_some(), "{bad} accepted");
         }
-        for good in [json!({"value": 0, "code": "s"}), json!({"value": 365, "code": "d"}), json!({"value": 1.5, "unit": "h"})] {
+        for good in
+            [json!({"value": 0, "code": "s"}), json!({"value": 365, "code": "d"}), json!({"value": 1.5, "unit": "h"})]
+        {
             assert_eq!(duration_problem(&good), None, "{good}");
         }
         let Value::Object(slot) = json!({"extension": [{"url": "urn:other"}, {
             "url": CANCELLATION_POLICY_URL,
             "extension": [{"url": "note", "valueString": "x"}, {"url": "cancelUntil", "valueDuration": {"value": -3, "code": "d"}}]
-        }]}) else { unreachable!() };
+        }]}) else {
+            unreachable!()
+        };
         let DomainError::Unprocessable(outcome) = check_policy_values(ResourceType::Slot, &slot).unwrap_err() else {
             panic!("not a 422")
         };
@@ -277,7 +290,11 @@ mod tests {
     #[test]
     fn stored_values_out_of_range_read_safely() {
         let start: Timestamp = "2026-03-10T09:00:00Z".parse().unwrap();
-        for huge in [json!({"value": 99999999999999999_u64, "code": "wk"}), json!({"value": 1e300, "code": "s"}), json!({"value": 1e18, "code": "s"})] {
+        for huge in [
+            json!({"value": 99999999999999999_u64, "code": "wk"}),
+            json!({"value": 1e300, "code": "s"}),
+            json!({"value": 1e18, "code": "s"}),
+        ] {
             let (before, _) = duration(&huge).unwrap();
             assert_eq!(deadline(start, before), Timestamp::MIN, "{huge}");
         }

@@ -1,8 +1,8 @@
 //! Which slots one Appointment may occupy: each slot once, all of one Schedule, contiguous,
 //! and, for patients' clients, none that has started.
 
-use crate::model;
 use crate::DomainError;
+use crate::model;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 use termin_fhir::instant::format_instant;
@@ -16,7 +16,9 @@ pub(crate) struct NamedSlot<'a> {
 }
 
 fn refused(position: usize, message: String) -> DomainError {
-    DomainError::unprocessable(Issue::error(IssueCode::BusinessRule, message).at(format!("Appointment.slot[{position}]")))
+    DomainError::unprocessable(
+        Issue::error(IssueCode::BusinessRule, message).at(format!("Appointment.slot[{position}]")),
+    )
 }
 
 /// The positions in `Appointment.slot` of the slot ids [`model::slot_ids`] lists, in its order;
@@ -24,10 +26,8 @@ fn refused(position: usize, message: String) -> DomainError {
 pub(crate) fn slot_positions(appointment: &Map<String, Value>) -> Result<Vec<(usize, String)>, DomainError> {
     let mut positions: Vec<(usize, String)> = Vec::new();
     for (position, slot) in appointment.get("slot").and_then(Value::as_array).into_iter().flatten().enumerate() {
-        let Some(id) = slot
-            .get("reference")
-            .and_then(Value::as_str)
-            .and_then(|r| model::reference_id(r, ResourceType::Slot))
+        let Some(id) =
+            slot.get("reference").and_then(Value::as_str).and_then(|r| model::reference_id(r, ResourceType::Slot))
         else {
             continue;
         };
@@ -58,7 +58,11 @@ pub(crate) fn check_sequence(slots: &[NamedSlot<'_>], not_started: &[&str], now:
         if not_started.contains(&slot.id) && start <= now {
             return Err(refused(
                 slot.position,
-                format!("Slot/{} started at {}; only slots that have not started can be booked", slot.id, format_instant(start)),
+                format!(
+                    "Slot/{} started at {}; only slots that have not started can be booked",
+                    slot.id,
+                    format_instant(start)
+                ),
             ));
         }
         timed.push((start, end, slot));

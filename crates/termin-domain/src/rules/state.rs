@@ -23,7 +23,12 @@ pub(crate) struct SlotState {
 impl SlotState {
     /// The state of the Slot `slot_id` with the stored `status`, reading its booking and hold
     /// in the unit of work.
-    pub async fn read(tx: &mut UnitOfWork, slot_id: &str, status: Option<&str>, now: Timestamp) -> Result<Self, DomainError> {
+    pub async fn read(
+        tx: &mut UnitOfWork,
+        slot_id: &str,
+        status: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Self, DomainError> {
         let booking = tx.slot_booking(slot_id).await?;
         let hold = tx.hold(slot_id).await?;
         Ok(SlotState { stored: status.map(str::to_owned), booking, hold, now })

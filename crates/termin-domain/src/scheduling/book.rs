@@ -1,16 +1,18 @@
 //! `Appointment/$book`: book a `proposed` Appointment on the slots it names.
 
-use crate::audit::AuditAction;
-use crate::access;
-use crate::caller::{Caller, PublicBooking};
-use crate::rules::guard::slot_unavailability;
-use crate::rules::offer::{Declared, Offer, check_offered, concept_codings, most_specific, service_references, service_type_codings};
-use crate::rules::sequence::{NamedSlot, check_sequence, slot_positions};
-use crate::model;
-use crate::rules::{BOOKING_REQUESTS_URL, MANUAL_CONFIRMATION_URL};
-use crate::unit_of_work::UnitOfWork;
 use super::SchedulingService;
 use crate::DomainError;
+use crate::access;
+use crate::audit::AuditAction;
+use crate::caller::{Caller, PublicBooking};
+use crate::model;
+use crate::rules::guard::slot_unavailability;
+use crate::rules::offer::{
+    Declared, Offer, check_offered, concept_codings, most_specific, service_references, service_type_codings,
+};
+use crate::rules::sequence::{NamedSlot, check_sequence, slot_positions};
+use crate::rules::{BOOKING_REQUESTS_URL, MANUAL_CONFIRMATION_URL};
+use crate::unit_of_work::UnitOfWork;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
@@ -89,9 +91,7 @@ fn is_repeat(request: &Map<String, Value>, earlier: &Map<String, Value>) -> bool
 
 /// The `valueBoolean` of the resource's extension `url`, if it has one.
 fn flag(resource: &Map<String, Value>, url: &str) -> Option<bool> {
-    crate::model::extension(resource, url)
-        .and_then(|e| e.get("valueBoolean"))
-        .and_then(Value::as_bool)
+    crate::model::extension(resource, url).and_then(|e| e.get("valueBoolean")).and_then(Value::as_bool)
 }
 
 fn has_manual_confirmation(resource: &Map<String, Value>) -> bool {
@@ -114,7 +114,12 @@ fn service_names(services: &[Map<String, Value>]) -> String {
 
 /// Gives an identifier-only Reference (`{"identifier": …}`) the literal reference of the one
 /// `target` resource with that identifier (the IG prefers business identifiers).
-async fn resolve_identifier(tx: &mut UnitOfWork, reference: &mut Value, target: ResourceType, path: &str) -> Result<(), DomainError> {
+async fn resolve_identifier(
+    tx: &mut UnitOfWork,
+    reference: &mut Value,
+    target: ResourceType,
+    path: &str,
+) -> Result<(), DomainError> {
     let Some(reference) = reference.as_object_mut() else {
         return Ok(());
     };
@@ -257,7 +262,11 @@ impl SchedulingService {
         Ok(booking)
     }
 
-    async fn book_conformant(&self, ctx: &Caller, mut appointment: Map<String, Value>) -> Result<BookingOutcome, DomainError> {
+    async fn book_conformant(
+        &self,
+        ctx: &Caller,
+        mut appointment: Map<String, Value>,
+    ) -> Result<BookingOutcome, DomainError> {
         if model::status(&appointment) != Some("proposed") {
             return Err(precondition_failed(
                 IssueCode::BusinessRule,
@@ -309,11 +318,13 @@ impl SchedulingService {
         for (index, (slot_id, slot)) in slots.iter().enumerate() {
             if let Some(reason) = slot_unavailability(&mut tx, ctx, now, slot_id, None).await? {
                 drop(tx);
-                let mut issues = vec![Issue::error(IssueCode::Conflict, reason).at(format!("Appointment.slot[{index}]"))];
+                let mut issues =
+                    vec![Issue::error(IssueCode::Conflict, reason).at(format!("Appointment.slot[{index}]"))];
                 let blocked: Vec<&String> = slots.iter().map(|(id, _)| id).collect();
                 let alternatives = self.free_alternatives(ctx, slot, &blocked).await?;
                 if !alternatives.is_empty() {
-                    let named: Vec<String> = alternatives.iter().map(|a| format!("Slot/{} ({})", a.id, a.start)).collect();
+                    let named: Vec<String> =
+                        alternatives.iter().map(|a| format!("Slot/{} ({})", a.id, a.start)).collect();
                     issues.push(Issue::information(format!(
                         "Free alternatives on the same schedule: {}",
                         named.join(", ")
@@ -341,10 +352,7 @@ impl SchedulingService {
             }
         }
         let status = if confirmation_needed { BookingStatus::Pending } else { BookingStatus::Booked };
-        appointment.insert(
-            "status".into(),
-            json!(if confirmation_needed { "pending" } else { "booked" }),
-        );
+        appointment.insert("status".into(), json!(if confirmation_needed { "pending" } else { "booked" }));
         let id = uuid::Uuid::new_v4().to_string();
         let written = self.kernel.write_in(ctx, tx, ResourceType::Appointment, &id, appointment, None).await?;
         let body = model::parse_object(written.version.body.as_deref().unwrap_or_default())
@@ -435,7 +443,9 @@ impl SchedulingService {
         blocked_slot: &Map<String, Value>,
         exclude: &[&String],
     ) -> Result<Vec<AlternativeSlot>, DomainError> {
-        let (Some(schedule_id), Some(wanted)) = (model::schedule_id(blocked_slot), model::instant(blocked_slot, "start")) else {
+        let (Some(schedule_id), Some(wanted)) =
+            (model::schedule_id(blocked_slot), model::instant(blocked_slot, "start"))
+        else {
             return Ok(Vec::new());
         };
         let now = self.kernel.clock().now();
@@ -470,7 +480,10 @@ impl SchedulingService {
                     now,
                     server_base: None,
                 },
-                sort: vec![SortKey { param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date }, descending }],
+                sort: vec![SortKey {
+                    param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date },
+                    descending,
+                }],
                 count: ALTERNATIVES + exclude.len(),
                 page: None,
                 total: false,
@@ -483,17 +496,14 @@ impl SchedulingService {
                 }
                 let Some(body) = slot.body.as_deref().and_then(model::parse_object) else { continue };
                 let Some(start) = model::instant(&body, "start") else { continue };
-                let distance = if start >= wanted { start.duration_since(wanted) } else { wanted.duration_since(start) };
+                let distance =
+                    if start >= wanted { start.duration_since(wanted) } else { wanted.duration_since(start) };
                 let text = body.get("start").and_then(Value::as_str).unwrap_or_default().to_owned();
                 candidates.push((distance, slot.id, text));
             }
         }
         candidates.sort();
-        Ok(candidates
-            .into_iter()
-            .take(ALTERNATIVES)
-            .map(|(_, id, start)| AlternativeSlot { id, start })
-            .collect())
+        Ok(candidates.into_iter().take(ALTERNATIVES).map(|(_, id, start)| AlternativeSlot { id, start }).collect())
     }
 
     /// An active Appointment with one of the request's identifiers (idempotent retries).
@@ -520,7 +530,11 @@ impl SchedulingService {
 
     /// The subject Patient must exist here, named by literal reference or by identifier
     /// (e.g. the social security number); an identifier-only subject gains the reference.
-    async fn resolve_subject(&self, tx: &mut UnitOfWork, appointment: &mut Map<String, Value>) -> Result<(), DomainError> {
+    async fn resolve_subject(
+        &self,
+        tx: &mut UnitOfWork,
+        appointment: &mut Map<String, Value>,
+    ) -> Result<(), DomainError> {
         let Some(subject) = appointment.get_mut("subject").and_then(Value::as_object_mut) else {
             return Err(precondition_failed(
                 IssueCode::Required,
@@ -588,16 +602,26 @@ impl SchedulingService {
     }
 
     /// Every HealthcareService in `serviceType.reference` exists and is active.
-    async fn check_services(&self, tx: &mut UnitOfWork, appointment: &Map<String, Value>) -> Result<Vec<Map<String, Value>>, DomainError> {
+    async fn check_services(
+        &self,
+        tx: &mut UnitOfWork,
+        appointment: &Map<String, Value>,
+    ) -> Result<Vec<Map<String, Value>>, DomainError> {
         let mut services = Vec::new();
         let service_types = appointment.get("serviceType").and_then(Value::as_array).into_iter().flatten();
         for (index, service_type) in service_types.enumerate() {
-            let Some(reference) = service_type.get("reference").and_then(|r| r.get("reference")).and_then(Value::as_str) else {
+            let Some(reference) =
+                service_type.get("reference").and_then(|r| r.get("reference")).and_then(Value::as_str)
+            else {
                 continue;
             };
             let path = format!("Appointment.serviceType[{index}].reference");
             let id = model::reference_id(reference, ResourceType::HealthcareService).ok_or_else(|| {
-                precondition_failed(IssueCode::Value, format!("{reference:?} is not a HealthcareService reference"), &path)
+                precondition_failed(
+                    IssueCode::Value,
+                    format!("{reference:?} is not a HealthcareService reference"),
+                    &path,
+                )
             })?;
             match tx.read_live(ResourceType::HealthcareService, &id).await? {
                 Some((_, service)) if model::is_active(&service) => services.push(service),
@@ -644,7 +668,11 @@ impl SchedulingService {
         for (position, id) in &ids {
             let path = format!("Appointment.slot[{position}]");
             let Some((_, slot)) = tx.read_live(ResourceType::Slot, id).await? else {
-                return Err(precondition_failed(IssueCode::NotFound, format!("Slot/{id} is not known to this server"), &path));
+                return Err(precondition_failed(
+                    IssueCode::NotFound,
+                    format!("Slot/{id} is not known to this server"),
+                    &path,
+                ));
             };
             let schedule = match model::schedule_id(&slot) {
                 Some(schedule_id) => tx.read_live(ResourceType::Schedule, &schedule_id).await?,
@@ -685,11 +713,8 @@ impl SchedulingService {
             if one { "slot" } else { "slots" },
             slots.iter().map(|(id, _)| format!("Slot/{id}")).collect::<Vec<_>>().join(", ")
         );
-        let span = format!(
-            "from {} to {}",
-            start_text.as_str().unwrap_or_default(),
-            end_text.as_str().unwrap_or_default()
-        );
+        let span =
+            format!("from {} to {}", start_text.as_str().unwrap_or_default(), end_text.as_str().unwrap_or_default());
         let minutes = (end - start).as_mins();
         let mut disagreements = Vec::new();
         for (element, expected, text) in [("start", start, start_text), ("end", end, end_text)] {

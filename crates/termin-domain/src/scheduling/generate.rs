@@ -25,9 +25,9 @@ use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, ResourceType};
 
 pub use horizon::{KeptSchedules, MAX_KEPT_SCHEDULES};
+pub use rules::{SLOT_GENERATION_URL, read_duration};
 /// The identifier system of generated Slots (their identity is `termin-calendar`'s).
 pub use termin_calendar::GENERATED_SLOT_SYSTEM;
-pub use rules::{SLOT_GENERATION_URL, read_duration};
 
 /// The most days one generation covers (a year): larger windows are refused (400).
 pub const MAX_GENERATION_DAYS: i32 = 366;
@@ -82,7 +82,10 @@ impl SchedulingService {
         // waiting to read the Schedule must not wait for a generation waiting for that Slot.
         // The days are not yet known as instants (the zone is the Schedule's), so a day more
         // on either side.
-        let around = (utc_midnight(request.first.yesterday().unwrap_or(request.first)), utc_midnight(next_day(next_day(request.last)?)?));
+        let around = (
+            utc_midnight(request.first.yesterday().unwrap_or(request.first)),
+            utc_midnight(next_day(next_day(request.last)?)?),
+        );
         let mut early = tx.overlapping(ResourceType::Slot, &param, around, "", MAX_EXISTING_SLOTS).await?;
         early.sort();
         for id in &early {
@@ -117,7 +120,9 @@ impl SchedulingService {
         let mut occupied = Vec::new();
         for id in existing {
             let Some((_, slot)) = tx.read_live(ResourceType::Slot, &id).await? else { continue };
-            let (Some(start), Some(end)) = (model::instant(&slot, "start"), model::instant(&slot, "end")) else { continue };
+            let (Some(start), Some(end)) = (model::instant(&slot, "start"), model::instant(&slot, "end")) else {
+                continue;
+            };
             if start < now {
                 continue;
             }
@@ -180,7 +185,9 @@ fn check_window(first: Date, last: Date) -> Result<(), DomainError> {
 }
 
 fn utc_midnight(day: Date) -> Timestamp {
-    day.to_datetime(jiff::civil::Time::midnight()).to_zoned_datetime(jiff::tz::TimeZone::UTC).map_or(Timestamp::MAX, |zoned| zoned.timestamp())
+    day.to_datetime(jiff::civil::Time::midnight())
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .map_or(Timestamp::MAX, |zoned| zoned.timestamp())
 }
 
 fn next_day(day: Date) -> Result<Date, DomainError> {
@@ -211,7 +218,9 @@ async fn actor_availability(
     if elements.is_empty() {
         return Err(DomainError::unprocessable(Issue::error(
             IssueCode::BusinessRule,
-            format!("Schedule/{schedule_id} has no PractitionerRole or HealthcareService actor with availability to generate slots from"),
+            format!(
+                "Schedule/{schedule_id} has no PractitionerRole or HealthcareService actor with availability to generate slots from"
+            ),
         )));
     }
     Availability::read(&elements).map_err(|problem| {
@@ -265,4 +274,3 @@ fn generated_slot(
     slot.insert("end".into(), json!(local_text(&rules.zone, end)));
     slot
 }
-

@@ -1,17 +1,17 @@
 //! `Slot/$hold`: place a hold on a slot (`busy-tentative`) or release it (`free`).
 
-use crate::audit::AuditAction;
-use crate::caller::Caller;
-use crate::rules::state::{self, SlotState};
-use crate::model;
-use crate::rules::{record_event, set_slot_status};
-use crate::unit_of_work::UnitOfWork;
 use super::SchedulingService;
 use crate::DomainError;
+use crate::audit::AuditAction;
+use crate::caller::Caller;
+use crate::model;
+use crate::rules::state::{self, SlotState};
+use crate::rules::{record_event, set_slot_status};
+use crate::unit_of_work::UnitOfWork;
+use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
-use jiff::Timestamp;
 use termin_store::{Condition, SlotHold, SystemMatch, TokenMatch};
 
 /// How the caller names the slot.
@@ -38,7 +38,6 @@ pub enum HoldOutcome {
         outcome: OperationOutcome,
     },
 }
-
 
 impl SchedulingService {
     /// A new hold of `slot_id` for the caller, within its limit of live holds.
@@ -84,10 +83,7 @@ impl SchedulingService {
     fn renewal(&self, hold: &SlotHold, now: Timestamp) -> SlotHold {
         let last_moment = hold.placed_at.checked_add(self.kernel.config().max_hold_time).unwrap_or(Timestamp::MAX);
         let extended = now.checked_add(self.kernel.config().hold_duration).unwrap_or(Timestamp::MAX);
-        SlotHold {
-            held_until: extended.min(last_moment),
-            ..hold.clone()
-        }
+        SlotHold { held_until: extended.min(last_moment), ..hold.clone() }
     }
 
     async fn resolve_slot(&self, tx: &mut UnitOfWork, selector: &SlotSelector) -> Result<String, DomainError> {
@@ -121,7 +117,12 @@ impl SchedulingService {
     }
 
     /// Places a hold (`hold = true`) or releases one the caller owns.
-    pub async fn hold_slot(&self, ctx: &Caller, selector: &SlotSelector, hold: bool) -> Result<HoldOutcome, DomainError> {
+    pub async fn hold_slot(
+        &self,
+        ctx: &Caller,
+        selector: &SlotSelector,
+        hold: bool,
+    ) -> Result<HoldOutcome, DomainError> {
         let now = self.kernel.clock().now();
         let mut tx = self.kernel.begin(ctx).await?;
         tx.audit_as(AuditAction::Execute, if hold { "$hold" } else { "$release" });
@@ -130,7 +131,15 @@ impl SchedulingService {
             return Err(DomainError::NotFound(format!("Slot/{slot_id}")));
         };
         // Staff hold and release only their organisations' slots.
-        crate::organisation::check_write(&mut tx, ctx.context(), ResourceType::Slot, &slot_id, Some(&body), Some(&body)).await?;
+        crate::organisation::check_write(
+            &mut tx,
+            ctx.context(),
+            ResourceType::Slot,
+            &slot_id,
+            Some(&body),
+            Some(&body),
+        )
+        .await?;
         let slot_state = SlotState::read(&mut tx, &slot_id, model::status(&body), now).await?;
         let live_hold = slot_state.live_hold();
         let held_by_other = live_hold.is_some_and(|h| !ctx.owns_hold(h));
@@ -186,11 +195,7 @@ impl SchedulingService {
             )
             .await?;
             tx.commit().await?;
-            return Ok(HoldOutcome::Held {
-                slot: slot_body,
-                held_until,
-                token,
-            });
+            return Ok(HoldOutcome::Held { slot: slot_body, held_until, token });
         }
         // Release: the owner's live hold, or a slot that is free already (nothing to do).
         if status != state::FREE && live_hold.is_none() {
@@ -204,7 +209,8 @@ impl SchedulingService {
         }
         let slot_body = if slot_state.stored() == Some(state::HELD) {
             let released = set_slot_status(&mut tx, &slot, body, state::FREE, now).await?;
-            record_event(&mut tx, "slot-released", ResourceType::Slot, &slot_id, slot.version + 1, now, json!({})).await?;
+            record_event(&mut tx, "slot-released", ResourceType::Slot, &slot_id, slot.version + 1, now, json!({}))
+                .await?;
             released
         } else {
             body

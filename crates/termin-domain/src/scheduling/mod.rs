@@ -10,8 +10,8 @@ mod sweep;
 pub use crate::rules::{BOOKING_REQUESTS_URL, MANUAL_CONFIRMATION_URL};
 pub use book::{AlternativeSlot, BookingOutcome, BookingStatus};
 pub use generate::{
-    GENERATED_SLOT_SYSTEM, GenerationRequest, GenerationSummary, KeptSchedules, MAX_GENERATION_DAYS, MAX_KEPT_SCHEDULES,
-    SLOT_GENERATION_URL, SlotConflict, read_duration,
+    GENERATED_SLOT_SYSTEM, GenerationRequest, GenerationSummary, KeptSchedules, MAX_GENERATION_DAYS,
+    MAX_KEPT_SCHEDULES, SLOT_GENERATION_URL, SlotConflict, read_duration,
 };
 pub use hold::{HoldOutcome, SlotSelector};
 

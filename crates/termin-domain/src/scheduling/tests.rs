@@ -1,5 +1,6 @@
 use crate::{
-    Caller,     BookingStatus, Clock, DomainError, HoldOutcome, Domain, ServiceConfig, SlotSelector, MANUAL_CONFIRMATION_URL,
+    BookingStatus, Caller, Clock, Domain, DomainError, HoldOutcome, MANUAL_CONFIRMATION_URL, ServiceConfig,
+    SlotSelector,
 };
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
@@ -68,9 +69,13 @@ async fn world() -> World {
             "identifier": [{"system": "urn:oid:1.2.40.0.10.1.4.3.1", "value": "1234010180"}]})),
         put(json!({"resourceType": "Patient", "id": "bert"})),
         put(json!({"resourceType": "HealthcareService", "id": "physio", "active": true})),
-        put(json!({"resourceType": "Schedule", "id": "s1", "active": true, "actor": [{"reference": "Practitioner/p"}]})),
-        put(json!({"resourceType": "Schedule", "id": "confirm", "active": true, "actor": [{"reference": "Practitioner/p"}],
-            "extension": [{"url": MANUAL_CONFIRMATION_URL, "valueBoolean": true}]})),
+        put(
+            json!({"resourceType": "Schedule", "id": "s1", "active": true, "actor": [{"reference": "Practitioner/p"}]}),
+        ),
+        put(
+            json!({"resourceType": "Schedule", "id": "confirm", "active": true, "actor": [{"reference": "Practitioner/p"}],
+            "extension": [{"url": MANUAL_CONFIRMATION_URL, "valueBoolean": true}]}),
+        ),
     ];
     for (rt, id, body) in setup {
         service.resources.update(&ctx, rt, &id, body, None).await.unwrap();
@@ -80,7 +85,11 @@ async fn world() -> World {
             let slot = json!({"resourceType": "Slot", "id": format!("{schedule}-{hour}"),
                 "schedule": {"reference": format!("Schedule/{schedule}")}, "status": "free",
                 "start": format!("2026-03-10T{hour:02}:00:00Z"), "end": format!("2026-03-10T{hour:02}:30:00Z")});
-            service.resources.update(&ctx, ResourceType::Slot, slot["id"].as_str().unwrap(), object(slot.clone()), None).await.unwrap();
+            service
+                .resources
+                .update(&ctx, ResourceType::Slot, slot["id"].as_str().unwrap(), object(slot.clone()), None)
+                .await
+                .unwrap();
         }
     }
     World { service, store, clock, _db: db }
@@ -126,7 +135,8 @@ async fn hold_then_book_with_the_token() {
     assert_eq!(booked.status, BookingStatus::Booked);
     assert_eq!(booked.appointment["start"], "2026-03-10T08:00:00Z");
     assert_eq!(slot_status(&w, "s1-8").await, "busy");
-    let release = w.service.scheduling.hold_slot(&holder(&token), &SlotSelector::Id("s1-8".into()), false).await.unwrap();
+    let release =
+        w.service.scheduling.hold_slot(&holder(&token), &SlotSelector::Id("s1-8".into()), false).await.unwrap();
     assert!(matches!(release, HoldOutcome::Rejected { .. }), "{release:?}");
 }
 
@@ -157,7 +167,9 @@ async fn racing_bookings_of_one_slot_book_it_once() {
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let w = w.clone();
-        tasks.push(tokio::spawn(async move { w.service.scheduling.book(&client(), appointment(&["s1-11"])).await.unwrap().status }));
+        tasks.push(tokio::spawn(async move {
+            w.service.scheduling.book(&client(), appointment(&["s1-11"])).await.unwrap().status
+        }));
     }
     let mut booked = 0;
     for task in tasks {
@@ -191,13 +203,15 @@ async fn cancel_postpone_and_fixed_elements() {
 
     let mut other_patient = moved.clone();
     other_patient.insert("subject".into(), json!({"reference": "Patient/bert"}));
-    let err = w.service.resources.update(&client(), ResourceType::Appointment, &id, other_patient, None).await.unwrap_err();
+    let err =
+        w.service.resources.update(&client(), ResourceType::Appointment, &id, other_patient, None).await.unwrap_err();
     let DomainError::Unprocessable(outcome) = err else { panic!("{err:?}") };
     assert_eq!(outcome.issues[0].expression, ["Appointment.subject"]);
 
     let mut cancelled = moved;
     cancelled.insert("status".into(), json!("cancelled"));
-    let done = w.service.resources.update(&client(), ResourceType::Appointment, &id, cancelled.clone(), None).await.unwrap();
+    let done =
+        w.service.resources.update(&client(), ResourceType::Appointment, &id, cancelled.clone(), None).await.unwrap();
     assert!(done.version.body.unwrap().contains("cancellationDate"));
     assert_eq!(slot_status(&w, "s1-9").await, "free");
     cancelled.insert("description".into(), json!("too late"));
@@ -246,9 +260,15 @@ async fn manual_confirmation_makes_bookings_pending_until_staff_decide() {
 #[tokio::test]
 async fn a_patient_token_declines_but_does_not_confirm_its_pending_booking() {
     let w = world().await;
-    let principal = termin_store::TokenPrincipal { subject: "anna".into(), client_id: None, patient: Some("anna".into()), fhir_user: None };
+    let principal = termin_store::TokenPrincipal {
+        subject: "anna".into(),
+        client_id: None,
+        patient: Some("anna".into()),
+        fhir_user: None,
+    };
     let anna = Caller::new(
-        termin_store::RequestContext::anonymous("r").with_token(principal, termin_store::Scope::parse_all("patient/Appointment.cruds")),
+        termin_store::RequestContext::anonymous("r")
+            .with_token(principal, termin_store::Scope::parse_all("patient/Appointment.cruds")),
     );
     let pending = w.service.scheduling.book(&anna, appointment(&["confirm-8"])).await.unwrap();
     let id = pending.version.unwrap().id;
@@ -342,7 +362,8 @@ async fn late_cancellation_by_a_patient_breaks_the_policy_but_staff_may() {
     // 2026-03-10T08:00Z is less than 24 h before the 09:00 appointment.
     w.clock.advance(SignedDuration::from_hours(8 * 24));
     let (id, body) = cancel(&late);
-    let err = w.service.resources.update(&client(), ResourceType::Appointment, &id, body.clone(), None).await.unwrap_err();
+    let err =
+        w.service.resources.update(&client(), ResourceType::Appointment, &id, body.clone(), None).await.unwrap_err();
     let DomainError::Unprocessable(outcome) = err else { panic!("{err:?}") };
     assert!(outcome.issues[0].diagnostics.contains("24 h"), "{}", outcome.issues[0].diagnostics);
     assert_eq!(slot_status(&w, "s1-9").await, "busy");
@@ -375,7 +396,10 @@ async fn book_takes_only_one_schedules_contiguous_slots_that_have_not_started() 
     }
     // Listed in any order, contiguous slots book together.
     let booked = w.service.scheduling.book(&client(), appointment(&["s1-830", "s1-8"])).await.unwrap();
-    assert_eq!((&booked.appointment["start"], &booked.appointment["end"]), (&json!("2026-03-10T08:00:00Z"), &json!("2026-03-10T09:00:00Z")));
+    assert_eq!(
+        (&booked.appointment["start"], &booked.appointment["end"]),
+        (&json!("2026-03-10T08:00:00Z"), &json!("2026-03-10T09:00:00Z"))
+    );
 
     w.clock.advance(SignedDuration::from_hours(8 * 24 - 1)); // 2026-03-10T07:00Z
     let DomainError::Unprocessable(outcome) = refused(&["s1-7"]).await else { panic!("a started slot was booked") };
@@ -391,15 +415,28 @@ async fn postponing_keeps_to_the_booking_rules() {
     let id = booked.version.as_ref().unwrap().id.clone();
     let move_to = |slots: &[&str]| {
         let mut moved = booked.appointment.clone();
-        moved.insert("slot".into(), json!(slots.iter().map(|s| json!({"reference": format!("Slot/{s}")})).collect::<Vec<_>>()));
+        moved.insert(
+            "slot".into(),
+            json!(slots.iter().map(|s| json!({"reference": format!("Slot/{s}")})).collect::<Vec<_>>()),
+        );
         moved
     };
     for slots in [&["s1-8", "s1-9"][..], &["s1-8", "confirm-9"][..], &["s1-9", "s1-9"][..]] {
-        let err = w.service.resources.update(&client(), ResourceType::Appointment, &id, move_to(slots), None).await.unwrap_err();
+        let err = w
+            .service
+            .resources
+            .update(&client(), ResourceType::Appointment, &id, move_to(slots), None)
+            .await
+            .unwrap_err();
         assert!(matches!(err, DomainError::Unprocessable(_)), "{slots:?}: {err:?}");
     }
     w.clock.advance(SignedDuration::from_hours(8 * 24 + 1)); // 2026-03-10T09:00Z
-    let err = w.service.resources.update(&client(), ResourceType::Appointment, &id, move_to(&["s1-9"]), None).await.unwrap_err();
+    let err = w
+        .service
+        .resources
+        .update(&client(), ResourceType::Appointment, &id, move_to(&["s1-9"]), None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, DomainError::Unprocessable(_)), "{err:?}");
     w.service.resources.update(&client(), ResourceType::Appointment, &id, move_to(&["s1-11"]), None).await.unwrap();
     assert_eq!(slot_status(&w, "s1-10").await, "free");
@@ -541,8 +578,14 @@ async fn a_token_less_caller_owns_the_holds_of_its_address() {
 async fn a_one_slot_booking_reads_each_resource_hold_and_booking_once() {
     let w = world().await;
     let probe = Arc::new(crate::test_support::ProbeStore::new(w.store.clone()));
-    let service = Domain::new(probe.clone(), w.clock.clone(), ServiceConfig { hold_duration: HOLD, ..ServiceConfig::default() }, termin_search::registry());
-    let token = token_of(service.scheduling.hold_slot(&client(), &SlotSelector::Id("s1-8".into()), true).await.unwrap());
+    let service = Domain::new(
+        probe.clone(),
+        w.clock.clone(),
+        ServiceConfig { hold_duration: HOLD, ..ServiceConfig::default() },
+        termin_search::registry(),
+    );
+    let token =
+        token_of(service.scheduling.hold_slot(&client(), &SlotSelector::Id("s1-8".into()), true).await.unwrap());
     probe.take_reads();
     let booked = service.scheduling.book(&holder(&token), appointment(&["s1-8"])).await.unwrap();
     assert_eq!(booked.status, BookingStatus::Booked);

@@ -41,7 +41,9 @@ impl MailKind {
     /// reminders), the practice of bookings and of every cancellation and move.
     pub fn concerns(&self, audience: Audience) -> bool {
         match (audience, self) {
-            (Audience::Patient, MailKind::Cancelled { by, .. } | MailKind::Postponed { by, .. }) => *by == Party::Practice,
+            (Audience::Patient, MailKind::Cancelled { by, .. } | MailKind::Postponed { by, .. }) => {
+                *by == Party::Practice
+            }
             (Audience::Patient, _) => true,
             (Audience::Practice, MailKind::Confirmed | MailKind::Reminder) => false,
             (Audience::Practice, _) => true,
@@ -81,7 +83,18 @@ pub struct Texts {
 const WEEKDAYS_DE: [&str; 7] = ["Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"];
 const WEEKDAYS_EN: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 const MONTHS_EN: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
 
 /// "Montag, 14.12.2026, 09:00–09:30 Uhr" or "Monday, 14 December 2026, 09:00–09:30", in the
@@ -89,7 +102,8 @@ const MONTHS_EN: [&str; 12] = [
 pub fn when(language: Language, start: Timestamp, end: Option<Timestamp>, zone: &TimeZone) -> String {
     let start = start.to_zoned_datetime(zone.clone());
     let weekday = usize::from(start.weekday().to_monday_zero_offset().unsigned_abs());
-    let until = end.map(|end| end.to_zoned_datetime(zone.clone())).map(|end| format!("–{:02}:{:02}", end.hour(), end.minute()));
+    let until =
+        end.map(|end| end.to_zoned_datetime(zone.clone())).map(|end| format!("–{:02}:{:02}", end.hour(), end.minute()));
     let until = until.unwrap_or_default();
     match language {
         Language::German => format!(
@@ -114,7 +128,13 @@ pub fn when(language: Language, start: Timestamp, end: Option<Timestamp>, zone: 
 }
 
 /// Composes the message of `kind` for `audience`.
-pub fn compose(kind: &MailKind, audience: Audience, language: Language, facts: &AppointmentFacts, zone: &TimeZone) -> Texts {
+pub fn compose(
+    kind: &MailKind,
+    audience: Audience,
+    language: Language,
+    facts: &AppointmentFacts,
+    zone: &TimeZone,
+) -> Texts {
     let de = language == Language::German;
     let service = facts.service.clone().unwrap_or_else(|| if de { "Termin" } else { "Appointment" }.to_owned());
     let time = facts.start.map(|start| when(language, start, facts.end, zone));
@@ -167,14 +187,62 @@ pub fn compose(kind: &MailKind, audience: Audience, language: Language, facts: &
 fn subject_word(kind: &MailKind, audience: Audience, language: Language) -> &'static str {
     let de = language == Language::German;
     match (kind, audience) {
-        (MailKind::Booked, Audience::Patient) => if de { "Termin gebucht" } else { "Appointment booked" },
-        (MailKind::Booked, Audience::Practice) => if de { "Neue Buchung" } else { "New booking" },
-        (MailKind::Pending, Audience::Patient) => if de { "Terminanfrage erhalten" } else { "Appointment request received" },
-        (MailKind::Pending, Audience::Practice) => if de { "Terminanfrage zu bestätigen" } else { "Appointment request to confirm" },
-        (MailKind::Confirmed, _) => if de { "Termin bestätigt" } else { "Appointment confirmed" },
-        (MailKind::Cancelled { .. }, _) => if de { "Termin abgesagt" } else { "Appointment cancelled" },
-        (MailKind::Postponed { .. }, _) => if de { "Termin verschoben" } else { "Appointment moved" },
-        (MailKind::Reminder, _) => if de { "Terminerinnerung" } else { "Appointment reminder" },
+        (MailKind::Booked, Audience::Patient) => {
+            if de {
+                "Termin gebucht"
+            } else {
+                "Appointment booked"
+            }
+        }
+        (MailKind::Booked, Audience::Practice) => {
+            if de {
+                "Neue Buchung"
+            } else {
+                "New booking"
+            }
+        }
+        (MailKind::Pending, Audience::Patient) => {
+            if de {
+                "Terminanfrage erhalten"
+            } else {
+                "Appointment request received"
+            }
+        }
+        (MailKind::Pending, Audience::Practice) => {
+            if de {
+                "Terminanfrage zu bestätigen"
+            } else {
+                "Appointment request to confirm"
+            }
+        }
+        (MailKind::Confirmed, _) => {
+            if de {
+                "Termin bestätigt"
+            } else {
+                "Appointment confirmed"
+            }
+        }
+        (MailKind::Cancelled { .. }, _) => {
+            if de {
+                "Termin abgesagt"
+            } else {
+                "Appointment cancelled"
+            }
+        }
+        (MailKind::Postponed { .. }, _) => {
+            if de {
+                "Termin verschoben"
+            } else {
+                "Appointment moved"
+            }
+        }
+        (MailKind::Reminder, _) => {
+            if de {
+                "Terminerinnerung"
+            } else {
+                "Appointment reminder"
+            }
+        }
     }
 }
 
@@ -225,21 +293,28 @@ fn closing(kind: &MailKind, audience: Audience, language: Language, practice: &P
     if audience == Audience::Practice || matches!(kind, MailKind::Cancelled { .. }) {
         return None;
     }
-    let contact = [practice.phone.as_deref(), practice.email.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(", ");
+    let contact =
+        [practice.phone.as_deref(), practice.email.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(", ");
     Some(match (language, contact.is_empty()) {
         (Language::German, false) => {
-            format!("Wenn Sie den Termin nicht wahrnehmen können, sagen Sie ihn bitte rechtzeitig bei der Ordination ab: {contact}.")
+            format!(
+                "Wenn Sie den Termin nicht wahrnehmen können, sagen Sie ihn bitte rechtzeitig bei der Ordination ab: {contact}."
+            )
         }
         (Language::German, true) => {
-            "Wenn Sie den Termin nicht wahrnehmen können, sagen Sie ihn bitte rechtzeitig bei der Ordination ab.".to_owned()
+            "Wenn Sie den Termin nicht wahrnehmen können, sagen Sie ihn bitte rechtzeitig bei der Ordination ab."
+                .to_owned()
         }
-        (Language::English, false) => format!("If you cannot attend, please cancel in good time with the practice: {contact}."),
+        (Language::English, false) => {
+            format!("If you cannot attend, please cancel in good time with the practice: {contact}.")
+        }
         (Language::English, true) => "If you cannot attend, please cancel in good time with the practice.".to_owned(),
     })
 }
 
 fn practice_contact(practice: &Practice, language: Language) -> String {
-    let phone = practice.phone.as_ref().map(|p| format!("{} {p}", if language == Language::German { "Tel." } else { "phone" }));
+    let phone =
+        practice.phone.as_ref().map(|p| format!("{} {p}", if language == Language::German { "Tel." } else { "phone" }));
     [practice.name.clone(), phone, practice.email.clone()].into_iter().flatten().collect::<Vec<_>>().join(", ")
 }
 
@@ -280,11 +355,24 @@ mod tests {
         let texts = compose(&MailKind::Booked, Audience::Patient, Language::German, &facts(), &vienna());
         assert_eq!(texts.subject, "Termin gebucht: Physiotherapie <Einzel>, Montag, 14.12.2026, 09:00–09:30 Uhr");
         assert!(texts.plain.contains("Ort: Praxis am Ring, Ringstraße 1, Wien"), "{}", texts.plain);
-        assert!(texts.plain.contains("sagen Sie ihn bitte rechtzeitig bei der Ordination ab: +43 1 234."), "{}", texts.plain);
-        assert!(texts.html.contains("Physiotherapie &lt;Einzel&gt;") && !texts.html.contains("<Einzel>"), "{}", texts.html);
-        let moved = MailKind::Postponed { by: Party::Practice, previous_start: Some("2026-12-13T08:00:00Z".parse().unwrap()) };
+        assert!(
+            texts.plain.contains("sagen Sie ihn bitte rechtzeitig bei der Ordination ab: +43 1 234."),
+            "{}",
+            texts.plain
+        );
+        assert!(
+            texts.html.contains("Physiotherapie &lt;Einzel&gt;") && !texts.html.contains("<Einzel>"),
+            "{}",
+            texts.html
+        );
+        let moved =
+            MailKind::Postponed { by: Party::Practice, previous_start: Some("2026-12-13T08:00:00Z".parse().unwrap()) };
         let texts = compose(&moved, Audience::Patient, Language::English, &facts(), &vienna());
-        assert!(texts.plain.contains("moved by the practice (previously: Sunday, 13 December 2026, 09:00)"), "{}", texts.plain);
+        assert!(
+            texts.plain.contains("moved by the practice (previously: Sunday, 13 December 2026, 09:00)"),
+            "{}",
+            texts.plain
+        );
     }
 
     #[test]

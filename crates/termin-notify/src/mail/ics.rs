@@ -29,7 +29,14 @@ pub struct Parties<'a> {
 }
 
 /// The calendar object; `domain` makes the UID globally unique (the server's host name).
-pub fn calendar(method: Method, facts: &AppointmentFacts, summary: &str, parties: &Parties<'_>, domain: &str, now: Timestamp) -> String {
+pub fn calendar(
+    method: Method,
+    facts: &AppointmentFacts,
+    summary: &str,
+    parties: &Parties<'_>,
+    domain: &str,
+    now: Timestamp,
+) -> String {
     let mut lines = vec![
         "BEGIN:VCALENDAR".to_owned(),
         "VERSION:2.0".to_owned(),
@@ -123,8 +130,16 @@ mod tests {
             place: Some(format!("Praxis; Ringstraße 1, Wien {}", "ä".repeat(40))),
             practice: Practice::default(),
         };
-        let parties = Parties { organizer: (Some("Praxis \"am\" Ring"), "termine@example.org"), attendee: "p@example.org" };
-        let ics = calendar(Method::Cancel, &facts, "Physio", &parties, "termin.example", "2026-12-01T00:00:00Z".parse().unwrap());
+        let parties =
+            Parties { organizer: (Some("Praxis \"am\" Ring"), "termine@example.org"), attendee: "p@example.org" };
+        let ics = calendar(
+            Method::Cancel,
+            &facts,
+            "Physio",
+            &parties,
+            "termin.example",
+            "2026-12-01T00:00:00Z".parse().unwrap(),
+        );
         assert!(ics.starts_with("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n"), "{ics}");
         assert!(ics.contains("\r\nMETHOD:CANCEL\r\n") && ics.contains("\r\nSTATUS:CANCELLED\r\n"));
         assert!(ics.contains("\r\nUID:appointment-a1@termin.example\r\nSEQUENCE:3\r\nDTSTAMP:20261201T000000Z\r\n"));
@@ -135,6 +150,9 @@ mod tests {
             assert!(line.len() <= 75, "{line:?} is longer than 75 octets");
         }
         let unfolded = ics.replace("\r\n ", "");
-        assert!(unfolded.contains(&format!("LOCATION:Praxis\\; Ringstraße 1\\, Wien {}\r\n", "ä".repeat(40))), "{unfolded}");
+        assert!(
+            unfolded.contains(&format!("LOCATION:Praxis\\; Ringstraße 1\\, Wien {}\r\n", "ä".repeat(40))),
+            "{unfolded}"
+        );
     }
 }

@@ -99,7 +99,8 @@ impl Mailer {
         mails: Arc<dyn MailStore>,
         config: MailConfig,
     ) -> Result<Self, String> {
-        let from: Mailbox = config.from.parse().map_err(|e| format!("smtp_from {:?} is not an e-mail address: {e}", config.from))?;
+        let from: Mailbox =
+            config.from.parse().map_err(|e| format!("smtp_from {:?} is not an e-mail address: {e}", config.from))?;
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&smtp_url(&config.smtp_url, config.starttls)?)
             .map_err(|e| format!("smtp_url: {e}"))?
             .timeout(Some(config.timeout))
@@ -141,7 +142,8 @@ impl Mailer {
     /// then the reminders that are due.
     async fn make_messages(&self) -> Result<(), String> {
         let now = Timestamp::now();
-        let Some(mut through) = self.mails.claim_mail_cursor(&self.owner, now, self.lease_until(now)).await.map_err(|e| e.to_string())?
+        let Some(mut through) =
+            self.mails.claim_mail_cursor(&self.owner, now, self.lease_until(now)).await.map_err(|e| e.to_string())?
         else {
             return Ok(());
         };
@@ -152,7 +154,12 @@ impl Mailer {
             for (seq, event) in &events {
                 mails.extend(self.messages_of_event(*seq, event).await.map_err(|e| e.to_string())?);
             }
-            if !self.mails.queue_mail(&self.owner, Some(last), &mails, Timestamp::now()).await.map_err(|e| e.to_string())? {
+            if !self
+                .mails
+                .queue_mail(&self.owner, Some(last), &mails, Timestamp::now())
+                .await
+                .map_err(|e| e.to_string())?
+            {
                 return Ok(()); // the lease was lost
             }
             through = last;
@@ -184,14 +191,18 @@ impl Mailer {
             ("appointment-cancelled", _) => MailKind::Cancelled { by },
             ("appointment-postponed", _) => {
                 let previous = match event.version.checked_sub(1).filter(|v| *v > 0) {
-                    Some(version) => self.body(&ctx, ResourceType::Appointment, &event.resource_id, Some(version)).await?,
+                    Some(version) => {
+                        self.body(&ctx, ResourceType::Appointment, &event.resource_id, Some(version)).await?
+                    }
                     None => None,
                 };
                 MailKind::Postponed { by, previous_start: previous.as_ref().and_then(|p| instant(p, "start")) }
             }
             _ => return Ok(Vec::new()),
         };
-        let Some(appointment) = self.body(&ctx, ResourceType::Appointment, &event.resource_id, Some(event.version)).await? else {
+        let Some(appointment) =
+            self.body(&ctx, ResourceType::Appointment, &event.resource_id, Some(event.version)).await?
+        else {
             return Ok(Vec::new());
         };
         self.messages(&format!("outbox:{seq}"), &kind, &appointment, event.version).await
@@ -200,7 +211,8 @@ impl Mailer {
     /// Queues a reminder for each booked Appointment starting within `before` that has none.
     async fn queue_reminders(&self, before: Duration) -> Result<(), String> {
         let now = Timestamp::now();
-        let horizon = now.checked_add(SignedDuration::try_from(before).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        let horizon =
+            now.checked_add(SignedDuration::try_from(before).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
         let format = |at: Timestamp| at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
         let pairs = [
             ("status".to_owned(), "booked".to_owned()),
@@ -249,7 +261,13 @@ impl Mailer {
     }
 
     /// The messages of one event about `appointment` (as of `version`) to those it concerns.
-    async fn messages(&self, key: &str, kind: &MailKind, appointment: &Map<String, Value>, version: u64) -> Result<Vec<OutgoingMail>, DomainError> {
+    async fn messages(
+        &self,
+        key: &str,
+        kind: &MailKind,
+        appointment: &Map<String, Value>,
+        version: u64,
+    ) -> Result<Vec<OutgoingMail>, DomainError> {
         let ctx = Caller::system("mail");
         let patient = match kind.concerns(Audience::Patient) {
             true => self.patient_address(&ctx, appointment).await?,
@@ -280,13 +298,15 @@ impl Mailer {
         to: Address,
     ) -> Option<OutgoingMail> {
         let texts = content::compose(kind, audience, language, facts, &self.config.time_zone);
-        let method = if matches!(kind, MailKind::Cancelled { .. }) { ics::Method::Cancel } else { ics::Method::Request };
+        let method =
+            if matches!(kind, MailKind::Cancelled { .. }) { ics::Method::Cancel } else { ics::Method::Request };
         let summary = facts.service.clone().unwrap_or_else(|| texts.subject.clone());
         let from = self.from.email.to_string();
         let attendee = to.to_string();
         let parties = ics::Parties { organizer: (facts.practice.name.as_deref(), &from), attendee: &attendee };
         let calendar = ics::calendar(method, facts, &summary, &parties, &self.host, Timestamp::now());
-        let calendar_type = ContentType::parse(&format!("text/calendar; charset=utf-8; method={}", method.as_str())).ok()?;
+        let calendar_type =
+            ContentType::parse(&format!("text/calendar; charset=utf-8; method={}", method.as_str())).ok()?;
         let built = Message::builder()
             .from(self.from.clone())
             .to(Mailbox::new(None, to.clone()))
@@ -314,7 +334,9 @@ impl Mailer {
     async fn send_due(&self) -> Result<(), String> {
         loop {
             let now = Timestamp::now();
-            let Some(claimed) = self.mails.claim_mail(&self.owner, now, self.lease_until(now)).await.map_err(|e| e.to_string())? else {
+            let Some(claimed) =
+                self.mails.claim_mail(&self.owner, now, self.lease_until(now)).await.map_err(|e| e.to_string())?
+            else {
                 return Ok(());
             };
             let outcome = self.send(&claimed).await;
@@ -326,12 +348,9 @@ impl Mailer {
     }
 
     async fn send(&self, claimed: &ClaimedMail) -> MailOutcome {
-        let envelope = claimed
-            .mail
-            .recipient
-            .parse::<Address>()
-            .map_err(|e| e.to_string())
-            .and_then(|to| lettre::address::Envelope::new(Some(self.from.email.clone()), vec![to]).map_err(|e| e.to_string()));
+        let envelope = claimed.mail.recipient.parse::<Address>().map_err(|e| e.to_string()).and_then(|to| {
+            lettre::address::Envelope::new(Some(self.from.email.clone()), vec![to]).map_err(|e| e.to_string())
+        });
         let envelope = match envelope {
             Ok(envelope) => envelope,
             Err(error) => return MailOutcome::GaveUp { error },
@@ -339,7 +358,9 @@ impl Mailer {
         // lettre's timeout bounds each SMTP command; the whole conversation must end within the
         // lease too, or another node could send the message meanwhile.
         let conversation = self.config.timeout * 2;
-        let attempt = tokio::time::timeout(conversation, self.transport.send_raw(&envelope, claimed.mail.message.as_bytes())).await;
+        let attempt =
+            tokio::time::timeout(conversation, self.transport.send_raw(&envelope, claimed.mail.message.as_bytes()))
+                .await;
         let outcome = match attempt {
             Ok(Ok(_)) => MailOutcome::Sent,
             Ok(Err(e)) if e.is_permanent() => MailOutcome::GaveUp { error: e.to_string() },
@@ -362,7 +383,8 @@ impl Mailer {
     fn retry(&self, claimed: &ClaimedMail, error: String) -> MailOutcome {
         let now = Timestamp::now();
         let age = now.duration_since(claimed.queued_at);
-        let backoff = SignedDuration::try_from(self.backoff(claimed.attempts + 1)).unwrap_or(SignedDuration::from_secs(60));
+        let backoff =
+            SignedDuration::try_from(self.backoff(claimed.attempts + 1)).unwrap_or(SignedDuration::from_secs(60));
         match SignedDuration::try_from(self.config.give_up_after) {
             Ok(limit) if age < limit => MailOutcome::Retry { at: now.checked_add(backoff).unwrap_or(now), error },
             _ => MailOutcome::GaveUp { error: format!("still failing after {:?}: {error}", self.config.give_up_after) },
@@ -375,7 +397,11 @@ impl Mailer {
     }
 
     /// The patient's e-mail address and language.
-    async fn patient_address(&self, ctx: &Caller, appointment: &Map<String, Value>) -> Result<Option<(Address, Language)>, DomainError> {
+    async fn patient_address(
+        &self,
+        ctx: &Caller,
+        appointment: &Map<String, Value>,
+    ) -> Result<Option<(Address, Language)>, DomainError> {
         let reference = appointment
             .get("subject")
             .and_then(reference_of)
@@ -388,14 +414,21 @@ impl Mailer {
 
     /// The facts of the message and the practice's notification address: the practice is the
     /// Organization behind the Appointment's actors or its Schedules' actors.
-    async fn facts(&self, ctx: &Caller, appointment: &Map<String, Value>, version: u64) -> Result<(AppointmentFacts, Option<Address>), DomainError> {
+    async fn facts(
+        &self,
+        ctx: &Caller,
+        appointment: &Map<String, Value>,
+        version: u64,
+    ) -> Result<(AppointmentFacts, Option<Address>), DomainError> {
         let mut actors = actors(appointment);
         for slot in termin_domain::subscriptions::slot_ids(appointment) {
             if let Some(slot) = self.body(ctx, ResourceType::Slot, &slot, None).await?
                 && let Some((_, schedule)) = slot.get("schedule").and_then(reference_of)
                 && let Some(schedule) = self.body(ctx, ResourceType::Schedule, &schedule, None).await?
             {
-                actors.extend(schedule.get("actor").and_then(Value::as_array).into_iter().flatten().filter_map(reference_of));
+                actors.extend(
+                    schedule.get("actor").and_then(Value::as_array).into_iter().flatten().filter_map(reference_of),
+                );
             }
         }
         let mut service = service_text(appointment);
@@ -406,9 +439,14 @@ impl Mailer {
                 ResourceType::HealthcareService => {
                     if let Some(hcs) = self.body(ctx, *resource_type, id, None).await? {
                         service = service.or_else(|| text_of(&hcs, "name"));
-                        organization = organization.or_else(|| hcs.get("providedBy").and_then(reference_of).map(|(_, id)| id));
+                        organization =
+                            organization.or_else(|| hcs.get("providedBy").and_then(reference_of).map(|(_, id)| id));
                         if place.is_none()
-                            && let Some((_, location)) = hcs.get("location").and_then(Value::as_array).and_then(|l| l.first()).and_then(reference_of)
+                            && let Some((_, location)) = hcs
+                                .get("location")
+                                .and_then(Value::as_array)
+                                .and_then(|l| l.first())
+                                .and_then(reference_of)
                         {
                             place = self.place(ctx, &location).await?;
                         }
@@ -416,7 +454,8 @@ impl Mailer {
                 }
                 ResourceType::PractitionerRole => {
                     if let Some(role) = self.body(ctx, *resource_type, id, None).await? {
-                        organization = organization.or_else(|| role.get("organization").and_then(reference_of).map(|(_, id)| id));
+                        organization =
+                            organization.or_else(|| role.get("organization").and_then(reference_of).map(|(_, id)| id));
                     }
                 }
                 ResourceType::Organization => organization = organization.or_else(|| Some(id.clone())),
@@ -448,7 +487,11 @@ impl Mailer {
         Ok((facts, notify))
     }
 
-    async fn organization_of_practitioner(&self, ctx: &Caller, practitioner: &str) -> Result<Option<String>, DomainError> {
+    async fn organization_of_practitioner(
+        &self,
+        ctx: &Caller,
+        practitioner: &str,
+    ) -> Result<Option<String>, DomainError> {
         let options = SearchOptions {
             server_base: Some(&self.config.base_url),
             now: Timestamp::now(),
@@ -457,7 +500,8 @@ impl Mailer {
             handling: Handling::Strict,
         };
         let pairs = [("practitioner".to_owned(), format!("Practitioner/{practitioner}"))];
-        let Ok(parsed) = self.domain.search_parameters().parse_search(ResourceType::PractitionerRole, &pairs, &options) else {
+        let Ok(parsed) = self.domain.search_parameters().parse_search(ResourceType::PractitionerRole, &pairs, &options)
+        else {
             return Ok(None);
         };
         let page = self.domain.resources.search(ctx, &parsed.request).await?;
@@ -475,7 +519,9 @@ impl Mailer {
         let address = location.get("address").and_then(|a| {
             text_of(a.as_object()?, "text").or_else(|| {
                 let lines = a.get("line").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str);
-                let parts: Vec<&str> = lines.chain(["postalCode", "city"].iter().filter_map(|k| a.get(*k).and_then(Value::as_str))).collect();
+                let parts: Vec<&str> = lines
+                    .chain(["postalCode", "city"].iter().filter_map(|k| a.get(*k).and_then(Value::as_str)))
+                    .collect();
                 (!parts.is_empty()).then(|| parts.join(", "))
             })
         });
@@ -483,7 +529,13 @@ impl Mailer {
         Ok((!parts.is_empty()).then(|| parts.join(", ")))
     }
 
-    async fn body(&self, ctx: &Caller, resource_type: ResourceType, id: &str, version: Option<u64>) -> Result<Option<Map<String, Value>>, DomainError> {
+    async fn body(
+        &self,
+        ctx: &Caller,
+        resource_type: ResourceType,
+        id: &str,
+        version: Option<u64>,
+    ) -> Result<Option<Map<String, Value>>, DomainError> {
         crate::read_body(&self.domain.resources, ctx, resource_type, id, version).await
     }
 }
@@ -535,7 +587,11 @@ fn actors(appointment: &Map<String, Value>) -> Vec<(ResourceType, String)> {
 fn service_text(appointment: &Map<String, Value>) -> Option<String> {
     let concept = appointment.get("serviceType")?.as_array()?.first()?.get("concept")?;
     concept.get("text").and_then(Value::as_str).map(str::to_owned).or_else(|| {
-        concept.get("coding")?.as_array()?.iter().find_map(|c| c.get("display").and_then(Value::as_str).map(str::to_owned))
+        concept
+            .get("coding")?
+            .as_array()?
+            .iter()
+            .find_map(|c| c.get("display").and_then(Value::as_str).map(str::to_owned))
     })
 }
 
@@ -549,7 +605,10 @@ fn emails(telecom: Option<&Value>) -> Vec<Address> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter(|t| t.get("system").and_then(Value::as_str) == Some("email") && t.get("use").and_then(Value::as_str) != Some("old"))
+        .filter(|t| {
+            t.get("system").and_then(Value::as_str) == Some("email")
+                && t.get("use").and_then(Value::as_str) != Some("old")
+        })
         .filter_map(|t| t.get("value").and_then(Value::as_str)?.trim().trim_start_matches("mailto:").parse().ok())
         .collect()
 }
@@ -562,10 +621,14 @@ fn language(patient: &Map<String, Value>) -> Language {
         .find(|c| c.get("preferred").and_then(Value::as_bool) == Some(true))
         .or_else(|| communication.first());
     let code = chosen.and_then(|c| c.get("language")).and_then(|l| {
-        l.get("coding").and_then(Value::as_array).and_then(|c| c.iter().find_map(|c| c.get("code").and_then(Value::as_str)))
+        l.get("coding")
+            .and_then(Value::as_array)
+            .and_then(|c| c.iter().find_map(|c| c.get("code").and_then(Value::as_str)))
     });
     match code {
-        Some(code) if code.eq_ignore_ascii_case("en") || code.to_ascii_lowercase().starts_with("en-") => Language::English,
+        Some(code) if code.eq_ignore_ascii_case("en") || code.to_ascii_lowercase().starts_with("en-") => {
+            Language::English
+        }
         _ => Language::German,
     }
 }

@@ -5,13 +5,13 @@ use super::prefix::{Prefix, date_test, number_test, overlap_test, parse_decimal,
 use super::values::{parse_token, split_unescaped, unescape};
 use super::{SearchError, SearchNote};
 use crate::definitions::ParamType;
-use termin_fhir::reference::{is_resource_type_name, parse_literal, split_canonical};
 use crate::registry::{SearchParam, SearchParameters};
 use crate::temporal::parse_range;
 use crate::text::normalize;
 use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_fhir::geo::{self, Near};
+use termin_fhir::reference::{is_resource_type_name, parse_literal, split_canonical};
 use termin_store::{
     Condition, IdentifierOfType, QuantityMatch, RangeTest, ReferenceMatch, StringMatch, SystemMatch, TokenMatch,
     UriMatch,
@@ -92,14 +92,12 @@ impl FilterParser<'_> {
             let missing = match value {
                 "true" => true,
                 "false" => false,
-                other => return Err(SearchError::invalid(name, format!(":missing takes true or false, not {other:?}"))),
+                other => {
+                    return Err(SearchError::invalid(name, format!(":missing takes true or false, not {other:?}")));
+                }
             };
             let kind = param.index_kind().expect("supported parameters have an index");
-            return Ok(Filtered::Condition(Condition::Missing {
-                param: param.code.clone(),
-                kind,
-                missing,
-            }));
+            return Ok(Filtered::Condition(Condition::Missing { param: param.code.clone(), kind, missing }));
         }
         let error = |message: String| SearchError::invalid(name, message);
         let unsupported = |modifier: &str| {
@@ -120,10 +118,7 @@ impl FilterParser<'_> {
                         }
                         tokens.push(token);
                     }
-                    let any = Condition::TokenAny {
-                        param: code,
-                        alternatives: tokens,
-                    };
+                    let any = Condition::TokenAny { param: code, alternatives: tokens };
                     if modifier.is_some() { Condition::Not(Box::new(any)) } else { any }
                 }
                 Some("text") => Condition::TokenText {
@@ -142,13 +137,14 @@ impl FilterParser<'_> {
                                     value: value.clone(),
                                 })
                             }
-                            _ => return Err(error(format!(":of-type takes type-system|type-code|value, not {alternative:?}"))),
+                            _ => {
+                                return Err(error(format!(
+                                    ":of-type takes type-system|type-code|value, not {alternative:?}"
+                                )));
+                            }
                         }
                     }
-                    Condition::TokenOfType {
-                        param: code,
-                        alternatives: typed,
-                    }
+                    Condition::TokenOfType { param: code, alternatives: typed }
                 }
                 Some(other) => return unsupported(other),
             },
@@ -204,7 +200,8 @@ impl FilterParser<'_> {
                 for alternative in alternatives(value) {
                     let parts = split_unescaped(alternative, '|');
                     let (prefix, text) = split_prefix(parts[0]);
-                    let (number, half) = parse_decimal(text).ok_or_else(|| error(format!("{text:?} is not a number")))?;
+                    let (number, half) =
+                        parse_decimal(text).ok_or_else(|| error(format!("{text:?} is not a number")))?;
                     let non_empty = |i: usize| parts.get(i).filter(|p| !p.is_empty()).map(|p| unescape(p));
                     matches.push(QuantityMatch {
                         test: number_test(prefix, number, half),
@@ -212,10 +209,7 @@ impl FilterParser<'_> {
                         code: non_empty(2),
                     });
                 }
-                Condition::QuantityAny {
-                    param: code,
-                    alternatives: matches,
-                }
+                Condition::QuantityAny { param: code, alternatives: matches }
             }
             ParamType::Reference => {
                 let type_modifier = match modifier {
@@ -247,10 +241,7 @@ impl FilterParser<'_> {
                 for alternative in alternatives(value) {
                     matches.push(self.reference_match(param, name, type_modifier, alternative, notes)?);
                 }
-                Condition::ReferenceAny {
-                    param: code,
-                    alternatives: matches,
-                }
+                Condition::ReferenceAny { param: code, alternatives: matches }
             }
             ParamType::Uri => {
                 let make: fn(String) -> UriMatch = match modifier {
@@ -383,10 +374,7 @@ impl FilterParser<'_> {
         let text = unescape(alternative);
         if param.targets_canonical_resources() {
             let (url, version) = split_canonical(&text);
-            return Ok(ReferenceMatch::Url {
-                url: url.to_owned(),
-                version: version.map(str::to_owned),
-            });
+            return Ok(ReferenceMatch::Url { url: url.to_owned(), version: version.map(str::to_owned) });
         }
         let local_path = self
             .server_base
@@ -419,10 +407,9 @@ impl FilterParser<'_> {
                 version: literal.version.map(str::to_owned),
             }),
             None if text.contains(':') => Ok(ReferenceMatch::Url { url: text, version: None }),
-            None => Err(SearchError::invalid(
-                name,
-                format!("{text:?} is not a reference (id, Type/id or an absolute URL)"),
-            )),
+            None => {
+                Err(SearchError::invalid(name, format!("{text:?} is not a reference (id, Type/id or an absolute URL)")))
+            }
         }
     }
 
@@ -441,7 +428,10 @@ impl FilterParser<'_> {
             return Ok(Filtered::Unsupported(format!("{resource_type} has no search parameter {code}")));
         };
         if param.kind != ParamType::Reference {
-            return Err(SearchError::invalid(name, format!("{code} is not a reference parameter, so it cannot be chained")));
+            return Err(SearchError::invalid(
+                name,
+                format!("{code} is not a reference parameter, so it cannot be chained"),
+            ));
         }
         let targets: Vec<ResourceType> = match modifier {
             None => param.served_targets(),
@@ -515,10 +505,7 @@ fn alternatives(value: &str) -> impl Iterator<Item = &str> {
 /// `system|value` (or `value`) as an identifier match; `None` without a value.
 fn identifier_match(text: &str) -> Option<ReferenceMatch> {
     let token = parse_token(text);
-    Some(ReferenceMatch::Identifier {
-        system: token.system,
-        value: token.code?,
-    })
+    Some(ReferenceMatch::Identifier { system: token.system, value: token.code? })
 }
 
 /// A ValueSet's canonical URL where a code system belongs (`system|code`), as the IG's examples
@@ -539,10 +526,7 @@ fn value_set_reading(name: &str, token: TokenMatch, notes: &mut Vec<SearchNote>)
                     token.code.as_deref().unwrap_or_default()
                 ),
             ));
-            TokenMatch {
-                system: SystemMatch::Any,
-                code: token.code,
-            }
+            TokenMatch { system: SystemMatch::Any, code: token.code }
         }
         _ => token,
     }

@@ -240,11 +240,7 @@ mod tests {
         let has = |depth: usize| format!("{}name", "_has:Organization:partof:".repeat(depth));
         search(ResourceType::Organization, &[pair(has(MAX_HAS_DEPTH), "x")]).unwrap();
         let too_deep = has(MAX_HAS_DEPTH + 1);
-        assert_too_costly(
-            search(ResourceType::Organization, &[pair(&too_deep, "x")]),
-            &too_deep,
-            "nests _has 4 deep",
-        );
+        assert_too_costly(search(ResourceType::Organization, &[pair(&too_deep, "x")]), &too_deep, "nests _has 4 deep");
         assert_too_costly(
             criteria(ResourceType::Organization, &[pair(&too_deep, "x")]),
             &too_deep,

@@ -11,8 +11,8 @@ pub use results::TotalMode;
 use crate::cursor::decode_cursor;
 use crate::registry::SearchParameters;
 use filter::{FilterParser, Filtered};
-use limits::ValueBudget;
 use jiff::Timestamp;
+use limits::ValueBudget;
 use termin_fhir::ResourceType;
 use termin_store::{Condition, Filter, SearchRequest, SystemMatch, TokenMatch};
 
@@ -86,20 +86,13 @@ impl SearchError {
     }
 
     fn new(param: &str, message: String, kind: SearchErrorKind) -> Self {
-        SearchError {
-            param: param.to_owned(),
-            message,
-            kind,
-        }
+        SearchError { param: param.to_owned(), message, kind }
     }
 
     /// A limit exceeded inside a chain or `_has` is the whole parameter's.
     fn of_parameter(self, name: &str) -> Self {
         match self.kind {
-            SearchErrorKind::TooCostly => SearchError {
-                param: name.to_owned(),
-                ..self
-            },
+            SearchErrorKind::TooCostly => SearchError { param: name.to_owned(), ..self },
             _ => self,
         }
     }
@@ -123,11 +116,7 @@ pub struct SearchNote {
 
 impl SearchNote {
     pub(crate) fn information(param: &str, message: impl Into<String>) -> Self {
-        SearchNote {
-            param: param.to_owned(),
-            message: message.into(),
-            severity: NoteSeverity::Information,
-        }
+        SearchNote { param: param.to_owned(), message: message.into(), severity: NoteSeverity::Information }
     }
 }
 
@@ -230,7 +219,12 @@ impl SearchParameters {
                 "_count" => {
                     count = value
                         .parse::<usize>()
-                        .map_err(|_| SearchError::invalid("_count", format!("_count must be a non-negative integer, got {value:?}")))?
+                        .map_err(|_| {
+                            SearchError::invalid(
+                                "_count",
+                                format!("_count must be a non-negative integer, got {value:?}"),
+                            )
+                        })?
                         .min(options.max_count);
                 }
                 "_sort" => sort = Some(results::parse_sort(self, resource_type, value)?),
@@ -252,7 +246,14 @@ impl SearchParameters {
                     includes.push(results::parse_include(self, resource_type, name, value, false, name != "_include")?);
                 }
                 "_revinclude" | "_revinclude:iterate" | "_revinclude:recurse" => {
-                    revincludes.push(results::parse_include(self, resource_type, name, value, true, name != "_revinclude")?);
+                    revincludes.push(results::parse_include(
+                        self,
+                        resource_type,
+                        name,
+                        value,
+                        true,
+                        name != "_revinclude",
+                    )?);
                 }
                 _ => {
                     if name.split([':', '.']).next() == Some("active") {
@@ -266,7 +267,10 @@ impl SearchParameters {
             }
         }
         if summary.is_some() && elements.is_some() {
-            return Err(SearchError::invalid("_summary", "_summary and _elements each choose the elements returned: send one of them"));
+            return Err(SearchError::invalid(
+                "_summary",
+                "_summary and _elements each choose the elements returned: send one of them",
+            ));
         }
         if active_by_default(resource_type) && !filters_active && self.param(resource_type, "active").is_some() {
             conditions.push(inactive_excluded());
@@ -275,18 +279,17 @@ impl SearchParameters {
         let page = match cursor {
             None => None,
             Some(text) => Some(decode_cursor(text, &sort).ok_or_else(|| {
-                SearchError::invalid(CURSOR_PARAM, "the _cursor does not belong to this search; follow the Bundle's links")
+                SearchError::invalid(
+                    CURSOR_PARAM,
+                    "the _cursor does not belong to this search; follow the Bundle's links",
+                )
             })?),
         };
         notes.dedup();
         Ok(ParsedSearch {
             request: SearchRequest {
                 resource_type,
-                filter: Filter {
-                    conditions,
-                    now: options.now,
-                    server_base: options.server_base.map(str::to_owned),
-                },
+                filter: Filter { conditions, now: options.now, server_base: options.server_base.map(str::to_owned) },
                 sort,
                 count: if summary_count { 0 } else { count },
                 page,
@@ -319,12 +322,7 @@ impl SearchParameters {
             .collect();
         refuse_control_characters(pairs.iter().copied())?;
         limits::check_shape(pairs.iter().copied())?;
-        let parser = FilterParser {
-            registry: self,
-            server_base,
-            now,
-            budget: ValueBudget::new(),
-        };
+        let parser = FilterParser { registry: self, server_base, now, budget: ValueBudget::new() };
         let mut notes = Vec::new();
         let mut conditions = Vec::new();
         for (name, value) in pairs {
@@ -349,9 +347,6 @@ fn active_by_default(resource_type: ResourceType) -> bool {
 fn inactive_excluded() -> Condition {
     Condition::Not(Box::new(Condition::TokenAny {
         param: "active".into(),
-        alternatives: vec![TokenMatch {
-            system: SystemMatch::Any,
-            code: Some("false".into()),
-        }],
+        alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("false".into()) }],
     }))
 }

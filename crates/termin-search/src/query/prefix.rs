@@ -54,7 +54,8 @@ fn instant(t: Timestamp) -> RangePoint {
 pub(crate) fn date_test(prefix: Prefix, low: Timestamp, high: Timestamp, now: Timestamp) -> RangeTest {
     use Comparison::*;
     use RangeEnd::{High, Low};
-    let contained = || RangeTest::All(vec![bound(Low, GreaterOrEqual, instant(low)), bound(High, LessOrEqual, instant(high))]);
+    let contained =
+        || RangeTest::All(vec![bound(Low, GreaterOrEqual, instant(low)), bound(High, LessOrEqual, instant(high))]);
     match prefix {
         Prefix::Eq => contained(),
         Prefix::Ne => RangeTest::Not(Box::new(contained())),

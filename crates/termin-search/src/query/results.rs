@@ -43,22 +43,21 @@ pub(crate) fn parse_sort(
         let param = if code == "_id" {
             SortParam::Id
         } else {
-            let kind = registry
-                .param(resource_type, code)
-                .and_then(|p| p.index_kind())
-                .ok_or_else(|| {
-                    SearchError::invalid("_sort", format!("{resource_type} cannot be sorted by {code:?}: no such parameter"))
-                })?;
+            let kind = registry.param(resource_type, code).and_then(|p| p.index_kind()).ok_or_else(|| {
+                SearchError::invalid(
+                    "_sort",
+                    format!("{resource_type} cannot be sorted by {code:?}: no such parameter"),
+                )
+            })?;
             if kind == IndexKind::Position {
                 return Err(SearchError::invalid(
                     "_sort",
-                    format!("{code} has no order of its own; a search with one {code} value and no _sort is sorted by distance"),
+                    format!(
+                        "{code} has no order of its own; a search with one {code} value and no _sort is sorted by distance"
+                    ),
                 ));
             }
-            SortParam::Indexed {
-                param: code.to_owned(),
-                kind,
-            }
+            SortParam::Indexed { param: code.to_owned(), kind }
         };
         keys.push(SortKey { param, descending });
     }
@@ -72,10 +71,9 @@ pub(crate) fn default_sort(conditions: &[Condition]) -> Vec<SortKey> {
         _ => None,
     });
     match (areas.next(), areas.next()) {
-        (Some((param, area)), None) => vec![SortKey {
-            param: SortParam::Distance { param: param.clone(), from: area.centre },
-            descending: false,
-        }],
+        (Some((param, area)), None) => {
+            vec![SortKey { param: SortParam::Distance { param: param.clone(), from: area.centre }, descending: false }]
+        }
         _ => Vec::new(),
     }
 }
@@ -98,9 +96,7 @@ pub(crate) fn parse_include(
     if parts.next().is_some() {
         return Err(error(format!("{name} takes Type:parameter[:TargetType], not {value:?}")));
     }
-    let source_type: ResourceType = source
-        .parse()
-        .map_err(|_| error(format!("{source} is not a type served here")))?;
+    let source_type: ResourceType = source.parse().map_err(|_| error(format!("{source} is not a type served here")))?;
     let param = if code == "*" {
         None
     } else {
@@ -112,10 +108,7 @@ pub(crate) fn parse_include(
     };
     let target_type = match target {
         None => None,
-        Some(t) => Some(
-            t.parse::<ResourceType>()
-                .map_err(|_| error(format!("{t} is not a type served here")))?,
-        ),
+        Some(t) => Some(t.parse::<ResourceType>().map_err(|_| error(format!("{t} is not a type served here")))?),
     };
     if !iterate {
         let anchored = if reverse { target_type.is_none_or(|t| t == searched) } else { source_type == searched };
@@ -125,12 +118,7 @@ pub(crate) fn parse_include(
             )));
         }
     }
-    Ok(Include {
-        source_type,
-        param,
-        target_type,
-        iterate,
-    })
+    Ok(Include { source_type, param, target_type, iterate })
 }
 
 /// `_elements=a,b`: top-level element names.
@@ -173,7 +161,8 @@ mod tests {
         let parsed = search(&[("near", "48.2|16.37|5|[mi_i]")]).unwrap();
         let area = Near { centre: VIENNA, radius_km: 5.0 * 1.609_344 };
         assert_eq!(parsed.request.filter.conditions, [Condition::Near { param: "near".into(), area }]);
-        let by_distance = SortKey { param: SortParam::Distance { param: "near".into(), from: VIENNA }, descending: false };
+        let by_distance =
+            SortKey { param: SortParam::Distance { param: "near".into(), from: VIENNA }, descending: false };
         assert_eq!(parsed.request.sort, [by_distance]);
         // Without a distance: the default radius; with _sort: that order.
         let parsed = search(&[("near", "48.2|16.37"), ("_sort", "name")]).unwrap();

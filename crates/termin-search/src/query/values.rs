@@ -39,22 +39,12 @@ pub(crate) fn unescape(part: &str) -> String {
 pub(crate) fn parse_token(value: &str) -> TokenMatch {
     let non_empty = |s: &str| (!s.is_empty()).then(|| unescape(s));
     match split_unescaped(value, '|').as_slice() {
-        [code] => TokenMatch {
-            system: SystemMatch::Any,
-            code: non_empty(code),
-        },
+        [code] => TokenMatch { system: SystemMatch::Any, code: non_empty(code) },
         [system, code, ..] => TokenMatch {
-            system: if system.is_empty() {
-                SystemMatch::None
-            } else {
-                SystemMatch::Exactly(unescape(system))
-            },
+            system: if system.is_empty() { SystemMatch::None } else { SystemMatch::Exactly(unescape(system)) },
             code: non_empty(code),
         },
-        [] => TokenMatch {
-            system: SystemMatch::Any,
-            code: None,
-        },
+        [] => TokenMatch { system: SystemMatch::Any, code: None },
     }
 }
 

@@ -63,7 +63,8 @@ fn indexes_the_ig_slot_example() {
         "start": "2025-09-15T08:00:00Z",
         "end": "2025-09-15T09:00:00Z"
     }));
-    let token = |param: &str, system: Option<&str>, code: &str| TokenIndex::code(param, system.map(str::to_owned), code);
+    let token =
+        |param: &str, system: Option<&str>, code: &str| TokenIndex::code(param, system.map(str::to_owned), code);
     assert!(index.tokens.contains(&token("status", None, "free")), "{:?}", index.tokens);
     assert!(index.tokens.contains(&TokenIndex {
         text: Some("physiotherapy".into()),
@@ -76,7 +77,9 @@ fn indexes_the_ig_slot_example() {
         target_id: Some("HL7ATSchedulingScheduleExample01".into()),
         ..ReferenceIndex::default()
     }));
-    assert!(index.references.iter().any(|r| r.param == "_profile" && r.url.as_deref() == Some("https://fhir.hl7.at/x")));
+    assert!(
+        index.references.iter().any(|r| r.param == "_profile" && r.url.as_deref() == Some("https://fhir.hl7.at/x"))
+    );
     let start = "2025-09-15T08:00:00Z".parse().unwrap();
     assert!(index.dates.contains(&DateIndex {
         param: "start".into(),
@@ -103,9 +106,18 @@ fn indexes_names_identifiers_telecom_and_computed_tokens() {
     let identifier = index.tokens.iter().find(|t| t.param == "identifier").unwrap();
     assert_eq!(identifier.type_code.as_deref(), Some("SS"));
     assert_eq!(identifier.text.as_deref(), Some("svnr"));
-    assert!(index.strings.contains(&StringIndex { param: "family".into(), value: "Müller".into(), normalized: "muller".into() }));
+    assert!(index.strings.contains(&StringIndex {
+        param: "family".into(),
+        value: "Müller".into(),
+        normalized: "muller".into()
+    }));
     assert_eq!(index.strings.iter().filter(|s| s.param == "name").count(), 3);
-    assert!(index.tokens.iter().any(|t| t.param == "email" && t.code.as_deref() == Some("anna@example.at") && t.system.is_none()));
+    assert!(
+        index
+            .tokens
+            .iter()
+            .any(|t| t.param == "email" && t.code.as_deref() == Some("anna@example.at") && t.system.is_none())
+    );
     assert!(!index.tokens.iter().any(|t| t.param == "email" && t.code.as_deref() == Some("+43 1 234")));
     assert!(index.tokens.iter().any(|t| t.param == "deceased" && t.code.as_deref() == Some("false")));
     assert!(index.strings.iter().any(|s| s.param == "address-city" && s.normalized == "wien"));
@@ -143,7 +155,8 @@ fn mandatory_elements_come_from_the_r5_definitions() {
 
 #[test]
 fn indexes_a_location_position_for_near() {
-    let index = entries(json!({"resourceType": "Location", "id": "l", "position": {"latitude": 48.2, "longitude": 16.37}}));
+    let index =
+        entries(json!({"resourceType": "Location", "id": "l", "position": {"latitude": 48.2, "longitude": 16.37}}));
     let position = termin_fhir::geo::Point { latitude: 48.2, longitude: 16.37 };
     assert_eq!(index.positions, [termin_store::PositionIndex { param: "near".into(), position }]);
     for without in [json!({}), json!({"latitude": 95, "longitude": 16}), json!({"latitude": "48", "longitude": 16})] {

@@ -44,7 +44,11 @@ pub async fn run(database: &Database, schedules: usize, weeks: u32) -> Result<Ge
         resources.push(schedule(index, weeks));
     }
     for chunk in resources.chunks(2000) {
-        let summary = domain.resources.import(&ctx, chunk.to_vec()).await.map_err(|e| format!("importing the schedules: {e:?}"))?;
+        let summary = domain
+            .resources
+            .import(&ctx, chunk.to_vec())
+            .await
+            .map_err(|e| format!("importing the schedules: {e:?}"))?;
         if summary.existing > 0 {
             return Err(format!("{database} holds bench schedules already: give a new --database"));
         }

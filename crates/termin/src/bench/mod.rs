@@ -133,10 +133,7 @@ async fn bench(args: BenchArgs) -> Result<bool, String> {
     let url = match &args.url {
         Some(url) => url.clone(),
         None => {
-            let database = args
-                .database
-                .clone()
-                .unwrap_or_else(|| format!("termin-bench-{scale}.db").into());
+            let database = args.database.clone().unwrap_or_else(|| format!("termin-bench-{scale}.db").into());
             seed_unless_present(&Database::from(database.clone()), scale, args.seed).await?;
             let started = server::Server::start(&database, &args.validation, &args.packages).await?;
             let url = started.base_url();

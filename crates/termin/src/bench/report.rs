@@ -54,13 +54,7 @@ impl Row {
         for sample in &tally.error_samples {
             eprintln!("  error: {sample}");
         }
-        Row {
-            name: name.into(),
-            unit,
-            tally,
-            elapsed,
-            server_rss: None,
-        }
+        Row { name: name.into(), unit, tally, elapsed, server_rss: None }
     }
 
     pub fn throughput(&self) -> f64 {

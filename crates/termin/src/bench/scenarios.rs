@@ -45,11 +45,7 @@ impl fmt::Display for Dataset {
 }
 
 fn resources(bundle: &Value) -> impl Iterator<Item = &Value> {
-    bundle["entry"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|entry| &entry["resource"])
+    bundle["entry"].as_array().into_iter().flatten().map(|entry| &entry["resource"])
 }
 
 fn ids(bundle: &Value) -> Vec<String> {
@@ -98,10 +94,8 @@ impl Dataset {
                 Some((patient["id"].as_str()?.to_owned(), svnr.to_owned()))
             })
             .collect();
-        let locations = client
-            .search("Location", &[("_count", DISCOVERY_PAGE)])
-            .await
-            .map_err(|e| failed("locations", e))?;
+        let locations =
+            client.search("Location", &[("_count", DISCOVERY_PAGE)]).await.map_err(|e| failed("locations", e))?;
         let mut zip_areas: Vec<String> = resources(&locations)
             .filter_map(|location| location["address"]["postalCode"].as_str()?.get(..2).map(str::to_owned))
             .collect();
@@ -195,7 +189,13 @@ pub async fn slot_search(client: &Client, dataset: &Arc<Dataset>, concurrency: u
         async move {
             let schedule = format!("Schedule/{}", pick(&data.schedules, number, iteration));
             let (from, to) = (format!("ge{}", data.week_start), format!("lt{}", data.week_end));
-            let query = [("schedule", schedule.as_str()), ("status", "free"), ("start", &from), ("start", &to), ("_count", "50")];
+            let query = [
+                ("schedule", schedule.as_str()),
+                ("status", "free"),
+                ("start", &from),
+                ("start", &to),
+                ("_count", "50"),
+            ];
             match client.search("Slot", &query).await {
                 Ok(_) => Outcome::Done,
                 Err(e) => e.into(),
@@ -207,7 +207,12 @@ pub async fn slot_search(client: &Client, dataset: &Arc<Dataset>, concurrency: u
 }
 
 /// (d) A patient's appointments by social security number.
-pub async fn appointments_by_svnr(client: &Client, dataset: &Arc<Dataset>, concurrency: usize, duration: Duration) -> Row {
+pub async fn appointments_by_svnr(
+    client: &Client,
+    dataset: &Arc<Dataset>,
+    concurrency: usize,
+    duration: Duration,
+) -> Row {
     let (client, data) = (client.clone(), dataset.clone());
     let (tally, elapsed) = run_clients(concurrency, duration, move |number, iteration| {
         let (client, data) = (client.clone(), data.clone());
@@ -286,9 +291,8 @@ async fn flow_once(client: &Client, data: &Dataset, number: usize, iteration: us
         return Ok(Outcome::Failed(format!("$findHSP found no PractitionerRole for {service_type} in {zip_area}")));
     }
     let role = pick(&roles, number, iteration);
-    let schedules = client
-        .search("Schedule", &[("actor", &format!("PractitionerRole/{role}")), ("_count", "5")])
-        .await?;
+    let schedules =
+        client.search("Schedule", &[("actor", &format!("PractitionerRole/{role}")), ("_count", "5")]).await?;
     let Some(schedule) = resources(&schedules).next() else {
         return Ok(Outcome::Failed(format!("PractitionerRole/{role} has no schedule")));
     };
@@ -296,7 +300,13 @@ async fn flow_once(client: &Client, data: &Dataset, number: usize, iteration: us
     let slots = client
         .search(
             "Slot",
-            &[("schedule", &reference), ("status", "free"), ("start", &now_param()), ("_sort", "start"), ("_count", "20")],
+            &[
+                ("schedule", &reference),
+                ("status", "free"),
+                ("start", &now_param()),
+                ("_sort", "start"),
+                ("_count", "20"),
+            ],
         )
         .await?;
     let slots: Vec<&Value> = resources(&slots).collect();

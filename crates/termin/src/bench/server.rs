@@ -47,11 +47,7 @@ impl Server {
         // The server prints this line once it accepts connections (see `serve`).
         while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
             if let Some(address) = line.strip_prefix("termin listening on http://") {
-                return Ok(Server {
-                    child,
-                    address: address.trim().to_owned(),
-                    start_up: spawned.elapsed(),
-                });
+                return Ok(Server { child, address: address.trim().to_owned(), start_up: spawned.elapsed() });
             }
         }
         let status = child.wait().await.map_err(|e| e.to_string())?;
@@ -71,9 +67,6 @@ impl Server {
                 .find_map(|line| line.strip_prefix(name))
                 .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
         };
-        Some(Memory {
-            rss_kib: field("VmRSS:")?,
-            peak_kib: field("VmHWM:")?,
-        })
+        Some(Memory { rss_kib: field("VmRSS:")?, peak_kib: field("VmHWM:")? })
     }
 }

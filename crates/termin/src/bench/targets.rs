@@ -35,7 +35,14 @@ enum Request {
 type Build = fn(&Dataset, usize, usize) -> Request;
 
 /// Runs one query on every client for `duration`.
-async fn measure(client: &Client, data: &Arc<Dataset>, concurrency: usize, duration: Duration, name: &str, build: Build) -> Row {
+async fn measure(
+    client: &Client,
+    data: &Arc<Dataset>,
+    concurrency: usize,
+    duration: Duration,
+    name: &str,
+    build: Build,
+) -> Row {
     let (client, data) = (client.clone(), data.clone());
     let (tally, elapsed) = run_clients(concurrency, duration, move |number, iteration| {
         let (client, data) = (client.clone(), data.clone());
@@ -43,7 +50,8 @@ async fn measure(client: &Client, data: &Arc<Dataset>, concurrency: usize, durat
             let answered = match build(&data, number, iteration) {
                 Request::Read { resource_type, id } => client.read(resource_type, &id).await.map(drop),
                 Request::Search { path, params } => {
-                    let params: Vec<(&str, &str)> = params.iter().map(|(name, value)| (*name, value.as_str())).collect();
+                    let params: Vec<(&str, &str)> =
+                        params.iter().map(|(name, value)| (*name, value.as_str())).collect();
                     client.search(path, &params).await.map(drop)
                 }
             };
@@ -58,18 +66,13 @@ async fn measure(client: &Client, data: &Arc<Dataset>, concurrency: usize, durat
 }
 
 fn slot_read(data: &Dataset, number: usize, iteration: usize) -> Request {
-    Request::Read {
-        resource_type: "Slot",
-        id: pick(&data.slots, number, iteration).clone(),
-    }
+    Request::Read { resource_type: "Slot", id: pick(&data.slots, number, iteration).clone() }
 }
 
 /// A schedule's free slots within the `start` conditions, earliest first.
 fn free_slots(data: &Dataset, number: usize, iteration: usize, start: Vec<String>) -> Request {
-    let mut params = vec![
-        ("schedule", format!("Schedule/{}", pick(&data.schedules, number, iteration))),
-        ("status", "free".into()),
-    ];
+    let mut params =
+        vec![("schedule", format!("Schedule/{}", pick(&data.schedules, number, iteration))), ("status", "free".into())];
     params.extend(start.into_iter().map(|condition| ("start", condition)));
     params.extend([("_sort", "start".into()), ("_count", PAGE.into())]);
     Request::Search { path: "Slot", params }
@@ -174,7 +177,9 @@ fn judge(row: &Row, target: Target, read_rate: f64) -> (String, String, bool) {
             let p99 = millis(0.99);
             let got = format!("{rate:.0} req/s, p99 {p99:.2} ms");
             match p99_ms {
-                Some(bound) => (format!("≥ {per_second:.0} req/s, p99 < {bound} ms"), got, rate >= per_second && p99 < bound),
+                Some(bound) => {
+                    (format!("≥ {per_second:.0} req/s, p99 < {bound} ms"), got, rate >= per_second && p99 < bound)
+                }
                 None => (format!("≥ {per_second:.0} req/s"), got, rate >= per_second),
             }
         }
@@ -196,10 +201,8 @@ mod tests {
     use crate::bench::report::Tally;
 
     fn row(latencies_ms: &[u64], seconds: u64) -> Row {
-        let tally = Tally {
-            latencies: latencies_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
-            ..Tally::default()
-        };
+        let tally =
+            Tally { latencies: latencies_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(), ..Tally::default() };
         Row::new("q", "request", tally, Duration::from_secs(seconds))
     }
 

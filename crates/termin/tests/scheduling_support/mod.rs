@@ -179,7 +179,8 @@ pub async fn slot_status(s: &TestServer, id: &str) -> String {
 /// not started can be booked, and bookable Slots of one Schedule may not overlap, so each moves
 /// to an hour of its own from 2030-09-16T08:00Z on, in the order of the package's files.
 pub async fn load_ig_examples_with_future_slots(s: &TestServer) {
-    let wanted = ["Organization", "Patient", "Practitioner", "PractitionerRole", "HealthcareService", "Schedule", "Slot"];
+    let wanted =
+        ["Organization", "Patient", "Practitioner", "PractitionerRole", "HealthcareService", "Schedule", "Slot"];
     let mut examples: Vec<Value> = package_resources()
         .into_iter()
         .map(|(_, r)| r)
@@ -199,12 +200,7 @@ pub async fn put_resource(s: &TestServer, resource: &Value) -> Value {
     let ty = resource["resourceType"].as_str().expect("resourceType");
     let id = resource["id"].as_str().expect("id");
     let r = s.put(&format!("{ty}/{id}"), resource).await;
-    assert!(
-        r.code() == 200 || r.code() == 201,
-        "{}: expected 200/201; body: {}",
-        r.what(),
-        r.text()
-    );
+    assert!(r.code() == 200 || r.code() == 201, "{}: expected 200/201; body: {}", r.what(), r.text());
     r.json()
 }
 
@@ -376,10 +372,9 @@ pub fn invariant_violations(
         }
         match slots.get(sid) {
             None => problems.push(format!("Slot/{sid} of active Appointment(s) {by:?} is missing")),
-            Some(slot) if slot["status"] != "busy" => problems.push(format!(
-                "Slot/{sid} is {} but active Appointment(s) {by:?} reference it",
-                slot["status"]
-            )),
+            Some(slot) if slot["status"] != "busy" => {
+                problems.push(format!("Slot/{sid} is {} but active Appointment(s) {by:?} reference it", slot["status"]))
+            }
             Some(_) => {}
         }
     }
@@ -388,17 +383,14 @@ pub fn invariant_violations(
         let held = live_holds.contains(sid);
         match slot["status"].as_str().unwrap_or_default() {
             "busy" if n != 1 => problems.push(format!("Slot/{sid} is busy with {n} active Appointments")),
-            "busy-tentative" if !held || n != 0 => problems.push(format!(
-                "Slot/{sid} is busy-tentative (live hold known: {held}, active Appointments: {n})"
-            )),
-            "free" if n != 0 || held => problems.push(format!(
-                "Slot/{sid} is free (live hold known: {held}, active Appointments: {n})"
-            )),
+            "busy-tentative" if !held || n != 0 => problems
+                .push(format!("Slot/{sid} is busy-tentative (live hold known: {held}, active Appointments: {n})")),
+            "free" if n != 0 || held => {
+                problems.push(format!("Slot/{sid} is free (live hold known: {held}, active Appointments: {n})"))
+            }
             // Staff states: never booked nor held.
-            "busy-unavailable" | "entered-in-error" if n != 0 || held => problems.push(format!(
-                "Slot/{sid} is {} (live hold known: {held}, active Appointments: {n})",
-                slot["status"]
-            )),
+            "busy-unavailable" | "entered-in-error" if n != 0 || held => problems
+                .push(format!("Slot/{sid} is {} (live hold known: {held}, active Appointments: {n})", slot["status"])),
             "busy" | "busy-tentative" | "free" | "busy-unavailable" | "entered-in-error" => {}
             other => problems.push(format!("Slot/{sid} has unexpected status {other:?}")),
         }
@@ -412,7 +404,10 @@ pub fn invariant_violations(
 }
 
 /// Fetches all Slots and Appointments and asserts [`invariant_violations`] finds nothing.
-pub async fn assert_invariant(s: &TestServer, live_holds: &BTreeSet<String>) -> (BTreeMap<String, Value>, BTreeMap<String, Value>) {
+pub async fn assert_invariant(
+    s: &TestServer,
+    live_holds: &BTreeSet<String>,
+) -> (BTreeMap<String, Value>, BTreeMap<String, Value>) {
     let slots = all_of_type(s, "Slot").await;
     let appointments = all_of_type(s, "Appointment").await;
     let problems = invariant_violations(&slots, &appointments, live_holds);

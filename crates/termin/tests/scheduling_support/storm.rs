@@ -114,7 +114,8 @@ pub async fn storm_client(
         let (op, code): (&'static str, u16) = match roll {
             // Hold a random slot: won or lost.
             0..=19 => {
-                let r = post_with_tokens(&s, "Slot/$hold", &hold_request(&random_slot, "busy-tentative"), &[&me_token]).await;
+                let r = post_with_tokens(&s, "Slot/$hold", &hold_request(&random_slot, "busy-tentative"), &[&me_token])
+                    .await;
                 expect_code("hold", &r, &[200, 409]);
                 if r.code() == 200 {
                     let token = token_of(&r.json());
@@ -173,7 +174,10 @@ pub async fn storm_client(
                 let mut wanted = vec![random_slot.clone()];
                 let pos = slots.iter().position(|x| *x == random_slot).unwrap();
                 // Two slots of one booking are of one schedule (issue 12).
-                if rng.chance(20) && pos + 1 < slots.len() && is_confirm_slot(&slots[pos + 1]) == is_confirm_slot(&random_slot) {
+                if rng.chance(20)
+                    && pos + 1 < slots.len()
+                    && is_confirm_slot(&slots[pos + 1]) == is_confirm_slot(&random_slot)
+                {
                     wanted.push(slots[pos + 1].clone());
                 }
                 let refs: Vec<&str> = wanted.iter().map(String::as_str).collect();

@@ -83,28 +83,22 @@ impl Backend {
             Err(_) => Backend::Sqlite,
             Ok(v) if v.is_empty() || v.eq_ignore_ascii_case("sqlite") => Backend::Sqlite,
             Ok(v) if v.eq_ignore_ascii_case("postgres") => Backend::Postgres,
-            Ok(other) => panic!(
-                "TERMIN_TEST_BACKEND={other:?} is not supported by the test harness (`sqlite` or `postgres`)"
-            ),
+            Ok(other) => {
+                panic!("TERMIN_TEST_BACKEND={other:?} is not supported by the test harness (`sqlite` or `postgres`)")
+            }
         }
     }
 
     /// Creates fresh, empty storage for one test server.
     pub fn provision(self, dir: &Path) -> Storage {
         match self {
-            Backend::Sqlite => Storage {
-                backend: self,
-                database: dir.join("termin.db").to_string_lossy().into_owned(),
-                scratch: None,
-            },
+            Backend::Sqlite => {
+                Storage { backend: self, database: dir.join("termin.db").to_string_lossy().into_owned(), scratch: None }
+            }
             Backend::Postgres => {
                 let scratch = on_own_runtime(ScratchDatabase::create("termin_itest"))
                     .unwrap_or_else(|reason| panic!("TERMIN_TEST_BACKEND=postgres: {reason}"));
-                Storage {
-                    backend: self,
-                    database: scratch.url.clone(),
-                    scratch: Some(scratch),
-                }
+                Storage { backend: self, database: scratch.url.clone(), scratch: Some(scratch) }
             }
         }
     }
@@ -114,11 +108,7 @@ impl Backend {
 /// inside a test's runtime.
 fn on_own_runtime<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static) -> T {
     std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("build a runtime")
-            .block_on(future)
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("build a runtime").block_on(future)
     })
     .join()
     .expect("the provisioning thread panicked")
@@ -304,10 +294,7 @@ impl TestServer {
     }
 
     pub async fn start_with(options: ServerOptions) -> TestServer {
-        let dir = tempfile::Builder::new()
-            .prefix("termin-itest-")
-            .tempdir()
-            .expect("create temp dir");
+        let dir = tempfile::Builder::new().prefix("termin-itest-").tempdir().expect("create temp dir");
         let storage = Arc::new(Backend::from_env().provision(dir.path()));
         Self::start_on(storage, dir, options).await
     }
@@ -316,10 +303,7 @@ impl TestServer {
     /// SQLite file, which lives in this server's temp dir and so only as long as this server),
     /// with a temp dir of its own: a second node of a cluster.
     pub async fn another_node(&self, options: ServerOptions) -> TestServer {
-        let dir = tempfile::Builder::new()
-            .prefix("termin-itest-node-")
-            .tempdir()
-            .expect("create temp dir");
+        let dir = tempfile::Builder::new().prefix("termin-itest-node-").tempdir().expect("create temp dir");
         Self::start_on(self.storage.clone(), dir, options).await
     }
 
@@ -350,10 +334,7 @@ impl TestServer {
         let dir = tempfile::Builder::new().prefix("termin-itest-").tempdir().unwrap();
         let storage = Backend::from_env().provision(dir.path());
         let mut cmd = build_command(&options, &storage, dir.path());
-        let out = tokio::task::spawn_blocking(move || cmd.output())
-            .await
-            .unwrap()
-            .expect("spawn termin");
+        let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().expect("spawn termin");
         let lines = |b: &[u8]| String::from_utf8_lossy(b).lines().map(str::to_string).collect();
         (out.status.success(), lines(&out.stdout), lines(&out.stderr))
     }
@@ -361,9 +342,7 @@ impl TestServer {
     async fn launch(&mut self) {
         assert!(self.running.is_none(), "server already running");
         let mut cmd = build_command(&self.options, &self.storage, self.dir.path());
-        let mut child = cmd.spawn().unwrap_or_else(|e| {
-            panic!("cannot spawn {}: {e}", env!("CARGO_BIN_EXE_termin"))
-        });
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {}: {e}", env!("CARGO_BIN_EXE_termin")));
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = tokio::sync::oneshot::channel::<String>();
@@ -375,9 +354,10 @@ impl TestServer {
             for line in BufReader::new(out_pipe).lines() {
                 let Ok(line) = line else { break };
                 if let Some(rest) = line.strip_prefix(LISTENING_PREFIX)
-                    && let Some(tx) = tx.take() {
-                        let _ = tx.send(rest.trim().to_string());
-                    }
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(rest.trim().to_string());
+                }
                 out_lines.lock().unwrap().push(line);
             }
             // Dropping tx without sending tells the waiter that stdout closed (process gone).
@@ -390,29 +370,18 @@ impl TestServer {
                 err_lines.lock().unwrap().push(line);
             }
         });
-        self.running = Some(Running {
-            child,
-            stdout,
-            stderr,
-            threads: vec![t1, t2],
-        });
+        self.running = Some(Running { child, stdout, stderr, threads: vec![t1, t2] });
 
         let announced = match tokio::time::timeout(STARTUP_LIMIT, rx).await {
             Ok(Ok(url)) => url,
             Ok(Err(_)) => {
                 let status = self.running.as_mut().unwrap().child.wait();
                 self.collect_output();
-                panic!(
-                    "termin exited ({status:?}) without printing `{LISTENING_PREFIX}...`\n{}",
-                    self.diagnostics()
-                );
+                panic!("termin exited ({status:?}) without printing `{LISTENING_PREFIX}...`\n{}", self.diagnostics());
             }
             Err(_) => {
                 self.kill();
-                panic!(
-                    "termin did not print `{LISTENING_PREFIX}...` within {STARTUP_LIMIT:?}\n{}",
-                    self.diagnostics()
-                );
+                panic!("termin did not print `{LISTENING_PREFIX}...` within {STARTUP_LIMIT:?}\n{}", self.diagnostics());
             }
         };
         let addr = announced
@@ -637,10 +606,7 @@ impl TestServer {
             let page = self.get(&url).await.expect_status(200).json();
             assert_eq!(page["resourceType"], "Bundle", "page {url} is not a Bundle: {page}");
             next = link(&page, "next").map(|u| {
-                assert!(
-                    u.starts_with("http://") || u.starts_with("https://"),
-                    "next link is not absolute: {u}"
-                );
+                assert!(u.starts_with("http://") || u.starts_with("https://"), "next link is not absolute: {u}");
                 self.local(&u)
             });
             out.push(page);
@@ -706,10 +672,7 @@ fn build_command(options: &ServerOptions, storage: &Storage, dir: &Path) -> Comm
     for (k, v) in &options.env {
         cmd.env(k, v.replace("{dir}", &dir_s).replace("{database}", &storage.database));
     }
-    cmd.current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.current_dir(dir).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd
 }
 
@@ -728,8 +691,7 @@ pub struct Resp {
 }
 
 pub fn json_body(rb: RequestBuilder, body: &Value) -> RequestBuilder {
-    rb.header(CONTENT_TYPE, FHIR_JSON)
-        .body(serde_json::to_vec(body).unwrap())
+    rb.header(CONTENT_TYPE, FHIR_JSON).body(serde_json::to_vec(body).unwrap())
 }
 
 /// Sends [`TestServer::request_as`].
@@ -742,10 +704,8 @@ pub async fn send(rb: RequestBuilder) -> Resp {
     let req = req.expect("build request");
     let method = req.method().to_string();
     let url = req.url().to_string();
-    let resp = client
-        .execute(req)
-        .await
-        .unwrap_or_else(|e| panic!("{method} {url}: request failed: {}", error_chain(&e)));
+    let resp =
+        client.execute(req).await.unwrap_or_else(|e| panic!("{method} {url}: request failed: {}", error_chain(&e)));
     let status = resp.status();
     let headers = resp.headers().clone();
     let body = resp
@@ -783,32 +743,22 @@ impl Resp {
 
     /// The body as JSON (panics with context if it is not).
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("{}: body is not JSON ({e}): {:?}", self.what(), self.text())
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{}: body is not JSON ({e}): {:?}", self.what(), self.text()))
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        self.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
     }
 
     pub fn require_header(&self, name: &str) -> String {
-        self.header(name)
-            .unwrap_or_else(|| panic!("{}: no {name} header; headers: {:?}", self.what(), self.headers))
+        self.header(name).unwrap_or_else(|| panic!("{}: no {name} header; headers: {:?}", self.what(), self.headers))
     }
 
     /// Asserts the status code, showing the body on failure.
     #[track_caller]
     pub fn expect_status(self, code: u16) -> Self {
-        assert_eq!(
-            self.code(),
-            code,
-            "{}: expected status {code}; body: {}",
-            self.what(),
-            self.text()
-        );
+        assert_eq!(self.code(), code, "{}: expected status {code}; body: {}", self.what(), self.text());
         self
     }
 
@@ -816,8 +766,7 @@ impl Resp {
     #[track_caller]
     pub fn etag_version(&self) -> String {
         let etag = self.require_header("etag");
-        parse_weak_etag(&etag)
-            .unwrap_or_else(|| panic!("{}: ETag {etag:?} is not of the form W/\"n\"", self.what()))
+        parse_weak_etag(&etag).unwrap_or_else(|| panic!("{}: ETag {etag:?} is not of the form W/\"n\"", self.what()))
     }
 
     /// Asserts `Content-Type: application/fhir+json; charset=utf-8` (case-insensitive, spaces
@@ -849,13 +798,7 @@ impl Resp {
     /// severity, code and non-empty diagnostics; at least one error/fatal issue). Returns it.
     #[track_caller]
     pub fn outcome(&self, status: u16) -> Value {
-        assert_eq!(
-            self.code(),
-            status,
-            "{}: expected status {status}; body: {}",
-            self.what(),
-            self.text()
-        );
+        assert_eq!(self.code(), status, "{}: expected status {status}; body: {}", self.what(), self.text());
         self.assert_fhir_json();
         let body = self.json();
         assert_outcome(&body, &self.what());
@@ -885,9 +828,7 @@ pub fn to_xml(body: &Value) -> String {
 #[track_caller]
 pub fn assert_outcome(body: &Value, what: &str) {
     assert_eq!(body["resourceType"], "OperationOutcome", "{what}: not an OperationOutcome: {body}");
-    let issues = body["issue"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{what}: OperationOutcome without issue[]: {body}"));
+    let issues = body["issue"].as_array().unwrap_or_else(|| panic!("{what}: OperationOutcome without issue[]: {body}"));
     assert!(!issues.is_empty(), "{what}: OperationOutcome with empty issue[]: {body}");
     for issue in issues {
         let sev = issue["severity"].as_str().unwrap_or("");
@@ -895,10 +836,7 @@ pub fn assert_outcome(body: &Value, what: &str) {
             ["fatal", "error", "warning", "information"].contains(&sev),
             "{what}: issue.severity {sev:?} invalid: {body}"
         );
-        assert!(
-            issue["code"].as_str().is_some_and(|c| !c.is_empty()),
-            "{what}: issue.code missing: {body}"
-        );
+        assert!(issue["code"].as_str().is_some_and(|c| !c.is_empty()), "{what}: issue.code missing: {body}");
         assert!(
             issue["diagnostics"].as_str().is_some_and(|d| !d.trim().is_empty()),
             "{what}: issue.diagnostics missing or empty: {body}"
@@ -920,12 +858,7 @@ pub fn assert_outcome(body: &Value, what: &str) {
 pub fn diagnostics(outcome: &Value) -> String {
     outcome["issue"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|i| i["diagnostics"].as_str())
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
+        .map(|a| a.iter().filter_map(|i| i["diagnostics"].as_str()).collect::<Vec<_>>().join("\n"))
         .unwrap_or_default()
 }
 
@@ -964,10 +897,7 @@ pub fn version_id(resource: &Value) -> String {
 }
 
 pub fn id_of(resource: &Value) -> String {
-    resource["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("resource without id: {resource}"))
-        .to_string()
+    resource["id"].as_str().unwrap_or_else(|| panic!("resource without id: {resource}")).to_string()
 }
 
 /// Copy of `resource` without meta.versionId / meta.lastUpdated (and without meta if that
@@ -1019,11 +949,7 @@ pub fn issues(bundle: &Value) -> Vec<Value> {
 }
 
 pub fn match_ids(bundle: &Value) -> Vec<String> {
-    entries(bundle)
-        .iter()
-        .filter(|e| e["search"]["mode"] == "match")
-        .map(|e| id_of(&e["resource"]))
-        .collect()
+    entries(bundle).iter().filter(|e| e["search"]["mode"] == "match").map(|e| id_of(&e["resource"])).collect()
 }
 
 /// The URL of the bundle link with the given relation.
@@ -1076,9 +1002,7 @@ pub fn is_instant_with_offset(s: &str) -> bool {
 /// RFC 9110 IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`
 pub fn is_http_date(s: &str) -> bool {
     const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let parts: Vec<&str> = s.split(' ').collect();
     if parts.len() != 6 {
         return false;
@@ -1126,15 +1050,27 @@ pub fn simple_patient(family: &str) -> Value {
 pub fn minimal(ty: &str) -> Value {
     match ty {
         "Patient" => simple_patient("Minimal"),
-        "Practitioner" => json!({"resourceType": "Practitioner", "name": [{"family": "Musterärztin", "given": ["Melanie"]}]}),
-        "PractitionerRole" => json!({"resourceType": "PractitionerRole", "active": true, "practitioner": {"reference": "Practitioner/p1"}}),
+        "Practitioner" => {
+            json!({"resourceType": "Practitioner", "name": [{"family": "Musterärztin", "given": ["Melanie"]}]})
+        }
+        "PractitionerRole" => {
+            json!({"resourceType": "PractitionerRole", "active": true, "practitioner": {"reference": "Practitioner/p1"}})
+        }
         "Organization" => json!({"resourceType": "Organization", "active": true, "name": "Ordination Test"}),
-        "Location" => json!({"resourceType": "Location", "status": "active", "name": "Raum 1", "position": {"longitude": 16.3725, "latitude": 48.2083}}),
+        "Location" => {
+            json!({"resourceType": "Location", "status": "active", "name": "Raum 1", "position": {"longitude": 16.3725, "latitude": 48.2083}})
+        }
         "HealthcareService" => json!({"resourceType": "HealthcareService", "active": true, "name": "Physiotherapie"}),
         "Schedule" => json!({"resourceType": "Schedule", "active": true, "actor": [{"reference": "Practitioner/p1"}]}),
-        "Slot" => json!({"resourceType": "Slot", "schedule": {"reference": "Schedule/s1"}, "status": "free", "start": "2025-09-15T08:00:00+02:00", "end": "2025-09-15T08:30:00+02:00"}),
-        "Appointment" => json!({"resourceType": "Appointment", "status": "proposed", "participant": [{"actor": {"reference": "Patient/x"}, "status": "needs-action"}]}),
-        "RelatedPerson" => json!({"resourceType": "RelatedPerson", "patient": {"reference": "Patient/x"}, "name": [{"family": "Angehörige"}]}),
+        "Slot" => {
+            json!({"resourceType": "Slot", "schedule": {"reference": "Schedule/s1"}, "status": "free", "start": "2025-09-15T08:00:00+02:00", "end": "2025-09-15T08:30:00+02:00"})
+        }
+        "Appointment" => {
+            json!({"resourceType": "Appointment", "status": "proposed", "participant": [{"actor": {"reference": "Patient/x"}, "status": "needs-action"}]})
+        }
+        "RelatedPerson" => {
+            json!({"resourceType": "RelatedPerson", "patient": {"reference": "Patient/x"}, "name": [{"family": "Angehörige"}]})
+        }
         // Nothing listens on port 9 (discard): delivery fails quietly in the background.
         "Subscription" => json!({"resourceType": "Subscription", "status": "requested",
             "topic": "http://localhost/fhir/SubscriptionTopic/appointment-booked",
@@ -1163,11 +1099,8 @@ pub fn packages_root() -> PathBuf {
 pub fn package_dirs() -> Vec<PathBuf> {
     let root = packages_root();
     let rd = std::fs::read_dir(&root).unwrap_or_else(|e| panic!("cannot read {} ({e})", root.display()));
-    let mut dirs: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("package"))
-        .filter(|p| p.is_dir())
-        .collect();
+    let mut dirs: Vec<PathBuf> =
+        rd.filter_map(|e| e.ok()).map(|e| e.path().join("package")).filter(|p| p.is_dir()).collect();
     dirs.sort();
     dirs
 }
@@ -1185,8 +1118,7 @@ pub fn package_resources() -> Vec<(PathBuf, Value)> {
         files.sort();
         for f in files {
             let text = std::fs::read_to_string(&f).unwrap();
-            let v: Value = serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("{}: not JSON: {e}", f.display()));
+            let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", f.display()));
             out.push((f, v));
         }
     }
@@ -1220,10 +1152,7 @@ pub fn first_difference(a: &Value, b: &Value) -> Option<String> {
                 if x.len() != y.len() {
                     return Some(format!("{path}: array length {} vs {}", x.len(), y.len()));
                 }
-                x.iter()
-                    .zip(y)
-                    .enumerate()
-                    .find_map(|(i, (va, vb))| walk(va, vb, &format!("{path}[{i}]")))
+                x.iter().zip(y).enumerate().find_map(|(i, (va, vb))| walk(va, vb, &format!("{path}[{i}]")))
             }
             _ if a == b => None,
             _ => Some(format!("{path}: {a} vs {b}")),

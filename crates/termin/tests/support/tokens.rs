@@ -10,10 +10,8 @@ pub const AUDIENCE: &str = "termin-api";
 
 /// Options that make the server accept tokens signed with the test keys.
 pub fn with_test_jwks(options: ServerOptions) -> ServerOptions {
-    let mut options = options
-        .flag("--auth-issuer", ISSUER)
-        .flag("--auth-audience", AUDIENCE)
-        .flag("--auth-jwks", "{dir}/jwks.json");
+    let mut options =
+        options.flag("--auth-issuer", ISSUER).flag("--auth-audience", AUDIENCE).flag("--auth-jwks", "{dir}/jwks.json");
     options.files.push(("jwks.json".into(), include_str!("../auth_keys/jwks.json").into()));
     options
 }

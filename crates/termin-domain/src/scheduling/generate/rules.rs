@@ -41,17 +41,17 @@ impl GenerationRules {
     /// The Schedule's rules; `slot_length` overrides its `slot-duration`.
     pub fn read(schedule: &Map<String, Value>, slot_length: Option<SignedDuration>) -> Result<Self, DomainError> {
         let extension = extension(schedule);
-        let parts: Vec<&Value> = extension
-            .and_then(|e| e.get("extension"))
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .collect();
-        let part = |name: &'static str| parts.iter().copied().filter(move |p| p.get("url").and_then(Value::as_str) == Some(name));
+        let parts: Vec<&Value> =
+            extension.and_then(|e| e.get("extension")).and_then(Value::as_array).into_iter().flatten().collect();
+        let part = |name: &'static str| {
+            parts.iter().copied().filter(move |p| p.get("url").and_then(Value::as_str) == Some(name))
+        };
         let duration_of = |name: &'static str| -> Result<Option<SignedDuration>, DomainError> {
             match part(name).next().and_then(|p| p.get("valueDuration")) {
                 None => Ok(None),
-                Some(quantity) => read_duration(quantity).map(Some).ok_or_else(|| invalid_rule(name, "must be a Duration in min, h or d")),
+                Some(quantity) => read_duration(quantity)
+                    .map(Some)
+                    .ok_or_else(|| invalid_rule(name, "must be a Duration in min, h or d")),
             }
         };
         let length = match slot_length {
@@ -73,7 +73,8 @@ impl GenerationRules {
         let zone_name = part("time-zone").next().and_then(|p| p.get("valueCode")).and_then(Value::as_str);
         let zone = termin_calendar::zone(zone_name.unwrap_or(DEFAULT_TIME_ZONE))
             .ok_or_else(|| invalid_rule("time-zone", "must be an IANA time zone such as Europe/Vienna"))?;
-        let public_holidays = part("public-holidays").next().and_then(|p| p.get("valueBoolean")).and_then(Value::as_bool);
+        let public_holidays =
+            part("public-holidays").next().and_then(|p| p.get("valueBoolean")).and_then(Value::as_bool);
         let service_types: Vec<Value> = part("service-type")
             .filter_map(|p| p.get("valueCodeableConcept"))
             .map(|concept| json!({"concept": concept}))
@@ -89,10 +90,7 @@ impl GenerationRules {
 
     /// 00:00 of `day` in the rules' zone (or the first instant after, should midnight be skipped).
     pub fn local_midnight(&self, day: Date) -> Timestamp {
-        self.zone
-            .to_ambiguous_timestamp(day.to_datetime(Time::midnight()))
-            .compatible()
-            .unwrap_or(Timestamp::MAX)
+        self.zone.to_ambiguous_timestamp(day.to_datetime(Time::midnight())).compatible().unwrap_or(Timestamp::MAX)
     }
 }
 
@@ -126,7 +124,8 @@ pub fn read_duration(quantity: &Value) -> Option<SignedDuration> {
         "wk" => 604_800.0,
         _ => return None,
     } * value;
-    (seconds.is_finite() && seconds.fract() == 0.0 && seconds.abs() < 1e9).then(|| SignedDuration::from_secs(seconds as i64))
+    (seconds.is_finite() && seconds.fract() == 0.0 && seconds.abs() < 1e9)
+        .then(|| SignedDuration::from_secs(seconds as i64))
 }
 
 #[cfg(test)]
@@ -152,7 +151,10 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(rules.pattern, SlotPattern::new(SignedDuration::from_mins(20), SignedDuration::from_mins(10)).unwrap());
+        assert_eq!(
+            rules.pattern,
+            SlotPattern::new(SignedDuration::from_mins(20), SignedDuration::from_mins(10)).unwrap()
+        );
         assert!(!rules.public_holidays);
         assert_eq!(rules.service_type, Some(json!([{"concept": {"text": "Massage"}}])));
         assert_eq!(rules.horizon_days, None);
@@ -166,7 +168,9 @@ mod tests {
         };
         assert_eq!(with_horizon(json!({"value": 8, "code": "wk"})).unwrap().horizon_days, Some(56));
         assert_eq!(with_horizon(json!({"value": 10, "code": "d"})).unwrap().horizon_days, Some(10));
-        for refused in [json!({"value": 36, "code": "h"}), json!({"value": 0, "code": "d"}), json!({"value": 60, "code": "wk"})] {
+        for refused in
+            [json!({"value": 36, "code": "h"}), json!({"value": 0, "code": "d"}), json!({"value": 60, "code": "wk"})]
+        {
             assert!(matches!(with_horizon(refused.clone()), Err(DomainError::Unprocessable(_))), "{refused}");
         }
     }
