@@ -35,7 +35,7 @@ pub use query::{
     TotalMode,
 };
 pub use registry::{
-    DEFAULT_TIME_ZONE, SearchParam, SearchParameters, default_package_cache, registry,
+    DEFAULT_TIME_ZONE, ElementTypes, SearchParam, SearchParameters, default_package_cache, registry,
 };
 pub use temporal::{InstantRange, parse_range};
 pub use slot_period::{slot_period, slot_period_param};
