@@ -223,6 +223,24 @@ async fn a_search_across_types_merges_their_matches_and_pages_by_cursor() {
     for e in entries(&summary) {
         assert_eq!(e["resource"]["meta"]["tag"][0]["code"], "SUBSETTED", "{e}");
     }
+    let schedule_with = |summary: &str| {
+        let s = &s;
+        let url = format!("?_type=Slot,Schedule&_id=sys-a&_summary={summary}");
+        async move { entries(&s.get(&url).await.expect_status(200).json())[0]["resource"].clone() }
+    };
+    let text = schedule_with("text").await;
+    assert!(
+        text.get("active").is_none() && text.get("actor").is_some(),
+        "text keeps the mandatory actor: {text}"
+    );
+    let data = schedule_with("data").await;
+    assert_eq!(data["active"], true);
+    assert_eq!(data["meta"]["tag"][0]["code"], "SUBSETTED");
+    let whole = schedule_with("false").await;
+    assert!(
+        whole["meta"].get("tag").is_none() && whole["active"] == true,
+        "{whole}"
+    );
     let elements = s
         .get("?_type=Slot,Schedule&_id=sys-s1,sys-a&_elements=active")
         .await
