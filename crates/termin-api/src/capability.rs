@@ -78,6 +78,7 @@ pub fn capability_statement(
         "mode": "server",
         "security": security(auth),
         "resource": resources,
+        "searchParam": common_search_params(search),
         "interaction": SystemInteraction::ALL
             .iter()
             .map(|i| json!({"code": i.code(), "documentation": i.documentation()}))
@@ -170,6 +171,22 @@ fn search_params(search: &SearchParameters, resource_type: ResourceType) -> Vec<
                 entry["documentation"] = json!(format!("Supported modifiers: {}", modifiers.join(", ")));
             }
             entry
+        })
+        .collect()
+}
+
+/// `rest.searchParam`: the parameters every served type defines, which a search across all
+/// types takes (`GET [base]?...`).
+fn common_search_params(search: &SearchParameters) -> Vec<Value> {
+    let Some((first, others)) = ResourceType::ALL.split_first() else {
+        return Vec::new();
+    };
+    search_params(search, *first)
+        .into_iter()
+        .filter(|param| {
+            others
+                .iter()
+                .all(|t| search.params(*t).iter().any(|p| param["name"] == p.code && param["type"] == p.kind.code()))
         })
         .collect()
 }

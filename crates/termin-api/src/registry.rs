@@ -4,7 +4,7 @@
 
 use crate::SharedState;
 use crate::operations;
-use crate::routes::{bundle_request, history, instance, search, system, type_level};
+use crate::routes::{bundle_request, history, instance, search, system, system_search, type_level};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
@@ -122,21 +122,31 @@ impl Interaction {
     }
 }
 
-/// FHIR `system-restful-interaction` codes Termin implements at the base, all served by
-/// [`crate::routes::bundle_request`] (`POST [base]` with a Bundle).
+/// FHIR `system-restful-interaction` codes Termin implements at the base: batch and
+/// transaction by [`crate::routes::bundle_request`] (`POST [base]` with a Bundle), the search
+/// across types and the history of all types by their own routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SystemInteraction {
     Transaction,
     Batch,
+    SearchSystem,
+    HistorySystem,
 }
 
 impl SystemInteraction {
-    pub const ALL: [SystemInteraction; 2] = [SystemInteraction::Transaction, SystemInteraction::Batch];
+    pub const ALL: [SystemInteraction; 4] = [
+        SystemInteraction::Transaction,
+        SystemInteraction::Batch,
+        SystemInteraction::SearchSystem,
+        SystemInteraction::HistorySystem,
+    ];
 
     pub fn code(self) -> &'static str {
         match self {
             SystemInteraction::Transaction => "transaction",
             SystemInteraction::Batch => "batch",
+            SystemInteraction::SearchSystem => "search-system",
+            SystemInteraction::HistorySystem => "history-system",
         }
     }
 
@@ -151,9 +161,40 @@ impl SystemInteraction {
             SystemInteraction::Batch => {
                 "Each entry processed on its own, as the request it describes, operations included."
             }
+            SystemInteraction::SearchSystem => {
+                "GET [base]?_type=A,B&... and POST [base]/_search (form-encoded). Without _type: every type the \
+                 caller may search. Parameters must be defined for every listed type (otherwise 400), e.g. _id, \
+                 _lastUpdated, _tag, _profile, _security, _source; _count, _sort by _id or _lastUpdated (ascending \
+                 or descending; without _sort by id), _total, _summary, _elements; no _include/_revinclude. Results \
+                 of all types are merged in that order (ties by type) and paged with a cursor per type (next links). \
+                 Each type is confined as its own search is (patient compartment, staff organisations)."
+            }
+            SystemInteraction::HistorySystem => {
+                "GET [base]/_history: every version of every type the caller may search (or of those named by \
+                 _type), newest first in the order written, with _since, _at, _count and next links; deletes are \
+                 entries without resource. A patient's token sees its compartment, staff their organisations' \
+                 Appointments and AuditEvents, as in the type histories."
+            }
+        }
+    }
+
+    /// The system interaction a routed request (its method and matched route path) is;
+    /// batch and transaction are `POST [base]` and named by their Bundle, not here.
+    pub fn of(method: &Method, path: &str) -> Option<SystemInteraction> {
+        match (method.clone(), path.trim_end_matches('/')) {
+            (Method::GET, crate::routes::bundle_request::PATH) | (Method::POST, SEARCH_SYSTEM_POST) => {
+                Some(SystemInteraction::SearchSystem)
+            }
+            (Method::GET, HISTORY_SYSTEM) => Some(SystemInteraction::HistorySystem),
+            _ => None,
         }
     }
 }
+
+/// `POST [base]/_search`.
+const SEARCH_SYSTEM_POST: &str = "/fhir/_search";
+/// `GET [base]/_history`.
+const HISTORY_SYSTEM: &str = "/fhir/_history";
 
 pub fn router() -> Router<SharedState> {
     let mut router = Router::new()
@@ -162,6 +203,8 @@ pub fn router() -> Router<SharedState> {
         .route("/metrics", get(crate::metrics::endpoint))
         .route(bundle_request::PATH, get(system::base_endpoint).post(bundle_request::process))
         .route("/fhir/", get(system::base_endpoint).post(bundle_request::process))
+        .route(SEARCH_SYSTEM_POST, post(system_search::system_search_post))
+        .route(HISTORY_SYSTEM, get(history::system_history))
         .route("/fhir/metadata", get(system::metadata))
         .route("/fhir/.well-known/smart-configuration", get(system::smart_configuration))
         .route("/fhir/OperationDefinition/{id}", get(operations::operation_definition))

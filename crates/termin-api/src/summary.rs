@@ -1,13 +1,16 @@
 //! Subsets of resources a client asks for: `_summary=true|text|data` (the elements chosen by
 //! the R5 StructureDefinitions' isSummary and min flags, through the search registry's element
-//! model) and `_elements`. A subset carries the `SUBSETTED` tag, as FHIR asks, so nobody takes
-//! it for the whole resource.
+//! model) and `_elements`. `_summary=true` subsets nested elements too: inside a kept complex
+//! element (a data type such as `HumanName` or `Identifier`, or a backbone element such as
+//! `Appointment.participant`) it keeps the children marked isSummary or mandatory in that
+//! type's definition. A subset carries the `SUBSETTED` tag, as FHIR asks, so nobody takes it
+//! for the whole resource.
 
 use crate::error::ApiError;
 use crate::query::query_pairs;
 use serde_json::{Map, Value, json};
 use termin_fhir::{Issue, IssueCode, ResourceType};
-use termin_search::{SearchParameters, SummaryMode};
+use termin_search::{ElementTypes, SearchParameters, SummaryMode};
 
 /// The `_summary` of a read's query: `None` for none or `false`; `count` has no meaning there.
 pub fn read_summary(query: Option<&str>) -> Result<Option<SummaryMode>, ApiError> {
@@ -24,10 +27,76 @@ pub fn summarize(search: &SearchParameters, resource_type: ResourceType, resourc
     match mode {
         SummaryMode::True => {
             let summary = search.summary_elements(resource_type);
-            keep(resource, |name| defined_in(summary, name) || defined_in(mandatory, name))
+            let kept = keep(resource, |name| defined_in(summary, name) || defined_in(mandatory, name));
+            summarize_nested(search.element_types(), resource_type.as_str(), kept)
         }
         SummaryMode::Text => keep(resource, |name| name == "text" || defined_in(mandatory, name)),
         SummaryMode::Data => keep(resource, |name| name != "text"),
+    }
+}
+
+/// Subsets the kept top-level elements' contents (`meta`, with its `SUBSETTED` tag, stays whole).
+fn summarize_nested(types: ElementTypes<'_>, resource_type: &str, resource: Value) -> Value {
+    let Value::Object(mut top) = resource else {
+        return resource;
+    };
+    for (name, value) in top.iter_mut() {
+        if matches!(name.as_str(), "resourceType" | "id" | "meta") || name.starts_with('_') {
+            continue;
+        }
+        if let Some(child) = element_type(types, resource_type, name) {
+            *value = subset(types, &child, std::mem::take(value)).unwrap_or(Value::Null);
+        }
+    }
+    // A kept element whose summary is empty is left out rather than sent empty.
+    top.retain(|_, value| !value.is_null());
+    Value::Object(top)
+}
+
+/// The type of `parent`'s element `name`: declared, or for a choice element (`value[x]` sent
+/// as `valuePeriod`) the type its name ends in; `None` when no definition of it is loaded.
+fn element_type(types: ElementTypes<'_>, parent: &str, name: &str) -> Option<String> {
+    if let Some(declared) = types.child_type(parent, name) {
+        return types.knows(declared).then(|| declared.to_owned());
+    }
+    let choices = types.summary(parent).iter().chain(types.mandatory(parent));
+    choices
+        .filter_map(|definition| definition.strip_suffix("[x]"))
+        .find_map(|stem| name.strip_prefix(stem).filter(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase())))
+        .filter(|suffix| types.knows(suffix))
+        .map(str::to_owned)
+}
+
+/// The summary of a value of complex type `type_name` (each item of an array); `None` when
+/// nothing of it is summary.
+fn subset(types: ElementTypes<'_>, type_name: &str, value: Value) -> Option<Value> {
+    match value {
+        Value::Array(items) => {
+            let kept: Vec<Value> = items.into_iter().filter_map(|item| subset(types, type_name, item)).collect();
+            (!kept.is_empty()).then_some(Value::Array(kept))
+        }
+        Value::Object(object) => {
+            let summary = types.summary(type_name);
+            let mandatory = types.mandatory(type_name);
+            let mut out = Map::new();
+            for (name, value) in object {
+                // A primitive's `_name` sibling (its id and extensions) goes with it.
+                let bare = name.strip_prefix('_').unwrap_or(&name);
+                if !(defined_in(summary, bare) || defined_in(mandatory, bare)) {
+                    continue;
+                }
+                let value = match element_type(types, type_name, bare).filter(|_| !name.starts_with('_')) {
+                    Some(child) => match subset(types, &child, value) {
+                        Some(value) => value,
+                        None => continue,
+                    },
+                    None => value,
+                };
+                out.insert(name, value);
+            }
+            (!out.is_empty()).then_some(Value::Object(out))
+        }
+        primitive => Some(primitive),
     }
 }
 
@@ -104,5 +173,44 @@ mod tests {
         assert!(text.get("text").is_some() && text.get("status").is_some() && text.get("comment").is_none(), "{text}");
         let data = summarize(search, ResourceType::Slot, slot, SummaryMode::Data);
         assert!(data.get("text").is_none() && data.get("comment").is_some(), "{data}");
+    }
+
+    #[test]
+    fn summaries_subset_data_types_and_backbone_elements_too() {
+        let search = termin_search::registry();
+        let patient = json!({
+            "resourceType": "Patient", "id": "p", "meta": {"versionId": "1"},
+            "identifier": [{"system": "urn:s", "value": "1", "extension": [{"url": "urn:x", "valueString": "hidden"}]}],
+            "name": [{"family": "Huber", "given": ["Anna"], "_family": {"extension": [{"url": "urn:y", "valueCode": "kept"}]},
+                      "period": {"start": "2020-01-01", "extension": [{"url": "urn:z", "valueString": "hidden"}]}}],
+            "contact": [{"name": {"family": "Berger"}}],
+            "photo": [{"contentType": "image/png"}],
+        });
+        let summary = summarize(search, ResourceType::Patient, patient, SummaryMode::True);
+        // Identifier.extension and Period.extension are not summary elements; the values are.
+        assert_eq!(summary["identifier"], json!([{"system": "urn:s", "value": "1"}]), "{summary}");
+        assert_eq!(summary["name"][0]["family"], "Huber");
+        assert_eq!(summary["name"][0]["given"], json!(["Anna"]));
+        assert_eq!(
+            summary["name"][0]["_family"]["extension"][0]["valueCode"], "kept",
+            "a primitive's extensions go with it"
+        );
+        assert_eq!(summary["name"][0]["period"], json!({"start": "2020-01-01"}));
+        // Patient.contact and Patient.photo are not summary elements at all.
+        assert!(summary.get("contact").is_none() && summary.get("photo").is_none(), "{summary}");
+
+        let appointment = json!({
+            "resourceType": "Appointment", "id": "a", "status": "booked",
+            "participant": [{"actor": {"reference": "Patient/p", "display": "Anna"}, "status": "accepted",
+                             "extension": [{"url": "urn:x", "valueString": "hidden"}]}],
+            "note": [{"text": "not in the summary"}],
+        });
+        let summary = summarize(search, ResourceType::Appointment, appointment, SummaryMode::True);
+        assert_eq!(
+            summary["participant"],
+            json!([{"actor": {"reference": "Patient/p", "display": "Anna"}, "status": "accepted"}]),
+            "{summary}"
+        );
+        assert!(summary.get("note").is_none(), "{summary}");
     }
 }

@@ -49,7 +49,9 @@ pub use providers::{
     BusinessIdentifier, EarliestFreeSlot, LocationSelector, ProviderMatches, ProviderQuery, ProviderService,
     ServiceMatch,
 };
-pub use resources::{CreateTarget, ImportSummary, ResourceService, Transaction, WriteTarget};
+pub use resources::{
+    Continuation, CreateTarget, ImportSummary, ResourceService, SystemPage, SystemSearch, Transaction, WriteTarget,
+};
 pub use scheduling::{
     AlternativeSlot, BOOKING_REQUESTS_URL, BookingOutcome, BookingStatus, GENERATED_SLOT_SYSTEM, GenerationRequest,
     GenerationSummary, HoldOutcome, KeptSchedules, MANUAL_CONFIRMATION_URL, MAX_GENERATION_DAYS, MAX_KEPT_SCHEDULES,

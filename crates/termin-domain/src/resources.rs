@@ -141,32 +141,49 @@ impl ResourceService {
         }
     }
 
-    /// A history; a caller confined to a patient's compartment, or staff to their
-    /// organisations' Appointments, sees only the history of resources in them.
+    /// A history of one resource, one type or (several types) the system; a caller confined
+    /// to a patient's compartment, or staff to their organisations' Appointments and
+    /// AuditEvents, sees only the history of resources in them.
     pub async fn history(&self, ctx: &Caller, request: &HistoryRequest) -> Result<HistoryPage, DomainError> {
+        let interaction = if request.id.is_some() { "history-instance" } else { "history-type" };
+        self.history_audited_as(ctx, request, interaction).await
+    }
+
+    /// The history of all types of `request` (`GET [base]/_history`), confined as [`Self::history`].
+    pub async fn system_history(&self, ctx: &Caller, request: &HistoryRequest) -> Result<HistoryPage, DomainError> {
+        self.history_audited_as(ctx, request, "history-system").await
+    }
+
+    async fn history_audited_as(
+        &self,
+        ctx: &Caller,
+        request: &HistoryRequest,
+        interaction: &str,
+    ) -> Result<HistoryPage, DomainError> {
         let mut request = request.clone();
-        match &request.id {
-            Some(id) => self.kernel.check_visible(ctx, request.resource_type, id).await?,
-            None => {
-                let mut conditions = Vec::new();
-                if let Some(patient) =
-                    compartment::confined_to(ctx.context(), request.resource_type, Permission::Search)?
-                {
-                    conditions.push(compartment::condition(request.resource_type, patient));
-                }
-                if organisation::READ_CONFINED.contains(&request.resource_type)
-                    && let Some(confinement) =
-                        organisation::confinement(ctx.context(), request.resource_type, Permission::Search)
-                {
-                    conditions.push(confinement);
-                }
-                if !conditions.is_empty() {
-                    request.only_ids = Some(self.reachable_ids(ctx, request.resource_type, conditions).await?);
+        match (&request.id, request.types.as_slice()) {
+            (Some(id), [scope]) => self.kernel.check_visible(ctx, scope.resource_type, id).await?,
+            (Some(_), _) => return Err(DomainError::Internal("an instance history names one type".into())),
+            (None, _) => {
+                for scope in &mut request.types {
+                    let resource_type = scope.resource_type;
+                    let mut conditions = Vec::new();
+                    if let Some(patient) = compartment::confined_to(ctx.context(), resource_type, Permission::Search)? {
+                        conditions.push(compartment::condition(resource_type, patient));
+                    }
+                    if organisation::READ_CONFINED.contains(&resource_type)
+                        && let Some(confinement) =
+                            organisation::confinement(ctx.context(), resource_type, Permission::Search)
+                    {
+                        conditions.push(confinement);
+                    }
+                    if !conditions.is_empty() {
+                        scope.only_ids = Some(self.reachable_ids(ctx, resource_type, conditions).await?);
+                    }
                 }
             }
         }
         let page = self.kernel.store.history(ctx.context(), &request).await?;
-        let interaction = if request.id.is_some() { "history-instance" } else { "history-type" };
         self.audit_reads(ctx, interaction, page.entries.iter().map(|e| &e.version)).await;
         Ok(page)
     }
@@ -811,8 +828,10 @@ fn without_managed_meta(mut resource: Map<String, Value>) -> Map<String, Value> 
     resource
 }
 
+mod system_search;
 #[cfg(test)]
 mod tests;
 mod transaction;
 
+pub use system_search::{Continuation, SystemPage, SystemSearch};
 pub use transaction::Transaction;

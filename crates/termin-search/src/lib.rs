@@ -34,7 +34,7 @@ pub use query::{
     CURSOR_PARAM, Handling, NoteSeverity, ParsedSearch, SearchError, SearchErrorKind, SearchNote, SearchOptions,
     SummaryMode, TotalMode,
 };
-pub use registry::{DEFAULT_TIME_ZONE, SearchParam, SearchParameters, default_package_cache, registry};
+pub use registry::{DEFAULT_TIME_ZONE, ElementTypes, SearchParam, SearchParameters, default_package_cache, registry};
 pub use slot_period::{slot_period, slot_period_param};
 pub use temporal::{InstantRange, parse_range};
 pub use text::normalize;

@@ -15,9 +15,10 @@ use termin_fhirpath::TypeModel;
 #[derive(Debug, Default)]
 pub(crate) struct ElementModel {
     children: HashMap<String, HashMap<String, String>>,
-    /// `resource type → its top-level elements with min ≥ 1`, in definition order.
+    /// `parent type → its elements with min ≥ 1`, in definition order (parents named as in
+    /// `children`).
     mandatory: HashMap<String, Vec<String>>,
-    /// `resource type → its top-level elements marked isSummary`, in definition order.
+    /// `parent type → its elements marked isSummary`, in definition order.
     summary: HashMap<String, Vec<String>>,
 }
 
@@ -71,7 +72,9 @@ impl ElementModel {
                 let Some((parent, name)) = element.path.rsplit_once('.') else {
                     continue;
                 };
-                if parent == type_name && roots.contains(&parent) {
+                // Every parent's: the resource types', their backbone elements' (by path) and
+                // the data types', so `_summary=true` can subset nested elements too.
+                {
                     if element.min >= 1 {
                         model.mandatory.entry(parent.to_owned()).or_default().push(name.to_owned());
                     }
@@ -92,15 +95,20 @@ impl ElementModel {
         Ok(model)
     }
 
-    /// The top-level elements every instance of `resource_type` has (min ≥ 1 in its definition).
-    pub fn mandatory_elements(&self, resource_type: &str) -> &[String] {
-        self.mandatory.get(resource_type).map_or(&[], Vec::as_slice)
+    /// The elements every instance of `parent` (a resource type, a data type or a backbone
+    /// element's path) has: min ≥ 1 in its definition.
+    pub fn mandatory_elements(&self, parent: &str) -> &[String] {
+        self.mandatory.get(parent).map_or(&[], Vec::as_slice)
     }
 
-    /// The top-level elements of `resource_type` its definition marks isSummary (choice
-    /// elements as `name[x]`).
-    pub fn summary_elements(&self, resource_type: &str) -> &[String] {
-        self.summary.get(resource_type).map_or(&[], Vec::as_slice)
+    /// The elements of `parent` its definition marks isSummary (choice elements as `name[x]`).
+    pub fn summary_elements(&self, parent: &str) -> &[String] {
+        self.summary.get(parent).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether the definitions of `parent` are loaded (a complex type or backbone element).
+    pub fn knows(&self, parent: &str) -> bool {
+        self.children.contains_key(parent)
     }
 }
 

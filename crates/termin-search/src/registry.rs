@@ -183,6 +183,13 @@ impl SearchParameters {
         self.model.summary_elements(resource_type.as_str())
     }
 
+    /// The element model of the R5 definitions, for subsetting nested elements: `parent` is a
+    /// resource type, a complex data type (`HumanName`) or a backbone element's path
+    /// (`Appointment.participant`), as [`ElementTypes::child_type`] names them.
+    pub fn element_types(&self) -> ElementTypes<'_> {
+        ElementTypes(&self.model)
+    }
+
     pub fn time_zone(&self) -> &TimeZone {
         &self.time_zone
     }
@@ -283,3 +290,31 @@ pub fn registry() -> &'static SearchParameters {
 
 #[cfg(test)]
 mod tests;
+
+/// The element definitions of the R5 types the served types reach (see
+/// [`SearchParameters::element_types`]).
+#[derive(Clone, Copy)]
+pub struct ElementTypes<'a>(&'a ElementModel);
+
+impl ElementTypes<'_> {
+    /// The elements of `parent` marked isSummary (choice elements as `name[x]`).
+    pub fn summary(&self, parent: &str) -> &[String] {
+        self.0.summary_elements(parent)
+    }
+
+    /// The elements of `parent` with min ≥ 1.
+    pub fn mandatory(&self, parent: &str) -> &[String] {
+        self.0.mandatory_elements(parent)
+    }
+
+    /// The type of `parent`'s element `name` (a data type, or a backbone element's path);
+    /// `None` for choice elements and unknown names.
+    pub fn child_type(&self, parent: &str, name: &str) -> Option<&str> {
+        termin_fhirpath::TypeModel::child_type(self.0, parent, name)
+    }
+
+    /// Whether `parent`'s definition is loaded.
+    pub fn knows(&self, parent: &str) -> bool {
+        self.0.knows(parent)
+    }
+}

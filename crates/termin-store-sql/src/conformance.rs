@@ -11,7 +11,7 @@ use termin_store::{
     AppointmentId, ChangeKind, Comparison, Condition, DateIndex, DomainEvent, Filter, HistoryRequest, Include,
     IndexEntries, IndexKind, Keyset, MailOutcome, MailStore, NewVersion, OutgoingMail, PositionIndex, RangeEnd,
     RangePoint, RangeTest, ReferenceIndex, ReferenceMatch, RequestContext, ResourceStore, ResourceVersion, SearchPage,
-    SearchRequest, SlotHold, SlotId, SortKey, SortParam, StoreError, SystemMatch, TokenIndex, TokenMatch,
+    SearchRequest, SlotHold, SlotId, SortKey, SortParam, StoreError, SystemMatch, TokenIndex, TokenMatch, TypeHistory,
 };
 
 /// A store on an empty database, for one test.
@@ -171,15 +171,7 @@ pub async fn history_pages_newest_first(store: &dyn ResourceStore) {
         write_all(store, vec![patient("p1", v, None)]).await;
     }
     write_all(store, vec![patient("p2", 1, None)]).await;
-    let mut request = HistoryRequest {
-        resource_type: ResourceType::Patient,
-        id: Some("p1".into()),
-        only_ids: None,
-        count: 2,
-        before: None,
-        since: None,
-        at: None,
-    };
+    let mut request = HistoryRequest::of_type(ResourceType::Patient, Some("p1".into()), 2);
     let mut versions = Vec::new();
     loop {
         let page = store.history(&ctx(), &request).await.unwrap();
@@ -199,6 +191,50 @@ pub async fn history_pages_newest_first(store: &dyn ResourceStore) {
     assert_eq!(every.entries[0].version.id, "p2");
     assert_eq!(every.entries[0].change, ChangeKind::Create);
     assert_eq!(every.entries[1].change, ChangeKind::Update);
+
+    // A system history pages across its types in the order the versions were written, each
+    // type limited to its own resources when asked.
+    write_all(store, vec![version(ResourceType::Schedule, "s1", IndexEntries::default())]).await;
+    write_all(store, vec![version(ResourceType::Slot, "not-listed", IndexEntries::default())]).await;
+    write_all(store, vec![patient("p3", 1, None)]).await;
+    let mut system = HistoryRequest {
+        types: vec![
+            TypeHistory { resource_type: ResourceType::Patient, only_ids: Some(vec!["p1".into(), "p3".into()]) },
+            TypeHistory::all(ResourceType::Schedule),
+        ],
+        id: None,
+        count: 2,
+        before: None,
+        since: None,
+        at: None,
+    };
+    let mut seen = Vec::new();
+    loop {
+        let page = store.history(&ctx(), &system).await.unwrap();
+        assert_eq!(page.total, 7);
+        seen.extend(
+            page.entries.iter().map(|e| format!("{}/{}/{}", e.version.resource_type, e.version.id, e.version.version)),
+        );
+        match page.next_before {
+            Some(before) => system.before = Some(before),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "Patient/p3/1",
+            "Schedule/s1/1",
+            "Patient/p1/5",
+            "Patient/p1/4",
+            "Patient/p1/3",
+            "Patient/p1/2",
+            "Patient/p1/1"
+        ]
+    );
+    system.types.clear();
+    system.before = None;
+    assert_eq!(store.history(&ctx(), &system).await.unwrap().total, 0);
 }
 
 pub async fn versions_stay_readable(store: &dyn ResourceStore) {

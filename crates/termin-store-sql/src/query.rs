@@ -989,21 +989,29 @@ pub fn count_history<D: Dialect>(request: &HistoryRequest) -> QueryBuilder<D> {
 }
 
 fn history_with<D: Dialect>(columns: &str, request: &HistoryRequest) -> QueryBuilder<D> {
-    let mut q = D::builder(format!("SELECT {columns} FROM resource_history WHERE res_type = "));
-    q.push_value(request.resource_type.as_str());
+    let mut q = D::builder(format!("SELECT {columns} FROM resource_history WHERE ("));
+    if request.types.is_empty() {
+        q.push("1 = 0");
+    }
+    for (i, scope) in request.types.iter().enumerate() {
+        q.push(if i == 0 { "(res_type = " } else { " OR (res_type = " });
+        q.push_value(scope.resource_type.as_str());
+        match scope.only_ids.as_deref() {
+            None => {}
+            Some([]) => {
+                q.push(" AND 1 = 0");
+            }
+            Some(ids) => {
+                q.push(" AND res_id IN (");
+                push_list(&mut q, ids);
+                q.push(")");
+            }
+        }
+        q.push(")");
+    }
+    q.push(")");
     if let Some(id) = &request.id {
         q.push(" AND res_id = ").push_value(id.clone());
-    }
-    match request.only_ids.as_deref() {
-        None => {}
-        Some([]) => {
-            q.push(" AND 1 = 0");
-        }
-        Some(ids) => {
-            q.push(" AND res_id IN (");
-            push_list(&mut q, ids);
-            q.push(")");
-        }
     }
     if let Some(since) = request.since {
         // Stored instants have whole milliseconds: the first one not before `since`.

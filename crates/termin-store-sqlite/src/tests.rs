@@ -33,15 +33,7 @@ async fn history_survives_reopen() {
     let path = temporary.path();
     drop(temporary.store);
     let store = SqliteStore::open(&path, 1).await.unwrap();
-    let request = HistoryRequest {
-        resource_type: ResourceType::Patient,
-        id: Some("p1".into()),
-        only_ids: None,
-        count: 10,
-        before: None,
-        since: None,
-        at: None,
-    };
+    let request = HistoryRequest::of_type(ResourceType::Patient, Some("p1".into()), 10);
     assert_eq!(store.history(&ctx(), &request).await.unwrap().total, 1);
 }
 

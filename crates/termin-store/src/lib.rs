@@ -74,14 +74,16 @@ pub struct NewVersion {
     pub index: IndexEntries,
 }
 
-/// Which history to list, newest first.
+/// Which history to list, newest first. The history position (`before`, `next_before`) is
+/// one sequence over all types, so a system history pages across types in the order the
+/// versions were written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryRequest {
-    pub resource_type: ResourceType,
-    /// `None` lists the history of the whole type.
+    /// The types whose history is listed: one for an instance or type history, several (or
+    /// none, listing nothing) for the system history.
+    pub types: Vec<TypeHistory>,
+    /// `Some`: the history of this one resource (of the single type in `types`).
     pub id: Option<String>,
-    /// Lists only the history of these resources (a type history limited to a compartment).
-    pub only_ids: Option<Vec<String>>,
     pub count: usize,
     /// Resume before this history position (keyset paging).
     pub before: Option<u64>,
@@ -90,6 +92,29 @@ pub struct HistoryRequest {
     /// Only versions current at some instant of `[low, high)` (`_at`): written before `high`
     /// and not replaced by a later version at or before `low`.
     pub at: Option<(Timestamp, Timestamp)>,
+}
+
+/// One type of a [`HistoryRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeHistory {
+    pub resource_type: ResourceType,
+    /// Lists only the history of these resources (a history limited to a compartment or to
+    /// an organisation's resources).
+    pub only_ids: Option<Vec<String>>,
+}
+
+impl TypeHistory {
+    /// Every resource of the type.
+    pub fn all(resource_type: ResourceType) -> Self {
+        TypeHistory { resource_type, only_ids: None }
+    }
+}
+
+impl HistoryRequest {
+    /// The first page of `count` entries of one type's history (or, with `id`, one resource's).
+    pub fn of_type(resource_type: ResourceType, id: Option<String>, count: usize) -> Self {
+        HistoryRequest { types: vec![TypeHistory::all(resource_type)], id, count, before: None, since: None, at: None }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

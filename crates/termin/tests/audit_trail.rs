@@ -405,3 +405,26 @@ async fn each_entry_of_a_bundle_is_authorised_and_audited_as_if_sent_alone() {
         entries(&response).iter().map(|e| e["response"]["status"].as_str().unwrap_or_default().to_owned()).collect();
     assert_eq!(statuses, ["200 OK", "403 Forbidden"], "{response}");
 }
+
+/// A search across types and the system history are audited like the type-level ones: one
+/// event naming the patients whose data came back (issue 17).
+#[tokio::test]
+async fn system_searches_and_histories_are_audited_with_the_patients_returned() {
+    let s = start(&[]).await;
+    let admin = bearer("admin", "system/*.cruds", None, None);
+    two_patients(&s, &admin).await;
+    let me = bearer(
+        "user-pat-1",
+        "launch/patient patient/Patient.rs patient/Appointment.cruds patient/Slot.rus patient/Schedule.rs",
+        Some("pat-1"),
+        Some("Patient/pat-1"),
+    );
+    call(&s, Method::GET, "?_type=Patient,Appointment,Slot", Some(&me), None, "system-search-mine")
+        .await
+        .expect_status(200);
+    call(&s, Method::GET, "_history?_type=Appointment", Some(&admin), None, "system-history-all")
+        .await
+        .expect_status(200);
+    assert_audited(&s, &admin, "system-search-mine", "R", "search-system", "user-pat-1", &["pat-1"]).await;
+    assert_audited(&s, &admin, "system-history-all", "R", "history-system", "admin", &["pat-1", "pat-2"]).await;
+}

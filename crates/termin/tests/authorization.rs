@@ -1173,3 +1173,90 @@ async fn a_patient_tokens_conditional_delete_reaches_only_its_own_compartment() 
     // Without the delete scope on the type: refused.
     assert_forbidden(&call(&s, Method::DELETE, "Slot?status=free", Some(&me), None).await, "Slot conditional delete");
 }
+
+/// `Type/id` of every entry of a search or history Bundle (all pages are one here).
+fn entry_names(bundle: &Value) -> Vec<String> {
+    let mut names: Vec<String> = entries(bundle)
+        .iter()
+        .filter_map(|e| e["fullUrl"].as_str())
+        .map(|url| url.rsplit('/').take(2).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("/"))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The search across types and the system history (issue 17) reach exactly what the
+/// type-level search and history reach, for each role.
+#[tokio::test]
+async fn system_search_and_history_reach_what_the_type_level_ones_reach() {
+    let s = start_with_jwks(&[]).await;
+    let system = token("system/*.cruds");
+    two_organisations(&s, &system).await;
+    let patient = patient_token(Some("pat-1"));
+    let staff = staff_token(Some("PractitionerRole/role-a"));
+    let personal = |names: &[String]| {
+        names
+            .iter()
+            .filter(|n| n.starts_with("Patient/") || n.starts_with("Appointment/") || n.starts_with("AuditEvent/"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+
+    // A patient: its compartment and the directory, never another patient's data.
+    let mine = found(&s, &patient, "?_count=500").await;
+    assert_eq!(personal(&entry_names(&mine)), ["Appointment/app-a", "Patient/pat-1"], "{mine}");
+    assert!(entry_names(&mine).contains(&"Slot/slot-b1".to_owned()), "the directory is everyone's");
+    assert_eq!(
+        ids_in(&found(&s, &patient, "?_type=Patient,Appointment").await, "match"),
+        ["Appointment/app-a", "Patient/pat-1"]
+    );
+    assert_forbidden(
+        &call(&s, Method::GET, "?_type=Appointment&patient=pat-2", Some(&patient), None).await,
+        "naming another patient",
+    );
+    assert_forbidden(
+        &call(&s, Method::GET, "?_type=AuditEvent,Slot", Some(&patient), None).await,
+        "a type it may not search",
+    );
+    let history = found(&s, &patient, "_history?_count=500").await;
+    assert_eq!(personal(&entry_names(&history)), ["Appointment/app-a", "Patient/pat-1"], "{history}");
+    assert_forbidden(
+        &call(&s, Method::GET, "_history?_type=AuditEvent", Some(&patient), None).await,
+        "AuditEvent history",
+    );
+
+    // Staff: their organisation's Appointments (every Patient: staff read patients).
+    let theirs = found(&s, &staff, "?_type=Appointment,Slot&_count=500").await;
+    assert_eq!(personal(&entry_names(&theirs)), ["Appointment/app-a"]);
+    let history = found(&s, &staff, "_history?_type=Appointment,Slot&_count=500").await;
+    assert_eq!(personal(&entry_names(&history)), ["Appointment/app-a"], "{history}");
+    assert!(entry_names(&history).contains(&"Slot/slot-b1".to_owned()));
+
+    // Anonymous: the public directory only; a personal type named is 401.
+    let public = s.send(s.request(Method::GET, "?_count=500")).await.expect_status(200).json();
+    assert!(personal(&entry_names(&public)).is_empty(), "{public}");
+    assert!(entry_names(&public).contains(&"Organization/org-a".to_owned()));
+    let public_history = s.send(s.request(Method::GET, "_history?_count=500")).await.expect_status(200).json();
+    assert!(personal(&entry_names(&public_history)).is_empty(), "{public_history}");
+    assert_unauthorized(&call(&s, Method::GET, "?_type=Appointment", None, None).await, "anonymous Appointment search");
+    assert_unauthorized(
+        &call(&s, Method::GET, "_history?_type=Patient", None, None).await,
+        "anonymous Patient history",
+    );
+
+    // The system token sees all.
+    let all = found(&s, &system, "?_type=Appointment,Patient").await;
+    assert_eq!(ids_in(&all, "match"), ["Appointment/app-a", "Appointment/app-b", "Patient/pat-1", "Patient/pat-2"]);
+}
+
+#[tokio::test]
+async fn without_public_read_a_system_search_needs_a_token() {
+    let s = start_with_jwks(&["--public-read", "false"]).await;
+    assert_unauthorized(&call(&s, Method::GET, "?_type=Slot", None, None).await, "named directory type");
+    assert_unauthorized(&call(&s, Method::GET, "?_count=1", None, None).await, "every type");
+    assert_unauthorized(&call(&s, Method::GET, "_history", None, None).await, "system history");
+    assert_unauthorized(&call(&s, Method::GET, "?_count=1", Some("not-a-token"), None).await, "a bad token");
+    // The CapabilityStatement at the base needs none.
+    call(&s, Method::GET, "", None, None).await.expect_status(200);
+}

@@ -239,3 +239,30 @@ async fn bundle_sends_a_transaction_from_a_file() {
     assert!(!refused.success);
     assert!(refused.stderr.contains("400") && refused.stderr.contains("Bundle.entry[0]"), "{}", refused.stderr);
 }
+
+/// `termin client bundle` runs batches too: each entry on its own, the batch-response with
+/// every entry's status, and the command succeeds when the batch was processed even if an
+/// entry failed (the entry's outcome says why).
+#[tokio::test]
+async fn bundle_sends_a_batch_from_a_file() {
+    let s = TestServer::start().await;
+    let batch = serde_json::json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "POST", "url": "Patient"}, "resource": {"resourceType": "Patient", "name": [{"family": "Stapel"}]}},
+        {"request": {"method": "GET", "url": "Patient/does-not-exist"}},
+        {"request": {"method": "GET", "url": "Patient?family=Stapel"}}
+    ]});
+    let file = s.dir().join("batch.json");
+    std::fs::write(&file, batch.to_string()).unwrap();
+    let run = client(&s, &["bundle", file.to_str().unwrap()]).await;
+    assert!(run.success, "{}", run.stderr);
+    let response = run.json();
+    assert_eq!(response["type"], "batch-response");
+    let statuses: Vec<&str> =
+        response["entry"].as_array().unwrap().iter().map(|e| e["response"]["status"].as_str().unwrap()).collect();
+    assert!(
+        statuses[0].starts_with("201") && statuses[1].starts_with("404") && statuses[2].starts_with("200"),
+        "{statuses:?}"
+    );
+    assert_eq!(response["entry"][1]["response"]["outcome"]["resourceType"], "OperationOutcome");
+    assert_eq!(response["entry"][2]["resource"]["type"], "searchset");
+}

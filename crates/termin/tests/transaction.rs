@@ -357,7 +357,7 @@ async fn the_capability_statement_lists_batch_and_transaction() {
     let statement = s.get("metadata").await.expect_status(200).json();
     let codes: Vec<&str> =
         statement["rest"][0]["interaction"].as_array().unwrap().iter().filter_map(|i| i["code"].as_str()).collect();
-    assert_eq!(codes, ["transaction", "batch"]);
+    assert_eq!(codes, ["transaction", "batch", "search-system", "history-system"]);
 }
 
 #[tokio::test]

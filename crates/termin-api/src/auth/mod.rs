@@ -106,6 +106,9 @@ enum Need {
     /// A batch or transaction Bundle: the token, when one is sent, must be valid; each entry
     /// is then authorised as if sent alone ([`authorize_entry`]).
     Entries,
+    /// A system-level search or history: the token, when one is sent, must be valid; the
+    /// handler then covers only the types the caller may search ([`crate::routes::system_types`]).
+    EachType,
 }
 
 /// The one map from routes to permissions: interactions by the registry, operations by
@@ -113,6 +116,9 @@ enum Need {
 fn need(method: &Method, path: &str, params: &RawPathParams) -> Need {
     if method == Method::POST && path.trim_end_matches('/') == crate::routes::bundle_request::PATH {
         return Need::Entries;
+    }
+    if crate::registry::SystemInteraction::of(method, path).is_some() {
+        return Need::EachType;
     }
     let param = |name: &str| params.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
     let Some(type_name) = param("type") else {
@@ -242,6 +248,15 @@ pub async fn authorize(State(state): State<SharedState>, mut request: Request, n
     match (need, caller) {
         (Need::Access(resource, permission), None) if auth.is_public(resource, permission) => next.run(request).await,
         (Need::Entries, None) => next.run(request).await,
+        (Need::EachType, None) => {
+            // The handler refuses types the anonymous caller may not search; its 401 carries
+            // the challenge as the middleware's own would.
+            let mut response = next.run(request).await;
+            if response.status() == StatusCode::UNAUTHORIZED {
+                add_challenge(&mut response, "This request needs an access token (Authorization: Bearer <token>)");
+            }
+            response
+        }
         (_, None) => match (&auth.public_booking, public_route) {
             (Some(public), Some(route)) => match admit_anonymous(&state, public, route, request).await {
                 Ok(request) => next.run(request).await,
@@ -291,6 +306,12 @@ pub fn authorize_entry(
 /// 401 with the `WWW-Authenticate` challenge of RFC 6750.
 fn unauthorized(why: &str) -> Response {
     let mut response = ApiError::new(StatusCode::UNAUTHORIZED, Issue::error(IssueCode::Login, why)).into_response();
+    add_challenge(&mut response, why);
+    response
+}
+
+/// The `WWW-Authenticate` challenge of a 401 (RFC 6750).
+fn add_challenge(response: &mut Response, why: &str) {
     let challenge = format!(
         "Bearer realm=\"termin\", error=\"invalid_token\", error_description=\"{}\"",
         why.replace(['"', '\\'], "'")
@@ -298,7 +319,6 @@ fn unauthorized(why: &str) -> Response {
     if let Ok(value) = HeaderValue::from_str(&challenge) {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
     }
-    response
 }
 
 fn forbidden_error(resource: ResourceType, permission: Permission) -> ApiError {

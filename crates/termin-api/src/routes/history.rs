@@ -1,7 +1,8 @@
-//! Instance and type history, newest first, with keyset paging.
+//! Instance, type and system history, newest first, paged by the history position (one
+//! sequence over all types, so a system history pages across types in write order).
 
 use super::search::{page_size, page_url, paging_pairs};
-use super::{BaseUrl, resource_type};
+use super::{BaseUrl, resource_type, system_types};
 use crate::SharedState;
 use crate::bundle;
 use crate::context::Ctx;
@@ -13,7 +14,7 @@ use axum::http::StatusCode;
 use termin_domain::Caller;
 use termin_domain::DomainError;
 use termin_fhir::{Issue, IssueCode, ResourceType};
-use termin_store::HistoryRequest;
+use termin_store::{HistoryRequest, TypeHistory};
 
 pub async fn instance_history(
     State(state): State<SharedState>,
@@ -24,7 +25,7 @@ pub async fn instance_history(
     base: BaseUrl,
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
-    history(&state, &ctx, resource_type, Some(id), uri.query(), format, &base).await
+    history(&state, &ctx, Scope::Instance(resource_type, id), uri.query(), format, &base).await
 }
 
 pub async fn type_history(
@@ -36,18 +37,55 @@ pub async fn type_history(
     base: BaseUrl,
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
-    history(&state, &ctx, resource_type, None, uri.query(), format, &base).await
+    history(&state, &ctx, Scope::Type(resource_type), uri.query(), format, &base).await
+}
+
+/// `GET [base]/_history`: the history of every type the caller may search (or of those named
+/// by `_type`), each limited as its type history would be.
+pub async fn system_history(
+    State(state): State<SharedState>,
+    Ctx(ctx): Ctx,
+    OriginalUri(uri): OriginalUri,
+    format: ResponseFormat,
+    base: BaseUrl,
+) -> Result<FhirResponse, ApiError> {
+    let named = query_pairs(uri.query()).find(|(name, _)| name == "_type").map(|(_, value)| value.into_owned());
+    let types = system_types(&state, &ctx, named.as_deref())?;
+    history(&state, &ctx, Scope::System(types), uri.query(), format, &base).await
+}
+
+/// Whose history a request lists.
+enum Scope {
+    Instance(ResourceType, String),
+    Type(ResourceType),
+    System(Vec<ResourceType>),
+}
+
+impl Scope {
+    fn endpoint(&self, base: &str) -> String {
+        match self {
+            Scope::Instance(resource_type, id) => format!("{base}/{resource_type}/{id}/_history"),
+            Scope::Type(resource_type) => format!("{base}/{resource_type}/_history"),
+            Scope::System(_) => format!("{base}/_history"),
+        }
+    }
 }
 
 async fn history(
     state: &SharedState,
     ctx: &Caller,
-    resource_type: ResourceType,
-    id: Option<String>,
+    scope: Scope,
     query: Option<&str>,
     format: ResponseFormat,
     base: &BaseUrl,
 ) -> Result<FhirResponse, ApiError> {
+    let endpoint = &scope.endpoint(&base.0);
+    let system = matches!(scope, Scope::System(_));
+    let (types, id) = match scope {
+        Scope::Instance(resource_type, id) => (vec![resource_type], Some(id)),
+        Scope::Type(resource_type) => (vec![resource_type], None),
+        Scope::System(types) => (types, None),
+    };
     let count = page_size(query, state.config.default_count, state.config.max_count)?;
     let before = match query_pairs(query).find(|(name, _)| name == "_cursor") {
         None => None,
@@ -85,14 +123,23 @@ async fn history(
             })?)
         }
     };
-    let page = state
-        .domain
-        .resources
-        .history(ctx, &HistoryRequest { resource_type, id: id.clone(), only_ids: None, count, before, since, at })
-        .await?;
-    if let Some(id) = &id
+    let request = HistoryRequest {
+        types: types.iter().copied().map(TypeHistory::all).collect(),
+        id: id.clone(),
+        count,
+        before,
+        since,
+        at,
+    };
+    let page = if system {
+        state.domain.resources.system_history(ctx, &request).await?
+    } else {
+        state.domain.resources.history(ctx, &request).await?
+    };
+    if let (Some(id), [resource_type]) = (&id, types.as_slice())
         && page.total == 0
     {
+        let resource_type = *resource_type;
         let unknown = || ApiError::not_found(format!("{resource_type}/{id} is not known"));
         match since.or(at.map(|(low, _)| low)) {
             None => return Err(unknown()),
@@ -104,14 +151,10 @@ async fn history(
             },
         }
     }
-    let endpoint = match &id {
-        Some(id) => format!("{}/{resource_type}/{id}/_history", base.0),
-        None => format!("{}/{resource_type}/_history", base.0),
-    };
     let pairs = paging_pairs(query);
     let links = bundle::links(
-        page_url(&endpoint, &pairs, before.map(|b| b.to_string())),
-        page.next_before.map(|next| page_url(&endpoint, &pairs, Some(next.to_string()))),
+        page_url(endpoint, &pairs, before.map(|b| b.to_string())),
+        page.next_before.map(|next| page_url(endpoint, &pairs, Some(next.to_string()))),
     );
     let entries = page.entries.iter().map(|e| bundle::history_entry(&base.0, e)).collect::<Result<Vec<_>, _>>()?;
     Ok(FhirResponse::new(StatusCode::OK, format).json(bundle::history(page.total, links, entries)))

@@ -7,13 +7,16 @@ pub mod instance;
 pub mod search;
 pub mod subscriptions;
 pub mod system;
+pub mod system_search;
 pub mod type_level;
 
 use crate::SharedState;
 use crate::error::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::{HeaderMap, header, request::Parts};
+use termin_domain::Caller;
 use termin_fhir::{Issue, IssueCode, ResourceType};
+use termin_store::Permission;
 
 /// Resolves the `{type}` path segment; unknown types are 404 naming the served ones.
 pub fn resource_type(name: &str) -> Result<ResourceType, ApiError> {
@@ -23,6 +26,45 @@ pub fn resource_type(name: &str) -> Result<ResourceType, ApiError> {
             ResourceType::supported_list()
         ))
     })
+}
+
+/// The types a system-level search or history covers. Named by `_type` (comma-separated),
+/// each must be served and searchable by the caller, exactly as the type-level interaction
+/// would demand (`401` without a token, `403` without a scope); without `_type`, every served
+/// type the caller may search.
+pub fn system_types(state: &SharedState, ctx: &Caller, named: Option<&str>) -> Result<Vec<ResourceType>, ApiError> {
+    let auth = state.auth.as_ref();
+    let Some(named) = named else {
+        let readable: Vec<ResourceType> = ResourceType::ALL
+            .into_iter()
+            .filter(|t| auth.is_none_or(|auth| auth.may(ctx.context(), *t, Permission::Search)))
+            .collect();
+        if readable.is_empty() {
+            // Nothing is readable: answer as a type-level search would (401 or 403).
+            crate::auth::authorize_entry(auth, ctx.context(), ResourceType::Patient, Permission::Search)?;
+        }
+        return Ok(readable);
+    };
+    let mut types = Vec::new();
+    for name in named.split(',').map(str::trim) {
+        let resource_type = name.parse::<ResourceType>().map_err(|_| {
+            ApiError::bad_request(
+                Issue::error(
+                    IssueCode::NotSupported,
+                    format!(
+                        "_type names {name:?}, which is not served here. Supported types: {}",
+                        ResourceType::supported_list()
+                    ),
+                )
+                .at("_type"),
+            )
+        })?;
+        crate::auth::authorize_entry(auth, ctx.context(), resource_type, Permission::Search)?;
+        if !types.contains(&resource_type) {
+            types.push(resource_type);
+        }
+    }
+    Ok(types)
 }
 
 /// The public FHIR base URL for links: configured, or derived from the `Host` header.

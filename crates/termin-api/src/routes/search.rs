@@ -75,7 +75,19 @@ pub async fn search_post(
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
     let headers = request.headers().clone();
-    let media = headers
+    let pairs = search_post_pairs(&state, uri.query(), request).await?;
+    run(&state, &ctx, resource_type, pairs, &headers, format, &base).await
+}
+
+/// The parameters of a `POST .../_search`: the URL's, then the form-encoded body's (`415` for
+/// another body type).
+pub async fn search_post_pairs(
+    state: &SharedState,
+    query: Option<&str>,
+    request: Request,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let media = request
+        .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
@@ -90,9 +102,9 @@ pub async fn search_post(
         ));
     }
     let body = read_limited(request, &state.config).await?;
-    let mut pairs = owned_pairs(uri.query());
+    let mut pairs = owned_pairs(query);
     pairs.extend(form_urlencoded::parse(&body).map(|(n, v)| (n.into_owned(), v.into_owned())));
-    run(&state, &ctx, resource_type, pairs, &headers, format, &base).await
+    Ok(pairs)
 }
 
 async fn run(

@@ -1,9 +1,10 @@
 //! Server-level endpoints: liveness, readiness, the CapabilityStatement, and the answers
 //! for unknown paths and methods.
 
-use super::BaseUrl;
+use super::{BaseUrl, system_search};
 use crate::SharedState;
 use crate::capability::capability_statement;
+use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::format::{FhirResponse, ResponseFormat};
 use crate::query::query_pairs;
@@ -62,24 +63,19 @@ pub async fn smart_configuration(State(state): State<SharedState>) -> Result<Res
     Ok(([(header::CONTENT_TYPE, "application/json")], configuration.to_string()).into_response())
 }
 
-/// `GET [base]` (also with a trailing `/`): the CapabilityStatement, as at `[base]/metadata`, so
-/// a client pointed at the base learns what the server does. A query there other than `_format`
-/// and `_pretty` would be a search across all types, which is not served.
+/// `GET [base]` (also with a trailing `/`): without a query (other than `_format` and
+/// `_pretty`), the CapabilityStatement, as at `[base]/metadata`, so a client pointed at the
+/// base learns what the server does; with one, a search across types
+/// ([`crate::routes::system_search`]).
 pub async fn base_endpoint(
     State(state): State<SharedState>,
+    Ctx(ctx): Ctx,
     OriginalUri(uri): OriginalUri,
     format: ResponseFormat,
     base: BaseUrl,
 ) -> Result<FhirResponse, ApiError> {
-    if let Some((name, _)) = query_pairs(uri.query()).find(|(name, _)| !matches!(name.as_ref(), "_format" | "_pretty"))
-    {
-        return Err(ApiError::bad_request(
-            Issue::error(
-                IssueCode::NotSupported,
-                "A search across all types (GET [base]?...) is not supported; search one type: GET [base]/[type]?...",
-            )
-            .at(name.into_owned()),
-        ));
+    if query_pairs(uri.query()).any(|(name, _)| !matches!(name.as_ref(), "_format" | "_pretty")) {
+        return system_search::system_search_get(&state, &ctx, uri.query(), format, &base).await;
     }
     Ok(metadata(State(state), format, base).await)
 }
