@@ -63,6 +63,7 @@ fn platform(url: &str, auth: UpstreamAuth) -> Platform {
             auth,
             timeout: Duration::from_secs(5),
             priority: 0,
+            find_hsp: None,
         }],
         directory_ttl: Duration::ZERO,
         slot_ttl: Duration::ZERO,

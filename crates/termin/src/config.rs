@@ -238,6 +238,12 @@ pub struct ServeArgs {
     #[arg(long = "cors-allowed-origins", env = "TERMIN_CORS_ALLOWED_ORIGINS", value_name = "ORIGIN", value_delimiter = ',')]
     pub cors_allowed_origins: Vec<String>,
 
+    /// An operation this server does not offer (its code without '$', e.g. findHSP): it answers
+    /// 404 and the CapabilityStatement leaves it out, as on a Scheduling Server that lacks it;
+    /// repeat or comma-separate [default: none]
+    #[arg(long = "disable-operation", env = "TERMIN_DISABLE_OPERATIONS", value_name = "CODE", value_delimiter = ',')]
+    pub disable_operations: Vec<String>,
+
     /// OpenID Connect issuer whose access tokens Termin accepts (the required `iss`), e.g.
     /// https://login.example.at/realms/termin. Its keys are found by OpenID discovery unless
     /// --auth-jwks is given. Without it authorization is off: every caller may do everything
@@ -344,6 +350,7 @@ struct FileConfig {
     time_zone: Option<String>,
     profiles: Option<Vec<String>>,
     cors_allowed_origins: Option<Vec<String>>,
+    disable_operations: Option<Vec<String>>,
     auth_issuer: Option<String>,
     auth_audience: Option<String>,
     auth_jwks: Option<PathBuf>,
@@ -444,6 +451,8 @@ pub struct ServeConfig {
     /// Enforced profiles that differ from the default: `None` enforces R5 only.
     pub profiles: Vec<(ResourceType, Option<String>)>,
     pub cors_allowed_origins: CorsOrigins,
+    /// Codes of operations not offered.
+    pub disabled_operations: Vec<String>,
     /// `None`: authorization is off.
     pub auth: Option<AuthSettings>,
     pub public_read: bool,
@@ -657,6 +666,11 @@ impl ServeArgs {
             } else {
                 self.cors_allowed_origins
             })?,
+            disabled_operations: parse_disabled_operations(if self.disable_operations.is_empty() {
+                file.disable_operations.unwrap_or_default()
+            } else {
+                self.disable_operations
+            })?,
             auth: auth_settings(
                 self.auth_issuer.or(file.auth_issuer),
                 self.auth_audience.or(file.auth_audience),
@@ -732,6 +746,21 @@ fn public_booking(on: bool, limit: Option<u32>) -> Result<Option<u32>, String> {
         (true, limit) => Ok(Some(limit.unwrap_or(termin_api::auth::public_booking::DEFAULT_LIMIT_PER_HOUR))),
         (false, _) => Ok(None),
     }
+}
+
+fn parse_disabled_operations(codes: Vec<String>) -> Result<Vec<String>, String> {
+    let known = termin_api::operation_codes();
+    codes
+        .into_iter()
+        .map(|code| {
+            let code = code.trim().trim_start_matches('$').to_owned();
+            if known.contains(&code.as_str()) {
+                Ok(code)
+            } else {
+                Err(format!("disable_operations: {code:?} is not an operation of this server ({})", known.join(", ")))
+            }
+        })
+        .collect()
 }
 
 fn parse_trusted_proxies(entries: Vec<String>) -> Result<Vec<IpAddr>, String> {
@@ -901,6 +930,14 @@ mod tests {
         let file = dir.path().join("termin.toml");
         std::fs::write(&file, "public_booking = true\npublic_booking_limit = 7\n").unwrap();
         assert_eq!(parse(&["--config", file.to_str().unwrap()]).resolve().unwrap().public_booking, Some(7));
+    }
+
+    #[test]
+    fn disabled_operations_are_known_codes() {
+        assert!(parse(&[]).resolve().unwrap().disabled_operations.is_empty());
+        let config = parse(&["--disable-operation", "$findHSP,hold"]).resolve().unwrap();
+        assert_eq!(config.disabled_operations, ["findHSP", "hold"]);
+        assert!(parse(&["--disable-operation", "nope"]).resolve().is_err());
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub struct FileUpstream {
     priority: i32,
     #[serde(default)]
     auth: FileAuth,
+    /// Whether it implements `$findHSP`; unset: as its CapabilityStatement says.
+    findhsp: Option<bool>,
 }
 
 /// `auth = { type = "bearer", token = "..." }` or
@@ -72,7 +74,7 @@ pub fn platform_config(settings: PlatformSettings) -> Result<Option<PlatformConf
 
 fn from_flag(flag: &str, timeout: std::time::Duration) -> Result<UpstreamConfig, String> {
     let (name, url) = flag.split_once('=').ok_or_else(|| format!("--upstream {flag:?} is not NAME=URL"))?;
-    UpstreamConfig { name: name.trim().into(), url: url.trim().into(), auth: UpstreamAuth::None, timeout, priority: 0 }
+    UpstreamConfig { name: name.trim().into(), url: url.trim().into(), auth: UpstreamAuth::None, timeout, priority: 0, find_hsp: None }
         .checked()
 }
 
@@ -92,7 +94,8 @@ fn from_table(table: FileUpstream, default_timeout: std::time::Duration) -> Resu
             UpstreamAuth::ClientCredentials { token_url, client_id, client_secret, scope }
         }
     };
-    UpstreamConfig { name: table.name, url: table.url, auth, timeout, priority: table.priority }.checked()
+    UpstreamConfig { name: table.name, url: table.url, auth, timeout, priority: table.priority, find_hsp: table.findhsp }
+        .checked()
 }
 
 #[cfg(test)]
@@ -136,6 +139,7 @@ mod tests {
             [[upstream]]
             name = "klinik"
             url = "https://klinik.example/fhir"
+            findhsp = false
             auth = { type = "bearer", token = "t" }
             "#,
         )
@@ -147,5 +151,6 @@ mod tests {
         assert_eq!(config.upstreams[0].timeout, std::time::Duration::from_secs(2));
         assert!(matches!(config.upstreams[0].auth, UpstreamAuth::ClientCredentials { .. }));
         assert_eq!(config.upstreams[1].auth, UpstreamAuth::Bearer("t".into()));
+        assert_eq!((config.upstreams[0].find_hsp, config.upstreams[1].find_hsp), (None, Some(false)));
     }
 }

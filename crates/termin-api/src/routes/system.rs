@@ -29,7 +29,7 @@ pub async fn metadata(
     format: ResponseFormat,
     base: BaseUrl,
 ) -> FhirResponse {
-    let statement = capability_statement(&base.0, &state.domain, state.auth.as_ref(), state.platform.as_deref());
+    let statement = capability_statement(&base.0, &state.domain, state.auth.as_ref(), state.platform.as_deref(), &state.config.disabled_operations);
     FhirResponse::new(StatusCode::OK, format).json(statement)
 }
 
