@@ -103,7 +103,8 @@ pub fn app(state: AppState) -> Router {
 /// public: the pages only call the FHIR API, where authorization applies.
 pub fn app_with_pages(state: AppState, pages: Router) -> Router {
     let cors = state.config.cors_allowed_origins.clone();
-    let router = fhir_api(Arc::new(state)).merge(pages);
+    let state = Arc::new(state);
+    let router = fhir_api(state.clone()).merge(platform::notifications(state)).merge(pages);
     with_layers(router, &cors)
 }
 

@@ -13,6 +13,10 @@
 //!   extension is not booked here, the answer (409) names the provider's booking page.
 //!
 //! Everything else is this server's own.
+//!
+//! Outside the FHIR API, `POST /platform/notifications/{upstream}` receives the upstreams'
+//! Subscription notifications that refresh the directory cache (`termin_platform::hooks`):
+//! they carry the platform's secret instead of an access token.
 
 use crate::SharedState;
 use crate::context::{Ctx, HOLD_TOKEN};
@@ -549,6 +553,39 @@ impl Call {
             response = response.json(body);
         }
         Ok(response.into_response())
+    }
+}
+
+/// The route of the upstreams' notifications (answers 404 when this server is no platform).
+pub fn notifications(state: SharedState) -> axum::Router {
+    axum::Router::new()
+        .route("/platform/notifications/{upstream}", axum::routing::post(notification))
+        .with_state(state)
+}
+
+async fn notification(
+    State(state): State<SharedState>,
+    axum::extract::Path(upstream): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    use termin_platform::hooks::{Refusal, SECRET_HEADER};
+    let secret = headers.get(SECRET_HEADER).and_then(|v| v.to_str().ok());
+    let answer = match &state.platform {
+        Some(platform) => platform.notified(&upstream, secret, &body),
+        None => Err(Refusal::UnknownUpstream),
+    };
+    match answer {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(Refusal::UnknownUpstream) => {
+            ApiError::not_found(format!("This server receives no notifications from {upstream:?}")).into_response()
+        }
+        Err(Refusal::Unauthenticated) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            Issue::error(IssueCode::Login, format!("A notification needs the platform's {SECRET_HEADER} header")),
+        )
+        .into_response(),
+        Err(Refusal::Malformed(why)) => ApiError::bad_request(Issue::error(IssueCode::Invalid, why)).into_response(),
     }
 }
 

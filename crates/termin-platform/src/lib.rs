@@ -14,6 +14,7 @@
 //! data as one more source) is `termin-api`'s.
 
 pub mod cache;
+pub mod hooks;
 pub mod ids;
 pub mod merge;
 pub mod plain;
@@ -61,6 +62,8 @@ pub struct PlatformConfig {
     /// How long upstream pages of Slot searches and `$findHSP` are reused (zero: not cached;
     /// at most [`cache::MAX_SLOT_TTL`]).
     pub slot_ttl: Duration,
+    /// Whether cached directory pages are dropped when an upstream notifies a change ([`hooks`]).
+    pub upstream_subscriptions: bool,
 }
 
 pub struct Platform {
@@ -71,6 +74,8 @@ pub struct Platform {
     cache: cache::PageCache,
     directory_ttl: Duration,
     slot_ttl: Duration,
+    /// `None`: the directory is not cached, or not refreshed from upstream Subscriptions.
+    hooks: Option<hooks::Hooks>,
 }
 
 /// Which sources a search goes to, each with its query.
@@ -117,6 +122,7 @@ impl Platform {
             cache: cache::PageCache::new(),
             directory_ttl: config.directory_ttl,
             slot_ttl: config.slot_ttl,
+            hooks: (config.upstream_subscriptions && !config.directory_ttl.is_zero()).then(hooks::Hooks::new),
         })
     }
 
@@ -194,6 +200,12 @@ impl Platform {
         public_base: &str,
     ) -> Result<SourcePage, Value> {
         let ttl = if resource_type == ResourceType::Slot { self.slot_ttl } else { self.directory_ttl };
+        if resource_type != ResourceType::Slot
+            && let Some(hooks) = &self.hooks
+        {
+            // Before the page is cached, so no change after it goes unheard.
+            hooks.subscribe(&self.http, upstream, public_base, via).await;
+        }
         let key = format!("{}\n{resource_type}\n{query}\n{public_base}", upstream.name());
         if let Some(page) = self.cache.get(&key, ttl) {
             return Ok(page);
@@ -262,6 +274,18 @@ impl Platform {
         page.issues = named_issues(upstream.name(), page.issues);
         self.cache.put(key, &page, self.slot_ttl);
         Ok(page)
+    }
+
+    /// A notification an upstream's Subscription POSTed to the platform (see [`hooks`]): an
+    /// event drops that upstream's cached pages.
+    pub fn notified(&self, name: &str, secret: Option<&str>, body: &[u8]) -> Result<(), hooks::Refusal> {
+        let upstream = self.upstream(name).ok_or(hooks::Refusal::UnknownUpstream)?;
+        let hooks = self.hooks.as_ref().ok_or(hooks::Refusal::UnknownUpstream)?;
+        if hooks.is_event(secret, body)? {
+            tracing::debug!(upstream = name, "directory change notified; its cached pages are dropped");
+            self.cache.drop_prefixed(&format!("{}\n", upstream.name()));
+        }
+        Ok(())
     }
 
     /// Whether `upstream` implements `$findHSP`: as configured, else as its CapabilityStatement
@@ -587,7 +611,13 @@ mod tests {
     }
 
     fn config(upstreams: Vec<UpstreamConfig>) -> PlatformConfig {
-        PlatformConfig { name: "central".into(), upstreams, directory_ttl: Duration::ZERO, slot_ttl: Duration::ZERO }
+        PlatformConfig {
+            name: "central".into(),
+            upstreams,
+            directory_ttl: Duration::ZERO,
+            slot_ttl: Duration::ZERO,
+            upstream_subscriptions: true,
+        }
     }
 
     fn platform() -> Platform {

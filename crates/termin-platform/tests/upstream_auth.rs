@@ -67,6 +67,7 @@ fn platform(url: &str, auth: UpstreamAuth) -> Platform {
         }],
         directory_ttl: Duration::ZERO,
         slot_ttl: Duration::ZERO,
+        upstream_subscriptions: false,
     })
     .unwrap()
 }

@@ -316,6 +316,12 @@ pub struct ServeArgs {
     /// slots), at most 60s; 0s: asks every time [default: 0s]
     #[arg(long, env = "TERMIN_SLOT_CACHE_TTL", value_name = "DURATION")]
     pub slot_cache_ttl: Option<SignedDuration>,
+
+    /// With --directory-cache-ttl: whether the platform subscribes at each upstream to its
+    /// directory-changed topic and drops that upstream's cached pages when it notifies a change
+    /// [default: true]
+    #[arg(long, env = "TERMIN_UPSTREAM_SUBSCRIPTIONS", value_name = "BOOL")]
+    pub upstream_subscriptions: Option<bool>,
 }
 
 /// The config file: same names as the flags, with '_' instead of '-'.
@@ -375,6 +381,7 @@ struct FileConfig {
     platform_name: Option<String>,
     directory_cache_ttl: Option<String>,
     slot_cache_ttl: Option<String>,
+    upstream_subscriptions: Option<bool>,
 }
 
 /// Where the data lives.
@@ -733,6 +740,7 @@ impl ServeArgs {
                 name: self.platform_name.or(file.platform_name),
                 directory_ttl: duration("directory_cache_ttl", self.directory_cache_ttl, file.directory_cache_ttl, "0s")?,
                 slot_ttl: duration("slot_cache_ttl", self.slot_cache_ttl, file.slot_cache_ttl, "0s")?,
+                subscriptions: self.upstream_subscriptions.or(file.upstream_subscriptions).unwrap_or(true),
             })?,
         })
     }

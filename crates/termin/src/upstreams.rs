@@ -43,6 +43,7 @@ pub struct PlatformSettings {
     pub name: Option<String>,
     pub directory_ttl: SignedDuration,
     pub slot_ttl: SignedDuration,
+    pub subscriptions: bool,
 }
 
 fn std_duration(name: &str, value: SignedDuration) -> Result<std::time::Duration, String> {
@@ -69,6 +70,7 @@ pub fn platform_config(settings: PlatformSettings) -> Result<Option<PlatformConf
         upstreams,
         directory_ttl: std_duration("directory_cache_ttl", settings.directory_ttl)?,
         slot_ttl: std_duration("slot_cache_ttl", settings.slot_ttl)?,
+        upstream_subscriptions: settings.subscriptions,
     }))
 }
 
@@ -110,6 +112,7 @@ mod tests {
             name: name.map(str::to_owned),
             directory_ttl: SignedDuration::from_mins(10),
             slot_ttl: SignedDuration::ZERO,
+            subscriptions: true,
         }
     }
 

@@ -312,7 +312,12 @@ async fn a_platform_may_cache_the_directory_but_not_free_slots() {
     let a = TestServer::start().await;
     practice(&a, "A", 3).await;
     let platform =
-        TestServer::start_with(platform_options("central", &[("a", a.base())]).flag("--directory-cache-ttl", "1h")).await;
+        TestServer::start_with(
+            platform_options("central", &[("a", a.base())])
+                .flag("--directory-cache-ttl", "1h")
+                .flag("--upstream-subscriptions", "false"),
+        )
+        .await;
     let services = |bundle: Value| ids_of(&match_resources(&bundle));
     assert_eq!(services(platform.get("HealthcareService").await.expect_status(200).json()), ["a.hcs"]);
     assert_eq!(ids_of(&match_resources(&platform.get("Slot?status=free").await.expect_status(200).json())).len(), SLOTS);
@@ -555,4 +560,54 @@ async fn a_slot_booked_at_the_providers_own_page_is_passed_through_and_not_booke
         )
         .await;
     assert_eq!(other.code(), 201, "{}", other.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstreams_directory_change_refreshes_the_platforms_cache() {
+    let a = TestServer::start_with(ServerOptions::new().flag("--notify-interval", "100ms")).await;
+    practice(&a, "A", 3).await;
+    let platform =
+        TestServer::start_with(platform_options("central", &[("a", a.base())]).flag("--directory-cache-ttl", "1h")).await;
+    let services = async || ids_of(&match_resources(&platform.get("HealthcareService").await.expect_status(200).json()));
+    assert_eq!(services().await, ["a.hcs"]);
+
+    // The platform subscribed at the practice to its directory-changed topic, before caching.
+    let subscriptions = match_resources(&a.get("Subscription").await.expect_status(200).json());
+    assert_eq!(subscriptions.len(), 1, "{subscriptions:?}");
+    assert_eq!(subscriptions[0]["topic"], format!("{}/SubscriptionTopic/directory-changed", a.base()));
+    let id = subscriptions[0]["id"].as_str().unwrap().to_owned();
+    until("the platform's Subscription is active", std::time::Duration::from_secs(30), async || {
+        a.read("Subscription", &id).await["status"] == "active"
+    })
+    .await;
+    let topic = a.get("SubscriptionTopic/directory-changed").await.expect_status(200).json();
+    assert_eq!(topic["resourceTrigger"].as_array().unwrap().len(), 6, "{topic}");
+
+    // The practice changes its directory: the cached answer changes, long before the hour.
+    put_resource(&a, &json!({"resourceType": "HealthcareService", "id": "hcs-new", "active": true, "name": "Neu"})).await;
+    until("the platform shows the new service", std::time::Duration::from_secs(30), async || services().await.len() == 2).await;
+    let mut renamed = a.read("HealthcareService", "hcs").await;
+    renamed["name"] = json!("Physiotherapie A, neu");
+    put_resource(&a, &renamed).await;
+    until("the platform shows the new name", std::time::Duration::from_secs(30), async || {
+        let found = platform.get("HealthcareService?_id=a.hcs").await.expect_status(200).json();
+        match_resources(&found).first().is_some_and(|s| s["name"] == "Physiotherapie A, neu")
+    })
+    .await;
+
+    // Notifications need the platform's secret and name an upstream it has.
+    let notification = json!({"resourceType": "Bundle", "type": "subscription-notification", "entry": [
+        {"resource": {"resourceType": "SubscriptionStatus", "type": "event-notification"}}]});
+    let client = reqwest::Client::new();
+    let root = platform.base().trim_end_matches("/fhir").to_owned();
+    let guessed = client
+        .post(format!("{root}/platform/notifications/a"))
+        .header("X-Termin-Platform-Secret", "guess")
+        .json(&notification)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(guessed.status().as_u16(), 401);
+    let unknown = client.post(format!("{root}/platform/notifications/zz")).json(&notification).send().await.unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
 }
