@@ -19,6 +19,7 @@ pub fn capability_statement(
     domain: &Domain,
     auth: Option<&Authorization>,
     platform: Option<&termin_platform::Platform>,
+    disabled_operations: &[String],
 ) -> Value {
     let search = domain.search_parameters();
     let resources: Vec<Value> = ResourceType::ALL
@@ -27,6 +28,7 @@ pub fn capability_statement(
             let operations: Vec<Value> = OPERATIONS
                 .iter()
                 .filter(|op| op.resources.contains(t) && (domain.validator().is_some() || !op.needs_validator))
+                .filter(|op| !disabled_operations.iter().any(|code| code == op.code))
                 .map(|op| {
                     // Testers match on the IG's canonical; what Termin adds is in its own definition.
                     json!({

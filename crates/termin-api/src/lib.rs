@@ -38,6 +38,11 @@ pub use cors::CorsOrigins;
 pub use error::ApiError;
 pub use format::FhirResponse;
 
+/// The codes of the operations this server implements (what `--disable-operation` accepts).
+pub fn operation_codes() -> Vec<&'static str> {
+    operations::OPERATIONS.iter().map(|op| op.code).collect()
+}
+
 use axum::Router;
 use axum::http::HeaderName;
 use std::sync::Arc;
@@ -65,6 +70,9 @@ pub struct ApiConfig {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The most entries a batch or transaction Bundle may have (more: `413`).
     pub max_bundle_entries: usize,
+    /// Operation codes (`findHSP`, `hold`, ...) this server does not offer (`--disable-operation`):
+    /// not routed (404) and not in the CapabilityStatement.
+    pub disabled_operations: Vec<String>,
 }
 
 pub struct AppState {
@@ -95,7 +103,8 @@ pub fn app(state: AppState) -> Router {
 /// public: the pages only call the FHIR API, where authorization applies.
 pub fn app_with_pages(state: AppState, pages: Router) -> Router {
     let cors = state.config.cors_allowed_origins.clone();
-    let router = fhir_api(Arc::new(state)).merge(pages);
+    let state = Arc::new(state);
+    let router = fhir_api(state.clone()).merge(platform::notifications(state)).merge(pages);
     with_layers(router, &cors)
 }
 

@@ -9,9 +9,14 @@
 //! - anything addressed to `Type/NAME.id` (read, update, patch, delete, history, `$hold`), a
 //!   `Slot/$hold` naming such a slot and a `$book` of such slots are relayed to upstream `NAME`
 //!   and answered with its status, body and headers. Before a relayed `$book`, a patient of
-//!   this server is matched or created at the target.
+//!   this server is matched or created at the target; a slot with the IG's booking-url
+//!   extension is not booked here, the answer (409) names the provider's booking page.
 //!
 //! Everything else is this server's own.
+//!
+//! Outside the FHIR API, `POST /platform/notifications/{upstream}` receives the upstreams'
+//! Subscription notifications that refresh the directory cache (`termin_platform::hooks`):
+//! they carry the platform's secret instead of an access token.
 
 use crate::SharedState;
 use crate::context::{Ctx, HOLD_TOKEN};
@@ -476,6 +481,22 @@ impl Call {
                 .at("Appointment.slot"),
             ));
         }
+        let upstream = self.platform.upstream(&name).ok_or_else(ApiError::internal)?;
+        let slot_ids: Vec<String> = appointment["slot"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["reference"].as_str())
+            .filter_map(|r| termin_fhir::reference_id(r, ResourceType::Slot))
+            .filter_map(|id| self.platform.owner(id).map(|(_, there)| there.to_owned()))
+            .collect();
+        for (index, id) in slot_ids.iter().enumerate() {
+            if let Some(url) = self.platform.booking_url(upstream, id, &self.via).await.map_err(unreachable)? {
+                let format = Self::format(&incoming).await?;
+                let outcome = external_booking(&ids::scoped(&name, id), index, &url);
+                return Ok(FhirResponse::new(StatusCode::CONFLICT, format).json(outcome).into_response());
+            }
+        }
         self.patients_to(&incoming, &name, appointment).await?;
         self.relay(&incoming, &name, "Appointment/$book", Some(body)).await
     }
@@ -570,6 +591,37 @@ impl Call {
     }
 }
 
+/// The route of the upstreams' notifications (answers 404 when this server is no platform).
+pub fn notifications(state: SharedState) -> axum::Router {
+    axum::Router::new().route("/platform/notifications/{upstream}", axum::routing::post(notification)).with_state(state)
+}
+
+async fn notification(
+    State(state): State<SharedState>,
+    axum::extract::Path(upstream): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    use termin_platform::hooks::{Refusal, SECRET_HEADER};
+    let secret = headers.get(SECRET_HEADER).and_then(|v| v.to_str().ok());
+    let answer = match &state.platform {
+        Some(platform) => platform.notified(&upstream, secret, &body),
+        None => Err(Refusal::UnknownUpstream),
+    };
+    match answer {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(Refusal::UnknownUpstream) => {
+            ApiError::not_found(format!("This server receives no notifications from {upstream:?}")).into_response()
+        }
+        Err(Refusal::Unauthenticated) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            Issue::error(IssueCode::Login, format!("A notification needs the platform's {SECRET_HEADER} header")),
+        )
+        .into_response(),
+        Err(Refusal::Malformed(why)) => ApiError::bad_request(Issue::error(IssueCode::Invalid, why)).into_response(),
+    }
+}
+
 fn owned_pairs(query: Option<&str>) -> Vec<(String, String)> {
     crate::query::query_pairs(query).map(|(n, v)| (n.into_owned(), v.into_owned())).collect()
 }
@@ -604,6 +656,22 @@ async fn local_source_page(response: Response, kind: Kind) -> Result<Result<Sour
         _ => Err(json!({"severity": "warning", "code": "exception",
                         "diagnostics": format!("This server's own results are missing: it answered {status}")})),
     })
+}
+
+/// The answer to `$book` of a Slot its provider books on its own page ("Booking with external
+/// provider"): 409, as the slot cannot be booked here, with the page's URL as the issue's
+/// `details.text` (and in `diagnostics`) for the client to redirect the user to; nothing is
+/// relayed.
+fn external_booking(slot: &str, index: usize, url: &str) -> Value {
+    json!({"resourceType": "OperationOutcome", "issue": [{
+        "severity": "error",
+        "code": "business-rule",
+        "details": {"text": url},
+        "diagnostics": format!(
+            "Slot/{slot} is booked with its provider directly, not through this platform: redirect the user to {url}"
+        ),
+        "expression": [format!("Appointment.slot[{index}]")],
+    }]})
 }
 
 fn unreachable(failure: termin_platform::Unreachable) -> ApiError {

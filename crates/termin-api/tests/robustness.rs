@@ -116,6 +116,7 @@ impl World {
                 body_read_timeout: std::time::Duration::from_secs(30),
                 trusted_proxies: Vec::new(),
                 max_bundle_entries: 1000,
+                disabled_operations: Vec::new(),
             },
         });
         let world = World { runtime, app, storage: Some(storage) };

@@ -37,6 +37,8 @@ pub struct Topic {
     pub description: &'static str,
     /// The focus of its notifications.
     pub resource: ResourceType,
+    /// Further types whose changes fire it (their resources are the focus then).
+    pub also: &'static [ResourceType],
     /// `resourceTrigger.fhirPathCriteria` (documentation of when it fires).
     pub criteria: &'static str,
     pub filters: &'static [TopicFilter],
@@ -96,6 +98,7 @@ pub const TOPICS: &[Topic] = &[
         resource: ResourceType::Appointment,
         criteria: "%previous.exists().not() and %current.status = 'booked'",
         filters: APPOINTMENT_FILTERS,
+        also: &[],
     },
     Topic {
         id: "appointment-pending",
@@ -104,6 +107,7 @@ pub const TOPICS: &[Topic] = &[
         resource: ResourceType::Appointment,
         criteria: "%previous.exists().not() and %current.status = 'pending'",
         filters: APPOINTMENT_FILTERS,
+        also: &[],
     },
     Topic {
         id: "appointment-confirmed",
@@ -112,6 +116,7 @@ pub const TOPICS: &[Topic] = &[
         resource: ResourceType::Appointment,
         criteria: "%previous.status = 'pending' and %current.status = 'booked'",
         filters: APPOINTMENT_FILTERS,
+        also: &[],
     },
     Topic {
         id: "appointment-cancelled",
@@ -122,6 +127,7 @@ pub const TOPICS: &[Topic] = &[
         criteria: "%previous.status.where($this in ('cancelled' | 'entered-in-error')).empty() and \
             %current.status in ('cancelled' | 'entered-in-error')",
         filters: APPOINTMENT_FILTERS,
+        also: &[],
     },
     Topic {
         id: "appointment-postponed",
@@ -131,6 +137,7 @@ pub const TOPICS: &[Topic] = &[
         resource: ResourceType::Appointment,
         criteria: "%previous.start != %current.start or %previous.end != %current.end or %previous.slot != %current.slot",
         filters: APPOINTMENT_FILTERS,
+        also: &[],
     },
     Topic {
         id: "appointment-updated",
@@ -139,6 +146,7 @@ pub const TOPICS: &[Topic] = &[
         resource: ResourceType::Appointment,
         criteria: "%previous.exists() and %current.exists()",
         filters: APPOINTMENT_FILTERS,
+        also: &[],
     },
     Topic {
         id: "slot-availability",
@@ -148,8 +156,38 @@ pub const TOPICS: &[Topic] = &[
         resource: ResourceType::Slot,
         criteria: "%previous.status != %current.status",
         filters: SLOT_FILTERS,
+        also: &[],
+    },
+    Topic {
+        id: "directory-changed",
+        title: "Directory changed",
+        description: "A HealthcareService, PractitionerRole, Practitioner, Organization, Location or Schedule was \
+            created, changed or deleted: enough to refresh a cache of the directory (a central platform's).",
+        resource: ResourceType::HealthcareService,
+        also: &[
+            ResourceType::PractitionerRole,
+            ResourceType::Practitioner,
+            ResourceType::Organization,
+            ResourceType::Location,
+            ResourceType::Schedule,
+        ],
+        criteria: "%previous.exists() or %current.exists()",
+        filters: &[],
     },
 ];
+
+/// The directory: the types whose writes fire `directory-changed` (an outbox event each).
+pub const DIRECTORY: [ResourceType; 6] = [
+    ResourceType::HealthcareService,
+    ResourceType::PractitionerRole,
+    ResourceType::Practitioner,
+    ResourceType::Organization,
+    ResourceType::Location,
+    ResourceType::Schedule,
+];
+
+/// The outbox event of a directory write.
+pub(crate) const DIRECTORY_CHANGED: &str = "directory-changed";
 
 pub fn topic(id: &str) -> Option<&'static Topic> {
     TOPICS.iter().find(|t| t.id == id)
@@ -187,7 +225,7 @@ impl Topic {
                 filter
             })
             .collect();
-        json!({
+        let mut topic = json!({
             "resourceType": "SubscriptionTopic",
             "id": self.id,
             "url": self.url(base),
@@ -196,15 +234,20 @@ impl Topic {
             "title": self.title,
             "status": "active",
             "description": self.description,
-            "resourceTrigger": [{
+            "resourceTrigger": std::iter::once(&self.resource).chain(self.also).map(|t| json!({
                 "description": self.description,
-                "resource": format!("http://hl7.org/fhir/StructureDefinition/{resource}"),
-                "supportedInteraction": ["create", "update"],
+                "resource": format!("http://hl7.org/fhir/StructureDefinition/{t}"),
+                "supportedInteraction": if self.also.is_empty() { json!(["create", "update"]) } else { json!(["create", "update", "delete"]) },
                 "fhirPathCriteria": self.criteria,
-            }],
+            })).collect::<Vec<_>>(),
             "canFilterBy": filters,
-            "notificationShape": [{"resource": resource}],
-        })
+            "notificationShape": std::iter::once(&self.resource).chain(self.also).map(|t| json!({"resource": t.as_str()})).collect::<Vec<_>>(),
+        });
+        // FHIR JSON has no empty arrays.
+        if self.filters.is_empty() {
+            topic.as_object_mut().map(|t| t.remove("canFilterBy"));
+        }
+        topic
     }
 }
 
@@ -542,6 +585,9 @@ pub fn triggers(event: &DomainEvent) -> Vec<Trigger> {
         (ResourceType::Slot, "slot-held" | "slot-released" | "slot-freed" | "slot-hold-expired") => {
             fired.push(this("slot-availability"))
         }
+        (resource_type, DIRECTORY_CHANGED) if DIRECTORY.contains(&resource_type) => {
+            fired.push(this("directory-changed"))
+        }
         _ => {}
     }
     fired
@@ -709,5 +755,15 @@ mod tests {
         assert_eq!(booked[1].focus_id, "s1");
         assert_eq!(triggers(&event("slot-freed", ResourceType::Slot, json!({})))[0].topic, "slot-availability");
         assert!(triggers(&event("subscription-created", ResourceType::Subscription, json!({}))).is_empty());
+        assert_eq!(
+            triggers(&event("directory-changed", ResourceType::Location, json!({})))[0].topic,
+            "directory-changed"
+        );
+        assert!(triggers(&event("directory-changed", ResourceType::Patient, json!({}))).is_empty());
+        let directory = topic("directory-changed").unwrap();
+        assert_eq!(
+            std::iter::once(directory.resource).chain(directory.also.iter().copied()).collect::<Vec<_>>(),
+            DIRECTORY
+        );
     }
 }

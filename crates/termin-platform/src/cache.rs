@@ -32,6 +32,12 @@ impl PageCache {
         entries.get(key).filter(|(stored, _)| stored.elapsed() < ttl).map(|(_, page)| page.clone())
     }
 
+    /// Drops every page whose key starts with `prefix` (an upstream's, when it notified a change).
+    pub fn drop_prefixed(&self, prefix: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries.retain(|key, _| !key.starts_with(prefix));
+    }
+
     pub fn put(&self, key: String, page: &SourcePage, ttl: Duration) {
         if ttl.is_zero() {
             return;
@@ -67,5 +73,10 @@ mod tests {
         assert_eq!(cache.get("k", Duration::from_secs(60)).unwrap().total, Some(3));
         assert!(cache.get("k", Duration::ZERO).is_none());
         assert!(cache.get("other", Duration::from_secs(60)).is_none());
+        cache.put("a\nx".into(), &page, Duration::from_secs(60));
+        cache.put("ab\nx".into(), &page, Duration::from_secs(60));
+        cache.drop_prefixed("a\n");
+        assert!(cache.get("a\nx", Duration::from_secs(60)).is_none());
+        assert!(cache.get("ab\nx", Duration::from_secs(60)).is_some());
     }
 }

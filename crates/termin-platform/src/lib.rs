@@ -14,8 +14,10 @@
 //! data as one more source) is `termin-api`'s.
 
 pub mod cache;
+pub mod hooks;
 pub mod ids;
 pub mod merge;
+pub mod plain;
 pub mod upstream;
 pub mod via;
 
@@ -42,6 +44,15 @@ pub const AGGREGATED: [ResourceType; 7] = [
 /// the target server.
 pub const SVNR_SYSTEM: &str = "urn:oid:1.2.40.0.10.1.4.3.1";
 
+/// The AT Scheduling IG's extension on a Slot that is booked at the provider's own booking page
+/// ("Booking with external provider"): the page's URL (`valueUri`).
+pub const BOOKING_URL_EXTENSION: &str =
+    "https://fhir.hl7.at/tc/wg/scheduling/r5/StructureDefinition/appointment-booking-url";
+
+/// How long what an upstream's CapabilityStatement says about `$findHSP` is believed: an
+/// upstream that gains or loses the operation is noticed within this time.
+pub const CAPABILITY_TTL: Duration = Duration::from_secs(3600);
+
 #[derive(Debug, Clone)]
 pub struct PlatformConfig {
     /// This platform's name in cascade chains ([`via`]); unique among cascaded platforms.
@@ -52,6 +63,8 @@ pub struct PlatformConfig {
     /// How long upstream pages of Slot searches and `$findHSP` are reused (zero: not cached;
     /// at most [`cache::MAX_SLOT_TTL`]).
     pub slot_ttl: Duration,
+    /// Whether cached directory pages are dropped when an upstream notifies a change ([`hooks`]).
+    pub upstream_subscriptions: bool,
 }
 
 pub struct Platform {
@@ -62,6 +75,8 @@ pub struct Platform {
     cache: cache::PageCache,
     directory_ttl: Duration,
     slot_ttl: Duration,
+    /// `None`: the directory is not cached, or not refreshed from upstream Subscriptions.
+    hooks: Option<hooks::Hooks>,
 }
 
 /// Which sources a search goes to, each with its query.
@@ -108,6 +123,7 @@ impl Platform {
             cache: cache::PageCache::new(),
             directory_ttl: config.directory_ttl,
             slot_ttl: config.slot_ttl,
+            hooks: (config.upstream_subscriptions && !config.directory_ttl.is_zero()).then(hooks::Hooks::new),
         })
     }
 
@@ -185,6 +201,12 @@ impl Platform {
         public_base: &str,
     ) -> Result<SourcePage, Value> {
         let ttl = if resource_type == ResourceType::Slot { self.slot_ttl } else { self.directory_ttl };
+        if resource_type != ResourceType::Slot
+            && let Some(hooks) = &self.hooks
+        {
+            // Before the page is cached, so no change after it goes unheard.
+            hooks.subscribe(&self.http, upstream, public_base, via).await;
+        }
         let key = format!("{}\n{resource_type}\n{query}\n{public_base}", upstream.name());
         if let Some(page) = self.cache.get(&key, ttl) {
             return Ok(page);
@@ -228,6 +250,18 @@ impl Platform {
         if let Some(body) = body.as_mut() {
             ids::delocalize(body, upstream.name());
         }
+        if !self.offers_find_hsp(upstream, via).await? {
+            let pairs: Vec<(String, String)> =
+                form_urlencoded::parse(query.as_bytes()).map(|(n, v)| (n.into_owned(), v.into_owned())).collect();
+            let wanted = plain::wanted(&pairs, body.as_ref());
+            let searcher = plain::Searcher { http: &self.http, upstream, via };
+            let mut bundle = searcher.find_hsp(&wanted, jiff::Timestamp::now()).await?;
+            localize_bundle(&mut bundle, upstream, public_base);
+            let mut page = find_hsp_page(&bundle, Some(upstream.name()));
+            page.issues = named_issues(upstream.name(), page.issues);
+            self.cache.put(key, &page, self.slot_ttl);
+            return Ok(page);
+        }
         let request = UpstreamRequest {
             method: if body.is_some() { Method::POST } else { Method::GET },
             path: "HealthcareService/$findHSP",
@@ -241,6 +275,52 @@ impl Platform {
         page.issues = named_issues(upstream.name(), page.issues);
         self.cache.put(key, &page, self.slot_ttl);
         Ok(page)
+    }
+
+    /// A notification an upstream's Subscription POSTed to the platform (see [`hooks`]): an
+    /// event drops that upstream's cached pages.
+    pub fn notified(&self, name: &str, secret: Option<&str>, body: &[u8]) -> Result<(), hooks::Refusal> {
+        let upstream = self.upstream(name).ok_or(hooks::Refusal::UnknownUpstream)?;
+        let hooks = self.hooks.as_ref().ok_or(hooks::Refusal::UnknownUpstream)?;
+        if hooks.is_event(secret, body)? {
+            tracing::debug!(upstream = name, "directory change notified; its cached pages are dropped");
+            self.cache.drop_prefixed(&format!("{}\n", upstream.name()));
+        }
+        Ok(())
+    }
+
+    /// Whether `upstream` implements `$findHSP`: as configured, else as its CapabilityStatement
+    /// says (a HealthcareService operation named `findHSP` or defined by the IG's
+    /// `healthcareService-provider-find`), read once per [`CAPABILITY_TTL`]. An upstream whose
+    /// `metadata` is no CapabilityStatement is searched (and asked again next time).
+    pub async fn offers_find_hsp(&self, upstream: &Upstream, via: &[String]) -> Result<bool, Value> {
+        if let Some(configured) = upstream.config.find_hsp {
+            return Ok(configured);
+        }
+        let seen = *upstream.find_hsp_seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((offers, at)) = seen
+            && at.elapsed() < CAPABILITY_TTL
+        {
+            return Ok(offers);
+        }
+        let request = UpstreamRequest {
+            method: Method::GET,
+            path: "metadata",
+            query: None,
+            headers: Vec::new(),
+            body: None,
+            via,
+        };
+        let answer = upstream.send(&self.http, request).await.map_err(|failure| issue_json(&failure.issue))?;
+        let Some(statement) =
+            answer.body.filter(|b| answer.status == 200 && b["resourceType"] == "CapabilityStatement")
+        else {
+            return Ok(false);
+        };
+        let offers = capability_offers_find_hsp(&statement);
+        *upstream.find_hsp_seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            Some((offers, std::time::Instant::now()));
+        Ok(offers)
     }
 
     /// Sends a request whose answer must be a Bundle; anything else is the issue saying why not.
@@ -319,6 +399,22 @@ impl Platform {
         Ok(answer)
     }
 
+    /// The external booking page of Slot `id` at `upstream` (its [`BOOKING_URL_EXTENSION`]),
+    /// read there now; `None` when it has none. A slot the upstream does not return is left to
+    /// the booking itself to refuse.
+    pub async fn booking_url(
+        &self,
+        upstream: &Upstream,
+        id: &str,
+        via: &[String],
+    ) -> Result<Option<String>, Unreachable> {
+        let path = format!("Slot/{id}");
+        let request =
+            UpstreamRequest { method: Method::GET, path: &path, query: None, headers: Vec::new(), body: None, via };
+        let answer = upstream.send(&self.http, request).await?;
+        Ok(answer.body.filter(|_| answer.status == 200).as_ref().and_then(booking_url_of))
+    }
+
     /// The patient's id at `upstream`: matched there by SVNR (else by its first identifier
     /// with system and value) with a conditional create, so the patient is created only when
     /// the target does not know them yet.
@@ -362,6 +458,28 @@ impl Platform {
             _ => Err(RelayError::Answered(answer)),
         }
     }
+}
+
+/// A Slot's external booking page.
+pub fn booking_url_of(slot: &Value) -> Option<String> {
+    slot["extension"]
+        .as_array()?
+        .iter()
+        .find(|e| e["url"] == BOOKING_URL_EXTENSION)
+        .and_then(|e| e["valueUri"].as_str())
+        .map(str::to_owned)
+}
+
+/// Whether a CapabilityStatement names `$findHSP` among its HealthcareService operations.
+fn capability_offers_find_hsp(statement: &Value) -> bool {
+    let rests = statement["rest"].as_array().into_iter().flatten();
+    let resources = rests.flat_map(|rest| rest["resource"].as_array().into_iter().flatten());
+    resources.filter(|resource| resource["type"] == "HealthcareService").any(|resource| {
+        resource["operation"].as_array().into_iter().flatten().any(|operation| {
+            operation["name"] == "findHSP"
+                || operation["definition"].as_str().is_some_and(|d| d.ends_with("/healthcareService-provider-find"))
+        })
+    })
 }
 
 /// Localizes an upstream's Bundle and records each resource's owner in `meta.source`.
@@ -420,7 +538,7 @@ fn localized_url(url: &str, upstream: &Upstream, public_base: &str) -> Option<St
     Some(format!("{public_base}/{resource_type}/{}{tail}", ids::scoped(upstream.name(), id)))
 }
 
-fn issue_json(issue: &Issue) -> Value {
+pub(crate) fn issue_json(issue: &Issue) -> Value {
     termin_fhir::OperationOutcome::single(issue.clone()).to_json()["issue"][0].clone()
 }
 
@@ -515,11 +633,18 @@ mod tests {
             auth: UpstreamAuth::None,
             timeout: Duration::from_secs(1),
             priority,
+            find_hsp: None,
         }
     }
 
     fn config(upstreams: Vec<UpstreamConfig>) -> PlatformConfig {
-        PlatformConfig { name: "central".into(), upstreams, directory_ttl: Duration::ZERO, slot_ttl: Duration::ZERO }
+        PlatformConfig {
+            name: "central".into(),
+            upstreams,
+            directory_ttl: Duration::ZERO,
+            slot_ttl: Duration::ZERO,
+            upstream_subscriptions: true,
+        }
     }
 
     fn platform() -> Platform {
@@ -564,6 +689,18 @@ mod tests {
         assert!(own.local.is_some() && own.upstreams.is_empty(), "an unscoped reference is the platform's own");
         let local = platform.plan(ResourceType::Appointment, &pairs(&[("status", "booked")]));
         assert!(local.local.is_some() && local.upstreams.is_empty());
+    }
+
+    #[test]
+    fn capability_statements_say_whether_find_hsp_is_offered() {
+        let with = json!({"resourceType": "CapabilityStatement", "rest": [{"resource": [
+            {"type": "Slot", "operation": [{"name": "hold"}]},
+            {"type": "HealthcareService", "operation": [{"name": "find", "definition":
+                "https://fhir.hl7.at/tc/wg/scheduling/r5/OperationDefinition/healthcareService-provider-find"}]}]}]});
+        assert!(capability_offers_find_hsp(&with));
+        let without = json!({"resourceType": "CapabilityStatement", "rest": [{"resource": [
+            {"type": "Slot", "operation": [{"name": "findHSP"}]}, {"type": "HealthcareService"}]}]});
+        assert!(!capability_offers_find_hsp(&without));
     }
 
     #[test]

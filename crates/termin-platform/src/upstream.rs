@@ -19,6 +19,9 @@ pub struct UpstreamConfig {
     pub timeout: Duration,
     /// Higher first: the order results are interleaved in.
     pub priority: i32,
+    /// Whether it implements `$findHSP` (else it is asked with searches); `None`: as its
+    /// CapabilityStatement says.
+    pub find_hsp: Option<bool>,
 }
 
 /// How the platform authenticates at an upstream.
@@ -97,6 +100,8 @@ pub struct Unreachable {
 pub struct Upstream {
     pub config: UpstreamConfig,
     token: Mutex<Option<(String, Instant)>>,
+    /// What its CapabilityStatement said about `$findHSP`, and when it was read.
+    pub(crate) find_hsp_seen: std::sync::Mutex<Option<(bool, Instant)>>,
 }
 
 /// A fetched token is used until this long before it expires.
@@ -104,7 +109,7 @@ const TOKEN_MARGIN: Duration = Duration::from_secs(30);
 
 impl Upstream {
     pub fn new(config: UpstreamConfig) -> Self {
-        Upstream { config, token: Mutex::new(None) }
+        Upstream { config, token: Mutex::new(None), find_hsp_seen: std::sync::Mutex::new(None) }
     }
 
     pub fn name(&self) -> &str {

@@ -63,9 +63,11 @@ fn platform(url: &str, auth: UpstreamAuth) -> Platform {
             auth,
             timeout: Duration::from_secs(5),
             priority: 0,
+            find_hsp: None,
         }],
         directory_ttl: Duration::ZERO,
         slot_ttl: Duration::ZERO,
+        upstream_subscriptions: false,
     })
     .unwrap()
 }

@@ -243,6 +243,12 @@ pub struct ServeArgs {
     )]
     pub cors_allowed_origins: Vec<String>,
 
+    /// An operation this server does not offer (its code without '$', e.g. findHSP): it answers
+    /// 404 and the CapabilityStatement leaves it out, as on a Scheduling Server that lacks it;
+    /// repeat or comma-separate [default: none]
+    #[arg(long = "disable-operation", env = "TERMIN_DISABLE_OPERATIONS", value_name = "CODE", value_delimiter = ',')]
+    pub disable_operations: Vec<String>,
+
     /// OpenID Connect issuer whose access tokens Termin accepts (the required `iss`), e.g.
     /// https://login.example.at/realms/termin. Its keys are found by OpenID discovery unless
     /// --auth-jwks is given. Without it authorization is off: every caller may do everything
@@ -315,6 +321,12 @@ pub struct ServeArgs {
     /// slots), at most 60s; 0s: asks every time [default: 0s]
     #[arg(long, env = "TERMIN_SLOT_CACHE_TTL", value_name = "DURATION")]
     pub slot_cache_ttl: Option<SignedDuration>,
+
+    /// With --directory-cache-ttl: whether the platform subscribes at each upstream to its
+    /// directory-changed topic and drops that upstream's cached pages when it notifies a change
+    /// [default: true]
+    #[arg(long, env = "TERMIN_UPSTREAM_SUBSCRIPTIONS", value_name = "BOOL")]
+    pub upstream_subscriptions: Option<bool>,
 }
 
 /// The config file: same names as the flags, with '_' instead of '-'.
@@ -349,6 +361,7 @@ struct FileConfig {
     time_zone: Option<String>,
     profiles: Option<Vec<String>>,
     cors_allowed_origins: Option<Vec<String>>,
+    disable_operations: Option<Vec<String>>,
     auth_issuer: Option<String>,
     auth_audience: Option<String>,
     auth_jwks: Option<PathBuf>,
@@ -373,6 +386,7 @@ struct FileConfig {
     platform_name: Option<String>,
     directory_cache_ttl: Option<String>,
     slot_cache_ttl: Option<String>,
+    upstream_subscriptions: Option<bool>,
 }
 
 /// Where the data lives.
@@ -449,6 +463,8 @@ pub struct ServeConfig {
     /// Enforced profiles that differ from the default: `None` enforces R5 only.
     pub profiles: Vec<(ResourceType, Option<String>)>,
     pub cors_allowed_origins: CorsOrigins,
+    /// Codes of operations not offered.
+    pub disabled_operations: Vec<String>,
     /// `None`: authorization is off.
     pub auth: Option<AuthSettings>,
     pub public_read: bool,
@@ -676,6 +692,11 @@ impl ServeArgs {
             } else {
                 self.cors_allowed_origins
             })?,
+            disabled_operations: parse_disabled_operations(if self.disable_operations.is_empty() {
+                file.disable_operations.unwrap_or_default()
+            } else {
+                self.disable_operations
+            })?,
             auth: auth_settings(
                 self.auth_issuer.or(file.auth_issuer),
                 self.auth_audience.or(file.auth_audience),
@@ -763,6 +784,7 @@ impl ServeArgs {
                     "0s",
                 )?,
                 slot_ttl: duration("slot_cache_ttl", self.slot_cache_ttl, file.slot_cache_ttl, "0s")?,
+                subscriptions: self.upstream_subscriptions.or(file.upstream_subscriptions).unwrap_or(true),
             })?,
         })
     }
@@ -779,6 +801,21 @@ fn public_booking(on: bool, limit: Option<u32>) -> Result<Option<u32>, String> {
         (true, limit) => Ok(Some(limit.unwrap_or(termin_api::auth::public_booking::DEFAULT_LIMIT_PER_HOUR))),
         (false, _) => Ok(None),
     }
+}
+
+fn parse_disabled_operations(codes: Vec<String>) -> Result<Vec<String>, String> {
+    let known = termin_api::operation_codes();
+    codes
+        .into_iter()
+        .map(|code| {
+            let code = code.trim().trim_start_matches('$').to_owned();
+            if known.contains(&code.as_str()) {
+                Ok(code)
+            } else {
+                Err(format!("disable_operations: {code:?} is not an operation of this server ({})", known.join(", ")))
+            }
+        })
+        .collect()
 }
 
 fn parse_trusted_proxies(entries: Vec<String>) -> Result<Vec<IpAddr>, String> {
@@ -958,6 +995,14 @@ mod tests {
         let file = dir.path().join("termin.toml");
         std::fs::write(&file, "public_booking = true\npublic_booking_limit = 7\n").unwrap();
         assert_eq!(parse(&["--config", file.to_str().unwrap()]).resolve().unwrap().public_booking, Some(7));
+    }
+
+    #[test]
+    fn disabled_operations_are_known_codes() {
+        assert!(parse(&[]).resolve().unwrap().disabled_operations.is_empty());
+        let config = parse(&["--disable-operation", "$findHSP,hold"]).resolve().unwrap();
+        assert_eq!(config.disabled_operations, ["findHSP", "hold"]);
+        assert!(parse(&["--disable-operation", "nope"]).resolve().is_err());
     }
 
     #[test]

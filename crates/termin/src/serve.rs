@@ -149,6 +149,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
                 body_read_timeout: config.body_read_timeout,
                 trusted_proxies: config.trusted_proxies.clone(),
                 max_bundle_entries: config.max_bundle_entries,
+                disabled_operations: config.disabled_operations.clone(),
             },
         },
         crate::web::router(config.auth.as_ref().map(|settings| settings.issuer.as_str())),

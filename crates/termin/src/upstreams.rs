@@ -19,6 +19,8 @@ pub struct FileUpstream {
     priority: i32,
     #[serde(default)]
     auth: FileAuth,
+    /// Whether it implements `$findHSP`; unset: as its CapabilityStatement says.
+    findhsp: Option<bool>,
 }
 
 /// `auth = { type = "bearer", token = "..." }` or
@@ -48,6 +50,7 @@ pub struct PlatformSettings {
     pub name: Option<String>,
     pub directory_ttl: SignedDuration,
     pub slot_ttl: SignedDuration,
+    pub subscriptions: bool,
 }
 
 fn std_duration(name: &str, value: SignedDuration) -> Result<std::time::Duration, String> {
@@ -74,13 +77,21 @@ pub fn platform_config(settings: PlatformSettings) -> Result<Option<PlatformConf
         upstreams,
         directory_ttl: std_duration("directory_cache_ttl", settings.directory_ttl)?,
         slot_ttl: std_duration("slot_cache_ttl", settings.slot_ttl)?,
+        upstream_subscriptions: settings.subscriptions,
     }))
 }
 
 fn from_flag(flag: &str, timeout: std::time::Duration) -> Result<UpstreamConfig, String> {
     let (name, url) = flag.split_once('=').ok_or_else(|| format!("--upstream {flag:?} is not NAME=URL"))?;
-    UpstreamConfig { name: name.trim().into(), url: url.trim().into(), auth: UpstreamAuth::None, timeout, priority: 0 }
-        .checked()
+    UpstreamConfig {
+        name: name.trim().into(),
+        url: url.trim().into(),
+        auth: UpstreamAuth::None,
+        timeout,
+        priority: 0,
+        find_hsp: None,
+    }
+    .checked()
 }
 
 fn from_table(table: FileUpstream, default_timeout: std::time::Duration) -> Result<UpstreamConfig, String> {
@@ -99,7 +110,15 @@ fn from_table(table: FileUpstream, default_timeout: std::time::Duration) -> Resu
             UpstreamAuth::ClientCredentials { token_url, client_id, client_secret, scope }
         }
     };
-    UpstreamConfig { name: table.name, url: table.url, auth, timeout, priority: table.priority }.checked()
+    UpstreamConfig {
+        name: table.name,
+        url: table.url,
+        auth,
+        timeout,
+        priority: table.priority,
+        find_hsp: table.findhsp,
+    }
+    .checked()
 }
 
 #[cfg(test)]
@@ -114,6 +133,7 @@ mod tests {
             name: name.map(str::to_owned),
             directory_ttl: SignedDuration::from_mins(10),
             slot_ttl: SignedDuration::ZERO,
+            subscriptions: true,
         }
     }
 
@@ -143,6 +163,7 @@ mod tests {
             [[upstream]]
             name = "klinik"
             url = "https://klinik.example/fhir"
+            findhsp = false
             auth = { type = "bearer", token = "t" }
             "#,
         )
@@ -154,5 +175,6 @@ mod tests {
         assert_eq!(config.upstreams[0].timeout, std::time::Duration::from_secs(2));
         assert!(matches!(config.upstreams[0].auth, UpstreamAuth::ClientCredentials { .. }));
         assert_eq!(config.upstreams[1].auth, UpstreamAuth::Bearer("t".into()));
+        assert_eq!((config.upstreams[0].find_hsp, config.upstreams[1].find_hsp), (None, Some(false)));
     }
 }

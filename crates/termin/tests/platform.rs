@@ -342,9 +342,12 @@ async fn platforms_cascade_and_a_loop_is_refused() {
 async fn a_platform_may_cache_the_directory_but_not_free_slots() {
     let a = TestServer::start().await;
     practice(&a, "A", 3).await;
-    let platform =
-        TestServer::start_with(platform_options("central", &[("a", a.base())]).flag("--directory-cache-ttl", "1h"))
-            .await;
+    let platform = TestServer::start_with(
+        platform_options("central", &[("a", a.base())])
+            .flag("--directory-cache-ttl", "1h")
+            .flag("--upstream-subscriptions", "false"),
+    )
+    .await;
     let services = |bundle: Value| ids_of(&match_resources(&bundle));
     assert_eq!(services(platform.get("HealthcareService").await.expect_status(200).json()), ["a.hcs"]);
     assert_eq!(
@@ -368,4 +371,194 @@ async fn a_platform_may_cache_the_directory_but_not_free_slots() {
     // Another query is not cached yet: it sees the new service.
     let fresh = services(platform.get("HealthcareService?_count=5").await.expect_status(200).json());
     assert_eq!(fresh.len(), 2, "{fresh:?}");
+}
+
+/// A practice's `$findHSP` answer in comparable form: the matched services, the included
+/// providers and the providers named with an earliest free slot, each without the `scope.`
+/// prefix of the platform's ids.
+fn providers_found(bundle: &Value, scope: &str) -> (Vec<String>, BTreeSet<String>, BTreeSet<String>) {
+    let unscoped = |reference: &str| reference.replacen(&format!("/{scope}."), "/", 1);
+    let services = ids_of(&match_resources(bundle))
+        .into_iter()
+        .filter_map(|id| id.strip_prefix(&format!("{scope}.")).map(str::to_owned))
+        .collect();
+    let included = entries(bundle)
+        .into_iter()
+        .filter(|e| e["search"]["mode"] == "include")
+        .map(|e| {
+            format!("{}/{}", e["resource"]["resourceType"].as_str().unwrap(), e["resource"]["id"].as_str().unwrap())
+        })
+        .filter(|reference| reference.contains(&format!("/{scope}.")))
+        .map(|reference| unscoped(&reference))
+        .collect();
+    let earliest = entries(bundle)
+        .into_iter()
+        .filter(|e| e["search"]["mode"] == "match")
+        .flat_map(|e| e["extension"].as_array().cloned().unwrap_or_default())
+        .filter(|x| x["url"] == "https://termin.at/fhir/StructureDefinition/earliest-free-slot")
+        .map(|x| {
+            let part =
+                |name: &str| x["extension"].as_array().unwrap().iter().find(|p| p["url"] == name).cloned().unwrap();
+            format!(
+                "{} {}",
+                part("provider")["valueReference"]["reference"].as_str().unwrap(),
+                part("slot")["valueReference"]["reference"].as_str().unwrap()
+            )
+        })
+        .filter(|text| text.contains(&format!("/{scope}.")))
+        .map(|text| text.replace(&format!("/{scope}."), "/"))
+        .collect();
+    (services, included, earliest)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_upstream_without_find_hsp_is_searched_for_providers() {
+    // Practice C's server does not offer $findHSP (a plain FHIR Scheduling Server); its free
+    // slots are the earliest.
+    let (a, c) = tokio::join!(
+        TestServer::start(),
+        TestServer::start_with(ServerOptions::new().flag("--disable-operation", "findHSP"))
+    );
+    tokio::join!(practice(&a, "A", 3), practice(&c, "C", 1));
+    let find = format!("HealthcareService/$findHSP?healthcareService-type={SERVICE_TYPE}%7C65");
+    let refused = c.get(&find).await.expect_status(404).json();
+    assert_issue_code(&refused, "not-found");
+    let metadata = c.get("metadata").await.expect_status(200).json();
+    assert!(!metadata.to_string().contains("findHSP"), "C's CapabilityStatement does not offer it");
+    let platform = TestServer::start_with(platform_options("central", &[("a", a.base()), ("c", c.base())])).await;
+
+    // Both practices' providers, C's first (earliest free slot), without a warning about C.
+    let found = platform.get(&find).await.expect_status(200).json();
+    assert_eq!(ids_of(&match_resources(&found)), ["c.hcs", "a.hcs"]);
+    let notes = outcome_text(&found);
+    assert!(notes.contains("PractitionerRole/c.role: earliest free slot Slot/c.slot-0"), "{notes}");
+    let warned_about_c = entries(&found)
+        .into_iter()
+        .filter(|e| e["search"]["mode"] == "outcome")
+        .flat_map(|e| e["resource"]["issue"].as_array().cloned().unwrap_or_default())
+        .any(|issue| {
+            issue["severity"] == "warning" && issue["diagnostics"].as_str().unwrap_or_default().contains("Upstream c")
+        });
+    assert!(!warned_about_c, "{notes}");
+    // The answer built from C's searches has the shape of A's own $findHSP answer.
+    let (from_a, from_c) = (providers_found(&found, "a"), providers_found(&found, "c"));
+    assert_eq!(from_c.0, ["hcs"]);
+    assert_eq!(from_a, from_c, "A: {from_a:?}, C: {from_c:?}");
+    assert!(from_c.1.contains("PractitionerRole/role") && from_c.1.contains("Organization/org"), "{from_c:?}");
+    assert!(from_c.2.contains("PractitionerRole/role Slot/slot-0"), "{from_c:?}");
+
+    // The merged sequence pages across both kinds of upstream.
+    let pages = platform.pages(&format!("{find}&_count=1")).await;
+    let shown: Vec<String> = pages.iter().flat_map(|p| ids_of(&match_resources(p))).collect();
+    assert_eq!(shown, ["c.hcs", "a.hcs"]);
+
+    // A booked slot is no longer C's earliest.
+    let mut direct = patient(SVNR_SYSTEM, "2345020290", "Berger");
+    direct["id"] = json!("pat-direct");
+    put_resource(&c, &direct).await;
+    c.post("Appointment/$book", &book_request(&proposal("pat-direct", "slot-0", ""), &[])).await.expect_status(201);
+    let notes = outcome_text(&platform.get(&find).await.expect_status(200).json());
+    assert!(notes.contains("PractitionerRole/c.role: earliest free slot Slot/c.slot-1"), "{notes}");
+
+    // What searches can express is applied (a zip code area where neither practice is);
+    // what they cannot is named.
+    let nowhere = platform.get(&format!("{find}&healthcareService-zipCodeArea=99")).await.expect_status(200).json();
+    assert!(match_resources(&nowhere).is_empty(), "{nowhere}");
+    let near = platform.get(&format!("{find}&near=47.8%7C13.0%7C5%7Ckm")).await.expect_status(200).json();
+    let notes = outcome_text(&near);
+    assert!(notes.contains("Upstream c") && notes.contains("near not applied"), "{notes}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_booked_at_the_providers_own_page_is_passed_through_and_not_booked_here() {
+    let a = TestServer::start().await;
+    practice(&a, "A", 3).await;
+    const BOOKING_URL: &str = "https://fhir.hl7.at/tc/wg/scheduling/r5/StructureDefinition/appointment-booking-url";
+    let page = "https://booking.example.com/slot/297c0007-f8d1-4e47-bddb-a47978607f65";
+    let mut slot = a.read("Slot", "slot-2").await;
+    slot["extension"] = json!([{"url": BOOKING_URL, "valueUri": page}]);
+    put_resource(&a, &slot).await;
+    let platform = TestServer::start_with(platform_options("central", &[("a", a.base())])).await;
+    let mut anna = patient(SVNR_SYSTEM, "1234010180", "Huber");
+    anna["id"] = json!("pat-anna");
+    put_resource(&platform, &anna).await;
+
+    // The extension reaches the client unchanged, in searches and reads.
+    let read = platform.read("Slot", "a.slot-2").await;
+    assert_eq!(read["extension"], json!([{"url": BOOKING_URL, "valueUri": page}]));
+    let found = platform.get("Slot?schedule=Schedule/a.sch&status=free").await.expect_status(200).json();
+    let listed = match_resources(&found).into_iter().find(|s| s["id"] == "a.slot-2").unwrap();
+    assert_eq!(listed["extension"][0]["valueUri"], page);
+
+    // $book of it tells the client to redirect; nothing is booked or created at the practice.
+    let answer = platform.post("Appointment/$book", &book_request(&proposal("pat-anna", "a.slot-2", "a."), &[])).await;
+    assert_eq!(answer.code(), 409, "{}", answer.text());
+    let outcome = answer.json();
+    assert_issue_code(&outcome, "business-rule");
+    assert_eq!(outcome["issue"][0]["details"]["text"], page);
+    assert_eq!(outcome["issue"][0]["expression"][0], "Appointment.slot[0]");
+    assert_eq!(slot_status(&a, "slot-2").await, "free");
+    let booked = a.get("Appointment").await.expect_status(200).json();
+    assert!(match_resources(&booked).is_empty(), "{booked}");
+    let patients = a.get("Patient").await.expect_status(200).json();
+    assert!(match_resources(&patients).is_empty(), "no patient is created for a booking that does not happen");
+    // Other slots of the same practice are booked through the platform as before.
+    let other = platform.post("Appointment/$book", &book_request(&proposal("pat-anna", "a.slot-3", "a."), &[])).await;
+    assert_eq!(other.code(), 201, "{}", other.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstreams_directory_change_refreshes_the_platforms_cache() {
+    let a = TestServer::start_with(ServerOptions::new().flag("--notify-interval", "100ms")).await;
+    practice(&a, "A", 3).await;
+    let platform =
+        TestServer::start_with(platform_options("central", &[("a", a.base())]).flag("--directory-cache-ttl", "1h"))
+            .await;
+    let services =
+        async || ids_of(&match_resources(&platform.get("HealthcareService").await.expect_status(200).json()));
+    assert_eq!(services().await, ["a.hcs"]);
+
+    // The platform subscribed at the practice to its directory-changed topic, before caching.
+    let subscriptions = match_resources(&a.get("Subscription").await.expect_status(200).json());
+    assert_eq!(subscriptions.len(), 1, "{subscriptions:?}");
+    assert_eq!(subscriptions[0]["topic"], format!("{}/SubscriptionTopic/directory-changed", a.base()));
+    let id = subscriptions[0]["id"].as_str().unwrap().to_owned();
+    until("the platform's Subscription is active", std::time::Duration::from_secs(30), async || {
+        a.read("Subscription", &id).await["status"] == "active"
+    })
+    .await;
+    let topic = a.get("SubscriptionTopic/directory-changed").await.expect_status(200).json();
+    assert_eq!(topic["resourceTrigger"].as_array().unwrap().len(), 6, "{topic}");
+
+    // The practice changes its directory: the cached answer changes, long before the hour.
+    put_resource(&a, &json!({"resourceType": "HealthcareService", "id": "hcs-new", "active": true, "name": "Neu"}))
+        .await;
+    until("the platform shows the new service", std::time::Duration::from_secs(30), async || {
+        services().await.len() == 2
+    })
+    .await;
+    let mut renamed = a.read("HealthcareService", "hcs").await;
+    renamed["name"] = json!("Physiotherapie A, neu");
+    put_resource(&a, &renamed).await;
+    until("the platform shows the new name", std::time::Duration::from_secs(30), async || {
+        let found = platform.get("HealthcareService?_id=a.hcs").await.expect_status(200).json();
+        match_resources(&found).first().is_some_and(|s| s["name"] == "Physiotherapie A, neu")
+    })
+    .await;
+
+    // Notifications need the platform's secret and name an upstream it has.
+    let notification = json!({"resourceType": "Bundle", "type": "subscription-notification", "entry": [
+        {"resource": {"resourceType": "SubscriptionStatus", "type": "event-notification"}}]});
+    let client = reqwest::Client::new();
+    let root = platform.base().trim_end_matches("/fhir").to_owned();
+    let guessed = client
+        .post(format!("{root}/platform/notifications/a"))
+        .header("X-Termin-Platform-Secret", "guess")
+        .json(&notification)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(guessed.status().as_u16(), 401);
+    let unknown = client.post(format!("{root}/platform/notifications/zz")).json(&notification).send().await.unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
 }

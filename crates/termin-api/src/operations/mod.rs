@@ -145,6 +145,9 @@ impl Operation {
     /// Runs the handler once the type is known to be one the operation is defined on.
     async fn invoke(&'static self, state: SharedState, type_name: &str, call: Call) -> Answer {
         let resource_type = self.defined_on(type_name, call.id.is_some())?;
+        if state.config.disabled_operations.iter().any(|code| code == self.code) {
+            return Err(not_an_operation(&format!("${}", self.code), resource_type, call.id.is_some()));
+        }
         let invocation = Invocation {
             ctx: call.ctx,
             resource_type,

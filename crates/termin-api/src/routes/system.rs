@@ -26,7 +26,13 @@ pub async fn ready(State(state): State<SharedState>, format: ResponseFormat) -> 
 }
 
 pub async fn metadata(State(state): State<SharedState>, format: ResponseFormat, base: BaseUrl) -> FhirResponse {
-    let statement = capability_statement(&base.0, &state.domain, state.auth.as_ref(), state.platform.as_deref());
+    let statement = capability_statement(
+        &base.0,
+        &state.domain,
+        state.auth.as_ref(),
+        state.platform.as_deref(),
+        &state.config.disabled_operations,
+    );
     FhirResponse::new(StatusCode::OK, format).json(statement)
 }
 

@@ -38,15 +38,32 @@ pub(crate) async fn guard_write(
             }
             guard_slot(tx, ctx, now, id, previous, new.map(|n| &*n)).await
         }
-        ResourceType::HealthcareService => match new {
-            Some(new) => super::policy::check_policy_values(resource_type, new),
-            None => Ok(()),
-        },
+        ResourceType::HealthcareService => {
+            if let Some(new) = new {
+                super::policy::check_policy_values(resource_type, new)?;
+            }
+            directory_changed(tx, now, resource_type, id, version).await
+        }
         ResourceType::Subscription => {
             crate::subscriptions::guard_subscription(tx, ctx, now, id, version, previous, new).await
         }
+        t if crate::subscriptions::DIRECTORY.contains(&t) => {
+            directory_changed(tx, now, resource_type, id, version).await
+        }
         _ => Ok(()),
     }
+}
+
+/// Every directory write is an outbox event, so Subscriptions to `directory-changed` (a
+/// platform's cache) hear of it.
+async fn directory_changed(
+    tx: &mut UnitOfWork,
+    now: Timestamp,
+    resource_type: ResourceType,
+    id: &str,
+    version: u64,
+) -> Result<(), DomainError> {
+    record_event(tx, crate::subscriptions::DIRECTORY_CHANGED, resource_type, id, version, now, json!({})).await
 }
 
 /// The access digest of an anonymous booking is the server's: a write keeps the stored one
