@@ -463,18 +463,23 @@ impl Call {
     async fn hold(self, incoming: Incoming) -> Result<Response, ApiError> {
         // A body the handler cannot read either is the handler's to refuse.
         let body = self.json_body(&incoming).await.ok().flatten();
-        let owner = body
+        let slot = body
             .as_ref()
             .and_then(termin_fhir::Parameters::read_value)
             .and_then(|p| {
                 p.named("slot-reference").find_map(|e| e.get("valueReference")?.get("reference")?.as_str().map(str::to_owned))
             })
-            .and_then(|reference| termin_fhir::reference_id(&reference, ResourceType::Slot).map(str::to_owned))
-            .and_then(|id| self.platform.owner(&id).map(|(u, _)| u.name().to_owned()));
-        match owner {
-            Some(name) => self.relay(&incoming, &name, "Slot/$hold", body).await,
-            None => Ok(self.local(incoming).await),
+            .and_then(|reference| termin_fhir::reference_id(&reference, ResourceType::Slot).map(str::to_owned));
+        let Some((upstream, _)) = slot.as_deref().and_then(|id| self.platform.owner(id)) else {
+            return Ok(self.local(incoming).await);
+        };
+        // Recorded like a local `$hold`, which is recorded whether or not it reaches patient data.
+        let ctx = Self::caller(&incoming).await;
+        let mut record = AuditRecord::new(AuditAction::Execute, "$hold");
+        if let Some(slot) = slot {
+            record.resources.push(format!("Slot/{slot}"));
         }
+        self.relay_recorded(&incoming, &ctx, upstream, "Slot/$hold", body, record).await
     }
 
     /// `$book` of an upstream's slots is relayed to it, with this server's patients matched or
@@ -608,11 +613,18 @@ impl Call {
         let mut segments = path.split('/');
         let resource_type = segments.next().and_then(|t| t.parse::<ResourceType>().ok());
         let own_id = segments.next().unwrap_or_default();
-        let Some(resource_type) = resource_type.filter(|t| COMPARTMENT_TYPES.contains(t)) else {
-            return self.relay(incoming, name, path, body).await;
-        };
         let upstream = self.platform.upstream(name).ok_or_else(ApiError::internal)?;
         let ctx = Self::caller(incoming).await;
+        let Some(resource_type) = resource_type.filter(|t| COMPARTMENT_TYPES.contains(t)) else {
+            // An instance operation (`Slot/a.id/$hold`) is recorded as locally; reads of the
+            // directory and Slots are not patient data.
+            if let Some(operation) = path.rsplit('/').next().filter(|s| s.starts_with('$')) {
+                let mut record = AuditRecord::new(AuditAction::Execute, operation);
+                record.resources.push(format!("{}/{}", path.split('/').next().unwrap_or_default(), ids::scoped(name, own_id)));
+                return self.relay_recorded(incoming, &ctx, upstream, path, body, record).await;
+            }
+            return self.relay(incoming, name, path, body).await;
+        };
         let method = &incoming.parts.method;
         let matched = incoming.parts.extensions.get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
         let interaction = Interaction::of(method, &matched);

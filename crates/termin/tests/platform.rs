@@ -488,4 +488,12 @@ async fn a_patient_relays_only_for_itself_and_both_sides_audit_the_relay() {
         .await;
     assert_eq!(anonymous.code(), 201, "{}", anonymous.text());
     assert_eq!(call(&a, Method::GET, "Slot/slot-4", Some(&practice_admin), None).await.json()["status"], "busy");
+
+    // A relayed hold is recorded as a local one is.
+    platform.send(as_anna(Method::POST, "Slot/$hold", Some(&hold_request("a.slot-0", "busy-tentative")), "relay-hold")).await.expect_status(200);
+    let hold_events = audit_events_of(&platform, &admin, "relay-hold").await;
+    assert_eq!(hold_events.len(), 1, "{hold_events:#?}");
+    assert_eq!(hold_events[0]["code"]["coding"][0]["code"], "$hold");
+    let named = entity_references(&hold_events[0]);
+    assert!(named.contains("Slot/a.slot-0") && named.contains(&format!("{}/Slot/slot-0", a.base())), "{named:?}");
 }
