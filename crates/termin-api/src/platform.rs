@@ -431,6 +431,7 @@ impl Call {
             let outcome = json!({"resourceType": "OperationOutcome", "issue": issues});
             entries.push(json!({"resource": outcome, "search": {"mode": "outcome"}}));
         }
+        self.record_upstream_patient_data(incoming, &entries).await;
         let mut bundle = json!({"resourceType": "Bundle", "type": "searchset"});
         if let Some(total) = merged.total.filter(|_| first_page) {
             bundle["total"] = json!(total);
@@ -440,6 +441,34 @@ impl Call {
             bundle["entry"] = Value::Array(entries);
         }
         Ok(FhirResponse::new(StatusCode::OK, format).json(bundle).into_response())
+    }
+
+    /// Records the patient data of upstreams a merged page shows (this server's own is
+    /// recorded by its handler): one AuditEvent of the search, naming each resource by its
+    /// platform id and its absolute URL at its upstream.
+    async fn record_upstream_patient_data(&self, incoming: &Incoming, entries: &[Value]) {
+        let mut record = AuditRecord::new(AuditAction::Read, "search-type");
+        for resource in entries.iter().filter(|e| e["search"]["mode"] != "outcome").map(|e| &e["resource"]) {
+            let (Some(type_name), Some(id)) = (resource["resourceType"].as_str(), resource["id"].as_str()) else { continue };
+            let is_patient_data = type_name
+                .parse::<ResourceType>()
+                .is_ok_and(|t| COMPARTMENT_TYPES.contains(&t) && t != ResourceType::AuditEvent);
+            let Some((upstream, there)) = self.platform.owner(id).filter(|_| is_patient_data) else { continue };
+            record.resources.push(format!("{type_name}/{id}"));
+            record.resources.push(format!("{}/{type_name}/{there}", upstream.base()));
+            let patients = match type_name {
+                "Patient" => vec![id.to_owned()],
+                _ => termin_platform::appointment_patients(resource),
+            };
+            for patient in patients {
+                if !record.patients.contains(&patient) {
+                    record.patients.push(patient);
+                }
+            }
+        }
+        if !record.resources.is_empty() {
+            self.state.domain.audit_relayed(&Self::caller(incoming).await, record).await;
+        }
     }
 
     async fn find_hsp(self, incoming: Incoming) -> Result<Response, ApiError> {

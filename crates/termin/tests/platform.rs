@@ -496,4 +496,17 @@ async fn a_patient_relays_only_for_itself_and_both_sides_audit_the_relay() {
     assert_eq!(hold_events[0]["code"]["coding"][0]["code"], "$hold");
     let named = entity_references(&hold_events[0]);
     assert!(named.contains("Slot/a.slot-0") && named.contains(&format!("{}/Slot/slot-0", a.base())), "{named:?}");
+
+    // A search that reaches an upstream's patient data (a system token may) is recorded too.
+    let searched = platform
+        .send(platform.request_as(Method::GET, &format!("Appointment?_id={id}"), Some(&admin), None).header("x-request-id", "relay-search"))
+        .await
+        .expect_status(200)
+        .json();
+    assert_eq!(ids_of(&match_resources(&searched)), [id.clone()]);
+    let search_events = audit_events_of(&platform, &admin, "relay-search").await;
+    assert_eq!(search_events.len(), 1, "{search_events:#?}");
+    assert_eq!(search_events[0]["code"]["coding"][0]["code"], "search-type");
+    assert_eq!(search_events[0]["patient"]["reference"], format!("Patient/a.{anna_there}"), "{:#}", search_events[0]);
+    assert!(entity_references(&search_events[0]).contains(&format!("{}/Appointment/{own_id}", a.base())));
 }
