@@ -503,7 +503,7 @@ async fn a_patient_relays_only_for_itself_and_both_sides_audit_the_relay() {
         .await
         .expect_status(200)
         .json();
-    assert_eq!(ids_of(&match_resources(&searched)), [id.clone()]);
+    assert_eq!(ids_of(&match_resources(&searched)), std::slice::from_ref(&id));
     let search_events = audit_events_of(&platform, &admin, "relay-search").await;
     assert_eq!(search_events.len(), 1, "{search_events:#?}");
     assert_eq!(search_events[0]["code"]["coding"][0]["code"], "search-type");
