@@ -981,3 +981,53 @@ fn replace_reference(value: &mut Value, from: &str, to: &str) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use termin_store::{RequestContext, Scope, TokenPrincipal};
+
+    fn token(scopes: &str, patient: Option<&str>, fhir_user: Option<&str>) -> Caller {
+        let principal = TokenPrincipal {
+            subject: "u1".into(),
+            client_id: None,
+            patient: patient.map(str::to_owned),
+            fhir_user: fhir_user.map(str::to_owned),
+        };
+        Caller::new(RequestContext::anonymous("r").with_token(principal, Scope::parse_all(scopes)))
+    }
+
+    #[test]
+    fn only_callers_reaching_every_patient_relay_freely() {
+        let at = "upstream a";
+        let patient = token("patient/*.cruds", Some("p1"), None);
+        assert_eq!(confinement(&patient, ResourceType::Appointment, Permission::Read, at).unwrap().as_deref(), Some("p1"));
+        assert_eq!(confinement(&patient, ResourceType::Slot, Permission::Update, at).unwrap(), None, "no patient data");
+        let no_context = token("patient/*.cruds", None, None);
+        assert_eq!(confinement(&no_context, ResourceType::Appointment, Permission::Create, at).unwrap_err().status, StatusCode::FORBIDDEN);
+        let staff = token("user/*.cruds", None, Some("PractitionerRole/r1"));
+        assert_eq!(confinement(&staff, ResourceType::Appointment, Permission::Read, at).unwrap_err().status, StatusCode::FORBIDDEN);
+        assert_eq!(confinement(&staff, ResourceType::Patient, Permission::Read, at).unwrap(), None);
+        assert_eq!(confinement(&token("system/*.cruds", None, None), ResourceType::Appointment, Permission::Delete, at).unwrap(), None);
+        assert_eq!(confinement(&Caller::anonymous("r"), ResourceType::Appointment, Permission::Create, at).unwrap(), None);
+    }
+
+    #[test]
+    fn the_record_of_a_relay_names_the_answered_resource_and_its_patients() {
+        let booked = json!({"resourceType": "Parameters", "parameter": [
+            {"name": "appointment", "resource": {"resourceType": "Appointment", "id": "a.17",
+             "subject": {"reference": "Patient/a.9"}, "participant": [{"actor": {"reference": "Patient/a.9"}}]}}]});
+        let appointment = answered_resource(&booked).unwrap();
+        let mut record = AuditRecord::new(AuditAction::Execute, "$book");
+        record.patients.push("p1".into());
+        note_answered(&mut record, appointment);
+        assert_eq!(record.patients, ["p1"]);
+        assert_eq!(record.resources, ["Appointment/a.17", "Patient/a.9"], "the target's record of the patient");
+        let mut read = AuditRecord::new(AuditAction::Read, "read");
+        note_answered(&mut read, appointment);
+        assert_eq!(read.patients, ["a.9"]);
+        assert_eq!(read.resources, ["Appointment/a.17"]);
+        assert!(answered_resource(&json!({"resourceType": "OperationOutcome"})).is_none());
+        assert!(answered_resource(&json!({"resourceType": "Bundle"})).is_none());
+    }
+}

@@ -403,16 +403,22 @@ fn matching_criteria(patient: &Map<String, Value>) -> Option<String> {
 }
 
 /// The ids of the Patients an Appointment names as its patients (`subject` and participants'
-/// `actor`), as the resource has them (relative `Patient/id` references; others are left out).
+/// `actor`), as the resource has them (relative `Patient/id` references; others are left out),
+/// each once.
 pub fn appointment_patients(appointment: &Value) -> Vec<String> {
     let participants = appointment.get("participant").and_then(Value::as_array).into_iter().flatten();
-    std::iter::once(appointment.get("subject"))
+    let mut patients: Vec<String> = Vec::new();
+    let named = std::iter::once(appointment.get("subject"))
         .chain(participants.map(|p| p.get("actor")))
         .flatten()
         .filter_map(|r| r.get("reference")?.as_str())
-        .filter_map(|r| termin_fhir::reference_id(r, ResourceType::Patient))
-        .map(str::to_owned)
-        .collect()
+        .filter_map(|r| termin_fhir::reference_id(r, ResourceType::Patient));
+    for id in named {
+        if !patients.iter().any(|p| p == id) {
+            patients.push(id.to_owned());
+        }
+    }
+    patients
 }
 
 /// Localizes an upstream's Bundle and records each resource's owner in `meta.source`.
@@ -610,7 +616,8 @@ mod tests {
     fn an_appointment_names_its_patients_in_subject_and_participants() {
         let appointment = json!({"resourceType": "Appointment",
             "subject": {"reference": "Patient/p1"},
-            "participant": [{"actor": {"reference": "Practitioner/d1"}}, {"actor": {"reference": "Patient/p2"}}, {"status": "accepted"}]});
+            "participant": [{"actor": {"reference": "Patient/p1"}}, {"actor": {"reference": "Practitioner/d1"}},
+                            {"actor": {"reference": "Patient/p2"}}, {"status": "accepted"}]});
         assert_eq!(appointment_patients(&appointment), ["p1", "p2"]);
         assert!(appointment_patients(&json!({"subject": {"identifier": {"value": "1"}}})).is_empty());
         let patient = json!({"identifier": [{"system": "urn:other", "value": "x"}, {"system": SVNR_SYSTEM, "value": "1234010180"}]});

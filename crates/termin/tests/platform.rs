@@ -509,4 +509,13 @@ async fn a_patient_relays_only_for_itself_and_both_sides_audit_the_relay() {
     assert_eq!(search_events[0]["code"]["coding"][0]["code"], "search-type");
     assert_eq!(search_events[0]["patient"]["reference"], format!("Patient/a.{anna_there}"), "{:#}", search_events[0]);
     assert!(entity_references(&search_events[0]).contains(&format!("{}/Appointment/{own_id}", a.base())));
+    // A system token's read names the practice's patient record.
+    platform
+        .send(platform.request_as(Method::GET, &format!("Appointment/{id}"), Some(&admin), None).header("x-request-id", "system-read"))
+        .await
+        .expect_status(200);
+    let read_events = audit_events_of(&platform, &admin, "system-read").await;
+    assert_eq!(read_events.len(), 1, "{read_events:#?}");
+    assert_eq!(read_events[0]["patient"]["reference"], format!("Patient/a.{anna_there}"), "{:#}", read_events[0]);
+    assert_eq!(read_events[0]["agent"][0]["who"]["identifier"]["value"], "platform-admin");
 }
