@@ -3,6 +3,7 @@
 //! that never answers), a second platform cascaded on the first, and a platform that is its
 //! own upstream (a loop). Everything speaks HTTP.
 
+mod oidc_support;
 mod scheduling_support;
 mod support;
 
@@ -518,4 +519,36 @@ async fn a_patient_relays_only_for_itself_and_both_sides_audit_the_relay() {
     assert_eq!(read_events.len(), 1, "{read_events:#?}");
     assert_eq!(read_events[0]["patient"]["reference"], format!("Patient/a.{anna_there}"), "{:#}", read_events[0]);
     assert_eq!(read_events[0]["agent"][0]["who"]["identifier"]["value"], "platform-admin");
+}
+
+/// The platform gets its token at the practice from a real identity provider (npm
+/// `oidc-provider`) by the client-credentials grant, and the practice, which trusts that
+/// provider, accepts it for a patient's booking relayed by the platform.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platform_gets_its_upstream_token_by_client_credentials() {
+    let provider = oidc_support::start_provider(&[(PLATFORM_CLIENT, "platform-secret", "system/*.cruds")]);
+    let mut a = TestServer::start().await;
+    practice(&a, "A", 3).await;
+    let options = a.options().clone().flag("--auth-issuer", &provider.issuer).flag("--auth-audience", tokens::AUDIENCE);
+    a.restart_with(options).await;
+    a.get("Appointment").await.expect_status(401);
+    let config = format!(
+        "platform_name = \"central\"\n\n[[upstream]]\nname = \"a\"\nurl = \"{}\"\nauth = {{ type = \"client-credentials\", token_url = \"{}/token\", client_id = \"{PLATFORM_CLIENT}\", client_secret = \"platform-secret\", scope = \"system/*.cruds\" }}\n",
+        a.base(),
+        provider.issuer
+    );
+    let platform = TestServer::start_with(tokens::with_test_jwks(ServerOptions::new()).config_file("platform.toml", config)).await;
+    let admin = signed("platform-admin", "platform-app", "system/*.cruds", None);
+    let mut anna = patient(SVNR_SYSTEM, "1234010180", "Huber");
+    anna["id"] = json!("pat-anna");
+    call(&platform, Method::PUT, "Patient/pat-anna", Some(&admin), Some(&anna)).await.expect_status(201);
+    let token = signed("anna", "patient-app", "patient/*.cruds", Some("pat-anna"));
+    let request = book_request(&proposal("pat-anna", "a.slot-2", "a."), &[]);
+    let booked = call(&platform, Method::POST, "Appointment/$book", Some(&token), Some(&request)).await;
+    assert_eq!(booked.code(), 201, "{}", booked.text());
+    let id = param_resource(&booked.json(), "appointment")["id"].as_str().unwrap().to_owned();
+    let read = call(&platform, Method::GET, &format!("Appointment/{id}"), Some(&token), None).await.expect_status(200).json();
+    assert_eq!(read["status"], "booked");
+    let slot = call(&platform, Method::GET, "Slot/a.slot-2", Some(&admin), None).await.expect_status(200).json();
+    assert_eq!(slot["status"], "busy");
 }
