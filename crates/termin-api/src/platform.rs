@@ -231,7 +231,7 @@ impl Call {
             None => return Ok(self.local(incoming).await),
         };
         if positions.iter().any(|p| !p.source.is_empty()) {
-            Self::check_upstream_search(&Self::caller(&incoming).await, resource_type, &pairs)?;
+            self.check_upstream_search(&incoming, resource_type, &pairs).await?;
         }
         let kind = Kind::Search(resource_type);
         let count = self.count(&pairs)?;
@@ -276,20 +276,50 @@ impl Call {
         Ok(Some(positions))
     }
 
-    /// A search that goes to upstreams runs there with the platform's credentials: a caller
-    /// whose reach here is narrower than every patient's (a patient's or a staff token) may not
-    /// search patient data there, nor probe it with `_has`.
-    fn check_upstream_search(ctx: &Caller, resource_type: ResourceType, pairs: &[(String, String)]) -> Result<(), ApiError> {
-        if COMPARTMENT_TYPES.contains(&resource_type) && confinement(ctx, resource_type, Permission::Search, "the upstreams")?.is_some() {
+    /// A search that goes to upstreams runs there with the platform's credentials, so the
+    /// platform checks what the upstream would check for the caller: the types its chains and
+    /// `_has` reach must be searchable for it (as locally), and a caller whose reach here is
+    /// narrower than every patient's (a patient's or a staff token) may not search patient
+    /// data there, directly or through chains and `_has` (which cannot be narrowed there).
+    async fn check_upstream_search(&self, incoming: &Incoming, resource_type: ResourceType, pairs: &[(String, String)]) -> Result<(), ApiError> {
+        let Some(auth) = &self.state.auth else {
+            return Ok(());
+        };
+        let ctx = Self::caller(incoming).await;
+        if COMPARTMENT_TYPES.contains(&resource_type) && confinement(&ctx, resource_type, Permission::Search, "the upstreams")?.is_some() {
             return Err(forbidden(format!(
                 "A patient's token searches its {resource_type} resources at this platform only; read the upstreams' ones by id"
             )));
         }
-        if let Some((name, _)) = pairs.iter().find(|(name, _)| name.starts_with("_has:"))
-            && confinement(ctx, ResourceType::Appointment, Permission::Search, "the upstreams")?.is_some()
-        {
-            let why = format!("{name} cannot be confined to this token's reach at the upstreams");
-            return Err(ApiError::new(StatusCode::FORBIDDEN, Issue::error(IssueCode::Forbidden, why).at(name.as_str())));
+        let selecting: Vec<(String, String)> = pairs.iter().filter(|(name, _)| !is_page_parameter(name)).cloned().collect();
+        let reaches = |name: &str| name.starts_with("_has:") || name.contains('.');
+        if !selecting.iter().any(|(name, _)| reaches(name)) {
+            return Ok(());
+        }
+        let base = self.base(incoming).await?;
+        let options = termin_search::SearchOptions {
+            server_base: Some(&base),
+            now: jiff::Timestamp::now(),
+            default_count: self.state.config.default_count,
+            max_count: self.state.config.max_count,
+            handling: crate::prefer::search_handling(&incoming.parts.headers),
+        };
+        let parsed = self
+            .state
+            .domain
+            .search_parameters()
+            .parse_search(resource_type, &selecting, &options)
+            .map_err(crate::routes::search::search_error)?;
+        let conditions = &parsed.request.filter.conditions;
+        crate::auth::check_reach(auth, ctx.context(), conditions)?;
+        let mut reached = Vec::new();
+        reached_types(conditions, &mut reached);
+        for reached in reached.into_iter().filter(|t| COMPARTMENT_TYPES.contains(t)) {
+            confinement(&ctx, reached, Permission::Search, "the upstreams")?.map_or(Ok(()), |_| {
+                Err(forbidden(format!(
+                    "This search reaches {reached} resources through a chain or _has, which the upstreams cannot narrow to this access token's patient"
+                )))
+            })?;
         }
         Ok(())
     }
@@ -822,6 +852,26 @@ impl Call {
             response = response.json(body);
         }
         Ok(response.into_response())
+    }
+}
+
+/// The types a search's chains and `_has` reach.
+fn reached_types(conditions: &[termin_store::Condition], out: &mut Vec<ResourceType>) {
+    use termin_store::Condition;
+    for condition in conditions {
+        match condition {
+            Condition::Chain { target_type, condition, .. } => {
+                out.push(*target_type);
+                reached_types(std::slice::from_ref(&**condition), out);
+            }
+            Condition::ReferencedBy { source_type, condition, .. } => {
+                out.push(*source_type);
+                reached_types(std::slice::from_ref(&**condition), out);
+            }
+            Condition::Not(condition) => reached_types(std::slice::from_ref(&**condition), out),
+            Condition::Any(conditions) => reached_types(conditions, out),
+            _ => {}
+        }
     }
 }
 

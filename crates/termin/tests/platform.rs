@@ -469,6 +469,14 @@ async fn a_patient_relays_only_for_itself_and_both_sides_audit_the_relay() {
     platform.send(as_anna(Method::GET, "Patient/a.berta-there", None, "refused-4")).await.expect_status(403);
     let search = platform.send(as_anna(Method::GET, &format!("Appointment?_id=a.{berta_appointment}"), None, "refused-5")).await;
     assert_eq!(search.code(), 403, "{}", search.text());
+    // Nor can she, or anyone without a token, probe Berta's bookings at the practice with _has.
+    let probe = "Slot?_has:Appointment:slot:patient=Patient/a.berta-there";
+    let probed = platform.send(as_anna(Method::GET, probe, None, "refused-6")).await;
+    assert_eq!(probed.code(), 403, "{}", probed.text());
+    let probed = platform.get(probe).await;
+    assert_eq!(probed.code(), 403, "{}", probed.text());
+    let chained = platform.get("Slot?schedule.actor:Patient.identifier=2345020290").await;
+    assert_eq!(chained.code(), 403, "{}", chained.text());
     // Her own, she reads and cancels.
     let mut own = platform.send(as_anna(Method::GET, &format!("Appointment/{id}"), None, "own-read")).await.expect_status(200).json();
     assert_eq!(own["subject"]["reference"], format!("Patient/a.{anna_there}"));
