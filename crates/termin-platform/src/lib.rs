@@ -7,7 +7,9 @@
 //! platform id `NAME.id`), which sources a search goes to ([`Platform::plan`]), fetching and
 //! localizing upstream pages, merging pages with stateless cursors ([`merge`]), relaying
 //! requests and their answers ([`Platform::relay`]), matching a patient at the target server
-//! ([`Platform::patient_at`]), loop detection ([`via`]) and the optional cache of upstream
+//! ([`Platform::patient_at`], or finding its records there without creating one:
+//! [`Platform::patient_ids_at`]), the patients an Appointment names
+//! ([`appointment_patients`], for the checks made on a caller's behalf), loop detection ([`via`]) and the optional cache of upstream
 //! pages ([`cache`]: off by default, so free slots are never older than the request).
 //!
 //! Depends on `termin-fhir` only; the HTTP glue (which requests go where, the platform's own
