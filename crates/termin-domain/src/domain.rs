@@ -68,6 +68,14 @@ impl Domain {
         }
     }
 
+    /// Records an access that this server relayed to another server (central platform mode)
+    /// for `ctx`: `record.denied` carries the status of a refusal, if the access failed.
+    pub async fn audit_relayed(&self, ctx: &Caller, record: AuditRecord) {
+        if let Some(trail) = &self.kernel.audit {
+            trail.record(crate::audit::audit_event(ctx, &record, self.kernel.clock.now())).await;
+        }
+    }
+
     /// Deletes for good the AuditEvents recorded before `before` (the retention of the audit
     /// trail), in batches of one transaction each; answers how many.
     pub async fn sweep_audit_events(&self, before: jiff::Timestamp) -> Result<usize, crate::DomainError> {

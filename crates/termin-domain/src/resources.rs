@@ -40,6 +40,18 @@ impl ResourceService {
         Ok(version)
     }
 
+    /// [`ResourceService::read`] without its audit event, for a caller that records the access
+    /// itself as part of a larger one (the central platform's relay of a booking records one
+    /// event naming the patient it read).
+    pub async fn read_unrecorded(
+        &self,
+        ctx: &Caller,
+        resource_type: ResourceType,
+        id: &str,
+    ) -> Result<ResourceVersion, DomainError> {
+        self.kernel.read(ctx, resource_type, id).await
+    }
+
     /// Records that `ctx` saw `versions` (when they include patient data).
     async fn audit_reads(&self, ctx: &Caller, interaction: &str, versions: impl IntoIterator<Item = &ResourceVersion>) {
         let mut record = AuditRecord::new(AuditAction::Read, interaction);

@@ -7,7 +7,9 @@
 //! platform id `NAME.id`), which sources a search goes to ([`Platform::plan`]), fetching and
 //! localizing upstream pages, merging pages with stateless cursors ([`merge`]), relaying
 //! requests and their answers ([`Platform::relay`]), matching a patient at the target server
-//! ([`Platform::patient_at`]), loop detection ([`via`]) and the optional cache of upstream
+//! ([`Platform::patient_at`], or finding its records there without creating one:
+//! [`Platform::patient_ids_at`]), the patients an Appointment names
+//! ([`appointment_patients`], for the checks made on a caller's behalf), loop detection ([`via`]) and the optional cache of upstream
 //! pages ([`cache`]: off by default, so free slots are never older than the request).
 //!
 //! Depends on `termin-fhir` only; the HTTP glue (which requests go where, the platform's own
@@ -428,21 +430,11 @@ impl Platform {
         body.shift_remove("id");
         body.shift_remove("meta");
         let body = Value::Object(body);
-        let identifiers: Vec<(&str, &str)> = patient
-            .get("identifier")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|i| Some((i.get("system")?.as_str()?, i.get("value")?.as_str()?)))
-            .collect();
-        let matching = identifiers.iter().find(|(system, _)| *system == SVNR_SYSTEM).or(identifiers.first());
         let mut headers = Vec::new();
-        if let Some((system, value)) = matching {
-            let mut criteria = form_urlencoded::Serializer::new(String::new());
-            criteria.append_pair("identifier", &format!("{system}|{value}"));
-            if let Ok(value) = HeaderValue::from_str(&criteria.finish()) {
-                headers.push((HeaderName::from_static("if-none-exist"), value));
-            }
+        if let Some(criteria) = matching_criteria(patient)
+            && let Ok(value) = HeaderValue::from_str(&criteria)
+        {
+            headers.push((HeaderName::from_static("if-none-exist"), value));
         }
         let request =
             UpstreamRequest { method: Method::POST, path: "Patient", query: None, headers, body: Some(&body), via };
@@ -458,6 +450,83 @@ impl Platform {
             _ => Err(RelayError::Answered(answer)),
         }
     }
+
+    /// The ids at `upstream` of the Patients matched the way [`Platform::patient_at`] matches
+    /// this patient, without creating one: empty when the target knows no such patient or the
+    /// patient has no identifier to match by.
+    pub async fn patient_ids_at(
+        &self,
+        upstream: &Upstream,
+        patient: &Map<String, Value>,
+        via: &[String],
+    ) -> Result<Vec<String>, RelayError> {
+        let Some(criteria) = matching_criteria(patient) else {
+            return Ok(Vec::new());
+        };
+        let query = format!("{criteria}&_count=50");
+        let request = UpstreamRequest {
+            method: Method::GET,
+            path: "Patient",
+            query: Some(&query),
+            headers: Vec::new(),
+            body: None,
+            via,
+        };
+        let answer = upstream.send(&self.http, request).await.map_err(RelayError::Unreachable)?;
+        match &answer.body {
+            Some(Value::Object(bundle)) if answer.status == 200 => Ok(bundle
+                .get("entry")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|e| e["search"]["mode"] != "outcome")
+                .filter_map(|e| e["resource"]["id"].as_str().map(str::to_owned))
+                .collect()),
+            _ => Err(RelayError::Answered(answer)),
+        }
+    }
+
+    /// The current content of `path` (`Type/id` below the upstream's base) as the upstream
+    /// has it, unlocalized: what the platform checks before relaying a change or a read.
+    pub async fn current(&self, upstream: &Upstream, path: &str, via: &[String]) -> Result<Answer, Unreachable> {
+        let request = UpstreamRequest { method: Method::GET, path, query: None, headers: Vec::new(), body: None, via };
+        upstream.send(&self.http, request).await
+    }
+}
+
+/// The search by which a patient is matched at a target server: `identifier=system|value` of
+/// its SVNR, else of its first identifier with system and value; `None` without one.
+fn matching_criteria(patient: &Map<String, Value>) -> Option<String> {
+    let identifiers: Vec<(&str, &str)> = patient
+        .get("identifier")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|i| Some((i.get("system")?.as_str()?, i.get("value")?.as_str()?)))
+        .collect();
+    let (system, value) = identifiers.iter().find(|(system, _)| *system == SVNR_SYSTEM).or(identifiers.first())?;
+    let mut criteria = form_urlencoded::Serializer::new(String::new());
+    criteria.append_pair("identifier", &format!("{system}|{value}"));
+    Some(criteria.finish())
+}
+
+/// The ids of the Patients an Appointment names as its patients (`subject` and participants'
+/// `actor`), as the resource has them (relative `Patient/id` references; others are left out),
+/// each once.
+pub fn appointment_patients(appointment: &Value) -> Vec<String> {
+    let participants = appointment.get("participant").and_then(Value::as_array).into_iter().flatten();
+    let mut patients: Vec<String> = Vec::new();
+    let named = std::iter::once(appointment.get("subject"))
+        .chain(participants.map(|p| p.get("actor")))
+        .flatten()
+        .filter_map(|r| r.get("reference")?.as_str())
+        .filter_map(|r| termin_fhir::reference_id(r, ResourceType::Patient));
+    for id in named {
+        if !patients.iter().any(|p| p == id) {
+            patients.push(id.to_owned());
+        }
+    }
+    patients
 }
 
 /// A Slot's external booking page.
@@ -701,6 +770,22 @@ mod tests {
         let without = json!({"resourceType": "CapabilityStatement", "rest": [{"resource": [
             {"type": "Slot", "operation": [{"name": "findHSP"}]}, {"type": "HealthcareService"}]}]});
         assert!(!capability_offers_find_hsp(&without));
+    }
+
+    #[test]
+    fn an_appointment_names_its_patients_in_subject_and_participants() {
+        let appointment = json!({"resourceType": "Appointment",
+            "subject": {"reference": "Patient/p1"},
+            "participant": [{"actor": {"reference": "Patient/p1"}}, {"actor": {"reference": "Practitioner/d1"}},
+                            {"actor": {"reference": "Patient/p2"}}, {"status": "accepted"}]});
+        assert_eq!(appointment_patients(&appointment), ["p1", "p2"]);
+        assert!(appointment_patients(&json!({"subject": {"identifier": {"value": "1"}}})).is_empty());
+        let patient = json!({"identifier": [{"system": "urn:other", "value": "x"}, {"system": SVNR_SYSTEM, "value": "1234010180"}]});
+        assert_eq!(
+            matching_criteria(patient.as_object().unwrap()).unwrap(),
+            "identifier=urn%3Aoid%3A1.2.40.0.10.1.4.3.1%7C1234010180"
+        );
+        assert_eq!(matching_criteria(json!({}).as_object().unwrap()), None);
     }
 
     #[test]

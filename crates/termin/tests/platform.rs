@@ -3,6 +3,7 @@
 //! that never answers), a second platform cascaded on the first, and a platform that is its
 //! own upstream (a loop). Everything speaks HTTP.
 
+mod oidc_support;
 mod scheduling_support;
 mod support;
 
@@ -561,4 +562,299 @@ async fn an_upstreams_directory_change_refreshes_the_platforms_cache() {
     assert_eq!(guessed.status().as_u16(), 401);
     let unknown = client.post(format!("{root}/platform/notifications/zz")).json(&notification).send().await.unwrap();
     assert_eq!(unknown.status().as_u16(), 404);
+}
+
+/// The subject and client of the platform's system token at the practice.
+const PLATFORM_CLIENT: &str = "termin-platform";
+
+/// A token signed with the test keys (`tests/auth_keys`) for `subject` of app `client` with
+/// `scope`, launched for `patient` when given.
+fn signed(subject: &str, client: &str, scope: &str, patient: Option<&str>) -> String {
+    let mut claims = tokens::claims(subject, scope);
+    claims["client_id"] = json!(client);
+    if let Some(patient) = patient {
+        claims["patient"] = json!(patient);
+    }
+    tokens::sign(&claims)
+}
+
+/// The AuditEvents recorded for request `request_id` (the platform relays the id), once at
+/// least one is stored (read events are written in the background), as `auditor` finds them.
+async fn audit_events_of(s: &TestServer, auditor: &str, request_id: &str) -> Vec<Value> {
+    let mut found = Vec::new();
+    until(&format!("an AuditEvent of {request_id}"), std::time::Duration::from_secs(20), async || {
+        let all = call(s, Method::GET, "AuditEvent?_count=500", Some(auditor), None).await.expect_status(200).json();
+        found = match_resources(&all)
+            .into_iter()
+            .filter(|e| {
+                e["entity"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|entity| entity["what"]["identifier"]["value"] == request_id)
+            })
+            .collect();
+        !found.is_empty()
+    })
+    .await;
+    found
+}
+
+fn entity_references(event: &Value) -> BTreeSet<String> {
+    event["entity"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["what"]["reference"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// A practice with authorization on, the platform holding a static system token for it and
+/// authorization of its own: a patient's token relays only for its patient (bookings, reads,
+/// changes), the practice accepts the platform's system token acting for that patient, and
+/// both record the relayed booking in their audit trails under the same request id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_relays_only_for_itself_and_both_sides_audit_the_relay() {
+    let mut a = TestServer::start().await;
+    practice(&a, "A", 3).await;
+    let options = tokens::with_test_jwks(a.options().clone());
+    a.restart_with(options).await;
+    let practice_admin = signed("practice-admin", "practice-app", "system/*.cruds", None);
+    let platform_token = signed(PLATFORM_CLIENT, PLATFORM_CLIENT, "system/*.cruds", None);
+    let config = format!(
+        "platform_name = \"central\"\nupstream_timeout = \"5s\"\n\n[[upstream]]\nname = \"a\"\nurl = \"{}\"\nauth = {{ type = \"bearer\", token = \"{platform_token}\" }}\n",
+        a.base()
+    );
+    let platform = TestServer::start_with(
+        tokens::with_test_jwks(ServerOptions::new())
+            .config_file("platform.toml", config)
+            .flag("--public-booking", "true"),
+    )
+    .await;
+    let admin = signed("platform-admin", "platform-app", "system/*.cruds", None);
+    for (id, svnr, family) in [("pat-anna", "1234010180", "Huber"), ("pat-berta", "2345020290", "Berger")] {
+        let mut resource = patient(SVNR_SYSTEM, svnr, family);
+        resource["id"] = json!(id);
+        call(&platform, Method::PUT, &format!("Patient/{id}"), Some(&admin), Some(&resource)).await.expect_status(201);
+    }
+    let anna = signed("anna", "patient-app", "patient/*.cruds", Some("pat-anna"));
+    let as_anna = |method: Method, path: &str, body: Option<&Value>, request_id: &str| {
+        platform.request_as(method, path, Some(&anna), body).header("x-request-id", request_id.to_owned())
+    };
+
+    // Anna books at the practice through the platform, for herself.
+    let booked = platform
+        .send(as_anna(
+            Method::POST,
+            "Appointment/$book",
+            Some(&book_request(&proposal("pat-anna", "a.slot-1", "a."), &[])),
+            "relay-book",
+        ))
+        .await;
+    assert_eq!(booked.code(), 201, "{}", booked.text());
+    let appointment = param_resource(&booked.json(), "appointment");
+    let id = appointment["id"].as_str().unwrap().to_owned();
+    let own_id = id.strip_prefix("a.").unwrap().to_owned();
+    let at_practice = call(&a, Method::GET, &format!("Appointment/{own_id}"), Some(&practice_admin), None)
+        .await
+        .expect_status(200)
+        .json();
+    let anna_there = at_practice["subject"]["reference"].as_str().unwrap().trim_start_matches("Patient/").to_owned();
+    let anna_record = call(&a, Method::GET, &format!("Patient/{anna_there}"), Some(&practice_admin), None)
+        .await
+        .expect_status(200)
+        .json();
+    assert_eq!(
+        anna_record["identifier"][0]["value"], "1234010180",
+        "the practice's Patient is Anna's, matched by SVNR"
+    );
+    assert_eq!(appointment["subject"]["reference"], format!("Patient/a.{anna_there}"));
+
+    // The platform recorded the relay once: Anna's token, her patient, the practice's Appointment.
+    let events = audit_events_of(&platform, &admin, "relay-book").await;
+    assert_eq!(events.len(), 1, "exactly one platform AuditEvent: {events:#?}");
+    let event = &events[0];
+    assert_eq!(event["code"]["coding"][0]["code"], "$book", "{event:#}");
+    assert_eq!(event["action"], "E");
+    assert_eq!(event["outcome"]["code"]["code"], "0", "{event:#}");
+    assert_eq!(event["agent"][0]["who"]["identifier"]["value"], "anna", "{event:#}");
+    assert_eq!(event["agent"][1]["who"]["identifier"]["value"], "patient-app", "{event:#}");
+    assert_eq!(event["patient"]["reference"], "Patient/pat-anna", "{event:#}");
+    let named = entity_references(event);
+    for expected in
+        [format!("Appointment/{id}"), format!("{}/Appointment/{own_id}", a.base()), format!("Patient/a.{anna_there}")]
+    {
+        assert!(named.contains(&expected), "{expected} not in {named:?}");
+    }
+    // The practice recorded its own: the platform's system token acting for Anna's record there.
+    let there = audit_events_of(&a, &practice_admin, "relay-book").await;
+    assert_eq!(there.len(), 1, "{there:#?}");
+    assert_eq!(there[0]["code"]["coding"][0]["code"], "$book");
+    assert_eq!(there[0]["agent"][0]["who"]["identifier"]["value"], PLATFORM_CLIENT, "{:#}", there[0]);
+    assert_eq!(there[0]["patient"]["reference"], format!("Patient/{anna_there}"), "{:#}", there[0]);
+
+    // Anna cannot book for Berta, by reference here or at the practice, or by identifier.
+    let for_berta = book_request(&proposal("pat-berta", "a.slot-2", "a."), &[]);
+    let refused = platform.send(as_anna(Method::POST, "Appointment/$book", Some(&for_berta), "refused-1")).await;
+    assert_eq!(refused.code(), 403, "{}", refused.text());
+    let mut by_identifier = proposal("pat-anna", "a.slot-2", "a.");
+    by_identifier["subject"] = json!({"identifier": {"system": SVNR_SYSTEM, "value": "2345020290"}});
+    by_identifier["participant"].as_array_mut().unwrap().remove(0);
+    let refused = platform
+        .send(as_anna(Method::POST, "Appointment/$book", Some(&book_request(&by_identifier, &[])), "refused-2"))
+        .await;
+    assert_eq!(refused.code(), 403, "{}", refused.text());
+    assert_eq!(
+        call(&a, Method::GET, "Slot/slot-2", Some(&practice_admin), None).await.expect_status(200).json()["status"],
+        "free"
+    );
+
+    // Berta books at the practice directly; through the platform Anna neither sees nor changes it.
+    let mut berta = patient(SVNR_SYSTEM, "2345020290", "Berger");
+    berta["id"] = json!("berta-there");
+    call(&a, Method::PUT, "Patient/berta-there", Some(&practice_admin), Some(&berta)).await.expect_status(201);
+    let direct = call(
+        &a,
+        Method::POST,
+        "Appointment/$book",
+        Some(&practice_admin),
+        Some(&book_request(&proposal("berta-there", "slot-3", ""), &[])),
+    )
+    .await;
+    assert_eq!(direct.code(), 201, "{}", direct.text());
+    let berta_appointment = param_resource(&direct.json(), "appointment")["id"].as_str().unwrap().to_owned();
+    let hidden =
+        platform.send(as_anna(Method::GET, &format!("Appointment/a.{berta_appointment}"), None, "hidden")).await;
+    assert_eq!(hidden.code(), 404, "{}", hidden.text());
+    let mut cancelled =
+        call(&a, Method::GET, &format!("Appointment/{berta_appointment}"), Some(&practice_admin), None).await.json();
+    let mut localized = cancelled.clone();
+    localized["id"] = json!(format!("a.{berta_appointment}"));
+    localized["status"] = json!("cancelled");
+    let refused = platform
+        .send(as_anna(Method::PUT, &format!("Appointment/a.{berta_appointment}"), Some(&localized), "refused-3"))
+        .await;
+    assert_eq!(refused.code(), 403, "{}", refused.text());
+    cancelled =
+        call(&a, Method::GET, &format!("Appointment/{berta_appointment}"), Some(&practice_admin), None).await.json();
+    assert_eq!(cancelled["status"], "booked", "Berta's booking is untouched");
+    platform.send(as_anna(Method::GET, "Patient/a.berta-there", None, "refused-4")).await.expect_status(403);
+    let search =
+        platform.send(as_anna(Method::GET, &format!("Appointment?_id=a.{berta_appointment}"), None, "refused-5")).await;
+    assert_eq!(search.code(), 403, "{}", search.text());
+    // Nor can she, or anyone without a token, probe Berta's bookings at the practice with _has.
+    let probe = "Slot?_has:Appointment:slot:patient=Patient/a.berta-there";
+    let probed = platform.send(as_anna(Method::GET, probe, None, "refused-6")).await;
+    assert_eq!(probed.code(), 403, "{}", probed.text());
+    let probed = platform.get(probe).await;
+    assert_eq!(probed.code(), 403, "{}", probed.text());
+    let chained = platform.get("Slot?schedule.actor:Patient.identifier=2345020290").await;
+    assert_eq!(chained.code(), 403, "{}", chained.text());
+    // Her own, she reads and cancels.
+    let mut own = platform
+        .send(as_anna(Method::GET, &format!("Appointment/{id}"), None, "own-read"))
+        .await
+        .expect_status(200)
+        .json();
+    assert_eq!(own["subject"]["reference"], format!("Patient/a.{anna_there}"));
+    platform
+        .send(as_anna(Method::GET, &format!("Patient/a.{anna_there}"), None, "own-patient"))
+        .await
+        .expect_status(200);
+    own["status"] = json!("cancelled");
+    own["cancellationReason"] = json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason", "code": "pat"}]});
+    let cancelled = platform.send(as_anna(Method::PUT, &format!("Appointment/{id}"), Some(&own), "own-cancel")).await;
+    assert_eq!(cancelled.code(), 200, "{}", cancelled.text());
+    let read_event = &audit_events_of(&platform, &admin, "own-read").await[0];
+    assert_eq!(read_event["action"], "R", "{read_event:#}");
+    assert_eq!(read_event["patient"]["reference"], "Patient/pat-anna", "{read_event:#}");
+    let refused_event = &audit_events_of(&platform, &admin, "refused-3").await[0];
+    assert_eq!(refused_event["outcome"]["code"]["code"], "4", "refusals are recorded: {refused_event:#}");
+
+    // An anonymous public booking is relayed with the platform's token too.
+    let anonymous = platform
+        .send(platform.request_as(
+            Method::POST,
+            "Appointment/$book",
+            None,
+            Some(&book_request(&proposal("pat-berta", "a.slot-4", "a."), &[])),
+        ))
+        .await;
+    assert_eq!(anonymous.code(), 201, "{}", anonymous.text());
+    assert_eq!(call(&a, Method::GET, "Slot/slot-4", Some(&practice_admin), None).await.json()["status"], "busy");
+
+    // A relayed hold is recorded as a local one is.
+    platform
+        .send(as_anna(Method::POST, "Slot/$hold", Some(&hold_request("a.slot-0", "busy-tentative")), "relay-hold"))
+        .await
+        .expect_status(200);
+    let hold_events = audit_events_of(&platform, &admin, "relay-hold").await;
+    assert_eq!(hold_events.len(), 1, "{hold_events:#?}");
+    assert_eq!(hold_events[0]["code"]["coding"][0]["code"], "$hold");
+    let named = entity_references(&hold_events[0]);
+    assert!(named.contains("Slot/a.slot-0") && named.contains(&format!("{}/Slot/slot-0", a.base())), "{named:?}");
+
+    // A search that reaches an upstream's patient data (a system token may) is recorded too.
+    let searched = platform
+        .send(
+            platform
+                .request_as(Method::GET, &format!("Appointment?_id={id}"), Some(&admin), None)
+                .header("x-request-id", "relay-search"),
+        )
+        .await
+        .expect_status(200)
+        .json();
+    assert_eq!(ids_of(&match_resources(&searched)), std::slice::from_ref(&id));
+    let search_events = audit_events_of(&platform, &admin, "relay-search").await;
+    assert_eq!(search_events.len(), 1, "{search_events:#?}");
+    assert_eq!(search_events[0]["code"]["coding"][0]["code"], "search-type");
+    assert_eq!(search_events[0]["patient"]["reference"], format!("Patient/a.{anna_there}"), "{:#}", search_events[0]);
+    assert!(entity_references(&search_events[0]).contains(&format!("{}/Appointment/{own_id}", a.base())));
+    // A system token's read names the practice's patient record.
+    platform
+        .send(
+            platform
+                .request_as(Method::GET, &format!("Appointment/{id}"), Some(&admin), None)
+                .header("x-request-id", "system-read"),
+        )
+        .await
+        .expect_status(200);
+    let read_events = audit_events_of(&platform, &admin, "system-read").await;
+    assert_eq!(read_events.len(), 1, "{read_events:#?}");
+    assert_eq!(read_events[0]["patient"]["reference"], format!("Patient/a.{anna_there}"), "{:#}", read_events[0]);
+    assert_eq!(read_events[0]["agent"][0]["who"]["identifier"]["value"], "platform-admin");
+}
+
+/// The platform gets its token at the practice from a real identity provider (npm
+/// `oidc-provider`) by the client-credentials grant, and the practice, which trusts that
+/// provider, accepts it for a patient's booking relayed by the platform.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platform_gets_its_upstream_token_by_client_credentials() {
+    let provider = oidc_support::start_provider(&[(PLATFORM_CLIENT, "platform-secret", "system/*.cruds")]);
+    let mut a = TestServer::start().await;
+    practice(&a, "A", 3).await;
+    let options = a.options().clone().flag("--auth-issuer", &provider.issuer).flag("--auth-audience", tokens::AUDIENCE);
+    a.restart_with(options).await;
+    a.get("Appointment").await.expect_status(401);
+    let config = format!(
+        "platform_name = \"central\"\n\n[[upstream]]\nname = \"a\"\nurl = \"{}\"\nauth = {{ type = \"client-credentials\", token_url = \"{}/token\", client_id = \"{PLATFORM_CLIENT}\", client_secret = \"platform-secret\", scope = \"system/*.cruds\" }}\n",
+        a.base(),
+        provider.issuer
+    );
+    let platform =
+        TestServer::start_with(tokens::with_test_jwks(ServerOptions::new()).config_file("platform.toml", config)).await;
+    let admin = signed("platform-admin", "platform-app", "system/*.cruds", None);
+    let mut anna = patient(SVNR_SYSTEM, "1234010180", "Huber");
+    anna["id"] = json!("pat-anna");
+    call(&platform, Method::PUT, "Patient/pat-anna", Some(&admin), Some(&anna)).await.expect_status(201);
+    let token = signed("anna", "patient-app", "patient/*.cruds", Some("pat-anna"));
+    let request = book_request(&proposal("pat-anna", "a.slot-2", "a."), &[]);
+    let booked = call(&platform, Method::POST, "Appointment/$book", Some(&token), Some(&request)).await;
+    assert_eq!(booked.code(), 201, "{}", booked.text());
+    let id = param_resource(&booked.json(), "appointment")["id"].as_str().unwrap().to_owned();
+    let read =
+        call(&platform, Method::GET, &format!("Appointment/{id}"), Some(&token), None).await.expect_status(200).json();
+    assert_eq!(read["status"], "booked");
+    let slot = call(&platform, Method::GET, "Slot/a.slot-2", Some(&admin), None).await.expect_status(200).json();
+    assert_eq!(slot["status"], "busy");
 }

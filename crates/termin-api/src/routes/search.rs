@@ -172,7 +172,7 @@ async fn run(
     Ok(FhirResponse::new(StatusCode::OK, format).searchset(bundle::searchset(total, links, entries)))
 }
 
-fn search_error(error: SearchError) -> ApiError {
+pub(crate) fn search_error(error: SearchError) -> ApiError {
     let issue = Issue::error(issue_code(&error), error.message);
     ApiError::bad_request(if error.param.is_empty() { issue } else { issue.at(error.param) })
 }
