@@ -40,7 +40,7 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Units of work per group at most: enough to share one fsync among many bookings, few enough
 /// that the first unit of a group does not wait long for the others to run.
-pub const MAX_GROUP: usize = 32;
+const MAX_GROUP: usize = 32;
 
 /// A unit of work asking for the writer connection.
 struct Request {
@@ -192,6 +192,9 @@ async fn run(
                         counters
                             .units
                             .fetch_add(acks.len() as u64, Ordering::SeqCst);
+                        metrics::counter!("termin_db_commits_total").increment(1);
+                        metrics::counter!("termin_db_committed_units_total")
+                            .increment(acks.len() as u64);
                         for ack in acks {
                             let _ = ack.send(Ok(()));
                         }

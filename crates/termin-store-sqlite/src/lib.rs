@@ -94,7 +94,7 @@ impl SqliteStore {
     }
 }
 
-pub use group::{CommitCounts, MAX_GROUP};
+pub use group::CommitCounts;
 
 impl SqliteStore {
     /// How many groups and units of work have been committed since the store was opened (one
