@@ -187,6 +187,8 @@ async fn run(
                     Err(e) => Err(e),
                 };
                 match committed {
+                    // A group whose every unit was rolled back wrote nothing: no fsync to count.
+                    Ok(()) if acks.is_empty() => {}
                     Ok(()) => {
                         counters.groups.fetch_add(1, Ordering::SeqCst);
                         counters
