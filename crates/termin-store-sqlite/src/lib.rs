@@ -4,11 +4,14 @@
 //! comes from `termin-store-sql`. Must not depend on the domain, HTTP or the other backend.
 //!
 //! Durability: WAL journal with `synchronous=FULL`, so a transaction is on disk (WAL fsynced)
-//! before the commit returns — an acknowledged write survives power loss. Writes go through a
-//! single-connection pool, which serializes units of work in the process; `BEGIN IMMEDIATE`
-//! takes SQLite's write lock up front so that even another process on the same file cannot
-//! interleave. Reads use a separate pool and see the last committed state (WAL snapshots).
+//! before its commit returns — an acknowledged write survives power loss. Units of work go
+//! through the group-commit writer (`group`): serialized on the one writer connection, each in
+//! a savepoint of a transaction shared by the units waiting at the time, acknowledged only once
+//! that transaction's commit is durable; `BEGIN IMMEDIATE` takes SQLite's write lock up front so
+//! that even another process on the same file cannot interleave. Reads use a separate pool and
+//! see the last committed state (WAL snapshots).
 
+mod group;
 mod limit;
 mod migrations;
 mod notify;
@@ -16,10 +19,11 @@ mod notify;
 pub mod temporary;
 
 use async_trait::async_trait;
+use group::{GroupWriter, Lent};
 use limit::{Limit, TimedRead};
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection, Row, Sqlite, SqlitePool};
 use std::path::Path;
 use std::time::Duration;
 use termin_store::{
@@ -38,7 +42,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct SqliteStore {
     readers: SqlitePool,
+    /// The one writer connection: units of work borrow it through `group_writer`; Subscription
+    /// delivery, the e-mail queue and job leases take it between groups.
     writer: SqlitePool,
+    group_writer: GroupWriter,
     /// How long a search's statements may run (`None`: unlimited).
     query_timeout: Option<Duration>,
 }
@@ -70,13 +77,28 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
-        Ok(SqliteStore { readers, writer, query_timeout: None })
+        Ok(SqliteStore { readers, group_writer: GroupWriter::start(writer.clone()), writer, query_timeout: None })
     }
 
     /// Stops the statements of a search (with its count and includes), of a history page and
     /// of the criteria of a conditional write once they have run for `timeout`.
     pub fn with_query_timeout(self, timeout: Duration) -> Self {
         SqliteStore { query_timeout: Some(timeout), ..self }
+    }
+}
+
+pub use group::CommitCounts;
+
+impl SqliteStore {
+    /// How many groups and units of work have been committed since the store was opened (one
+    /// WAL fsync per group).
+    pub fn commit_counts(&self) -> CommitCounts {
+        self.group_writer.commit_counts()
+    }
+
+    /// Units of work waiting for the writer connection (for tests that fill a group).
+    pub fn waiting_units(&self) -> usize {
+        self.group_writer.waiting()
     }
 }
 
@@ -143,10 +165,10 @@ sql::resource_store!(SqliteStore, Sqlite, {
     }
 
     async fn begin_write(&self, _ctx: &RequestContext) -> StoreResult<Box<dyn WriteTx>> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
+        let mut lent = self.group_writer.begin().await?;
         // A handler of this unit's own: an earlier unit's may still say stop.
-        let limit = Limit::install(&mut tx).await?;
-        Ok(Box::new(sql::Steps(SqliteWriteTx { tx, limit, query_timeout: self.query_timeout })))
+        let limit = Limit::install(lent.conn()).await?;
+        Ok(Box::new(sql::Steps(SqliteWriteTx { lent, limit, query_timeout: self.query_timeout })))
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -155,19 +177,19 @@ sql::resource_store!(SqliteStore, Sqlite, {
 });
 
 struct SqliteWriteTx {
-    tx: Transaction<'static, Sqlite>,
+    lent: Lent,
     limit: Limit,
     query_timeout: Option<Duration>,
 }
 
-/// Units of work are serialized on SQLite (one writer connection, `BEGIN IMMEDIATE`): what a
-/// unit reads cannot change before it commits, so each step runs as it comes, unlocked.
+/// Units of work are serialized on SQLite (one writer connection, lent to one unit at a time):
+/// what a unit reads cannot change before it commits, so each step runs as it comes, unlocked.
 #[async_trait]
 impl UnitOfWork for SqliteWriteTx {
     async fn perform(&mut self, step: Step) -> StoreResult<Seen> {
         // Of a unit of work's statements, only a conditional write's search is limited in time.
         let timed = matches!(step, Step::FindMatchingIds { .. }).then(|| self.limit.timed(self.query_timeout));
-        let seen = sql::execute::<Sqlite>(&mut self.tx, &step).await;
+        let seen = sql::execute::<Sqlite>(self.lent.conn(), &step).await;
         if let Some(timed) = timed {
             timed.done();
         }
@@ -175,11 +197,11 @@ impl UnitOfWork for SqliteWriteTx {
     }
 
     async fn append_event(&mut self, event: &DomainEvent) -> StoreResult<()> {
-        Ok(sql::append_events::<Sqlite>(&mut self.tx, std::slice::from_ref(event)).await?)
+        Ok(sql::append_events::<Sqlite>(self.lent.conn(), std::slice::from_ref(event)).await?)
     }
 
     async fn commit(self) -> StoreResult<()> {
-        self.tx.commit().await.map_err(db_error)
+        self.lent.commit().await
     }
 }
 

@@ -151,3 +151,30 @@ fn every_bench_scenario_runs_on_a_tiny_dataset() {
         assert!(matches!(cells[5], "yes" | "no"), "{cells:?}");
     }
 }
+
+#[test]
+fn the_booking_scenario_books_distinct_free_slots_without_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Backend::from_env().provision(dir.path());
+    let output = termin(&[
+        "bench",
+        "--scale",
+        "tiny",
+        "--scenario",
+        "book",
+        "--duration",
+        "1s",
+        "--concurrency",
+        "4",
+        "--database",
+        &storage.database,
+    ]);
+    let table = stdout(&output);
+    let rows = bench_rows(&table);
+    assert_eq!(rows.len(), 1, "{table}");
+    let (name, ops, errors) = &rows[0];
+    assert!(name.starts_with("booking distinct free slots"), "{table}");
+    assert!(*ops > 0, "nothing booked: {table}");
+    assert_eq!(*errors, 0, "{table}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(table.contains("double bookings: 0"), "{table}");
+}

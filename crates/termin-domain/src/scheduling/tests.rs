@@ -180,6 +180,51 @@ async fn racing_bookings_of_one_slot_book_it_once() {
     assert_eq!(booked, 1);
 }
 
+/// SQLite's group commit: bookings that wait for the writer together share one transaction,
+/// each in a savepoint of its own. Each gets its own answer; the one that loses its slot to an
+/// earlier unit of the same group is rejected without undoing the others.
+#[tokio::test]
+async fn bookings_waiting_together_commit_as_one_group_each_with_its_own_answer() {
+    let w = Arc::new(world().await);
+    let before = w.store.commit_counts();
+    // A unit of work holds the writer, so that every booking below waits for it and joins
+    // its group.
+    let blocker = w.store.begin_write(Caller::system("test").context()).await.unwrap();
+    let slots = ["s1-8", "s1-9", "s1-10", "s1-11", "s1-11"];
+    let mut bookings = Vec::new();
+    for slot in slots {
+        let w = w.clone();
+        bookings.push(tokio::spawn(async move {
+            w.service.scheduling.book(&client(), appointment(&[slot])).await.unwrap().status
+        }));
+    }
+    // A guard against a hang, not a timing assertion: every booking begins its unit of work.
+    let all_waiting = async {
+        while w.store.waiting_units() < slots.len() {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), all_waiting)
+        .await
+        .expect("the bookings wait for the writer");
+    blocker.commit().await.unwrap();
+    let after = w.store.commit_counts();
+    assert_eq!(after.groups - before.groups, 1, "one commit for the blocker and the five bookings");
+    assert_eq!(after.units - before.units, 5, "the blocker and four bookings committed, the rejected one not");
+
+    let mut answers = Vec::new();
+    for booking in bookings {
+        answers.push(booking.await.unwrap());
+    }
+    assert_eq!(answers[..3], [BookingStatus::Booked, BookingStatus::Booked, BookingStatus::Booked]);
+    let mut raced = answers[3..].to_vec();
+    raced.sort_by_key(|status| format!("{status:?}"));
+    assert_eq!(raced, [BookingStatus::Booked, BookingStatus::Rejected], "one of the two for s1-11 wins");
+    for slot in ["s1-8", "s1-9", "s1-10", "s1-11"] {
+        assert_eq!(slot_status(&w, slot).await, "busy", "{slot} is booked durably");
+    }
+}
+
 #[tokio::test]
 async fn cancel_postpone_and_fixed_elements() {
     let w = world().await;

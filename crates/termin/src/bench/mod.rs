@@ -35,6 +35,9 @@ pub enum ScenarioArg {
     Contended,
     /// Appointments of a patient found by social security number
     Svnr,
+    /// Not part of all (it books the dataset's free slots away): `$book` of distinct free
+    /// slots without holds, committed bookings per second
+    Book,
     /// Issue 16's read queries one by one (slot read, IG slot queries, appointments by actor
     /// and by SVNR, $findHSP), each judged against its target
     Targets,
@@ -167,6 +170,9 @@ async fn bench(args: BenchArgs) -> Result<bool, String> {
     }
     if selected(ScenarioArg::Svnr) {
         rows.push(with_memory(scenarios::appointments_by_svnr(&client, &dataset, concurrency, duration).await));
+    }
+    if args.scenario == ScenarioArg::Book {
+        rows.push(with_memory(scenarios::book_free_slots(&client, &dataset, concurrency, duration).await?));
     }
     if !rows.is_empty() {
         // A server given by --url holds whatever data it holds: no scale to name.

@@ -8,6 +8,7 @@ use serde_json::Value;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use termin_client::{Client, ClientError, Hold, SVNR_SYSTEM, proposed_appointment};
 
@@ -383,4 +384,70 @@ pub async fn contended_booking(
     }
     let name = format!("contended booking ({slots_per_round} slots per round)");
     Ok((Row::new(name, "hold + book attempt", total, started.elapsed()), double_bookings))
+}
+
+/// Slots collected per second of the booking scenario: more than the server books.
+const BOOKABLE_PER_SECOND: usize = 6_000;
+
+/// (e) `$book` of distinct free slots, without holds: every operation is one committed
+/// booking that no other client competes for, so the rate is the write path's. The free
+/// slots (and their Appointments) are collected before the clock starts; the scenario ends
+/// early when they run out.
+pub async fn book_free_slots(
+    client: &Client,
+    dataset: &Arc<Dataset>,
+    concurrency: usize,
+    duration: Duration,
+) -> Result<Row, String> {
+    let wanted = (duration.as_secs_f64() * BOOKABLE_PER_SECOND as f64).ceil() as usize;
+    let mut appointments = Vec::new();
+    let now = now_param();
+    for (number, schedule_id) in dataset.schedules.iter().enumerate() {
+        if appointments.len() >= wanted {
+            break;
+        }
+        let schedule = client.read("Schedule", schedule_id).await.map_err(|e| e.to_string())?.body;
+        let reference = format!("Schedule/{schedule_id}");
+        let query = [("schedule", reference.as_str()), ("status", "free"), ("start", &now), ("_count", "1000")];
+        let slots = client.search_all("Slot", &query).await.map_err(|e| e.to_string())?;
+        for (iteration, slot) in slots.iter().enumerate() {
+            let (patient, _) = pick(&dataset.patients, number, iteration);
+            appointments.push(proposed_appointment(&format!("Patient/{patient}"), slot, &schedule));
+        }
+    }
+    if appointments.is_empty() {
+        return Err("no free slot left to book: seed a new database".into());
+    }
+    eprintln!("booking: {} free slots collected", appointments.len());
+    let appointments = Arc::new(appointments);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (client, appointments, next) = (client.clone(), appointments.clone(), next.clone());
+        clients.spawn(async move {
+            let mut tally = Tally::default();
+            while Instant::now() < deadline {
+                let Some(appointment) = appointments.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    break;
+                };
+                let began = Instant::now();
+                let outcome = client.book(appointment, &[]).await;
+                tally.latencies.push(began.elapsed());
+                match outcome {
+                    Ok(booking) if booking.accepted() => {}
+                    Ok(booking) if booking.status.as_u16() == 409 => tally.conflicts += 1,
+                    Ok(booking) => tally.error(format!("$book answered {}: {}", booking.status, booking.outcome)),
+                    Err(e) => tally.error(e),
+                }
+            }
+            tally
+        });
+    }
+    let mut total = Tally::default();
+    while let Some(result) = clients.join_next().await {
+        total.merge(result.map_err(|e| format!("a booking client failed: {e}"))?);
+    }
+    Ok(Row::new("booking distinct free slots", "$book", total, started.elapsed()))
 }
