@@ -56,8 +56,9 @@ const BATCH: usize = 1000;
 /// Ids named as alternatives in one internal search, each a bound parameter: well within the
 /// databases' limits on parameters per statement.
 const IDS_PER_SEARCH: usize = 500;
-/// Free slots read per page while looking for each schedule's earliest one.
-const SLOTS_PER_PAGE: usize = 500;
+/// Free slots read per page while looking for one schedule's earliest: the first almost always
+/// fits (only its end or the horizon's open end can rule it out), so a page stays small.
+const FREE_SLOTS_PER_PROBE: usize = 4;
 
 /// A Location named by id or by identifier.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -828,7 +829,11 @@ impl ProviderService {
         Ok(schedules)
     }
 
-    /// The earliest free slot inside the wanted time of each of these schedules.
+    /// The earliest free slot inside the wanted time of each of these schedules: per schedule,
+    /// one search that the scheduling projection answers with one range of its index, read in
+    /// start order and stopped after a few entries, so the cost does not grow with the number
+    /// of slots a schedule holds. (One search over all schedules sorted by start read every
+    /// slot of all of them: tens of thousands at 1M slots.)
     async fn earliest_free_slots(
         &self,
         ctx: &Caller,
@@ -863,36 +868,38 @@ impl ProviderService {
         };
         let by_start =
             SortKey { param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date }, descending: false };
-        for chunk in schedules.chunks(IDS_PER_SEARCH) {
-            let mut open: Vec<String> = chunk.to_vec();
+        for schedule in schedules {
+            // One schedule reference and the start: the pair the projection holds.
+            let conditions = vec![
+                refers_to("schedule", ResourceType::Schedule, std::slice::from_ref(schedule)),
+                starts_when_wanted.clone(),
+                free.clone(),
+            ];
             let mut after = None;
-            // In start order, a schedule's first slot that fits is its earliest; the schedules
-            // that have one leave the search, so the pages after it read only the others' slots.
-            while !open.is_empty() {
-                // The start test first: it rules out more slots than the status test.
-                let conditions = vec![
-                    refers_to("schedule", ResourceType::Schedule, &open),
-                    starts_when_wanted.clone(),
-                    free.clone(),
-                ];
+            loop {
                 let page = self
-                    .find_page(ctx, ResourceType::Slot, conditions, vec![by_start.clone()], SLOTS_PER_PAGE, after)
+                    .find_page(
+                        ctx,
+                        ResourceType::Slot,
+                        conditions.clone(),
+                        vec![by_start.clone()],
+                        FREE_SLOTS_PER_PROBE,
+                        after,
+                    )
                     .await?;
-                for slot in page.matches {
+                // In start order, the first slot that fits is the schedule's earliest.
+                let first_fitting = page.matches.into_iter().find_map(|slot| {
                     let slot_body = body(&slot);
-                    let Some((_, schedule)) = local_targets(listed(&slot_body, "schedule")).next() else { continue };
-                    let start = crate::model::instant(&slot_body, "start");
-                    let end = crate::model::instant(&slot_body, "end");
-                    if let (Some(start), Some(end)) = (start, end)
-                        && start < until
-                        && availability::contains(wanted, start, end)
-                    {
-                        earliest.entry(schedule).or_insert((start, slot.id));
-                    }
+                    let start = crate::model::instant(&slot_body, "start")?;
+                    let end = crate::model::instant(&slot_body, "end")?;
+                    (start < until && availability::contains(wanted, start, end)).then_some((start, slot.id))
+                });
+                if let Some(found) = first_fitting {
+                    earliest.insert(schedule.clone(), found);
+                    break;
                 }
                 let Some(next) = page.next else { break };
                 after = Some(next);
-                open.retain(|id| !earliest.contains_key(id));
             }
         }
         Ok(earliest)

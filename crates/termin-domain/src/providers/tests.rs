@@ -1,4 +1,4 @@
-use super::{BusinessIdentifier, IDS_PER_SEARCH, ProviderMatches, ProviderQuery, SLOTS_PER_PAGE};
+use super::{BusinessIdentifier, FREE_SLOTS_PER_PROBE, IDS_PER_SEARCH, ProviderMatches, ProviderQuery};
 use crate::Caller;
 use crate::{Clock, Domain, HoldOutcome, ServiceConfig, SlotSelector};
 use jiff::{SignedDuration, Timestamp};
@@ -236,13 +236,11 @@ async fn a_slot_whose_hold_expired_counts_as_free() {
     assert!(note_texts(&answer).iter().any(|n| n.contains("Slot/tuesday")), "{:?}", note_texts(&answer));
 }
 
-/// More providers than one search names ids for, and more slots than one page holds, whose
-/// first page resolves only some of the schedules.
+/// More providers than one search names ids for, each Schedule's first free slot not fitting.
 #[tokio::test]
-async fn many_providers_are_searched_in_chunks_and_pages() {
+async fn many_providers_are_searched_in_chunks() {
     let w = World::new().await;
     let count = IDS_PER_SEARCH + 1;
-    assert!(2 * count > SLOTS_PER_PAGE);
     w.put(organization("org-a", "5350")).await;
     for i in 0..count {
         w.put(physio_service(&format!("svc-{i:03}"), &format!("Service {i:03}"), "org-a")).await;
@@ -282,6 +280,31 @@ async fn many_providers_are_searched_in_chunks_and_pages() {
     assert!((0..count).all(|i| {
         notes.iter().any(|n| n.contains(&format!("PractitionerRole/r-{i:03}: earliest free slot Slot/fits-{i:03}")))
     }));
+}
+
+/// A Schedule whose first page of free slots in the wanted time holds none that fits (each
+/// ends after the morning) gets its earliest from a later page; blocked slots never count.
+#[tokio::test]
+async fn a_schedule_probe_pages_past_slots_that_do_not_fit() {
+    let w = World::new().await;
+    w.one_physiotherapist().await;
+    w.slot("blocked-first", "s-r1", "busy-unavailable", "2026-03-03T07:00:00Z", "2026-03-03T07:30:00Z").await;
+    // One slot a day from Tuesday 2026-03-03 that starts inside the morning (08:00–12:00 in
+    // Vienna, 07:00–11:00Z before daylight saving time) but ends after it.
+    const { assert!(FREE_SLOTS_PER_PROBE < 5, "the late slots must fit into the week before the fitting one") };
+    for day in 0..=FREE_SLOTS_PER_PROBE {
+        let date = format!("2026-03-{:02}", 3 + day);
+        w.slot(&format!("late-{day}"), "s-r1", "free", &format!("{date}T10:45:00Z"), &format!("{date}T11:15:00Z"))
+            .await;
+    }
+    w.slot("fits", "s-r1", "free", "2026-03-10T08:00:00Z", "2026-03-10T08:30:00Z").await;
+    w.slot("fits-later", "s-r1", "free", "2026-03-10T09:00:00Z", "2026-03-10T09:30:00Z").await;
+
+    let answer = w.find(&["mon", "tue", "wed", "thu", "fri", "sat", "sun"]).await;
+    assert_eq!(answer.services.len(), 1);
+    assert_eq!(answer.services[0].earliest_free, Some("2026-03-10T08:00:00Z".parse().unwrap()));
+    let earliest: Vec<&str> = answer.services[0].earliest_free_slots.iter().map(|e| e.slot_id.as_str()).collect();
+    assert_eq!(earliest, ["fits"]);
 }
 
 /// Physiotherapy on Tuesday mornings, looking ahead until the given date or dateTime.
