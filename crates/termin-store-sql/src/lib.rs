@@ -7,6 +7,9 @@
 //! `NotificationStore`, `MailStore` and `LeaseStore` impls ([`notification_store!`]) and the
 //! store conformance kit ([`conformance`]).
 //!
+//! Statements are built as [`Statement`]s (text and readable bound values); searches and reads
+//! by key run on any [`Reader`], so a backend may run them on connections that are not sqlx's.
+//!
 //! Both backends keep the same tables and columns; what differs — placeholders, index hints,
 //! join order, row locks, NUL in text, how errors read — is named once in [`Dialect`], with
 //! its reason. Connections, transactions and locking stay with the backends, which run these

@@ -1,5 +1,6 @@
 //! SQLite backend: the embedded default store. It owns the connections (one writer, a pool of
-//! readers), the statement time limit (`limit`), its schema (`migrations/*.sql`) and the
+//! sqlx readers, and the reader pool of plain connections for searches and reads by id,
+//! `reader`), the statement time limit (`limit`), its schema (`migrations/*.sql`) and the
 //! temporary store for tests (feature `temporary`); every statement on the shared tables
 //! comes from `termin-store-sql`. Must not depend on the domain, HTTP or the other backend.
 //!

@@ -264,3 +264,45 @@ impl Reader<Sqlite> for Plain<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts forever.
+    const ENDLESS: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+    const HANG_GUARD: Duration = Duration::from_secs(60);
+
+    fn pool_of_one(dir: &tempfile::TempDir) -> ReaderPool {
+        let path = dir.path().join("t.db");
+        Connection::open(&path).unwrap().execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (7)").unwrap();
+        ReaderPool::open(&path, 1).unwrap()
+    }
+
+    fn single(conn: &mut Connection, sql: &str) -> StoreResult<i64> {
+        let rows = complete(async { Ok(Plain(conn).fetch_all(Statement::new(sql)).await?) })?;
+        Ok(Plain::integer(&rows[0], Column::At(0))?)
+    }
+
+    async fn guarded<T>(future: impl Future<Output = T>) -> T {
+        tokio::time::timeout(HANG_GUARD, future).await.expect("the read finished")
+    }
+
+    #[tokio::test]
+    async fn reads_stop_at_the_deadline_and_when_abandoned() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool_of_one(&dir);
+        assert_eq!(guarded(pool.run(None, |conn| single(conn, "SELECT x FROM t"))).await.unwrap(), 7);
+
+        let limited = pool.run(Some(Duration::from_millis(20)), |conn| single(conn, ENDLESS));
+        assert!(matches!(guarded(limited).await, Err(StoreError::Timeout(_))));
+
+        // Abandoned (its future dropped while it runs, however long its limit), the read stops
+        // and gives the pool's only connection back to the next request.
+        let mut running = Box::pin(pool.run(Some(HANG_GUARD * 10), |conn| single(conn, ENDLESS)));
+        assert!(tokio::time::timeout(Duration::from_millis(10), &mut running).await.is_err(), "it runs");
+        drop(running);
+        let next = pool.run(None, |conn| in_snapshot(conn, |conn| single(conn, "SELECT x FROM t")));
+        assert_eq!(guarded(next).await.unwrap(), 7);
+    }
+}
