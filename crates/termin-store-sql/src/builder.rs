@@ -15,11 +15,7 @@ pub struct Statement<D> {
 
 impl<D: Dialect> Statement<D> {
     pub fn new(init: impl Into<String>) -> Self {
-        Statement {
-            sql: init.into(),
-            values: Vec::new(),
-            dialect: PhantomData,
-        }
+        Statement { sql: init.into(), values: Vec::new(), dialect: PhantomData }
     }
 
     /// Appends SQL text (never a value from outside: those are bound).

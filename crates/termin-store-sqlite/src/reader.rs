@@ -9,12 +9,12 @@
 //! future dropped), so no query can hold a connection longer than the limit.
 
 use rusqlite::{Connection, OpenFlags, types::ValueRef};
+use sqlx::Sqlite;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
-use sqlx::Sqlite;
 use termin_store::{StoreError, StoreResult};
 use termin_store_sql::{Column, Failure, Reader, SqlResult, Statement, Value};
 use tokio::sync::Semaphore;
@@ -194,20 +194,19 @@ impl Plain<'_> {
                     ValueRef::Null => Cell::Null,
                     ValueRef::Integer(integer) => Cell::Integer(integer),
                     ValueRef::Real(real) => Cell::Real(real),
-                    ValueRef::Text(bytes) => Cell::Text(
-                        std::str::from_utf8(bytes)
-                            .map_err(|e| rusqlite::Error::Utf8Error(i, e))?
-                            .to_owned(),
-                    ),
+                    ValueRef::Text(bytes) => {
+                        Cell::Text(std::str::from_utf8(bytes).map_err(|e| rusqlite::Error::Utf8Error(i, e))?.to_owned())
+                    }
                     ValueRef::Blob(_) => {
-                        return Err(rusqlite::Error::InvalidColumnType(i, names[i].clone(), rusqlite::types::Type::Blob));
+                        return Err(rusqlite::Error::InvalidColumnType(
+                            i,
+                            names[i].clone(),
+                            rusqlite::types::Type::Blob,
+                        ));
                     }
                 });
             }
-            out.push(PlainRow {
-                names: names.clone(),
-                cells,
-            });
+            out.push(PlainRow { names: names.clone(), cells });
         }
         Ok(out)
     }
