@@ -24,6 +24,10 @@ use crate::{BUSY_TIMEOUT, CACHE_KIB};
 /// As the sqlx connections' handler (`limit`): stops within about a millisecond.
 const PROGRESS_STEPS: i32 = 1000;
 
+/// How long a request waits for a connection of the pool before failing as unavailable (as
+/// sqlx's pools, whose default this is), so that an overloaded node answers instead of queueing.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Distinct statements kept prepared per connection (sqlx's default is 100): searches differ
 /// in their conditions, and a re-prepared statement costs more than the step it runs.
 const PREPARED_STATEMENTS: usize = 128;
@@ -61,7 +65,11 @@ impl ReaderPool {
         timeout: Option<Duration>,
         work: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let permit = self.shared.permits.clone().acquire_owned().await.map_err(|_| closed())?;
+        let waiting = tokio::time::timeout(ACQUIRE_TIMEOUT, self.shared.permits.clone().acquire_owned());
+        let permit = waiting
+            .await
+            .map_err(|_| StoreError::Unavailable("no read connection came free in time".into()))?
+            .map_err(|_| closed())?;
         let stop = Arc::new(AtomicBool::new(false));
         let abandoned = StopOnDrop(Some(stop.clone()));
         let shared = self.shared.clone();
