@@ -33,8 +33,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool, Postgres};
 use std::str::FromStr;
 use std::time::Duration;
+use termin_fhir::ResourceType;
 use termin_store::{
-    HistoryPage, HistoryRequest, RequestContext, SearchPage, SearchRequest, StoreError, StoreResult, WriteTx,
+    HistoryPage, HistoryRequest, RequestContext, ResourceVersion, SearchPage, SearchRequest, StoreError, StoreResult,
+    WriteTx,
 };
 use termin_store_sql::{self as sql, Dialect};
 
@@ -125,6 +127,15 @@ impl PostgresStore {
 }
 
 sql::resource_store!(PostgresStore, Postgres, {
+    async fn read_current(
+        &self,
+        _ctx: &RequestContext,
+        resource_type: ResourceType,
+        id: &str,
+    ) -> StoreResult<Option<ResourceVersion>> {
+        Ok(sql::read_current::<Postgres>(&mut *self.reader().await?, resource_type, id).await?)
+    }
+
     async fn search(&self, _ctx: &RequestContext, request: &SearchRequest) -> StoreResult<SearchPage> {
         // One snapshot for the page, the total and the includes.
         let mut tx = begin_read(&self.pool, self.query_timeout).await?;

@@ -35,7 +35,7 @@ fn optional_text<D: Dialect>(value: Option<&str>) -> Value {
 }
 
 /// `DELETE FROM table WHERE res_type = … AND res_id = …`, as a statement or a CTE.
-fn push_clear<D: Dialect>(q: &mut sqlx::QueryBuilder<D>, table: &str, res_type: &str, res_id: &str) {
+fn push_clear<D: Dialect>(q: &mut crate::Statement<D>, table: &str, res_type: &str, res_id: &str) {
     q.push(format!("DELETE FROM {table} WHERE res_type = "))
         .push_value(res_type)
         .push(" AND res_id = ")
@@ -43,7 +43,7 @@ fn push_clear<D: Dialect>(q: &mut sqlx::QueryBuilder<D>, table: &str, res_type: 
 }
 
 /// The statements that delete the resource's rows from every index table.
-pub(crate) fn clear<D: Dialect>(res_type: &str, res_id: &str) -> Vec<sqlx::QueryBuilder<D>> {
+pub(crate) fn clear<D: Dialect>(res_type: &str, res_id: &str) -> Vec<crate::Statement<D>> {
     if D::DATA_MODIFYING_CTES {
         let (last, others) = INDEX_TABLES.split_last().expect("index tables");
         let mut q = D::builder("WITH ");
@@ -80,7 +80,7 @@ fn insert<D: Dialect, T>(
     res_id: &str,
     rows: &[T],
     values: impl Fn(&T) -> Vec<Value>,
-) -> Vec<sqlx::QueryBuilder<D>> {
+) -> Vec<crate::Statement<D>> {
     rows.chunks(ROWS_PER_INSERT)
         .map(|chunk| {
             let mut q = D::builder(format!("INSERT INTO {table} (res_type, res_id, {columns}) VALUES "));

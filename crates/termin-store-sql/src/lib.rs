@@ -7,12 +7,16 @@
 //! `NotificationStore`, `MailStore` and `LeaseStore` impls ([`notification_store!`]) and the
 //! store conformance kit ([`conformance`]).
 //!
+//! Statements are built as [`Statement`]s (text and readable bound values); searches and reads
+//! by key run on any [`Reader`], so a backend may run them on connections that are not sqlx's.
+//!
 //! Both backends keep the same tables and columns; what differs — placeholders, index hints,
 //! join order, row locks, NUL in text, how errors read — is named once in [`Dialect`], with
 //! its reason. Connections, transactions and locking stay with the backends, which run these
 //! statements on the connection they hand in. Depends on the storage port (`termin-store`) and
 //! sqlx; never on a backend crate, the domain or HTTP.
 
+mod builder;
 pub mod conformance;
 mod index;
 pub mod lease;
@@ -20,6 +24,7 @@ pub mod mail;
 mod migrate;
 pub mod notify;
 mod query;
+mod reader;
 mod resource_store;
 mod rows;
 mod search;
@@ -28,16 +33,19 @@ mod statements;
 mod tests;
 mod unit;
 
+pub use builder::Statement;
 pub use index::replace_index;
 pub use migrate::{Migration, migrate, shared as shared_ddl, steps as migration_steps};
 pub use query::{SearchSql, Select, micros};
+pub use reader::{Reader, Sqlx};
 pub use resource_store::support;
-pub use rows::decode_version;
+pub use rows::{decode_version, decode_version_from};
 pub use search::run as run_search;
+pub use search::run_on as run_search_on;
 pub use statements::*;
 pub use unit::{RowLock, Seen, Step, Steps, UnitOfWork, execute};
 
-use sqlx::{Postgres, QueryBuilder, Sqlite};
+use sqlx::{Postgres, Sqlite};
 use std::marker::PhantomData;
 use termin_store::{ChangeKind, StoreError, StoreResult};
 
@@ -136,24 +144,25 @@ pub trait Dialect: sqlx::Database {
     /// How the backend's failures read as store errors (unavailable, timeout, conflict, …).
     fn store_error(e: sqlx::Error) -> StoreError;
 
-    fn builder(init: impl Into<String>) -> QueryBuilder<Self>;
+    fn builder(init: impl Into<String>) -> Statement<Self> {
+        Statement::new(init)
+    }
 
-    fn bind(q: &mut QueryBuilder<Self>, value: Value);
+    /// Appends the placeholder of the `number`th bound value (from 1).
+    fn push_placeholder(sql: &mut String, number: usize);
 
     fn fetch_all(
         conn: &mut Self::Connection,
-        q: QueryBuilder<Self>,
+        q: Statement<Self>,
     ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send;
 
     fn fetch_optional(
         conn: &mut Self::Connection,
-        q: QueryBuilder<Self>,
+        q: Statement<Self>,
     ) -> impl Future<Output = Result<Option<Self::Row>, sqlx::Error>> + Send;
 
-    fn execute(
-        conn: &mut Self::Connection,
-        q: QueryBuilder<Self>,
-    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    fn execute(conn: &mut Self::Connection, q: Statement<Self>)
+    -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 
     /// Runs several statements of static SQL (a migration), without parameters.
     fn execute_script(
@@ -176,36 +185,22 @@ pub trait Dialect: sqlx::Database {
 /// concrete one (generic code could not carry sqlx's encoding, decoding and executor bounds).
 macro_rules! concrete_sqlx {
     () => {
-        fn builder(init: impl Into<String>) -> QueryBuilder<Self> {
-            QueryBuilder::new(init)
-        }
-
-        fn bind(q: &mut QueryBuilder<Self>, value: Value) {
-            match value {
-                Value::Text(text) => q.push_bind(text),
-                Value::OptionalText(text) => q.push_bind(text),
-                Value::Integer(integer) => q.push_bind(integer),
-                Value::OptionalInteger(integer) => q.push_bind(integer),
-                Value::Real(real) => q.push_bind(real),
-            };
-        }
-
-        async fn fetch_all(
-            conn: &mut Self::Connection,
-            mut q: QueryBuilder<Self>,
-        ) -> Result<Vec<Self::Row>, sqlx::Error> {
-            q.build().fetch_all(conn).await
+        async fn fetch_all(conn: &mut Self::Connection, q: Statement<Self>) -> Result<Vec<Self::Row>, sqlx::Error> {
+            let (sql, values) = q.into_parts();
+            sqlx::query_with(sqlx::AssertSqlSafe(sql), sqlx_arguments::<Self>(values)?).fetch_all(conn).await
         }
 
         async fn fetch_optional(
             conn: &mut Self::Connection,
-            mut q: QueryBuilder<Self>,
+            q: Statement<Self>,
         ) -> Result<Option<Self::Row>, sqlx::Error> {
-            q.build().fetch_optional(conn).await
+            let (sql, values) = q.into_parts();
+            sqlx::query_with(sqlx::AssertSqlSafe(sql), sqlx_arguments::<Self>(values)?).fetch_optional(conn).await
         }
 
-        async fn execute(conn: &mut Self::Connection, mut q: QueryBuilder<Self>) -> Result<(), sqlx::Error> {
-            q.build().execute(conn).await.map(drop)
+        async fn execute(conn: &mut Self::Connection, q: Statement<Self>) -> Result<(), sqlx::Error> {
+            let (sql, values) = q.into_parts();
+            sqlx::query_with(sqlx::AssertSqlSafe(sql), sqlx_arguments::<Self>(values)?).execute(conn).await.map(drop)
         }
 
         async fn execute_script(conn: &mut Self::Connection, sql: &'static str) -> Result<(), sqlx::Error> {
@@ -266,6 +261,10 @@ impl Dialect for Sqlite {
 
     concrete_sqlx!();
 
+    fn push_placeholder(sql: &mut String, _number: usize) {
+        sql.push('?');
+    }
+
     fn index_hint(index: &str) -> String {
         format!(" INDEXED BY {index}")
     }
@@ -297,6 +296,11 @@ impl Dialect for Postgres {
     const DATA_MODIFYING_CTES: bool = true;
 
     concrete_sqlx!();
+
+    fn push_placeholder(sql: &mut String, number: usize) {
+        use std::fmt::Write;
+        write!(sql, "${number}").expect("writing to a String cannot fail");
+    }
 
     fn index_hint(_index: &str) -> String {
         String::new()
@@ -384,14 +388,39 @@ impl<D: Dialect> From<Failure<D>> for StoreError {
     }
 }
 
-/// `push_value` binds anything [`Value`] takes, in the builder's dialect.
+/// `push_value` binds anything [`Value`] takes, in the statement's dialect.
 pub(crate) trait PushValue {
     fn push_value(&mut self, value: impl Into<Value>) -> &mut Self;
 }
 
-impl<D: Dialect> PushValue for QueryBuilder<D> {
+impl<D: Dialect> PushValue for Statement<D> {
     fn push_value(&mut self, value: impl Into<Value>) -> &mut Self {
-        D::bind(self, value.into());
-        self
+        self.bind(value.into())
     }
+}
+
+/// sqlx's arguments of a statement's values, in the order of its placeholders.
+pub fn sqlx_arguments<'q, D>(values: Vec<Value>) -> Result<D::Arguments, sqlx::Error>
+where
+    D: sqlx::Database,
+    String: sqlx::Encode<'q, D> + sqlx::Type<D>,
+    Option<String>: sqlx::Encode<'q, D> + sqlx::Type<D>,
+    i64: sqlx::Encode<'q, D> + sqlx::Type<D>,
+    Option<i64>: sqlx::Encode<'q, D> + sqlx::Type<D>,
+    f64: sqlx::Encode<'q, D> + sqlx::Type<D>,
+{
+    use sqlx::Arguments;
+    let mut arguments = D::Arguments::default();
+    arguments.reserve(values.len(), 0);
+    for value in values {
+        match value {
+            Value::Text(text) => arguments.add(text),
+            Value::OptionalText(text) => arguments.add(text),
+            Value::Integer(integer) => arguments.add(integer),
+            Value::OptionalInteger(integer) => arguments.add(integer),
+            Value::Real(real) => arguments.add(real),
+        }
+        .map_err(sqlx::Error::Encode)?;
+    }
+    Ok(arguments)
 }

@@ -7,10 +7,10 @@
 //! per tracked Subscription with its lease (`lease_owner`, `lease_until`), and
 //! `subscription_event`, its numbered events. Instants are microseconds since the epoch.
 
+use crate::Statement;
 use crate::{Dialect, PushValue};
 use async_trait::async_trait;
 use jiff::Timestamp;
-use sqlx::QueryBuilder;
 use termin_fhir::ResourceType;
 use termin_store::{AttemptRecord, DeliveryState, DomainEvent, NewNotification, Notification, StoreError, StoreResult};
 
@@ -33,10 +33,10 @@ pub enum Cell {
 #[async_trait]
 pub trait NotifyExecutor<D: Dialect>: Send {
     /// Runs a statement; the number of rows it changed.
-    async fn execute(&mut self, query: QueryBuilder<D>) -> StoreResult<u64>;
+    async fn execute(&mut self, query: Statement<D>) -> StoreResult<u64>;
 
     /// The rows a query selects, each column decoded as `columns` says.
-    async fn rows(&mut self, query: QueryBuilder<D>, columns: &[Column]) -> StoreResult<Vec<Vec<Cell>>>;
+    async fn rows(&mut self, query: Statement<D>, columns: &[Column]) -> StoreResult<Vec<Vec<Cell>>>;
 }
 
 /// Defines `Executor<'c>`, the [`NotifyExecutor`] over a connection of the backend's `$database`
@@ -49,18 +49,26 @@ macro_rules! notify_executor {
 
         #[async_trait::async_trait]
         impl $crate::notify::NotifyExecutor<$database> for Executor<'_> {
-            async fn execute(&mut self, mut query: sqlx::QueryBuilder<$database>) -> termin_store::StoreResult<u64> {
-                Ok(query.build().execute(&mut *self.0).await.map_err(db_error)?.rows_affected())
+            async fn execute(&mut self, query: $crate::Statement<$database>) -> termin_store::StoreResult<u64> {
+                let (sql, values) = query.into_parts();
+                let arguments = $crate::sqlx_arguments::<$database>(values).map_err(db_error)?;
+                let done = sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments).execute(&mut *self.0).await;
+                Ok(done.map_err(db_error)?.rows_affected())
             }
 
             async fn rows(
                 &mut self,
-                mut query: sqlx::QueryBuilder<$database>,
+                query: $crate::Statement<$database>,
                 columns: &[$crate::notify::Column],
             ) -> termin_store::StoreResult<Vec<Vec<$crate::notify::Cell>>> {
                 use sqlx::Row;
                 use $crate::notify::{Cell, Column};
-                let rows = query.build().fetch_all(&mut *self.0).await.map_err(db_error)?;
+                let (sql, values) = query.into_parts();
+                let arguments = $crate::sqlx_arguments::<$database>(values).map_err(db_error)?;
+                let rows = sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments)
+                    .fetch_all(&mut *self.0)
+                    .await
+                    .map_err(db_error)?;
                 rows.iter()
                     .map(|row| {
                         columns

@@ -7,9 +7,8 @@
 //! of scanning the type. Without such a condition the type is walked in sort order and the probes
 //! stop as soon as a page is full.
 
-use crate::{Dialect, PushValue};
+use crate::{Dialect, PushValue, Statement};
 use jiff::{RoundMode, TimestampRound, Unit};
-use sqlx::QueryBuilder;
 use std::marker::PhantomData;
 use termin_fhir::ResourceType;
 use termin_fhir::geo::Near;
@@ -36,7 +35,7 @@ pub fn overlapping<D: Dialect>(
     (start, end): (jiff::Timestamp, jiff::Timestamp),
     exclude_id: &str,
     limit: usize,
-) -> QueryBuilder<D> {
+) -> Statement<D> {
     let mut q =
         D::builder(format!("SELECT res_id FROM search_date{} WHERE res_type = ", D::index_hint("search_date_by_high")));
     q.push_value(resource_type);
@@ -52,7 +51,7 @@ pub fn overlapping<D: Dialect>(
 /// planning and then re-prepares the statement every time a value is bound to it (about half
 /// the instructions of a 20-entry slot page went there). Limits are page sizes, few distinct
 /// values, so the prepared-statement cache still holds every variant.
-fn push_limit<D: Dialect>(q: &mut QueryBuilder<D>, limit: usize) {
+fn push_limit<D: Dialect>(q: &mut Statement<D>, limit: usize) {
     q.push(format!(" LIMIT {}", i64::try_from(limit).unwrap_or(i64::MAX)));
 }
 
@@ -150,7 +149,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
     }
 
     /// The complete query over the current resources of `resource_type`.
-    pub fn build(&mut self, resource_type: ResourceType, select: &Select<'_>) -> QueryBuilder<D> {
+    pub fn build(&mut self, resource_type: ResourceType, select: &Select<'_>) -> Statement<D> {
         let conditions = &self.filter.conditions;
         let driver = choose_driver(conditions);
         // A driver made of index rows yields only current resources (a deletion removes its
@@ -216,7 +215,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
         q
     }
 
-    fn push_page_columns(&mut self, q: &mut QueryBuilder<D>, resource_type: ResourceType, sort: &[SortKey]) {
+    fn push_page_columns(&mut self, q: &mut Statement<D>, resource_type: ResourceType, sort: &[SortKey]) {
         q.push(CURRENT_COLUMNS);
         for (i, key) in sort.iter().enumerate() {
             q.push(", ");
@@ -226,7 +225,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
     }
 
     /// `ORDER BY k0, k1, ..., id LIMIT n` over selected sort columns `k<i>`.
-    fn push_order(&self, q: &mut QueryBuilder<D>, sort: &[SortKey], after: Option<&Keyset>, limit: usize, id: &str) {
+    fn push_order(&self, q: &mut Statement<D>, sort: &[SortKey], after: Option<&Keyset>, limit: usize, id: &str) {
         let backwards = after.is_some_and(|a| a.backwards);
         q.push(" ORDER BY ");
         for (i, key) in sort.iter().enumerate() {
@@ -241,7 +240,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
     /// index order and the statement stops when the page is full.
     fn push_candidates(
         &mut self,
-        q: &mut QueryBuilder<D>,
+        q: &mut Statement<D>,
         resource_type: ResourceType,
         candidates: Candidates,
         page: Option<(&[SortKey], Option<&Keyset>, usize)>,
@@ -298,7 +297,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
     /// because keys may sort in different directions.
     fn push_keyset(
         &mut self,
-        q: &mut QueryBuilder<D>,
+        q: &mut Statement<D>,
         resource_type: ResourceType,
         id: &str,
         sort: &[SortKey],
@@ -324,7 +323,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
 
     /// A sort key's value for the resource whose id is `id`: lowest ascending, highest
     /// descending; resources without a value get a sentinel that sorts last.
-    fn push_sort_value(&mut self, q: &mut QueryBuilder<D>, resource_type: ResourceType, id: &str, key: &SortKey) {
+    fn push_sort_value(&mut self, q: &mut Statement<D>, resource_type: ResourceType, id: &str, key: &SortKey) {
         let (param, kind) = match &key.param {
             SortParam::Id => {
                 q.push(id.to_owned());
@@ -383,7 +382,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
     }
 
     /// `alias.res_type = ? AND alias.res_id = <id> AND alias.param = ?`
-    fn push_row_owner(&self, q: &mut QueryBuilder<D>, alias: &str, resource_type: ResourceType, id: &str, param: &str) {
+    fn push_row_owner(&self, q: &mut Statement<D>, alias: &str, resource_type: ResourceType, id: &str, param: &str) {
         q.push(format!("{alias}.res_type = "));
         q.push_value(resource_type.as_str());
         q.push(format!(" AND {alias}.res_id = {id} AND {alias}.param = "));
@@ -391,7 +390,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
     }
 
     /// Token rows with a validity window count only inside it.
-    fn push_valid_now(&self, q: &mut QueryBuilder<D>, alias: &str) {
+    fn push_valid_now(&self, q: &mut Statement<D>, alias: &str) {
         let now = self.filter.now.as_microsecond();
         q.push(format!(" AND ({alias}.valid_from IS NULL OR {alias}.valid_from <= "));
         q.push_value(now);
@@ -401,7 +400,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
     }
 
     /// A reference row that points at this server: relative, or under the server base.
-    fn push_local(&self, q: &mut QueryBuilder<D>, alias: &str) {
+    fn push_local(&self, q: &mut Statement<D>, alias: &str) {
         q.push(format!("({alias}.base IS NULL"));
         if let Some(base) = &self.filter.server_base {
             q.push(format!(" OR {alias}.base = "));
@@ -411,13 +410,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
     }
 
     /// The condition as a predicate on the resource whose id is `id`.
-    fn push_condition(
-        &mut self,
-        q: &mut QueryBuilder<D>,
-        resource_type: ResourceType,
-        id: &str,
-        condition: &Condition,
-    ) {
+    fn push_condition(&mut self, q: &mut Statement<D>, resource_type: ResourceType, id: &str, condition: &Condition) {
         match condition {
             // No id: nothing matches (`IN ()` is no SQL).
             Condition::IdIn(ids) if ids.is_empty() => {
@@ -497,7 +490,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
 
     /// The ids of current `resource_type` resources that satisfy a drivable condition (see
     /// [`choose_driver`]), as a standalone subquery.
-    fn push_ids(&mut self, q: &mut QueryBuilder<D>, resource_type: ResourceType, condition: &Condition) {
+    fn push_ids(&mut self, q: &mut Statement<D>, resource_type: ResourceType, condition: &Condition) {
         match condition {
             Condition::IdIn(ids) => {
                 q.push("VALUES ");
@@ -560,7 +553,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
     }
 
     /// ` FROM` the local references of `source` resources through `param` to `target` ones.
-    fn push_links(&self, q: &mut QueryBuilder<D>, link: &str, source: ResourceType, param: &str, target: ResourceType) {
+    fn push_links(&self, q: &mut Statement<D>, link: &str, source: ResourceType, param: &str, target: ResourceType) {
         q.push(format!(" FROM search_reference {link} WHERE {link}.res_type = "));
         q.push_value(source.as_str());
         q.push(format!(" AND {link}.param = "));
@@ -574,7 +567,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
     /// The resources whose `param` refers locally to one of `ids` (of `target_type`, if given).
     fn push_local_ids(
         &mut self,
-        q: &mut QueryBuilder<D>,
+        q: &mut Statement<D>,
         resource_type: ResourceType,
         param: &str,
         target_type: Option<&str>,
@@ -598,13 +591,13 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
 
     fn push_reference_ids(
         &mut self,
-        q: &mut QueryBuilder<D>,
+        q: &mut Statement<D>,
         resource_type: ResourceType,
         param: &str,
         alternative: &ReferenceMatch,
     ) {
         let alias = self.alias("x");
-        let owner = |q: &mut QueryBuilder<D>| {
+        let owner = |q: &mut Statement<D>| {
             q.push(format!(" {alias}.res_type = "));
             q.push_value(resource_type.as_str());
             q.push(format!(" AND {alias}.param = "));
@@ -648,7 +641,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
     }
 
     /// The predicate one index row must satisfy for a value condition.
-    fn push_row_match(&mut self, q: &mut QueryBuilder<D>, alias: &str, condition: &Condition) {
+    fn push_row_match(&mut self, q: &mut Statement<D>, alias: &str, condition: &Condition) {
         q.push("(");
         match condition {
             Condition::TokenAny { alternatives, .. } => {
@@ -707,7 +700,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
         q.push(")");
     }
 
-    fn push_reference_match(&mut self, q: &mut QueryBuilder<D>, alias: &str, alternative: &ReferenceMatch) {
+    fn push_reference_match(&mut self, q: &mut Statement<D>, alias: &str, alternative: &ReferenceMatch) {
         match alternative {
             ReferenceMatch::Local { target_type, id, version } => {
                 q.push(format!("{alias}.target_id = "));
@@ -756,7 +749,7 @@ fn direction(descending: bool) -> &'static str {
     if descending { "DESC" } else { "ASC" }
 }
 
-fn push_sort_bind<D: Dialect>(q: &mut QueryBuilder<D>, value: &SortValue) {
+fn push_sort_bind<D: Dialect>(q: &mut Statement<D>, value: &SortValue) {
     match value {
         SortValue::Integer(i) => q.push_value(*i),
         SortValue::Real(r) => q.push_value(*r),
@@ -764,7 +757,7 @@ fn push_sort_bind<D: Dialect>(q: &mut QueryBuilder<D>, value: &SortValue) {
     };
 }
 
-pub(crate) fn push_list<D: Dialect>(q: &mut QueryBuilder<D>, values: impl IntoIterator<Item = impl Into<String>>) {
+pub(crate) fn push_list<D: Dialect>(q: &mut Statement<D>, values: impl IntoIterator<Item = impl Into<String>>) {
     for (i, value) in values.into_iter().enumerate() {
         if i > 0 {
             q.push(", ");
@@ -797,12 +790,8 @@ fn local_ids_by_type(alternatives: &[ReferenceMatch]) -> Vec<(Option<&str>, Vec<
 /// of an expression (1000) and counts the expressions enclosing a subquery again for each level
 /// of nesting, so a chain `a OR b OR …` of 100 alternatives (as deep as it is long) inside a few
 /// levels of chains and `_has` would exceed the limit; a balanced tree is 7 levels deep.
-fn push_any<D: Dialect, T>(
-    q: &mut QueryBuilder<D>,
-    alternatives: &[T],
-    mut each: impl FnMut(&mut QueryBuilder<D>, &T),
-) {
-    fn balanced<D: Dialect, T>(q: &mut QueryBuilder<D>, items: &[T], each: &mut impl FnMut(&mut QueryBuilder<D>, &T)) {
+fn push_any<D: Dialect, T>(q: &mut Statement<D>, alternatives: &[T], mut each: impl FnMut(&mut Statement<D>, &T)) {
+    fn balanced<D: Dialect, T>(q: &mut Statement<D>, items: &[T], each: &mut impl FnMut(&mut Statement<D>, &T)) {
         q.push("(");
         match items {
             [] => {}
@@ -819,7 +808,7 @@ fn push_any<D: Dialect, T>(
     balanced(q, alternatives, &mut each);
 }
 
-fn push_system<D: Dialect>(q: &mut QueryBuilder<D>, column: &str, system: &SystemMatch) {
+fn push_system<D: Dialect>(q: &mut Statement<D>, column: &str, system: &SystemMatch) {
     match system {
         SystemMatch::Any => {}
         SystemMatch::None => {
@@ -832,7 +821,7 @@ fn push_system<D: Dialect>(q: &mut QueryBuilder<D>, column: &str, system: &Syste
     }
 }
 
-fn push_token<D: Dialect>(q: &mut QueryBuilder<D>, alias: &str, token: &TokenMatch) {
+fn push_token<D: Dialect>(q: &mut Statement<D>, alias: &str, token: &TokenMatch) {
     match &token.code {
         Some(code) => {
             q.push(format!("{alias}.code = "));
@@ -846,14 +835,14 @@ fn push_token<D: Dialect>(q: &mut QueryBuilder<D>, alias: &str, token: &TokenMat
 }
 
 /// `column` starts with `prefix`, as an index range.
-fn push_prefix<D: Dialect>(q: &mut QueryBuilder<D>, column: &str, prefix: &str) {
+fn push_prefix<D: Dialect>(q: &mut Statement<D>, column: &str, prefix: &str) {
     q.push(format!("{column} >= "));
     q.push_value(prefix.to_owned());
     q.push(format!(" AND {column} < "));
     q.push_value(format!("{prefix}{TEXT_MAX}"));
 }
 
-fn push_range<D: Dialect>(q: &mut QueryBuilder<D>, alias: &str, test: &RangeTest) {
+fn push_range<D: Dialect>(q: &mut Statement<D>, alias: &str, test: &RangeTest) {
     match test {
         RangeTest::Bound { end, comparison, point } => {
             let column = match end {
@@ -890,7 +879,7 @@ fn push_range<D: Dialect>(q: &mut QueryBuilder<D>, alias: &str, test: &RangeTest
     }
 }
 
-fn push_quantity<D: Dialect>(q: &mut QueryBuilder<D>, alias: &str, quantity: &QuantityMatch) {
+fn push_quantity<D: Dialect>(q: &mut Statement<D>, alias: &str, quantity: &QuantityMatch) {
     push_range(q, alias, &quantity.test);
     if let Some(system) = &quantity.system {
         q.push(format!(" AND {alias}.system = "));
@@ -903,7 +892,7 @@ fn push_quantity<D: Dialect>(q: &mut QueryBuilder<D>, alias: &str, quantity: &Qu
 }
 
 /// The squared chord between a position row and a point of the unit sphere.
-fn push_chord_squared<D: Dialect>(q: &mut QueryBuilder<D>, alias: &str, [x, y, z]: [f64; 3]) {
+fn push_chord_squared<D: Dialect>(q: &mut Statement<D>, alias: &str, [x, y, z]: [f64; 3]) {
     q.push("(");
     for (i, (column, value)) in [("x", x), ("y", y), ("z", z)].into_iter().enumerate() {
         q.push(format!("{}({alias}.{column} - ", if i > 0 { " + " } else { "" }));
@@ -917,7 +906,7 @@ fn push_chord_squared<D: Dialect>(q: &mut QueryBuilder<D>, alias: &str, [x, y, z
 
 /// A position row within the area: inside its bounding box (an index range on latitude), then
 /// exactly, by the chord to the centre.
-fn push_near<D: Dialect>(q: &mut QueryBuilder<D>, alias: &str, area: &Near) {
+fn push_near<D: Dialect>(q: &mut Statement<D>, alias: &str, area: &Near) {
     let bounds = area.bounding_box();
     q.push(format!("{alias}.latitude >= "));
     q.push_value(bounds.latitudes.0);
@@ -980,15 +969,15 @@ fn choose_driver(conditions: &[Condition]) -> Option<usize> {
     conditions.iter().enumerate().filter_map(|(i, c)| selectivity(c).map(|s| (s, i))).min().map(|(_, i)| i)
 }
 
-pub fn select_history<D: Dialect>(request: &HistoryRequest) -> QueryBuilder<D> {
+pub fn select_history<D: Dialect>(request: &HistoryRequest) -> Statement<D> {
     history_with("seq, change, res_type, res_id, version, last_updated, body", request)
 }
 
-pub fn count_history<D: Dialect>(request: &HistoryRequest) -> QueryBuilder<D> {
+pub fn count_history<D: Dialect>(request: &HistoryRequest) -> Statement<D> {
     history_with("count(*)", request)
 }
 
-fn history_with<D: Dialect>(columns: &str, request: &HistoryRequest) -> QueryBuilder<D> {
+fn history_with<D: Dialect>(columns: &str, request: &HistoryRequest) -> Statement<D> {
     let mut q = D::builder(format!("SELECT {columns} FROM resource_history WHERE ("));
     if request.types.is_empty() {
         q.push("1 = 0");

@@ -18,24 +18,16 @@ pub mod support {
     };
 }
 
-/// `impl ResourceStore for $store` (in dialect `$dialect`): reads of one resource or version,
-/// of holds, outbox events and the index fingerprint run the shared statements on a pooled
-/// connection from the store's `async fn reader(&self) -> StoreResult<PoolConnection<_>>`;
-/// the methods in braces (search, history, units of work, readiness) are the backend's own.
+/// `impl ResourceStore for $store` (in dialect `$dialect`): reads of a version, of holds,
+/// outbox events and the index fingerprint run the shared statements on a pooled connection
+/// from the store's `async fn reader(&self) -> StoreResult<PoolConnection<_>>`; the methods
+/// in braces (the current version, search, history, units of work, readiness) are the
+/// backend's own.
 #[macro_export]
 macro_rules! resource_store {
     ($store:ty, $dialect:ty, { $($own:tt)* }) => {
         #[$crate::support::async_trait]
         impl $crate::support::ResourceStore for $store {
-            async fn read_current(
-                &self,
-                _ctx: &$crate::support::RequestContext,
-                resource_type: $crate::support::ResourceType,
-                id: &str,
-            ) -> $crate::support::StoreResult<Option<$crate::support::ResourceVersion>> {
-                Ok($crate::read_current::<$dialect>(&mut *self.reader().await?, resource_type, id).await?)
-            }
-
             async fn read_version(
                 &self,
                 _ctx: &$crate::support::RequestContext,

@@ -1,7 +1,7 @@
 //! Decoding the rows of the shared tables into the store's types. Stored instants are text
 //! (`format_instant`) and counters are signed 64-bit integers on both backends.
 
-use crate::{Dialect, SqlResult};
+use crate::{Dialect, Reader, SqlResult, Sqlx};
 use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_store::{DomainEvent, ResourceVersion, SlotHold, StoreError};
@@ -20,12 +20,17 @@ pub(crate) fn unsigned(column: &str, value: i64) -> Result<u64, StoreError> {
 
 /// Decodes `res_type, res_id, version, last_updated, body` columns.
 pub fn decode_version<D: Dialect>(row: &D::Row) -> SqlResult<ResourceVersion, D> {
+    decode_version_from::<D, Sqlx<'static, D>>(row)
+}
+
+/// [`decode_version`] of a row read by any [`Reader`].
+pub fn decode_version_from<D: Dialect, R: Reader<D>>(row: &R::Row) -> SqlResult<ResourceVersion, D> {
     Ok(ResourceVersion {
-        resource_type: resource_type(&D::text(row, "res_type".into())?)?,
-        id: D::text(row, "res_id".into())?,
-        version: unsigned("version", D::integer(row, "version".into())?)?,
-        last_updated: instant("last_updated", &D::text(row, "last_updated".into())?)?,
-        body: D::optional_text(row, "body".into())?,
+        resource_type: resource_type(&R::text(row, "res_type".into())?)?,
+        id: R::text(row, "res_id".into())?,
+        version: unsigned("version", R::integer(row, "version".into())?)?,
+        last_updated: instant("last_updated", &R::text(row, "last_updated".into())?)?,
+        body: R::optional_text(row, "body".into())?,
     })
 }
 

@@ -1,9 +1,9 @@
 //! Running a search: one page in keyset order, the total, and `_include`/`_revinclude`. The
 //! steps and statements are the same on either backend; only the dialect differs.
 
+use crate::Statement;
 use crate::query::{SearchSql, Select, push_list};
-use crate::{Dialect, PushValue, SqlResult, decode_version};
-use sqlx::QueryBuilder;
+use crate::{Dialect, PushValue, Reader, SqlResult, Sqlx, decode_version_from};
 use std::collections::HashSet;
 use termin_fhir::ResourceType;
 use termin_store::{
@@ -17,40 +17,40 @@ const MAX_INCLUDE_ROUNDS: usize = 8;
 
 /// Rows of `res_type, res_id, version, last_updated, body`, and the sort columns `k0, k1, …`
 /// of `sort`.
-async fn versions<D: Dialect>(
-    conn: &mut D::Connection,
-    query: QueryBuilder<D>,
+async fn versions<D: Dialect, R: Reader<D>>(
+    conn: &mut R,
+    query: Statement<D>,
     sort: &[SortKey],
 ) -> StoreResult<Vec<(ResourceVersion, Vec<SortValue>)>> {
-    let rows = D::fetch_all(conn, query).await.map_err(D::store_error)?;
-    rows.iter().map(|row| Ok((decode_version::<D>(row)?, sort_values::<D>(row, sort)?))).collect()
+    let rows = conn.fetch_all(query).await?;
+    rows.iter().map(|row| Ok((decode_version_from::<D, R>(row)?, sort_values::<D, R>(row, sort)?))).collect()
 }
 
-fn sort_values<D: Dialect>(row: &D::Row, sort: &[SortKey]) -> SqlResult<Vec<SortValue>, D> {
+fn sort_values<D: Dialect, R: Reader<D>>(row: &R::Row, sort: &[SortKey]) -> SqlResult<Vec<SortValue>, D> {
     sort_columns(sort)
         .map(|(column, kind)| {
             let column = column.as_str();
             Ok(match kind {
-                SortColumn::Integer => SortValue::Integer(D::integer(row, column.into())?),
-                SortColumn::Real => SortValue::Real(D::real(row, column.into())?),
-                SortColumn::Text => SortValue::Text(D::text(row, column.into())?),
+                SortColumn::Integer => SortValue::Integer(R::integer(row, column.into())?),
+                SortColumn::Real => SortValue::Real(R::real(row, column.into())?),
+                SortColumn::Text => SortValue::Text(R::text(row, column.into())?),
             })
         })
         .collect()
 }
 
 /// The single integer the query selects.
-async fn count<D: Dialect>(conn: &mut D::Connection, query: QueryBuilder<D>) -> SqlResult<i64, D> {
-    match D::fetch_optional(conn, query).await? {
-        Some(row) => Ok(D::integer(&row, 0.into())?),
+async fn count<D: Dialect, R: Reader<D>>(conn: &mut R, query: Statement<D>) -> SqlResult<i64, D> {
+    match conn.fetch_all(query).await?.first() {
+        Some(row) => R::integer(row, 0.into()),
         None => Ok(0),
     }
 }
 
 /// Rows of two text columns: a resource type and an id.
-async fn keys<D: Dialect>(conn: &mut D::Connection, query: QueryBuilder<D>) -> SqlResult<Vec<(String, String)>, D> {
-    let rows = D::fetch_all(conn, query).await?;
-    rows.iter().map(|row| Ok((D::text(row, 0.into())?, D::text(row, 1.into())?))).collect()
+async fn keys<D: Dialect, R: Reader<D>>(conn: &mut R, query: Statement<D>) -> SqlResult<Vec<(String, String)>, D> {
+    let rows = conn.fetch_all(query).await?;
+    rows.iter().map(|row| Ok((R::text(row, 0.into())?, R::text(row, 1.into())?))).collect()
 }
 
 /// How the sort column `k<i>` of a sort key is decoded.
@@ -75,6 +75,11 @@ fn sort_columns(sort: &[SortKey]) -> impl Iterator<Item = (String, SortColumn)> 
 
 /// Runs a search on `conn`, whose transaction gives all its statements one snapshot.
 pub async fn run<D: Dialect>(conn: &mut D::Connection, request: &SearchRequest) -> StoreResult<SearchPage> {
+    run_on::<D, _>(&mut Sqlx(conn), request).await
+}
+
+/// [`run`] on any [`Reader`] (one snapshot for all its statements: the caller's transaction).
+pub async fn run_on<D: Dialect, R: Reader<D>>(conn: &mut R, request: &SearchRequest) -> StoreResult<SearchPage> {
     let mut page = SearchPage { matches: Vec::new(), included: Vec::new(), total: None, next: None, previous: None };
     // The number of all matches, when the first page holds them all.
     let mut everything_on_page = None;
@@ -119,7 +124,7 @@ pub async fn run<D: Dialect>(conn: &mut D::Connection, request: &SearchRequest) 
         page.total = Some(u64::try_from(total).unwrap_or(0));
     }
     if !request.includes.is_empty() || !request.revincludes.is_empty() {
-        page.included = includes::<D>(conn, request, &page.matches).await?;
+        page.included = includes::<D, R>(conn, request, &page.matches).await?;
     }
     Ok(page)
 }
@@ -128,8 +133,8 @@ type Key = (ResourceType, String);
 
 /// Follows `_include` and `_revinclude` from the matches, and `:iterate` ones from what they
 /// add, until nothing new comes (or the limits are reached).
-async fn includes<D: Dialect>(
-    conn: &mut D::Connection,
+async fn includes<D: Dialect, R: Reader<D>>(
+    conn: &mut R,
     request: &SearchRequest,
     matches: &[ResourceVersion],
 ) -> StoreResult<Vec<ResourceVersion>> {
@@ -171,7 +176,7 @@ fn ids_of(keys: &[Key], resource_type: ResourceType) -> Vec<String> {
     keys.iter().filter(|(t, _)| *t == resource_type).map(|(_, id)| id.clone()).collect()
 }
 
-fn push_local<D: Dialect>(q: &mut QueryBuilder<D>, server_base: Option<&str>) {
+fn push_local<D: Dialect>(q: &mut Statement<D>, server_base: Option<&str>) {
     q.push(" AND (x.base IS NULL");
     if let Some(base) = server_base {
         q.push(" OR x.base = ").push_value(base.trim_end_matches('/'));
@@ -180,7 +185,7 @@ fn push_local<D: Dialect>(q: &mut QueryBuilder<D>, server_base: Option<&str>) {
 }
 
 /// Resources that the `source_type` resources in `from` refer to through the parameter.
-fn referenced<D: Dialect>(spec: &Include, from: &[Key], server_base: Option<&str>) -> Option<QueryBuilder<D>> {
+fn referenced<D: Dialect>(spec: &Include, from: &[Key], server_base: Option<&str>) -> Option<Statement<D>> {
     let ids = ids_of(from, spec.source_type);
     if ids.is_empty() {
         return None;
@@ -201,7 +206,7 @@ fn referenced<D: Dialect>(spec: &Include, from: &[Key], server_base: Option<&str
 }
 
 /// `source_type` resources whose parameter refers to one of `to`: one query per target type.
-fn referencing<D: Dialect>(spec: &Include, to: &[Key], server_base: Option<&str>) -> Vec<QueryBuilder<D>> {
+fn referencing<D: Dialect>(spec: &Include, to: &[Key], server_base: Option<&str>) -> Vec<Statement<D>> {
     ResourceType::ALL
         .into_iter()
         .filter(|target_type| spec.target_type.is_none_or(|t| t == *target_type))
@@ -227,7 +232,7 @@ fn referencing<D: Dialect>(spec: &Include, to: &[Key], server_base: Option<&str>
 
 /// The current versions of these resources (deleted or missing ones are skipped): one query
 /// per type.
-fn load<D: Dialect>(keys: &[Key]) -> Vec<QueryBuilder<D>> {
+fn load<D: Dialect>(keys: &[Key]) -> Vec<Statement<D>> {
     ResourceType::ALL
         .into_iter()
         .filter_map(|resource_type| {

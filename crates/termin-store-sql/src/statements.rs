@@ -21,7 +21,7 @@ fn integer(value: impl TryInto<i64>) -> i64 {
 }
 
 /// `SELECT` of the current version of one resource; a unit of work may append its lock clause.
-pub fn select_current<D: Dialect>(resource_type: ResourceType, id: &str) -> sqlx::QueryBuilder<D> {
+pub fn select_current<D: Dialect>(resource_type: ResourceType, id: &str) -> crate::Statement<D> {
     let mut q = D::builder(format!("SELECT {VERSION_COLUMNS} FROM resource WHERE res_type = "));
     q.push_value(resource_type.as_str()).push(" AND res_id = ").push_value(id);
     q
@@ -35,6 +35,16 @@ pub async fn read_current<D: Dialect>(
 ) -> SqlResult<Option<ResourceVersion>, D> {
     let row = D::fetch_optional(conn, select_current(resource_type, id)).await?;
     row.as_ref().map(decode_version::<D>).transpose()
+}
+
+/// [`read_current`] on any [`Reader`](crate::Reader).
+pub async fn read_current_on<D: Dialect, R: crate::Reader<D>>(
+    reader: &mut R,
+    resource_type: ResourceType,
+    id: &str,
+) -> SqlResult<Option<ResourceVersion>, D> {
+    let rows = reader.fetch_all(select_current(resource_type, id)).await?;
+    rows.first().map(crate::decode_version_from::<D, R>).transpose()
 }
 
 pub async fn read_version<D: Dialect>(
@@ -98,7 +108,7 @@ pub async fn overlapping<D: Dialect>(
 }
 
 /// The first column of every row, as text.
-async fn first_texts<D: Dialect>(conn: &mut D::Connection, q: sqlx::QueryBuilder<D>) -> SqlResult<Vec<String>, D> {
+async fn first_texts<D: Dialect>(conn: &mut D::Connection, q: crate::Statement<D>) -> SqlResult<Vec<String>, D> {
     let rows = D::fetch_all(conn, q).await?;
     rows.iter().map(|row| Ok(D::text(row, 0.into())?)).collect()
 }
@@ -226,7 +236,7 @@ pub async fn live_holds_of<D: Dialect>(
     decode_holds(conn, q).await
 }
 
-async fn decode_holds<D: Dialect>(conn: &mut D::Connection, q: sqlx::QueryBuilder<D>) -> SqlResult<Vec<SlotHold>, D> {
+async fn decode_holds<D: Dialect>(conn: &mut D::Connection, q: crate::Statement<D>) -> SqlResult<Vec<SlotHold>, D> {
     let rows = D::fetch_all(conn, q).await?;
     rows.iter().map(decode_hold::<D>).collect()
 }

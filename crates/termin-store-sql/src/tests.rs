@@ -27,7 +27,7 @@ fn instant_columns_are_optional_and_checked() {
 fn sqlite_clears_each_index_table_by_itself() {
     let statements = clear::<Sqlite>("Slot", "s1");
     assert_eq!(statements.len(), 9);
-    assert_eq!(statements[0].sql().as_str(), "DELETE FROM search_token WHERE res_type = ? AND res_id = ?");
+    assert_eq!(statements[0].sql(), "DELETE FROM search_token WHERE res_type = ? AND res_id = ?");
 }
 
 #[test]
@@ -35,7 +35,6 @@ fn postgres_clears_every_index_table_in_one_statement() {
     let statements = clear::<Postgres>("Slot", "s1");
     assert_eq!(statements.len(), 1);
     let sql = statements[0].sql();
-    let sql = sql.as_str();
     assert!(sql.starts_with("WITH t0 AS (DELETE FROM search_token WHERE res_type = $1 AND res_id = $2)"), "{sql}");
     assert!(sql.ends_with("DELETE FROM search_position WHERE res_type = $17 AND res_id = $18"), "{sql}");
 }
@@ -53,9 +52,9 @@ fn only_postgres_drops_nul_from_indexed_text() {
 #[test]
 fn statements_bind_in_the_dialects_placeholders() {
     let sqlite = select_current::<Sqlite>(termin_fhir::ResourceType::Slot, "s1");
-    assert!(sqlite.sql().as_str().ends_with("WHERE res_type = ? AND res_id = ?"));
+    assert!(sqlite.sql().ends_with("WHERE res_type = ? AND res_id = ?"));
     let postgres = select_current::<Postgres>(termin_fhir::ResourceType::Slot, "s1");
-    assert!(postgres.sql().as_str().ends_with("WHERE res_type = $1 AND res_id = $2"));
+    assert!(postgres.sql().ends_with("WHERE res_type = $1 AND res_id = $2"));
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! SQLite backend: the embedded default store. It owns the connections (one writer, a pool of
-//! readers), the statement time limit (`limit`), its schema (`migrations/*.sql`) and the
+//! sqlx readers, and the reader pool of plain connections for searches and reads by id,
+//! `reader`), the statement time limit (`limit`), its schema (`migrations/*.sql`) and the
 //! temporary store for tests (feature `temporary`); every statement on the shared tables
 //! comes from `termin-store-sql`. Must not depend on the domain, HTTP or the other backend.
 //!
@@ -15,20 +16,23 @@ mod group;
 mod limit;
 mod migrations;
 mod notify;
+mod reader;
 #[cfg(any(test, feature = "temporary"))]
 pub mod temporary;
 
 use async_trait::async_trait;
 use group::{GroupWriter, Lent};
 use limit::{Limit, TimedRead};
+use reader::{Plain, ReaderPool};
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Row, Sqlite, SqlitePool};
+use sqlx::{Row, Sqlite, SqlitePool};
 use std::path::Path;
 use std::time::Duration;
+use termin_fhir::ResourceType;
 use termin_store::{
-    DomainEvent, HistoryPage, HistoryRequest, RequestContext, SearchPage, SearchRequest, StoreError, StoreResult,
-    WriteTx,
+    DomainEvent, HistoryPage, HistoryRequest, RequestContext, ResourceVersion, SearchPage, SearchRequest, StoreError,
+    StoreResult, WriteTx,
 };
 use termin_store_sql::{self as sql, Dialect, Seen, Step, UnitOfWork};
 
@@ -41,6 +45,9 @@ const CACHE_KIB: u32 = 16 * 1024;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct SqliteStore {
+    /// Searches and reads of current versions: one hand-off to a blocking thread per request.
+    plain_readers: ReaderPool,
+    /// The other reads (history, holds, events), through sqlx.
     readers: SqlitePool,
     /// The one writer connection: units of work borrow it through `group_writer`; Subscription
     /// delivery, the e-mail queue and job leases take it between groups.
@@ -77,7 +84,8 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
-        Ok(SqliteStore { readers, group_writer: GroupWriter::start(writer.clone()), writer, query_timeout: None })
+        let plain_readers = ReaderPool::open(path, read_connections)?;
+        Ok(SqliteStore { plain_readers, readers, group_writer: GroupWriter::start(writer.clone()), writer, query_timeout: None })
     }
 
     /// Stops the statements of a search (with its count and includes), of a history page and
@@ -106,18 +114,15 @@ impl SqliteStore {
     /// SQLite's plan for the page query of a search (`EXPLAIN QUERY PLAN`), one line per step,
     /// indented by depth: for checking that searches use the indexes.
     pub async fn explain_search(&self, request: &SearchRequest) -> StoreResult<Vec<String>> {
-        let mut q = sql::SearchSql::<Sqlite>::new(&request.filter).build(
+        let q = sql::SearchSql::<Sqlite>::new(&request.filter).build(
             request.resource_type,
             &sql::Select::Page { sort: &request.sort, after: request.page.as_ref(), limit: request.count + 1 },
         );
-        let sql = format!("EXPLAIN QUERY PLAN {}", q.sql().as_str());
-        let mut page_query = q.build();
-        let arguments =
-            sqlx::Execute::take_arguments(&mut page_query).map_err(|e| StoreError::Database(e.to_string()))?;
-        let rows = sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments.unwrap_or_default())
-            .fetch_all(&self.readers)
-            .await
-            .map_err(db_error)?;
+        let (sql, values) = q.into_parts();
+        let sql = format!("EXPLAIN QUERY PLAN {sql}");
+        let arguments = sql::sqlx_arguments::<Sqlite>(values).map_err(db_error)?;
+        let rows =
+            sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments).fetch_all(&self.readers).await.map_err(db_error)?;
         let mut depth: Vec<(i64, usize)> = Vec::new();
         let mut lines = Vec::new();
         for row in rows {
@@ -143,18 +148,32 @@ impl SqliteStore {
 }
 
 sql::resource_store!(SqliteStore, Sqlite, {
+    async fn read_current(
+        &self,
+        _ctx: &RequestContext,
+        resource_type: ResourceType,
+        id: &str,
+    ) -> StoreResult<Option<ResourceVersion>> {
+        let id = id.to_owned();
+        self.plain_readers
+            .run(None, move |conn| {
+                reader::complete(async {
+                    Ok(sql::read_current_on::<Sqlite, _>(&mut Plain(conn), resource_type, &id).await?)
+                })
+            })
+            .await
+    }
+
     async fn search(&self, _ctx: &RequestContext, request: &SearchRequest) -> StoreResult<SearchPage> {
-        let mut read = TimedRead::acquire(&self.readers, self.query_timeout).await?;
-        let page = async {
-            // One read transaction: the page, the total and the includes see the same snapshot.
-            let mut tx = read.begin().await.map_err(db_error)?;
-            let page = sql::run_search::<Sqlite>(&mut tx, request).await?;
-            tx.commit().await.map_err(db_error)?;
-            Ok(page)
-        }
-        .await;
-        read.finish();
-        page
+        let request = request.clone();
+        self.plain_readers
+            .run(self.query_timeout, move |conn| {
+                // One read transaction: the page, the total and the includes see the same snapshot.
+                reader::in_snapshot(conn, |conn| {
+                    reader::complete(sql::run_search_on::<Sqlite, _>(&mut Plain(conn), &request))
+                })
+            })
+            .await
     }
 
     async fn history(&self, _ctx: &RequestContext, request: &HistoryRequest) -> StoreResult<HistoryPage> {
