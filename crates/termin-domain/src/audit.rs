@@ -1,20 +1,27 @@
 //! The audit trail: one R5 `AuditEvent` per access to patient data, shaped after the IHE Basic
 //! Audit Log Patterns (RESTful activity, patient-centric). Writes record their event in their
 //! own unit of work; reads and denied attempts go through [`AuditTrail`], a bounded queue that a
-//! background writer empties in batches and drains at shutdown.
+//! background writer empties in batches (one statement per table for a whole batch) and drains
+//! at shutdown. An event is cheap to make because a read makes one: it is serialized straight
+//! to its stored JSON, and its search index rows are taken from its elements directly rather
+//! than by evaluating every R5 AuditEvent search parameter's FHIRPath (a test holds the two
+//! ways equal).
 
 use crate::DomainError;
 use crate::caller::Caller;
 use crate::compartment::patients_of;
 use crate::model::parse_object;
-use crate::version::new_version;
 use jiff::Timestamp;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use std::sync::Arc;
+use std::time::Duration;
 use termin_fhir::ResourceType;
 use termin_fhir::instant::format_instant;
-use termin_search::SearchParameters;
-use termin_store::{COMPARTMENT_TYPES, Principal, ResourceStore, ResourceVersion};
+use termin_search::{SearchParameters, code_index, coding_index, dedup, reference_index};
+use termin_store::{
+    COMPARTMENT_TYPES, ChangeKind, IndexEntries, NewVersion, Principal, ResourceStore, ResourceVersion,
+};
 use tokio::sync::{mpsc, oneshot};
 
 /// The `AuditEvent.action` codes (create, read, update, delete, execute).
@@ -74,7 +81,13 @@ impl AuditRecord {
         if !self.resources.contains(&label) {
             self.resources.push(label);
         }
-        for patient in body.map(|b| patients_of(resource_type, id, b)).unwrap_or_default() {
+        let patients = match body {
+            // A Patient is its own patient, by id: no need to read its body.
+            _ if resource_type == ResourceType::Patient => vec![id.to_owned()],
+            Some(body) => patients_of(resource_type, id, body),
+            None => Vec::new(),
+        };
+        for patient in patients {
             if !self.patients.contains(&patient) {
                 self.patients.push(patient);
             }
@@ -83,12 +96,13 @@ impl AuditRecord {
 
     pub(crate) fn reached_version(&mut self, version: &ResourceVersion) {
         // Only a patient compartment type's body can name patients: the others (a page of
-        // Slots) are not parsed.
-        let body = if COMPARTMENT_TYPES.contains(&version.resource_type) {
-            version.body.as_deref().and_then(parse_object)
-        } else {
-            None
-        };
+        // Slots) are not parsed, nor is a Patient's (it is its own patient).
+        let body =
+            if COMPARTMENT_TYPES.contains(&version.resource_type) && version.resource_type != ResourceType::Patient {
+                version.body.as_deref().and_then(parse_object)
+            } else {
+                None
+            };
         self.reached(version.resource_type, &version.id, body.as_ref());
     }
 
@@ -96,99 +110,252 @@ impl AuditRecord {
     pub(crate) fn concerns_patients(&self) -> bool {
         !self.patients.is_empty()
             || self.resources.iter().any(|r| {
-                COMPARTMENT_TYPES.iter().any(|t| *t != ResourceType::AuditEvent && r.starts_with(&format!("{t}/")))
+                let resource_type = r.split_once('/').and_then(|(t, _)| t.parse::<ResourceType>().ok());
+                resource_type.is_some_and(|t| t != ResourceType::AuditEvent && COMPARTMENT_TYPES.contains(&t))
             })
     }
 }
 
-fn coding(system: &str, code: &str, display: &str) -> Value {
-    json!({"system": system, "code": code, "display": display})
+const EVENT_TYPE: &str = "http://terminology.hl7.org/CodeSystem/audit-event-type";
+const INTERACTION: &str = "http://hl7.org/fhir/restful-interaction";
+const OUTCOME: &str = "http://terminology.hl7.org/CodeSystem/audit-event-outcome";
+const PARTICIPATION: &str = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType";
+const DICOM: &str = "http://dicom.nema.org/resources/ontology/DCM";
+const OBJECT_ROLE: &str = "http://terminology.hl7.org/CodeSystem/object-role";
+const BALP_ENTITY_TYPE: &str = "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType";
+const SOURCE_TYPE: &str = "http://terminology.hl7.org/CodeSystem/security-source-type";
+
+// The AuditEvent's elements as borrowed data, serialized straight to its JSON text: no
+// intermediate `serde_json::Value` tree is built and dropped for every event.
+
+#[derive(Serialize)]
+struct Coding<'a> {
+    system: &'a str,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Concept<'a> {
+    coding: [Coding<'a>; 1],
+}
+
+fn concept<'a>(system: &'a str, code: &'a str, display: Option<&'a str>) -> Concept<'a> {
+    Concept { coding: [Coding { system, code, display }] }
+}
+
+#[derive(Serialize)]
+struct Identifier<'a> {
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<Concept<'a>>,
+    value: &'a str,
+}
+
+#[derive(Serialize, Default)]
+struct Reference<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reference: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identifier: Option<Identifier<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Agent<'a> {
+    #[serde(rename = "type")]
+    kind: Concept<'a>,
+    who: Reference<'a>,
+    requestor: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network_string: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Entity<'a> {
+    what: Reference<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<Concept<'a>>,
+}
+
+#[derive(Serialize)]
+struct Text {
+    text: String,
+}
+
+#[derive(Serialize)]
+struct Outcome<'a> {
+    code: Coding<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<[Text; 1]>,
+}
+
+#[derive(Serialize)]
+struct Source<'a> {
+    observer: Reference<'a>,
+    #[serde(rename = "type")]
+    kind: [Concept<'a>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta<'a> {
+    version_id: &'a str,
+    last_updated: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Event<'a> {
+    resource_type: &'a str,
+    id: &'a str,
+    meta: Meta<'a>,
+    category: [Concept<'a>; 1],
+    code: Concept<'a>,
+    action: &'a str,
+    recorded: &'a str,
+    outcome: Outcome<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patient: Option<Reference<'a>>,
+    agent: Vec<Agent<'a>>,
+    source: Source<'a>,
+    entity: Vec<Entity<'a>>,
 }
 
 /// The agents of the IHE pattern: the user (token subject, `fhirUser`) as requestor, and the
 /// client application (client id, network address). Without a token the user is `anonymous`.
-fn agents(caller: &Caller) -> Vec<Value> {
-    let network = caller.client_address().map(|address| json!(address));
-    let user_type = json!({"coding": [coding("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "IRCP", "information recipient")]});
-    let app_type = json!({"coding": [coding("http://dicom.nema.org/resources/ontology/DCM", "110150", "Application")]});
-    let mut user = match &caller.context().principal {
+fn agents(caller: &Caller) -> Vec<Agent<'_>> {
+    let network_string = caller.client_address();
+    let user_type = || concept(PARTICIPATION, "IRCP", Some("information recipient"));
+    let app_type = || concept(DICOM, "110150", Some("Application"));
+    let named = |display| Reference { display: Some(display), ..Reference::default() };
+    match &caller.context().principal {
         Principal::Token(principal) => {
-            let mut who = json!({"identifier": {"value": principal.subject}});
-            if let Some(fhir_user) = &principal.fhir_user {
-                who["reference"] = json!(fhir_user);
-            }
-            let user = json!({"type": user_type, "who": who, "requestor": true});
-            if let Some(client) = &principal.client_id {
-                let mut app = json!({"type": app_type, "who": {"identifier": {"value": client}}, "requestor": false});
-                if let Some(network) = &network {
-                    app["networkString"] = network.clone();
+            let who = Reference {
+                reference: principal.fhir_user.as_deref(),
+                identifier: Some(Identifier { kind: None, value: &principal.subject }),
+                display: None,
+            };
+            let user = |network_string| Agent { kind: user_type(), who, requestor: true, network_string };
+            match &principal.client_id {
+                Some(client) => {
+                    let who = Reference {
+                        identifier: Some(Identifier { kind: None, value: client }),
+                        ..Reference::default()
+                    };
+                    vec![user(None), Agent { kind: app_type(), who, requestor: false, network_string }]
                 }
-                return vec![user, app];
+                None => vec![user(network_string)],
             }
-            user
         }
-        Principal::Anonymous => json!({"type": user_type, "who": {"display": "anonymous"}, "requestor": true}),
-        Principal::System => json!({"type": app_type, "who": {"display": "Termin"}, "requestor": true}),
-    };
-    if let Some(network) = network {
-        user["networkString"] = network;
+        Principal::Anonymous => {
+            vec![Agent { kind: user_type(), who: named("anonymous"), requestor: true, network_string }]
+        }
+        Principal::System => vec![Agent { kind: app_type(), who: named("Termin"), requestor: true, network_string }],
     }
-    vec![user]
 }
 
-/// The `AuditEvent` of `record`, made by `caller` at `now`.
-pub(crate) fn audit_event(caller: &Caller, record: &AuditRecord, now: Timestamp) -> Map<String, Value> {
-    let outcome = match record.denied {
-        None => coding("http://terminology.hl7.org/CodeSystem/audit-event-outcome", "0", "Success"),
-        Some(_) => coding("http://terminology.hl7.org/CodeSystem/audit-event-outcome", "4", "Minor failure"),
+/// The search index rows of `event`, taken directly from its elements as the FHIRPath
+/// extraction of the R5 AuditEvent parameters would find them (a unit test holds the two
+/// equal): the server knows the shape of what it writes, and indexing is most of what storing
+/// an event costs.
+fn index_rows(search: &SearchParameters, event: &Event<'_>) -> IndexEntries {
+    let mut index = IndexEntries::default();
+    let coding = |param, c: &Coding<'_>| coding_index(param, Some(c.system), Some(c.code), c.display);
+    let reference = |param, r: &Reference<'_>| {
+        reference_index(param, None, r.reference, None, r.identifier.as_ref().map(|i| i.value))
     };
-    let mut entities: Vec<Value> = record
-        .patients
+    index.tokens.extend(event.category.iter().flat_map(|c| coding("category", &c.coding[0])));
+    index.tokens.extend(coding("code", &event.code.coding[0]));
+    index.tokens.extend(code_index("action", event.action));
+    index.tokens.extend(coding("outcome", &event.outcome.code));
+    index
+        .tokens
+        .extend(event.entity.iter().filter_map(|e| e.role.as_ref()).flat_map(|r| coding("entity-role", &r.coding[0])));
+    index.dates.extend(search.date_index("date", event.recorded));
+    index.dates.extend(search.date_index("_lastUpdated", event.meta.last_updated));
+    index.references.extend(event.agent.iter().flat_map(|a| reference("agent", &a.who)));
+    index.references.extend(event.entity.iter().flat_map(|e| reference("entity", &e.what)));
+    index.references.extend(event.patient.iter().flat_map(|p| reference("patient", p)));
+    index.references.extend(reference("source", &event.source.observer));
+    dedup(&mut index);
+    index
+}
+
+/// The stored first version of the `AuditEvent` of `record`, made by `caller` at `now`, with
+/// its index rows.
+pub(crate) fn audit_event(
+    search: &SearchParameters,
+    caller: &Caller,
+    record: &AuditRecord,
+    now: Timestamp,
+) -> Result<NewVersion, DomainError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let recorded = format_instant(now);
+    let patients: Vec<String> = record.patients.iter().map(|p| format!("Patient/{p}")).collect();
+    let mut entity: Vec<Entity<'_>> = patients
         .iter()
-        .map(|p| json!({"what": {"reference": format!("Patient/{p}")}, "role": {"coding": [coding("http://terminology.hl7.org/CodeSystem/object-role", "1", "Patient")]}}))
+        .map(|reference| Entity {
+            what: Reference { reference: Some(reference), ..Reference::default() },
+            role: Some(concept(OBJECT_ROLE, "1", Some("Patient"))),
+        })
         .collect();
-    entities.extend(
-        record
-            .resources
-            .iter()
-            .filter(|r| !record.patients.iter().any(|p| **r == format!("Patient/{p}")))
-            .map(|r| json!({"what": {"reference": r}, "role": {"coding": [coding("http://terminology.hl7.org/CodeSystem/object-role", "4", "Domain Resource")]}})),
-    );
+    entity.extend(record.resources.iter().filter(|r| !patients.contains(r)).map(|r| Entity {
+        what: Reference { reference: Some(r), ..Reference::default() },
+        role: Some(concept(OBJECT_ROLE, "4", Some("Domain Resource"))),
+    }));
     let request_id = &caller.context().request_id;
     if !request_id.is_empty() {
-        entities.push(json!({"what": {"identifier": {
-            "type": {"coding": [coding("https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType", "XrequestId", "X-Request-Id")]},
-            "value": request_id,
-        }}}));
+        let kind = Some(concept(BALP_ENTITY_TYPE, "XrequestId", Some("X-Request-Id")));
+        let what = Reference { identifier: Some(Identifier { kind, value: request_id }), ..Reference::default() };
+        entity.push(Entity { what, role: None });
     }
-    let mut event = json!({
-        "resourceType": "AuditEvent",
-        "category": [{"coding": [coding("http://terminology.hl7.org/CodeSystem/audit-event-type", "rest", "RESTful Operation")]}],
-        "code": {"coding": [{"system": "http://hl7.org/fhir/restful-interaction", "code": record.interaction}]},
-        "action": record.action.code(),
-        "recorded": format_instant(now),
-        "outcome": {"code": outcome},
-        "agent": agents(caller),
-        "source": {
-            "observer": {"display": "Termin"},
-            "type": [{"coding": [coding("http://terminology.hl7.org/CodeSystem/security-source-type", "4", "Application Server")]}],
+    let outcome = match record.denied {
+        None => Outcome { code: Coding { system: OUTCOME, code: "0", display: Some("Success") }, detail: None },
+        Some(status) => Outcome {
+            code: Coding { system: OUTCOME, code: "4", display: Some("Minor failure") },
+            detail: Some([Text { text: format!("HTTP {status}") }]),
         },
-        "entity": entities,
-    });
-    if let Some(status) = record.denied {
-        event["outcome"]["detail"] = json!([{"text": format!("HTTP {status}")}]);
-    }
-    if let [patient] = record.patients.as_slice() {
-        event["patient"] = json!({"reference": format!("Patient/{patient}")});
-    }
-    match event {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    }
+    };
+    let event = Event {
+        resource_type: "AuditEvent",
+        id: &id,
+        meta: Meta { version_id: "1", last_updated: &recorded },
+        category: [concept(EVENT_TYPE, "rest", Some("RESTful Operation"))],
+        code: concept(INTERACTION, &record.interaction, None),
+        action: record.action.code(),
+        recorded: &recorded,
+        outcome,
+        patient: match patients.as_slice() {
+            [patient] => Some(Reference { reference: Some(patient), ..Reference::default() }),
+            _ => None,
+        },
+        agent: agents(caller),
+        source: Source {
+            observer: Reference { display: Some("Termin"), ..Reference::default() },
+            kind: [concept(SOURCE_TYPE, "4", Some("Application Server"))],
+        },
+        entity,
+    };
+    let body = serde_json::to_string(&event).map_err(|e| DomainError::Internal(e.to_string()))?;
+    let index = index_rows(search, &event);
+    Ok(NewVersion {
+        version: ResourceVersion {
+            resource_type: ResourceType::AuditEvent,
+            id,
+            version: 1,
+            last_updated: now,
+            body: Some(body),
+        },
+        change: ChangeKind::Create,
+        index,
+    })
 }
 
 enum Message {
-    Event(Box<Map<String, Value>>),
+    Event(Box<NewVersion>),
     /// Write everything queued before it, then answer.
     Drain(oneshot::Sender<()>),
 }
@@ -197,6 +364,10 @@ enum Message {
 const BATCH: usize = 256;
 /// Events that may wait for the writer; a full queue makes recording wait (nothing is dropped).
 const QUEUE: usize = 8192;
+/// How long the writer waits for more events after the first of a batch: one transaction per
+/// event would cost more than the event itself (a read's audit overhead, docs/benchmarks.md),
+/// and an event is searchable this much later at most (a drain does not wait).
+const LINGER: Duration = Duration::from_millis(20);
 
 /// The queue of read and denial events (see the module documentation).
 #[derive(Clone)]
@@ -206,14 +377,14 @@ pub struct AuditTrail {
 
 impl AuditTrail {
     /// The queue and its background writer, which stores into `store`.
-    pub fn start(store: Arc<dyn ResourceStore>, search: &'static SearchParameters) -> Self {
+    pub fn start(store: Arc<dyn ResourceStore>) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(store, search, receiver));
+        tokio::spawn(write_batches(store, receiver));
         AuditTrail { sender }
     }
 
-    pub(crate) async fn record(&self, body: Map<String, Value>) {
-        if self.sender.send(Message::Event(Box::new(body))).await.is_err() {
+    pub(crate) async fn record(&self, event: NewVersion) {
+        if self.sender.send(Message::Event(Box::new(event))).await.is_err() {
             tracing::error!("the audit writer has stopped; an audit event was not stored");
         }
     }
@@ -227,26 +398,31 @@ impl AuditTrail {
     }
 }
 
-async fn write_batches(
-    store: Arc<dyn ResourceStore>,
-    search: &'static SearchParameters,
-    mut receiver: mpsc::Receiver<Message>,
-) {
+async fn write_batches(store: Arc<dyn ResourceStore>, mut receiver: mpsc::Receiver<Message>) {
     let mut messages = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut messages, BATCH).await > 0 {
-        let mut events = Vec::new();
+        let until = tokio::time::Instant::now() + LINGER;
+        while messages.len() < BATCH && !messages.iter().any(|m| matches!(m, Message::Drain(_))) {
+            let room = BATCH - messages.len();
+            let more = receiver.recv_many(&mut messages, room);
+            if !matches!(tokio::time::timeout_at(until, more).await, Ok(n) if n > 0) {
+                break;
+            }
+        }
+        let mut events = Vec::with_capacity(messages.len());
         let mut drained = Vec::new();
         for message in messages.drain(..) {
             match message {
-                Message::Event(body) => events.push(*body),
+                Message::Event(event) => events.push(*event),
                 Message::Drain(done) => drained.push(done),
             }
         }
         // A store outage is retried: the events were acknowledged to nobody yet, but losing
         // them would leave accesses unrecorded.
-        while let Err(e) = store_events(store.as_ref(), search, &events).await {
+        let events: Arc<[NewVersion]> = events.into();
+        while let Err(e) = store_events(store.as_ref(), &events).await {
             tracing::error!(error = %e, events = events.len(), "storing audit events failed; retrying");
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
         for done in drained {
             let _ = done.send(());
@@ -254,23 +430,110 @@ async fn write_batches(
     }
 }
 
-async fn store_events(
-    store: &dyn ResourceStore,
-    search: &'static SearchParameters,
-    events: &[Map<String, Value>],
-) -> Result<(), DomainError> {
+async fn store_events(store: &dyn ResourceStore, events: &Arc<[NewVersion]>) -> Result<(), DomainError> {
     if events.is_empty() {
         return Ok(());
     }
     let caller = Caller::system("audit");
     let mut tx = store.begin_write(caller.context()).await?;
-    for body in events {
-        let now =
-            body.get("recorded").and_then(Value::as_str).and_then(|t| t.parse().ok()).unwrap_or_else(Timestamp::now);
-        let (new, _) =
-            new_version(search, ResourceType::AuditEvent, &uuid::Uuid::new_v4().to_string(), body.clone(), None, now)?;
-        tx.write(new).await?;
-    }
+    tx.append(events.clone()).await?;
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use termin_store::{RequestContext, TokenPrincipal};
+
+    fn sorted<T: std::fmt::Debug>(rows: &[T]) -> Vec<String> {
+        let mut rows: Vec<String> = rows.iter().map(|r| format!("{r:?}")).collect();
+        rows.sort();
+        rows
+    }
+
+    fn token_caller(client_id: Option<&str>, fhir_user: Option<&str>) -> Caller {
+        let principal = TokenPrincipal {
+            subject: "user-7".into(),
+            client_id: client_id.map(str::to_owned),
+            patient: None,
+            fhir_user: fhir_user.map(str::to_owned),
+        };
+        let context = RequestContext {
+            request_id: "req-1".into(),
+            principal: Principal::Token(Box::new(principal)),
+            scopes: Vec::new(),
+        };
+        Caller::new(context).with_client_address("192.0.2.7")
+    }
+
+    /// The directly taken index rows are exactly those the generic FHIRPath extraction finds in
+    /// the stored body, for every shape of event the server writes.
+    #[test]
+    fn direct_index_rows_equal_the_fhirpath_extraction() {
+        let search = termin_search::registry();
+        let callers = [
+            token_caller(Some("app"), Some("Practitioner/prac-1")),
+            token_caller(None, Some("https://example.org/fhir/PractitionerRole/r1")),
+            token_caller(Some("app"), None),
+            Caller::anonymous("req-2").with_client_address("198.51.100.1"),
+            Caller::anonymous(""),
+            Caller::system("job"),
+        ];
+        let mut records = Vec::new();
+        let mut read = AuditRecord::new(AuditAction::Read, "read");
+        read.reached(ResourceType::Patient, "pat-1", None);
+        records.push(read);
+        let mut search_record = AuditRecord::new(AuditAction::Read, "search-type");
+        search_record.patients.extend(["pat-1".to_owned(), "pat-2".to_owned()]);
+        search_record.resources.extend([
+            "Appointment/a1".to_owned(),
+            "Appointment/a2".to_owned(),
+            "Patient/pat-1".to_owned(),
+        ]);
+        records.push(search_record);
+        let mut denied = AuditRecord::new(AuditAction::Delete, "delete");
+        denied.resources.push("Appointment/a9".into());
+        denied.denied = Some(403);
+        records.push(denied);
+        records.push(AuditRecord::new(AuditAction::Execute, "$book"));
+        for caller in &callers {
+            for record in &records {
+                let event = audit_event(search, caller, record, Timestamp::now()).unwrap();
+                let body = parse_object(event.version.body.as_deref().unwrap()).unwrap();
+                let generic = search.index_entries(&body);
+                let direct = &event.index;
+                assert_eq!(sorted(&direct.tokens), sorted(&generic.tokens), "{body:?}");
+                assert_eq!(sorted(&direct.dates), sorted(&generic.dates), "{body:?}");
+                assert_eq!(sorted(&direct.references), sorted(&generic.references), "{body:?}");
+                assert!(generic.strings.is_empty() && generic.uris.is_empty() && generic.numbers.is_empty());
+                assert!(generic.quantities.is_empty() && generic.positions.is_empty());
+            }
+        }
+    }
+
+    /// The event as a resource: the IHE shape the API serves and the tests read.
+    #[test]
+    fn an_event_names_agent_patient_entities_and_request() {
+        let mut record = AuditRecord::new(AuditAction::Read, "read");
+        record.reached(ResourceType::Patient, "pat-1", None);
+        let caller = token_caller(Some("app"), Some("Practitioner/prac-1"));
+        let event = audit_event(termin_search::registry(), &caller, &record, Timestamp::UNIX_EPOCH).unwrap();
+        let body: Value = serde_json::from_str(event.version.body.as_deref().unwrap()).unwrap();
+        assert_eq!(body["resourceType"], "AuditEvent");
+        assert_eq!(body["id"], event.version.id.as_str());
+        assert_eq!(body["meta"]["versionId"], "1");
+        assert_eq!(body["action"], "R");
+        assert_eq!(body["code"]["coding"][0]["code"], "read");
+        assert_eq!(body["outcome"]["code"]["code"], "0");
+        assert_eq!(body["patient"]["reference"], "Patient/pat-1");
+        assert_eq!(body["agent"][0]["who"]["identifier"]["value"], "user-7");
+        assert_eq!(body["agent"][0]["who"]["reference"], "Practitioner/prac-1");
+        assert_eq!(body["agent"][1]["who"]["identifier"]["value"], "app");
+        assert_eq!(body["agent"][1]["networkString"], "192.0.2.7");
+        assert_eq!(body["entity"][0]["what"]["reference"], "Patient/pat-1");
+        assert_eq!(body["entity"][0]["role"]["coding"][0]["code"], "1");
+        assert_eq!(body["entity"][1]["what"]["identifier"]["value"], "req-1");
+        assert_eq!(body["entity"].as_array().map(Vec::len), Some(2));
+    }
 }

@@ -64,7 +64,10 @@ impl Domain {
     pub async fn audit_denied(&self, ctx: &Caller, mut record: AuditRecord, status: u16) {
         record.denied = Some(status);
         if let Some(trail) = &self.kernel.audit {
-            trail.record(crate::audit::audit_event(ctx, &record, self.kernel.clock.now())).await;
+            match crate::audit::audit_event(self.kernel.search, ctx, &record, self.kernel.clock.now()) {
+                Ok(event) => trail.record(event).await,
+                Err(e) => tracing::error!(error = %e, "an audit event could not be built"),
+            }
         }
     }
 

@@ -165,7 +165,10 @@ impl Kernel {
         if let Some(trail) = &self.audit
             && record.concerns_patients()
         {
-            trail.record(audit_event(ctx, &record, self.clock.now())).await;
+            match audit_event(self.search, ctx, &record, self.clock.now()) {
+                Ok(event) => trail.record(event).await,
+                Err(e) => tracing::error!(error = %e, "an audit event could not be built"),
+            }
         }
     }
 

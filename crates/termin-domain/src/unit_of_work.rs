@@ -7,7 +7,6 @@ use crate::DomainError;
 use crate::audit::{AuditAction, AuditRecord, audit_event};
 use crate::caller::Caller;
 use crate::model::{self, AppointmentId, SlotId};
-use crate::version::new_version;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -310,10 +309,8 @@ impl UnitOfWork {
         let always = self.audit_always;
         let records = std::mem::take(&mut self.earlier_audits).into_iter().chain(self.audit.take());
         for record in records.filter(|r| someone && (always || r.concerns_patients())) {
-            let body = audit_event(&self.caller, &record, self.began);
-            let id = uuid::Uuid::new_v4().to_string();
-            let (new, _) = new_version(self.search, ResourceType::AuditEvent, &id, body, None, self.began)?;
-            self.tx.write(new).await?;
+            let event = audit_event(self.search, &self.caller, &record, self.began)?;
+            self.tx.write(event).await?;
         }
         Ok(self.tx.commit().await?)
     }

@@ -200,13 +200,32 @@ fn token_rows(param: &str, kind: &str, item: &Item<'_>, out: &mut Vec<TokenIndex
 
 fn coding_row(param: &str, coding: Option<&Value>) -> Option<TokenIndex> {
     let coding = coding?;
-    let code = str_of(coding.get("code"));
-    let text = text_of(coding.get("display"));
+    let part = |key: &str| coding.get(key).and_then(Value::as_str);
+    coding_index(param, part("system"), part("code"), part("display"))
+}
+
+/// The token row of a `Coding` given by its parts, as extraction builds it from the element
+/// (empty parts count as absent, the display is normalized): for resources the server writes
+/// itself, whose elements it knows without evaluating FHIRPath.
+pub fn coding_index(
+    param: &str,
+    system: Option<&str>,
+    code: Option<&str>,
+    display: Option<&str>,
+) -> Option<TokenIndex> {
+    let present = |part: Option<&str>| part.filter(|p| !p.is_empty()).map(str::to_owned);
+    let code = present(code);
+    let text = display.map(normalize).filter(|t| !t.is_empty());
     (code.is_some() || text.is_some()).then(|| TokenIndex {
         code,
         text,
-        ..TokenIndex::code(param, str_of(coding.get("system")), String::new())
+        ..TokenIndex::code(param, present(system), String::new())
     })
+}
+
+/// The token row of a `code` (or other primitive) value, as extraction builds it.
+pub fn code_index(param: &str, code: &str) -> Option<TokenIndex> {
+    (!code.is_empty()).then(|| TokenIndex::code(param, None, code))
 }
 
 fn codeable_concept_rows(param: &str, concept: Option<&Value>, out: &mut Vec<TokenIndex>) {
@@ -283,25 +302,14 @@ fn date_range(kind: &str, item: &Item<'_>, time_zone: &TimeZone) -> Option<Insta
 fn reference_rows(param: &str, kind: &str, json: &Value, out: &mut Vec<ReferenceIndex>) {
     match kind {
         "Reference" => {
-            let mut row = ReferenceIndex {
-                param: param.to_owned(),
-                target_type: str_of(json.get("type")),
-                ..ReferenceIndex::default()
-            };
-            if let Some(reference) = json.get("reference").and_then(Value::as_str) {
-                if reference.starts_with('#') {
-                    // Contained resources are not searchable on their own.
-                    return;
-                }
-                apply_reference_text(&mut row, reference);
-            }
-            if let Some(identifier) = json.get("identifier") {
-                row.identifier_system = str_of(identifier.get("system"));
-                row.identifier_value = str_of(identifier.get("value"));
-            }
-            if row.target_id.is_some() || row.url.is_some() || row.identifier_value.is_some() {
-                out.push(row);
-            }
+            let identifier = |key: &str| json.get("identifier").and_then(|i| i.get(key)).and_then(Value::as_str);
+            out.extend(reference_index(
+                param,
+                json.get("type").and_then(Value::as_str),
+                json.get("reference").and_then(Value::as_str),
+                identifier("system"),
+                identifier("value"),
+            ));
         }
         "CodeableReference" => {
             if let Some(reference) = json.get("reference") {
@@ -317,6 +325,31 @@ fn reference_rows(param: &str, kind: &str, json: &Value, out: &mut Vec<Reference
             }
         }
     }
+}
+
+/// The reference row of a `Reference` given by its parts (`type`, `reference`,
+/// `identifier.system`, `identifier.value`), as extraction builds it from the element; `None`
+/// when it names nothing searchable (only a display, or a contained resource).
+pub fn reference_index(
+    param: &str,
+    target_type: Option<&str>,
+    reference: Option<&str>,
+    identifier_system: Option<&str>,
+    identifier_value: Option<&str>,
+) -> Option<ReferenceIndex> {
+    let present = |part: Option<&str>| part.filter(|p| !p.is_empty()).map(str::to_owned);
+    let mut row =
+        ReferenceIndex { param: param.to_owned(), target_type: present(target_type), ..ReferenceIndex::default() };
+    if let Some(reference) = reference {
+        if reference.starts_with('#') {
+            // Contained resources are not searchable on their own.
+            return None;
+        }
+        apply_reference_text(&mut row, reference);
+    }
+    row.identifier_system = present(identifier_system);
+    row.identifier_value = present(identifier_value);
+    (row.target_id.is_some() || row.url.is_some() || row.identifier_value.is_some()).then_some(row)
 }
 
 fn apply_reference_text(row: &mut ReferenceIndex, reference: &str) {
@@ -358,7 +391,7 @@ fn quantity_row(param: &str, json: &Value) -> Option<QuantityIndex> {
 }
 
 /// Repeated values (a code in two codings, a name part twice) add nothing.
-fn dedup(entries: &mut IndexEntries) {
+pub fn dedup(entries: &mut IndexEntries) {
     fn unique<T: PartialEq>(rows: &mut Vec<T>) {
         let mut kept: Vec<T> = Vec::with_capacity(rows.len());
         for row in rows.drain(..) {

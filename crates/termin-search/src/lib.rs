@@ -30,6 +30,7 @@ mod windows;
 
 pub use cursor::{decode_cursor, encode_cursor};
 pub use definitions::{CORE_PACKAGE, LoadError, ParamType, find_core_package};
+pub use extract::{code_index, coding_index, dedup, reference_index};
 pub use query::{
     CURSOR_PARAM, Handling, NoteSeverity, ParsedSearch, SearchError, SearchErrorKind, SearchNote, SearchOptions,
     SummaryMode, TotalMode,

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use termin_fhir::ResourceType;
 use termin_fhirpath::{EvalContext, Expression};
-use termin_store::{IndexEntries, IndexKind};
+use termin_store::{DateIndex, IndexEntries, IndexKind};
 
 /// The time zone dates without an offset are read in, unless configured otherwise.
 pub const DEFAULT_TIME_ZONE: &str = "Europe/Vienna";
@@ -219,6 +219,16 @@ impl SearchParameters {
             entries.dates.extend(crate::slot_period::slot_period_row(resource));
         }
         entries
+    }
+
+    /// The date row of an instant, date or dateTime text, as extraction builds it (dates
+    /// without offset in the registry's time zone): for resources the server writes itself.
+    pub fn date_index(&self, param: &str, text: &str) -> Option<DateIndex> {
+        crate::temporal::parse_range(text, &self.time_zone).map(|range| DateIndex {
+            param: param.to_owned(),
+            low: range.low,
+            high: range.high,
+        })
     }
 
     /// `_include` values a type supports: each of its reference parameters.

@@ -29,7 +29,7 @@ pub trait Fixture: Sized {
 #[macro_export]
 macro_rules! store_conformance {
     ($fixture:ty) => {
-        $crate::store_conformance!(@cases $fixture; history_pages_newest_first, versions_stay_readable, a_version_is_written_once, a_resource_may_index_many_rows, holds_are_placed_renewed_listed_and_released, a_slot_is_booked_once, outbox_events_follow_their_append_order, overlapping_periods_are_found, writes_are_visible_after_commit_only, token_conditions_match_system_and_code, keyset_pages_follow_the_sort_both_ways, chains_references_dates_and_has, token_rows_hold_only_inside_their_validity_window, includes_follow_references_and_iterate, absolute_references_are_local_only_under_the_server_base, the_index_can_be_rebuilt_resource_by_resource, backwards_cursor_from_the_first_row_finds_nothing_before, driven_searches_page_in_sort_order, reference_and_date_searches_page_through_the_projection, positions_are_found_near_a_point_nearest_first);
+        $crate::store_conformance!(@cases $fixture; history_pages_newest_first, versions_stay_readable, a_version_is_written_once, new_resources_are_appended_at_once, a_resource_may_index_many_rows, holds_are_placed_renewed_listed_and_released, a_slot_is_booked_once, outbox_events_follow_their_append_order, overlapping_periods_are_found, writes_are_visible_after_commit_only, token_conditions_match_system_and_code, keyset_pages_follow_the_sort_both_ways, chains_references_dates_and_has, token_rows_hold_only_inside_their_validity_window, includes_follow_references_and_iterate, absolute_references_are_local_only_under_the_server_base, the_index_can_be_rebuilt_resource_by_resource, backwards_cursor_from_the_first_row_finds_nothing_before, driven_searches_page_in_sort_order, reference_and_date_searches_page_through_the_projection, positions_are_found_near_a_point_nearest_first);
     };
     (@cases $fixture:ty; $($case:ident),*) => {
         $(
@@ -256,6 +256,36 @@ pub async fn a_version_is_written_once(store: &dyn ResourceStore) {
     let mut tx = store.begin_write(&ctx()).await.unwrap();
     let again = tx.write(patient("p1", 1, None)).await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+}
+
+/// Versions appended together are current, in the history, indexed, and more of them than one
+/// statement could bind; an id taken already fails the unit of work and writes none of them.
+pub async fn new_resources_are_appended_at_once(store: &dyn ResourceStore) {
+    let appended: Vec<NewVersion> = (0..3000).map(|i| patient(&format!("a{i}"), 1, Some(&format!("id-{i}")))).collect();
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    tx.append(appended.into()).await.unwrap();
+    tx.commit().await.unwrap();
+    let current = store.read_current(&ctx(), ResourceType::Patient, "a2999").await.unwrap().unwrap();
+    assert_eq!(current.version, 1);
+    let first = store.read_version(&ctx(), ResourceType::Patient, "a0", 1).await.unwrap().unwrap();
+    assert_eq!(first.body, patient("a0", 1, None).version.body);
+    let by_identifier = request(
+        ResourceType::Patient,
+        vec![Condition::TokenAny {
+            param: "identifier".into(),
+            alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("id-2999".into()) }],
+        }],
+    );
+    assert_eq!(ids(&store.search(&ctx(), &by_identifier).await.unwrap()), ["a2999"]);
+
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    let again = tx.append(vec![patient("fresh", 1, None), patient("a7", 1, None)].into()).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    drop(tx);
+    assert!(store.read_current(&ctx(), ResourceType::Patient, "fresh").await.unwrap().is_none());
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    let later = tx.append(vec![patient("a8", 2, None)].into()).await;
+    assert!(later.is_err(), "only first versions are appended: {later:?}");
 }
 
 /// More index rows than one statement could bind on either backend.

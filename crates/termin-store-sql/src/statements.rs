@@ -169,6 +169,60 @@ pub async fn write_version<D: Dialect>(conn: &mut D::Connection, new: &NewVersio
     }
 }
 
+/// Rows per statement of [`append_versions`]: six values a row stay far below the bound
+/// parameters a statement may have (32,766 on SQLite, 65,535 on PostgreSQL).
+const VERSIONS_PER_INSERT: usize = 1000;
+
+/// Writes the first versions of new resources with one statement per table (and per
+/// [`VERSIONS_PER_INSERT`]) for all of them: current rows, history entries, index rows. An id
+/// already taken gets [`StoreError::Conflict`].
+pub async fn append_versions<D: Dialect>(conn: &mut D::Connection, versions: &[NewVersion]) -> SqlResult<(), D> {
+    if let Some(later) = versions.iter().find(|new| new.version.version != 1) {
+        let v = &later.version;
+        return Err(StoreError::Database(format!(
+            "{}/{} version {} is not a first version",
+            v.resource_type, v.id, v.version
+        ))
+        .into());
+    }
+    let stamps: Vec<String> = versions.iter().map(|new| format_instant(new.version.last_updated)).collect();
+    let rows: Vec<(&NewVersion, &str)> = versions.iter().zip(stamps.iter().map(String::as_str)).collect();
+    for chunk in rows.chunks(VERSIONS_PER_INSERT) {
+        for table in ["resource", "resource_history"] {
+            let history = table == "resource_history";
+            let columns =
+                if history { "res_type, res_id, version, last_updated, change, body" } else { VERSION_COLUMNS };
+            let mut q = D::builder(format!("INSERT INTO {table} ({columns}) VALUES "));
+            for (i, (new, last_updated)) in chunk.iter().enumerate() {
+                let v = &new.version;
+                q.push(if i == 0 { "(" } else { ", (" })
+                    .push_value(v.resource_type.as_str())
+                    .push(", ")
+                    .push_value(v.id.as_str())
+                    .push(", ")
+                    .push_value(1_i64)
+                    .push(", ")
+                    .push_value(*last_updated);
+                if history {
+                    q.push(", ").push_value(change_name(new.change));
+                }
+                q.push(", ").push_value(v.body.clone()).push(")");
+            }
+            match D::execute(conn, q).await {
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(
+                        StoreError::Conflict(format!("one of {} new resources exists already", chunk.len())).into()
+                    );
+                }
+                other => other?,
+            }
+        }
+    }
+    let indexed: Vec<(&str, &str, &termin_store::IndexEntries)> =
+        versions.iter().map(|new| (new.version.resource_type.as_str(), new.version.id.as_str(), &new.index)).collect();
+    crate::index::insert_indexes(conn, &indexed).await
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }

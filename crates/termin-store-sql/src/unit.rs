@@ -6,6 +6,7 @@
 use crate::{Dialect, PushValue, SqlResult};
 use async_trait::async_trait;
 use jiff::Timestamp;
+use std::sync::Arc;
 use termin_fhir::ResourceType;
 use termin_store::{
     AppointmentId, DomainEvent, Filter, IndexEntries, NewVersion, ResourceVersion, SlotHold, SlotId, StoreResult,
@@ -50,6 +51,7 @@ pub enum Step {
     },
     SetFingerprint(String),
     Write(NewVersion),
+    Append(Arc<[NewVersion]>),
     Hold(String),
     LiveHoldsOf {
         holder: String,
@@ -145,6 +147,10 @@ pub async fn execute<D: Dialect>(conn: &mut D::Connection, step: &Step) -> SqlRe
         }
         Step::Write(new) => {
             crate::write_version::<D>(conn, new).await?;
+            Seen::Done
+        }
+        Step::Append(versions) => {
+            crate::append_versions::<D>(conn, versions).await?;
             Seen::Done
         }
         Step::Hold(slot_id) => Seen::Hold(crate::hold::<D>(conn, slot_id).await?),
@@ -271,6 +277,10 @@ impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
 
     async fn write(&mut self, new: NewVersion) -> StoreResult<()> {
         self.0.perform(Step::Write(new)).await.map(drop)
+    }
+
+    async fn append(&mut self, versions: Arc<[NewVersion]>) -> StoreResult<()> {
+        self.0.perform(Step::Append(versions)).await.map(drop)
     }
 
     async fn hold(&mut self, slot_id: &str) -> StoreResult<Option<SlotHold>> {

@@ -24,6 +24,7 @@ pub use search::*;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
+use std::sync::Arc;
 use termin_fhir::ResourceType;
 
 /// The id of a Slot where it sits beside another id (a booking), so the two cannot be swapped.
@@ -281,6 +282,18 @@ pub trait WriteTx: Send {
     async fn set_search_index_fingerprint(&mut self, fingerprint: &str) -> StoreResult<()>;
 
     async fn write(&mut self, new: NewVersion) -> StoreResult<()>;
+
+    /// Stores the first versions (version 1, ids no version has yet) of new resources, all at
+    /// once: the audit trail's batches, where a statement per table for the whole batch costs
+    /// a fraction of [`WriteTx::write`] per resource. A taken id fails the unit of work with
+    /// [`StoreError::Conflict`]. The versions are shared so that a caller can retry them in
+    /// another unit of work.
+    async fn append(&mut self, versions: Arc<[NewVersion]>) -> StoreResult<()> {
+        for new in versions.iter() {
+            self.write(new.clone()).await?;
+        }
+        Ok(())
+    }
 
     async fn hold(&mut self, slot_id: &str) -> StoreResult<Option<SlotHold>>;
 

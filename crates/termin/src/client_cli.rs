@@ -155,11 +155,11 @@ struct HoldArgs {
     /// The slot: id or Slot/id
     slot: String,
     /// Release the hold instead of placing it
-    #[arg(long, requires = "token")]
+    #[arg(long, requires = "hold_token")]
     release: bool,
-    /// The token of an earlier hold: renews it, or releases it with --release
+    /// The hold-token of an earlier hold: renews it, or releases it with --release
     #[arg(long)]
-    token: Option<String>,
+    hold_token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -170,9 +170,9 @@ struct BookArgs {
     /// The patient: Patient/id or id
     #[arg(long)]
     patient: String,
-    /// The token of the hold on the slot
+    /// The hold-token of the hold on the slot (not needed when the access token placed it)
     #[arg(long)]
-    token: Option<String>,
+    hold_token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -188,9 +188,9 @@ struct PostponeArgs {
     /// The new slot (id or Slot/id); repeat for an appointment over several slots
     #[arg(long, required = true)]
     slot: Vec<String>,
-    /// Tokens of holds on the new slots
+    /// Hold-tokens of holds on the new slots
     #[arg(long)]
-    token: Vec<String>,
+    hold_token: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -304,7 +304,7 @@ async fn execute(client: &Client, command: ClientCommand) -> Result<Value, Failu
         ClientCommand::Hold(args) => hold(client, args).await,
         ClientCommand::Book(args) => {
             let patient = reference("Patient", &args.patient);
-            let tokens: Vec<&str> = args.token.iter().map(String::as_str).collect();
+            let tokens: Vec<&str> = args.hold_token.iter().map(String::as_str).collect();
             booked(client.book_slot(&args.slot, &patient, &tokens).await?)
         }
         ClientCommand::Cancel(args) => Ok(client.cancel(&args.appointment).await?),
@@ -313,7 +313,7 @@ async fn execute(client: &Client, command: ClientCommand) -> Result<Value, Failu
             for slot in &args.slot {
                 slots.push(client.read("Slot", slot).await?.body);
             }
-            let tokens: Vec<&str> = args.token.iter().map(String::as_str).collect();
+            let tokens: Vec<&str> = args.hold_token.iter().map(String::as_str).collect();
             Ok(client.postpone(&args.appointment, &slots, &tokens).await?)
         }
         ClientCommand::Bundle(args) => {
@@ -347,7 +347,7 @@ async fn every_match<Q: SearchQuery>(client: &Client, query: &Q) -> Result<Value
 /// A held slot prints as the `$hold` answer (slot, held-until, hold-token) so the token can be
 /// passed on to `book`; a released one as the slot.
 async fn hold(client: &Client, args: HoldArgs) -> Result<Value, Failure> {
-    match client.hold(&args.slot, !args.release, args.token.as_deref()).await? {
+    match client.hold(&args.slot, !args.release, args.hold_token.as_deref()).await? {
         Hold::Held { slot, held_until, token } => {
             let mut parameters = vec![
                 json!({"name": "slot", "resource": slot}),
@@ -525,6 +525,34 @@ fn codes(concepts: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        client: ClientArgs,
+    }
+
+    /// The access token and a hold's token are two options, after the subcommand too.
+    #[test]
+    fn the_access_token_and_the_hold_token_are_told_apart() {
+        let parsed = Command::try_parse_from([
+            "client",
+            "book",
+            "--slot",
+            "s",
+            "--patient",
+            "p",
+            "--token",
+            "A",
+            "--hold-token",
+            "H",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed.client.token.as_deref(), Some("A"));
+        let ClientCommand::Book(book) = parsed.client.command else { panic!("not a booking") };
+        assert_eq!(book.hold_token.as_deref(), Some("H"));
+    }
 
     #[test]
     fn a_slot_bundle_is_one_line_per_slot_without_the_outcome() {

@@ -57,7 +57,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         max_resource_bytes: config.max_body_bytes,
     };
     let packages = if config.validation { Packages::Shipped(&config.packages) } else { Packages::Off };
-    let audit = AuditTrail::start(opened.store.clone(), search);
+    let audit = AuditTrail::start(opened.store.clone());
     let domain = setup::domain(opened.store.clone(), service_config, search, packages, &config.profiles)
         .await?
         .with_audit(audit.clone());

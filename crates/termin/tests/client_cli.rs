@@ -127,7 +127,8 @@ async fn register_hold_book_find_postpone_and_cancel() {
     let token = parameter(&held, "hold-token")["valueString"].as_str().unwrap().to_owned();
     assert!(slots(&s, "free").await.iter().all(|(id, _)| *id != slot), "a held slot is not free");
 
-    let appointment = client(&s, &["book", "--slot", &slot, "--patient", &patient_ref, "--token", &token]).await.json();
+    let appointment =
+        client(&s, &["book", "--slot", &slot, "--patient", &patient_ref, "--hold-token", &token]).await.json();
     assert_eq!(appointment["resourceType"], "Appointment");
     assert_eq!(appointment["status"], "booked");
     assert_eq!(
