@@ -118,7 +118,9 @@ impl PostgresWriteTx {
         loop {
             if *aborts > MAX_REPLAYS {
                 replays("exhausted");
-                return Err(StoreError::Conflict(format!("the unit of work kept colliding with others: {why}")));
+                return Err(StoreError::Conflict(format!(
+                    "the unit of work kept colliding with others: {why}"
+                )));
             }
             if let Some(aborted) = self.tx.take() {
                 aborted.rollback().await.map_err(db_error)?;
@@ -157,21 +159,35 @@ impl PostgresWriteTx {
         if let Some(slot_id) = step.slot() {
             self.lock_slot(slot_id).await?;
         }
+        self.lock_slots(step.slots()).await?;
         match step {
-            Step::ReadCurrent { resource_type, id, lock } => self.read(*resource_type, id, *lock, step).await,
+            Step::ReadCurrent {
+                resource_type,
+                id,
+                lock,
+            } => self.read(*resource_type, id, *lock, step).await,
+            Step::ReadCurrentMany { resource_type, ids } => {
+                self.read_many(*resource_type, ids, step).await
+            }
             Step::FindMatchingIds { resource_type, .. } => {
                 // A conditional write must not race another that searches the same type: both
                 // would find nothing and both create.
                 if self.locked_types.insert(*resource_type) {
-                    AdvisoryLock::ResourceType(*resource_type).acquire(self.conn()?).await?;
+                    AdvisoryLock::ResourceType(*resource_type)
+                        .acquire(self.conn()?)
+                        .await?;
                 }
                 // Only the search is limited in time, not the lock waits around it.
                 if let Some(timeout) = self.query_timeout {
-                    sqlx::query(AssertSqlSafe(set_statement_timeout(timeout))).execute(self.conn()?).await?;
+                    sqlx::query(AssertSqlSafe(set_statement_timeout(timeout)))
+                        .execute(self.conn()?)
+                        .await?;
                 }
                 let ids = sql::execute::<Postgres>(self.conn()?, step).await?;
                 if self.query_timeout.is_some() {
-                    sqlx::query("SET LOCAL statement_timeout TO DEFAULT").execute(self.conn()?).await?;
+                    sqlx::query("SET LOCAL statement_timeout TO DEFAULT")
+                        .execute(self.conn()?)
+                        .await?;
                 }
                 Ok(ids)
             }
@@ -187,18 +203,84 @@ impl PostgresWriteTx {
 
     /// Reads a resource under its row lock; a resource not stored yet under the advisory lock
     /// of its id.
-    async fn read(&mut self, resource_type: ResourceType, id: &str, lock: RowLock, step: &Step) -> Result<Seen, Failure> {
+    async fn read(
+        &mut self,
+        resource_type: ResourceType,
+        id: &str,
+        lock: RowLock,
+        step: &Step,
+    ) -> Result<Seen, Failure> {
         let mut seen = sql::execute::<Postgres>(self.conn()?, step).await?;
         if seen == Seen::Version(None) && lock == RowLock::Update {
             // No row to lock yet: creators of this id take turns, and the later one finds the
             // earlier one's resource.
-            AdvisoryLock::NewResource(resource_type, id).acquire(self.conn()?).await?;
+            AdvisoryLock::NewResource(resource_type, id)
+                .acquire(self.conn()?)
+                .await?;
             seen = sql::execute::<Postgres>(self.conn()?, step).await?;
         }
-        if resource_type == ResourceType::Slot && lock == RowLock::Update && matches!(seen, Seen::Version(Some(_))) {
+        if resource_type == ResourceType::Slot
+            && lock == RowLock::Update
+            && matches!(seen, Seen::Version(Some(_)))
+        {
             self.locked_slots.insert(id.to_owned());
         }
         Ok(seen)
+    }
+
+    /// [`Self::read`] of several resources: the rows found are locked by the read, the ids not
+    /// stored yet by their advisory locks (in id order, as the rows), then read again.
+    async fn read_many(
+        &mut self,
+        resource_type: ResourceType,
+        ids: &[String],
+        step: &Step,
+    ) -> Result<Seen, Failure> {
+        let mut seen = sql::execute::<Postgres>(self.conn()?, step).await?;
+        let Seen::Versions(found) = &seen else {
+            unreachable!("a read returned {seen:?}")
+        };
+        let stored: HashSet<&str> = found.iter().map(|v| v.id.as_str()).collect();
+        let mut missing: Vec<&String> = ids
+            .iter()
+            .filter(|id| !stored.contains(id.as_str()))
+            .collect();
+        if !missing.is_empty() {
+            missing.sort();
+            missing.dedup();
+            for id in missing {
+                AdvisoryLock::NewResource(resource_type, id)
+                    .acquire(self.conn()?)
+                    .await?;
+            }
+            seen = sql::execute::<Postgres>(self.conn()?, step).await?;
+        }
+        if resource_type == ResourceType::Slot
+            && let Seen::Versions(found) = &seen
+        {
+            self.locked_slots.extend(found.iter().map(|v| v.id.clone()));
+        }
+        Ok(seen)
+    }
+
+    /// Takes the row locks of the Slots not locked yet, in one statement.
+    async fn lock_slots(&mut self, slot_ids: &[String]) -> Result<(), Failure> {
+        let wanted: Vec<String> = slot_ids
+            .iter()
+            .filter(|id| !self.locked_slots.contains(*id))
+            .cloned()
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let found: Vec<(String,)> = sqlx::query_as(
+            "SELECT res_id FROM resource WHERE res_type = 'Slot' AND res_id = ANY($1) ORDER BY res_id FOR UPDATE",
+        )
+        .bind(&wanted)
+        .fetch_all(self.conn()?)
+        .await?;
+        self.locked_slots.extend(found.into_iter().map(|(id,)| id));
+        Ok(())
     }
 
     /// Takes the Slot's row lock (once per transaction), under which its hold and booking are
@@ -207,10 +289,12 @@ impl PostgresWriteTx {
         if self.locked_slots.contains(slot_id) {
             return Ok(());
         }
-        let found = sqlx::query("SELECT 1 FROM resource WHERE res_type = 'Slot' AND res_id = $1 FOR UPDATE")
-            .bind(slot_id)
-            .fetch_optional(self.conn()?)
-            .await?;
+        let found = sqlx::query(
+            "SELECT 1 FROM resource WHERE res_type = 'Slot' AND res_id = $1 FOR UPDATE",
+        )
+        .bind(slot_id)
+        .fetch_optional(self.conn()?)
+        .await?;
         if found.is_some() {
             self.locked_slots.insert(slot_id.to_owned());
         }
@@ -247,10 +331,15 @@ impl UnitOfWork for PostgresWriteTx {
     /// only until this commit, so sequence numbers are handed out in commit order.
     async fn commit(mut self) -> StoreResult<()> {
         let Some(mut tx) = self.tx.take() else {
-            return Err(StoreError::Unavailable("the unit of work was rolled back".into()));
+            return Err(StoreError::Unavailable(
+                "the unit of work was rolled back".into(),
+            ));
         };
         if !self.events.is_empty() {
-            AdvisoryLock::Outbox.acquire(&mut tx).await.map_err(db_error)?;
+            AdvisoryLock::Outbox
+                .acquire(&mut tx)
+                .await
+                .map_err(db_error)?;
             sql::append_events::<Postgres>(&mut tx, &self.events).await?;
         }
         tx.commit().await.map_err(db_error)

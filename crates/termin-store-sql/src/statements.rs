@@ -1,15 +1,15 @@
 //! The statements both backends run on the shared tables, each executed on the connection (or
 //! transaction) the backend hands in. A backend adds only its locking around them.
 
-use crate::rows::{decode_event, decode_hold, decode_version, unsigned};
 use crate::query::{SearchSql, Select, push_list};
+use crate::rows::{decode_event, decode_hold, decode_version, unsigned};
 use crate::{Dialect, PushValue, SqlResult, change_name, parse_change, parse_instant_column};
 use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_fhir::instant::format_instant;
 use termin_store::{
-    AppointmentId, DomainEvent, Filter, HistoryEntry, HistoryPage, HistoryRequest, NewVersion, ResourceVersion,
-    SlotHold, SlotId, StoreError,
+    AppointmentId, DomainEvent, Filter, HistoryEntry, HistoryPage, HistoryRequest, NewVersion,
+    ResourceVersion, SlotHold, SlotId, StoreError,
 };
 
 const VERSION_COLUMNS: &str = "res_type, res_id, version, last_updated, body";
@@ -22,9 +22,41 @@ fn integer(value: impl TryInto<i64>) -> i64 {
 
 /// `SELECT` of the current version of one resource; a unit of work may append its lock clause.
 pub fn select_current<D: Dialect>(resource_type: ResourceType, id: &str) -> sqlx::QueryBuilder<D> {
-    let mut q = D::builder(format!("SELECT {VERSION_COLUMNS} FROM resource WHERE res_type = "));
-    q.push_value(resource_type.as_str()).push(" AND res_id = ").push_value(id);
+    let mut q = D::builder(format!(
+        "SELECT {VERSION_COLUMNS} FROM resource WHERE res_type = "
+    ));
+    q.push_value(resource_type.as_str())
+        .push(" AND res_id = ")
+        .push_value(id);
     q
+}
+
+/// Ids per `IN (...)` list of a bulk read: far below the bound parameters a statement may have.
+const IDS_PER_STATEMENT: usize = 1000;
+
+/// The current versions (possibly deletions) of those of `ids` ever written, in id order, the
+/// rows read with `lock` (a dialect's `FOR UPDATE` or nothing).
+pub async fn read_current_many<D: Dialect>(
+    conn: &mut D::Connection,
+    resource_type: ResourceType,
+    ids: &[String],
+    lock: &str,
+) -> SqlResult<Vec<ResourceVersion>, D> {
+    let mut versions = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let mut q = D::builder(format!(
+            "SELECT {VERSION_COLUMNS} FROM resource WHERE res_type = "
+        ));
+        q.push_value(resource_type.as_str())
+            .push(" AND res_id IN (");
+        push_list(&mut q, chunk);
+        q.push(") ORDER BY res_id").push(lock);
+        for row in D::fetch_all(conn, q).await? {
+            versions.push(decode_version::<D>(&row)?);
+        }
+    }
+    versions.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(versions)
 }
 
 /// The current version of a resource (possibly a deletion), if it was ever written.
@@ -43,7 +75,9 @@ pub async fn read_version<D: Dialect>(
     id: &str,
     version: u64,
 ) -> SqlResult<Option<ResourceVersion>, D> {
-    let mut q = D::builder(format!("SELECT {VERSION_COLUMNS} FROM resource_history WHERE res_type = "));
+    let mut q = D::builder(format!(
+        "SELECT {VERSION_COLUMNS} FROM resource_history WHERE res_type = "
+    ));
     q.push_value(resource_type.as_str())
         .push(" AND res_id = ")
         .push_value(id)
@@ -94,25 +128,129 @@ pub async fn overlapping<D: Dialect>(
     exclude_id: &str,
     limit: usize,
 ) -> SqlResult<Vec<String>, D> {
-    let q = crate::query::overlapping::<D>(resource_type.as_str(), param, period, exclude_id, limit);
+    let q =
+        crate::query::overlapping::<D>(resource_type.as_str(), param, period, exclude_id, limit);
     first_texts(conn, q).await
 }
 
 /// The first column of every row, as text.
-async fn first_texts<D: Dialect>(conn: &mut D::Connection, q: sqlx::QueryBuilder<D>) -> SqlResult<Vec<String>, D> {
+async fn first_texts<D: Dialect>(
+    conn: &mut D::Connection,
+    q: sqlx::QueryBuilder<D>,
+) -> SqlResult<Vec<String>, D> {
     let rows = D::fetch_all(conn, q).await?;
     rows.iter().map(|row| Ok(D::text(row, 0.into())?)).collect()
 }
 
+/// [`write_version`] of each of `versions` (of distinct resources) with one multi-row
+/// `INSERT` per table for every [`IDS_PER_STATEMENT`] of them: what slot generation writes per
+/// Schedule. A second writer of one of the versions gets [`StoreError::Conflict`].
+pub async fn write_versions<D: Dialect>(
+    conn: &mut D::Connection,
+    versions: &[NewVersion],
+) -> SqlResult<(), D> {
+    for chunk in versions.chunks(IDS_PER_STATEMENT) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for new in chunk {
+            let v = &new.version;
+            let version = i64::try_from(v.version)
+                .map_err(|_| StoreError::Database(format!("version {} out of range", v.version)))?;
+            rows.push((
+                v.resource_type.as_str(),
+                v.id.as_str(),
+                version,
+                format_instant(v.last_updated),
+                new,
+            ));
+        }
+        let mut current = D::builder(
+            "INSERT INTO resource (res_type, res_id, version, last_updated, body) VALUES ",
+        );
+        for (i, (res_type, id, version, last_updated, new)) in rows.iter().enumerate() {
+            current
+                .push(if i == 0 { "(" } else { ", (" })
+                .push_value(*res_type)
+                .push(", ")
+                .push_value(*id)
+                .push(", ")
+                .push_value(*version)
+                .push(", ")
+                .push_value(last_updated.as_str())
+                .push(", ")
+                .push_value(new.version.body.clone())
+                .push(")");
+        }
+        current.push(
+            " ON CONFLICT (res_type, res_id) DO UPDATE SET \
+             version = excluded.version, last_updated = excluded.last_updated, body = excluded.body",
+        );
+        D::execute(conn, current).await?;
+        let mut history = D::builder(
+            "INSERT INTO resource_history (res_type, res_id, version, last_updated, change, body) VALUES ",
+        );
+        for (i, (res_type, id, version, last_updated, new)) in rows.iter().enumerate() {
+            history
+                .push(if i == 0 { "(" } else { ", (" })
+                .push_value(*res_type)
+                .push(", ")
+                .push_value(*id)
+                .push(", ")
+                .push_value(*version)
+                .push(", ")
+                .push_value(last_updated.as_str())
+                .push(", ")
+                .push_value(change_name(new.change))
+                .push(", ")
+                .push_value(new.version.body.clone())
+                .push(")");
+        }
+        match D::execute(conn, history).await {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!(
+                    "one of {} resources ({}/{} …) was written concurrently",
+                    rows.len(),
+                    rows[0].0,
+                    rows[0].1
+                ))
+                .into());
+            }
+            other => other?,
+        }
+    }
+    // As in `write_version`: only a later version can find rows of an earlier one to clear.
+    for new in versions.iter().filter(|new| new.version.version > 1) {
+        for statement in
+            crate::index::clear::<D>(new.version.resource_type.as_str(), &new.version.id)
+        {
+            D::execute(conn, statement).await?;
+        }
+    }
+    let entries: Vec<_> = versions
+        .iter()
+        .map(|new| {
+            (
+                new.version.resource_type.as_str(),
+                new.version.id.as_str(),
+                &new.index,
+            )
+        })
+        .collect();
+    crate::index::insert_indexes(conn, &entries).await
+}
+
 /// Writes a new version: the current row, its history entry and its search-index rows. A
 /// second writer of the same version (a lost race) gets [`StoreError::Conflict`].
-pub async fn write_version<D: Dialect>(conn: &mut D::Connection, new: &NewVersion) -> SqlResult<(), D> {
+pub async fn write_version<D: Dialect>(
+    conn: &mut D::Connection,
+    new: &NewVersion,
+) -> SqlResult<(), D> {
     let v = &new.version;
     let res_type = v.resource_type.as_str();
     let version = i64::try_from(v.version)
         .map_err(|_| StoreError::Database(format!("version {} out of range", v.version)))?;
     let last_updated = format_instant(v.last_updated);
-    let mut current = D::builder("INSERT INTO resource (res_type, res_id, version, last_updated, body) VALUES (");
+    let mut current =
+        D::builder("INSERT INTO resource (res_type, res_id, version, last_updated, body) VALUES (");
     current
         .push_value(res_type)
         .push(", ")
@@ -128,8 +266,9 @@ pub async fn write_version<D: Dialect>(conn: &mut D::Connection, new: &NewVersio
              version = excluded.version, last_updated = excluded.last_updated, body = excluded.body",
         );
     D::execute(conn, current).await?;
-    let mut history =
-        D::builder("INSERT INTO resource_history (res_type, res_id, version, last_updated, change, body) VALUES (");
+    let mut history = D::builder(
+        "INSERT INTO resource_history (res_type, res_id, version, last_updated, change, body) VALUES (",
+    );
     history
         .push_value(res_type)
         .push(", ")
@@ -165,7 +304,10 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 /// A page of history (newest first) and the number of all its entries.
-pub async fn history<D: Dialect>(conn: &mut D::Connection, request: &HistoryRequest) -> SqlResult<HistoryPage, D> {
+pub async fn history<D: Dialect>(
+    conn: &mut D::Connection,
+    request: &HistoryRequest,
+) -> SqlResult<HistoryPage, D> {
     let mut page_query = crate::query::select_history::<D>(request);
     if let Some(before) = request.before {
         page_query.push(" AND seq < ").push_value(integer(before));
@@ -201,14 +343,20 @@ pub async fn history<D: Dialect>(conn: &mut D::Connection, request: &HistoryRequ
 }
 
 /// The holds of the given slots (those that have one).
-pub async fn holds<D: Dialect>(conn: &mut D::Connection, slot_ids: &[String]) -> SqlResult<Vec<SlotHold>, D> {
-    if slot_ids.is_empty() {
-        return Ok(Vec::new());
+pub async fn holds<D: Dialect>(
+    conn: &mut D::Connection,
+    slot_ids: &[String],
+) -> SqlResult<Vec<SlotHold>, D> {
+    let mut holds = Vec::new();
+    for chunk in slot_ids.chunks(IDS_PER_STATEMENT) {
+        let mut q = D::builder(format!(
+            "SELECT {HOLD_COLUMNS} FROM slot_hold WHERE slot_id IN ("
+        ));
+        push_list(&mut q, chunk);
+        q.push(") ORDER BY slot_id");
+        holds.extend(decode_holds(conn, q).await?);
     }
-    let mut q = D::builder(format!("SELECT {HOLD_COLUMNS} FROM slot_hold WHERE slot_id IN ("));
-    push_list(&mut q, slot_ids);
-    q.push(")");
-    decode_holds(conn, q).await
+    Ok(holds)
 }
 
 /// Holds whose time ran out by `now`, the longest expired first.
@@ -217,7 +365,9 @@ pub async fn expired_holds<D: Dialect>(
     now: Timestamp,
     limit: usize,
 ) -> SqlResult<Vec<SlotHold>, D> {
-    let mut q = D::builder(format!("SELECT {HOLD_COLUMNS} FROM slot_hold WHERE held_until <= "));
+    let mut q = D::builder(format!(
+        "SELECT {HOLD_COLUMNS} FROM slot_hold WHERE held_until <= "
+    ));
     q.push_value(format_instant(now))
         .push(" ORDER BY held_until LIMIT ")
         .push_value(integer(limit));
@@ -230,7 +380,9 @@ pub async fn live_holds_of<D: Dialect>(
     holder: &str,
     now: Timestamp,
 ) -> SqlResult<Vec<SlotHold>, D> {
-    let mut q = D::builder(format!("SELECT {HOLD_COLUMNS} FROM slot_hold WHERE holder = "));
+    let mut q = D::builder(format!(
+        "SELECT {HOLD_COLUMNS} FROM slot_hold WHERE holder = "
+    ));
     q.push_value(holder)
         .push(" AND held_until > ")
         .push_value(format_instant(now))
@@ -238,13 +390,21 @@ pub async fn live_holds_of<D: Dialect>(
     decode_holds(conn, q).await
 }
 
-async fn decode_holds<D: Dialect>(conn: &mut D::Connection, q: sqlx::QueryBuilder<D>) -> SqlResult<Vec<SlotHold>, D> {
+async fn decode_holds<D: Dialect>(
+    conn: &mut D::Connection,
+    q: sqlx::QueryBuilder<D>,
+) -> SqlResult<Vec<SlotHold>, D> {
     let rows = D::fetch_all(conn, q).await?;
     rows.iter().map(decode_hold::<D>).collect()
 }
 
-pub async fn hold<D: Dialect>(conn: &mut D::Connection, slot_id: &str) -> SqlResult<Option<SlotHold>, D> {
-    let mut q = D::builder(format!("SELECT {HOLD_COLUMNS} FROM slot_hold WHERE slot_id = "));
+pub async fn hold<D: Dialect>(
+    conn: &mut D::Connection,
+    slot_id: &str,
+) -> SqlResult<Option<SlotHold>, D> {
+    let mut q = D::builder(format!(
+        "SELECT {HOLD_COLUMNS} FROM slot_hold WHERE slot_id = "
+    ));
     q.push_value(slot_id);
     let row = D::fetch_optional(conn, q).await?;
     row.as_ref().map(decode_hold::<D>).transpose()
@@ -274,11 +434,37 @@ pub async fn delete_hold<D: Dialect>(conn: &mut D::Connection, slot_id: &str) ->
 }
 
 /// The id of the Appointment that books the slot, if any.
-pub async fn slot_booking<D: Dialect>(conn: &mut D::Connection, slot_id: &str) -> SqlResult<Option<String>, D> {
+pub async fn slot_booking<D: Dialect>(
+    conn: &mut D::Connection,
+    slot_id: &str,
+) -> SqlResult<Option<String>, D> {
     let mut q = D::builder("SELECT appointment_id FROM slot_booking WHERE slot_id = ");
     q.push_value(slot_id);
     let row = D::fetch_optional(conn, q).await?;
-    Ok(row.map(|row| D::text(&row, "appointment_id".into())).transpose()?)
+    Ok(row
+        .map(|row| D::text(&row, "appointment_id".into()))
+        .transpose()?)
+}
+
+/// (slot id, Appointment id) of those of the slots that are booked.
+pub async fn slot_bookings<D: Dialect>(
+    conn: &mut D::Connection,
+    slot_ids: &[String],
+) -> SqlResult<Vec<(String, String)>, D> {
+    let mut bookings = Vec::new();
+    for chunk in slot_ids.chunks(IDS_PER_STATEMENT) {
+        let mut q =
+            D::builder("SELECT slot_id, appointment_id FROM slot_booking WHERE slot_id IN (");
+        push_list(&mut q, chunk);
+        q.push(") ORDER BY slot_id");
+        for row in D::fetch_all(conn, q).await? {
+            bookings.push((
+                D::text(&row, "slot_id".into())?,
+                D::text(&row, "appointment_id".into())?,
+            ));
+        }
+    }
+    Ok(bookings)
 }
 
 /// Records the slot's booking; a slot already booked gets [`StoreError::Conflict`].
@@ -288,7 +474,8 @@ pub async fn put_slot_booking<D: Dialect>(
     AppointmentId(appointment_id): AppointmentId<'_>,
     cancel_deadline: Option<Timestamp>,
 ) -> SqlResult<(), D> {
-    let mut q = D::builder("INSERT INTO slot_booking (slot_id, appointment_id, cancel_deadline) VALUES (");
+    let mut q =
+        D::builder("INSERT INTO slot_booking (slot_id, appointment_id, cancel_deadline) VALUES (");
     q.push_value(slot_id)
         .push(", ")
         .push_value(appointment_id)
@@ -296,7 +483,9 @@ pub async fn put_slot_booking<D: Dialect>(
         .push_value(cancel_deadline.map(format_instant))
         .push(")");
     match D::execute(conn, q).await {
-        Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("Slot/{slot_id} is already booked")).into()),
+        Err(e) if is_unique_violation(&e) => {
+            Err(StoreError::Conflict(format!("Slot/{slot_id} is already booked")).into())
+        }
         other => Ok(other?),
     }
 }
@@ -315,22 +504,34 @@ pub async fn booking_cancel_deadline<D: Dialect>(
     Ok(parse_instant_column(deadline)?)
 }
 
-pub async fn delete_slot_booking<D: Dialect>(conn: &mut D::Connection, slot_id: &str) -> SqlResult<(), D> {
+pub async fn delete_slot_booking<D: Dialect>(
+    conn: &mut D::Connection,
+    slot_id: &str,
+) -> SqlResult<(), D> {
     delete_by_slot(conn, "slot_booking", slot_id).await
 }
 
-async fn delete_by_slot<D: Dialect>(conn: &mut D::Connection, table: &str, slot_id: &str) -> SqlResult<(), D> {
+async fn delete_by_slot<D: Dialect>(
+    conn: &mut D::Connection,
+    table: &str,
+    slot_id: &str,
+) -> SqlResult<(), D> {
     let mut q = D::builder(format!("DELETE FROM {table} WHERE slot_id = "));
     q.push_value(slot_id);
     Ok(D::execute(conn, q).await?)
 }
 
 /// Appends events to the outbox in one statement, in this order.
-pub async fn append_events<D: Dialect>(conn: &mut D::Connection, events: &[DomainEvent]) -> SqlResult<(), D> {
+pub async fn append_events<D: Dialect>(
+    conn: &mut D::Connection,
+    events: &[DomainEvent],
+) -> SqlResult<(), D> {
     if events.is_empty() {
         return Ok(());
     }
-    let mut insert = D::builder("INSERT INTO outbox (kind, res_type, res_id, version, occurred_at, detail) VALUES ");
+    let mut insert = D::builder(
+        "INSERT INTO outbox (kind, res_type, res_id, version, occurred_at, detail) VALUES ",
+    );
     for (i, event) in events.iter().enumerate() {
         insert
             .push(if i == 0 { "(" } else { ", (" })
@@ -356,7 +557,9 @@ pub async fn events<D: Dialect>(
     after: u64,
     limit: usize,
 ) -> SqlResult<Vec<(u64, DomainEvent)>, D> {
-    let mut q = D::builder("SELECT seq, kind, res_type, res_id, version, occurred_at, detail FROM outbox WHERE seq > ");
+    let mut q = D::builder(
+        "SELECT seq, kind, res_type, res_id, version, occurred_at, detail FROM outbox WHERE seq > ",
+    );
     q.push_value(integer(after))
         .push(" ORDER BY seq LIMIT ")
         .push_value(integer(limit));
@@ -365,9 +568,17 @@ pub async fn events<D: Dialect>(
 }
 
 /// The fingerprint of the search-parameter set the index rows were built with.
-pub async fn search_index_fingerprint<D: Dialect>(conn: &mut D::Connection) -> SqlResult<Option<String>, D> {
-    let row = D::fetch_optional(conn, D::builder("SELECT fingerprint FROM search_index_state")).await?;
-    Ok(row.map(|row| D::text(&row, "fingerprint".into())).transpose()?)
+pub async fn search_index_fingerprint<D: Dialect>(
+    conn: &mut D::Connection,
+) -> SqlResult<Option<String>, D> {
+    let row = D::fetch_optional(
+        conn,
+        D::builder("SELECT fingerprint FROM search_index_state"),
+    )
+    .await?;
+    Ok(row
+        .map(|row| D::text(&row, "fingerprint".into()))
+        .transpose()?)
 }
 
 /// Deletes at most `limit` resources of `resource_type` last changed before `before`, with
@@ -393,7 +604,10 @@ pub async fn purge_older_than<D: Dialect>(
         }
         for table in ["resource_history", "resource"] {
             let mut delete = D::builder(format!("DELETE FROM {table} WHERE res_type = "));
-            delete.push_value(res_type).push(" AND res_id = ").push_value(id.as_str());
+            delete
+                .push_value(res_type)
+                .push(" AND res_id = ")
+                .push_value(id.as_str());
             D::execute(conn, delete).await?;
         }
     }

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_store::{
-    AppointmentId, DomainEvent, Filter, IndexEntries, NewVersion, ResourceVersion, SlotHold, SlotId, StoreResult,
-    WriteTx,
+    AppointmentId, DomainEvent, Filter, IndexEntries, NewVersion, ResourceVersion, SlotHold,
+    SlotId, StoreResult, WriteTx,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,11 @@ pub enum Step {
         resource_type: ResourceType,
         id: String,
         lock: RowLock,
+    },
+    /// `ReadCurrent` with [`RowLock::Update`] of several resources of one type.
+    ReadCurrentMany {
+        resource_type: ResourceType,
+        ids: Vec<String>,
     },
     FindMatchingIds {
         resource_type: ResourceType,
@@ -50,7 +55,11 @@ pub enum Step {
     },
     SetFingerprint(String),
     Write(NewVersion),
+    /// `Write` of several resources, in multi-row statements.
+    WriteAll(Vec<NewVersion>),
     Hold(String),
+    /// `Hold` of several slots.
+    HoldsOf(Vec<String>),
     LiveHoldsOf {
         holder: String,
         now: Timestamp,
@@ -58,6 +67,8 @@ pub enum Step {
     PutHold(SlotHold),
     DeleteHold(String),
     SlotBooking(String),
+    /// `SlotBooking` of several slots.
+    SlotBookings(Vec<String>),
     PutSlotBooking {
         slot_id: String,
         appointment_id: String,
@@ -82,9 +93,10 @@ pub enum Seen {
     Hold(Option<SlotHold>),
     Holds(Vec<SlotHold>),
     Booking(Option<String>),
+    /// (slot id, Appointment id) of the booked slots.
+    Bookings(Vec<(String, String)>),
     Instant(Option<Timestamp>),
 }
-
 
 impl Step {
     /// The slot whose hold or booking the step reads or writes.
@@ -98,6 +110,14 @@ impl Step {
             | Step::PutSlotBooking { slot_id, .. } => Some(slot_id),
             Step::PutHold(hold) => Some(&hold.slot_id),
             _ => None,
+        }
+    }
+
+    /// The slots whose holds or bookings the step reads, when it reads several.
+    pub fn slots(&self) -> &[String] {
+        match self {
+            Step::HoldsOf(slot_ids) | Step::SlotBookings(slot_ids) => slot_ids,
+            _ => &[],
         }
     }
 }
@@ -118,7 +138,11 @@ pub struct Steps<U>(pub U);
 /// Runs the SQL of `step` on `conn`, after whatever locks the backend took for it.
 pub async fn execute<D: Dialect>(conn: &mut D::Connection, step: &Step) -> SqlResult<Seen, D> {
     Ok(match step {
-        Step::ReadCurrent { resource_type, id, lock } => {
+        Step::ReadCurrent {
+            resource_type,
+            id,
+            lock,
+        } => {
             let mut q = crate::select_current::<D>(*resource_type, id);
             q.push(match lock {
                 RowLock::Update => D::LOCK_FOR_UPDATE,
@@ -127,14 +151,32 @@ pub async fn execute<D: Dialect>(conn: &mut D::Connection, step: &Step) -> SqlRe
             let row = D::fetch_optional(conn, q).await?;
             Seen::Version(row.as_ref().map(crate::decode_version::<D>).transpose()?)
         }
-        Step::FindMatchingIds { resource_type, filter, limit } => {
-            Seen::Ids(crate::find_matching_ids::<D>(conn, *resource_type, filter, *limit).await?)
+        Step::ReadCurrentMany { resource_type, ids } => Seen::Versions(
+            crate::read_current_many::<D>(conn, *resource_type, ids, D::LOCK_FOR_UPDATE).await?,
+        ),
+        Step::FindMatchingIds {
+            resource_type,
+            filter,
+            limit,
+        } => Seen::Ids(crate::find_matching_ids::<D>(conn, *resource_type, filter, *limit).await?),
+        Step::Overlapping {
+            resource_type,
+            param,
+            period,
+            exclude_id,
+            limit,
+        } => Seen::Ids(
+            crate::overlapping::<D>(conn, *resource_type, param, *period, exclude_id, *limit)
+                .await?,
+        ),
+        Step::CurrentAfter { after, limit } => {
+            Seen::Versions(crate::current_after::<D>(conn, after.as_ref(), *limit).await?)
         }
-        Step::Overlapping { resource_type, param, period, exclude_id, limit } => {
-            Seen::Ids(crate::overlapping::<D>(conn, *resource_type, param, *period, exclude_id, *limit).await?)
-        }
-        Step::CurrentAfter { after, limit } => Seen::Versions(crate::current_after::<D>(conn, after.as_ref(), *limit).await?),
-        Step::ReplaceIndex { resource_type, id, index } => {
+        Step::ReplaceIndex {
+            resource_type,
+            id,
+            index,
+        } => {
             crate::replace_index::<D>(conn, resource_type.as_str(), id, index).await?;
             Seen::Done
         }
@@ -146,8 +188,18 @@ pub async fn execute<D: Dialect>(conn: &mut D::Connection, step: &Step) -> SqlRe
             crate::write_version::<D>(conn, new).await?;
             Seen::Done
         }
+        Step::WriteAll(versions) => {
+            crate::write_versions::<D>(conn, versions).await?;
+            Seen::Done
+        }
         Step::Hold(slot_id) => Seen::Hold(crate::hold::<D>(conn, slot_id).await?),
-        Step::LiveHoldsOf { holder, now } => Seen::Holds(crate::live_holds_of::<D>(conn, holder, *now).await?),
+        Step::HoldsOf(slot_ids) => Seen::Holds(crate::holds::<D>(conn, slot_ids).await?),
+        Step::SlotBookings(slot_ids) => {
+            Seen::Bookings(crate::slot_bookings::<D>(conn, slot_ids).await?)
+        }
+        Step::LiveHoldsOf { holder, now } => {
+            Seen::Holds(crate::live_holds_of::<D>(conn, holder, *now).await?)
+        }
         Step::PutHold(hold) => {
             crate::put_hold::<D>(conn, hold).await?;
             Seen::Done
@@ -157,23 +209,40 @@ pub async fn execute<D: Dialect>(conn: &mut D::Connection, step: &Step) -> SqlRe
             Seen::Done
         }
         Step::SlotBooking(slot_id) => Seen::Booking(crate::slot_booking::<D>(conn, slot_id).await?),
-        Step::PutSlotBooking { slot_id, appointment_id, cancel_deadline } => {
-            crate::put_slot_booking::<D>(conn, SlotId(slot_id), AppointmentId(appointment_id), *cancel_deadline).await?;
+        Step::PutSlotBooking {
+            slot_id,
+            appointment_id,
+            cancel_deadline,
+        } => {
+            crate::put_slot_booking::<D>(
+                conn,
+                SlotId(slot_id),
+                AppointmentId(appointment_id),
+                *cancel_deadline,
+            )
+            .await?;
             Seen::Done
         }
-        Step::BookingCancelDeadline(slot_id) => Seen::Instant(crate::booking_cancel_deadline::<D>(conn, slot_id).await?),
+        Step::BookingCancelDeadline(slot_id) => {
+            Seen::Instant(crate::booking_cancel_deadline::<D>(conn, slot_id).await?)
+        }
         Step::DeleteSlotBooking(slot_id) => {
             crate::delete_slot_booking::<D>(conn, slot_id).await?;
             Seen::Done
         }
-        Step::PurgeOlderThan { resource_type, before, limit } => {
-            Seen::Ids(crate::purge_older_than::<D>(conn, *resource_type, *before, *limit).await?)
-        }
+        Step::PurgeOlderThan {
+            resource_type,
+            before,
+            limit,
+        } => Seen::Ids(crate::purge_older_than::<D>(conn, *resource_type, *before, *limit).await?),
     })
 }
 
 /// Records the fingerprint of the search-parameter set the index rows were built with.
-async fn set_fingerprint<D: Dialect>(conn: &mut D::Connection, fingerprint: &str) -> SqlResult<(), D> {
+async fn set_fingerprint<D: Dialect>(
+    conn: &mut D::Connection,
+    fingerprint: &str,
+) -> SqlResult<(), D> {
     if D::INDEX_STATE_HAS_KEY {
         let mut upsert = D::builder("INSERT INTO search_index_state (fingerprint) VALUES (");
         upsert
@@ -191,7 +260,11 @@ async fn set_fingerprint<D: Dialect>(conn: &mut D::Connection, fingerprint: &str
 
 #[async_trait]
 impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
-    async fn read_current(&mut self, resource_type: ResourceType, id: &str) -> StoreResult<Option<ResourceVersion>> {
+    async fn read_current(
+        &mut self,
+        resource_type: ResourceType,
+        id: &str,
+    ) -> StoreResult<Option<ResourceVersion>> {
         let step = Step::ReadCurrent {
             resource_type,
             id: id.to_owned(),
@@ -215,6 +288,27 @@ impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
         };
         match self.0.perform(step).await? {
             Seen::Version(version) => Ok(version),
+            other => unreachable!("a read returned {other:?}"),
+        }
+    }
+
+    async fn read_current_many(
+        &mut self,
+        resource_type: ResourceType,
+        ids: &[String],
+    ) -> StoreResult<Vec<ResourceVersion>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self
+            .0
+            .perform(Step::ReadCurrentMany {
+                resource_type,
+                ids: ids.to_vec(),
+            })
+            .await?
+        {
+            Seen::Versions(versions) => Ok(versions),
             other => unreachable!("a read returned {other:?}"),
         }
     }
@@ -268,7 +362,12 @@ impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
         }
     }
 
-    async fn replace_index(&mut self, resource_type: ResourceType, id: &str, index: &IndexEntries) -> StoreResult<()> {
+    async fn replace_index(
+        &mut self,
+        resource_type: ResourceType,
+        id: &str,
+        index: &IndexEntries,
+    ) -> StoreResult<()> {
         let step = Step::ReplaceIndex {
             resource_type,
             id: id.to_owned(),
@@ -278,11 +377,45 @@ impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
     }
 
     async fn set_search_index_fingerprint(&mut self, fingerprint: &str) -> StoreResult<()> {
-        self.0.perform(Step::SetFingerprint(fingerprint.to_owned())).await.map(drop)
+        self.0
+            .perform(Step::SetFingerprint(fingerprint.to_owned()))
+            .await
+            .map(drop)
     }
 
     async fn write(&mut self, new: NewVersion) -> StoreResult<()> {
         self.0.perform(Step::Write(new)).await.map(drop)
+    }
+
+    async fn write_all(&mut self, versions: Vec<NewVersion>) -> StoreResult<()> {
+        if versions.is_empty() {
+            return Ok(());
+        }
+        self.0.perform(Step::WriteAll(versions)).await.map(drop)
+    }
+
+    async fn holds_of(&mut self, slot_ids: &[String]) -> StoreResult<Vec<SlotHold>> {
+        if slot_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.0.perform(Step::HoldsOf(slot_ids.to_vec())).await? {
+            Seen::Holds(holds) => Ok(holds),
+            other => unreachable!("a holds lookup returned {other:?}"),
+        }
+    }
+
+    async fn slot_bookings(&mut self, slot_ids: &[String]) -> StoreResult<Vec<(String, String)>> {
+        if slot_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self
+            .0
+            .perform(Step::SlotBookings(slot_ids.to_vec()))
+            .await?
+        {
+            Seen::Bookings(bookings) => Ok(bookings),
+            other => unreachable!("a bookings lookup returned {other:?}"),
+        }
     }
 
     async fn hold(&mut self, slot_id: &str) -> StoreResult<Option<SlotHold>> {
@@ -293,7 +426,14 @@ impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
     }
 
     async fn live_holds_of(&mut self, holder: &str, now: Timestamp) -> StoreResult<Vec<SlotHold>> {
-        match self.0.perform(Step::LiveHoldsOf { holder: holder.to_owned(), now }).await? {
+        match self
+            .0
+            .perform(Step::LiveHoldsOf {
+                holder: holder.to_owned(),
+                now,
+            })
+            .await?
+        {
             Seen::Holds(holds) => Ok(holds),
             other => unreachable!("a holder's holds lookup returned {other:?}"),
         }
@@ -304,11 +444,18 @@ impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
     }
 
     async fn delete_hold(&mut self, slot_id: &str) -> StoreResult<()> {
-        self.0.perform(Step::DeleteHold(slot_id.to_owned())).await.map(drop)
+        self.0
+            .perform(Step::DeleteHold(slot_id.to_owned()))
+            .await
+            .map(drop)
     }
 
     async fn slot_booking(&mut self, slot_id: &str) -> StoreResult<Option<String>> {
-        match self.0.perform(Step::SlotBooking(slot_id.to_owned())).await? {
+        match self
+            .0
+            .perform(Step::SlotBooking(slot_id.to_owned()))
+            .await?
+        {
             Seen::Booking(booking) => Ok(booking),
             other => unreachable!("a booking lookup returned {other:?}"),
         }
@@ -329,22 +476,42 @@ impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
     }
 
     async fn booking_cancel_deadline(&mut self, slot_id: &str) -> StoreResult<Option<Timestamp>> {
-        match self.0.perform(Step::BookingCancelDeadline(slot_id.to_owned())).await? {
+        match self
+            .0
+            .perform(Step::BookingCancelDeadline(slot_id.to_owned()))
+            .await?
+        {
             Seen::Instant(deadline) => Ok(deadline),
             other => unreachable!("a booking's deadline read returned {other:?}"),
         }
     }
 
     async fn delete_slot_booking(&mut self, slot_id: &str) -> StoreResult<()> {
-        self.0.perform(Step::DeleteSlotBooking(slot_id.to_owned())).await.map(drop)
+        self.0
+            .perform(Step::DeleteSlotBooking(slot_id.to_owned()))
+            .await
+            .map(drop)
     }
 
     async fn append_event(&mut self, event: &DomainEvent) -> StoreResult<()> {
         self.0.append_event(event).await
     }
 
-    async fn purge_older_than(&mut self, resource_type: ResourceType, before: Timestamp, limit: usize) -> StoreResult<Vec<String>> {
-        match self.0.perform(Step::PurgeOlderThan { resource_type, before, limit }).await? {
+    async fn purge_older_than(
+        &mut self,
+        resource_type: ResourceType,
+        before: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        match self
+            .0
+            .perform(Step::PurgeOlderThan {
+                resource_type,
+                before,
+                limit,
+            })
+            .await?
+        {
             Seen::Ids(ids) => Ok(ids),
             other => unreachable!("a purge returned {other:?}"),
         }

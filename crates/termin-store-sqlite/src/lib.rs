@@ -16,14 +16,15 @@ mod notify;
 pub mod temporary;
 
 use async_trait::async_trait;
+use limit::{Limit, TimedRead};
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use limit::{Limit, TimedRead};
 use sqlx::{Connection, Row, Sqlite, SqlitePool, Transaction};
 use std::path::Path;
 use std::time::Duration;
 use termin_store::{
-    DomainEvent, HistoryPage, HistoryRequest, RequestContext, SearchPage, SearchRequest, StoreError, StoreResult, WriteTx,
+    DomainEvent, HistoryPage, HistoryRequest, RequestContext, SearchPage, SearchRequest,
+    StoreError, StoreResult, WriteTx,
 };
 use termin_store_sql::{self as sql, Dialect, Seen, Step, UnitOfWork};
 
@@ -100,7 +101,8 @@ impl SqliteStore {
         );
         let sql = format!("EXPLAIN QUERY PLAN {}", q.sql().as_str());
         let mut page_query = q.build();
-        let arguments = sqlx::Execute::take_arguments(&mut page_query).map_err(|e| StoreError::Database(e.to_string()))?;
+        let arguments = sqlx::Execute::take_arguments(&mut page_query)
+            .map_err(|e| StoreError::Database(e.to_string()))?;
         let rows = sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments.unwrap_or_default())
             .fetch_all(&self.readers)
             .await
@@ -111,7 +113,10 @@ impl SqliteStore {
             let id: i64 = row.try_get("id").map_err(db_error)?;
             let parent: i64 = row.try_get("parent").map_err(db_error)?;
             let detail: String = row.try_get("detail").map_err(db_error)?;
-            let level = depth.iter().find(|(node, _)| *node == parent).map_or(0, |(_, level)| level + 1);
+            let level = depth
+                .iter()
+                .find(|(node, _)| *node == parent)
+                .map_or(0, |(_, level)| level + 1);
             depth.push((id, level));
             lines.push(format!("{}{detail}", "  ".repeat(level)));
         }
@@ -130,7 +135,11 @@ impl SqliteStore {
 }
 
 sql::resource_store!(SqliteStore, Sqlite, {
-    async fn search(&self, _ctx: &RequestContext, request: &SearchRequest) -> StoreResult<SearchPage> {
+    async fn search(
+        &self,
+        _ctx: &RequestContext,
+        request: &SearchRequest,
+    ) -> StoreResult<SearchPage> {
         let mut read = TimedRead::acquire(&self.readers, self.query_timeout).await?;
         let page = async {
             // One read transaction: the page, the total and the includes see the same snapshot.
@@ -144,7 +153,11 @@ sql::resource_store!(SqliteStore, Sqlite, {
         page
     }
 
-    async fn history(&self, _ctx: &RequestContext, request: &HistoryRequest) -> StoreResult<HistoryPage> {
+    async fn history(
+        &self,
+        _ctx: &RequestContext,
+        request: &HistoryRequest,
+    ) -> StoreResult<HistoryPage> {
         let mut read = TimedRead::acquire(&self.readers, self.query_timeout).await?;
         let page = sql::history::<Sqlite>(&mut read, request).await;
         read.finish();
@@ -152,7 +165,11 @@ sql::resource_store!(SqliteStore, Sqlite, {
     }
 
     async fn begin_write(&self, _ctx: &RequestContext) -> StoreResult<Box<dyn WriteTx>> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)?;
         // A handler of this unit's own: an earlier unit's may still say stop.
         let limit = Limit::install(&mut tx).await?;
         Ok(Box::new(sql::Steps(SqliteWriteTx {
@@ -183,7 +200,8 @@ struct SqliteWriteTx {
 impl UnitOfWork for SqliteWriteTx {
     async fn perform(&mut self, step: Step) -> StoreResult<Seen> {
         // Of a unit of work's statements, only a conditional write's search is limited in time.
-        let timed = matches!(step, Step::FindMatchingIds { .. }).then(|| self.limit.timed(self.query_timeout));
+        let timed = matches!(step, Step::FindMatchingIds { .. })
+            .then(|| self.limit.timed(self.query_timeout));
         let seen = sql::execute::<Sqlite>(&mut self.tx, &step).await;
         if let Some(timed) = timed {
             timed.done();

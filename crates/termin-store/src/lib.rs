@@ -12,12 +12,13 @@ mod notify;
 mod scope;
 mod search;
 
+pub use context::{
+    COMPARTMENT_TYPES, ORGANISATION_TYPES, OrganisationReach, PatientReach, Principal,
+    RequestContext, StaffMember, TokenPrincipal,
+};
 pub use lease::LeaseStore;
 pub use mail::{ClaimedMail, MailOutcome, MailStore, OutgoingMail};
 pub use notify::{AttemptRecord, DeliveryState, NewNotification, Notification, NotificationStore};
-pub use context::{
-    COMPARTMENT_TYPES, ORGANISATION_TYPES, OrganisationReach, PatientReach, Principal, RequestContext, StaffMember, TokenPrincipal,
-};
 pub use scope::{Permission, Scope, ScopeLevel};
 pub use search::*;
 
@@ -164,13 +165,21 @@ pub trait ResourceStore: Send + Sync {
         version: u64,
     ) -> StoreResult<Option<ResourceVersion>>;
 
-    async fn search(&self, ctx: &RequestContext, request: &SearchRequest) -> StoreResult<SearchPage>;
+    async fn search(
+        &self,
+        ctx: &RequestContext,
+        request: &SearchRequest,
+    ) -> StoreResult<SearchPage>;
 
     /// The fingerprint of the search-parameter set the stored index rows were built with
     /// (`None`: never recorded); when it differs from the current one, the index is rebuilt.
     async fn search_index_fingerprint(&self) -> StoreResult<Option<String>>;
 
-    async fn history(&self, ctx: &RequestContext, request: &HistoryRequest) -> StoreResult<HistoryPage>;
+    async fn history(
+        &self,
+        ctx: &RequestContext,
+        request: &HistoryRequest,
+    ) -> StoreResult<HistoryPage>;
 
     /// Starts a unit of work. Units of work are serializable: no other write interleaves.
     async fn begin_write(&self, ctx: &RequestContext) -> StoreResult<Box<dyn WriteTx>>;
@@ -207,6 +216,21 @@ pub trait WriteTx: Send {
         id: &str,
     ) -> StoreResult<Option<ResourceVersion>> {
         self.read_current(resource_type, id).await
+    }
+
+    /// [`WriteTx::read_current`] of each of `ids` at once: the versions of those ever written,
+    /// in id order, each row then the unit of work's to write.
+    async fn read_current_many(
+        &mut self,
+        resource_type: ResourceType,
+        ids: &[String],
+    ) -> StoreResult<Vec<ResourceVersion>> {
+        let mut versions = Vec::new();
+        for id in ids {
+            versions.extend(self.read_current(resource_type, id).await?);
+        }
+        versions.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(versions)
     }
 
     /// Ids of current resources matching the filter, in id order, at most `limit` of them.
@@ -257,12 +281,46 @@ pub trait WriteTx: Send {
     ) -> StoreResult<Vec<ResourceVersion>>;
 
     /// Replaces the index rows of a current resource (index rebuild).
-    async fn replace_index(&mut self, resource_type: ResourceType, id: &str, index: &IndexEntries) -> StoreResult<()>;
+    async fn replace_index(
+        &mut self,
+        resource_type: ResourceType,
+        id: &str,
+        index: &IndexEntries,
+    ) -> StoreResult<()>;
 
     /// Records the fingerprint the index now corresponds to.
     async fn set_search_index_fingerprint(&mut self, fingerprint: &str) -> StoreResult<()>;
 
     async fn write(&mut self, new: NewVersion) -> StoreResult<()>;
+
+    /// [`WriteTx::write`] of each version in turn, in as few statements as the backend can:
+    /// the bulk path of slot generation. The versions are of distinct resources.
+    async fn write_all(&mut self, versions: Vec<NewVersion>) -> StoreResult<()> {
+        for new in versions {
+            self.write(new).await?;
+        }
+        Ok(())
+    }
+
+    /// [`WriteTx::hold`] of each slot at once: the holds of those that have one.
+    async fn holds_of(&mut self, slot_ids: &[String]) -> StoreResult<Vec<SlotHold>> {
+        let mut holds = Vec::new();
+        for slot_id in slot_ids {
+            holds.extend(self.hold(slot_id).await?);
+        }
+        Ok(holds)
+    }
+
+    /// [`WriteTx::slot_booking`] of each slot at once: (slot id, Appointment id) of those booked.
+    async fn slot_bookings(&mut self, slot_ids: &[String]) -> StoreResult<Vec<(String, String)>> {
+        let mut bookings = Vec::new();
+        for slot_id in slot_ids {
+            if let Some(appointment) = self.slot_booking(slot_id).await? {
+                bookings.push((slot_id.clone(), appointment));
+            }
+        }
+        Ok(bookings)
+    }
 
     async fn hold(&mut self, slot_id: &str) -> StoreResult<Option<SlotHold>>;
 
@@ -300,7 +358,12 @@ pub trait WriteTx: Send {
     /// Removes for good, with their history and index rows, at most `limit` resources of
     /// `resource_type` last changed before `before` (the audit trail's retention); answers
     /// their ids.
-    async fn purge_older_than(&mut self, resource_type: ResourceType, before: Timestamp, limit: usize) -> StoreResult<Vec<String>>;
+    async fn purge_older_than(
+        &mut self,
+        resource_type: ResourceType,
+        before: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<String>>;
 
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
@@ -326,8 +389,14 @@ mod tests {
     #[test]
     fn a_plain_token_row_holds_at_every_instant() {
         let row = TokenIndex::code("status", None, "free");
-        assert_eq!((row.param.as_str(), row.code.as_deref()), ("status", Some("free")));
+        assert_eq!(
+            (row.param.as_str(), row.code.as_deref()),
+            ("status", Some("free"))
+        );
         assert_eq!((row.valid_from, row.valid_until), (None, None));
-        assert_eq!((row.text, row.type_system, row.type_code), (None, None, None));
+        assert_eq!(
+            (row.text, row.type_system, row.type_code),
+            (None, None, None)
+        );
     }
 }
