@@ -8,11 +8,7 @@ use termin_store::{ChangeKind, HistoryEntry, ResourceVersion};
 
 /// Parses a stored body for embedding in a Bundle.
 pub fn stored_json(version: &ResourceVersion) -> Result<Option<Value>, ApiError> {
-    version
-        .body
-        .as_deref()
-        .map(|text| parse_stored(text, &version.id))
-        .transpose()
+    version.body.as_deref().map(|text| parse_stored(text, &version.id)).transpose()
 }
 
 pub fn full_url(base: &str, version: &ResourceVersion) -> String {
@@ -25,11 +21,7 @@ pub fn links(self_url: String, next_url: Option<String>) -> Value {
 }
 
 /// `self`, and `next`/`previous` where those pages exist.
-pub fn paging_links(
-    self_url: String,
-    next_url: Option<String>,
-    previous_url: Option<String>,
-) -> Value {
+pub fn paging_links(self_url: String, next_url: Option<String>, previous_url: Option<String>) -> Value {
     let mut links = vec![json!({"relation": "self", "url": self_url})];
     if let Some(next) = next_url {
         links.push(json!({"relation": "next", "url": next}));
@@ -69,11 +61,7 @@ enum EntryResource {
 }
 
 pub fn searchset(total: Option<u64>, links: Value, entries: Vec<SearchEntry>) -> Searchset {
-    Searchset {
-        total,
-        links,
-        entries,
-    }
+    Searchset { total, links, entries }
 }
 
 impl Searchset {
@@ -260,11 +248,7 @@ pub fn history_entry(base: &str, entry: &HistoryEntry) -> Result<Value, ApiError
     let (method, url, status) = match entry.change {
         ChangeKind::Create => ("POST", v.resource_type.to_string(), "201 Created"),
         ChangeKind::Update => ("PUT", format!("{}/{}", v.resource_type, v.id), "200 OK"),
-        ChangeKind::Delete => (
-            "DELETE",
-            format!("{}/{}", v.resource_type, v.id),
-            "204 No Content",
-        ),
+        ChangeKind::Delete => ("DELETE", format!("{}/{}", v.resource_type, v.id), "204 No Content"),
     };
     let mut out = Map::new();
     out.insert("fullUrl".into(), json!(full_url(base, v)));
@@ -301,21 +285,10 @@ mod tests {
     #[test]
     fn spliced_text_is_what_the_parsed_bundle_prints() {
         // Exponents, escapes and non-ASCII text must come out as stored.
-        let first = version(
-            "a",
-            r#"{"resourceType":"Slot","id":"a","meta":{"versionId":"1"},"comment":"Zä\"\n","x":1E5}"#,
-        );
+        let first = version("a", r#"{"resourceType":"Slot","id":"a","meta":{"versionId":"1"},"comment":"Zä\"\n","x":1E5}"#);
         let second = version("b", r#"{"resourceType":"Slot","id":"b","y":[1.50,-0.0]}"#);
         let build = |entries: Vec<SearchEntry>| {
-            searchset(
-                Some(7),
-                paging_links(
-                    "http://h/Slot?a=\"b\"".into(),
-                    Some("http://h/n".into()),
-                    None,
-                ),
-                entries,
-            )
+            searchset(Some(7), paging_links("http://h/Slot?a=\"b\"".into(), Some("http://h/n".into()), None), entries)
         };
         let entries = || {
             vec![
@@ -326,15 +299,9 @@ mod tests {
         };
         let text = build(entries()).to_json_text();
         assert_eq!(text, build(entries()).into_value().unwrap().to_string());
-        assert!(
-            text.contains(r#""x":1E5"#) && text.contains(r#""y":[1.50,-0.0]"#),
-            "{text}"
-        );
+        assert!(text.contains(r#""x":1E5"#) && text.contains(r#""y":[1.50,-0.0]"#), "{text}");
         let empty = searchset(None, json!([]), Vec::new());
-        assert_eq!(
-            empty.to_json_text(),
-            r#"{"resourceType":"Bundle","type":"searchset","link":[]}"#
-        );
+        assert_eq!(empty.to_json_text(), r#"{"resourceType":"Bundle","type":"searchset","link":[]}"#);
     }
 
     #[test]
@@ -347,9 +314,6 @@ mod tests {
             })
             .unwrap();
         let text = searchset(None, json!([]), vec![entry]).to_json_text();
-        assert!(
-            text.contains(r#""resource":{"resourceType":"Slot","id":"a"}"#),
-            "{text}"
-        );
+        assert!(text.contains(r#""resource":{"resourceType":"Slot","id":"a"}"#), "{text}");
     }
 }

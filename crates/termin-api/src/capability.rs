@@ -104,10 +104,7 @@ pub fn capability_statement(
 /// `rest.documentation` of a central scheduling platform: what it aggregates and how ids work.
 fn platform_documentation(platform: &termin_platform::Platform) -> String {
     let upstreams: Vec<&str> = platform.upstreams().iter().map(|u| u.name()).collect();
-    let aggregated: Vec<&str> = termin_platform::AGGREGATED
-        .iter()
-        .map(|t| t.as_str())
-        .collect();
+    let aggregated: Vec<&str> = termin_platform::AGGREGATED.iter().map(|t| t.as_str()).collect();
     format!(
         "Central scheduling platform {:?} aggregating the Scheduling Servers {}. Their resources appear as \
          Type/NAME.id (meta.source names the owning server). Searches of {} and $findHSP include every upstream \
@@ -166,12 +163,10 @@ fn search_params(search: &SearchParameters, resource_type: ResourceType) -> Vec<
         .params(resource_type)
         .iter()
         .map(|param| {
-            let mut entry =
-                json!({"name": param.code, "definition": param.url, "type": param.kind.code()});
+            let mut entry = json!({"name": param.code, "definition": param.url, "type": param.kind.code()});
             let modifiers = param.modifiers();
             if !modifiers.is_empty() {
-                entry["documentation"] =
-                    json!(format!("Supported modifiers: {}", modifiers.join(", ")));
+                entry["documentation"] = json!(format!("Supported modifiers: {}", modifiers.join(", ")));
             }
             entry
         })

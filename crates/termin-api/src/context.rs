@@ -4,14 +4,14 @@ use crate::REQUEST_ID;
 use crate::auth::Caller;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts};
+use std::net::SocketAddr;
 use axum::http::Request;
 use axum::http::request::Parts;
+use std::convert::Infallible;
 use axum::http::{Extensions, HeaderMap};
 use axum::middleware::Next;
 use axum::response::Response;
-use std::convert::Infallible;
 use std::net::IpAddr;
-use std::net::SocketAddr;
 use termin_domain::{Caller as DomainCaller, PublicBooking};
 use termin_store::RequestContext;
 
@@ -39,11 +39,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty());
         let address = client_address(&parts.extensions);
-        let mut caller = Ctx::of(
-            request_id.to_owned(),
-            parts.extensions.get::<Caller>(),
-            address.as_deref(),
-        );
+        let mut caller = Ctx::of(request_id.to_owned(), parts.extensions.get::<Caller>(), address.as_deref());
         if let Some(admitted) = parts.extensions.get::<PublicBooking>() {
             caller = caller.with_public_booking(admitted.clone());
         }
@@ -75,9 +71,7 @@ struct ForwardedFor(IpAddr);
 pub fn client_address(extensions: &Extensions) -> Option<String> {
     match extensions.get::<ForwardedFor>() {
         Some(ForwardedFor(client)) => Some(client.to_string()),
-        None => extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(peer)| peer.ip().to_string()),
+        None => extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip().to_string()),
     }
 }
 
@@ -90,10 +84,7 @@ pub async fn resolve_client_address(
     next: Next,
 ) -> Response {
     let trusted = &state.config.trusted_proxies;
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| peer.ip());
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip());
     if let Some(peer) = peer
         && trusted.contains(&peer)
         && let Some(client) = forwarded_client(request.headers(), trusted)
@@ -129,9 +120,7 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 /// are safe as they are in logs, headers and HTML. Anything else is replaced by a generated id.
 fn is_acceptable_request_id(id: &[u8]) -> bool {
     (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
-        && id
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        && id.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// Middleware in front of the request id layer: keeps the client's first `X-Request-Id` only
@@ -175,15 +164,8 @@ mod tests {
             forwarded_client(&headers, &trusted).map(|a| a.to_string())
         };
         assert_eq!(with(&["203.0.113.7"]).as_deref(), Some("203.0.113.7"));
-        assert_eq!(
-            with(&["198.51.100.1, 203.0.113.7, 10.0.0.2"]).as_deref(),
-            Some("203.0.113.7"),
-            "the left is the client's word"
-        );
-        assert_eq!(
-            with(&["198.51.100.1", "2001:db8::1"]).as_deref(),
-            Some("2001:db8::1")
-        );
+        assert_eq!(with(&["198.51.100.1, 203.0.113.7, 10.0.0.2"]).as_deref(), Some("203.0.113.7"), "the left is the client's word");
+        assert_eq!(with(&["198.51.100.1", "2001:db8::1"]).as_deref(), Some("2001:db8::1"));
         assert_eq!(with(&["10.0.0.2"]), None);
         assert_eq!(with(&["203.0.113.7, garbage"]), None);
         assert_eq!(with(&[]), None);
@@ -191,19 +173,11 @@ mod tests {
 
     #[test]
     fn request_ids_are_short_tokens() {
-        for kept in [
-            "a",
-            "3f2b9c1e-8d4a-4c5e-9f00-123456789abc",
-            "node-1:req.42_x",
-            &"x".repeat(128),
-        ] {
+        for kept in ["a", "3f2b9c1e-8d4a-4c5e-9f00-123456789abc", "node-1:req.42_x", &"x".repeat(128)] {
             assert!(is_acceptable_request_id(kept.as_bytes()), "{kept:?}");
         }
         for replaced in ["", "<script>", "a b", "id\"", "ä", "a/b", &"x".repeat(129)] {
-            assert!(
-                !is_acceptable_request_id(replaced.as_bytes()),
-                "{replaced:?}"
-            );
+            assert!(!is_acceptable_request_id(replaced.as_bytes()), "{replaced:?}");
         }
     }
 }

@@ -23,11 +23,7 @@ pub enum CorsOrigins {
 impl CorsOrigins {
     /// Reads `--cors-allowed-origins`: no entries, `*` alone, or `scheme://host[:port]` origins.
     pub fn parse(entries: &[String]) -> Result<CorsOrigins, String> {
-        let entries: Vec<&str> = entries
-            .iter()
-            .map(|e| e.trim())
-            .filter(|e| !e.is_empty())
-            .collect();
+        let entries: Vec<&str> = entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()).collect();
         match entries.as_slice() {
             [] => Ok(CorsOrigins::None),
             ["*"] => Ok(CorsOrigins::Any),
@@ -52,13 +48,7 @@ impl CorsOrigins {
         Some(
             CorsLayer::new()
                 .allow_origin(allow_origin)
-                .allow_methods([
-                    Method::GET,
-                    Method::POST,
-                    Method::PUT,
-                    Method::PATCH,
-                    Method::DELETE,
-                ])
+                .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
                 .allow_headers([
                     header::AUTHORIZATION,
                     header::CONTENT_TYPE,
@@ -84,10 +74,7 @@ impl CorsOrigins {
 /// `scheme://host[:port]`, lower-cased as browsers send it; no path, no trailing slash.
 fn origin(entry: &str) -> Option<HeaderValue> {
     let (scheme, authority) = entry.split_once("://")?;
-    let scheme_ok = !scheme.is_empty()
-        && scheme
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-');
+    let scheme_ok = !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-');
     if !scheme_ok || !crate::routes::is_plain_authority(authority) {
         return None;
     }
@@ -135,13 +122,7 @@ mod tests {
                 HeaderValue::from_static("http://localhost:3000"),
             ])
         );
-        for bad in [
-            "*,https://a.example",
-            "booking.example.at",
-            "https://a.example/",
-            "https://a.example/app",
-            "https://",
-        ] {
+        for bad in ["*,https://a.example", "booking.example.at", "https://a.example/", "https://a.example/app", "https://"] {
             let entries: Vec<&str> = bad.split(',').collect();
             assert!(parse(&entries).is_err(), "{bad:?}");
         }

@@ -25,10 +25,7 @@ impl ApiError {
     }
 
     pub fn not_found(diagnostics: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            Issue::error(IssueCode::NotFound, diagnostics),
-        )
+        Self::new(StatusCode::NOT_FOUND, Issue::error(IssueCode::NotFound, diagnostics))
     }
 
     /// A 500 whose cause is in the server log only; the caller logs it.
@@ -49,17 +46,11 @@ impl From<DomainError> for ApiError {
             DomainError::Invalid(outcome) => (StatusCode::BAD_REQUEST, outcome),
             DomainError::NotFound(what) => (
                 StatusCode::NOT_FOUND,
-                OperationOutcome::single(Issue::error(
-                    IssueCode::NotFound,
-                    format!("{what} is not known"),
-                )),
+                OperationOutcome::single(Issue::error(IssueCode::NotFound, format!("{what} is not known"))),
             ),
             DomainError::Gone(what) => (
                 StatusCode::GONE,
-                OperationOutcome::single(Issue::error(
-                    IssueCode::Deleted,
-                    format!("{what} has been deleted"),
-                )),
+                OperationOutcome::single(Issue::error(IssueCode::Deleted, format!("{what} has been deleted"))),
             ),
             DomainError::PreconditionFailed(outcome) => (StatusCode::PRECONDITION_FAILED, outcome),
             DomainError::Conflict(outcome) => (StatusCode::CONFLICT, outcome),
@@ -107,22 +98,14 @@ pub struct ErrorOutcome(pub serde_json::Value);
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let outcome = self.outcome.to_json();
-        let mut response = (
-            self.status,
-            [(header::CONTENT_TYPE, crate::format::FHIR_JSON)],
-            outcome.to_string(),
-        )
-            .into_response();
+        let mut response =
+            (self.status, [(header::CONTENT_TYPE, crate::format::FHIR_JSON)], outcome.to_string()).into_response();
         response.extensions_mut().insert(ErrorOutcome(outcome));
-        if matches!(
-            self.status,
-            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
-        ) {
+        if matches!(self.status, StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT) {
             // The rest of the body stays unread, so the connection cannot be reused.
-            response.headers_mut().insert(
-                header::CONNECTION,
-                axum::http::HeaderValue::from_static("close"),
-            );
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
         }
         response
     }

@@ -30,14 +30,8 @@ pub enum Syntax {
 /// server has it (a converter is installed).
 fn syntax_of(media: &str) -> Option<Syntax> {
     match media {
-        "json" | "application/json" | "application/fhir+json" | "application/json+fhir" => {
-            Some(Syntax::Json)
-        }
-        "xml"
-        | "text/xml"
-        | "application/xml"
-        | "application/fhir+xml"
-        | "application/xml+fhir"
+        "json" | "application/json" | "application/fhir+json" | "application/json+fhir" => Some(Syntax::Json),
+        "xml" | "text/xml" | "application/xml" | "application/fhir+xml" | "application/xml+fhir"
             if termin_xml::offered() =>
         {
             Some(Syntax::Xml)
@@ -58,20 +52,12 @@ pub fn offered_formats() -> Vec<&'static str> {
 /// The media type of a header value or `_format` (parameters dropped, lower case). An
 /// unencoded '+' in `_format=application/fhir+json` arrives as a space.
 fn media_of(value: &str) -> String {
-    value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .replace(' ', "+")
-        .to_ascii_lowercase()
+    value.split(';').next().unwrap_or_default().trim().replace(' ', "+").to_ascii_lowercase()
 }
 
 /// The request body's media type, if it has a Content-Type.
 fn content_media(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::CONTENT_TYPE)
-        .map(|v| media_of(v.to_str().unwrap_or_default()))
+    headers.get(header::CONTENT_TYPE).map(|v| media_of(v.to_str().unwrap_or_default()))
 }
 
 /// How the response body is written, negotiated from `_format`, `Accept` and `_pretty`.
@@ -89,10 +75,7 @@ fn not_acceptable(asked: &str) -> ApiError {
     };
     ApiError::new(
         StatusCode::NOT_ACCEPTABLE,
-        Issue::error(
-            IssueCode::NotSupported,
-            format!("Cannot answer in {asked}; this server speaks {offered}"),
-        ),
+        Issue::error(IssueCode::NotSupported, format!("Cannot answer in {asked}; this server speaks {offered}")),
     )
 }
 
@@ -145,12 +128,8 @@ impl ResponseFormat {
         }
         format.syntax = match best {
             Some((_, Some(syntax))) => syntax,
-            Some((_, None)) => content_media(headers)
-                .and_then(|m| syntax_of(&m))
-                .unwrap_or_default(),
-            None if accept.is_empty() => content_media(headers)
-                .and_then(|m| syntax_of(&m))
-                .unwrap_or_default(),
+            Some((_, None)) => content_media(headers).and_then(|m| syntax_of(&m)).unwrap_or_default(),
+            None if accept.is_empty() => content_media(headers).and_then(|m| syntax_of(&m)).unwrap_or_default(),
             None => return Err(not_acceptable(&accept.join(","))),
         };
         Ok(format)
@@ -160,29 +139,20 @@ impl ResponseFormat {
     /// stored without validation) answers 406.
     fn render(self, value: &Value) -> Result<(String, &'static str), ApiError> {
         match self.syntax {
-            Syntax::Json if self.pretty => Ok((
-                serde_json::to_string_pretty(value).unwrap_or_default(),
-                FHIR_JSON,
-            )),
+            Syntax::Json if self.pretty => Ok((serde_json::to_string_pretty(value).unwrap_or_default(), FHIR_JSON)),
             Syntax::Json => Ok((value.to_string(), FHIR_JSON)),
             Syntax::Xml => {
                 let converter = termin_xml::installed().map_err(|why| {
                     ApiError::new(
                         StatusCode::NOT_ACCEPTABLE,
-                        Issue::error(
-                            IssueCode::NotSupported,
-                            format!("FHIR XML is not available: {why}"),
-                        ),
+                        Issue::error(IssueCode::NotSupported, format!("FHIR XML is not available: {why}")),
                     )
                 })?;
                 let xml = converter.to_xml(value, self.pretty).map_err(|issue| {
                     ApiError::new(
                         StatusCode::NOT_ACCEPTABLE,
                         Issue {
-                            diagnostics: format!(
-                                "The response has no FHIR XML form: {}",
-                                issue.diagnostics
-                            ),
+                            diagnostics: format!("The response has no FHIR XML form: {}", issue.diagnostics),
                             code: IssueCode::NotSupported,
                             ..issue
                         },
@@ -198,20 +168,15 @@ impl ResponseFormat {
 /// errors raised before a handler ran (extractors, routing) are in that format too. When the
 /// negotiation itself failed, the error stays JSON.
 pub async fn render_errors(request: Request, next: axum::middleware::Next) -> Response {
-    let format =
-        ResponseFormat::negotiate(request.uri().query(), request.headers()).unwrap_or_default();
+    let format = ResponseFormat::negotiate(request.uri().query(), request.headers()).unwrap_or_default();
     let mut response = next.run(request).await;
     if format != ResponseFormat::default()
-        && let Some(outcome) = response
-            .extensions_mut()
-            .remove::<crate::error::ErrorOutcome>()
+        && let Some(outcome) = response.extensions_mut().remove::<crate::error::ErrorOutcome>()
         && let Ok((body, content_type)) = format.render(&outcome.0)
     {
         *response.body_mut() = Body::from(body);
         response.headers_mut().remove(header::CONTENT_LENGTH);
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     }
     response
 }
@@ -238,22 +203,14 @@ impl FromRequest<SharedState> for FhirBody {
         let declared = match content_media(request.headers()) {
             None => None,
             Some(media) => Some(syntax_of(&media).ok_or_else(|| {
-                let xml = if termin_xml::offered() {
-                    " or application/fhir+xml"
-                } else {
-                    ""
-                };
+                let xml = if termin_xml::offered() { " or application/fhir+xml" } else { "" };
                 unsupported_media(&media, &format!("application/fhir+json{xml}"))
             })?),
         };
         let bytes = read_limited(request, &state.config).await?;
         let syntax = declared.unwrap_or_else(|| {
             let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-            if first == Some(&b'<') && termin_xml::offered() {
-                Syntax::Xml
-            } else {
-                Syntax::Json
-            }
+            if first == Some(&b'<') && termin_xml::offered() { Syntax::Xml } else { Syntax::Json }
         });
         // XML always goes to a blocking thread: its first use may load the R5 definitions.
         let inline = syntax == Syntax::Json && bytes.len() <= PARSE_INLINE_BYTES;
@@ -265,9 +222,7 @@ impl FromRequest<SharedState> for FhirBody {
             parse()
         } else {
             tokio::task::spawn_blocking(parse).await.map_err(|e| {
-                ApiError::from(termin_domain::DomainError::Internal(format!(
-                    "parsing the body failed: {e}"
-                )))
+                ApiError::from(termin_domain::DomainError::Internal(format!("parsing the body failed: {e}")))
             })?
         };
         parsed.map(FhirBody).map_err(ApiError::bad_request)
@@ -276,12 +231,8 @@ impl FromRequest<SharedState> for FhirBody {
 
 /// One FHIR resource from an XML body, within the content limits JSON bodies keep.
 fn parse_xml_resource(bytes: &[u8]) -> Result<Map<String, Value>, Issue> {
-    let converter = termin_xml::installed().map_err(|why| {
-        Issue::error(
-            IssueCode::NotSupported,
-            format!("FHIR XML is not available: {why}"),
-        )
-    })?;
+    let converter = termin_xml::installed()
+        .map_err(|why| Issue::error(IssueCode::NotSupported, format!("FHIR XML is not available: {why}")))?;
     let resource = converter.from_xml(bytes)?;
     check_content(&resource)?;
     Ok(resource)
@@ -290,10 +241,7 @@ fn parse_xml_resource(bytes: &[u8]) -> Result<Map<String, Value>, Issue> {
 fn unsupported_media(media: &str, send: &str) -> ApiError {
     ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        Issue::error(
-            IssueCode::NotSupported,
-            format!("Content-Type {media:?} is not supported here; send {send}"),
-        ),
+        Issue::error(IssueCode::NotSupported, format!("Content-Type {media:?} is not supported here; send {send}")),
     )
 }
 
@@ -308,18 +256,12 @@ impl FromRequest<SharedState> for JsonPatchBody {
 
     async fn from_request(request: Request, state: &SharedState) -> Result<Self, Self::Rejection> {
         let bytes = read_body(request, &state.config, &[JSON_PATCH]).await?;
-        parse_value(&bytes)
-            .map(JsonPatchBody)
-            .map_err(ApiError::bad_request)
+        parse_value(&bytes).map(JsonPatchBody).map_err(ApiError::bad_request)
     }
 }
 
 /// Checks the content type and reads the body within the configured size limit.
-pub async fn read_body(
-    request: Request,
-    config: &ApiConfig,
-    accepted: &[&str],
-) -> Result<axum::body::Bytes, ApiError> {
+pub async fn read_body(request: Request, config: &ApiConfig, accepted: &[&str]) -> Result<axum::body::Bytes, ApiError> {
     if let Some(media) = content_media(request.headers())
         && !accepted.contains(&media.as_str())
     {
@@ -329,18 +271,12 @@ pub async fn read_body(
 }
 
 /// Reads the body within the size limit and the body read timeout, whatever its content type.
-pub async fn read_limited(
-    request: Request,
-    config: &ApiConfig,
-) -> Result<axum::body::Bytes, ApiError> {
+pub async fn read_limited(request: Request, config: &ApiConfig) -> Result<axum::body::Bytes, ApiError> {
     let limit = config.max_body_bytes;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            Issue::error(
-                IssueCode::TooLong,
-                format!("The request body is larger than the limit of {limit} bytes"),
-            ),
+            Issue::error(IssueCode::TooLong, format!("The request body is larger than the limit of {limit} bytes")),
         )
     };
     let declared = request
@@ -352,30 +288,22 @@ pub async fn read_limited(
         return Err(too_large());
     }
     let reading = axum::body::to_bytes(request.into_body(), limit);
-    let read = tokio::time::timeout(config.body_read_timeout, reading)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                Issue::error(
-                    IssueCode::Timeout,
-                    format!(
-                        "The request body did not arrive within {} s",
-                        config.body_read_timeout.as_secs_f64()
-                    ),
-                ),
-            )
-        })?;
+    let read = tokio::time::timeout(config.body_read_timeout, reading).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            Issue::error(
+                IssueCode::Timeout,
+                format!("The request body did not arrive within {} s", config.body_read_timeout.as_secs_f64()),
+            ),
+        )
+    })?;
     read.map_err(|e| {
         let is_limit = std::error::Error::source(&e)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if is_limit {
             too_large()
         } else {
-            ApiError::bad_request(Issue::error(
-                IssueCode::Structure,
-                format!("The request body could not be read: {e}"),
-            ))
+            ApiError::bad_request(Issue::error(IssueCode::Structure, format!("The request body could not be read: {e}")))
         }
     })
 }
@@ -443,13 +371,7 @@ fn link_header_of(links: &Value) -> Option<HeaderValue> {
     let links: Vec<String> = links
         .as_array()?
         .iter()
-        .filter_map(|link| {
-            Some(format!(
-                "<{}>; rel=\"{}\"",
-                link.get("url")?.as_str()?,
-                link.get("relation")?.as_str()?
-            ))
-        })
+        .filter_map(|link| Some(format!("<{}>; rel=\"{}\"", link.get("url")?.as_str()?, link.get("relation")?.as_str()?)))
         .collect();
     if links.is_empty() {
         return None;
@@ -467,9 +389,7 @@ impl IntoResponse for FhirResponse {
         let rendered = match self.payload {
             None => None,
             Some(Payload::Json(value)) => Some(self.format.render(&value)),
-            Some(Payload::Stored(text)) if self.format == ResponseFormat::default() => {
-                Some(Ok((text, FHIR_JSON)))
-            }
+            Some(Payload::Stored(text)) if self.format == ResponseFormat::default() => Some(Ok((text, FHIR_JSON))),
             Some(Payload::Stored(text)) => match termin_fhir::json::parse_stored(&text) {
                 Ok(value) => Some(self.format.render(&value)),
                 Err(_) => Some(Ok((text, FHIR_JSON))),
@@ -477,11 +397,7 @@ impl IntoResponse for FhirResponse {
             Some(Payload::Searchset(bundle)) if self.format == ResponseFormat::default() => {
                 Some(Ok((bundle.to_json_text(), FHIR_JSON)))
             }
-            Some(Payload::Searchset(bundle)) => Some(
-                bundle
-                    .into_value()
-                    .and_then(|value| self.format.render(&value)),
-            ),
+            Some(Payload::Searchset(bundle)) => Some(bundle.into_value().and_then(|value| self.format.render(&value))),
         };
         let mut response = match rendered {
             Some(Ok((body, content_type))) => {
@@ -515,11 +431,7 @@ mod tests {
         });
     }
 
-    fn negotiate_with(
-        query: Option<&str>,
-        accept: Option<&str>,
-        content_type: Option<&str>,
-    ) -> Result<Syntax, StatusCode> {
+    fn negotiate_with(query: Option<&str>, accept: Option<&str>, content_type: Option<&str>) -> Result<Syntax, StatusCode> {
         offer_xml();
         let mut headers = HeaderMap::new();
         if let Some(accept) = accept {
@@ -528,9 +440,7 @@ mod tests {
         if let Some(content_type) = content_type {
             headers.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
         }
-        ResponseFormat::negotiate(query, &headers)
-            .map(|f| f.syntax)
-            .map_err(|e| e.status)
+        ResponseFormat::negotiate(query, &headers).map(|f| f.syntax).map_err(|e| e.status)
     }
 
     fn negotiate(query: Option<&str>, accept: Option<&str>) -> Result<Syntax, StatusCode> {
@@ -541,86 +451,30 @@ mod tests {
     fn negotiates_json_and_xml_by_format_and_accept() {
         use Syntax::{Json, Xml};
         assert_eq!(negotiate(None, None), Ok(Json));
-        assert_eq!(
-            negotiate(None, Some("text/html,application/xhtml+xml,*/*;q=0.8")),
-            Ok(Json)
-        );
+        assert_eq!(negotiate(None, Some("text/html,application/xhtml+xml,*/*;q=0.8")), Ok(Json));
         assert_eq!(negotiate(None, Some("application/fhir+json")), Ok(Json));
         assert_eq!(negotiate(None, Some("application/fhir+xml")), Ok(Xml));
         assert_eq!(negotiate(None, Some("text/xml")), Ok(Xml));
-        assert_eq!(
-            negotiate(
-                None,
-                Some("application/xml;q=0.5, application/fhir+json;q=0.9")
-            ),
-            Ok(Json)
-        );
-        assert_eq!(
-            negotiate(
-                None,
-                Some("application/fhir+json;q=0, application/fhir+xml;q=0.1")
-            ),
-            Ok(Xml)
-        );
-        assert_eq!(
-            negotiate(None, Some("text/html, application/fhir+xml;q=0.2")),
-            Ok(Xml)
-        );
-        assert_eq!(
-            negotiate(None, Some("text/html")),
-            Err(StatusCode::NOT_ACCEPTABLE)
-        );
-        assert_eq!(
-            negotiate(None, Some("application/fhir+xml;q=0")),
-            Err(StatusCode::NOT_ACCEPTABLE)
-        );
+        assert_eq!(negotiate(None, Some("application/xml;q=0.5, application/fhir+json;q=0.9")), Ok(Json));
+        assert_eq!(negotiate(None, Some("application/fhir+json;q=0, application/fhir+xml;q=0.1")), Ok(Xml));
+        assert_eq!(negotiate(None, Some("text/html, application/fhir+xml;q=0.2")), Ok(Xml));
+        assert_eq!(negotiate(None, Some("text/html")), Err(StatusCode::NOT_ACCEPTABLE));
+        assert_eq!(negotiate(None, Some("application/fhir+xml;q=0")), Err(StatusCode::NOT_ACCEPTABLE));
         assert_eq!(negotiate(Some("_format=xml"), None), Ok(Xml));
-        assert_eq!(
-            negotiate(
-                Some("_format=application/fhir+xml"),
-                Some("application/fhir+json")
-            ),
-            Ok(Xml)
-        );
-        assert_eq!(
-            negotiate(
-                Some("_format=application%2Ffhir%2Bjson"),
-                Some("application/xml")
-            ),
-            Ok(Json)
-        );
-        assert_eq!(
-            negotiate(Some("_format=turtle"), None),
-            Err(StatusCode::NOT_ACCEPTABLE)
-        );
+        assert_eq!(negotiate(Some("_format=application/fhir+xml"), Some("application/fhir+json")), Ok(Xml));
+        assert_eq!(negotiate(Some("_format=application%2Ffhir%2Bjson"), Some("application/xml")), Ok(Json));
+        assert_eq!(negotiate(Some("_format=turtle"), None), Err(StatusCode::NOT_ACCEPTABLE));
         // Without a preference, the answer comes in the format of the request body.
-        assert_eq!(
-            negotiate_with(None, None, Some("application/fhir+xml")),
-            Ok(Xml)
-        );
-        assert_eq!(
-            negotiate_with(None, Some("*/*"), Some("application/xml; charset=utf-8")),
-            Ok(Xml)
-        );
-        assert_eq!(
-            negotiate_with(None, Some("application/json"), Some("application/fhir+xml")),
-            Ok(Json)
-        );
+        assert_eq!(negotiate_with(None, None, Some("application/fhir+xml")), Ok(Xml));
+        assert_eq!(negotiate_with(None, Some("*/*"), Some("application/xml; charset=utf-8")), Ok(Xml));
+        assert_eq!(negotiate_with(None, Some("application/json"), Some("application/fhir+xml")), Ok(Json));
     }
 
     #[test]
     fn pretty_is_independent_of_the_format() {
         offer_xml();
         let headers = HeaderMap::new();
-        assert!(
-            ResponseFormat::negotiate(Some("_pretty=true"), &headers)
-                .unwrap()
-                .pretty
-        );
-        assert!(
-            ResponseFormat::negotiate(Some("_pretty=true&_format=xml"), &headers)
-                .unwrap()
-                .pretty
-        );
+        assert!(ResponseFormat::negotiate(Some("_pretty=true"), &headers).unwrap().pretty);
+        assert!(ResponseFormat::negotiate(Some("_pretty=true&_format=xml"), &headers).unwrap().pretty);
     }
 }

@@ -104,23 +104,11 @@ pub fn app_with_pages(state: AppState, pages: Router) -> Router {
 fn fhir_api(state: SharedState) -> Router {
     registry::router()
         // Innermost: it sees only authorized requests, and its own data's pages run the handlers.
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            platform::route,
-        ))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), platform::route))
         .route_layer(axum::middleware::from_fn(audit::read_only_audit_events))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::authorize,
-        ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            audit::record_denials,
-        ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            context::resolve_client_address,
-        ))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authorize))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), audit::record_denials))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), context::resolve_client_address))
         .with_state(state)
 }
 
@@ -131,9 +119,7 @@ fn with_layers(router: Router, cors: &CorsOrigins) -> Router {
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(axum::middleware::from_fn(limits::check_head));
     if let Some(cors_layer) = cors.layer() {
-        router = router
-            .layer(cors_layer)
-            .layer(axum::middleware::from_fn(cors::finish_answer));
+        router = router.layer(cors_layer).layer(axum::middleware::from_fn(cors::finish_answer));
     }
     router
         // Outside the error rendering and the panic catcher, so it counts the status the client gets.
@@ -141,9 +127,7 @@ fn with_layers(router: Router, cors: &CorsOrigins) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(context::request_span))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(axum::middleware::map_request(
-            context::keep_acceptable_request_id,
-        ))
+        .layer(axum::middleware::map_request(context::keep_acceptable_request_id))
 }
 
 #[cfg(test)]
@@ -161,43 +145,27 @@ mod tests {
     }
 
     fn panicking_router() -> Router {
-        with_layers(
-            Router::new().route("/panic", get(buggy_handler)),
-            &CorsOrigins::None,
-        )
+        with_layers(Router::new().route("/panic", get(buggy_handler)), &CorsOrigins::None)
     }
 
     #[test]
     fn a_panicking_handler_answers_500_with_an_operation_outcome_and_is_counted() {
         let recorder = PrometheusBuilder::new().build_recorder();
         let metrics = recorder.handle();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let response = ::metrics::with_local_recorder(&recorder, || {
-            runtime.block_on(
-                panicking_router().oneshot(Request::get("/panic").body(Body::empty()).unwrap()),
-            )
+            runtime.block_on(panicking_router().oneshot(Request::get("/panic").body(Body::empty()).unwrap()))
         })
         .unwrap();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(response.headers()[header::CONTENT_TYPE], format::FHIR_JSON);
         assert!(response.headers().contains_key(&REQUEST_ID));
-        let body = runtime
-            .block_on(response.into_body().collect())
-            .unwrap()
-            .to_bytes();
+        let body = runtime.block_on(response.into_body().collect()).unwrap().to_bytes();
         let outcome: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(outcome["resourceType"], "OperationOutcome");
         assert_eq!(outcome["issue"][0]["code"], "exception");
         let rendered = metrics.render();
-        assert!(
-            rendered.contains("termin_http_panics_total 1"),
-            "{rendered}"
-        );
-        assert!(
-            rendered.contains(r#"termin_http_requests_total{interaction="other",status="500"} 1"#),
-            "{rendered}"
-        );
+        assert!(rendered.contains("termin_http_panics_total 1"), "{rendered}");
+        assert!(rendered.contains(r#"termin_http_requests_total{interaction="other",status="500"} 1"#), "{rendered}");
     }
 }

@@ -41,10 +41,7 @@ pub async fn check_head(request: Request, next: Next) -> Response {
 }
 
 fn head_error(request: &Request) -> Option<ApiError> {
-    let uri_bytes = request
-        .uri()
-        .path_and_query()
-        .map_or(0, |p| p.as_str().len());
+    let uri_bytes = request.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if uri_bytes > MAX_URI_BYTES {
         return Some(ApiError::new(
             StatusCode::URI_TOO_LONG,
@@ -57,11 +54,7 @@ fn head_error(request: &Request) -> Option<ApiError> {
             ),
         ));
     }
-    if request
-        .uri()
-        .query()
-        .is_some_and(|q| q.to_ascii_lowercase().contains("%00"))
-    {
+    if request.uri().query().is_some_and(|q| q.to_ascii_lowercase().contains("%00")) {
         // No FHIR value holds U+0000, and PostgreSQL refuses it in a statement's parameters.
         return Some(ApiError::bad_request(Issue::error(
             IssueCode::Invalid,
@@ -75,18 +68,13 @@ fn head_error(request: &Request) -> Option<ApiError> {
             headers.len()
         )));
     }
-    let header_bytes: usize = headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum();
+    let header_bytes: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
     if header_bytes > MAX_HEADER_BYTES {
         return Some(too_large(format!(
             "The request header fields have {header_bytes} bytes; at most {MAX_HEADER_BYTES} are accepted"
         )));
     }
-    let not_text = INTERPRETED
-        .iter()
-        .find(|name| headers.get_all(*name).iter().any(|v| v.to_str().is_err()))?;
+    let not_text = INTERPRETED.iter().find(|name| headers.get_all(*name).iter().any(|v| v.to_str().is_err()))?;
     Some(ApiError::bad_request(Issue::error(
         IssueCode::Invalid,
         format!("The {not_text} header must be ASCII text"),
@@ -94,10 +82,7 @@ fn head_error(request: &Request) -> Option<ApiError> {
 }
 
 fn too_large(diagnostics: String) -> ApiError {
-    ApiError::new(
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-        Issue::error(IssueCode::TooLong, diagnostics),
-    )
+    ApiError::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, Issue::error(IssueCode::TooLong, diagnostics))
 }
 
 #[cfg(test)]
@@ -113,37 +98,21 @@ mod tests {
     fn heads_within_the_limits_pass() {
         let uri = format!("/fhir/Patient?name={}", "a".repeat(MAX_URI_BYTES - 19));
         assert_eq!(uri.len(), MAX_URI_BYTES);
-        assert_eq!(
-            status(Request::get(uri.as_str()).header("accept", "application/fhir+json")),
-            None
-        );
-        assert_eq!(
-            status(Request::get("/").header("user-agent", &b"\xc3\xa4"[..])),
-            None,
-            "not interpreted"
-        );
+        assert_eq!(status(Request::get(uri.as_str()).header("accept", "application/fhir+json")), None);
+        assert_eq!(status(Request::get("/").header("user-agent", &b"\xc3\xa4"[..])), None, "not interpreted");
     }
 
     #[test]
     fn heads_beyond_the_limits_are_refused() {
         let uri = format!("/fhir/Patient?name={}", "a".repeat(MAX_URI_BYTES));
-        assert_eq!(
-            status(Request::get(uri.as_str())),
-            Some(StatusCode::URI_TOO_LONG)
-        );
+        assert_eq!(status(Request::get(uri.as_str())), Some(StatusCode::URI_TOO_LONG));
         let mut many = Request::get("/");
         for i in 0..=MAX_HEADERS {
             many = many.header(format!("x-{i}"), "1");
         }
-        assert_eq!(
-            status(many),
-            Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
-        );
+        assert_eq!(status(many), Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
         let big = Request::get("/").header("x-big", "a".repeat(MAX_HEADER_BYTES));
-        assert_eq!(
-            status(big),
-            Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
-        );
+        assert_eq!(status(big), Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
         let binary = Request::get("/").header("prefer", &b"return=\xff"[..]);
         assert_eq!(status(binary), Some(StatusCode::BAD_REQUEST));
     }

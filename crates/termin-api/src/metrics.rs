@@ -18,9 +18,7 @@ use std::time::{Duration, Instant};
 const REQUEST_DURATION: &str = "termin_http_request_duration_seconds";
 
 /// Request latency buckets, in seconds.
-const DURATION_BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-];
+const DURATION_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
 /// How often recorded histogram samples are folded into their buckets between scrapes, so
 /// that an unscraped node does not accumulate them.
@@ -84,16 +82,12 @@ pub async fn endpoint(State(state): State<SharedState>) -> Response {
 
 /// Counts and times every request by interaction; 409s are also counted as conflicts.
 pub async fn track(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
     let interaction = interaction(request.method(), route.as_deref(), request.uri().path());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status();
-    metrics::histogram!(REQUEST_DURATION, "interaction" => interaction.clone())
-        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!(REQUEST_DURATION, "interaction" => interaction.clone()).record(started.elapsed().as_secs_f64());
     metrics::counter!("termin_http_requests_total", "interaction" => interaction.clone(), "status" => status.as_str().to_owned())
         .increment(1);
     if status == StatusCode::CONFLICT {
@@ -125,9 +119,7 @@ fn interaction(method: &Method, route: Option<&str>, path: &str) -> Cow<'static,
         (&Method::GET, "/fhir/{type}/{id}/_history") => Interaction::HistoryInstance,
         (&Method::GET, "/fhir/{type}/_history") => Interaction::HistoryType,
         (&Method::POST, "/fhir/{type}") => Interaction::Create,
-        (&Method::GET, "/fhir/{type}") | (&Method::POST, "/fhir/{type}/_search") => {
-            Interaction::SearchType
-        }
+        (&Method::GET, "/fhir/{type}") | (&Method::POST, "/fhir/{type}/_search") => Interaction::SearchType,
         _ => return Cow::Borrowed("other"),
     };
     Cow::Borrowed(interaction.code())
@@ -139,34 +131,11 @@ mod tests {
 
     #[test]
     fn requests_are_labelled_by_interaction() {
-        assert_eq!(
-            interaction(&Method::GET, Some("/fhir/{type}/{id}"), "/fhir/Slot/1"),
-            "read"
-        );
-        assert_eq!(
-            interaction(&Method::PUT, Some("/fhir/{type}"), "/fhir/Patient"),
-            "update"
-        );
-        assert_eq!(
-            interaction(&Method::POST, Some("/fhir/{type}/{id}"), "/fhir/Slot/$hold"),
-            "$hold"
-        );
-        assert_eq!(
-            interaction(
-                &Method::POST,
-                Some("/fhir/{type}/{id}/{operation}"),
-                "/fhir/Slot/1/$hold"
-            ),
-            "$hold"
-        );
-        assert_eq!(
-            interaction(
-                &Method::POST,
-                Some("/fhir/{type}/{id}"),
-                "/fhir/Slot/$nonsense"
-            ),
-            "operation"
-        );
+        assert_eq!(interaction(&Method::GET, Some("/fhir/{type}/{id}"), "/fhir/Slot/1"), "read");
+        assert_eq!(interaction(&Method::PUT, Some("/fhir/{type}"), "/fhir/Patient"), "update");
+        assert_eq!(interaction(&Method::POST, Some("/fhir/{type}/{id}"), "/fhir/Slot/$hold"), "$hold");
+        assert_eq!(interaction(&Method::POST, Some("/fhir/{type}/{id}/{operation}"), "/fhir/Slot/1/$hold"), "$hold");
+        assert_eq!(interaction(&Method::POST, Some("/fhir/{type}/{id}"), "/fhir/Slot/$nonsense"), "operation");
         assert_eq!(interaction(&Method::GET, None, "/nowhere"), "other");
     }
 }

@@ -60,18 +60,9 @@ mod tests {
     #[test]
     fn reads_return_preference() {
         assert_eq!(prefer("return=minimal"), ReturnPreference::Minimal);
-        assert_eq!(
-            prefer("respond-async, return=OperationOutcome"),
-            ReturnPreference::OperationOutcome
-        );
-        assert_eq!(
-            prefer("return=\"representation\""),
-            ReturnPreference::Representation
-        );
-        assert_eq!(
-            return_preference(&HeaderMap::new()),
-            ReturnPreference::Representation
-        );
+        assert_eq!(prefer("respond-async, return=OperationOutcome"), ReturnPreference::OperationOutcome);
+        assert_eq!(prefer("return=\"representation\""), ReturnPreference::Representation);
+        assert_eq!(return_preference(&HeaderMap::new()), ReturnPreference::Representation);
     }
 
     #[test]

@@ -57,9 +57,7 @@ impl Interaction {
     /// (instance) or a search (type); patch is an update.
     pub fn permission(self) -> Permission {
         match self {
-            Interaction::Read | Interaction::Vread | Interaction::HistoryInstance => {
-                Permission::Read
-            }
+            Interaction::Read | Interaction::Vread | Interaction::HistoryInstance => Permission::Read,
             Interaction::SearchType | Interaction::HistoryType => Permission::Search,
             Interaction::Create => Permission::Create,
             Interaction::Update | Interaction::Patch => Permission::Update,
@@ -69,26 +67,18 @@ impl Interaction {
 
     /// Whether the interaction changes data (create, update, patch, delete).
     pub fn changes(self) -> bool {
-        matches!(
-            self,
-            Interaction::Create | Interaction::Update | Interaction::Patch | Interaction::Delete
-        )
+        matches!(self, Interaction::Create | Interaction::Update | Interaction::Patch | Interaction::Delete)
     }
 
     /// The interactions served for `resource_type`: AuditEvents are recorded by the server
     /// and only read.
     pub fn served_for(resource_type: ResourceType) -> Vec<Interaction> {
-        Interaction::ALL
-            .into_iter()
-            .filter(|i| resource_type != ResourceType::AuditEvent || !i.changes())
-            .collect()
+        Interaction::ALL.into_iter().filter(|i| resource_type != ResourceType::AuditEvent || !i.changes()).collect()
     }
 
     /// The interaction a routed request (its method and matched route path) is.
     pub fn of(method: &Method, path: &str) -> Option<Interaction> {
-        Interaction::ALL
-            .into_iter()
-            .find(|i| i.endpoints().contains(&(method.clone(), path)))
+        Interaction::ALL.into_iter().find(|i| i.endpoints().contains(&(method.clone(), path)))
     }
 
     /// The method and path of each route of [`Self::routes`], in the same order.
@@ -96,22 +86,13 @@ impl Interaction {
         match self {
             Interaction::Read => vec![(Method::GET, "/fhir/{type}/{id}")],
             Interaction::Vread => vec![(Method::GET, "/fhir/{type}/{id}/_history/{vid}")],
-            Interaction::Update => vec![
-                (Method::PUT, "/fhir/{type}/{id}"),
-                (Method::PUT, "/fhir/{type}"),
-            ],
+            Interaction::Update => vec![(Method::PUT, "/fhir/{type}/{id}"), (Method::PUT, "/fhir/{type}")],
             Interaction::Patch => vec![(Method::PATCH, "/fhir/{type}/{id}")],
-            Interaction::Delete => vec![
-                (Method::DELETE, "/fhir/{type}/{id}"),
-                (Method::DELETE, "/fhir/{type}"),
-            ],
+            Interaction::Delete => vec![(Method::DELETE, "/fhir/{type}/{id}"), (Method::DELETE, "/fhir/{type}")],
             Interaction::HistoryInstance => vec![(Method::GET, "/fhir/{type}/{id}/_history")],
             Interaction::HistoryType => vec![(Method::GET, "/fhir/{type}/_history")],
             Interaction::Create => vec![(Method::POST, "/fhir/{type}")],
-            Interaction::SearchType => vec![
-                (Method::GET, "/fhir/{type}"),
-                (Method::POST, "/fhir/{type}/_search"),
-            ],
+            Interaction::SearchType => vec![(Method::GET, "/fhir/{type}"), (Method::POST, "/fhir/{type}/_search")],
         }
     }
 
@@ -131,9 +112,7 @@ impl Interaction {
                 ("/fhir/{type}/{id}", delete(instance::delete)),
                 ("/fhir/{type}", delete(type_level::conditional_delete)),
             ],
-            Interaction::HistoryInstance => {
-                vec![("/fhir/{type}/{id}/_history", get(history::instance_history))]
-            }
+            Interaction::HistoryInstance => vec![("/fhir/{type}/{id}/_history", get(history::instance_history))],
             Interaction::HistoryType => vec![("/fhir/{type}/_history", get(history::type_history))],
             Interaction::Create => vec![("/fhir/{type}", post(type_level::create))],
             Interaction::SearchType => vec![
@@ -153,8 +132,7 @@ pub enum SystemInteraction {
 }
 
 impl SystemInteraction {
-    pub const ALL: [SystemInteraction; 2] =
-        [SystemInteraction::Transaction, SystemInteraction::Batch];
+    pub const ALL: [SystemInteraction; 2] = [SystemInteraction::Transaction, SystemInteraction::Batch];
 
     pub fn code(self) -> &'static str {
         match self {
@@ -171,9 +149,7 @@ impl SystemInteraction {
                  ifMatch, ifNoneMatch and conditional update/delete supported; the scheduling rules apply to \
                  every entry. Operations ($hold, $book) are not run in transactions."
             }
-            SystemInteraction::Batch => {
-                "Each entry processed on its own, as the request it describes, operations included."
-            }
+            SystemInteraction::Batch => "Each entry processed on its own, as the request it describes, operations included.",
         }
     }
 }
@@ -183,39 +159,15 @@ pub fn router() -> Router<SharedState> {
         .route("/health", get(system::health))
         .route("/ready", get(system::ready))
         .route("/metrics", get(crate::metrics::endpoint))
-        .route(
-            bundle_request::PATH,
-            get(system::base_endpoint).post(bundle_request::process),
-        )
-        .route(
-            "/fhir/",
-            get(system::base_endpoint).post(bundle_request::process),
-        )
+        .route(bundle_request::PATH, get(system::base_endpoint).post(bundle_request::process))
+        .route("/fhir/", get(system::base_endpoint).post(bundle_request::process))
         .route("/fhir/metadata", get(system::metadata))
-        .route(
-            "/fhir/.well-known/smart-configuration",
-            get(system::smart_configuration),
-        )
-        .route(
-            "/fhir/OperationDefinition/{id}",
-            get(operations::operation_definition),
-        )
-        .route(
-            "/fhir/StructureDefinition/{id}",
-            get(crate::structure_definitions::structure_definition),
-        )
-        .route(
-            "/fhir/SubscriptionTopic",
-            get(crate::routes::subscriptions::topics),
-        )
-        .route(
-            "/fhir/SubscriptionTopic/{id}",
-            get(crate::routes::subscriptions::read_topic),
-        )
-        .route(
-            crate::routes::subscriptions::WEBSOCKET_PATH,
-            get(crate::routes::subscriptions::websocket),
-        );
+        .route("/fhir/.well-known/smart-configuration", get(system::smart_configuration))
+        .route("/fhir/OperationDefinition/{id}", get(operations::operation_definition))
+        .route("/fhir/StructureDefinition/{id}", get(crate::structure_definitions::structure_definition))
+        .route("/fhir/SubscriptionTopic", get(crate::routes::subscriptions::topics))
+        .route("/fhir/SubscriptionTopic/{id}", get(crate::routes::subscriptions::read_topic))
+        .route(crate::routes::subscriptions::WEBSOCKET_PATH, get(crate::routes::subscriptions::websocket));
     // `[type]/$code` is a path of its own, so it wins over `[type]/[id]`.
     for (path, method_router) in operations::routes() {
         router = router.route(&path, method_router);
@@ -224,11 +176,7 @@ pub fn router() -> Router<SharedState> {
         let routes = interaction.routes();
         debug_assert_eq!(
             routes.iter().map(|(path, _)| *path).collect::<Vec<_>>(),
-            interaction
-                .endpoints()
-                .iter()
-                .map(|(_, path)| *path)
-                .collect::<Vec<_>>(),
+            interaction.endpoints().iter().map(|(_, path)| *path).collect::<Vec<_>>(),
             "{interaction:?}: endpoints() lists the paths of routes()"
         );
         for (path, method_router) in routes {

@@ -14,18 +14,11 @@ const DEFINITIONS: &[(&str, &str)] = &[(
     include_str!("../../../packages/termin#0.1.0/package/StructureDefinition-slot-generation.json"),
 )];
 
-pub async fn structure_definition(
-    Path(id): Path<String>,
-    format: ResponseFormat,
-) -> Result<FhirResponse, ApiError> {
+pub async fn structure_definition(Path(id): Path<String>, format: ResponseFormat) -> Result<FhirResponse, ApiError> {
     let (_, text) = DEFINITIONS
         .iter()
         .find(|(known, _)| *known == id)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "StructureDefinition/{id} is not one Termin defines"
-            ))
-        })?;
+        .ok_or_else(|| ApiError::not_found(format!("StructureDefinition/{id} is not one Termin defines")))?;
     let definition: Value = serde_json::from_str(text).map_err(|_| ApiError::internal())?;
     Ok(FhirResponse::new(StatusCode::OK, format).json(definition))
 }

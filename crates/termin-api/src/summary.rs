@@ -14,29 +14,18 @@ pub fn read_summary(query: Option<&str>) -> Result<Option<SummaryMode>, ApiError
     let Some((_, value)) = query_pairs(query).find(|(name, _)| name == "_summary") else {
         return Ok(None);
     };
-    SummaryMode::parse(&value).map_err(|e| {
-        ApiError::bad_request(Issue::error(IssueCode::Invalid, e.message).at("_summary"))
-    })
+    SummaryMode::parse(&value).map_err(|e| ApiError::bad_request(Issue::error(IssueCode::Invalid, e.message).at("_summary")))
 }
 
 /// The part of `resource` that `mode` asks for.
-pub fn summarize(
-    search: &SearchParameters,
-    resource_type: ResourceType,
-    resource: Value,
-    mode: SummaryMode,
-) -> Value {
+pub fn summarize(search: &SearchParameters, resource_type: ResourceType, resource: Value, mode: SummaryMode) -> Value {
     let mandatory = search.mandatory_elements(resource_type);
     match mode {
         SummaryMode::True => {
             let summary = search.summary_elements(resource_type);
-            keep(resource, |name| {
-                defined_in(summary, name) || defined_in(mandatory, name)
-            })
+            keep(resource, |name| defined_in(summary, name) || defined_in(mandatory, name))
         }
-        SummaryMode::Text => keep(resource, |name| {
-            name == "text" || defined_in(mandatory, name)
-        }),
+        SummaryMode::Text => keep(resource, |name| name == "text" || defined_in(mandatory, name)),
         SummaryMode::Data => keep(resource, |name| name != "text"),
     }
 }
@@ -49,14 +38,10 @@ pub fn elements(resource: Value, names: &[String]) -> Value {
 /// Whether the JSON property `name` is one of the element `definitions` (`value[x]` covers
 /// `valueString`).
 fn defined_in(definitions: &[String], name: &str) -> bool {
-    definitions
-        .iter()
-        .any(|definition| match definition.strip_suffix("[x]") {
-            Some(stem) => name
-                .strip_prefix(stem)
-                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase())),
-            None => definition == name,
-        })
+    definitions.iter().any(|definition| match definition.strip_suffix("[x]") {
+        Some(stem) => name.strip_prefix(stem).is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase())),
+        None => definition == name,
+    })
 }
 
 /// The top-level properties `wanted` picks, plus what every resource keeps, tagged SUBSETTED.
@@ -109,25 +94,14 @@ mod tests {
             "start": "2026-01-01T10:00:00Z", "end": "2026-01-01T10:30:00Z", "comment": "long text",
         });
         let summary = summarize(search, ResourceType::Slot, slot.clone(), SummaryMode::True);
-        assert!(
-            summary.get("comment").is_none() && summary.get("text").is_none(),
-            "{summary}"
-        );
+        assert!(summary.get("comment").is_none() && summary.get("text").is_none(), "{summary}");
         for kept in ["schedule", "status", "start", "end"] {
             assert!(summary.get(kept).is_some(), "{kept} in {summary}");
         }
         assert_eq!(summary["meta"]["tag"][0]["code"], "SUBSETTED");
         let text = summarize(search, ResourceType::Slot, slot.clone(), SummaryMode::Text);
-        assert!(
-            text.get("text").is_some()
-                && text.get("status").is_some()
-                && text.get("comment").is_none(),
-            "{text}"
-        );
+        assert!(text.get("text").is_some() && text.get("status").is_some() && text.get("comment").is_none(), "{text}");
         let data = summarize(search, ResourceType::Slot, slot, SummaryMode::Data);
-        assert!(
-            data.get("text").is_none() && data.get("comment").is_some(),
-            "{data}"
-        );
+        assert!(data.get("text").is_none() && data.get("comment").is_some(), "{data}");
     }
 }

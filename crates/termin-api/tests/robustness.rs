@@ -49,11 +49,7 @@ impl ResourceValidator for R5Validator {
         self.0.validate(resource)
     }
 
-    fn validate_against(
-        &self,
-        resource: &Value,
-        profile: &str,
-    ) -> Result<OperationOutcome, String> {
+    fn validate_against(&self, resource: &Value, profile: &str) -> Result<OperationOutcome, String> {
         self.0.validate_against(resource, profile)
     }
 
@@ -87,49 +83,24 @@ impl World {
             .build()
             .expect("start a runtime");
         let cache = termin_search::default_package_cache();
-        let definitions =
-            Definitions::load(&[], cache.as_deref()).expect("load the R5 definitions");
+        let definitions = Definitions::load(&[], cache.as_deref()).expect("load the R5 definitions");
         let profiles = default_profiles(&definitions);
         let (validator, _) = Validator::new(definitions, profiles).expect("build the validator");
         let (store, storage): (Arc<dyn ResourceStore>, Storage) = runtime.block_on(async {
-            if std::env::var("TERMIN_TEST_BACKEND")
-                .is_ok_and(|b| b.eq_ignore_ascii_case("postgres"))
-            {
-                let scratch = ScratchDatabase::create("termin_robustness")
-                    .await
-                    .expect("a scratch database");
-                let store = PostgresStore::open(&scratch.url, 4)
-                    .await
-                    .expect("open PostgreSQL");
-                (
-                    Arc::new(store) as Arc<dyn ResourceStore>,
-                    Storage::Postgres(scratch),
-                )
+            if std::env::var("TERMIN_TEST_BACKEND").is_ok_and(|b| b.eq_ignore_ascii_case("postgres")) {
+                let scratch = ScratchDatabase::create("termin_robustness").await.expect("a scratch database");
+                let store = PostgresStore::open(&scratch.url, 4).await.expect("open PostgreSQL");
+                (Arc::new(store) as Arc<dyn ResourceStore>, Storage::Postgres(scratch))
             } else {
                 let dir = tempfile::tempdir().expect("a temporary directory");
-                let store = SqliteStore::open(&dir.path().join("robustness.db"), 2)
-                    .await
-                    .expect("open SQLite");
-                (
-                    Arc::new(store) as Arc<dyn ResourceStore>,
-                    Storage::Sqlite { _dir: dir },
-                )
+                let store = SqliteStore::open(&dir.path().join("robustness.db"), 2).await.expect("open SQLite");
+                (Arc::new(store) as Arc<dyn ResourceStore>, Storage::Sqlite { _dir: dir })
             }
         });
-        let config = ServiceConfig {
-            max_resource_bytes: MAX_BODY_BYTES,
-            ..ServiceConfig::default()
-        };
-        let domain = Domain::new(
-            store,
-            Arc::new(SystemClock),
-            config,
-            termin_search::registry(),
-        )
-        .with_validator(Arc::new(R5Validator(validator)));
-        runtime
-            .block_on(domain.resources.refresh_search_index())
-            .expect("index the search parameters");
+        let config = ServiceConfig { max_resource_bytes: MAX_BODY_BYTES, ..ServiceConfig::default() };
+        let domain = Domain::new(store, Arc::new(SystemClock), config, termin_search::registry())
+            .with_validator(Arc::new(R5Validator(validator)));
+        runtime.block_on(domain.resources.refresh_search_index()).expect("index the search parameters");
         let app = termin_api::app(AppState {
             domain: Arc::new(domain),
             metrics: Metrics::install().expect("the only metrics recorder of this process"),
@@ -147,39 +118,20 @@ impl World {
                 max_bundle_entries: 1000,
             },
         });
-        let world = World {
-            runtime,
-            app,
-            storage: Some(storage),
-        };
+        let world = World { runtime, app, storage: Some(storage) };
         for probe in seed_requests() {
             let answer = world.send(&probe);
-            assert!(
-                answer.status.is_success(),
-                "seeding {probe:?} answered {}: {}",
-                answer.status,
-                answer.text()
-            );
+            assert!(answer.status.is_success(), "seeding {probe:?} answered {}: {}", answer.status, answer.text());
         }
         world
     }
 
     fn send(&self, probe: &Probe) -> Answer {
         self.runtime.block_on(async {
-            let response = self
-                .app
-                .clone()
-                .oneshot(probe.request())
-                .await
-                .expect("the router is infallible");
+            let response = self.app.clone().oneshot(probe.request()).await.expect("the router is infallible");
             let status = response.status();
-            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .expect("read the response body");
-            Answer {
-                status,
-                body: body.to_vec(),
-            }
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("read the response body");
+            Answer { status, body: body.to_vec() }
         })
     }
 
@@ -188,16 +140,8 @@ impl World {
         ResourceType::ALL
             .iter()
             .map(|t| {
-                let answer = self.send(&Probe::new(
-                    Method::GET,
-                    format!("/fhir/{t}/_history?_count=1"),
-                ));
-                assert_eq!(
-                    answer.status,
-                    StatusCode::OK,
-                    "history of {t}: {}",
-                    answer.text()
-                );
+                let answer = self.send(&Probe::new(Method::GET, format!("/fhir/{t}/_history?_count=1")));
+                assert_eq!(answer.status, StatusCode::OK, "history of {t}: {}", answer.text());
                 answer.json()["total"].as_u64().expect("a history total")
             })
             .collect()
@@ -209,10 +153,7 @@ impl World {
         let answer = self.send(probe);
         let status = answer.status;
         if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
-            return Err(TestCaseError::fail(format!(
-                "answered {status}: {}",
-                answer.text()
-            )));
+            return Err(TestCaseError::fail(format!("answered {status}: {}", answer.text())));
         }
         if status.is_client_error() || status.is_server_error() {
             if !carries_outcome(&answer) {
@@ -235,12 +176,7 @@ impl World {
     }
 
     /// Runs `cases` generated probes; the failure, if any, with its shrunk probe.
-    fn explore(
-        &self,
-        family: &str,
-        cases: u32,
-        probes: impl Strategy<Value = Probe>,
-    ) -> Option<String> {
+    fn explore(&self, family: &str, cases: u32, probes: impl Strategy<Value = Probe>) -> Option<String> {
         self.explore_with(family, cases, probes, |probe| self.check(&probe).map(drop))
     }
 
@@ -264,9 +200,7 @@ impl World {
         });
         match runner.run(&inputs, run) {
             Ok(()) => None,
-            Err(TestError::Fail(why, input)) => {
-                Some(format!("{family}: {why}\n  input: {input:?}"))
-            }
+            Err(TestError::Fail(why, input)) => Some(format!("{family}: {why}\n  input: {input:?}")),
             Err(TestError::Abort(why)) => Some(format!("{family}: aborted: {why}")),
         }
     }
@@ -304,12 +238,7 @@ struct Probe {
 
 impl Probe {
     fn new(method: Method, target: impl Into<String>) -> Probe {
-        Probe {
-            method,
-            target: target.into(),
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
+        Probe { method, target: target.into(), headers: Vec::new(), body: Vec::new() }
     }
 
     fn json(method: Method, target: impl Into<String>, body: &Value) -> Probe {
@@ -332,9 +261,7 @@ impl Probe {
     }
 
     fn writes(&self) -> bool {
-        self.method != Method::GET
-            && !self.target.contains("/_search")
-            && !self.target.contains("$validate")
+        self.method != Method::GET && !self.target.contains("/_search") && !self.target.contains("$validate")
     }
 
     fn request(&self) -> Request<Body> {
@@ -342,12 +269,7 @@ impl Probe {
             .method(self.method.clone())
             .uri(&self.target)
             .body(Body::from(self.body.clone()))
-            .unwrap_or_else(|e| {
-                panic!(
-                    "the generator made an invalid request target {:?}: {e}",
-                    self.target
-                )
-            });
+            .unwrap_or_else(|e| panic!("the generator made an invalid request target {:?}: {e}", self.target));
         for (name, value) in &self.headers {
             request.headers_mut().append(name.clone(), value.clone());
         }
@@ -359,11 +281,7 @@ impl fmt::Debug for Probe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.method, self.target)?;
         for (name, value) in &self.headers {
-            write!(
-                f,
-                "\n    {name}: {}",
-                String::from_utf8_lossy(value.as_bytes())
-            )?;
+            write!(f, "\n    {name}: {}", String::from_utf8_lossy(value.as_bytes()))?;
         }
         if !self.body.is_empty() {
             let text = String::from_utf8_lossy(&self.body);
@@ -381,10 +299,7 @@ struct Answer {
 
 impl Answer {
     fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body)
-            .chars()
-            .take(2000)
-            .collect()
+        String::from_utf8_lossy(&self.body).chars().take(2000).collect()
     }
 
     fn json(&self) -> Value {
@@ -393,10 +308,7 @@ impl Answer {
 }
 
 fn is_outcome_with_issue(value: &Value) -> bool {
-    value["resourceType"] == "OperationOutcome"
-        && value["issue"]
-            .as_array()
-            .is_some_and(|issues| !issues.is_empty())
+    value["resourceType"] == "OperationOutcome" && value["issue"].as_array().is_some_and(|issues| !issues.is_empty())
 }
 
 /// An OperationOutcome with an issue, or a Parameters carrying one as `outcome`.
@@ -514,33 +426,17 @@ fn seed_requests() -> Vec<Probe> {
     let mut probes: Vec<Probe> = templates()
         .into_iter()
         .map(|t| {
-            let target = format!(
-                "/fhir/{}/{}",
-                t["resourceType"].as_str().unwrap(),
-                t["id"].as_str().unwrap()
-            );
+            let target = format!("/fhir/{}/{}", t["resourceType"].as_str().unwrap(), t["id"].as_str().unwrap());
             Probe::json(Method::PUT, target, &t)
         })
         .collect();
     let booked = probes.pop().expect("the Appointment comes last");
     for i in 1..SLOTS {
-        probes.push(Probe::json(
-            Method::PUT,
-            format!("/fhir/Slot/slot-{i}"),
-            &slot(i),
-        ));
+        probes.push(Probe::json(Method::PUT, format!("/fhir/Slot/slot-{i}"), &slot(i)));
     }
     probes.push(booked);
-    probes.push(Probe::json(
-        Method::POST,
-        "/fhir/Appointment/$book",
-        &book_parameters(appointment(&["slot-0"])),
-    ));
-    probes.push(Probe::json(
-        Method::POST,
-        "/fhir/Slot/$hold",
-        &hold_parameters("slot-2", "busy-tentative"),
-    ));
+    probes.push(Probe::json(Method::POST, "/fhir/Appointment/$book", &book_parameters(appointment(&["slot-0"]))));
+    probes.push(Probe::json(Method::POST, "/fhir/Slot/$hold", &hold_parameters("slot-2", "busy-tentative")));
     probes
 }
 
@@ -675,8 +571,7 @@ fn string() -> BoxedStrategy<String> {
 }
 
 fn key() -> BoxedStrategy<String> {
-    prop_oneof![4 => proptest::sample::select(&KEYS[..]).prop_map(str::to_owned), 1 => "\\PC{0,8}"]
-        .boxed()
+    prop_oneof![4 => proptest::sample::select(&KEYS[..]).prop_map(str::to_owned), 1 => "\\PC{0,8}"].boxed()
 }
 
 fn leaf() -> BoxedStrategy<Value> {
@@ -731,11 +626,7 @@ fn pointers(value: &Value) -> Vec<String> {
         match value {
             Value::Object(members) => {
                 for (k, v) in members {
-                    walk(
-                        v,
-                        format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")),
-                        out,
-                    );
+                    walk(v, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out);
                 }
             }
             Value::Array(items) => {
@@ -783,9 +674,7 @@ fn apply(mut value: Value, mutation: &Mutation) -> Value {
             if let Some(target) = value.pointer_mut(&pick(*at)) {
                 let copy = target.clone();
                 match target {
-                    Value::Array(items) => {
-                        items.extend(copy.as_array().cloned().unwrap_or_default())
-                    }
+                    Value::Array(items) => items.extend(copy.as_array().cloned().unwrap_or_default()),
                     other => *other = Value::Array(vec![copy.clone(), copy]),
                 }
             }
@@ -847,15 +736,9 @@ fn change_text(body: &Value, change: &TextChange) -> Vec<u8> {
     };
     match change {
         TextChange::None => text.into_bytes(),
-        TextChange::DuplicateKey(key, value) => {
-            after_brace(&format!("\"{key}\":{value}")).into_bytes()
-        }
+        TextChange::DuplicateKey(key, value) => after_brace(&format!("\"{key}\":{value}")).into_bytes(),
         TextChange::Nest { depth, objects } => {
-            let (open, close) = if *objects {
-                ("{\"a\":", "}")
-            } else {
-                ("[", "]")
-            };
+            let (open, close) = if *objects { ("{\"a\":", "}") } else { ("[", "]") };
             let nested = format!("{}{text}{}", open.repeat(*depth), close.repeat(*depth));
             after_brace(&format!("\"extension\":{nested}")).into_bytes()
         }
@@ -905,19 +788,11 @@ struct Target {
 
 impl Target {
     fn post(path: impl Into<String>) -> Target {
-        Target {
-            method: Method::POST,
-            path: path.into(),
-            id: None,
-        }
+        Target { method: Method::POST, path: path.into(), id: None }
     }
 
     fn put(path: impl Into<String>, id: Option<&'static str>) -> Target {
-        Target {
-            method: Method::PUT,
-            path: path.into(),
-            id,
-        }
+        Target { method: Method::PUT, path: path.into(), id }
     }
 }
 
@@ -926,29 +801,13 @@ fn resource_targets(resource_type: &str) -> Vec<Target> {
     let mut targets = vec![
         Target::post(format!("/fhir/{resource_type}")),
         Target::post(format!("/fhir/{resource_type}/$validate")),
-        Target::put(
-            format!("/fhir/{resource_type}?identifier=urn:termin:robustness:slot|slot-5"),
-            None,
-        ),
-        Target::put(
-            format!("/fhir/{resource_type}?_id=new-by-condition"),
-            Some("new-by-condition"),
-        ),
+        Target::put(format!("/fhir/{resource_type}?identifier=urn:termin:robustness:slot|slot-5"), None),
+        Target::put(format!("/fhir/{resource_type}?_id=new-by-condition"), Some("new-by-condition")),
     ];
-    targets.extend(
-        PATH_IDS
-            .iter()
-            .map(|id| Target::put(format!("/fhir/{resource_type}/{id}"), Some(*id))),
-    );
+    targets.extend(PATH_IDS.iter().map(|id| Target::put(format!("/fhir/{resource_type}/{id}"), Some(*id))));
     if let Ok(t) = resource_type.parse::<ResourceType>() {
-        targets.push(Target::put(
-            format!("/fhir/{resource_type}/{}", seeded_id(t)),
-            Some(seeded_id(t)),
-        ));
-        targets.push(Target::post(format!(
-            "/fhir/{resource_type}/{}/$validate",
-            seeded_id(t)
-        )));
+        targets.push(Target::put(format!("/fhir/{resource_type}/{}", seeded_id(t)), Some(seeded_id(t))));
+        targets.push(Target::post(format!("/fhir/{resource_type}/{}/$validate", seeded_id(t))));
     }
     targets
 }
@@ -979,22 +838,13 @@ fn body_seeds() -> Vec<(Value, Vec<Target>)> {
             (t, targets)
         })
         .collect();
-    let hold = vec![
-        Target::post("/fhir/Slot/$hold"),
-        Target::post("/fhir/Slot/slot-4/$hold"),
-    ];
+    let hold = vec![Target::post("/fhir/Slot/$hold"), Target::post("/fhir/Slot/slot-4/$hold")];
     seeds.push((hold_parameters("slot-4", "busy-tentative"), hold.clone()));
     seeds.push((hold_parameters("slot-2", "free"), hold));
     let book = vec![Target::post("/fhir/Appointment/$book")];
-    seeds.push((
-        book_parameters(appointment(&["slot-4", "slot-5"])),
-        book.clone(),
-    ));
+    seeds.push((book_parameters(appointment(&["slot-4", "slot-5"])), book.clone()));
     seeds.push((appointment(&["slot-5"]), book));
-    seeds.push((
-        find_hsp_parameters(),
-        vec![Target::post("/fhir/HealthcareService/$findHSP")],
-    ));
+    seeds.push((find_hsp_parameters(), vec![Target::post("/fhir/HealthcareService/$findHSP")]));
     let validate = json!({"resourceType": "Parameters", "parameter": [
         {"name": "profile", "valueCanonical": "http://hl7.org/fhir/StructureDefinition/Patient"},
         {"name": "resource", "resource": templates()[0]}]});
@@ -1011,13 +861,8 @@ fn body_probe(target: &Target, body: &Value, change: &TextChange) -> Probe {
 /// Valid resources and operation inputs, mutated structurally and textually.
 fn mutated_bodies() -> impl Strategy<Value = Probe> {
     let seeds = body_seeds();
-    (
-        0..seeds.len(),
-        proptest::collection::vec(mutation(), 0..3),
-        any::<prop::sample::Index>(),
-        text_change(),
-    )
-        .prop_map(move |(which, mutations, target, change)| {
+    (0..seeds.len(), proptest::collection::vec(mutation(), 0..3), any::<prop::sample::Index>(), text_change()).prop_map(
+        move |(which, mutations, target, change)| {
             let (template, targets) = &seeds[which];
             let target = target.get(targets);
             let mut body = template.clone();
@@ -1026,7 +871,8 @@ fn mutated_bodies() -> impl Strategy<Value = Probe> {
             }
             let body = mutations.iter().fold(body, apply);
             body_probe(target, &body, &change)
-        })
+        },
+    )
 }
 
 const TYPE_NAMES: [&str; 14] = [
@@ -1048,10 +894,7 @@ const TYPE_NAMES: [&str; 14] = [
 
 /// Random JSON objects with some `resourceType`, to any body target.
 fn random_bodies() -> impl Strategy<Value = Probe> {
-    let mut targets: Vec<Target> = TYPE_NAMES[..10]
-        .iter()
-        .flat_map(|t| resource_targets(t))
-        .collect();
+    let mut targets: Vec<Target> = TYPE_NAMES[..10].iter().flat_map(|t| resource_targets(t)).collect();
     targets.extend(operation_targets());
     (
         proptest::sample::select(&TYPE_NAMES[..]),
@@ -1197,11 +1040,7 @@ const HAS_PARAMETERS: [&str; 6] = [
 
 /// Searchable parameter codes of a served type, from the installed R5 definitions.
 fn parameter_codes(resource_type: ResourceType) -> Vec<String> {
-    termin_search::registry()
-        .params(resource_type)
-        .iter()
-        .map(|p| p.code.clone())
-        .collect()
+    termin_search::registry().params(resource_type).iter().map(|p| p.code.clone()).collect()
 }
 
 fn value_text() -> BoxedStrategy<String> {
@@ -1268,46 +1107,27 @@ fn encode(text: &str, encoding: Encoding) -> String {
 
 /// Percent-encoding garbage spliced into an otherwise encoded query. `%00` once answered 500 on
 /// PostgreSQL (`POST /fhir/Patient/_search` with body `_id=%00M%C3%BCller`).
-const QUERY_GARBAGE: [&str; 10] = [
-    "%", "%zz", "%C3%28", "%FF%FE", "%00", "%01", "&&", "==", "&=&", "%2",
-];
+const QUERY_GARBAGE: [&str; 10] = ["%", "%zz", "%C3%28", "%FF%FE", "%00", "%01", "&&", "==", "&=&", "%2"];
 
 /// A query string for searches on `resource_type`: parameters, modifiers, prefixes, OR lists,
 /// chains, `_has`, result parameters and cursor garbage, encoded properly or not.
 fn query(resource_type: ResourceType) -> BoxedStrategy<String> {
-    let pair = (
-        parameter_name(parameter_codes(resource_type)),
-        proptest::collection::vec(value_text(), 1..=MAX_OR_VALUES),
-    );
+    let pair =
+        (parameter_name(parameter_codes(resource_type)), proptest::collection::vec(value_text(), 1..=MAX_OR_VALUES));
     (
         proptest::collection::vec(pair, 0..=MAX_PARAMS),
         prop_oneof![Just(Encoding::Form), Just(Encoding::Minimal)],
-        proptest::option::weighted(
-            0.15,
-            (
-                any::<prop::sample::Index>(),
-                proptest::sample::select(&QUERY_GARBAGE[..]),
-            ),
-        ),
+        proptest::option::weighted(0.15, (any::<prop::sample::Index>(), proptest::sample::select(&QUERY_GARBAGE[..]))),
     )
         .prop_map(|(pairs, encoding, garbage)| {
             let mut text = pairs
                 .iter()
-                .map(|(name, values)| {
-                    format!(
-                        "{}={}",
-                        encode(name, encoding),
-                        encode(&values.join(","), encoding)
-                    )
-                })
+                .map(|(name, values)| format!("{}={}", encode(name, encoding), encode(&values.join(","), encoding)))
                 .collect::<Vec<_>>()
                 .join("&");
             if let Some((at, junk)) = garbage {
                 let at = at.index(text.len() + 1);
-                let at = (0..=at)
-                    .rev()
-                    .find(|i| text.is_char_boundary(*i))
-                    .unwrap_or(0);
+                let at = (0..=at).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
                 text.insert_str(at, junk);
             }
             text
@@ -1316,51 +1136,28 @@ fn query(resource_type: ResourceType) -> BoxedStrategy<String> {
 }
 
 fn with_query(path: String, query: &str) -> String {
-    if query.is_empty() {
-        path
-    } else {
-        format!("{path}?{query}")
-    }
+    if query.is_empty() { path } else { format!("{path}?{query}") }
 }
 
 /// Searches (GET and POST `_search`), history and reads with generated query strings.
 fn queries() -> impl Strategy<Value = Probe> {
-    (
-        proptest::sample::select(&ResourceType::ALL[..]),
-        0..10u8,
-        any::<bool>(),
-    )
-        .prop_flat_map(|(resource_type, endpoint, strict)| {
+    (proptest::sample::select(&ResourceType::ALL[..]), 0..10u8, any::<bool>()).prop_flat_map(
+        |(resource_type, endpoint, strict)| {
             query(resource_type).prop_map(move |query| {
                 let id = seeded_id(resource_type);
                 let probe = match endpoint {
                     0 => Probe::new(Method::POST, format!("/fhir/{resource_type}/_search"))
                         .header("content-type", "application/x-www-form-urlencoded")
                         .with_body(query.into_bytes()),
-                    1 => Probe::new(
-                        Method::GET,
-                        with_query(format!("/fhir/{resource_type}/_history"), &query),
-                    ),
-                    2 => Probe::new(
-                        Method::GET,
-                        with_query(format!("/fhir/{resource_type}/{id}/_history"), &query),
-                    ),
-                    3 => Probe::new(
-                        Method::GET,
-                        with_query(format!("/fhir/{resource_type}/{id}"), &query),
-                    ),
-                    _ => Probe::new(
-                        Method::GET,
-                        with_query(format!("/fhir/{resource_type}"), &query),
-                    ),
+                    1 => Probe::new(Method::GET, with_query(format!("/fhir/{resource_type}/_history"), &query)),
+                    2 => Probe::new(Method::GET, with_query(format!("/fhir/{resource_type}/{id}/_history"), &query)),
+                    3 => Probe::new(Method::GET, with_query(format!("/fhir/{resource_type}/{id}"), &query)),
+                    _ => Probe::new(Method::GET, with_query(format!("/fhir/{resource_type}"), &query)),
                 };
-                if strict {
-                    probe.header("prefer", "handling=strict")
-                } else {
-                    probe
-                }
+                if strict { probe.header("prefer", "handling=strict") } else { probe }
             })
-        })
+        },
+    )
 }
 
 const FIND_HSP_NAMES: [&str; 10] = [
@@ -1378,21 +1175,16 @@ const FIND_HSP_NAMES: [&str; 10] = [
 
 /// `GET HealthcareService/$findHSP` with generated inputs.
 fn find_hsp_queries() -> impl Strategy<Value = Probe> {
-    let name = prop_oneof![4 => proptest::sample::select(&FIND_HSP_NAMES[..]).prop_map(str::to_owned), 1 => "\\PC{0,10}"];
-    (
-        proptest::collection::vec((name, value_text()), 0..6),
-        prop_oneof![Just(Encoding::Form), Just(Encoding::Minimal)],
-    )
+    let name =
+        prop_oneof![4 => proptest::sample::select(&FIND_HSP_NAMES[..]).prop_map(str::to_owned), 1 => "\\PC{0,10}"];
+    (proptest::collection::vec((name, value_text()), 0..6), prop_oneof![Just(Encoding::Form), Just(Encoding::Minimal)])
         .prop_map(|(pairs, encoding)| {
             let query = pairs
                 .iter()
                 .map(|(n, v)| format!("{}={}", encode(n, encoding), encode(v, encoding)))
                 .collect::<Vec<_>>()
                 .join("&");
-            Probe::new(
-                Method::GET,
-                with_query("/fhir/HealthcareService/$findHSP".into(), &query),
-            )
+            Probe::new(Method::GET, with_query("/fhir/HealthcareService/$findHSP".into(), &query))
         })
 }
 
@@ -1411,39 +1203,20 @@ fn plain_requests() -> Vec<Probe> {
     patient["gender"] = json!("other");
     vec![
         Probe::new(Method::GET, "/fhir/Patient/patient"),
-        Probe::new(
-            Method::GET,
-            "/fhir/Slot?status=free&_count=2&_include=Slot:schedule",
-        ),
+        Probe::new(Method::GET, "/fhir/Slot?status=free&_count=2&_include=Slot:schedule"),
         Probe::new(Method::GET, "/fhir/Slot/_history?_count=2"),
         Probe::new(Method::GET, "/fhir/metadata"),
         Probe::new(Method::GET, "/health"),
         Probe::json(Method::POST, "/fhir/Patient", &new_patient),
         Probe::json(Method::PUT, "/fhir/Patient/patient", &patient),
-        Probe::json(
-            Method::PUT,
-            "/fhir/Patient?identifier=urn:oid:1.2.40.0.10.1.4.3.1|1234010180",
-            &patient,
-        ),
+        Probe::json(Method::PUT, "/fhir/Patient?identifier=urn:oid:1.2.40.0.10.1.4.3.1|1234010180", &patient),
         Probe::new(Method::PATCH, "/fhir/Patient/patient")
             .header("content-type", "application/json-patch+json")
             .with_body(br#"[{"op":"replace","path":"/gender","value":"female"}]"#.to_vec()),
         Probe::new(Method::DELETE, "/fhir/RelatedPerson/new-id"),
-        Probe::json(
-            Method::POST,
-            "/fhir/Slot/$hold",
-            &hold_parameters("slot-4", "busy-tentative"),
-        ),
-        Probe::json(
-            Method::POST,
-            "/fhir/Slot/$hold",
-            &hold_parameters("slot-2", "free"),
-        ),
-        Probe::json(
-            Method::POST,
-            "/fhir/Appointment/$book",
-            &book_parameters(appointment(&["slot-5"])),
-        ),
+        Probe::json(Method::POST, "/fhir/Slot/$hold", &hold_parameters("slot-4", "busy-tentative")),
+        Probe::json(Method::POST, "/fhir/Slot/$hold", &hold_parameters("slot-2", "free")),
+        Probe::json(Method::POST, "/fhir/Appointment/$book", &book_parameters(appointment(&["slot-5"]))),
         Probe::json(Method::POST, "/fhir/Patient/$validate", &templates()[0]),
         Probe::new(Method::POST, "/fhir/Slot/_search")
             .header("content-type", "application/x-www-form-urlencoded")
@@ -1452,19 +1225,7 @@ fn plain_requests() -> Vec<Probe> {
 }
 
 const HEADER_VALUES: [(&str, &[&str]); 10] = [
-    (
-        "if-match",
-        &[
-            "W/\"1\"",
-            "\"2\"",
-            "W/\"99999999999999999999999\"",
-            "W/\"-1\"",
-            "*",
-            "",
-            "W/",
-            "W/\"1\", W/\"2\"",
-        ],
-    ),
+    ("if-match", &["W/\"1\"", "\"2\"", "W/\"99999999999999999999999\"", "W/\"-1\"", "*", "", "W/", "W/\"1\", W/\"2\""]),
     (
         "if-none-exist",
         &[
@@ -1517,40 +1278,9 @@ const HEADER_VALUES: [(&str, &[&str]); 10] = [
             "application/fhir+json;;;",
         ],
     ),
-    (
-        "x-request-id",
-        &[
-            "abc",
-            "",
-            "<script>alert(1)</script>",
-            "\"quoted\"",
-            "a b c",
-            "ä",
-        ],
-    ),
-    (
-        "x-hold-token",
-        &[
-            "",
-            ",",
-            "not-a-token",
-            "a,b,c",
-            " , ,",
-            "00000000-0000-0000-0000-000000000000",
-        ],
-    ),
-    (
-        "host",
-        &[
-            "localhost",
-            "",
-            "evil.example\"><script>",
-            "example.org:99999",
-            "[::1]:8080",
-            "a/b?c#d",
-            "%00",
-        ],
-    ),
+    ("x-request-id", &["abc", "", "<script>alert(1)</script>", "\"quoted\"", "a b c", "ä"]),
+    ("x-hold-token", &["", ",", "not-a-token", "a,b,c", " , ,", "00000000-0000-0000-0000-000000000000"]),
+    ("host", &["localhost", "", "evil.example\"><script>", "example.org:99999", "[::1]:8080", "a/b?c#d", "%00"]),
     ("authorization", &["Bearer x", "Basic Og==", ""]),
     ("content-encoding", &["gzip", "br", "identity"]),
 ];
@@ -1574,22 +1304,17 @@ fn headers() -> impl Strategy<Value = Probe> {
     )
         .prop_map(|((name, values), pick, random)| {
             let value = random.unwrap_or_else(|| pick.get(values).as_bytes().to_vec());
-            (
-                HeaderName::from_static(name),
-                HeaderValue::from_bytes(&value).expect("a generated header value is valid"),
-            )
+            (HeaderName::from_static(name), HeaderValue::from_bytes(&value).expect("a generated header value is valid"))
         });
-    (
-        proptest::sample::select(plain_requests()),
-        proptest::collection::vec(header, 1..5),
-    )
-        .prop_map(|(mut probe, headers)| {
+    (proptest::sample::select(plain_requests()), proptest::collection::vec(header, 1..5)).prop_map(
+        |(mut probe, headers)| {
             if headers.iter().any(|(name, _)| name == "content-type") {
                 probe.headers.retain(|(name, _)| name != "content-type");
             }
             probe.headers.extend(headers);
             probe
-        })
+        },
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1631,10 +1356,8 @@ const NOT_PATCH_OPS: [&str; 3] = ["ADD", "", "delete"];
 /// Extensions nested `depth` deep: the shape that once stored an unreadable resource through
 /// PATCH (issue 12 item 1).
 fn nested_extensions(depth: usize) -> Value {
-    (0..depth).fold(
-        json!({"url": "urn:x", "valueString": "deep"}),
-        |inner, _| json!({"url": "urn:x", "extension": [inner]}),
-    )
+    (0..depth)
+        .fold(json!({"url": "urn:x", "valueString": "deep"}), |inner, _| json!({"url": "urn:x", "extension": [inner]}))
 }
 
 fn patch_value() -> BoxedStrategy<Value> {
@@ -1648,15 +1371,11 @@ fn patch_value() -> BoxedStrategy<Value> {
 
 /// One operation; mostly with the members its `op` needs, sometimes without.
 fn patch_operation() -> BoxedStrategy<Value> {
-    let pointer = prop_oneof![4 => proptest::sample::select(&POINTERS[..]).prop_map(str::to_owned), 1 => "(/\\PC{0,6}){0,3}"];
-    let op = prop_oneof![8 => proptest::sample::select(&PATCH_OPS[..]), 1 => proptest::sample::select(&NOT_PATCH_OPS[..])];
-    (
-        op,
-        pointer.clone(),
-        patch_value(),
-        pointer,
-        proptest::bool::weighted(0.1),
-    )
+    let pointer =
+        prop_oneof![4 => proptest::sample::select(&POINTERS[..]).prop_map(str::to_owned), 1 => "(/\\PC{0,6}){0,3}"];
+    let op =
+        prop_oneof![8 => proptest::sample::select(&PATCH_OPS[..]), 1 => proptest::sample::select(&NOT_PATCH_OPS[..])];
+    (op, pointer.clone(), patch_value(), pointer, proptest::bool::weighted(0.1))
         .prop_map(|(op, path, value, from, careless)| {
             let mut operation = Map::new();
             operation.insert("op".into(), json!(op));
@@ -1686,11 +1405,7 @@ fn patches() -> impl Strategy<Value = Probe> {
         proptest::option::weighted(0.2, proptest::sample::select(HEADER_VALUES[0].1)),
     )
         .prop_map(|(resource_type, seeded, document, change, if_match)| {
-            let id = if seeded {
-                seeded_id(resource_type)
-            } else {
-                "unknown"
-            };
+            let id = if seeded { seeded_id(resource_type) } else { "unknown" };
             let probe = Probe::new(Method::PATCH, format!("/fhir/{resource_type}/{id}"))
                 .header("content-type", "application/json-patch+json")
                 .with_body(change_text(&document, &change));
@@ -1705,22 +1420,12 @@ fn patches() -> impl Strategy<Value = Probe> {
 // Generators: booking flows with cancellation policies
 // ---------------------------------------------------------------------------------------------
 
-const CANCELLATION_POLICY: &str = "https://fhir.hl7.at/tc/wg/scheduling/r5/StructureDefinition/at-scheduling-ext-cancellationPolicy";
+const CANCELLATION_POLICY: &str =
+    "https://fhir.hl7.at/tc/wg/scheduling/r5/StructureDefinition/at-scheduling-ext-cancellationPolicy";
 
 /// `cancelUntil` amounts, among them the out-of-range ones that once made cancelling panic.
-const CANCEL_UNTIL_AMOUNTS: [&str; 11] = [
-    "24",
-    "0",
-    "0.5",
-    "48",
-    "1000",
-    "\"24\"",
-    "99999999999999999",
-    "1e300",
-    "1e18",
-    "1e400",
-    "-1",
-];
+const CANCEL_UNTIL_AMOUNTS: [&str; 11] =
+    ["24", "0", "0.5", "48", "1000", "\"24\"", "99999999999999999", "1e300", "1e18", "1e400", "-1"];
 const CANCEL_UNTIL_UNITS: [&str; 9] = ["h", "d", "wk", "min", "s", "mo", "a", "", "H"];
 
 /// A Slot (or its HealthcareService) with a cancellation policy, booked and then ended.
@@ -1761,10 +1466,8 @@ impl World {
     /// Stores the flow's Slot (and HealthcareService), books it with `$book` and ends the
     /// booking, checking the property on every step. Each flow has slot times of its own.
     fn check_flow(&self, flow: Flow, number: usize) -> Result<(), TestCaseError> {
-        let step = |probe: Probe| {
-            self.check(&probe)
-                .map_err(|e| TestCaseError::fail(format!("{e}\n  at step: {probe:?}")))
-        };
+        let step =
+            |probe: Probe| self.check(&probe).map_err(|e| TestCaseError::fail(format!("{e}\n  at step: {probe:?}")));
         let policy = flow.cancel_until.map(|duration| {
             json!([{"url": CANCELLATION_POLICY, "extension": [{"url": "cancelUntil", "valueDuration": duration}]}])
         });
@@ -1781,25 +1484,13 @@ impl World {
             (Some(policy), false) => slot["extension"] = policy,
             (None, _) => {}
         }
-        step(Probe::json(
-            Method::PUT,
-            format!("/fhir/Slot/{slot_id}"),
-            &slot,
-        ))?;
-        step(Probe::json(
-            Method::PUT,
-            format!("/fhir/HealthcareService/flow-service-{number}"),
-            &service,
-        ))?;
+        step(Probe::json(Method::PUT, format!("/fhir/Slot/{slot_id}"), &slot))?;
+        step(Probe::json(Method::PUT, format!("/fhir/HealthcareService/flow-service-{number}"), &service))?;
         let mut proposed = appointment(&[&slot_id]);
         proposed["identifier"][0]["value"] = json!(slot_id);
         proposed["serviceType"][0]["reference"]["reference"] =
             json!(format!("HealthcareService/flow-service-{number}"));
-        let booked = step(Probe::json(
-            Method::POST,
-            "/fhir/Appointment/$book",
-            &book_parameters(proposed),
-        ))?;
+        let booked = step(Probe::json(Method::POST, "/fhir/Appointment/$book", &book_parameters(proposed)))?;
         let parameters = booked.json();
         let appointment = parameters["parameter"]
             .as_array()
@@ -1808,10 +1499,7 @@ impl World {
             .find(|p| p["name"] == "appointment")
             .map(|p| p["resource"].clone())
             .unwrap_or_default();
-        let Some(id) = appointment["id"]
-            .as_str()
-            .filter(|_| booked.status.is_success())
-        else {
+        let Some(id) = appointment["id"].as_str().filter(|_| booked.status.is_success()) else {
             return Ok(());
         };
         let target = format!("/fhir/Appointment/{id}");
@@ -1819,11 +1507,7 @@ impl World {
             (Some(status), true) => step(
                 Probe::new(Method::PATCH, target)
                     .header("content-type", "application/json-patch+json")
-                    .with_body(
-                        json!([{"op": "replace", "path": "/status", "value": status}])
-                            .to_string()
-                            .into_bytes(),
-                    ),
+                    .with_body(json!([{"op": "replace", "path": "/status", "value": status}]).to_string().into_bytes()),
             )?,
             (Some(status), false) => {
                 let mut ended = appointment.clone();
@@ -1852,10 +1536,7 @@ fn hostile_requests_never_break_the_server() {
         world.explore("headers", 200, headers()),
         world.explore("JSON Patch", 300, patches()),
         world.explore_with("booking flows", 60, flows(), |flow| {
-            world.check_flow(
-                flow,
-                flow_numbers.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            )
+            world.check_flow(flow, flow_numbers.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
         }),
     ]
     .into_iter()

@@ -64,25 +64,17 @@ impl Availability {
         for element in elements {
             for (index, time) in array(element, "availableTime").enumerate() {
                 let at = |name: &str| format!("availableTime[{index}].{name}");
-                availability.available.push(
-                    available_time(time)
-                        .map_err(|(name, problem)| format!("{}: {problem}", at(name)))?,
-                );
+                availability.available.push(available_time(time).map_err(|(name, problem)| format!("{}: {problem}", at(name)))?);
             }
             for (index, closure) in array(element, "notAvailableTime").enumerate() {
                 let during = closure.get("during").unwrap_or(&Value::Null);
-                let bound = |name: &str| {
-                    match during.get(name).and_then(Value::as_str) {
+                let bound = |name: &str| match during.get(name).and_then(Value::as_str) {
                     None => Ok(None),
                     Some(text) => moment(text)
                         .map(Some)
                         .ok_or_else(|| format!("notAvailableTime[{index}].during.{name}: {text:?} is neither a date nor a dateTime with a time zone")),
-                }
                 };
-                availability.closures.push(Closure {
-                    start: bound("start")?,
-                    end: bound("end")?,
-                });
+                availability.closures.push(Closure { start: bound("start")?, end: bound("end")? });
             }
         }
         Ok(availability)
@@ -112,28 +104,22 @@ impl Availability {
             .map(|c| (c.start.map(|m| m.start(zone)), c.end.map(|m| m.end(zone))))
             .collect();
         let closed = |start: Timestamp, end: Timestamp| {
-            closures.iter().any(|(from, until)| {
-                from.is_none_or(|from| from < end) && until.is_none_or(|until| start < until)
-            })
+            closures
+                .iter()
+                .any(|(from, until)| from.is_none_or(|from| from < end) && until.is_none_or(|until| start < until))
         };
         let mut slots = Vec::new();
         let mut day = first;
         while day <= last {
             if !holidays.contains(&day) {
-                for time in self
-                    .available
-                    .iter()
-                    .filter(|t| t.days.is_empty() || t.days.contains(&day.weekday()))
-                {
+                for time in self.available.iter().filter(|t| t.days.is_empty() || t.days.contains(&day.weekday())) {
                     for start in local_starts(day, time, pattern) {
                         // A start the spring change skips gives no slot; a repeated one the earlier instant.
                         let ambiguous = zone.to_ambiguous_timestamp(start);
                         if matches!(ambiguous.offset(), AmbiguousOffset::Gap { .. }) {
                             continue;
                         }
-                        let Ok(start) = ambiguous.earlier() else {
-                            continue;
-                        };
+                        let Ok(start) = ambiguous.earlier() else { continue };
                         let end = start + pattern.length;
                         if !closed(start, end) {
                             slots.push((start, end));
@@ -157,35 +143,21 @@ impl Availability {
 }
 
 fn array<'a>(element: &'a Value, name: &str) -> impl Iterator<Item = &'a Value> {
-    element
-        .get(name)
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    element.get(name).and_then(Value::as_array).into_iter().flatten()
 }
 
 fn available_time(time: &Value) -> Result<AvailableTime, (&'static str, String)> {
     let mut days = Vec::new();
     for code in array(time, "daysOfWeek") {
-        let day = code.as_str().and_then(weekday).ok_or((
-            "daysOfWeek",
-            format!("{code} is not a day code (mon … sun)"),
-        ))?;
+        let day = code.as_str().and_then(weekday).ok_or(("daysOfWeek", format!("{code} is not a day code (mon … sun)")))?;
         days.push(day);
     }
     let clock = |name: &'static str| match time.get(name).and_then(Value::as_str) {
         None => Ok(None),
-        Some(text) => text
-            .parse::<Time>()
-            .map(Some)
-            .map_err(|_| (name, format!("{text:?} is not a time"))),
+        Some(text) => text.parse::<Time>().map(Some).map_err(|_| (name, format!("{text:?} is not a time"))),
     };
     if time.get("allDay").and_then(Value::as_bool) == Some(true) {
-        return Ok(AvailableTime {
-            days,
-            start: Time::midnight(),
-            end: None,
-        });
+        return Ok(AvailableTime { days, start: Time::midnight(), end: None });
     }
     let start = clock("availableStartTime")?.unwrap_or(Time::midnight());
     let end = clock("availableEndTime")?.filter(|end| *end != Time::midnight());
@@ -214,9 +186,7 @@ impl Moment {
     /// A day as an end bound includes the day.
     fn end(self, zone: &TimeZone) -> Timestamp {
         match self {
-            Moment::Day(day) => {
-                next_day(day).map_or(Timestamp::MAX, |next| local_midnight(zone, next))
-            }
+            Moment::Day(day) => next_day(day).map_or(Timestamp::MAX, |next| local_midnight(zone, next)),
             Moment::Instant(instant) => instant,
         }
     }
@@ -233,21 +203,15 @@ fn next_day(day: Date) -> Option<Date> {
 }
 
 /// The wall-clock starts of the slots that fit in `time` on `day`.
-fn local_starts(
-    day: Date,
-    time: &AvailableTime,
-    pattern: SlotPattern,
-) -> impl Iterator<Item = DateTime> + use<> {
+fn local_starts(day: Date, time: &AvailableTime, pattern: SlotPattern) -> impl Iterator<Item = DateTime> + use<> {
     let close = match time.end {
         Some(end) => day.to_datetime(end),
         None => next_day(day).map_or(DateTime::MAX, |next| next.to_datetime(Time::midnight())),
     };
     let step = pattern.length + pattern.gap;
     let length = pattern.length;
-    std::iter::successors(Some(day.to_datetime(time.start)), move |t| {
-        t.checked_add(step).ok()
-    })
-    .take_while(move |t| t.checked_add(length).is_ok_and(|end| end <= close))
+    std::iter::successors(Some(day.to_datetime(time.start)), move |t| t.checked_add(step).ok())
+        .take_while(move |t| t.checked_add(length).is_ok_and(|end| end <= close))
 }
 
 #[cfg(test)]

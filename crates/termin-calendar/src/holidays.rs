@@ -6,11 +6,7 @@ use jiff::civil::{Date, date};
 /// Austria's nationwide public holidays in `year`, with their names.
 pub fn public_holidays(year: i16) -> [(Date, &'static str); 13] {
     let easter = easter_sunday(year);
-    let after_easter = |days: i64| {
-        easter
-            .checked_add(days.days())
-            .expect("Easter is far from the end of the calendar")
-    };
+    let after_easter = |days: i64| easter.checked_add(days.days()).expect("Easter is far from the end of the calendar");
     [
         (date(year, 1, 1), "Neujahr"),
         (date(year, 1, 6), "Heilige Drei Könige"),

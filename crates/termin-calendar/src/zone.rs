@@ -17,9 +17,7 @@ pub fn vienna() -> TimeZone {
 /// An instant as FHIR `instant`/`dateTime` text with the zone's offset at that instant
 /// (`2027-03-22T08:00:00+01:00`).
 pub fn local_text(zone: &TimeZone, instant: Timestamp) -> String {
-    instant
-        .display_with_offset(zone.to_offset(instant))
-        .to_string()
+    instant.display_with_offset(zone.to_offset(instant)).to_string()
 }
 
 /// The FHIR `daysOfWeek` code of a weekday.
@@ -57,14 +55,8 @@ mod tests {
     #[test]
     fn vienna_offsets_follow_daylight_saving_time() {
         let zone = vienna();
-        let winter = zone
-            .to_ambiguous_timestamp(date(2027, 3, 26).at(8, 0, 0, 0))
-            .compatible()
-            .unwrap();
-        let summer = zone
-            .to_ambiguous_timestamp(date(2027, 3, 30).at(8, 0, 0, 0))
-            .compatible()
-            .unwrap();
+        let winter = zone.to_ambiguous_timestamp(date(2027, 3, 26).at(8, 0, 0, 0)).compatible().unwrap();
+        let summer = zone.to_ambiguous_timestamp(date(2027, 3, 30).at(8, 0, 0, 0)).compatible().unwrap();
         assert_eq!(local_text(&zone, winter), "2027-03-26T08:00:00+01:00");
         assert_eq!(local_text(&zone, summer), "2027-03-30T08:00:00+02:00");
         assert_eq!(winter.to_string(), "2027-03-26T07:00:00Z");

@@ -27,10 +27,7 @@ pub const SVNR_SYSTEM: &str = "urn:oid:1.2.40.0.10.1.4.3.1";
 pub enum ClientError {
     /// The server answered with an error status; `outcome` is its OperationOutcome, if any.
     #[error("HTTP {status}: {}", describe(.outcome))]
-    Status {
-        status: StatusCode,
-        outcome: Option<Value>,
-    },
+    Status { status: StatusCode, outcome: Option<Value> },
     #[error("transport error: {0}")]
     Transport(#[from] reqwest::Error),
     #[error("unexpected response: {0}")]
@@ -63,19 +60,10 @@ pub struct Response {
 /// The answer to `$hold`.
 #[derive(Debug, Clone)]
 pub enum Hold {
-    Held {
-        slot: Value,
-        held_until: String,
-        token: Option<String>,
-    },
-    Released {
-        slot: Value,
-    },
+    Held { slot: Value, held_until: String, token: Option<String> },
+    Released { slot: Value },
     /// Someone else booked or holds it (409).
-    Rejected {
-        slot: Value,
-        outcome: Value,
-    },
+    Rejected { slot: Value, outcome: Value },
 }
 
 /// The answer to `$book`.
@@ -89,10 +77,7 @@ pub struct Booking {
 impl Booking {
     /// Booked (201), pending (202) or an earlier booking returned (200).
     pub fn accepted(&self) -> bool {
-        matches!(
-            self.status,
-            StatusCode::OK | StatusCode::CREATED | StatusCode::ACCEPTED
-        )
+        matches!(self.status, StatusCode::OK | StatusCode::CREATED | StatusCode::ACCEPTED)
     }
 }
 
@@ -115,9 +100,7 @@ fn resource_parameter(parameters: &Value, name: &str) -> Value {
 
 /// The `key` value (e.g. `valueString`) of the named parameter.
 fn text_parameter(parameters: &Value, name: &str, key: &str) -> Option<String> {
-    Parameters::read_value(parameters)?
-        .text(name, &[key])
-        .map(str::to_owned)
+    Parameters::read_value(parameters)?.text(name, &[key]).map(str::to_owned)
 }
 
 fn status_error(status: StatusCode, body: Value) -> ClientError {
@@ -128,10 +111,7 @@ fn status_error(status: StatusCode, body: Value) -> ClientError {
 }
 
 /// `path?name=value&...`, form-encoded.
-fn with_query<N: AsRef<str>, V: AsRef<str>>(
-    path: &str,
-    pairs: impl IntoIterator<Item = (N, V)>,
-) -> String {
+fn with_query<N: AsRef<str>, V: AsRef<str>>(path: &str, pairs: impl IntoIterator<Item = (N, V)>) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
     for (name, value) in pairs {
         query.append_pair(name.as_ref(), value.as_ref());
@@ -232,18 +212,10 @@ impl Client {
             Err(_) if !status.is_success() => Value::Null,
             Err(e) => return Err(ClientError::Unexpected(format!("body is not JSON: {e}"))),
         };
-        Ok(Response {
-            status,
-            version,
-            body,
-        })
+        Ok(Response { status, version, body })
     }
 
-    async fn expect_success(
-        &self,
-        request: RequestBuilder,
-        body: Option<&Value>,
-    ) -> ClientResult<Response> {
+    async fn expect_success(&self, request: RequestBuilder, body: Option<&Value>) -> ClientResult<Response> {
         let response = self.send(request, body).await?;
         if response.status.is_success() {
             Ok(response)
@@ -254,28 +226,21 @@ impl Client {
 
     /// GETs a path under the base, or an absolute URL (a paging link), as JSON.
     async fn get(&self, path: &str) -> ClientResult<Value> {
-        Ok(self
-            .expect_success(self.request(Method::GET, path), None)
-            .await?
-            .body)
+        Ok(self.expect_success(self.request(Method::GET, path), None).await?.body)
     }
 
     pub async fn create(&self, resource: &Value) -> ClientResult<Response> {
         let resource_type = resource["resourceType"]
             .as_str()
             .ok_or_else(|| ClientError::Unexpected("resource without resourceType".into()))?;
-        self.expect_success(self.request(Method::POST, resource_type), Some(resource))
-            .await
+        self.expect_success(self.request(Method::POST, resource_type), Some(resource)).await
     }
 
     /// Sends a `batch` or `transaction` Bundle to the base; answers the `batch-response` or
     /// `transaction-response`. A transaction that fails is an error carrying the
     /// OperationOutcome, which names the failing entry.
     pub async fn send_bundle(&self, bundle: &Value) -> ClientResult<Value> {
-        Ok(self
-            .expect_success(self.request(Method::POST, ""), Some(bundle))
-            .await?
-            .body)
+        Ok(self.expect_success(self.request(Method::POST, ""), Some(bundle)).await?.body)
     }
 
     /// Creates the patient unless one with the same social security number exists; returns it.
@@ -289,21 +254,13 @@ impl Client {
     /// `id` may also be written `Type/id`.
     pub async fn read(&self, resource_type: &str, id: &str) -> ClientResult<Response> {
         let id = bare_id(resource_type, id);
-        self.expect_success(
-            self.request(Method::GET, &format!("{resource_type}/{id}")),
-            None,
-        )
-        .await
+        self.expect_success(self.request(Method::GET, &format!("{resource_type}/{id}")), None).await
     }
 
     /// Updates a resource (its `id` names it); `if_match` guards against concurrent changes.
     pub async fn update(&self, resource: &Value, if_match: Option<u64>) -> ClientResult<Response> {
-        let (Some(resource_type), Some(id)) =
-            (resource["resourceType"].as_str(), resource["id"].as_str())
-        else {
-            return Err(ClientError::Unexpected(
-                "update needs resourceType and id".into(),
-            ));
+        let (Some(resource_type), Some(id)) = (resource["resourceType"].as_str(), resource["id"].as_str()) else {
+            return Err(ClientError::Unexpected("update needs resourceType and id".into()));
         };
         let mut request = self.request(Method::PUT, &format!("{resource_type}/{id}"));
         if let Some(version) = if_match {
@@ -313,13 +270,8 @@ impl Client {
     }
 
     /// One page of a search; follow [`Client::next_page`] for more.
-    pub async fn search(
-        &self,
-        resource_type: &str,
-        params: &[(&str, &str)],
-    ) -> ClientResult<Value> {
-        self.get(&with_query(resource_type, params.iter().copied()))
-            .await
+    pub async fn search(&self, resource_type: &str, params: &[(&str, &str)]) -> ClientResult<Value> {
+        self.get(&with_query(resource_type, params.iter().copied())).await
     }
 
     /// One page of a typed search, e.g. a [`SlotQuery`].
@@ -336,11 +288,7 @@ impl Client {
     }
 
     /// Every match of a search, following `next` links.
-    pub async fn search_all(
-        &self,
-        resource_type: &str,
-        params: &[(&str, &str)],
-    ) -> ClientResult<Vec<Value>> {
+    pub async fn search_all(&self, resource_type: &str, params: &[(&str, &str)]) -> ClientResult<Vec<Value>> {
         let first = self.search(resource_type, params).await?;
         self.matches_on_every_page(first).await
     }
@@ -379,16 +327,10 @@ impl Client {
         while let Some(url) = next {
             let mut page = self.get(&url).await?;
             next = next_link(&page);
-            entries.extend(
-                take_entries(&mut page)
-                    .into_iter()
-                    .filter(|e| search_mode(e) != "outcome"),
-            );
+            entries.extend(take_entries(&mut page).into_iter().filter(|e| search_mode(e) != "outcome"));
         }
         let Some(bundle) = first.as_object_mut() else {
-            return Err(ClientError::Unexpected(
-                "a search answer that is not a Bundle".into(),
-            ));
+            return Err(ClientError::Unexpected("a search answer that is not a Bundle".into()));
         };
         bundle.remove("link");
         bundle.insert("entry".into(), Value::Array(entries));
@@ -406,17 +348,9 @@ impl Client {
                 Some(count) => format!("{FIND_HSP}?_count={count}"),
                 None => FIND_HSP.to_owned(),
             };
-            self.expect_success(
-                self.request(Method::POST, &path),
-                Some(&search.to_parameters()),
-            )
-            .await?
+            self.expect_success(self.request(Method::POST, &path), Some(&search.to_parameters())).await?
         } else {
-            self.expect_success(
-                self.request(Method::GET, &with_query(FIND_HSP, search.pairs())),
-                None,
-            )
-            .await?
+            self.expect_success(self.request(Method::GET, &with_query(FIND_HSP, search.pairs())), None).await?
         };
         Ok(response.body)
     }
@@ -424,12 +358,7 @@ impl Client {
     /// The appointments of the patient with this social security number ("Find existing
     /// Appointments"), every page; `dates` are `date` values with prefixes (ANDed, e.g.
     /// `["ge2026-04-07", "le2026-04-14"]`), `status` e.g. `booked`.
-    pub async fn find_appointments(
-        &self,
-        svnr: &str,
-        dates: &[&str],
-        status: Option<&str>,
-    ) -> ClientResult<Vec<Value>> {
+    pub async fn find_appointments(&self, svnr: &str, dates: &[&str], status: Option<&str>) -> ClientResult<Vec<Value>> {
         let query = AppointmentQuery {
             dates: dates.iter().map(|d| (*d).to_owned()).collect(),
             status: status.map(str::to_owned),
@@ -450,19 +379,14 @@ impl Client {
             parameters.push(json!({"name": "hold-token", "valueString": token}));
         }
         let body = json!({"resourceType": "Parameters", "parameter": parameters});
-        let Response { status, body, .. } = self
-            .send(self.request(Method::POST, "Slot/$hold"), Some(&body))
-            .await?;
+        let Response { status, body, .. } = self.send(self.request(Method::POST, "Slot/$hold"), Some(&body)).await?;
         match status {
             StatusCode::OK if hold => Ok(Hold::Held {
-                held_until: text_parameter(&body, "held-until", "valueDateTime")
-                    .unwrap_or_default(),
+                held_until: text_parameter(&body, "held-until", "valueDateTime").unwrap_or_default(),
                 token: text_parameter(&body, "hold-token", "valueString"),
                 slot: resource_parameter(&body, "slot"),
             }),
-            StatusCode::OK => Ok(Hold::Released {
-                slot: resource_parameter(&body, "slot"),
-            }),
+            StatusCode::OK => Ok(Hold::Released { slot: resource_parameter(&body, "slot") }),
             StatusCode::CONFLICT => Ok(Hold::Rejected {
                 slot: resource_parameter(&body, "slot"),
                 outcome: resource_parameter(&body, "outcome"),
@@ -475,23 +399,15 @@ impl Client {
     /// Rejections (409) are answers, not errors: see [`Booking::accepted`].
     pub async fn book(&self, appointment: &Value, tokens: &[&str]) -> ClientResult<Booking> {
         let mut parameters = vec![json!({"name": "appointment-resource", "resource": appointment})];
-        parameters.extend(
-            tokens
-                .iter()
-                .map(|t| json!({"name": "hold-token", "valueString": t})),
-        );
+        parameters.extend(tokens.iter().map(|t| json!({"name": "hold-token", "valueString": t})));
         let body = json!({"resourceType": "Parameters", "parameter": parameters});
-        let Response { status, body, .. } = self
-            .send(self.request(Method::POST, "Appointment/$book"), Some(&body))
-            .await?;
+        let Response { status, body, .. } = self.send(self.request(Method::POST, "Appointment/$book"), Some(&body)).await?;
         match status {
-            StatusCode::OK | StatusCode::CREATED | StatusCode::ACCEPTED | StatusCode::CONFLICT => {
-                Ok(Booking {
-                    status,
-                    appointment: resource_parameter(&body, "appointment"),
-                    outcome: resource_parameter(&body, "outcome"),
-                })
-            }
+            StatusCode::OK | StatusCode::CREATED | StatusCode::ACCEPTED | StatusCode::CONFLICT => Ok(Booking {
+                status,
+                appointment: resource_parameter(&body, "appointment"),
+                outcome: resource_parameter(&body, "outcome"),
+            }),
             status => Err(status_error(status, body)),
         }
     }
@@ -499,52 +415,31 @@ impl Client {
     /// Books one slot for `patient` (`Patient/id`): reads the slot and its Schedule, builds the
     /// [`proposed_appointment`] and calls `$book` with the hold `tokens`. `slot_id` may be
     /// written `id` or `Slot/id`.
-    pub async fn book_slot(
-        &self,
-        slot_id: &str,
-        patient: &str,
-        tokens: &[&str],
-    ) -> ClientResult<Booking> {
+    pub async fn book_slot(&self, slot_id: &str, patient: &str, tokens: &[&str]) -> ClientResult<Booking> {
         let slot = self.read("Slot", slot_id).await?.body;
         let schedule = match slot["schedule"]["reference"].as_str() {
             Some(reference) => self.get(reference).await?,
-            None => {
-                return Err(ClientError::Unexpected(format!(
-                    "Slot/{slot_id} names no schedule"
-                )));
-            }
+            None => return Err(ClientError::Unexpected(format!("Slot/{slot_id} names no schedule"))),
         };
-        self.book(&proposed_appointment(patient, &slot, &schedule), tokens)
-            .await
+        self.book(&proposed_appointment(patient, &slot, &schedule), tokens).await
     }
 
     /// Changes an appointment's information ("Update Appointment": description, notes,
     /// non-patient participants, ...): reads it, applies `change`, writes it back guarded by
     /// If-Match, so a concurrent change makes this fail with 412 instead of being overwritten.
     /// Timing and patient changes belong to [`Client::postpone`] and [`Client::cancel`].
-    pub async fn update_appointment(
-        &self,
-        appointment_id: &str,
-        change: impl FnOnce(&mut Value),
-    ) -> ClientResult<Value> {
+    pub async fn update_appointment(&self, appointment_id: &str, change: impl FnOnce(&mut Value)) -> ClientResult<Value> {
         self.amend_appointment(appointment_id, &[], change).await
     }
 
     /// Cancels an appointment (reads it, sets `cancelled`, writes it back guarded by If-Match).
     pub async fn cancel(&self, appointment_id: &str) -> ClientResult<Value> {
-        self.amend_appointment(appointment_id, &[], |appointment| {
-            appointment["status"] = json!("cancelled")
-        })
-        .await
+        self.amend_appointment(appointment_id, &[], |appointment| appointment["status"] = json!("cancelled"))
+            .await
     }
 
     /// Moves an appointment onto other slots (held with `tokens`, or free), with their times.
-    pub async fn postpone(
-        &self,
-        appointment_id: &str,
-        slots: &[Value],
-        tokens: &[&str],
-    ) -> ClientResult<Value> {
+    pub async fn postpone(&self, appointment_id: &str, slots: &[Value], tokens: &[&str]) -> ClientResult<Value> {
         let start = slots.iter().filter_map(|s| s["start"].as_str()).min();
         let end = slots.iter().filter_map(|s| s["end"].as_str()).max();
         let references: Vec<Value> = slots
@@ -560,19 +455,12 @@ impl Client {
     }
 
     /// Read, change, PUT with If-Match (and the hold tokens of newly referenced slots).
-    async fn amend_appointment(
-        &self,
-        appointment_id: &str,
-        tokens: &[&str],
-        change: impl FnOnce(&mut Value),
-    ) -> ClientResult<Value> {
+    async fn amend_appointment(&self, appointment_id: &str, tokens: &[&str], change: impl FnOnce(&mut Value)) -> ClientResult<Value> {
         let appointment_id = bare_id("Appointment", appointment_id);
         let current = self.read("Appointment", appointment_id).await?;
         let mut appointment = current.body;
         if !appointment.is_object() {
-            return Err(ClientError::Unexpected(format!(
-                "Appointment/{appointment_id} is not a JSON object"
-            )));
+            return Err(ClientError::Unexpected(format!("Appointment/{appointment_id} is not a JSON object")));
         }
         change(&mut appointment);
         let mut request = self.request(Method::PUT, &format!("Appointment/{appointment_id}"));
@@ -603,18 +491,10 @@ mod tests {
             {"resource": {"id": "m"}, "search": {"mode": "match"}},
             {"resource": {"id": "i"}, "search": {"mode": "include"}},
             {"resource": {"id": "plain"}}]});
-        let modes: Vec<&str> = bundle["entry"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(search_mode)
-            .collect();
+        let modes: Vec<&str> = bundle["entry"].as_array().unwrap().iter().map(search_mode).collect();
         assert_eq!(modes, ["match", "include", "match"]);
         assert_eq!(take_entries(&mut bundle).len(), 3);
-        assert!(
-            take_entries(&mut bundle).is_empty(),
-            "the entries were moved out"
-        );
+        assert!(take_entries(&mut bundle).is_empty(), "the entries were moved out");
     }
 
     #[test]
@@ -622,10 +502,7 @@ mod tests {
         let held = json!({"resourceType": "Parameters", "parameter": [
             {"name": "slot", "resource": {"resourceType": "Slot"}},
             {"name": "hold-token", "valueString": "t"}]});
-        assert_eq!(
-            text_parameter(&held, "hold-token", "valueString").as_deref(),
-            Some("t")
-        );
+        assert_eq!(text_parameter(&held, "hold-token", "valueString").as_deref(), Some("t"));
         assert_eq!(text_parameter(&held, "held-until", "valueDateTime"), None);
         assert_eq!(resource_parameter(&held, "slot")["resourceType"], "Slot");
         assert_eq!(resource_parameter(&held, "outcome"), Value::Null);
@@ -633,13 +510,7 @@ mod tests {
 
     #[test]
     fn query_strings_are_form_encoded() {
-        let path = with_query(
-            "Appointment",
-            [("actor:identifier", "urn:oid:1.2.40.0.10.1.4.3.1|1234010180")],
-        );
-        assert_eq!(
-            path,
-            "Appointment?actor%3Aidentifier=urn%3Aoid%3A1.2.40.0.10.1.4.3.1%7C1234010180"
-        );
+        let path = with_query("Appointment", [("actor:identifier", "urn:oid:1.2.40.0.10.1.4.3.1|1234010180")]);
+        assert_eq!(path, "Appointment?actor%3Aidentifier=urn%3Aoid%3A1.2.40.0.10.1.4.3.1%7C1234010180");
     }
 }

@@ -56,9 +56,7 @@ impl ProviderSearch {
         for (name, values) in self.repeated() {
             for value in values {
                 parameters.push(match name {
-                    "healthcareService-location" => {
-                        json!({"name": name, "valueReference": location_reference(value)})
-                    }
+                    "healthcareService-location" => json!({"name": name, "valueReference": location_reference(value)}),
                     _ => json!({"name": name, "valueString": value}),
                 });
             }
@@ -83,9 +81,7 @@ impl ProviderSearch {
 /// `system|value` names a Location by identifier; anything else is a reference.
 fn location_reference(value: &str) -> Value {
     match value.split_once('|') {
-        Some((system, identifier)) => {
-            json!({"identifier": {"system": system, "value": identifier}})
-        }
+        Some((system, identifier)) => json!({"identifier": {"system": system, "value": identifier}}),
         None => json!({"reference": value}),
     }
 }
@@ -111,10 +107,7 @@ mod tests {
         assert_eq!(
             search.pairs(),
             [
-                (
-                    "healthcareService-type",
-                    "http://terminology.hl7.org/CodeSystem/service-type|65".to_owned()
-                ),
+                ("healthcareService-type", "http://terminology.hl7.org/CodeSystem/service-type|65".to_owned()),
                 ("healthcareService-location", "Location/loc".to_owned()),
                 ("healthcareService-location", "urn:oid:1.2.3|L7".to_owned()),
                 ("healthcareService-zipCodeArea", "53".to_owned()),
@@ -125,43 +118,18 @@ mod tests {
 
     #[test]
     fn the_post_form_carries_locations_as_references_and_availability_as_is() {
-        let window =
-            json!({"availableTime": [{"daysOfWeek": ["mon"], "availableStartTime": "08:00:00"}]});
-        let search = ProviderSearch {
-            availability: vec![window.clone()],
-            ..search()
-        };
+        let window = json!({"availableTime": [{"daysOfWeek": ["mon"], "availableStartTime": "08:00:00"}]});
+        let search = ProviderSearch { availability: vec![window.clone()], ..search() };
         assert!(search.needs_post());
         let parameters = search.to_parameters();
         let by_name = |name: &str| -> Vec<Value> {
-            parameters["parameter"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|p| p["name"] == name)
-                .cloned()
-                .collect()
+            parameters["parameter"].as_array().unwrap().iter().filter(|p| p["name"] == name).cloned().collect()
         };
         let locations = by_name("healthcareService-location");
-        assert_eq!(
-            locations[0]["valueReference"],
-            json!({"reference": "Location/loc"})
-        );
-        assert_eq!(
-            locations[1]["valueReference"],
-            json!({"identifier": {"system": "urn:oid:1.2.3", "value": "L7"}})
-        );
-        assert_eq!(
-            by_name("healthcareService-zipCodeArea")[0]["valueString"],
-            "53"
-        );
-        assert_eq!(
-            by_name("healthcareService-availability")[0]["valueAvailability"],
-            window
-        );
-        assert!(
-            by_name("_count").is_empty(),
-            "paging is not an operation input"
-        );
+        assert_eq!(locations[0]["valueReference"], json!({"reference": "Location/loc"}));
+        assert_eq!(locations[1]["valueReference"], json!({"identifier": {"system": "urn:oid:1.2.3", "value": "L7"}}));
+        assert_eq!(by_name("healthcareService-zipCodeArea")[0]["valueString"], "53");
+        assert_eq!(by_name("healthcareService-availability")[0]["valueAvailability"], window);
+        assert!(by_name("_count").is_empty(), "paging is not an operation input");
     }
 }

@@ -48,8 +48,7 @@ impl Pairs {
     }
 
     fn each(mut self, name: &'static str, values: &[String]) -> Self {
-        self.0
-            .extend(values.iter().map(|value| (name, value.clone())));
+        self.0.extend(values.iter().map(|value| (name, value.clone())));
         self
     }
 
@@ -198,10 +197,7 @@ pub struct AppointmentQuery {
 impl AppointmentQuery {
     /// The appointments of the patient with this social security number.
     pub fn for_patient(svnr: &str) -> Self {
-        AppointmentQuery {
-            patient_svnr: Some(svnr.to_owned()),
-            ..AppointmentQuery::default()
-        }
+        AppointmentQuery { patient_svnr: Some(svnr.to_owned()), ..AppointmentQuery::default() }
     }
 }
 
@@ -210,11 +206,7 @@ impl SearchQuery for AppointmentQuery {
 
     fn pairs(&self) -> Vec<(&'static str, String)> {
         Pairs::default()
-            .prefixed(
-                "actor:identifier",
-                &format!("{SVNR_SYSTEM}|"),
-                &self.patient_svnr,
-            )
+            .prefixed("actor:identifier", &format!("{SVNR_SYSTEM}|"), &self.patient_svnr)
             .text("actor", &self.actor)
             .each("date", &self.dates)
             .text("status", &self.status)
@@ -249,10 +241,7 @@ mod tests {
         assert_eq!(
             query.pairs(),
             [
-                (
-                    "schedule",
-                    "Schedule/HL7ATSchedulingScheduleExample01".to_owned()
-                ),
+                ("schedule", "Schedule/HL7ATSchedulingScheduleExample01".to_owned()),
                 ("status", "free".to_owned()),
                 ("start", "ge2026-04-07".to_owned()),
                 ("start", "le2026-04-14".to_owned()),
@@ -273,10 +262,7 @@ mod tests {
         assert_eq!(
             query.pairs(),
             [
-                (
-                    "actor:identifier",
-                    "urn:oid:1.2.40.0.10.1.4.3.1|1234010100".to_owned()
-                ),
+                ("actor:identifier", "urn:oid:1.2.40.0.10.1.4.3.1|1234010100".to_owned()),
                 ("date", "ge2026-04-07".to_owned()),
                 ("date", "le2026-04-14".to_owned()),
                 ("status", "booked".to_owned()),
@@ -286,29 +272,9 @@ mod tests {
 
     #[test]
     fn service_and_schedule_queries_spell_active_as_a_boolean() {
-        let services = ServiceQuery {
-            service_type: Some("urn:x|65".into()),
-            active: Some(false),
-            ..ServiceQuery::default()
-        };
-        assert_eq!(
-            services.pairs(),
-            [
-                ("service-type", "urn:x|65".to_owned()),
-                ("active", "false".to_owned())
-            ]
-        );
-        let schedules = ScheduleQuery {
-            actor: Some("Practitioner/p".into()),
-            active: Some(true),
-            ..ScheduleQuery::default()
-        };
-        assert_eq!(
-            schedules.pairs(),
-            [
-                ("actor", "Practitioner/p".to_owned()),
-                ("active", "true".to_owned())
-            ]
-        );
+        let services = ServiceQuery { service_type: Some("urn:x|65".into()), active: Some(false), ..ServiceQuery::default() };
+        assert_eq!(services.pairs(), [("service-type", "urn:x|65".to_owned()), ("active", "false".to_owned())]);
+        let schedules = ScheduleQuery { actor: Some("Practitioner/p".into()), active: Some(true), ..ScheduleQuery::default() };
+        assert_eq!(schedules.pairs(), [("actor", "Practitioner/p".to_owned()), ("active", "true".to_owned())]);
     }
 }

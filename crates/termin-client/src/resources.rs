@@ -8,13 +8,7 @@ use crate::SVNR_SYSTEM;
 /// An AT Core Patient identified by the social security number (identifier type `SS`).
 /// `gender` is an AdministrativeGender code (`female`, `male`, `other`, `unknown`); AT Core
 /// requires one.
-pub fn austrian_patient(
-    svnr: &str,
-    family: &str,
-    given: &[&str],
-    birth_date: &str,
-    gender: &str,
-) -> Value {
+pub fn austrian_patient(svnr: &str, family: &str, given: &[&str], birth_date: &str, gender: &str) -> Value {
     json!({
         "resourceType": "Patient",
         "identifier": [{
@@ -36,10 +30,7 @@ pub fn proposed_appointment(patient: &str, slot: &Value, schedule: &Value) -> Va
     let mut appointment = Map::new();
     appointment.insert("resourceType".into(), json!("Appointment"));
     appointment.insert("status".into(), json!("proposed"));
-    if let Some(service_type) = slot
-        .get("serviceType")
-        .or_else(|| schedule.get("serviceType"))
-    {
+    if let Some(service_type) = slot.get("serviceType").or_else(|| schedule.get("serviceType")) {
         appointment.insert("serviceType".into(), service_type.clone());
     }
     for time in ["start", "end"] {
@@ -48,22 +39,11 @@ pub fn proposed_appointment(patient: &str, slot: &Value, schedule: &Value) -> Va
         }
     }
     let slot_id = slot["id"].as_str().unwrap_or_default();
-    appointment.insert(
-        "slot".into(),
-        json!([{"reference": format!("Slot/{slot_id}")}]),
-    );
+    appointment.insert("slot".into(), json!([{"reference": format!("Slot/{slot_id}")}]));
     appointment.insert("subject".into(), json!({"reference": patient}));
-    let participant =
-        |actor: Value| json!({"actor": actor, "required": true, "status": "accepted"});
+    let participant = |actor: Value| json!({"actor": actor, "required": true, "status": "accepted"});
     let mut participants = vec![participant(json!({"reference": patient}))];
-    participants.extend(
-        schedule["actor"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .cloned()
-            .map(participant),
-    );
+    participants.extend(schedule["actor"].as_array().into_iter().flatten().cloned().map(participant));
     appointment.insert("participant".into(), Value::Array(participants));
     Value::Object(appointment)
 }
@@ -74,21 +54,12 @@ mod tests {
 
     #[test]
     fn the_patient_carries_the_svnr_as_an_ss_identifier() {
-        let patient = austrian_patient(
-            "1234010180",
-            "Huber",
-            &["Anna", "Maria"],
-            "1980-01-01",
-            "female",
-        );
+        let patient = austrian_patient("1234010180", "Huber", &["Anna", "Maria"], "1980-01-01", "female");
         assert_eq!(patient["identifier"][0]["system"], SVNR_SYSTEM);
         assert_eq!(patient["identifier"][0]["value"], "1234010180");
         assert_eq!(patient["identifier"][0]["type"]["coding"][0]["code"], "SS");
         assert_eq!(patient["name"][0]["given"], json!(["Anna", "Maria"]));
-        assert_eq!(
-            (&patient["gender"], &patient["birthDate"]),
-            (&json!("female"), &json!("1980-01-01"))
-        );
+        assert_eq!((&patient["gender"], &patient["birthDate"]), (&json!("female"), &json!("1980-01-01")));
     }
 
     #[test]
@@ -105,26 +76,9 @@ mod tests {
         assert_eq!(appointment["end"], "2026-04-07T08:30:00+02:00");
         assert_eq!(appointment["slot"], json!([{"reference": "Slot/s1"}]));
         assert_eq!(appointment["subject"], json!({"reference": "Patient/anna"}));
-        let actors: Vec<&Value> = appointment["participant"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| &p["actor"])
-            .collect();
-        assert_eq!(
-            actors,
-            [
-                &json!({"reference": "Patient/anna"}),
-                &json!({"reference": "Practitioner/p", "display": "Dr. P"})
-            ]
-        );
-        assert!(
-            appointment["participant"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|p| p["required"] == true && p["status"] == "accepted")
-        );
+        let actors: Vec<&Value> = appointment["participant"].as_array().unwrap().iter().map(|p| &p["actor"]).collect();
+        assert_eq!(actors, [&json!({"reference": "Patient/anna"}), &json!({"reference": "Practitioner/p", "display": "Dr. P"})]);
+        assert!(appointment["participant"].as_array().unwrap().iter().all(|p| p["required"] == true && p["status"] == "accepted"));
     }
 
     #[test]

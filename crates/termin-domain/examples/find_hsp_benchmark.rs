@@ -50,10 +50,7 @@ fn object(value: Value) -> Map<String, Value> {
 async fn put(service: &ResourceService, ctx: &Caller, resource: Value) {
     let resource_type: ResourceType = resource["resourceType"].as_str().unwrap().parse().unwrap();
     let id = resource["id"].as_str().unwrap().to_owned();
-    service
-        .update(ctx, resource_type, &id, object(resource), None)
-        .await
-        .expect("write");
+    service.update(ctx, resource_type, &id, object(resource), None).await.expect("write");
 }
 
 async fn build_dataset(service: &ResourceService, ctx: &Caller) {
@@ -68,45 +65,23 @@ async fn build_dataset(service: &ResourceService, ctx: &Caller) {
             "name": format!("Service {s}"), "providedBy": {"reference": format!("Organization/org-{}", s % ORGANIZATIONS)},
             "type": [{"coding": [{"system": SERVICE_TYPE_SYSTEM, "code": (s % SERVICE_TYPES).to_string()}]}]})).await;
     }
-    let monday = Timestamp::now()
-        .to_zoned_datetime(jiff::tz::TimeZone::get("Europe/Vienna").unwrap())
-        .date();
+    let monday = Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::get("Europe/Vienna").unwrap()).date();
     for r in 0..ROLES {
         let s = r % SERVICES;
         // Half the roles work mornings, half afternoons.
-        let (from, to) = if r % 2 == 0 {
-            ("08:00:00", "12:00:00")
-        } else {
-            ("13:00:00", "17:00:00")
-        };
+        let (from, to) = if r % 2 == 0 { ("08:00:00", "12:00:00") } else { ("13:00:00", "17:00:00") };
         put(service, ctx, json!({"resourceType": "Practitioner", "id": format!("pr-{r}"), "name": [{"family": format!("Arzt {r}")}]})).await;
-        put(
-            service,
-            ctx,
-            json!({"resourceType": "PractitionerRole", "id": format!("role-{r}"), "active": true,
+        put(service, ctx, json!({"resourceType": "PractitionerRole", "id": format!("role-{r}"), "active": true,
             "practitioner": {"reference": format!("Practitioner/pr-{r}")},
             "organization": {"reference": format!("Organization/org-{}", s % ORGANIZATIONS)},
             "healthcareService": [{"reference": format!("HealthcareService/svc-{s}")}],
             "availability": [{"availableTime": [{"daysOfWeek": ["mon", "tue", "wed", "thu", "fri"],
-                "availableStartTime": from, "availableEndTime": to}]}]}),
-        )
-        .await;
-        put(
-            service,
-            ctx,
-            json!({"resourceType": "Schedule", "id": format!("sched-{r}"), "active": true,
-            "actor": [{"reference": format!("PractitionerRole/role-{r}")}]}),
-        )
-        .await;
+                "availableStartTime": from, "availableEndTime": to}]}]})).await;
+        put(service, ctx, json!({"resourceType": "Schedule", "id": format!("sched-{r}"), "active": true,
+            "actor": [{"reference": format!("PractitionerRole/role-{r}")}]})).await;
         for k in 0..SLOTS_PER_ROLE {
-            let day = monday
-                .checked_add(jiff::Span::new().days((k % 5 + 1) as i64))
-                .unwrap();
-            let hour = if r % 2 == 0 {
-                8 + (k % 4)
-            } else {
-                13 + (k % 4)
-            };
+            let day = monday.checked_add(jiff::Span::new().days((k % 5 + 1) as i64)).unwrap();
+            let hour = if r % 2 == 0 { 8 + (k % 4) } else { 13 + (k % 4) };
             let start = format!("{day}T{hour:02}:00:00+01:00");
             let end = format!("{day}T{hour:02}:30:00+01:00");
             put(service, ctx, json!({"resourceType": "Slot", "id": format!("slot-{r}-{k}"), "status": "free",
@@ -123,25 +98,16 @@ async fn build_dataset(service: &ResourceService, ctx: &Caller) {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = std::env::var_os("FIND_HSP_BENCHMARK_DB")
-        .map_or_else(|| dir.path().join("find-hsp.db"), PathBuf::from);
+    let path = std::env::var_os("FIND_HSP_BENCHMARK_DB").map_or_else(|| dir.path().join("find-hsp.db"), PathBuf::from);
     let reuse = path.exists();
     let store = SqliteStore::open(&path, 4).await.expect("store");
-    let domain = Domain::new(
-        Arc::new(store),
-        Arc::new(SystemClock),
-        ServiceConfig::default(),
-        termin_search::registry(),
-    );
+    let domain = Domain::new(Arc::new(store), Arc::new(SystemClock), ServiceConfig::default(), termin_search::registry());
     let ctx = Caller::system("benchmark");
     if !reuse {
         build_dataset(&domain.resources, &ctx).await;
     }
     let query = |code: usize| ProviderQuery {
-        types: vec![TokenMatch {
-            system: SystemMatch::Exactly(SERVICE_TYPE_SYSTEM.into()),
-            code: Some(code.to_string()),
-        }],
+        types: vec![TokenMatch { system: SystemMatch::Exactly(SERVICE_TYPE_SYSTEM.into()), code: Some(code.to_string()) }],
         zip_areas: vec!["53".into()],
         availability: vec![json!({"availableTime": [{"daysOfWeek": ["mon", "tue"],
             "availableStartTime": "08:00:00", "availableEndTime": "12:00:00"}]})],
@@ -151,17 +117,9 @@ async fn main() {
     let mut found = 0;
     for run in 0..RUNS {
         let started = Instant::now();
-        let answer = domain
-            .providers
-            .find_providers(&ctx, &query(run % SERVICE_TYPES))
-            .await
-            .expect("findHSP");
+        let answer = domain.providers.find_providers(&ctx, &query(run % SERVICE_TYPES)).await.expect("findHSP");
         timings.push(started.elapsed());
-        found += answer
-            .services
-            .iter()
-            .map(|m| m.providers.len())
-            .sum::<usize>();
+        found += answer.services.iter().map(|m| m.providers.len()).sum::<usize>();
     }
     timings.sort();
     println!(

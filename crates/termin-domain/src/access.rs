@@ -11,8 +11,7 @@ use subtle::ConstantTimeEq;
 
 /// The extension holding `sha256:<hex digest>` of an Appointment's access secret. Its value is
 /// the server's: clients cannot set, change or remove it.
-pub const ACCESS_DIGEST_URL: &str =
-    "https://termin.at/fhir/StructureDefinition/access-secret-digest";
+pub const ACCESS_DIGEST_URL: &str = "https://termin.at/fhir/StructureDefinition/access-secret-digest";
 
 /// Random bytes in a secret: 256 bits, beyond guessing.
 const SECRET_BYTES: usize = 32;
@@ -45,8 +44,7 @@ pub(crate) fn stored_digest(appointment: &Map<String, Value>) -> Option<&str> {
 
 /// Whether `secret` opens the Appointment (constant time in the secret's content).
 pub(crate) fn opens(appointment: &Map<String, Value>, secret: &str) -> bool {
-    stored_digest(appointment)
-        .is_some_and(|stored| bool::from(stored.as_bytes().ct_eq(digest_of(secret).as_bytes())))
+    stored_digest(appointment).is_some_and(|stored| bool::from(stored.as_bytes().ct_eq(digest_of(secret).as_bytes())))
 }
 
 /// Sets the Appointment's digest extension to `digest` (`None`: removes it), whatever the
@@ -110,16 +108,9 @@ mod tests {
         set_digest(&mut appointment, None);
         assert_eq!(stored_digest(&appointment), None);
         assert_eq!(appointment["extension"].as_array().unwrap().len(), 1);
-        let mut plain = json!({"id": "a", "status": "booked", "extension": []})
-            .as_object()
-            .unwrap()
-            .clone();
+        let mut plain = json!({"id": "a", "status": "booked", "extension": []}).as_object().unwrap().clone();
         set_digest(&mut plain, None);
-        assert_eq!(
-            plain.keys().collect::<Vec<_>>(),
-            ["id", "status", "extension"],
-            "nothing moves"
-        );
+        assert_eq!(plain.keys().collect::<Vec<_>>(), ["id", "status", "extension"], "nothing moves");
         set_digest(&mut plain, Some("sha256:x"));
         set_digest(&mut plain, None);
         assert!(!plain.contains_key("extension"));

@@ -3,11 +3,11 @@
 //! own unit of work; reads and denied attempts go through [`AuditTrail`], a bounded queue that a
 //! background writer empties in batches and drains at shutdown.
 
-use crate::DomainError;
 use crate::caller::Caller;
 use crate::compartment::patients_of;
 use crate::model::parse_object;
 use crate::version::new_version;
+use crate::DomainError;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -55,23 +55,12 @@ pub struct AuditRecord {
 
 impl AuditRecord {
     pub fn new(action: AuditAction, interaction: impl Into<String>) -> Self {
-        AuditRecord {
-            action,
-            interaction: interaction.into(),
-            patients: Vec::new(),
-            resources: Vec::new(),
-            denied: None,
-        }
+        AuditRecord { action, interaction: interaction.into(), patients: Vec::new(), resources: Vec::new(), denied: None }
     }
 
     /// Adds a resource reached and, when it is in a patient compartment, its patients. Reading
     /// the audit trail itself is not recorded (it would record its own records).
-    pub(crate) fn reached(
-        &mut self,
-        resource_type: ResourceType,
-        id: &str,
-        body: Option<&Map<String, Value>>,
-    ) {
+    pub(crate) fn reached(&mut self, resource_type: ResourceType, id: &str, body: Option<&Map<String, Value>>) {
         if resource_type == ResourceType::AuditEvent {
             return;
         }
@@ -79,10 +68,7 @@ impl AuditRecord {
         if !self.resources.contains(&label) {
             self.resources.push(label);
         }
-        for patient in body
-            .map(|b| patients_of(resource_type, id, b))
-            .unwrap_or_default()
-        {
+        for patient in body.map(|b| patients_of(resource_type, id, b)).unwrap_or_default() {
             if !self.patients.contains(&patient) {
                 self.patients.push(patient);
             }
@@ -104,9 +90,7 @@ impl AuditRecord {
     pub(crate) fn concerns_patients(&self) -> bool {
         !self.patients.is_empty()
             || self.resources.iter().any(|r| {
-                COMPARTMENT_TYPES
-                    .iter()
-                    .any(|t| *t != ResourceType::AuditEvent && r.starts_with(&format!("{t}/")))
+                COMPARTMENT_TYPES.iter().any(|t| *t != ResourceType::AuditEvent && r.starts_with(&format!("{t}/")))
             })
     }
 }
@@ -137,12 +121,8 @@ fn agents(caller: &Caller) -> Vec<Value> {
             }
             user
         }
-        Principal::Anonymous => {
-            json!({"type": user_type, "who": {"display": "anonymous"}, "requestor": true})
-        }
-        Principal::System => {
-            json!({"type": app_type, "who": {"display": "Termin"}, "requestor": true})
-        }
+        Principal::Anonymous => json!({"type": user_type, "who": {"display": "anonymous"}, "requestor": true}),
+        Principal::System => json!({"type": app_type, "who": {"display": "Termin"}, "requestor": true}),
     };
     if let Some(network) = network {
         user["networkString"] = network;
@@ -151,22 +131,10 @@ fn agents(caller: &Caller) -> Vec<Value> {
 }
 
 /// The `AuditEvent` of `record`, made by `caller` at `now`.
-pub(crate) fn audit_event(
-    caller: &Caller,
-    record: &AuditRecord,
-    now: Timestamp,
-) -> Map<String, Value> {
+pub(crate) fn audit_event(caller: &Caller, record: &AuditRecord, now: Timestamp) -> Map<String, Value> {
     let outcome = match record.denied {
-        None => coding(
-            "http://terminology.hl7.org/CodeSystem/audit-event-outcome",
-            "0",
-            "Success",
-        ),
-        Some(_) => coding(
-            "http://terminology.hl7.org/CodeSystem/audit-event-outcome",
-            "4",
-            "Minor failure",
-        ),
+        None => coding("http://terminology.hl7.org/CodeSystem/audit-event-outcome", "0", "Success"),
+        Some(_) => coding("http://terminology.hl7.org/CodeSystem/audit-event-outcome", "4", "Minor failure"),
     };
     let mut entities: Vec<Value> = record
         .patients
@@ -239,12 +207,7 @@ impl AuditTrail {
     }
 
     pub(crate) async fn record(&self, body: Map<String, Value>) {
-        if self
-            .sender
-            .send(Message::Event(Box::new(body)))
-            .await
-            .is_err()
-        {
+        if self.sender.send(Message::Event(Box::new(body))).await.is_err() {
             tracing::error!("the audit writer has stopped; an audit event was not stored");
         }
     }
@@ -258,11 +221,7 @@ impl AuditTrail {
     }
 }
 
-async fn write_batches(
-    store: Arc<dyn ResourceStore>,
-    search: &'static SearchParameters,
-    mut receiver: mpsc::Receiver<Message>,
-) {
+async fn write_batches(store: Arc<dyn ResourceStore>, search: &'static SearchParameters, mut receiver: mpsc::Receiver<Message>) {
     let mut messages = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut messages, BATCH).await > 0 {
         let mut events = Vec::new();
@@ -285,30 +244,15 @@ async fn write_batches(
     }
 }
 
-async fn store_events(
-    store: &dyn ResourceStore,
-    search: &'static SearchParameters,
-    events: &[Map<String, Value>],
-) -> Result<(), DomainError> {
+async fn store_events(store: &dyn ResourceStore, search: &'static SearchParameters, events: &[Map<String, Value>]) -> Result<(), DomainError> {
     if events.is_empty() {
         return Ok(());
     }
     let caller = Caller::system("audit");
     let mut tx = store.begin_write(caller.context()).await?;
     for body in events {
-        let now = body
-            .get("recorded")
-            .and_then(Value::as_str)
-            .and_then(|t| t.parse().ok())
-            .unwrap_or_else(Timestamp::now);
-        let (new, _) = new_version(
-            search,
-            ResourceType::AuditEvent,
-            &uuid::Uuid::new_v4().to_string(),
-            body.clone(),
-            None,
-            now,
-        )?;
+        let now = body.get("recorded").and_then(Value::as_str).and_then(|t| t.parse().ok()).unwrap_or_else(Timestamp::now);
+        let (new, _) = new_version(search, ResourceType::AuditEvent, &uuid::Uuid::new_v4().to_string(), body.clone(), None, now)?;
         tx.write(new).await?;
     }
     tx.commit().await?;

@@ -29,12 +29,7 @@ pub struct Caller {
 
 impl Caller {
     pub fn new(context: RequestContext) -> Self {
-        Caller {
-            context,
-            hold_tokens: Vec::new(),
-            client_address: None,
-            public_booking: None,
-        }
+        Caller { context, hold_tokens: Vec::new(), client_address: None, public_booking: None }
     }
 
     pub fn anonymous(request_id: impl Into<String>) -> Self {
@@ -85,11 +80,7 @@ impl Caller {
         match self.context.principal {
             Principal::Anonymous => true,
             Principal::System => false,
-            Principal::Token(_) => self
-                .context
-                .scopes
-                .iter()
-                .all(|s| s.level == ScopeLevel::Patient),
+            Principal::Token(_) => self.context.scopes.iter().all(|s| s.level == ScopeLevel::Patient),
         }
     }
 
@@ -104,11 +95,7 @@ impl Caller {
     /// one holder). Without an address (in-process callers) every hold counts as its own holder.
     pub(crate) fn holder_key(&self, token: &str) -> String {
         if let Principal::Token(principal) = &self.context.principal {
-            return format!(
-                "principal:{}|{}",
-                principal.client_id.as_deref().unwrap_or_default(),
-                principal.subject
-            );
+            return format!("principal:{}|{}", principal.client_id.as_deref().unwrap_or_default(), principal.subject);
         }
         match &self.client_address {
             Some(address) => format!("address:{address}"),
@@ -173,10 +160,7 @@ mod tests {
             placed_at: jiff::Timestamp::UNIX_EPOCH,
         };
         let open = Caller::anonymous("r").with_client_address("10.0.0.1");
-        assert!(
-            open.owns_hold(&hold),
-            "without authorization the address owns it"
-        );
+        assert!(open.owns_hold(&hold), "without authorization the address owns it");
         let public = open.clone().with_public_booking(PublicBooking::Book);
         assert!(!public.owns_hold(&hold));
         assert!(public.with_hold_tokens(["t".to_owned()]).owns_hold(&hold));

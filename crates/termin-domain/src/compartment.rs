@@ -11,17 +11,12 @@ use crate::model::{parse_object, reference_id};
 use serde_json::{Map, Value};
 use termin_fhir::ResourceType;
 use termin_store::{
-    COMPARTMENT_TYPES, Condition, PatientReach, Permission, ReferenceMatch, RequestContext,
-    ResourceVersion, StringMatch,
+    COMPARTMENT_TYPES, Condition, PatientReach, Permission, ReferenceMatch, RequestContext, ResourceVersion, StringMatch,
 };
 
 /// The patient ids a resource of a compartment type refers to as its patient (a Patient is
 /// its own, by `id`, which a body being created may not carry yet).
-pub(crate) fn patients_of(
-    resource_type: ResourceType,
-    id: &str,
-    body: &Map<String, Value>,
-) -> Vec<String> {
+pub(crate) fn patients_of(resource_type: ResourceType, id: &str, body: &Map<String, Value>) -> Vec<String> {
     let reference = |value: Option<&Value>| {
         value
             .and_then(|r| r.get("reference"))
@@ -31,27 +26,13 @@ pub(crate) fn patients_of(
     match resource_type {
         ResourceType::Patient => vec![id.to_owned()],
         ResourceType::Appointment => {
-            let participants = body
-                .get("participant")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten();
-            reference(body.get("subject"))
-                .into_iter()
-                .chain(participants.filter_map(|p| reference(p.get("actor"))))
-                .collect()
+            let participants = body.get("participant").and_then(Value::as_array).into_iter().flatten();
+            reference(body.get("subject")).into_iter().chain(participants.filter_map(|p| reference(p.get("actor")))).collect()
         }
         ResourceType::RelatedPerson => reference(body.get("patient")).into_iter().collect(),
         ResourceType::AuditEvent => {
-            let entities = body
-                .get("entity")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten();
-            reference(body.get("patient"))
-                .into_iter()
-                .chain(entities.filter_map(|e| reference(e.get("what"))))
-                .collect()
+            let entities = body.get("entity").and_then(Value::as_array).into_iter().flatten();
+            reference(body.get("patient")).into_iter().chain(entities.filter_map(|e| reference(e.get("what")))).collect()
         }
         ResourceType::Subscription => crate::subscriptions::filtered_patients(body),
         _ => Vec::new(),
@@ -59,15 +40,8 @@ pub(crate) fn patients_of(
 }
 
 /// Whether the resource is in `patient`'s compartment.
-pub(crate) fn belongs(
-    resource_type: ResourceType,
-    id: &str,
-    body: &Map<String, Value>,
-    patient: &str,
-) -> bool {
-    patients_of(resource_type, id, body)
-        .iter()
-        .any(|p| p == patient)
+pub(crate) fn belongs(resource_type: ResourceType, id: &str, body: &Map<String, Value>, patient: &str) -> bool {
+    patients_of(resource_type, id, body).iter().any(|p| p == patient)
 }
 
 fn without_context() -> DomainError {
@@ -134,19 +108,13 @@ pub(crate) fn condition(resource_type: ResourceType, patient: &str) -> Condition
 
 /// Both conditions hold (the search plan has no conjunction inside a chain or `_has`).
 fn both(a: Condition, b: Condition) -> Condition {
-    Condition::Not(Box::new(Condition::Any(vec![
-        Condition::Not(Box::new(a)),
-        Condition::Not(Box::new(b)),
-    ])))
+    Condition::Not(Box::new(Condition::Any(vec![Condition::Not(Box::new(a)), Condition::Not(Box::new(b))])))
 }
 
 /// Narrows chains and `_has` that reach compartment types to what the caller may search there
 /// (its patient's compartment; for staff, their organisations' Appointments), so that, say, a
 /// search of Slots cannot probe which patient booked them.
-pub(crate) fn confine_reach(
-    ctx: &RequestContext,
-    searched: Condition,
-) -> Result<Condition, DomainError> {
+pub(crate) fn confine_reach(ctx: &RequestContext, searched: Condition) -> Result<Condition, DomainError> {
     let confine_to = |reached: ResourceType, inner: Condition| -> Result<Condition, DomainError> {
         let mut inner = confine_reach(ctx, inner)?;
         if let Some(patient) = confined_to(ctx, reached, Permission::Search)? {
@@ -155,39 +123,27 @@ pub(crate) fn confine_reach(
         // Staff reach only their organisations' Appointments and AuditEvents (the directory
         // types are public).
         if crate::organisation::READ_CONFINED.contains(&reached)
-            && let Some(confinement) =
-                crate::organisation::confinement(ctx, reached, Permission::Search)
+            && let Some(confinement) = crate::organisation::confinement(ctx, reached, Permission::Search)
         {
             inner = both(inner, confinement);
         }
         Ok(inner)
     };
     Ok(match searched {
-        Condition::Chain {
-            param,
-            target_type,
-            condition,
-        } => Condition::Chain {
+        Condition::Chain { param, target_type, condition } => Condition::Chain {
             param,
             condition: Box::new(confine_to(target_type, *condition)?),
             target_type,
         },
-        Condition::ReferencedBy {
-            source_type,
-            param,
-            condition,
-        } => Condition::ReferencedBy {
+        Condition::ReferencedBy { source_type, param, condition } => Condition::ReferencedBy {
             param,
             condition: Box::new(confine_to(source_type, *condition)?),
             source_type,
         },
         Condition::Not(inner) => Condition::Not(Box::new(confine_reach(ctx, *inner)?)),
-        Condition::Any(alternatives) => Condition::Any(
-            alternatives
-                .into_iter()
-                .map(|c| confine_reach(ctx, c))
-                .collect::<Result<_, _>>()?,
-        ),
+        Condition::Any(alternatives) => {
+            Condition::Any(alternatives.into_iter().map(|c| confine_reach(ctx, c)).collect::<Result<_, _>>()?)
+        }
         other => other,
     })
 }
@@ -200,26 +156,16 @@ pub(crate) fn check_named_patients(
     patient: &str,
 ) -> Result<(), DomainError> {
     let names_other = |condition: &Condition| match condition {
-        Condition::IdIn(ids) => {
-            resource_type == ResourceType::Patient && ids.iter().any(|id| id != patient)
-        }
-        Condition::ReferenceAny {
-            param,
-            alternatives,
-        } => {
+        Condition::IdIn(ids) => resource_type == ResourceType::Patient && ids.iter().any(|id| id != patient),
+        Condition::ReferenceAny { param, alternatives } => {
             let patient_param = matches!(
                 (resource_type, param.as_str()),
                 (ResourceType::Appointment, "patient" | "subject" | "actor")
-                    | (
-                        ResourceType::RelatedPerson | ResourceType::AuditEvent,
-                        "patient"
-                    )
+                    | (ResourceType::RelatedPerson | ResourceType::AuditEvent, "patient")
             );
             patient_param
                 && alternatives.iter().any(|alternative| match alternative {
-                    ReferenceMatch::Local {
-                        target_type, id, ..
-                    } => {
+                    ReferenceMatch::Local { target_type, id, .. } => {
                         let to_patient = match target_type.as_deref() {
                             Some(target) => target == ResourceType::Patient.as_str(),
                             None => param == "patient",
@@ -259,8 +205,7 @@ pub(crate) fn check_write(
         let named = patients_of(resource_type, id, n);
         // A Subscription may concern no patient (slot availability); which topics need a
         // patient filter is `subscriptions::check_access`'s rule.
-        (named.is_empty() && resource_type != ResourceType::Subscription)
-            || named.iter().any(|p| p != patient)
+        (named.is_empty() && resource_type != ResourceType::Subscription) || named.iter().any(|p| p != patient)
     });
     match outside || foreign {
         true => Err(other_patient(resource_type, patient)),
@@ -299,22 +244,14 @@ mod tests {
         assert!(belongs(ResourceType::Appointment, "a", &appointment, "p2"));
         assert!(!belongs(ResourceType::Appointment, "a", &appointment, "d"));
         assert!(belongs(ResourceType::Patient, "p1", &Map::new(), "p1"));
-        assert!(!belongs(
-            ResourceType::RelatedPerson,
-            "r",
-            &object(json!({"patient": {"reference": "Patient/p2"}})),
-            "p1"
-        ));
+        assert!(!belongs(ResourceType::RelatedPerson, "r", &object(json!({"patient": {"reference": "Patient/p2"}})), "p1"));
     }
 
     #[test]
     fn subscriptions_belong_to_the_patients_they_are_filtered_on() {
-        let filtered =
-            |filters: Value| object(json!({"resourceType": "Subscription", "filterBy": filters}));
+        let filtered = |filters: Value| object(json!({"resourceType": "Subscription", "filterBy": filters}));
         let own = filtered(json!([{"filterParameter": "patient", "value": "Patient/p1"}]));
-        let by_actor = filtered(
-            json!([{"filterParameter": "actor", "value": "https://x.test/fhir/Patient/p1"}]),
-        );
+        let by_actor = filtered(json!([{"filterParameter": "actor", "value": "https://x.test/fhir/Patient/p1"}]));
         let other = filtered(json!([{"filterParameter": "patient", "value": "Patient/p2"}]));
         let slots = filtered(json!([{"filterParameter": "schedule", "value": "Schedule/p1"}]));
         assert!(belongs(ResourceType::Subscription, "s", &own, "p1"));
@@ -323,110 +260,43 @@ mod tests {
         assert!(!belongs(ResourceType::Subscription, "s", &slots, "p1"));
         let ctx = patient_token("patient/Subscription.cruds");
         assert!(check_write(&ctx, ResourceType::Subscription, "s", None, Some(&slots)).is_ok());
-        assert!(matches!(
-            check_write(&ctx, ResourceType::Subscription, "s", None, Some(&other)),
-            Err(DomainError::Forbidden(_))
-        ));
-        assert!(matches!(
-            check_write(&ctx, ResourceType::Subscription, "s", Some(&other), None),
-            Err(DomainError::Forbidden(_))
-        ));
+        assert!(matches!(check_write(&ctx, ResourceType::Subscription, "s", None, Some(&other)), Err(DomainError::Forbidden(_))));
+        assert!(matches!(check_write(&ctx, ResourceType::Subscription, "s", Some(&other), None), Err(DomainError::Forbidden(_))));
     }
 
     #[test]
     fn a_confined_write_stays_in_the_compartment() {
         let ctx = patient_token("patient/Appointment.cruds");
-        let own = object(
-            json!({"subject": {"reference": "Patient/p1"}, "participant": [{"actor": {"reference": "Patient/p1"}}]}),
-        );
-        let shared = object(
-            json!({"subject": {"reference": "Patient/p1"}, "participant": [{"actor": {"reference": "Patient/p2"}}]}),
-        );
+        let own = object(json!({"subject": {"reference": "Patient/p1"}, "participant": [{"actor": {"reference": "Patient/p1"}}]}));
+        let shared = object(json!({"subject": {"reference": "Patient/p1"}, "participant": [{"actor": {"reference": "Patient/p2"}}]}));
         let other = object(json!({"subject": {"reference": "Patient/p2"}}));
         let nobody = object(json!({"status": "proposed"}));
         assert!(check_write(&ctx, ResourceType::Appointment, "a", None, Some(&own)).is_ok());
         assert!(check_write(&ctx, ResourceType::Appointment, "a", Some(&own), None).is_ok());
-        for (previous, new) in [
-            (None, Some(&shared)),
-            (None, Some(&nobody)),
-            (Some(&other), None),
-            (Some(&other), Some(&own)),
-        ] {
-            assert!(matches!(
-                check_write(&ctx, ResourceType::Appointment, "a", previous, new),
-                Err(DomainError::Forbidden(_))
-            ));
+        for (previous, new) in [(None, Some(&shared)), (None, Some(&nobody)), (Some(&other), None), (Some(&other), Some(&own))] {
+            assert!(matches!(check_write(&ctx, ResourceType::Appointment, "a", previous, new), Err(DomainError::Forbidden(_))));
         }
         let staff = patient_token("user/Appointment.cruds");
-        assert!(
-            check_write(
-                &staff,
-                ResourceType::Appointment,
-                "a",
-                Some(&other),
-                Some(&shared)
-            )
-            .is_ok()
-        );
+        assert!(check_write(&staff, ResourceType::Appointment, "a", Some(&other), Some(&shared)).is_ok());
         let patients = patient_token("patient/Patient.cruds");
-        assert!(matches!(
-            check_write(&patients, ResourceType::Patient, "p2", None, Some(&nobody)),
-            Err(DomainError::Forbidden(_))
-        ));
-        assert!(
-            check_write(
-                &patients,
-                ResourceType::Patient,
-                "p1",
-                Some(&nobody),
-                Some(&nobody)
-            )
-            .is_ok()
-        );
+        assert!(matches!(check_write(&patients, ResourceType::Patient, "p2", None, Some(&nobody)), Err(DomainError::Forbidden(_))));
+        assert!(check_write(&patients, ResourceType::Patient, "p1", Some(&nobody), Some(&nobody)).is_ok());
     }
 
     #[test]
     fn searches_naming_another_patient_are_refused() {
         let refers = |param: &str, target: Option<&str>, id: &str| Condition::ReferenceAny {
             param: param.into(),
-            alternatives: vec![ReferenceMatch::Local {
-                target_type: target.map(str::to_owned),
-                id: id.into(),
-                version: None,
-            }],
+            alternatives: vec![ReferenceMatch::Local { target_type: target.map(str::to_owned), id: id.into(), version: None }],
         };
         let check = |t, c: Condition| check_named_patients(t, &[c], "p1").is_ok();
-        assert!(check(
-            ResourceType::Appointment,
-            refers("patient", None, "p1")
-        ));
-        assert!(!check(
-            ResourceType::Appointment,
-            refers("patient", None, "p2")
-        ));
-        assert!(!check(
-            ResourceType::Appointment,
-            refers("actor", Some("Patient"), "p2")
-        ));
-        assert!(check(
-            ResourceType::Appointment,
-            refers("actor", Some("Practitioner"), "d1")
-        ));
-        assert!(check(
-            ResourceType::Appointment,
-            refers("actor", None, "d1")
-        ));
-        assert!(!check(
-            ResourceType::Patient,
-            Condition::IdIn(vec!["p1".into(), "p2".into()])
-        ));
-        assert!(check(
-            ResourceType::Appointment,
-            Condition::IdIn(vec!["a1".into()])
-        ));
-        assert!(!check(
-            ResourceType::RelatedPerson,
-            refers("patient", None, "p2")
-        ));
+        assert!(check(ResourceType::Appointment, refers("patient", None, "p1")));
+        assert!(!check(ResourceType::Appointment, refers("patient", None, "p2")));
+        assert!(!check(ResourceType::Appointment, refers("actor", Some("Patient"), "p2")));
+        assert!(check(ResourceType::Appointment, refers("actor", Some("Practitioner"), "d1")));
+        assert!(check(ResourceType::Appointment, refers("actor", None, "d1")));
+        assert!(!check(ResourceType::Patient, Condition::IdIn(vec!["p1".into(), "p2".into()])));
+        assert!(check(ResourceType::Appointment, Condition::IdIn(vec!["a1".into()])));
+        assert!(!check(ResourceType::RelatedPerson, refers("patient", None, "p2")));
     }
 }

@@ -21,10 +21,7 @@ impl CpuWork {
 
     /// Runs `job` on a blocking thread once a core is free. A panic inside it is an internal
     /// error of this request only.
-    pub async fn run<T: Send + 'static>(
-        &self,
-        job: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, DomainError> {
+    pub async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, DomainError> {
         let _permit = self
             .permits
             .acquire()

@@ -1,10 +1,7 @@
 //! The domain services, built together over one kernel.
 
 use crate::kernel::Kernel;
-use crate::{
-    AuditRecord, AuditTrail, Caller, Clock, ProviderService, ResourceService, ResourceValidator,
-    SchedulingService, ServiceConfig,
-};
+use crate::{AuditRecord, AuditTrail, Caller, Clock, ProviderService, ResourceService, ResourceValidator, SchedulingService, ServiceConfig};
 use std::sync::Arc;
 use termin_search::SearchParameters;
 use termin_store::ResourceStore;
@@ -20,12 +17,7 @@ pub struct Domain {
 
 impl Domain {
     /// The services over `store`, building index rows with `search`.
-    pub fn new(
-        store: Arc<dyn ResourceStore>,
-        clock: Arc<dyn Clock>,
-        config: ServiceConfig,
-        search: &'static SearchParameters,
-    ) -> Self {
+    pub fn new(store: Arc<dyn ResourceStore>, clock: Arc<dyn Clock>, config: ServiceConfig, search: &'static SearchParameters) -> Self {
         Domain::over(Kernel::new(store, clock, config, search))
     }
 
@@ -64,31 +56,19 @@ impl Domain {
     pub async fn audit_denied(&self, ctx: &Caller, mut record: AuditRecord, status: u16) {
         record.denied = Some(status);
         if let Some(trail) = &self.kernel.audit {
-            trail
-                .record(crate::audit::audit_event(
-                    ctx,
-                    &record,
-                    self.kernel.clock.now(),
-                ))
-                .await;
+            trail.record(crate::audit::audit_event(ctx, &record, self.kernel.clock.now())).await;
         }
     }
 
     /// Deletes for good the AuditEvents recorded before `before` (the retention of the audit
     /// trail), in batches of one transaction each; answers how many.
-    pub async fn sweep_audit_events(
-        &self,
-        before: jiff::Timestamp,
-    ) -> Result<usize, crate::DomainError> {
+    pub async fn sweep_audit_events(&self, before: jiff::Timestamp) -> Result<usize, crate::DomainError> {
         const BATCH: usize = 500;
         let caller = Caller::system("audit-retention");
         let mut swept = 0;
         loop {
             let mut tx = self.kernel.begin(&caller).await?;
-            let purged = tx
-                .purge_older_than(termin_fhir::ResourceType::AuditEvent, before, BATCH)
-                .await?
-                .len();
+            let purged = tx.purge_older_than(termin_fhir::ResourceType::AuditEvent, before, BATCH).await?.len();
             tx.commit().await?;
             swept += purged;
             if purged < BATCH {

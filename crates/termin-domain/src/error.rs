@@ -54,10 +54,7 @@ impl DomainError {
     }
 
     pub fn forbidden(diagnostics: impl Into<String>) -> Self {
-        DomainError::Forbidden(OperationOutcome::single(Issue::error(
-            IssueCode::Forbidden,
-            diagnostics,
-        )))
+        DomainError::Forbidden(OperationOutcome::single(Issue::error(IssueCode::Forbidden, diagnostics)))
     }
 
     pub fn unprocessable(issue: Issue) -> Self {

@@ -5,13 +5,13 @@
 use crate::audit::{AuditRecord, AuditTrail, audit_event};
 use crate::caller::Caller;
 use crate::compartment;
+use crate::organisation;
 use crate::cpu::CpuWork;
 use crate::model;
-use crate::organisation;
 use crate::rules::{self, guard_write};
+use crate::version::new_version;
 use crate::unit_of_work::UnitOfWork;
 use crate::validation::{ResourceValidator, conform};
-use crate::version::new_version;
 use crate::{Clock, DomainError};
 use jiff::SignedDuration;
 use serde_json::{Map, Value};
@@ -19,8 +19,7 @@ use std::sync::Arc;
 use termin_fhir::{Issue, IssueCode, ResourceType};
 use termin_search::SearchParameters;
 use termin_store::{
-    ChangeKind, Condition, Filter, NewVersion, Permission, ResourceStore, ResourceVersion,
-    SearchPage, SearchRequest,
+    ChangeKind, Condition, NewVersion, Filter, Permission, ResourceStore, ResourceVersion, SearchPage, SearchRequest,
 };
 
 #[derive(Debug, Clone)]
@@ -75,9 +74,7 @@ impl std::str::FromStr for ConditionalDelete {
             "off" => Ok(ConditionalDelete::Off),
             "single" => Ok(ConditionalDelete::Single),
             "multiple" => Ok(ConditionalDelete::Multiple),
-            other => Err(format!(
-                "conditional delete must be off, single or multiple, not {other:?}"
-            )),
+            other => Err(format!("conditional delete must be off, single or multiple, not {other:?}")),
         }
     }
 }
@@ -180,9 +177,7 @@ impl Kernel {
         if let Some(trail) = &self.audit
             && record.concerns_patients()
         {
-            trail
-                .record(audit_event(ctx, &record, self.clock.now()))
-                .await;
+            trail.record(audit_event(ctx, &record, self.clock.now())).await;
         }
     }
 
@@ -211,28 +206,18 @@ impl Kernel {
         match &self.validator {
             Some(validator) => {
                 let validator = validator.clone();
-                self.cpu
-                    .run(move || conform(validator.as_ref(), resource_type, body))
-                    .await?
+                self.cpu.run(move || conform(validator.as_ref(), resource_type, body)).await?
             }
             None => Ok((body, Vec::new())),
         }
     }
 
     /// Shows a Slot whose hold has expired as free, whether or not the sweeper has run.
-    pub(crate) async fn present(
-        &self,
-        ctx: &Caller,
-        mut versions: Vec<ResourceVersion>,
-    ) -> Result<Vec<ResourceVersion>, DomainError> {
+    pub(crate) async fn present(&self, ctx: &Caller, mut versions: Vec<ResourceVersion>) -> Result<Vec<ResourceVersion>, DomainError> {
         let tentative: Vec<String> = versions
             .iter()
             .filter(|v| v.resource_type == ResourceType::Slot)
-            .filter(|v| {
-                v.body
-                    .as_deref()
-                    .is_some_and(|b| b.contains("busy-tentative"))
-            })
+            .filter(|v| v.body.as_deref().is_some_and(|b| b.contains("busy-tentative")))
             .map(|v| v.id.clone())
             .collect();
         if tentative.is_empty() {
@@ -242,11 +227,7 @@ impl Kernel {
         let now = self.clock.now();
         for version in versions.iter_mut().filter(|v| tentative.contains(&v.id)) {
             let hold = holds.iter().find(|h| h.slot_id == version.id);
-            if let Some(shown) = version
-                .body
-                .as_deref()
-                .and_then(|b| rules::present_slot(b, hold, now))
-            {
+            if let Some(shown) = version.body.as_deref().and_then(|b| rules::present_slot(b, hold, now)) {
                 version.body = Some(shown);
             }
         }
@@ -261,11 +242,7 @@ impl Kernel {
         id: &str,
     ) -> Result<ResourceVersion, DomainError> {
         self.check_visible(ctx, resource_type, id).await?;
-        match self
-            .store
-            .read_current(ctx.context(), resource_type, id)
-            .await?
-        {
+        match self.store.read_current(ctx.context(), resource_type, id).await? {
             None => Err(DomainError::NotFound(label(resource_type, id))),
             Some(v) if v.is_deleted() => Err(DomainError::Gone(label(resource_type, id))),
             Some(v) => Ok(self.present(ctx, vec![v]).await?.remove(0)),
@@ -276,17 +253,9 @@ impl Kernel {
     /// patient's compartment reads only its own Patient (another id answers 403: the request
     /// names another patient) and Appointments and RelatedPersons in the compartment (others
     /// answer 404, as if they did not exist).
-    pub(crate) async fn check_visible(
-        &self,
-        ctx: &Caller,
-        resource_type: ResourceType,
-        id: &str,
-    ) -> Result<(), DomainError> {
-        self.check_organisation_visible(ctx, resource_type, id)
-            .await?;
-        let Some(patient) =
-            compartment::confined_to(ctx.context(), resource_type, Permission::Read)?
-        else {
+    pub(crate) async fn check_visible(&self, ctx: &Caller, resource_type: ResourceType, id: &str) -> Result<(), DomainError> {
+        self.check_organisation_visible(ctx, resource_type, id).await?;
+        let Some(patient) = compartment::confined_to(ctx.context(), resource_type, Permission::Read)? else {
             return Ok(());
         };
         if resource_type == ResourceType::Patient {
@@ -297,16 +266,8 @@ impl Kernel {
         }
         // The patients of an Appointment cannot change, so its last content decides, also
         // once it is deleted.
-        let last_content = match self
-            .store
-            .read_current(ctx.context(), resource_type, id)
-            .await?
-        {
-            Some(v) if v.is_deleted() && v.version > 1 => {
-                self.store
-                    .read_version(ctx.context(), resource_type, id, v.version - 1)
-                    .await?
-            }
+        let last_content = match self.store.read_current(ctx.context(), resource_type, id).await? {
+            Some(v) if v.is_deleted() && v.version > 1 => self.store.read_version(ctx.context(), resource_type, id, v.version - 1).await?,
             other => other,
         };
         let visible = last_content
@@ -321,31 +282,14 @@ impl Kernel {
 
     /// 404 for an Appointment or AuditEvent outside the organisations of staff (see
     /// [`organisation`]); a deleted one has no index rows left and is not found either.
-    async fn check_organisation_visible(
-        &self,
-        ctx: &Caller,
-        resource_type: ResourceType,
-        id: &str,
-    ) -> Result<(), DomainError> {
+    async fn check_organisation_visible(&self, ctx: &Caller, resource_type: ResourceType, id: &str) -> Result<(), DomainError> {
         if !organisation::READ_CONFINED.contains(&resource_type) {
             return Ok(());
         }
-        let Some(confinement) =
-            organisation::confinement(ctx.context(), resource_type, Permission::Read)
-        else {
+        let Some(confinement) = organisation::confinement(ctx.context(), resource_type, Permission::Read) else {
             return Ok(());
         };
-        match self
-            .find_ids(
-                ctx,
-                resource_type,
-                vec![Condition::IdIn(vec![id.to_owned()]), confinement],
-                1,
-            )
-            .await?
-            .0
-            .is_empty()
-        {
+        match self.find_ids(ctx, resource_type, vec![Condition::IdIn(vec![id.to_owned()]), confinement], 1).await?.0.is_empty() {
             true => Err(DomainError::NotFound(label(resource_type, id))),
             false => Ok(()),
         }
@@ -361,11 +305,7 @@ impl Kernel {
     ) -> Result<(Vec<String>, bool), DomainError> {
         let request = SearchRequest {
             resource_type,
-            filter: Filter {
-                conditions,
-                now: self.clock.now(),
-                server_base: None,
-            },
+            filter: Filter { conditions, now: self.clock.now(), server_base: None },
             sort: Vec::new(),
             count: limit,
             page: None,
@@ -374,41 +314,21 @@ impl Kernel {
             revincludes: Vec::new(),
         };
         let page = self.store.search(ctx.context(), &request).await?;
-        Ok((
-            page.matches.into_iter().map(|v| v.id).collect(),
-            page.next.is_some(),
-        ))
+        Ok((page.matches.into_iter().map(|v| v.id).collect(), page.next.is_some()))
     }
 
     /// Drops included Appointments and AuditEvents outside the organisations of staff.
-    async fn retain_organisations(
-        &self,
-        ctx: &Caller,
-        included: &mut Vec<ResourceVersion>,
-    ) -> Result<(), DomainError> {
+    async fn retain_organisations(&self, ctx: &Caller, included: &mut Vec<ResourceVersion>) -> Result<(), DomainError> {
         for resource_type in organisation::READ_CONFINED {
-            let Some(confinement) =
-                organisation::confinement(ctx.context(), resource_type, Permission::Read)
-            else {
+            let Some(confinement) = organisation::confinement(ctx.context(), resource_type, Permission::Read) else {
                 continue;
             };
-            let ids: Vec<String> = included
-                .iter()
-                .filter(|v| v.resource_type == resource_type)
-                .map(|v| v.id.clone())
-                .collect();
+            let ids: Vec<String> = included.iter().filter(|v| v.resource_type == resource_type).map(|v| v.id.clone()).collect();
             if ids.is_empty() {
                 continue;
             }
             let limit = ids.len();
-            let (visible, _) = self
-                .find_ids(
-                    ctx,
-                    resource_type,
-                    vec![Condition::IdIn(ids), confinement],
-                    limit,
-                )
-                .await?;
+            let (visible, _) = self.find_ids(ctx, resource_type, vec![Condition::IdIn(ids), confinement], limit).await?;
             included.retain(|v| v.resource_type != resource_type || visible.contains(&v.id));
         }
         Ok(())
@@ -417,24 +337,14 @@ impl Kernel {
     /// Runs a search; index rows with a validity window (Slot holds) are judged at the
     /// domain clock's now. A caller confined to a patient's compartment finds only what is in
     /// it, also through chains, `_has` and `_include`/`_revinclude`.
-    pub(crate) async fn search(
-        &self,
-        ctx: &Caller,
-        request: &SearchRequest,
-    ) -> Result<SearchPage, DomainError> {
+    pub(crate) async fn search(&self, ctx: &Caller, request: &SearchRequest) -> Result<SearchPage, DomainError> {
         let mut request = request.clone();
         let server_base = request.filter.server_base.take();
-        request.filter = self.confined(
-            ctx,
-            request.resource_type,
-            Permission::Search,
-            &request.filter.conditions,
-        )?;
+        request.filter = self.confined(ctx, request.resource_type, Permission::Search, &request.filter.conditions)?;
         // Absolute references under the server's own base match as local ones.
         request.filter.server_base = server_base;
         let mut page = self.store.search(ctx.context(), &request).await?;
-        page.included
-            .retain(|version| compartment::may_see(ctx.context(), version));
+        page.included.retain(|version| compartment::may_see(ctx.context(), version));
         self.retain_organisations(ctx, &mut page.included).await?;
         page.matches = self.present(ctx, page.matches).await?;
         page.included = self.present(ctx, page.included).await?;
@@ -461,8 +371,7 @@ impl Kernel {
         // Staff search the Appointments and AuditEvents of their organisations; the directory
         // types stay public.
         if organisation::READ_CONFINED.contains(&resource_type)
-            && let Some(confinement) =
-                organisation::confinement(ctx.context(), resource_type, permission)
+            && let Some(confinement) = organisation::confinement(ctx.context(), resource_type, permission)
         {
             conditions.push(confinement);
         }
@@ -483,9 +392,7 @@ impl Kernel {
         body: Map<String, Value>,
         previous: Option<&ResourceVersion>,
     ) -> Result<WriteOutcome, DomainError> {
-        let outcome = self
-            .stage_in(ctx, &mut tx, resource_type, id, body, previous)
-            .await?;
+        let outcome = self.stage_in(ctx, &mut tx, resource_type, id, body, previous).await?;
         tx.commit().await?;
         tracing::debug!(resource = %label(resource_type, id), version = outcome.version.version, "stored");
         Ok(outcome)
@@ -493,33 +400,13 @@ impl Kernel {
 
     /// Deletes the current version inside `tx` after the scheduling rules, without committing;
     /// nothing when there is none.
-    pub(crate) async fn delete_in(
-        &self,
-        ctx: &Caller,
-        tx: &mut UnitOfWork,
-        resource_type: ResourceType,
-        id: &str,
-    ) -> Result<(), DomainError> {
-        let Some(current) = tx
-            .read_current(resource_type, id)
-            .await?
-            .filter(|c| !c.is_deleted())
-        else {
+    pub(crate) async fn delete_in(&self, ctx: &Caller, tx: &mut UnitOfWork, resource_type: ResourceType, id: &str) -> Result<(), DomainError> {
+        let Some(current) = tx.read_current(resource_type, id).await?.filter(|c| !c.is_deleted()) else {
             return Ok(());
         };
         let now = self.clock.now();
         let previous = current.body.as_deref().and_then(model::parse_object);
-        guard_write(
-            tx,
-            ctx,
-            now,
-            resource_type,
-            id,
-            current.version + 1,
-            previous.as_ref(),
-            None,
-        )
-        .await?;
+        guard_write(tx, ctx, now, resource_type, id, current.version + 1, previous.as_ref(), None).await?;
         let tombstone = ResourceVersion {
             resource_type,
             id: id.to_owned(),
@@ -527,15 +414,7 @@ impl Kernel {
             last_updated: now,
             body: None,
         };
-        tx.write(
-            NewVersion {
-                version: tombstone,
-                change: ChangeKind::Delete,
-                index: Default::default(),
-            },
-            None,
-        )
-        .await
+        tx.write(NewVersion { version: tombstone, change: ChangeKind::Delete, index: Default::default() }, None).await
     }
 
     /// Writes the next version inside `tx` after the scheduling rules, without committing.
@@ -549,39 +428,19 @@ impl Kernel {
         previous: Option<&ResourceVersion>,
     ) -> Result<WriteOutcome, DomainError> {
         if resource_type == ResourceType::AuditEvent {
-            return Err(DomainError::NotAllowed(
-                "AuditEvents are recorded by the server and cannot be written".into(),
-            ));
+            return Err(DomainError::NotAllowed("AuditEvents are recorded by the server and cannot be written".into()));
         }
         let now = self.clock.now();
         let version = previous.map_or(1, |p| p.version + 1);
-        let previous_body = previous
-            .and_then(|p| p.body.as_deref())
-            .and_then(model::parse_object);
-        guard_write(
-            tx,
-            ctx,
-            now,
-            resource_type,
-            id,
-            version,
-            previous_body.as_ref(),
-            Some(&mut body),
-        )
-        .await?;
-        let (mut new, written_body) =
-            new_version(self.search, resource_type, id, body, previous, now)?;
+        let previous_body = previous.and_then(|p| p.body.as_deref()).and_then(model::parse_object);
+        guard_write(tx, ctx, now, resource_type, id, version, previous_body.as_ref(), Some(&mut body)).await?;
+        let (mut new, written_body) = new_version(self.search, resource_type, id, body, previous, now)?;
         let size = new.version.body.as_deref().map_or(0, str::len);
-        let limit = self
-            .config
-            .max_resource_bytes
-            .saturating_add(SERVER_ELEMENTS_ALLOWANCE);
+        let limit = self.config.max_resource_bytes.saturating_add(SERVER_ELEMENTS_ALLOWANCE);
         if size > limit {
             return Err(DomainError::unprocessable(Issue::error(
                 IssueCode::TooLong,
-                format!(
-                    "The resource would take {size} bytes, more than the limit of {limit} bytes"
-                ),
+                format!("The resource would take {size} bytes, more than the limit of {limit} bytes"),
             )));
         }
         if resource_type == ResourceType::Slot {

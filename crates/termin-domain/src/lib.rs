@@ -38,23 +38,20 @@ mod unit_of_work;
 mod validation;
 mod version;
 
-pub use access::ACCESS_DIGEST_URL;
 pub use audit::{AuditAction, AuditRecord, AuditTrail};
+pub use access::ACCESS_DIGEST_URL;
 pub use caller::{Caller, PublicBooking};
 pub use clock::{Clock, SystemClock};
 pub use domain::Domain;
 pub use error::DomainError;
 pub use kernel::{ConditionalDelete, ServiceConfig, WriteOutcome, WriteStatus};
-pub use providers::{
-    BusinessIdentifier, EarliestFreeSlot, LocationSelector, ProviderMatches, ProviderQuery,
-    ProviderService, ServiceMatch,
-};
+pub use termin_fhir::geo::Point;
+pub use providers::{BusinessIdentifier, EarliestFreeSlot, LocationSelector, ProviderMatches, ProviderQuery, ProviderService, ServiceMatch};
 pub use resources::{CreateTarget, ImportSummary, ResourceService, Transaction, WriteTarget};
 pub use scheduling::{
-    AlternativeSlot, BOOKING_REQUESTS_URL, BookingOutcome, BookingStatus, GENERATED_SLOT_SYSTEM,
-    GenerationRequest, GenerationSummary, HoldOutcome, KeptSchedules, MANUAL_CONFIRMATION_URL,
-    MAX_GENERATION_DAYS, MAX_KEPT_SCHEDULES, SLOT_GENERATION_URL, SchedulingService, SlotConflict,
+    AlternativeSlot, BOOKING_REQUESTS_URL, BookingOutcome, BookingStatus, GENERATED_SLOT_SYSTEM, GenerationRequest, GenerationSummary,
+    HoldOutcome, KeptSchedules, MANUAL_CONFIRMATION_URL, MAX_GENERATION_DAYS, MAX_KEPT_SCHEDULES, SLOT_GENERATION_URL,
+    SchedulingService, SlotConflict,
     SlotSelector, read_duration,
 };
-pub use termin_fhir::geo::Point;
 pub use validation::ResourceValidator;

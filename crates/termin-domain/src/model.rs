@@ -5,14 +5,7 @@ use serde_json::{Map, Value};
 use termin_fhir::ResourceType;
 
 /// Appointment statuses in which the appointment occupies its slots.
-const OCCUPYING: [&str; 6] = [
-    "pending",
-    "booked",
-    "arrived",
-    "checked-in",
-    "fulfilled",
-    "noshow",
-];
+const OCCUPYING: [&str; 6] = ["pending", "booked", "arrived", "checked-in", "fulfilled", "noshow"];
 
 pub use termin_store::{AppointmentId, SlotId};
 
@@ -34,10 +27,7 @@ pub fn reference_id(reference: &str, expected: ResourceType) -> Option<String> {
 }
 
 /// The permission a write needs: it creates (nothing before), deletes (nothing after) or updates.
-pub(crate) fn write_permission(
-    previous: Option<&Map<String, Value>>,
-    new: Option<&Map<String, Value>>,
-) -> termin_store::Permission {
+pub(crate) fn write_permission(previous: Option<&Map<String, Value>>, new: Option<&Map<String, Value>>) -> termin_store::Permission {
     use termin_store::Permission;
     match (previous, new) {
         (None, _) => Permission::Create,
@@ -49,12 +39,7 @@ pub(crate) fn write_permission(
 /// Ids of the slots an Appointment lists, in order, without repeats.
 pub fn slot_ids(appointment: &Map<String, Value>) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
-    for slot in appointment
-        .get("slot")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for slot in appointment.get("slot").and_then(Value::as_array).into_iter().flatten() {
         if let Some(id) = slot
             .get("reference")
             .and_then(Value::as_str)
@@ -68,10 +53,7 @@ pub fn slot_ids(appointment: &Map<String, Value>) -> Vec<String> {
 }
 
 pub fn instant(resource: &Map<String, Value>, element: &str) -> Option<Timestamp> {
-    resource
-        .get(element)
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse().ok())
+    resource.get(element).and_then(Value::as_str).and_then(|s| s.parse().ok())
 }
 
 pub fn schedule_id(slot: &Map<String, Value>) -> Option<String> {
@@ -83,10 +65,7 @@ pub fn schedule_id(slot: &Map<String, Value>) -> Option<String> {
 
 /// `active` true or absent (the IG reads an absent flag as active).
 pub fn is_active(resource: &Map<String, Value>) -> bool {
-    resource
-        .get("active")
-        .and_then(Value::as_bool)
-        .unwrap_or(true)
+    resource.get("active").and_then(Value::as_bool).unwrap_or(true)
 }
 
 /// The Patient references among the Appointment's participants, sorted, for comparison.
@@ -131,14 +110,8 @@ mod tests {
 
     #[test]
     fn reads_references() {
-        assert_eq!(
-            reference_id("Slot/a-1", ResourceType::Slot).as_deref(),
-            Some("a-1")
-        );
-        assert_eq!(
-            reference_id("http://x/fhir/Slot/b/_history/3", ResourceType::Slot).as_deref(),
-            Some("b")
-        );
+        assert_eq!(reference_id("Slot/a-1", ResourceType::Slot).as_deref(), Some("a-1"));
+        assert_eq!(reference_id("http://x/fhir/Slot/b/_history/3", ResourceType::Slot).as_deref(), Some("b"));
         assert_eq!(reference_id("Schedule/a", ResourceType::Slot), None);
         assert_eq!(reference_id("#contained", ResourceType::Slot), None);
     }

@@ -15,29 +15,18 @@ use crate::DomainError;
 use crate::unit_of_work::UnitOfWork;
 use serde_json::{Map, Value};
 use termin_fhir::ResourceType;
-use termin_store::{
-    Condition, OrganisationReach, Permission, ReferenceMatch, RequestContext, StaffMember,
-};
+use termin_store::{Condition, OrganisationReach, Permission, ReferenceMatch, RequestContext, StaffMember};
 
 /// The organisation types staff also read only for their organisations (the others are the
 /// public directory).
-pub(crate) const READ_CONFINED: [ResourceType; 2] =
-    [ResourceType::Appointment, ResourceType::AuditEvent];
+pub(crate) const READ_CONFINED: [ResourceType; 2] = [ResourceType::Appointment, ResourceType::AuditEvent];
 
 fn local(target: ResourceType, id: &str) -> ReferenceMatch {
-    ReferenceMatch::Local {
-        target_type: Some(target.as_str().to_owned()),
-        id: id.to_owned(),
-        version: None,
-    }
+    ReferenceMatch::Local { target_type: Some(target.as_str().to_owned()), id: id.to_owned(), version: None }
 }
 
 fn chain(param: &str, target_type: ResourceType, condition: Condition) -> Condition {
-    Condition::Chain {
-        param: param.to_owned(),
-        target_type,
-        condition: Box::new(condition),
-    }
+    Condition::Chain { param: param.to_owned(), target_type, condition: Box::new(condition) }
 }
 
 /// The PractitionerRoles that make up the staff member.
@@ -53,25 +42,17 @@ fn own_roles(member: StaffMember<'_>) -> Condition {
 
 /// `param` refers to one of the staff member's Organizations.
 fn of_organisations(param: &str, member: StaffMember<'_>) -> Condition {
-    chain(
-        param,
-        ResourceType::Organization,
-        condition(ResourceType::Organization, member),
-    )
+    chain(param, ResourceType::Organization, condition(ResourceType::Organization, member))
 }
 
 /// `param` refers to a PractitionerRole, HealthcareService or Practitioner of the staff
 /// member's Organizations.
 fn refers_to_actor(param: &str, member: StaffMember<'_>) -> Condition {
     Condition::Any(
-        [
-            ResourceType::PractitionerRole,
-            ResourceType::HealthcareService,
-            ResourceType::Practitioner,
-        ]
-        .into_iter()
-        .map(|target| chain(param, target, condition(target, member)))
-        .collect(),
+        [ResourceType::PractitionerRole, ResourceType::HealthcareService, ResourceType::Practitioner]
+            .into_iter()
+            .map(|target| chain(param, target, condition(target, member)))
+            .collect(),
     )
 }
 
@@ -83,26 +64,16 @@ pub(crate) fn condition(resource_type: ResourceType, member: StaffMember<'_>) ->
             param: "organization".to_owned(),
             condition: Box::new(own_roles(member)),
         },
-        ResourceType::PractitionerRole | ResourceType::HealthcareService => {
-            of_organisations("organization", member)
-        }
+        ResourceType::PractitionerRole | ResourceType::HealthcareService => of_organisations("organization", member),
         ResourceType::Practitioner => Condition::ReferencedBy {
             source_type: ResourceType::PractitionerRole,
             param: "practitioner".to_owned(),
             condition: Box::new(of_organisations("organization", member)),
         },
         ResourceType::Schedule => refers_to_actor("actor", member),
-        ResourceType::Slot => chain(
-            "schedule",
-            ResourceType::Schedule,
-            condition(ResourceType::Schedule, member),
-        ),
+        ResourceType::Slot => chain("schedule", ResourceType::Schedule, condition(ResourceType::Schedule, member)),
         ResourceType::Appointment => Condition::Any(vec![
-            chain(
-                "slot",
-                ResourceType::Slot,
-                condition(ResourceType::Slot, member),
-            ),
+            chain("slot", ResourceType::Slot, condition(ResourceType::Slot, member)),
             refers_to_actor("actor", member),
         ]),
         // The accesses to the organisations' Appointments and to the data of their patients.
@@ -125,11 +96,7 @@ pub(crate) fn condition(resource_type: ResourceType, member: StaffMember<'_>) ->
 
 /// The search condition confining `permission` on `resource_type` to the caller's
 /// organisations: `None` when it reaches every organisation's resources.
-pub(crate) fn confinement(
-    ctx: &RequestContext,
-    resource_type: ResourceType,
-    permission: Permission,
-) -> Option<Condition> {
+pub(crate) fn confinement(ctx: &RequestContext, resource_type: ResourceType, permission: Permission) -> Option<Condition> {
     match ctx.organisation_reach(resource_type, permission) {
         OrganisationReach::All => None,
         OrganisationReach::StaffOf(member) => Some(condition(resource_type, member)),
@@ -138,66 +105,29 @@ pub(crate) fn confinement(
 }
 
 /// The references of a resource's content that place it in an organisation.
-fn placing_references(
-    resource_type: ResourceType,
-    id: &str,
-    body: &Map<String, Value>,
-) -> Vec<(ResourceType, String)> {
+fn placing_references(resource_type: ResourceType, id: &str, body: &Map<String, Value>) -> Vec<(ResourceType, String)> {
     let references = |element: Option<&Value>| -> Vec<String> {
         let values: Vec<&Value> = match element {
             Some(Value::Array(items)) => items.iter().collect(),
             Some(item) => vec![item],
             None => Vec::new(),
         };
-        values
-            .iter()
-            .filter_map(|v| {
-                v.get("reference")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            })
-            .collect()
+        values.iter().filter_map(|v| v.get("reference").and_then(Value::as_str).map(str::to_owned)).collect()
     };
     let typed = |reference: &str, targets: &[ResourceType]| {
-        targets
-            .iter()
-            .find_map(|t| crate::model::reference_id(reference, *t).map(|id| (*t, id)))
+        targets.iter().find_map(|t| crate::model::reference_id(reference, *t).map(|id| (*t, id)))
     };
-    let actors = [
-        ResourceType::PractitionerRole,
-        ResourceType::HealthcareService,
-        ResourceType::Practitioner,
-    ];
+    let actors = [ResourceType::PractitionerRole, ResourceType::HealthcareService, ResourceType::Practitioner];
     match resource_type {
         ResourceType::Organization => vec![(ResourceType::Organization, id.to_owned())],
-        ResourceType::PractitionerRole => references(body.get("organization"))
-            .iter()
-            .filter_map(|r| typed(r, &[ResourceType::Organization]))
-            .collect(),
-        ResourceType::HealthcareService => references(body.get("providedBy"))
-            .iter()
-            .filter_map(|r| typed(r, &[ResourceType::Organization]))
-            .collect(),
-        ResourceType::Schedule => references(body.get("actor"))
-            .iter()
-            .filter_map(|r| typed(r, &actors))
-            .collect(),
-        ResourceType::Slot => references(body.get("schedule"))
-            .iter()
-            .filter_map(|r| typed(r, &[ResourceType::Schedule]))
-            .collect(),
+        ResourceType::PractitionerRole => references(body.get("organization")).iter().filter_map(|r| typed(r, &[ResourceType::Organization])).collect(),
+        ResourceType::HealthcareService => references(body.get("providedBy")).iter().filter_map(|r| typed(r, &[ResourceType::Organization])).collect(),
+        ResourceType::Schedule => references(body.get("actor")).iter().filter_map(|r| typed(r, &actors)).collect(),
+        ResourceType::Slot => references(body.get("schedule")).iter().filter_map(|r| typed(r, &[ResourceType::Schedule])).collect(),
         ResourceType::Appointment => {
-            let participants = body
-                .get("participant")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten();
-            let slots = references(body.get("slot"))
-                .into_iter()
-                .filter_map(|r| typed(&r, &[ResourceType::Slot]));
-            let actors = participants
-                .flat_map(|p| references(p.get("actor")))
-                .filter_map(|r| typed(&r, &actors));
+            let participants = body.get("participant").and_then(Value::as_array).into_iter().flatten();
+            let slots = references(body.get("slot")).into_iter().filter_map(|r| typed(&r, &[ResourceType::Slot]));
+            let actors = participants.flat_map(|p| references(p.get("actor"))).filter_map(|r| typed(&r, &actors));
             slots.chain(actors).collect()
         }
         _ => Vec::new(),
@@ -229,16 +159,7 @@ pub(crate) async fn check_write(
         OrganisationReach::StaffOf(member) => member,
     };
     if previous.is_some() {
-        let stored = tx
-            .find_ids(
-                resource_type,
-                &[
-                    Condition::IdIn(vec![id.to_owned()]),
-                    condition(resource_type, member),
-                ],
-                1,
-            )
-            .await?;
+        let stored = tx.find_ids(resource_type, &[Condition::IdIn(vec![id.to_owned()]), condition(resource_type, member)], 1).await?;
         if stored.is_empty() {
             return Err(other_organisation(resource_type));
         }
@@ -271,45 +192,23 @@ mod tests {
             "participant": [{"actor": {"reference": "Patient/p1"}}, {"actor": {"reference": "https://x.test/fhir/PractitionerRole/r1"}}],
         });
         assert_eq!(
-            placing_references(
-                ResourceType::Appointment,
-                "a",
-                appointment.as_object().unwrap()
-            ),
-            vec![
-                (ResourceType::Slot, "s1".to_owned()),
-                (ResourceType::PractitionerRole, "r1".to_owned())
-            ]
+            placing_references(ResourceType::Appointment, "a", appointment.as_object().unwrap()),
+            vec![(ResourceType::Slot, "s1".to_owned()), (ResourceType::PractitionerRole, "r1".to_owned())]
         );
         let service = json!({"providedBy": {"reference": "Organization/o1"}});
         assert_eq!(
-            placing_references(
-                ResourceType::HealthcareService,
-                "h",
-                service.as_object().unwrap()
-            ),
+            placing_references(ResourceType::HealthcareService, "h", service.as_object().unwrap()),
             vec![(ResourceType::Organization, "o1".to_owned())]
         );
-        assert_eq!(
-            placing_references(ResourceType::Organization, "o2", &Map::new()),
-            vec![(ResourceType::Organization, "o2".to_owned())]
-        );
+        assert_eq!(placing_references(ResourceType::Organization, "o2", &Map::new()), vec![(ResourceType::Organization, "o2".to_owned())]);
         assert!(placing_references(ResourceType::Slot, "s", &Map::new()).is_empty());
     }
 
     #[test]
     fn a_role_reaches_the_slots_of_its_organisations_schedules() {
         let slots = condition(ResourceType::Slot, StaffMember::PractitionerRole("r1"));
-        let Condition::Chain {
-            param, target_type, ..
-        } = &slots
-        else {
-            panic!("{slots:?}")
-        };
-        assert_eq!(
-            (param.as_str(), *target_type),
-            ("schedule", ResourceType::Schedule)
-        );
+        let Condition::Chain { param, target_type, .. } = &slots else { panic!("{slots:?}") };
+        assert_eq!((param.as_str(), *target_type), ("schedule", ResourceType::Schedule));
         assert!(format!("{slots:?}").contains("IdIn([\"r1\"])"));
     }
 }

@@ -1,20 +1,21 @@
 //! The FHIR resource lifecycle: create, read, update, delete, conditional variants and
 //! history, with server-managed `meta.versionId` / `meta.lastUpdated`.
 
-use crate::DomainError;
 use crate::audit::{AuditAction, AuditRecord};
 use crate::caller::Caller;
 use crate::compartment;
 use crate::kernel::{ConditionalDelete, Kernel, WriteOutcome, WriteStatus, label};
 use crate::model;
 use crate::organisation;
-use crate::unit_of_work::UnitOfWork;
+use crate::DomainError;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType, is_valid_id};
 use termin_store::{
-    Condition, HistoryPage, HistoryRequest, Permission, ResourceVersion, SearchPage, SearchRequest,
+    Condition, HistoryPage, HistoryRequest, Permission, ResourceVersion, SearchPage,
+    SearchRequest,
 };
+use crate::unit_of_work::UnitOfWork;
 
 /// The most resources of one patient's compartment (or, for staff, of their organisations) a
 /// type history lists (the history of each is still readable one by one).
@@ -31,25 +32,14 @@ impl ResourceService {
     }
 
     /// The current version; 404 if it never existed, 410 if deleted.
-    pub async fn read(
-        &self,
-        ctx: &Caller,
-        resource_type: ResourceType,
-        id: &str,
-    ) -> Result<ResourceVersion, DomainError> {
+    pub async fn read(&self, ctx: &Caller, resource_type: ResourceType, id: &str) -> Result<ResourceVersion, DomainError> {
         let version = self.kernel.read(ctx, resource_type, id).await?;
-        self.audit_reads(ctx, "read", std::slice::from_ref(&version))
-            .await;
+        self.audit_reads(ctx, "read", std::slice::from_ref(&version)).await;
         Ok(version)
     }
 
     /// Records that `ctx` saw `versions` (when they include patient data).
-    async fn audit_reads(
-        &self,
-        ctx: &Caller,
-        interaction: &str,
-        versions: impl IntoIterator<Item = &ResourceVersion>,
-    ) {
+    async fn audit_reads(&self, ctx: &Caller, interaction: &str, versions: impl IntoIterator<Item = &ResourceVersion>) {
         let mut record = AuditRecord::new(AuditAction::Read, interaction);
         for version in versions {
             record.reached_version(version);
@@ -60,18 +50,9 @@ impl ResourceService {
     /// Runs a search; index rows with a validity window (Slot holds) are judged at the
     /// domain clock's now. A caller confined to a patient's compartment finds only what is in
     /// it, also through chains, `_has` and `_include`/`_revinclude`.
-    pub async fn search(
-        &self,
-        ctx: &Caller,
-        request: &SearchRequest,
-    ) -> Result<SearchPage, DomainError> {
+    pub async fn search(&self, ctx: &Caller, request: &SearchRequest) -> Result<SearchPage, DomainError> {
         let page = self.kernel.search(ctx, request).await?;
-        self.audit_reads(
-            ctx,
-            "search-type",
-            page.matches.iter().chain(&page.included),
-        )
-        .await;
+        self.audit_reads(ctx, "search-type", page.matches.iter().chain(&page.included)).await;
         Ok(page)
     }
 
@@ -110,17 +91,11 @@ impl ResourceService {
     ) -> Result<ResourceVersion, DomainError> {
         self.kernel.check_visible(ctx, resource_type, id).await?;
         let name = || format!("{}/_history/{version}", label(resource_type, id));
-        match self
-            .kernel
-            .store
-            .read_version(ctx.context(), resource_type, id, version)
-            .await?
-        {
+        match self.kernel.store.read_version(ctx.context(), resource_type, id, version).await? {
             None => Err(DomainError::NotFound(name())),
             Some(v) if v.is_deleted() => Err(DomainError::Gone(name())),
             Some(v) => {
-                self.audit_reads(ctx, "vread", std::slice::from_ref(&v))
-                    .await;
+                self.audit_reads(ctx, "vread", std::slice::from_ref(&v)).await;
                 Ok(v)
             }
         }
@@ -132,14 +107,7 @@ impl ResourceService {
     pub async fn refresh_search_index(&self) -> Result<usize, DomainError> {
         const BATCH: usize = 500;
         let fingerprint = self.kernel.search.fingerprint();
-        if self
-            .kernel
-            .store
-            .search_index_fingerprint()
-            .await?
-            .as_deref()
-            == Some(fingerprint)
-        {
+        if self.kernel.store.search_index_fingerprint().await?.as_deref() == Some(fingerprint) {
             return Ok(0);
         }
         let ctx = Caller::system("search-index-rebuild");
@@ -149,22 +117,10 @@ impl ResourceService {
             let mut tx = self.kernel.begin(&ctx).await?;
             let batch = tx.current_after(after.take(), BATCH).await?;
             for version in &batch {
-                let body = version
-                    .body
-                    .as_deref()
-                    .and_then(model::parse_object)
-                    .ok_or_else(|| {
-                        DomainError::Internal(format!(
-                            "stored {} is not a JSON object",
-                            label(version.resource_type, &version.id)
-                        ))
-                    })?;
-                tx.replace_index(
-                    version.resource_type,
-                    &version.id,
-                    &self.kernel.search.index_entries(&body),
-                )
-                .await?;
+                let body = version.body.as_deref().and_then(model::parse_object).ok_or_else(|| {
+                    DomainError::Internal(format!("stored {} is not a JSON object", label(version.resource_type, &version.id)))
+                })?;
+                tx.replace_index(version.resource_type, &version.id, &self.kernel.search.index_entries(&body)).await?;
             }
             indexed += batch.len();
             let done = batch.len() < BATCH;
@@ -182,66 +138,34 @@ impl ResourceService {
 
     /// A history; a caller confined to a patient's compartment, or staff to their
     /// organisations' Appointments, sees only the history of resources in them.
-    pub async fn history(
-        &self,
-        ctx: &Caller,
-        request: &HistoryRequest,
-    ) -> Result<HistoryPage, DomainError> {
+    pub async fn history(&self, ctx: &Caller, request: &HistoryRequest) -> Result<HistoryPage, DomainError> {
         let mut request = request.clone();
         match &request.id {
-            Some(id) => {
-                self.kernel
-                    .check_visible(ctx, request.resource_type, id)
-                    .await?
-            }
+            Some(id) => self.kernel.check_visible(ctx, request.resource_type, id).await?,
             None => {
                 let mut conditions = Vec::new();
-                if let Some(patient) = compartment::confined_to(
-                    ctx.context(),
-                    request.resource_type,
-                    Permission::Search,
-                )? {
+                if let Some(patient) = compartment::confined_to(ctx.context(), request.resource_type, Permission::Search)? {
                     conditions.push(compartment::condition(request.resource_type, patient));
                 }
                 if organisation::READ_CONFINED.contains(&request.resource_type)
-                    && let Some(confinement) = organisation::confinement(
-                        ctx.context(),
-                        request.resource_type,
-                        Permission::Search,
-                    )
+                    && let Some(confinement) = organisation::confinement(ctx.context(), request.resource_type, Permission::Search)
                 {
                     conditions.push(confinement);
                 }
                 if !conditions.is_empty() {
-                    request.only_ids = Some(
-                        self.reachable_ids(ctx, request.resource_type, conditions)
-                            .await?,
-                    );
+                    request.only_ids = Some(self.reachable_ids(ctx, request.resource_type, conditions).await?);
                 }
             }
         }
         let page = self.kernel.store.history(ctx.context(), &request).await?;
-        let interaction = if request.id.is_some() {
-            "history-instance"
-        } else {
-            "history-type"
-        };
-        self.audit_reads(ctx, interaction, page.entries.iter().map(|e| &e.version))
-            .await;
+        let interaction = if request.id.is_some() { "history-instance" } else { "history-type" };
+        self.audit_reads(ctx, interaction, page.entries.iter().map(|e| &e.version)).await;
         Ok(page)
     }
 
     /// The ids of the current resources of one type the caller may reach (`conditions`).
-    async fn reachable_ids(
-        &self,
-        ctx: &Caller,
-        resource_type: ResourceType,
-        conditions: Vec<Condition>,
-    ) -> Result<Vec<String>, DomainError> {
-        let (ids, more) = self
-            .kernel
-            .find_ids(ctx, resource_type, conditions, REACHABLE_HISTORY_LIMIT)
-            .await?;
+    async fn reachable_ids(&self, ctx: &Caller, resource_type: ResourceType, conditions: Vec<Condition>) -> Result<Vec<String>, DomainError> {
+        let (ids, more) = self.kernel.find_ids(ctx, resource_type, conditions, REACHABLE_HISTORY_LIMIT).await?;
         if more {
             return Err(DomainError::invalid(Issue::error(
                 IssueCode::TooCostly,
@@ -265,10 +189,7 @@ impl ResourceService {
     ) -> Result<WriteOutcome, DomainError> {
         check_type(resource_type, &body)?;
         let (body, warnings) = self.kernel.conform(resource_type, body).await?;
-        Ok(self
-            .create_conformant(ctx, resource_type, body, if_none_exist)
-            .await?
-            .with_warnings(warnings))
+        Ok(self.create_conformant(ctx, resource_type, body, if_none_exist).await?.with_warnings(warnings))
     }
 
     async fn create_conformant(
@@ -279,12 +200,8 @@ impl ResourceService {
         if_none_exist: Option<&[Condition]>,
     ) -> Result<WriteOutcome, DomainError> {
         let mut tx = self.kernel.begin(ctx).await?;
-        let target = self
-            .resolve_create(ctx, &mut tx, resource_type, if_none_exist)
-            .await?;
-        let outcome = self
-            .create_staged(ctx, &mut tx, resource_type, target, body)
-            .await?;
+        let target = self.resolve_create(ctx, &mut tx, resource_type, if_none_exist).await?;
+        let outcome = self.create_staged(ctx, &mut tx, resource_type, target, body).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -299,16 +216,15 @@ impl ResourceService {
         if_none_exist: Option<&[Condition]>,
     ) -> Result<CreateTarget, DomainError> {
         if let Some(conditions) = if_none_exist {
-            let criteria =
-                self.kernel
-                    .confined(ctx, resource_type, Permission::Create, conditions)?;
+            let criteria = self.kernel.confined(ctx, resource_type, Permission::Create, conditions)?;
             let ids = tx.find_matching_ids(resource_type, &criteria, 2).await?;
             match ids.as_slice() {
                 [] => {}
                 [id] => {
-                    let existing = tx.read_current(resource_type, id).await?.ok_or_else(|| {
-                        DomainError::Internal(format!("{} vanished", label(resource_type, id)))
-                    })?;
+                    let existing = tx
+                        .read_current(resource_type, id)
+                        .await?
+                        .ok_or_else(|| DomainError::Internal(format!("{} vanished", label(resource_type, id))))?;
                     return Ok(CreateTarget::Existing(existing));
                 }
                 _ => {
@@ -332,14 +248,8 @@ impl ResourceService {
         body: Map<String, Value>,
     ) -> Result<WriteOutcome, DomainError> {
         match target {
-            CreateTarget::Existing(existing) => {
-                Ok(WriteOutcome::new(WriteStatus::AlreadyExists, existing))
-            }
-            CreateTarget::New(id) => {
-                self.kernel
-                    .stage_in(ctx, tx, resource_type, &id, body, None)
-                    .await
-            }
+            CreateTarget::Existing(existing) => Ok(WriteOutcome::new(WriteStatus::AlreadyExists, existing)),
+            CreateTarget::New(id) => self.kernel.stage_in(ctx, tx, resource_type, &id, body, None).await,
         }
     }
 
@@ -356,10 +266,7 @@ impl ResourceService {
         check_url_id(resource_type, id, &body)?;
         let (body, warnings) = self.kernel.conform(resource_type, body).await?;
         let tx = self.kernel.begin(ctx).await?;
-        Ok(self
-            .update_in(ctx, tx, resource_type, id, body, if_match)
-            .await?
-            .with_warnings(warnings))
+        Ok(self.update_in(ctx, tx, resource_type, id, body, if_match).await?.with_warnings(warnings))
     }
 
     /// `PUT` with `If-None-Match: *`: creates the resource with a client-known id only when it
@@ -376,10 +283,7 @@ impl ResourceService {
         let (body, warnings) = self.kernel.conform(resource_type, body).await?;
         let mut tx = self.kernel.begin(ctx).await?;
         check_absent(&mut tx, resource_type, id).await?;
-        Ok(self
-            .update_in(ctx, tx, resource_type, id, body, None)
-            .await?
-            .with_warnings(warnings))
+        Ok(self.update_in(ctx, tx, resource_type, id, body, None).await?.with_warnings(warnings))
     }
 
     /// `PUT Type?criteria`: create when nothing matches, update the one match, 412 for several.
@@ -394,12 +298,8 @@ impl ResourceService {
         check_type(resource_type, &body)?;
         let (body, warnings) = self.kernel.conform(resource_type, body).await?;
         let mut tx = self.kernel.begin(ctx).await?;
-        let target = self
-            .resolve_conditional_update(ctx, &mut tx, resource_type, conditions, &body)
-            .await?;
-        let outcome = self
-            .update_target_staged(ctx, &mut tx, resource_type, target, body, if_match)
-            .await?;
+        let target = self.resolve_conditional_update(ctx, &mut tx, resource_type, conditions, &body).await?;
+        let outcome = self.update_target_staged(ctx, &mut tx, resource_type, target, body, if_match).await?;
         tx.commit().await?;
         Ok(outcome.with_warnings(warnings))
     }
@@ -419,14 +319,11 @@ impl ResourceService {
             Some(Value::String(id)) => Some(id.clone()),
             Some(_) => {
                 return Err(DomainError::invalid(
-                    Issue::error(IssueCode::Structure, "id must be a string")
-                        .at(format!("{resource_type}.id")),
+                    Issue::error(IssueCode::Structure, "id must be a string").at(format!("{resource_type}.id")),
                 ));
             }
         };
-        let criteria = self
-            .kernel
-            .confined(ctx, resource_type, Permission::Update, conditions)?;
+        let criteria = self.kernel.confined(ctx, resource_type, Permission::Update, conditions)?;
         let ids = tx.find_matching_ids(resource_type, &criteria, 2).await?;
         match ids.as_slice() {
             [] => match body_id {
@@ -453,10 +350,7 @@ impl ResourceService {
                     return Err(DomainError::invalid(
                         Issue::error(
                             IssueCode::Value,
-                            format!(
-                                "The criteria match {} but the body carries another id",
-                                label(resource_type, id)
-                            ),
+                            format!("The criteria match {} but the body carries another id", label(resource_type, id)),
                         )
                         .at(format!("{resource_type}.id")),
                     ));
@@ -481,15 +375,8 @@ impl ResourceService {
         if_match: Option<u64>,
     ) -> Result<WriteOutcome, DomainError> {
         match target {
-            WriteTarget::New(id) => {
-                self.kernel
-                    .stage_in(ctx, tx, resource_type, &id, body, None)
-                    .await
-            }
-            WriteTarget::Id(id) => {
-                self.update_staged(ctx, tx, resource_type, &id, body, if_match)
-                    .await
-            }
+            WriteTarget::New(id) => self.kernel.stage_in(ctx, tx, resource_type, &id, body, None).await,
+            WriteTarget::Id(id) => self.update_staged(ctx, tx, resource_type, &id, body, if_match).await,
         }
     }
 
@@ -510,35 +397,19 @@ impl ResourceService {
         // SQLite, of the whole database): it is written only if the version it was built from
         // is still current, else the patch is applied again to the newer version.
         for _ in 0..ATTEMPTS {
-            let current = live(
-                resource_type,
-                id,
-                self.kernel
-                    .store
-                    .read_current(ctx.context(), resource_type, id)
-                    .await?,
-            )?;
+            let current = live(resource_type, id, self.kernel.store.read_current(ctx.context(), resource_type, id).await?)?;
             check_if_match(resource_type, id, Some(&current), if_match)?;
             let body = apply_patch(resource_type, id, &current, &patch)?;
             let (body, warnings) = self.kernel.conform(resource_type, body).await?;
             let mut tx = self.kernel.begin(ctx).await?;
-            let still_current = tx
-                .read_current(resource_type, id)
-                .await?
-                .is_some_and(|c| c.version == current.version);
+            let still_current = tx.read_current(resource_type, id).await?.is_some_and(|c| c.version == current.version);
             if still_current {
-                return Ok(self
-                    .update_in(ctx, tx, resource_type, id, body, if_match)
-                    .await?
-                    .with_warnings(warnings));
+                return Ok(self.update_in(ctx, tx, resource_type, id, body, if_match).await?.with_warnings(warnings));
             }
         }
         Err(DomainError::conflict(Issue::error(
             IssueCode::Conflict,
-            format!(
-                "{} changed while the patch was applied; send it again",
-                label(resource_type, id)
-            ),
+            format!("{} changed while the patch was applied; send it again", label(resource_type, id)),
         )))
     }
 
@@ -551,10 +422,7 @@ impl ResourceService {
         if_match: Option<u64>,
     ) -> Result<(), DomainError> {
         let mut tx = self.kernel.begin(ctx).await?;
-        if self
-            .delete_staged(ctx, &mut tx, resource_type, id, if_match)
-            .await?
-        {
+        if self.delete_staged(ctx, &mut tx, resource_type, id, if_match).await? {
             tx.commit().await?;
         }
         Ok(())
@@ -591,39 +459,27 @@ impl ResourceService {
         let limit = match mode {
             ConditionalDelete::Off => {
                 return Err(DomainError::NotAllowed(
-                    "Conditional delete is off on this server (--conditional-delete); delete by id"
-                        .into(),
+                    "Conditional delete is off on this server (--conditional-delete); delete by id".into(),
                 ));
             }
             ConditionalDelete::Single => 1,
             ConditionalDelete::Multiple => ConditionalDelete::MAX_MATCHES,
         };
-        let criteria = self
-            .kernel
-            .confined(ctx, resource_type, Permission::Delete, conditions)?;
+        let criteria = self.kernel.confined(ctx, resource_type, Permission::Delete, conditions)?;
         let mut tx = self.kernel.begin(ctx).await?;
-        let ids = tx
-            .find_matching_ids(resource_type, &criteria, limit + 1)
-            .await?;
+        let ids = tx.find_matching_ids(resource_type, &criteria, limit + 1).await?;
         if ids.len() > limit {
             let message = match mode {
                 ConditionalDelete::Single => format!(
                     "The criteria match more than one {resource_type}; this server deletes one at a time \
                      (--conditional-delete single)"
                 ),
-                _ => format!(
-                    "The criteria match more than {limit} {resource_type}s, the most one conditional delete removes"
-                ),
+                _ => format!("The criteria match more than {limit} {resource_type}s, the most one conditional delete removes"),
             };
-            return Err(DomainError::precondition(
-                IssueCode::MultipleMatches,
-                message,
-            ));
+            return Err(DomainError::precondition(IssueCode::MultipleMatches, message));
         }
         for id in &ids {
-            self.kernel
-                .delete_in(ctx, &mut tx, resource_type, id)
-                .await?;
+            self.kernel.delete_in(ctx, &mut tx, resource_type, id).await?;
         }
         tx.commit().await?;
         Ok(ids.len())
@@ -638,9 +494,7 @@ impl ResourceService {
         body: Map<String, Value>,
         if_match: Option<u64>,
     ) -> Result<WriteOutcome, DomainError> {
-        let outcome = self
-            .update_staged(ctx, &mut tx, resource_type, id, body, if_match)
-            .await?;
+        let outcome = self.update_staged(ctx, &mut tx, resource_type, id, body, if_match).await?;
         if outcome.status != WriteStatus::Unchanged {
             tx.commit().await?;
             tracing::debug!(resource = %label(resource_type, id), version = outcome.version.version, "stored");
@@ -666,20 +520,14 @@ impl ResourceService {
                 "{} does not exist and this server does not create resources with client-assigned ids (update-create is off)",
                 label(resource_type, id)
             ))),
-            None => {
-                self.kernel
-                    .stage_in(ctx, tx, resource_type, id, body, None)
-                    .await
-            }
+            None => self.kernel.stage_in(ctx, tx, resource_type, id, body, None).await,
             Some(current) => {
                 if let Some(stored) = &current.body
                     && same_content(stored, &body)?
                 {
                     return Ok(WriteOutcome::new(WriteStatus::Unchanged, current));
                 }
-                self.kernel
-                    .stage_in(ctx, tx, resource_type, id, body, Some(&current))
-                    .await
+                self.kernel.stage_in(ctx, tx, resource_type, id, body, Some(&current)).await
             }
         }
     }
@@ -702,20 +550,13 @@ impl ResourceService {
                 .and_then(Value::as_str)
                 .and_then(|t| t.parse::<ResourceType>().ok())
                 .ok_or_else(|| {
-                    DomainError::invalid(Issue::error(
-                        IssueCode::Invalid,
-                        "An imported resource needs a supported resourceType",
-                    ))
+                    DomainError::invalid(Issue::error(IssueCode::Invalid, "An imported resource needs a supported resourceType"))
                 })?;
             let id = match body.get("id") {
                 Some(Value::String(id)) => id.clone(),
                 _ => {
                     return Err(DomainError::invalid(
-                        Issue::error(
-                            IssueCode::Required,
-                            "An imported resource must carry its id",
-                        )
-                        .at(format!("{resource_type}.id")),
+                        Issue::error(IssueCode::Required, "An imported resource must carry its id").at(format!("{resource_type}.id")),
                     ));
                 }
             };
@@ -731,9 +572,7 @@ impl ResourceService {
                 summary.existing += 1;
                 continue;
             }
-            self.kernel
-                .stage_in(ctx, &mut tx, resource_type, &id, body, current.as_ref())
-                .await?;
+            self.kernel.stage_in(ctx, &mut tx, resource_type, &id, body, current.as_ref()).await?;
             summary.created += 1;
         }
         tx.commit().await?;
@@ -777,16 +616,8 @@ impl WriteTarget {
 }
 
 /// 412 unless `resource_type/id` has no current version (`If-None-Match: *`).
-async fn check_absent(
-    tx: &mut UnitOfWork,
-    resource_type: ResourceType,
-    id: &str,
-) -> Result<(), DomainError> {
-    match tx
-        .read_current(resource_type, id)
-        .await?
-        .filter(|c| !c.is_deleted())
-    {
+async fn check_absent(tx: &mut UnitOfWork, resource_type: ResourceType, id: &str) -> Result<(), DomainError> {
+    match tx.read_current(resource_type, id).await?.filter(|c| !c.is_deleted()) {
         None => Ok(()),
         Some(current) => Err(DomainError::precondition(
             IssueCode::Duplicate,
@@ -800,11 +631,7 @@ async fn check_absent(
 }
 
 /// The current version if it is not deleted; 404 or 410 otherwise.
-fn live(
-    resource_type: ResourceType,
-    id: &str,
-    current: Option<ResourceVersion>,
-) -> Result<ResourceVersion, DomainError> {
+fn live(resource_type: ResourceType, id: &str, current: Option<ResourceVersion>) -> Result<ResourceVersion, DomainError> {
     match current {
         None => Err(DomainError::NotFound(label(resource_type, id))),
         Some(c) if c.is_deleted() => Err(DomainError::Gone(label(resource_type, id))),
@@ -819,10 +646,7 @@ fn parse_patch(operations: Value) -> Result<json_patch::Patch, DomainError> {
         .map(|ops| ops.iter().map(|op| op.get("value").cloned()).collect())
         .unwrap_or_default();
     let mut patch: json_patch::Patch = serde_json::from_value(operations).map_err(|e| {
-        DomainError::invalid(Issue::error(
-            IssueCode::Structure,
-            format!("The body is not a JSON Patch document: {e}"),
-        ))
+        DomainError::invalid(Issue::error(IssueCode::Structure, format!("The body is not a JSON Patch document: {e}")))
     })?;
     // Deserializing rewrites number texts (`3E2` → `3e+2`); the values go in as written.
     for (operation, written) in patch.0.iter_mut().zip(written_values) {
@@ -843,14 +667,10 @@ fn apply_patch(
     current: &ResourceVersion,
     patch: &json_patch::Patch,
 ) -> Result<Map<String, Value>, DomainError> {
-    let mut document: Value =
-        termin_fhir::json::parse_stored(current.body.as_deref().unwrap_or_default())
-            .map_err(|e| DomainError::Internal(format!("stored resource is not JSON: {e}")))?;
+    let mut document: Value = termin_fhir::json::parse_stored(current.body.as_deref().unwrap_or_default())
+        .map_err(|e| DomainError::Internal(format!("stored resource is not JSON: {e}")))?;
     json_patch::patch(&mut document, &patch.0).map_err(|e| {
-        DomainError::unprocessable(Issue::error(
-            IssueCode::Processing,
-            format!("The patch cannot be applied: {e}"),
-        ))
+        DomainError::unprocessable(Issue::error(IssueCode::Processing, format!("The patch cannot be applied: {e}")))
     })?;
     let Value::Object(body) = document else {
         return Err(DomainError::unprocessable(Issue::error(
@@ -862,11 +682,7 @@ fn apply_patch(
         || body.get("id").and_then(Value::as_str) != Some(id)
     {
         return Err(DomainError::unprocessable(
-            Issue::error(
-                IssueCode::Processing,
-                "A patch cannot change resourceType or id",
-            )
-            .at(format!("{resource_type}.id")),
+            Issue::error(IssueCode::Processing, "A patch cannot change resourceType or id").at(format!("{resource_type}.id")),
         ));
     }
     Ok(body)
@@ -879,6 +695,7 @@ pub struct ImportSummary {
     /// Stored already, and left as they were.
     pub existing: usize,
 }
+
 
 fn check_type(resource_type: ResourceType, body: &Map<String, Value>) -> Result<(), DomainError> {
     match body.get("resourceType").and_then(Value::as_str) {
@@ -903,9 +720,7 @@ fn check_id(resource_type: ResourceType, id: &str) -> Result<(), DomainError> {
         Err(DomainError::invalid(
             Issue::error(
                 IssueCode::Value,
-                format!(
-                    "{id:?} is not a valid FHIR id (1-64 characters of A-Z, a-z, 0-9, '-' and '.')"
-                ),
+                format!("{id:?} is not a valid FHIR id (1-64 characters of A-Z, a-z, 0-9, '-' and '.')"),
             )
             .at(format!("{resource_type}.id")),
         ))
@@ -913,26 +728,16 @@ fn check_id(resource_type: ResourceType, id: &str) -> Result<(), DomainError> {
 }
 
 /// An update's body carries the id of its URL.
-fn check_url_id(
-    resource_type: ResourceType,
-    id: &str,
-    body: &Map<String, Value>,
-) -> Result<(), DomainError> {
+fn check_url_id(resource_type: ResourceType, id: &str, body: &Map<String, Value>) -> Result<(), DomainError> {
     match body.get("id") {
         Some(Value::String(body_id)) if body_id == id => Ok(()),
         Some(Value::String(body_id)) => Err(DomainError::invalid(
-            Issue::error(
-                IssueCode::Value,
-                format!("The resource id {body_id:?} does not match the id {id:?} in the URL"),
-            )
-            .at(format!("{resource_type}.id")),
+            Issue::error(IssueCode::Value, format!("The resource id {body_id:?} does not match the id {id:?} in the URL"))
+                .at(format!("{resource_type}.id")),
         )),
         _ => Err(DomainError::invalid(
-            Issue::error(
-                IssueCode::Required,
-                "An update must carry the resource id, equal to the id in the URL",
-            )
-            .at(format!("{resource_type}.id")),
+            Issue::error(IssueCode::Required, "An update must carry the resource id, equal to the id in the URL")
+                .at(format!("{resource_type}.id")),
         )),
     }
 }
@@ -959,10 +764,7 @@ fn check_if_match(
         )),
         None => Err(DomainError::precondition(
             IssueCode::NotFound,
-            format!(
-                "If-Match expects version {expected} of {}, which does not exist",
-                label(resource_type, id)
-            ),
+            format!("If-Match expects version {expected} of {}, which does not exist", label(resource_type, id)),
         )),
     }
 }
@@ -972,9 +774,7 @@ fn same_content(stored: &str, incoming: &Map<String, Value>) -> Result<bool, Dom
     let Value::Object(stored) = termin_fhir::json::parse_stored(stored)
         .map_err(|e| DomainError::Internal(format!("stored resource is not JSON: {e}")))?
     else {
-        return Err(DomainError::Internal(
-            "stored resource is not a JSON object".into(),
-        ));
+        return Err(DomainError::Internal("stored resource is not a JSON object".into()));
     };
     Ok(without_managed_meta(stored) == without_managed_meta(incoming.clone()))
 }
@@ -990,8 +790,8 @@ fn without_managed_meta(mut resource: Map<String, Value>) -> Map<String, Value> 
     resource
 }
 
+mod transaction;
 #[cfg(test)]
 mod tests;
-mod transaction;
 
 pub use transaction::Transaction;

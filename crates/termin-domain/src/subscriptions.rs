@@ -6,11 +6,11 @@
 //! postponed, updated) with the Appointment as focus, and `slot-availability` with the Slot as
 //! focus whenever a Slot turns free or taken (held, booked, released, expired, cancelled).
 
-use crate::DomainError;
-use crate::caller::Caller;
 use crate::compartment;
+use crate::caller::Caller;
 use crate::model::{self, reference_id};
 use crate::unit_of_work::UnitOfWork;
+use crate::DomainError;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
@@ -158,10 +158,9 @@ pub fn topic(id: &str) -> Option<&'static Topic> {
 /// The topic a `Subscription.topic` canonical names: `[base]/SubscriptionTopic/[id]`.
 pub fn topic_of_url(url: &str) -> Option<&'static Topic> {
     let (prefix, id) = url.rsplit_once('/')?;
-    (prefix.ends_with("/SubscriptionTopic")
-        && (url.starts_with("http://") || url.starts_with("https://")))
-    .then(|| topic(id))
-    .flatten()
+    (prefix.ends_with("/SubscriptionTopic") && (url.starts_with("http://") || url.starts_with("https://")))
+        .then(|| topic(id))
+        .flatten()
 }
 
 impl Topic {
@@ -183,8 +182,7 @@ impl Topic {
                     "comparator": ["eq"],
                 });
                 if let Some(definition) = f.definition {
-                    filter["filterDefinition"] =
-                        json!(format!("{R5_SEARCH_PARAMETER}/{definition}"));
+                    filter["filterDefinition"] = json!(format!("{R5_SEARCH_PARAMETER}/{definition}"));
                 }
                 filter
             })
@@ -260,27 +258,19 @@ fn bad(expression: &str, message: impl Into<String>) -> Issue {
 
 /// An HTTP header name: an RFC 9110 token.
 fn is_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// An HTTP header value: visible ASCII and spaces (no line breaks).
 fn is_header_value(value: &str) -> bool {
-    value
-        .bytes()
-        .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+    value.bytes().all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
 }
 
 fn unsigned(body: &Map<String, Value>, name: &str, issues: &mut Vec<Issue>) -> Option<u64> {
     let value = body.get(name)?;
     let number = value.as_u64();
     if number.is_none() {
-        issues.push(bad(
-            &format!("Subscription.{name}"),
-            format!("{name} must be a non-negative integer"),
-        ));
+        issues.push(bad(&format!("Subscription.{name}"), format!("{name} must be a non-negative integer")));
     }
     number
 }
@@ -293,9 +283,7 @@ impl SubscriptionSpec {
         let status = text("status").unwrap_or("requested").to_owned();
         let topic = match text("topic") {
             None => {
-                issues.push(
-                    Issue::error(IssueCode::Required, "topic is required").at("Subscription.topic"),
-                );
+                issues.push(Issue::error(IssueCode::Required, "topic is required").at("Subscription.topic"));
                 None
             }
             Some(url) => {
@@ -314,22 +302,10 @@ impl SubscriptionSpec {
             }
         };
         let mut filters = Vec::new();
-        for (i, filter) in body
-            .get("filterBy")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        for (i, filter) in body.get("filterBy").and_then(Value::as_array).into_iter().flatten().enumerate() {
             let at = format!("Subscription.filterBy[{i}]");
-            let parameter = filter
-                .get("filterParameter")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let value = filter
-                .get("value")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let parameter = filter.get("filterParameter").and_then(Value::as_str).unwrap_or_default();
+            let value = filter.get("value").and_then(Value::as_str).unwrap_or_default();
             if let Some(topic) = topic {
                 if !topic.filters.iter().any(|f| f.parameter == parameter) {
                     issues.push(bad(
@@ -337,12 +313,7 @@ impl SubscriptionSpec {
                         format!(
                             "topic {} cannot filter by {parameter:?}; it offers {}",
                             topic.id,
-                            topic
-                                .filters
-                                .iter()
-                                .map(|f| f.parameter)
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            topic.filters.iter().map(|f| f.parameter).collect::<Vec<_>>().join(", ")
                         ),
                     ));
                 }
@@ -351,50 +322,26 @@ impl SubscriptionSpec {
                     if short != topic.resource.as_str() {
                         issues.push(bad(
                             &format!("{at}.resourceType"),
-                            format!(
-                                "topic {} filters {} resources, not {resource}",
-                                topic.id, topic.resource
-                            ),
+                            format!("topic {} filters {} resources, not {resource}", topic.id, topic.resource),
                         ));
                     }
                 }
             }
-            if filter
-                .get("comparator")
-                .and_then(Value::as_str)
-                .is_some_and(|c| c != "eq")
-            {
-                issues.push(bad(
-                    &format!("{at}.comparator"),
-                    "only the comparator eq is supported",
-                ));
+            if filter.get("comparator").and_then(Value::as_str).is_some_and(|c| c != "eq") {
+                issues.push(bad(&format!("{at}.comparator"), "only the comparator eq is supported"));
             }
             if filter.get("modifier").is_some() {
-                issues.push(bad(
-                    &format!("{at}.modifier"),
-                    "filter modifiers are not supported",
-                ));
+                issues.push(bad(&format!("{at}.modifier"), "filter modifiers are not supported"));
             }
             if value.trim().is_empty() {
                 issues.push(bad(&format!("{at}.value"), "a filter needs a value"));
             }
-            filters.push(SubscriptionFilter {
-                parameter: parameter.to_owned(),
-                value: value.trim().to_owned(),
-            });
+            filters.push(SubscriptionFilter { parameter: parameter.to_owned(), value: value.trim().to_owned() });
         }
         let channel_type = body.get("channelType");
-        let channel = channel_type
-            .and_then(|c| c.get("code"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let system = channel_type
-            .and_then(|c| c.get("system"))
-            .and_then(Value::as_str);
-        if !matches!(channel.as_str(), "rest-hook" | "websocket")
-            || system.is_some_and(|s| s != CHANNEL_SYSTEM)
-        {
+        let channel = channel_type.and_then(|c| c.get("code")).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let system = channel_type.and_then(|c| c.get("system")).and_then(Value::as_str);
+        if !matches!(channel.as_str(), "rest-hook" | "websocket") || system.is_some_and(|s| s != CHANNEL_SYSTEM) {
             issues.push(
                 Issue::error(
                     IssueCode::NotSupported,
@@ -408,34 +355,15 @@ impl SubscriptionSpec {
             // A websocket client connects to the server; an endpoint would go unused.
             _ if channel == "websocket" => {}
             Some(url) if url.starts_with("http://") || url.starts_with("https://") => {}
-            Some(_) => issues.push(bad(
-                "Subscription.endpoint",
-                "a rest-hook endpoint must be an http(s) URL",
-            )),
-            None => issues.push(
-                Issue::error(
-                    IssueCode::Required,
-                    "a rest-hook Subscription needs an endpoint",
-                )
-                .at("Subscription.endpoint"),
-            ),
+            Some(_) => issues.push(bad("Subscription.endpoint", "a rest-hook endpoint must be an http(s) URL")),
+            None => {
+                issues.push(Issue::error(IssueCode::Required, "a rest-hook Subscription needs an endpoint").at("Subscription.endpoint"))
+            }
         }
         let mut headers = Vec::new();
-        for (i, parameter) in body
-            .get("parameter")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let name = parameter
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let value = parameter
-                .get("value")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+        for (i, parameter) in body.get("parameter").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let name = parameter.get("name").and_then(Value::as_str).unwrap_or_default();
+            let value = parameter.get("value").and_then(Value::as_str).unwrap_or_default();
             if !is_header_name(name) || !is_header_value(value) {
                 issues.push(bad(
                     &format!("Subscription.parameter[{i}]"),
@@ -447,23 +375,12 @@ impl SubscriptionSpec {
         let content = match text("content") {
             None => Content::IdOnly,
             Some(code) => Content::parse(code).unwrap_or_else(|| {
-                issues.push(bad(
-                    "Subscription.content",
-                    "content must be empty, id-only or full-resource",
-                ));
+                issues.push(bad("Subscription.content", "content must be empty, id-only or full-resource"));
                 Content::IdOnly
             }),
         };
-        if text("contentType")
-            .is_some_and(|t| t != "application/fhir+json" && t != "application/json")
-        {
-            issues.push(
-                Issue::error(
-                    IssueCode::NotSupported,
-                    "contentType must be application/fhir+json",
-                )
-                .at("Subscription.contentType"),
-            );
+        if text("contentType").is_some_and(|t| t != "application/fhir+json" && t != "application/json") {
+            issues.push(Issue::error(IssueCode::NotSupported, "contentType must be application/fhir+json").at("Subscription.contentType"));
         }
         let heartbeat_seconds = unsigned(body, "heartbeatPeriod", &mut issues);
         let timeout_seconds = unsigned(body, "timeout", &mut issues);
@@ -494,10 +411,7 @@ impl SubscriptionSpec {
     pub fn matches(&self, facts: &Facts) -> bool {
         self.filters.iter().all(|filter| {
             let wanted = normalized(&filter.value);
-            facts
-                .values
-                .iter()
-                .any(|(parameter, value)| *parameter == filter.parameter && *value == wanted)
+            facts.values.iter().any(|(parameter, value)| *parameter == filter.parameter && *value == wanted)
         })
     }
 }
@@ -507,10 +421,7 @@ fn normalized(value: &str) -> String {
     let path = value.split("/_history/").next().unwrap_or(value);
     let mut parts = path.rsplit('/');
     match (parts.next(), parts.next()) {
-        (Some(id), Some(type_name))
-            if type_name.parse::<ResourceType>().is_ok()
-                || type_name.chars().next().is_some_and(char::is_uppercase) =>
-        {
+        (Some(id), Some(type_name)) if type_name.parse::<ResourceType>().is_ok() || type_name.chars().next().is_some_and(char::is_uppercase) => {
             format!("{type_name}/{id}")
         }
         _ => value.to_owned(),
@@ -534,11 +445,7 @@ impl Facts {
     pub fn of_appointment(appointment: &Map<String, Value>, schedules: &[String]) -> Facts {
         let mut facts = Facts::default();
         facts.add("status", model::status(appointment));
-        let reference = |v: &Value| {
-            v.get("reference")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
+        let reference = |v: &Value| v.get("reference").and_then(Value::as_str).map(str::to_owned);
         let subject = appointment.get("subject").and_then(reference);
         let actors: Vec<String> = appointment
             .get("participant")
@@ -555,16 +462,8 @@ impl Facts {
         for actor in &actors {
             facts.add("actor", Some(actor));
         }
-        for service in appointment
-            .get("serviceType")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            facts.add(
-                "service-type-reference",
-                service.get("reference").and_then(reference).as_deref(),
-            );
+        for service in appointment.get("serviceType").and_then(Value::as_array).into_iter().flatten() {
+            facts.add("service-type-reference", service.get("reference").and_then(reference).as_deref());
         }
         for schedule in schedules {
             facts.add("schedule", Some(schedule));
@@ -575,25 +474,9 @@ impl Facts {
     pub fn of_slot(slot: &Map<String, Value>) -> Facts {
         let mut facts = Facts::default();
         facts.add("status", model::status(slot));
-        facts.add(
-            "schedule",
-            slot.get("schedule")
-                .and_then(|s| s.get("reference"))
-                .and_then(Value::as_str),
-        );
-        for service in slot
-            .get("serviceType")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            facts.add(
-                "service-type-reference",
-                service
-                    .get("reference")
-                    .and_then(|r| r.get("reference"))
-                    .and_then(Value::as_str),
-            );
+        facts.add("schedule", slot.get("schedule").and_then(|s| s.get("reference")).and_then(Value::as_str));
+        for service in slot.get("serviceType").and_then(Value::as_array).into_iter().flatten() {
+            facts.add("service-type-reference", service.get("reference").and_then(|r| r.get("reference")).and_then(Value::as_str));
         }
         facts
     }
@@ -635,13 +518,7 @@ pub fn triggers(event: &DomainEvent) -> Vec<Trigger> {
                 _ => {}
             }
             // Slots a booking takes record no event of their own (the ones it frees do).
-            for slot in detail
-                .get("slotsTaken")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
+            for slot in detail.get("slotsTaken").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
                 fired.push(Trigger {
                     topic: "slot-availability",
                     focus_type: ResourceType::Slot,
@@ -650,10 +527,9 @@ pub fn triggers(event: &DomainEvent) -> Vec<Trigger> {
                 });
             }
         }
-        (
-            ResourceType::Slot,
-            "slot-held" | "slot-released" | "slot-freed" | "slot-hold-expired",
-        ) => fired.push(this("slot-availability")),
+        (ResourceType::Slot, "slot-held" | "slot-released" | "slot-freed" | "slot-hold-expired") => {
+            fired.push(this("slot-availability"))
+        }
         _ => {}
     }
     fired
@@ -690,16 +566,7 @@ pub(crate) async fn guard_subscription(
             new.insert("status".into(), json!(status));
         }
     }
-    crate::rules::record_event(
-        tx,
-        kind,
-        ResourceType::Subscription,
-        id,
-        version,
-        now,
-        json!({}),
-    )
-    .await
+    crate::rules::record_event(tx, kind, ResourceType::Subscription, id, version, now, json!({})).await
 }
 
 /// The patients a Subscription's filters name (`patient`, or `actor` referring to a Patient),
@@ -710,12 +577,7 @@ pub(crate) fn filtered_patients(subscription: &Map<String, Value>) -> Vec<String
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter(|f| {
-            matches!(
-                f.get("filterParameter").and_then(Value::as_str),
-                Some("patient" | "actor")
-            )
-        })
+        .filter(|f| matches!(f.get("filterParameter").and_then(Value::as_str), Some("patient" | "actor")))
         .filter_map(|f| f.get("value").and_then(Value::as_str))
         .filter_map(|value| reference_id(value, ResourceType::Patient))
         .collect()
@@ -727,17 +589,14 @@ fn check_access(ctx: &RequestContext, spec: &SubscriptionSpec) -> Result<(), Dom
     if spec.topic.resource != ResourceType::Appointment {
         return Ok(());
     }
-    let Some(patient) = compartment::confined_to(ctx, ResourceType::Appointment, Permission::Read)?
-    else {
+    let Some(patient) = compartment::confined_to(ctx, ResourceType::Appointment, Permission::Read)? else {
         return Ok(());
     };
     let own = format!("Patient/{patient}");
     let patients: Vec<String> = spec
         .filters
         .iter()
-        .filter(|f| {
-            f.parameter == "patient" || (f.parameter == "actor" && f.value.contains("Patient/"))
-        })
+        .filter(|f| f.parameter == "patient" || (f.parameter == "actor" && f.value.contains("Patient/")))
         .map(|f| normalized(&f.value))
         .collect();
     if patients.is_empty() || patients.iter().any(|p| *p != own) {
@@ -778,10 +637,7 @@ mod tests {
         .unwrap();
         assert_eq!(spec.topic.id, "appointment-booked");
         assert_eq!(spec.content, Content::FullResource);
-        assert_eq!(
-            spec.headers,
-            [("Authorization".to_owned(), "Bearer secret".to_owned())]
-        );
+        assert_eq!(spec.headers, [("Authorization".to_owned(), "Bearer secret".to_owned())]);
     }
 
     #[test]
@@ -797,18 +653,12 @@ mod tests {
         let mut websocket = subscription("appointment-booked", json!([]));
         websocket.insert("channelType".into(), json!({"code": "websocket"}));
         websocket.remove("endpoint");
-        assert_eq!(
-            SubscriptionSpec::parse(&websocket).unwrap().channel,
-            "websocket"
-        );
+        assert_eq!(SubscriptionSpec::parse(&websocket).unwrap().channel, "websocket");
         let mut email = subscription("appointment-booked", json!([]));
         email.insert("channelType".into(), json!({"code": "email"}));
         assert!(SubscriptionSpec::parse(&email).is_err());
         let mut header = subscription("appointment-booked", json!([]));
-        header.insert(
-            "parameter".into(),
-            json!([{"name": "X-Bad", "value": "a\r\nInjected: 1"}]),
-        );
+        header.insert("parameter".into(), json!([{"name": "X-Bad", "value": "a\r\nInjected: 1"}]));
         assert!(SubscriptionSpec::parse(&header).is_err());
     }
 
@@ -824,9 +674,7 @@ mod tests {
             "participant": [{"actor": {"reference": "Patient/p1"}}, {"actor": {"reference": "PractitionerRole/r"}}],
         }));
         assert!(spec.matches(&Facts::of_appointment(&appointment, &[])));
-        let other = object(
-            json!({"status": "booked", "participant": [{"actor": {"reference": "Patient/p2"}}]}),
-        );
+        let other = object(json!({"status": "booked", "participant": [{"actor": {"reference": "Patient/p2"}}]}));
         assert!(!spec.matches(&Facts::of_appointment(&other, &[])));
     }
 
@@ -845,22 +693,9 @@ mod tests {
             ResourceType::Appointment,
             json!({"status": "booked", "slotsTaken": ["s1"]}),
         ));
-        assert_eq!(
-            booked.iter().map(|t| t.topic).collect::<Vec<_>>(),
-            ["appointment-booked", "slot-availability"]
-        );
+        assert_eq!(booked.iter().map(|t| t.topic).collect::<Vec<_>>(), ["appointment-booked", "slot-availability"]);
         assert_eq!(booked[1].focus_id, "s1");
-        assert_eq!(
-            triggers(&event("slot-freed", ResourceType::Slot, json!({})))[0].topic,
-            "slot-availability"
-        );
-        assert!(
-            triggers(&event(
-                "subscription-created",
-                ResourceType::Subscription,
-                json!({})
-            ))
-            .is_empty()
-        );
+        assert_eq!(triggers(&event("slot-freed", ResourceType::Slot, json!({})))[0].topic, "slot-availability");
+        assert!(triggers(&event("subscription-created", ResourceType::Subscription, json!({}))).is_empty());
     }
 }

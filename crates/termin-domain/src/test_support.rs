@@ -7,9 +7,9 @@ use jiff::Timestamp;
 use std::sync::{Arc, Mutex};
 use termin_fhir::ResourceType;
 use termin_store::{
-    AppointmentId, Condition, DomainEvent, Filter, HistoryPage, HistoryRequest, IndexEntries,
-    NewVersion, RequestContext, ResourceStore, ResourceVersion, SearchPage, SearchRequest,
-    SlotHold, SlotId, StoreError, StoreResult, WriteTx,
+    AppointmentId, Condition, DomainEvent, Filter, HistoryPage, HistoryRequest, IndexEntries, NewVersion,
+    RequestContext, ResourceStore, ResourceVersion, SearchPage, SearchRequest, SlotHold, SlotId, StoreError,
+    StoreResult, WriteTx,
 };
 
 #[derive(Default)]
@@ -27,9 +27,7 @@ impl Probe {
 
     fn resource(&self, resource_type: ResourceType, id: &str) -> StoreResult<()> {
         if *self.failing.lock().unwrap() == Some(resource_type) {
-            return Err(StoreError::Unavailable(format!(
-                "reading {resource_type} failed (test outage)"
-            )));
+            return Err(StoreError::Unavailable(format!("reading {resource_type} failed (test outage)")));
         }
         self.read(format!("read {resource_type}/{id}"));
         Ok(())
@@ -43,10 +41,7 @@ pub struct ProbeStore {
 
 impl ProbeStore {
     pub fn new(inner: Arc<dyn ResourceStore>) -> Self {
-        ProbeStore {
-            inner,
-            probe: Arc::default(),
-        }
+        ProbeStore { inner, probe: Arc::default() }
     }
 
     /// Reads of `resource_type` fail from now on.
@@ -62,12 +57,7 @@ impl ProbeStore {
 
 #[async_trait]
 impl ResourceStore for ProbeStore {
-    async fn read_current(
-        &self,
-        ctx: &RequestContext,
-        resource_type: ResourceType,
-        id: &str,
-    ) -> StoreResult<Option<ResourceVersion>> {
+    async fn read_current(&self, ctx: &RequestContext, resource_type: ResourceType, id: &str) -> StoreResult<Option<ResourceVersion>> {
         self.probe.resource(resource_type, id)?;
         self.inner.read_current(ctx, resource_type, id).await
     }
@@ -80,16 +70,10 @@ impl ResourceStore for ProbeStore {
         version: u64,
     ) -> StoreResult<Option<ResourceVersion>> {
         self.probe.resource(resource_type, id)?;
-        self.inner
-            .read_version(ctx, resource_type, id, version)
-            .await
+        self.inner.read_version(ctx, resource_type, id, version).await
     }
 
-    async fn search(
-        &self,
-        ctx: &RequestContext,
-        request: &SearchRequest,
-    ) -> StoreResult<SearchPage> {
+    async fn search(&self, ctx: &RequestContext, request: &SearchRequest) -> StoreResult<SearchPage> {
         self.inner.search(ctx, request).await
     }
 
@@ -97,20 +81,13 @@ impl ResourceStore for ProbeStore {
         self.inner.search_index_fingerprint().await
     }
 
-    async fn history(
-        &self,
-        ctx: &RequestContext,
-        request: &HistoryRequest,
-    ) -> StoreResult<HistoryPage> {
+    async fn history(&self, ctx: &RequestContext, request: &HistoryRequest) -> StoreResult<HistoryPage> {
         self.inner.history(ctx, request).await
     }
 
     async fn begin_write(&self, ctx: &RequestContext) -> StoreResult<Box<dyn WriteTx>> {
         let inner = self.inner.begin_write(ctx).await?;
-        Ok(Box::new(ProbeTx {
-            inner,
-            probe: self.probe.clone(),
-        }))
+        Ok(Box::new(ProbeTx { inner, probe: self.probe.clone() }))
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -137,41 +114,21 @@ struct ProbeTx {
 
 #[async_trait]
 impl WriteTx for ProbeTx {
-    async fn read_current(
-        &mut self,
-        resource_type: ResourceType,
-        id: &str,
-    ) -> StoreResult<Option<ResourceVersion>> {
+    async fn read_current(&mut self, resource_type: ResourceType, id: &str) -> StoreResult<Option<ResourceVersion>> {
         self.probe.resource(resource_type, id)?;
         self.inner.read_current(resource_type, id).await
     }
 
-    async fn read_current_shared(
-        &mut self,
-        resource_type: ResourceType,
-        id: &str,
-    ) -> StoreResult<Option<ResourceVersion>> {
+    async fn read_current_shared(&mut self, resource_type: ResourceType, id: &str) -> StoreResult<Option<ResourceVersion>> {
         self.probe.resource(resource_type, id)?;
         self.inner.read_current_shared(resource_type, id).await
     }
 
-    async fn find_matching_ids(
-        &mut self,
-        resource_type: ResourceType,
-        filter: &Filter,
-        limit: usize,
-    ) -> StoreResult<Vec<String>> {
-        self.inner
-            .find_matching_ids(resource_type, filter, limit)
-            .await
+    async fn find_matching_ids(&mut self, resource_type: ResourceType, filter: &Filter, limit: usize) -> StoreResult<Vec<String>> {
+        self.inner.find_matching_ids(resource_type, filter, limit).await
     }
 
-    async fn find_ids(
-        &mut self,
-        resource_type: ResourceType,
-        conditions: &[Condition],
-        limit: usize,
-    ) -> StoreResult<Vec<String>> {
+    async fn find_ids(&mut self, resource_type: ResourceType, conditions: &[Condition], limit: usize) -> StoreResult<Vec<String>> {
         self.inner.find_ids(resource_type, conditions, limit).await
     }
 
@@ -265,15 +222,8 @@ impl WriteTx for ProbeTx {
         self.inner.slot_booking(slot_id).await
     }
 
-    async fn put_slot_booking(
-        &mut self,
-        slot: SlotId<'_>,
-        appointment: AppointmentId<'_>,
-        cancel_deadline: Option<Timestamp>,
-    ) -> StoreResult<()> {
-        self.inner
-            .put_slot_booking(slot, appointment, cancel_deadline)
-            .await
+    async fn put_slot_booking(&mut self, slot: SlotId<'_>, appointment: AppointmentId<'_>, cancel_deadline: Option<Timestamp>) -> StoreResult<()> {
+        self.inner.put_slot_booking(slot, appointment, cancel_deadline).await
     }
 
     async fn booking_cancel_deadline(&mut self, slot_id: &str) -> StoreResult<Option<Timestamp>> {
@@ -288,15 +238,8 @@ impl WriteTx for ProbeTx {
         self.inner.append_event(event).await
     }
 
-    async fn purge_older_than(
-        &mut self,
-        resource_type: ResourceType,
-        before: jiff::Timestamp,
-        limit: usize,
-    ) -> StoreResult<Vec<String>> {
-        self.inner
-            .purge_older_than(resource_type, before, limit)
-            .await
+    async fn purge_older_than(&mut self, resource_type: ResourceType, before: jiff::Timestamp, limit: usize) -> StoreResult<Vec<String>> {
+        self.inner.purge_older_than(resource_type, before, limit).await
     }
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {

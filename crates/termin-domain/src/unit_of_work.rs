@@ -3,20 +3,19 @@
 //! per unit of work; writes through it keep what it remembers current, so later rules see
 //! them without reading again.
 
-use crate::DomainError;
 use crate::audit::{AuditAction, AuditRecord, audit_event};
 use crate::caller::Caller;
-use crate::model::{self, AppointmentId, SlotId};
 use crate::version::new_version;
+use crate::DomainError;
+use crate::model::{self, AppointmentId, SlotId};
+use std::collections::HashMap;
+use termin_search::SearchParameters;
+use termin_fhir::ResourceType;
+use termin_store::{
+    Condition, DomainEvent, Filter, IndexEntries, NewVersion, ResourceStore, ResourceVersion, SlotHold, WriteTx,
+};
 use jiff::Timestamp;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
-use termin_fhir::ResourceType;
-use termin_search::SearchParameters;
-use termin_store::{
-    Condition, DomainEvent, Filter, IndexEntries, NewVersion, ResourceStore, ResourceVersion,
-    SlotHold, WriteTx,
-};
 
 /// A current resource as the unit of work knows it.
 #[derive(Clone)]
@@ -93,9 +92,7 @@ impl UnitOfWork {
     /// Names the access the commit records (an operation such as `$book`); it is recorded even
     /// when it reaches no patient's data.
     pub fn audit_as(&mut self, action: AuditAction, interaction: &str) {
-        let record = self
-            .audit
-            .get_or_insert_with(|| AuditRecord::new(action, interaction));
+        let record = self.audit.get_or_insert_with(|| AuditRecord::new(action, interaction));
         record.action = action;
         record.interaction = interaction.to_owned();
         self.audit_always = true;
@@ -116,9 +113,7 @@ impl UnitOfWork {
             (false, termin_store::ChangeKind::Create) => (AuditAction::Create, "create"),
             (false, _) => (AuditAction::Update, "update"),
         };
-        let record = self
-            .audit
-            .get_or_insert_with(|| AuditRecord::new(action, interaction));
+        let record = self.audit.get_or_insert_with(|| AuditRecord::new(action, interaction));
         // The first write of patient data names the access (a cancellation may free its Slot
         // first); an operation named with `audit_as` keeps its name.
         if !self.audit_always && !record.concerns_patients() {
@@ -590,20 +585,11 @@ impl UnitOfWork {
         // The server's own jobs (demo loading, seeding, hold expiry) are no one's access.
         let someone = self.caller.context().principal != termin_store::Principal::System;
         let always = self.audit_always;
-        let records = std::mem::take(&mut self.earlier_audits)
-            .into_iter()
-            .chain(self.audit.take());
+        let records = std::mem::take(&mut self.earlier_audits).into_iter().chain(self.audit.take());
         for record in records.filter(|r| someone && (always || r.concerns_patients())) {
             let body = audit_event(&self.caller, &record, self.began);
             let id = uuid::Uuid::new_v4().to_string();
-            let (new, _) = new_version(
-                self.search,
-                ResourceType::AuditEvent,
-                &id,
-                body,
-                None,
-                self.began,
-            )?;
+            let (new, _) = new_version(self.search, ResourceType::AuditEvent, &id, body, None, self.began)?;
             self.tx.write(new).await?;
         }
         Ok(self.tx.commit().await?)

@@ -13,8 +13,7 @@ pub trait ResourceValidator: Send + Sync {
 
     /// As [`ResourceValidator::validate`], and against `profile` too (`$validate?profile=`).
     /// `Err` says the profile is not known.
-    fn validate_against(&self, resource: &Value, profile: &str)
-    -> Result<OperationOutcome, String>;
+    fn validate_against(&self, resource: &Value, profile: &str) -> Result<OperationOutcome, String>;
 
     /// The canonical URL of the profile every resource of this type must conform to.
     fn enforced_profile(&self, resource_type: ResourceType) -> Option<&str>;
@@ -49,15 +48,11 @@ pub(crate) fn conform(
 /// Adds `profile` to `meta.profile` unless it is there; the stored resource then says which
 /// profile it conforms to. A `meta` that is not an object is left for the write to reject.
 fn claim_profile(body: &mut Map<String, Value>, profile: &str) {
-    let meta = body
-        .entry("meta")
-        .or_insert_with(|| Value::Object(Map::new()));
+    let meta = body.entry("meta").or_insert_with(|| Value::Object(Map::new()));
     let Value::Object(meta) = meta else {
         return;
     };
-    let profiles = meta
-        .entry("profile")
-        .or_insert_with(|| Value::Array(Vec::new()));
+    let profiles = meta.entry("profile").or_insert_with(|| Value::Array(Vec::new()));
     if let Value::Array(profiles) = profiles
         && !profiles.iter().any(|p| p.as_str() == Some(profile))
     {
@@ -72,16 +67,10 @@ mod tests {
 
     #[test]
     fn claims_the_enforced_profile_once() {
-        let mut body = json!({"resourceType": "Slot", "meta": {"source": "x"}})
-            .as_object()
-            .unwrap()
-            .clone();
+        let mut body = json!({"resourceType": "Slot", "meta": {"source": "x"}}).as_object().unwrap().clone();
         claim_profile(&mut body, "http://p/slot");
         claim_profile(&mut body, "http://p/slot");
-        assert_eq!(
-            body["meta"],
-            json!({"source": "x", "profile": ["http://p/slot"]})
-        );
+        assert_eq!(body["meta"], json!({"source": "x", "profile": ["http://p/slot"]}));
         let mut bare = json!({"resourceType": "Slot"}).as_object().unwrap().clone();
         claim_profile(&mut bare, "http://p/slot");
         assert_eq!(bare["meta"]["profile"], json!(["http://p/slot"]));

@@ -24,8 +24,7 @@ pub(crate) fn new_version(
         Some(Value::Object(meta)) => meta,
         Some(_) => {
             return Err(DomainError::invalid(
-                Issue::error(IssueCode::Structure, "meta must be an object")
-                    .at(format!("{resource_type}.meta")),
+                Issue::error(IssueCode::Structure, "meta must be an object").at(format!("{resource_type}.meta")),
             ));
         }
     };
@@ -36,13 +35,10 @@ pub(crate) fn new_version(
     managed.insert("lastUpdated".into(), Value::String(format_instant(now)));
     managed.extend(meta);
     let Value::Object(resource) = with_identity(body, id, managed) else {
-        return Err(DomainError::Internal(
-            "with_identity did not answer an object".into(),
-        ));
+        return Err(DomainError::Internal("with_identity did not answer an object".into()));
     };
     let index = search.index_entries(&resource);
-    let text =
-        serde_json::to_string(&resource).map_err(|e| DomainError::Internal(e.to_string()))?;
+    let text = serde_json::to_string(&resource).map_err(|e| DomainError::Internal(e.to_string()))?;
     // A deleted resource that is written again counts as re-created.
     let change = match previous {
         Some(p) if !p.is_deleted() => ChangeKind::Update,

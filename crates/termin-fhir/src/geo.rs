@@ -13,12 +13,7 @@ pub const DEFAULT_NEAR_RADIUS_KM: f64 = 10.0;
 
 /// The distance units a `near` value may name (UCUM), with their length in km. R5 asks for
 /// `km` (the default) and recommends `[mi_us]`.
-pub const DISTANCE_UNITS: [(&str, f64); 4] = [
-    ("km", 1.0),
-    ("m", 0.001),
-    ("[mi_i]", 1.609_344),
-    ("[mi_us]", 1.609_347_218_694),
-];
+pub const DISTANCE_UNITS: [(&str, f64); 4] = [("km", 1.0), ("m", 0.001), ("[mi_i]", 1.609_344), ("[mi_us]", 1.609_347_218_694)];
 
 /// A point on the Earth in degrees (WGS84, as `Location.position`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,25 +25,15 @@ pub struct Point {
 impl Point {
     /// The point, when both coordinates are finite and in range (latitude ±90, longitude ±180).
     pub fn new(latitude: f64, longitude: f64) -> Option<Point> {
-        let valid = latitude.is_finite()
-            && longitude.is_finite()
-            && latitude.abs() <= 90.0
-            && longitude.abs() <= 180.0;
-        valid.then_some(Point {
-            latitude,
-            longitude,
-        })
+        let valid = latitude.is_finite() && longitude.is_finite() && latitude.abs() <= 90.0 && longitude.abs() <= 180.0;
+        valid.then_some(Point { latitude, longitude })
     }
 
     /// The point on the unit sphere, as `(x, y, z)`: straight-line (chord) distances between
     /// these grow with great-circle distances, and need no trigonometry to compare.
     pub fn unit_vector(self) -> [f64; 3] {
         let (latitude, longitude) = (self.latitude.to_radians(), self.longitude.to_radians());
-        [
-            latitude.cos() * longitude.cos(),
-            latitude.cos() * longitude.sin(),
-            latitude.sin(),
-        ]
+        [latitude.cos() * longitude.cos(), latitude.cos() * longitude.sin(), latitude.sin()]
     }
 }
 
@@ -69,10 +54,7 @@ pub fn chord_squared(a: [f64; 3], b: [f64; 3]) -> f64 {
 /// A Location's `position`, when it has a valid one.
 pub fn position(location: &Map<String, Value>) -> Option<Point> {
     let position = location.get("position")?;
-    Point::new(
-        position.get("latitude")?.as_f64()?,
-        position.get("longitude")?.as_f64()?,
-    )
+    Point::new(position.get("latitude")?.as_f64()?, position.get("longitude")?.as_f64()?)
 }
 
 /// A centre and the distance around it that counts as near.
@@ -114,23 +96,14 @@ impl Near {
         let high = self.centre.latitude + angle.to_degrees() + BOX_MARGIN_DEGREES;
         let latitudes = (low.max(-90.0), high.min(90.0));
         if low <= -90.0 || high >= 90.0 {
-            return BoundingBox {
-                latitudes,
-                longitudes: None,
-            };
+            return BoundingBox { latitudes, longitudes: None };
         }
         // The widest longitude difference on the circle (it touches that meridian at a tangent).
-        let spread = (angle.sin() / self.centre.latitude.to_radians().cos())
-            .min(1.0)
-            .asin()
-            .to_degrees();
+        let spread = (angle.sin() / self.centre.latitude.to_radians().cos()).min(1.0).asin().to_degrees();
         let west = self.centre.longitude - spread - BOX_MARGIN_DEGREES;
         let east = self.centre.longitude + spread + BOX_MARGIN_DEGREES;
         let longitudes = (west >= -180.0 && east <= 180.0).then_some((west, east));
-        BoundingBox {
-            latitudes,
-            longitudes,
-        }
+        BoundingBox { latitudes, longitudes }
     }
 }
 
@@ -147,10 +120,7 @@ pub fn nearest(centres: &[Near], point: Point) -> Option<f64> {
 /// A distance in km from a number and a unit of [`DISTANCE_UNITS`] (none: km).
 pub fn kilometres(distance: &str, unit: &str) -> Result<f64, String> {
     let unit = unit.trim();
-    let per_unit = match DISTANCE_UNITS
-        .iter()
-        .find(|(code, _)| unit.is_empty() || *code == unit)
-    {
+    let per_unit = match DISTANCE_UNITS.iter().find(|(code, _)| unit.is_empty() || *code == unit) {
         Some((_, per_unit)) => *per_unit,
         None => {
             let known: Vec<&str> = DISTANCE_UNITS.iter().map(|(code, _)| *code).collect();
@@ -159,9 +129,7 @@ pub fn kilometres(distance: &str, unit: &str) -> Result<f64, String> {
     };
     match distance.trim().parse::<f64>() {
         Ok(d) if d.is_finite() && d >= 0.0 => Ok(d * per_unit),
-        _ => Err(format!(
-            "distance {distance:?} is not a number of at least 0"
-        )),
+        _ => Err(format!("distance {distance:?} is not a number of at least 0")),
     }
 }
 
@@ -169,11 +137,7 @@ pub fn kilometres(distance: &str, unit: &str) -> Result<f64, String> {
 /// distance in km.
 pub fn parse_near(value: &str) -> Result<(Point, Option<f64>), String> {
     let parts: Vec<&str> = value.split('|').collect();
-    let coordinate = |i: usize| {
-        parts
-            .get(i)
-            .and_then(|text| text.trim().parse::<f64>().ok())
-    };
+    let coordinate = |i: usize| parts.get(i).and_then(|text| text.trim().parse::<f64>().ok());
     let centre = match (coordinate(0), coordinate(1)) {
         (Some(latitude), Some(longitude)) => Point::new(latitude, longitude),
         _ => None,
@@ -185,9 +149,7 @@ pub fn parse_near(value: &str) -> Result<(Point, Option<f64>), String> {
         ));
     };
     let radius = match parts.get(2) {
-        Some(distance) if !distance.trim().is_empty() => {
-            Some(kilometres(distance, parts.get(3).copied().unwrap_or(""))?)
-        }
+        Some(distance) if !distance.trim().is_empty() => Some(kilometres(distance, parts.get(3).copied().unwrap_or(""))?),
         _ => None,
     };
     Ok((centre, radius))
@@ -198,18 +160,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const VIENNA: Point = Point {
-        latitude: 48.2082,
-        longitude: 16.3738,
-    };
-    const SALZBURG: Point = Point {
-        latitude: 47.8095,
-        longitude: 13.0550,
-    };
-    const LINZ: Point = Point {
-        latitude: 48.3069,
-        longitude: 14.2858,
-    };
+    const VIENNA: Point = Point { latitude: 48.2082, longitude: 16.3738 };
+    const SALZBURG: Point = Point { latitude: 47.8095, longitude: 13.0550 };
+    const LINZ: Point = Point { latitude: 48.3069, longitude: 14.2858 };
 
     #[test]
     fn vienna_to_salzburg_is_about_250_km() {
@@ -217,25 +170,13 @@ mod tests {
         assert!((d - 251.0).abs() < 2.0, "{d}");
         assert_eq!(distance_km(VIENNA, VIENNA), 0.0);
         // Antipodes: half the circumference, no NaN from rounding.
-        let antipode = Point {
-            latitude: -VIENNA.latitude,
-            longitude: VIENNA.longitude - 180.0,
-        };
+        let antipode = Point { latitude: -VIENNA.latitude, longitude: VIENNA.longitude - 180.0 };
         assert!((distance_km(VIENNA, antipode) - PI * EARTH_RADIUS_KM).abs() < 1.0);
     }
 
     #[test]
     fn the_nearest_centre_that_reaches_counts() {
-        let centres = [
-            Near {
-                centre: VIENNA,
-                radius_km: 10.0,
-            },
-            Near {
-                centre: SALZBURG,
-                radius_km: 300.0,
-            },
-        ];
+        let centres = [Near { centre: VIENNA, radius_km: 10.0 }, Near { centre: SALZBURG, radius_km: 300.0 }];
         assert_eq!(nearest(&centres, VIENNA), Some(0.0));
         let from_salzburg = nearest(&centres, LINZ).unwrap();
         assert!((from_salzburg - distance_km(SALZBURG, LINZ)).abs() < 1e-9);
@@ -244,60 +185,29 @@ mod tests {
 
     #[test]
     fn reads_only_valid_positions() {
-        let Value::Object(ok) = json!({"position": {"latitude": 47.7, "longitude": 13.4}}) else {
-            unreachable!()
-        };
-        assert_eq!(
-            position(&ok),
-            Some(Point {
-                latitude: 47.7,
-                longitude: 13.4
-            })
-        );
-        for bad in [
-            json!({}),
-            json!({"position": {"latitude": 91, "longitude": 0}}),
-            json!({"position": {"latitude": "47"}}),
-        ] {
-            let Value::Object(bad) = bad else {
-                unreachable!()
-            };
+        let Value::Object(ok) = json!({"position": {"latitude": 47.7, "longitude": 13.4}}) else { unreachable!() };
+        assert_eq!(position(&ok), Some(Point { latitude: 47.7, longitude: 13.4 }));
+        for bad in [json!({}), json!({"position": {"latitude": 91, "longitude": 0}}), json!({"position": {"latitude": "47"}})] {
+            let Value::Object(bad) = bad else { unreachable!() };
             assert_eq!(position(&bad), None);
         }
     }
 
     /// Points spread over the globe, poles and antimeridian included.
     fn grid() -> impl Iterator<Item = Point> {
-        (-18..=18).flat_map(|lat| {
-            (-36..=36)
-                .map(move |lon| Point::new(f64::from(lat) * 5.0, f64::from(lon) * 5.0).unwrap())
-        })
+        (-18..=18).flat_map(|lat| (-36..=36).map(move |lon| Point::new(f64::from(lat) * 5.0, f64::from(lon) * 5.0).unwrap()))
     }
 
     #[test]
     fn the_chord_test_agrees_with_the_great_circle_distance() {
-        for centre in [
-            VIENNA,
-            Point {
-                latitude: 89.0,
-                longitude: 179.0,
-            },
-            Point {
-                latitude: -10.0,
-                longitude: -179.5,
-            },
-        ] {
+        for centre in [VIENNA, Point { latitude: 89.0, longitude: 179.0 }, Point { latitude: -10.0, longitude: -179.5 }] {
             for radius_km in [0.0, 10.0, 600.0, 5_000.0, 30_000.0] {
                 let near = Near { centre, radius_km };
                 for point in grid().chain([centre, VIENNA, LINZ]) {
                     let distance = distance_km(centre, point);
                     // Away from the border (1 m), both tests say the same.
                     if (distance - radius_km).abs() > 0.001 {
-                        assert_eq!(
-                            near.contains(point),
-                            distance <= radius_km,
-                            "{centre:?} {radius_km} {point:?}"
-                        );
+                        assert_eq!(near.contains(point), distance <= radius_km, "{centre:?} {radius_km} {point:?}");
                     }
                 }
             }
@@ -308,8 +218,7 @@ mod tests {
     fn the_bounding_box_holds_every_point_within_the_radius() {
         let inside = |b: &BoundingBox, p: Point| {
             (b.latitudes.0..=b.latitudes.1).contains(&p.latitude)
-                && b.longitudes
-                    .is_none_or(|(west, east)| (west..=east).contains(&p.longitude))
+                && b.longitudes.is_none_or(|(west, east)| (west..=east).contains(&p.longitude))
         };
         for centre in grid().step_by(7).chain([VIENNA]) {
             for radius_km in [10.0, 300.0, 2_500.0] {
@@ -317,69 +226,25 @@ mod tests {
                 let bounds = near.bounding_box();
                 for point in grid() {
                     if near.contains(point) {
-                        assert!(
-                            inside(&bounds, point),
-                            "{centre:?} {radius_km} {point:?} {bounds:?}"
-                        );
+                        assert!(inside(&bounds, point), "{centre:?} {radius_km} {point:?} {bounds:?}");
                     }
                 }
             }
         }
         // Around Vienna, 10 km is a small box: Linz is outside.
-        let bounds = Near {
-            centre: VIENNA,
-            radius_km: 10.0,
-        }
-        .bounding_box();
+        let bounds = Near { centre: VIENNA, radius_km: 10.0 }.bounding_box();
         assert!(bounds.longitudes.is_some() && !inside(&bounds, LINZ));
     }
 
     #[test]
     fn near_values_as_r5_writes_them() {
-        assert_eq!(
-            parse_near("48.2|16.37"),
-            Ok((
-                Point {
-                    latitude: 48.2,
-                    longitude: 16.37
-                },
-                None
-            ))
-        );
-        assert_eq!(
-            parse_near("48.2|16.37||"),
-            Ok((
-                Point {
-                    latitude: 48.2,
-                    longitude: 16.37
-                },
-                None
-            ))
-        );
-        assert_eq!(
-            parse_near("48.2|16.37|5"),
-            Ok((
-                Point {
-                    latitude: 48.2,
-                    longitude: 16.37
-                },
-                Some(5.0)
-            ))
-        );
+        assert_eq!(parse_near("48.2|16.37"), Ok((Point { latitude: 48.2, longitude: 16.37 }, None)));
+        assert_eq!(parse_near("48.2|16.37||"), Ok((Point { latitude: 48.2, longitude: 16.37 }, None)));
+        assert_eq!(parse_near("48.2|16.37|5"), Ok((Point { latitude: 48.2, longitude: 16.37 }, Some(5.0))));
         assert_eq!(parse_near("48.2|16.37|500|m").unwrap().1, Some(0.5));
         assert!((parse_near("0|0|10|[mi_us]").unwrap().1.unwrap() - 16.093).abs() < 0.001);
         assert!((parse_near("0|0|10|[mi_i]").unwrap().1.unwrap() - 16.093).abs() < 0.001);
-        for bad in [
-            "abc",
-            "48.2",
-            "91|0|1|km",
-            "0|181",
-            "0|0|-1|km",
-            "0|0|1|furlong",
-            "0|0|1|km|x",
-            "NaN|0",
-            "0|0|inf",
-        ] {
+        for bad in ["abc", "48.2", "91|0|1|km", "0|181", "0|0|-1|km", "0|0|1|furlong", "0|0|1|km|x", "NaN|0", "0|0|inf"] {
             assert!(parse_near(bad).is_err(), "{bad}");
         }
     }

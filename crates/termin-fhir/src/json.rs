@@ -35,18 +35,8 @@ pub fn parse_resource(bytes: &[u8]) -> Result<Map<String, Value>, Issue> {
     };
     match map.get("resourceType") {
         Some(Value::String(_)) => {}
-        Some(_) => {
-            return Err(
-                Issue::error(IssueCode::Structure, "resourceType must be a string")
-                    .at("resourceType"),
-            );
-        }
-        None => {
-            return Err(Issue::error(
-                IssueCode::Required,
-                "The resource has no resourceType element",
-            ));
-        }
+        Some(_) => return Err(Issue::error(IssueCode::Structure, "resourceType must be a string").at("resourceType")),
+        None => return Err(Issue::error(IssueCode::Required, "The resource has no resourceType element")),
     }
     check_content(&map)?;
     Ok(map)
@@ -63,11 +53,7 @@ pub fn parse_value(bytes: &[u8]) -> Result<Value, Issue> {
         };
         Issue::error(
             IssueCode::Structure,
-            format!(
-                "The body is not valid JSON: {cause} (line {} column {})",
-                e.line(),
-                e.column()
-            ),
+            format!("The body is not valid JSON: {cause} (line {} column {})", e.line(), e.column()),
         )
     })?;
     restore_number_text(bytes, &mut value);
@@ -98,11 +84,7 @@ pub fn parse_stored_object(text: &str) -> Option<Map<String, Value>> {
 /// carriage return and line feed (FHIR R5 forbids them in strings). The issue names the
 /// place of the first fault found.
 pub fn check_content(resource: &Map<String, Value>) -> Result<(), Issue> {
-    let root = resource
-        .get("resourceType")
-        .and_then(Value::as_str)
-        .unwrap_or("Resource")
-        .to_owned();
+    let root = resource.get("resourceType").and_then(Value::as_str).unwrap_or("Resource").to_owned();
     check_object(resource, 1).map_err(|fault| {
         let mut path = root;
         for step in fault.path.iter().rev() {
@@ -149,16 +131,12 @@ struct Fault {
 }
 
 fn forbidden_control(text: &str) -> Option<char> {
-    text.chars()
-        .find(|c| (*c as u32) < 0x20 && !matches!(c, '\t' | '\r' | '\n'))
+    text.chars().find(|c| (*c as u32) < 0x20 && !matches!(c, '\t' | '\r' | '\n'))
 }
 
 fn check_object(object: &Map<String, Value>, depth: usize) -> Result<(), Fault> {
     if depth > MAX_DEPTH {
-        return Err(Fault {
-            kind: FaultKind::TooDeep,
-            path: Vec::new(),
-        });
+        return Err(Fault { kind: FaultKind::TooDeep, path: Vec::new() });
     }
     for (name, value) in object {
         let at = |mut fault: Fault| {
@@ -166,10 +144,7 @@ fn check_object(object: &Map<String, Value>, depth: usize) -> Result<(), Fault> 
             fault
         };
         if let Some(c) = forbidden_control(name) {
-            return Err(at(Fault {
-                kind: FaultKind::ControlCharacter(c),
-                path: Vec::new(),
-            }));
+            return Err(at(Fault { kind: FaultKind::ControlCharacter(c), path: Vec::new() }));
         }
         check_value(value, depth).map_err(at)?;
     }
@@ -179,19 +154,13 @@ fn check_object(object: &Map<String, Value>, depth: usize) -> Result<(), Fault> 
 fn check_value(value: &Value, depth: usize) -> Result<(), Fault> {
     match value {
         Value::String(text) => match forbidden_control(text) {
-            Some(c) => Err(Fault {
-                kind: FaultKind::ControlCharacter(c),
-                path: Vec::new(),
-            }),
+            Some(c) => Err(Fault { kind: FaultKind::ControlCharacter(c), path: Vec::new() }),
             None => Ok(()),
         },
         Value::Object(object) => check_object(object, depth + 1),
         Value::Array(items) => {
             if depth + 1 > MAX_DEPTH {
-                return Err(Fault {
-                    kind: FaultKind::TooDeep,
-                    path: Vec::new(),
-                });
+                return Err(Fault { kind: FaultKind::TooDeep, path: Vec::new() });
             }
             for (index, item) in items.iter().enumerate() {
                 check_value(item, depth + 1).map_err(|mut fault| {
@@ -250,22 +219,13 @@ pub fn number_from_text(text: &str) -> Option<Number> {
     let number: Number = serde_json::from_str(text).ok()?;
     // The text is a JSON number serde_json accepted; only an exponent's spelling may differ
     // (see `restore_number_text`).
-    Some(if number.to_string() == text {
-        number
-    } else {
-        Number::from_string_unchecked(text.to_owned())
-    })
+    Some(if number.to_string() == text { number } else { Number::from_string_unchecked(text.to_owned()) })
 }
 
 /// Whether `text` has a number with an exponent that serde_json writes differently: `E`, or
 /// `e` directly followed by a digit. A cheap over-approximation (strings may match too).
 fn has_rewritten_exponent(text: &[u8]) -> bool {
-    text.windows(2).any(|pair| {
-        matches!(
-            pair,
-            [b'E', b'0'..=b'9' | b'+' | b'-'] | [b'e', b'0'..=b'9']
-        )
-    })
+    text.windows(2).any(|pair| matches!(pair, [b'E', b'0'..=b'9' | b'+' | b'-'] | [b'e', b'0'..=b'9']))
 }
 
 /// The exponent spelling serde_json produces: lowercase `e` and an explicit sign.
@@ -299,9 +259,7 @@ fn number_literals(text: &[u8]) -> Vec<String> {
             }
             b'-' | b'0'..=b'9' => {
                 let start = i;
-                while i < text.len()
-                    && matches!(text[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
-                {
+                while i < text.len() && matches!(text[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
                     i += 1;
                 }
                 literals.push(String::from_utf8_lossy(&text[start..i]).into_owned());
@@ -328,11 +286,7 @@ mod tests {
     #[test]
     fn reports_line_and_column() {
         let err = parse_resource(b"{\n  \"resourceType\": \"Patient\",\n  oops\n}").unwrap_err();
-        assert!(
-            err.diagnostics.contains("line 3 column 3"),
-            "{}",
-            err.diagnostics
-        );
+        assert!(err.diagnostics.contains("line 3 column 3"), "{}", err.diagnostics);
         assert_eq!(err.code, IssueCode::Structure);
     }
 
@@ -354,10 +308,7 @@ mod tests {
         let text = r#"{"resourceType":"Observation","a":1E5,"b":[-1.0E-0,2e3,4e+4,5E+05],"c":{"d":"1E5 in a string","e":7e-1}}"#;
         let map = parse_resource(text.as_bytes()).unwrap();
         assert_eq!(serde_json::to_string(&map).unwrap(), text);
-        assert_eq!(
-            serde_json::to_string(&parse_stored(text).unwrap()).unwrap(),
-            text
-        );
+        assert_eq!(serde_json::to_string(&parse_stored(text).unwrap()).unwrap(), text);
         assert_eq!(map["a"].as_f64(), Some(100_000.0));
     }
 
@@ -392,32 +343,21 @@ mod tests {
         assert!(parse_resource(nested(MAX_DEPTH - 1).as_bytes()).is_ok());
         let err = parse_resource(nested(MAX_DEPTH + 1).as_bytes()).unwrap_err();
         assert_eq!(err.code, IssueCode::TooLong);
-        assert!(
-            err.expression[0].starts_with("Slot.extension[0].extension[0]"),
-            "{:?}",
-            err.expression
-        );
+        assert!(err.expression[0].starts_with("Slot.extension[0].extension[0]"), "{:?}", err.expression);
         let deeper = nested(300);
         let err = parse_resource(deeper.as_bytes()).unwrap_err();
-        assert!(
-            err.diagnostics.contains("deeper than the limit"),
-            "{}",
-            err.diagnostics
-        );
+        assert!(err.diagnostics.contains("deeper than the limit"), "{}", err.diagnostics);
         // Stored text is read whatever its depth.
         assert!(parse_stored(&deeper).is_ok());
     }
 
     #[test]
     fn refuses_control_characters() {
-        let err = parse_resource(br#"{"resourceType":"Patient","name":[{"family":"a\u0001b"}]}"#)
-            .unwrap_err();
+        let err = parse_resource(br#"{"resourceType":"Patient","name":[{"family":"a\u0001b"}]}"#).unwrap_err();
         assert_eq!(err.code, IssueCode::Value);
         assert_eq!(err.expression, vec!["Patient.name[0].family"]);
         assert!(err.diagnostics.contains("U+0001"));
-        assert!(
-            parse_resource(br#"{"resourceType":"Patient","text":{"div":"a\tb\r\nc"}}"#).is_ok()
-        );
+        assert!(parse_resource(br#"{"resourceType":"Patient","text":{"div":"a\tb\r\nc"}}"#).is_ok());
         assert!(parse_resource(br#"{"resourceType":"Patient","x\u001f":1}"#).is_err());
     }
 }

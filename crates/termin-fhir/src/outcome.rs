@@ -184,8 +184,7 @@ impl OperationOutcome {
             let more = shown.len() - MAX_RENDERED_ISSUES;
             shown.truncate(MAX_RENDERED_ISSUES);
             let mut issues: Vec<Value> = shown.into_iter().map(Issue::to_json).collect();
-            issues
-                .push(Issue::information(format!("… and {more} more issues not listed")).to_json());
+            issues.push(Issue::information(format!("… and {more} more issues not listed")).to_json());
             issues
         };
         json!({"resourceType": "OperationOutcome", "issue": issues})
@@ -217,10 +216,7 @@ mod tests {
         let rendered = v["issue"].as_array().unwrap();
         assert_eq!(rendered.len(), MAX_RENDERED_ISSUES + 1);
         assert_eq!(rendered[0]["severity"], "error");
-        assert_eq!(
-            rendered[MAX_RENDERED_ISSUES]["diagnostics"],
-            "… and 51 more issues not listed"
-        );
+        assert_eq!(rendered[MAX_RENDERED_ISSUES]["diagnostics"], "… and 51 more issues not listed");
     }
 
     #[test]

@@ -15,10 +15,7 @@ impl<'a> Parameters<'a> {
         if resource.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
             return None;
         }
-        let entries = resource
-            .get("parameter")
-            .and_then(Value::as_array)
-            .map_or(&[][..], Vec::as_slice);
+        let entries = resource.get("parameter").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
         Some(Parameters { entries })
     }
 
@@ -29,16 +26,10 @@ impl<'a> Parameters<'a> {
 
     /// Every entry with its name, in order.
     pub fn all(self) -> impl Iterator<Item = (&'a str, &'a Map<String, Value>)> {
-        self.entries
-            .iter()
-            .filter_map(Value::as_object)
-            .map(|entry| {
-                let name = entry
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                (name, entry)
-            })
+        self.entries.iter().filter_map(Value::as_object).map(|entry| {
+            let name = entry.get("name").and_then(Value::as_str).unwrap_or_default();
+            (name, entry)
+        })
     }
 
     /// The entries named `name`, in order.
@@ -46,9 +37,7 @@ impl<'a> Parameters<'a> {
     where
         'a: 'n,
     {
-        self.all()
-            .filter(move |(entry_name, _)| *entry_name == name)
-            .map(|(_, entry)| entry)
+        self.all().filter(move |(entry_name, _)| *entry_name == name).map(|(_, entry)| entry)
     }
 
     /// The `resource` of the first entry named `name` that has one.
@@ -59,10 +48,8 @@ impl<'a> Parameters<'a> {
     /// The first text found under one of `keys` (`valueString`, `valueCode`, ...) in the
     /// entries named `name`, trying the keys in order within each entry.
     pub fn text(self, name: &str, keys: &[&str]) -> Option<&'a str> {
-        self.named(name).find_map(|entry| {
-            keys.iter()
-                .find_map(|key| entry.get(*key).and_then(Value::as_str))
-        })
+        self.named(name)
+            .find_map(|entry| keys.iter().find_map(|key| entry.get(*key).and_then(Value::as_str)))
     }
 
     /// The `valueString` of every entry named `name`.
@@ -91,18 +78,9 @@ mod tests {
         assert_eq!(parameters.strings("hold-token"), ["a", "b"]);
         assert_eq!(parameters.resource("slot").unwrap()["resourceType"], "Slot");
         assert_eq!(parameters.resource("outcome"), None);
-        assert_eq!(
-            parameters.text("slot-status", &["valueCode", "code"]),
-            Some("free")
-        );
+        assert_eq!(parameters.text("slot-status", &["valueCode", "code"]), Some("free"));
         assert_eq!(parameters.all().count(), 4);
         assert!(Parameters::read_value(&json!({"resourceType": "Slot"})).is_none());
-        assert_eq!(
-            Parameters::read_value(&json!({"resourceType": "Parameters"}))
-                .unwrap()
-                .all()
-                .count(),
-            0
-        );
+        assert_eq!(Parameters::read_value(&json!({"resourceType": "Parameters"})).unwrap().all().count(), 0);
     }
 }

@@ -17,9 +17,7 @@ pub struct LiteralReference<'a> {
 /// `urn:uuid:...`, URLs that do not end in a type and an id).
 pub fn parse_literal(reference: &str) -> Option<LiteralReference<'_>> {
     let (path, version) = match reference.split_once("/_history/") {
-        Some((path, version)) if !version.is_empty() && !version.contains('/') => {
-            (path, Some(version))
-        }
+        Some((path, version)) if !version.is_empty() && !version.contains('/') => (path, Some(version)),
         Some(_) => return None,
         None => (reference, None),
     };
@@ -50,8 +48,7 @@ pub fn reference_id(reference: &str, expected: ResourceType) -> Option<&str> {
 
 /// `Patient`, `PractitionerRole`: an upper-case ASCII letter followed by letters.
 pub fn is_resource_type_name(name: &str) -> bool {
-    name.starts_with(|c: char| c.is_ascii_uppercase())
-        && name.chars().all(|c| c.is_ascii_alphabetic())
+    name.starts_with(|c: char| c.is_ascii_uppercase()) && name.chars().all(|c| c.is_ascii_alphabetic())
 }
 
 /// Splits a canonical `url|version`.
@@ -70,12 +67,7 @@ mod tests {
     fn takes_literal_references_apart() {
         assert_eq!(
             parse_literal("Patient/p-1"),
-            Some(LiteralReference {
-                base: None,
-                resource_type: "Patient",
-                id: "p-1",
-                version: None
-            })
+            Some(LiteralReference { base: None, resource_type: "Patient", id: "p-1", version: None })
         );
         assert_eq!(
             parse_literal("https://x.org/fhir/Slot/s/_history/3"),
@@ -86,24 +78,11 @@ mod tests {
                 version: Some("3")
             })
         );
-        for not_literal in [
-            "#c",
-            "urn:uuid:123",
-            "p-1",
-            "a/b/Patient/1",
-            "https://x.org",
-            "patient/1",
-        ] {
+        for not_literal in ["#c", "urn:uuid:123", "p-1", "a/b/Patient/1", "https://x.org", "patient/1"] {
             assert_eq!(parse_literal(not_literal), None, "{not_literal}");
         }
-        assert_eq!(
-            reference_id("http://x.org/fhir/Slot/s/_history/3", ResourceType::Slot),
-            Some("s")
-        );
+        assert_eq!(reference_id("http://x.org/fhir/Slot/s/_history/3", ResourceType::Slot), Some("s"));
         assert_eq!(reference_id("Schedule/s", ResourceType::Slot), None);
-        assert_eq!(
-            split_canonical("http://a/SD/x|1.0"),
-            ("http://a/SD/x", Some("1.0"))
-        );
+        assert_eq!(split_canonical("http://a/SD/x|1.0"), ("http://a/SD/x", Some("1.0")));
     }
 }

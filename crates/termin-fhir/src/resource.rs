@@ -132,9 +132,7 @@ mod tests {
     #[test]
     fn identity_elements_come_first() {
         let body = json!({"name": [{"family": "Huber"}], "resourceType": "Patient", "id": "old"});
-        let Value::Object(map) = body else {
-            unreachable!()
-        };
+        let Value::Object(map) = body else { unreachable!() };
         let mut meta = Map::new();
         meta.insert("versionId".into(), json!("1"));
         let out = with_identity(map, "new", meta);

@@ -46,19 +46,10 @@ pub fn subscription_status(
             let mut event = Map::new();
             // integer64 is a JSON string in R5.
             event.insert("eventNumber".into(), json!(notification.number.to_string()));
-            event.insert(
-                "timestamp".into(),
-                json!(format_instant(notification.event.occurred_at)),
-            );
+            event.insert("timestamp".into(), json!(format_instant(notification.event.occurred_at)));
             if spec.content != Content::Empty {
-                let version = focus
-                    .as_ref()
-                    .map(|f| f.version)
-                    .or(notification.event.focus_version);
-                let mut reference = format!(
-                    "{base}/{}/{}",
-                    notification.event.focus_type, notification.event.focus_id
-                );
+                let version = focus.as_ref().map(|f| f.version).or(notification.event.focus_version);
+                let mut reference = format!("{base}/{}/{}", notification.event.focus_type, notification.event.focus_id);
                 if let Some(version) = version {
                     reference.push_str(&format!("/_history/{version}"));
                 }
@@ -93,15 +84,11 @@ pub fn notification_bundle(
     events: &[(Notification, Option<ResourceVersion>)],
     now: Timestamp,
 ) -> Value {
-    let mut entries =
-        vec![json!({"fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()), "resource": status})];
+    let mut entries = vec![json!({"fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()), "resource": status})];
     if spec.content == Content::FullResource {
         for (_, focus) in events {
             if let Some(focus) = focus
-                && let Some(body) = focus
-                    .body
-                    .as_deref()
-                    .and_then(|b| serde_json::from_str::<Value>(b).ok())
+                && let Some(body) = focus.body.as_deref().and_then(|b| serde_json::from_str::<Value>(b).ok())
             {
                 entries.push(json!({
                     "fullUrl": format!("{base}/{}/{}", focus.resource_type, focus.id),
@@ -130,11 +117,7 @@ pub async fn with_focus(
     for notification in events {
         let event = &notification.event;
         let read = match event.focus_version {
-            Some(version) => {
-                service
-                    .vread(&ctx, event.focus_type, &event.focus_id, version)
-                    .await
-            }
+            Some(version) => service.vread(&ctx, event.focus_type, &event.focus_id, version).await,
             None => service.read(&ctx, event.focus_type, &event.focus_id).await,
         };
         let focus = match read {

@@ -121,17 +121,11 @@ impl Notifier {
                 .events_of_type(ResourceType::Subscription, position, OUTBOX_PAGE)
                 .await
                 .map_err(|e| e.to_string())?;
-            let Some((last, _)) = events.last() else {
-                break;
-            };
+            let Some((last, _)) = events.last() else { break };
             let last = *last;
             for (seq, event) in &events {
                 match event.kind.as_str() {
-                    "subscription-created" => {
-                        self.deliveries
-                            .track(&event.resource_id, *seq, Timestamp::now())
-                            .await
-                    }
+                    "subscription-created" => self.deliveries.track(&event.resource_id, *seq, Timestamp::now()).await,
                     "subscription-deleted" => self.deliveries.untrack(&event.resource_id).await,
                     _ => Ok(()),
                 }
@@ -139,11 +133,7 @@ impl Notifier {
             }
             position = last;
         }
-        let due = self
-            .deliveries
-            .due(Timestamp::now(), DUE_PER_TICK)
-            .await
-            .map_err(|e| e.to_string())?;
+        let due = self.deliveries.due(Timestamp::now(), DUE_PER_TICK).await.map_err(|e| e.to_string())?;
         let mut tasks = tokio::task::JoinSet::new();
         for id in due {
             let this = self.clone();
@@ -161,36 +151,21 @@ impl Notifier {
     /// it is renewed before each step. After a crash, the Subscription waits this long for
     /// another node (or the restarted one).
     fn lease_until(&self, now: Timestamp) -> Timestamp {
-        let span = SignedDuration::try_from(self.config.timeout * 2)
-            .unwrap_or(SignedDuration::from_secs(20));
-        now.checked_add(span + SignedDuration::from_secs(5))
-            .unwrap_or(now)
+        let span = SignedDuration::try_from(self.config.timeout * 2).unwrap_or(SignedDuration::from_secs(20));
+        now.checked_add(span + SignedDuration::from_secs(5)).unwrap_or(now)
     }
 
     /// Works on one Subscription while this node holds its lease: match the new outbox
     /// events, then deliver until nothing is pending or an attempt fails.
     async fn work_on(&self, id: &str) -> Result<(), String> {
         let now = Timestamp::now();
-        let Some(mut state) = self
-            .deliveries
-            .claim(id, &self.owner, now, self.lease_until(now))
-            .await
-            .map_err(|e| e.to_string())?
+        let Some(mut state) = self.deliveries.claim(id, &self.owner, now, self.lease_until(now)).await.map_err(|e| e.to_string())?
         else {
             return Ok(());
         };
         let ctx = Caller::system("notify");
-        let (version, body) = match self
-            .domain
-            .resources
-            .read(&ctx, ResourceType::Subscription, id)
-            .await
-        {
-            Ok(current) => match current
-                .body
-                .as_deref()
-                .and_then(|b| serde_json::from_str::<Map<String, Value>>(b).ok())
-            {
+        let (version, body) = match self.domain.resources.read(&ctx, ResourceType::Subscription, id).await {
+            Ok(current) => match current.body.as_deref().and_then(|b| serde_json::from_str::<Map<String, Value>>(b).ok()) {
                 Some(body) => (current.version, body),
                 None => return self.deliveries.untrack(id).await.map_err(|e| e.to_string()),
             },
@@ -199,8 +174,7 @@ impl Notifier {
             }
             Err(e) => return Err(e.to_string()),
         };
-        let spec = SubscriptionSpec::parse(&body)
-            .map_err(|_| format!("stored Subscription/{id} is no longer valid"))?;
+        let spec = SubscriptionSpec::parse(&body).map_err(|_| format!("stored Subscription/{id} is no longer valid"))?;
         let sending = matches!(spec.status.as_str(), "requested" | "active" | "error")
             && spec.end.is_none_or(|end| end > now);
         loop {
@@ -216,27 +190,13 @@ impl Notifier {
             let delivered = attempt.as_ref().ok().copied().flatten();
             let state_after = AttemptedState::of(&state, &attempt);
             self.finish(id, &state, attempt, Timestamp::now()).await?;
-            self.set_status(
-                &ctx,
-                id,
-                version,
-                &body,
-                &spec,
-                &state_after,
-                self.config.max_failures,
-            )
-            .await;
+            self.set_status(&ctx, id, version, &body, &spec, &state_after, self.config.max_failures).await;
             if !succeeded || delivered.is_none_or(|through| through >= state.events_total) {
                 return Ok(());
             }
             // More events are pending: take the lease again (renewed) and go on.
             let now = Timestamp::now();
-            state = match self
-                .deliveries
-                .claim(id, &self.owner, now, self.lease_until(now))
-                .await
-                .map_err(|e| e.to_string())?
-            {
+            state = match self.deliveries.claim(id, &self.owner, now, self.lease_until(now)).await.map_err(|e| e.to_string())? {
                 Some(state) => state,
                 None => return Ok(()),
             };
@@ -257,11 +217,7 @@ impl Notifier {
     ) -> Result<Option<DeliveryState>, String> {
         let mut state = state.clone();
         loop {
-            let events = self
-                .store
-                .events(state.matched_through, OUTBOX_PAGE)
-                .await
-                .map_err(|e| e.to_string())?;
+            let events = self.store.events(state.matched_through, OUTBOX_PAGE).await.map_err(|e| e.to_string())?;
             let Some((last, _)) = events.last() else {
                 return Ok(Some(state));
             };
@@ -269,11 +225,7 @@ impl Notifier {
             let mut matched = Vec::new();
             if sending {
                 for (seq, event) in &events {
-                    matched.extend(
-                        self.notifications_of(*seq, event, spec)
-                            .await
-                            .map_err(|e| e.to_string())?,
-                    );
+                    matched.extend(self.notifications_of(*seq, event, spec).await.map_err(|e| e.to_string())?);
                 }
             }
             state = match self
@@ -293,21 +245,11 @@ impl Notifier {
 
     /// The notification events one outbox event makes for the Subscription: its topic fired
     /// and the focus passes the filters.
-    async fn notifications_of(
-        &self,
-        seq: u64,
-        event: &DomainEvent,
-        spec: &SubscriptionSpec,
-    ) -> Result<Vec<NewNotification>, DomainError> {
+    async fn notifications_of(&self, seq: u64, event: &DomainEvent, spec: &SubscriptionSpec) -> Result<Vec<NewNotification>, DomainError> {
         let mut out = Vec::new();
-        for trigger in triggers(event)
-            .into_iter()
-            .filter(|t| t.topic == spec.topic.id)
-        {
+        for trigger in triggers(event).into_iter().filter(|t| t.topic == spec.topic.id) {
             if !spec.filters.is_empty() {
-                let facts = self
-                    .facts(trigger.focus_type, &trigger.focus_id, trigger.focus_version)
-                    .await?;
+                let facts = self.facts(trigger.focus_type, &trigger.focus_id, trigger.focus_version).await?;
                 if !spec.matches(&facts) {
                     continue;
                 }
@@ -325,34 +267,17 @@ impl Notifier {
 
     /// What the filters may ask of a focus, as it was at the event (a focus that is gone has
     /// nothing, so only a Subscription without filters hears of it).
-    async fn facts(
-        &self,
-        resource_type: ResourceType,
-        id: &str,
-        version: Option<u64>,
-    ) -> Result<Facts, DomainError> {
+    async fn facts(&self, resource_type: ResourceType, id: &str, version: Option<u64>) -> Result<Facts, DomainError> {
         let ctx = Caller::system("notify");
-        let Some(body) =
-            read_body(&self.domain.resources, &ctx, resource_type, id, version).await?
-        else {
+        let Some(body) = read_body(&self.domain.resources, &ctx, resource_type, id, version).await? else {
             return Ok(Facts::default());
         };
         Ok(match resource_type {
             ResourceType::Appointment => {
                 let mut schedules = Vec::new();
                 for slot in termin_domain::subscriptions::slot_ids(&body) {
-                    if let Some(slot) = read_body(
-                        &self.domain.resources,
-                        &ctx,
-                        ResourceType::Slot,
-                        &slot,
-                        None,
-                    )
-                    .await?
-                        && let Some(schedule) = slot
-                            .get("schedule")
-                            .and_then(|s| s.get("reference"))
-                            .and_then(Value::as_str)
+                    if let Some(slot) = read_body(&self.domain.resources, &ctx, ResourceType::Slot, &slot, None).await?
+                        && let Some(schedule) = slot.get("schedule").and_then(|s| s.get("reference")).and_then(Value::as_str)
                     {
                         schedules.push(schedule.to_owned());
                     }
@@ -366,12 +291,7 @@ impl Notifier {
     /// One POST: the handshake of a `requested` Subscription, else the next batch of pending
     /// events, else a heartbeat when one is due. `Ok(Some(n))`: events through `n` delivered;
     /// `Ok(None)`: nothing was due.
-    async fn attempt(
-        &self,
-        id: &str,
-        spec: &SubscriptionSpec,
-        state: &DeliveryState,
-    ) -> Result<Option<u64>, Failed> {
+    async fn attempt(&self, id: &str, spec: &SubscriptionSpec, state: &DeliveryState) -> Result<Option<u64>, Failed> {
         let base = &self.config.base_url;
         let now = Timestamp::now();
         if spec.channel == "websocket" {
@@ -380,80 +300,36 @@ impl Notifier {
             return Ok((spec.status == "requested").then_some(state.delivered_through));
         }
         if spec.status == "requested" {
-            let status = subscription_status(
-                base,
-                id,
-                spec,
-                NotificationType::Handshake,
-                state.events_total,
-                &[],
-                None,
-            );
-            self.post(spec, &notification_bundle(base, spec, status, &[], now))
-                .await?;
+            let status = subscription_status(base, id, spec, NotificationType::Handshake, state.events_total, &[], None);
+            self.post(spec, &notification_bundle(base, spec, status, &[], now)).await?;
             return Ok(Some(state.delivered_through));
         }
-        let batch = self.config.batch.min(
-            spec.max_count
-                .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX)),
-        );
+        let batch = self.config.batch.min(spec.max_count.map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX)));
         let pending = self
             .deliveries
-            .notifications(
-                id,
-                state.delivered_through + 1,
-                state.events_total,
-                batch.max(1),
-            )
+            .notifications(id, state.delivered_through + 1, state.events_total, batch.max(1))
             .await
             .map_err(|e| Failed(e.to_string()))?;
         if let Some(last) = pending.last().map(|n| n.number) {
-            let events = with_focus(&self.domain.resources, pending)
-                .await
-                .map_err(|e| Failed(e.to_string()))?;
-            let status = subscription_status(
-                base,
-                id,
-                spec,
-                NotificationType::EventNotification,
-                state.events_total,
-                &events,
-                None,
-            );
-            self.post(spec, &notification_bundle(base, spec, status, &events, now))
-                .await?;
+            let events = with_focus(&self.domain.resources, pending).await.map_err(|e| Failed(e.to_string()))?;
+            let status = subscription_status(base, id, spec, NotificationType::EventNotification, state.events_total, &events, None);
+            self.post(spec, &notification_bundle(base, spec, status, &events, now)).await?;
             return Ok(Some(last));
         }
         let heartbeat_due = spec.heartbeat_seconds.is_some_and(|period| {
             let since = state.last_delivery.unwrap_or(Timestamp::UNIX_EPOCH);
-            since
-                .checked_add(SignedDuration::from_secs(
-                    i64::try_from(period).unwrap_or(i64::MAX),
-                ))
-                .is_ok_and(|due| due <= now)
+            since.checked_add(SignedDuration::from_secs(i64::try_from(period).unwrap_or(i64::MAX))).is_ok_and(|due| due <= now)
         });
         if heartbeat_due {
-            let status = subscription_status(
-                base,
-                id,
-                spec,
-                NotificationType::Heartbeat,
-                state.events_total,
-                &[],
-                None,
-            );
-            self.post(spec, &notification_bundle(base, spec, status, &[], now))
-                .await?;
+            let status = subscription_status(base, id, spec, NotificationType::Heartbeat, state.events_total, &[], None);
+            self.post(spec, &notification_bundle(base, spec, status, &[], now)).await?;
             return Ok(Some(state.delivered_through));
         }
         Ok(None)
     }
 
     async fn post(&self, spec: &SubscriptionSpec, bundle: &Value) -> Result<(), Failed> {
-        let endpoint = spec
-            .endpoint
-            .as_deref()
-            .ok_or_else(|| Failed("the Subscription has no endpoint".into()))?;
+        let endpoint = spec.endpoint.as_deref().ok_or_else(|| Failed("the Subscription has no endpoint".into()))?;
         let mut request = self
             .http
             .post(endpoint)
@@ -466,50 +342,30 @@ impl Notifier {
             request = request.timeout(self.config.timeout.min(Duration::from_secs(seconds)));
         }
         let started = std::time::Instant::now();
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Failed(format!("POST {endpoint}: {e}")))?;
-        metrics::histogram!("termin_notification_post_seconds")
-            .record(started.elapsed().as_secs_f64());
+        let response = request.send().await.map_err(|e| Failed(format!("POST {endpoint}: {e}")))?;
+        metrics::histogram!("termin_notification_post_seconds").record(started.elapsed().as_secs_f64());
         if response.status().is_success() {
             metrics::counter!("termin_notifications_sent_total").increment(1);
             Ok(())
         } else {
             metrics::counter!("termin_notification_failures_total").increment(1);
-            Err(Failed(format!(
-                "POST {endpoint} answered {}",
-                response.status()
-            )))
+            Err(Failed(format!("POST {endpoint} answered {}", response.status())))
         }
     }
 
     fn backoff(&self, failures: u32) -> Duration {
         let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(30));
-        self.config
-            .retry_base
-            .saturating_mul(factor)
-            .min(self.config.max_backoff)
+        self.config.retry_base.saturating_mul(factor).min(self.config.max_backoff)
     }
 
     /// Records the attempt and gives the lease back.
-    async fn finish(
-        &self,
-        id: &str,
-        state: &DeliveryState,
-        attempt: Result<Option<u64>, Failed>,
-        now: Timestamp,
-    ) -> Result<(), String> {
+    async fn finish(&self, id: &str, state: &DeliveryState, attempt: Result<Option<u64>, Failed>, now: Timestamp) -> Result<(), String> {
         let record = match attempt {
             Ok(delivered) => AttemptRecord {
                 delivered_through: delivered.unwrap_or(state.delivered_through),
                 failures: 0,
                 next_attempt: now,
-                last_delivery: if delivered.is_some() {
-                    Some(now)
-                } else {
-                    state.last_delivery
-                },
+                last_delivery: if delivered.is_some() { Some(now) } else { state.last_delivery },
                 last_error: None,
             },
             Err(Failed(reason)) => {
@@ -519,20 +375,14 @@ impl Notifier {
                     delivered_through: state.delivered_through,
                     failures,
                     next_attempt: now
-                        .checked_add(
-                            SignedDuration::try_from(self.backoff(failures))
-                                .unwrap_or(SignedDuration::from_secs(60)),
-                        )
+                        .checked_add(SignedDuration::try_from(self.backoff(failures)).unwrap_or(SignedDuration::from_secs(60)))
                         .unwrap_or(now),
                     last_delivery: state.last_delivery,
                     last_error: Some(reason),
                 }
             }
         };
-        self.deliveries
-            .finish(id, &self.owner, &record)
-            .await
-            .map_err(|e| e.to_string())
+        self.deliveries.finish(id, &self.owner, &record).await.map_err(|e| e.to_string())
     }
 
     /// Keeps `Subscription.status` in step with delivery: `active` after a success, `error`
@@ -559,18 +409,9 @@ impl Notifier {
         let mut body = body.clone();
         body.insert("status".into(), json!(wanted));
         // If-Match: a client's change since wins; the next attempt sets the status again.
-        match self
-            .domain
-            .resources
-            .update(ctx, ResourceType::Subscription, id, body, Some(version))
-            .await
-        {
-            Ok(_) => {
-                tracing::info!(subscription = %id, status = wanted, "subscription status changed")
-            }
-            Err(e) => {
-                tracing::info!(subscription = %id, error = ?e, "subscription status not changed yet")
-            }
+        match self.domain.resources.update(ctx, ResourceType::Subscription, id, body, Some(version)).await {
+            Ok(_) => tracing::info!(subscription = %id, status = wanted, "subscription status changed"),
+            Err(e) => tracing::info!(subscription = %id, error = ?e, "subscription status not changed yet"),
         }
     }
 }
@@ -606,10 +447,7 @@ pub(crate) async fn read_body(
         None => resources.read(ctx, resource_type, id).await,
     };
     match read {
-        Ok(found) => Ok(found
-            .body
-            .as_deref()
-            .and_then(|b| serde_json::from_str(b).ok())),
+        Ok(found) => Ok(found.body.as_deref().and_then(|b| serde_json::from_str(b).ok())),
         Err(DomainError::NotFound(_) | DomainError::Gone(_)) => Ok(None),
         Err(e) => Err(e),
     }

@@ -12,10 +12,10 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use termin_domain::subscriptions::SubscriptionSpec;
 use termin_domain::{Caller, Domain};
+use termin_domain::subscriptions::SubscriptionSpec;
 use termin_fhir::ResourceType;
-use termin_store::NotificationStore;
+use termin_store::{NotificationStore};
 
 /// How long a binding token may be presented.
 pub const TOKEN_LIFETIME: SignedDuration = SignedDuration::from_secs(300);
@@ -42,9 +42,7 @@ impl Hub {
     /// A token that binds a websocket to the Subscription until it expires.
     pub fn issue(&self, subscription_id: &str) -> (String, Timestamp) {
         let token = uuid::Uuid::new_v4().simple().to_string();
-        let expires = Timestamp::now()
-            .checked_add(TOKEN_LIFETIME)
-            .unwrap_or_else(|_| Timestamp::now());
+        let expires = Timestamp::now().checked_add(TOKEN_LIFETIME).unwrap_or_else(|_| Timestamp::now());
         let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Timestamp::now();
         tokens.retain(|_, (_, until)| *until > now);
@@ -75,22 +73,12 @@ pub struct Stream {
 
 async fn spec_of(domain: &Domain, id: &str) -> Result<SubscriptionSpec, String> {
     let ctx = Caller::system("notify-websocket");
-    let stored = domain
-        .resources
-        .read(&ctx, ResourceType::Subscription, id)
-        .await
-        .map_err(|e| e.to_string())?;
-    let body: Map<String, Value> = stored
-        .body
-        .as_deref()
-        .and_then(|b| serde_json::from_str(b).ok())
-        .ok_or("the Subscription has no body")?;
-    let spec =
-        SubscriptionSpec::parse(&body).map_err(|_| "the Subscription is not valid".to_owned())?;
+    let stored = domain.resources.read(&ctx, ResourceType::Subscription, id).await.map_err(|e| e.to_string())?;
+    let body: Map<String, Value> =
+        stored.body.as_deref().and_then(|b| serde_json::from_str(b).ok()).ok_or("the Subscription has no body")?;
+    let spec = SubscriptionSpec::parse(&body).map_err(|_| "the Subscription is not valid".to_owned())?;
     if spec.channel != "websocket" {
-        return Err(format!(
-            "Subscription/{id} does not use the websocket channel"
-        ));
+        return Err(format!("Subscription/{id} does not use the websocket channel"));
     }
     Ok(spec)
 }
@@ -104,20 +92,8 @@ impl Stream {
         id: String,
     ) -> Result<(Stream, Value), String> {
         let spec = spec_of(&domain, &id).await?;
-        let events_total = deliveries
-            .delivery_state(&id)
-            .await
-            .map_err(|e| e.to_string())?
-            .map_or(0, |s| s.events_total);
-        let status = subscription_status(
-            &base,
-            &id,
-            &spec,
-            NotificationType::Handshake,
-            events_total,
-            &[],
-            None,
-        );
+        let events_total = deliveries.delivery_state(&id).await.map_err(|e| e.to_string())?.map_or(0, |s| s.events_total);
+        let status = subscription_status(&base, &id, &spec, NotificationType::Handshake, events_total, &[], None);
         let handshake = notification_bundle(&base, &spec, status, &[], Timestamp::now());
         let stream = Stream {
             domain,
@@ -150,26 +126,10 @@ impl Stream {
         } else {
             return Ok(None);
         };
-        let events = with_focus(&self.domain.resources, pending)
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = subscription_status(
-            &self.base,
-            &self.id,
-            &self.spec,
-            kind,
-            events_total,
-            &events,
-            None,
-        );
+        let events = with_focus(&self.domain.resources, pending).await.map_err(|e| e.to_string())?;
+        let status = subscription_status(&self.base, &self.id, &self.spec, kind, events_total, &events, None);
         self.sent_through = events_total;
         self.last_message = Instant::now();
-        Ok(Some(notification_bundle(
-            &self.base,
-            &self.spec,
-            status,
-            &events,
-            Timestamp::now(),
-        )))
+        Ok(Some(notification_bundle(&self.base, &self.spec, status, &events, Timestamp::now())))
     }
 }

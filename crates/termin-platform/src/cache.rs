@@ -20,9 +20,7 @@ pub struct PageCache {
 
 impl PageCache {
     pub fn new() -> Self {
-        PageCache {
-            entries: Mutex::new(HashMap::new()),
-        }
+        PageCache { entries: Mutex::new(HashMap::new()) }
     }
 
     /// The page under `key` if it was stored less than `ttl` ago.
@@ -30,24 +28,15 @@ impl PageCache {
         if ttl.is_zero() {
             return None;
         }
-        let entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        entries
-            .get(key)
-            .filter(|(stored, _)| stored.elapsed() < ttl)
-            .map(|(_, page)| page.clone())
+        let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries.get(key).filter(|(stored, _)| stored.elapsed() < ttl).map(|(_, page)| page.clone())
     }
 
     pub fn put(&self, key: String, page: &SourcePage, ttl: Duration) {
         if ttl.is_zero() {
             return;
         }
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if entries.len() >= MAX_ENTRIES {
             entries.retain(|_, (stored, _)| stored.elapsed() < ttl);
             if entries.len() >= MAX_ENTRIES {
@@ -71,20 +60,11 @@ mod tests {
     #[test]
     fn pages_are_kept_for_their_ttl_only() {
         let cache = PageCache::new();
-        let page = SourcePage {
-            total: Some(3),
-            ..SourcePage::default()
-        };
+        let page = SourcePage { total: Some(3), ..SourcePage::default() };
         cache.put("k".into(), &page, Duration::ZERO);
-        assert!(
-            cache.get("k", Duration::from_secs(60)).is_none(),
-            "a zero TTL stores nothing"
-        );
+        assert!(cache.get("k", Duration::from_secs(60)).is_none(), "a zero TTL stores nothing");
         cache.put("k".into(), &page, Duration::from_secs(60));
-        assert_eq!(
-            cache.get("k", Duration::from_secs(60)).unwrap().total,
-            Some(3)
-        );
+        assert_eq!(cache.get("k", Duration::from_secs(60)).unwrap().total, Some(3));
         assert!(cache.get("k", Duration::ZERO).is_none());
         assert!(cache.get("other", Duration::from_secs(60)).is_none());
     }

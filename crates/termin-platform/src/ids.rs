@@ -19,16 +19,12 @@ pub fn scoped(upstream: &str, id: &str) -> String {
 
 /// The upstream's own id of `NAME.id`, when `id` is scoped by `upstream`.
 pub fn unscoped<'a>(upstream: &str, id: &'a str) -> Option<&'a str> {
-    id.strip_prefix(upstream)?
-        .strip_prefix(SEPARATOR)
-        .filter(|rest| !rest.is_empty())
+    id.strip_prefix(upstream)?.strip_prefix(SEPARATOR).filter(|rest| !rest.is_empty())
 }
 
 /// The name part of a scoped id (`NAME` of `NAME.x`).
 pub fn scope_of(id: &str) -> Option<&str> {
-    id.split_once(SEPARATOR)
-        .map(|(name, _)| name)
-        .filter(|name| !name.is_empty())
+    id.split_once(SEPARATOR).map(|(name, _)| name).filter(|name| !name.is_empty())
 }
 
 /// Rewrites what upstream `name` (FHIR base `base`) answered into platform ids: the ids of the
@@ -67,13 +63,7 @@ pub fn delocalize(value: &mut Value, name: &str) {
             None => format!("{}/{id}", literal.resource_type),
         })
     };
-    walk(
-        value,
-        false,
-        &|id| unscoped(name, id).map(str::to_owned),
-        &rewrite_reference,
-        &|_| None,
-    );
+    walk(value, false, &|id| unscoped(name, id).map(str::to_owned), &rewrite_reference, &|_| None);
 }
 
 /// A search parameter value (one alternative) for upstream `name`: `Type/NAME.x` becomes
@@ -82,11 +72,7 @@ pub fn delocalize_search_value(value: &str, name: &str, bare_ids: bool) -> Optio
     if let Some(literal) = parse_literal(value).filter(|l| l.base.is_none()) {
         return unscoped(name, literal.id).map(|id| format!("{}/{id}", literal.resource_type));
     }
-    if bare_ids {
-        unscoped(name, value).map(str::to_owned)
-    } else {
-        None
-    }
+    if bare_ids { unscoped(name, value).map(str::to_owned) } else { None }
 }
 
 /// The upstream a search value names: the scope of a relative literal reference's id, or of a
@@ -140,13 +126,7 @@ fn walk_object(
         };
         match replacement {
             Some(text) => *child = Value::String(text),
-            None => walk(
-                child,
-                contained || key == "contained",
-                ids,
-                references,
-                full_urls,
-            ),
+            None => walk(child, contained || key == "contained", ids, references, full_urls),
         }
     }
 }
@@ -180,14 +160,8 @@ mod tests {
         assert_eq!(slot["id"], "up.s1");
         assert_eq!(slot["schedule"]["reference"], "Schedule/up.c1");
         assert_eq!(slot["contained"][0]["id"], "inner", "contained ids stay");
-        assert_eq!(
-            slot["extension"][0]["valueReference"]["reference"],
-            "Location/up.l1/_history/2"
-        );
-        assert_eq!(
-            slot["other"]["reference"],
-            "http://elsewhere/fhir/Location/l1"
-        );
+        assert_eq!(slot["extension"][0]["valueReference"]["reference"], "Location/up.l1/_history/2");
+        assert_eq!(slot["other"]["reference"], "http://elsewhere/fhir/Location/l1");
         assert_eq!(slot["local"]["reference"], "#inner");
         delocalize(&mut slot, "up");
         assert_eq!(slot["id"], "s1");
@@ -200,23 +174,10 @@ mod tests {
     #[test]
     fn search_values_name_their_upstream() {
         assert_eq!(named_scope("Schedule/up.c1", false), Some("up"));
-        assert_eq!(
-            named_scope("up.c1", false),
-            None,
-            "bare values only for _id"
-        );
+        assert_eq!(named_scope("up.c1", false), None, "bare values only for _id");
         assert_eq!(named_scope("up.c1", true), Some("up"));
-        assert_eq!(
-            delocalize_search_value("Schedule/up.c1", "up", false).as_deref(),
-            Some("Schedule/c1")
-        );
-        assert_eq!(
-            delocalize_search_value("up.c1", "up", true).as_deref(),
-            Some("c1")
-        );
-        assert_eq!(
-            delocalize_search_value("Schedule/other.c1", "up", false),
-            None
-        );
+        assert_eq!(delocalize_search_value("Schedule/up.c1", "up", false).as_deref(), Some("Schedule/c1"));
+        assert_eq!(delocalize_search_value("up.c1", "up", true).as_deref(), Some("c1"));
+        assert_eq!(delocalize_search_value("Schedule/other.c1", "up", false), None);
     }
 }

@@ -89,20 +89,12 @@ impl Platform {
         let mut upstreams = Vec::new();
         for upstream in config.upstreams {
             let upstream = upstream.checked()?;
-            if upstreams
-                .iter()
-                .any(|u: &Upstream| u.name() == upstream.name)
-            {
+            if upstreams.iter().any(|u: &Upstream| u.name() == upstream.name) {
                 return Err(format!("upstream name {} is used twice", upstream.name));
             }
             upstreams.push(Upstream::new(upstream));
         }
-        upstreams.sort_by(|a, b| {
-            b.config
-                .priority
-                .cmp(&a.config.priority)
-                .then(a.name().cmp(b.name()))
-        });
+        upstreams.sort_by(|a, b| b.config.priority.cmp(&a.config.priority).then(a.name().cmp(b.name())));
         let http = reqwest::Client::builder()
             .no_proxy()
             // An upstream's redirect would take the platform's credentials elsewhere.
@@ -145,15 +137,10 @@ impl Platform {
     /// to every source and others stay local.
     pub fn plan(&self, resource_type: ResourceType, pairs: &[(String, String)]) -> Plan<'_> {
         let names_upstream = pairs.iter().any(|(name, value)| {
-            value.split(',').any(|v| {
-                ids::named_scope(v, name == "_id").is_some_and(|s| self.upstream(s).is_some())
-            })
+            value.split(',').any(|v| ids::named_scope(v, name == "_id").is_some_and(|s| self.upstream(s).is_some()))
         });
         if !names_upstream && !AGGREGATED.contains(&resource_type) {
-            return Plan {
-                local: Some(pairs.to_vec()),
-                upstreams: Vec::new(),
-            };
+            return Plan { local: Some(pairs.to_vec()), upstreams: Vec::new() };
         }
         let for_source = |source: Option<&Upstream>| -> Option<Vec<(String, String)>> {
             let mut kept = Vec::new();
@@ -162,8 +149,7 @@ impl Platform {
                 let alternatives: Vec<String> = value
                     .split(',')
                     .filter_map(|v| {
-                        let scope =
-                            ids::named_scope(v, bare_ids).filter(|s| self.upstream(s).is_some());
+                        let scope = ids::named_scope(v, bare_ids).filter(|s| self.upstream(s).is_some());
                         match (scope, source) {
                             // An upstream's resource matches only there.
                             (Some(scope), Some(upstream)) if upstream.name() == scope => {
@@ -185,11 +171,7 @@ impl Platform {
         };
         Plan {
             local: for_source(None),
-            upstreams: self
-                .upstreams
-                .iter()
-                .filter_map(|u| Some((u, for_source(Some(u))?)))
-                .collect(),
+            upstreams: self.upstreams.iter().filter_map(|u| Some((u, for_source(Some(u))?))).collect(),
         }
     }
 
@@ -202,15 +184,8 @@ impl Platform {
         via: &[String],
         public_base: &str,
     ) -> Result<SourcePage, Value> {
-        let ttl = if resource_type == ResourceType::Slot {
-            self.slot_ttl
-        } else {
-            self.directory_ttl
-        };
-        let key = format!(
-            "{}\n{resource_type}\n{query}\n{public_base}",
-            upstream.name()
-        );
+        let ttl = if resource_type == ResourceType::Slot { self.slot_ttl } else { self.directory_ttl };
+        let key = format!("{}\n{resource_type}\n{query}\n{public_base}", upstream.name());
         if let Some(page) = self.cache.get(&key, ttl) {
             return Ok(page);
         }
@@ -245,10 +220,7 @@ impl Platform {
         public_base: &str,
     ) -> Result<SourcePage, Value> {
         let body_text = parameters.map(Value::to_string).unwrap_or_default();
-        let key = format!(
-            "{}\n$findHSP\n{query}\n{body_text}\n{public_base}",
-            upstream.name()
-        );
+        let key = format!("{}\n$findHSP\n{query}\n{body_text}\n{public_base}", upstream.name());
         if let Some(page) = self.cache.get(&key, self.slot_ttl) {
             return Ok(page);
         }
@@ -257,11 +229,7 @@ impl Platform {
             ids::delocalize(body, upstream.name());
         }
         let request = UpstreamRequest {
-            method: if body.is_some() {
-                Method::POST
-            } else {
-                Method::GET
-            },
+            method: if body.is_some() { Method::POST } else { Method::GET },
             path: "HealthcareService/$findHSP",
             query: Some(query),
             headers: Vec::new(),
@@ -283,14 +251,9 @@ impl Platform {
         public_base: &str,
     ) -> Result<Map<String, Value>, Value> {
         let name = upstream.name().to_owned();
-        let answer = upstream
-            .send(&self.http, request)
-            .await
-            .map_err(|failure| issue_json(&failure.issue))?;
+        let answer = upstream.send(&self.http, request).await.map_err(|failure| issue_json(&failure.issue))?;
         match answer.body {
-            Some(Value::Object(mut bundle))
-                if answer.status == 200 && bundle.get("resourceType") == Some(&json!("Bundle")) =>
-            {
+            Some(Value::Object(mut bundle)) if answer.status == 200 && bundle.get("resourceType") == Some(&json!("Bundle")) => {
                 localize_bundle(&mut bundle, upstream, public_base);
                 Ok(bundle)
             }
@@ -305,10 +268,7 @@ impl Platform {
                     .join("; ");
                 Err(issue_json(&Issue::warning(
                     IssueCode::Exception,
-                    format!(
-                        "Upstream {name} answered {} and its results are missing: {told}",
-                        answer.status
-                    ),
+                    format!("Upstream {name} answered {} and its results are missing: {told}", answer.status),
                 )))
             }
         }
@@ -327,15 +287,7 @@ impl Platform {
         if let Some(body) = body.as_mut() {
             ids::delocalize(body, upstream.name());
         }
-        let mut answer = upstream
-            .send(
-                &self.http,
-                UpstreamRequest {
-                    body: body.as_ref(),
-                    ..request
-                },
-            )
-            .await?;
+        let mut answer = upstream.send(&self.http, UpstreamRequest { body: body.as_ref(), ..request }).await?;
         if let Some(Value::Object(body)) = answer.body.as_mut() {
             let mut value = Value::Object(std::mem::take(body));
             ids::localize(&mut value, upstream.name(), upstream.base(), public_base);
@@ -385,10 +337,7 @@ impl Platform {
             .flatten()
             .filter_map(|i| Some((i.get("system")?.as_str()?, i.get("value")?.as_str()?)))
             .collect();
-        let matching = identifiers
-            .iter()
-            .find(|(system, _)| *system == SVNR_SYSTEM)
-            .or(identifiers.first());
+        let matching = identifiers.iter().find(|(system, _)| *system == SVNR_SYSTEM).or(identifiers.first());
         let mut headers = Vec::new();
         if let Some((system, value)) = matching {
             let mut criteria = form_urlencoded::Serializer::new(String::new());
@@ -397,29 +346,13 @@ impl Platform {
                 headers.push((HeaderName::from_static("if-none-exist"), value));
             }
         }
-        let request = UpstreamRequest {
-            method: Method::POST,
-            path: "Patient",
-            query: None,
-            headers,
-            body: Some(&body),
-            via,
-        };
-        let answer = upstream
-            .send(&self.http, request)
-            .await
-            .map_err(RelayError::Unreachable)?;
-        let id = answer
-            .body
-            .as_ref()
-            .and_then(|b| b.get("id"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .or_else(|| {
-                let location = answer.headers.get(LOCATION)?.to_str().ok()?;
-                let literal = termin_fhir::parse_literal(location)?;
-                Some(literal.id.to_owned())
-            });
+        let request = UpstreamRequest { method: Method::POST, path: "Patient", query: None, headers, body: Some(&body), via };
+        let answer = upstream.send(&self.http, request).await.map_err(RelayError::Unreachable)?;
+        let id = answer.body.as_ref().and_then(|b| b.get("id")).and_then(Value::as_str).map(str::to_owned).or_else(|| {
+            let location = answer.headers.get(LOCATION)?.to_str().ok()?;
+            let literal = termin_fhir::parse_literal(location)?;
+            Some(literal.id.to_owned())
+        });
         match id {
             Some(id) if matches!(answer.status, 200 | 201) => Ok(id),
             _ => Err(RelayError::Answered(answer)),
@@ -439,12 +372,7 @@ fn localize_bundle(bundle: &mut Map<String, Value>, upstream: &Upstream, public_
 
 /// `meta.source` of each entry's resource (see [`mark_source`]).
 fn mark_sources(bundle: &mut Map<String, Value>, upstream: &Upstream) {
-    for entry in bundle
-        .get_mut("entry")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-    {
+    for entry in bundle.get_mut("entry").and_then(Value::as_array_mut).into_iter().flatten() {
         if let Some(resource) = entry.get_mut("resource").and_then(Value::as_object_mut)
             && resource.get("resourceType").and_then(Value::as_str) != Some("OperationOutcome")
         {
@@ -458,10 +386,7 @@ fn mark_sources(bundle: &mut Map<String, Value>, upstream: &Upstream) {
 fn mark_source(resource: &mut Map<String, Value>, upstream: &Upstream) {
     let (Some(resource_type), Some(id)) = (
         resource.get("resourceType").and_then(Value::as_str),
-        resource
-            .get("id")
-            .and_then(Value::as_str)
-            .and_then(|id| ids::unscoped(upstream.name(), id)),
+        resource.get("id").and_then(Value::as_str).and_then(|id| ids::unscoped(upstream.name(), id)),
     ) else {
         return;
     };
@@ -474,17 +399,8 @@ fn mark_source(resource: &mut Map<String, Value>, upstream: &Upstream) {
 
 /// A relayed Bundle's links (an instance history's pages) as the platform's URLs.
 fn localize_links(bundle: &mut Map<String, Value>, upstream: &Upstream, public_base: &str) {
-    for link in bundle
-        .get_mut("link")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(url) = link
-            .get("url")
-            .and_then(Value::as_str)
-            .and_then(|u| localized_url(u, upstream, public_base))
-        {
+    for link in bundle.get_mut("link").and_then(Value::as_array_mut).into_iter().flatten() {
+        if let Some(url) = link.get("url").and_then(Value::as_str).and_then(|u| localized_url(u, upstream, public_base)) {
             link["url"] = Value::String(url);
         }
     }
@@ -496,10 +412,7 @@ fn localized_url(url: &str, upstream: &Upstream, public_base: &str) -> Option<St
     let mut parts = rest.splitn(3, '/');
     let (resource_type, id) = (parts.next()?, parts.next()?);
     let tail = parts.next().map(|t| format!("/{t}")).unwrap_or_default();
-    Some(format!(
-        "{public_base}/{resource_type}/{}{tail}",
-        ids::scoped(upstream.name(), id)
-    ))
+    Some(format!("{public_base}/{resource_type}/{}{tail}", ids::scoped(upstream.name(), id)))
 }
 
 fn issue_json(issue: &Issue) -> Value {
@@ -529,26 +442,18 @@ pub fn find_hsp_page(bundle: &Map<String, Value>, upstream: Option<&str>) -> Sou
     let mut earliest: Vec<(String, String)> = Vec::new();
     let mut issues = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
-    for entry in bundle
-        .get("entry")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for entry in bundle.get("entry").and_then(Value::as_array).into_iter().flatten() {
         match entry["search"]["mode"].as_str() {
             Some("outcome") => {
                 for mut issue in merge::outcome_issues(&entry["resource"]) {
                     let note = issue["diagnostics"].as_str().and_then(earliest_free_note);
-                    if let Some((provider, slot, at)) =
-                        note.map(|(p, s, a)| (p.to_owned(), s.to_owned(), a.to_owned()))
-                    {
+                    if let Some((provider, slot, at)) = note.map(|(p, s, a)| (p.to_owned(), s.to_owned(), a.to_owned())) {
                         let scope = |reference: &str| match (upstream, reference.split_once('/')) {
                             (Some(name), Some((t, id))) => format!("{t}/{}", ids::scoped(name, id)),
                             _ => reference.to_owned(),
                         };
                         let (provider, slot) = (scope(&provider), scope(&format!("Slot/{slot}")));
-                        issue["diagnostics"] =
-                            json!(format!("{provider}: earliest free slot {slot} at {at}"));
+                        issue["diagnostics"] = json!(format!("{provider}: earliest free slot {slot} at {at}"));
                         earliest.push((provider, at));
                     }
                     issues.push(issue);
@@ -556,15 +461,9 @@ pub fn find_hsp_page(bundle: &Map<String, Value>, upstream: Option<&str>) -> Sou
             }
             Some("include") => match groups.last_mut() {
                 Some(group) => group.entries.push(entry.clone()),
-                None => groups.push(Group {
-                    entries: vec![entry.clone()],
-                    key: None,
-                }),
+                None => groups.push(Group { entries: vec![entry.clone()], key: None }),
             },
-            _ => groups.push(Group {
-                entries: vec![entry.clone()],
-                key: None,
-            }),
+            _ => groups.push(Group { entries: vec![entry.clone()], key: None }),
         }
     }
     // A provider already shown with an earlier service is not included again: its service
@@ -577,26 +476,14 @@ pub fn find_hsp_page(bundle: &Map<String, Value>, upstream: Option<&str>) -> Sou
             .skip(1)
             .filter_map(|e| {
                 let resource = e.get("resource")?;
-                let reference = format!(
-                    "{}/{}",
-                    resource.get("resourceType")?.as_str()?,
-                    resource.get("id")?.as_str()?
-                );
-                earliest
-                    .iter()
-                    .find(|(provider, _)| *provider == reference)
-                    .map(|(_, at)| at.clone())
+                let reference = format!("{}/{}", resource.get("resourceType")?.as_str()?, resource.get("id")?.as_str()?);
+                earliest.iter().find(|(provider, _)| *provider == reference).map(|(_, at)| at.clone())
             })
             .min();
         group.key = own.or_else(|| previous.clone());
         previous.clone_from(&group.key);
     }
-    SourcePage {
-        groups,
-        next_query: merge::next_query(bundle),
-        total: bundle.get("total").and_then(Value::as_u64),
-        issues,
-    }
+    SourcePage { groups, next_query: merge::next_query(bundle), total: bundle.get("total").and_then(Value::as_u64), issues }
 }
 
 fn earliest_free_note(text: &str) -> Option<(&str, &str, &str)> {
@@ -620,12 +507,7 @@ mod tests {
     }
 
     fn config(upstreams: Vec<UpstreamConfig>) -> PlatformConfig {
-        PlatformConfig {
-            name: "central".into(),
-            upstreams,
-            directory_ttl: Duration::ZERO,
-            slot_ttl: Duration::ZERO,
-        }
+        PlatformConfig { name: "central".into(), upstreams, directory_ttl: Duration::ZERO, slot_ttl: Duration::ZERO }
     }
 
     fn platform() -> Platform {
@@ -633,32 +515,17 @@ mod tests {
     }
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
+        list.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn upstreams_are_checked_and_ordered_by_priority() {
         let platform = platform();
-        assert_eq!(
-            platform
-                .upstreams()
-                .iter()
-                .map(Upstream::name)
-                .collect::<Vec<_>>(),
-            ["b", "a"]
-        );
-        assert_eq!(
-            platform.upstream("a").unwrap().base(),
-            "http://a.example/fhir"
-        );
+        assert_eq!(platform.upstreams().iter().map(Upstream::name).collect::<Vec<_>>(), ["b", "a"]);
+        assert_eq!(platform.upstream("a").unwrap().base(), "http://a.example/fhir");
         assert!(Platform::new(config(vec![upstream("a.b", 0)])).is_err());
         assert!(Platform::new(config(vec![upstream("a", 0), upstream("a", 1)])).is_err());
-        let slots_kept_long = PlatformConfig {
-            slot_ttl: Duration::from_secs(61),
-            ..config(vec![upstream("a", 0)])
-        };
+        let slots_kept_long = PlatformConfig { slot_ttl: Duration::from_secs(61), ..config(vec![upstream("a", 0)]) };
         assert!(Platform::new(slots_kept_long).is_err());
         let (owner, id) = platform.owner("a.x.y").unwrap();
         assert_eq!((owner.name(), id), ("a", "x.y"));
@@ -671,31 +538,15 @@ mod tests {
         let all = platform.plan(ResourceType::Slot, &pairs(&[("status", "free")]));
         assert!(all.local.is_some());
         assert_eq!(all.upstreams.len(), 2);
-        let one = platform.plan(
-            ResourceType::Slot,
-            &pairs(&[("schedule", "Schedule/a.s1"), ("status", "free")]),
-        );
+        let one = platform.plan(ResourceType::Slot, &pairs(&[("schedule", "Schedule/a.s1"), ("status", "free")]));
         assert!(one.local.is_none());
         assert_eq!(one.upstreams.len(), 1);
-        assert_eq!(
-            one.upstreams[0].1,
-            pairs(&[("schedule", "Schedule/s1"), ("status", "free")])
-        );
+        assert_eq!(one.upstreams[0].1, pairs(&[("schedule", "Schedule/s1"), ("status", "free")]));
         let mixed = platform.plan(ResourceType::Appointment, &pairs(&[("_id", "a.x,b.y,z")]));
         assert_eq!(mixed.local.unwrap(), pairs(&[("_id", "z")]));
-        assert_eq!(
-            mixed
-                .upstreams
-                .iter()
-                .map(|(u, p)| (u.name(), p[0].1.as_str()))
-                .collect::<Vec<_>>(),
-            [("b", "y"), ("a", "x")]
-        );
+        assert_eq!(mixed.upstreams.iter().map(|(u, p)| (u.name(), p[0].1.as_str())).collect::<Vec<_>>(), [("b", "y"), ("a", "x")]);
         let own = platform.plan(ResourceType::Slot, &pairs(&[("schedule", "Schedule/mine")]));
-        assert!(
-            own.local.is_some() && own.upstreams.is_empty(),
-            "an unscoped reference is the platform's own"
-        );
+        assert!(own.local.is_some() && own.upstreams.is_empty(), "an unscoped reference is the platform's own");
         let local = platform.plan(ResourceType::Appointment, &pairs(&[("status", "booked")]));
         assert!(local.local.is_some() && local.upstreams.is_empty());
     }
@@ -715,18 +566,11 @@ mod tests {
         assert_eq!(page.groups.len(), 2);
         assert_eq!(page.groups[0].entries.len(), 2);
         assert_eq!(page.groups[0].key.as_deref(), Some("2027-03-22T08:00:00Z"));
-        assert_eq!(
-            page.groups[1].key.as_deref(),
-            Some("2027-03-22T08:00:00Z"),
-            "inherits"
-        );
+        assert_eq!(page.groups[1].key.as_deref(), Some("2027-03-22T08:00:00Z"), "inherits");
         let mut localized = bundle.clone();
         ids::localize(&mut localized, "a", "http://a/fhir", "http://p/fhir");
         let page = find_hsp_page(localized.as_object().unwrap(), Some("a"));
-        assert_eq!(
-            page.issues[0]["diagnostics"],
-            "Organization/a.o1: earliest free slot Slot/a.s9 at 2027-03-22T08:00:00Z"
-        );
+        assert_eq!(page.issues[0]["diagnostics"], "Organization/a.o1: earliest free slot Slot/a.s9 at 2027-03-22T08:00:00Z");
         assert_eq!(page.groups[0].key.as_deref(), Some("2027-03-22T08:00:00Z"));
     }
 }

@@ -28,10 +28,7 @@ pub struct Position {
 
 /// Encodes the positions of a next link.
 pub fn encode_cursor(positions: &[Position]) -> String {
-    let list: Vec<Value> = positions
-        .iter()
-        .map(|p| json!([p.source, p.query, p.skip]))
-        .collect();
+    let list: Vec<Value> = positions.iter().map(|p| json!([p.source, p.query, p.skip])).collect();
     URL_SAFE_NO_PAD.encode(Value::Array(list).to_string())
 }
 
@@ -94,11 +91,7 @@ pub struct MergedPage {
 
 /// Merges up to `count` groups from the sources' pages (in source order; `Err` holds the
 /// failure's issue, which the page reports).
-pub fn merge(
-    pages: Vec<(Position, Result<SourcePage, Value>)>,
-    count: usize,
-    order: Order,
-) -> MergedPage {
+pub fn merge(pages: Vec<(Position, Result<SourcePage, Value>)>, count: usize, order: Order) -> MergedPage {
     let mut merged = MergedPage::default();
     let mut total = Some(0u64);
     let mut live: Vec<(Position, SourcePage, usize, usize)> = Vec::new();
@@ -122,24 +115,17 @@ pub fn merge(
             .iter()
             .enumerate()
             .filter(|(_, (_, page, next, _))| *next < page.groups.len())
-            .min_by(
-                |(i, (_, a, an, a_taken)), (j, (_, b, bn, b_taken))| match order {
-                    Order::Alternate => a_taken.cmp(b_taken).then(i.cmp(j)),
-                    Order::ByKey => {
-                        let (ka, kb) = (&a.groups[*an].key, &b.groups[*bn].key);
-                        ka.is_none()
-                            .cmp(&kb.is_none())
-                            .then(ka.cmp(kb))
-                            .then(i.cmp(j))
-                    }
-                },
-            )
+            .min_by(|(i, (_, a, an, a_taken)), (j, (_, b, bn, b_taken))| match order {
+                Order::Alternate => a_taken.cmp(b_taken).then(i.cmp(j)),
+                Order::ByKey => {
+                    let (ka, kb) = (&a.groups[*an].key, &b.groups[*bn].key);
+                    ka.is_none().cmp(&kb.is_none()).then(ka.cmp(kb)).then(i.cmp(j))
+                }
+            })
             .map(|(i, _)| i);
         let Some(i) = candidate else { break };
         let (_, page, next, taken) = &mut live[i];
-        merged
-            .entries
-            .extend(page.groups[*next].entries.iter().cloned());
+        merged.entries.extend(page.groups[*next].entries.iter().cloned());
         shown += 1;
         *next += 1;
         *taken += 1;
@@ -148,16 +134,9 @@ pub fn merge(
         .into_iter()
         .filter_map(|(position, page, next, _)| {
             if next < page.groups.len() {
-                Some(Position {
-                    skip: next,
-                    ..position
-                })
+                Some(Position { skip: next, ..position })
             } else {
-                page.next_query.map(|query| Position {
-                    source: position.source,
-                    query,
-                    skip: 0,
-                })
+                page.next_query.map(|query| Position { source: position.source, query, skip: 0 })
             }
         })
         .collect();
@@ -178,9 +157,7 @@ fn dedupe_includes(entries: Vec<Value>) -> Vec<Value> {
             if entry["search"]["mode"] != "include" {
                 return true;
             }
-            let Some(url) = entry["fullUrl"].as_str() else {
-                return true;
-            };
+            let Some(url) = entry["fullUrl"].as_str() else { return true };
             if seen.iter().any(|s| s == url) {
                 return false;
             }
@@ -196,19 +173,11 @@ pub fn search_groups(bundle: &Map<String, Value>) -> (Vec<Group>, Vec<Value>) {
     let mut groups: Vec<Group> = Vec::new();
     let mut includes = Vec::new();
     let mut issues = Vec::new();
-    for entry in bundle
-        .get("entry")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for entry in bundle.get("entry").and_then(Value::as_array).into_iter().flatten() {
         match entry["search"]["mode"].as_str() {
             Some("include") => includes.push(entry.clone()),
             Some("outcome") => issues.extend(outcome_issues(&entry["resource"])),
-            _ => groups.push(Group {
-                entries: vec![entry.clone()],
-                key: None,
-            }),
+            _ => groups.push(Group { entries: vec![entry.clone()], key: None }),
         }
     }
     if let Some(first) = groups.first_mut() {
@@ -241,10 +210,7 @@ mod tests {
     use super::*;
 
     fn group(id: &str, key: Option<&str>) -> Group {
-        Group {
-            entries: vec![json!({"fullUrl": id, "search": {"mode": "match"}})],
-            key: key.map(str::to_owned),
-        }
+        Group { entries: vec![json!({"fullUrl": id, "search": {"mode": "match"}})], key: key.map(str::to_owned) }
     }
 
     fn page(ids: &[(&str, Option<&str>)], next: Option<&str>) -> SourcePage {
@@ -257,32 +223,19 @@ mod tests {
     }
 
     fn at(source: &str, skip: usize) -> Position {
-        Position {
-            source: source.into(),
-            query: format!("q-{source}"),
-            skip,
-        }
+        Position { source: source.into(), query: format!("q-{source}"), skip }
     }
 
     fn urls(page: &MergedPage) -> Vec<&str> {
-        page.entries
-            .iter()
-            .map(|e| e["fullUrl"].as_str().unwrap())
-            .collect()
+        page.entries.iter().map(|e| e["fullUrl"].as_str().unwrap()).collect()
     }
 
     #[test]
     fn sources_alternate_and_the_cursor_continues_where_the_page_stopped() {
         let merged = merge(
             vec![
-                (
-                    at("a", 0),
-                    Ok(page(&[("a1", None), ("a2", None), ("a3", None)], None)),
-                ),
-                (
-                    at("b", 1),
-                    Ok(page(&[("b0", None), ("b1", None)], Some("b-next"))),
-                ),
+                (at("a", 0), Ok(page(&[("a1", None), ("a2", None), ("a3", None)], None))),
+                (at("b", 1), Ok(page(&[("b0", None), ("b1", None)], Some("b-next")))),
             ],
             3,
             Order::Alternate,
@@ -290,17 +243,7 @@ mod tests {
         assert_eq!(urls(&merged), ["a1", "b1", "a2"]);
         assert_eq!(merged.total, Some(5));
         let next = merged.next.unwrap();
-        assert_eq!(
-            next,
-            [
-                at("a", 2),
-                Position {
-                    source: "b".into(),
-                    query: "b-next".into(),
-                    skip: 0
-                }
-            ]
-        );
+        assert_eq!(next, [at("a", 2), Position { source: "b".into(), query: "b-next".into(), skip: 0 }]);
         assert_eq!(decode_cursor(&encode_cursor(&next)).unwrap(), next);
         assert_eq!(decode_cursor("not a cursor"), None);
     }
@@ -310,10 +253,7 @@ mod tests {
         let merged = merge(
             vec![
                 (at("a", 0), Ok(page(&[("a1", None)], None))),
-                (
-                    at("b", 0),
-                    Err(json!({"severity": "warning", "diagnostics": "b is down"})),
-                ),
+                (at("b", 0), Err(json!({"severity": "warning", "diagnostics": "b is down"}))),
             ],
             10,
             Order::Alternate,
@@ -322,15 +262,8 @@ mod tests {
         assert_eq!(merged.total, None);
         assert!(merged.next.is_none());
         assert_eq!(merged.issues[0]["diagnostics"], "b is down");
-        let nothing = merge(
-            vec![(at("a", 0), Ok(page(&[("a1", None)], None)))],
-            0,
-            Order::Alternate,
-        );
-        assert!(
-            nothing.entries.is_empty() && nothing.next.is_none(),
-            "_count=0 pages nowhere"
-        );
+        let nothing = merge(vec![(at("a", 0), Ok(page(&[("a1", None)], None)))], 0, Order::Alternate);
+        assert!(nothing.entries.is_empty() && nothing.next.is_none(), "_count=0 pages nowhere");
         assert_eq!(nothing.total, Some(1));
     }
 
@@ -338,17 +271,8 @@ mod tests {
     fn keyed_groups_merge_in_key_order_with_keyless_last() {
         let merged = merge(
             vec![
-                (
-                    at("a", 0),
-                    Ok(page(&[("a1", Some("2027-01-02")), ("a2", None)], None)),
-                ),
-                (
-                    at("b", 0),
-                    Ok(page(
-                        &[("b1", Some("2027-01-01")), ("b2", Some("2027-01-03"))],
-                        None,
-                    )),
-                ),
+                (at("a", 0), Ok(page(&[("a1", Some("2027-01-02")), ("a2", None)], None))),
+                (at("b", 0), Ok(page(&[("b1", Some("2027-01-01")), ("b2", Some("2027-01-03"))], None))),
             ],
             10,
             Order::ByKey,
@@ -368,9 +292,6 @@ mod tests {
         assert_eq!(groups.len(), 2);
         assert_eq!(groups[0].entries.len(), 2);
         assert_eq!(issues[0]["diagnostics"], "note");
-        assert_eq!(
-            next_query(bundle.as_object().unwrap()).as_deref(),
-            Some("_cursor=abc")
-        );
+        assert_eq!(next_query(bundle.as_object().unwrap()).as_deref(), Some("_cursor=abc"));
     }
 }

@@ -29,12 +29,7 @@ pub enum UpstreamAuth {
     Bearer(String),
     /// OAuth 2.0 client credentials: tokens fetched from the token endpoint and kept until
     /// shortly before they expire.
-    ClientCredentials {
-        token_url: String,
-        client_id: String,
-        client_secret: String,
-        scope: Option<String>,
-    },
+    ClientCredentials { token_url: String, client_id: String, client_secret: String, scope: Option<String> },
 }
 
 /// Secrets stay out of logs and debug output.
@@ -43,16 +38,8 @@ impl std::fmt::Debug for UpstreamAuth {
         match self {
             UpstreamAuth::None => write!(f, "None"),
             UpstreamAuth::Bearer(_) => write!(f, "Bearer(***)"),
-            UpstreamAuth::ClientCredentials {
-                token_url,
-                client_id,
-                scope,
-                ..
-            } => {
-                write!(
-                    f,
-                    "ClientCredentials {{ token_url: {token_url:?}, client_id: {client_id:?}, scope: {scope:?} }}"
-                )
+            UpstreamAuth::ClientCredentials { token_url, client_id, scope, .. } => {
+                write!(f, "ClientCredentials {{ token_url: {token_url:?}, client_id: {client_id:?}, scope: {scope:?} }}")
             }
         }
     }
@@ -65,10 +52,7 @@ impl UpstreamConfig {
     /// Checks the name and URL; the URL loses a trailing slash.
     pub fn checked(mut self) -> Result<Self, String> {
         let name_ok = (1..=MAX_NAME_LEN).contains(&self.name.len())
-            && self
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            && self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !name_ok {
             return Err(format!(
                 "upstream name {:?} must be 1 to {MAX_NAME_LEN} letters, digits or '-' (it prefixes ids as NAME.id)",
@@ -76,16 +60,10 @@ impl UpstreamConfig {
             ));
         }
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            return Err(format!(
-                "upstream {} url {:?} must be an http(s) FHIR base URL",
-                self.name, self.url
-            ));
+            return Err(format!("upstream {} url {:?} must be an http(s) FHIR base URL", self.name, self.url));
         }
         if self.timeout.is_zero() {
-            return Err(format!(
-                "upstream {} timeout must be longer than zero",
-                self.name
-            ));
+            return Err(format!("upstream {} timeout must be longer than zero", self.name));
         }
         self.url = self.url.trim_end_matches('/').to_owned();
         Ok(self)
@@ -118,10 +96,7 @@ const TOKEN_MARGIN: Duration = Duration::from_secs(30);
 
 impl Upstream {
     pub fn new(config: UpstreamConfig) -> Self {
-        Upstream {
-            config,
-            token: Mutex::new(None),
-        }
+        Upstream { config, token: Mutex::new(None) }
     }
 
     pub fn name(&self) -> &str {
@@ -139,10 +114,7 @@ impl Upstream {
                 status: 504,
                 issue: Issue::warning(
                     IssueCode::Timeout,
-                    format!(
-                        "Upstream {name} did not answer within {:?}",
-                        self.config.timeout
-                    ),
+                    format!("Upstream {name} did not answer within {:?}", self.config.timeout),
                 ),
             }
         } else {
@@ -154,10 +126,7 @@ impl Upstream {
             }
             Unreachable {
                 status: 502,
-                issue: Issue::warning(
-                    IssueCode::Exception,
-                    format!("Upstream {name} could not be reached: {cause}"),
-                ),
+                issue: Issue::warning(IssueCode::Exception, format!("Upstream {name} could not be reached: {cause}")),
             }
         }
     }
@@ -168,12 +137,7 @@ impl Upstream {
         match &self.config.auth {
             UpstreamAuth::None => Ok(None),
             UpstreamAuth::Bearer(token) => Ok(Some(format!("Bearer {token}"))),
-            UpstreamAuth::ClientCredentials {
-                token_url,
-                client_id,
-                client_secret,
-                scope,
-            } => {
+            UpstreamAuth::ClientCredentials { token_url, client_id, client_secret, scope } => {
                 let mut cached = self.token.lock().await;
                 if let Some((token, until)) = cached.as_ref()
                     && Instant::now() < *until
@@ -200,10 +164,7 @@ impl Upstream {
                 let response = http
                     .post(token_url)
                     .timeout(self.config.timeout)
-                    .header(
-                        reqwest::header::CONTENT_TYPE,
-                        "application/x-www-form-urlencoded",
-                    )
+                    .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                     .body(form)
                     .send()
                     .await
@@ -214,9 +175,7 @@ impl Upstream {
                     Some(token) if status.is_success() => token.to_owned(),
                     _ => return Err(failed(format!("the token endpoint answered {status}"))),
                 };
-                let lifetime = Duration::from_secs(
-                    body.get("expires_in").and_then(Value::as_u64).unwrap_or(60),
-                );
+                let lifetime = Duration::from_secs(body.get("expires_in").and_then(Value::as_u64).unwrap_or(60));
                 let until = Instant::now() + lifetime.saturating_sub(TOKEN_MARGIN);
                 *cached = Some((token.clone(), until));
                 Ok(Some(format!("Bearer {token}")))
@@ -239,14 +198,8 @@ impl Upstream {
             .request(request.method, &url)
             .timeout(self.config.timeout)
             .header(reqwest::header::ACCEPT, "application/fhir+json")
-            .header(
-                HeaderName::from_static(crate::via::HEADER),
-                request.via.join(", "),
-            );
-        let typed = request
-            .headers
-            .iter()
-            .any(|(name, _)| name == reqwest::header::CONTENT_TYPE);
+            .header(HeaderName::from_static(crate::via::HEADER), request.via.join(", "));
+        let typed = request.headers.iter().any(|(name, _)| name == reqwest::header::CONTENT_TYPE);
         for (name, value) in request.headers {
             builder = builder.header(name, value);
         }
@@ -263,14 +216,8 @@ impl Upstream {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.map_err(|e| self.unreachable(&e))?;
-        let body = (!bytes.is_empty())
-            .then(|| termin_fhir::json::parse_value(&bytes).ok())
-            .flatten();
-        Ok(Answer {
-            status,
-            headers,
-            body,
-        })
+        let body = (!bytes.is_empty()).then(|| termin_fhir::json::parse_value(&bytes).ok()).flatten();
+        Ok(Answer { status, headers, body })
     }
 }
 

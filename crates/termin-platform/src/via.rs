@@ -20,16 +20,9 @@ pub enum Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refusal::Loop(chain) => write!(
-                f,
-                "Request loop: it already passed this platform (via {})",
-                chain.join(", ")
-            ),
+            Refusal::Loop(chain) => write!(f, "Request loop: it already passed this platform (via {})", chain.join(", ")),
             Refusal::TooDeep(depth) => {
-                write!(
-                    f,
-                    "The request passed {depth} platforms; at most {MAX_DEPTH} may be cascaded"
-                )
+                write!(f, "The request passed {depth} platforms; at most {MAX_DEPTH} may be cascaded")
             }
         }
     }
@@ -67,10 +60,7 @@ mod tests {
         let incoming = chain(["a, b", "c"]);
         assert_eq!(incoming, ["a", "b", "c"]);
         assert_eq!(extend(incoming.clone(), "d").unwrap(), ["a", "b", "c", "d"]);
-        assert_eq!(
-            extend(incoming, "b"),
-            Err(Refusal::Loop(vec!["a".into(), "b".into(), "c".into()]))
-        );
+        assert_eq!(extend(incoming, "b"), Err(Refusal::Loop(vec!["a".into(), "b".into(), "c".into()])));
         let deep: Vec<String> = (0..MAX_DEPTH).map(|i| format!("p{i}")).collect();
         assert_eq!(extend(deep, "x"), Err(Refusal::TooDeep(MAX_DEPTH)));
         assert_eq!(extend(Vec::new(), "x").unwrap(), ["x"]);

@@ -72,19 +72,8 @@ fn platform(url: &str, auth: UpstreamAuth) -> Platform {
 
 async fn slot_id(platform: &Platform) -> Result<String, Value> {
     let upstream = &platform.upstreams()[0];
-    let page = platform
-        .search_page(
-            upstream,
-            ResourceType::Slot,
-            "_count=1",
-            &["test".into()],
-            "http://platform/fhir",
-        )
-        .await?;
-    Ok(page.groups[0].entries[0]["resource"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned())
+    let page = platform.search_page(upstream, ResourceType::Slot, "_count=1", &["test".into()], "http://platform/fhir").await?;
+    Ok(page.groups[0].entries[0]["resource"]["id"].as_str().unwrap().to_owned())
 }
 
 #[tokio::test]
@@ -105,19 +94,12 @@ async fn client_credentials_tokens_are_fetched_once_and_reused() {
     };
     let platform = platform(&url, credentials("s3cret"));
     assert_eq!(slot_id(&platform).await.unwrap(), "up.Bearer-token-1");
-    assert_eq!(
-        slot_id(&platform).await.unwrap(),
-        "up.Bearer-token-1",
-        "the cached token"
-    );
+    assert_eq!(slot_id(&platform).await.unwrap(), "up.Bearer-token-1", "the cached token");
     assert_eq!(counters.tokens.load(Ordering::SeqCst), 1);
 
     let refused = self::platform(&url, credentials("wrong"));
     let issue = slot_id(&refused).await.unwrap_err();
     assert_eq!(issue["code"], "security");
     let text = issue["diagnostics"].as_str().unwrap();
-    assert!(
-        text.contains("No access token for upstream up") && text.contains("401"),
-        "{text}"
-    );
+    assert!(text.contains("No access token for upstream up") && text.contains("401"), "{text}");
 }

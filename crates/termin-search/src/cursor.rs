@@ -38,10 +38,7 @@ pub fn decode_cursor(text: &str, sort: &[SortKey]) -> Option<Keyset> {
             SortColumn::Integer => value.as_i64().map(SortValue::Integer),
             SortColumn::Real => value.as_f64().map(SortValue::Real),
             // No stored value holds U+0000 (and PostgreSQL refuses it as a parameter).
-            SortColumn::Text => value
-                .as_str()
-                .filter(|t| !t.contains('\0'))
-                .map(|t| SortValue::Text(t.to_owned())),
+            SortColumn::Text => value.as_str().filter(|t| !t.contains('\0')).map(|t| SortValue::Text(t.to_owned())),
         })
         .collect::<Option<Vec<_>>>()?;
     Some(Keyset {
@@ -66,9 +63,7 @@ fn sort_column(key: &SortKey) -> SortColumn {
         SortParam::Indexed { kind, .. } => match kind {
             IndexKind::Date => SortColumn::Integer,
             IndexKind::Number | IndexKind::Quantity | IndexKind::Position => SortColumn::Real,
-            IndexKind::Token | IndexKind::String | IndexKind::Reference | IndexKind::Uri => {
-                SortColumn::Text
-            }
+            IndexKind::Token | IndexKind::String | IndexKind::Reference | IndexKind::Uri => SortColumn::Text,
         },
     }
 }
@@ -101,10 +96,7 @@ mod tests {
             backwards: true,
         };
         let text = encode_cursor(&keyset);
-        assert!(
-            text.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        );
+        assert!(text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         assert_eq!(decode_cursor(&text, &sort), Some(keyset));
         assert_eq!(decode_cursor(&text, &sort[..1]), None);
         assert_eq!(decode_cursor("not a cursor", &sort), None);

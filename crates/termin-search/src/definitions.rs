@@ -95,11 +95,7 @@ pub(crate) const UNIVERSAL_BASES: [&str; 2] = ["Resource", "DomainResource"];
 impl Definition {
     /// The served types this definition applies to.
     pub fn served_bases(&self) -> Vec<ResourceType> {
-        if self
-            .base
-            .iter()
-            .any(|b| UNIVERSAL_BASES.contains(&b.as_str()))
-        {
+        if self.base.iter().any(|b| UNIVERSAL_BASES.contains(&b.as_str())) {
             return ResourceType::ALL.to_vec();
         }
         self.base.iter().filter_map(|b| b.parse().ok()).collect()
@@ -123,8 +119,7 @@ pub(crate) fn load_definitions(package: &Path) -> Result<Vec<Definition>, LoadEr
     let mut definitions = Vec::new();
     for path in files {
         let text = std::fs::read_to_string(&path).map_err(|e| LoadError::file(&path, e))?;
-        let definition: Definition =
-            serde_json::from_str(&text).map_err(|e| LoadError::file(&path, e))?;
+        let definition: Definition = serde_json::from_str(&text).map_err(|e| LoadError::file(&path, e))?;
         if !definition.experimental && !definition.served_bases().is_empty() {
             definitions.push(definition);
         }
@@ -146,10 +141,7 @@ pub(crate) fn expression_for(expression: &str, resource_type: ResourceType) -> O
 
 fn applies_to(term: &str, resource_type: ResourceType) -> bool {
     let start = term.trim_start_matches(|c: char| c == '(' || c.is_whitespace());
-    let first: String = start
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric())
-        .collect();
+    let first: String = start.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
     let names_a_type = first.starts_with(|c: char| c.is_ascii_uppercase());
     !names_a_type || first == resource_type.as_str() || UNIVERSAL_BASES.contains(&first.as_str())
 }
@@ -193,34 +185,20 @@ mod tests {
     #[test]
     fn keeps_only_the_terms_of_the_type() {
         let shared = "Patient.address.city | Person.address.city | Practitioner.address.city";
-        assert_eq!(
-            expression_for(shared, ResourceType::Patient).as_deref(),
-            Some("Patient.address.city")
-        );
+        assert_eq!(expression_for(shared, ResourceType::Patient).as_deref(), Some("Patient.address.city"));
         assert_eq!(expression_for(shared, ResourceType::Slot), None);
         let date = "AllergyIntolerance.recordedDate | (start | requestedPeriod.start).first() | Flag.period";
         assert_eq!(
             expression_for(date, ResourceType::Appointment).as_deref(),
             Some("(start | requestedPeriod.start).first()")
         );
+        assert_eq!(expression_for("Resource.meta.tag", ResourceType::Slot).as_deref(), Some("Resource.meta.tag"));
         assert_eq!(
-            expression_for("Resource.meta.tag", ResourceType::Slot).as_deref(),
-            Some("Resource.meta.tag")
-        );
-        assert_eq!(
-            expression_for(
-                "(Patient.deceased.ofType(dateTime)) | Person.x",
-                ResourceType::Patient
-            )
-            .as_deref(),
+            expression_for("(Patient.deceased.ofType(dateTime)) | Person.x", ResourceType::Patient).as_deref(),
             Some("(Patient.deceased.ofType(dateTime))")
         );
         assert_eq!(
-            expression_for(
-                "Patient.telecom.where(system='a|b') | X.y",
-                ResourceType::Patient
-            )
-            .as_deref(),
+            expression_for("Patient.telecom.where(system='a|b') | X.y", ResourceType::Patient).as_deref(),
             Some("Patient.telecom.where(system='a|b')")
         );
     }

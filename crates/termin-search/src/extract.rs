@@ -2,17 +2,17 @@
 //! and each element becomes rows by its FHIR type (the spec's "search type × data type" table).
 
 use crate::definitions::ParamType;
+use termin_fhir::geo::Point;
+use termin_fhir::reference::{parse_literal, split_canonical};
 use crate::registry::SearchParam;
 use crate::temporal::{InstantRange, parse_range};
 use crate::text::normalize;
 use jiff::tz::TimeZone;
 use serde_json::Value;
-use termin_fhir::geo::Point;
-use termin_fhir::reference::{parse_literal, split_canonical};
 use termin_fhirpath::{EvalContext, Item, SystemValue, evaluate};
 use termin_store::{
-    DateIndex, IndexEntries, NumberIndex, PositionIndex, QuantityIndex, ReferenceIndex,
-    StringIndex, TokenIndex, UriIndex,
+    DateIndex, IndexEntries, NumberIndex, PositionIndex, QuantityIndex, ReferenceIndex, StringIndex, TokenIndex,
+    UriIndex,
 };
 
 /// Evaluates every parameter of the resource's type and collects the rows.
@@ -44,12 +44,7 @@ pub(crate) fn index_entries(
     entries
 }
 
-fn push_item(
-    param: &SearchParam,
-    item: &Item<'_>,
-    time_zone: &TimeZone,
-    entries: &mut IndexEntries,
-) {
+fn push_item(param: &SearchParam, item: &Item<'_>, time_zone: &TimeZone, entries: &mut IndexEntries) {
     let code = param.code.as_str();
     let json = item.json();
     let kind = item_type(item);
@@ -98,9 +93,7 @@ fn push_item(
         }
         // `near`, the one special parameter served: a `Location.position`.
         ParamType::Special => {
-            let position = json.and_then(|j| {
-                Point::new(j.get("latitude")?.as_f64()?, j.get("longitude")?.as_f64()?)
-            });
+            let position = json.and_then(|j| Point::new(j.get("latitude")?.as_f64()?, j.get("longitude")?.as_f64()?));
             if let Some(position) = position {
                 entries.positions.push(PositionIndex {
                     param: code.to_owned(),
@@ -153,17 +146,11 @@ fn item_type<'i>(item: &'i Item<'_>) -> &'i str {
 }
 
 fn text_of(value: Option<&Value>) -> Option<String> {
-    value
-        .and_then(Value::as_str)
-        .map(normalize)
-        .filter(|t| !t.is_empty())
+    value.and_then(Value::as_str).map(normalize).filter(|t| !t.is_empty())
 }
 
 fn str_of(value: Option<&Value>) -> Option<String> {
-    value
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
+    value.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
 fn token_rows(param: &str, kind: &str, item: &Item<'_>, out: &mut Vec<TokenIndex>) {
@@ -176,9 +163,7 @@ fn token_rows(param: &str, kind: &str, item: &Item<'_>, out: &mut Vec<TokenIndex
     match kind {
         "Coding" => out.extend(coding_row(param, json)),
         "CodeableConcept" => codeable_concept_rows(param, json, out),
-        "CodeableReference" => {
-            codeable_concept_rows(param, json.and_then(|j| j.get("concept")), out)
-        }
+        "CodeableReference" => codeable_concept_rows(param, json.and_then(|j| j.get("concept")), out),
         "Identifier" => {
             let Some(json) = json else { return };
             let base = row(
@@ -240,12 +225,7 @@ fn coding_row(param: &str, coding: Option<&Value>) -> Option<TokenIndex> {
 
 fn codeable_concept_rows(param: &str, concept: Option<&Value>, out: &mut Vec<TokenIndex>) {
     let Some(concept) = concept else { return };
-    for coding in concept
-        .get("coding")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for coding in concept.get("coding").and_then(Value::as_array).into_iter().flatten() {
         out.extend(coding_row(param, Some(coding)));
     }
     if let Some(text) = text_of(concept.get("text")) {
@@ -259,15 +239,7 @@ fn codeable_concept_rows(param: &str, concept: Option<&Value>, out: &mut Vec<Tok
 
 /// String parameters on complex types search their text parts (HumanName, Address).
 const HUMAN_NAME_PARTS: [&str; 5] = ["family", "given", "prefix", "suffix", "text"];
-const ADDRESS_PARTS: [&str; 7] = [
-    "line",
-    "city",
-    "district",
-    "state",
-    "postalCode",
-    "country",
-    "text",
-];
+const ADDRESS_PARTS: [&str; 7] = ["line", "city", "district", "state", "postalCode", "country", "text"];
 
 fn string_rows(param: &str, kind: &str, json: &Value, out: &mut Vec<StringIndex>) {
     let parts: &[&str] = match kind {
@@ -294,9 +266,7 @@ fn string_rows(param: &str, kind: &str, json: &Value, out: &mut Vec<StringIndex>
     for part in parts {
         match json.get(part) {
             Some(Value::String(text)) => push(text),
-            Some(Value::Array(values)) => {
-                values.iter().filter_map(Value::as_str).for_each(&mut push)
-            }
+            Some(Value::Array(values)) => values.iter().filter_map(Value::as_str).for_each(&mut push),
             _ => {}
         }
     }
@@ -304,11 +274,7 @@ fn string_rows(param: &str, kind: &str, json: &Value, out: &mut Vec<StringIndex>
 
 fn date_range(kind: &str, item: &Item<'_>, time_zone: &TimeZone) -> Option<InstantRange> {
     let json = item.json();
-    let text_range = |value: Option<&Value>| {
-        value
-            .and_then(Value::as_str)
-            .and_then(|t| parse_range(t, time_zone))
-    };
+    let text_range = |value: Option<&Value>| value.and_then(Value::as_str).and_then(|t| parse_range(t, time_zone));
     match kind {
         "Period" => {
             let json = json?;
@@ -330,13 +296,10 @@ fn date_range(kind: &str, item: &Item<'_>, time_zone: &TimeZone) -> Option<Insta
                 .into_iter()
                 .flatten()
                 .filter_map(|e| text_range(Some(e)));
-            let bounds = json
-                .get("repeat")
-                .and_then(|r| r.get("boundsPeriod"))
-                .map(|period| InstantRange {
-                    low: text_range(period.get("start")).and_then(|s| s.low),
-                    high: text_range(period.get("end")).and_then(|e| e.high),
-                });
+            let bounds = json.get("repeat").and_then(|r| r.get("boundsPeriod")).map(|period| InstantRange {
+                low: text_range(period.get("start")).and_then(|s| s.low),
+                high: text_range(period.get("end")).and_then(|e| e.high),
+            });
             events.chain(bounds).reduce(InstantRange::hull)
         }
         _ => match json {

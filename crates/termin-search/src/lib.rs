@@ -31,13 +31,13 @@ mod windows;
 pub use cursor::{decode_cursor, encode_cursor};
 pub use definitions::{CORE_PACKAGE, LoadError, ParamType, find_core_package};
 pub use query::{
-    CURSOR_PARAM, Handling, NoteSeverity, ParsedSearch, SearchError, SearchErrorKind, SearchNote,
-    SearchOptions, SummaryMode, TotalMode,
+    CURSOR_PARAM, Handling, NoteSeverity, ParsedSearch, SearchError, SearchErrorKind, SearchNote, SearchOptions, SummaryMode,
+    TotalMode,
 };
 pub use registry::{
     DEFAULT_TIME_ZONE, SearchParam, SearchParameters, default_package_cache, registry,
 };
-pub use slot_period::{slot_period, slot_period_param};
 pub use temporal::{InstantRange, parse_range};
+pub use slot_period::{slot_period, slot_period_param};
 pub use text::normalize;
 pub use windows::token_changes_at;

@@ -74,25 +74,16 @@ impl ElementModel {
                 };
                 if parent == type_name && roots.contains(&parent) {
                     if element.min >= 1 {
-                        model
-                            .mandatory
-                            .entry(parent.to_owned())
-                            .or_default()
-                            .push(name.to_owned());
+                        model.mandatory.entry(parent.to_owned()).or_default().push(name.to_owned());
                     }
                     if element.is_summary {
-                        model
-                            .summary
-                            .entry(parent.to_owned())
-                            .or_default()
-                            .push(name.to_owned());
+                        model.summary.entry(parent.to_owned()).or_default().push(name.to_owned());
                     }
                 }
                 let Some(child_type) = element_type(&element) else {
                     continue;
                 };
-                let is_complex = child_type.starts_with(|c: char| c.is_ascii_uppercase())
-                    && !child_type.contains('.');
+                let is_complex = child_type.starts_with(|c: char| c.is_ascii_uppercase()) && !child_type.contains('.');
                 if is_complex && !loaded.contains(&child_type) {
                     queue.push_back(child_type.clone());
                 }
@@ -134,18 +125,11 @@ fn element_type(element: &ElementDefinition) -> Option<String> {
     if code == "BackboneElement" || code == "Element" {
         return Some(element.path.clone());
     }
-    Some(
-        code.strip_prefix(SYSTEM_TYPE_PREFIX)
-            .unwrap_or(code)
-            .to_owned(),
-    )
+    Some(code.strip_prefix(SYSTEM_TYPE_PREFIX).unwrap_or(code).to_owned())
 }
 
 impl TypeModel for ElementModel {
     fn child_type(&self, parent_type: &str, element: &str) -> Option<&str> {
-        self.children
-            .get(parent_type)?
-            .get(element)
-            .map(String::as_str)
+        self.children.get(parent_type)?.get(element).map(String::as_str)
     }
 }

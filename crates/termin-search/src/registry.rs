@@ -1,8 +1,6 @@
 //! The search parameters of the served types, loaded from the official R5 definitions.
 
-use crate::definitions::{
-    CORE_PACKAGE, LoadError, ParamType, expression_for, find_core_package, load_definitions,
-};
+use crate::definitions::{CORE_PACKAGE, LoadError, ParamType, expression_for, find_core_package, load_definitions};
 use crate::extract;
 use crate::model::ElementModel;
 use jiff::tz::TimeZone;
@@ -63,9 +61,7 @@ impl SearchParam {
             ParamType::String => &["missing", "exact", "contains"],
             ParamType::Reference => &["missing", "identifier", "[type]"],
             ParamType::Uri => &["missing", "below", "above"],
-            ParamType::Date | ParamType::Number | ParamType::Quantity | ParamType::Special => {
-                &["missing"]
-            }
+            ParamType::Date | ParamType::Number | ParamType::Quantity | ParamType::Special => &["missing"],
             ParamType::Composite => &[],
         }
     }
@@ -130,15 +126,13 @@ impl SearchParameters {
     /// that holds it. Only definitions whose base is a served type (or Resource/DomainResource)
     /// are kept.
     pub fn load(package_dirs: &[PathBuf], time_zone: &str) -> Result<SearchParameters, LoadError> {
-        let zone =
-            TimeZone::get(time_zone).map_err(|_| LoadError::TimeZone(time_zone.to_owned()))?;
+        let zone = TimeZone::get(time_zone).map_err(|_| LoadError::TimeZone(time_zone.to_owned()))?;
         let package = find_core_package(package_dirs)?;
         let roots: Vec<&str> = ResourceType::ALL.iter().map(|t| t.as_str()).collect();
         let model = ElementModel::load(&package, &roots)?;
         let mut params: HashMap<ResourceType, Vec<SearchParam>> = HashMap::new();
         for definition in load_definitions(&package)? {
-            let supported = index_kind(definition.kind, &definition.code).is_some()
-                && !MEMBERSHIP_PARAMS.contains(&definition.code.as_str());
+            let supported = index_kind(definition.kind, &definition.code).is_some() && !MEMBERSHIP_PARAMS.contains(&definition.code.as_str());
             let Some(expression) = definition.expression.as_deref().filter(|_| supported) else {
                 continue;
             };
@@ -225,16 +219,9 @@ impl SearchParameters {
         // The evaluator reads a JSON value; the map is wrapped once per resource.
         let value = Value::Object(resource.clone());
         let context = EvalContext::new().with_model(&self.model);
-        let mut entries = extract::index_entries(
-            self.params(resource_type),
-            &value,
-            &context,
-            &self.time_zone,
-        );
+        let mut entries = extract::index_entries(self.params(resource_type), &value, &context, &self.time_zone);
         if resource_type == ResourceType::Slot {
-            entries
-                .dates
-                .extend(crate::slot_period::slot_period_row(resource));
+            entries.dates.extend(crate::slot_period::slot_period_row(resource));
         }
         entries
     }
@@ -254,9 +241,7 @@ impl SearchParameters {
         let mut out = Vec::new();
         for source in ResourceType::ALL {
             for param in self.params(source) {
-                if param.kind == ParamType::Reference
-                    && param.targets.iter().any(|t| t == resource_type.as_str())
-                {
+                if param.kind == ParamType::Reference && param.targets.iter().any(|t| t == resource_type.as_str()) {
                     out.push(format!("{source}:{}", param.code));
                 }
             }
@@ -293,9 +278,7 @@ fn fingerprint(params: &HashMap<ResourceType, Vec<SearchParam>>, time_zone: &str
 pub fn default_package_cache() -> Option<PathBuf> {
     match std::env::var_os("TERMIN_FHIR_PACKAGES") {
         Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
-        _ => {
-            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".fhir").join("packages"))
-        }
+        _ => std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".fhir").join("packages")),
     }
 }
 
@@ -306,8 +289,7 @@ pub fn registry() -> &'static SearchParameters {
     static LOADED: OnceLock<SearchParameters> = OnceLock::new();
     LOADED.get_or_init(|| {
         let dirs: Vec<PathBuf> = default_package_cache().into_iter().collect();
-        SearchParameters::load(&dirs, DEFAULT_TIME_ZONE)
-            .unwrap_or_else(|e| panic!("search registry: {e}"))
+        SearchParameters::load(&dirs, DEFAULT_TIME_ZONE).unwrap_or_else(|e| panic!("search registry: {e}"))
     })
 }
 

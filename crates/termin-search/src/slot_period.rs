@@ -3,9 +3,9 @@
 //! the date index (`search_date_by_high`), however many Slots other Schedules have. Clients
 //! cannot search it: the name is no search parameter.
 
+use termin_fhir::reference::parse_literal;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
-use termin_fhir::reference::parse_literal;
 use termin_store::DateIndex;
 
 /// Slot statuses whose time can be booked (now or after a hold): they must not overlap.
@@ -48,10 +48,7 @@ mod tests {
     fn slot(status: &str) -> Map<String, Value> {
         let Value::Object(slot) = json!({"resourceType": "Slot", "status": status,
             "schedule": {"reference": "https://x.org/fhir/Schedule/s-1"},
-            "start": "2030-01-07T09:00:00+01:00", "end": "2030-01-07T08:30:00Z"})
-        else {
-            unreachable!()
-        };
+            "start": "2030-01-07T09:00:00+01:00", "end": "2030-01-07T08:30:00Z"}) else { unreachable!() };
         slot
     }
 

@@ -15,10 +15,7 @@ pub struct InstantRange {
 }
 
 impl InstantRange {
-    pub const UNBOUNDED: InstantRange = InstantRange {
-        low: None,
-        high: None,
-    };
+    pub const UNBOUNDED: InstantRange = InstantRange { low: None, high: None };
 
     /// The smallest range holding both.
     pub fn hull(self, other: InstantRange) -> InstantRange {
@@ -108,16 +105,7 @@ impl Parsed {
     }
 
     fn start(&self) -> Option<DateTime> {
-        DateTime::new(
-            self.year,
-            self.month,
-            self.day,
-            self.hour,
-            self.minute,
-            self.second,
-            self.nanosecond,
-        )
-        .ok()
+        DateTime::new(self.year, self.month, self.day, self.hour, self.minute, self.second, self.nanosecond).ok()
     }
 }
 
@@ -173,9 +161,7 @@ impl<'a> Cursor<'a> {
         if hours > 14 || minutes > 59 {
             return None;
         }
-        Offset::from_seconds(sign * (hours * 3600 + minutes * 60))
-            .ok()
-            .map(Some)
+        Offset::from_seconds(sign * (hours * 3600 + minutes * 60)).ok().map(Some)
     }
 }
 
@@ -194,32 +180,17 @@ mod tests {
 
     #[test]
     fn precision_is_a_range_in_the_server_zone() {
-        assert_eq!(
-            range("2026-04-07"),
-            ("2026-04-06T22:00:00Z".into(), "2026-04-07T22:00:00Z".into())
-        );
-        assert_eq!(
-            range("2026"),
-            ("2025-12-31T23:00:00Z".into(), "2026-12-31T23:00:00Z".into())
-        );
-        assert_eq!(
-            range("2026-02"),
-            ("2026-01-31T23:00:00Z".into(), "2026-02-28T23:00:00Z".into())
-        );
-        assert_eq!(
-            range("2026-04-07T10:00"),
-            ("2026-04-07T08:00:00Z".into(), "2026-04-07T08:01:00Z".into())
-        );
+        assert_eq!(range("2026-04-07"), ("2026-04-06T22:00:00Z".into(), "2026-04-07T22:00:00Z".into()));
+        assert_eq!(range("2026"), ("2025-12-31T23:00:00Z".into(), "2026-12-31T23:00:00Z".into()));
+        assert_eq!(range("2026-02"), ("2026-01-31T23:00:00Z".into(), "2026-02-28T23:00:00Z".into()));
+        assert_eq!(range("2026-04-07T10:00"), ("2026-04-07T08:00:00Z".into(), "2026-04-07T08:01:00Z".into()));
         assert_eq!(
             range("2025-09-15T08:00:00Z"),
             ("2025-09-15T08:00:00Z".into(), "2025-09-15T08:00:01Z".into())
         );
         assert_eq!(
             range("2025-09-15T08:00:00.25+02:00"),
-            (
-                "2025-09-15T06:00:00.25Z".into(),
-                "2025-09-15T06:00:00.26Z".into()
-            )
+            ("2025-09-15T06:00:00.25Z".into(), "2025-09-15T06:00:00.26Z".into())
         );
         assert_eq!(range("2025-09-15T08:00:00 02:00").0, "2025-09-15T06:00:00Z");
     }
@@ -227,29 +198,15 @@ mod tests {
     #[test]
     fn days_around_daylight_saving_changes() {
         // Spring forward: 23 hours; fall back: 25 hours.
-        assert_eq!(
-            range("2026-03-29"),
-            ("2026-03-28T23:00:00Z".into(), "2026-03-29T22:00:00Z".into())
-        );
-        assert_eq!(
-            range("2026-10-25"),
-            ("2026-10-24T22:00:00Z".into(), "2026-10-25T23:00:00Z".into())
-        );
+        assert_eq!(range("2026-03-29"), ("2026-03-28T23:00:00Z".into(), "2026-03-29T22:00:00Z".into()));
+        assert_eq!(range("2026-10-25"), ("2026-10-24T22:00:00Z".into(), "2026-10-25T23:00:00Z".into()));
         // 02:30 does not exist on 2026-03-29 in Vienna: read as 03:30 CEST.
         assert_eq!(range("2026-03-29T02:30").0, "2026-03-29T01:30:00Z");
     }
 
     #[test]
     fn rejects_malformed_values() {
-        for bad in [
-            "",
-            "26",
-            "2026-4-7",
-            "2026-04-07T10",
-            "2026-13-01",
-            "2026-04-07X",
-            "2026-04-07T10:00+2",
-        ] {
+        for bad in ["", "26", "2026-4-7", "2026-04-07T10", "2026-13-01", "2026-04-07X", "2026-04-07T10:00+2"] {
             assert!(parse_range(bad, &vienna()).is_none(), "{bad}");
         }
     }

@@ -6,10 +6,7 @@ use unicode_normalization::char::is_combining_mark;
 /// Lower case without accents: `Müller` and `MULLER` both become `muller`. Stored index values
 /// and search values go through the same function, so they compare byte for byte.
 pub fn normalize(text: &str) -> String {
-    text.nfd()
-        .filter(|c| !is_combining_mark(*c))
-        .flat_map(char::to_lowercase)
-        .collect()
+    text.nfd().filter(|c| !is_combining_mark(*c)).flat_map(char::to_lowercase).collect()
 }
 
 #[cfg(test)]

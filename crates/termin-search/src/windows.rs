@@ -33,10 +33,7 @@ mod tests {
         };
         token_changes_at(&mut entries, "status", at, "free");
         assert_eq!(entries.tokens[0].valid_until, Some(at));
-        assert_eq!(
-            entries.tokens[1].valid_until, None,
-            "other parameters keep holding"
-        );
+        assert_eq!(entries.tokens[1].valid_until, None, "other parameters keep holding");
         assert_eq!(entries.tokens[2].code.as_deref(), Some("free"));
         assert_eq!(entries.tokens[2].valid_from, Some(at));
     }

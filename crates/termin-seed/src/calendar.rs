@@ -75,10 +75,7 @@ mod tests {
 
     #[test]
     fn weekly_hours_have_the_documented_slot_counts() {
-        let (monday, sunday) = (
-            jiff::civil::date(2026, 1, 5),
-            jiff::civil::date(2026, 1, 11),
-        );
+        let (monday, sunday) = (jiff::civil::date(2026, 1, 5), jiff::civil::date(2026, 1, 11));
         let per_week: Vec<usize> = WEEKLY_HOURS
             .iter()
             .map(|hours| {

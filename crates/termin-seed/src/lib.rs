@@ -152,12 +152,7 @@ impl SeedOptions {
     /// The first and the last day with slots (the scale's weeks from the start).
     pub fn days(&self) -> (jiff::civil::Date, jiff::civil::Date) {
         let days = self.scale.dimensions().weeks as i64 * 7 - 1;
-        (
-            self.start,
-            self.start
-                .checked_add(jiff::Span::new().days(days))
-                .unwrap_or(self.start),
-        )
+        (self.start, self.start.checked_add(jiff::Span::new().days(days)).unwrap_or(self.start))
     }
 }
 

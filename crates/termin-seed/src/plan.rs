@@ -156,6 +156,7 @@ pub struct Absence {
     pub last: Date,
 }
 
+
 pub struct Role {
     pub practitioner: usize,
     pub organization: usize,
@@ -393,9 +394,8 @@ pub fn slots(plan: Arc<Plan>) -> impl Iterator<Item = SlotPlan> + Send {
     let walk = Arc::clone(&plan);
     (0..plan.roles.len())
         .flat_map(move |role| {
-            let availability =
-                termin_calendar::Availability::read([&crate::resources::availability(&walk, role)])
-                    .expect("the seed's opening hours are valid Availability");
+            let availability = termin_calendar::Availability::read([&crate::resources::availability(&walk, role)])
+                .expect("the seed's opening hours are valid Availability");
             let (first, last) = (walk.days[0], walk.days[walk.days.len() - 1]);
             // The role lists the public holidays itself, as its notAvailableTime.
             availability

@@ -1,12 +1,10 @@
 //! The FHIR JSON of each planned entity, shaped like the AT Core and AT Scheduling examples.
 
 use crate::calendar::WEEKLY_HOURS;
+use termin_calendar::{GENERATED_SLOT_SYSTEM, day_code, generated_slot_id, generated_slot_identifier, local_text};
 use crate::data::{MOBILE_PREFIXES, PLACES, ascii_slug};
 use crate::plan::{Absence, Address, OrganizationKind, Plan, SlotPlan};
 use serde_json::{Map, Value, json};
-use termin_calendar::{
-    GENERATED_SLOT_SYSTEM, day_code, generated_slot_id, generated_slot_identifier, local_text,
-};
 
 const AT_CORE: &str = "http://hl7.at/fhir/HL7ATCoreProfiles/5.0.0/StructureDefinition/";
 const AT_SCHEDULING: &str = "https://fhir.hl7.at/tc/wg/scheduling/r5/StructureDefinition/";

@@ -209,25 +209,14 @@ fn scale_names_parse() {
 #[test]
 fn locations_are_positioned_in_austria() {
     let mut located = 0;
-    for resource in generate(&options(Scale::Small, 7)).filter(|r| r["resourceType"] == "Location")
-    {
+    for resource in generate(&options(Scale::Small, 7)).filter(|r| r["resourceType"] == "Location") {
         let (latitude, longitude) = (
-            resource["position"]["latitude"]
-                .as_f64()
-                .expect("a latitude"),
-            resource["position"]["longitude"]
-                .as_f64()
-                .expect("a longitude"),
+            resource["position"]["latitude"].as_f64().expect("a latitude"),
+            resource["position"]["longitude"].as_f64().expect("a longitude"),
         );
-        assert!(
-            (46.3..=49.1).contains(&latitude) && (9.5..=17.2).contains(&longitude),
-            "{resource:?}"
-        );
+        assert!((46.3..=49.1).contains(&latitude) && (9.5..=17.2).contains(&longitude), "{resource:?}");
         if resource["address"]["city"] == "Wien" {
-            assert!(
-                (48.1..=48.33).contains(&latitude) && (16.18..=16.58).contains(&longitude),
-                "{resource:?}"
-            );
+            assert!((48.1..=48.33).contains(&latitude) && (16.18..=16.58).contains(&longitude), "{resource:?}");
         }
         located += 1;
     }

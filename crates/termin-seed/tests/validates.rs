@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use termin_seed::{Scale, SeedOptions, generate};
 use termin_validation::{Definitions, Validator, default_profiles};
 
+
 /// `TERMIN_FHIR_PACKAGES`, else `$HOME/.fhir/packages`: where the R5 core package is installed.
 fn package_cache() -> Option<PathBuf> {
     match std::env::var_os("TERMIN_FHIR_PACKAGES") {

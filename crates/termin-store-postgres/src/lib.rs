@@ -34,8 +34,7 @@ use sqlx::{AssertSqlSafe, PgPool, Postgres};
 use std::str::FromStr;
 use std::time::Duration;
 use termin_store::{
-    HistoryPage, HistoryRequest, RequestContext, SearchPage, SearchRequest, StoreError,
-    StoreResult, WriteTx,
+    HistoryPage, HistoryRequest, RequestContext, SearchPage, SearchRequest, StoreError, StoreResult, WriteTx,
 };
 use termin_store_sql::{self as sql, Dialect};
 
@@ -100,10 +99,8 @@ impl PostgresStore {
     pub fn record_pool_metrics(&self) {
         let idle = self.pool.num_idle() as f64;
         metrics::gauge!("termin_db_pool_connections", "state" => "idle").set(idle);
-        metrics::gauge!("termin_db_pool_connections", "state" => "in_use")
-            .set(f64::from(self.pool.size()) - idle);
-        metrics::gauge!("termin_db_pool_max_connections")
-            .set(f64::from(self.pool.options().get_max_connections()));
+        metrics::gauge!("termin_db_pool_connections", "state" => "in_use").set(f64::from(self.pool.size()) - idle);
+        metrics::gauge!("termin_db_pool_max_connections").set(f64::from(self.pool.options().get_max_connections()));
     }
 }
 
@@ -114,10 +111,7 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
 /// `SET LOCAL statement_timeout = <ms>` for the rest of the transaction (PostgreSQL counts in
 /// whole milliseconds; 0 would mean no limit).
 fn set_statement_timeout(timeout: Duration) -> String {
-    format!(
-        "SET LOCAL statement_timeout = {}",
-        timeout.as_millis().max(1)
-    )
+    format!("SET LOCAL statement_timeout = {}", timeout.as_millis().max(1))
 }
 
 /// A read-only transaction on one snapshot whose statements stop after `timeout`.
@@ -127,9 +121,7 @@ async fn begin_read(pool: &PgPool, timeout: Option<Duration>) -> StoreResult<Tx>
         Some(timeout) => format!("{begin}; {}", set_statement_timeout(timeout)),
         None => begin.to_owned(),
     };
-    pool.begin_with(AssertSqlSafe(statement))
-        .await
-        .map_err(db_error)
+    pool.begin_with(AssertSqlSafe(statement)).await.map_err(db_error)
 }
 
 impl PostgresStore {
@@ -139,11 +131,7 @@ impl PostgresStore {
 }
 
 sql::resource_store!(PostgresStore, Postgres, {
-    async fn search(
-        &self,
-        _ctx: &RequestContext,
-        request: &SearchRequest,
-    ) -> StoreResult<SearchPage> {
+    async fn search(&self, _ctx: &RequestContext, request: &SearchRequest) -> StoreResult<SearchPage> {
         // One snapshot for the page, the total and the includes.
         let mut tx = begin_read(&self.pool, self.query_timeout).await?;
         let page = sql::run_search::<Postgres>(&mut tx, request).await?;
@@ -151,11 +139,7 @@ sql::resource_store!(PostgresStore, Postgres, {
         Ok(page)
     }
 
-    async fn history(
-        &self,
-        _ctx: &RequestContext,
-        request: &HistoryRequest,
-    ) -> StoreResult<HistoryPage> {
+    async fn history(&self, _ctx: &RequestContext, request: &HistoryRequest) -> StoreResult<HistoryPage> {
         // One snapshot for the page and the total.
         let mut tx = begin_read(&self.pool, self.query_timeout).await?;
         let page = sql::history::<Postgres>(&mut tx, request).await?;
@@ -164,19 +148,14 @@ sql::resource_store!(PostgresStore, Postgres, {
     }
 
     async fn begin_write(&self, _ctx: &RequestContext) -> StoreResult<Box<dyn WriteTx>> {
-        Ok(Box::new(sql::Steps(
-            write::PostgresWriteTx::begin(self.pool.clone(), self.query_timeout).await?,
-        )))
+        Ok(Box::new(sql::Steps(write::PostgresWriteTx::begin(self.pool.clone(), self.query_timeout).await?)))
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        let answer =
-            tokio::time::timeout(PING_TIMEOUT, sqlx::query("SELECT 1").execute(&self.pool)).await;
+        let answer = tokio::time::timeout(PING_TIMEOUT, sqlx::query("SELECT 1").execute(&self.pool)).await;
         match answer {
             // Whatever keeps the database from answering makes the node unready.
-            Ok(result) => result
-                .map(|_| ())
-                .map_err(|e| StoreError::Unavailable(e.to_string())),
+            Ok(result) => result.map(|_| ()).map_err(|e| StoreError::Unavailable(e.to_string())),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "PostgreSQL did not answer within {PING_TIMEOUT:?}"
             ))),

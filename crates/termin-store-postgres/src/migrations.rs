@@ -20,10 +20,7 @@ static MIGRATION_FILES: Dir = include_dir!("$CARGO_MANIFEST_DIR/migrations");
 pub async fn migrate(pool: &PgPool) -> StoreResult<()> {
     let steps = termin_store_sql::migration_steps(&MIGRATION_FILES)?;
     let mut tx = pool.begin().await.map_err(db_error)?;
-    AdvisoryLock::Migration
-        .acquire(&mut tx)
-        .await
-        .map_err(db_error)?;
+    AdvisoryLock::Migration.acquire(&mut tx).await.map_err(db_error)?;
     termin_store_sql::migrate::<Postgres>(&mut tx, &steps).await?;
     tx.commit().await.map_err(db_error)
 }

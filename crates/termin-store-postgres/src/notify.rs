@@ -14,9 +14,7 @@ impl PostgresStore {
         self.reader().await
     }
 
-    async fn begin_delivery(
-        conn: &mut PoolConnection<Postgres>,
-    ) -> StoreResult<Transaction<'_, Postgres>> {
+    async fn begin_delivery(conn: &mut PoolConnection<Postgres>) -> StoreResult<Transaction<'_, Postgres>> {
         conn.begin().await.map_err(db_error)
     }
 }

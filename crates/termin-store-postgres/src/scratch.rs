@@ -28,21 +28,15 @@ async fn connect_admin() -> Result<PgConnection, String> {
     match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect(&url)).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => Err(format!("PostgreSQL at {url} is not reachable: {e}")),
-        Err(_) => Err(format!(
-            "PostgreSQL at {url} did not answer within {CONNECT_TIMEOUT:?}"
-        )),
+        Err(_) => Err(format!("PostgreSQL at {url} did not answer within {CONNECT_TIMEOUT:?}")),
     }
 }
 
 /// `admin` with its database replaced by `name` (query parameters kept).
 fn database_url(admin: &str, name: &str) -> Result<String, String> {
-    let (location, parameters) = admin
-        .split_once('?')
-        .map_or((admin, None), |(l, p)| (l, Some(p)));
+    let (location, parameters) = admin.split_once('?').map_or((admin, None), |(l, p)| (l, Some(p)));
     let Some((server, _)) = location.rsplit_once('/') else {
-        return Err(format!(
-            "TERMIN_TEST_POSTGRES_URL {admin} names no database"
-        ));
+        return Err(format!("TERMIN_TEST_POSTGRES_URL {admin} names no database"));
     };
     Ok(match parameters {
         Some(parameters) => format!("{server}/{name}?{parameters}"),
@@ -55,9 +49,7 @@ impl ScratchDatabase {
     /// server could not be used.
     pub async fn create(prefix: &str) -> Result<Self, String> {
         static CREATED: AtomicUsize = AtomicUsize::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
         let name = format!(
             "{prefix}_{}_{}_{nanos}",
             std::process::id(),
@@ -76,10 +68,7 @@ impl ScratchDatabase {
     pub async fn drop_database(self) -> Result<(), String> {
         let mut admin = connect_admin().await?;
         admin
-            .execute(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            )))
+            .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)))
             .await
             .map(|_| ())
             .map_err(|e| format!("cannot drop database {}: {e}", self.name))

@@ -6,13 +6,13 @@
 
 use super::*;
 use crate::scratch::ScratchDatabase;
-use jiff::Timestamp;
 use sqlx::Connection;
 use std::sync::Arc;
+use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_store::{
-    AppointmentId, ChangeKind, Condition, DomainEvent, Filter, IndexEntries, NewVersion,
-    ResourceStore, ResourceVersion, SlotId, SystemMatch, TokenMatch, WriteTx,
+    AppointmentId, ChangeKind, Condition, DomainEvent, Filter, IndexEntries, NewVersion, ResourceStore, ResourceVersion,
+    SlotId, SystemMatch, TokenMatch, WriteTx,
 };
 use termin_store_sql::conformance::{Fixture, ctx, patient};
 
@@ -46,10 +46,7 @@ impl Scratch {
     }
 
     fn url(&self) -> String {
-        self.database
-            .as_ref()
-            .map(|d| d.url.clone())
-            .unwrap_or_default()
+        self.database.as_ref().map(|d| d.url.clone()).unwrap_or_default()
     }
 
     /// Every unit of work must be dropped first: closing waits for their connections.
@@ -80,15 +77,13 @@ mod conformance {
 
     #[tokio::test]
     async fn mail_is_queued_once_and_sent_under_leases() {
-        let Some(scratch) = super::Scratch::open().await else {
-            return;
-        };
+        let Some(scratch) = super::Scratch::open().await else { return };
         let store = &*scratch.store;
-        termin_store_sql::conformance::mail_is_queued_once_and_sent_under_leases(store, store)
-            .await;
+        termin_store_sql::conformance::mail_is_queued_once_and_sent_under_leases(store, store).await;
         scratch.close().await;
     }
 }
+
 
 fn identifier_filter(code: &str) -> Filter {
     Filter {
@@ -131,18 +126,14 @@ async fn until_someone_waits_for_a_lock(url: &str) {
 
 #[tokio::test]
 async fn job_leases_have_one_owner_at_a_time() {
-    let Some(db) = Scratch::open().await else {
-        return;
-    };
+    let Some(db) = Scratch::open().await else { return };
     termin_store_sql::lease::check_leases(&*db.store).await;
     db.close().await;
 }
 
 #[tokio::test]
 async fn nodes_starting_together_migrate_once() {
-    let Some(db) = Scratch::open().await else {
-        return;
-    };
+    let Some(db) = Scratch::open().await else { return };
     let url = db.url();
     let (a, b, c) = tokio::join!(
         PostgresStore::open(&url, 2),
@@ -162,65 +153,33 @@ async fn nodes_starting_together_migrate_once() {
 
 #[tokio::test]
 async fn writers_of_one_resource_on_two_nodes_take_turns() {
-    let Some(db) = Scratch::open().await else {
-        return;
-    };
+    let Some(db) = Scratch::open().await else { return };
     let other_node = db.second_store().await;
     write_committed(&db.store, patient("p1", 1, None)).await;
     let mut first = db.store.begin_write(&ctx()).await.unwrap();
-    let current = first
-        .read_current(ResourceType::Patient, "p1")
-        .await
-        .unwrap()
-        .unwrap();
+    let current = first.read_current(ResourceType::Patient, "p1").await.unwrap().unwrap();
     let second = tokio::spawn(async move {
         let mut tx = other_node.begin_write(&ctx()).await.unwrap();
-        let seen = tx
-            .read_current(ResourceType::Patient, "p1")
-            .await
-            .unwrap()
-            .unwrap();
-        tx.write(patient("p1", seen.version + 1, None))
-            .await
-            .unwrap();
+        let seen = tx.read_current(ResourceType::Patient, "p1").await.unwrap().unwrap();
+        tx.write(patient("p1", seen.version + 1, None)).await.unwrap();
         tx.commit().await.unwrap();
         seen.version
     });
     until_someone_waits_for_a_lock(&db.url()).await;
-    first
-        .write(patient("p1", current.version + 1, None))
-        .await
-        .unwrap();
+    first.write(patient("p1", current.version + 1, None)).await.unwrap();
     first.commit().await.unwrap();
-    assert_eq!(
-        second.await.unwrap(),
-        2,
-        "the second writer saw the first one's version"
-    );
-    let read = db
-        .store
-        .read_current(&ctx(), ResourceType::Patient, "p1")
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!(second.await.unwrap(), 2, "the second writer saw the first one's version");
+    let read = db.store.read_current(&ctx(), ResourceType::Patient, "p1").await.unwrap().unwrap();
     assert_eq!(read.version, 3, "no update was lost");
     db.close().await;
 }
 
 #[tokio::test]
 async fn creators_of_one_new_id_take_turns() {
-    let Some(db) = Scratch::open().await else {
-        return;
-    };
+    let Some(db) = Scratch::open().await else { return };
     let other_node = db.second_store().await;
     let mut first = db.store.begin_write(&ctx()).await.unwrap();
-    assert!(
-        first
-            .read_current(ResourceType::Patient, "new")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(first.read_current(ResourceType::Patient, "new").await.unwrap().is_none());
     let second = tokio::spawn(async move {
         let mut tx = other_node.begin_write(&ctx()).await.unwrap();
         let seen = tx.read_current(ResourceType::Patient, "new").await.unwrap();
@@ -232,32 +191,20 @@ async fn creators_of_one_new_id_take_turns() {
     until_someone_waits_for_a_lock(&db.url()).await;
     first.write(patient("new", 1, None)).await.unwrap();
     first.commit().await.unwrap();
-    assert_eq!(
-        second.await.unwrap(),
-        Some(1),
-        "the second creator found the first one's resource"
-    );
+    assert_eq!(second.await.unwrap(), Some(1), "the second creator found the first one's resource");
     db.close().await;
 }
 
 #[tokio::test]
 async fn conditional_creates_on_two_nodes_create_once() {
-    let Some(db) = Scratch::open().await else {
-        return;
-    };
+    let Some(db) = Scratch::open().await else { return };
     let other_node = db.second_store().await;
     let mut first = db.store.begin_write(&ctx()).await.unwrap();
-    let found = first
-        .find_matching_ids(ResourceType::Patient, &identifier_filter("X1"), 2)
-        .await
-        .unwrap();
+    let found = first.find_matching_ids(ResourceType::Patient, &identifier_filter("X1"), 2).await.unwrap();
     assert!(found.is_empty());
     let second = tokio::spawn(async move {
         let mut tx = other_node.begin_write(&ctx()).await.unwrap();
-        let found = tx
-            .find_matching_ids(ResourceType::Patient, &identifier_filter("X1"), 2)
-            .await
-            .unwrap();
+        let found = tx.find_matching_ids(ResourceType::Patient, &identifier_filter("X1"), 2).await.unwrap();
         if found.is_empty() {
             tx.write(patient("second", 1, Some("X1"))).await.unwrap();
             tx.commit().await.unwrap();
@@ -267,19 +214,13 @@ async fn conditional_creates_on_two_nodes_create_once() {
     until_someone_waits_for_a_lock(&db.url()).await;
     first.write(patient("first", 1, Some("X1"))).await.unwrap();
     first.commit().await.unwrap();
-    assert_eq!(
-        second.await.unwrap(),
-        vec!["first".to_string()],
-        "the second search saw the first create"
-    );
+    assert_eq!(second.await.unwrap(), vec!["first".to_string()], "the second search saw the first create");
     db.close().await;
 }
 
 #[tokio::test]
 async fn a_slot_is_booked_once_and_its_hold_is_read_under_its_lock() {
-    let Some(db) = Scratch::open().await else {
-        return;
-    };
+    let Some(db) = Scratch::open().await else { return };
     let slot = NewVersion {
         version: ResourceVersion {
             resource_type: ResourceType::Slot,
@@ -303,19 +244,13 @@ async fn a_slot_is_booked_once_and_its_hold_is_read_under_its_lock() {
         (booked, hold)
     });
     until_someone_waits_for_a_lock(&db.url()).await;
-    first
-        .put_slot_booking(SlotId("s1"), AppointmentId("a1"), None)
-        .await
-        .unwrap();
+    first.put_slot_booking(SlotId("s1"), AppointmentId("a1"), None).await.unwrap();
     first.commit().await.unwrap();
     assert_eq!(second.await.unwrap(), (Some("a1".to_string()), None));
 
     // The primary key rejects a second booking even when nothing was read first.
     let mut tx = db.store.begin_write(&ctx()).await.unwrap();
-    let err = tx
-        .put_slot_booking(SlotId("s1"), AppointmentId("a2"), None)
-        .await
-        .unwrap_err();
+    let err = tx.put_slot_booking(SlotId("s1"), AppointmentId("a2"), None).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     drop(tx);
     db.close().await;
@@ -323,22 +258,14 @@ async fn a_slot_is_booked_once_and_its_hold_is_read_under_its_lock() {
 
 #[tokio::test]
 async fn a_deadlocked_unit_of_work_is_replayed_and_both_commit() {
-    let Some(db) = Scratch::open().await else {
-        return;
-    };
+    let Some(db) = Scratch::open().await else { return };
     write_committed(&db.store, patient("a", 1, None)).await;
     write_committed(&db.store, patient("b", 1, None)).await;
     let other_node = db.second_store().await;
     let mut first = db.store.begin_write(&ctx()).await.unwrap();
     let mut second = other_node.begin_write(&ctx()).await.unwrap();
-    first
-        .read_current(ResourceType::Patient, "a")
-        .await
-        .unwrap();
-    second
-        .read_current(ResourceType::Patient, "b")
-        .await
-        .unwrap();
+    first.read_current(ResourceType::Patient, "a").await.unwrap();
+    second.read_current(ResourceType::Patient, "b").await.unwrap();
     let first = tokio::spawn(async move {
         first.read_current(ResourceType::Patient, "b").await?;
         first.write(patient("b", 2, None)).await?;
@@ -353,37 +280,20 @@ async fn a_deadlocked_unit_of_work_is_replayed_and_both_commit() {
     let (first, second) = tokio::join!(first, second);
     first.unwrap().unwrap();
     second.unwrap();
-    let b = db
-        .store
-        .read_current(&ctx(), ResourceType::Patient, "b")
-        .await
-        .unwrap()
-        .unwrap();
+    let b = db.store.read_current(&ctx(), ResourceType::Patient, "b").await.unwrap().unwrap();
     assert_eq!(b.version, 2);
     db.close().await;
 }
 
 #[tokio::test]
 async fn a_replay_that_would_see_something_else_is_a_conflict() {
-    let Some(db) = Scratch::open().await else {
-        return;
-    };
-    let mut tx = termin_store_sql::Steps(
-        write::PostgresWriteTx::begin(db.store.pool.clone(), None)
-            .await
-            .unwrap(),
-    );
-    let found = tx
-        .find_matching_ids(ResourceType::Patient, &identifier_filter("X2"), 2)
-        .await
-        .unwrap();
+    let Some(db) = Scratch::open().await else { return };
+    let mut tx = termin_store_sql::Steps(write::PostgresWriteTx::begin(db.store.pool.clone(), None).await.unwrap());
+    let found = tx.find_matching_ids(ResourceType::Patient, &identifier_filter("X2"), 2).await.unwrap();
     assert!(found.is_empty());
     // A plain create does not wait for conditional writers, so it lands in between.
     write_committed(&db.store, patient("p", 1, Some("X2"))).await;
-    let err =
-        tx.0.resume(&mut 1, "a simulated abort".into())
-            .await
-            .unwrap_err();
+    let err = tx.0.resume(&mut 1, "a simulated abort".into()).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     drop(tx);
     db.close().await;
@@ -391,9 +301,7 @@ async fn a_replay_that_would_see_something_else_is_a_conflict() {
 
 #[tokio::test]
 async fn outbox_events_are_numbered_in_commit_order() {
-    let Some(db) = Scratch::open().await else {
-        return;
-    };
+    let Some(db) = Scratch::open().await else { return };
     let event = |id: &str| DomainEvent {
         kind: "test".into(),
         resource_type: ResourceType::Slot,
@@ -410,19 +318,13 @@ async fn outbox_events_are_numbered_in_commit_order() {
     early.commit().await.unwrap();
     let events = db.store.events(0, 10).await.unwrap();
     let order: Vec<&str> = events.iter().map(|(_, e)| e.resource_id.as_str()).collect();
-    assert_eq!(
-        order,
-        ["late", "early"],
-        "positions follow commits, not appends"
-    );
+    assert_eq!(order, ["late", "early"], "positions follow commits, not appends");
     db.close().await;
 }
 
 #[tokio::test]
 async fn readiness_fails_when_the_database_is_gone() {
-    let Some(mut db) = Scratch::open().await else {
-        return;
-    };
+    let Some(mut db) = Scratch::open().await else { return };
     db.store.ping().await.unwrap();
     let database = db.database.take().unwrap();
     database.drop_database().await.unwrap();

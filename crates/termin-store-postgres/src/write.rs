@@ -118,9 +118,7 @@ impl PostgresWriteTx {
         loop {
             if *aborts > MAX_REPLAYS {
                 replays("exhausted");
-                return Err(StoreError::Conflict(format!(
-                    "the unit of work kept colliding with others: {why}"
-                )));
+                return Err(StoreError::Conflict(format!("the unit of work kept colliding with others: {why}")));
             }
             if let Some(aborted) = self.tx.take() {
                 aborted.rollback().await.map_err(db_error)?;
@@ -203,26 +201,15 @@ impl PostgresWriteTx {
 
     /// Reads a resource under its row lock; a resource not stored yet under the advisory lock
     /// of its id.
-    async fn read(
-        &mut self,
-        resource_type: ResourceType,
-        id: &str,
-        lock: RowLock,
-        step: &Step,
-    ) -> Result<Seen, Failure> {
+    async fn read(&mut self, resource_type: ResourceType, id: &str, lock: RowLock, step: &Step) -> Result<Seen, Failure> {
         let mut seen = sql::execute::<Postgres>(self.conn()?, step).await?;
         if seen == Seen::Version(None) && lock == RowLock::Update {
             // No row to lock yet: creators of this id take turns, and the later one finds the
             // earlier one's resource.
-            AdvisoryLock::NewResource(resource_type, id)
-                .acquire(self.conn()?)
-                .await?;
+            AdvisoryLock::NewResource(resource_type, id).acquire(self.conn()?).await?;
             seen = sql::execute::<Postgres>(self.conn()?, step).await?;
         }
-        if resource_type == ResourceType::Slot
-            && lock == RowLock::Update
-            && matches!(seen, Seen::Version(Some(_)))
-        {
+        if resource_type == ResourceType::Slot && lock == RowLock::Update && matches!(seen, Seen::Version(Some(_))) {
             self.locked_slots.insert(id.to_owned());
         }
         Ok(seen)
@@ -289,12 +276,10 @@ impl PostgresWriteTx {
         if self.locked_slots.contains(slot_id) {
             return Ok(());
         }
-        let found = sqlx::query(
-            "SELECT 1 FROM resource WHERE res_type = 'Slot' AND res_id = $1 FOR UPDATE",
-        )
-        .bind(slot_id)
-        .fetch_optional(self.conn()?)
-        .await?;
+        let found = sqlx::query("SELECT 1 FROM resource WHERE res_type = 'Slot' AND res_id = $1 FOR UPDATE")
+            .bind(slot_id)
+            .fetch_optional(self.conn()?)
+            .await?;
         if found.is_some() {
             self.locked_slots.insert(slot_id.to_owned());
         }
@@ -331,15 +316,10 @@ impl UnitOfWork for PostgresWriteTx {
     /// only until this commit, so sequence numbers are handed out in commit order.
     async fn commit(mut self) -> StoreResult<()> {
         let Some(mut tx) = self.tx.take() else {
-            return Err(StoreError::Unavailable(
-                "the unit of work was rolled back".into(),
-            ));
+            return Err(StoreError::Unavailable("the unit of work was rolled back".into()));
         };
         if !self.events.is_empty() {
-            AdvisoryLock::Outbox
-                .acquire(&mut tx)
-                .await
-                .map_err(db_error)?;
+            AdvisoryLock::Outbox.acquire(&mut tx).await.map_err(db_error)?;
             sql::append_events::<Postgres>(&mut tx, &self.events).await?;
         }
         tx.commit().await.map_err(db_error)

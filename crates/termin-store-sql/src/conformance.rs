@@ -8,11 +8,11 @@ use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_fhir::geo::{Near, Point};
 use termin_store::{
-    AppointmentId, ChangeKind, Comparison, Condition, DateIndex, DomainEvent, Filter,
-    HistoryRequest, Include, IndexEntries, IndexKind, Keyset, MailOutcome, MailStore, NewVersion,
-    OutgoingMail, PositionIndex, RangeEnd, RangePoint, RangeTest, ReferenceIndex, ReferenceMatch,
-    RequestContext, ResourceStore, ResourceVersion, SearchPage, SearchRequest, SlotHold, SlotId,
-    SortKey, SortParam, StoreError, SystemMatch, TokenIndex, TokenMatch,
+    AppointmentId, ChangeKind, Comparison, Condition, DateIndex, DomainEvent, Filter, HistoryRequest, Include,
+    IndexEntries, IndexKind, Keyset, MailOutcome, MailStore, NewVersion, OutgoingMail, PositionIndex, RangeEnd,
+    RangePoint, RangeTest, ReferenceIndex, ReferenceMatch, RequestContext, ResourceStore, ResourceVersion,
+    SearchPage, SearchRequest, SlotHold, SlotId, SortKey, SortParam, StoreError, SystemMatch, TokenIndex,
+    TokenMatch,
 };
 
 /// A store on an empty database, for one test.
@@ -63,19 +63,10 @@ pub fn patient(id: &str, version: u64, identifier: Option<&str>) -> NewVersion {
             id: id.into(),
             version,
             last_updated: Timestamp::now(),
-            body: Some(format!(
-                r#"{{"resourceType":"Patient","id":"{id}","v":{version}}}"#
-            )),
+            body: Some(format!(r#"{{"resourceType":"Patient","id":"{id}","v":{version}}}"#)),
         },
-        change: if version == 1 {
-            ChangeKind::Create
-        } else {
-            ChangeKind::Update
-        },
-        index: IndexEntries {
-            tokens,
-            ..IndexEntries::default()
-        },
+        change: if version == 1 { ChangeKind::Create } else { ChangeKind::Update },
+        index: IndexEntries { tokens, ..IndexEntries::default() },
     }
 }
 
@@ -103,9 +94,7 @@ pub fn version(resource_type: ResourceType, id: &str, index: IndexEntries) -> Ne
             id: id.into(),
             version: 1,
             last_updated: Timestamp::now(),
-            body: Some(format!(
-                r#"{{"resourceType":"{resource_type}","id":"{id}"}}"#
-            )),
+            body: Some(format!(r#"{{"resourceType":"{resource_type}","id":"{id}"}}"#)),
         },
         change: ChangeKind::Create,
         index,
@@ -117,11 +106,7 @@ pub fn at(text: &str) -> Timestamp {
 }
 
 fn date(param: &str, low: &str, high: &str) -> DateIndex {
-    DateIndex {
-        param: param.into(),
-        low: Some(at(low)),
-        high: Some(at(high)),
-    }
+    DateIndex { param: param.into(), low: Some(at(low)), high: Some(at(high)) }
 }
 
 fn reference(param: &str, target: &str, base: Option<&str>) -> ReferenceIndex {
@@ -167,22 +152,14 @@ pub async fn slots(store: &dyn ResourceStore) {
     for i in 0..10 {
         let start = format!("2026-04-07T{:02}:00:00Z", 8 + i);
         let end = format!("2026-04-07T{:02}:00:01Z", 8 + i);
-        let schedule = if i % 2 == 0 {
-            "Schedule/a"
-        } else {
-            "Schedule/b"
-        };
+        let schedule = if i % 2 == 0 { "Schedule/a" } else { "Schedule/b" };
         versions.push(version(
             ResourceType::Slot,
             &format!("s{i}"),
             IndexEntries {
                 dates: vec![date("start", &start, &end)],
                 references: vec![reference("schedule", schedule, None)],
-                tokens: vec![TokenIndex::code(
-                    "status",
-                    None,
-                    if i < 5 { "free" } else { "busy" },
-                )],
+                tokens: vec![TokenIndex::code("status", None, if i < 5 { "free" } else { "busy" })],
                 ..IndexEntries::default()
             },
         ));
@@ -195,13 +172,10 @@ pub async fn slots(store: &dyn ResourceStore) {
             ..IndexEntries::default()
         },
     ));
-    versions.push(version(
-        ResourceType::Schedule,
-        "b",
-        IndexEntries::default(),
-    ));
+    versions.push(version(ResourceType::Schedule, "b", IndexEntries::default()));
     write_all(store, versions).await;
 }
+
 
 pub async fn history_pages_newest_first(store: &dyn ResourceStore) {
     for v in 1..=5 {
@@ -241,31 +215,14 @@ pub async fn history_pages_newest_first(store: &dyn ResourceStore) {
 pub async fn versions_stay_readable(store: &dyn ResourceStore) {
     write_all(store, vec![patient("p1", 1, None)]).await;
     write_all(store, vec![patient("p1", 2, None)]).await;
-    let first = store
-        .read_version(&ctx(), ResourceType::Patient, "p1", 1)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (first.version, first.body),
-        (1, patient("p1", 1, None).version.body)
-    );
-    assert!(
-        store
-            .read_version(&ctx(), ResourceType::Patient, "p1", 3)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    let first = store.read_version(&ctx(), ResourceType::Patient, "p1", 1).await.unwrap().unwrap();
+    assert_eq!((first.version, first.body), (1, patient("p1", 1, None).version.body));
+    assert!(store.read_version(&ctx(), ResourceType::Patient, "p1", 3).await.unwrap().is_none());
     let mut deletion = patient("p1", 3, None);
     deletion.version.body = None;
     deletion.change = ChangeKind::Delete;
     write_all(store, vec![deletion]).await;
-    let current = store
-        .read_current(&ctx(), ResourceType::Patient, "p1")
-        .await
-        .unwrap()
-        .unwrap();
+    let current = store.read_current(&ctx(), ResourceType::Patient, "p1").await.unwrap().unwrap();
     assert_eq!((current.version, current.body), (3, None));
 }
 
@@ -278,44 +235,24 @@ pub async fn a_version_is_written_once(store: &dyn ResourceStore) {
 
 /// More index rows than one statement could bind on either backend.
 pub async fn a_resource_may_index_many_rows(store: &dyn ResourceStore) {
-    let tokens = (0..5000)
-        .map(|i| TokenIndex::code("identifier", Some("urn:sys".into()), format!("{i}")))
-        .collect();
+    let tokens = (0..5000).map(|i| TokenIndex::code("identifier", Some("urn:sys".into()), format!("{i}"))).collect();
     let mut many = patient("many", 1, None);
-    many.index = IndexEntries {
-        tokens,
-        ..IndexEntries::default()
-    };
+    many.index = IndexEntries { tokens, ..IndexEntries::default() };
     write_all(store, vec![many]).await;
     let find = |code: &str| {
         request(
             ResourceType::Patient,
             vec![Condition::TokenAny {
                 param: "identifier".into(),
-                alternatives: vec![TokenMatch {
-                    system: SystemMatch::Any,
-                    code: Some(code.into()),
-                }],
+                alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some(code.into()) }],
             }],
         )
     };
-    assert_eq!(
-        ids(&store.search(&ctx(), &find("4999")).await.unwrap()),
-        ["many"]
-    );
+    assert_eq!(ids(&store.search(&ctx(), &find("4999")).await.unwrap()), ["many"]);
     let mut tx = store.begin_write(&ctx()).await.unwrap();
-    tx.replace_index(ResourceType::Patient, "many", &IndexEntries::default())
-        .await
-        .unwrap();
+    tx.replace_index(ResourceType::Patient, "many", &IndexEntries::default()).await.unwrap();
     tx.commit().await.unwrap();
-    assert!(
-        store
-            .search(&ctx(), &find("0"))
-            .await
-            .unwrap()
-            .matches
-            .is_empty()
-    );
+    assert!(store.search(&ctx(), &find("0")).await.unwrap().matches.is_empty());
 }
 
 fn hold(slot_id: &str, holder: &str, until: &str) -> SlotHold {
@@ -331,73 +268,30 @@ fn hold(slot_id: &str, holder: &str, until: &str) -> SlotHold {
 pub async fn holds_are_placed_renewed_listed_and_released(store: &dyn ResourceStore) {
     slots(store).await;
     let mut tx = store.begin_write(&ctx()).await.unwrap();
-    tx.put_hold(&hold("s0", "alice", "2026-04-07T09:00:00Z"))
-        .await
-        .unwrap();
-    tx.put_hold(&hold("s1", "alice", "2026-04-07T10:00:00Z"))
-        .await
-        .unwrap();
-    tx.put_hold(&hold("s2", "bob", "2026-04-07T11:00:00Z"))
-        .await
-        .unwrap();
+    tx.put_hold(&hold("s0", "alice", "2026-04-07T09:00:00Z")).await.unwrap();
+    tx.put_hold(&hold("s1", "alice", "2026-04-07T10:00:00Z")).await.unwrap();
+    tx.put_hold(&hold("s2", "bob", "2026-04-07T11:00:00Z")).await.unwrap();
     // A renewal replaces the hold of its slot.
-    tx.put_hold(&hold("s0", "alice", "2026-04-07T12:00:00Z"))
-        .await
-        .unwrap();
-    assert_eq!(
-        tx.hold("s0").await.unwrap(),
-        Some(hold("s0", "alice", "2026-04-07T12:00:00Z"))
-    );
+    tx.put_hold(&hold("s0", "alice", "2026-04-07T12:00:00Z")).await.unwrap();
+    assert_eq!(tx.hold("s0").await.unwrap(), Some(hold("s0", "alice", "2026-04-07T12:00:00Z")));
     assert_eq!(tx.hold("s3").await.unwrap(), None);
-    let live = tx
-        .live_holds_of("alice", at("2026-04-07T09:30:00Z"))
-        .await
-        .unwrap();
-    assert_eq!(
-        live.iter().map(|h| h.slot_id.as_str()).collect::<Vec<_>>(),
-        ["s1", "s0"]
-    );
+    let live = tx.live_holds_of("alice", at("2026-04-07T09:30:00Z")).await.unwrap();
+    assert_eq!(live.iter().map(|h| h.slot_id.as_str()).collect::<Vec<_>>(), ["s1", "s0"]);
     tx.commit().await.unwrap();
 
-    let listed = store
-        .holds(&ctx(), &["s0".into(), "s2".into(), "s3".into()])
-        .await
-        .unwrap();
+    let listed = store.holds(&ctx(), &["s0".into(), "s2".into(), "s3".into()]).await.unwrap();
     let mut listed: Vec<&str> = listed.iter().map(|h| h.slot_id.as_str()).collect();
     listed.sort();
     assert_eq!(listed, ["s0", "s2"]);
     assert!(store.holds(&ctx(), &[]).await.unwrap().is_empty());
-    let expired = store
-        .expired_holds(at("2026-04-07T11:00:00Z"), 10)
-        .await
-        .unwrap();
-    assert_eq!(
-        expired
-            .iter()
-            .map(|h| h.slot_id.as_str())
-            .collect::<Vec<_>>(),
-        ["s1", "s2"]
-    );
-    assert_eq!(
-        store
-            .expired_holds(at("2026-04-07T11:00:00Z"), 1)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    let expired = store.expired_holds(at("2026-04-07T11:00:00Z"), 10).await.unwrap();
+    assert_eq!(expired.iter().map(|h| h.slot_id.as_str()).collect::<Vec<_>>(), ["s1", "s2"]);
+    assert_eq!(store.expired_holds(at("2026-04-07T11:00:00Z"), 1).await.unwrap().len(), 1);
 
     let mut tx = store.begin_write(&ctx()).await.unwrap();
     tx.delete_hold("s1").await.unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(
-        store
-            .expired_holds(at("2026-04-07T11:00:00Z"), 10)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(store.expired_holds(at("2026-04-07T11:00:00Z"), 10).await.unwrap().len(), 1);
 }
 
 pub async fn a_slot_is_booked_once(store: &dyn ResourceStore) {
@@ -405,41 +299,24 @@ pub async fn a_slot_is_booked_once(store: &dyn ResourceStore) {
     let deadline = at("2026-04-06T08:00:00Z");
     let mut tx = store.begin_write(&ctx()).await.unwrap();
     assert_eq!(tx.slot_booking("s0").await.unwrap(), None);
-    tx.put_slot_booking(SlotId("s0"), AppointmentId("appointment-1"), Some(deadline))
-        .await
-        .unwrap();
-    tx.put_slot_booking(SlotId("s1"), AppointmentId("appointment-1"), None)
-        .await
-        .unwrap();
+    tx.put_slot_booking(SlotId("s0"), AppointmentId("appointment-1"), Some(deadline)).await.unwrap();
+    tx.put_slot_booking(SlotId("s1"), AppointmentId("appointment-1"), None).await.unwrap();
     tx.commit().await.unwrap();
 
     let mut tx = store.begin_write(&ctx()).await.unwrap();
-    assert_eq!(
-        tx.slot_booking("s0").await.unwrap().as_deref(),
-        Some("appointment-1")
-    );
-    assert_eq!(
-        tx.booking_cancel_deadline("s0").await.unwrap(),
-        Some(deadline)
-    );
+    assert_eq!(tx.slot_booking("s0").await.unwrap().as_deref(), Some("appointment-1"));
+    assert_eq!(tx.booking_cancel_deadline("s0").await.unwrap(), Some(deadline));
     assert_eq!(tx.booking_cancel_deadline("s1").await.unwrap(), None);
-    let twice = tx
-        .put_slot_booking(SlotId("s0"), AppointmentId("appointment-2"), None)
-        .await;
+    let twice = tx.put_slot_booking(SlotId("s0"), AppointmentId("appointment-2"), None).await;
     assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
     drop(tx);
 
     let mut tx = store.begin_write(&ctx()).await.unwrap();
     tx.delete_slot_booking("s0").await.unwrap();
-    tx.put_slot_booking(SlotId("s0"), AppointmentId("appointment-2"), None)
-        .await
-        .unwrap();
+    tx.put_slot_booking(SlotId("s0"), AppointmentId("appointment-2"), None).await.unwrap();
     tx.commit().await.unwrap();
     let mut tx = store.begin_write(&ctx()).await.unwrap();
-    assert_eq!(
-        tx.slot_booking("s0").await.unwrap().as_deref(),
-        Some("appointment-2")
-    );
+    assert_eq!(tx.slot_booking("s0").await.unwrap().as_deref(), Some("appointment-2"));
 }
 
 /// The bulk calls of a unit of work (slot generation's) do what the single ones do.
@@ -547,37 +424,19 @@ fn event(kind: &str, id: &str) -> DomainEvent {
 
 pub async fn outbox_events_follow_their_append_order(store: &dyn ResourceStore) {
     let mut tx = store.begin_write(&ctx()).await.unwrap();
-    tx.append_event(&event("appointment-booked", "a1"))
-        .await
-        .unwrap();
-    tx.append_event(&event("appointment-booked", "a2"))
-        .await
-        .unwrap();
+    tx.append_event(&event("appointment-booked", "a1")).await.unwrap();
+    tx.append_event(&event("appointment-booked", "a2")).await.unwrap();
     tx.commit().await.unwrap();
     let mut tx = store.begin_write(&ctx()).await.unwrap();
-    tx.append_event(&event("never-committed", "a3"))
-        .await
-        .unwrap();
+    tx.append_event(&event("never-committed", "a3")).await.unwrap();
     drop(tx);
     let mut tx = store.begin_write(&ctx()).await.unwrap();
-    tx.append_event(&event("appointment-cancelled", "a1"))
-        .await
-        .unwrap();
+    tx.append_event(&event("appointment-cancelled", "a1")).await.unwrap();
     tx.commit().await.unwrap();
 
     let events = store.events(0, 10).await.unwrap();
-    let kinds: Vec<(&str, &str)> = events
-        .iter()
-        .map(|(_, e)| (e.kind.as_str(), e.resource_id.as_str()))
-        .collect();
-    assert_eq!(
-        kinds,
-        [
-            ("appointment-booked", "a1"),
-            ("appointment-booked", "a2"),
-            ("appointment-cancelled", "a1")
-        ]
-    );
+    let kinds: Vec<(&str, &str)> = events.iter().map(|(_, e)| (e.kind.as_str(), e.resource_id.as_str())).collect();
+    assert_eq!(kinds, [("appointment-booked", "a1"), ("appointment-booked", "a2"), ("appointment-cancelled", "a1")]);
     assert_eq!(events[0].1, event("appointment-booked", "a1"));
     assert!(events.windows(2).all(|pair| pair[0].0 < pair[1].0));
     let after_first = store.events(events[0].0, 1).await.unwrap();
@@ -589,41 +448,23 @@ pub async fn overlapping_periods_are_found(store: &dyn ResourceStore) {
     slots(store).await;
     let mut tx = store.begin_write(&ctx()).await.unwrap();
     let period = (at("2026-04-07T09:00:00Z"), at("2026-04-07T10:00:00Z"));
-    let mut found = tx
-        .overlapping(ResourceType::Slot, "start", period, "s9", 10)
-        .await
-        .unwrap();
+    let mut found = tx.overlapping(ResourceType::Slot, "start", period, "s9", 10).await.unwrap();
     found.sort();
     // s1 starts at 09:00:00 and ends a second later; s2 starts when the period ends.
     assert_eq!(found, ["s1"]);
-    assert!(
-        tx.overlapping(ResourceType::Slot, "start", period, "s1", 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(tx.overlapping(ResourceType::Slot, "start", period, "s1", 10).await.unwrap().is_empty());
 }
 
 pub async fn writes_are_visible_after_commit_only(store: &dyn ResourceStore) {
     let mut tx = store.begin_write(&ctx()).await.unwrap();
     tx.write(patient("p1", 1, None)).await.unwrap();
     drop(tx);
-    assert!(
-        store
-            .read_current(&ctx(), ResourceType::Patient, "p1")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.read_current(&ctx(), ResourceType::Patient, "p1").await.unwrap().is_none());
 
     let mut tx = store.begin_write(&ctx()).await.unwrap();
     tx.write(patient("p1", 1, None)).await.unwrap();
     tx.commit().await.unwrap();
-    let read = store
-        .read_current(&ctx(), ResourceType::Patient, "p1")
-        .await
-        .unwrap()
-        .unwrap();
+    let read = store.read_current(&ctx(), ResourceType::Patient, "p1").await.unwrap().unwrap();
     assert_eq!(read.version, 1);
 }
 
@@ -637,31 +478,16 @@ pub async fn token_conditions_match_system_and_code(store: &dyn ResourceStore) {
             ResourceType::Patient,
             vec![Condition::TokenAny {
                 param: "identifier".into(),
-                alternatives: vec![TokenMatch {
-                    system,
-                    code: code.map(str::to_owned),
-                }],
+                alternatives: vec![TokenMatch { system, code: code.map(str::to_owned) }],
             }],
         )
     };
     let ids = |page: SearchPage| page.matches.into_iter().map(|m| m.id).collect::<Vec<_>>();
-    let exact = store
-        .search(
-            &ctx(),
-            &find(SystemMatch::Exactly("urn:sys".into()), Some("222")),
-        )
-        .await
-        .unwrap();
+    let exact = store.search(&ctx(), &find(SystemMatch::Exactly("urn:sys".into()), Some("222"))).await.unwrap();
     assert_eq!(ids(exact), ["b"]);
-    let no_system = store
-        .search(&ctx(), &find(SystemMatch::None, Some("222")))
-        .await
-        .unwrap();
+    let no_system = store.search(&ctx(), &find(SystemMatch::None, Some("222"))).await.unwrap();
     assert!(no_system.matches.is_empty());
-    let any_code = store
-        .search(&ctx(), &find(SystemMatch::Exactly("urn:sys".into()), None))
-        .await
-        .unwrap();
+    let any_code = store.search(&ctx(), &find(SystemMatch::Exactly("urn:sys".into()), None)).await.unwrap();
     assert_eq!(any_code.total, Some(2));
 }
 
@@ -669,10 +495,7 @@ pub async fn keyset_pages_follow_the_sort_both_ways(store: &dyn ResourceStore) {
     slots(store).await;
     let mut req = request(ResourceType::Slot, Vec::new());
     req.sort = vec![SortKey {
-        param: SortParam::Indexed {
-            param: "start".into(),
-            kind: IndexKind::Date,
-        },
+        param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date },
         descending: true,
     }];
     req.count = 4;
@@ -703,200 +526,79 @@ pub async fn chains_references_dates_and_has(store: &dyn ResourceStore) {
         target_type: ResourceType::Schedule,
         condition: Box::new(Condition::ReferenceAny {
             param: "actor".into(),
-            alternatives: vec![ReferenceMatch::Local {
-                target_type: Some("Practitioner".into()),
-                id: "p".into(),
-                version: None,
-            }],
+            alternatives: vec![ReferenceMatch::Local { target_type: Some("Practitioner".into()), id: "p".into(), version: None }],
         }),
     };
     let after_noon = starts_from("2026-04-07T12:00:00Z");
-    let page = store
-        .search(
-            &ctx(),
-            &request(ResourceType::Slot, vec![by_actor.clone(), after_noon]),
-        )
-        .await
-        .unwrap();
+    let page = store.search(&ctx(), &request(ResourceType::Slot, vec![by_actor.clone(), after_noon])).await.unwrap();
     assert_eq!(ids(&page), ["s4", "s6", "s8"]);
     // The same chain as a plain predicate (another condition drives).
     let page = store
-        .search(
-            &ctx(),
-            &request(
-                ResourceType::Slot,
-                vec![Condition::IdIn(vec!["s0".into(), "s1".into()]), by_actor],
-            ),
-        )
+        .search(&ctx(), &request(ResourceType::Slot, vec![Condition::IdIn(vec!["s0".into(), "s1".into()]), by_actor]))
         .await
         .unwrap();
     assert_eq!(ids(&page), ["s0"]);
     // No id at all matches nothing, alone or inside a chain.
-    let nothing = Condition::Chain {
-        param: "schedule".into(),
-        target_type: ResourceType::Schedule,
-        condition: Box::new(Condition::IdIn(Vec::new())),
-    };
+    let nothing = Condition::Chain { param: "schedule".into(), target_type: ResourceType::Schedule, condition: Box::new(Condition::IdIn(Vec::new())) };
     for conditions in [vec![Condition::IdIn(Vec::new())], vec![nothing]] {
-        assert!(
-            ids(&store
-                .search(&ctx(), &request(ResourceType::Slot, conditions))
-                .await
-                .unwrap())
-            .is_empty()
-        );
+        assert!(ids(&store.search(&ctx(), &request(ResourceType::Slot, conditions)).await.unwrap()).is_empty());
     }
     let has_busy = Condition::ReferencedBy {
         source_type: ResourceType::Slot,
         param: "schedule".into(),
         condition: Box::new(Condition::TokenAny {
             param: "status".into(),
-            alternatives: vec![TokenMatch {
-                system: SystemMatch::Any,
-                code: Some("busy".into()),
-            }],
+            alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("busy".into()) }],
         }),
     };
-    let page = store
-        .search(&ctx(), &request(ResourceType::Schedule, vec![has_busy]))
-        .await
-        .unwrap();
+    let page = store.search(&ctx(), &request(ResourceType::Schedule, vec![has_busy])).await.unwrap();
     assert_eq!(ids(&page), ["a", "b"]);
-    let missing_actor = Condition::Missing {
-        param: "actor".into(),
-        kind: IndexKind::Reference,
-        missing: true,
-    };
-    let page = store
-        .search(
-            &ctx(),
-            &request(ResourceType::Schedule, vec![missing_actor]),
-        )
-        .await
-        .unwrap();
+    let missing_actor = Condition::Missing { param: "actor".into(), kind: IndexKind::Reference, missing: true };
+    let page = store.search(&ctx(), &request(ResourceType::Schedule, vec![missing_actor])).await.unwrap();
     assert_eq!(ids(&page), ["b"]);
 }
 
 pub async fn token_rows_hold_only_inside_their_validity_window(store: &dyn ResourceStore) {
     let held_until = at("2026-04-07T10:00:00Z");
     let tokens = vec![
-        TokenIndex {
-            valid_until: Some(held_until),
-            ..TokenIndex::code("status", None, "busy-tentative")
-        },
-        TokenIndex {
-            valid_from: Some(held_until),
-            ..TokenIndex::code("status", None, "free")
-        },
+        TokenIndex { valid_until: Some(held_until), ..TokenIndex::code("status", None, "busy-tentative") },
+        TokenIndex { valid_from: Some(held_until), ..TokenIndex::code("status", None, "free") },
     ];
-    write_all(
-        store,
-        vec![version(
-            ResourceType::Slot,
-            "held",
-            IndexEntries {
-                tokens,
-                ..IndexEntries::default()
-            },
-        )],
-    )
-    .await;
+    write_all(store, vec![version(ResourceType::Slot, "held", IndexEntries { tokens, ..IndexEntries::default() })]).await;
     let status = |code: &str, now: &str| {
         let mut req = request(
             ResourceType::Slot,
             vec![Condition::TokenAny {
                 param: "status".into(),
-                alternatives: vec![TokenMatch {
-                    system: SystemMatch::Any,
-                    code: Some(code.into()),
-                }],
+                alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some(code.into()) }],
             }],
         );
         req.filter.now = at(now);
         req
     };
     let found = |page: SearchPage| page.total.unwrap();
-    assert_eq!(
-        found(
-            store
-                .search(&ctx(), &status("busy-tentative", "2026-04-07T09:59:59Z"))
-                .await
-                .unwrap()
-        ),
-        1
-    );
-    assert_eq!(
-        found(
-            store
-                .search(&ctx(), &status("free", "2026-04-07T09:59:59Z"))
-                .await
-                .unwrap()
-        ),
-        0
-    );
-    assert_eq!(
-        found(
-            store
-                .search(&ctx(), &status("busy-tentative", "2026-04-07T10:00:00Z"))
-                .await
-                .unwrap()
-        ),
-        0
-    );
-    assert_eq!(
-        found(
-            store
-                .search(&ctx(), &status("free", "2026-04-07T10:00:00Z"))
-                .await
-                .unwrap()
-        ),
-        1
-    );
+    assert_eq!(found(store.search(&ctx(), &status("busy-tentative", "2026-04-07T09:59:59Z")).await.unwrap()), 1);
+    assert_eq!(found(store.search(&ctx(), &status("free", "2026-04-07T09:59:59Z")).await.unwrap()), 0);
+    assert_eq!(found(store.search(&ctx(), &status("busy-tentative", "2026-04-07T10:00:00Z")).await.unwrap()), 0);
+    assert_eq!(found(store.search(&ctx(), &status("free", "2026-04-07T10:00:00Z")).await.unwrap()), 1);
     let mut tx = store.begin_write(&ctx()).await.unwrap();
     let filter = status("free", "2026-04-07T11:00:00Z").filter;
-    assert_eq!(
-        tx.find_matching_ids(ResourceType::Slot, &filter, 5)
-            .await
-            .unwrap(),
-        ["held"]
-    );
+    assert_eq!(tx.find_matching_ids(ResourceType::Slot, &filter, 5).await.unwrap(), ["held"]);
 }
 
 pub async fn includes_follow_references_and_iterate(store: &dyn ResourceStore) {
     slots(store).await;
     let mut req = request(ResourceType::Slot, vec![Condition::IdIn(vec!["s0".into()])]);
     req.includes = vec![
-        Include {
-            source_type: ResourceType::Slot,
-            param: Some("schedule".into()),
-            target_type: None,
-            iterate: false,
-        },
-        Include {
-            source_type: ResourceType::Schedule,
-            param: Some("actor".into()),
-            target_type: None,
-            iterate: true,
-        },
+        Include { source_type: ResourceType::Slot, param: Some("schedule".into()), target_type: None, iterate: false },
+        Include { source_type: ResourceType::Schedule, param: Some("actor".into()), target_type: None, iterate: true },
     ];
     let page = store.search(&ctx(), &req).await.unwrap();
-    let included: Vec<String> = page
-        .included
-        .iter()
-        .map(|v| format!("{}/{}", v.resource_type, v.id))
-        .collect();
+    let included: Vec<String> = page.included.iter().map(|v| format!("{}/{}", v.resource_type, v.id)).collect();
     // Practitioner/p is referenced but not stored, so only the schedule comes.
     assert_eq!(included, ["Schedule/a"]);
-    let mut req = request(
-        ResourceType::Schedule,
-        vec![Condition::IdIn(vec!["b".into()])],
-    );
-    req.revincludes = vec![Include {
-        source_type: ResourceType::Slot,
-        param: Some("schedule".into()),
-        target_type: None,
-        iterate: false,
-    }];
+    let mut req = request(ResourceType::Schedule, vec![Condition::IdIn(vec!["b".into()])]);
+    req.revincludes = vec![Include { source_type: ResourceType::Slot, param: Some("schedule".into()), target_type: None, iterate: false }];
     let page = store.search(&ctx(), &req).await.unwrap();
     let mut included: Vec<String> = page.included.iter().map(|v| v.id.clone()).collect();
     included.sort();
@@ -907,97 +609,48 @@ pub async fn absolute_references_are_local_only_under_the_server_base(store: &dy
     write_all(
         store,
         vec![
-            version(
-                ResourceType::Slot,
-                "here",
-                IndexEntries {
-                    references: vec![reference(
-                        "schedule",
-                        "Schedule/a",
-                        Some("http://termin.test/fhir"),
-                    )],
-                    ..IndexEntries::default()
-                },
-            ),
-            version(
-                ResourceType::Slot,
-                "there",
-                IndexEntries {
-                    references: vec![reference(
-                        "schedule",
-                        "Schedule/a",
-                        Some("http://elsewhere.test/fhir"),
-                    )],
-                    ..IndexEntries::default()
-                },
-            ),
+            version(ResourceType::Slot, "here", IndexEntries {
+                references: vec![reference("schedule", "Schedule/a", Some("http://termin.test/fhir"))],
+                ..IndexEntries::default()
+            }),
+            version(ResourceType::Slot, "there", IndexEntries {
+                references: vec![reference("schedule", "Schedule/a", Some("http://elsewhere.test/fhir"))],
+                ..IndexEntries::default()
+            }),
         ],
     )
     .await;
     let local = Condition::ReferenceAny {
         param: "schedule".into(),
-        alternatives: vec![ReferenceMatch::Local {
-            target_type: Some("Schedule".into()),
-            id: "a".into(),
-            version: None,
-        }],
+        alternatives: vec![ReferenceMatch::Local { target_type: Some("Schedule".into()), id: "a".into(), version: None }],
     };
-    let page = store
-        .search(&ctx(), &request(ResourceType::Slot, vec![local]))
-        .await
-        .unwrap();
+    let page = store.search(&ctx(), &request(ResourceType::Slot, vec![local])).await.unwrap();
     assert_eq!(ids(&page), ["here"]);
 }
 
 pub async fn the_index_can_be_rebuilt_resource_by_resource(store: &dyn ResourceStore) {
     assert_eq!(store.search_index_fingerprint().await.unwrap(), None);
-    write_all(
-        store,
-        vec![patient("a", 1, Some("1")), patient("b", 1, None)],
-    )
-    .await;
+    write_all(store, vec![patient("a", 1, Some("1")), patient("b", 1, None)]).await;
     let mut tx = store.begin_write(&ctx()).await.unwrap();
     let first = tx.current_after(None, 1).await.unwrap();
     assert_eq!(first[0].id, "a");
-    let rest = tx
-        .current_after(Some((ResourceType::Patient, "a".into())), 10)
-        .await
-        .unwrap();
+    let rest = tx.current_after(Some((ResourceType::Patient, "a".into())), 10).await.unwrap();
     assert_eq!(rest.len(), 1);
-    tx.replace_index(
-        ResourceType::Patient,
-        "b",
-        &patient("b", 1, Some("2")).index,
-    )
-    .await
-    .unwrap();
+    tx.replace_index(ResourceType::Patient, "b", &patient("b", 1, Some("2")).index).await.unwrap();
     tx.set_search_index_fingerprint("v2").await.unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(
-        store.search_index_fingerprint().await.unwrap().as_deref(),
-        Some("v2")
-    );
-    let find_b = request(
-        ResourceType::Patient,
-        vec![Condition::TokenAny {
-            param: "identifier".into(),
-            alternatives: vec![TokenMatch {
-                system: SystemMatch::Any,
-                code: Some("2".into()),
-            }],
-        }],
-    );
+    assert_eq!(store.search_index_fingerprint().await.unwrap().as_deref(), Some("v2"));
+    let find_b = request(ResourceType::Patient, vec![Condition::TokenAny {
+        param: "identifier".into(),
+        alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("2".into()) }],
+    }]);
     assert_eq!(ids(&store.search(&ctx(), &find_b).await.unwrap()), ["b"]);
 }
 
 pub async fn backwards_cursor_from_the_first_row_finds_nothing_before(store: &dyn ResourceStore) {
     slots(store).await;
     let mut req = request(ResourceType::Slot, Vec::new());
-    req.page = Some(Keyset {
-        values: Vec::new(),
-        id: "s0".into(),
-        backwards: true,
-    });
+    req.page = Some(Keyset { values: Vec::new(), id: "s0".into(), backwards: true });
     let page = store.search(&ctx(), &req).await.unwrap();
     assert!(page.matches.is_empty());
     assert!(page.previous.is_none());
@@ -1007,18 +660,11 @@ pub async fn driven_searches_page_in_sort_order(store: &dyn ResourceStore) {
     slots(store).await;
     let on_a = Condition::ReferenceAny {
         param: "schedule".into(),
-        alternatives: vec![ReferenceMatch::Local {
-            target_type: Some("Schedule".into()),
-            id: "a".into(),
-            version: None,
-        }],
+        alternatives: vec![ReferenceMatch::Local { target_type: Some("Schedule".into()), id: "a".into(), version: None }],
     };
     let mut req = request(ResourceType::Slot, vec![on_a]);
     req.sort = vec![SortKey {
-        param: SortParam::Indexed {
-            param: "start".into(),
-            kind: IndexKind::Date,
-        },
+        param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date },
         descending: true,
     }];
     req.count = 2;
@@ -1033,15 +679,9 @@ pub async fn driven_searches_page_in_sort_order(store: &dyn ResourceStore) {
         }
     }
     assert_eq!(seen, ["s8", "s6", "s4", "s2", "s0"]);
-    req.sort = vec![SortKey {
-        param: SortParam::Id,
-        descending: true,
-    }];
+    req.sort = vec![SortKey { param: SortParam::Id, descending: true }];
     req.page = None;
-    assert_eq!(
-        ids(&store.search(&ctx(), &req).await.unwrap()),
-        ["s8", "s6"]
-    );
+    assert_eq!(ids(&store.search(&ctx(), &req).await.unwrap()), ["s8", "s6"]);
 }
 
 /// A schedule's free slots from a start on, by start (the IG's slot search, answered by the
@@ -1061,59 +701,30 @@ pub async fn reference_and_date_searches_page_through_the_projection(store: &dyn
             },
         );
         slot.version.version = version;
-        slot.change = if version == 1 {
-            ChangeKind::Create
-        } else {
-            ChangeKind::Update
-        };
+        slot.change = if version == 1 { ChangeKind::Create } else { ChangeKind::Update };
         slot
     };
     write_all(
         store,
         vec![
-            slot(
-                "absolute",
-                1,
-                reference("schedule", "Schedule/a", Some("http://termin.test/fhir")),
-                "2026-04-07T20:00:00Z",
-            ),
-            slot(
-                "elsewhere",
-                1,
-                reference("schedule", "Schedule/a", Some("http://other.test/fhir")),
-                "2026-04-07T21:00:00Z",
-            ),
-            slot(
-                "s4",
-                2,
-                reference("schedule", "Schedule/b", None),
-                "2026-04-07T12:00:00Z",
-            ),
+            slot("absolute", 1, reference("schedule", "Schedule/a", Some("http://termin.test/fhir")), "2026-04-07T20:00:00Z"),
+            slot("elsewhere", 1, reference("schedule", "Schedule/a", Some("http://other.test/fhir")), "2026-04-07T21:00:00Z"),
+            slot("s4", 2, reference("schedule", "Schedule/b", None), "2026-04-07T12:00:00Z"),
         ],
     )
     .await;
     let on_a = Condition::ReferenceAny {
         param: "schedule".into(),
-        alternatives: vec![ReferenceMatch::Local {
-            target_type: Some("Schedule".into()),
-            id: "a".into(),
-            version: None,
-        }],
+        alternatives: vec![ReferenceMatch::Local { target_type: Some("Schedule".into()), id: "a".into(), version: None }],
     };
     let from_nine = starts_from("2026-04-07T09:00:00Z");
     let free = Condition::TokenAny {
         param: "status".into(),
-        alternatives: vec![TokenMatch {
-            system: SystemMatch::Any,
-            code: Some("free".into()),
-        }],
+        alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("free".into()) }],
     };
     let mut req = request(ResourceType::Slot, vec![on_a, free, from_nine]);
     req.sort = vec![SortKey {
-        param: SortParam::Indexed {
-            param: "start".into(),
-            kind: IndexKind::Date,
-        },
+        param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date },
         descending: false,
     }];
     req.count = 1;
@@ -1128,10 +739,7 @@ pub async fn reference_and_date_searches_page_through_the_projection(store: &dyn
     req.sort[0].descending = true;
     req.page = None;
     req.count = 10;
-    assert_eq!(
-        ids(&store.search(&ctx(), &req).await.unwrap()),
-        ["absolute", "s2"]
-    );
+    assert_eq!(ids(&store.search(&ctx(), &req).await.unwrap()), ["absolute", "s2"]);
 }
 
 /// Locations at Vienna, Floridsdorf (≈ 6 km north), Graz (≈ 145 km), Linz (≈ 155 km), on both
@@ -1139,23 +747,10 @@ pub async fn reference_and_date_searches_page_through_the_projection(store: &dyn
 pub async fn positions_are_found_near_a_point_nearest_first(store: &dyn ResourceStore) {
     let located = |id: &str, at: Option<(f64, f64)>| {
         let positions = at
-            .map(|(latitude, longitude)| PositionIndex {
-                param: "near".into(),
-                position: Point {
-                    latitude,
-                    longitude,
-                },
-            })
+            .map(|(latitude, longitude)| PositionIndex { param: "near".into(), position: Point { latitude, longitude } })
             .into_iter()
             .collect();
-        version(
-            ResourceType::Location,
-            id,
-            IndexEntries {
-                positions,
-                ..IndexEntries::default()
-            },
-        )
+        version(ResourceType::Location, id, IndexEntries { positions, ..IndexEntries::default() })
     };
     let places = [
         ("linz", Some((48.3069, 14.2858))),
@@ -1166,34 +761,13 @@ pub async fn positions_are_found_near_a_point_nearest_first(store: &dyn Resource
         ("taveuni", Some((-16.85, -179.97))),
         ("nowhere", None),
     ];
-    write_all(
-        store,
-        places.iter().map(|(id, at)| located(id, *at)).collect(),
-    )
-    .await;
-    let vienna = Point {
-        latitude: 48.2085,
-        longitude: 16.3721,
-    };
-    let near = |centre: Point, radius_km: f64| Condition::Near {
-        param: "near".into(),
-        area: Near { centre, radius_km },
-    };
-    let by_distance = |from: Point| {
-        vec![SortKey {
-            param: SortParam::Distance {
-                param: "near".into(),
-                from,
-            },
-            descending: false,
-        }]
-    };
+    write_all(store, places.iter().map(|(id, at)| located(id, *at)).collect()).await;
+    let vienna = Point { latitude: 48.2085, longitude: 16.3721 };
+    let near = |centre: Point, radius_km: f64| Condition::Near { param: "near".into(), area: Near { centre, radius_km } };
+    let by_distance = |from: Point| vec![SortKey { param: SortParam::Distance { param: "near".into(), from }, descending: false }];
     let mut req = request(ResourceType::Location, vec![near(vienna, 150.0)]);
     req.sort = by_distance(vienna);
-    assert_eq!(
-        ids(&store.search(&ctx(), &req).await.unwrap()),
-        ["vienna", "floridsdorf", "graz"]
-    );
+    assert_eq!(ids(&store.search(&ctx(), &req).await.unwrap()), ["vienna", "floridsdorf", "graz"]);
     // Paged by distance, both ways; the Locations without a position come last.
     req.filter.conditions.clear();
     req.count = 3;
@@ -1205,208 +779,63 @@ pub async fn positions_are_found_near_a_point_nearest_first(store: &dyn Resource
     req.page = second.next.clone();
     assert_eq!(ids(&store.search(&ctx(), &req).await.unwrap()), ["nowhere"]);
     req.page = second.previous.clone();
-    assert_eq!(
-        ids(&store.search(&ctx(), &req).await.unwrap()),
-        ["vienna", "floridsdorf", "graz"]
-    );
+    assert_eq!(ids(&store.search(&ctx(), &req).await.unwrap()), ["vienna", "floridsdorf", "graz"]);
     // Not driving (an id list is more selective), and across the antimeridian (Suva to
     // Taveuni ≈ 220 km).
-    let suva = Point {
-        latitude: -18.1248,
-        longitude: 178.4501,
-    };
+    let suva = Point { latitude: -18.1248, longitude: 178.4501 };
     let ids_and_near = request(
         ResourceType::Location,
-        vec![
-            Condition::IdIn(vec!["suva".into(), "taveuni".into(), "vienna".into()]),
-            near(suva, 250.0),
-        ],
+        vec![Condition::IdIn(vec!["suva".into(), "taveuni".into(), "vienna".into()]), near(suva, 250.0)],
     );
-    assert_eq!(
-        ids(&store.search(&ctx(), &ids_and_near).await.unwrap()),
-        ["suva", "taveuni"]
-    );
-    let missing = Condition::Missing {
-        param: "near".into(),
-        kind: IndexKind::Position,
-        missing: true,
-    };
-    assert_eq!(
-        ids(&store
-            .search(&ctx(), &request(ResourceType::Location, vec![missing]))
-            .await
-            .unwrap()),
-        ["nowhere"]
-    );
+    assert_eq!(ids(&store.search(&ctx(), &ids_and_near).await.unwrap()), ["suva", "taveuni"]);
+    let missing = Condition::Missing { param: "near".into(), kind: IndexKind::Position, missing: true };
+    assert_eq!(ids(&store.search(&ctx(), &request(ResourceType::Location, vec![missing])).await.unwrap()), ["nowhere"]);
     // A new version's rows replace the old ones.
     let mut moved = located("vienna", None);
     moved.version.version = 2;
     moved.change = ChangeKind::Update;
     write_all(store, vec![moved]).await;
     let around_vienna = request(ResourceType::Location, vec![near(vienna, 10.0)]);
-    assert_eq!(
-        ids(&store.search(&ctx(), &around_vienna).await.unwrap()),
-        ["floridsdorf"]
-    );
+    assert_eq!(ids(&store.search(&ctx(), &around_vienna).await.unwrap()), ["floridsdorf"]);
 }
 
 /// E-mail ([`MailStore`]; not part of [`store_conformance!`], which knows only the
 /// `ResourceStore`): the outbox cursor starts at the outbox's end and is held by one owner at
 /// a time; a message is queued once per event and recipient, claimed by one owner, and its
 /// outcome decides whether it comes again.
-pub async fn mail_is_queued_once_and_sent_under_leases(
-    store: &dyn ResourceStore,
-    mails: &dyn MailStore,
-) {
+pub async fn mail_is_queued_once_and_sent_under_leases(store: &dyn ResourceStore, mails: &dyn MailStore) {
     let mut tx = store.begin_write(&ctx()).await.unwrap();
-    tx.append_event(&event("appointment-booked", "a1"))
-        .await
-        .unwrap();
+    tx.append_event(&event("appointment-booked", "a1")).await.unwrap();
     tx.commit().await.unwrap();
     let end = store.events(0, 10).await.unwrap().last().unwrap().0;
-    let (t0, lease_end, retry_at) = (
-        at("2026-01-01T00:00:00Z"),
-        at("2026-01-01T00:01:00Z"),
-        at("2026-01-01T00:05:00Z"),
-    );
+    let (t0, lease_end, retry_at) = (at("2026-01-01T00:00:00Z"), at("2026-01-01T00:01:00Z"), at("2026-01-01T00:05:00Z"));
 
-    assert_eq!(
-        mails.claim_mail_cursor("a", t0, lease_end).await.unwrap(),
-        Some(end),
-        "starts at the outbox's end"
-    );
-    assert_eq!(
-        mails.claim_mail_cursor("b", t0, lease_end).await.unwrap(),
-        None,
-        "held by a"
-    );
-    let mail = |recipient: &str| OutgoingMail {
-        event_key: "outbox:2".into(),
-        recipient: recipient.into(),
-        message: "m".into(),
-    };
-    assert!(
-        !mails
-            .queue_mail("b", Some(end + 1), &[mail("p@test")], t0)
-            .await
-            .unwrap(),
-        "b holds no lease"
-    );
-    assert!(
-        mails
-            .queue_mail("a", Some(end + 1), &[mail("p@test"), mail("q@test")], t0)
-            .await
-            .unwrap()
-    );
-    assert!(
-        mails
-            .queue_mail("a", None, &[mail("p@test")], t0)
-            .await
-            .unwrap(),
-        "queued again: a no-op"
-    );
+    assert_eq!(mails.claim_mail_cursor("a", t0, lease_end).await.unwrap(), Some(end), "starts at the outbox's end");
+    assert_eq!(mails.claim_mail_cursor("b", t0, lease_end).await.unwrap(), None, "held by a");
+    let mail = |recipient: &str| OutgoingMail { event_key: "outbox:2".into(), recipient: recipient.into(), message: "m".into() };
+    assert!(!mails.queue_mail("b", Some(end + 1), &[mail("p@test")], t0).await.unwrap(), "b holds no lease");
+    assert!(mails.queue_mail("a", Some(end + 1), &[mail("p@test"), mail("q@test")], t0).await.unwrap());
+    assert!(mails.queue_mail("a", None, &[mail("p@test")], t0).await.unwrap(), "queued again: a no-op");
     let keys = ["outbox:2".to_owned(), "outbox:3".to_owned()];
     assert_eq!(mails.known_mail_events(&keys).await.unwrap(), ["outbox:2"]);
 
-    let first = mails
-        .claim_mail("a", t0, lease_end)
-        .await
-        .unwrap()
-        .expect("a message for a");
-    let second = mails
-        .claim_mail("b", t0, lease_end)
-        .await
-        .unwrap()
-        .expect("the other for b");
+    let first = mails.claim_mail("a", t0, lease_end).await.unwrap().expect("a message for a");
+    let second = mails.claim_mail("b", t0, lease_end).await.unwrap().expect("the other for b");
     assert_ne!(first.mail.recipient, second.mail.recipient);
     assert_eq!((first.attempts, first.mail.message.as_str()), (0, "m"));
-    assert!(
-        mails
-            .claim_mail("c", t0, lease_end)
-            .await
-            .unwrap()
-            .is_none(),
-        "both are leased"
-    );
+    assert!(mails.claim_mail("c", t0, lease_end).await.unwrap().is_none(), "both are leased");
     let (sent, retried) = (&first.mail, &second.mail);
-    mails
-        .record_mail(
-            &sent.event_key,
-            &sent.recipient,
-            "a",
-            &MailOutcome::Sent,
-            t0,
-        )
-        .await
-        .unwrap();
-    let retry = MailOutcome::Retry {
-        at: retry_at,
-        error: "451".into(),
-    };
-    mails
-        .record_mail(&retried.event_key, &retried.recipient, "c", &retry, t0)
-        .await
-        .unwrap(); // not c's: ignored
-    assert!(
-        mails
-            .claim_mail("c", lease_end, retry_at)
-            .await
-            .unwrap()
-            .is_some_and(|m| m.mail == *retried),
-        "b's lease ran out"
-    );
-    mails
-        .record_mail(
-            &retried.event_key,
-            &retried.recipient,
-            "c",
-            &retry,
-            lease_end,
-        )
-        .await
-        .unwrap();
-    assert!(
-        mails
-            .claim_mail("c", lease_end, retry_at)
-            .await
-            .unwrap()
-            .is_none(),
-        "not due before its retry"
-    );
-    let again = mails
-        .claim_mail("c", retry_at, retry_at)
-        .await
-        .unwrap()
-        .expect("due again");
+    mails.record_mail(&sent.event_key, &sent.recipient, "a", &MailOutcome::Sent, t0).await.unwrap();
+    let retry = MailOutcome::Retry { at: retry_at, error: "451".into() };
+    mails.record_mail(&retried.event_key, &retried.recipient, "c", &retry, t0).await.unwrap(); // not c's: ignored
+    assert!(mails.claim_mail("c", lease_end, retry_at).await.unwrap().is_some_and(|m| m.mail == *retried), "b's lease ran out");
+    mails.record_mail(&retried.event_key, &retried.recipient, "c", &retry, lease_end).await.unwrap();
+    assert!(mails.claim_mail("c", lease_end, retry_at).await.unwrap().is_none(), "not due before its retry");
+    let again = mails.claim_mail("c", retry_at, retry_at).await.unwrap().expect("due again");
     assert_eq!(again.attempts, 1);
-    let gave_up = MailOutcome::GaveUp {
-        error: "550".into(),
-    };
-    mails
-        .record_mail(
-            &retried.event_key,
-            &retried.recipient,
-            "c",
-            &gave_up,
-            retry_at,
-        )
-        .await
-        .unwrap();
-    assert!(
-        mails
-            .claim_mail("c", at("2027-01-01T00:00:00Z"), at("2027-01-01T00:01:00Z"))
-            .await
-            .unwrap()
-            .is_none(),
-        "sent or given up"
-    );
+    let gave_up = MailOutcome::GaveUp { error: "550".into() };
+    mails.record_mail(&retried.event_key, &retried.recipient, "c", &gave_up, retry_at).await.unwrap();
+    assert!(mails.claim_mail("c", at("2027-01-01T00:00:00Z"), at("2027-01-01T00:01:00Z")).await.unwrap().is_none(), "sent or given up");
 
-    assert_eq!(
-        mails
-            .claim_mail_cursor("b", lease_end, retry_at)
-            .await
-            .unwrap(),
-        Some(end + 1),
-        "a's lease ran out"
-    );
+    assert_eq!(mails.claim_mail_cursor("b", lease_end, retry_at).await.unwrap(), Some(end + 1), "a's lease ran out");
 }

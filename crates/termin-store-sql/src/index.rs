@@ -35,12 +35,7 @@ fn optional_text<D: Dialect>(value: Option<&str>) -> Value {
 }
 
 /// `DELETE FROM table WHERE res_type = … AND res_id = …`, as a statement or a CTE.
-fn push_clear<D: Dialect>(
-    q: &mut sqlx::QueryBuilder<D>,
-    table: &str,
-    res_type: &str,
-    res_id: &str,
-) {
+fn push_clear<D: Dialect>(q: &mut sqlx::QueryBuilder<D>, table: &str, res_type: &str, res_id: &str) {
     q.push(format!("DELETE FROM {table} WHERE res_type = "))
         .push_value(res_type)
         .push(" AND res_id = ")
@@ -53,11 +48,7 @@ pub(crate) fn clear<D: Dialect>(res_type: &str, res_id: &str) -> Vec<sqlx::Query
         let (last, others) = INDEX_TABLES.split_last().expect("index tables");
         let mut q = D::builder("WITH ");
         for (i, table) in others.iter().enumerate() {
-            q.push(if i == 0 {
-                format!("t{i} AS (")
-            } else {
-                format!(", t{i} AS (")
-            });
+            q.push(if i == 0 { format!("t{i} AS (") } else { format!(", t{i} AS (") });
             push_clear(&mut q, table, res_type, res_id);
             q.push(")");
         }
@@ -137,23 +128,17 @@ fn reference_target<D: Dialect>(reference: &ReferenceIndex) -> Vec<Value> {
 
 /// The rows of the scheduling projection: each literal reference of a paired parameter with
 /// each date of its paired date parameter ([`REFERENCE_DATE_PAIRS`]).
-fn reference_dates<'e>(
-    res_type: &str,
-    entries: &'e IndexEntries,
-) -> Vec<(&'e ReferenceIndex, &'e DateIndex)> {
+fn reference_dates<'e>(res_type: &str, entries: &'e IndexEntries) -> Vec<(&'e ReferenceIndex, &'e DateIndex)> {
     REFERENCE_DATE_PAIRS
         .iter()
         .filter(|(paired_type, _, _)| paired_type.as_str() == res_type)
         .flat_map(|(_, reference_param, date_param)| {
-            let references = entries.references.iter().filter(move |r| {
-                r.param == *reference_param && r.target_type.is_some() && r.target_id.is_some()
-            });
+            let references = entries
+                .references
+                .iter()
+                .filter(move |r| r.param == *reference_param && r.target_type.is_some() && r.target_id.is_some());
             references.flat_map(move |reference| {
-                entries
-                    .dates
-                    .iter()
-                    .filter(move |d| d.param == *date_param)
-                    .map(move |date| (reference, date))
+                entries.dates.iter().filter(move |d| d.param == *date_param).map(move |date| (reference, date))
             })
         })
         .collect()
@@ -300,9 +285,7 @@ pub(crate) async fn insert_indexes<D: Dialect>(
             |row| {
                 let [x, y, z] = row.position.unit_vector();
                 let coordinates = [row.position.latitude, row.position.longitude, x, y, z];
-                std::iter::once(text::<D>(&row.param))
-                    .chain(coordinates.map(Value::from))
-                    .collect()
+                std::iter::once(text::<D>(&row.param)).chain(coordinates.map(Value::from)).collect()
             },
         ),
     ];

@@ -14,13 +14,13 @@
 //! sqlx; never on a backend crate, the domain or HTTP.
 
 pub mod conformance;
+mod resource_store;
 mod index;
 pub mod lease;
-pub mod mail;
 mod migrate;
-pub mod notify;
 mod query;
-mod resource_store;
+pub mod mail;
+pub mod notify;
 mod rows;
 mod search;
 mod statements;
@@ -37,8 +37,8 @@ pub use search::run as run_search;
 pub use statements::*;
 pub use unit::{RowLock, Seen, Step, Steps, UnitOfWork, execute};
 
-use sqlx::{Postgres, QueryBuilder, Sqlite};
 use std::marker::PhantomData;
+use sqlx::{Postgres, QueryBuilder, Sqlite};
 use termin_store::{ChangeKind, StoreError, StoreResult};
 
 /// How `resource_history.change` stores a [`ChangeKind`].
@@ -55,19 +55,14 @@ pub fn parse_change(name: &str) -> StoreResult<ChangeKind> {
         "create" => Ok(ChangeKind::Create),
         "update" => Ok(ChangeKind::Update),
         "delete" => Ok(ChangeKind::Delete),
-        other => Err(StoreError::Corrupt(format!(
-            "unknown change kind {other:?}"
-        ))),
+        other => Err(StoreError::Corrupt(format!("unknown change kind {other:?}"))),
     }
 }
 
 /// An optional instant stored as text (`format_instant`), e.g. `slot_booking.cancel_deadline`.
 pub fn parse_instant_column(text: Option<String>) -> StoreResult<Option<jiff::Timestamp>> {
-    text.map(|t| {
-        t.parse()
-            .map_err(|e| StoreError::Corrupt(format!("bad instant {t:?}: {e}")))
-    })
-    .transpose()
+    text.map(|t| t.parse().map_err(|e| StoreError::Corrupt(format!("bad instant {t:?}: {e}"))))
+        .transpose()
 }
 
 /// A value bound to a placeholder (`?` on SQLite, `$n` on PostgreSQL).
@@ -156,16 +151,10 @@ pub trait Dialect: sqlx::Database {
         q: QueryBuilder<Self>,
     ) -> impl Future<Output = Result<Option<Self::Row>, sqlx::Error>> + Send;
 
-    fn execute(
-        conn: &mut Self::Connection,
-        q: QueryBuilder<Self>,
-    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    fn execute(conn: &mut Self::Connection, q: QueryBuilder<Self>) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 
     /// Runs several statements of static SQL (a migration), without parameters.
-    fn execute_script(
-        conn: &mut Self::Connection,
-        sql: &'static str,
-    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    fn execute_script(conn: &mut Self::Connection, sql: &'static str) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 
     fn text(row: &Self::Row, column: Column<'_>) -> Result<String, sqlx::Error>;
 
@@ -196,10 +185,7 @@ macro_rules! concrete_sqlx {
             };
         }
 
-        async fn fetch_all(
-            conn: &mut Self::Connection,
-            mut q: QueryBuilder<Self>,
-        ) -> Result<Vec<Self::Row>, sqlx::Error> {
+        async fn fetch_all(conn: &mut Self::Connection, mut q: QueryBuilder<Self>) -> Result<Vec<Self::Row>, sqlx::Error> {
             q.build().fetch_all(conn).await
         }
 
@@ -210,17 +196,11 @@ macro_rules! concrete_sqlx {
             q.build().fetch_optional(conn).await
         }
 
-        async fn execute(
-            conn: &mut Self::Connection,
-            mut q: QueryBuilder<Self>,
-        ) -> Result<(), sqlx::Error> {
+        async fn execute(conn: &mut Self::Connection, mut q: QueryBuilder<Self>) -> Result<(), sqlx::Error> {
             q.build().execute(conn).await.map(drop)
         }
 
-        async fn execute_script(
-            conn: &mut Self::Connection,
-            sql: &'static str,
-        ) -> Result<(), sqlx::Error> {
+        async fn execute_script(conn: &mut Self::Connection, sql: &'static str) -> Result<(), sqlx::Error> {
             sqlx::raw_sql(sql).execute(conn).await.map(drop)
         }
 
@@ -231,10 +211,7 @@ macro_rules! concrete_sqlx {
             }
         }
 
-        fn optional_text(
-            row: &Self::Row,
-            column: Column<'_>,
-        ) -> Result<Option<String>, sqlx::Error> {
+        fn optional_text(row: &Self::Row, column: Column<'_>) -> Result<Option<String>, sqlx::Error> {
             match column {
                 Column::Named(name) => sqlx::Row::try_get(row, name),
                 Column::At(position) => sqlx::Row::try_get(row, position),
@@ -248,10 +225,7 @@ macro_rules! concrete_sqlx {
             }
         }
 
-        fn optional_integer(
-            row: &Self::Row,
-            column: Column<'_>,
-        ) -> Result<Option<i64>, sqlx::Error> {
+        fn optional_integer(row: &Self::Row, column: Column<'_>) -> Result<Option<i64>, sqlx::Error> {
             match column {
                 Column::Named(name) => sqlx::Row::try_get(row, name),
                 Column::At(position) => sqlx::Row::try_get(row, position),
@@ -294,9 +268,7 @@ impl Dialect for Sqlite {
                 StoreError::Unavailable(e.to_string())
             }
             // SQLITE_INTERRUPT: only the progress handler of the time limit interrupts statements.
-            sqlx::Error::Database(ref db) if db.code().as_deref() == Some("9") => {
-                StoreError::Timeout(e.to_string())
-            }
+            sqlx::Error::Database(ref db) if db.code().as_deref() == Some("9") => StoreError::Timeout(e.to_string()),
             other => StoreError::Database(other.to_string()),
         }
     }
@@ -331,15 +303,12 @@ impl Dialect for Postgres {
             return StoreError::Timeout(e.to_string());
         }
         match &e {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
             // Connection exceptions, and the server shutting down or starting up.
             sqlx::Error::Database(db)
-                if db.code().is_some_and(|code| {
-                    code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
-                }) =>
+                if db.code().is_some_and(|code| code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")) =>
             {
                 StoreError::Unavailable(e.to_string())
             }

@@ -51,26 +51,15 @@ pub async fn claim_mail_cursor<D: Dialect>(
         ))
         .await?;
     let mut q = D::builder("UPDATE mail_cursor SET lease_owner = ");
-    q.push_value(owner)
-        .push(", lease_until = ")
-        .push_value(until.as_microsecond());
-    q.push(" WHERE id = 1 AND (lease_until <= ")
-        .push_value(now.as_microsecond());
+    q.push_value(owner).push(", lease_until = ").push_value(until.as_microsecond());
+    q.push(" WHERE id = 1 AND (lease_until <= ").push_value(now.as_microsecond());
     q.push(" OR lease_owner = ").push_value(owner).push(")");
     if executor.execute(q).await? == 0 {
         return Ok(None);
     }
-    let rows = executor
-        .rows(
-            D::builder("SELECT outbox_through FROM mail_cursor WHERE id = 1"),
-            &[Column::Integer],
-        )
-        .await?;
+    let rows = executor.rows(D::builder("SELECT outbox_through FROM mail_cursor WHERE id = 1"), &[Column::Integer]).await?;
     let through = rows.first().ok_or_else(|| corrupt("cursor"))?;
-    Ok(Some(
-        u64::try_from(integer(&through[0], "outbox_through")?)
-            .map_err(|_| corrupt("outbox_through"))?,
-    ))
+    Ok(Some(u64::try_from(integer(&through[0], "outbox_through")?).map_err(|_| corrupt("outbox_through"))?))
 }
 
 /// Run inside one transaction by the backend.
@@ -94,27 +83,16 @@ pub async fn queue_mail<D: Dialect>(
             "INSERT INTO mail_message (event_key, recipient, message, state, attempts, queued_at, next_attempt, \
              lease_until) VALUES (",
         );
-        q.push_value(mail.event_key.as_str())
-            .push(", ")
-            .push_value(mail.recipient.as_str());
-        q.push(", ")
-            .push_value(mail.message.as_str())
-            .push(", ")
-            .push_value(QUEUED)
-            .push(", 0, ");
-        q.push_value(now.as_microsecond())
-            .push(", ")
-            .push_value(now.as_microsecond());
+        q.push_value(mail.event_key.as_str()).push(", ").push_value(mail.recipient.as_str());
+        q.push(", ").push_value(mail.message.as_str()).push(", ").push_value(QUEUED).push(", 0, ");
+        q.push_value(now.as_microsecond()).push(", ").push_value(now.as_microsecond());
         q.push(", 0) ON CONFLICT (event_key, recipient) DO NOTHING");
         executor.execute(q).await?;
     }
     Ok(true)
 }
 
-pub async fn known_mail_events<D: Dialect>(
-    executor: &mut impl NotifyExecutor<D>,
-    event_keys: &[String],
-) -> StoreResult<Vec<String>> {
+pub async fn known_mail_events<D: Dialect>(executor: &mut impl NotifyExecutor<D>, event_keys: &[String]) -> StoreResult<Vec<String>> {
     if event_keys.is_empty() {
         return Ok(Vec::new());
     }
@@ -126,12 +104,7 @@ pub async fn known_mail_events<D: Dialect>(
         q.push_value(key.as_str());
     }
     q.push(")");
-    executor
-        .rows(q, &[Column::Text])
-        .await?
-        .iter()
-        .map(|row| text(&row[0], "event_key"))
-        .collect()
+    executor.rows(q, &[Column::Text]).await?.iter().map(|row| text(&row[0], "event_key")).collect()
 }
 
 /// Picks the most overdue free message, then takes it with one conditional UPDATE; when
@@ -144,48 +117,28 @@ pub async fn claim_mail<D: Dialect>(
 ) -> StoreResult<Option<ClaimedMail>> {
     const CANDIDATES: i64 = 8;
     let mut q = D::builder("SELECT event_key, recipient FROM mail_message WHERE state = ");
-    q.push_value(QUEUED)
-        .push(" AND next_attempt <= ")
-        .push_value(now.as_microsecond());
-    q.push(" AND lease_until <= ")
-        .push_value(now.as_microsecond());
-    q.push(" ORDER BY next_attempt LIMIT ")
-        .push_value(CANDIDATES);
+    q.push_value(QUEUED).push(" AND next_attempt <= ").push_value(now.as_microsecond());
+    q.push(" AND lease_until <= ").push_value(now.as_microsecond());
+    q.push(" ORDER BY next_attempt LIMIT ").push_value(CANDIDATES);
     for candidate in executor.rows(q, &[Column::Text, Column::Text]).await? {
-        let (event_key, recipient) = (
-            text(&candidate[0], "event_key")?,
-            text(&candidate[1], "recipient")?,
-        );
+        let (event_key, recipient) = (text(&candidate[0], "event_key")?, text(&candidate[1], "recipient")?);
         let mut q = D::builder("UPDATE mail_message SET lease_owner = ");
-        q.push_value(owner)
-            .push(", lease_until = ")
-            .push_value(until.as_microsecond());
+        q.push_value(owner).push(", lease_until = ").push_value(until.as_microsecond());
         q.push(" WHERE event_key = ").push_value(event_key.as_str());
         q.push(" AND recipient = ").push_value(recipient.as_str());
         q.push(" AND state = ").push_value(QUEUED);
-        q.push(" AND lease_until <= ")
-            .push_value(now.as_microsecond());
+        q.push(" AND lease_until <= ").push_value(now.as_microsecond());
         if executor.execute(q).await? == 0 {
             continue;
         }
-        let mut q =
-            D::builder("SELECT message, attempts, queued_at FROM mail_message WHERE event_key = ");
-        q.push_value(event_key.as_str())
-            .push(" AND recipient = ")
-            .push_value(recipient.as_str());
-        let rows = executor
-            .rows(q, &[Column::Text, Column::Integer, Column::Integer])
-            .await?;
+        let mut q = D::builder("SELECT message, attempts, queued_at FROM mail_message WHERE event_key = ");
+        q.push_value(event_key.as_str()).push(" AND recipient = ").push_value(recipient.as_str());
+        let rows = executor.rows(q, &[Column::Text, Column::Integer, Column::Integer]).await?;
         let row = rows.first().ok_or_else(|| corrupt("claimed message"))?;
         return Ok(Some(ClaimedMail {
-            mail: OutgoingMail {
-                event_key,
-                recipient,
-                message: text(&row[0], "message")?,
-            },
+            mail: OutgoingMail { event_key, recipient, message: text(&row[0], "message")? },
             attempts: u32::try_from(integer(&row[1], "attempts")?).unwrap_or(u32::MAX),
-            queued_at: Timestamp::from_microsecond(integer(&row[2], "queued_at")?)
-                .map_err(|_| corrupt("queued_at"))?,
+            queued_at: Timestamp::from_microsecond(integer(&row[2], "queued_at")?).map_err(|_| corrupt("queued_at"))?,
         }));
     }
     Ok(None)
@@ -199,33 +152,21 @@ pub async fn record_mail<D: Dialect>(
     outcome: &MailOutcome,
     now: Timestamp,
 ) -> StoreResult<()> {
-    let mut q = D::builder(
-        "UPDATE mail_message SET attempts = attempts + 1, lease_owner = NULL, lease_until = 0, state = ",
-    );
+    let mut q = D::builder("UPDATE mail_message SET attempts = attempts + 1, lease_owner = NULL, lease_until = 0, state = ");
     match outcome {
         MailOutcome::Sent => {
-            q.push_value("sent")
-                .push(", done_at = ")
-                .push_value(now.as_microsecond())
-                .push(", last_error = NULL");
+            q.push_value("sent").push(", done_at = ").push_value(now.as_microsecond()).push(", last_error = NULL");
         }
         MailOutcome::Retry { at, error } => {
-            q.push_value(QUEUED)
-                .push(", next_attempt = ")
-                .push_value(at.as_microsecond());
+            q.push_value(QUEUED).push(", next_attempt = ").push_value(at.as_microsecond());
             q.push(", last_error = ").push_value(error.as_str());
         }
         MailOutcome::GaveUp { error } => {
-            q.push_value("failed")
-                .push(", done_at = ")
-                .push_value(now.as_microsecond());
+            q.push_value("failed").push(", done_at = ").push_value(now.as_microsecond());
             q.push(", last_error = ").push_value(error.as_str());
         }
     }
-    q.push(" WHERE event_key = ")
-        .push_value(event_key)
-        .push(" AND recipient = ")
-        .push_value(recipient);
+    q.push(" WHERE event_key = ").push_value(event_key).push(" AND recipient = ").push_value(recipient);
     q.push(" AND lease_owner = ").push_value(owner);
     executor.execute(q).await.map(|_| ())
 }

@@ -30,41 +30,22 @@ pub fn steps(dir: &'static Dir<'static>) -> Result<Vec<Migration>, StoreError> {
     let mut steps = Vec::new();
     for file in dir.files() {
         let name = file.path().display().to_string();
-        let Some(stem) = name.strip_suffix(".sql") else {
-            continue;
-        };
+        let Some(stem) = name.strip_suffix(".sql") else { continue };
         let version = stem
             .split_once('_')
             .and_then(|(number, _)| number.parse::<i64>().ok())
             .ok_or_else(|| malformed(format!("{name} is not named NNNN_name.sql")))?;
-        let sql = file
-            .contents_utf8()
-            .ok_or_else(|| malformed(format!("{name} is not UTF-8")))?;
+        let sql = file.contents_utf8().ok_or_else(|| malformed(format!("{name} is not UTF-8")))?;
         let shared = sql
             .lines()
             .filter_map(|line| line.strip_prefix(SHARED_DIRECTIVE))
-            .map(|wanted| {
-                shared::named(wanted.trim())
-                    .ok_or_else(|| malformed(format!("{name}: no shared script {wanted:?}")))
-            })
+            .map(|wanted| shared::named(wanted.trim()).ok_or_else(|| malformed(format!("{name}: no shared script {wanted:?}"))))
             .collect::<Result<_, _>>()?;
-        steps.push(Migration {
-            version,
-            sql,
-            shared,
-        });
+        steps.push(Migration { version, sql, shared });
     }
     steps.sort_by_key(|step| step.version);
-    if let Some((expected, step)) = steps
-        .iter()
-        .enumerate()
-        .find(|(i, step)| step.version != *i as i64 + 1)
-    {
-        return Err(malformed(format!(
-            "step {} found where step {} belongs",
-            step.version,
-            expected + 1
-        )));
+    if let Some((expected, step)) = steps.iter().enumerate().find(|(i, step)| step.version != *i as i64 + 1) {
+        return Err(malformed(format!("step {} found where step {} belongs", step.version, expected + 1)));
     }
     Ok(steps)
 }
@@ -95,20 +76,13 @@ pub mod shared {
 /// Applies the migrations newer than the database's schema, in order, on `conn` — a
 /// transaction the backend began and holds whatever lock keeps other migrators out. A
 /// database newer than `migrations` is refused.
-pub async fn migrate<D: Dialect>(
-    conn: &mut D::Connection,
-    migrations: &[Migration],
-) -> SqlResult<(), D> {
+pub async fn migrate<D: Dialect>(conn: &mut D::Connection, migrations: &[Migration]) -> SqlResult<(), D> {
     let create = format!(
         "CREATE TABLE IF NOT EXISTS termin_schema_version (version {} NOT NULL)",
         D::VERSION_COLUMN
     );
     D::execute(conn, D::builder(create)).await?;
-    let row = D::fetch_optional(
-        conn,
-        D::builder("SELECT max(version) FROM termin_schema_version"),
-    )
-    .await?;
+    let row = D::fetch_optional(conn, D::builder("SELECT max(version) FROM termin_schema_version")).await?;
     let current = match row {
         Some(row) => D::optional_integer(&row, 0.into())?.unwrap_or(0),
         None => 0,

@@ -13,8 +13,7 @@ use jiff::Timestamp;
 use sqlx::QueryBuilder;
 use termin_fhir::ResourceType;
 use termin_store::{
-    AttemptRecord, DeliveryState, DomainEvent, NewNotification, Notification, StoreError,
-    StoreResult,
+    AttemptRecord, DeliveryState, DomainEvent, NewNotification, Notification, StoreError, StoreResult,
 };
 
 /// How a selected column is decoded.
@@ -39,11 +38,7 @@ pub trait NotifyExecutor<D: Dialect>: Send {
     async fn execute(&mut self, query: QueryBuilder<D>) -> StoreResult<u64>;
 
     /// The rows a query selects, each column decoded as `columns` says.
-    async fn rows(
-        &mut self,
-        query: QueryBuilder<D>,
-        columns: &[Column],
-    ) -> StoreResult<Vec<Vec<Cell>>>;
+    async fn rows(&mut self, query: QueryBuilder<D>, columns: &[Column]) -> StoreResult<Vec<Vec<Cell>>>;
 }
 
 /// Defines `Executor<'c>`, the [`NotifyExecutor`] over a connection of the backend's `$database`
@@ -56,16 +51,8 @@ macro_rules! notify_executor {
 
         #[async_trait::async_trait]
         impl $crate::notify::NotifyExecutor<$database> for Executor<'_> {
-            async fn execute(
-                &mut self,
-                mut query: sqlx::QueryBuilder<$database>,
-            ) -> termin_store::StoreResult<u64> {
-                Ok(query
-                    .build()
-                    .execute(&mut *self.0)
-                    .await
-                    .map_err(db_error)?
-                    .rows_affected())
+            async fn execute(&mut self, mut query: sqlx::QueryBuilder<$database>) -> termin_store::StoreResult<u64> {
+                Ok(query.build().execute(&mut *self.0).await.map_err(db_error)?.rows_affected())
             }
 
             async fn rows(
@@ -73,13 +60,9 @@ macro_rules! notify_executor {
                 mut query: sqlx::QueryBuilder<$database>,
                 columns: &[$crate::notify::Column],
             ) -> termin_store::StoreResult<Vec<Vec<$crate::notify::Cell>>> {
-                use sqlx::Row;
                 use $crate::notify::{Cell, Column};
-                let rows = query
-                    .build()
-                    .fetch_all(&mut *self.0)
-                    .await
-                    .map_err(db_error)?;
+                use sqlx::Row;
+                let rows = query.build().fetch_all(&mut *self.0).await.map_err(db_error)?;
                 rows.iter()
                     .map(|row| {
                         columns
@@ -87,14 +70,12 @@ macro_rules! notify_executor {
                             .enumerate()
                             .map(|(i, column)| {
                                 Ok(match column {
-                                    Column::Integer => row
-                                        .try_get::<Option<i64>, _>(i)
-                                        .map_err(db_error)?
-                                        .map_or(Cell::Null, Cell::Integer),
-                                    Column::Text => row
-                                        .try_get::<Option<String>, _>(i)
-                                        .map_err(db_error)?
-                                        .map_or(Cell::Null, Cell::Text),
+                                    Column::Integer => {
+                                        row.try_get::<Option<i64>, _>(i).map_err(db_error)?.map_or(Cell::Null, Cell::Integer)
+                                    }
+                                    Column::Text => {
+                                        row.try_get::<Option<String>, _>(i).map_err(db_error)?.map_or(Cell::Null, Cell::Text)
+                                    }
                                 })
                             })
                             .collect()
@@ -208,7 +189,8 @@ macro_rules! notification_store {
     };
 }
 
-const STATE_COLUMNS: &str = "sub_id, matched_through, events_total, delivered_through, failures, next_attempt, last_delivery, last_error";
+const STATE_COLUMNS: &str =
+    "sub_id, matched_through, events_total, delivered_through, failures, next_attempt, last_delivery, last_error";
 const STATE_KINDS: [Column; 8] = [
     Column::Text,
     Column::Integer,
@@ -220,14 +202,7 @@ const STATE_KINDS: [Column; 8] = [
     Column::Text,
 ];
 const EVENT_COLUMNS: &str = "number, outbox_seq, focus_type, focus_id, focus_version, occurred_at";
-const EVENT_KINDS: [Column; 6] = [
-    Column::Integer,
-    Column::Integer,
-    Column::Text,
-    Column::Text,
-    Column::Integer,
-    Column::Integer,
-];
+const EVENT_KINDS: [Column; 6] = [Column::Integer, Column::Integer, Column::Text, Column::Text, Column::Integer, Column::Integer];
 const OUTBOX_COLUMNS: &str = "seq, kind, res_type, res_id, version, occurred_at, detail";
 const OUTBOX_KINDS: [Column; 7] = [
     Column::Integer,
@@ -256,9 +231,7 @@ fn integer(cell: &Cell, what: &str) -> StoreResult<Option<i64>> {
 }
 
 fn count(cell: &Cell, what: &str) -> StoreResult<u64> {
-    integer(cell, what)?
-        .and_then(|i| u64::try_from(i).ok())
-        .ok_or_else(|| corrupt(what))
+    integer(cell, what)?.and_then(|i| u64::try_from(i).ok()).ok_or_else(|| corrupt(what))
 }
 
 fn text(cell: &Cell, what: &str) -> StoreResult<Option<String>> {
@@ -274,9 +247,7 @@ fn instant(micros: i64, what: &str) -> StoreResult<Timestamp> {
 }
 
 fn resource_type(cell: &Cell) -> StoreResult<ResourceType> {
-    text(cell, "resource type")?
-        .and_then(|t| t.parse().ok())
-        .ok_or_else(|| corrupt("resource type"))
+    text(cell, "resource type")?.and_then(|t| t.parse().ok()).ok_or_else(|| corrupt("resource type"))
 }
 
 fn decode_state(row: &[Cell]) -> StoreResult<DeliveryState> {
@@ -286,13 +257,8 @@ fn decode_state(row: &[Cell]) -> StoreResult<DeliveryState> {
         events_total: count(&row[2], "events_total")?,
         delivered_through: count(&row[3], "delivered_through")?,
         failures: u32::try_from(count(&row[4], "failures")?).unwrap_or(u32::MAX),
-        next_attempt: instant(
-            integer(&row[5], "next_attempt")?.unwrap_or_default(),
-            "next_attempt",
-        )?,
-        last_delivery: integer(&row[6], "last_delivery")?
-            .map(|m| instant(m, "last_delivery"))
-            .transpose()?,
+        next_attempt: instant(integer(&row[5], "next_attempt")?.unwrap_or_default(), "next_attempt")?,
+        last_delivery: integer(&row[6], "last_delivery")?.map(|m| instant(m, "last_delivery")).transpose()?,
         last_error: text(&row[7], "last_error")?,
     })
 }
@@ -305,10 +271,7 @@ fn decode_notification(row: &[Cell]) -> StoreResult<Notification> {
             focus_type: resource_type(&row[2])?,
             focus_id: text(&row[3], "focus_id")?.ok_or_else(|| corrupt("focus_id"))?,
             focus_version: integer(&row[4], "focus_version")?.and_then(|v| u64::try_from(v).ok()),
-            occurred_at: instant(
-                integer(&row[5], "occurred_at")?.unwrap_or_default(),
-                "occurred_at",
-            )?,
+            occurred_at: instant(integer(&row[5], "occurred_at")?.unwrap_or_default(), "occurred_at")?,
         },
     })
 }
@@ -334,44 +297,24 @@ pub async fn events_of_type<D: Dialect>(
     after: u64,
     limit: usize,
 ) -> StoreResult<Vec<(u64, DomainEvent)>> {
-    let mut q = D::builder(format!(
-        "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE res_type = "
-    ));
+    let mut q = D::builder(format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE res_type = "));
     q.push_value(resource_type.as_str());
     q.push(" AND seq > ").push_value(signed(after));
-    q.push(" ORDER BY seq LIMIT ")
-        .push_value(signed(limit as u64));
-    executor
-        .rows(q, &OUTBOX_KINDS)
-        .await?
-        .iter()
-        .map(|row| decode_outbox(row))
-        .collect()
+    q.push(" ORDER BY seq LIMIT ").push_value(signed(limit as u64));
+    executor.rows(q, &OUTBOX_KINDS).await?.iter().map(|row| decode_outbox(row)).collect()
 }
 
-pub async fn track<D: Dialect>(
-    executor: &mut impl NotifyExecutor<D>,
-    id: &str,
-    from: u64,
-    now: Timestamp,
-) -> StoreResult<()> {
+pub async fn track<D: Dialect>(executor: &mut impl NotifyExecutor<D>, id: &str, from: u64, now: Timestamp) -> StoreResult<()> {
     let mut q = D::builder(
         "INSERT INTO subscription_delivery (sub_id, matched_through, events_total, delivered_through, failures, \
          next_attempt, lease_until) VALUES (",
     );
-    q.push_value(id)
-        .push(", ")
-        .push_value(signed(from))
-        .push(", 0, 0, 0, ");
-    q.push_value(now.as_microsecond())
-        .push(", 0) ON CONFLICT (sub_id) DO NOTHING");
+    q.push_value(id).push(", ").push_value(signed(from)).push(", 0, 0, 0, ");
+    q.push_value(now.as_microsecond()).push(", 0) ON CONFLICT (sub_id) DO NOTHING");
     executor.execute(q).await.map(|_| ())
 }
 
-pub async fn untrack<D: Dialect>(
-    executor: &mut impl NotifyExecutor<D>,
-    id: &str,
-) -> StoreResult<()> {
+pub async fn untrack<D: Dialect>(executor: &mut impl NotifyExecutor<D>, id: &str) -> StoreResult<()> {
     for table in ["subscription_event", "subscription_delivery"] {
         let mut q = D::builder(format!("DELETE FROM {table} WHERE sub_id = "));
         q.push_value(id);
@@ -380,21 +323,13 @@ pub async fn untrack<D: Dialect>(
     Ok(())
 }
 
-pub async fn due<D: Dialect>(
-    executor: &mut impl NotifyExecutor<D>,
-    now: Timestamp,
-    limit: usize,
-) -> StoreResult<Vec<String>> {
+pub async fn due<D: Dialect>(executor: &mut impl NotifyExecutor<D>, now: Timestamp, limit: usize) -> StoreResult<Vec<String>> {
     let mut q = D::builder("SELECT sub_id FROM subscription_delivery WHERE next_attempt <= ");
     q.push_value(now.as_microsecond());
-    q.push(" AND lease_until <= ")
-        .push_value(now.as_microsecond());
-    q.push(" ORDER BY next_attempt LIMIT ")
-        .push_value(signed(limit as u64));
+    q.push(" AND lease_until <= ").push_value(now.as_microsecond());
+    q.push(" ORDER BY next_attempt LIMIT ").push_value(signed(limit as u64));
     let rows = executor.rows(q, &[Column::Text]).await?;
-    rows.iter()
-        .map(|row| text(&row[0], "sub_id")?.ok_or_else(|| corrupt("sub_id")))
-        .collect()
+    rows.iter().map(|row| text(&row[0], "sub_id")?.ok_or_else(|| corrupt("sub_id"))).collect()
 }
 
 async fn state_where<D: Dialect>(
@@ -402,25 +337,15 @@ async fn state_where<D: Dialect>(
     id: &str,
     owner: Option<&str>,
 ) -> StoreResult<Option<DeliveryState>> {
-    let mut q = D::builder(format!(
-        "SELECT {STATE_COLUMNS} FROM subscription_delivery WHERE sub_id = "
-    ));
+    let mut q = D::builder(format!("SELECT {STATE_COLUMNS} FROM subscription_delivery WHERE sub_id = "));
     q.push_value(id);
     if let Some(owner) = owner {
         q.push(" AND lease_owner = ").push_value(owner);
     }
-    executor
-        .rows(q, &STATE_KINDS)
-        .await?
-        .first()
-        .map(|row| decode_state(row))
-        .transpose()
+    executor.rows(q, &STATE_KINDS).await?.first().map(|row| decode_state(row)).transpose()
 }
 
-pub async fn delivery_state<D: Dialect>(
-    executor: &mut impl NotifyExecutor<D>,
-    id: &str,
-) -> StoreResult<Option<DeliveryState>> {
+pub async fn delivery_state<D: Dialect>(executor: &mut impl NotifyExecutor<D>, id: &str) -> StoreResult<Option<DeliveryState>> {
     state_where(executor, id, None).await
 }
 
@@ -433,12 +358,9 @@ pub async fn claim<D: Dialect>(
     until: Timestamp,
 ) -> StoreResult<Option<DeliveryState>> {
     let mut q = D::builder("UPDATE subscription_delivery SET lease_owner = ");
-    q.push_value(owner)
-        .push(", lease_until = ")
-        .push_value(until.as_microsecond());
+    q.push_value(owner).push(", lease_until = ").push_value(until.as_microsecond());
     q.push(" WHERE sub_id = ").push_value(id);
-    q.push(" AND (lease_until <= ")
-        .push_value(now.as_microsecond());
+    q.push(" AND (lease_until <= ").push_value(now.as_microsecond());
     q.push(" OR lease_owner = ").push_value(owner).push(")");
     if executor.execute(q).await? == 0 {
         return Ok(None);
@@ -458,12 +380,8 @@ pub async fn append_notifications<D: Dialect>(
         return Ok(None);
     };
     for (offset, event) in (1..).zip(events) {
-        let mut q = D::builder(format!(
-            "INSERT INTO subscription_event (sub_id, {EVENT_COLUMNS}) VALUES ("
-        ));
-        q.push_value(id)
-            .push(", ")
-            .push_value(signed(state.events_total + offset));
+        let mut q = D::builder(format!("INSERT INTO subscription_event (sub_id, {EVENT_COLUMNS}) VALUES ("));
+        q.push_value(id).push(", ").push_value(signed(state.events_total + offset));
         q.push(", ").push_value(signed(event.outbox_seq));
         q.push(", ").push_value(event.focus_type.as_str());
         q.push(", ").push_value(event.focus_id.as_str());
@@ -471,15 +389,12 @@ pub async fn append_notifications<D: Dialect>(
             Some(version) => q.push(", ").push_value(signed(version)),
             None => q.push(", NULL"),
         };
-        q.push(", ")
-            .push_value(event.occurred_at.as_microsecond())
-            .push(")");
+        q.push(", ").push_value(event.occurred_at.as_microsecond()).push(")");
         executor.execute(q).await?;
     }
     let mut q = D::builder("UPDATE subscription_delivery SET matched_through = ");
     q.push_value(signed(matched_through));
-    q.push(", events_total = ")
-        .push_value(signed(state.events_total + events.len() as u64));
+    q.push(", events_total = ").push_value(signed(state.events_total + events.len() as u64));
     q.push(" WHERE sub_id = ").push_value(id);
     executor.execute(q).await?;
     state_where(executor, id, Some(owner)).await
@@ -492,20 +407,12 @@ pub async fn notifications<D: Dialect>(
     until: u64,
     limit: usize,
 ) -> StoreResult<Vec<Notification>> {
-    let mut q = D::builder(format!(
-        "SELECT {EVENT_COLUMNS} FROM subscription_event WHERE sub_id = "
-    ));
+    let mut q = D::builder(format!("SELECT {EVENT_COLUMNS} FROM subscription_event WHERE sub_id = "));
     q.push_value(id);
     q.push(" AND number >= ").push_value(signed(from));
     q.push(" AND number <= ").push_value(signed(until));
-    q.push(" ORDER BY number LIMIT ")
-        .push_value(signed(limit as u64));
-    executor
-        .rows(q, &EVENT_KINDS)
-        .await?
-        .iter()
-        .map(|row| decode_notification(row))
-        .collect()
+    q.push(" ORDER BY number LIMIT ").push_value(signed(limit as u64));
+    executor.rows(q, &EVENT_KINDS).await?.iter().map(|row| decode_notification(row)).collect()
 }
 
 pub async fn finish<D: Dialect>(
@@ -516,10 +423,8 @@ pub async fn finish<D: Dialect>(
 ) -> StoreResult<()> {
     let mut q = D::builder("UPDATE subscription_delivery SET delivered_through = ");
     q.push_value(signed(attempt.delivered_through));
-    q.push(", failures = ")
-        .push_value(i64::from(attempt.failures));
-    q.push(", next_attempt = ")
-        .push_value(attempt.next_attempt.as_microsecond());
+    q.push(", failures = ").push_value(i64::from(attempt.failures));
+    q.push(", next_attempt = ").push_value(attempt.next_attempt.as_microsecond());
     match attempt.last_delivery {
         Some(at) => q.push(", last_delivery = ").push_value(at.as_microsecond()),
         None => q.push(", last_delivery = NULL"),
@@ -528,8 +433,7 @@ pub async fn finish<D: Dialect>(
         Some(error) => q.push(", last_error = ").push_value(error.as_str()),
         None => q.push(", last_error = NULL"),
     };
-    q.push(", lease_owner = NULL, lease_until = 0 WHERE sub_id = ")
-        .push_value(id);
+    q.push(", lease_owner = NULL, lease_until = 0 WHERE sub_id = ").push_value(id);
     q.push(" AND lease_owner = ").push_value(owner);
     executor.execute(q).await.map(|_| ())
 }

@@ -8,16 +8,15 @@
 //! stop as soon as a page is full.
 
 use crate::{Dialect, PushValue};
-use jiff::{RoundMode, TimestampRound, Unit};
 use sqlx::QueryBuilder;
+use jiff::{RoundMode, TimestampRound, Unit};
 use std::marker::PhantomData;
+use termin_fhir::instant::format_instant;
 use termin_fhir::ResourceType;
 use termin_fhir::geo::Near;
-use termin_fhir::instant::format_instant;
 use termin_store::{
-    Comparison, Condition, Filter, HistoryRequest, IndexKind, Keyset, QuantityMatch, RangeEnd,
-    RangePoint, RangeTest, ReferenceMatch, SortKey, SortParam, SortValue, StringMatch, SystemMatch,
-    TokenMatch, UriMatch,
+    Comparison, Condition, Filter, HistoryRequest, IndexKind, Keyset, QuantityMatch, RangeEnd, RangePoint, RangeTest,
+    ReferenceMatch, SortKey, SortParam, SortValue, StringMatch, SystemMatch, TokenMatch, UriMatch,
 };
 
 const CURRENT_COLUMNS: &str = "r.res_type, r.res_id, r.version, r.last_updated, r.body";
@@ -38,10 +37,7 @@ pub fn overlapping<D: Dialect>(
     exclude_id: &str,
     limit: usize,
 ) -> QueryBuilder<D> {
-    let mut q = D::builder(format!(
-        "SELECT res_id FROM search_date{} WHERE res_type = ",
-        D::index_hint("search_date_by_high")
-    ));
+    let mut q = D::builder(format!("SELECT res_id FROM search_date{} WHERE res_type = ", D::index_hint("search_date_by_high")));
     q.push_value(resource_type);
     q.push(" AND param = ").push_value(param);
     q.push(" AND high > ").push_value(start.as_microsecond());
@@ -56,10 +52,7 @@ pub fn overlapping<D: Dialect>(
 /// the instructions of a 20-entry slot page went there). Limits are page sizes, few distinct
 /// values, so the prepared-statement cache still holds every variant.
 fn push_limit<D: Dialect>(q: &mut QueryBuilder<D>, limit: usize) {
-    q.push(format!(
-        " LIMIT {}",
-        i64::try_from(limit).unwrap_or(i64::MAX)
-    ));
+    q.push(format!(" LIMIT {}", i64::try_from(limit).unwrap_or(i64::MAX)));
 }
 
 fn table(kind: IndexKind) -> &'static str {
@@ -80,10 +73,7 @@ fn table(kind: IndexKind) -> &'static str {
 /// and scan a range of it for every candidate.
 fn rows_of<D: Dialect>(kind: IndexKind, alias: &str) -> String {
     let table = table(kind);
-    format!(
-        "{table} {alias}{}",
-        D::index_hint(&format!("{table}_by_resource"))
-    )
+    format!("{table} {alias}{}", D::index_hint(&format!("{table}_by_resource")))
 }
 
 /// The pairs of a reference and a date parameter of one resource type that the scheduling
@@ -91,10 +81,8 @@ fn rows_of<D: Dialect>(kind: IndexKind, alias: &str) -> String {
 /// date parameter has at most one value per resource (`Slot.start` is 1..1, Appointment's
 /// `date` is `(start | requestedPeriod.start).first()`), so a projection row's `low` and `high`
 /// are the resource's sort values for that date.
-pub(crate) const REFERENCE_DATE_PAIRS: [(ResourceType, &str, &str); 2] = [
-    (ResourceType::Slot, "schedule", "start"),
-    (ResourceType::Appointment, "actor", "date"),
-];
+pub(crate) const REFERENCE_DATE_PAIRS: [(ResourceType, &str, &str); 2] =
+    [(ResourceType::Slot, "schedule", "start"), (ResourceType::Appointment, "actor", "date")];
 
 /// Builds the SQL of one search; aliases are numbered so conditions can nest (chains, `_has`).
 pub struct SearchSql<'f, D> {
@@ -178,14 +166,8 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
         // A driver made of index rows yields only current resources (a deletion removes its
         // rows), so candidates can be filtered and ordered on the indexes alone; the resource
         // rows, bodies and all, are read for the page only.
-        let index_driver = driver.filter(|&i| {
-            !matches!(
-                conditions[i],
-                Condition::IdIn(_) | Condition::ReferencedBy { .. }
-            )
-        });
-        let candidates =
-            projection(resource_type, conditions).or(index_driver.map(Candidates::Driver));
+        let index_driver = driver.filter(|&i| !matches!(conditions[i], Condition::IdIn(_) | Condition::ReferencedBy { .. }));
+        let candidates = projection(resource_type, conditions).or(index_driver.map(Candidates::Driver));
         let mut q = D::builder("SELECT ");
         match (select, candidates) {
             (Select::Count, Some(candidates)) => {
@@ -201,19 +183,12 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                 q.push_value(resource_type.as_str());
                 // The candidates carry their sort values along; IN wants the id alone.
                 q.push(" AND r.res_id IN (SELECT res_id FROM (");
-                self.push_candidates(
-                    &mut q,
-                    resource_type,
-                    candidates,
-                    Some((sort, *after, *limit)),
-                );
+                self.push_candidates(&mut q, resource_type, candidates, Some((sort, *after, *limit)));
                 q.push(") page)");
                 self.push_order(&mut q, sort, *after, *limit, "r.res_id");
                 return q;
             }
-            (Select::Page { sort, .. }, None) => {
-                self.push_page_columns(&mut q, resource_type, sort)
-            }
+            (Select::Page { sort, .. }, None) => self.push_page_columns(&mut q, resource_type, sort),
             (Select::Count, None) => {
                 q.push("count(*)");
             }
@@ -222,8 +197,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
             }
         }
         q.push(" FROM resource r WHERE r.res_type = ");
-        q.push_value(resource_type.as_str())
-            .push(" AND r.body IS NOT NULL");
+        q.push_value(resource_type.as_str()).push(" AND r.body IS NOT NULL");
         for (i, condition) in conditions.iter().enumerate() {
             q.push(" AND ");
             if Some(i) == driver {
@@ -251,12 +225,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
         q
     }
 
-    fn push_page_columns(
-        &mut self,
-        q: &mut QueryBuilder<D>,
-        resource_type: ResourceType,
-        sort: &[SortKey],
-    ) {
+    fn push_page_columns(&mut self, q: &mut QueryBuilder<D>, resource_type: ResourceType, sort: &[SortKey]) {
         q.push(CURRENT_COLUMNS);
         for (i, key) in sort.iter().enumerate() {
             q.push(", ");
@@ -266,14 +235,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
     }
 
     /// `ORDER BY k0, k1, ..., id LIMIT n` over selected sort columns `k<i>`.
-    fn push_order(
-        &self,
-        q: &mut QueryBuilder<D>,
-        sort: &[SortKey],
-        after: Option<&Keyset>,
-        limit: usize,
-        id: &str,
-    ) {
+    fn push_order(&self, q: &mut QueryBuilder<D>, sort: &[SortKey], after: Option<&Keyset>, limit: usize, id: &str) {
         let backwards = after.is_some_and(|a| a.backwards);
         q.push(" ORDER BY ");
         for (i, key) in sort.iter().enumerate() {
@@ -317,10 +279,8 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                     D::index_hint("search_reference_date_by_target")
                 ));
                 q.push_value(resource_type.as_str());
-                q.push(" AND c.param = ")
-                    .push_value(indexed(&conditions[reference]).0.to_owned());
-                q.push(" AND c.date_param = ")
-                    .push_value(indexed(&conditions[date]).0.to_owned());
+                q.push(" AND c.param = ").push_value(indexed(&conditions[reference]).0.to_owned());
+                q.push(" AND c.date_param = ").push_value(indexed(&conditions[date]).0.to_owned());
                 q.push(" AND ");
                 self.push_row_match(q, "c", &conditions[reference]);
                 q.push(" AND ");
@@ -355,11 +315,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
     ) {
         q.push("(");
         for (i, key) in sort.iter().enumerate() {
-            let beyond = if key.descending != at.backwards {
-                " < "
-            } else {
-                " > "
-            };
+            let beyond = if key.descending != at.backwards { " < " } else { " > " };
             q.push("(");
             self.push_sort_value(q, resource_type, id, key);
             q.push(beyond);
@@ -377,13 +333,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
 
     /// A sort key's value for the resource whose id is `id`: lowest ascending, highest
     /// descending; resources without a value get a sentinel that sorts last.
-    fn push_sort_value(
-        &mut self,
-        q: &mut QueryBuilder<D>,
-        resource_type: ResourceType,
-        id: &str,
-        key: &SortKey,
-    ) {
+    fn push_sort_value(&mut self, q: &mut QueryBuilder<D>, resource_type: ResourceType, id: &str, key: &SortKey) {
         let (param, kind) = match &key.param {
             SortParam::Id => {
                 q.push(id.to_owned());
@@ -394,15 +344,9 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                 // The nearest position's chord (see `termin_fhir::geo`), which orders as the
                 // great-circle distance does.
                 let alias = self.alias("s");
-                q.push(format!(
-                    "coalesce((SELECT {}(",
-                    if key.descending { "max" } else { "min" }
-                ));
+                q.push(format!("coalesce((SELECT {}(", if key.descending { "max" } else { "min" }));
                 push_chord_squared(q, &alias, from.unit_vector());
-                q.push(format!(
-                    ") FROM {} WHERE ",
-                    rows_of::<D>(IndexKind::Position, &alias)
-                ));
+                q.push(format!(") FROM {} WHERE ", rows_of::<D>(IndexKind::Position, &alias)));
                 self.push_row_owner(q, &alias, resource_type, id, param);
                 q.push("), ");
                 q.push_value(if key.descending { f64::MIN } else { f64::MAX });
@@ -410,10 +354,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                 return;
             }
         };
-        if id == "c.res_id"
-            && kind == IndexKind::Date
-            && self.projected_date == Some(param.as_str())
-        {
+        if id == "c.res_id" && kind == IndexKind::Date && self.projected_date == Some(param.as_str()) {
             q.push(if key.descending { "c.high" } else { "c.low" });
             return;
         }
@@ -433,10 +374,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
             // south to north.
             IndexKind::Position => format!("{alias}.latitude"),
         };
-        q.push(format!(
-            "coalesce((SELECT {aggregate}({column}) FROM {} WHERE ",
-            rows_of::<D>(kind, &alias)
-        ));
+        q.push(format!("coalesce((SELECT {aggregate}({column}) FROM {} WHERE ", rows_of::<D>(kind, &alias)));
         self.push_row_owner(q, &alias, resource_type, id, param);
         if kind == IndexKind::Token {
             self.push_valid_now(q, &alias);
@@ -445,12 +383,8 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
         match (kind, key.descending) {
             (IndexKind::Date, false) => q.push_value(i64::MAX),
             (IndexKind::Date, true) => q.push_value(i64::MIN),
-            (IndexKind::Number | IndexKind::Quantity | IndexKind::Position, false) => {
-                q.push_value(f64::MAX)
-            }
-            (IndexKind::Number | IndexKind::Quantity | IndexKind::Position, true) => {
-                q.push_value(f64::MIN)
-            }
+            (IndexKind::Number | IndexKind::Quantity | IndexKind::Position, false) => q.push_value(f64::MAX),
+            (IndexKind::Number | IndexKind::Quantity | IndexKind::Position, true) => q.push_value(f64::MIN),
             (_, false) => q.push_value(TEXT_MAX),
             (_, true) => q.push_value(""),
         };
@@ -475,13 +409,9 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
     /// Token rows with a validity window count only inside it.
     fn push_valid_now(&self, q: &mut QueryBuilder<D>, alias: &str) {
         let now = self.filter.now.as_microsecond();
-        q.push(format!(
-            " AND ({alias}.valid_from IS NULL OR {alias}.valid_from <= "
-        ));
+        q.push(format!(" AND ({alias}.valid_from IS NULL OR {alias}.valid_from <= "));
         q.push_value(now);
-        q.push(format!(
-            ") AND ({alias}.valid_until IS NULL OR {alias}.valid_until > "
-        ));
+        q.push(format!(") AND ({alias}.valid_until IS NULL OR {alias}.valid_until > "));
         q.push_value(now);
         q.push(")");
     }
@@ -497,13 +427,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
     }
 
     /// The condition as a predicate on the resource whose id is `id`.
-    fn push_condition(
-        &mut self,
-        q: &mut QueryBuilder<D>,
-        resource_type: ResourceType,
-        id: &str,
-        condition: &Condition,
-    ) {
+    fn push_condition(&mut self, q: &mut QueryBuilder<D>, resource_type: ResourceType, id: &str, condition: &Condition) {
         match condition {
             // No id: nothing matches (`IN ()` is no SQL).
             Condition::IdIn(ids) if ids.is_empty() => {
@@ -520,21 +444,11 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                 q.push(")");
             }
             Condition::Any(alternatives) => {
-                push_any(q, alternatives, |q, alternative| {
-                    self.push_condition(q, resource_type, id, alternative)
-                });
+                push_any(q, alternatives, |q, alternative| self.push_condition(q, resource_type, id, alternative));
             }
-            Condition::Missing {
-                param,
-                kind,
-                missing,
-            } => {
+            Condition::Missing { param, kind, missing } => {
                 let alias = self.alias("m");
-                q.push(if *missing {
-                    "NOT EXISTS (SELECT 1 FROM "
-                } else {
-                    "EXISTS (SELECT 1 FROM "
-                });
+                q.push(if *missing { "NOT EXISTS (SELECT 1 FROM " } else { "EXISTS (SELECT 1 FROM " });
                 q.push(format!("{} WHERE ", rows_of::<D>(*kind, &alias)));
                 self.push_row_owner(q, &alias, resource_type, id, param);
                 if *kind == IndexKind::Token {
@@ -577,9 +491,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                     D::index_hint("search_reference_to_target")
                 ));
                 q.push_value(resource_type.as_str());
-                q.push(format!(
-                    " AND {link}.target_id = {id} AND {link}.res_type = "
-                ));
+                q.push(format!(" AND {link}.target_id = {id} AND {link}.res_type = "));
                 q.push_value(source_type.as_str());
                 q.push(format!(" AND {link}.param = "));
                 q.push_value(param.clone());
@@ -592,10 +504,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
             _ => {
                 let (param, kind) = indexed(condition);
                 let alias = self.alias("x");
-                q.push(format!(
-                    "EXISTS (SELECT 1 FROM {} WHERE ",
-                    rows_of::<D>(kind, &alias)
-                ));
+                q.push(format!("EXISTS (SELECT 1 FROM {} WHERE ", rows_of::<D>(kind, &alias)));
                 self.push_row_owner(q, &alias, resource_type, id, param);
                 q.push(" AND ");
                 self.push_row_match(q, &alias, condition);
@@ -606,12 +515,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
 
     /// The ids of current `resource_type` resources that satisfy a drivable condition (see
     /// [`choose_driver`]), as a standalone subquery.
-    fn push_ids(
-        &mut self,
-        q: &mut QueryBuilder<D>,
-        resource_type: ResourceType,
-        condition: &Condition,
-    ) {
+    fn push_ids(&mut self, q: &mut QueryBuilder<D>, resource_type: ResourceType, condition: &Condition) {
         match condition {
             Condition::IdIn(ids) => {
                 q.push("VALUES ");
@@ -652,10 +556,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                 self.push_ids(q, *source_type, condition);
                 q.push(")");
             }
-            Condition::ReferenceAny {
-                param,
-                alternatives,
-            } => {
+            Condition::ReferenceAny { param, alternatives } => {
                 // Local ids of one target type share a subquery (one index range per id, and a
                 // statement that stays small for hundreds of ids); every other alternative gets
                 // its own, so each uses its own index.
@@ -666,22 +567,15 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                         q.push(" UNION ");
                     }
                     match subquery {
-                        Ok((target_type, ids)) => {
-                            self.push_local_ids(q, resource_type, param, *target_type, ids)
-                        }
-                        Err(alternative) => {
-                            self.push_reference_ids(q, resource_type, param, alternative)
-                        }
+                        Ok((target_type, ids)) => self.push_local_ids(q, resource_type, param, *target_type, ids),
+                        Err(alternative) => self.push_reference_ids(q, resource_type, param, alternative),
                     }
                 }
             }
             _ => {
                 let (param, kind) = indexed(condition);
                 let alias = self.alias("x");
-                q.push(format!(
-                    "SELECT {alias}.res_id FROM {} {alias} WHERE {alias}.res_type = ",
-                    table(kind)
-                ));
+                q.push(format!("SELECT {alias}.res_id FROM {} {alias} WHERE {alias}.res_type = ", table(kind)));
                 q.push_value(resource_type.as_str());
                 q.push(format!(" AND {alias}.param = "));
                 q.push_value(param.to_owned());
@@ -692,17 +586,8 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
     }
 
     /// ` FROM` the local references of `source` resources through `param` to `target` ones.
-    fn push_links(
-        &self,
-        q: &mut QueryBuilder<D>,
-        link: &str,
-        source: ResourceType,
-        param: &str,
-        target: ResourceType,
-    ) {
-        q.push(format!(
-            " FROM search_reference {link} WHERE {link}.res_type = "
-        ));
+    fn push_links(&self, q: &mut QueryBuilder<D>, link: &str, source: ResourceType, param: &str, target: ResourceType) {
+        q.push(format!(" FROM search_reference {link} WHERE {link}.res_type = "));
         q.push_value(source.as_str());
         q.push(format!(" AND {link}.param = "));
         q.push_value(param.to_owned());
@@ -722,9 +607,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
         ids: &[&str],
     ) {
         let alias = self.alias("x");
-        q.push(format!(
-            "SELECT {alias}.res_id FROM search_reference {alias} WHERE {alias}.res_type = "
-        ));
+        q.push(format!("SELECT {alias}.res_id FROM search_reference {alias} WHERE {alias}.res_type = "));
         q.push_value(resource_type.as_str());
         q.push(format!(" AND {alias}.param = "));
         q.push_value(param.to_owned());
@@ -757,9 +640,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
             ReferenceMatch::Identifier { system, value } => {
                 // Either the reference carries the identifier, or it points at a local resource
                 // that has it.
-                q.push(format!(
-                    "SELECT {alias}.res_id FROM search_reference {alias} WHERE"
-                ));
+                q.push(format!("SELECT {alias}.res_id FROM search_reference {alias} WHERE"));
                 owner(q);
                 q.push(format!(" AND {alias}.identifier_value = "));
                 q.push_value(value.clone());
@@ -775,9 +656,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                     D::index_hint("search_reference_to_target")
                 ));
                 push_list(q, ResourceType::ALL.iter().map(|t| t.as_str().to_owned()));
-                q.push(format!(
-                    ") AND {token}.param = 'identifier' AND {token}.code = "
-                ));
+                q.push(format!(") AND {token}.param = 'identifier' AND {token}.code = "));
                 q.push_value(value.clone());
                 push_system(q, &format!("{token}.system"), system);
                 q.push(" AND");
@@ -786,9 +665,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                 self.push_local(q, &alias);
             }
             _ => {
-                q.push(format!(
-                    "SELECT {alias}.res_id FROM search_reference {alias} WHERE"
-                ));
+                q.push(format!("SELECT {alias}.res_id FROM search_reference {alias} WHERE"));
                 owner(q);
                 q.push(" AND ");
                 self.push_reference_match(q, &alias, alternative);
@@ -805,9 +682,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                 self.push_valid_now(q, alias);
             }
             Condition::TokenText { alternatives, .. } => {
-                push_any(q, alternatives, |q, text| {
-                    push_prefix(q, &format!("{alias}.text"), text)
-                });
+                push_any(q, alternatives, |q, text| push_prefix(q, &format!("{alias}.text"), text));
                 self.push_valid_now(q, alias);
             }
             Condition::TokenOfType { alternatives, .. } => {
@@ -821,61 +696,44 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                 });
                 self.push_valid_now(q, alias);
             }
-            Condition::StringAny { alternatives, .. } => {
-                push_any(q, alternatives, |q, text| match text {
-                    StringMatch::StartsWith(prefix) => {
-                        push_prefix(q, &format!("{alias}.normalized"), prefix)
-                    }
-                    StringMatch::Contains(part) => {
-                        q.push(format!("{}({alias}.normalized, ", D::POSITION));
-                        q.push_value(part.clone());
-                        q.push(") > 0");
-                    }
-                    StringMatch::Exact(value) => {
-                        q.push(format!("{alias}.value = "));
-                        q.push_value(value.clone());
-                    }
-                })
-            }
-            Condition::RangeAny { alternatives, .. } => {
-                push_any(q, alternatives, |q, test| push_range(q, alias, test))
-            }
+            Condition::StringAny { alternatives, .. } => push_any(q, alternatives, |q, text| match text {
+                StringMatch::StartsWith(prefix) => push_prefix(q, &format!("{alias}.normalized"), prefix),
+                StringMatch::Contains(part) => {
+                    q.push(format!("{}({alias}.normalized, ", D::POSITION));
+                    q.push_value(part.clone());
+                    q.push(") > 0");
+                }
+                StringMatch::Exact(value) => {
+                    q.push(format!("{alias}.value = "));
+                    q.push_value(value.clone());
+                }
+            }),
+            Condition::RangeAny { alternatives, .. } => push_any(q, alternatives, |q, test| push_range(q, alias, test)),
             Condition::QuantityAny { alternatives, .. } => {
-                push_any(q, alternatives, |q, quantity| {
-                    push_quantity(q, alias, quantity)
-                })
+                push_any(q, alternatives, |q, quantity| push_quantity(q, alias, quantity))
             }
             Condition::ReferenceAny { alternatives, .. } => {
-                push_any(q, alternatives, |q, alternative| {
-                    self.push_reference_match(q, alias, alternative)
-                });
+                push_any(q, alternatives, |q, alternative| self.push_reference_match(q, alias, alternative));
             }
-            Condition::UriAny { alternatives, .. } => {
-                push_any(q, alternatives, |q, uri| match uri {
-                    UriMatch::Exact(value) => {
-                        q.push(format!("{alias}.uri = "));
-                        q.push_value(value.clone());
-                    }
-                    UriMatch::Below(value) => push_prefix(q, &format!("{alias}.uri"), value),
-                    UriMatch::Above(value) => {
-                        q.push(format!("{}(", D::POSITION));
-                        q.push_value(value.clone());
-                        q.push(format!(", {alias}.uri) = 1"));
-                    }
-                })
-            }
+            Condition::UriAny { alternatives, .. } => push_any(q, alternatives, |q, uri| match uri {
+                UriMatch::Exact(value) => {
+                    q.push(format!("{alias}.uri = "));
+                    q.push_value(value.clone());
+                }
+                UriMatch::Below(value) => push_prefix(q, &format!("{alias}.uri"), value),
+                UriMatch::Above(value) => {
+                    q.push(format!("{}(", D::POSITION));
+                    q.push_value(value.clone());
+                    q.push(format!(", {alias}.uri) = 1"));
+                }
+            }),
             Condition::Near { area, .. } => push_near(q, alias, area),
             other => unreachable!("not a value condition: {other:?}"),
         }
         q.push(")");
     }
 
-    fn push_reference_match(
-        &mut self,
-        q: &mut QueryBuilder<D>,
-        alias: &str,
-        alternative: &ReferenceMatch,
-    ) {
+    fn push_reference_match(&mut self, q: &mut QueryBuilder<D>, alias: &str, alternative: &ReferenceMatch) {
         match alternative {
             ReferenceMatch::Local {
                 target_type,
@@ -936,10 +794,7 @@ fn push_sort_bind<D: Dialect>(q: &mut QueryBuilder<D>, value: &SortValue) {
     };
 }
 
-pub(crate) fn push_list<D: Dialect>(
-    q: &mut QueryBuilder<D>,
-    values: impl IntoIterator<Item = impl Into<String>>,
-) {
+pub(crate) fn push_list<D: Dialect>(q: &mut QueryBuilder<D>, values: impl IntoIterator<Item = impl Into<String>>) {
     for (i, value) in values.into_iter().enumerate() {
         if i > 0 {
             q.push(", ");
@@ -957,12 +812,7 @@ fn is_plain_local(alternative: &ReferenceMatch) -> bool {
 fn local_ids_by_type(alternatives: &[ReferenceMatch]) -> Vec<(Option<&str>, Vec<&str>)> {
     let mut groups: Vec<(Option<&str>, Vec<&str>)> = Vec::new();
     for alternative in alternatives {
-        if let ReferenceMatch::Local {
-            target_type,
-            id,
-            version: None,
-        } = alternative
-        {
+        if let ReferenceMatch::Local { target_type, id, version: None } = alternative {
             let target_type = target_type.as_deref();
             match groups.iter_mut().find(|(t, _)| *t == target_type) {
                 Some((_, ids)) => ids.push(id),
@@ -977,16 +827,8 @@ fn local_ids_by_type(alternatives: &[ReferenceMatch]) -> Vec<(Option<&str>, Vec<
 /// of an expression (1000) and counts the expressions enclosing a subquery again for each level
 /// of nesting, so a chain `a OR b OR …` of 100 alternatives (as deep as it is long) inside a few
 /// levels of chains and `_has` would exceed the limit; a balanced tree is 7 levels deep.
-fn push_any<D: Dialect, T>(
-    q: &mut QueryBuilder<D>,
-    alternatives: &[T],
-    mut each: impl FnMut(&mut QueryBuilder<D>, &T),
-) {
-    fn balanced<D: Dialect, T>(
-        q: &mut QueryBuilder<D>,
-        items: &[T],
-        each: &mut impl FnMut(&mut QueryBuilder<D>, &T),
-    ) {
+fn push_any<D: Dialect, T>(q: &mut QueryBuilder<D>, alternatives: &[T], mut each: impl FnMut(&mut QueryBuilder<D>, &T)) {
+    fn balanced<D: Dialect, T>(q: &mut QueryBuilder<D>, items: &[T], each: &mut impl FnMut(&mut QueryBuilder<D>, &T)) {
         q.push("(");
         match items {
             [] => {}
@@ -1039,11 +881,7 @@ fn push_prefix<D: Dialect>(q: &mut QueryBuilder<D>, column: &str, prefix: &str) 
 
 fn push_range<D: Dialect>(q: &mut QueryBuilder<D>, alias: &str, test: &RangeTest) {
     match test {
-        RangeTest::Bound {
-            end,
-            comparison,
-            point,
-        } => {
+        RangeTest::Bound { end, comparison, point } => {
             let column = match end {
                 RangeEnd::Low => "low",
                 RangeEnd::High => "high",
@@ -1061,11 +899,7 @@ fn push_range<D: Dialect>(q: &mut QueryBuilder<D>, alias: &str, test: &RangeTest
             };
         }
         RangeTest::All(tests) | RangeTest::AnyOf(tests) => {
-            let joiner = if matches!(test, RangeTest::All(_)) {
-                " AND "
-            } else {
-                " OR "
-            };
+            let joiner = if matches!(test, RangeTest::All(_)) { " AND " } else { " OR " };
             q.push("(");
             for (i, inner) in tests.iter().enumerate() {
                 if i > 0 {
@@ -1098,10 +932,7 @@ fn push_quantity<D: Dialect>(q: &mut QueryBuilder<D>, alias: &str, quantity: &Qu
 fn push_chord_squared<D: Dialect>(q: &mut QueryBuilder<D>, alias: &str, [x, y, z]: [f64; 3]) {
     q.push("(");
     for (i, (column, value)) in [("x", x), ("y", y), ("z", z)].into_iter().enumerate() {
-        q.push(format!(
-            "{}({alias}.{column} - ",
-            if i > 0 { " + " } else { "" }
-        ));
+        q.push(format!("{}({alias}.{column} - ", if i > 0 { " + " } else { "" }));
         q.push_value(value);
         q.push(format!(") * ({alias}.{column} - "));
         q.push_value(value);
@@ -1133,9 +964,9 @@ fn push_near<D: Dialect>(q: &mut QueryBuilder<D>, alias: &str, area: &Near) {
 /// The parameter and index table of a value condition.
 fn indexed(condition: &Condition) -> (&str, IndexKind) {
     match condition {
-        Condition::TokenAny { param, .. }
-        | Condition::TokenText { param, .. }
-        | Condition::TokenOfType { param, .. } => (param, IndexKind::Token),
+        Condition::TokenAny { param, .. } | Condition::TokenText { param, .. } | Condition::TokenOfType { param, .. } => {
+            (param, IndexKind::Token)
+        }
         Condition::StringAny { param, .. } => (param, IndexKind::String),
         Condition::RangeAny { param, kind, .. } => (param, *kind),
         Condition::QuantityAny { param, .. } => (param, IndexKind::Quantity),
@@ -1152,10 +983,7 @@ fn selectivity(condition: &Condition) -> Option<u8> {
     match condition {
         Condition::IdIn(ids) if !ids.is_empty() => Some(0),
         Condition::ReferenceAny { .. } | Condition::TokenOfType { .. } => Some(1),
-        Condition::TokenAny {
-            param,
-            alternatives,
-        } => {
+        Condition::TokenAny { param, alternatives } => {
             let all_codes = alternatives.iter().all(|a| a.code.is_some());
             // Identifiers are (nearly) unique; other tokens (status, gender) are not.
             (all_codes && param.ends_with("identifier")).then_some(1)
@@ -1164,15 +992,10 @@ fn selectivity(condition: &Condition) -> Option<u8> {
             .iter()
             .all(|a| !matches!(a, StringMatch::Contains(_)))
             .then_some(2),
-        Condition::UriAny { alternatives, .. } => alternatives
-            .iter()
-            .all(|a| matches!(a, UriMatch::Exact(_)))
-            .then_some(1),
+        Condition::UriAny { alternatives, .. } => alternatives.iter().all(|a| matches!(a, UriMatch::Exact(_))).then_some(1),
         // A latitude band of the position index.
         Condition::Near { .. } => Some(2),
-        Condition::Chain { condition, .. } | Condition::ReferencedBy { condition, .. } => {
-            selectivity(condition)
-        }
+        Condition::Chain { condition, .. } | Condition::ReferencedBy { condition, .. } => selectivity(condition),
         _ => None,
     }
 }
@@ -1188,10 +1011,7 @@ fn choose_driver(conditions: &[Condition]) -> Option<usize> {
 }
 
 pub fn select_history<D: Dialect>(request: &HistoryRequest) -> QueryBuilder<D> {
-    history_with(
-        "seq, change, res_type, res_id, version, last_updated, body",
-        request,
-    )
+    history_with("seq, change, res_type, res_id, version, last_updated, body", request)
 }
 
 pub fn count_history<D: Dialect>(request: &HistoryRequest) -> QueryBuilder<D> {
@@ -1199,9 +1019,7 @@ pub fn count_history<D: Dialect>(request: &HistoryRequest) -> QueryBuilder<D> {
 }
 
 fn history_with<D: Dialect>(columns: &str, request: &HistoryRequest) -> QueryBuilder<D> {
-    let mut q = D::builder(format!(
-        "SELECT {columns} FROM resource_history WHERE res_type = "
-    ));
+    let mut q = D::builder(format!("SELECT {columns} FROM resource_history WHERE res_type = "));
     q.push_value(request.resource_type.as_str());
     if let Some(id) = &request.id {
         q.push(" AND res_id = ").push_value(id.clone());
@@ -1219,19 +1037,11 @@ fn history_with<D: Dialect>(columns: &str, request: &HistoryRequest) -> QueryBui
     }
     if let Some(since) = request.since {
         // Stored instants have whole milliseconds: the first one not before `since`.
-        let since = since
-            .round(
-                TimestampRound::new()
-                    .smallest(Unit::Millisecond)
-                    .mode(RoundMode::Ceil),
-            )
-            .unwrap_or(since);
-        q.push(" AND last_updated >= ")
-            .push_value(format_instant(since));
+        let since = since.round(TimestampRound::new().smallest(Unit::Millisecond).mode(RoundMode::Ceil)).unwrap_or(since);
+        q.push(" AND last_updated >= ").push_value(format_instant(since));
     }
     if let Some((low, high)) = request.at {
-        q.push(" AND last_updated < ")
-            .push_value(format_instant(high));
+        q.push(" AND last_updated < ").push_value(format_instant(high));
         q.push(
             " AND NOT EXISTS (SELECT 1 FROM resource_history later WHERE later.res_type = resource_history.res_type \
              AND later.res_id = resource_history.res_id AND later.version > resource_history.version \

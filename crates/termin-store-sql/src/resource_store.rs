@@ -12,9 +12,9 @@ pub mod support {
     pub use jiff::Timestamp;
     pub use termin_fhir::ResourceType;
     pub use termin_store::{
-        AttemptRecord, ClaimedMail, DeliveryState, DomainEvent, LeaseStore, MailOutcome, MailStore,
-        NewNotification, Notification, NotificationStore, OutgoingMail, RequestContext,
-        ResourceStore, ResourceVersion, SlotHold, StoreResult,
+        AttemptRecord, ClaimedMail, DeliveryState, DomainEvent, LeaseStore, MailOutcome, MailStore, NewNotification,
+        Notification, NotificationStore, OutgoingMail, RequestContext, ResourceStore, ResourceVersion, SlotHold,
+        StoreResult,
     };
 }
 

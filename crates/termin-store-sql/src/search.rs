@@ -7,8 +7,7 @@ use sqlx::QueryBuilder;
 use std::collections::HashSet;
 use termin_fhir::ResourceType;
 use termin_store::{
-    Include, IndexKind, Keyset, ResourceVersion, SearchPage, SearchRequest, SortKey, SortParam,
-    SortValue, StoreResult,
+    Include, IndexKind, Keyset, ResourceVersion, SearchPage, SearchRequest, SortKey, SortParam, SortValue, StoreResult,
 };
 
 /// Includes stop after this many resources, and iteration after this many rounds, so a
@@ -51,14 +50,9 @@ async fn count<D: Dialect>(conn: &mut D::Connection, query: QueryBuilder<D>) -> 
 }
 
 /// Rows of two text columns: a resource type and an id.
-async fn keys<D: Dialect>(
-    conn: &mut D::Connection,
-    query: QueryBuilder<D>,
-) -> SqlResult<Vec<(String, String)>, D> {
+async fn keys<D: Dialect>(conn: &mut D::Connection, query: QueryBuilder<D>) -> SqlResult<Vec<(String, String)>, D> {
     let rows = D::fetch_all(conn, query).await?;
-    rows.iter()
-        .map(|row| Ok((D::text(row, 0.into())?, D::text(row, 1.into())?)))
-        .collect()
+    rows.iter().map(|row| Ok((D::text(row, 0.into())?, D::text(row, 1.into())?))).collect()
 }
 
 /// How the sort column `k<i>` of a sort key is decoded.
@@ -72,10 +66,7 @@ enum SortColumn {
 fn sort_columns(sort: &[SortKey]) -> impl Iterator<Item = (String, SortColumn)> + '_ {
     sort.iter().enumerate().map(|(i, key)| {
         let column = match &key.param {
-            SortParam::Indexed {
-                kind: IndexKind::Date,
-                ..
-            } => SortColumn::Integer,
+            SortParam::Indexed { kind: IndexKind::Date, .. } => SortColumn::Integer,
             SortParam::Indexed {
                 kind: IndexKind::Number | IndexKind::Quantity | IndexKind::Position,
                 ..
@@ -88,10 +79,7 @@ fn sort_columns(sort: &[SortKey]) -> impl Iterator<Item = (String, SortColumn)> 
 }
 
 /// Runs a search on `conn`, whose transaction gives all its statements one snapshot.
-pub async fn run<D: Dialect>(
-    conn: &mut D::Connection,
-    request: &SearchRequest,
-) -> StoreResult<SearchPage> {
+pub async fn run<D: Dialect>(conn: &mut D::Connection, request: &SearchRequest) -> StoreResult<SearchPage> {
     let mut page = SearchPage {
         matches: Vec::new(),
         included: Vec::new(),
@@ -117,12 +105,11 @@ pub async fn run<D: Dialect>(
         if backwards {
             rows.reverse();
         }
-        let position =
-            |(version, values): &(ResourceVersion, Vec<SortValue>), backwards: bool| Keyset {
-                values: values.clone(),
-                id: version.id.clone(),
-                backwards,
-            };
+        let position = |(version, values): &(ResourceVersion, Vec<SortValue>), backwards: bool| Keyset {
+            values: values.clone(),
+            id: version.id.clone(),
+            backwards,
+        };
         let first = rows.first().map(|r| position(r, true));
         let last = rows.last().map(|r| position(r, false));
         // A page reached through a cursor has rows on the side it came from.
@@ -142,11 +129,7 @@ pub async fn run<D: Dialect>(
     if let Some(total) = everything_on_page {
         page.total = Some(total as u64);
     } else if request.total {
-        let total = count(
-            conn,
-            SearchSql::<D>::new(&request.filter).build(request.resource_type, &Select::Count),
-        )
-        .await?;
+        let total = count(conn, SearchSql::<D>::new(&request.filter).build(request.resource_type, &Select::Count)).await?;
         page.total = Some(u64::try_from(total).unwrap_or(0));
     }
     if !request.includes.is_empty() || !request.revincludes.is_empty() {
@@ -165,10 +148,7 @@ async fn includes<D: Dialect>(
     matches: &[ResourceVersion],
 ) -> StoreResult<Vec<ResourceVersion>> {
     let server_base = request.filter.server_base.as_deref();
-    let mut seen: HashSet<Key> = matches
-        .iter()
-        .map(|m| (m.resource_type, m.id.clone()))
-        .collect();
+    let mut seen: HashSet<Key> = matches.iter().map(|m| (m.resource_type, m.id.clone())).collect();
     let mut frontier: Vec<Key> = seen.iter().cloned().collect();
     let mut included = Vec::new();
     for round in 0..MAX_INCLUDE_ROUNDS {
@@ -178,11 +158,7 @@ async fn includes<D: Dialect>(
                 found.extend(parse_keys(keys(conn, query).await?));
             }
         }
-        for spec in request
-            .revincludes
-            .iter()
-            .filter(|s| round == 0 || s.iterate)
-        {
+        for spec in request.revincludes.iter().filter(|s| round == 0 || s.iterate) {
             for query in referencing::<D>(spec, &frontier, server_base) {
                 found.extend(parse_keys(keys(conn, query).await?));
             }
@@ -193,12 +169,7 @@ async fn includes<D: Dialect>(
             break;
         }
         for query in load::<D>(&found) {
-            included.extend(
-                versions(conn, query, &[])
-                    .await?
-                    .into_iter()
-                    .map(|(version, _)| version),
-            );
+            included.extend(versions(conn, query, &[]).await?.into_iter().map(|(version, _)| version));
         }
         frontier = found;
     }
@@ -213,34 +184,24 @@ fn parse_keys(rows: Vec<(String, String)>) -> Vec<Key> {
 }
 
 fn ids_of(keys: &[Key], resource_type: ResourceType) -> Vec<String> {
-    keys.iter()
-        .filter(|(t, _)| *t == resource_type)
-        .map(|(_, id)| id.clone())
-        .collect()
+    keys.iter().filter(|(t, _)| *t == resource_type).map(|(_, id)| id.clone()).collect()
 }
 
 fn push_local<D: Dialect>(q: &mut QueryBuilder<D>, server_base: Option<&str>) {
     q.push(" AND (x.base IS NULL");
     if let Some(base) = server_base {
-        q.push(" OR x.base = ")
-            .push_value(base.trim_end_matches('/'));
+        q.push(" OR x.base = ").push_value(base.trim_end_matches('/'));
     }
     q.push(")");
 }
 
 /// Resources that the `source_type` resources in `from` refer to through the parameter.
-fn referenced<D: Dialect>(
-    spec: &Include,
-    from: &[Key],
-    server_base: Option<&str>,
-) -> Option<QueryBuilder<D>> {
+fn referenced<D: Dialect>(spec: &Include, from: &[Key], server_base: Option<&str>) -> Option<QueryBuilder<D>> {
     let ids = ids_of(from, spec.source_type);
     if ids.is_empty() {
         return None;
     }
-    let mut q = D::builder(
-        "SELECT DISTINCT x.target_type, x.target_id FROM search_reference x WHERE x.res_type = ",
-    );
+    let mut q = D::builder("SELECT DISTINCT x.target_type, x.target_id FROM search_reference x WHERE x.res_type = ");
     q.push_value(spec.source_type.as_str());
     q.push(" AND x.res_id IN (");
     push_list(&mut q, ids);
@@ -256,11 +217,7 @@ fn referenced<D: Dialect>(
 }
 
 /// `source_type` resources whose parameter refers to one of `to`: one query per target type.
-fn referencing<D: Dialect>(
-    spec: &Include,
-    to: &[Key],
-    server_base: Option<&str>,
-) -> Vec<QueryBuilder<D>> {
+fn referencing<D: Dialect>(spec: &Include, to: &[Key], server_base: Option<&str>) -> Vec<QueryBuilder<D>> {
     ResourceType::ALL
         .into_iter()
         .filter(|target_type| spec.target_type.is_none_or(|t| t == *target_type))

@@ -1,15 +1,15 @@
 //! The statements both backends run on the shared tables, each executed on the connection (or
 //! transaction) the backend hands in. A backend adds only its locking around them.
 
-use crate::query::{SearchSql, Select, push_list};
 use crate::rows::{decode_event, decode_hold, decode_version, unsigned};
+use crate::query::{SearchSql, Select, push_list};
 use crate::{Dialect, PushValue, SqlResult, change_name, parse_change, parse_instant_column};
 use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_fhir::instant::format_instant;
 use termin_store::{
-    AppointmentId, DomainEvent, Filter, HistoryEntry, HistoryPage, HistoryRequest, NewVersion,
-    ResourceVersion, SlotHold, SlotId, StoreError,
+    AppointmentId, DomainEvent, Filter, HistoryEntry, HistoryPage, HistoryRequest, NewVersion, ResourceVersion,
+    SlotHold, SlotId, StoreError,
 };
 
 const VERSION_COLUMNS: &str = "res_type, res_id, version, last_updated, body";
@@ -22,12 +22,8 @@ fn integer(value: impl TryInto<i64>) -> i64 {
 
 /// `SELECT` of the current version of one resource; a unit of work may append its lock clause.
 pub fn select_current<D: Dialect>(resource_type: ResourceType, id: &str) -> sqlx::QueryBuilder<D> {
-    let mut q = D::builder(format!(
-        "SELECT {VERSION_COLUMNS} FROM resource WHERE res_type = "
-    ));
-    q.push_value(resource_type.as_str())
-        .push(" AND res_id = ")
-        .push_value(id);
+    let mut q = D::builder(format!("SELECT {VERSION_COLUMNS} FROM resource WHERE res_type = "));
+    q.push_value(resource_type.as_str()).push(" AND res_id = ").push_value(id);
     q
 }
 
@@ -75,9 +71,7 @@ pub async fn read_version<D: Dialect>(
     id: &str,
     version: u64,
 ) -> SqlResult<Option<ResourceVersion>, D> {
-    let mut q = D::builder(format!(
-        "SELECT {VERSION_COLUMNS} FROM resource_history WHERE res_type = "
-    ));
+    let mut q = D::builder(format!("SELECT {VERSION_COLUMNS} FROM resource_history WHERE res_type = "));
     q.push_value(resource_type.as_str())
         .push(" AND res_id = ")
         .push_value(id)
@@ -266,9 +260,8 @@ pub async fn write_version<D: Dialect>(
              version = excluded.version, last_updated = excluded.last_updated, body = excluded.body",
         );
     D::execute(conn, current).await?;
-    let mut history = D::builder(
-        "INSERT INTO resource_history (res_type, res_id, version, last_updated, change, body) VALUES (",
-    );
+    let mut history =
+        D::builder("INSERT INTO resource_history (res_type, res_id, version, last_updated, change, body) VALUES (");
     history
         .push_value(res_type)
         .push(", ")
@@ -304,10 +297,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 /// A page of history (newest first) and the number of all its entries.
-pub async fn history<D: Dialect>(
-    conn: &mut D::Connection,
-    request: &HistoryRequest,
-) -> SqlResult<HistoryPage, D> {
+pub async fn history<D: Dialect>(conn: &mut D::Connection, request: &HistoryRequest) -> SqlResult<HistoryPage, D> {
     let mut page_query = crate::query::select_history::<D>(request);
     if let Some(before) = request.before {
         page_query.push(" AND seq < ").push_value(integer(before));
@@ -365,9 +355,7 @@ pub async fn expired_holds<D: Dialect>(
     now: Timestamp,
     limit: usize,
 ) -> SqlResult<Vec<SlotHold>, D> {
-    let mut q = D::builder(format!(
-        "SELECT {HOLD_COLUMNS} FROM slot_hold WHERE held_until <= "
-    ));
+    let mut q = D::builder(format!("SELECT {HOLD_COLUMNS} FROM slot_hold WHERE held_until <= "));
     q.push_value(format_instant(now))
         .push(" ORDER BY held_until LIMIT ")
         .push_value(integer(limit));
@@ -380,9 +368,7 @@ pub async fn live_holds_of<D: Dialect>(
     holder: &str,
     now: Timestamp,
 ) -> SqlResult<Vec<SlotHold>, D> {
-    let mut q = D::builder(format!(
-        "SELECT {HOLD_COLUMNS} FROM slot_hold WHERE holder = "
-    ));
+    let mut q = D::builder(format!("SELECT {HOLD_COLUMNS} FROM slot_hold WHERE holder = "));
     q.push_value(holder)
         .push(" AND held_until > ")
         .push_value(format_instant(now))
@@ -390,21 +376,13 @@ pub async fn live_holds_of<D: Dialect>(
     decode_holds(conn, q).await
 }
 
-async fn decode_holds<D: Dialect>(
-    conn: &mut D::Connection,
-    q: sqlx::QueryBuilder<D>,
-) -> SqlResult<Vec<SlotHold>, D> {
+async fn decode_holds<D: Dialect>(conn: &mut D::Connection, q: sqlx::QueryBuilder<D>) -> SqlResult<Vec<SlotHold>, D> {
     let rows = D::fetch_all(conn, q).await?;
     rows.iter().map(decode_hold::<D>).collect()
 }
 
-pub async fn hold<D: Dialect>(
-    conn: &mut D::Connection,
-    slot_id: &str,
-) -> SqlResult<Option<SlotHold>, D> {
-    let mut q = D::builder(format!(
-        "SELECT {HOLD_COLUMNS} FROM slot_hold WHERE slot_id = "
-    ));
+pub async fn hold<D: Dialect>(conn: &mut D::Connection, slot_id: &str) -> SqlResult<Option<SlotHold>, D> {
+    let mut q = D::builder(format!("SELECT {HOLD_COLUMNS} FROM slot_hold WHERE slot_id = "));
     q.push_value(slot_id);
     let row = D::fetch_optional(conn, q).await?;
     row.as_ref().map(decode_hold::<D>).transpose()
@@ -434,16 +412,11 @@ pub async fn delete_hold<D: Dialect>(conn: &mut D::Connection, slot_id: &str) ->
 }
 
 /// The id of the Appointment that books the slot, if any.
-pub async fn slot_booking<D: Dialect>(
-    conn: &mut D::Connection,
-    slot_id: &str,
-) -> SqlResult<Option<String>, D> {
+pub async fn slot_booking<D: Dialect>(conn: &mut D::Connection, slot_id: &str) -> SqlResult<Option<String>, D> {
     let mut q = D::builder("SELECT appointment_id FROM slot_booking WHERE slot_id = ");
     q.push_value(slot_id);
     let row = D::fetch_optional(conn, q).await?;
-    Ok(row
-        .map(|row| D::text(&row, "appointment_id".into()))
-        .transpose()?)
+    Ok(row.map(|row| D::text(&row, "appointment_id".into())).transpose()?)
 }
 
 /// (slot id, Appointment id) of those of the slots that are booked.
@@ -474,8 +447,7 @@ pub async fn put_slot_booking<D: Dialect>(
     AppointmentId(appointment_id): AppointmentId<'_>,
     cancel_deadline: Option<Timestamp>,
 ) -> SqlResult<(), D> {
-    let mut q =
-        D::builder("INSERT INTO slot_booking (slot_id, appointment_id, cancel_deadline) VALUES (");
+    let mut q = D::builder("INSERT INTO slot_booking (slot_id, appointment_id, cancel_deadline) VALUES (");
     q.push_value(slot_id)
         .push(", ")
         .push_value(appointment_id)
@@ -483,9 +455,7 @@ pub async fn put_slot_booking<D: Dialect>(
         .push_value(cancel_deadline.map(format_instant))
         .push(")");
     match D::execute(conn, q).await {
-        Err(e) if is_unique_violation(&e) => {
-            Err(StoreError::Conflict(format!("Slot/{slot_id} is already booked")).into())
-        }
+        Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("Slot/{slot_id} is already booked")).into()),
         other => Ok(other?),
     }
 }
@@ -504,34 +474,22 @@ pub async fn booking_cancel_deadline<D: Dialect>(
     Ok(parse_instant_column(deadline)?)
 }
 
-pub async fn delete_slot_booking<D: Dialect>(
-    conn: &mut D::Connection,
-    slot_id: &str,
-) -> SqlResult<(), D> {
+pub async fn delete_slot_booking<D: Dialect>(conn: &mut D::Connection, slot_id: &str) -> SqlResult<(), D> {
     delete_by_slot(conn, "slot_booking", slot_id).await
 }
 
-async fn delete_by_slot<D: Dialect>(
-    conn: &mut D::Connection,
-    table: &str,
-    slot_id: &str,
-) -> SqlResult<(), D> {
+async fn delete_by_slot<D: Dialect>(conn: &mut D::Connection, table: &str, slot_id: &str) -> SqlResult<(), D> {
     let mut q = D::builder(format!("DELETE FROM {table} WHERE slot_id = "));
     q.push_value(slot_id);
     Ok(D::execute(conn, q).await?)
 }
 
 /// Appends events to the outbox in one statement, in this order.
-pub async fn append_events<D: Dialect>(
-    conn: &mut D::Connection,
-    events: &[DomainEvent],
-) -> SqlResult<(), D> {
+pub async fn append_events<D: Dialect>(conn: &mut D::Connection, events: &[DomainEvent]) -> SqlResult<(), D> {
     if events.is_empty() {
         return Ok(());
     }
-    let mut insert = D::builder(
-        "INSERT INTO outbox (kind, res_type, res_id, version, occurred_at, detail) VALUES ",
-    );
+    let mut insert = D::builder("INSERT INTO outbox (kind, res_type, res_id, version, occurred_at, detail) VALUES ");
     for (i, event) in events.iter().enumerate() {
         insert
             .push(if i == 0 { "(" } else { ", (" })
@@ -557,9 +515,7 @@ pub async fn events<D: Dialect>(
     after: u64,
     limit: usize,
 ) -> SqlResult<Vec<(u64, DomainEvent)>, D> {
-    let mut q = D::builder(
-        "SELECT seq, kind, res_type, res_id, version, occurred_at, detail FROM outbox WHERE seq > ",
-    );
+    let mut q = D::builder("SELECT seq, kind, res_type, res_id, version, occurred_at, detail FROM outbox WHERE seq > ");
     q.push_value(integer(after))
         .push(" ORDER BY seq LIMIT ")
         .push_value(integer(limit));
@@ -568,17 +524,9 @@ pub async fn events<D: Dialect>(
 }
 
 /// The fingerprint of the search-parameter set the index rows were built with.
-pub async fn search_index_fingerprint<D: Dialect>(
-    conn: &mut D::Connection,
-) -> SqlResult<Option<String>, D> {
-    let row = D::fetch_optional(
-        conn,
-        D::builder("SELECT fingerprint FROM search_index_state"),
-    )
-    .await?;
-    Ok(row
-        .map(|row| D::text(&row, "fingerprint".into()))
-        .transpose()?)
+pub async fn search_index_fingerprint<D: Dialect>(conn: &mut D::Connection) -> SqlResult<Option<String>, D> {
+    let row = D::fetch_optional(conn, D::builder("SELECT fingerprint FROM search_index_state")).await?;
+    Ok(row.map(|row| D::text(&row, "fingerprint".into())).transpose()?)
 }
 
 /// Deletes at most `limit` resources of `resource_type` last changed before `before`, with
@@ -604,10 +552,7 @@ pub async fn purge_older_than<D: Dialect>(
         }
         for table in ["resource_history", "resource"] {
             let mut delete = D::builder(format!("DELETE FROM {table} WHERE res_type = "));
-            delete
-                .push_value(res_type)
-                .push(" AND res_id = ")
-                .push_value(id.as_str());
+            delete.push_value(res_type).push(" AND res_id = ").push_value(id.as_str());
             D::execute(conn, delete).await?;
         }
     }

@@ -20,20 +20,14 @@ fn instant_columns_are_optional_and_checked() {
     assert_eq!(parse_instant_column(None).unwrap(), None);
     let instant = parse_instant_column(Some("2026-04-07T08:00:00Z".into())).unwrap();
     assert_eq!(instant, Some("2026-04-07T08:00:00Z".parse().unwrap()));
-    assert!(matches!(
-        parse_instant_column(Some("tomorrow".into())),
-        Err(StoreError::Corrupt(_))
-    ));
+    assert!(matches!(parse_instant_column(Some("tomorrow".into())), Err(StoreError::Corrupt(_))));
 }
 
 #[test]
 fn sqlite_clears_each_index_table_by_itself() {
     let statements = clear::<Sqlite>("Slot", "s1");
     assert_eq!(statements.len(), 9);
-    assert_eq!(
-        statements[0].sql().as_str(),
-        "DELETE FROM search_token WHERE res_type = ? AND res_id = ?"
-    );
+    assert_eq!(statements[0].sql().as_str(), "DELETE FROM search_token WHERE res_type = ? AND res_id = ?");
 }
 
 #[test]
@@ -42,16 +36,8 @@ fn postgres_clears_every_index_table_in_one_statement() {
     assert_eq!(statements.len(), 1);
     let sql = statements[0].sql();
     let sql = sql.as_str();
-    assert!(
-        sql.starts_with(
-            "WITH t0 AS (DELETE FROM search_token WHERE res_type = $1 AND res_id = $2)"
-        ),
-        "{sql}"
-    );
-    assert!(
-        sql.ends_with("DELETE FROM search_position WHERE res_type = $17 AND res_id = $18"),
-        "{sql}"
-    );
+    assert!(sql.starts_with("WITH t0 AS (DELETE FROM search_token WHERE res_type = $1 AND res_id = $2)"), "{sql}");
+    assert!(sql.ends_with("DELETE FROM search_position WHERE res_type = $17 AND res_id = $18"), "{sql}");
 }
 
 #[test]
@@ -67,19 +53,9 @@ fn only_postgres_drops_nul_from_indexed_text() {
 #[test]
 fn statements_bind_in_the_dialects_placeholders() {
     let sqlite = select_current::<Sqlite>(termin_fhir::ResourceType::Slot, "s1");
-    assert!(
-        sqlite
-            .sql()
-            .as_str()
-            .ends_with("WHERE res_type = ? AND res_id = ?")
-    );
+    assert!(sqlite.sql().as_str().ends_with("WHERE res_type = ? AND res_id = ?"));
     let postgres = select_current::<Postgres>(termin_fhir::ResourceType::Slot, "s1");
-    assert!(
-        postgres
-            .sql()
-            .as_str()
-            .ends_with("WHERE res_type = $1 AND res_id = $2")
-    );
+    assert!(postgres.sql().as_str().ends_with("WHERE res_type = $1 AND res_id = $2"));
 }
 
 #[test]
@@ -96,16 +72,8 @@ fn failures_become_the_store_errors_of_their_backend() {
 
 fn steps() -> Vec<Migration> {
     vec![
-        Migration {
-            version: 1,
-            sql: "CREATE TABLE first (a TEXT);",
-            shared: vec![],
-        },
-        Migration {
-            version: 2,
-            sql: "CREATE TABLE second (b TEXT);",
-            shared: vec!["INSERT INTO second VALUES ('x');"],
-        },
+        Migration { version: 1, sql: "CREATE TABLE first (a TEXT);", shared: vec![] },
+        Migration { version: 2, sql: "CREATE TABLE second (b TEXT);", shared: vec!["INSERT INTO second VALUES ('x');"] },
     ]
 }
 
@@ -125,17 +93,9 @@ async fn migrations_apply_once_in_order_and_a_newer_schema_is_refused() {
     migrate::<Sqlite>(&mut conn, &steps).await.unwrap();
     migrate::<Sqlite>(&mut conn, &steps).await.unwrap();
     assert_eq!(applied(&mut conn).await, [1, 2]);
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM second")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(
-        rows, 1,
-        "the second step ran once, its shared script after its own"
-    );
-    let older_build = migrate::<Sqlite>(&mut conn, &steps[..1])
-        .await
-        .map_err(StoreError::from);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM second").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(rows, 1, "the second step ran once, its shared script after its own");
+    let older_build = migrate::<Sqlite>(&mut conn, &steps[..1]).await.map_err(StoreError::from);
     assert!(matches!(older_build, Err(StoreError::Database(message)) if message.contains("newer")));
 }
 
@@ -145,10 +105,7 @@ fn migration_files_are_the_steps_numbered_without_gaps() {
     static FILES: Dir = Dir::new(
         "",
         &[
-            DirEntry::File(File::new(
-                "0002_second.sql",
-                b"CREATE TABLE b (x TEXT);\n-- shared: mail_queue\n",
-            )),
+            DirEntry::File(File::new("0002_second.sql", b"CREATE TABLE b (x TEXT);\n-- shared: mail_queue\n")),
             DirEntry::File(File::new("0001_first.sql", b"CREATE TABLE a (x TEXT);")),
             DirEntry::File(File::new("README.md", b"not a step")),
         ],
@@ -158,16 +115,8 @@ fn migration_files_are_the_steps_numbered_without_gaps() {
     assert_eq!(steps[1].shared, [crate::shared_ddl::MAIL_QUEUE]);
 
     static GAP: Dir = Dir::new("", &[DirEntry::File(File::new("0002_second.sql", b""))]);
-    assert!(
-        matches!(crate::migration_steps(&GAP), Err(StoreError::Database(m)) if m.contains("step 1"))
-    );
-    static UNKNOWN: Dir = Dir::new(
-        "",
-        &[DirEntry::File(File::new(
-            "0001_a.sql",
-            b"-- shared: nothing\n",
-        ))],
-    );
+    assert!(matches!(crate::migration_steps(&GAP), Err(StoreError::Database(m)) if m.contains("step 1")));
+    static UNKNOWN: Dir = Dir::new("", &[DirEntry::File(File::new("0001_a.sql", b"-- shared: nothing\n"))]);
     assert!(crate::migration_steps(&UNKNOWN).is_err());
     static UNNUMBERED: Dir = Dir::new("", &[DirEntry::File(File::new("first.sql", b""))]);
     assert!(crate::migration_steps(&UNNUMBERED).is_err());

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_store::{
-    AppointmentId, DomainEvent, Filter, IndexEntries, NewVersion, ResourceVersion, SlotHold,
-    SlotId, StoreResult, WriteTx,
+    AppointmentId, DomainEvent, Filter, IndexEntries, NewVersion, ResourceVersion, SlotHold, SlotId, StoreResult,
+    WriteTx,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +98,7 @@ pub enum Seen {
     Instant(Option<Timestamp>),
 }
 
+
 impl Step {
     /// The slot whose hold or booking the step reads or writes.
     pub fn slot(&self) -> Option<&str> {
@@ -138,11 +139,7 @@ pub struct Steps<U>(pub U);
 /// Runs the SQL of `step` on `conn`, after whatever locks the backend took for it.
 pub async fn execute<D: Dialect>(conn: &mut D::Connection, step: &Step) -> SqlResult<Seen, D> {
     Ok(match step {
-        Step::ReadCurrent {
-            resource_type,
-            id,
-            lock,
-        } => {
+        Step::ReadCurrent { resource_type, id, lock } => {
             let mut q = crate::select_current::<D>(*resource_type, id);
             q.push(match lock {
                 RowLock::Update => D::LOCK_FOR_UPDATE,
@@ -209,40 +206,23 @@ pub async fn execute<D: Dialect>(conn: &mut D::Connection, step: &Step) -> SqlRe
             Seen::Done
         }
         Step::SlotBooking(slot_id) => Seen::Booking(crate::slot_booking::<D>(conn, slot_id).await?),
-        Step::PutSlotBooking {
-            slot_id,
-            appointment_id,
-            cancel_deadline,
-        } => {
-            crate::put_slot_booking::<D>(
-                conn,
-                SlotId(slot_id),
-                AppointmentId(appointment_id),
-                *cancel_deadline,
-            )
-            .await?;
+        Step::PutSlotBooking { slot_id, appointment_id, cancel_deadline } => {
+            crate::put_slot_booking::<D>(conn, SlotId(slot_id), AppointmentId(appointment_id), *cancel_deadline).await?;
             Seen::Done
         }
-        Step::BookingCancelDeadline(slot_id) => {
-            Seen::Instant(crate::booking_cancel_deadline::<D>(conn, slot_id).await?)
-        }
+        Step::BookingCancelDeadline(slot_id) => Seen::Instant(crate::booking_cancel_deadline::<D>(conn, slot_id).await?),
         Step::DeleteSlotBooking(slot_id) => {
             crate::delete_slot_booking::<D>(conn, slot_id).await?;
             Seen::Done
         }
-        Step::PurgeOlderThan {
-            resource_type,
-            before,
-            limit,
-        } => Seen::Ids(crate::purge_older_than::<D>(conn, *resource_type, *before, *limit).await?),
+        Step::PurgeOlderThan { resource_type, before, limit } => {
+            Seen::Ids(crate::purge_older_than::<D>(conn, *resource_type, *before, *limit).await?)
+        }
     })
 }
 
 /// Records the fingerprint of the search-parameter set the index rows were built with.
-async fn set_fingerprint<D: Dialect>(
-    conn: &mut D::Connection,
-    fingerprint: &str,
-) -> SqlResult<(), D> {
+async fn set_fingerprint<D: Dialect>(conn: &mut D::Connection, fingerprint: &str) -> SqlResult<(), D> {
     if D::INDEX_STATE_HAS_KEY {
         let mut upsert = D::builder("INSERT INTO search_index_state (fingerprint) VALUES (");
         upsert
@@ -260,11 +240,7 @@ async fn set_fingerprint<D: Dialect>(
 
 #[async_trait]
 impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
-    async fn read_current(
-        &mut self,
-        resource_type: ResourceType,
-        id: &str,
-    ) -> StoreResult<Option<ResourceVersion>> {
+    async fn read_current(&mut self, resource_type: ResourceType, id: &str) -> StoreResult<Option<ResourceVersion>> {
         let step = Step::ReadCurrent {
             resource_type,
             id: id.to_owned(),
@@ -362,12 +338,7 @@ impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
         }
     }
 
-    async fn replace_index(
-        &mut self,
-        resource_type: ResourceType,
-        id: &str,
-        index: &IndexEntries,
-    ) -> StoreResult<()> {
+    async fn replace_index(&mut self, resource_type: ResourceType, id: &str, index: &IndexEntries) -> StoreResult<()> {
         let step = Step::ReplaceIndex {
             resource_type,
             id: id.to_owned(),
@@ -377,10 +348,7 @@ impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
     }
 
     async fn set_search_index_fingerprint(&mut self, fingerprint: &str) -> StoreResult<()> {
-        self.0
-            .perform(Step::SetFingerprint(fingerprint.to_owned()))
-            .await
-            .map(drop)
+        self.0.perform(Step::SetFingerprint(fingerprint.to_owned())).await.map(drop)
     }
 
     async fn write(&mut self, new: NewVersion) -> StoreResult<()> {
@@ -426,14 +394,7 @@ impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
     }
 
     async fn live_holds_of(&mut self, holder: &str, now: Timestamp) -> StoreResult<Vec<SlotHold>> {
-        match self
-            .0
-            .perform(Step::LiveHoldsOf {
-                holder: holder.to_owned(),
-                now,
-            })
-            .await?
-        {
+        match self.0.perform(Step::LiveHoldsOf { holder: holder.to_owned(), now }).await? {
             Seen::Holds(holds) => Ok(holds),
             other => unreachable!("a holder's holds lookup returned {other:?}"),
         }
@@ -444,18 +405,11 @@ impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
     }
 
     async fn delete_hold(&mut self, slot_id: &str) -> StoreResult<()> {
-        self.0
-            .perform(Step::DeleteHold(slot_id.to_owned()))
-            .await
-            .map(drop)
+        self.0.perform(Step::DeleteHold(slot_id.to_owned())).await.map(drop)
     }
 
     async fn slot_booking(&mut self, slot_id: &str) -> StoreResult<Option<String>> {
-        match self
-            .0
-            .perform(Step::SlotBooking(slot_id.to_owned()))
-            .await?
-        {
+        match self.0.perform(Step::SlotBooking(slot_id.to_owned())).await? {
             Seen::Booking(booking) => Ok(booking),
             other => unreachable!("a booking lookup returned {other:?}"),
         }
@@ -476,42 +430,22 @@ impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
     }
 
     async fn booking_cancel_deadline(&mut self, slot_id: &str) -> StoreResult<Option<Timestamp>> {
-        match self
-            .0
-            .perform(Step::BookingCancelDeadline(slot_id.to_owned()))
-            .await?
-        {
+        match self.0.perform(Step::BookingCancelDeadline(slot_id.to_owned())).await? {
             Seen::Instant(deadline) => Ok(deadline),
             other => unreachable!("a booking's deadline read returned {other:?}"),
         }
     }
 
     async fn delete_slot_booking(&mut self, slot_id: &str) -> StoreResult<()> {
-        self.0
-            .perform(Step::DeleteSlotBooking(slot_id.to_owned()))
-            .await
-            .map(drop)
+        self.0.perform(Step::DeleteSlotBooking(slot_id.to_owned())).await.map(drop)
     }
 
     async fn append_event(&mut self, event: &DomainEvent) -> StoreResult<()> {
         self.0.append_event(event).await
     }
 
-    async fn purge_older_than(
-        &mut self,
-        resource_type: ResourceType,
-        before: Timestamp,
-        limit: usize,
-    ) -> StoreResult<Vec<String>> {
-        match self
-            .0
-            .perform(Step::PurgeOlderThan {
-                resource_type,
-                before,
-                limit,
-            })
-            .await?
-        {
+    async fn purge_older_than(&mut self, resource_type: ResourceType, before: Timestamp, limit: usize) -> StoreResult<Vec<String>> {
+        match self.0.perform(Step::PurgeOlderThan { resource_type, before, limit }).await? {
             Seen::Ids(ids) => Ok(ids),
             other => unreachable!("a purge returned {other:?}"),
         }

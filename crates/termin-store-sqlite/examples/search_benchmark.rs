@@ -33,46 +33,25 @@ type QueryFor = Box<dyn Fn(usize) -> String>;
 async fn main() {
     let mut args = std::env::args().skip(1);
     let path = PathBuf::from(args.next().unwrap_or_else(|| "search-benchmark.db".into()));
-    let slots: usize = args
-        .next()
-        .map_or(1_000_000, |n| n.parse().expect("slot count"));
+    let slots: usize = args.next().map_or(1_000_000, |n| n.parse().expect("slot count"));
     let schedules = slots.div_ceil(SLOTS_PER_SCHEDULE);
     let loading = Instant::now();
     let registry = termin_search::registry();
-    println!(
-        "search parameters loaded in {:?} (start-up cost)",
-        loading.elapsed()
-    );
+    println!("search parameters loaded in {:?} (start-up cost)", loading.elapsed());
     let store = SqliteStore::open(&path, 2).await.expect("open store");
     let ctx = RequestContext::system("benchmark");
     let probe = request(registry, "Slot?_count=1&_total=accurate");
-    let existing = store
-        .search(&ctx, &probe)
-        .await
-        .expect("count")
-        .total
-        .unwrap_or(0);
+    let existing = store.search(&ctx, &probe).await.expect("count").total.unwrap_or(0);
     if existing as usize != slots {
-        assert_eq!(
-            existing,
-            0,
-            "{} holds another dataset; delete it first",
-            path.display()
-        );
+        assert_eq!(existing, 0, "{} holds another dataset; delete it first", path.display());
         build(&store, registry, schedules, slots).await;
     }
-    println!(
-        "dataset: {slots} slots on {schedules} schedules, {PATIENTS} patients, {} appointments\n",
-        PATIENTS * APPOINTMENTS_PER_PATIENT
-    );
+    println!("dataset: {slots} slots on {schedules} schedules, {PATIENTS} patients, {} appointments\n", PATIENTS * APPOINTMENTS_PER_PATIENT);
     let searches: Vec<(&str, QueryFor)> = vec![
         (
             "slots of a schedule by status and date window",
             Box::new(move |k| {
-                format!(
-                    "Slot?schedule=Schedule/sch{}&status=free&start=ge2026-04-07&start=le2026-04-14&_count=50",
-                    k % schedules
-                )
+                format!("Slot?schedule=Schedule/sch{}&status=free&start=ge2026-04-07&start=le2026-04-14&_count=50", k % schedules)
             }),
         ),
         (
@@ -96,10 +75,7 @@ async fn main() {
         (
             "schedules by actor and date",
             Box::new(move |k| {
-                format!(
-                    "Schedule?actor=PractitionerRole/role{}&date=ge2026-04-07&date=le2026-04-14&_count=50",
-                    k % schedules
-                )
+                format!("Schedule?actor=PractitionerRole/role{}&date=ge2026-04-07&date=le2026-04-14&_count=50", k % schedules)
             }),
         ),
     ];
@@ -124,10 +100,7 @@ async fn main() {
                 found as f64 / RUNS as f64
             );
         }
-        let plan = store
-            .explain_search(&request(registry, &make(1)))
-            .await
-            .expect("plan");
+        let plan = store.explain_search(&request(registry, &make(1))).await.expect("plan");
         println!("  {}\n  plan:\n    {}\n", make(1), plan.join("\n    "));
     }
 }
@@ -139,9 +112,8 @@ fn svnr(patient: usize) -> String {
 fn request(registry: &SearchParameters, query: &str) -> SearchRequest {
     let (type_name, query) = query.split_once('?').expect("Type?query");
     let resource_type: ResourceType = type_name.parse().expect("served type");
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-        .map(|(n, v)| (n.into_owned(), v.into_owned()))
-        .collect();
+    let pairs: Vec<(String, String)> =
+        form_urlencoded::parse(query.as_bytes()).map(|(n, v)| (n.into_owned(), v.into_owned())).collect();
     let options = SearchOptions {
         server_base: Some("http://localhost/fhir"),
         now: Timestamp::now(),
@@ -149,10 +121,7 @@ fn request(registry: &SearchParameters, query: &str) -> SearchRequest {
         max_count: 500,
         handling: termin_search::Handling::Strict,
     };
-    registry
-        .parse_search(resource_type, &pairs, &options)
-        .expect("valid search")
-        .request
+    registry.parse_search(resource_type, &pairs, &options).expect("valid search").request
 }
 
 async fn build(store: &SqliteStore, registry: &SearchParameters, schedules: usize, slots: usize) {
@@ -160,10 +129,8 @@ async fn build(store: &SqliteStore, registry: &SearchParameters, schedules: usiz
     let mut batch = Vec::with_capacity(BATCH);
     let day_start: Timestamp = "2026-03-01T07:00:00Z".parse().unwrap();
     for s in 0..schedules {
-        batch.push(
-            json!({"resourceType": "PractitionerRole", "id": format!("role{s}"), "active": true,
-                          "practitioner": {"reference": format!("Practitioner/doc{s}")}}),
-        );
+        batch.push(json!({"resourceType": "PractitionerRole", "id": format!("role{s}"), "active": true,
+                          "practitioner": {"reference": format!("Practitioner/doc{s}")}}));
         batch.push(json!({"resourceType": "Schedule", "id": format!("sch{s}"), "active": true,
                           "actor": [{"reference": format!("PractitionerRole/role{s}")}],
                           "serviceType": [{"concept": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/service-type", "code": "65"}]}}],
@@ -173,9 +140,7 @@ async fn build(store: &SqliteStore, registry: &SearchParameters, schedules: usiz
     for i in 0..slots {
         // 20 slots of 30 minutes per working day, one schedule after the other.
         let index = i % SLOTS_PER_SCHEDULE;
-        let start = day_start
-            + SignedDuration::from_hours(24 * (index / 20) as i64)
-            + SignedDuration::from_mins(30 * (index % 20) as i64);
+        let start = day_start + SignedDuration::from_hours(24 * (index / 20) as i64) + SignedDuration::from_mins(30 * (index % 20) as i64);
         let end = start + SignedDuration::from_mins(30);
         batch.push(json!({"resourceType": "Slot", "id": format!("slot{i}"),
                           "schedule": {"reference": format!("Schedule/sch{}", i / SLOTS_PER_SCHEDULE)},
@@ -214,13 +179,8 @@ async fn flush(store: &SqliteStore, registry: &SearchParameters, batch: &mut Vec
     let mut tx = store.begin_write(&ctx).await.expect("begin");
     let now = Timestamp::now();
     for resource in batch.drain(..) {
-        let Value::Object(mut map) = resource else {
-            unreachable!()
-        };
-        map.insert(
-            "meta".into(),
-            json!({"versionId": "1", "lastUpdated": now.to_string()}),
-        );
+        let Value::Object(mut map) = resource else { unreachable!() };
+        map.insert("meta".into(), json!({"versionId": "1", "lastUpdated": now.to_string()}));
         let resource_type: ResourceType = map["resourceType"].as_str().unwrap().parse().unwrap();
         let id = map["id"].as_str().unwrap().to_owned();
         let index = registry.index_entries(&map);

@@ -156,58 +156,35 @@ mod tests {
     use termin_store::StoreError;
 
     /// Counts forever.
-    const ENDLESS: &str =
-        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+    const ENDLESS: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
     const HANG_GUARD: Duration = Duration::from_secs(60);
 
     async fn run(conn: &mut SqliteConnection, sql: &'static str) -> StoreResult<i64> {
         let query = sqlx::query_scalar(sql).fetch_one(conn);
-        tokio::time::timeout(HANG_GUARD, query)
-            .await
-            .expect("the statement stopped")
-            .map_err(db_error)
+        tokio::time::timeout(HANG_GUARD, query).await.expect("the statement stopped").map_err(db_error)
     }
 
     #[tokio::test]
     async fn statements_stop_at_the_deadline_and_when_abandoned() {
         let dir = tempfile::tempdir().unwrap();
-        let options = SqliteConnectOptions::new()
-            .filename(dir.path().join("t.db"))
-            .create_if_missing(true);
+        let options = SqliteConnectOptions::new().filename(dir.path().join("t.db")).create_if_missing(true);
         let pool = SqlitePool::connect_with(options).await.unwrap();
         let mut conn = pool.acquire().await.unwrap();
         let limit = Limit::install(&mut conn).await.unwrap();
 
         let timed = limit.timed(Some(Duration::from_millis(20)));
-        assert!(matches!(
-            run(&mut conn, ENDLESS).await,
-            Err(StoreError::Timeout(_))
-        ));
+        assert!(matches!(run(&mut conn, ENDLESS).await, Err(StoreError::Timeout(_))));
         timed.done();
         let counted = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) SELECT count(*) FROM c";
-        assert_eq!(
-            run(&mut conn, counted).await.unwrap(),
-            100_000,
-            "a lifted limit stops nothing"
-        );
+        assert_eq!(run(&mut conn, counted).await.unwrap(), 100_000, "a lifted limit stops nothing");
 
         // Dropping the time limit unfinished (its request was abandoned) stops the statement
         // running, however long its limit.
         let timed = limit.timed(Some(HANG_GUARD * 10));
         let mut running = Box::pin(sqlx::query_scalar::<_, i64>(ENDLESS).fetch_one(&mut *conn));
-        assert!(
-            tokio::time::timeout(Duration::from_millis(10), &mut running)
-                .await
-                .is_err(),
-            "it runs"
-        );
+        assert!(tokio::time::timeout(Duration::from_millis(10), &mut running).await.is_err(), "it runs");
         drop(timed);
-        let stopped = tokio::time::timeout(HANG_GUARD, running)
-            .await
-            .expect("the statement stopped");
-        assert!(matches!(
-            stopped.map_err(db_error),
-            Err(StoreError::Timeout(_))
-        ));
+        let stopped = tokio::time::timeout(HANG_GUARD, running).await.expect("the statement stopped");
+        assert!(matches!(stopped.map_err(db_error), Err(StoreError::Timeout(_))));
     }
 }

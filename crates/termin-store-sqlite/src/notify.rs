@@ -19,9 +19,7 @@ impl SqliteStore {
         Ok(conn)
     }
 
-    async fn begin_delivery(
-        conn: &mut PoolConnection<Sqlite>,
-    ) -> StoreResult<Transaction<'_, Sqlite>> {
+    async fn begin_delivery(conn: &mut PoolConnection<Sqlite>) -> StoreResult<Transaction<'_, Sqlite>> {
         conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)
     }
 }

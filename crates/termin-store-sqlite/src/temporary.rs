@@ -15,8 +15,7 @@ pub struct TemporaryStore {
 impl TemporaryStore {
     /// An empty store with two read connections.
     pub async fn open() -> StoreResult<TemporaryStore> {
-        let directory = tempfile::tempdir()
-            .map_err(|e| StoreError::Unavailable(format!("temporary directory: {e}")))?;
+        let directory = tempfile::tempdir().map_err(|e| StoreError::Unavailable(format!("temporary directory: {e}")))?;
         let store = SqliteStore::open(&directory.path().join("termin.db"), 2).await?;
         Ok(TemporaryStore {
             store: Arc::new(store),
@@ -33,11 +32,7 @@ impl TemporaryStore {
 #[cfg(test)]
 impl termin_store_sql::conformance::Fixture for TemporaryStore {
     async fn open() -> Option<Self> {
-        Some(
-            TemporaryStore::open()
-                .await
-                .expect("a temporary SQLite store"),
-        )
+        Some(TemporaryStore::open().await.expect("a temporary SQLite store"))
     }
 
     fn store(&self) -> &dyn termin_store::ResourceStore {

@@ -14,8 +14,7 @@ mod conformance {
     async fn mail_is_queued_once_and_sent_under_leases() {
         let temporary = crate::temporary::TemporaryStore::open().await.unwrap();
         let store = &*temporary.store;
-        termin_store_sql::conformance::mail_is_queued_once_and_sent_under_leases(store, store)
-            .await;
+        termin_store_sql::conformance::mail_is_queued_once_and_sent_under_leases(store, store).await;
     }
 }
 
@@ -67,10 +66,6 @@ async fn concurrent_units_of_work_are_serialized() {
     for task in tasks {
         task.await.unwrap();
     }
-    let current = store
-        .read_current(&ctx(), ResourceType::Patient, "counter")
-        .await
-        .unwrap()
-        .unwrap();
+    let current = store.read_current(&ctx(), ResourceType::Patient, "counter").await.unwrap().unwrap();
     assert_eq!(current.version, 10);
 }

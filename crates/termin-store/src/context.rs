@@ -120,11 +120,7 @@ impl RequestContext {
     /// How far `permission` on `resource` reaches for this request: a grant by a `user/` or
     /// `system/` scope reaches every patient, one by `patient/` scopes alone only the token's
     /// `patient` (SMART: patient-level scopes are bound to the launch context patient).
-    pub fn patient_reach(
-        &self,
-        resource: ResourceType,
-        permission: Permission,
-    ) -> PatientReach<'_> {
+    pub fn patient_reach(&self, resource: ResourceType, permission: Permission) -> PatientReach<'_> {
         let Principal::Token(principal) = &self.principal else {
             return PatientReach::All;
         };
@@ -144,23 +140,12 @@ impl RequestContext {
     /// How far `permission` on `resource` reaches for this request: a grant by `user/` scopes
     /// (and no `system/` scope) reaches only the organisations of the token's `fhirUser`; a
     /// grant by `patient/` scopes is bounded by the patient compartment instead.
-    pub fn organisation_reach(
-        &self,
-        resource: ResourceType,
-        permission: Permission,
-    ) -> OrganisationReach<'_> {
+    pub fn organisation_reach(&self, resource: ResourceType, permission: Permission) -> OrganisationReach<'_> {
         let Principal::Token(principal) = &self.principal else {
             return OrganisationReach::All;
         };
-        let granted_by = |level: ScopeLevel| {
-            self.scopes
-                .iter()
-                .any(|s| s.level == level && s.grants(resource, permission))
-        };
-        if !ORGANISATION_TYPES.contains(&resource)
-            || granted_by(ScopeLevel::System)
-            || !granted_by(ScopeLevel::User)
-        {
+        let granted_by = |level: ScopeLevel| self.scopes.iter().any(|s| s.level == level && s.grants(resource, permission));
+        if !ORGANISATION_TYPES.contains(&resource) || granted_by(ScopeLevel::System) || !granted_by(ScopeLevel::User) {
             return OrganisationReach::All;
         }
         match principal.staff_member() {
@@ -207,87 +192,30 @@ mod tests {
     #[test]
     fn patient_scopes_reach_only_the_context_patient() {
         let with_patient = |scopes: &str, patient: Option<&str>| token_for(scopes, patient, None);
-        let patient = with_patient(
-            "patient/Appointment.cruds patient/Slot.rs user/Patient.r",
-            Some("p1"),
-        );
-        assert_eq!(
-            patient.patient_reach(ResourceType::Appointment, Permission::Read),
-            PatientReach::Only("p1")
-        );
-        assert_eq!(
-            patient.patient_reach(ResourceType::Patient, Permission::Read),
-            PatientReach::All
-        );
-        assert_eq!(
-            patient.patient_reach(ResourceType::Patient, Permission::Search),
-            PatientReach::Only("p1")
-        );
-        assert_eq!(
-            patient.patient_reach(ResourceType::Slot, Permission::Read),
-            PatientReach::All
-        );
+        let patient = with_patient("patient/Appointment.cruds patient/Slot.rs user/Patient.r", Some("p1"));
+        assert_eq!(patient.patient_reach(ResourceType::Appointment, Permission::Read), PatientReach::Only("p1"));
+        assert_eq!(patient.patient_reach(ResourceType::Patient, Permission::Read), PatientReach::All);
+        assert_eq!(patient.patient_reach(ResourceType::Patient, Permission::Search), PatientReach::Only("p1"));
+        assert_eq!(patient.patient_reach(ResourceType::Slot, Permission::Read), PatientReach::All);
         let no_context = with_patient("patient/*.cruds", None);
-        assert_eq!(
-            no_context.patient_reach(ResourceType::RelatedPerson, Permission::Read),
-            PatientReach::None
-        );
-        assert_eq!(
-            with_patient("system/*.cruds", Some("p1"))
-                .patient_reach(ResourceType::Patient, Permission::Update),
-            PatientReach::All
-        );
-        assert_eq!(
-            RequestContext::anonymous("r").patient_reach(ResourceType::Patient, Permission::Read),
-            PatientReach::All
-        );
+        assert_eq!(no_context.patient_reach(ResourceType::RelatedPerson, Permission::Read), PatientReach::None);
+        assert_eq!(with_patient("system/*.cruds", Some("p1")).patient_reach(ResourceType::Patient, Permission::Update), PatientReach::All);
+        assert_eq!(RequestContext::anonymous("r").patient_reach(ResourceType::Patient, Permission::Read), PatientReach::All);
     }
 
     #[test]
     fn user_scopes_reach_only_the_organisations_of_the_staff_member() {
         let with = |scopes: &str, fhir_user: Option<&str>| token_for(scopes, None, fhir_user);
-        let role = with(
-            "user/*.cruds",
-            Some("https://x.test/fhir/PractitionerRole/r1"),
-        );
-        assert_eq!(
-            role.organisation_reach(ResourceType::Slot, Permission::Update),
-            OrganisationReach::StaffOf(StaffMember::PractitionerRole("r1"))
-        );
-        assert_eq!(
-            role.organisation_reach(ResourceType::Patient, Permission::Read),
-            OrganisationReach::All
-        );
+        let role = with("user/*.cruds", Some("https://x.test/fhir/PractitionerRole/r1"));
+        assert_eq!(role.organisation_reach(ResourceType::Slot, Permission::Update), OrganisationReach::StaffOf(StaffMember::PractitionerRole("r1")));
+        assert_eq!(role.organisation_reach(ResourceType::Patient, Permission::Read), OrganisationReach::All);
         let doctor = with("user/Appointment.rs", Some("Practitioner/d1"));
-        assert_eq!(
-            doctor.organisation_reach(ResourceType::Appointment, Permission::Search),
-            OrganisationReach::StaffOf(StaffMember::Practitioner("d1"))
-        );
-        assert_eq!(
-            with("user/*.cruds", Some("Patient/p1"))
-                .organisation_reach(ResourceType::Schedule, Permission::Create),
-            OrganisationReach::None
-        );
-        assert_eq!(
-            with("user/*.cruds", None)
-                .organisation_reach(ResourceType::Appointment, Permission::Read),
-            OrganisationReach::None
-        );
-        assert_eq!(
-            with("user/*.cruds system/Slot.u", None)
-                .organisation_reach(ResourceType::Slot, Permission::Update),
-            OrganisationReach::All
-        );
-        assert_eq!(
-            with("patient/*.cruds", None)
-                .organisation_reach(ResourceType::Appointment, Permission::Read),
-            OrganisationReach::All
-        );
-        assert_eq!(
-            RequestContext::anonymous("r")
-                .organisation_reach(ResourceType::Slot, Permission::Update),
-            OrganisationReach::All
-        );
+        assert_eq!(doctor.organisation_reach(ResourceType::Appointment, Permission::Search), OrganisationReach::StaffOf(StaffMember::Practitioner("d1")));
+        assert_eq!(with("user/*.cruds", Some("Patient/p1")).organisation_reach(ResourceType::Schedule, Permission::Create), OrganisationReach::None);
+        assert_eq!(with("user/*.cruds", None).organisation_reach(ResourceType::Appointment, Permission::Read), OrganisationReach::None);
+        assert_eq!(with("user/*.cruds system/Slot.u", None).organisation_reach(ResourceType::Slot, Permission::Update), OrganisationReach::All);
+        assert_eq!(with("patient/*.cruds", None).organisation_reach(ResourceType::Appointment, Permission::Read), OrganisationReach::All);
+        assert_eq!(RequestContext::anonymous("r").organisation_reach(ResourceType::Slot, Permission::Update), OrganisationReach::All);
     }
 
     #[test]

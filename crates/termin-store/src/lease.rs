@@ -10,11 +10,5 @@ pub trait LeaseStore: Send + Sync {
     /// Takes the lease `name` for `owner` until `until`, or renews `owner`'s own, unless another
     /// owner's lease lasts past `now`. Whether `owner` holds it now; of several nodes claiming
     /// at once, one does.
-    async fn claim_lease(
-        &self,
-        name: &str,
-        owner: &str,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> StoreResult<bool>;
+    async fn claim_lease(&self, name: &str, owner: &str, now: Timestamp, until: Timestamp) -> StoreResult<bool>;
 }

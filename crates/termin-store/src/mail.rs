@@ -30,14 +30,9 @@ pub struct ClaimedMail {
 pub enum MailOutcome {
     Sent,
     /// A temporary failure: try again at `at`.
-    Retry {
-        at: Timestamp,
-        error: String,
-    },
+    Retry { at: Timestamp, error: String },
     /// A permanent failure: the message is not sent.
-    GaveUp {
-        error: String,
-    },
+    GaveUp { error: String },
 }
 
 #[async_trait]
@@ -45,34 +40,18 @@ pub trait MailStore: Send + Sync {
     /// Takes the lease on turning the outbox into messages for `owner` until `until`, if no
     /// other owner holds a live one; the outbox position messages have been made through.
     /// The first claim ever starts at the outbox's current end (no mail for older events).
-    async fn claim_mail_cursor(
-        &self,
-        owner: &str,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> StoreResult<Option<u64>>;
+    async fn claim_mail_cursor(&self, owner: &str, now: Timestamp, until: Timestamp) -> StoreResult<Option<u64>>;
 
     /// Queues `mails` (those already queued stay as they are) and, with `through`, records
     /// that the outbox has been made into messages up to there, in one transaction and only
     /// while `owner` holds the cursor's lease; false when it was lost.
-    async fn queue_mail(
-        &self,
-        owner: &str,
-        through: Option<u64>,
-        mails: &[OutgoingMail],
-        now: Timestamp,
-    ) -> StoreResult<bool>;
+    async fn queue_mail(&self, owner: &str, through: Option<u64>, mails: &[OutgoingMail], now: Timestamp) -> StoreResult<bool>;
 
     /// Which of these event keys have messages queued (in any state).
     async fn known_mail_events(&self, event_keys: &[String]) -> StoreResult<Vec<String>>;
 
     /// Takes the lease on one queued message that is due, for `owner` until `until`.
-    async fn claim_mail(
-        &self,
-        owner: &str,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> StoreResult<Option<ClaimedMail>>;
+    async fn claim_mail(&self, owner: &str, now: Timestamp, until: Timestamp) -> StoreResult<Option<ClaimedMail>>;
 
     /// Records the outcome of an attempt and gives the lease back (only while `owner` holds it).
     async fn record_mail(

@@ -57,12 +57,8 @@ pub struct AttemptRecord {
 #[async_trait]
 pub trait NotificationStore: Send + Sync {
     /// Outbox events of one resource type after position `after`, in order, at most `limit`.
-    async fn events_of_type(
-        &self,
-        resource_type: ResourceType,
-        after: u64,
-        limit: usize,
-    ) -> StoreResult<Vec<(u64, DomainEvent)>>;
+    async fn events_of_type(&self, resource_type: ResourceType, after: u64, limit: usize)
+    -> StoreResult<Vec<(u64, DomainEvent)>>;
 
     /// Starts delivery to a Subscription with the outbox events after position `from`;
     /// nothing happens when it is already tracked.
@@ -76,13 +72,8 @@ pub trait NotificationStore: Send + Sync {
 
     /// Takes the lease on a Subscription for `owner` until `until`, if no other owner holds a
     /// live one; `None` when it is taken (or not tracked).
-    async fn claim(
-        &self,
-        subscription_id: &str,
-        owner: &str,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> StoreResult<Option<DeliveryState>>;
+    async fn claim(&self, subscription_id: &str, owner: &str, now: Timestamp, until: Timestamp)
+    -> StoreResult<Option<DeliveryState>>;
 
     /// Numbers `events` after the last one (in order) and records that the outbox has been
     /// matched through `matched_through`, in one transaction; only while `owner` holds the
@@ -96,21 +87,10 @@ pub trait NotificationStore: Send + Sync {
     ) -> StoreResult<Option<DeliveryState>>;
 
     /// The Subscription's events numbered `from..=until`, in order, at most `limit`.
-    async fn notifications(
-        &self,
-        subscription_id: &str,
-        from: u64,
-        until: u64,
-        limit: usize,
-    ) -> StoreResult<Vec<Notification>>;
+    async fn notifications(&self, subscription_id: &str, from: u64, until: u64, limit: usize) -> StoreResult<Vec<Notification>>;
 
     /// Records an attempt and gives the lease back (only while `owner` holds it).
-    async fn finish(
-        &self,
-        subscription_id: &str,
-        owner: &str,
-        attempt: &AttemptRecord,
-    ) -> StoreResult<()>;
+    async fn finish(&self, subscription_id: &str, owner: &str, attempt: &AttemptRecord) -> StoreResult<()>;
 
     async fn delivery_state(&self, subscription_id: &str) -> StoreResult<Option<DeliveryState>>;
 }

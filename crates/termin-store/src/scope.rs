@@ -26,10 +26,7 @@ impl Permission {
     ];
 
     pub fn letter(self) -> char {
-        Self::LETTERS
-            .iter()
-            .find(|(_, p)| *p == self)
-            .map_or('?', |(c, _)| *c)
+        Self::LETTERS.iter().find(|(_, p)| *p == self).map_or('?', |(c, _)| *c)
     }
 }
 
@@ -84,11 +81,7 @@ impl Scope {
             "*" => Permission::LETTERS.iter().map(|(_, p)| *p).collect(),
             letters => Self::v2_permissions(letters)?,
         };
-        Some(Scope {
-            level,
-            resource,
-            permissions,
-        })
+        Some(Scope { level, resource, permissions })
     }
 
     /// `cruds` or a subset of it in that order, each letter once.
@@ -104,9 +97,7 @@ impl Scope {
 
     /// Reads a space-separated `scope` claim, keeping the resource scopes.
     pub fn parse_all(text: &str) -> Vec<Scope> {
-        text.split_ascii_whitespace()
-            .filter_map(Scope::parse)
-            .collect()
+        text.split_ascii_whitespace().filter_map(Scope::parse).collect()
     }
 
     pub fn grants(&self, resource: ResourceType, permission: Permission) -> bool {
@@ -136,46 +127,18 @@ mod tests {
         let scope = Scope::parse("patient/Appointment.cruds").unwrap();
         assert_eq!(scope.level, ScopeLevel::Patient);
         assert_eq!(scope.to_string(), "patient/Appointment.cruds");
-        assert!(grants(
-            "user/Slot.rs",
-            ResourceType::Slot,
-            Permission::Search
-        ));
-        assert!(!grants(
-            "user/Slot.rs",
-            ResourceType::Slot,
-            Permission::Update
-        ));
-        assert!(!grants(
-            "user/Slot.rs",
-            ResourceType::Schedule,
-            Permission::Read
-        ));
-        assert!(grants(
-            "system/*.cud",
-            ResourceType::Patient,
-            Permission::Delete
-        ));
-        assert_eq!(
-            Scope::parse("system/*.cruds").unwrap().to_string(),
-            "system/*.cruds"
-        );
+        assert!(grants("user/Slot.rs", ResourceType::Slot, Permission::Search));
+        assert!(!grants("user/Slot.rs", ResourceType::Slot, Permission::Update));
+        assert!(!grants("user/Slot.rs", ResourceType::Schedule, Permission::Read));
+        assert!(grants("system/*.cud", ResourceType::Patient, Permission::Delete));
+        assert_eq!(Scope::parse("system/*.cruds").unwrap().to_string(), "system/*.cruds");
     }
 
     #[test]
     fn maps_v1_scopes_onto_v2() {
-        assert_eq!(
-            Scope::parse("patient/*.read").unwrap().to_string(),
-            "patient/*.rs"
-        );
-        assert_eq!(
-            Scope::parse("user/Slot.write").unwrap().to_string(),
-            "user/Slot.cud"
-        );
-        assert_eq!(
-            Scope::parse("system/*.*").unwrap().to_string(),
-            "system/*.cruds"
-        );
+        assert_eq!(Scope::parse("patient/*.read").unwrap().to_string(), "patient/*.rs");
+        assert_eq!(Scope::parse("user/Slot.write").unwrap().to_string(), "user/Slot.cud");
+        assert_eq!(Scope::parse("system/*.*").unwrap().to_string(), "system/*.cruds");
     }
 
     #[test]
@@ -196,12 +159,7 @@ mod tests {
         ] {
             assert_eq!(Scope::parse(text), None, "{text}");
         }
-        let scopes = Scope::parse_all(
-            "openid fhirUser  patient/Appointment.rs launch/patient user/Slot.write",
-        );
-        assert_eq!(
-            scopes.iter().map(Scope::to_string).collect::<Vec<_>>(),
-            ["patient/Appointment.rs", "user/Slot.cud"]
-        );
+        let scopes = Scope::parse_all("openid fhirUser  patient/Appointment.rs launch/patient user/Slot.write");
+        assert_eq!(scopes.iter().map(Scope::to_string).collect::<Vec<_>>(), ["patient/Appointment.rs", "user/Slot.cud"]);
     }
 }

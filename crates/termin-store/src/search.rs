@@ -148,10 +148,7 @@ pub enum Condition {
         alternatives: Vec<TokenMatch>,
     },
     /// A token row whose normalized text starts with one of the (normalized) alternatives.
-    TokenText {
-        param: String,
-        alternatives: Vec<String>,
-    },
+    TokenText { param: String, alternatives: Vec<String> },
     /// An identifier row of the given type (`:of-type`).
     TokenOfType {
         param: String,
@@ -295,10 +292,7 @@ pub enum ReferenceMatch {
         version: Option<String>,
     },
     /// An absolute literal reference to another server, or a canonical/other URL.
-    Url {
-        url: String,
-        version: Option<String>,
-    },
+    Url { url: String, version: Option<String> },
     /// `:identifier`: `Reference.identifier` matches, or the referenced local resource has a
     /// matching `identifier`.
     Identifier { system: SystemMatch, value: String },
@@ -334,16 +328,10 @@ pub struct SortKey {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SortParam {
     Id,
-    Indexed {
-        param: String,
-        kind: IndexKind,
-    },
+    Indexed { param: String, kind: IndexKind },
     /// The great-circle distance of the parameter's nearest position row from `from`
     /// (ascending: nearest first).
-    Distance {
-        param: String,
-        from: Point,
-    },
+    Distance { param: String, from: Point },
 }
 
 /// One value of a sort key as the backend orders it. Missing values are represented by the

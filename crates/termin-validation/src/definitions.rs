@@ -100,19 +100,11 @@ impl Definitions {
 
 impl Terminology for Definitions {
     fn value_set(&self, url: &str) -> Option<&ValueSetDef> {
-        self.index
-            .value_sets
-            .get(url)?
-            .get(ValueSetDef::compile)
-            .ok()
+        self.index.value_sets.get(url)?.get(ValueSetDef::compile).ok()
     }
 
     fn code_system(&self, url: &str) -> Option<&CodeSystemDef> {
-        self.index
-            .code_systems
-            .get(url)?
-            .get(CodeSystemDef::compile)
-            .ok()
+        self.index.code_systems.get(url)?.get(CodeSystemDef::compile).ok()
     }
 }
 
@@ -130,13 +122,9 @@ impl TypeModel for Definitions {
             None => found,
         };
         match found.types.first() {
-            Some(t) if t.code == "BackboneElement" || t.code == "Element" => {
-                Some(found.path.as_str())
-            }
+            Some(t) if t.code == "BackboneElement" || t.code == "Element" => Some(found.path.as_str()),
             Some(t) => Some(t.fhirpath_code.as_str()),
-            None if structure.kind == Kind::Resource || structure.kind == Kind::ComplexType => {
-                Some(found.path.as_str())
-            }
+            None if structure.kind == Kind::Resource || structure.kind == Kind::ComplexType => Some(found.path.as_str()),
             None => None,
         }
     }

@@ -62,6 +62,6 @@ pub use definitions::Definitions;
 pub use layout::{ElementLayout, JsonKind, TypeLayout, is_primitive_type, primitive_json_kind};
 pub use package::{EmbeddedPackage, LoadError, PackageInfo, R5_CORE};
 pub use validator::{
-    AT_CORE_BASE, AT_SCHEDULING_BASE, AT_SCHEDULING_LEGACY_BASE, DEFAULT_TIME_LIMIT, Validator,
-    canonical, default_profiles,
+    AT_CORE_BASE, AT_SCHEDULING_BASE, AT_SCHEDULING_LEGACY_BASE, DEFAULT_TIME_LIMIT, Validator, canonical,
+    default_profiles,
 };

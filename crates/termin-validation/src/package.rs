@@ -59,10 +59,7 @@ pub struct EmbeddedPackage {
 
 impl EmbeddedPackage {
     fn file(&self, name: &str) -> Option<&'static [u8]> {
-        self.files
-            .iter()
-            .find(|(file, _)| *file == name)
-            .map(|(_, bytes)| *bytes)
+        self.files.iter().find(|(file, _)| *file == name).map(|(_, bytes)| *bytes)
     }
 }
 
@@ -82,9 +79,7 @@ impl Source {
 
     fn read(&self) -> Result<std::borrow::Cow<'static, [u8]>, String> {
         match self {
-            Source::File(path) => std::fs::read(path)
-                .map(Into::into)
-                .map_err(|e| e.to_string()),
+            Source::File(path) => std::fs::read(path).map(Into::into).map_err(|e| e.to_string()),
             Source::Embedded { bytes, .. } => Ok((*bytes).into()),
         }
     }
@@ -105,10 +100,7 @@ impl<T> Lazy<T> {
     }
 
     /// The compiled resource; a file that cannot be read or compiled is an error every time.
-    pub(crate) fn get(
-        &self,
-        compile: impl FnOnce(serde_json::Value) -> Result<T, String>,
-    ) -> Result<&T, &str> {
+    pub(crate) fn get(&self, compile: impl FnOnce(serde_json::Value) -> Result<T, String>) -> Result<&T, &str> {
         self.compiled
             .get_or_init(|| {
                 let failed = |e: String| format!("{}: {e}", self.source.name());
@@ -151,11 +143,7 @@ impl<S, V, C> PackageIndex<S, V, C> {
     /// the dependencies of all of them. Dependencies are looked up in `package_dirs`, among the
     /// embedded packages, then in `cache` (the FHIR package cache, where the R5 core package is
     /// installed); other packages in the cache are ignored.
-    pub fn load(
-        embedded: &[EmbeddedPackage],
-        package_dirs: &[PathBuf],
-        cache: Option<&Path>,
-    ) -> Result<Self, LoadError> {
+    pub fn load(embedded: &[EmbeddedPackage], package_dirs: &[PathBuf], cache: Option<&Path>) -> Result<Self, LoadError> {
         let mut searched: Vec<PathBuf> = package_dirs.to_vec();
         searched.extend(cache.map(Path::to_owned));
         let mut wanted: Vec<(String, String)> = Vec::new();
@@ -167,18 +155,10 @@ impl<S, V, C> PackageIndex<S, V, C> {
                 .filter_map(|e| e.file_name().to_str().map(str::to_owned))
                 .collect();
             names.sort();
-            wanted.extend(
-                names
-                    .into_iter()
-                    .map(|name| (name, dir.display().to_string())),
-            );
+            wanted.extend(names.into_iter().map(|name| (name, dir.display().to_string())));
         }
         // Configured packages first (they may override embedded and core definitions), the core last.
-        wanted.extend(
-            embedded
-                .iter()
-                .map(|package| (package.id.to_owned(), "Termin".to_owned())),
-        );
+        wanted.extend(embedded.iter().map(|package| (package.id.to_owned(), "Termin".to_owned())));
         wanted.push((R5_CORE.to_owned(), "Termin".to_owned()));
         let mut index = PackageIndex {
             packages: Vec::new(),
@@ -204,16 +184,14 @@ impl<S, V, C> PackageIndex<S, V, C> {
                     let manifest: Manifest = std::fs::read(&manifest_path)
                         .map_err(|e| LoadError::file(&manifest_path, e))
                         .and_then(|text| {
-                            serde_json::from_slice(&text)
-                                .map_err(|e| LoadError::file(&manifest_path, e))
+                            serde_json::from_slice(&text).map_err(|e| LoadError::file(&manifest_path, e))
                         })?;
                     let definitions = index.add_directory(&path)?;
                     (manifest, Some(path), definitions)
                 }
                 (None, Some(package)) => {
-                    let manifest: Manifest =
-                        serde_json::from_slice(package.file("package.json").unwrap_or_default())
-                            .map_err(|e| LoadError::file(Path::new(&id), e))?;
+                    let manifest: Manifest = serde_json::from_slice(package.file("package.json").unwrap_or_default())
+                        .map_err(|e| LoadError::file(Path::new(&id), e))?;
                     (manifest, None, index.add_embedded(&id, package)?)
                 }
                 (None, None) => {
@@ -231,11 +209,7 @@ impl<S, V, C> PackageIndex<S, V, C> {
                     .into_iter()
                     .map(|(name, version)| (format!("{name}#{version}"), id.clone())),
             );
-            index.packages.push(PackageInfo {
-                id,
-                path,
-                definitions,
-            });
+            index.packages.push(PackageInfo { id, path, definitions });
         }
         Ok(index)
     }
@@ -245,11 +219,7 @@ impl<S, V, C> PackageIndex<S, V, C> {
             .map_err(|e| LoadError::file(path, e))?
             .flatten()
             .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(is_definition_file)
-            })
+            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(is_definition_file))
             .collect();
         files.sort();
         let mut count = 0;
@@ -261,11 +231,7 @@ impl<S, V, C> PackageIndex<S, V, C> {
     }
 
     fn add_embedded(&mut self, id: &str, package: &EmbeddedPackage) -> Result<usize, LoadError> {
-        let mut files: Vec<&(&str, &[u8])> = package
-            .files
-            .iter()
-            .filter(|(name, _)| is_definition_file(name))
-            .collect();
+        let mut files: Vec<&(&str, &[u8])> = package.files.iter().filter(|(name, _)| is_definition_file(name)).collect();
         files.sort();
         let mut count = 0;
         for (name, bytes) in files {
@@ -280,8 +246,7 @@ impl<S, V, C> PackageIndex<S, V, C> {
 
     /// Indexes one conformance resource; whether it was new.
     fn add(&mut self, text: &[u8], source: Source) -> Result<bool, LoadError> {
-        let header: Header = serde_json::from_slice(text)
-            .map_err(|e| LoadError::file(Path::new(&source.name()), e))?;
+        let header: Header = serde_json::from_slice(text).map_err(|e| LoadError::file(Path::new(&source.name()), e))?;
         let Some(url) = header.url else {
             return Ok(false);
         };

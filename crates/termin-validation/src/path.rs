@@ -73,20 +73,8 @@ mod tests {
     fn renders_fhirpath_locations() {
         let root = Path::root("Patient");
         let identifier = root.child("identifier", None).at(0);
-        assert_eq!(
-            identifier.child("system", None).to_string(),
-            "Patient.identifier[0].system"
-        );
-        assert_eq!(
-            root.child("deceased", Some("boolean")).to_string(),
-            "Patient.deceased.ofType(boolean)"
-        );
-        assert_eq!(
-            root.child("contained", None)
-                .at(1)
-                .of_type("Practitioner")
-                .to_string(),
-            "Patient.contained[1].ofType(Practitioner)"
-        );
+        assert_eq!(identifier.child("system", None).to_string(), "Patient.identifier[0].system");
+        assert_eq!(root.child("deceased", Some("boolean")).to_string(), "Patient.deceased.ofType(boolean)");
+        assert_eq!(root.child("contained", None).at(1).of_type("Practitioner").to_string(), "Patient.contained[1].ofType(Practitioner)");
     }
 }

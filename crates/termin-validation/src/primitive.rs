@@ -17,9 +17,9 @@ pub(crate) fn check(type_code: &str, value: &Value) -> Result<(), String> {
         },
         "integer64" => {
             let text = string(value)?;
-            text.parse::<i64>().map(|_| ()).map_err(|_| {
-                format!("{text:?} is not a 64-bit integer (integer64 is a JSON string of digits)")
-            })
+            text.parse::<i64>()
+                .map(|_| ())
+                .map_err(|_| format!("{text:?} is not a 64-bit integer (integer64 is a JSON string of digits)"))
         }
         "date" => string(value).and_then(|text| date(text).map(|_| ())),
         "dateTime" => string(value).and_then(date_time),
@@ -33,8 +33,7 @@ pub(crate) fn check(type_code: &str, value: &Value) -> Result<(), String> {
         "base64Binary" => string(value).and_then(base64),
         "xhtml" => string(value).and_then(xhtml),
         // string, markdown and anything else string-like.
-        _ => string(value)
-            .and_then(|text| expect(!text.is_empty(), "not empty (FHIR strings have content)")),
+        _ => string(value).and_then(|text| expect(!text.is_empty(), "not empty (FHIR strings have content)")),
     }
 }
 
@@ -57,17 +56,11 @@ pub(crate) fn has_json_kind(type_code: &str, value: &Value) -> bool {
 }
 
 fn expect(holds: bool, what: &str) -> Result<(), String> {
-    if holds {
-        Ok(())
-    } else {
-        Err(format!("must be {what}"))
-    }
+    if holds { Ok(()) } else { Err(format!("must be {what}")) }
 }
 
 fn string(value: &Value) -> Result<&str, String> {
-    value
-        .as_str()
-        .ok_or_else(|| "must be a JSON string".to_owned())
+    value.as_str().ok_or_else(|| "must be a JSON string".to_owned())
 }
 
 fn integer(value: &Value, min: i64) -> Result<(), String> {
@@ -76,10 +69,7 @@ fn integer(value: &Value, min: i64) -> Result<(), String> {
     };
     match number.to_string().parse::<i64>() {
         Ok(n) if n >= min && n <= i64::from(i32::MAX) => Ok(()),
-        Ok(n) => Err(format!(
-            "{n} is out of range (at least {min}, at most {})",
-            i32::MAX
-        )),
+        Ok(n) => Err(format!("{n} is out of range (at least {min}, at most {})", i32::MAX)),
         Err(_) => Err(format!("{number} is not an integer")),
     }
 }
@@ -90,9 +80,7 @@ fn digits(text: &str, count: usize) -> Option<u32> {
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
-        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
-            29
-        }
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => 29,
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -103,17 +91,11 @@ fn days_in_month(year: u32, month: u32) -> u32 {
 fn date(text: &str) -> Result<bool, String> {
     let bad = || format!("{text:?} is not a date (YYYY, YYYY-MM or YYYY-MM-DD)");
     let mut parts = text.split('-');
-    let year = parts
-        .next()
-        .and_then(|y| digits(y, 4))
-        .filter(|&y| y > 0)
-        .ok_or_else(bad)?;
+    let year = parts.next().and_then(|y| digits(y, 4)).filter(|&y| y > 0).ok_or_else(bad)?;
     let Some(month) = parts.next() else {
         return Ok(false);
     };
-    let month = digits(month, 2)
-        .filter(|m| (1..=12).contains(m))
-        .ok_or_else(bad)?;
+    let month = digits(month, 2).filter(|m| (1..=12).contains(m)).ok_or_else(bad)?;
     let Some(day) = parts.next() else {
         return Ok(false);
     };
@@ -133,15 +115,11 @@ fn time(text: &str) -> Result<(), String> {
         Some((whole, fraction)) => (whole, Some(fraction)),
         None => (text, None),
     };
-    if fraction
-        .is_some_and(|f| f.is_empty() || f.len() > 9 || !f.bytes().all(|b| b.is_ascii_digit()))
-    {
+    if fraction.is_some_and(|f| f.is_empty() || f.len() > 9 || !f.bytes().all(|b| b.is_ascii_digit())) {
         return Err(bad());
     }
     let mut parts = whole.split(':');
-    let (Some(h), Some(m), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(h), Some(m), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(bad());
     };
     let in_range = digits(h, 2).is_some_and(|h| h <= 23)
@@ -159,9 +137,7 @@ fn offset(text: &str) -> bool {
         return false;
     };
     match rest.split_once(':') {
-        Some((h, m)) => {
-            digits(h, 2).is_some_and(|h| h <= 14) && digits(m, 2).is_some_and(|m| m <= 59)
-        }
+        Some((h, m)) => digits(h, 2).is_some_and(|h| h <= 14) && digits(m, 2).is_some_and(|m| m <= 59),
         None => false,
     }
 }
@@ -180,30 +156,23 @@ fn date_time(text: &str) -> Result<(), String> {
     let full_date = date(date_part)?;
     time(time_part)?;
     if !full_date {
-        return Err(format!(
-            "{text:?}: a dateTime with a time needs a full date"
-        ));
+        return Err(format!("{text:?}: a dateTime with a time needs a full date"));
     }
     if zone.is_empty() {
-        return Err(format!(
-            "{text:?}: a dateTime with a time must have a time-zone offset (Z or +hh:mm)"
-        ));
+        return Err(format!("{text:?}: a dateTime with a time must have a time-zone offset (Z or +hh:mm)"));
     }
     expect(offset(zone), "a time-zone offset Z or ±hh:mm").map_err(|e| format!("{text:?}: {e}"))
 }
 
 fn instant(text: &str) -> Result<(), String> {
-    let what =
-        || format!("{text:?} is not an instant (YYYY-MM-DDThh:mm:ss[.sss] with Z or ±hh:mm)");
+    let what = || format!("{text:?} is not an instant (YYYY-MM-DDThh:mm:ss[.sss] with Z or ±hh:mm)");
     let (date_part, time_part, zone) = split_date_time(text).ok_or_else(what)?;
     if !date(date_part)? {
         return Err(what());
     }
     time(time_part).map_err(|_| what())?;
     if zone.is_empty() {
-        return Err(format!(
-            "{text:?}: an instant must have a time-zone offset (Z or +hh:mm)"
-        ));
+        return Err(format!("{text:?}: an instant must have a time-zone offset (Z or +hh:mm)"));
     }
     expect(offset(zone), "a time-zone offset").map_err(|_| what())
 }
@@ -214,40 +183,26 @@ fn code(text: &str) -> Result<(), String> {
         && !text.ends_with(' ')
         && !text.contains("  ")
         && !text.chars().any(|c| c.is_whitespace() && c != ' ');
-    expect(
-        valid,
-        "a code (no leading, trailing or repeated whitespace)",
-    )
-    .map_err(|e| format!("{text:?} {e}"))
+    expect(valid, "a code (no leading, trailing or repeated whitespace)").map_err(|e| format!("{text:?} {e}"))
 }
 
 fn id(text: &str) -> Result<(), String> {
-    expect(
-        termin_fhir::is_valid_id(text),
-        "an id (1-64 characters of A-Z, a-z, 0-9, '-' and '.')",
-    )
-    .map_err(|e| format!("{text:?} {e}"))
+    expect(termin_fhir::is_valid_id(text), "an id (1-64 characters of A-Z, a-z, 0-9, '-' and '.')")
+        .map_err(|e| format!("{text:?} {e}"))
 }
 
 fn uri(text: &str) -> Result<(), String> {
-    expect(
-        !text.is_empty() && !text.chars().any(char::is_whitespace),
-        "a URI without whitespace",
-    )
-    .map_err(|e| format!("{text:?} {e}"))
+    expect(!text.is_empty() && !text.chars().any(char::is_whitespace), "a URI without whitespace")
+        .map_err(|e| format!("{text:?} {e}"))
 }
 
 fn oid(text: &str) -> Result<(), String> {
-    let arcs = text
-        .strip_prefix("urn:oid:")
-        .map(|rest| rest.split('.').collect::<Vec<_>>());
+    let arcs = text.strip_prefix("urn:oid:").map(|rest| rest.split('.').collect::<Vec<_>>());
     let valid = arcs.is_some_and(|arcs| {
         arcs.len() >= 2
             && matches!(arcs[0], "0" | "1" | "2")
             && arcs.iter().all(|arc| {
-                !arc.is_empty()
-                    && arc.bytes().all(|b| b.is_ascii_digit())
-                    && (arc.len() == 1 || !arc.starts_with('0'))
+                !arc.is_empty() && arc.bytes().all(|b| b.is_ascii_digit()) && (arc.len() == 1 || !arc.starts_with('0'))
             })
     });
     expect(valid, "an OID (urn:oid:1.2.3)").map_err(|e| format!("{text:?} {e}"))
@@ -257,10 +212,7 @@ fn uuid(text: &str) -> Result<(), String> {
     let valid = text.strip_prefix("urn:uuid:").is_some_and(|rest| {
         let groups: Vec<&str> = rest.split('-').collect();
         groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
-            && groups.iter().all(|g| {
-                g.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-            })
+            && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
     });
     expect(valid, "a UUID URI (urn:uuid: and lower-case hex)").map_err(|e| format!("{text:?} {e}"))
 }
@@ -277,8 +229,7 @@ fn base64(text: &str) -> Result<(), String> {
 }
 
 fn xhtml(text: &str) -> Result<(), String> {
-    let valid =
-        text.trim_start().starts_with("<div") && text.contains("http://www.w3.org/1999/xhtml");
+    let valid = text.trim_start().starts_with("<div") && text.contains("http://www.w3.org/1999/xhtml");
     expect(valid, "an XHTML <div> in the XHTML namespace").map_err(|e| format!("the narrative {e}"))
 }
 
@@ -335,17 +286,11 @@ mod tests {
         assert!(!ok("uri", json!("has space")));
         assert!(ok("oid", json!("urn:oid:1.2.40.0")));
         assert!(!ok("oid", json!("urn:oid:1.02")));
-        assert!(ok(
-            "uuid",
-            json!("urn:uuid:0f3c9b1e-1111-2222-3333-444455556666")
-        ));
+        assert!(ok("uuid", json!("urn:uuid:0f3c9b1e-1111-2222-3333-444455556666")));
         assert!(!ok("uuid", json!("0f3c9b1e-1111-2222-3333-444455556666")));
         assert!(ok("base64Binary", json!("aGVsbG8=")));
         assert!(!ok("base64Binary", json!("aGVsbG8")));
         assert!(!ok("string", json!("")));
-        assert!(ok(
-            "xhtml",
-            json!("<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>")
-        ));
+        assert!(ok("xhtml", json!("<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>")));
     }
 }

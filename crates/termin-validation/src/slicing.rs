@@ -60,19 +60,12 @@ pub(crate) fn assign<'a>(
                 ),
             );
         } else if by_url && definition.name == "extension" {
-            let url = candidate
-                .node
-                .value
-                .and_then(|v| v.get("url"))
-                .and_then(Value::as_str);
+            let url = candidate.node.value.and_then(|v| v.get("url")).and_then(Value::as_str);
             if let Some(url) = url.filter(|url| !url.contains(':')) {
                 run.error(
                     IssueCode::Structure,
                     candidate.path,
-                    format!(
-                        "Sub-extension {url:?} is not defined for {} ({})",
-                        definition.path, structure.url
-                    ),
+                    format!("Sub-extension {url:?} is not defined for {} ({})", definition.path, structure.url),
                 );
             }
         }
@@ -81,22 +74,13 @@ pub(crate) fn assign<'a>(
         let positions: Vec<usize> = assigned
             .iter()
             .filter_map(|slice| *slice)
-            .map(|slice| {
-                definition
-                    .slices
-                    .iter()
-                    .position(|s| *s == slice)
-                    .unwrap_or(0)
-            })
+            .map(|slice| definition.slices.iter().position(|s| *s == slice).unwrap_or(0))
             .collect();
         if positions.windows(2).any(|pair| pair[0] > pair[1]) {
             run.error(
                 IssueCode::Structure,
                 shown,
-                format!(
-                    "The slices of {} must appear in the order the profile defines ({})",
-                    definition.path, structure.url
-                ),
+                format!("The slices of {} must appear in the order the profile defines ({})", definition.path, structure.url),
             );
         }
     }
@@ -119,15 +103,13 @@ fn matches<'a>(
                     let Some(expected) = expectation(run.defs, structure, slice, path) else {
                         return false;
                     };
-                    values_at(candidate.node.value, path)
-                        .into_iter()
-                        .any(|actual| {
-                            if discriminator.kind == DiscriminatorKind::Value {
-                                same_json(actual, &expected)
-                            } else {
-                                matches_pattern(actual, &expected)
-                            }
-                        })
+                    values_at(candidate.node.value, path).into_iter().any(|actual| {
+                        if discriminator.kind == DiscriminatorKind::Value {
+                            same_json(actual, &expected)
+                        } else {
+                            matches_pattern(actual, &expected)
+                        }
+                    })
                 }
                 DiscriminatorKind::Type => {
                     let expected = expected_types(run.defs, structure, slice, path);
@@ -135,9 +117,7 @@ fn matches<'a>(
                         .iter()
                         .any(|actual| expected.iter().any(|e| e == actual))
                 }
-                DiscriminatorKind::Profile => {
-                    conforms(run, structure, slice, path, candidate, resource)
-                }
+                DiscriminatorKind::Profile => conforms(run, structure, slice, path, candidate, resource),
                 DiscriminatorKind::Exists => {
                     let present = !values_at(candidate.node.value, path).is_empty();
                     match find_descendant(structure, slice, path) {
@@ -157,12 +137,7 @@ fn segments(path: &str) -> (Vec<&str>, bool) {
         None if path == "resolve()" => ("$this", true),
         None => (path, false),
     };
-    (
-        path.split('.')
-            .filter(|s| !s.is_empty() && *s != "$this")
-            .collect(),
-        resolves,
-    )
+    (path.split('.').filter(|s| !s.is_empty() && *s != "$this").collect(), resolves)
 }
 
 /// The element a discriminator path names inside a slice.
@@ -182,12 +157,7 @@ fn find_descendant<'s>(structure: &'s Structure, slice: usize, path: &str) -> Op
 /// The value a slice requires at a discriminator path: its fixed or pattern value, from the
 /// slice itself or its type profile. For extension slices whose definitions are not loaded,
 /// the `url` is the profile's canonical, or for a sub-extension the slice name.
-fn expectation<'s>(
-    defs: &'s Definitions,
-    structure: &'s Structure,
-    slice: usize,
-    path: &str,
-) -> Option<Cow<'s, Value>> {
+fn expectation<'s>(defs: &'s Definitions, structure: &'s Structure, slice: usize, path: &str) -> Option<Cow<'s, Value>> {
     let required = |element: &'s Element| element.fixed.as_ref().or(element.pattern.as_ref());
     if let Some(value) = find_descendant(structure, slice, path).and_then(required) {
         return Some(Cow::Borrowed(value));
@@ -204,10 +174,7 @@ fn expectation<'s>(
     }
     match profile {
         Some(url) => Some(Cow::Owned(Value::String(url.clone()))),
-        None if definition.name == "extension" => definition
-            .slice_name
-            .clone()
-            .map(|name| Cow::Owned(Value::String(name))),
+        None if definition.name == "extension" => definition.slice_name.clone().map(|name| Cow::Owned(Value::String(name))),
         None => None,
     }
 }
@@ -241,9 +208,8 @@ fn values_at<'a>(value: Option<&'a Value>, path: &str) -> Vec<&'a Value> {
                         None => object
                             .iter()
                             .filter(|(key, _)| {
-                                key.strip_prefix(name).is_some_and(|suffix| {
-                                    suffix.starts_with(|c: char| c.is_ascii_uppercase())
-                                })
+                                key.strip_prefix(name)
+                                    .is_some_and(|suffix| suffix.starts_with(|c: char| c.is_ascii_uppercase()))
                             })
                             .map(|(_, v)| v)
                             .collect(),
@@ -264,12 +230,7 @@ fn values_at<'a>(value: Option<&'a Value>, path: &str) -> Vec<&'a Value> {
 
 /// The type names a slice allows at a discriminator path (for `resolve()`: the types of its
 /// target profiles).
-fn expected_types<'s>(
-    defs: &'s Definitions,
-    structure: &'s Structure,
-    slice: usize,
-    path: &str,
-) -> Vec<&'s str> {
+fn expected_types<'s>(defs: &'s Definitions, structure: &'s Structure, slice: usize, path: &str) -> Vec<&'s str> {
     let (_, resolves) = segments(path);
     let Some(element) = find_descendant(structure, slice, path) else {
         return Vec::new();
@@ -290,11 +251,7 @@ fn expected_types<'s>(
 
 /// The types of an instance at a discriminator path: the chosen type of a choice element,
 /// a resource's `resourceType`, or (after `resolve()`) the type a reference points to.
-fn instance_types<'a>(
-    candidate: &Candidate<'a, '_>,
-    path: &str,
-    resource: &'a Value,
-) -> Vec<&'a str> {
+fn instance_types<'a>(candidate: &Candidate<'a, '_>, path: &str, resource: &'a Value) -> Vec<&'a str> {
     let (segments, resolves) = segments(path);
     if resolves {
         return values_at(candidate.node.value, &segments.join("."))
@@ -304,19 +261,10 @@ fn instance_types<'a>(
             .collect();
     }
     if segments.is_empty() {
-        if let Some(resource_type) = candidate
-            .node
-            .value
-            .and_then(|v| v.get("resourceType"))
-            .and_then(Value::as_str)
-        {
+        if let Some(resource_type) = candidate.node.value.and_then(|v| v.get("resourceType")).and_then(Value::as_str) {
             return vec![resource_type];
         }
-        return candidate
-            .choice
-            .map(|t| t.code.as_str())
-            .into_iter()
-            .collect();
+        return candidate.choice.map(|t| t.code.as_str()).into_iter().collect();
     }
     Vec::new()
 }
@@ -339,13 +287,7 @@ fn conforms<'a>(
     let profiles: Vec<&String> = element
         .types
         .iter()
-        .flat_map(|t| {
-            if resolves {
-                &t.target_profiles
-            } else {
-                &t.profiles
-            }
-        })
+        .flat_map(|t| if resolves { &t.target_profiles } else { &t.profiles })
         .collect();
     let targets = values_at(candidate.node.value, &segments.join("."));
     targets.into_iter().any(|target| {
@@ -360,13 +302,8 @@ fn conforms<'a>(
                     return false;
                 };
                 match run.contained_target(reference, resource) {
-                    Some(contained) => {
-                        check.resource(profiled, contained, &Path::root("resolve()"))
-                    }
-                    None => {
-                        return referenced_type(reference, resource)
-                            == Some(profiled.type_name.as_str());
-                    }
+                    Some(contained) => check.resource(profiled, contained, &Path::root("resolve()")),
+                    None => return referenced_type(reference, resource) == Some(profiled.type_name.as_str()),
                 }
             } else {
                 let node = Node {
@@ -375,10 +312,7 @@ fn conforms<'a>(
                 };
                 check.type_root(profiled, node, &Path::root("$this"), resource);
             }
-            !check
-                .issues
-                .iter()
-                .any(|issue| issue.severity == termin_fhir::Severity::Error)
+            !check.issues.iter().any(|issue| issue.severity == termin_fhir::Severity::Error)
         })
     })
 }

@@ -1,12 +1,11 @@
 //! StructureDefinition snapshots compiled into element trees the validator walks.
 
 use crate::package::unversioned;
-use foldhash::HashMap;
 use serde_json::Value;
+use foldhash::HashMap;
 use termin_fhirpath::Expression;
 
-const FHIR_TYPE_EXTENSION: &str =
-    "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type";
+const FHIR_TYPE_EXTENSION: &str = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type";
 const SYSTEM_TYPE_PREFIX: &str = "http://hl7.org/fhirpath/";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,10 +155,7 @@ impl Structure {
                 let expression = c.get("expression")?.as_str()?;
                 Some(match c.get("type")?.as_str()? {
                     "element" => ExtensionContext::Element(
-                        expression
-                            .rsplit_once('#')
-                            .map_or(expression, |(_, path)| path)
-                            .to_owned(),
+                        expression.rsplit_once('#').map_or(expression, |(_, path)| path).to_owned(),
                     ),
                     "extension" => ExtensionContext::Extension(expression.to_owned()),
                     _ => ExtensionContext::FhirPath,
@@ -174,10 +170,7 @@ impl Structure {
             url,
             type_name,
             kind,
-            is_abstract: json
-                .get("abstract")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            is_abstract: json.get("abstract").and_then(Value::as_bool).unwrap_or(false),
             contexts,
             elements: Vec::with_capacity(raw_elements.len()),
             by_path: HashMap::default(),
@@ -189,13 +182,7 @@ impl Structure {
             let element = structure.compile_element(raw)?;
             let index = structure.elements.len();
             if let Some(reference) = raw.get("contentReference").and_then(Value::as_str) {
-                content_references.push((
-                    index,
-                    reference
-                        .rsplit_once('#')
-                        .map_or(reference, |(_, id)| id)
-                        .to_owned(),
-                ));
+                content_references.push((index, reference.rsplit_once('#').map_or(reference, |(_, id)| id).to_owned()));
             }
             let (parent_id, is_slice) = parent_of(&element.id);
             if let Some(parent_id) = parent_id {
@@ -204,13 +191,7 @@ impl Structure {
                     .ok_or_else(|| format!("element {} comes before its parent", element.id))?;
                 if is_slice {
                     // Reslices (`a:b/c`) are not evaluated: their slice is `a:b` itself.
-                    if !element
-                        .id
-                        .rsplit(':')
-                        .next()
-                        .unwrap_or_default()
-                        .contains('/')
-                    {
+                    if !element.id.rsplit(':').next().unwrap_or_default().contains('/') {
                         structure.elements[parent].slices.push(index);
                     }
                 } else {
@@ -248,16 +229,8 @@ impl Structure {
     }
 
     fn compile_element(&mut self, raw: &Value) -> Result<Element, String> {
-        let path = raw
-            .get("path")
-            .and_then(Value::as_str)
-            .ok_or("element without path")?
-            .to_owned();
-        let id = raw
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or(&path)
-            .to_owned();
+        let path = raw.get("path").and_then(Value::as_str).ok_or("element without path")?.to_owned();
+        let id = raw.get("id").and_then(Value::as_str).unwrap_or(&path).to_owned();
         let last = path.rsplit('.').next().unwrap_or(&path);
         let (name, is_choice) = match last.strip_suffix("[x]") {
             Some(name) => (name.to_owned(), true),
@@ -267,10 +240,7 @@ impl Structure {
             None | Some("*") => None,
             Some(n) => Some(n.parse().map_err(|_| format!("{id}: max {n:?}"))?),
         };
-        let base_max = raw
-            .pointer("/base/max")
-            .and_then(Value::as_str)
-            .unwrap_or("*");
+        let base_max = raw.pointer("/base/max").and_then(Value::as_str).unwrap_or("*");
         let types = raw
             .get("type")
             .and_then(Value::as_array)
@@ -301,12 +271,7 @@ impl Structure {
             })
         });
         let mut constraints = Vec::new();
-        for raw_constraint in raw
-            .get("constraint")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for raw_constraint in raw.get("constraint").and_then(Value::as_array).into_iter().flatten() {
             let field = |key: &str| raw_constraint.get(key).and_then(Value::as_str);
             let (Some(key), Some(expression)) = (field("key"), field("expression")) else {
                 continue;
@@ -318,9 +283,7 @@ impl Structure {
                     human: field("human").unwrap_or(key).to_owned(),
                     expression,
                 }),
-                Err(e) => self
-                    .unsupported_constraints
-                    .push((key.to_owned(), e.to_string())),
+                Err(e) => self.unsupported_constraints.push((key.to_owned(), e.to_string())),
             }
         }
         let slicing = raw.get("slicing").map(|s| Slicing {
@@ -348,10 +311,7 @@ impl Structure {
             closed: s.get("rules").and_then(Value::as_str) == Some("closed"),
         });
         Ok(Element {
-            slice_name: raw
-                .get("sliceName")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            slice_name: raw.get("sliceName").and_then(Value::as_str).map(str::to_owned),
             min: raw.get("min").and_then(Value::as_u64).unwrap_or(0) as u32,
             max,
             is_array: base_max != "1" && base_max != "0",
@@ -361,10 +321,7 @@ impl Structure {
             binding,
             constraints,
             slicing,
-            max_length: raw
-                .get("maxLength")
-                .and_then(Value::as_u64)
-                .map(|n| n as usize),
+            max_length: raw.get("maxLength").and_then(Value::as_u64).map(|n| n as usize),
             content_reference: None,
             xml_attribute: raw
                 .get("representation")
@@ -404,9 +361,7 @@ impl Structure {
         }
         owner.choice_children.iter().find_map(|&child| {
             let definition = &self.elements[child];
-            let suffix = property
-                .strip_prefix(definition.name.as_str())
-                .filter(|s| !s.is_empty())?;
+            let suffix = property.strip_prefix(definition.name.as_str()).filter(|s| !s.is_empty())?;
             Some((child, definition.choice_type(suffix)))
         })
     }
@@ -475,18 +430,9 @@ mod tests {
 
     #[test]
     fn splits_element_ids_into_parent_and_slice() {
-        assert_eq!(
-            parent_of("Patient.identifier:ssn.system"),
-            (Some("Patient.identifier:ssn"), false)
-        );
-        assert_eq!(
-            parent_of("Patient.identifier:ssn"),
-            (Some("Patient.identifier"), true)
-        );
-        assert_eq!(
-            parent_of("Patient.deceased[x]:deceasedBoolean"),
-            (Some("Patient.deceased[x]"), true)
-        );
+        assert_eq!(parent_of("Patient.identifier:ssn.system"), (Some("Patient.identifier:ssn"), false));
+        assert_eq!(parent_of("Patient.identifier:ssn"), (Some("Patient.identifier"), true));
+        assert_eq!(parent_of("Patient.deceased[x]:deceasedBoolean"), (Some("Patient.deceased[x]"), true));
         assert_eq!(parent_of("Patient"), (None, false));
     }
 
@@ -510,10 +456,7 @@ mod tests {
         assert_eq!(root.children, vec![1, 3]);
         assert_eq!(structure.elements[1].slices, vec![2]);
         assert!(structure.elements[1].is_choice);
-        assert_eq!(
-            structure.elements[1].choice_type("DateTime").unwrap().code,
-            "dateTime"
-        );
+        assert_eq!(structure.elements[1].choice_type("DateTime").unwrap().code, "dateTime");
         assert!(structure.elements[1].choice_type("Date").is_none());
         assert!(structure.elements[3].is_array);
         assert_eq!(structure.elements[3].fixed, Some(serde_json::json!("x")));

@@ -82,18 +82,9 @@ impl ValueSetDef {
                 entry.get("system").and_then(Value::as_str),
                 entry.get("code").and_then(Value::as_str),
             ) {
-                expansion
-                    .entry(system.to_owned())
-                    .or_default()
-                    .insert(code.to_owned());
+                expansion.entry(system.to_owned()).or_default().insert(code.to_owned());
             }
-            pending.extend(
-                entry
-                    .get("contains")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten(),
-            );
+            pending.extend(entry.get("contains").and_then(Value::as_array).into_iter().flatten());
         }
         Ok(ValueSetDef {
             includes: includes("include"),
@@ -103,46 +94,29 @@ impl ValueSetDef {
     }
 
     /// Whether `code` (from `system`, when the element carries one) is in this value set.
-    pub fn contains(
-        &self,
-        terminology: &dyn Terminology,
-        system: Option<&str>,
-        code: &str,
-    ) -> Membership {
+    pub fn contains(&self, terminology: &dyn Terminology, system: Option<&str>, code: &str) -> Membership {
         self.contains_at(terminology, system, code, 0)
     }
 
-    fn contains_at(
-        &self,
-        terminology: &dyn Terminology,
-        system: Option<&str>,
-        code: &str,
-        depth: usize,
-    ) -> Membership {
+    fn contains_at(&self, terminology: &dyn Terminology, system: Option<&str>, code: &str, depth: usize) -> Membership {
         if depth > MAX_IMPORT_DEPTH {
             return Membership::Unknown;
         }
         if self.includes.is_empty() {
             let found = match system {
-                Some(system) => self
-                    .expansion
-                    .get(system)
-                    .is_some_and(|codes| codes.contains(code)),
+                Some(system) => self.expansion.get(system).is_some_and(|codes| codes.contains(code)),
                 None => self.expansion.values().any(|codes| codes.contains(code)),
             };
-            return if found {
-                Membership::Member
-            } else {
-                Membership::NotMember
-            };
+            return if found { Membership::Member } else { Membership::NotMember };
         }
         let mut result = Membership::NotMember;
         for include in &self.includes {
             match include.contains(terminology, system, code, depth) {
                 Membership::Member => {
-                    let excluded = self.excludes.iter().any(|exclude| {
-                        exclude.contains(terminology, system, code, depth) == Membership::Member
-                    });
+                    let excluded = self
+                        .excludes
+                        .iter()
+                        .any(|exclude| exclude.contains(terminology, system, code, depth) == Membership::Member);
                     if !excluded {
                         return Membership::Member;
                     }
@@ -159,15 +133,12 @@ fn compile_include(raw: &Value) -> Include {
     let text = |value: &Value, key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
     Include {
         system: text(raw, "system"),
-        concepts: raw
-            .get("concept")
-            .and_then(Value::as_array)
-            .map(|concepts| {
-                concepts
-                    .iter()
-                    .filter_map(|c| c.get("code").and_then(Value::as_str).map(str::to_owned))
-                    .collect()
-            }),
+        concepts: raw.get("concept").and_then(Value::as_array).map(|concepts| {
+            concepts
+                .iter()
+                .filter_map(|c| c.get("code").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        }),
         filters: raw
             .get("filter")
             .and_then(Value::as_array)
@@ -193,13 +164,7 @@ fn compile_include(raw: &Value) -> Include {
 }
 
 impl Include {
-    fn contains(
-        &self,
-        terminology: &dyn Terminology,
-        system: Option<&str>,
-        code: &str,
-        depth: usize,
-    ) -> Membership {
+    fn contains(&self, terminology: &dyn Terminology, system: Option<&str>, code: &str, depth: usize) -> Membership {
         if let (Some(wanted), Some(own)) = (system, &self.system)
             && wanted != own
         {
@@ -217,11 +182,7 @@ impl Include {
             return result;
         };
         if let Some(concepts) = &self.concepts {
-            let listed = if concepts.contains(code) {
-                Membership::Member
-            } else {
-                Membership::NotMember
-            };
+            let listed = if concepts.contains(code) { Membership::Member } else { Membership::NotMember };
             return result.and(listed);
         }
         let Some(code_system) = terminology.code_system(own_system) else {
@@ -259,16 +220,9 @@ impl CodeSystemDef {
             let entry = parents.entry(code.to_owned()).or_default();
             entry.extend(parent.map(str::to_owned));
             // Hierarchies may also be stated as `parent`/`subsumedBy` properties.
-            for property in concept
-                .get("property")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if matches!(
-                    property.get("code").and_then(Value::as_str),
-                    Some("parent" | "subsumedBy")
-                ) && let Some(value) = property.get("valueCode").and_then(Value::as_str)
+            for property in concept.get("property").and_then(Value::as_array).into_iter().flatten() {
+                if matches!(property.get("code").and_then(Value::as_str), Some("parent" | "subsumedBy"))
+                    && let Some(value) = property.get("valueCode").and_then(Value::as_str)
                 {
                     entry.push(value.to_owned());
                 }
@@ -297,13 +251,7 @@ impl CodeSystemDef {
                 return true;
             }
             if seen.insert(current) {
-                pending.extend(
-                    self.parents
-                        .get(current)
-                        .into_iter()
-                        .flatten()
-                        .map(String::as_str),
-                );
+                pending.extend(self.parents.get(current).into_iter().flatten().map(String::as_str));
             }
         }
         false
@@ -311,27 +259,17 @@ impl CodeSystemDef {
 
     fn filter(&self, filter: &Filter, code: &str) -> Membership {
         if !self.parents.contains_key(code) {
-            return if self.complete {
-                Membership::NotMember
-            } else {
-                Membership::Unknown
-            };
+            return if self.complete { Membership::NotMember } else { Membership::Unknown };
         }
         let holds = match (filter.property.as_str(), filter.op.as_str()) {
             ("concept" | "code", "is-a") => self.is_a(code, &filter.value),
-            ("concept" | "code", "descendent-of") => {
-                code != filter.value && self.is_a(code, &filter.value)
-            }
+            ("concept" | "code", "descendent-of") => code != filter.value && self.is_a(code, &filter.value),
             ("concept" | "code", "is-not-a") => !self.is_a(code, &filter.value),
             ("concept" | "code", "=") => code == filter.value,
             ("concept" | "code", "in") => filter.value.split(',').any(|v| v.trim() == code),
             _ => return Membership::Unknown,
         };
-        if holds {
-            Membership::Member
-        } else {
-            Membership::NotMember
-        }
+        if holds { Membership::Member } else { Membership::NotMember }
     }
 }
 
@@ -360,9 +298,7 @@ mod tests {
             "concept": [{"code": "a", "concept": [{"code": "a1"}, {"code": "a2"}]}, {"code": "b"}]
         }))
         .unwrap();
-        let whole =
-            ValueSetDef::compile(json!({"compose": {"include": [{"system": "http://cs"}]}}))
-                .unwrap();
+        let whole = ValueSetDef::compile(json!({"compose": {"include": [{"system": "http://cs"}]}})).unwrap();
         Fixed {
             value_sets: HashMap::from([("http://vs/whole".to_owned(), whole)]),
             code_systems: HashMap::from([("http://cs".to_owned(), code_system)]),
@@ -373,54 +309,27 @@ mod tests {
     fn whole_systems_filters_imports_and_excludes() {
         let t = terminology();
         let whole = t.value_set("http://vs/whole").unwrap();
-        assert_eq!(
-            whole.contains(&t, Some("http://cs"), "a2"),
-            Membership::Member
-        );
-        assert_eq!(
-            whole.contains(&t, Some("http://cs"), "zz"),
-            Membership::NotMember
-        );
-        assert_eq!(
-            whole.contains(&t, Some("http://other"), "a"),
-            Membership::NotMember
-        );
+        assert_eq!(whole.contains(&t, Some("http://cs"), "a2"), Membership::Member);
+        assert_eq!(whole.contains(&t, Some("http://cs"), "zz"), Membership::NotMember);
+        assert_eq!(whole.contains(&t, Some("http://other"), "a"), Membership::NotMember);
         assert_eq!(whole.contains(&t, None, "b"), Membership::Member);
 
         let below_a = ValueSetDef::compile(json!({"compose": {"include": [
             {"system": "http://cs", "filter": [{"property": "concept", "op": "descendent-of", "value": "a"}]}
         ]}}))
         .unwrap();
-        assert_eq!(
-            below_a.contains(&t, Some("http://cs"), "a1"),
-            Membership::Member
-        );
-        assert_eq!(
-            below_a.contains(&t, Some("http://cs"), "a"),
-            Membership::NotMember
-        );
+        assert_eq!(below_a.contains(&t, Some("http://cs"), "a1"), Membership::Member);
+        assert_eq!(below_a.contains(&t, Some("http://cs"), "a"), Membership::NotMember);
 
         let imported = ValueSetDef::compile(json!({"compose": {
             "include": [{"valueSet": ["http://vs/whole|5.0.0"]}],
             "exclude": [{"system": "http://cs", "concept": [{"code": "b"}]}]
         }}))
         .unwrap();
-        assert_eq!(
-            imported.contains(&t, Some("http://cs"), "a"),
-            Membership::Member
-        );
-        assert_eq!(
-            imported.contains(&t, Some("http://cs"), "b"),
-            Membership::NotMember
-        );
+        assert_eq!(imported.contains(&t, Some("http://cs"), "a"), Membership::Member);
+        assert_eq!(imported.contains(&t, Some("http://cs"), "b"), Membership::NotMember);
 
-        let external = ValueSetDef::compile(
-            json!({"compose": {"include": [{"system": "http://snomed.info/sct"}]}}),
-        )
-        .unwrap();
-        assert_eq!(
-            external.contains(&t, Some("http://snomed.info/sct"), "123"),
-            Membership::Unknown
-        );
+        let external = ValueSetDef::compile(json!({"compose": {"include": [{"system": "http://snomed.info/sct"}]}})).unwrap();
+        assert_eq!(external.contains(&t, Some("http://snomed.info/sct"), "123"), Membership::Unknown);
     }
 }

@@ -2,8 +2,8 @@
 //! the IG material uses, and the entry points.
 
 use crate::definitions::{CORE_BASE, Definitions};
-use crate::path::Path;
 use crate::structure::Kind;
+use crate::path::Path;
 use crate::walk::{MAX_ISSUES, Run, Stop};
 use serde_json::Value;
 use std::borrow::Cow;
@@ -18,44 +18,19 @@ pub const AT_CORE_BASE: &str = "http://hl7.at/fhir/HL7ATCoreProfiles/5.0.0/Struc
 pub const AT_SCHEDULING_BASE: &str = "https://fhir.hl7.at/tc/wg/scheduling/r5/StructureDefinition/";
 /// The older base the IG's XML examples use for the same AT Scheduling profiles; accepted in
 /// `meta.profile` and in configuration as an alias of [`AT_SCHEDULING_BASE`].
-pub const AT_SCHEDULING_LEGACY_BASE: &str =
-    "http://hl7.at/fhir/TC-FHIR-AG-Scheduling-R5/R5/StructureDefinition/";
+pub const AT_SCHEDULING_LEGACY_BASE: &str = "http://hl7.at/fhir/TC-FHIR-AG-Scheduling-R5/R5/StructureDefinition/";
 
 /// The profiles enforced by default, where their package is loaded. AT Core has no Location
 /// profile, and RelatedPerson has no AT profile: those types are checked against R5 only.
 const DEFAULT_PROFILES: [(ResourceType, &str, &str); 8] = [
     (ResourceType::Patient, AT_CORE_BASE, "at-core-patient"),
-    (
-        ResourceType::Practitioner,
-        AT_CORE_BASE,
-        "at-core-practitioner",
-    ),
-    (
-        ResourceType::PractitionerRole,
-        AT_CORE_BASE,
-        "at-core-practitionerRole",
-    ),
-    (
-        ResourceType::Organization,
-        AT_CORE_BASE,
-        "at-core-organization",
-    ),
-    (
-        ResourceType::Appointment,
-        AT_SCHEDULING_BASE,
-        "at-scheduling-appointment",
-    ),
+    (ResourceType::Practitioner, AT_CORE_BASE, "at-core-practitioner"),
+    (ResourceType::PractitionerRole, AT_CORE_BASE, "at-core-practitionerRole"),
+    (ResourceType::Organization, AT_CORE_BASE, "at-core-organization"),
+    (ResourceType::Appointment, AT_SCHEDULING_BASE, "at-scheduling-appointment"),
     (ResourceType::Slot, AT_SCHEDULING_BASE, "at-scheduling-slot"),
-    (
-        ResourceType::Schedule,
-        AT_SCHEDULING_BASE,
-        "at-scheduling-schedule",
-    ),
-    (
-        ResourceType::HealthcareService,
-        AT_SCHEDULING_BASE,
-        "at-scheduling-healthcareservice",
-    ),
+    (ResourceType::Schedule, AT_SCHEDULING_BASE, "at-scheduling-schedule"),
+    (ResourceType::HealthcareService, AT_SCHEDULING_BASE, "at-scheduling-healthcareservice"),
 ];
 
 /// The default enforcement: the AT profile of each type whose profile is loaded.
@@ -102,16 +77,8 @@ impl Validator {
         for (resource_type, url) in enforced {
             let url = canonical(&url).into_owned();
             match definitions.structure(&url) {
-                None => {
-                    return Err(format!(
-                        "the profile {url} for {resource_type} is in no loaded package"
-                    ));
-                }
-                Some(Err(e)) => {
-                    return Err(format!(
-                        "the profile {url} for {resource_type} cannot be used: {e}"
-                    ));
-                }
+                None => return Err(format!("the profile {url} for {resource_type} is in no loaded package")),
+                Some(Err(e)) => return Err(format!("the profile {url} for {resource_type} cannot be used: {e}")),
                 Some(Ok(structure)) if structure.type_name != resource_type.as_str() => {
                     return Err(format!(
                         "the profile {url} constrains {}, not {resource_type}",
@@ -166,11 +133,7 @@ impl Validator {
 
     /// As [`Validator::validate`], and also against `profile` (`$validate?profile=`).
     /// `Err` when that profile is not loaded.
-    pub fn validate_against(
-        &self,
-        resource: &Value,
-        profile: &str,
-    ) -> Result<OperationOutcome, String> {
+    pub fn validate_against(&self, resource: &Value, profile: &str) -> Result<OperationOutcome, String> {
         let url = canonical(profile);
         if !self.definitions.has_structure(&url) {
             return Err(format!("The profile {profile} is not known to this server"));
@@ -182,18 +145,10 @@ impl Validator {
         let mut run = Run::new(&self.definitions, resource);
         run.deadline = Some(Instant::now() + self.time_limit);
         let Some(type_name) = resource.get("resourceType").and_then(Value::as_str) else {
-            run.error(
-                IssueCode::Structure,
-                "resourceType",
-                "The resource has no resourceType".into(),
-            );
+            run.error(IssueCode::Structure, "resourceType", "The resource has no resourceType".into());
             return OperationOutcome::new(run.issues);
         };
-        let Some(base) = self
-            .definitions
-            .base(type_name)
-            .filter(|s| s.kind == Kind::Resource && !s.is_abstract)
-        else {
+        let Some(base) = self.definitions.base(type_name).filter(|s| s.kind == Kind::Resource && !s.is_abstract) else {
             run.error(
                 IssueCode::Structure,
                 "resourceType",
@@ -202,11 +157,7 @@ impl Validator {
             return OperationOutcome::new(run.issues);
         };
         let mut profiles: Vec<Cow<str>> = Vec::new();
-        if let Some(enforced) = type_name
-            .parse::<ResourceType>()
-            .ok()
-            .and_then(|t| self.enforced_profile(t))
-        {
+        if let Some(enforced) = type_name.parse::<ResourceType>().ok().and_then(|t| self.enforced_profile(t)) {
             profiles.push(Cow::Borrowed(enforced));
         }
         profiles.extend(requested.map(Cow::Borrowed));
@@ -236,22 +187,13 @@ impl Validator {
         }
         for profile in &profiles {
             match self.definitions.structure(profile) {
-                Some(Ok(structure)) if structure.type_name == type_name => {
-                    run.resource(structure, resource, &Path::root(type_name))
-                }
+                Some(Ok(structure)) if structure.type_name == type_name => run.resource(structure, resource, &Path::root(type_name)),
                 Some(Ok(structure)) => run.error(
                     IssueCode::Structure,
                     type_name,
-                    format!(
-                        "The profile {profile} constrains {}, not {type_name}",
-                        structure.type_name
-                    ),
+                    format!("The profile {profile} constrains {}, not {type_name}", structure.type_name),
                 ),
-                Some(Err(e)) => run.warning(
-                    IssueCode::NotSupported,
-                    type_name,
-                    format!("Profile {profile} cannot be used: {e}"),
-                ),
+                Some(Err(e)) => run.warning(IssueCode::NotSupported, type_name, format!("Profile {profile} cannot be used: {e}")),
                 None => {}
             }
         }
@@ -283,14 +225,7 @@ fn deduplicated(issues: Vec<Issue>) -> Vec<Issue> {
     let mut seen = HashSet::new();
     issues
         .into_iter()
-        .filter(|issue| {
-            seen.insert((
-                issue.severity.as_str(),
-                issue.code.as_str(),
-                issue.diagnostics.clone(),
-                issue.expression.clone(),
-            ))
-        })
+        .filter(|issue| seen.insert((issue.severity.as_str(), issue.code.as_str(), issue.diagnostics.clone(), issue.expression.clone())))
         .collect()
 }
 
@@ -301,14 +236,9 @@ mod tests {
     #[test]
     fn legacy_scheduling_base_is_an_alias() {
         assert_eq!(
-            canonical(
-                "http://hl7.at/fhir/TC-FHIR-AG-Scheduling-R5/R5/StructureDefinition/at-scheduling-slot"
-            ),
+            canonical("http://hl7.at/fhir/TC-FHIR-AG-Scheduling-R5/R5/StructureDefinition/at-scheduling-slot"),
             "https://fhir.hl7.at/tc/wg/scheduling/r5/StructureDefinition/at-scheduling-slot"
         );
-        assert_eq!(
-            canonical("http://hl7.org/fhir/StructureDefinition/Patient|5.0.0"),
-            "http://hl7.org/fhir/StructureDefinition/Patient"
-        );
+        assert_eq!(canonical("http://hl7.org/fhir/StructureDefinition/Patient|5.0.0"), "http://hl7.org/fhir/StructureDefinition/Patient");
     }
 }

@@ -6,9 +6,7 @@ use crate::definitions::{CORE_BASE, Definitions};
 use crate::path::Path;
 use crate::primitive;
 use crate::slicing::{self, Candidate};
-use crate::structure::{
-    Element, ExtensionContext, Kind, Strength, Structure, TypeRef, is_primitive,
-};
+use crate::structure::{Element, ExtensionContext, Kind, Strength, Structure, TypeRef, is_primitive};
 use crate::terminology::{Membership, Terminology};
 use serde_json::{Map, Value};
 use termin_fhir::{Issue, IssueCode};
@@ -33,9 +31,7 @@ pub(crate) struct Node<'a> {
 impl<'a> Node<'a> {
     /// A stable identity for "this node", for not evaluating one constraint twice on it.
     fn identity(&self) -> usize {
-        self.value
-            .or(self.extension)
-            .map_or(0, |v| v as *const Value as usize)
+        self.value.or(self.extension).map_or(0, |v| v as *const Value as usize)
     }
 }
 
@@ -149,16 +145,14 @@ impl<'a> Run<'a> {
     pub fn error(&mut self, code: IssueCode, at: impl std::fmt::Display, message: String) {
         self.errors += 1;
         if self.errors <= MAX_ISSUES {
-            self.issues
-                .push(Issue::error(code, message).at(at.to_string()));
+            self.issues.push(Issue::error(code, message).at(at.to_string()));
         }
     }
 
     pub fn warning(&mut self, code: IssueCode, at: impl std::fmt::Display, message: String) {
         self.warnings += 1;
         if self.warnings <= MAX_ISSUES {
-            self.issues
-                .push(Issue::warning(code, message).at(at.to_string()));
+            self.issues.push(Issue::warning(code, message).at(at.to_string()));
         }
     }
 
@@ -172,9 +166,7 @@ impl<'a> Run<'a> {
             return true;
         }
         self.steps = self.steps.wrapping_add(1);
-        if self.steps.is_multiple_of(64)
-            && self.deadline.is_some_and(|d| std::time::Instant::now() > d)
-        {
+        if self.steps.is_multiple_of(64) && self.deadline.is_some_and(|d| std::time::Instant::now() > d) {
             self.stopped = Some(Stop::OutOfTime);
             return true;
         }
@@ -184,11 +176,7 @@ impl<'a> Run<'a> {
     /// Validates a resource (the root or a contained one) against a resource definition.
     pub fn resource(&mut self, structure: &'a Structure, resource: &'a Value, path: &Path) {
         let Some(object) = resource.as_object() else {
-            self.error(
-                IssueCode::Structure,
-                path,
-                "A resource must be a JSON object".into(),
-            );
+            self.error(IssueCode::Structure, path, "A resource must be a JSON object".into());
             return;
         };
         let node = Node {
@@ -198,26 +186,12 @@ impl<'a> Run<'a> {
         let root = &structure.elements[structure.root()];
         self.constraints(root, node, &structure.type_name, path, resource);
         let host = Host::root(structure, None, true);
-        self.children(
-            structure,
-            structure.root(),
-            object,
-            path,
-            &host,
-            resource,
-            false,
-        );
+        self.children(structure, structure.root(), object, path, &host, resource, false);
     }
 
     /// Validates an element instance against the root of a data-type definition or profile
     /// (`Address`, `at-core-address`, an extension definition).
-    pub fn type_root(
-        &mut self,
-        structure: &'a Structure,
-        node: Node<'a>,
-        path: &Path,
-        resource: &'a Value,
-    ) {
+    pub fn type_root(&mut self, structure: &'a Structure, node: Node<'a>, path: &Path, resource: &'a Value) {
         let root_index = structure.root();
         let root = &structure.elements[root_index];
         if let Some(value) = node.value {
@@ -225,23 +199,17 @@ impl<'a> Run<'a> {
         }
         self.constraints(root, node, &structure.type_name, path, resource);
         let extension_url = if structure.type_name == "Extension" {
-            node.value
-                .and_then(|v| v.get("url"))
-                .and_then(Value::as_str)
+            node.value.and_then(|v| v.get("url")).and_then(Value::as_str)
         } else {
             None
         };
         let own_host = Host::root(structure, extension_url, false);
         match (node.value, node.extension) {
             (Some(Value::Object(object)), _) => {
-                self.children(
-                    structure, root_index, object, path, &own_host, resource, false,
-                );
+                self.children(structure, root_index, object, path, &own_host, resource, false);
             }
             (_, Some(extension)) if structure.kind == Kind::PrimitiveType => {
-                self.primitive_extension(
-                    structure, root_index, extension, path, &own_host, resource,
-                );
+                self.primitive_extension(structure, root_index, extension, path, &own_host, resource);
             }
             _ => {}
         }
@@ -278,14 +246,13 @@ impl<'a> Run<'a> {
                 }
                 continue;
             }
-            let found = structure.child_named(element, bare).filter(|(child, _)| {
-                !(primitive_children && structure.elements[*child].name == "value")
-            });
+            let found = structure
+                .child_named(element, bare)
+                .filter(|(child, _)| !(primitive_children && structure.elements[*child].name == "value"));
             match found {
                 Some((child, None)) if structure.elements[child].is_choice => {
                     let definition = &structure.elements[child];
-                    let allowed: Vec<&str> =
-                        definition.types.iter().map(|t| t.code.as_str()).collect();
+                    let allowed: Vec<&str> = definition.types.iter().map(|t| t.code.as_str()).collect();
                     self.error(
                         IssueCode::Structure,
                         path.child(bare, None),
@@ -306,10 +273,7 @@ impl<'a> Run<'a> {
                 None => self.error(
                     IssueCode::Structure,
                     path.child(key, None),
-                    format!(
-                        "Unknown element {key:?}: {} has no such element",
-                        host.type_path.render()
-                    ),
+                    format!("Unknown element {key:?}: {} has no such element", host.type_path.render()),
                 ),
             }
         }
@@ -320,10 +284,7 @@ impl<'a> Run<'a> {
             }
             let mut properties = matched.iter().filter(|p| p.child == child);
             let Some(property) = properties.next() else {
-                let slices_required = definition
-                    .slices
-                    .iter()
-                    .any(|&slice| structure.elements[slice].min > 0);
+                let slices_required = definition.slices.iter().any(|&slice| structure.elements[slice].min > 0);
                 if definition.min > 0 || slices_required {
                     let shown = Self::label(definition, path, None);
                     self.cardinality(definition, 0, &shown, &structure.url);
@@ -358,15 +319,7 @@ impl<'a> Run<'a> {
                             choice,
                         })
                         .collect();
-                    slicing::assign(
-                        self,
-                        structure,
-                        child,
-                        slicing,
-                        &candidates,
-                        &shown,
-                        resource,
-                    )
+                    slicing::assign(self, structure, child, slicing, &candidates, &shown, resource)
                 }
                 _ => vec![None; items.len()],
             };
@@ -381,25 +334,14 @@ impl<'a> Run<'a> {
     }
 
     /// Where an element is: `Patient.name`, `Patient.deceased.ofType(boolean)`.
-    fn label<'p>(
-        definition: &'p Element,
-        path: &'p Path<'p>,
-        choice: Option<&'p TypeRef>,
-    ) -> Path<'p> {
-        let of_type = choice
-            .filter(|_| definition.is_choice)
-            .map(|t| t.code.as_str());
+    fn label<'p>(definition: &'p Element, path: &'p Path<'p>, choice: Option<&'p TypeRef>) -> Path<'p> {
+        let of_type = choice.filter(|_| definition.is_choice).map(|t| t.code.as_str());
         path.child(&definition.name, of_type)
     }
 
     /// The instances of one element (its property and `_name` sibling), with their paths
     /// (`element` is the path of the element itself). Wrong JSON shapes are reported and skipped.
-    fn items(
-        &mut self,
-        property: &Property<'a>,
-        definition: &Element,
-        element: &Path,
-    ) -> Vec<(Node<'a>, Option<usize>)> {
+    fn items(&mut self, property: &Property<'a>, definition: &Element, element: &Path) -> Vec<(Node<'a>, Option<usize>)> {
         let (value, extension, name) = (property.value, property.extension, property.name);
         let shown = |index: Option<usize>| match index {
             Some(index) => element.at(index),
@@ -415,11 +357,7 @@ impl<'a> Run<'a> {
                 return Vec::new();
             }
             if value.is_some_and(Value::is_null) {
-                self.error(
-                    IssueCode::Structure,
-                    shown(None),
-                    format!("{name} must not be null"),
-                );
+                self.error(IssueCode::Structure, shown(None), format!("{name} must not be null"));
                 return Vec::new();
             }
             return vec![(Node { value, extension }, None)];
@@ -428,11 +366,7 @@ impl<'a> Run<'a> {
             None => None,
             Some(Value::Array(values)) => Some(values),
             Some(_) => {
-                self.error(
-                    IssueCode::Structure,
-                    shown(None),
-                    format!("{name} must be an array"),
-                );
+                self.error(IssueCode::Structure, shown(None), format!("{name} must be an array"));
                 return Vec::new();
             }
         };
@@ -440,30 +374,18 @@ impl<'a> Run<'a> {
             None => None,
             Some(Value::Array(extensions)) => Some(extensions),
             Some(_) => {
-                self.error(
-                    IssueCode::Structure,
-                    shown(None),
-                    format!("_{name} must be an array"),
-                );
+                self.error(IssueCode::Structure, shown(None), format!("_{name} must be an array"));
                 return Vec::new();
             }
         };
-        let length = values
-            .map_or(0, Vec::len)
-            .max(extensions.map_or(0, Vec::len));
+        let length = values.map_or(0, Vec::len).max(extensions.map_or(0, Vec::len));
         if values.is_some_and(|v| v.is_empty()) && extensions.is_none_or(|e| e.is_empty()) {
-            self.error(
-                IssueCode::Structure,
-                shown(None),
-                format!("{name} must not be an empty array"),
-            );
+            self.error(IssueCode::Structure, shown(None), format!("{name} must not be an empty array"));
         }
         let mut items = Vec::with_capacity(length);
         for index in 0..length {
             let value = values.and_then(|v| v.get(index)).filter(|v| !v.is_null());
-            let extension = extensions
-                .and_then(|e| e.get(index))
-                .filter(|e| !e.is_null());
+            let extension = extensions.and_then(|e| e.get(index)).filter(|e| !e.is_null());
             if value.is_none() && extension.is_none() {
                 self.error(
                     IssueCode::Structure,
@@ -479,10 +401,7 @@ impl<'a> Run<'a> {
 
     pub fn cardinality(&mut self, definition: &Element, count: usize, shown: &Path, profile: &str) {
         let min = definition.min as usize;
-        let what = definition
-            .slice_name
-            .as_deref()
-            .map_or(String::new(), |s| format!(" (slice {s})"));
+        let what = definition.slice_name.as_deref().map_or(String::new(), |s| format!(" (slice {s})"));
         if count < min {
             self.error(
                 IssueCode::Required,
@@ -499,10 +418,7 @@ impl<'a> Run<'a> {
             let message = if max == 0 {
                 format!("{}{what} is not allowed here ({profile})", definition.path)
             } else {
-                format!(
-                    "{}{what} allows at most {max}, {count} found ({profile})",
-                    definition.path
-                )
+                format!("{}{what} allows at most {max}, {count} found ({profile})", definition.path)
             };
             self.error(IssueCode::Structure, shown, message);
         }
@@ -527,9 +443,7 @@ impl<'a> Run<'a> {
         let type_ref = choice.or_else(|| definition.types.first());
         let has_children = !structure.children(index).is_empty();
         let (type_code, fhirpath_type) = match type_ref {
-            Some(t) if t.code == "BackboneElement" || t.code == "Element" => {
-                (t.code.as_str(), definition.path.as_str())
-            }
+            Some(t) if t.code == "BackboneElement" || t.code == "Element" => (t.code.as_str(), definition.path.as_str()),
             Some(t) => (t.code.as_str(), t.fhirpath_code.as_str()),
             None if has_children => ("BackboneElement", definition.path.as_str()),
             None => return,
@@ -541,23 +455,14 @@ impl<'a> Run<'a> {
                 parent: host.type_base,
                 name: Some(&definition.name),
             },
-            type_base: if is_backbone {
-                &definition.path
-            } else {
-                type_code
-            },
+            type_base: if is_backbone { &definition.path } else { type_code },
             type_name: type_code,
             extension_url: None,
             is_resource: false,
         };
         if is_primitive(type_code) {
             self.primitive(structure, index, type_code, node, path, &own_host, resource);
-        } else if type_code == "Resource"
-            || self
-                .defs
-                .base(type_code)
-                .is_some_and(|s| s.kind == Kind::Resource)
-        {
+        } else if type_code == "Resource" || self.defs.base(type_code).is_some_and(|s| s.kind == Kind::Resource) {
             self.contained(node, path);
         } else if let Some(object) = self.object(definition, type_code, node, path) {
             let value = node.value.unwrap_or(&Value::Null);
@@ -566,14 +471,8 @@ impl<'a> Run<'a> {
             if let Some(type_ref) = type_ref {
                 self.reference_target(type_ref, type_code, object, path, resource);
             }
-            let extension_url = object
-                .get("url")
-                .and_then(Value::as_str)
-                .filter(|_| type_code == "Extension");
-            let own_host = Host {
-                extension_url,
-                ..own_host
-            };
+            let extension_url = object.get("url").and_then(Value::as_str).filter(|_| type_code == "Extension");
+            let own_host = Host { extension_url, ..own_host };
             let checked_by_definition = if type_code == "Extension" {
                 self.extension(definition, object, node, path, host, resource)
             } else {
@@ -600,29 +499,16 @@ impl<'a> Run<'a> {
     }
 
     /// The JSON object of a complex-typed instance; anything else is reported.
-    fn object(
-        &mut self,
-        definition: &Element,
-        type_code: &str,
-        node: Node<'a>,
-        path: &Path,
-    ) -> Option<&'a Map<String, Value>> {
+    fn object(&mut self, definition: &Element, type_code: &str, node: Node<'a>, path: &Path) -> Option<&'a Map<String, Value>> {
         if node.extension.is_some() {
-            self.error(
-                IssueCode::Structure,
-                path,
-                format!("_{} is only allowed for primitive types", definition.name),
-            );
+            self.error(IssueCode::Structure, path, format!("_{} is only allowed for primitive types", definition.name));
         }
         let object = node.value.and_then(Value::as_object);
         if object.is_none() {
             self.error(
                 IssueCode::Structure,
                 path,
-                format!(
-                    "{} is a {type_code} and must be a JSON object",
-                    definition.path
-                ),
+                format!("{} is a {type_code} and must be a JSON object", definition.path),
             );
         }
         object
@@ -636,11 +522,7 @@ impl<'a> Run<'a> {
                 true
             }
             Some(Err(e)) => {
-                self.warning(
-                    IssueCode::NotSupported,
-                    path,
-                    format!("Profile {url} cannot be used: {e}"),
-                );
+                self.warning(IssueCode::NotSupported, path, format!("Profile {url} cannot be used: {e}"));
                 false
             }
             None => {
@@ -689,20 +571,13 @@ impl<'a> Run<'a> {
                         self.error(
                             IssueCode::TooLong,
                             path,
-                            format!(
-                                "{} is longer than {max} characters ({})",
-                                definition.path, structure.url
-                            ),
+                            format!("{} is longer than {max} characters ({})", definition.path, structure.url),
                         );
                     }
                     self.fixed_and_pattern(definition, value, path, &structure.url);
                     self.binding(definition, type_code, value, path, &structure.url);
                 }
-                Err(problem) => self.error(
-                    IssueCode::Value,
-                    path,
-                    format!("{} ({type_code}): {problem}", definition.path),
-                ),
+                Err(problem) => self.error(IssueCode::Value, path, format!("{} ({type_code}): {problem}", definition.path)),
             }
         }
         let Some(extension) = node.extension else {
@@ -726,11 +601,7 @@ impl<'a> Run<'a> {
     ) {
         match extension.as_object() {
             Some(object) => self.children(structure, index, object, path, host, resource, true),
-            None => self.error(
-                IssueCode::Structure,
-                path,
-                "The _ sibling of a primitive must be an object".into(),
-            ),
+            None => self.error(IssueCode::Structure, path, "The _ sibling of a primitive must be an object".into()),
         }
     }
 
@@ -741,18 +612,10 @@ impl<'a> Run<'a> {
             return;
         };
         let Some(resource_type) = value.get("resourceType").and_then(Value::as_str) else {
-            self.error(
-                IssueCode::Structure,
-                path,
-                "A contained resource needs a resourceType".into(),
-            );
+            self.error(IssueCode::Structure, path, "A contained resource needs a resourceType".into());
             return;
         };
-        match self
-            .defs
-            .base(resource_type)
-            .filter(|s| s.kind == Kind::Resource)
-        {
+        match self.defs.base(resource_type).filter(|s| s.kind == Kind::Resource) {
             Some(structure) => {
                 self.resource(structure, value, &path.of_type(resource_type));
             }
@@ -785,11 +648,7 @@ impl<'a> Run<'a> {
         let structure = match self.defs.structure(url) {
             Some(Ok(structure)) => structure,
             Some(Err(e)) => {
-                self.warning(
-                    IssueCode::NotSupported,
-                    path,
-                    format!("Extension {url} cannot be used: {e}"),
-                );
+                self.warning(IssueCode::NotSupported, path, format!("Extension {url} cannot be used: {e}"));
                 return false;
             }
             None if is_modifier => {
@@ -810,11 +669,7 @@ impl<'a> Run<'a> {
             }
         };
         if structure.type_name != "Extension" {
-            self.error(
-                IssueCode::Structure,
-                path,
-                format!("{url} is not an extension definition"),
-            );
+            self.error(IssueCode::Structure, path, format!("{url} is not an extension definition"));
             return false;
         }
         if !context_allows(&structure.contexts, host) {
@@ -822,9 +677,7 @@ impl<'a> Run<'a> {
                 .contexts
                 .iter()
                 .map(|c| match c {
-                    ExtensionContext::Element(path) | ExtensionContext::Extension(path) => {
-                        path.as_str()
-                    }
+                    ExtensionContext::Element(path) | ExtensionContext::Extension(path) => path.as_str(),
                     ExtensionContext::FhirPath => "(FHIRPath)",
                 })
                 .collect();
@@ -843,23 +696,14 @@ impl<'a> Run<'a> {
     }
 
     /// `fixed[x]` must equal the instance; `pattern[x]` must be contained in it.
-    pub fn fixed_and_pattern(
-        &mut self,
-        definition: &Element,
-        value: &Value,
-        path: &Path,
-        profile: &str,
-    ) {
+    pub fn fixed_and_pattern(&mut self, definition: &Element, value: &Value, path: &Path, profile: &str) {
         if let Some(fixed) = &definition.fixed
             && !same_json(value, fixed)
         {
             self.error(
                 IssueCode::Value,
                 path,
-                format!(
-                    "{} must be exactly {fixed} (fixed by {profile}), found {value}",
-                    definition.id
-                ),
+                format!("{} must be exactly {fixed} (fixed by {profile}), found {value}", definition.id),
             );
         }
         if let Some(pattern) = &definition.pattern
@@ -868,24 +712,14 @@ impl<'a> Run<'a> {
             self.error(
                 IssueCode::Value,
                 path,
-                format!(
-                    "{} must match the pattern {pattern} ({profile}), found {value}",
-                    definition.id
-                ),
+                format!("{} must match the pattern {pattern} ({profile}), found {value}", definition.id),
             );
         }
     }
 
     /// Codes in a bound element: required bindings reject codes outside the value set,
     /// extensible ones warn.
-    fn binding(
-        &mut self,
-        definition: &Element,
-        type_code: &str,
-        value: &Value,
-        path: &Path,
-        profile: &str,
-    ) {
+    fn binding(&mut self, definition: &Element, type_code: &str, value: &Value, path: &Path, profile: &str) {
         let Some(binding) = &definition.binding else {
             return;
         };
@@ -894,10 +728,7 @@ impl<'a> Run<'a> {
         }
         let mut codes: Vec<(Option<&str>, &str)> = Vec::new();
         fn coding(c: &Value) -> Option<(Option<&str>, &str)> {
-            Some((
-                c.get("system").and_then(Value::as_str),
-                c.get("code")?.as_str()?,
-            ))
+            Some((c.get("system").and_then(Value::as_str), c.get("code")?.as_str()?))
         }
         let concept = match type_code {
             "code" | "string" | "uri" | "url" | "canonical" => {
@@ -922,11 +753,7 @@ impl<'a> Run<'a> {
                     .filter_map(coding),
             );
         }
-        let strength = if binding.strength == Strength::Required {
-            "required"
-        } else {
-            "extensible"
-        };
+        let strength = if binding.strength == Strength::Required { "required" } else { "extensible" };
         let Some(value_set) = self.defs.value_set(&binding.value_set) else {
             if binding.strength == Strength::Required {
                 self.warning(
@@ -1022,11 +849,7 @@ impl<'a> Run<'a> {
             allowed.push(name);
         }
         let reference_path = path.child("reference", None);
-        let shown = if type_code == "CodeableReference" {
-            &reference_path
-        } else {
-            path
-        };
+        let shown = if type_code == "CodeableReference" { &reference_path } else { path };
         self.error(
             IssueCode::Structure,
             shown,
@@ -1038,25 +861,14 @@ impl<'a> Run<'a> {
     }
 
     /// Evaluates the element's invariants with the instance as focus.
-    pub fn constraints(
-        &mut self,
-        definition: &'a Element,
-        node: Node<'a>,
-        fhirpath_type: &'a str,
-        path: &Path,
-        resource: &'a Value,
-    ) {
+    pub fn constraints(&mut self, definition: &'a Element, node: Node<'a>, fhirpath_type: &'a str, path: &Path, resource: &'a Value) {
         if definition.constraints.is_empty() {
             return;
         }
         let identity = node.identity();
         for constraint in &definition.constraints {
             let source = constraint.expression.source();
-            if self
-                .evaluated
-                .iter()
-                .any(|&(node, done)| node == identity && done == source)
-            {
+            if self.evaluated.iter().any(|&(node, done)| node == identity && done == source) {
                 continue;
             }
             self.evaluated.push((identity, source));
@@ -1073,14 +885,7 @@ impl<'a> Run<'a> {
             let focus = vec![Item::typed_node(node.value, node.extension, fhirpath_type)];
             let context = self.context.clone().with_resource(resource);
             let outcome = evaluate_items(&constraint.expression, &context, focus);
-            let message = || {
-                format!(
-                    "{}: {} [{}]",
-                    constraint.key,
-                    constraint.human,
-                    constraint.expression.source()
-                )
-            };
+            let message = || format!("{}: {} [{}]", constraint.key, constraint.human, constraint.expression.source());
             match outcome {
                 Ok(result) => {
                     let failed = matches!(
@@ -1105,11 +910,7 @@ impl<'a> Run<'a> {
     /// The resource a reference inside the current resource points to, when it is contained.
     pub fn contained_target(&self, reference: &str, resource: &'a Value) -> Option<&'a Value> {
         let id = reference.strip_prefix('#')?;
-        let container = if resource.get("contained").is_some() {
-            resource
-        } else {
-            self.root
-        };
+        let container = if resource.get("contained").is_some() { resource } else { self.root };
         container
             .get("contained")?
             .as_array()?
@@ -1125,11 +926,7 @@ const ELE_1: &str = "hasValue() or (children().count() > id.count())";
 
 /// `ele-1`: an element has a value, or children other than `id`.
 fn ele_1_holds(node: Node) -> bool {
-    let has_children = |value: Option<&Value>| {
-        value
-            .and_then(Value::as_object)
-            .is_some_and(|o| o.keys().any(|k| k != "id"))
-    };
+    let has_children = |value: Option<&Value>| value.and_then(Value::as_object).is_some_and(|o| o.keys().any(|k| k != "id"));
     match node.value {
         Some(Value::Object(_)) => has_children(node.value),
         Some(_) => true,
@@ -1174,13 +971,9 @@ pub(crate) fn same_json(a: &Value, b: &Value) -> bool {
         (Value::Number(x), Value::Number(y)) => {
             x == y || x.to_string().parse::<f64>().ok() == y.to_string().parse::<f64>().ok()
         }
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
-        }
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y)),
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
         }
         _ => a == b,
     }
@@ -1190,12 +983,8 @@ pub(crate) fn same_json(a: &Value, b: &Value) -> bool {
 /// some value item).
 pub(crate) fn matches_pattern(value: &Value, pattern: &Value) -> bool {
     match (value, pattern) {
-        (Value::Object(v), Value::Object(p)) => p
-            .iter()
-            .all(|(k, pv)| v.get(k).is_some_and(|vv| matches_pattern(vv, pv))),
-        (Value::Array(v), Value::Array(p)) => p
-            .iter()
-            .all(|pv| v.iter().any(|vv| matches_pattern(vv, pv))),
+        (Value::Object(v), Value::Object(p)) => p.iter().all(|(k, pv)| v.get(k).is_some_and(|vv| matches_pattern(vv, pv))),
+        (Value::Array(v), Value::Array(p)) => p.iter().all(|pv| v.iter().any(|vv| matches_pattern(vv, pv))),
         // A pattern's single value may stand for an array element in the instance.
         (Value::Array(v), p) => v.iter().any(|vv| matches_pattern(vv, p)),
         _ => same_json(value, pattern),
@@ -1210,14 +999,8 @@ mod tests {
     #[test]
     fn patterns_are_subsets_and_fixed_values_exact() {
         let concept = json!({"coding": [{"system": "s", "code": "a", "display": "A"}, {"system": "t", "code": "b"}], "text": "x"});
-        assert!(matches_pattern(
-            &concept,
-            &json!({"coding": [{"system": "s", "code": "a"}]})
-        ));
-        assert!(!matches_pattern(
-            &concept,
-            &json!({"coding": [{"system": "s", "code": "b"}]})
-        ));
+        assert!(matches_pattern(&concept, &json!({"coding": [{"system": "s", "code": "a"}]})));
+        assert!(!matches_pattern(&concept, &json!({"coding": [{"system": "s", "code": "b"}]})));
         assert!(same_json(&json!({"a": 1.0}), &json!({"a": 1})));
         assert!(!same_json(&json!({"a": 1, "b": 2}), &json!({"a": 1})));
     }
@@ -1231,15 +1014,9 @@ mod tests {
             (Some(json!({"id": "a"})), None),
             (Some(json!({})), None),
             (Some(json!({"id": "a", "family": "F"})), None),
-            (
-                Some(json!({"_family": {"extension": [{"url": "u", "valueString": "v"}]}})),
-                None,
-            ),
+            (Some(json!({"_family": {"extension": [{"url": "u", "valueString": "v"}]}})), None),
             (None, Some(json!({"id": "a"}))),
-            (
-                None,
-                Some(json!({"extension": [{"url": "u", "valueString": "v"}]})),
-            ),
+            (None, Some(json!({"extension": [{"url": "u", "valueString": "v"}]}))),
             (Some(json!("x")), Some(json!({"id": "a"}))),
         ];
         for (value, extension) in &cases {
@@ -1247,11 +1024,7 @@ mod tests {
                 value: value.as_ref(),
                 extension: extension.as_ref(),
             };
-            let type_name = if matches!(value, Some(Value::Object(_))) {
-                "HumanName"
-            } else {
-                "string"
-            };
+            let type_name = if matches!(value, Some(Value::Object(_))) { "HumanName" } else { "string" };
             let focus = vec![Item::typed_node(node.value, node.extension, type_name)];
             let result = evaluate_items(&expression, &EvalContext::new(), focus).unwrap();
             let by_fhirpath = matches!(result.as_slice(), [item] if matches!(item.system_value(), Some(SystemValue::Boolean(true))));
@@ -1263,10 +1036,7 @@ mod tests {
     fn finds_the_referenced_type() {
         let resource = json!({"contained": [{"resourceType": "Patient", "id": "p"}]});
         assert_eq!(referenced_type("Patient/1", &resource), Some("Patient"));
-        assert_eq!(
-            referenced_type("http://x/fhir/Slot/1/_history/2", &resource),
-            Some("Slot")
-        );
+        assert_eq!(referenced_type("http://x/fhir/Slot/1/_history/2", &resource), Some("Slot"));
         assert_eq!(referenced_type("#p", &resource), Some("Patient"));
         assert_eq!(referenced_type("urn:uuid:1", &resource), None);
     }

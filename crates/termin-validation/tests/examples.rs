@@ -13,12 +13,7 @@ fn assert_all_valid(validator: &Validator, examples: Vec<(String, Value)>) {
             failures.push(format!("{name}: {error}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} errors:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} errors:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]

@@ -29,16 +29,8 @@ struct Example {
 }
 
 fn examples() -> Vec<Example> {
-    let at = at_examples().into_iter().map(|(name, resource)| Example {
-        name,
-        resource,
-        at: true,
-    });
-    let r5 = r5_examples().into_iter().map(|(name, resource)| Example {
-        name,
-        resource,
-        at: false,
-    });
+    let at = at_examples().into_iter().map(|(name, resource)| Example { name, resource, at: true });
+    let r5 = r5_examples().into_iter().map(|(name, resource)| Example { name, resource, at: false });
     at.chain(r5).collect()
 }
 
@@ -76,11 +68,7 @@ fn mutations(example: &Example) -> Vec<Mutation> {
     let type_name = type_of(resource);
     let object = resource.as_object().unwrap();
     let mut out = Vec::new();
-    let mut add = |what: String,
-                   resource: Value,
-                   code: &'static str,
-                   expression: String,
-                   mentions: Option<&'static str>| {
+    let mut add = |what: String, resource: Value, code: &'static str, expression: String, mentions: Option<&'static str>| {
         out.push(Mutation {
             name: format!("{}: {what}", example.name),
             resource,
@@ -96,17 +84,8 @@ fn mutations(example: &Example) -> Vec<Mutation> {
             let mut broken = resource.clone();
             broken.as_object_mut().unwrap().remove(*element);
             // A primitive with only an extension is still present.
-            broken
-                .as_object_mut()
-                .unwrap()
-                .remove(&format!("_{element}"));
-            add(
-                format!("without {element}"),
-                broken,
-                "required",
-                format!("{type_name}.{element}"),
-                None,
-            );
+            broken.as_object_mut().unwrap().remove(&format!("_{element}"));
+            add(format!("without {element}"), broken, "required", format!("{type_name}.{element}"), None);
         }
     }
 
@@ -133,39 +112,17 @@ fn mutations(example: &Example) -> Vec<Mutation> {
             "multipleBirthInteger" => format!("{type_name}.multipleBirth.ofType(integer)"),
             _ => format!("{type_name}.{key}"),
         };
-        add(
-            format!("{key} of the wrong JSON type"),
-            broken,
-            "structure",
-            expression,
-            None,
-        );
+        add(format!("{key} of the wrong JSON type"), broken, "structure", expression, None);
     }
 
     // Unknown elements, at the root and inside the first complex element.
     let mut broken = resource.clone();
     broken["unknownElement"] = json!(true);
-    add(
-        "unknown root element".into(),
-        broken,
-        "structure",
-        format!("{type_name}.unknownElement"),
-        None,
-    );
-    if let Some(key) = object
-        .iter()
-        .find(|(k, v)| v.is_object() && !k.starts_with('_') && *k != "text" && *k != "meta")
-        .map(|(k, _)| k)
-    {
+    add("unknown root element".into(), broken, "structure", format!("{type_name}.unknownElement"), None);
+    if let Some(key) = object.iter().find(|(k, v)| v.is_object() && !k.starts_with('_') && *k != "text" && *k != "meta").map(|(k, _)| k) {
         let mut broken = resource.clone();
         broken[key.as_str()]["madeUp"] = json!("x");
-        add(
-            format!("unknown element in {key}"),
-            broken,
-            "structure",
-            format!("{type_name}.{key}.madeUp"),
-            None,
-        );
+        add(format!("unknown element in {key}"), broken, "structure", format!("{type_name}.{key}.madeUp"), None);
     }
 
     // Codes outside a required value set.
@@ -173,148 +130,75 @@ fn mutations(example: &Example) -> Vec<Mutation> {
         if owner == type_name && object.get(element).is_some_and(Value::is_string) {
             let mut broken = resource.clone();
             broken[element] = json!("not-a-code");
-            add(
-                format!("{element} outside its value set"),
-                broken,
-                "code-invalid",
-                format!("{type_name}.{element}"),
-                None,
-            );
+            add(format!("{element} outside its value set"), broken, "code-invalid", format!("{type_name}.{element}"), None);
         }
     }
 
     // Instants without a time-zone offset.
     if matches!(type_name, "Slot" | "Appointment") {
         for element in ["start", "end"] {
-            if let Some(text) = object
-                .get(element)
-                .and_then(Value::as_str)
-                .filter(|t| t.len() >= 19)
-            {
+            if let Some(text) = object.get(element).and_then(Value::as_str).filter(|t| t.len() >= 19) {
                 let mut broken = resource.clone();
                 broken[element] = json!(text[..19].to_string());
-                add(
-                    format!("{element} without offset"),
-                    broken,
-                    "value",
-                    format!("{type_name}.{element}"),
-                    None,
-                );
+                add(format!("{element} without offset"), broken, "value", format!("{type_name}.{element}"), None);
             }
         }
     }
     if object.get("meta").is_some_and(Value::is_object) {
         let mut broken = resource.clone();
         broken["meta"]["lastUpdated"] = json!("2025-01-01T10:00:00");
-        add(
-            "meta.lastUpdated without offset".into(),
-            broken,
-            "value",
-            format!("{type_name}.meta.lastUpdated"),
-            None,
-        );
+        add("meta.lastUpdated without offset".into(), broken, "value", format!("{type_name}.meta.lastUpdated"), None);
     }
 
     // Malformed dates.
     if object.get("birthDate").is_some_and(Value::is_string) {
         let mut broken = resource.clone();
         broken["birthDate"] = json!("1980-02-30");
-        add(
-            "impossible birthDate".into(),
-            broken,
-            "value",
-            format!("{type_name}.birthDate"),
-            None,
-        );
+        add("impossible birthDate".into(), broken, "value", format!("{type_name}.birthDate"), None);
     }
 
     // ele-1: an element without value or children.
     let mut broken = resource.clone();
     broken["meta"] = json!({});
-    add(
-        "empty meta".into(),
-        broken,
-        "invariant",
-        format!("{type_name}.meta"),
-        Some("ele-1"),
-    );
+    add("empty meta".into(), broken, "invariant", format!("{type_name}.meta"), Some("ele-1"));
 
     // ext-1: an extension with both a value and sub-extensions.
     let mut broken = resource.clone();
-    let extensions = broken
-        .as_object_mut()
-        .unwrap()
-        .entry("extension")
-        .or_insert_with(|| json!([]));
+    let extensions = broken.as_object_mut().unwrap().entry("extension").or_insert_with(|| json!([]));
     let index = extensions.as_array().unwrap().len();
     extensions.as_array_mut().unwrap().push(json!({
         "url": "http://example.org/fhir/StructureDefinition/both",
         "valueString": "v",
         "extension": [{"url": "part", "valueString": "w"}]
     }));
-    add(
-        "extension with value and extensions".into(),
-        broken,
-        "invariant",
-        format!("{type_name}.extension[{index}]"),
-        Some("ext-1"),
-    );
+    add("extension with value and extensions".into(), broken, "invariant", format!("{type_name}.extension[{index}]"), Some("ext-1"));
 
     // An extension used outside its context (slot-encounter-class is for Slot only).
     if example.at && type_name != "Slot" {
         let mut broken = resource.clone();
-        let extensions = broken
-            .as_object_mut()
-            .unwrap()
-            .entry("extension")
-            .or_insert_with(|| json!([]));
+        let extensions = broken.as_object_mut().unwrap().entry("extension").or_insert_with(|| json!([]));
         let index = extensions.as_array().unwrap().len();
         extensions.as_array_mut().unwrap().push(json!({
             "url": "https://fhir.hl7.at/tc/wg/scheduling/r5/StructureDefinition/slot-encounter-class",
             "valueCodeableConcept": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "VR"}]}
         }));
-        add(
-            "Slot extension on another type".into(),
-            broken,
-            "structure",
-            format!("{type_name}.extension[{index}]"),
-            Some("not allowed"),
-        );
+        add("Slot extension on another type".into(), broken, "structure", format!("{type_name}.extension[{index}]"), Some("not allowed"));
     }
 
     // pat-1: a contact without any details.
     if type_name == "Patient" {
         let mut broken = resource.clone();
-        let contacts = broken
-            .as_object_mut()
-            .unwrap()
-            .entry("contact")
-            .or_insert_with(|| json!([]));
+        let contacts = broken.as_object_mut().unwrap().entry("contact").or_insert_with(|| json!([]));
         let index = contacts.as_array().unwrap().len();
-        contacts
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"gender": "female"}));
-        add(
-            "contact without details".into(),
-            broken,
-            "invariant",
-            format!("Patient.contact[{index}]"),
-            Some("pat-1"),
-        );
+        contacts.as_array_mut().unwrap().push(json!({"gender": "female"}));
+        add("contact without details".into(), broken, "invariant", format!("Patient.contact[{index}]"), Some("pat-1"));
     }
 
     // Appointment invariants: start without end.
     if type_name == "Appointment" && object.contains_key("start") && object.contains_key("end") {
         let mut broken = resource.clone();
         broken.as_object_mut().unwrap().remove("end");
-        add(
-            "start without end".into(),
-            broken,
-            "invariant",
-            "Appointment".into(),
-            Some("app-2"),
-        );
+        add("start without end".into(), broken, "invariant", "Appointment".into(), Some("app-2"));
     }
 
     if example.at {
@@ -324,142 +208,68 @@ fn mutations(example: &Example) -> Vec<Mutation> {
 }
 
 /// Rules only the AT profiles make.
-fn at_mutations(
-    example: &Example,
-    add: &mut impl FnMut(String, Value, &'static str, String, Option<&'static str>),
-) {
+fn at_mutations(example: &Example, add: &mut impl FnMut(String, Value, &'static str, String, Option<&'static str>)) {
     let resource = &example.resource;
     let type_name = type_of(resource);
-    let identifiers = resource
-        .get("identifier")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let identifiers = resource.get("identifier").and_then(Value::as_array).cloned().unwrap_or_default();
     let is_ssn = |i: &Value| i.pointer("/type/coding/0/code").and_then(Value::as_str) == Some("SS");
     if let Some(index) = identifiers.iter().position(is_ssn) {
         // The social security number has a fixed system.
         let mut broken = resource.clone();
         broken["identifier"][index]["system"] = json!("urn:oid:1.2.40.0.10.1.4.3.9");
-        add(
-            "SVNR with another system".into(),
-            broken,
-            "value",
-            format!("Patient.identifier[{index}].system"),
-            Some("1.2.40.0.10.1.4.3.1"),
-        );
+        add("SVNR with another system".into(), broken, "value", format!("Patient.identifier[{index}].system"), Some("1.2.40.0.10.1.4.3.1"));
         // At most one social security number.
         let mut broken = resource.clone();
         let copy = identifiers[index].clone();
         broken["identifier"].as_array_mut().unwrap().push(copy);
-        add(
-            "two SVNRs".into(),
-            broken,
-            "structure",
-            "Patient.identifier".into(),
-            Some("socialSecurityNumber"),
-        );
+        add("two SVNRs".into(), broken, "structure", "Patient.identifier".into(), Some("socialSecurityNumber"));
     }
-    let kanr =
-        |i: &Value| i.get("system").and_then(Value::as_str) == Some("urn:oid:1.2.40.0.34.4.10");
+    let kanr = |i: &Value| i.get("system").and_then(Value::as_str) == Some("urn:oid:1.2.40.0.34.4.10");
     if type_name == "Organization" && identifiers.iter().any(kanr) {
         let mut broken = resource.clone();
         let copy = identifiers.iter().find(|i| kanr(i)).unwrap().clone();
         broken["identifier"].as_array_mut().unwrap().push(copy);
-        add(
-            "two KANRs".into(),
-            broken,
-            "structure",
-            "Organization.identifier".into(),
-            Some("KANR"),
-        );
+        add("two KANRs".into(), broken, "structure", "Organization.identifier".into(), Some("KANR"));
     }
     // at-addr-1..3: a structured address line needs its text.
-    let addresses = resource
-        .get("address")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let addresses = resource.get("address").and_then(Value::as_array).cloned().unwrap_or_default();
     if let Some(index) = addresses.iter().position(|a| a.get("_line").is_some()) {
         let mut broken = resource.clone();
         broken["address"][index]["line"] = json!([null]);
         for key in ["at-addr-1", "at-addr-2", "at-addr-3"] {
-            add(
-                format!("address line without text ({key})"),
-                broken.clone(),
-                "invariant",
-                format!("{type_name}.address[{index}]"),
-                Some(key),
-            );
+            add(format!("address line without text ({key})"), broken.clone(), "invariant", format!("{type_name}.address[{index}]"), Some(key));
         }
         let mut broken = resource.clone();
         broken["address"][index]["district"] = json!("Innere Stadt");
-        add(
-            "district (excluded by at-core-address)".into(),
-            broken,
-            "structure",
-            format!("{type_name}.address[{index}].district"),
-            None,
-        );
+        add("district (excluded by at-core-address)".into(), broken, "structure", format!("{type_name}.address[{index}].district"), None);
     }
     // at-ext-gender-1: the gender addition needs gender "other".
     if resource.pointer("/_gender/extension").is_some() {
         let mut broken = resource.clone();
         broken["gender"] = json!("female");
-        add(
-            "gender addition without gender other".into(),
-            broken,
-            "invariant",
-            "Patient.gender.extension[0].value.ofType(Coding)".into(),
-            Some("at-ext-gender-1"),
-        );
+        add("gender addition without gender other".into(), broken, "invariant", "Patient.gender.extension[0].value.ofType(Coding)".into(), Some("at-ext-gender-1"));
     }
     // The Appointment must have a Patient participant (slice min 1).
     if type_name == "Appointment" {
         let mut broken = resource.clone();
         let participants = broken["participant"].as_array_mut().unwrap();
-        participants.retain(|p| {
-            !p.pointer("/actor/reference")
-                .and_then(Value::as_str)
-                .is_some_and(|r| r.starts_with("Patient/"))
-        });
-        add(
-            "no Patient participant".into(),
-            broken,
-            "required",
-            "Appointment.participant".into(),
-            Some("HL7ATCorePatient"),
-        );
+        participants.retain(|p| !p.pointer("/actor/reference").and_then(Value::as_str).is_some_and(|r| r.starts_with("Patient/")));
+        add("no Patient participant".into(), broken, "required", "Appointment.participant".into(), Some("HL7ATCorePatient"));
         let mut broken = resource.clone();
         broken["subject"] = json!({"reference": "Practitioner/x"});
-        add(
-            "subject is not a Patient or Group".into(),
-            broken,
-            "structure",
-            "Appointment.subject".into(),
-            Some("Practitioner"),
-        );
+        add("subject is not a Patient or Group".into(), broken, "structure", "Appointment.subject".into(), Some("Practitioner"));
     }
     // At most one booking URL on a Slot.
     if type_name == "Slot" {
         let mut broken = resource.clone();
-        let extensions = broken
-            .as_object_mut()
-            .unwrap()
-            .entry("extension")
-            .or_insert_with(|| json!([]));
+        let extensions = broken.as_object_mut().unwrap().entry("extension").or_insert_with(|| json!([]));
         for _ in 0..2 {
             extensions.as_array_mut().unwrap().push(json!({
                 "url": "https://fhir.hl7.at/tc/wg/scheduling/r5/StructureDefinition/appointment-booking-url",
                 "valueUri": "https://example.org/book"
             }));
         }
-        add(
-            "two booking URLs".into(),
-            broken,
-            "structure",
-            "Slot.extension".into(),
-            Some("bookingURL"),
-        );
+        add("two booking URLs".into(), broken, "structure", "Slot.extension".into(), Some("bookingURL"));
     }
 }
 
@@ -497,9 +307,7 @@ fn broken_variants_are_rejected_with_the_right_issue() {
                 matches!(issue.severity, Severity::Error | Severity::Fatal)
                     && issue.code.as_str() == mutation.code
                     && issue.expression.contains(&mutation.expression)
-                    && mutation
-                        .mentions
-                        .is_none_or(|m| issue.diagnostics.contains(m))
+                    && mutation.mentions.is_none_or(|m| issue.diagnostics.contains(m))
             });
             if !found {
                 failures.push(format!(
@@ -507,22 +315,14 @@ fn broken_variants_are_rejected_with_the_right_issue() {
                     mutation.name,
                     mutation.code,
                     mutation.expression,
-                    mutation
-                        .mentions
-                        .map(|m| format!(" mentioning {m}"))
-                        .unwrap_or_default(),
+                    mutation.mentions.map(|m| format!(" mentioning {m}")).unwrap_or_default(),
                     errors(&outcome)
                 ));
             }
         }
     }
     assert!(count >= 200, "only {count} mutations were generated");
-    assert!(
-        failures.is_empty(),
-        "{} of {count} mutations not caught:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {count} mutations not caught:\n{}", failures.len(), failures.join("\n"));
     println!("{count} broken variants rejected");
 }
 
@@ -542,29 +342,13 @@ fn harmless_variants_stay_valid() {
 
 #[test]
 fn legacy_canonical_base_in_meta_profile_is_accepted() {
-    let (_, mut slot) = at_examples()
-        .into_iter()
-        .find(|(n, _)| n.contains("Slot-"))
-        .unwrap();
-    slot["meta"]["profile"] = json!([
-        "http://hl7.at/fhir/TC-FHIR-AG-Scheduling-R5/R5/StructureDefinition/at-scheduling-slot"
-    ]);
+    let (_, mut slot) = at_examples().into_iter().find(|(n, _)| n.contains("Slot-")).unwrap();
+    slot["meta"]["profile"] = json!(["http://hl7.at/fhir/TC-FHIR-AG-Scheduling-R5/R5/StructureDefinition/at-scheduling-slot"]);
     let outcome = r5_validator().validate(&slot);
     assert!(errors(&outcome).is_empty(), "{:?}", errors(&outcome));
-    assert!(
-        !outcome
-            .issues
-            .iter()
-            .any(|i| i.diagnostics.contains("not known")),
-        "{:?}",
-        outcome.issues
-    );
+    assert!(!outcome.issues.iter().any(|i| i.diagnostics.contains("not known")), "{:?}", outcome.issues);
     // The claimed profile is really checked: its slice limits apply.
-    let extensions = slot
-        .as_object_mut()
-        .unwrap()
-        .entry("extension")
-        .or_insert_with(|| json!([]));
+    let extensions = slot.as_object_mut().unwrap().entry("extension").or_insert_with(|| json!([]));
     for _ in 0..2 {
         extensions.as_array_mut().unwrap().push(json!({
             "url": "https://fhir.hl7.at/tc/wg/scheduling/r5/StructureDefinition/appointment-booking-url",

@@ -27,39 +27,28 @@ fn derived(type_name: &str, id: &str, change: impl FnOnce(&mut Vec<Value>)) -> V
     definition["url"] = json!(format!("{BASE}{id}"));
     definition["id"] = json!(id);
     definition["derivation"] = json!("constraint");
-    definition["baseDefinition"] = json!(format!(
-        "http://hl7.org/fhir/StructureDefinition/{type_name}"
-    ));
+    definition["baseDefinition"] = json!(format!("http://hl7.org/fhir/StructureDefinition/{type_name}"));
     change(definition["snapshot"]["element"].as_array_mut().unwrap());
     definition
 }
 
 fn test_package() -> PathBuf {
     let practitioner = derived("Practitioner", "gender-practitioner", |elements| {
-        let gender = elements
-            .iter_mut()
-            .find(|e| e["id"] == "Practitioner.gender")
-            .unwrap();
+        let gender = elements.iter_mut().find(|e| e["id"] == "Practitioner.gender").unwrap();
         gender["min"] = json!(1);
     });
     let patient = derived("Patient", "gp-patient", |elements| {
-        let index = elements
-            .iter()
-            .position(|e| e["id"] == "Patient.generalPractitioner")
-            .unwrap();
-        elements[index]["slicing"] =
-            json!({"discriminator": [{"type": "profile", "path": "resolve()"}], "rules": "closed"});
+        let index = elements.iter().position(|e| e["id"] == "Patient.generalPractitioner").unwrap();
+        elements[index]["slicing"] = json!({"discriminator": [{"type": "profile", "path": "resolve()"}], "rules": "closed"});
         let mut slice = elements[index].clone();
         slice.as_object_mut().unwrap().remove("slicing");
         slice["id"] = json!("Patient.generalPractitioner:stated");
         slice["sliceName"] = json!("stated");
         slice["max"] = json!("1");
-        slice["type"] =
-            json!([{"code": "Reference", "targetProfile": [format!("{BASE}gender-practitioner")]}]);
+        slice["type"] = json!([{"code": "Reference", "targetProfile": [format!("{BASE}gender-practitioner")]}]);
         elements.insert(index + 1, slice);
     });
-    let root =
-        std::env::temp_dir().join(format!("termin-validation-slicing-{}", std::process::id()));
+    let root = std::env::temp_dir().join(format!("termin-validation-slicing-{}", std::process::id()));
     let package = root.join("example.slicing#1.0.0/package");
     std::fs::create_dir_all(&package).unwrap();
     let manifest = json!({"name": "example.slicing", "version": "1.0.0", "dependencies": {"hl7.fhir.r5.core": "5.0.0"}});
@@ -84,42 +73,26 @@ fn patient_with_gp(practitioner: Value) -> Value {
 #[test]
 fn profile_discriminators_resolve_contained_references_and_closed_slicing_rejects_the_rest() {
     let root = test_package();
-    let definitions =
-        Definitions::load(std::slice::from_ref(&root), Some(&package_cache())).unwrap();
-    let profiles = BTreeMap::from([(
-        termin_fhir::ResourceType::Patient,
-        format!("{BASE}gp-patient"),
-    )]);
+    let definitions = Definitions::load(std::slice::from_ref(&root), Some(&package_cache())).unwrap();
+    let profiles = BTreeMap::from([(termin_fhir::ResourceType::Patient, format!("{BASE}gp-patient"))]);
     let (validator, _) = Validator::new(definitions, profiles).unwrap();
 
-    let stated =
-        patient_with_gp(json!({"resourceType": "Practitioner", "id": "gp", "gender": "female"}));
-    assert!(
-        errors(&validator.validate(&stated)).is_empty(),
-        "{:?}",
-        errors(&validator.validate(&stated))
-    );
+    let stated = patient_with_gp(json!({"resourceType": "Practitioner", "id": "gp", "gender": "female"}));
+    assert!(errors(&validator.validate(&stated)).is_empty(), "{:?}", errors(&validator.validate(&stated)));
 
-    let unstated = patient_with_gp(
-        json!({"resourceType": "Practitioner", "id": "gp", "name": [{"family": "X"}]}),
-    );
+    let unstated = patient_with_gp(json!({"resourceType": "Practitioner", "id": "gp", "name": [{"family": "X"}]}));
     let outcome = validator.validate(&unstated);
-    let closed = outcome.issues.iter().find(|i| {
-        i.code.as_str() == "structure" && i.expression == ["Patient.generalPractitioner[0]"]
-    });
-    assert!(
-        closed.is_some_and(|i| i.diagnostics.contains("closed")),
-        "{:?}",
-        errors(&outcome)
-    );
+    let closed = outcome
+        .issues
+        .iter()
+        .find(|i| i.code.as_str() == "structure" && i.expression == ["Patient.generalPractitioner[0]"]);
+    assert!(closed.is_some_and(|i| i.diagnostics.contains("closed")), "{:?}", errors(&outcome));
 
     let mut twice = stated.clone();
     twice["generalPractitioner"] = json!([{"reference": "#gp"}, {"reference": "#gp"}]);
     let outcome = validator.validate(&twice);
     assert!(
-        errors(&outcome).iter().any(
-            |e| e.starts_with("structure Patient.generalPractitioner ") && e.contains("stated")
-        ),
+        errors(&outcome).iter().any(|e| e.starts_with("structure Patient.generalPractitioner ") && e.contains("stated")),
         "{:?}",
         errors(&outcome)
     );

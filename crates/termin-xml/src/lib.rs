@@ -103,10 +103,7 @@ pub fn installed() -> Result<&'static XmlConverter, &'static str> {
     }
     let result = INSTALLED.get_or_init(|| {
         let load = LOADER.get().and_then(|loader| loader.lock().ok()?.take());
-        load.map_or_else(
-            || Err("no FHIR XML converter is installed".to_owned()),
-            |load| load(),
-        )
+        load.map_or_else(|| Err("no FHIR XML converter is installed".to_owned()), |load| load())
     });
     result.as_ref().map_err(String::as_str)
 }
@@ -125,8 +122,7 @@ mod tests {
         static CONVERTER: OnceLock<XmlConverter> = OnceLock::new();
         CONVERTER.get_or_init(|| {
             let cache = termin_search::default_package_cache();
-            XmlConverter::load(cache.as_deref())
-                .expect("the R5 core package (scripts/fhir-packages)")
+            XmlConverter::load(cache.as_deref()).expect("the R5 core package (scripts/fhir-packages)")
         })
     }
 
@@ -152,14 +148,10 @@ mod tests {
 
     #[test]
     fn numbers_keep_their_text_and_types_follow_the_definitions() {
-        let text =
-            r#"{"resourceType":"Location","position":{"longitude":16.3600,"latitude":4.82E1}}"#;
+        let text = r#"{"resourceType":"Location","position":{"longitude":16.3600,"latitude":4.82E1}}"#;
         let location = termin_fhir::json::parse_stored(text).unwrap();
         let xml = round_trip(&location);
-        assert!(
-            xml.contains(r#"<longitude value="16.3600"/><latitude value="4.82E1"/>"#),
-            "{xml}"
-        );
+        assert!(xml.contains(r#"<longitude value="16.3600"/><latitude value="4.82E1"/>"#), "{xml}");
         let back = converter().from_xml(xml.as_bytes()).unwrap();
         assert_eq!(Value::Object(back).to_string(), text);
         // integer64 is a JSON string, positiveInt a number, boolean a boolean.
@@ -167,10 +159,7 @@ mod tests {
             .from_xml(br#"<Parameters xmlns="http://hl7.org/fhir"><parameter><name value="a"/><valueInteger64 value="9007199254740993"/></parameter><parameter><name value="b"/><valuePositiveInt value="7"/></parameter><parameter><name value="c"/><valueBoolean value="false"/></parameter></Parameters>"#)
             .unwrap();
         let parameters = Value::Object(read);
-        assert_eq!(
-            parameters["parameter"][0]["valueInteger64"],
-            "9007199254740993"
-        );
+        assert_eq!(parameters["parameter"][0]["valueInteger64"], "9007199254740993");
         assert_eq!(parameters["parameter"][1]["valuePositiveInt"], 7);
         assert_eq!(parameters["parameter"][2]["valueBoolean"], false);
     }
@@ -180,10 +169,7 @@ mod tests {
         let patient = json!({"resourceType": "Patient", "id": "p1",
             "name": [{"text": "line 1\nline 2\r\n\t<b>&\"quoted\"'"}]});
         let xml = round_trip(&patient);
-        assert!(
-            xml.contains("line 1&#10;line 2&#13;&#10;&#9;&lt;b&gt;&amp;&quot;quoted&quot;'"),
-            "{xml}"
-        );
+        assert!(xml.contains("line 1&#10;line 2&#13;&#10;&#9;&lt;b&gt;&amp;&quot;quoted&quot;'"), "{xml}");
     }
 
     #[test]
@@ -191,19 +177,12 @@ mod tests {
         let refused = |json: Value| converter().to_xml(&json, false).unwrap_err();
         let issue = refused(json!({"resourceType": "Patient", "colour": "red"}));
         assert_eq!(issue.expression, ["Patient.colour"]);
-        let issue = refused(
-            json!({"resourceType": "Patient", "text": {"status": "generated", "div": "<p>no div</p>"}}),
-        );
+        let issue = refused(json!({"resourceType": "Patient", "text": {"status": "generated", "div": "<p>no div</p>"}}));
         assert!(issue.diagnostics.contains("not XHTML"), "{issue:?}");
         let issue = refused(json!({"resourceType": "Patient", "gender": {"code": "x"}}));
         assert_eq!(issue.expression, ["Patient.gender"]);
-        let issue = refused(
-            json!({"resourceType": "Patient", "deceasedBoolean": true, "deceasedDateTime": "2020"}),
-        );
-        assert!(
-            issue.diagnostics.contains("more than one type"),
-            "{issue:?}"
-        );
+        let issue = refused(json!({"resourceType": "Patient", "deceasedBoolean": true, "deceasedDateTime": "2020"}));
+        assert!(issue.diagnostics.contains("more than one type"), "{issue:?}");
         refused(json!({"resourceType": "Flower"}));
     }
 
@@ -211,10 +190,7 @@ mod tests {
     fn a_narrative_that_inherits_the_xhtml_namespace_gets_the_declaration() {
         let xml = br#"<x:Patient xmlns:x="http://hl7.org/fhir" xmlns="http://www.w3.org/1999/xhtml"><x:text><x:status value="generated"/><div><p>Hi</p></div></x:text></x:Patient>"#;
         let patient = Value::Object(converter().from_xml(xml).unwrap());
-        assert_eq!(
-            patient["text"]["div"],
-            r#"<div xmlns="http://www.w3.org/1999/xhtml"><p>Hi</p></div>"#
-        );
+        assert_eq!(patient["text"]["div"], r#"<div xmlns="http://www.w3.org/1999/xhtml"><p>Hi</p></div>"#);
     }
 
     #[test]

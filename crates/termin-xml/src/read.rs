@@ -8,20 +8,11 @@ use quick_xml::reader::NsReader;
 use serde_json::{Map, Value};
 use termin_fhir::json::{MAX_DEPTH, number_from_text};
 use termin_fhir::{Issue, IssueCode};
-use termin_validation::{
-    Definitions, JsonKind, TypeLayout, is_primitive_type, primitive_json_kind,
-};
+use termin_validation::{Definitions, JsonKind, TypeLayout, is_primitive_type, primitive_json_kind};
 
-pub(crate) fn resource_from_xml(
-    definitions: &Definitions,
-    bytes: &[u8],
-) -> Result<Map<String, Value>, Issue> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        Issue::error(
-            IssueCode::Structure,
-            format!("The XML body is not UTF-8 text: {e}"),
-        )
-    })?;
+pub(crate) fn resource_from_xml(definitions: &Definitions, bytes: &[u8]) -> Result<Map<String, Value>, Issue> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| Issue::error(IssueCode::Structure, format!("The XML body is not UTF-8 text: {e}")))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = XmlReader {
         definitions,
@@ -39,9 +30,7 @@ pub(crate) fn resource_from_xml(
             Event::Empty(start) => break reader.resource(&start, true, "", 1)?,
             Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
             Event::Text(text) if is_blank(&text) => {}
-            Event::DocType(_) => {
-                return Err(reader.refuse("A DTD (<!DOCTYPE>) is not accepted in FHIR XML"));
-            }
+            Event::DocType(_) => return Err(reader.refuse("A DTD (<!DOCTYPE>) is not accepted in FHIR XML")),
             Event::Eof => return Err(reader.refuse("The XML body holds no resource")),
             _ => return Err(reader.refuse("The XML body must start with a resource element")),
         }
@@ -73,15 +62,11 @@ fn space(namespace: &ResolveResult) -> Space {
 }
 
 fn is_blank(text: &str) -> bool {
-    text.bytes()
-        .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+    text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
 fn outside_fhir(name: &str, path: &str) -> Issue {
-    fault(
-        format!("<{name}> is not in the FHIR namespace {FHIR_NAMESPACE}"),
-        path,
-    )
+    fault(format!("<{name}> is not in the FHIR namespace {FHIR_NAMESPACE}"), path)
 }
 
 /// A child element's start tag, where it begins in the document, and whether it is empty (`<a/>`).
@@ -126,24 +111,10 @@ impl<'a> XmlReader<'a> {
                 Event::Empty(start) => (start, true),
                 Event::Comment(_) | Event::PI(_) => continue,
                 Event::Text(text) if is_blank(&text) => continue,
-                Event::Eof => {
-                    return Err(self.refuse(format!(
-                        "The body is not well-formed XML: it ends inside {path}"
-                    )));
-                }
-                _ => {
-                    return Err(fault(
-                        "Text is not allowed here: FHIR XML holds values in value attributes",
-                        path,
-                    ));
-                }
+                Event::Eof => return Err(self.refuse(format!("The body is not well-formed XML: it ends inside {path}"))),
+                _ => return Err(fault("Text is not allowed here: FHIR XML holds values in value attributes", path)),
             };
-            return Ok(Some(Child {
-                namespace,
-                start,
-                empty,
-                offset,
-            }));
+            return Ok(Some(Child { namespace, start, empty, offset }));
         }
     }
 
@@ -151,39 +122,19 @@ impl<'a> XmlReader<'a> {
     fn refuse(&self, message: impl std::fmt::Display) -> Issue {
         Issue::error(
             IssueCode::Structure,
-            format!(
-                "{message} (at byte {})",
-                self.reader
-                    .error_position()
-                    .max(self.reader.buffer_position())
-            ),
+            format!("{message} (at byte {})", self.reader.error_position().max(self.reader.buffer_position())),
         )
     }
 
     /// A resource element; `inside` is the path of the element holding it ("" for the root).
-    fn resource(
-        &mut self,
-        start: &BytesStart,
-        empty: bool,
-        inside: &str,
-        depth: usize,
-    ) -> Result<Map<String, Value>, Issue> {
+    fn resource(&mut self, start: &BytesStart, empty: bool, inside: &str, depth: usize) -> Result<Map<String, Value>, Issue> {
         let name = start.local_name().as_ref().to_owned();
         let layout = self
             .definitions
             .layout(&name)
             .filter(TypeLayout::is_resource)
-            .ok_or_else(|| {
-                fault(
-                    format!("<{name}> is not a FHIR R5 resource type"),
-                    inside_or(inside, &name),
-                )
-            })?;
-        let path = if inside.is_empty() {
-            name.clone()
-        } else {
-            format!("{inside}.ofType({name})")
-        };
+            .ok_or_else(|| fault(format!("<{name}> is not a FHIR R5 resource type"), inside_or(inside, &name)))?;
+        let path = if inside.is_empty() { name.clone() } else { format!("{inside}.ofType({name})") };
         self.complex(start, empty, layout, &path, depth)
     }
 
@@ -199,37 +150,22 @@ impl<'a> XmlReader<'a> {
         check_depth(depth, path)?;
         let mut object = Map::new();
         if layout.is_resource() {
-            object.insert(
-                "resourceType".into(),
-                Value::String(layout.type_name().to_owned()),
-            );
+            object.insert("resourceType".into(), Value::String(layout.type_name().to_owned()));
         }
         for attribute in start.attributes() {
-            let attribute = attribute
-                .map_err(|e| self.refuse(format!("The body is not well-formed XML: {e}")))?;
+            let attribute = attribute.map_err(|e| self.refuse(format!("The body is not well-formed XML: {e}")))?;
             let key = attribute.key;
             // Namespace declarations and prefixed attributes (xsi:schemaLocation) are not FHIR content.
             if key.as_namespace_binding().is_some() || key.prefix().is_some() {
                 continue;
             }
             let name = key.local_name().as_ref().to_owned();
-            if !layout
-                .element(&name)
-                .is_some_and(|(element, _)| element.is_xml_attribute())
-            {
-                return Err(fault(
-                    format!("Unknown attribute {name:?}"),
-                    format!("{path}.{name}"),
-                ));
+            if !layout.element(&name).is_some_and(|(element, _)| element.is_xml_attribute()) {
+                return Err(fault(format!("Unknown attribute {name:?}"), format!("{path}.{name}")));
             }
             let value = attribute
                 .normalized_value(XmlVersion::Implicit1_0)
-                .map_err(|e| {
-                    fault(
-                        format!("The attribute {name:?} cannot be read: {e}"),
-                        format!("{path}.{name}"),
-                    )
-                })?;
+                .map_err(|e| fault(format!("The attribute {name:?} cannot be read: {e}"), format!("{path}.{name}")))?;
             object.insert(name, Value::String(value.into_owned()));
         }
         if !empty {
@@ -239,21 +175,9 @@ impl<'a> XmlReader<'a> {
     }
 
     /// The child elements of a complex element, up to its end tag.
-    fn children(
-        &mut self,
-        layout: TypeLayout<'a>,
-        object: &mut Map<String, Value>,
-        path: &str,
-        depth: usize,
-    ) -> Result<(), Issue> {
+    fn children(&mut self, layout: TypeLayout<'a>, object: &mut Map<String, Value>, path: &str, depth: usize) -> Result<(), Issue> {
         let mut lists: Vec<PrimitiveList> = Vec::new();
-        while let Some(Child {
-            namespace,
-            start,
-            empty,
-            offset: before,
-        }) = self.next_child(path)?
-        {
+        while let Some(Child { namespace, start, empty, offset: before }) = self.next_child(path)? {
             let name = start.local_name().as_ref().to_owned();
             let child_path = format!("{path}.{name}");
             let Some((element, choice)) = layout.element(&name) else {
@@ -265,20 +189,12 @@ impl<'a> XmlReader<'a> {
                 continue;
             };
             if element.is_xml_attribute() {
-                return Err(fault(
-                    format!("{name} must be an attribute, not an element"),
-                    child_path,
-                ));
+                return Err(fault(format!("{name} must be an attribute, not an element"), child_path));
             }
-            let type_code = choice
-                .or_else(|| element.type_codes().next())
-                .unwrap_or_default();
+            let type_code = choice.or_else(|| element.type_codes().next()).unwrap_or_default();
             if type_code == "xhtml" {
                 if namespace != Space::Xhtml {
-                    return Err(fault(
-                        format!("<{name}> must be in the XHTML namespace {XHTML_NAMESPACE}"),
-                        child_path,
-                    ));
+                    return Err(fault(format!("<{name}> must be in the XHTML namespace {XHTML_NAMESPACE}"), child_path));
                 }
                 let text = self.xhtml(&start, empty, before, &child_path)?;
                 set_once(object, &name, Value::String(text), &child_path)?;
@@ -288,8 +204,7 @@ impl<'a> XmlReader<'a> {
                 return Err(outside_fhir(start.name().as_ref(), &child_path));
             }
             if is_primitive_type(type_code) {
-                let (value, extra) =
-                    self.primitive(&start, empty, type_code, &child_path, depth + 1)?;
+                let (value, extra) = self.primitive(&start, empty, type_code, &child_path, depth + 1)?;
                 if element.is_array() {
                     let list = match lists.iter().position(|list| list.name == name) {
                         Some(at) => &mut lists[at],
@@ -297,11 +212,7 @@ impl<'a> XmlReader<'a> {
                             // Placeholders keep the properties in document order.
                             object.insert(name.clone(), Value::Null);
                             object.insert(format!("_{name}"), Value::Null);
-                            lists.push(PrimitiveList {
-                                name: name.clone(),
-                                values: Vec::new(),
-                                extras: Vec::new(),
-                            });
+                            lists.push(PrimitiveList { name: name.clone(), values: Vec::new(), extras: Vec::new() });
                             lists.last_mut().expect("just pushed")
                         }
                     };
@@ -319,22 +230,14 @@ impl<'a> XmlReader<'a> {
             }
             let content = element
                 .content(self.definitions, type_code)
-                .ok_or_else(|| {
-                    fault(
-                        format!("no definition of the type {type_code:?} is loaded"),
-                        child_path.clone(),
-                    )
-                })?;
+                .ok_or_else(|| fault(format!("no definition of the type {type_code:?} is loaded"), child_path.clone()))?;
             let item = if content.is_resource() {
                 self.contained(empty, &child_path, depth + 1)?
             } else {
                 self.complex(&start, empty, content, &child_path, depth + 1)?
             };
             if element.is_array() {
-                match object
-                    .entry(name)
-                    .or_insert_with(|| Value::Array(Vec::new()))
-                {
+                match object.entry(name).or_insert_with(|| Value::Array(Vec::new())) {
                     Value::Array(items) => items.push(Value::Object(item)),
                     _ => return Err(fault("repeats, but may occur only once", child_path)),
                 }
@@ -343,10 +246,7 @@ impl<'a> XmlReader<'a> {
             }
         }
         for list in lists {
-            for (key, items) in [
-                (list.name.clone(), list.values),
-                (format!("_{}", list.name), list.extras),
-            ] {
+            for (key, items) in [(list.name.clone(), list.values), (format!("_{}", list.name), list.extras)] {
                 if items.iter().any(|item| !item.is_null()) {
                     object.insert(key, Value::Array(items));
                 } else {
@@ -360,28 +260,18 @@ impl<'a> XmlReader<'a> {
     /// An element no definition knows, carried over as JSON would carry it (`<x value="a"/>` →
     /// `"x": "a"`, children as an object) so that validation judges it as it judges JSON: the
     /// reader is no stricter than the JSON parser (operations read parameters leniently).
-    fn unknown(
-        &mut self,
-        start: &BytesStart,
-        empty: bool,
-        path: &str,
-        depth: usize,
-    ) -> Result<Value, Issue> {
+    fn unknown(&mut self, start: &BytesStart, empty: bool, path: &str, depth: usize) -> Result<Value, Issue> {
         check_depth(depth, path)?;
         let mut object = Map::new();
         for attribute in start.attributes() {
-            let attribute = attribute
-                .map_err(|e| self.refuse(format!("The body is not well-formed XML: {e}")))?;
+            let attribute = attribute.map_err(|e| self.refuse(format!("The body is not well-formed XML: {e}")))?;
             if attribute.key.as_namespace_binding().is_some() || attribute.key.prefix().is_some() {
                 continue;
             }
             let value = attribute
                 .normalized_value(XmlVersion::Implicit1_0)
                 .map_err(|e| fault(format!("An attribute cannot be read: {e}"), path))?;
-            object.insert(
-                attribute.key.local_name().as_ref().to_owned(),
-                Value::String(value.into_owned()),
-            );
+            object.insert(attribute.key.local_name().as_ref().to_owned(), Value::String(value.into_owned()));
         }
         if !empty {
             while let Some(inner) = self.next_child(path)? {
@@ -394,9 +284,7 @@ impl<'a> XmlReader<'a> {
                 append(&mut object, name, item);
             }
         }
-        if object.len() == 1
-            && let Some(Value::String(_)) = object.get("value")
-        {
+        if object.len() == 1 && let Some(Value::String(_)) = object.get("value") {
             return Ok(object.shift_remove("value").unwrap_or_default());
         }
         Ok(Value::Object(object))
@@ -411,37 +299,23 @@ impl<'a> XmlReader<'a> {
         path: &str,
         depth: usize,
     ) -> Result<(Option<Value>, Option<Value>), Issue> {
-        let layout = self.definitions.layout(type_code).ok_or_else(|| {
-            fault(
-                format!("no definition of the type {type_code:?} is loaded"),
-                path,
-            )
-        })?;
+        let layout = self
+            .definitions
+            .layout(type_code)
+            .ok_or_else(|| fault(format!("no definition of the type {type_code:?} is loaded"), path))?;
         let mut object = self.complex(start, empty, layout, path, depth)?;
         let value = match object.shift_remove("value") {
             Some(Value::String(text)) => Some(typed(type_code, text, path)?),
             _ => None,
         };
         if value.is_none() && object.is_empty() {
-            return Err(fault(
-                "has neither a value attribute nor an id or extensions",
-                path,
-            ));
+            return Err(fault("has neither a value attribute nor an id or extensions", path));
         }
-        Ok((
-            value,
-            Some(Value::Object(object))
-                .filter(|extra| extra.as_object().is_some_and(|o| !o.is_empty())),
-        ))
+        Ok((value, Some(Value::Object(object)).filter(|extra| extra.as_object().is_some_and(|o| !o.is_empty()))))
     }
 
     /// A resource inside an element (`contained`, `entry.resource`): its only child element.
-    fn contained(
-        &mut self,
-        empty: bool,
-        path: &str,
-        depth: usize,
-    ) -> Result<Map<String, Value>, Issue> {
+    fn contained(&mut self, empty: bool, path: &str, depth: usize) -> Result<Map<String, Value>, Issue> {
         let holds_nothing = || fault("must hold one resource", path);
         if empty {
             return Err(holds_nothing());
@@ -461,13 +335,7 @@ impl<'a> XmlReader<'a> {
 
     /// The narrative element's XML text, copied from the document; `before` is where its start
     /// tag begins. A `div` that inherits the XHTML namespace gets the declaration JSON needs.
-    fn xhtml(
-        &mut self,
-        start: &BytesStart,
-        empty: bool,
-        before: usize,
-        path: &str,
-    ) -> Result<String, Issue> {
+    fn xhtml(&mut self, start: &BytesStart, empty: bool, before: usize, path: &str) -> Result<String, Issue> {
         if !empty {
             let end = start.to_end().into_owned();
             self.reader
@@ -479,27 +347,15 @@ impl<'a> XmlReader<'a> {
             .input
             .get(before..after)
             .ok_or_else(|| fault("The narrative cannot be read", path))?;
-        let declares = start
-            .attributes()
-            .flatten()
-            .any(|a| a.key.as_ref() == "xmlns");
+        let declares = start.attributes().flatten().any(|a| a.key.as_ref() == "xmlns");
         if start.name().prefix().is_some() {
-            return Err(fault(
-                format!(
-                    "write the narrative as <div xmlns=\"{XHTML_NAMESPACE}\">, without a prefix"
-                ),
-                path,
-            ));
+            return Err(fault(format!("write the narrative as <div xmlns=\"{XHTML_NAMESPACE}\">, without a prefix"), path));
         }
         Ok(if declares {
             text.to_owned()
         } else {
             let name_end = 1 + start.name().as_ref().len();
-            format!(
-                "{} xmlns=\"{XHTML_NAMESPACE}\"{}",
-                &text[..name_end],
-                &text[name_end..]
-            )
+            format!("{} xmlns=\"{XHTML_NAMESPACE}\"{}", &text[..name_end], &text[name_end..])
         })
     }
 }
@@ -524,19 +380,10 @@ fn append(object: &mut Map<String, Value>, name: String, item: Value) {
 }
 
 fn inside_or(inside: &str, name: &str) -> String {
-    if inside.is_empty() {
-        name.to_owned()
-    } else {
-        inside.to_owned()
-    }
+    if inside.is_empty() { name.to_owned() } else { inside.to_owned() }
 }
 
-fn set_once(
-    object: &mut Map<String, Value>,
-    key: &str,
-    value: Value,
-    path: &str,
-) -> Result<(), Issue> {
+fn set_once(object: &mut Map<String, Value>, key: &str, value: Value, path: &str) -> Result<(), Issue> {
     if object.contains_key(key) {
         return Err(fault("repeats, but may occur only once", path));
     }
@@ -547,11 +394,7 @@ fn set_once(
 /// A `value` attribute as the JSON value of its FHIR type.
 fn typed(type_code: &str, text: String, path: &str) -> Result<Value, Issue> {
     let wrong = |what: &str| {
-        Issue::error(
-            IssueCode::Value,
-            format!("{text:?} is not a valid {type_code}: {what}"),
-        )
-        .at(path)
+        Issue::error(IssueCode::Value, format!("{text:?} is not a valid {type_code}: {what}")).at(path)
     };
     match primitive_json_kind(type_code) {
         JsonKind::Boolean => match text.as_str() {
@@ -559,9 +402,7 @@ fn typed(type_code: &str, text: String, path: &str) -> Result<Value, Issue> {
             "false" => Ok(Value::Bool(false)),
             _ => Err(wrong("it must be true or false")),
         },
-        JsonKind::Number => number_from_text(&text)
-            .map(Value::Number)
-            .ok_or_else(|| wrong("it must be a number")),
+        JsonKind::Number => number_from_text(&text).map(Value::Number).ok_or_else(|| wrong("it must be a number")),
         JsonKind::String => Ok(Value::String(text)),
     }
 }

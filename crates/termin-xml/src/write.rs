@@ -11,27 +11,15 @@ use std::borrow::Cow;
 use termin_fhir::{Issue, IssueCode};
 use termin_validation::{Definitions, ElementLayout, TypeLayout, is_primitive_type};
 
-pub(crate) fn resource_to_xml(
-    definitions: &Definitions,
-    resource: &Value,
-    pretty: bool,
-) -> Result<String, Issue> {
+pub(crate) fn resource_to_xml(definitions: &Definitions, resource: &Value, pretty: bool) -> Result<String, Issue> {
     let Value::Object(resource) = resource else {
         return Err(fault("The resource must be a JSON object", "Resource"));
     };
-    let out = if pretty {
-        Writer::new_with_indent(Vec::new(), b' ', 2)
-    } else {
-        Writer::new(Vec::new())
-    };
+    let out = if pretty { Writer::new_with_indent(Vec::new(), b' ', 2) } else { Writer::new(Vec::new()) };
     let mut writer = XmlWriter { definitions, out };
     writer.resource(resource, None)?;
-    String::from_utf8(writer.out.into_inner()).map_err(|e| {
-        Issue::error(
-            IssueCode::Exception,
-            format!("the XML written is not UTF-8: {e}"),
-        )
-    })
+    String::from_utf8(writer.out.into_inner())
+        .map_err(|e| Issue::error(IssueCode::Exception, format!("the XML written is not UTF-8: {e}")))
 }
 
 /// The JSON properties of one element, as XML writes them: the value (`name`) and, for
@@ -59,11 +47,7 @@ impl<'a> XmlWriter<'a> {
     }
 
     /// A resource; `inside` is the path of the element holding it (`None` for the document's root).
-    fn resource(
-        &mut self,
-        resource: &'a Map<String, Value>,
-        inside: Option<&str>,
-    ) -> Result<(), Issue> {
+    fn resource(&mut self, resource: &'a Map<String, Value>, inside: Option<&str>) -> Result<(), Issue> {
         let place = inside.unwrap_or("Resource");
         let resource_type = match resource.get("resourceType") {
             Some(Value::String(name)) => name.as_str(),
@@ -73,12 +57,7 @@ impl<'a> XmlWriter<'a> {
             .definitions
             .layout(resource_type)
             .filter(TypeLayout::is_resource)
-            .ok_or_else(|| {
-                fault(
-                    format!("{resource_type:?} is not a FHIR R5 resource type"),
-                    place,
-                )
-            })?;
+            .ok_or_else(|| fault(format!("{resource_type:?} is not a FHIR R5 resource type"), place))?;
         let mut start = BytesStart::new(resource_type);
         if inside.is_none() {
             start.push_attribute(("xmlns", FHIR_NAMESPACE));
@@ -99,23 +78,13 @@ impl<'a> XmlWriter<'a> {
         path: &str,
     ) -> Result<(), Issue> {
         let fields = self.fields(object, layout, path)?;
-        let (attributes, children): (Vec<Field>, Vec<Field>) = fields
-            .into_iter()
-            .partition(|field| field.element.is_xml_attribute());
+        let (attributes, children): (Vec<Field>, Vec<Field>) =
+            fields.into_iter().partition(|field| field.element.is_xml_attribute());
         for field in &attributes {
             let at = || format!("{path}.{}", field.name);
-            let text = field
-                .value
-                .and_then(scalar_text)
-                .ok_or_else(|| fault("must be a primitive value", at()))?;
+            let text = field.value.and_then(scalar_text).ok_or_else(|| fault("must be a primitive value", at()))?;
             if field.extra.is_some() {
-                return Err(fault(
-                    format!(
-                        "_{} is not allowed: XML holds {0} as an attribute",
-                        field.name
-                    ),
-                    at(),
-                ));
+                return Err(fault(format!("_{} is not allowed: XML holds {0} as an attribute", field.name), at()));
             }
             start.push_attribute(attribute(field.name, &text));
         }
@@ -131,12 +100,7 @@ impl<'a> XmlWriter<'a> {
     }
 
     /// The object's properties grouped by element, in the order of the layout.
-    fn fields(
-        &self,
-        object: &'a Map<String, Value>,
-        layout: TypeLayout<'a>,
-        path: &str,
-    ) -> Result<Vec<Field<'a>>, Issue> {
+    fn fields(&self, object: &'a Map<String, Value>, layout: TypeLayout<'a>, path: &str) -> Result<Vec<Field<'a>>, Issue> {
         let elements: Vec<ElementLayout> = layout.elements().collect();
         let mut fields: Vec<Field> = Vec::new();
         for (key, value) in object {
@@ -149,18 +113,11 @@ impl<'a> XmlWriter<'a> {
             };
             let unknown = || fault(format!("Unknown element {key:?}"), format!("{path}.{key}"));
             let (element, choice) = layout.element(name).ok_or_else(unknown)?;
-            let position = elements
-                .iter()
-                .position(|e| e.name() == element.name())
-                .ok_or_else(unknown)?;
+            let position = elements.iter().position(|e| e.name() == element.name()).ok_or_else(unknown)?;
             let field = match fields.iter_mut().find(|f| f.position == position) {
                 Some(field) if field.name != name => {
                     return Err(fault(
-                        format!(
-                            "{} has more than one type ({} and {name})",
-                            element.name(),
-                            field.name
-                        ),
+                        format!("{} has more than one type ({} and {name})", element.name(), field.name),
                         format!("{path}.{name}"),
                     ));
                 }
@@ -177,11 +134,7 @@ impl<'a> XmlWriter<'a> {
                     fields.last_mut().expect("just pushed")
                 }
             };
-            let slot = if is_extra {
-                &mut field.extra
-            } else {
-                &mut field.value
-            };
+            let slot = if is_extra { &mut field.extra } else { &mut field.value };
             *slot = Some(value).filter(|v| !v.is_null());
         }
         fields.sort_by_key(|field| field.position);
@@ -217,26 +170,14 @@ impl<'a> XmlWriter<'a> {
             return Ok(());
         }
         if field.extra.is_some() {
-            return Err(fault(
-                format!("_{} is only allowed beside primitive values", field.name),
-                path,
-            ));
+            return Err(fault(format!("_{} is only allowed beside primitive values", field.name), path));
         }
         let content = field
             .element
             .content(self.definitions, type_code)
-            .ok_or_else(|| {
-                fault(
-                    format!("no definition of the type {type_code:?} is loaded"),
-                    path.clone(),
-                )
-            })?;
+            .ok_or_else(|| fault(format!("no definition of the type {type_code:?} is loaded"), path.clone()))?;
         let items: Vec<(&Value, String)> = match field.value {
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| (item, format!("{path}[{i}]")))
-                .collect(),
+            Some(Value::Array(items)) => items.iter().enumerate().map(|(i, item)| (item, format!("{path}[{i}]"))).collect(),
             Some(item) => vec![(item, path.clone())],
             None => Vec::new(),
         };
@@ -257,13 +198,7 @@ impl<'a> XmlWriter<'a> {
     }
 
     /// A primitive: its value and id as attributes, its extensions as children.
-    fn primitive(
-        &mut self,
-        name: &str,
-        value: Option<&'a Value>,
-        extra: Option<&'a Value>,
-        path: &str,
-    ) -> Result<(), Issue> {
+    fn primitive(&mut self, name: &str, value: Option<&'a Value>, extra: Option<&'a Value>, path: &str) -> Result<(), Issue> {
         let mut start = BytesStart::new(name);
         let mut extensions: &[Value] = &[];
         match extra {
@@ -273,31 +208,18 @@ impl<'a> XmlWriter<'a> {
                     match (key.as_str(), item) {
                         ("id", Value::String(id)) => start.push_attribute(attribute("id", id)),
                         ("extension", Value::Array(items)) => extensions = items,
-                        _ => {
-                            return Err(fault(
-                                format!("{key:?} is not allowed here"),
-                                format!("{path}.{key}"),
-                            ));
-                        }
+                        _ => return Err(fault(format!("{key:?} is not allowed here"), format!("{path}.{key}"))),
                     }
                 }
             }
-            Some(_) => {
-                return Err(fault(
-                    "must be a JSON object (id and extension of the primitive)",
-                    path,
-                ));
-            }
+            Some(_) => return Err(fault("must be a JSON object (id and extension of the primitive)", path)),
         }
         match value {
             Some(value) => {
-                let text =
-                    scalar_text(value).ok_or_else(|| fault("must be a primitive value", path))?;
+                let text = scalar_text(value).ok_or_else(|| fault("must be a primitive value", path))?;
                 start.push_attribute(attribute("value", &text));
             }
-            None if extra.is_none() => {
-                return Err(fault("has neither a value nor an id or extensions", path));
-            }
+            None if extra.is_none() => return Err(fault("has neither a value nor an id or extensions", path)),
             None => {}
         }
         if extensions.is_empty() {
@@ -314,20 +236,14 @@ impl<'a> XmlWriter<'a> {
             let Value::Object(extension) = extension else {
                 return Err(fault("must be a JSON object", at));
             };
-            self.complex(
-                BytesStart::new("extension"),
-                extension,
-                extension_layout,
-                &at,
-            )?;
+            self.complex(BytesStart::new("extension"), extension, extension_layout, &at)?;
         }
         self.emit(Event::End(end))
     }
 
     /// The narrative, copied as it is once it is known to be one well-formed XHTML element.
     fn xhtml(&mut self, name: &str, text: &str, path: &str) -> Result<(), Issue> {
-        check_xhtml(name, text)
-            .map_err(|why| fault(format!("The narrative is not XHTML XML: {why}"), path))?;
+        check_xhtml(name, text).map_err(|why| fault(format!("The narrative is not XHTML XML: {why}"), path))?;
         self.out
             .write_indent()
             .map_err(|e| Issue::error(IssueCode::Exception, format!("writing XML failed: {e}")))?;
@@ -339,15 +255,10 @@ impl<'a> XmlWriter<'a> {
 fn check_xhtml(name: &str, text: &str) -> Result<(), String> {
     let mut reader = NsReader::from_str(text);
     let (namespace, event) = reader.read_resolved_event().map_err(|e| e.to_string())?;
-    let in_xhtml =
-        matches!(namespace, ResolveResult::Bound(Namespace(ns)) if ns == XHTML_NAMESPACE);
+    let in_xhtml = matches!(namespace, ResolveResult::Bound(Namespace(ns)) if ns == XHTML_NAMESPACE);
     match event {
-        Event::Start(start) | Event::Empty(start)
-            if start.local_name().as_ref() != name || !in_xhtml =>
-        {
-            Err(format!(
-                "it must be a <{name}> element in the namespace {XHTML_NAMESPACE}"
-            ))
+        Event::Start(start) | Event::Empty(start) if start.local_name().as_ref() != name || !in_xhtml => {
+            Err(format!("it must be a <{name}> element in the namespace {XHTML_NAMESPACE}"))
         }
         Event::Start(start) => {
             let end = start.to_end().into_owned();
@@ -367,16 +278,10 @@ fn expect_end(reader: &mut NsReader<&[u8]>) -> Result<(), String> {
 }
 
 /// A primitive JSON array's items (`null` as `None`); an absent property has none.
-fn primitive_array<'v>(
-    value: Option<&'v Value>,
-    path: &str,
-) -> Result<Vec<Option<&'v Value>>, Issue> {
+fn primitive_array<'v>(value: Option<&'v Value>, path: &str) -> Result<Vec<Option<&'v Value>>, Issue> {
     match value {
         None => Ok(Vec::new()),
-        Some(Value::Array(items)) => Ok(items
-            .iter()
-            .map(|item| Some(item).filter(|v| !v.is_null()))
-            .collect()),
+        Some(Value::Array(items)) => Ok(items.iter().map(|item| Some(item).filter(|v| !v.is_null())).collect()),
         Some(_) => Err(fault("must be a JSON array", path)),
     }
 }

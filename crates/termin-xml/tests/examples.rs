@@ -26,8 +26,7 @@ const TYPES: [&str; 15] = [
 
 fn converter() -> XmlConverter {
     let cache = termin_search::default_package_cache();
-    XmlConverter::load(cache.as_deref())
-        .expect("the R5 core package (scripts/fhir-packages installs it)")
+    XmlConverter::load(cache.as_deref()).expect("the R5 core package (scripts/fhir-packages installs it)")
 }
 
 fn repository() -> PathBuf {
@@ -58,27 +57,17 @@ fn examples_in(dir: &Path) -> Vec<(PathBuf, Value)> {
 fn every_example_of_the_served_types_round_trips_through_xml() {
     let converter = converter();
     let mut examples = Vec::new();
-    for package in std::fs::read_dir(repository().join("packages"))
-        .unwrap()
-        .flatten()
-    {
+    for package in std::fs::read_dir(repository().join("packages")).unwrap().flatten() {
         if package.path().join("package").is_dir() {
             examples.extend(examples_in(&package.path().join("package")));
         }
     }
     let from_at_packages = examples.len();
     let cache = termin_search::default_package_cache().expect("a FHIR package cache");
-    examples.extend(examples_in(
-        &cache.join("hl7.fhir.r5.examples#5.0.0").join("package"),
-    ));
+    examples.extend(examples_in(&cache.join("hl7.fhir.r5.examples#5.0.0").join("package")));
     let from_r5 = examples.len() - from_at_packages;
-    println!(
-        "round trip JSON → XML → JSON: {from_at_packages} AT package examples, {from_r5} R5 examples"
-    );
-    assert!(
-        from_at_packages >= 15 && from_r5 >= 100,
-        "too few examples: {from_at_packages} + {from_r5}"
-    );
+    println!("round trip JSON → XML → JSON: {from_at_packages} AT package examples, {from_r5} R5 examples");
+    assert!(from_at_packages >= 15 && from_r5 >= 100, "too few examples: {from_at_packages} + {from_r5}");
     let mut failures = Vec::new();
     for (path, json) in &examples {
         let back = converter
@@ -88,35 +77,22 @@ fn every_example_of_the_served_types_round_trips_through_xml() {
         match back {
             // serde_json maps compare regardless of key order, numbers by their exact text.
             Ok(back) if back == *json => {}
-            Ok(back) => failures.push(format!(
-                "{}: differs after the round trip: {back}",
-                path.display()
-            )),
+            Ok(back) => failures.push(format!("{}: differs after the round trip: {back}", path.display())),
             Err(issue) => failures.push(format!("{}: {issue:?}", path.display())),
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} examples fail:\n{}",
-        failures.len(),
-        examples.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} examples fail:\n{}", failures.len(), examples.len(), failures.join("\n"));
 }
 
 fn ig_example(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/ig-examples")
-        .join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ig-examples").join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// XML → JSON → XML → JSON gives the same JSON again.
 fn read_stably(converter: &XmlConverter, xml: &[u8]) -> Value {
     let json = Value::Object(converter.from_xml(xml).unwrap_or_else(|e| panic!("{e:?}")));
-    let again = converter
-        .from_xml(converter.to_xml(&json, true).unwrap().as_bytes())
-        .unwrap();
+    let again = converter.from_xml(converter.to_xml(&json, true).unwrap().as_bytes()).unwrap();
     assert_eq!(Value::Object(again), json);
     json
 }
@@ -124,47 +100,28 @@ fn read_stably(converter: &XmlConverter, xml: &[u8]) -> Value {
 #[test]
 fn the_ig_xml_examples_read_as_json() {
     let converter = converter();
-    let book = read_stably(
-        &converter,
-        &ig_example("Appointment-operationBook-request.xml"),
-    );
+    let book = read_stably(&converter, &ig_example("Appointment-operationBook-request.xml"));
     let appointment = &book["parameter"][0]["resource"];
     assert_eq!(book["parameter"][0]["name"], "appointment-resource");
     assert_eq!(appointment["resourceType"], "Appointment");
     assert_eq!(appointment["minutesDuration"], 30);
     assert_eq!(appointment["participant"][1]["required"], true);
-    assert_eq!(
-        appointment["participant"][1]["actor"]["display"],
-        "Melanie Musterärztin"
-    );
-    assert_eq!(
-        appointment["serviceType"][0]["concept"]["coding"][0]["code"],
-        "65"
-    );
+    assert_eq!(appointment["participant"][1]["actor"]["display"], "Melanie Musterärztin");
+    assert_eq!(appointment["serviceType"][0]["concept"]["coding"][0]["code"], "65");
 
     let hold = read_stably(&converter, &ig_example("Slot-operationHold-request.xml"));
     assert_eq!(hold["parameter"][1]["valueCode"], "busy-tentative");
     // The release example's `code` (for `valueCode`) is carried over as JSON would carry it;
     // such JSON has no XML form.
-    let release = Value::Object(
-        converter
-            .from_xml(&ig_example("Slot-operationHoldRelease-request.xml"))
-            .unwrap(),
-    );
+    let release = Value::Object(converter.from_xml(&ig_example("Slot-operationHoldRelease-request.xml")).unwrap());
     assert_eq!(release["parameter"][1]["code"], "free");
     assert!(converter.to_xml(&release, false).is_err());
 
-    let find = read_stably(
-        &converter,
-        &ig_example("HealthcareService-operationFindHCP-request.xml"),
-    );
+    let find = read_stably(&converter, &ig_example("HealthcareService-operationFindHCP-request.xml"));
     let availability = &find["parameter"][2]["valueAvailability"]["availableTime"];
     assert_eq!(availability[1]["daysOfWeek"], serde_json::json!(["tue"]));
     assert_eq!(availability[1]["availableStartTime"], "08:00:00");
-    let found = read_stably(
-        &converter,
-        &ig_example("HealthcareService-operationFindHCP-response.xml"),
-    );
+    let found = read_stably(&converter, &ig_example("HealthcareService-operationFindHCP-response.xml"));
     assert_eq!(found["resourceType"], "Bundle");
     assert_eq!(found["total"], 3);
 
@@ -172,10 +129,7 @@ fn the_ig_xml_examples_read_as_json() {
     for (broken, reason) in [
         ("Appointment-operationBook-response.xml", "not well-formed"),
         ("Slot-operationHold-response.xml", "not well-formed"),
-        (
-            "Slot-operationHoldRelease-response.xml",
-            "Text is not allowed",
-        ),
+        ("Slot-operationHoldRelease-response.xml", "Text is not allowed"),
     ] {
         let issue = converter.from_xml(&ig_example(broken)).unwrap_err();
         assert!(issue.diagnostics.contains(reason), "{broken}: {issue:?}");

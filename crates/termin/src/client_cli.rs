@@ -13,19 +13,14 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use termin_client::{
-    AppointmentQuery, Booking, Client, ClientError, Hold, ProviderSearch, ScheduleQuery,
-    SearchQuery, ServiceQuery, SlotQuery, austrian_patient,
+    AppointmentQuery, Booking, Client, ClientError, Hold, ProviderSearch, ScheduleQuery, SearchQuery, ServiceQuery,
+    SlotQuery, austrian_patient,
 };
 
 #[derive(Debug, Args)]
 pub struct ClientArgs {
     /// FHIR base URL of the scheduling server
-    #[arg(
-        long,
-        env = "TERMIN_URL",
-        default_value = "http://127.0.0.1:8080/fhir",
-        global = true
-    )]
+    #[arg(long, env = "TERMIN_URL", default_value = "http://127.0.0.1:8080/fhir", global = true)]
     url: String,
     /// Access token for a server with authorization on, sent as `Authorization: Bearer`
     #[arg(long, env = "TERMIN_TOKEN", global = true, hide_env_values = true)]
@@ -221,10 +216,7 @@ struct BundleArgs {
 enum Failure {
     Client(ClientError),
     /// The server answered, but refused (a slot taken by someone else): its OperationOutcome.
-    Refused {
-        what: String,
-        outcome: Value,
-    },
+    Refused { what: String, outcome: Value },
 }
 
 impl From<ClientError> for Failure {
@@ -244,10 +236,7 @@ pub fn run(args: ClientArgs) -> ExitCode {
     match runtime.block_on(execute(&client, args.command)) {
         Ok(result) => {
             let text = if args.brief {
-                brief_lines(&result)
-                    .into_iter()
-                    .map(|line| line + "\n")
-                    .collect()
+                brief_lines(&result).into_iter().map(|line| line + "\n").collect()
             } else {
                 serde_json::to_string_pretty(&result).unwrap_or_default() + "\n"
             };
@@ -266,21 +255,11 @@ async fn execute(client: &Client, command: ClientCommand) -> Result<Value, Failu
     match command {
         ClientCommand::Patient(PatientCommand::Create(args)) => {
             let given: Vec<&str> = args.given.iter().map(String::as_str).collect();
-            let patient = austrian_patient(
-                &args.svnr,
-                &args.family,
-                &given,
-                &args.birth_date,
-                &args.gender,
-            );
+            let patient = austrian_patient(&args.svnr, &args.family, &given, &args.birth_date, &args.gender);
             Ok(client.ensure_patient(&patient, &args.svnr).await?)
         }
         ClientCommand::Services(args) => {
-            let query = ServiceQuery {
-                service_type: args.service_type,
-                active: args.active,
-                ..ServiceQuery::default()
-            };
+            let query = ServiceQuery { service_type: args.service_type, active: args.active, ..ServiceQuery::default() };
             every_match(client, &query).await
         }
         ClientCommand::FindHsp(args) => {
@@ -338,12 +317,9 @@ async fn execute(client: &Client, command: ClientCommand) -> Result<Value, Failu
                 Some("-") => std::io::read_to_string(std::io::stdin()),
                 _ => std::fs::read_to_string(&args.file),
             }
-            .map_err(|e| {
-                ClientError::Unexpected(format!("cannot read {}: {e}", args.file.display()))
-            })?;
-            let bundle: Value = serde_json::from_str(&text).map_err(|e| {
-                ClientError::Unexpected(format!("{} is not JSON: {e}", args.file.display()))
-            })?;
+            .map_err(|e| ClientError::Unexpected(format!("cannot read {}: {e}", args.file.display())))?;
+            let bundle: Value = serde_json::from_str(&text)
+                .map_err(|e| ClientError::Unexpected(format!("{} is not JSON: {e}", args.file.display())))?;
             Ok(client.send_bundle(&bundle).await?)
         }
         ClientCommand::Appointments(args) => {
@@ -367,15 +343,8 @@ async fn every_match<Q: SearchQuery>(client: &Client, query: &Q) -> Result<Value
 /// A held slot prints as the `$hold` answer (slot, held-until, hold-token) so the token can be
 /// passed on to `book`; a released one as the slot.
 async fn hold(client: &Client, args: HoldArgs) -> Result<Value, Failure> {
-    match client
-        .hold(&args.slot, !args.release, args.token.as_deref())
-        .await?
-    {
-        Hold::Held {
-            slot,
-            held_until,
-            token,
-        } => {
+    match client.hold(&args.slot, !args.release, args.token.as_deref()).await? {
+        Hold::Held { slot, held_until, token } => {
             let mut parameters = vec![
                 json!({"name": "slot", "resource": slot}),
                 json!({"name": "held-until", "valueDateTime": held_until}),
@@ -386,10 +355,7 @@ async fn hold(client: &Client, args: HoldArgs) -> Result<Value, Failure> {
             Ok(json!({"resourceType": "Parameters", "parameter": parameters}))
         }
         Hold::Released { slot } => Ok(slot),
-        Hold::Rejected { outcome, .. } => Err(Failure::Refused {
-            what: format!("{} cannot be held", reference("Slot", &args.slot)),
-            outcome,
-        }),
+        Hold::Rejected { outcome, .. } => Err(Failure::Refused { what: format!("{} cannot be held", reference("Slot", &args.slot)), outcome }),
     }
 }
 
@@ -397,20 +363,13 @@ fn booked(booking: Booking) -> Result<Value, Failure> {
     if booking.accepted() {
         Ok(booking.appointment)
     } else {
-        Err(Failure::Refused {
-            what: "the booking was rejected".into(),
-            outcome: booking.outcome,
-        })
+        Err(Failure::Refused { what: "the booking was rejected".into(), outcome: booking.outcome })
     }
 }
 
 /// `Type/id` for an `id` or `Type/id`.
 fn reference(resource_type: &str, id: &str) -> String {
-    if id.contains('/') {
-        id.to_owned()
-    } else {
-        format!("{resource_type}/{id}")
-    }
+    if id.contains('/') { id.to_owned() } else { format!("{resource_type}/{id}") }
 }
 
 fn report(client: &Client, failure: Failure) {
@@ -436,12 +395,7 @@ fn print_issues(outcome: &Value) {
     for issue in outcome["issue"].as_array().into_iter().flatten() {
         let at = issue["expression"]
             .as_array()
-            .map(|e| {
-                e.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
+            .map(|e| e.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
             .filter(|e| !e.is_empty())
             .map(|e| format!(" (at {e})"))
             .unwrap_or_default();
@@ -470,22 +424,12 @@ fn brief_lines(result: &Value) -> Vec<String> {
             .map(|e| brief_line(&e["resource"]))
             .collect(),
         Some("Parameters") => {
-            let parameters = result["parameter"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            let mut lines: Vec<String> = parameters
-                .iter()
-                .filter_map(|p| p.get("resource"))
-                .map(brief_line)
-                .collect();
+            let parameters = result["parameter"].as_array().map(Vec::as_slice).unwrap_or_default();
+            let mut lines: Vec<String> = parameters.iter().filter_map(|p| p.get("resource")).map(brief_line).collect();
             let values: Vec<String> = parameters
                 .iter()
                 .filter_map(|p| {
-                    let (_, value) = p
-                        .as_object()?
-                        .iter()
-                        .find(|(key, _)| key.starts_with("value"))?;
+                    let (_, value) = p.as_object()?.iter().find(|(key, _)| key.starts_with("value"))?;
                     Some(format!("{}={}", text(&p["name"]), text(value)))
                 })
                 .collect();
@@ -499,11 +443,7 @@ fn brief_lines(result: &Value) -> Vec<String> {
 }
 
 fn brief_line(resource: &Value) -> String {
-    let id = format!(
-        "{}/{}",
-        text(&resource["resourceType"]),
-        text(&resource["id"])
-    );
+    let id = format!("{}/{}", text(&resource["resourceType"]), text(&resource["id"]));
     let columns: Vec<String> = match resource["resourceType"].as_str().unwrap_or_default() {
         "Patient" => vec![
             identifier(resource, termin_client::SVNR_SYSTEM),
@@ -521,22 +461,14 @@ fn brief_line(resource: &Value) -> String {
             text(&resource["status"]),
             text(&resource["start"]),
             text(&resource["end"]),
-            joined(resource["participant"].as_array(), |p| {
-                p["actor"]["reference"].as_str().map(str::to_owned)
-            }),
+            joined(resource["participant"].as_array(), |p| p["actor"]["reference"].as_str().map(str::to_owned)),
         ],
         "Schedule" => vec![
             text(&resource["active"]),
-            joined(resource["actor"].as_array(), |a| {
-                a["reference"].as_str().map(str::to_owned)
-            }),
+            joined(resource["actor"].as_array(), |a| a["reference"].as_str().map(str::to_owned)),
             codes(&resource["serviceType"]),
         ],
-        "HealthcareService" => vec![
-            text(&resource["active"]),
-            text(&resource["name"]),
-            codes(&resource["type"]),
-        ],
+        "HealthcareService" => vec![text(&resource["active"]), text(&resource["name"]), codes(&resource["type"])],
         "PractitionerRole" => vec![
             text(&resource["practitioner"]["reference"]),
             text(&resource["organization"]["reference"]),
@@ -545,10 +477,7 @@ fn brief_line(resource: &Value) -> String {
         "Practitioner" | "RelatedPerson" => vec![human_name(&resource["name"][0])],
         _ => vec![text(&resource["name"])],
     };
-    std::iter::once(id)
-        .chain(columns)
-        .collect::<Vec<_>>()
-        .join("\t")
+    std::iter::once(id).chain(columns).collect::<Vec<_>>().join("\t")
 }
 
 /// A JSON scalar as plain text; `-` when absent.
@@ -562,23 +491,16 @@ fn text(value: &Value) -> String {
 
 fn joined(items: Option<&Vec<Value>>, each: impl Fn(&Value) -> Option<String>) -> String {
     let parts: Vec<String> = items.into_iter().flatten().filter_map(each).collect();
-    if parts.is_empty() {
-        "-".into()
-    } else {
-        parts.join(",")
-    }
+    if parts.is_empty() { "-".into() } else { parts.join(",") }
 }
 
 fn identifier(resource: &Value, system: &str) -> String {
     let identifiers = resource["identifier"].as_array();
-    joined(identifiers, |i| {
-        (i["system"] == system).then(|| text(&i["value"]))
-    })
+    joined(identifiers, |i| (i["system"] == system).then(|| text(&i["value"])))
 }
 
 fn human_name(name: &Value) -> String {
-    let given =
-        joined(name["given"].as_array(), |g| g.as_str().map(str::to_owned)).replace(',', " ");
+    let given = joined(name["given"].as_array(), |g| g.as_str().map(str::to_owned)).replace(',', " ");
     match name["family"].as_str() {
         Some(family) => format!("{family}, {given}"),
         None => given,
@@ -589,11 +511,7 @@ fn human_name(name: &Value) -> String {
 fn codes(concepts: &Value) -> String {
     joined(concepts.as_array(), |concept| {
         let concept = concept.get("concept").unwrap_or(concept);
-        let codes: Vec<&str> = concept["coding"]
-            .as_array()?
-            .iter()
-            .filter_map(|c| c["code"].as_str())
-            .collect();
+        let codes: Vec<&str> = concept["coding"].as_array()?.iter().filter_map(|c| c["code"].as_str()).collect();
         (!codes.is_empty()).then(|| codes.join("+"))
     })
 }
@@ -617,13 +535,7 @@ mod tests {
             {"name": "slot", "resource": {"resourceType": "Slot", "id": "a", "status": "busy-tentative"}},
             {"name": "held-until", "valueDateTime": "T"},
             {"name": "hold-token", "valueString": "tok"}]});
-        assert_eq!(
-            brief_lines(&held),
-            [
-                "Slot/a\tbusy-tentative\t-\t-\t-",
-                "held-until=T\thold-token=tok"
-            ]
-        );
+        assert_eq!(brief_lines(&held), ["Slot/a\tbusy-tentative\t-\t-\t-", "held-until=T\thold-token=tok"]);
     }
 
     #[test]
@@ -631,16 +543,10 @@ mod tests {
         let patient = json!({"resourceType": "Patient", "id": "p",
             "identifier": [{"system": "urn:other", "value": "x"}, {"system": termin_client::SVNR_SYSTEM, "value": "1234010180"}],
             "name": [{"family": "Huber", "given": ["Anna", "Maria"]}], "birthDate": "1980-01-01", "gender": "female"});
-        assert_eq!(
-            brief_line(&patient),
-            "Patient/p\t1234010180\tHuber, Anna Maria\t1980-01-01\tfemale"
-        );
+        assert_eq!(brief_line(&patient), "Patient/p\t1234010180\tHuber, Anna Maria\t1980-01-01\tfemale");
         let schedule = json!({"resourceType": "Schedule", "id": "s", "active": true,
             "actor": [{"reference": "Practitioner/p"}],
             "serviceType": [{"concept": {"coding": [{"system": "urn:st", "code": "65"}]}}]});
-        assert_eq!(
-            brief_line(&schedule),
-            "Schedule/s\ttrue\tPractitioner/p\t65"
-        );
+        assert_eq!(brief_line(&schedule), "Schedule/s\ttrue\tPractitioner/p\t65");
     }
 }

@@ -85,11 +85,7 @@ pub struct ServeArgs {
     pub smtp_from: Option<String>,
 
     /// STARTTLS on an smtp:// connection [default: opportunistic]
-    #[arg(
-        long,
-        env = "TERMIN_SMTP_STARTTLS",
-        value_name = "required|opportunistic|never"
-    )]
+    #[arg(long, env = "TERMIN_SMTP_STARTTLS", value_name = "required|opportunistic|never")]
     pub smtp_starttls: Option<String>,
 
     /// How long before an appointment the patient is reminded by e-mail; 0s: no reminders
@@ -136,11 +132,7 @@ pub struct ServeArgs {
 
     /// What DELETE [type]?criteria may delete: off (405), single (412 when more than one
     /// matches) or multiple (every match, at most 1000) [default: single]
-    #[arg(
-        long,
-        env = "TERMIN_CONDITIONAL_DELETE",
-        value_name = "off|single|multiple"
-    )]
+    #[arg(long, env = "TERMIN_CONDITIONAL_DELETE", value_name = "off|single|multiple")]
     pub conditional_delete: Option<ConditionalDelete>,
 
     /// Search and history page size when the client sends no _count [default: 20]
@@ -227,12 +219,7 @@ pub struct ServeArgs {
     /// drive search) is looked up here and then in the FHIR package cache
     /// $TERMIN_FHIR_PACKAGES, else $HOME/.fhir/packages (scripts/fhir-packages installs it there)
     /// [default: none]
-    #[arg(
-        long = "packages",
-        env = "TERMIN_PACKAGES",
-        value_name = "DIR",
-        value_delimiter = ','
-    )]
+    #[arg(long = "packages", env = "TERMIN_PACKAGES", value_name = "DIR", value_delimiter = ',')]
     pub packages: Vec<PathBuf>,
 
     /// IANA time zone in which search dates without an offset (date=2026-04-07) and stored
@@ -243,22 +230,12 @@ pub struct ServeArgs {
     /// Profile a resource type must conform to, as Type=canonical-URL (Type=none: R5 only);
     /// repeat or comma-separate. Applies when validation is on; types not named keep the
     /// default (the AT Core / AT Scheduling profile, when its package is loaded)
-    #[arg(
-        long = "profiles",
-        env = "TERMIN_PROFILES",
-        value_name = "TYPE=URL",
-        value_delimiter = ','
-    )]
+    #[arg(long = "profiles", env = "TERMIN_PROFILES", value_name = "TYPE=URL", value_delimiter = ',')]
     pub profiles: Vec<String>,
 
     /// Browser origins (https://booking.example.at) allowed to call the API cross-origin, or *
     /// for any; repeat or comma-separate. Without it no CORS headers are sent [default: none]
-    #[arg(
-        long = "cors-allowed-origins",
-        env = "TERMIN_CORS_ALLOWED_ORIGINS",
-        value_name = "ORIGIN",
-        value_delimiter = ','
-    )]
+    #[arg(long = "cors-allowed-origins", env = "TERMIN_CORS_ALLOWED_ORIGINS", value_name = "ORIGIN", value_delimiter = ',')]
     pub cors_allowed_origins: Vec<String>,
 
     /// OpenID Connect issuer whose access tokens Termin accepts (the required `iss`), e.g.
@@ -298,12 +275,7 @@ pub struct ServeArgs {
     /// Addresses of reverse proxies in front of Termin; repeat or comma-separate. A request from
     /// one of them comes from the right-most X-Forwarded-For address that is not one of them
     /// (for rate limits and the audit trail); otherwise the header is ignored [default: none]
-    #[arg(
-        long = "trusted-proxies",
-        env = "TERMIN_TRUSTED_PROXIES",
-        value_name = "IP",
-        value_delimiter = ','
-    )]
+    #[arg(long = "trusted-proxies", env = "TERMIN_TRUSTED_PROXIES", value_name = "IP", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
 
     /// Days AuditEvents are kept; older ones are deleted for good by an hourly sweep (and one
@@ -315,12 +287,7 @@ pub struct ServeArgs {
     /// or comma-separate. Its resources appear here as Type/NAME.id; searches and $findHSP fan
     /// out to every upstream, and requests for its resources are relayed to it. Replaces the
     /// config file's [[upstream]] tables, which also set auth and priority [default: none]
-    #[arg(
-        long = "upstream",
-        env = "TERMIN_UPSTREAM",
-        value_name = "NAME=URL",
-        value_delimiter = ','
-    )]
+    #[arg(long = "upstream", env = "TERMIN_UPSTREAM", value_name = "NAME=URL", value_delimiter = ',')]
     pub upstreams: Vec<String>,
 
     /// How long one request to an upstream may take; a slower upstream's results are left out
@@ -525,25 +492,13 @@ fn mail_settings(
         "required" => termin_notify::mail::StartTls::Required,
         "opportunistic" => termin_notify::mail::StartTls::Opportunistic,
         "never" => termin_notify::mail::StartTls::Never,
-        other => {
-            return Err(format!(
-                "smtp_starttls: {other:?} is none of required, opportunistic, never"
-            ));
-        }
+        other => return Err(format!("smtp_starttls: {other:?} is none of required, opportunistic, never")),
     };
     let reminder_before = match reminder_before.is_zero() {
         true => None,
-        false => Some(
-            std::time::Duration::try_from(reminder_before)
-                .map_err(|e| format!("mail_reminder_before: {e}"))?,
-        ),
+        false => Some(std::time::Duration::try_from(reminder_before).map_err(|e| format!("mail_reminder_before: {e}"))?),
     };
-    Ok(Some(MailSettings {
-        smtp_url,
-        from,
-        starttls,
-        reminder_before,
-    }))
+    Ok(Some(MailSettings { smtp_url, from, starttls, reminder_before }))
 }
 
 /// How this node delivers Subscription notifications (`--notify-*`).
@@ -566,51 +521,31 @@ pub struct AuthSettings {
     pub jwks: Option<PathBuf>,
 }
 
-fn auth_settings(
-    issuer: Option<String>,
-    audience: Option<String>,
-    jwks: Option<PathBuf>,
-) -> Result<Option<AuthSettings>, String> {
+fn auth_settings(issuer: Option<String>, audience: Option<String>, jwks: Option<PathBuf>) -> Result<Option<AuthSettings>, String> {
     match (issuer, audience) {
         (None, None) if jwks.is_none() => Ok(None),
-        (None, _) => {
-            Err("auth_audience and auth_jwks need auth_issuer (the issuer tokens must name)".into())
-        }
-        (Some(_), None) => {
-            Err("auth_issuer needs auth_audience (the audience tokens must be issued for)".into())
-        }
+        (None, _) => Err("auth_audience and auth_jwks need auth_issuer (the issuer tokens must name)".into()),
+        (Some(_), None) => Err("auth_issuer needs auth_audience (the audience tokens must be issued for)".into()),
         (Some(issuer), Some(audience)) => {
             if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
                 return Err(format!("auth_issuer {issuer:?} must be an http(s) URL"));
             }
-            Ok(Some(AuthSettings {
-                issuer,
-                audience,
-                jwks,
-            }))
+            Ok(Some(AuthSettings { issuer, audience, jwks }))
         }
     }
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
 }
 
-fn duration(
-    name: &str,
-    flag: Option<SignedDuration>,
-    file: Option<String>,
-    default: &str,
-) -> Result<SignedDuration, String> {
+fn duration(name: &str, flag: Option<SignedDuration>, file: Option<String>, default: &str) -> Result<SignedDuration, String> {
     if let Some(value) = flag {
         return Ok(value);
     }
     let text = file.unwrap_or_else(|| default.to_owned());
-    let value: SignedDuration = text
-        .parse()
-        .map_err(|e| format!("{name} {text:?} is not a duration: {e}"))?;
+    let value: SignedDuration = text.parse().map_err(|e| format!("{name} {text:?} is not a duration: {e}"))?;
     if value.is_negative() {
         return Err(format!("{name} must not be negative"));
     }
@@ -618,11 +553,7 @@ fn duration(
 }
 
 fn positive(name: &str, value: SignedDuration) -> Result<SignedDuration, String> {
-    if value.is_positive() {
-        Ok(value)
-    } else {
-        Err(format!("{name} must be longer than zero"))
-    }
+    if value.is_positive() { Ok(value) } else { Err(format!("{name} must be longer than zero")) }
 }
 
 /// A positive duration as the standard library's type, for the network timeouts.
@@ -636,14 +567,8 @@ impl ServeArgs {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        let default_page_size = self
-            .default_page_size
-            .or(file.default_page_size)
-            .unwrap_or(DEFAULT_PAGE_SIZE);
-        let max_page_size = self
-            .max_page_size
-            .or(file.max_page_size)
-            .unwrap_or(DEFAULT_MAX_PAGE_SIZE);
+        let default_page_size = self.default_page_size.or(file.default_page_size).unwrap_or(DEFAULT_PAGE_SIZE);
+        let max_page_size = self.max_page_size.or(file.max_page_size).unwrap_or(DEFAULT_MAX_PAGE_SIZE);
         if default_page_size == 0 || max_page_size < default_page_size {
             return Err(format!(
                 "page sizes must satisfy 0 < default-page-size ({default_page_size}) <= max-page-size ({max_page_size})"
@@ -655,16 +580,9 @@ impl ServeArgs {
                 .or(file.bind)
                 .unwrap_or_else(|| DEFAULT_BIND.parse().expect("default bind address parses")),
             base_url: self.base_url.or(file.base_url),
-            database: Database::from(
-                self.database
-                    .or(file.database)
-                    .unwrap_or_else(|| DEFAULT_DATABASE.into()),
-            ),
+            database: Database::from(self.database.or(file.database).unwrap_or_else(|| DEFAULT_DATABASE.into())),
             log: self.log.or(file.log).unwrap_or_else(|| DEFAULT_LOG.into()),
-            max_body_bytes: self
-                .max_body_bytes
-                .or(file.max_body_bytes)
-                .unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(DEFAULT_MAX_BODY_BYTES),
             max_bundle_entries: self
                 .max_bundle_entries
                 .or(file.max_bundle_entries)
@@ -677,20 +595,9 @@ impl ServeArgs {
             },
             default_page_size,
             max_page_size,
-            read_connections: self
-                .read_connections
-                .or(file.read_connections)
-                .unwrap_or(DEFAULT_READ_CONNECTIONS),
-            pool_size: self
-                .pool_size
-                .or(file.pool_size)
-                .unwrap_or(DEFAULT_POOL_SIZE),
-            hold_duration: duration(
-                "hold_duration",
-                self.hold_duration,
-                file.hold_duration,
-                DEFAULT_HOLD_DURATION,
-            )?,
+            read_connections: self.read_connections.or(file.read_connections).unwrap_or(DEFAULT_READ_CONNECTIONS),
+            pool_size: self.pool_size.or(file.pool_size).unwrap_or(DEFAULT_POOL_SIZE),
+            hold_duration: duration("hold_duration", self.hold_duration, file.hold_duration, DEFAULT_HOLD_DURATION)?,
             hold_sweep_interval: positive(
                 "hold_sweep_interval",
                 duration(
@@ -713,12 +620,7 @@ impl ServeArgs {
                 .unwrap_or(DEFAULT_MAX_HOLDS_PER_HOLDER),
             max_hold_time: positive(
                 "max_hold_time",
-                duration(
-                    "max_hold_time",
-                    self.max_hold_time,
-                    file.max_hold_time,
-                    DEFAULT_MAX_HOLD_TIME,
-                )?,
+                duration("max_hold_time", self.max_hold_time, file.max_hold_time, DEFAULT_MAX_HOLD_TIME)?,
             )?,
             header_read_timeout: timeout(
                 "header_read_timeout",
@@ -731,59 +633,25 @@ impl ServeArgs {
             )?,
             idle_timeout: timeout(
                 "idle_timeout",
-                duration(
-                    "idle_timeout",
-                    self.idle_timeout,
-                    file.idle_timeout,
-                    DEFAULT_IDLE_TIMEOUT,
-                )?,
+                duration("idle_timeout", self.idle_timeout, file.idle_timeout, DEFAULT_IDLE_TIMEOUT)?,
             )?,
             body_read_timeout: timeout(
                 "body_read_timeout",
-                duration(
-                    "body_read_timeout",
-                    self.body_read_timeout,
-                    file.body_read_timeout,
-                    DEFAULT_BODY_READ_TIMEOUT,
-                )?,
+                duration("body_read_timeout", self.body_read_timeout, file.body_read_timeout, DEFAULT_BODY_READ_TIMEOUT)?,
             )?,
             query_timeout: timeout(
                 "query_timeout",
-                duration(
-                    "query_timeout",
-                    self.query_timeout,
-                    file.query_timeout,
-                    DEFAULT_QUERY_TIMEOUT,
-                )?,
+                duration("query_timeout", self.query_timeout, file.query_timeout, DEFAULT_QUERY_TIMEOUT)?,
             )?,
             demo: self.demo || file.demo.unwrap_or(false),
-            demo_scale: parse_demo_scale(
-                self.demo_scale
-                    .or(file.demo_scale)
-                    .as_deref()
-                    .unwrap_or(DEFAULT_DEMO_SCALE),
-            )?,
-            validation: parse_switch(
-                "validation",
-                self.validation
-                    .or(file.validation)
-                    .as_deref()
-                    .unwrap_or("on"),
-            )?,
-            packages: if self.packages.is_empty() {
-                file.packages.unwrap_or_default()
-            } else {
-                self.packages
-            },
+            demo_scale: parse_demo_scale(self.demo_scale.or(file.demo_scale).as_deref().unwrap_or(DEFAULT_DEMO_SCALE))?,
+            validation: parse_switch("validation", self.validation.or(file.validation).as_deref().unwrap_or("on"))?,
+            packages: if self.packages.is_empty() { file.packages.unwrap_or_default() } else { self.packages },
             time_zone: self
                 .time_zone
                 .or(file.time_zone)
                 .unwrap_or_else(|| termin_search::DEFAULT_TIME_ZONE.into()),
-            profiles: parse_profiles(if self.profiles.is_empty() {
-                file.profiles.unwrap_or_default()
-            } else {
-                self.profiles
-            })?,
+            profiles: parse_profiles(if self.profiles.is_empty() { file.profiles.unwrap_or_default() } else { self.profiles })?,
             cors_allowed_origins: CorsOrigins::parse(&if self.cors_allowed_origins.is_empty() {
                 file.cors_allowed_origins.unwrap_or_default()
             } else {
@@ -805,28 +673,15 @@ impl ServeArgs {
                 self.trusted_proxies
             })?,
             audit_retention: self.audit_retention.or(file.audit_retention),
-            notify: if parse_switch(
-                "notify",
-                self.notify.or(file.notify).as_deref().unwrap_or("on"),
-            )? {
+            notify: if parse_switch("notify", self.notify.or(file.notify).as_deref().unwrap_or("on"))? {
                 Some(NotifySettings {
                     interval: timeout(
                         "notify_interval",
-                        duration(
-                            "notify_interval",
-                            self.notify_interval,
-                            file.notify_interval,
-                            DEFAULT_NOTIFY_INTERVAL,
-                        )?,
+                        duration("notify_interval", self.notify_interval, file.notify_interval, DEFAULT_NOTIFY_INTERVAL)?,
                     )?,
                     timeout: timeout(
                         "notify_timeout",
-                        duration(
-                            "notify_timeout",
-                            self.notify_timeout,
-                            file.notify_timeout,
-                            DEFAULT_NOTIFY_TIMEOUT,
-                        )?,
+                        duration("notify_timeout", self.notify_timeout, file.notify_timeout, DEFAULT_NOTIFY_TIMEOUT)?,
                     )?,
                     max_failures: self
                         .notify_max_failures
@@ -835,27 +690,13 @@ impl ServeArgs {
                         .max(1),
                     retry_base: timeout(
                         "notify_retry_base",
-                        duration(
-                            "notify_retry_base",
-                            self.notify_retry_base,
-                            file.notify_retry_base,
-                            DEFAULT_NOTIFY_RETRY_BASE,
-                        )?,
+                        duration("notify_retry_base", self.notify_retry_base, file.notify_retry_base, DEFAULT_NOTIFY_RETRY_BASE)?,
                     )?,
                     max_backoff: timeout(
                         "notify_max_backoff",
-                        duration(
-                            "notify_max_backoff",
-                            self.notify_max_backoff,
-                            file.notify_max_backoff,
-                            DEFAULT_NOTIFY_MAX_BACKOFF,
-                        )?,
+                        duration("notify_max_backoff", self.notify_max_backoff, file.notify_max_backoff, DEFAULT_NOTIFY_MAX_BACKOFF)?,
                     )?,
-                    batch: self
-                        .notify_batch
-                        .or(file.notify_batch)
-                        .unwrap_or(DEFAULT_NOTIFY_BATCH)
-                        .max(1),
+                    batch: self.notify_batch.or(file.notify_batch).unwrap_or(DEFAULT_NOTIFY_BATCH).max(1),
                 })
             } else {
                 None
@@ -874,25 +715,10 @@ impl ServeArgs {
             platform: crate::upstreams::platform_config(crate::upstreams::PlatformSettings {
                 flags: self.upstreams,
                 tables: file.upstream.unwrap_or_default(),
-                timeout: duration(
-                    "upstream_timeout",
-                    self.upstream_timeout,
-                    file.upstream_timeout,
-                    crate::upstreams::DEFAULT_UPSTREAM_TIMEOUT,
-                )?,
+                timeout: duration("upstream_timeout", self.upstream_timeout, file.upstream_timeout, crate::upstreams::DEFAULT_UPSTREAM_TIMEOUT)?,
                 name: self.platform_name.or(file.platform_name),
-                directory_ttl: duration(
-                    "directory_cache_ttl",
-                    self.directory_cache_ttl,
-                    file.directory_cache_ttl,
-                    "0s",
-                )?,
-                slot_ttl: duration(
-                    "slot_cache_ttl",
-                    self.slot_cache_ttl,
-                    file.slot_cache_ttl,
-                    "0s",
-                )?,
+                directory_ttl: duration("directory_cache_ttl", self.directory_cache_ttl, file.directory_cache_ttl, "0s")?,
+                slot_ttl: duration("slot_cache_ttl", self.slot_cache_ttl, file.slot_cache_ttl, "0s")?,
             })?,
         })
     }
@@ -911,12 +737,7 @@ fn public_booking(on: bool, limit: Option<u32>) -> Result<Option<u32>, String> {
 fn parse_trusted_proxies(entries: Vec<String>) -> Result<Vec<IpAddr>, String> {
     entries
         .iter()
-        .map(|entry| {
-            entry
-                .trim()
-                .parse()
-                .map_err(|_| format!("trusted_proxies: {entry:?} is not an IP address"))
-        })
+        .map(|entry| entry.trim().parse().map_err(|_| format!("trusted_proxies: {entry:?} is not an IP address")))
         .collect()
 }
 
@@ -931,10 +752,7 @@ fn parse_switch(name: &str, text: &str) -> Result<bool, String> {
 fn parse_demo_scale(text: &str) -> Result<Option<Scale>, String> {
     match text {
         "none" => Ok(None),
-        other => other
-            .parse()
-            .map(Some)
-            .map_err(|e| format!("demo_scale: {e}, or none")),
+        other => other.parse().map(Some).map_err(|e| format!("demo_scale: {e}, or none")),
     }
 }
 
@@ -943,20 +761,14 @@ fn parse_profiles(entries: Vec<String>) -> Result<Vec<(ResourceType, Option<Stri
     entries
         .iter()
         .map(|entry| {
-            let (type_name, url) = entry.split_once('=').ok_or_else(|| {
-                format!("profiles entry {entry:?} is not Type=URL (or Type=none)")
-            })?;
+            let (type_name, url) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("profiles entry {entry:?} is not Type=URL (or Type=none)"))?;
             let resource_type = type_name.trim().parse::<ResourceType>().map_err(|_| {
-                format!(
-                    "profiles entry {entry:?}: {type_name:?} is not a served type ({})",
-                    ResourceType::supported_list()
-                )
+                format!("profiles entry {entry:?}: {type_name:?} is not a served type ({})", ResourceType::supported_list())
             })?;
             let url = url.trim();
-            Ok((
-                resource_type,
-                (url != "none" && !url.is_empty()).then(|| url.to_owned()),
-            ))
+            Ok((resource_type, (url != "none" && !url.is_empty()).then(|| url.to_owned())))
         })
         .collect()
 }
@@ -980,11 +792,7 @@ mod tests {
     fn flags_beat_file_and_file_beats_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("termin.toml");
-        std::fs::write(
-            &file,
-            "bind = \"127.0.0.1:9999\"\nmax_body_bytes = 10\nupdate_create = false\n",
-        )
-        .unwrap();
+        std::fs::write(&file, "bind = \"127.0.0.1:9999\"\nmax_body_bytes = 10\nupdate_create = false\n").unwrap();
         let config = parse(&["--config", file.to_str().unwrap(), "--max-body-bytes", "20"])
             .resolve()
             .unwrap();
@@ -1000,43 +808,20 @@ mod tests {
         let file = dir.path().join("termin.toml");
         let config_flag = ["--config", file.to_str().unwrap()];
         std::fs::write(&file, "conditional_delete = \"multiple\"\n").unwrap();
-        assert_eq!(
-            parse(&config_flag).resolve().unwrap().conditional_delete,
-            ConditionalDelete::Multiple
-        );
-        let flagged = parse(&[
-            config_flag[0],
-            config_flag[1],
-            "--conditional-delete",
-            "off",
-        ])
-        .resolve()
-        .unwrap();
+        assert_eq!(parse(&config_flag).resolve().unwrap().conditional_delete, ConditionalDelete::Multiple);
+        let flagged = parse(&[config_flag[0], config_flag[1], "--conditional-delete", "off"]).resolve().unwrap();
         assert_eq!(flagged.conditional_delete, ConditionalDelete::Off);
-        assert_eq!(
-            parse(&[]).resolve().unwrap().conditional_delete,
-            ConditionalDelete::Single
-        );
+        assert_eq!(parse(&[]).resolve().unwrap().conditional_delete, ConditionalDelete::Single);
         std::fs::write(&file, "conditional_delete = \"all\"\n").unwrap();
-        assert!(
-            parse(&config_flag)
-                .resolve()
-                .unwrap_err()
-                .contains("off, single or multiple")
-        );
+        assert!(parse(&config_flag).resolve().unwrap_err().contains("off, single or multiple"));
     }
 
     #[test]
     fn profiles_are_type_url_pairs() {
-        let config = parse(&["--profiles", "Patient=http://example.org/p,Location=none"])
-            .resolve()
-            .unwrap();
+        let config = parse(&["--profiles", "Patient=http://example.org/p,Location=none"]).resolve().unwrap();
         assert_eq!(
             config.profiles,
-            vec![
-                (ResourceType::Patient, Some("http://example.org/p".into())),
-                (ResourceType::Location, None)
-            ]
+            vec![(ResourceType::Patient, Some("http://example.org/p".into())), (ResourceType::Location, None)]
         );
         assert!(parse(&["--profiles", "Patient"]).resolve().is_err());
         assert!(parse(&["--profiles", "Bundle=x"]).resolve().is_err());
@@ -1045,101 +830,40 @@ mod tests {
     #[test]
     fn mail_needs_an_smtp_url_and_a_sender_together() {
         assert_eq!(parse(&[]).resolve().unwrap().mail, None);
-        let config = parse(&[
-            "--smtp-url",
-            "smtp://u:p@mail:587",
-            "--smtp-from",
-            "Praxis <t@example.org>",
-        ])
-        .resolve()
-        .unwrap();
+        let config = parse(&["--smtp-url", "smtp://u:p@mail:587", "--smtp-from", "Praxis <t@example.org>"]).resolve().unwrap();
         let mail = config.mail.unwrap();
         assert_eq!(mail.starttls, termin_notify::mail::StartTls::Opportunistic);
-        assert_eq!(
-            mail.reminder_before,
-            Some(std::time::Duration::from_secs(24 * 3600))
-        );
-        let off = parse(&[
-            "--smtp-url",
-            "smtps://mail",
-            "--smtp-from",
-            "t@example.org",
-            "--mail-reminder-before",
-            "0s",
-        ]);
+        assert_eq!(mail.reminder_before, Some(std::time::Duration::from_secs(24 * 3600)));
+        let off = parse(&["--smtp-url", "smtps://mail", "--smtp-from", "t@example.org", "--mail-reminder-before", "0s"]);
         assert_eq!(off.resolve().unwrap().mail.unwrap().reminder_before, None);
-        assert!(
-            parse(&["--smtp-url", "smtp://mail"]).resolve().is_err(),
-            "no sender"
-        );
-        assert!(
-            parse(&["--smtp-from", "t@example.org"]).resolve().is_err(),
-            "no server"
-        );
-        assert!(
-            parse(&["--smtp-url", "http://mail", "--smtp-from", "t@example.org"])
-                .resolve()
-                .is_err()
-        );
-        let bad_tls = parse(&[
-            "--smtp-url",
-            "smtp://mail",
-            "--smtp-from",
-            "t@example.org",
-            "--smtp-starttls",
-            "always",
-        ]);
+        assert!(parse(&["--smtp-url", "smtp://mail"]).resolve().is_err(), "no sender");
+        assert!(parse(&["--smtp-from", "t@example.org"]).resolve().is_err(), "no server");
+        assert!(parse(&["--smtp-url", "http://mail", "--smtp-from", "t@example.org"]).resolve().is_err());
+        let bad_tls = parse(&["--smtp-url", "smtp://mail", "--smtp-from", "t@example.org", "--smtp-starttls", "always"]);
         assert!(bad_tls.resolve().is_err());
     }
 
     #[test]
     fn slot_generation_runs_hourly_unless_switched_off_with_zero() {
-        assert_eq!(
-            parse(&[]).resolve().unwrap().slot_generation_interval,
-            Some(SignedDuration::from_hours(1))
-        );
-        let every = parse(&["--slot-generation-interval", "15m"])
-            .resolve()
-            .unwrap()
-            .slot_generation_interval;
+        assert_eq!(parse(&[]).resolve().unwrap().slot_generation_interval, Some(SignedDuration::from_hours(1)));
+        let every = parse(&["--slot-generation-interval", "15m"]).resolve().unwrap().slot_generation_interval;
         assert_eq!(every, Some(SignedDuration::from_mins(15)));
-        assert_eq!(
-            parse(&["--slot-generation-interval", "0s"])
-                .resolve()
-                .unwrap()
-                .slot_generation_interval,
-            None
-        );
+        assert_eq!(parse(&["--slot-generation-interval", "0s"]).resolve().unwrap().slot_generation_interval, None);
     }
 
     #[test]
     fn validation_is_on_unless_switched_off() {
         assert!(parse(&[]).resolve().unwrap().validation);
-        assert!(
-            !parse(&["--validation", "off"])
-                .resolve()
-                .unwrap()
-                .validation
-        );
+        assert!(!parse(&["--validation", "off"]).resolve().unwrap().validation);
         assert!(parse(&["--validation", "no"]).resolve().is_err());
     }
 
     #[test]
     fn postgres_urls_select_postgres_and_anything_else_is_a_sqlite_file() {
-        let config = parse(&["--database", "postgres://termin:secret@db:5432/termin"])
-            .resolve()
-            .unwrap();
-        assert_eq!(
-            config.database,
-            Database::Postgres("postgres://termin:secret@db:5432/termin".into())
-        );
-        assert_eq!(
-            config.database.to_string(),
-            "postgres://termin:***@db:5432/termin"
-        );
-        let config = parse(&["--database", "data/termin.db", "--pool-size", "25"])
-            .resolve()
-            .unwrap();
+        let config = parse(&["--database", "postgres://termin:secret@db:5432/termin"]).resolve().unwrap();
+        assert_eq!(config.database, Database::Postgres("postgres://termin:secret@db:5432/termin".into()));
+        assert_eq!(config.database.to_string(), "postgres://termin:***@db:5432/termin");
+        let config = parse(&["--database", "data/termin.db", "--pool-size", "25"]).resolve().unwrap();
         assert_eq!(config.database, Database::Sqlite("data/termin.db".into()));
         assert_eq!(config.pool_size, 25);
     }
@@ -1149,37 +873,19 @@ mod tests {
         let config = parse(&[]).resolve().unwrap();
         assert_eq!(config.auth, None);
         assert!(config.public_read);
-        let config = parse(&[
-            "--auth-issuer",
-            "https://idp.example/realms/t",
-            "--auth-audience",
-            "termin",
-        ])
-        .resolve()
-        .unwrap();
+        let config = parse(&["--auth-issuer", "https://idp.example/realms/t", "--auth-audience", "termin"])
+            .resolve()
+            .unwrap();
         let auth = config.auth.unwrap();
-        assert_eq!(
-            (auth.issuer.as_str(), auth.audience.as_str(), auth.jwks),
-            ("https://idp.example/realms/t", "termin", None)
-        );
-        assert!(
-            parse(&["--auth-issuer", "https://idp.example"])
-                .resolve()
-                .is_err()
-        );
+        assert_eq!((auth.issuer.as_str(), auth.audience.as_str(), auth.jwks), ("https://idp.example/realms/t", "termin", None));
+        assert!(parse(&["--auth-issuer", "https://idp.example"]).resolve().is_err());
         assert!(parse(&["--auth-audience", "termin"]).resolve().is_err());
         assert!(parse(&["--auth-jwks", "keys.json"]).resolve().is_err());
-        assert!(
-            parse(&["--auth-issuer", "idp.example", "--auth-audience", "t"])
-                .resolve()
-                .is_err()
-        );
+        assert!(parse(&["--auth-issuer", "idp.example", "--auth-audience", "t"]).resolve().is_err());
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("termin.toml");
         std::fs::write(&file, "auth_issuer = \"http://idp\"\nauth_audience = \"a\"\nauth_jwks = \"k.json\"\npublic_read = false\n").unwrap();
-        let config = parse(&["--config", file.to_str().unwrap()])
-            .resolve()
-            .unwrap();
+        let config = parse(&["--config", file.to_str().unwrap()]).resolve().unwrap();
         assert_eq!(config.auth.unwrap().jwks, Some(PathBuf::from("k.json")));
         assert!(!config.public_read);
     }
@@ -1187,114 +893,51 @@ mod tests {
     #[test]
     fn public_booking_is_off_unless_asked_for_with_a_positive_limit() {
         assert_eq!(parse(&[]).resolve().unwrap().public_booking, None);
-        assert_eq!(
-            parse(&["--public-booking", "true"])
-                .resolve()
-                .unwrap()
-                .public_booking,
-            Some(60)
-        );
-        let config = parse(&["--public-booking", "true", "--public-booking-limit", "5"])
-            .resolve()
-            .unwrap();
+        assert_eq!(parse(&["--public-booking", "true"]).resolve().unwrap().public_booking, Some(60));
+        let config = parse(&["--public-booking", "true", "--public-booking-limit", "5"]).resolve().unwrap();
         assert_eq!(config.public_booking, Some(5));
-        assert!(
-            parse(&["--public-booking", "true", "--public-booking-limit", "0"])
-                .resolve()
-                .is_err()
-        );
+        assert!(parse(&["--public-booking", "true", "--public-booking-limit", "0"]).resolve().is_err());
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("termin.toml");
         std::fs::write(&file, "public_booking = true\npublic_booking_limit = 7\n").unwrap();
-        assert_eq!(
-            parse(&["--config", file.to_str().unwrap()])
-                .resolve()
-                .unwrap()
-                .public_booking,
-            Some(7)
-        );
+        assert_eq!(parse(&["--config", file.to_str().unwrap()]).resolve().unwrap().public_booking, Some(7));
     }
 
     #[test]
     fn trusted_proxies_are_ip_addresses() {
         assert!(parse(&[]).resolve().unwrap().trusted_proxies.is_empty());
-        let config = parse(&["--trusted-proxies", "10.0.0.1, ::1"])
-            .resolve()
-            .unwrap();
-        assert_eq!(
-            config.trusted_proxies,
-            [
-                "10.0.0.1".parse::<IpAddr>().unwrap(),
-                "::1".parse().unwrap()
-            ]
-        );
-        assert!(
-            parse(&["--trusted-proxies", "proxy.example"])
-                .resolve()
-                .is_err()
-        );
+        let config = parse(&["--trusted-proxies", "10.0.0.1, ::1"]).resolve().unwrap();
+        assert_eq!(config.trusted_proxies, ["10.0.0.1".parse::<IpAddr>().unwrap(), "::1".parse().unwrap()]);
+        assert!(parse(&["--trusted-proxies", "proxy.example"]).resolve().is_err());
     }
 
     #[test]
     fn cors_origins_are_a_list_or_a_star() {
-        assert_eq!(
-            parse(&[]).resolve().unwrap().cors_allowed_origins,
-            CorsOrigins::None
-        );
-        assert_eq!(
-            parse(&["--cors-allowed-origins", "*"])
-                .resolve()
-                .unwrap()
-                .cors_allowed_origins,
-            CorsOrigins::Any
-        );
-        let config = parse(&[
-            "--cors-allowed-origins",
-            "https://a.example,http://localhost:3000",
-        ])
-        .resolve()
-        .unwrap();
-        assert!(
-            matches!(config.cors_allowed_origins, CorsOrigins::Only(origins) if origins.len() == 2)
-        );
+        assert_eq!(parse(&[]).resolve().unwrap().cors_allowed_origins, CorsOrigins::None);
+        assert_eq!(parse(&["--cors-allowed-origins", "*"]).resolve().unwrap().cors_allowed_origins, CorsOrigins::Any);
+        let config = parse(&["--cors-allowed-origins", "https://a.example,http://localhost:3000"]).resolve().unwrap();
+        assert!(matches!(config.cors_allowed_origins, CorsOrigins::Only(origins) if origins.len() == 2));
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("termin.toml");
         std::fs::write(&file, "cors_allowed_origins = [\"https://a.example\"]\n").unwrap();
-        let config = parse(&["--config", file.to_str().unwrap()])
-            .resolve()
-            .unwrap();
-        assert!(
-            matches!(config.cors_allowed_origins, CorsOrigins::Only(origins) if origins.len() == 1)
-        );
-        assert!(
-            parse(&["--cors-allowed-origins", "a.example"])
-                .resolve()
-                .is_err()
-        );
+        let config = parse(&["--config", file.to_str().unwrap()]).resolve().unwrap();
+        assert!(matches!(config.cors_allowed_origins, CorsOrigins::Only(origins) if origins.len() == 1));
+        assert!(parse(&["--cors-allowed-origins", "a.example"]).resolve().is_err());
     }
 
     #[test]
     fn query_timeout_is_a_positive_duration() {
-        assert_eq!(
-            parse(&[]).resolve().unwrap().query_timeout,
-            std::time::Duration::from_secs(5)
-        );
+        assert_eq!(parse(&[]).resolve().unwrap().query_timeout, std::time::Duration::from_secs(5));
         let config = parse(&["--query-timeout", "250ms"]).resolve().unwrap();
         assert_eq!(config.query_timeout, std::time::Duration::from_millis(250));
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("termin.toml");
         std::fs::write(&file, "query_timeout = \"PT2S\"\n").unwrap();
-        let config = parse(&["--config", file.to_str().unwrap()])
-            .resolve()
-            .unwrap();
+        let config = parse(&["--config", file.to_str().unwrap()]).resolve().unwrap();
         assert_eq!(config.query_timeout, std::time::Duration::from_secs(2));
         assert!(parse(&["--query-timeout", "0s"]).resolve().is_err());
         std::fs::write(&file, "query_timeout = \"soon\"\n").unwrap();
-        assert!(
-            parse(&["--config", file.to_str().unwrap()])
-                .resolve()
-                .is_err()
-        );
+        assert!(parse(&["--config", file.to_str().unwrap()]).resolve().is_err());
     }
 
     #[test]
@@ -1302,9 +945,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("termin.toml");
         std::fs::write(&file, "bnid = \"x\"\n").unwrap();
-        let err = parse(&["--config", file.to_str().unwrap()])
-            .resolve()
-            .unwrap_err();
+        let err = parse(&["--config", file.to_str().unwrap()]).resolve().unwrap_err();
         assert!(err.contains("bnid"), "{err}");
     }
 }

@@ -38,12 +38,7 @@ pub struct Timeouts {
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets open connections finish
 /// their requests.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    timeouts: Timeouts,
-    shutdown: impl Future<Output = ()>,
-) {
+pub async fn serve(listener: TcpListener, app: Router, timeouts: Timeouts, shutdown: impl Future<Output = ()>) {
     // Shutdown tells every connection to finish its request and close; each connection task
     // holds a clone of `open`, so `closed` ends when the last one has.
     let (stop, _) = tokio::sync::watch::channel(());
@@ -57,14 +52,7 @@ pub async fn serve(
         let (stream, peer) = match accepted {
             Ok(connection) => connection,
             // The client gave up before it was accepted.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
-                ) =>
-            {
-                continue;
-            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset) => continue,
             Err(e) => {
                 // Out of file descriptors or similar: give open connections time to close.
                 tracing::error!(error = %e, "accepting a connection failed");
@@ -84,10 +72,7 @@ pub async fn serve(
                 let activity = activity.clone();
                 async move {
                     let response = response.await;
-                    if response
-                        .as_ref()
-                        .is_ok_and(|r| r.status() == hyper::StatusCode::SWITCHING_PROTOCOLS)
-                    {
+                    if response.as_ref().is_ok_and(|r| r.status() == hyper::StatusCode::SWITCHING_PROTOCOLS) {
                         lock(&activity).upgraded = true;
                     }
                     drop(handling);
@@ -175,9 +160,7 @@ impl Activity {
 
 fn lock(activity: &Mutex<Activity>) -> MutexGuard<'_, Activity> {
     // The state stays consistent even if a holder panicked: every update is a single store.
-    activity
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    activity.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A running handler: its head is complete; when it ends, the connection is active again.
@@ -236,11 +219,7 @@ impl Watched {
 }
 
 impl AsyncRead for Watched {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let filled = buf.filled().len();
         let this = &mut *self;
         match Pin::new(&mut this.stream).poll_read(cx, buf) {
@@ -267,21 +246,14 @@ impl AsyncRead for Watched {
                     this.timer.as_mut().reset(deadline);
                 }
                 ready!(this.timer.as_mut().poll(cx));
-                Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the client sent nothing in time",
-                )))
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client sent nothing in time")))
             }
         }
     }
 }
 
 impl AsyncWrite for Watched {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let written = ready!(Pin::new(&mut self.stream).poll_write(cx, buf))?;
         self.sent(written);
         Poll::Ready(Ok(written))
@@ -328,12 +300,7 @@ mod tests {
         let server = tokio::spawn(serve(listener, app, TIMEOUTS, async {
             stopped.await.ok();
         }));
-        let peer = reqwest::get(format!("http://{address}/peer"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let peer = reqwest::get(format!("http://{address}/peer")).await.unwrap().text().await.unwrap();
         assert_eq!(peer, "127.0.0.1");
         stop.send(()).unwrap();
         server.await.unwrap();
@@ -355,17 +322,10 @@ mod tests {
         let first_byte = start + Duration::from_secs(5);
         activity.received(first_byte);
         activity.received(first_byte + Duration::from_secs(1));
-        assert_eq!(
-            activity.deadline(&TIMEOUTS),
-            Some(first_byte + TIMEOUTS.header_read)
-        );
+        assert_eq!(activity.deadline(&TIMEOUTS), Some(first_byte + TIMEOUTS.header_read));
         activity.handling = 1;
         activity.head_started = None;
         activity.received(first_byte + Duration::from_secs(2));
-        assert_eq!(
-            activity.deadline(&TIMEOUTS),
-            None,
-            "body bytes while handling start no head"
-        );
+        assert_eq!(activity.deadline(&TIMEOUTS), None, "body bytes while handling start no head");
     }
 }

@@ -6,9 +6,9 @@
 use serde_json::Value;
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use termin_domain::Caller;
 use termin_domain::ResourceService;
 use termin_fhir::ResourceType;
+use termin_domain::Caller;
 
 const LOAD_ORDER: [ResourceType; 10] = [
     ResourceType::Organization,
@@ -23,10 +23,7 @@ const LOAD_ORDER: [ResourceType; 10] = [
     ResourceType::Appointment,
 ];
 
-pub async fn load_examples(
-    service: &ResourceService,
-    package_dirs: &[PathBuf],
-) -> Result<(), String> {
+pub async fn load_examples(service: &ResourceService, package_dirs: &[PathBuf]) -> Result<(), String> {
     let ctx = Caller::system("demo-load");
     let mut loaded = 0usize;
     let mut examples = Vec::new();
@@ -54,11 +51,7 @@ pub async fn load_examples(
         else {
             continue;
         };
-        let Some(id) = resource
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-        else {
+        let Some(id) = resource.get("id").and_then(Value::as_str).map(str::to_owned) else {
             continue;
         };
         examples.push((resource_type, id, resource, file));
@@ -84,17 +77,17 @@ pub async fn load_examples(
 fn example_files(package_dirs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
     for dir in package_dirs {
-        let packages = std::fs::read_dir(dir)
-            .map_err(|e| format!("package directory {}: {e}", dir.display()))?;
+        let packages = std::fs::read_dir(dir).map_err(|e| format!("package directory {}: {e}", dir.display()))?;
         for package in packages.flatten() {
             let content = package.path().join("package");
             let Ok(entries) = std::fs::read_dir(&content) else {
                 continue;
             };
             files.extend(
-                entries.flatten().map(|e| e.path()).filter(|p| {
-                    p.extension().is_some_and(|x| x == "json") && !is_package_manifest(p)
-                }),
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "json") && !is_package_manifest(p)),
             );
         }
     }
@@ -103,6 +96,5 @@ fn example_files(package_dirs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 }
 
 fn is_package_manifest(path: &Path) -> bool {
-    path.file_name()
-        .is_some_and(|n| n == "package.json" || n == ".index.json")
+    path.file_name().is_some_and(|n| n == "package.json" || n == ".index.json")
 }

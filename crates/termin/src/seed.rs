@@ -7,17 +7,17 @@ use crate::config::{DEFAULT_DATABASE, Database};
 use crate::setup;
 use crate::validation::Packages;
 use clap::{Args, ValueEnum};
-use jiff::Timestamp;
 use jiff::ToSpan;
 use jiff::civil::Date;
+use jiff::Timestamp;
 use serde_json::{Map, Value};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
-use termin_domain::Caller;
 use termin_domain::{Domain, GenerationRequest, ImportSummary, ResourceService, ServiceConfig};
 use termin_seed::{Scale, SeedOptions};
+use termin_domain::Caller;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ScaleArg {
@@ -72,12 +72,7 @@ pub struct SeedArgs {
     pub validation: String,
 
     /// FHIR package directories to validate against besides the shipped ones, as for `termin serve`
-    #[arg(
-        long = "packages",
-        env = "TERMIN_PACKAGES",
-        value_name = "DIR",
-        value_delimiter = ','
-    )]
+    #[arg(long = "packages", env = "TERMIN_PACKAGES", value_name = "DIR", value_delimiter = ',')]
     pub packages: Vec<PathBuf>,
 
     /// IANA time zone for dates without an offset, as for `termin serve` [default: Europe/Vienna]
@@ -104,8 +99,7 @@ pub fn run(args: SeedArgs) -> ExitCode {
 
 /// The Monday of the current week in Europe/Vienna: demo slots start "now-ish".
 pub fn this_monday() -> Date {
-    let vienna = jiff::tz::TimeZone::get(termin_search::DEFAULT_TIME_ZONE)
-        .unwrap_or(jiff::tz::TimeZone::UTC);
+    let vienna = jiff::tz::TimeZone::get(termin_search::DEFAULT_TIME_ZONE).unwrap_or(jiff::tz::TimeZone::UTC);
     let today = Timestamp::now().to_zoned_datetime(vienna).date();
     today
         .checked_sub(i64::from(today.weekday().to_monday_zero_offset()).days())
@@ -113,35 +107,17 @@ pub fn this_monday() -> Date {
 }
 
 async fn seed(args: SeedArgs) -> Result<(), String> {
-    let options = SeedOptions::new(
-        args.scale.into(),
-        args.seed,
-        args.start.unwrap_or_else(this_monday),
-    );
+    let options = SeedOptions::new(args.scale.into(), args.seed, args.start.unwrap_or_else(this_monday));
     let started = Instant::now();
     if let Some(path) = &args.ndjson {
         let written = write_ndjson(path, &options)?;
-        println!(
-            "wrote {written} resources to {} in {:.1?}",
-            path.display(),
-            started.elapsed()
-        );
+        println!("wrote {written} resources to {} in {:.1?}", path.display(), started.elapsed());
         return Ok(());
     }
     let database = Database::from(args.database.unwrap_or_else(|| DEFAULT_DATABASE.into()));
-    let time_zone = args
-        .time_zone
-        .as_deref()
-        .unwrap_or(termin_search::DEFAULT_TIME_ZONE);
-    let target = Target {
-        database: &database,
-        validation: args.validation == "on",
-        packages: &args.packages,
-        time_zone,
-    };
-    let summary = seed_database(&target, &options, args.batch as usize, false)
-        .await?
-        .unwrap_or_default();
+    let time_zone = args.time_zone.as_deref().unwrap_or(termin_search::DEFAULT_TIME_ZONE);
+    let target = Target { database: &database, validation: args.validation == "on", packages: &args.packages, time_zone };
+    let summary = seed_database(&target, &options, args.batch as usize, false).await?.unwrap_or_default();
     println!(
         "{database}: {} created, {} existing left as they were, in {:.1?} (scale {}, seed {}, start {})",
         summary.created,
@@ -175,19 +151,8 @@ pub async fn seed_database(
     // Seeding answers no request: its searches run as long as they need.
     let opened = setup::open_store(target.database, 1, 2, None).await?;
     let search = setup::install_search_parameters(target.packages, target.time_zone)?;
-    let packages = if target.validation {
-        Packages::Shipped(target.packages)
-    } else {
-        Packages::Off
-    };
-    let domain = setup::domain(
-        opened.store,
-        ServiceConfig::default(),
-        search,
-        packages,
-        &[],
-    )
-    .await?;
+    let packages = if target.validation { Packages::Shipped(target.packages) } else { Packages::Off };
+    let domain = setup::domain(opened.store, ServiceConfig::default(), search, packages, &[]).await?;
     if unless_loaded && is_loaded(&domain.resources, options).await? {
         return Ok(None);
     }
@@ -204,11 +169,7 @@ pub async fn seed_database(
 /// (`$generate-slots`, one unit of work per Schedule), not imported; the booked Appointments are
 /// imported and take their slots. A slot that has started already is not generated, so the
 /// Appointment of such a slot is left out.
-pub async fn load(
-    domain: &Domain,
-    options: &SeedOptions,
-    batch: usize,
-) -> Result<ImportSummary, String> {
+pub async fn load(domain: &Domain, options: &SeedOptions, batch: usize) -> Result<ImportSummary, String> {
     let ctx = Caller::system("seed");
     let mut total = ImportSummary::default();
     let mut pending: Vec<Map<String, Value>> = Vec::with_capacity(batch);
@@ -220,30 +181,15 @@ pub async fn load(
     for resource in termin_seed::generate(options) {
         match resource.get("resourceType").and_then(Value::as_str) {
             Some("Schedule") => {
-                schedules.push(
-                    resource
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                );
+                schedules.push(resource.get("id").and_then(Value::as_str).unwrap_or_default().to_owned());
             }
             Some("Slot") => {
                 if !slots_generated {
-                    import(
-                        &domain.resources,
-                        &ctx,
-                        std::mem::take(&mut pending),
-                        &mut total,
-                    )
-                    .await?;
+                    import(&domain.resources, &ctx, std::mem::take(&mut pending), &mut total).await?;
                     generate_slots(domain, &ctx, options, &schedules, &mut total).await?;
                     slots_generated = true;
                 }
-                let start = resource
-                    .get("start")
-                    .and_then(Value::as_str)
-                    .and_then(|start| start.parse::<Timestamp>().ok());
+                let start = resource.get("start").and_then(Value::as_str).and_then(|start| start.parse::<Timestamp>().ok());
                 slot_exists = start.is_some_and(|start| start >= now);
                 continue;
             }
@@ -252,32 +198,18 @@ pub async fn load(
         }
         pending.push(resource);
         if pending.len() >= batch {
-            import(
-                &domain.resources,
-                &ctx,
-                std::mem::take(&mut pending),
-                &mut total,
-            )
-            .await?;
+            import(&domain.resources, &ctx, std::mem::take(&mut pending), &mut total).await?;
         }
     }
     import(&domain.resources, &ctx, pending, &mut total).await?;
     Ok(total)
 }
 
-async fn import(
-    service: &ResourceService,
-    ctx: &Caller,
-    chunk: Vec<Map<String, Value>>,
-    total: &mut ImportSummary,
-) -> Result<(), String> {
+async fn import(service: &ResourceService, ctx: &Caller, chunk: Vec<Map<String, Value>>, total: &mut ImportSummary) -> Result<(), String> {
     let Some(first) = chunk.first().map(describe) else {
         return Ok(());
     };
-    let summary = service
-        .import(ctx, chunk)
-        .await
-        .map_err(|e| format!("loading the batch starting at {first}: {e:?}"))?;
+    let summary = service.import(ctx, chunk).await.map_err(|e| format!("loading the batch starting at {first}: {e:?}"))?;
     total.created += summary.created;
     total.existing += summary.existing;
     Ok(())
@@ -292,12 +224,7 @@ async fn generate_slots(
     total: &mut ImportSummary,
 ) -> Result<(), String> {
     let (first, last) = options.days();
-    let request = GenerationRequest {
-        first,
-        last,
-        slot_length: None,
-        dry_run: false,
-    };
+    let request = GenerationRequest { first, last, slot_length: None, dry_run: false };
     for schedule in schedules {
         let summary = domain
             .scheduling
@@ -316,18 +243,12 @@ pub async fn is_loaded(service: &ResourceService, options: &SeedOptions) -> Resu
         return Ok(true);
     };
     let (Some(resource_type), Some(id)) = (
-        first
-            .get("resourceType")
-            .and_then(Value::as_str)
-            .and_then(|t| t.parse().ok()),
+        first.get("resourceType").and_then(Value::as_str).and_then(|t| t.parse().ok()),
         first.get("id").and_then(Value::as_str),
     ) else {
         return Err("the dataset's first resource has no type or id".into());
     };
-    Ok(service
-        .read(&Caller::system("seed"), resource_type, id)
-        .await
-        .is_ok())
+    Ok(service.read(&Caller::system("seed"), resource_type, id).await.is_ok())
 }
 
 /// Loads the dataset for `serve --demo` unless it is loaded already: a demo database keeps
@@ -347,10 +268,7 @@ pub async fn load_demo(domain: &Domain, scale: Scale) -> Result<(), String> {
 fn describe(resource: &Map<String, Value>) -> String {
     format!(
         "{}/{}",
-        resource
-            .get("resourceType")
-            .and_then(Value::as_str)
-            .unwrap_or("?"),
+        resource.get("resourceType").and_then(Value::as_str).unwrap_or("?"),
         resource.get("id").and_then(Value::as_str).unwrap_or("?")
     )
 }
@@ -364,7 +282,6 @@ fn write_ndjson(path: &PathBuf, options: &SeedOptions) -> Result<usize, String> 
         out.write_all(b"\n").map_err(|e| e.to_string())?;
         written += 1;
     }
-    out.flush()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    out.flush().map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(written)
 }

@@ -6,8 +6,8 @@ use crate::setup;
 use crate::validation::Packages;
 use std::process::ExitCode;
 use std::sync::Arc;
-use termin_api::auth::{Authenticator, Authorization, Discovery, KeySource, PublicBooking};
 use termin_api::metrics::Metrics;
+use termin_api::auth::{Authenticator, Authorization, Discovery, KeySource, PublicBooking};
 use termin_api::{ApiConfig, AppState};
 use termin_domain::{AuditTrail, Domain, ServiceConfig};
 use tracing_subscriber::EnvFilter;
@@ -60,21 +60,10 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         max_hold_time: config.max_hold_time,
         max_resource_bytes: config.max_body_bytes,
     };
-    let packages = if config.validation {
-        Packages::Shipped(&config.packages)
-    } else {
-        Packages::Off
-    };
+    let packages = if config.validation { Packages::Shipped(&config.packages) } else { Packages::Off };
     let audit = AuditTrail::start(opened.store.clone(), search);
-    let domain = setup::domain(
-        opened.store.clone(),
-        service_config,
-        search,
-        packages,
-        &config.profiles,
-    )
-    .await?
-    .with_audit(audit.clone());
+    let domain =
+        setup::domain(opened.store.clone(), service_config, search, packages, &config.profiles).await?.with_audit(audit.clone());
     setup::install_xml();
     if config.demo {
         crate::demo::load_examples(&domain.resources, &config.packages).await?;
@@ -83,19 +72,9 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         }
     }
     let domain = Arc::new(domain);
-    tokio::spawn(sweep_expired_holds(
-        domain.clone(),
-        config.hold_sweep_interval,
-    ));
+    tokio::spawn(sweep_expired_holds(domain.clone(), config.hold_sweep_interval));
     if let Some(every) = config.slot_generation_interval {
-        tokio::spawn(
-            crate::slot_generation::SlotGeneration::new(
-                domain.clone(),
-                opened.leases.clone(),
-                every,
-            )
-            .run(),
-        );
+        tokio::spawn(crate::slot_generation::SlotGeneration::new(domain.clone(), opened.leases.clone(), every).run());
     }
     tokio::spawn(metrics.upkeep());
     if let Some(days) = config.audit_retention {
@@ -155,36 +134,26 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             tokio::spawn(mailer.run());
         }
     }
-    let app = termin_api::app_with_pages(
-        AppState {
-            domain,
-            metrics,
-            auth,
-            platform,
-            notifications: config.notify.as_ref().map(|settings| {
-                Arc::new(termin_notify::websocket::Hub::new(
-                    opened.deliveries.clone(),
-                    settings.interval,
-                ))
-            }),
-            config: ApiConfig {
-                base_url: config.base_url.clone(),
-                max_body_bytes: config.max_body_bytes,
-                default_count: config.default_page_size,
-                max_count: config.max_page_size,
-                cors_allowed_origins: config.cors_allowed_origins.clone(),
-                body_read_timeout: config.body_read_timeout,
-                trusted_proxies: config.trusted_proxies.clone(),
-                max_bundle_entries: config.max_bundle_entries,
-            },
+    let app = termin_api::app_with_pages(AppState {
+        domain,
+        metrics,
+        auth,
+        platform,
+        notifications: config
+            .notify
+            .as_ref()
+            .map(|settings| Arc::new(termin_notify::websocket::Hub::new(opened.deliveries.clone(), settings.interval))),
+        config: ApiConfig {
+            base_url: config.base_url.clone(),
+            max_body_bytes: config.max_body_bytes,
+            default_count: config.default_page_size,
+            max_count: config.max_page_size,
+            cors_allowed_origins: config.cors_allowed_origins.clone(),
+            body_read_timeout: config.body_read_timeout,
+            trusted_proxies: config.trusted_proxies.clone(),
+            max_bundle_entries: config.max_bundle_entries,
         },
-        crate::web::router(
-            config
-                .auth
-                .as_ref()
-                .map(|settings| settings.issuer.as_str()),
-        ),
-    );
+    }, crate::web::router(config.auth.as_ref().map(|settings| settings.issuer.as_str())));
     tracing::info!(%address, "listening");
     // Tests and scripts read this line to learn the port when binding to port 0.
     println!("termin listening on http://{address}");
@@ -206,9 +175,7 @@ async fn authorization(config: &ServeConfig) -> Result<Option<Authorization>, St
              use this for development and demos only"
         );
         if config.public_booking.is_some() {
-            tracing::warn!(
-                "--public-booking has no effect without authorization: every caller may hold and book anyway"
-            );
+            tracing::warn!("--public-booking has no effect without authorization: every caller may hold and book anyway");
         }
         return Ok(None);
     };
@@ -262,9 +229,7 @@ async fn sweep_audit_events(domain: Arc<Domain>, days: u32) {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let before = jiff::Timestamp::now()
-            .saturating_sub(retention)
-            .unwrap_or(jiff::Timestamp::MIN);
+        let before = jiff::Timestamp::now().saturating_sub(retention).unwrap_or(jiff::Timestamp::MIN);
         match domain.sweep_audit_events(before).await {
             Ok(0) => {}
             Ok(swept) => tracing::info!(swept, days, "deleted AuditEvents past their retention"),
@@ -277,11 +242,10 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => return interrupt.await.unwrap_or(()),
-            };
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return interrupt.await.unwrap_or(()),
+        };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}
@@ -294,8 +258,5 @@ async fn shutdown_signal() {
 
 /// The FHIR base notifications and e-mail name: without --base-url, this node's address.
 fn public_base(config: &ServeConfig, address: std::net::SocketAddr) -> String {
-    config.base_url.as_deref().map_or_else(
-        || format!("http://{address}/fhir"),
-        |b| b.trim_end_matches('/').to_owned(),
-    )
+    config.base_url.as_deref().map_or_else(|| format!("http://{address}/fhir"), |b| b.trim_end_matches('/').to_owned())
 }

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use termin_domain::{Domain, ServiceConfig, SystemClock};
-use termin_fhir::ResourceType;
 use termin_search::SearchParameters;
+use termin_fhir::ResourceType;
 use termin_store::{LeaseStore, MailStore, NotificationStore, ResourceStore};
 use termin_store_postgres::PostgresStore;
 use termin_store_sqlite::SqliteStore;
@@ -19,9 +19,7 @@ pub fn runtime(command: &str, multi_thread: bool) -> Option<tokio::runtime::Runt
     let built = if multi_thread {
         tokio::runtime::Runtime::new()
     } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
     };
     built
         .map_err(|e| eprintln!("termin {command}: cannot start the async runtime: {e}"))
@@ -49,9 +47,7 @@ pub async fn open_store(
 ) -> Result<OpenedStore, String> {
     let opened = match database {
         Database::Sqlite(path) => {
-            let mut store = SqliteStore::open(path, read_connections)
-                .await
-                .map_err(|e| e.to_string())?;
+            let mut store = SqliteStore::open(path, read_connections).await.map_err(|e| e.to_string())?;
             if let Some(timeout) = query_timeout {
                 store = store.with_query_timeout(timeout);
             }
@@ -65,9 +61,7 @@ pub async fn open_store(
             }
         }
         Database::Postgres(url) => {
-            let mut store = PostgresStore::open(url, pool_size)
-                .await
-                .map_err(|e| e.to_string())?;
+            let mut store = PostgresStore::open(url, pool_size).await.map_err(|e| e.to_string())?;
             if let Some(timeout) = query_timeout {
                 store = store.with_query_timeout(timeout);
             }
@@ -87,18 +81,10 @@ pub async fn open_store(
 
 /// Loads the R5 SearchParameters (from `--packages`, then the FHIR package cache) for the
 /// domain, which indexes with them and hands them to the API's search parsing.
-pub fn install_search_parameters(
-    packages: &[PathBuf],
-    time_zone: &str,
-) -> Result<&'static SearchParameters, String> {
+pub fn install_search_parameters(packages: &[PathBuf], time_zone: &str) -> Result<&'static SearchParameters, String> {
     let loading = std::time::Instant::now();
-    let dirs: Vec<PathBuf> = packages
-        .iter()
-        .cloned()
-        .chain(termin_search::default_package_cache())
-        .collect();
-    let search =
-        termin_search::SearchParameters::load(&dirs, time_zone).map_err(|e| e.to_string())?;
+    let dirs: Vec<PathBuf> = packages.iter().cloned().chain(termin_search::default_package_cache()).collect();
+    let search = termin_search::SearchParameters::load(&dirs, time_zone).map_err(|e| e.to_string())?;
     tracing::info!(
         fingerprint = search.fingerprint(),
         time_zone = search.time_zone_name(),

@@ -39,35 +39,23 @@ pub struct SlotGeneration {
 
 impl SlotGeneration {
     pub fn new(domain: Arc<Domain>, leases: Arc<dyn LeaseStore>, every: SignedDuration) -> Self {
-        SlotGeneration {
-            domain,
-            leases,
-            every,
-            node: format!("node-{}", uuid::Uuid::new_v4()),
-        }
+        SlotGeneration { domain, leases, every, node: format!("node-{}", uuid::Uuid::new_v4()) }
     }
 
     /// Passes until the process ends; the first at start-up.
     pub async fn run(self) {
-        let period = std::time::Duration::try_from(self.every)
-            .unwrap_or(std::time::Duration::from_secs(3600));
+        let period = std::time::Duration::try_from(self.every).unwrap_or(std::time::Duration::from_secs(3600));
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
             match self.pass().await {
                 Ok(None) => tracing::debug!("another node holds the slot-generation lease"),
-                Ok(Some(pass))
-                    if pass.created + pass.removed + pass.conflicts + pass.failed == 0 =>
-                {
-                    tracing::debug!(
-                        schedules = pass.schedules,
-                        "the schedules' slots are generated to their horizons"
-                    );
+                Ok(Some(pass)) if pass.created + pass.removed + pass.conflicts + pass.failed == 0 => {
+                    tracing::debug!(schedules = pass.schedules, "the schedules' slots are generated to their horizons");
                 }
                 Ok(Some(pass)) => {
-                    metrics::counter!("termin_generated_slots_total")
-                        .increment(pass.created as u64);
+                    metrics::counter!("termin_generated_slots_total").increment(pass.created as u64);
                     tracing::info!(
                         schedules = pass.schedules,
                         created = pass.created,
@@ -92,15 +80,9 @@ impl SlotGeneration {
         }
         let ctx = Caller::system(LEASE);
         let scheduling = &self.domain.scheduling;
-        let kept = scheduling
-            .schedules_to_keep(&ctx)
-            .await
-            .map_err(|e| format!("listing the Schedules: {e:?}"))?;
+        let kept = scheduling.schedules_to_keep(&ctx).await.map_err(|e| format!("listing the Schedules: {e:?}"))?;
         if kept.truncated {
-            tracing::warn!(
-                limit = termin_domain::MAX_KEPT_SCHEDULES,
-                "more Schedules than one slot generation pass looks at"
-            );
+            tracing::warn!(limit = termin_domain::MAX_KEPT_SCHEDULES, "more Schedules than one slot generation pass looks at");
         }
         let mut pass = Pass::default();
         for id in &kept.ids {
@@ -121,9 +103,7 @@ impl SlotGeneration {
                 }
             }
             if !self.claim().await? {
-                tracing::warn!(
-                    "lost the slot-generation lease during a pass; another node continues"
-                );
+                tracing::warn!("lost the slot-generation lease during a pass; another node continues");
                 break;
             }
         }
@@ -132,12 +112,7 @@ impl SlotGeneration {
 
     async fn claim(&self) -> Result<bool, String> {
         let now = Timestamp::now();
-        let until = now
-            .saturating_add(self.every.max(MIN_LEASE))
-            .map_err(|e| e.to_string())?;
-        self.leases
-            .claim_lease(LEASE, &self.node, now, until)
-            .await
-            .map_err(|e| format!("claiming the lease: {e}"))
+        let until = now.saturating_add(self.every.max(MIN_LEASE)).map_err(|e| e.to_string())?;
+        self.leases.claim_lease(LEASE, &self.node, now, until).await.map_err(|e| format!("claiming the lease: {e}"))
     }
 }

@@ -28,15 +28,8 @@ pub struct FileUpstream {
 enum FileAuth {
     #[default]
     None,
-    Bearer {
-        token: String,
-    },
-    ClientCredentials {
-        token_url: String,
-        client_id: String,
-        client_secret: String,
-        scope: Option<String>,
-    },
+    Bearer { token: String },
+    ClientCredentials { token_url: String, client_id: String, client_secret: String, scope: Option<String> },
 }
 
 /// What the flags and the config file say about the platform.
@@ -58,28 +51,16 @@ fn std_duration(name: &str, value: SignedDuration) -> Result<std::time::Duration
 pub fn platform_config(settings: PlatformSettings) -> Result<Option<PlatformConfig>, String> {
     let timeout = std_duration("upstream_timeout", settings.timeout)?;
     let upstreams = if settings.flags.is_empty() {
-        settings
-            .tables
-            .into_iter()
-            .map(|table| from_table(table, timeout))
-            .collect::<Result<Vec<_>, _>>()?
+        settings.tables.into_iter().map(|table| from_table(table, timeout)).collect::<Result<Vec<_>, _>>()?
     } else {
-        settings
-            .flags
-            .iter()
-            .map(|flag| from_flag(flag, timeout))
-            .collect::<Result<Vec<_>, _>>()?
+        settings.flags.iter().map(|flag| from_flag(flag, timeout)).collect::<Result<Vec<_>, _>>()?
     };
     if upstreams.is_empty() {
         return Ok(None);
     }
-    let name = settings
-        .name
-        .unwrap_or_else(|| format!("termin-{}", uuid::Uuid::new_v4().simple()));
+    let name = settings.name.unwrap_or_else(|| format!("termin-{}", uuid::Uuid::new_v4().simple()));
     if name.is_empty() || name.contains(',') || !name.is_ascii() {
-        return Err(format!(
-            "platform_name {name:?} must be ASCII text without commas"
-        ));
+        return Err(format!("platform_name {name:?} must be ASCII text without commas"));
     }
     Ok(Some(PlatformConfig {
         name,
@@ -90,59 +71,28 @@ pub fn platform_config(settings: PlatformSettings) -> Result<Option<PlatformConf
 }
 
 fn from_flag(flag: &str, timeout: std::time::Duration) -> Result<UpstreamConfig, String> {
-    let (name, url) = flag
-        .split_once('=')
-        .ok_or_else(|| format!("--upstream {flag:?} is not NAME=URL"))?;
-    UpstreamConfig {
-        name: name.trim().into(),
-        url: url.trim().into(),
-        auth: UpstreamAuth::None,
-        timeout,
-        priority: 0,
-    }
-    .checked()
+    let (name, url) = flag.split_once('=').ok_or_else(|| format!("--upstream {flag:?} is not NAME=URL"))?;
+    UpstreamConfig { name: name.trim().into(), url: url.trim().into(), auth: UpstreamAuth::None, timeout, priority: 0 }
+        .checked()
 }
 
-fn from_table(
-    table: FileUpstream,
-    default_timeout: std::time::Duration,
-) -> Result<UpstreamConfig, String> {
+fn from_table(table: FileUpstream, default_timeout: std::time::Duration) -> Result<UpstreamConfig, String> {
     let timeout = match table.timeout {
         None => default_timeout,
         Some(text) => {
-            let value: SignedDuration = text.parse().map_err(|e| {
-                format!(
-                    "upstream {} timeout {text:?} is not a duration: {e}",
-                    table.name
-                )
-            })?;
-            std::time::Duration::try_from(value)
-                .map_err(|e| format!("upstream {} timeout: {e}", table.name))?
+            let value: SignedDuration =
+                text.parse().map_err(|e| format!("upstream {} timeout {text:?} is not a duration: {e}", table.name))?;
+            std::time::Duration::try_from(value).map_err(|e| format!("upstream {} timeout: {e}", table.name))?
         }
     };
     let auth = match table.auth {
         FileAuth::None => UpstreamAuth::None,
         FileAuth::Bearer { token } => UpstreamAuth::Bearer(token),
-        FileAuth::ClientCredentials {
-            token_url,
-            client_id,
-            client_secret,
-            scope,
-        } => UpstreamAuth::ClientCredentials {
-            token_url,
-            client_id,
-            client_secret,
-            scope,
-        },
+        FileAuth::ClientCredentials { token_url, client_id, client_secret, scope } => {
+            UpstreamAuth::ClientCredentials { token_url, client_id, client_secret, scope }
+        }
     };
-    UpstreamConfig {
-        name: table.name,
-        url: table.url,
-        auth,
-        timeout,
-        priority: table.priority,
-    }
-    .checked()
+    UpstreamConfig { name: table.name, url: table.url, auth, timeout, priority: table.priority }.checked()
 }
 
 #[cfg(test)]
@@ -162,23 +112,14 @@ mod tests {
 
     #[test]
     fn flags_are_name_equals_url() {
-        let config = platform_config(settings(&["a=http://a/fhir/"], Vec::new(), Some("p")))
-            .unwrap()
-            .unwrap();
+        let config = platform_config(settings(&["a=http://a/fhir/"], Vec::new(), Some("p"))).unwrap().unwrap();
         assert_eq!(config.name, "p");
         assert_eq!(config.upstreams[0].url, "http://a/fhir");
-        assert_eq!(
-            config.upstreams[0].timeout,
-            std::time::Duration::from_secs(5)
-        );
+        assert_eq!(config.upstreams[0].timeout, std::time::Duration::from_secs(5));
         assert_eq!(config.directory_ttl, std::time::Duration::from_secs(600));
         assert!(platform_config(settings(&["a"], Vec::new(), None)).is_err());
         assert!(platform_config(settings(&["a.b=http://x"], Vec::new(), None)).is_err());
-        assert!(
-            platform_config(settings(&[], Vec::new(), None))
-                .unwrap()
-                .is_none()
-        );
+        assert!(platform_config(settings(&[], Vec::new(), None)).unwrap().is_none());
     }
 
     #[test]
@@ -200,19 +141,11 @@ mod tests {
         )
         .unwrap();
         let tables = tables.into_values().next().unwrap();
-        let config = platform_config(settings(&[], tables, None))
-            .unwrap()
-            .unwrap();
+        let config = platform_config(settings(&[], tables, None)).unwrap().unwrap();
         assert!(config.name.starts_with("termin-"));
         assert_eq!(config.upstreams[0].priority, 3);
-        assert_eq!(
-            config.upstreams[0].timeout,
-            std::time::Duration::from_secs(2)
-        );
-        assert!(matches!(
-            config.upstreams[0].auth,
-            UpstreamAuth::ClientCredentials { .. }
-        ));
+        assert_eq!(config.upstreams[0].timeout, std::time::Duration::from_secs(2));
+        assert!(matches!(config.upstreams[0].auth, UpstreamAuth::ClientCredentials { .. }));
         assert_eq!(config.upstreams[1].auth, UpstreamAuth::Bearer("t".into()));
     }
 }

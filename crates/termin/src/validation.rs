@@ -16,11 +16,7 @@ impl ResourceValidator for PackageValidator {
         self.0.validate(resource)
     }
 
-    fn validate_against(
-        &self,
-        resource: &Value,
-        profile: &str,
-    ) -> Result<OperationOutcome, String> {
+    fn validate_against(&self, resource: &Value, profile: &str) -> Result<OperationOutcome, String> {
         self.0.validate_against(resource, profile)
     }
 
@@ -51,8 +47,7 @@ pub fn load(
     };
     let started = std::time::Instant::now();
     let cache = termin_search::default_package_cache();
-    let definitions =
-        Definitions::load_with(&embedded, dirs, cache.as_deref()).map_err(|e| e.to_string())?;
+    let definitions = Definitions::load_with(&embedded, dirs, cache.as_deref()).map_err(|e| e.to_string())?;
     let mut profiles = default_profiles(&definitions);
     for (resource_type, profile) in enforced_profiles {
         match profile {
@@ -60,8 +55,7 @@ pub fn load(
             None => profiles.remove(resource_type),
         };
     }
-    let (validator, problems) =
-        Validator::new(definitions, profiles).map_err(|e| format!("validation: {e}"))?;
+    let (validator, problems) = Validator::new(definitions, profiles).map_err(|e| format!("validation: {e}"))?;
     for problem in problems {
         tracing::warn!(%problem, "a definition in use is only partly enforced");
     }
@@ -85,8 +79,6 @@ pub fn load(
         "loaded FHIR packages for validation"
     );
     // FHIR XML lays resources out by the same definitions (their base types): loaded once.
-    termin_xml::install(termin_xml::XmlConverter::new(
-        validator.shared_definitions(),
-    ));
+    termin_xml::install(termin_xml::XmlConverter::new(validator.shared_definitions()));
     Ok(Some(Arc::new(PackageValidator(validator))))
 }

@@ -22,12 +22,7 @@ const INTERACTIONS: [&str; 8] = [
 fn check_capability_statement(cs: &Value, update_create: bool) {
     assert_eq!(cs["resourceType"], "CapabilityStatement", "{cs}");
     assert_eq!(cs["fhirVersion"], "5.0.0");
-    let formats: Vec<&str> = cs["format"]
-        .as_array()
-        .expect("format[]")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let formats: Vec<&str> = cs["format"].as_array().expect("format[]").iter().filter_map(Value::as_str).collect();
     for f in ["application/fhir+json", "json"] {
         assert!(formats.contains(&f), "format {formats:?} lacks {f}");
     }
@@ -35,22 +30,11 @@ fn check_capability_statement(cs: &Value, update_create: bool) {
     assert!(!rest.is_empty());
     assert_eq!(rest[0]["mode"], "server");
     let resources = rest[0]["resource"].as_array().expect("rest[0].resource[]");
-    let types: Vec<&str> = resources
-        .iter()
-        .map(|r| r["type"].as_str().unwrap_or("?"))
-        .collect();
-    assert_eq!(
-        types.len(),
-        SUPPORTED_TYPES.len() + 1,
-        "one rest.resource per served type: {types:?}"
-    );
+    let types: Vec<&str> = resources.iter().map(|r| r["type"].as_str().unwrap_or("?")).collect();
+    assert_eq!(types.len(), SUPPORTED_TYPES.len() + 1, "one rest.resource per served type: {types:?}");
     assert_eq!(
         types.iter().copied().collect::<BTreeSet<_>>(),
-        SUPPORTED_TYPES
-            .iter()
-            .copied()
-            .chain([RECORDED_TYPE])
-            .collect::<BTreeSet<_>>(),
+        SUPPORTED_TYPES.iter().copied().chain([RECORDED_TYPE]).collect::<BTreeSet<_>>(),
         "rest.resource types"
     );
     let codes_of = |r: &Value| -> BTreeSet<String> {
@@ -62,19 +46,9 @@ fn check_capability_statement(cs: &Value, update_create: bool) {
             .filter_map(|i| i["code"].as_str().map(str::to_owned))
             .collect()
     };
-    let recorded = resources
-        .iter()
-        .find(|r| r["type"] == RECORDED_TYPE)
-        .expect("AuditEvent");
-    let reads: BTreeSet<String> = [
-        "read",
-        "vread",
-        "history-instance",
-        "history-type",
-        "search-type",
-    ]
-    .map(str::to_owned)
-    .into();
+    let recorded = resources.iter().find(|r| r["type"] == RECORDED_TYPE).expect("AuditEvent");
+    let reads: BTreeSet<String> =
+        ["read", "vread", "history-instance", "history-type", "search-type"].map(str::to_owned).into();
     assert_eq!(codes_of(recorded), reads, "AuditEvents are only read");
     assert_eq!(recorded["conditionalCreate"], false);
     assert_eq!(recorded["conditionalUpdate"], false);
@@ -83,10 +57,7 @@ fn check_capability_statement(cs: &Value, update_create: bool) {
         let ty = r["type"].as_str().unwrap();
         let codes = codes_of(r);
         for c in INTERACTIONS {
-            assert!(
-                codes.contains(c),
-                "{ty}: interaction {c} missing from {codes:?}"
-            );
+            assert!(codes.contains(c), "{ty}: interaction {c} missing from {codes:?}");
         }
         assert_eq!(r["conditionalCreate"], true, "{ty}.conditionalCreate");
         assert_eq!(r["conditionalUpdate"], true, "{ty}.conditionalUpdate");

@@ -31,18 +31,13 @@ const SEED: u64 = 0x7E12_0006_2026;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_on_one_database_keep_the_scheduling_invariant() {
     if Backend::from_env() != Backend::Postgres {
-        println!(
-            "skipped: nodes share a PostgreSQL database; this runs with TERMIN_TEST_BACKEND=postgres"
-        );
+        println!("skipped: nodes share a PostgreSQL database; this runs with TERMIN_TEST_BACKEND=postgres");
         return;
     }
     // Long holds: none expires during the run, so every client knows exactly what it holds.
     let options = ServerOptions::new().flag("--hold-duration", "30m");
     let first = TestServer::start_with(options.clone()).await;
-    let (second, third) = tokio::join!(
-        first.another_node(options.clone()),
-        first.another_node(options)
-    );
+    let (second, third) = tokio::join!(first.another_node(options.clone()), first.another_node(options));
     let nodes = [Arc::new(first), Arc::new(second), Arc::new(third)];
     let world = setup(&nodes[0], SLOTS).await;
     let slots = Arc::new(world.slots);
@@ -50,14 +45,7 @@ async fn three_nodes_on_one_database_keep_the_scheduling_invariant() {
     let mut set = JoinSet::new();
     for client in 0..CLIENTS {
         let node = nodes[client % NODES].clone();
-        set.spawn(storm_client(
-            node,
-            slots.clone(),
-            client,
-            SEED,
-            OPS_PER_CLIENT,
-            barrier.clone(),
-        ));
+        set.spawn(storm_client(node, slots.clone(), client, SEED, OPS_PER_CLIENT, barrier.clone()));
     }
     let views = join_all(set).await;
 
@@ -68,11 +56,7 @@ async fn three_nodes_on_one_database_keep_the_scheduling_invariant() {
         }
     }
     let total: usize = counts.values().sum();
-    let conflicts: usize = counts
-        .iter()
-        .filter(|((_, code), _)| *code == 409)
-        .map(|(_, n)| n)
-        .sum();
+    let conflicts: usize = counts.iter().filter(|((_, code), _)| *code == 409).map(|(_, n)| n).sum();
     println!(
         "{NODES} nodes, {CLIENTS} clients, {SLOTS} slots (seed {SEED:#x}): {total} operations, \
          {} succeeded, {conflicts} conflicts (409)",
@@ -83,10 +67,7 @@ async fn three_nodes_on_one_database_keep_the_scheduling_invariant() {
     }
     assert_eq!(total, CLIENTS * OPS_PER_CLIENT);
     for op in ["hold", "book"] {
-        assert!(
-            counts.get(&(op, 409)).is_some_and(|n| *n > 0),
-            "no conflicts for {op}: the nodes did not contend"
-        );
+        assert!(counts.get(&(op, 409)).is_some_and(|n| *n > 0), "no conflicts for {op}: the nodes did not contend");
     }
 
     check_storm_end_state(&nodes[0], &slots, &views).await;
@@ -94,16 +75,8 @@ async fn three_nodes_on_one_database_keep_the_scheduling_invariant() {
     let slots_seen = all_of_type(&nodes[0], "Slot").await;
     let appointments_seen = all_of_type(&nodes[0], "Appointment").await;
     for node in &nodes[1..] {
-        assert_eq!(
-            all_of_type(node, "Slot").await,
-            slots_seen,
-            "nodes disagree on the Slots"
-        );
-        assert_eq!(
-            all_of_type(node, "Appointment").await,
-            appointments_seen,
-            "nodes disagree on the Appointments"
-        );
+        assert_eq!(all_of_type(node, "Slot").await, slots_seen, "nodes disagree on the Slots");
+        assert_eq!(all_of_type(node, "Appointment").await, appointments_seen, "nodes disagree on the Appointments");
     }
 }
 
@@ -136,13 +109,8 @@ async fn bookings_acknowledged_before_a_crash_survive_it() {
         let wanted: Vec<String> = (0..CRASH_SLOTS / CRASH_CLIENTS * 2)
             .map(|k| world.slots[(c / 2 + k * CRASH_CLIENTS / 2) % CRASH_SLOTS].clone())
             .collect();
-        let (base, client, acknowledged, enough, barrier) = (
-            base.clone(),
-            client.clone(),
-            acknowledged.clone(),
-            enough.clone(),
-            barrier.clone(),
-        );
+        let (base, client, acknowledged, enough, barrier) =
+            (base.clone(), client.clone(), acknowledged.clone(), enough.clone(), barrier.clone());
         let patient = world.anna.clone();
         set.spawn(async move {
             barrier.wait().await;
@@ -156,22 +124,16 @@ async fn bookings_acknowledged_before_a_crash_survive_it() {
                     .send()
                     .await;
                 let answer = match sent {
-                    Ok(response) => {
-                        match (response.status().as_u16(), response.json::<Value>().await) {
-                            (201 | 202, Ok(body)) => {
-                                Answer::Acknowledged(id_of(&param_resource(&body, "appointment")))
-                            }
-                            (409, Ok(_)) => Answer::Rejected,
-                            (_, Err(_)) => Answer::Unknown,
-                            (other, Ok(body)) => panic!("Slot/{slot}: unexpected {other}: {body}"),
-                        }
-                    }
+                    Ok(response) => match (response.status().as_u16(), response.json::<Value>().await) {
+                        (201 | 202, Ok(body)) => Answer::Acknowledged(id_of(&param_resource(&body, "appointment"))),
+                        (409, Ok(_)) => Answer::Rejected,
+                        (_, Err(_)) => Answer::Unknown,
+                        (other, Ok(body)) => panic!("Slot/{slot}: unexpected {other}: {body}"),
+                    },
                     Err(_) => Answer::Unknown,
                 };
                 let gone = matches!(answer, Answer::Unknown);
-                if matches!(answer, Answer::Acknowledged(_))
-                    && acknowledged.fetch_add(1, Ordering::SeqCst) + 1 == KILL_AFTER
-                {
+                if matches!(answer, Answer::Acknowledged(_)) && acknowledged.fetch_add(1, Ordering::SeqCst) + 1 == KILL_AFTER {
                     enough.notify_one();
                 }
                 answers.push((slot, answer));
@@ -185,14 +147,8 @@ async fn bookings_acknowledged_before_a_crash_survive_it() {
     enough.notified().await;
     node.kill();
     let answers: Vec<(String, Answer)> = join_all(set).await.into_iter().flatten().collect();
-    let unknown = answers
-        .iter()
-        .filter(|(_, a)| matches!(a, Answer::Unknown))
-        .count();
-    let rejected = answers
-        .iter()
-        .filter(|(_, a)| matches!(a, Answer::Rejected))
-        .count();
+    let unknown = answers.iter().filter(|(_, a)| matches!(a, Answer::Unknown)).count();
+    let rejected = answers.iter().filter(|(_, a)| matches!(a, Answer::Rejected)).count();
     let acked: BTreeMap<String, String> = answers
         .iter()
         .filter_map(|(slot, a)| match a {
@@ -210,22 +166,15 @@ async fn bookings_acknowledged_before_a_crash_survive_it() {
     node.restart().await;
     let (slots, appointments) = assert_invariant(&node, &BTreeSet::new()).await;
     for (id, slot) in &acked {
-        let stored = appointments.get(id).unwrap_or_else(|| {
-            panic!("Appointment/{id} was acknowledged before the crash but is gone")
-        });
+        let stored = appointments
+            .get(id)
+            .unwrap_or_else(|| panic!("Appointment/{id} was acknowledged before the crash but is gone"));
         assert!(is_active(stored), "Appointment/{id}: {}", stored["status"]);
-        assert_eq!(
-            slot_ids(stored),
-            std::slice::from_ref(slot),
-            "Appointment/{id}"
-        );
+        assert_eq!(slot_ids(stored), std::slice::from_ref(slot), "Appointment/{id}");
         assert_eq!(slots[slot]["status"], "busy", "Slot/{slot}");
     }
     // Anything else stored was cut off mid-request, never rejected.
-    assert!(
-        appointments.len() <= acked.len() + unknown,
-        "rejected bookings were stored"
-    );
+    assert!(appointments.len() <= acked.len() + unknown, "rejected bookings were stored");
     // The restarted node books what is still free.
     if let Some((free, _)) = slots.iter().find(|(_, s)| s["status"] == "free") {
         book_ok(&node, &appointment(&world.anna, &[free]), &[]).await;

@@ -23,14 +23,10 @@ async fn if_match_with_current_version_updates() {
     let id = id_of(&v1);
     let mut body = v1.clone();
     body["name"][0]["family"] = json!("Passt2");
-    let r = put_if_match(&s, &format!("Patient/{id}"), &body, "W/\"1\"")
-        .await
-        .expect_status(200);
+    let r = put_if_match(&s, &format!("Patient/{id}"), &body, "W/\"1\"").await.expect_status(200);
     assert_eq!(r.etag_version(), "2");
     body["name"][0]["family"] = json!("Passt3");
-    let r = put_if_match(&s, &format!("Patient/{id}"), &body, "W/\"2\"")
-        .await
-        .expect_status(200);
+    let r = put_if_match(&s, &format!("Patient/{id}"), &body, "W/\"2\"").await.expect_status(200);
     assert_eq!(r.etag_version(), "3");
 }
 
@@ -41,18 +37,10 @@ async fn if_match_with_stale_version_is_412_and_changes_nothing() {
     let id = id_of(&v1);
     let mut body = v1.clone();
     body["name"][0]["family"] = json!("Zwischen");
-    let v2 = s
-        .put(&format!("Patient/{id}"), &body)
-        .await
-        .expect_status(200)
-        .json();
+    let v2 = s.put(&format!("Patient/{id}"), &body).await.expect_status(200).json();
     body["name"][0]["family"] = json!("Veraltet");
-    put_if_match(&s, &format!("Patient/{id}"), &body, "W/\"1\"")
-        .await
-        .outcome(412);
-    put_if_match(&s, &format!("Patient/{id}"), &body, "W/\"7\"")
-        .await
-        .outcome(412);
+    put_if_match(&s, &format!("Patient/{id}"), &body, "W/\"1\"").await.outcome(412);
+    put_if_match(&s, &format!("Patient/{id}"), &body, "W/\"7\"").await.outcome(412);
     assert_eq!(s.read("Patient", &id).await, v2);
     assert_eq!(s.history_len("Patient", &id).await, 2);
 }
@@ -65,15 +53,10 @@ async fn if_match_malformed_is_400_and_changes_nothing() {
     let mut body = v1.clone();
     body["name"][0]["family"] = json!("Banane2");
     for bad in ["banana", "W/1", "W/\"x\"", "\"\""] {
-        put_if_match(&s, &format!("Patient/{id}"), &body, bad)
+        put_if_match(&s, &format!("Patient/{id}"), &body, bad).await.outcome(400);
+        s.send(s.request(Method::DELETE, &format!("Patient/{id}")).header("If-Match", bad))
             .await
             .outcome(400);
-        s.send(
-            s.request(Method::DELETE, &format!("Patient/{id}"))
-                .header("If-Match", bad),
-        )
-        .await
-        .outcome(400);
     }
     assert_eq!(s.read("Patient", &id).await, v1);
     assert_eq!(s.history_len("Patient", &id).await, 1);
@@ -86,29 +69,15 @@ async fn delete_with_stale_if_match_is_412_and_current_if_match_deletes() {
     let id = id_of(&v1);
     let mut body = v1.clone();
     body["name"][0]["family"] = json!("Loeschbar2");
-    let v2 = s
-        .put(&format!("Patient/{id}"), &body)
+    let v2 = s.put(&format!("Patient/{id}"), &body).await.expect_status(200).json();
+    s.send(s.request(Method::DELETE, &format!("Patient/{id}")).header("If-Match", "W/\"1\""))
         .await
-        .expect_status(200)
-        .json();
-    s.send(
-        s.request(Method::DELETE, &format!("Patient/{id}"))
-            .header("If-Match", "W/\"1\""),
-    )
-    .await
-    .outcome(412);
-    assert_eq!(
-        s.read("Patient", &id).await,
-        v2,
-        "stale conditional delete deleted"
-    );
+        .outcome(412);
+    assert_eq!(s.read("Patient", &id).await, v2, "stale conditional delete deleted");
     assert_eq!(s.history_len("Patient", &id).await, 2);
-    s.send(
-        s.request(Method::DELETE, &format!("Patient/{id}"))
-            .header("If-Match", "W/\"2\""),
-    )
-    .await
-    .expect_status(204);
+    s.send(s.request(Method::DELETE, &format!("Patient/{id}")).header("If-Match", "W/\"2\""))
+        .await
+        .expect_status(204);
     s.get(&format!("Patient/{id}")).await.outcome(410);
 }
 
@@ -119,13 +88,12 @@ async fn concurrent_if_match_writers_lose_no_update() {
     const PER_WRITER: usize = 2;
     const MAX_ATTEMPTS: usize = 2_000;
     let s = TestServer::start().await;
-    let v1 = s
-        .create(&json!({
-            "resourceType": "Patient",
-            "identifier": [{ "system": "urn:test:seed", "value": "seed" }],
-            "name": [{ "family": "Gemeinsam", "given": ["Start"] }]
-        }))
-        .await;
+    let v1 = s.create(&json!({
+        "resourceType": "Patient",
+        "identifier": [{ "system": "urn:test:seed", "value": "seed" }],
+        "name": [{ "family": "Gemeinsam", "given": ["Start"] }]
+    }))
+    .await;
     let url = s.url(&format!("Patient/{}", id_of(&v1)));
 
     let mut tasks = JoinSet::new();
@@ -140,10 +108,7 @@ async fn concurrent_if_match_writers_lose_no_update() {
                 let mut attempts = 0;
                 loop {
                     attempts += 1;
-                    assert!(
-                        attempts <= MAX_ATTEMPTS,
-                        "writer {w}: no success after {MAX_ATTEMPTS} attempts"
-                    );
+                    assert!(attempts <= MAX_ATTEMPTS, "writer {w}: no success after {MAX_ATTEMPTS} attempts");
                     let cur = send(client.get(&url)).await.expect_status(200);
                     let etag = cur.require_header("etag");
                     let mut body = cur.json();
@@ -151,9 +116,7 @@ async fn concurrent_if_match_writers_lose_no_update() {
                         .as_array_mut()
                         .unwrap()
                         .push(json!({ "system": "urn:test:writer", "value": mine }));
-                    let r =
-                        send(json_body(client.put(&url), &body).header("If-Match", etag.as_str()))
-                            .await;
+                    let r = send(json_body(client.put(&url), &body).header("If-Match", etag.as_str())).await;
                     match r.code() {
                         200 => {
                             successes += 1;
@@ -188,11 +151,7 @@ async fn concurrent_if_match_writers_lose_no_update() {
         .map(|i| i["value"].as_str().unwrap().to_string())
         .collect();
     let distinct: BTreeSet<&String> = values.iter().collect();
-    assert_eq!(
-        values.len(),
-        distinct.len(),
-        "an entry was written twice: {values:?}"
-    );
+    assert_eq!(values.len(), distinct.len(), "an entry was written twice: {values:?}");
     for w in 0..WRITERS {
         for k in 0..PER_WRITER {
             assert!(
@@ -201,19 +160,9 @@ async fn concurrent_if_match_writers_lose_no_update() {
             );
         }
     }
-    assert_eq!(
-        version_id(&final_),
-        (successes + 1).to_string(),
-        "versionId vs successful writes + 1"
-    );
-    let hist = s
-        .all_entries(&format!("Patient/{}/_history", id_of(&v1)))
-        .await;
-    assert_eq!(
-        hist.len(),
-        successes + 1,
-        "history length vs successful writes + 1"
-    );
+    assert_eq!(version_id(&final_), (successes + 1).to_string(), "versionId vs successful writes + 1");
+    let hist = s.all_entries(&format!("Patient/{}/_history", id_of(&v1))).await;
+    assert_eq!(hist.len(), successes + 1, "history length vs successful writes + 1");
     let versions: BTreeSet<String> = hist.iter().map(|e| version_id(&e["resource"])).collect();
     let expected: BTreeSet<String> = (1..=successes + 1).map(|v| v.to_string()).collect();
     assert_eq!(versions, expected, "history versions are not 1..=n");
@@ -265,10 +214,7 @@ async fn concurrent_plain_puts_keep_every_acknowledged_write_as_a_version() {
         acked.extend(a);
         refused.extend(r);
     }
-    assert!(
-        !acked.is_empty(),
-        "no write acknowledged; refusals: {refused:?}"
-    );
+    assert!(!acked.is_empty(), "no write acknowledged; refusals: {refused:?}");
 
     // Acknowledged versions are distinct, and each is that writer's content.
     let mut by_version = BTreeMap::new();
@@ -276,17 +222,10 @@ async fn concurrent_plain_puts_keep_every_acknowledged_write_as_a_version() {
         assert_eq!(&version_id(body), etag_v, "ETag vs meta.versionId");
         assert_eq!(body["name"][0]["family"], family.as_str());
         let prev = by_version.insert(etag_v.clone(), family.clone());
-        assert!(
-            prev.is_none(),
-            "version {etag_v} acknowledged twice ({prev:?} and {family})"
-        );
+        assert!(prev.is_none(), "version {etag_v} acknowledged twice ({prev:?} and {family})");
     }
     for (v, family) in &by_version {
-        let r = s
-            .get(&format!("Patient/{id}/_history/{v}"))
-            .await
-            .expect_status(200)
-            .json();
+        let r = s.get(&format!("Patient/{id}/_history/{v}")).await.expect_status(200).json();
         assert_eq!(r["name"][0]["family"], family.as_str(), "vread {v}");
     }
     let hist = s.all_entries(&format!("Patient/{id}/_history")).await;
@@ -297,12 +236,7 @@ async fn concurrent_plain_puts_keep_every_acknowledged_write_as_a_version() {
     );
     let mut families: Vec<String> = hist
         .iter()
-        .map(|e| {
-            e["resource"]["name"][0]["family"]
-                .as_str()
-                .unwrap_or("?")
-                .to_string()
-        })
+        .map(|e| e["resource"]["name"][0]["family"].as_str().unwrap_or("?").to_string())
         .collect();
     families.sort();
     let mut expected: Vec<String> = acked.iter().map(|(f, _, _)| f.clone()).collect();
@@ -319,11 +253,7 @@ async fn concurrent_creates_get_distinct_ids() {
         let client = s.client().clone();
         let url = s.url("Patient");
         tasks.spawn(async move {
-            let r = send(json_body(
-                client.post(&url),
-                &simple_patient(&format!("c{w}")),
-            ))
-            .await;
+            let r = send(json_body(client.post(&url), &simple_patient(&format!("c{w}")))).await;
             id_of(&r.expect_status(201).json())
         });
     }
@@ -352,11 +282,7 @@ async fn concurrent_conditional_creates_make_exactly_one_resource() {
             )
             .await;
             let code = r.code();
-            assert!(
-                matches!(code, 200 | 201),
-                "conditional create answered {code}: {}",
-                r.text()
-            );
+            assert!(matches!(code, 200 | 201), "conditional create answered {code}: {}", r.text());
             (code, id_of(&r.json()))
         });
     }
@@ -369,10 +295,7 @@ async fn concurrent_conditional_creates_make_exactly_one_resource() {
         }
         ids.insert(id);
     }
-    assert_eq!(
-        created, 1,
-        "concurrent conditional creates created {created} resources"
-    );
+    assert_eq!(created, 1, "concurrent conditional creates created {created} resources");
     assert_eq!(ids.len(), 1, "responses name different resources: {ids:?}");
     let page = s
         .get(&format!("Patient?identifier={ID_SYSTEM}|race-1"))

@@ -19,9 +19,7 @@ async fn conditional_create_without_match_creates_201() {
     let s = TestServer::start().await;
     s.create(&patient(SYS, "other", "Andere")).await;
     let body = patient(SYS, "1111", "Neu");
-    let r = create_if_none_exist(&s, &body, &format!("identifier={SYS}|1111"))
-        .await
-        .expect_status(201);
+    let r = create_if_none_exist(&s, &body, &format!("identifier={SYS}|1111")).await.expect_status(201);
     let created = r.json();
     let id = id_of(&created);
     assert_eq!(
@@ -38,23 +36,12 @@ async fn conditional_create_with_one_match_returns_existing_with_200_and_creates
     let s = TestServer::start().await;
     let existing = s.create(&patient(SYS, "2222", "Vorhanden")).await;
     // A different body: the server must neither create it nor change the existing one.
-    let r = create_if_none_exist(
-        &s,
-        &patient(SYS, "2222", "Doppelt"),
-        &format!("identifier={SYS}|2222"),
-    )
-    .await
-    .expect_status(200);
+    let r = create_if_none_exist(&s, &patient(SYS, "2222", "Doppelt"), &format!("identifier={SYS}|2222"))
+        .await
+        .expect_status(200);
     let body = r.json();
-    assert_eq!(
-        body, existing,
-        "conditional create with one match must return the existing resource"
-    );
-    assert_eq!(
-        s.type_history_len("Patient").await,
-        1,
-        "a new version or resource was written"
-    );
+    assert_eq!(body, existing, "conditional create with one match must return the existing resource");
+    assert_eq!(s.type_history_len("Patient").await, 1, "a new version or resource was written");
     assert_eq!(s.read("Patient", &id_of(&existing)).await, existing);
 }
 
@@ -63,13 +50,9 @@ async fn conditional_create_with_several_matches_is_412_and_creates_nothing() {
     let s = TestServer::start().await;
     s.create(&patient(SYS, "3333", "Erster")).await;
     s.create(&patient(SYS, "3333", "Zweiter")).await;
-    create_if_none_exist(
-        &s,
-        &patient(SYS, "3333", "Dritter"),
-        &format!("identifier={SYS}|3333"),
-    )
-    .await
-    .outcome(412);
+    create_if_none_exist(&s, &patient(SYS, "3333", "Dritter"), &format!("identifier={SYS}|3333"))
+        .await
+        .outcome(412);
     assert_eq!(s.type_history_len("Patient").await, 2);
 }
 
@@ -92,11 +75,7 @@ async fn conditional_create_token_forms_and_id() {
         assert_eq!(r.code(), 200, "If-None-Exist: {cond}: {}", r.text());
         assert_eq!(id_of(&r.json()), id, "If-None-Exist: {cond}");
     }
-    assert_eq!(
-        s.type_history_len("Patient").await,
-        1,
-        "a matching condition created something"
-    );
+    assert_eq!(s.type_history_len("Patient").await, 1, "a matching condition created something");
 
     // Non-matching conditions create.
     for cond in [
@@ -117,13 +96,7 @@ async fn conditional_create_with_unsupported_parameter_is_400_and_creates_nothin
     let s = TestServer::start().await;
     // Unlike a search (lenient by default), criteria that cannot be fully understood never
     // select a resource: unknown parameters, unsupported modifiers and special parameters.
-    for cond in [
-        "foo=bar",
-        "family:fuzzy=Mustermann",
-        "_text=Mustermann",
-        "_sort=family",
-        "birthdate=tomorrow",
-    ] {
+    for cond in ["foo=bar", "family:fuzzy=Mustermann", "_text=Mustermann", "_sort=family", "birthdate=tomorrow"] {
         let r = create_if_none_exist(&s, &simple_patient("Unerlaubt"), cond).await;
         r.outcome(400);
     }
@@ -134,11 +107,7 @@ async fn conditional_create_with_unsupported_parameter_is_400_and_creates_nothin
 async fn conditional_create_accepts_every_search_parameter() {
     let s = TestServer::start().await;
     let existing = s.create(&patient(SYS, "4545", "Mustermann")).await;
-    for cond in [
-        "family=mustermann",
-        "name=MUSTER&birthdate=1980-02-29",
-        "gender=unknown&active=true",
-    ] {
+    for cond in ["family=mustermann", "name=MUSTER&birthdate=1980-02-29", "gender=unknown&active=true"] {
         let r = create_if_none_exist(&s, &simple_patient("Doppelt"), cond).await;
         assert_eq!(r.code(), 200, "If-None-Exist: {cond}: {}", r.text());
         assert_eq!(id_of(&r.json()), id_of(&existing), "If-None-Exist: {cond}");
@@ -173,10 +142,7 @@ async fn conditional_update_without_match_creates_201() {
     let s = TestServer::start().await;
     s.create(&patient(SYS, "other", "Andere")).await;
     let body = patient(SYS, "5555", "BedingtNeu");
-    let r = s
-        .put(&format!("Patient?identifier={SYS}|5555"), &body)
-        .await
-        .expect_status(201);
+    let r = s.put(&format!("Patient?identifier={SYS}|5555"), &body).await.expect_status(201);
     let created = r.json();
     let id = id_of(&created);
     assert_eq!(
@@ -193,10 +159,7 @@ async fn conditional_update_without_match_uses_a_new_body_id() {
     let s = TestServer::start().await;
     let mut body = patient(SYS, "5656", "MitId");
     body["id"] = json!("cond-new-id");
-    let r = s
-        .put(&format!("Patient?identifier={SYS}|5656"), &body)
-        .await
-        .expect_status(201);
+    let r = s.put(&format!("Patient?identifier={SYS}|5656"), &body).await.expect_status(201);
     let created = r.json();
     assert_eq!(id_of(&created), "cond-new-id");
     assert_eq!(without_server_meta(&created), body);
@@ -210,9 +173,7 @@ async fn conditional_update_without_match_rejects_a_clashing_body_id() {
     let id = id_of(&existing);
     let mut body = patient(SYS, "no-match-5757", "Eindringling");
     body["id"] = json!(id);
-    let r = s
-        .put(&format!("Patient?identifier={SYS}|no-match-5757"), &body)
-        .await;
+    let r = s.put(&format!("Patient?identifier={SYS}|no-match-5757"), &body).await;
     assert!(
         matches!(r.code(), 400 | 409),
         "{}: expected 400 or 409 for an id that clashes with another resource; body {}",
@@ -220,11 +181,7 @@ async fn conditional_update_without_match_rejects_a_clashing_body_id() {
         r.text()
     );
     r.outcome(r.code());
-    assert_eq!(
-        s.read("Patient", &id).await,
-        existing,
-        "clashing conditional update changed the resource"
-    );
+    assert_eq!(s.read("Patient", &id).await, existing, "clashing conditional update changed the resource");
     assert_eq!(s.type_history_len("Patient").await, 1);
 }
 
@@ -237,10 +194,7 @@ async fn conditional_update_with_one_match_updates_it() {
 
     // Body without id.
     let mut body = patient(SYS, "6666", "Einzig2");
-    let r = s
-        .put(&format!("Patient?identifier={SYS}|6666"), &body)
-        .await
-        .expect_status(200);
+    let r = s.put(&format!("Patient?identifier={SYS}|6666"), &body).await.expect_status(200);
     assert_eq!(r.etag_version(), "2");
     let v2 = r.json();
     assert_eq!(id_of(&v2), id);
@@ -250,29 +204,17 @@ async fn conditional_update_with_one_match_updates_it() {
     // Body with the matching id.
     body["id"] = json!(id);
     body["name"][0]["family"] = json!("Einzig3");
-    let v3 = s
-        .put(&format!("Patient?identifier={SYS}|6666"), &body)
-        .await
-        .expect_status(200)
-        .json();
+    let v3 = s.put(&format!("Patient?identifier={SYS}|6666"), &body).await.expect_status(200).json();
     assert_eq!(id_of(&v3), id);
     assert_eq!(version_id(&v3), "3");
 
     // _id as the criterion.
     body["name"][0]["family"] = json!("Einzig4");
-    let v4 = s
-        .put(&format!("Patient?_id={id}"), &body)
-        .await
-        .expect_status(200)
-        .json();
+    let v4 = s.put(&format!("Patient?_id={id}"), &body).await.expect_status(200).json();
     assert_eq!(version_id(&v4), "4");
 
     assert_eq!(s.read("Patient", &id).await, v4);
-    assert_eq!(
-        s.type_history_len("Patient").await,
-        5,
-        "4 versions + the neighbour"
-    );
+    assert_eq!(s.type_history_len("Patient").await, 5, "4 versions + the neighbour");
 }
 
 #[tokio::test]
@@ -282,9 +224,7 @@ async fn conditional_update_with_one_match_and_a_different_body_id_is_400() {
     let id = id_of(&v1);
     let mut body = patient(SYS, "7777", "FalschNeu");
     body["id"] = json!("not-the-match");
-    s.put(&format!("Patient?identifier={SYS}|7777"), &body)
-        .await
-        .outcome(400);
+    s.put(&format!("Patient?identifier={SYS}|7777"), &body).await.outcome(400);
     assert_eq!(s.read("Patient", &id).await, v1);
     assert_eq!(s.type_history_len("Patient").await, 1);
     s.get("Patient/not-the-match").await.outcome(404);
@@ -295,12 +235,9 @@ async fn conditional_update_with_several_matches_is_412() {
     let s = TestServer::start().await;
     let a = s.create(&patient(SYS, "8888", "A")).await;
     let b = s.create(&patient(SYS, "8888", "B")).await;
-    s.put(
-        &format!("Patient?identifier={SYS}|8888"),
-        &patient(SYS, "8888", "C"),
-    )
-    .await
-    .outcome(412);
+    s.put(&format!("Patient?identifier={SYS}|8888"), &patient(SYS, "8888", "C"))
+        .await
+        .outcome(412);
     assert_eq!(s.read("Patient", &id_of(&a)).await, a);
     assert_eq!(s.read("Patient", &id_of(&b)).await, b);
     assert_eq!(s.type_history_len("Patient").await, 2);
@@ -310,12 +247,8 @@ async fn conditional_update_with_several_matches_is_412() {
 async fn conditional_update_with_unsupported_parameter_is_400() {
     let s = TestServer::start().await;
     let a = s.create(&patient(SYS, "9999", "Name")).await;
-    s.put("Patient?shoe-size=42", &patient(SYS, "9999", "Name2"))
-        .await
-        .outcome(400);
-    s.put("Patient?name:phonetic=Name", &patient(SYS, "9999", "Name2"))
-        .await
-        .outcome(400);
+    s.put("Patient?shoe-size=42", &patient(SYS, "9999", "Name2")).await.outcome(400);
+    s.put("Patient?name:phonetic=Name", &patient(SYS, "9999", "Name2")).await.outcome(400);
     assert_eq!(s.read("Patient", &id_of(&a)).await, a);
     assert_eq!(s.type_history_len("Patient").await, 1);
 }

@@ -26,8 +26,7 @@ async fn snapshot(s: &TestServer, id: &str) -> (Value, usize, usize) {
     )
 }
 
-const BROKEN: &str =
-    "{\n  \"resourceType\": \"Patient\",\n  \"name\": [\n    {\"family\": \"X\",}\n  ]\n}\n";
+const BROKEN: &str = "{\n  \"resourceType\": \"Patient\",\n  \"name\": [\n    {\"family\": \"X\",}\n  ]\n}\n";
 
 #[tokio::test]
 async fn invalid_json_is_400_with_line_and_column() {
@@ -36,9 +35,7 @@ async fn invalid_json_is_400_with_line_and_column() {
     let (line, column) = (err.line(), err.column());
     assert!(line >= 3, "fixture should fail on a later line");
 
-    let oo = raw(&s, Method::POST, "Patient", FHIR_JSON, BROKEN)
-        .await
-        .outcome(400);
+    let oo = raw(&s, Method::POST, "Patient", FHIR_JSON, BROKEN).await.outcome(400);
     let d = diagnostics(&oo);
     assert!(
         d.contains(&format!("line {line}")) && d.contains(&format!("column {column}")),
@@ -54,58 +51,24 @@ async fn invalid_json_is_400_with_line_and_column() {
         "\"resourceType\": \"Patient\",",
         &format!("\"resourceType\": \"Patient\", \"id\": \"{id}\","),
     );
-    let oo = raw(
-        &s,
-        Method::PUT,
-        &format!("Patient/{id}"),
-        FHIR_JSON,
-        &broken_put,
-    )
-    .await
-    .outcome(400);
+    let oo = raw(&s, Method::PUT, &format!("Patient/{id}"), FHIR_JSON, &broken_put).await.outcome(400);
     let d = diagnostics(&oo);
-    assert!(
-        d.contains("line") && d.contains("column"),
-        "PUT diagnostics: {d:?}"
-    );
+    assert!(d.contains("line") && d.contains("column"), "PUT diagnostics: {d:?}");
     assert_eq!(snapshot(&s, &id).await, before);
 
     // Truncated document and plain garbage.
-    raw(
-        &s,
-        Method::POST,
-        "Patient",
-        FHIR_JSON,
-        "{\"resourceType\": \"Pat",
-    )
-    .await
-    .outcome(400);
-    raw(&s, Method::POST, "Patient", FHIR_JSON, "not json at all")
-        .await
-        .outcome(400);
-    raw(&s, Method::POST, "Patient", FHIR_JSON, "")
-        .await
-        .outcome(400);
+    raw(&s, Method::POST, "Patient", FHIR_JSON, "{\"resourceType\": \"Pat").await.outcome(400);
+    raw(&s, Method::POST, "Patient", FHIR_JSON, "not json at all").await.outcome(400);
+    raw(&s, Method::POST, "Patient", FHIR_JSON, "").await.outcome(400);
     assert_eq!(snapshot(&s, &id).await, before);
 }
 
 #[tokio::test]
 async fn non_object_json_is_400() {
     let s = TestServer::start().await;
-    for body in [
-        "[]",
-        "[{\"resourceType\":\"Patient\"}]",
-        "\"Patient\"",
-        "42",
-        "null",
-        "true",
-    ] {
-        raw(&s, Method::POST, "Patient", FHIR_JSON, body)
-            .await
-            .outcome(400);
-        raw(&s, Method::PUT, "Patient/x1", FHIR_JSON, body)
-            .await
-            .outcome(400);
+    for body in ["[]", "[{\"resourceType\":\"Patient\"}]", "\"Patient\"", "42", "null", "true"] {
+        raw(&s, Method::POST, "Patient", FHIR_JSON, body).await.outcome(400);
+        raw(&s, Method::PUT, "Patient/x1", FHIR_JSON, body).await.outcome(400);
     }
     assert_eq!(s.type_history_len("Patient").await, 0);
 }
@@ -147,18 +110,12 @@ async fn body_larger_than_max_body_bytes_is_413_and_changes_nothing() {
     let mut big = simple_patient("Gross");
     big["name"][0]["text"] = json!("x".repeat(LIMIT * 2));
     assert!(serde_json::to_vec(&big).unwrap().len() > LIMIT);
-    send(json_body(c.post(s.url("Patient")), &big))
-        .await
-        .outcome(413);
+    send(json_body(c.post(s.url("Patient")), &big)).await.outcome(413);
     big["id"] = json!(id);
-    send(json_body(c.put(s.url(&format!("Patient/{id}"))), &big))
-        .await
-        .outcome(413);
+    send(json_body(c.put(s.url(&format!("Patient/{id}"))), &big)).await.outcome(413);
     // Also far beyond the limit.
     big["name"][0]["text"] = json!("y".repeat(LIMIT * 20));
-    send(json_body(c.post(s.url("Patient")), &big))
-        .await
-        .outcome(413);
+    send(json_body(c.post(s.url("Patient")), &big)).await.outcome(413);
     assert_eq!(snapshot(&s, &id).await, before);
 
     // Just below the limit is fine.
@@ -196,10 +153,9 @@ async fn connection_after_413_is_closed_announced_or_reusable() {
         )
         .into_bytes();
         let addr = s.addr().to_string();
-        let (bytes, err) =
-            tokio::task::spawn_blocking(move || raw_exchange(&addr, &[first, second]))
-                .await
-                .unwrap();
+        let (bytes, err) = tokio::task::spawn_blocking(move || raw_exchange(&addr, &[first, second]))
+            .await
+            .unwrap();
         let responses = parse_responses(&bytes);
         let what = format!("body of {} bytes", body.len());
         assert!(
@@ -208,9 +164,9 @@ async fn connection_after_413_is_closed_announced_or_reusable() {
         );
         let (status, headers) = &responses[0];
         assert_eq!(*status, 413, "{what}: first response");
-        let announced_close = headers.iter().any(|(k, v)| {
-            k.eq_ignore_ascii_case("connection") && v.to_ascii_lowercase().contains("close")
-        });
+        let announced_close = headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("connection") && v.to_ascii_lowercase().contains("close"));
         if !announced_close {
             assert!(
                 responses.len() >= 2 && responses[1].0 == 200,
@@ -227,9 +183,7 @@ async fn connection_after_413_is_closed_announced_or_reusable() {
 fn raw_exchange(addr: &str, requests: &[Vec<u8>]) -> (Vec<u8>, Option<String>) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
-        .unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
     let mut err = None;
     for r in requests {
         if let Err(e) = stream.write_all(r) {
@@ -289,11 +243,7 @@ async fn unsupported_resource_type_is_404_naming_the_supported_types() {
         s.get("Observation/123/_history").await,
         s.get("Observation/_history").await,
         s.post("Observation", &body).await,
-        s.put(
-            "Observation/123",
-            &json!({ "resourceType": "Observation", "id": "123", "status": "final" }),
-        )
-        .await,
+        s.put("Observation/123", &json!({ "resourceType": "Observation", "id": "123", "status": "final" })).await,
         s.delete("Observation/123").await,
         s.get("NotAType").await,
     ];
@@ -301,11 +251,7 @@ async fn unsupported_resource_type_is_404_naming_the_supported_types() {
         let oo = r.outcome(404);
         let d = diagnostics(&oo);
         for ty in SUPPORTED_TYPES {
-            assert!(
-                d.contains(ty),
-                "{}: diagnostics do not name {ty}: {d:?}",
-                r.what()
-            );
+            assert!(d.contains(ty), "{}: diagnostics do not name {ty}: {d:?}", r.what());
         }
     }
 }
@@ -320,30 +266,15 @@ async fn unsupported_request_content_type_is_415_and_changes_nothing() {
     let mut put_body = v1.clone();
     put_body["name"][0]["family"] = json!("Neu");
     let put_body = serde_json::to_string(&put_body).unwrap();
-    for ct in [
-        "text/plain",
-        "text/html",
-        "application/x-www-form-urlencoded",
-        "application/fhir+turtle",
-    ] {
-        raw(&s, Method::POST, "Patient", ct, &body)
-            .await
-            .outcome(415);
-        raw(&s, Method::PUT, &format!("Patient/{id}"), ct, &put_body)
-            .await
-            .outcome(415);
+    for ct in ["text/plain", "text/html", "application/x-www-form-urlencoded", "application/fhir+turtle"] {
+        raw(&s, Method::POST, "Patient", ct, &body).await.outcome(415);
+        raw(&s, Method::PUT, &format!("Patient/{id}"), ct, &put_body).await.outcome(415);
     }
     // JSON declared as XML is read as XML: not well-formed, 400.
     for ct in ["application/xml", "application/fhir+xml"] {
-        let post = s
-            .request(Method::POST, "Patient")
-            .header(CONTENT_TYPE, ct)
-            .header(ACCEPT, FHIR_JSON);
+        let post = s.request(Method::POST, "Patient").header(CONTENT_TYPE, ct).header(ACCEPT, FHIR_JSON);
         s.send(post.body(body.clone())).await.outcome(400);
-        let put = s
-            .request(Method::PUT, &format!("Patient/{id}"))
-            .header(CONTENT_TYPE, ct)
-            .header(ACCEPT, FHIR_JSON);
+        let put = s.request(Method::PUT, &format!("Patient/{id}")).header(CONTENT_TYPE, ct).header(ACCEPT, FHIR_JSON);
         s.send(put.body(put_body.clone())).await.outcome(400);
     }
     assert_eq!(snapshot(&s, &id).await, before);
@@ -361,10 +292,6 @@ async fn error_responses_carry_fhir_json_content_type_and_request_id() {
     for r in rs {
         assert!(r.status.is_client_error(), "{}", r.what());
         r.outcome(r.code());
-        assert!(
-            r.header("x-request-id").is_some_and(|v| !v.is_empty()),
-            "{}: no X-Request-Id",
-            r.what()
-        );
+        assert!(r.header("x-request-id").is_some_and(|v| !v.is_empty()), "{}: no X-Request-Id", r.what());
     }
 }

@@ -13,10 +13,7 @@ use support::*;
 #[tokio::test]
 async fn responses_are_fhir_json_utf8() {
     let s = TestServer::start().await;
-    let r = s
-        .post("Patient", &patient(ID_SYSTEM, "f1", "Format"))
-        .await
-        .expect_status(201);
+    let r = s.post("Patient", &patient(ID_SYSTEM, "f1", "Format")).await.expect_status(201);
     r.assert_fhir_json();
     let id = id_of(&r.json());
     let paths = [
@@ -32,10 +29,7 @@ async fn responses_are_fhir_json_utf8() {
         r.assert_fhir_json();
         r.json();
     }
-    let r = s
-        .put(&format!("Patient/{id}"), &s.read("Patient", &id).await)
-        .await
-        .expect_status(200);
+    let r = s.put(&format!("Patient/{id}"), &s.read("Patient", &id).await).await.expect_status(200);
     r.assert_fhir_json();
 }
 
@@ -52,11 +46,7 @@ async fn json_request_content_types_are_accepted() {
         "application/json;charset=utf-8",
     ] {
         let r = s
-            .send(
-                s.request(Method::POST, "Patient")
-                    .header(CONTENT_TYPE, ct)
-                    .body(body.clone()),
-            )
+            .send(s.request(Method::POST, "Patient").header(CONTENT_TYPE, ct).body(body.clone()))
             .await;
         assert_eq!(r.code(), 201, "Content-Type {ct}: {}", r.text());
         let created = r.json();
@@ -79,33 +69,15 @@ async fn accept_xml_answers_fhir_xml_and_json_accepts_work() {
     let s = TestServer::start().await;
     let id = id_of(&s.create(&simple_patient("Accept")).await);
     let path = format!("Patient/{id}");
-    for accept in [
-        "application/xml",
-        "application/fhir+xml",
-        "text/xml",
-        "text/html, application/fhir+xml;q=0.5",
-    ] {
-        let read = s
-            .send(s.request(Method::GET, &path).header(ACCEPT, accept))
-            .await
-            .expect_status(200);
-        assert!(
-            read.text()
-                .starts_with("<Patient xmlns=\"http://hl7.org/fhir\">"),
-            "Accept {accept}: {}",
-            read.text()
-        );
+    for accept in ["application/xml", "application/fhir+xml", "text/xml", "text/html, application/fhir+xml;q=0.5"] {
+        let read = s.send(s.request(Method::GET, &path).header(ACCEPT, accept)).await.expect_status(200);
+        assert!(read.text().starts_with("<Patient xmlns=\"http://hl7.org/fhir\">"), "Accept {accept}: {}", read.text());
         assert_eq!(id_of(&read.fhir_xml()), id);
-        let metadata = s
-            .send(s.request(Method::GET, "metadata").header(ACCEPT, accept))
-            .await
-            .expect_status(200);
+        let metadata = s.send(s.request(Method::GET, "metadata").header(ACCEPT, accept)).await.expect_status(200);
         assert_eq!(metadata.fhir_xml()["resourceType"], "CapabilityStatement");
     }
     for accept in ["text/html", "image/png", "application/fhir+json;q=0"] {
-        s.send(s.request(Method::GET, &path).header(ACCEPT, accept))
-            .await
-            .outcome(406);
+        s.send(s.request(Method::GET, &path).header(ACCEPT, accept)).await.outcome(406);
     }
     for accept in [
         "application/fhir+json",
@@ -115,9 +87,7 @@ async fn accept_xml_answers_fhir_xml_and_json_accepts_work() {
         "application/*",
         "application/xml;q=0.5, application/fhir+json",
     ] {
-        let r = s
-            .send(s.request(Method::GET, &path).header(ACCEPT, accept))
-            .await;
+        let r = s.send(s.request(Method::GET, &path).header(ACCEPT, accept)).await;
         assert_eq!(r.code(), 200, "Accept: {accept}: {}", r.text());
         r.assert_fhir_json();
         assert_eq!(id_of(&r.json()), id);
@@ -127,15 +97,10 @@ async fn accept_xml_answers_fhir_xml_and_json_accepts_work() {
 #[tokio::test]
 async fn an_unacceptable_format_on_create_is_406_and_creates_nothing() {
     let s = TestServer::start().await;
-    s.send(
-        json_body(s.request(Method::POST, "Patient"), &simple_patient("Html"))
-            .header(ACCEPT, "text/html"),
-    )
-    .await
-    .outcome(406);
-    s.post("Patient?_format=turtle", &simple_patient("Turtle"))
+    s.send(json_body(s.request(Method::POST, "Patient"), &simple_patient("Html")).header(ACCEPT, "text/html"))
         .await
         .outcome(406);
+    s.post("Patient?_format=turtle", &simple_patient("Turtle")).await.outcome(406);
     assert_eq!(s.type_history_len("Patient").await, 0);
 }
 
@@ -143,12 +108,7 @@ async fn an_unacceptable_format_on_create_is_406_and_creates_nothing() {
 async fn format_parameter_json_and_xml() {
     let s = TestServer::start().await;
     let id = id_of(&s.create(&simple_patient("FormatParam")).await);
-    for f in [
-        "json",
-        "application%2Ffhir%2Bjson",
-        "application/json",
-        "application%2Fjson",
-    ] {
+    for f in ["json", "application%2Ffhir%2Bjson", "application/json", "application%2Fjson"] {
         let r = s.get(&format!("Patient/{id}?_format={f}")).await;
         assert_eq!(r.code(), 200, "_format={f}: {}", r.text());
         r.assert_fhir_json();
@@ -156,45 +116,21 @@ async fn format_parameter_json_and_xml() {
     }
     // _format overrides the Accept header.
     let r = s
-        .send(
-            s.request(Method::GET, &format!("Patient/{id}?_format=json"))
-                .header(ACCEPT, "application/fhir+xml"),
-        )
+        .send(s.request(Method::GET, &format!("Patient/{id}?_format=json")).header(ACCEPT, "application/fhir+xml"))
         .await;
     assert_eq!(r.code(), 200, "_format=json with Accept xml: {}", r.text());
     r.assert_fhir_json();
-    for f in [
-        "xml",
-        "application/fhir+xml",
-        "application%2Ffhir%2Bxml",
-        "text/xml",
-        "application/xml",
-    ] {
+    for f in ["xml", "application/fhir+xml", "application%2Ffhir%2Bxml", "text/xml", "application/xml"] {
         let r = s
-            .send(
-                s.request(Method::GET, &format!("Patient/{id}?_format={f}"))
-                    .header(ACCEPT, "application/fhir+json"),
-            )
+            .send(s.request(Method::GET, &format!("Patient/{id}?_format={f}")).header(ACCEPT, "application/fhir+json"))
             .await
             .expect_status(200);
         assert_eq!(id_of(&r.fhir_xml()), id, "_format={f}");
     }
-    assert_eq!(
-        s.get("metadata?_format=xml")
-            .await
-            .expect_status(200)
-            .fhir_xml()["resourceType"],
-        "CapabilityStatement"
-    );
-    let bundle = s
-        .get(&format!("Patient?_id={id}&_format=xml"))
-        .await
-        .expect_status(200)
-        .fhir_xml();
+    assert_eq!(s.get("metadata?_format=xml").await.expect_status(200).fhir_xml()["resourceType"], "CapabilityStatement");
+    let bundle = s.get(&format!("Patient?_id={id}&_format=xml")).await.expect_status(200).fhir_xml();
     assert_eq!(id_of(&bundle["entry"][0]["resource"]), id);
-    s.get(&format!("Patient/{id}?_format=turtle"))
-        .await
-        .outcome(406);
+    s.get(&format!("Patient/{id}?_format=turtle")).await.outcome(406);
 }
 
 /// `_format=application/fhir+json` written literally, as in the contract and in the FHIR spec's
@@ -212,10 +148,7 @@ async fn format_parameter_with_a_literal_plus_is_accepted() {
         assert_eq!(r.code(), 200, "GET {p}: {}", r.text());
         r.assert_fhir_json();
     }
-    let r = s
-        .get(&format!("Patient/{id}?_format=application/fhir+xml"))
-        .await
-        .expect_status(200);
+    let r = s.get(&format!("Patient/{id}?_format=application/fhir+xml")).await.expect_status(200);
     assert_eq!(id_of(&r.fhir_xml()), id);
 }
 
@@ -224,38 +157,20 @@ async fn pretty_parameter_indents_and_default_is_compact() {
     let s = TestServer::start().await;
     let id = id_of(&s.create(&patient(ID_SYSTEM, "pretty", "Huebsch")).await);
     let default = s.get(&format!("Patient/{id}")).await.expect_status(200);
-    assert!(
-        !default.text().contains('\n'),
-        "default body is not compact: {}",
-        default.text()
-    );
-    let off = s
-        .get(&format!("Patient/{id}?_pretty=false"))
-        .await
-        .expect_status(200);
-    assert!(
-        !off.text().contains('\n'),
-        "_pretty=false body is not compact"
-    );
+    assert!(!default.text().contains('\n'), "default body is not compact: {}", default.text());
+    let off = s.get(&format!("Patient/{id}?_pretty=false")).await.expect_status(200);
+    assert!(!off.text().contains('\n'), "_pretty=false body is not compact");
     for p in [
         format!("Patient/{id}?_pretty=true"),
         format!("Patient?_id={id}&_pretty=true"),
         "metadata?_pretty=true".to_string(),
     ] {
         let r = s.get(&p).await.expect_status(200);
-        assert!(
-            r.text().contains("\n  \""),
-            "{p}: not indented with two spaces: {}",
-            r.text()
-        );
+        assert!(r.text().contains("\n  \""), "{p}: not indented with two spaces: {}", r.text());
         r.json();
     }
     let pretty = s.get(&format!("Patient/{id}?_pretty=true")).await.json();
-    assert_eq!(
-        pretty,
-        default.json(),
-        "pretty and compact bodies differ in content"
-    );
+    assert_eq!(pretty, default.json(), "pretty and compact bodies differ in content");
 }
 
 #[tokio::test]
@@ -263,17 +178,10 @@ async fn pretty_parameter_applies_to_error_outcomes() {
     let s = TestServer::start().await;
     let r = s.get("Patient/nope?_pretty=true").await;
     r.outcome(404);
-    assert!(
-        r.text().contains("\n  \""),
-        "404 OperationOutcome with _pretty=true not indented: {}",
-        r.text()
-    );
+    assert!(r.text().contains("\n  \""), "404 OperationOutcome with _pretty=true not indented: {}", r.text());
     let r = s.get("Patient/nope").await;
     r.outcome(404);
-    assert!(
-        !r.text().contains('\n'),
-        "404 OperationOutcome without _pretty is not compact"
-    );
+    assert!(!r.text().contains('\n'), "404 OperationOutcome without _pretty is not compact");
 }
 
 #[tokio::test]
@@ -295,33 +203,22 @@ async fn prefer_return_on_create() {
 
     // minimal: no body, still Location and ETag.
     let r = s
-        .send(
-            json_body(s.request(Method::POST, "Patient"), &body).header("Prefer", "return=minimal"),
-        )
+        .send(json_body(s.request(Method::POST, "Patient"), &body).header("Prefer", "return=minimal"))
         .await
         .expect_status(201);
     assert!(r.body.is_empty(), "return=minimal body: {:?}", r.text());
     assert_eq!(r.etag_version(), "1");
     let loc = r.require_header("location");
-    assert!(
-        loc.starts_with(&format!("{}/Patient/", s.public_base())),
-        "Location {loc}"
-    );
+    assert!(loc.starts_with(&format!("{}/Patient/", s.public_base())), "Location {loc}");
     let id = loc
         .trim_start_matches(&format!("{}/Patient/", s.public_base()))
         .trim_end_matches("/_history/1")
         .to_string();
-    assert_eq!(
-        without_id_and_server_meta(&s.read("Patient", &id).await),
-        body
-    );
+    assert_eq!(without_id_and_server_meta(&s.read("Patient", &id).await), body);
 
     // OperationOutcome: an OperationOutcome body, still 201 and the headers.
     let r = s
-        .send(
-            json_body(s.request(Method::POST, "Patient"), &body)
-                .header("Prefer", "return=OperationOutcome"),
-        )
+        .send(json_body(s.request(Method::POST, "Patient"), &body).header("Prefer", "return=OperationOutcome"))
         .await
         .expect_status(201);
     r.assert_fhir_json();
@@ -342,10 +239,7 @@ async fn prefer_return_on_update() {
 
     body["name"][0]["family"] = json!("Rep");
     let r = s
-        .send(
-            json_body(s.request(Method::PUT, &path), &body)
-                .header("Prefer", "return=representation"),
-        )
+        .send(json_body(s.request(Method::PUT, &path), &body).header("Prefer", "return=representation"))
         .await
         .expect_status(200);
     assert_eq!(version_id(&r.json()), "2");
@@ -360,10 +254,7 @@ async fn prefer_return_on_update() {
 
     body["name"][0]["family"] = json!("Oo");
     let r = s
-        .send(
-            json_body(s.request(Method::PUT, &path), &body)
-                .header("Prefer", "return=OperationOutcome"),
-        )
+        .send(json_body(s.request(Method::PUT, &path), &body).header("Prefer", "return=OperationOutcome"))
         .await
         .expect_status(200);
     assert_eq!(r.json()["resourceType"], "OperationOutcome");
@@ -373,10 +264,7 @@ async fn prefer_return_on_update() {
     let mut new = simple_patient("NeuMin");
     new["id"] = json!("prefer-new");
     let r = s
-        .send(
-            json_body(s.request(Method::PUT, "Patient/prefer-new"), &new)
-                .header("Prefer", "return=minimal"),
-        )
+        .send(json_body(s.request(Method::PUT, "Patient/prefer-new"), &new).header("Prefer", "return=minimal"))
         .await
         .expect_status(201);
     assert!(r.body.is_empty());
@@ -406,37 +294,15 @@ async fn every_response_has_a_request_id_and_incoming_ids_are_echoed() {
     for r in &responses {
         let rid = r.header("x-request-id").unwrap_or_default();
         assert!(!rid.is_empty(), "{}: no X-Request-Id", r.what());
-        assert!(
-            seen.insert(rid.clone()),
-            "{}: X-Request-Id {rid} reused",
-            r.what()
-        );
+        assert!(seen.insert(rid.clone()), "{}: X-Request-Id {rid} reused", r.what());
     }
-    for (method, path) in [
-        (Method::GET, "Patient/missing"),
-        (Method::GET, "metadata"),
-        (Method::DELETE, "Patient/x"),
-    ] {
+    for (method, path) in [(Method::GET, "Patient/missing"), (Method::GET, "metadata"), (Method::DELETE, "Patient/x")] {
         let mine = format!("itest-{}-{path}", method.as_str()).replace('/', "-");
-        let r = s
-            .send(
-                s.request(method, path)
-                    .header("X-Request-Id", mine.as_str()),
-            )
-            .await;
-        assert_eq!(
-            r.header("x-request-id").as_deref(),
-            Some(mine.as_str()),
-            "{}",
-            r.what()
-        );
+        let r = s.send(s.request(method, path).header("X-Request-Id", mine.as_str())).await;
+        assert_eq!(r.header("x-request-id").as_deref(), Some(mine.as_str()), "{}", r.what());
     }
     let r = s
-        .send(
-            s.client()
-                .get(s.root_url("/health"))
-                .header("X-Request-Id", "health-check-42"),
-        )
+        .send(s.client().get(s.root_url("/health")).header("X-Request-Id", "health-check-42"))
         .await;
     assert_eq!(r.header("x-request-id").as_deref(), Some("health-check-42"));
 }

@@ -11,7 +11,8 @@ use scheduling_support::*;
 use serde_json::{Value, json};
 use support::*;
 
-const CANCELLATION_POLICY: &str = "https://fhir.hl7.at/tc/wg/scheduling/r5/StructureDefinition/at-scheduling-ext-cancellationPolicy";
+const CANCELLATION_POLICY: &str =
+    "https://fhir.hl7.at/tc/wg/scheduling/r5/StructureDefinition/at-scheduling-ext-cancellationPolicy";
 
 fn cancellation_policy(value: Value, code: &str) -> Value {
     json!([{
@@ -51,11 +52,7 @@ async fn cancellation_policy_values_out_of_range_are_refused_on_every_write() {
         let mut slot = s.read("Slot", slot_id).await;
         slot["extension"] = cancellation_policy(value.clone(), code);
         let outcome = s.put(&format!("Slot/{slot_id}"), &slot).await.outcome(422);
-        assert_eq!(
-            expressions(&outcome),
-            ["Slot.extension[0].extension[0].valueDuration"],
-            "{what}: {outcome}"
-        );
+        assert_eq!(expressions(&outcome), ["Slot.extension[0].extension[0].valueDuration"], "{what}: {outcome}");
 
         let mut created = slot_resource("slot-new", &w.schedule, 40, "free");
         created.as_object_mut().unwrap().remove("id");
@@ -63,46 +60,29 @@ async fn cancellation_policy_values_out_of_range_are_refused_on_every_write() {
         s.post("Slot", &created).await.outcome(422);
 
         let add = json!([{"op": "add", "path": "/extension", "value": cancellation_policy(value.clone(), code)}]);
-        patch(&s, &format!("Slot/{slot_id}"), &add)
-            .await
-            .outcome(422);
+        patch(&s, &format!("Slot/{slot_id}"), &add).await.outcome(422);
 
         let mut service = s.read("HealthcareService", &w.service).await;
         service["extension"] = cancellation_policy(value.clone(), code);
-        let outcome = s
-            .put(&format!("HealthcareService/{}", w.service), &service)
-            .await
-            .outcome(422);
+        let outcome = s.put(&format!("HealthcareService/{}", w.service), &service).await.outcome(422);
         assert_eq!(
             expressions(&outcome),
             ["HealthcareService.extension[0].extension[0].valueDuration"],
             "{what}: {outcome}"
         );
-        patch(&s, &format!("HealthcareService/{}", w.service), &add)
-            .await
-            .outcome(422);
+        patch(&s, &format!("HealthcareService/{}", w.service), &add).await.outcome(422);
     }
-    assert_eq!(
-        s.history_len("Slot", slot_id).await,
-        1,
-        "no refused write is stored"
-    );
+    assert_eq!(s.history_len("Slot", slot_id).await, 1, "no refused write is stored");
     assert_eq!(s.history_len("HealthcareService", &w.service).await, 1);
 
     // A year is the longest policy accepted; the slot (2030) is further away than that.
     let mut slot = s.read("Slot", slot_id).await;
     slot["extension"] = cancellation_policy(json!(52), "wk");
-    s.put(&format!("Slot/{slot_id}"), &slot)
-        .await
-        .expect_status(200);
+    s.put(&format!("Slot/{slot_id}"), &slot).await.expect_status(200);
     let appt = book_ok(&s, &appointment(&w.anna, &[slot_id]), &[]).await;
     let mut cancel = appt.clone();
     cancel["status"] = json!("cancelled");
-    let cancelled = s
-        .put(&format!("Appointment/{}", id_of(&appt)), &cancel)
-        .await
-        .expect_status(200)
-        .json();
+    let cancelled = s.put(&format!("Appointment/{}", id_of(&appt)), &cancel).await.expect_status(200).json();
     assert_eq!(cancelled["status"], "cancelled");
 }
 
@@ -133,16 +113,9 @@ async fn book_identifier_of_another_booking_is_a_conflict_and_leaks_nothing() {
     for clash in [other_patient, other_slots] {
         let r = book(&s, &clash, &[]).await;
         let outcome = r.outcome(409);
-        assert_eq!(
-            expressions(&outcome),
-            ["Appointment.identifier"],
-            "{outcome}"
-        );
+        assert_eq!(expressions(&outcome), ["Appointment.identifier"], "{outcome}");
         let text = r.text();
-        assert!(
-            !text.contains(&first_id) && !text.contains(&w.anna),
-            "the answer leaks the other booking: {text}"
-        );
+        assert!(!text.contains(&first_id) && !text.contains(&w.anna), "the answer leaks the other booking: {text}");
     }
     assert_eq!(slot_status(&s, &w.slots[1]).await, "free");
     assert_eq!(slot_status(&s, &w.slots[2]).await, "free");
@@ -154,13 +127,7 @@ async fn book_identifier_of_another_booking_is_a_conflict_and_leaks_nothing() {
 // ---------------------------------------------------------------------------------------------
 
 /// A free Slot of `schedule` from `start` for `minutes` minutes (PUT by id).
-async fn put_slot(
-    s: &TestServer,
-    id: &str,
-    schedule: &str,
-    start: Timestamp,
-    minutes: i64,
-) -> Resp {
+async fn put_slot(s: &TestServer, id: &str, schedule: &str, start: Timestamp, minutes: i64) -> Resp {
     let slot = json!({"resourceType": "Slot", "id": id, "schedule": {"reference": format!("Schedule/{schedule}")},
         "status": "free", "start": start.to_string(), "end": (start + SignedDuration::from_mins(minutes)).to_string()});
     s.put(&format!("Slot/{id}"), &slot).await
@@ -170,11 +137,7 @@ async fn put_slot(
 #[track_caller]
 fn assert_slot_refused(r: &Resp, position: usize) {
     let outcome = r.outcome(422);
-    assert_eq!(
-        expressions(&outcome),
-        [format!("Appointment.slot[{position}]")],
-        "{outcome}"
-    );
+    assert_eq!(expressions(&outcome), [format!("Appointment.slot[{position}]")], "{outcome}");
 }
 
 #[tokio::test]
@@ -183,42 +146,10 @@ async fn book_refuses_past_started_foreign_distant_and_repeated_slots() {
     let w = setup(&s, 3).await;
     put_resource(&s, &schedule_resource("sch-other", true, false)).await;
     let now = Timestamp::now();
-    put_slot(
-        &s,
-        "past",
-        &w.schedule,
-        "2025-03-03T08:00:00Z".parse().unwrap(),
-        30,
-    )
-    .await
-    .expect_status(201);
-    put_slot(
-        &s,
-        "started",
-        &w.schedule,
-        now - SignedDuration::from_mins(30),
-        60,
-    )
-    .await
-    .expect_status(201);
-    put_slot(
-        &s,
-        "other-schedule",
-        "sch-other",
-        "2030-01-07T00:30:00Z".parse().unwrap(),
-        30,
-    )
-    .await
-    .expect_status(201);
-    put_slot(
-        &s,
-        "week-later",
-        &w.schedule,
-        "2030-01-14T00:30:00Z".parse().unwrap(),
-        30,
-    )
-    .await
-    .expect_status(201);
+    put_slot(&s, "past", &w.schedule, "2025-03-03T08:00:00Z".parse().unwrap(), 30).await.expect_status(201);
+    put_slot(&s, "started", &w.schedule, now - SignedDuration::from_mins(30), 60).await.expect_status(201);
+    put_slot(&s, "other-schedule", "sch-other", "2030-01-07T00:30:00Z".parse().unwrap(), 30).await.expect_status(201);
+    put_slot(&s, "week-later", &w.schedule, "2030-01-14T00:30:00Z".parse().unwrap(), 30).await.expect_status(201);
     let before = all_of_type(&s, "Slot").await;
     let first = w.slots[0].as_str();
     for (slots, position) in [
@@ -229,16 +160,9 @@ async fn book_refuses_past_started_foreign_distant_and_repeated_slots() {
         (vec![first, first], 1),
         (vec![w.slots[2].as_str(), first], 0),
     ] {
-        assert_slot_refused(
-            &book(&s, &appointment(&w.anna, &slots), &[]).await,
-            position,
-        );
+        assert_slot_refused(&book(&s, &appointment(&w.anna, &slots), &[]).await, position);
     }
-    assert_eq!(
-        all_of_type(&s, "Slot").await,
-        before,
-        "a refused booking changed a slot"
-    );
+    assert_eq!(all_of_type(&s, "Slot").await, before, "a refused booking changed a slot");
     assert!(all_of_type(&s, "Appointment").await.is_empty());
     // Contiguous slots of one schedule, in any order, still book together.
     let booked = book_ok(&s, &appointment(&w.anna, &[&w.slots[1], first]), &[]).await;
@@ -262,42 +186,20 @@ async fn overlapping_bookable_slots_of_one_schedule_are_refused() {
     let (start, _) = slot_times(0);
     let start: Timestamp = start.parse().unwrap();
     // The same time again, and periods reaching into it, on the same schedule.
-    for (id, from, minutes) in [
-        ("dup", start, 30),
-        ("early", start - SignedDuration::from_mins(15), 30),
-        ("long", start - SignedDuration::from_mins(60), 300),
-    ] {
-        let outcome = put_slot(&s, id, &w.schedule, from, minutes)
-            .await
-            .outcome(409);
-        assert!(
-            diagnostics(&outcome).contains(&w.slots[0])
-                || diagnostics(&outcome).contains(&w.slots[1]),
-            "{outcome}"
-        );
+    for (id, from, minutes) in [("dup", start, 30), ("early", start - SignedDuration::from_mins(15), 30), ("long", start - SignedDuration::from_mins(60), 300)] {
+        let outcome = put_slot(&s, id, &w.schedule, from, minutes).await.outcome(409);
+        assert!(diagnostics(&outcome).contains(&w.slots[0]) || diagnostics(&outcome).contains(&w.slots[1]), "{outcome}");
     }
     let mut posted = slot_resource("ignored", &w.schedule, 0, "free");
     posted.as_object_mut().unwrap().remove("id");
     s.post("Slot", &posted).await.outcome(409);
     // Moving a slot onto another by PATCH.
     let onto = json!([{"op": "replace", "path": "/start", "value": slot_times(0).0}, {"op": "replace", "path": "/end", "value": slot_times(0).1}]);
-    patch(&s, &format!("Slot/{}", w.slots[1]), &onto)
-        .await
-        .outcome(409);
+    patch(&s, &format!("Slot/{}", w.slots[1]), &onto).await.outcome(409);
     // Another schedule, the next half hour, and a staff block may share the time.
     put_resource(&s, &schedule_resource("sch-other", true, false)).await;
-    put_slot(&s, "elsewhere", "sch-other", start, 30)
-        .await
-        .expect_status(201);
-    put_slot(
-        &s,
-        "next",
-        &w.schedule,
-        start + SignedDuration::from_mins(60),
-        30,
-    )
-    .await
-    .expect_status(201);
+    put_slot(&s, "elsewhere", "sch-other", start, 30).await.expect_status(201);
+    put_slot(&s, "next", &w.schedule, start + SignedDuration::from_mins(60), 30).await.expect_status(201);
     let mut block = slot_resource("block", &w.schedule, 0, "busy-unavailable");
     block["end"] = json!(slot_times(1).1);
     put_resource(&s, &block).await;
@@ -318,15 +220,7 @@ async fn concurrent_creates_of_one_time_store_one_slot() {
         let url = s.url(&format!("Slot/race-{i}"));
         let body = slot_resource(&format!("race-{i}"), &w.schedule, 5, "free");
         tasks.push(tokio::spawn(async move {
-            client
-                .put(url)
-                .header("Content-Type", "application/fhir+json")
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
+            client.put(url).header("Content-Type", "application/fhir+json").json(&body).send().await.unwrap().status().as_u16()
         }));
     }
     let mut codes = Vec::new();
@@ -334,11 +228,7 @@ async fn concurrent_creates_of_one_time_store_one_slot() {
         codes.push(task.await.unwrap());
     }
     codes.sort();
-    assert_eq!(
-        codes,
-        [201, 409, 409, 409, 409, 409, 409, 409],
-        "exactly one of the racing slots is stored"
-    );
+    assert_eq!(codes, [201, 409, 409, 409, 409, 409, 409, 409], "exactly one of the racing slots is stored");
     assert_eq!(all_of_type(&s, "Slot").await.len(), 1);
 }
 
@@ -352,9 +242,7 @@ async fn cancellation_policy_binds_entered_in_error_delete_move_and_a_removed_po
     let w = setup(&s, 2).await;
     // A slot starting within the hour under a one-day policy: too late from the start.
     let start = Timestamp::now() + SignedDuration::from_mins(60);
-    put_slot(&s, "soon", &w.schedule, start, 30)
-        .await
-        .expect_status(201);
+    put_slot(&s, "soon", &w.schedule, start, 30).await.expect_status(201);
     let mut slot = s.read("Slot", "soon").await;
     slot["extension"] = cancellation_policy(json!(1), "d");
     s.put("Slot/soon", &slot).await.expect_status(200);
@@ -371,10 +259,7 @@ async fn cancellation_policy_binds_entered_in_error_delete_move_and_a_removed_po
         let mut body = booked.clone();
         body["status"] = json!(status);
         let outcome = s.put(&path, &body).await.outcome(422);
-        assert!(
-            diagnostics(&outcome).contains("was booked"),
-            "{status}: {outcome}"
-        );
+        assert!(diagnostics(&outcome).contains("was booked"), "{status}: {outcome}");
     }
     let mut moved = booked.clone();
     moved["slot"] = json!([{"reference": format!("Slot/{}", w.slots[0])}]);
@@ -404,12 +289,8 @@ async fn held_or_booked_slots_cannot_be_deleted() {
     assert_eq!(slot_status(&s, &w.slots[0]).await, "busy-tentative");
     assert_eq!(slot_status(&s, &w.slots[1]).await, "busy");
     // Released, the slot can go.
-    release(&s, &w.slots[0], Some(&token))
-        .await
-        .expect_status(200);
-    s.delete(&format!("Slot/{}", w.slots[0]))
-        .await
-        .expect_status(204);
+    release(&s, &w.slots[0], Some(&token)).await.expect_status(200);
+    s.delete(&format!("Slot/{}", w.slots[0])).await.expect_status(204);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -421,21 +302,12 @@ async fn one_client_holds_at_most_three_slots_by_default() {
     let s = TestServer::start_with(ServerOptions::new().hold_limit(None)).await;
     let w = setup(&s, 4).await;
     // A new token with every hold does not make the client another holder.
-    let tokens = [
-        hold_ok(&s, &w.slots[0]).await,
-        hold_ok(&s, &w.slots[1]).await,
-        hold_ok(&s, &w.slots[2]).await,
-    ];
+    let tokens = [hold_ok(&s, &w.slots[0]).await, hold_ok(&s, &w.slots[1]).await, hold_ok(&s, &w.slots[2]).await];
     let outcome = hold(&s, &w.slots[3]).await.outcome(409);
-    assert!(
-        diagnostics(&outcome).contains("holds 3 slots already"),
-        "{outcome}"
-    );
+    assert!(diagnostics(&outcome).contains("holds 3 slots already"), "{outcome}");
     assert_eq!(slot_status(&s, &w.slots[3]).await, "free");
     // Releasing one makes room; booking a held slot ends its hold too.
-    release(&s, &w.slots[0], Some(&tokens[0]))
-        .await
-        .expect_status(200);
+    release(&s, &w.slots[0], Some(&tokens[0])).await.expect_status(200);
     let fourth = hold_ok(&s, &w.slots[3]).await;
     book_ok(&s, &appointment(&w.anna, &[&w.slots[3]]), &[&fourth]).await;
     hold_ok(&s, &w.slots[0]).await;
@@ -443,24 +315,13 @@ async fn one_client_holds_at_most_three_slots_by_default() {
 
 #[tokio::test]
 async fn renewing_a_hold_never_extends_it_past_the_maximum_hold_time() {
-    let options = ServerOptions::new()
-        .flag("--hold-duration", "20m")
-        .flag("--max-hold-time", "20m");
+    let options = ServerOptions::new().flag("--hold-duration", "20m").flag("--max-hold-time", "20m");
     let s = TestServer::start_with(options).await;
     let w = setup(&s, 1).await;
     let first = hold(&s, &w.slots[0]).await.expect_status(200).json();
     let token = token_of(&first);
-    let renewed = s
-        .post(
-            "Slot/$hold",
-            &with_token(hold_request(&w.slots[0], "busy-tentative"), &token),
-        )
-        .await;
+    let renewed = s.post("Slot/$hold", &with_token(hold_request(&w.slots[0], "busy-tentative"), &token)).await;
     let renewed = renewed.expect_status(200).json();
     assert_eq!(token_of(&renewed), token);
-    assert_eq!(
-        held_until_of(&renewed),
-        held_until_of(&first),
-        "the renewal ends when the first hold did"
-    );
+    assert_eq!(held_until_of(&renewed), held_until_of(&first), "the renewal ends when the first hold did");
 }

@@ -60,55 +60,26 @@ async fn instance_history_lists_versions_newest_first() {
     let full_url_prefix = format!("{}/Patient/{id}", s.public_base());
     for e in &es {
         let fu = e["fullUrl"].as_str().unwrap_or_default();
-        assert!(
-            fu.starts_with(&full_url_prefix),
-            "fullUrl {fu:?} does not start with {full_url_prefix}"
-        );
+        assert!(fu.starts_with(&full_url_prefix), "fullUrl {fu:?} does not start with {full_url_prefix}");
         let lm = e["response"]["lastModified"].as_str().unwrap_or_default();
         assert!(is_instant_with_offset(lm), "response.lastModified {lm:?}");
-        assert!(
-            e["request"]["url"]
-                .as_str()
-                .is_some_and(|u| u.contains("Patient")),
-            "request.url in {e}"
-        );
-        assert!(
-            e["response"]["status"]
-                .as_str()
-                .is_some_and(|st| !st.is_empty()),
-            "response.status in {e}"
-        );
+        assert!(e["request"]["url"].as_str().is_some_and(|u| u.contains("Patient")), "request.url in {e}");
+        assert!(e["response"]["status"].as_str().is_some_and(|st| !st.is_empty()), "response.status in {e}");
     }
 
     // Newest first: delete, v3, v2, v1.
     let del = &es[0];
-    assert!(
-        del.get("resource").is_none(),
-        "delete entry has a resource: {del}"
-    );
+    assert!(del.get("resource").is_none(), "delete entry has a resource: {del}");
     assert_eq!(del["request"]["method"], "DELETE");
     assert_eq!(del["response"]["etag"], "W/\"4\"");
-    let expect = [
-        (&es[1], &v3, "PUT", "200"),
-        (&es[2], &v2, "PUT", "200"),
-        (&es[3], &v1, "POST", "201"),
-    ];
+    let expect = [(&es[1], &v3, "PUT", "200"), (&es[2], &v2, "PUT", "200"), (&es[3], &v1, "POST", "201")];
     for (e, resource, method, status) in expect {
         assert_eq!(&e["resource"], resource, "history entry {e}");
         assert_eq!(e["request"]["method"], method, "request.method of {e}");
         let st = e["response"]["status"].as_str().unwrap();
-        assert!(
-            st.starts_with(status),
-            "response.status {st:?}, expected {status}"
-        );
-        assert_eq!(
-            e["response"]["etag"],
-            format!("W/\"{}\"", version_id(resource))
-        );
-        assert_eq!(
-            e["response"]["lastModified"],
-            resource["meta"]["lastUpdated"]
-        );
+        assert!(st.starts_with(status), "response.status {st:?}, expected {status}");
+        assert_eq!(e["response"]["etag"], format!("W/\"{}\"", version_id(resource)));
+        assert_eq!(e["response"]["lastModified"], resource["meta"]["lastUpdated"]);
     }
 }
 
@@ -120,15 +91,11 @@ async fn type_history_lists_all_resources_of_the_type_newest_first() {
     let b = id_of(&s.create(&simple_patient("B")).await);
     let mut body = a1.clone();
     body["name"][0]["family"] = json!("A2");
-    s.put(&format!("Patient/{a}"), &body)
-        .await
-        .expect_status(200);
+    s.put(&format!("Patient/{a}"), &body).await.expect_status(200);
     s.create(&minimal("Practitioner")).await;
     s.delete(&format!("Patient/{b}")).await.expect_status(204);
     body["name"][0]["family"] = json!("A3");
-    s.put(&format!("Patient/{a}"), &body)
-        .await
-        .expect_status(200);
+    s.put(&format!("Patient/{a}"), &body).await.expect_status(200);
 
     let bundle = s.get("Patient/_history").await.expect_status(200).json();
     assert_history_bundle(&bundle);
@@ -146,11 +113,7 @@ async fn type_history_lists_all_resources_of_the_type_newest_first() {
             assert_eq!(r["resourceType"], "Patient");
         }
     }
-    let pr = s
-        .get("Practitioner/_history")
-        .await
-        .expect_status(200)
-        .json();
+    let pr = s.get("Practitioner/_history").await.expect_status(200).json();
     assert_eq!(entries(&pr).len(), 1);
 }
 
@@ -162,25 +125,15 @@ async fn instance_history_paging_covers_every_version_exactly_once() {
     let mut body = v1.clone();
     for v in 2..=10 {
         body["name"][0]["family"] = json!(format!("V{v}"));
-        s.put(&format!("Patient/{id}"), &body)
-            .await
-            .expect_status(200);
+        s.put(&format!("Patient/{id}"), &body).await.expect_status(200);
     }
     let pages = s.pages(&format!("Patient/{id}/_history?_count=3")).await;
     let sizes: Vec<usize> = pages.iter().map(|p| entries(p).len()).collect();
-    assert_eq!(
-        sizes,
-        vec![3, 3, 3, 1],
-        "page sizes for 10 versions with _count=3"
-    );
+    assert_eq!(sizes, vec![3, 3, 3, 1], "page sizes for 10 versions with _count=3");
     for p in &pages {
         assert_history_bundle(p);
     }
-    let versions: Vec<String> = pages
-        .iter()
-        .flat_map(entries)
-        .map(|e| version_id(&e["resource"]))
-        .collect();
+    let versions: Vec<String> = pages.iter().flat_map(entries).map(|e| version_id(&e["resource"])).collect();
     let want: Vec<String> = (1..=10).rev().map(|v| v.to_string()).collect();
     assert_eq!(versions, want, "versions across pages, newest first");
 }
@@ -196,40 +149,25 @@ async fn type_history_paging_covers_every_version_exactly_once() {
         let mut body = v1.clone();
         for v in 2..=3 {
             body["name"][0]["family"] = json!(format!("P{n}v{v}"));
-            s.put(&format!("Patient/{id}"), &body)
-                .await
-                .expect_status(200);
+            s.put(&format!("Patient/{id}"), &body).await.expect_status(200);
             expected.push((id.clone(), v.to_string(), false));
         }
     }
     let gone = id_of(&s.create(&simple_patient("Gone")).await);
     expected.push((gone.clone(), "1".to_string(), false));
-    s.delete(&format!("Patient/{gone}"))
-        .await
-        .expect_status(204);
+    s.delete(&format!("Patient/{gone}")).await.expect_status(204);
     expected.push((gone.clone(), "2".to_string(), true));
     expected.reverse(); // newest first
 
-    let unpaged: Vec<_> = entries(&s.get("Patient/_history").await.expect_status(200).json())
-        .iter()
-        .map(key)
-        .collect();
+    let unpaged: Vec<_> = entries(&s.get("Patient/_history").await.expect_status(200).json()).iter().map(key).collect();
     assert_eq!(unpaged, expected, "unpaged type history");
 
     let pages = s.pages("Patient/_history?_count=4").await;
     let sizes: Vec<usize> = pages.iter().map(|p| entries(p).len()).collect();
-    assert_eq!(
-        sizes,
-        vec![4, 4, 3],
-        "page sizes for 11 entries with _count=4"
-    );
+    assert_eq!(sizes, vec![4, 4, 3], "page sizes for 11 entries with _count=4");
     let paged: Vec<_> = pages.iter().flat_map(entries).map(|e| key(&e)).collect();
     let distinct: BTreeSet<_> = paged.iter().cloned().collect();
-    assert_eq!(
-        distinct.len(),
-        paged.len(),
-        "an entry appears on two pages: {paged:?}"
-    );
+    assert_eq!(distinct.len(), paged.len(), "an entry appears on two pages: {paged:?}");
     assert_eq!(paged, expected, "paged type history");
 }
 
@@ -243,26 +181,15 @@ async fn history_paging_is_stable_when_writes_happen_between_pages() {
     let mut body = v1.clone();
     for v in 2..=6 {
         body["name"][0]["family"] = json!(format!("S{v}"));
-        s.put(&format!("Patient/{id}"), &body)
-            .await
-            .expect_status(200);
+        s.put(&format!("Patient/{id}"), &body).await.expect_status(200);
     }
-    let first = s
-        .get(&format!("Patient/{id}/_history?_count=2"))
-        .await
-        .expect_status(200)
-        .json();
+    let first = s.get(&format!("Patient/{id}/_history?_count=2")).await.expect_status(200).json();
     let mut next = link(&first, "next").expect("first page has a next link");
-    let mut seen: Vec<String> = entries(&first)
-        .iter()
-        .map(|e| version_id(&e["resource"]))
-        .collect();
+    let mut seen: Vec<String> = entries(&first).iter().map(|e| version_id(&e["resource"])).collect();
     // Two more versions arrive while the client is paging.
     for v in 7..=8 {
         body["name"][0]["family"] = json!(format!("S{v}"));
-        s.put(&format!("Patient/{id}"), &body)
-            .await
-            .expect_status(200);
+        s.put(&format!("Patient/{id}"), &body).await.expect_status(200);
     }
     loop {
         let page = s.get(&s.local(&next)).await.expect_status(200).json();
@@ -274,16 +201,9 @@ async fn history_paging_is_stable_when_writes_happen_between_pages() {
         assert!(seen.len() < 100, "paging does not end");
     }
     let distinct: BTreeSet<&String> = seen.iter().collect();
-    assert_eq!(
-        distinct.len(),
-        seen.len(),
-        "a version appears twice across pages: {seen:?}"
-    );
+    assert_eq!(distinct.len(), seen.len(), "a version appears twice across pages: {seen:?}");
     for v in 1..=6 {
-        assert!(
-            seen.contains(&v.to_string()),
-            "version {v} missing across pages: {seen:?}"
-        );
+        assert!(seen.contains(&v.to_string()), "version {v} missing across pages: {seen:?}");
     }
 }
 
@@ -293,104 +213,50 @@ fn wait_until_after(instant: &str) {
     let instant: jiff::Timestamp = instant.parse().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while jiff::Timestamp::now() <= instant + jiff::SignedDuration::from_millis(1) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the clock does not advance"
-        );
+        assert!(std::time::Instant::now() < deadline, "the clock does not advance");
         std::thread::yield_now();
     }
 }
 
 /// (versionId, is_delete) of the instance history entries `_at` selects.
 async fn versions_at(s: &TestServer, id: &str, at: &str) -> Vec<(String, bool)> {
-    let page = s
-        .get(&format!("Patient/{id}/_history?_at={at}"))
-        .await
-        .expect_status(200)
-        .json();
+    let page = s.get(&format!("Patient/{id}/_history?_at={at}")).await.expect_status(200).json();
     assert_history_bundle(&page);
     let entries = page["entry"].as_array().cloned().unwrap_or_default();
-    entries
-        .iter()
-        .map(key)
-        .map(|(_, version, gone)| (version, gone))
-        .collect()
+    entries.iter().map(key).map(|(_, version, gone)| (version, gone)).collect()
 }
 
 #[tokio::test]
 async fn history_at_lists_the_versions_current_then_including_deletes() {
     let s = TestServer::start().await;
-    let created = s
-        .create(&patient("urn:oid:1.2.40.0.10.1.4.3.1", "at-1", "Erst"))
-        .await;
+    let created = s.create(&patient("urn:oid:1.2.40.0.10.1.4.3.1", "at-1", "Erst")).await;
     let id = id_of(&created);
     let first = created["meta"]["lastUpdated"].as_str().unwrap().to_owned();
     wait_until_after(&first);
     let mut changed = created.clone();
     changed["name"][0]["family"] = json!("Zweit");
-    let second = s
-        .put(&format!("Patient/{id}"), &changed)
-        .await
-        .expect_status(200)
-        .json();
+    let second = s.put(&format!("Patient/{id}"), &changed).await.expect_status(200).json();
     let second = second["meta"]["lastUpdated"].as_str().unwrap().to_owned();
     wait_until_after(&second);
     s.delete(&format!("Patient/{id}")).await.expect_status(204);
 
-    assert_eq!(
-        versions_at(&s, &id, &first).await,
-        [("1".to_owned(), false)]
-    );
-    assert_eq!(
-        versions_at(&s, &id, &second).await,
-        [("2".to_owned(), false)]
-    );
+    assert_eq!(versions_at(&s, &id, &first).await, [("1".to_owned(), false)]);
+    assert_eq!(versions_at(&s, &id, &second).await, [("2".to_owned(), false)]);
     // A whole year: every version, the delete among them with its request and response.
     let year = &first[..4];
     assert_eq!(
         versions_at(&s, &id, year).await,
-        [
-            ("3".to_owned(), true),
-            ("2".to_owned(), false),
-            ("1".to_owned(), false)
-        ]
+        [("3".to_owned(), true), ("2".to_owned(), false), ("1".to_owned(), false)]
     );
-    let page = s
-        .get(&format!("Patient/{id}/_history?_at={year}&_count=1"))
-        .await
-        .expect_status(200)
-        .json();
+    let page = s.get(&format!("Patient/{id}/_history?_at={year}&_count=1")).await.expect_status(200).json();
     assert_eq!(page["entry"][0]["request"]["method"], "DELETE", "{page}");
     assert_eq!(page["total"], 3);
-    assert_eq!(
-        s.all_entries(&format!("Patient/{id}/_history?_at={year}&_count=1"))
-            .await
-            .len(),
-        3
-    );
+    assert_eq!(s.all_entries(&format!("Patient/{id}/_history?_at={year}&_count=1")).await.len(), 3);
     // Type level and before the resource existed.
-    let type_page = s
-        .get(&format!("Patient/_history?_at={second}"))
-        .await
-        .expect_status(200)
-        .json();
-    assert_eq!(
-        type_page["entry"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(key)
-            .collect::<Vec<_>>(),
-        [(id.clone(), "2".to_owned(), false)]
-    );
-    let before = s
-        .get("Patient/_history?_at=2001")
-        .await
-        .expect_status(200)
-        .json();
+    let type_page = s.get(&format!("Patient/_history?_at={second}")).await.expect_status(200).json();
+    assert_eq!(type_page["entry"].as_array().unwrap().iter().map(key).collect::<Vec<_>>(), [(id.clone(), "2".to_owned(), false)]);
+    let before = s.get("Patient/_history?_at=2001").await.expect_status(200).json();
     assert_eq!(before["total"], 0, "{before}");
 
-    s.get(&format!("Patient/{id}/_history?_at=banana"))
-        .await
-        .outcome(400);
+    s.get(&format!("Patient/{id}/_history?_at=banana")).await.outcome(400);
 }

@@ -24,24 +24,13 @@ const EXAMPLE_TYPES: [&str; 9] = [
 fn examples() -> Vec<(PathBuf, Value)> {
     let mut ex: Vec<(PathBuf, Value)> = package_resources()
         .into_iter()
-        .filter(|(_, v)| {
-            v["resourceType"]
-                .as_str()
-                .is_some_and(|t| EXAMPLE_TYPES.contains(&t))
-        })
+        .filter(|(_, v)| v["resourceType"].as_str().is_some_and(|t| EXAMPLE_TYPES.contains(&t)))
         .collect();
     ex.sort_by_key(|(p, v)| {
         let t = v["resourceType"].as_str().unwrap();
-        (
-            EXAMPLE_TYPES.iter().position(|x| *x == t).unwrap(),
-            p.clone(),
-        )
+        (EXAMPLE_TYPES.iter().position(|x| *x == t).unwrap(), p.clone())
     });
-    assert!(
-        !ex.is_empty(),
-        "no IG examples found under {}",
-        packages_root().display()
-    );
+    assert!(!ex.is_empty(), "no IG examples found under {}", packages_root().display());
     // Every package that has examples contributes; both known packages must be present.
     for pkg in ["hl7.at.fhir.core.r5", "hl7.at.fhir.tc.wg.scheduling.r5"] {
         assert!(
@@ -70,23 +59,13 @@ async fn ig_examples_round_trip_through_put_with_their_own_ids() {
         // The same id can occur in two packages (e.g. HL7ATCorePatientExample01): the second
         // PUT is then an update.
         if !matches!(r.code(), 200 | 201) {
-            failures.push(format!(
-                "{}: PUT {ty}/{id} -> {}: {}",
-                show(&path),
-                r.status,
-                r.text()
-            ));
+            failures.push(format!("{}: PUT {ty}/{id} -> {}: {}", show(&path), r.status, r.text()));
             continue;
         }
         let stored = r.json();
         let read = s.get(&format!("{ty}/{id}")).await;
         if read.code() != 200 {
-            failures.push(format!(
-                "{}: GET {ty}/{id} -> {}: {}",
-                show(&path),
-                read.status,
-                read.text()
-            ));
+            failures.push(format!("{}: GET {ty}/{id} -> {}: {}", show(&path), read.status, read.text()));
             continue;
         }
         let read = read.json();
@@ -103,28 +82,14 @@ async fn ig_examples_round_trip_through_put_with_their_own_ids() {
         }
         // meta.profile in particular must survive.
         if read["meta"]["profile"] != example["meta"]["profile"] {
-            failures.push(format!(
-                "{}: meta.profile not kept: {}",
-                show(&path),
-                read["meta"]
-            ));
+            failures.push(format!("{}: meta.profile not kept: {}", show(&path), read["meta"]));
         }
         if !read["meta"]["versionId"].is_string() || !read["meta"]["lastUpdated"].is_string() {
-            failures.push(format!(
-                "{}: read lacks meta.versionId/lastUpdated: {}",
-                show(&path),
-                read["meta"]
-            ));
+            failures.push(format!("{}: read lacks meta.versionId/lastUpdated: {}", show(&path), read["meta"]));
         }
         done += 1;
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} IG examples failed:\n{}",
-        failures.len(),
-        done + failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} IG examples failed:\n{}", failures.len(), done + failures.len(), failures.join("\n"));
 }
 
 #[tokio::test]
@@ -135,9 +100,7 @@ async fn ig_examples_can_be_created_with_post() {
     for (_, example) in examples() {
         let ty = example["resourceType"].as_str().unwrap();
         if matches!(ty, "Schedule" | "Slot") {
-            s.put(&format!("{ty}/{}", id_of(&example)), &example)
-                .await
-                .expect_status(201);
+            s.put(&format!("{ty}/{}", id_of(&example)), &example).await.expect_status(201);
         }
     }
     let mut failures = Vec::new();
@@ -147,12 +110,7 @@ async fn ig_examples_can_be_created_with_post() {
         let ty = example["resourceType"].as_str().unwrap();
         let r = s.post(ty, &example).await;
         if r.code() != 201 {
-            failures.push(format!(
-                "{}: POST {ty} -> {}: {}",
-                show(&path),
-                r.status,
-                r.text()
-            ));
+            failures.push(format!("{}: POST {ty} -> {}: {}", show(&path), r.status, r.text()));
             continue;
         }
         let id = id_of(&r.json());
@@ -171,12 +129,7 @@ async fn ig_examples_can_be_created_with_post() {
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {n} IG examples failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {n} IG examples failed:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[tokio::test]
@@ -189,38 +142,26 @@ async fn ig_examples_are_found_by_identifier_search() {
         let ty = example["resourceType"].as_str().unwrap();
         let id = id_of(&example);
         s.put(&format!("{ty}/{id}"), &example).await;
-        let Some(ident) = example["identifier"]
-            .as_array()
-            .and_then(|a| a.first())
-            .cloned()
-        else {
+        let Some(ident) = example["identifier"].as_array().and_then(|a| a.first()).cloned() else {
             continue;
         };
-        let (Some(system), Some(value)) = (ident["system"].as_str(), ident["value"].as_str())
-        else {
+        let (Some(system), Some(value)) = (ident["system"].as_str(), ident["value"].as_str()) else {
             continue;
         };
         checked += 1;
-        let q = format!("{ty}?identifier={}%7C{}", encode(system), encode(value));
+        let q = format!(
+            "{ty}?identifier={}%7C{}",
+            encode(system),
+            encode(value)
+        );
         let page = s.get(&q).await;
         if page.code() != 200 {
-            failures.push(format!(
-                "{}: GET {q} -> {}: {}",
-                show(&path),
-                page.status,
-                page.text()
-            ));
+            failures.push(format!("{}: GET {q} -> {}: {}", show(&path), page.status, page.text()));
             continue;
         }
-        let found: Vec<String> = entries(&page.json())
-            .iter()
-            .map(|e| id_of(&e["resource"]))
-            .collect();
+        let found: Vec<String> = entries(&page.json()).iter().map(|e| id_of(&e["resource"])).collect();
         if !found.contains(&id) {
-            failures.push(format!(
-                "{}: {q} did not find {id} (found {found:?})",
-                show(&path)
-            ));
+            failures.push(format!("{}: {q} did not find {id} (found {found:?})", show(&path)));
         }
     }
     assert!(checked > 0, "no example with identifier system|value");

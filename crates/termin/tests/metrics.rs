@@ -21,29 +21,16 @@ async fn metrics_count_requests_bookings_holds_and_conflicts() {
     s.read("Slot", &world.slots[0]).await;
     hold_ok(&s, &world.slots[1]).await;
     book_ok(&s, &appointment(&world.anna, &[&world.slots[0]]), &[]).await;
-    book(&s, &appointment(&world.bert, &[&world.slots[0]]), &[])
-        .await
-        .expect_status(409);
+    book(&s, &appointment(&world.bert, &[&world.slots[0]]), &[]).await.expect_status(409);
 
     let r = s.get_root("/metrics").await.expect_status(200);
-    assert!(
-        r.require_header("content-type").starts_with("text/plain"),
-        "{:?}",
-        r.headers
-    );
+    assert!(r.require_header("content-type").starts_with("text/plain"), "{:?}", r.headers);
     let text = r.text();
     let count = |name_and_labels: &str| {
-        sample(&text, name_and_labels)
-            .unwrap_or_else(|| panic!("no sample {name_and_labels} in\n{text}"))
+        sample(&text, name_and_labels).unwrap_or_else(|| panic!("no sample {name_and_labels} in\n{text}"))
     };
-    assert_eq!(
-        count(r#"termin_http_requests_total{interaction="read",status="200"}"#),
-        1.0
-    );
-    assert_eq!(
-        count(r#"termin_http_requests_total{interaction="$book",status="201"}"#),
-        1.0
-    );
+    assert_eq!(count(r#"termin_http_requests_total{interaction="read",status="200"}"#), 1.0);
+    assert_eq!(count(r#"termin_http_requests_total{interaction="$book",status="201"}"#), 1.0);
     assert_eq!(count(r#"termin_bookings_total{outcome="booked"}"#), 1.0);
     assert_eq!(count(r#"termin_bookings_total{outcome="rejected"}"#), 1.0);
     assert_eq!(count(r#"termin_holds_total{outcome="held"}"#), 1.0);

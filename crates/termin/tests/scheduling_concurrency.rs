@@ -34,11 +34,7 @@ async fn hundred_clients_race_to_book_ten_slots() {
     for i in 0..CLIENTS {
         let (s, barrier) = (s.clone(), barrier.clone());
         let slot = w.slots[i % SLOTS].clone();
-        let patient = if i % 2 == 0 {
-            w.anna.clone()
-        } else {
-            w.bert.clone()
-        };
+        let patient = if i % 2 == 0 { w.anna.clone() } else { w.bert.clone() };
         set.spawn(async move {
             let mut a = appointment(&patient, &[&slot]);
             a["description"] = json!(format!("client {i}"));
@@ -66,10 +62,7 @@ async fn hundred_clients_race_to_book_ten_slots() {
                 assert_eq!(appt["status"], "cancelled", "client {i}: {body}");
                 let outcome = param_resource(&body, "outcome");
                 assert_issue_code(&outcome, "conflict");
-                assert!(
-                    diagnostics(&outcome).contains(&format!("Slot/{slot}")),
-                    "client {i}: {outcome}"
-                );
+                assert!(diagnostics(&outcome).contains(&format!("Slot/{slot}")), "client {i}: {outcome}");
             }
             other => panic!("client {i}: unexpected {other}: {}", r.text()),
         }
@@ -78,19 +71,11 @@ async fn hundred_clients_race_to_book_ten_slots() {
     assert_eq!(booked, SLOTS, "exactly one booking per slot");
     assert_eq!(rejected, CLIENTS - SLOTS);
     for slot in &w.slots {
-        assert_eq!(
-            winners.get(slot).map_or(0, Vec::len),
-            1,
-            "Slot/{slot} winners: {winners:?}"
-        );
+        assert_eq!(winners.get(slot).map_or(0, Vec::len), 1, "Slot/{slot} winners: {winners:?}");
     }
     // The whole database: 10 booked Appointments, each slot in exactly one, all slots busy.
     let (slots, appointments) = assert_invariant(&s, &BTreeSet::new()).await;
-    assert_eq!(
-        appointments.len(),
-        SLOTS,
-        "rejected bookings must not be stored"
-    );
+    assert_eq!(appointments.len(), SLOTS, "rejected bookings must not be stored");
     assert!(appointments.values().all(|a| a["status"] == "booked"));
     let mut referenced: BTreeMap<String, usize> = BTreeMap::new();
     for a in appointments.values() {
@@ -103,11 +88,7 @@ async fn hundred_clients_race_to_book_ten_slots() {
         assert_eq!(slots[slot]["status"], "busy");
     }
     let winner_ids: BTreeSet<String> = winners.values().flatten().cloned().collect();
-    assert_eq!(
-        winner_ids,
-        appointments.keys().cloned().collect(),
-        "every 201 is stored, nothing else"
-    );
+    assert_eq!(winner_ids, appointments.keys().cloned().collect(), "every 201 is stored, nothing else");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -124,13 +105,7 @@ async fn racing_holds_of_one_slot_have_one_winner_who_alone_can_book() {
             barrier.wait().await;
             // Each racer is its own client: it presents a token of its own.
             let me = format!("racer-{i}");
-            let r = post_with_tokens(
-                &s,
-                "Slot/$hold",
-                &hold_request(&slot, "busy-tentative"),
-                &[&me],
-            )
-            .await;
+            let r = post_with_tokens(&s, "Slot/$hold", &hold_request(&slot, "busy-tentative"), &[&me]).await;
             (i, r)
         });
     }
@@ -139,19 +114,11 @@ async fn racing_holds_of_one_slot_have_one_winner_who_alone_can_book() {
     for (i, r) in &results {
         match r.code() {
             200 => tokens.push(token_of(&r.json())),
-            409 => assert_eq!(
-                param_resource(&r.json(), "slot")["status"],
-                "busy-unavailable",
-                "client {i}"
-            ),
+            409 => assert_eq!(param_resource(&r.json(), "slot")["status"], "busy-unavailable", "client {i}"),
             other => panic!("client {i}: unexpected {other}: {}", r.text()),
         }
     }
-    println!(
-        "{CLIENTS} racing holds: {} held, {} rejected",
-        tokens.len(),
-        CLIENTS - tokens.len()
-    );
+    println!("{CLIENTS} racing holds: {} held, {} rejected", tokens.len(), CLIENTS - tokens.len());
     assert_eq!(tokens.len(), 1, "exactly one hold wins");
     let token = tokens.pop().unwrap();
 
@@ -160,11 +127,7 @@ async fn racing_holds_of_one_slot_have_one_winner_who_alone_can_book() {
     let mut set = JoinSet::new();
     for i in 0..CLIENTS {
         let (s, barrier, slot) = (s.clone(), barrier.clone(), slot.clone());
-        let t = if i == 17 {
-            token.clone()
-        } else {
-            format!("guess-{i}")
-        };
+        let t = if i == 17 { token.clone() } else { format!("guess-{i}") };
         let patient = w.anna.clone();
         set.spawn(async move {
             barrier.wait().await;
@@ -224,27 +187,13 @@ async fn racing_overlapping_multi_slot_bookings_stay_atomic() {
             other => panic!("client {i}: unexpected {other}: {}", r.text()),
         }
     }
-    println!(
-        "{CLIENTS} overlapping multi-slot bookings: {booked} booked, {} rejected",
-        CLIENTS - booked
-    );
+    println!("{CLIENTS} overlapping multi-slot bookings: {booked} booked, {} rejected", CLIENTS - booked);
     assert!(booked >= 1);
     let (slots, appointments) = assert_invariant(&s, &BTreeSet::new()).await;
-    assert_eq!(
-        appointments.len(),
-        booked,
-        "rejected bookings must not be stored"
-    );
+    assert_eq!(appointments.len(), booked, "rejected bookings must not be stored");
     for (sid, slot) in &slots {
-        let expected = if taken.contains_key(sid) {
-            "busy"
-        } else {
-            "free"
-        };
-        assert_eq!(
-            slot["status"], expected,
-            "Slot/{sid}: a failed multi-slot booking left a trace"
-        );
+        let expected = if taken.contains_key(sid) { "busy" } else { "free" };
+        assert_eq!(slot["status"], expected, "Slot/{sid}: a failed multi-slot booking left a trace");
     }
 }
 
@@ -271,19 +220,12 @@ async fn racing_repeats_of_one_booking_book_it_once() {
         match r.code() {
             201 => created += 1,
             200 => {}
-            other => panic!(
-                "client {i}: a repeat of the same booking answered {other}: {}",
-                r.text()
-            ),
+            other => panic!("client {i}: a repeat of the same booking answered {other}: {}", r.text()),
         }
         ids.insert(id_of(&param_resource(&r.json(), "appointment")));
     }
     assert_eq!(created, 1, "exactly one 201; the repeats answer 200");
-    assert_eq!(
-        ids.len(),
-        1,
-        "every answer names the same Appointment: {ids:?}"
-    );
+    assert_eq!(ids.len(), 1, "every answer names the same Appointment: {ids:?}");
     let (_, appointments) = assert_invariant(&s, &BTreeSet::new()).await;
     assert_eq!(appointments.len(), 1);
 }
@@ -302,32 +244,20 @@ const CONFIRM_SLOTS: usize = 6;
 async fn storm_of_mixed_operations_keeps_the_invariant() {
     // Long holds: none expires while the storm runs (seconds), so the clients know exactly
     // which holds are live at the end and "free iff no live hold" can be checked exactly.
-    let s =
-        Arc::new(TestServer::start_with(ServerOptions::new().flag("--hold-duration", "30m")).await);
+    let s = Arc::new(TestServer::start_with(ServerOptions::new().flag("--hold-duration", "30m")).await);
     let w = setup(&s, MAIN_SLOTS).await;
     put_resource(&s, &schedule_resource("sch-confirm", true, true)).await;
     let mut slots = w.slots.clone();
     for i in 0..CONFIRM_SLOTS {
         let id = format!("conf-{}", MAIN_SLOTS + i);
-        put_resource(
-            &s,
-            &slot_resource(&id, "sch-confirm", MAIN_SLOTS + i, "free"),
-        )
-        .await;
+        put_resource(&s, &slot_resource(&id, "sch-confirm", MAIN_SLOTS + i, "free")).await;
         slots.push(id);
     }
     let slots = Arc::new(slots);
     let barrier = Arc::new(Barrier::new(TASKS));
     let mut set = JoinSet::new();
     for task in 0..TASKS {
-        set.spawn(storm_client(
-            s.clone(),
-            slots.clone(),
-            task,
-            SEED,
-            OPS_PER_TASK,
-            barrier.clone(),
-        ));
+        set.spawn(storm_client(s.clone(), slots.clone(), task, SEED, OPS_PER_TASK, barrier.clone()));
     }
     let views = join_all(set).await;
 
@@ -339,31 +269,16 @@ async fn storm_of_mixed_operations_keeps_the_invariant() {
         }
     }
     let total: usize = counts.values().sum();
-    println!(
-        "storm (seed {SEED:#x}, {TASKS} clients, {} slots): {total} operations",
-        slots.len()
-    );
+    println!("storm (seed {SEED:#x}, {TASKS} clients, {} slots): {total} operations", slots.len());
     for ((op, code), n) in &counts {
         println!("  {op:<18} {code}: {n}");
     }
     assert!(total >= 2000, "only {total} operations");
     for op in ["hold", "book", "postpone"] {
-        assert!(
-            counts.get(&(op, 409)).is_some_and(|n| *n > 0),
-            "no conflicts for {op}: the storm did not contend"
-        );
+        assert!(counts.get(&(op, 409)).is_some_and(|n| *n > 0), "no conflicts for {op}: the storm did not contend");
     }
-    for (op, code) in [
-        ("hold", 200),
-        ("book-held", 201),
-        ("cancel", 200),
-        ("postpone", 200),
-        ("release", 200),
-    ] {
-        assert!(
-            counts.get(&(op, code)).is_some_and(|n| *n > 0),
-            "no {op} {code} in the storm"
-        );
+    for (op, code) in [("hold", 200), ("book-held", 201), ("cancel", 200), ("postpone", 200), ("release", 200)] {
+        assert!(counts.get(&(op, code)).is_some_and(|n| *n > 0), "no {op} {code} in the storm");
     }
 
     check_storm_end_state(&s, &slots, &views).await;

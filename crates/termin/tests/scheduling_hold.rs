@@ -11,48 +11,29 @@ use serde_json::{Value, json};
 use support::*;
 
 fn ts(s: &str) -> Timestamp {
-    s.parse()
-        .unwrap_or_else(|e| panic!("{s:?} is not an instant: {e}"))
+    s.parse().unwrap_or_else(|e| panic!("{s:?} is not an instant: {e}"))
 }
 
 /// Reads the slot and returns (status, versionId).
 async fn slot_state(s: &TestServer, id: &str) -> (String, String) {
     let slot = s.read("Slot", id).await;
-    (
-        slot["status"].as_str().unwrap_or_default().to_string(),
-        version_id(&slot),
-    )
+    (slot["status"].as_str().unwrap_or_default().to_string(), version_id(&slot))
 }
 
 /// A 409 `$hold` answer: Parameters{slot shown busy-unavailable, outcome coded conflict}.
 #[track_caller]
 fn assert_hold_rejected(r: &Resp, slot_id: &str) {
-    assert_eq!(
-        r.code(),
-        409,
-        "{}: expected 409; body: {}",
-        r.what(),
-        r.text()
-    );
+    assert_eq!(r.code(), 409, "{}: expected 409; body: {}", r.what(), r.text());
     r.assert_fhir_json();
     let body = r.json();
-    assert_eq!(
-        body["resourceType"], "Parameters",
-        "409 body is not Parameters: {body}"
-    );
+    assert_eq!(body["resourceType"], "Parameters", "409 body is not Parameters: {body}");
     let slot = param_resource(&body, "slot");
     assert_eq!(slot["id"], slot_id, "{body}");
-    assert_eq!(
-        slot["status"], "busy-unavailable",
-        "the rejected caller must see busy-unavailable: {body}"
-    );
+    assert_eq!(slot["status"], "busy-unavailable", "the rejected caller must see busy-unavailable: {body}");
     let outcome = param_resource(&body, "outcome");
     assert_outcome(&outcome, &r.what());
     assert_issue_code(&outcome, "conflict");
-    assert!(
-        param(&body, "hold-token").is_none(),
-        "a rejection must not hand out a token: {body}"
-    );
+    assert!(param(&body, "hold-token").is_none(), "a rejection must not hand out a token: {body}");
 }
 
 #[tokio::test]
@@ -74,11 +55,7 @@ async fn hold_answers_slot_outcome_held_until_and_token() {
     let outcome = param_resource(&body, "outcome");
     assert_eq!(outcome["resourceType"], "OperationOutcome");
     assert!(
-        outcome["issue"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|i| i["severity"] == "information"),
+        outcome["issue"].as_array().unwrap().iter().all(|i| i["severity"] == "information"),
         "a successful hold's outcome carries no errors: {outcome}"
     );
     // The server chooses the duration (here configured as 15 minutes).
@@ -94,10 +71,7 @@ async fn hold_answers_slot_outcome_held_until_and_token() {
     // The stored slot is busy-tentative (a new version); the other slot is untouched.
     let (status, v_after) = slot_state(&s, slot).await;
     assert_eq!(status, "busy-tentative");
-    assert_ne!(
-        v_after, v_before,
-        "placing a hold stores a new Slot version"
-    );
+    assert_ne!(v_after, v_before, "placing a hold stores a new Slot version");
     assert_eq!(slot_status(&s, &w.slots[1]).await, "free");
     // Search shows the same.
     let all = all_of_type(&s, "Slot").await;
@@ -116,13 +90,7 @@ async fn instance_level_hold_and_release() {
     let slot = &w.slots[0];
     let only_status = |status: &str| json!({"resourceType": "Parameters", "parameter": [{"name": "slot-status", "valueCode": status}]});
     let before = Timestamp::now();
-    let r = s
-        .post(
-            &format!("Slot/{slot}/$hold"),
-            &only_status("busy-tentative"),
-        )
-        .await
-        .expect_status(200);
+    let r = s.post(&format!("Slot/{slot}/$hold"), &only_status("busy-tentative")).await.expect_status(200);
     let after = Timestamp::now();
     let body = r.json();
     // The default hold duration is 10 minutes.
@@ -139,32 +107,20 @@ async fn instance_level_hold_and_release() {
     // A slot-reference that names another slot than the URL: 400, nothing changes.
     let (_, v) = slot_state(&s, &w.slots[1]).await;
     let mismatch = hold_request(&w.slots[1], "busy-tentative");
-    s.post(&format!("Slot/{slot}/$hold"), &mismatch)
-        .await
-        .outcome(400);
+    s.post(&format!("Slot/{slot}/$hold"), &mismatch).await.outcome(400);
     assert_eq!(slot_state(&s, &w.slots[1]).await, ("free".to_string(), v));
 
     // Release on the instance URL with the token.
     let r = s
-        .post(
-            &format!("Slot/{slot}/$hold"),
-            &with_token(only_status("free"), &token),
-        )
+        .post(&format!("Slot/{slot}/$hold"), &with_token(only_status("free"), &token))
         .await
         .expect_status(200);
     assert_eq!(param_resource(&r.json(), "slot")["status"], "free");
     assert_eq!(slot_status(&s, slot).await, "free");
 
     // Unknown slot: 404.
-    s.post("Slot/no-such-slot/$hold", &only_status("busy-tentative"))
-        .await
-        .outcome(404);
-    s.post(
-        "Slot/$hold",
-        &hold_request("no-such-slot", "busy-tentative"),
-    )
-    .await
-    .outcome(404);
+    s.post("Slot/no-such-slot/$hold", &only_status("busy-tentative")).await.outcome(404);
+    s.post("Slot/$hold", &hold_request("no-such-slot", "busy-tentative")).await.outcome(404);
 }
 
 #[tokio::test]
@@ -174,9 +130,7 @@ async fn ig_example_hold_and_release_requests_work() {
     // of `valueCode` and `Slt/` instead of `Slot/`; the README says Termin reads both leniently.
     let s = TestServer::start().await;
     for (_, r) in package_resources() {
-        if r["id"] == "HL7ATSchedulingScheduleExample01"
-            || r["id"] == "HL7ATSchedulingSlotExample01-free"
-        {
+        if r["id"] == "HL7ATSchedulingScheduleExample01" || r["id"] == "HL7ATSchedulingSlotExample01-free" {
             put_resource(&s, &r).await;
         }
     }
@@ -190,10 +144,7 @@ async fn ig_example_hold_and_release_requests_work() {
     let shown = param_resource(&body, "slot");
     assert_eq!(shown["status"], "busy-tentative");
     assert_eq!(shown["start"], "2025-09-15T08:00:00Z");
-    assert_eq!(
-        shown["schedule"]["reference"],
-        "Schedule/HL7ATSchedulingScheduleExample01"
-    );
+    assert_eq!(shown["schedule"]["reference"], "Schedule/HL7ATSchedulingScheduleExample01");
     held_until_of(&body);
     let token = token_of(&body);
 
@@ -206,10 +157,7 @@ async fn ig_example_hold_and_release_requests_work() {
     let body = r.json();
     assert_eq!(param_resource(&body, "slot")["status"], "free");
     param_resource(&body, "outcome");
-    assert!(
-        param(&body, "held-until").is_none(),
-        "a release has no held-until: {body}"
-    );
+    assert!(param(&body, "held-until").is_none(), "a release has no held-until: {body}");
     assert_eq!(slot_status(&s, slot).await, "free");
 }
 
@@ -235,61 +183,29 @@ async fn hold_by_identifier_must_name_exactly_one_slot() {
         json!({"resourceType": "Parameters", "parameter": parameter})
     };
     let versions = |all: &std::collections::BTreeMap<String, Value>| {
-        all.values()
-            .map(|s| (id_of(s), version_id(s), s["status"].clone()))
-            .collect::<Vec<_>>()
+        all.values().map(|s| (id_of(s), version_id(s), s["status"].clone())).collect::<Vec<_>>()
     };
     let before = versions(&all_of_type(&s, "Slot").await);
 
     // No match: 404.
-    let o = s
-        .post(
-            "Slot/$hold",
-            &by_ids(&[("urn:termin:test:slot", "nope")], "busy-tentative"),
-        )
-        .await
-        .outcome(404);
+    let o = s.post("Slot/$hold", &by_ids(&[("urn:termin:test:slot", "nope")], "busy-tentative")).await.outcome(404);
     assert!(!diagnostics(&o).is_empty());
     // Several matches: 422 naming the parameter.
-    let o = s
-        .post(
-            "Slot/$hold",
-            &by_ids(&[("urn:termin:test:block", "morning")], "busy-tentative"),
-        )
-        .await
-        .outcome(422);
+    let o = s.post("Slot/$hold", &by_ids(&[("urn:termin:test:block", "morning")], "busy-tentative")).await.outcome(422);
     assert_issue_code(&o, "multiple-matches");
     assert!(
-        expressions(&o)
-            .iter()
-            .any(|e| e.contains("slot-identifier")),
+        expressions(&o).iter().any(|e| e.contains("slot-identifier")),
         "expression should name slot-identifier: {o}"
     );
-    assert_eq!(
-        versions(&all_of_type(&s, "Slot").await),
-        before,
-        "a failed $hold changed a slot"
-    );
+    assert_eq!(versions(&all_of_type(&s, "Slot").await), before, "a failed $hold changed a slot");
 
     // Exactly one: by its own identifier, and by two identifiers that together pick slot-1.
-    let r = s
-        .post(
-            "Slot/$hold",
-            &by_ids(&[("urn:termin:test:slot", "slot-2")], "busy-tentative"),
-        )
-        .await
-        .expect_status(200);
+    let r = s.post("Slot/$hold", &by_ids(&[("urn:termin:test:slot", "slot-2")], "busy-tentative")).await.expect_status(200);
     assert_eq!(param_resource(&r.json(), "slot")["id"], "slot-2");
     let r = s
         .post(
             "Slot/$hold",
-            &by_ids(
-                &[
-                    ("urn:termin:test:block", "morning"),
-                    ("urn:termin:test:slot", "slot-1"),
-                ],
-                "busy-tentative",
-            ),
+            &by_ids(&[("urn:termin:test:block", "morning"), ("urn:termin:test:slot", "slot-1")], "busy-tentative"),
         )
         .await
         .expect_status(200);
@@ -300,13 +216,7 @@ async fn hold_by_identifier_must_name_exactly_one_slot() {
     // Release by identifier too.
     let token = token_of(&body);
     let r = s
-        .post(
-            "Slot/$hold",
-            &with_token(
-                by_ids(&[("urn:termin:test:slot", "slot-1")], "free"),
-                &token,
-            ),
-        )
+        .post("Slot/$hold", &with_token(by_ids(&[("urn:termin:test:slot", "slot-1")], "free"), &token))
         .await
         .expect_status(200);
     assert_eq!(param_resource(&r.json(), "slot")["status"], "free");
@@ -318,20 +228,13 @@ async fn malformed_hold_requests_are_400_and_change_nothing() {
     let w = setup(&s, 1).await;
     let slot = &w.slots[0];
     let before = slot_state(&s, slot).await;
-    let reference =
-        json!({"name": "slot-reference", "valueReference": {"reference": format!("Slot/{slot}")}});
+    let reference = json!({"name": "slot-reference", "valueReference": {"reference": format!("Slot/{slot}")}});
     let cases: Vec<(&str, Value)> = vec![
         ("slot-status busy", hold_request(slot, "busy")),
-        (
-            "slot-status busy-unavailable",
-            hold_request(slot, "busy-unavailable"),
-        ),
+        ("slot-status busy-unavailable", hold_request(slot, "busy-unavailable")),
         ("slot-status booked", hold_request(slot, "booked")),
         ("slot-status empty", hold_request(slot, "")),
-        (
-            "slot-status missing",
-            json!({"resourceType": "Parameters", "parameter": [reference.clone()]}),
-        ),
+        ("slot-status missing", json!({"resourceType": "Parameters", "parameter": [reference.clone()]})),
         (
             "slot not named",
             json!({"resourceType": "Parameters", "parameter": [{"name": "slot-status", "valueCode": "busy-tentative"}]}),
@@ -342,10 +245,7 @@ async fn malformed_hold_requests_are_400_and_change_nothing() {
                 {"name": "slot-reference", "valueReference": {"reference": "Patient/pat-anna"}},
                 {"name": "slot-status", "valueCode": "busy-tentative"}]}),
         ),
-        (
-            "not Parameters",
-            json!({"resourceType": "Patient", "name": [{"family": "X"}]}),
-        ),
+        ("not Parameters", json!({"resourceType": "Patient", "name": [{"family": "X"}]})),
     ];
     for (what, body) in cases {
         let r = s.post("Slot/$hold", &body).await;
@@ -357,21 +257,12 @@ async fn malformed_hold_requests_are_400_and_change_nothing() {
                 "{what}: expression should name slot-status: {o}"
             );
         }
-        assert_eq!(
-            slot_state(&s, slot).await,
-            before,
-            "{what}: the slot changed"
-        );
+        assert_eq!(slot_state(&s, slot).await, before, "{what}: the slot changed");
     }
     // A release with an unknown code is rejected the same way.
     let token = hold_ok(&s, slot).await;
     let held = slot_state(&s, slot).await;
-    s.post(
-        "Slot/$hold",
-        &with_token(hold_request(slot, "released"), &token),
-    )
-    .await
-    .outcome(400);
+    s.post("Slot/$hold", &with_token(hold_request(slot, "released"), &token)).await.outcome(400);
     assert_eq!(slot_state(&s, slot).await, held);
 }
 
@@ -385,28 +276,14 @@ async fn hold_of_a_slot_held_by_another_client_is_409_and_changes_nothing() {
     // Another client: another token (header, parameter, several in the header).
     assert_hold_rejected(&hold_as_other(&s, slot).await, slot);
     assert_hold_rejected(
-        &s.post(
-            "Slot/$hold",
-            &with_token(hold_request(slot, "busy-tentative"), "not-a-token"),
-        )
-        .await,
+        &s.post("Slot/$hold", &with_token(hold_request(slot, "busy-tentative"), "not-a-token")).await,
         slot,
     );
     assert_hold_rejected(
-        &post_with_tokens(
-            &s,
-            "Slot/$hold",
-            &hold_request(slot, "busy-tentative"),
-            &["wrong", "also-wrong"],
-        )
-        .await,
+        &post_with_tokens(&s, "Slot/$hold", &hold_request(slot, "busy-tentative"), &["wrong", "also-wrong"]).await,
         slot,
     );
-    assert_eq!(
-        slot_state(&s, slot).await,
-        held,
-        "a rejected hold changed the stored slot"
-    );
+    assert_eq!(slot_state(&s, slot).await, held, "a rejected hold changed the stored slot");
     // The holder's hold still works: it can book through it.
     let appt = book_ok(&s, &appointment(&w.anna, &[slot]), &[&token]).await;
     assert_eq!(slot_ids(&appt), vec![slot.clone()]);
@@ -424,11 +301,7 @@ async fn release_by_a_non_holder_is_409_and_changes_nothing() {
         &post_with_tokens(&s, "Slot/$hold", &hold_request(slot, "free"), &["forged"]).await,
         slot,
     );
-    assert_eq!(
-        slot_state(&s, slot).await,
-        held,
-        "a rejected release changed the stored slot"
-    );
+    assert_eq!(slot_state(&s, slot).await, held, "a rejected release changed the stored slot");
     // Still held: a third client cannot take it either.
     assert_hold_rejected(&hold_as_other(&s, slot).await, slot);
     // The holder releases it.
@@ -459,14 +332,9 @@ async fn release_by_the_holder_frees_the_slot() {
     // Token in the X-Hold-Token header (among others).
     let other = &w.slots[1];
     let token = hold_ok(&s, other).await;
-    let r = post_with_tokens(
-        &s,
-        "Slot/$hold",
-        &hold_request(other, "free"),
-        &["unrelated", &token],
-    )
-    .await
-    .expect_status(200);
+    let r = post_with_tokens(&s, "Slot/$hold", &hold_request(other, "free"), &["unrelated", &token])
+        .await
+        .expect_status(200);
     assert_eq!(param_resource(&r.json(), "slot")["status"], "free");
     assert_eq!(slot_status(&s, other).await, "free");
 }
@@ -479,11 +347,7 @@ async fn releasing_a_free_slot_changes_nothing() {
     let before = slot_state(&s, slot).await;
     let r = release(&s, slot, None).await.expect_status(200);
     assert_eq!(param_resource(&r.json(), "slot")["status"], "free");
-    assert_eq!(
-        slot_state(&s, slot).await,
-        before,
-        "releasing a free slot stored a new version"
-    );
+    assert_eq!(slot_state(&s, slot).await, before, "releasing a free slot stored a new version");
 }
 
 #[tokio::test]
@@ -499,36 +363,21 @@ async fn renewal_by_the_holder_keeps_the_token() {
 
     // Renew with the token as a parameter, then as a header.
     let r = s
-        .post(
-            "Slot/$hold",
-            &with_token(hold_request(slot, "busy-tentative"), &token),
-        )
+        .post("Slot/$hold", &with_token(hold_request(slot, "busy-tentative"), &token))
         .await
         .expect_status(200);
     let second = r.json();
     assert_eq!(token_of(&second), token, "renewal must keep the token");
     assert_eq!(param_resource(&second, "slot")["status"], "busy-tentative");
     let until2 = ts(&held_until_of(&second));
-    assert!(
-        until2 >= until1,
-        "renewal moved held-until backwards: {until1} -> {until2}"
-    );
-    let r = post_with_tokens(
-        &s,
-        "Slot/$hold",
-        &hold_request(slot, "busy-tentative"),
-        &[&token],
-    )
-    .await
-    .expect_status(200);
+    assert!(until2 >= until1, "renewal moved held-until backwards: {until1} -> {until2}");
+    let r = post_with_tokens(&s, "Slot/$hold", &hold_request(slot, "busy-tentative"), &[&token])
+        .await
+        .expect_status(200);
     assert_eq!(token_of(&r.json()), token);
     // Still the holder's: others are rejected, the stored status never left busy-tentative.
     assert_eq!(slot_state(&s, slot).await.0, "busy-tentative");
-    assert_eq!(
-        slot_state(&s, slot).await,
-        held,
-        "renewing stored a new Slot version"
-    );
+    assert_eq!(slot_state(&s, slot).await, held, "renewing stored a new Slot version");
     assert_hold_rejected(&hold_as_other(&s, slot).await, slot);
     book_ok(&s, &appointment(&w.anna, &[slot]), &[&token]).await;
 }
@@ -551,11 +400,7 @@ async fn a_booked_slot_cannot_be_held_or_released() {
     book_ok(&s, &appointment(&w.bert, &[other]), &[&token]).await;
     assert_hold_rejected(&release(&s, other, Some(&token)).await, other);
     assert_hold_rejected(
-        &s.post(
-            "Slot/$hold",
-            &with_token(hold_request(other, "busy-tentative"), &token),
-        )
-        .await,
+        &s.post("Slot/$hold", &with_token(hold_request(other, "busy-tentative"), &token)).await,
         other,
     );
     assert_eq!(slot_status(&s, other).await, "busy");
@@ -567,11 +412,7 @@ async fn staff_blocked_and_inactive_schedule_slots_cannot_be_held() {
     let w = setup(&s, 2).await;
     // busy-unavailable, set by staff.
     let blocked = &w.slots[0];
-    put_resource(
-        &s,
-        &slot_resource(blocked, &w.schedule, 0, "busy-unavailable"),
-    )
-    .await;
+    put_resource(&s, &slot_resource(blocked, &w.schedule, 0, "busy-unavailable")).await;
     let before = slot_state(&s, blocked).await;
     assert_hold_rejected(&hold(&s, blocked).await, blocked);
     // Releasing it is a conflict too: there is no hold to release.
@@ -604,10 +445,7 @@ async fn expired_holds_read_search_hold_and_book_as_free() {
     let body = r.json();
     let first = token_of(&body);
     let until = ts(&held_until_of(&body));
-    assert!(
-        until <= Timestamp::now(),
-        "with --hold-duration 0s held-until {until} is in the future"
-    );
+    assert!(until <= Timestamp::now(), "with --hold-duration 0s held-until {until} is in the future");
 
     // Read and search show the slot free.
     assert_eq!(slot_status(&s, slot).await, "free");
@@ -622,19 +460,12 @@ async fn expired_holds_read_search_hold_and_book_as_free() {
     // The former holders own nothing any more.
     assert_hold_rejected(&release(&s, slot, Some(&first)).await, slot);
     assert_hold_rejected(&release(&s, slot, Some(&second)).await, slot);
-    assert_eq!(
-        s.read("Appointment", &id_of(&appt)).await["status"],
-        "booked"
-    );
+    assert_eq!(s.read("Appointment", &id_of(&appt)).await["status"], "booked");
 
     // An expired hold does not protect the slot against staff writes either.
     let other = &w.slots[1];
     hold_ok(&s, other).await;
-    put_resource(
-        &s,
-        &slot_resource(other, &w.schedule, 1, "busy-unavailable"),
-    )
-    .await;
+    put_resource(&s, &slot_resource(other, &w.schedule, 1, "busy-unavailable")).await;
     assert_eq!(slot_status(&s, other).await, "busy-unavailable");
 
     // The expired holder's token can still be used to book a free slot (it is just not needed).
@@ -651,26 +482,14 @@ async fn a_live_hold_protects_against_direct_slot_writes() {
     let token = hold_ok(&s, slot).await;
     let held = slot_state(&s, slot).await;
     for status in ["free", "busy-unavailable", "busy"] {
-        let o = s
-            .put(
-                &format!("Slot/{slot}"),
-                &slot_resource(slot, &w.schedule, 0, status),
-            )
-            .await
-            .outcome(409);
+        let o = s.put(&format!("Slot/{slot}"), &slot_resource(slot, &w.schedule, 0, status)).await.outcome(409);
         assert!(expressions(&o).iter().any(|e| e == "Slot.status"), "{o}");
-        assert_eq!(
-            slot_state(&s, slot).await,
-            held,
-            "PUT status {status} changed a held slot"
-        );
+        assert_eq!(slot_state(&s, slot).await, held, "PUT status {status} changed a held slot");
     }
     // Writing other elements while keeping busy-tentative is allowed and keeps the hold.
     let mut same = slot_resource(slot, &w.schedule, 0, "busy-tentative");
     same["comment"] = json!("Raum 2");
-    s.put(&format!("Slot/{slot}"), &same)
-        .await
-        .expect_status(200);
+    s.put(&format!("Slot/{slot}"), &same).await.expect_status(200);
     assert_hold_rejected(&hold_as_other(&s, slot).await, slot);
     release(&s, slot, Some(&token)).await.expect_status(200);
     let after = s.read("Slot", slot).await;
@@ -691,36 +510,13 @@ async fn status_searches_follow_hold_expiry() {
             .map(|e| e["resource"]["id"].as_str().unwrap().to_owned())
             .collect()
     };
-    for (duration, held_status, other_status) in [
-        ("30m", "busy-tentative", "free"),
-        ("0s", "free", "busy-tentative"),
-    ] {
-        let s = TestServer::start_with(
-            ServerOptions::new()
-                .flag("--hold-duration", duration)
-                .flag("--hold-sweep-interval", "1h"),
-        )
-        .await;
+    for (duration, held_status, other_status) in [("30m", "busy-tentative", "free"), ("0s", "free", "busy-tentative")] {
+        let s = TestServer::start_with(ServerOptions::new().flag("--hold-duration", duration).flag("--hold-sweep-interval", "1h")).await;
         let w = setup(&s, 2).await;
         hold(&s, &w.slots[0]).await.expect_status(200);
-        let found = ids(s
-            .get(&format!("Slot?status={held_status}&_id={}", w.slots[0]))
-            .await
-            .expect_status(200)
-            .json());
-        assert_eq!(
-            found,
-            [w.slots[0].clone()],
-            "hold {duration}: status={held_status}"
-        );
-        let found = ids(s
-            .get(&format!("Slot?status={other_status}&_id={}", w.slots[0]))
-            .await
-            .expect_status(200)
-            .json());
-        assert!(
-            found.is_empty(),
-            "hold {duration}: status={other_status} found {found:?}"
-        );
+        let found = ids(s.get(&format!("Slot?status={held_status}&_id={}", w.slots[0])).await.expect_status(200).json());
+        assert_eq!(found, [w.slots[0].clone()], "hold {duration}: status={held_status}");
+        let found = ids(s.get(&format!("Slot?status={other_status}&_id={}", w.slots[0])).await.expect_status(200).json());
+        assert!(found.is_empty(), "hold {duration}: status={other_status} found {found:?}");
     }
 }

@@ -9,12 +9,9 @@ use support::*;
 
 const SVNR: &str = "urn:oid:1.2.40.0.10.1.4.3.1";
 
+
 async fn put(s: &TestServer, resource: Value) {
-    let path = format!(
-        "{}/{}",
-        resource["resourceType"].as_str().unwrap(),
-        id_of(&resource)
-    );
+    let path = format!("{}/{}", resource["resourceType"].as_str().unwrap(), id_of(&resource));
     let r = s.put(&path, &resource).await;
     assert!(matches!(r.code(), 200 | 201), "PUT {path}: {}", r.text());
 }
@@ -22,10 +19,7 @@ async fn put(s: &TestServer, resource: Value) {
 #[tokio::test]
 async fn healthcare_services_and_schedules_are_active_unless_asked_otherwise() {
     let s = TestServer::start().await;
-    for (ty, extra) in [
-        ("HealthcareService", json!({"name": "Physiotherapie"})),
-        ("Schedule", json!({})),
-    ] {
+    for (ty, extra) in [("HealthcareService", json!({"name": "Physiotherapie"})), ("Schedule", json!({}))] {
         for (id, active) in [("on", Some(true)), ("off", Some(false)), ("unsaid", None)] {
             let mut resource = json!({"resourceType": ty, "id": id});
             if let Some(active) = active {
@@ -46,24 +40,13 @@ async fn healthcare_services_and_schedules_are_active_unless_asked_otherwise() {
             ("?_id=off", &[]),
         ];
         for (query, expected) in cases {
-            let page = s
-                .get(&format!("{ty}{query}"))
-                .await
-                .expect_status(200)
-                .json();
+            let page = s.get(&format!("{ty}{query}")).await.expect_status(200).json();
             assert_eq!(matches(&page), *expected, "{ty}{query}");
         }
     }
     // Other types have no such default.
-    put(
-        &s,
-        json!({"resourceType": "Organization", "id": "closed", "active": false}),
-    )
-    .await;
-    assert_eq!(
-        matches(&s.get("Organization").await.expect_status(200).json()),
-        ["closed"]
-    );
+    put(&s, json!({"resourceType": "Organization", "id": "closed", "active": false})).await;
+    assert_eq!(matches(&s.get("Organization").await.expect_status(200).json()), ["closed"]);
 }
 
 #[tokio::test]
@@ -76,21 +59,11 @@ async fn appointments_of_a_patient_by_social_security_number() {
                "start": start, "end": start,
                "participant": [{"actor": {"reference": format!("Patient/{patient}")}, "status": "needs-action"}]})
     };
-    put(
-        &s,
-        appointment("in-week", "max", "2026-04-08T10:00:00+02:00"),
-    )
-    .await;
+    put(&s, appointment("in-week", "max", "2026-04-08T10:00:00+02:00")).await;
     put(&s, appointment("later", "max", "2026-05-08T10:00:00+02:00")).await;
-    put(
-        &s,
-        appointment("someone-else", "other", "2026-04-08T11:00:00+02:00"),
-    )
-    .await;
+    put(&s, appointment("someone-else", "other", "2026-04-08T11:00:00+02:00")).await;
     let page = s
-        .get(&format!(
-            "Appointment?actor:identifier={SVNR}|1234010100&date=ge2026-04-07&date=le2026-04-14"
-        ))
+        .get(&format!("Appointment?actor:identifier={SVNR}|1234010100&date=ge2026-04-07&date=le2026-04-14"))
         .await
         .expect_status(200)
         .json();
@@ -107,11 +80,7 @@ async fn appointments_of_a_patient_by_social_security_number() {
 fn ig_example_searches() -> Vec<String> {
     let dir = ig_pages().join("interactions");
     let mut urls = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
     files.sort();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
@@ -126,10 +95,7 @@ fn ig_example_searches() -> Vec<String> {
 
 async fn ig_server() -> TestServer {
     // The IG examples only (those built into termin), as the IG pages search them.
-    let options = ServerOptions::new()
-        .validation()
-        .arg("--demo")
-        .flag("--demo-scale", "none");
+    let options = ServerOptions::new().validation().arg("--demo").flag("--demo-scale", "none");
     TestServer::start_with(options).await
 }
 
@@ -137,19 +103,12 @@ async fn ig_server() -> TestServer {
 async fn every_ig_example_search_works_verbatim() {
     let s = ig_server().await;
     let searches = ig_example_searches();
-    assert_eq!(
-        searches.len(),
-        4,
-        "the IG pages' example searches: {searches:?}"
-    );
+    assert_eq!(searches.len(), 4, "the IG pages' example searches: {searches:?}");
     for search in &searches {
         let page = s.get(search).await.expect_status(200).json();
         assert_eq!(page["type"], "searchset", "{search}");
         for issue in issues(&page) {
-            assert_eq!(
-                issue["severity"], "information",
-                "{search}: nothing may be ignored: {page}"
-            );
+            assert_eq!(issue["severity"], "information", "{search}: nothing may be ignored: {page}");
         }
     }
     let search_for = |prefix: &str| {
@@ -160,34 +119,13 @@ async fn every_ig_example_search_works_verbatim() {
             .clone()
     };
     // The IG's HealthcareService example offers service type 65.
-    let services = s
-        .get(&search_for("HealthcareService?"))
-        .await
-        .expect_status(200)
-        .json();
-    assert_eq!(
-        matches(&services),
-        ["HL7ATSchedulingHealthcareServiceExample01"]
-    );
+    let services = s.get(&search_for("HealthcareService?")).await.expect_status(200).json();
+    assert_eq!(matches(&services), ["HL7ATSchedulingHealthcareServiceExample01"]);
     // The lenient readings are reported.
     let slots = s.get(&search_for("Slot?")).await.expect_status(200).json();
-    assert!(
-        issues(&slots)
-            .iter()
-            .any(|i| i["expression"] == json!(["date"])),
-        "{slots}"
-    );
-    let schedules = s
-        .get(&search_for("Schedule?"))
-        .await
-        .expect_status(200)
-        .json();
-    assert!(
-        issues(&schedules)
-            .iter()
-            .any(|i| i["expression"] == json!(["actor"])),
-        "{schedules}"
-    );
+    assert!(issues(&slots).iter().any(|i| i["expression"] == json!(["date"])), "{slots}");
+    let schedules = s.get(&search_for("Schedule?")).await.expect_status(200).json();
+    assert!(issues(&schedules).iter().any(|i| i["expression"] == json!(["actor"])), "{schedules}");
 }
 
 #[tokio::test]
@@ -220,10 +158,7 @@ async fn ig_example_searches_find_the_ig_examples_in_their_time_window() {
         ),
         (
             "Slot?schedule.actor=Practitioner/HL7ATCorePractitionerExample01&_count=2&_sort=_id",
-            &[
-                "HL7ATSchedulingSlotExample01-free",
-                "HL7ATSchedulingSlotExample02-VirtualVisit",
-            ],
+            &["HL7ATSchedulingSlotExample01-free", "HL7ATSchedulingSlotExample02-VirtualVisit"],
         ),
     ];
     for (search, expected) in cases {

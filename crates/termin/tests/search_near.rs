@@ -22,8 +22,7 @@ const PLACES: [(&str, f64, f64); 6] = [
 ];
 
 fn location(id: &str, position: Option<(f64, f64)>) -> Value {
-    let mut location =
-        json!({"resourceType": "Location", "id": id, "name": id, "status": "active"});
+    let mut location = json!({"resourceType": "Location", "id": id, "name": id, "status": "active"});
     if let Some((latitude, longitude)) = position {
         location["position"] = json!({"latitude": latitude, "longitude": longitude});
     }
@@ -45,10 +44,7 @@ async fn austria(s: &TestServer) {
 
 /// `Location?near=<value>&<more>` with the value's `|`, `[` and `]` escaped.
 fn near(value: &str, more: &str) -> String {
-    let escaped = value
-        .replace('|', "%7C")
-        .replace('[', "%5B")
-        .replace(']', "%5D");
+    let escaped = value.replace('|', "%7C").replace('[', "%5B").replace(']', "%5D");
     format!("Location?near={escaped}{more}")
 }
 
@@ -64,54 +60,23 @@ async fn near_finds_the_locations_within_the_distance_nearest_first() {
     austria(&s).await;
     let within = |distance: &str| near(&format!("{VIENNA}|{distance}"), "");
     assert_eq!(found(&s, &within("10|km")).await, ["vienna", "floridsdorf"]);
-    assert_eq!(
-        found(&s, &within("200|km")).await,
-        ["vienna", "floridsdorf", "graz", "linz"]
-    );
-    assert_eq!(
-        found(&s, &within("300")).await,
-        ["vienna", "floridsdorf", "graz", "linz", "salzburg"]
-    );
+    assert_eq!(found(&s, &within("200|km")).await, ["vienna", "floridsdorf", "graz", "linz"]);
+    assert_eq!(found(&s, &within("300")).await, ["vienna", "floridsdorf", "graz", "linz", "salzburg"]);
     assert_eq!(found(&s, &within("500|m")).await, ["vienna"]);
     // 95 miles are about 153 km: Graz (145 km) is within, Linz (156 km) is not.
-    assert_eq!(
-        found(&s, &within("95|[mi_i]")).await,
-        ["vienna", "floridsdorf", "graz"]
-    );
-    assert_eq!(
-        found(&s, &within("95|[mi_us]")).await,
-        ["vienna", "floridsdorf", "graz"]
-    );
+    assert_eq!(found(&s, &within("95|[mi_i]")).await, ["vienna", "floridsdorf", "graz"]);
+    assert_eq!(found(&s, &within("95|[mi_us]")).await, ["vienna", "floridsdorf", "graz"]);
     // No distance: 10 km.
-    assert_eq!(
-        found(&s, &near(VIENNA, "")).await,
-        ["vienna", "floridsdorf"]
-    );
+    assert_eq!(found(&s, &near(VIENNA, "")).await, ["vienna", "floridsdorf"]);
     // Around Innsbruck: Salzburg is about 140 km away.
-    assert_eq!(
-        found(&s, &near("47.26|11.39|100|km", "")).await,
-        ["innsbruck"]
-    );
-    assert_eq!(
-        found(&s, &near("47.26|11.39|150|km", "")).await,
-        ["innsbruck", "salzburg"]
-    );
+    assert_eq!(found(&s, &near("47.26|11.39|100|km", "")).await, ["innsbruck"]);
+    assert_eq!(found(&s, &near("47.26|11.39|150|km", "")).await, ["innsbruck", "salzburg"]);
     // An explicit _sort wins over the distance; other parameters combine as usual.
-    assert_eq!(
-        found(&s, &near(&format!("{VIENNA}|200|km"), "&_sort=-name")).await,
-        ["vienna", "linz", "graz", "floridsdorf"]
-    );
-    assert_eq!(
-        found(&s, &near(&format!("{VIENNA}|200|km"), "&name=graz,linz")).await,
-        ["graz", "linz"]
-    );
+    assert_eq!(found(&s, &near(&format!("{VIENNA}|200|km"), "&_sort=-name")).await, ["vienna", "linz", "graz", "floridsdorf"]);
+    assert_eq!(found(&s, &near(&format!("{VIENNA}|200|km"), "&name=graz,linz")).await, ["graz", "linz"]);
     // Commas are OR: around Vienna or around Innsbruck.
     assert_eq!(
-        found(
-            &s,
-            &near(&format!("{VIENNA}|10|km,47.26|11.39|10|km"), "&_sort=name")
-        )
-        .await,
+        found(&s, &near(&format!("{VIENNA}|10|km,47.26|11.39|10|km"), "&_sort=name")).await,
         ["floridsdorf", "innsbruck", "vienna"]
     );
     assert_eq!(found(&s, "Location?near:missing=true").await, ["nowhere"]);
@@ -121,28 +86,12 @@ async fn near_finds_the_locations_within_the_distance_nearest_first() {
 async fn pages_of_a_near_search_keep_the_distance_order() {
     let s = TestServer::start().await;
     austria(&s).await;
-    let pages = s
-        .pages(&near(
-            &format!("{VIENNA}|1000|km"),
-            "&_count=2&_total=accurate",
-        ))
-        .await;
+    let pages = s.pages(&near(&format!("{VIENNA}|1000|km"), "&_count=2&_total=accurate")).await;
     let paged: Vec<Vec<String>> = pages.iter().map(match_ids).collect();
-    assert_eq!(
-        paged,
-        [
-            vec!["vienna", "floridsdorf"],
-            vec!["graz", "linz"],
-            vec!["salzburg", "innsbruck"]
-        ]
-    );
+    assert_eq!(paged, [vec!["vienna", "floridsdorf"], vec!["graz", "linz"], vec!["salzburg", "innsbruck"]]);
     assert_eq!(pages[0]["total"], 6);
     // And back again from the last page.
-    let back = s
-        .get(&s.local(&link(&pages[2], "previous").unwrap()))
-        .await
-        .expect_status(200)
-        .json();
+    let back = s.get(&s.local(&link(&pages[2], "previous").unwrap())).await.expect_status(200).json();
     assert_eq!(match_ids(&back), ["graz", "linz"]);
 }
 
@@ -151,20 +100,11 @@ async fn a_moved_location_is_found_at_its_new_position_at_once() {
     let s = TestServer::start().await;
     austria(&s).await;
     put(&s, &location("linz", Some((48.21, 16.37)))).await;
-    assert_eq!(
-        found(&s, &near(&format!("{VIENNA}|10|km"), "")).await,
-        ["vienna", "linz", "floridsdorf"]
-    );
+    assert_eq!(found(&s, &near(&format!("{VIENNA}|10|km"), "")).await, ["vienna", "linz", "floridsdorf"]);
     put(&s, &location("linz", None)).await;
-    assert_eq!(
-        found(&s, &near(&format!("{VIENNA}|10|km"), "")).await,
-        ["vienna", "floridsdorf"]
-    );
+    assert_eq!(found(&s, &near(&format!("{VIENNA}|10|km"), "")).await, ["vienna", "floridsdorf"]);
     s.delete("Location/vienna").await.expect_status(204);
-    assert_eq!(
-        found(&s, &near(&format!("{VIENNA}|10|km"), "")).await,
-        ["floridsdorf"]
-    );
+    assert_eq!(found(&s, &near(&format!("{VIENNA}|10|km"), "")).await, ["floridsdorf"]);
 }
 
 #[tokio::test]
@@ -184,32 +124,13 @@ async fn bad_near_values_are_refused_with_an_outcome() {
         let outcome = s.get(&near(value, "")).await.outcome(400);
         let text = diagnostics(&outcome);
         assert!(text.contains(says), "near={value}: {text}");
-        assert_eq!(
-            outcome["issue"][0]["expression"][0], "near",
-            "near={value}: {outcome}"
-        );
+        assert_eq!(outcome["issue"][0]["expression"][0], "near", "near={value}: {outcome}");
     }
     let sorted = s.get(&near(VIENNA, "&_sort=near")).await.outcome(400);
-    assert!(
-        diagnostics(&sorted).contains("sorted by distance"),
-        "{sorted}"
-    );
-    let modified = s
-        .get("Location?near:below=48|16")
-        .await
-        .expect_status(200)
-        .json();
-    assert!(
-        issues(&modified)
-            .iter()
-            .any(|i| i.to_string().contains(":below")),
-        "{modified}"
-    );
-    assert_eq!(
-        match_ids(&modified).len(),
-        PLACES.len() + 1,
-        "the unsupported modifier is ignored"
-    );
+    assert!(diagnostics(&sorted).contains("sorted by distance"), "{sorted}");
+    let modified = s.get("Location?near:below=48|16").await.expect_status(200).json();
+    assert!(issues(&modified).iter().any(|i| i.to_string().contains(":below")), "{modified}");
+    assert_eq!(match_ids(&modified).len(), PLACES.len() + 1, "the unsupported modifier is ignored");
 }
 
 #[tokio::test]
@@ -222,15 +143,7 @@ async fn the_capability_statement_lists_near_for_location() {
         .iter()
         .find(|r| r["type"] == "Location")
         .unwrap();
-    let near = location["searchParam"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "near")
-        .expect("near is listed");
+    let near = location["searchParam"].as_array().unwrap().iter().find(|p| p["name"] == "near").expect("near is listed");
     assert_eq!(near["type"], "special");
-    assert_eq!(
-        near["definition"],
-        "http://hl7.org/fhir/SearchParameter/Location-near"
-    );
+    assert_eq!(near["definition"], "http://hl7.org/fhir/SearchParameter/Location-near");
 }

@@ -14,11 +14,7 @@ fn slot(id: &str, start: &str) -> Value {
 }
 
 async fn put(s: &TestServer, resource: &Value) {
-    let path = format!(
-        "{}/{}",
-        resource["resourceType"].as_str().unwrap(),
-        id_of(resource)
-    );
+    let path = format!("{}/{}", resource["resourceType"].as_str().unwrap(), id_of(resource));
     let r = s.put(&path, resource).await;
     assert!(matches!(r.code(), 200 | 201), "PUT {path}: {}", r.text());
 }
@@ -28,14 +24,7 @@ async fn twenty_slots(s: &TestServer) -> BTreeSet<String> {
     let mut ids = BTreeSet::new();
     for i in 0..20 {
         let id = format!("m{i:02}");
-        put(
-            s,
-            &slot(
-                &id,
-                &format!("2026-05-01T{:02}:{:02}:00Z", 8 + i / 6, (i % 6) * 10),
-            ),
-        )
-        .await;
+        put(s, &slot(&id, &format!("2026-05-01T{:02}:{:02}:00Z", 8 + i / 6, (i % 6) * 10))).await;
         ids.insert(id);
     }
     ids
@@ -45,52 +34,19 @@ async fn twenty_slots(s: &TestServer) -> BTreeSet<String> {
 async fn next_and_previous_links_walk_both_ways() {
     let s = TestServer::start().await;
     twenty_slots(&s).await;
-    let first = s
-        .get("Slot?_sort=-start&_count=6&_total=accurate")
-        .await
-        .expect_status(200)
-        .json();
-    assert!(
-        link(&first, "previous").is_none(),
-        "the first page has no previous page"
-    );
+    let first = s.get("Slot?_sort=-start&_count=6&_total=accurate").await.expect_status(200).json();
+    assert!(link(&first, "previous").is_none(), "the first page has no previous page");
     let self_link = link(&first, "self").unwrap();
-    assert!(
-        self_link.contains("_sort=-start") && self_link.contains("_count=6"),
-        "{self_link}"
-    );
-    let second = s
-        .get(&s.local(&link(&first, "next").unwrap()))
-        .await
-        .expect_status(200)
-        .json();
-    let third = s
-        .get(&s.local(&link(&second, "next").unwrap()))
-        .await
-        .expect_status(200)
-        .json();
-    assert_eq!(
-        match_ids(&second),
-        ["m13", "m12", "m11", "m10", "m09", "m08"]
-    );
-    let back = s
-        .get(&s.local(&link(&third, "previous").unwrap()))
-        .await
-        .expect_status(200)
-        .json();
+    assert!(self_link.contains("_sort=-start") && self_link.contains("_count=6"), "{self_link}");
+    let second = s.get(&s.local(&link(&first, "next").unwrap())).await.expect_status(200).json();
+    let third = s.get(&s.local(&link(&second, "next").unwrap())).await.expect_status(200).json();
+    assert_eq!(match_ids(&second), ["m13", "m12", "m11", "m10", "m09", "m08"]);
+    let back = s.get(&s.local(&link(&third, "previous").unwrap())).await.expect_status(200).json();
     assert_eq!(match_ids(&back), match_ids(&second));
-    let start = s
-        .get(&s.local(&link(&back, "previous").unwrap()))
-        .await
-        .expect_status(200)
-        .json();
+    let start = s.get(&s.local(&link(&back, "previous").unwrap())).await.expect_status(200).json();
     assert_eq!(match_ids(&start), match_ids(&first));
     assert!(link(&start, "previous").is_none());
-    let last = s
-        .get(&s.local(&link(&third, "next").unwrap()))
-        .await
-        .expect_status(200)
-        .json();
+    let last = s.get(&s.local(&link(&third, "next").unwrap())).await.expect_status(200).json();
     assert_eq!(match_ids(&last), ["m01", "m00"]);
     assert!(link(&last, "next").is_none());
     for page in [&first, &second, &third, &last] {
@@ -100,27 +56,13 @@ async fn next_and_previous_links_walk_both_ways() {
     let middle = s.local(&link(&first, "next").unwrap());
     for path in [middle.clone(), format!("{middle}&_format=xml")] {
         let r = s.get(&path).await.expect_status(200);
-        let header: BTreeSet<String> = r
-            .require_header("link")
-            .split(", ")
-            .map(str::to_owned)
-            .collect();
-        let page = if path.ends_with("_format=xml") {
-            r.fhir_xml()
-        } else {
-            r.json()
-        };
+        let header: BTreeSet<String> = r.require_header("link").split(", ").map(str::to_owned).collect();
+        let page = if path.ends_with("_format=xml") { r.fhir_xml() } else { r.json() };
         let mirrored: BTreeSet<String> = page["link"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|l| {
-                format!(
-                    "<{}>; rel=\"{}\"",
-                    l["url"].as_str().unwrap(),
-                    l["relation"].as_str().unwrap()
-                )
-            })
+            .map(|l| format!("<{}>; rel=\"{}\"", l["url"].as_str().unwrap(), l["relation"].as_str().unwrap()))
             .collect();
         assert_eq!(header.len(), 3, "{header:?}");
         assert_eq!(header, mirrored);
@@ -157,39 +99,19 @@ async fn paging_while_others_insert_and_delete_neither_skips_nor_repeats() {
             round += 1;
         }
         let distinct: BTreeSet<String> = seen.iter().cloned().collect();
-        assert_eq!(
-            seen.len(),
-            distinct.len(),
-            "{query}: a match came twice: {seen:?}"
-        );
-        assert!(
-            original.is_subset(&distinct),
-            "{query}: skipped {:?}",
-            original.difference(&distinct).collect::<Vec<_>>()
-        );
+        assert_eq!(seen.len(), distinct.len(), "{query}: a match came twice: {seen:?}");
+        assert!(original.is_subset(&distinct), "{query}: skipped {:?}", original.difference(&distinct).collect::<Vec<_>>());
     }
 }
 
 #[tokio::test]
 async fn links_carry_the_query_and_work_on_another_node() {
-    let mut s =
-        TestServer::start_with(ServerOptions::new().base_url("https://termin.example.test/fhir"))
-            .await;
+    let mut s = TestServer::start_with(ServerOptions::new().base_url("https://termin.example.test/fhir")).await;
     twenty_slots(&s).await;
-    let first = s
-        .get("Slot?status=free&_sort=start&_count=5")
-        .await
-        .expect_status(200)
-        .json();
+    let first = s.get("Slot?status=free&_sort=start&_count=5").await.expect_status(200).json();
     let next = link(&first, "next").unwrap();
-    assert!(
-        next.starts_with("https://termin.example.test/fhir/Slot?"),
-        "{next}"
-    );
-    assert!(
-        next.contains("status=free") && next.contains("_sort=start") && next.contains("_cursor="),
-        "{next}"
-    );
+    assert!(next.starts_with("https://termin.example.test/fhir/Slot?"), "{next}");
+    assert!(next.contains("status=free") && next.contains("_sort=start") && next.contains("_cursor="), "{next}");
     // Another process (a new port, nothing shared in memory) serves the link.
     s.restart().await;
     let second = s.get(&s.local(&next)).await.expect_status(200).json();
@@ -200,18 +122,9 @@ async fn links_carry_the_query_and_work_on_another_node() {
 async fn a_cursor_belongs_to_its_sort() {
     let s = TestServer::start().await;
     twenty_slots(&s).await;
-    let first = s
-        .get("Slot?_sort=start&_count=5")
-        .await
-        .expect_status(200)
-        .json();
+    let first = s.get("Slot?_sort=start&_count=5").await.expect_status(200).json();
     let next = link(&first, "next").unwrap();
     let cursor = next.split("_cursor=").nth(1).unwrap();
-    let outcome = s
-        .get(&format!(
-            "Slot?_sort=status,start&_count=5&_cursor={cursor}"
-        ))
-        .await
-        .outcome(400);
+    let outcome = s.get(&format!("Slot?_sort=status,start&_count=5&_cursor={cursor}")).await.outcome(400);
     assert_eq!(expressions(&outcome), ["_cursor"]);
 }

@@ -20,9 +20,7 @@ async fn found(s: &TestServer, query: &str) -> BTreeSet<String> {
                 Some("match") => {
                     ids.insert(id_of(&entry["resource"]));
                 }
-                Some("outcome") => {
-                    panic!("{query}: unexpected outcome entry {}", entry["resource"])
-                }
+                Some("outcome") => panic!("{query}: unexpected outcome entry {}", entry["resource"]),
                 other => panic!("{query}: entry with search.mode {other:?}"),
             }
         }
@@ -67,16 +65,12 @@ async fn patients(s: &TestServer) {
         "address": [{"city": "Graz"}],
         "communication": [{"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "de-AT"}], "text": "Deutsch"}}]
     })).await;
-    put(
-        s,
-        json!({
-            "resourceType": "Patient", "id": "carla",
-            "name": [{"family": "Schmidt", "given": ["Carla"]}],
-            "gender": "female",
-            "deceasedDateTime": "2020-01-01T10:00:00+01:00"
-        }),
-    )
-    .await;
+    put(s, json!({
+        "resourceType": "Patient", "id": "carla",
+        "name": [{"family": "Schmidt", "given": ["Carla"]}],
+        "gender": "female",
+        "deceasedDateTime": "2020-01-01T10:00:00+01:00"
+    })).await;
 }
 
 #[tokio::test]
@@ -103,23 +97,14 @@ async fn token_forms_modifiers_and_booleans() {
         ("Patient?language:text=deut", &["bernd"]),
         ("Patient?language=de-AT", &["bernd"]),
         ("Patient?identifier:text=sozialvers", &["anna"]),
-        (
-            "Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|SS|1234010180",
-            &["anna"],
-        ),
-        (
-            "Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|SS|999",
-            &[],
-        ),
+        ("Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|SS|1234010180", &["anna"]),
+        ("Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|SS|999", &[]),
         ("Patient?_tag=urn:tags|vip", &["anna"]),
         ("Patient?_security=R", &["anna"]),
         ("Patient?_id=anna,carla", &["anna", "carla"]),
         // AND by repetition
         ("Patient?gender=female&active=true", &["anna"]),
-        (
-            "Patient?identifier=1234010180&identifier=urn:oid:1.2.3|",
-            &["bernd"],
-        ),
+        ("Patient?identifier=1234010180&identifier=urn:oid:1.2.3|", &["bernd"]),
     ];
     for (query, expected) in cases {
         assert_eq!(found(&s, query).await, set(expected), "{query}");
@@ -156,59 +141,27 @@ async fn references_by_id_type_url_identifier_and_type_modifier() {
     put(&s, json!({"resourceType": "Patient", "id": "p1", "identifier": [{"system": SVNR, "value": "1111010180"}]})).await;
     put(&s, json!({"resourceType": "Practitioner", "id": "doc", "identifier": [{"system": "urn:oid:1.2.40.0.10.1.4.3.2", "value": "987654321"}]})).await;
     let appointment = |id: &str, actors: Value| json!({"resourceType": "Appointment", "id": id, "status": "booked", "participant": actors});
-    put(
-        &s,
-        appointment(
-            "a1",
-            json!([{"actor": {"reference": "Patient/p1"}, "status": "accepted"}]),
-        ),
-    )
-    .await;
+    put(&s, appointment("a1", json!([{"actor": {"reference": "Patient/p1"}, "status": "accepted"}]))).await;
     put(&s, appointment("a2", json!([{"actor": {"reference": format!("{}/Patient/p1", s.public_base())}, "status": "accepted"}]))).await;
     put(&s, appointment("a3", json!([{"actor": {"reference": "https://elsewhere.example/fhir/Patient/p1"}, "status": "accepted"}]))).await;
     put(&s, appointment("a4", json!([{"actor": {"identifier": {"system": SVNR, "value": "2222010180"}}, "status": "accepted"}]))).await;
-    put(
-        &s,
-        appointment(
-            "a5",
-            json!([{"actor": {"reference": "Practitioner/doc"}, "status": "accepted"}]),
-        ),
-    )
-    .await;
+    put(&s, appointment("a5", json!([{"actor": {"reference": "Practitioner/doc"}, "status": "accepted"}]))).await;
     let base = s.public_base();
     let cases: Vec<(String, &[&str])> = vec![
         ("Appointment?actor=Patient/p1".into(), &["a1", "a2"]),
         ("Appointment?actor=p1".into(), &["a1", "a2"]),
-        (
-            format!("Appointment?actor={base}/Patient/p1"),
-            &["a1", "a2"],
-        ),
-        (
-            "Appointment?actor=https://elsewhere.example/fhir/Patient/p1".into(),
-            &["a3"],
-        ),
+        (format!("Appointment?actor={base}/Patient/p1"), &["a1", "a2"]),
+        ("Appointment?actor=https://elsewhere.example/fhir/Patient/p1".into(), &["a3"]),
         ("Appointment?actor:Patient=p1".into(), &["a1", "a2"]),
         ("Appointment?actor:Practitioner=p1".into(), &[]),
         ("Appointment?patient=p1".into(), &["a1", "a2"]),
         ("Appointment?practitioner=doc".into(), &["a5"]),
         // :identifier matches the reference's identifier and the identifier of the local target.
-        (
-            format!("Appointment?actor:identifier={SVNR}|2222010180"),
-            &["a4"],
-        ),
-        (
-            format!("Appointment?actor:identifier={SVNR}|1111010180"),
-            &["a1", "a2"],
-        ),
-        (
-            "Appointment?actor:identifier=urn:oid:1.2.40.0.10.1.4.3.2|987654321".into(),
-            &["a5"],
-        ),
+        (format!("Appointment?actor:identifier={SVNR}|2222010180"), &["a4"]),
+        (format!("Appointment?actor:identifier={SVNR}|1111010180"), &["a1", "a2"]),
+        ("Appointment?actor:identifier=urn:oid:1.2.40.0.10.1.4.3.2|987654321".into(), &["a5"]),
         ("Appointment?actor:missing=true".into(), &[]),
-        (
-            "Appointment?actor=Patient/p1,Practitioner/doc".into(),
-            &["a1", "a2", "a5"],
-        ),
+        ("Appointment?actor=Patient/p1,Practitioner/doc".into(), &["a1", "a2", "a5"]),
     ];
     for (query, expected) in cases {
         assert_eq!(found(&s, &query).await, set(expected), "{query}");
@@ -233,35 +186,20 @@ async fn dates_are_ranges_with_prefixes() {
         ("Slot?start=eq2026-04-07", &["first", "noon", "last"]),
         ("Slot?start=ne2026-04-07", &["early", "next"]),
         ("Slot?start=gt2026-04-07", &["next"]),
-        (
-            "Slot?start=ge2026-04-07",
-            &["first", "noon", "last", "next"],
-        ),
+        ("Slot?start=ge2026-04-07", &["first", "noon", "last", "next"]),
         ("Slot?start=lt2026-04-07", &["early"]),
-        (
-            "Slot?start=le2026-04-07",
-            &["early", "first", "noon", "last"],
-        ),
+        ("Slot?start=le2026-04-07", &["early", "first", "noon", "last"]),
         ("Slot?start=sa2026-04-07", &["next"]),
         ("Slot?start=eb2026-04-07", &["early"]),
-        (
-            "Slot?start=2026-04",
-            &["early", "first", "noon", "last", "next"],
-        ),
+        ("Slot?start=2026-04", &["early", "first", "noon", "last", "next"]),
         ("Slot?start=2026-04-07T12:00", &["noon"]),
         ("Slot?start=2026-04-07T12:00:00%2B02:00", &["noon"]),
         // An unencoded '+' arrives as a space; the offset is still read.
         ("Slot?start=2026-04-07T12:00:00+02:00", &["noon"]),
         ("Slot?start=2026-04-07T10:00:00Z", &["noon"]),
-        (
-            "Slot?start=ge2026-04-07T12:00&start=lt2026-04-08",
-            &["noon", "last"],
-        ),
+        ("Slot?start=ge2026-04-07T12:00&start=lt2026-04-08", &["noon", "last"]),
         ("Slot?start=2026-04-06,2026-04-08", &["early", "next"]),
-        (
-            "Slot?start=ap2026-04-07",
-            &["early", "first", "noon", "last", "next"],
-        ),
+        ("Slot?start=ap2026-04-07", &["early", "first", "noon", "last", "next"]),
     ];
     for (query, expected) in cases {
         assert_eq!(found(&s, query).await, set(expected), "{query}");
@@ -274,7 +212,9 @@ async fn dates_are_ranges_with_prefixes() {
 #[tokio::test]
 async fn dates_around_the_vienna_daylight_saving_changes() {
     let s = TestServer::start().await;
-    let slot = |id: &str, start: &str| json!({"resourceType": "Slot", "id": id, "schedule": {"reference": "Schedule/s"}, "status": "free", "start": start, "end": start});
+    let slot = |id: &str, start: &str| {
+        json!({"resourceType": "Slot", "id": id, "schedule": {"reference": "Schedule/s"}, "status": "free", "start": start, "end": start})
+    };
     // 2026-03-29: clocks jump from 02:00 CET to 03:00 CEST; the local day starts 23:00Z the day before.
     put(&s, slot("before", "2026-03-28T22:59:59Z")).await;
     put(&s, slot("midnight", "2026-03-28T23:00:00Z")).await;
@@ -285,19 +225,10 @@ async fn dates_around_the_vienna_daylight_saving_changes() {
     put(&s, slot("autumn-late", "2026-10-25T22:59:59Z")).await;
     put(&s, slot("autumn-next", "2026-10-25T23:00:00Z")).await;
     let cases: &[(&str, &[&str])] = &[
-        (
-            "Slot?start=ge2026-03-29&start=lt2026-03-30",
-            &["midnight", "after-jump", "day-end"],
-        ),
-        (
-            "Slot?start=2026-03-29",
-            &["midnight", "after-jump", "day-end"],
-        ),
+        ("Slot?start=ge2026-03-29&start=lt2026-03-30", &["midnight", "after-jump", "day-end"]),
+        ("Slot?start=2026-03-29", &["midnight", "after-jump", "day-end"]),
         ("Slot?start=lt2026-03-29", &["before"]),
-        (
-            "Slot?start=ge2026-03-29T03:00&start=lt2026-03-29T04:00",
-            &["after-jump"],
-        ),
+        ("Slot?start=ge2026-03-29T03:00&start=lt2026-03-29T04:00", &["after-jump"]),
         ("Slot?start=2026-10-25", &["autumn-late"]),
         ("Slot?start=ge2026-10-26", &["autumn-next"]),
     ];
@@ -310,33 +241,12 @@ async fn dates_around_the_vienna_daylight_saving_changes() {
 async fn periods_and_partial_dates_match_as_ranges() {
     let s = TestServer::start().await;
     let schedule = |id: &str, horizon: Value| json!({"resourceType": "Schedule", "id": id, "active": true, "planningHorizon": horizon});
-    put(
-        &s,
-        schedule(
-            "spring",
-            json!({"start": "2026-04-01T08:00:00+02:00", "end": "2026-04-30T17:00:00+02:00"}),
-        ),
-    )
-    .await;
+    put(&s, schedule("spring", json!({"start": "2026-04-01T08:00:00+02:00", "end": "2026-04-30T17:00:00+02:00"}))).await;
     put(&s, schedule("open-ended", json!({"start": "2026-05-01"}))).await;
     put(&s, schedule("until-march", json!({"end": "2026-03-31"}))).await;
     let role = |id: &str, period: Value| json!({"resourceType": "PractitionerRole", "id": id, "period": period});
-    put(
-        &s,
-        role(
-            "april",
-            json!({"start": "2026-04-01T08:00:00+02:00", "end": "2026-04-30T17:00:00+02:00"}),
-        ),
-    )
-    .await;
-    put(
-        &s,
-        role(
-            "spring",
-            json!({"start": "2026-03-01", "end": "2026-06-30"}),
-        ),
-    )
-    .await;
+    put(&s, role("april", json!({"start": "2026-04-01T08:00:00+02:00", "end": "2026-04-30T17:00:00+02:00"}))).await;
+    put(&s, role("spring", json!({"start": "2026-03-01", "end": "2026-06-30"}))).await;
     patients(&s).await;
     let cases: &[(&str, &[&str])] = &[
         // R5's eq: the period lies within the searched range. (Schedule date=[eq] follows the
@@ -371,14 +281,8 @@ async fn common_parameters_last_updated_profile_source() {
         (format!("Patient?_profile={profile}"), &["anna"]),
         ("Patient?_source=urn:app:kis".into(), &["anna"]),
         ("Patient?_source:below=urn:app".into(), &["anna"]),
-        (
-            format!("Patient?_lastUpdated={}", updated.replace('+', "%2B")),
-            &["anna"],
-        ),
-        (
-            "Patient?_lastUpdated=gt2000-01-01".into(),
-            &["anna", "bernd", "carla"],
-        ),
+        (format!("Patient?_lastUpdated={}", updated.replace('+', "%2B")), &["anna"]),
+        ("Patient?_lastUpdated=gt2000-01-01".into(), &["anna", "bernd", "carla"]),
         ("Patient?_lastUpdated=lt2000-01-01".into(), &[]),
     ];
     for (query, expected) in cases {

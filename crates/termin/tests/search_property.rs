@@ -59,13 +59,7 @@ const TAGS: [(&str, &str); 2] = [("urn:tags", "demo"), ("urn:tags", "import")];
 
 /// Dates of every FHIR precision, with and without offsets, some around the Vienna DST change.
 fn random_date(rng: &mut Rng, with_time: bool) -> String {
-    let day = *rng.pick(&[
-        "2026-03-28",
-        "2026-03-29",
-        "2026-03-30",
-        "2026-04-07",
-        "2026-04-08",
-    ]);
+    let day = *rng.pick(&["2026-03-28", "2026-03-29", "2026-03-30", "2026-04-07", "2026-04-08"]);
     if !with_time {
         return match rng.below(4) {
             0 => "2026".into(),
@@ -124,8 +118,7 @@ fn generate(rng: &mut Rng) -> Vec<Value> {
             patient["address"] = json!([{"city": rng.pick(&CITIES)}]);
         }
         if rng.chance(40) {
-            patient["generalPractitioner"] =
-                json!([{"reference": format!("Practitioner/doc{}", rng.below(3))}]);
+            patient["generalPractitioner"] = json!([{"reference": format!("Practitioner/doc{}", rng.below(3))}]);
         }
         maybe_meta(rng, &mut patient);
         out.push(patient);
@@ -216,36 +209,21 @@ fn official_definitions() -> BTreeMap<(String, String), (String, String)> {
     };
     let package = cache.join("hl7.fhir.r5.core#5.0.0/package");
     let mut out = BTreeMap::new();
-    for entry in std::fs::read_dir(&package)
-        .unwrap_or_else(|e| panic!("{}: {e}", package.display()))
-        .flatten()
-    {
+    for entry in std::fs::read_dir(&package).unwrap_or_else(|e| panic!("{}: {e}", package.display())).flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if !name.starts_with("SearchParameter-") {
             continue;
         }
-        let sp: Value =
-            serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
+        let sp: Value = serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
         if sp["experimental"] == true {
             continue;
         }
-        let (Some(code), Some(kind), Some(expression)) = (
-            sp["code"].as_str(),
-            sp["type"].as_str(),
-            sp["expression"].as_str(),
-        ) else {
+        let (Some(code), Some(kind), Some(expression)) = (sp["code"].as_str(), sp["type"].as_str(), sp["expression"].as_str())
+        else {
             continue;
         };
-        for base in sp["base"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
-            out.insert(
-                (base.to_owned(), code.to_owned()),
-                (kind.to_owned(), expression.to_owned()),
-            );
+        for base in sp["base"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            out.insert((base.to_owned(), code.to_owned()), (kind.to_owned(), expression.to_owned()));
         }
     }
     out
@@ -280,20 +258,14 @@ fn date_range(text: &str) -> Option<Range> {
         let sign = if zone.starts_with('-') { -1 } else { 1 };
         let hours: i32 = zone[1..3].parse().ok()?;
         let minutes: i32 = zone[4..6].parse().ok()?;
-        (
-            body,
-            Some(Offset::from_seconds(sign * (hours * 3600 + minutes * 60)).ok()?),
-        )
+        (body, Some(Offset::from_seconds(sign * (hours * 3600 + minutes * 60)).ok()?))
     } else {
         (text, None)
     };
     let (start, end) = match body.len() {
         4 => {
             let year: i16 = body.parse().ok()?;
-            (
-                DateTime::new(year, 1, 1, 0, 0, 0, 0).ok()?,
-                DateTime::new(year + 1, 1, 1, 0, 0, 0, 0).ok()?,
-            )
+            (DateTime::new(year, 1, 1, 0, 0, 0, 0).ok()?, DateTime::new(year + 1, 1, 1, 0, 0, 0, 0).ok()?)
         }
         7 => {
             let year: i16 = body[..4].parse().ok()?;
@@ -327,8 +299,7 @@ fn date_prefix_matches(prefix: &str, target: Range, search: (Timestamp, Timestam
     let (sl, sh) = search;
     let low_below = |t: Timestamp| target.0.is_none_or(|low| low < t);
     let high_above = |t: Timestamp| target.1.is_none_or(|high| high > t);
-    let contained =
-        target.0.is_some_and(|low| low >= sl) && target.1.is_some_and(|high| high <= sh);
+    let contained = target.0.is_some_and(|low| low >= sl) && target.1.is_some_and(|high| high <= sh);
     match prefix {
         "eq" => contained,
         "ne" => !contained,
@@ -348,11 +319,7 @@ struct Oracle {
 }
 
 /// What a search parameter selects on a resource, as plain JSON values.
-fn selected(
-    definitions: &BTreeMap<(String, String), (String, String)>,
-    resource: &Value,
-    code: &str,
-) -> (String, Vec<Value>) {
+fn selected(definitions: &BTreeMap<(String, String), (String, String)>, resource: &Value, code: &str) -> (String, Vec<Value>) {
     let ty = resource["resourceType"].as_str().unwrap();
     let (kind, expression) = definitions
         .get(&(ty.to_owned(), code.to_owned()))
@@ -360,8 +327,7 @@ fn selected(
         .or_else(|| definitions.get(&("DomainResource".to_owned(), code.to_owned())))
         .unwrap_or_else(|| panic!("no official definition of {ty}.{code}"));
     let compiled = Expression::parse(expression).unwrap_or_else(|e| panic!("{expression}: {e}"));
-    let items = evaluate(&compiled, &EvalContext::new(), resource)
-        .unwrap_or_else(|e| panic!("{expression}: {e}"));
+    let items = evaluate(&compiled, &EvalContext::new(), resource).unwrap_or_else(|e| panic!("{expression}: {e}"));
     (kind.clone(), items.iter().map(Item::to_json).collect())
 }
 
@@ -371,17 +337,12 @@ fn tokens(value: &Value) -> Vec<(Option<String>, String)> {
     match value {
         Value::String(s) => vec![(None, s.clone())],
         Value::Bool(b) => vec![(None, b.to_string())],
-        Value::Object(o) if o.contains_key("code") => {
-            vec![(text(&value["system"]), text(&value["code"]).unwrap())]
-        }
+        Value::Object(o) if o.contains_key("code") => vec![(text(&value["system"]), text(&value["code"]).unwrap())],
         Value::Object(o) if o.contains_key("value") => {
             let system = text(&value["system"]);
             // ContactPoint systems are codes (email, phone), Identifier systems are URIs.
             let is_contact_point = system.as_deref().is_some_and(|s| !s.contains(':'));
-            vec![(
-                if is_contact_point { None } else { system },
-                text(&value["value"]).unwrap(),
-            )]
+            vec![(if is_contact_point { None } else { system }, text(&value["value"]).unwrap())]
         }
         _ => Vec::new(),
     }
@@ -392,25 +353,9 @@ fn strings(value: &Value) -> Vec<String> {
         Value::String(s) => vec![s.clone()],
         Value::Object(o) => o
             .iter()
-            .filter(|(k, _)| {
-                [
-                    "family",
-                    "given",
-                    "prefix",
-                    "suffix",
-                    "text",
-                    "line",
-                    "city",
-                    "postalCode",
-                    "country",
-                ]
-                .contains(&k.as_str())
-            })
+            .filter(|(k, _)| ["family", "given", "prefix", "suffix", "text", "line", "city", "postalCode", "country"].contains(&k.as_str()))
             .flat_map(|(_, v)| match v {
-                Value::Array(a) => a
-                    .iter()
-                    .filter_map(|x| x.as_str().map(str::to_owned))
-                    .collect::<Vec<_>>(),
+                Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect::<Vec<_>>(),
                 Value::String(s) => vec![s.clone()],
                 _ => Vec::new(),
             })
@@ -432,23 +377,17 @@ fn ranges(value: &Value) -> Vec<Range> {
 }
 
 fn token_matches(value: &str, items: &[(Option<String>, String)]) -> bool {
-    items
-        .iter()
-        .any(|(system, code)| match value.split_once('|') {
-            None => code == value,
-            Some(("", wanted)) => system.is_none() && code == wanted,
-            Some((wanted_system, "")) => system.as_deref() == Some(wanted_system),
-            Some((wanted_system, wanted)) => {
-                system.as_deref() == Some(wanted_system) && code == wanted
-            }
-        })
+    items.iter().any(|(system, code)| match value.split_once('|') {
+        None => code == value,
+        Some(("", wanted)) => system.is_none() && code == wanted,
+        Some((wanted_system, "")) => system.as_deref() == Some(wanted_system),
+        Some((wanted_system, wanted)) => system.as_deref() == Some(wanted_system) && code == wanted,
+    })
 }
 
 impl Oracle {
     fn find(&self, ty: &str, id: &str) -> Option<&Value> {
-        self.resources
-            .iter()
-            .find(|r| r["resourceType"] == ty && r["id"] == id)
+        self.resources.iter().find(|r| r["resourceType"] == ty && r["id"] == id)
     }
 
     /// Whether `resource` matches one `name=value` pair.
@@ -493,30 +432,21 @@ impl Oracle {
                         p if p.chars().all(|c| c.is_ascii_alphabetic()) => (p, &a[2..]),
                         _ => ("eq", *a),
                     };
-                    let (Some(low), Some(high)) = date_range(text).unwrap() else {
-                        unreachable!()
-                    };
-                    targets
-                        .iter()
-                        .any(|t| date_prefix_matches(prefix, *t, (low, high)))
+                    let (Some(low), Some(high)) = date_range(text).unwrap() else { unreachable!() };
+                    targets.iter().any(|t| date_prefix_matches(prefix, *t, (low, high)))
                 })
             }
             ("reference", modifier) => alternatives.iter().any(|a| {
                 values.iter().any(|reference| match modifier {
                     Some("identifier") => {
                         let (system, wanted) = a.split_once('|').unwrap();
-                        let own = reference["identifier"]["system"] == system
-                            && reference["identifier"]["value"] == wanted;
+                        let own = reference["identifier"]["system"] == system && reference["identifier"]["value"] == wanted;
                         let target_has = reference["reference"]
                             .as_str()
                             .and_then(|r| r.split_once('/'))
                             .and_then(|(ty, id)| self.find(ty, id))
                             .is_some_and(|target| {
-                                target["identifier"]
-                                    .as_array()
-                                    .into_iter()
-                                    .flatten()
-                                    .any(|i| i["system"] == system && i["value"] == wanted)
+                                target["identifier"].as_array().into_iter().flatten().any(|i| i["system"] == system && i["value"] == wanted)
                             });
                         own || target_has
                     }
@@ -533,18 +463,12 @@ impl Oracle {
     }
 
     fn search(&self, ty: &str, pairs: &[(String, String)]) -> BTreeSet<String> {
-        let has_active = pairs
-            .iter()
-            .any(|(n, _)| n.split(':').next() == Some("active"));
+        let has_active = pairs.iter().any(|(n, _)| n.split(':').next() == Some("active"));
         self.resources
             .iter()
             .filter(|r| r["resourceType"] == ty)
             // The AT Scheduling IG: without an `active` filter, inactive ones are left out.
-            .filter(|r| {
-                has_active
-                    || !matches!(ty, "Schedule" | "HealthcareService")
-                    || r["active"] != false
-            })
+            .filter(|r| has_active || !matches!(ty, "Schedule" | "HealthcareService") || r["active"] != false)
             .filter(|r| pairs.iter().all(|(n, v)| self.matches(r, n, v)))
             .map(|r| r["id"].as_str().unwrap().to_owned())
             .collect()
@@ -570,9 +494,7 @@ fn random_search_date(rng: &mut Rng) -> String {
 }
 
 fn random_token(rng: &mut Rng, options: &[&str]) -> String {
-    let mut values: Vec<String> = (0..1 + rng.below(2))
-        .map(|_| rng.pick(options).to_string())
-        .collect();
+    let mut values: Vec<String> = (0..1 + rng.below(2)).map(|_| rng.pick(options).to_string()).collect();
     values.dedup();
     values.join(",")
 }
@@ -581,83 +503,38 @@ fn random_token(rng: &mut Rng, options: &[&str]) -> String {
 fn random_pair(rng: &mut Rng, ty: &str) -> (String, String) {
     let identifier_values: Vec<String> = VALUES
         .iter()
-        .flat_map(|v| {
-            [
-                v.to_string(),
-                format!("{}|{v}", SYSTEMS[0]),
-                format!("|{v}"),
-                format!("{}|", SYSTEMS[1]),
-            ]
-        })
+        .flat_map(|v| [v.to_string(), format!("{}|{v}", SYSTEMS[0]), format!("|{v}"), format!("{}|", SYSTEMS[1])])
         .collect();
     let identifiers: Vec<&str> = identifier_values.iter().map(String::as_str).collect();
-    let missing = |rng: &mut Rng, code: &str| {
-        (
-            format!("{code}:missing"),
-            rng.pick(&["true", "false"]).to_string(),
-        )
-    };
+    let missing = |rng: &mut Rng, code: &str| (format!("{code}:missing"), rng.pick(&["true", "false"]).to_string());
     let string = |rng: &mut Rng, code: &str, pool: &[&str]| {
         let word = *rng.pick(pool);
         match rng.below(4) {
             0 => (format!("{code}:exact"), word.to_owned()),
             1 => (format!("{code}:contains"), fold(word)[1..3].to_owned()),
-            _ => (
-                code.to_owned(),
-                word.chars().take(3).collect::<String>().to_uppercase(),
-            ),
+            _ => (code.to_owned(), word.chars().take(3).collect::<String>().to_uppercase()),
         }
     };
-    let tag = || {
-        TAGS.iter()
-            .map(|(s, c)| format!("{s}|{c}"))
-            .collect::<Vec<_>>()
-    };
+    let tag = || TAGS.iter().map(|(s, c)| format!("{s}|{c}")).collect::<Vec<_>>();
     match (ty, rng.below(8)) {
         ("Patient", 0) => ("identifier".into(), random_token(rng, &identifiers)),
-        ("Patient", 1) => (
-            if rng.chance(30) {
-                "gender:not"
-            } else {
-                "gender"
-            }
-            .into(),
-            random_token(rng, &GENDERS),
-        ),
-        ("Patient", 2) => {
-            if rng.chance(30) {
-                missing(rng, "active")
-            } else {
-                ("active".into(), rng.pick(&["true", "false"]).to_string())
-            }
-        }
+        ("Patient", 1) => (if rng.chance(30) { "gender:not" } else { "gender" }.into(), random_token(rng, &GENDERS)),
+        ("Patient", 2) => if rng.chance(30) { missing(rng, "active") } else { ("active".into(), rng.pick(&["true", "false"]).to_string()) },
         ("Patient", 3) => {
             let code = *rng.pick(&["family", "name", "given"]);
             string(rng, code, if code == "given" { &GIVENS } else { &FAMILIES })
         }
         ("Patient", 4) => ("birthdate".into(), random_search_date(rng)),
-        ("Patient", 5) => (
-            "email".into(),
-            random_token(rng, &["a@x.at", "b@x.at", "0664"]),
-        ),
+        ("Patient", 5) => ("email".into(), random_token(rng, &["a@x.at", "b@x.at", "0664"])),
         ("Patient", 6) => string(rng, "address-city", &CITIES),
-        ("Patient", _) => (
-            "_tag".into(),
-            random_token(rng, &tag().iter().map(String::as_str).collect::<Vec<_>>()),
-        ),
+        ("Patient", _) => ("_tag".into(), random_token(rng, &tag().iter().map(String::as_str).collect::<Vec<_>>())),
         ("Slot", 0 | 1) => ("status".into(), random_token(rng, &SLOT_STATUSES)),
         ("Slot", 2..=4) => ("start".into(), random_search_date(rng)),
-        ("Slot", 5) => (
-            "schedule".into(),
-            random_token(rng, &["Schedule/sch0", "sch1", "Schedule/sch2", "sch3"]),
-        ),
+        ("Slot", 5) => ("schedule".into(), random_token(rng, &["Schedule/sch0", "sch1", "Schedule/sch2", "sch3"])),
         ("Slot", 6) => ("identifier".into(), random_token(rng, &identifiers)),
         ("Slot", _) => missing(rng, "identifier"),
         ("Schedule", 0 | 1) => ("date".into(), random_search_date(rng)),
-        ("Schedule", 2 | 3) => (
-            "actor".into(),
-            random_token(rng, &["Practitioner/doc0", "doc1", "Practitioner/doc2"]),
-        ),
+        ("Schedule", 2 | 3) => ("actor".into(), random_token(rng, &["Practitioner/doc0", "doc1", "Practitioner/doc2"])),
         ("Schedule", 4) => ("active".into(), rng.pick(&["true", "false"]).to_string()),
         ("Schedule", _) => {
             let code = *rng.pick(&["date", "active"]);
@@ -666,10 +543,7 @@ fn random_pair(rng: &mut Rng, ty: &str) -> (String, String) {
         ("Appointment", 0 | 1) => ("date".into(), random_search_date(rng)),
         ("Appointment", 2) => ("actor".into(), format!("Patient/pat{}", rng.below(12))),
         ("Appointment", 3) => ("patient".into(), format!("pat{}", rng.below(12))),
-        ("Appointment", 4) => (
-            "actor:identifier".into(),
-            format!("{}|{}", rng.pick(&SYSTEMS), rng.pick(&VALUES)),
-        ),
+        ("Appointment", 4) => ("actor:identifier".into(), format!("{}|{}", rng.pick(&SYSTEMS), rng.pick(&VALUES))),
         ("Appointment", 5) => ("status".into(), random_token(rng, &APPOINTMENT_STATUSES)),
         ("Appointment", _) => {
             let code = *rng.pick(&["actor", "date", "practitioner"]);
@@ -686,19 +560,12 @@ fn random_pair(rng: &mut Rng, ty: &str) -> (String, String) {
 
 #[tokio::test]
 async fn random_searches_agree_with_the_official_expressions() {
-    let seed = std::env::var("TERMIN_SEARCH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_SEED);
+    let seed = std::env::var("TERMIN_SEARCH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_SEED);
     let mut rng = Rng(seed);
     let resources = generate(&mut rng);
     let s = TestServer::start().await;
     for resource in &resources {
-        let path = format!(
-            "{}/{}",
-            resource["resourceType"].as_str().unwrap(),
-            id_of(resource)
-        );
+        let path = format!("{}/{}", resource["resourceType"].as_str().unwrap(), id_of(resource));
         let r = s.put(&path, resource).await;
         assert!(matches!(r.code(), 200 | 201), "PUT {path}: {}", r.text());
     }
@@ -709,16 +576,7 @@ async fn random_searches_agree_with_the_official_expressions() {
     let mut hits = 0;
     let mut failures = Vec::new();
     for _ in 0..SEARCHES {
-        let ty = *rng.pick(&[
-            "Patient",
-            "Patient",
-            "Slot",
-            "Slot",
-            "Schedule",
-            "Appointment",
-            "Appointment",
-            "Practitioner",
-        ]);
+        let ty = *rng.pick(&["Patient", "Patient", "Slot", "Slot", "Schedule", "Appointment", "Appointment", "Practitioner"]);
         let mut pairs = vec![random_pair(&mut rng, ty)];
         if rng.chance(40) {
             pairs.push(random_pair(&mut rng, ty));
@@ -726,10 +584,7 @@ async fn random_searches_agree_with_the_official_expressions() {
         // Values are query-safe as generated ('+' already encoded); reqwest encodes the rest.
         let query: Vec<String> = pairs.iter().map(|(n, v)| format!("{n}={v}")).collect();
         let url = format!("{ty}?{}&_count=500", query.join("&"));
-        let decoded: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(n, v)| (n.clone(), v.replace("%2B", "+")))
-            .collect();
+        let decoded: Vec<(String, String)> = pairs.iter().map(|(n, v)| (n.clone(), v.replace("%2B", "+"))).collect();
         let expected = oracle.search(ty, &decoded);
         let page = s.get(&url).await.expect_status(200).json();
         let got: BTreeSet<String> = entries(&page)
@@ -742,15 +597,7 @@ async fn random_searches_agree_with_the_official_expressions() {
         }
         hits += usize::from(!expected.is_empty());
     }
-    assert!(
-        failures.is_empty(),
-        "seed {seed:#x}: {} of {SEARCHES} searches disagree:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "seed {seed:#x}: {} of {SEARCHES} searches disagree:\n{}", failures.len(), failures.join("\n"));
     // The generator must produce searches that find something, or the test proves little.
-    assert!(
-        hits > SEARCHES / 3,
-        "only {hits} of {SEARCHES} searches found anything"
-    );
+    assert!(hits > SEARCHES / 3, "only {hits} of {SEARCHES} searches found anything");
 }

@@ -77,31 +77,18 @@ fn generation(start: &str, end: &str, dry_run: bool) -> Value {
 }
 
 async fn generate(s: &TestServer, start: &str, end: &str) -> Value {
-    s.post(
-        "Schedule/sch-gen/$generate-slots",
-        &generation(start, end, false),
-    )
-    .await
-    .expect_status(200)
-    .json()
+    s.post("Schedule/sch-gen/$generate-slots", &generation(start, end, false)).await.expect_status(200).json()
 }
 
 #[track_caller]
 fn count(summary: &Value, name: &str) -> i64 {
-    param(summary, name)
-        .and_then(|p| p["valueInteger"].as_i64())
-        .unwrap_or_else(|| panic!("no {name} in {summary}"))
+    param(summary, name).and_then(|p| p["valueInteger"].as_i64()).unwrap_or_else(|| panic!("no {name} in {summary}"))
 }
 
 /// `(created, kept, removed, conflicts)` of a summary.
 #[track_caller]
 fn counts(summary: &Value) -> (i64, i64, i64, i64) {
-    (
-        count(summary, "created"),
-        count(summary, "kept"),
-        count(summary, "removed"),
-        count(summary, "conflicts"),
-    )
+    (count(summary, "created"), count(summary, "kept"), count(summary, "removed"), count(summary, "conflicts"))
 }
 
 /// The starts of the Schedule's Slots as stored, in order, with their status.
@@ -110,12 +97,7 @@ async fn slots(s: &TestServer) -> Vec<(String, String)> {
         .await
         .into_values()
         .filter(|slot| slot["schedule"]["reference"] == "Schedule/sch-gen")
-        .map(|slot| {
-            (
-                slot["start"].as_str().unwrap().to_owned(),
-                slot["status"].as_str().unwrap().to_owned(),
-            )
-        })
+        .map(|slot| (slot["start"].as_str().unwrap().to_owned(), slot["status"].as_str().unwrap().to_owned()))
         .collect();
     slots.sort();
     slots
@@ -136,10 +118,7 @@ async fn spring_forward_has_no_slot_in_the_missing_hour() {
     // Vienna moves from +01:00 to +02:00 at 02:00 on Sunday 2030-03-31.
     let summary = generate(&s, "2030-03-31", "2030-03-31").await;
     assert_eq!(counts(&summary), (2, 0, 0, 0), "{summary}");
-    assert_eq!(
-        starts(&s).await,
-        ["2030-03-31T01:30:00+01:00", "2030-03-31T03:00:00+02:00"]
-    );
+    assert_eq!(starts(&s).await, ["2030-03-31T01:30:00+01:00", "2030-03-31T03:00:00+02:00"]);
 }
 
 #[tokio::test]
@@ -151,12 +130,7 @@ async fn fall_back_gives_the_repeated_hour_once() {
     assert_eq!(counts(&summary), (4, 0, 0, 0), "{summary}");
     assert_eq!(
         starts(&s).await,
-        [
-            "2030-10-27T01:30:00+02:00",
-            "2030-10-27T02:00:00+02:00",
-            "2030-10-27T02:30:00+02:00",
-            "2030-10-27T03:00:00+01:00"
-        ]
+        ["2030-10-27T01:30:00+02:00", "2030-10-27T02:00:00+02:00", "2030-10-27T02:30:00+02:00", "2030-10-27T03:00:00+01:00"]
     );
 }
 
@@ -169,42 +143,17 @@ async fn public_holidays_close_the_practice_and_regeneration_is_a_no_op() {
     let s = TestServer::start().await;
     world(&s, weekday_mornings(), true).await;
     // Monday 2030-12-23 to Friday 2030-12-27; the 25th and 26th are public holidays.
-    let dry = s
-        .post(
-            "Schedule/sch-gen/$generate-slots",
-            &generation("2030-12-23", "2030-12-27", true),
-        )
-        .await
-        .expect_status(200)
-        .json();
+    let dry = s.post("Schedule/sch-gen/$generate-slots", &generation("2030-12-23", "2030-12-27", true)).await.expect_status(200).json();
     assert_eq!(counts(&dry), (6, 0, 0, 0), "{dry}");
     assert!(starts(&s).await.is_empty(), "a dry run writes nothing");
     let first = generate(&s, "2030-12-23", "2030-12-27").await;
     assert_eq!(counts(&first), (6, 0, 0, 0), "{first}");
-    let days: Vec<String> = starts(&s)
-        .await
-        .iter()
-        .map(|start| start[..10].to_owned())
-        .collect();
-    assert_eq!(
-        days,
-        [
-            "2030-12-23",
-            "2030-12-23",
-            "2030-12-24",
-            "2030-12-24",
-            "2030-12-27",
-            "2030-12-27"
-        ]
-    );
+    let days: Vec<String> = starts(&s).await.iter().map(|start| start[..10].to_owned()).collect();
+    assert_eq!(days, ["2030-12-23", "2030-12-23", "2030-12-24", "2030-12-24", "2030-12-27", "2030-12-27"]);
     let before = all_of_type(&s, "Slot").await;
     let again = generate(&s, "2030-12-23", "2030-12-27").await;
     assert_eq!(counts(&again), (0, 6, 0, 0), "{again}");
-    assert_eq!(
-        all_of_type(&s, "Slot").await,
-        before,
-        "regeneration changes no Slot, not even its version"
-    );
+    assert_eq!(all_of_type(&s, "Slot").await, before, "regeneration changes no Slot, not even its version");
 }
 
 #[tokio::test]
@@ -213,33 +162,16 @@ async fn narrowing_keeps_the_booked_slot_and_reports_it() {
     world(&s, weekday_mornings(), true).await;
     generate(&s, "2030-12-23", "2030-12-23").await;
     let all = all_of_type(&s, "Slot").await;
-    let late = all
-        .values()
-        .find(|slot| slot["start"] == "2030-12-23T08:30:00+01:00")
-        .unwrap();
+    let late = all.values().find(|slot| slot["start"] == "2030-12-23T08:30:00+01:00").unwrap();
     let late_id = late["id"].as_str().unwrap().to_owned();
     book_ok(&s, &appointment("pat-anna", &[&late_id]), &[]).await;
 
     set_hours(&s, json!({"availableTime": [{"availableStartTime": "07:00:00", "availableEndTime": "08:00:00"}]})).await;
     let summary = generate(&s, "2030-12-23", "2030-12-23").await;
-    assert_eq!(
-        counts(&summary),
-        (2, 0, 1, 1),
-        "07:00 and 07:30 added, free 08:00 removed, booked 08:30 kept: {summary}"
-    );
+    assert_eq!(counts(&summary), (2, 0, 1, 1), "07:00 and 07:30 added, free 08:00 removed, booked 08:30 kept: {summary}");
     let conflict = param(&summary, "conflict").expect("the conflict is listed");
-    assert_eq!(
-        conflict["part"][0]["valueReference"]["reference"],
-        format!("Slot/{late_id}"),
-        "{summary}"
-    );
-    assert!(
-        conflict["part"][2]["valueString"]
-            .as_str()
-            .unwrap()
-            .starts_with("booked by Appointment/"),
-        "{summary}"
-    );
+    assert_eq!(conflict["part"][0]["valueReference"]["reference"], format!("Slot/{late_id}"), "{summary}");
+    assert!(conflict["part"][2]["valueString"].as_str().unwrap().starts_with("booked by Appointment/"), "{summary}");
     assert_eq!(
         slots(&s).await,
         [
@@ -256,8 +188,7 @@ async fn staff_block_a_vacation_with_not_available_time() {
     world(&s, weekday_mornings(), true).await;
     generate(&s, "2031-01-06", "2031-01-10").await;
     let mut hours = weekday_mornings();
-    hours["notAvailableTime"] =
-        json!([{"description": "Urlaub", "during": {"start": "2031-01-07", "end": "2031-01-09"}}]);
+    hours["notAvailableTime"] = json!([{"description": "Urlaub", "during": {"start": "2031-01-07", "end": "2031-01-09"}}]);
     set_hours(&s, hours).await;
     // Monday 2031-01-06 is Epiphany (a public holiday): 8 slots before, Friday's 2 after.
     let summary = generate(&s, "2031-01-06", "2031-01-10").await;
@@ -274,40 +205,20 @@ async fn a_slot_staff_blocked_stays_blocked() {
     put_resource(&s, &blocked).await;
     let summary = generate(&s, "2030-12-23", "2030-12-23").await;
     assert_eq!(counts(&summary), (0, 2, 0, 0), "{summary}");
-    assert_eq!(
-        s.read("Slot", blocked["id"].as_str().unwrap()).await["status"],
-        "busy-unavailable"
-    );
+    assert_eq!(s.read("Slot", blocked["id"].as_str().unwrap()).await["status"], "busy-unavailable");
 }
 
 #[tokio::test]
 async fn bad_input_is_refused_and_changes_nothing() {
     let s = TestServer::start().await;
     world(&s, weekday_mornings(), true).await;
-    let reversed = s
-        .post(
-            "Schedule/sch-gen/$generate-slots",
-            &generation("2030-12-27", "2030-12-23", false),
-        )
-        .await;
+    let reversed = s.post("Schedule/sch-gen/$generate-slots", &generation("2030-12-27", "2030-12-23", false)).await;
     reversed.expect_status(400);
     let no_start = json!({"resourceType": "Parameters", "parameter": [{"name": "end", "valueDate": "2030-12-27"}]});
-    s.post("Schedule/sch-gen/$generate-slots", &no_start)
-        .await
-        .expect_status(400);
-    let too_long = s
-        .post(
-            "Schedule/sch-gen/$generate-slots",
-            &generation("2030-01-01", "2031-06-01", false),
-        )
-        .await;
+    s.post("Schedule/sch-gen/$generate-slots", &no_start).await.expect_status(400);
+    let too_long = s.post("Schedule/sch-gen/$generate-slots", &generation("2030-01-01", "2031-06-01", false)).await;
     too_long.expect_status(400);
-    s.post(
-        "Schedule/nowhere/$generate-slots",
-        &generation("2030-12-23", "2030-12-27", false),
-    )
-    .await
-    .expect_status(404);
+    s.post("Schedule/nowhere/$generate-slots", &generation("2030-12-23", "2030-12-27", false)).await.expect_status(404);
     assert!(starts(&s).await.is_empty());
 }
 
@@ -324,52 +235,22 @@ async fn concurrent_generation_and_booking_lose_no_booking() {
 
     let bookings = ids.iter().map(|id| {
         let s = &s;
-        async move {
-            book(
-                s,
-                &appointment(
-                    if id.len() % 2 == 0 {
-                        "pat-anna"
-                    } else {
-                        "pat-bert"
-                    },
-                    &[id],
-                ),
-                &[],
-            )
-            .await
-        }
+        async move { book(s, &appointment(if id.len() % 2 == 0 { "pat-anna" } else { "pat-bert" }, &[id]), &[]).await }
     });
-    let (results, summary) = tokio::join!(
-        futures::future::join_all(bookings),
-        generate(&s, "2030-12-02", "2030-12-02")
-    );
+    let (results, summary) = tokio::join!(futures::future::join_all(bookings), generate(&s, "2030-12-02", "2030-12-02"));
     let booked: Vec<&Resp> = results.iter().filter(|r| r.code() == 201).collect();
     for r in &results {
-        assert!(
-            r.code() == 201 || r.code() == 409 || r.code() == 404 || r.code() == 422,
-            "{}: {}",
-            r.what(),
-            r.text()
-        );
+        assert!(r.code() == 201 || r.code() == 409 || r.code() == 404 || r.code() == 422, "{}: {}", r.what(), r.text());
     }
     let after = all_of_type(&s, "Slot").await;
     for r in &booked {
         let appointment = param_resource(&r.json(), "appointment");
         for slot in slot_ids(&appointment) {
-            assert_eq!(
-                after.get(&slot).map(|s| s["status"].clone()),
-                Some(json!("busy")),
-                "booked Slot/{slot} lost: {summary}"
-            );
+            assert_eq!(after.get(&slot).map(|s| s["status"].clone()), Some(json!("busy")), "booked Slot/{slot} lost: {summary}");
         }
     }
     let (_, _, removed, conflicts) = counts(&summary);
-    assert_eq!(
-        removed + conflicts,
-        8,
-        "every old slot is either removed or a conflict: {summary}"
-    );
+    assert_eq!(removed + conflicts, 8, "every old slot is either removed or a conflict: {summary}");
 }
 
 /// The extension's StructureDefinition is served, and with validation on a Schedule whose rules
@@ -377,16 +258,10 @@ async fn concurrent_generation_and_booking_lose_no_booking() {
 #[tokio::test]
 async fn the_extension_is_served_and_validated() {
     let s = TestServer::start_with(ServerOptions::new().validation()).await;
-    let definition = s
-        .get("StructureDefinition/slot-generation")
-        .await
-        .expect_status(200)
-        .json();
+    let definition = s.get("StructureDefinition/slot-generation").await.expect_status(200).json();
     assert_eq!(definition["url"], SLOT_GENERATION);
     assert_eq!(definition["context"][0]["expression"], "Schedule");
-    s.get("StructureDefinition/nothing-here")
-        .await
-        .expect_status(404);
+    s.get("StructureDefinition/nothing-here").await.expect_status(404);
 
     let schedule = |duration: Value| {
         json!({
@@ -406,12 +281,7 @@ async fn the_extension_is_served_and_validated() {
         "actor": [{"reference": "Practitioner/nobody"}]});
     let refused = s.post("Schedule", &unknown_rule).await;
     assert_eq!(refused.code(), 422, "{}", refused.text());
-    let stored = s
-        .post(
-            "Schedule",
-            &schedule(json!({"value": 30, "system": "http://unitsofmeasure.org", "code": "min"})),
-        )
-        .await;
+    let stored = s.post("Schedule", &schedule(json!({"value": 30, "system": "http://unitsofmeasure.org", "code": "min"}))).await;
     assert_eq!(stored.code(), 201, "{}", stored.text());
 }
 
@@ -426,19 +296,9 @@ fn background_generation() -> ServerOptions {
 /// Whether generating today to the horizon's last day would change nothing (a dry run): the
 /// background generation has been there.
 async fn horizon_settled(s: &TestServer, days: u32) -> bool {
-    let today = jiff::tz::TimeZone::get("Europe/Vienna")
-        .unwrap()
-        .to_datetime(jiff::Timestamp::now())
-        .date();
-    let last = today
-        .checked_add(jiff::Span::new().days(i64::from(days) - 1))
-        .unwrap();
-    let dry = s
-        .post(
-            "Schedule/sch-gen/$generate-slots",
-            &generation(&today.to_string(), &last.to_string(), true),
-        )
-        .await;
+    let today = jiff::tz::TimeZone::get("Europe/Vienna").unwrap().to_datetime(jiff::Timestamp::now()).date();
+    let last = today.checked_add(jiff::Span::new().days(i64::from(days) - 1)).unwrap();
+    let dry = s.post("Schedule/sch-gen/$generate-slots", &generation(&today.to_string(), &last.to_string(), true)).await;
     let dry = dry.expect_status(200).json();
     let (created, kept, removed, conflicts) = counts(&dry);
     created == 0 && removed == 0 && conflicts == 0 && kept > 0
@@ -450,41 +310,15 @@ async fn horizon_settled(s: &TestServer, days: u32) -> bool {
 async fn the_background_generation_keeps_the_horizon_without_a_request() {
     let s = TestServer::start_with(background_generation()).await;
     world_with_rules(&s, every_day("08:00:00", "09:00:00"), rules_with_horizon(3)).await;
-    until(
-        "the generated slots of three days",
-        Duration::from_secs(60),
-        async || slots(&s).await.len() >= 4,
-    )
-    .await;
-    until(
-        "the horizon generated completely",
-        Duration::from_secs(60),
-        async || horizon_settled(&s, 3).await,
-    )
-    .await;
+    until("the generated slots of three days", Duration::from_secs(60), async || slots(&s).await.len() >= 4).await;
+    until("the horizon generated completely", Duration::from_secs(60), async || horizon_settled(&s, 3).await).await;
     let generated = slots(&s).await;
-    assert!(
-        generated.len() <= 6,
-        "two slots a day for three days at most: {generated:?}"
-    );
-    assert!(
-        generated.iter().all(|(_, status)| status == "free"),
-        "{generated:?}"
-    );
+    assert!(generated.len() <= 6, "two slots a day for three days at most: {generated:?}");
+    assert!(generated.iter().all(|(_, status)| status == "free"), "{generated:?}");
 
     set_hours(&s, every_day("08:00:00", "10:00:00")).await;
-    until(
-        "the widened hours generated",
-        Duration::from_secs(60),
-        async || slots(&s).await.len() > generated.len(),
-    )
-    .await;
-    until(
-        "the widened horizon generated completely",
-        Duration::from_secs(60),
-        async || horizon_settled(&s, 3).await,
-    )
-    .await;
+    until("the widened hours generated", Duration::from_secs(60), async || slots(&s).await.len() > generated.len()).await;
+    until("the widened horizon generated completely", Duration::from_secs(60), async || horizon_settled(&s, 3).await).await;
 }
 
 /// Two nodes on one database both run the background generation: one of them holds the job's
@@ -493,45 +327,20 @@ async fn the_background_generation_keeps_the_horizon_without_a_request() {
 async fn two_nodes_running_the_background_generation_do_not_duplicate_slots() {
     let first = TestServer::start_with(background_generation()).await;
     let second = first.another_node(background_generation()).await;
-    world_with_rules(
-        &first,
-        every_day("08:00:00", "09:00:00"),
-        rules_with_horizon(3),
-    )
-    .await;
-    until(
-        "the horizon generated completely",
-        Duration::from_secs(60),
-        async || horizon_settled(&second, 3).await,
-    )
-    .await;
+    world_with_rules(&first, every_day("08:00:00", "09:00:00"), rules_with_horizon(3)).await;
+    until("the horizon generated completely", Duration::from_secs(60), async || horizon_settled(&second, 3).await).await;
     set_hours(&second, every_day("07:00:00", "09:00:00")).await;
-    until(
-        "the widened hours generated",
-        Duration::from_secs(60),
-        async || {
-            slots(&first)
-                .await
-                .iter()
-                .any(|(start, _)| start.contains("T07:00:00"))
-        },
-    )
+    until("the widened hours generated", Duration::from_secs(60), async || {
+        slots(&first).await.iter().any(|(start, _)| start.contains("T07:00:00"))
+    })
     .await;
-    until(
-        "the widened horizon generated completely",
-        Duration::from_secs(60),
-        async || horizon_settled(&first, 3).await,
-    )
-    .await;
+    until("the widened horizon generated completely", Duration::from_secs(60), async || horizon_settled(&first, 3).await).await;
 
     let stored = slots(&second).await;
     let starts: BTreeSet<&String> = stored.iter().map(|(start, _)| start).collect();
     assert_eq!(starts.len(), stored.len(), "a start twice: {stored:?}");
     let passes = |node: &TestServer| {
-        node.stderr_lines()
-            .iter()
-            .filter(|line| line.contains("generated slots to the schedules' horizons"))
-            .count()
+        node.stderr_lines().iter().filter(|line| line.contains("generated slots to the schedules' horizons")).count()
     };
     let (by_first, by_second) = (passes(&first), passes(&second));
     assert!(

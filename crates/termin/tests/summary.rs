@@ -9,9 +9,7 @@ use support::*;
 const SUBSETTED: &str = "SUBSETTED";
 
 fn is_subsetted(resource: &Value) -> bool {
-    resource["meta"]["tag"]
-        .as_array()
-        .is_some_and(|tags| tags.iter().any(|t| t["code"] == SUBSETTED))
+    resource["meta"]["tag"].as_array().is_some_and(|tags| tags.iter().any(|t| t["code"] == SUBSETTED))
 }
 
 /// A Patient with summary elements (identifier, name, gender), non-summary ones (photo is not,
@@ -29,18 +27,11 @@ fn patient_with_everything() -> Value {
 
 /// Whether an issue is raised by an AT profile rather than by the R5 base definitions.
 fn from_at_profile(issue: &Value) -> bool {
-    issue["diagnostics"]
-        .as_str()
-        .is_some_and(|d| d.contains("(http://hl7.at/fhir/HL7ATCoreProfiles/"))
+    issue["diagnostics"].as_str().is_some_and(|d| d.contains("(http://hl7.at/fhir/HL7ATCoreProfiles/"))
 }
 
 fn names(resource: &Value) -> Vec<&str> {
-    let mut names: Vec<&str> = resource
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let mut names: Vec<&str> = resource.as_object().unwrap().keys().map(String::as_str).collect();
     names.sort_unstable();
     names
 }
@@ -51,80 +42,29 @@ async fn summary_modes_on_search_and_read() {
     let id = id_of(&s.create(&patient_with_everything()).await);
 
     let only = |bundle: Value| bundle["entry"][0]["resource"].clone();
-    let summary = only(
-        s.get("Patient?_summary=true")
-            .await
-            .expect_status(200)
-            .json(),
-    );
-    assert_eq!(
-        names(&summary),
-        ["gender", "id", "identifier", "meta", "name", "resourceType"],
-        "{summary}"
-    );
+    let summary = only(s.get("Patient?_summary=true").await.expect_status(200).json());
+    assert_eq!(names(&summary), ["gender", "id", "identifier", "meta", "name", "resourceType"], "{summary}");
     assert!(is_subsetted(&summary), "{summary}");
 
-    let text = only(
-        s.get("Patient?_summary=text")
-            .await
-            .expect_status(200)
-            .json(),
-    );
-    assert_eq!(
-        names(&text),
-        ["id", "meta", "resourceType", "text"],
-        "{text}"
-    );
+    let text = only(s.get("Patient?_summary=text").await.expect_status(200).json());
+    assert_eq!(names(&text), ["id", "meta", "resourceType", "text"], "{text}");
     assert!(is_subsetted(&text));
 
-    let data = only(
-        s.get("Patient?_summary=data")
-            .await
-            .expect_status(200)
-            .json(),
-    );
-    assert_eq!(
-        names(&data),
-        [
-            "communication",
-            "gender",
-            "id",
-            "identifier",
-            "meta",
-            "name",
-            "resourceType"
-        ]
-    );
+    let data = only(s.get("Patient?_summary=data").await.expect_status(200).json());
+    assert_eq!(names(&data), ["communication", "gender", "id", "identifier", "meta", "name", "resourceType"]);
     assert!(is_subsetted(&data));
 
-    let full = only(
-        s.get("Patient?_summary=false")
-            .await
-            .expect_status(200)
-            .json(),
-    );
+    let full = only(s.get("Patient?_summary=false").await.expect_status(200).json());
     assert!(full.get("text").is_some() && !is_subsetted(&full), "{full}");
 
-    let count = s
-        .get("Patient?_summary=count")
-        .await
-        .expect_status(200)
-        .json();
+    let count = s.get("Patient?_summary=count").await.expect_status(200).json();
     assert_eq!(count["total"], 1);
     assert!(count.get("entry").is_none(), "{count}");
 
     // Reads and vreads too; the stored resource is unchanged.
-    let read = s
-        .get(&format!("Patient/{id}?_summary=true"))
-        .await
-        .expect_status(200)
-        .json();
+    let read = s.get(&format!("Patient/{id}?_summary=true")).await.expect_status(200).json();
     assert_eq!(read, summary);
-    let vread = s
-        .get(&format!("Patient/{id}/_history/1?_summary=text"))
-        .await
-        .expect_status(200)
-        .json();
+    let vread = s.get(&format!("Patient/{id}/_history/1?_summary=text")).await.expect_status(200).json();
     assert_eq!(vread, text);
     assert!(!is_subsetted(&s.read("Patient", &id).await));
 
@@ -133,35 +73,20 @@ async fn summary_modes_on_search_and_read() {
     for subset in [&summary, &text, &data] {
         let mut bare = subset.clone();
         bare.as_object_mut().unwrap().remove("id");
-        let outcome = s
-            .post("Patient/$validate", &bare)
-            .await
-            .expect_status(200)
-            .json();
-        let errors: Vec<&Value> = outcome["issue"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|i| i["severity"] == "error" && !from_at_profile(i))
-            .collect();
+        let outcome = s.post("Patient/$validate", &bare).await.expect_status(200).json();
+        let errors: Vec<&Value> = outcome["issue"].as_array().unwrap().iter().filter(|i| i["severity"] == "error" && !from_at_profile(i)).collect();
         assert!(errors.is_empty(), "{subset}: {outcome}");
     }
 
     s.get("Patient?_summary=maybe").await.outcome(400);
-    s.get(&format!("Patient/{id}?_summary=maybe"))
-        .await
-        .outcome(400);
-    s.get("Patient?_summary=true&_elements=name")
-        .await
-        .outcome(400);
+    s.get(&format!("Patient/{id}?_summary=maybe")).await.outcome(400);
+    s.get("Patient?_summary=true&_elements=name").await.outcome(400);
 }
 
 #[tokio::test]
 async fn summary_keeps_the_mandatory_elements_of_a_slot() {
     let s = TestServer::start().await;
-    let schedule = s
-        .create(&json!({"resourceType": "Schedule", "actor": [{"display": "Dr. A"}]}))
-        .await;
+    let schedule = s.create(&json!({"resourceType": "Schedule", "actor": [{"display": "Dr. A"}]})).await;
     let slot = s
         .create(&json!({
             "resourceType": "Slot",
@@ -172,29 +97,9 @@ async fn summary_keeps_the_mandatory_elements_of_a_slot() {
             "comment": "bring the referral",
         }))
         .await;
-    let text = s
-        .get(&format!("Slot/{}?_summary=text", id_of(&slot)))
-        .await
-        .expect_status(200)
-        .json();
-    assert_eq!(
-        names(&text),
-        [
-            "end",
-            "id",
-            "meta",
-            "resourceType",
-            "schedule",
-            "start",
-            "status"
-        ],
-        "{text}"
-    );
-    let summary = s
-        .get(&format!("Slot/{}?_summary=true", id_of(&slot)))
-        .await
-        .expect_status(200)
-        .json();
+    let text = s.get(&format!("Slot/{}?_summary=text", id_of(&slot))).await.expect_status(200).json();
+    assert_eq!(names(&text), ["end", "id", "meta", "resourceType", "schedule", "start", "status"], "{text}");
+    let summary = s.get(&format!("Slot/{}?_summary=true", id_of(&slot))).await.expect_status(200).json();
     assert!(summary.get("comment").is_none(), "{summary}");
     assert_eq!(summary["status"], "free");
 }

@@ -24,21 +24,14 @@ fn script_dir() -> PathBuf {
 }
 
 async fn demo_server(options: ServerOptions) -> TestServer {
-    TestServer::start_with(
-        options
-            .validation()
-            .arg("--demo")
-            .flag("--demo-scale", "tiny"),
-    )
-    .await
+    TestServer::start_with(options.validation().arg("--demo").flag("--demo-scale", "tiny")).await
 }
 
 /// Runs `scenario` against `server`, failing with the script's output.
 async fn run_scenario(server: &TestServer, scenario: &str) {
     let dir = script_dir();
     assert!(
-        dir.join("node_modules/playwright-core").is_dir()
-            && dir.join("node_modules/axe-core").is_dir(),
+        dir.join("node_modules/playwright-core").is_dir() && dir.join("node_modules/axe-core").is_dir(),
         "the browser test tools are not installed: run ./scripts/test-tools (./scripts/test does)"
     );
     let temporary = tempfile::tempdir().expect("screenshot dir");
@@ -56,9 +49,7 @@ async fn run_scenario(server: &TestServer, scenario: &str) {
         .output();
     let output = tokio::time::timeout(SCENARIO_LIMIT, run)
         .await
-        .unwrap_or_else(|_| {
-            panic!("web app scenario {scenario} did not finish within {SCENARIO_LIMIT:?}")
-        })
+        .unwrap_or_else(|_| panic!("web app scenario {scenario} did not finish within {SCENARIO_LIMIT:?}"))
         .expect("run node web_app.mjs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -66,20 +57,9 @@ async fn run_scenario(server: &TestServer, scenario: &str) {
         output.status.success(),
         "web app scenario {scenario} failed ({}):\n{stdout}\n{stderr}\nserver log tail:\n{}",
         output.status,
-        server
-            .stderr_lines()
-            .iter()
-            .rev()
-            .take(20)
-            .rev()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
+        server.stderr_lines().iter().rev().take(20).rev().cloned().collect::<Vec<_>>().join("\n")
     );
-    assert!(
-        stdout.contains(&format!("web app scenario {scenario}: passed")),
-        "{stdout}\n{stderr}"
-    );
+    assert!(stdout.contains(&format!("web app scenario {scenario}: passed")), "{stdout}\n{stderr}");
 }
 
 /// A patient books (search → hold → details with the SVNR check → book → confirmation with
@@ -117,16 +97,10 @@ async fn staff_log_in_by_smart_on_fhir_when_authorization_is_on() {
     // The demo's first practitioner role (of seed-schedule-0) is the one who logs in.
     let provider = start_provider_with(
         &[],
-        &[(
-            "termin-web",
-            "http://127.0.0.1/staff",
-            "openid fhirUser user/*.cruds",
-        )],
+        &[("termin-web", "http://127.0.0.1/staff", "openid fhirUser user/*.cruds")],
         &[("verena", "PractitionerRole/seed-role-0")],
     );
-    let options = ServerOptions::new()
-        .flag("--auth-issuer", &provider.issuer)
-        .flag("--auth-audience", "termin-api");
+    let options = ServerOptions::new().flag("--auth-issuer", &provider.issuer).flag("--auth-audience", "termin-api");
     let server = demo_server(options).await;
     run_scenario(&server, "login").await;
 }
@@ -145,34 +119,14 @@ async fn the_pages_and_their_assets_are_served_by_termin() {
         let response = client.get(server.root_url(path)).send().await.expect(path);
         assert_eq!(response.status(), 200, "{path}");
         assert_eq!(response.headers()["content-type"], content_type, "{path}");
-        assert!(
-            response.headers().contains_key("x-request-id"),
-            "{path} passes the API's layers"
-        );
+        assert!(response.headers().contains_key("x-request-id"), "{path} passes the API's layers");
         let etag = response.headers()["etag"].clone();
-        let again = client
-            .get(server.root_url(path))
-            .header("if-none-match", etag)
-            .send()
-            .await
-            .expect(path);
+        let again = client.get(server.root_url(path)).header("if-none-match", etag).send().await.expect(path);
         assert_eq!(again.status(), 304, "{path}");
     }
     // The FHIR API is unchanged beside it, and unknown paths are still FHIR's 404.
     server.get("metadata").await.expect_status(200);
-    let unknown = client
-        .get(server.root_url("/nowhere"))
-        .send()
-        .await
-        .unwrap();
+    let unknown = client.get(server.root_url("/nowhere")).send().await.unwrap();
     assert_eq!(unknown.status(), 404);
-    assert_eq!(
-        client
-            .get(server.root_url("/app/missing.js"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(client.get(server.root_url("/app/missing.js")).send().await.unwrap().status(), 404);
 }

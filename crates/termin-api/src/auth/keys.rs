@@ -37,10 +37,9 @@ pub enum KeySource {
 
 impl KeySource {
     pub fn from_file(path: &Path) -> Result<KeySource, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read auth-jwks {}: {e}", path.display()))?;
-        let keys: JwkSet = serde_json::from_str(&text)
-            .map_err(|e| format!("auth-jwks {} is not a JWK set: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read auth-jwks {}: {e}", path.display()))?;
+        let keys: JwkSet =
+            serde_json::from_str(&text).map_err(|e| format!("auth-jwks {} is not a JWK set: {e}", path.display()))?;
         if keys.keys.is_empty() {
             return Err(format!("auth-jwks {} holds no keys", path.display()));
         }
@@ -61,12 +60,7 @@ impl KeySource {
             KeySource::File(_) => None,
             KeySource::Discovery(discovery) => {
                 discovery.keys(false).await;
-                discovery
-                    .cache
-                    .read()
-                    .await
-                    .as_ref()
-                    .map(|c| c.metadata.clone())
+                discovery.cache.read().await.as_ref().map(|c| c.metadata.clone())
             }
         }
     }
@@ -123,9 +117,7 @@ impl Discovery {
             None => true,
             Some(fetched) if fetched.elapsed() >= KEYS_MAX_AGE => true,
             // Another request may have fetched while this one waited for the lock.
-            Some(_) if unknown_kid => {
-                last_refetch.is_none_or(|t| t.elapsed() >= UNKNOWN_KEY_REFETCH_INTERVAL)
-            }
+            Some(_) if unknown_kid => last_refetch.is_none_or(|t| t.elapsed() >= UNKNOWN_KEY_REFETCH_INTERVAL),
             Some(_) => false,
         };
         if due {
@@ -141,9 +133,7 @@ impl Discovery {
                     });
                 }
                 // The cached keys stay in use while the provider is down.
-                Err(error) => {
-                    tracing::warn!(issuer = %self.issuer, %error, "cannot fetch the identity provider's keys")
-                }
+                Err(error) => tracing::warn!(issuer = %self.issuer, %error, "cannot fetch the identity provider's keys"),
             }
         }
         self.cache.read().await.as_ref().map(|c| c.keys.clone())
@@ -155,22 +145,14 @@ impl Discovery {
         if let Some(issuer) = &metadata.issuer
             && issuer.trim_end_matches('/') != self.issuer
         {
-            return Err(format!(
-                "{url} names the issuer {issuer:?}, not {:?}",
-                self.issuer
-            ));
+            return Err(format!("{url} names the issuer {issuer:?}, not {:?}", self.issuer));
         }
         let keys: JwkSet = self.get_json(&metadata.jwks_uri).await?;
         Ok((metadata, keys))
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, String> {
-        let response = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
+        let response = self.client.get(url).send().await.map_err(|e| format!("GET {url}: {e}"))?;
         if !response.status().is_success() {
             return Err(format!("GET {url}: {}", response.status()));
         }

@@ -13,11 +13,11 @@ pub use public_booking::PublicBooking;
 pub use token::{Authenticator, Caller};
 
 use crate::SharedState;
-use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::operations::{self, Routed};
 use crate::registry::Interaction;
 use axum::RequestExt;
+use crate::context::Ctx;
 use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -52,13 +52,8 @@ pub const SCOPES_SUPPORTED: [&str; 7] = [
 
 /// What Termin as a resource server supports of SMART App Launch (clients and launch are
 /// the identity provider's business).
-pub const CAPABILITIES: [&str; 5] = [
-    "launch-standalone",
-    "permission-v1",
-    "permission-v2",
-    "permission-user",
-    "sso-openid-connect",
-];
+pub const CAPABILITIES: [&str; 5] =
+    ["launch-standalone", "permission-v1", "permission-v2", "permission-user", "sso-openid-connect"];
 
 /// Authorization settings; absent, the server runs unauthenticated.
 pub struct Authorization {
@@ -71,19 +66,12 @@ pub struct Authorization {
 
 impl Authorization {
     fn is_public(&self, resource: ResourceType, permission: Permission) -> bool {
-        self.public_read
-            && matches!(permission, Permission::Read | Permission::Search)
-            && DIRECTORY.contains(&resource)
+        self.public_read && matches!(permission, Permission::Read | Permission::Search) && DIRECTORY.contains(&resource)
     }
 
     /// Whether the caller may see resources of `resource` (for resources a search adds or
     /// reaches through other types: includes, chains, `_has`).
-    pub fn may(
-        &self,
-        ctx: &RequestContext,
-        resource: ResourceType,
-        permission: Permission,
-    ) -> bool {
+    pub fn may(&self, ctx: &RequestContext, resource: ResourceType, permission: Permission) -> bool {
         self.is_public(resource, permission) || ctx.may(resource, permission)
     }
 }
@@ -91,23 +79,11 @@ impl Authorization {
 /// A search that reaches other types through chains or `_has` needs to be allowed to search
 /// them too: otherwise it could probe, say, whether a patient has appointments. `Err` names
 /// the first type it may not search.
-pub fn check_reach(
-    auth: &Authorization,
-    ctx: &RequestContext,
-    conditions: &[Condition],
-) -> Result<(), ApiError> {
+pub fn check_reach(auth: &Authorization, ctx: &RequestContext, conditions: &[Condition]) -> Result<(), ApiError> {
     for condition in conditions {
         let (reached, inner) = match condition {
-            Condition::Chain {
-                target_type,
-                condition,
-                ..
-            } => (Some(*target_type), std::slice::from_ref(&**condition)),
-            Condition::ReferencedBy {
-                source_type,
-                condition,
-                ..
-            } => (Some(*source_type), std::slice::from_ref(&**condition)),
+            Condition::Chain { target_type, condition, .. } => (Some(*target_type), std::slice::from_ref(&**condition)),
+            Condition::ReferencedBy { source_type, condition, .. } => (Some(*source_type), std::slice::from_ref(&**condition)),
             Condition::Not(condition) => (None, std::slice::from_ref(&**condition)),
             Condition::Any(conditions) => (None, conditions.as_slice()),
             _ => (None, &[][..]),
@@ -152,9 +128,7 @@ fn need(method: &Method, path: &str, params: &RawPathParams) -> Need {
     };
     match operations::routed(method, path) {
         Some(Routed::Operation(op)) if op.resources.contains(&resource_type) => {
-            op.needs.map_or(Need::Token, |(resource, permission)| {
-                Need::Access(resource, permission)
-            })
+            op.needs.map_or(Need::Token, |(resource, permission)| Need::Access(resource, permission))
         }
         // The handler answers that there is no such operation.
         Some(_) => Need::Token,
@@ -171,17 +145,12 @@ fn public_booking_route(method: &Method, path: &str, params: &RawPathParams) -> 
     let param = |name: &str| params.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
     let resource_type = param("type")?.parse::<ResourceType>().ok()?;
     match operations::routed(method, path) {
-        Some(Routed::Operation(op))
-            if operations::PUBLIC_BOOKING.contains(&op)
-                && op.resources.contains(&resource_type) =>
-        {
+        Some(Routed::Operation(op)) if operations::PUBLIC_BOOKING.contains(&op) && op.resources.contains(&resource_type) => {
             Some(Admitted::Book)
         }
         Some(_) => None,
         None => match Interaction::of(method, path)? {
-            Interaction::Read | Interaction::Update | Interaction::Patch
-                if resource_type == ResourceType::Appointment =>
-            {
+            Interaction::Read | Interaction::Update | Interaction::Patch if resource_type == ResourceType::Appointment => {
                 Some(Admitted::Appointment(param("id")?.to_owned()))
             }
             _ => None,
@@ -191,27 +160,18 @@ fn public_booking_route(method: &Method, path: &str, params: &RawPathParams) -> 
 
 /// Admits an anonymous request under `--public-booking` (marked with what it was admitted
 /// for), or answers it: 429 over the rate limit, 401 without a secret, 404 with a wrong one.
-async fn admit_anonymous(
-    state: &SharedState,
-    public: &PublicBooking,
-    route: Admitted,
-    mut request: Request,
-) -> Result<Request, Response> {
+async fn admit_anonymous(state: &SharedState, public: &PublicBooking, route: Admitted, mut request: Request) -> Result<Request, Response> {
     let address = crate::context::client_address(request.extensions());
     match &route {
         Admitted::Book => {
-            if let Err(retry_after) =
-                public.admit(address.as_deref().unwrap_or_default(), Instant::now())
-            {
+            if let Err(retry_after) = public.admit(address.as_deref().unwrap_or_default(), Instant::now()) {
                 metrics::counter!("termin_public_booking_throttled_total").increment(1);
                 return Err(public_booking::too_many_requests(retry_after));
             }
         }
         Admitted::Appointment(id) => {
             let Some(secret) = public_booking::access_secret(request.headers()) else {
-                return Err(unauthorized(
-                    "This request needs an access token (Authorization: Bearer <token>)",
-                ));
+                return Err(unauthorized("This request needs an access token (Authorization: Bearer <token>)"));
             };
             match state.domain.scheduling.opens_appointment(id, secret).await {
                 Ok(true) => {}
@@ -219,21 +179,12 @@ async fn admit_anonymous(
                     // A wrong secret is recorded like any refused attempt, and answered as an
                     // unknown Appointment.
                     let (mut parts, _) = request.into_parts();
-                    let Ok(Ctx(caller)) =
-                        <Ctx as FromRequestParts<()>>::from_request_parts(&mut parts, &()).await;
-                    let path = parts
-                        .extensions
-                        .get::<MatchedPath>()
-                        .map(|p| p.as_str().to_owned())
-                        .unwrap_or_default();
-                    let (action, interaction) =
-                        crate::audit::action(&parts.method, Interaction::of(&parts.method, &path));
+                    let Ok(Ctx(caller)) = <Ctx as FromRequestParts<()>>::from_request_parts(&mut parts, &()).await;
+                    let path = parts.extensions.get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
+                    let (action, interaction) = crate::audit::action(&parts.method, Interaction::of(&parts.method, &path));
                     let mut record = AuditRecord::new(action, interaction);
                     record.resources.push(format!("Appointment/{id}"));
-                    state
-                        .domain
-                        .audit_denied(&caller, record, StatusCode::NOT_FOUND.as_u16())
-                        .await;
+                    state.domain.audit_denied(&caller, record, StatusCode::NOT_FOUND.as_u16()).await;
                     return Err(public_booking::not_found(id));
                 }
                 Err(e) => return Err(ApiError::from(e).into_response()),
@@ -249,13 +200,9 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, String> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let text = value
-        .to_str()
-        .map_err(|_| "the Authorization header is not ASCII".to_owned())?;
+    let text = value.to_str().map_err(|_| "the Authorization header is not ASCII".to_owned())?;
     match text.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
             Ok(Some(token.trim()))
         }
         _ => Err("the Authorization header must be \"Bearer <access token>\"".to_owned()),
@@ -263,24 +210,13 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, String> {
 }
 
 /// Middleware on every routed request (see the module documentation).
-pub async fn authorize(
-    State(state): State<SharedState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn authorize(State(state): State<SharedState>, mut request: Request, next: Next) -> Response {
     let Some(auth) = &state.auth else {
         return next.run(request).await;
     };
-    let path = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
+    let path = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
     let (need, public_route) = match request.extract_parts::<RawPathParams>().await {
-        Ok(params) => (
-            need(request.method(), &path, &params),
-            public_booking_route(request.method(), &path, &params),
-        ),
+        Ok(params) => (need(request.method(), &path, &params), public_booking_route(request.method(), &path, &params)),
         // Undecodable path segments: the handler answers 400 whoever asks.
         Err(_) => (Need::Nothing, None),
     };
@@ -299,22 +235,17 @@ pub async fn authorize(
         Err(why) => return unauthorized(&why),
     };
     match (need, caller) {
-        (Need::Access(resource, permission), None) if auth.is_public(resource, permission) => {
-            next.run(request).await
-        }
+        (Need::Access(resource, permission), None) if auth.is_public(resource, permission) => next.run(request).await,
         (Need::Entries, None) => next.run(request).await,
         (_, None) => match (&auth.public_booking, public_route) {
-            (Some(public), Some(route)) => {
-                match admit_anonymous(&state, public, route, request).await {
-                    Ok(request) => next.run(request).await,
-                    Err(response) => response,
-                }
-            }
+            (Some(public), Some(route)) => match admit_anonymous(&state, public, route, request).await {
+                Ok(request) => next.run(request).await,
+                Err(response) => response,
+            },
             _ => unauthorized("This request needs an access token (Authorization: Bearer <token>)"),
         },
         (Need::Access(resource, permission), Some(caller))
-            if !auth.is_public(resource, permission)
-                && !caller.scopes.iter().any(|s| s.grants(resource, permission)) =>
+            if !auth.is_public(resource, permission) && !caller.scopes.iter().any(|s| s.grants(resource, permission)) =>
         {
             // The audit trail records who was refused.
             let mut response = forbidden(resource, permission);
@@ -345,10 +276,7 @@ pub fn authorize_entry(
         (true, _) => Ok(()),
         (false, termin_store::Principal::Anonymous) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            Issue::error(
-                IssueCode::Login,
-                "This request needs an access token (Authorization: Bearer <token>)",
-            ),
+            Issue::error(IssueCode::Login, "This request needs an access token (Authorization: Bearer <token>)"),
         )),
         (false, _) => Err(forbidden_error(resource, permission)),
     }
@@ -356,19 +284,13 @@ pub fn authorize_entry(
 
 /// 401 with the `WWW-Authenticate` challenge of RFC 6750.
 fn unauthorized(why: &str) -> Response {
-    let mut response = ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        Issue::error(IssueCode::Login, why),
-    )
-    .into_response();
+    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, Issue::error(IssueCode::Login, why)).into_response();
     let challenge = format!(
         "Bearer realm=\"termin\", error=\"invalid_token\", error_description=\"{}\"",
         why.replace(['"', '\\'], "'")
     );
     if let Ok(value) = HeaderValue::from_str(&challenge) {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, value);
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
     }
     response
 }
@@ -387,12 +309,8 @@ fn forbidden_error(resource: ResourceType, permission: Permission) -> ApiError {
 fn forbidden(resource: ResourceType, permission: Permission) -> Response {
     let scope = format!("{resource}.{}", permission.letter());
     let mut response = forbidden_error(resource, permission).into_response();
-    if let Ok(value) = HeaderValue::from_str(&format!(
-        "Bearer realm=\"termin\", error=\"insufficient_scope\", scope=\"user/{scope}\""
-    )) {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, value);
+    if let Ok(value) = HeaderValue::from_str(&format!("Bearer realm=\"termin\", error=\"insufficient_scope\", scope=\"user/{scope}\"")) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
     }
     response
 }
@@ -405,15 +323,9 @@ mod tests {
     fn reads_bearer_headers() {
         let mut headers = HeaderMap::new();
         assert_eq!(bearer(&headers), Ok(None));
-        headers.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer abc.def.ghi"),
-        );
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc.def.ghi"));
         assert_eq!(bearer(&headers), Ok(Some("abc.def.ghi")));
-        headers.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("bearer  x "),
-        );
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer  x "));
         assert_eq!(bearer(&headers), Ok(Some("x")));
         for bad in ["Basic dXNlcjpwdw==", "Bearer", "Bearer ", "abc"] {
             headers.insert(header::AUTHORIZATION, HeaderValue::from_static(bad));

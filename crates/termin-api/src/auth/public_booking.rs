@@ -37,10 +37,7 @@ struct Bucket {
 
 impl PublicBooking {
     pub fn new(limit_per_hour: u32) -> Self {
-        PublicBooking {
-            limit: limit_per_hour.max(1),
-            buckets: Mutex::new(HashMap::new()),
-        }
+        PublicBooking { limit: limit_per_hour.max(1), buckets: Mutex::new(HashMap::new()) }
     }
 
     fn per_second(&self) -> f64 {
@@ -52,14 +49,8 @@ impl PublicBooking {
     pub fn admit(&self, address: &str, now: Instant) -> Result<(), Duration> {
         let capacity = f64::from(self.limit);
         let rate = self.per_second();
-        let refilled = |bucket: &Bucket| {
-            (bucket.tokens + now.saturating_duration_since(bucket.updated).as_secs_f64() * rate)
-                .min(capacity)
-        };
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let refilled = |bucket: &Bucket| (bucket.tokens + now.saturating_duration_since(bucket.updated).as_secs_f64() * rate).min(capacity);
+        let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if buckets.len() >= MAX_TRACKED && !buckets.contains_key(address) {
             buckets.retain(|_, bucket| refilled(bucket) < capacity);
             if buckets.len() >= MAX_TRACKED {
@@ -68,22 +59,13 @@ impl PublicBooking {
                 buckets.clear();
             }
         }
-        let bucket = buckets.entry(address.to_owned()).or_insert(Bucket {
-            tokens: capacity,
-            updated: now,
-        });
+        let bucket = buckets.entry(address.to_owned()).or_insert(Bucket { tokens: capacity, updated: now });
         let tokens = refilled(bucket);
         if tokens >= 1.0 {
-            *bucket = Bucket {
-                tokens: tokens - 1.0,
-                updated: now,
-            };
+            *bucket = Bucket { tokens: tokens - 1.0, updated: now };
             Ok(())
         } else {
-            *bucket = Bucket {
-                tokens,
-                updated: now,
-            };
+            *bucket = Bucket { tokens, updated: now };
             Err(Duration::from_secs_f64((1.0 - tokens) / rate))
         }
     }
@@ -91,11 +73,7 @@ impl PublicBooking {
 
 /// The access secret the request presents, if any.
 pub fn access_secret(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(ACCESS_SECRET)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
+    headers.get(ACCESS_SECRET).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// 429 with `Retry-After` (whole seconds, rounded up).
@@ -104,27 +82,15 @@ pub fn too_many_requests(retry_after: Duration) -> Response {
     let why = format!(
         "Too many holds and bookings without an access token from this address; try again in {seconds} seconds"
     );
-    let mut response = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        Issue::error(IssueCode::Throttled, why),
-    )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    let mut response = ApiError::new(StatusCode::TOO_MANY_REQUESTS, Issue::error(IssueCode::Throttled, why)).into_response();
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     response
 }
 
 /// 404, as for an Appointment that does not exist: a wrong secret reveals nothing.
 pub fn not_found(id: &str) -> Response {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        Issue::error(
-            IssueCode::NotFound,
-            format!("Appointment/{id} is not known"),
-        ),
-    )
-    .into_response()
+    ApiError::new(StatusCode::NOT_FOUND, Issue::error(IssueCode::NotFound, format!("Appointment/{id} is not known")))
+        .into_response()
 }
 
 #[cfg(test)]
@@ -139,30 +105,11 @@ mod tests {
             assert_eq!(limiter.admit("10.0.0.1", start), Ok(()));
         }
         let wait = limiter.admit("10.0.0.1", start).unwrap_err();
-        assert_eq!(
-            wait.as_secs(),
-            1200,
-            "one request per 20 minutes at 3 per hour"
-        );
-        assert_eq!(
-            limiter.admit("10.0.0.2", start),
-            Ok(()),
-            "another address has its own bucket"
-        );
-        assert!(
-            limiter
-                .admit("10.0.0.1", start + Duration::from_secs(1199))
-                .is_err()
-        );
-        assert_eq!(
-            limiter.admit("10.0.0.1", start + Duration::from_secs(1201)),
-            Ok(())
-        );
-        assert!(
-            limiter
-                .admit("10.0.0.1", start + Duration::from_secs(1202))
-                .is_err()
-        );
+        assert_eq!(wait.as_secs(), 1200, "one request per 20 minutes at 3 per hour");
+        assert_eq!(limiter.admit("10.0.0.2", start), Ok(()), "another address has its own bucket");
+        assert!(limiter.admit("10.0.0.1", start + Duration::from_secs(1199)).is_err());
+        assert_eq!(limiter.admit("10.0.0.1", start + Duration::from_secs(1201)), Ok(()));
+        assert!(limiter.admit("10.0.0.1", start + Duration::from_secs(1202)).is_err());
     }
 
     #[test]

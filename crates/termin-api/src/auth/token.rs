@@ -47,22 +47,14 @@ struct Claims {
 fn scope_text(value: Option<Value>) -> String {
     match value {
         Some(Value::String(text)) => text,
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(" "),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "),
         _ => String::new(),
     }
 }
 
 impl Authenticator {
     pub fn new(issuer: String, audience: String, keys: KeySource) -> Self {
-        Authenticator {
-            issuer,
-            audience,
-            keys,
-        }
+        Authenticator { issuer, audience, keys }
     }
 
     pub fn issuer(&self) -> &str {
@@ -75,43 +67,25 @@ impl Authenticator {
 
     /// Validates a bearer token; the error says why it was refused (for the client and log).
     pub async fn validate(&self, token: &str) -> Result<Caller, String> {
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|e| format!("the token is not a signed JWT ({e})"))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|e| format!("the token is not a signed JWT ({e})"))?;
         if !is_asymmetric(header.alg) {
-            return Err(format!(
-                "tokens signed with {:?} are not accepted",
-                header.alg
-            ));
+            return Err(format!("tokens signed with {:?} are not accepted", header.alg));
         }
         let kid = header.kid.as_deref();
-        let mut keys = self
-            .keys
-            .keys(false)
-            .await
-            .ok_or("the identity provider's keys are not available")?;
+        let mut keys = self.keys.keys(false).await.ok_or("the identity provider's keys are not available")?;
         if let Some(kid) = kid
             && keys.find(kid).is_none()
         {
-            keys = self
-                .keys
-                .keys(true)
-                .await
-                .ok_or("the identity provider's keys are not available")?;
+            keys = self.keys.keys(true).await.ok_or("the identity provider's keys are not available")?;
         }
         let candidates: Vec<&Jwk> = match kid {
             Some(kid) => keys.find(kid).into_iter().collect(),
             None => keys.keys.iter().collect(),
         };
-        let candidates: Vec<&Jwk> = candidates
-            .into_iter()
-            .filter(|jwk| fits(jwk, header.alg))
-            .collect();
+        let candidates: Vec<&Jwk> = candidates.into_iter().filter(|jwk| fits(jwk, header.alg)).collect();
         if candidates.is_empty() {
             return Err(match kid {
-                Some(kid) => format!(
-                    "the token's key {kid:?} is not one of the provider's {:?} keys",
-                    header.alg
-                ),
+                Some(kid) => format!("the token's key {kid:?} is not one of the provider's {:?} keys", header.alg),
                 None => format!("the provider has no key for {:?}", header.alg),
             });
         }
@@ -123,8 +97,7 @@ impl Authenticator {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let mut last_error = String::new();
         for jwk in candidates {
-            let key = DecodingKey::from_jwk(jwk)
-                .map_err(|e| format!("the provider's key is unusable ({e})"))?;
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("the provider's key is unusable ({e})"))?;
             match jsonwebtoken::decode::<Claims>(token, &key, &validation) {
                 Ok(data) => return Ok(caller(data.claims)),
                 Err(e) => last_error = describe(&e),
@@ -180,12 +153,7 @@ fn fits(jwk: &Jwk, alg: Algorithm) -> bool {
     let kind_fits = match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => matches!(
             alg,
-            Algorithm::RS256
-                | Algorithm::RS384
-                | Algorithm::RS512
-                | Algorithm::PS256
-                | Algorithm::PS384
-                | Algorithm::PS512
+            Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512
         ),
         AlgorithmParameters::EllipticCurve(ec) => matches!(
             (&ec.curve, alg),

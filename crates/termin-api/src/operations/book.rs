@@ -1,9 +1,6 @@
 //! `Appointment/$book`: book a proposed Appointment on the Slots it names.
 
-use super::{
-    Answer, Invocation, Operation, StateChangeInput, outcome_resource, param_path, parameter,
-    parameters, resource_param,
-};
+use super::{Answer, Invocation, Operation, StateChangeInput, outcome_resource, param_path, parameter, parameters, resource_param};
 use crate::SharedState;
 use crate::error::ApiError;
 use crate::format::FhirResponse;
@@ -30,57 +27,20 @@ pub const BOOK: Operation = Operation {
 
 fn definition_parameters() -> Value {
     json!([
-        parameter(
-            "appointment-resource",
-            "in",
-            1,
-            "1",
-            "Appointment",
-            "The Appointment to book, with status proposed."
-        ),
-        parameter(
-            "hold-token",
-            "in",
-            0,
-            "*",
-            "string",
-            "Termin: tokens of holds on the Appointment's slots (also accepted as the X-Hold-Token header)."
-        ),
-        parameter(
-            "appointment",
-            "out",
-            1,
-            "1",
-            "Appointment",
-            "The Appointment: booked, pending (awaiting confirmation) or cancelled (rejected, not stored)."
-        ),
-        parameter(
-            "outcome",
-            "out",
-            1,
-            "1",
-            "OperationOutcome",
-            "What happened."
-        ),
-        parameter(
-            "access-secret",
-            "out",
-            0,
-            "1",
-            "string",
+        parameter("appointment-resource", "in", 1, "1", "Appointment",
+            "The Appointment to book, with status proposed."),
+        parameter("hold-token", "in", 0, "*", "string",
+            "Termin: tokens of holds on the Appointment's slots (also accepted as the X-Hold-Token header)."),
+        parameter("appointment", "out", 1, "1", "Appointment",
+            "The Appointment: booked, pending (awaiting confirmation) or cancelled (rejected, not stored)."),
+        parameter("outcome", "out", 1, "1", "OperationOutcome", "What happened."),
+        parameter("access-secret", "out", 0, "1", "string",
             "Termin: for a booking without an access token (--public-booking), the secret that alone reaches the \
-             Appointment again: send it as the X-Access-Secret header to read, cancel or move it. Returned once."
-        ),
-        parameter(
-            "alternative",
-            "out",
-            0,
-            "*",
-            "",
+             Appointment again: send it as the X-Access-Secret header to read, cancel or move it. Returned once."),
+        parameter("alternative", "out", 0, "*", "",
             "Termin: when the booking is rejected because a slot is taken, up to five free slots of the same \
              Schedule to offer instead, nearest to the wanted start first; one per slot, with parts slot \
-             (Reference) and start (instant)."
-        ),
+             (Reference) and start (instant)."),
     ])
 }
 
@@ -90,18 +50,15 @@ async fn book(state: SharedState, call: Invocation) -> Answer {
     let input = StateChangeInput::read(&body, call.resource_type)?;
     let appointment = match &input {
         StateChangeInput::Resource(appointment) => Some(*appointment),
-        StateChangeInput::Parameters(parameters) => parameters
-            .named("appointment-resource")
-            .find_map(|entry| entry.get("resource").and_then(Value::as_object)),
+        StateChangeInput::Parameters(parameters) => {
+            parameters.named("appointment-resource").find_map(|entry| entry.get("resource").and_then(Value::as_object))
+        }
     }
     .cloned()
     .ok_or_else(|| {
         ApiError::bad_request(
-            Issue::error(
-                IssueCode::Required,
-                "appointment-resource with the proposed Appointment is required",
-            )
-            .at(param_path("appointment-resource")),
+            Issue::error(IssueCode::Required, "appointment-resource with the proposed Appointment is required")
+                .at(param_path("appointment-resource")),
         )
     })?;
     let ctx = input.context(call.ctx);
@@ -128,10 +85,7 @@ async fn book(state: SharedState, call: Invocation) -> Answer {
     }));
     let mut response = FhirResponse::new(status, call.format).json(parameters(entries));
     if let Some(version) = &booking.version {
-        let location = format!(
-            "{}/Appointment/{}/_history/{}",
-            call.base.0, version.id, version.version
-        );
+        let location = format!("{}/Appointment/{}/_history/{}", call.base.0, version.id, version.version);
         response = response
             .header(header::LOCATION, &location)
             .header(header::ETAG, &format!("W/\"{}\"", version.version));

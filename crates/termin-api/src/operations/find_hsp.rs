@@ -34,111 +34,40 @@ pub const FIND_HSP: Operation = Operation {
 
 fn definition_parameters() -> Value {
     json!([
-        parameter(
-            "healthcareService-reference",
-            "in",
-            0,
-            "1",
-            "Reference",
+        parameter("healthcareService-reference", "in", 0, "1", "Reference",
             "The HealthcareService (a reference, a logical reference by identifier — `system|value` in a GET — \
-             or the resource inline as `resource`); it SHALL be active."
-        ),
-        parameter(
-            "healthcareService-category",
-            "in",
-            0,
-            "1",
-            "string",
-            "Category code as system|code."
-        ),
-        parameter(
-            "healthcareService-type",
-            "in",
-            0,
-            "1",
-            "string",
-            "Type code as system|code (the IG example's `healthcareService-type=system|code` form is read too)."
-        ),
-        parameter(
-            "healthcareService-specialty",
-            "in",
-            0,
-            "1",
-            "string",
-            "Specialty code as system|code."
-        ),
-        parameter(
-            "healthcareService-location",
-            "in",
-            0,
-            "*",
-            "Reference",
-            "Wanted Location (reference or identifier)."
-        ),
-        parameter(
-            "healthcareService-zipCodeArea",
-            "in",
-            0,
-            "*",
-            "string",
-            "Wanted zip code area; a prefix covers the area (53 covers 5300-5399)."
-        ),
-        parameter(
-            "healthcareService-availability",
-            "in",
-            0,
-            "*",
-            "Availability",
-            "Wanted times (POST only)."
-        ),
-        parameter(
-            "availability-until",
-            "in",
-            0,
-            "1",
-            "dateTime",
+             or the resource inline as `resource`); it SHALL be active."),
+        parameter("healthcareService-category", "in", 0, "1", "string", "Category code as system|code."),
+        parameter("healthcareService-type", "in", 0, "1", "string",
+            "Type code as system|code (the IG example's `healthcareService-type=system|code` form is read too)."),
+        parameter("healthcareService-specialty", "in", 0, "1", "string", "Specialty code as system|code."),
+        parameter("healthcareService-location", "in", 0, "*", "Reference", "Wanted Location (reference or identifier)."),
+        parameter("healthcareService-zipCodeArea", "in", 0, "*", "string",
+            "Wanted zip code area; a prefix covers the area (53 covers 5300-5399)."),
+        parameter("healthcareService-availability", "in", 0, "*", "Availability", "Wanted times (POST only)."),
+        parameter("availability-until", "in", 0, "1", "dateTime",
             "Termin: how far ahead availability and free slots are looked at (a date includes that day); \
-             default 28 days, at most 90 days ahead (else 400)."
-        ),
-        parameter(
-            "near",
-            "in",
-            0,
-            "1",
-            "string",
+             default 28 days, at most 90 days ahead (else 400)."),
+        parameter("near", "in", 0, "1", "string",
             "Termin: latitude|longitude|distance|unit as R5's `near` (unit km, m, [mi_i] or [mi_us], default km; distance \
              default near-distance, else 10 km): providers at Locations whose position lies within the distance, \
-             nearest first."
-        ),
-        parameter(
-            "near-distance",
-            "in",
-            0,
-            "1",
-            "string",
+             nearest first."),
+        parameter("near-distance", "in", 0, "1", "string",
             "Termin: distance|unit around `near` (when it names none) and around each healthcareService-location \
-             that has a position (default 10 km): Locations within it are wanted places too, nearest first."
-        ),
-        parameter(
-            "return",
-            "out",
-            1,
-            "1",
-            "Bundle",
+             that has a position (default 10 km): Locations within it are wanted places too, nearest first."),
+        parameter("return", "out", 1, "1", "Bundle",
             "searchset: matching HealthcareServices (match), their providers (include) and an OperationOutcome \
              (outcome) naming each provider's earliest free slot in the wanted time. The IG's definition names \
              this output `result` while its example answers with the Bundle itself; Termin answers with the \
              Bundle itself, which FHIR spells as the single out parameter `return`. Termin: each match entry \
              (a HealthcareService) carries, per provider with a free slot, the entry extension \
              https://termin.at/fhir/StructureDefinition/earliest-free-slot with the sub-extensions provider \
-             (valueReference), slot (valueReference) and start (valueInstant) — the same as the outcome's notes."
-        ),
+             (valueReference), slot (valueReference) and start (valueInstant) — the same as the outcome's notes."),
     ])
 }
 
 /// The Bundle entry extension naming a provider's earliest free slot for the matched service.
-pub const EARLIEST_FREE_SLOT_URL: &str =
-    "https://termin.at/fhir/StructureDefinition/earliest-free-slot";
+pub const EARLIEST_FREE_SLOT_URL: &str = "https://termin.at/fhir/StructureDefinition/earliest-free-slot";
 
 /// Carries a POSTed Parameters body in `next` links, so later pages work as GETs on any node.
 const PARAMETERS_IN_LINK: &str = "_parameters";
@@ -149,18 +78,13 @@ fn bad(parameter: &str, message: String) -> ApiError {
 
 /// `system|code`; the IG example's `healthcareService-type=system|code` form is read leniently.
 fn token(parameter: &str, value: &str) -> Result<TokenMatch, ApiError> {
-    let value = value
-        .strip_prefix(&format!("{parameter}="))
-        .unwrap_or(value);
+    let value = value.strip_prefix(&format!("{parameter}=")).unwrap_or(value);
     match value.split_once('|') {
         Some((system, code)) if !system.is_empty() && !code.is_empty() => Ok(TokenMatch {
             system: SystemMatch::Exactly(system.to_owned()),
             code: Some(code.to_owned()),
         }),
-        _ => Err(bad(
-            parameter,
-            format!("{parameter} must be system|code (both parts), got {value:?}"),
-        )),
+        _ => Err(bad(parameter, format!("{parameter} must be system|code (both parts), got {value:?}"))),
     }
 }
 
@@ -181,23 +105,16 @@ fn location(value: &str) -> LocationSelector {
 fn business_identifier(identifier: &Map<String, Value>) -> Result<BusinessIdentifier, ApiError> {
     match identifier.get("value").and_then(Value::as_str) {
         Some(value) if !value.is_empty() => Ok(BusinessIdentifier {
-            system: identifier
-                .get("system")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            system: identifier.get("system").and_then(Value::as_str).map(str::to_owned),
             value: value.to_owned(),
         }),
-        _ => Err(bad(
-            "healthcareService-reference",
-            "the reference's identifier has no value".into(),
-        )),
+        _ => Err(bad("healthcareService-reference", "the reference's identifier has no value".into())),
     }
 }
 
 /// A distance in km from a number and a UCUM unit (see [`geo::DISTANCE_UNITS`]; none: km).
 fn kilometres(parameter: &str, distance: &str, unit: &str) -> Result<f64, ApiError> {
-    geo::kilometres(distance, unit)
-        .map_err(|message| bad(parameter, format!("{parameter}: {message}")))
+    geo::kilometres(distance, unit).map_err(|message| bad(parameter, format!("{parameter}: {message}")))
 }
 
 /// Reads one `name = value` input into the query.
@@ -220,8 +137,7 @@ fn add_text(query: &mut ProviderQuery, name: &str, value: &str) -> Result<(), Ap
         "healthcareService-zipCodeArea" => query.zip_areas.push(value.trim().to_owned()),
         "availability-until" => query.until = Some(value.to_owned()),
         "near" => {
-            let (centre, radius) =
-                geo::parse_near(value).map_err(|message| bad("near", message))?;
+            let (centre, radius) = geo::parse_near(value).map_err(|message| bad("near", message))?;
             query.near = Some(centre);
             query.radius_km = radius.or(query.radius_km);
         }
@@ -238,10 +154,7 @@ fn add_text(query: &mut ProviderQuery, name: &str, value: &str) -> Result<(), Ap
 
 fn from_parameters(body: &Map<String, Value>) -> Result<ProviderQuery, ApiError> {
     let parameters = Parameters::read(body).ok_or_else(|| {
-        ApiError::bad_request(
-            Issue::error(IssueCode::Invalid, "$findHSP takes a Parameters resource")
-                .at("resourceType"),
-        )
+        ApiError::bad_request(Issue::error(IssueCode::Invalid, "$findHSP takes a Parameters resource").at("resourceType"))
     })?;
     let mut query = ProviderQuery::default();
     for (name, parameter) in parameters.all() {
@@ -252,8 +165,7 @@ fn from_parameters(body: &Map<String, Value>) -> Result<ProviderQuery, ApiError>
                     query.service_resource = Some(resource.clone());
                 } else if let Some(reference) = reference.and_then(|r| r["reference"].as_str()) {
                     query.service_reference = Some(reference.to_owned());
-                } else if let Some(identifier) = reference.and_then(|r| r["identifier"].as_object())
-                {
+                } else if let Some(identifier) = reference.and_then(|r| r["identifier"].as_object()) {
                     query.service_identifier = Some(business_identifier(identifier)?);
                 }
             }
@@ -287,30 +199,17 @@ fn from_parameters(body: &Map<String, Value>) -> Result<ProviderQuery, ApiError>
 }
 
 /// The inputs and their re-usable form for `next` links.
-fn read_inputs(
-    raw_query: Option<&str>,
-    body: Option<Map<String, Value>>,
-) -> Result<(ProviderQuery, Vec<(String, String)>), ApiError> {
-    let carried = query_pairs(raw_query)
-        .find(|(name, _)| name == PARAMETERS_IN_LINK)
-        .map(|(_, v)| v.into_owned());
+fn read_inputs(raw_query: Option<&str>, body: Option<Map<String, Value>>) -> Result<(ProviderQuery, Vec<(String, String)>), ApiError> {
+    let carried = query_pairs(raw_query).find(|(name, _)| name == PARAMETERS_IN_LINK).map(|(_, v)| v.into_owned());
     let body = match (body, carried) {
         (Some(body), _) => Some(body),
         (None, Some(encoded)) => {
-            let bytes = URL_SAFE_NO_PAD.decode(encoded.as_bytes()).map_err(|_| {
-                bad(
-                    PARAMETERS_IN_LINK,
-                    "the _parameters value is not a link this server made".into(),
-                )
-            })?;
+            let bytes = URL_SAFE_NO_PAD
+                .decode(encoded.as_bytes())
+                .map_err(|_| bad(PARAMETERS_IN_LINK, "the _parameters value is not a link this server made".into()))?;
             match serde_json::from_slice::<Value>(&bytes) {
                 Ok(Value::Object(map)) => Some(map),
-                _ => {
-                    return Err(bad(
-                        PARAMETERS_IN_LINK,
-                        "the _parameters value is not a link this server made".into(),
-                    ));
-                }
+                _ => return Err(bad(PARAMETERS_IN_LINK, "the _parameters value is not a link this server made".into())),
             }
         }
         (None, None) => None,
@@ -321,10 +220,7 @@ fn read_inputs(
         .collect();
     let query = match body {
         Some(body) => {
-            pairs.push((
-                PARAMETERS_IN_LINK.into(),
-                URL_SAFE_NO_PAD.encode(Value::Object(body.clone()).to_string()),
-            ));
+            pairs.push((PARAMETERS_IN_LINK.into(), URL_SAFE_NO_PAD.encode(Value::Object(body.clone()).to_string())));
             from_parameters(&body)?
         }
         None => {
@@ -342,19 +238,9 @@ async fn find_hsp(state: SharedState, call: Invocation) -> Answer {
     let raw_query = call.query.as_deref();
     let base = &call.base;
     let (query, pairs) = read_inputs(raw_query, call.body)?;
-    let count = page_size(
-        raw_query,
-        state.config.default_count,
-        state.config.max_count,
-    )?;
-    let after = query_pairs(raw_query)
-        .find(|(name, _)| name == "_cursor")
-        .map(|(_, v)| v.into_owned());
-    let found = state
-        .domain
-        .providers
-        .find_providers(&call.ctx, &query)
-        .await?;
+    let count = page_size(raw_query, state.config.default_count, state.config.max_count)?;
+    let after = query_pairs(raw_query).find(|(name, _)| name == "_cursor").map(|(_, v)| v.into_owned());
+    let found = state.domain.providers.find_providers(&call.ctx, &query).await?;
     let total = found.services.len() as u64;
     let remaining: Vec<_> = found
         .services
@@ -366,15 +252,8 @@ async fn find_hsp(state: SharedState, call: Invocation) -> Answer {
     let mut entries = Vec::new();
     let mut included: Vec<(String, String)> = Vec::new();
     for service_match in page {
-        let earliest = service_match
-            .earliest_free_slots
-            .iter()
-            .map(earliest_free_slot)
-            .collect();
-        entries.push(
-            bundle::search_entry(&base.0, &service_match.service, SearchMode::Match)
-                .with_extensions(earliest),
-        );
+        let earliest = service_match.earliest_free_slots.iter().map(earliest_free_slot).collect();
+        entries.push(bundle::search_entry(&base.0, &service_match.service, SearchMode::Match).with_extensions(earliest));
         for provider in &service_match.providers {
             let key = (provider.resource_type.to_string(), provider.id.clone());
             if !included.contains(&key) {
@@ -385,23 +264,13 @@ async fn find_hsp(state: SharedState, call: Invocation) -> Answer {
     }
     let mut notes = found.notes;
     if notes.is_empty() {
-        notes.push(Issue::information(format!(
-            "{total} HealthcareService(s) matched"
-        )));
+        notes.push(Issue::information(format!("{total} HealthcareService(s) matched")));
     }
-    entries.push(bundle::outcome_entry(
-        OperationOutcome::new(notes).to_json(),
-    ));
+    entries.push(bundle::outcome_entry(OperationOutcome::new(notes).to_json()));
     let endpoint = format!("{}/HealthcareService/$findHSP", base.0);
     let next = more.then(|| page_url(&endpoint, &pairs, page.last().map(|m| m.rank.clone())));
     let links = bundle::links(page_url(&endpoint, &pairs, after), next);
-    Ok(
-        FhirResponse::new(StatusCode::OK, call.format).searchset(bundle::searchset(
-            Some(total),
-            links,
-            entries,
-        )),
-    )
+    Ok(FhirResponse::new(StatusCode::OK, call.format).searchset(bundle::searchset(Some(total), links, entries)))
 }
 
 fn earliest_free_slot(earliest: &EarliestFreeSlot) -> Value {
@@ -428,10 +297,7 @@ mod tests {
     #[test]
     fn posted_parameters_travel_in_next_links() {
         let Value::Object(body) = json!({"resourceType": "Parameters", "parameter": [
-            {"name": "healthcareService-zipCodeArea", "valueString": "53"}]})
-        else {
-            unreachable!()
-        };
+            {"name": "healthcareService-zipCodeArea", "valueString": "53"}]}) else { unreachable!() };
         let (_, pairs) = read_inputs(None, Some(body)).unwrap();
         let link = format!("{}={}", pairs[0].0, pairs[0].1);
         let (again, _) = read_inputs(Some(&link), None).unwrap();

@@ -33,86 +33,24 @@ pub const GENERATE_SLOTS: Operation = Operation {
 
 fn definition_parameters() -> Value {
     json!([
-        parameter(
-            "start",
-            "in",
-            1,
-            "1",
-            "date",
-            "The first day to generate (local to the Schedule's time zone)."
-        ),
-        parameter(
-            "end",
-            "in",
-            1,
-            "1",
-            "date",
-            "The last day to generate, included (at most a year after start)."
-        ),
-        parameter(
-            "slot-duration",
-            "in",
-            0,
-            "1",
-            "Duration",
-            &format!(
-                "The slot length (min, h or d), overriding slot-duration of the {SLOT_GENERATION_URL} extension."
-            )
-        ),
-        parameter(
-            "dry-run",
-            "in",
-            0,
-            "1",
-            "boolean",
-            "true: answer what would change, change nothing."
-        ),
+        parameter("start", "in", 1, "1", "date", "The first day to generate (local to the Schedule's time zone)."),
+        parameter("end", "in", 1, "1", "date", "The last day to generate, included (at most a year after start)."),
+        parameter("slot-duration", "in", 0, "1", "Duration",
+            &format!("The slot length (min, h or d), overriding slot-duration of the {SLOT_GENERATION_URL} extension.")),
+        parameter("dry-run", "in", 0, "1", "boolean", "true: answer what would change, change nothing."),
         parameter("created", "out", 1, "1", "integer", "Slots created."),
-        parameter(
-            "kept",
-            "out",
-            1,
-            "1",
-            "integer",
-            "Slots that already matched the rules."
-        ),
-        parameter(
-            "removed",
-            "out",
-            1,
-            "1",
-            "integer",
-            "Free, unheld generated Slots removed."
-        ),
-        parameter(
-            "conflicts",
-            "out",
-            1,
-            "1",
-            "integer",
-            "Booked or held Slots the rules no longer give, kept."
-        ),
-        parameter(
-            "conflict",
-            "out",
-            0,
-            "*",
-            "",
-            "One per conflict: parts slot (Reference), start (dateTime) and reason (string)."
-        ),
+        parameter("kept", "out", 1, "1", "integer", "Slots that already matched the rules."),
+        parameter("removed", "out", 1, "1", "integer", "Free, unheld generated Slots removed."),
+        parameter("conflicts", "out", 1, "1", "integer", "Booked or held Slots the rules no longer give, kept."),
+        parameter("conflict", "out", 0, "*", "",
+            "One per conflict: parts slot (Reference), start (dateTime) and reason (string)."),
     ])
 }
 
 async fn generate_slots(state: SharedState, call: Invocation) -> Answer {
     let body = call.body.unwrap_or_default();
     let input = Parameters::read(&body).ok_or_else(|| {
-        ApiError::bad_request(
-            Issue::error(
-                IssueCode::Invalid,
-                "$generate-slots takes a Parameters resource",
-            )
-            .at("resourceType"),
-        )
+        ApiError::bad_request(Issue::error(IssueCode::Invalid, "$generate-slots takes a Parameters resource").at("resourceType"))
     })?;
     let request = GenerationRequest {
         first: date(input, "start")?,
@@ -121,11 +59,7 @@ async fn generate_slots(state: SharedState, call: Invocation) -> Answer {
         dry_run: dry_run(input)?,
     };
     let schedule_id = call.id.unwrap_or_default();
-    let summary = state
-        .domain
-        .scheduling
-        .generate_slots(&call.ctx, &schedule_id, &request)
-        .await?;
+    let summary = state.domain.scheduling.generate_slots(&call.ctx, &schedule_id, &request).await?;
     Ok(FhirResponse::new(StatusCode::OK, call.format).json(parameters(summary_entries(&summary))))
 }
 
@@ -138,9 +72,7 @@ fn summary_entries(summary: &GenerationSummary) -> Vec<Value> {
         count("conflicts", summary.conflicts.len()),
     ];
     for conflict in &summary.conflicts {
-        let mut parts = vec![
-            json!({"name": "slot", "valueReference": {"reference": format!("Slot/{}", conflict.slot_id)}}),
-        ];
+        let mut parts = vec![json!({"name": "slot", "valueReference": {"reference": format!("Slot/{}", conflict.slot_id)}})];
         if let Some(start) = conflict.start {
             parts.push(json!({"name": "start", "valueDateTime": format_instant(start)}));
         }
@@ -151,23 +83,11 @@ fn summary_entries(summary: &GenerationSummary) -> Vec<Value> {
 }
 
 fn date(input: Parameters, name: &str) -> Result<Date, ApiError> {
-    let text = input.text(name, &["valueDate"]).ok_or_else(|| {
-        ApiError::bad_request(
-            Issue::error(
-                IssueCode::Required,
-                format!("{name} (valueDate) is required"),
-            )
-            .at(param_path(name)),
-        )
-    })?;
+    let text = input
+        .text(name, &["valueDate"])
+        .ok_or_else(|| ApiError::bad_request(Issue::error(IssueCode::Required, format!("{name} (valueDate) is required")).at(param_path(name))))?;
     text.parse::<Date>().map_err(|_| {
-        ApiError::bad_request(
-            Issue::error(
-                IssueCode::Value,
-                format!("{name} {text:?} is not a date (YYYY-MM-DD)"),
-            )
-            .at(param_path(name)),
-        )
+        ApiError::bad_request(Issue::error(IssueCode::Value, format!("{name} {text:?} is not a date (YYYY-MM-DD)")).at(param_path(name)))
     })
 }
 
@@ -182,11 +102,8 @@ fn slot_length(input: Parameters) -> Result<Option<jiff::SignedDuration>, ApiErr
         .map(Some)
         .ok_or_else(|| {
             ApiError::bad_request(
-                Issue::error(
-                    IssueCode::Value,
-                    "slot-duration must be a positive valueDuration in min, h or d",
-                )
-                .at(param_path("slot-duration")),
+                Issue::error(IssueCode::Value, "slot-duration must be a positive valueDuration in min, h or d")
+                    .at(param_path("slot-duration")),
             )
         })
 }
@@ -194,14 +111,8 @@ fn slot_length(input: Parameters) -> Result<Option<jiff::SignedDuration>, ApiErr
 fn dry_run(input: Parameters) -> Result<bool, ApiError> {
     match input.named("dry-run").next() {
         None => Ok(false),
-        Some(entry) => entry
-            .get("valueBoolean")
-            .and_then(Value::as_bool)
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    Issue::error(IssueCode::Value, "dry-run must be a valueBoolean")
-                        .at(param_path("dry-run")),
-                )
-            }),
+        Some(entry) => entry.get("valueBoolean").and_then(Value::as_bool).ok_or_else(|| {
+            ApiError::bad_request(Issue::error(IssueCode::Value, "dry-run must be a valueBoolean").at(param_path("dry-run")))
+        }),
     }
 }

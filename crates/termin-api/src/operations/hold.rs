@@ -1,9 +1,6 @@
 //! `Slot/$hold` and `Slot/[id]/$hold`: place, renew or release a hold on a Slot.
 
-use super::{
-    Answer, Invocation, Operation, StateChangeInput, outcome_resource, param_path, parameter,
-    parameters, resource_param,
-};
+use super::{Answer, Invocation, Operation, StateChangeInput, outcome_resource, param_path, parameter, parameters, resource_param};
 use crate::SharedState;
 use crate::error::ApiError;
 use crate::format::FhirResponse;
@@ -31,70 +28,19 @@ pub const HOLD: Operation = Operation {
 
 fn definition_parameters() -> Value {
     json!([
-        parameter(
-            "slot-reference",
-            "in",
-            0,
-            "1",
-            "Reference",
-            "The Slot to hold or release (Slot/[id] or an absolute URL on this server). Not needed on Slot/[id]/$hold."
-        ),
-        parameter(
-            "slot-identifier",
-            "in",
-            0,
-            "*",
-            "Identifier",
-            "Identifiers that together name exactly one Slot."
-        ),
-        parameter(
-            "slot-status",
-            "in",
-            1,
-            "1",
-            "code",
-            "busy-tentative to place a hold, free to release it."
-        ),
-        parameter(
-            "hold-token",
-            "in",
-            0,
-            "1",
-            "string",
-            "Termin: the token of an earlier hold, to renew or release it (also accepted as the X-Hold-Token header)."
-        ),
-        parameter(
-            "slot",
-            "out",
-            1,
-            "1",
-            "Slot",
-            "The Slot as it is now for the caller."
-        ),
-        parameter(
-            "outcome",
-            "out",
-            1,
-            "1",
-            "OperationOutcome",
-            "What happened."
-        ),
-        parameter(
-            "held-until",
-            "out",
-            0,
-            "1",
-            "dateTime",
-            "When the hold expires (holds only)."
-        ),
-        parameter(
-            "hold-token",
-            "out",
-            0,
-            "1",
-            "string",
-            "Termin: proves ownership of the hold; pass it to $book (or as X-Hold-Token) to book the held slot."
-        ),
+        parameter("slot-reference", "in", 0, "1", "Reference",
+            "The Slot to hold or release (Slot/[id] or an absolute URL on this server). Not needed on Slot/[id]/$hold."),
+        parameter("slot-identifier", "in", 0, "*", "Identifier",
+            "Identifiers that together name exactly one Slot."),
+        parameter("slot-status", "in", 1, "1", "code",
+            "busy-tentative to place a hold, free to release it."),
+        parameter("hold-token", "in", 0, "1", "string",
+            "Termin: the token of an earlier hold, to renew or release it (also accepted as the X-Hold-Token header)."),
+        parameter("slot", "out", 1, "1", "Slot", "The Slot as it is now for the caller."),
+        parameter("outcome", "out", 1, "1", "OperationOutcome", "What happened."),
+        parameter("held-until", "out", 0, "1", "dateTime", "When the hold expires (holds only)."),
+        parameter("hold-token", "out", 0, "1", "string",
+            "Termin: proves ownership of the hold; pass it to $book (or as X-Hold-Token) to book the held slot."),
     ])
 }
 
@@ -104,11 +50,7 @@ async fn hold(state: SharedState, call: Invocation) -> Answer {
     let ctx = input.context(call.ctx);
     let want_hold = wants_hold(input.parameters())?;
     let selector = slot_selector(call.id, input.parameters())?;
-    let outcome = state
-        .domain
-        .scheduling
-        .hold_slot(&ctx, &selector, want_hold)
-        .await?;
+    let outcome = state.domain.scheduling.hold_slot(&ctx, &selector, want_hold).await?;
     let counted = match &outcome {
         HoldOutcome::Held { .. } => "held",
         HoldOutcome::Released { .. } => "released",
@@ -116,20 +58,11 @@ async fn hold(state: SharedState, call: Invocation) -> Answer {
     };
     metrics::counter!("termin_holds_total", "outcome" => counted).increment(1);
     let (status, entries) = match outcome {
-        HoldOutcome::Held {
-            slot,
-            held_until,
-            token,
-        } => (
+        HoldOutcome::Held { slot, held_until, token } => (
             StatusCode::OK,
             vec![
                 resource_param("slot", Value::Object(slot)),
-                resource_param(
-                    "outcome",
-                    outcome_resource(&OperationOutcome::success(
-                        "Slot hold completed successfully",
-                    )),
-                ),
+                resource_param("outcome", outcome_resource(&OperationOutcome::success("Slot hold completed successfully"))),
                 json!({"name": "held-until", "valueDateTime": format_instant(held_until)}),
                 json!({"name": "hold-token", "valueString": token}),
             ],
@@ -138,20 +71,12 @@ async fn hold(state: SharedState, call: Invocation) -> Answer {
             StatusCode::OK,
             vec![
                 resource_param("slot", Value::Object(slot)),
-                resource_param(
-                    "outcome",
-                    outcome_resource(&OperationOutcome::success(
-                        "Slot hold released successfully",
-                    )),
-                ),
+                resource_param("outcome", outcome_resource(&OperationOutcome::success("Slot hold released successfully"))),
             ],
         ),
         HoldOutcome::Rejected { slot, outcome } => (
             StatusCode::CONFLICT,
-            vec![
-                resource_param("slot", Value::Object(slot)),
-                resource_param("outcome", outcome_resource(&outcome)),
-            ],
+            vec![resource_param("slot", Value::Object(slot)), resource_param("outcome", outcome_resource(&outcome))],
         ),
     };
     Ok(FhirResponse::new(status, call.format).json(parameters(entries)))
@@ -166,33 +91,21 @@ fn wants_hold(parameters: Option<Parameters>) -> Result<bool, ApiError> {
         Some(other) => Err(ApiError::bad_request(
             Issue::error(
                 IssueCode::CodeInvalid,
-                format!(
-                    "slot-status must be busy-tentative (hold) or free (release), not {other:?}"
-                ),
+                format!("slot-status must be busy-tentative (hold) or free (release), not {other:?}"),
             )
             .at(param_path("slot-status")),
         )),
         None => Err(ApiError::bad_request(
-            Issue::error(
-                IssueCode::Required,
-                "slot-status is required: busy-tentative or free",
-            )
-            .at(param_path("slot-status")),
+            Issue::error(IssueCode::Required, "slot-status is required: busy-tentative or free")
+                .at(param_path("slot-status")),
         )),
     }
 }
 
-fn slot_selector(
-    path_id: Option<String>,
-    parameters: Option<Parameters>,
-) -> Result<SlotSelector, ApiError> {
+fn slot_selector(path_id: Option<String>, parameters: Option<Parameters>) -> Result<SlotSelector, ApiError> {
     let reference = parameters.and_then(|p| {
-        p.named("slot-reference").find_map(|entry| {
-            entry
-                .get("valueReference")
-                .and_then(|r| r.get("reference"))
-                .and_then(Value::as_str)
-        })
+        p.named("slot-reference")
+            .find_map(|entry| entry.get("valueReference").and_then(|r| r.get("reference")).and_then(Value::as_str))
     });
     let identifiers: Vec<(Option<String>, String)> = parameters
         .into_iter()
@@ -204,30 +117,21 @@ fn slot_selector(
         None => None,
         Some(reference) => Some(slot_reference_id(reference).ok_or_else(|| {
             ApiError::bad_request(
-                Issue::error(
-                    IssueCode::Value,
-                    format!("slot-reference {reference:?} is not a reference to a Slot"),
-                )
-                .at(param_path("slot-reference")),
+                Issue::error(IssueCode::Value, format!("slot-reference {reference:?} is not a reference to a Slot"))
+                    .at(param_path("slot-reference")),
             )
         })?),
     };
     match (path_id, from_reference, identifiers.is_empty()) {
         (Some(path), Some(named), _) if path != named => Err(ApiError::bad_request(
-            Issue::error(
-                IssueCode::Value,
-                format!("slot-reference names Slot/{named} but the URL names Slot/{path}"),
-            )
-            .at(param_path("slot-reference")),
+            Issue::error(IssueCode::Value, format!("slot-reference names Slot/{named} but the URL names Slot/{path}"))
+                .at(param_path("slot-reference")),
         )),
         (Some(id), _, _) | (None, Some(id), _) => Ok(SlotSelector::Id(id)),
         (None, None, false) => Ok(SlotSelector::Identifiers(identifiers)),
         (None, None, true) => Err(ApiError::bad_request(
-            Issue::error(
-                IssueCode::Required,
-                "Name the slot with slot-reference or slot-identifier",
-            )
-            .at("Parameters.parameter"),
+            Issue::error(IssueCode::Required, "Name the slot with slot-reference or slot-identifier")
+                .at("Parameters.parameter"),
         )),
     }
 }
@@ -235,13 +139,7 @@ fn slot_selector(
 /// `(system, value)` of an Identifier with a value.
 fn identifier(identifier: &Map<String, Value>) -> Option<(Option<String>, String)> {
     let value = identifier.get("value").and_then(Value::as_str)?;
-    Some((
-        identifier
-            .get("system")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        value.to_owned(),
-    ))
+    Some((identifier.get("system").and_then(Value::as_str).map(str::to_owned), value.to_owned()))
 }
 
 /// `Slot/[id]` (also absolute, or with the IG example's `Slt/` typo read leniently).
@@ -258,10 +156,7 @@ mod tests {
     #[test]
     fn reads_slot_references_leniently() {
         assert_eq!(slot_reference_id("Slot/a").as_deref(), Some("a"));
-        assert_eq!(
-            slot_reference_id("http://h/fhir/Slot/a").as_deref(),
-            Some("a")
-        );
+        assert_eq!(slot_reference_id("http://h/fhir/Slot/a").as_deref(), Some("a"));
         assert_eq!(slot_reference_id("Slt/a").as_deref(), Some("a"));
         assert_eq!(slot_reference_id("Appointment/a"), None);
     }

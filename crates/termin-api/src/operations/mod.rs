@@ -21,8 +21,8 @@ use serde_json::{Map, Value, json};
 use std::future::Future;
 use std::pin::Pin;
 use termin_domain::Caller;
-use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
 use termin_store::Permission;
+use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
 
 /// Canonical base of Termin's own definitions (derived from the IG's, with Termin's extras).
 const TERMIN_BASE: &str = "https://termin.at/fhir/OperationDefinition";
@@ -98,18 +98,8 @@ impl Operation {
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|p| {
-                p["documentation"]
-                    .as_str()
-                    .is_some_and(|d| d.starts_with(TERMIN_PARAMETER))
-            })
-            .map(|p| {
-                format!(
-                    "{} ({})",
-                    p["name"].as_str().unwrap_or_default(),
-                    p["use"].as_str().unwrap_or_default()
-                )
-            })
+            .filter(|p| p["documentation"].as_str().is_some_and(|d| d.starts_with(TERMIN_PARAMETER)))
+            .map(|p| format!("{} ({})", p["name"].as_str().unwrap_or_default(), p["use"].as_str().unwrap_or_default()))
             .collect()
     }
 
@@ -120,11 +110,7 @@ impl Operation {
         if added.is_empty() {
             format!("Implements {} as defined", self.base)
         } else {
-            format!(
-                "Implements {} and adds the parameters {}",
-                self.base,
-                added.join(", ")
-            )
+            format!("Implements {} and adds the parameters {}", self.base, added.join(", "))
         }
     }
 
@@ -175,11 +161,7 @@ impl Operation {
     fn defined_on(&self, type_name: &str, instance: bool) -> Result<ResourceType, ApiError> {
         let resource_type = resource_type(type_name)?;
         if !self.resources.contains(&resource_type) {
-            return Err(not_an_operation(
-                &format!("${}", self.code),
-                resource_type,
-                instance,
-            ));
+            return Err(not_an_operation(&format!("${}", self.code), resource_type, instance));
         }
         Ok(resource_type)
     }
@@ -189,10 +171,7 @@ impl Operation {
         match self.defined_on(type_name, false) {
             Ok(_) => ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                Issue::error(
-                    IssueCode::NotSupported,
-                    format!("${} changes state; invoke it with POST", self.code),
-                ),
+                Issue::error(IssueCode::NotSupported, format!("${} changes state; invoke it with POST", self.code)),
             ),
             Err(not_here) => not_here,
         }
@@ -242,11 +221,7 @@ pub fn routed(method: &axum::http::Method, path: &str) -> Option<Routed> {
         .find(|op| op.type_path() == path || (op.instance && op.instance_path() == path));
     match (operation, path) {
         (Some(op), _) => Some(Routed::Operation(op)),
-        (None, UNKNOWN_TYPE_LEVEL | UNKNOWN_INSTANCE_LEVEL)
-            if method == axum::http::Method::POST =>
-        {
-            Some(Routed::Unknown)
-        }
+        (None, UNKNOWN_TYPE_LEVEL | UNKNOWN_INSTANCE_LEVEL) if method == axum::http::Method::POST => Some(Routed::Unknown),
         _ => None,
     }
 }
@@ -263,19 +238,7 @@ pub fn routes() -> Vec<(String, MethodRouter<SharedState>)> {
                   format: ResponseFormat,
                   base: BaseUrl,
                   FhirBody(body): FhirBody| async move {
-                op.invoke(
-                    state,
-                    &type_name,
-                    Call {
-                        ctx,
-                        id: None,
-                        query,
-                        format,
-                        base,
-                        body: Some(body),
-                    },
-                )
-                .await
+                op.invoke(state, &type_name, Call { ctx, id: None, query, format, base, body: Some(body) }).await
             },
         );
         let type_level = if op.safe {
@@ -286,24 +249,11 @@ pub fn routes() -> Vec<(String, MethodRouter<SharedState>)> {
                       RawQuery(query): RawQuery,
                       format: ResponseFormat,
                       base: BaseUrl| async move {
-                    op.invoke(
-                        state,
-                        &type_name,
-                        Call {
-                            ctx,
-                            id: None,
-                            query,
-                            format,
-                            base,
-                            body: None,
-                        },
-                    )
-                    .await
+                    op.invoke(state, &type_name, Call { ctx, id: None, query, format, base, body: None }).await
                 },
             )
         } else {
-            type_level
-                .get(move |Path(type_name): Path<String>| async move { op.refuse_get(&type_name) })
+            type_level.get(move |Path(type_name): Path<String>| async move { op.refuse_get(&type_name) })
         };
         routes.push((op.type_path(), type_level));
         if op.instance {
@@ -315,19 +265,8 @@ pub fn routes() -> Vec<(String, MethodRouter<SharedState>)> {
                       format: ResponseFormat,
                       base: BaseUrl,
                       FhirBody(body): FhirBody| async move {
-                    op.invoke(
-                        state,
-                        &type_name,
-                        Call {
-                            ctx,
-                            id: Some(id),
-                            query,
-                            format,
-                            base,
-                            body: Some(body),
-                        },
-                    )
-                    .await
+                    op.invoke(state, &type_name, Call { ctx, id: Some(id), query, format, base, body: Some(body) })
+                        .await
                 },
             );
             let instance_level = if op.safe {
@@ -338,19 +277,7 @@ pub fn routes() -> Vec<(String, MethodRouter<SharedState>)> {
                           RawQuery(query): RawQuery,
                           format: ResponseFormat,
                           base: BaseUrl| async move {
-                        op.invoke(
-                            state,
-                            &type_name,
-                            Call {
-                                ctx,
-                                id: Some(id),
-                                query,
-                                format,
-                                base,
-                                body: None,
-                            },
-                        )
-                        .await
+                        op.invoke(state, &type_name, Call { ctx, id: Some(id), query, format, base, body: None }).await
                     },
                 )
             } else {
@@ -360,10 +287,7 @@ pub fn routes() -> Vec<(String, MethodRouter<SharedState>)> {
         }
     }
     routes.push((UNKNOWN_TYPE_LEVEL.to_owned(), post(unknown_type_operation)));
-    routes.push((
-        UNKNOWN_INSTANCE_LEVEL.to_owned(),
-        post(unknown_instance_operation),
-    ));
+    routes.push((UNKNOWN_INSTANCE_LEVEL.to_owned(), post(unknown_instance_operation)));
     routes
 }
 
@@ -376,10 +300,7 @@ fn not_an_operation(name: &str, resource_type: ResourceType, instance: bool) -> 
 
 /// `POST [type]/[name]` where `name` is no operation on any type. The body is read as for
 /// an operation, so a malformed one is refused the same way.
-async fn unknown_type_operation(
-    Path((type_name, name)): Path<(String, String)>,
-    _: FhirBody,
-) -> ApiError {
+async fn unknown_type_operation(Path((type_name, name)): Path<(String, String)>, _: FhirBody) -> ApiError {
     match resource_type(&type_name) {
         Ok(resource_type) => not_an_operation(&name, resource_type, false),
         Err(unknown_type) => unknown_type,
@@ -406,14 +327,7 @@ pub async fn operation_definition(Path(id): Path<String>, format: ResponseFormat
 }
 
 /// One `parameter` of an OperationDefinition.
-fn parameter(
-    name: &str,
-    use_: &str,
-    min: u32,
-    max: &str,
-    type_: &str,
-    documentation: &str,
-) -> Value {
+fn parameter(name: &str, use_: &str, min: u32, max: &str, type_: &str, documentation: &str) -> Value {
     json!({"name": name, "use": use_, "min": min, "max": max, "type": type_, "documentation": documentation})
 }
 
@@ -454,9 +368,7 @@ fn outcome_resource(outcome: &OperationOutcome) -> Value {
 }
 
 fn escape_xhtml(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// The body of `$hold` and `$book`: a Parameters resource, or a bare resource of the
@@ -476,10 +388,7 @@ impl<'a> StateChangeInput<'a> {
             other => Err(ApiError::bad_request(
                 Issue::error(
                     IssueCode::Invalid,
-                    format!(
-                        "The operation takes a Parameters resource, not {}",
-                        other.unwrap_or("this body")
-                    ),
+                    format!("The operation takes a Parameters resource, not {}", other.unwrap_or("this body")),
                 )
                 .at("resourceType"),
             )),
@@ -489,12 +398,9 @@ impl<'a> StateChangeInput<'a> {
     /// The caller's context with the hold tokens the input carries.
     fn context(&self, ctx: Caller) -> Caller {
         match self {
-            StateChangeInput::Parameters(parameters) => ctx.with_hold_tokens(
-                parameters
-                    .strings("hold-token")
-                    .into_iter()
-                    .map(str::to_owned),
-            ),
+            StateChangeInput::Parameters(parameters) => {
+                ctx.with_hold_tokens(parameters.strings("hold-token").into_iter().map(str::to_owned))
+            }
             StateChangeInput::Resource(_) => ctx,
         }
     }
@@ -522,68 +428,29 @@ mod tests {
         for op in OPERATIONS {
             let definition = op.definition();
             assert_eq!(definition["code"], op.code);
-            assert!(
-                definition["base"]
-                    .as_str()
-                    .unwrap()
-                    .to_lowercase()
-                    .ends_with(&op.id.to_lowercase())
-            );
+            assert!(definition["base"].as_str().unwrap().to_lowercase().ends_with(&op.id.to_lowercase()));
         }
-        assert_eq!(
-            at("/fhir/{type}/$hold"),
-            Some(Routed::Operation(&hold::HOLD))
-        );
-        assert_eq!(
-            at("/fhir/{type}/{id}/$hold"),
-            Some(Routed::Operation(&hold::HOLD))
-        );
-        assert_eq!(
-            at("/fhir/{type}/{id}/$book"),
-            None,
-            "$book is no instance operation"
-        );
+        assert_eq!(at("/fhir/{type}/$hold"), Some(Routed::Operation(&hold::HOLD)));
+        assert_eq!(at("/fhir/{type}/{id}/$hold"), Some(Routed::Operation(&hold::HOLD)));
+        assert_eq!(at("/fhir/{type}/{id}/$book"), None, "$book is no instance operation");
         assert_eq!(at("/fhir/{type}/{id}/{operation}"), Some(Routed::Unknown));
         assert_eq!(routed(&Method::GET, "/fhir/{type}/{id}"), None, "a read");
-        assert_eq!(
-            routed(&Method::GET, "/fhir/{type}/$findHSP"),
-            Some(Routed::Operation(&find_hsp::FIND_HSP))
-        );
+        assert_eq!(routed(&Method::GET, "/fhir/{type}/$findHSP"), Some(Routed::Operation(&find_hsp::FIND_HSP)));
     }
 
     #[test]
     fn termin_additions_are_named() {
-        assert_eq!(
-            hold::HOLD.termin_parameters(),
-            ["hold-token (in)", "hold-token (out)"]
-        );
-        assert!(
-            hold::HOLD.definition()["description"]
-                .as_str()
-                .unwrap()
-                .contains("adds the parameters hold-token (in)")
-        );
-        assert_eq!(
-            find_hsp::FIND_HSP.termin_parameters(),
-            ["availability-until (in)", "near (in)", "near-distance (in)"]
-        );
+        assert_eq!(hold::HOLD.termin_parameters(), ["hold-token (in)", "hold-token (out)"]);
+        assert!(hold::HOLD.definition()["description"].as_str().unwrap().contains("adds the parameters hold-token (in)"));
+        assert_eq!(find_hsp::FIND_HSP.termin_parameters(), ["availability-until (in)", "near (in)", "near-distance (in)"]);
     }
 
     #[test]
     fn outcomes_carry_their_text_as_details_and_narrative() {
-        let outcome = OperationOutcome::single(Issue::error(
-            IssueCode::Conflict,
-            "Slot/a is held <until> 10:00",
-        ));
+        let outcome = OperationOutcome::single(Issue::error(IssueCode::Conflict, "Slot/a is held <until> 10:00"));
         let resource = outcome_resource(&outcome);
-        assert_eq!(
-            resource["issue"][0]["diagnostics"],
-            "Slot/a is held <until> 10:00"
-        );
-        assert_eq!(
-            resource["issue"][0]["details"]["text"],
-            "Slot/a is held <until> 10:00"
-        );
+        assert_eq!(resource["issue"][0]["diagnostics"], "Slot/a is held <until> 10:00");
+        assert_eq!(resource["issue"][0]["details"]["text"], "Slot/a is held <until> 10:00");
         assert_eq!(
             resource["text"]["div"],
             "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>Slot/a is held &lt;until&gt; 10:00</p></div>"

@@ -11,9 +11,7 @@ use serde_json::{Map, Value, json};
 use termin_domain::subscriptions::{Content, SubscriptionSpec};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, ResourceType};
-use termin_notify::bundle::{
-    NotificationType, notification_bundle, subscription_status, with_focus,
-};
+use termin_notify::bundle::{NotificationType, notification_bundle, subscription_status, with_focus};
 use termin_notify::websocket::Hub;
 use termin_store::Permission;
 
@@ -31,15 +29,11 @@ pub const STATUS: Operation = Operation {
     needs: Some((ResourceType::Subscription, Permission::Read)),
     description: "The delivery status of a Subscription (GET or POST on Subscription/[id]).",
     parameters: || {
-        json!([parameter(
-            "return",
-            "out",
-            1,
-            "1",
-            "Bundle",
-            "searchset with one SubscriptionStatus (type query-status): status, eventsSinceSubscriptionStart, \
-                 topic and the last delivery error, if any."
-        ),])
+        json!([
+            parameter("return", "out", 1, "1", "Bundle",
+                "searchset with one SubscriptionStatus (type query-status): status, eventsSinceSubscriptionStart, \
+                 topic and the last delivery error, if any."),
+        ])
     },
     handler: |state, call| Box::pin(status(state, call)),
 };
@@ -57,39 +51,13 @@ pub const EVENTS: Operation = Operation {
         Subscription/[id]).",
     parameters: || {
         json!([
-            parameter(
-                "eventsSinceNumber",
-                "in",
-                0,
-                "1",
-                "integer64",
-                "The first event number wanted (default 1)."
-            ),
-            parameter(
-                "eventsUntilNumber",
-                "in",
-                0,
-                "1",
-                "integer64",
-                "The last event number wanted (default the latest); at most 100 events are returned per call."
-            ),
-            parameter(
-                "content",
-                "in",
-                0,
-                "1",
-                "code",
-                "empty, id-only or full-resource (default: the Subscription's)."
-            ),
-            parameter(
-                "return",
-                "out",
-                1,
-                "1",
-                "Bundle",
+            parameter("eventsSinceNumber", "in", 0, "1", "integer64", "The first event number wanted (default 1)."),
+            parameter("eventsUntilNumber", "in", 0, "1", "integer64",
+                "The last event number wanted (default the latest); at most 100 events are returned per call."),
+            parameter("content", "in", 0, "1", "code", "empty, id-only or full-resource (default: the Subscription's)."),
+            parameter("return", "out", 1, "1", "Bundle",
                 "subscription-notification Bundle: a SubscriptionStatus (type query-event) with the events, then the \
-                 focus resources for full-resource."
-            ),
+                 focus resources for full-resource."),
         ])
     },
     handler: |state, call| Box::pin(events(state, call)),
@@ -108,38 +76,10 @@ pub const GET_WS_BINDING_TOKEN: Operation = Operation {
         Subscription/[id]); the token is valid on the node that issued it.",
     parameters: || {
         json!([
-            parameter(
-                "token",
-                "out",
-                1,
-                "1",
-                "string",
-                "Send `bind-with-token <token>` on the websocket."
-            ),
-            parameter(
-                "expiration",
-                "out",
-                1,
-                "1",
-                "dateTime",
-                "The token is accepted until then (5 minutes)."
-            ),
-            parameter(
-                "subscription",
-                "out",
-                0,
-                "*",
-                "string",
-                "The Subscription the token binds to."
-            ),
-            parameter(
-                "websocket-url",
-                "out",
-                1,
-                "1",
-                "url",
-                "Where to connect: [server]/fhir/$subscription-ws."
-            ),
+            parameter("token", "out", 1, "1", "string", "Send `bind-with-token <token>` on the websocket."),
+            parameter("expiration", "out", 1, "1", "dateTime", "The token is accepted until then (5 minutes)."),
+            parameter("subscription", "out", 0, "*", "string", "The Subscription the token binds to."),
+            parameter("websocket-url", "out", 1, "1", "url", "Where to connect: [server]/fhir/$subscription-ws."),
         ])
     },
     handler: |state, call| Box::pin(binding_token(state, call)),
@@ -154,16 +94,9 @@ struct Target {
 impl Target {
     async fn read(state: &SharedState, call: &Invocation, code: &str) -> Result<Self, ApiError> {
         let id = call.id.clone().ok_or_else(|| {
-            ApiError::bad_request(Issue::error(
-                IssueCode::NotSupported,
-                format!("${code} is invoked on Subscription/[id]"),
-            ))
+            ApiError::bad_request(Issue::error(IssueCode::NotSupported, format!("${code} is invoked on Subscription/[id]")))
         })?;
-        let stored = state
-            .domain
-            .resources
-            .read(&call.ctx, ResourceType::Subscription, &id)
-            .await?;
+        let stored = state.domain.resources.read(&call.ctx, ResourceType::Subscription, &id).await?;
         let subscription: Map<String, Value> = stored
             .body
             .as_deref()
@@ -180,18 +113,12 @@ fn bad(name: &str, message: impl Into<String>) -> ApiError {
 
 /// The inputs of `$events`, from the query or a Parameters body.
 fn inputs(query: Option<&str>, body: Option<&Map<String, Value>>) -> Vec<(String, String)> {
-    let mut found: Vec<(String, String)> =
-        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .map(|(n, v)| (n.into_owned(), v.into_owned()))
-            .collect();
-    let parameters = body
-        .and_then(|b| b.get("parameter"))
-        .and_then(Value::as_array);
+    let mut found: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .map(|(n, v)| (n.into_owned(), v.into_owned()))
+        .collect();
+    let parameters = body.and_then(|b| b.get("parameter")).and_then(Value::as_array);
     for parameter in parameters.into_iter().flatten() {
-        let name = parameter
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let name = parameter.get("name").and_then(Value::as_str).unwrap_or_default();
         let value = ["valueInteger64", "valueInteger", "valueCode", "valueString"]
             .iter()
             .find_map(|key| parameter.get(*key))
@@ -210,18 +137,12 @@ async fn binding_token(state: SharedState, call: Invocation) -> Answer {
     if spec.channel != "websocket" {
         return Err(ApiError::bad_request(Issue::error(
             IssueCode::NotSupported,
-            format!(
-                "Subscription/{id} uses the {} channel, not websocket",
-                spec.channel
-            ),
+            format!("Subscription/{id} uses the {} channel, not websocket", spec.channel),
         )));
     }
     let base = &call.base.0;
     let (token, expires) = hub.issue(&id);
-    let websocket_url = format!(
-        "{}{WEBSOCKET_PATH}",
-        base.replacen("http", "ws", 1).trim_end_matches("/fhir")
-    );
+    let websocket_url = format!("{}{WEBSOCKET_PATH}", base.replacen("http", "ws", 1).trim_end_matches("/fhir"));
     Ok(FhirResponse::new(StatusCode::OK, call.format).json(json!({
         "resourceType": "Parameters",
         "parameter": [
@@ -237,21 +158,10 @@ async fn binding_token(state: SharedState, call: Invocation) -> Answer {
 async fn status(state: SharedState, call: Invocation) -> Answer {
     let Target { id, spec } = Target::read(&state, &call, "status").await?;
     let deliveries = &hub(&state)?.deliveries;
-    let delivery = deliveries
-        .delivery_state(&id)
-        .await
-        .map_err(termin_domain::DomainError::from)?;
+    let delivery = deliveries.delivery_state(&id).await.map_err(termin_domain::DomainError::from)?;
     let events_total = delivery.as_ref().map_or(0, |d| d.events_total);
     let base = &call.base.0;
-    let status = subscription_status(
-        base,
-        &id,
-        &spec,
-        NotificationType::QueryStatus,
-        events_total,
-        &[],
-        delivery.as_ref(),
-    );
+    let status = subscription_status(base, &id, &spec, NotificationType::QueryStatus, events_total, &[], delivery.as_ref());
     Ok(FhirResponse::new(StatusCode::OK, call.format).json(searchset(base, vec![status])))
 }
 
@@ -259,26 +169,18 @@ async fn status(state: SharedState, call: Invocation) -> Answer {
 async fn events(state: SharedState, call: Invocation) -> Answer {
     let Target { id, mut spec } = Target::read(&state, &call, "events").await?;
     let deliveries = &hub(&state)?.deliveries;
-    let delivery = deliveries
-        .delivery_state(&id)
-        .await
-        .map_err(termin_domain::DomainError::from)?;
+    let delivery = deliveries.delivery_state(&id).await.map_err(termin_domain::DomainError::from)?;
     let events_total = delivery.as_ref().map_or(0, |d| d.events_total);
     let mut since = 1;
     let mut until = events_total;
     for (name, value) in inputs(call.query.as_deref(), call.body.as_ref()) {
-        let number = || {
-            value
-                .parse::<u64>()
-                .map_err(|_| bad(&name, format!("{name} must be a non-negative integer")))
-        };
+        let number = || value.parse::<u64>().map_err(|_| bad(&name, format!("{name} must be a non-negative integer")));
         match name.as_str() {
             "eventsSinceNumber" => since = number()?.max(1),
             "eventsUntilNumber" => until = number()?.min(events_total),
             "content" => {
-                spec.content = Content::parse(&value).ok_or_else(|| {
-                    bad("content", "content must be empty, id-only or full-resource")
-                })?
+                spec.content = Content::parse(&value)
+                    .ok_or_else(|| bad("content", "content must be empty, id-only or full-resource"))?
             }
             "_format" | "_pretty" => {}
             other => return Err(bad(other, format!("$events has no parameter {other}"))),
@@ -286,24 +188,13 @@ async fn events(state: SharedState, call: Invocation) -> Answer {
     }
     let until = until.min(since.saturating_add(MAX_EVENTS - 1));
     let events = if since <= until {
-        deliveries
-            .notifications(&id, since, until, MAX_EVENTS as usize)
-            .await
-            .map_err(termin_domain::DomainError::from)?
+        deliveries.notifications(&id, since, until, MAX_EVENTS as usize).await.map_err(termin_domain::DomainError::from)?
     } else {
         Vec::new()
     };
     let events = with_focus(&state.domain.resources, events).await?;
     let base = &call.base.0;
-    let status = subscription_status(
-        base,
-        &id,
-        &spec,
-        NotificationType::QueryEvent,
-        events_total,
-        &events,
-        None,
-    );
+    let status = subscription_status(base, &id, &spec, NotificationType::QueryEvent, events_total, &events, None);
     let bundle = notification_bundle(base, &spec, status, &events, jiff::Timestamp::now());
     Ok(FhirResponse::new(StatusCode::OK, call.format).json(bundle))
 }

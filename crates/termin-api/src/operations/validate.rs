@@ -27,38 +27,14 @@ pub const VALIDATE: Operation = Operation {
 
 fn definition_parameters() -> Value {
     json!([
-        parameter(
-            "resource",
-            "in",
-            0,
-            "1",
-            "Resource",
-            "The resource to validate; the request body may also be the resource itself."
-        ),
-        parameter(
-            "mode",
-            "in",
-            0,
-            "1",
-            "code",
-            "Accepted for compatibility; Termin validates the content in every mode."
-        ),
-        parameter(
-            "profile",
-            "in",
-            0,
-            "1",
-            "canonical",
-            "A profile to validate against as well as R5 and the profile the server enforces for the type (also as ?profile=)."
-        ),
-        parameter(
-            "return",
-            "out",
-            1,
-            "1",
-            "OperationOutcome",
-            "One issue per problem (errors, warnings), or a single information issue when there is none."
-        ),
+        parameter("resource", "in", 0, "1", "Resource",
+            "The resource to validate; the request body may also be the resource itself."),
+        parameter("mode", "in", 0, "1", "code",
+            "Accepted for compatibility; Termin validates the content in every mode."),
+        parameter("profile", "in", 0, "1", "canonical",
+            "A profile to validate against as well as R5 and the profile the server enforces for the type (also as ?profile=)."),
+        parameter("return", "out", 1, "1", "OperationOutcome",
+            "One issue per problem (errors, warnings), or a single information issue when there is none."),
     ])
 }
 
@@ -71,16 +47,11 @@ async fn validate(state: SharedState, call: Invocation) -> Answer {
         Some(parameters) => {
             let resource = parameters.resource("resource").cloned().ok_or_else(|| {
                 ApiError::bad_request(
-                    Issue::error(
-                        IssueCode::Required,
-                        "The resource parameter with the resource to validate is required",
-                    )
-                    .at(param_path("resource")),
+                    Issue::error(IssueCode::Required, "The resource parameter with the resource to validate is required")
+                        .at(param_path("resource")),
                 )
             })?;
-            let profile = parameters
-                .text("profile", &["valueCanonical", "valueUri", "valueString"])
-                .map(str::to_owned);
+            let profile = parameters.text("profile", &["valueCanonical", "valueUri", "valueString"]).map(str::to_owned);
             (resource, profile)
         }
         None => (body, None),
@@ -92,24 +63,15 @@ async fn validate(state: SharedState, call: Invocation) -> Answer {
     }
     if resource.get("resourceType").and_then(Value::as_str) != Some(resource_type.as_str()) {
         return Err(ApiError::bad_request(
-            Issue::error(
-                IssueCode::Invalid,
-                format!("$validate on {resource_type} takes a {resource_type}"),
-            )
-            .at("resourceType"),
+            Issue::error(IssueCode::Invalid, format!("$validate on {resource_type} takes a {resource_type}")).at("resourceType"),
         ));
     }
-    if let (Some(id), Some(body_id)) = (
-        call.id.as_deref(),
-        resource.get("id").and_then(Value::as_str),
-    ) && id != body_id
+    if let (Some(id), Some(body_id)) = (call.id.as_deref(), resource.get("id").and_then(Value::as_str))
+        && id != body_id
     {
         return Err(ApiError::bad_request(
-            Issue::error(
-                IssueCode::Value,
-                format!("The resource id {body_id:?} does not match the id {id:?} in the URL"),
-            )
-            .at(format!("{resource_type}.id")),
+            Issue::error(IssueCode::Value, format!("The resource id {body_id:?} does not match the id {id:?} in the URL"))
+                .at(format!("{resource_type}.id")),
         ));
     }
     let outcome = state

@@ -11,16 +11,14 @@
 use super::instance::write_response;
 use super::type_level::criteria;
 use super::{BaseUrl, resource_type};
-use crate::SharedState;
 use crate::auth::authorize_entry;
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::format::{FHIR_JSON, FhirBody, FhirResponse, JSON_PATCH, ResponseFormat};
+use crate::SharedState;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{
-    Extensions, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header,
-};
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Map, Value, json};
@@ -37,13 +35,7 @@ pub const PATH: &str = "/fhir";
 
 /// The headers of the Bundle's request that every entry's request carries too (`host`: links
 /// and locations are built on it when no base URL is configured).
-const SHARED_HEADERS: [&str; 5] = [
-    "host",
-    "authorization",
-    "prefer",
-    "x-request-id",
-    crate::context::HOLD_TOKEN,
-];
+const SHARED_HEADERS: [&str; 5] = ["host", "authorization", "prefer", "x-request-id", crate::context::HOLD_TOKEN];
 
 /// One `Bundle.entry` as a request.
 struct EntryRequest {
@@ -60,15 +52,8 @@ struct EntryRequest {
 impl EntryRequest {
     /// `Bundle.entry[i] (fullUrl …, POST Patient)`: how errors name the entry.
     fn name(&self) -> String {
-        let full_url = self
-            .full_url
-            .as_deref()
-            .map(|u| format!("fullUrl {u}, "))
-            .unwrap_or_default();
-        format!(
-            "Bundle.entry[{}] ({full_url}{} {})",
-            self.index, self.method, self.url
-        )
+        let full_url = self.full_url.as_deref().map(|u| format!("fullUrl {u}, ")).unwrap_or_default();
+        format!("Bundle.entry[{}] ({full_url}{} {})", self.index, self.method, self.url)
     }
 
     /// The error of this entry: its status, each issue saying which entry it is about.
@@ -77,9 +62,7 @@ impl EntryRequest {
         let name = self.name();
         for issue in &mut error.outcome.issues {
             issue.diagnostics = format!("{name}: {}", issue.diagnostics);
-            issue
-                .expression
-                .insert(0, format!("Bundle.entry[{}]", self.index));
+            issue.expression.insert(0, format!("Bundle.entry[{}]", self.index));
         }
         error
     }
@@ -112,10 +95,7 @@ pub async fn process(
     extensions: Extensions,
     FhirBody(bundle): FhirBody,
 ) -> Result<FhirResponse, ApiError> {
-    let kind = match (
-        bundle.get("resourceType").and_then(Value::as_str),
-        bundle.get("type").and_then(Value::as_str),
-    ) {
+    let kind = match (bundle.get("resourceType").and_then(Value::as_str), bundle.get("type").and_then(Value::as_str)) {
         (Some("Bundle"), Some("batch")) => Kind::Batch,
         (Some("Bundle"), Some("transaction")) => Kind::Transaction,
         (Some("Bundle"), other) => {
@@ -143,12 +123,7 @@ pub async fn process(
     let entries = match bundle.get("entry") {
         None => Vec::new(),
         Some(Value::Array(entries)) => entries.clone(),
-        Some(_) => {
-            return Err(ApiError::bad_request(Issue::error(
-                IssueCode::Structure,
-                "Bundle.entry must be an array",
-            )));
-        }
+        Some(_) => return Err(ApiError::bad_request(Issue::error(IssueCode::Structure, "Bundle.entry must be an array"))),
     };
     let limit = state.config.max_bundle_entries;
     if entries.len() > limit {
@@ -156,18 +131,12 @@ pub async fn process(
             StatusCode::PAYLOAD_TOO_LARGE,
             Issue::error(
                 IssueCode::TooCostly,
-                format!(
-                    "The Bundle has {} entries, more than the limit of {limit}; split it",
-                    entries.len()
-                ),
+                format!("The Bundle has {} entries, more than the limit of {limit}; split it", entries.len()),
             )
             .at("Bundle.entry"),
         ));
     }
-    let parsed = entries
-        .iter()
-        .enumerate()
-        .map(|(index, entry)| parse_entry(index, entry, &base));
+    let parsed = entries.iter().enumerate().map(|(index, entry)| parse_entry(index, entry, &base));
     let response_entries = match kind {
         Kind::Batch => {
             let dispatcher = Dispatcher::new(&state, &headers, &extensions);
@@ -210,15 +179,10 @@ pub async fn process(
 /// Reads `Bundle.entry[index]`; a malformed entry is 400 naming it.
 fn parse_entry(index: usize, entry: &Value, base: &BaseUrl) -> Result<EntryRequest, ApiError> {
     let invalid = |message: String, at: &str| {
-        ApiError::bad_request(
-            Issue::error(IssueCode::Invalid, message).at(format!("Bundle.entry[{index}]{at}")),
-        )
+        ApiError::bad_request(Issue::error(IssueCode::Invalid, message).at(format!("Bundle.entry[{index}]{at}")))
     };
     let request = entry.get("request").ok_or_else(|| {
-        invalid(
-            format!("Bundle.entry[{index}] has no request (method and url)"),
-            ".request",
-        )
+        invalid(format!("Bundle.entry[{index}] has no request (method and url)"), ".request")
     })?;
     let method = match request.get("method").and_then(Value::as_str) {
         Some("GET") => Method::GET,
@@ -229,22 +193,13 @@ fn parse_entry(index: usize, entry: &Value, base: &BaseUrl) -> Result<EntryReque
         Some("DELETE") => Method::DELETE,
         other => {
             return Err(invalid(
-                format!(
-                    "Bundle.entry[{index}].request.method must be GET, HEAD, POST, PUT, PATCH or DELETE, not {other:?}"
-                ),
+                format!("Bundle.entry[{index}].request.method must be GET, HEAD, POST, PUT, PATCH or DELETE, not {other:?}"),
                 ".request.method",
             ));
         }
     };
-    let written = request
-        .get("url")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let url = written
-        .strip_prefix(base.0.as_str())
-        .unwrap_or(written)
-        .trim_start_matches('/')
-        .to_owned();
+    let written = request.get("url").and_then(Value::as_str).unwrap_or_default();
+    let url = written.strip_prefix(base.0.as_str()).unwrap_or(written).trim_start_matches('/').to_owned();
     let path = url.split('?').next().unwrap_or_default();
     if path.is_empty() || path.contains("://") {
         return Err(invalid(
@@ -258,12 +213,7 @@ fn parse_entry(index: usize, entry: &Value, base: &BaseUrl) -> Result<EntryReque
     let resource = match entry.get("resource") {
         None => None,
         Some(Value::Object(resource)) => Some(resource.clone()),
-        Some(_) => {
-            return Err(invalid(
-                format!("Bundle.entry[{index}].resource must be a resource"),
-                ".resource",
-            ));
-        }
+        Some(_) => return Err(invalid(format!("Bundle.entry[{index}].resource must be a resource"), ".resource")),
     };
     let mut headers = HeaderMap::new();
     for (element, name) in [
@@ -280,28 +230,16 @@ fn parse_entry(index: usize, entry: &Value, base: &BaseUrl) -> Result<EntryReque
             "ifModifiedSince" => value
                 .parse::<jiff::Timestamp>()
                 .map(format_http_date)
-                .map_err(|_| {
-                    invalid(
-                        format!("ifModifiedSince must be an instant, not {value:?}"),
-                        ".request.ifModifiedSince",
-                    )
-                })?,
+                .map_err(|_| invalid(format!("ifModifiedSince must be an instant, not {value:?}"), ".request.ifModifiedSince"))?,
             _ => value.to_owned(),
         };
-        let value = HeaderValue::from_str(&value).map_err(|_| {
-            invalid(
-                format!("request.{element} holds characters a header cannot carry"),
-                ".request",
-            )
-        })?;
+        let value = HeaderValue::from_str(&value)
+            .map_err(|_| invalid(format!("request.{element} holds characters a header cannot carry"), ".request"))?;
         headers.insert(name, value);
     }
     Ok(EntryRequest {
         index,
-        full_url: entry
-            .get("fullUrl")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        full_url: entry.get("fullUrl").and_then(Value::as_str).map(str::to_owned),
         method,
         url,
         resource,
@@ -343,13 +281,8 @@ impl Dispatcher {
     }
 
     fn request(&self, entry: &EntryRequest) -> Result<Request<Body>, ApiError> {
-        let uri = format!(
-            "{PATH}/{}",
-            percent_encoding::utf8_percent_encode(&entry.url, URL_UNSAFE)
-        );
-        let mut request = Request::builder()
-            .method(entry.method.clone())
-            .uri(uri.as_str());
+        let uri = format!("{PATH}/{}", percent_encoding::utf8_percent_encode(&entry.url, URL_UNSAFE));
+        let mut request = Request::builder().method(entry.method.clone()).uri(uri.as_str());
         let headers = request.headers_mut().expect("a fresh builder has headers");
         headers.extend(self.shared.clone());
         headers.extend(entry.headers.clone());
@@ -366,10 +299,7 @@ impl Dispatcher {
             (_, None) => Body::empty(),
         };
         let mut request = request.body(body).map_err(|_| {
-            ApiError::bad_request(Issue::error(
-                IssueCode::Invalid,
-                format!("request.url {:?} is not a valid URL", entry.url),
-            ))
+            ApiError::bad_request(Issue::error(IssueCode::Invalid, format!("request.url {:?} is not a valid URL", entry.url)))
         })?;
         if let Some(client) = &self.client {
             request.extensions_mut().insert(*client);
@@ -407,21 +337,13 @@ fn patch_document(resource: &Map<String, Value>) -> Result<Value, ApiError> {
     if resource.get("resourceType").and_then(Value::as_str) != Some("Binary") {
         return Err(refuse("this entry's resource is not a Binary"));
     }
-    if resource
-        .get("contentType")
-        .and_then(Value::as_str)
-        .map(|t| t.split(';').next().unwrap_or_default().trim())
+    if resource.get("contentType").and_then(Value::as_str).map(|t| t.split(';').next().unwrap_or_default().trim())
         != Some(JSON_PATCH)
     {
         return Err(refuse("this Binary has another contentType"));
     }
-    let data = resource
-        .get("data")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(data)
-        .map_err(|_| refuse("its data is not base64"))?;
+    let data = resource.get("data").and_then(Value::as_str).unwrap_or_default();
+    let bytes = base64::engine::general_purpose::STANDARD.decode(data).map_err(|_| refuse("its data is not base64"))?;
     termin_fhir::json::parse_value(&bytes).map_err(ApiError::bad_request)
 }
 
@@ -438,12 +360,7 @@ async fn run_transaction(
     for entry in entries {
         let plan = plan(state, base, entry).map_err(|e| entry.error(e))?;
         if let Some((resource_type, permission)) = plan.needs()
-            && let Err(error) = authorize_entry(
-                state.auth.as_ref(),
-                ctx.context(),
-                resource_type,
-                permission,
-            )
+            && let Err(error) = authorize_entry(state.auth.as_ref(), ctx.context(), resource_type, permission)
         {
             audit_refusal(state, ctx, entry, resource_type, &plan, &error).await;
             return Err(entry.error(error));
@@ -454,24 +371,16 @@ async fn run_transaction(
     let mut answers: Vec<Option<Response>> = (0..entries.len()).map(|_| None).collect();
     // R5 http.html#trules: deletes first, then creates, then updates and patches.
     for (entry, plan) in entries.iter().zip(&plans) {
-        if let Plan::Delete {
-            resource_type,
-            id,
-            conditions,
-        } = plan
-        {
+        if let Plan::Delete { resource_type, id, conditions } = plan {
             let found = match (id, conditions) {
                 (Some(id), _) => Some(id.clone()),
-                (None, conditions) => tx
-                    .resolve_one(*resource_type, Permission::Delete, conditions)
-                    .await
-                    .map_err(|e| entry.error(e))?,
+                (None, conditions) => {
+                    tx.resolve_one(*resource_type, Permission::Delete, conditions).await.map_err(|e| entry.error(e))?
+                }
             };
             if let Some(id) = found {
                 let if_match = super::if_match(&entry.headers).map_err(|e| entry.error(e))?;
-                tx.delete(*resource_type, &id, if_match)
-                    .await
-                    .map_err(|e| entry.error(e))?;
+                tx.delete(*resource_type, &id, if_match).await.map_err(|e| entry.error(e))?;
             }
             let deleted = FhirResponse::new(StatusCode::NO_CONTENT, ResponseFormat::default());
             answers[entry.index] = Some(deleted.into_response());
@@ -483,45 +392,26 @@ async fn run_transaction(
     let mut full_urls: HashMap<String, (ResourceType, String)> = HashMap::new();
     for (entry, plan) in entries.iter().zip(&plans) {
         let (resource_type, target) = match plan {
-            Plan::Create {
-                resource_type,
-                if_none_exist,
-            } => {
-                let target = tx
-                    .resolve_create(*resource_type, if_none_exist.as_deref())
-                    .await
-                    .map_err(|e| entry.error(e))?;
+            Plan::Create { resource_type, if_none_exist } => {
+                let target =
+                    tx.resolve_create(*resource_type, if_none_exist.as_deref()).await.map_err(|e| entry.error(e))?;
                 (*resource_type, Target::Create(target))
             }
-            Plan::Update {
-                resource_type,
-                id: Some(id),
-                ..
-            } => (*resource_type, Target::Update(WriteTarget::Id(id.clone()))),
-            Plan::Update {
-                resource_type,
-                id: None,
-                conditions,
-            } => {
+            Plan::Update { resource_type, id: Some(id), .. } => (*resource_type, Target::Update(WriteTarget::Id(id.clone()))),
+            Plan::Update { resource_type, id: None, conditions } => {
                 let body = entry.resource.as_ref().expect("planned with a resource");
-                let target = tx
-                    .resolve_conditional_update(*resource_type, conditions, body)
-                    .await
-                    .map_err(|e| entry.error(e))?;
+                let target =
+                    tx.resolve_conditional_update(*resource_type, conditions, body).await.map_err(|e| entry.error(e))?;
                 (*resource_type, Target::Update(target))
             }
-            Plan::Patch { resource_type, id } => {
-                (*resource_type, Target::Update(WriteTarget::Id(id.clone())))
-            }
+            Plan::Patch { resource_type, id } => (*resource_type, Target::Update(WriteTarget::Id(id.clone()))),
             Plan::Delete { .. } | Plan::Read => continue,
         };
         let id = target.id().to_owned();
         if !written.insert((resource_type, id.clone())) {
             return Err(entry.error(ApiError::bad_request(Issue::error(
                 IssueCode::Duplicate,
-                format!(
-                    "{resource_type}/{id} is written by more than one entry of the transaction"
-                ),
+                format!("{resource_type}/{id} is written by more than one entry of the transaction"),
             ))));
         }
         if let Some(full_url) = entry.full_url.as_ref().filter(|u| is_local_identifier(u)) {
@@ -532,16 +422,11 @@ async fn run_transaction(
     for phase in [Phase::Create, Phase::Update, Phase::Patch] {
         for index in write_order(entries, &plans, phase) {
             let (entry, plan) = (&entries[index], &plans[index]);
-            let target = targets[entry.index]
-                .take()
-                .expect("every write has a target");
+            let target = targets[entry.index].take().expect("every write has a target");
             let search = state.domain.search_parameters();
-            let outcome = write(&mut tx, search, base, entry, plan, target, &full_urls)
-                .await
-                .map_err(|e| entry.error(e))?;
-            answers[entry.index] = Some(
-                write_response(outcome, headers, ResponseFormat::default(), base).into_response(),
-            );
+            let outcome =
+                write(&mut tx, search, base, entry, plan, target, &full_urls).await.map_err(|e| entry.error(e))?;
+            answers[entry.index] = Some(write_response(outcome, headers, ResponseFormat::default(), base).into_response());
         }
     }
     tx.commit().await?;
@@ -552,9 +437,7 @@ async fn run_transaction(
 /// entry referring to another's Bundle-local full URL comes after it (a booked Appointment
 /// after the Patient it names), as far as the references do not go round in a circle.
 fn write_order(entries: &[EntryRequest], plans: &[Plan], phase: Phase) -> Vec<usize> {
-    let mut pending: Vec<usize> = (0..entries.len())
-        .filter(|&i| plans[i].phase() == Some(phase))
-        .collect();
+    let mut pending: Vec<usize> = (0..entries.len()).filter(|&i| plans[i].phase() == Some(phase)).collect();
     let references: Vec<HashSet<String>> = entries
         .iter()
         .map(|entry| {
@@ -569,17 +452,10 @@ fn write_order(entries: &[EntryRequest], plans: &[Plan], phase: Phase) -> Vec<us
     while !pending.is_empty() {
         let waits_for_pending = |i: usize| {
             pending.iter().any(|&other| {
-                other != i
-                    && entries[other]
-                        .full_url
-                        .as_ref()
-                        .is_some_and(|url| references[i].contains(url))
+                other != i && entries[other].full_url.as_ref().is_some_and(|url| references[i].contains(url))
             })
         };
-        let next = pending
-            .iter()
-            .position(|&i| !waits_for_pending(i))
-            .unwrap_or(0);
+        let next = pending.iter().position(|&i| !waits_for_pending(i)).unwrap_or(0);
         order.push(pending.remove(next));
     }
     order
@@ -625,34 +501,17 @@ async fn audit_refusal(
         record.resources.push(format!("{resource_type}/{id}"));
     }
     tracing::info!(entry = %entry.name(), status = error.status.as_u16(), "transaction entry refused");
-    state
-        .domain
-        .audit_denied(ctx, record, error.status.as_u16())
-        .await;
+    state.domain.audit_denied(ctx, record, error.status.as_u16()).await;
 }
 
 /// A transaction entry, understood.
 enum Plan {
-    Create {
-        resource_type: ResourceType,
-        if_none_exist: Option<Vec<termin_store::Condition>>,
-    },
+    Create { resource_type: ResourceType, if_none_exist: Option<Vec<termin_store::Condition>> },
     /// `PUT Type/id` (`id`) or `PUT Type?criteria` (`conditions`).
-    Update {
-        resource_type: ResourceType,
-        id: Option<String>,
-        conditions: Vec<termin_store::Condition>,
-    },
-    Patch {
-        resource_type: ResourceType,
-        id: String,
-    },
+    Update { resource_type: ResourceType, id: Option<String>, conditions: Vec<termin_store::Condition> },
+    Patch { resource_type: ResourceType, id: String },
     /// `DELETE Type/id` (`id`) or `DELETE Type?criteria` (`conditions`).
-    Delete {
-        resource_type: ResourceType,
-        id: Option<String>,
-        conditions: Vec<termin_store::Condition>,
-    },
+    Delete { resource_type: ResourceType, id: Option<String>, conditions: Vec<termin_store::Condition> },
     /// GET or HEAD: sent through the router after the commit.
     Read,
 }
@@ -670,9 +529,7 @@ impl Plan {
     fn needs(&self) -> Option<(ResourceType, Permission)> {
         match self {
             Plan::Create { resource_type, .. } => Some((*resource_type, Permission::Create)),
-            Plan::Update { resource_type, .. } | Plan::Patch { resource_type, .. } => {
-                Some((*resource_type, Permission::Update))
-            }
+            Plan::Update { resource_type, .. } | Plan::Patch { resource_type, .. } => Some((*resource_type, Permission::Update)),
             Plan::Delete { resource_type, .. } => Some((*resource_type, Permission::Delete)),
             Plan::Read => None,
         }
@@ -737,22 +594,15 @@ fn plan(state: &SharedState, base: &BaseUrl, entry: &EntryRequest) -> Result<Pla
     let needs_resource = |what: &str| {
         entry.resource.as_ref().map(|_| ()).ok_or_else(|| {
             ApiError::bad_request(
-                Issue::error(
-                    IssueCode::Required,
-                    format!("A {what} entry needs a resource"),
-                )
-                .at(format!("Bundle.entry[{}].resource", entry.index)),
+                Issue::error(IssueCode::Required, format!("A {what} entry needs a resource"))
+                    .at(format!("Bundle.entry[{}].resource", entry.index)),
             )
         })
     };
-    let refuse_if_none_match = |what: &str| match entry.headers.contains_key(header::IF_NONE_MATCH)
-    {
+    let refuse_if_none_match = |what: &str| match entry.headers.contains_key(header::IF_NONE_MATCH) {
         true => Err(ApiError::bad_request(
-            Issue::error(
-                IssueCode::NotSupported,
-                format!("{what} does not take request.ifNoneMatch"),
-            )
-            .at(format!("Bundle.entry[{}].request.ifNoneMatch", entry.index)),
+            Issue::error(IssueCode::NotSupported, format!("{what} does not take request.ifNoneMatch"))
+                .at(format!("Bundle.entry[{}].request.ifNoneMatch", entry.index)),
         )),
         false => Ok(()),
     };
@@ -761,36 +611,19 @@ fn plan(state: &SharedState, base: &BaseUrl, entry: &EntryRequest) -> Result<Pla
             needs_resource("create")?;
             let if_none_exist = match entry.header(HeaderName::from_static("if-none-exist")) {
                 None => None,
-                Some(criteria_text) => Some(criteria(
-                    search,
-                    resource_type,
-                    Some(criteria_text),
-                    "ifNoneExist",
-                    base,
-                )?),
+                Some(criteria_text) => Some(criteria(search, resource_type, Some(criteria_text), "ifNoneExist", base)?),
             };
-            Ok(Plan::Create {
-                resource_type,
-                if_none_exist,
-            })
+            Ok(Plan::Create { resource_type, if_none_exist })
         }
         (&Method::PUT, Some(id)) => {
             needs_resource("update")?;
-            Ok(Plan::Update {
-                resource_type,
-                id: Some(id),
-                conditions: Vec::new(),
-            })
+            Ok(Plan::Update { resource_type, id: Some(id), conditions: Vec::new() })
         }
         (&Method::PUT, None) => {
             needs_resource("conditional update")?;
             refuse_if_none_match("A conditional update")?;
             let conditions = criteria(search, resource_type, query, "A conditional update", base)?;
-            Ok(Plan::Update {
-                resource_type,
-                id: None,
-                conditions,
-            })
+            Ok(Plan::Update { resource_type, id: None, conditions })
         }
         (&Method::PATCH, Some(id)) => {
             needs_resource("patch")?;
@@ -802,18 +635,11 @@ fn plan(state: &SharedState, base: &BaseUrl, entry: &EntryRequest) -> Result<Pla
                 Some(_) => Vec::new(),
                 None => criteria(search, resource_type, query, "A conditional delete", base)?,
             };
-            Ok(Plan::Delete {
-                resource_type,
-                id,
-                conditions,
-            })
+            Ok(Plan::Delete { resource_type, id, conditions })
         }
         (method, _) => Err(ApiError::bad_request(Issue::error(
             IssueCode::NotSupported,
-            format!(
-                "{method} {} is not an interaction a transaction runs",
-                entry.url
-            ),
+            format!("{method} {} is not an interaction a transaction runs", entry.url),
         ))),
     }
 }
@@ -832,9 +658,7 @@ async fn write(
     let mut resource = entry.resource.clone().unwrap_or_default();
     resolve_references(tx, search, base, &mut resource, full_urls).await?;
     let outcome = match (plan, target) {
-        (Plan::Create { resource_type, .. }, Target::Create(target)) => {
-            tx.create(*resource_type, target, resource).await?
-        }
+        (Plan::Create { resource_type, .. }, Target::Create(target)) => tx.create(*resource_type, target, resource).await?,
         (Plan::Update { resource_type, .. }, Target::Update(target)) => {
             let create_only = create_only(entry)?;
             if create_only && if_match.is_some() {
@@ -843,13 +667,9 @@ async fn write(
                     "ifMatch (update that version) and ifNoneMatch: * (create only) contradict each other",
                 )));
             }
-            tx.update(*resource_type, target, resource, if_match, create_only)
-                .await?
+            tx.update(*resource_type, target, resource, if_match, create_only).await?
         }
-        (Plan::Patch { resource_type, id }, _) => {
-            tx.patch(*resource_type, id, patch_document(&resource)?, if_match)
-                .await?
-        }
+        (Plan::Patch { resource_type, id }, _) => tx.patch(*resource_type, id, patch_document(&resource)?, if_match).await?,
         _ => return Err(ApiError::internal()),
     };
     Ok(outcome)
@@ -862,9 +682,7 @@ fn create_only(entry: &EntryRequest) -> Result<bool, ApiError> {
         Some("*") => Ok(true),
         Some(other) => Err(ApiError::bad_request(Issue::error(
             IssueCode::NotSupported,
-            format!(
-                "ifNoneMatch on an update takes only * (create only if the resource does not exist), not {other:?}"
-            ),
+            format!("ifNoneMatch on an update takes only * (create only if the resource does not exist), not {other:?}"),
         ))),
     }
 }
@@ -893,23 +711,12 @@ async fn resolve_references(
     for reference in conditional {
         let (type_name, query) = reference.split_once('?').unwrap_or_default();
         let resource_type = resource_type(type_name)?;
-        let conditions = criteria(
-            search,
-            resource_type,
-            Some(query),
-            "A conditional reference",
-            base,
-        )?;
-        let found = tx
-            .resolve_one(resource_type, Permission::Search, &conditions)
-            .await?;
+        let conditions = criteria(search, resource_type, Some(query), "A conditional reference", base)?;
+        let found = tx.resolve_one(resource_type, Permission::Search, &conditions).await?;
         let Some(id) = found else {
             return Err(ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
-                Issue::error(
-                    IssueCode::NotFound,
-                    format!("The conditional reference {reference:?} matches no {resource_type}"),
-                ),
+                Issue::error(IssueCode::NotFound, format!("The conditional reference {reference:?} matches no {resource_type}")),
             ));
         };
         resolved.insert(reference, format!("{resource_type}/{id}"));
@@ -933,12 +740,12 @@ fn replace_full_urls(
                 if let Some((resource_type, id)) = full_urls.get(text.as_str()) {
                     *text = format!("{resource_type}/{id}");
                 } else if is_local_identifier(text) {
-                    return Err(ApiError::bad_request(Issue::error(
-                        IssueCode::NotFound,
-                        format!(
-                            "The reference {text:?} names no entry of the transaction (no entry has that fullUrl)"
+                    return Err(ApiError::bad_request(
+                        Issue::error(
+                            IssueCode::NotFound,
+                            format!("The reference {text:?} names no entry of the transaction (no entry has that fullUrl)"),
                         ),
-                    )));
+                    ));
                 } else if text.contains('?') && !text.contains("://") {
                     conditional.push(text.clone());
                 }
@@ -946,10 +753,7 @@ fn replace_full_urls(
             Value::String(text) if key == "div" => {
                 for (full_url, (resource_type, id)) in full_urls {
                     if text.contains(full_url.as_str()) {
-                        *text = text.replace(
-                            &format!("\"{full_url}\""),
-                            &format!("\"{}/{resource_type}/{id}\"", base.0),
-                        );
+                        *text = text.replace(&format!("\"{full_url}\""), &format!("\"{}/{resource_type}/{id}\"", base.0));
                     }
                 }
             }
@@ -997,26 +801,11 @@ async fn response_entry(response: Response, base: &BaseUrl) -> Value {
     let (parts, body) = response.into_parts();
     let status = parts.status;
     let mut answer = Map::new();
-    let reason = status
-        .canonical_reason()
-        .map(|r| format!(" {r}"))
-        .unwrap_or_default();
-    answer.insert(
-        "status".into(),
-        json!(format!("{}{reason}", status.as_u16())),
-    );
-    let header_text = |name: HeaderName| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let reason = status.canonical_reason().map(|r| format!(" {r}")).unwrap_or_default();
+    answer.insert("status".into(), json!(format!("{}{reason}", status.as_u16())));
+    let header_text = |name: HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     if let Some(location) = header_text(header::LOCATION) {
-        let relative = location
-            .strip_prefix(&format!("{}/", base.0))
-            .map(str::to_owned)
-            .unwrap_or(location);
+        let relative = location.strip_prefix(&format!("{}/", base.0)).map(str::to_owned).unwrap_or(location);
         answer.insert("location".into(), json!(relative));
     }
     if let Some(etag) = header_text(header::ETAG) {
@@ -1025,10 +814,7 @@ async fn response_entry(response: Response, base: &BaseUrl) -> Value {
     if let Some(modified) = header_text(header::LAST_MODIFIED).and_then(|d| parse_http_date(&d)) {
         answer.insert("lastModified".into(), json!(format_instant(modified)));
     }
-    let bytes = http_body_util::BodyExt::collect(body)
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let bytes = http_body_util::BodyExt::collect(body).await.map(|b| b.to_bytes()).unwrap_or_default();
     let payload = match bytes.is_empty() {
         true => None,
         false => termin_fhir::json::parse_value(&bytes).ok(),
@@ -1040,14 +826,10 @@ async fn response_entry(response: Response, base: &BaseUrl) -> Value {
             answer.insert("outcome".into(), outcome);
         }
         Some(resource) => {
-            if let (Some(type_name), Some(id)) =
-                (resource["resourceType"].as_str(), resource["id"].as_str())
+            if let (Some(type_name), Some(id)) = (resource["resourceType"].as_str(), resource["id"].as_str())
                 && type_name != "Bundle"
             {
-                entry.insert(
-                    "fullUrl".into(),
-                    json!(format!("{}/{type_name}/{id}", base.0)),
-                );
+                entry.insert("fullUrl".into(), json!(format!("{}/{type_name}/{id}", base.0)));
             }
             entry.insert("resource".into(), resource);
         }

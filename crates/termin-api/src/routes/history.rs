@@ -2,18 +2,18 @@
 
 use super::search::{page_size, page_url, paging_pairs};
 use super::{BaseUrl, resource_type};
-use crate::SharedState;
 use crate::bundle;
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::format::{FhirResponse, ResponseFormat};
 use crate::query::query_pairs;
+use crate::SharedState;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
-use termin_domain::Caller;
 use termin_domain::DomainError;
 use termin_fhir::{Issue, IssueCode, ResourceType};
-use termin_store::HistoryRequest;
+use termin_store::{HistoryRequest};
+use termin_domain::Caller;
 
 pub async fn instance_history(
     State(state): State<SharedState>,
@@ -24,16 +24,7 @@ pub async fn instance_history(
     base: BaseUrl,
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
-    history(
-        &state,
-        &ctx,
-        resource_type,
-        Some(id),
-        uri.query(),
-        format,
-        &base,
-    )
-    .await
+    history(&state, &ctx, resource_type, Some(id), uri.query(), format, &base).await
 }
 
 pub async fn type_history(
@@ -45,16 +36,7 @@ pub async fn type_history(
     base: BaseUrl,
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
-    history(
-        &state,
-        &ctx,
-        resource_type,
-        None,
-        uri.query(),
-        format,
-        &base,
-    )
-    .await
+    history(&state, &ctx, resource_type, None, uri.query(), format, &base).await
 }
 
 async fn history(
@@ -70,9 +52,7 @@ async fn history(
     let before = match query_pairs(query).find(|(name, _)| name == "_cursor") {
         None => None,
         Some((_, value)) => Some(value.parse::<u64>().map_err(|_| {
-            ApiError::bad_request(
-                Issue::error(IssueCode::Invalid, "_cursor is not a history position").at("_cursor"),
-            )
+            ApiError::bad_request(Issue::error(IssueCode::Invalid, "_cursor is not a history position").at("_cursor"))
         })?),
     };
     let since = match query_pairs(query).find(|(name, _)| name == "_since") {
@@ -90,8 +70,7 @@ async fn history(
     let at = match query_pairs(query).find(|(name, _)| name == "_at") {
         None => None,
         Some((_, value)) => {
-            let range =
-                termin_search::parse_range(&value, state.domain.search_parameters().time_zone());
+            let range = termin_search::parse_range(&value, state.domain.search_parameters().time_zone());
             let bounds = range.and_then(|r| r.low.zip(r.high));
             Some(bounds.ok_or_else(|| {
                 ApiError::bad_request(
@@ -127,12 +106,7 @@ async fn history(
         match since.or(at.map(|(low, _)| low)) {
             None => return Err(unknown()),
             // Every resource has a first version, even one outside `_since` or `_at`.
-            Some(_) => match state
-                .domain
-                .resources
-                .vread(ctx, resource_type, id, 1)
-                .await
-            {
+            Some(_) => match state.domain.resources.vread(ctx, resource_type, id, 1).await {
                 Ok(_) => {}
                 Err(DomainError::NotFound(_)) => return Err(unknown()),
                 Err(other) => return Err(other.into()),
@@ -146,8 +120,7 @@ async fn history(
     let pairs = paging_pairs(query);
     let links = bundle::links(
         page_url(&endpoint, &pairs, before.map(|b| b.to_string())),
-        page.next_before
-            .map(|next| page_url(&endpoint, &pairs, Some(next.to_string()))),
+        page.next_before.map(|next| page_url(&endpoint, &pairs, Some(next.to_string()))),
     );
     let entries = page
         .entries

@@ -9,8 +9,8 @@ pub mod subscriptions;
 pub mod system;
 pub mod type_level;
 
-use crate::SharedState;
 use crate::error::ApiError;
+use crate::SharedState;
 use axum::extract::FromRequestParts;
 use axum::http::{HeaderMap, header, request::Parts};
 use termin_fhir::{Issue, IssueCode, ResourceType};
@@ -31,10 +31,7 @@ pub struct BaseUrl(pub String);
 impl FromRequestParts<SharedState> for BaseUrl {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &SharedState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
         if let Some(base) = &state.config.base_url {
             return Ok(BaseUrl(base.trim_end_matches('/').to_owned()));
         }
@@ -66,9 +63,7 @@ pub(crate) fn is_plain_authority(authority: &str) -> bool {
         None => {
             let (name, port) = authority.split_at(authority.find(':').unwrap_or(authority.len()));
             let name_ok = (1..=253).contains(&name.len())
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
             (name_ok, port)
         }
     };
@@ -114,14 +109,7 @@ mod tests {
 
     #[test]
     fn host_headers_are_plain_host_and_port() {
-        for plain in [
-            "localhost",
-            "termin.example.at",
-            "127.0.0.1:8080",
-            "[::1]",
-            "[2001:db8::7]:443",
-            "my_host:1",
-        ] {
+        for plain in ["localhost", "termin.example.at", "127.0.0.1:8080", "[::1]", "[2001:db8::7]:443", "my_host:1"] {
             assert!(is_plain_authority(plain), "{plain:?}");
         }
         for bad in [

@@ -12,13 +12,12 @@ use crate::summary;
 use axum::extract::{OriginalUri, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
-use termin_domain::Caller;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
 use termin_search::{
-    CURSOR_PARAM, NoteSeverity, ParsedSearch, SearchError, SearchErrorKind, SearchOptions,
-    TotalMode, encode_cursor,
+    CURSOR_PARAM, NoteSeverity, ParsedSearch, SearchError, SearchErrorKind, SearchOptions, TotalMode, encode_cursor,
 };
 use termin_store::{Keyset, Permission};
+use termin_domain::Caller;
 
 /// Reads `_count`: absent gives the default, larger than the maximum is capped.
 pub fn page_size(query: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
@@ -26,11 +25,8 @@ pub fn page_size(query: Option<&str>, default: usize, max: usize) -> Result<usiz
         None => Ok(default),
         Some((_, value)) => value.parse::<usize>().map(|n| n.min(max)).map_err(|_| {
             ApiError::bad_request(
-                Issue::error(
-                    IssueCode::Invalid,
-                    format!("_count must be a non-negative integer, got {value:?}"),
-                )
-                .at("_count"),
+                Issue::error(IssueCode::Invalid, format!("_count must be a non-negative integer, got {value:?}"))
+                    .at("_count"),
             )
         }),
     }
@@ -38,16 +34,11 @@ pub fn page_size(query: Option<&str>, default: usize, max: usize) -> Result<usiz
 
 /// The query pairs that identify a page sequence: everything but the cursor.
 pub fn paging_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    owned_pairs(query)
-        .into_iter()
-        .filter(|(name, _)| name != CURSOR_PARAM)
-        .collect()
+    owned_pairs(query).into_iter().filter(|(name, _)| name != CURSOR_PARAM).collect()
 }
 
 fn owned_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    query_pairs(query)
-        .map(|(n, v)| (n.into_owned(), v.into_owned()))
-        .collect()
+    query_pairs(query).map(|(n, v)| (n.into_owned(), v.into_owned())).collect()
 }
 
 /// A page link: the stable query plus an optional cursor.
@@ -56,11 +47,7 @@ pub fn page_url(endpoint: &str, pairs: &[(String, String)], cursor: Option<Strin
     if let Some(cursor) = cursor {
         all.push((CURSOR_PARAM.into(), cursor));
     }
-    if all.is_empty() {
-        endpoint.to_owned()
-    } else {
-        format!("{endpoint}?{}", encode(&all))
-    }
+    if all.is_empty() { endpoint.to_owned() } else { format!("{endpoint}?{}", encode(&all)) }
 }
 
 pub async fn search(
@@ -73,16 +60,7 @@ pub async fn search(
     headers: HeaderMap,
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
-    run(
-        &state,
-        &ctx,
-        resource_type,
-        owned_pairs(uri.query()),
-        &headers,
-        format,
-        &base,
-    )
-    .await
+    run(&state, &ctx, resource_type, owned_pairs(uri.query()), &headers, format, &base).await
 }
 
 /// `POST [type]/_search`: the parameters come form-encoded in the body (and possibly the URL).
@@ -102,10 +80,7 @@ pub async fn search_post(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .map(|m| m.trim().to_ascii_lowercase());
-    if media
-        .as_deref()
-        .is_some_and(|m| m != "application/x-www-form-urlencoded")
-    {
+    if media.as_deref().is_some_and(|m| m != "application/x-www-form-urlencoded") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Issue::error(
@@ -155,11 +130,7 @@ async fn run(
         });
     }
     let endpoint = format!("{}/{resource_type}", base.0);
-    let stable: Vec<(String, String)> = pairs
-        .iter()
-        .filter(|(name, _)| name != CURSOR_PARAM)
-        .cloned()
-        .collect();
+    let stable: Vec<(String, String)> = pairs.iter().filter(|(name, _)| name != CURSOR_PARAM).cloned().collect();
     let link = |keyset: &Keyset| page_url(&endpoint, &stable, Some(encode_cursor(keyset)));
     let links = bundle::paging_links(
         page_url(&endpoint, &pairs, None),
@@ -174,36 +145,25 @@ async fn run(
     for version in &page.matches {
         let entry = bundle::search_entry(&base.0, version, SearchMode::Match);
         entries.push(match (&parsed.elements, parsed.summary) {
-            (Some(elements), _) => {
-                entry.shaped(|resource| summary::elements(resource, elements))?
-            }
-            (None, Some(mode)) => entry.shaped(|resource| {
-                summary::summarize(search, version.resource_type, resource, mode)
-            })?,
+            (Some(elements), _) => entry.shaped(|resource| summary::elements(resource, elements))?,
+            (None, Some(mode)) => entry.shaped(|resource| summary::summarize(search, version.resource_type, resource, mode))?,
             (None, None) => entry,
         });
     }
     for version in &page.included {
         let entry = bundle::search_entry(&base.0, version, SearchMode::Include);
         entries.push(match parsed.summary {
-            Some(mode) => entry.shaped(|resource| {
-                summary::summarize(search, version.resource_type, resource, mode)
-            })?,
+            Some(mode) => entry.shaped(|resource| summary::summarize(search, version.resource_type, resource, mode))?,
             None => entry,
         });
     }
     let total = page.total.filter(|_| parsed.total != TotalMode::None);
-    Ok(FhirResponse::new(StatusCode::OK, format)
-        .searchset(bundle::searchset(total, links, entries)))
+    Ok(FhirResponse::new(StatusCode::OK, format).searchset(bundle::searchset(total, links, entries)))
 }
 
 fn search_error(error: SearchError) -> ApiError {
     let issue = Issue::error(issue_code(&error), error.message);
-    ApiError::bad_request(if error.param.is_empty() {
-        issue
-    } else {
-        issue.at(error.param)
-    })
+    ApiError::bad_request(if error.param.is_empty() { issue } else { issue.at(error.param) })
 }
 
 pub(crate) fn issue_code(error: &SearchError) -> IssueCode {
@@ -224,9 +184,7 @@ fn notes_outcome(parsed: &ParsedSearch, withheld: usize) -> Option<Value> {
         .iter()
         .map(|note| {
             let issue = match note.severity {
-                NoteSeverity::Warning => {
-                    Issue::warning(IssueCode::NotSupported, note.message.clone())
-                }
+                NoteSeverity::Warning => Issue::warning(IssueCode::NotSupported, note.message.clone()),
                 NoteSeverity::Information => Issue::information(note.message.clone()),
             };
             issue.at(note.param.clone())

@@ -19,10 +19,7 @@ pub(crate) fn searchset(base: &str, resources: Vec<Value>) -> Value {
         .into_iter()
         .map(|resource| {
             let full_url = match resource["id"].as_str() {
-                Some(id) => format!(
-                    "{base}/{}/{id}",
-                    resource["resourceType"].as_str().unwrap_or_default()
-                ),
+                Some(id) => format!("{base}/{}/{id}", resource["resourceType"].as_str().unwrap_or_default()),
                 None => format!("urn:uuid:{}", uuid::Uuid::new_v4()),
             };
             json!({"fullUrl": full_url, "resource": resource, "search": {"mode": "match"}})
@@ -38,47 +35,28 @@ pub(crate) fn searchset(base: &str, resources: Vec<Value>) -> Value {
 }
 
 /// `GET /fhir/SubscriptionTopic`: every topic (`url` narrows to one).
-pub async fn topics(
-    base: BaseUrl,
-    format: ResponseFormat,
-    query: axum::extract::RawQuery,
-) -> Result<FhirResponse, ApiError> {
+pub async fn topics(base: BaseUrl, format: ResponseFormat, query: axum::extract::RawQuery) -> Result<FhirResponse, ApiError> {
     let wanted_url = form_urlencoded::parse(query.0.unwrap_or_default().as_bytes())
         .find(|(name, _)| name == "url")
         .map(|(_, value)| value.into_owned());
     let resources = TOPICS
         .iter()
-        .filter(|t| {
-            wanted_url
-                .as_deref()
-                .is_none_or(|url| t.url(&base.0) == url)
-        })
+        .filter(|t| wanted_url.as_deref().is_none_or(|url| t.url(&base.0) == url))
         .map(|t| t.resource(&base.0))
         .collect();
     Ok(FhirResponse::new(StatusCode::OK, format).json(searchset(&base.0, resources)))
 }
 
 /// `GET /fhir/SubscriptionTopic/[id]`.
-pub async fn read_topic(
-    Path(id): Path<String>,
-    base: BaseUrl,
-    format: ResponseFormat,
-) -> Result<FhirResponse, ApiError> {
-    let topic = topic(&id)
-        .ok_or_else(|| ApiError::not_found(format!("SubscriptionTopic/{id} is not known")))?;
+pub async fn read_topic(Path(id): Path<String>, base: BaseUrl, format: ResponseFormat) -> Result<FhirResponse, ApiError> {
+    let topic = topic(&id).ok_or_else(|| ApiError::not_found(format!("SubscriptionTopic/{id} is not known")))?;
     Ok(FhirResponse::new(StatusCode::OK, format).json(topic.resource(&base.0)))
 }
 
 /// The delivery records and websocket bindings, or 501 when notifications are off.
 pub(crate) fn hub(state: &SharedState) -> Result<&Hub, ApiError> {
     state.notifications.as_deref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            Issue::error(
-                IssueCode::NotSupported,
-                "notifications are off on this server",
-            ),
-        )
+        ApiError::new(StatusCode::NOT_IMPLEMENTED, Issue::error(IssueCode::NotSupported, "notifications are off on this server"))
     })
 }
 
@@ -99,9 +77,7 @@ pub async fn websocket(
 
 async fn serve_socket(state: SharedState, base: String, mut socket: axum::extract::ws::WebSocket) {
     use axum::extract::ws::Message;
-    let Some(hub) = state.notifications.clone() else {
-        return;
-    };
+    let Some(hub) = state.notifications.clone() else { return };
     let mut stream: Option<Stream> = None;
     let mut ticks = tokio::time::interval(hub.interval);
     loop {
@@ -149,3 +125,4 @@ async fn serve_socket(state: SharedState, base: String, mut socket: axum::extrac
         }
     }
 }
+

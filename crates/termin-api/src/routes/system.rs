@@ -2,10 +2,10 @@
 //! for unknown paths and methods.
 
 use super::BaseUrl;
-use crate::SharedState;
 use crate::capability::capability_statement;
 use crate::error::ApiError;
 use crate::format::{FhirResponse, ResponseFormat};
+use crate::SharedState;
 use crate::query::query_pairs;
 use axum::extract::{OriginalUri, State};
 use axum::http::{Method, StatusCode, header};
@@ -19,10 +19,7 @@ pub async fn health(format: ResponseFormat) -> FhirResponse {
 }
 
 /// Readiness: the database answers too.
-pub async fn ready(
-    State(state): State<SharedState>,
-    format: ResponseFormat,
-) -> Result<FhirResponse, ApiError> {
+pub async fn ready(State(state): State<SharedState>, format: ResponseFormat) -> Result<FhirResponse, ApiError> {
     state.domain.resources.ready().await?;
     Ok(FhirResponse::new(StatusCode::OK, format).json(json!({"status": "ready"})))
 }
@@ -32,12 +29,7 @@ pub async fn metadata(
     format: ResponseFormat,
     base: BaseUrl,
 ) -> FhirResponse {
-    let statement = capability_statement(
-        &base.0,
-        &state.domain,
-        state.auth.as_ref(),
-        state.platform.as_deref(),
-    );
+    let statement = capability_statement(&base.0, &state.domain, state.auth.as_ref(), state.platform.as_deref());
     FhirResponse::new(StatusCode::OK, format).json(statement)
 }
 
@@ -71,11 +63,7 @@ pub async fn smart_configuration(State(state): State<SharedState>) -> Result<Res
             }
         }
     }
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        configuration.to_string(),
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, "application/json")], configuration.to_string()).into_response())
 }
 
 /// `GET [base]` (also with a trailing `/`): the CapabilityStatement, as at `[base]/metadata`, so
@@ -87,9 +75,7 @@ pub async fn base_endpoint(
     format: ResponseFormat,
     base: BaseUrl,
 ) -> Result<FhirResponse, ApiError> {
-    if let Some((name, _)) =
-        query_pairs(uri.query()).find(|(name, _)| !matches!(name.as_ref(), "_format" | "_pretty"))
-    {
+    if let Some((name, _)) = query_pairs(uri.query()).find(|(name, _)| !matches!(name.as_ref(), "_format" | "_pretty")) {
         return Err(ApiError::bad_request(
             Issue::error(
                 IssueCode::NotSupported,
@@ -108,9 +94,6 @@ pub async fn unknown_path(OriginalUri(uri): OriginalUri) -> ApiError {
 pub async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        Issue::error(
-            IssueCode::NotSupported,
-            format!("{method} is not supported on {}", uri.path()),
-        ),
+        Issue::error(IssueCode::NotSupported, format!("{method} is not supported on {}", uri.path())),
     )
 }

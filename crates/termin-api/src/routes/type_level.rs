@@ -2,11 +2,11 @@
 
 use super::instance::write_response;
 use super::{BaseUrl, if_match, resource_type};
-use crate::SharedState;
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::format::{FhirBody, FhirResponse, ResponseFormat};
 use crate::query::{is_result_parameter, query_pairs};
+use crate::SharedState;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use termin_fhir::{Issue, IssueCode, ResourceType};
@@ -35,15 +35,8 @@ pub fn criteria(
     search
         .parse_criteria(resource_type, &pairs, Some(&base.0), jiff::Timestamp::now())
         .map_err(|e| {
-            let issue = Issue::error(
-                super::search::issue_code(&e),
-                format!("{what}: {}", e.message),
-            );
-            ApiError::bad_request(if e.param.is_empty() {
-                issue
-            } else {
-                issue.at(e.param)
-            })
+            let issue = Issue::error(super::search::issue_code(&e), format!("{what}: {}", e.message));
+            ApiError::bad_request(if e.param.is_empty() { issue } else { issue.at(e.param) })
         })
 }
 
@@ -64,13 +57,7 @@ pub async fn create(
     refuse_criteria_in_url(resource_type, uri.query())?;
     let condition = match headers.get("if-none-exist") {
         None => None,
-        Some(value) => Some(criteria(
-            state.domain.search_parameters(),
-            resource_type,
-            Some(value.to_str().unwrap_or_default()),
-            "If-None-Exist",
-            &base,
-        )?),
+        Some(value) => Some(criteria(state.domain.search_parameters(), resource_type, Some(value.to_str().unwrap_or_default()), "If-None-Exist", &base)?),
     };
     let outcome = state
         .domain
@@ -83,10 +70,7 @@ pub async fn create(
 /// `POST [type]?identifier=...` (fhirpy's `get_or_create` sends it): FHIR defines no query on a
 /// create, and ignoring it would create a duplicate where the client meant a conditional create,
 /// so it is refused with the header that does what was meant.
-fn refuse_criteria_in_url(
-    resource_type: ResourceType,
-    query: Option<&str>,
-) -> Result<(), ApiError> {
+fn refuse_criteria_in_url(resource_type: ResourceType, query: Option<&str>) -> Result<(), ApiError> {
     let criteria: Vec<(String, String)> = query_pairs(query)
         .filter(|(name, _)| !CREATE_URL_PARAMS.contains(&name.as_ref()))
         .map(|(n, v)| (n.into_owned(), v.into_owned()))
@@ -94,10 +78,7 @@ fn refuse_criteria_in_url(
     let Some((first, _)) = criteria.first() else {
         return Ok(());
     };
-    let written: Vec<String> = criteria
-        .iter()
-        .map(|(name, value)| format!("{name}={value}"))
-        .collect();
+    let written: Vec<String> = criteria.iter().map(|(name, value)| format!("{name}={value}")).collect();
     Err(ApiError::bad_request(
         Issue::error(
             IssueCode::NotSupported,
@@ -123,13 +104,7 @@ pub async fn conditional_update(
     FhirBody(body): FhirBody,
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
-    let conditions = criteria(
-        state.domain.search_parameters(),
-        resource_type,
-        uri.query(),
-        "A conditional update",
-        &base,
-    )?;
+    let conditions = criteria(state.domain.search_parameters(), resource_type, uri.query(), "A conditional update", &base)?;
     let expected = if_match(&headers)?;
     let outcome = state
         .domain
@@ -150,17 +125,7 @@ pub async fn conditional_delete(
     base: BaseUrl,
 ) -> Result<FhirResponse, ApiError> {
     let resource_type = resource_type(&type_name)?;
-    let conditions = criteria(
-        state.domain.search_parameters(),
-        resource_type,
-        uri.query(),
-        "A conditional delete",
-        &base,
-    )?;
-    state
-        .domain
-        .resources
-        .conditional_delete(&ctx, resource_type, &conditions)
-        .await?;
+    let conditions = criteria(state.domain.search_parameters(), resource_type, uri.query(), "A conditional delete", &base)?;
+    state.domain.resources.conditional_delete(&ctx, resource_type, &conditions).await?;
     Ok(FhirResponse::new(StatusCode::NO_CONTENT, format))
 }

@@ -12,10 +12,7 @@ use termin_calendar::weekday;
 pub type Interval = (Timestamp, Timestamp);
 
 fn local_instant(date: Date, time: Time, zone: &TimeZone) -> Option<Timestamp> {
-    date.to_datetime(time)
-        .to_zoned_datetime(zone.clone())
-        .ok()
-        .map(|z| z.timestamp())
+    date.to_datetime(time).to_zoned_datetime(zone.clone()).ok().map(|z| z.timestamp())
 }
 
 /// A FHIR date or dateTime as an instant (dates and offset-less times read in `zone`);
@@ -29,34 +26,19 @@ pub fn period_bound(text: &str, zone: &TimeZone, end: bool) -> Option<Timestamp>
         return local_instant(date, Time::midnight(), zone);
     }
     let datetime = text.parse::<jiff::civil::DateTime>().ok()?;
-    datetime
-        .to_zoned_datetime(zone.clone())
-        .ok()
-        .map(|z| z.timestamp())
+    datetime.to_zoned_datetime(zone.clone()).ok().map(|z| z.timestamp())
 }
 
 /// The concrete intervals of a list of Availability values between `from` and `until`.
-pub fn expand(
-    availabilities: &[Value],
-    from: Timestamp,
-    until: Timestamp,
-    zone: &TimeZone,
-) -> Vec<Interval> {
+pub fn expand(availabilities: &[Value], from: Timestamp, until: Timestamp, zone: &TimeZone) -> Vec<Interval> {
     let mut intervals = Vec::new();
     let mut excluded = Vec::new();
     let first_day = from.to_zoned_datetime(zone.clone()).date();
     let last_day = until.to_zoned_datetime(zone.clone()).date();
     for availability in availabilities {
-        for available in availability["availableTime"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
+        for available in availability["availableTime"].as_array().into_iter().flatten() {
             let days: Vec<Weekday> = match available["daysOfWeek"].as_array() {
-                Some(codes) => codes
-                    .iter()
-                    .filter_map(|c| c.as_str().and_then(weekday))
-                    .collect(),
+                Some(codes) => codes.iter().filter_map(|c| c.as_str().and_then(weekday)).collect(),
                 None => vec![
                     Weekday::Monday,
                     Weekday::Tuesday,
@@ -68,27 +50,16 @@ pub fn expand(
                 ],
             };
             let all_day = available["allDay"].as_bool().unwrap_or(false);
-            let start_time = available["availableStartTime"]
-                .as_str()
-                .and_then(|t| t.parse::<Time>().ok());
-            let end_time = available["availableEndTime"]
-                .as_str()
-                .and_then(|t| t.parse::<Time>().ok());
+            let start_time = available["availableStartTime"].as_str().and_then(|t| t.parse::<Time>().ok());
+            let end_time = available["availableEndTime"].as_str().and_then(|t| t.parse::<Time>().ok());
             let mut day = first_day;
             while day <= last_day {
                 if days.contains(&day.weekday()) {
-                    let start = if all_day {
-                        Time::midnight()
-                    } else {
-                        start_time.unwrap_or(Time::midnight())
-                    };
+                    let start = if all_day { Time::midnight() } else { start_time.unwrap_or(Time::midnight()) };
                     let start = local_instant(day, start, zone);
                     let end = match (all_day, end_time) {
                         (false, Some(end)) => local_instant(day, end, zone),
-                        _ => day
-                            .tomorrow()
-                            .ok()
-                            .and_then(|d| local_instant(d, Time::midnight(), zone)),
+                        _ => day.tomorrow().ok().and_then(|d| local_instant(d, Time::midnight(), zone)),
                     };
                     if let (Some(start), Some(end)) = (start, end)
                         && start < end
@@ -96,24 +67,14 @@ pub fn expand(
                         intervals.push((start.max(from), end.min(until)));
                     }
                 }
-                let Ok(next) = day.checked_add(1.day()) else {
-                    break;
-                };
+                let Ok(next) = day.checked_add(1.day()) else { break };
                 day = next;
             }
         }
-        for gap in availability["notAvailableTime"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
+        for gap in availability["notAvailableTime"].as_array().into_iter().flatten() {
             let during = &gap["during"];
-            let start = during["start"]
-                .as_str()
-                .and_then(|t| period_bound(t, zone, false));
-            let end = during["end"]
-                .as_str()
-                .and_then(|t| period_bound(t, zone, true));
+            let start = during["start"].as_str().and_then(|t| period_bound(t, zone, false));
+            let end = during["end"].as_str().and_then(|t| period_bound(t, zone, true));
             excluded.push((start.unwrap_or(from), end.unwrap_or(until)));
         }
     }
@@ -155,8 +116,7 @@ fn subtract(intervals: Vec<Interval>, excluded: &[Interval]) -> Vec<Interval> {
 
 /// Whether any interval of `a` overlaps any of `b` (both normalized).
 pub fn overlaps(a: &[Interval], b: &[Interval]) -> bool {
-    a.iter()
-        .any(|(s1, e1)| b.iter().any(|(s2, e2)| s1 < e2 && s2 < e1))
+    a.iter().any(|(s1, e1)| b.iter().any(|(s2, e2)| s1 < e2 && s2 < e1))
 }
 
 /// Whether `[start, end)` lies inside one of the intervals.
@@ -181,12 +141,7 @@ mod tests {
     fn mornings_follow_daylight_saving_time() {
         let mornings = json!([{"availableTime": [{"daysOfWeek": ["mon"], "availableStartTime": "08:00:00", "availableEndTime": "12:00:00"}]}]);
         // The week of the spring-forward (Sunday 2026-03-29).
-        let got = expand(
-            mornings.as_array().unwrap(),
-            ts("2026-03-23T00:00:00Z"),
-            ts("2026-04-06T00:00:00Z"),
-            &vienna(),
-        );
+        let got = expand(mornings.as_array().unwrap(), ts("2026-03-23T00:00:00Z"), ts("2026-04-06T00:00:00Z"), &vienna());
         assert_eq!(
             got,
             vec![
@@ -202,22 +157,10 @@ mod tests {
             "availableTime": [{"daysOfWeek": ["mon", "tue"], "allDay": true}],
             "notAvailableTime": [{"description": "Urlaub", "during": {"start": "2026-04-06", "end": "2026-04-06"}}]
         }]);
-        let got = expand(
-            weekdays.as_array().unwrap(),
-            ts("2026-04-06T00:00:00Z"),
-            ts("2026-04-08T00:00:00Z"),
-            &vienna(),
-        );
-        assert_eq!(
-            got,
-            vec![(ts("2026-04-06T22:00:00Z"), ts("2026-04-07T22:00:00Z"))]
-        );
+        let got = expand(weekdays.as_array().unwrap(), ts("2026-04-06T00:00:00Z"), ts("2026-04-08T00:00:00Z"), &vienna());
+        assert_eq!(got, vec![(ts("2026-04-06T22:00:00Z"), ts("2026-04-07T22:00:00Z"))]);
         let monday_morning = [(ts("2026-04-06T06:00:00Z"), ts("2026-04-06T10:00:00Z"))];
         assert!(!overlaps(&got, &monday_morning));
-        assert!(contains(
-            &got,
-            ts("2026-04-07T08:00:00Z"),
-            ts("2026-04-07T08:30:00Z")
-        ));
+        assert!(contains(&got, ts("2026-04-07T08:00:00Z"), ts("2026-04-07T08:30:00Z")));
     }
 }

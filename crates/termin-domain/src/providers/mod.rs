@@ -30,21 +30,20 @@
 
 pub mod availability;
 
-use crate::DomainError;
 use crate::caller::Caller;
+use crate::DomainError;
 use crate::kernel::Kernel;
+use std::sync::Arc;
 use availability::Interval;
+use termin_fhir::geo::{self as near, Near, Point};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
-use termin_fhir::geo::{self as near, Near, Point};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, ResourceType};
 use termin_store::{
-    Comparison, Condition, Filter, IndexKind, Keyset, RangeEnd, RangePoint, RangeTest,
-    ReferenceMatch, ResourceVersion, SearchPage, SearchRequest, SortKey, SortParam, StringMatch,
-    SystemMatch, TokenMatch,
+    Comparison, Condition, Filter, IndexKind, Keyset, RangeEnd, RangePoint, RangeTest, ReferenceMatch,
+    ResourceVersion, SearchPage, SearchRequest, SortKey, SortParam, StringMatch, SystemMatch, TokenMatch,
 };
 
 /// How far ahead availability and free slots are looked at unless the client says.
@@ -64,10 +63,7 @@ const SLOTS_PER_PAGE: usize = 500;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LocationSelector {
     Id(String),
-    Identifier {
-        system: Option<String>,
-        value: String,
-    },
+    Identifier { system: Option<String>, value: String },
 }
 
 /// A business identifier, as a Reference's `identifier` names a resource.
@@ -121,11 +117,7 @@ struct Places {
 impl Places {
     /// The distance of the nearest of these Locations, when a near search measured one.
     fn distance(&self, locations: &[String]) -> Option<f64> {
-        locations
-            .iter()
-            .filter_map(|l| self.distances.get(l))
-            .copied()
-            .min_by(f64::total_cmp)
+        locations.iter().filter_map(|l| self.distances.get(l)).copied().min_by(f64::total_cmp)
     }
 }
 
@@ -186,35 +178,23 @@ fn references(resource: &Map<String, Value>, element: &str, target: ResourceType
 /// The resources on this server that References point at, as the search index sees them: only
 /// relative literal references, since the internal searches name no server base. Used to tell
 /// which of the ids a batched search asked for a found resource refers to.
-fn local_targets<'a>(
-    references: Vec<&'a Value>,
-) -> impl Iterator<Item = (ResourceType, String)> + 'a {
+fn local_targets<'a>(references: Vec<&'a Value>) -> impl Iterator<Item = (ResourceType, String)> + 'a {
     references.into_iter().filter_map(|r| {
         let literal = termin_fhir::parse_literal(r.get("reference")?.as_str()?)?;
         let target = literal.resource_type.parse().ok()?;
-        literal
-            .base
-            .is_none()
-            .then(|| (target, literal.id.to_owned()))
+        literal.base.is_none().then(|| (target, literal.id.to_owned()))
     })
 }
 
 fn active_only() -> Condition {
     Condition::Not(Box::new(Condition::TokenAny {
         param: "active".into(),
-        alternatives: vec![TokenMatch {
-            system: SystemMatch::Any,
-            code: Some("false".into()),
-        }],
+        alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("false".into()) }],
     }))
 }
 
 fn local_reference(target: ResourceType, id: &str) -> ReferenceMatch {
-    ReferenceMatch::Local {
-        target_type: Some(target.as_str().into()),
-        id: id.into(),
-        version: None,
-    }
+    ReferenceMatch::Local { target_type: Some(target.as_str().into()), id: id.into(), version: None }
 }
 
 fn refers_to(param: &str, target: ResourceType, ids: &[String]) -> Condition {
@@ -243,10 +223,9 @@ impl ScheduleParam {
     fn references(self, schedule: &Map<String, Value>) -> Vec<&Value> {
         match self {
             ScheduleParam::Actor => listed(schedule, "actor"),
-            ScheduleParam::ServiceTypeReference => listed(schedule, "serviceType")
-                .into_iter()
-                .filter_map(|concept| concept.get("reference"))
-                .collect(),
+            ScheduleParam::ServiceTypeReference => {
+                listed(schedule, "serviceType").into_iter().filter_map(|concept| concept.get("reference")).collect()
+            }
         }
     }
 }
@@ -262,11 +241,7 @@ struct ScheduleLink {
 /// The Schedules of a service's own Organization: the service's, or ones offering it.
 fn operator_schedule_links(service_id: &str) -> Vec<ScheduleLink> {
     [ScheduleParam::Actor, ScheduleParam::ServiceTypeReference]
-        .map(|param| ScheduleLink {
-            param,
-            target: ResourceType::HealthcareService,
-            id: service_id.into(),
-        })
+        .map(|param| ScheduleLink { param, target: ResourceType::HealthcareService, id: service_id.into() })
         .into()
 }
 
@@ -286,11 +261,7 @@ struct RoleCandidate {
 impl RoleCandidate {
     /// The role's Schedules, and its Practitioner's.
     fn schedule_links(&self) -> Vec<ScheduleLink> {
-        let role = ScheduleLink {
-            param: ScheduleParam::Actor,
-            target: ResourceType::PractitionerRole,
-            id: self.role.id.clone(),
-        };
+        let role = ScheduleLink { param: ScheduleParam::Actor, target: ResourceType::PractitionerRole, id: self.role.id.clone() };
         let practitioners = self.practitioners.iter().map(|id| ScheduleLink {
             param: ScheduleParam::Actor,
             target: ResourceType::Practitioner,
@@ -329,12 +300,10 @@ const SERVICE_TYPE_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/service
 
 fn lenient_service_type(token: &TokenMatch) -> TokenMatch {
     match &token.system {
-        SystemMatch::Exactly(system) if SERVICE_TYPE_VALUE_SETS.contains(&system.as_str()) => {
-            TokenMatch {
-                system: SystemMatch::Exactly(SERVICE_TYPE_SYSTEM.into()),
-                code: token.code.clone(),
-            }
-        }
+        SystemMatch::Exactly(system) if SERVICE_TYPE_VALUE_SETS.contains(&system.as_str()) => TokenMatch {
+            system: SystemMatch::Exactly(SERVICE_TYPE_SYSTEM.into()),
+            code: token.code.clone(),
+        },
         _ => token.clone(),
     }
 }
@@ -349,9 +318,7 @@ fn codings_of(resource: &Map<String, Value>, element: &str) -> Vec<TokenMatch> {
         .filter_map(|coding| {
             let code = coding["code"].as_str()?;
             Some(TokenMatch {
-                system: coding["system"]
-                    .as_str()
-                    .map_or(SystemMatch::Any, |s| SystemMatch::Exactly(s.into())),
+                system: coding["system"].as_str().map_or(SystemMatch::Any, |s| SystemMatch::Exactly(s.into())),
                 code: Some(code.into()),
             })
         })
@@ -379,11 +346,7 @@ impl ProviderService {
     ) -> Result<SearchPage, DomainError> {
         let request = SearchRequest {
             resource_type,
-            filter: Filter {
-                conditions,
-                now: self.kernel.clock.now(),
-                server_base: None,
-            },
+            filter: Filter { conditions, now: self.kernel.clock.now(), server_base: None },
             sort,
             count,
             page: after,
@@ -402,10 +365,7 @@ impl ProviderService {
         sort: Vec<SortKey>,
         count: usize,
     ) -> Result<Vec<ResourceVersion>, DomainError> {
-        Ok(self
-            .find_page(ctx, resource_type, conditions, sort, count, None)
-            .await?
-            .matches)
+        Ok(self.find_page(ctx, resource_type, conditions, sort, count, None).await?.matches)
     }
 
     /// Every match, in id order, read page by page.
@@ -418,16 +378,7 @@ impl ProviderService {
         let mut found = Vec::new();
         let mut after = None;
         loop {
-            let page = self
-                .find_page(
-                    ctx,
-                    resource_type,
-                    conditions.clone(),
-                    Vec::new(),
-                    BATCH,
-                    after,
-                )
-                .await?;
+            let page = self.find_page(ctx, resource_type, conditions.clone(), Vec::new(), BATCH, after).await?;
             found.extend(page.matches);
             match page.next {
                 Some(next) => after = Some(next),
@@ -438,17 +389,10 @@ impl ProviderService {
 
     /// The current resource, `None` when it is unknown, deleted or not the caller's to see;
     /// a storage failure is an error, not an absence.
-    async fn read_live(
-        &self,
-        ctx: &Caller,
-        resource_type: ResourceType,
-        id: &str,
-    ) -> Result<Option<ResourceVersion>, DomainError> {
+    async fn read_live(&self, ctx: &Caller, resource_type: ResourceType, id: &str) -> Result<Option<ResourceVersion>, DomainError> {
         match self.kernel.read(ctx, resource_type, id).await {
             Ok(version) => Ok(Some(version)),
-            Err(DomainError::NotFound(_) | DomainError::Gone(_) | DomainError::Forbidden(_)) => {
-                Ok(None)
-            }
+            Err(DomainError::NotFound(_) | DomainError::Gone(_) | DomainError::Forbidden(_)) => Ok(None),
             Err(other) => Err(other),
         }
     }
@@ -463,10 +407,7 @@ impl ProviderService {
         let ids: Vec<String> = ids.into_iter().collect();
         let mut found = HashMap::new();
         for chunk in ids.chunks(IDS_PER_SEARCH) {
-            for version in self
-                .find_all(ctx, resource_type, vec![Condition::IdIn(chunk.to_vec())])
-                .await?
-            {
+            for version in self.find_all(ctx, resource_type, vec![Condition::IdIn(chunk.to_vec())]).await? {
                 found.insert(version.id.clone(), version);
             }
         }
@@ -475,11 +416,7 @@ impl ProviderService {
 
     /// Answers `$findHSP`. The providers of all matching services are looked at together, a
     /// few searches in all rather than several per provider.
-    pub async fn find_providers(
-        &self,
-        ctx: &Caller,
-        query: &ProviderQuery,
-    ) -> Result<ProviderMatches, DomainError> {
+    pub async fn find_providers(&self, ctx: &Caller, query: &ProviderQuery) -> Result<ProviderMatches, DomainError> {
         if !query.names_a_service() {
             return Err(DomainError::invalid(
                 Issue::error(
@@ -501,35 +438,19 @@ impl ProviderService {
         let mut notes = Vec::new();
         let services = self.matching_services(ctx, query).await?;
         let places = self.wanted_locations(ctx, query, &mut notes).await?;
-        let candidates = self
-            .placed_providers(ctx, services, places.as_ref())
-            .await?;
+        let candidates = self.placed_providers(ctx, services, places.as_ref()).await?;
 
         let links: Vec<ScheduleLink> = candidates
             .iter()
             .flat_map(|candidate| {
-                let role_links = candidate
-                    .roles
-                    .iter()
-                    .flat_map(RoleCandidate::schedule_links);
-                let operator_links = candidate
-                    .operator
-                    .iter()
-                    .flat_map(|_| operator_schedule_links(&candidate.service.id));
+                let role_links = candidate.roles.iter().flat_map(RoleCandidate::schedule_links);
+                let operator_links = candidate.operator.iter().flat_map(|_| operator_schedule_links(&candidate.service.id));
                 role_links.chain(operator_links)
             })
             .collect();
         let schedules = self.schedules_linked(ctx, &links).await?;
-        let schedule_ids: Vec<String> = schedules
-            .values()
-            .flatten()
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let earliest_by_schedule = self
-            .earliest_free_slots(ctx, &schedule_ids, &wanted, until)
-            .await?;
+        let schedule_ids: Vec<String> = schedules.values().flatten().cloned().collect::<BTreeSet<_>>().into_iter().collect();
+        let earliest_by_schedule = self.earliest_free_slots(ctx, &schedule_ids, &wanted, until).await?;
         let earliest_free = |links: &[ScheduleLink]| -> Option<FreeSlot> {
             links
                 .iter()
@@ -543,16 +464,7 @@ impl ProviderService {
         let mut serving = Vec::new();
         for candidate in candidates {
             let fits = |role: Option<&Map<String, Value>>, free: Option<&FreeSlot>| {
-                time_fits(
-                    &candidate.body,
-                    role,
-                    free,
-                    query,
-                    &wanted,
-                    now,
-                    until,
-                    &zone,
-                )
+                time_fits(&candidate.body, role, free, query, &wanted, now, until, &zone)
             };
             let roles: Vec<(RoleCandidate, Option<FreeSlot>)> = candidate
                 .roles
@@ -566,18 +478,9 @@ impl ProviderService {
             let operator = candidate.operator.and_then(|(organization, distance)| {
                 let free = earliest_free(&operator_schedule_links(&candidate.service.id));
                 // The operator of a service whose roles serve at the wanted time serves then too.
-                (!roles.is_empty() || fits(None, free.as_ref())).then_some((
-                    organization,
-                    distance,
-                    free,
-                ))
+                (!roles.is_empty() || fits(None, free.as_ref())).then_some((organization, distance, free))
             });
-            serving.push(Serving {
-                service: candidate.service,
-                body: candidate.body,
-                roles,
-                operator,
-            });
+            serving.push(Serving { service: candidate.service, body: candidate.body, roles, operator });
         }
 
         let mut practitioner_ids = BTreeSet::new();
@@ -589,86 +492,41 @@ impl ProviderService {
             }
             organization_ids.extend(providers.operator.iter().map(|(id, ..)| id.clone()));
         }
-        let practitioners = self
-            .read_all(ctx, ResourceType::Practitioner, practitioner_ids)
-            .await?;
-        let organizations = self
-            .read_all(ctx, ResourceType::Organization, organization_ids)
-            .await?;
+        let practitioners = self.read_all(ctx, ResourceType::Practitioner, practitioner_ids).await?;
+        let organizations = self.read_all(ctx, ResourceType::Organization, organization_ids).await?;
 
         let mut matches = Vec::new();
-        for Serving {
-            service,
-            body: service_body,
-            roles,
-            operator,
-        } in serving
-        {
-            let mut providers: Vec<(Option<u64>, Option<Timestamp>, Vec<ResourceVersion>)> =
-                Vec::new();
+        for Serving { service, body: service_body, roles, operator } in serving {
+            let mut providers: Vec<(Option<u64>, Option<Timestamp>, Vec<ResourceVersion>)> = Vec::new();
             let mut earliest_free_slots = Vec::new();
             for (role, free) in roles {
-                note_free(
-                    &mut notes,
-                    &mut earliest_free_slots,
-                    format!("PractitionerRole/{}", role.role.id),
-                    free.as_ref(),
-                );
+                note_free(&mut notes, &mut earliest_free_slots, format!("PractitionerRole/{}", role.role.id), free.as_ref());
                 let mut group = vec![role.role];
-                group.extend(
-                    role.practitioners
-                        .iter()
-                        .filter_map(|id| practitioners.get(id).cloned()),
-                );
-                group.extend(
-                    role.organizations
-                        .iter()
-                        .filter_map(|id| organizations.get(id).cloned()),
-                );
+                group.extend(role.practitioners.iter().filter_map(|id| practitioners.get(id).cloned()));
+                group.extend(role.organizations.iter().filter_map(|id| organizations.get(id).cloned()));
                 providers.push((role.distance.map(metres), free.map(|f| f.0), group));
             }
             if let Some((organization, distance, free)) = operator
                 && let Some(org) = organizations.get(&organization)
             {
-                note_free(
-                    &mut notes,
-                    &mut earliest_free_slots,
-                    format!("Organization/{}", org.id),
-                    free.as_ref(),
-                );
+                note_free(&mut notes, &mut earliest_free_slots, format!("Organization/{}", org.id), free.as_ref());
                 providers.push((distance.map(metres), free.map(|f| f.0), vec![org.clone()]));
             }
             if providers.is_empty() {
                 continue;
             }
             providers.sort_by_key(|(distance, free, group)| {
-                (
-                    distance.is_none(),
-                    *distance,
-                    free.is_none(),
-                    *free,
-                    group[0].id.clone(),
-                )
+                (distance.is_none(), *distance, free.is_none(), *free, group[0].id.clone())
             });
-            let nearest = providers
-                .iter()
-                .filter_map(|(distance, ..)| *distance)
-                .min();
+            let nearest = providers.iter().filter_map(|(distance, ..)| *distance).min();
             let earliest_free = providers.iter().filter_map(|(_, free, _)| *free).min();
             let mut flat: Vec<ResourceVersion> = Vec::new();
             for resource in providers.into_iter().flat_map(|(.., group)| group) {
-                if !flat
-                    .iter()
-                    .any(|r| r.resource_type == resource.resource_type && r.id == resource.id)
-                {
+                if !flat.iter().any(|r| r.resource_type == resource.resource_type && r.id == resource.id) {
                     flat.push(resource);
                 }
             }
-            let name = service_body
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_lowercase();
+            let name = service_body.get("name").and_then(Value::as_str).unwrap_or_default().to_lowercase();
             let rank = format!(
                 "{}|{:09}|{}|{}|{name}|{}",
                 u8::from(nearest.is_none()),
@@ -677,37 +535,18 @@ impl ProviderService {
                 earliest_free.map(format_instant).unwrap_or_default(),
                 service.id
             );
-            matches.push(ServiceMatch {
-                service,
-                providers: flat,
-                earliest_free,
-                earliest_free_slots,
-                rank,
-            });
+            matches.push(ServiceMatch { service, providers: flat, earliest_free, earliest_free_slots, rank });
         }
         matches.sort_by(|a, b| a.rank.cmp(&b.rank));
         if matches.is_empty() {
-            notes.push(Issue::warning(
-                IssueCode::NotFound,
-                "No provider offers the service at the wanted place and time",
-            ));
+            notes.push(Issue::warning(IssueCode::NotFound, "No provider offers the service at the wanted place and time"));
         }
-        Ok(ProviderMatches {
-            services: matches,
-            notes,
-        })
+        Ok(ProviderMatches { services: matches, notes })
     }
 
-    async fn matching_services(
-        &self,
-        ctx: &Caller,
-        query: &ProviderQuery,
-    ) -> Result<Vec<ResourceVersion>, DomainError> {
+    async fn matching_services(&self, ctx: &Caller, query: &ProviderQuery) -> Result<Vec<ResourceVersion>, DomainError> {
         if let Some(identifier) = &query.service_identifier {
-            return self
-                .service_by_identifier(ctx, identifier)
-                .await
-                .and_then(active_service);
+            return self.service_by_identifier(ctx, identifier).await.and_then(active_service);
         }
         let referenced = match (&query.service_reference, &query.service_resource) {
             (Some(reference), _) => Some(reference.clone()),
@@ -720,10 +559,7 @@ impl ProviderService {
         if let Some(reference) = referenced {
             let known = crate::model::reference_id(&reference, ResourceType::HealthcareService);
             let found = match &known {
-                Some(id) => {
-                    self.read_live(ctx, ResourceType::HealthcareService, id)
-                        .await?
-                }
+                Some(id) => self.read_live(ctx, ResourceType::HealthcareService, id).await?,
                 None => None,
             };
             match found {
@@ -732,11 +568,8 @@ impl ProviderService {
                 None if query.service_resource.is_some() && query.service_reference.is_none() => {}
                 None => {
                     return Err(DomainError::unprocessable(
-                        Issue::error(
-                            IssueCode::NotFound,
-                            format!("{reference} is not known to this server"),
-                        )
-                        .at(SERVICE_REFERENCE_INPUT),
+                        Issue::error(IssueCode::NotFound, format!("{reference} is not known to this server"))
+                            .at(SERVICE_REFERENCE_INPUT),
                     ));
                 }
             }
@@ -748,35 +581,21 @@ impl ProviderService {
             ("service-type", &query.types, "type"),
             ("specialty", &query.specialties, "specialty"),
         ] {
-            let mut alternatives: Vec<TokenMatch> =
-                given.iter().map(lenient_service_type).collect();
+            let mut alternatives: Vec<TokenMatch> = given.iter().map(lenient_service_type).collect();
             if let Some(inline) = inline {
                 alternatives.extend(codings_of(inline, element));
             }
             if !alternatives.is_empty() {
-                conditions.push(Condition::TokenAny {
-                    param: param.into(),
-                    alternatives,
-                });
+                conditions.push(Condition::TokenAny { param: param.into(), alternatives });
             }
         }
         if conditions.len() == 1 {
             return Err(DomainError::invalid(
-                Issue::error(
-                    IssueCode::Required,
-                    "The inline HealthcareService carries no type, category or specialty code",
-                )
-                .at(SERVICE_REFERENCE_INPUT),
+                Issue::error(IssueCode::Required, "The inline HealthcareService carries no type, category or specialty code")
+                    .at(SERVICE_REFERENCE_INPUT),
             ));
         }
-        self.find(
-            ctx,
-            ResourceType::HealthcareService,
-            conditions,
-            Vec::new(),
-            BATCH,
-        )
-        .await
+        self.find(ctx, ResourceType::HealthcareService, conditions, Vec::new(), BATCH).await
     }
 
     /// The one HealthcareService with this business identifier.
@@ -786,46 +605,25 @@ impl ProviderService {
         identifier: &BusinessIdentifier,
     ) -> Result<ResourceVersion, DomainError> {
         let token = TokenMatch {
-            system: identifier
-                .system
-                .clone()
-                .map_or(SystemMatch::Any, SystemMatch::Exactly),
+            system: identifier.system.clone().map_or(SystemMatch::Any, SystemMatch::Exactly),
             code: Some(identifier.value.clone()),
         };
-        let condition = Condition::TokenAny {
-            param: "identifier".into(),
-            alternatives: vec![token],
-        };
+        let condition = Condition::TokenAny { param: "identifier".into(), alternatives: vec![token] };
         // Two tell "several" from "one".
-        let mut found = self
-            .find(
-                ctx,
-                ResourceType::HealthcareService,
-                vec![condition],
-                Vec::new(),
-                2,
-            )
-            .await?;
+        let mut found = self.find(ctx, ResourceType::HealthcareService, vec![condition], Vec::new(), 2).await?;
         let named = match &identifier.system {
             Some(system) => format!("{system}|{}", identifier.value),
             None => identifier.value.clone(),
         };
         let problem = match found.len() {
             1 => return Ok(found.remove(0)),
-            0 => Issue::error(
-                IssueCode::NotFound,
-                format!("No HealthcareService has the identifier {named}"),
-            ),
+            0 => Issue::error(IssueCode::NotFound, format!("No HealthcareService has the identifier {named}")),
             _ => Issue::error(
                 IssueCode::MultipleMatches,
-                format!(
-                    "Several HealthcareServices have the identifier {named}; name one by reference"
-                ),
+                format!("Several HealthcareServices have the identifier {named}; name one by reference"),
             ),
         };
-        Err(DomainError::unprocessable(
-            problem.at(SERVICE_REFERENCE_INPUT),
-        ))
+        Err(DomainError::unprocessable(problem.at(SERVICE_REFERENCE_INPUT)))
     }
 
     /// The wanted places, or `None` when place does not matter.
@@ -839,33 +637,20 @@ impl ProviderService {
             return Ok(None);
         }
         let radius_km = query.radius_km.unwrap_or(near::DEFAULT_NEAR_RADIUS_KM);
-        let mut centres: Vec<Near> = query
-            .near
-            .iter()
-            .map(|&centre| Near { centre, radius_km })
-            .collect();
+        let mut centres: Vec<Near> = query.near.iter().map(|&centre| Near { centre, radius_km }).collect();
         let mut wanted = Places::default();
         for selector in &query.locations {
             let found = match selector {
-                LocationSelector::Id(id) => self
-                    .read_live(ctx, ResourceType::Location, id)
-                    .await?
-                    .into_iter()
-                    .collect(),
+                LocationSelector::Id(id) => self.read_live(ctx, ResourceType::Location, id).await?.into_iter().collect(),
                 LocationSelector::Identifier { system, value } => {
                     let token = TokenMatch {
-                        system: system
-                            .clone()
-                            .map_or(SystemMatch::Any, SystemMatch::Exactly),
+                        system: system.clone().map_or(SystemMatch::Any, SystemMatch::Exactly),
                         code: Some(value.clone()),
                     };
                     self.find(
                         ctx,
                         ResourceType::Location,
-                        vec![Condition::TokenAny {
-                            param: "identifier".into(),
-                            alternatives: vec![token],
-                        }],
+                        vec![Condition::TokenAny { param: "identifier".into(), alternatives: vec![token] }],
                         Vec::new(),
                         BATCH,
                     )
@@ -873,17 +658,9 @@ impl ProviderService {
                 }
             };
             if found.is_empty() {
-                notes.push(Issue::warning(
-                    IssueCode::NotFound,
-                    format!("Location {selector:?} is not known here"),
-                ));
+                notes.push(Issue::warning(IssueCode::NotFound, format!("Location {selector:?} is not known here")));
             }
-            centres.extend(
-                found
-                    .iter()
-                    .filter_map(|l| near::position(&body(l)))
-                    .map(|centre| Near { centre, radius_km }),
-            );
+            centres.extend(found.iter().filter_map(|l| near::position(&body(l))).map(|centre| Near { centre, radius_km }));
             wanted.locations.extend(found.into_iter().map(|l| l.id));
         }
         for zip in &query.zip_areas {
@@ -893,12 +670,8 @@ impl ProviderService {
                     alternatives: vec![StringMatch::StartsWith(zip.trim().to_lowercase())],
                 }]
             };
-            let locations = self
-                .find(ctx, ResourceType::Location, by_zip(), Vec::new(), BATCH)
-                .await?;
-            let organizations = self
-                .find(ctx, ResourceType::Organization, by_zip(), Vec::new(), BATCH)
-                .await?;
+            let locations = self.find(ctx, ResourceType::Location, by_zip(), Vec::new(), BATCH).await?;
+            let organizations = self.find(ctx, ResourceType::Organization, by_zip(), Vec::new(), BATCH).await?;
             if locations.is_empty() && organizations.is_empty() {
                 notes.push(Issue::warning(
                     IssueCode::NotFound,
@@ -906,27 +679,14 @@ impl ProviderService {
                 ));
             }
             wanted.locations.extend(locations.into_iter().map(|l| l.id));
-            wanted
-                .organizations
-                .extend(organizations.into_iter().map(|o| o.id));
+            wanted.organizations.extend(organizations.into_iter().map(|o| o.id));
         }
         if !centres.is_empty() {
             // The position index finds the Locations within some radius; the distance decides
             // which centre each is nearest to.
-            let areas = centres
-                .iter()
-                .map(|&area| Condition::Near {
-                    param: "near".into(),
-                    area,
-                })
-                .collect();
-            for location in self
-                .find_all(ctx, ResourceType::Location, vec![Condition::Any(areas)])
-                .await?
-            {
-                if let Some(distance) =
-                    near::position(&body(&location)).and_then(|at| near::nearest(&centres, at))
-                {
+            let areas = centres.iter().map(|&area| Condition::Near { param: "near".into(), area }).collect();
+            for location in self.find_all(ctx, ResourceType::Location, vec![Condition::Any(areas)]).await? {
+                if let Some(distance) = near::position(&body(&location)).and_then(|at| near::nearest(&centres, at)) {
                     wanted.distances.insert(location.id.clone(), distance);
                     wanted.locations.insert(location.id);
                 }
@@ -953,9 +713,7 @@ impl ProviderService {
             None => true,
             Some(wanted) => {
                 locations.iter().any(|l| wanted.locations.contains(l))
-                    || organizations
-                        .iter()
-                        .any(|o| wanted.organizations.contains(o))
+                    || organizations.iter().any(|o| wanted.organizations.contains(o))
             }
         };
         let service_ids: Vec<String> = services.iter().map(|s| s.id.clone()).collect();
@@ -963,64 +721,31 @@ impl ProviderService {
         let mut candidates = Vec::with_capacity(services.len());
         for service in services {
             let service_body = body(&service);
-            let service_places: Vec<String> =
-                references(&service_body, "location", ResourceType::Location)
-                    .into_iter()
-                    .chain(references(
-                        &service_body,
-                        "coverageArea",
-                        ResourceType::Location,
-                    ))
-                    .collect();
+            let service_places: Vec<String> = references(&service_body, "location", ResourceType::Location)
+                .into_iter()
+                .chain(references(&service_body, "coverageArea", ResourceType::Location))
+                .collect();
             let service_orgs = references(&service_body, "providedBy", ResourceType::Organization);
             let service_in_place = in_place(&service_places, &service_orgs);
             let mut roles = Vec::new();
             for role in roles_of.remove(&service.id).unwrap_or_default() {
                 let role_body = body(&role);
                 let role_places = references(&role_body, "location", ResourceType::Location);
-                let organizations =
-                    references(&role_body, "organization", ResourceType::Organization);
+                let organizations = references(&role_body, "organization", ResourceType::Organization);
                 let inherits = role_places.is_empty() && organizations.is_empty();
-                let place_ok = if inherits {
-                    service_in_place
-                } else {
-                    in_place(&role_places, &organizations)
-                };
+                let place_ok = if inherits { service_in_place } else { in_place(&role_places, &organizations) };
                 if place_ok {
-                    let practitioners =
-                        references(&role_body, "practitioner", ResourceType::Practitioner);
-                    let distance = places.and_then(|p| {
-                        p.distance(if inherits {
-                            &service_places
-                        } else {
-                            &role_places
-                        })
-                    });
-                    roles.push(RoleCandidate {
-                        role,
-                        body: role_body,
-                        practitioners,
-                        organizations,
-                        distance,
-                    });
+                    let practitioners = references(&role_body, "practitioner", ResourceType::Practitioner);
+                    let distance = places.and_then(|p| p.distance(if inherits { &service_places } else { &role_places }));
+                    roles.push(RoleCandidate { role, body: role_body, practitioners, organizations, distance });
                 }
             }
             let operator = service_orgs
                 .into_iter()
                 .next()
                 .filter(|_| service_in_place)
-                .map(|organization| {
-                    (
-                        organization,
-                        places.and_then(|p| p.distance(&service_places)),
-                    )
-                });
-            candidates.push(ServiceCandidate {
-                service,
-                body: service_body,
-                roles,
-                operator,
-            });
+                .map(|organization| (organization, places.and_then(|p| p.distance(&service_places))));
+            candidates.push(ServiceCandidate { service, body: service_body, roles, operator });
         }
         Ok(candidates)
     }
@@ -1034,21 +759,11 @@ impl ProviderService {
         let mut roles_of: HashMap<String, Vec<ResourceVersion>> = HashMap::new();
         for chunk in services.chunks(IDS_PER_SEARCH) {
             let offering = refers_to("service", ResourceType::HealthcareService, chunk);
-            for role in self
-                .find_all(
-                    ctx,
-                    ResourceType::PractitionerRole,
-                    vec![offering, active_only()],
-                )
-                .await?
-            {
-                let offered: BTreeSet<String> =
-                    local_targets(listed(&body(&role), "healthcareService"))
-                        .filter(|(target, id)| {
-                            *target == ResourceType::HealthcareService && chunk.contains(id)
-                        })
-                        .map(|(_, id)| id)
-                        .collect();
+            for role in self.find_all(ctx, ResourceType::PractitionerRole, vec![offering, active_only()]).await? {
+                let offered: BTreeSet<String> = local_targets(listed(&body(&role), "healthcareService"))
+                    .filter(|(target, id)| *target == ResourceType::HealthcareService && chunk.contains(id))
+                    .map(|(_, id)| id)
+                    .collect();
                 for service in offered {
                     roles_of.entry(service).or_default().push(role.clone());
                 }
@@ -1066,27 +781,16 @@ impl ProviderService {
     ) -> Result<HashMap<ScheduleLink, Vec<String>>, DomainError> {
         let mut schedules: HashMap<ScheduleLink, Vec<String>> = HashMap::new();
         for param in [ScheduleParam::Actor, ScheduleParam::ServiceTypeReference] {
-            let targets: Vec<&ScheduleLink> = links
-                .iter()
-                .filter(|link| link.param == param)
-                .collect::<HashSet<_>>()
-                .into_iter()
-                .collect();
+            let targets: Vec<&ScheduleLink> =
+                links.iter().filter(|link| link.param == param).collect::<HashSet<_>>().into_iter().collect();
             for chunk in targets.chunks(IDS_PER_SEARCH) {
                 let wanted: HashSet<&ScheduleLink> = chunk.iter().copied().collect();
                 let referring = Condition::ReferenceAny {
                     param: param.name().into(),
-                    alternatives: chunk
-                        .iter()
-                        .map(|link| local_reference(link.target, &link.id))
-                        .collect(),
+                    alternatives: chunk.iter().map(|link| local_reference(link.target, &link.id)).collect(),
                 };
-                for schedule in self
-                    .find_all(ctx, ResourceType::Schedule, vec![referring, active_only()])
-                    .await?
-                {
-                    let named: BTreeSet<(ResourceType, String)> =
-                        local_targets(param.references(&body(&schedule))).collect();
+                for schedule in self.find_all(ctx, ResourceType::Schedule, vec![referring, active_only()]).await? {
+                    let named: BTreeSet<(ResourceType, String)> = local_targets(param.references(&body(&schedule))).collect();
                     for (target, id) in named {
                         let link = ScheduleLink { param, target, id };
                         if wanted.contains(&link) {
@@ -1123,28 +827,14 @@ impl ProviderService {
             kind: IndexKind::Date,
             alternatives: wanted
                 .iter()
-                .map(|&(from, to)| {
-                    RangeTest::All(vec![
-                        bound(Comparison::GreaterOrEqual, from),
-                        bound(Comparison::LessOrEqual, to),
-                    ])
-                })
+                .map(|&(from, to)| RangeTest::All(vec![bound(Comparison::GreaterOrEqual, from), bound(Comparison::LessOrEqual, to)]))
                 .collect(),
         };
         let free = Condition::TokenAny {
             param: "status".into(),
-            alternatives: vec![TokenMatch {
-                system: SystemMatch::Any,
-                code: Some("free".into()),
-            }],
+            alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("free".into()) }],
         };
-        let by_start = SortKey {
-            param: SortParam::Indexed {
-                param: "start".into(),
-                kind: IndexKind::Date,
-            },
-            descending: false,
-        };
+        let by_start = SortKey { param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date }, descending: false };
         for chunk in schedules.chunks(IDS_PER_SEARCH) {
             let mut open: Vec<String> = chunk.to_vec();
             let mut after = None;
@@ -1157,22 +847,11 @@ impl ProviderService {
                     starts_when_wanted.clone(),
                     free.clone(),
                 ];
-                let page = self
-                    .find_page(
-                        ctx,
-                        ResourceType::Slot,
-                        conditions,
-                        vec![by_start.clone()],
-                        SLOTS_PER_PAGE,
-                        after,
-                    )
-                    .await?;
+                let page =
+                    self.find_page(ctx, ResourceType::Slot, conditions, vec![by_start.clone()], SLOTS_PER_PAGE, after).await?;
                 for slot in page.matches {
                     let slot_body = body(&slot);
-                    let Some((_, schedule)) = local_targets(listed(&slot_body, "schedule")).next()
-                    else {
-                        continue;
-                    };
+                    let Some((_, schedule)) = local_targets(listed(&slot_body, "schedule")).next() else { continue };
                     let start = crate::model::instant(&slot_body, "start");
                     let end = crate::model::instant(&slot_body, "end");
                     if let (Some(start), Some(end)) = (start, end)
@@ -1212,15 +891,12 @@ fn time_fits(
         .or_else(|| service.get("availability"))
         .and_then(Value::as_array);
     match declared {
-        Some(declared) => {
-            availability::overlaps(&availability::expand(declared, now, until, zone), wanted)
-        }
+        Some(declared) => availability::overlaps(&availability::expand(declared, now, until, zone), wanted),
         None => false,
     }
 }
 
-const SERVICE_REFERENCE_INPUT: &str =
-    "Parameters.parameter.where(name = 'healthcareService-reference')";
+const SERVICE_REFERENCE_INPUT: &str = "Parameters.parameter.where(name = 'healthcareService-reference')";
 
 /// A service named by the client must be active.
 fn active_service(service: ResourceVersion) -> Result<Vec<ResourceVersion>, DomainError> {
@@ -1228,11 +904,8 @@ fn active_service(service: ResourceVersion) -> Result<Vec<ResourceVersion>, Doma
         return Ok(vec![service]);
     }
     Err(DomainError::unprocessable(
-        Issue::error(
-            IssueCode::BusinessRule,
-            format!("HealthcareService/{} is not active", service.id),
-        )
-        .at(SERVICE_REFERENCE_INPUT),
+        Issue::error(IssueCode::BusinessRule, format!("HealthcareService/{} is not active", service.id))
+            .at(SERVICE_REFERENCE_INPUT),
     ))
 }
 
@@ -1243,31 +916,20 @@ fn metres(km: f64) -> u64 {
 
 /// The end of the time looked at: `availability-until` (a date ends with that day), or the
 /// default horizon.
-fn horizon(
-    until: Option<&str>,
-    now: Timestamp,
-    zone: &jiff::tz::TimeZone,
-) -> Result<Timestamp, DomainError> {
+fn horizon(until: Option<&str>, now: Timestamp, zone: &jiff::tz::TimeZone) -> Result<Timestamp, DomainError> {
     let Some(text) = until else {
         return Ok(now + SignedDuration::from_hours(24 * PLANNING_HORIZON_DAYS));
     };
     let at_input = "Parameters.parameter.where(name = 'availability-until')";
     let Some(end) = availability::period_bound(text.trim(), zone, true) else {
         return Err(DomainError::invalid(
-            Issue::error(
-                IssueCode::Invalid,
-                format!("availability-until must be a FHIR date or dateTime, got {text:?}"),
-            )
-            .at(at_input),
+            Issue::error(IssueCode::Invalid, format!("availability-until must be a FHIR date or dateTime, got {text:?}"))
+                .at(at_input),
         ));
     };
     if end <= now {
         return Err(DomainError::invalid(
-            Issue::error(
-                IssueCode::Invalid,
-                format!("availability-until {text} is not in the future"),
-            )
-            .at(at_input),
+            Issue::error(IssueCode::Invalid, format!("availability-until {text} is not in the future")).at(at_input),
         ));
     }
     if end > now + SignedDuration::from_hours(24 * MAX_PLANNING_HORIZON_DAYS) {
@@ -1283,22 +945,13 @@ fn horizon(
 }
 
 /// Records a provider's earliest free slot, for people (a note) and programs (structured).
-fn note_free(
-    notes: &mut Vec<Issue>,
-    earliest: &mut Vec<EarliestFreeSlot>,
-    provider: String,
-    free: Option<&FreeSlot>,
-) {
+fn note_free(notes: &mut Vec<Issue>, earliest: &mut Vec<EarliestFreeSlot>, provider: String, free: Option<&FreeSlot>) {
     if let Some((start, slot)) = free {
         notes.push(Issue::information(format!(
             "{provider}: earliest free slot Slot/{slot} at {}",
             format_instant(*start)
         )));
-        earliest.push(EarliestFreeSlot {
-            provider,
-            slot_id: slot.clone(),
-            start: *start,
-        });
+        earliest.push(EarliestFreeSlot { provider, slot_id: slot.clone(), start: *start });
     }
 }
 

@@ -4,13 +4,13 @@
 //! and each is audited as an access of its own.
 
 use super::{
-    CreateTarget, ResourceService, WriteTarget, apply_patch, check_absent, check_id,
-    check_if_match, check_type, check_url_id, live, parse_patch,
+    CreateTarget, ResourceService, WriteTarget, apply_patch, check_absent, check_id, check_if_match, check_type,
+    check_url_id, live, parse_patch,
 };
-use crate::DomainError;
 use crate::caller::Caller;
 use crate::kernel::WriteOutcome;
 use crate::unit_of_work::UnitOfWork;
+use crate::DomainError;
 use serde_json::{Map, Value};
 use termin_fhir::{IssueCode, ResourceType};
 use termin_store::{Condition, Permission, ResourceVersion};
@@ -27,11 +27,7 @@ impl ResourceService {
     /// Begins a transaction for `ctx`. On SQLite it holds the database's write lock, on
     /// PostgreSQL the rows it writes, until it commits or is dropped.
     pub async fn transaction(&self, ctx: &Caller) -> Result<Transaction<'_>, DomainError> {
-        Ok(Transaction {
-            service: self,
-            ctx: ctx.clone(),
-            tx: self.kernel.begin(ctx).await?,
-        })
+        Ok(Transaction { service: self, ctx: ctx.clone(), tx: self.kernel.begin(ctx).await? })
     }
 }
 
@@ -42,9 +38,7 @@ impl Transaction<'_> {
         resource_type: ResourceType,
         if_none_exist: Option<&[Condition]>,
     ) -> Result<CreateTarget, DomainError> {
-        self.service
-            .resolve_create(&self.ctx, &mut self.tx, resource_type, if_none_exist)
-            .await
+        self.service.resolve_create(&self.ctx, &mut self.tx, resource_type, if_none_exist).await
     }
 
     /// Which resource `PUT Type?criteria` with `body` writes (several matches: 412).
@@ -54,9 +48,7 @@ impl Transaction<'_> {
         conditions: &[Condition],
         body: &Map<String, Value>,
     ) -> Result<WriteTarget, DomainError> {
-        self.service
-            .resolve_conditional_update(&self.ctx, &mut self.tx, resource_type, conditions, body)
-            .await
+        self.service.resolve_conditional_update(&self.ctx, &mut self.tx, resource_type, conditions, body).await
     }
 
     /// The one resource a conditional delete (or a conditional reference) names: `None` when
@@ -67,14 +59,8 @@ impl Transaction<'_> {
         permission: Permission,
         conditions: &[Condition],
     ) -> Result<Option<String>, DomainError> {
-        let criteria =
-            self.service
-                .kernel
-                .confined(&self.ctx, resource_type, permission, conditions)?;
-        let mut ids = self
-            .tx
-            .find_matching_ids(resource_type, &criteria, 2)
-            .await?;
+        let criteria = self.service.kernel.confined(&self.ctx, resource_type, permission, conditions)?;
+        let mut ids = self.tx.find_matching_ids(resource_type, &criteria, 2).await?;
         match ids.len() {
             0 | 1 => Ok(ids.pop()),
             _ => Err(DomainError::precondition(
@@ -94,10 +80,7 @@ impl Transaction<'_> {
         self.tx.next_access();
         check_type(resource_type, &body)?;
         let (body, warnings) = self.service.kernel.conform(resource_type, body).await?;
-        let outcome = self
-            .service
-            .create_staged(&self.ctx, &mut self.tx, resource_type, target, body)
-            .await?;
+        let outcome = self.service.create_staged(&self.ctx, &mut self.tx, resource_type, target, body).await?;
         Ok(outcome.with_warnings(warnings))
     }
 
@@ -122,17 +105,8 @@ impl Transaction<'_> {
             check_absent(&mut self.tx, resource_type, target.id()).await?;
         }
         let (body, warnings) = self.service.kernel.conform(resource_type, body).await?;
-        let outcome = self
-            .service
-            .update_target_staged(
-                &self.ctx,
-                &mut self.tx,
-                resource_type,
-                target,
-                body,
-                if_match,
-            )
-            .await?;
+        let outcome =
+            self.service.update_target_staged(&self.ctx, &mut self.tx, resource_type, target, body, if_match).await?;
         Ok(outcome.with_warnings(warnings))
     }
 
@@ -147,42 +121,24 @@ impl Transaction<'_> {
         self.tx.next_access();
         check_id(resource_type, id)?;
         let patch = parse_patch(operations)?;
-        let current = live(
-            resource_type,
-            id,
-            self.tx.read_current(resource_type, id).await?,
-        )?;
+        let current = live(resource_type, id, self.tx.read_current(resource_type, id).await?)?;
         check_if_match(resource_type, id, Some(&current), if_match)?;
         let body = apply_patch(resource_type, id, &current, &patch)?;
         let (body, warnings) = self.service.kernel.conform(resource_type, body).await?;
-        let outcome = self
-            .service
-            .update_staged(&self.ctx, &mut self.tx, resource_type, id, body, if_match)
-            .await?;
+        let outcome = self.service.update_staged(&self.ctx, &mut self.tx, resource_type, id, body, if_match).await?;
         Ok(outcome.with_warnings(warnings))
     }
 
     /// Deletes; something absent or deleted already is no error.
-    pub async fn delete(
-        &mut self,
-        resource_type: ResourceType,
-        id: &str,
-        if_match: Option<u64>,
-    ) -> Result<(), DomainError> {
+    pub async fn delete(&mut self, resource_type: ResourceType, id: &str, if_match: Option<u64>) -> Result<(), DomainError> {
         self.tx.next_access();
         check_id(resource_type, id)?;
-        self.service
-            .delete_staged(&self.ctx, &mut self.tx, resource_type, id, if_match)
-            .await?;
+        self.service.delete_staged(&self.ctx, &mut self.tx, resource_type, id, if_match).await?;
         Ok(())
     }
 
     /// The current version as this transaction sees it (its own writes included).
-    pub async fn current(
-        &mut self,
-        resource_type: ResourceType,
-        id: &str,
-    ) -> Result<Option<ResourceVersion>, DomainError> {
+    pub async fn current(&mut self, resource_type: ResourceType, id: &str) -> Result<Option<ResourceVersion>, DomainError> {
         self.tx.read_current(resource_type, id).await
     }
 

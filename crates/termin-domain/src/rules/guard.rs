@@ -1,13 +1,13 @@
 //! Scheduling rules for generic writes of Appointments and Slots.
 
+use crate::access;
+use crate::caller::{Caller, PublicBooking};
+use crate::model::{self, AppointmentId, SlotId, is_cancelled, occupies_slots, slot_ids};
 use super::policy::{Release, booking_deadline, check_cancellation_deadline};
 use super::sequence::{NamedSlot, check_sequence, slot_positions};
 use super::state::{self, SlotState};
 use super::{record_event, set_slot_status};
 use crate::DomainError;
-use crate::access;
-use crate::caller::{Caller, PublicBooking};
-use crate::model::{self, AppointmentId, SlotId, is_cancelled, occupies_slots, slot_ids};
 use crate::unit_of_work::UnitOfWork;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
@@ -29,19 +29,9 @@ pub(crate) async fn guard_write(
     new: Option<&mut Map<String, Value>>,
 ) -> Result<(), DomainError> {
     crate::compartment::check_write(ctx.context(), resource_type, id, previous, new.as_deref())?;
-    crate::organisation::check_write(
-        tx,
-        ctx.context(),
-        resource_type,
-        id,
-        previous,
-        new.as_deref(),
-    )
-    .await?;
+    crate::organisation::check_write(tx, ctx.context(), resource_type, id, previous, new.as_deref()).await?;
     match resource_type {
-        ResourceType::Appointment => {
-            guard_appointment(tx, ctx, now, id, version, previous, new).await
-        }
+        ResourceType::Appointment => guard_appointment(tx, ctx, now, id, version, previous, new).await,
         ResourceType::Slot => {
             if let Some(new) = new.as_deref() {
                 super::policy::check_policy_values(resource_type, new)?;
@@ -62,19 +52,13 @@ pub(crate) async fn guard_write(
 /// The access digest of an anonymous booking is the server's: a write keeps the stored one
 /// (staff editing the Appointment do not cut its booker off), and only an anonymous `$book`
 /// brings a new one.
-fn keep_access_digest(
-    ctx: &Caller,
-    previous: Option<&Map<String, Value>>,
-    new: Option<&mut Map<String, Value>>,
-) {
+fn keep_access_digest(ctx: &Caller, previous: Option<&Map<String, Value>>, new: Option<&mut Map<String, Value>>) {
     let Some(new) = new else {
         return;
     };
     let kept = match previous {
         Some(previous) => access::stored_digest(previous).map(str::to_owned),
-        None if ctx.public_booking() == Some(&PublicBooking::Book) => {
-            access::stored_digest(new).map(str::to_owned)
-        }
+        None if ctx.public_booking() == Some(&PublicBooking::Book) => access::stored_digest(new).map(str::to_owned),
         None => None,
     };
     access::set_digest(new, kept.as_deref());
@@ -82,11 +66,7 @@ fn keep_access_digest(
 
 /// An anonymous caller holding an Appointment's access secret reads, cancels or moves that
 /// Appointment only (its patients are fixed for everyone: [`check_unchangeable`]).
-fn check_opened(
-    id: &str,
-    opened: &str,
-    new: Option<&Map<String, Value>>,
-) -> Result<(), DomainError> {
+fn check_opened(id: &str, opened: &str, new: Option<&Map<String, Value>>) -> Result<(), DomainError> {
     match new {
         Some(_) if id == opened => Ok(()),
         _ => Err(DomainError::forbidden(format!(
@@ -131,12 +111,7 @@ async fn guard_appointment(
         let release = match new.as_deref() {
             None => Some(Release::Delete),
             Some(new) if is_cancelled(new) => Some(Release::Cancel),
-            Some(new)
-                if occupies_slots(new)
-                    && slot_ids(previous)
-                        .iter()
-                        .any(|s| !slot_ids(new).contains(s)) =>
-            {
+            Some(new) if occupies_slots(new) && slot_ids(previous).iter().any(|s| !slot_ids(new).contains(s)) => {
                 Some(Release::Move)
             }
             Some(_) => None,
@@ -152,15 +127,8 @@ async fn guard_appointment(
         // The server records when the cancellation happened.
         new.insert("cancellationDate".into(), json!(format_instant(now)));
     }
-    let held: Vec<String> = previous
-        .filter(|p| occupies_slots(p))
-        .map(slot_ids)
-        .unwrap_or_default();
-    let wanted: Vec<String> = new
-        .as_deref()
-        .filter(|n| occupies_slots(n))
-        .map(slot_ids)
-        .unwrap_or_default();
+    let held: Vec<String> = previous.filter(|p| occupies_slots(p)).map(slot_ids).unwrap_or_default();
+    let wanted: Vec<String> = new.as_deref().filter(|n| occupies_slots(n)).map(slot_ids).unwrap_or_default();
     let released: Vec<&String> = held.iter().filter(|s| !wanted.contains(s)).collect();
     let taken: Vec<&String> = wanted.iter().filter(|s| !held.contains(s)).collect();
     if previous.is_some()
@@ -187,11 +155,7 @@ async fn guard_appointment(
     {
         align_times_with_slots(tx, previous, new, &wanted).await?;
     }
-    let kind = appointment_event(
-        previous,
-        new.as_deref(),
-        !taken.is_empty() && !held.is_empty(),
-    );
+    let kind = appointment_event(previous, new.as_deref(), !taken.is_empty() && !held.is_empty());
     let detail = json!({
         "status": new.as_deref().and_then(model::status),
         "previousStatus": previous.and_then(model::status),
@@ -200,16 +164,7 @@ async fn guard_appointment(
         // Who made the change, for those told of it (e-mail says who cancelled).
         "by": if ctx.acts_for_patient() { "patient" } else { "practice" },
     });
-    record_event(
-        tx,
-        kind,
-        ResourceType::Appointment,
-        id,
-        version,
-        now,
-        detail,
-    )
-    .await
+    record_event(tx, kind, ResourceType::Appointment, id, version, now, detail).await
 }
 
 /// An Appointment moved to other slots keeps to the rules of `$book`: its slots are named
@@ -230,40 +185,21 @@ async fn check_move(
             bodies.push((*position, id.as_str(), body));
         }
     }
-    let named: Vec<NamedSlot<'_>> = bodies
-        .iter()
-        .map(|(position, id, body)| NamedSlot {
-            position: *position,
-            id,
-            body,
-        })
-        .collect();
-    let not_started: Vec<&str> = if ctx.acts_for_patient() {
-        taken.iter().map(|id| id.as_str()).collect()
-    } else {
-        Vec::new()
-    };
+    let named: Vec<NamedSlot<'_>> = bodies.iter().map(|(position, id, body)| NamedSlot { position: *position, id, body }).collect();
+    let not_started: Vec<&str> = if ctx.acts_for_patient() { taken.iter().map(|id| id.as_str()).collect() } else { Vec::new() };
     check_sequence(&named, &not_started, now)
 }
 
-fn appointment_event(
-    previous: Option<&Map<String, Value>>,
-    new: Option<&Map<String, Value>>,
-    moved: bool,
-) -> &'static str {
+fn appointment_event(previous: Option<&Map<String, Value>>, new: Option<&Map<String, Value>>, moved: bool) -> &'static str {
     match (previous, new) {
         (_, None) => "appointment-deleted",
         (None, Some(_)) => "appointment-created",
         (Some(p), Some(n)) if is_cancelled(n) && !is_cancelled(p) => "appointment-cancelled",
-        (Some(p), Some(n))
-            if model::status(p) == Some("pending") && model::status(n) == Some("booked") =>
-        {
+        (Some(p), Some(n)) if model::status(p) == Some("pending") && model::status(n) == Some("booked") => {
             "appointment-confirmed"
         }
         (Some(p), Some(n))
-            if moved
-                || model::instant(p, "start") != model::instant(n, "start")
-                || model::instant(p, "end") != model::instant(n, "end") =>
+            if moved || model::instant(p, "start") != model::instant(n, "start") || model::instant(p, "end") != model::instant(n, "end") =>
         {
             "appointment-postponed"
         }
@@ -292,13 +228,10 @@ async fn align_times_with_slots(
         let Some((_, slot)) = tx.read_live(ResourceType::Slot, slot_id).await? else {
             continue;
         };
-        let (Some(start), Some(end)) =
-            (model::instant(&slot, "start"), model::instant(&slot, "end"))
-        else {
+        let (Some(start), Some(end)) = (model::instant(&slot, "start"), model::instant(&slot, "end")) else {
             continue;
         };
-        let (first, last) = span
-            .get_or_insert_with(|| ((start, slot["start"].clone()), (end, slot["end"].clone())));
+        let (first, last) = span.get_or_insert_with(|| ((start, slot["start"].clone()), (end, slot["end"].clone())));
         if start < first.0 {
             *first = (start, slot["start"].clone());
         }
@@ -338,17 +271,10 @@ async fn align_times_with_slots(
 }
 
 /// The patient, the subject and the service of an Appointment never change (IG rule).
-fn check_unchangeable(
-    previous: &Map<String, Value>,
-    new: &Map<String, Value>,
-) -> Result<(), DomainError> {
+fn check_unchangeable(previous: &Map<String, Value>, new: &Map<String, Value>) -> Result<(), DomainError> {
     if is_cancelled(previous) {
         return Err(DomainError::unprocessable(
-            Issue::error(
-                IssueCode::BusinessRule,
-                "A cancelled Appointment cannot be changed",
-            )
-            .at("Appointment.status"),
+            Issue::error(IssueCode::BusinessRule, "A cancelled Appointment cannot be changed").at("Appointment.status"),
         ));
     }
     let fixed = [
@@ -358,21 +284,14 @@ fn check_unchangeable(
     for (element, path, what) in fixed {
         if previous.get(element) != new.get(element) {
             return Err(DomainError::unprocessable(
-                Issue::error(
-                    IssueCode::BusinessRule,
-                    format!("An Appointment's {what} cannot be changed"),
-                )
-                .at(path),
+                Issue::error(IssueCode::BusinessRule, format!("An Appointment's {what} cannot be changed")).at(path),
             ));
         }
     }
     if model::patient_participants(previous) != model::patient_participants(new) {
         return Err(DomainError::unprocessable(
-            Issue::error(
-                IssueCode::BusinessRule,
-                "The participating Patient of an Appointment cannot be changed",
-            )
-            .at("Appointment.participant.actor"),
+            Issue::error(IssueCode::BusinessRule, "The participating Patient of an Appointment cannot be changed")
+                .at("Appointment.participant.actor"),
         ));
     }
     Ok(())
@@ -390,10 +309,7 @@ pub(crate) async fn slot_unavailability(
         return Ok(Some(format!("Slot/{slot_id} does not exist")));
     };
     let slot_state = SlotState::read(tx, slot_id, model::status(&slot), now).await?;
-    if slot_state
-        .booking()
-        .is_some_and(|holder| Some(holder) != booking_for.map(|a| a.0))
-    {
+    if slot_state.booking().is_some_and(|holder| Some(holder) != booking_for.map(|a| a.0)) {
         return Ok(Some(format!("Slot/{slot_id} is already booked")));
     }
     if let Some(hold) = slot_state.live_hold()
@@ -420,17 +336,13 @@ async fn take_slot(
     cancel_deadline: Option<Timestamp>,
 ) -> Result<(), DomainError> {
     if let Some(reason) = slot_unavailability(tx, ctx, now, slot_id, Some(appointment)).await? {
-        return Err(DomainError::conflict(
-            Issue::error(IssueCode::Conflict, reason).at("Appointment.slot"),
-        ));
+        return Err(DomainError::conflict(Issue::error(IssueCode::Conflict, reason).at("Appointment.slot")));
     }
-    let (slot, body) = tx
-        .read_live(ResourceType::Slot, slot_id)
+    let (slot, body) = tx.read_live(ResourceType::Slot, slot_id)
         .await?
         .ok_or_else(|| DomainError::Internal(format!("Slot/{slot_id} vanished")))?;
     if tx.slot_booking(slot_id).await?.is_none() {
-        tx.put_slot_booking(SlotId(slot_id), appointment, cancel_deadline)
-            .await?;
+        tx.put_slot_booking(SlotId(slot_id), appointment, cancel_deadline).await?;
     }
     tx.delete_hold(slot_id).await?;
     if model::status(&body) != Some(state::BOOKED) {
@@ -439,12 +351,7 @@ async fn take_slot(
     Ok(())
 }
 
-async fn release_slot(
-    tx: &mut UnitOfWork,
-    now: Timestamp,
-    slot_id: &str,
-    appointment: AppointmentId<'_>,
-) -> Result<(), DomainError> {
+async fn release_slot(tx: &mut UnitOfWork, now: Timestamp, slot_id: &str, appointment: AppointmentId<'_>) -> Result<(), DomainError> {
     if tx.slot_booking(slot_id).await?.as_deref() != Some(appointment.0) {
         return Ok(());
     }
@@ -483,11 +390,7 @@ async fn check_period(
         && end < start
     {
         return Err(DomainError::unprocessable(
-            Issue::error(
-                IssueCode::BusinessRule,
-                "Slot.end cannot be before Slot.start",
-            )
-            .at("Slot.end"),
+            Issue::error(IssueCode::BusinessRule, "Slot.end cannot be before Slot.start").at("Slot.end"),
         ));
     }
     let Some(period) = termin_search::slot_period(new) else {
@@ -558,10 +461,7 @@ async fn guard_slot(
             return Err(DomainError::conflict(
                 Issue::error(
                     IssueCode::Conflict,
-                    format!(
-                        "Slot/{id} is held until {}; it cannot be deleted while the hold lasts",
-                        format_instant(hold.held_until)
-                    ),
+                    format!("Slot/{id} is held until {}; it cannot be deleted while the hold lasts", format_instant(hold.held_until)),
                 )
                 .at("Slot"),
             ));

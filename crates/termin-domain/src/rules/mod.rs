@@ -19,27 +19,26 @@ pub(crate) mod state;
 pub(crate) use guard::guard_write;
 
 use crate::DomainError;
-use crate::model;
-use crate::unit_of_work::UnitOfWork;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
-use state::SlotState;
 use termin_fhir::ResourceType;
+use crate::unit_of_work::UnitOfWork;
+use state::SlotState;
+use crate::model;
 use termin_store::{DomainEvent, IndexEntries, ResourceVersion, SlotHold};
 
 /// Extension (valueBoolean) on a Schedule or HealthcareService: bookings need a staff
 /// confirmation, so `$book` answers `pending` instead of `booked`.
-pub const MANUAL_CONFIRMATION_URL: &str =
-    "https://termin.at/fhir/StructureDefinition/manual-confirmation";
+pub const MANUAL_CONFIRMATION_URL: &str = "https://termin.at/fhir/StructureDefinition/manual-confirmation";
 
 /// Extension (valueBoolean) on a HealthcareService: `false` refuses booking requests, `$book`
 /// without `Appointment.slot`, which are otherwise stored `pending` for staff to give a slot.
-pub const BOOKING_REQUESTS_URL: &str =
-    "https://termin.at/fhir/StructureDefinition/booking-requests";
+pub const BOOKING_REQUESTS_URL: &str = "https://termin.at/fhir/StructureDefinition/booking-requests";
 
 pub(crate) fn hold_is_live(hold: &SlotHold, now: Timestamp) -> bool {
     hold.held_until > now
 }
+
 
 pub(crate) async fn record_event(
     tx: &mut UnitOfWork,
@@ -71,14 +70,7 @@ pub(crate) async fn set_slot_status(
     now: Timestamp,
 ) -> Result<Map<String, Value>, DomainError> {
     body.insert("status".into(), json!(status));
-    let (mut new, written) = crate::version::new_version(
-        tx.search_parameters(),
-        ResourceType::Slot,
-        &slot.id,
-        body,
-        Some(slot),
-        now,
-    )?;
+    let (mut new, written) = crate::version::new_version(tx.search_parameters(), ResourceType::Slot, &slot.id, body, Some(slot), now)?;
     apply_hold_window(tx, &slot.id, &mut new.index).await?;
     tx.write(new, Some(written.clone())).await?;
     Ok(written)
@@ -107,3 +99,4 @@ pub(crate) fn present_slot(body: &str, hold: Option<&SlotHold>, now: Timestamp) 
     slot.insert("status".into(), json!(state::FREE));
     serde_json::to_string(&slot).ok()
 }
+

@@ -1,17 +1,19 @@
 //! The AT cancellation policy: `cancelUntil` (a Duration before the appointment's start) on
 //! the Slot or the HealthcareService, enforced for patients' clients.
 
-use crate::DomainError;
 use crate::model;
+use crate::DomainError;
 use crate::unit_of_work::UnitOfWork;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, ResourceType};
 
-pub const CANCELLATION_POLICY_URL: &str = "https://fhir.hl7.at/tc/wg/scheduling/r5/StructureDefinition/at-scheduling-ext-cancellationPolicy";
+pub const CANCELLATION_POLICY_URL: &str =
+    "https://fhir.hl7.at/tc/wg/scheduling/r5/StructureDefinition/at-scheduling-ext-cancellationPolicy";
 /// The same extension under the older canonical base used by the IG's XML examples.
-const CANCELLATION_POLICY_URL_OLD: &str = "http://hl7.at/fhir/TC-FHIR-AG-Scheduling-R5/R5/StructureDefinition/at-scheduling-ext-cancellationPolicy";
+const CANCELLATION_POLICY_URL_OLD: &str =
+    "http://hl7.at/fhir/TC-FHIR-AG-Scheduling-R5/R5/StructureDefinition/at-scheduling-ext-cancellationPolicy";
 
 /// The longest `cancelUntil` a policy may state: a year before the start.
 pub const MAX_CANCEL_UNTIL: SignedDuration = SignedDuration::from_hours(365 * 24);
@@ -31,14 +33,8 @@ fn unit_seconds(unit: &str) -> Option<f64> {
 
 /// The amount and unit of a Duration as written, the amount only when it is a finite number.
 fn amount_and_unit(value: &Value) -> (Option<f64>, Option<&str>) {
-    let amount = value
-        .get("value")
-        .and_then(Value::as_f64)
-        .filter(|a| a.is_finite());
-    let unit = value
-        .get("code")
-        .or_else(|| value.get("unit"))
-        .and_then(Value::as_str);
+    let amount = value.get("value").and_then(Value::as_f64).filter(|a| a.is_finite());
+    let unit = value.get("code").or_else(|| value.get("unit")).and_then(Value::as_str);
     (amount, unit)
 }
 
@@ -74,29 +70,18 @@ fn duration(value: &Value) -> Option<(SignedDuration, String)> {
 /// The `cancelUntil` Durations a resource declares, with their FHIRPath location.
 fn cancel_until_values(resource: &Map<String, Value>) -> Vec<(String, &Value)> {
     let mut found = Vec::new();
-    let extensions = resource
-        .get("extension")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten();
+    let extensions = resource.get("extension").and_then(Value::as_array).into_iter().flatten();
     for (i, policy) in extensions.enumerate() {
         let url = policy.get("url").and_then(Value::as_str);
         if url != Some(CANCELLATION_POLICY_URL) && url != Some(CANCELLATION_POLICY_URL_OLD) {
             continue;
         }
-        let parts = policy
-            .get("extension")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten();
+        let parts = policy.get("extension").and_then(Value::as_array).into_iter().flatten();
         for (j, part) in parts.enumerate() {
             if part.get("url").and_then(Value::as_str) == Some("cancelUntil")
                 && let Some(value) = part.get("valueDuration")
             {
-                found.push((
-                    format!("extension[{i}].extension[{j}].valueDuration"),
-                    value,
-                ));
+                found.push((format!("extension[{i}].extension[{j}].valueDuration"), value));
             }
         }
     }
@@ -105,22 +90,15 @@ fn cancel_until_values(resource: &Map<String, Value>) -> Vec<(String, &Value)> {
 
 /// The `cancelUntil` durations a resource declares.
 fn cancel_until(resource: &Map<String, Value>) -> Vec<(SignedDuration, String)> {
-    cancel_until_values(resource)
-        .into_iter()
-        .filter_map(|(_, value)| duration(value))
-        .collect()
+    cancel_until_values(resource).into_iter().filter_map(|(_, value)| duration(value)).collect()
 }
 
 /// Rejects a written cancellation policy that cannot be enforced as stated (422).
-pub fn check_policy_values(
-    resource_type: ResourceType,
-    resource: &Map<String, Value>,
-) -> Result<(), DomainError> {
+pub fn check_policy_values(resource_type: ResourceType, resource: &Map<String, Value>) -> Result<(), DomainError> {
     for (path, value) in cancel_until_values(resource) {
         if let Some(problem) = duration_problem(value) {
             return Err(DomainError::unprocessable(
-                Issue::error(IssueCode::Value, format!("{problem}; got {value}"))
-                    .at(format!("{resource_type}.{path}")),
+                Issue::error(IssueCode::Value, format!("{problem}; got {value}")).at(format!("{resource_type}.{path}")),
             ));
         }
     }
@@ -143,27 +121,15 @@ async fn strictest_policy(
     let mut policies = Vec::new();
     for slot_id in slot_ids {
         if let Some((_, slot)) = tx.read_live(ResourceType::Slot, slot_id).await? {
-            policies.extend(
-                cancel_until(&slot)
-                    .into_iter()
-                    .map(|p| (p, format!("Slot/{slot_id}"))),
-            );
+            policies.extend(cancel_until(&slot).into_iter().map(|p| (p, format!("Slot/{slot_id}"))));
         }
     }
-    let services = appointment
-        .get("serviceType")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten();
+    let services = appointment.get("serviceType").and_then(Value::as_array).into_iter().flatten();
     for reference in services.filter_map(|s| s.get("reference")?.get("reference")?.as_str()) {
         if let Some(id) = model::reference_id(reference, ResourceType::HealthcareService)
             && let Some((_, service)) = tx.read_live(ResourceType::HealthcareService, &id).await?
         {
-            policies.extend(
-                cancel_until(&service)
-                    .into_iter()
-                    .map(|p| (p, format!("HealthcareService/{id}"))),
-            );
+            policies.extend(cancel_until(&service).into_iter().map(|p| (p, format!("HealthcareService/{id}"))));
         }
     }
     Ok(policies.into_iter().max_by_key(|((before, _), _)| *before))
@@ -232,10 +198,7 @@ pub async fn check_cancellation_deadline(
     let slot_ids = model::slot_ids(appointment);
     let mut strictest: Option<(Timestamp, String)> = None;
     let mut consider = |deadline: Timestamp, why: String| {
-        if strictest
-            .as_ref()
-            .is_none_or(|(known, _)| deadline < *known)
-        {
+        if strictest.as_ref().is_none_or(|(known, _)| deadline < *known) {
             strictest = Some((deadline, why));
         }
     };
@@ -244,11 +207,7 @@ pub async fn check_cancellation_deadline(
     {
         consider(
             deadline(start, before),
-            format!(
-                "The cancellation policy of {source} allows {} until {text} before the start ({})",
-                release.verb(),
-                format_instant(start)
-            ),
+            format!("The cancellation policy of {source} allows {} until {text} before the start ({})", release.verb(), format_instant(start)),
         );
     }
     for slot_id in &slot_ids {
@@ -257,20 +216,14 @@ pub async fn check_cancellation_deadline(
         {
             consider(
                 recorded,
-                format!(
-                    "The cancellation policy in force when Slot/{slot_id} was booked allows {} until then",
-                    release.verb()
-                ),
+                format!("The cancellation policy in force when Slot/{slot_id} was booked allows {} until then", release.verb()),
             );
         }
     }
     match strictest {
         Some((deadline, why)) if now > deadline => Err(DomainError::unprocessable(
-            Issue::error(
-                IssueCode::BusinessRule,
-                format!("{why}; the deadline was {}", format_instant(deadline)),
-            )
-            .at(release.expression()),
+            Issue::error(IssueCode::BusinessRule, format!("{why}; the deadline was {}", format_instant(deadline)))
+                .at(release.expression()),
         )),
         _ => Ok(()),
     }
@@ -286,9 +239,7 @@ mod tests {
         let Value::Object(slot) = json!({"extension": [{
             "url": CANCELLATION_POLICY_URL,
             "extension": [{"url": "cancelUntil", "valueDuration": {"value": 24, "unit": "h", "system": "http://unitsofmeasure.org", "code": "h"}}]
-        }]}) else {
-            unreachable!()
-        };
+        }]}) else { unreachable!() };
         let policies = cancel_until(&slot);
         assert_eq!(policies.len(), 1);
         assert_eq!(policies[0].0, SignedDuration::from_hours(24));
@@ -310,38 +261,23 @@ mod tests {
         ] {
             assert!(duration_problem(&bad).is_some(), "{bad} accepted");
         }
-        for good in [
-            json!({"value": 0, "code": "s"}),
-            json!({"value": 365, "code": "d"}),
-            json!({"value": 1.5, "unit": "h"}),
-        ] {
+        for good in [json!({"value": 0, "code": "s"}), json!({"value": 365, "code": "d"}), json!({"value": 1.5, "unit": "h"})] {
             assert_eq!(duration_problem(&good), None, "{good}");
         }
         let Value::Object(slot) = json!({"extension": [{"url": "urn:other"}, {
             "url": CANCELLATION_POLICY_URL,
             "extension": [{"url": "note", "valueString": "x"}, {"url": "cancelUntil", "valueDuration": {"value": -3, "code": "d"}}]
-        }]}) else {
-            unreachable!()
-        };
-        let DomainError::Unprocessable(outcome) =
-            check_policy_values(ResourceType::Slot, &slot).unwrap_err()
-        else {
+        }]}) else { unreachable!() };
+        let DomainError::Unprocessable(outcome) = check_policy_values(ResourceType::Slot, &slot).unwrap_err() else {
             panic!("not a 422")
         };
-        assert_eq!(
-            outcome.issues[0].expression,
-            ["Slot.extension[1].extension[1].valueDuration"]
-        );
+        assert_eq!(outcome.issues[0].expression, ["Slot.extension[1].extension[1].valueDuration"]);
     }
 
     #[test]
     fn stored_values_out_of_range_read_safely() {
         let start: Timestamp = "2026-03-10T09:00:00Z".parse().unwrap();
-        for huge in [
-            json!({"value": 99999999999999999_u64, "code": "wk"}),
-            json!({"value": 1e300, "code": "s"}),
-            json!({"value": 1e18, "code": "s"}),
-        ] {
+        for huge in [json!({"value": 99999999999999999_u64, "code": "wk"}), json!({"value": 1e300, "code": "s"}), json!({"value": 1e18, "code": "s"})] {
             let (before, _) = duration(&huge).unwrap();
             assert_eq!(deadline(start, before), Timestamp::MIN, "{huge}");
         }

@@ -1,8 +1,8 @@
 //! Which slots one Appointment may occupy: each slot once, all of one Schedule, contiguous,
 //! and, for patients' clients, none that has started.
 
-use crate::DomainError;
 use crate::model;
+use crate::DomainError;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 use termin_fhir::instant::format_instant;
@@ -16,24 +16,14 @@ pub(crate) struct NamedSlot<'a> {
 }
 
 fn refused(position: usize, message: String) -> DomainError {
-    DomainError::unprocessable(
-        Issue::error(IssueCode::BusinessRule, message).at(format!("Appointment.slot[{position}]")),
-    )
+    DomainError::unprocessable(Issue::error(IssueCode::BusinessRule, message).at(format!("Appointment.slot[{position}]")))
 }
 
 /// The positions in `Appointment.slot` of the slot ids [`model::slot_ids`] lists, in its order;
 /// refuses a slot named twice.
-pub(crate) fn slot_positions(
-    appointment: &Map<String, Value>,
-) -> Result<Vec<(usize, String)>, DomainError> {
+pub(crate) fn slot_positions(appointment: &Map<String, Value>) -> Result<Vec<(usize, String)>, DomainError> {
     let mut positions: Vec<(usize, String)> = Vec::new();
-    for (position, slot) in appointment
-        .get("slot")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (position, slot) in appointment.get("slot").and_then(Value::as_array).into_iter().flatten().enumerate() {
         let Some(id) = slot
             .get("reference")
             .and_then(Value::as_str)
@@ -42,10 +32,7 @@ pub(crate) fn slot_positions(
             continue;
         };
         if let Some((first, _)) = positions.iter().find(|(_, known)| *known == id) {
-            return Err(refused(
-                position,
-                format!("Slot/{id} is named twice (also at Appointment.slot[{first}])"),
-            ));
+            return Err(refused(position, format!("Slot/{id} is named twice (also at Appointment.slot[{first}])")));
         }
         positions.push((position, id));
     }
@@ -55,40 +42,23 @@ pub(crate) fn slot_positions(
 /// Checks that the slots are of one Schedule and follow each other without gaps (sorted by
 /// start, each ends where the next starts), and that none in `not_started` (ids) has started
 /// at `now`.
-pub(crate) fn check_sequence(
-    slots: &[NamedSlot<'_>],
-    not_started: &[&str],
-    now: Timestamp,
-) -> Result<(), DomainError> {
+pub(crate) fn check_sequence(slots: &[NamedSlot<'_>], not_started: &[&str], now: Timestamp) -> Result<(), DomainError> {
     let mut timed = Vec::with_capacity(slots.len());
     let schedule = slots.first().and_then(|s| model::schedule_id(s.body));
     for slot in slots {
-        let (Some(start), Some(end)) = (
-            model::instant(slot.body, "start"),
-            model::instant(slot.body, "end"),
-        ) else {
-            return Err(refused(
-                slot.position,
-                format!("Slot/{} has no valid start and end", slot.id),
-            ));
+        let (Some(start), Some(end)) = (model::instant(slot.body, "start"), model::instant(slot.body, "end")) else {
+            return Err(refused(slot.position, format!("Slot/{} has no valid start and end", slot.id)));
         };
         if model::schedule_id(slot.body) != schedule {
             return Err(refused(
                 slot.position,
-                format!(
-                    "Slot/{} is of another Schedule: the slots of one Appointment are of one Schedule",
-                    slot.id
-                ),
+                format!("Slot/{} is of another Schedule: the slots of one Appointment are of one Schedule", slot.id),
             ));
         }
         if not_started.contains(&slot.id) && start <= now {
             return Err(refused(
                 slot.position,
-                format!(
-                    "Slot/{} started at {}; only slots that have not started can be booked",
-                    slot.id,
-                    format_instant(start)
-                ),
+                format!("Slot/{} started at {}; only slots that have not started can be booked", slot.id, format_instant(start)),
             ));
         }
         timed.push((start, end, slot));

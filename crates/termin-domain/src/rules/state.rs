@@ -23,30 +23,15 @@ pub(crate) struct SlotState {
 impl SlotState {
     /// The state of the Slot `slot_id` with the stored `status`, reading its booking and hold
     /// in the unit of work.
-    pub async fn read(
-        tx: &mut UnitOfWork,
-        slot_id: &str,
-        status: Option<&str>,
-        now: Timestamp,
-    ) -> Result<Self, DomainError> {
+    pub async fn read(tx: &mut UnitOfWork, slot_id: &str, status: Option<&str>, now: Timestamp) -> Result<Self, DomainError> {
         let booking = tx.slot_booking(slot_id).await?;
         let hold = tx.hold(slot_id).await?;
-        Ok(SlotState {
-            stored: status.map(str::to_owned),
-            booking,
-            hold,
-            now,
-        })
+        Ok(SlotState { stored: status.map(str::to_owned), booking, hold, now })
     }
 
     /// The state as reads show it, where the booking does not matter.
     pub fn shown(status: Option<&str>, hold: Option<&SlotHold>, now: Timestamp) -> Self {
-        SlotState {
-            stored: status.map(str::to_owned),
-            booking: None,
-            hold: hold.cloned(),
-            now,
-        }
+        SlotState { stored: status.map(str::to_owned), booking: None, hold: hold.cloned(), now }
     }
 
     /// The status as stored.

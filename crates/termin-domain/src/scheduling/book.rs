@@ -1,25 +1,22 @@
 //! `Appointment/$book`: book a `proposed` Appointment on the slots it names.
 
-use super::SchedulingService;
-use crate::DomainError;
-use crate::access;
 use crate::audit::AuditAction;
+use crate::access;
 use crate::caller::{Caller, PublicBooking};
-use crate::model;
 use crate::rules::guard::slot_unavailability;
-use crate::rules::offer::{
-    Declared, Offer, check_offered, concept_codings, most_specific, service_references,
-    service_type_codings,
-};
+use crate::rules::offer::{Declared, Offer, check_offered, concept_codings, most_specific, service_references, service_type_codings};
 use crate::rules::sequence::{NamedSlot, check_sequence, slot_positions};
+use crate::model;
 use crate::rules::{BOOKING_REQUESTS_URL, MANUAL_CONFIRMATION_URL};
 use crate::unit_of_work::UnitOfWork;
+use super::SchedulingService;
+use crate::DomainError;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
 use termin_store::{
-    Comparison, Condition, Filter, IndexKind, RangeEnd, RangePoint, RangeTest, ReferenceMatch,
-    ResourceVersion, SearchRequest, SortKey, SortParam, SystemMatch, TokenMatch,
+    Comparison, Condition, Filter, IndexKind, RangeEnd, RangePoint, RangeTest, ReferenceMatch, ResourceVersion,
+    SearchRequest, SortKey, SortParam, SystemMatch, TokenMatch,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,9 +84,7 @@ fn is_repeat(request: &Map<String, Value>, earlier: &Map<String, Value>) -> bool
         ids.sort();
         ids
     };
-    subject(request).is_some()
-        && subject(request) == subject(earlier)
-        && slots(request) == slots(earlier)
+    subject(request).is_some() && subject(request) == subject(earlier) && slots(request) == slots(earlier)
 }
 
 /// The `valueBoolean` of the resource's extension `url`, if it has one.
@@ -105,37 +100,21 @@ fn has_manual_confirmation(resource: &Map<String, Value>) -> bool {
 
 /// Whether the Appointment names slots at all; one that does not is a booking request.
 fn names_slots(appointment: &Map<String, Value>) -> bool {
-    appointment
-        .get("slot")
-        .and_then(Value::as_array)
-        .is_some_and(|slots| !slots.is_empty())
+    appointment.get("slot").and_then(Value::as_array).is_some_and(|slots| !slots.is_empty())
 }
 
 fn id_of(resource: &Map<String, Value>) -> String {
-    resource
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
+    resource.get("id").and_then(Value::as_str).unwrap_or_default().to_owned()
 }
 
 /// Names HealthcareServices (their ids) for messages.
 fn service_names(services: &[Map<String, Value>]) -> String {
-    services
-        .iter()
-        .map(|s| format!("HealthcareService/{}", id_of(s)))
-        .collect::<Vec<_>>()
-        .join(", ")
+    services.iter().map(|s| format!("HealthcareService/{}", id_of(s))).collect::<Vec<_>>().join(", ")
 }
 
 /// Gives an identifier-only Reference (`{"identifier": …}`) the literal reference of the one
 /// `target` resource with that identifier (the IG prefers business identifiers).
-async fn resolve_identifier(
-    tx: &mut UnitOfWork,
-    reference: &mut Value,
-    target: ResourceType,
-    path: &str,
-) -> Result<(), DomainError> {
+async fn resolve_identifier(tx: &mut UnitOfWork, reference: &mut Value, target: ResourceType, path: &str) -> Result<(), DomainError> {
     let Some(reference) = reference.as_object_mut() else {
         return Ok(());
     };
@@ -181,25 +160,13 @@ async fn resolve_identifier(
 }
 
 /// `Appointment.slot` and `serviceType.reference` given by identifier gain their references.
-async fn resolve_identifiers(
-    tx: &mut UnitOfWork,
-    appointment: &mut Map<String, Value>,
-) -> Result<(), DomainError> {
+async fn resolve_identifiers(tx: &mut UnitOfWork, appointment: &mut Map<String, Value>) -> Result<(), DomainError> {
     if let Some(slots) = appointment.get_mut("slot").and_then(Value::as_array_mut) {
         for (index, slot) in slots.iter_mut().enumerate() {
-            resolve_identifier(
-                tx,
-                slot,
-                ResourceType::Slot,
-                &format!("Appointment.slot[{index}]"),
-            )
-            .await?;
+            resolve_identifier(tx, slot, ResourceType::Slot, &format!("Appointment.slot[{index}]")).await?;
         }
     }
-    if let Some(service_types) = appointment
-        .get_mut("serviceType")
-        .and_then(Value::as_array_mut)
-    {
+    if let Some(service_types) = appointment.get_mut("serviceType").and_then(Value::as_array_mut) {
         for (index, service_type) in service_types.iter_mut().enumerate() {
             if let Some(reference) = service_type.get_mut("reference") {
                 let path = format!("Appointment.serviceType[{index}].reference");
@@ -219,17 +186,11 @@ async fn offer_of(
     appointment_services: &[Map<String, Value>],
 ) -> Result<Offer, DomainError> {
     let schedule = match slots.first().and_then(|(_, slot)| model::schedule_id(slot)) {
-        Some(id) => tx
-            .read_live(ResourceType::Schedule, &id)
-            .await?
-            .map(|(_, body)| (id, body)),
+        Some(id) => tx.read_live(ResourceType::Schedule, &id).await?.map(|(_, body)| (id, body)),
         None => None,
     };
     let mut services: Vec<String> = Vec::new();
-    let named = slots
-        .iter()
-        .map(|(_, slot)| slot)
-        .chain(schedule.iter().map(|(_, body)| body));
+    let named = slots.iter().map(|(_, slot)| slot).chain(schedule.iter().map(|(_, body)| body));
     for id in named.flat_map(service_references) {
         if !services.contains(&id) {
             services.push(id);
@@ -244,93 +205,42 @@ async fn offer_of(
     if services.is_empty() {
         declaring = appointment_services.to_vec();
     }
-    let slot_names = slots
-        .iter()
-        .map(|(id, _)| format!("Slot/{id}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let schedule_name = schedule
-        .as_ref()
-        .map(|(id, _)| format!("Schedule/{id}"))
-        .unwrap_or_default();
-    let declarations =
-        |slot_codings: Vec<(Option<String>, String)>, schedule_codings, service_codings| {
-            most_specific([
-                Declared {
-                    by: slot_names.clone(),
-                    codings: slot_codings,
-                },
-                Declared {
-                    by: schedule_name.clone(),
-                    codings: schedule_codings,
-                },
-                Declared {
-                    by: service_names(&declaring),
-                    codings: service_codings,
-                },
-            ])
-        };
+    let slot_names = slots.iter().map(|(id, _)| format!("Slot/{id}")).collect::<Vec<_>>().join(", ");
+    let schedule_name = schedule.as_ref().map(|(id, _)| format!("Schedule/{id}")).unwrap_or_default();
+    let declarations = |slot_codings: Vec<(Option<String>, String)>, schedule_codings, service_codings| {
+        most_specific([
+            Declared { by: slot_names.clone(), codings: slot_codings },
+            Declared { by: schedule_name.clone(), codings: schedule_codings },
+            Declared { by: service_names(&declaring), codings: service_codings },
+        ])
+    };
     let service_types = declarations(
-        slots
-            .iter()
-            .flat_map(|(_, slot)| service_type_codings(slot))
-            .collect(),
-        schedule
-            .as_ref()
-            .map(|(_, s)| service_type_codings(s))
-            .unwrap_or_default(),
-        declaring
-            .iter()
-            .flat_map(|s| concept_codings(s, "type"))
-            .collect(),
+        slots.iter().flat_map(|(_, slot)| service_type_codings(slot)).collect(),
+        schedule.as_ref().map(|(_, s)| service_type_codings(s)).unwrap_or_default(),
+        declaring.iter().flat_map(|s| concept_codings(s, "type")).collect(),
     );
     let specialties = declarations(
-        slots
-            .iter()
-            .flat_map(|(_, slot)| concept_codings(slot, "specialty"))
-            .collect(),
-        schedule
-            .as_ref()
-            .map(|(_, s)| concept_codings(s, "specialty"))
-            .unwrap_or_default(),
-        declaring
-            .iter()
-            .flat_map(|s| concept_codings(s, "specialty"))
-            .collect(),
+        slots.iter().flat_map(|(_, slot)| concept_codings(slot, "specialty")).collect(),
+        schedule.as_ref().map(|(_, s)| concept_codings(s, "specialty")).unwrap_or_default(),
+        declaring.iter().flat_map(|s| concept_codings(s, "specialty")).collect(),
     );
-    Ok(Offer {
-        service_types,
-        specialties,
-        services,
-    })
+    Ok(Offer { service_types, specialties, services })
 }
 
 impl SchedulingService {
-    pub async fn book(
-        &self,
-        ctx: &Caller,
-        appointment: Map<String, Value>,
-    ) -> Result<BookingOutcome, DomainError> {
+    pub async fn book(&self, ctx: &Caller, appointment: Map<String, Value>) -> Result<BookingOutcome, DomainError> {
         if appointment.get("resourceType").and_then(Value::as_str) != Some("Appointment") {
             return Err(DomainError::invalid(
-                Issue::error(
-                    IssueCode::Invalid,
-                    "appointment-resource must be an Appointment",
-                )
-                .at("Appointment"),
+                Issue::error(IssueCode::Invalid, "appointment-resource must be an Appointment").at("Appointment"),
             ));
         }
-        let (mut appointment, warnings) = self
-            .kernel
-            .conform(ResourceType::Appointment, appointment)
-            .await?;
+        let (mut appointment, warnings) = self.kernel.conform(ResourceType::Appointment, appointment).await?;
         // An anonymous booking's way back: only the digest is stored (the scheduling rules keep
         // it on every later write).
         let secret = match ctx.public_booking() {
             Some(PublicBooking::Book) => {
-                let (secret, digest) = access::new_secret().map_err(|e| {
-                    DomainError::Internal(format!("no random bytes for an access secret: {e}"))
-                })?;
+                let (secret, digest) = access::new_secret()
+                    .map_err(|e| DomainError::Internal(format!("no random bytes for an access secret: {e}")))?;
                 access::set_digest(&mut appointment, Some(&digest));
                 Some(secret)
             }
@@ -338,10 +248,7 @@ impl SchedulingService {
         };
         let mut booking = self.book_conformant(ctx, appointment).await?;
         booking.outcome.issues.extend(warnings);
-        if matches!(
-            booking.status,
-            BookingStatus::Booked | BookingStatus::Pending
-        ) {
+        if matches!(booking.status, BookingStatus::Booked | BookingStatus::Pending) {
             booking.access_secret = secret;
         } else if secret.is_some() {
             // Nothing was stored: the digest of a secret never handed out means nothing.
@@ -350,11 +257,7 @@ impl SchedulingService {
         Ok(booking)
     }
 
-    async fn book_conformant(
-        &self,
-        ctx: &Caller,
-        mut appointment: Map<String, Value>,
-    ) -> Result<BookingOutcome, DomainError> {
+    async fn book_conformant(&self, ctx: &Caller, mut appointment: Map<String, Value>) -> Result<BookingOutcome, DomainError> {
         if model::status(&appointment) != Some("proposed") {
             return Err(precondition_failed(
                 IssueCode::BusinessRule,
@@ -368,13 +271,7 @@ impl SchedulingService {
         self.resolve_subject(&mut tx, &mut appointment).await?;
         resolve_identifiers(&mut tx, &mut appointment).await?;
         // Before an earlier booking with the same identifier is looked up and returned.
-        crate::compartment::check_write(
-            ctx.context(),
-            ResourceType::Appointment,
-            "",
-            None,
-            Some(&appointment),
-        )?;
+        crate::compartment::check_write(ctx.context(), ResourceType::Appointment, "", None, Some(&appointment))?;
         if let Some(earlier) = self.earlier_booking(&mut tx, &appointment).await? {
             let (version, body) = earlier;
             // An anonymous caller gets no earlier booking back: it would need that booking's
@@ -405,28 +302,18 @@ impl SchedulingService {
         }
         let service = self.check_services(&mut tx, &appointment).await?;
         if !names_slots(&appointment) {
-            return self
-                .store_booking_request(ctx, tx, appointment, &service)
-                .await;
+            return self.store_booking_request(ctx, tx, appointment, &service).await;
         }
-        let slots = self
-            .check_slots(&mut tx, ctx, now, &mut appointment)
-            .await?;
+        let slots = self.check_slots(&mut tx, ctx, now, &mut appointment).await?;
         check_offered(&appointment, &offer_of(&mut tx, &slots, &service).await?)?;
         for (index, (slot_id, slot)) in slots.iter().enumerate() {
             if let Some(reason) = slot_unavailability(&mut tx, ctx, now, slot_id, None).await? {
                 drop(tx);
-                let mut issues = vec![
-                    Issue::error(IssueCode::Conflict, reason)
-                        .at(format!("Appointment.slot[{index}]")),
-                ];
+                let mut issues = vec![Issue::error(IssueCode::Conflict, reason).at(format!("Appointment.slot[{index}]"))];
                 let blocked: Vec<&String> = slots.iter().map(|(id, _)| id).collect();
                 let alternatives = self.free_alternatives(ctx, slot, &blocked).await?;
                 if !alternatives.is_empty() {
-                    let named: Vec<String> = alternatives
-                        .iter()
-                        .map(|a| format!("Slot/{} ({})", a.id, a.start))
-                        .collect();
+                    let named: Vec<String> = alternatives.iter().map(|a| format!("Slot/{} ({})", a.id, a.start)).collect();
                     issues.push(Issue::information(format!(
                         "Free alternatives on the same schedule: {}",
                         named.join(", ")
@@ -434,10 +321,7 @@ impl SchedulingService {
                 }
                 let mut rejected = appointment;
                 rejected.insert("status".into(), json!("cancelled"));
-                rejected.insert(
-                    "cancellationDate".into(),
-                    json!(termin_fhir::instant::format_instant(now)),
-                );
+                rejected.insert("cancellationDate".into(), json!(termin_fhir::instant::format_instant(now)));
                 return Ok(BookingOutcome {
                     status: BookingStatus::Rejected,
                     appointment: rejected,
@@ -451,30 +335,18 @@ impl SchedulingService {
         let mut confirmation_needed = service.iter().any(has_manual_confirmation);
         for (_, slot) in &slots {
             if let Some(schedule_id) = model::schedule_id(slot)
-                && let Some((_, schedule)) =
-                    tx.read_live(ResourceType::Schedule, &schedule_id).await?
+                && let Some((_, schedule)) = tx.read_live(ResourceType::Schedule, &schedule_id).await?
             {
                 confirmation_needed |= has_manual_confirmation(&schedule);
             }
         }
-        let status = if confirmation_needed {
-            BookingStatus::Pending
-        } else {
-            BookingStatus::Booked
-        };
+        let status = if confirmation_needed { BookingStatus::Pending } else { BookingStatus::Booked };
         appointment.insert(
             "status".into(),
-            json!(if confirmation_needed {
-                "pending"
-            } else {
-                "booked"
-            }),
+            json!(if confirmation_needed { "pending" } else { "booked" }),
         );
         let id = uuid::Uuid::new_v4().to_string();
-        let written = self
-            .kernel
-            .write_in(ctx, tx, ResourceType::Appointment, &id, appointment, None)
-            .await?;
+        let written = self.kernel.write_in(ctx, tx, ResourceType::Appointment, &id, appointment, None).await?;
         let body = model::parse_object(written.version.body.as_deref().unwrap_or_default())
             .ok_or_else(|| DomainError::Internal("booked appointment has no body".into()))?;
         let message = if confirmation_needed {
@@ -513,10 +385,7 @@ impl SchedulingService {
                 "Appointment.slot",
             ));
         }
-        if let Some(refusing) = services
-            .iter()
-            .find(|s| flag(s, BOOKING_REQUESTS_URL) == Some(false))
-        {
+        if let Some(refusing) = services.iter().find(|s| flag(s, BOOKING_REQUESTS_URL) == Some(false)) {
             return Err(precondition_failed(
                 IssueCode::BusinessRule,
                 format!(
@@ -530,27 +399,18 @@ impl SchedulingService {
         let offer = Offer {
             service_types: Declared {
                 by: service_names(services),
-                codings: services
-                    .iter()
-                    .flat_map(|s| concept_codings(s, "type"))
-                    .collect(),
+                codings: services.iter().flat_map(|s| concept_codings(s, "type")).collect(),
             },
             specialties: Declared {
                 by: service_names(services),
-                codings: services
-                    .iter()
-                    .flat_map(|s| concept_codings(s, "specialty"))
-                    .collect(),
+                codings: services.iter().flat_map(|s| concept_codings(s, "specialty")).collect(),
             },
             services: Vec::new(),
         };
         check_offered(&appointment, &offer)?;
         appointment.insert("status".into(), json!("pending"));
         let id = uuid::Uuid::new_v4().to_string();
-        let written = self
-            .kernel
-            .write_in(ctx, tx, ResourceType::Appointment, &id, appointment, None)
-            .await?;
+        let written = self.kernel.write_in(ctx, tx, ResourceType::Appointment, &id, appointment, None).await?;
         let body = model::parse_object(written.version.body.as_deref().unwrap_or_default())
             .ok_or_else(|| DomainError::Internal("stored booking request has no body".into()))?;
         Ok(BookingOutcome {
@@ -575,18 +435,12 @@ impl SchedulingService {
         blocked_slot: &Map<String, Value>,
         exclude: &[&String],
     ) -> Result<Vec<AlternativeSlot>, DomainError> {
-        let (Some(schedule_id), Some(wanted)) = (
-            model::schedule_id(blocked_slot),
-            model::instant(blocked_slot, "start"),
-        ) else {
+        let (Some(schedule_id), Some(wanted)) = (model::schedule_id(blocked_slot), model::instant(blocked_slot, "start")) else {
             return Ok(Vec::new());
         };
         let now = self.kernel.clock().now();
         let mut candidates: Vec<(SignedDuration, String, String)> = Vec::new();
-        for (comparison, descending) in [
-            (Comparison::GreaterOrEqual, false),
-            (Comparison::Less, true),
-        ] {
+        for (comparison, descending) in [(Comparison::GreaterOrEqual, false), (Comparison::Less, true)] {
             let request = SearchRequest {
                 resource_type: ResourceType::Slot,
                 filter: Filter {
@@ -601,10 +455,7 @@ impl SchedulingService {
                         },
                         Condition::TokenAny {
                             param: "status".into(),
-                            alternatives: vec![TokenMatch {
-                                system: SystemMatch::Any,
-                                code: Some("free".into()),
-                            }],
+                            alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("free".into()) }],
                         },
                         Condition::RangeAny {
                             param: "start".into(),
@@ -619,13 +470,7 @@ impl SchedulingService {
                     now,
                     server_base: None,
                 },
-                sort: vec![SortKey {
-                    param: SortParam::Indexed {
-                        param: "start".into(),
-                        kind: IndexKind::Date,
-                    },
-                    descending,
-                }],
+                sort: vec![SortKey { param: SortParam::Indexed { param: "start".into(), kind: IndexKind::Date }, descending }],
                 count: ALTERNATIVES + exclude.len(),
                 page: None,
                 total: false,
@@ -633,26 +478,13 @@ impl SchedulingService {
                 revincludes: Vec::new(),
             };
             for slot in self.kernel.search(ctx, &request).await?.matches {
-                if exclude.contains(&&slot.id) || candidates.iter().any(|(_, id, _)| *id == slot.id)
-                {
+                if exclude.contains(&&slot.id) || candidates.iter().any(|(_, id, _)| *id == slot.id) {
                     continue;
                 }
-                let Some(body) = slot.body.as_deref().and_then(model::parse_object) else {
-                    continue;
-                };
-                let Some(start) = model::instant(&body, "start") else {
-                    continue;
-                };
-                let distance = if start >= wanted {
-                    start.duration_since(wanted)
-                } else {
-                    wanted.duration_since(start)
-                };
-                let text = body
-                    .get("start")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
+                let Some(body) = slot.body.as_deref().and_then(model::parse_object) else { continue };
+                let Some(start) = model::instant(&body, "start") else { continue };
+                let distance = if start >= wanted { start.duration_since(wanted) } else { wanted.duration_since(start) };
+                let text = body.get("start").and_then(Value::as_str).unwrap_or_default().to_owned();
                 candidates.push((distance, slot.id, text));
             }
         }
@@ -670,20 +502,12 @@ impl SchedulingService {
         tx: &mut UnitOfWork,
         appointment: &Map<String, Value>,
     ) -> Result<Option<(ResourceVersion, Map<String, Value>)>, DomainError> {
-        for identifier in appointment
-            .get("identifier")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for identifier in appointment.get("identifier").and_then(Value::as_array).into_iter().flatten() {
             let Some(value) = identifier.get("value").and_then(Value::as_str) else {
                 continue;
             };
             let system = identifier.get("system").and_then(Value::as_str);
-            for id in tx
-                .find_ids(ResourceType::Appointment, &[token(system, value)], 10)
-                .await?
-            {
+            for id in tx.find_ids(ResourceType::Appointment, &[token(system, value)], 10).await? {
                 if let Some((version, body)) = tx.read_live(ResourceType::Appointment, &id).await?
                     && model::occupies_slots(&body)
                 {
@@ -696,15 +520,8 @@ impl SchedulingService {
 
     /// The subject Patient must exist here, named by literal reference or by identifier
     /// (e.g. the social security number); an identifier-only subject gains the reference.
-    async fn resolve_subject(
-        &self,
-        tx: &mut UnitOfWork,
-        appointment: &mut Map<String, Value>,
-    ) -> Result<(), DomainError> {
-        let Some(subject) = appointment
-            .get_mut("subject")
-            .and_then(Value::as_object_mut)
-        else {
+    async fn resolve_subject(&self, tx: &mut UnitOfWork, appointment: &mut Map<String, Value>) -> Result<(), DomainError> {
+        let Some(subject) = appointment.get_mut("subject").and_then(Value::as_object_mut) else {
             return Err(precondition_failed(
                 IssueCode::Required,
                 "The Appointment needs a subject: the Patient it is for".into(),
@@ -743,24 +560,15 @@ impl SchedulingService {
                 )),
             };
         }
-        let Some(value) = subject
-            .get("identifier")
-            .and_then(|i| i.get("value"))
-            .and_then(Value::as_str)
-        else {
+        let Some(value) = subject.get("identifier").and_then(|i| i.get("value")).and_then(Value::as_str) else {
             return Err(precondition_failed(
                 IssueCode::Required,
                 "The subject needs a reference or an identifier of the Patient".into(),
                 "Appointment.subject",
             ));
         };
-        let system = subject
-            .get("identifier")
-            .and_then(|i| i.get("system"))
-            .and_then(Value::as_str);
-        let ids = tx
-            .find_ids(ResourceType::Patient, &[token(system, value)], 2)
-            .await?;
+        let system = subject.get("identifier").and_then(|i| i.get("system")).and_then(Value::as_str);
+        let ids = tx.find_ids(ResourceType::Patient, &[token(system, value)], 2).await?;
         match ids.as_slice() {
             [id] => {
                 subject.insert("reference".into(), json!(format!("Patient/{id}")));
@@ -768,53 +576,29 @@ impl SchedulingService {
             }
             [] => Err(precondition_failed(
                 IssueCode::NotFound,
-                format!(
-                    "No Patient with identifier {}|{value} is known to this server",
-                    system.unwrap_or_default()
-                ),
+                format!("No Patient with identifier {}|{value} is known to this server", system.unwrap_or_default()),
                 "Appointment.subject.identifier",
             )),
             _ => Err(precondition_failed(
                 IssueCode::MultipleMatches,
-                format!(
-                    "More than one Patient has identifier {}|{value}",
-                    system.unwrap_or_default()
-                ),
+                format!("More than one Patient has identifier {}|{value}", system.unwrap_or_default()),
                 "Appointment.subject.identifier",
             )),
         }
     }
 
     /// Every HealthcareService in `serviceType.reference` exists and is active.
-    async fn check_services(
-        &self,
-        tx: &mut UnitOfWork,
-        appointment: &Map<String, Value>,
-    ) -> Result<Vec<Map<String, Value>>, DomainError> {
+    async fn check_services(&self, tx: &mut UnitOfWork, appointment: &Map<String, Value>) -> Result<Vec<Map<String, Value>>, DomainError> {
         let mut services = Vec::new();
-        let service_types = appointment
-            .get("serviceType")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten();
+        let service_types = appointment.get("serviceType").and_then(Value::as_array).into_iter().flatten();
         for (index, service_type) in service_types.enumerate() {
-            let Some(reference) = service_type
-                .get("reference")
-                .and_then(|r| r.get("reference"))
-                .and_then(Value::as_str)
-            else {
+            let Some(reference) = service_type.get("reference").and_then(|r| r.get("reference")).and_then(Value::as_str) else {
                 continue;
             };
             let path = format!("Appointment.serviceType[{index}].reference");
-            let id = model::reference_id(reference, ResourceType::HealthcareService).ok_or_else(
-                || {
-                    precondition_failed(
-                        IssueCode::Value,
-                        format!("{reference:?} is not a HealthcareService reference"),
-                        &path,
-                    )
-                },
-            )?;
+            let id = model::reference_id(reference, ResourceType::HealthcareService).ok_or_else(|| {
+                precondition_failed(IssueCode::Value, format!("{reference:?} is not a HealthcareService reference"), &path)
+            })?;
             match tx.read_live(ResourceType::HealthcareService, &id).await? {
                 Some((_, service)) if model::is_active(&service) => services.push(service),
                 Some(_) => {
@@ -860,11 +644,7 @@ impl SchedulingService {
         for (position, id) in &ids {
             let path = format!("Appointment.slot[{position}]");
             let Some((_, slot)) = tx.read_live(ResourceType::Slot, id).await? else {
-                return Err(precondition_failed(
-                    IssueCode::NotFound,
-                    format!("Slot/{id} is not known to this server"),
-                    &path,
-                ));
+                return Err(precondition_failed(IssueCode::NotFound, format!("Slot/{id} is not known to this server"), &path));
             };
             let schedule = match model::schedule_id(&slot) {
                 Some(schedule_id) => tx.read_live(ResourceType::Schedule, &schedule_id).await?,
@@ -877,12 +657,8 @@ impl SchedulingService {
                     &path,
                 ));
             }
-            let (Some(start), Some(end)) =
-                (model::instant(&slot, "start"), model::instant(&slot, "end"))
-            else {
-                return Err(DomainError::Internal(format!(
-                    "Slot/{id} has no valid start/end"
-                )));
+            let (Some(start), Some(end)) = (model::instant(&slot, "start"), model::instant(&slot, "end")) else {
+                return Err(DomainError::Internal(format!("Slot/{id} has no valid start/end")));
             };
             if earliest.as_ref().is_none_or(|(t, _)| start < *t) {
                 earliest = Some((start, slot["start"].clone()));
@@ -895,17 +671,10 @@ impl SchedulingService {
         let named: Vec<NamedSlot<'_>> = ids
             .iter()
             .zip(&slots)
-            .map(|((position, id), (_, body))| NamedSlot {
-                position: *position,
-                id,
-                body,
-            })
+            .map(|((position, id), (_, body))| NamedSlot { position: *position, id, body })
             .collect();
-        let not_started: Vec<&str> = if ctx.acts_for_patient() {
-            ids.iter().map(|(_, id)| id.as_str()).collect()
-        } else {
-            Vec::new()
-        };
+        let not_started: Vec<&str> =
+            if ctx.acts_for_patient() { ids.iter().map(|(_, id)| id.as_str()).collect() } else { Vec::new() };
         check_sequence(&named, &not_started, now)?;
         let (Some((start, start_text)), Some((end, end_text))) = (earliest, latest) else {
             return Ok(slots);
@@ -914,11 +683,7 @@ impl SchedulingService {
         let booked = format!(
             "the booked {} {}",
             if one { "slot" } else { "slots" },
-            slots
-                .iter()
-                .map(|(id, _)| format!("Slot/{id}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            slots.iter().map(|(id, _)| format!("Slot/{id}")).collect::<Vec<_>>().join(", ")
         );
         let span = format!(
             "from {} to {}",
@@ -962,9 +727,7 @@ impl SchedulingService {
             );
         }
         if !disagreements.is_empty() {
-            return Err(DomainError::Unprocessable(OperationOutcome::new(
-                disagreements,
-            )));
+            return Err(DomainError::Unprocessable(OperationOutcome::new(disagreements)));
         }
         Ok(slots)
     }

@@ -1,17 +1,17 @@
 //! `Slot/$hold`: place a hold on a slot (`busy-tentative`) or release it (`free`).
 
-use super::SchedulingService;
-use crate::DomainError;
 use crate::audit::AuditAction;
 use crate::caller::Caller;
-use crate::model;
 use crate::rules::state::{self, SlotState};
+use crate::model;
 use crate::rules::{record_event, set_slot_status};
 use crate::unit_of_work::UnitOfWork;
-use jiff::Timestamp;
+use super::SchedulingService;
+use crate::DomainError;
 use serde_json::{Map, Value, json};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
+use jiff::Timestamp;
 use termin_store::{Condition, SlotHold, SystemMatch, TokenMatch};
 
 /// How the caller names the slot.
@@ -39,6 +39,7 @@ pub enum HoldOutcome {
     },
 }
 
+
 impl SchedulingService {
     /// A new hold of `slot_id` for the caller, within its limit of live holds.
     async fn new_hold(
@@ -54,12 +55,7 @@ impl SchedulingService {
         if limit > 0 {
             let live = tx.live_holds_of(&holder, now).await?;
             if live.len() >= limit {
-                let until = live
-                    .iter()
-                    .map(|h| h.held_until)
-                    .min()
-                    .map(format_instant)
-                    .unwrap_or_default();
+                let until = live.iter().map(|h| h.held_until).min().map(format_instant).unwrap_or_default();
                 return Err(DomainError::conflict(
                     Issue::error(
                         IssueCode::BusinessRule,
@@ -73,11 +69,7 @@ impl SchedulingService {
                 ));
             }
         }
-        let held_for = self
-            .kernel
-            .config()
-            .hold_duration
-            .min(self.kernel.config().max_hold_time);
+        let held_for = self.kernel.config().hold_duration.min(self.kernel.config().max_hold_time);
         Ok(SlotHold {
             slot_id: slot_id.to_owned(),
             holder,
@@ -90,24 +82,15 @@ impl SchedulingService {
     /// The caller's live hold, renewed by the hold duration but never past the maximum hold
     /// time from when it was first placed: then it ends, and the slot is open to everyone.
     fn renewal(&self, hold: &SlotHold, now: Timestamp) -> SlotHold {
-        let last_moment = hold
-            .placed_at
-            .checked_add(self.kernel.config().max_hold_time)
-            .unwrap_or(Timestamp::MAX);
-        let extended = now
-            .checked_add(self.kernel.config().hold_duration)
-            .unwrap_or(Timestamp::MAX);
+        let last_moment = hold.placed_at.checked_add(self.kernel.config().max_hold_time).unwrap_or(Timestamp::MAX);
+        let extended = now.checked_add(self.kernel.config().hold_duration).unwrap_or(Timestamp::MAX);
         SlotHold {
             held_until: extended.min(last_moment),
             ..hold.clone()
         }
     }
 
-    async fn resolve_slot(
-        &self,
-        tx: &mut UnitOfWork,
-        selector: &SlotSelector,
-    ) -> Result<String, DomainError> {
+    async fn resolve_slot(&self, tx: &mut UnitOfWork, selector: &SlotSelector) -> Result<String, DomainError> {
         match selector {
             SlotSelector::Id(id) => Ok(id.clone()),
             SlotSelector::Identifiers(identifiers) => {
@@ -116,9 +99,7 @@ impl SchedulingService {
                     .map(|(system, value)| Condition::TokenAny {
                         param: "identifier".into(),
                         alternatives: vec![TokenMatch {
-                            system: system
-                                .clone()
-                                .map_or(SystemMatch::Any, SystemMatch::Exactly),
+                            system: system.clone().map_or(SystemMatch::Any, SystemMatch::Exactly),
                             code: Some(value.clone()),
                         }],
                     })
@@ -140,32 +121,16 @@ impl SchedulingService {
     }
 
     /// Places a hold (`hold = true`) or releases one the caller owns.
-    pub async fn hold_slot(
-        &self,
-        ctx: &Caller,
-        selector: &SlotSelector,
-        hold: bool,
-    ) -> Result<HoldOutcome, DomainError> {
+    pub async fn hold_slot(&self, ctx: &Caller, selector: &SlotSelector, hold: bool) -> Result<HoldOutcome, DomainError> {
         let now = self.kernel.clock().now();
         let mut tx = self.kernel.begin(ctx).await?;
-        tx.audit_as(
-            AuditAction::Execute,
-            if hold { "$hold" } else { "$release" },
-        );
+        tx.audit_as(AuditAction::Execute, if hold { "$hold" } else { "$release" });
         let slot_id = self.resolve_slot(&mut tx, selector).await?;
         let Some((slot, body)) = tx.read_live(ResourceType::Slot, &slot_id).await? else {
             return Err(DomainError::NotFound(format!("Slot/{slot_id}")));
         };
         // Staff hold and release only their organisations' slots.
-        crate::organisation::check_write(
-            &mut tx,
-            ctx.context(),
-            ResourceType::Slot,
-            &slot_id,
-            Some(&body),
-            Some(&body),
-        )
-        .await?;
+        crate::organisation::check_write(&mut tx, ctx.context(), ResourceType::Slot, &slot_id, Some(&body), Some(&body)).await?;
         let slot_state = SlotState::read(&mut tx, &slot_id, model::status(&body), now).await?;
         let live_hold = slot_state.live_hold();
         let held_by_other = live_hold.is_some_and(|h| !ctx.owns_hold(h));
@@ -191,9 +156,7 @@ impl SchedulingService {
             if let Some(schedule_id) = model::schedule_id(&body) {
                 let schedule = tx.read_live(ResourceType::Schedule, &schedule_id).await?;
                 if !schedule.as_ref().is_some_and(|(_, s)| model::is_active(s)) {
-                    return rejected(format!(
-                        "Slot/{slot_id} belongs to Schedule/{schedule_id}, which is not active"
-                    ));
+                    return rejected(format!("Slot/{slot_id} belongs to Schedule/{schedule_id}, which is not active"));
                 }
             }
             let placed = match live_hold {
@@ -207,14 +170,10 @@ impl SchedulingService {
                 // No new version: only the moment the status index turns free moves.
                 let mut index = tx.search_parameters().index_entries(&body);
                 crate::rules::apply_hold_window(&mut tx, &slot_id, &mut index).await?;
-                tx.replace_index(ResourceType::Slot, &slot_id, &index)
-                    .await?;
+                tx.replace_index(ResourceType::Slot, &slot_id, &index).await?;
                 (body, slot.version)
             } else {
-                (
-                    set_slot_status(&mut tx, &slot, body, state::HELD, now).await?,
-                    slot.version + 1,
-                )
+                (set_slot_status(&mut tx, &slot, body, state::HELD, now).await?, slot.version + 1)
             };
             record_event(
                 &mut tx,
@@ -236,11 +195,8 @@ impl SchedulingService {
         // Release: the owner's live hold, or a slot that is free already (nothing to do).
         if status != state::FREE && live_hold.is_none() {
             return Err(DomainError::conflict(
-                Issue::error(
-                    IssueCode::Conflict,
-                    format!("Slot/{slot_id} is {status}; there is no hold to release"),
-                )
-                .at("Parameters.parameter.where(name = 'slot-status')"),
+                Issue::error(IssueCode::Conflict, format!("Slot/{slot_id} is {status}; there is no hold to release"))
+                    .at("Parameters.parameter.where(name = 'slot-status')"),
             ));
         }
         if slot_state.recorded_hold().is_some() {
@@ -248,16 +204,7 @@ impl SchedulingService {
         }
         let slot_body = if slot_state.stored() == Some(state::HELD) {
             let released = set_slot_status(&mut tx, &slot, body, state::FREE, now).await?;
-            record_event(
-                &mut tx,
-                "slot-released",
-                ResourceType::Slot,
-                &slot_id,
-                slot.version + 1,
-                now,
-                json!({}),
-            )
-            .await?;
+            record_event(&mut tx, "slot-released", ResourceType::Slot, &slot_id, slot.version + 1, now, json!({})).await?;
             released
         } else {
             body

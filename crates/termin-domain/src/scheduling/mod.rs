@@ -10,8 +10,8 @@ mod sweep;
 pub use crate::rules::{BOOKING_REQUESTS_URL, MANUAL_CONFIRMATION_URL};
 pub use book::{AlternativeSlot, BookingOutcome, BookingStatus};
 pub use generate::{
-    GENERATED_SLOT_SYSTEM, GenerationRequest, GenerationSummary, KeptSchedules,
-    MAX_GENERATION_DAYS, MAX_KEPT_SCHEDULES, SLOT_GENERATION_URL, SlotConflict, read_duration,
+    GENERATED_SLOT_SYSTEM, GenerationRequest, GenerationSummary, KeptSchedules, MAX_GENERATION_DAYS, MAX_KEPT_SCHEDULES,
+    SLOT_GENERATION_URL, SlotConflict, read_duration,
 };
 pub use hold::{HoldOutcome, SlotSelector};
 
@@ -35,14 +35,8 @@ impl SchedulingService {
     /// booking's); `false` alike for a wrong secret and an unknown or deleted Appointment.
     pub async fn opens_appointment(&self, id: &str, secret: &str) -> Result<bool, DomainError> {
         let ctx = RequestContext::system("appointment access check");
-        let current = self
-            .kernel
-            .store()
-            .read_current(&ctx, ResourceType::Appointment, id)
-            .await?;
-        let body = current
-            .and_then(|v| v.body)
-            .and_then(|b| crate::model::parse_object(&b));
+        let current = self.kernel.store().read_current(&ctx, ResourceType::Appointment, id).await?;
+        let body = current.and_then(|v| v.body).and_then(|b| crate::model::parse_object(&b));
         Ok(body.is_some_and(|body| crate::access::opens(&body, secret)))
     }
 }

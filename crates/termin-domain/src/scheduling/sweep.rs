@@ -1,12 +1,12 @@
 //! Persisting the release of expired holds. Reads already treat an expired hold as free;
 //! the sweeper makes the stored Slot agree and records the event.
 
+use crate::caller::Caller;
+use crate::rules::state;
+use crate::model;
+use crate::rules::{hold_is_live, record_event, set_slot_status};
 use super::SchedulingService;
 use crate::DomainError;
-use crate::caller::Caller;
-use crate::model;
-use crate::rules::state;
-use crate::rules::{hold_is_live, record_event, set_slot_status};
 use serde_json::json;
 use termin_fhir::ResourceType;
 use termin_fhir::instant::format_instant;

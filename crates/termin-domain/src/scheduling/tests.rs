@@ -1,6 +1,5 @@
 use crate::{
-    BookingStatus, Caller, Clock, Domain, DomainError, HoldOutcome, MANUAL_CONFIRMATION_URL,
-    ServiceConfig, SlotSelector,
+    Caller,     BookingStatus, Clock, DomainError, HoldOutcome, Domain, ServiceConfig, SlotSelector, MANUAL_CONFIRMATION_URL,
 };
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
@@ -34,9 +33,7 @@ struct World {
 }
 
 fn object(value: Value) -> Map<String, Value> {
-    let Value::Object(map) = value else {
-        panic!("not an object")
-    };
+    let Value::Object(map) = value else { panic!("not an object") };
     map
 }
 
@@ -53,16 +50,11 @@ const HOLD: SignedDuration = SignedDuration::from_mins(10);
 async fn world() -> World {
     let db = TemporaryStore::open().await.unwrap();
     let store = db.store.clone();
-    let clock = Arc::new(ManualClock(Mutex::new(
-        "2026-03-02T08:00:00Z".parse().unwrap(),
-    )));
+    let clock = Arc::new(ManualClock(Mutex::new("2026-03-02T08:00:00Z".parse().unwrap())));
     let service = Domain::new(
         store.clone(),
         clock.clone(),
-        ServiceConfig {
-            hold_duration: HOLD,
-            ..ServiceConfig::default()
-        },
+        ServiceConfig { hold_duration: HOLD, ..ServiceConfig::default() },
         termin_search::registry(),
     );
     let ctx = Caller::system("setup");
@@ -76,45 +68,22 @@ async fn world() -> World {
             "identifier": [{"system": "urn:oid:1.2.40.0.10.1.4.3.1", "value": "1234010180"}]})),
         put(json!({"resourceType": "Patient", "id": "bert"})),
         put(json!({"resourceType": "HealthcareService", "id": "physio", "active": true})),
-        put(
-            json!({"resourceType": "Schedule", "id": "s1", "active": true, "actor": [{"reference": "Practitioner/p"}]}),
-        ),
-        put(
-            json!({"resourceType": "Schedule", "id": "confirm", "active": true, "actor": [{"reference": "Practitioner/p"}],
-            "extension": [{"url": MANUAL_CONFIRMATION_URL, "valueBoolean": true}]}),
-        ),
+        put(json!({"resourceType": "Schedule", "id": "s1", "active": true, "actor": [{"reference": "Practitioner/p"}]})),
+        put(json!({"resourceType": "Schedule", "id": "confirm", "active": true, "actor": [{"reference": "Practitioner/p"}],
+            "extension": [{"url": MANUAL_CONFIRMATION_URL, "valueBoolean": true}]})),
     ];
     for (rt, id, body) in setup {
-        service
-            .resources
-            .update(&ctx, rt, &id, body, None)
-            .await
-            .unwrap();
+        service.resources.update(&ctx, rt, &id, body, None).await.unwrap();
     }
     for hour in 8..12 {
         for schedule in ["s1", "confirm"] {
             let slot = json!({"resourceType": "Slot", "id": format!("{schedule}-{hour}"),
                 "schedule": {"reference": format!("Schedule/{schedule}")}, "status": "free",
                 "start": format!("2026-03-10T{hour:02}:00:00Z"), "end": format!("2026-03-10T{hour:02}:30:00Z")});
-            service
-                .resources
-                .update(
-                    &ctx,
-                    ResourceType::Slot,
-                    slot["id"].as_str().unwrap(),
-                    object(slot.clone()),
-                    None,
-                )
-                .await
-                .unwrap();
+            service.resources.update(&ctx, ResourceType::Slot, slot["id"].as_str().unwrap(), object(slot.clone()), None).await.unwrap();
         }
     }
-    World {
-        service,
-        store,
-        clock,
-        _db: db,
-    }
+    World { service, store, clock, _db: db }
 }
 
 fn appointment(slots: &[&str]) -> Map<String, Value> {
@@ -128,22 +97,13 @@ fn appointment(slots: &[&str]) -> Map<String, Value> {
 }
 
 async fn slot_status(w: &World, id: &str) -> String {
-    let v = w
-        .service
-        .resources
-        .read(&client(), ResourceType::Slot, id)
-        .await
-        .unwrap();
+    let v = w.service.resources.read(&client(), ResourceType::Slot, id).await.unwrap();
     let body: Value = serde_json::from_str(v.body.as_deref().unwrap()).unwrap();
     body["status"].as_str().unwrap().to_owned()
 }
 
 async fn hold(w: &World, ctx: &Caller, slot: &str) -> HoldOutcome {
-    w.service
-        .scheduling
-        .hold_slot(ctx, &SlotSelector::Id(slot.into()), true)
-        .await
-        .unwrap()
+    w.service.scheduling.hold_slot(ctx, &SlotSelector::Id(slot.into()), true).await.unwrap()
 }
 
 fn token_of(outcome: HoldOutcome) -> String {
@@ -158,37 +118,16 @@ async fn hold_then_book_with_the_token() {
     let w = world().await;
     let token = token_of(hold(&w, &client(), "s1-8").await);
     assert_eq!(slot_status(&w, "s1-8").await, "busy-tentative");
-    assert!(matches!(
-        hold(&w, &client(), "s1-8").await,
-        HoldOutcome::Rejected { .. }
-    ));
-    let stranger = w
-        .service
-        .scheduling
-        .book(&client(), appointment(&["s1-8"]))
-        .await
-        .unwrap();
+    assert!(matches!(hold(&w, &client(), "s1-8").await, HoldOutcome::Rejected { .. }));
+    let stranger = w.service.scheduling.book(&client(), appointment(&["s1-8"])).await.unwrap();
     assert_eq!(stranger.status, BookingStatus::Rejected);
     assert_eq!(stranger.appointment["status"], "cancelled");
-    let booked = w
-        .service
-        .scheduling
-        .book(&holder(&token), appointment(&["s1-8"]))
-        .await
-        .unwrap();
+    let booked = w.service.scheduling.book(&holder(&token), appointment(&["s1-8"])).await.unwrap();
     assert_eq!(booked.status, BookingStatus::Booked);
     assert_eq!(booked.appointment["start"], "2026-03-10T08:00:00Z");
     assert_eq!(slot_status(&w, "s1-8").await, "busy");
-    let release = w
-        .service
-        .scheduling
-        .hold_slot(&holder(&token), &SlotSelector::Id("s1-8".into()), false)
-        .await
-        .unwrap();
-    assert!(
-        matches!(release, HoldOutcome::Rejected { .. }),
-        "{release:?}"
-    );
+    let release = w.service.scheduling.hold_slot(&holder(&token), &SlotSelector::Id("s1-8".into()), false).await.unwrap();
+    assert!(matches!(release, HoldOutcome::Rejected { .. }), "{release:?}");
 }
 
 #[tokio::test]
@@ -197,48 +136,19 @@ async fn expired_hold_reads_free_and_the_sweeper_persists_it() {
     token_of(hold(&w, &client(), "s1-9").await);
     w.clock.advance(HOLD + SignedDuration::from_secs(1));
     assert_eq!(slot_status(&w, "s1-9").await, "free");
-    let stored = w
-        .store
-        .read_current(client().context(), ResourceType::Slot, "s1-9")
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        stored.body.unwrap().contains("busy-tentative"),
-        "not yet swept"
-    );
+    let stored = w.store.read_current(client().context(), ResourceType::Slot, "s1-9").await.unwrap().unwrap();
+    assert!(stored.body.unwrap().contains("busy-tentative"), "not yet swept");
     // Another client may book the slot before the sweeper ran.
-    let booked = w
-        .service
-        .scheduling
-        .book(&client(), appointment(&["s1-9"]))
-        .await
-        .unwrap();
+    let booked = w.service.scheduling.book(&client(), appointment(&["s1-9"])).await.unwrap();
     assert_eq!(booked.status, BookingStatus::Booked);
 
     token_of(hold(&w, &client(), "s1-10").await);
     w.clock.advance(HOLD + SignedDuration::from_secs(1));
-    assert_eq!(
-        w.service
-            .scheduling
-            .release_expired_holds(100)
-            .await
-            .unwrap(),
-        1
-    );
-    let stored = w
-        .store
-        .read_current(client().context(), ResourceType::Slot, "s1-10")
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!(w.service.scheduling.release_expired_holds(100).await.unwrap(), 1);
+    let stored = w.store.read_current(client().context(), ResourceType::Slot, "s1-10").await.unwrap().unwrap();
     assert!(stored.body.unwrap().contains("\"free\""));
     let events = w.store.events(0, 100).await.unwrap();
-    assert!(
-        events
-            .iter()
-            .any(|(_, e)| e.kind == "slot-hold-expired" && e.resource_id == "s1-10")
-    );
+    assert!(events.iter().any(|(_, e)| e.kind == "slot-hold-expired" && e.resource_id == "s1-10"));
 }
 
 #[tokio::test]
@@ -247,14 +157,7 @@ async fn racing_bookings_of_one_slot_book_it_once() {
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let w = w.clone();
-        tasks.push(tokio::spawn(async move {
-            w.service
-                .scheduling
-                .book(&client(), appointment(&["s1-11"]))
-                .await
-                .unwrap()
-                .status
-        }));
+        tasks.push(tokio::spawn(async move { w.service.scheduling.book(&client(), appointment(&["s1-11"])).await.unwrap().status }));
     }
     let mut booked = 0;
     for task in tasks {
@@ -268,214 +171,94 @@ async fn racing_bookings_of_one_slot_book_it_once() {
 #[tokio::test]
 async fn cancel_postpone_and_fixed_elements() {
     let w = world().await;
-    let booked = w
-        .service
-        .scheduling
-        .book(&client(), appointment(&["s1-8"]))
-        .await
-        .unwrap();
+    let booked = w.service.scheduling.book(&client(), appointment(&["s1-8"])).await.unwrap();
     let id = booked.version.as_ref().unwrap().id.clone();
     let mut moved = booked.appointment.clone();
     moved.insert("slot".into(), json!([{"reference": "Slot/s1-9"}]));
     moved.insert("start".into(), json!("2026-03-10T09:00:00Z"));
     moved.insert("end".into(), json!("2026-03-10T09:30:00Z"));
-    w.service
-        .resources
-        .update(
-            &client(),
-            ResourceType::Appointment,
-            &id,
-            moved.clone(),
-            None,
-        )
-        .await
-        .unwrap();
+    w.service.resources.update(&client(), ResourceType::Appointment, &id, moved.clone(), None).await.unwrap();
     assert_eq!(slot_status(&w, "s1-8").await, "free");
     assert_eq!(slot_status(&w, "s1-9").await, "busy");
 
     // Postponing onto a taken slot changes nothing.
-    w.service
-        .scheduling
-        .book(&client(), appointment(&["s1-10"]))
-        .await
-        .unwrap();
+    w.service.scheduling.book(&client(), appointment(&["s1-10"])).await.unwrap();
     let mut clash = moved.clone();
     clash.insert("slot".into(), json!([{"reference": "Slot/s1-10"}]));
-    let err = w
-        .service
-        .resources
-        .update(&client(), ResourceType::Appointment, &id, clash, None)
-        .await
-        .unwrap_err();
+    let err = w.service.resources.update(&client(), ResourceType::Appointment, &id, clash, None).await.unwrap_err();
     assert!(matches!(err, DomainError::Conflict(_)), "{err:?}");
     assert_eq!(slot_status(&w, "s1-9").await, "busy");
 
     let mut other_patient = moved.clone();
     other_patient.insert("subject".into(), json!({"reference": "Patient/bert"}));
-    let err = w
-        .service
-        .resources
-        .update(
-            &client(),
-            ResourceType::Appointment,
-            &id,
-            other_patient,
-            None,
-        )
-        .await
-        .unwrap_err();
-    let DomainError::Unprocessable(outcome) = err else {
-        panic!("{err:?}")
-    };
+    let err = w.service.resources.update(&client(), ResourceType::Appointment, &id, other_patient, None).await.unwrap_err();
+    let DomainError::Unprocessable(outcome) = err else { panic!("{err:?}") };
     assert_eq!(outcome.issues[0].expression, ["Appointment.subject"]);
 
     let mut cancelled = moved;
     cancelled.insert("status".into(), json!("cancelled"));
-    let done = w
-        .service
-        .resources
-        .update(
-            &client(),
-            ResourceType::Appointment,
-            &id,
-            cancelled.clone(),
-            None,
-        )
-        .await
-        .unwrap();
+    let done = w.service.resources.update(&client(), ResourceType::Appointment, &id, cancelled.clone(), None).await.unwrap();
     assert!(done.version.body.unwrap().contains("cancellationDate"));
     assert_eq!(slot_status(&w, "s1-9").await, "free");
     cancelled.insert("description".into(), json!("too late"));
-    let err = w
-        .service
-        .resources
-        .update(&client(), ResourceType::Appointment, &id, cancelled, None)
-        .await
-        .unwrap_err();
+    let err = w.service.resources.update(&client(), ResourceType::Appointment, &id, cancelled, None).await.unwrap_err();
     assert!(matches!(err, DomainError::Unprocessable(_)));
 }
 
 #[tokio::test]
 async fn slot_writes_cannot_contradict_a_booking() {
     let w = world().await;
-    w.service
-        .scheduling
-        .book(&client(), appointment(&["s1-8"]))
-        .await
-        .unwrap();
-    let current = w
-        .service
-        .resources
-        .read(&client(), ResourceType::Slot, "s1-8")
-        .await
-        .unwrap();
-    let mut slot: Map<String, Value> =
-        serde_json::from_str(current.body.as_deref().unwrap()).unwrap();
+    w.service.scheduling.book(&client(), appointment(&["s1-8"])).await.unwrap();
+    let current = w.service.resources.read(&client(), ResourceType::Slot, "s1-8").await.unwrap();
+    let mut slot: Map<String, Value> = serde_json::from_str(current.body.as_deref().unwrap()).unwrap();
     slot.insert("status".into(), json!("free"));
-    let err = w
-        .service
-        .resources
-        .update(&client(), ResourceType::Slot, "s1-8", slot, None)
-        .await
-        .unwrap_err();
+    let err = w.service.resources.update(&client(), ResourceType::Slot, "s1-8", slot, None).await.unwrap_err();
     assert!(matches!(err, DomainError::Conflict(_)));
-    let err = w
-        .service
-        .resources
-        .delete(&client(), ResourceType::Slot, "s1-8", None)
-        .await
-        .unwrap_err();
+    let err = w.service.resources.delete(&client(), ResourceType::Slot, "s1-8", None).await.unwrap_err();
     assert!(matches!(err, DomainError::Conflict(_)));
     let fresh = json!({"resourceType": "Slot", "id": "s1-9", "schedule": {"reference": "Schedule/s1"},
         "status": "busy", "start": "2026-03-10T09:00:00Z", "end": "2026-03-10T09:30:00Z"});
-    let err = w
-        .service
-        .resources
-        .update(&client(), ResourceType::Slot, "s1-9", object(fresh), None)
-        .await
-        .unwrap_err();
+    let err = w.service.resources.update(&client(), ResourceType::Slot, "s1-9", object(fresh), None).await.unwrap_err();
     assert!(matches!(err, DomainError::Unprocessable(_)));
 }
 
 #[tokio::test]
 async fn manual_confirmation_makes_bookings_pending_until_staff_decide() {
     let w = world().await;
-    let pending = w
-        .service
-        .scheduling
-        .book(&client(), appointment(&["confirm-8"]))
-        .await
-        .unwrap();
+    let pending = w.service.scheduling.book(&client(), appointment(&["confirm-8"])).await.unwrap();
     assert_eq!(pending.status, BookingStatus::Pending);
     assert_eq!(slot_status(&w, "confirm-8").await, "busy");
     let id = pending.version.unwrap().id;
     let mut confirmed = pending.appointment.clone();
     confirmed.insert("status".into(), json!("booked"));
-    w.service
-        .resources
-        .update(&client(), ResourceType::Appointment, &id, confirmed, None)
-        .await
-        .unwrap();
+    w.service.resources.update(&client(), ResourceType::Appointment, &id, confirmed, None).await.unwrap();
     let events = w.store.events(0, 100).await.unwrap();
-    assert!(
-        events
-            .iter()
-            .any(|(_, e)| e.kind == "appointment-confirmed")
-    );
+    assert!(events.iter().any(|(_, e)| e.kind == "appointment-confirmed"));
 
-    let declined = w
-        .service
-        .scheduling
-        .book(&client(), appointment(&["confirm-9"]))
-        .await
-        .unwrap();
+    let declined = w.service.scheduling.book(&client(), appointment(&["confirm-9"])).await.unwrap();
     let id = declined.version.unwrap().id;
     let mut cancelled = declined.appointment;
     cancelled.insert("status".into(), json!("cancelled"));
-    w.service
-        .resources
-        .update(&client(), ResourceType::Appointment, &id, cancelled, None)
-        .await
-        .unwrap();
+    w.service.resources.update(&client(), ResourceType::Appointment, &id, cancelled, None).await.unwrap();
     assert_eq!(slot_status(&w, "confirm-9").await, "free");
 }
 
 #[tokio::test]
 async fn a_patient_token_declines_but_does_not_confirm_its_pending_booking() {
     let w = world().await;
-    let principal = termin_store::TokenPrincipal {
-        subject: "anna".into(),
-        client_id: None,
-        patient: Some("anna".into()),
-        fhir_user: None,
-    };
-    let anna = Caller::new(termin_store::RequestContext::anonymous("r").with_token(
-        principal,
-        termin_store::Scope::parse_all("patient/Appointment.cruds"),
-    ));
-    let pending = w
-        .service
-        .scheduling
-        .book(&anna, appointment(&["confirm-8"]))
-        .await
-        .unwrap();
+    let principal = termin_store::TokenPrincipal { subject: "anna".into(), client_id: None, patient: Some("anna".into()), fhir_user: None };
+    let anna = Caller::new(
+        termin_store::RequestContext::anonymous("r").with_token(principal, termin_store::Scope::parse_all("patient/Appointment.cruds")),
+    );
+    let pending = w.service.scheduling.book(&anna, appointment(&["confirm-8"])).await.unwrap();
     let id = pending.version.unwrap().id;
     let mut confirmed = pending.appointment.clone();
     confirmed.insert("status".into(), json!("booked"));
-    let refused = w
-        .service
-        .resources
-        .update(&anna, ResourceType::Appointment, &id, confirmed, None)
-        .await
-        .unwrap_err();
+    let refused = w.service.resources.update(&anna, ResourceType::Appointment, &id, confirmed, None).await.unwrap_err();
     assert!(matches!(refused, DomainError::Forbidden(_)), "{refused:?}");
     let mut declined = pending.appointment;
     declined.insert("status".into(), json!("cancelled"));
-    w.service
-        .resources
-        .update(&anna, ResourceType::Appointment, &id, declined, None)
-        .await
-        .unwrap();
+    w.service.resources.update(&anna, ResourceType::Appointment, &id, declined, None).await.unwrap();
     assert_eq!(slot_status(&w, "confirm-8").await, "free");
 }
 
@@ -483,22 +266,9 @@ async fn a_patient_token_declines_but_does_not_confirm_its_pending_booking() {
 async fn rebooking_with_the_same_identifier_returns_the_first_booking() {
     let w = world().await;
     let mut request = appointment(&["s1-8"]);
-    request.insert(
-        "identifier".into(),
-        json!([{"system": "urn:app", "value": "req-1"}]),
-    );
-    let first = w
-        .service
-        .scheduling
-        .book(&client(), request.clone())
-        .await
-        .unwrap();
-    let again = w
-        .service
-        .scheduling
-        .book(&client(), request.clone())
-        .await
-        .unwrap();
+    request.insert("identifier".into(), json!([{"system": "urn:app", "value": "req-1"}]));
+    let first = w.service.scheduling.book(&client(), request.clone()).await.unwrap();
+    let again = w.service.scheduling.book(&client(), request.clone()).await.unwrap();
     assert_eq!(again.status, BookingStatus::AlreadyBooked);
     assert_eq!(again.version.unwrap().id, first.version.unwrap().id);
 
@@ -508,15 +278,7 @@ async fn rebooking_with_the_same_identifier_returns_the_first_booking() {
         "subject".into(),
         json!({"identifier": {"system": "urn:oid:1.2.40.0.10.1.4.3.1", "value": "1234010180"}}),
     );
-    assert_eq!(
-        w.service
-            .scheduling
-            .book(&client(), by_svnr)
-            .await
-            .unwrap()
-            .status,
-        BookingStatus::AlreadyBooked
-    );
+    assert_eq!(w.service.scheduling.book(&client(), by_svnr).await.unwrap().status, BookingStatus::AlreadyBooked);
 
     // Another patient or other slots with that identifier are no repeat.
     let mut other_patient = request.clone();
@@ -524,15 +286,8 @@ async fn rebooking_with_the_same_identifier_returns_the_first_booking() {
     let mut other_slots = appointment(&["s1-9"]);
     other_slots.insert("identifier".into(), request["identifier"].clone());
     for clash in [other_patient, other_slots] {
-        let err = w
-            .service
-            .scheduling
-            .book(&client(), clash)
-            .await
-            .unwrap_err();
-        let DomainError::Conflict(outcome) = err else {
-            panic!("{err:?}")
-        };
+        let err = w.service.scheduling.book(&client(), clash).await.unwrap_err();
+        let DomainError::Conflict(outcome) = err else { panic!("{err:?}") };
         assert_eq!(outcome.issues[0].expression, ["Appointment.identifier"]);
     }
     assert_eq!(slot_status(&w, "s1-9").await, "free");
@@ -551,28 +306,14 @@ async fn subject_by_social_security_number_and_preconditions() {
 
     let mut unknown = appointment(&["s1-9"]);
     unknown.insert("subject".into(), json!({"reference": "Patient/nobody"}));
-    assert!(matches!(
-        w.service.scheduling.book(&client(), unknown).await,
-        Err(DomainError::Unprocessable(_))
-    ));
+    assert!(matches!(w.service.scheduling.book(&client(), unknown).await, Err(DomainError::Unprocessable(_))));
     let mut wrong_time = appointment(&["s1-9"]);
     wrong_time.insert("start".into(), json!("2026-03-10T09:00:00+01:00"));
-    assert!(matches!(
-        w.service.scheduling.book(&client(), wrong_time).await,
-        Err(DomainError::Unprocessable(_))
-    ));
+    assert!(matches!(w.service.scheduling.book(&client(), wrong_time).await, Err(DomainError::Unprocessable(_))));
     let mut same_instant = appointment(&["s1-9"]);
     same_instant.insert("start".into(), json!("2026-03-10T10:00:00+01:00"));
     same_instant.insert("end".into(), json!("2026-03-10T10:30:00+01:00"));
-    assert_eq!(
-        w.service
-            .scheduling
-            .book(&client(), same_instant)
-            .await
-            .unwrap()
-            .status,
-        BookingStatus::Booked
-    );
+    assert_eq!(w.service.scheduling.book(&client(), same_instant).await.unwrap().status, BookingStatus::Booked);
 }
 
 #[tokio::test]
@@ -583,75 +324,30 @@ async fn late_cancellation_by_a_patient_breaks_the_policy_but_staff_may() {
         "extension": [{"url": "cancelUntil", "valueDuration": {"value": 24, "system": "http://unitsofmeasure.org", "code": "h"}}]
     }]);
     for slot_id in ["s1-8", "s1-9"] {
-        let current = w
-            .service
-            .resources
-            .read(&client(), ResourceType::Slot, slot_id)
-            .await
-            .unwrap();
-        let mut slot: Map<String, Value> =
-            serde_json::from_str(current.body.as_deref().unwrap()).unwrap();
+        let current = w.service.resources.read(&client(), ResourceType::Slot, slot_id).await.unwrap();
+        let mut slot: Map<String, Value> = serde_json::from_str(current.body.as_deref().unwrap()).unwrap();
         slot.insert("extension".into(), policy.clone());
-        w.service
-            .resources
-            .update(&client(), ResourceType::Slot, slot_id, slot, None)
-            .await
-            .unwrap();
+        w.service.resources.update(&client(), ResourceType::Slot, slot_id, slot, None).await.unwrap();
     }
-    let early = w
-        .service
-        .scheduling
-        .book(&client(), appointment(&["s1-8"]))
-        .await
-        .unwrap();
-    let late = w
-        .service
-        .scheduling
-        .book(&client(), appointment(&["s1-9"]))
-        .await
-        .unwrap();
+    let early = w.service.scheduling.book(&client(), appointment(&["s1-8"])).await.unwrap();
+    let late = w.service.scheduling.book(&client(), appointment(&["s1-9"])).await.unwrap();
     let cancel = |outcome: &crate::BookingOutcome| {
         let mut body = outcome.appointment.clone();
         body.insert("status".into(), json!("cancelled"));
         (outcome.version.as_ref().unwrap().id.clone(), body)
     };
     let (id, body) = cancel(&early);
-    w.service
-        .resources
-        .update(&client(), ResourceType::Appointment, &id, body, None)
-        .await
-        .unwrap();
+    w.service.resources.update(&client(), ResourceType::Appointment, &id, body, None).await.unwrap();
 
     // 2026-03-10T08:00Z is less than 24 h before the 09:00 appointment.
     w.clock.advance(SignedDuration::from_hours(8 * 24));
     let (id, body) = cancel(&late);
-    let err = w
-        .service
-        .resources
-        .update(
-            &client(),
-            ResourceType::Appointment,
-            &id,
-            body.clone(),
-            None,
-        )
-        .await
-        .unwrap_err();
-    let DomainError::Unprocessable(outcome) = err else {
-        panic!("{err:?}")
-    };
-    assert!(
-        outcome.issues[0].diagnostics.contains("24 h"),
-        "{}",
-        outcome.issues[0].diagnostics
-    );
+    let err = w.service.resources.update(&client(), ResourceType::Appointment, &id, body.clone(), None).await.unwrap_err();
+    let DomainError::Unprocessable(outcome) = err else { panic!("{err:?}") };
+    assert!(outcome.issues[0].diagnostics.contains("24 h"), "{}", outcome.issues[0].diagnostics);
     assert_eq!(slot_status(&w, "s1-9").await, "busy");
     let staff = Caller::system("staff");
-    w.service
-        .resources
-        .update(&staff, ResourceType::Appointment, &id, body, None)
-        .await
-        .unwrap();
+    w.service.resources.update(&staff, ResourceType::Appointment, &id, body, None).await.unwrap();
     assert_eq!(slot_status(&w, "s1-9").await, "free");
 }
 
@@ -662,21 +358,11 @@ async fn book_takes_only_one_schedules_contiguous_slots_that_have_not_started() 
     for (id, start, end) in [("s1-830", "08:30", "09:00"), ("s1-7", "07:00", "07:30")] {
         let slot = json!({"resourceType": "Slot", "id": id, "schedule": {"reference": "Schedule/s1"}, "status": "free",
             "start": format!("2026-03-10T{start}:00Z"), "end": format!("2026-03-10T{end}:00Z")});
-        w.service
-            .resources
-            .update(&ctx, ResourceType::Slot, id, object(slot), None)
-            .await
-            .unwrap();
+        w.service.resources.update(&ctx, ResourceType::Slot, id, object(slot), None).await.unwrap();
     }
     let refused = |slots: &[&str]| {
         let request = appointment(slots);
-        async {
-            w.service
-                .scheduling
-                .book(&client(), request)
-                .await
-                .unwrap_err()
-        }
+        async { w.service.scheduling.book(&client(), request).await.unwrap_err() }
     };
     for (slots, position) in [
         (&["s1-8", "s1-8"][..], 1),
@@ -684,121 +370,38 @@ async fn book_takes_only_one_schedules_contiguous_slots_that_have_not_started() 
         (&["s1-8", "s1-10"][..], 1),
         (&["s1-10", "s1-8"][..], 0),
     ] {
-        let DomainError::Unprocessable(outcome) = refused(slots).await else {
-            panic!("{slots:?}")
-        };
-        assert_eq!(
-            outcome.issues[0].expression,
-            [format!("Appointment.slot[{position}]")],
-            "{slots:?}: {outcome:?}"
-        );
+        let DomainError::Unprocessable(outcome) = refused(slots).await else { panic!("{slots:?}") };
+        assert_eq!(outcome.issues[0].expression, [format!("Appointment.slot[{position}]")], "{slots:?}: {outcome:?}");
     }
     // Listed in any order, contiguous slots book together.
-    let booked = w
-        .service
-        .scheduling
-        .book(&client(), appointment(&["s1-830", "s1-8"]))
-        .await
-        .unwrap();
-    assert_eq!(
-        (&booked.appointment["start"], &booked.appointment["end"]),
-        (
-            &json!("2026-03-10T08:00:00Z"),
-            &json!("2026-03-10T09:00:00Z")
-        )
-    );
+    let booked = w.service.scheduling.book(&client(), appointment(&["s1-830", "s1-8"])).await.unwrap();
+    assert_eq!((&booked.appointment["start"], &booked.appointment["end"]), (&json!("2026-03-10T08:00:00Z"), &json!("2026-03-10T09:00:00Z")));
 
     w.clock.advance(SignedDuration::from_hours(8 * 24 - 1)); // 2026-03-10T07:00Z
-    let DomainError::Unprocessable(outcome) = refused(&["s1-7"]).await else {
-        panic!("a started slot was booked")
-    };
-    assert!(
-        outcome.issues[0].diagnostics.contains("started"),
-        "{outcome:?}"
-    );
-    let staff = w
-        .service
-        .scheduling
-        .book(&ctx, appointment(&["s1-7"]))
-        .await
-        .unwrap();
-    assert_eq!(
-        staff.status,
-        BookingStatus::Booked,
-        "staff may book a walk-in"
-    );
+    let DomainError::Unprocessable(outcome) = refused(&["s1-7"]).await else { panic!("a started slot was booked") };
+    assert!(outcome.issues[0].diagnostics.contains("started"), "{outcome:?}");
+    let staff = w.service.scheduling.book(&ctx, appointment(&["s1-7"])).await.unwrap();
+    assert_eq!(staff.status, BookingStatus::Booked, "staff may book a walk-in");
 }
 
 #[tokio::test]
 async fn postponing_keeps_to_the_booking_rules() {
     let w = world().await;
-    let booked = w
-        .service
-        .scheduling
-        .book(&client(), appointment(&["s1-10"]))
-        .await
-        .unwrap();
+    let booked = w.service.scheduling.book(&client(), appointment(&["s1-10"])).await.unwrap();
     let id = booked.version.as_ref().unwrap().id.clone();
     let move_to = |slots: &[&str]| {
         let mut moved = booked.appointment.clone();
-        moved.insert(
-            "slot".into(),
-            json!(
-                slots
-                    .iter()
-                    .map(|s| json!({"reference": format!("Slot/{s}")}))
-                    .collect::<Vec<_>>()
-            ),
-        );
+        moved.insert("slot".into(), json!(slots.iter().map(|s| json!({"reference": format!("Slot/{s}")})).collect::<Vec<_>>()));
         moved
     };
-    for slots in [
-        &["s1-8", "s1-9"][..],
-        &["s1-8", "confirm-9"][..],
-        &["s1-9", "s1-9"][..],
-    ] {
-        let err = w
-            .service
-            .resources
-            .update(
-                &client(),
-                ResourceType::Appointment,
-                &id,
-                move_to(slots),
-                None,
-            )
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, DomainError::Unprocessable(_)),
-            "{slots:?}: {err:?}"
-        );
+    for slots in [&["s1-8", "s1-9"][..], &["s1-8", "confirm-9"][..], &["s1-9", "s1-9"][..]] {
+        let err = w.service.resources.update(&client(), ResourceType::Appointment, &id, move_to(slots), None).await.unwrap_err();
+        assert!(matches!(err, DomainError::Unprocessable(_)), "{slots:?}: {err:?}");
     }
     w.clock.advance(SignedDuration::from_hours(8 * 24 + 1)); // 2026-03-10T09:00Z
-    let err = w
-        .service
-        .resources
-        .update(
-            &client(),
-            ResourceType::Appointment,
-            &id,
-            move_to(&["s1-9"]),
-            None,
-        )
-        .await
-        .unwrap_err();
+    let err = w.service.resources.update(&client(), ResourceType::Appointment, &id, move_to(&["s1-9"]), None).await.unwrap_err();
     assert!(matches!(err, DomainError::Unprocessable(_)), "{err:?}");
-    w.service
-        .resources
-        .update(
-            &client(),
-            ResourceType::Appointment,
-            &id,
-            move_to(&["s1-11"]),
-            None,
-        )
-        .await
-        .unwrap();
+    w.service.resources.update(&client(), ResourceType::Appointment, &id, move_to(&["s1-11"]), None).await.unwrap();
     assert_eq!(slot_status(&w, "s1-10").await, "free");
 }
 
@@ -806,64 +409,31 @@ async fn postponing_keeps_to_the_booking_rules() {
 async fn bookable_slots_of_one_schedule_do_not_overlap() {
     let w = world().await;
     let slot = |id: &str, schedule: &str, start: &str, end: &str, status: &str| {
-        object(
-            json!({"resourceType": "Slot", "id": id, "schedule": {"reference": format!("Schedule/{schedule}")},
-            "status": status, "start": format!("2026-03-10T{start}:00Z"), "end": format!("2026-03-10T{end}:00Z")}),
-        )
+        object(json!({"resourceType": "Slot", "id": id, "schedule": {"reference": format!("Schedule/{schedule}")},
+            "status": status, "start": format!("2026-03-10T{start}:00Z"), "end": format!("2026-03-10T{end}:00Z")}))
     };
     let service = &w.service;
     let put = |body: Map<String, Value>| {
         let id = body["id"].as_str().unwrap().to_owned();
-        async move {
-            service
-                .resources
-                .update(&client(), ResourceType::Slot, &id, body, None)
-                .await
-        }
+        async move { service.resources.update(&client(), ResourceType::Slot, &id, body, None).await }
     };
-    for (start, end) in [
-        ("08:00", "08:30"),
-        ("08:15", "08:45"),
-        ("07:45", "08:15"),
-        ("07:00", "12:00"),
-    ] {
+    for (start, end) in [("08:00", "08:30"), ("08:15", "08:45"), ("07:45", "08:15"), ("07:00", "12:00")] {
         let err = put(slot("x", "s1", start, end, "free")).await.unwrap_err();
-        assert!(
-            matches!(err, DomainError::Conflict(_)),
-            "{start}-{end}: {err:?}"
-        );
+        assert!(matches!(err, DomainError::Conflict(_)), "{start}-{end}: {err:?}");
     }
-    put(slot("x", "s1", "08:30", "09:00", "free"))
-        .await
-        .unwrap();
-    put(slot("y", "s2", "08:00", "08:30", "free"))
-        .await
-        .unwrap();
-    put(slot("block", "s1", "07:00", "12:00", "busy-unavailable"))
-        .await
-        .unwrap();
-    let err = put(slot("block", "s1", "07:00", "12:00", "free"))
-        .await
-        .unwrap_err();
+    put(slot("x", "s1", "08:30", "09:00", "free")).await.unwrap();
+    put(slot("y", "s2", "08:00", "08:30", "free")).await.unwrap();
+    put(slot("block", "s1", "07:00", "12:00", "busy-unavailable")).await.unwrap();
+    let err = put(slot("block", "s1", "07:00", "12:00", "free")).await.unwrap_err();
     assert!(matches!(err, DomainError::Conflict(_)), "{err:?}");
-    let err = put(slot("z", "s1", "13:00", "12:59", "free"))
-        .await
-        .unwrap_err();
+    let err = put(slot("z", "s1", "13:00", "12:59", "free")).await.unwrap_err();
     assert!(matches!(err, DomainError::Unprocessable(_)), "{err:?}");
     // A deleted or moved slot frees its time.
-    w.service
-        .resources
-        .delete(&client(), ResourceType::Slot, "x", None)
-        .await
-        .unwrap();
-    put(slot("x2", "s1", "08:30", "09:00", "free"))
-        .await
-        .unwrap();
+    w.service.resources.delete(&client(), ResourceType::Slot, "x", None).await.unwrap();
+    put(slot("x2", "s1", "08:30", "09:00", "free")).await.unwrap();
     // Slots that have ended are history and are not checked.
     w.clock.advance(SignedDuration::from_hours(10 * 24));
-    put(slot("old", "s1", "08:00", "08:30", "free"))
-        .await
-        .unwrap();
+    put(slot("old", "s1", "08:00", "08:30", "free")).await.unwrap();
 }
 
 #[tokio::test]
@@ -873,35 +443,16 @@ async fn the_policy_recorded_at_booking_binds_every_way_of_freeing_the_slot() {
         "url": crate::rules::policy::CANCELLATION_POLICY_URL,
         "extension": [{"url": "cancelUntil", "valueDuration": {"value": 24, "system": "http://unitsofmeasure.org", "code": "h"}}]
     }]);
-    let current = w
-        .service
-        .resources
-        .read(&client(), ResourceType::Slot, "s1-9")
-        .await
-        .unwrap();
-    let mut slot: Map<String, Value> =
-        serde_json::from_str(current.body.as_deref().unwrap()).unwrap();
+    let current = w.service.resources.read(&client(), ResourceType::Slot, "s1-9").await.unwrap();
+    let mut slot: Map<String, Value> = serde_json::from_str(current.body.as_deref().unwrap()).unwrap();
     slot.insert("extension".into(), policy);
-    w.service
-        .resources
-        .update(&client(), ResourceType::Slot, "s1-9", slot.clone(), None)
-        .await
-        .unwrap();
-    let booked = w
-        .service
-        .scheduling
-        .book(&client(), appointment(&["s1-9"]))
-        .await
-        .unwrap();
+    w.service.resources.update(&client(), ResourceType::Slot, "s1-9", slot.clone(), None).await.unwrap();
+    let booked = w.service.scheduling.book(&client(), appointment(&["s1-9"])).await.unwrap();
     let id = booked.version.as_ref().unwrap().id.clone();
     // The policy is removed from the booked slot afterwards: the recorded deadline still holds.
     slot.shift_remove("extension");
     slot.insert("status".into(), json!("busy"));
-    w.service
-        .resources
-        .update(&client(), ResourceType::Slot, "s1-9", slot, None)
-        .await
-        .unwrap();
+    w.service.resources.update(&client(), ResourceType::Slot, "s1-9", slot, None).await.unwrap();
     w.clock.advance(SignedDuration::from_hours(8 * 24)); // 2026-03-10T08:00Z, an hour before
     let with_status = |status: &str| {
         let mut body = booked.appointment.clone();
@@ -910,41 +461,16 @@ async fn the_policy_recorded_at_booking_binds_every_way_of_freeing_the_slot() {
     };
     let mut moved = booked.appointment.clone();
     moved.insert("slot".into(), json!([{"reference": "Slot/s1-11"}]));
-    for body in [
-        with_status("cancelled"),
-        with_status("entered-in-error"),
-        moved,
-    ] {
-        let err = w
-            .service
-            .resources
-            .update(&client(), ResourceType::Appointment, &id, body, None)
-            .await
-            .unwrap_err();
-        let DomainError::Unprocessable(outcome) = err else {
-            panic!("{err:?}")
-        };
-        assert!(
-            outcome.issues[0]
-                .diagnostics
-                .contains("when Slot/s1-9 was booked"),
-            "{outcome:?}"
-        );
+    for body in [with_status("cancelled"), with_status("entered-in-error"), moved] {
+        let err = w.service.resources.update(&client(), ResourceType::Appointment, &id, body, None).await.unwrap_err();
+        let DomainError::Unprocessable(outcome) = err else { panic!("{err:?}") };
+        assert!(outcome.issues[0].diagnostics.contains("when Slot/s1-9 was booked"), "{outcome:?}");
     }
-    let err = w
-        .service
-        .resources
-        .delete(&client(), ResourceType::Appointment, &id, None)
-        .await
-        .unwrap_err();
+    let err = w.service.resources.delete(&client(), ResourceType::Appointment, &id, None).await.unwrap_err();
     assert!(matches!(err, DomainError::Unprocessable(_)), "{err:?}");
     assert_eq!(slot_status(&w, "s1-9").await, "busy");
     let staff = Caller::system("staff");
-    w.service
-        .resources
-        .delete(&staff, ResourceType::Appointment, &id, None)
-        .await
-        .unwrap();
+    w.service.resources.delete(&staff, ResourceType::Appointment, &id, None).await.unwrap();
     assert_eq!(slot_status(&w, "s1-9").await, "free");
 }
 
@@ -959,21 +485,9 @@ async fn one_client_holds_at_most_its_limit_of_slots() {
     for slot in ["s1-8", "s1-9", "s1-10"] {
         token_of(hold(&w, &mallory, slot).await);
     }
-    let refused = w
-        .service
-        .scheduling
-        .hold_slot(&mallory, &SlotSelector::Id("s1-11".into()), true)
-        .await
-        .unwrap_err();
-    let DomainError::Conflict(outcome) = refused else {
-        panic!("expected a conflict, got {refused:?}")
-    };
-    assert!(
-        outcome.issues[0]
-            .diagnostics
-            .contains("holds 3 slots already"),
-        "{outcome:?}"
-    );
+    let refused = w.service.scheduling.hold_slot(&mallory, &SlotSelector::Id("s1-11".into()), true).await.unwrap_err();
+    let DomainError::Conflict(outcome) = refused else { panic!("expected a conflict, got {refused:?}") };
+    assert!(outcome.issues[0].diagnostics.contains("holds 3 slots already"), "{outcome:?}");
     assert_eq!(slot_status(&w, "s1-11").await, "free");
     // Another client is not affected, and an expired hold no longer counts.
     token_of(hold(&w, &at_address("198.51.100.1"), "s1-11").await);
@@ -994,9 +508,7 @@ async fn a_hold_is_renewed_only_up_to_the_maximum_hold_time() {
     token_of(hold(&w, &owner, "s1-8").await);
     w.clock.advance(SignedDuration::from_mins(7));
     match hold(&w, &owner, "s1-8").await {
-        HoldOutcome::Held { held_until, .. } => {
-            assert_eq!(held_until, placed + SignedDuration::from_mins(30))
-        }
+        HoldOutcome::Held { held_until, .. } => assert_eq!(held_until, placed + SignedDuration::from_mins(30)),
         other => panic!("expected a hold, got {other:?}"),
     }
     w.clock.advance(SignedDuration::from_mins(5));
@@ -1013,36 +525,15 @@ async fn a_token_less_caller_owns_the_holds_of_its_address() {
     token_of(hold(&w, &here, "s1-8").await);
     token_of(hold(&w, &here, "s1-9").await);
     // Another address, or the same address presenting another token, does not own the hold.
-    assert!(matches!(
-        hold(&w, &at_address("192.0.2.11"), "s1-8").await,
-        HoldOutcome::Rejected { .. }
-    ));
+    assert!(matches!(hold(&w, &at_address("192.0.2.11"), "s1-8").await, HoldOutcome::Rejected { .. }));
     let other_token = at_address("192.0.2.10").with_hold_tokens(["someone-else".to_owned()]);
-    let refused = w
-        .service
-        .scheduling
-        .book(&other_token, appointment(&["s1-8"]))
-        .await
-        .unwrap();
+    let refused = w.service.scheduling.book(&other_token, appointment(&["s1-8"])).await.unwrap();
     assert_eq!(refused.status, BookingStatus::Rejected);
     // The holder books one and releases the other without presenting any token.
-    let booked = w
-        .service
-        .scheduling
-        .book(&here, appointment(&["s1-8"]))
-        .await
-        .unwrap();
+    let booked = w.service.scheduling.book(&here, appointment(&["s1-8"])).await.unwrap();
     assert_eq!(booked.status, BookingStatus::Booked);
-    let released = w
-        .service
-        .scheduling
-        .hold_slot(&here, &SlotSelector::Id("s1-9".into()), false)
-        .await
-        .unwrap();
-    assert!(
-        matches!(released, HoldOutcome::Released { .. }),
-        "{released:?}"
-    );
+    let released = w.service.scheduling.hold_slot(&here, &SlotSelector::Id("s1-9".into()), false).await.unwrap();
+    assert!(matches!(released, HoldOutcome::Released { .. }), "{released:?}");
     assert_eq!(slot_status(&w, "s1-9").await, "free");
 }
 
@@ -1050,42 +541,14 @@ async fn a_token_less_caller_owns_the_holds_of_its_address() {
 async fn a_one_slot_booking_reads_each_resource_hold_and_booking_once() {
     let w = world().await;
     let probe = Arc::new(crate::test_support::ProbeStore::new(w.store.clone()));
-    let service = Domain::new(
-        probe.clone(),
-        w.clock.clone(),
-        ServiceConfig {
-            hold_duration: HOLD,
-            ..ServiceConfig::default()
-        },
-        termin_search::registry(),
-    );
-    let token = token_of(
-        service
-            .scheduling
-            .hold_slot(&client(), &SlotSelector::Id("s1-8".into()), true)
-            .await
-            .unwrap(),
-    );
+    let service = Domain::new(probe.clone(), w.clock.clone(), ServiceConfig { hold_duration: HOLD, ..ServiceConfig::default() }, termin_search::registry());
+    let token = token_of(service.scheduling.hold_slot(&client(), &SlotSelector::Id("s1-8".into()), true).await.unwrap());
     probe.take_reads();
-    let booked = service
-        .scheduling
-        .book(&holder(&token), appointment(&["s1-8"]))
-        .await
-        .unwrap();
+    let booked = service.scheduling.book(&holder(&token), appointment(&["s1-8"])).await.unwrap();
     assert_eq!(booked.status, BookingStatus::Booked);
     let reads = probe.take_reads();
-    for what in [
-        "read Slot/s1-8",
-        "read Schedule/s1",
-        "read Patient/anna",
-        "hold s1-8",
-        "booking s1-8",
-    ] {
-        assert_eq!(
-            reads.iter().filter(|r| *r == what).count(),
-            1,
-            "{what} in {reads:?}"
-        );
+    for what in ["read Slot/s1-8", "read Schedule/s1", "read Patient/anna", "hold s1-8", "booking s1-8"] {
+        assert_eq!(reads.iter().filter(|r| *r == what).count(), 1, "{what} in {reads:?}");
     }
 }
 

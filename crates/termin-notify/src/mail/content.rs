@@ -24,13 +24,8 @@ pub enum MailKind {
     Booked,
     Pending,
     Confirmed,
-    Cancelled {
-        by: Party,
-    },
-    Postponed {
-        by: Party,
-        previous_start: Option<Timestamp>,
-    },
+    Cancelled { by: Party },
+    Postponed { by: Party, previous_start: Option<Timestamp> },
     Reminder,
 }
 
@@ -46,10 +41,7 @@ impl MailKind {
     /// reminders), the practice of bookings and of every cancellation and move.
     pub fn concerns(&self, audience: Audience) -> bool {
         match (audience, self) {
-            (
-                Audience::Patient,
-                MailKind::Cancelled { by, .. } | MailKind::Postponed { by, .. },
-            ) => *by == Party::Practice,
+            (Audience::Patient, MailKind::Cancelled { by, .. } | MailKind::Postponed { by, .. }) => *by == Party::Practice,
             (Audience::Patient, _) => true,
             (Audience::Practice, MailKind::Confirmed | MailKind::Reminder) => false,
             (Audience::Practice, _) => true,
@@ -86,52 +78,18 @@ pub struct Texts {
     pub html: String,
 }
 
-const WEEKDAYS_DE: [&str; 7] = [
-    "Montag",
-    "Dienstag",
-    "Mittwoch",
-    "Donnerstag",
-    "Freitag",
-    "Samstag",
-    "Sonntag",
-];
-const WEEKDAYS_EN: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
+const WEEKDAYS_DE: [&str; 7] = ["Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"];
+const WEEKDAYS_EN: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 const MONTHS_EN: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
+    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December",
 ];
 
 /// "Montag, 14.12.2026, 09:00–09:30 Uhr" or "Monday, 14 December 2026, 09:00–09:30", in the
 /// practice's time zone.
-pub fn when(
-    language: Language,
-    start: Timestamp,
-    end: Option<Timestamp>,
-    zone: &TimeZone,
-) -> String {
+pub fn when(language: Language, start: Timestamp, end: Option<Timestamp>, zone: &TimeZone) -> String {
     let start = start.to_zoned_datetime(zone.clone());
     let weekday = usize::from(start.weekday().to_monday_zero_offset().unsigned_abs());
-    let until = end
-        .map(|end| end.to_zoned_datetime(zone.clone()))
-        .map(|end| format!("–{:02}:{:02}", end.hour(), end.minute()));
+    let until = end.map(|end| end.to_zoned_datetime(zone.clone())).map(|end| format!("–{:02}:{:02}", end.hour(), end.minute()));
     let until = until.unwrap_or_default();
     match language {
         Language::German => format!(
@@ -156,31 +114,16 @@ pub fn when(
 }
 
 /// Composes the message of `kind` for `audience`.
-pub fn compose(
-    kind: &MailKind,
-    audience: Audience,
-    language: Language,
-    facts: &AppointmentFacts,
-    zone: &TimeZone,
-) -> Texts {
+pub fn compose(kind: &MailKind, audience: Audience, language: Language, facts: &AppointmentFacts, zone: &TimeZone) -> Texts {
     let de = language == Language::German;
-    let service = facts
-        .service
-        .clone()
-        .unwrap_or_else(|| if de { "Termin" } else { "Appointment" }.to_owned());
-    let time = facts
-        .start
-        .map(|start| when(language, start, facts.end, zone));
+    let service = facts.service.clone().unwrap_or_else(|| if de { "Termin" } else { "Appointment" }.to_owned());
+    let time = facts.start.map(|start| when(language, start, facts.end, zone));
     let headline = headline(kind, audience, language, zone);
     let subject = match &time {
-        Some(time) => format!(
-            "{}: {service}, {time}",
-            subject_word(kind, audience, language)
-        ),
+        Some(time) => format!("{}: {service}, {time}", subject_word(kind, audience, language)),
         None => format!("{}: {service}", subject_word(kind, audience, language)),
     };
-    let mut rows: Vec<(&str, String)> =
-        vec![(if de { "Leistung" } else { "Service" }, service.clone())];
+    let mut rows: Vec<(&str, String)> = vec![(if de { "Leistung" } else { "Service" }, service.clone())];
     if let Some(time) = time {
         rows.push((if de { "Zeit" } else { "Time" }, time));
     }
@@ -192,10 +135,7 @@ pub fn compose(
         rows.push((if de { "Ordination" } else { "Practice" }, contact));
     }
     if audience == Audience::Practice {
-        rows.push((
-            if de { "Termin" } else { "Appointment" },
-            format!("Appointment/{}", facts.id),
-        ));
+        rows.push((if de { "Termin" } else { "Appointment" }, format!("Appointment/{}", facts.id)));
     }
     let closing = closing(kind, audience, language, &facts.practice);
     let greeting = if de { "Guten Tag," } else { "Hello," };
@@ -214,83 +154,27 @@ pub fn compose(
         escape(&headline)
     );
     for (label, value) in &rows {
-        html.push_str(&format!(
-            "<tr><th align=\"left\">{}</th><td>{}</td></tr>\n",
-            escape(label),
-            escape(value)
-        ));
+        html.push_str(&format!("<tr><th align=\"left\">{}</th><td>{}</td></tr>\n", escape(label), escape(value)));
     }
     html.push_str("</table>\n");
     if let Some(closing) = &closing {
         html.push_str(&format!("<p>{}</p>\n", escape(closing)));
     }
     html.push_str("</body></html>\n");
-    Texts {
-        subject,
-        plain,
-        html,
-    }
+    Texts { subject, plain, html }
 }
 
 fn subject_word(kind: &MailKind, audience: Audience, language: Language) -> &'static str {
     let de = language == Language::German;
     match (kind, audience) {
-        (MailKind::Booked, Audience::Patient) => {
-            if de {
-                "Termin gebucht"
-            } else {
-                "Appointment booked"
-            }
-        }
-        (MailKind::Booked, Audience::Practice) => {
-            if de {
-                "Neue Buchung"
-            } else {
-                "New booking"
-            }
-        }
-        (MailKind::Pending, Audience::Patient) => {
-            if de {
-                "Terminanfrage erhalten"
-            } else {
-                "Appointment request received"
-            }
-        }
-        (MailKind::Pending, Audience::Practice) => {
-            if de {
-                "Terminanfrage zu bestätigen"
-            } else {
-                "Appointment request to confirm"
-            }
-        }
-        (MailKind::Confirmed, _) => {
-            if de {
-                "Termin bestätigt"
-            } else {
-                "Appointment confirmed"
-            }
-        }
-        (MailKind::Cancelled { .. }, _) => {
-            if de {
-                "Termin abgesagt"
-            } else {
-                "Appointment cancelled"
-            }
-        }
-        (MailKind::Postponed { .. }, _) => {
-            if de {
-                "Termin verschoben"
-            } else {
-                "Appointment moved"
-            }
-        }
-        (MailKind::Reminder, _) => {
-            if de {
-                "Terminerinnerung"
-            } else {
-                "Appointment reminder"
-            }
-        }
+        (MailKind::Booked, Audience::Patient) => if de { "Termin gebucht" } else { "Appointment booked" },
+        (MailKind::Booked, Audience::Practice) => if de { "Neue Buchung" } else { "New booking" },
+        (MailKind::Pending, Audience::Patient) => if de { "Terminanfrage erhalten" } else { "Appointment request received" },
+        (MailKind::Pending, Audience::Practice) => if de { "Terminanfrage zu bestätigen" } else { "Appointment request to confirm" },
+        (MailKind::Confirmed, _) => if de { "Termin bestätigt" } else { "Appointment confirmed" },
+        (MailKind::Cancelled { .. }, _) => if de { "Termin abgesagt" } else { "Appointment cancelled" },
+        (MailKind::Postponed { .. }, _) => if de { "Termin verschoben" } else { "Appointment moved" },
+        (MailKind::Reminder, _) => if de { "Terminerinnerung" } else { "Appointment reminder" },
     }
 }
 
@@ -337,20 +221,11 @@ fn headline(kind: &MailKind, audience: Audience, language: Language, zone: &Time
 }
 
 /// How the patient cancels: by contacting the practice.
-fn closing(
-    kind: &MailKind,
-    audience: Audience,
-    language: Language,
-    practice: &Practice,
-) -> Option<String> {
+fn closing(kind: &MailKind, audience: Audience, language: Language, practice: &Practice) -> Option<String> {
     if audience == Audience::Practice || matches!(kind, MailKind::Cancelled { .. }) {
         return None;
     }
-    let contact = [practice.phone.as_deref(), practice.email.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(", ");
+    let contact = [practice.phone.as_deref(), practice.email.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(", ");
     Some(match (language, contact.is_empty()) {
         (Language::German, false) => {
             format!("Wenn Sie den Termin nicht wahrnehmen können, sagen Sie ihn bitte rechtzeitig bei der Ordination ab: {contact}.")
@@ -364,28 +239,12 @@ fn closing(
 }
 
 fn practice_contact(practice: &Practice, language: Language) -> String {
-    let phone = practice.phone.as_ref().map(|p| {
-        format!(
-            "{} {p}",
-            if language == Language::German {
-                "Tel."
-            } else {
-                "phone"
-            }
-        )
-    });
-    [practice.name.clone(), phone, practice.email.clone()]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(", ")
+    let phone = practice.phone.as_ref().map(|p| format!("{} {p}", if language == Language::German { "Tel." } else { "phone" }));
+    [practice.name.clone(), phone, practice.email.clone()].into_iter().flatten().collect::<Vec<_>>().join(", ")
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 #[cfg(test)]
@@ -400,11 +259,7 @@ mod tests {
             end: Some("2026-12-14T08:30:00Z".parse().unwrap()),
             service: Some("Physiotherapie <Einzel>".into()),
             place: Some("Praxis am Ring, Ringstraße 1, Wien".into()),
-            practice: Practice {
-                name: Some("Praxis am Ring".into()),
-                phone: Some("+43 1 234".into()),
-                email: None,
-            },
+            practice: Practice { name: Some("Praxis am Ring".into()), phone: Some("+43 1 234".into()), email: None },
         }
     }
 
@@ -416,67 +271,20 @@ mod tests {
     fn times_are_local_and_in_the_language() {
         let start = "2026-12-14T08:00:00Z".parse().unwrap();
         let end = Some("2026-12-14T08:30:00Z".parse().unwrap());
-        assert_eq!(
-            when(Language::German, start, end, &vienna()),
-            "Montag, 14.12.2026, 09:00–09:30 Uhr"
-        );
-        assert_eq!(
-            when(Language::English, start, end, &vienna()),
-            "Monday, 14 December 2026, 09:00–09:30"
-        );
+        assert_eq!(when(Language::German, start, end, &vienna()), "Montag, 14.12.2026, 09:00–09:30 Uhr");
+        assert_eq!(when(Language::English, start, end, &vienna()), "Monday, 14 December 2026, 09:00–09:30");
     }
 
     #[test]
     fn messages_name_service_time_place_and_how_to_cancel() {
-        let texts = compose(
-            &MailKind::Booked,
-            Audience::Patient,
-            Language::German,
-            &facts(),
-            &vienna(),
-        );
-        assert_eq!(
-            texts.subject,
-            "Termin gebucht: Physiotherapie <Einzel>, Montag, 14.12.2026, 09:00–09:30 Uhr"
-        );
-        assert!(
-            texts
-                .plain
-                .contains("Ort: Praxis am Ring, Ringstraße 1, Wien"),
-            "{}",
-            texts.plain
-        );
-        assert!(
-            texts
-                .plain
-                .contains("sagen Sie ihn bitte rechtzeitig bei der Ordination ab: +43 1 234."),
-            "{}",
-            texts.plain
-        );
-        assert!(
-            texts.html.contains("Physiotherapie &lt;Einzel&gt;")
-                && !texts.html.contains("<Einzel>"),
-            "{}",
-            texts.html
-        );
-        let moved = MailKind::Postponed {
-            by: Party::Practice,
-            previous_start: Some("2026-12-13T08:00:00Z".parse().unwrap()),
-        };
-        let texts = compose(
-            &moved,
-            Audience::Patient,
-            Language::English,
-            &facts(),
-            &vienna(),
-        );
-        assert!(
-            texts
-                .plain
-                .contains("moved by the practice (previously: Sunday, 13 December 2026, 09:00)"),
-            "{}",
-            texts.plain
-        );
+        let texts = compose(&MailKind::Booked, Audience::Patient, Language::German, &facts(), &vienna());
+        assert_eq!(texts.subject, "Termin gebucht: Physiotherapie <Einzel>, Montag, 14.12.2026, 09:00–09:30 Uhr");
+        assert!(texts.plain.contains("Ort: Praxis am Ring, Ringstraße 1, Wien"), "{}", texts.plain);
+        assert!(texts.plain.contains("sagen Sie ihn bitte rechtzeitig bei der Ordination ab: +43 1 234."), "{}", texts.plain);
+        assert!(texts.html.contains("Physiotherapie &lt;Einzel&gt;") && !texts.html.contains("<Einzel>"), "{}", texts.html);
+        let moved = MailKind::Postponed { by: Party::Practice, previous_start: Some("2026-12-13T08:00:00Z".parse().unwrap()) };
+        let texts = compose(&moved, Audience::Patient, Language::English, &facts(), &vienna());
+        assert!(texts.plain.contains("moved by the practice (previously: Sunday, 13 December 2026, 09:00)"), "{}", texts.plain);
     }
 
     #[test]
@@ -484,12 +292,7 @@ mod tests {
         let by_patient = MailKind::Cancelled { by: Party::Patient };
         assert!(!by_patient.concerns(Audience::Patient));
         assert!(by_patient.concerns(Audience::Practice));
-        assert!(
-            MailKind::Cancelled {
-                by: Party::Practice
-            }
-            .concerns(Audience::Patient)
-        );
+        assert!(MailKind::Cancelled { by: Party::Practice }.concerns(Audience::Patient));
         assert!(!MailKind::Reminder.concerns(Audience::Practice));
     }
 }

@@ -29,14 +29,7 @@ pub struct Parties<'a> {
 }
 
 /// The calendar object; `domain` makes the UID globally unique (the server's host name).
-pub fn calendar(
-    method: Method,
-    facts: &AppointmentFacts,
-    summary: &str,
-    parties: &Parties<'_>,
-    domain: &str,
-    now: Timestamp,
-) -> String {
+pub fn calendar(method: Method, facts: &AppointmentFacts, summary: &str, parties: &Parties<'_>, domain: &str, now: Timestamp) -> String {
     let mut lines = vec![
         "BEGIN:VCALENDAR".to_owned(),
         "VERSION:2.0".to_owned(),
@@ -63,18 +56,8 @@ pub fn calendar(
         Some(name) => format!("ORGANIZER;CN={}:mailto:{address}", parameter(name)),
         None => format!("ORGANIZER:mailto:{address}"),
     });
-    lines.push(format!(
-        "ATTENDEE;ROLE=REQ-PARTICIPANT:mailto:{}",
-        parties.attendee
-    ));
-    lines.push(format!(
-        "STATUS:{}",
-        if method == Method::Cancel {
-            "CANCELLED"
-        } else {
-            "CONFIRMED"
-        }
-    ));
+    lines.push(format!("ATTENDEE;ROLE=REQ-PARTICIPANT:mailto:{}", parties.attendee));
+    lines.push(format!("STATUS:{}", if method == Method::Cancel { "CANCELLED" } else { "CONFIRMED" }));
     lines.push("END:VEVENT".to_owned());
     lines.push("END:VCALENDAR".to_owned());
     lines.iter().map(|line| fold(line)).collect()
@@ -104,13 +87,7 @@ fn text(value: &str) -> String {
 
 /// A parameter value, quoted; a DQUOTE cannot appear in one (RFC 5545 3.2).
 fn parameter(value: &str) -> String {
-    format!(
-        "\"{}\"",
-        value
-            .chars()
-            .filter(|c| *c != '"' && !c.is_control())
-            .collect::<String>()
-    )
+    format!("\"{}\"", value.chars().filter(|c| *c != '"' && !c.is_control()).collect::<String>())
 }
 
 /// A content line ended by CRLF and folded after at most 75 octets, never inside a
@@ -146,26 +123,11 @@ mod tests {
             place: Some(format!("Praxis; Ringstraße 1, Wien {}", "ä".repeat(40))),
             practice: Practice::default(),
         };
-        let parties = Parties {
-            organizer: (Some("Praxis \"am\" Ring"), "termine@example.org"),
-            attendee: "p@example.org",
-        };
-        let ics = calendar(
-            Method::Cancel,
-            &facts,
-            "Physio",
-            &parties,
-            "termin.example",
-            "2026-12-01T00:00:00Z".parse().unwrap(),
-        );
-        assert!(
-            ics.starts_with("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n"),
-            "{ics}"
-        );
+        let parties = Parties { organizer: (Some("Praxis \"am\" Ring"), "termine@example.org"), attendee: "p@example.org" };
+        let ics = calendar(Method::Cancel, &facts, "Physio", &parties, "termin.example", "2026-12-01T00:00:00Z".parse().unwrap());
+        assert!(ics.starts_with("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n"), "{ics}");
         assert!(ics.contains("\r\nMETHOD:CANCEL\r\n") && ics.contains("\r\nSTATUS:CANCELLED\r\n"));
-        assert!(ics.contains(
-            "\r\nUID:appointment-a1@termin.example\r\nSEQUENCE:3\r\nDTSTAMP:20261201T000000Z\r\n"
-        ));
+        assert!(ics.contains("\r\nUID:appointment-a1@termin.example\r\nSEQUENCE:3\r\nDTSTAMP:20261201T000000Z\r\n"));
         assert!(ics.contains("\r\nDTSTART:20261214T080000Z\r\nDTEND:20261214T083000Z\r\n"));
         assert!(ics.contains("ORGANIZER;CN=\"Praxis am Ring\":mailto:termine@example.org"));
         assert!(ics.ends_with("END:VEVENT\r\nEND:VCALENDAR\r\n"));
@@ -173,12 +135,6 @@ mod tests {
             assert!(line.len() <= 75, "{line:?} is longer than 75 octets");
         }
         let unfolded = ics.replace("\r\n ", "");
-        assert!(
-            unfolded.contains(&format!(
-                "LOCATION:Praxis\\; Ringstraße 1\\, Wien {}\r\n",
-                "ä".repeat(40)
-            )),
-            "{unfolded}"
-        );
+        assert!(unfolded.contains(&format!("LOCATION:Praxis\\; Ringstraße 1\\, Wien {}\r\n", "ä".repeat(40))), "{unfolded}");
     }
 }

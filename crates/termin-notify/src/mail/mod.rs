@@ -99,17 +99,11 @@ impl Mailer {
         mails: Arc<dyn MailStore>,
         config: MailConfig,
     ) -> Result<Self, String> {
-        let from: Mailbox = config
-            .from
-            .parse()
-            .map_err(|e| format!("smtp_from {:?} is not an e-mail address: {e}", config.from))?;
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&smtp_url(
-            &config.smtp_url,
-            config.starttls,
-        )?)
-        .map_err(|e| format!("smtp_url: {e}"))?
-        .timeout(Some(config.timeout))
-        .build();
+        let from: Mailbox = config.from.parse().map_err(|e| format!("smtp_from {:?} is not an e-mail address: {e}", config.from))?;
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&smtp_url(&config.smtp_url, config.starttls)?)
+            .map_err(|e| format!("smtp_url: {e}"))?
+            .timeout(Some(config.timeout))
+            .build();
         let host = reqwest::Url::parse(&config.base_url)
             .ok()
             .and_then(|url| url.host_str().map(str::to_owned))
@@ -117,20 +111,8 @@ impl Mailer {
         let owner = format!("node-{}", uuid::Uuid::new_v4());
         // A claim that ends at once: it only places the cursor when there is none.
         let now = Timestamp::now();
-        mails
-            .claim_mail_cursor(&owner, now, now)
-            .await
-            .map_err(|e| format!("e-mail: {e}"))?;
-        Ok(Mailer {
-            domain,
-            store,
-            mails,
-            transport,
-            from,
-            host,
-            config,
-            owner,
-        })
+        mails.claim_mail_cursor(&owner, now, now).await.map_err(|e| format!("e-mail: {e}"))?;
+        Ok(Mailer { domain, store, mails, transport, from, host, config, owner })
     }
 
     /// Makes and sends messages until the process ends.
@@ -151,47 +133,26 @@ impl Mailer {
     /// A lease covers one SMTP conversation (or one step of making messages) with room to
     /// spare; after a crash the work waits this long for another node.
     fn lease_until(&self, now: Timestamp) -> Timestamp {
-        let span = SignedDuration::try_from(self.config.timeout * 2)
-            .unwrap_or(SignedDuration::from_secs(20));
-        now.checked_add(span + SignedDuration::from_secs(5))
-            .unwrap_or(now)
+        let span = SignedDuration::try_from(self.config.timeout * 2).unwrap_or(SignedDuration::from_secs(20));
+        now.checked_add(span + SignedDuration::from_secs(5)).unwrap_or(now)
     }
 
     /// While this node holds the outbox cursor: queues the messages of new outbox events,
     /// then the reminders that are due.
     async fn make_messages(&self) -> Result<(), String> {
         let now = Timestamp::now();
-        let Some(mut through) = self
-            .mails
-            .claim_mail_cursor(&self.owner, now, self.lease_until(now))
-            .await
-            .map_err(|e| e.to_string())?
+        let Some(mut through) = self.mails.claim_mail_cursor(&self.owner, now, self.lease_until(now)).await.map_err(|e| e.to_string())?
         else {
             return Ok(());
         };
         loop {
-            let events = self
-                .store
-                .events(through, OUTBOX_PAGE)
-                .await
-                .map_err(|e| e.to_string())?;
-            let Some(&(last, _)) = events.last() else {
-                break;
-            };
+            let events = self.store.events(through, OUTBOX_PAGE).await.map_err(|e| e.to_string())?;
+            let Some(&(last, _)) = events.last() else { break };
             let mut mails = Vec::new();
             for (seq, event) in &events {
-                mails.extend(
-                    self.messages_of_event(*seq, event)
-                        .await
-                        .map_err(|e| e.to_string())?,
-                );
+                mails.extend(self.messages_of_event(*seq, event).await.map_err(|e| e.to_string())?);
             }
-            if !self
-                .mails
-                .queue_mail(&self.owner, Some(last), &mails, Timestamp::now())
-                .await
-                .map_err(|e| e.to_string())?
-            {
+            if !self.mails.queue_mail(&self.owner, Some(last), &mails, Timestamp::now()).await.map_err(|e| e.to_string())? {
                 return Ok(()); // the lease was lost
             }
             through = last;
@@ -205,11 +166,7 @@ impl Mailer {
         Ok(())
     }
 
-    async fn messages_of_event(
-        &self,
-        seq: u64,
-        event: &DomainEvent,
-    ) -> Result<Vec<OutgoingMail>, DomainError> {
+    async fn messages_of_event(&self, seq: u64, event: &DomainEvent) -> Result<Vec<OutgoingMail>, DomainError> {
         if event.resource_type != ResourceType::Appointment {
             return Ok(Vec::new());
         }
@@ -220,55 +177,30 @@ impl Mailer {
             _ => Party::Practice,
         };
         let ctx = Caller::system("mail");
-        let kind = match (
-            event.kind.as_str(),
-            detail.get("status").and_then(Value::as_str),
-        ) {
+        let kind = match (event.kind.as_str(), detail.get("status").and_then(Value::as_str)) {
             ("appointment-created", Some("booked")) => MailKind::Booked,
             ("appointment-created", Some("pending")) => MailKind::Pending,
             ("appointment-confirmed", _) => MailKind::Confirmed,
             ("appointment-cancelled", _) => MailKind::Cancelled { by },
             ("appointment-postponed", _) => {
                 let previous = match event.version.checked_sub(1).filter(|v| *v > 0) {
-                    Some(version) => {
-                        self.body(
-                            &ctx,
-                            ResourceType::Appointment,
-                            &event.resource_id,
-                            Some(version),
-                        )
-                        .await?
-                    }
+                    Some(version) => self.body(&ctx, ResourceType::Appointment, &event.resource_id, Some(version)).await?,
                     None => None,
                 };
-                MailKind::Postponed {
-                    by,
-                    previous_start: previous.as_ref().and_then(|p| instant(p, "start")),
-                }
+                MailKind::Postponed { by, previous_start: previous.as_ref().and_then(|p| instant(p, "start")) }
             }
             _ => return Ok(Vec::new()),
         };
-        let Some(appointment) = self
-            .body(
-                &ctx,
-                ResourceType::Appointment,
-                &event.resource_id,
-                Some(event.version),
-            )
-            .await?
-        else {
+        let Some(appointment) = self.body(&ctx, ResourceType::Appointment, &event.resource_id, Some(event.version)).await? else {
             return Ok(Vec::new());
         };
-        self.messages(&format!("outbox:{seq}"), &kind, &appointment, event.version)
-            .await
+        self.messages(&format!("outbox:{seq}"), &kind, &appointment, event.version).await
     }
 
     /// Queues a reminder for each booked Appointment starting within `before` that has none.
     async fn queue_reminders(&self, before: Duration) -> Result<(), String> {
         let now = Timestamp::now();
-        let horizon = now
-            .checked_add(SignedDuration::try_from(before).map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
+        let horizon = now.checked_add(SignedDuration::try_from(before).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
         let format = |at: Timestamp| at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
         let pairs = [
             ("status".to_owned(), "booked".to_owned()),
@@ -290,45 +222,24 @@ impl Mailer {
             .request;
         let ctx = Caller::system("mail");
         loop {
-            let page = self
-                .domain
-                .resources
-                .search(&ctx, &request)
-                .await
-                .map_err(|e| e.to_string())?;
+            let page = self.domain.resources.search(&ctx, &request).await.map_err(|e| e.to_string())?;
             let due: Vec<(String, u64, Map<String, Value>)> = page
                 .matches
                 .iter()
                 .filter_map(|found| {
-                    let body: Map<String, Value> =
-                        serde_json::from_str(found.body.as_deref()?).ok()?;
+                    let body: Map<String, Value> = serde_json::from_str(found.body.as_deref()?).ok()?;
                     let start = instant(&body, "start")?;
-                    Some((
-                        format!("reminder:{}:{}", found.id, start.as_microsecond()),
-                        found.version,
-                        body,
-                    ))
+                    Some((format!("reminder:{}:{}", found.id, start.as_microsecond()), found.version, body))
                 })
                 .collect();
             let keys: Vec<String> = due.iter().map(|(key, _, _)| key.clone()).collect();
-            let known = self
-                .mails
-                .known_mail_events(&keys)
-                .await
-                .map_err(|e| e.to_string())?;
+            let known = self.mails.known_mail_events(&keys).await.map_err(|e| e.to_string())?;
             let mut mails = Vec::new();
             for (key, version, body) in due.iter().filter(|(key, _, _)| !known.contains(key)) {
-                mails.extend(
-                    self.messages(key, &MailKind::Reminder, body, *version)
-                        .await
-                        .map_err(|e| e.to_string())?,
-                );
+                mails.extend(self.messages(key, &MailKind::Reminder, body, *version).await.map_err(|e| e.to_string())?);
             }
             if !mails.is_empty() {
-                self.mails
-                    .queue_mail(&self.owner, None, &mails, Timestamp::now())
-                    .await
-                    .map_err(|e| e.to_string())?;
+                self.mails.queue_mail(&self.owner, None, &mails, Timestamp::now()).await.map_err(|e| e.to_string())?;
             }
             match page.next {
                 Some(next) => request.page = Some(next),
@@ -338,13 +249,7 @@ impl Mailer {
     }
 
     /// The messages of one event about `appointment` (as of `version`) to those it concerns.
-    async fn messages(
-        &self,
-        key: &str,
-        kind: &MailKind,
-        appointment: &Map<String, Value>,
-        version: u64,
-    ) -> Result<Vec<OutgoingMail>, DomainError> {
+    async fn messages(&self, key: &str, kind: &MailKind, appointment: &Map<String, Value>, version: u64) -> Result<Vec<OutgoingMail>, DomainError> {
         let ctx = Caller::system("mail");
         let patient = match kind.concerns(Audience::Patient) {
             true => self.patient_address(&ctx, appointment).await?,
@@ -354,23 +259,13 @@ impl Mailer {
             return Ok(Vec::new());
         }
         let (facts, practice) = self.facts(&ctx, appointment, version).await?;
-        let recipients = Recipients {
-            patient,
-            practice: practice.filter(|_| kind.concerns(Audience::Practice)),
-        };
+        let recipients = Recipients { patient, practice: practice.filter(|_| kind.concerns(Audience::Practice)) };
         let mut out = Vec::new();
         if let Some((address, language)) = recipients.patient {
             out.extend(self.render(key, kind, Audience::Patient, language, &facts, address));
         }
         if let Some(address) = recipients.practice {
-            out.extend(self.render(
-                key,
-                kind,
-                Audience::Practice,
-                Language::German,
-                &facts,
-                address,
-            ));
+            out.extend(self.render(key, kind, Audience::Practice, Language::German, &facts, address));
         }
         Ok(out)
     }
@@ -385,34 +280,13 @@ impl Mailer {
         to: Address,
     ) -> Option<OutgoingMail> {
         let texts = content::compose(kind, audience, language, facts, &self.config.time_zone);
-        let method = if matches!(kind, MailKind::Cancelled { .. }) {
-            ics::Method::Cancel
-        } else {
-            ics::Method::Request
-        };
-        let summary = facts
-            .service
-            .clone()
-            .unwrap_or_else(|| texts.subject.clone());
+        let method = if matches!(kind, MailKind::Cancelled { .. }) { ics::Method::Cancel } else { ics::Method::Request };
+        let summary = facts.service.clone().unwrap_or_else(|| texts.subject.clone());
         let from = self.from.email.to_string();
         let attendee = to.to_string();
-        let parties = ics::Parties {
-            organizer: (facts.practice.name.as_deref(), &from),
-            attendee: &attendee,
-        };
-        let calendar = ics::calendar(
-            method,
-            facts,
-            &summary,
-            &parties,
-            &self.host,
-            Timestamp::now(),
-        );
-        let calendar_type = ContentType::parse(&format!(
-            "text/calendar; charset=utf-8; method={}",
-            method.as_str()
-        ))
-        .ok()?;
+        let parties = ics::Parties { organizer: (facts.practice.name.as_deref(), &from), attendee: &attendee };
+        let calendar = ics::calendar(method, facts, &summary, &parties, &self.host, Timestamp::now());
+        let calendar_type = ContentType::parse(&format!("text/calendar; charset=utf-8; method={}", method.as_str())).ok()?;
         let built = Message::builder()
             .from(self.from.clone())
             .to(Mailbox::new(None, to.clone()))
@@ -421,9 +295,7 @@ impl Mailer {
             .multipart(
                 MultiPart::mixed()
                     .multipart(MultiPart::alternative_plain_html(texts.plain, texts.html))
-                    .singlepart(
-                        Attachment::new("termin.ics".to_owned()).body(calendar, calendar_type),
-                    ),
+                    .singlepart(Attachment::new("termin.ics".to_owned()).body(calendar, calendar_type)),
             );
         match built {
             Ok(message) => Some(OutgoingMail {
@@ -442,23 +314,12 @@ impl Mailer {
     async fn send_due(&self) -> Result<(), String> {
         loop {
             let now = Timestamp::now();
-            let Some(claimed) = self
-                .mails
-                .claim_mail(&self.owner, now, self.lease_until(now))
-                .await
-                .map_err(|e| e.to_string())?
-            else {
+            let Some(claimed) = self.mails.claim_mail(&self.owner, now, self.lease_until(now)).await.map_err(|e| e.to_string())? else {
                 return Ok(());
             };
             let outcome = self.send(&claimed).await;
             self.mails
-                .record_mail(
-                    &claimed.mail.event_key,
-                    &claimed.mail.recipient,
-                    &self.owner,
-                    &outcome,
-                    Timestamp::now(),
-                )
+                .record_mail(&claimed.mail.event_key, &claimed.mail.recipient, &self.owner, &outcome, Timestamp::now())
                 .await
                 .map_err(|e| e.to_string())?;
         }
@@ -470,10 +331,7 @@ impl Mailer {
             .recipient
             .parse::<Address>()
             .map_err(|e| e.to_string())
-            .and_then(|to| {
-                lettre::address::Envelope::new(Some(self.from.email.clone()), vec![to])
-                    .map_err(|e| e.to_string())
-            });
+            .and_then(|to| lettre::address::Envelope::new(Some(self.from.email.clone()), vec![to]).map_err(|e| e.to_string()));
         let envelope = match envelope {
             Ok(envelope) => envelope,
             Err(error) => return MailOutcome::GaveUp { error },
@@ -481,22 +339,12 @@ impl Mailer {
         // lettre's timeout bounds each SMTP command; the whole conversation must end within the
         // lease too, or another node could send the message meanwhile.
         let conversation = self.config.timeout * 2;
-        let attempt = tokio::time::timeout(
-            conversation,
-            self.transport
-                .send_raw(&envelope, claimed.mail.message.as_bytes()),
-        )
-        .await;
+        let attempt = tokio::time::timeout(conversation, self.transport.send_raw(&envelope, claimed.mail.message.as_bytes())).await;
         let outcome = match attempt {
             Ok(Ok(_)) => MailOutcome::Sent,
-            Ok(Err(e)) if e.is_permanent() => MailOutcome::GaveUp {
-                error: e.to_string(),
-            },
+            Ok(Err(e)) if e.is_permanent() => MailOutcome::GaveUp { error: e.to_string() },
             Ok(Err(e)) => self.retry(claimed, e.to_string()),
-            Err(_) => self.retry(
-                claimed,
-                format!("the SMTP conversation took longer than {conversation:?}"),
-            ),
+            Err(_) => self.retry(claimed, format!("the SMTP conversation took longer than {conversation:?}")),
         };
         let (counter, detail) = match &outcome {
             MailOutcome::Sent => ("termin_mail_sent_total", None),
@@ -514,78 +362,40 @@ impl Mailer {
     fn retry(&self, claimed: &ClaimedMail, error: String) -> MailOutcome {
         let now = Timestamp::now();
         let age = now.duration_since(claimed.queued_at);
-        let backoff = SignedDuration::try_from(self.backoff(claimed.attempts + 1))
-            .unwrap_or(SignedDuration::from_secs(60));
+        let backoff = SignedDuration::try_from(self.backoff(claimed.attempts + 1)).unwrap_or(SignedDuration::from_secs(60));
         match SignedDuration::try_from(self.config.give_up_after) {
-            Ok(limit) if age < limit => MailOutcome::Retry {
-                at: now.checked_add(backoff).unwrap_or(now),
-                error,
-            },
-            _ => MailOutcome::GaveUp {
-                error: format!(
-                    "still failing after {:?}: {error}",
-                    self.config.give_up_after
-                ),
-            },
+            Ok(limit) if age < limit => MailOutcome::Retry { at: now.checked_add(backoff).unwrap_or(now), error },
+            _ => MailOutcome::GaveUp { error: format!("still failing after {:?}: {error}", self.config.give_up_after) },
         }
     }
 
     fn backoff(&self, failures: u32) -> Duration {
         let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(30));
-        self.config
-            .retry_base
-            .saturating_mul(factor)
-            .min(self.config.max_backoff)
+        self.config.retry_base.saturating_mul(factor).min(self.config.max_backoff)
     }
 
     /// The patient's e-mail address and language.
-    async fn patient_address(
-        &self,
-        ctx: &Caller,
-        appointment: &Map<String, Value>,
-    ) -> Result<Option<(Address, Language)>, DomainError> {
+    async fn patient_address(&self, ctx: &Caller, appointment: &Map<String, Value>) -> Result<Option<(Address, Language)>, DomainError> {
         let reference = appointment
             .get("subject")
             .and_then(reference_of)
             .filter(|(t, _)| *t == ResourceType::Patient)
-            .or_else(|| {
-                actors(appointment)
-                    .into_iter()
-                    .find(|(t, _)| *t == ResourceType::Patient)
-            });
-        let Some((_, id)) = reference else {
-            return Ok(None);
-        };
-        let Some(patient) = self.body(ctx, ResourceType::Patient, &id, None).await? else {
-            return Ok(None);
-        };
+            .or_else(|| actors(appointment).into_iter().find(|(t, _)| *t == ResourceType::Patient));
+        let Some((_, id)) = reference else { return Ok(None) };
+        let Some(patient) = self.body(ctx, ResourceType::Patient, &id, None).await? else { return Ok(None) };
         Ok(email(&patient).map(|address| (address, language(&patient))))
     }
 
     /// The facts of the message and the practice's notification address: the practice is the
     /// Organization behind the Appointment's actors or its Schedules' actors.
-    async fn facts(
-        &self,
-        ctx: &Caller,
-        appointment: &Map<String, Value>,
-        version: u64,
-    ) -> Result<(AppointmentFacts, Option<Address>), DomainError> {
+    async fn facts(&self, ctx: &Caller, appointment: &Map<String, Value>, version: u64) -> Result<(AppointmentFacts, Option<Address>), DomainError> {
         let mut actors = actors(appointment);
         for slot in termin_domain::subscriptions::slot_ids(appointment) {
             if let Some(slot) = self.body(ctx, ResourceType::Slot, &slot, None).await?
                 && let Some((_, schedule)) = slot.get("schedule").and_then(reference_of)
-                && let Some(schedule) = self
-                    .body(ctx, ResourceType::Schedule, &schedule, None)
-                    .await?
+                && let Some(schedule) = self.body(ctx, ResourceType::Schedule, &schedule, None).await?
             {
-                actors.extend(
-                    schedule
-                        .get("actor")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(reference_of),
-                );
+                actors.extend(schedule.get("actor").and_then(Value::as_array).into_iter().flatten().filter_map(reference_of));
             }
         }
         let mut service = service_text(appointment);
@@ -596,17 +406,9 @@ impl Mailer {
                 ResourceType::HealthcareService => {
                     if let Some(hcs) = self.body(ctx, *resource_type, id, None).await? {
                         service = service.or_else(|| text_of(&hcs, "name"));
-                        organization = organization.or_else(|| {
-                            hcs.get("providedBy")
-                                .and_then(reference_of)
-                                .map(|(_, id)| id)
-                        });
+                        organization = organization.or_else(|| hcs.get("providedBy").and_then(reference_of).map(|(_, id)| id));
                         if place.is_none()
-                            && let Some((_, location)) = hcs
-                                .get("location")
-                                .and_then(Value::as_array)
-                                .and_then(|l| l.first())
-                                .and_then(reference_of)
+                            && let Some((_, location)) = hcs.get("location").and_then(Value::as_array).and_then(|l| l.first()).and_then(reference_of)
                         {
                             place = self.place(ctx, &location).await?;
                         }
@@ -614,43 +416,28 @@ impl Mailer {
                 }
                 ResourceType::PractitionerRole => {
                     if let Some(role) = self.body(ctx, *resource_type, id, None).await? {
-                        organization = organization.or_else(|| {
-                            role.get("organization")
-                                .and_then(reference_of)
-                                .map(|(_, id)| id)
-                        });
+                        organization = organization.or_else(|| role.get("organization").and_then(reference_of).map(|(_, id)| id));
                     }
                 }
-                ResourceType::Organization => {
-                    organization = organization.or_else(|| Some(id.clone()))
-                }
+                ResourceType::Organization => organization = organization.or_else(|| Some(id.clone())),
                 ResourceType::Location if place.is_none() => place = self.place(ctx, id).await?,
                 _ => {}
             }
         }
         if organization.is_none()
-            && let Some((_, practitioner)) = actors
-                .iter()
-                .find(|(t, _)| *t == ResourceType::Practitioner)
+            && let Some((_, practitioner)) = actors.iter().find(|(t, _)| *t == ResourceType::Practitioner)
         {
             organization = self.organization_of_practitioner(ctx, practitioner).await?;
         }
         let (practice, notify) = match organization {
-            Some(id) => match self
-                .body(ctx, ResourceType::Organization, &id, None)
-                .await?
-            {
+            Some(id) => match self.body(ctx, ResourceType::Organization, &id, None).await? {
                 Some(org) => practice(&org),
                 None => (Practice::default(), None),
             },
             None => (Practice::default(), None),
         };
         let facts = AppointmentFacts {
-            id: appointment
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
+            id: appointment.get("id").and_then(Value::as_str).unwrap_or_default().to_owned(),
             version,
             start: instant(appointment, "start"),
             end: instant(appointment, "end"),
@@ -661,11 +448,7 @@ impl Mailer {
         Ok((facts, notify))
     }
 
-    async fn organization_of_practitioner(
-        &self,
-        ctx: &Caller,
-        practitioner: &str,
-    ) -> Result<Option<String>, DomainError> {
+    async fn organization_of_practitioner(&self, ctx: &Caller, practitioner: &str) -> Result<Option<String>, DomainError> {
         let options = SearchOptions {
             server_base: Some(&self.config.base_url),
             now: Timestamp::now(),
@@ -673,15 +456,8 @@ impl Mailer {
             max_count: 1,
             handling: Handling::Strict,
         };
-        let pairs = [(
-            "practitioner".to_owned(),
-            format!("Practitioner/{practitioner}"),
-        )];
-        let Ok(parsed) = self.domain.search_parameters().parse_search(
-            ResourceType::PractitionerRole,
-            &pairs,
-            &options,
-        ) else {
+        let pairs = [("practitioner".to_owned(), format!("Practitioner/{practitioner}"))];
+        let Ok(parsed) = self.domain.search_parameters().parse_search(ResourceType::PractitionerRole, &pairs, &options) else {
             return Ok(None);
         };
         let page = self.domain.resources.search(ctx, &parsed.request).await?;
@@ -690,50 +466,24 @@ impl Mailer {
             .first()
             .and_then(|role| role.body.as_deref())
             .and_then(|body| serde_json::from_str::<Map<String, Value>>(body).ok())
-            .and_then(|role| {
-                role.get("organization")
-                    .and_then(reference_of)
-                    .map(|(_, id)| id)
-            }))
+            .and_then(|role| role.get("organization").and_then(reference_of).map(|(_, id)| id)))
     }
 
     /// A Location as a line: its name and address.
     async fn place(&self, ctx: &Caller, id: &str) -> Result<Option<String>, DomainError> {
-        let Some(location) = self.body(ctx, ResourceType::Location, id, None).await? else {
-            return Ok(None);
-        };
+        let Some(location) = self.body(ctx, ResourceType::Location, id, None).await? else { return Ok(None) };
         let address = location.get("address").and_then(|a| {
             text_of(a.as_object()?, "text").or_else(|| {
-                let lines = a
-                    .get("line")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str);
-                let parts: Vec<&str> = lines
-                    .chain(
-                        ["postalCode", "city"]
-                            .iter()
-                            .filter_map(|k| a.get(*k).and_then(Value::as_str)),
-                    )
-                    .collect();
+                let lines = a.get("line").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str);
+                let parts: Vec<&str> = lines.chain(["postalCode", "city"].iter().filter_map(|k| a.get(*k).and_then(Value::as_str))).collect();
                 (!parts.is_empty()).then(|| parts.join(", "))
             })
         });
-        let parts: Vec<String> = [text_of(&location, "name"), address]
-            .into_iter()
-            .flatten()
-            .collect();
+        let parts: Vec<String> = [text_of(&location, "name"), address].into_iter().flatten().collect();
         Ok((!parts.is_empty()).then(|| parts.join(", ")))
     }
 
-    async fn body(
-        &self,
-        ctx: &Caller,
-        resource_type: ResourceType,
-        id: &str,
-        version: Option<u64>,
-    ) -> Result<Option<Map<String, Value>>, DomainError> {
+    async fn body(&self, ctx: &Caller, resource_type: ResourceType, id: &str, version: Option<u64>) -> Result<Option<Map<String, Value>>, DomainError> {
         crate::read_body(&self.domain.resources, ctx, resource_type, id, version).await
     }
 }
@@ -755,16 +505,11 @@ fn smtp_url(url: &str, starttls: StartTls) -> Result<String, String> {
 }
 
 fn instant(body: &Map<String, Value>, element: &str) -> Option<Timestamp> {
-    body.get(element)
-        .and_then(Value::as_str)
-        .and_then(|t| t.parse().ok())
+    body.get(element).and_then(Value::as_str).and_then(|t| t.parse().ok())
 }
 
 fn text_of(body: &Map<String, Value>, element: &str) -> Option<String> {
-    body.get(element)
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .filter(|t| !t.trim().is_empty())
+    body.get(element).and_then(Value::as_str).map(str::to_owned).filter(|t| !t.trim().is_empty())
 }
 
 /// A local reference's type and id (absolute references under any base included).
@@ -788,22 +533,10 @@ fn actors(appointment: &Map<String, Value>) -> Vec<(ResourceType, String)> {
 
 /// `Appointment.serviceType`: its text or its first coding's display.
 fn service_text(appointment: &Map<String, Value>) -> Option<String> {
-    let concept = appointment
-        .get("serviceType")?
-        .as_array()?
-        .first()?
-        .get("concept")?;
-    concept
-        .get("text")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .or_else(|| {
-            concept
-                .get("coding")?
-                .as_array()?
-                .iter()
-                .find_map(|c| c.get("display").and_then(Value::as_str).map(str::to_owned))
-        })
+    let concept = appointment.get("serviceType")?.as_array()?.first()?.get("concept")?;
+    concept.get("text").and_then(Value::as_str).map(str::to_owned).or_else(|| {
+        concept.get("coding")?.as_array()?.iter().find_map(|c| c.get("display").and_then(Value::as_str).map(str::to_owned))
+    })
 }
 
 /// The first current e-mail address in `telecom`.
@@ -816,43 +549,23 @@ fn emails(telecom: Option<&Value>) -> Vec<Address> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter(|t| {
-            t.get("system").and_then(Value::as_str) == Some("email")
-                && t.get("use").and_then(Value::as_str) != Some("old")
-        })
-        .filter_map(|t| {
-            t.get("value")
-                .and_then(Value::as_str)?
-                .trim()
-                .trim_start_matches("mailto:")
-                .parse()
-                .ok()
-        })
+        .filter(|t| t.get("system").and_then(Value::as_str) == Some("email") && t.get("use").and_then(Value::as_str) != Some("old"))
+        .filter_map(|t| t.get("value").and_then(Value::as_str)?.trim().trim_start_matches("mailto:").parse().ok())
         .collect()
 }
 
 /// English when the patient's preferred (else first) language is English; German otherwise.
 fn language(patient: &Map<String, Value>) -> Language {
-    let communication = patient
-        .get("communication")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let communication = patient.get("communication").and_then(Value::as_array).cloned().unwrap_or_default();
     let chosen = communication
         .iter()
         .find(|c| c.get("preferred").and_then(Value::as_bool) == Some(true))
         .or_else(|| communication.first());
     let code = chosen.and_then(|c| c.get("language")).and_then(|l| {
-        l.get("coding")
-            .and_then(Value::as_array)
-            .and_then(|c| c.iter().find_map(|c| c.get("code").and_then(Value::as_str)))
+        l.get("coding").and_then(Value::as_array).and_then(|c| c.iter().find_map(|c| c.get("code").and_then(Value::as_str)))
     });
     match code {
-        Some(code)
-            if code.eq_ignore_ascii_case("en") || code.to_ascii_lowercase().starts_with("en-") =>
-        {
-            Language::English
-        }
+        Some(code) if code.eq_ignore_ascii_case("en") || code.to_ascii_lowercase().starts_with("en-") => Language::English,
         _ => Language::German,
     }
 }
@@ -860,24 +573,16 @@ fn language(patient: &Map<String, Value>) -> Language {
 /// The practice as messages name it (name, phone, general e-mail) and its notification
 /// address: the `contact` whose purpose is [`CONTACT_PURPOSE_CODE`].
 fn practice(org: &Map<String, Value>) -> (Practice, Option<Address>) {
-    let contacts = org
-        .get("contact")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let contacts = org.get("contact").and_then(Value::as_array).cloned().unwrap_or_default();
     let notify = contacts
         .iter()
         .filter(|c| {
-            c.get("purpose")
-                .and_then(|p| p.get("coding"))
-                .and_then(Value::as_array)
-                .is_some_and(|codings| {
-                    codings.iter().any(|coding| {
-                        coding.get("system").and_then(Value::as_str) == Some(CONTACT_PURPOSE_SYSTEM)
-                            && coding.get("code").and_then(Value::as_str)
-                                == Some(CONTACT_PURPOSE_CODE)
-                    })
+            c.get("purpose").and_then(|p| p.get("coding")).and_then(Value::as_array).is_some_and(|codings| {
+                codings.iter().any(|coding| {
+                    coding.get("system").and_then(Value::as_str) == Some(CONTACT_PURPOSE_SYSTEM)
+                        && coding.get("code").and_then(Value::as_str) == Some(CONTACT_PURPOSE_CODE)
                 })
+            })
         })
         .find_map(|c| emails(c.get("telecom")).into_iter().next());
     let phone = org
@@ -888,11 +593,7 @@ fn practice(org: &Map<String, Value>) -> (Practice, Option<Address>) {
         .find(|t| t.get("system").and_then(Value::as_str) == Some("phone"))
         .and_then(|t| t.get("value").and_then(Value::as_str))
         .map(str::to_owned);
-    let practice = Practice {
-        name: text_of(org, "name"),
-        phone,
-        email: email(org).map(|a| a.to_string()),
-    };
+    let practice = Practice { name: text_of(org, "name"), phone, email: email(org).map(|a| a.to_string()) };
     (practice, notify)
 }
 
@@ -909,20 +610,11 @@ mod tests {
     fn english_only_when_the_patient_prefers_it() {
         let lang = |code: &str| json!({"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": code}]}});
         assert_eq!(language(&map(json!({}))), Language::German);
-        assert_eq!(
-            language(&map(json!({"communication": [lang("en-GB")]}))),
-            Language::English
-        );
+        assert_eq!(language(&map(json!({"communication": [lang("en-GB")]}))), Language::English);
         let mut preferred = lang("de");
         preferred["preferred"] = json!(true);
-        assert_eq!(
-            language(&map(json!({"communication": [lang("en"), preferred]}))),
-            Language::German
-        );
-        assert_eq!(
-            language(&map(json!({"communication": [lang("fr")]}))),
-            Language::German
-        );
+        assert_eq!(language(&map(json!({"communication": [lang("en"), preferred]}))), Language::German);
+        assert_eq!(language(&map(json!({"communication": [lang("fr")]}))), Language::German);
     }
 
     #[test]
@@ -944,18 +636,9 @@ mod tests {
 
     #[test]
     fn starttls_is_asked_of_lettre_by_url() {
-        assert_eq!(
-            smtp_url("smtp://u:p@mail:587", StartTls::Required).unwrap(),
-            "smtp://u:p@mail:587?tls=required"
-        );
-        assert_eq!(
-            smtp_url("smtp://mail:25", StartTls::Never).unwrap(),
-            "smtp://mail:25"
-        );
-        assert_eq!(
-            smtp_url("smtps://mail", StartTls::Required).unwrap(),
-            "smtps://mail"
-        );
+        assert_eq!(smtp_url("smtp://u:p@mail:587", StartTls::Required).unwrap(), "smtp://u:p@mail:587?tls=required");
+        assert_eq!(smtp_url("smtp://mail:25", StartTls::Never).unwrap(), "smtp://mail:25");
+        assert_eq!(smtp_url("smtps://mail", StartTls::Required).unwrap(), "smtps://mail");
         assert!(smtp_url("http://mail", StartTls::Never).is_err());
     }
 }

@@ -5,16 +5,16 @@ use super::prefix::{Prefix, date_test, number_test, overlap_test, parse_decimal,
 use super::values::{parse_token, split_unescaped, unescape};
 use super::{SearchError, SearchNote};
 use crate::definitions::ParamType;
+use termin_fhir::reference::{is_resource_type_name, parse_literal, split_canonical};
 use crate::registry::{SearchParam, SearchParameters};
 use crate::temporal::parse_range;
 use crate::text::normalize;
 use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_fhir::geo::{self, Near};
-use termin_fhir::reference::{is_resource_type_name, parse_literal, split_canonical};
 use termin_store::{
-    Condition, IdentifierOfType, QuantityMatch, RangeTest, ReferenceMatch, StringMatch,
-    SystemMatch, TokenMatch, UriMatch,
+    Condition, IdentifierOfType, QuantityMatch, RangeTest, ReferenceMatch, StringMatch, SystemMatch, TokenMatch,
+    UriMatch,
 };
 
 /// What a filter parameter turned into.
@@ -73,18 +73,14 @@ impl FilterParser<'_> {
         notes: &mut Vec<SearchNote>,
     ) -> Result<Filtered, SearchError> {
         if value.is_empty() {
-            return Ok(Filtered::Unsupported(format!(
-                "the search parameter {name} has no value"
-            )));
+            return Ok(Filtered::Unsupported(format!("the search parameter {name} has no value")));
         }
         if code == "_id" {
             let ids = || Condition::IdIn(alternatives(value).map(unescape).collect());
             return Ok(match modifier {
                 None => Filtered::Condition(ids()),
                 Some("not") => Filtered::Condition(Condition::Not(Box::new(ids()))),
-                Some(modifier) => Filtered::Unsupported(format!(
-                    "the modifier :{modifier} is not supported on _id"
-                )),
+                Some(modifier) => Filtered::Unsupported(format!("the modifier :{modifier} is not supported on _id")),
             });
         }
         let Some(param) = self.lookup(resource_type, code, notes) else {
@@ -96,16 +92,9 @@ impl FilterParser<'_> {
             let missing = match value {
                 "true" => true,
                 "false" => false,
-                other => {
-                    return Err(SearchError::invalid(
-                        name,
-                        format!(":missing takes true or false, not {other:?}"),
-                    ));
-                }
+                other => return Err(SearchError::invalid(name, format!(":missing takes true or false, not {other:?}"))),
             };
-            let kind = param
-                .index_kind()
-                .expect("supported parameters have an index");
+            let kind = param.index_kind().expect("supported parameters have an index");
             return Ok(Filtered::Condition(Condition::Missing {
                 param: param.code.clone(),
                 kind,
@@ -135,25 +124,16 @@ impl FilterParser<'_> {
                         param: code,
                         alternatives: tokens,
                     };
-                    if modifier.is_some() {
-                        Condition::Not(Box::new(any))
-                    } else {
-                        any
-                    }
+                    if modifier.is_some() { Condition::Not(Box::new(any)) } else { any }
                 }
                 Some("text") => Condition::TokenText {
                     param: code,
-                    alternatives: alternatives(value)
-                        .map(|a| normalize(&unescape(a)))
-                        .collect(),
+                    alternatives: alternatives(value).map(|a| normalize(&unescape(a))).collect(),
                 },
                 Some("of-type") => {
                     let mut typed = Vec::new();
                     for alternative in alternatives(value) {
-                        let parts: Vec<String> = split_unescaped(alternative, '|')
-                            .into_iter()
-                            .map(unescape)
-                            .collect();
+                        let parts: Vec<String> = split_unescaped(alternative, '|').into_iter().map(unescape).collect();
                         match parts.as_slice() {
                             [system, type_code, value] if parts.iter().all(|p| !p.is_empty()) => {
                                 typed.push(IdentifierOfType {
@@ -162,11 +142,7 @@ impl FilterParser<'_> {
                                     value: value.clone(),
                                 })
                             }
-                            _ => {
-                                return Err(error(format!(
-                                    ":of-type takes type-system|type-code|value, not {alternative:?}"
-                                )));
-                            }
+                            _ => return Err(error(format!(":of-type takes type-system|type-code|value, not {alternative:?}"))),
                         }
                     }
                     Condition::TokenOfType {
@@ -228,10 +204,8 @@ impl FilterParser<'_> {
                 for alternative in alternatives(value) {
                     let parts = split_unescaped(alternative, '|');
                     let (prefix, text) = split_prefix(parts[0]);
-                    let (number, half) = parse_decimal(text)
-                        .ok_or_else(|| error(format!("{text:?} is not a number")))?;
-                    let non_empty =
-                        |i: usize| parts.get(i).filter(|p| !p.is_empty()).map(|p| unescape(p));
+                    let (number, half) = parse_decimal(text).ok_or_else(|| error(format!("{text:?} is not a number")))?;
+                    let non_empty = |i: usize| parts.get(i).filter(|p| !p.is_empty()).map(|p| unescape(p));
                     matches.push(QuantityMatch {
                         test: number_test(prefix, number, half),
                         system: non_empty(1),
@@ -250,9 +224,7 @@ impl FilterParser<'_> {
                         let mut identifiers = Vec::new();
                         for alternative in alternatives(value) {
                             identifiers.push(identifier_match(alternative).ok_or_else(|| {
-                                error(format!(
-                                    ":identifier takes system|value or value, not {alternative:?}"
-                                ))
+                                error(format!(":identifier takes system|value or value, not {alternative:?}"))
                             })?);
                         }
                         return Ok(Filtered::Condition(Condition::ReferenceAny {
@@ -268,20 +240,12 @@ impl FilterParser<'_> {
                     }
                     Some(other) => return unsupported(other),
                 };
-                if let Some(reading) =
-                    self.service_type_reading(resource_type, name, param, value, notes)
-                {
+                if let Some(reading) = self.service_type_reading(resource_type, name, param, value, notes) {
                     return Ok(Filtered::Condition(reading));
                 }
                 let mut matches = Vec::new();
                 for alternative in alternatives(value) {
-                    matches.push(self.reference_match(
-                        param,
-                        name,
-                        type_modifier,
-                        alternative,
-                        notes,
-                    )?);
+                    matches.push(self.reference_match(param, name, type_modifier, alternative, notes)?);
                 }
                 Condition::ReferenceAny {
                     param: code,
@@ -308,14 +272,8 @@ impl FilterParser<'_> {
                 let mut areas = Vec::new();
                 for alternative in alternatives(value) {
                     let (centre, radius_km) = geo::parse_near(alternative).map_err(error)?;
-                    let area = Near {
-                        centre,
-                        radius_km: radius_km.unwrap_or(geo::DEFAULT_NEAR_RADIUS_KM),
-                    };
-                    areas.push(Condition::Near {
-                        param: code.clone(),
-                        area,
-                    });
+                    let area = Near { centre, radius_km: radius_km.unwrap_or(geo::DEFAULT_NEAR_RADIUS_KM) };
+                    areas.push(Condition::Near { param: code.clone(), area });
                 }
                 match <[Condition; 1]>::try_from(areas) {
                     Ok([one]) => one,
@@ -323,10 +281,7 @@ impl FilterParser<'_> {
                 }
             }
             ParamType::Composite => {
-                return Ok(Filtered::Unsupported(format!(
-                    "{code} is a {} parameter",
-                    param.kind.code()
-                )));
+                return Ok(Filtered::Unsupported(format!("{code} is a {} parameter", param.kind.code())));
             }
         };
         Ok(Filtered::Condition(condition))
@@ -334,9 +289,8 @@ impl FilterParser<'_> {
 
     /// The instants a date search value covers (its precision).
     fn date_range(&self, text: &str) -> Result<(Timestamp, Timestamp), String> {
-        let range = parse_range(text, self.registry.time_zone()).ok_or_else(|| {
-            format!("{text:?} is not a date (YYYY, YYYY-MM, YYYY-MM-DD or a date-time)")
-        })?;
+        let range = parse_range(text, self.registry.time_zone())
+            .ok_or_else(|| format!("{text:?} is not a date (YYYY, YYYY-MM, YYYY-MM-DD or a date-time)"))?;
         Ok(range.low.zip(range.high).expect("parsed dates are bounded"))
     }
 
@@ -346,19 +300,13 @@ impl FilterParser<'_> {
             let (low, high) = self.date_range(text)?;
             Ok(date_test(prefix, low, high, self.now))
         } else {
-            let (number, half) =
-                parse_decimal(text).ok_or_else(|| format!("{text:?} is not a number"))?;
+            let (number, half) = parse_decimal(text).ok_or_else(|| format!("{text:?} is not a number"))?;
             Ok(number_test(prefix, number, half))
         }
     }
 
     /// The parameter called `code` on `resource_type`, with the IG's `Slot?date=` read as `start`.
-    fn lookup(
-        &self,
-        resource_type: ResourceType,
-        code: &str,
-        notes: &mut Vec<SearchNote>,
-    ) -> Option<&SearchParam> {
+    fn lookup(&self, resource_type: ResourceType, code: &str, notes: &mut Vec<SearchNote>) -> Option<&SearchParam> {
         if let Some(param) = self.registry.param(resource_type, code) {
             return Some(param);
         }
@@ -391,11 +339,7 @@ impl FilterParser<'_> {
             .map(|alternative| {
                 let token = parse_token(alternative);
                 match &token.system {
-                    SystemMatch::Exactly(system)
-                        if is_value_set_url(system) && token.code.is_some() =>
-                    {
-                        Some(token)
-                    }
+                    SystemMatch::Exactly(system) if is_value_set_url(system) && token.code.is_some() => Some(token),
                     _ => None,
                 }
             })
@@ -410,10 +354,7 @@ impl FilterParser<'_> {
         ));
         Some(Condition::TokenAny {
             param: token_param.code.clone(),
-            alternatives: tokens
-                .into_iter()
-                .map(|t| value_set_reading(&token_param.code, t, notes))
-                .collect(),
+            alternatives: tokens.into_iter().map(|t| value_set_reading(&token_param.code, t, notes)).collect(),
         })
     }
 
@@ -427,9 +368,8 @@ impl FilterParser<'_> {
     ) -> Result<ReferenceMatch, SearchError> {
         let has_bar = split_unescaped(alternative, '|').len() > 1;
         if has_bar && !param.targets_canonical_resources() {
-            let reading = identifier_match(alternative).ok_or_else(|| {
-                SearchError::invalid(name, format!("{alternative:?} is not a reference"))
-            })?;
+            let reading = identifier_match(alternative)
+                .ok_or_else(|| SearchError::invalid(name, format!("{alternative:?} is not a reference")))?;
             notes.push(SearchNote::information(
                 name,
                 format!(
@@ -457,10 +397,7 @@ impl FilterParser<'_> {
             if type_modifier.is_some_and(|t| t != literal.resource_type) {
                 return Err(SearchError::invalid(
                     name,
-                    format!(
-                        "{text:?} is not a reference to {}",
-                        type_modifier.unwrap_or_default()
-                    ),
+                    format!("{text:?} is not a reference to {}", type_modifier.unwrap_or_default()),
                 ));
             }
             return Ok(ReferenceMatch::Local {
@@ -478,18 +415,10 @@ impl FilterParser<'_> {
         }
         match parse_literal(&text) {
             Some(literal) => Ok(ReferenceMatch::Url {
-                url: format!(
-                    "{}/{}/{}",
-                    literal.base.unwrap_or_default(),
-                    literal.resource_type,
-                    literal.id
-                ),
+                url: format!("{}/{}/{}", literal.base.unwrap_or_default(), literal.resource_type, literal.id),
                 version: literal.version.map(str::to_owned),
             }),
-            None if text.contains(':') => Ok(ReferenceMatch::Url {
-                url: text,
-                version: None,
-            }),
+            None if text.contains(':') => Ok(ReferenceMatch::Url { url: text, version: None }),
             None => Err(SearchError::invalid(
                 name,
                 format!("{text:?} is not a reference (id, Type/id or an absolute URL)"),
@@ -509,15 +438,10 @@ impl FilterParser<'_> {
         notes: &mut Vec<SearchNote>,
     ) -> Result<Filtered, SearchError> {
         let Some(param) = self.lookup(resource_type, code, notes) else {
-            return Ok(Filtered::Unsupported(format!(
-                "{resource_type} has no search parameter {code}"
-            )));
+            return Ok(Filtered::Unsupported(format!("{resource_type} has no search parameter {code}")));
         };
         if param.kind != ParamType::Reference {
-            return Err(SearchError::invalid(
-                name,
-                format!("{code} is not a reference parameter, so it cannot be chained"),
-            ));
+            return Err(SearchError::invalid(name, format!("{code} is not a reference parameter, so it cannot be chained")));
         }
         let targets: Vec<ResourceType> = match modifier {
             None => param.served_targets(),
@@ -558,22 +482,17 @@ impl FilterParser<'_> {
         notes: &mut Vec<SearchNote>,
     ) -> Result<Filtered, SearchError> {
         let mut parts = rest.splitn(3, ':');
-        let (Some(source), Some(reference), Some(inner)) =
-            (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(SearchError::invalid(
-                name,
-                "_has takes _has:Type:reference-parameter:parameter=value",
-            ));
+        let (Some(source), Some(reference), Some(inner)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(SearchError::invalid(name, "_has takes _has:Type:reference-parameter:parameter=value"));
         };
         let Ok(source_type) = source.parse::<ResourceType>() else {
-            return Ok(Filtered::Unsupported(format!(
-                "{name}: {source} is not a served type"
-            )));
+            return Ok(Filtered::Unsupported(format!("{name}: {source} is not a served type")));
         };
-        let Some(param) = self.registry.param(source_type, reference).filter(|p| {
-            p.kind == ParamType::Reference && p.targets.iter().any(|t| t == resource_type.as_str())
-        }) else {
+        let Some(param) = self
+            .registry
+            .param(source_type, reference)
+            .filter(|p| p.kind == ParamType::Reference && p.targets.iter().any(|t| t == resource_type.as_str()))
+        else {
             return Ok(Filtered::Unsupported(format!(
                 "{name}: {source} has no reference parameter {reference} that can refer to {resource_type}"
             )));

@@ -31,9 +31,7 @@ pub const MAX_SORT_KEYS: usize = 5;
 
 /// Checks what can be checked before any parameter is parsed: the number of parameters,
 /// values per parameter, chain and `_has` depth, includes and sort keys.
-pub(crate) fn check_shape<'p>(
-    pairs: impl IntoIterator<Item = (&'p str, &'p str)>,
-) -> Result<(), SearchError> {
+pub(crate) fn check_shape<'p>(pairs: impl IntoIterator<Item = (&'p str, &'p str)>) -> Result<(), SearchError> {
     let mut parameters = 0;
     let mut includes = 0;
     for (name, value) in pairs {
@@ -41,18 +39,14 @@ pub(crate) fn check_shape<'p>(
         if parameters > MAX_PARAMETERS {
             return Err(SearchError::too_costly(
                 name,
-                format!(
-                    "a search may have at most {MAX_PARAMETERS} parameters; {name} is one too many"
-                ),
+                format!("a search may have at most {MAX_PARAMETERS} parameters; {name} is one too many"),
             ));
         }
         let values = split_unescaped(value, ',').len();
         if values > MAX_VALUES_PER_PARAMETER {
             return Err(SearchError::too_costly(
                 name,
-                format!(
-                    "{name} has {values} values; a parameter may have at most {MAX_VALUES_PER_PARAMETER}"
-                ),
+                format!("{name} has {values} values; a parameter may have at most {MAX_VALUES_PER_PARAMETER}"),
             ));
         }
         if name == "_sort" && values > MAX_SORT_KEYS {
@@ -66,9 +60,7 @@ pub(crate) fn check_shape<'p>(
             if includes > MAX_INCLUDES {
                 return Err(SearchError::too_costly(
                     name,
-                    format!(
-                        "a search may have at most {MAX_INCLUDES} _include and _revinclude parameters"
-                    ),
+                    format!("a search may have at most {MAX_INCLUDES} _include and _revinclude parameters"),
                 ));
             }
             continue;
@@ -131,9 +123,7 @@ fn values(condition: &Condition) -> usize {
         Condition::Missing { .. } | Condition::Near { .. } => 1,
         Condition::Not(inner) => values(inner),
         Condition::Any(conditions) => conditions.iter().map(values).sum(),
-        Condition::Chain { condition, .. } | Condition::ReferencedBy { condition, .. } => {
-            values(condition)
-        }
+        Condition::Chain { condition, .. } | Condition::ReferencedBy { condition, .. } => values(condition),
     }
 }
 
@@ -153,18 +143,11 @@ mod tests {
             max_count: 500,
             handling: Default::default(),
         };
-        registry()
-            .parse_search(resource_type, pairs, &options)
-            .map(|_| ())
+        registry().parse_search(resource_type, pairs, &options).map(|_| ())
     }
 
-    fn criteria(
-        resource_type: ResourceType,
-        pairs: &[(String, String)],
-    ) -> Result<(), SearchError> {
-        registry()
-            .parse_criteria(resource_type, pairs, None, Timestamp::UNIX_EPOCH)
-            .map(|_| ())
+    fn criteria(resource_type: ResourceType, pairs: &[(String, String)]) -> Result<(), SearchError> {
+        registry().parse_criteria(resource_type, pairs, None, Timestamp::UNIX_EPOCH).map(|_| ())
     }
 
     fn pair(name: impl Into<String>, value: impl Into<String>) -> (String, String) {
@@ -173,10 +156,7 @@ mod tests {
 
     /// `n` comma-separated values.
     fn values(n: usize) -> String {
-        (0..n)
-            .map(|i| format!("v{i}"))
-            .collect::<Vec<_>>()
-            .join(",")
+        (0..n).map(|i| format!("v{i}")).collect::<Vec<_>>().join(",")
     }
 
     #[track_caller]
@@ -189,77 +169,39 @@ mod tests {
 
     #[test]
     fn parameters_up_to_the_limit_pass_and_one_more_is_refused() {
-        let mut pairs: Vec<_> = (0..MAX_PARAMETERS)
-            .map(|i| pair("name", format!("a{i}")))
-            .collect();
+        let mut pairs: Vec<_> = (0..MAX_PARAMETERS).map(|i| pair("name", format!("a{i}"))).collect();
         pairs.push(pair("_format", "json"));
         pairs.push(pair("_cursor", "x"));
         // The cursor is checked after the limits, and this one is not valid.
-        assert_eq!(
-            search(ResourceType::Patient, &pairs).unwrap_err().param,
-            "_cursor"
-        );
+        assert_eq!(search(ResourceType::Patient, &pairs).unwrap_err().param, "_cursor");
         pairs.truncate(MAX_PARAMETERS);
         search(ResourceType::Patient, &pairs).unwrap();
         criteria(ResourceType::Patient, &pairs).unwrap();
         pairs.push(pair("_count", "10"));
-        assert_too_costly(
-            search(ResourceType::Patient, &pairs),
-            "_count",
-            "at most 30 parameters",
-        );
+        assert_too_costly(search(ResourceType::Patient, &pairs), "_count", "at most 30 parameters");
         pairs.pop();
         pairs.push(pair("family", "x"));
-        assert_too_costly(
-            criteria(ResourceType::Patient, &pairs),
-            "family",
-            "at most 30 parameters",
-        );
+        assert_too_costly(criteria(ResourceType::Patient, &pairs), "family", "at most 30 parameters");
     }
 
     #[test]
     fn values_per_parameter_and_in_all_are_limited() {
         let hundred = values(MAX_VALUES_PER_PARAMETER);
-        search(
-            ResourceType::Patient,
-            &[pair("name", &hundred), pair("_id", &hundred)],
-        )
-        .unwrap();
+        search(ResourceType::Patient, &[pair("name", &hundred), pair("_id", &hundred)]).unwrap();
         assert_too_costly(
-            search(
-                ResourceType::Patient,
-                &[pair("name", values(MAX_VALUES_PER_PARAMETER + 1))],
-            ),
+            search(ResourceType::Patient, &[pair("name", values(MAX_VALUES_PER_PARAMETER + 1))]),
             "name",
             "has 101 values",
         );
         // Escaped commas separate nothing.
-        search(
-            ResourceType::Patient,
-            &[pair("name", vec![r"a\,b"; 100].join(","))],
-        )
-        .unwrap();
+        search(ResourceType::Patient, &[pair("name", vec![r"a\,b"; 100].join(","))]).unwrap();
         assert_too_costly(
-            search(
-                ResourceType::Patient,
-                &[
-                    pair("name", &hundred),
-                    pair("_id", &hundred),
-                    pair("gender", "male"),
-                ],
-            ),
+            search(ResourceType::Patient, &[pair("name", &hundred), pair("_id", &hundred), pair("gender", "male")]),
             "gender",
             "more than 200 values in all",
         );
         assert_too_costly(
-            criteria(
-                ResourceType::Patient,
-                &[
-                    pair("name", &hundred),
-                    pair("_id", &hundred),
-                    pair("gender", "male"),
-                ],
-            ),
+            criteria(ResourceType::Patient, &[pair("name", &hundred), pair("_id", &hundred), pair("gender", "male")]),
             "gender",
             "more than 200 values in all",
         );
@@ -272,18 +214,12 @@ mod tests {
         let fanned_out = |n| vec![pair("supporting-info._id", values(n))];
         search(ResourceType::Appointment, &fanned_out(MAX_VALUES / types)).unwrap();
         assert_too_costly(
-            search(
-                ResourceType::Appointment,
-                &fanned_out(MAX_VALUES / types + 1),
-            ),
+            search(ResourceType::Appointment, &fanned_out(MAX_VALUES / types + 1)),
             "supporting-info._id",
             "more than 200 values in all",
         );
         // Inside _has too, reported on the whole parameter.
-        let nested = [pair(
-            "_has:Appointment:patient:supporting-info._id",
-            values(MAX_VALUES / types + 1),
-        )];
+        let nested = [pair("_has:Appointment:patient:supporting-info._id", values(MAX_VALUES / types + 1))];
         assert_too_costly(
             search(ResourceType::Patient, &nested),
             "_has:Appointment:patient:supporting-info._id",
@@ -294,11 +230,7 @@ mod tests {
     #[test]
     fn chain_and_has_depth_are_limited() {
         let chain = |links: usize| format!("{}name", "partof.".repeat(links));
-        search(
-            ResourceType::Organization,
-            &[pair(chain(MAX_CHAIN_DEPTH), "x")],
-        )
-        .unwrap();
+        search(ResourceType::Organization, &[pair(chain(MAX_CHAIN_DEPTH), "x")]).unwrap();
         let too_long = chain(MAX_CHAIN_DEPTH + 1);
         assert_too_costly(
             search(ResourceType::Organization, &[pair(&too_long, "x")]),
@@ -323,26 +255,13 @@ mod tests {
     #[test]
     fn includes_and_sort_keys_are_limited() {
         let mut pairs: Vec<_> = (0..MAX_INCLUDES / 2)
-            .flat_map(|_| {
-                [
-                    pair("_include", "Slot:schedule"),
-                    pair("_revinclude:iterate", "Appointment:slot"),
-                ]
-            })
+            .flat_map(|_| [pair("_include", "Slot:schedule"), pair("_revinclude:iterate", "Appointment:slot")])
             .collect();
         search(ResourceType::Slot, &pairs).unwrap();
         pairs.push(pair("_include:iterate", "Schedule:actor"));
-        assert_too_costly(
-            search(ResourceType::Slot, &pairs),
-            "_include:iterate",
-            "at most 10 _include",
-        );
+        assert_too_costly(search(ResourceType::Slot, &pairs), "_include:iterate", "at most 10 _include");
         let sort = |keys: usize| vec![pair("_sort", vec!["start"; keys].join(","))];
         search(ResourceType::Slot, &sort(MAX_SORT_KEYS)).unwrap();
-        assert_too_costly(
-            search(ResourceType::Slot, &sort(MAX_SORT_KEYS + 1)),
-            "_sort",
-            "_sort has 6 keys",
-        );
+        assert_too_costly(search(ResourceType::Slot, &sort(MAX_SORT_KEYS + 1)), "_sort", "_sort has 6 keys");
     }
 }

@@ -11,8 +11,8 @@ pub use results::TotalMode;
 use crate::cursor::decode_cursor;
 use crate::registry::SearchParameters;
 use filter::{FilterParser, Filtered};
-use jiff::Timestamp;
 use limits::ValueBudget;
+use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_store::{Condition, Filter, SearchRequest, SystemMatch, TokenMatch};
 
@@ -58,22 +58,14 @@ pub enum SearchErrorKind {
 /// No FHIR value holds a control character below U+0020 other than tab, carriage return and
 /// line feed, so a search for one cannot match; PostgreSQL would also refuse a U+0000 in a
 /// statement's parameters.
-fn refuse_control_characters<'p>(
-    pairs: impl IntoIterator<Item = (&'p str, &'p str)>,
-) -> Result<(), SearchError> {
+fn refuse_control_characters<'p>(pairs: impl IntoIterator<Item = (&'p str, &'p str)>) -> Result<(), SearchError> {
     for (name, value) in pairs {
-        let forbidden = |text: &str| {
-            text.chars()
-                .find(|c| (*c as u32) < 0x20 && !matches!(c, '\t' | '\r' | '\n'))
-        };
+        let forbidden = |text: &str| text.chars().find(|c| (*c as u32) < 0x20 && !matches!(c, '\t' | '\r' | '\n'));
         if let Some(c) = forbidden(name).or_else(|| forbidden(value)) {
             let shown = name.escape_default().to_string();
             return Err(SearchError::invalid(
                 &shown,
-                format!(
-                    "{shown} contains the control character U+{:04X}, which no FHIR value holds",
-                    c as u32
-                ),
+                format!("{shown} contains the control character U+{:04X}, which no FHIR value holds", c as u32),
             ));
         }
     }
@@ -193,11 +185,7 @@ impl SearchParameters {
         pairs: &[(String, String)],
         options: &SearchOptions<'_>,
     ) -> Result<ParsedSearch, SearchError> {
-        refuse_control_characters(
-            pairs
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.as_str())),
-        )?;
+        refuse_control_characters(pairs.iter().map(|(name, value)| (name.as_str(), value.as_str())))?;
         limits::check_shape(
             pairs
                 .iter()
@@ -222,18 +210,17 @@ impl SearchParameters {
         let mut includes = Vec::new();
         let mut revincludes = Vec::new();
         let mut filters_active = false;
-        let ignore =
-            |param: &str, message: String, notes: &mut Vec<SearchNote>| match options.handling {
-                Handling::Strict => Err(SearchError::unsupported(param, message)),
-                Handling::Lenient => {
-                    notes.push(SearchNote {
-                        param: param.to_owned(),
-                        message: format!("{message}; the parameter was ignored"),
-                        severity: NoteSeverity::Warning,
-                    });
-                    Ok(())
-                }
-            };
+        let ignore = |param: &str, message: String, notes: &mut Vec<SearchNote>| match options.handling {
+            Handling::Strict => Err(SearchError::unsupported(param, message)),
+            Handling::Lenient => {
+                notes.push(SearchNote {
+                    param: param.to_owned(),
+                    message: format!("{message}; the parameter was ignored"),
+                    severity: NoteSeverity::Warning,
+                });
+                Ok(())
+            }
+        };
         for (name, value) in pairs {
             let name = name.as_str();
             let value = value.as_str();
@@ -243,12 +230,7 @@ impl SearchParameters {
                 "_count" => {
                     count = value
                         .parse::<usize>()
-                        .map_err(|_| {
-                            SearchError::invalid(
-                                "_count",
-                                format!("_count must be a non-negative integer, got {value:?}"),
-                            )
-                        })?
+                        .map_err(|_| SearchError::invalid("_count", format!("_count must be a non-negative integer, got {value:?}")))?
                         .min(options.max_count);
                 }
                 "_sort" => sort = Some(results::parse_sort(self, resource_type, value)?),
@@ -267,33 +249,16 @@ impl SearchParameters {
                     elements = Some(names);
                 }
                 "_include" | "_include:iterate" | "_include:recurse" => {
-                    includes.push(results::parse_include(
-                        self,
-                        resource_type,
-                        name,
-                        value,
-                        false,
-                        name != "_include",
-                    )?);
+                    includes.push(results::parse_include(self, resource_type, name, value, false, name != "_include")?);
                 }
                 "_revinclude" | "_revinclude:iterate" | "_revinclude:recurse" => {
-                    revincludes.push(results::parse_include(
-                        self,
-                        resource_type,
-                        name,
-                        value,
-                        true,
-                        name != "_revinclude",
-                    )?);
+                    revincludes.push(results::parse_include(self, resource_type, name, value, true, name != "_revinclude")?);
                 }
                 _ => {
                     if name.split([':', '.']).next() == Some("active") {
                         filters_active = true;
                     }
-                    match parser
-                        .parse(resource_type, name, value, &mut notes)
-                        .map_err(|e| e.of_parameter(name))?
-                    {
+                    match parser.parse(resource_type, name, value, &mut notes).map_err(|e| e.of_parameter(name))? {
                         Filtered::Condition(condition) => conditions.push(condition),
                         Filtered::Unsupported(message) => ignore(name, message, &mut notes)?,
                     }
@@ -301,25 +266,16 @@ impl SearchParameters {
             }
         }
         if summary.is_some() && elements.is_some() {
-            return Err(SearchError::invalid(
-                "_summary",
-                "_summary and _elements each choose the elements returned: send one of them",
-            ));
+            return Err(SearchError::invalid("_summary", "_summary and _elements each choose the elements returned: send one of them"));
         }
-        if active_by_default(resource_type)
-            && !filters_active
-            && self.param(resource_type, "active").is_some()
-        {
+        if active_by_default(resource_type) && !filters_active && self.param(resource_type, "active").is_some() {
             conditions.push(inactive_excluded());
         }
         let sort = sort.unwrap_or_else(|| results::default_sort(&conditions));
         let page = match cursor {
             None => None,
             Some(text) => Some(decode_cursor(text, &sort).ok_or_else(|| {
-                SearchError::invalid(
-                    CURSOR_PARAM,
-                    "the _cursor does not belong to this search; follow the Bundle's links",
-                )
+                SearchError::invalid(CURSOR_PARAM, "the _cursor does not belong to this search; follow the Bundle's links")
             })?),
         };
         notes.dedup();
@@ -335,17 +291,11 @@ impl SearchParameters {
                 count: if summary_count { 0 } else { count },
                 page,
                 // `_count=0` asks for no page, so only counting can give the total.
-                total: matches!(total, TotalMode::Estimate | TotalMode::Accurate)
-                    || summary_count
-                    || count == 0,
+                total: matches!(total, TotalMode::Estimate | TotalMode::Accurate) || summary_count || count == 0,
                 includes,
                 revincludes,
             },
-            total: if summary_count {
-                TotalMode::Accurate
-            } else {
-                total
-            },
+            total: if summary_count { TotalMode::Accurate } else { total },
             summary_count,
             summary,
             elements,
@@ -378,21 +328,13 @@ impl SearchParameters {
         let mut notes = Vec::new();
         let mut conditions = Vec::new();
         for (name, value) in pairs {
-            match parser
-                .parse(resource_type, name, value, &mut notes)
-                .map_err(|e| e.of_parameter(name))?
-            {
+            match parser.parse(resource_type, name, value, &mut notes).map_err(|e| e.of_parameter(name))? {
                 Filtered::Condition(condition) => conditions.push(condition),
-                Filtered::Unsupported(message) => {
-                    return Err(SearchError::unsupported(name, message));
-                }
+                Filtered::Unsupported(message) => return Err(SearchError::unsupported(name, message)),
             }
         }
         if conditions.is_empty() {
-            return Err(SearchError::invalid(
-                "",
-                "search criteria are needed, e.g. identifier=system|value",
-            ));
+            return Err(SearchError::invalid("", "search criteria are needed, e.g. identifier=system|value"));
         }
         Ok(conditions)
     }
@@ -401,10 +343,7 @@ impl SearchParameters {
 /// The AT Scheduling IG: searches for these types without an `active` filter return only
 /// resources whose `active` is true or absent.
 fn active_by_default(resource_type: ResourceType) -> bool {
-    matches!(
-        resource_type,
-        ResourceType::HealthcareService | ResourceType::Schedule
-    )
+    matches!(resource_type, ResourceType::HealthcareService | ResourceType::Schedule)
 }
 
 fn inactive_excluded() -> Condition {

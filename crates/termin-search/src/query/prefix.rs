@@ -43,11 +43,7 @@ pub(crate) fn split_prefix(value: &str) -> (Prefix, &str) {
 }
 
 fn bound(end: RangeEnd, comparison: Comparison, point: RangePoint) -> RangeTest {
-    RangeTest::Bound {
-        end,
-        comparison,
-        point,
-    }
+    RangeTest::Bound { end, comparison, point }
 }
 
 fn instant(t: Timestamp) -> RangePoint {
@@ -55,20 +51,10 @@ fn instant(t: Timestamp) -> RangePoint {
 }
 
 /// The test for a date search value covering `[low, high)`.
-pub(crate) fn date_test(
-    prefix: Prefix,
-    low: Timestamp,
-    high: Timestamp,
-    now: Timestamp,
-) -> RangeTest {
+pub(crate) fn date_test(prefix: Prefix, low: Timestamp, high: Timestamp, now: Timestamp) -> RangeTest {
     use Comparison::*;
     use RangeEnd::{High, Low};
-    let contained = || {
-        RangeTest::All(vec![
-            bound(Low, GreaterOrEqual, instant(low)),
-            bound(High, LessOrEqual, instant(high)),
-        ])
-    };
+    let contained = || RangeTest::All(vec![bound(Low, GreaterOrEqual, instant(low)), bound(High, LessOrEqual, instant(high))]);
     match prefix {
         Prefix::Eq => contained(),
         Prefix::Ne => RangeTest::Not(Box::new(contained())),
@@ -95,10 +81,7 @@ pub(crate) fn date_test(
             let margin = distance / 10;
             let wide_low = low.checked_sub(margin).unwrap_or(Timestamp::MIN);
             let wide_high = high.checked_add(margin).unwrap_or(Timestamp::MAX);
-            RangeTest::All(vec![
-                bound(Low, Less, instant(wide_high)),
-                bound(High, Greater, instant(wide_low)),
-            ])
+            RangeTest::All(vec![bound(Low, Less, instant(wide_high)), bound(High, Greater, instant(wide_low))])
         }
     }
 }
@@ -116,12 +99,7 @@ pub(crate) fn overlap_test(low: Timestamp, high: Timestamp) -> RangeTest {
 pub(crate) fn number_test(prefix: Prefix, value: f64, half: f64) -> RangeTest {
     use Comparison::*;
     let at = |comparison, point: f64| bound(RangeEnd::Low, comparison, RangePoint::Number(point));
-    let equal = || {
-        RangeTest::All(vec![
-            at(GreaterOrEqual, value - half),
-            at(Less, value + half),
-        ])
-    };
+    let equal = || RangeTest::All(vec![at(GreaterOrEqual, value - half), at(Less, value + half)]);
     match prefix {
         Prefix::Eq => equal(),
         Prefix::Ne => RangeTest::Not(Box::new(equal())),
@@ -131,10 +109,7 @@ pub(crate) fn number_test(prefix: Prefix, value: f64, half: f64) -> RangeTest {
         Prefix::Le => at(LessOrEqual, value),
         Prefix::Ap => {
             let margin = (value * 0.1).abs();
-            RangeTest::All(vec![
-                at(GreaterOrEqual, value - margin),
-                at(LessOrEqual, value + margin),
-            ])
+            RangeTest::All(vec![at(GreaterOrEqual, value - margin), at(LessOrEqual, value + margin)])
         }
     }
 }
@@ -143,18 +118,14 @@ pub(crate) fn number_test(prefix: Prefix, value: f64, half: f64) -> RangeTest {
 /// `1e2` → (100, 50).
 pub(crate) fn parse_decimal(text: &str) -> Option<(f64, f64)> {
     let value: f64 = text.parse().ok()?;
-    if !value.is_finite()
-        || text.contains(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
-    {
+    if !value.is_finite() || text.contains(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E') {
         return None;
     }
     let (mantissa, exponent) = match text.split_once(['e', 'E']) {
         Some((m, e)) => (m, e.parse::<i32>().ok()?),
         None => (text, 0),
     };
-    let decimals = mantissa
-        .split_once('.')
-        .map_or(0, |(_, fraction)| fraction.len()) as i32;
+    let decimals = mantissa.split_once('.').map_or(0, |(_, fraction)| fraction.len()) as i32;
     Some((value, 0.5 * 10f64.powi(exponent - decimals)))
 }
 

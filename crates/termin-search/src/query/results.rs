@@ -24,10 +24,7 @@ pub(crate) fn parse_total(value: &str) -> Result<TotalMode, SearchError> {
         "none" => Ok(TotalMode::None),
         "estimate" => Ok(TotalMode::Estimate),
         "accurate" => Ok(TotalMode::Accurate),
-        other => Err(SearchError::invalid(
-            "_total",
-            format!("_total takes none, estimate or accurate, not {other:?}"),
-        )),
+        other => Err(SearchError::invalid("_total", format!("_total takes none, estimate or accurate, not {other:?}"))),
     }
 }
 
@@ -50,17 +47,12 @@ pub(crate) fn parse_sort(
                 .param(resource_type, code)
                 .and_then(|p| p.index_kind())
                 .ok_or_else(|| {
-                    SearchError::invalid(
-                        "_sort",
-                        format!("{resource_type} cannot be sorted by {code:?}: no such parameter"),
-                    )
+                    SearchError::invalid("_sort", format!("{resource_type} cannot be sorted by {code:?}: no such parameter"))
                 })?;
             if kind == IndexKind::Position {
                 return Err(SearchError::invalid(
                     "_sort",
-                    format!(
-                        "{code} has no order of its own; a search with one {code} value and no _sort is sorted by distance"
-                    ),
+                    format!("{code} has no order of its own; a search with one {code} value and no _sort is sorted by distance"),
                 ));
             }
             SortParam::Indexed {
@@ -81,10 +73,7 @@ pub(crate) fn default_sort(conditions: &[Condition]) -> Vec<SortKey> {
     });
     match (areas.next(), areas.next()) {
         (Some((param, area)), None) => vec![SortKey {
-            param: SortParam::Distance {
-                param: param.clone(),
-                from: area.centre,
-            },
+            param: SortParam::Distance { param: param.clone(), from: area.centre },
             descending: false,
         }],
         _ => Vec::new(),
@@ -103,15 +92,11 @@ pub(crate) fn parse_include(
     let error = |message: String| SearchError::invalid(name, message);
     let mut parts = value.split(':');
     let (Some(source), Some(code)) = (parts.next(), parts.next()) else {
-        return Err(error(format!(
-            "{name} takes Type:parameter[:TargetType], not {value:?}"
-        )));
+        return Err(error(format!("{name} takes Type:parameter[:TargetType], not {value:?}")));
     };
     let target = parts.next();
     if parts.next().is_some() {
-        return Err(error(format!(
-            "{name} takes Type:parameter[:TargetType], not {value:?}"
-        )));
+        return Err(error(format!("{name} takes Type:parameter[:TargetType], not {value:?}")));
     }
     let source_type: ResourceType = source
         .parse()
@@ -133,11 +118,7 @@ pub(crate) fn parse_include(
         ),
     };
     if !iterate {
-        let anchored = if reverse {
-            target_type.is_none_or(|t| t == searched)
-        } else {
-            source_type == searched
-        };
+        let anchored = if reverse { target_type.is_none_or(|t| t == searched) } else { source_type == searched };
         if !anchored {
             return Err(error(format!(
                 "{name}={value} does not start from {searched}; use {name}:iterate to follow included resources"
@@ -174,10 +155,7 @@ mod tests {
     use termin_store::{Condition, SortKey, SortParam};
 
     fn search(pairs: &[(&str, &str)]) -> Result<crate::ParsedSearch, crate::SearchError> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
         let options = SearchOptions {
             server_base: None,
             now: Timestamp::UNIX_EPOCH,
@@ -188,58 +166,23 @@ mod tests {
         registry().parse_search(ResourceType::Location, &pairs, &options)
     }
 
-    const VIENNA: Point = Point {
-        latitude: 48.2,
-        longitude: 16.37,
-    };
+    const VIENNA: Point = Point { latitude: 48.2, longitude: 16.37 };
 
     #[test]
     fn near_is_a_distance_around_a_point_sorted_nearest_first() {
         let parsed = search(&[("near", "48.2|16.37|5|[mi_i]")]).unwrap();
-        let area = Near {
-            centre: VIENNA,
-            radius_km: 5.0 * 1.609_344,
-        };
-        assert_eq!(
-            parsed.request.filter.conditions,
-            [Condition::Near {
-                param: "near".into(),
-                area
-            }]
-        );
-        let by_distance = SortKey {
-            param: SortParam::Distance {
-                param: "near".into(),
-                from: VIENNA,
-            },
-            descending: false,
-        };
+        let area = Near { centre: VIENNA, radius_km: 5.0 * 1.609_344 };
+        assert_eq!(parsed.request.filter.conditions, [Condition::Near { param: "near".into(), area }]);
+        let by_distance = SortKey { param: SortParam::Distance { param: "near".into(), from: VIENNA }, descending: false };
         assert_eq!(parsed.request.sort, [by_distance]);
         // Without a distance: the default radius; with _sort: that order.
         let parsed = search(&[("near", "48.2|16.37"), ("_sort", "name")]).unwrap();
-        let area = Near {
-            centre: VIENNA,
-            radius_km: termin_fhir::geo::DEFAULT_NEAR_RADIUS_KM,
-        };
-        assert_eq!(
-            parsed.request.filter.conditions,
-            [Condition::Near {
-                param: "near".into(),
-                area
-            }]
-        );
-        assert!(matches!(
-            &parsed.request.sort[..],
-            [SortKey {
-                param: SortParam::Indexed { .. },
-                ..
-            }]
-        ));
+        let area = Near { centre: VIENNA, radius_km: termin_fhir::geo::DEFAULT_NEAR_RADIUS_KM };
+        assert_eq!(parsed.request.filter.conditions, [Condition::Near { param: "near".into(), area }]);
+        assert!(matches!(&parsed.request.sort[..], [SortKey { param: SortParam::Indexed { .. }, .. }]));
         // Two centres: either one, and no single distance to sort by.
         let parsed = search(&[("near", "48.2|16.37|1,47|15|1")]).unwrap();
-        assert!(
-            matches!(&parsed.request.filter.conditions[..], [Condition::Any(areas)] if areas.len() == 2)
-        );
+        assert!(matches!(&parsed.request.filter.conditions[..], [Condition::Any(areas)] if areas.len() == 2));
         assert!(parsed.request.sort.is_empty());
     }
 
@@ -247,16 +190,9 @@ mod tests {
     fn bad_near_values_and_sorting_by_near_are_invalid() {
         for value in ["abc", "91|0", "0|0|-2|km", "0|0|1|parsec"] {
             let error = search(&[("near", value)]).unwrap_err();
-            assert_eq!(
-                (error.param.as_str(), error.kind),
-                ("near", SearchErrorKind::Invalid),
-                "{value}"
-            );
+            assert_eq!((error.param.as_str(), error.kind), ("near", SearchErrorKind::Invalid), "{value}");
         }
         let error = search(&[("_sort", "near")]).unwrap_err();
-        assert_eq!(
-            (error.param.as_str(), error.kind),
-            ("_sort", SearchErrorKind::Invalid)
-        );
+        assert_eq!((error.param.as_str(), error.kind), ("_sort", SearchErrorKind::Invalid));
     }
 }

@@ -58,20 +58,14 @@ pub fn at_validator() -> &'static Validator {
     VALIDATOR.get_or_init(|| {
         let definitions = definitions();
         let profiles = default_profiles(&definitions);
-        Validator::new(definitions, profiles)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .0
+        Validator::new(definitions, profiles).unwrap_or_else(|e| panic!("{e}")).0
     })
 }
 
 /// Enforces nothing beyond R5 (and the profiles a resource claims).
 pub fn r5_validator() -> &'static Validator {
     static VALIDATOR: OnceLock<Validator> = OnceLock::new();
-    VALIDATOR.get_or_init(|| {
-        Validator::new(definitions(), BTreeMap::new())
-            .unwrap_or_else(|e| panic!("{e}"))
-            .0
-    })
+    VALIDATOR.get_or_init(|| Validator::new(definitions(), BTreeMap::new()).unwrap_or_else(|e| panic!("{e}")).0)
 }
 
 fn json_files(dir: &Path) -> Vec<(String, Value)> {
@@ -100,12 +94,8 @@ fn json_files(dir: &Path) -> Vec<(String, Value)> {
 pub fn at_examples() -> Vec<(String, Value)> {
     let mut examples = Vec::new();
     let root = at_packages();
-    let mut packages: Vec<PathBuf> = std::fs::read_dir(&root)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
+    let mut packages: Vec<PathBuf> =
+        std::fs::read_dir(&root).unwrap().flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
     packages.sort();
     for package in packages {
         let name = package.file_name().unwrap().to_string_lossy().into_owned();
@@ -113,11 +103,7 @@ pub fn at_examples() -> Vec<(String, Value)> {
             examples.push((format!("{name}/{file}"), resource));
         }
     }
-    assert!(
-        !examples.is_empty(),
-        "no AT examples under {}",
-        root.display()
-    );
+    assert!(!examples.is_empty(), "no AT examples under {}", root.display());
     examples
 }
 
@@ -133,13 +119,6 @@ pub fn errors(outcome: &OperationOutcome) -> Vec<String> {
         .issues
         .iter()
         .filter(|i| matches!(i.severity, Severity::Error | Severity::Fatal))
-        .map(|i| {
-            format!(
-                "{} {} {}",
-                i.code.as_str(),
-                i.expression.join(","),
-                i.diagnostics
-            )
-        })
+        .map(|i| format!("{} {} {}", i.code.as_str(), i.expression.join(","), i.diagnostics))
         .collect()
 }

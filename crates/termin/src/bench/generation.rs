@@ -24,37 +24,19 @@ pub struct GenerationRun {
 
 impl std::fmt::Display for GenerationRun {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "| scenario | schedules | slots created | seconds | slots/s |"
-        )?;
+        writeln!(f, "| scenario | schedules | slots created | seconds | slots/s |")?;
         writeln!(f, "|---|---:|---:|---:|---:|")?;
         let rate = self.slots as f64 / self.seconds.max(f64::EPSILON);
-        write!(
-            f,
-            "| slot generation | {} | {} | {:.1} | {rate:.0} |",
-            self.schedules, self.slots, self.seconds
-        )
+        write!(f, "| slot generation | {} | {} | {:.1} | {rate:.0} |", self.schedules, self.slots, self.seconds)
     }
 }
 
 /// Sets up `schedules` Schedules in `database` (which must not hold them yet) and times one
 /// pass of the background generation over them.
-pub async fn run(
-    database: &Database,
-    schedules: usize,
-    weeks: u32,
-) -> Result<GenerationRun, String> {
+pub async fn run(database: &Database, schedules: usize, weeks: u32) -> Result<GenerationRun, String> {
     let opened = setup::open_store(database, 1, 4, None).await?;
     let search = setup::install_search_parameters(&[], termin_search::DEFAULT_TIME_ZONE)?;
-    let domain = setup::domain(
-        opened.store.clone(),
-        ServiceConfig::default(),
-        search,
-        Packages::Off,
-        &[],
-    )
-    .await?;
+    let domain = setup::domain(opened.store.clone(), ServiceConfig::default(), search, Packages::Off, &[]).await?;
     let ctx = Caller::system("bench");
     let mut resources = Vec::with_capacity(2 * schedules);
     for index in 0..schedules {
@@ -62,36 +44,20 @@ pub async fn run(
         resources.push(schedule(index, weeks));
     }
     for chunk in resources.chunks(2000) {
-        let summary = domain
-            .resources
-            .import(&ctx, chunk.to_vec())
-            .await
-            .map_err(|e| format!("importing the schedules: {e:?}"))?;
+        let summary = domain.resources.import(&ctx, chunk.to_vec()).await.map_err(|e| format!("importing the schedules: {e:?}"))?;
         if summary.existing > 0 {
-            return Err(format!(
-                "{database} holds bench schedules already: give a new --database"
-            ));
+            return Err(format!("{database} holds bench schedules already: give a new --database"));
         }
     }
     let every = jiff::SignedDuration::from_hours(1);
     let job = SlotGeneration::new(Arc::new(domain), opened.leases.clone(), every);
     let started = Instant::now();
-    let pass = job
-        .pass()
-        .await?
-        .ok_or("another process holds the slot-generation lease of this database")?;
+    let pass = job.pass().await?.ok_or("another process holds the slot-generation lease of this database")?;
     let seconds = started.elapsed().as_secs_f64();
     if pass.failed > 0 {
-        return Err(format!(
-            "the generation of {} schedules failed (see the log)",
-            pass.failed
-        ));
+        return Err(format!("the generation of {} schedules failed (see the log)", pass.failed));
     }
-    Ok(GenerationRun {
-        schedules: pass.schedules,
-        slots: pass.created,
-        seconds,
-    })
+    Ok(GenerationRun { schedules: pass.schedules, slots: pass.created, seconds })
 }
 
 fn role(index: usize) -> Map<String, Value> {

@@ -120,26 +120,15 @@ pub fn run(args: BenchArgs) -> ExitCode {
 async fn bench(args: BenchArgs) -> Result<bool, String> {
     if args.scenario == ScenarioArg::Generation {
         if args.url.is_some() {
-            return Err(
-                "the generation scenario runs in this process: give --database, not --url".into(),
-            );
+            return Err("the generation scenario runs in this process: give --database, not --url".into());
         }
-        let database = args
-            .database
-            .clone()
-            .unwrap_or_else(|| "termin-bench-generation.db".into());
-        let run = generation::run(
-            &Database::from(database),
-            args.schedules as usize,
-            args.weeks,
-        )
-        .await?;
+        let database = args.database.clone().unwrap_or_else(|| "termin-bench-generation.db".into());
+        let run = generation::run(&Database::from(database), args.schedules as usize, args.weeks).await?;
         println!("{run}");
         return Ok(true);
     }
     let scale: Scale = args.scale.into();
-    let duration =
-        std::time::Duration::try_from(args.duration).map_err(|e| format!("--duration: {e}"))?;
+    let duration = std::time::Duration::try_from(args.duration).map_err(|e| format!("--duration: {e}"))?;
     let mut server = None;
     let url = match &args.url {
         Some(url) => url.clone(),
@@ -149,8 +138,7 @@ async fn bench(args: BenchArgs) -> Result<bool, String> {
                 .clone()
                 .unwrap_or_else(|| format!("termin-bench-{scale}.db").into());
             seed_unless_present(&Database::from(database.clone()), scale, args.seed).await?;
-            let started =
-                server::Server::start(&database, &args.validation, &args.packages).await?;
+            let started = server::Server::start(&database, &args.validation, &args.packages).await?;
             let url = started.base_url();
             eprintln!("server started in {:.0?} at {url}", started.start_up);
             server = Some(started);
@@ -169,41 +157,28 @@ async fn bench(args: BenchArgs) -> Result<bool, String> {
         row
     };
     if selected(ScenarioArg::SlotSearch) {
-        rows.push(with_memory(
-            scenarios::slot_search(&client, &dataset, concurrency, duration).await,
-        ));
+        rows.push(with_memory(scenarios::slot_search(&client, &dataset, concurrency, duration).await));
     }
     if selected(ScenarioArg::Flow) {
-        rows.push(with_memory(
-            scenarios::patient_flow(&client, &dataset, concurrency, duration).await,
-        ));
+        rows.push(with_memory(scenarios::patient_flow(&client, &dataset, concurrency, duration).await));
     }
     if selected(ScenarioArg::Contended) {
         let slots = args.contended_slots as usize;
-        let (row, doubles) =
-            scenarios::contended_booking(&client, &dataset, concurrency, slots, duration).await?;
+        let (row, doubles) = scenarios::contended_booking(&client, &dataset, concurrency, slots, duration).await?;
         double_bookings = doubles;
         rows.push(with_memory(row));
     }
     if selected(ScenarioArg::Svnr) {
-        rows.push(with_memory(
-            scenarios::appointments_by_svnr(&client, &dataset, concurrency, duration).await,
-        ));
+        rows.push(with_memory(scenarios::appointments_by_svnr(&client, &dataset, concurrency, duration).await));
     }
     if !rows.is_empty() {
         // A server given by --url holds whatever data it holds: no scale to name.
-        println!(
-            "{}",
-            report::table(&rows, args.url.is_none().then_some(scale), concurrency)
-        );
+        println!("{}", report::table(&rows, args.url.is_none().then_some(scale), concurrency));
         println!("double bookings: {double_bookings}");
     }
     if selected(ScenarioArg::Targets) {
         println!();
-        println!(
-            "{}",
-            targets::run(&client, &dataset, scale, concurrency, duration).await
-        );
+        println!("{}", targets::run(&client, &dataset, scale, concurrency, duration).await);
     }
     Ok(double_bookings == 0)
 }
@@ -213,20 +188,11 @@ async fn seed_unless_present(database: &Database, scale: Scale, seed: u64) -> Re
     let options = SeedOptions::new(scale, seed, this_monday());
     // The generator's output is checked against the profiles by `termin seed`'s tests; loading
     // it unvalidated keeps the bench's set-up short.
-    let target = Target {
-        database,
-        validation: false,
-        packages: &[],
-        time_zone: termin_search::DEFAULT_TIME_ZONE,
-    };
+    let target = Target { database, validation: false, packages: &[], time_zone: termin_search::DEFAULT_TIME_ZONE };
     let started = Instant::now();
     match seed_database(&target, &options, 2000, true).await? {
         None => eprintln!("{database} holds the {scale} dataset already"),
-        Some(summary) => eprintln!(
-            "seeded {} resources into {database} in {:.1?}",
-            summary.created,
-            started.elapsed()
-        ),
+        Some(summary) => eprintln!("seeded {} resources into {database} in {:.1?}", summary.created, started.elapsed()),
     }
     Ok(())
 }

@@ -50,12 +50,7 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn new(
-        name: impl Into<String>,
-        unit: &'static str,
-        tally: Tally,
-        elapsed: Duration,
-    ) -> Row {
+    pub fn new(name: impl Into<String>, unit: &'static str, tally: Tally, elapsed: Duration) -> Row {
         for sample in &tally.error_samples {
             eprintln!("  error: {sample}");
         }

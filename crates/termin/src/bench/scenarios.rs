@@ -53,19 +53,14 @@ fn resources(bundle: &Value) -> impl Iterator<Item = &Value> {
 }
 
 fn ids(bundle: &Value) -> Vec<String> {
-    resources(bundle)
-        .filter_map(|r| r["id"].as_str().map(str::to_owned))
-        .collect()
+    resources(bundle).filter_map(|r| r["id"].as_str().map(str::to_owned)).collect()
 }
 
 impl Dataset {
     pub async fn discover(client: &Client) -> Result<Dataset, String> {
         let failed = |what: &str, e: ClientError| format!("reading the dataset's {what}: {e}");
         let schedules = ids(&client
-            .search(
-                "Schedule",
-                &[("active", "true"), ("_count", DISCOVERY_PAGE)],
-            )
+            .search("Schedule", &[("active", "true"), ("_count", DISCOVERY_PAGE)])
             .await
             .map_err(|e| failed("schedules", e))?);
         let first_slots = client
@@ -85,24 +80,12 @@ impl Dataset {
         let mut service_types: Vec<String> = resources(&services)
             .flat_map(|service| service["type"].as_array().into_iter().flatten())
             .flat_map(|concept| concept["coding"].as_array().into_iter().flatten())
-            .filter_map(|coding| {
-                Some(format!(
-                    "{}|{}",
-                    coding["system"].as_str()?,
-                    coding["code"].as_str()?
-                ))
-            })
+            .filter_map(|coding| Some(format!("{}|{}", coding["system"].as_str()?, coding["code"].as_str()?)))
             .collect();
         service_types.sort();
         service_types.dedup();
         let patients = client
-            .search(
-                "Patient",
-                &[
-                    ("identifier", &format!("{SVNR_SYSTEM}|")),
-                    ("_count", DISCOVERY_PAGE),
-                ],
-            )
+            .search("Patient", &[("identifier", &format!("{SVNR_SYSTEM}|")), ("_count", DISCOVERY_PAGE)])
             .await
             .map_err(|e| failed("patients", e))?;
         let patients: Vec<(String, String)> = resources(&patients)
@@ -120,20 +103,11 @@ impl Dataset {
             .await
             .map_err(|e| failed("locations", e))?;
         let mut zip_areas: Vec<String> = resources(&locations)
-            .filter_map(|location| {
-                location["address"]["postalCode"]
-                    .as_str()?
-                    .get(..2)
-                    .map(str::to_owned)
-            })
+            .filter_map(|location| location["address"]["postalCode"].as_str()?.get(..2).map(str::to_owned))
             .collect();
         zip_areas.sort();
         zip_areas.dedup();
-        if schedules.is_empty()
-            || service_types.is_empty()
-            || patients.is_empty()
-            || zip_areas.is_empty()
-        {
+        if schedules.is_empty() || service_types.is_empty() || patients.is_empty() || zip_areas.is_empty() {
             return Err(format!(
                 "the dataset lacks schedules ({}), service types ({}), patients with an SVNR ({}) or located \
                  providers ({}): seed it first",
@@ -146,9 +120,7 @@ impl Dataset {
         Ok(Dataset {
             schedules,
             slots: ids(&first_slots),
-            week_end: week_start
-                .checked_add(7.days())
-                .map_err(|e| e.to_string())?,
+            week_end: week_start.checked_add(7.days()).map_err(|e| e.to_string())?,
             week_start,
             service_types,
             patients,
@@ -172,11 +144,7 @@ impl From<ClientError> for Outcome {
 }
 
 /// Runs `operation(client number, iteration)` on `concurrency` clients until `duration` ends.
-pub(super) async fn run_clients<F, Fut>(
-    concurrency: usize,
-    duration: Duration,
-    operation: F,
-) -> (Tally, Duration)
+pub(super) async fn run_clients<F, Fut>(concurrency: usize, duration: Duration, operation: F) -> (Tally, Duration)
 where
     F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Outcome> + Send,
@@ -220,28 +188,14 @@ pub(super) fn pick<T>(items: &[T], client: usize, iteration: usize) -> &T {
 }
 
 /// (a) Free slots of one schedule in the dataset's first week.
-pub async fn slot_search(
-    client: &Client,
-    dataset: &Arc<Dataset>,
-    concurrency: usize,
-    duration: Duration,
-) -> Row {
+pub async fn slot_search(client: &Client, dataset: &Arc<Dataset>, concurrency: usize, duration: Duration) -> Row {
     let (client, data) = (client.clone(), dataset.clone());
     let (tally, elapsed) = run_clients(concurrency, duration, move |number, iteration| {
         let (client, data) = (client.clone(), data.clone());
         async move {
             let schedule = format!("Schedule/{}", pick(&data.schedules, number, iteration));
-            let (from, to) = (
-                format!("ge{}", data.week_start),
-                format!("lt{}", data.week_end),
-            );
-            let query = [
-                ("schedule", schedule.as_str()),
-                ("status", "free"),
-                ("start", &from),
-                ("start", &to),
-                ("_count", "50"),
-            ];
+            let (from, to) = (format!("ge{}", data.week_start), format!("lt{}", data.week_end));
+            let query = [("schedule", schedule.as_str()), ("status", "free"), ("start", &from), ("start", &to), ("_count", "50")];
             match client.search("Slot", &query).await {
                 Ok(_) => Outcome::Done,
                 Err(e) => e.into(),
@@ -253,25 +207,14 @@ pub async fn slot_search(
 }
 
 /// (d) A patient's appointments by social security number.
-pub async fn appointments_by_svnr(
-    client: &Client,
-    dataset: &Arc<Dataset>,
-    concurrency: usize,
-    duration: Duration,
-) -> Row {
+pub async fn appointments_by_svnr(client: &Client, dataset: &Arc<Dataset>, concurrency: usize, duration: Duration) -> Row {
     let (client, data) = (client.clone(), dataset.clone());
     let (tally, elapsed) = run_clients(concurrency, duration, move |number, iteration| {
         let (client, data) = (client.clone(), data.clone());
         async move {
             let (_, svnr) = pick(&data.patients, number, iteration);
             let actor = format!("{SVNR_SYSTEM}|{svnr}");
-            match client
-                .search(
-                    "Appointment",
-                    &[("actor:identifier", &actor), ("_count", "50")],
-                )
-                .await
-            {
+            match client.search("Appointment", &[("actor:identifier", &actor), ("_count", "50")]).await {
                 Ok(_) => Outcome::Done,
                 Err(e) => e.into(),
             }
@@ -290,9 +233,7 @@ async fn hold_and_book(client: &Client, slot: &Value, schedule: &Value, patient:
     let token = match client.hold(slot_id, true, Some(&own_token)).await {
         Ok(Hold::Held { token, .. }) => token,
         Ok(Hold::Rejected { .. }) => return Outcome::Conflict,
-        Ok(Hold::Released { .. }) => {
-            return Outcome::Failed("a hold request released the slot".into());
-        }
+        Ok(Hold::Released { .. }) => return Outcome::Failed("a hold request released the slot".into()),
         Err(e) => return e.into(),
     };
     let appointment = proposed_appointment(&format!("Patient/{patient}"), slot, schedule);
@@ -300,10 +241,7 @@ async fn hold_and_book(client: &Client, slot: &Value, schedule: &Value, patient:
     match client.book(&appointment, &tokens).await {
         Ok(booking) if booking.accepted() => Outcome::Done,
         Ok(booking) if booking.status.as_u16() == 409 => Outcome::Conflict,
-        Ok(booking) => Outcome::Failed(format!(
-            "$book answered {}: {}",
-            booking.status, booking.outcome
-        )),
+        Ok(booking) => Outcome::Failed(format!("$book answered {}: {}", booking.status, booking.outcome)),
         Err(e) => e.into(),
     }
 }
@@ -315,12 +253,7 @@ pub(super) fn now_param() -> String {
 /// (b) The patient flow: search services by type, `$findHSP` for that type near a place (a
 /// postal code area of the dataset), a provider's schedule and its next free slots, `$hold`
 /// one, `$book` it. One operation is the flow.
-pub async fn patient_flow(
-    client: &Client,
-    dataset: &Arc<Dataset>,
-    concurrency: usize,
-    duration: Duration,
-) -> Row {
+pub async fn patient_flow(client: &Client, dataset: &Arc<Dataset>, concurrency: usize, duration: Duration) -> Row {
     let (client, data) = (client.clone(), dataset.clone());
     let (tally, elapsed) = run_clients(concurrency, duration, move |number, iteration| {
         let (client, data) = (client.clone(), data.clone());
@@ -335,28 +268,14 @@ pub async fn patient_flow(
     Row::new("patient flow", "flow (6 requests)", tally, elapsed)
 }
 
-async fn flow_once(
-    client: &Client,
-    data: &Dataset,
-    number: usize,
-    iteration: usize,
-) -> Result<Outcome, ClientError> {
+async fn flow_once(client: &Client, data: &Dataset, number: usize, iteration: usize) -> Result<Outcome, ClientError> {
     let service_type = pick(&data.service_types, number, iteration);
-    client
-        .search(
-            "HealthcareService",
-            &[("service-type", service_type), ("_count", "10")],
-        )
-        .await?;
+    client.search("HealthcareService", &[("service-type", service_type), ("_count", "10")]).await?;
     let zip_area = pick(&data.zip_areas, number, iteration);
     let providers = client
         .search(
             "HealthcareService/$findHSP",
-            &[
-                ("healthcareService-type", service_type),
-                ("healthcareService-zipCodeArea", zip_area),
-                ("_count", "10"),
-            ],
+            &[("healthcareService-type", service_type), ("healthcareService-zipCodeArea", zip_area), ("_count", "10")],
         )
         .await?;
     let roles: Vec<String> = resources(&providers)
@@ -364,43 +283,25 @@ async fn flow_once(
         .filter_map(|r| r["id"].as_str().map(str::to_owned))
         .collect();
     if roles.is_empty() {
-        return Ok(Outcome::Failed(format!(
-            "$findHSP found no PractitionerRole for {service_type} in {zip_area}"
-        )));
+        return Ok(Outcome::Failed(format!("$findHSP found no PractitionerRole for {service_type} in {zip_area}")));
     }
     let role = pick(&roles, number, iteration);
     let schedules = client
-        .search(
-            "Schedule",
-            &[
-                ("actor", &format!("PractitionerRole/{role}")),
-                ("_count", "5"),
-            ],
-        )
+        .search("Schedule", &[("actor", &format!("PractitionerRole/{role}")), ("_count", "5")])
         .await?;
     let Some(schedule) = resources(&schedules).next() else {
-        return Ok(Outcome::Failed(format!(
-            "PractitionerRole/{role} has no schedule"
-        )));
+        return Ok(Outcome::Failed(format!("PractitionerRole/{role} has no schedule")));
     };
     let reference = format!("Schedule/{}", schedule["id"].as_str().unwrap_or_default());
     let slots = client
         .search(
             "Slot",
-            &[
-                ("schedule", &reference),
-                ("status", "free"),
-                ("start", &now_param()),
-                ("_sort", "start"),
-                ("_count", "20"),
-            ],
+            &[("schedule", &reference), ("status", "free"), ("start", &now_param()), ("_sort", "start"), ("_count", "20")],
         )
         .await?;
     let slots: Vec<&Value> = resources(&slots).collect();
     if slots.is_empty() {
-        return Ok(Outcome::Failed(format!(
-            "{reference} has no free slot left"
-        )));
+        return Ok(Outcome::Failed(format!("{reference} has no free slot left")));
     }
     let (patient, _) = pick(&data.patients, number, iteration);
     let slot = pick(&slots, number, iteration);
@@ -421,16 +322,9 @@ pub async fn contended_booking(
     let mut total = Tally::default();
     let mut double_bookings = 0;
     // Schedules from the end of the list, so that the flow scenario's bookings rarely interfere.
-    let mut schedules = dataset
-        .schedules
-        .iter()
-        .rev()
-        .cycle()
-        .take(dataset.schedules.len() * 4);
+    let mut schedules = dataset.schedules.iter().rev().cycle().take(dataset.schedules.len() * 4);
     while started.elapsed() < duration {
-        let Some(schedule) = schedules.next() else {
-            break;
-        };
+        let Some(schedule) = schedules.next() else { break };
         let query = [
             ("schedule", format!("Schedule/{schedule}")),
             ("status", "free".into()),
@@ -438,29 +332,15 @@ pub async fn contended_booking(
             ("_count", slots_per_round.to_string()),
         ];
         let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let page = client
-            .search("Slot", &query)
-            .await
-            .map_err(|e| e.to_string())?;
+        let page = client.search("Slot", &query).await.map_err(|e| e.to_string())?;
         let slots: Arc<Vec<Value>> = Arc::new(resources(&page).cloned().collect());
         if slots.is_empty() {
             continue;
         }
-        let schedule = Arc::new(
-            client
-                .read("Schedule", schedule)
-                .await
-                .map_err(|e| e.to_string())?
-                .body,
-        );
+        let schedule = Arc::new(client.read("Schedule", schedule).await.map_err(|e| e.to_string())?.body);
         let mut racers = tokio::task::JoinSet::new();
         for number in 0..concurrency {
-            let (client, slots, schedule, data) = (
-                client.clone(),
-                slots.clone(),
-                schedule.clone(),
-                dataset.clone(),
-            );
+            let (client, slots, schedule, data) = (client.clone(), slots.clone(), schedule.clone(), dataset.clone());
             racers.spawn(async move {
                 let mut tally = Tally::default();
                 let (patient, _) = pick(&data.patients, number, 0);
@@ -485,18 +365,12 @@ pub async fn contended_booking(
         for slot in slots.iter() {
             let reference = format!("Slot/{}", slot["id"].as_str().unwrap_or_default());
             let bookings = client
-                .search_all(
-                    "Appointment",
-                    &[("slot", &reference), ("status", "booked,pending")],
-                )
+                .search_all("Appointment", &[("slot", &reference), ("status", "booked,pending")])
                 .await
                 .map_err(|e| e.to_string())?;
             double_bookings += bookings.len().saturating_sub(1);
         }
     }
     let name = format!("contended booking ({slots_per_round} slots per round)");
-    Ok((
-        Row::new(name, "hold + book attempt", total, started.elapsed()),
-        double_bookings,
-    ))
+    Ok((Row::new(name, "hold + book attempt", total, started.elapsed()), double_bookings))
 }

@@ -24,13 +24,8 @@ pub struct Memory {
 
 impl Server {
     /// `termin serve` on `database`, with `--validation` set to `validation` (on|off).
-    pub async fn start(
-        database: &Path,
-        validation: &str,
-        packages: &[PathBuf],
-    ) -> Result<Server, String> {
-        let executable = std::env::current_exe()
-            .map_err(|e| format!("cannot find the termin executable: {e}"))?;
+    pub async fn start(database: &Path, validation: &str, packages: &[PathBuf]) -> Result<Server, String> {
+        let executable = std::env::current_exe().map_err(|e| format!("cannot find the termin executable: {e}"))?;
         let mut command = Command::new(executable);
         command
             .args(["serve", "--bind", "127.0.0.1:0", "--log", "warn"])
@@ -46,9 +41,7 @@ impl Server {
             command.arg("--packages").arg(dir);
         }
         let spawned = Instant::now();
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("cannot start termin serve: {e}"))?;
+        let mut child = command.spawn().map_err(|e| format!("cannot start termin serve: {e}"))?;
         let stdout = child.stdout.take().ok_or("no stdout from termin serve")?;
         let mut lines = BufReader::new(stdout).lines();
         // The server prints this line once it accepts connections (see `serve`).

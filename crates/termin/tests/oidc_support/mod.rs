@@ -66,13 +66,6 @@ pub fn start_provider_with(
     let mut line = String::new();
     let mut stdout = BufReader::new(process.stdout.take().expect("stdout"));
     stdout.read_line(&mut line).expect("read provider output");
-    let issuer = line
-        .trim()
-        .strip_prefix("issuer ")
-        .unwrap_or_else(|| panic!("provider did not start: {line:?}"));
-    Provider {
-        issuer: issuer.to_owned(),
-        process,
-        _stdout: stdout,
-    }
+    let issuer = line.trim().strip_prefix("issuer ").unwrap_or_else(|| panic!("provider did not start: {line:?}"));
+    Provider { issuer: issuer.to_owned(), process, _stdout: stdout }
 }

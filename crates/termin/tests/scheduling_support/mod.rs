@@ -16,27 +16,17 @@ use super::support::*;
 pub mod storm;
 
 /// Extension (valueBoolean) on a Schedule or HealthcareService that makes bookings `pending`.
-pub const MANUAL_CONFIRMATION: &str =
-    "https://termin.at/fhir/StructureDefinition/manual-confirmation";
+pub const MANUAL_CONFIRMATION: &str = "https://termin.at/fhir/StructureDefinition/manual-confirmation";
 /// Header carrying hold tokens (comma-separated for several).
 pub const HOLD_TOKEN_HEADER: &str = "X-Hold-Token";
 /// Appointment statuses in which an Appointment occupies its slots (README / domain model).
-pub const ACTIVE: [&str; 6] = [
-    "pending",
-    "booked",
-    "arrived",
-    "checked-in",
-    "fulfilled",
-    "noshow",
-];
+pub const ACTIVE: [&str; 6] = ["pending", "booked", "arrived", "checked-in", "fulfilled", "noshow"];
 pub const SVNR_SYSTEM: &str = "urn:oid:1.2.40.0.10.1.4.3.1";
 pub const POSTPONEMENT_REASON: &str =
     "https://fhir.hl7.at/tc/wg/scheduling/r5/StructureDefinition/appointment-postponementReason";
 
 pub fn is_active(appointment: &Value) -> bool {
-    appointment["status"]
-        .as_str()
-        .is_some_and(|s| ACTIVE.contains(&s))
+    appointment["status"].as_str().is_some_and(|s| ACTIVE.contains(&s))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -45,10 +35,7 @@ pub fn is_active(appointment: &Value) -> bool {
 
 /// The first `Parameters.parameter` called `name`.
 pub fn param<'a>(params: &'a Value, name: &str) -> Option<&'a Value> {
-    params["parameter"]
-        .as_array()?
-        .iter()
-        .find(|p| p["name"] == name)
+    params["parameter"].as_array()?.iter().find(|p| p["name"] == name)
 }
 
 /// `Parameters.parameter[name].resource`, panicking with the body if absent.
@@ -81,16 +68,9 @@ pub fn held_until_of(params: &Value) -> String {
 /// Asserts that `outcome` is an OperationOutcome with an issue coded `code`.
 #[track_caller]
 pub fn assert_issue_code(outcome: &Value, code: &str) {
-    assert_eq!(
-        outcome["resourceType"], "OperationOutcome",
-        "not an OperationOutcome: {outcome}"
-    );
+    assert_eq!(outcome["resourceType"], "OperationOutcome", "not an OperationOutcome: {outcome}");
     assert!(
-        outcome["issue"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|i| i["code"] == code),
+        outcome["issue"].as_array().into_iter().flatten().any(|i| i["code"] == code),
         "no issue coded {code:?} in {outcome}"
     );
 }
@@ -123,13 +103,7 @@ pub const OTHER_CLIENT: &str = "someone-else";
 
 /// `POST Slot/$hold` with slot-status busy-tentative as another client ([`OTHER_CLIENT`]).
 pub async fn hold_as_other(s: &TestServer, slot_id: &str) -> Resp {
-    post_with_tokens(
-        s,
-        "Slot/$hold",
-        &hold_request(slot_id, "busy-tentative"),
-        &[OTHER_CLIENT],
-    )
-    .await
+    post_with_tokens(s, "Slot/$hold", &hold_request(slot_id, "busy-tentative"), &[OTHER_CLIENT]).await
 }
 
 /// POST with the hold tokens in the `X-Hold-Token` header (comma-separated).
@@ -152,19 +126,14 @@ pub async fn put_with_tokens(s: &TestServer, path: &str, body: &Value, tokens: &
 
 /// `POST Slot/$hold` with slot-status busy-tentative and no token.
 pub async fn hold(s: &TestServer, slot_id: &str) -> Resp {
-    s.post("Slot/$hold", &hold_request(slot_id, "busy-tentative"))
-        .await
+    s.post("Slot/$hold", &hold_request(slot_id, "busy-tentative")).await
 }
 
 /// Holds the slot (asserting 200 and a busy-tentative slot) and returns the hold token.
 pub async fn hold_ok(s: &TestServer, slot_id: &str) -> String {
     let r = hold(s, slot_id).await.expect_status(200);
     let body = r.json();
-    assert_eq!(
-        param_resource(&body, "slot")["status"],
-        "busy-tentative",
-        "{body}"
-    );
+    assert_eq!(param_resource(&body, "slot")["status"], "busy-tentative", "{body}");
     token_of(&body)
 }
 
@@ -188,8 +157,7 @@ pub fn book_request(appointment: &Value, tokens: &[&str]) -> Value {
 
 /// `POST Appointment/$book` with the tokens as parameters.
 pub async fn book(s: &TestServer, appointment: &Value, tokens: &[&str]) -> Resp {
-    s.post("Appointment/$book", &book_request(appointment, tokens))
-        .await
+    s.post("Appointment/$book", &book_request(appointment, tokens)).await
 }
 
 /// Books (asserting 201) and returns the stored Appointment.
@@ -202,10 +170,7 @@ pub async fn book_ok(s: &TestServer, appointment: &Value, tokens: &[&str]) -> Va
 
 /// The status of a Slot as a read shows it.
 pub async fn slot_status(s: &TestServer, id: &str) -> String {
-    s.read("Slot", id).await["status"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    s.read("Slot", id).await["status"].as_str().unwrap_or_default().to_string()
 }
 
 /// PUTs a resource under its own id (asserting 200 or 201); returns the stored resource.
@@ -214,23 +179,11 @@ pub async fn slot_status(s: &TestServer, id: &str) -> String {
 /// not started can be booked, and bookable Slots of one Schedule may not overlap, so each moves
 /// to an hour of its own from 2030-09-16T08:00Z on, in the order of the package's files.
 pub async fn load_ig_examples_with_future_slots(s: &TestServer) {
-    let wanted = [
-        "Organization",
-        "Patient",
-        "Practitioner",
-        "PractitionerRole",
-        "HealthcareService",
-        "Schedule",
-        "Slot",
-    ];
+    let wanted = ["Organization", "Patient", "Practitioner", "PractitionerRole", "HealthcareService", "Schedule", "Slot"];
     let mut examples: Vec<Value> = package_resources()
         .into_iter()
         .map(|(_, r)| r)
-        .filter(|r| {
-            r["resourceType"]
-                .as_str()
-                .is_some_and(|t| wanted.contains(&t))
-        })
+        .filter(|r| r["resourceType"].as_str().is_some_and(|t| wanted.contains(&t)))
         .collect();
     examples.sort_by_key(|r| wanted.iter().position(|t| r["resourceType"] == *t));
     for (hour, r) in (8..).zip(examples.iter_mut().filter(|r| r["resourceType"] == "Slot")) {
@@ -377,10 +330,7 @@ pub async fn all_of_type(s: &TestServer, ty: &str) -> BTreeMap<String, Value> {
         let r = entry["resource"].clone();
         assert_eq!(r["resourceType"], ty, "search {ty} returned {r}");
         let id = id_of(&r);
-        assert!(
-            out.insert(id.clone(), r).is_none(),
-            "paging over {ty} returned {id} twice"
-        );
+        assert!(out.insert(id.clone(), r).is_none(), "paging over {ty} returned {id} twice");
     }
     out
 }
@@ -422,15 +372,10 @@ pub fn invariant_violations(
     }
     for (sid, by) in &occupants {
         if by.len() > 1 {
-            problems.push(format!(
-                "Slot/{sid} is referenced by {} active Appointments: {by:?}",
-                by.len()
-            ));
+            problems.push(format!("Slot/{sid} is referenced by {} active Appointments: {by:?}", by.len()));
         }
         match slots.get(sid) {
-            None => problems.push(format!(
-                "Slot/{sid} of active Appointment(s) {by:?} is missing"
-            )),
+            None => problems.push(format!("Slot/{sid} of active Appointment(s) {by:?} is missing")),
             Some(slot) if slot["status"] != "busy" => problems.push(format!(
                 "Slot/{sid} is {} but active Appointment(s) {by:?} reference it",
                 slot["status"]
@@ -442,9 +387,7 @@ pub fn invariant_violations(
         let n = occupants.get(sid).map_or(0, Vec::len);
         let held = live_holds.contains(sid);
         match slot["status"].as_str().unwrap_or_default() {
-            "busy" if n != 1 => {
-                problems.push(format!("Slot/{sid} is busy with {n} active Appointments"))
-            }
+            "busy" if n != 1 => problems.push(format!("Slot/{sid} is busy with {n} active Appointments")),
             "busy-tentative" if !held || n != 0 => problems.push(format!(
                 "Slot/{sid} is busy-tentative (live hold known: {held}, active Appointments: {n})"
             )),
@@ -469,10 +412,7 @@ pub fn invariant_violations(
 }
 
 /// Fetches all Slots and Appointments and asserts [`invariant_violations`] finds nothing.
-pub async fn assert_invariant(
-    s: &TestServer,
-    live_holds: &BTreeSet<String>,
-) -> (BTreeMap<String, Value>, BTreeMap<String, Value>) {
+pub async fn assert_invariant(s: &TestServer, live_holds: &BTreeSet<String>) -> (BTreeMap<String, Value>, BTreeMap<String, Value>) {
     let slots = all_of_type(s, "Slot").await;
     let appointments = all_of_type(s, "Appointment").await;
     let problems = invariant_violations(&slots, &appointments, live_holds);
@@ -495,10 +435,7 @@ impl Lcg {
     }
 
     pub fn next_u32(&mut self) -> u32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (self.0 >> 33) as u32
     }
 

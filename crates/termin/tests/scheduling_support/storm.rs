@@ -44,10 +44,7 @@ pub struct ClientView {
 /// Start and end of a storm slot: `slot-<i>` on the main schedule or `conf-<i>` on the
 /// confirmation schedule, `i` being its half hour (see [`slot_times`]).
 fn times_of(slot: &str) -> (String, String) {
-    let index = slot
-        .strip_prefix("conf-")
-        .or_else(|| slot.strip_prefix("slot-"))
-        .unwrap();
+    let index = slot.strip_prefix("conf-").or_else(|| slot.strip_prefix("slot-")).unwrap();
     slot_times(index.parse().unwrap())
 }
 
@@ -77,11 +74,7 @@ fn expect_code(op: &str, r: &Resp, allowed: &[u16]) {
 /// The status `$book` must answer for slots that can be taken: 202 on the confirmation
 /// schedule, else 201.
 fn booking_code(slots: &[&str]) -> u16 {
-    if slots.iter().any(|s| is_confirm_slot(s)) {
-        202
-    } else {
-        201
-    }
+    if slots.iter().any(|s| is_confirm_slot(s)) { 202 } else { 201 }
 }
 
 /// One storm client: `ops` seeded operations (seed + task) on `s`, after the barrier.
@@ -95,11 +88,7 @@ pub async fn storm_client(
 ) -> ClientView {
     let mut rng = Lcg::new(seed.wrapping_add(task as u64));
     let mut me = ClientView::default();
-    let patient = if task.is_multiple_of(2) {
-        "pat-anna"
-    } else {
-        "pat-bert"
-    };
+    let patient = if task.is_multiple_of(2) { "pat-anna" } else { "pat-bert" };
     // Every request comes from the test's one address; a client that shows none of its hold
     // tokens presents this one of its own, so it is not taken for the holder of others' holds.
     let me_token = format!("storm-client-{task}");
@@ -109,19 +98,11 @@ pub async fn storm_client(
         let random_slot = slots[rng.below(slots.len())].clone();
         let own_hold = (!me.holds.is_empty()).then(|| {
             let k = rng.below(me.holds.len());
-            me.holds
-                .iter()
-                .nth(k)
-                .map(|(a, b)| (a.clone(), b.clone()))
-                .unwrap()
+            me.holds.iter().nth(k).map(|(a, b)| (a.clone(), b.clone())).unwrap()
         });
         let own_appt = (!me.active.is_empty()).then(|| {
             let k = rng.below(me.active.len());
-            me.active
-                .iter()
-                .nth(k)
-                .map(|(a, b)| (a.clone(), b.clone()))
-                .unwrap()
+            me.active.iter().nth(k).map(|(a, b)| (a.clone(), b.clone())).unwrap()
         });
         // Operations on own holds / appointments fall back to taking something when the
         // client has none, so that most of the storm writes rather than reads.
@@ -133,32 +114,18 @@ pub async fn storm_client(
         let (op, code): (&'static str, u16) = match roll {
             // Hold a random slot: won or lost.
             0..=19 => {
-                let r = post_with_tokens(
-                    &s,
-                    "Slot/$hold",
-                    &hold_request(&random_slot, "busy-tentative"),
-                    &[&me_token],
-                )
-                .await;
+                let r = post_with_tokens(&s, "Slot/$hold", &hold_request(&random_slot, "busy-tentative"), &[&me_token]).await;
                 expect_code("hold", &r, &[200, 409]);
                 if r.code() == 200 {
                     let token = token_of(&r.json());
-                    assert!(
-                        me.holds.insert(random_slot.clone(), token).is_none(),
-                        "held Slot/{random_slot} twice"
-                    );
+                    assert!(me.holds.insert(random_slot.clone(), token).is_none(), "held Slot/{random_slot} twice");
                 }
                 ("hold", r.code())
             }
             // Renew an own hold: must succeed with the same token.
             20..=25 if own_hold.is_some() => {
                 let (slot, token) = own_hold.unwrap();
-                let r = s
-                    .post(
-                        "Slot/$hold",
-                        &with_token(hold_request(&slot, "busy-tentative"), &token),
-                    )
-                    .await;
+                let r = s.post("Slot/$hold", &with_token(hold_request(&slot, "busy-tentative"), &token)).await;
                 expect_code("renew own hold", &r, &[200]);
                 assert_eq!(token_of(&r.json()), token, "renewal changed the token");
                 ("renew", 200)
@@ -169,8 +136,7 @@ pub async fn storm_client(
                 let r = if rng.chance(50) {
                     release(&s, &slot, Some(&token)).await
                 } else {
-                    post_with_tokens(&s, "Slot/$hold", &hold_request(&slot, "free"), &[&token])
-                        .await
+                    post_with_tokens(&s, "Slot/$hold", &hold_request(&slot, "free"), &[&token]).await
                 };
                 expect_code("release own hold", &r, &[200]);
                 assert_eq!(param_resource(&r.json(), "slot")["status"], "free");
@@ -193,8 +159,7 @@ pub async fn storm_client(
                 let r = if rng.chance(50) {
                     book(&s, &a, &[&token]).await
                 } else {
-                    post_with_tokens(&s, "Appointment/$book", &book_request(&a, &[]), &[&token])
-                        .await
+                    post_with_tokens(&s, "Appointment/$book", &book_request(&a, &[]), &[&token]).await
                 };
                 let expected = booking_code(&[&slot]);
                 expect_code("book own held slot", &r, &[expected]);
@@ -208,10 +173,7 @@ pub async fn storm_client(
                 let mut wanted = vec![random_slot.clone()];
                 let pos = slots.iter().position(|x| *x == random_slot).unwrap();
                 // Two slots of one booking are of one schedule (issue 12).
-                if rng.chance(20)
-                    && pos + 1 < slots.len()
-                    && is_confirm_slot(&slots[pos + 1]) == is_confirm_slot(&random_slot)
-                {
+                if rng.chance(20) && pos + 1 < slots.len() && is_confirm_slot(&slots[pos + 1]) == is_confirm_slot(&random_slot) {
                     wanted.push(slots[pos + 1].clone());
                 }
                 let refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
@@ -223,10 +185,7 @@ pub async fn storm_client(
                     assert_eq!(appt["status"], "cancelled");
                 } else {
                     for w in &wanted {
-                        assert!(
-                            !me.holds.contains_key(w),
-                            "booked own held Slot/{w} without the token"
-                        );
+                        assert!(!me.holds.contains_key(w), "booked own held Slot/{w} without the token");
                     }
                     me.active.insert(id_of(&appt), appt);
                 }
@@ -242,11 +201,7 @@ pub async fn storm_client(
                     me.active.insert(id, r.json());
                     ("confirm", 200)
                 } else {
-                    body["status"] = json!(if rng.chance(80) {
-                        "cancelled"
-                    } else {
-                        "entered-in-error"
-                    });
+                    body["status"] = json!(if rng.chance(80) { "cancelled" } else { "entered-in-error" });
                     let r = s.put(&format!("Appointment/{id}"), &body).await;
                     expect_code("cancel", &r, &[200]);
                     assert!(r.json()["cancellationDate"].is_string());
@@ -273,16 +228,11 @@ pub async fn storm_client(
                 if slot_ids(&body).contains(&random_slot) || me.holds.contains_key(&random_slot) {
                     let r = s.get(&format!("Appointment/{id}")).await;
                     expect_code("read own appointment", &r, &[200]);
-                    assert_eq!(
-                        r.json(),
-                        body,
-                        "Appointment/{id} changed behind its owner's back"
-                    );
+                    assert_eq!(r.json(), body, "Appointment/{id} changed behind its owner's back");
                     ("read-appointment", 200)
                 } else {
                     move_to(&mut body, &random_slot);
-                    let r = put_with_tokens(&s, &format!("Appointment/{id}"), &body, &[&me_token])
-                        .await;
+                    let r = put_with_tokens(&s, &format!("Appointment/{id}"), &body, &[&me_token]).await;
                     expect_code("postpone", &r, &[200, 409]);
                     if r.code() == 200 {
                         me.active.insert(id, r.json());
@@ -295,25 +245,12 @@ pub async fn storm_client(
                 let r = s.get(&format!("Slot/{random_slot}")).await;
                 expect_code("read slot", &r, &[200]);
                 let status = r.json()["status"].as_str().unwrap_or_default().to_string();
-                assert!(
-                    ["free", "busy", "busy-tentative"].contains(&status.as_str()),
-                    "Slot/{random_slot}: {status}"
-                );
+                assert!(["free", "busy", "busy-tentative"].contains(&status.as_str()), "Slot/{random_slot}: {status}");
                 if me.holds.contains_key(&random_slot) {
-                    assert_eq!(
-                        status, "busy-tentative",
-                        "own live hold on Slot/{random_slot} reads {status}"
-                    );
+                    assert_eq!(status, "busy-tentative", "own live hold on Slot/{random_slot} reads {status}");
                 }
-                if me
-                    .active
-                    .values()
-                    .any(|a| slot_ids(a).contains(&random_slot))
-                {
-                    assert_eq!(
-                        status, "busy",
-                        "Slot/{random_slot} of an own active appointment reads {status}"
-                    );
+                if me.active.values().any(|a| slot_ids(a).contains(&random_slot)) {
+                    assert_eq!(status, "busy", "Slot/{random_slot} of an own active appointment reads {status}");
                 }
                 ("read", 200)
             }
@@ -333,10 +270,7 @@ pub async fn check_storm_end_state(s: &TestServer, slots: &[String], views: &[Cl
     let mut cancelled: BTreeSet<String> = BTreeSet::new();
     for v in views {
         for slot in v.holds.keys() {
-            assert!(
-                live_holds.insert(slot.clone()),
-                "two clients believe they hold Slot/{slot}"
-            );
+            assert!(live_holds.insert(slot.clone()), "two clients believe they hold Slot/{slot}");
         }
         for (id, a) in &v.active {
             assert!(active.insert(id.clone(), a.clone()).is_none());
@@ -352,31 +286,17 @@ pub async fn check_storm_end_state(s: &TestServer, slots: &[String], views: &[Cl
     //    with the slots its owner last moved it to; nothing else is stored.
     let acknowledged: BTreeSet<String> = active.keys().chain(cancelled.iter()).cloned().collect();
     let stored: BTreeSet<String> = db_appointments.keys().cloned().collect();
-    assert_eq!(
-        stored, acknowledged,
-        "stored Appointments differ from the acknowledged bookings"
-    );
+    assert_eq!(stored, acknowledged, "stored Appointments differ from the acknowledged bookings");
     for (id, a) in &active {
         let db = &db_appointments[id];
-        assert!(
-            is_active(db),
-            "Appointment/{id} was acknowledged and never cancelled, but is {}",
-            db["status"]
-        );
+        assert!(is_active(db), "Appointment/{id} was acknowledged and never cancelled, but is {}", db["status"]);
         assert_eq!(db["status"], a["status"], "Appointment/{id}");
         assert_eq!(slot_ids(db), slot_ids(a), "Appointment/{id} slots");
-        assert_eq!(
-            version_id(db),
-            version_id(a),
-            "Appointment/{id} changed behind its owner's back"
-        );
+        assert_eq!(version_id(db), version_id(a), "Appointment/{id} changed behind its owner's back");
     }
     for id in &cancelled {
         let status = db_appointments[id]["status"].as_str().unwrap_or_default();
-        assert!(
-            matches!(status, "cancelled" | "entered-in-error"),
-            "cancelled Appointment/{id} is {status}"
-        );
+        assert!(matches!(status, "cancelled" | "entered-in-error"), "cancelled Appointment/{id} is {status}");
     }
 
     // 3. Each slot's status is exactly what the clients' view implies.
@@ -394,17 +314,9 @@ pub async fn check_storm_end_state(s: &TestServer, slots: &[String], views: &[Cl
     // 4. The holds really are live and owned: a stranger cannot take a held slot, while a
     //    free one can still be held.
     for sid in &live_holds {
-        assert_eq!(
-            hold_as_other(s, sid).await.code(),
-            409,
-            "Slot/{sid} should be held"
-        );
+        assert_eq!(hold_as_other(s, sid).await.code(), 409, "Slot/{sid} should be held");
     }
-    if let Some(free) = db_slots
-        .iter()
-        .find(|(_, v)| v["status"] == "free")
-        .map(|(k, _)| k.clone())
-    {
+    if let Some(free) = db_slots.iter().find(|(_, v)| v["status"] == "free").map(|(k, _)| k.clone()) {
         hold(s, &free).await.expect_status(200);
     }
     println!(

@@ -149,10 +149,7 @@ impl Drop for Storage {
 pub async fn until(what: &str, limit: Duration, mut condition: impl AsyncFnMut() -> bool) {
     let deadline = std::time::Instant::now() + limit;
     while !condition().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -349,34 +346,24 @@ impl TestServer {
 
     /// Starts a process with `options` and expects it to exit without ever printing the
     /// listening line. Returns (exit success?, stdout lines, stderr lines).
-    pub async fn start_expecting_failure(
-        options: ServerOptions,
-    ) -> (bool, Vec<String>, Vec<String>) {
-        let dir = tempfile::Builder::new()
-            .prefix("termin-itest-")
-            .tempdir()
-            .unwrap();
+    pub async fn start_expecting_failure(options: ServerOptions) -> (bool, Vec<String>, Vec<String>) {
+        let dir = tempfile::Builder::new().prefix("termin-itest-").tempdir().unwrap();
         let storage = Backend::from_env().provision(dir.path());
         let mut cmd = build_command(&options, &storage, dir.path());
         let out = tokio::task::spawn_blocking(move || cmd.output())
             .await
             .unwrap()
             .expect("spawn termin");
-        let lines = |b: &[u8]| {
-            String::from_utf8_lossy(b)
-                .lines()
-                .map(str::to_string)
-                .collect()
-        };
+        let lines = |b: &[u8]| String::from_utf8_lossy(b).lines().map(str::to_string).collect();
         (out.status.success(), lines(&out.stdout), lines(&out.stderr))
     }
 
     async fn launch(&mut self) {
         assert!(self.running.is_none(), "server already running");
         let mut cmd = build_command(&self.options, &self.storage, self.dir.path());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", env!("CARGO_BIN_EXE_termin")));
+        let mut child = cmd.spawn().unwrap_or_else(|e| {
+            panic!("cannot spawn {}: {e}", env!("CARGO_BIN_EXE_termin"))
+        });
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = tokio::sync::oneshot::channel::<String>();
@@ -388,10 +375,9 @@ impl TestServer {
             for line in BufReader::new(out_pipe).lines() {
                 let Ok(line) = line else { break };
                 if let Some(rest) = line.strip_prefix(LISTENING_PREFIX)
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(rest.trim().to_string());
-                }
+                    && let Some(tx) = tx.take() {
+                        let _ = tx.send(rest.trim().to_string());
+                    }
                 out_lines.lock().unwrap().push(line);
             }
             // Dropping tx without sending tells the waiter that stdout closed (process gone).
@@ -435,9 +421,7 @@ impl TestServer {
             .trim_end_matches('/')
             .to_string();
         assert!(
-            addr.rsplit_once(':')
-                .and_then(|(_, p)| p.parse::<u16>().ok())
-                .is_some_and(|p| p != 0),
+            addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_some_and(|p| p != 0),
             "listening line does not name a concrete port: {announced:?}"
         );
         self.addr = addr;
@@ -458,10 +442,7 @@ impl TestServer {
     /// Stops the process with SIGTERM (a clean shutdown) and waits for it to exit.
     pub fn terminate(&mut self) {
         if let Some(r) = &mut self.running {
-            let _ = std::process::Command::new("kill")
-                .arg("-TERM")
-                .arg(r.child.id().to_string())
-                .status();
+            let _ = std::process::Command::new("kill").arg("-TERM").arg(r.child.id().to_string()).status();
             let _ = r.child.wait();
         }
         self.collect_output();
@@ -499,10 +480,7 @@ impl TestServer {
 
     /// Host part of the announced address.
     pub fn host(&self) -> &str {
-        self.addr
-            .rsplit_once(':')
-            .map(|(h, _)| h)
-            .unwrap_or(&self.addr)
+        self.addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(&self.addr)
     }
 
     /// `http://<addr>`
@@ -517,10 +495,7 @@ impl TestServer {
 
     /// The FHIR base the server should put into Location headers and links.
     pub fn public_base(&self) -> String {
-        self.options
-            .public_base
-            .clone()
-            .unwrap_or_else(|| self.base())
+        self.options.public_base.clone().unwrap_or_else(|| self.base())
     }
 
     /// Absolute URL for a FHIR path (`Patient/1`, `/metadata`, `Patient?_id=x`); absolute URLs
@@ -610,13 +585,7 @@ impl TestServer {
     }
 
     /// `method path` as the holder of `token` (`None`: anonymous), with `body` as FHIR JSON.
-    pub fn request_as(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-    ) -> RequestBuilder {
+    pub fn request_as(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> RequestBuilder {
         let mut request = self.request(method, path);
         if let Some(token) = token {
             request = request.header(AUTHORIZATION, format!("Bearer {token}"));
@@ -636,13 +605,11 @@ impl TestServer {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Resp {
-        self.send(json_body(self.request(Method::POST, path), body))
-            .await
+        self.send(json_body(self.request(Method::POST, path), body)).await
     }
 
     pub async fn put(&self, path: &str, body: &Value) -> Resp {
-        self.send(json_body(self.request(Method::PUT, path), body))
-            .await
+        self.send(json_body(self.request(Method::PUT, path), body)).await
     }
 
     pub async fn delete(&self, path: &str) -> Resp {
@@ -657,10 +624,7 @@ impl TestServer {
 
     /// GET `<type>/<id>`, asserting 200; returns the resource.
     pub async fn read(&self, ty: &str, id: &str) -> Value {
-        self.get(&format!("{ty}/{id}"))
-            .await
-            .expect_status(200)
-            .json()
+        self.get(&format!("{ty}/{id}")).await.expect_status(200).json()
     }
 
     /// Follows `next` links from `first` (a path or URL) and returns every page (asserting 200
@@ -669,15 +633,9 @@ impl TestServer {
         let mut out = Vec::new();
         let mut next = Some(self.url(first));
         while let Some(url) = next {
-            assert!(
-                out.len() < MAX_PAGES,
-                "more than {MAX_PAGES} pages following next links"
-            );
+            assert!(out.len() < MAX_PAGES, "more than {MAX_PAGES} pages following next links");
             let page = self.get(&url).await.expect_status(200).json();
-            assert_eq!(
-                page["resourceType"], "Bundle",
-                "page {url} is not a Bundle: {page}"
-            );
+            assert_eq!(page["resourceType"], "Bundle", "page {url} is not a Bundle: {page}");
             next = link(&page, "next").map(|u| {
                 assert!(
                     u.starts_with("http://") || u.starts_with("https://"),
@@ -711,10 +669,7 @@ impl Drop for TestServer {
         let panicking = std::thread::panicking();
         self.collect_output();
         if panicking {
-            eprintln!(
-                "==== termin server output (test failed) ====\n{}",
-                self.diagnostics()
-            );
+            eprintln!("==== termin server output (test failed) ====\n{}", self.diagnostics());
         }
     }
 }
@@ -722,9 +677,7 @@ impl Drop for TestServer {
 fn build_command(options: &ServerOptions, storage: &Storage, dir: &Path) -> Command {
     let dir_s = dir.to_string_lossy().into_owned();
     for (name, contents) in &options.files {
-        let contents = contents
-            .replace("{dir}", &dir_s)
-            .replace("{database}", &storage.database);
+        let contents = contents.replace("{dir}", &dir_s).replace("{database}", &storage.database);
         std::fs::write(dir.join(name), contents).expect("write config file");
     }
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_termin"));
@@ -742,10 +695,7 @@ fn build_command(options: &ServerOptions, storage: &Storage, dir: &Path) -> Comm
         cmd.args(["--validation", "off"]);
     }
     for a in &options.args {
-        cmd.arg(
-            a.replace("{dir}", &dir_s)
-                .replace("{database}", &storage.database),
-        );
+        cmd.arg(a.replace("{dir}", &dir_s).replace("{database}", &storage.database));
     }
     for (k, _) in std::env::vars_os() {
         // The FHIR package cache is the machine's, not a test setting: it stays.
@@ -754,11 +704,7 @@ fn build_command(options: &ServerOptions, storage: &Storage, dir: &Path) -> Comm
         }
     }
     for (k, v) in &options.env {
-        cmd.env(
-            k,
-            v.replace("{dir}", &dir_s)
-                .replace("{database}", &storage.database),
-        );
+        cmd.env(k, v.replace("{dir}", &dir_s).replace("{database}", &storage.database));
     }
     cmd.current_dir(dir)
         .stdin(Stdio::null())
@@ -787,13 +733,7 @@ pub fn json_body(rb: RequestBuilder, body: &Value) -> RequestBuilder {
 }
 
 /// Sends [`TestServer::request_as`].
-pub async fn call(
-    s: &TestServer,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&Value>,
-) -> Resp {
+pub async fn call(s: &TestServer, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Resp {
     s.send(s.request_as(method, path, token, body)).await
 }
 
@@ -813,13 +753,7 @@ pub async fn send(rb: RequestBuilder) -> Resp {
         .await
         .unwrap_or_else(|e| panic!("{method} {url}: reading body failed: {}", error_chain(&e)))
         .to_vec();
-    Resp {
-        method,
-        url,
-        status,
-        headers,
-        body,
-    }
+    Resp { method, url, status, headers, body }
 }
 
 /// `e: cause: cause ...`
@@ -861,13 +795,8 @@ impl Resp {
     }
 
     pub fn require_header(&self, name: &str) -> String {
-        self.header(name).unwrap_or_else(|| {
-            panic!(
-                "{}: no {name} header; headers: {:?}",
-                self.what(),
-                self.headers
-            )
-        })
+        self.header(name)
+            .unwrap_or_else(|| panic!("{}: no {name} header; headers: {:?}", self.what(), self.headers))
     }
 
     /// Asserts the status code, showing the body on failure.
@@ -908,25 +837,11 @@ impl Resp {
     #[track_caller]
     pub fn fhir_xml(&self) -> Value {
         let ct = self.require_header("content-type");
-        assert_eq!(
-            ct.to_ascii_lowercase().replace(' ', ""),
-            "application/fhir+xml;charset=utf-8",
-            "{}",
-            self.what()
-        );
-        assert!(
-            self.text().starts_with('<'),
-            "{}: not XML: {}",
-            self.what(),
-            self.text()
-        );
+        assert_eq!(ct.to_ascii_lowercase().replace(' ', ""), "application/fhir+xml;charset=utf-8", "{}", self.what());
+        assert!(self.text().starts_with('<'), "{}: not XML: {}", self.what(), self.text());
         match xml_converter().from_xml(&self.body) {
             Ok(resource) => Value::Object(resource),
-            Err(issue) => panic!(
-                "{}: the XML body cannot be read ({issue:?}): {}",
-                self.what(),
-                self.text()
-            ),
+            Err(issue) => panic!("{}: the XML body cannot be read ({issue:?}): {}", self.what(), self.text()),
         }
     }
 
@@ -952,39 +867,28 @@ impl Resp {
 pub fn xml_converter() -> &'static termin_xml::XmlConverter {
     static CONVERTER: std::sync::OnceLock<termin_xml::XmlConverter> = std::sync::OnceLock::new();
     CONVERTER.get_or_init(|| {
-        termin_xml::XmlConverter::load(termin_search::default_package_cache().as_deref())
-            .expect("the R5 core package")
+        termin_xml::XmlConverter::load(termin_search::default_package_cache().as_deref()).expect("the R5 core package")
     })
 }
 
 /// An XML example of the IG's pages (kept with the converter's tests, which say where from).
 pub fn ig_xml(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../termin-xml/tests/data/ig-examples")
-        .join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../termin-xml/tests/data/ig-examples").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// `body` as FHIR XML.
 pub fn to_xml(body: &Value) -> String {
-    xml_converter()
-        .to_xml(body, false)
-        .unwrap_or_else(|issue| panic!("no XML form ({issue:?}): {body}"))
+    xml_converter().to_xml(body, false).unwrap_or_else(|issue| panic!("no XML form ({issue:?}): {body}"))
 }
 
 #[track_caller]
 pub fn assert_outcome(body: &Value, what: &str) {
-    assert_eq!(
-        body["resourceType"], "OperationOutcome",
-        "{what}: not an OperationOutcome: {body}"
-    );
+    assert_eq!(body["resourceType"], "OperationOutcome", "{what}: not an OperationOutcome: {body}");
     let issues = body["issue"]
         .as_array()
         .unwrap_or_else(|| panic!("{what}: OperationOutcome without issue[]: {body}"));
-    assert!(
-        !issues.is_empty(),
-        "{what}: OperationOutcome with empty issue[]: {body}"
-    );
+    assert!(!issues.is_empty(), "{what}: OperationOutcome with empty issue[]: {body}");
     for issue in issues {
         let sev = issue["severity"].as_str().unwrap_or("");
         assert!(
@@ -996,23 +900,18 @@ pub fn assert_outcome(body: &Value, what: &str) {
             "{what}: issue.code missing: {body}"
         );
         assert!(
-            issue["diagnostics"]
-                .as_str()
-                .is_some_and(|d| !d.trim().is_empty()),
+            issue["diagnostics"].as_str().is_some_and(|d| !d.trim().is_empty()),
             "{what}: issue.diagnostics missing or empty: {body}"
         );
         if let Some(expr) = issue.get("expression") {
             assert!(
-                expr.as_array()
-                    .is_some_and(|a| a.iter().all(|e| e.as_str().is_some_and(|s| !s.is_empty()))),
+                expr.as_array().is_some_and(|a| a.iter().all(|e| e.as_str().is_some_and(|s| !s.is_empty()))),
                 "{what}: issue.expression must be an array of non-empty strings: {body}"
             );
         }
     }
     assert!(
-        issues
-            .iter()
-            .any(|i| matches!(i["severity"].as_str(), Some("error" | "fatal"))),
+        issues.iter().any(|i| matches!(i["severity"].as_str(), Some("error" | "fatal"))),
         "{what}: an error response's OperationOutcome has no error/fatal issue: {body}"
     );
 }
@@ -1115,12 +1014,7 @@ pub fn issues(bundle: &Value) -> Vec<Value> {
     entries(bundle)
         .iter()
         .filter(|e| e["search"]["mode"] == "outcome")
-        .flat_map(|e| {
-            e["resource"]["issue"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
+        .flat_map(|e| e["resource"]["issue"].as_array().cloned().unwrap_or_default())
         .collect()
 }
 
@@ -1144,10 +1038,7 @@ pub fn link(bundle: &Value, relation: &str) -> Option<String> {
 /// `YYYY-MM-DDThh:mm:ss[.f+](Z|+hh:mm|-hh:mm)`
 pub fn is_instant_with_offset(s: &str) -> bool {
     let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| {
-        b.get(r.clone())
-            .is_some_and(|x| x.iter().all(u8::is_ascii_digit))
-    };
+    let digits = |r: std::ops::Range<usize>| b.get(r.clone()).is_some_and(|x| x.iter().all(u8::is_ascii_digit));
     if b.len() < 20
         || !digits(0..4)
         || b[4] != b'-'
@@ -1235,33 +1126,15 @@ pub fn simple_patient(family: &str) -> Value {
 pub fn minimal(ty: &str) -> Value {
     match ty {
         "Patient" => simple_patient("Minimal"),
-        "Practitioner" => {
-            json!({"resourceType": "Practitioner", "name": [{"family": "Musterärztin", "given": ["Melanie"]}]})
-        }
-        "PractitionerRole" => {
-            json!({"resourceType": "PractitionerRole", "active": true, "practitioner": {"reference": "Practitioner/p1"}})
-        }
-        "Organization" => {
-            json!({"resourceType": "Organization", "active": true, "name": "Ordination Test"})
-        }
-        "Location" => {
-            json!({"resourceType": "Location", "status": "active", "name": "Raum 1", "position": {"longitude": 16.3725, "latitude": 48.2083}})
-        }
-        "HealthcareService" => {
-            json!({"resourceType": "HealthcareService", "active": true, "name": "Physiotherapie"})
-        }
-        "Schedule" => {
-            json!({"resourceType": "Schedule", "active": true, "actor": [{"reference": "Practitioner/p1"}]})
-        }
-        "Slot" => {
-            json!({"resourceType": "Slot", "schedule": {"reference": "Schedule/s1"}, "status": "free", "start": "2025-09-15T08:00:00+02:00", "end": "2025-09-15T08:30:00+02:00"})
-        }
-        "Appointment" => {
-            json!({"resourceType": "Appointment", "status": "proposed", "participant": [{"actor": {"reference": "Patient/x"}, "status": "needs-action"}]})
-        }
-        "RelatedPerson" => {
-            json!({"resourceType": "RelatedPerson", "patient": {"reference": "Patient/x"}, "name": [{"family": "Angehörige"}]})
-        }
+        "Practitioner" => json!({"resourceType": "Practitioner", "name": [{"family": "Musterärztin", "given": ["Melanie"]}]}),
+        "PractitionerRole" => json!({"resourceType": "PractitionerRole", "active": true, "practitioner": {"reference": "Practitioner/p1"}}),
+        "Organization" => json!({"resourceType": "Organization", "active": true, "name": "Ordination Test"}),
+        "Location" => json!({"resourceType": "Location", "status": "active", "name": "Raum 1", "position": {"longitude": 16.3725, "latitude": 48.2083}}),
+        "HealthcareService" => json!({"resourceType": "HealthcareService", "active": true, "name": "Physiotherapie"}),
+        "Schedule" => json!({"resourceType": "Schedule", "active": true, "actor": [{"reference": "Practitioner/p1"}]}),
+        "Slot" => json!({"resourceType": "Slot", "schedule": {"reference": "Schedule/s1"}, "status": "free", "start": "2025-09-15T08:00:00+02:00", "end": "2025-09-15T08:30:00+02:00"}),
+        "Appointment" => json!({"resourceType": "Appointment", "status": "proposed", "participant": [{"actor": {"reference": "Patient/x"}, "status": "needs-action"}]}),
+        "RelatedPerson" => json!({"resourceType": "RelatedPerson", "patient": {"reference": "Patient/x"}, "name": [{"family": "Angehörige"}]}),
         // Nothing listens on port 9 (discard): delivery fails quietly in the background.
         "Subscription" => json!({"resourceType": "Subscription", "status": "requested",
             "topic": "http://localhost/fhir/SubscriptionTopic/appointment-booked",
@@ -1289,8 +1162,7 @@ pub fn packages_root() -> PathBuf {
 /// `<packages_root>/*/package/` directories, sorted.
 pub fn package_dirs() -> Vec<PathBuf> {
     let root = packages_root();
-    let rd =
-        std::fs::read_dir(&root).unwrap_or_else(|e| panic!("cannot read {} ({e})", root.display()));
+    let rd = std::fs::read_dir(&root).unwrap_or_else(|e| panic!("cannot read {} ({e})", root.display()));
     let mut dirs: Vec<PathBuf> = rd
         .filter_map(|e| e.ok())
         .map(|e| e.path().join("package"))
@@ -1329,9 +1201,7 @@ pub fn first_difference(a: &Value, b: &Value) -> Option<String> {
             (Value::Object(x), Value::Object(y)) => {
                 for (k, va) in x {
                     match y.get(k) {
-                        None => {
-                            return Some(format!("{path}.{k}: missing on the right (left {va})"));
-                        }
+                        None => return Some(format!("{path}.{k}: missing on the right (left {va})")),
                         Some(vb) => {
                             if let Some(d) = walk(va, vb, &format!("{path}.{k}")) {
                                 return Some(d);
@@ -1363,6 +1233,5 @@ pub fn first_difference(a: &Value, b: &Value) -> Option<String> {
 }
 
 pub fn obj(v: &Value) -> &Map<String, Value> {
-    v.as_object()
-        .unwrap_or_else(|| panic!("not an object: {v}"))
+    v.as_object().unwrap_or_else(|| panic!("not an object: {v}"))
 }

@@ -14,10 +14,7 @@ pub fn with_test_jwks(options: ServerOptions) -> ServerOptions {
         .flag("--auth-issuer", ISSUER)
         .flag("--auth-audience", AUDIENCE)
         .flag("--auth-jwks", "{dir}/jwks.json");
-    options.files.push((
-        "jwks.json".into(),
-        include_str!("../auth_keys/jwks.json").into(),
-    ));
+    options.files.push(("jwks.json".into(), include_str!("../auth_keys/jwks.json").into()));
     options
 }
 
@@ -32,8 +29,7 @@ pub fn claims(subject: &str, scope: &str) -> Value {
 pub fn sign(claims: &Value) -> String {
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some("test-rsa".into());
-    let key = EncodingKey::from_rsa_pem(include_bytes!("../auth_keys/rsa-private.pem"))
-        .expect("test key");
+    let key = EncodingKey::from_rsa_pem(include_bytes!("../auth_keys/rsa-private.pem")).expect("test key");
     jsonwebtoken::encode(&header, claims, &key).expect("sign")
 }
 

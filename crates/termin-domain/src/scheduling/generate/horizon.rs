@@ -26,26 +26,14 @@ impl SchedulingService {
     /// The ids of all current Schedules; [`SchedulingService::generate_to_horizon`] tells
     /// which of them have a horizon.
     pub async fn schedules_to_keep(&self, ctx: &Caller) -> Result<KeptSchedules, DomainError> {
-        let (ids, truncated) = self
-            .kernel
-            .find_ids(ctx, ResourceType::Schedule, Vec::new(), MAX_KEPT_SCHEDULES)
-            .await?;
+        let (ids, truncated) = self.kernel.find_ids(ctx, ResourceType::Schedule, Vec::new(), MAX_KEPT_SCHEDULES).await?;
         Ok(KeptSchedules { ids, truncated })
     }
 
     /// Generates `schedule_id` from today (in its rules' time zone) to its rolling horizon;
     /// `None` when it has no horizon rule (or is gone): such a Schedule is generated on request only.
-    pub async fn generate_to_horizon(
-        &self,
-        ctx: &Caller,
-        schedule_id: &str,
-    ) -> Result<Option<GenerationSummary>, DomainError> {
-        let Some(current) = self
-            .kernel
-            .store()
-            .read_current(ctx.context(), ResourceType::Schedule, schedule_id)
-            .await?
-        else {
+    pub async fn generate_to_horizon(&self, ctx: &Caller, schedule_id: &str) -> Result<Option<GenerationSummary>, DomainError> {
+        let Some(current) = self.kernel.store().read_current(ctx.context(), ResourceType::Schedule, schedule_id).await? else {
             return Ok(None);
         };
         let Some(schedule) = current.body.as_deref().and_then(model::parse_object) else {
@@ -61,14 +49,7 @@ impl SchedulingService {
         };
         let today = rules.zone.to_datetime(self.kernel.clock().now()).date();
         let last = today.checked_add((days - 1).days()).unwrap_or(today);
-        let request = GenerationRequest {
-            first: today,
-            last,
-            slot_length: None,
-            dry_run: false,
-        };
-        self.generate_slots(ctx, schedule_id, &request)
-            .await
-            .map(Some)
+        let request = GenerationRequest { first: today, last, slot_length: None, dry_run: false };
+        self.generate_slots(ctx, schedule_id, &request).await.map(Some)
     }
 }

@@ -39,10 +39,7 @@ impl GenerationRules {
     }
 
     /// The Schedule's rules; `slot_length` overrides its `slot-duration`.
-    pub fn read(
-        schedule: &Map<String, Value>,
-        slot_length: Option<SignedDuration>,
-    ) -> Result<Self, DomainError> {
+    pub fn read(schedule: &Map<String, Value>, slot_length: Option<SignedDuration>) -> Result<Self, DomainError> {
         let extension = extension(schedule);
         let parts: Vec<&Value> = extension
             .and_then(|e| e.get("extension"))
@@ -50,18 +47,11 @@ impl GenerationRules {
             .into_iter()
             .flatten()
             .collect();
-        let part = |name: &'static str| {
-            parts
-                .iter()
-                .copied()
-                .filter(move |p| p.get("url").and_then(Value::as_str) == Some(name))
-        };
+        let part = |name: &'static str| parts.iter().copied().filter(move |p| p.get("url").and_then(Value::as_str) == Some(name));
         let duration_of = |name: &'static str| -> Result<Option<SignedDuration>, DomainError> {
             match part(name).next().and_then(|p| p.get("valueDuration")) {
                 None => Ok(None),
-                Some(quantity) => read_duration(quantity)
-                    .map(Some)
-                    .ok_or_else(|| invalid_rule(name, "must be a Duration in min, h or d")),
+                Some(quantity) => read_duration(quantity).map(Some).ok_or_else(|| invalid_rule(name, "must be a Duration in min, h or d")),
             }
         };
         let length = match slot_length {
@@ -78,27 +68,12 @@ impl GenerationRules {
             None => None,
             Some(horizon) => Some(horizon_days(horizon)?),
         };
-        let pattern = SlotPattern::new(length, gap).ok_or_else(|| {
-            invalid_rule(
-                "slot-duration",
-                "must be positive, and the gap not negative",
-            )
-        })?;
-        let zone_name = part("time-zone")
-            .next()
-            .and_then(|p| p.get("valueCode"))
-            .and_then(Value::as_str);
-        let zone =
-            termin_calendar::zone(zone_name.unwrap_or(DEFAULT_TIME_ZONE)).ok_or_else(|| {
-                invalid_rule(
-                    "time-zone",
-                    "must be an IANA time zone such as Europe/Vienna",
-                )
-            })?;
-        let public_holidays = part("public-holidays")
-            .next()
-            .and_then(|p| p.get("valueBoolean"))
-            .and_then(Value::as_bool);
+        let pattern = SlotPattern::new(length, gap)
+            .ok_or_else(|| invalid_rule("slot-duration", "must be positive, and the gap not negative"))?;
+        let zone_name = part("time-zone").next().and_then(|p| p.get("valueCode")).and_then(Value::as_str);
+        let zone = termin_calendar::zone(zone_name.unwrap_or(DEFAULT_TIME_ZONE))
+            .ok_or_else(|| invalid_rule("time-zone", "must be an IANA time zone such as Europe/Vienna"))?;
+        let public_holidays = part("public-holidays").next().and_then(|p| p.get("valueBoolean")).and_then(Value::as_bool);
         let service_types: Vec<Value> = part("service-type")
             .filter_map(|p| p.get("valueCodeableConcept"))
             .map(|concept| json!({"concept": concept}))
@@ -128,33 +103,22 @@ fn horizon_days(horizon: SignedDuration) -> Result<i32, DomainError> {
     let days = seconds / DAY;
     if seconds % DAY != 0 || days < 1 || days >= i64::from(super::MAX_GENERATION_DAYS) {
         let most = super::MAX_GENERATION_DAYS - 1;
-        return Err(invalid_rule(
-            "horizon",
-            &format!("must be whole days (d or wk), from 1 to {most} days"),
-        ));
+        return Err(invalid_rule("horizon", &format!("must be whole days (d or wk), from 1 to {most} days")));
     }
     Ok(days as i32)
 }
 
 fn invalid_rule(part: &str, problem: &str) -> DomainError {
     DomainError::unprocessable(
-        Issue::error(
-            IssueCode::Value,
-            format!("{SLOT_GENERATION_URL} {part} {problem}"),
-        )
-        .at(format!(
-            "Schedule.extension('{SLOT_GENERATION_URL}').extension('{part}')"
-        )),
+        Issue::error(IssueCode::Value, format!("{SLOT_GENERATION_URL} {part} {problem}"))
+            .at(format!("Schedule.extension('{SLOT_GENERATION_URL}').extension('{part}')")),
     )
 }
 
 /// A FHIR Duration (UCUM `min`, `h`, `d` or `wk`) of whole seconds.
 pub fn read_duration(quantity: &Value) -> Option<SignedDuration> {
     let value = quantity.get("value")?.as_f64()?;
-    let unit = quantity
-        .get("code")
-        .or_else(|| quantity.get("unit"))
-        .and_then(Value::as_str)?;
+    let unit = quantity.get("code").or_else(|| quantity.get("unit")).and_then(Value::as_str)?;
     let seconds = match unit {
         "min" => 60.0,
         "h" => 3600.0,
@@ -162,8 +126,7 @@ pub fn read_duration(quantity: &Value) -> Option<SignedDuration> {
         "wk" => 604_800.0,
         _ => return None,
     } * value;
-    (seconds.is_finite() && seconds.fract() == 0.0 && seconds.abs() < 1e9)
-        .then(|| SignedDuration::from_secs(seconds as i64))
+    (seconds.is_finite() && seconds.fract() == 0.0 && seconds.abs() < 1e9).then(|| SignedDuration::from_secs(seconds as i64))
 }
 
 #[cfg(test)]
@@ -189,52 +152,22 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(
-            rules.pattern,
-            SlotPattern::new(SignedDuration::from_mins(20), SignedDuration::from_mins(10)).unwrap()
-        );
+        assert_eq!(rules.pattern, SlotPattern::new(SignedDuration::from_mins(20), SignedDuration::from_mins(10)).unwrap());
         assert!(!rules.public_holidays);
-        assert_eq!(
-            rules.service_type,
-            Some(json!([{"concept": {"text": "Massage"}}]))
-        );
+        assert_eq!(rules.service_type, Some(json!([{"concept": {"text": "Massage"}}])));
         assert_eq!(rules.horizon_days, None);
     }
 
     #[test]
     fn reads_the_horizon_in_days_or_weeks() {
         let with_horizon = |quantity: Value| {
-            let length =
-                json!({"url": "slot-duration", "valueDuration": {"value": 30, "code": "min"}});
-            GenerationRules::read(
-                &schedule(json!([length, {"url": "horizon", "valueDuration": quantity}])),
-                None,
-            )
+            let length = json!({"url": "slot-duration", "valueDuration": {"value": 30, "code": "min"}});
+            GenerationRules::read(&schedule(json!([length, {"url": "horizon", "valueDuration": quantity}])), None)
         };
-        assert_eq!(
-            with_horizon(json!({"value": 8, "code": "wk"}))
-                .unwrap()
-                .horizon_days,
-            Some(56)
-        );
-        assert_eq!(
-            with_horizon(json!({"value": 10, "code": "d"}))
-                .unwrap()
-                .horizon_days,
-            Some(10)
-        );
-        for refused in [
-            json!({"value": 36, "code": "h"}),
-            json!({"value": 0, "code": "d"}),
-            json!({"value": 60, "code": "wk"}),
-        ] {
-            assert!(
-                matches!(
-                    with_horizon(refused.clone()),
-                    Err(DomainError::Unprocessable(_))
-                ),
-                "{refused}"
-            );
+        assert_eq!(with_horizon(json!({"value": 8, "code": "wk"})).unwrap().horizon_days, Some(56));
+        assert_eq!(with_horizon(json!({"value": 10, "code": "d"})).unwrap().horizon_days, Some(10));
+        for refused in [json!({"value": 36, "code": "h"}), json!({"value": 0, "code": "d"}), json!({"value": 60, "code": "wk"})] {
+            assert!(matches!(with_horizon(refused.clone()), Err(DomainError::Unprocessable(_))), "{refused}");
         }
     }
 
@@ -242,18 +175,10 @@ mod tests {
     fn refuses_what_it_cannot_use() {
         let no_length = GenerationRules::read(&schedule(json!([])), None);
         assert!(matches!(no_length, Err(DomainError::Unprocessable(_))));
-        let bad_unit = schedule(
-            json!([{"url": "slot-duration", "valueDuration": {"value": 1, "code": "mo"}}]),
-        );
-        assert!(matches!(
-            GenerationRules::read(&bad_unit, None),
-            Err(DomainError::Unprocessable(_))
-        ));
+        let bad_unit = schedule(json!([{"url": "slot-duration", "valueDuration": {"value": 1, "code": "mo"}}]));
+        assert!(matches!(GenerationRules::read(&bad_unit, None), Err(DomainError::Unprocessable(_))));
         let bad_zone = schedule(json!([{"url": "time-zone", "valueCode": "Mars/Olympus"}]));
         assert!(GenerationRules::read(&bad_zone, Some(SignedDuration::from_mins(30))).is_err());
-        assert_eq!(
-            read_duration(&json!({"value": 1.5, "code": "h"})),
-            Some(SignedDuration::from_mins(90))
-        );
+        assert_eq!(read_duration(&json!({"value": 1.5, "code": "h"})), Some(SignedDuration::from_mins(90)));
     }
 }
