@@ -71,27 +71,38 @@ pub(crate) fn clear<D: Dialect>(res_type: &str, res_id: &str) -> Vec<sqlx::Query
 /// may have (32,766 on SQLite, 65,535 on PostgreSQL), however many rows a resource indexes.
 const ROWS_PER_INSERT: usize = 1000;
 
-/// `INSERT INTO table (res_type, res_id, columns...) VALUES ...` for `rows`, one statement per
-/// [`ROWS_PER_INSERT`] of them.
+/// `INSERT INTO table (res_type, res_id, columns...) VALUES ...` for `rows` (each with its
+/// resource's type and id), one statement per [`ROWS_PER_INSERT`] of them.
 fn insert<D: Dialect, T>(
     table: &str,
     columns: &str,
-    res_type: &str,
-    res_id: &str,
-    rows: &[T],
+    rows: &[(&str, &str, T)],
     values: impl Fn(&T) -> Vec<Value>,
 ) -> Vec<sqlx::QueryBuilder<D>> {
     rows.chunks(ROWS_PER_INSERT)
         .map(|chunk| {
             let mut q = D::builder(format!("INSERT INTO {table} (res_type, res_id, {columns}) VALUES "));
-            for (i, row) in chunk.iter().enumerate() {
-                q.push(if i == 0 { "(" } else { ", (" }).push_value(res_type).push(", ").push_value(res_id);
+            for (i, (res_type, res_id, row)) in chunk.iter().enumerate() {
+                q.push(if i == 0 { "(" } else { ", (" }).push_value(*res_type).push(", ").push_value(*res_id);
                 for value in values(row) {
                     q.push(", ").push_value(value);
                 }
                 q.push(")");
             }
             q
+        })
+        .collect()
+}
+
+/// The rows of every resource of `resources` taken by `rows`, each with its resource's type and id.
+fn rows_of<'e, T>(
+    resources: &[(&'e str, &'e str, &'e IndexEntries)],
+    rows: impl Fn(&'e str, &'e IndexEntries) -> Vec<T>,
+) -> Vec<(&'e str, &'e str, T)> {
+    resources
+        .iter()
+        .flat_map(|(res_type, res_id, entries)| {
+            rows(res_type, entries).into_iter().map(move |row| (*res_type, *res_id, row))
         })
         .collect()
 }
@@ -148,13 +159,20 @@ pub(crate) async fn insert_index<D: Dialect>(
     res_id: &str,
     entries: &IndexEntries,
 ) -> SqlResult<(), D> {
+    insert_indexes(conn, &[(res_type, res_id, entries)]).await
+}
+
+/// [`insert_index`] of several resources (type, id, rows) with one multi-row INSERT per index
+/// table for all of them.
+pub(crate) async fn insert_indexes<D: Dialect>(
+    conn: &mut D::Connection,
+    resources: &[(&str, &str, &IndexEntries)],
+) -> SqlResult<(), D> {
     let statements = [
         insert::<D, _>(
             "search_token",
             "param, system, code, text, type_system, type_code, valid_from, valid_until",
-            res_type,
-            res_id,
-            &entries.tokens,
+            &rows_of(resources, |_, e| e.tokens.iter().collect()),
             |token| {
                 vec![
                     text::<D>(&token.param),
@@ -168,21 +186,28 @@ pub(crate) async fn insert_index<D: Dialect>(
                 ]
             },
         ),
-        insert::<D, _>("search_string", "param, value, normalized", res_type, res_id, &entries.strings, |string| {
-            vec![text::<D>(&string.param), text::<D>(&string.value), text::<D>(&string.normalized)]
-        }),
-        insert::<D, _>("search_date", "param, low, high", res_type, res_id, &entries.dates, |date| {
-            vec![text::<D>(&date.param), micros(date.low, i64::MIN).into(), micros(date.high, i64::MAX).into()]
-        }),
-        insert::<D, _>("search_number", "param, low, high", res_type, res_id, &entries.numbers, |number| {
-            vec![text::<D>(&number.param), number.low.into(), number.high.into()]
-        }),
+        insert::<D, _>(
+            "search_string",
+            "param, value, normalized",
+            &rows_of(resources, |_, e| e.strings.iter().collect()),
+            |string| vec![text::<D>(&string.param), text::<D>(&string.value), text::<D>(&string.normalized)],
+        ),
+        insert::<D, _>(
+            "search_date",
+            "param, low, high",
+            &rows_of(resources, |_, e| e.dates.iter().collect()),
+            |date| vec![text::<D>(&date.param), micros(date.low, i64::MIN).into(), micros(date.high, i64::MAX).into()],
+        ),
+        insert::<D, _>(
+            "search_number",
+            "param, low, high",
+            &rows_of(resources, |_, e| e.numbers.iter().collect()),
+            |number| vec![text::<D>(&number.param), number.low.into(), number.high.into()],
+        ),
         insert::<D, _>(
             "search_quantity",
             "param, low, high, system, code, unit",
-            res_type,
-            res_id,
-            &entries.quantities,
+            &rows_of(resources, |_, e| e.quantities.iter().collect()),
             |quantity| {
                 vec![
                     text::<D>(&quantity.param),
@@ -197,9 +222,7 @@ pub(crate) async fn insert_index<D: Dialect>(
         insert::<D, _>(
             "search_reference",
             "param, target_type, target_id, version, base, url, identifier_system, identifier_value",
-            res_type,
-            res_id,
-            &entries.references,
+            &rows_of(resources, |_, e| e.references.iter().collect()),
             |reference| {
                 let mut values = reference_target::<D>(reference);
                 values.extend([
@@ -210,15 +233,13 @@ pub(crate) async fn insert_index<D: Dialect>(
                 values
             },
         ),
-        insert::<D, _>("search_uri", "param, uri", res_type, res_id, &entries.uris, |uri| {
+        insert::<D, _>("search_uri", "param, uri", &rows_of(resources, |_, e| e.uris.iter().collect()), |uri| {
             vec![text::<D>(&uri.param), text::<D>(&uri.uri)]
         }),
         insert::<D, _>(
             "search_reference_date",
             "param, target_type, target_id, version, base, date_param, low, high",
-            res_type,
-            res_id,
-            &reference_dates(res_type, entries),
+            &rows_of(resources, reference_dates),
             |(reference, date)| {
                 let mut values = reference_target::<D>(reference);
                 values.extend([
@@ -232,9 +253,7 @@ pub(crate) async fn insert_index<D: Dialect>(
         insert::<D, _>(
             "search_position",
             "param, latitude, longitude, x, y, z",
-            res_type,
-            res_id,
-            &entries.positions,
+            &rows_of(resources, |_, e| e.positions.iter().collect()),
             |row| {
                 let [x, y, z] = row.position.unit_vector();
                 let coordinates = [row.position.latitude, row.position.longitude, x, y, z];
