@@ -14,7 +14,8 @@ use termin_store::{
 
 #[derive(Default)]
 struct Probe {
-    /// `read Slot/a`, `hold a`, `booking a`: one entry per read, in order.
+    /// `read Slot/a`, `hold a`, `booking a`, `overlap query`, `write Slot/a`, and one entry
+    /// per bulk call (`read 3 Slots`, `holds of 3`, `bookings of 3`, `write 3`), in order.
     reads: Mutex<Vec<String>>,
     failing: Mutex<Option<ResourceType>>,
 }
@@ -158,6 +159,7 @@ impl WriteTx for ProbeTx {
         exclude_id: &str,
         limit: usize,
     ) -> StoreResult<Vec<String>> {
+        self.probe.read("overlap query".into());
         self.inner.overlapping(resource_type, param, period, exclude_id, limit).await
     }
 
@@ -178,7 +180,32 @@ impl WriteTx for ProbeTx {
     }
 
     async fn write(&mut self, new: NewVersion) -> StoreResult<()> {
+        self.probe.read(format!("write {}/{}", new.version.resource_type, new.version.id));
         self.inner.write(new).await
+    }
+
+    async fn write_all(&mut self, versions: Vec<NewVersion>) -> StoreResult<()> {
+        self.probe.read(format!("write {}", versions.len()));
+        self.inner.write_all(versions).await
+    }
+
+    async fn read_current_many(
+        &mut self,
+        resource_type: ResourceType,
+        ids: &[String],
+    ) -> StoreResult<Vec<ResourceVersion>> {
+        self.probe.read(format!("read {} {resource_type}s", ids.len()));
+        self.inner.read_current_many(resource_type, ids).await
+    }
+
+    async fn holds_of(&mut self, slot_ids: &[String]) -> StoreResult<Vec<SlotHold>> {
+        self.probe.read(format!("holds of {}", slot_ids.len()));
+        self.inner.holds_of(slot_ids).await
+    }
+
+    async fn slot_bookings(&mut self, slot_ids: &[String]) -> StoreResult<Vec<(String, String)>> {
+        self.probe.read(format!("bookings of {}", slot_ids.len()));
+        self.inner.slot_bookings(slot_ids).await
     }
 
     async fn hold(&mut self, slot_id: &str) -> StoreResult<Option<SlotHold>> {

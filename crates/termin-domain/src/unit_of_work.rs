@@ -28,6 +28,16 @@ struct Known {
     exclusive: bool,
 }
 
+/// The bookable periods of one Schedule's Slots that overlap a window, read under the
+/// Schedule's row lock (which every writer of a Slot period of it takes first), so that the
+/// overlap check of a Slot inside the window needs no query.
+struct SlotPeriods {
+    /// The Slots' period parameter (`termin_search::slot_period_param`).
+    param: String,
+    window: (Timestamp, Timestamp),
+    periods: HashMap<String, (Timestamp, Timestamp)>,
+}
+
 /// A current, non-deleted resource: its version and its parsed body.
 pub(crate) type Live = (ResourceVersion, Map<String, Value>);
 
@@ -46,6 +56,11 @@ pub(crate) struct UnitOfWork {
     earlier_audits: Vec<AuditRecord>,
     /// Record the access even when it reaches no patient data (`$hold`, `$book`).
     audit_always: bool,
+    /// Gather first versions in `pending` and write them together (see [`Self::gather_creations`]).
+    gather: bool,
+    /// First versions not yet handed to the store: written before anything else reaches it.
+    pending: Vec<NewVersion>,
+    slot_periods: Vec<SlotPeriods>,
 }
 
 impl UnitOfWork {
@@ -67,6 +82,9 @@ impl UnitOfWork {
             audit: None,
             earlier_audits: Vec::new(),
             audit_always: false,
+            gather: false,
+            pending: Vec::new(),
+            slot_periods: Vec::new(),
         })
     }
 
@@ -153,6 +171,7 @@ impl UnitOfWork {
         let key = (resource_type, id.to_owned());
         let stale = self.resources.get(&key).is_none_or(|k| exclusive && !k.exclusive);
         if stale {
+            self.flush().await?;
             let version = match exclusive {
                 true => self.tx.read_current(resource_type, id).await?,
                 false => self.tx.read_current_shared(resource_type, id).await?,
@@ -160,6 +179,125 @@ impl UnitOfWork {
             self.resources.insert(key.clone(), Known { version, body: None, exclusive });
         }
         Ok(self.resources.get_mut(&key).expect("just read"))
+    }
+
+    /// From now on, first versions of resources are written to the store together, when the
+    /// unit of work next reaches the store or commits, instead of one by one: for units of work
+    /// that create many resources (slot generation). What it remembers is kept current at
+    /// once, so its rules see them as written; a conflict surfaces at that later call.
+    pub fn gather_creations(&mut self) {
+        self.gather = true;
+    }
+
+    /// Hands the gathered first versions to the store.
+    async fn flush(&mut self) -> Result<(), DomainError> {
+        if !self.pending.is_empty() {
+            let pending = std::mem::take(&mut self.pending);
+            self.tx.write_all(pending).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the current versions of `ids` (as [`Self::read_current`] would, rows now the unit
+    /// of work's to write) with as few statements as the store can, for the reads that follow.
+    pub async fn read_current_many(&mut self, resource_type: ResourceType, ids: &[String]) -> Result<(), DomainError> {
+        let unknown: Vec<String> = ids
+            .iter()
+            .filter(|id| !self.resources.get(&(resource_type, (*id).clone())).is_some_and(|k| k.exclusive))
+            .cloned()
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        self.flush().await?;
+        let mut found: HashMap<String, ResourceVersion> =
+            self.tx.read_current_many(resource_type, &unknown).await?.into_iter().map(|v| (v.id.clone(), v)).collect();
+        for id in unknown {
+            let version = found.remove(&id);
+            self.resources.insert((resource_type, id), Known { version, body: None, exclusive: true });
+        }
+        Ok(())
+    }
+
+    /// Reads the holds and bookings of `slot_ids` with as few statements as the store can,
+    /// for the reads that follow.
+    pub async fn read_slot_states(&mut self, slot_ids: &[String]) -> Result<(), DomainError> {
+        let holds_unknown: Vec<String> = slot_ids.iter().filter(|id| !self.holds.contains_key(*id)).cloned().collect();
+        let bookings_unknown: Vec<String> =
+            slot_ids.iter().filter(|id| !self.bookings.contains_key(*id)).cloned().collect();
+        if holds_unknown.is_empty() && bookings_unknown.is_empty() {
+            return Ok(());
+        }
+        self.flush().await?;
+        let mut holds: HashMap<String, SlotHold> =
+            self.tx.holds_of(&holds_unknown).await?.into_iter().map(|h| (h.slot_id.clone(), h)).collect();
+        for id in holds_unknown {
+            let hold = holds.remove(&id);
+            self.holds.insert(id, hold);
+        }
+        let mut bookings: HashMap<String, String> =
+            self.tx.slot_bookings(&bookings_unknown).await?.into_iter().collect();
+        for id in bookings_unknown {
+            let booking = bookings.remove(&id);
+            self.bookings.insert(id, booking);
+        }
+        Ok(())
+    }
+
+    /// Takes `periods` as every bookable Slot period of `param` (of Schedule `schedule_id`)
+    /// overlapping `window`, so that [`Self::known_overlap`] answers for periods inside it.
+    /// Only while the unit of work holds the Schedule's row ([`Self::read_current`]), which
+    /// writers of its Slot periods take first; otherwise nothing is taken.
+    pub fn know_slot_periods(
+        &mut self,
+        schedule_id: &str,
+        param: String,
+        window: (Timestamp, Timestamp),
+        periods: HashMap<String, (Timestamp, Timestamp)>,
+    ) {
+        let locked = self.resources.get(&(ResourceType::Schedule, schedule_id.to_owned())).is_some_and(|k| k.exclusive);
+        if locked {
+            self.slot_periods.retain(|known| known.param != param);
+            self.slot_periods.push(SlotPeriods { param, window, periods });
+        }
+    }
+
+    /// A Slot other than `exclude_id` whose bookable period of `param` overlaps `period`
+    /// (the first by id): `Some` when the unit of work knows, `None` when the store must be
+    /// asked.
+    pub fn known_overlap(
+        &self,
+        param: &str,
+        period: (Timestamp, Timestamp),
+        exclude_id: &str,
+    ) -> Option<Option<String>> {
+        let known = self
+            .slot_periods
+            .iter()
+            .find(|known| known.param == param && known.window.0 <= period.0 && period.1 <= known.window.1)?;
+        let overlapping = known
+            .periods
+            .iter()
+            .filter(|(id, (start, end))| id.as_str() != exclude_id && *start < period.1 && period.0 < *end)
+            .map(|(id, _)| id)
+            .min();
+        Some(overlapping.cloned())
+    }
+
+    /// Keeps the known Slot periods current through a write of the Slot `id`.
+    fn track_slot_period(&mut self, id: &str, body: Option<&Map<String, Value>>) {
+        if self.slot_periods.is_empty() {
+            return;
+        }
+        let period = body.and_then(termin_search::slot_period);
+        for known in &mut self.slot_periods {
+            known.periods.remove(id);
+            if let Some((param, start, end)) = &period
+                && *param == known.param
+            {
+                known.periods.insert(id.to_owned(), (*start, *end));
+            }
+        }
     }
 
     /// Writes a version; `body` is its content when the caller has it parsed already.
@@ -175,8 +313,23 @@ impl UnitOfWork {
             false => None,
         };
         self.audit_write(&new, body.as_ref().or(last_content.as_ref()));
-        self.tx.write(new).await?;
+        let body = match body {
+            None if version.resource_type == ResourceType::Slot && !self.slot_periods.is_empty() => {
+                version.body.as_deref().and_then(model::parse_object)
+            }
+            body => body,
+        };
         let body = body.filter(|_| !version.is_deleted());
+        if version.resource_type == ResourceType::Slot {
+            self.track_slot_period(&version.id, body.as_ref());
+        }
+        // A first version is the only write of its resource so far: gathered ones never meet.
+        if self.gather && version.version == 1 && !version.is_deleted() {
+            self.pending.push(new);
+        } else {
+            self.flush().await?;
+            self.tx.write(new).await?;
+        }
         self.resources.insert(key, Known { version: Some(version), body, exclusive: true });
         Ok(())
     }
@@ -185,18 +338,21 @@ impl UnitOfWork {
         if let Some(known) = self.holds.get(slot_id) {
             return Ok(known.clone());
         }
+        self.flush().await?;
         let hold = self.tx.hold(slot_id).await?;
         self.holds.insert(slot_id.to_owned(), hold.clone());
         Ok(hold)
     }
 
     pub async fn put_hold(&mut self, hold: &SlotHold) -> Result<(), DomainError> {
+        self.flush().await?;
         self.tx.put_hold(hold).await?;
         self.holds.insert(hold.slot_id.clone(), Some(hold.clone()));
         Ok(())
     }
 
     pub async fn delete_hold(&mut self, slot_id: &str) -> Result<(), DomainError> {
+        self.flush().await?;
         self.tx.delete_hold(slot_id).await?;
         self.holds.insert(slot_id.to_owned(), None);
         Ok(())
@@ -207,6 +363,7 @@ impl UnitOfWork {
         if let Some(known) = self.bookings.get(slot_id) {
             return Ok(known.clone());
         }
+        self.flush().await?;
         let booking = self.tx.slot_booking(slot_id).await?;
         self.bookings.insert(slot_id.to_owned(), booking.clone());
         Ok(booking)
@@ -219,22 +376,26 @@ impl UnitOfWork {
         appointment: AppointmentId<'_>,
         cancel_deadline: Option<Timestamp>,
     ) -> Result<(), DomainError> {
+        self.flush().await?;
         self.tx.put_slot_booking(slot, appointment, cancel_deadline).await?;
         self.bookings.insert(slot.0.to_owned(), Some(appointment.0.to_owned()));
         Ok(())
     }
 
     pub async fn delete_slot_booking(&mut self, slot_id: &str) -> Result<(), DomainError> {
+        self.flush().await?;
         self.tx.delete_slot_booking(slot_id).await?;
         self.bookings.insert(slot_id.to_owned(), None);
         Ok(())
     }
 
     pub async fn booking_cancel_deadline(&mut self, slot_id: &str) -> Result<Option<Timestamp>, DomainError> {
+        self.flush().await?;
         Ok(self.tx.booking_cancel_deadline(slot_id).await?)
     }
 
     pub async fn live_holds_of(&mut self, holder: &str, now: Timestamp) -> Result<Vec<SlotHold>, DomainError> {
+        self.flush().await?;
         Ok(self.tx.live_holds_of(holder, now).await?)
     }
 
@@ -244,6 +405,7 @@ impl UnitOfWork {
         filter: &Filter,
         limit: usize,
     ) -> Result<Vec<String>, DomainError> {
+        self.flush().await?;
         Ok(self.tx.find_matching_ids(resource_type, filter, limit).await?)
     }
 
@@ -253,6 +415,7 @@ impl UnitOfWork {
         conditions: &[Condition],
         limit: usize,
     ) -> Result<Vec<String>, DomainError> {
+        self.flush().await?;
         Ok(self.tx.find_ids(resource_type, conditions, limit).await?)
     }
 
@@ -264,6 +427,7 @@ impl UnitOfWork {
         exclude_id: &str,
         limit: usize,
     ) -> Result<Vec<String>, DomainError> {
+        self.flush().await?;
         Ok(self.tx.overlapping(resource_type, param, period, exclude_id, limit).await?)
     }
 
@@ -272,6 +436,7 @@ impl UnitOfWork {
         after: Option<(ResourceType, String)>,
         limit: usize,
     ) -> Result<Vec<ResourceVersion>, DomainError> {
+        self.flush().await?;
         Ok(self.tx.current_after(after, limit).await?)
     }
 
@@ -281,14 +446,17 @@ impl UnitOfWork {
         id: &str,
         index: &IndexEntries,
     ) -> Result<(), DomainError> {
+        self.flush().await?;
         Ok(self.tx.replace_index(resource_type, id, index).await?)
     }
 
     pub async fn set_search_index_fingerprint(&mut self, fingerprint: &str) -> Result<(), DomainError> {
+        self.flush().await?;
         Ok(self.tx.set_search_index_fingerprint(fingerprint).await?)
     }
 
     pub async fn append_event(&mut self, event: &DomainEvent) -> Result<(), DomainError> {
+        self.flush().await?;
         Ok(self.tx.append_event(event).await?)
     }
 
@@ -298,12 +466,14 @@ impl UnitOfWork {
         before: Timestamp,
         limit: usize,
     ) -> Result<Vec<String>, DomainError> {
+        self.flush().await?;
         Ok(self.tx.purge_older_than(resource_type, before, limit).await?)
     }
 
     /// Commits, with the audit event of the access when it reached patient data (or was named
     /// with [`Self::audit_as`]).
     pub async fn commit(mut self) -> Result<(), DomainError> {
+        self.flush().await?;
         // The server's own jobs (demo loading, seeding, hold expiry) are no one's access.
         let someone = self.caller.context().principal != termin_store::Principal::System;
         let always = self.audit_always;

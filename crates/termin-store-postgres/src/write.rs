@@ -151,8 +151,10 @@ impl PostgresWriteTx {
         if let Some(slot_id) = step.slot() {
             self.lock_slot(slot_id).await?;
         }
+        self.lock_slots(step.slots()).await?;
         match step {
             Step::ReadCurrent { resource_type, id, lock } => self.read(*resource_type, id, *lock, step).await,
+            Step::ReadCurrentMany { resource_type, ids } => self.read_many(*resource_type, ids, step).await,
             Step::FindMatchingIds { resource_type, .. } => {
                 // A conditional write must not race another that searches the same type: both
                 // would find nothing and both create.
@@ -199,6 +201,45 @@ impl PostgresWriteTx {
             self.locked_slots.insert(id.to_owned());
         }
         Ok(seen)
+    }
+
+    /// [`Self::read`] of several resources: the rows found are locked by the read, the ids not
+    /// stored yet by their advisory locks (in id order, as the rows), then read again.
+    async fn read_many(&mut self, resource_type: ResourceType, ids: &[String], step: &Step) -> Result<Seen, Failure> {
+        let mut seen = sql::execute::<Postgres>(self.conn()?, step).await?;
+        let Seen::Versions(found) = &seen else { unreachable!("a read returned {seen:?}") };
+        let stored: HashSet<&str> = found.iter().map(|v| v.id.as_str()).collect();
+        let mut missing: Vec<&String> = ids.iter().filter(|id| !stored.contains(id.as_str())).collect();
+        if !missing.is_empty() {
+            missing.sort();
+            missing.dedup();
+            for id in missing {
+                AdvisoryLock::NewResource(resource_type, id).acquire(self.conn()?).await?;
+            }
+            seen = sql::execute::<Postgres>(self.conn()?, step).await?;
+        }
+        if resource_type == ResourceType::Slot
+            && let Seen::Versions(found) = &seen
+        {
+            self.locked_slots.extend(found.iter().map(|v| v.id.clone()));
+        }
+        Ok(seen)
+    }
+
+    /// Takes the row locks of the Slots not locked yet, in one statement.
+    async fn lock_slots(&mut self, slot_ids: &[String]) -> Result<(), Failure> {
+        let wanted: Vec<String> = slot_ids.iter().filter(|id| !self.locked_slots.contains(*id)).cloned().collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let found: Vec<(String,)> = sqlx::query_as(
+            "SELECT res_id FROM resource WHERE res_type = 'Slot' AND res_id = ANY($1) ORDER BY res_id FOR UPDATE",
+        )
+        .bind(&wanted)
+        .fetch_all(self.conn()?)
+        .await?;
+        self.locked_slots.extend(found.into_iter().map(|(id,)| id));
+        Ok(())
     }
 
     /// Takes the Slot's row lock (once per transaction), under which its hold and booking are

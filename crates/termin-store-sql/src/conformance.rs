@@ -29,7 +29,7 @@ pub trait Fixture: Sized {
 #[macro_export]
 macro_rules! store_conformance {
     ($fixture:ty) => {
-        $crate::store_conformance!(@cases $fixture; history_pages_newest_first, versions_stay_readable, a_version_is_written_once, new_resources_are_appended_at_once, a_resource_may_index_many_rows, holds_are_placed_renewed_listed_and_released, a_slot_is_booked_once, outbox_events_follow_their_append_order, overlapping_periods_are_found, writes_are_visible_after_commit_only, token_conditions_match_system_and_code, keyset_pages_follow_the_sort_both_ways, chains_references_dates_and_has, token_rows_hold_only_inside_their_validity_window, includes_follow_references_and_iterate, absolute_references_are_local_only_under_the_server_base, the_index_can_be_rebuilt_resource_by_resource, backwards_cursor_from_the_first_row_finds_nothing_before, driven_searches_page_in_sort_order, reference_and_date_searches_page_through_the_projection, positions_are_found_near_a_point_nearest_first);
+        $crate::store_conformance!(@cases $fixture; history_pages_newest_first, versions_stay_readable, a_version_is_written_once, new_resources_are_appended_at_once, a_resource_may_index_many_rows, holds_are_placed_renewed_listed_and_released, a_slot_is_booked_once, many_are_written_and_read_at_once, outbox_events_follow_their_append_order, overlapping_periods_are_found, writes_are_visible_after_commit_only, token_conditions_match_system_and_code, keyset_pages_follow_the_sort_both_ways, chains_references_dates_and_has, token_rows_hold_only_inside_their_validity_window, includes_follow_references_and_iterate, absolute_references_are_local_only_under_the_server_base, the_index_can_be_rebuilt_resource_by_resource, backwards_cursor_from_the_first_row_finds_nothing_before, driven_searches_page_in_sort_order, reference_and_date_searches_page_through_the_projection, positions_are_found_near_a_point_nearest_first);
     };
     (@cases $fixture:ty; $($case:ident),*) => {
         $(
@@ -372,6 +372,66 @@ pub async fn a_slot_is_booked_once(store: &dyn ResourceStore) {
     tx.commit().await.unwrap();
     let mut tx = store.begin_write(&ctx()).await.unwrap();
     assert_eq!(tx.slot_booking("s0").await.unwrap().as_deref(), Some("appointment-2"));
+}
+
+/// The bulk calls of a unit of work (slot generation's) do what the single ones do.
+pub async fn many_are_written_and_read_at_once(store: &dyn ResourceStore) {
+    slots(store).await;
+    let slot = |id: &str, start: &str, status: &str| {
+        version(
+            ResourceType::Slot,
+            id,
+            IndexEntries {
+                dates: vec![date("start", start, "2026-04-08T23:00:00Z")],
+                references: vec![reference("schedule", "Schedule/a", None)],
+                tokens: vec![TokenIndex::code("status", None, status)],
+                ..IndexEntries::default()
+            },
+        )
+    };
+    let mut later = slot("s9", "2026-04-07T17:00:00Z", "free");
+    later.version.version = 2;
+    later.change = ChangeKind::Update;
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    let written = vec![
+        slot("t0", "2026-04-08T08:00:00Z", "free"),
+        slot("t1", "2026-04-08T09:00:00Z", "free"),
+        later,
+        patient("p1", 1, Some("111")),
+    ];
+    tx.write_all(written).await.unwrap();
+    tx.put_hold(&hold("t1", "alice", "2026-04-08T09:00:00Z")).await.unwrap();
+    tx.put_slot_booking(SlotId("s0"), AppointmentId("appointment-1"), None).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let from_the_8th =
+        store.search(&ctx(), &request(ResourceType::Slot, vec![starts_from("2026-04-08T00:00:00Z")])).await.unwrap();
+    let mut from_the_8th = ids(&from_the_8th);
+    from_the_8th.sort();
+    assert_eq!(from_the_8th, ["t0", "t1"]);
+    let free = Condition::TokenAny {
+        param: "status".into(),
+        alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("free".into()) }],
+    };
+    let mut free = ids(&store.search(&ctx(), &request(ResourceType::Slot, vec![free])).await.unwrap());
+    free.sort();
+    // s9's second version replaced its first's rows (busy).
+    assert_eq!(free, ["s0", "s1", "s2", "s3", "s4", "s9", "t0", "t1"]);
+
+    let mut tx = store.begin_write(&ctx()).await.unwrap();
+    let asked: Vec<String> = ["t1", "nothing", "s9", "t0"].map(String::from).to_vec();
+    let read = tx.read_current_many(ResourceType::Slot, &asked).await.unwrap();
+    let read: Vec<(&str, u64)> = read.iter().map(|v| (v.id.as_str(), v.version)).collect();
+    assert_eq!(read, [("s9", 2), ("t0", 1), ("t1", 1)]);
+    let holds = tx.holds_of(&asked).await.unwrap();
+    assert_eq!(holds, [hold("t1", "alice", "2026-04-08T09:00:00Z")]);
+    let slots_asked: Vec<String> = ["s1", "s0"].map(String::from).to_vec();
+    assert_eq!(tx.slot_bookings(&slots_asked).await.unwrap(), [("s0".to_owned(), "appointment-1".to_owned())]);
+    assert!(tx.read_current_many(ResourceType::Slot, &[]).await.unwrap().is_empty());
+    let again = tx
+        .write_all(vec![slot("t2", "2026-04-08T10:00:00Z", "free"), slot("t0", "2026-04-08T08:00:00Z", "free")])
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
 }
 
 fn event(kind: &str, id: &str) -> DomainEvent {

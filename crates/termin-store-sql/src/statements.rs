@@ -27,6 +27,31 @@ pub fn select_current<D: Dialect>(resource_type: ResourceType, id: &str) -> crat
     q
 }
 
+/// Ids per `IN (...)` list of a bulk read: far below the bound parameters a statement may have.
+const IDS_PER_STATEMENT: usize = 1000;
+
+/// The current versions (possibly deletions) of those of `ids` ever written, in id order, the
+/// rows read with `lock` (a dialect's `FOR UPDATE` or nothing).
+pub async fn read_current_many<D: Dialect>(
+    conn: &mut D::Connection,
+    resource_type: ResourceType,
+    ids: &[String],
+    lock: &str,
+) -> SqlResult<Vec<ResourceVersion>, D> {
+    let mut versions = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let mut q = D::builder(format!("SELECT {VERSION_COLUMNS} FROM resource WHERE res_type = "));
+        q.push_value(resource_type.as_str()).push(" AND res_id IN (");
+        push_list(&mut q, chunk);
+        q.push(") ORDER BY res_id").push(lock);
+        for row in D::fetch_all(conn, q).await? {
+            versions.push(decode_version::<D>(&row)?);
+        }
+    }
+    versions.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(versions)
+}
+
 /// The current version of a resource (possibly a deletion), if it was ever written.
 pub async fn read_current<D: Dialect>(
     conn: &mut D::Connection,
@@ -111,6 +136,80 @@ pub async fn overlapping<D: Dialect>(
 async fn first_texts<D: Dialect>(conn: &mut D::Connection, q: crate::Statement<D>) -> SqlResult<Vec<String>, D> {
     let rows = D::fetch_all(conn, q).await?;
     rows.iter().map(|row| Ok(D::text(row, 0.into())?)).collect()
+}
+
+/// [`write_version`] of each of `versions` (of distinct resources) with one multi-row
+/// `INSERT` per table for every [`IDS_PER_STATEMENT`] of them: what slot generation writes per
+/// Schedule. A second writer of one of the versions gets [`StoreError::Conflict`].
+pub async fn write_versions<D: Dialect>(conn: &mut D::Connection, versions: &[NewVersion]) -> SqlResult<(), D> {
+    for chunk in versions.chunks(IDS_PER_STATEMENT) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for new in chunk {
+            let v = &new.version;
+            let version = i64::try_from(v.version)
+                .map_err(|_| StoreError::Database(format!("version {} out of range", v.version)))?;
+            rows.push((v.resource_type.as_str(), v.id.as_str(), version, format_instant(v.last_updated), new));
+        }
+        let mut current = D::builder("INSERT INTO resource (res_type, res_id, version, last_updated, body) VALUES ");
+        for (i, (res_type, id, version, last_updated, new)) in rows.iter().enumerate() {
+            current
+                .push(if i == 0 { "(" } else { ", (" })
+                .push_value(*res_type)
+                .push(", ")
+                .push_value(*id)
+                .push(", ")
+                .push_value(*version)
+                .push(", ")
+                .push_value(last_updated.as_str())
+                .push(", ")
+                .push_value(new.version.body.clone())
+                .push(")");
+        }
+        current.push(
+            " ON CONFLICT (res_type, res_id) DO UPDATE SET \
+             version = excluded.version, last_updated = excluded.last_updated, body = excluded.body",
+        );
+        D::execute(conn, current).await?;
+        let mut history =
+            D::builder("INSERT INTO resource_history (res_type, res_id, version, last_updated, change, body) VALUES ");
+        for (i, (res_type, id, version, last_updated, new)) in rows.iter().enumerate() {
+            history
+                .push(if i == 0 { "(" } else { ", (" })
+                .push_value(*res_type)
+                .push(", ")
+                .push_value(*id)
+                .push(", ")
+                .push_value(*version)
+                .push(", ")
+                .push_value(last_updated.as_str())
+                .push(", ")
+                .push_value(change_name(new.change))
+                .push(", ")
+                .push_value(new.version.body.clone())
+                .push(")");
+        }
+        match D::execute(conn, history).await {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!(
+                    "one of {} resources ({}/{} …) was written concurrently",
+                    rows.len(),
+                    rows[0].0,
+                    rows[0].1
+                ))
+                .into());
+            }
+            other => other?,
+        }
+    }
+    // As in `write_version`: only a later version can find rows of an earlier one to clear.
+    for new in versions.iter().filter(|new| new.version.version > 1) {
+        for statement in crate::index::clear::<D>(new.version.resource_type.as_str(), &new.version.id) {
+            D::execute(conn, statement).await?;
+        }
+    }
+    let entries: Vec<_> =
+        versions.iter().map(|new| (new.version.resource_type.as_str(), new.version.id.as_str(), &new.index)).collect();
+    crate::index::insert_indexes(conn, &entries).await
 }
 
 /// Writes a new version: the current row, its history entry and its search-index rows. A
@@ -259,13 +358,14 @@ pub async fn history<D: Dialect>(conn: &mut D::Connection, request: &HistoryRequ
 
 /// The holds of the given slots (those that have one).
 pub async fn holds<D: Dialect>(conn: &mut D::Connection, slot_ids: &[String]) -> SqlResult<Vec<SlotHold>, D> {
-    if slot_ids.is_empty() {
-        return Ok(Vec::new());
+    let mut holds = Vec::new();
+    for chunk in slot_ids.chunks(IDS_PER_STATEMENT) {
+        let mut q = D::builder(format!("SELECT {HOLD_COLUMNS} FROM slot_hold WHERE slot_id IN ("));
+        push_list(&mut q, chunk);
+        q.push(") ORDER BY slot_id");
+        holds.extend(decode_holds(conn, q).await?);
     }
-    let mut q = D::builder(format!("SELECT {HOLD_COLUMNS} FROM slot_hold WHERE slot_id IN ("));
-    push_list(&mut q, slot_ids);
-    q.push(")");
-    decode_holds(conn, q).await
+    Ok(holds)
 }
 
 /// Holds whose time ran out by `now`, the longest expired first.
@@ -331,6 +431,23 @@ pub async fn slot_booking<D: Dialect>(conn: &mut D::Connection, slot_id: &str) -
     q.push_value(slot_id);
     let row = D::fetch_optional(conn, q).await?;
     Ok(row.map(|row| D::text(&row, "appointment_id".into())).transpose()?)
+}
+
+/// (slot id, Appointment id) of those of the slots that are booked.
+pub async fn slot_bookings<D: Dialect>(
+    conn: &mut D::Connection,
+    slot_ids: &[String],
+) -> SqlResult<Vec<(String, String)>, D> {
+    let mut bookings = Vec::new();
+    for chunk in slot_ids.chunks(IDS_PER_STATEMENT) {
+        let mut q = D::builder("SELECT slot_id, appointment_id FROM slot_booking WHERE slot_id IN (");
+        push_list(&mut q, chunk);
+        q.push(") ORDER BY slot_id");
+        for row in D::fetch_all(conn, q).await? {
+            bookings.push((D::text(&row, "slot_id".into())?, D::text(&row, "appointment_id".into())?));
+        }
+    }
+    Ok(bookings)
 }
 
 /// Records the slot's booking; a slot already booked gets [`StoreError::Conflict`].

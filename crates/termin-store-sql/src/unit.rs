@@ -28,6 +28,11 @@ pub enum Step {
         id: String,
         lock: RowLock,
     },
+    /// `ReadCurrent` with [`RowLock::Update`] of several resources of one type.
+    ReadCurrentMany {
+        resource_type: ResourceType,
+        ids: Vec<String>,
+    },
     FindMatchingIds {
         resource_type: ResourceType,
         filter: Filter,
@@ -52,7 +57,11 @@ pub enum Step {
     SetFingerprint(String),
     Write(NewVersion),
     Append(Arc<[NewVersion]>),
+    /// `Write` of several resources, in multi-row statements.
+    WriteAll(Vec<NewVersion>),
     Hold(String),
+    /// `Hold` of several slots.
+    HoldsOf(Vec<String>),
     LiveHoldsOf {
         holder: String,
         now: Timestamp,
@@ -60,6 +69,8 @@ pub enum Step {
     PutHold(SlotHold),
     DeleteHold(String),
     SlotBooking(String),
+    /// `SlotBooking` of several slots.
+    SlotBookings(Vec<String>),
     PutSlotBooking {
         slot_id: String,
         appointment_id: String,
@@ -84,6 +95,8 @@ pub enum Seen {
     Hold(Option<SlotHold>),
     Holds(Vec<SlotHold>),
     Booking(Option<String>),
+    /// (slot id, Appointment id) of the booked slots.
+    Bookings(Vec<(String, String)>),
     Instant(Option<Timestamp>),
 }
 
@@ -99,6 +112,14 @@ impl Step {
             | Step::PutSlotBooking { slot_id, .. } => Some(slot_id),
             Step::PutHold(hold) => Some(&hold.slot_id),
             _ => None,
+        }
+    }
+
+    /// The slots whose holds or bookings the step reads, when it reads several.
+    pub fn slots(&self) -> &[String] {
+        match self {
+            Step::HoldsOf(slot_ids) | Step::SlotBookings(slot_ids) => slot_ids,
+            _ => &[],
         }
     }
 }
@@ -128,6 +149,9 @@ pub async fn execute<D: Dialect>(conn: &mut D::Connection, step: &Step) -> SqlRe
             let row = D::fetch_optional(conn, q).await?;
             Seen::Version(row.as_ref().map(crate::decode_version::<D>).transpose()?)
         }
+        Step::ReadCurrentMany { resource_type, ids } => {
+            Seen::Versions(crate::read_current_many::<D>(conn, *resource_type, ids, D::LOCK_FOR_UPDATE).await?)
+        }
         Step::FindMatchingIds { resource_type, filter, limit } => {
             Seen::Ids(crate::find_matching_ids::<D>(conn, *resource_type, filter, *limit).await?)
         }
@@ -153,7 +177,13 @@ pub async fn execute<D: Dialect>(conn: &mut D::Connection, step: &Step) -> SqlRe
             crate::append_versions::<D>(conn, versions).await?;
             Seen::Done
         }
+        Step::WriteAll(versions) => {
+            crate::write_versions::<D>(conn, versions).await?;
+            Seen::Done
+        }
         Step::Hold(slot_id) => Seen::Hold(crate::hold::<D>(conn, slot_id).await?),
+        Step::HoldsOf(slot_ids) => Seen::Holds(crate::holds::<D>(conn, slot_ids).await?),
+        Step::SlotBookings(slot_ids) => Seen::Bookings(crate::slot_bookings::<D>(conn, slot_ids).await?),
         Step::LiveHoldsOf { holder, now } => Seen::Holds(crate::live_holds_of::<D>(conn, holder, *now).await?),
         Step::PutHold(hold) => {
             crate::put_hold::<D>(conn, hold).await?;
@@ -221,6 +251,20 @@ impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
         }
     }
 
+    async fn read_current_many(
+        &mut self,
+        resource_type: ResourceType,
+        ids: &[String],
+    ) -> StoreResult<Vec<ResourceVersion>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.0.perform(Step::ReadCurrentMany { resource_type, ids: ids.to_vec() }).await? {
+            Seen::Versions(versions) => Ok(versions),
+            other => unreachable!("a read returned {other:?}"),
+        }
+    }
+
     async fn find_matching_ids(
         &mut self,
         resource_type: ResourceType,
@@ -281,6 +325,33 @@ impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
 
     async fn append(&mut self, versions: Arc<[NewVersion]>) -> StoreResult<()> {
         self.0.perform(Step::Append(versions)).await.map(drop)
+    }
+
+    async fn write_all(&mut self, versions: Vec<NewVersion>) -> StoreResult<()> {
+        if versions.is_empty() {
+            return Ok(());
+        }
+        self.0.perform(Step::WriteAll(versions)).await.map(drop)
+    }
+
+    async fn holds_of(&mut self, slot_ids: &[String]) -> StoreResult<Vec<SlotHold>> {
+        if slot_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.0.perform(Step::HoldsOf(slot_ids.to_vec())).await? {
+            Seen::Holds(holds) => Ok(holds),
+            other => unreachable!("a holds lookup returned {other:?}"),
+        }
+    }
+
+    async fn slot_bookings(&mut self, slot_ids: &[String]) -> StoreResult<Vec<(String, String)>> {
+        if slot_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.0.perform(Step::SlotBookings(slot_ids.to_vec())).await? {
+            Seen::Bookings(bookings) => Ok(bookings),
+            other => unreachable!("a bookings lookup returned {other:?}"),
+        }
     }
 
     async fn hold(&mut self, slot_id: &str) -> StoreResult<Option<SlotHold>> {

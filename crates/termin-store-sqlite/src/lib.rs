@@ -41,6 +41,12 @@ use termin_store_sql::{self as sql, Dialect, Seen, Step, UnitOfWork};
 /// operating system's file cache serves the rest of the hot pages to all connections at once.
 const CACHE_KIB: u32 = 16 * 1024;
 
+/// The writer's page cache from its first bulk write on (slot generation), as the pragma
+/// that sets it: a Schedule's new index rows land on pages all over the index B-trees, which
+/// the 16 MiB cache would read from the file again for every Schedule. Only the pages
+/// touched are held, at most 256 MiB, by the one writer connection.
+const BULK_WRITER_CACHE: &str = "PRAGMA cache_size = -262144";
+
 /// How long a connection waits for SQLite's lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -208,6 +214,9 @@ impl UnitOfWork for SqliteWriteTx {
     async fn perform(&mut self, step: Step) -> StoreResult<Seen> {
         // Of a unit of work's statements, only a conditional write's search is limited in time.
         let timed = matches!(step, Step::FindMatchingIds { .. }).then(|| self.limit.timed(self.query_timeout));
+        if matches!(step, Step::WriteAll(_)) {
+            sqlx::query(BULK_WRITER_CACHE).execute(self.lent.conn()).await.map_err(db_error)?;
+        }
         let seen = sql::execute::<Sqlite>(self.lent.conn(), &step).await;
         if let Some(timed) = timed {
             timed.done();

@@ -232,6 +232,21 @@ pub trait WriteTx: Send {
         self.read_current(resource_type, id).await
     }
 
+    /// [`WriteTx::read_current`] of each of `ids` at once: the versions of those ever written,
+    /// in id order, each row then the unit of work's to write.
+    async fn read_current_many(
+        &mut self,
+        resource_type: ResourceType,
+        ids: &[String],
+    ) -> StoreResult<Vec<ResourceVersion>> {
+        let mut versions = Vec::new();
+        for id in ids {
+            versions.extend(self.read_current(resource_type, id).await?);
+        }
+        versions.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(versions)
+    }
+
     /// Ids of current resources matching the filter, in id order, at most `limit` of them.
     async fn find_matching_ids(
         &mut self,
@@ -293,6 +308,35 @@ pub trait WriteTx: Send {
             self.write(new.clone()).await?;
         }
         Ok(())
+    }
+
+    /// [`WriteTx::write`] of each version in turn, in as few statements as the backend can:
+    /// the bulk path of slot generation. The versions are of distinct resources.
+    async fn write_all(&mut self, versions: Vec<NewVersion>) -> StoreResult<()> {
+        for new in versions {
+            self.write(new).await?;
+        }
+        Ok(())
+    }
+
+    /// [`WriteTx::hold`] of each slot at once: the holds of those that have one.
+    async fn holds_of(&mut self, slot_ids: &[String]) -> StoreResult<Vec<SlotHold>> {
+        let mut holds = Vec::new();
+        for slot_id in slot_ids {
+            holds.extend(self.hold(slot_id).await?);
+        }
+        Ok(holds)
+    }
+
+    /// [`WriteTx::slot_booking`] of each slot at once: (slot id, Appointment id) of those booked.
+    async fn slot_bookings(&mut self, slot_ids: &[String]) -> StoreResult<Vec<(String, String)>> {
+        let mut bookings = Vec::new();
+        for slot_id in slot_ids {
+            if let Some(appointment) = self.slot_booking(slot_id).await? {
+                bookings.push((slot_id.clone(), appointment));
+            }
+        }
+        Ok(bookings)
     }
 
     async fn hold(&mut self, slot_id: &str) -> StoreResult<Option<SlotHold>>;

@@ -432,7 +432,11 @@ async fn check_period(
         tx.read_current(ResourceType::Schedule, &schedule_id).await?;
     }
     let (param, start, end) = period;
-    if let Some(other) = tx.overlapping(ResourceType::Slot, &param, (start, end), id, 1).await?.first() {
+    let other = match tx.known_overlap(&param, (start, end), id) {
+        Some(known) => known,
+        None => tx.overlapping(ResourceType::Slot, &param, (start, end), id, 1).await?.into_iter().next(),
+    };
+    if let Some(other) = other {
         return Err(DomainError::conflict(
             Issue::error(
                 IssueCode::Conflict,

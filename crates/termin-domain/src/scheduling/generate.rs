@@ -19,7 +19,7 @@ use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp, ToSpan};
 use rules::GenerationRules;
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use termin_calendar::{Availability, generated_slot_id, generated_slot_identifier, local_text};
 use termin_fhir::instant::format_instant;
 use termin_fhir::{Issue, IssueCode, ResourceType};
@@ -88,14 +88,14 @@ impl SchedulingService {
         );
         let mut early = tx.overlapping(ResourceType::Slot, &param, around, "", MAX_EXISTING_SLOTS).await?;
         early.sort();
-        for id in &early {
-            tx.read_current(ResourceType::Slot, id).await?;
-        }
+        tx.read_current_many(ResourceType::Slot, &early).await?;
         // Then the Schedule's row lock: generations of one Schedule take turns, and bookings of
         // its Slots (which read it shared) wait for a generation in progress.
         match tx.read_current(ResourceType::Schedule, schedule_id).await? {
             None => return Err(DomainError::NotFound(format!("Schedule/{schedule_id}"))),
-            Some(version) if version.is_deleted() => return Err(DomainError::Gone(format!("Schedule/{schedule_id}"))),
+            Some(version) if version.is_deleted() => {
+                return Err(DomainError::Gone(format!("Schedule/{schedule_id}")));
+            }
             Some(_) => {}
         }
         let (_, schedule) = tx
@@ -113,13 +113,26 @@ impl SchedulingService {
 
         let window = (rules.local_midnight(request.first), rules.local_midnight(next_day(request.last)?));
         let existing = tx.overlapping(ResourceType::Slot, &param, window, "", MAX_EXISTING_SLOTS).await?;
+        tx.read_current_many(ResourceType::Slot, &existing).await?;
+        tx.read_slot_states(&existing).await?;
+        // Under the Schedule's lock these are all its Slot periods in the window: the overlap
+        // check of each Slot created below needs no query.
+        let mut periods = HashMap::new();
+        let complete = existing.len() < MAX_EXISTING_SLOTS;
         let mut summary = GenerationSummary::default();
         let mut to_create = wanted.clone();
         let mut to_remove = Vec::new();
         // Periods taken by Slots that stay although the rules do not give them.
         let mut occupied = Vec::new();
         for id in existing {
-            let Some((_, slot)) = tx.read_live(ResourceType::Slot, &id).await? else { continue };
+            let Some((_, slot)) = tx.read_live(ResourceType::Slot, &id).await? else {
+                continue;
+            };
+            if let Some((slot_param, start, end)) = termin_search::slot_period(&slot)
+                && slot_param == param
+            {
+                periods.insert(id.clone(), (start, end));
+            }
             let (Some(start), Some(end)) = (model::instant(&slot, "start"), model::instant(&slot, "end")) else {
                 continue;
             };
@@ -147,11 +160,18 @@ impl SchedulingService {
         }
         to_create.retain(|_, (start, end)| !occupied.iter().any(|(s, e)| s < &*end && &*start < e));
         summary.removed = to_remove.len();
+        if complete {
+            tx.know_slot_periods(schedule_id, param.clone(), window, periods);
+        }
+        let creating: Vec<String> = to_create.keys().cloned().collect();
+        tx.read_current_many(ResourceType::Slot, &creating).await?;
+        tx.read_slot_states(&creating).await?;
         if !request.dry_run {
             for id in &to_remove {
                 self.kernel.delete_in(ctx, &mut tx, ResourceType::Slot, id).await?;
             }
         }
+        tx.gather_creations();
         for (id, (start, end)) in to_create {
             let previous = tx.read_current(ResourceType::Slot, &id).await?;
             // A generated Slot staff have since taken out of booking (busy-unavailable,
@@ -204,7 +224,9 @@ async fn actor_availability(
     let mut elements = Vec::new();
     let actors = schedule.get("actor").and_then(Value::as_array).into_iter().flatten();
     for reference in actors.filter_map(|actor| actor.get("reference").and_then(Value::as_str)) {
-        let Some(literal) = termin_fhir::parse_literal(reference).filter(|l| l.base.is_none()) else { continue };
+        let Some(literal) = termin_fhir::parse_literal(reference).filter(|l| l.base.is_none()) else {
+            continue;
+        };
         let resource_type = match literal.resource_type {
             "PractitionerRole" => ResourceType::PractitionerRole,
             "HealthcareService" => ResourceType::HealthcareService,

@@ -639,3 +639,53 @@ async fn a_one_slot_booking_reads_each_resource_hold_and_booking_once() {
         assert_eq!(reads.iter().filter(|r| *r == what).count(), 1, "{what} in {reads:?}");
     }
 }
+
+/// Generating a week of a Schedule's Slots reads and writes them in bulk: a constant number
+/// of store calls, none per Slot; a second generation finds them all and changes nothing.
+#[tokio::test]
+async fn generation_reads_and_writes_a_schedules_slots_in_bulk() {
+    let w = world().await;
+    let ctx = Caller::system("setup");
+    let role = json!({"resourceType": "PractitionerRole", "id": "gen-role", "active": true,
+        "availability": [{"availableTime": [{"daysOfWeek": ["mon", "tue", "wed", "thu", "fri"],
+            "availableStartTime": "08:00:00", "availableEndTime": "13:00:00"}]}]});
+    let schedule = json!({"resourceType": "Schedule", "id": "gen", "active": true,
+        "extension": [{"url": crate::SLOT_GENERATION_URL, "extension": [
+            {"url": "slot-duration", "valueDuration": {"value": 30, "system": "http://unitsofmeasure.org", "code": "min"}}]}],
+        "actor": [{"reference": "PractitionerRole/gen-role"}]});
+    for resource in [role, schedule] {
+        let rt: ResourceType = resource["resourceType"].as_str().unwrap().parse().unwrap();
+        let id = resource["id"].as_str().unwrap().to_owned();
+        w.service.resources.update(&ctx, rt, &id, object(resource), None).await.unwrap();
+    }
+    let probe = Arc::new(crate::test_support::ProbeStore::new(w.store.clone()));
+    let service = Domain::new(probe.clone(), w.clock.clone(), ServiceConfig::default(), termin_search::registry());
+    let week = crate::GenerationRequest {
+        first: "2026-03-09".parse().unwrap(),
+        last: "2026-03-13".parse().unwrap(),
+        slot_length: None,
+        dry_run: false,
+    };
+    let created = service.scheduling.generate_slots(&ctx, "gen", &week).await.unwrap();
+    assert_eq!((created.created, created.kept, created.removed), (50, 0, 0));
+    let calls = probe.take_reads();
+    assert_eq!(calls.iter().filter(|c| *c == "overlap query").count(), 2, "{calls:?}");
+    assert!(calls.contains(&"write 50".to_owned()), "{calls:?}");
+    assert!(calls.len() < 15, "{calls:?}");
+
+    let again = service.scheduling.generate_slots(&ctx, "gen", &week).await.unwrap();
+    assert_eq!((again.created, again.kept, again.removed), (0, 50, 0));
+    let calls = probe.take_reads();
+    assert!(!calls.iter().any(|c| c.starts_with("write")), "{calls:?}");
+    assert!(calls.len() < 15, "{calls:?}");
+    let slots = w
+        .store
+        .read_current(
+            &termin_store::RequestContext::anonymous("test"),
+            ResourceType::Slot,
+            &termin_calendar::generated_slot_id("gen", "2026-03-09T07:00:00Z".parse().unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(slots.map(|v| v.version), Some(1));
+}
