@@ -75,7 +75,10 @@ impl Domain {
     /// for `ctx`: `record.denied` carries the status of a refusal, if the access failed.
     pub async fn audit_relayed(&self, ctx: &Caller, record: AuditRecord) {
         if let Some(trail) = &self.kernel.audit {
-            trail.record(crate::audit::audit_event(ctx, &record, self.kernel.clock.now())).await;
+            match crate::audit::audit_event(self.kernel.search, ctx, &record, self.kernel.clock.now()) {
+                Ok(event) => trail.record(event).await,
+                Err(e) => tracing::error!(error = %e, "an audit event of a relay could not be built"),
+            }
         }
     }
 
