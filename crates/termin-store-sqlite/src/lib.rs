@@ -91,7 +91,13 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
         let plain_readers = ReaderPool::open(path, read_connections)?;
-        Ok(SqliteStore { plain_readers, readers, group_writer: GroupWriter::start(writer.clone()), writer, query_timeout: None })
+        Ok(SqliteStore {
+            plain_readers,
+            readers,
+            group_writer: GroupWriter::start(writer.clone()),
+            writer,
+            query_timeout: None,
+        })
     }
 
     /// Stops the statements of a search (with its count and includes), of a history page and
