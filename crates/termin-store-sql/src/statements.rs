@@ -142,74 +142,14 @@ async fn first_texts<D: Dialect>(conn: &mut D::Connection, q: crate::Statement<D
 /// `INSERT` per table for every [`IDS_PER_STATEMENT`] of them: what slot generation writes per
 /// Schedule. A second writer of one of the versions gets [`StoreError::Conflict`].
 pub async fn write_versions<D: Dialect>(conn: &mut D::Connection, versions: &[NewVersion]) -> SqlResult<(), D> {
-    for chunk in versions.chunks(IDS_PER_STATEMENT) {
-        let mut rows = Vec::with_capacity(chunk.len());
-        for new in chunk {
-            let v = &new.version;
-            let version = i64::try_from(v.version)
-                .map_err(|_| StoreError::Database(format!("version {} out of range", v.version)))?;
-            rows.push((v.resource_type.as_str(), v.id.as_str(), version, format_instant(v.last_updated), new));
-        }
-        let mut current = D::builder("INSERT INTO resource (res_type, res_id, version, last_updated, body) VALUES ");
-        for (i, (res_type, id, version, last_updated, new)) in rows.iter().enumerate() {
-            current
-                .push(if i == 0 { "(" } else { ", (" })
-                .push_value(*res_type)
-                .push(", ")
-                .push_value(*id)
-                .push(", ")
-                .push_value(*version)
-                .push(", ")
-                .push_value(last_updated.as_str())
-                .push(", ")
-                .push_value(new.version.body.clone())
-                .push(")");
-        }
-        current.push(
-            " ON CONFLICT (res_type, res_id) DO UPDATE SET \
-             version = excluded.version, last_updated = excluded.last_updated, body = excluded.body",
-        );
-        D::execute(conn, current).await?;
-        let mut history =
-            D::builder("INSERT INTO resource_history (res_type, res_id, version, last_updated, change, body) VALUES ");
-        for (i, (res_type, id, version, last_updated, new)) in rows.iter().enumerate() {
-            history
-                .push(if i == 0 { "(" } else { ", (" })
-                .push_value(*res_type)
-                .push(", ")
-                .push_value(*id)
-                .push(", ")
-                .push_value(*version)
-                .push(", ")
-                .push_value(last_updated.as_str())
-                .push(", ")
-                .push_value(change_name(new.change))
-                .push(", ")
-                .push_value(new.version.body.clone())
-                .push(")");
-        }
-        match D::execute(conn, history).await {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Conflict(format!(
-                    "one of {} resources ({}/{} …) was written concurrently",
-                    rows.len(),
-                    rows[0].0,
-                    rows[0].1
-                ))
-                .into());
-            }
-            other => other?,
-        }
-    }
+    insert_versions(conn, versions, CurrentRow::Replace).await?;
     // As in `write_version`: only a later version can find rows of an earlier one to clear.
     for new in versions.iter().filter(|new| new.version.version > 1) {
         for statement in crate::index::clear::<D>(new.version.resource_type.as_str(), &new.version.id) {
             D::execute(conn, statement).await?;
         }
     }
-    let entries: Vec<_> =
-        versions.iter().map(|new| (new.version.resource_type.as_str(), new.version.id.as_str(), &new.index)).collect();
-    crate::index::insert_indexes(conn, &entries).await
+    insert_indexes_of(conn, versions).await
 }
 
 /// Writes a new version: the current row, its history entry and its search-index rows. A
@@ -268,12 +208,8 @@ pub async fn write_version<D: Dialect>(conn: &mut D::Connection, new: &NewVersio
     }
 }
 
-/// Rows per statement of [`append_versions`]: six values a row stay far below the bound
-/// parameters a statement may have (32,766 on SQLite, 65,535 on PostgreSQL).
-const VERSIONS_PER_INSERT: usize = 1000;
-
 /// Writes the first versions of new resources with one statement per table (and per
-/// [`VERSIONS_PER_INSERT`]) for all of them: current rows, history entries, index rows. An id
+/// [`IDS_PER_STATEMENT`]) for all of them: current rows, history entries, index rows. An id
 /// already taken gets [`StoreError::Conflict`].
 pub async fn append_versions<D: Dialect>(conn: &mut D::Connection, versions: &[NewVersion]) -> SqlResult<(), D> {
     if let Some(later) = versions.iter().find(|new| new.version.version != 1) {
@@ -284,39 +220,83 @@ pub async fn append_versions<D: Dialect>(conn: &mut D::Connection, versions: &[N
         ))
         .into());
     }
-    let stamps: Vec<String> = versions.iter().map(|new| format_instant(new.version.last_updated)).collect();
-    let rows: Vec<(&NewVersion, &str)> = versions.iter().zip(stamps.iter().map(String::as_str)).collect();
-    for chunk in rows.chunks(VERSIONS_PER_INSERT) {
-        for table in ["resource", "resource_history"] {
-            let history = table == "resource_history";
-            let columns =
-                if history { "res_type, res_id, version, last_updated, change, body" } else { VERSION_COLUMNS };
+    insert_versions(conn, versions, CurrentRow::MustBeNew).await?;
+    insert_indexes_of(conn, versions).await
+}
+
+/// What a bulk write does with a resource's existing current row.
+#[derive(Clone, Copy, PartialEq)]
+enum CurrentRow {
+    /// It is replaced: the write of a later version.
+    Replace,
+    /// There must be none: a taken id is a conflict.
+    MustBeNew,
+}
+
+/// The current rows and history entries of `versions`, one multi-row `INSERT` per table for
+/// every [`IDS_PER_STATEMENT`] of them. A history entry (or, with [`CurrentRow::MustBeNew`], a
+/// current row) that exists already is a [`StoreError::Conflict`]: another writer got there first.
+async fn insert_versions<D: Dialect>(
+    conn: &mut D::Connection,
+    versions: &[NewVersion],
+    current: CurrentRow,
+) -> SqlResult<(), D> {
+    let mut rows = Vec::with_capacity(versions.len());
+    for new in versions {
+        let v = &new.version;
+        let version = i64::try_from(v.version)
+            .map_err(|_| StoreError::Database(format!("version {} out of range", v.version)))?;
+        rows.push((new, version, format_instant(v.last_updated)));
+    }
+    for chunk in rows.chunks(IDS_PER_STATEMENT) {
+        for history in [false, true] {
+            let (table, columns) = if history {
+                ("resource_history", "res_type, res_id, version, last_updated, change, body")
+            } else {
+                ("resource", VERSION_COLUMNS)
+            };
             let mut q = D::builder(format!("INSERT INTO {table} ({columns}) VALUES "));
-            for (i, (new, last_updated)) in chunk.iter().enumerate() {
+            for (i, (new, version, last_updated)) in chunk.iter().enumerate() {
                 let v = &new.version;
                 q.push(if i == 0 { "(" } else { ", (" })
                     .push_value(v.resource_type.as_str())
                     .push(", ")
                     .push_value(v.id.as_str())
                     .push(", ")
-                    .push_value(1_i64)
+                    .push_value(*version)
                     .push(", ")
-                    .push_value(*last_updated);
+                    .push_value(last_updated.as_str());
                 if history {
                     q.push(", ").push_value(change_name(new.change));
                 }
                 q.push(", ").push_value(v.body.clone()).push(")");
             }
+            if !history && current == CurrentRow::Replace {
+                q.push(
+                    " ON CONFLICT (res_type, res_id) DO UPDATE SET \
+                     version = excluded.version, last_updated = excluded.last_updated, body = excluded.body",
+                );
+            }
             match D::execute(conn, q).await {
                 Err(e) if is_unique_violation(&e) => {
-                    return Err(
-                        StoreError::Conflict(format!("one of {} new resources exists already", chunk.len())).into()
-                    );
+                    let first = &chunk[0].0.version;
+                    return Err(StoreError::Conflict(format!(
+                        "one of {} resources ({}/{} …) exists already or was written concurrently",
+                        chunk.len(),
+                        first.resource_type,
+                        first.id
+                    ))
+                    .into());
                 }
                 other => other?,
             }
         }
     }
+    Ok(())
+}
+
+/// The index rows of `versions` (whose earlier rows are cleared), one statement per index table.
+async fn insert_indexes_of<D: Dialect>(conn: &mut D::Connection, versions: &[NewVersion]) -> SqlResult<(), D> {
     let indexed: Vec<(&str, &str, &termin_store::IndexEntries)> =
         versions.iter().map(|new| (new.version.resource_type.as_str(), new.version.id.as_str(), &new.index)).collect();
     crate::index::insert_indexes(conn, &indexed).await
