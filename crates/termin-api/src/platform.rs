@@ -591,12 +591,16 @@ impl Call {
         let Some(appointment) = appointment else {
             return Ok(self.local(incoming).await);
         };
-        let owners: Vec<String> = appointment["slot"]
+        let slots: Vec<String> = appointment["slot"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|s| s["reference"].as_str())
             .filter_map(|r| termin_fhir::reference_id(r, ResourceType::Slot))
+            .map(str::to_owned)
+            .collect();
+        let owners: Vec<String> = slots
+            .iter()
             .map(|id| self.platform.owner(id).map(|(u, _)| u.name().to_owned()).unwrap_or_default())
             .collect();
         let Some(name) = owners.first().filter(|n| !n.is_empty()).cloned() else {
@@ -617,14 +621,9 @@ impl Call {
         if let Some(patient) = &confined {
             self.check_booking_for(&ctx, upstream, appointment, patient).await?;
         }
-        let slot_ids: Vec<String> = appointment["slot"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s["reference"].as_str())
-            .filter_map(|r| termin_fhir::reference_id(r, ResourceType::Slot))
-            .filter_map(|id| self.platform.owner(id).map(|(_, there)| there.to_owned()))
-            .collect();
+        // The slots' ids at the upstream.
+        let slot_ids: Vec<String> =
+            slots.iter().filter_map(|id| self.platform.owner(id).map(|(_, there)| there.to_owned())).collect();
         for (index, id) in slot_ids.iter().enumerate() {
             if let Some(url) = self.platform.booking_url(upstream, id, &self.via).await.map_err(unreachable)? {
                 let format = Self::format(&incoming).await?;

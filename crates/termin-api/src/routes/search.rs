@@ -2,7 +2,7 @@
 
 use super::{BaseUrl, resource_type};
 use crate::SharedState;
-use crate::bundle::{self, SearchMode};
+use crate::bundle::{self, SearchEntry, SearchMode};
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::format::{FhirResponse, ResponseFormat, read_limited};
@@ -15,9 +15,10 @@ use serde_json::Value;
 use termin_domain::Caller;
 use termin_fhir::{Issue, IssueCode, OperationOutcome, ResourceType};
 use termin_search::{
-    CURSOR_PARAM, NoteSeverity, ParsedSearch, SearchError, SearchErrorKind, SearchOptions, TotalMode, encode_cursor,
+    CURSOR_PARAM, NoteSeverity, ParsedSearch, SearchError, SearchErrorKind, SearchOptions, SearchParameters, TotalMode,
+    encode_cursor,
 };
-use termin_store::{Keyset, Permission};
+use termin_store::{Keyset, Permission, ResourceVersion};
 
 /// Reads `_count`: absent gives the default, larger than the maximum is capped.
 pub fn page_size(query: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
@@ -152,14 +153,7 @@ async fn run(
     }
     let search = state.domain.search_parameters();
     for version in &page.matches {
-        let entry = bundle::search_entry(&base.0, version, SearchMode::Match);
-        entries.push(match (&parsed.elements, parsed.summary) {
-            (Some(elements), _) => entry.shaped(|resource| summary::elements(resource, elements))?,
-            (None, Some(mode)) => {
-                entry.shaped(|resource| summary::summarize(search, version.resource_type, resource, mode))?
-            }
-            (None, None) => entry,
-        });
+        entries.push(match_entry(search, &base.0, version, &parsed)?);
     }
     for version in &page.included {
         let entry = bundle::search_entry(&base.0, version, SearchMode::Include);
@@ -186,6 +180,23 @@ pub(crate) fn issue_code(error: &SearchError) -> IssueCode {
 }
 
 /// Ignored and leniently read parameters, as an OperationOutcome for the `outcome` entry.
+/// The entry of a match, shaped by the search's `_elements` or `_summary`.
+pub(crate) fn match_entry(
+    search: &SearchParameters,
+    base: &str,
+    version: &ResourceVersion,
+    parsed: &ParsedSearch,
+) -> Result<SearchEntry, ApiError> {
+    let entry = bundle::search_entry(base, version, SearchMode::Match);
+    Ok(match (&parsed.elements, parsed.summary) {
+        (Some(elements), _) => entry.shaped(|resource| summary::elements(resource, elements))?,
+        (None, Some(mode)) => {
+            entry.shaped(|resource| summary::summarize(search, version.resource_type, resource, mode))?
+        }
+        (None, None) => entry,
+    })
+}
+
 fn notes_outcome(parsed: &ParsedSearch, withheld: usize) -> Option<Value> {
     if parsed.notes.is_empty() && withheld == 0 {
         return None;

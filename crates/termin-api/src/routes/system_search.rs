@@ -7,12 +7,11 @@
 use super::search::{issue_code, page_url, search_post_pairs};
 use super::{BaseUrl, system_types};
 use crate::SharedState;
-use crate::bundle::{self, SearchMode};
+use crate::bundle;
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::format::{FhirResponse, ResponseFormat};
 use crate::query::query_pairs;
-use crate::summary;
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::StatusCode;
 use base64::Engine;
@@ -140,14 +139,7 @@ async fn run(
         let Some((_, parsed)) = parsed.iter().find(|(t, _)| *t == version.resource_type) else {
             continue;
         };
-        let entry = bundle::search_entry(&base.0, version, SearchMode::Match);
-        entries.push(match (&parsed.elements, parsed.summary) {
-            (Some(elements), _) => entry.shaped(|resource| summary::elements(resource, elements))?,
-            (None, Some(mode)) => {
-                entry.shaped(|resource| summary::summarize(search, version.resource_type, resource, mode))?
-            }
-            (None, None) => entry,
-        });
+        entries.push(crate::routes::search::match_entry(search, &base.0, version, parsed)?);
     }
     let total = page.total.filter(|_| total_mode != TotalMode::None);
     Ok(FhirResponse::new(StatusCode::OK, format).searchset(bundle::searchset(total, links, entries)))
