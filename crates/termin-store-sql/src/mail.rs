@@ -79,14 +79,17 @@ pub async fn queue_mail<D: Dialect>(
             return Ok(false);
         }
     }
-    for mail in mails {
+    // Each message of the batch is queued one microsecond after the one before it: the sender
+    // takes due messages by `next_attempt`, so a batch goes out in the order of its events; on a
+    // tie the order would be the key's text order, where "outbox:10" comes before "outbox:9".
+    for (mail, queued) in mails.iter().zip(now.as_microsecond()..) {
         let mut q = D::builder(
             "INSERT INTO mail_message (event_key, recipient, message, state, attempts, queued_at, next_attempt, \
              lease_until) VALUES (",
         );
         q.push_value(mail.event_key.as_str()).push(", ").push_value(mail.recipient.as_str());
         q.push(", ").push_value(mail.message.as_str()).push(", ").push_value(QUEUED).push(", 0, ");
-        q.push_value(now.as_microsecond()).push(", ").push_value(now.as_microsecond());
+        q.push_value(queued).push(", ").push_value(queued);
         q.push(", 0) ON CONFLICT (event_key, recipient) DO NOTHING");
         executor.execute(q).await?;
     }
