@@ -79,9 +79,9 @@ pub async fn queue_mail<D: Dialect>(
             return Ok(false);
         }
     }
-    // Each message of the batch is queued one microsecond after the one before it: the sender
-    // takes due messages by `next_attempt`, so a batch goes out in the order of its events; on a
-    // tie the order would be the key's text order, where "outbox:10" comes before "outbox:9".
+    // Each message of the batch is stamped one microsecond after the one before it: the sender
+    // takes due messages by `next_attempt`, then `queued_at`, so a batch goes out in the order of
+    // its events (by key, "outbox:10" would come before "outbox:9").
     for (mail, queued) in mails.iter().zip(now.as_microsecond()..) {
         let mut q = D::builder(
             "INSERT INTO mail_message (event_key, recipient, message, state, attempts, queued_at, next_attempt, \
@@ -89,7 +89,7 @@ pub async fn queue_mail<D: Dialect>(
         );
         q.push_value(mail.event_key.as_str()).push(", ").push_value(mail.recipient.as_str());
         q.push(", ").push_value(mail.message.as_str()).push(", ").push_value(QUEUED).push(", 0, ");
-        q.push_value(queued).push(", ").push_value(queued);
+        q.push_value(queued).push(", ").push_value(now.as_microsecond());
         q.push(", 0) ON CONFLICT (event_key, recipient) DO NOTHING");
         executor.execute(q).await?;
     }
@@ -126,7 +126,7 @@ pub async fn claim_mail<D: Dialect>(
     let mut q = D::builder("SELECT event_key, recipient FROM mail_message WHERE state = ");
     q.push_value(QUEUED).push(" AND next_attempt <= ").push_value(now.as_microsecond());
     q.push(" AND lease_until <= ").push_value(now.as_microsecond());
-    q.push(" ORDER BY next_attempt LIMIT ").push_value(CANDIDATES);
+    q.push(" ORDER BY next_attempt, queued_at LIMIT ").push_value(CANDIDATES);
     for candidate in executor.rows(q, &[Column::Text, Column::Text]).await? {
         let (event_key, recipient) = (text(&candidate[0], "event_key")?, text(&candidate[1], "recipient")?);
         let mut q = D::builder("UPDATE mail_message SET lease_owner = ");
