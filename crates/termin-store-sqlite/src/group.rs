@@ -17,7 +17,10 @@
 //! fails, every unit of the group fails with that error — none was acknowledged, and none is on
 //! disk. If SQLite rolled back the whole transaction on its own (a full disk, an I/O error),
 //! the savepoints are gone with it: releasing or rolling back the unit finds its savepoint
-//! missing, and the whole group fails the same way.
+//! missing, and the whole group fails the same way. A unit refused because of an earlier
+//! unit's write in its group (a slot that unit booked) keeps its refusal even when that group
+//! then fails to commit: it was decided on writes that did not become durable, and its client
+//! may retry.
 //!
 //! Side effects: readers (other connections) see a group's writes only after its commit, and
 //! everything the layers above do after a unit's commit — its answer, outbox events that
