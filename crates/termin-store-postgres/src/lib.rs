@@ -38,7 +38,7 @@ use termin_store::{
     HistoryPage, HistoryRequest, RequestContext, ResourceVersion, SearchPage, SearchRequest, StoreError, StoreResult,
     WriteTx,
 };
-use termin_store_sql::{self as sql, Dialect};
+use termin_store_sql::{self as sql, Dialect, Sqlx};
 
 /// How long a request waits for a free pooled connection before the store reports itself
 /// unavailable (503) rather than letting requests pile up.
@@ -133,7 +133,8 @@ sql::resource_store!(PostgresStore, Postgres, {
         resource_type: ResourceType,
         id: &str,
     ) -> StoreResult<Option<ResourceVersion>> {
-        Ok(sql::read_current::<Postgres>(&mut *self.reader().await?, resource_type, id).await?)
+        Ok(sql::read_current_on::<Postgres, _>(&mut Sqlx::<Postgres>(&mut *self.reader().await?), resource_type, id)
+            .await?)
     }
 
     async fn search(&self, _ctx: &RequestContext, request: &SearchRequest) -> StoreResult<SearchPage> {
@@ -147,7 +148,7 @@ sql::resource_store!(PostgresStore, Postgres, {
     async fn history(&self, _ctx: &RequestContext, request: &HistoryRequest) -> StoreResult<HistoryPage> {
         // One snapshot for the page and the total.
         let mut tx = begin_read(&self.pool, self.query_timeout).await?;
-        let page = sql::history::<Postgres>(&mut tx, request).await?;
+        let page = sql::history::<Postgres, _>(&mut Sqlx::<Postgres>(&mut tx), request).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(page)
     }

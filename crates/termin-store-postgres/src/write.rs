@@ -27,7 +27,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 use termin_fhir::ResourceType;
 use termin_store::{DomainEvent, StoreError, StoreResult};
-use termin_store_sql::{self as sql, RowLock, Seen, Step, UnitOfWork, is_contention};
+use termin_store_sql::{self as sql, RowLock, Seen, Sqlx, Step, UnitOfWork, is_contention};
 
 /// Aborts (deadlocks) a unit of work survives by replay before its conflict is reported.
 const MAX_REPLAYS: u32 = 3;
@@ -165,7 +165,7 @@ impl PostgresWriteTx {
                 if let Some(timeout) = self.query_timeout {
                     sqlx::query(AssertSqlSafe(set_statement_timeout(timeout))).execute(self.conn()?).await?;
                 }
-                let ids = sql::execute::<Postgres>(self.conn()?, step).await?;
+                let ids = sql::execute(&mut Sqlx::<Postgres>(self.conn()?), step).await?;
                 if self.query_timeout.is_some() {
                     sqlx::query("SET LOCAL statement_timeout TO DEFAULT").execute(self.conn()?).await?;
                 }
@@ -173,11 +173,11 @@ impl PostgresWriteTx {
             }
             Step::LiveHoldsOf { holder, .. } => {
                 AdvisoryLock::Holder(holder).acquire(self.conn()?).await?;
-                Ok(sql::execute::<Postgres>(self.conn()?, step).await?)
+                Ok(sql::execute(&mut Sqlx::<Postgres>(self.conn()?), step).await?)
             }
             // Re-index walks read `FOR UPDATE`, so that a write on another node cannot slip in
             // between reading a resource and re-indexing it.
-            _ => Ok(sql::execute::<Postgres>(self.conn()?, step).await?),
+            _ => Ok(sql::execute(&mut Sqlx::<Postgres>(self.conn()?), step).await?),
         }
     }
 
@@ -190,12 +190,12 @@ impl PostgresWriteTx {
         lock: RowLock,
         step: &Step,
     ) -> Result<Seen, Failure> {
-        let mut seen = sql::execute::<Postgres>(self.conn()?, step).await?;
+        let mut seen = sql::execute(&mut Sqlx::<Postgres>(self.conn()?), step).await?;
         if seen == Seen::Version(None) && lock == RowLock::Update {
             // No row to lock yet: creators of this id take turns, and the later one finds the
             // earlier one's resource.
             AdvisoryLock::NewResource(resource_type, id).acquire(self.conn()?).await?;
-            seen = sql::execute::<Postgres>(self.conn()?, step).await?;
+            seen = sql::execute(&mut Sqlx::<Postgres>(self.conn()?), step).await?;
         }
         if resource_type == ResourceType::Slot && lock == RowLock::Update && matches!(seen, Seen::Version(Some(_))) {
             self.locked_slots.insert(id.to_owned());
@@ -206,7 +206,7 @@ impl PostgresWriteTx {
     /// [`Self::read`] of several resources: the rows found are locked by the read, the ids not
     /// stored yet by their advisory locks (in id order, as the rows), then read again.
     async fn read_many(&mut self, resource_type: ResourceType, ids: &[String], step: &Step) -> Result<Seen, Failure> {
-        let mut seen = sql::execute::<Postgres>(self.conn()?, step).await?;
+        let mut seen = sql::execute(&mut Sqlx::<Postgres>(self.conn()?), step).await?;
         let Seen::Versions(found) = &seen else { unreachable!("a read returned {seen:?}") };
         let stored: HashSet<&str> = found.iter().map(|v| v.id.as_str()).collect();
         let mut missing: Vec<&String> = ids.iter().filter(|id| !stored.contains(id.as_str())).collect();
@@ -216,7 +216,7 @@ impl PostgresWriteTx {
             for id in missing {
                 AdvisoryLock::NewResource(resource_type, id).acquire(self.conn()?).await?;
             }
-            seen = sql::execute::<Postgres>(self.conn()?, step).await?;
+            seen = sql::execute(&mut Sqlx::<Postgres>(self.conn()?), step).await?;
         }
         if resource_type == ResourceType::Slot
             && let Seen::Versions(found) = &seen
@@ -292,7 +292,7 @@ impl UnitOfWork for PostgresWriteTx {
         };
         if !self.events.is_empty() {
             AdvisoryLock::Outbox.acquire(&mut tx).await.map_err(db_error)?;
-            sql::append_events::<Postgres>(&mut tx, &self.events).await?;
+            sql::append_events(&mut Sqlx::<Postgres>(&mut tx), &self.events).await?;
         }
         tx.commit().await.map_err(db_error)
     }

@@ -2,7 +2,7 @@
 //! old rows are cleared, then one multi-row INSERT per index table that has rows.
 
 use crate::query::{REFERENCE_DATE_PAIRS, micros};
-use crate::{Dialect, PushValue, SqlResult, Value};
+use crate::{Dialect, PushValue, SqlResult, Value, Writer};
 use termin_store::{DateIndex, IndexEntries, ReferenceIndex};
 
 const INDEX_TABLES: [&str; 9] = [
@@ -141,14 +141,14 @@ fn reference_dates<'e>(res_type: &str, entries: &'e IndexEntries) -> Vec<(&'e Re
 }
 
 /// Replaces the resource's search-index rows with `entries`.
-pub async fn replace_index<D: Dialect>(
-    conn: &mut D::Connection,
+pub async fn replace_index<D: Dialect, W: Writer<D>>(
+    conn: &mut W,
     res_type: &str,
     res_id: &str,
     entries: &IndexEntries,
 ) -> SqlResult<(), D> {
     for statement in clear::<D>(res_type, res_id) {
-        D::execute(conn, statement).await?;
+        conn.execute(statement).await?;
     }
     insert_index(conn, res_type, res_id, entries).await
 }
@@ -156,8 +156,8 @@ pub async fn replace_index<D: Dialect>(
 /// Writes the index rows of a resource that has none (its first version: every resource's
 /// rows go with its last version, by deletion or purge), without first clearing the eight
 /// tables: most of what a bulk creation such as slot generation would otherwise execute.
-pub(crate) async fn insert_index<D: Dialect>(
-    conn: &mut D::Connection,
+pub(crate) async fn insert_index<D: Dialect, W: Writer<D>>(
+    conn: &mut W,
     res_type: &str,
     res_id: &str,
     entries: &IndexEntries,
@@ -167,8 +167,8 @@ pub(crate) async fn insert_index<D: Dialect>(
 
 /// Writes the index rows of several resources that have none (see [`insert_index`]), one
 /// statement per index table for all of them.
-pub(crate) async fn insert_indexes<D: Dialect>(
-    conn: &mut D::Connection,
+pub(crate) async fn insert_indexes<D: Dialect, W: Writer<D>>(
+    conn: &mut W,
     resources: &[(&str, &str, &IndexEntries)],
 ) -> SqlResult<(), D> {
     let statements = [
@@ -256,7 +256,7 @@ pub(crate) async fn insert_indexes<D: Dialect>(
         ),
     ];
     for statement in statements.into_iter().flatten() {
-        D::execute(conn, statement).await?;
+        conn.execute(statement).await?;
     }
     Ok(())
 }

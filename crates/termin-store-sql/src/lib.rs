@@ -8,7 +8,8 @@
 //! store conformance kit ([`conformance`]).
 //!
 //! Statements are built as [`Statement`]s (text and readable bound values); searches and reads
-//! by key run on any [`Reader`], so a backend may run them on connections that are not sqlx's.
+//! by key run on any [`Reader`], a unit of work's steps on any [`Writer`], so a backend may run
+//! them on connections that are not sqlx's.
 //!
 //! Both backends keep the same tables and columns; what differs — placeholders, index hints,
 //! join order, row locks, NUL in text, how errors read — is named once in [`Dialect`], with
@@ -37,7 +38,7 @@ pub use builder::Statement;
 pub use index::replace_index;
 pub use migrate::{Migration, migrate, shared as shared_ddl, steps as migration_steps};
 pub use query::{SearchSql, Select, micros};
-pub use reader::{Reader, Sqlx};
+pub use reader::{Reader, Sqlx, Writer};
 pub use resource_store::support;
 pub use rows::{decode_version, decode_version_from};
 pub use search::run as run_search;

@@ -1,7 +1,8 @@
-//! [`Reader`]: where the statements of a search and of a read by key run. The shared executor
-//! runs them on a backend's sqlx connection ([`Sqlx`]) or on a connection the backend drives
-//! itself (SQLite's reader pool), and decodes the rows through the same trait, so the
-//! statements and their decoding stay written once.
+//! [`Reader`]: where the statements of a search and of a read by key run; [`Writer`]: where a
+//! unit of work's steps ([`crate::execute`]) run. The shared code runs them on a backend's
+//! sqlx connection ([`Sqlx`]) or on a connection the backend drives itself (SQLite's reader
+//! pool and its group writer), and decodes the rows through the same trait, so the statements
+//! and their decoding stay written once.
 
 use crate::{Column, Dialect, SqlResult, Statement};
 
@@ -10,6 +11,14 @@ pub trait Reader<D: Dialect>: Send {
 
     /// Every row `statement` selects.
     fn fetch_all(&mut self, statement: Statement<D>) -> impl Future<Output = SqlResult<Vec<Self::Row>, D>> + Send;
+
+    /// The first row `statement` selects, if any.
+    fn fetch_optional(
+        &mut self,
+        statement: Statement<D>,
+    ) -> impl Future<Output = SqlResult<Option<Self::Row>, D>> + Send {
+        async { Ok(self.fetch_all(statement).await?.into_iter().next()) }
+    }
 
     fn text(row: &Self::Row, column: Column<'_>) -> SqlResult<String, D>;
 
@@ -20,7 +29,15 @@ pub trait Reader<D: Dialect>: Send {
     fn real(row: &Self::Row, column: Column<'_>) -> SqlResult<f64, D>;
 }
 
-/// A backend's sqlx connection (or transaction) as a [`Reader`].
+/// A [`Reader`] that also writes: the connection of a unit of work. A step's statement that
+/// fails reports the database's error as [`Failure::Sql`](crate::Failure), so that the shared
+/// code can tell a unique violation (a lost race) from other failures on every connection.
+pub trait Writer<D: Dialect>: Reader<D> {
+    /// Runs a statement that selects nothing.
+    fn execute(&mut self, statement: Statement<D>) -> impl Future<Output = SqlResult<(), D>> + Send;
+}
+
+/// A backend's sqlx connection (or transaction) as a [`Reader`] and [`Writer`].
 pub struct Sqlx<'c, D: Dialect>(pub &'c mut D::Connection);
 
 impl<D: Dialect> Reader<D> for Sqlx<'_, D> {
@@ -28,6 +45,10 @@ impl<D: Dialect> Reader<D> for Sqlx<'_, D> {
 
     async fn fetch_all(&mut self, statement: Statement<D>) -> SqlResult<Vec<D::Row>, D> {
         Ok(D::fetch_all(self.0, statement).await?)
+    }
+
+    async fn fetch_optional(&mut self, statement: Statement<D>) -> SqlResult<Option<D::Row>, D> {
+        Ok(D::fetch_optional(self.0, statement).await?)
     }
 
     fn text(row: &D::Row, column: Column<'_>) -> SqlResult<String, D> {
@@ -44,5 +65,11 @@ impl<D: Dialect> Reader<D> for Sqlx<'_, D> {
 
     fn real(row: &D::Row, column: Column<'_>) -> SqlResult<f64, D> {
         Ok(D::real(row, column)?)
+    }
+}
+
+impl<D: Dialect> Writer<D> for Sqlx<'_, D> {
+    async fn execute(&mut self, statement: Statement<D>) -> SqlResult<(), D> {
+        Ok(D::execute(self.0, statement).await?)
     }
 }

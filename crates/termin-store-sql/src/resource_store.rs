@@ -35,11 +35,11 @@ macro_rules! resource_store {
                 id: &str,
                 version: u64,
             ) -> $crate::support::StoreResult<Option<$crate::support::ResourceVersion>> {
-                Ok($crate::read_version::<$dialect>(&mut *self.reader().await?, resource_type, id, version).await?)
+                Ok($crate::read_version::<$dialect, _>(&mut $crate::Sqlx::<$dialect>(&mut *self.reader().await?), resource_type, id, version).await?)
             }
 
             async fn search_index_fingerprint(&self) -> $crate::support::StoreResult<Option<String>> {
-                Ok($crate::search_index_fingerprint::<$dialect>(&mut *self.reader().await?).await?)
+                Ok($crate::search_index_fingerprint::<$dialect, _>(&mut $crate::Sqlx::<$dialect>(&mut *self.reader().await?)).await?)
             }
 
             async fn holds(
@@ -47,7 +47,7 @@ macro_rules! resource_store {
                 _ctx: &$crate::support::RequestContext,
                 slot_ids: &[String],
             ) -> $crate::support::StoreResult<Vec<$crate::support::SlotHold>> {
-                Ok($crate::holds::<$dialect>(&mut *self.reader().await?, slot_ids).await?)
+                Ok($crate::holds::<$dialect, _>(&mut $crate::Sqlx::<$dialect>(&mut *self.reader().await?), slot_ids).await?)
             }
 
             /// Candidates only: where several nodes sweep, each may list the same holds; each
@@ -57,7 +57,7 @@ macro_rules! resource_store {
                 now: $crate::support::Timestamp,
                 limit: usize,
             ) -> $crate::support::StoreResult<Vec<$crate::support::SlotHold>> {
-                Ok($crate::expired_holds::<$dialect>(&mut *self.reader().await?, now, limit).await?)
+                Ok($crate::expired_holds::<$dialect, _>(&mut $crate::Sqlx::<$dialect>(&mut *self.reader().await?), now, limit).await?)
             }
 
             async fn events(
@@ -65,7 +65,7 @@ macro_rules! resource_store {
                 after: u64,
                 limit: usize,
             ) -> $crate::support::StoreResult<Vec<(u64, $crate::support::DomainEvent)>> {
-                Ok($crate::events::<$dialect>(&mut *self.reader().await?, after, limit).await?)
+                Ok($crate::events::<$dialect, _>(&mut $crate::Sqlx::<$dialect>(&mut *self.reader().await?), after, limit).await?)
             }
 
             $($own)*

@@ -35,27 +35,27 @@ pub fn decode_version_from<D: Dialect, R: Reader<D>>(row: &R::Row) -> SqlResult<
 }
 
 /// Decodes [`HOLD_COLUMNS`](crate::statements) of `slot_hold`.
-pub(crate) fn decode_hold<D: Dialect>(row: &D::Row) -> SqlResult<SlotHold, D> {
+pub(crate) fn decode_hold<D: Dialect, R: Reader<D>>(row: &R::Row) -> SqlResult<SlotHold, D> {
     Ok(SlotHold {
-        slot_id: D::text(row, "slot_id".into())?,
-        holder: D::text(row, "holder".into())?,
-        token: D::text(row, "token".into())?,
-        held_until: instant("held_until", &D::text(row, "held_until".into())?)?,
-        placed_at: instant("placed_at", &D::text(row, "placed_at".into())?)?,
+        slot_id: R::text(row, "slot_id".into())?,
+        holder: R::text(row, "holder".into())?,
+        token: R::text(row, "token".into())?,
+        held_until: instant("held_until", &R::text(row, "held_until".into())?)?,
+        placed_at: instant("placed_at", &R::text(row, "placed_at".into())?)?,
     })
 }
 
 /// Decodes an `outbox` row: its sequence number and event.
-pub(crate) fn decode_event<D: Dialect>(row: &D::Row) -> SqlResult<(u64, DomainEvent), D> {
+pub(crate) fn decode_event<D: Dialect, R: Reader<D>>(row: &R::Row) -> SqlResult<(u64, DomainEvent), D> {
     Ok((
-        unsigned("seq", D::integer(row, "seq".into())?)?,
+        unsigned("seq", R::integer(row, "seq".into())?)?,
         DomainEvent {
-            kind: D::text(row, "kind".into())?,
-            resource_type: resource_type(&D::text(row, "res_type".into())?)?,
-            resource_id: D::text(row, "res_id".into())?,
-            version: unsigned("version", D::integer(row, "version".into())?)?,
-            occurred_at: instant("occurred_at", &D::text(row, "occurred_at".into())?)?,
-            detail: D::text(row, "detail".into())?,
+            kind: R::text(row, "kind".into())?,
+            resource_type: resource_type(&R::text(row, "res_type".into())?)?,
+            resource_id: R::text(row, "res_id".into())?,
+            version: unsigned("version", R::integer(row, "version".into())?)?,
+            occurred_at: instant("occurred_at", &R::text(row, "occurred_at".into())?)?,
+            detail: R::text(row, "detail".into())?,
         },
     ))
 }

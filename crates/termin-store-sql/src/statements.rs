@@ -1,9 +1,12 @@
-//! The statements both backends run on the shared tables, each executed on the connection (or
-//! transaction) the backend hands in. A backend adds only its locking around them.
+//! The statements both backends run on the shared tables, each executed on the [`Writer`] (a
+//! connection or transaction) the backend hands in. A backend adds only its locking around them.
 
 use crate::query::{SearchSql, Select, push_list};
-use crate::rows::{decode_event, decode_hold, decode_version, unsigned};
-use crate::{Dialect, PushValue, SqlResult, change_name, parse_change, parse_instant_column};
+use crate::rows::{decode_event, decode_hold, unsigned};
+use crate::{
+    Dialect, Failure, PushValue, Reader, SqlResult, Writer, change_name, decode_version_from, parse_change,
+    parse_instant_column,
+};
 use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_fhir::instant::format_instant;
@@ -32,8 +35,8 @@ const IDS_PER_STATEMENT: usize = 1000;
 
 /// The current versions (possibly deletions) of those of `ids` ever written, in id order, the
 /// rows read with `lock` (a dialect's `FOR UPDATE` or nothing).
-pub async fn read_current_many<D: Dialect>(
-    conn: &mut D::Connection,
+pub async fn read_current_many<D: Dialect, R: Reader<D>>(
+    conn: &mut R,
     resource_type: ResourceType,
     ids: &[String],
     lock: &str,
@@ -44,25 +47,16 @@ pub async fn read_current_many<D: Dialect>(
         q.push_value(resource_type.as_str()).push(" AND res_id IN (");
         push_list(&mut q, chunk);
         q.push(") ORDER BY res_id").push(lock);
-        for row in D::fetch_all(conn, q).await? {
-            versions.push(decode_version::<D>(&row)?);
+        for row in conn.fetch_all(q).await? {
+            versions.push(decode_version_from::<D, R>(&row)?);
         }
     }
     versions.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(versions)
 }
 
-/// The current version of a resource (possibly a deletion), if it was ever written.
-pub async fn read_current<D: Dialect>(
-    conn: &mut D::Connection,
-    resource_type: ResourceType,
-    id: &str,
-) -> SqlResult<Option<ResourceVersion>, D> {
-    let row = D::fetch_optional(conn, select_current(resource_type, id)).await?;
-    row.as_ref().map(decode_version::<D>).transpose()
-}
-
-/// [`read_current`] on any [`Reader`](crate::Reader).
+/// The current version of a resource (possibly a deletion), if it was ever written, read on
+/// any [`Reader`](crate::Reader).
 pub async fn read_current_on<D: Dialect, R: crate::Reader<D>>(
     reader: &mut R,
     resource_type: ResourceType,
@@ -72,8 +66,8 @@ pub async fn read_current_on<D: Dialect, R: crate::Reader<D>>(
     rows.first().map(crate::decode_version_from::<D, R>).transpose()
 }
 
-pub async fn read_version<D: Dialect>(
-    conn: &mut D::Connection,
+pub async fn read_version<D: Dialect, R: Reader<D>>(
+    conn: &mut R,
     resource_type: ResourceType,
     id: &str,
     version: u64,
@@ -84,14 +78,14 @@ pub async fn read_version<D: Dialect>(
         .push_value(id)
         .push(" AND version = ")
         .push_value(integer(version));
-    let row = D::fetch_optional(conn, q).await?;
-    row.as_ref().map(decode_version::<D>).transpose()
+    let row = conn.fetch_optional(q).await?;
+    row.as_ref().map(decode_version_from::<D, R>).transpose()
 }
 
 /// Current versions with a body, in `(res_type, res_id)` order after `after`: the walk of an
 /// index rebuild (rows locked where writers run concurrently, see [`Dialect::LOCK_FOR_UPDATE`]).
-pub async fn current_after<D: Dialect>(
-    conn: &mut D::Connection,
+pub async fn current_after<D: Dialect, R: Reader<D>>(
+    conn: &mut R,
     after: Option<&(ResourceType, String)>,
     limit: usize,
 ) -> SqlResult<Vec<ResourceVersion>, D> {
@@ -104,13 +98,13 @@ pub async fn current_after<D: Dialect>(
         .push(") ORDER BY res_type, res_id LIMIT ")
         .push_value(integer(limit))
         .push(D::LOCK_FOR_UPDATE);
-    let rows = D::fetch_all(conn, q).await?;
-    rows.iter().map(decode_version::<D>).collect()
+    let rows = conn.fetch_all(q).await?;
+    rows.iter().map(decode_version_from::<D, R>).collect()
 }
 
 /// Ids of current resources of `resource_type` that `filter` matches (conditional writes).
-pub async fn find_matching_ids<D: Dialect>(
-    conn: &mut D::Connection,
+pub async fn find_matching_ids<D: Dialect, R: Reader<D>>(
+    conn: &mut R,
     resource_type: ResourceType,
     filter: &Filter,
     limit: usize,
@@ -120,8 +114,8 @@ pub async fn find_matching_ids<D: Dialect>(
 }
 
 /// Ids of other resources whose `param` period overlaps `period` (see [`crate::overlapping`]).
-pub async fn overlapping<D: Dialect>(
-    conn: &mut D::Connection,
+pub async fn overlapping<D: Dialect, R: Reader<D>>(
+    conn: &mut R,
     resource_type: ResourceType,
     param: &str,
     period: (Timestamp, Timestamp),
@@ -133,20 +127,20 @@ pub async fn overlapping<D: Dialect>(
 }
 
 /// The first column of every row, as text.
-async fn first_texts<D: Dialect>(conn: &mut D::Connection, q: crate::Statement<D>) -> SqlResult<Vec<String>, D> {
-    let rows = D::fetch_all(conn, q).await?;
-    rows.iter().map(|row| Ok(D::text(row, 0.into())?)).collect()
+async fn first_texts<D: Dialect, R: Reader<D>>(conn: &mut R, q: crate::Statement<D>) -> SqlResult<Vec<String>, D> {
+    let rows = conn.fetch_all(q).await?;
+    rows.iter().map(|row| R::text(row, 0.into())).collect()
 }
 
 /// [`write_version`] of each of `versions` (of distinct resources) with one multi-row
 /// `INSERT` per table for every [`IDS_PER_STATEMENT`] of them: what slot generation writes per
 /// Schedule. A second writer of one of the versions gets [`StoreError::Conflict`].
-pub async fn write_versions<D: Dialect>(conn: &mut D::Connection, versions: &[NewVersion]) -> SqlResult<(), D> {
+pub async fn write_versions<D: Dialect, W: Writer<D>>(conn: &mut W, versions: &[NewVersion]) -> SqlResult<(), D> {
     insert_versions(conn, versions, CurrentRow::Replace).await?;
     // As in `write_version`: only a later version can find rows of an earlier one to clear.
     for new in versions.iter().filter(|new| new.version.version > 1) {
         for statement in crate::index::clear::<D>(new.version.resource_type.as_str(), &new.version.id) {
-            D::execute(conn, statement).await?;
+            conn.execute(statement).await?;
         }
     }
     insert_indexes_of(conn, versions).await
@@ -154,7 +148,7 @@ pub async fn write_versions<D: Dialect>(conn: &mut D::Connection, versions: &[Ne
 
 /// Writes a new version: the current row, its history entry and its search-index rows. A
 /// second writer of the same version (a lost race) gets [`StoreError::Conflict`].
-pub async fn write_version<D: Dialect>(conn: &mut D::Connection, new: &NewVersion) -> SqlResult<(), D> {
+pub async fn write_version<D: Dialect, W: Writer<D>>(conn: &mut W, new: &NewVersion) -> SqlResult<(), D> {
     let v = &new.version;
     let res_type = v.resource_type.as_str();
     let version =
@@ -175,7 +169,7 @@ pub async fn write_version<D: Dialect>(conn: &mut D::Connection, new: &NewVersio
             ") ON CONFLICT (res_type, res_id) DO UPDATE SET \
              version = excluded.version, last_updated = excluded.last_updated, body = excluded.body",
         );
-    D::execute(conn, current).await?;
+    conn.execute(current).await?;
     let mut history =
         D::builder("INSERT INTO resource_history (res_type, res_id, version, last_updated, change, body) VALUES (");
     history
@@ -191,7 +185,7 @@ pub async fn write_version<D: Dialect>(conn: &mut D::Connection, new: &NewVersio
         .push(", ")
         .push_value(v.body.clone())
         .push(")");
-    match D::execute(conn, history).await {
+    match conn.execute(history).await {
         Err(e) if is_unique_violation(&e) => {
             return Err(StoreError::Conflict(format!(
                 "{res_type}/{} version {} was written concurrently",
@@ -211,7 +205,7 @@ pub async fn write_version<D: Dialect>(conn: &mut D::Connection, new: &NewVersio
 /// Writes the first versions of new resources with one statement per table (and per
 /// [`IDS_PER_STATEMENT`]) for all of them: current rows, history entries, index rows. An id
 /// already taken gets [`StoreError::Conflict`].
-pub async fn append_versions<D: Dialect>(conn: &mut D::Connection, versions: &[NewVersion]) -> SqlResult<(), D> {
+pub async fn append_versions<D: Dialect, W: Writer<D>>(conn: &mut W, versions: &[NewVersion]) -> SqlResult<(), D> {
     if let Some(later) = versions.iter().find(|new| new.version.version != 1) {
         let v = &later.version;
         return Err(StoreError::Database(format!(
@@ -236,8 +230,8 @@ enum CurrentRow {
 /// The current rows and history entries of `versions`, one multi-row `INSERT` per table for
 /// every [`IDS_PER_STATEMENT`] of them. A history entry (or, with [`CurrentRow::MustBeNew`], a
 /// current row) that exists already is a [`StoreError::Conflict`]: another writer got there first.
-async fn insert_versions<D: Dialect>(
-    conn: &mut D::Connection,
+async fn insert_versions<D: Dialect, W: Writer<D>>(
+    conn: &mut W,
     versions: &[NewVersion],
     current: CurrentRow,
 ) -> SqlResult<(), D> {
@@ -277,7 +271,7 @@ async fn insert_versions<D: Dialect>(
                      version = excluded.version, last_updated = excluded.last_updated, body = excluded.body",
                 );
             }
-            match D::execute(conn, q).await {
+            match conn.execute(q).await {
                 Err(e) if is_unique_violation(&e) => {
                     let first = &chunk[0].0.version;
                     return Err(StoreError::Conflict(format!(
@@ -296,32 +290,32 @@ async fn insert_versions<D: Dialect>(
 }
 
 /// The index rows of `versions` (whose earlier rows are cleared), one statement per index table.
-async fn insert_indexes_of<D: Dialect>(conn: &mut D::Connection, versions: &[NewVersion]) -> SqlResult<(), D> {
+async fn insert_indexes_of<D: Dialect, W: Writer<D>>(conn: &mut W, versions: &[NewVersion]) -> SqlResult<(), D> {
     let indexed: Vec<(&str, &str, &termin_store::IndexEntries)> =
         versions.iter().map(|new| (new.version.resource_type.as_str(), new.version.id.as_str(), &new.index)).collect();
     crate::index::insert_indexes(conn, &indexed).await
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+fn is_unique_violation<D>(e: &Failure<D>) -> bool {
+    matches!(e, Failure::Sql(sqlx::Error::Database(db), _) if db.is_unique_violation())
 }
 
 /// A page of history (newest first) and the number of all its entries.
-pub async fn history<D: Dialect>(conn: &mut D::Connection, request: &HistoryRequest) -> SqlResult<HistoryPage, D> {
+pub async fn history<D: Dialect, R: Reader<D>>(conn: &mut R, request: &HistoryRequest) -> SqlResult<HistoryPage, D> {
     let mut page_query = crate::query::select_history::<D>(request);
     if let Some(before) = request.before {
         page_query.push(" AND seq < ").push_value(integer(before));
     }
     page_query.push(" ORDER BY seq DESC LIMIT ").push_value(integer(request.count + 1));
-    let rows = D::fetch_all(conn, page_query).await?;
+    let rows = conn.fetch_all(page_query).await?;
     let mut entries = Vec::with_capacity(rows.len());
     let mut positions = Vec::with_capacity(rows.len());
     for row in &rows {
         entries.push(HistoryEntry {
-            version: decode_version::<D>(row)?,
-            change: parse_change(&D::text(row, "change".into())?)?,
+            version: decode_version_from::<D, R>(row)?,
+            change: parse_change(&R::text(row, "change".into())?)?,
         });
-        positions.push(unsigned("seq", D::integer(row, "seq".into())?)?);
+        positions.push(unsigned("seq", R::integer(row, "seq".into())?)?);
     }
     let next_before = if entries.len() > request.count {
         entries.truncate(request.count);
@@ -329,15 +323,15 @@ pub async fn history<D: Dialect>(conn: &mut D::Connection, request: &HistoryRequ
     } else {
         None
     };
-    let total = match D::fetch_optional(conn, crate::query::count_history::<D>(request)).await? {
-        Some(row) => D::integer(&row, 0.into())?,
+    let total = match conn.fetch_optional(crate::query::count_history::<D>(request)).await? {
+        Some(row) => R::integer(&row, 0.into())?,
         None => 0,
     };
     Ok(HistoryPage { entries, total: u64::try_from(total).unwrap_or(0), next_before })
 }
 
 /// The holds of the given slots (those that have one).
-pub async fn holds<D: Dialect>(conn: &mut D::Connection, slot_ids: &[String]) -> SqlResult<Vec<SlotHold>, D> {
+pub async fn holds<D: Dialect, R: Reader<D>>(conn: &mut R, slot_ids: &[String]) -> SqlResult<Vec<SlotHold>, D> {
     let mut holds = Vec::new();
     for chunk in slot_ids.chunks(IDS_PER_STATEMENT) {
         let mut q = D::builder(format!("SELECT {HOLD_COLUMNS} FROM slot_hold WHERE slot_id IN ("));
@@ -349,8 +343,8 @@ pub async fn holds<D: Dialect>(conn: &mut D::Connection, slot_ids: &[String]) ->
 }
 
 /// Holds whose time ran out by `now`, the longest expired first.
-pub async fn expired_holds<D: Dialect>(
-    conn: &mut D::Connection,
+pub async fn expired_holds<D: Dialect, R: Reader<D>>(
+    conn: &mut R,
     now: Timestamp,
     limit: usize,
 ) -> SqlResult<Vec<SlotHold>, D> {
@@ -360,8 +354,8 @@ pub async fn expired_holds<D: Dialect>(
 }
 
 /// The holds of `holder` still live at `now`, the soonest to expire first.
-pub async fn live_holds_of<D: Dialect>(
-    conn: &mut D::Connection,
+pub async fn live_holds_of<D: Dialect, R: Reader<D>>(
+    conn: &mut R,
     holder: &str,
     now: Timestamp,
 ) -> SqlResult<Vec<SlotHold>, D> {
@@ -370,20 +364,20 @@ pub async fn live_holds_of<D: Dialect>(
     decode_holds(conn, q).await
 }
 
-async fn decode_holds<D: Dialect>(conn: &mut D::Connection, q: crate::Statement<D>) -> SqlResult<Vec<SlotHold>, D> {
-    let rows = D::fetch_all(conn, q).await?;
-    rows.iter().map(decode_hold::<D>).collect()
+async fn decode_holds<D: Dialect, R: Reader<D>>(conn: &mut R, q: crate::Statement<D>) -> SqlResult<Vec<SlotHold>, D> {
+    let rows = conn.fetch_all(q).await?;
+    rows.iter().map(decode_hold::<D, R>).collect()
 }
 
-pub async fn hold<D: Dialect>(conn: &mut D::Connection, slot_id: &str) -> SqlResult<Option<SlotHold>, D> {
+pub async fn hold<D: Dialect, R: Reader<D>>(conn: &mut R, slot_id: &str) -> SqlResult<Option<SlotHold>, D> {
     let mut q = D::builder(format!("SELECT {HOLD_COLUMNS} FROM slot_hold WHERE slot_id = "));
     q.push_value(slot_id);
-    let row = D::fetch_optional(conn, q).await?;
-    row.as_ref().map(decode_hold::<D>).transpose()
+    let row = conn.fetch_optional(q).await?;
+    row.as_ref().map(decode_hold::<D, R>).transpose()
 }
 
 /// Places or renews the hold of its slot.
-pub async fn put_hold<D: Dialect>(conn: &mut D::Connection, hold: &SlotHold) -> SqlResult<(), D> {
+pub async fn put_hold<D: Dialect, W: Writer<D>>(conn: &mut W, hold: &SlotHold) -> SqlResult<(), D> {
     let mut q = D::builder(format!("INSERT INTO slot_hold ({HOLD_COLUMNS}) VALUES ("));
     q.push_value(hold.slot_id.as_str())
         .push(", ")
@@ -398,24 +392,24 @@ pub async fn put_hold<D: Dialect>(conn: &mut D::Connection, hold: &SlotHold) -> 
             ") ON CONFLICT (slot_id) DO UPDATE SET holder = excluded.holder, token = excluded.token, \
              held_until = excluded.held_until, placed_at = excluded.placed_at",
         );
-    Ok(D::execute(conn, q).await?)
+    conn.execute(q).await
 }
 
-pub async fn delete_hold<D: Dialect>(conn: &mut D::Connection, slot_id: &str) -> SqlResult<(), D> {
+pub async fn delete_hold<D: Dialect, W: Writer<D>>(conn: &mut W, slot_id: &str) -> SqlResult<(), D> {
     delete_by_slot(conn, "slot_hold", slot_id).await
 }
 
 /// The id of the Appointment that books the slot, if any.
-pub async fn slot_booking<D: Dialect>(conn: &mut D::Connection, slot_id: &str) -> SqlResult<Option<String>, D> {
+pub async fn slot_booking<D: Dialect, R: Reader<D>>(conn: &mut R, slot_id: &str) -> SqlResult<Option<String>, D> {
     let mut q = D::builder("SELECT appointment_id FROM slot_booking WHERE slot_id = ");
     q.push_value(slot_id);
-    let row = D::fetch_optional(conn, q).await?;
-    Ok(row.map(|row| D::text(&row, "appointment_id".into())).transpose()?)
+    let row = conn.fetch_optional(q).await?;
+    row.map(|row| R::text(&row, "appointment_id".into())).transpose()
 }
 
 /// (slot id, Appointment id) of those of the slots that are booked.
-pub async fn slot_bookings<D: Dialect>(
-    conn: &mut D::Connection,
+pub async fn slot_bookings<D: Dialect, R: Reader<D>>(
+    conn: &mut R,
     slot_ids: &[String],
 ) -> SqlResult<Vec<(String, String)>, D> {
     let mut bookings = Vec::new();
@@ -423,16 +417,16 @@ pub async fn slot_bookings<D: Dialect>(
         let mut q = D::builder("SELECT slot_id, appointment_id FROM slot_booking WHERE slot_id IN (");
         push_list(&mut q, chunk);
         q.push(") ORDER BY slot_id");
-        for row in D::fetch_all(conn, q).await? {
-            bookings.push((D::text(&row, "slot_id".into())?, D::text(&row, "appointment_id".into())?));
+        for row in conn.fetch_all(q).await? {
+            bookings.push((R::text(&row, "slot_id".into())?, R::text(&row, "appointment_id".into())?));
         }
     }
     Ok(bookings)
 }
 
 /// Records the slot's booking; a slot already booked gets [`StoreError::Conflict`].
-pub async fn put_slot_booking<D: Dialect>(
-    conn: &mut D::Connection,
+pub async fn put_slot_booking<D: Dialect, W: Writer<D>>(
+    conn: &mut W,
     SlotId(slot_id): SlotId<'_>,
     AppointmentId(appointment_id): AppointmentId<'_>,
     cancel_deadline: Option<Timestamp>,
@@ -444,7 +438,7 @@ pub async fn put_slot_booking<D: Dialect>(
         .push(", ")
         .push_value(cancel_deadline.map(format_instant))
         .push(")");
-    match D::execute(conn, q).await {
+    match conn.execute(q).await {
         Err(e) if is_unique_violation(&e) => {
             Err(StoreError::Conflict(format!("Slot/{slot_id} is already booked")).into())
         }
@@ -453,31 +447,31 @@ pub async fn put_slot_booking<D: Dialect>(
 }
 
 /// The cancellation deadline recorded with the slot's booking (`None`: no booking, or none set).
-pub async fn booking_cancel_deadline<D: Dialect>(
-    conn: &mut D::Connection,
+pub async fn booking_cancel_deadline<D: Dialect, R: Reader<D>>(
+    conn: &mut R,
     slot_id: &str,
 ) -> SqlResult<Option<Timestamp>, D> {
     let mut q = D::builder("SELECT cancel_deadline FROM slot_booking WHERE slot_id = ");
     q.push_value(slot_id);
-    let deadline = match D::fetch_optional(conn, q).await? {
-        Some(row) => D::optional_text(&row, "cancel_deadline".into())?,
+    let deadline = match conn.fetch_optional(q).await? {
+        Some(row) => R::optional_text(&row, "cancel_deadline".into())?,
         None => None,
     };
     Ok(parse_instant_column(deadline)?)
 }
 
-pub async fn delete_slot_booking<D: Dialect>(conn: &mut D::Connection, slot_id: &str) -> SqlResult<(), D> {
+pub async fn delete_slot_booking<D: Dialect, W: Writer<D>>(conn: &mut W, slot_id: &str) -> SqlResult<(), D> {
     delete_by_slot(conn, "slot_booking", slot_id).await
 }
 
-async fn delete_by_slot<D: Dialect>(conn: &mut D::Connection, table: &str, slot_id: &str) -> SqlResult<(), D> {
+async fn delete_by_slot<D: Dialect, W: Writer<D>>(conn: &mut W, table: &str, slot_id: &str) -> SqlResult<(), D> {
     let mut q = D::builder(format!("DELETE FROM {table} WHERE slot_id = "));
     q.push_value(slot_id);
-    Ok(D::execute(conn, q).await?)
+    conn.execute(q).await
 }
 
 /// Appends events to the outbox in one statement, in this order.
-pub async fn append_events<D: Dialect>(conn: &mut D::Connection, events: &[DomainEvent]) -> SqlResult<(), D> {
+pub async fn append_events<D: Dialect, W: Writer<D>>(conn: &mut W, events: &[DomainEvent]) -> SqlResult<(), D> {
     if events.is_empty() {
         return Ok(());
     }
@@ -498,32 +492,32 @@ pub async fn append_events<D: Dialect>(conn: &mut D::Connection, events: &[Domai
             .push_value(event.detail.as_str())
             .push(")");
     }
-    Ok(D::execute(conn, insert).await?)
+    conn.execute(insert).await
 }
 
 /// The outbox events after sequence number `after`, in order.
-pub async fn events<D: Dialect>(
-    conn: &mut D::Connection,
+pub async fn events<D: Dialect, R: Reader<D>>(
+    conn: &mut R,
     after: u64,
     limit: usize,
 ) -> SqlResult<Vec<(u64, DomainEvent)>, D> {
     let mut q = D::builder("SELECT seq, kind, res_type, res_id, version, occurred_at, detail FROM outbox WHERE seq > ");
     q.push_value(integer(after)).push(" ORDER BY seq LIMIT ").push_value(integer(limit));
-    let rows = D::fetch_all(conn, q).await?;
-    rows.iter().map(decode_event::<D>).collect()
+    let rows = conn.fetch_all(q).await?;
+    rows.iter().map(decode_event::<D, R>).collect()
 }
 
 /// The fingerprint of the search-parameter set the index rows were built with.
-pub async fn search_index_fingerprint<D: Dialect>(conn: &mut D::Connection) -> SqlResult<Option<String>, D> {
-    let row = D::fetch_optional(conn, D::builder("SELECT fingerprint FROM search_index_state")).await?;
-    Ok(row.map(|row| D::text(&row, "fingerprint".into())).transpose()?)
+pub async fn search_index_fingerprint<D: Dialect, R: Reader<D>>(conn: &mut R) -> SqlResult<Option<String>, D> {
+    let row = conn.fetch_optional(D::builder("SELECT fingerprint FROM search_index_state")).await?;
+    row.map(|row| R::text(&row, "fingerprint".into())).transpose()
 }
 
 /// Deletes at most `limit` resources of `resource_type` last changed before `before`, with
 /// their history and index rows; answers their ids. `last_updated` is a fixed-width UTC instant,
 /// so text order is time order.
-pub async fn purge_older_than<D: Dialect>(
-    conn: &mut D::Connection,
+pub async fn purge_older_than<D: Dialect, W: Writer<D>>(
+    conn: &mut W,
     resource_type: ResourceType,
     before: Timestamp,
     limit: usize,
@@ -538,12 +532,12 @@ pub async fn purge_older_than<D: Dialect>(
     let ids = first_texts(conn, old).await?;
     for id in &ids {
         for statement in crate::index::clear::<D>(res_type, id) {
-            D::execute(conn, statement).await?;
+            conn.execute(statement).await?;
         }
         for table in ["resource_history", "resource"] {
             let mut delete = D::builder(format!("DELETE FROM {table} WHERE res_type = "));
             delete.push_value(res_type).push(" AND res_id = ").push_value(id.as_str());
-            D::execute(conn, delete).await?;
+            conn.execute(delete).await?;
         }
     }
     Ok(ids)

@@ -3,7 +3,7 @@
 //! locks the step needs and journals what it saw, to replay it after a deadlock. The SQL of
 //! each step is the same on every backend ([`execute`]).
 
-use crate::{Dialect, PushValue, SqlResult};
+use crate::{Dialect, PushValue, SqlResult, Writer};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use std::sync::Arc;
@@ -137,8 +137,10 @@ pub trait UnitOfWork: Send + Sized {
 /// The [`WriteTx`] of a backend's [`UnitOfWork`]: each call is performed as its [`Step`].
 pub struct Steps<U>(pub U);
 
-/// Runs the SQL of `step` on `conn`, after whatever locks the backend took for it.
-pub async fn execute<D: Dialect>(conn: &mut D::Connection, step: &Step) -> SqlResult<Seen, D> {
+/// Runs the SQL of `step` on `conn` (a backend's sqlx connection as [`Sqlx`](crate::Sqlx), or
+/// a connection it drives itself), after whatever locks the backend took for it. A new step's
+/// SQL is written here (or in the statements it calls) once, for every backend.
+pub async fn execute<D: Dialect, W: Writer<D>>(conn: &mut W, step: &Step) -> SqlResult<Seen, D> {
     Ok(match step {
         Step::ReadCurrent { resource_type, id, lock } => {
             let mut q = crate::select_current::<D>(*resource_type, id);
@@ -146,85 +148,85 @@ pub async fn execute<D: Dialect>(conn: &mut D::Connection, step: &Step) -> SqlRe
                 RowLock::Update => D::LOCK_FOR_UPDATE,
                 RowLock::Share => D::LOCK_FOR_SHARE,
             });
-            let row = D::fetch_optional(conn, q).await?;
-            Seen::Version(row.as_ref().map(crate::decode_version::<D>).transpose()?)
+            let row = conn.fetch_optional(q).await?;
+            Seen::Version(row.as_ref().map(crate::decode_version_from::<D, W>).transpose()?)
         }
         Step::ReadCurrentMany { resource_type, ids } => {
-            Seen::Versions(crate::read_current_many::<D>(conn, *resource_type, ids, D::LOCK_FOR_UPDATE).await?)
+            Seen::Versions(crate::read_current_many::<D, W>(conn, *resource_type, ids, D::LOCK_FOR_UPDATE).await?)
         }
         Step::FindMatchingIds { resource_type, filter, limit } => {
-            Seen::Ids(crate::find_matching_ids::<D>(conn, *resource_type, filter, *limit).await?)
+            Seen::Ids(crate::find_matching_ids::<D, W>(conn, *resource_type, filter, *limit).await?)
         }
         Step::Overlapping { resource_type, param, period, exclude_id, limit } => {
-            Seen::Ids(crate::overlapping::<D>(conn, *resource_type, param, *period, exclude_id, *limit).await?)
+            Seen::Ids(crate::overlapping::<D, W>(conn, *resource_type, param, *period, exclude_id, *limit).await?)
         }
         Step::CurrentAfter { after, limit } => {
-            Seen::Versions(crate::current_after::<D>(conn, after.as_ref(), *limit).await?)
+            Seen::Versions(crate::current_after::<D, W>(conn, after.as_ref(), *limit).await?)
         }
         Step::ReplaceIndex { resource_type, id, index } => {
-            crate::replace_index::<D>(conn, resource_type.as_str(), id, index).await?;
+            crate::replace_index::<D, W>(conn, resource_type.as_str(), id, index).await?;
             Seen::Done
         }
         Step::SetFingerprint(fingerprint) => {
-            set_fingerprint::<D>(conn, fingerprint).await?;
+            set_fingerprint::<D, W>(conn, fingerprint).await?;
             Seen::Done
         }
         Step::Write(new) => {
-            crate::write_version::<D>(conn, new).await?;
+            crate::write_version::<D, W>(conn, new).await?;
             Seen::Done
         }
         Step::Append(versions) => {
-            crate::append_versions::<D>(conn, versions).await?;
+            crate::append_versions::<D, W>(conn, versions).await?;
             Seen::Done
         }
         Step::WriteAll(versions) => {
-            crate::write_versions::<D>(conn, versions).await?;
+            crate::write_versions::<D, W>(conn, versions).await?;
             Seen::Done
         }
-        Step::Hold(slot_id) => Seen::Hold(crate::hold::<D>(conn, slot_id).await?),
-        Step::HoldsOf(slot_ids) => Seen::Holds(crate::holds::<D>(conn, slot_ids).await?),
-        Step::SlotBookings(slot_ids) => Seen::Bookings(crate::slot_bookings::<D>(conn, slot_ids).await?),
-        Step::LiveHoldsOf { holder, now } => Seen::Holds(crate::live_holds_of::<D>(conn, holder, *now).await?),
+        Step::Hold(slot_id) => Seen::Hold(crate::hold::<D, W>(conn, slot_id).await?),
+        Step::HoldsOf(slot_ids) => Seen::Holds(crate::holds::<D, W>(conn, slot_ids).await?),
+        Step::SlotBookings(slot_ids) => Seen::Bookings(crate::slot_bookings::<D, W>(conn, slot_ids).await?),
+        Step::LiveHoldsOf { holder, now } => Seen::Holds(crate::live_holds_of::<D, W>(conn, holder, *now).await?),
         Step::PutHold(hold) => {
-            crate::put_hold::<D>(conn, hold).await?;
+            crate::put_hold::<D, W>(conn, hold).await?;
             Seen::Done
         }
         Step::DeleteHold(slot_id) => {
-            crate::delete_hold::<D>(conn, slot_id).await?;
+            crate::delete_hold::<D, W>(conn, slot_id).await?;
             Seen::Done
         }
-        Step::SlotBooking(slot_id) => Seen::Booking(crate::slot_booking::<D>(conn, slot_id).await?),
+        Step::SlotBooking(slot_id) => Seen::Booking(crate::slot_booking::<D, W>(conn, slot_id).await?),
         Step::PutSlotBooking { slot_id, appointment_id, cancel_deadline } => {
-            crate::put_slot_booking::<D>(conn, SlotId(slot_id), AppointmentId(appointment_id), *cancel_deadline)
+            crate::put_slot_booking::<D, W>(conn, SlotId(slot_id), AppointmentId(appointment_id), *cancel_deadline)
                 .await?;
             Seen::Done
         }
         Step::BookingCancelDeadline(slot_id) => {
-            Seen::Instant(crate::booking_cancel_deadline::<D>(conn, slot_id).await?)
+            Seen::Instant(crate::booking_cancel_deadline::<D, W>(conn, slot_id).await?)
         }
         Step::DeleteSlotBooking(slot_id) => {
-            crate::delete_slot_booking::<D>(conn, slot_id).await?;
+            crate::delete_slot_booking::<D, W>(conn, slot_id).await?;
             Seen::Done
         }
         Step::PurgeOlderThan { resource_type, before, limit } => {
-            Seen::Ids(crate::purge_older_than::<D>(conn, *resource_type, *before, *limit).await?)
+            Seen::Ids(crate::purge_older_than::<D, W>(conn, *resource_type, *before, *limit).await?)
         }
     })
 }
 
 /// Records the fingerprint of the search-parameter set the index rows were built with.
-async fn set_fingerprint<D: Dialect>(conn: &mut D::Connection, fingerprint: &str) -> SqlResult<(), D> {
+async fn set_fingerprint<D: Dialect, W: Writer<D>>(conn: &mut W, fingerprint: &str) -> SqlResult<(), D> {
     if D::INDEX_STATE_HAS_KEY {
         let mut upsert = D::builder("INSERT INTO search_index_state (fingerprint) VALUES (");
         upsert
             .push_value(fingerprint)
             .push(") ON CONFLICT (singleton) DO UPDATE SET fingerprint = excluded.fingerprint");
-        D::execute(conn, upsert).await?;
+        conn.execute(upsert).await?;
     } else {
-        D::execute(conn, D::builder("DELETE FROM search_index_state")).await?;
+        conn.execute(D::builder("DELETE FROM search_index_state")).await?;
         let mut insert = D::builder("INSERT INTO search_index_state (fingerprint) VALUES (");
         insert.push_value(fingerprint).push(")");
-        D::execute(conn, insert).await?;
+        conn.execute(insert).await?;
     }
     Ok(())
 }

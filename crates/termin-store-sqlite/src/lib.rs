@@ -1,8 +1,10 @@
-//! SQLite backend: the embedded default store. It owns the connections (one writer, a pool of
-//! sqlx readers, and the reader pool of plain connections for searches and reads by id,
-//! `reader`), the statement time limit (`limit`), its schema (`migrations/*.sql`) and the
-//! temporary store for tests (feature `temporary`); every statement on the shared tables
-//! comes from `termin-store-sql`. Must not depend on the domain, HTTP or the other backend.
+//! SQLite backend: the embedded default store. It owns the connections (the group writer's
+//! plain connection for units of work, `group`; a sqlx connection for the other writers and the
+//! migrations; a pool of sqlx readers; and the reader pool of plain connections for searches and
+//! reads by id, `reader`; plain connections run the shared statements through `plain`), the
+//! statement time limit (`limit`), its schema (`migrations/*.sql`) and the temporary store for
+//! tests (feature `temporary`); every statement on the shared tables comes from
+//! `termin-store-sql`. Must not depend on the domain, HTTP or the other backend.
 //!
 //! Durability: WAL journal with `synchronous=FULL`, so a transaction is on disk (WAL fsynced)
 //! before its commit returns — an acknowledged write survives power loss. Units of work go
@@ -16,14 +18,16 @@ mod group;
 mod limit;
 mod migrations;
 mod notify;
+mod plain;
 mod reader;
 #[cfg(any(test, feature = "temporary"))]
 pub mod temporary;
 
 use async_trait::async_trait;
-use group::{GroupWriter, Lent};
-use limit::{Limit, TimedRead};
-use reader::{Plain, ReaderPool};
+use group::{GroupWriter, Lent, WriteTurn};
+use limit::TimedRead;
+use plain::Plain;
+use reader::ReaderPool;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool};
@@ -34,7 +38,7 @@ use termin_store::{
     DomainEvent, HistoryPage, HistoryRequest, RequestContext, ResourceVersion, SearchPage, SearchRequest, StoreError,
     StoreResult, WriteTx,
 };
-use termin_store_sql::{self as sql, Dialect, Seen, Step, UnitOfWork};
+use termin_store_sql::{self as sql, Dialect, Seen, Sqlx, Step, UnitOfWork};
 
 /// Page cache per connection, in KiB. Each connection keeps its own, so five connections at
 /// 64 MiB held over 500 MB on a 100,000-slot database (measured with `termin bench`); the
@@ -55,10 +59,13 @@ pub struct SqliteStore {
     plain_readers: ReaderPool,
     /// The other reads (history, holds, events), through sqlx.
     readers: SqlitePool,
-    /// The one writer connection: units of work borrow it through `group_writer`; Subscription
-    /// delivery, the e-mail queue and job leases take it between groups.
+    /// The connection of Subscription delivery, the e-mail queue and job leases, which write
+    /// between groups in their `turn`.
     writer: SqlitePool,
+    /// Units of work, on a plain connection of its own.
     group_writer: GroupWriter,
+    /// One writer of this process at a time (see `group`).
+    turn: WriteTurn,
     /// How long a search's statements may run (`None`: unlimited).
     query_timeout: Option<Duration>,
 }
@@ -91,11 +98,13 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
         let plain_readers = ReaderPool::open(path, read_connections)?;
+        let turn = WriteTurn::default();
         Ok(SqliteStore {
             plain_readers,
             readers,
-            group_writer: GroupWriter::start(writer.clone()),
+            group_writer: GroupWriter::start(path, turn.clone())?,
             writer,
+            turn,
             query_timeout: None,
         })
     }
@@ -169,7 +178,7 @@ sql::resource_store!(SqliteStore, Sqlite, {
         let id = id.to_owned();
         self.plain_readers
             .run(None, move |conn| {
-                reader::complete(async {
+                plain::complete(async {
                     Ok(sql::read_current_on::<Sqlite, _>(&mut Plain(conn), resource_type, &id).await?)
                 })
             })
@@ -182,7 +191,7 @@ sql::resource_store!(SqliteStore, Sqlite, {
             .run(self.query_timeout, move |conn| {
                 // One read transaction: the page, the total and the includes see the same snapshot.
                 reader::in_snapshot(conn, |conn| {
-                    reader::complete(sql::run_search_on::<Sqlite, _>(&mut Plain(conn), &request))
+                    plain::complete(sql::run_search_on::<Sqlite, _>(&mut Plain(conn), &request))
                 })
             })
             .await
@@ -190,16 +199,14 @@ sql::resource_store!(SqliteStore, Sqlite, {
 
     async fn history(&self, _ctx: &RequestContext, request: &HistoryRequest) -> StoreResult<HistoryPage> {
         let mut read = TimedRead::acquire(&self.readers, self.query_timeout).await?;
-        let page = sql::history::<Sqlite>(&mut read, request).await;
+        let page = sql::history::<Sqlite, _>(&mut Sqlx::<Sqlite>(&mut read), request).await;
         read.finish();
         Ok(page?)
     }
 
     async fn begin_write(&self, _ctx: &RequestContext) -> StoreResult<Box<dyn WriteTx>> {
-        let mut lent = self.group_writer.begin().await?;
-        // A handler of this unit's own: an earlier unit's may still say stop.
-        let limit = Limit::install(lent.conn()).await?;
-        Ok(Box::new(sql::Steps(SqliteWriteTx { lent, limit, query_timeout: self.query_timeout })))
+        let lent = self.group_writer.begin().await?;
+        Ok(Box::new(sql::Steps(SqliteWriteTx { lent, query_timeout: self.query_timeout })))
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -209,29 +216,55 @@ sql::resource_store!(SqliteStore, Sqlite, {
 
 struct SqliteWriteTx {
     lent: Lent,
-    limit: Limit,
     query_timeout: Option<Duration>,
 }
 
+/// Whether a step's statements may run long — a search, a bulk write, a walk or a purge —
+/// and so go to a blocking thread; every other step reads or writes a few rows by key.
+fn runs_long(step: &Step) -> bool {
+    matches!(
+        step,
+        Step::FindMatchingIds { .. } | Step::CurrentAfter { .. } | Step::WriteAll(_) | Step::PurgeOlderThan { .. }
+    )
+}
+
+/// Runs the shared SQL of `step` on the writer connection.
+fn execute(conn: &mut rusqlite::Connection, step: &Step) -> StoreResult<Seen> {
+    plain::complete(async { Ok(sql::execute::<Sqlite, _>(&mut Plain(conn), step).await?) })
+}
+
 /// Units of work are serialized on SQLite (one writer connection, lent to one unit at a time):
-/// what a unit reads cannot change before it commits, so each step runs as it comes, unlocked.
+/// what a unit reads cannot change before it commits, so each step runs as it comes, unlocked,
+/// on the unit's own thread unless it [`runs_long`].
 #[async_trait]
 impl UnitOfWork for SqliteWriteTx {
     async fn perform(&mut self, step: Step) -> StoreResult<Seen> {
-        // Of a unit of work's statements, only a conditional write's search is limited in time.
-        let timed = matches!(step, Step::FindMatchingIds { .. }).then(|| self.limit.timed(self.query_timeout));
-        if matches!(step, Step::WriteAll(_)) {
-            sqlx::query(BULK_WRITER_CACHE).execute(self.lent.conn()).await.map_err(db_error)?;
+        if !runs_long(&step) {
+            return self.lent.run(|conn| execute(conn, &step));
         }
-        let seen = sql::execute::<Sqlite>(self.lent.conn(), &step).await;
+        // Of a unit of work's statements, only a conditional write's search is limited in time.
+        let timed = matches!(step, Step::FindMatchingIds { .. }).then(|| self.lent.limit().timed(self.query_timeout));
+        let seen = self
+            .lent
+            .run_blocking(move |conn| {
+                if matches!(step, Step::WriteAll(_)) {
+                    plain::run(conn, BULK_WRITER_CACHE)?;
+                }
+                execute(conn, &step)
+            })
+            .await;
         if let Some(timed) = timed {
             timed.done();
         }
-        Ok(seen?)
+        seen
     }
 
     async fn append_event(&mut self, event: &DomainEvent) -> StoreResult<()> {
-        Ok(sql::append_events::<Sqlite>(self.lent.conn(), std::slice::from_ref(event)).await?)
+        self.lent.run(|conn| {
+            plain::complete(async {
+                Ok(sql::append_events::<Sqlite, _>(&mut Plain(conn), std::slice::from_ref(event)).await?)
+            })
+        })
     }
 
     async fn commit(self) -> StoreResult<()> {

@@ -25,6 +25,15 @@ enum Rule {
     Stop,
 }
 
+/// Whether the statement may go on under `rule`.
+fn allows(rule: &Mutex<Rule>) -> bool {
+    match *rule.lock().unwrap_or_else(PoisonError::into_inner) {
+        Rule::Unlimited => true,
+        Rule::Until(deadline) => Instant::now() < deadline,
+        Rule::Stop => false,
+    }
+}
+
 /// The rule a connection's statements run under; changed between statements.
 #[derive(Clone)]
 pub(crate) struct Limit(Arc<Mutex<Rule>>);
@@ -35,13 +44,16 @@ impl Limit {
     pub async fn install(conn: &mut SqliteConnection) -> StoreResult<Limit> {
         let limit = Limit(Arc::new(Mutex::new(Rule::Unlimited)));
         let rule = limit.0.clone();
-        conn.lock_handle().await.map_err(db_error)?.set_progress_handler(PROGRESS_STEPS, move || {
-            match *rule.lock().unwrap_or_else(PoisonError::into_inner) {
-                Rule::Unlimited => true,
-                Rule::Until(deadline) => Instant::now() < deadline,
-                Rule::Stop => false,
-            }
-        });
+        conn.lock_handle().await.map_err(db_error)?.set_progress_handler(PROGRESS_STEPS, move || allows(&rule));
+        Ok(limit)
+    }
+
+    /// [`Limit::install`] on a plain connection (the group writer's).
+    pub fn install_plain(conn: &rusqlite::Connection) -> StoreResult<Limit> {
+        let limit = Limit(Arc::new(Mutex::new(Rule::Unlimited)));
+        let rule = limit.0.clone();
+        // rusqlite's handler answers whether to interrupt, sqlx's whether to go on.
+        conn.progress_handler(PROGRESS_STEPS, Some(move || !allows(&rule))).map_err(crate::plain::store_error)?;
         Ok(limit)
     }
 

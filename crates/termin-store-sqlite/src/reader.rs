@@ -2,24 +2,21 @@
 //! runs each of its SQLite connections on a thread of its own and hands every statement and
 //! row batch to it over a channel, waking two threads per statement; here a request's
 //! statements all run on one blocking thread, handed over once per request. The statements are
-//! the shared ones (`termin-store-sql`), run through its [`Reader`] seam.
+//! the shared ones (`termin-store-sql`), run through its `Reader` seam (`plain`).
 //!
 //! The time limit (`--query-timeout`) is kept: each use installs a progress handler of its own
 //! that stops the statement once the limit has passed, or once the request was abandoned (its
 //! future dropped), so no query can hold a connection longer than the limit.
 
-use rusqlite::{Connection, OpenFlags, types::ValueRef};
-use sqlx::Sqlite;
+use crate::plain::store_error;
+use crate::{BUSY_TIMEOUT, CACHE_KIB};
+use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use termin_store::{StoreError, StoreResult};
-use termin_store_sql::{Column, Failure, Reader, SqlResult, Statement, Value};
 use tokio::sync::Semaphore;
-
-use crate::{BUSY_TIMEOUT, CACHE_KIB};
 
 /// As the sqlx connections' handler (`limit`): stops within about a millisecond.
 const PROGRESS_STEPS: i32 = 1000;
@@ -128,153 +125,25 @@ fn connect(path: &Path) -> StoreResult<Connection> {
     Ok(conn)
 }
 
-/// As the sqlx connections' errors read (`Dialect::store_error` of SQLite): an interrupt is
-/// the time limit.
-pub(crate) fn store_error(e: rusqlite::Error) -> StoreError {
-    match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::OperationInterrupted) => StoreError::Timeout(e.to_string()),
-        _ => StoreError::Database(e.to_string()),
-    }
-}
-
-/// Runs `future` — the shared executor over a [`Plain`] reader, whose statements never wait —
-/// to its end on this thread.
-pub(crate) fn complete<T>(future: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
-    let mut future = std::pin::pin!(future);
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(result) => result,
-        Poll::Pending => Err(StoreError::Database("a read on the reader pool waited".into())),
-    }
-}
-
 /// Runs `body` in one read transaction, so that all its statements see one snapshot.
 pub(crate) fn in_snapshot<T>(
     conn: &mut Connection,
     body: impl FnOnce(&mut Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    conn.prepare_cached("BEGIN").and_then(|mut s| s.execute([])).map_err(store_error)?;
+    crate::plain::run(conn, "BEGIN")?;
     let result = body(conn);
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    let ended = conn.prepare_cached(end).and_then(|mut s| s.execute([])).map_err(store_error);
+    let ended = crate::plain::run(conn, end);
     let value = result?;
     ended?;
     Ok(value)
 }
 
-/// A connection of the pool as the shared executor's [`Reader`].
-pub(crate) struct Plain<'c>(pub &'c mut Connection);
-
-/// A row read by [`Plain`]: owned cells and the statement's column names.
-pub(crate) struct PlainRow {
-    names: Arc<[String]>,
-    cells: Vec<Cell>,
-}
-
-enum Cell {
-    Null,
-    Integer(i64),
-    Real(f64),
-    Text(String),
-}
-
-impl Plain<'_> {
-    fn rows(&mut self, statement: Statement<Sqlite>) -> rusqlite::Result<Vec<PlainRow>> {
-        let (sql, values) = statement.into_parts();
-        let mut prepared = self.0.prepare_cached(&sql)?;
-        for (i, value) in values.iter().enumerate() {
-            let index = i + 1;
-            match value {
-                Value::Text(text) => prepared.raw_bind_parameter(index, text.as_str())?,
-                Value::OptionalText(text) => prepared.raw_bind_parameter(index, text.as_deref())?,
-                Value::Integer(integer) => prepared.raw_bind_parameter(index, integer)?,
-                Value::OptionalInteger(integer) => prepared.raw_bind_parameter(index, integer)?,
-                Value::Real(real) => prepared.raw_bind_parameter(index, real)?,
-            }
-        }
-        let names: Arc<[String]> = prepared.column_names().into_iter().map(str::to_owned).collect();
-        let width = names.len();
-        let mut rows = prepared.raw_query();
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let mut cells = Vec::with_capacity(width);
-            for i in 0..width {
-                cells.push(match row.get_ref(i)? {
-                    ValueRef::Null => Cell::Null,
-                    ValueRef::Integer(integer) => Cell::Integer(integer),
-                    ValueRef::Real(real) => Cell::Real(real),
-                    ValueRef::Text(bytes) => {
-                        Cell::Text(std::str::from_utf8(bytes).map_err(|e| rusqlite::Error::Utf8Error(i, e))?.to_owned())
-                    }
-                    ValueRef::Blob(_) => {
-                        return Err(rusqlite::Error::InvalidColumnType(
-                            i,
-                            names[i].clone(),
-                            rusqlite::types::Type::Blob,
-                        ));
-                    }
-                });
-            }
-            out.push(PlainRow { names: names.clone(), cells });
-        }
-        Ok(out)
-    }
-}
-
-impl PlainRow {
-    fn cell(&self, column: Column<'_>) -> SqlResult<&Cell, Sqlite> {
-        let position = match column {
-            Column::Named(name) => self.names.iter().position(|n| n == name),
-            Column::At(position) => Some(position).filter(|p| *p < self.cells.len()),
-        };
-        position
-            .map(|p| &self.cells[p])
-            .ok_or_else(|| Failure::Store(StoreError::Database(format!("no column {column:?} in the row"))))
-    }
-}
-
-fn wrong_type(column: Column<'_>, wanted: &str) -> Failure<Sqlite> {
-    Failure::Store(StoreError::Corrupt(format!("column {column:?} is not {wanted}")))
-}
-
-impl Reader<Sqlite> for Plain<'_> {
-    type Row = PlainRow;
-
-    async fn fetch_all(&mut self, statement: Statement<Sqlite>) -> SqlResult<Vec<PlainRow>, Sqlite> {
-        self.rows(statement).map_err(|e| Failure::Store(store_error(e)))
-    }
-
-    fn text(row: &PlainRow, column: Column<'_>) -> SqlResult<String, Sqlite> {
-        Self::optional_text(row, column)?.ok_or_else(|| wrong_type(column, "text"))
-    }
-
-    fn optional_text(row: &PlainRow, column: Column<'_>) -> SqlResult<Option<String>, Sqlite> {
-        match row.cell(column)? {
-            Cell::Null => Ok(None),
-            Cell::Text(text) => Ok(Some(text.clone())),
-            _ => Err(wrong_type(column, "text")),
-        }
-    }
-
-    fn integer(row: &PlainRow, column: Column<'_>) -> SqlResult<i64, Sqlite> {
-        match row.cell(column)? {
-            Cell::Integer(integer) => Ok(*integer),
-            _ => Err(wrong_type(column, "an integer")),
-        }
-    }
-
-    fn real(row: &PlainRow, column: Column<'_>) -> SqlResult<f64, Sqlite> {
-        match row.cell(column)? {
-            Cell::Real(real) => Ok(*real),
-            // SQLite keeps a whole REAL as an integer in an expression's result.
-            Cell::Integer(integer) => Ok(*integer as f64),
-            _ => Err(wrong_type(column, "a number")),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plain::{Plain, complete};
+    use termin_store_sql::{Column, Reader, Statement};
 
     /// Counts forever.
     const ENDLESS: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
