@@ -445,3 +445,51 @@ fn duplicate(e: &StoreError) -> StoreError {
         StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Counts forever.
+    const ENDLESS: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+    const HANG_GUARD: Duration = Duration::from_secs(60);
+
+    fn count(conn: &Connection, sql: &str) -> StoreResult<i64> {
+        conn.query_row(sql, [], |row| row.get(0)).map_err(plain::store_error)
+    }
+
+    async fn guarded<T>(future: impl Future<Output = T>) -> T {
+        tokio::time::timeout(HANG_GUARD, future).await.expect("the writer answered")
+    }
+
+    #[tokio::test]
+    async fn a_unit_abandoned_on_a_blocking_thread_is_stopped_and_undone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        Connection::open(&path).unwrap().execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let writer = GroupWriter::start(&path, WriteTurn::default()).unwrap();
+
+        // The unit writes, then runs a statement that never ends on a blocking thread, with a
+        // time limit far beyond the test; it is abandoned meanwhile.
+        let mut lent = guarded(writer.begin()).await.unwrap();
+        lent.run(|conn| run_sql(conn, "INSERT INTO t VALUES (1)")).unwrap();
+        let timed = lent.limit().timed(Some(HANG_GUARD * 10));
+        let mut running = Box::pin(async move {
+            let _timed = timed;
+            lent.run_blocking(|conn| count(conn, ENDLESS)).await
+        });
+        assert!(tokio::time::timeout(Duration::from_millis(20), &mut running).await.is_err(), "it runs");
+        drop(running);
+
+        // The statement stopped, the connection came back, and the unit's write was undone;
+        // the next unit's statements run under a limit of their own.
+        let mut next = guarded(writer.begin()).await.unwrap();
+        assert_eq!(next.run(|conn| count(conn, "SELECT count(*) FROM t")).unwrap(), 0);
+        next.run(|conn| run_sql(conn, "INSERT INTO t VALUES (2)")).unwrap();
+        guarded(next.commit()).await.unwrap();
+        let reader = Connection::open(&path).unwrap();
+        assert_eq!(count(&reader, "SELECT sum(x) FROM t").unwrap(), 2);
+        assert_eq!(writer.commit_counts(), CommitCounts { groups: 1, units: 1 });
+    }
+}
