@@ -99,8 +99,9 @@ macro_rules! notify_executor {
 /// the mailer and background jobs — on the backend's `$database` (connection type
 /// `$connection`), with [`notify_executor!`](crate::notify_executor). The store provides
 /// `async fn reader(&self)` (listings) and `async fn delivery_writer(&self)` (changes), each a
-/// `StoreResult<PoolConnection<$database>>`, and
-/// `async fn begin_delivery(conn: &mut PoolConnection<$database>) -> StoreResult<Transaction<'_, $database>>`
+/// `StoreResult` of something that derefs to `$connection` (a pooled connection; SQLite's
+/// writer holds its write turn with it), and
+/// `async fn begin_delivery(conn: &mut <the writer>) -> StoreResult<Transaction<'_, $database>>`
 /// for the changes that must be atomic (`untrack`, `append_notifications`, `queue_mail`).
 #[macro_export]
 macro_rules! notification_store {

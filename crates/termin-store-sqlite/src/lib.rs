@@ -11,8 +11,10 @@
 //! through the group-commit writer (`group`): serialized on the one writer connection, each in
 //! a savepoint of a transaction shared by the units waiting at the time, acknowledged only once
 //! that transaction's commit is durable; `BEGIN IMMEDIATE` takes SQLite's write lock up front so
-//! that even another process on the same file cannot interleave. Reads use a separate pool and
-//! see the last committed state (WAL snapshots).
+//! that even another process on the same file cannot interleave. The other writers (delivery,
+//! e-mail queue, job leases) take turns with the group writer in the process (`WriteTurn`), so
+//! there is one writer at a time; every connection has `synchronous=FULL` and the busy timeout.
+//! Reads use separate pools and see the last committed state (WAL snapshots).
 
 mod group;
 mod limit;
