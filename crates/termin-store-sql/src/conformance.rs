@@ -29,7 +29,7 @@ pub trait Fixture: Sized {
 #[macro_export]
 macro_rules! store_conformance {
     ($fixture:ty) => {
-        $crate::store_conformance!(@cases $fixture; history_pages_newest_first, versions_stay_readable, a_version_is_written_once, new_resources_are_appended_at_once, a_resource_may_index_many_rows, holds_are_placed_renewed_listed_and_released, a_slot_is_booked_once, many_are_written_and_read_at_once, outbox_events_follow_their_append_order, overlapping_periods_are_found, writes_are_visible_after_commit_only, token_conditions_match_system_and_code, keyset_pages_follow_the_sort_both_ways, chains_references_dates_and_has, token_rows_hold_only_inside_their_validity_window, includes_follow_references_and_iterate, absolute_references_are_local_only_under_the_server_base, the_index_can_be_rebuilt_resource_by_resource, backwards_cursor_from_the_first_row_finds_nothing_before, driven_searches_page_in_sort_order, reference_and_date_searches_page_through_the_projection, positions_are_found_near_a_point_nearest_first);
+        $crate::store_conformance!(@cases $fixture; history_pages_newest_first, versions_stay_readable, a_version_is_written_once, new_resources_are_appended_at_once, a_resource_may_index_many_rows, holds_are_placed_renewed_listed_and_released, a_slot_is_booked_once, many_are_written_and_read_at_once, outbox_events_follow_their_append_order, overlapping_periods_are_found, writes_are_visible_after_commit_only, token_conditions_match_system_and_code, keyset_pages_follow_the_sort_both_ways, chains_references_dates_and_has, token_rows_hold_only_inside_their_validity_window, includes_follow_references_and_iterate, absolute_references_are_local_only_under_the_server_base, the_index_can_be_rebuilt_resource_by_resource, backwards_cursor_from_the_first_row_finds_nothing_before, driven_searches_page_in_sort_order, reference_and_date_searches_page_through_the_projection, identifier_references_are_resolved_for_the_projection, positions_are_found_near_a_point_nearest_first);
     };
     (@cases $fixture:ty; $($case:ident),*) => {
         $(
@@ -804,6 +804,150 @@ pub async fn reference_and_date_searches_page_through_the_projection(store: &dyn
     req.page = None;
     req.count = 10;
     assert_eq!(ids(&store.search(&ctx(), &req).await.unwrap()), ["absolute", "s2"]);
+}
+
+/// `Appointment?actor:identifier=…&date=…`, whose identifier is resolved to the resources that
+/// carry it before the search (so that one of them is one range of the scheduling projection):
+/// one, several or no such resources, of any actor type, every form of the identifier, a
+/// reference that carries the identifier itself, other conditions, a window of two date
+/// bounds, and pages sorted by date.
+pub async fn identifier_references_are_resolved_for_the_projection(store: &dyn ResourceStore) {
+    let identified = |resource_type: ResourceType, id: &str, system: Option<&str>, value: &str| {
+        version(
+            resource_type,
+            id,
+            IndexEntries {
+                tokens: vec![TokenIndex::code("identifier", system.map(str::to_owned), value)],
+                ..IndexEntries::default()
+            },
+        )
+    };
+    let actor = |target: &str, base: Option<&str>| reference("actor", target, base);
+    let carrying = |target: Option<&str>, system: &str, value: &str| ReferenceIndex {
+        param: "actor".into(),
+        target_type: target.map(|t| t.split_once('/').unwrap().0.to_owned()),
+        target_id: target.map(|t| t.split_once('/').unwrap().1.to_owned()),
+        identifier_system: Some(system.into()),
+        identifier_value: Some(value.into()),
+        ..ReferenceIndex::default()
+    };
+    let appointment = |id: &str, hour: u32, status: &str, actors: Vec<ReferenceIndex>| {
+        let at = format!("2026-04-07T{hour:02}:00:00Z");
+        version(
+            ResourceType::Appointment,
+            id,
+            IndexEntries {
+                dates: vec![date("date", &at, &at)],
+                references: actors,
+                tokens: vec![TokenIndex::code("status", None, status)],
+                ..IndexEntries::default()
+            },
+        )
+    };
+    write_all(
+        store,
+        vec![
+            identified(ResourceType::Patient, "p1", Some("urn:sys"), "111"),
+            identified(ResourceType::Patient, "p2", Some("urn:sys"), "222"),
+            identified(ResourceType::Patient, "p3", Some("urn:sys"), "222"),
+            identified(ResourceType::Patient, "p4", Some("urn:other"), "111"),
+            identified(ResourceType::Patient, "p5", None, "555"),
+            identified(ResourceType::Practitioner, "d", Some("urn:sys"), "444"),
+            appointment("a1", 9, "booked", vec![actor("Patient/p1", None)]),
+            // The patient's reference carries the identifier too: still the same resource.
+            appointment(
+                "a2",
+                11,
+                "cancelled",
+                vec![carrying(Some("Patient/p1"), "urn:sys", "111"), actor("Practitioner/d", None)],
+            ),
+            appointment("a3", 10, "booked", vec![actor("Patient/p2", None)]),
+            appointment("a4", 12, "booked", vec![actor("Patient/p3", None)]),
+            appointment("a5", 13, "booked", vec![actor("Practitioner/d", None)]),
+            appointment("a6", 14, "booked", vec![actor("Patient/p1", Some("http://termin.test/fhir"))]),
+            appointment("a7", 15, "booked", vec![actor("Patient/p1", Some("http://other.test/fhir"))]),
+            appointment("a8", 8, "booked", vec![actor("Patient/p1", None)]),
+            appointment("a9", 10, "booked", vec![actor("Patient/p4", None)]),
+            appointment("a10", 10, "booked", vec![carrying(None, "urn:sys", "333")]),
+            appointment("a12", 10, "booked", vec![actor("Patient/p5", None)]),
+        ],
+    )
+    .await;
+    let by = |identifiers: &[(SystemMatch, &str)]| Condition::ReferenceAny {
+        param: "actor".into(),
+        alternatives: identifiers
+            .iter()
+            .map(|(system, value)| ReferenceMatch::Identifier { system: system.clone(), value: (*value).into() })
+            .collect(),
+    };
+    let sys = || SystemMatch::Exactly("urn:sys".into());
+    let date_bound = |comparison: Comparison, instant: &str| Condition::RangeAny {
+        param: "date".into(),
+        kind: IndexKind::Date,
+        alternatives: vec![RangeTest::Bound {
+            end: RangeEnd::Low,
+            comparison,
+            point: RangePoint::Instant(Some(at(instant))),
+        }],
+    };
+    let from_nine = || date_bound(Comparison::GreaterOrEqual, "2026-04-07T09:00:00Z");
+    let search = |conditions: Vec<Condition>| async move {
+        let page = store.search(&ctx(), &request(ResourceType::Appointment, conditions)).await.unwrap();
+        (ids(&page), page.total)
+    };
+    let found = |expected: &[&str]| {
+        (expected.iter().map(|id| (*id).to_owned()).collect::<Vec<_>>(), Some(expected.len() as u64))
+    };
+    // One patient: local references only, not one under another base, not before nine.
+    assert_eq!(search(vec![by(&[(sys(), "111")]), from_nine()]).await, found(&["a1", "a2", "a6"]));
+    // Several patients, another actor type, several identifiers, the value alone, no system.
+    assert_eq!(search(vec![by(&[(sys(), "222")]), from_nine()]).await, found(&["a3", "a4"]));
+    assert_eq!(search(vec![by(&[(sys(), "444")]), from_nine()]).await, found(&["a2", "a5"]));
+    assert_eq!(
+        search(vec![by(&[(sys(), "222"), (sys(), "444")]), from_nine()]).await,
+        found(&["a2", "a3", "a4", "a5"])
+    );
+    assert_eq!(search(vec![by(&[(SystemMatch::Any, "111")]), from_nine()]).await, found(&["a1", "a2", "a6", "a9"]));
+    assert_eq!(search(vec![by(&[(SystemMatch::None, "555")]), from_nine()]).await, found(&["a12"]));
+    assert_eq!(search(vec![by(&[(sys(), "555")]), from_nine()]).await, found(&[]));
+    // Nobody has it.
+    assert_eq!(search(vec![by(&[(sys(), "999")]), from_nine()]).await, found(&[]));
+    // Only a reference carries it.
+    assert_eq!(search(vec![by(&[(sys(), "333")]), from_nine()]).await, found(&["a10"]));
+    // With another condition, and within a window of two bounds.
+    let booked = Condition::TokenAny {
+        param: "status".into(),
+        alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("booked".into()) }],
+    };
+    assert_eq!(search(vec![by(&[(sys(), "111")]), booked, from_nine()]).await, found(&["a1", "a6"]));
+    let before_noon = date_bound(Comparison::Less, "2026-04-07T12:00:00Z");
+    assert_eq!(search(vec![by(&[(sys(), "111")]), from_nine(), before_noon.clone()]).await, found(&["a1", "a2"]));
+    let on_p1 = Condition::ReferenceAny {
+        param: "actor".into(),
+        alternatives: vec![ReferenceMatch::Local {
+            target_type: Some("Patient".into()),
+            id: "p1".into(),
+            version: None,
+        }],
+    };
+    assert_eq!(search(vec![on_p1, from_nine(), before_noon]).await, found(&["a1", "a2"]));
+    // Pages sorted by date, both ways.
+    let mut req = request(ResourceType::Appointment, vec![by(&[(sys(), "111")]), from_nine()]);
+    req.sort =
+        vec![SortKey { param: SortParam::Indexed { param: "date".into(), kind: IndexKind::Date }, descending: false }];
+    req.count = 2;
+    let first = store.search(&ctx(), &req).await.unwrap();
+    assert_eq!(ids(&first), ["a1", "a2"]);
+    req.page = first.next.clone();
+    let second = store.search(&ctx(), &req).await.unwrap();
+    assert_eq!((ids(&second), second.next.is_none()), (vec!["a6".to_owned()], true));
+    req.page = second.previous.clone();
+    assert_eq!(ids(&store.search(&ctx(), &req).await.unwrap()), ["a1", "a2"]);
+    // A reference that carries the identifier but refers to a resource without it matches
+    // by its identifier.
+    write_all(store, vec![appointment("a11", 16, "booked", vec![carrying(Some("Patient/p3"), "urn:sys", "111")])])
+        .await;
+    assert_eq!(search(vec![by(&[(sys(), "111")]), from_nine()]).await, found(&["a1", "a11", "a2", "a6"]));
 }
 
 /// Locations at Vienna, Floridsdorf (≈ 6 km north), Graz (≈ 145 km), Linz (≈ 155 km), on both

@@ -100,17 +100,23 @@ enum Candidates {
     /// The ids the driving condition (its index) yields.
     Driver(usize),
     /// One range of the scheduling projection, for a reference condition to one local
-    /// resource and a date condition of a pair in [`REFERENCE_DATE_PAIRS`].
-    Projection { reference: usize, date: usize },
+    /// resource and the date conditions of its pair in [`REFERENCE_DATE_PAIRS`] (named here
+    /// by the date parameter): all of them bound the range (a window's `ge` and `lt` alike).
+    Projection { reference: usize, date: &'static str },
 }
 
 impl Candidates {
-    fn covers(self, i: usize) -> bool {
+    fn covers(self, conditions: &[Condition], i: usize) -> bool {
         match self {
             Candidates::Driver(driver) => i == driver,
-            Candidates::Projection { reference, date } => i == reference || i == date,
+            Candidates::Projection { reference, date } => i == reference || is_date_of(&conditions[i], date),
         }
     }
+}
+
+/// A date condition on `date_param`.
+fn is_date_of(condition: &Condition, date_param: &str) -> bool {
+    matches!(condition, Condition::RangeAny { param, kind: IndexKind::Date, .. } if param == date_param)
 }
 
 /// The reference and date conditions the scheduling projection answers together, if the
@@ -119,16 +125,70 @@ fn projection(resource_type: ResourceType, conditions: &[Condition]) -> Option<C
     REFERENCE_DATE_PAIRS
         .iter()
         .filter(|(paired_type, _, _)| *paired_type == resource_type)
-        .find_map(|(_, reference_param, date_param)| {
+        .find_map(|&(_, reference_param, date_param)| {
             let reference = conditions.iter().position(|c| {
                 matches!(c, Condition::ReferenceAny { param, alternatives } if param == reference_param
                     && matches!(alternatives.as_slice(), [ReferenceMatch::Local { target_type: Some(_), version: None, .. }]))
             })?;
-            let date = conditions.iter().position(
-                |c| matches!(c, Condition::RangeAny { param, kind: IndexKind::Date, .. } if param == date_param),
-            )?;
-            Some(Candidates::Projection { reference, date })
+            conditions.iter().any(|c| is_date_of(c, date_param)).then_some(())?;
+            Some(Candidates::Projection { reference, date: date_param })
         })
+}
+
+/// How many resources an identifier may name for [`IdentifierReference::resolved`] to stand in
+/// for it; beyond that the `:identifier` condition stays as it is.
+pub(crate) const MAX_IDENTIFIED_TARGETS: usize = 100;
+
+/// A `:identifier` condition on the reference parameter of a pair in [`REFERENCE_DATE_PAIRS`]
+/// (`Appointment?actor:identifier=<SVNR>`), in a search that also has a date condition of
+/// that pair. Once the identifier is resolved to the resources that carry it, the condition is
+/// a reference to those (local) resources, and with one of them the scheduling projection
+/// answers the search as it answers `actor=Patient/<id>`.
+pub(crate) struct IdentifierReference<'f> {
+    /// Its position among the filter's conditions.
+    pub index: usize,
+    param: &'f str,
+    /// The identifiers (`system|value`, `|value`, `value`) it accepts.
+    identifiers: Vec<(&'f SystemMatch, &'f str)>,
+}
+
+impl<'f> IdentifierReference<'f> {
+    /// The first such condition of a search, if it has one.
+    pub fn of(resource_type: ResourceType, conditions: &'f [Condition]) -> Option<Self> {
+        let &(_, reference_param, date_param) =
+            REFERENCE_DATE_PAIRS.iter().find(|(paired_type, _, _)| *paired_type == resource_type)?;
+        if !conditions.iter().any(|c| is_date_of(c, date_param)) {
+            return None;
+        }
+        conditions.iter().enumerate().find_map(|(index, condition)| match condition {
+            Condition::ReferenceAny { param, alternatives } if param == reference_param && !alternatives.is_empty() => {
+                let identifiers = alternatives
+                    .iter()
+                    .map(|alternative| match alternative {
+                        ReferenceMatch::Identifier { system, value } => Some((system, value.as_str())),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                Some(IdentifierReference { index, param, identifiers })
+            }
+            _ => None,
+        })
+    }
+
+    /// What the condition matches when a reference carries none of the identifiers itself
+    /// except as a local reference to a resource that has one (which is what the statement of
+    /// [`SearchSql::identified_targets`] checks): the local references to `targets`, the
+    /// resources that carry one. No target: nothing matches.
+    pub fn resolved(&self, targets: Vec<(String, String)>) -> Condition {
+        if targets.is_empty() {
+            return Condition::IdIn(Vec::new());
+        }
+        let alternatives = targets
+            .into_iter()
+            .map(|(target_type, id)| ReferenceMatch::Local { target_type: Some(target_type), id, version: None })
+            .collect();
+        Condition::ReferenceAny { param: self.param.to_owned(), alternatives }
+    }
 }
 
 /// How a query selects its rows: the page, the total, or ids only.
@@ -141,6 +201,60 @@ pub enum Select<'s> {
 impl<'f, D: Dialect> SearchSql<'f, D> {
     pub fn new(filter: &'f Filter) -> Self {
         SearchSql { filter, next_alias: 0, projected_date: None, dialect: PhantomData }
+    }
+
+    /// The resources of any type that carry one of the condition's identifiers (rows of
+    /// `res_type`, `res_id`; at most [`MAX_IDENTIFIED_TARGETS`] + 1), and one row of two NULLs
+    /// if a `resource_type` reference of the parameter matches one of the identifiers by its own
+    /// `Reference.identifier` without referring locally to a resource that carries one: a
+    /// match that local references to the targets would miss. Both are index lookups
+    /// (`search_token_by_code`, `search_reference_by_identifier`).
+    pub(crate) fn identified_targets(
+        &mut self,
+        resource_type: ResourceType,
+        reference: &IdentifierReference<'_>,
+    ) -> Statement<D> {
+        let mut q = D::builder("SELECT res_type, res_id FROM (");
+        for (i, (system, value)) in reference.identifiers.iter().enumerate() {
+            if i > 0 {
+                q.push(" UNION ");
+            }
+            let token = self.alias("i");
+            q.push(format!(
+                "SELECT {token}.res_type, {token}.res_id FROM search_token {token} WHERE {token}.res_type IN ("
+            ));
+            push_list(&mut q, ResourceType::ALL.iter().map(|t| t.as_str()));
+            q.push(format!(") AND {token}.param = 'identifier' AND {token}.code = "));
+            q.push_value((*value).to_owned());
+            push_system(&mut q, &format!("{token}.system"), system);
+        }
+        push_limit(&mut q, MAX_IDENTIFIED_TARGETS + 1);
+        let (link, token) = (self.alias("x"), self.alias("i"));
+        q.push(format!(
+            ") targets UNION ALL SELECT NULL, NULL WHERE EXISTS (SELECT 1 FROM search_reference {link} WHERE {link}.res_type = "
+        ));
+        q.push_value(resource_type.as_str());
+        q.push(format!(" AND {link}.param = ")).push_value(reference.param.to_owned());
+        q.push(" AND ");
+        push_any(&mut q, &reference.identifiers, |q, (system, value)| {
+            q.push(format!("{link}.identifier_value = "));
+            q.push_value((*value).to_owned());
+            push_system(q, &format!("{link}.identifier_system"), system);
+        });
+        q.push(format!(" AND NOT ({link}.target_id IS NOT NULL AND "));
+        self.push_local(&mut q, &link);
+        q.push(format!(
+            " AND EXISTS (SELECT 1 FROM search_token {token}{} WHERE {token}.res_type = {link}.target_type \
+             AND {token}.res_id = {link}.target_id AND {token}.param = 'identifier' AND ",
+            D::index_hint("search_token_by_resource")
+        ));
+        push_any(&mut q, &reference.identifiers, |q, (system, value)| {
+            q.push(format!("{token}.code = "));
+            q.push_value((*value).to_owned());
+            push_system(q, &format!("{token}.system"), system);
+        });
+        q.push(")))");
+        q
     }
 
     fn alias(&mut self, prefix: &str) -> String {
@@ -247,7 +361,7 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
     ) {
         let conditions = &self.filter.conditions;
         if let Candidates::Projection { date, .. } = candidates {
-            self.projected_date = Some(indexed(&conditions[date]).0);
+            self.projected_date = Some(date);
         }
         q.push("SELECT DISTINCT c.res_id");
         if let Some((sort, _, _)) = page {
@@ -270,15 +384,20 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
                 ));
                 q.push_value(resource_type.as_str());
                 q.push(" AND c.param = ").push_value(indexed(&conditions[reference]).0.to_owned());
-                q.push(" AND c.date_param = ").push_value(indexed(&conditions[date]).0.to_owned());
+                q.push(" AND c.date_param = ").push_value(date.to_owned());
                 q.push(" AND ");
                 self.push_row_match(q, "c", &conditions[reference]);
-                q.push(" AND ");
-                self.push_row_match(q, "c", &conditions[date]);
+                // Every date condition of the pair tests the row's own `low`/`high` (the
+                // resource's one value of that date), so a window's two bounds both limit the
+                // range and the scan stops at the window's end.
+                for condition in conditions.iter().filter(|c| is_date_of(c, date)) {
+                    q.push(" AND ");
+                    self.push_row_match(q, "c", condition);
+                }
             }
         }
         for (i, condition) in conditions.iter().enumerate() {
-            if !candidates.covers(i) {
+            if !candidates.covers(conditions, i) {
                 q.push(" AND ");
                 self.push_condition(q, resource_type, "c.res_id", condition);
             }

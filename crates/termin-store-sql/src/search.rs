@@ -2,12 +2,14 @@
 //! steps and statements are the same on either backend; only the dialect differs.
 
 use crate::Statement;
-use crate::query::{SearchSql, Select, push_list};
+use crate::query::{IdentifierReference, MAX_IDENTIFIED_TARGETS, SearchSql, Select, push_list};
 use crate::{Dialect, PushValue, Reader, SqlResult, Sqlx, decode_version_from};
+use std::borrow::Cow;
 use std::collections::HashSet;
 use termin_fhir::ResourceType;
 use termin_store::{
-    Include, IndexKind, Keyset, ResourceVersion, SearchPage, SearchRequest, SortKey, SortParam, SortValue, StoreResult,
+    Filter, Include, IndexKind, Keyset, ResourceVersion, SearchPage, SearchRequest, SortKey, SortParam, SortValue,
+    StoreResult,
 };
 
 /// Includes stop after this many resources, and iteration after this many rounds, so a
@@ -81,11 +83,12 @@ pub async fn run<D: Dialect>(conn: &mut D::Connection, request: &SearchRequest) 
 /// [`run`] on any [`Reader`] (one snapshot for all its statements: the caller's transaction).
 pub async fn run_on<D: Dialect, R: Reader<D>>(conn: &mut R, request: &SearchRequest) -> StoreResult<SearchPage> {
     let mut page = SearchPage { matches: Vec::new(), included: Vec::new(), total: None, next: None, previous: None };
+    let filter = resolve_identifier::<D, R>(conn, request).await?;
     // The number of all matches, when the first page holds them all.
     let mut everything_on_page = None;
     if request.count > 0 {
         let backwards = request.page.as_ref().is_some_and(|p| p.backwards);
-        let query = SearchSql::<D>::new(&request.filter).build(
+        let query = SearchSql::<D>::new(&filter).build(
             request.resource_type,
             &Select::Page { sort: &request.sort, after: request.page.as_ref(), limit: request.count + 1 },
         );
@@ -119,14 +122,46 @@ pub async fn run_on<D: Dialect, R: Reader<D>>(conn: &mut R, request: &SearchRequ
     if let Some(total) = everything_on_page {
         page.total = Some(total as u64);
     } else if request.total {
-        let total =
-            count(conn, SearchSql::<D>::new(&request.filter).build(request.resource_type, &Select::Count)).await?;
+        let total = count(conn, SearchSql::<D>::new(&filter).build(request.resource_type, &Select::Count)).await?;
         page.total = Some(u64::try_from(total).unwrap_or(0));
     }
     if !request.includes.is_empty() || !request.revincludes.is_empty() {
         page.included = includes::<D, R>(conn, request, &page.matches).await?;
     }
     Ok(page)
+}
+
+/// The request's filter, with its `:identifier` condition on the scheduling projection's
+/// reference (`Appointment?actor:identifier=<SVNR>&date=…`, see [`IdentifierReference`])
+/// replaced by local references to the resources that carry the identifier, found first by one
+/// indexed lookup in the search's snapshot: then one resource is one range of the projection,
+/// as for `actor=Patient/<id>`. The filter stays as it is when a reference carries the
+/// identifier itself (not as a local reference to such a resource), or when the identifier names
+/// more than [`MAX_IDENTIFIED_TARGETS`] resources.
+async fn resolve_identifier<'r, D: Dialect, R: Reader<D>>(
+    conn: &mut R,
+    request: &'r SearchRequest,
+) -> StoreResult<Cow<'r, Filter>> {
+    let filter = &request.filter;
+    let Some(reference) = IdentifierReference::of(request.resource_type, &filter.conditions) else {
+        return Ok(Cow::Borrowed(filter));
+    };
+    let statement = SearchSql::<D>::new(filter).identified_targets(request.resource_type, &reference);
+    let mut targets = Vec::new();
+    for row in conn.fetch_all(statement).await? {
+        match (R::optional_text(&row, 0.into())?, R::optional_text(&row, 1.into())?) {
+            (Some(target_type), Some(id)) => targets.push((target_type, id)),
+            _ => return Ok(Cow::Borrowed(filter)),
+        }
+    }
+    if targets.len() > MAX_IDENTIFIED_TARGETS {
+        return Ok(Cow::Borrowed(filter));
+    }
+    targets.sort();
+    targets.dedup();
+    let mut resolved = filter.clone();
+    resolved.conditions[reference.index] = reference.resolved(targets);
+    Ok(Cow::Owned(resolved))
 }
 
 type Key = (ResourceType, String);
