@@ -135,7 +135,7 @@ fn text_of(value: Option<&Value>) -> Option<String> {
     value.and_then(Value::as_str).map(normalize).filter(|t| !t.is_empty())
 }
 
-fn str_of(value: Option<&Value>) -> Option<String> {
+pub(crate) fn str_of(value: Option<&Value>) -> Option<String> {
     value.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
@@ -228,7 +228,7 @@ pub fn code_index(param: &str, code: &str) -> Option<TokenIndex> {
     (!code.is_empty()).then(|| TokenIndex::code(param, None, code))
 }
 
-fn codeable_concept_rows(param: &str, concept: Option<&Value>, out: &mut Vec<TokenIndex>) {
+pub(crate) fn codeable_concept_rows(param: &str, concept: Option<&Value>, out: &mut Vec<TokenIndex>) {
     let Some(concept) = concept else { return };
     for coding in concept.get("coding").and_then(Value::as_array).into_iter().flatten() {
         out.extend(coding_row(param, Some(coding)));

@@ -23,6 +23,7 @@ mod extract;
 mod model;
 mod query;
 mod registry;
+mod slot_index;
 mod slot_period;
 mod temporal;
 mod text;

@@ -110,6 +110,8 @@ pub struct SearchParameters {
     time_zone: TimeZone,
     time_zone_name: String,
     fingerprint: String,
+    /// The Slot parameters are those [`crate::slot_index`] takes rows for directly.
+    slot_direct: bool,
 }
 
 impl std::fmt::Debug for SearchParameters {
@@ -158,7 +160,15 @@ impl SearchParameters {
             list.dedup_by(|a, b| a.code == b.code);
         }
         let fingerprint = fingerprint(&params, time_zone);
-        Ok(SearchParameters { params, model, time_zone: zone, time_zone_name: time_zone.to_owned(), fingerprint })
+        let slot_direct = params.get(&ResourceType::Slot).is_some_and(|slot| crate::slot_index::expected(slot));
+        Ok(SearchParameters {
+            params,
+            model,
+            time_zone: zone,
+            time_zone_name: time_zone.to_owned(),
+            fingerprint,
+            slot_direct,
+        })
     }
 
     /// The supported parameters of a type, ordered by code.
@@ -204,13 +214,25 @@ impl SearchParameters {
         &self.fingerprint
     }
 
-    /// The index rows of a resource (its `resourceType` decides the parameters).
+    /// The index rows of a resource (its `resourceType` decides the parameters). A Slot of the
+    /// shape the server writes gets its rows directly from its elements ([`crate::slot_index`]).
     pub fn index_entries(&self, resource: &Map<String, Value>) -> IndexEntries {
         let Some(resource_type) =
             resource.get("resourceType").and_then(Value::as_str).and_then(|t| t.parse::<ResourceType>().ok())
         else {
             return IndexEntries::default();
         };
+        if resource_type == ResourceType::Slot
+            && self.slot_direct
+            && let Some(entries) = crate::slot_index::slot_index(resource, |param, text| self.date_index(param, text))
+        {
+            return entries;
+        }
+        self.extracted_entries(resource_type, resource)
+    }
+
+    /// The index rows of a resource by evaluating each parameter's FHIRPath expression.
+    pub(crate) fn extracted_entries(&self, resource_type: ResourceType, resource: &Map<String, Value>) -> IndexEntries {
         // The evaluator reads a JSON value; the map is wrapped once per resource.
         let value = Value::Object(resource.clone());
         let context = EvalContext::new().with_model(&self.model);

@@ -44,6 +44,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     let opened =
         setup::open_store(&config.database, config.read_connections, config.pool_size, Some(config.query_timeout))
             .await?;
+    let generation_in_flight = crate::slot_generation::in_flight(&opened);
     if let Some(postgres) = opened.postgres {
         metrics = metrics.sample_on_scrape(move || postgres.record_pool_metrics());
     }
@@ -71,7 +72,13 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     let domain = Arc::new(domain);
     tokio::spawn(sweep_expired_holds(domain.clone(), config.hold_sweep_interval));
     if let Some(every) = config.slot_generation_interval {
-        tokio::spawn(crate::slot_generation::SlotGeneration::new(domain.clone(), opened.leases.clone(), every).run());
+        let job = crate::slot_generation::SlotGeneration::new(
+            domain.clone(),
+            opened.leases.clone(),
+            every,
+            generation_in_flight,
+        );
+        tokio::spawn(job.run());
     }
     tokio::spawn(metrics.upkeep());
     if let Some(days) = config.audit_retention {

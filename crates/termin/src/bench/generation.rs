@@ -54,7 +54,8 @@ pub async fn run(database: &Database, schedules: usize, weeks: u32) -> Result<Ge
         }
     }
     let every = jiff::SignedDuration::from_hours(1);
-    let job = SlotGeneration::new(Arc::new(domain), opened.leases.clone(), every);
+    let in_flight = crate::slot_generation::in_flight(&opened);
+    let job = SlotGeneration::new(Arc::new(domain), opened.leases.clone(), every, in_flight);
     let started = Instant::now();
     let pass = job.pass().await?.ok_or("another process holds the slot-generation lease of this database")?;
     let seconds = started.elapsed().as_secs_f64();
