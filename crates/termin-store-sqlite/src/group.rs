@@ -223,6 +223,10 @@ fn lost() -> StoreError {
 
 /// The writer connection with the pragmas of the sqlx connections (`SqliteStore::open`): WAL,
 /// `synchronous=FULL` (a commit is durable when it returns), foreign keys, the busy timeout.
+/// Besides, temporary files in memory: each unit of work runs in a savepoint of its group's
+/// transaction, and SQLite keeps the original of every page a unit changes in a statement
+/// journal, a temporary file; in memory, those copies cost no write system call (slot
+/// generation changes thousands of index pages per Schedule; docs/benchmarks.md, slotgen4).
 fn connect(path: &Path) -> StoreResult<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags)
@@ -233,6 +237,7 @@ fn connect(path: &Path) -> StoreResult<Connection> {
         ("synchronous", "FULL".to_owned()),
         ("foreign_keys", "ON".to_owned()),
         ("cache_size", format!("-{CACHE_KIB}")),
+        ("temp_store", "MEMORY".to_owned()),
     ] {
         conn.pragma_update(None, pragma, value).map_err(plain::store_error)?;
     }

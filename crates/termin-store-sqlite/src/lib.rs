@@ -85,13 +85,9 @@ impl SqliteStore {
             // Searches probe index pages all over the file; SQLite's default 2 MB page cache
             // per connection is far too small for that.
             .pragma("cache_size", format!("-{}", CACHE_KIB));
-        // Each unit of work runs in a savepoint of its group's transaction, and SQLite keeps the
-        // original of every page a unit changes in a statement journal, a temporary file: in
-        // memory, those copies cost no write system call (slot generation changes thousands of
-        // index pages per Schedule; docs/benchmarks.md, branch slotgen4).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone().pragma("temp_store", "memory"))
+            .connect_with(options.clone())
             .await
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
         {
