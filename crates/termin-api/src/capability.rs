@@ -160,12 +160,19 @@ fn security(auth: Option<&Authorization>) -> Value {
     })
 }
 
+/// Whether a search of `resource_type` takes parameter `code`: every parameter the search
+/// registry defines for it, but for AuditEvents those their compact records answer.
+fn served(resource_type: ResourceType, code: &str) -> bool {
+    resource_type != ResourceType::AuditEvent || termin_store::AUDIT_SEARCH_PARAMS.contains(&code)
+}
+
 /// Exactly the parameters the search registry serves for a type, each with its definition
 /// and the modifiers Termin supports on it.
 fn search_params(search: &SearchParameters, resource_type: ResourceType) -> Vec<Value> {
     search
         .params(resource_type)
         .iter()
+        .filter(|param| served(resource_type, &param.code))
         .map(|param| {
             let mut entry = json!({"name": param.code, "definition": param.url, "type": param.kind.code()});
             let modifiers = param.modifiers();
@@ -186,9 +193,12 @@ fn common_search_params(search: &SearchParameters) -> Vec<Value> {
     search_params(search, *first)
         .into_iter()
         .filter(|param| {
-            others
-                .iter()
-                .all(|t| search.params(*t).iter().any(|p| param["name"] == p.code && param["type"] == p.kind.code()))
+            others.iter().all(|t| {
+                search
+                    .params(*t)
+                    .iter()
+                    .any(|p| served(*t, &p.code) && param["name"] == p.code && param["type"] == p.kind.code())
+            })
         })
         .collect()
 }

@@ -1,11 +1,11 @@
 //! The audit trail: one R5 `AuditEvent` per access to patient data, shaped after the IHE Basic
 //! Audit Log Patterns (RESTful activity, patient-centric). Writes record their event in their
 //! own unit of work; reads and denied attempts go through [`AuditTrail`], a bounded queue that a
-//! background writer empties in batches (one statement per table for a whole batch) and drains
-//! at shutdown. An event is cheap to make because a read makes one: it is serialized straight
-//! to its stored JSON, and its search index rows are taken from its elements directly rather
-//! than by evaluating every R5 AuditEvent search parameter's FHIRPath (a test holds the two
-//! ways equal).
+//! background writer empties in batches and drains at shutdown. An event is cheap to make and
+//! to store because a read makes one: it is serialized straight to its JSON, and stored as a
+//! compact row of the audit trail's own table ([`AuditEntry`]: the columns its searches need and
+//! one link row per patient, other resource and agent it names), not as a generic resource
+//! with history and search index rows.
 
 use crate::DomainError;
 use crate::caller::Caller;
@@ -18,9 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use termin_fhir::ResourceType;
 use termin_fhir::instant::format_instant;
-use termin_search::{SearchParameters, code_index, coding_index, dedup, reference_index};
+use termin_search::SearchParameters;
 use termin_store::{
-    COMPARTMENT_TYPES, ChangeKind, IndexEntries, NewVersion, Principal, ResourceStore, ResourceVersion,
+    AUDIT_CODE_SYSTEM, AUDIT_OUTCOME_SYSTEM, AuditEntry, AuditLink, AuditRole, COMPARTMENT_TYPES, Principal,
+    ResourceStore, ResourceVersion,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -117,8 +118,8 @@ impl AuditRecord {
 }
 
 const EVENT_TYPE: &str = "http://terminology.hl7.org/CodeSystem/audit-event-type";
-const INTERACTION: &str = "http://hl7.org/fhir/restful-interaction";
-const OUTCOME: &str = "http://terminology.hl7.org/CodeSystem/audit-event-outcome";
+const INTERACTION: &str = AUDIT_CODE_SYSTEM;
+const OUTCOME: &str = AUDIT_OUTCOME_SYSTEM;
 const PARTICIPATION: &str = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType";
 const DICOM: &str = "http://dicom.nema.org/resources/ontology/DCM";
 const OBJECT_ROLE: &str = "http://terminology.hl7.org/CodeSystem/object-role";
@@ -257,42 +258,56 @@ fn agents(caller: &Caller) -> Vec<Agent<'_>> {
     }
 }
 
-/// The search index rows of `event`, taken directly from its elements as the FHIRPath
-/// extraction of the R5 AuditEvent parameters would find them (a unit test holds the two
-/// equal): the server knows the shape of what it writes, and indexing is most of what storing
-/// an event costs.
-fn index_rows(search: &SearchParameters, event: &Event<'_>) -> IndexEntries {
-    let mut index = IndexEntries::default();
-    let coding = |param, c: &Coding<'_>| coding_index(param, Some(c.system), Some(c.code), c.display);
-    let reference = |param, r: &Reference<'_>| {
-        reference_index(param, None, r.reference, None, r.identifier.as_ref().map(|i| i.value))
-    };
-    index.tokens.extend(event.category.iter().flat_map(|c| coding("category", &c.coding[0])));
-    index.tokens.extend(coding("code", &event.code.coding[0]));
-    index.tokens.extend(code_index("action", event.action));
-    index.tokens.extend(coding("outcome", &event.outcome.code));
-    index
-        .tokens
-        .extend(event.entity.iter().filter_map(|e| e.role.as_ref()).flat_map(|r| coding("entity-role", &r.coding[0])));
-    index.dates.extend(search.date_index("date", event.recorded));
-    index.dates.extend(search.date_index("_lastUpdated", event.meta.last_updated));
-    index.references.extend(event.agent.iter().flat_map(|a| reference("agent", &a.who)));
-    index.references.extend(event.entity.iter().flat_map(|e| reference("entity", &e.what)));
-    index.references.extend(event.patient.iter().flat_map(|p| reference("patient", p)));
-    index.references.extend(reference("source", &event.source.observer));
-    dedup(&mut index);
-    index
+/// The `Type/id` of a reference's last two path segments (a `fhirUser` may be absolute).
+fn typed_id(reference: &str) -> Option<(String, String)> {
+    let mut segments = reference.rsplit('/');
+    let id = segments.next().filter(|id| !id.is_empty())?;
+    let resource_type = segments.next().filter(|t| t.starts_with(|c: char| c.is_ascii_uppercase()))?;
+    Some((resource_type.to_owned(), id.to_owned()))
 }
 
-/// The stored first version of the `AuditEvent` of `record`, made by `caller` at `now`, with
-/// its index rows.
+/// The link rows of an event: its patients, the other resources it names, and its agents'
+/// references and identifiers (what `patient`, `entity` and `agent` search).
+fn links(event: &Event<'_>) -> Vec<AuditLink> {
+    let mut links = Vec::new();
+    let mut link = |role, target: Option<(String, String)>| {
+        if let Some((target_type, target_id)) = target {
+            let link = AuditLink { role, target_type: Some(target_type), target_id };
+            if !links.contains(&link) {
+                links.push(link);
+            }
+        }
+    };
+    for entity in &event.entity {
+        let role = match entity.role.as_ref().map(|r| r.coding[0].code) {
+            Some("1") => AuditRole::Patient,
+            _ => AuditRole::Entity,
+        };
+        link(role, entity.what.reference.and_then(typed_id));
+    }
+    for agent in &event.agent {
+        link(AuditRole::Agent, agent.who.reference.and_then(typed_id));
+    }
+    for agent in &event.agent {
+        if let Some(identifier) = &agent.who.identifier {
+            let link = AuditLink { role: AuditRole::Agent, target_type: None, target_id: identifier.value.to_owned() };
+            if !links.contains(&link) {
+                links.push(link);
+            }
+        }
+    }
+    links
+}
+
+/// The `AuditEvent` of `record`, made by `caller` at `now`, as the audit trail stores it. Its id
+/// is time-ordered (UUID version 7), so events are appended at the end of the table's key.
 pub(crate) fn audit_event(
     search: &SearchParameters,
     caller: &Caller,
     record: &AuditRecord,
     now: Timestamp,
-) -> Result<NewVersion, DomainError> {
-    let id = uuid::Uuid::new_v4().to_string();
+) -> Result<AuditEntry, DomainError> {
+    let id = uuid::Uuid::now_v7().to_string();
     let recorded = format_instant(now);
     let patients: Vec<String> = record.patients.iter().map(|p| format!("Patient/{p}")).collect();
     let mut entity: Vec<Entity<'_>> = patients
@@ -340,22 +355,26 @@ pub(crate) fn audit_event(
         entity,
     };
     let body = serde_json::to_string(&event).map_err(|e| DomainError::Internal(e.to_string()))?;
-    let index = index_rows(search, &event);
-    Ok(NewVersion {
-        version: ResourceVersion {
-            resource_type: ResourceType::AuditEvent,
-            id,
-            version: 1,
-            last_updated: now,
-            body: Some(body),
-        },
-        change: ChangeKind::Create,
-        index,
+    // The instants `date` compares the event with, as for any recorded instant.
+    let range = search.date_index("date", &recorded).map(|d| (d.low, d.high));
+    let Some((Some(low), Some(high))) = range else {
+        return Err(DomainError::Internal(format!("the recorded instant {recorded} has no range")));
+    };
+    let links = links(&event);
+    Ok(AuditEntry {
+        recorded: now,
+        recorded_range: (low.as_microsecond(), high.as_microsecond()),
+        action: record.action.code().to_owned(),
+        outcome: event.outcome.code.code.to_owned(),
+        code: record.interaction.clone(),
+        links,
+        body,
+        id,
     })
 }
 
 enum Message {
-    Event(Box<NewVersion>),
+    Event(Box<AuditEntry>),
     /// Write everything queued before it, then answer.
     Drain(oneshot::Sender<()>),
 }
@@ -383,7 +402,7 @@ impl AuditTrail {
         AuditTrail { sender }
     }
 
-    pub(crate) async fn record(&self, event: NewVersion) {
+    pub(crate) async fn record(&self, event: AuditEntry) {
         if self.sender.send(Message::Event(Box::new(event))).await.is_err() {
             tracing::error!("the audit writer has stopped; an audit event was not stored");
         }
@@ -419,7 +438,7 @@ async fn write_batches(store: Arc<dyn ResourceStore>, mut receiver: mpsc::Receiv
         }
         // A store outage is retried: the events were acknowledged to nobody yet, but losing
         // them would leave accesses unrecorded.
-        let events: Arc<[NewVersion]> = events.into();
+        let events: Arc<[AuditEntry]> = events.into();
         while let Err(e) = store_events(store.as_ref(), &events).await {
             tracing::error!(error = %e, events = events.len(), "storing audit events failed; retrying");
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -430,13 +449,13 @@ async fn write_batches(store: Arc<dyn ResourceStore>, mut receiver: mpsc::Receiv
     }
 }
 
-async fn store_events(store: &dyn ResourceStore, events: &Arc<[NewVersion]>) -> Result<(), DomainError> {
+async fn store_events(store: &dyn ResourceStore, events: &Arc<[AuditEntry]>) -> Result<(), DomainError> {
     if events.is_empty() {
         return Ok(());
     }
     let caller = Caller::system("audit");
     let mut tx = store.begin_write(caller.context()).await?;
-    tx.append(events.clone()).await?;
+    tx.append_audit(events.clone()).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -445,12 +464,6 @@ async fn store_events(store: &dyn ResourceStore, events: &Arc<[NewVersion]>) -> 
 mod tests {
     use super::*;
     use termin_store::{RequestContext, TokenPrincipal};
-
-    fn sorted<T: std::fmt::Debug>(rows: &[T]) -> Vec<String> {
-        let mut rows: Vec<String> = rows.iter().map(|r| format!("{r:?}")).collect();
-        rows.sort();
-        rows
-    }
 
     fn token_caller(client_id: Option<&str>, fhir_user: Option<&str>) -> Caller {
         let principal = TokenPrincipal {
@@ -467,49 +480,50 @@ mod tests {
         Caller::new(context).with_client_address("192.0.2.7")
     }
 
-    /// The directly taken index rows are exactly those the generic FHIRPath extraction finds in
-    /// the stored body, for every shape of event the server writes.
+    /// The compact row's columns and links say what the event says, for every shape of event
+    /// the server writes.
     #[test]
-    fn direct_index_rows_equal_the_fhirpath_extraction() {
+    fn the_compact_row_names_what_the_event_names() {
         let search = termin_search::registry();
-        let callers = [
-            token_caller(Some("app"), Some("Practitioner/prac-1")),
-            token_caller(None, Some("https://example.org/fhir/PractitionerRole/r1")),
-            token_caller(Some("app"), None),
-            Caller::anonymous("req-2").with_client_address("198.51.100.1"),
-            Caller::anonymous(""),
-            Caller::system("job"),
-        ];
-        let mut records = Vec::new();
         let mut read = AuditRecord::new(AuditAction::Read, "read");
         read.reached(ResourceType::Patient, "pat-1", None);
-        records.push(read);
+        let caller = token_caller(Some("app"), Some("https://example.org/fhir/PractitionerRole/r1"));
+        let event = audit_event(search, &caller, &read, Timestamp::UNIX_EPOCH).unwrap();
+        assert_eq!((event.action.as_str(), event.outcome.as_str(), event.code.as_str()), ("R", "0", "read"));
+        assert_eq!(event.recorded_range, (0, 1000), "an instant of milliseconds covers one");
+        let link = |role, target_type: Option<&str>, target_id: &str| AuditLink {
+            role,
+            target_type: target_type.map(str::to_owned),
+            target_id: target_id.to_owned(),
+        };
+        assert_eq!(
+            event.links,
+            [
+                link(AuditRole::Patient, Some("Patient"), "pat-1"),
+                link(AuditRole::Agent, Some("PractitionerRole"), "r1"),
+                link(AuditRole::Agent, None, "user-7"),
+                link(AuditRole::Agent, None, "app"),
+            ]
+        );
+
         let mut search_record = AuditRecord::new(AuditAction::Read, "search-type");
         search_record.patients.extend(["pat-1".to_owned(), "pat-2".to_owned()]);
-        search_record.resources.extend([
-            "Appointment/a1".to_owned(),
-            "Appointment/a2".to_owned(),
-            "Patient/pat-1".to_owned(),
-        ]);
-        records.push(search_record);
-        let mut denied = AuditRecord::new(AuditAction::Delete, "delete");
-        denied.resources.push("Appointment/a9".into());
-        denied.denied = Some(403);
-        records.push(denied);
-        records.push(AuditRecord::new(AuditAction::Execute, "$book"));
-        for caller in &callers {
-            for record in &records {
-                let event = audit_event(search, caller, record, Timestamp::now()).unwrap();
-                let body = parse_object(event.version.body.as_deref().unwrap()).unwrap();
-                let generic = search.index_entries(&body);
-                let direct = &event.index;
-                assert_eq!(sorted(&direct.tokens), sorted(&generic.tokens), "{body:?}");
-                assert_eq!(sorted(&direct.dates), sorted(&generic.dates), "{body:?}");
-                assert_eq!(sorted(&direct.references), sorted(&generic.references), "{body:?}");
-                assert!(generic.strings.is_empty() && generic.uris.is_empty() && generic.numbers.is_empty());
-                assert!(generic.quantities.is_empty() && generic.positions.is_empty());
-            }
-        }
+        search_record.resources.extend(["Appointment/a1".to_owned(), "Patient/pat-1".to_owned()]);
+        search_record.denied = Some(403);
+        let anonymous = Caller::anonymous("req-2").with_client_address("198.51.100.1");
+        let event = audit_event(search, &anonymous, &search_record, Timestamp::UNIX_EPOCH).unwrap();
+        assert_eq!(event.outcome, "4");
+        assert_eq!(
+            event.links,
+            [
+                link(AuditRole::Patient, Some("Patient"), "pat-1"),
+                link(AuditRole::Patient, Some("Patient"), "pat-2"),
+                link(AuditRole::Entity, Some("Appointment"), "a1"),
+            ]
+        );
+        let body: Value = serde_json::from_str(&event.body).unwrap();
+        assert_eq!(body["id"], event.id.as_str());
+        assert!(body.get("patient").is_none(), "two patients: only entities name them");
     }
 
     /// The event as a resource: the IHE shape the API serves and the tests read.
@@ -519,9 +533,9 @@ mod tests {
         record.reached(ResourceType::Patient, "pat-1", None);
         let caller = token_caller(Some("app"), Some("Practitioner/prac-1"));
         let event = audit_event(termin_search::registry(), &caller, &record, Timestamp::UNIX_EPOCH).unwrap();
-        let body: Value = serde_json::from_str(event.version.body.as_deref().unwrap()).unwrap();
+        let body: Value = serde_json::from_str(&event.body).unwrap();
         assert_eq!(body["resourceType"], "AuditEvent");
-        assert_eq!(body["id"], event.version.id.as_str());
+        assert_eq!(body["id"], event.id.as_str());
         assert_eq!(body["meta"]["versionId"], "1");
         assert_eq!(body["action"], "R");
         assert_eq!(body["code"]["coding"][0]["code"], "read");

@@ -352,6 +352,7 @@ impl Kernel {
     /// domain clock's now. A caller confined to a patient's compartment finds only what is in
     /// it, also through chains, `_has` and `_include`/`_revinclude`.
     pub(crate) async fn search(&self, ctx: &Caller, request: &SearchRequest) -> Result<SearchPage, DomainError> {
+        audit_search_supported(request)?;
         let mut request = request.clone();
         let server_base = request.filter.server_base.take();
         request.filter = self.confined(ctx, request.resource_type, Permission::Search, &request.filter.conditions)?;
@@ -467,4 +468,38 @@ impl Kernel {
         tx.write(new, Some(written_body)).await?;
         Ok(WriteOutcome::new(status, written))
     }
+}
+
+/// 400 for what the audit trail's compact rows cannot answer: AuditEvent conditions and sort
+/// keys other than those of [`termin_store::AUDIT_SEARCH_PARAMS`], and `_has` or chains that
+/// would search AuditEvents from another type.
+fn audit_search_supported(request: &SearchRequest) -> Result<(), DomainError> {
+    fn reaches_audit_events(condition: &Condition) -> bool {
+        match condition {
+            Condition::ReferencedBy { source_type: ResourceType::AuditEvent, .. }
+            | Condition::Chain { target_type: ResourceType::AuditEvent, .. } => true,
+            Condition::ReferencedBy { condition, .. }
+            | Condition::Chain { condition, .. }
+            | Condition::Not(condition) => reaches_audit_events(condition),
+            Condition::Any(alternatives) => alternatives.iter().any(reaches_audit_events),
+            _ => false,
+        }
+    }
+    let refused = |why: String| DomainError::invalid(Issue::error(IssueCode::NotSupported, why));
+    if request.resource_type == ResourceType::AuditEvent {
+        if let Some(why) = request.filter.conditions.iter().find_map(termin_store::audit_condition_unsupported) {
+            return Err(refused(why));
+        }
+        let sortable = |key: &termin_store::SortKey| match &key.param {
+            termin_store::SortParam::Id => true,
+            termin_store::SortParam::Indexed { param, .. } => matches!(param.as_str(), "date" | "_lastUpdated"),
+            termin_store::SortParam::Distance { .. } => false,
+        };
+        if !request.sort.iter().all(sortable) {
+            return Err(refused("AuditEvents sort by _id, date or _lastUpdated only".to_owned()));
+        }
+    } else if request.filter.conditions.iter().any(reaches_audit_events) {
+        return Err(refused("AuditEvents cannot be searched through _has or a chain from another type".to_owned()));
+    }
+    Ok(())
 }

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use std::sync::{Arc, Mutex};
 use termin_fhir::ResourceType;
 use termin_store::{
-    AppointmentId, Condition, DomainEvent, Filter, HistoryPage, HistoryRequest, IndexEntries, NewVersion,
+    AppointmentId, AuditEntry, Condition, DomainEvent, Filter, HistoryPage, HistoryRequest, IndexEntries, NewVersion,
     RequestContext, ResourceStore, ResourceVersion, SearchPage, SearchRequest, SlotHold, SlotId, StoreError,
     StoreResult, WriteTx,
 };
@@ -182,6 +182,10 @@ impl WriteTx for ProbeTx {
     async fn write(&mut self, new: NewVersion) -> StoreResult<()> {
         self.probe.read(format!("write {}/{}", new.version.resource_type, new.version.id));
         self.inner.write(new).await
+    }
+
+    async fn append_audit(&mut self, entries: Arc<[AuditEntry]>) -> StoreResult<()> {
+        self.inner.append_audit(entries).await
     }
 
     async fn write_all(&mut self, versions: Vec<NewVersion>) -> StoreResult<()> {

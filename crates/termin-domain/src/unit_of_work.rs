@@ -478,10 +478,11 @@ impl UnitOfWork {
         let someone = self.caller.context().principal != termin_store::Principal::System;
         let always = self.audit_always;
         let records = std::mem::take(&mut self.earlier_audits).into_iter().chain(self.audit.take());
-        for record in records.filter(|r| someone && (always || r.concerns_patients())) {
-            let event = audit_event(self.search, &self.caller, &record, self.began)?;
-            self.tx.write(event).await?;
-        }
+        let events = records
+            .filter(|r| someone && (always || r.concerns_patients()))
+            .map(|record| audit_event(self.search, &self.caller, &record, self.began))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.tx.append_audit(events.into()).await?;
         Ok(self.tx.commit().await?)
     }
 }

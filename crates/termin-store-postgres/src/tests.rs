@@ -135,7 +135,7 @@ async fn nodes_starting_together_migrate_once() {
     }
     let applied: i64 =
         sqlx::query_scalar("SELECT count(*) FROM termin_schema_version").fetch_one(&db.store.pool).await.unwrap();
-    assert_eq!(applied, 8, "each of the eight migrations once");
+    assert_eq!(applied, 9, "each of the nine migrations once");
     db.close().await;
 }
 
@@ -318,5 +318,22 @@ async fn readiness_fails_when_the_database_is_gone() {
     database.drop_database().await.unwrap();
     let err = db.store.ping().await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    db.close().await;
+}
+
+/// The audit3 migration moves the AuditEvents stored as resources to the audit trail's tables.
+#[tokio::test]
+async fn audit_events_stored_as_resources_move_to_their_own_tables() {
+    let Some(db) = Scratch::open().await else { return };
+    write_committed(&db.store, termin_store_sql::conformance::stored_audit_event()).await;
+    // Back to the schema before the migration, with the event stored as a resource.
+    for statement in
+        ["DROP TABLE audit_event", "DROP TABLE audit_event_link", "DELETE FROM termin_schema_version WHERE version = 9"]
+    {
+        sqlx::query(statement).execute(&db.store.pool).await.unwrap();
+    }
+    let store = db.second_store().await;
+    termin_store_sql::conformance::stored_audit_events_were_moved(&store).await;
+    store.pool.close().await;
     db.close().await;
 }

@@ -8,10 +8,11 @@ use jiff::Timestamp;
 use termin_fhir::ResourceType;
 use termin_fhir::geo::{Near, Point};
 use termin_store::{
-    AppointmentId, ChangeKind, Comparison, Condition, DateIndex, DomainEvent, Filter, HistoryRequest, Include,
-    IndexEntries, IndexKind, Keyset, MailOutcome, MailStore, NewVersion, OutgoingMail, PositionIndex, RangeEnd,
-    RangePoint, RangeTest, ReferenceIndex, ReferenceMatch, RequestContext, ResourceStore, ResourceVersion, SearchPage,
-    SearchRequest, SlotHold, SlotId, SortKey, SortParam, StoreError, SystemMatch, TokenIndex, TokenMatch, TypeHistory,
+    AppointmentId, AuditEntry, AuditLink, AuditRole, ChangeKind, Comparison, Condition, DateIndex, DomainEvent, Filter,
+    HistoryRequest, Include, IndexEntries, IndexKind, Keyset, MailOutcome, MailStore, NewVersion, OutgoingMail,
+    PositionIndex, RangeEnd, RangePoint, RangeTest, ReferenceIndex, ReferenceMatch, RequestContext, ResourceStore,
+    ResourceVersion, SearchPage, SearchRequest, SlotHold, SlotId, SortKey, SortParam, StoreError, SystemMatch,
+    TokenIndex, TokenMatch, TypeHistory,
 };
 
 /// A store on an empty database, for one test.
@@ -29,7 +30,7 @@ pub trait Fixture: Sized {
 #[macro_export]
 macro_rules! store_conformance {
     ($fixture:ty) => {
-        $crate::store_conformance!(@cases $fixture; history_pages_newest_first, versions_stay_readable, a_version_is_written_once, new_resources_are_appended_at_once, a_resource_may_index_many_rows, holds_are_placed_renewed_listed_and_released, a_slot_is_booked_once, many_are_written_and_read_at_once, outbox_events_follow_their_append_order, overlapping_periods_are_found, writes_are_visible_after_commit_only, token_conditions_match_system_and_code, keyset_pages_follow_the_sort_both_ways, chains_references_dates_and_has, token_rows_hold_only_inside_their_validity_window, includes_follow_references_and_iterate, absolute_references_are_local_only_under_the_server_base, the_index_can_be_rebuilt_resource_by_resource, backwards_cursor_from_the_first_row_finds_nothing_before, driven_searches_page_in_sort_order, reference_and_date_searches_page_through_the_projection, identifier_references_are_resolved_for_the_projection, positions_are_found_near_a_point_nearest_first);
+        $crate::store_conformance!(@cases $fixture; history_pages_newest_first, versions_stay_readable, a_version_is_written_once, audit_events_are_appended_read_and_searched, a_resource_may_index_many_rows, holds_are_placed_renewed_listed_and_released, a_slot_is_booked_once, many_are_written_and_read_at_once, outbox_events_follow_their_append_order, overlapping_periods_are_found, writes_are_visible_after_commit_only, token_conditions_match_system_and_code, keyset_pages_follow_the_sort_both_ways, chains_references_dates_and_has, token_rows_hold_only_inside_their_validity_window, includes_follow_references_and_iterate, absolute_references_are_local_only_under_the_server_base, the_index_can_be_rebuilt_resource_by_resource, backwards_cursor_from_the_first_row_finds_nothing_before, driven_searches_page_in_sort_order, reference_and_date_searches_page_through_the_projection, identifier_references_are_resolved_for_the_projection, positions_are_found_near_a_point_nearest_first);
     };
     (@cases $fixture:ty; $($case:ident),*) => {
         $(
@@ -258,34 +259,213 @@ pub async fn a_version_is_written_once(store: &dyn ResourceStore) {
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
 }
 
-/// Versions appended together are current, in the history, indexed, and more of them than one
-/// statement could bind; an id taken already fails the unit of work and writes none of them.
-pub async fn new_resources_are_appended_at_once(store: &dyn ResourceStore) {
-    let appended: Vec<NewVersion> = (0..3000).map(|i| patient(&format!("a{i}"), 1, Some(&format!("id-{i}")))).collect();
+/// An AuditEvent of the audit trail's own table, recorded at `recorded`, naming `links`.
+fn audit_entry(id: &str, recorded: &str, action: &str, links: &[(AuditRole, &str)]) -> AuditEntry {
+    let recorded = at(recorded);
+    let low = recorded.as_microsecond();
+    AuditEntry {
+        id: id.into(),
+        recorded,
+        recorded_range: (low, low + 1000),
+        action: action.into(),
+        outcome: "0".into(),
+        code: "read".into(),
+        links: links
+            .iter()
+            .map(|(role, target)| match target.split_once('/') {
+                Some((target_type, target_id)) => {
+                    AuditLink { role: *role, target_type: Some(target_type.into()), target_id: target_id.into() }
+                }
+                None => AuditLink { role: *role, target_type: None, target_id: (*target).into() },
+            })
+            .collect(),
+        body: format!(r#"{{"resourceType":"AuditEvent","id":"{id}"}}"#),
+    }
+}
+
+/// AuditEvents appended in batches of any size (fixed-size statements) are read by id, found by
+/// patient, entity, agent, action and date, through a chain to what they name, paged, and
+/// swept past their retention; a taken id fails the unit of work and appends none of its batch.
+pub async fn audit_events_are_appended_read_and_searched(store: &dyn ResourceStore) {
+    use AuditRole::{Agent, Entity, Patient};
+    let mut events: Vec<AuditEntry> = (0..150)
+        .map(|i| audit_entry(&format!("e{i:03}"), "2026-12-01T10:00:00Z", "R", &[(Patient, "Patient/p1")]))
+        .collect();
+    events.push(audit_entry(
+        "x1",
+        "2026-12-02T10:00:00.123Z",
+        "D",
+        &[(Patient, "Patient/p2"), (Entity, "Appointment/a2"), (Agent, "Practitioner/doc"), (Agent, "user-7")],
+    ));
+    events.push(audit_entry("x2", "2026-12-03T10:00:00Z", "R", &[(Patient, "Patient/p1"), (Patient, "Patient/p2")]));
     let mut tx = store.begin_write(&ctx()).await.unwrap();
-    tx.append(appended.into()).await.unwrap();
+    tx.append_audit(events.into()).await.unwrap();
     tx.commit().await.unwrap();
-    let current = store.read_current(&ctx(), ResourceType::Patient, "a2999").await.unwrap().unwrap();
-    assert_eq!(current.version, 1);
-    let first = store.read_version(&ctx(), ResourceType::Patient, "a0", 1).await.unwrap().unwrap();
-    assert_eq!(first.body, patient("a0", 1, None).version.body);
-    let by_identifier = request(
-        ResourceType::Patient,
-        vec![Condition::TokenAny {
-            param: "identifier".into(),
-            alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some("id-2999".into()) }],
+    write_all(store, vec![version(ResourceType::Appointment, "a2", IndexEntries::default())]).await;
+
+    let read = store.read_current(&ctx(), ResourceType::AuditEvent, "x1").await.unwrap().unwrap();
+    assert_eq!((read.version, read.body.as_deref()), (1, Some(r#"{"resourceType":"AuditEvent","id":"x1"}"#)));
+    assert_eq!(read.last_updated, at("2026-12-02T10:00:00.123Z"));
+    assert_eq!(store.read_version(&ctx(), ResourceType::AuditEvent, "x1", 1).await.unwrap(), Some(read));
+    assert!(store.read_current(&ctx(), ResourceType::AuditEvent, "nope").await.unwrap().is_none());
+
+    let search = |conditions: Vec<Condition>| async move {
+        let mut request = request(ResourceType::AuditEvent, conditions);
+        request.count = 500;
+        ids(&store.search(&ctx(), &request).await.unwrap())
+    };
+    let local = |param: &str, target_type: Option<&str>, id: &str| Condition::ReferenceAny {
+        param: param.into(),
+        alternatives: vec![ReferenceMatch::Local {
+            target_type: target_type.map(str::to_owned),
+            id: id.into(),
+            version: None,
         }],
-    );
-    assert_eq!(ids(&store.search(&ctx(), &by_identifier).await.unwrap()), ["a2999"]);
+    };
+    let action = |code: &str| Condition::TokenAny {
+        param: "action".into(),
+        alternatives: vec![TokenMatch { system: SystemMatch::Any, code: Some(code.into()) }],
+    };
+    assert_eq!(search(vec![local("patient", None, "p2")]).await, ["x1", "x2"]);
+    assert_eq!(search(vec![local("patient", None, "p2"), action("D")]).await, ["x1"]);
+    assert_eq!(search(vec![local("patient", None, "p1")]).await.len(), 151);
+    assert_eq!(search(vec![local("entity", Some("Appointment"), "a2")]).await, ["x1"]);
+    assert_eq!(search(vec![local("entity", None, "p2")]).await, ["x1", "x2"]);
+    assert_eq!(search(vec![local("agent", Some("Practitioner"), "doc")]).await, ["x1"]);
+    let by_identifier = Condition::ReferenceAny {
+        param: "agent".into(),
+        alternatives: vec![ReferenceMatch::Identifier { system: SystemMatch::Any, value: "user-7".into() }],
+    };
+    assert_eq!(search(vec![by_identifier]).await, ["x1"]);
+    assert!(search(vec![local("agent", None, "user-7")]).await.is_empty(), "an identifier is no reference");
+    let recorded = |comparison, end, instant: &str| Condition::RangeAny {
+        param: "date".into(),
+        kind: IndexKind::Date,
+        alternatives: vec![RangeTest::Bound { end, comparison, point: RangePoint::Instant(Some(at(instant))) }],
+    };
+    assert_eq!(search(vec![recorded(Comparison::Greater, RangeEnd::High, "2026-12-02T00:00:00Z")]).await, ["x1", "x2"]);
+    assert_eq!(search(vec![recorded(Comparison::Less, RangeEnd::Low, "2026-12-01T11:00:00Z")]).await.len(), 150);
+    let chained = Condition::Chain {
+        param: "entity".into(),
+        target_type: ResourceType::Appointment,
+        condition: Box::new(Condition::IdIn(vec!["a2".into()])),
+    };
+    assert_eq!(search(vec![chained]).await, ["x1"]);
+    assert_eq!(search(vec![Condition::Not(Box::new(action("R")))]).await, ["x1"]);
+
+    // Newest first, in pages.
+    let mut newest = request(ResourceType::AuditEvent, Vec::new());
+    newest.sort =
+        vec![SortKey { param: SortParam::Indexed { param: "date".into(), kind: IndexKind::Date }, descending: true }];
+    newest.count = 100;
+    let first = store.search(&ctx(), &newest).await.unwrap();
+    assert_eq!(first.total, Some(152));
+    assert_eq!(ids(&first)[..2], ["x2", "x1"]);
+    newest.page = first.next.clone();
+    let second = store.search(&ctx(), &newest).await.unwrap();
+    assert_eq!(second.matches.len(), 52);
+    assert!(second.next.is_none());
 
     let mut tx = store.begin_write(&ctx()).await.unwrap();
-    let again = tx.append(vec![patient("fresh", 1, None), patient("a7", 1, None)].into()).await;
+    let again = tx
+        .append_audit(
+            vec![
+                audit_entry("fresh", "2026-12-04T00:00:00Z", "R", &[]),
+                audit_entry("x2", "2026-12-04T00:00:00Z", "R", &[]),
+            ]
+            .into(),
+        )
+        .await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
     drop(tx);
-    assert!(store.read_current(&ctx(), ResourceType::Patient, "fresh").await.unwrap().is_none());
+    assert!(store.read_current(&ctx(), ResourceType::AuditEvent, "fresh").await.unwrap().is_none());
+
     let mut tx = store.begin_write(&ctx()).await.unwrap();
-    let later = tx.append(vec![patient("a8", 2, None)].into()).await;
-    assert!(later.is_err(), "only first versions are appended: {later:?}");
+    let swept = tx.purge_older_than(ResourceType::AuditEvent, at("2026-12-02T00:00:00Z"), 1000).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(swept.len(), 150);
+    assert_eq!(search(vec![local("patient", None, "p1")]).await, ["x2"]);
+}
+
+/// An AuditEvent as it was stored before the audit trail had tables of its own: a resource,
+/// its history and its index rows (what the audit3 migration moves to those tables).
+pub fn stored_audit_event() -> NewVersion {
+    let body = r#"{"resourceType":"AuditEvent","id":"old-1","action":"D","recorded":"2026-12-01T10:00:00.000Z"}"#;
+    let mut agent = reference("agent", "Practitioner/doc", None);
+    agent.identifier_value = Some("user-7".into());
+    let index = IndexEntries {
+        tokens: vec![
+            TokenIndex::code("action", None, "D"),
+            TokenIndex::code("outcome", Some(termin_store::AUDIT_OUTCOME_SYSTEM.into()), "0"),
+            TokenIndex::code("code", Some(termin_store::AUDIT_CODE_SYSTEM.into()), "delete"),
+        ],
+        dates: vec![date("date", "2026-12-01T10:00:00Z", "2026-12-01T10:00:00.001Z")],
+        references: vec![
+            reference("patient", "Patient/p1", None),
+            reference("entity", "Patient/p1", None),
+            reference("entity", "Appointment/a1", None),
+            agent,
+        ],
+        ..IndexEntries::default()
+    };
+    let mut event = version(ResourceType::AuditEvent, "old-1", index);
+    event.version.body = Some(body.into());
+    event.version.last_updated = at("2026-12-01T10:00:00Z");
+    event
+}
+
+/// After the audit3 migration, [`stored_audit_event`] is read and found from the audit trail's
+/// own tables, and nothing of it is left among the resources.
+pub async fn stored_audit_events_were_moved(store: &dyn ResourceStore) {
+    let moved = store.read_current(&ctx(), ResourceType::AuditEvent, "old-1").await.unwrap().unwrap();
+    assert_eq!(moved.body, stored_audit_event().version.body);
+    assert_eq!((moved.version, moved.last_updated), (1, at("2026-12-01T10:00:00Z")));
+    let found = |condition: Condition| async move {
+        ids(&store.search(&ctx(), &request(ResourceType::AuditEvent, vec![condition])).await.unwrap())
+    };
+    let local = |param: &str, target: &str| {
+        let (target_type, id) = target.split_once('/').unwrap();
+        Condition::ReferenceAny {
+            param: param.into(),
+            alternatives: vec![ReferenceMatch::Local {
+                target_type: Some(target_type.into()),
+                id: id.into(),
+                version: None,
+            }],
+        }
+    };
+    assert_eq!(found(local("patient", "Patient/p1")).await, ["old-1"]);
+    assert_eq!(found(local("entity", "Appointment/a1")).await, ["old-1"]);
+    assert_eq!(found(local("agent", "Practitioner/doc")).await, ["old-1"]);
+    let by_identifier = Condition::ReferenceAny {
+        param: "agent".into(),
+        alternatives: vec![ReferenceMatch::Identifier { system: SystemMatch::Any, value: "user-7".into() }],
+    };
+    assert_eq!(found(by_identifier).await, ["old-1"]);
+    let deleted = Condition::TokenAny {
+        param: "action".into(),
+        alternatives: vec![TokenMatch { system: SystemMatch::None, code: Some("D".into()) }],
+    };
+    assert_eq!(found(deleted).await, ["old-1"]);
+    let on_the_day = Condition::RangeAny {
+        param: "date".into(),
+        kind: IndexKind::Date,
+        alternatives: vec![RangeTest::All(vec![
+            RangeTest::Bound {
+                end: RangeEnd::Low,
+                comparison: Comparison::GreaterOrEqual,
+                point: RangePoint::Instant(Some(at("2026-12-01T00:00:00Z"))),
+            },
+            RangeTest::Bound {
+                end: RangeEnd::High,
+                comparison: Comparison::LessOrEqual,
+                point: RangePoint::Instant(Some(at("2026-12-02T00:00:00Z"))),
+            },
+        ])],
+    };
+    assert_eq!(found(on_the_day).await, ["old-1"]);
+    let history = HistoryRequest::of_type(ResourceType::AuditEvent, None, 10);
+    assert_eq!(store.history(&ctx(), &history).await.unwrap().total, 0, "no resource rows are left");
 }
 
 /// More index rows than one statement could bind on either backend.

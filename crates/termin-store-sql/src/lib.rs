@@ -17,6 +17,7 @@
 //! statements on the connection they hand in. Depends on the storage port (`termin-store`) and
 //! sqlx; never on a backend crate, the domain or HTTP.
 
+mod audit;
 mod builder;
 pub mod conformance;
 mod index;

@@ -62,6 +62,9 @@ pub mod shared {
     pub const SEARCH_REFERENCE_DATE: &str = include_str!("../migrations/search_reference_date.sql");
     /// The e-mail queue's index and its outbox cursor.
     pub const MAIL_QUEUE: &str = include_str!("../migrations/mail_queue.sql");
+    /// The audit trail's own tables, continued: the moved events' links, their indexes, and
+    /// the removal of the AuditEvents stored as resources.
+    pub const AUDIT3_EVENTS: &str = include_str!("../migrations/audit3_events.sql");
 
     /// The script a `-- shared: NAME` line names (its file name without `.sql`).
     pub fn named(name: &str) -> Option<&'static str> {
@@ -70,6 +73,7 @@ pub mod shared {
             "search_indexes" => Some(SEARCH_INDEXES),
             "search_reference_date" => Some(SEARCH_REFERENCE_DATE),
             "mail_queue" => Some(MAIL_QUEUE),
+            "audit3_events" => Some(AUDIT3_EVENTS),
             _ => None,
         }
     }

@@ -7,6 +7,10 @@
 //! of scanning the type. Without such a condition the type is walked in sort order and the probes
 //! stop as soon as a page is full.
 
+mod audit;
+
+pub(crate) use audit::push_roles;
+
 use crate::{Dialect, PushValue, Statement};
 use jiff::{RoundMode, TimestampRound, Unit};
 use std::marker::PhantomData;
@@ -264,6 +268,9 @@ impl<'f, D: Dialect> SearchSql<'f, D> {
 
     /// The complete query over the current resources of `resource_type`.
     pub fn build(&mut self, resource_type: ResourceType, select: &Select<'_>) -> Statement<D> {
+        if resource_type == ResourceType::AuditEvent {
+            return self.build_audit(select);
+        }
         let conditions = &self.filter.conditions;
         let driver = choose_driver(conditions);
         // A driver made of index rows yields only current resources (a deletion removes its
@@ -962,11 +969,16 @@ fn push_prefix<D: Dialect>(q: &mut Statement<D>, column: &str, prefix: &str) {
 }
 
 fn push_range<D: Dialect>(q: &mut Statement<D>, alias: &str, test: &RangeTest) {
+    push_range_of(q, (&format!("{alias}.low"), &format!("{alias}.high")), test);
+}
+
+/// [`push_range`] on the range whose ends are the columns `low` and `high`.
+fn push_range_of<D: Dialect>(q: &mut Statement<D>, (low, high): (&str, &str), test: &RangeTest) {
     match test {
         RangeTest::Bound { end, comparison, point } => {
             let column = match end {
-                RangeEnd::Low => "low",
-                RangeEnd::High => "high",
+                RangeEnd::Low => low,
+                RangeEnd::High => high,
             };
             let operator = match comparison {
                 Comparison::Less => "<",
@@ -974,7 +986,7 @@ fn push_range<D: Dialect>(q: &mut Statement<D>, alias: &str, test: &RangeTest) {
                 Comparison::Greater => ">",
                 Comparison::GreaterOrEqual => ">=",
             };
-            q.push(format!("{alias}.{column} {operator} "));
+            q.push(format!("{column} {operator} "));
             match point {
                 RangePoint::Instant(instant) => q.push_value(micros(*instant, i64::MAX)),
                 RangePoint::Number(number) => q.push_value(*number),
@@ -987,13 +999,13 @@ fn push_range<D: Dialect>(q: &mut Statement<D>, alias: &str, test: &RangeTest) {
                 if i > 0 {
                     q.push(joiner);
                 }
-                push_range(q, alias, inner);
+                push_range_of(q, (low, high), inner);
             }
             q.push(")");
         }
         RangeTest::Not(inner) => {
             q.push("NOT ");
-            push_range(q, alias, inner);
+            push_range_of(q, (low, high), inner);
         }
     }
 }

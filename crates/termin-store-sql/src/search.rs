@@ -2,7 +2,8 @@
 //! steps and statements are the same on either backend; only the dialect differs.
 
 use crate::Statement;
-use crate::query::{IdentifierReference, MAX_IDENTIFIED_TARGETS, SearchSql, Select, push_list};
+use crate::audit::AUDIT_VERSION_COLUMNS;
+use crate::query::{IdentifierReference, MAX_IDENTIFIED_TARGETS, SearchSql, Select, push_list, push_roles};
 use crate::{Dialect, PushValue, Reader, SqlResult, Sqlx, decode_version_from};
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -225,6 +226,23 @@ fn referenced<D: Dialect>(spec: &Include, from: &[Key], server_base: Option<&str
     if ids.is_empty() {
         return None;
     }
+    if spec.source_type == ResourceType::AuditEvent {
+        // What the events name, from their link rows (agents known by identifier are no
+        // resources).
+        let mut q = D::builder(
+            "SELECT DISTINCT x.target_type, x.target_id FROM audit_event_link x WHERE x.target_type <> '' AND x.event_id IN (",
+        );
+        push_list(&mut q, ids);
+        q.push(")");
+        if let Some(param) = &spec.param {
+            q.push(" AND ");
+            push_roles(&mut q, "x", param);
+        }
+        if let Some(target) = spec.target_type {
+            q.push(" AND x.target_type = ").push_value(target.as_str());
+        }
+        return Some(q);
+    }
     let mut q = D::builder("SELECT DISTINCT x.target_type, x.target_id FROM search_reference x WHERE x.res_type = ");
     q.push_value(spec.source_type.as_str());
     q.push(" AND x.res_id IN (");
@@ -250,6 +268,20 @@ fn referencing<D: Dialect>(spec: &Include, to: &[Key], server_base: Option<&str>
             if ids.is_empty() {
                 return None;
             }
+            if spec.source_type == ResourceType::AuditEvent {
+                let mut q = D::builder(
+                    "SELECT DISTINCT 'AuditEvent' AS res_type, x.event_id FROM audit_event_link x WHERE x.target_type = ",
+                );
+                q.push_value(target_type.as_str());
+                q.push(" AND x.target_id IN (");
+                push_list(&mut q, ids);
+                q.push(")");
+                if let Some(param) = &spec.param {
+                    q.push(" AND ");
+                    push_roles(&mut q, "x", param);
+                }
+                return Some(q);
+            }
             let mut q =
                 D::builder("SELECT DISTINCT x.res_type, x.res_id FROM search_reference x WHERE x.target_type = ");
             q.push_value(target_type.as_str());
@@ -274,6 +306,12 @@ fn load<D: Dialect>(keys: &[Key]) -> Vec<Statement<D>> {
             let ids = ids_of(keys, resource_type);
             if ids.is_empty() {
                 return None;
+            }
+            if resource_type == ResourceType::AuditEvent {
+                let mut q = D::builder(format!("SELECT {AUDIT_VERSION_COLUMNS} FROM audit_event a WHERE a.id IN ("));
+                push_list(&mut q, ids);
+                q.push(") ORDER BY a.id");
+                return Some(q);
             }
             let mut q = D::builder(
                 "SELECT res_type, res_id, version, last_updated, body FROM resource WHERE body IS NOT NULL AND res_type = ",

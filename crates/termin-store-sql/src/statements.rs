@@ -23,8 +23,12 @@ fn integer(value: impl TryInto<i64>) -> i64 {
     value.try_into().unwrap_or(i64::MAX)
 }
 
-/// `SELECT` of the current version of one resource; a unit of work may append its lock clause.
+/// `SELECT` of the current version of one resource (an AuditEvent from its own table); a unit
+/// of work may append its lock clause.
 pub fn select_current<D: Dialect>(resource_type: ResourceType, id: &str) -> crate::Statement<D> {
+    if resource_type == ResourceType::AuditEvent {
+        return crate::audit::select_audit_event(id);
+    }
     let mut q = D::builder(format!("SELECT {VERSION_COLUMNS} FROM resource WHERE res_type = "));
     q.push_value(resource_type.as_str()).push(" AND res_id = ").push_value(id);
     q
@@ -72,6 +76,13 @@ pub async fn read_version<D: Dialect, R: Reader<D>>(
     id: &str,
     version: u64,
 ) -> SqlResult<Option<ResourceVersion>, D> {
+    if resource_type == ResourceType::AuditEvent {
+        // An AuditEvent has one version, never changed.
+        return match version {
+            1 => crate::audit::read_audit_event(conn, id).await,
+            _ => Ok(None),
+        };
+    }
     let mut q = D::builder(format!("SELECT {VERSION_COLUMNS} FROM resource_history WHERE res_type = "));
     q.push_value(resource_type.as_str())
         .push(" AND res_id = ")
@@ -136,7 +147,7 @@ async fn first_texts<D: Dialect, R: Reader<D>>(conn: &mut R, q: crate::Statement
 /// `INSERT` per table for every [`IDS_PER_STATEMENT`] of them: what slot generation writes per
 /// Schedule. A second writer of one of the versions gets [`StoreError::Conflict`].
 pub async fn write_versions<D: Dialect, W: Writer<D>>(conn: &mut W, versions: &[NewVersion]) -> SqlResult<(), D> {
-    insert_versions(conn, versions, CurrentRow::Replace).await?;
+    insert_versions(conn, versions).await?;
     // As in `write_version`: only a later version can find rows of an earlier one to clear.
     for new in versions.iter().filter(|new| new.version.version > 1) {
         for statement in crate::index::clear::<D>(new.version.resource_type.as_str(), &new.version.id) {
@@ -202,39 +213,10 @@ pub async fn write_version<D: Dialect, W: Writer<D>>(conn: &mut W, new: &NewVers
     }
 }
 
-/// Writes the first versions of new resources with one statement per table (and per
-/// [`IDS_PER_STATEMENT`]) for all of them: current rows, history entries, index rows. An id
-/// already taken gets [`StoreError::Conflict`].
-pub async fn append_versions<D: Dialect, W: Writer<D>>(conn: &mut W, versions: &[NewVersion]) -> SqlResult<(), D> {
-    if let Some(later) = versions.iter().find(|new| new.version.version != 1) {
-        let v = &later.version;
-        return Err(StoreError::Database(format!(
-            "{}/{} version {} is not a first version",
-            v.resource_type, v.id, v.version
-        ))
-        .into());
-    }
-    insert_versions(conn, versions, CurrentRow::MustBeNew).await?;
-    insert_indexes_of(conn, versions).await
-}
-
-/// What a bulk write does with a resource's existing current row.
-#[derive(Clone, Copy, PartialEq)]
-enum CurrentRow {
-    /// It is replaced: the write of a later version.
-    Replace,
-    /// There must be none: a taken id is a conflict.
-    MustBeNew,
-}
-
 /// The current rows and history entries of `versions`, one multi-row `INSERT` per table for
-/// every [`IDS_PER_STATEMENT`] of them. A history entry (or, with [`CurrentRow::MustBeNew`], a
-/// current row) that exists already is a [`StoreError::Conflict`]: another writer got there first.
-async fn insert_versions<D: Dialect, W: Writer<D>>(
-    conn: &mut W,
-    versions: &[NewVersion],
-    current: CurrentRow,
-) -> SqlResult<(), D> {
+/// every [`IDS_PER_STATEMENT`] of them; current rows are replaced. A history entry that exists
+/// already is a [`StoreError::Conflict`]: another writer got there first.
+async fn insert_versions<D: Dialect, W: Writer<D>>(conn: &mut W, versions: &[NewVersion]) -> SqlResult<(), D> {
     let mut rows = Vec::with_capacity(versions.len());
     for new in versions {
         let v = &new.version;
@@ -265,7 +247,7 @@ async fn insert_versions<D: Dialect, W: Writer<D>>(
                 }
                 q.push(", ").push_value(v.body.clone()).push(")");
             }
-            if !history && current == CurrentRow::Replace {
+            if !history {
                 q.push(
                     " ON CONFLICT (res_type, res_id) DO UPDATE SET \
                      version = excluded.version, last_updated = excluded.last_updated, body = excluded.body",
@@ -296,7 +278,7 @@ async fn insert_indexes_of<D: Dialect, W: Writer<D>>(conn: &mut W, versions: &[N
     crate::index::insert_indexes(conn, &indexed).await
 }
 
-fn is_unique_violation<D>(e: &Failure<D>) -> bool {
+pub(crate) fn is_unique_violation<D>(e: &Failure<D>) -> bool {
     matches!(e, Failure::Sql(sqlx::Error::Database(db), _) if db.is_unique_violation())
 }
 
@@ -522,6 +504,9 @@ pub async fn purge_older_than<D: Dialect, W: Writer<D>>(
     before: Timestamp,
     limit: usize,
 ) -> SqlResult<Vec<String>, D> {
+    if resource_type == ResourceType::AuditEvent {
+        return crate::audit::purge_audit_events(conn, before, limit).await;
+    }
     let res_type = resource_type.as_str();
     let mut old = D::builder("SELECT res_id FROM resource WHERE res_type = ");
     old.push_value(res_type)

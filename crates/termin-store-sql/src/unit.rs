@@ -9,8 +9,8 @@ use jiff::Timestamp;
 use std::sync::Arc;
 use termin_fhir::ResourceType;
 use termin_store::{
-    AppointmentId, DomainEvent, Filter, IndexEntries, NewVersion, ResourceVersion, SlotHold, SlotId, StoreResult,
-    WriteTx,
+    AppointmentId, AuditEntry, DomainEvent, Filter, IndexEntries, NewVersion, ResourceVersion, SlotHold, SlotId,
+    StoreResult, WriteTx,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +56,8 @@ pub enum Step {
     },
     SetFingerprint(String),
     Write(NewVersion),
-    Append(Arc<[NewVersion]>),
+    /// AuditEvents appended to the audit trail's own table.
+    AppendAudit(Arc<[AuditEntry]>),
     /// `Write` of several resources, in multi-row statements.
     WriteAll(Vec<NewVersion>),
     Hold(String),
@@ -175,8 +176,8 @@ pub async fn execute<D: Dialect, W: Writer<D>>(conn: &mut W, step: &Step) -> Sql
             crate::write_version::<D, W>(conn, new).await?;
             Seen::Done
         }
-        Step::Append(versions) => {
-            crate::append_versions::<D, W>(conn, versions).await?;
+        Step::AppendAudit(entries) => {
+            crate::audit::append_audit::<D, W>(conn, entries).await?;
             Seen::Done
         }
         Step::WriteAll(versions) => {
@@ -325,8 +326,11 @@ impl<U: UnitOfWork + 'static> WriteTx for Steps<U> {
         self.0.perform(Step::Write(new)).await.map(drop)
     }
 
-    async fn append(&mut self, versions: Arc<[NewVersion]>) -> StoreResult<()> {
-        self.0.perform(Step::Append(versions)).await.map(drop)
+    async fn append_audit(&mut self, entries: Arc<[AuditEntry]>) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.0.perform(Step::AppendAudit(entries)).await.map(drop)
     }
 
     async fn write_all(&mut self, versions: Vec<NewVersion>) -> StoreResult<()> {

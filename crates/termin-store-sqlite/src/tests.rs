@@ -57,3 +57,27 @@ async fn concurrent_units_of_work_are_serialized() {
     let current = store.read_current(&ctx(), ResourceType::Patient, "counter").await.unwrap().unwrap();
     assert_eq!(current.version, 10);
 }
+
+/// The audit3 migration moves the AuditEvents stored as resources to the audit trail's tables.
+#[tokio::test]
+async fn audit_events_stored_as_resources_move_to_their_own_tables() {
+    use sqlx::Connection;
+    let temporary = TemporaryStore::open().await.unwrap();
+    let mut tx = temporary.store.begin_write(&ctx()).await.unwrap();
+    tx.write(termin_store_sql::conformance::stored_audit_event()).await.unwrap();
+    tx.commit().await.unwrap();
+    let path = temporary.path();
+    // Back to the schema before the migration, with the event stored as a resource.
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    for statement in [
+        "DROP TABLE audit_event",
+        "DROP TABLE audit_event_link",
+        "DELETE FROM termin_schema_version WHERE version = 11",
+    ] {
+        sqlx::query(statement).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+    drop(temporary.store);
+    let store = SqliteStore::open(&path, 1).await.unwrap();
+    termin_store_sql::conformance::stored_audit_events_were_moved(&store).await;
+}

@@ -5,6 +5,7 @@
 //! state) and write in one atomic step. Backends live in their own crates; this crate knows
 //! no SQL (no sqlx) and, of the workspace, depends only on `termin-fhir`.
 
+mod audit;
 mod context;
 mod lease;
 mod mail;
@@ -12,6 +13,10 @@ mod notify;
 mod scope;
 mod search;
 
+pub use audit::{
+    AUDIT_ABSENT_PARAMS, AUDIT_CODE_SYSTEM, AUDIT_OUTCOME_SYSTEM, AUDIT_SEARCH_PARAMS, AuditEntry, AuditLink,
+    AuditRole, audit_condition_unsupported, audit_link_roles, audit_token_system,
+};
 pub use context::{
     COMPARTMENT_TYPES, ORGANISATION_TYPES, OrganisationReach, PatientReach, Principal, RequestContext, StaffMember,
     TokenPrincipal,
@@ -298,17 +303,11 @@ pub trait WriteTx: Send {
 
     async fn write(&mut self, new: NewVersion) -> StoreResult<()>;
 
-    /// Stores the first versions (version 1, ids no version has yet) of new resources, all at
-    /// once: the audit trail's batches, where a statement per table for the whole batch costs
-    /// a fraction of [`WriteTx::write`] per resource. A taken id fails the unit of work with
-    /// [`StoreError::Conflict`]. The versions are shared so that a caller can retry them in
-    /// another unit of work.
-    async fn append(&mut self, versions: Arc<[NewVersion]>) -> StoreResult<()> {
-        for new in versions.iter() {
-            self.write(new.clone()).await?;
-        }
-        Ok(())
-    }
+    /// Appends AuditEvents to the audit trail's own table (see [`AuditEntry`]): a write's event
+    /// in its unit of work, or a batch of the background writer. The entries are shared so
+    /// that a caller can retry them in another unit of work; a taken id is a
+    /// [`StoreError::Conflict`].
+    async fn append_audit(&mut self, entries: Arc<[AuditEntry]>) -> StoreResult<()>;
 
     /// [`WriteTx::write`] of each version in turn, in as few statements as the backend can:
     /// the bulk path of slot generation. The versions are of distinct resources.
@@ -373,8 +372,8 @@ pub trait WriteTx: Send {
     async fn append_event(&mut self, event: &DomainEvent) -> StoreResult<()>;
 
     /// Removes for good, with their history and index rows, at most `limit` resources of
-    /// `resource_type` last changed before `before` (the audit trail's retention); answers
-    /// their ids.
+    /// `resource_type` last changed before `before` (the audit trail's retention: AuditEvents
+    /// recorded before it, from their own table); answers their ids.
     async fn purge_older_than(
         &mut self,
         resource_type: ResourceType,

@@ -428,3 +428,82 @@ async fn system_searches_and_histories_are_audited_with_the_patients_returned() 
     assert_audited(&s, &admin, "system-search-mine", "R", "search-system", "user-pat-1", &["pat-1"]).await;
     assert_audited(&s, &admin, "system-history-all", "R", "history-system", "admin", &["pat-1", "pat-2"]).await;
 }
+
+/// AuditEvents are kept as compact records of their own (issue 14): searches by patient, date,
+/// agent and action and their combinations, paging, sorting by date, includes and reads by id
+/// are answered from them; a parameter they cannot answer is refused; and they stay read-only.
+#[tokio::test]
+async fn audit_events_are_searched_from_their_compact_records() {
+    let s = start(&[]).await;
+    let admin = bearer("admin", "system/*.cruds", None, None);
+    two_patients(&s, &admin).await;
+    let doctor = bearer("doc-1", "user/Patient.rs", None, Some("Practitioner/prac-1"));
+    for n in 0..3 {
+        let request_id = format!("doc-read-{n}");
+        call(&s, Method::GET, "Patient/pat-1", Some(&doctor), None, &request_id).await.expect_status(200);
+    }
+    call(&s, Method::GET, "Patient/pat-2", Some(&doctor), None, "doc-read-pat-2").await.expect_status(200);
+    call(&s, Method::GET, "Patient?_count=10", Some(&admin), None, "search-both").await.expect_status(200);
+    for request_id in ["doc-read-2", "doc-read-pat-2", "search-both"] {
+        assert_eq!(events_of(&s, &admin, request_id).await.len(), 1, "{request_id}");
+    }
+
+    let by = |query: &'static str| audit_events(&s, &admin, query);
+    let request_ids = |events: &[Value]| {
+        let mut ids: Vec<String> = events.iter().filter_map(request_id_of).map(str::to_owned).collect();
+        ids.sort();
+        ids
+    };
+    let combined = by("patient=pat-1&agent=Practitioner/prac-1&action=R&date=ge2020-01-01").await;
+    assert_eq!(request_ids(&combined), ["doc-read-0", "doc-read-1", "doc-read-2"]);
+    assert_eq!(by("agent:identifier=doc-1").await.len(), 4);
+    assert_eq!(request_ids(&by("patient=Patient/pat-2&agent=Practitioner/prac-1").await), ["doc-read-pat-2"]);
+    // An event naming several patients is found by each of them.
+    assert_eq!(request_ids(&by("patient=pat-2&code=search-type").await), ["search-both"]);
+    assert_eq!(request_ids(&by("patient=pat-1&code=search-type").await), ["search-both"]);
+    assert!(by("date=lt2000-01-01&agent=Practitioner/prac-1").await.is_empty());
+    assert_eq!(by("outcome=0&agent=Practitioner/prac-1&action=R,D").await.len(), 4);
+    assert!(by("agent=Practitioner/prac-1&action:not=R").await.is_empty());
+
+    // Newest first, one per page, through the next links.
+    let mut next = Some("AuditEvent?agent=Practitioner/prac-1&_sort=-date&_count=1".to_owned());
+    let mut recorded = Vec::new();
+    while let Some(path) = next {
+        let page = call(&s, Method::GET, &path, Some(&admin), None, "page").await.expect_status(200).json();
+        recorded.extend(entries(&page).iter().map(|e| e["resource"]["recorded"].as_str().unwrap().to_owned()));
+        next = link(&page, "next").map(|url| s.local(&url));
+        assert!(recorded.len() <= 4, "{recorded:?}");
+    }
+    assert_eq!(recorded.len(), 4);
+    assert!(recorded.windows(2).all(|w| w[0] >= w[1]), "{recorded:?}");
+
+    // The patients an event names, included; the event read by id as the search found it.
+    let path = "AuditEvent?patient=pat-2&agent=Practitioner/prac-1&_include=AuditEvent:patient";
+    let found = call(&s, Method::GET, path, Some(&admin), None, "include").await.expect_status(200).json();
+    let modes: Vec<(String, String)> = entries(&found)
+        .iter()
+        .map(|e| {
+            let resource = &e["resource"];
+            (e["search"]["mode"].as_str().unwrap().to_owned(), format!("{}", resource["resourceType"]))
+        })
+        .collect();
+    assert_eq!(modes.len(), 2, "{found:#}");
+    assert!(modes.contains(&("include".to_owned(), "\"Patient\"".to_owned())), "{modes:?}");
+    let event = entries(&found).into_iter().find(|e| e["search"]["mode"] == "match").unwrap()["resource"].clone();
+    let path = format!("AuditEvent/{}", event["id"].as_str().unwrap());
+    assert_eq!(call(&s, Method::GET, &path, Some(&admin), None, "by-id").await.expect_status(200).json(), event);
+    let version = format!("{path}/_history/1");
+    assert_eq!(call(&s, Method::GET, &version, Some(&admin), None, "vread").await.expect_status(200).json(), event);
+
+    // What the compact records cannot answer is refused, not answered wrongly.
+    for refused in ["AuditEvent?entity-role=1", "AuditEvent?_sort=action", "Patient?_has:AuditEvent:patient:action=R"] {
+        call(&s, Method::GET, refused, Some(&admin), None, "refused").await.outcome(400);
+    }
+
+    // Read-only: no update or delete.
+    let mut changed = event.clone();
+    changed["action"] = json!("D");
+    call(&s, Method::PUT, &path, Some(&admin), Some(&changed), "put").await.outcome(405);
+    call(&s, Method::DELETE, &path, Some(&admin), None, "delete").await.outcome(405);
+    assert_eq!(call(&s, Method::GET, &path, Some(&admin), None, "reread").await.expect_status(200).json(), event);
+}
