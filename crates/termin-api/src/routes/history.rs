@@ -2,7 +2,7 @@
 //! sequence over all types, so a system history pages across types in write order).
 
 use super::search::{page_size, page_url, paging_pairs};
-use super::{BaseUrl, resource_type, system_types};
+use super::{BaseUrl, TypeRequest, resource_type, system_types};
 use crate::SharedState;
 use crate::bundle;
 use crate::context::Ctx;
@@ -28,16 +28,9 @@ pub async fn instance_history(
     history(&state, &ctx, Scope::Instance(resource_type, id), uri.query(), format, &base).await
 }
 
-pub async fn type_history(
-    State(state): State<SharedState>,
-    Ctx(ctx): Ctx,
-    Path(type_name): Path<String>,
-    OriginalUri(uri): OriginalUri,
-    format: ResponseFormat,
-    base: BaseUrl,
-) -> Result<FhirResponse, ApiError> {
-    let resource_type = resource_type(&type_name)?;
-    history(&state, &ctx, Scope::Type(resource_type), uri.query(), format, &base).await
+pub async fn type_history(on: TypeRequest) -> Result<FhirResponse, ApiError> {
+    let resource_type = on.resource_type()?;
+    history(&on.state, &on.ctx, Scope::Type(resource_type), on.uri.query(), on.format, &on.base).await
 }
 
 /// `GET [base]/_history`: the history of every type the caller may search (or of those named

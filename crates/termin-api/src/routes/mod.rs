@@ -11,9 +11,12 @@ pub mod system_search;
 pub mod type_level;
 
 use crate::SharedState;
+use crate::context::Ctx;
 use crate::error::ApiError;
-use axum::extract::FromRequestParts;
-use axum::http::{HeaderMap, header, request::Parts};
+use crate::format::ResponseFormat;
+use axum::extract::{FromRequestParts, OriginalUri, Path};
+use axum::http::{HeaderMap, Uri, header, request::Parts};
+use axum::response::{IntoResponse, Response};
 use termin_domain::Caller;
 use termin_fhir::{Issue, IssueCode, ResourceType};
 use termin_store::Permission;
@@ -26,6 +29,42 @@ pub fn resource_type(name: &str) -> Result<ResourceType, ApiError> {
             ResourceType::supported_list()
         ))
     })
+}
+
+/// A request on a resource type (`/fhir/{type}`, `/fhir/{type}/_search`, `/fhir/{type}/_history`):
+/// what the type-level handlers (search, create, conditional update and delete, type history)
+/// all take from it, extracted in the order of the lists they had (caller, path, URI, response
+/// format, base URL). The type is resolved by [`TypeRequest::resource_type`] in the handler, as
+/// before, so that a bad body of a create or conditional update is still answered first.
+pub struct TypeRequest {
+    pub state: SharedState,
+    pub ctx: Caller,
+    type_name: String,
+    /// The URI as the client sent it (before any nesting of routers).
+    pub uri: Uri,
+    pub format: ResponseFormat,
+    pub base: BaseUrl,
+}
+
+impl TypeRequest {
+    /// The `{type}` of the path; unknown types are 404 naming the served ones.
+    pub fn resource_type(&self) -> Result<ResourceType, ApiError> {
+        resource_type(&self.type_name)
+    }
+}
+
+impl FromRequestParts<SharedState> for TypeRequest {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
+        let Ok(Ctx(ctx)) = Ctx::from_request_parts(parts, state).await;
+        let Path(type_name) =
+            Path::<String>::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        let Ok(OriginalUri(uri)) = OriginalUri::from_request_parts(parts, state).await;
+        let format = ResponseFormat::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        let base = BaseUrl::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        Ok(TypeRequest { state: state.clone(), ctx, type_name, uri, format, base })
+    }
 }
 
 /// The types a system-level search or history covers. Named by `_type` (comma-separated),

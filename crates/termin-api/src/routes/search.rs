@@ -1,15 +1,14 @@
 //! Type-level search (`GET [type]?...`, `POST [type]/_search`) with keyset paging.
 
-use super::{BaseUrl, resource_type};
+use super::{BaseUrl, TypeRequest};
 use crate::SharedState;
 use crate::bundle::{self, SearchEntry, SearchMode};
-use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::format::{FhirResponse, ResponseFormat, read_limited};
 use crate::prefer::search_handling;
 use crate::query::{encode, query_pairs};
 use crate::summary;
-use axum::extract::{OriginalUri, Path, Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
 use termin_domain::Caller;
@@ -51,33 +50,18 @@ pub fn page_url(endpoint: &str, pairs: &[(String, String)], cursor: Option<Strin
     if all.is_empty() { endpoint.to_owned() } else { format!("{endpoint}?{}", encode(&all)) }
 }
 
-pub async fn search(
-    State(state): State<SharedState>,
-    Ctx(ctx): Ctx,
-    Path(type_name): Path<String>,
-    OriginalUri(uri): OriginalUri,
-    format: ResponseFormat,
-    base: BaseUrl,
-    headers: HeaderMap,
-) -> Result<FhirResponse, ApiError> {
-    let resource_type = resource_type(&type_name)?;
-    run(&state, &ctx, resource_type, owned_pairs(uri.query()), &headers, format, &base).await
+pub async fn search(on: TypeRequest, headers: HeaderMap) -> Result<FhirResponse, ApiError> {
+    let resource_type = on.resource_type()?;
+    let pairs = owned_pairs(on.uri.query());
+    run(&on.state, &on.ctx, resource_type, pairs, &headers, on.format, &on.base).await
 }
 
 /// `POST [type]/_search`: the parameters come form-encoded in the body (and possibly the URL).
-pub async fn search_post(
-    State(state): State<SharedState>,
-    Ctx(ctx): Ctx,
-    Path(type_name): Path<String>,
-    OriginalUri(uri): OriginalUri,
-    format: ResponseFormat,
-    base: BaseUrl,
-    request: Request,
-) -> Result<FhirResponse, ApiError> {
-    let resource_type = resource_type(&type_name)?;
+pub async fn search_post(on: TypeRequest, request: Request) -> Result<FhirResponse, ApiError> {
+    let resource_type = on.resource_type()?;
     let headers = request.headers().clone();
-    let pairs = search_post_pairs(&state, uri.query(), request).await?;
-    run(&state, &ctx, resource_type, pairs, &headers, format, &base).await
+    let pairs = search_post_pairs(&on.state, on.uri.query(), request).await?;
+    run(&on.state, &on.ctx, resource_type, pairs, &headers, on.format, &on.base).await
 }
 
 /// The parameters of a `POST .../_search`: the URL's, then the form-encoded body's (`415` for

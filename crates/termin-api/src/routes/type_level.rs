@@ -1,13 +1,10 @@
 //! Type-level writes: create (optionally conditional), conditional update and conditional delete.
 
 use super::instance::write_response;
-use super::{BaseUrl, if_match, resource_type};
-use crate::SharedState;
-use crate::context::Ctx;
+use super::{BaseUrl, TypeRequest, if_match};
 use crate::error::ApiError;
-use crate::format::{FhirBody, FhirResponse, ResponseFormat};
+use crate::format::{FhirBody, FhirResponse};
 use crate::query::{is_result_parameter, query_pairs};
-use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use termin_fhir::{Issue, IssueCode, ResourceType};
 use termin_search::SearchParameters;
@@ -41,17 +38,9 @@ pub fn criteria(
 /// Parameters of a create's URL that shape the response rather than the write.
 const CREATE_URL_PARAMS: [&str; 2] = ["_format", "_pretty"];
 
-pub async fn create(
-    State(state): State<SharedState>,
-    Ctx(ctx): Ctx,
-    Path(type_name): Path<String>,
-    OriginalUri(uri): OriginalUri,
-    format: ResponseFormat,
-    base: BaseUrl,
-    headers: HeaderMap,
-    FhirBody(body): FhirBody,
-) -> Result<FhirResponse, ApiError> {
-    let resource_type = resource_type(&type_name)?;
+pub async fn create(on: TypeRequest, headers: HeaderMap, FhirBody(body): FhirBody) -> Result<FhirResponse, ApiError> {
+    let resource_type = on.resource_type()?;
+    let TypeRequest { state, ctx, uri, format, base, .. } = on;
     refuse_criteria_in_url(resource_type, uri.query())?;
     let condition = match headers.get("if-none-exist") {
         None => None,
@@ -94,16 +83,12 @@ fn refuse_criteria_in_url(resource_type: ResourceType, query: Option<&str>) -> R
 }
 
 pub async fn conditional_update(
-    State(state): State<SharedState>,
-    Ctx(ctx): Ctx,
-    Path(type_name): Path<String>,
-    OriginalUri(uri): OriginalUri,
-    format: ResponseFormat,
-    base: BaseUrl,
+    on: TypeRequest,
     headers: HeaderMap,
     FhirBody(body): FhirBody,
 ) -> Result<FhirResponse, ApiError> {
-    let resource_type = resource_type(&type_name)?;
+    let resource_type = on.resource_type()?;
+    let TypeRequest { state, ctx, uri, format, base, .. } = on;
     let conditions =
         criteria(state.domain.search_parameters(), resource_type, uri.query(), "A conditional update", &base)?;
     let expected = if_match(&headers)?;
@@ -113,15 +98,9 @@ pub async fn conditional_update(
 
 /// `DELETE [type]?criteria`: deletes what matches, as many as `--conditional-delete` allows;
 /// 204 also when nothing matches (as deleting an absent id is).
-pub async fn conditional_delete(
-    State(state): State<SharedState>,
-    Ctx(ctx): Ctx,
-    Path(type_name): Path<String>,
-    OriginalUri(uri): OriginalUri,
-    format: ResponseFormat,
-    base: BaseUrl,
-) -> Result<FhirResponse, ApiError> {
-    let resource_type = resource_type(&type_name)?;
+pub async fn conditional_delete(on: TypeRequest) -> Result<FhirResponse, ApiError> {
+    let resource_type = on.resource_type()?;
+    let TypeRequest { state, ctx, uri, format, base, .. } = on;
     let conditions =
         criteria(state.domain.search_parameters(), resource_type, uri.query(), "A conditional delete", &base)?;
     state.domain.resources.conditional_delete(&ctx, resource_type, &conditions).await?;
