@@ -13,7 +13,9 @@
 //!   `contact.address.postalCode` start with it (`53` covers 5300–5399). The service's own
 //!   Organization matches when the service's `location`/`coverageArea` or that Organization is
 //!   a wanted place; a role matches when one of its `location`s or its `organization` is, and a
-//!   role naming neither inherits the service's match. Near a point (`near`) or a wanted
+//!   role naming neither inherits the service's match. These place references count when they
+//!   are relative (`Location/l1`), as the search index reads them: an absolute URL names a
+//!   resource of another server, even with the same id. Near a point (`near`) or a wanted
 //!   Location that has a `position`, every Location whose `position` lies within the radius
 //!   (great-circle distance) is a wanted place too;
 //! - time: wanted `Availability` values are expanded up to the horizon — `availability-until`
@@ -36,7 +38,7 @@ use crate::kernel::Kernel;
 use availability::Interval;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use termin_fhir::geo::{self as near, Near, Point};
 use termin_fhir::instant::format_instant;
@@ -183,6 +185,13 @@ fn local_targets<'a>(references: Vec<&'a Value>) -> impl Iterator<Item = (Resour
     })
 }
 
+/// The ids of the `target` resources on this server an element's References name: relative
+/// literal references only, as the search index (and so a search for the wanted places) sees
+/// them.
+fn local_references(resource: &Map<String, Value>, element: &str, target: ResourceType) -> Vec<String> {
+    local_targets(listed(resource, element)).filter(|(named, _)| *named == target).map(|(_, id)| id).collect()
+}
+
 fn active_only() -> Condition {
     Condition::Not(Box::new(Condition::TokenAny {
         param: "active".into(),
@@ -244,6 +253,64 @@ fn operator_schedule_links(service_id: &str) -> Vec<ScheduleLink> {
 
 /// A free slot: its start and id.
 type FreeSlot = (Timestamp, String);
+
+/// The wanted places as search conditions, for the searches to leave out services and roles
+/// elsewhere; only when they are few enough to name in one search (a near search or a wide zip
+/// area can want thousands, which are then checked in memory only).
+struct PlaceConditions {
+    locations: Vec<String>,
+    organizations: Vec<String>,
+}
+
+impl PlaceConditions {
+    fn of(places: &Places) -> Option<PlaceConditions> {
+        let sorted = |ids: &HashSet<String>| ids.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect();
+        (places.locations.len() + places.organizations.len() <= IDS_PER_SEARCH).then(|| PlaceConditions {
+            locations: sorted(&places.locations),
+            organizations: sorted(&places.organizations),
+        })
+    }
+
+    /// Any of the reference conditions that are not empty; `None` when all are.
+    fn any(conditions: impl IntoIterator<Item = Option<Condition>>) -> Option<Condition> {
+        let conditions: Vec<Condition> = conditions.into_iter().flatten().collect();
+        (!conditions.is_empty()).then_some(Condition::Any(conditions))
+    }
+
+    fn refer(param: &str, target: ResourceType, ids: &[String]) -> Option<Condition> {
+        (!ids.is_empty()).then(|| refers_to(param, target, ids))
+    }
+
+    /// A HealthcareService at a wanted place: its `location` or `coverageArea` is a wanted
+    /// Location, or its `providedBy` a wanted Organization.
+    fn service(&self) -> Option<Condition> {
+        Self::any([
+            Self::refer("location", ResourceType::Location, &self.locations),
+            Self::refer("coverage-area", ResourceType::Location, &self.locations),
+            Self::refer("organization", ResourceType::Organization, &self.organizations),
+        ])
+    }
+
+    /// Conditions for a PractitionerRole at a wanted place (`location` or `organization`), or
+    /// offering one of `services` (at a wanted place themselves, whose place a role naming none
+    /// inherits); a role meeting any of them may be at a wanted place.
+    fn role(&self, services: &[String]) -> Vec<Condition> {
+        [
+            Self::refer("location", ResourceType::Location, &self.locations),
+            Self::refer("organization", ResourceType::Organization, &self.organizations),
+            Self::refer("service", ResourceType::HealthcareService, services),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+/// A PractitionerRole found for a service, and its parsed body.
+struct RoleFound {
+    role: ResourceVersion,
+    body: Map<String, Value>,
+}
 
 /// A role offering a matching service at a wanted place.
 struct RoleCandidate {
@@ -726,7 +793,10 @@ impl ProviderService {
     }
 
     /// The roles of the services (and the services' own Organizations) that are at a wanted
-    /// place.
+    /// place. When the wanted places are few enough to name in a search, the searches ask for
+    /// the services at a wanted place and for the roles at one (or of such a service) only, so
+    /// that the roles and services elsewhere are neither read nor parsed; the rules below still
+    /// decide, the searches only leave out what they cannot match.
     async fn placed_providers(
         &self,
         ctx: &Caller,
@@ -741,23 +811,38 @@ impl ProviderService {
             }
         };
         let service_ids: Vec<String> = services.iter().map(|s| s.id.clone()).collect();
-        let mut roles_of = self.roles_offering(ctx, &service_ids).await?;
+        let searched = places.and_then(PlaceConditions::of);
+        let services_at_place = match &searched {
+            Some(conditions) => Some(self.services_at_place(ctx, &service_ids, conditions).await?),
+            None => None,
+        };
+        let mut roles_of =
+            self.roles_offering(ctx, &service_ids, searched.as_ref(), services_at_place.as_ref()).await?;
         let mut candidates = Vec::with_capacity(services.len());
         for service in services {
+            let roles_offered = roles_of.remove(&service.id).unwrap_or_default();
+            // Neither the service nor any of its roles is at a wanted place: no provider.
+            if roles_offered.is_empty() && services_at_place.as_ref().is_some_and(|at| !at.contains(&service.id)) {
+                continue;
+            }
             let service_body = body(&service);
-            let service_places: Vec<String> = references(&service_body, "location", ResourceType::Location)
+            let service_places: Vec<String> = local_references(&service_body, "location", ResourceType::Location)
                 .into_iter()
-                .chain(references(&service_body, "coverageArea", ResourceType::Location))
+                .chain(local_references(&service_body, "coverageArea", ResourceType::Location))
                 .collect();
-            let service_orgs = references(&service_body, "providedBy", ResourceType::Organization);
-            let service_in_place = in_place(&service_places, &service_orgs);
+            let service_in_place =
+                in_place(&service_places, &local_references(&service_body, "providedBy", ResourceType::Organization));
             let mut roles = Vec::new();
-            for role in roles_of.remove(&service.id).unwrap_or_default() {
-                let role_body = body(&role);
-                let role_places = references(&role_body, "location", ResourceType::Location);
+            for RoleFound { role, body: role_body } in roles_offered {
                 let organizations = references(&role_body, "organization", ResourceType::Organization);
-                let inherits = role_places.is_empty() && organizations.is_empty();
-                let place_ok = if inherits { service_in_place } else { in_place(&role_places, &organizations) };
+                let inherits =
+                    references(&role_body, "location", ResourceType::Location).is_empty() && organizations.is_empty();
+                let role_places = local_references(&role_body, "location", ResourceType::Location);
+                let place_ok = if inherits {
+                    service_in_place
+                } else {
+                    in_place(&role_places, &local_references(&role_body, "organization", ResourceType::Organization))
+                };
                 if place_ok {
                     let practitioners = references(&role_body, "practitioner", ResourceType::Practitioner);
                     let distance =
@@ -765,7 +850,7 @@ impl ProviderService {
                     roles.push(RoleCandidate { role, body: role_body, practitioners, organizations, distance });
                 }
             }
-            let operator = service_orgs
+            let operator = references(&service_body, "providedBy", ResourceType::Organization)
                 .into_iter()
                 .next()
                 .filter(|_| service_in_place)
@@ -775,22 +860,71 @@ impl ProviderService {
         Ok(candidates)
     }
 
-    /// The active PractitionerRoles offering each of these services, in id order.
+    /// Which of these services are at a wanted place by their own `location`, `coverageArea`
+    /// or `providedBy`, as the index sees them.
+    async fn services_at_place(
+        &self,
+        ctx: &Caller,
+        services: &[String],
+        places: &PlaceConditions,
+    ) -> Result<HashSet<String>, DomainError> {
+        let mut at_place = HashSet::new();
+        let Some(at_wanted_place) = places.service() else { return Ok(at_place) };
+        for chunk in services.chunks(IDS_PER_SEARCH) {
+            let conditions = vec![Condition::IdIn(chunk.to_vec()), at_wanted_place.clone()];
+            at_place.extend(
+                self.find_all(ctx, ResourceType::HealthcareService, conditions).await?.into_iter().map(|s| s.id),
+            );
+        }
+        Ok(at_place)
+    }
+
+    /// The active PractitionerRoles offering each of these services, in id order, each body
+    /// parsed once. With place conditions, only the roles at a wanted place and the roles of
+    /// `services_at_place` (which may inherit their service's place).
     async fn roles_offering(
         &self,
         ctx: &Caller,
         services: &[String],
-    ) -> Result<HashMap<String, Vec<ResourceVersion>>, DomainError> {
-        let mut roles_of: HashMap<String, Vec<ResourceVersion>> = HashMap::new();
+        places: Option<&PlaceConditions>,
+        services_at_place: Option<&HashSet<String>>,
+    ) -> Result<HashMap<String, Vec<RoleFound>>, DomainError> {
+        let mut roles_of: HashMap<String, Vec<RoleFound>> = HashMap::new();
         for chunk in services.chunks(IDS_PER_SEARCH) {
             let offering = refers_to("service", ResourceType::HealthcareService, chunk);
-            for role in self.find_all(ctx, ResourceType::PractitionerRole, vec![offering, active_only()]).await? {
-                let offered: BTreeSet<String> = local_targets(listed(&body(&role), "healthcareService"))
+            let found = match places {
+                None => self.find_all(ctx, ResourceType::PractitionerRole, vec![offering, active_only()]).await?,
+                Some(places) => {
+                    let inheriting: Vec<String> = chunk
+                        .iter()
+                        .filter(|id| services_at_place.is_some_and(|at| at.contains(*id)))
+                        .cloned()
+                        .collect();
+                    // One search per kind of place, each led by its (short) list of wanted
+                    // places, so that its index drives it rather than the list of services.
+                    let mut found = BTreeMap::new();
+                    for leading in places.role(&inheriting) {
+                        let conditions = vec![leading, offering.clone(), active_only()];
+                        for role in self.find_all(ctx, ResourceType::PractitionerRole, conditions).await? {
+                            found.insert(role.id.clone(), role);
+                        }
+                    }
+                    found.into_values().collect()
+                }
+            };
+            for role in found {
+                let role_body = body(&role);
+                let offered: BTreeSet<String> = local_targets(listed(&role_body, "healthcareService"))
                     .filter(|(target, id)| *target == ResourceType::HealthcareService && chunk.contains(id))
                     .map(|(_, id)| id)
                     .collect();
-                for service in offered {
-                    roles_of.entry(service).or_default().push(role.clone());
+                let offered: Vec<String> = offered.into_iter().collect();
+                if let Some((last, others)) = offered.split_last() {
+                    for service in others {
+                        let found = RoleFound { role: role.clone(), body: role_body.clone() };
+                        roles_of.entry(service.clone()).or_default().push(found);
+                    }
+                    roles_of.entry(last.clone()).or_default().push(RoleFound { role, body: role_body });
                 }
             }
         }

@@ -212,6 +212,47 @@ async fn each_service_gets_its_own_providers_and_earliest_slots() {
     assert!(mondays.services.is_empty(), "{:?}", labels(&mondays));
 }
 
+/// A role at a wanted place is found although its service is elsewhere; a role naming no place
+/// inherits its service's (also by `coverageArea`); an absolute reference names another
+/// server's Location, even with a wanted id.
+#[tokio::test]
+async fn roles_and_services_are_placed_by_their_local_references() {
+    let w = World::new().await;
+    w.put(organization("org-far", "1010")).await;
+    w.put(json!({"resourceType": "Location", "id": "loc-53", "address": {"postalCode": "5310"}})).await;
+    w.put(physio_service("elsewhere", "Elsewhere", "org-far")).await;
+    let mut covered = physio_service("covered", "Covered", "org-far");
+    covered["coverageArea"] = json!([{"reference": "Location/loc-53"}]);
+    w.put(covered).await;
+    let tuesdays = json!([{"availableTime": [{"daysOfWeek": ["tue"],
+        "availableStartTime": "08:00:00", "availableEndTime": "12:00:00"}]}]);
+    for (id, service, location) in [
+        ("r-here", "elsewhere", Some("Location/loc-53")),
+        ("r-absolute", "elsewhere", Some("https://elsewhere.example/fhir/Location/loc-53")),
+        ("r-inherits-far", "elsewhere", None),
+        ("r-inherits-covered", "covered", None),
+    ] {
+        let mut role = json!({"resourceType": "PractitionerRole", "id": id, "active": true,
+            "healthcareService": [{"reference": format!("HealthcareService/{service}")}], "availability": tuesdays});
+        if let Some(location) = location {
+            role["location"] = json!([{"reference": location}]);
+        }
+        w.put(role).await;
+    }
+
+    let answer = w.find(&["tue"]).await;
+    assert_eq!(
+        labels(&answer),
+        [
+            (
+                "covered".to_owned(),
+                vec!["Organization/org-far".to_owned(), "PractitionerRole/r-inherits-covered".into()]
+            ),
+            ("elsewhere".to_owned(), vec!["PractitionerRole/r-here".to_owned()]),
+        ]
+    );
+}
+
 /// A held slot is not free; once the hold expires it is, before any sweeper has run.
 #[tokio::test]
 async fn a_slot_whose_hold_expired_counts_as_free() {
