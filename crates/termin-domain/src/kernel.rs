@@ -352,8 +352,9 @@ impl Kernel {
     /// domain clock's now. A caller confined to a patient's compartment finds only what is in
     /// it, also through chains, `_has` and `_include`/`_revinclude`.
     pub(crate) async fn search(&self, ctx: &Caller, request: &SearchRequest) -> Result<SearchPage, DomainError> {
-        audit_search_supported(request)?;
         let mut request = request.clone();
+        request.filter.conditions.iter_mut().for_each(skip_audit_targets_of_untyped_chains);
+        audit_search_supported(&request)?;
         let server_base = request.filter.server_base.take();
         request.filter = self.confined(ctx, request.resource_type, Permission::Search, &request.filter.conditions)?;
         // Absolute references under the server's own base match as local ones.
@@ -467,6 +468,29 @@ impl Kernel {
         let written = new.version.clone();
         tx.write(new, Some(written_body)).await?;
         Ok(WriteOutcome::new(status, written))
+    }
+}
+
+/// A chain without a type modifier (`supporting-info._id=x`) stands for one alternative per
+/// served type the parameter may refer to; the AuditEvent alternative is dropped when others
+/// remain, since AuditEvents are kept apart from other resources and cannot be reached by a
+/// chain. A chain to AuditEvents alone, or named with `:AuditEvent`, stays and is refused.
+fn skip_audit_targets_of_untyped_chains(condition: &mut Condition) {
+    match condition {
+        Condition::Any(alternatives) => {
+            let untyped_chain = alternatives.len() > 1
+                && alternatives.iter().all(|alternative| matches!(alternative, Condition::Chain { .. }));
+            if untyped_chain {
+                alternatives.retain(|alternative| {
+                    !matches!(alternative, Condition::Chain { target_type: ResourceType::AuditEvent, .. })
+                });
+            }
+            alternatives.iter_mut().for_each(skip_audit_targets_of_untyped_chains);
+        }
+        Condition::ReferencedBy { condition, .. } | Condition::Chain { condition, .. } | Condition::Not(condition) => {
+            skip_audit_targets_of_untyped_chains(condition)
+        }
+        _ => {}
     }
 }
 
